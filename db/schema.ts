@@ -1,0 +1,327 @@
+/**
+ * The bridge's SQLite schema (drizzle). Table and column names are dialect-neutral on purpose so that a
+ * PostgreSQL schema (db/schema.pg.ts, later) can mirror it column for column:
+ * - ids are text (uuid or prefixed random ids), never autoincrement except for append-only logs;
+ * - timestamps are integer epoch milliseconds (bigint on PostgreSQL);
+ * - JSON documents are text holding JSON (jsonb on PostgreSQL).
+ *
+ * Every tenant-owned row carries directory_id or organization_id, and every query filters on it
+ * (DESIGN.md §6, invariant 5).
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/** One customer: an Auth0 Organization. */
+export const organizations = sqliteTable(
+  "organizations",
+  {
+    id: text("id").primaryKey(),
+    /** Auth0 organization `name`: lowercase letters, digits, `-`, `_`. */
+    slug: text("slug").notNull(),
+    displayName: text("display_name").notNull(),
+    /** "isolated" | "shared" (DESIGN.md §3). */
+    userModel: text("user_model").notNull(),
+    /** Auth0 connection name the organization's users live in. */
+    connection: text("connection").notNull(),
+    /** Auth0 organization id (org_…) once created or adopted by the sync engine. */
+    auth0OrgId: text("auth0_org_id"),
+    /** Active mapping version (mapping_versions.version); null until one is applied. */
+    activeMappingVersion: integer("active_mapping_version"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [uniqueIndex("organizations_slug_uq").on(t.slug)],
+);
+
+/** One SCIM client (IdP) pushing into an organization. */
+export const directories = sqliteTable(
+  "directories",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("directories_org_idx").on(t.organizationId)],
+);
+
+/** SCIM bearer tokens: SHA-256 of the secret only, at most two active per directory (enforced in code). */
+export const scimTokens = sqliteTable(
+  "scim_tokens",
+  {
+    id: text("id").primaryKey(),
+    directoryId: text("directory_id")
+      .notNull()
+      .references(() => directories.id, { onDelete: "cascade" }),
+    /** hex SHA-256 of the raw token. */
+    tokenHash: text("token_hash").notNull(),
+    /** Last four characters, so that people can tell tokens apart without the secret. */
+    hint: text("hint").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at"),
+    revokedAt: integer("revoked_at"),
+    lastUsedAt: integer("last_used_at"),
+  },
+  (t) => [uniqueIndex("scim_tokens_hash_uq").on(t.tokenHash), index("scim_tokens_dir_idx").on(t.directoryId)],
+);
+
+/**
+ * SCIM users as the IdP pushed them (source of truth). `resource` holds the whole SCIM document
+ * except id and meta; the other columns are extracted copies for filtering, sorting and uniqueness.
+ * A DELETE sets deleted_at (a tombstone the sync engine needs to deprovision); SCIM then answers 404.
+ */
+export const users = sqliteTable(
+  "users",
+  {
+    id: text("id").primaryKey(),
+    directoryId: text("directory_id")
+      .notNull()
+      .references(() => directories.id, { onDelete: "cascade" }),
+    userName: text("user_name").notNull(),
+    /** lower(userName): RFC 7643 declares userName caseExact=false. */
+    userNameLower: text("user_name_lower").notNull(),
+    externalId: text("external_id"),
+    displayName: text("display_name"),
+    active: integer("active", { mode: "boolean" }).notNull(),
+    resource: text("resource").notNull(),
+    /** meta.version: bumped on every change; the ETag is W/"<version>". */
+    version: integer("version").notNull(),
+    createdAt: integer("created_at").notNull(),
+    modifiedAt: integer("modified_at").notNull(),
+    deletedAt: integer("deleted_at"),
+  },
+  (t) => [
+    // Unique among live users only, so that a deleted userName can be created again.
+    uniqueIndex("users_dir_username_uq").on(t.directoryId, t.userNameLower).where(sql`deleted_at IS NULL`),
+    index("users_dir_external_idx").on(t.directoryId, t.externalId),
+    index("users_dir_display_idx").on(t.directoryId, t.displayName),
+    index("users_dir_modified_idx").on(t.directoryId, t.modifiedAt),
+    index("users_dir_created_idx").on(t.directoryId, t.createdAt, t.id),
+  ],
+);
+
+/** emails[].value of each live user, lower-cased, so that `emails.value eq` and `emails[type eq "work"].value eq` run on an index. */
+export const userEmails = sqliteTable(
+  "user_emails",
+  {
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    directoryId: text("directory_id").notNull(),
+    position: integer("position").notNull(),
+    valueLower: text("value_lower").notNull(),
+    type: text("type"),
+    primary: integer("primary", { mode: "boolean" }).notNull().default(false),
+  },
+  (t) => [
+    primaryKey({ columns: [t.userId, t.position] }),
+    index("user_emails_dir_value_idx").on(t.directoryId, t.valueLower),
+  ],
+);
+
+export const groups = sqliteTable(
+  "groups",
+  {
+    id: text("id").primaryKey(),
+    directoryId: text("directory_id")
+      .notNull()
+      .references(() => directories.id, { onDelete: "cascade" }),
+    displayName: text("display_name").notNull(),
+    displayNameLower: text("display_name_lower").notNull(),
+    externalId: text("external_id"),
+    /** SCIM document except id, meta and members (members are rows of group_members). */
+    resource: text("resource").notNull(),
+    version: integer("version").notNull(),
+    memberCount: integer("member_count").notNull().default(0),
+    createdAt: integer("created_at").notNull(),
+    modifiedAt: integer("modified_at").notNull(),
+    deletedAt: integer("deleted_at"),
+  },
+  (t) => [
+    index("groups_dir_display_idx").on(t.directoryId, t.displayNameLower),
+    index("groups_dir_external_idx").on(t.directoryId, t.externalId),
+    index("groups_dir_modified_idx").on(t.directoryId, t.modifiedAt),
+    index("groups_dir_created_idx").on(t.directoryId, t.createdAt, t.id),
+  ],
+);
+
+/** One row per membership, so that changing one member of a 50,000-member group costs O(1) rows. */
+export const groupMembers = sqliteTable(
+  "group_members",
+  {
+    groupId: text("group_id")
+      .notNull()
+      .references(() => groups.id, { onDelete: "cascade" }),
+    memberId: text("member_id").notNull(),
+    directoryId: text("directory_id").notNull(),
+    /** "User" | "Group" */
+    memberType: text("member_type").notNull(),
+    display: text("display"),
+    addedAt: integer("added_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.memberId] }), index("group_members_member_idx").on(t.memberId)],
+);
+
+/** A block placed by a customer admin or operator; it wins over the IdP until released (DESIGN.md §3). */
+export const holds = sqliteTable(
+  "holds",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    directoryId: text("directory_id").notNull(),
+    userId: text("user_id").notNull(),
+    reason: text("reason").notNull(),
+    placedBy: text("placed_by").notNull(),
+    placedAt: integer("placed_at").notNull(),
+    releasedBy: text("released_by"),
+    releasedAt: integer("released_at"),
+  },
+  (t) => [index("holds_user_idx").on(t.userId), index("holds_org_idx").on(t.organizationId)],
+);
+
+/** Per-user applied state: what the bridge last wrote to Auth0 successfully, and the last error. */
+export const userSync = sqliteTable("user_sync", {
+  userId: text("user_id").primaryKey(),
+  directoryId: text("directory_id").notNull(),
+  organizationId: text("organization_id").notNull(),
+  auth0UserId: text("auth0_user_id"),
+  /** JSON of the applied Auth0 state (mapping's AppliedState). */
+  applied: text("applied"),
+  appliedAt: integer("applied_at"),
+  lastError: text("last_error"),
+  lastErrorAt: integer("last_error_at"),
+});
+
+/**
+ * Durable, level-triggered jobs ("reconcile user U"). At most one pending job per key: enqueueing
+ * again merges into it. A pending job whose key also has a running job waits (one job per key at a time).
+ */
+export const jobs = sqliteTable(
+  "jobs",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    organizationId: text("organization_id").notNull(),
+    directoryId: text("directory_id"),
+    /** "user" | "group" | "organization" | "drift" */
+    kind: text("kind").notNull(),
+    /** e.g. "user:<userId>"; jobs of one key run one at a time, in order. */
+    key: text("key").notNull(),
+    subjectId: text("subject_id").notNull(),
+    /** 0 = deprovision, 1 = provision, 2 = background (lower runs first). */
+    lane: integer("lane").notNull(),
+    /** "pending" | "running" | "done" | "dead" */
+    state: text("state").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    runAfter: integer("run_after").notNull(),
+    leaseOwner: text("lease_owner"),
+    leaseExpiresAt: integer("lease_expires_at"),
+    lastError: text("last_error"),
+    /** When the first not-yet-applied change behind this job was acknowledged (deprovision latency). */
+    firstEnqueuedAt: integer("first_enqueued_at").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("jobs_pending_key_uq").on(t.key).where(sql`state = 'pending'`),
+    index("jobs_claim_idx").on(t.state, t.lane, t.runAfter, t.id),
+    index("jobs_org_state_idx").on(t.organizationId, t.state),
+  ],
+);
+
+/** Append-only audit trail of every change by anyone. */
+export const auditEntries = sqliteTable(
+  "audit_entries",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    at: integer("at").notNull(),
+    /** "directory" | "operator" | "org_admin" | "system" */
+    actorType: text("actor_type").notNull(),
+    actorId: text("actor_id").notNull(),
+    organizationId: text("organization_id"),
+    directoryId: text("directory_id"),
+    action: text("action").notNull(),
+    targetType: text("target_type").notNull(),
+    targetId: text("target_id"),
+    /** JSON summaries, secrets removed. */
+    before: text("before"),
+    after: text("after"),
+    requestId: text("request_id"),
+  },
+  (t) => [index("audit_org_at_idx").on(t.organizationId, t.at)],
+);
+
+/** Every version of every organization's mapping is kept; organizations.active_mapping_version names the active one. */
+export const mappingVersions = sqliteTable(
+  "mapping_versions",
+  {
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    version: integer("version").notNull(),
+    /** JSON of the validated mapping document. */
+    document: text("document").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+    comment: text("comment"),
+  },
+  (t) => [primaryKey({ columns: [t.organizationId, t.version] })],
+);
+
+/** Admin API tokens (operator: every organization; org_admin: one). Hashed, shown once. */
+export const adminTokens = sqliteTable(
+  "admin_tokens",
+  {
+    id: text("id").primaryKey(),
+    tokenHash: text("token_hash").notNull(),
+    hint: text("hint").notNull(),
+    /** "operator" | "org_admin" */
+    scope: text("scope").notNull(),
+    organizationId: text("organization_id").references(() => organizations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at"),
+    revokedAt: integer("revoked_at"),
+    lastUsedAt: integer("last_used_at"),
+  },
+  (t) => [uniqueIndex("admin_tokens_hash_uq").on(t.tokenHash)],
+);
+
+/** The last SCIM requests per directory, for customers debugging their IdP setup (trimmed in code). */
+export const scimRequestLog = sqliteTable(
+  "scim_request_log",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    directoryId: text("directory_id").notNull(),
+    at: integer("at").notNull(),
+    method: text("method").notNull(),
+    path: text("path").notNull(),
+    status: integer("status").notNull(),
+    scimType: text("scim_type"),
+    detail: text("detail"),
+    requestId: text("request_id"),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (t) => [index("scim_request_log_dir_idx").on(t.directoryId, t.id)],
+);
+
+/** Mass-deprovision guard: irreversible operations paused per organization until an operator decides. */
+export const guardPauses = sqliteTable(
+  "guard_pauses",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    trippedAt: integer("tripped_at").notNull(),
+    reason: text("reason").notNull(),
+    /** "paused" | "approved" | "rejected" */
+    state: text("state").notNull(),
+    decidedBy: text("decided_by"),
+    decidedAt: integer("decided_at"),
+  },
+  (t) => [index("guard_pauses_org_idx").on(t.organizationId, t.state)],
+);

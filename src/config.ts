@@ -1,0 +1,74 @@
+/**
+ * Configuration, parsed once at start into a frozen object. This is the only module that reads
+ * process.env (through loadConfig's argument). Every problem is reported at once, naming the variables.
+ */
+
+export interface Auth0Config {
+  domain: string;
+  clientId: string;
+  clientSecret: string;
+  /** Origin that replaces https://{domain} (the emulator in tests and sandbox mode). */
+  managementUrl?: string;
+}
+
+export interface Config {
+  port: number;
+  publicUrl: string;
+  databaseUrl: string;
+  /** Absent: sandbox mode (emulator in-process). */
+  auth0?: Auth0Config;
+  /** Bootstrap operator token for the admin API. */
+  adminToken?: string;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+export function loadConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
+  const problems: string[] = [];
+
+  const portText = env.PORT ?? "8787";
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`PORT must be an integer from 0 to 65535 (got "${portText}")`);
+
+  const publicUrl = (env.PUBLIC_URL ?? `http://localhost:${portText}`).replace(/\/+$/, "");
+  try {
+    const u = new URL(publicUrl);
+    if (u.protocol !== "http:" && u.protocol !== "https:") problems.push("PUBLIC_URL must be an http(s) URL");
+  } catch {
+    problems.push(`PUBLIC_URL is not a URL (got "${publicUrl}")`);
+  }
+
+  const databaseUrl = env.DATABASE_URL ?? "sqlite:./data/bridge.db";
+  if (!databaseUrl.startsWith("sqlite:")) problems.push('DATABASE_URL must be "sqlite:<path>" (PostgreSQL is not supported yet)');
+
+  const auth0Vars = ["AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"] as const;
+  const present = auth0Vars.filter((k) => env[k]);
+  let auth0: Auth0Config | undefined;
+  if (present.length > 0 && present.length < auth0Vars.length) {
+    problems.push(`set all of ${auth0Vars.join(", ")} or none (sandbox mode); missing: ${auth0Vars.filter((k) => !env[k]).join(", ")}`);
+  } else if (present.length === auth0Vars.length) {
+    const domain = env.AUTH0_DOMAIN!;
+    if (/[/?#:]/.test(domain)) problems.push(`AUTH0_DOMAIN must be a bare host name such as tenant.eu.auth0.com (got "${domain}")`);
+    auth0 = { domain, clientId: env.AUTH0_CLIENT_ID!, clientSecret: env.AUTH0_CLIENT_SECRET! };
+    if (env.AUTH0_MANAGEMENT_URL) auth0.managementUrl = env.AUTH0_MANAGEMENT_URL.replace(/\/+$/, "");
+  } else if (env.AUTH0_MANAGEMENT_URL) {
+    problems.push("AUTH0_MANAGEMENT_URL needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET");
+  }
+
+  const logLevel = (env.LOG_LEVEL ?? "info") as Config["logLevel"];
+  if (!logLevels.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...logLevels].join(", ")}`);
+
+  const adminToken = env.BRIDGE_ADMIN_TOKEN || undefined;
+  if (adminToken !== undefined && adminToken.length < 32) problems.push("BRIDGE_ADMIN_TOKEN must be at least 32 characters");
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, logLevel });
+}

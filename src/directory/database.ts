@@ -1,0 +1,46 @@
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
+import { migrate } from "drizzle-orm/better-sqlite3/migrator";
+import * as schema from "../../db/schema.js";
+import { packageRoot } from "../paths.js";
+
+export type Db = BetterSQLite3Database<typeof schema>;
+/** A drizzle transaction handle; store functions take `Db | Tx` so callers can compose one transaction. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+export type DbOrTx = Db | Tx;
+
+export interface OpenDatabase {
+  db: Db;
+  sqlite: Database.Database;
+  close(): void;
+}
+
+/** Parses DATABASE_URL: `sqlite:<path>` or `sqlite::memory:`. */
+export function sqlitePathFromUrl(url: string): string {
+  if (!url.startsWith("sqlite:")) {
+    throw new Error(`DATABASE_URL must start with "sqlite:" (PostgreSQL is not supported yet); got "${url.split(":")[0]}:"`);
+  }
+  const path = url.slice("sqlite:".length);
+  if (path === "") throw new Error('DATABASE_URL "sqlite:" needs a path, e.g. sqlite:./data/bridge.db');
+  return path.startsWith("//") ? path.slice(2) : path;
+}
+
+/**
+ * Opens the database and applies pending migrations. Durability settings follow DESIGN.md §6
+ * invariant 1: WAL with synchronous=FULL, so an acknowledged SCIM write survives power loss.
+ */
+export function openDatabase(url: string): OpenDatabase {
+  const path = sqlitePathFromUrl(url);
+  if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
+  const sqlite = new Database(path);
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("synchronous = FULL");
+  sqlite.pragma("foreign_keys = ON");
+  // Concurrent processes (CLI beside a running server) wait instead of failing with SQLITE_BUSY.
+  sqlite.pragma("busy_timeout = 5000");
+  const db = drizzle(sqlite, { schema });
+  migrate(db, { migrationsFolder: join(packageRoot, "db", "migrations", "sqlite") });
+  return { db, sqlite, close: () => sqlite.close() };
+}

@@ -1,0 +1,30 @@
+/**
+ * Composition root and CLI entry: the only place that reads configuration, opens the database and
+ * builds clients. Commands live in src/cli/; each receives what it needs from here.
+ */
+import { Command } from "commander";
+import { loadConfig, ConfigError } from "./config.js";
+import { openDatabase } from "./directory/database.js";
+
+const program = new Command("scim-bridge")
+  .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
+  .showHelpAfterError();
+
+program
+  .command("migrate")
+  .description("apply pending database migrations to DATABASE_URL")
+  .action(() => {
+    const config = loadConfig(process.env);
+    const { close } = openDatabase(config.databaseUrl);
+    close();
+    console.log("migrations applied");
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(78); // EX_CONFIG
+  }
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+});
