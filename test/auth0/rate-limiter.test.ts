@@ -1,0 +1,59 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { RateLimiter, rateProfile } from "../../src/auth0/rate-limiter.js";
+
+/** Resolves every acquire in order and records the (fake) time at which each one was granted. */
+async function grantTimes(limiter: RateLimiter, calls: { lane: number; tag: string }[], advanceMs: number) {
+  const granted: { tag: string; at: number }[] = [];
+  for (const c of calls) void limiter.acquire("usersWrite", c.lane).then(() => granted.push({ tag: c.tag, at: Date.now() }));
+  await vi.advanceTimersByTimeAsync(advanceMs);
+  return granted;
+}
+
+describe("RateLimiter", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(1_000_000);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("keeps provisioning to the free plan's 2 requests per second", async () => {
+    const limiter = new RateLimiter(rateProfile("free"));
+    const granted = await grantTimes(limiter, Array.from({ length: 9 }, (_, i) => ({ lane: 1, tag: `p${i}` })), 10_000);
+    expect(granted).toHaveLength(9);
+    // The burst of 2 keeps one token back for deprovisioning, so only one goes at once; then 2/s.
+    const span = granted[8]!.at - granted[0]!.at;
+    expect(span).toBeGreaterThanOrEqual(3_900);
+    expect(span).toBeLessThanOrEqual(4_600);
+  });
+
+  it("serves a deprovision call before a queued provisioning backlog", async () => {
+    const limiter = new RateLimiter(rateProfile("free"));
+    const calls = Array.from({ length: 6 }, (_, i) => ({ lane: 1, tag: `p${i}` }));
+    calls.push({ lane: 0, tag: "deprovision" });
+    const granted = await grantTimes(limiter, calls, 10_000);
+    const order = granted.map((g) => g.tag);
+    // The first provision call took a token at once; the deprovision call uses the reserved one next.
+    expect(order.indexOf("deprovision")).toBeLessThanOrEqual(1);
+    expect(granted.find((g) => g.tag === "deprovision")!.at - 1_000_000).toBeLessThan(100);
+  });
+
+  it("pauses a bucket after a 429 until x-ratelimit-reset", async () => {
+    const limiter = new RateLimiter(rateProfile("enterprise"));
+    const reset = Math.ceil((Date.now() + 3_000) / 1000);
+    limiter.observe("usersWrite", 429, new Headers({ "x-ratelimit-limit": "50", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }));
+    const granted = await grantTimes(limiter, [{ lane: 0, tag: "after429" }], 5_000);
+    expect(granted).toHaveLength(1);
+    expect(granted[0]!.at).toBeGreaterThanOrEqual(reset * 1000);
+    expect(limiter.rateLimitedResponses).toBe(1);
+  });
+
+  it("lowers its estimate to the server's x-ratelimit-remaining", async () => {
+    const limiter = new RateLimiter(rateProfile("enterprise"));
+    limiter.observe("usersWrite", 200, new Headers({ "x-ratelimit-limit": "50", "x-ratelimit-remaining": "3", "x-ratelimit-reset": "0" }));
+    const global = limiter.snapshot().find((b) => b.name === "global")!;
+    expect(global.tokens).toBeLessThanOrEqual(3);
+    // Reserve is 10 of 50: a provisioning call must now wait for refill (16/s) to 11 tokens.
+    const granted = await grantTimes(limiter, [{ lane: 1, tag: "p" }], 2_000);
+    expect(granted[0]!.at - 1_000_000).toBeGreaterThanOrEqual(400);
+  });
+});
