@@ -229,6 +229,8 @@ export const jobs = sqliteTable(
     uniqueIndex("jobs_pending_key_uq").on(t.key).where(sql`state = 'pending'`),
     index("jobs_claim_idx").on(t.state, t.lane, t.runAfter, t.id),
     index("jobs_org_state_idx").on(t.organizationId, t.state),
+    // Claiming skips keys that already have a running job (one job per user at a time).
+    index("jobs_key_state_idx").on(t.key, t.state),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX `jobs_key_state_idx` ON `jobs` (`key`,`state`);
