@@ -1,0 +1,268 @@
+import { randomUUID } from "node:crypto";
+import { and, eq, inArray, lt, sql } from "drizzle-orm";
+import { jobs } from "../../db/schema.js";
+import type { Db } from "../directory/database.js";
+import { Lane, type JobKind } from "./queue.js";
+
+export type JobRow = typeof jobs.$inferSelect;
+
+/** What a handler reports. Throwing is the same as { status: "retry" } with the error's message. */
+export type JobOutcome =
+  | { status: "done" }
+  /** Transient: try again after backoff, not before retryAt. */
+  | { status: "retry"; reason: string; retryAt?: number }
+  /** Retrying cannot help: the job goes to dead with this reason. */
+  | { status: "dead"; reason: string };
+
+export type JobHandler = (job: JobRow, signal: AbortSignal) => Promise<JobOutcome>;
+
+export interface WorkerEvents {
+  onOutcome?(job: JobRow, outcome: JobOutcome, durationMs: number): void;
+}
+
+export interface WorkerOptions {
+  db: Db;
+  handlers: Partial<Record<JobKind, JobHandler>>;
+  /** Jobs in flight at once (Auth0 calls of different users overlap; one job per key at a time). */
+  concurrency?: number;
+  /** A crashed worker's jobs are taken over after this (DESIGN: resume within 60 s of a restart). */
+  leaseMs?: number;
+  pollMs?: number;
+  /** Attempts before a provisioning/background job goes to dead; deprovisioning retries transient errors for ever. */
+  maxAttempts?: number;
+  events?: WorkerEvents;
+  now?: () => number;
+  random?: () => number;
+}
+
+/**
+ * Backoff with full jitter (reliability-and-security.md §2.3): base 1 s, capped at 60 s for
+ * deprovisioning and 15 min otherwise.
+ */
+export function backoffMs(attempt: number, lane: number, random: () => number = Math.random): number {
+  const cap = lane === Lane.deprovision ? 60_000 : 15 * 60_000;
+  const ceiling = Math.min(cap, 1000 * 2 ** Math.min(attempt, 20));
+  return Math.floor(random() * ceiling);
+}
+
+/**
+ * Claims jobs by lane (deprovision, provision, background), runs them through per-kind handlers and
+ * records the outcome. Leases expire, so a killed worker's jobs are picked up again by the next one.
+ */
+export class Worker {
+  readonly owner = `worker-${randomUUID()}`;
+  private readonly inFlight = new Map<number, { job: JobRow; controller: AbortController; done: Promise<void> }>();
+  private readonly concurrency: number;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private readonly maxAttempts: number;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  private ticking = false;
+  private tickAgain = false;
+  /** Time of the last completed poll; /readyz reports the worker dead when this goes stale. */
+  lastTickAt = 0;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.concurrency = options.concurrency ?? 16;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.pollMs = options.pollMs ?? 50;
+    this.maxAttempts = options.maxAttempts ?? 12;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.pollTimer = setInterval(() => this.notify(), this.pollMs);
+    this.heartbeatTimer = setInterval(() => this.renewLeases(), Math.max(1000, this.leaseMs / 3));
+    this.notify();
+  }
+
+  /** Wakes the worker now (called after a SCIM write enqueued a job). */
+  notify(): void {
+    if (!this.running) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.ticking = true;
+    try {
+      do {
+        this.tickAgain = false;
+        this.tick();
+      } while (this.tickAgain && this.running);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  get activeJobs(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * Graceful stop: claims nothing more, lets the jobs in flight finish their current Auth0 call
+   * (handlers see the abort signal between calls), then releases the leases of unfinished jobs so
+   * that the next start takes them at once instead of waiting for expiry.
+   */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.running = false;
+    clearInterval(this.pollTimer);
+    clearInterval(this.heartbeatTimer);
+    for (const f of this.inFlight.values()) f.controller.abort();
+    const all = Promise.all([...this.inFlight.values()].map((f) => f.done));
+    await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    // Jobs still stuck in a call after the timeout: release them too; their late outcome is ignored.
+    this.releaseLeases([...this.inFlight.keys()]);
+  }
+
+  /** Hands jobs back to pending without counting an attempt (merging with a newer pending job of the same key). */
+  private releaseLeases(ids: number[]): void {
+    if (ids.length === 0) return;
+    const t = this.now();
+    this.options.db.transaction((tx) => {
+      const held = tx
+        .select()
+        .from(jobs)
+        .where(and(inArray(jobs.id, ids), eq(jobs.state, "running"), eq(jobs.leaseOwner, this.owner)))
+        .all();
+      for (const job of held) this.requeue(tx, job, { runAfter: t, lastError: job.lastError, attempts: job.attempts });
+    });
+  }
+
+  private tick(): void {
+    const t = this.now();
+    this.lastTickAt = t;
+    this.recoverExpiredLeases(t);
+    const free = this.concurrency - this.inFlight.size;
+    if (free <= 0) return;
+    for (const job of this.claim(free, t)) this.run(job);
+  }
+
+  /** Expired leases of crashed workers go back to pending, merging into a pending job of the same key. */
+  private recoverExpiredLeases(t: number): void {
+    const { db } = this.options;
+    db.transaction((tx) => {
+      const expired = tx
+        .select()
+        .from(jobs)
+        .where(and(eq(jobs.state, "running"), lt(jobs.leaseExpiresAt, t)))
+        .all();
+      for (const job of expired) this.requeue(tx, job, { runAfter: t, lastError: job.lastError, attempts: job.attempts });
+    });
+  }
+
+  private claim(limit: number, t: number): JobRow[] {
+    const { db } = this.options;
+    return db.transaction((tx) => {
+      const candidates = tx.all<{ id: number }>(sql`
+        SELECT j.id FROM jobs j
+        WHERE j.state = 'pending' AND j.run_after <= ${t}
+          AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+        ORDER BY j.lane, j.run_after, j.id
+        LIMIT ${limit}`);
+      if (candidates.length === 0) return [];
+      return tx
+        .update(jobs)
+        .set({ state: "running", leaseOwner: this.owner, leaseExpiresAt: t + this.leaseMs, updatedAt: t })
+        .where(inArray(jobs.id, candidates.map((c) => c.id)))
+        .returning()
+        .all()
+        .sort((a, b) => a.lane - b.lane || a.runAfter - b.runAfter || a.id - b.id);
+    });
+  }
+
+  private renewLeases(): void {
+    if (this.inFlight.size === 0) return;
+    const t = this.now();
+    this.options.db
+      .update(jobs)
+      .set({ leaseExpiresAt: t + this.leaseMs })
+      .where(and(inArray(jobs.id, [...this.inFlight.keys()]), eq(jobs.leaseOwner, this.owner)))
+      .run();
+  }
+
+  private run(job: JobRow): void {
+    const controller = new AbortController();
+    const started = this.now();
+    const handler = this.options.handlers[job.kind as JobKind];
+    const done = (async () => {
+      let outcome: JobOutcome;
+      try {
+        outcome = handler ? await handler(job, controller.signal) : { status: "dead", reason: `no handler for job kind "${job.kind}"` };
+      } catch (err) {
+        outcome = { status: "retry", reason: err instanceof Error ? err.message : String(err) };
+      }
+      // Interrupted by stop(): hand the job back untouched (no attempt counted) for the next start.
+      if (controller.signal.aborted && outcome.status !== "done") {
+        this.releaseLeases([job.id]);
+        return;
+      }
+      this.finish(job, outcome);
+      this.options.events?.onOutcome?.(job, outcome, this.now() - started);
+    })().finally(() => {
+      this.inFlight.delete(job.id);
+      if (this.running) setImmediate(() => this.notify());
+    });
+    this.inFlight.set(job.id, { job, controller, done });
+  }
+
+  private finish(job: JobRow, outcome: JobOutcome): void {
+    const { db } = this.options;
+    const t = this.now();
+    db.transaction((tx) => {
+      // Another worker took the job over after our lease expired: its outcome wins.
+      const current = tx.select().from(jobs).where(eq(jobs.id, job.id)).get();
+      if (!current || current.state !== "running" || current.leaseOwner !== this.owner) return;
+      if (outcome.status === "done") {
+        tx.update(jobs).set({ state: "done", leaseOwner: null, leaseExpiresAt: null, lastError: null, updatedAt: t }).where(eq(jobs.id, job.id)).run();
+        return;
+      }
+      const attempts = current.attempts + 1;
+      const exhausted = current.lane !== Lane.deprovision && attempts >= this.maxAttempts;
+      if (outcome.status === "dead" || exhausted) {
+        const reason = outcome.status === "dead" ? outcome.reason : `gave up after ${attempts} attempts: ${outcome.reason}`;
+        tx.update(jobs).set({ state: "dead", attempts, leaseOwner: null, leaseExpiresAt: null, lastError: reason, updatedAt: t }).where(eq(jobs.id, job.id)).run();
+        return;
+      }
+      const runAfter = Math.max(t + backoffMs(attempts, current.lane, this.random), outcome.retryAt ?? 0);
+      this.requeue(tx, current, { runAfter, lastError: outcome.reason, attempts });
+    });
+  }
+
+  /**
+   * Puts a job back to pending. If a newer pending job for the same key exists (the IdP changed the
+   * user again meanwhile), the two merge: jobs are level-triggered, so one reconcile covers both.
+   */
+  private requeue(
+    tx: Parameters<Parameters<Db["transaction"]>[0]>[0],
+    job: JobRow,
+    next: { runAfter: number; lastError: string | null; attempts: number },
+  ): void {
+    const t = this.now();
+    const pending = tx.select().from(jobs).where(and(eq(jobs.key, job.key), eq(jobs.state, "pending"))).get();
+    if (pending) {
+      tx.update(jobs)
+        .set({
+          lane: Math.min(pending.lane, job.lane),
+          firstEnqueuedAt: Math.min(pending.firstEnqueuedAt, job.firstEnqueuedAt),
+          attempts: next.attempts,
+          lastError: next.lastError,
+          updatedAt: t,
+        })
+        .where(eq(jobs.id, pending.id))
+        .run();
+      tx.delete(jobs).where(eq(jobs.id, job.id)).run();
+      return;
+    }
+    tx.update(jobs)
+      .set({ state: "pending", attempts: next.attempts, runAfter: next.runAfter, lastError: next.lastError, leaseOwner: null, leaseExpiresAt: null, updatedAt: t })
+      .where(eq(jobs.id, job.id))
+      .run();
+  }
+}

@@ -1,0 +1,173 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { eq } from "drizzle-orm";
+import { jobs } from "../../db/schema.js";
+import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { Worker, backoffMs, type JobHandler, type JobRow } from "../../src/sync/worker.js";
+
+let opened: OpenDatabase[] = [];
+let workers: Worker[] = [];
+afterEach(async () => {
+  for (const w of workers) await w.stop(1000);
+  for (const o of opened) o.close();
+  opened = [];
+  workers = [];
+});
+
+function setup() {
+  const o = openDatabase("sqlite::memory:");
+  opened.push(o);
+  return o.db;
+}
+
+const enqueue = (db: ReturnType<typeof setup>, subjectId: string, lane: Lane, now?: number) =>
+  enqueueJob(db, { organizationId: "org1", kind: "user", subjectId, lane, now });
+
+function startWorker(db: ReturnType<typeof setup>, handler: JobHandler, extra: Partial<ConstructorParameters<typeof Worker>[0]> = {}) {
+  const w = new Worker({ db, handlers: { user: handler }, pollMs: 5, concurrency: 4, ...extra });
+  workers.push(w);
+  w.start();
+  return w;
+}
+
+async function until(cond: () => boolean, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const states = (db: ReturnType<typeof setup>) => db.select().from(jobs).all().map((j) => `${j.subjectId}:${j.state}`);
+
+describe("job queue and worker", () => {
+  it("merges pending jobs for the same user, keeping the most urgent lane", () => {
+    const db = setup();
+    enqueue(db, "u1", Lane.provision);
+    enqueue(db, "u1", Lane.deprovision);
+    enqueue(db, "u1", Lane.provision);
+    const rows = db.select().from(jobs).all();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.lane).toBe(Lane.deprovision);
+  });
+
+  it("runs the deprovision lane before a provisioning backlog", async () => {
+    const db = setup();
+    for (let i = 0; i < 20; i++) enqueue(db, `p${i}`, Lane.provision);
+    enqueue(db, "deprovision-me", Lane.deprovision);
+    const order: string[] = [];
+    startWorker(db, async (job) => {
+      order.push(job.subjectId);
+      return { status: "done" };
+    }, { concurrency: 1 });
+    await until(() => order.length === 21);
+    expect(order[0]).toBe("deprovision-me");
+  });
+
+  it("never runs two jobs of one user at once, and a change during a run is reconciled after it", async () => {
+    const db = setup();
+    enqueue(db, "u1", Lane.provision);
+    let concurrent = 0;
+    let maxConcurrent = 0;
+    let runs = 0;
+    startWorker(db, async () => {
+      concurrent++;
+      maxConcurrent = Math.max(maxConcurrent, concurrent);
+      runs++;
+      if (runs === 1) enqueue(db, "u1", Lane.provision); // the IdP changes the user mid-run
+      await new Promise((r) => setTimeout(r, 30));
+      concurrent--;
+      return { status: "done" };
+    });
+    await until(() => runs === 2 && states(db).every((s) => s.endsWith("done")));
+    expect(maxConcurrent).toBe(1);
+  });
+
+  it("retries transient failures with backoff, and sends provisioning jobs to dead after the attempt limit", async () => {
+    const db = setup();
+    enqueue(db, "flaky", Lane.provision);
+    enqueue(db, "broken", Lane.provision);
+    let flakyCalls = 0;
+    startWorker(db, async (job: JobRow) => {
+      if (job.subjectId === "flaky") return ++flakyCalls < 3 ? { status: "retry", reason: "Auth0 503" } : { status: "done" };
+      throw new Error("Auth0 unreachable");
+    }, { maxAttempts: 3, random: () => 0 });
+    await until(() => states(db).sort().join() === "broken:dead,flaky:done");
+    const broken = db.select().from(jobs).where(eq(jobs.subjectId, "broken")).get()!;
+    expect(broken.lastError).toContain("gave up after 3 attempts: Auth0 unreachable");
+    expect(flakyCalls).toBe(3);
+  });
+
+  it("keeps retrying a deprovision job instead of giving up", async () => {
+    const db = setup();
+    enqueue(db, "leaver", Lane.deprovision);
+    let calls = 0;
+    startWorker(db, async () => (++calls < 6 ? { status: "retry", reason: "Auth0 outage" } : { status: "done" }), { maxAttempts: 2, random: () => 0 });
+    await until(() => states(db).join() === "leaver:done");
+    expect(calls).toBe(6);
+  });
+
+  it("sends a job to dead at once on a fatal error, with the reason", async () => {
+    const db = setup();
+    enqueue(db, "bad", Lane.provision);
+    startWorker(db, async () => ({ status: "dead", reason: "Auth0 400 invalid_body: Payload validation failed" }));
+    await until(() => states(db).join() === "bad:dead");
+    expect(db.select().from(jobs).get()!.lastError).toMatch(/invalid_body/);
+  });
+
+  it("takes over the jobs of a crashed worker once their lease expires", async () => {
+    const db = setup();
+    enqueue(db, "orphan", Lane.deprovision);
+    // A worker that died mid-job: running, with a lease that has run out.
+    db.update(jobs).set({ state: "running", leaseOwner: "worker-that-died", leaseExpiresAt: Date.now() - 1 }).run();
+    const seen: string[] = [];
+    startWorker(db, async (job) => {
+      seen.push(job.subjectId);
+      return { status: "done" };
+    });
+    await until(() => states(db).join() === "orphan:done");
+    expect(seen).toEqual(["orphan"]);
+  });
+
+  it("releases its leases on a graceful stop so the next worker starts at once", async () => {
+    const db = setup();
+    enqueue(db, "slow", Lane.provision);
+    let started = false;
+    const w = startWorker(db, async (_job, signal) => {
+      started = true;
+      await new Promise((r) => signal.addEventListener("abort", r));
+      return { status: "retry", reason: "interrupted" };
+    });
+    await until(() => started);
+    await w.stop(1000);
+    const job = db.select().from(jobs).get()!;
+    expect(job.state).toBe("pending");
+    expect(job.leaseOwner).toBeNull();
+  });
+
+  it("caps backoff at 60 s for deprovisioning and grows it with attempts", () => {
+    expect(backoffMs(30, Lane.deprovision, () => 0.999)).toBeLessThanOrEqual(60_000);
+    expect(backoffMs(30, Lane.provision, () => 0.999)).toBeGreaterThan(60_000);
+    expect(backoffMs(1, Lane.provision, () => 0.999)).toBeLessThan(backoffMs(4, Lane.provision, () => 0.999));
+  });
+});
+
+describe("graceful stop with a newer change waiting", () => {
+  it("merges the released job into the pending one instead of failing on the unique key", async () => {
+    const db = setup();
+    enqueue(db, "u1", Lane.provision);
+    let started = false;
+    const w = startWorker(db, async (_job, signal) => {
+      started = true;
+      await new Promise((r) => signal.addEventListener("abort", r));
+      return { status: "retry", reason: "interrupted" };
+    });
+    await until(() => started);
+    enqueue(db, "u1", Lane.deprovision); // the IdP deactivates the user while the job runs
+    await w.stop(1000);
+    const rows = db.select().from(jobs).all();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.state).toBe("pending");
+    expect(rows[0]!.lane).toBe(Lane.deprovision);
+  });
+});
