@@ -43,6 +43,12 @@ export const directories = sqliteTable(
       .references(() => organizations.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
     createdAt: integer("created_at").notNull(),
+    /**
+     * Live (not deleted) users and groups, kept in the same transaction as every SCIM write so that a
+     * list's totalResults costs O(1) instead of a count over the whole directory (RFC 7644 §3.4.2).
+     */
+    userCount: integer("user_count").notNull().default(0),
+    groupCount: integer("group_count").notNull().default(0),
   },
   (t) => [index("directories_org_idx").on(t.organizationId)],
 );
