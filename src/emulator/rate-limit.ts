@@ -1,0 +1,162 @@
+/**
+ * Auth0 Management API rate limits as token buckets per plan profile (reference
+ * auth0-management-api.md §2 "Management API limits by plan"; reliability-and-security.md §3.1):
+ * burst = bucket size, sustained = refill rate. The global bucket is checked first, then the
+ * endpoint's own. Every API response carries x-ratelimit-limit/-remaining/-reset (reset in UTC
+ * epoch seconds).
+ */
+import type { Plan } from "./types.js";
+
+/** What a route is, as far as Auth0's per-endpoint limits are concerned. */
+export type Category =
+  | "users:read"
+  | "users:write" // POST/PATCH /users
+  | "users:delete" // DELETE /users/{id} (its own bucket on Essentials)
+  | "orgs:read" // GET /organizations, GET /organizations/{id}
+  | "orgs:by-name" // GET /organizations/name/{name}
+  | "orgs:write" // POST/PATCH/DELETE /organizations[/{id}]
+  | "org-members:write" // POST/DELETE /organizations/{id}/members
+  | "org-member-roles:write" // POST/DELETE /organizations/{id}/members/{uid}/roles
+  | "other";
+
+export interface BucketSpec {
+  name: string;
+  capacity: number;
+  perSecond: number;
+}
+
+export interface PlanLimits {
+  /** Checked first for every call, when present. */
+  global?: BucketSpec;
+  /** Per-endpoint buckets; categories not listed fall to `other` (if any). */
+  endpoints: Partial<Record<Category, BucketSpec>>;
+  other?: BucketSpec;
+}
+
+const perMinute = (name: string, capacity: number, perMin: number): BucketSpec => ({ name, capacity, perSecond: perMin / 60 });
+
+export const PLAN_LIMITS: Record<Plan, PlanLimits> = {
+  // Free: one global bucket for the whole Management API, burst 2, 2/s.
+  free: { global: { name: "global", capacity: 2, perSecond: 2 }, endpoints: {} },
+  // Essentials / Professional / B2B: no global row; per-endpoint buckets, the rest combined.
+  essentials: {
+    endpoints: {
+      "users:read": perMinute("users:read", 40, 500),
+      "users:write": perMinute("users:write", 20, 200),
+      "users:delete": perMinute("users:delete", 20, 200),
+      "org-members:write": perMinute("org-members:write", 20, 200),
+      "org-member-roles:write": perMinute("org-member-roles:write", 20, 200),
+      "orgs:read": perMinute("orgs:read", 5, 50),
+      "orgs:by-name": perMinute("orgs:by-name", 10, 100),
+    },
+    other: perMinute("other", 10, 150),
+  },
+  // Enterprise production: global burst 50 at 16/s, plus a few endpoint buckets.
+  enterprise: {
+    global: { name: "global", capacity: 50, perSecond: 16 },
+    endpoints: {
+      "org-members:write": perMinute("org-members:write", 20, 200),
+      "org-member-roles:write": perMinute("org-member-roles:write", 20, 200),
+      "orgs:read": perMinute("orgs:read", 10, 100),
+      "orgs:by-name": perMinute("orgs:by-name", 20, 200),
+      "orgs:write": perMinute("orgs:write", 5, 150),
+    },
+  },
+};
+
+export class TokenBucket {
+  private tokens: number;
+  private updatedAt: number;
+
+  constructor(readonly spec: BucketSpec, now: number) {
+    this.tokens = spec.capacity;
+    this.updatedAt = now;
+  }
+
+  private refill(now: number): void {
+    const elapsed = Math.max(0, now - this.updatedAt) / 1000;
+    this.tokens = Math.min(this.spec.capacity, this.tokens + elapsed * this.spec.perSecond);
+    this.updatedAt = now;
+  }
+
+  available(now: number): number {
+    this.refill(now);
+    return this.tokens;
+  }
+
+  take(now: number): boolean {
+    this.refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Epoch seconds at which the bucket is full again ("when the limit resets"). */
+  resetAt(now: number): number {
+    this.refill(now);
+    const ms = ((this.spec.capacity - this.tokens) / this.spec.perSecond) * 1000;
+    return Math.ceil((now + ms) / 1000);
+  }
+
+  headers(now: number): Record<string, string> {
+    return {
+      "x-ratelimit-limit": String(this.spec.capacity),
+      "x-ratelimit-remaining": String(Math.floor(this.available(now))),
+      "x-ratelimit-reset": String(this.resetAt(now)),
+    };
+  }
+}
+
+export interface RateDecision {
+  allowed: boolean;
+  /** The bucket reported in the headers: the exhausted one, else the one nearest to empty. */
+  bucket: string;
+  headers: Record<string, string>;
+}
+
+export class RateLimiter {
+  private buckets = new Map<string, TokenBucket>();
+
+  constructor(private readonly plan: Plan, private readonly enabled: boolean) {}
+
+  reset(): void {
+    this.buckets.clear();
+  }
+
+  private bucket(spec: BucketSpec, now: number): TokenBucket {
+    let bucket = this.buckets.get(spec.name);
+    if (!bucket) {
+      bucket = new TokenBucket(spec, now);
+      this.buckets.set(spec.name, bucket);
+    }
+    return bucket;
+  }
+
+  /** The buckets a call of this category draws from, global first. */
+  specsFor(category: Category): BucketSpec[] {
+    const limits = PLAN_LIMITS[this.plan];
+    const endpoint = limits.endpoints[category] ?? limits.other;
+    return [limits.global, endpoint].filter((s): s is BucketSpec => s !== undefined);
+  }
+
+  take(category: Category, now = Date.now()): RateDecision {
+    const buckets = this.specsFor(category).map((s) => this.bucket(s, now));
+    if (!this.enabled) {
+      const first = buckets[0]!;
+      return {
+        allowed: true,
+        bucket: first.spec.name,
+        headers: {
+          "x-ratelimit-limit": String(first.spec.capacity),
+          "x-ratelimit-remaining": String(first.spec.capacity),
+          "x-ratelimit-reset": String(Math.ceil(now / 1000)),
+        },
+      };
+    }
+    for (const bucket of buckets) {
+      if (!bucket.take(now)) return { allowed: false, bucket: bucket.spec.name, headers: bucket.headers(now) };
+    }
+    const tightest = buckets.reduce((a, b) => (b.available(now) <= a.available(now) ? b : a));
+    return { allowed: true, bucket: tightest.spec.name, headers: tightest.headers(now) };
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * Public types of the Auth0 Management API emulator. The emulator imports nothing from the rest of
+ * src/ (DESIGN.md §7): these types are its whole contract with the bridge's tests and sandbox mode.
+ */
+
+/** Auth0 plan profile. "essentials" stands for Essentials, Professional and B2B (same limits). */
+export type Plan = "free" | "essentials" | "enterprise";
+
+export const PLANS: readonly Plan[] = ["free", "essentials", "enterprise"];
+
+/** A connection to declare at start (or through POST /__emulator/connections). */
+export interface ConnectionSpec {
+  name: string;
+  /** "auth0" (database), "email"/"sms" (passwordless), or an enterprise strategy: okta, waad, samlp, oidc, … */
+  strategy: string;
+  /** Fixed id; default `con_` + random. */
+  id?: string;
+}
+
+export interface PostLoginHookConfig {
+  url: string;
+  /** HMAC-SHA256 key for the `x-scim-bridge-signature` header. */
+  secret: string;
+  /** Abort the hook call after this long (default 5000 ms); a timeout denies the login. */
+  timeoutMs?: number;
+}
+
+export interface EmulatorOptions {
+  /** Default 0 (an ephemeral port). */
+  port?: number;
+  /** Default "127.0.0.1". */
+  host?: string;
+  /** Default "enterprise". */
+  plan?: Plan;
+  /** Fixed client credentials for POST /oauth/token. Default: any id and secret are accepted. */
+  clientId?: string;
+  clientSecret?: string;
+  /** When set, POST /oauth/token insists on audience `https://{domain}/api/v2/`. */
+  domain?: string;
+  /** Connections besides `Username-Password-Authentication`, which every new tenant has. */
+  connections?: ConnectionSpec[];
+  /** Called on each simulated login, as a Post-Login Action would be. */
+  postLoginHook?: PostLoginHookConfig;
+  /** `GET /users` sees writes only after this delay (Auth0's search index is eventually consistent). Default 0. */
+  searchConsistencyDelayMs?: number;
+  /** `false` turns rate limiting off (headers are still sent). Default on. */
+  rateLimits?: boolean;
+  /** Lifetime of issued access tokens; default 86400 s as Auth0's default for the Management API. */
+  tokenLifetimeSeconds?: number;
+  /** Seed of the PRNG behind fault error rates (default 1), so a test run is reproducible. */
+  seed?: number;
+}
+
+export interface CallLogEntry {
+  method: string;
+  /** Path without the query string, as received (still percent-encoded). */
+  path: string;
+  query: string;
+  status: number;
+  /** ISO time the request arrived. */
+  time: string;
+  durationMs: number;
+  /** Rate-limit bucket charged, when one was. */
+  bucket?: string;
+  /** Parsed JSON (or form) body; `client_secret` is redacted. */
+  body?: unknown;
+}
+
+/** An injected error for requests whose path matches `path` (glob: `*` matches anything). */
+export interface ErrorFault {
+  path: string;
+  method?: string;
+  status: number;
+  /** Probability 0..1 (default 1). */
+  rate?: number;
+  /** Inject at most this many times. */
+  count?: number;
+  errorCode?: string;
+  message?: string;
+}
+
+/** What callers send to setFaults (times relative to now). */
+export interface FaultsInput {
+  errors?: ErrorFault[];
+  latency?: { ms: number; path?: string; method?: string };
+  /** The whole tenant (API and /oauth/token) answers `status` (default 503) during the window. */
+  outage?: { startInMs?: number; durationMs: number; status?: number };
+  /** Every matching API request answers 429, with x-ratelimit-reset at the end of the storm. */
+  rateLimitStorm?: { startInMs?: number; durationMs: number; path?: string };
+}
+
+export interface Identity {
+  connection: string;
+  provider: string;
+  user_id: string;
+  isSocial: boolean;
+}
+
+export interface User {
+  user_id: string;
+  email?: string;
+  email_verified: boolean;
+  username?: string;
+  phone_number?: string;
+  phone_verified?: boolean;
+  given_name?: string;
+  family_name?: string;
+  name?: string;
+  nickname?: string;
+  picture?: string;
+  blocked?: boolean;
+  app_metadata: Record<string, unknown>;
+  user_metadata: Record<string, unknown>;
+  identities: Identity[];
+  created_at: string;
+  updated_at: string;
+  last_login?: string;
+  logins_count: number;
+}
+
+export interface Connection {
+  id: string;
+  name: string;
+  strategy: string;
+}
+
+export interface Organization {
+  id: string;
+  name: string;
+  display_name?: string;
+  branding?: Record<string, unknown>;
+  metadata?: Record<string, string | null>;
+}
+
+export interface EnabledConnection {
+  connection_id: string;
+  assign_membership_on_login: boolean;
+  show_as_button: boolean;
+  is_signup_enabled: boolean;
+}
+
+export interface Role {
+  id: string;
+  name: string;
+  description?: string;
+  type?: "tenant" | "organization";
+  owner_id?: string;
+}
+
+export interface Session {
+  id: string;
+  user_id: string;
+  organization_id?: string;
+  connection: string;
+  created_at: string;
+  updated_at: string;
+  authenticated_at: string;
+  expires_at: string;
+  /** What the post-login hook (or membership) put in the login result. */
+  claims: { roles: string[]; app_metadata: Record<string, unknown> };
+}
+
+export interface RefreshToken {
+  id: string;
+  user_id: string;
+  session_id: string;
+  client_id: string;
+  created_at: string;
+}
+
+export interface Revocation {
+  kind: "session" | "refresh_token";
+  id: string;
+  user_id: string;
+  at: string;
+  /** The API call that revoked it, e.g. "POST /users/{id}/revoke-access". */
+  via: string;
+}
+
+export interface Ticket {
+  ticket: string;
+  user_id: string;
+  organization_id?: string;
+  result_url?: string;
+  mark_email_as_verified: boolean;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface LoginRequest {
+  connection: string;
+  email: string;
+  /** Organization id (org_…) or name. */
+  organization: string;
+  /** Subject at the IdP; default: the email. Enterprise users only. */
+  sub?: string;
+  given_name?: string;
+  family_name?: string;
+  name?: string;
+}
+
+export type LoginResult =
+  | {
+      decision: "allow";
+      created: boolean;
+      user: User;
+      organization: { id: string; name: string };
+      session_id: string;
+      refresh_token_id: string;
+      roles: string[];
+      app_metadata: Record<string, unknown>;
+    }
+  | {
+      decision: "deny";
+      /** Auth0's /authorize error (`unauthorized` for a blocked user, else `access_denied`). */
+      error: "unauthorized" | "access_denied" | "invalid_request";
+      reason: string;
+      created: boolean;
+      user?: User;
+    };
+
+/** Read access to the emulated tenant, for tests. Mutate only through the API or control plane. */
+export interface EmulatorStateView {
+  readonly plan: Plan;
+  readonly users: ReadonlyMap<string, User>;
+  readonly connections: ReadonlyMap<string, Connection>;
+  readonly organizations: ReadonlyMap<string, Organization>;
+  readonly roles: ReadonlyMap<string, Role>;
+  readonly sessions: ReadonlyMap<string, Session>;
+  readonly refreshTokens: ReadonlyMap<string, RefreshToken>;
+  readonly revocations: readonly Revocation[];
+  readonly tickets: readonly Ticket[];
+  connectionByName(name: string): Connection | undefined;
+  organizationByName(name: string): Organization | undefined;
+  usersByEmail(email: string): User[];
+  /** User ids that are members of the organization, in the order they were added. */
+  membersOf(orgId: string): string[];
+  /** Role ids the member holds in the organization. */
+  memberRolesOf(orgId: string, userId: string): string[];
+  enabledConnectionsOf(orgId: string): EnabledConnection[];
+  sessionsOf(userId: string): Session[];
+  refreshTokensOf(userId: string): RefreshToken[];
+  /** True while the user still has a session or a refresh token (i.e. "access not yet revoked"). */
+  hasActiveAccess(userId: string): boolean;
+}
+
+export interface RunningEmulator {
+  /** Origin, e.g. http://127.0.0.1:41234 — use it as AUTH0_MANAGEMENT_URL. */
+  readonly url: string;
+  readonly port: number;
+  readonly state: EmulatorStateView;
+  calls(): CallLogEntry[];
+  clearCalls(): void;
+  /** Replace the fault configuration (an empty object clears it). */
+  setFaults(faults: FaultsInput): void;
+  /** Back to a fresh tenant (as started): state, calls, faults, rate buckets, tokens. */
+  reset(): void;
+  /** Simulate a login, as POST /__emulator/login does. */
+  login(request: LoginRequest): Promise<LoginResult>;
+  /** Declare a connection, as POST /__emulator/connections does. */
+  addConnection(spec: ConnectionSpec): Connection;
+  setPostLoginHook(hook: PostLoginHookConfig | undefined): void;
+  close(): Promise<void>;
+}
