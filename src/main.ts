@@ -5,6 +5,7 @@
 import { Command } from "commander";
 import { loadConfig, ConfigError } from "./config.js";
 import { openDatabase } from "./directory/database.js";
+import { registerEmulatorCommand } from "./cli/emulator.js";
 
 const program = new Command("scim-bridge")
   .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
@@ -19,6 +20,8 @@ program
     close();
     console.log("migrations applied");
   });
+
+registerEmulatorCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {
