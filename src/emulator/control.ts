@@ -13,6 +13,7 @@ import { isPlainObject } from "./util.js";
 /** What the control plane drives; implemented by EmulatorServer. */
 export interface ControlTarget {
   reset(): void;
+  revokeTokens(): void;
   dump(): Record<string, unknown>;
   calls(): CallLogEntry[];
   clearCalls(): void;
@@ -28,6 +29,7 @@ export interface ControlTarget {
 const ENDPOINTS = [
   "POST /__emulator/reset",
   "GET /__emulator/state",
+  "DELETE /__emulator/tokens",
   "GET|DELETE /__emulator/calls",
   "GET|PUT|DELETE /__emulator/faults",
   "POST /__emulator/connections",
@@ -42,6 +44,9 @@ export async function handleControl(target: ControlTarget, method: string, path:
       return { status: 200, body: { endpoints: ENDPOINTS } };
     case "POST /__emulator/reset":
       target.reset();
+      return { status: 204 };
+    case "DELETE /__emulator/tokens":
+      target.revokeTokens();
       return { status: 204 };
     case "GET /__emulator/state":
       return { status: 200, body: target.dump() };

@@ -44,6 +44,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     clearCalls: () => server.clearCalls(),
     setFaults: (faults) => server.setFaults(faults),
     reset: () => server.reset(),
+    revokeTokens: () => server.revokeTokens(),
     login: (request) => server.login(request),
     addConnection: (spec) => server.addConnection(spec),
     setPostLoginHook: (hook) => server.setPostLoginHook(hook),

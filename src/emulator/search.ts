@@ -181,8 +181,8 @@ function validate(node: Node): void {
   }
 }
 
-/** Scalar values at a dotted path; array levels are skipped. Empty/null values are not indexed. */
-function valuesAt(doc: unknown, path: string): string[] {
+/** Whatever sits at a dotted path; array levels are skipped. */
+function rawAt(doc: unknown, path: string): unknown[] {
   if (path === "email.domain") {
     const email = (doc as { email?: unknown }).email;
     return typeof email === "string" && email.includes("@") ? [email.slice(email.lastIndexOf("@") + 1)] : [];
@@ -195,8 +195,20 @@ function valuesAt(doc: unknown, path: string): string[] {
     }
     current = next;
   }
-  return current
-    .flatMap((v) => (Array.isArray(v) ? v : [v]))
+  return current.flatMap((v) => (Array.isArray(v) ? v : [v]));
+}
+
+/** Empty arrays, empty objects and null are not indexed, so `_exists_` does not see them. */
+function indexed(value: unknown): boolean {
+  if (value === null || value === undefined || value === "") return false;
+  if (Array.isArray(value)) return value.some(indexed);
+  if (isPlainObject(value)) return Object.values(value).some(indexed);
+  return true;
+}
+
+/** Scalar values at a dotted path, as strings. */
+function valuesAt(doc: unknown, path: string): string[] {
+  return rawAt(doc, path)
     .filter((v): v is string | number | boolean => typeof v === "string" || typeof v === "number" || typeof v === "boolean")
     .map(String);
 }
@@ -232,7 +244,7 @@ export function matches(node: Node, doc: User): boolean {
     case "not":
       return !matches(node.item, doc);
     case "exists":
-      return valuesAt(doc, node.field).length > 0;
+      return rawAt(doc, node.field).some(indexed);
     case "term": {
       const fields = node.field ? [node.field] : DEFAULT_FIELDS;
       return fields.some((f) => valuesAt(doc, f).some((actual) => matchValue(actual, node.value, CASE_INSENSITIVE.has(f))));

@@ -94,6 +94,9 @@ export class EmulatorServer implements ControlTarget {
     this.faults.clear();
     this.log.length = 0;
   }
+  revokeTokens(): void {
+    this.state.tokens.clear();
+  }
   dump(): Record<string, unknown> {
     return this.state.dump();
   }

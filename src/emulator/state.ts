@@ -60,10 +60,11 @@ export class EmulatorState implements EmulatorStateView {
     this.reset();
   }
 
+  /** Issued access tokens survive a reset (they belong to the client, not to tenant data). */
   reset(): void {
     for (const map of [
       this.users, this.connections, this.organizations, this.roles, this.sessions, this.refreshTokens,
-      this.tokens, this.members, this.memberRoles, this.enabledConnections, this.searchIndex,
+      this.members, this.memberRoles, this.enabledConnections, this.searchIndex,
     ]) map.clear();
     this.revocations.length = 0;
     this.tickets.length = 0;

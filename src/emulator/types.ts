@@ -253,8 +253,10 @@ export interface RunningEmulator {
   clearCalls(): void;
   /** Replace the fault configuration (an empty object clears it). */
   setFaults(faults: FaultsInput): void;
-  /** Back to a fresh tenant (as started): state, calls, faults, rate buckets, tokens. */
+  /** Back to a fresh tenant (as started): state, calls, faults, rate buckets. Issued access tokens stay valid. */
   reset(): void;
+  /** Invalidate every issued access token (the next API call with one answers 401 "Invalid token."). */
+  revokeTokens(): void;
   /** Simulate a login, as POST /__emulator/login does. */
   login(request: LoginRequest): Promise<LoginResult>;
   /** Declare a connection, as POST /__emulator/connections does. */
