@@ -159,8 +159,11 @@ export class EmulatorServer implements ControlTarget {
       else if (err instanceof ApiError) reply = { status: err.statusCode, body: err.toBody(), headers: err.headers };
       else reply = { status: 500, body: new ApiError(500, "An internal server error occurred").toBody() };
     }
-    this.send(res, reply, rateHeaders);
+    const sent = this.send(res, reply, rateHeaders);
     if (!isControl) {
+      if (sent["x-ratelimit-limit"] !== undefined) {
+        entry.rateLimit = { limit: Number(sent["x-ratelimit-limit"]), remaining: Number(sent["x-ratelimit-remaining"]), reset: Number(sent["x-ratelimit-reset"]) };
+      }
       entry.status = reply.status;
       entry.durationMs = Date.now() - started;
       this.log.push(entry);
@@ -226,7 +229,7 @@ export class EmulatorServer implements ControlTarget {
     }
   }
 
-  private send(res: ServerResponse, reply: Reply, rateHeaders: Record<string, string>): void {
+  private send(res: ServerResponse, reply: Reply, rateHeaders: Record<string, string>): Record<string, string> {
     const headers: Record<string, string> = { ...rateHeaders, ...(reply.headers ?? {}) };
     if (reply.body !== undefined && reply.status !== 204) {
       const payload = JSON.stringify(reply.body);
@@ -236,5 +239,6 @@ export class EmulatorServer implements ControlTarget {
     } else {
       res.writeHead(reply.status, headers).end();
     }
+    return headers;
   }
 }

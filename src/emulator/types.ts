@@ -62,6 +62,8 @@ export interface CallLogEntry {
   durationMs: number;
   /** Rate-limit bucket charged, when one was. */
   bucket?: string;
+  /** The x-ratelimit-* headers sent back (limit, remaining, reset in epoch seconds). */
+  rateLimit?: { limit: number; remaining: number; reset: number };
   /** Parsed JSON (or form) body; `client_secret` is redacted. */
   body?: unknown;
 }
