@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { loadConfig, ConfigError } from "./config.js";
 import { openDatabase } from "./directory/database.js";
 import { registerEmulatorCommand } from "./cli/emulator.js";
+import { registerMappingCommands } from "./cli/mapping.js";
 
 const program = new Command("scim-bridge")
   .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
@@ -22,6 +23,7 @@ program
   });
 
 registerEmulatorCommand(program);
+registerMappingCommands(program, () => openDatabase(loadConfig(process.env).databaseUrl));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -68,6 +68,10 @@ function flatten(issues: readonly Issue[], base: readonly Key[], out: MappingIss
         }
         break;
       case "invalid_union": {
+        if (issue.input === undefined) {
+          out.push({ path: formatPath(path), message: "required" });
+          break;
+        }
         const best = bestBranch(issue.errors);
         if (best) flatten(best, path, out);
         else out.push({ path: formatPath(path), message: issue.message });

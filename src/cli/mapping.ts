@@ -1,0 +1,210 @@
+/**
+ * `scim-bridge mapping …`: validate, apply, preview, history, rollback, schema (issue 4).
+ * Exit codes: 0 done; 1 refused (invalid mapping, unknown organization or version); 66 the file
+ * cannot be read (EX_NOINPUT). Problems name the file, line and column, then the path in the document.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
+import { join } from "node:path";
+import { InvalidArgumentError, type Command } from "commander";
+import type { Actor } from "../directory/audit.js";
+import type { OpenDatabase } from "../directory/database.js";
+import { activateMappingVersion, listMappingVersions, saveMappingVersion } from "../directory/mappings.js";
+import { isBridgeError } from "../errors.js";
+import { checkMappingFile, mappingJsonSchemaText, type MappingDocument, MappingError } from "../mapping/index.js";
+import { packageRoot } from "../paths.js";
+import { previewMapping, type PreviewResult, type PreviewUser } from "../sync/preview.js";
+
+const exitRefused = 1;
+const exitNoInput = 66;
+
+/** Signals a handled failure: its message is already printed; the action sets the exit code. */
+class Refused extends Error {
+  constructor(readonly exitCode: number, message: string) {
+    super(message);
+  }
+}
+
+const print = (json: boolean | undefined, value: unknown, text: () => string): void => {
+  console.log(json ? JSON.stringify(value, null, 2) : text());
+};
+
+function readMapping(file: string, json: boolean | undefined): MappingDocument {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new Refused(exitNoInput, `cannot read ${file}: ${(e as Error).message}`);
+  }
+  const result = checkMappingFile(text, file);
+  if (result.ok) return result.mapping;
+  if (json) console.log(JSON.stringify({ ok: false, file, issues: result.issues }, null, 2));
+  const lines = result.issues.map((i) => `${file}:${i.line ?? 1}:${i.column ?? 1}: ${i.path === "(document)" ? "" : `${i.path}: `}${i.message}`);
+  throw new Refused(exitRefused, `${file}: ${result.issues.length} problem(s)\n${lines.join("\n")}`);
+}
+
+/** Runs an action with a uniform failure path: message on stderr, exit code set, database closed. */
+function run(action: () => void): void {
+  try {
+    action();
+  } catch (e) {
+    if (e instanceof Refused) {
+      console.error(e.message);
+      process.exitCode = e.exitCode;
+    } else if (isBridgeError(e)) {
+      console.error(e instanceof MappingError ? e.message : `${e.kind}: ${e.message}`);
+      process.exitCode = exitRefused;
+    } else throw e;
+  }
+}
+
+function withDb<T>(openDb: () => OpenDatabase, fn: (db: OpenDatabase["db"]) => T): T {
+  const handle = openDb();
+  try {
+    return fn(handle.db);
+  } finally {
+    handle.close();
+  }
+}
+
+const operator = (name: string | undefined): Actor => ({ type: "operator", id: `cli:${name ?? userInfo().username}` });
+
+function parseVersion(value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError("a version is a positive whole number");
+  return Number(value);
+}
+
+function summary(m: MappingDocument): string {
+  const keys = Object.keys(m.app_metadata?.keys ?? {}).length;
+  return [
+    `connection ${m.connection.name} (${m.connection.type})`,
+    `user model ${m.userModel}`,
+    `${Object.keys(m.profile).length} profile field(s)`,
+    `${keys} app_metadata key(s)${m.app_metadata?.namespace ? ` under "${m.app_metadata.namespace}"` : ""}`,
+    `${m.roles.rules.length} role rule(s)`,
+  ].join(", ");
+}
+
+function describeChanges(u: PreviewUser): string {
+  const c = u.changes;
+  const parts: string[] = [];
+  if (c.membership) parts.push(`membership ${c.membership.before}→${c.membership.after}`);
+  if (c.roles) parts.push(`roles ${[...c.roles.added.map((r) => `+${r}`), ...c.roles.removed.map((r) => `-${r}`)].join(" ")}`);
+  if (c.profile) parts.push(`profile ${c.profile.fields.join(",")}`);
+  if (c.metadata) parts.push(`app_metadata ${c.metadata.keys.join(",")}`);
+  if (c.blocked) parts.push(c.blocked.after ? "blocked" : "unblocked");
+  if (u.problems.length > 0) parts.push(`problem: ${u.problems.join("; ")}`);
+  return parts.join("; ");
+}
+
+function previewText(org: string, p: PreviewResult, limit: number): string {
+  const n = (x: number): string => x.toLocaleString("en-US");
+  const against = p.activeVersion === null ? "the default mapping (none applied yet)" : `active version ${p.activeVersion}`;
+  const lines = [
+    `Preview for ${org}: candidate vs ${against}. Auth0 was not contacted.`,
+    `${n(p.changed.users)} of ${n(p.total)} user(s) would change:`,
+    ...(["membership", "roles", "profile", "metadata", "blocked"] as const).map((k) => `  ${k.padEnd(11)} ${n(p.changed[k]).padStart(8)}`),
+    `  ${"problems".padEnd(11)} ${n(p.withProblems).padStart(8)}`,
+  ];
+  const shown = p.users.slice(0, limit);
+  if (shown.length > 0) {
+    const width = Math.min(40, Math.max(...shown.map((u) => u.userName.length)));
+    lines.push("", ...shown.map((u) => `${u.userName.padEnd(width)}  ${u.status.padEnd(11)}  ${describeChanges(u)}`));
+    if (p.users.length > shown.length) lines.push(`… ${n(p.users.length - shown.length)} more (--limit, or --json for all)`);
+  }
+  return lines.join("\n");
+}
+
+export function registerMappingCommands(program: Command, openDb: () => OpenDatabase): void {
+  const mapping = program.command("mapping").description("per-organization mapping: validate, preview, apply, history, rollback");
+
+  mapping
+    .command("validate <file>")
+    .description("check a mapping file (YAML or JSON) without touching the database")
+    .option("--json", "machine-readable output")
+    .action((file: string, opts: { json?: boolean }) =>
+      run(() => {
+        const m = readMapping(file, opts.json);
+        print(opts.json, { ok: true, file, mapping: m }, () => `${file}: valid mapping: ${summary(m)}`);
+      }),
+    );
+
+  mapping
+    .command("apply <org> <file>")
+    .description("store the file as the organization's next mapping version, make it active and re-reconcile the organization")
+    .option("--comment <text>", "why (kept with the version)")
+    .option("--actor <name>", "who (default: the OS user)")
+    .option("--json", "machine-readable output")
+    .action((org: string, file: string, opts: { comment?: string; actor?: string; json?: boolean }) =>
+      run(() => {
+        const m = readMapping(file, opts.json);
+        const saved = withDb(openDb, (db) => saveMappingVersion(db, org, m, { actor: operator(opts.actor), comment: opts.comment ?? null }));
+        print(opts.json, saved, () =>
+          saved.changed
+            ? `${org}: mapping version ${saved.version} is active; the organization will be re-reconciled`
+            : `${org}: unchanged (version ${saved.version} is already this mapping)`,
+        );
+      }),
+    );
+
+  mapping
+    .command("preview <org> <file>")
+    .description("what the file would change for every user of the organization, without touching Auth0")
+    .option("--json", "machine-readable output (every changed user)")
+    .option("--limit <n>", "users listed in text output", (v) => Number.parseInt(v, 10), 50)
+    .action((org: string, file: string, opts: { json?: boolean; limit: number }) =>
+      run(() => {
+        const m = readMapping(file, opts.json);
+        const progress = process.stderr.isTTY
+          ? (p: { done: number; total: number }) => process.stderr.write(`\rpreviewing ${p.done}/${p.total}`)
+          : undefined;
+        const result = withDb(openDb, (db) => previewMapping(db, org, m, progress));
+        if (progress) process.stderr.write("\n");
+        print(opts.json, result, () => previewText(org, result, opts.limit));
+      }),
+    );
+
+  mapping
+    .command("history <org>")
+    .description("every mapping version of the organization, newest first")
+    .option("--json", "machine-readable output")
+    .action((org: string, opts: { json?: boolean }) =>
+      run(() => {
+        const versions = withDb(openDb, (db) => listMappingVersions(db, org));
+        print(opts.json, versions, () =>
+          versions.length === 0
+            ? `${org}: no mapping applied yet (the default mapping is in effect)`
+            : versions
+                .map((v) => `${v.active ? "*" : " "} v${v.version}  ${new Date(v.createdAt).toISOString()}  ${v.createdBy}${v.comment ? `  ${v.comment}` : ""}`)
+                .join("\n"),
+        );
+      }),
+    );
+
+  mapping
+    .command("rollback")
+    .argument("<org>", "organization slug or id")
+    .argument("<version>", "the version to make active (see mapping history)", parseVersion)
+    .description("make an earlier mapping version active again and re-reconcile the organization")
+    .option("--actor <name>", "who (default: the OS user)")
+    .option("--json", "machine-readable output")
+    .action((org: string, version: number, opts: { actor?: string; json?: boolean }) =>
+      run(() => {
+        const saved = withDb(openDb, (db) => activateMappingVersion(db, org, version, operator(opts.actor)));
+        print(opts.json, saved, () =>
+          saved.changed ? `${org}: version ${saved.version} is active again; the organization will be re-reconciled` : `${org}: version ${saved.version} is already active`,
+        );
+      }),
+    );
+
+  mapping
+    .command("schema")
+    .description("print the JSON Schema of mapping files (--write: update mappings/schema.json)")
+    .option("--write", "write mappings/schema.json instead of printing")
+    .action((opts: { write?: boolean }) => {
+      const text = mappingJsonSchemaText();
+      if (!opts.write) return void process.stdout.write(text);
+      writeFileSync(join(packageRoot, "mappings", "schema.json"), text);
+      console.log("wrote mappings/schema.json");
+    });
+}
