@@ -1,0 +1,74 @@
+/**
+ * scim-bridge post-login Action for Auth0 (Login / Post Login trigger, Node 18+ runtime).
+ *
+ * Auth0 does not ask the upstream IdP again while a user has a session, so this Action asks the
+ * bridge at every login whether the user may enter: the answer comes from what the customer's IdP
+ * last pushed and from admin holds. It fails closed: if the bridge cannot be reached or answers
+ * with an error, the login is denied.
+ *
+ * Secrets (Actions → this Action → Secrets):
+ *   BRIDGE_URL          e.g. https://scim-bridge.example.com (no trailing slash)
+ *   BRIDGE_HOOK_SECRET  the bridge's AUTH0_HOOK_SECRET
+ * Optional:
+ *   BRIDGE_FAIL_OPEN    "true" to let logins through when the bridge is unreachable (not recommended)
+ *   BRIDGE_ROLES_CLAIM  custom claim name for the roles (default https://scim-bridge/roles)
+ */
+const crypto = require("node:crypto");
+
+const TIMEOUT_MS = 5000;
+
+function sign(secret, timestamp, body) {
+  return crypto.createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
+}
+
+exports.onExecutePostLogin = async (event, api) => {
+  // Logins outside an organization are not the bridge's business.
+  if (!event.organization) return;
+
+  const body = JSON.stringify({
+    user: {
+      user_id: event.user.user_id,
+      email: event.user.email,
+      email_verified: event.user.email_verified,
+      blocked: false,
+      app_metadata: event.user.app_metadata || {},
+      identities: (event.user.identities || []).map((i) => ({
+        connection: i.connection,
+        provider: i.provider,
+        user_id: i.user_id,
+        isSocial: i.isSocial,
+      })),
+    },
+    organization: { id: event.organization.id, name: event.organization.name },
+    connection: { name: event.connection && event.connection.name, strategy: event.connection && event.connection.strategy },
+    transaction: { id: event.transaction && event.transaction.id },
+  });
+  const timestamp = Math.floor(Date.now() / 1000);
+  const signature = `t=${timestamp},v1=${sign(event.secrets.BRIDGE_HOOK_SECRET, timestamp, body)}`;
+
+  let decision;
+  try {
+    const res = await fetch(`${event.secrets.BRIDGE_URL}/hooks/auth0/post-login`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-scim-bridge-signature": signature },
+      body,
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    if (!res.ok) throw new Error(`bridge answered ${res.status}`);
+    decision = await res.json();
+  } catch (err) {
+    if (event.secrets.BRIDGE_FAIL_OPEN === "true") return;
+    api.access.deny("Access could not be verified with your organization's directory. Try again shortly.");
+    return;
+  }
+
+  if (!decision || decision.decision !== "allow") {
+    api.access.deny(decision && decision.reason ? decision.reason : "Access denied by your organization's directory.");
+    return;
+  }
+  if (Array.isArray(decision.roles)) {
+    const claim = event.secrets.BRIDGE_ROLES_CLAIM || "https://scim-bridge/roles";
+    api.idToken.setCustomClaim(claim, decision.roles);
+    api.accessToken.setCustomClaim(claim, decision.roles);
+  }
+};

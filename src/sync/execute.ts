@@ -1,0 +1,113 @@
+import { randomBytes } from "node:crypto";
+import { Auth0CallError } from "../auth0/errors.js";
+import type { Auth0Gateway } from "../auth0/gateway.js";
+import type { AppMetadata, Operation, OperationResult, Profile } from "../mapping/index.js";
+import type { MembershipBatcher } from "./membership-batcher.js";
+
+export interface ExecuteContext {
+  gateway: Auth0Gateway;
+  batcher: MembershipBatcher;
+  auth0OrgId: string;
+  /** The Auth0 user id the plan acts on (null before create/link). */
+  auth0UserId: string | null;
+  lane: number;
+}
+
+/** What happened beyond the applied-state change, for the user's sync notes. */
+export interface ExecutedOperation extends OperationResult {
+  note?: string;
+}
+
+/**
+ * A password nobody will ever know: Auth0 requires one on database users, and the invitation
+ * (password-change ticket) lets the user choose their own. Never stored, never logged.
+ */
+const throwawayPassword = (): string => `${randomBytes(24).toString("base64url")}aA1!`;
+
+/** Drops null values: a create has nothing to clear. */
+const withoutNulls = <V>(o: Record<string, V | null>): Record<string, V> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null)) as Record<string, V>;
+
+function updateBody(profile: Profile, appMetadata: AppMetadata): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...profile };
+  if (Object.keys(appMetadata).length > 0) body.app_metadata = appMetadata;
+  return body;
+}
+
+function requireUserId(ctx: ExecuteContext, op: Operation): string {
+  if (!ctx.auth0UserId) throw new Auth0CallError("fatal", undefined, undefined, `cannot ${op.type}: the user has no Auth0 id yet`);
+  return ctx.auth0UserId;
+}
+
+/** Runs one planned operation against Auth0 (DESIGN.md §5); idempotent, so a replay after a crash is harmless. */
+export async function executeOperation(op: Operation, ctx: ExecuteContext): Promise<ExecutedOperation> {
+  const { gateway, lane } = ctx;
+  switch (op.type) {
+    case "createUser": {
+      // Look first, so a crash between the POST and recording its result never makes a twin.
+      const existing = await gateway.findUsersByEmail(op.email, op.connection, lane);
+      if (existing[0]) {
+        await gateway.updateUser(existing[0].user_id, updateBody(op.profile, op.appMetadata), lane);
+        return { auth0UserId: existing[0].user_id, created: false, note: "adopted an existing Auth0 user with this email" };
+      }
+      try {
+        const created = await gateway.createUser(
+          {
+            connection: op.connection,
+            email: op.email,
+            ...withoutNulls(op.profile),
+            app_metadata: withoutNulls(op.appMetadata),
+            password: throwawayPassword(),
+            email_verified: false,
+            verify_email: false,
+          },
+          lane,
+        );
+        return { auth0UserId: created.user_id, created: true };
+      } catch (err) {
+        // 409: it exists after all (a retried POST, or created meanwhile): link it.
+        if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;
+        const again = await gateway.findUsersByEmail(op.email, op.connection, lane);
+        if (!again[0]) throw err;
+        await gateway.updateUser(again[0].user_id, updateBody(op.profile, op.appMetadata), lane);
+        return { auth0UserId: again[0].user_id, created: false, note: "adopted an existing Auth0 user with this email" };
+      }
+    }
+    case "linkUser": {
+      const found = await gateway.findUsersByEmail(op.email, op.connection, lane);
+      return found[0] ? { auth0UserId: found[0].user_id } : { auth0UserId: null, note: "waiting for the user's first login through the enterprise connection" };
+    }
+    case "updateUser":
+      await gateway.updateUser(requireUserId(ctx, op), updateBody(op.profile, op.appMetadata), lane);
+      return {};
+    case "addMember":
+      await ctx.batcher.add(ctx.auth0OrgId, requireUserId(ctx, op), lane);
+      return {};
+    case "removeMember":
+      await ctx.batcher.remove(ctx.auth0OrgId, requireUserId(ctx, op), lane);
+      return {};
+    case "addRoles":
+      await gateway.assignMemberRoles(ctx.auth0OrgId, requireUserId(ctx, op), op.roles, lane);
+      return {};
+    case "removeRoles":
+      await gateway.removeMemberRoles(ctx.auth0OrgId, requireUserId(ctx, op), op.roles, lane);
+      return {};
+    case "block":
+      await gateway.updateUser(requireUserId(ctx, op), { blocked: true }, lane);
+      return {};
+    case "unblock":
+      await gateway.updateUser(requireUserId(ctx, op), { blocked: false }, lane);
+      return {};
+    case "revokeAccess": {
+      const result = await gateway.revokeAccess(requireUserId(ctx, op), lane);
+      return result.revoked ? {} : { note: result.reason };
+    }
+    case "deleteUser":
+      await gateway.deleteUser(requireUserId(ctx, op), lane);
+      return {};
+    case "sendInvitation":
+      // Auth0 returns the ticket URL; it is a credential, so it is neither stored nor logged.
+      await gateway.passwordChangeTicket(requireUserId(ctx, op), ctx.auth0OrgId, lane);
+      return {};
+  }
+}

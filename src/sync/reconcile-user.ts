@@ -1,0 +1,101 @@
+import { eq } from "drizzle-orm";
+import { organizations } from "../../db/schema.js";
+import { Auth0CallError } from "../auth0/errors.js";
+import type { Auth0Gateway } from "../auth0/gateway.js";
+import type { Db } from "../directory/database.js";
+import { getActiveMapping } from "../directory/mappings.js";
+import { applyOperation, desired, initialApplied, plan, type AppliedState, type DesiredUser } from "../mapping/index.js";
+import { executeOperation } from "./execute.js";
+import { checkGuard } from "./guard.js";
+import { loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";
+import type { MembershipBatcher } from "./membership-batcher.js";
+import type { JobHandler, JobOutcome } from "./worker.js";
+
+export interface SyncDeps {
+  db: Db;
+  gateway: Auth0Gateway;
+  batcher: MembershipBatcher;
+  now?: () => number;
+}
+
+/** More operations than any plan has; a guard against a plan that never converges. */
+const MAX_STEPS = 40;
+
+/** Creates (or adopts) the organization's Auth0 Organization once, and remembers its id. */
+export async function ensureAuth0Organization(deps: SyncDeps, org: OrganizationRow, lane: number): Promise<string> {
+  if (org.auth0OrgId) return org.auth0OrgId;
+  const mapping = getActiveMapping(deps.db, org.id);
+  const connection = mapping?.document.connection.name ?? org.connection;
+  const auth0OrgId = await deps.gateway.ensureOrganization(org.slug, org.displayName, connection, lane);
+  deps.db.update(organizations).set({ auth0OrgId, updatedAt: Date.now() }).where(eq(organizations.id, org.id)).run();
+  return auth0OrgId;
+}
+
+function outcomeOf(err: unknown): JobOutcome {
+  if (err instanceof Auth0CallError) {
+    if (err.kind === "retryable") return { status: "retry", reason: err.message, ...(err.retryAt ? { retryAt: err.retryAt } : {}) };
+    if (err.kind === "fatal" || err.kind === "forbiddenByPlan") return { status: "dead", reason: err.message };
+    return { status: "retry", reason: err.message };
+  }
+  return { status: "retry", reason: err instanceof Error ? err.message : String(err) };
+}
+
+/**
+ * Reconciles one user: desired (from the directory, the active mapping and holds) against applied
+ * (what the bridge last wrote), then executes plan() one operation at a time, recording the applied
+ * state after each, so that a crash anywhere resumes without repeating or losing work.
+ */
+export function createUserReconciler(deps: SyncDeps): JobHandler {
+  const now = deps.now ?? Date.now;
+  return async (job, signal) => {
+    const inputs = loadUserInputs(deps.db, job.subjectId);
+    if (!inputs) return { status: "done" };
+    const lane = job.lane;
+    let applied: AppliedState = inputs.applied;
+    let d: DesiredUser | undefined;
+    try {
+      const auth0OrgId = await ensureAuth0Organization(deps, inputs.organization, lane);
+      const mapping = getActiveMapping(deps.db, inputs.organization.id)!.document;
+      const context = { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id) };
+      d = desired(mapping, inputs.user, inputs.groups, inputs.holds, context);
+      const notes: string[] = [];
+      let retriedMissingUser = false;
+      for (let step = 0; step < MAX_STEPS; step++) {
+        if (signal.aborted) return { status: "retry", reason: "worker stopping" };
+        const op = plan(d, applied)[0];
+        if (!op) break;
+        if (op.irreversible) {
+          const verdict = checkGuard(deps.db, inputs.organization.id, mapping.policies.massDeprovisionGuard, inputs.row.modifiedAt, now());
+          if (!verdict.allowIrreversible) {
+            notes.push(`paused by the mass-deprovision guard: ${verdict.pause?.reason ?? ""}`.trim());
+            break;
+          }
+        }
+        let result;
+        try {
+          result = await executeOperation(op, { gateway: deps.gateway, batcher: deps.batcher, auth0OrgId, auth0UserId: applied.auth0UserId, lane });
+        } catch (err) {
+          // The Auth0 user was deleted outside the bridge: start from scratch once (create or link again).
+          if (err instanceof Auth0CallError && err.kind === "notFound" && applied.exists && !retriedMissingUser && op.type !== "deleteUser") {
+            retriedMissingUser = true;
+            applied = initialApplied();
+            saveApplied(deps.db, inputs, applied, now());
+            continue;
+          }
+          throw err;
+        }
+        if (result.note) notes.push(result.note);
+        if (op.type === "linkUser" && !result.auth0UserId) break; // linked at first login
+        applied = applyOperation(applied, op, result);
+        saveApplied(deps.db, inputs, applied, now());
+      }
+      const problems = [...d.problems, ...notes];
+      saveSyncError(deps.db, inputs, problems.length > 0 ? problems.join("; ") : null, now());
+      return { status: "done" };
+    } catch (err) {
+      const outcome = outcomeOf(err);
+      saveSyncError(deps.db, inputs, outcome.status === "done" ? null : outcome.reason, now());
+      return outcome;
+    }
+  };
+}
