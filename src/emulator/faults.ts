@@ -5,7 +5,7 @@
  */
 import { ApiError, errorName, tooManyRequests } from "./errors.js";
 import type { ErrorFault, FaultsInput } from "./types.js";
-import { globToRegExp, seededRandom } from "./util.js";
+import { globToRegExp, isPlainObject, seededRandom } from "./util.js";
 
 interface ActiveErrorFault extends ErrorFault {
   pattern: RegExp;
@@ -45,27 +45,38 @@ export class Faults {
 
   /** Replace the whole configuration; validates first so a bad input changes nothing. */
   set(input: FaultsInput, now = Date.now()): void {
+    if (input.errors !== undefined && !Array.isArray(input.errors)) throw new ApiError(400, "errors must be an array", "invalid_body");
+    for (const key of ["latency", "outage", "rateLimitStorm"] as const) {
+      if (input[key] !== undefined && !isPlainObject(input[key])) throw new ApiError(400, `${key} must be an object`, "invalid_body");
+    }
     const errors = (input.errors ?? []).map((e) => {
+      if (!isPlainObject(e)) throw new ApiError(400, "errors[] entries must be objects", "invalid_body");
       if (typeof e.path !== "string" || !Number.isInteger(e.status) || e.status < 400 || e.status > 599) {
         throw new ApiError(400, "errors[] need a path (glob) and a status between 400 and 599", "invalid_body");
       }
       if (e.rate !== undefined && (typeof e.rate !== "number" || e.rate < 0 || e.rate > 1)) {
         throw new ApiError(400, "errors[].rate must be a number between 0 and 1", "invalid_body");
       }
+      if (e.count !== undefined && (!Number.isInteger(e.count) || e.count < 0)) throw new ApiError(400, "errors[].count must be a non-negative integer", "invalid_body");
+      if (e.method !== undefined && typeof e.method !== "string") throw new ApiError(400, "errors[].method must be a string", "invalid_body");
       return { ...e, pattern: globToRegExp(e.path), injected: 0 };
     });
     const window = (w: { startInMs?: number; durationMs: number }, what: string): Window => {
-      if (typeof w.durationMs !== "number" || w.durationMs < 0) {
+      if (typeof w.durationMs !== "number" || w.durationMs < 0 || (w.startInMs !== undefined && typeof w.startInMs !== "number")) {
         throw new ApiError(400, `${what}.durationMs must be a non-negative number`, "invalid_body");
       }
       const start = now + (w.startInMs ?? 0);
       return { start, end: start + w.durationMs };
     };
+    const optionalString = (v: unknown) => v === undefined || typeof v === "string";
+    if (!optionalString(input.latency?.path) || !optionalString(input.latency?.method) || !optionalString(input.rateLimitStorm?.path)) {
+      throw new ApiError(400, "path and method must be strings", "invalid_body");
+    }
     if (input.latency && (typeof input.latency.ms !== "number" || input.latency.ms < 0)) {
       throw new ApiError(400, "latency.ms must be a non-negative number", "invalid_body");
     }
     const outage = input.outage ? { ...window(input.outage, "outage"), status: input.outage.status ?? 503 } : undefined;
-    if (outage && (outage.status < 400 || outage.status > 599)) {
+    if (outage && (!Number.isInteger(outage.status) || outage.status < 400 || outage.status > 599)) {
       throw new ApiError(400, "outage.status must be between 400 and 599", "invalid_body");
     }
     const storm = input.rateLimitStorm

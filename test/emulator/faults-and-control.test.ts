@@ -68,9 +68,11 @@ describe("fault injection", () => {
   it("refuses malformed fault settings over HTTP without changing the current ones", async () => {
     const ok = await http(h.emulator, "PUT", "/__emulator/faults", { latency: { ms: 5 } });
     expect(ok.status).toBe(200);
-    const bad = await http(h.emulator, "PUT", "/__emulator/faults", { errors: [{ path: "/api/v2/*", status: 200 }] });
-    expect(bad.status).toBe(400);
-    expect(bad.body).toMatchObject({ statusCode: 400, error: "Bad Request" });
+    for (const bad of [{ errors: [{ path: "/api/v2/*", status: 200 }] }, { errors: "all" }, { errors: [null] }, { latency: { ms: 1, path: 5 } }, { outage: { durationMs: "long" } }, { rateLimitStorm: 3 }]) {
+      const res = await http(h.emulator, "PUT", "/__emulator/faults", bad);
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ statusCode: 400, error: "Bad Request" });
+    }
     expect((await http(h.emulator, "GET", "/__emulator/faults")).body).toMatchObject({ latency: { ms: 5 } });
     expect((await http(h.emulator, "DELETE", "/__emulator/faults")).status).toBe(204);
     expect((await http(h.emulator, "GET", "/__emulator/faults")).body).toEqual({ errors: [] });

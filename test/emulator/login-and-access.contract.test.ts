@@ -176,6 +176,21 @@ describe("sessions, refresh tokens and revoke-access (Enterprise)", () => {
     await expectApiError(h.client.users.revokeAccess("okta|nobody", {}), ManagementError, 404, "inexistent_user");
   });
 
+  it("reads, deletes and revokes a single session by id", async () => {
+    const id = await loggedIn();
+    const email = h.emulator.state.users.get(id)!.email;
+    await loggedIn(email);
+    const [s1, s2] = h.emulator.state.sessionsOf(id).map((s) => s.id);
+    expect(await h.client.sessions.get(s1!)).toMatchObject({ id: s1, user_id: id });
+    await h.client.sessions.delete(s1!);
+    expect(h.emulator.state.sessionsOf(id).map((s) => s.id)).toEqual([s2]);
+    expect(h.emulator.state.refreshTokensOf(id)).toHaveLength(2); // DELETE /sessions/{id} leaves refresh tokens
+    await h.client.sessions.revoke(s2!);
+    expect(h.emulator.state.sessionsOf(id)).toEqual([]);
+    expect(h.emulator.state.refreshTokensOf(id).map((t) => t.session_id)).toEqual([s1]); // /revoke takes the session's tokens
+    await expectApiError(h.client.sessions.get(s1!), Management.NotFoundError, 404);
+  });
+
   it.each<Plan>(["free", "essentials"])("answers 403 on the %s plan", async (plan) => {
     const limited = await startHarness({ plan });
     try {
@@ -185,6 +200,7 @@ describe("sessions, refresh tokens and revoke-access (Enterprise)", () => {
       await expectApiError(limited.client.users.refreshToken.list(id), Management.ForbiddenError, 403);
       await expectApiError(limited.client.users.refreshToken.delete(id), Management.ForbiddenError, 403);
       await expectApiError(limited.client.users.revokeAccess(id, {}), Management.ForbiddenError, 403);
+      await expectApiError(limited.client.sessions.delete("any"), Management.ForbiddenError, 403);
     } finally {
       await limited.emulator.close();
     }

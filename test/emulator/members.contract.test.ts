@@ -61,9 +61,11 @@ describe("organization members", () => {
     expect(h.emulator.calls().filter((c) => c.method === "GET" && c.path.endsWith("/members")).map((c) => c.query.includes("from="))).toEqual([false, false, true]);
 
     const role = await h.client.roles.create({ name: "viewer" });
-    await h.client.organizations.members.roles.assign(orgId, ids[0]!, { roles: [role.id!] });
+    const holder = first.data[0]!.user_id!;
+    await h.client.organizations.members.roles.assign(orgId, holder, { roles: [role.id!] });
     const withRoles = await h.client.organizations.members.list(orgId, { fields: "roles", include_fields: true, take: 50 });
-    expect(withRoles.data.find((m) => m.user_id === ids[0])?.roles).toEqual([{ id: role.id, name: "viewer" }]);
+    expect(withRoles.data.find((m) => m.user_id === holder)?.roles).toEqual([{ id: role.id, name: "viewer" }]);
+    expect(withRoles.data.filter((m) => (m.roles ?? []).length > 0)).toHaveLength(1);
   });
 
   it("answers 400 invalid_paging for page paging past 1,000 records", async () => {
@@ -114,6 +116,16 @@ describe("roles and organization member roles", () => {
     const err = await expectApiError(h.client.organizations.members.roles.assign(orgId, member!, { roles: [roleIds[50]!] }), Management.BadRequestError, 400, "invalid_body");
     expect((err.body as { message: string }).message).toContain("50");
     expect(h.emulator.state.memberRolesOf(orgId, member!)).toHaveLength(50);
+  });
+
+  it("deletes a role (404 afterwards) and takes it away from members", async () => {
+    const [id] = await users(1);
+    await h.client.organizations.members.create(orgId, { members: [id!] });
+    const role = await h.client.roles.create({ name: "temp" });
+    await h.client.organizations.members.roles.assign(orgId, id!, { roles: [role.id!] });
+    await h.client.roles.delete(role.id!);
+    expect(h.emulator.state.memberRolesOf(orgId, id!)).toEqual([]);
+    await expectApiError(h.client.roles.delete(role.id!), Management.NotFoundError, 404, "inexistent_role");
   });
 
   it("drops a member's roles with the membership", async () => {

@@ -1,4 +1,4 @@
-import { Management } from "auth0";
+import { Management, ManagementError } from "auth0";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { expectApiError, startHarness, type Harness } from "./helpers.js";
 
@@ -67,6 +67,15 @@ describe("organizations through node-auth0 v7", () => {
     await expectApiError(h.client.organizations.list({ from: "not-a-checkpoint" }), Management.BadRequestError, 400, "invalid_query_string");
   });
 
+  it("updates display_name, name and metadata (null deletes a key); a taken name is 409", async () => {
+    const org = await h.client.organizations.create({ name: "acme", metadata: { a: "1", b: "2" } });
+    await h.client.organizations.create({ name: "taken" });
+    const updated = await h.client.organizations.update(org.id!, { display_name: "Acme Inc", name: "acme-inc", metadata: { b: null, c: "3" } });
+    expect(updated).toMatchObject({ id: org.id, name: "acme-inc", display_name: "Acme Inc", metadata: { a: "1", c: "3" } });
+    expect(h.emulator.state.organizationByName("acme-inc")?.metadata).toEqual({ a: "1", c: "3" });
+    await expectApiError(h.client.organizations.update(org.id!, { name: "taken" }), ManagementError, 409, "organization_conflict");
+  });
+
   it("deletes an organization with its memberships and enabled connections", async () => {
     const org = await h.client.organizations.create({ name: "gone", enabled_connections: [{ connection_id: "con_okta" }] });
     await h.client.organizations.delete(org.id!);
@@ -102,5 +111,7 @@ describe("enabled connections of an organization", () => {
     const page = await h.client.connections.list({ name: "acme-okta" });
     expect(page.data.map((c) => [c.id, c.strategy])).toEqual([["con_okta", "okta"]]);
     expect((await h.client.connections.list({ strategy: ["auth0"] })).data.map((c) => c.name)).toEqual(["Username-Password-Authentication"]);
+    expect(await h.client.connections.get("con_entra")).toMatchObject({ id: "con_entra", name: "acme-entra", strategy: "waad" });
+    await expectApiError(h.client.connections.get("con_nope"), Management.NotFoundError, 404, "inexistent_connection");
   });
 });
