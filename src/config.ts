@@ -19,6 +19,10 @@ export interface Config {
   auth0?: Auth0Config;
   /** Bootstrap operator token for the admin API. */
   adminToken?: string;
+  /** Shared secret of the post-login Action (HMAC); the hook route is off without it, except in sandbox mode. */
+  hookSecret?: string;
+  /** Auth0 plan whose rate-limit buckets the limiter starts from (headers refine them). */
+  auth0Plan: "free" | "essentials" | "enterprise";
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
 
@@ -69,6 +73,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
   const adminToken = env.BRIDGE_ADMIN_TOKEN || undefined;
   if (adminToken !== undefined && adminToken.length < 32) problems.push("BRIDGE_ADMIN_TOKEN must be at least 32 characters");
 
+  const hookSecret = env.AUTH0_HOOK_SECRET || undefined;
+  if (hookSecret !== undefined && hookSecret.length < 32) problems.push("AUTH0_HOOK_SECRET must be at least 32 characters");
+
+  const auth0Plan = (env.AUTH0_PLAN ?? "essentials") as Config["auth0Plan"];
+  if (!["free", "essentials", "enterprise"].includes(auth0Plan)) problems.push('AUTH0_PLAN must be "free", "essentials" or "enterprise"');
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, logLevel });
+  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, logLevel });
 }

@@ -1,0 +1,106 @@
+import { and, eq, inArray, isNull, or } from "drizzle-orm";
+import { directories, organizations, userEmails, users, userSync } from "../../db/schema.js";
+import type { Db } from "../directory/database.js";
+import { recordAudit } from "../directory/audit.js";
+import { getActiveMapping } from "../directory/mappings.js";
+import { applyOperation, desired } from "../mapping/index.js";
+import { loadUserInputs, memberOfOtherOrganizations, saveApplied } from "./inputs.js";
+import { enqueueJob, Lane } from "./queue.js";
+
+/** What the Auth0 Action sends (see src/auth0/action/post-login.cjs). */
+export interface PostLoginEvent {
+  user: { user_id: string; email?: string | null };
+  organization?: { id?: string | null; name?: string | null } | null;
+  connection?: { name?: string | null; strategy?: string | null } | null;
+}
+
+export interface PostLoginDecision {
+  decision: "allow" | "deny";
+  reason?: string;
+  roles?: string[];
+  app_metadata?: Record<string, unknown>;
+}
+
+const denialReasons = {
+  deactivated: "Your account was deactivated by your organization's directory.",
+  held: "Your account was blocked by your organization's administrator.",
+  deleted: "Your account was removed by your organization's directory.",
+  unknown: "Your account is not provisioned by your organization's directory.",
+} as const;
+
+function findDirectoryUser(db: Db, organizationId: string, auth0UserId: string, email: string | null): string | undefined {
+  const linked = db
+    .select({ id: userSync.userId })
+    .from(userSync)
+    .innerJoin(users, eq(users.id, userSync.userId))
+    .where(and(eq(userSync.auth0UserId, auth0UserId), eq(userSync.organizationId, organizationId)))
+    .all();
+  // A live user wins over an old tombstone with the same Auth0 id.
+  if (linked.length > 0) {
+    const rows = db.select({ id: users.id, deletedAt: users.deletedAt }).from(users).where(inArray(users.id, linked.map((l) => l.id))).all();
+    return (rows.find((r) => r.deletedAt === null) ?? rows[0])?.id;
+  }
+  if (!email) return undefined;
+  const lower = email.toLowerCase();
+  const dirIds = db.select({ id: directories.id }).from(directories).where(eq(directories.organizationId, organizationId)).all().map((d) => d.id);
+  if (dirIds.length === 0) return undefined;
+  const byName = db
+    .select({ id: users.id })
+    .from(users)
+    .where(and(inArray(users.directoryId, dirIds), eq(users.userNameLower, lower), isNull(users.deletedAt)))
+    .get();
+  if (byName) return byName.id;
+  return db
+    .select({ id: users.id })
+    .from(userEmails)
+    .innerJoin(users, eq(users.id, userEmails.userId))
+    .where(and(inArray(userEmails.directoryId, dirIds), eq(userEmails.valueLower, lower), isNull(users.deletedAt)))
+    .get()?.id;
+}
+
+/**
+ * The login decision (DESIGN.md §4 "Login"): allow or deny from directory truth and holds, with
+ * the roles and owned metadata the mapping gives, and no Auth0 call. An enterprise user's first
+ * login links its Auth0 id to the directory user and enqueues a reconcile (membership, roles).
+ */
+export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: string): PostLoginDecision {
+  const orgRef = event.organization;
+  if (!orgRef || (!orgRef.id && !orgRef.name)) return { decision: "allow" };
+  const org = db
+    .select()
+    .from(organizations)
+    .where(or(orgRef.id ? eq(organizations.auth0OrgId, orgRef.id) : undefined, orgRef.name ? eq(organizations.slug, orgRef.name) : undefined))
+    .get();
+  // Organizations the bridge does not manage are none of its business.
+  if (!org) return { decision: "allow" };
+
+  const userId = findDirectoryUser(db, org.id, event.user.user_id, event.user.email ?? null);
+  const inputs = userId ? loadUserInputs(db, userId) : undefined;
+  if (!inputs) return { decision: "deny", reason: denialReasons.unknown };
+
+  const mapping = getActiveMapping(db, org.id)!.document;
+  const d = desired(mapping, inputs.user, inputs.groups, inputs.holds, {
+    memberOfOtherOrganizations: memberOfOtherOrganizations(db, inputs.applied.auth0UserId ?? event.user.user_id, org.id),
+  });
+  if (d.status !== "provisioned") return { decision: "deny", reason: denialReasons[d.status] };
+
+  if (!inputs.applied.auth0UserId) {
+    db.transaction((tx) => {
+      const applied = applyOperation(inputs.applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email ?? "" }, { auth0UserId: event.user.user_id });
+      saveApplied(tx, inputs, applied);
+      recordAudit(tx, {
+        actor: { type: "system", id: "post-login-hook" },
+        organizationId: org.id,
+        directoryId: inputs.row.directoryId,
+        action: "user.link",
+        targetType: "user",
+        targetId: inputs.row.id,
+        after: { auth0UserId: event.user.user_id },
+        requestId: requestId ?? null,
+      });
+      enqueueJob(tx, { organizationId: org.id, directoryId: inputs.row.directoryId, kind: "user", subjectId: inputs.row.id, lane: Lane.provision });
+    });
+  }
+  const appMetadata = Object.fromEntries(Object.entries(d.appMetadata).filter(([, v]) => v !== null));
+  return { decision: "allow", roles: d.roles, app_metadata: appMetadata };
+}
