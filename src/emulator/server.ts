@@ -159,7 +159,12 @@ export class EmulatorServer implements ControlTarget {
       else if (err instanceof ApiError) reply = { status: err.statusCode, body: err.toBody(), headers: err.headers };
       else reply = { status: 500, body: new ApiError(500, "An internal server error occurred").toBody() };
     }
-    const sent = this.send(res, reply, rateHeaders);
+    let sent: Record<string, string> = {};
+    try {
+      sent = this.send(res, reply, rateHeaders);
+    } catch {
+      res.destroy(); // the client went away mid-request; nothing to answer
+    }
     if (!isControl) {
       if (sent["x-ratelimit-limit"] !== undefined) {
         entry.rateLimit = { limit: Number(sent["x-ratelimit-limit"]), remaining: Number(sent["x-ratelimit-remaining"]), reset: Number(sent["x-ratelimit-reset"]) };
