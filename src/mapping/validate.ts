@@ -91,9 +91,12 @@ function flatten(issues: readonly Issue[], base: readonly Key[], out: MappingIss
                 : `expected ${issue.expected}, got ${describe(issue.input)}`,
         });
         break;
-      case "invalid_value":
-        out.push({ path: formatPath(path), message: `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")} (got ${describe(issue.input)})` });
+      case "invalid_value": {
+        const options = issue.values.map((v) => JSON.stringify(v)).join(", ");
+        const message = issue.input === undefined ? `required: one of ${options}` : `expected one of ${options} (got ${describe(issue.input)})`;
+        out.push({ path: formatPath(path), message });
         break;
+      }
       default:
         out.push({ path: formatPath(path), message: issue.message });
     }
