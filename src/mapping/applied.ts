@@ -56,10 +56,16 @@ export function appliedFromDesired(d: DesiredUser, auth0UserId = "auth0|applied"
     profile: { ...d.profile },
     appMetadata: Object.fromEntries(d.ownedAppMetadataKeys.map((k) => [k, d.appMetadata[k] ?? null])),
     invited: d.invite,
-    accessRevoked: d.revokeAccess,
+    accessRevoked: d.revokeAccess && (!d.member || d.blocked),
     deleted: false,
   };
 }
+
+/**
+ * Once the user has access again (a member, not blocked), the revocation belongs to the past, so
+ * the next deprovisioning revokes again. A user still cut off keeps the mark (no second revoke).
+ */
+const regained = (s: AppliedState): AppliedState => (s.member && s.blocked === false ? { ...s, accessRevoked: false } : s);
 
 const withoutNulls = (p: Profile): Profile => Object.fromEntries(Object.entries(p).filter(([, v]) => v !== null));
 
@@ -90,7 +96,7 @@ export function applyOperation(applied: AppliedState, op: Operation, result: Ope
       };
     case "addMember":
       // A new membership starts without roles (the old ones went with the removal).
-      return { ...applied, member: true, roles: applied.member ? applied.roles : [], accessRevoked: false };
+      return regained({ ...applied, member: true, roles: applied.member ? applied.roles : [] });
     case "removeMember":
       return { ...applied, member: false, roles: [] };
     case "addRoles":
@@ -102,7 +108,7 @@ export function applyOperation(applied: AppliedState, op: Operation, result: Ope
     case "block":
       return { ...applied, blocked: true };
     case "unblock":
-      return { ...applied, blocked: false, accessRevoked: false };
+      return regained({ ...applied, blocked: false });
     case "revokeAccess":
       return { ...applied, accessRevoked: true };
     case "deleteUser":

@@ -127,9 +127,11 @@ export function desired(
 
   const profile: Profile = {};
   for (const [field, fn] of c.profile) profile[field] = profileValue(field, fn(input), problems);
-  const email = profile.email ?? null;
-  if (email === null) problems.push("profile.email produced no value: the user cannot be created or linked");
-  else if (!/^[^@\s]+@[^@\s]+$/.test(email)) problems.push(`profile.email "${email}" is not an email address`);
+  let email = profile.email ?? null;
+  if (email !== null && !/^[^@\s]+@[^@\s]+$/.test(email)) {
+    problems.push(`profile.email "${email}" is not an email address: the user cannot be created or linked`);
+    email = profile.email = null; // Auth0 would refuse it; null also keeps plan() from creating or linking
+  } else if (email === null) problems.push("profile.email produced no value: the user cannot be created or linked");
 
   const appMetadata: AppMetadata = {};
   if (c.namespace !== undefined) {

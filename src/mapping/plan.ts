@@ -49,7 +49,9 @@ export function plan(d: DesiredUser, applied: AppliedState): Operation[] {
 
   if (state.exists) {
     if (d.blocked && state.blocked !== true) emit({ type: "block", irreversible: false });
-    if (d.revokeAccess && !state.accessRevoked) emit({ type: "revokeAccess", irreversible: false });
+    // Revoking only makes sense for a user left without access; otherwise the next sign-in undoes it.
+    const cutOff = !d.exists || !d.member || d.blocked;
+    if (d.revokeAccess && cutOff && !state.accessRevoked) emit({ type: "revokeAccess", irreversible: false });
     if (!d.exists) {
       // Deleting the user ends its memberships; block and revoke above already cut access.
       emit({ type: "deleteUser", irreversible: true });
