@@ -235,9 +235,11 @@ export class Auth0Gateway {
 
   /**
    * Creates the Auth0 Organization for a slug, or adopts an existing one of the same name, and
-   * makes sure the organization's connection is enabled on it. Safe to repeat.
+   * makes sure the organization's connection is enabled on it. Safe to repeat. An enterprise
+   * connection's users do not exist before their first login, so the bridge cannot add them as
+   * members beforehand: there Auth0's auto-membership admits them, and the post-login hook decides.
    */
-  async ensureOrganization(slug: string, displayName: string, connection: string, lane: number): Promise<string> {
+  async ensureOrganization(slug: string, displayName: string, connection: string, lane: number, autoMembership = false): Promise<string> {
     return this.exclusive(`org:${slug}`, async () => {
       let orgId: string | undefined;
       try {
@@ -264,7 +266,7 @@ export class Auth0Gateway {
       if (!enabled.includes(connectionId)) {
         try {
           await this.call("orgsWrite", lane, `/organizations/${orgId}/enabled_connections`, () =>
-            this.client.organizations.enabledConnections.add(orgId!, { connection_id: connectionId, assign_membership_on_login: false }).withRawResponse(),
+            this.client.organizations.enabledConnections.add(orgId!, { connection_id: connectionId, assign_membership_on_login: autoMembership }).withRawResponse(),
           );
         } catch (err) {
           if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;

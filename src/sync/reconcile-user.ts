@@ -25,8 +25,8 @@ const MAX_STEPS = 40;
 export async function ensureAuth0Organization(deps: SyncDeps, org: OrganizationRow, lane: number): Promise<string> {
   if (org.auth0OrgId) return org.auth0OrgId;
   const mapping = getActiveMapping(deps.db, org.id);
-  const connection = mapping?.document.connection.name ?? org.connection;
-  const auth0OrgId = await deps.gateway.ensureOrganization(org.slug, org.displayName, connection, lane);
+  const connection = mapping?.document.connection ?? { name: org.connection, type: "database" };
+  const auth0OrgId = await deps.gateway.ensureOrganization(org.slug, org.displayName, connection.name, lane, connection.type === "enterprise");
   deps.db.update(organizations).set({ auth0OrgId, updatedAt: Date.now() }).where(eq(organizations.id, org.id)).run();
   return auth0OrgId;
 }

@@ -1,0 +1,129 @@
+import { eq } from "drizzle-orm";
+import { directories, organizations, users, userSync } from "../../db/schema.js";
+import { Auth0CallError } from "../auth0/errors.js";
+import type { Db } from "../directory/database.js";
+import { getActiveMapping } from "../directory/mappings.js";
+import { desired, initialApplied, plan, type AppliedState } from "../mapping/index.js";
+import { jsonEqual } from "../mapping/types.js";
+import { directoryUserOf, activeHolds, groupsOfUser, memberOfOtherOrganizations } from "./inputs.js";
+import { enqueueJob, Lane } from "./queue.js";
+import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
+import type { JobHandler } from "./worker.js";
+
+export interface DriftedUser {
+  userId: string;
+  userName: string;
+  /** What Auth0 shows that differs from what the bridge last applied, e.g. "blocked: applied false, Auth0 true". */
+  differences: string[];
+}
+
+export interface DriftReport {
+  organizationId: string;
+  checked: number;
+  drifted: DriftedUser[];
+  /** Directory users whose desired state is not applied yet (never synced, or pending). */
+  unsynced: number;
+  /** Auth0 members of the organization that no directory user accounts for (left alone). */
+  unmanagedMembers: string[];
+  repaired: boolean;
+}
+
+export interface DriftOptions {
+  repair: boolean;
+  lane?: number;
+  onProgress?(done: number, total: number): void;
+}
+
+const describe = (field: string, applied: unknown, observed: unknown): string =>
+  `${field}: applied ${JSON.stringify(applied)}, Auth0 ${JSON.stringify(observed)}`;
+
+/**
+ * Compares Auth0 (membership, the bridge's roles, blocked, owned app_metadata keys) with what the
+ * bridge believes it applied, for every linked user of an organization. With `repair`, the applied
+ * state is replaced by what Auth0 really shows and each drifted user is reconciled again, so that
+ * the normal plan() puts Auth0 back to the desired state.
+ */
+export async function scanDrift(deps: SyncDeps, organizationId: string, options: DriftOptions): Promise<DriftReport> {
+  const lane = options.lane ?? Lane.background;
+  const org = deps.db.select().from(organizations).where(eq(organizations.id, organizationId)).get();
+  if (!org) throw new Auth0CallError("fatal", undefined, undefined, `organization ${organizationId} does not exist`);
+  const auth0OrgId = await ensureAuth0Organization(deps, org, lane);
+  const mapping = getActiveMapping(deps.db, org.id)!.document;
+  const rows = deps.db
+    .select({ user: users, sync: userSync })
+    .from(users)
+    .innerJoin(directories, eq(directories.id, users.directoryId))
+    .leftJoin(userSync, eq(userSync.userId, users.id))
+    .where(eq(directories.organizationId, org.id))
+    .all();
+  const members = new Set((await deps.gateway.listMembers(auth0OrgId, lane)).map((m) => m.user_id));
+  const accounted = new Set<string>();
+  const report: DriftReport = { organizationId: org.id, checked: 0, drifted: [], unsynced: 0, unmanagedMembers: [], repaired: options.repair };
+
+  let done = 0;
+  for (const { user, sync } of rows) {
+    options.onProgress?.(done++, rows.length);
+    const applied: AppliedState = sync?.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
+    const d = desired(mapping, directoryUserOf(user), groupsOfUser(deps.db, user.id), activeHolds(deps.db, user.id), {
+      memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, org.id),
+    });
+    if (applied.auth0UserId) accounted.add(applied.auth0UserId);
+    if (!applied.auth0UserId || !applied.exists) {
+      if (plan(d, applied).length > 0) report.unsynced++;
+      continue;
+    }
+    report.checked++;
+    const observed: AppliedState = { ...applied };
+    try {
+      const auth0User = await deps.gateway.getUser(applied.auth0UserId, lane);
+      observed.blocked = auth0User.blocked === true;
+      const metadata = auth0User.app_metadata ?? {};
+      observed.appMetadata = Object.fromEntries(d.ownedAppMetadataKeys.map((k) => [k, (metadata[k] as AppliedState["appMetadata"][string]) ?? null]));
+      observed.member = members.has(applied.auth0UserId);
+      if (observed.member) {
+        // Only the roles the bridge manages count; roles granted by others are not drift.
+        const managed = new Set([...applied.roles, ...d.roles]);
+        const names = await deps.gateway.listMemberRoleNames(auth0OrgId, applied.auth0UserId, lane);
+        observed.roles = names.filter((r) => managed.has(r)).sort();
+      } else {
+        observed.roles = [];
+      }
+    } catch (err) {
+      if (!(err instanceof Auth0CallError) || err.kind !== "notFound") throw err;
+      Object.assign(observed, initialApplied());
+    }
+    const differences: string[] = [];
+    if (observed.exists !== applied.exists) differences.push(describe("exists", applied.exists, observed.exists));
+    if (observed.exists) {
+      if (observed.blocked !== applied.blocked) differences.push(describe("blocked", applied.blocked, observed.blocked));
+      if (observed.member !== applied.member) differences.push(describe("member", applied.member, observed.member));
+      if (!jsonEqual(observed.roles, [...applied.roles].sort())) differences.push(describe("roles", applied.roles, observed.roles));
+      for (const key of d.ownedAppMetadataKeys) {
+        if (!jsonEqual(observed.appMetadata[key] ?? null, applied.appMetadata[key] ?? null)) {
+          differences.push(describe(`app_metadata.${key}`, applied.appMetadata[key] ?? null, observed.appMetadata[key] ?? null));
+        }
+      }
+    }
+    if (differences.length === 0) continue;
+    report.drifted.push({ userId: user.id, userName: user.userName, differences });
+    if (options.repair) {
+      deps.db.transaction((tx) => {
+        tx.update(userSync).set({ applied: JSON.stringify(observed), auth0UserId: observed.auth0UserId }).where(eq(userSync.userId, user.id)).run();
+        // A user who should be cut off but is not gets the deprovision lane.
+        const urgent = (d.blocked && !observed.blocked) || (!d.member && observed.member);
+        enqueueJob(tx, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: urgent ? Lane.deprovision : Lane.background });
+      });
+    }
+  }
+  options.onProgress?.(rows.length, rows.length);
+  report.unmanagedMembers = [...members].filter((m) => !accounted.has(m)).sort();
+  return report;
+}
+
+/** "drift" jobs (the periodic scan and the admin trigger): scan and repair one organization. */
+export function createDriftReconciler(deps: SyncDeps): JobHandler {
+  return async (job) => {
+    await scanDrift(deps, job.subjectId, { repair: true, lane: job.lane });
+    return { status: "done" };
+  };
+}
