@@ -7,6 +7,7 @@ import { loadConfig, ConfigError } from "./config.js";
 import { openDatabase } from "./directory/database.js";
 import { registerEmulatorCommand } from "./cli/emulator.js";
 import { registerMappingCommands } from "./cli/mapping.js";
+import { registerOrgCommands } from "./cli/org.js";
 
 const program = new Command("scim-bridge")
   .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
@@ -24,6 +25,7 @@ program
 
 registerEmulatorCommand(program);
 registerMappingCommands(program, () => openDatabase(loadConfig(process.env).databaseUrl));
+registerOrgCommands(program, () => { const config = loadConfig(process.env); return { ...openDatabase(config.databaseUrl), publicUrl: config.publicUrl }; });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

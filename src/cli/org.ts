@@ -1,0 +1,150 @@
+import type { Command } from "commander";
+import type { Actor } from "../directory/audit.js";
+import type { Db } from "../directory/database.js";
+import { listDirectories, scimBaseUrl, type DirectoryRow } from "../directory/directories.js";
+import { addDirectory, onboardOrganization, rotateDirectoryToken } from "../directory/onboarding.js";
+import { listOrganizations, type OrganizationRow, type UserModel } from "../directory/organizations.js";
+import { invalidValue } from "../errors.js";
+
+/**
+ * Operator commands for onboarding (DESIGN.md §9): `org create`, `org list`, `directory create`,
+ * `token rotate`. They work against the configured database with or without a running server;
+ * opening it applies pending migrations. A token is printed once and never again.
+ */
+export interface CliDatabase {
+  db: Db;
+  close(): void;
+  publicUrl: string;
+}
+
+const operator: Actor = { type: "operator", id: "cli" };
+
+const organizationJson = (o: OrganizationRow) => ({
+  id: o.id,
+  slug: o.slug,
+  name: o.displayName,
+  model: o.userModel,
+  connection: o.connection,
+  auth0OrgId: o.auth0OrgId,
+  createdAt: new Date(o.createdAt).toISOString(),
+});
+
+const directoryJson = (d: DirectoryRow) => ({
+  id: d.id,
+  organizationId: d.organizationId,
+  name: d.name,
+  createdAt: new Date(d.createdAt).toISOString(),
+});
+
+function expiry(days: string | undefined): number | null {
+  if (days === undefined) return null;
+  const n = Number(days);
+  if (!Number.isInteger(n) || n < 1 || n > 3650) throw invalidValue("--expires-in-days must be a whole number from 1 to 3650");
+  return Date.now() + n * 86_400_000;
+}
+
+function withDatabase<T>(openDb: () => CliDatabase, run: (d: CliDatabase) => T): T {
+  const opened = openDb();
+  try {
+    return run(opened);
+  } finally {
+    opened.close();
+  }
+}
+
+function printIssued(json: boolean, out: { organization: OrganizationRow; directory: DirectoryRow; token: string; publicUrl: string }): void {
+  const scimBase = scimBaseUrl(out.publicUrl, out.directory.id);
+  if (json) {
+    console.log(
+      JSON.stringify({ organization: organizationJson(out.organization), directory: directoryJson(out.directory), scimBaseUrl: scimBase, token: out.token }),
+    );
+    return;
+  }
+  console.log(`organization  ${out.organization.slug} (${out.organization.id})`);
+  console.log(`directory     ${out.directory.id}`);
+  console.log(`SCIM base URL ${scimBase}`);
+  console.log(`SCIM token    ${out.token}`);
+  console.log("The token is shown only this once; store it in the IdP's provisioning settings now.");
+}
+
+export function registerOrgCommands(program: Command, openDb: () => CliDatabase): void {
+  const org = program.command("org").description("manage organizations (one per customer, one Auth0 Organization each)");
+
+  org
+    .command("create <slug>")
+    .description("create an organization with its first directory and SCIM token")
+    .option("--name <name>", "display name (default: the slug)")
+    .option("--model <model>", "user model: isolated or shared", "isolated")
+    .option("--connection <connection>", "Auth0 connection its users live in")
+    .option("--directory-name <name>", "name of the first directory", "default")
+    .option("--expires-in-days <days>", "expire the first token after this many days")
+    .option("--json", "print machine-readable JSON")
+    .action((slug: string, opts: { name?: string; model: string; connection?: string; directoryName: string; expiresInDays?: string; json?: boolean }) => {
+      withDatabase(openDb, ({ db, publicUrl }) => {
+        const made = onboardOrganization(
+          db,
+          {
+            slug,
+            displayName: opts.name,
+            userModel: opts.model as UserModel,
+            connection: opts.connection,
+            directoryName: opts.directoryName,
+            tokenExpiresAt: expiry(opts.expiresInDays),
+          },
+          operator,
+        );
+        printIssued(opts.json === true, { organization: made.organization, directory: made.directory, token: made.token.token, publicUrl });
+      });
+    });
+
+  org
+    .command("list")
+    .description("list organizations and their directories")
+    .option("--json", "print machine-readable JSON")
+    .action((opts: { json?: boolean }) => {
+      withDatabase(openDb, ({ db, publicUrl }) => {
+        const rows = listOrganizations(db).map((o) => ({
+          ...organizationJson(o),
+          directories: listDirectories(db, o.id).map((d) => ({ ...directoryJson(d), scimBaseUrl: scimBaseUrl(publicUrl, d.id) })),
+        }));
+        if (opts.json) return console.log(JSON.stringify({ organizations: rows }));
+        for (const o of rows) {
+          console.log(`${o.slug}\t${o.name}\t${o.model}\t${o.connection}`);
+          for (const d of o.directories) console.log(`  ${d.id}\t${d.name}\t${d.scimBaseUrl}`);
+        }
+      });
+    });
+
+  program
+    .command("directory")
+    .description("manage directories (one SCIM client per IdP)")
+    .command("create <org>")
+    .description("add a directory, with its first SCIM token, to an organization (slug or id)")
+    .option("--name <name>", "directory name", "default")
+    .option("--expires-in-days <days>", "expire the token after this many days")
+    .option("--json", "print machine-readable JSON")
+    .action((orgRef: string, opts: { name: string; expiresInDays?: string; json?: boolean }) => {
+      withDatabase(openDb, ({ db, publicUrl }) => {
+        const made = addDirectory(db, orgRef, { name: opts.name, tokenExpiresAt: expiry(opts.expiresInDays) }, operator);
+        printIssued(opts.json === true, { organization: made.organization, directory: made.directory, token: made.token.token, publicUrl });
+      });
+    });
+
+  program
+    .command("token")
+    .description("manage SCIM tokens")
+    .command("rotate <directory>")
+    .description("issue a new SCIM token; when two are active, the older is revoked")
+    .option("--expires-in-days <days>", "expire the new token after this many days")
+    .option("--json", "print machine-readable JSON")
+    .action((directoryId: string, opts: { expiresInDays?: string; json?: boolean }) => {
+      withDatabase(openDb, ({ db, publicUrl }) => {
+        const { directory, token } = rotateDirectoryToken(db, directoryId, { expiresAt: expiry(opts.expiresInDays) }, operator);
+        const out = { directory: directoryJson(directory), scimBaseUrl: scimBaseUrl(publicUrl, directory.id), token: token.token, hint: token.record.hint };
+        if (opts.json) return console.log(JSON.stringify(out));
+        console.log(`SCIM token    ${out.token}`);
+        console.log(`for           ${out.scimBaseUrl}`);
+        console.log("Shown only this once. The previous token keeps working until the next rotation revokes it.");
+      });
+    });
+}

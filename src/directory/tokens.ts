@@ -1,0 +1,124 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { and, asc, eq, isNull } from "drizzle-orm";
+import { directories, scimTokens } from "../../db/schema.js";
+import { invalidValue } from "../errors.js";
+import { recordAudit, type Actor } from "./audit.js";
+import type { DbOrTx } from "./database.js";
+import { newResourceId } from "./ids.js";
+
+/**
+ * SCIM bearer tokens (DESIGN.md §3): 256 random bits, shown once, stored only as a SHA-256 hash, at
+ * most two active per directory so that a rotation can overlap, with an optional expiry.
+ */
+export type ScimTokenRow = typeof scimTokens.$inferSelect;
+
+export const maxActiveTokens = 2;
+const tokenPrefix = "scimb_";
+
+export const hashToken = (raw: string): string => createHash("sha256").update(raw, "utf8").digest("hex");
+
+export interface IssuedToken {
+  /** The secret. Shown to the operator once; never stored, never logged. */
+  token: string;
+  record: ScimTokenRow;
+}
+
+const isActive = (t: ScimTokenRow, now: number): boolean => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now);
+
+/** Issues a token; when two are already active, the oldest is revoked so that at most two remain. */
+export function issueScimToken(
+  tx: DbOrTx,
+  input: { directoryId: string; organizationId: string; expiresAt?: number | null },
+  actor: Actor,
+  now = Date.now(),
+): IssuedToken {
+  if (input.expiresAt != null && input.expiresAt <= now) throw invalidValue("token expiry must be in the future");
+  const active = listScimTokens(tx, input.directoryId).filter((t) => isActive(t, now));
+  for (const old of active.slice(0, Math.max(0, active.length - (maxActiveTokens - 1)))) {
+    tx.update(scimTokens).set({ revokedAt: now }).where(eq(scimTokens.id, old.id)).run();
+    recordAudit(tx, {
+      actor,
+      organizationId: input.organizationId,
+      directoryId: input.directoryId,
+      action: "token.revoke",
+      targetType: "scim_token",
+      targetId: old.id,
+      after: { hint: old.hint, reason: "rotation" },
+      at: now,
+    });
+  }
+  const token = tokenPrefix + randomBytes(32).toString("base64url");
+  const record = tx
+    .insert(scimTokens)
+    .values({
+      id: newResourceId(),
+      directoryId: input.directoryId,
+      tokenHash: hashToken(token),
+      hint: token.slice(-4),
+      createdAt: now,
+      expiresAt: input.expiresAt ?? null,
+    })
+    .returning()
+    .get();
+  recordAudit(tx, {
+    actor,
+    organizationId: input.organizationId,
+    directoryId: input.directoryId,
+    action: "token.issue",
+    targetType: "scim_token",
+    targetId: record.id,
+    after: { hint: record.hint, expiresAt: record.expiresAt },
+    at: now,
+  });
+  return { token, record };
+}
+
+export function listScimTokens(db: DbOrTx, directoryId: string): ScimTokenRow[] {
+  return db.select().from(scimTokens).where(eq(scimTokens.directoryId, directoryId)).orderBy(asc(scimTokens.createdAt)).all();
+}
+
+export function revokeScimToken(tx: DbOrTx, tokenId: string, now = Date.now()): boolean {
+  const result = tx
+    .update(scimTokens)
+    .set({ revokedAt: now })
+    .where(and(eq(scimTokens.id, tokenId), isNull(scimTokens.revokedAt)))
+    .run();
+  return result.changes > 0;
+}
+
+/** Who a valid token speaks for. */
+export interface ScimPrincipal {
+  tokenId: string;
+  directoryId: string;
+  organizationId: string;
+}
+
+/**
+ * Resolves a presented token. The lookup is by hash, so the index comparison reveals nothing about
+ * the secret; the final check is constant-time anyway (hono bearer-auth does the same).
+ */
+export function verifyScimToken(db: DbOrTx, raw: string, now = Date.now()): ScimPrincipal | undefined {
+  if (raw.length === 0 || raw.length > 512) return undefined;
+  const presented = hashToken(raw);
+  const row = db
+    .select({
+      id: scimTokens.id,
+      tokenHash: scimTokens.tokenHash,
+      revokedAt: scimTokens.revokedAt,
+      expiresAt: scimTokens.expiresAt,
+      directoryId: scimTokens.directoryId,
+      organizationId: directories.organizationId,
+    })
+    .from(scimTokens)
+    .innerJoin(directories, eq(directories.id, scimTokens.directoryId))
+    .where(eq(scimTokens.tokenHash, presented))
+    .get();
+  if (!row) return undefined;
+  if (!timingSafeEqual(Buffer.from(row.tokenHash, "hex"), Buffer.from(presented, "hex"))) return undefined;
+  if (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now)) return undefined;
+  return { tokenId: row.id, directoryId: row.directoryId, organizationId: row.organizationId };
+}
+
+export function touchScimToken(db: DbOrTx, tokenId: string, now = Date.now()): void {
+  db.update(scimTokens).set({ lastUsedAt: now }).where(eq(scimTokens.id, tokenId)).run();
+}
