@@ -1,0 +1,64 @@
+import express, { Router, type Express, type RequestHandler } from "express";
+import { pino, type Logger } from "pino";
+import type { Db } from "../directory/database.js";
+import { scimBaseUrl } from "../directory/directories.js";
+import { scimRoutes } from "../scim/routes.js";
+import { scimBearerAuth } from "./auth.js";
+import { defaultBodyLimit, scimJsonBody } from "./body.js";
+import { endpointNotFound, errorMiddleware } from "./errors.js";
+import { parseQueryString } from "./query.js";
+import { requestId } from "./request-id.js";
+
+export interface AppDeps {
+  db: Db;
+  /** PUBLIC_URL: SCIM base URLs and meta.location are built from it, never from the Host header. */
+  publicUrl: string;
+  log?: Logger;
+  /** Request body limit for SCIM, in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /**
+   * Further parts of the product (admin API at /admin/v1, /hooks/auth0/post-login, /metrics,
+   * /healthz), mounted after SCIM. Errors they pass to next() are rendered by the same middleware:
+   * the admin JSON shape outside /scim/. They parse their own bodies (see jsonBody in ./body.js).
+   */
+  extraRouters?: { path: string; router: RequestHandler }[];
+}
+
+/**
+ * The HTTP pipeline, in order: request id → SCIM (bearer auth → body → routes → 404 → SCIM errors)
+ * → extra routers → 404 → errors. Auth runs before the body is read: an unauthenticated client
+ * cannot make us parse a megabyte.
+ */
+export function createApp(deps: AppDeps): Express {
+  const publicUrl = new URL(deps.publicUrl).toString().replace(/\/+$/, "");
+  const log = deps.log ?? pino({ level: "silent" });
+  const app = express();
+  app.disable("x-powered-by");
+  // ETags are meta.version, set by the SCIM layer; Express's body hashes would contradict them.
+  app.set("etag", false);
+  app.set("query parser", parseQueryString);
+  app.use(requestId());
+
+  const scim = Router({ mergeParams: true });
+  scim.use(
+    scimBearerAuth(deps.db, (_req, res, principal) => {
+      res.locals.scim = {
+        directoryId: principal.directoryId,
+        organizationId: principal.organizationId,
+        baseUrl: scimBaseUrl(publicUrl, principal.directoryId),
+        requestId: res.locals.requestId,
+        actor: { type: "directory", id: principal.directoryId },
+      };
+    }),
+  );
+  scim.use(scimJsonBody(deps.bodyLimit ?? defaultBodyLimit));
+  scim.use(scimRoutes(deps.db));
+  scim.use(endpointNotFound());
+  scim.use(errorMiddleware("scim", log));
+  app.use("/scim/v2/:directoryId", scim);
+
+  for (const extra of deps.extraRouters ?? []) app.use(extra.path, extra.router);
+  app.use(endpointNotFound());
+  app.use(errorMiddleware("auto", log));
+  return app;
+}

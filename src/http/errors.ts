@@ -1,0 +1,92 @@
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
+import type { Logger } from "pino";
+import { BridgeError, isBridgeError, notFound, payloadTooLarge, invalidSyntax } from "../errors.js";
+
+/**
+ * The one place where errors become responses. BridgeError (src/errors.ts) maps to its status; the
+ * few foreign errors that can reach the edge (body-parser, SQLite busy) are translated here, once.
+ * Anything else is a bug: logged with its stack, answered 500 without internals.
+ */
+export type ErrorShape = "scim" | "admin";
+
+export const scimErrorSchema = "urn:ietf:params:scim:api:messages:2.0:Error";
+export const scimContentType = "application/scim+json; charset=utf-8";
+
+interface HttpishError {
+  type?: unknown;
+  status?: unknown;
+  code?: unknown;
+}
+
+/** Narrows foreign errors with a known meaning to BridgeError; undefined for anything unexpected. */
+export function toBridgeError(err: unknown): BridgeError | undefined {
+  if (isBridgeError(err)) return err;
+  if (typeof err !== "object" || err === null) return undefined;
+  const e = err as HttpishError;
+  // body-parser (express.json) errors carry a `type`.
+  if (e.type === "entity.too.large") return payloadTooLarge("request body exceeds the size limit");
+  if (e.type === "entity.parse.failed") return invalidSyntax("request body is not valid JSON");
+  if (e.type === "encoding.unsupported" || e.type === "charset.unsupported") {
+    return invalidSyntax("request body encoding or charset is not supported; send UTF-8 JSON");
+  }
+  if (typeof e.type === "string" && typeof e.status === "number" && e.status >= 400 && e.status < 500) {
+    return invalidSyntax("request body could not be read");
+  }
+  // better-sqlite3: another process holds the write lock beyond busy_timeout; a retry will succeed.
+  if (e.code === "SQLITE_BUSY" || e.code === "SQLITE_LOCKED") {
+    return new BridgeError("unavailable", "the directory store is busy; retry shortly", { cause: err, retryAfter: 1 });
+  }
+  return undefined;
+}
+
+/** RFC 7644 §3.12 Error body; "status" is a string there. */
+export function scimErrorBody(status: number, detail: string, scimType?: string): Record<string, unknown> {
+  return { schemas: [scimErrorSchema], status: String(status), ...(scimType ? { scimType } : {}), detail };
+}
+
+export function adminErrorBody(kind: string, detail: string, requestId: string): Record<string, unknown> {
+  return { error: kind, message: detail, requestId };
+}
+
+function setErrorHeaders(req: Request, res: Response, err: BridgeError): void {
+  if (err.kind === "unauthorized") {
+    // RFC 6750 §3: name the error only when a token was actually presented.
+    const presented = /^bearer\s+\S/i.test(req.get("authorization") ?? "");
+    res.setHeader("WWW-Authenticate", `Bearer realm="scim-bridge"${presented ? ', error="invalid_token"' : ""}`);
+  }
+  // Okta honours Retry-After only as integer seconds (idp-wire.md §2.5).
+  if (err.retryAfter !== undefined) res.setHeader("Retry-After", String(Math.max(1, Math.ceil(err.retryAfter))));
+}
+
+export function sendError(req: Request, res: Response, err: BridgeError, shape: ErrorShape): void {
+  setErrorHeaders(req, res, err);
+  res.status(err.status);
+  if (shape === "scim") {
+    res.type(scimContentType).send(JSON.stringify(scimErrorBody(err.status, err.message, err.scimType)));
+  } else {
+    res.json(adminErrorBody(err.kind, err.message, res.locals.requestId));
+  }
+}
+
+/** The error middleware; `shape` decides the body format, "auto" picks SCIM under /scim/. */
+export function errorMiddleware(shape: ErrorShape | "auto", log: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, next) => {
+    if (res.headersSent) return next(err);
+    const chosen: ErrorShape = shape === "auto" ? (req.originalUrl.startsWith("/scim/") ? "scim" : "admin") : shape;
+    const known = toBridgeError(err);
+    if (known) {
+      if (known.status >= 500) log.warn({ err, requestId: res.locals.requestId }, known.message);
+      return sendError(req, res, known, chosen);
+    }
+    log.error({ err, requestId: res.locals.requestId, method: req.method, url: req.originalUrl }, "unhandled error");
+    const detail = `internal error (request ${res.locals.requestId})`;
+    res.status(500);
+    if (chosen === "scim") res.type(scimContentType).send(JSON.stringify(scimErrorBody(500, detail)));
+    else res.json(adminErrorBody("internal", detail, res.locals.requestId));
+  };
+}
+
+/** Final handler for unmatched routes: a 404 in the caller's error shape. */
+export const endpointNotFound = (): RequestHandler => (req, _res, next) => {
+  next(notFound(`no endpoint ${req.method} ${req.path}`));
+};

@@ -1,0 +1,134 @@
+import { Router, type Request, type Response } from "express";
+import { asc, desc } from "drizzle-orm";
+import { groups } from "../../db/schema.js";
+import type { Db, DbOrTx } from "../directory/database.js";
+import { countGroups, createGroup, deleteGroup, getGroup, listGroups, updateGroup, type GroupRow } from "../directory/groups.js";
+import { listMembers } from "../directory/members.js";
+import { notFound } from "../errors.js";
+import { scimContext, type ScimContext } from "./context.js";
+import { filterToSql } from "./filter/sql.js";
+import { groupsTarget, sortExpression } from "./filter/targets.js";
+import { listResponse, parseListParams, type ListParams } from "./list.js";
+import { memberOperations, parseMembers, targetsMembers } from "./members.js";
+import { normalizeResource } from "./normalize.js";
+import { applyToDocument, expandOperations } from "./patch/apply.js";
+import { parsePatchRequest } from "./patch/message.js";
+import { parseProjection, project, returns, type Projection } from "./projection.js";
+import { etagOf, groupToScim, locationOf } from "./resource.js";
+import { checkIfMatch, notModified, sendNoContent, sendNotModified, sendScim, writeContext } from "./respond.js";
+import { groupSchema } from "./schema.js";
+import { validateDocument } from "./validate.js";
+
+/**
+ * /Groups (RFC 7644 §3). Members are loaded only when the response returns them, so
+ * `excludedAttributes=members` (Entra's habit) never touches a 50,000-member list, and PATCH answers
+ * 204 without a body (DESIGN.md §9; Entra advises against returning members).
+ */
+const immediate = { behavior: "immediate" } as const;
+const missing = (id: string) => notFound(`Group ${id} not found`);
+
+function render(db: DbOrTx, ctx: ScimContext, row: GroupRow, projection: Projection) {
+  const members = returns(projection, "members") && row.memberCount > 0 ? listMembers(db, row.id) : undefined;
+  return project(groupToScim(ctx, row, members), projection);
+}
+
+export function searchGroups(db: Db, ctx: ScimContext, params: ListParams, offset = params.startIndex - 1, limit = params.count) {
+  const target = groupsTarget(ctx.directoryId);
+  const where = params.filter ? filterToSql(params.filter, target) : undefined;
+  const orderBy = params.sortBy
+    ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(groups.createdAt), asc(groups.id)]
+    : [asc(groups.createdAt), asc(groups.id)];
+  const projection = parseProjection(groupSchema, params.attributes, params.excludedAttributes);
+  return db.transaction((tx) => {
+    const total = countGroups(tx, ctx.directoryId, where);
+    const rows = limit > 0 && offset < total ? listGroups(tx, ctx.directoryId, { where, orderBy, offset, limit }) : [];
+    return { total, resources: rows.map((row) => render(tx, ctx, row, projection)) };
+  });
+}
+
+export function groupRoutes(db: Db): Router {
+  const router = Router({ mergeParams: true });
+
+  const respondWithGroup = (req: Request, res: Response, status: number, row: GroupRow): void => {
+    const ctx = scimContext(res);
+    const document = render(db, ctx, row, parseProjection(groupSchema, req.query.attributes, req.query.excludedAttributes));
+    if (status === 201) res.location(locationOf(document));
+    sendScim(res, status, document, etagOf(row.version));
+  };
+
+  router.get("/Groups", (req, res) => {
+    const params = parseListParams(req.query);
+    const { total, resources } = searchGroups(db, scimContext(res), params);
+    sendScim(res, 200, listResponse(total, params.startIndex, resources));
+  });
+
+  router.post("/Groups/.search", (req, res) => {
+    const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
+    const { total, resources } = searchGroups(db, scimContext(res), params);
+    sendScim(res, 200, listResponse(total, params.startIndex, resources));
+  });
+
+  router.post("/Groups", (req, res) => {
+    const ctx = scimContext(res);
+    const { document, kept } = normalizeResource(groupSchema, req.body, ["members"]);
+    const members = parseMembers(kept.get("members"), "members");
+    const resource = validateDocument(groupSchema, document);
+    const row = db.transaction((tx) => createGroup(tx, writeContext(ctx), resource, members), immediate);
+    respondWithGroup(req, res, 201, row);
+  });
+
+  router.get("/Groups/:id", (req, res) => {
+    const ctx = scimContext(res);
+    const row = getGroup(db, ctx.directoryId, req.params.id);
+    if (!row) throw missing(req.params.id);
+    if (notModified(req, row.version)) return sendNotModified(res, etagOf(row.version));
+    respondWithGroup(req, res, 200, row);
+  });
+
+  router.put("/Groups/:id", (req, res) => {
+    const ctx = scimContext(res);
+    const { document, kept } = normalizeResource(groupSchema, req.body, ["members"]);
+    const resource = validateDocument(groupSchema, document);
+    // RFC 7644 §3.5.1 lets omitted readWrite attributes stand: a PUT without "members" keeps them
+    // (a rename must not empty the group); "members": [] empties it; a list replaces it (Okta AIW).
+    const operations = kept.has("members") ? [{ kind: "replace" as const, members: parseMembers(kept.get("members"), "members") }] : [];
+    const row = db.transaction((tx) => {
+      const existing = getGroup(tx, ctx.directoryId, req.params.id);
+      if (!existing) throw missing(req.params.id);
+      checkIfMatch(req, existing.version);
+      return updateGroup(tx, writeContext(ctx), existing, resource, operations, "group.replace");
+    }, immediate);
+    respondWithGroup(req, res, 200, row);
+  });
+
+  router.patch("/Groups/:id", (req, res) => {
+    const ctx = scimContext(res);
+    const operations = expandOperations(groupSchema, parsePatchRequest(req.body));
+    const memberEdits = operations.filter(targetsMembers).flatMap(memberOperations);
+    const documentOps = operations.filter((op) => !targetsMembers(op));
+    const row = db.transaction((tx) => {
+      const existing = getGroup(tx, ctx.directoryId, req.params.id);
+      if (!existing) throw missing(req.params.id);
+      checkIfMatch(req, existing.version);
+      const resource =
+        documentOps.length > 0
+          ? validateDocument(groupSchema, applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps))
+          : undefined;
+      return updateGroup(tx, writeContext(ctx), existing, resource, memberEdits, "group.patch");
+    }, immediate);
+    sendNoContent(res, etagOf(row.version));
+  });
+
+  router.delete("/Groups/:id", (req, res) => {
+    const ctx = scimContext(res);
+    db.transaction((tx) => {
+      const existing = getGroup(tx, ctx.directoryId, req.params.id);
+      if (!existing) throw missing(req.params.id);
+      checkIfMatch(req, existing.version);
+      deleteGroup(tx, writeContext(ctx), existing);
+    }, immediate);
+    sendNoContent(res);
+  });
+
+  return router;
+}

@@ -1,0 +1,49 @@
+import type { Request, Response } from "express";
+import type { WriteContext } from "../directory/write-context.js";
+import { preconditionFailed } from "../errors.js";
+import { scimContentType } from "../http/errors.js";
+import type { ScimContext } from "./context.js";
+import type { ScimDocument } from "./normalize.js";
+import { etagOf } from "./resource.js";
+
+/** Responses are application/scim+json (RFC 7644 §8.1), whatever the client sent. */
+export function sendScim(res: Response, status: number, body: ScimDocument, etag?: string): void {
+  if (etag) res.setHeader("ETag", etag);
+  res.status(status).type(scimContentType).send(JSON.stringify(body));
+}
+
+export function sendNoContent(res: Response, etag?: string): void {
+  if (etag) res.setHeader("ETag", etag);
+  res.status(204).end();
+}
+
+export function sendNotModified(res: Response, etag: string): void {
+  res.setHeader("ETag", etag);
+  res.status(304).end();
+}
+
+const opaque = (tag: string): string => tag.trim().replace(/^W\//, "");
+
+const listed = (header: string | undefined, version: number): boolean | undefined => {
+  if (header === undefined || header.trim() === "") return undefined;
+  const current = opaque(etagOf(version));
+  return header.split(",").some((t) => t.trim() === "*" || opaque(t) === current);
+};
+
+/** RFC 7644 §3.14 / RFC 7232 §3.1: a write with a stale If-Match is refused with 412. */
+export function checkIfMatch(req: Request, version: number): void {
+  if (listed(req.get("if-match"), version) === false) {
+    throw preconditionFailed("the resource has changed since the version named in If-Match");
+  }
+}
+
+/** RFC 7232 §3.2: GET with a matching If-None-Match answers 304. */
+export const notModified = (req: Request, version: number): boolean => listed(req.get("if-none-match"), version) === true;
+
+export const writeContext = (ctx: ScimContext, now = Date.now()): WriteContext => ({
+  organizationId: ctx.organizationId,
+  directoryId: ctx.directoryId,
+  actor: ctx.actor,
+  requestId: ctx.requestId,
+  now,
+});

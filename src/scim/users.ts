@@ -1,0 +1,127 @@
+import { Router, type Request, type Response } from "express";
+import { asc, desc } from "drizzle-orm";
+import { users } from "../../db/schema.js";
+import type { Db } from "../directory/database.js";
+import { countUsers, createUser, deleteUser, getUser, listUsers, updateUser, type UserRow } from "../directory/users.js";
+import { notFound } from "../errors.js";
+import { scimContext, type ScimContext } from "./context.js";
+import { filterToSql } from "./filter/sql.js";
+import { sortExpression, usersTarget } from "./filter/targets.js";
+import { listResponse, parseListParams, type ListParams } from "./list.js";
+import { normalizeResource } from "./normalize.js";
+import { applyToDocument, expandOperations } from "./patch/apply.js";
+import { parsePatchRequest } from "./patch/message.js";
+import { parseProjection, project } from "./projection.js";
+import { etagOf, locationOf, userToScim } from "./resource.js";
+import { checkIfMatch, notModified, sendNoContent, sendNotModified, sendScim, writeContext } from "./respond.js";
+import { userSchema } from "./schema.js";
+import { validateDocument } from "./validate.js";
+
+/**
+ * /Users (RFC 7644 §3). Each write is one IMMEDIATE transaction (resource, audit entry, reconcile
+ * job), committed with synchronous=FULL before the response: durable before we answer.
+ */
+const immediate = { behavior: "immediate" } as const;
+
+const missing = (id: string) => notFound(`User ${id} not found`);
+
+/** A page of users: count and rows read in one transaction, so totalResults matches the page. */
+export function searchUsers(db: Db, ctx: ScimContext, params: ListParams, offset = params.startIndex - 1, limit = params.count) {
+  const target = usersTarget(ctx.directoryId);
+  const where = params.filter ? filterToSql(params.filter, target) : undefined;
+  const orderBy = params.sortBy
+    ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(users.createdAt), asc(users.id)]
+    : [asc(users.createdAt), asc(users.id)];
+  const projection = parseProjection(userSchema, params.attributes, params.excludedAttributes);
+  return db.transaction((tx) => {
+    const total = countUsers(tx, ctx.directoryId, where);
+    const rows = limit > 0 && offset < total ? listUsers(tx, ctx.directoryId, { where, orderBy, offset, limit }) : [];
+    return { total, resources: rows.map((row) => project(userToScim(ctx, row), projection)) };
+  });
+}
+
+export function userRoutes(db: Db): Router {
+  const router = Router({ mergeParams: true });
+
+  const respondWithUser = (req: Request, res: Response, status: number, row: UserRow): void => {
+    const ctx = scimContext(res);
+    const document = userToScim(ctx, row);
+    if (status === 201) res.location(locationOf(document));
+    sendScim(res, status, project(document, parseProjection(userSchema, req.query.attributes, req.query.excludedAttributes)), etagOf(row.version));
+  };
+
+  router.get("/Users", (req, res) => {
+    const params = parseListParams(req.query);
+    const { total, resources } = searchUsers(db, scimContext(res), params);
+    sendScim(res, 200, listResponse(total, params.startIndex, resources));
+  });
+
+  router.post("/Users/.search", (req, res) => {
+    const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
+    const { total, resources } = searchUsers(db, scimContext(res), params);
+    sendScim(res, 200, listResponse(total, params.startIndex, resources));
+  });
+
+  router.post("/Users", (req, res) => {
+    const ctx = scimContext(res);
+    const { document } = normalizeResource(userSchema, req.body);
+    const resource = validateDocument(userSchema, document);
+    if (resource.active === undefined) resource.active = true;
+    const row = db.transaction((tx) => createUser(tx, writeContext(ctx), resource), immediate);
+    respondWithUser(req, res, 201, row);
+  });
+
+  router.get("/Users/:id", (req, res) => {
+    const ctx = scimContext(res);
+    const row = getUser(db, ctx.directoryId, req.params.id);
+    if (!row) throw missing(req.params.id);
+    if (notModified(req, row.version)) return sendNotModified(res, etagOf(row.version));
+    respondWithUser(req, res, 200, row);
+  });
+
+  router.put("/Users/:id", (req, res) => {
+    const ctx = scimContext(res);
+    const { document } = normalizeResource(userSchema, req.body);
+    const resource = validateDocument(userSchema, document);
+    const row = db.transaction((tx) => {
+      const existing = getUser(tx, ctx.directoryId, req.params.id);
+      if (!existing) throw missing(req.params.id);
+      checkIfMatch(req, existing.version);
+      // RFC 7644 §3.5.1 replaces every attribute; an omitted `active` keeps the status rather than
+      // silently deactivating or reactivating the user.
+      if (resource.active === undefined) resource.active = existing.active;
+      return updateUser(tx, writeContext(ctx), existing, resource, "user.replace");
+    }, immediate);
+    respondWithUser(req, res, 200, row);
+  });
+
+  router.patch("/Users/:id", (req, res) => {
+    const ctx = scimContext(res);
+    const operations = expandOperations(userSchema, parsePatchRequest(req.body));
+    const row = db.transaction((tx) => {
+      const existing = getUser(tx, ctx.directoryId, req.params.id);
+      if (!existing) throw missing(req.params.id);
+      checkIfMatch(req, existing.version);
+      const patched = applyToDocument(userSchema, JSON.parse(existing.resource) as Record<string, unknown>, operations);
+      const resource = validateDocument(userSchema, patched);
+      if (resource.active === undefined) resource.active = existing.active;
+      return updateUser(tx, writeContext(ctx), existing, resource, "user.patch");
+    }, immediate);
+    // DESIGN.md §9 / RFC 7644 §3.5.2: 204, or 200 with the resource when the request names attributes.
+    if (req.query.attributes !== undefined || req.query.excludedAttributes !== undefined) return respondWithUser(req, res, 200, row);
+    sendNoContent(res, etagOf(row.version));
+  });
+
+  router.delete("/Users/:id", (req, res) => {
+    const ctx = scimContext(res);
+    db.transaction((tx) => {
+      const existing = getUser(tx, ctx.directoryId, req.params.id);
+      if (!existing) throw missing(req.params.id);
+      checkIfMatch(req, existing.version);
+      deleteUser(tx, writeContext(ctx), existing);
+    }, immediate);
+    sendNoContent(res);
+  });
+
+  return router;
+}
