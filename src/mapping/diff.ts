@@ -33,12 +33,13 @@ export function diffDesired(before: DesiredUser, after: DesiredUser): DesiredDif
   const removed = before.roles.filter((r) => !r1.has(r));
   if (added.length > 0 || removed.length > 0) diff.roles = { added, removed };
 
-  // Only what `after` declares or owns can change in Auth0: a field or key it drops is left as it is.
-  const fields = Object.keys(after.profile) as ProfileField[];
+  // Only what `after` declares or owns can change in Auth0 (a field or key it drops is left as it
+  // is), and only for a user that will exist: a user about to be deleted gets no profile writes.
+  const fields = after.exists ? (Object.keys(after.profile) as ProfileField[]) : [];
   const changedFields = fields.filter((f) => (before.profile[f] ?? null) !== (after.profile[f] ?? null)).sort();
   if (changedFields.length > 0) diff.profile = { fields: changedFields };
 
-  const changedKeys = after.ownedAppMetadataKeys
+  const changedKeys = (after.exists ? after.ownedAppMetadataKeys : [])
     .filter((k) => !jsonEqual(before.appMetadata[k] ?? null, after.appMetadata[k] ?? null))
     .sort();
   if (changedKeys.length > 0) diff.metadata = { keys: changedKeys };

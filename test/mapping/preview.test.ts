@@ -1,0 +1,110 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { OpenDatabase } from "../../src/directory/database.js";
+import { saveMappingVersion } from "../../src/directory/mappings.js";
+import { parseMapping, type MappingInput } from "../../src/mapping/index.js";
+import { previewMapping } from "../../src/sync/preview.js";
+import { openMemoryDb, placeHold, scimUser, seedOrganization, seedUsers } from "./seed.js";
+
+const candidate = (change: Partial<MappingInput> = {}) =>
+  parseMapping({
+    connection: { name: "acme-db" },
+    userModel: "isolated",
+    profile: { email: "emails[primary eq true].value", given_name: "name.givenName" },
+    app_metadata: { namespace: "acme", keys: { groups: { groups: "displayName" } } },
+    roles: {
+      rules: [
+        { when: { group: "Eng-Admins" }, grant: ["admin"], stop: true },
+        { when: { group: { displayName: { glob: "Eng-*" } } }, grant: ["eng"] },
+      ],
+      default: ["member"],
+    },
+    ...change,
+  });
+
+let handle: OpenDatabase;
+beforeEach(() => {
+  handle = openMemoryDb();
+});
+afterEach(() => handle.close());
+
+function seedAcme() {
+  const { orgId, dirId } = seedOrganization(handle.db, "acme");
+  seedUsers(handle.db, dirId, [
+    { id: "u1-ann", resource: scimUser("ann"), groups: ["Eng-Admins", "Eng-Platform"] },
+    { id: "u2-bob", resource: scimUser("bob"), groups: ["Eng-Platform"] },
+    { id: "u3-carol", resource: scimUser("carol") },
+    { id: "u4-dave", resource: scimUser("dave"), active: false },
+    { id: "u5-erin", resource: scimUser("erin"), deleted: true },
+    { id: "u6-frank", resource: scimUser("frank") },
+    { id: "u7-gina", resource: { userName: "gina" } },
+  ]);
+  placeHold(handle.db, orgId, dirId, "u6-frank");
+  placeHold(handle.db, orgId, dirId, "u3-carol", true); // released: no longer counts
+  return { orgId, dirId };
+}
+
+describe("mapping preview", () => {
+  it("compares every directory user under the candidate with the active mapping", () => {
+    const { orgId } = seedAcme();
+    const result = previewMapping(handle.db, "acme", candidate());
+    expect(result).toMatchObject({ organizationId: orgId, activeVersion: null, total: 7, withProblems: 1 });
+    // Default mapping: no roles, no app_metadata. Candidate: ann admin; bob eng; carol, dave (deactivation
+    // keeps roles), frank (a hold keeps roles) and gina member; everyone but erin (deleted) gets the namespace.
+    expect(result.changed).toEqual({ membership: 0, roles: 6, profile: 0, metadata: 6, blocked: 0, users: 6 });
+    const byUser = Object.fromEntries(result.users.map((u) => [u.userName, u]));
+    expect(byUser["ann@acme.test"]).toMatchObject({ status: "provisioned", changes: { roles: { added: ["admin"], removed: [] }, metadata: { keys: ["acme"] } } });
+    expect(byUser["frank@acme.test"]).toMatchObject({ status: "held", changes: { roles: { added: ["member"] } } });
+    expect(byUser["gina"]?.problems).toEqual(["profile.email produced no value: the user cannot be created or linked"]);
+    expect(byUser["erin@acme.test"]).toBeUndefined();
+  });
+
+  it("compares with the active version once one is applied, and reports nothing when the candidate is the same", () => {
+    seedAcme();
+    saveMappingVersion(handle.db, "acme", candidate(), { actor: { type: "operator", id: "t" } });
+    const same = previewMapping(handle.db, "acme", candidate());
+    expect(same).toMatchObject({ activeVersion: 1, changed: { users: 0 }, withProblems: 1 });
+    const renamed = previewMapping(handle.db, "acme", candidate({ profile: { email: "emails[primary eq true].value", given_name: { from: "name.givenName", transforms: ["uppercase"] } } }));
+    expect(renamed.changed).toMatchObject({ profile: 5, roles: 0, users: 5 });
+  });
+
+  it("shows membership and block changes of a deprovisioning policy change (shared organization)", () => {
+    const { dirId } = seedOrganization(handle.db, "umbrella", "shared");
+    seedUsers(handle.db, dirId, [
+      { id: "s1", resource: scimUser("sam"), active: false },
+      { id: "s2", resource: scimUser("sue"), active: false },
+    ]);
+    // sue is also an active user of another organization
+    const other = seedOrganization(handle.db, "other", "shared");
+    seedUsers(handle.db, other.dirId, [{ id: "o1", resource: scimUser("sue") }]);
+    const keepMembers = candidate({ userModel: "shared", policies: { deactivation: { block: "whenNoOtherOrganization", removeMembership: true, removeRoles: false } } });
+    const result = previewMapping(handle.db, "umbrella", keepMembers);
+    expect(result.changed.blocked).toBe(0);
+    const alwaysBlock = candidate({ userModel: "shared", policies: { deactivation: { block: "always", removeMembership: false } } });
+    const blocked = previewMapping(handle.db, "umbrella", alwaysBlock);
+    expect(blocked.changed).toMatchObject({ membership: 2, blocked: 1 });
+    expect(blocked.users.find((u) => u.userId === "s2")?.changes).toMatchObject({ membership: { before: "user", after: "member" }, blocked: { before: false, after: true } });
+  });
+
+  it("reads with a bounded number of queries (none per user) and writes nothing", () => {
+    const countQueries = (n: number): number => {
+      const db = openMemoryDb();
+      const { dirId } = seedOrganization(db.db, "acme");
+      seedUsers(db.db, dirId, Array.from({ length: n }, (_, i) => ({ id: `u${i}`, resource: scimUser(`user${i}`), groups: [`G${i % 7}`] })));
+      const prepare = vi.spyOn(db.sqlite, "prepare");
+      const before = db.sqlite.prepare("select total_changes() as n").get() as { n: number };
+      prepare.mockClear();
+      const progress: number[] = [];
+      previewMapping(db.db, "acme", candidate(), (p) => progress.push(p.done));
+      const queries = prepare.mock.calls.length;
+      expect(db.sqlite.prepare("select total_changes() as n").get()).toEqual(before);
+      expect(progress.at(-1)).toBe(n);
+      db.close();
+      return queries;
+    };
+    expect(countQueries(900)).toBe(countQueries(5));
+  });
+
+  it("refuses an unknown organization", () => {
+    expect(() => previewMapping(handle.db, "nope", candidate())).toThrow('organization "nope" not found');
+  });
+});
