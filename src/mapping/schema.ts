@@ -23,7 +23,9 @@ export const reservedMetadataKeys = new Set([
 ]);
 
 const metadataFieldName = z.string().superRefine((key, ctx) => {
-  if (!/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(key)) {
+  if (key === "__proto__" || key === "constructor" || key === "prototype") {
+    ctx.addIssue({ code: "custom", message: `"${key}" is not allowed as an app_metadata name` });
+  } else if (!/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(key)) {
     ctx.addIssue({ code: "custom", message: `"${key}" is not a usable app_metadata name: use letters, digits, "_" and "-" (Auth0 forbids "." and "$"), at most 64 characters` });
   }
 });

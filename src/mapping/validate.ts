@@ -150,7 +150,20 @@ function allowedKeys(path: readonly Key[]): string[] {
   return [...new Set(keys)];
 }
 
+/** Own `__proto__` keys (YAML and JSON.parse create them) would be dropped silently by zod: refuse them by name. */
+function protoKeys(value: unknown, path: Key[], out: MappingIssue[]): void {
+  if (typeof value !== "object" || value === null) return;
+  for (const [key, child] of Object.entries(value)) {
+    const at = [...path, Array.isArray(value) ? Number(key) : key];
+    if (key === "__proto__") out.push({ path: formatPath(at), message: '"__proto__" is not allowed as a key' });
+    else protoKeys(child, at, out);
+  }
+}
+
 export function validateMapping(input: unknown): MappingValidation {
+  const refused: MappingIssue[] = [];
+  protoKeys(input, [], refused);
+  if (refused.length > 0) return { ok: false, issues: refused };
   const result = mappingSchema.safeParse(input, { reportInput: true });
   if (result.success) return { ok: true, mapping: result.data };
   const issues: MappingIssue[] = [];

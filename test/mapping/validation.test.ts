@@ -73,6 +73,7 @@ describe("validation names the place and the reason", () => {
     ["reserved key without namespace", (d) => (d.app_metadata = { keys: { email: "userName" } }), 'app_metadata.keys.email', '"email" is reserved by Auth0'],
     ["key with a dot", (d) => (d.app_metadata.keys = { "a.b": "title" }), 'app_metadata.keys["a.b"]', 'Auth0 forbids "." and "$"'],
     ["key with a dollar", (d) => (d.app_metadata.keys = { $set: "title" }), "app_metadata.keys.$set", "not a usable app_metadata name"],
+    ["prototype pollution through a key", (d) => (d.app_metadata.keys = JSON.parse('{"__proto__": "title"}')), "app_metadata.keys.__proto__", "not allowed"],
     ["groups source in a profile field", (d) => (d.profile.nickname = { groups: "displayName" }), "profile.nickname", "not a value source"],
     ["bad block policy", (d) => (d.policies.deactivation.block = "sometimes"), "policies.deactivation.block", 'expected one of "always", "whenNoOtherOrganization", "never"'],
     ["deleteUser is not a deactivation", (d) => (d.policies.deactivation.deleteUser = true), "policies.deactivation.deleteUser", 'unknown key "deleteUser"'],
