@@ -53,10 +53,10 @@ export function normalizeValue(attribute: AttributeInfo, value: unknown): unknow
     return out.length > 0 ? out : undefined;
   }
   if (attribute.type === "complex") {
-    // The enterprise manager as Entra sends it: "<id>" or [{"value": "<id>", "$ref": …}].
-    if (Array.isArray(value) && value.length === 1) return normalizeValue(attribute, value[0]);
-    if (typeof value === "string" && attribute.sub.has("value")) return value === "" ? undefined : { value };
-    return isPlainObject(value) ? normalizeComplex(attribute, value) : value;
+    // The enterprise manager as Entra sends it: "<id>" or [{"value": "<id>", "$ref": …}] (one level only).
+    const one = Array.isArray(value) && value.length === 1 && !Array.isArray(value[0]) ? value[0] : value;
+    if (typeof one === "string" && attribute.sub.has("value")) return one === "" ? undefined : { value: one };
+    return isPlainObject(one) ? normalizeComplex(attribute, one) : one;
   }
   return normalizeScalar(attribute, value);
 }

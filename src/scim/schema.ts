@@ -6,7 +6,8 @@ import SCIMMY from "scimmy";
  * against (RFC 7643 §2.1: attribute names are case-insensitive). These are our own SchemaDefinition
  * instances: scimmy's exported ones are process-wide and stay untouched.
  *
- * Left out on purpose, so that /Schemas states what we really support:
+ * Our copies drop canonicalValues (see clone). Left out on purpose, so that /Schemas states what we
+ * really support:
  * - User.password: passwords an IdP sends are dropped, never stored (DESIGN.md §6, invariant 7);
  * - User.groups: membership lives on the Group (RFC 7643 §4.1.2 makes it readOnly and optional).
  */
@@ -69,14 +70,24 @@ function schemaInfo(definition: ScimmyDefinition, extension: boolean): SchemaInf
   return { urn: definition.id, extension, attributes };
 }
 
+/**
+ * A copy of a scimmy attribute without canonicalValues: RFC 7643 §7 makes them suggestions ("MAY be
+ * used"), and scimmy enforces them, case-sensitively, and with an empty list for roles and
+ * entitlements, so any role `type` Entra sends would be refused.
+ */
+function clone(attribute: ScimmyAttribute): ScimmyAttribute {
+  const config = { ...attribute.config, canonicalValues: false } as SCIMMY.Types.Attribute.AttributeConfig;
+  return new SCIMMY.Types.Attribute(attribute.type, attribute.name, config, (attribute.subAttributes ?? []).map(clone));
+}
+
 const own = (name: string, base: ScimmyDefinition, omit: string[] = []): ScimmyDefinition =>
   new SCIMMY.Types.SchemaDefinition(
     name,
     base.id,
     base.description,
-    base.attributes.filter(
-      (a): a is ScimmyAttribute => a instanceof SCIMMY.Types.Attribute && !a.config.shadow && !omit.includes(a.name),
-    ),
+    base.attributes
+      .filter((a): a is ScimmyAttribute => a instanceof SCIMMY.Types.Attribute && !a.config.shadow && !omit.includes(a.name))
+      .map(clone),
   );
 
 function buildUserSchema(): ResourceSchema {
