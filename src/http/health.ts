@@ -1,0 +1,79 @@
+/**
+ * Liveness and readiness. /healthz answers while the process serves HTTP (a container HEALTHCHECK
+ * restarts it otherwise). /readyz says whether it should receive traffic: the database answers and
+ * the job worker is alive. A worker that stopped polling means acknowledged deprovisions are not
+ * reaching Auth0, which is exactly what an operator must hear about.
+ */
+import { Router, type Response } from "express";
+import { sql } from "drizzle-orm";
+import type Database from "better-sqlite3";
+import type { Db } from "../directory/database.js";
+
+export interface HealthOptions {
+  /** The drizzle handle or the better-sqlite3 connection under it. */
+  db: Db | Database.Database;
+  /** The job worker; omitted where none runs (e.g. a SCIM-only process). */
+  worker?: { lastTickAt: number };
+  /** A worker whose last poll is older than this is reported dead (default 15 s; it polls every 50 ms). */
+  staleAfterMs?: number;
+  /** True once a graceful shutdown started, so that load balancers stop sending traffic. */
+  shuttingDown?: () => boolean;
+  now?: () => number;
+}
+
+const isBetterSqlite = (db: HealthOptions["db"]): db is Database.Database => typeof (db as Database.Database).prepare === "function";
+
+function pingDatabase(db: HealthOptions["db"]): void {
+  const row = isBetterSqlite(db) ? (db.prepare("SELECT 1 AS ok").get() as { ok?: number } | undefined) : db.get<{ ok: number }>(sql`SELECT 1 AS ok`);
+  if (row?.ok !== 1) throw new Error("SELECT 1 returned no row");
+}
+
+const noStore = (res: Response): Response => res.set("Cache-Control", "no-store");
+
+/** GET /healthz and GET /readyz. Mount at the app root, outside authentication. */
+export function healthRouter(options: HealthOptions): Router {
+  const staleAfterMs = options.staleAfterMs ?? 15_000;
+  const now = options.now ?? Date.now;
+  const router = Router();
+
+  router.get("/healthz", (_req, res) => {
+    noStore(res).json({ status: "ok" });
+  });
+
+  router.get("/readyz", (_req, res) => {
+    const checks: Record<string, string> = {};
+    const problems: string[] = [];
+
+    try {
+      pingDatabase(options.db);
+      checks.database = "ok";
+    } catch (err) {
+      checks.database = "unreachable";
+      problems.push(`database: ${err instanceof Error ? err.message : String(err)}`);
+    }
+
+    if (options.worker) {
+      const last = options.worker.lastTickAt;
+      const age = now() - last;
+      if (last === 0) {
+        checks.worker = "not started";
+        problems.push("worker: has not polled for jobs yet");
+      } else if (age > staleAfterMs) {
+        checks.worker = "stale";
+        problems.push(`worker: last polled ${Math.round(age / 1000)} s ago (limit ${Math.round(staleAfterMs / 1000)} s)`);
+      } else {
+        checks.worker = "ok";
+      }
+    }
+
+    if (options.shuttingDown?.()) {
+      checks.shutdown = "in progress";
+      problems.push("shutdown: the process is stopping");
+    }
+
+    if (problems.length > 0) noStore(res).status(503).json({ status: "unavailable", checks, problems });
+    else noStore(res).json({ status: "ok", checks });
+  });
+
+  return router;
+}

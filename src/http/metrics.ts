@@ -1,0 +1,321 @@
+/**
+ * Prometheus metrics (issue 7): SCIM requests, the job queue, Auth0 calls and the rate budget, and
+ * the deprovision latency per organization (DESIGN.md §6, invariant 3). Each createMetrics() has its
+ * own Registry: the composition root creates one and passes it in; tests build as many as they like.
+ *
+ * Labels carry route templates ("/scim/v2/:directory/Users/:id"), never raw URLs, so cardinality
+ * stays bounded and no user id, userName or email can reach a label.
+ */
+import { Router, type Request, type RequestHandler } from "express";
+import { sql } from "drizzle-orm";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { CallObserver } from "../auth0/gateway.js";
+import type { EndpointClass } from "../auth0/rate-limiter.js";
+import type { DbOrTx } from "../directory/database.js";
+import { Lane } from "../sync/queue.js";
+import type { WorkerEvents } from "../sync/worker.js";
+
+// ── Route templates ──────────────────────────────────────────────────────────────────────────────
+
+interface RouteCapture {
+  template?: string;
+}
+const captures = new WeakMap<Request, RouteCapture>();
+
+/** Mount segments that are ids even when no route parameter names them (a safety net for labels). */
+const idLike = (segment: string): boolean =>
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(segment) ||
+  /^\d+$/.test(segment) ||
+  segment.includes("@") ||
+  (segment.length >= 8 && /\d/.test(segment));
+
+function templateBase(baseUrl: string, params: Record<string, unknown> | undefined): string {
+  const byValue = new Map<string, string>();
+  for (const [name, value] of Object.entries(params ?? {})) if (typeof value === "string" && value) byValue.set(value, name);
+  return baseUrl
+    .split("/")
+    .map((segment) => {
+      if (segment === "") return segment;
+      let decoded = segment;
+      try {
+        decoded = decodeURIComponent(segment);
+      } catch {
+        // keep the raw segment
+      }
+      const name = byValue.get(decoded);
+      if (name) return `:${name}`;
+      return idLike(decoded) ? ":id" : segment;
+    })
+    .join("/");
+}
+
+function routePathOf(route: unknown): string | undefined {
+  if (typeof route !== "object" || route === null) return undefined;
+  const path = (route as { path?: unknown }).path;
+  if (typeof path === "string") return path;
+  if (Array.isArray(path)) return path.map(String).join("|");
+  return path === undefined ? undefined : "(pattern)";
+}
+
+/**
+ * Starts recording the route template of a request. Express sets `req.route` when a route matches,
+ * while req.baseUrl still holds the mount path; by the time the response finishes (or an error
+ * handler at the app level answers) the router has restored baseUrl, so the template is captured
+ * at that moment. Idempotent, so the logger and the metrics middleware can both call it.
+ */
+export function trackRoute(req: Request): void {
+  if (captures.has(req)) return;
+  const capture: RouteCapture = {};
+  captures.set(req, capture);
+  let current: unknown = (req as { route?: unknown }).route;
+  Object.defineProperty(req, "route", {
+    configurable: true,
+    enumerable: true,
+    get: () => current,
+    set: (route: unknown) => {
+      current = route;
+      const path = routePathOf(route);
+      if (path === undefined) return;
+      const base = templateBase(req.baseUrl ?? "", req.params as Record<string, unknown> | undefined);
+      capture.template = path === "/" && base !== "" ? base : `${base}${path}`;
+    },
+  });
+}
+
+/** The matched route template, e.g. "/scim/v2/:directory/Users/:id"; undefined when no route matched. */
+export const routeTemplate = (req: Request): string | undefined => captures.get(req)?.template;
+
+// ── Metrics ──────────────────────────────────────────────────────────────────────────────────────
+
+const laneNames: Record<number, string> = { [Lane.deprovision]: "deprovision", [Lane.provision]: "provision", [Lane.background]: "background" };
+export const laneName = (lane: number): string => laneNames[lane] ?? String(lane);
+
+/** States that make up the queue (done jobs are history, not depth). */
+const queueStates = ["pending", "running", "dead"] as const;
+
+export interface QueueDepthRow {
+  lane: number;
+  state: string;
+  count: number;
+}
+
+/** What the rate-budget gauge needs from RateLimiter.snapshot(). */
+export interface RateBudgetRow {
+  name: string;
+  tokens: number;
+  capacity: number;
+}
+
+export interface MetricsOptions {
+  /** Clock for the deprovision latency (epoch ms). */
+  now?: () => number;
+  /** Label value for an organization id (e.g. its slug); defaults to the id itself. */
+  organizationLabel?: (organizationId: string) => string;
+  /** Node.js process metrics (CPU, memory, event-loop lag); on by default. */
+  defaultMetrics?: boolean;
+}
+
+export interface Metrics {
+  registry: Registry;
+  scimRequests: Counter<"route" | "method" | "status">;
+  scimRequestDuration: Histogram<"route" | "method" | "status">;
+  jobOutcomes: Counter<"kind" | "lane" | "outcome">;
+  jobQueueDepth: Gauge<"lane" | "state">;
+  auth0Calls: Counter<"endpoint" | "status">;
+  auth0CallDuration: Histogram<"endpoint">;
+  auth0RateLimited: Counter<"endpoint">;
+  auth0RateBudget: Gauge<"bucket">;
+  auth0RateCapacity: Gauge<"bucket">;
+  deprovisionLatency: Histogram<"organization">;
+  /** Counts and times every request that passes through it, labelled by route template. */
+  httpMetricsMiddleware(): RequestHandler;
+  /** Read on every scrape, e.g. `() => queueDepthFromDb(db)`. */
+  setQueueDepthSource(source: () => QueueDepthRow[]): void;
+  /** Read on every scrape, e.g. `() => limiter.snapshot()`. */
+  setRateBudgetSource(source: () => RateBudgetRow[]): void;
+  /** Pass to `new Auth0Gateway(client, limiter, metrics.callObserver)`. */
+  callObserver: CallObserver;
+  /** Pass as `new Worker({ …, events: metrics.workerEvents })`. */
+  workerEvents: WorkerEvents;
+}
+
+const prefix = "scim_bridge_";
+
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const now = options.now ?? Date.now;
+  const organizationLabel = options.organizationLabel ?? ((id: string) => id);
+  const registry = new Registry();
+  const registers = [registry];
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+  let queueDepthSource: (() => QueueDepthRow[]) | undefined;
+  let rateBudgetSource: (() => RateBudgetRow[]) | undefined;
+
+  const scimRequests = new Counter({
+    name: `${prefix}scim_requests_total`,
+    help: "HTTP requests by route template, method and status",
+    labelNames: ["route", "method", "status"] as const,
+    registers,
+  });
+  const scimRequestDuration = new Histogram({
+    name: `${prefix}scim_request_duration_seconds`,
+    help: "HTTP request duration by route template, method and status",
+    labelNames: ["route", "method", "status"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
+  const jobOutcomes = new Counter({
+    name: `${prefix}job_outcomes_total`,
+    help: "Job runs by kind, lane and outcome as the handler reported it (done, retry, dead)",
+    labelNames: ["kind", "lane", "outcome"] as const,
+    registers,
+  });
+  const jobQueueDepth: Gauge<"lane" | "state"> = new Gauge({
+    name: `${prefix}job_queue_depth`,
+    help: "Jobs by lane and state (pending, running, dead), read from the database at scrape time",
+    labelNames: ["lane", "state"] as const,
+    registers,
+    collect() {
+      if (!queueDepthSource) return;
+      let rows: QueueDepthRow[];
+      try {
+        rows = queueDepthSource();
+      } catch {
+        // The database is closing (shutdown) or broken: /readyz reports that; a scrape must not fail.
+        return;
+      }
+      jobQueueDepth.reset();
+      for (const lane of Object.values(Lane)) for (const state of queueStates) jobQueueDepth.set({ lane: laneName(lane), state }, 0);
+      for (const row of rows) jobQueueDepth.set({ lane: laneName(row.lane), state: row.state }, row.count);
+    },
+  });
+  const auth0Calls = new Counter({
+    name: `${prefix}auth0_calls_total`,
+    help: "Auth0 Management API calls by endpoint class and HTTP status (network_error when no response)",
+    labelNames: ["endpoint", "status"] as const,
+    registers,
+  });
+  const auth0CallDuration = new Histogram({
+    name: `${prefix}auth0_call_duration_seconds`,
+    help: "Auth0 Management API call duration by endpoint class (node-auth0 retries included)",
+    labelNames: ["endpoint"] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers,
+  });
+  const auth0RateLimited = new Counter({
+    name: `${prefix}auth0_rate_limited_total`,
+    help: "Auth0 Management API calls answered 429 by endpoint class",
+    labelNames: ["endpoint"] as const,
+    registers,
+  });
+  const readBudget = (): RateBudgetRow[] | undefined => {
+    try {
+      return rateBudgetSource?.();
+    } catch {
+      return undefined;
+    }
+  };
+  const auth0RateBudget: Gauge<"bucket"> = new Gauge({
+    name: `${prefix}auth0_rate_budget_tokens`,
+    help: "Tokens left in each Auth0 rate-limit bucket, as the bridge's limiter estimates them",
+    labelNames: ["bucket"] as const,
+    registers,
+    collect() {
+      const rows = readBudget();
+      if (!rows) return;
+      auth0RateBudget.reset();
+      for (const b of rows) auth0RateBudget.set({ bucket: b.name }, Math.max(0, b.tokens));
+    },
+  });
+  const auth0RateCapacity: Gauge<"bucket"> = new Gauge({
+    name: `${prefix}auth0_rate_budget_capacity`,
+    help: "Size (burst) of each Auth0 rate-limit bucket, learned from x-ratelimit-limit",
+    labelNames: ["bucket"] as const,
+    registers,
+    collect() {
+      const rows = readBudget();
+      if (!rows) return;
+      auth0RateCapacity.reset();
+      for (const b of rows) auth0RateCapacity.set({ bucket: b.name }, b.capacity);
+    },
+  });
+  const deprovisionLatency = new Histogram({
+    name: `${prefix}deprovision_latency_seconds`,
+    help: "From the acknowledgement of a deactivation, deletion or hold to its deprovision job completing, per organization",
+    labelNames: ["organization"] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300],
+    registers,
+  });
+
+  const httpMetricsMiddleware = (): RequestHandler => (req, res, next) => {
+    trackRoute(req);
+    const started = process.hrtime.bigint();
+    let recorded = false;
+    const record = (status: string): void => {
+      if (recorded) return;
+      recorded = true;
+      const labels = { route: routeTemplate(req) ?? "(unmatched)", method: req.method, status };
+      scimRequests.inc(labels);
+      scimRequestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    res.once("finish", () => record(String(res.statusCode)));
+    // The client went away before the answer (Okta closes the socket at 60 s).
+    res.once("close", () => record(res.writableFinished ? String(res.statusCode) : "aborted"));
+    next();
+  };
+
+  const callObserver: CallObserver = {
+    onCall(cls: EndpointClass, status: number, durationMs: number) {
+      auth0Calls.inc({ endpoint: cls, status: status === 0 ? "network_error" : String(status) });
+      auth0CallDuration.observe({ endpoint: cls }, durationMs / 1000);
+      if (status === 429) auth0RateLimited.inc({ endpoint: cls });
+    },
+  };
+
+  const workerEvents: WorkerEvents = {
+    onOutcome(job, outcome) {
+      jobOutcomes.inc({ kind: job.kind, lane: laneName(job.lane), outcome: outcome.status });
+      if (job.lane === Lane.deprovision && outcome.status === "done") {
+        deprovisionLatency.observe({ organization: organizationLabel(job.organizationId) }, Math.max(0, now() - job.firstEnqueuedAt) / 1000);
+      }
+    },
+  };
+
+  return {
+    registry,
+    scimRequests,
+    scimRequestDuration,
+    jobOutcomes,
+    jobQueueDepth,
+    auth0Calls,
+    auth0CallDuration,
+    auth0RateLimited,
+    auth0RateBudget,
+    auth0RateCapacity,
+    deprovisionLatency,
+    httpMetricsMiddleware,
+    setQueueDepthSource: (source) => void (queueDepthSource = source),
+    setRateBudgetSource: (source) => void (rateBudgetSource = source),
+    callObserver,
+    workerEvents,
+  };
+}
+
+/** Queue depth by lane and state; one indexed GROUP BY over jobs (done rows excluded). */
+export function queueDepthFromDb(db: DbOrTx): QueueDepthRow[] {
+  return db
+    .all<{ lane: number; state: string; count: number }>(
+      sql`SELECT lane, state, count(*) AS count FROM jobs WHERE state IN ('pending', 'running', 'dead') GROUP BY state, lane`,
+    )
+    .map((r) => ({ lane: Number(r.lane), state: r.state, count: Number(r.count) }));
+}
+
+/** GET /metrics in the Prometheus text format. Mount at the app root, outside SCIM auth. */
+export function metricsRouter(metrics: Metrics): Router {
+  const router = Router();
+  router.get("/metrics", async (_req, res) => {
+    const body = await metrics.registry.metrics();
+    res.set("Cache-Control", "no-store").type(metrics.registry.contentType).send(body);
+  });
+  return router;
+}

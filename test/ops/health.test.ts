@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, it } from "vitest";
+import express from "express";
+import request from "supertest";
+import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { healthRouter, type HealthOptions } from "../../src/http/health.js";
+
+let opened: OpenDatabase[] = [];
+afterEach(() => {
+  for (const o of opened) if (o.sqlite.open) o.close();
+  opened = [];
+});
+
+function open(): OpenDatabase {
+  const o = openDatabase("sqlite::memory:");
+  opened.push(o);
+  return o;
+}
+
+const appWith = (options: HealthOptions) => express().use(healthRouter(options));
+
+describe("/healthz and /readyz", () => {
+  it("are both 200 when the database answers and the worker polled recently", async () => {
+    const { db } = open();
+    const now = 1_000_000;
+    const app = appWith({ db, worker: { lastTickAt: now - 200 }, now: () => now });
+    const health = await request(app).get("/healthz").expect(200);
+    expect(health.body).toEqual({ status: "ok" });
+    const ready = await request(app).get("/readyz").expect(200);
+    expect(ready.body).toEqual({ status: "ok", checks: { database: "ok", worker: "ok" } });
+    expect(ready.headers["cache-control"]).toBe("no-store");
+  });
+
+  it("accepts the better-sqlite3 connection as well as the drizzle handle", async () => {
+    const { sqlite } = open();
+    await request(appWith({ db: sqlite })).get("/readyz").expect(200, { status: "ok", checks: { database: "ok" } });
+  });
+
+  it("is not ready, naming the worker, when the worker stopped polling or never started", async () => {
+    const { db } = open();
+    const now = 1_000_000;
+    const worker = { lastTickAt: now - 20_000 };
+    const app = appWith({ db, worker, now: () => now, staleAfterMs: 15_000 });
+    const stale = await request(app).get("/readyz").expect(503);
+    expect(stale.body).toMatchObject({ status: "unavailable", checks: { database: "ok", worker: "stale" } });
+    expect(stale.body.problems).toEqual(["worker: last polled 20 s ago (limit 15 s)"]);
+
+    worker.lastTickAt = 0;
+    const notStarted = await request(app).get("/readyz").expect(503);
+    expect(notStarted.body.checks.worker).toBe("not started");
+
+    worker.lastTickAt = now - 1000; // it recovers
+    await request(app).get("/readyz").expect(200);
+    // Liveness is not readiness: the process still serves.
+    await request(app).get("/healthz").expect(200);
+  });
+
+  it("is not ready, naming the database, when the database cannot be queried", async () => {
+    const o = open();
+    const app = appWith({ db: o.db, worker: { lastTickAt: Date.now() } });
+    o.close();
+    const res = await request(app).get("/readyz").expect(503);
+    expect(res.body.checks).toEqual({ database: "unreachable", worker: "ok" });
+    expect(res.body.problems[0]).toMatch(/^database: .*not open/);
+    await request(app).get("/healthz").expect(200);
+  });
+
+  it("turns not ready once a graceful shutdown starts, so that traffic drains away", async () => {
+    const { db } = open();
+    let stopping = false;
+    const app = appWith({ db, shuttingDown: () => stopping });
+    await request(app).get("/readyz").expect(200);
+    stopping = true;
+    const res = await request(app).get("/readyz").expect(503);
+    expect(res.body.problems).toEqual(["shutdown: the process is stopping"]);
+  });
+});
