@@ -1,0 +1,272 @@
+/**
+ * `scim-bridge jobs` and `scim-bridge status <org>`: read-only views of the queue and of one
+ * organization's sync health, for operators (issue 7). Tables for people, `--json` for scripts.
+ * Exit codes: 0 shown; 1 unknown organization.
+ */
+import { Option, InvalidArgumentError, type Command } from "commander";
+import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
+import { directories, jobs, organizations, scimTokens, users } from "../../db/schema.js";
+import type { Db, OpenDatabase } from "../directory/database.js";
+import { scimBaseUrl } from "../directory/directories.js";
+import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
+import { laneName } from "../http/metrics.js";
+import { activePause } from "../sync/guard.js";
+import { Lane } from "../sync/queue.js";
+
+const exitUnknown = 1;
+/** Users with a sync error listed by `status` (the count covers all of them). */
+const failedShown = 20;
+const jobStates = ["pending", "running", "dead"] as const;
+
+/** Columns padded to their widest cell; numbers right-aligned. */
+export function formatTable(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number"));
+  return cells
+    .map((r) => r.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd())
+    .join("\n");
+}
+
+const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
+
+function relative(ms: number, now: number): string {
+  const s = Math.round((ms - now) / 1000);
+  const abs = Math.abs(s);
+  const text = abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.round(abs / 60)}m` : abs < 86400 ? `${Math.round(abs / 3600)}h` : `${Math.round(abs / 86400)}d`;
+  return s > 0 ? `in ${text}` : s === 0 ? "now" : `${text} ago`;
+}
+
+const clip = (text: string | null, max: number): string => (!text ? "" : text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
+function withDb<T>(openDb: () => OpenDatabase, fn: (db: Db) => T): T {
+  const handle = openDb();
+  try {
+    return fn(handle.db);
+  } finally {
+    handle.close();
+  }
+}
+
+function unknownOrganization(slug: string): void {
+  console.error(`organization "${slug}" not found (see the slugs of existing organizations with the org commands)`);
+  process.exitCode = exitUnknown;
+}
+
+// ── jobs ─────────────────────────────────────────────────────────────────────────────────────────
+
+interface JobsOptions {
+  org?: string;
+  state?: (typeof jobStates)[number];
+  limit: number;
+  json?: boolean;
+}
+
+function listJobs(db: Db, org: OrganizationRow | undefined, opts: JobsOptions) {
+  const filters: SQL[] = [opts.state ? eq(jobs.state, opts.state) : inArray(jobs.state, [...jobStates])];
+  if (org) filters.push(eq(jobs.organizationId, org.id));
+  const where = and(...filters);
+  const total = db.select({ n: sql<number>`count(*)` }).from(jobs).where(where).get()?.n ?? 0;
+  const rows = db
+    .select({ job: jobs, slug: organizations.slug, userName: users.userName })
+    .from(jobs)
+    .leftJoin(organizations, eq(organizations.id, jobs.organizationId))
+    .leftJoin(users, and(eq(jobs.kind, "user"), eq(users.id, jobs.subjectId)))
+    .where(where)
+    .orderBy(sql`CASE ${jobs.state} WHEN 'running' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END`, asc(jobs.lane), asc(jobs.runAfter), asc(jobs.id))
+    .limit(opts.limit)
+    .all();
+  return {
+    total: Number(total),
+    jobs: rows.map(({ job, slug, userName }) => ({
+      id: job.id,
+      organization: slug ?? job.organizationId,
+      kind: job.kind,
+      subjectId: job.subjectId,
+      ...(userName ? { userName } : {}),
+      lane: laneName(job.lane),
+      state: job.state,
+      attempts: job.attempts,
+      runAfter: iso(job.runAfter),
+      firstEnqueuedAt: iso(job.firstEnqueuedAt),
+      updatedAt: iso(job.updatedAt),
+      lastError: job.lastError,
+    })),
+  };
+}
+
+// ── status ───────────────────────────────────────────────────────────────────────────────────────
+
+function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | undefined, now: number) {
+  const dirs = db.select().from(directories).where(eq(directories.organizationId, org.id)).orderBy(asc(directories.createdAt)).all();
+  const tokens = dirs.length === 0 ? [] : db.select().from(scimTokens).where(inArray(scimTokens.directoryId, dirs.map((d) => d.id))).all();
+  const isActive = (t: (typeof tokens)[number]): boolean => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now);
+
+  // Exclusive sync states, in this order: failed, pending (a job is queued or running), linked, not yet synced.
+  const queued = sql`EXISTS (SELECT 1 FROM jobs j WHERE j.key = 'user:' || u.id AND j.state IN ('pending', 'running'))`;
+  const counts = db.get<{ total: number; active: number; failed: number; pending: number; linked: number }>(sql`
+    SELECT count(*) AS total,
+      coalesce(sum(u.active), 0) AS active,
+      coalesce(sum(CASE WHEN s.last_error IS NOT NULL THEN 1 ELSE 0 END), 0) AS failed,
+      coalesce(sum(CASE WHEN s.last_error IS NULL AND ${queued} THEN 1 ELSE 0 END), 0) AS pending,
+      coalesce(sum(CASE WHEN s.last_error IS NULL AND NOT ${queued} AND s.auth0_user_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS linked
+    FROM users u
+    JOIN directories d ON d.id = u.directory_id
+    LEFT JOIN user_sync s ON s.user_id = u.id
+    WHERE d.organization_id = ${org.id} AND u.deleted_at IS NULL`);
+  const n = (v: number | undefined): number => Number(v ?? 0);
+  const total = n(counts?.total);
+  const failed = n(counts?.failed);
+  const pending = n(counts?.pending);
+  const linked = n(counts?.linked);
+
+  const queue = Object.fromEntries(Object.values(Lane).map((l) => [laneName(l), { pending: 0, running: 0, dead: 0 }])) as Record<string, Record<(typeof jobStates)[number], number>>;
+  const depth = db.all<{ lane: number; state: (typeof jobStates)[number]; count: number }>(sql`
+    SELECT lane, state, count(*) AS count FROM jobs
+    WHERE organization_id = ${org.id} AND state IN ('pending', 'running', 'dead') GROUP BY state, lane`);
+  for (const row of depth) (queue[laneName(Number(row.lane))] ??= { pending: 0, running: 0, dead: 0 })[row.state] = Number(row.count);
+  const oldest = db.get<{ at: number | null }>(sql`
+    SELECT min(first_enqueued_at) AS at FROM jobs
+    WHERE organization_id = ${org.id} AND lane = ${Lane.deprovision} AND state IN ('pending', 'running')`)?.at;
+  const pause = activePause(db, org.id);
+  const failedUsers = db.all<{ userId: string; userName: string; lastError: string; lastErrorAt: number | null }>(sql`
+    SELECT u.id AS userId, u.user_name AS userName, s.last_error AS lastError, s.last_error_at AS lastErrorAt
+    FROM user_sync s JOIN users u ON u.id = s.user_id
+    WHERE s.organization_id = ${org.id} AND s.last_error IS NOT NULL AND u.deleted_at IS NULL
+    ORDER BY s.last_error_at DESC LIMIT ${failedShown}`);
+
+  return {
+    organization: {
+      id: org.id,
+      slug: org.slug,
+      displayName: org.displayName,
+      userModel: org.userModel,
+      connection: org.connection,
+      auth0OrgId: org.auth0OrgId,
+      activeMappingVersion: org.activeMappingVersion,
+      createdAt: iso(org.createdAt),
+    },
+    directories: dirs.map((d) => {
+      const own = tokens.filter((t) => t.directoryId === d.id);
+      const lastUsed = Math.max(0, ...own.map((t) => t.lastUsedAt ?? 0));
+      return {
+        id: d.id,
+        name: d.name,
+        ...(publicUrl ? { scimBaseUrl: scimBaseUrl(publicUrl, d.id) } : {}),
+        users: d.userCount,
+        groups: d.groupCount,
+        activeTokens: own.filter(isActive).length,
+        lastUsedAt: iso(lastUsed),
+      };
+    }),
+    failedUsers: failedUsers.map((f) => ({ ...f, lastErrorAt: iso(f.lastErrorAt) })),
+    users: { total, active: n(counts?.active), inactive: total - n(counts?.active), linked, pending, failed, notYetSynced: total - failed - pending - linked },
+    queue,
+    deadJobs: Object.values(queue).reduce((sum, q) => sum + q.dead, 0),
+    oldestDeprovisionWaitingSince: iso(oldest ?? null),
+    guard: pause ? { paused: true, reason: pause.reason, trippedAt: iso(pause.trippedAt) } : { paused: false },
+  };
+}
+
+type OrganizationStatus = ReturnType<typeof organizationStatus>;
+
+function statusText(s: OrganizationStatus, now: number): string {
+  const o = s.organization;
+  const u = s.users;
+  const lines = [
+    `Organization ${o.slug} (${o.displayName})`,
+    `  id          ${o.id}`,
+    `  user model  ${o.userModel}; connection ${o.connection}`,
+    `  Auth0 org   ${o.auth0OrgId ?? "not created yet"}`,
+    `  mapping     ${o.activeMappingVersion === null ? "default (none applied)" : `version ${o.activeMappingVersion}`}`,
+    `  guard       ${s.guard.paused ? `PAUSED since ${s.guard.trippedAt}: ${s.guard.reason} (irreversible operations wait for an operator)` : "not paused"}`,
+    "",
+    "Directories",
+    s.directories.length === 0
+      ? "  (none)"
+      : formatTable(
+          ["  ID", "NAME", "USERS", "GROUPS", "TOKENS", "LAST USED"],
+          s.directories.map((d) => [`  ${d.id}`, d.name, d.users, d.groups, d.activeTokens, d.lastUsedAt ? relative(Date.parse(d.lastUsedAt), now) : "never"]),
+        ),
+    ...s.directories.filter((d) => d.scimBaseUrl).map((d) => `  ${d.id}: ${d.scimBaseUrl}`),
+    "",
+    `Users: ${u.total} (${u.active} active, ${u.inactive} inactive)`,
+    formatTable(
+      ["  SYNC STATE", "USERS"],
+      [
+        ["  linked", u.linked],
+        ["  pending", u.pending],
+        ["  failed", u.failed],
+        ["  not yet synced", u.notYetSynced],
+      ],
+    ),
+    "",
+    "Queue",
+    formatTable(["  LANE", "PENDING", "RUNNING", "DEAD"], Object.entries(s.queue).map(([lane, q]) => [`  ${lane}`, q.pending, q.running, q.dead])),
+  ];
+  if (s.oldestDeprovisionWaitingSince) lines.push(`  oldest deprovision waiting since ${relative(Date.parse(s.oldestDeprovisionWaitingSince), now)}`);
+  if (s.deadJobs > 0) lines.push(`  ${s.deadJobs} dead job(s): scim-bridge jobs --org ${o.slug} --state dead`);
+  if (s.failedUsers.length > 0) {
+    lines.push("", `Sync errors (latest ${Math.min(5, s.failedUsers.length)} of ${u.failed}${u.failed > 5 ? "; --json lists " + failedShown : ""})`);
+    for (const f of s.failedUsers.slice(0, 5)) lines.push(`  ${clip(f.userName, 40)}: ${clip(f.lastError, 100)}`);
+  }
+  return lines.join("\n");
+}
+
+function parseLimit(value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError("a limit is a positive whole number");
+  return Number(value);
+}
+
+/**
+ * Registers `jobs` and `status`. `publicUrl`, when given, adds each directory's SCIM base URL.
+ */
+export function registerStatusCommands(program: Command, openDb: () => OpenDatabase, publicUrl?: () => string): void {
+  program
+    .command("jobs")
+    .description("list queued, running and dead sync jobs (lane, attempts, last error)")
+    .option("--org <slug>", "only this organization's jobs")
+    .addOption(new Option("--state <state>", "only jobs in this state (default: all three)").choices(jobStates))
+    .option("--limit <n>", "show at most this many", parseLimit, 50)
+    .option("--json", "machine-readable output")
+    .action((opts: JobsOptions) => {
+      const now = Date.now();
+      withDb(openDb, (db) => {
+        const org = opts.org === undefined ? undefined : getOrganization(db, opts.org);
+        if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
+        const result = listJobs(db, org, opts);
+        if (opts.json) return console.log(JSON.stringify(result, null, 2));
+        if (result.jobs.length === 0) return console.log(`no ${opts.state ?? "queued, running or dead"} jobs${org ? ` for ${org.slug}` : ""}`);
+        const table = formatTable(
+          ["ID", "ORG", "KIND", "SUBJECT", "LANE", "STATE", "ATTEMPTS", "NEXT RUN", "LAST ERROR"],
+          result.jobs.map((j) => [
+            j.id,
+            j.organization,
+            j.kind,
+            clip(j.userName ?? j.subjectId, 36),
+            j.lane,
+            j.state,
+            j.attempts,
+            j.state !== "pending" || !j.runAfter ? "" : Date.parse(j.runAfter) <= now ? "due" : relative(Date.parse(j.runAfter), now),
+            clip(j.lastError, 60),
+          ]),
+        );
+        console.log(table);
+        if (result.total > result.jobs.length) console.log(`… ${result.total - result.jobs.length} more (--limit, or --json)`);
+      });
+    });
+
+  program
+    .command("status <org>")
+    .description("an organization's sync health: directories, users by sync state, queue by lane, dead jobs, guard")
+    .option("--json", "machine-readable output")
+    .action((slug: string, opts: { json?: boolean }) => {
+      const now = Date.now();
+      withDb(openDb, (db) => {
+        const org = getOrganization(db, slug);
+        if (!org) return unknownOrganization(slug);
+        const status = organizationStatus(db, org, publicUrl?.(), now);
+        console.log(opts.json ? JSON.stringify(status, null, 2) : statusText(status, now));
+      });
+    });
+}
