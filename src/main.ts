@@ -8,6 +8,7 @@ import { openDatabase } from "./directory/database.js";
 import { registerEmulatorCommand } from "./cli/emulator.js";
 import { registerMappingCommands } from "./cli/mapping.js";
 import { registerOrgCommands } from "./cli/org.js";
+import { registerStatusCommands } from "./cli/status.js";
 
 const program = new Command("scim-bridge")
   .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
@@ -26,6 +27,7 @@ program
 registerEmulatorCommand(program);
 registerMappingCommands(program, () => openDatabase(loadConfig(process.env).databaseUrl));
 registerOrgCommands(program, () => { const config = loadConfig(process.env); return { ...openDatabase(config.databaseUrl), publicUrl: config.publicUrl }; });
+registerStatusCommands(program, () => openDatabase(loadConfig(process.env).databaseUrl), () => loadConfig(process.env).publicUrl);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {
