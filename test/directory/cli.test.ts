@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Command } from "commander";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { registerOrgCommands } from "../../src/cli/org.js";
+import { openDatabase } from "../../src/directory/database.js";
+import { verifyScimToken } from "../../src/directory/tokens.js";
+import { pendingJob } from "../helpers/store.js";
+
+/** The operator CLI of DESIGN.md §9, run in-process against a fresh database file. */
+let dir: string;
+let url: string;
+let printed: string[];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "scim-bridge-cli-"));
+  url = `sqlite:${join(dir, "bridge.db")}`;
+  printed = [];
+  vi.spyOn(console, "log").mockImplementation((line: unknown) => void printed.push(String(line)));
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function cli(...args: string[]): Promise<string> {
+  const program = new Command("scim-bridge").exitOverride();
+  registerOrgCommands(program, () => ({ ...openDatabase(url), publicUrl: "https://bridge.example.com" }));
+  printed = [];
+  await program.parseAsync(["node", "scim-bridge", ...args]);
+  return printed.join("\n");
+}
+
+const inspect = <T>(read: (d: ReturnType<typeof openDatabase>) => T): T => {
+  const opened = openDatabase(url);
+  try {
+    return read(opened);
+  } finally {
+    opened.close();
+  }
+};
+
+describe("scim-bridge org create --json", () => {
+  it("prints exactly organization, directory, scimBaseUrl and a working token, and enqueues the organization job", async () => {
+    const out = JSON.parse(await cli("org", "create", "acme-corp", "--name", "Acme Corp", "--model", "shared", "--connection", "acme-db", "--json"));
+    expect(Object.keys(out)).toEqual(["organization", "directory", "scimBaseUrl", "token"]);
+    expect(out.organization).toMatchObject({ slug: "acme-corp", name: "Acme Corp", model: "shared", connection: "acme-db" });
+    expect(out.directory.organizationId).toBe(out.organization.id);
+    expect(out.scimBaseUrl).toBe(`https://bridge.example.com/scim/v2/${out.directory.id}`);
+    inspect(({ db }) => {
+      expect(verifyScimToken(db, out.token)).toEqual(expect.objectContaining({ directoryId: out.directory.id, organizationId: out.organization.id }));
+      expect(pendingJob(db, "organization", out.organization.id)).toBeDefined();
+    });
+  });
+
+  it.each(["Acme", "acme corp", "a".repeat(51), "acmé", ""])("refuses slug %j by Auth0's organization name rules", async (slug) => {
+    await expect(cli("org", "create", slug, "--json")).rejects.toThrow(/slug/);
+  });
+
+  it("refuses a second organization with the same slug", async () => {
+    await cli("org", "create", "dup", "--json");
+    await expect(cli("org", "create", "dup", "--json")).rejects.toThrow(/already exists/);
+  });
+});
+
+describe("directory create, token rotate, org list", () => {
+  it("adds a directory, rotates its token keeping two active, and lists both directories", async () => {
+    const org = JSON.parse(await cli("org", "create", "globex", "--json"));
+    const second = JSON.parse(await cli("directory", "create", "globex", "--name", "okta", "--json"));
+    expect(second.organization.id).toBe(org.organization.id);
+    expect(second.directory.name).toBe("okta");
+
+    const rotated = JSON.parse(await cli("token", "rotate", org.directory.id, "--json"));
+    expect(rotated.token).not.toBe(org.token);
+    inspect(({ db }) => {
+      expect(verifyScimToken(db, org.token)).toBeDefined();
+      expect(verifyScimToken(db, rotated.token)).toBeDefined();
+    });
+    const third = JSON.parse(await cli("token", "rotate", org.directory.id, "--json"));
+    inspect(({ db }) => {
+      expect(verifyScimToken(db, org.token)).toBeUndefined();
+      expect(verifyScimToken(db, rotated.token)).toBeDefined();
+      expect(verifyScimToken(db, third.token)).toBeDefined();
+    });
+
+    const listed = JSON.parse(await cli("org", "list", "--json"));
+    expect(listed.organizations).toHaveLength(1);
+    expect(listed.organizations[0].directories.map((d: { id: string }) => d.id)).toEqual([org.directory.id, second.directory.id]);
+    expect(JSON.stringify(listed)).not.toContain(third.token);
+  });
+
+  it("reports an unknown directory or organization", async () => {
+    await expect(cli("token", "rotate", "dir-nope")).rejects.toThrow(/not found/);
+    await expect(cli("directory", "create", "nope")).rejects.toThrow(/not found/);
+  });
+});

@@ -1,0 +1,59 @@
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { auditEntries, scimTokens } from "../../db/schema.js";
+import { rotateDirectoryToken } from "../../src/directory/onboarding.js";
+import { hashToken, issueScimToken, listScimTokens, verifyScimToken } from "../../src/directory/tokens.js";
+import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+
+/** SCIM tokens: hashed at rest, shown once, two active at most, expiring, checked on every request. */
+let bridge: TestBridge;
+const operator = { type: "operator" as const, id: "test" };
+beforeAll(async () => {
+  bridge = await createTestBridge();
+});
+afterAll(async () => bridge.close());
+
+describe("SCIM tokens", () => {
+  it("stores only the SHA-256 of the token, nowhere the token itself", () => {
+    const { token, record } = rotateDirectoryToken(bridge.db, bridge.directoryId, {}, operator).token;
+    expect(record.tokenHash).toBe(hashToken(token));
+    expect(record.hint).toBe(token.slice(-4));
+    const everything = JSON.stringify([bridge.db.select().from(scimTokens).all(), bridge.db.select().from(auditEntries).all()]);
+    expect(everything).not.toContain(token);
+    expect(token.length).toBeGreaterThanOrEqual(43); // 256 random bits
+  });
+
+  it("keeps at most two active tokens: a rotation revokes the older one", async () => {
+    const dir = bridge.newDirectory();
+    const second = rotateDirectoryToken(bridge.db, dir.directoryId, {}, operator).token.token;
+    await dir.scim.get("/Users").expect(200); // the first still works: the rotation overlaps
+    await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
+    const third = rotateDirectoryToken(bridge.db, dir.directoryId, {}, operator).token.token;
+    await dir.scim.get("/Users").expect(401);
+    await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
+    await dir.scim.get("/Users").set("Authorization", `Bearer ${third}`).expect(200);
+    expect(listScimTokens(bridge.db, dir.directoryId).filter((t) => t.revokedAt === null)).toHaveLength(2);
+  });
+
+  it("refuses an expired token and records when a token was last used", async () => {
+    const dir = bridge.newDirectory();
+    const now = Date.now();
+    const expiring = bridge.db.transaction((tx) => issueScimToken(tx, { directoryId: dir.directoryId, organizationId: dir.organizationId, expiresAt: now + 60_000 }, operator, now));
+    expect(verifyScimToken(bridge.db, expiring.token, now + 59_000)?.directoryId).toBe(dir.directoryId);
+    expect(verifyScimToken(bridge.db, expiring.token, now + 60_000)).toBeUndefined();
+    bridge.db.update(scimTokens).set({ expiresAt: Date.now() - 1 }).where(eq(scimTokens.id, expiring.record.id)).run();
+    await dir.scim.get("/Users").set("Authorization", `Bearer ${expiring.token}`).expect(401);
+
+    await dir.scim.get("/Users").expect(200);
+    const used = bridge.db.select().from(scimTokens).where(eq(scimTokens.tokenHash, hashToken(dir.token))).get()!;
+    expect(used.lastUsedAt).not.toBeNull();
+  });
+
+  it("accepts the token from the Authorization header only, in any scheme case", async () => {
+    await bridge.http.get(`${bridge.basePath}/Users`).set("Authorization", `bearer ${bridge.token}`).expect(200);
+    await bridge.http.get(`${bridge.basePath}/Users?access_token=${bridge.token}`).expect(401);
+    await bridge.http.get(`${bridge.basePath}/Users`).set("Authorization", `Basic ${Buffer.from(`x:${bridge.token}`).toString("base64")}`).expect(401);
+    expect(verifyScimToken(bridge.db, "")).toBeUndefined();
+    expect(verifyScimToken(bridge.db, "x".repeat(10_000))).toBeUndefined();
+  });
+});
