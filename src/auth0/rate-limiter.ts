@@ -167,7 +167,8 @@ export class RateLimiter {
   private available(b: Bucket, lane: number, t: number): boolean {
     if (t < b.pausedUntil) return false;
     const floor = lane === 0 ? 0 : this.reserve(b);
-    return b.tokens >= 1 + floor;
+    // Refill is fractional; the epsilon keeps 1.9999999 tokens from counting as "not yet 2".
+    return b.tokens >= 1 + floor - 1e-9;
   }
 
   /** Waits until a call of this class may go out, then takes its tokens. Lane 0 = deprovision. */
@@ -205,7 +206,8 @@ export class RateLimiter {
         blocked.add(b);
         const floor = w.lane === 0 ? 0 : this.reserve(b);
         const needed = 1 + floor - b.tokens;
-        const at = Math.max(b.pausedUntil, needed > 0 ? t + (needed / b.refillPerSecond) * 1000 : t);
+        // At least 1 ms ahead: a tiny shortfall added to an epoch-ms clock would round to "now" and never wake.
+        const at = Math.max(b.pausedUntil, needed > 1e-9 ? t + Math.max(1, (needed / b.refillPerSecond) * 1000) : t);
         if (at > t) nextCheck = Math.min(nextCheck, at);
       }
       i++;

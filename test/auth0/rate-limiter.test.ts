@@ -57,3 +57,18 @@ describe("RateLimiter", () => {
     expect(granted[0]!.at - 1_000_000).toBeGreaterThanOrEqual(400);
   });
 });
+
+describe("RateLimiter with a real clock", () => {
+  it("wakes queued callers even when refill leaves a fraction of a token short (float rounding on epoch ms)", async () => {
+    const limiter = new RateLimiter(rateProfile("enterprise"));
+    const started = Date.now();
+    // orgsWrite: 5 burst, 2.5/s, 1 reserved: 7 provisioning calls need about 1.2 s.
+    await Promise.all(Array.from({ length: 7 }, () => limiter.acquire("orgsWrite", 1)));
+    for (let i = 0; i < 3; i++) {
+      limiter.observe("orgsWrite", 200, new Headers({ "x-ratelimit-limit": "50", "x-ratelimit-remaining": "50", "x-ratelimit-reset": "0" }));
+      await limiter.acquire("orgsWrite", 1);
+    }
+    expect(Date.now() - started).toBeLessThan(5_000);
+    limiter.stop();
+  });
+});

@@ -36,7 +36,8 @@ export async function startSyncHarness(db: Db, options: EmulatorOptions & { conc
         if (open.length === 0) return;
         if (Date.now() > end) {
           const rows = db.select().from(jobs).where(inArray(jobs.state, ["pending", "running", "dead"])).all();
-          throw new Error(`jobs did not drain in ${timeoutMs} ms: ${JSON.stringify(rows.map((r) => ({ key: r.key, state: r.state, err: r.lastError })))}`);
+          const lastCalls = emulator.calls().slice(-8).map((c) => `${c.method} ${c.path} ${c.status}`);
+          throw new Error(`jobs did not drain in ${timeoutMs} ms: ${JSON.stringify(rows.map((r) => ({ key: r.key, state: r.state, err: r.lastError })))}; last Auth0 calls: ${lastCalls.join(", ")}`);
         }
         await new Promise((r) => setTimeout(r, 20));
       }
