@@ -9,6 +9,7 @@ import { registerEmulatorCommand } from "./cli/emulator.js";
 import { registerMappingCommands } from "./cli/mapping.js";
 import { registerOrgCommands } from "./cli/org.js";
 import { registerStatusCommands } from "./cli/status.js";
+import { registerAdminCommands } from "./cli/admin.js";
 
 const program = new Command("scim-bridge")
   .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
@@ -28,6 +29,7 @@ registerEmulatorCommand(program);
 registerMappingCommands(program, () => openDatabase(loadConfig(process.env).databaseUrl));
 registerOrgCommands(program, () => { const config = loadConfig(process.env); return { ...openDatabase(config.databaseUrl), publicUrl: config.publicUrl }; });
 registerStatusCommands(program, () => openDatabase(loadConfig(process.env).databaseUrl), () => loadConfig(process.env).publicUrl);
+registerAdminCommands(program, () => openDatabase(loadConfig(process.env).databaseUrl));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

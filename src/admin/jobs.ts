@@ -1,0 +1,129 @@
+import { z } from "zod";
+import { recordAudit } from "../directory/audit.js";
+import type { Db } from "../directory/database.js";
+import { getOrganization } from "../directory/organizations.js";
+import { notFound } from "../errors.js";
+import { jobCounts, jobStates, listDeadJobs, listJobs, retryJob } from "../sync/job-queries.js";
+import { enqueueJob, Lane, type JobKind } from "../sync/queue.js";
+import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
+import { adminChange } from "./transaction.js";
+import { jobView, laneName, laneNames } from "./views.js";
+
+/** Sync health for operators: jobs by state and lane, dead letters, retry, and drift reconcile on demand. */
+const kinds: [JobKind, ...JobKind[]] = ["user", "group", "organization", "drift"];
+
+const pageQuery = {
+  organization: z.string().min(1).optional().describe("organization id or slug"),
+  limit: limitParam(500, 50),
+  before: z.coerce.number().int().min(1).optional().describe("cursor: `next` of the previous page"),
+};
+
+function organizationId(db: Db, idOrSlug: string | undefined): string | undefined {
+  if (idOrSlug === undefined) return undefined;
+  const org = getOrganization(db, idOrSlug);
+  if (!org) throw notFound(`organization "${idOrSlug}" not found`);
+  return org.id;
+}
+
+export function jobRoutes(routes: AdminRoutes): void {
+  routes.add(
+    {
+      method: "get",
+      path: "/jobs",
+      access: "operator",
+      tag: "jobs",
+      summary: "Jobs, newest first, by organization, state, lane and kind",
+      query: z.strictObject({
+        ...pageQuery,
+        state: z.enum(jobStates as [string, ...string[]]).optional(),
+        lane: z.enum(laneNames).optional(),
+        kind: z.enum(kinds).optional(),
+      }),
+      status: 200,
+    },
+    ({ deps, query }) => {
+      const page = listJobs(deps.db, {
+        organizationId: organizationId(deps.db, query.organization),
+        state: query.state as (typeof jobStates)[number] | undefined,
+        lane: query.lane === undefined ? undefined : Lane[query.lane],
+        kind: query.kind,
+        limit: query.limit,
+        before: query.before,
+      });
+      return { jobs: page.jobs.map(jobView), next: page.next };
+    },
+  );
+
+  routes.add(
+    { method: "get", path: "/jobs/dead", access: "operator", tag: "jobs", summary: "Dead letters: jobs that gave up, with their last error", query: z.strictObject(pageQuery), status: 200 },
+    ({ deps, query }) => {
+      const page = listDeadJobs(deps.db, { organizationId: organizationId(deps.db, query.organization), limit: query.limit, before: query.before });
+      return { jobs: page.jobs.map(jobView), next: page.next };
+    },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/jobs/summary",
+      access: "operator",
+      tag: "jobs",
+      summary: "Pending, running and dead jobs per organization and lane, with the oldest waiting change (sync lag)",
+      query: z.strictObject({ organization: pageQuery.organization }),
+      status: 200,
+    },
+    ({ deps, query, now }) => ({
+      groups: jobCounts(deps.db, organizationId(deps.db, query.organization)).map((g) => ({
+        ...g,
+        lane: laneName(g.lane),
+        oldestFirstEnqueuedAt: iso(g.oldestFirstEnqueuedAt),
+        lagSeconds: Math.max(0, Math.round((now - g.oldestFirstEnqueuedAt) / 1000)),
+      })),
+    }),
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/jobs/:jobId/retry",
+      access: "operator",
+      tag: "jobs",
+      summary: "Retry a dead (or waiting) job now with attempts reset; merges with a pending job of the same subject",
+      status: 200,
+      errors: [409],
+    },
+    ({ deps, param, actor, requestId, now }) => {
+      const result = retryJob(deps.db, intParam(param("jobId"), "jobId"), actor, { requestId, now });
+      deps.notifyWorker?.();
+      return { job: jobView(result.job), mergedInto: result.mergedInto };
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/organizations/:org/drift",
+      access: "operator",
+      tag: "jobs",
+      summary: "Trigger a drift reconcile of the organization (compares Auth0 with the applied state; background lane)",
+      status: 202,
+    },
+    ({ deps, organization, actor, requestId, now }) => {
+      adminChange(deps.db, requestId, (tx) => {
+        enqueueJob(tx, { organizationId: organization.id, kind: "drift", subjectId: organization.id, lane: Lane.background, now });
+        recordAudit(tx, {
+          actor,
+          organizationId: organization.id,
+          action: "drift.request",
+          targetType: "organization",
+          targetId: organization.id,
+          requestId,
+          at: now,
+        });
+      });
+      deps.notifyWorker?.();
+      const page = listJobs(deps.db, { organizationId: organization.id, kind: "drift", state: "pending", limit: 1 });
+      return { job: page.jobs[0] ? jobView(page.jobs[0]) : null };
+    },
+  );
+}

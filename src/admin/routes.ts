@@ -1,0 +1,159 @@
+import type { Request, Response, Router } from "express";
+import type { Logger } from "pino";
+import { z } from "zod";
+import type { Actor } from "../directory/audit.js";
+import type { AdminPrincipal } from "../directory/admin-tokens.js";
+import type { Db } from "../directory/database.js";
+import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
+import { forbidden, invalidValue } from "../errors.js";
+import { adminActor, adminPrincipal, assertOrganizationVisible } from "../http/admin-auth.js";
+
+/**
+ * The admin API's route table. Each route is declared once with its access rule and its zod schemas;
+ * the same declaration registers the Express handler and feeds the OpenAPI document (openapi.ts),
+ * and test/admin checks that the router and the document agree.
+ */
+export interface AdminDeps {
+  db: Db;
+  /** PUBLIC_URL: SCIM base URLs in responses are built from it. */
+  publicUrl: string;
+  /** BRIDGE_ADMIN_TOKEN: compared by hash in constant time, never stored in clear. */
+  bootstrapOperatorToken?: string;
+  log: Logger;
+  /** Revokes the user's sessions and refresh tokens now (composition root: Auth0 gateway, deprovision lane). */
+  signOut(userId: string, actor: Actor, requestId: string): Promise<{ revoked: boolean; reason?: string }>;
+  /** Wakes the job worker after a change enqueued work. */
+  notifyWorker?(): void;
+  now?: () => number;
+  /** Per-token limit; false turns it off (tests of other things). Defaults: adminRateLimitDefaults. */
+  rateLimit?: { ratePerSecond: number; burst: number } | false;
+  /** JSON body limit (default 256 KiB: a mapping document is a few KiB). */
+  bodyLimit?: number;
+}
+
+/**
+ * "operator": operator tokens only. "organization": an org-admin of the :org in the path, or an
+ * operator. "authenticated": any valid admin token (nothing tenant-specific beyond the caller's own).
+ */
+export type Access = "operator" | "organization" | "authenticated";
+export type Method = "get" | "post" | "patch" | "delete";
+
+export interface RouteDef<B extends z.ZodType = z.ZodType, Q extends z.ZodObject = z.ZodObject> {
+  method: Method;
+  /** Express path below /admin/v1, e.g. "/organizations/:org/users". */
+  path: string;
+  access: Access;
+  tag: string;
+  summary: string;
+  description?: string;
+  body?: B;
+  query?: Q;
+  /** Status of a successful answer. */
+  status: number;
+  /** Error statuses this route can answer besides the common ones (400, 401, 403/404, 413, 429). */
+  errors?: number[];
+}
+
+export interface RouteContext<B, Q> {
+  req: Request;
+  res: Response;
+  deps: AdminDeps;
+  principal: AdminPrincipal;
+  actor: Actor;
+  requestId: string;
+  now: number;
+  body: B;
+  query: Q;
+  /** The :org of the path, resolved and checked (404 for another tenant's); undefined on routes without :org. */
+  organization: OrganizationRow;
+  param(name: string): string;
+}
+
+export type RouteHandler<B, Q> = (ctx: RouteContext<B, Q>) => unknown;
+
+/** The first problem of a zod error as "field: reason", so that a 400 names the field. */
+export function describeZodError(error: z.ZodError, where: "body" | "query"): string {
+  const issue = error.issues[0];
+  if (!issue) return `invalid ${where}`;
+  const path = issue.path.map(String).join(".");
+  const field = path === "" ? (where === "body" ? "request body" : "query") : `${where === "query" ? "query parameter " : ""}${path}`;
+  return `${field}: ${issue.message}`;
+}
+
+export function parseWith<T extends z.ZodType>(schema: T, input: unknown, where: "body" | "query"): z.output<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw invalidValue(describeZodError(result.error, where));
+  return result.data;
+}
+
+export class AdminRoutes {
+  readonly defs: RouteDef[] = [];
+
+  constructor(
+    private readonly router: Router,
+    private readonly deps: AdminDeps,
+  ) {}
+
+  add<B extends z.ZodType = z.ZodUndefined, Q extends z.ZodObject = z.ZodObject<Record<string, never>>>(
+    def: RouteDef<B, Q>,
+    handler: RouteHandler<z.output<B>, z.output<Q>>,
+  ): void {
+    this.defs.push(def as unknown as RouteDef);
+    const deps = this.deps;
+    this.router[def.method](def.path, async (req, res) => {
+      const principal = adminPrincipal(res);
+      // Function-level authorization first, before any lookup, so a 403 reveals nothing.
+      if (def.access === "operator" && principal.scope !== "operator") throw forbidden("this route needs an operator token");
+      const params = req.params as Record<string, string | undefined>;
+      const param = (name: string): string => {
+        const v = params[name];
+        if (v === undefined) throw new Error(`route ${def.path} has no :${name}`);
+        return v;
+      };
+      let organization: OrganizationRow | undefined;
+      if (params.org !== undefined) organization = assertOrganizationVisible(principal, getOrganization(deps.db, params.org), params.org);
+      const query = def.query ? parseWith(def.query, req.query ?? {}, "query") : {};
+      const body = def.body ? parseWith(def.body, req.body ?? {}, "body") : undefined;
+      const ctx: RouteContext<z.output<B>, z.output<Q>> = {
+        req,
+        res,
+        deps,
+        principal,
+        actor: adminActor(principal),
+        requestId: res.locals.requestId,
+        now: (deps.now ?? Date.now)(),
+        body: body as z.output<B>,
+        query: query as z.output<Q>,
+        organization: organization as OrganizationRow,
+        param,
+      };
+      const result = await handler(ctx);
+      if (res.headersSent) return;
+      if (def.status === 204) res.status(204).end();
+      else res.status(def.status).json(result);
+    });
+  }
+}
+
+/** Query helpers shared by the route modules. */
+export const limitParam = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+
+export function intParam(value: string, name: string): number {
+  if (!/^[1-9]\d{0,15}$/.test(value)) throw invalidValue(`${name} must be a positive whole number`);
+  return Number(value);
+}
+
+/** Epoch ms as ISO 8601 (UTC, as NIST AU-8 asks), null stays null. */
+export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+/** A time filter given as ISO 8601 or epoch milliseconds. */
+export const timeParam = z
+  .string()
+  .transform((v, ctx) => {
+    const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(ms)) {
+      ctx.addIssue({ code: "custom", message: "must be an ISO 8601 time or epoch milliseconds" });
+      return z.NEVER;
+    }
+    return ms;
+  });

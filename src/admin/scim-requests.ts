@@ -1,0 +1,48 @@
+import { and, desc, eq, gte } from "drizzle-orm";
+import { z } from "zod";
+import { scimRequestLog } from "../../db/schema.js";
+import { directoryOfOrganization } from "./directories.js";
+import { iso, type AdminRoutes } from "./routes.js";
+
+/**
+ * A directory's last SCIM requests (recorded by src/http/scim-request-log.ts, at most 1,000 kept), so a
+ * customer can debug its IdP setup itself: what the IdP sent, what we answered, and why it failed.
+ */
+export function scimRequestRoutes(routes: AdminRoutes): void {
+  routes.add(
+    {
+      method: "get",
+      path: "/organizations/:org/directories/:dir/scim-requests",
+      access: "organization",
+      tag: "directories",
+      summary: "The directory's last N SCIM requests, newest first: method, path (query parameter names only), status, SCIM error type and detail",
+      query: z.strictObject({
+        limit: z.coerce.number().int().min(1).max(1000).default(100),
+        errorsOnly: z.enum(["true", "false"]).optional().describe("only answers with status 400 or above"),
+      }),
+      status: 200,
+    },
+    (ctx) => {
+      const directory = directoryOfOrganization(ctx.deps.db, ctx.organization.id, ctx.param("dir"));
+      const rows = ctx.deps.db
+        .select()
+        .from(scimRequestLog)
+        .where(and(eq(scimRequestLog.directoryId, directory.id), ctx.query.errorsOnly === "true" ? gte(scimRequestLog.status, 400) : undefined))
+        .orderBy(desc(scimRequestLog.id))
+        .limit(ctx.query.limit)
+        .all();
+      return {
+        requests: rows.map((r) => ({
+          at: iso(r.at),
+          method: r.method,
+          path: r.path,
+          status: r.status,
+          scimType: r.scimType,
+          detail: r.detail,
+          requestId: r.requestId,
+          durationMs: r.durationMs,
+        })),
+      };
+    },
+  );
+}

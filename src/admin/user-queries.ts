@@ -1,0 +1,159 @@
+import { and, asc, eq, gt, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
+import { directories, holds, users, userSync } from "../../db/schema.js";
+import type { DbOrTx } from "../directory/database.js";
+import type { HoldRow } from "../directory/holds.js";
+import type { AppliedState } from "../mapping/index.js";
+import { userJobs } from "../sync/job-queries.js";
+import type { JobRow } from "../sync/worker.js";
+import { iso } from "./routes.js";
+import { laneName } from "./views.js";
+
+/**
+ * A customer admin's view of its users (issue 6): who the IdP pushed, and where each stands in Auth0
+ * (linked id, last applied, pending job, last error; from user_sync and jobs). Every query is scoped
+ * by the organization's directories (DESIGN.md §6 invariant 5).
+ */
+export type UserState = "active" | "inactive" | "held" | "error";
+
+export interface UserSearch {
+  organizationId: string;
+  directoryId?: string;
+  /** Substring of userName, displayName, externalId or an email, case-insensitive. */
+  q?: string;
+  state?: UserState;
+  limit: number;
+  /** Keyset cursor: the last user id of the previous page. */
+  after?: string;
+}
+
+type UserListRow = Pick<typeof users.$inferSelect, "id" | "directoryId" | "userName" | "displayName" | "externalId" | "active" | "resource" | "createdAt" | "modifiedAt">;
+
+const likePattern = (q: string): string => `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+const activeHold = sql`EXISTS (SELECT 1 FROM holds h WHERE h.user_id = ${users.id} AND h.released_at IS NULL)`;
+
+function stateFilter(state: UserState | undefined): SQL | undefined {
+  switch (state) {
+    case "active":
+      return and(eq(users.active, true), sql`NOT ${activeHold}`);
+    case "inactive":
+      return eq(users.active, false);
+    case "held":
+      return activeHold;
+    case "error":
+      return sql`EXISTS (SELECT 1 FROM user_sync s WHERE s.user_id = ${users.id} AND s.last_error IS NOT NULL)`;
+    default:
+      return undefined;
+  }
+}
+
+export function searchUsers(db: DbOrTx, s: UserSearch): { users: UserListRow[]; next: string | null } {
+  const pattern = s.q ? likePattern(s.q) : undefined;
+  const rows = db
+    .select({
+      id: users.id,
+      directoryId: users.directoryId,
+      userName: users.userName,
+      displayName: users.displayName,
+      externalId: users.externalId,
+      active: users.active,
+      resource: users.resource,
+      createdAt: users.createdAt,
+      modifiedAt: users.modifiedAt,
+    })
+    .from(users)
+    .innerJoin(directories, eq(directories.id, users.directoryId))
+    .where(
+      and(
+        eq(directories.organizationId, s.organizationId),
+        isNull(users.deletedAt),
+        s.directoryId ? eq(users.directoryId, s.directoryId) : undefined,
+        s.after ? gt(users.id, s.after) : undefined,
+        pattern
+          ? or(
+              sql`${users.userNameLower} LIKE ${pattern} ESCAPE '\\'`,
+              sql`lower(${users.displayName}) LIKE ${pattern} ESCAPE '\\'`,
+              sql`lower(${users.externalId}) LIKE ${pattern} ESCAPE '\\'`,
+              sql`EXISTS (SELECT 1 FROM user_emails e WHERE e.user_id = ${users.id} AND e.value_lower LIKE ${pattern} ESCAPE '\\')`,
+            )
+          : undefined,
+        stateFilter(s.state),
+      ),
+    )
+    .orderBy(asc(users.id))
+    .limit(s.limit + 1)
+    .all();
+  const page = rows.slice(0, s.limit);
+  return { users: page, next: rows.length > s.limit ? page[page.length - 1]!.id : null };
+}
+
+export function findUser(db: DbOrTx, organizationId: string, userId: string): UserListRow | undefined {
+  return db
+    .select({
+      id: users.id,
+      directoryId: users.directoryId,
+      userName: users.userName,
+      displayName: users.displayName,
+      externalId: users.externalId,
+      active: users.active,
+      resource: users.resource,
+      createdAt: users.createdAt,
+      modifiedAt: users.modifiedAt,
+    })
+    .from(users)
+    .innerJoin(directories, eq(directories.id, users.directoryId))
+    .where(and(eq(users.id, userId), eq(directories.organizationId, organizationId), isNull(users.deletedAt)))
+    .get();
+}
+
+const jobBrief = (j: JobRow | undefined) =>
+  j ? { id: j.id, state: j.state, lane: laneName(j.lane), attempts: j.attempts, runAfter: iso(j.runAfter), lastError: j.lastError } : null;
+
+function primaryEmail(resource: string): string | null {
+  const emails = (JSON.parse(resource) as { emails?: unknown }).emails;
+  if (!Array.isArray(emails)) return null;
+  const list = emails.filter((e): e is { value: string; primary?: unknown } => typeof e === "object" && e !== null && typeof (e as { value?: unknown }).value === "string");
+  return (list.find((e) => e.primary === true) ?? list[0])?.value ?? null;
+}
+
+/** Users with their holds and sync state, in three queries for the whole page (no query per user). */
+export function usersWithSyncState(db: DbOrTx, organizationId: string, rows: readonly UserListRow[]) {
+  const ids = rows.map((r) => r.id);
+  const syncRows = ids.length === 0 ? [] : db.select().from(userSync).where(and(eq(userSync.organizationId, organizationId), inArray(userSync.userId, ids))).all();
+  const sync = new Map(syncRows.map((r) => [r.userId, r]));
+  const holdRows: HoldRow[] =
+    ids.length === 0 ? [] : db.select().from(holds).where(and(eq(holds.organizationId, organizationId), inArray(holds.userId, ids), isNull(holds.releasedAt))).all();
+  const jobsOf = userJobs(db, organizationId, ids);
+  return rows.map((u) => {
+    const s = sync.get(u.id);
+    const applied = s?.applied ? (JSON.parse(s.applied) as AppliedState) : null;
+    const userHolds = holdRows.filter((h) => h.userId === u.id);
+    const j = jobsOf.get(u.id);
+    return {
+      id: u.id,
+      directoryId: u.directoryId,
+      userName: u.userName,
+      displayName: u.displayName,
+      externalId: u.externalId,
+      email: primaryEmail(u.resource),
+      active: u.active,
+      held: userHolds.length > 0,
+      holds: userHolds.map((h) => ({ id: h.id, reason: h.reason, placedBy: h.placedBy, placedAt: iso(h.placedAt) })),
+      createdAt: iso(u.createdAt),
+      modifiedAt: iso(u.modifiedAt),
+      sync: {
+        auth0UserId: s?.auth0UserId ?? null,
+        lastAppliedAt: iso(s?.appliedAt),
+        applied: applied
+          ? { exists: applied.exists, member: applied.member, blocked: applied.blocked, roles: applied.roles, accessRevoked: applied.accessRevoked, deleted: applied.deleted }
+          : null,
+        lastError: s?.lastError ?? null,
+        lastErrorAt: iso(s?.lastErrorAt),
+        pendingJob: jobBrief(j?.open),
+        deadJob: jobBrief(j?.dead),
+      },
+    };
+  });
+}
+
+export type UserView = ReturnType<typeof usersWithSyncState>[number];
+

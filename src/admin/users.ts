@@ -1,0 +1,143 @@
+import { z } from "zod";
+import { recordAudit } from "../directory/audit.js";
+import { listHolds, placeHold, releaseHold, type HoldRow } from "../directory/holds.js";
+import { BridgeError, isBridgeError, notFound } from "../errors.js";
+import { directoryOfOrganization } from "./directories.js";
+import { iso, limitParam, type AdminRoutes, type RouteContext } from "./routes.js";
+import { findUser, searchUsers, usersWithSyncState } from "./user-queries.js";
+
+/**
+ * Customer-admin routes (DESIGN.md §2): its users and their sync state, block and unblock (holds),
+ * force sign-out. Operators may use them for any organization; an org-admin for its own only.
+ */
+const holdView = (h: HoldRow) => ({
+  id: h.id,
+  userId: h.userId,
+  directoryId: h.directoryId,
+  reason: h.reason,
+  placedBy: h.placedBy,
+  placedAt: iso(h.placedAt),
+  releasedBy: h.releasedBy,
+  releasedAt: iso(h.releasedAt),
+});
+
+function userOf(ctx: RouteContext<unknown, unknown>) {
+  const id = ctx.param("userId");
+  const row = findUser(ctx.deps.db, ctx.organization.id, id);
+  if (!row) throw notFound(`user "${id}" not found`);
+  return row;
+}
+
+export function userRoutes(routes: AdminRoutes): void {
+  routes.add(
+    {
+      method: "get",
+      path: "/organizations/:org/users",
+      access: "organization",
+      tag: "users",
+      summary: "List and search the organization's users with their sync state (linked Auth0 id, last applied, pending job, last error)",
+      query: z.strictObject({
+        q: z.string().min(1).max(200).optional().describe("substring of userName, displayName, externalId or an email"),
+        directory: z.string().min(1).optional().describe("only this directory's users"),
+        state: z.enum(["active", "inactive", "held", "error"]).optional(),
+        limit: limitParam(200, 50),
+        after: z.string().min(1).max(100).optional().describe("cursor: `next` of the previous page"),
+      }),
+      status: 200,
+    },
+    ({ deps, organization, query }) => {
+      if (query.directory) directoryOfOrganization(deps.db, organization.id, query.directory);
+      const page = searchUsers(deps.db, { organizationId: organization.id, directoryId: query.directory, q: query.q, state: query.state, limit: query.limit, after: query.after });
+      return { users: usersWithSyncState(deps.db, organization.id, page.users), next: page.next };
+    },
+  );
+
+  routes.add(
+    { method: "get", path: "/organizations/:org/users/:userId", access: "organization", tag: "users", summary: "One user with its sync state and every hold ever placed on it", status: 200 },
+    (ctx) => {
+      const row = userOf(ctx);
+      const [user] = usersWithSyncState(ctx.deps.db, ctx.organization.id, [row]);
+      return { user, holdHistory: listHolds(ctx.deps.db, ctx.organization.id, row.id).map(holdView) };
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/organizations/:org/users/:userId/block",
+      access: "organization",
+      tag: "users",
+      summary: "Block the user now (a hold): wins over the IdP until released; the Auth0 side follows in the deprovision lane",
+      body: z.strictObject({ reason: z.string().trim().min(1).max(500) }),
+      status: 201,
+      errors: [409],
+    },
+    (ctx) => {
+      const { deps, organization, body, actor, requestId, now } = ctx;
+      const hold = placeHold(deps.db, { organizationId: organization.id, userId: ctx.param("userId"), reason: body.reason, requestId, now }, actor);
+      deps.notifyWorker?.();
+      return { hold: holdView(hold) };
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/organizations/:org/users/:userId/unblock",
+      access: "organization",
+      tag: "users",
+      summary: "Release the user's holds: Auth0 then follows what the IdP says (access again only if the IdP has the user active)",
+      body: z.strictObject({ reason: z.string().trim().max(500).optional() }),
+      status: 200,
+      errors: [409],
+    },
+    (ctx) => {
+      const { deps, organization, body, actor, requestId, now } = ctx;
+      const released = releaseHold(deps.db, { organizationId: organization.id, userId: ctx.param("userId"), note: body.reason, requestId, now }, actor);
+      deps.notifyWorker?.();
+      return { released: released.map(holdView) };
+    },
+  );
+
+  routes.add(
+    {
+      method: "post",
+      path: "/organizations/:org/users/:userId/sign-out",
+      access: "organization",
+      tag: "users",
+      summary: "Force sign-out: revoke the user's Auth0 sessions and refresh tokens now (the user may sign in again unless blocked)",
+      status: 200,
+      errors: [503],
+    },
+    async (ctx) => {
+      const { deps, organization, actor, requestId } = ctx;
+      const user = userOf(ctx);
+      const audit = (after: Record<string, unknown>): void =>
+        deps.db.transaction((tx) =>
+          recordAudit(tx, {
+            actor,
+            organizationId: organization.id,
+            directoryId: user.directoryId,
+            action: "user.sign_out",
+            targetType: "user",
+            targetId: user.id,
+            after,
+            requestId,
+            at: (deps.now ?? Date.now)(),
+          }),
+        );
+      let result: { revoked: boolean; reason?: string };
+      try {
+        result = await deps.signOut(user.id, actor, requestId);
+      } catch (err) {
+        // The attempt is audited too: an auditor asks who tried to cut access, and whether it worked.
+        audit({ revoked: false, error: err instanceof Error ? err.message : String(err) });
+        // A refusal with a meaning (e.g. not linked to Auth0 yet) goes out as it is; anything else is Auth0 not answering.
+        if (isBridgeError(err) && err.status < 500) throw err;
+        throw new BridgeError("unavailable", "Auth0 did not confirm the sign-out; retry shortly", { cause: err, retryAfter: 5 });
+      }
+      audit({ revoked: result.revoked, ...(result.reason ? { reason: result.reason } : {}) });
+      return { revoked: result.revoked, reason: result.reason ?? null };
+    },
+  );
+}

@@ -1,0 +1,158 @@
+import type { Request, RequestHandler, Response } from "express";
+import type { Logger } from "pino";
+import { eq, sql } from "drizzle-orm";
+import { directories, scimRequestLog as scimRequestLogTable } from "../../db/schema.js";
+import type { Db } from "../directory/database.js";
+
+/**
+ * The last SCIM requests per directory (issue 6), so that a customer can debug its IdP setup itself
+ * through the admin API: method, path, status, and for errors the SCIM scimType and detail.
+ *
+ * What is kept, and why:
+ * - the path below the directory's base URL (`/Users/<id>`: ids are ours, not personal data), and of
+ *   the query string only the parameter NAMES (`/Users?filter&count`): filter values carry userNames
+ *   and emails (RFC 7644 §7.5.1 PII), which a debugging log has no need to retain;
+ * - requests that failed authentication too (a wrong token is the commonest setup mistake), but only
+ *   for directories that exist, so unknown URLs cannot grow the table.
+ *
+ * Cost on the SCIM path: rows are buffered in memory and written in one transaction every
+ * `flushIntervalMs` (a debugging log may lose its last fraction of a second in a crash; the audit
+ * trail, written with each change, may not). Each directory keeps its last `keepPerDirectory` rows,
+ * trimmed every `trimEvery` inserts for that directory rather than on every request.
+ */
+export interface ScimRequestLogOptions {
+  flushIntervalMs?: number;
+  /** Buffered rows that trigger an immediate flush. */
+  maxBuffered?: number;
+  keepPerDirectory?: number;
+  trimEvery?: number;
+  log?: Logger;
+  now?: () => number;
+}
+
+export type ScimRequestLogRow = typeof scimRequestLogTable.$inferInsert;
+
+export interface ScimRequestLogMiddleware extends RequestHandler {
+  /** Writes buffered rows now (tests, shutdown). */
+  flush(): void;
+  /** Flushes and stops the timer. */
+  close(): void;
+}
+
+const maxDetail = 500;
+const maxPath = 512;
+const basePath = /^\/scim\/v2\/([^/?#]+)(\/[^?#]*)?(?:\?([^#]*))?/;
+
+/** `/scim/v2/dir-1/Users?filter=…&count=5` → `/Users?filter&count`. */
+export function loggedPath(originalUrl: string): string {
+  const m = basePath.exec(originalUrl);
+  const path = m ? (m[2] ?? "/") : (originalUrl.split("?")[0] ?? "/");
+  const names = m?.[3] ? [...new Set([...new URLSearchParams(m[3]).keys()])] : [];
+  const out = names.length > 0 ? `${path}?${names.join("&")}` : path;
+  return out.length > maxPath ? `${out.slice(0, maxPath - 1)}…` : out;
+}
+
+function directoryIdOf(req: Request, res: Response): string | undefined {
+  const fromParams: unknown = req.params?.directoryId;
+  return res.locals.scim?.directoryId ?? (typeof fromParams === "string" ? fromParams : undefined) ?? basePath.exec(req.originalUrl)?.[1];
+}
+
+/** scimType and detail of a SCIM Error body (RFC 7644 §3.12), if the body is one. */
+function errorFields(body: unknown): { scimType: string | null; detail: string | null } {
+  let parsed: unknown = body;
+  if (typeof body === "string" || Buffer.isBuffer(body)) {
+    const text = body.toString();
+    if (text.length > 65_536) return { scimType: null, detail: null };
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return { scimType: null, detail: null };
+    }
+  }
+  if (typeof parsed !== "object" || parsed === null) return { scimType: null, detail: null };
+  const e = parsed as { scimType?: unknown; detail?: unknown; message?: unknown };
+  const detail = typeof e.detail === "string" ? e.detail : typeof e.message === "string" ? e.message : null;
+  return {
+    scimType: typeof e.scimType === "string" ? e.scimType : null,
+    detail: detail === null ? null : detail.length > maxDetail ? `${detail.slice(0, maxDetail - 1)}…` : detail,
+  };
+}
+
+export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): ScimRequestLogMiddleware {
+  const flushIntervalMs = options.flushIntervalMs ?? 250;
+  const maxBuffered = options.maxBuffered ?? 500;
+  const keep = options.keepPerDirectory ?? 1000;
+  const trimEvery = options.trimEvery ?? 100;
+  const now = options.now ?? Date.now;
+  let buffer: ScimRequestLogRow[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const sinceTrim = new Map<string, number>();
+  const knownDirectories = new Set<string>();
+
+  const directoryExists = (id: string): boolean => {
+    if (knownDirectories.has(id)) return true;
+    const found = db.select({ id: directories.id }).from(directories).where(eq(directories.id, id)).get() !== undefined;
+    if (found && knownDirectories.size < 100_000) knownDirectories.add(id);
+    return found;
+  };
+
+  const trim = (directoryId: string): void => {
+    // Deletes everything older than the keep-th newest row of the directory (index on directory_id, id).
+    db.run(sql`DELETE FROM scim_request_log WHERE directory_id = ${directoryId} AND id <= (
+      SELECT id FROM scim_request_log WHERE directory_id = ${directoryId} ORDER BY id DESC LIMIT 1 OFFSET ${keep})`);
+  };
+
+  const flush = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (buffer.length === 0) return;
+    const rows = buffer;
+    buffer = [];
+    try {
+      db.transaction((tx) => {
+        for (let i = 0; i < rows.length; i += 200) tx.insert(scimRequestLogTable).values(rows.slice(i, i + 200)).run();
+      });
+      for (const row of rows) sinceTrim.set(row.directoryId, (sinceTrim.get(row.directoryId) ?? 0) + 1);
+      for (const [directoryId, n] of sinceTrim) {
+        if (n < trimEvery) continue;
+        sinceTrim.set(directoryId, 0);
+        trim(directoryId);
+      }
+    } catch (err) {
+      // Losing debugging rows must never fail or slow a SCIM request.
+      options.log?.warn({ err, rows: rows.length }, "could not write the SCIM request log");
+    }
+  };
+
+  const middleware = ((req, res, next) => {
+    const started = now();
+    let errorBody: unknown;
+    const send = res.send.bind(res);
+    res.send = (body?: unknown) => {
+      if (res.statusCode >= 400 && errorBody === undefined) errorBody = body;
+      return send(body);
+    };
+    res.on("finish", () => {
+      const directoryId = directoryIdOf(req, res);
+      if (!directoryId || (!res.locals.scim && !directoryExists(directoryId))) return;
+      const fields = res.statusCode >= 400 ? errorFields(errorBody) : { scimType: null, detail: null };
+      buffer.push({
+        directoryId,
+        at: started,
+        method: req.method,
+        path: loggedPath(req.originalUrl),
+        status: res.statusCode,
+        scimType: fields.scimType,
+        detail: fields.detail,
+        requestId: res.locals.requestId ?? null,
+        durationMs: Math.max(0, Math.round(now() - started)),
+      });
+      if (buffer.length >= maxBuffered) flush();
+      else timer ??= setTimeout(flush, flushIntervalMs).unref();
+    });
+    next();
+  }) as ScimRequestLogMiddleware;
+  middleware.flush = flush;
+  middleware.close = flush;
+  return middleware;
+}
