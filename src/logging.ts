@@ -4,10 +4,9 @@
  * to four levels deep. Request lines carry the route template and query parameter names only, never
  * query values (filters hold userNames and emails), bodies or headers.
  */
-import type { RequestHandler } from "express";
+import type { Request, RequestHandler } from "express";
 import { pino, stdSerializers, stdTimeFunctions, type DestinationStream, type Logger } from "pino";
 import type { Config } from "./config.js";
-import { routeTemplate, trackRoute } from "./http/metrics.js";
 
 /** Object keys whose values are secrets. Header names are lower case in Node. */
 export const secretKeys = [
@@ -72,6 +71,76 @@ export function createLogger(options: LoggerOptions): Logger {
     options.destination,
   );
 }
+
+// ── Route templates, shared with the metrics (src/http/metrics.ts) ─────────────────────────────────
+
+interface RouteCapture {
+  template?: string;
+}
+const captures = new WeakMap<Request, RouteCapture>();
+
+/** Mount segments that are ids even when no route parameter names them (a safety net for labels). */
+const idLike = (segment: string): boolean =>
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(segment) ||
+  /^\d+$/.test(segment) ||
+  segment.includes("@") ||
+  (segment.length >= 8 && /\d/.test(segment));
+
+function templateBase(baseUrl: string, params: Record<string, unknown> | undefined): string {
+  const byValue = new Map<string, string>();
+  for (const [name, value] of Object.entries(params ?? {})) if (typeof value === "string" && value) byValue.set(value, name);
+  return baseUrl
+    .split("/")
+    .map((segment) => {
+      if (segment === "") return segment;
+      let decoded = segment;
+      try {
+        decoded = decodeURIComponent(segment);
+      } catch {
+        // keep the raw segment
+      }
+      const name = byValue.get(decoded);
+      if (name) return `:${name}`;
+      return idLike(decoded) ? ":id" : segment;
+    })
+    .join("/");
+}
+
+function routePathOf(route: unknown): string | undefined {
+  if (typeof route !== "object" || route === null) return undefined;
+  const path = (route as { path?: unknown }).path;
+  if (typeof path === "string") return path;
+  if (Array.isArray(path)) return path.map(String).join("|");
+  return path === undefined ? undefined : "(pattern)";
+}
+
+/**
+ * Starts recording the route template of a request. Express sets `req.route` when a route matches,
+ * while req.baseUrl still holds the mount path; by the time the response finishes (or an error
+ * handler at the app level answers) the router has restored baseUrl, so the template is captured
+ * at that moment. Idempotent, so the logger and the metrics middleware can both call it.
+ */
+export function trackRoute(req: Request): void {
+  if (captures.has(req)) return;
+  const capture: RouteCapture = {};
+  captures.set(req, capture);
+  let current: unknown = (req as { route?: unknown }).route;
+  Object.defineProperty(req, "route", {
+    configurable: true,
+    enumerable: true,
+    get: () => current,
+    set: (route: unknown) => {
+      current = route;
+      const path = routePathOf(route);
+      if (path === undefined) return;
+      const base = templateBase(req.baseUrl ?? "", req.params as Record<string, unknown> | undefined);
+      capture.template = path === "/" && base !== "" ? base : `${base}${path}`;
+    },
+  });
+}
+
+/** The matched route template, e.g. "/scim/v2/:directory/Users/:id"; undefined when no route matched. */
+export const routeTemplate = (req: Request): string | undefined => captures.get(req)?.template;
 
 /** Names of the query parameters, at most ten; the values stay out of the log. */
 function queryNames(originalUrl: string): string[] | undefined {

@@ -49,7 +49,7 @@ function withDb<T>(openDb: () => OpenDatabase, fn: (db: Db) => T): T {
 }
 
 function unknownOrganization(slug: string): void {
-  console.error(`organization "${slug}" not found (see the slugs of existing organizations with the org commands)`);
+  console.error(`organization "${slug}" not found (scim-bridge org list shows the existing ones)`);
   process.exitCode = exitUnknown;
 }
 

@@ -6,86 +6,15 @@
  * Labels carry route templates ("/scim/v2/:directory/Users/:id"), never raw URLs, so cardinality
  * stays bounded and no user id, userName or email can reach a label.
  */
-import { Router, type Request, type RequestHandler } from "express";
+import { Router, type RequestHandler } from "express";
 import { sql } from "drizzle-orm";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CallObserver } from "../auth0/gateway.js";
 import type { EndpointClass } from "../auth0/rate-limiter.js";
 import type { DbOrTx } from "../directory/database.js";
+import { routeTemplate, trackRoute } from "../logging.js";
 import { Lane } from "../sync/queue.js";
 import type { WorkerEvents } from "../sync/worker.js";
-
-// ── Route templates ──────────────────────────────────────────────────────────────────────────────
-
-interface RouteCapture {
-  template?: string;
-}
-const captures = new WeakMap<Request, RouteCapture>();
-
-/** Mount segments that are ids even when no route parameter names them (a safety net for labels). */
-const idLike = (segment: string): boolean =>
-  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(segment) ||
-  /^\d+$/.test(segment) ||
-  segment.includes("@") ||
-  (segment.length >= 8 && /\d/.test(segment));
-
-function templateBase(baseUrl: string, params: Record<string, unknown> | undefined): string {
-  const byValue = new Map<string, string>();
-  for (const [name, value] of Object.entries(params ?? {})) if (typeof value === "string" && value) byValue.set(value, name);
-  return baseUrl
-    .split("/")
-    .map((segment) => {
-      if (segment === "") return segment;
-      let decoded = segment;
-      try {
-        decoded = decodeURIComponent(segment);
-      } catch {
-        // keep the raw segment
-      }
-      const name = byValue.get(decoded);
-      if (name) return `:${name}`;
-      return idLike(decoded) ? ":id" : segment;
-    })
-    .join("/");
-}
-
-function routePathOf(route: unknown): string | undefined {
-  if (typeof route !== "object" || route === null) return undefined;
-  const path = (route as { path?: unknown }).path;
-  if (typeof path === "string") return path;
-  if (Array.isArray(path)) return path.map(String).join("|");
-  return path === undefined ? undefined : "(pattern)";
-}
-
-/**
- * Starts recording the route template of a request. Express sets `req.route` when a route matches,
- * while req.baseUrl still holds the mount path; by the time the response finishes (or an error
- * handler at the app level answers) the router has restored baseUrl, so the template is captured
- * at that moment. Idempotent, so the logger and the metrics middleware can both call it.
- */
-export function trackRoute(req: Request): void {
-  if (captures.has(req)) return;
-  const capture: RouteCapture = {};
-  captures.set(req, capture);
-  let current: unknown = (req as { route?: unknown }).route;
-  Object.defineProperty(req, "route", {
-    configurable: true,
-    enumerable: true,
-    get: () => current,
-    set: (route: unknown) => {
-      current = route;
-      const path = routePathOf(route);
-      if (path === undefined) return;
-      const base = templateBase(req.baseUrl ?? "", req.params as Record<string, unknown> | undefined);
-      capture.template = path === "/" && base !== "" ? base : `${base}${path}`;
-    },
-  });
-}
-
-/** The matched route template, e.g. "/scim/v2/:directory/Users/:id"; undefined when no route matched. */
-export const routeTemplate = (req: Request): string | undefined => captures.get(req)?.template;
-
-// ── Metrics ──────────────────────────────────────────────────────────────────────────────────────
 
 const laneNames: Record<number, string> = { [Lane.deprovision]: "deprovision", [Lane.provision]: "provision", [Lane.background]: "background" };
 export const laneName = (lane: number): string => laneNames[lane] ?? String(lane);
@@ -208,37 +137,29 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ["endpoint"] as const,
     registers,
   });
-  const readBudget = (): RateBudgetRow[] | undefined => {
-    try {
-      return rateBudgetSource?.();
-    } catch {
-      return undefined;
-    }
+  // Tokens left and bucket size, both read from the limiter's snapshot at scrape time.
+  const budgetGauge = (name: string, help: string, value: (b: RateBudgetRow) => number): Gauge<"bucket"> => {
+    const gauge: Gauge<"bucket"> = new Gauge({
+      name,
+      help,
+      labelNames: ["bucket"] as const,
+      registers,
+      collect() {
+        let rows: RateBudgetRow[] | undefined;
+        try {
+          rows = rateBudgetSource?.();
+        } catch {
+          return;
+        }
+        if (!rows) return;
+        gauge.reset();
+        for (const b of rows) gauge.set({ bucket: b.name }, value(b));
+      },
+    });
+    return gauge;
   };
-  const auth0RateBudget: Gauge<"bucket"> = new Gauge({
-    name: `${prefix}auth0_rate_budget_tokens`,
-    help: "Tokens left in each Auth0 rate-limit bucket, as the bridge's limiter estimates them",
-    labelNames: ["bucket"] as const,
-    registers,
-    collect() {
-      const rows = readBudget();
-      if (!rows) return;
-      auth0RateBudget.reset();
-      for (const b of rows) auth0RateBudget.set({ bucket: b.name }, Math.max(0, b.tokens));
-    },
-  });
-  const auth0RateCapacity: Gauge<"bucket"> = new Gauge({
-    name: `${prefix}auth0_rate_budget_capacity`,
-    help: "Size (burst) of each Auth0 rate-limit bucket, learned from x-ratelimit-limit",
-    labelNames: ["bucket"] as const,
-    registers,
-    collect() {
-      const rows = readBudget();
-      if (!rows) return;
-      auth0RateCapacity.reset();
-      for (const b of rows) auth0RateCapacity.set({ bucket: b.name }, b.capacity);
-    },
-  });
+  const auth0RateBudget = budgetGauge(`${prefix}auth0_rate_budget_tokens`, "Tokens left in each Auth0 rate-limit bucket, as the bridge's limiter estimates them", (b) => Math.max(0, b.tokens));
+  const auth0RateCapacity = budgetGauge(`${prefix}auth0_rate_budget_capacity`, "Size (burst) of each Auth0 rate-limit bucket, learned from x-ratelimit-limit", (b) => b.capacity);
   const deprovisionLatency = new Histogram({
     name: `${prefix}deprovision_latency_seconds`,
     help: "From the acknowledgement of a deactivation, deletion or hold to its deprovision job completing, per organization",
@@ -308,6 +229,19 @@ export function queueDepthFromDb(db: DbOrTx): QueueDepthRow[] {
       sql`SELECT lane, state, count(*) AS count FROM jobs WHERE state IN ('pending', 'running', 'dead') GROUP BY state, lane`,
     )
     .map((r) => ({ lane: Number(r.lane), state: r.state, count: Number(r.count) }));
+}
+
+/** Organization label by slug, for MetricsOptions.organizationLabel; slugs never change, so they are cached. */
+export function organizationSlugs(db: DbOrTx): (organizationId: string) => string {
+  const cache = new Map<string, string>();
+  return (id) => {
+    let slug = cache.get(id);
+    if (slug === undefined) {
+      slug = db.get<{ slug: string }>(sql`SELECT slug FROM organizations WHERE id = ${id}`)?.slug ?? id;
+      cache.set(id, slug);
+    }
+    return slug;
+  };
 }
 
 /** GET /metrics in the Prometheus text format. Mount at the app root, outside SCIM auth. */

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import express from "express";
 import request from "supertest";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { createMetrics, metricsRouter, queueDepthFromDb } from "../../src/http/metrics.js";
+import { createMetrics, metricsRouter, organizationSlugs, queueDepthFromDb } from "../../src/http/metrics.js";
+import { onboardOrganization } from "../../src/directory/onboarding.js";
 import { requestId } from "../../src/http/request-id.js";
 import { errorMiddleware } from "../../src/http/errors.js";
 import { createLogger } from "../../src/logging.js";
@@ -160,6 +161,21 @@ describe("/metrics", () => {
     expect((await request(app).get("/metrics")).text).toContain('scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 1');
     o.sqlite.exec("UPDATE jobs SET state = 'done'");
     expect((await request(app).get("/metrics")).text).toContain('scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 0');
+  });
+
+  it("labels the deprovision latency with the organization's slug, not its id", async () => {
+    const o = openDatabase("sqlite::memory:");
+    opened.push(o);
+    const acme = onboardOrganization(o.db, { slug: "acme" }, { type: "operator", id: "test" }).organization;
+    const metrics = createMetrics({ defaultMetrics: false, organizationLabel: organizationSlugs(o.db), now: () => 10_000 });
+    metrics.workerEvents.onOutcome?.(job({ organizationId: acme.id, lane: Lane.deprovision, firstEnqueuedAt: 9_000 }), { status: "done" }, 1);
+    metrics.workerEvents.onOutcome?.(job({ organizationId: "gone", lane: Lane.deprovision, firstEnqueuedAt: 9_000 }), { status: "done" }, 1);
+    const text = (await request(bridgeLikeApp(metrics)).get("/metrics")).text;
+    expect(samples(text, "scim_bridge_deprovision_latency_seconds_count")).toEqual([
+      'scim_bridge_deprovision_latency_seconds_count{organization="acme"} 1',
+      'scim_bridge_deprovision_latency_seconds_count{organization="gone"} 1',
+    ]);
+    expect(text).not.toContain(acme.id);
   });
 
   it("keeps serving when a scrape-time source fails, and each instance has its own registry", async () => {
