@@ -9,8 +9,10 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-# Build the addon from source rather than download a prebuilt binary at build time.
-ENV npm_config_build_from_source=true
+# Build the addon from source rather than download a prebuilt binary, against the headers that
+# ship with this Node image (node-gyp would otherwise download them).
+ENV npm_config_build_from_source=true \
+    npm_config_nodedir=/usr/local
 
 # Dependencies first, so that this layer is reused while only the sources change. Scripts are off
 # here (the `prepare` script would compile sources that are not copied yet); the native build runs next.
