@@ -24,6 +24,10 @@ export interface Config {
   /** Auth0 plan whose rate-limit buckets the limiter starts from (headers refine them). */
   auth0Plan: "free" | "essentials" | "enterprise";
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Hours between background drift scans of every organization; 0 turns them off. */
+  driftScanHours: number;
+  /** Per-token SCIM rate limit; undefined when SCIM_RATE_LIMIT_PER_SECOND=0. */
+  scimRateLimit?: { ratePerSecond: number; burst: number };
 }
 
 export class ConfigError extends Error {
@@ -35,7 +39,9 @@ export class ConfigError extends Error {
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
-export function loadConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
+export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
+  // A variable set to the empty string counts as unset (`FOO= cmd`, compose files with blank values).
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(rawEnv).filter(([, v]) => v !== undefined && v !== ""));
   const problems: string[] = [];
 
   const portText = env.PORT ?? "8787";
@@ -79,6 +85,16 @@ export function loadConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
   const auth0Plan = (env.AUTH0_PLAN ?? "essentials") as Config["auth0Plan"];
   if (!["free", "essentials", "enterprise"].includes(auth0Plan)) problems.push('AUTH0_PLAN must be "free", "essentials" or "enterprise"');
 
+  const driftText = env.DRIFT_SCAN_INTERVAL_HOURS ?? "24";
+  const driftScanHours = Number(driftText);
+  if (!Number.isFinite(driftScanHours) || driftScanHours < 0) problems.push(`DRIFT_SCAN_INTERVAL_HOURS must be a number of hours, 0 to turn scans off (got "${driftText}")`);
+
+  // Entra needs at least 25 req/s per tenant (reliability-and-security.md §3.2): the default doubles it.
+  const rateText = env.SCIM_RATE_LIMIT_PER_SECOND ?? "50";
+  const rate = Number(rateText);
+  if (!Number.isFinite(rate) || rate < 0) problems.push(`SCIM_RATE_LIMIT_PER_SECOND must be a number, 0 to turn the limit off (got "${rateText}")`);
+  const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * 4)) } : undefined;
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, logLevel });
+  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, logLevel, driftScanHours, scimRateLimit });
 }

@@ -22,6 +22,12 @@ export interface AppDeps {
    * the admin JSON shape outside /scim/. They parse their own bodies (see jsonBody in ./body.js).
    */
   extraRouters?: { path: string; router: RequestHandler }[];
+  /** App-wide middleware after the request id (metrics, request logging). */
+  middleware?: RequestHandler[];
+  /** SCIM middleware after authentication, before the body is read (per-token rate limit, request log). */
+  scimMiddleware?: RequestHandler[];
+  /** Called after a SCIM write answered 2xx: wakes the sync worker so deprovisioning starts at once. */
+  onScimWrite?: () => void;
 }
 
 /**
@@ -38,6 +44,7 @@ export function createApp(deps: AppDeps): Express {
   app.set("etag", false);
   app.set("query parser", parseQueryString);
   app.use(requestId());
+  for (const m of deps.middleware ?? []) app.use(m);
 
   const scim = Router({ mergeParams: true });
   scim.use(
@@ -51,6 +58,14 @@ export function createApp(deps: AppDeps): Express {
       };
     }),
   );
+  for (const m of deps.scimMiddleware ?? []) scim.use(m);
+  if (deps.onScimWrite) {
+    const wake = deps.onScimWrite;
+    scim.use((req, res, next) => {
+      if (req.method !== "GET") res.on("finish", () => res.statusCode < 300 && wake());
+      next();
+    });
+  }
   scim.use(scimJsonBody(deps.bodyLimit ?? defaultBodyLimit));
   scim.use(scimRoutes(deps.db));
   scim.use(endpointNotFound());

@@ -1,0 +1,61 @@
+import type { Command } from "commander";
+import { and, eq, inArray } from "drizzle-orm";
+import { jobs } from "../../db/schema.js";
+import type { OpenDatabase } from "../directory/database.js";
+import { getOrganization } from "../directory/organizations.js";
+import { scanDrift } from "../sync/drift.js";
+import type { SyncEngine } from "../sync/engine.js";
+import { Lane } from "../sync/queue.js";
+import { createProgress } from "./progress.js";
+
+export type ReconcileContext = OpenDatabase & { engine: SyncEngine };
+
+/**
+ * `scim-bridge reconcile <org> [--dry-run]`: compares Auth0 with what the bridge applied and, unless
+ * --dry-run, repairs it: the drifted users are re-reconciled right here (the same worker code as the
+ * server) until the organization's queue is empty.
+ */
+export function registerReconcileCommand(program: Command, open: () => ReconcileContext): void {
+  program
+    .command("reconcile <org>")
+    .description("compare Auth0 with the directory for one organization and repair any drift")
+    .option("--dry-run", "report the drift, change nothing")
+    .option("--json", "print the report as JSON")
+    .action(async (orgRef: string, opts: { dryRun?: boolean; json?: boolean }) => {
+      const ctx = open();
+      try {
+        const org = getOrganization(ctx.db, orgRef);
+        if (!org) {
+          console.error(`organization "${orgRef}" not found`);
+          process.exitCode = 1;
+          return;
+        }
+        const progress = createProgress({ label: `scanning ${org.slug}`, silent: opts.json === true });
+        const report = await scanDrift(ctx.engine.deps, org.id, { repair: !opts.dryRun, lane: Lane.background, onProgress: (done, total) => progress.update(done, total) });
+        progress.finish(`${report.checked} linked users checked, ${report.drifted.length} drifted`);
+        if (!opts.dryRun) {
+          const repair = createProgress({ label: "repairing", silent: opts.json === true });
+          ctx.engine.worker.start();
+          const open = () =>
+            ctx.db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"]))).all().length;
+          const initial = open();
+          for (let left = initial; left > 0; left = open()) {
+            repair.update(initial - left, initial);
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          await ctx.engine.worker.stop();
+          repair.finish("queue empty");
+        }
+        if (opts.json) {
+          console.log(JSON.stringify(report));
+        } else {
+          for (const u of report.drifted) console.log(`${u.userName}: ${u.differences.join("; ")}`);
+          console.log(`${report.drifted.length} drifted, ${report.unsynced} not yet synced, ${report.unmanagedMembers.length} Auth0 members not managed by the bridge${opts.dryRun ? " (dry run: nothing changed)" : ""}`);
+        }
+        if (opts.dryRun && report.drifted.length > 0) process.exitCode = 2;
+      } finally {
+        ctx.engine.limiter.stop();
+        ctx.close();
+      }
+    });
+}

@@ -1,0 +1,79 @@
+import { isNotNull } from "drizzle-orm";
+import { organizations, userSync } from "../../db/schema.js";
+import type { Actor } from "../directory/audit.js";
+import type { Db } from "../directory/database.js";
+import { listDirectories, scimBaseUrl } from "../directory/directories.js";
+import { onboardOrganization, rotateDirectoryToken } from "../directory/onboarding.js";
+import { getOrganization } from "../directory/organizations.js";
+import { enqueueJob, Lane } from "../sync/queue.js";
+
+/**
+ * Sandbox mode (DESIGN.md §9): no Auth0 settings, so the Management API emulator runs in-process
+ * and a demo organization with one directory is ready to receive SCIM requests.
+ */
+export const sandboxSlug = "demo";
+const actor: Actor = { type: "system", id: "sandbox" };
+
+export interface SandboxDirectory {
+  organizationId: string;
+  directoryId: string;
+  scimBaseUrl: string;
+  /** A fresh token each start: tokens are shown once and stored hashed, so an old one cannot be printed again. */
+  token: string;
+}
+
+/**
+ * The emulated tenant starts empty on every run, so whatever the bridge applied to the previous
+ * one is forgotten and every organization is reconciled again into the new tenant.
+ */
+export function forgetEmulatedTenant(db: Db): void {
+  db.transaction((tx) => {
+    tx.delete(userSync).run();
+    const orgs = tx.select({ id: organizations.id }).from(organizations).all();
+    tx.update(organizations).set({ auth0OrgId: null }).where(isNotNull(organizations.auth0OrgId)).run();
+    for (const o of orgs) enqueueJob(tx, { organizationId: o.id, kind: "organization", subjectId: o.id, lane: Lane.provision });
+  });
+}
+
+export function ensureSandboxDirectory(db: Db, publicUrl: string): SandboxDirectory {
+  const existing = getOrganization(db, sandboxSlug);
+  if (!existing) {
+    const made = onboardOrganization(db, { slug: sandboxSlug, displayName: "Demo organization" }, actor);
+    return { organizationId: made.organization.id, directoryId: made.directory.id, scimBaseUrl: scimBaseUrl(publicUrl, made.directory.id), token: made.token.token };
+  }
+  const directory = listDirectories(db, existing.id)[0];
+  if (!directory) throw new Error(`sandbox organization "${sandboxSlug}" has no directory; run: scim-bridge directory create ${sandboxSlug}`);
+  const rotated = rotateDirectoryToken(db, directory.id, {}, actor);
+  return { organizationId: existing.id, directoryId: directory.id, scimBaseUrl: scimBaseUrl(publicUrl, directory.id), token: rotated.token.token };
+}
+
+export function sandboxBanner(d: SandboxDirectory, emulatorUrl: string, publicUrl: string): string {
+  const user = JSON.stringify({
+    schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+    userName: "ada@example.com",
+    name: { givenName: "Ada", familyName: "Lovelace" },
+    emails: [{ value: "ada@example.com", type: "work", primary: true }],
+    active: true,
+  });
+  return [
+    "",
+    "scim-bridge is running in sandbox mode (no AUTH0_DOMAIN): the Auth0 Management API emulator runs in-process.",
+    "",
+    `  SCIM base URL      ${d.scimBaseUrl}`,
+    `  SCIM token         ${d.token}`,
+    `  Auth0 emulator     ${emulatorUrl}   (state: ${emulatorUrl}/__emulator/state)`,
+    `  Health / metrics   ${publicUrl}/healthz  ${publicUrl}/metrics`,
+    "",
+    "Create a user (the bridge creates it in the emulated Auth0 and adds it to the demo organization):",
+    `  curl -s -X POST '${d.scimBaseUrl}/Users' -H 'Authorization: Bearer ${d.token}' -H 'Content-Type: application/scim+json' -d '${user}'`,
+    "",
+    "Simulate a login (the emulator calls the bridge's post-login hook, as the Auth0 Action would):",
+    `  curl -s -X POST '${emulatorUrl}/__emulator/login' -H 'Content-Type: application/json' -d '{"connection":"Username-Password-Authentication","email":"ada@example.com","organization":"${sandboxSlug}"}'`,
+    "",
+    "Deactivate the user (PATCH active=false), then log in again: the login is denied and the emulated user is blocked:",
+    `  curl -s -X PATCH '${d.scimBaseUrl}/Users/<id>' -H 'Authorization: Bearer ${d.token}' -H 'Content-Type: application/scim+json' -d '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}'`,
+    "",
+    "The token above is shown once; a restart prints a new one. Stop with Ctrl-C.",
+    "",
+  ].join("\n");
+}
