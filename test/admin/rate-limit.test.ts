@@ -1,0 +1,119 @@
+/**
+ * Per-token rate limits and body size limits (OWASP API4): 429 with Retry-After in whole seconds, in
+ * the error shape of the route (SCIM Error or admin error); IdPs at their documented rates never hit
+ * the SCIM default.
+ */
+import express, { type Request } from "express";
+import { pino } from "pino";
+import supertest from "supertest";
+import { afterEach, describe, expect, it } from "vitest";
+import { adminRouter } from "../../src/admin/router.js";
+import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { errorMiddleware, scimContentType } from "../../src/http/errors.js";
+import { bearerKey, scimRateLimitDefaults, tokenRateLimit } from "../../src/http/rate-limit.js";
+import { requestId } from "../../src/http/request-id.js";
+
+const log = pino({ level: "silent" });
+let opened: OpenDatabase | undefined;
+afterEach(() => opened?.close());
+
+/** Runs the middleware on a fake request; resolves to the Retry-After of a refusal, or null when let through. */
+function runner(limit: ReturnType<typeof tokenRateLimit>) {
+  return (token: string): number | null => {
+    let outcome: number | null = null;
+    const req = { get: (h: string) => (h.toLowerCase() === "authorization" ? `Bearer ${token}` : undefined), ip: "127.0.0.1", socket: {} } as unknown as Request;
+    limit(req, {} as never, (err?: unknown) => {
+      outcome = err ? ((err as { retryAfter: number }).retryAfter ?? -1) : null;
+    });
+    return outcome;
+  };
+}
+
+describe("token bucket", () => {
+  it("lets a burst through, then refuses with a whole-second Retry-After until the bucket refills", () => {
+    const clock = { now: 0 };
+    const hit = runner(tokenRateLimit({ ratePerSecond: 0.5, burst: 3, keyOf: bearerKey, now: () => clock.now }));
+    expect([hit("a"), hit("a"), hit("a")]).toEqual([null, null, null]);
+    expect(hit("a")).toBe(2); // one token at 0.5/s takes 2 s
+    expect(hit("b")).toBeNull(); // another token has its own bucket
+    clock.now += 1_000;
+    expect(hit("a")).toBe(1);
+    clock.now += 1_000;
+    expect(hit("a")).toBeNull();
+    expect(hit("a")).toBe(2);
+  });
+
+  it("never refuses an IdP at Entra's required 25 req/s (or its observed bursts) under the SCIM defaults, but stops a runaway client", () => {
+    const clock = { now: 0 };
+    const hit = runner(tokenRateLimit({ ...scimRateLimitDefaults, keyOf: bearerKey, now: () => clock.now }));
+    let refused = 0;
+    // Ten minutes at 25 req/s, with a 100-request burst at the start of every minute (an Entra cycle starting).
+    for (let ms = 0; ms < 600_000; ms += 40) {
+      clock.now = ms;
+      if (ms % 60_000 === 0) for (let i = 0; i < 100; i++) refused += hit("entra") === null ? 0 : 1;
+      refused += hit("entra") === null ? 0 : 1;
+    }
+    expect(refused).toBe(0);
+    // 500 req/s for 10 s from one token: most of it is refused.
+    let runaway = 0;
+    for (let ms = 0; ms < 10_000; ms += 2) {
+      clock.now = 1_000_000 + ms;
+      runaway += hit("runaway") === null ? 0 : 1;
+    }
+    expect(runaway).toBeGreaterThan(4_000 - 1);
+  });
+
+  it("refuses impossible settings at construction", () => {
+    expect(() => tokenRateLimit({ ratePerSecond: 0, burst: 1, keyOf: bearerKey })).toThrow(/ratePerSecond/);
+    expect(() => tokenRateLimit({ ratePerSecond: 1, burst: 0.5, keyOf: bearerKey })).toThrow(/burst/);
+  });
+
+  it("answers a SCIM client with a SCIM Error 429 and Retry-After", async () => {
+    const app = express();
+    app.use(requestId());
+    app.use(tokenRateLimit({ ratePerSecond: 1, burst: 1, keyOf: bearerKey }));
+    app.get("/scim/v2/d/Users", (_req, res) => void res.json({}));
+    app.use(errorMiddleware("scim", log));
+    const http = supertest(app);
+    await http.get("/scim/v2/d/Users").set("Authorization", "Bearer t").expect(200);
+    const res = await http.get("/scim/v2/d/Users").set("Authorization", "Bearer t").expect(429);
+    expect(res.headers["retry-after"]).toBe("1");
+    expect(res.headers["content-type"]).toBe(scimContentType);
+    expect(JSON.parse(res.text)).toMatchObject({ schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "429" });
+  });
+});
+
+describe("admin router limits", () => {
+  function adminApp(rateLimit: { ratePerSecond: number; burst: number } | false) {
+    opened = openDatabase("sqlite::memory:");
+    const app = express();
+    app.use("/admin/v1", adminRouter({ db: opened.db, publicUrl: "https://b.example", bootstrapOperatorToken: "o".repeat(40), log, signOut: async () => ({ revoked: true }), rateLimit }));
+    return supertest(app);
+  }
+
+  it("limits per token in the admin error shape; requests without a token share one bucket per address", async () => {
+    const http = adminApp({ ratePerSecond: 0.2, burst: 2 });
+    const me = () => http.get("/admin/v1/me").set("Authorization", `Bearer ${"o".repeat(40)}`);
+    await me().expect(200);
+    await me().expect(200);
+    const refused = await me().expect(429);
+    expect(refused.headers["retry-after"]).toBe("5");
+    expect(refused.body).toEqual({ error: "rateLimited", message: expect.stringContaining("too many requests"), requestId: refused.headers["x-request-id"] });
+    const anonymous = [];
+    for (let i = 0; i < 3; i++) anonymous.push((await http.get("/admin/v1/me")).status);
+    expect(anonymous).toEqual([401, 401, 429]);
+    // Another token is not slowed down by the first one's exhausted bucket.
+    expect((await http.get("/admin/v1/me").set("Authorization", "Bearer another-token")).status).toBe(401);
+  });
+
+  it("refuses a body over the limit with 413 before any handler runs", async () => {
+    const http = adminApp(false);
+    const res = await http
+      .post("/admin/v1/mappings/validate")
+      .set("Authorization", `Bearer ${"o".repeat(40)}`)
+      .set("Content-Type", "application/json")
+      .send(JSON.stringify({ mapping: { description: "x".repeat(300 * 1024) } }))
+      .expect(413);
+    expect(res.body.error).toBe("payloadTooLarge");
+  });
+});

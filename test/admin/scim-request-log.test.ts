@@ -1,0 +1,141 @@
+/**
+ * The per-directory SCIM request log: what a customer sees when debugging its IdP setup, and what it
+ * must not keep (query values: PII). Tested on a tiny app with the real SCIM bearer auth and error
+ * middleware, then read back through the admin API.
+ */
+import { asc, eq } from "drizzle-orm";
+import express, { Router } from "express";
+import { pino } from "pino";
+import supertest from "supertest";
+import { afterEach, describe, expect, it } from "vitest";
+import { scimRequestLog as logTable } from "../../db/schema.js";
+import { adminRouter } from "../../src/admin/router.js";
+import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { onboardOrganization } from "../../src/directory/onboarding.js";
+import { notFound, uniqueness } from "../../src/errors.js";
+import { scimBearerAuth } from "../../src/http/auth.js";
+import { errorMiddleware } from "../../src/http/errors.js";
+import { parseQueryString } from "../../src/http/query.js";
+import { requestId } from "../../src/http/request-id.js";
+import { loggedPath, scimRequestLog, type ScimRequestLogOptions } from "../../src/http/scim-request-log.js";
+
+let opened: OpenDatabase | undefined;
+afterEach(() => opened?.close());
+
+function setup(options: ScimRequestLogOptions = {}) {
+  opened = openDatabase("sqlite::memory:");
+  const { db } = opened;
+  const operator = { type: "operator" as const, id: "test" };
+  const one = onboardOrganization(db, { slug: "one" }, operator);
+  const two = onboardOrganization(db, { slug: "two" }, operator);
+  const log = pino({ level: "silent" });
+  const recorder = scimRequestLog(db, options);
+  const scim = Router({ mergeParams: true });
+  scim.use(
+    scimBearerAuth(db, (_req, res, p) => {
+      res.locals.scim = { directoryId: p.directoryId, organizationId: p.organizationId, baseUrl: "", requestId: res.locals.requestId, actor: { type: "directory", id: p.directoryId } };
+    }),
+  );
+  scim.get("/Users", (_req, res) => void res.json({ totalResults: 0, Resources: [] }));
+  scim.get("/Users/:id", () => {
+    throw notFound("Resource 1234 not found");
+  });
+  scim.post("/Users", () => {
+    throw uniqueness("a user with this userName already exists in this directory");
+  });
+  scim.use(errorMiddleware("scim", log));
+  const app = express();
+  app.set("query parser", parseQueryString);
+  app.use(requestId());
+  app.use("/scim/v2/:directoryId", recorder, scim);
+  app.use("/admin/v1", adminRouter({ db, publicUrl: "https://bridge.example", bootstrapOperatorToken: "x".repeat(40), log, signOut: async () => ({ revoked: true }), rateLimit: false }));
+  const http = supertest(app);
+  const as = (d: typeof one) => (method: "get" | "post", path: string) =>
+    http[method](`/scim/v2/${d.directory.id}${path}`).set("Authorization", `Bearer ${d.token.token}`);
+  const rows = (directoryId: string) => db.select().from(logTable).where(eq(logTable.directoryId, directoryId)).orderBy(asc(logTable.id)).all();
+  return { db, http, recorder, one, two, scimOne: as(one), scimTwo: as(two), rows };
+}
+
+describe("SCIM request log", () => {
+  it("records method, path, status, SCIM error type and detail, request id and duration, per directory", async () => {
+    const t = setup();
+    const ok = await t.scimOne("get", "/Users").expect(200);
+    const missing = await t.scimOne("get", "/Users/1234").expect(404);
+    const clash = await t.scimOne("post", "/Users").send({ userName: "ada@example.com" }).expect(409);
+    await t.scimTwo("get", "/Users").expect(200);
+    t.recorder.flush();
+
+    const mine = t.rows(t.one.directory.id);
+    expect(mine.map((r) => [r.method, r.path, r.status, r.scimType, r.detail])).toEqual([
+      ["GET", "/Users", 200, null, null],
+      ["GET", "/Users/1234", 404, null, "Resource 1234 not found"],
+      ["POST", "/Users", 409, "uniqueness", "a user with this userName already exists in this directory"],
+    ]);
+    expect(mine.map((r) => r.requestId)).toEqual([ok, missing, clash].map((res) => res.headers["x-request-id"]));
+    expect(mine.every((r) => r.durationMs >= 0 && r.at > 0)).toBe(true);
+    expect(t.rows(t.two.directory.id)).toHaveLength(1);
+  });
+
+  it("keeps query parameter names but never their values (filters carry userNames and emails)", async () => {
+    const t = setup();
+    await t.scimOne("get", '/Users?filter=userName%20eq%20%22grace.hopper%40navy.example%22&startIndex=1&count=100').expect(200);
+    t.recorder.flush();
+    const [row] = t.rows(t.one.directory.id);
+    expect(row!.path).toBe("/Users?filter&startIndex&count");
+    expect(JSON.stringify(t.db.select().from(logTable).all())).not.toContain("grace");
+    expect(loggedPath("/scim/v2/dir-x/Groups/abc?excludedAttributes=members")).toBe("/Groups/abc?excludedAttributes");
+  });
+
+  it("logs failed authentication for a directory that exists, and nothing for one that does not", async () => {
+    const t = setup();
+    await t.http.get(`/scim/v2/${t.one.directory.id}/Users`).set("Authorization", "Bearer wrong").expect(401);
+    // A valid token of another directory is refused on this URL, and logged against the URL's directory.
+    await t.http.get(`/scim/v2/${t.one.directory.id}/Users`).set("Authorization", `Bearer ${t.two.token.token}`).expect(401);
+    await t.http.get("/scim/v2/dir-doesnotexist/Users").set("Authorization", "Bearer wrong").expect(401);
+    t.recorder.flush();
+    expect(t.rows(t.one.directory.id).map((r) => [r.status, r.detail])).toEqual([
+      [401, "a valid bearer token for this directory is required"],
+      [401, "a valid bearer token for this directory is required"],
+    ]);
+    expect(t.rows("dir-doesnotexist")).toEqual([]);
+    expect(t.rows(t.two.directory.id)).toEqual([]);
+  });
+
+  it("writes in batches after a short delay, not on the request path", async () => {
+    const t = setup({ flushIntervalMs: 30 });
+    await t.scimOne("get", "/Users").expect(200);
+    expect(t.rows(t.one.directory.id)).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(t.rows(t.one.directory.id)).toHaveLength(1);
+  });
+
+  it("keeps the last N rows per directory, trimming every few inserts and leaving other directories alone", async () => {
+    const t = setup({ keepPerDirectory: 25, trimEvery: 10, maxBuffered: 5 });
+    await t.scimTwo("get", "/Users").expect(200);
+    for (let i = 0; i < 63; i++) await t.scimOne("get", `/Users/${i}`).expect(404);
+    t.recorder.flush();
+    const kept = t.rows(t.one.directory.id);
+    expect(kept.length).toBeGreaterThanOrEqual(25);
+    expect(kept.length).toBeLessThan(25 + 10);
+    // The newest are the ones kept.
+    expect(kept.at(-1)!.path).toBe("/Users/62");
+    expect(kept.map((r) => r.path)).toContain("/Users/38");
+    expect(t.rows(t.two.directory.id)).toHaveLength(1);
+  });
+
+  it("is served to the customer admin newest first, with a limit and an errors-only view", async () => {
+    const t = setup();
+    await t.scimOne("get", "/Users").expect(200);
+    await t.scimOne("get", "/Users/1").expect(404);
+    await t.scimOne("get", "/Users").expect(200);
+    t.recorder.flush();
+    const admin = (path: string) => t.http.get(`/admin/v1/organizations/one/directories/${t.one.directory.id}${path}`).set("Authorization", `Bearer ${"x".repeat(40)}`);
+    const all = await admin("/scim-requests?limit=2").expect(200);
+    expect(all.body.requests.map((r: { path: string; status: number }) => `${r.status} ${r.path}`)).toEqual(["200 /Users", "404 /Users/1"]);
+    const errors = await admin("/scim-requests?errorsOnly=true").expect(200);
+    expect(errors.body.requests).toHaveLength(1);
+    expect(errors.body.requests[0]).toMatchObject({ method: "GET", path: "/Users/1", status: 404, detail: "Resource 1234 not found" });
+    const tooMany = await admin("/scim-requests?limit=5000").expect(400);
+    expect(tooMany.body.message).toMatch(/^query parameter limit:/);
+  });
+});
