@@ -21,7 +21,7 @@ import { openDatabase } from "./directory/database.js";
 import { startEmulator, type RunningEmulator } from "./emulator/index.js";
 import { createApp } from "./http/app.js";
 import { healthRouter } from "./http/health.js";
-import { createMetrics, metricsRouter, queueDepthFromDb } from "./http/metrics.js";
+import { createMetrics, metricsRouter, organizationSlugs, queueDepthFromDb } from "./http/metrics.js";
 import { postLoginHookRouter } from "./http/post-login-hook.js";
 import { bearerKey, tokenRateLimit } from "./http/rate-limit.js";
 import { scimRequestLog } from "./http/scim-request-log.js";
@@ -70,7 +70,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     forgetEmulatedTenant(db);
   }
 
-  const metrics = createMetrics();
+  const metrics = createMetrics({ organizationLabel: organizationSlugs(db) });
   const engine = createSyncEngine({
     db,
     client: createManagementClient(auth0),

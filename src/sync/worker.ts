@@ -203,8 +203,8 @@ export class Worker {
         this.releaseLeases([job.id]);
         return;
       }
-      this.finish(job, outcome);
-      this.options.events?.onOutcome?.(job, outcome, this.now() - started);
+      const final = this.finish(job, outcome);
+      if (final) this.options.events?.onOutcome?.(job, final, this.now() - started);
     })().finally(() => {
       this.inFlight.delete(job.id);
       if (this.running) setImmediate(() => this.notify());
@@ -212,26 +212,28 @@ export class Worker {
     this.inFlight.set(job.id, { job, controller, done });
   }
 
-  private finish(job: JobRow, outcome: JobOutcome): void {
+  /** Records the outcome; returns what it became (a retry past the limit becomes dead), or undefined if the job was taken over. */
+  private finish(job: JobRow, outcome: JobOutcome): JobOutcome | undefined {
     const { db } = this.options;
     const t = this.now();
-    db.transaction((tx) => {
+    return db.transaction((tx): JobOutcome | undefined => {
       // Another worker took the job over after our lease expired: its outcome wins.
       const current = tx.select().from(jobs).where(eq(jobs.id, job.id)).get();
-      if (!current || current.state !== "running" || current.leaseOwner !== this.owner) return;
+      if (!current || current.state !== "running" || current.leaseOwner !== this.owner) return undefined;
       if (outcome.status === "done") {
         tx.update(jobs).set({ state: "done", leaseOwner: null, leaseExpiresAt: null, lastError: null, updatedAt: t }).where(eq(jobs.id, job.id)).run();
-        return;
+        return outcome;
       }
       const attempts = current.attempts + 1;
       const exhausted = current.lane !== Lane.deprovision && attempts >= this.maxAttempts;
       if (outcome.status === "dead" || exhausted) {
         const reason = outcome.status === "dead" ? outcome.reason : `gave up after ${attempts} attempts: ${outcome.reason}`;
         tx.update(jobs).set({ state: "dead", attempts, leaseOwner: null, leaseExpiresAt: null, lastError: reason, updatedAt: t }).where(eq(jobs.id, job.id)).run();
-        return;
+        return { status: "dead", reason };
       }
       const runAfter = Math.max(t + backoffMs(attempts, current.lane, this.random), outcome.retryAt ?? 0);
       this.requeue(tx, current, { runAfter, lastError: outcome.reason, attempts });
+      return outcome;
     });
   }
 
