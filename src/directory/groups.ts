@@ -1,11 +1,12 @@
 import { and, eq, isNull, sql, type SQL } from "drizzle-orm";
-import { directories, groups } from "../../db/schema.js";
+import { groups } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "../sync/queue.js";
 import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { newResourceId } from "./ids.js";
+import { prepared, selectAll, selectOne } from "./statements.js";
 import {
   deleteAllMembers,
   deleteMembers,
@@ -49,12 +50,14 @@ function columns(resource: GroupResource): { displayName: string; displayNameLow
   };
 }
 
+const groupColumns = `id, directory_id AS directoryId, display_name AS displayName, display_name_lower AS displayNameLower,
+  external_id AS externalId, resource, version, member_count AS memberCount, created_at AS createdAt,
+  modified_at AS modifiedAt, deleted_at AS deletedAt`;
+const groupById = `SELECT ${groupColumns} FROM groups WHERE id = ? AND directory_id = ? AND deleted_at IS NULL`;
+
+/** A live group of the directory (a cached statement: every group read and write starts here). */
 export function getGroup(db: DbOrTx, directoryId: string, id: string): GroupRow | undefined {
-  return db
-    .select()
-    .from(groups)
-    .where(and(eq(groups.id, id), eq(groups.directoryId, directoryId), isNull(groups.deletedAt)))
-    .get();
+  return prepared(db, groupById).get(id, directoryId) as GroupRow | undefined;
 }
 
 /** Entra matches groups by displayName (idp-wire.md §1.6), so two live groups may not share one, ignoring case. */
@@ -219,24 +222,16 @@ export function deleteGroup(tx: DbOrTx, ctx: WriteContext, existing: GroupRow): 
   enqueueMemberJobs(tx, ctx, removed, now);
 }
 
-const liveGroups = (directoryId: string, where?: SQL): SQL | undefined =>
-  and(eq(groups.directoryId, directoryId), isNull(groups.deletedAt), where);
-
 export function countGroups(db: DbOrTx, directoryId: string, where?: SQL): number {
-  if (!where) {
-    return db.select({ n: directories.groupCount }).from(directories).where(eq(directories.id, directoryId)).get()?.n ?? 0;
-  }
-  return db.select({ n: sql<number>`count(*)` }).from(groups).where(liveGroups(directoryId, where)).get()?.n ?? 0;
+  if (!where) return (prepared(db, "SELECT group_count AS n FROM directories WHERE id = ?").get(directoryId) as { n: number } | undefined)?.n ?? 0;
+  return selectOne<{ n: number }>(db, sql`SELECT count(*) AS n FROM groups WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`)?.n ?? 0;
 }
 
 export function listGroups(db: DbOrTx, directoryId: string, query: ListQuery): GroupRow[] {
   if (query.limit <= 0) return [];
-  return db
-    .select()
-    .from(groups)
-    .where(liveGroups(directoryId, query.where))
-    .orderBy(...query.orderBy)
-    .limit(query.limit)
-    .offset(query.offset)
-    .all();
+  return selectAll<GroupRow>(
+    db,
+    sql`SELECT ${sql.raw(groupColumns)} FROM groups WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${query.where ?? sql`1`}
+      ORDER BY ${sql.join(query.orderBy, sql`, `)} LIMIT ${query.limit} OFFSET ${query.offset}`,
+  );
 }

@@ -5,6 +5,7 @@ import { invalidValue } from "../errors.js";
 import { recordAudit, type Actor } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
+import { prepared } from "./statements.js";
 
 /**
  * SCIM bearer tokens (DESIGN.md §3): 256 random bits, shown once, stored only as a SHA-256 hash, at
@@ -93,26 +94,21 @@ export interface ScimPrincipal {
   organizationId: string;
 }
 
+const tokenByHash = `SELECT t.id AS id, t.token_hash AS tokenHash, t.revoked_at AS revokedAt, t.expires_at AS expiresAt,
+  t.directory_id AS directoryId, d.organization_id AS organizationId
+  FROM scim_tokens t JOIN directories d ON d.id = t.directory_id WHERE t.token_hash = ?`;
+
 /**
- * Resolves a presented token. The lookup is by hash, so the index comparison reveals nothing about
- * the secret; the final check is constant-time anyway (hono bearer-auth does the same).
+ * Resolves a presented token (on every SCIM request: a cached statement). The lookup is by hash, so
+ * the index comparison reveals nothing about the secret; the final check is constant-time anyway
+ * (hono bearer-auth does the same).
  */
 export function verifyScimToken(db: DbOrTx, raw: string, now = Date.now()): ScimPrincipal | undefined {
   if (raw.length === 0 || raw.length > 512) return undefined;
   const presented = hashToken(raw);
-  const row = db
-    .select({
-      id: scimTokens.id,
-      tokenHash: scimTokens.tokenHash,
-      revokedAt: scimTokens.revokedAt,
-      expiresAt: scimTokens.expiresAt,
-      directoryId: scimTokens.directoryId,
-      organizationId: directories.organizationId,
-    })
-    .from(scimTokens)
-    .innerJoin(directories, eq(directories.id, scimTokens.directoryId))
-    .where(eq(scimTokens.tokenHash, presented))
-    .get();
+  const row = prepared(db, tokenByHash).get(presented) as
+    | { id: string; tokenHash: string; revokedAt: number | null; expiresAt: number | null; directoryId: string; organizationId: string }
+    | undefined;
   if (!row) return undefined;
   if (!timingSafeEqual(Buffer.from(row.tokenHash, "hex"), Buffer.from(presented, "hex"))) return undefined;
   if (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now)) return undefined;

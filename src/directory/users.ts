@@ -1,11 +1,12 @@
 import { and, eq, isNull, sql, type SQL } from "drizzle-orm";
-import { directories, groupMembers, groups, userEmails, users } from "../../db/schema.js";
+import { groupMembers, groups, userEmails, users } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "../sync/queue.js";
 import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { newResourceId } from "./ids.js";
+import { prepared, selectAll, selectOne } from "./statements.js";
 import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
 
 /**
@@ -67,12 +68,17 @@ const summary = (row: Pick<UserRow, "userName" | "externalId" | "active">) => ({
   active: row.active,
 });
 
+const userColumns = `id, directory_id AS directoryId, user_name AS userName, user_name_lower AS userNameLower,
+  external_id AS externalId, display_name AS displayName, active, resource, version, created_at AS createdAt,
+  modified_at AS modifiedAt, deleted_at AS deletedAt`;
+const userById = `SELECT ${userColumns} FROM users WHERE id = ? AND directory_id = ? AND deleted_at IS NULL`;
+type RawUser = Omit<UserRow, "active"> & { active: number };
+const toUser = (row: RawUser): UserRow => ({ ...row, active: row.active === 1 });
+
+/** A live user of the directory (the hot path of every GET, PUT and PATCH: a cached statement). */
 export function getUser(db: DbOrTx, directoryId: string, id: string): UserRow | undefined {
-  return db
-    .select()
-    .from(users)
-    .where(and(eq(users.id, id), eq(users.directoryId, directoryId), isNull(users.deletedAt)))
-    .get();
+  const row = prepared(db, userById).get(id, directoryId) as RawUser | undefined;
+  return row && toUser(row);
 }
 
 function assertUserNameFree(tx: DbOrTx, directoryId: string, userNameLower: string, self?: string): void {
@@ -217,25 +223,22 @@ export interface ListQuery {
   limit: number;
 }
 
-const liveUsers = (directoryId: string, where?: SQL): SQL | undefined =>
-  and(eq(users.directoryId, directoryId), isNull(users.deletedAt), where);
-
-/** totalResults: the maintained count when unfiltered (O(1)), else a count of the matches. */
+/**
+ * totalResults: the maintained count when unfiltered (O(1)), else a count of the matches.
+ * likely(directory_id = ?) tells SQLite's planner (which has no statistics) that the directory is not
+ * selective, so `emails.value eq` and `members[value eq]` drive from their indexed subquery instead
+ * of scanning the directory; composite (directory_id, …) indexes are still used.
+ */
 export function countUsers(db: DbOrTx, directoryId: string, where?: SQL): number {
-  if (!where) {
-    return db.select({ n: directories.userCount }).from(directories).where(eq(directories.id, directoryId)).get()?.n ?? 0;
-  }
-  return db.select({ n: sql<number>`count(*)` }).from(users).where(liveUsers(directoryId, where)).get()?.n ?? 0;
+  if (!where) return (prepared(db, "SELECT user_count AS n FROM directories WHERE id = ?").get(directoryId) as { n: number } | undefined)?.n ?? 0;
+  return selectOne<{ n: number }>(db, sql`SELECT count(*) AS n FROM users WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`)?.n ?? 0;
 }
 
 export function listUsers(db: DbOrTx, directoryId: string, query: ListQuery): UserRow[] {
   if (query.limit <= 0) return [];
-  return db
-    .select()
-    .from(users)
-    .where(liveUsers(directoryId, query.where))
-    .orderBy(...query.orderBy)
-    .limit(query.limit)
-    .offset(query.offset)
-    .all();
+  return selectAll<RawUser>(
+    db,
+    sql`SELECT ${sql.raw(userColumns)} FROM users WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${query.where ?? sql`1`}
+      ORDER BY ${sql.join(query.orderBy, sql`, `)} LIMIT ${query.limit} OFFSET ${query.offset}`,
+  ).map(toUser);
 }

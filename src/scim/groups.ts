@@ -2,8 +2,10 @@ import { Router, type Request, type Response } from "express";
 import { asc, desc } from "drizzle-orm";
 import { groups } from "../../db/schema.js";
 import type { Db, DbOrTx } from "../directory/database.js";
+import type { WriteQueue } from "../directory/write-queue.js";
 import { countGroups, createGroup, deleteGroup, getGroup, listGroups, updateGroup, type GroupRow } from "../directory/groups.js";
 import { listMembers } from "../directory/members.js";
+import { readSnapshot } from "../directory/statements.js";
 import { notFound } from "../errors.js";
 import { scimContext, type ScimContext } from "./context.js";
 import { filterToSql } from "./filter/sql.js";
@@ -24,7 +26,6 @@ import { validateDocument } from "./validate.js";
  * `excludedAttributes=members` (Entra's habit) never touches a 50,000-member list, and PATCH answers
  * 204 without a body (DESIGN.md §9; Entra advises against returning members).
  */
-const immediate = { behavior: "immediate" } as const;
 const missing = (id: string) => notFound(`Group ${id} not found`);
 
 function render(db: DbOrTx, ctx: ScimContext, row: GroupRow, projection: Projection) {
@@ -39,14 +40,14 @@ export function searchGroups(db: Db, ctx: ScimContext, params: ListParams, offse
     ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(groups.createdAt), asc(groups.id)]
     : [asc(groups.createdAt), asc(groups.id)];
   const projection = parseProjection(groupSchema, params.attributes, params.excludedAttributes);
-  return db.transaction((tx) => {
-    const total = countGroups(tx, ctx.directoryId, where);
-    const rows = limit > 0 && offset < total ? listGroups(tx, ctx.directoryId, { where, orderBy, offset, limit }) : [];
-    return { total, resources: rows.map((row) => render(tx, ctx, row, projection)) };
+  return readSnapshot(db, () => {
+    const total = countGroups(db, ctx.directoryId, where);
+    const rows = limit > 0 && offset < total ? listGroups(db, ctx.directoryId, { where, orderBy, offset, limit }) : [];
+    return { total, resources: rows.map((row) => render(db, ctx, row, projection)) };
   });
 }
 
-export function groupRoutes(db: Db): Router {
+export function groupRoutes(db: Db, writes: WriteQueue): Router {
   const router = Router({ mergeParams: true });
 
   const respondWithGroup = (req: Request, res: Response, status: number, row: GroupRow): void => {
@@ -68,12 +69,12 @@ export function groupRoutes(db: Db): Router {
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 
-  router.post("/Groups", (req, res) => {
+  router.post("/Groups", async (req, res) => {
     const ctx = scimContext(res);
     const { document, kept } = normalizeResource(groupSchema, req.body, ["members"]);
     const members = parseMembers(kept.get("members"), "members");
     const resource = validateDocument(groupSchema, document);
-    const row = db.transaction((tx) => createGroup(tx, writeContext(ctx), resource, members), immediate);
+    const row = await writes.run((tx) => createGroup(tx, writeContext(ctx), resource, members));
     respondWithGroup(req, res, 201, row);
   });
 
@@ -85,28 +86,28 @@ export function groupRoutes(db: Db): Router {
     respondWithGroup(req, res, 200, row);
   });
 
-  router.put("/Groups/:id", (req, res) => {
+  router.put("/Groups/:id", async (req, res) => {
     const ctx = scimContext(res);
     const { document, kept } = normalizeResource(groupSchema, req.body, ["members"]);
     const resource = validateDocument(groupSchema, document);
     // RFC 7644 §3.5.1 lets omitted readWrite attributes stand: a PUT without "members" keeps them
     // (a rename must not empty the group); "members": [] empties it; a list replaces it (Okta AIW).
     const operations = kept.has("members") ? [{ kind: "replace" as const, members: parseMembers(kept.get("members"), "members") }] : [];
-    const row = db.transaction((tx) => {
+    const row = await writes.run((tx) => {
       const existing = getGroup(tx, ctx.directoryId, req.params.id);
       if (!existing) throw missing(req.params.id);
       checkIfMatch(req, existing.version);
       return updateGroup(tx, writeContext(ctx), existing, resource, operations, "group.replace");
-    }, immediate);
+    });
     respondWithGroup(req, res, 200, row);
   });
 
-  router.patch("/Groups/:id", (req, res) => {
+  router.patch("/Groups/:id", async (req, res) => {
     const ctx = scimContext(res);
     const operations = expandOperations(groupSchema, parsePatchRequest(req.body));
     const memberEdits = operations.filter(targetsMembers).flatMap(memberOperations);
     const documentOps = operations.filter((op) => !targetsMembers(op));
-    const row = db.transaction((tx) => {
+    const row = await writes.run((tx) => {
       const existing = getGroup(tx, ctx.directoryId, req.params.id);
       if (!existing) throw missing(req.params.id);
       checkIfMatch(req, existing.version);
@@ -115,18 +116,18 @@ export function groupRoutes(db: Db): Router {
           ? validateDocument(groupSchema, applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps))
           : undefined;
       return updateGroup(tx, writeContext(ctx), existing, resource, memberEdits, "group.patch");
-    }, immediate);
+    });
     sendNoContent(res, etagOf(row.version));
   });
 
-  router.delete("/Groups/:id", (req, res) => {
+  router.delete("/Groups/:id", async (req, res) => {
     const ctx = scimContext(res);
-    db.transaction((tx) => {
+    await writes.run((tx) => {
       const existing = getGroup(tx, ctx.directoryId, req.params.id);
       if (!existing) throw missing(req.params.id);
       checkIfMatch(req, existing.version);
       deleteGroup(tx, writeContext(ctx), existing);
-    }, immediate);
+    });
     sendNoContent(res);
   });
 

@@ -1,5 +1,6 @@
 import { Router } from "express";
 import type { Db } from "../directory/database.js";
+import { createWriteQueue } from "../directory/write-queue.js";
 import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
 import { rootSearchRoutes } from "./search.js";
@@ -11,9 +12,11 @@ import { userRoutes } from "./users.js";
  */
 export function scimRoutes(db: Db): Router {
   const router = Router({ mergeParams: true });
+  // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts).
+  const writes = createWriteQueue(db);
   router.use(discoveryRoutes());
-  router.use(userRoutes(db));
-  router.use(groupRoutes(db));
+  router.use(userRoutes(db, writes));
+  router.use(groupRoutes(db, writes));
   router.use(rootSearchRoutes(db));
   return router;
 }

@@ -2,7 +2,9 @@ import { Router, type Request, type Response } from "express";
 import { asc, desc } from "drizzle-orm";
 import { users } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
+import type { WriteQueue } from "../directory/write-queue.js";
 import { countUsers, createUser, deleteUser, getUser, listUsers, updateUser, type UserRow } from "../directory/users.js";
+import { readSnapshot } from "../directory/statements.js";
 import { notFound } from "../errors.js";
 import { scimContext, type ScimContext } from "./context.js";
 import { filterToSql } from "./filter/sql.js";
@@ -18,10 +20,9 @@ import { userSchema } from "./schema.js";
 import { validateDocument } from "./validate.js";
 
 /**
- * /Users (RFC 7644 §3). Each write is one IMMEDIATE transaction (resource, audit entry, reconcile
- * job), committed with synchronous=FULL before the response: durable before we answer.
+ * /Users (RFC 7644 §3). Each write (resource, audit entry, reconcile job) runs in its own savepoint
+ * of a group-committed IMMEDIATE transaction, durable (synchronous=FULL) before the response.
  */
-const immediate = { behavior: "immediate" } as const;
 
 const missing = (id: string) => notFound(`User ${id} not found`);
 
@@ -33,14 +34,14 @@ export function searchUsers(db: Db, ctx: ScimContext, params: ListParams, offset
     ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(users.createdAt), asc(users.id)]
     : [asc(users.createdAt), asc(users.id)];
   const projection = parseProjection(userSchema, params.attributes, params.excludedAttributes);
-  return db.transaction((tx) => {
-    const total = countUsers(tx, ctx.directoryId, where);
-    const rows = limit > 0 && offset < total ? listUsers(tx, ctx.directoryId, { where, orderBy, offset, limit }) : [];
+  return readSnapshot(db, () => {
+    const total = countUsers(db, ctx.directoryId, where);
+    const rows = limit > 0 && offset < total ? listUsers(db, ctx.directoryId, { where, orderBy, offset, limit }) : [];
     return { total, resources: rows.map((row) => project(userToScim(ctx, row), projection)) };
   });
 }
 
-export function userRoutes(db: Db): Router {
+export function userRoutes(db: Db, writes: WriteQueue): Router {
   const router = Router({ mergeParams: true });
 
   const respondWithUser = (req: Request, res: Response, status: number, row: UserRow): void => {
@@ -62,12 +63,12 @@ export function userRoutes(db: Db): Router {
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 
-  router.post("/Users", (req, res) => {
+  router.post("/Users", async (req, res) => {
     const ctx = scimContext(res);
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
     if (resource.active === undefined) resource.active = true;
-    const row = db.transaction((tx) => createUser(tx, writeContext(ctx), resource), immediate);
+    const row = await writes.run((tx) => createUser(tx, writeContext(ctx), resource));
     respondWithUser(req, res, 201, row);
   });
 
@@ -79,11 +80,11 @@ export function userRoutes(db: Db): Router {
     respondWithUser(req, res, 200, row);
   });
 
-  router.put("/Users/:id", (req, res) => {
+  router.put("/Users/:id", async (req, res) => {
     const ctx = scimContext(res);
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
-    const row = db.transaction((tx) => {
+    const row = await writes.run((tx) => {
       const existing = getUser(tx, ctx.directoryId, req.params.id);
       if (!existing) throw missing(req.params.id);
       checkIfMatch(req, existing.version);
@@ -91,14 +92,14 @@ export function userRoutes(db: Db): Router {
       // silently deactivating or reactivating the user.
       if (resource.active === undefined) resource.active = existing.active;
       return updateUser(tx, writeContext(ctx), existing, resource, "user.replace");
-    }, immediate);
+    });
     respondWithUser(req, res, 200, row);
   });
 
-  router.patch("/Users/:id", (req, res) => {
+  router.patch("/Users/:id", async (req, res) => {
     const ctx = scimContext(res);
     const operations = expandOperations(userSchema, parsePatchRequest(req.body));
-    const row = db.transaction((tx) => {
+    const row = await writes.run((tx) => {
       const existing = getUser(tx, ctx.directoryId, req.params.id);
       if (!existing) throw missing(req.params.id);
       checkIfMatch(req, existing.version);
@@ -106,20 +107,20 @@ export function userRoutes(db: Db): Router {
       const resource = validateDocument(userSchema, patched);
       if (resource.active === undefined) resource.active = existing.active;
       return updateUser(tx, writeContext(ctx), existing, resource, "user.patch");
-    }, immediate);
+    });
     // DESIGN.md §9 / RFC 7644 §3.5.2: 204, or 200 with the resource when the request names attributes.
     if (req.query.attributes !== undefined || req.query.excludedAttributes !== undefined) return respondWithUser(req, res, 200, row);
     sendNoContent(res, etagOf(row.version));
   });
 
-  router.delete("/Users/:id", (req, res) => {
+  router.delete("/Users/:id", async (req, res) => {
     const ctx = scimContext(res);
-    db.transaction((tx) => {
+    await writes.run((tx) => {
       const existing = getUser(tx, ctx.directoryId, req.params.id);
       if (!existing) throw missing(req.params.id);
       checkIfMatch(req, existing.version);
       deleteUser(tx, writeContext(ctx), existing);
-    }, immediate);
+    });
     sendNoContent(res);
   });
 
