@@ -23,6 +23,10 @@ export interface Config {
   hookSecret?: string;
   /** Auth0 plan whose rate-limit buckets the limiter starts from (headers refine them). */
   auth0Plan: "free" | "essentials" | "enterprise";
+  /** Multiplies the plan's refill rates (a tenant with raised limits; an emulator with --rate-scale). */
+  auth0RateScale: number;
+  /** Job lease: a crashed worker's jobs are taken over this long after its last heartbeat. */
+  jobLeaseSeconds: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Hours between background drift scans of every organization; 0 turns them off. */
   driftScanHours: number;
@@ -85,6 +89,14 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const auth0Plan = (env.AUTH0_PLAN ?? "essentials") as Config["auth0Plan"];
   if (!["free", "essentials", "enterprise"].includes(auth0Plan)) problems.push('AUTH0_PLAN must be "free", "essentials" or "enterprise"');
 
+  const scaleText = env.AUTH0_RATE_SCALE ?? "1";
+  const auth0RateScale = Number(scaleText);
+  if (!Number.isFinite(auth0RateScale) || auth0RateScale <= 0) problems.push(`AUTH0_RATE_SCALE must be a positive number (got "${scaleText}")`);
+
+  const leaseText = env.JOB_LEASE_SECONDS ?? "30";
+  const jobLeaseSeconds = Number(leaseText);
+  if (!Number.isFinite(jobLeaseSeconds) || jobLeaseSeconds < 1 || jobLeaseSeconds > 60) problems.push(`JOB_LEASE_SECONDS must be 1 to 60 (got "${leaseText}")`);
+
   const driftText = env.DRIFT_SCAN_INTERVAL_HOURS ?? "24";
   const driftScanHours = Number(driftText);
   if (!Number.isFinite(driftScanHours) || driftScanHours < 0) problems.push(`DRIFT_SCAN_INTERVAL_HOURS must be a number of hours, 0 to turn scans off (got "${driftText}")`);
@@ -96,5 +108,5 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * 4)) } : undefined;
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, logLevel, driftScanHours, scimRateLimit });
+  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, logLevel, driftScanHours, scimRateLimit });
 }

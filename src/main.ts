@@ -75,6 +75,8 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     db,
     client: createManagementClient(auth0),
     plan,
+    rateScale: cfg.auth0 ? cfg.auth0RateScale : 1,
+    leaseMs: cfg.jobLeaseSeconds * 1000,
     observer: metrics.callObserver,
     events: metrics.workerEvents,
   });
@@ -160,7 +162,7 @@ registerReconcileCommand(program, () => {
   const cfg = config();
   if (!cfg.auth0) throw new ConfigError(["reconcile needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)"]);
   const opened = openDb();
-  return { ...opened, engine: createSyncEngine({ db: opened.db, client: createManagementClient(cfg.auth0), plan: cfg.auth0Plan }) };
+  return { ...opened, engine: createSyncEngine({ db: opened.db, client: createManagementClient(cfg.auth0), plan: cfg.auth0Plan, rateScale: cfg.auth0RateScale }) };
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

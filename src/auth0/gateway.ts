@@ -31,6 +31,8 @@ export class Auth0Gateway {
   private readonly roleIds = new Map<string, string>();
   private readonly connectionIds = new Map<string, string>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Consecutive 5xx/network failures: past a few, Auth0 is treated as down (see noteFailure). */
+  private consecutiveFailures = 0;
 
   constructor(
     private readonly client: ManagementClient,
@@ -43,6 +45,7 @@ export class Auth0Gateway {
     const started = Date.now();
     try {
       const { data, rawResponse } = await send();
+      this.consecutiveFailures = 0;
       this.limiter.observe(cls, rawResponse.status, rawResponse.headers);
       this.observer.onCall?.(cls, rawResponse.status, Date.now() - started);
       return data;
@@ -51,7 +54,22 @@ export class Auth0Gateway {
       const headers = err instanceof ManagementError ? err.rawResponse?.headers : undefined;
       this.limiter.observe(cls, status, headers);
       this.observer.onCall?.(cls, status, Date.now() - started);
+      if (status === 0 || status >= 500) this.noteFailure();
+      else this.consecutiveFailures = 0;
       throw classifyAuth0Error(err, path);
+    }
+  }
+
+  /**
+   * During an outage every job would burn its attempts and back off for minutes. Instead, after 3
+   * failures in a row every call waits in the limiter (1 s, doubling up to 30 s) before Auth0 is
+   * tried again; a success resets the count, so jobs resume as soon as Auth0 answers.
+   */
+  private noteFailure(): void {
+    this.consecutiveFailures++;
+    if (this.consecutiveFailures >= 3) {
+      const pauseMs = Math.min(30_000, 1000 * 2 ** Math.min(this.consecutiveFailures - 3, 5));
+      this.limiter.pauseAll(Date.now() + pauseMs);
     }
   }
 

@@ -119,6 +119,8 @@ interface Waiter {
 }
 
 export interface RateLimiterOptions {
+  /** Multiplies the profile's refill rates: a tenant with raised limits, or a time-compressed emulator. */
+  rateScale?: number;
   /** Share of each bucket's burst held back for the deprovision lane (lane 0). */
   reserveShare?: number;
   now?: () => number;
@@ -146,7 +148,10 @@ export class RateLimiter {
     this.reserveShare = options.reserveShare ?? 0.2;
     this.now = options.now ?? Date.now;
     const t = this.now();
-    for (const spec of profile.buckets) this.buckets.set(spec.name, { ...spec, tokens: spec.capacity, updatedAt: t, pausedUntil: 0 });
+    const scale = options.rateScale ?? 1;
+    for (const spec of profile.buckets) {
+      this.buckets.set(spec.name, { ...spec, refillPerSecond: spec.refillPerSecond * scale, tokens: spec.capacity, updatedAt: t, pausedUntil: 0 });
+    }
   }
 
   private bucketsFor(cls: EndpointClass): Bucket[] {
@@ -244,6 +249,12 @@ export class RateLimiter {
       const until = Number.isFinite(retryAfter) && retryAfter > 0 ? t + retryAfter * 1000 : Number.isFinite(reset) && reset > 0 ? reset * 1000 : t + 1000;
       bucket.pausedUntil = Math.max(bucket.pausedUntil, Math.min(until, t + 60_000));
     }
+    this.drain();
+  }
+
+  /** Holds every call back until `until` (epoch ms): Auth0 looks down, so calls wait instead of failing. */
+  pauseAll(until: number): void {
+    for (const b of this.buckets.values()) b.pausedUntil = Math.max(b.pausedUntil, until);
     this.drain();
   }
 

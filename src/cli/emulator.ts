@@ -34,6 +34,7 @@ interface EmulatorCommandOptions {
   hookSecret?: string;
   searchDelayMs?: number;
   rateLimits: boolean;
+  rateScale?: number;
 }
 
 export function registerEmulatorCommand(program: Command): void {
@@ -51,6 +52,11 @@ export function registerEmulatorCommand(program: Command): void {
     .option("--hook-secret <secret>", "HMAC secret for the post-login hook signature")
     .option("--search-delay-ms <ms>", "make GET /users eventually consistent by this delay", parseMs)
     .option("--no-rate-limits", "turn rate limiting off")
+    .option("--rate-scale <n>", "multiply every bucket's refill rate (time compression for benchmarks)", (v: string) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("--rate-scale takes a positive number");
+      return n;
+    })
     .action(async (opts: EmulatorCommandOptions) => {
       if ((opts.clientId === undefined) !== (opts.clientSecret === undefined)) {
         throw new InvalidArgumentError("--client-id and --client-secret go together");
@@ -64,6 +70,7 @@ export function registerEmulatorCommand(program: Command): void {
         plan: opts.plan,
         connections: opts.connection,
         rateLimits: opts.rateLimits,
+        ...(opts.rateScale !== undefined ? { rateScale: opts.rateScale } : {}),
         ...(opts.clientId !== undefined ? { clientId: opts.clientId, clientSecret: opts.clientSecret } : {}),
         ...(opts.domain ? { domain: opts.domain } : {}),
         ...(opts.hookUrl && opts.hookSecret ? { postLoginHook: { url: opts.hookUrl, secret: opts.hookSecret } } : {}),

@@ -117,7 +117,11 @@ export interface RateDecision {
 export class RateLimiter {
   private buckets = new Map<string, TokenBucket>();
 
-  constructor(private readonly plan: Plan, private readonly enabled: boolean) {}
+  /**
+   * `scale` multiplies every refill rate: a time-compressed tenant for benchmarks (the same bucket
+   * shapes, N times faster), so that a 10,000-user push finishes in minutes, not hours.
+   */
+  constructor(private readonly plan: Plan, private readonly enabled: boolean, private readonly scale = 1) {}
 
   reset(): void {
     this.buckets.clear();
@@ -126,7 +130,7 @@ export class RateLimiter {
   private bucket(spec: BucketSpec, now: number): TokenBucket {
     let bucket = this.buckets.get(spec.name);
     if (!bucket) {
-      bucket = new TokenBucket(spec, now);
+      bucket = new TokenBucket(this.scale === 1 ? spec : { ...spec, perSecond: spec.perSecond * this.scale }, now);
       this.buckets.set(spec.name, bucket);
     }
     return bucket;

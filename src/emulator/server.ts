@@ -77,7 +77,7 @@ export class EmulatorServer implements ControlTarget {
   constructor(private readonly options: EmulatorOptions) {
     this.plan = options.plan ?? "enterprise";
     this.state = new EmulatorState(this.plan, options.connections ?? [], options.searchConsistencyDelayMs ?? 0);
-    this.limiter = new RateLimiter(this.plan, options.rateLimits !== false);
+    this.limiter = new RateLimiter(this.plan, options.rateLimits !== false, options.rateScale ?? 1);
     this.faults = new Faults(options.seed ?? 1);
     this.hook = options.postLoginHook;
     this.http = createServer((req, res) => void this.handle(req, res));

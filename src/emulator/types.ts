@@ -45,6 +45,8 @@ export interface EmulatorOptions {
   searchConsistencyDelayMs?: number;
   /** `false` turns rate limiting off (headers are still sent). Default on. */
   rateLimits?: boolean;
+  /** Multiplies every bucket's refill rate (time compression for benchmarks). Default 1. */
+  rateScale?: number;
   /** Lifetime of issued access tokens; default 86400 s as Auth0's default for the Management API. */
   tokenLifetimeSeconds?: number;
   /** Seed of the PRNG behind fault error rates (default 1), so a test run is reproducible. */

@@ -16,6 +16,8 @@ export interface SyncEngineOptions {
   db: Db;
   client: ManagementClient;
   plan: Auth0Plan;
+  /** AUTH0_RATE_SCALE: multiplies the plan's refill rates (raised limits, or a time-compressed emulator). */
+  rateScale?: number;
   observer?: CallObserver;
   events?: WorkerEvents;
   concurrency?: number;
@@ -34,7 +36,7 @@ export interface SyncEngine {
 
 /** Wires the sync engine: limiter → gateway → batcher → reconcilers → worker. */
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
-  const limiter = new RateLimiter(rateProfile(options.plan));
+  const limiter = new RateLimiter(rateProfile(options.plan), { rateScale: options.rateScale ?? 1 });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer);
   const batcher = new MembershipBatcher(gateway);
   const deps: SyncDeps = { db: options.db, gateway, batcher };

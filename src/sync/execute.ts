@@ -44,12 +44,9 @@ export async function executeOperation(op: Operation, ctx: ExecuteContext): Prom
   const { gateway, lane } = ctx;
   switch (op.type) {
     case "createUser": {
-      // Look first, so a crash between the POST and recording its result never makes a twin.
-      const existing = await gateway.findUsersByEmail(op.email, op.connection, lane);
-      if (existing[0]) {
-        await gateway.updateUser(existing[0].user_id, updateBody(op.profile, op.appMetadata), lane);
-        return { auth0UserId: existing[0].user_id, created: false, note: "adopted an existing Auth0 user with this email" };
-      }
+      // POST first: Auth0 answers 409 when the email already exists in the connection (a user made
+      // outside the bridge, or our own POST whose result a crash lost), and only then do we look it
+      // up and adopt it. That keeps a normal create to one call, and never makes a twin.
       try {
         const created = await gateway.createUser(
           {
@@ -65,12 +62,11 @@ export async function executeOperation(op: Operation, ctx: ExecuteContext): Prom
         );
         return { auth0UserId: created.user_id, created: true };
       } catch (err) {
-        // 409: it exists after all (a retried POST, or created meanwhile): link it.
         if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;
-        const again = await gateway.findUsersByEmail(op.email, op.connection, lane);
-        if (!again[0]) throw err;
-        await gateway.updateUser(again[0].user_id, updateBody(op.profile, op.appMetadata), lane);
-        return { auth0UserId: again[0].user_id, created: false, note: "adopted an existing Auth0 user with this email" };
+        const existing = await gateway.findUsersByEmail(op.email, op.connection, lane);
+        if (!existing[0]) throw err;
+        await gateway.updateUser(existing[0].user_id, updateBody(op.profile, op.appMetadata), lane);
+        return { auth0UserId: existing[0].user_id, created: false, note: "adopted an existing Auth0 user with this email" };
       }
     }
     case "linkUser": {
