@@ -26,6 +26,7 @@ const denialReasons = {
   held: "Your account was blocked by your organization's administrator.",
   deleted: "Your account was removed by your organization's directory.",
   unknown: "Your account is not provisioned by your organization's directory.",
+  otherAccount: "This sign-in is not the account your organization's directory provisioned; sign in through your organization's identity provider.",
 } as const;
 
 function findDirectoryUser(db: Db, organizationId: string, auth0UserId: string, email: string | null): string | undefined {
@@ -84,7 +85,15 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
   });
   if (d.status !== "provisioned") return { decision: "deny", reason: denialReasons[d.status] };
 
-  if (!inputs.applied.auth0UserId) {
+  // The directory user is one Auth0 account: another account that merely shares its email (a
+  // database sign-up, a social login) must not inherit its access and roles.
+  const linked = inputs.applied.auth0UserId;
+  if (linked && linked !== event.user.user_id) return { decision: "deny", reason: denialReasons.otherAccount };
+  // First login: link only an account of the mapping's connection, as the worker's linkUser does
+  // (users-by-email filtered by connection); the email alone proves nothing elsewhere.
+  if (!linked && event.connection?.name !== d.connection) return { decision: "deny", reason: denialReasons.otherAccount };
+
+  if (!linked) {
     db.transaction((tx) => {
       const applied = applyOperation(inputs.applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email ?? "" }, { auth0UserId: event.user.user_id });
       saveApplied(tx, inputs, applied);
