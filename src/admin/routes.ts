@@ -98,6 +98,8 @@ export class AdminRoutes {
     def: RouteDef<B, Q>,
     handler: RouteHandler<z.output<B>, z.output<Q>>,
   ): void {
+    // Fail at construction: an organization-scoped route must name the organization it is scoped to.
+    if (def.access === "organization" && !def.path.includes(":org")) throw new Error(`route ${def.path}: "organization" access needs :org in the path`);
     this.defs.push(def as unknown as RouteDef);
     const deps = this.deps;
     this.router[def.method](def.path, async (req, res) => {

@@ -1,4 +1,4 @@
-import type { Request, RequestHandler, Response } from "express";
+import type { Request, RequestHandler } from "express";
 import type { Logger } from "pino";
 import { eq, sql } from "drizzle-orm";
 import { directories, scimRequestLog as scimRequestLogTable } from "../../db/schema.js";
@@ -52,9 +52,10 @@ export function loggedPath(originalUrl: string): string {
   return out.length > maxPath ? `${out.slice(0, maxPath - 1)}…` : out;
 }
 
-function directoryIdOf(req: Request, res: Response): string | undefined {
+/** The directory the request is addressed to, read on the way in (inner routers rewrite req.params). */
+function addressedDirectory(req: Request): string | undefined {
   const fromParams: unknown = req.params?.directoryId;
-  return res.locals.scim?.directoryId ?? (typeof fromParams === "string" ? fromParams : undefined) ?? basePath.exec(req.originalUrl)?.[1];
+  return typeof fromParams === "string" ? fromParams : basePath.exec(req.originalUrl)?.[1];
 }
 
 /** scimType and detail of a SCIM Error body (RFC 7644 §3.12), if the body is one. */
@@ -126,6 +127,7 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
 
   const middleware = ((req, res, next) => {
     const started = now();
+    const addressed = addressedDirectory(req);
     let errorBody: unknown;
     const send = res.send.bind(res);
     res.send = (body?: unknown) => {
@@ -133,7 +135,8 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
       return send(body);
     };
     res.on("finish", () => {
-      const directoryId = directoryIdOf(req, res);
+      // The authenticated directory when there is one; else the URL's, if it exists (a failed login).
+      const directoryId = res.locals.scim?.directoryId ?? addressed;
       if (!directoryId || (!res.locals.scim && !directoryExists(directoryId))) return;
       const fields = res.statusCode >= 400 ? errorFields(errorBody) : { scimType: null, detail: null };
       buffer.push({

@@ -17,7 +17,8 @@ import { scimBearerAuth } from "../../src/http/auth.js";
 import { errorMiddleware } from "../../src/http/errors.js";
 import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
-import { loggedPath, scimRequestLog, type ScimRequestLogOptions } from "../../src/http/scim-request-log.js";
+import { loggedPath, scimRequestLog, type ScimRequestLogMiddleware, type ScimRequestLogOptions } from "../../src/http/scim-request-log.js";
+import { createTestBridge } from "../helpers/scim.js";
 
 let opened: OpenDatabase | undefined;
 afterEach(() => opened?.close());
@@ -137,5 +138,27 @@ describe("SCIM request log", () => {
     expect(errors.body.requests[0]).toMatchObject({ method: "GET", path: "/Users/1", status: 404, detail: "Resource 1234 not found" });
     const tooMany = await admin("/scim-requests?limit=5000").expect(400);
     expect(tooMany.body.message).toMatch(/^query parameter limit:/);
+  });
+
+  it("records the real SCIM app's errors when mounted as createApp's SCIM middleware", async () => {
+    let recorder: ScimRequestLogMiddleware | undefined;
+    const bridge = await createTestBridge({ scimMiddleware: [(req, res, next) => recorder!(req, res, next)] });
+    try {
+      recorder = scimRequestLog(bridge.db);
+      const user = { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "ada@example.com", active: true };
+      await bridge.scim.post("/Users", user).expect(201);
+      await bridge.scim.post("/Users", user).expect(409);
+      await bridge.scim.get("/Users?filter=userName%20zz%20%22x%22").expect(400);
+      recorder.flush();
+      const rows = bridge.db.select().from(logTable).where(eq(logTable.directoryId, bridge.directoryId)).orderBy(asc(logTable.id)).all();
+      expect(rows.map((r) => [r.method, r.path, r.status, r.scimType])).toEqual([
+        ["POST", "/Users", 201, null],
+        ["POST", "/Users", 409, "uniqueness"],
+        ["GET", "/Users?filter", 400, "invalidFilter"],
+      ]);
+      expect(rows[2]!.detail).toBeTruthy();
+    } finally {
+      await bridge.close();
+    }
   });
 });
