@@ -43,12 +43,14 @@ exports.onExecutePostLogin = async (event, api) => {
     connection: { name: event.connection && event.connection.name, strategy: event.connection && event.connection.strategy },
     transaction: { id: event.transaction && event.transaction.id },
   });
-  const timestamp = Math.floor(Date.now() / 1000);
-  const signature = `t=${timestamp},v1=${sign(event.secrets.BRIDGE_HOOK_SECRET, timestamp, body)}`;
-
+  const secrets = event.secrets || {};
   let decision;
   try {
-    const res = await fetch(`${event.secrets.BRIDGE_URL}/hooks/auth0/post-login`, {
+    // Inside the try: a missing secret is a misconfiguration, and fails closed like an outage.
+    if (!secrets.BRIDGE_URL || !secrets.BRIDGE_HOOK_SECRET) throw new Error("BRIDGE_URL and BRIDGE_HOOK_SECRET are required");
+    const timestamp = Math.floor(Date.now() / 1000);
+    const signature = `t=${timestamp},v1=${sign(secrets.BRIDGE_HOOK_SECRET, timestamp, body)}`;
+    const res = await fetch(`${String(secrets.BRIDGE_URL).replace(/\/+$/, "")}/hooks/auth0/post-login`, {
       method: "POST",
       headers: { "content-type": "application/json", "x-scim-bridge-signature": signature },
       body,
@@ -57,7 +59,7 @@ exports.onExecutePostLogin = async (event, api) => {
     if (!res.ok) throw new Error(`bridge answered ${res.status}`);
     decision = await res.json();
   } catch (err) {
-    if (event.secrets.BRIDGE_FAIL_OPEN === "true") return;
+    if (secrets.BRIDGE_FAIL_OPEN === "true") return;
     api.access.deny("Access could not be verified with your organization's directory. Try again shortly.");
     return;
   }
@@ -67,7 +69,7 @@ exports.onExecutePostLogin = async (event, api) => {
     return;
   }
   if (Array.isArray(decision.roles)) {
-    const claim = event.secrets.BRIDGE_ROLES_CLAIM || "https://scim-bridge/roles";
+    const claim = secrets.BRIDGE_ROLES_CLAIM || "https://scim-bridge/roles";
     api.idToken.setCustomClaim(claim, decision.roles);
     api.accessToken.setCustomClaim(claim, decision.roles);
   }
