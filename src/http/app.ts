@@ -24,7 +24,7 @@ export interface AppDeps {
   extraRouters?: { path: string; router: RequestHandler }[];
   /** App-wide middleware after the request id (metrics, request logging). */
   middleware?: RequestHandler[];
-  /** SCIM middleware after authentication, before the body is read (per-token rate limit, request log). */
+  /** SCIM middleware before authentication (request log, per-token rate limit), so refused requests count too. */
   scimMiddleware?: RequestHandler[];
   /** Called after a SCIM write answered 2xx: wakes the sync worker so deprovisioning starts at once. */
   onScimWrite?: () => void;
@@ -47,6 +47,8 @@ export function createApp(deps: AppDeps): Express {
   for (const m of deps.middleware ?? []) app.use(m);
 
   const scim = Router({ mergeParams: true });
+  // Before auth: failed logins are logged and rate-limited too.
+  for (const m of deps.scimMiddleware ?? []) scim.use(m);
   scim.use(
     scimBearerAuth(deps.db, (_req, res, principal) => {
       res.locals.scim = {
@@ -58,7 +60,6 @@ export function createApp(deps: AppDeps): Express {
       };
     }),
   );
-  for (const m of deps.scimMiddleware ?? []) scim.use(m);
   if (deps.onScimWrite) {
     const wake = deps.onScimWrite;
     scim.use((req, res, next) => {

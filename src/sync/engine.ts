@@ -4,7 +4,7 @@ import { userSync } from "../../db/schema.js";
 import { Auth0Gateway, type CallObserver, type RevokeResult } from "../auth0/gateway.js";
 import { RateLimiter, rateProfile, type Auth0Plan } from "../auth0/rate-limiter.js";
 import type { Db } from "../directory/database.js";
-import { notFound } from "../errors.js";
+import { conflict } from "../errors.js";
 import { createDriftReconciler } from "./drift.js";
 import { createGroupReconciler, createOrganizationReconciler } from "./fan-out.js";
 import { MembershipBatcher } from "./membership-batcher.js";
@@ -60,7 +60,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     deps,
     async signOut(userId) {
       const sync = options.db.select({ auth0UserId: userSync.auth0UserId }).from(userSync).where(eq(userSync.userId, userId)).get();
-      if (!sync?.auth0UserId) throw notFound("the user is not linked to an Auth0 user yet, so it has no sessions to end");
+      if (!sync?.auth0UserId) throw conflict("the user is not linked to an Auth0 user yet, so it has no sessions to end");
       return gateway.revokeAccess(sync.auth0UserId, Lane.deprovision);
     },
   };
