@@ -56,6 +56,9 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     .leftJoin(userSync, eq(userSync.userId, users.id))
     .where(eq(directories.organizationId, org.id))
     .all();
+  // Every role the mapping can grant is the bridge's: one granted by hand to a user the rules do not
+  // give it is drift. Roles the mapping never names belong to someone else and are not compared.
+  const mappingRoles = [...mapping.roles.default, ...mapping.roles.rules.flatMap((r) => r.grant)];
   const members = new Set((await deps.gateway.listMembers(auth0OrgId, lane)).map((m) => m.user_id));
   const accounted = new Set<string>();
   const report: DriftReport = { organizationId: org.id, checked: 0, drifted: [], unsynced: 0, unmanagedMembers: [], repaired: options.repair };
@@ -82,7 +85,7 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       observed.member = members.has(applied.auth0UserId);
       if (observed.member) {
         // Only the roles the bridge manages count; roles granted by others are not drift.
-        const managed = new Set([...applied.roles, ...d.roles]);
+        const managed = new Set([...mappingRoles, ...applied.roles, ...d.roles]);
         const names = await deps.gateway.listMemberRoleNames(auth0OrgId, applied.auth0UserId, lane);
         observed.roles = names.filter((r) => managed.has(r)).sort();
       } else {
@@ -105,6 +108,9 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       }
     }
     if (differences.length === 0) continue;
+    // Access was given back behind the bridge's back (unblocked, or made a member again): sessions
+    // opened since then are not covered by the earlier revocation, so the repair must revoke again.
+    if ((applied.blocked === true && !observed.blocked) || (!applied.member && observed.member)) observed.accessRevoked = false;
     report.drifted.push({ userId: user.id, userName: user.userName, differences });
     if (options.repair) {
       deps.db.transaction((tx) => {

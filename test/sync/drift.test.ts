@@ -1,0 +1,187 @@
+/**
+ * Drift: someone changes Auth0 behind the bridge's back. scanDrift reports each difference without
+ * touching anything; with repair (or a "drift" job) the engine puts back the desired state, and
+ * leaves alone what the bridge does not own (other roles, other app_metadata keys, other members).
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { saveMappingVersion } from "../../src/directory/mappings.js";
+import { parseMapping } from "../../src/mapping/index.js";
+import { scanDrift } from "../../src/sync/drift.js";
+import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+
+const CONNECTION = "Username-Password-Authentication";
+const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const operator = { type: "operator" as const, id: "test" };
+const BG = Lane.background;
+
+let bridge: TestBridge;
+let sync: SyncHarness;
+
+beforeEach(async () => {
+  bridge = await createTestBridge();
+  saveMappingVersion(
+    bridge.db,
+    bridge.organizationId,
+    parseMapping({
+      connection: { name: CONNECTION, type: "database" },
+      userModel: "isolated",
+      profile: { email: "userName" },
+      app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
+      roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
+    }),
+    { actor: operator },
+  );
+  sync = await startSyncHarness(bridge.db);
+});
+afterEach(async () => {
+  await sync.close();
+  await bridge.close();
+});
+
+const gw = () => sync.engine.gateway;
+const slug = () => bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
+const orgId = () => sync.emulator.state.organizationByName(slug())!.id;
+const scan = (repair: boolean) => scanDrift(sync.engine.deps, bridge.organizationId, { repair });
+const appliedRows = () => bridge.sqlite.prepare("select user_id, auth0_user_id, applied from user_sync order by user_id").all();
+const openJobs = () => bridge.sqlite.prepare("select count(*) from jobs where state in ('pending', 'running')").pluck().get() as number;
+
+function auth0User(email: string) {
+  const found = sync.emulator.state.usersByEmail(email);
+  expect(found, `Auth0 user ${email}`).toHaveLength(1);
+  return found[0]!;
+}
+const roleNames = (email: string) =>
+  sync.emulator.state.memberRolesOf(orgId(), auth0User(email).user_id).map((id) => sync.emulator.state.roles.get(id)!.name).sort();
+const isMember = (email: string) => sync.emulator.state.membersOf(orgId()).includes(auth0User(email).user_id);
+
+async function push(userName: string): Promise<string> {
+  const res = await bridge.scim
+    .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE], userName, active: true, [ENTERPRISE]: { department: "Research" } })
+    .expect(201);
+  return res.body.id as string;
+}
+
+/** A user synced while active, then deactivated by the IdP (isolated policy: blocked, signed out, still a member). */
+async function pushDeactivated(userName: string): Promise<string> {
+  const id = await push(userName);
+  await sync.drain();
+  await bridge.scim.patch(`/Users/${id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: false }] }).expect(204);
+  return id;
+}
+
+/**
+ * Five synced users, then five changes made straight through the Management API, plus changes to
+ * things the bridge does not own. Returns the outsider's Auth0 id.
+ */
+async function driftEverything(): Promise<{ outsider: string; ids: Record<string, string> }> {
+  const ids: Record<string, string> = {};
+  for (const name of ["ada", "bob", "cy", "dee"]) ids[name] = await push(`${name}@example.com`);
+  ids.grace = await pushDeactivated("grace@example.com");
+  await sync.drain();
+  expect(auth0User("grace@example.com").blocked).toBe(true);
+
+  await gw().updateUser(auth0User("grace@example.com").user_id, { blocked: false }, BG); // unblock a deactivated user
+  await gw().removeMembers(orgId(), [auth0User("ada@example.com").user_id], BG); // remove a member
+  const bob = auth0User("bob@example.com").user_id;
+  await gw().assignMemberRoles(orgId(), bob, ["admin", "billing-viewer"], BG); // a managed role and a foreign one
+  await gw().removeMemberRoles(orgId(), bob, ["member"], BG); // remove a managed role
+  await gw().updateUser(auth0User("cy@example.com").user_id, { app_metadata: { department: "Sales", billing: "gold" } }, BG);
+  await gw().deleteUser(auth0User("dee@example.com").user_id, BG);
+  const outsider = (await gw().createUser({ connection: CONNECTION, email: "outsider@example.com", password: "Xx1!aaaaaaaaaaaa" }, BG)).user_id;
+  await gw().addMembers(orgId(), [outsider], BG);
+  return { outsider, ids };
+}
+
+describe("scanDrift", () => {
+  it("reports every difference and changes nothing without repair", async () => {
+    const { outsider, ids } = await driftEverything();
+    const before = appliedRows();
+    const dump = JSON.stringify([...sync.emulator.state.users.values()]);
+    sync.emulator.clearCalls();
+
+    const report = await scan(false);
+
+    expect(sync.emulator.calls().filter((c) => c.method !== "GET"), "a dry scan only reads").toEqual([]);
+    expect(appliedRows()).toEqual(before);
+    expect(openJobs()).toBe(0);
+    expect(JSON.stringify([...sync.emulator.state.users.values()])).toBe(dump);
+
+    expect(report).toMatchObject({ organizationId: bridge.organizationId, checked: 5, unsynced: 0, repaired: false, unmanagedMembers: [outsider] });
+    const byUser = Object.fromEntries(report.drifted.map((d) => [d.userName, d.differences]));
+    expect(byUser).toEqual({
+      "grace@example.com": ["blocked: applied true, Auth0 false"],
+      "ada@example.com": ["member: applied true, Auth0 false", 'roles: applied ["member"], Auth0 []'],
+      "bob@example.com": ['roles: applied ["member"], Auth0 ["admin"]'],
+      "cy@example.com": ['app_metadata.department: applied "Research", Auth0 "Sales"'],
+      "dee@example.com": ["exists: applied true, Auth0 false"],
+    });
+    expect(report.drifted.find((d) => d.userName === "ada@example.com")?.userId).toBe(ids.ada);
+  });
+
+  it("with repair, restores the desired state and leaves foreign roles, keys and members alone", async () => {
+    const { outsider } = await driftEverything();
+    const bobBefore = auth0User("bob@example.com").user_id;
+    const report = await scan(true);
+    expect(report.repaired).toBe(true);
+    expect(report.drifted).toHaveLength(5);
+    await sync.drain();
+
+    expect(auth0User("grace@example.com").blocked).toBe(true);
+    expect(isMember("ada@example.com")).toBe(true);
+    expect(roleNames("ada@example.com")).toEqual(["member"]);
+    expect(roleNames("bob@example.com")).toEqual(["billing-viewer", "member"]);
+    expect(auth0User("bob@example.com").user_id, "no twin for a user that still existed").toBe(bobBefore);
+    expect(auth0User("cy@example.com").app_metadata).toEqual({ department: "Research", billing: "gold" });
+    // The deleted user is created again, once, with its membership, roles and metadata.
+    const dee = auth0User("dee@example.com");
+    expect(isMember("dee@example.com")).toBe(true);
+    expect(roleNames("dee@example.com")).toEqual(["member"]);
+    expect(dee.app_metadata).toEqual({ department: "Research" });
+    expect(bridge.sqlite.prepare("select auth0_user_id from user_sync where auth0_user_id = ?").pluck().get(dee.user_id)).toBe(dee.user_id);
+    // Not the bridge's: still there.
+    expect(sync.emulator.state.membersOf(orgId())).toContain(outsider);
+
+    const after = await scan(false);
+    expect(after.drifted).toEqual([]);
+    expect(after.unmanagedMembers).toEqual([outsider]);
+  });
+
+  it("a \"drift\" job scans and repairs the organization in the background", async () => {
+    await driftEverything();
+    bridge.db.transaction((tx) => enqueueJob(tx, { organizationId: bridge.organizationId, kind: "drift", subjectId: bridge.organizationId, lane: BG }));
+    await sync.drain();
+    expect(auth0User("grace@example.com").blocked).toBe(true);
+    expect(isMember("ada@example.com")).toBe(true);
+    expect(roleNames("bob@example.com")).toEqual(["billing-viewer", "member"]);
+    expect(auth0User("cy@example.com").app_metadata).toMatchObject({ department: "Research" });
+    expect(sync.emulator.state.usersByEmail("dee@example.com")).toHaveLength(1);
+    expect((await scan(false)).drifted).toEqual([]);
+  });
+
+  it("signs out again a deactivated user who got back in while someone had unblocked it", async () => {
+    await pushDeactivated("grace@example.com");
+    await sync.drain();
+    const grace = auth0User("grace@example.com").user_id;
+    expect(sync.emulator.state.hasActiveAccess(grace)).toBe(false);
+    await gw().updateUser(grace, { blocked: false }, BG);
+    const login = await sync.emulator.login({ connection: CONNECTION, email: "grace@example.com", organization: orgId() });
+    expect(login.decision).toBe("allow");
+    expect(sync.emulator.state.hasActiveAccess(grace)).toBe(true);
+
+    await scan(true);
+    await sync.drain();
+    expect(auth0User("grace@example.com").blocked).toBe(true);
+    expect(sync.emulator.state.hasActiveAccess(grace), "the session opened while unblocked is revoked").toBe(false);
+  });
+
+  it("counts directory users not synced yet, without reporting them as drift", async () => {
+    await push("ada@example.com");
+    await sync.drain();
+    await sync.engine.worker.stop();
+    await push("late@example.com");
+    const report = await scan(false);
+    expect(report).toMatchObject({ checked: 1, unsynced: 1, drifted: [] });
+  });
+});
