@@ -17,7 +17,8 @@ import {
   missingUsers,
   type MemberInput,
 } from "./members.js";
-import type { ListQuery } from "./users.js";
+import { afterCondition, type ListQuery } from "./users.js";
+import { bumpDirectoryGeneration } from "./generations.js";
 import { changedAttributes, type WriteContext } from "./write-context.js";
 
 /**
@@ -128,6 +129,7 @@ export function createGroup(tx: DbOrTx, ctx: WriteContext, resource: GroupResour
   const change = applyMemberOperations(tx, ctx, row.id, members.length > 0 ? [{ kind: "add", members }] : [], now);
   const created = change.added.length > 0 ? tx.update(groups).set({ memberCount: change.added.length }).where(eq(groups.id, row.id)).returning().get() : row;
   adjustDirectoryCounts(tx, ctx.directoryId, { groups: 1 });
+  bumpDirectoryGeneration(ctx.directoryId);
   recordAudit(tx, {
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -159,6 +161,7 @@ export function updateGroup(
   const change = applyMemberOperations(tx, ctx, existing.id, operations, now);
   const documentChanged = text !== existing.resource;
   if (!documentChanged && change.added.length === 0 && change.removed.length === 0) return existing;
+  bumpDirectoryGeneration(ctx.directoryId);
   const row = tx
     .update(groups)
     .set({
@@ -207,6 +210,7 @@ export function deleteGroup(tx: DbOrTx, ctx: WriteContext, existing: GroupRow): 
     .where(eq(groups.id, existing.id))
     .run();
   adjustDirectoryCounts(tx, ctx.directoryId, { groups: -1 });
+  bumpDirectoryGeneration(ctx.directoryId);
   recordAudit(tx, {
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -231,7 +235,7 @@ export function listGroups(db: DbOrTx, directoryId: string, query: ListQuery): G
   if (query.limit <= 0) return [];
   return selectAll<GroupRow>(
     db,
-    sql`SELECT ${sql.raw(groupColumns)} FROM groups WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${query.where ?? sql`1`}
+    sql`SELECT ${sql.raw(groupColumns)} FROM groups WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${query.where ?? sql`1`} AND ${afterCondition(query.after)}
       ORDER BY ${sql.join(query.orderBy, sql`, `)} LIMIT ${query.limit} OFFSET ${query.offset}`,
   );
 }

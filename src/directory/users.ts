@@ -6,6 +6,7 @@ import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { newResourceId } from "./ids.js";
+import { bumpDirectoryGeneration } from "./generations.js";
 import { prepared, selectAll, selectOne } from "./statements.js";
 import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
 
@@ -116,6 +117,7 @@ export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource
   }
   indexEmails(tx, row.id, ctx.directoryId, resource);
   adjustDirectoryCounts(tx, ctx.directoryId, { users: 1 });
+  bumpDirectoryGeneration(ctx.directoryId);
   recordAudit(tx, {
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -156,6 +158,7 @@ export function updateUser(
     if (isUniqueViolation(err)) throw uniqueness("a user with this userName already exists in this directory");
     throw err;
   }
+  bumpDirectoryGeneration(ctx.directoryId);
   const before = JSON.parse(existing.resource) as UserResource;
   if (JSON.stringify(before.emails) !== JSON.stringify(resource.emails)) indexEmails(tx, row.id, ctx.directoryId, resource);
   const deactivated = existing.active && !row.active;
@@ -202,6 +205,7 @@ export function deleteUser(tx: DbOrTx, ctx: WriteContext, existing: UserRow): vo
       .run();
   }
   adjustDirectoryCounts(tx, ctx.directoryId, { users: -1 });
+  bumpDirectoryGeneration(ctx.directoryId);
   recordAudit(tx, {
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -221,7 +225,12 @@ export interface ListQuery {
   orderBy: SQL[];
   offset: number;
   limit: number;
+  /** Keyset: only rows after this (created_at, id), in the default order; offset then counts from it. */
+  after?: { createdAt: number; id: string };
 }
+
+/** The keyset condition of ListQuery.after. */
+export const afterCondition = (after: ListQuery["after"]): SQL => (after ? sql`(created_at, id) > (${after.createdAt}, ${after.id})` : sql`1`);
 
 /**
  * totalResults: the maintained count when unfiltered (O(1)), else a count of the matches.
@@ -238,7 +247,7 @@ export function listUsers(db: DbOrTx, directoryId: string, query: ListQuery): Us
   if (query.limit <= 0) return [];
   return selectAll<RawUser>(
     db,
-    sql`SELECT ${sql.raw(userColumns)} FROM users WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${query.where ?? sql`1`}
+    sql`SELECT ${sql.raw(userColumns)} FROM users WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${query.where ?? sql`1`} AND ${afterCondition(query.after)}
       ORDER BY ${sql.join(query.orderBy, sql`, `)} LIMIT ${query.limit} OFFSET ${query.offset}`,
   ).map(toUser);
 }

@@ -11,6 +11,7 @@ import { scimContext, type ScimContext } from "./context.js";
 import { filterToSql } from "./filter/sql.js";
 import { groupsTarget, sortExpression } from "./filter/targets.js";
 import { listResponse, parseListParams, type ListParams } from "./list.js";
+import { anchorAt, rememberPageEnd, resultSetKey } from "./paging.js";
 import { memberOperations, parseMembers, targetsMembers } from "./members.js";
 import { normalizeResource } from "./normalize.js";
 import { applyToDocument, expandOperations } from "./patch/apply.js";
@@ -40,9 +41,14 @@ export function searchGroups(db: Db, ctx: ScimContext, params: ListParams, offse
     ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(groups.createdAt), asc(groups.id)]
     : [asc(groups.createdAt), asc(groups.id)];
   const projection = parseProjection(groupSchema, params.attributes, params.excludedAttributes);
+  const key = params.sortBy ? undefined : resultSetKey(ctx.directoryId, "Group", where);
   return readSnapshot(db, () => {
     const total = countGroups(db, ctx.directoryId, where);
-    const rows = limit > 0 && offset < total ? listGroups(db, ctx.directoryId, { where, orderBy, offset, limit }) : [];
+    if (limit <= 0 || offset >= total) return { total, resources: [] };
+    const after = key && offset > 0 ? anchorAt(key, ctx.directoryId, offset + 1) : undefined;
+    const rows = listGroups(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
+    const last = rows[rows.length - 1];
+    if (key && last && rows.length === limit) rememberPageEnd(key, ctx.directoryId, offset + 1 + rows.length, last);
     return { total, resources: rows.map((row) => render(db, ctx, row, projection)) };
   });
 }

@@ -10,6 +10,7 @@ import { scimContext, type ScimContext } from "./context.js";
 import { filterToSql } from "./filter/sql.js";
 import { sortExpression, usersTarget } from "./filter/targets.js";
 import { listResponse, parseListParams, type ListParams } from "./list.js";
+import { anchorAt, rememberPageEnd, resultSetKey } from "./paging.js";
 import { normalizeResource } from "./normalize.js";
 import { applyToDocument, expandOperations } from "./patch/apply.js";
 import { parsePatchRequest } from "./patch/message.js";
@@ -34,9 +35,14 @@ export function searchUsers(db: Db, ctx: ScimContext, params: ListParams, offset
     ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(users.createdAt), asc(users.id)]
     : [asc(users.createdAt), asc(users.id)];
   const projection = parseProjection(userSchema, params.attributes, params.excludedAttributes);
+  const key = params.sortBy ? undefined : resultSetKey(ctx.directoryId, "User", where);
   return readSnapshot(db, () => {
     const total = countUsers(db, ctx.directoryId, where);
-    const rows = limit > 0 && offset < total ? listUsers(db, ctx.directoryId, { where, orderBy, offset, limit }) : [];
+    if (limit <= 0 || offset >= total) return { total, resources: [] };
+    const after = key && offset > 0 ? anchorAt(key, ctx.directoryId, offset + 1) : undefined;
+    const rows = listUsers(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
+    const last = rows[rows.length - 1];
+    if (key && last && rows.length === limit) rememberPageEnd(key, ctx.directoryId, offset + 1 + rows.length, last);
     return { total, resources: rows.map((row) => project(userToScim(ctx, row), projection)) };
   });
 }
