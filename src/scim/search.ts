@@ -2,8 +2,9 @@ import { Router } from "express";
 import type { Db } from "../directory/database.js";
 import { scimContext } from "./context.js";
 import { searchGroups } from "./groups.js";
-import { listResponse, parseListParams } from "./list.js";
+import { listResponse, parseListParams, type ListParams } from "./list.js";
 import { sendScim } from "./respond.js";
+import { groupSchema, resolveAttribute, userSchema, type ResourceSchema } from "./schema.js";
 import { searchUsers } from "./users.js";
 
 /**
@@ -17,9 +18,11 @@ export function rootSearchRoutes(db: Db): Router {
     const ctx = scimContext(res);
     const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
     const offset = params.startIndex - 1;
-    const users = searchUsers(db, ctx, params, offset, params.count);
+    // A sortBy one type does not know orders that type by creation rather than failing the search.
+    const sortable = (rs: ResourceSchema): ListParams => (params.sortBy && !resolveAttribute(rs, params.sortBy) ? { ...params, sortBy: undefined } : params);
+    const users = searchUsers(db, ctx, sortable(userSchema), offset, params.count);
     const remaining = params.count - users.resources.length;
-    const groups = searchGroups(db, ctx, params, Math.max(0, offset - users.total), remaining);
+    const groups = searchGroups(db, ctx, sortable(groupSchema), Math.max(0, offset - users.total), remaining);
     sendScim(res, 200, listResponse(users.total + groups.total, params.startIndex, [...users.resources, ...groups.resources]));
   });
   return router;

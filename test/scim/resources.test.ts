@@ -161,6 +161,8 @@ describe("lists", () => {
     const all = await dir.scim.post("/.search", { startIndex: 5, count: 2 }).expect(200);
     expect(all.body.totalResults).toBe(6);
     expect(all.body.Resources.map((r: { userName?: string; displayName?: string }) => r.userName ?? r.displayName)).toEqual(["echo", "Zulu"]);
+    const sorted = await dir.scim.post("/.search", { sortBy: "userName", sortOrder: "descending" }).expect(200);
+    expect(sorted.body.Resources.map((r: { userName?: string; displayName?: string }) => r.userName ?? r.displayName)).toEqual(["echo", "delta", "charlie", "bravo", "Alpha", "Zulu"]);
   });
 });
 
