@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { and, eq, inArray } from "drizzle-orm";
-import { jobs } from "../../db/schema.js";
+import { and, eq, gte, inArray } from "drizzle-orm";
+import { jobs, users } from "../../db/schema.js";
 import type { OpenDatabase } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { scanDrift } from "../sync/drift.js";
@@ -30,6 +30,8 @@ export function registerReconcileCommand(program: Command, open: () => Reconcile
           process.exitCode = 1;
           return;
         }
+        const startedAt = Date.now();
+        let failed: string[] = [];
         const progress = createProgress({ label: `scanning ${org.slug}`, silent: opts.json === true });
         const report = await scanDrift(ctx.engine.deps, org.id, { repair: !opts.dryRun, lane: Lane.background, onProgress: (done, total) => progress.update(done, total) });
         progress.finish(`${report.checked} linked users checked, ${report.drifted.length} drifted`);
@@ -45,12 +47,24 @@ export function registerReconcileCommand(program: Command, open: () => Reconcile
           }
           await ctx.engine.worker.stop();
           repair.finish("queue empty");
+          // An empty queue is not a repaired organization: jobs that went dead did not converge.
+          failed = ctx.db
+            .select({ kind: jobs.kind, subjectId: jobs.subjectId, lastError: jobs.lastError, userName: users.userName })
+            .from(jobs)
+            .leftJoin(users, eq(users.id, jobs.subjectId))
+            .where(and(eq(jobs.organizationId, org.id), eq(jobs.state, "dead"), gte(jobs.updatedAt, startedAt)))
+            .all()
+            .map((j) => `${j.userName ?? `${j.kind} ${j.subjectId}`}: ${j.lastError ?? "failed"}`);
         }
         if (opts.json) {
           console.log(JSON.stringify(report));
         } else {
           for (const u of report.drifted) console.log(`${u.userName}: ${u.differences.join("; ")}`);
           console.log(`${report.drifted.length} drifted, ${report.unsynced} not yet synced, ${report.unmanagedMembers.length} Auth0 members not managed by the bridge${opts.dryRun ? " (dry run: nothing changed)" : ""}`);
+        }
+        if (failed.length > 0) {
+          console.error(`${failed.length} repair${failed.length === 1 ? "" : "s"} failed:\n  ${failed.join("\n  ")}`);
+          process.exitCode = 1;
         }
         if (opts.dryRun && report.drifted.length > 0) process.exitCode = 2;
       } finally {
