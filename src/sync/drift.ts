@@ -72,7 +72,12 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     });
     if (applied.auth0UserId) accounted.add(applied.auth0UserId);
     if (!applied.auth0UserId || !applied.exists) {
-      if (plan(d, applied).length > 0) report.unsynced++;
+      if (plan(d, applied).length > 0) {
+        report.unsynced++;
+        // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
+        // hook was installed) is linked by email and connection this way (DESIGN.md §5).
+        if (options.repair) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane });
+      }
       continue;
     }
     report.checked++;

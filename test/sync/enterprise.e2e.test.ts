@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
 import { parseMapping } from "../../src/mapping/index.js";
+import { scanDrift } from "../../src/sync/drift.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 
@@ -136,6 +137,41 @@ describe("enterprise connection", () => {
     if (res.decision === "deny") expect(res.reason).toMatch(/not provisioned/i);
     const links = bridge.sqlite.prepare("select count(*) from user_sync where auth0_user_id is not null").pluck().get();
     expect(links).toBe(0);
+  });
+
+  it("lets a user the IdP deleted and pushed again sign in, linked to the new directory user", async () => {
+    const oldId = await pushUser("ann@acme.test");
+    const first = await login("ann@acme.test");
+    expect(first.decision).toBe("allow");
+    await sync.drain();
+    await bridge.scim.delete(`/Users/${oldId}`).expect(204);
+    await sync.drain();
+    expect(sync.emulator.state.users.size, "isolated deletion deletes the Auth0 user").toBe(0);
+
+    // Unassigned and assigned again in Okta: a new SCIM user with the same userName.
+    const newId = await pushUser("ann@acme.test");
+    const back = await login("ann@acme.test");
+    expect(back.decision).toBe("allow");
+    if (back.decision !== "allow") return;
+    expect(linkedId(newId)).toBe(back.user.user_id);
+    await sync.drain();
+    expect(roleNames(auth0Org().id, back.user.user_id)).toEqual(["member"]);
+  });
+
+  it("a drift scan links an enterprise user who already exists in Auth0 (signed in before the hook was installed)", async () => {
+    const id = await pushUser("ann@acme.test");
+    sync.emulator.setPostLoginHook(undefined);
+    const unchecked = await login("ann@acme.test");
+    expect(unchecked.decision).toBe("allow");
+    if (unchecked.decision !== "allow") return;
+    expect(linkedId(id)).toBeNull();
+
+    const dry = await scanDrift(sync.engine.deps, bridge.organizationId, { repair: false });
+    expect(dry).toMatchObject({ unsynced: 1, unmanagedMembers: [unchecked.user.user_id] });
+    await scanDrift(sync.engine.deps, bridge.organizationId, { repair: true });
+    await sync.drain();
+    expect(linkedId(id)).toBe(unchecked.user.user_id);
+    expect(roleNames(auth0Org().id, unchecked.user.user_id)).toEqual(["member"]);
   });
 
   // Bug (src/sync/reconcile-user.ts ensureAuth0Organization): once organizations.auth0_org_id is set
