@@ -76,7 +76,7 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
         report.unsynced++;
         // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
         // hook was installed) is linked by email and connection this way (DESIGN.md §5).
-        if (options.repair) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane });
+        if (options.repair) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.background });
       }
       continue;
     }
