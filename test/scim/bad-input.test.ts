@@ -208,3 +208,12 @@ describe("no input gives a 500", () => {
     );
   });
 });
+
+describe("group bodies", () => {
+  it("accepts a full-member-list PUT of a few MiB (Okta AIW) but refuses one over 8 MiB with 413", async () => {
+    const group = await bridge.scim.post("/Groups", { displayName: `Big ${randomUUID()}` }).expect(201);
+    const padding = "p".repeat(2 * 1024 * 1024);
+    await bridge.scim.put(`/Groups/${group.body.id}`, { displayName: "Big", members: [{ value: userId, display: padding }] }).expect(200);
+    await expectRefused(() => bridge.scim.put(`/Groups/${group.body.id}`, { displayName: "Big", members: [{ value: userId, display: "x".repeat(9 * 1024 * 1024) }] }), 413);
+  });
+});
