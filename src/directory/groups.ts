@@ -162,17 +162,21 @@ export function updateGroup(
   const documentChanged = text !== existing.resource;
   if (!documentChanged && change.added.length === 0 && change.removed.length === 0) return existing;
   bumpDirectoryGeneration(ctx.directoryId);
-  const row = tx
-    .update(groups)
-    .set({
-      ...(documentChanged && cols ? { ...cols, resource: text } : {}),
-      memberCount: sql`${groups.memberCount} + ${change.added.length - change.removed.length}`,
-      version: existing.version + 1,
-      modifiedAt: now,
-    })
-    .where(eq(groups.id, existing.id))
-    .returning()
-    .get();
+  const delta = change.added.length - change.removed.length;
+  const row =
+    documentChanged && cols
+      ? tx
+          .update(groups)
+          .set({ ...cols, resource: text, memberCount: sql`${groups.memberCount} + ${delta}`, version: existing.version + 1, modifiedAt: now })
+          .where(eq(groups.id, existing.id))
+          .returning()
+          .get()
+      : // Membership only (the hot path of group pushes): a cached statement.
+        (prepared(tx, `UPDATE groups SET member_count = member_count + ?, version = version + 1, modified_at = ? WHERE id = ? RETURNING ${groupColumns}`).get(
+          delta,
+          now,
+          existing.id,
+        ) as GroupRow);
   const before = JSON.parse(existing.resource) as GroupResource;
   recordAudit(tx, {
     actor: ctx.actor,

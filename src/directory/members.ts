@@ -1,8 +1,9 @@
-import { and, asc, eq, inArray, isNull, sql, type SQL } from "drizzle-orm";
-import { groupMembers, users } from "../../db/schema.js";
+import { asc, eq, sql, type SQL } from "drizzle-orm";
+import { groupMembers } from "../../db/schema.js";
 import { Lane, enqueueJob } from "../sync/queue.js";
 import type { DbOrTx } from "./database.js";
-import { chunks, type WriteContext } from "./write-context.js";
+import { prepared } from "./statements.js";
+import type { WriteContext } from "./write-context.js";
 
 /**
  * Group membership, one row per member: adding or removing members touches only those rows, so a
@@ -16,52 +17,45 @@ export interface MemberInput {
   display?: string;
 }
 
+/*
+ * Id lists travel as one JSON parameter expanded by json_each, so each statement below is prepared
+ * once whatever the number of members, and a one-member change runs three cached statements.
+ */
+
 /** Ids among `ids` that are not live users of the directory. */
 export function missingUsers(tx: DbOrTx, directoryId: string, ids: readonly string[]): string[] {
+  if (ids.length === 0) return [];
   const unique = [...new Set(ids)];
-  const found = new Set<string>();
-  for (const chunk of chunks(unique)) {
-    const rows = tx
-      .select({ id: users.id })
-      .from(users)
-      .where(and(eq(users.directoryId, directoryId), isNull(users.deletedAt), inArray(users.id, chunk)))
-      .all();
-    for (const r of rows) found.add(r.id);
-  }
-  return unique.filter((id) => !found.has(id));
+  // CROSS JOIN keeps json_each as the outer loop: one primary-key probe per id, never a directory scan.
+  const found = prepared(tx, "SELECT u.id FROM json_each(?) j CROSS JOIN users u ON u.id = j.value WHERE u.directory_id = ? AND u.deleted_at IS NULL")
+    .pluck()
+    .all(JSON.stringify(unique), directoryId) as string[];
+  const present = new Set(found);
+  return unique.filter((id) => !present.has(id));
 }
 
 /** Inserts new memberships, ignoring existing ones; returns the ids actually added. */
 export function insertMembers(tx: DbOrTx, directoryId: string, groupId: string, members: readonly MemberInput[], now: number): string[] {
+  if (members.length === 0) return [];
   const byId = new Map<string, MemberInput>();
   for (const m of members) if (!byId.has(m.value)) byId.set(m.value, m);
-  const added: string[] = [];
-  for (const chunk of chunks([...byId.values()])) {
-    const rows = tx
-      .insert(groupMembers)
-      .values(
-        chunk.map((m) => ({ groupId, memberId: m.value, directoryId, memberType: "User", display: m.display ?? null, addedAt: now })),
-      )
-      .onConflictDoNothing()
-      .returning({ memberId: groupMembers.memberId })
-      .all();
-    for (const r of rows) added.push(r.memberId);
-  }
-  return added;
+  const rows = [...byId.values()].map((m) => ({ value: m.value, display: m.display ?? null }));
+  return prepared(
+    tx,
+    `INSERT INTO group_members (group_id, member_id, directory_id, member_type, display, added_at)
+     SELECT ?, json_extract(value, '$.value'), ?, 'User', json_extract(value, '$.display'), ? FROM json_each(?) WHERE true
+     ON CONFLICT DO NOTHING RETURNING member_id`,
+  )
+    .pluck()
+    .all(groupId, directoryId, now, JSON.stringify(rows)) as string[];
 }
 
 /** Deletes the listed memberships; ids that are not members are ignored. Returns the ids removed. */
 export function deleteMembers(tx: DbOrTx, groupId: string, ids: readonly string[]): string[] {
-  const removed: string[] = [];
-  for (const chunk of chunks([...new Set(ids)])) {
-    const rows = tx
-      .delete(groupMembers)
-      .where(and(eq(groupMembers.groupId, groupId), inArray(groupMembers.memberId, chunk)))
-      .returning({ memberId: groupMembers.memberId })
-      .all();
-    for (const r of rows) removed.push(r.memberId);
-  }
-  return removed;
+  if (ids.length === 0) return [];
+  return prepared(tx, "DELETE FROM group_members WHERE group_id = ? AND member_id IN (SELECT value FROM json_each(?)) RETURNING member_id")
+    .pluck()
+    .all(groupId, JSON.stringify([...new Set(ids)])) as string[];
 }
 
 /** Deletes every membership of the group; returns the ids removed. */

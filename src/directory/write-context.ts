@@ -10,13 +10,6 @@ export interface WriteContext {
   now?: number;
 }
 
-/** Largest number of ids sent in one `IN (…)` list (SQLite allows 32,766 bound parameters). */
-export const idChunk = 500;
-
-export function* chunks<T>(items: readonly T[], size = idChunk): Generator<T[]> {
-  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
-}
-
 /** Attribute names whose values differ: what an audit entry says changed, without the values themselves. */
 export function changedAttributes(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);

@@ -1,4 +1,5 @@
 import type { Db, Tx } from "./database.js";
+import { prepared } from "./statements.js";
 
 /**
  * Group commit for SCIM writes. Writes that arrive in the same turn of the event loop run one after
@@ -35,9 +36,14 @@ export function createWriteQueue(db: Db): WriteQueue {
       db.transaction(
         (tx) => {
           for (const item of batch) {
+            // A savepoint per request (cached statements: drizzle would prepare three per request).
+            prepared(tx, "SAVEPOINT scim_write").run();
             try {
-              outcomes.push({ ok: true, value: tx.transaction((savepoint) => item.write(savepoint)) });
+              outcomes.push({ ok: true, value: item.write(tx) });
+              prepared(tx, "RELEASE scim_write").run();
             } catch (error) {
+              prepared(tx, "ROLLBACK TO scim_write").run();
+              prepared(tx, "RELEASE scim_write").run();
               outcomes.push({ ok: false, error });
             }
           }
