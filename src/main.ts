@@ -78,7 +78,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     rateScale: cfg.auth0 ? cfg.auth0RateScale : 1,
     leaseMs: cfg.jobLeaseSeconds * 1000,
     observer: metrics.callObserver,
-    events: metrics.workerEvents,
+    events: { ...metrics.workerEvents, onError: (err) => log.warn({ err }, "job worker: database write failed; retrying on the next poll") },
   });
   metrics.setQueueDepthSource(() => queueDepthFromDb(db));
   metrics.setRateBudgetSource(() => engine.limiter.snapshot());

@@ -260,8 +260,11 @@ export class Auth0Gateway {
   async ensureOrganization(slug: string, displayName: string, connection: string, lane: number, autoMembership = false): Promise<string> {
     return this.exclusive(`org:${slug}`, async () => {
       let orgId: string | undefined;
+      let currentName: string | undefined;
       try {
-        orgId = (await this.call("orgsByName", lane, `/organizations/name/${slug}`, () => this.client.organizations.getByName(slug).withRawResponse())).id;
+        const found = await this.call("orgsByName", lane, `/organizations/name/${slug}`, () => this.client.organizations.getByName(slug).withRawResponse());
+        orgId = found.id;
+        currentName = found.display_name;
       } catch (err) {
         if (!(err instanceof Auth0CallError) || err.kind !== "notFound") throw err;
       }
@@ -270,18 +273,23 @@ export class Auth0Gateway {
           orgId = (await this.call("orgsWrite", lane, "/organizations", () =>
             this.client.organizations.create({ name: slug, display_name: displayName }).withRawResponse(),
           )).id;
+          currentName = displayName;
         } catch (err) {
           if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;
           orgId = (await this.call("orgsByName", lane, `/organizations/name/${slug}`, () => this.client.organizations.getByName(slug).withRawResponse())).id;
         }
+      }
+      if (orgId && currentName !== undefined && currentName !== displayName) {
+        const id = orgId;
+        await this.call("orgsWrite", lane, `/organizations/${id}`, () => this.client.organizations.update(id, { display_name: displayName }).withRawResponse());
       }
       if (!orgId) throw new Auth0CallError("fatal", undefined, undefined, `Auth0 returned no id for organization "${slug}"`);
       const connectionId = await this.connectionId(connection, lane);
       const page = await this.page("orgsRead", lane, `/organizations/${orgId}/enabled_connections`, () =>
         this.client.organizations.enabledConnections.list(orgId!, { per_page: 50 }),
       );
-      const enabled = page.data.map((c) => c.connection_id ?? "");
-      if (!enabled.includes(connectionId)) {
+      const enabled = page.data.find((c) => c.connection_id === connectionId);
+      if (!enabled) {
         try {
           await this.call("orgsWrite", lane, `/organizations/${orgId}/enabled_connections`, () =>
             this.client.organizations.enabledConnections.add(orgId!, { connection_id: connectionId, assign_membership_on_login: autoMembership }).withRawResponse(),
@@ -289,6 +297,11 @@ export class Auth0Gateway {
         } catch (err) {
           if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;
         }
+      } else if (autoMembership && enabled.assign_membership_on_login !== true) {
+        // Switched to an enterprise connection: its users only become members at first login.
+        await this.call("orgsWrite", lane, `/organizations/${orgId}/enabled_connections/${connectionId}`, () =>
+          this.client.organizations.enabledConnections.update(orgId!, connectionId, { assign_membership_on_login: true }).withRawResponse(),
+        );
       }
       return orgId;
     });

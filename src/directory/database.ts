@@ -41,6 +41,11 @@ export function openDatabase(url: string): OpenDatabase {
   // Concurrent processes (CLI beside a running server) wait instead of failing with SQLITE_BUSY.
   sqlite.pragma("busy_timeout = 5000");
   const db = drizzle(sqlite, { schema });
+  // Every transaction here reads, then writes. A DEFERRED one that another process (the CLI beside
+  // the server, a second worker) wrote under in the meantime fails with SQLITE_BUSY at its first
+  // write, and busy_timeout cannot help; IMMEDIATE takes the write lock up front and waits instead.
+  const deferred = db.transaction.bind(db);
+  db.transaction = ((fn, config) => deferred(fn, { behavior: "immediate", ...config })) as Db["transaction"];
   migrate(db, { migrationsFolder: join(packageRoot, "db", "migrations", "sqlite") });
   return { db, sqlite, close: () => sqlite.close() };
 }

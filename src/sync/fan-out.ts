@@ -12,7 +12,7 @@ export function createOrganizationReconciler(deps: SyncDeps): JobHandler {
   return async (job) => {
     const org = deps.db.select().from(organizations).where(eq(organizations.id, job.subjectId)).get();
     if (!org) return { status: "done" };
-    await ensureAuth0Organization(deps, org, job.lane);
+    await ensureAuth0Organization(deps, org, job.lane, true);
     const now = Date.now();
     deps.db.transaction((tx) => {
       const ids = tx

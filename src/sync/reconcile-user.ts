@@ -21,13 +21,17 @@ export interface SyncDeps {
 /** More operations than any plan has; a guard against a plan that never converges. */
 const MAX_STEPS = 40;
 
-/** Creates (or adopts) the organization's Auth0 Organization once, and remembers its id. */
-export async function ensureAuth0Organization(deps: SyncDeps, org: OrganizationRow, lane: number): Promise<string> {
-  if (org.auth0OrgId) return org.auth0OrgId;
+/**
+ * Creates (or adopts) the organization's Auth0 Organization once, and remembers its id. `refresh`
+ * (the "organization" job after onboarding, a mapping change or an update) also brings its display
+ * name and the active mapping's connection up to date.
+ */
+export async function ensureAuth0Organization(deps: SyncDeps, org: OrganizationRow, lane: number, refresh = false): Promise<string> {
+  if (org.auth0OrgId && !refresh) return org.auth0OrgId;
   const mapping = getActiveMapping(deps.db, org.id);
   const connection = mapping?.document.connection ?? { name: org.connection, type: "database" };
   const auth0OrgId = await deps.gateway.ensureOrganization(org.slug, org.displayName, connection.name, lane, connection.type === "enterprise");
-  deps.db.update(organizations).set({ auth0OrgId, updatedAt: Date.now() }).where(eq(organizations.id, org.id)).run();
+  if (auth0OrgId !== org.auth0OrgId) deps.db.update(organizations).set({ auth0OrgId, updatedAt: Date.now() }).where(eq(organizations.id, org.id)).run();
   return auth0OrgId;
 }
 
@@ -59,6 +63,16 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
       const context = { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id) };
       d = desired(mapping, inputs.user, inputs.groups, inputs.holds, context);
       const notes: string[] = [];
+      // plan() never creates a user only to cut it off. But an Auth0 user may exist that the bridge
+      // does not know of: its own create whose answer a crash lost, or one made outside it. Before
+      // deprovisioning, find it by email so it is blocked too rather than left open.
+      if (!applied.exists && d.status !== "provisioned" && d.email !== null && (d.blocked || d.deleteUser)) {
+        const found = await deps.gateway.findUsersByEmail(d.email, d.connection, lane);
+        if (found[0]) {
+          applied = applyOperation(applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email }, { auth0UserId: found[0].user_id });
+          saveApplied(deps.db, inputs, applied, now());
+        }
+      }
       let retriedMissingUser = false;
       for (let step = 0; step < MAX_STEPS; step++) {
         if (signal.aborted) return { status: "retry", reason: "worker stopping" };

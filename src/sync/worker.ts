@@ -18,6 +18,8 @@ export type JobHandler = (job: JobRow, signal: AbortSignal) => Promise<JobOutcom
 
 export interface WorkerEvents {
   onOutcome?(job: JobRow, outcome: JobOutcome, durationMs: number): void;
+  /** A poll or bookkeeping write failed (e.g. the database is busy); the worker carries on. */
+  onError?(err: unknown): void;
 }
 
 export interface WorkerOptions {
@@ -96,6 +98,9 @@ export class Worker {
         this.tickAgain = false;
         this.tick();
       } while (this.tickAgain && this.running);
+    } catch (err) {
+      // A busy or unavailable database must not kill the process: the next poll tries again.
+      this.options.events?.onError?.(err);
     } finally {
       this.ticking = false;
     }
@@ -180,11 +185,15 @@ export class Worker {
   private renewLeases(): void {
     if (this.inFlight.size === 0) return;
     const t = this.now();
-    this.options.db
-      .update(jobs)
-      .set({ leaseExpiresAt: t + this.leaseMs })
-      .where(and(inArray(jobs.id, [...this.inFlight.keys()]), eq(jobs.leaseOwner, this.owner)))
-      .run();
+    try {
+      this.options.db
+        .update(jobs)
+        .set({ leaseExpiresAt: t + this.leaseMs })
+        .where(and(inArray(jobs.id, [...this.inFlight.keys()]), eq(jobs.leaseOwner, this.owner)))
+        .run();
+    } catch (err) {
+      this.options.events?.onError?.(err);
+    }
   }
 
   private run(job: JobRow): void {
@@ -203,7 +212,13 @@ export class Worker {
         this.releaseLeases([job.id]);
         return;
       }
-      const final = this.finish(job, outcome);
+      let final: JobOutcome | undefined;
+      try {
+        final = this.finish(job, outcome);
+      } catch (err) {
+        // Recording failed (database busy): the lease expires and the job runs again, harmlessly.
+        this.options.events?.onError?.(err);
+      }
       if (final) this.options.events?.onOutcome?.(job, final, this.now() - started);
     })().finally(() => {
       this.inFlight.delete(job.id);

@@ -178,5 +178,28 @@ describe("enterprise connection", () => {
   // it returns early, so a mapping that moves an existing organization to an enterprise connection
   // never enables that connection (nor auto-membership) and every first login fails with
   // "the connection is not enabled for the organization". See the report.
-  it.todo("enables the enterprise connection when a new mapping moves an already-synced organization to it");
+  it("enables the enterprise connection when a new mapping moves an already-synced organization to it", async () => {
+    // A second organization, synced first with its default database connection…
+    const other = bridge.newDirectory();
+    const otherSlug = bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(other.organizationId) as string;
+    await other.scim.post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "first@acme.test", active: true }).expect(201);
+    await sync.drain();
+    const orgId = sync.emulator.state.organizationByName(otherSlug)!.id;
+    const enterpriseId = sync.emulator.state.connectionByName(CONNECTION)!.id;
+    expect(sync.emulator.state.enabledConnectionsOf(orgId).map((c) => c.connection_id)).not.toContain(enterpriseId);
+    // …then moved to the enterprise connection by a new mapping version.
+    bridge.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, other.organizationId);
+    saveMappingVersion(
+      bridge.db,
+      other.organizationId,
+      parseMapping({ connection: { name: CONNECTION, type: "enterprise" }, userModel: "isolated", profile: { email: "userName" }, roles: { default: ["member"] } }),
+      { actor: operator },
+    );
+    await sync.drain();
+    const enabled = sync.emulator.state.enabledConnectionsOf(orgId).find((c) => c.connection_id === enterpriseId);
+    expect(enabled?.assign_membership_on_login).toBe(true);
+    await other.scim.post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "second@acme.test", active: true }).expect(201);
+    await sync.drain();
+    expect((await sync.emulator.login({ connection: CONNECTION, email: "second@acme.test", organization: orgId })).decision).toBe("allow");
+  });
 });
