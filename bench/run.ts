@@ -1,0 +1,40 @@
+/**
+ * `npm run bench`: runs each benchmark module in turn and writes its section of BENCHMARKS.md.
+ * To add a benchmark, append to `benches` a function that returns a markdown section. Sections not
+ * run this time (`npm run bench -- scim` runs one) keep their previous text.
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, platform, release, totalmem } from "node:os";
+import { join } from "node:path";
+import { packageRoot } from "../src/paths.js";
+import { scimBenchSection } from "./scim.js";
+
+const benches: { id: string; title: string; run: () => Promise<string> }[] = [
+  { id: "scim", title: "SCIM server", run: () => scimBenchSection(100_000) },
+];
+
+const file = join(packageRoot, "BENCHMARKS.md");
+const chosen = process.argv.slice(2);
+const previous = existsSync(file) ? readFileSync(file, "utf8") : "";
+
+const section = (id: string): string | undefined => {
+  const m = previous.match(new RegExp(`<!-- bench:${id} -->[\\s\\S]*?<!-- /bench:${id} -->`));
+  return m?.[0];
+};
+
+const cpu = cpus();
+const machine = `${cpu.length} × ${cpu[0]?.model ?? "unknown CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${platform()} ${release()}, Node ${process.version}`;
+const parts: string[] = [];
+for (const bench of benches) {
+  if (chosen.length > 0 && !chosen.includes(bench.id)) {
+    const kept = section(bench.id);
+    if (kept) parts.push(kept);
+    continue;
+  }
+  console.error(`bench: ${bench.title}…`);
+  const body = await bench.run();
+  parts.push(`<!-- bench:${bench.id} -->\n## ${bench.title}\n\nMeasured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${machine}. The machine is shared with other work, so figures are noisy.\n\n${body}\n<!-- /bench:${bench.id} -->`);
+}
+
+writeFileSync(file, `# Benchmarks\n\nWritten by \`npm run bench\` (bench/run.ts). Each section says when and on what it was measured.\n\n${parts.join("\n\n")}\n`);
+console.error(`bench: wrote ${file}`);
