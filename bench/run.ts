@@ -3,14 +3,26 @@
  * To add a benchmark, append to `benches` a function that returns a markdown section. Sections not
  * run this time (`npm run bench -- scim` runs one) keep their previous text.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, platform, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
 import { scimBenchSection } from "./scim.js";
+import { syncBenchSection } from "./sync.js";
 
 const benches: { id: string; title: string; run: () => Promise<string> }[] = [
   { id: "scim", title: "SCIM server", run: () => scimBenchSection(100_000) },
+  { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },
+  {
+    id: "preview",
+    title: "Mapping preview",
+    // A script of its own (it seeds its own database); its table lands in bench/results/preview.md.
+    run: async () => {
+      execFileSync(process.execPath, ["--import", "tsx", join(packageRoot, "bench", "preview.ts")], { stdio: ["ignore", "ignore", "inherit"] });
+      return readFileSync(join(packageRoot, "bench", "results", "preview.md"), "utf8").replace(/^<!--.*-->\n/, "");
+    },
+  },
 ];
 
 const file = join(packageRoot, "BENCHMARKS.md");

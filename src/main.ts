@@ -71,8 +71,10 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   }
 
   const metrics = createMetrics({ organizationLabel: organizationSlugs(db) });
+  // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
+  const syncConnection = openDatabase(cfg.databaseUrl, { durability: "normal" });
   const engine = createSyncEngine({
-    db,
+    db: syncConnection.db,
     client: createManagementClient(auth0),
     plan,
     rateScale: cfg.auth0 ? cfg.auth0RateScale : 1,
@@ -125,6 +127,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     requestLog.close();
     engine.limiter.stop();
     await emulator?.close();
+    syncConnection.close();
     closeDb();
     log.info("stopped");
     log.flush?.();

@@ -27,16 +27,23 @@ export function sqlitePathFromUrl(url: string): string {
   return path.startsWith("//") ? path.slice(2) : path;
 }
 
-/**
- * Opens the database and applies pending migrations. Durability settings follow DESIGN.md §6
- * invariant 1: WAL with synchronous=FULL, so an acknowledged SCIM write survives power loss.
- */
-export function openDatabase(url: string): OpenDatabase {
+export interface OpenOptions {
+  /**
+   * "full" (default): every commit is fsynced, so an acknowledged SCIM write survives power loss
+   * (DESIGN.md §6, invariant 1). "normal": commits survive a process crash but the last ones may
+   * roll back on power loss; only for the sync worker's own bookkeeping (applied state, job
+   * outcomes), where a lost write just re-runs an idempotent reconcile.
+   */
+  durability?: "full" | "normal";
+}
+
+/** Opens the database (WAL, foreign keys, busy timeout) and applies pending migrations. */
+export function openDatabase(url: string, options: OpenOptions = {}): OpenDatabase {
   const path = sqlitePathFromUrl(url);
   if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
   const sqlite = new Database(path);
   sqlite.pragma("journal_mode = WAL");
-  sqlite.pragma("synchronous = FULL");
+  sqlite.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
   sqlite.pragma("foreign_keys = ON");
   // Concurrent processes (CLI beside a running server) wait instead of failing with SQLITE_BUSY.
   sqlite.pragma("busy_timeout = 5000");
