@@ -1,9 +1,8 @@
 import { and, asc, eq, gt, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
-import { directories, holds, users, userSync } from "../../db/schema.js";
+import { directories, holds, users } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
 import type { HoldRow } from "../directory/holds.js";
-import type { AppliedState } from "../mapping/index.js";
-import { userJobs } from "../sync/job-queries.js";
+import { syncStates } from "../sync/sync-state.js";
 import type { JobRow } from "../sync/worker.js";
 import { iso } from "./routes.js";
 import { laneName } from "./views.js";
@@ -118,16 +117,13 @@ function primaryEmail(resource: string): string | null {
 /** Users with their holds and sync state, in three queries for the whole page (no query per user). */
 export function usersWithSyncState(db: DbOrTx, organizationId: string, rows: readonly UserListRow[]) {
   const ids = rows.map((r) => r.id);
-  const syncRows = ids.length === 0 ? [] : db.select().from(userSync).where(and(eq(userSync.organizationId, organizationId), inArray(userSync.userId, ids))).all();
-  const sync = new Map(syncRows.map((r) => [r.userId, r]));
+  const states = syncStates(db, organizationId, ids);
   const holdRows: HoldRow[] =
     ids.length === 0 ? [] : db.select().from(holds).where(and(eq(holds.organizationId, organizationId), inArray(holds.userId, ids), isNull(holds.releasedAt))).all();
-  const jobsOf = userJobs(db, organizationId, ids);
   return rows.map((u) => {
-    const s = sync.get(u.id);
-    const applied = s?.applied ? (JSON.parse(s.applied) as AppliedState) : null;
+    const s = states.get(u.id)!;
+    const applied = s.applied;
     const userHolds = holdRows.filter((h) => h.userId === u.id);
-    const j = jobsOf.get(u.id);
     return {
       id: u.id,
       directoryId: u.directoryId,
@@ -141,15 +137,16 @@ export function usersWithSyncState(db: DbOrTx, organizationId: string, rows: rea
       createdAt: iso(u.createdAt),
       modifiedAt: iso(u.modifiedAt),
       sync: {
-        auth0UserId: s?.auth0UserId ?? null,
-        lastAppliedAt: iso(s?.appliedAt),
+        status: s.status,
+        auth0UserId: s.auth0UserId,
+        lastAppliedAt: iso(s.appliedAt),
         applied: applied
           ? { exists: applied.exists, member: applied.member, blocked: applied.blocked, roles: applied.roles, accessRevoked: applied.accessRevoked, deleted: applied.deleted }
           : null,
-        lastError: s?.lastError ?? null,
-        lastErrorAt: iso(s?.lastErrorAt),
-        pendingJob: jobBrief(j?.open),
-        deadJob: jobBrief(j?.dead),
+        lastError: s.lastError,
+        lastErrorAt: iso(s.lastErrorAt),
+        pendingJob: jobBrief(s.openJob),
+        deadJob: jobBrief(s.deadJob),
       },
     };
   });

@@ -1,7 +1,7 @@
 import { Router, type Response } from "express";
 import { forbidden, notFound } from "../errors.js";
 import { scimContext } from "./context.js";
-import { resourceTypes, serviceProviderConfig } from "./documents.js";
+import { resourceTypes, serviceProviderConfig, syncStateSchema } from "./documents.js";
 import { listResponse } from "./list.js";
 import type { ScimDocument } from "./normalize.js";
 import { sendScim } from "./respond.js";
@@ -17,10 +17,11 @@ const withLocation = (document: ScimDocument, location: string): ScimDocument =>
   meta: { ...(document.meta as object), location },
 });
 
-const schemaDocuments = (): ScimDocument[] =>
-  [userSchema.definition, enterpriseUserDefinition, groupSchema.definition].map(
-    (d) => JSON.parse(JSON.stringify(d.describe(""))) as ScimDocument,
-  );
+const schemaDocuments = (): ScimDocument[] => [
+  ...[userSchema.definition, enterpriseUserDefinition, groupSchema.definition].map((d) => JSON.parse(JSON.stringify(d.describe(""))) as ScimDocument),
+  // Declared as an RFC 7643 §7 document already (readOnly, returned "request"): served as written.
+  syncStateSchema,
+];
 
 export function discoveryRoutes(): Router {
   const router = Router({ mergeParams: true });

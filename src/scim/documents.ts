@@ -11,3 +11,11 @@ export const resourceTypes = read("resource-types.json") as (ScimDocument & { id
 
 /** The cap on `count`, as advertised in ServiceProviderConfig filter.maxResults. */
 export const maxResults: number = serviceProviderConfig.filter.maxResults;
+
+/** The bridge's own User extension: sync state, read-only (scim/schemas/sync-state.json). */
+export const syncStateSchema = read("schemas/sync-state.json") as ScimDocument & {
+  id: string;
+  name: string;
+  description: string;
+  attributes: { name: string; type: string; multiValued: boolean; caseExact?: boolean; canonicalValues?: string[]; mutability: string; returned: string }[];
+};

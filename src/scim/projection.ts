@@ -102,3 +102,6 @@ export function project(document: ScimDocument, projection: Projection): ScimDoc
   out = { schemas: document.schemas, id: document.id, ...out };
   return out;
 }
+
+/** Whether the request names an extension in `attributes` (its attributes are returned "request"). */
+export const requests = (projection: Projection, urn: string): boolean => projection.include?.has(urn) === true;

@@ -3,7 +3,8 @@ import type { MemberRow } from "../directory/members.js";
 import type { UserRow } from "../directory/users.js";
 import type { ScimContext } from "./context.js";
 import type { ScimDocument } from "./normalize.js";
-import { groupSchema, userSchema, type ResourceSchema } from "./schema.js";
+import type { UserSyncState } from "../sync/sync-state.js";
+import { groupSchema, syncStateUrn, userSchema, type ResourceSchema } from "./schema.js";
 import { schemasOf } from "./validate.js";
 
 /**
@@ -39,6 +40,25 @@ function toScim(rs: ResourceSchema, ctx: ScimContext, row: Stored, extra: ScimDo
 }
 
 export const userToScim = (ctx: ScimContext, row: UserRow): ScimDocument => toScim(userSchema, ctx, row);
+
+/** The read-only sync-state extension (scim/schemas/sync-state.json), added only when a request names it. */
+export function withSyncState(document: ScimDocument, state: UserSyncState | undefined): ScimDocument {
+  if (!state) return document;
+  const iso = (ms: number | null) => (ms === null ? undefined : new Date(ms).toISOString());
+  const extension = Object.fromEntries(
+    Object.entries({
+      auth0UserId: state.auth0UserId ?? undefined,
+      status: state.status,
+      appliedAt: iso(state.appliedAt),
+      pendingSince: iso(state.pendingSince),
+      lastError: state.lastError ?? undefined,
+      blocked: state.applied?.exists ? (state.applied.blocked ?? undefined) : undefined,
+      member: state.applied?.exists ? state.applied.member : undefined,
+      roles: state.applied?.exists && state.applied.roles.length > 0 ? state.applied.roles : undefined,
+    }).filter(([, v]) => v !== undefined),
+  );
+  return { ...document, schemas: [...(document.schemas as string[]), syncStateUrn], [syncStateUrn]: extension };
+}
 
 /** `members` undefined: not loaded (excluded by the request), so the attribute is left out. */
 export function groupToScim(ctx: ScimContext, row: GroupRow, members?: Pick<MemberRow, "memberId" | "display" | "memberType">[]): ScimDocument {

@@ -1,4 +1,5 @@
 import SCIMMY from "scimmy";
+import { syncStateSchema } from "./documents.js";
 
 /**
  * The resource schemas we serve, built from scimmy's RFC 7643 definitions, plus a case-insensitive
@@ -46,6 +47,23 @@ export interface ResourceSchema {
 export const userSchemaUrn = "urn:ietf:params:scim:schemas:core:2.0:User";
 export const groupSchemaUrn = "urn:ietf:params:scim:schemas:core:2.0:Group";
 export const enterpriseUserUrn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+export const syncStateUrn = syncStateSchema.id;
+
+/** The declarative sync-state extension as a scimmy definition: every attribute readOnly, returned on request. */
+function syncStateDefinition(): ScimmyDefinition {
+  const attributes = syncStateSchema.attributes.map(
+    (a) =>
+      new SCIMMY.Types.Attribute(a.type as ConstructorParameters<typeof SCIMMY.Types.Attribute>[0], a.name, {
+        multiValued: a.multiValued,
+        caseExact: a.caseExact === true,
+        mutable: false,
+        returned: a.returned,
+        required: false,
+        canonicalValues: false,
+      }),
+  );
+  return new SCIMMY.Types.SchemaDefinition(syncStateSchema.name, syncStateSchema.id, syncStateSchema.description, attributes);
+}
 
 function attributeInfo(attribute: ScimmyAttribute): AttributeInfo {
   const { mutable, multiValued, caseExact } = attribute.config;
@@ -92,13 +110,14 @@ const own = (name: string, base: ScimmyDefinition, omit: string[] = []): ScimmyD
 
 function buildUserSchema(): ResourceSchema {
   const enterprise = own("EnterpriseUser", SCIMMY.Schemas.EnterpriseUser.definition);
-  const definition = own("User", SCIMMY.Schemas.User.definition, ["password", "groups"]).extend(enterprise, false);
+  const sync = syncStateDefinition();
+  const definition = own("User", SCIMMY.Schemas.User.definition, ["password", "groups"]).extend(enterprise, false).extend(sync, false);
   return {
     resourceType: "User",
     endpoint: "/Users",
     definition,
     core: schemaInfo(definition, false),
-    extensions: [schemaInfo(enterprise, true)],
+    extensions: [schemaInfo(enterprise, true), schemaInfo(sync, true)],
   };
 }
 

@@ -14,10 +14,11 @@ import { anchorAt, rememberPageEnd, resultSetKey } from "./paging.js";
 import { normalizeResource } from "./normalize.js";
 import { applyToDocument, expandOperations } from "./patch/apply.js";
 import { parsePatchRequest } from "./patch/message.js";
-import { parseProjection, project } from "./projection.js";
-import { etagOf, locationOf, userToScim } from "./resource.js";
+import { parseProjection, project, requests } from "./projection.js";
+import { etagOf, locationOf, userToScim, withSyncState } from "./resource.js";
 import { checkIfMatch, notModified, sendNoContent, sendNotModified, sendScim, writeContext } from "./respond.js";
-import { userSchema } from "./schema.js";
+import { syncStateUrn, userSchema } from "./schema.js";
+import { syncStates } from "../sync/sync-state.js";
 import { validateDocument } from "./validate.js";
 
 /**
@@ -43,7 +44,8 @@ export function searchUsers(db: Db, ctx: ScimContext, params: ListParams, offset
     const rows = listUsers(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
     const last = rows[rows.length - 1];
     if (key && last && rows.length === limit) rememberPageEnd(key, ctx.directoryId, offset + 1 + rows.length, last);
-    return { total, resources: rows.map((row) => project(userToScim(ctx, row), projection)) };
+    const states = requests(projection, syncStateUrn) ? syncStates(db, ctx.organizationId, rows.map((r) => r.id)) : undefined;
+    return { total, resources: rows.map((row) => project(withSyncState(userToScim(ctx, row), states?.get(row.id)), projection)) };
   });
 }
 
@@ -52,9 +54,11 @@ export function userRoutes(db: Db, writes: WriteQueue): Router {
 
   const respondWithUser = (req: Request, res: Response, status: number, row: UserRow): void => {
     const ctx = scimContext(res);
-    const document = userToScim(ctx, row);
+    const projection = parseProjection(userSchema, req.query.attributes, req.query.excludedAttributes);
+    const state = requests(projection, syncStateUrn) ? syncStates(db, ctx.organizationId, [row.id]).get(row.id) : undefined;
+    const document = withSyncState(userToScim(ctx, row), state);
     if (status === 201) res.location(locationOf(document));
-    sendScim(res, status, project(document, parseProjection(userSchema, req.query.attributes, req.query.excludedAttributes)), etagOf(row.version));
+    sendScim(res, status, project(document, projection), etagOf(row.version));
   };
 
   router.get("/Users", (req, res) => {

@@ -187,6 +187,7 @@ describe("discovery (RFC 7644 §4)", () => {
       "urn:ietf:params:scim:schemas:core:2.0:User",
       "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
       "urn:ietf:params:scim:schemas:core:2.0:Group",
+      "urn:ietf:params:scim:schemas:extension:scim-bridge:1.0:User",
     ]);
     expect(schemas.text).toContain("User Account");
     expect(schemas.text).not.toContain('"password"');
