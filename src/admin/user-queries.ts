@@ -45,20 +45,23 @@ function stateFilter(state: UserState | undefined): SQL | undefined {
   }
 }
 
+/** The columns a user row of the admin views carries. */
+const userListColumns = {
+  id: users.id,
+  directoryId: users.directoryId,
+  userName: users.userName,
+  displayName: users.displayName,
+  externalId: users.externalId,
+  active: users.active,
+  resource: users.resource,
+  createdAt: users.createdAt,
+  modifiedAt: users.modifiedAt,
+};
+
 export function searchUsers(db: DbOrTx, s: UserSearch): { users: UserListRow[]; next: string | null } {
   const pattern = s.q ? likePattern(s.q) : undefined;
   const rows = db
-    .select({
-      id: users.id,
-      directoryId: users.directoryId,
-      userName: users.userName,
-      displayName: users.displayName,
-      externalId: users.externalId,
-      active: users.active,
-      resource: users.resource,
-      createdAt: users.createdAt,
-      modifiedAt: users.modifiedAt,
-    })
+    .select(userListColumns)
     .from(users)
     .innerJoin(directories, eq(directories.id, users.directoryId))
     .where(
@@ -87,17 +90,7 @@ export function searchUsers(db: DbOrTx, s: UserSearch): { users: UserListRow[]; 
 
 export function findUser(db: DbOrTx, organizationId: string, userId: string): UserListRow | undefined {
   return db
-    .select({
-      id: users.id,
-      directoryId: users.directoryId,
-      userName: users.userName,
-      displayName: users.displayName,
-      externalId: users.externalId,
-      active: users.active,
-      resource: users.resource,
-      createdAt: users.createdAt,
-      modifiedAt: users.modifiedAt,
-    })
+    .select(userListColumns)
     .from(users)
     .innerJoin(directories, eq(directories.id, users.directoryId))
     .where(and(eq(users.id, userId), eq(directories.organizationId, organizationId), isNull(users.deletedAt)))

@@ -4,15 +4,15 @@
  * rolling back are one transaction each, with an audit entry and a background "organization"
  * reconcile job, so the whole organization converges to the newly active mapping.
  */
-import { and, desc, eq, max, or } from "drizzle-orm";
+import { and, desc, eq, max } from "drizzle-orm";
 import { mappingVersions, organizations } from "../../db/schema.js";
 import { notFound } from "../errors.js";
 import { defaultMapping, parseMapping, type MappingDocument, type UserModel } from "../mapping/index.js";
 import { enqueueJob, Lane } from "../sync/queue.js";
 import { recordAudit, type Actor } from "./audit.js";
+import { getOrganization, type OrganizationRow } from "./organizations.js";
 import type { DbOrTx } from "./database.js";
 
-export type OrganizationRecord = typeof organizations.$inferSelect;
 
 export interface ActiveMapping {
   organizationId: string;
@@ -29,13 +29,8 @@ export interface MappingVersionInfo {
   active: boolean;
 }
 
-/** An organization by id or by slug. */
-export function findOrganization(db: DbOrTx, idOrSlug: string): OrganizationRecord | undefined {
-  return db.select().from(organizations).where(or(eq(organizations.id, idOrSlug), eq(organizations.slug, idOrSlug))).get();
-}
-
-function requireOrganization(db: DbOrTx, idOrSlug: string): OrganizationRecord {
-  const org = findOrganization(db, idOrSlug);
+function requireOrganization(db: DbOrTx, idOrSlug: string): OrganizationRow {
+  const org = getOrganization(db, idOrSlug);
   if (!org) throw notFound(`organization "${idOrSlug}" not found`);
   return org;
 }
@@ -52,7 +47,7 @@ function readVersion(db: DbOrTx, organizationId: string, version: number): Mappi
 
 /** The organization's active mapping (the default one if none was applied); null if the organization does not exist. */
 export function getActiveMapping(db: DbOrTx, idOrSlug: string): ActiveMapping | null {
-  const org = findOrganization(db, idOrSlug);
+  const org = getOrganization(db, idOrSlug);
   if (!org) return null;
   const version = org.activeMappingVersion;
   const document = version === null ? undefined : readVersion(db, org.id, version);
@@ -102,7 +97,7 @@ export interface SavedMapping {
 
 const actorName = (a: Actor): string => `${a.type}:${a.id}`;
 
-function activate(tx: DbOrTx, org: OrganizationRecord, version: number, actor: Actor, action: string, after: object, now: number): void {
+function activate(tx: DbOrTx, org: OrganizationRow, version: number, actor: Actor, action: string, after: object, now: number): void {
   tx.update(organizations).set({ activeMappingVersion: version, updatedAt: now }).where(eq(organizations.id, org.id)).run();
   recordAudit(tx, {
     actor,

@@ -10,7 +10,8 @@
 import { and, asc, count, eq, gt, inArray, isNull, ne } from "drizzle-orm";
 import { directories, groupMembers, groups, holds, userEmails, users } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
-import { findOrganization, getActiveMapping } from "../directory/mappings.js";
+import { getActiveMapping } from "../directory/mappings.js";
+import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
 import {
   changeKinds,
@@ -82,7 +83,7 @@ export function previewMapping(
   candidate: MappingDocument,
   onProgress?: (progress: PreviewProgress) => void,
 ): PreviewResult {
-  const org = findOrganization(db, idOrSlug);
+  const org = getOrganization(db, idOrSlug);
   const active = getActiveMapping(db, idOrSlug);
   if (!org || !active) throw notFound(`organization "${idOrSlug}" not found`);
 
