@@ -3,7 +3,7 @@
  * → Auth0 emulator. Every assertion reads the emulator's state, as Auth0 would show it.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { saveMappingVersion } from "../../src/directory/mappings.js";
+import { activateMappingVersion, saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
@@ -191,6 +191,41 @@ describe("isolated organization, database connection", () => {
     await sync.drain();
     expect(sync.emulator.state.usersByEmail("existing@example.com")).toHaveLength(1);
     expect(sync.emulator.state.membersOf(orgOf(slugOf(bridge)).id)).toContain(auth0User("existing@example.com").user_id);
+  });
+});
+
+describe("mapping version changes", () => {
+  it("reconciles the whole organization in the background when a new mapping is applied, and rolls back", async () => {
+    const ids = [await createUser("m1@example.com"), await createUser("m2@example.com")];
+    await sync.drain();
+    const org = orgOf(slugOf(bridge));
+    const users = ["m1@example.com", "m2@example.com"].map((e) => auth0User(e).user_id);
+    expect(users.map((u) => roleNames(org.id, u))).toEqual([[], []]);
+
+    const mapping = (role: string) =>
+      parseMapping({
+        connection: { name: "Username-Password-Authentication", type: "database" },
+        userModel: "isolated",
+        profile: { email: "userName" },
+        roles: { default: [role] },
+      });
+    const backgroundJobs = () => bridge.sqlite.prepare("select count(*) from jobs where kind = 'user' and lane = 2 and subject_id in (?, ?)").pluck().get(ids[0], ids[1]) as number;
+    const before = backgroundJobs();
+    const v1 = saveMappingVersion(bridge.db, bridge.organizationId, mapping("viewer"), { actor: operator });
+    const queued = bridge.sqlite.prepare("select lane, kind from jobs where state = 'pending' order by id").all() as { lane: number; kind: string }[];
+    expect(queued).toContainEqual({ lane: 2, kind: "organization" });
+    await sync.drain();
+    expect(users.map((u) => roleNames(org.id, u))).toEqual([["viewer"], ["viewer"]]);
+    expect(backgroundJobs() - before).toBe(2);
+
+    saveMappingVersion(bridge.db, bridge.organizationId, mapping("editor"), { actor: operator });
+    await sync.drain();
+    expect(users.map((u) => roleNames(org.id, u))).toEqual([["editor"], ["editor"]]);
+
+    // Rollback = activating the earlier version again.
+    activateMappingVersion(bridge.db, bridge.organizationId, v1.version, operator);
+    await sync.drain();
+    expect(users.map((u) => roleNames(org.id, u))).toEqual([["viewer"], ["viewer"]]);
   });
 });
 
