@@ -26,7 +26,8 @@ COPY db ./db
 COPY src ./src
 COPY scim ./scim
 COPY mappings ./mappings
-RUN npm run build \
+# Only src/ and db/ (tsconfig.build.json); `npm run build` also compiles the tests, which are not copied.
+RUN npx tsc -p tsconfig.build.json \
  && npm prune --omit=dev --no-audit --no-fund
 
 # ── runtime ──────────────────────────────────────────────────────────────────────────────────────
