@@ -5,26 +5,25 @@
  * calls per user, 429s, and deprovision latency (SCIM 2xx → emulator shows the user blocked and
  * its access revoked), idle and during a backlog.
  *
+ * The bridge runs as `scim-bridge serve` in a process of its own, as deployed; the emulator runs here.
+ *
  * Time compression: both the emulator and the bridge's limiter run the plan's buckets `scale` times
  * faster (--rate-scale / AUTH0_RATE_SCALE), so an hour of Auth0 pacing fits in a minute. Ratios to
  * the physical limit are unaffected; latencies are real (the 50 ms per call is not scaled).
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inArray } from "drizzle-orm";
 import { jobs } from "../db/schema.js";
-import { createManagementClient } from "../src/auth0/client.js";
 import type { Auth0Plan } from "../src/auth0/rate-limiter.js";
 import { openDatabase } from "../src/directory/database.js";
 import { scimBaseUrl } from "../src/directory/directories.js";
 import { onboardOrganization } from "../src/directory/onboarding.js";
 import { createUser } from "../src/directory/users.js";
-import { PLAN_LIMITS, startEmulator, type RunningEmulator } from "../src/emulator/index.js";
-import { createApp } from "../src/http/app.js";
-import { createSyncEngine } from "../src/sync/engine.js";
+import { PLAN_LIMITS, startEmulator, type CallLogEntry } from "../src/emulator/index.js";
+import { packageRoot } from "../src/paths.js";
 
 interface SyncFigures {
   plan: Auth0Plan;
@@ -44,49 +43,70 @@ const percentile = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
 };
 
-/** The physical limit: for each bucket, (calls it carried − its burst) ÷ its refill rate; the slowest bucket wins. */
-function physicalLimit(emulator: RunningEmulator, plan: Auth0Plan, scale: number, since: number): { seconds: number; bucket: string } {
-  const limits = PLAN_LIMITS[plan];
-  const specs = [limits.global, limits.other, ...Object.values(limits.endpoints)].filter((s): s is NonNullable<typeof s> => s !== undefined);
-  const carried = new Map<string, number>();
-  for (const c of emulator.calls()) {
-    if (Date.parse(c.time) < since || !c.path.startsWith("/api/v2/")) continue;
-    // Enterprise: every call also draws on the global bucket.
-    const names = new Set([c.bucket, limits.global ? limits.global.name : undefined].filter((n): n is string => n !== undefined));
-    for (const n of names) carried.set(n, (carried.get(n) ?? 0) + 1);
+/** Calls each bucket carried, counted as the emulator answers them (global included on plans that have one). */
+class BucketLoad {
+  readonly carried = new Map<string, number>();
+  calls = 0;
+  rateLimited = 0;
+  constructor(private readonly plan: Auth0Plan) {}
+  record(entry: CallLogEntry): void {
+    if (!entry.path.startsWith("/api/v2/")) return;
+    this.calls++;
+    if (entry.status === 429) this.rateLimited++;
+    const global = PLAN_LIMITS[this.plan].global?.name;
+    for (const name of new Set([entry.bucket, global].filter((n): n is string => n !== undefined))) this.carried.set(name, (this.carried.get(name) ?? 0) + 1);
   }
-  let best = { seconds: 0, bucket: "none" };
-  for (const spec of specs) {
-    const n = carried.get(spec.name) ?? 0;
-    const seconds = Math.max(0, n - spec.capacity) / (spec.perSecond * scale);
-    if (seconds > best.seconds) best = { seconds, bucket: `${spec.name} (${n} calls at ${(spec.perSecond * scale).toFixed(1)}/s)` };
+  /** The physical limit: for each bucket, (calls it carried − its burst) ÷ its refill rate; the slowest bucket wins. */
+  limit(scale: number): { seconds: number; bucket: string } {
+    const limits = PLAN_LIMITS[this.plan];
+    const specs = [limits.global, limits.other, ...Object.values(limits.endpoints)].filter((s): s is NonNullable<typeof s> => s !== undefined);
+    let best = { seconds: 0, bucket: "none" };
+    for (const spec of specs) {
+      const n = this.carried.get(spec.name) ?? 0;
+      const seconds = Math.max(0, n - spec.capacity) / (spec.perSecond * scale);
+      if (seconds > best.seconds) best = { seconds, bucket: `${spec.name} (${n} calls at ${(spec.perSecond * scale).toFixed(1)}/s)` };
+    }
+    return best;
   }
-  return best;
+}
+
+/** `scim-bridge serve` as its own process (as deployed), so that it does not share a CPU with the emulator. */
+async function serveBridge(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(packageRoot, "src", "main.ts"), "serve"], { env, stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  for (const deadline = Date.now() + 30_000; ; ) {
+    const m = /"port":(\d+)/.exec(out);
+    if (m) return { child, port: Number(m[1]) };
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`scim-bridge serve did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<SyncFigures> {
   const dir = mkdtempSync(join(tmpdir(), "scim-bridge-bench-sync-"));
-  const emulator = await startEmulator({ plan, rateScale: scale });
-  emulator.setFaults({ latency: { ms: 50 } });
-  const { db, close } = openDatabase(`sqlite:${join(dir, "bridge.db")}`);
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const syncConnection = openDatabase(`sqlite:${join(dir, "bridge.db")}`, { durability: "normal" });
-  const engine = createSyncEngine({
-    db: syncConnection.db,
-    client: createManagementClient({ domain: "bench.example.auth0.com", clientId: "bench", clientSecret: "bench", managementUrl: emulator.url }, { maxRetries: 0 }),
+  const load = new BucketLoad(plan);
+  const revoked = new Set<string>();
+  let counting = false;
+  let firstCallAt = 0;
+  const emulator = await startEmulator({
     plan,
     rateScale: scale,
-    concurrency: 64,
-    pollMs: 20,
+    onCall: (entry) => {
+      if (counting) {
+        firstCallAt ||= Date.now();
+        load.record(entry);
+      }
+      if (entry.method === "POST" && entry.path.endsWith("/revoke-access") && entry.status < 300) revoked.add(decodeURIComponent(entry.path.split("/")[4] ?? ""));
+    },
   });
-  server.on("request", createApp({ db, publicUrl: origin, onScimWrite: () => engine.worker.notify() }));
+  emulator.setFaults({ latency: { ms: 50 } });
+  const databaseUrl = `sqlite:${join(dir, "bridge.db")}`;
+  const { db, close } = openDatabase(databaseUrl);
+  let bridge: ChildProcess | undefined;
   try {
     const onboarded = onboardOrganization(db, { slug: `bench-${plan}` }, { type: "operator", id: "bench" });
     const ctx = { organizationId: onboarded.organization.id, directoryId: onboarded.directory.id, actor: { type: "directory" as const, id: onboarded.directory.id } };
-    const base = scimBaseUrl(origin, onboarded.directory.id);
-    const headers = { Authorization: `Bearer ${onboarded.token.token}`, "Content-Type": "application/scim+json" };
     const push = (prefix: string, n: number): string[] =>
       db.transaction((tx) =>
         Array.from({ length: n }, (_, i) => {
@@ -95,9 +115,33 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
         }),
       );
     const openJobs = () => db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.state, ["pending", "running"])).all().length;
-    const drained = async () => {
-      while (openJobs() > 0) await new Promise((r) => setTimeout(r, 50));
-    };
+
+    const ids = push("u", users);
+    counting = true;
+    const served = await serveBridge({
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      PORT: "0",
+      LOG_LEVEL: "info",
+      AUTH0_DOMAIN: "bench.example.auth0.com",
+      AUTH0_CLIENT_ID: "bench",
+      AUTH0_CLIENT_SECRET: "bench",
+      AUTH0_MANAGEMENT_URL: emulator.url,
+      AUTH0_PLAN: plan,
+      AUTH0_RATE_SCALE: String(scale),
+      SCIM_RATE_LIMIT_PER_SECOND: "0",
+      // Enough calls in flight for the compressed rate at 50 ms per call.
+      SYNC_CONCURRENCY: "64",
+    });
+    bridge = served.child;
+    while (openJobs() > 0) await new Promise((r) => setTimeout(r, 50));
+    // From the bridge's first Auth0 call (process start-up is not sync time) until the queue is empty.
+    const wallSeconds = (Date.now() - firstCallAt) / 1000;
+    counting = false;
+    const limit = load.limit(scale);
+
+    const base = scimBaseUrl(`http://127.0.0.1:${served.port}`, onboarded.directory.id);
+    const headers = { Authorization: `Bearer ${onboarded.token.token}`, "Content-Type": "application/scim+json" };
     const deprovisionLatency = async (id: string, email: string): Promise<number> => {
       const res = await fetch(`${base}/Users/${id}`, {
         method: "PATCH",
@@ -109,25 +153,15 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
       const auth0Id = emulator.state.usersByEmail(email)[0]!.user_id;
       for (;;) {
         const blocked = emulator.state.usersByEmail(email)[0]?.blocked === true;
-        const revoked = plan !== "enterprise" || emulator.calls().some((c) => c.method === "POST" && c.path.endsWith(`${encodeURIComponent(auth0Id)}/revoke-access`) && c.status < 300);
-        if (blocked && revoked) return performance.now() - acked;
+        // Session revocation exists on the enterprise plan only (essentials answers 403; the bridge records it).
+        if (blocked && (plan !== "enterprise" || revoked.has(auth0Id))) return performance.now() - acked;
         await new Promise((r) => setTimeout(r, 5));
       }
     };
 
-    const ids = push("u", users);
-    const started = Date.now();
-    engine.worker.start();
-    await drained();
-    const wallSeconds = (Date.now() - started) / 1000;
-    const limit = physicalLimit(emulator, plan, scale, started);
-    const calls = emulator.calls().filter((c) => Date.parse(c.time) >= started && c.path.startsWith("/api/v2/")).length;
-    const rateLimited = emulator.calls().filter((c) => Date.parse(c.time) >= started && c.status === 429).length;
-
     const idle: number[] = [];
     for (let i = 0; i < 20; i++) idle.push(await deprovisionLatency(ids[i]!, `u${i}@bench.example`));
     push("backlog", users);
-    engine.worker.notify();
     await new Promise((r) => setTimeout(r, 1_000));
     const backlog: number[] = [];
     for (let i = 20; i < 40; i++) {
@@ -135,13 +169,14 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
       await new Promise((r) => setTimeout(r, 100));
     }
     if (openJobs() < users / 2) console.error(`bench: warning: the backlog was mostly drained (${openJobs()} open) before the last sample`);
-    return { plan, users, scale, wallSeconds, limitSeconds: limit.seconds, bottleneck: limit.bucket, calls, rateLimited, idle, backlog };
+    return { plan, users, scale, wallSeconds, limitSeconds: limit.seconds, bottleneck: limit.bucket, calls: load.calls, rateLimited: load.rateLimited, idle, backlog };
   } finally {
-    await engine.worker.stop(2_000);
-    engine.limiter.stop();
-    await new Promise((r) => server.close(r));
+    if (bridge && bridge.exitCode === null) {
+      const exited = new Promise((r) => bridge!.once("exit", r));
+      bridge.kill("SIGTERM");
+      await exited;
+    }
     await emulator.close();
-    syncConnection.close();
     close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -27,6 +27,8 @@ export interface Config {
   auth0RateScale: number;
   /** Job lease: a crashed worker's jobs are taken over this long after its last heartbeat. */
   jobLeaseSeconds: number;
+  /** Jobs the worker runs at once (different users; one job per user at a time). */
+  syncConcurrency: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Hours between background drift scans of every organization; 0 turns them off. */
   driftScanHours: number;
@@ -97,6 +99,10 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const jobLeaseSeconds = Number(leaseText);
   if (!Number.isFinite(jobLeaseSeconds) || jobLeaseSeconds < 1 || jobLeaseSeconds > 60) problems.push(`JOB_LEASE_SECONDS must be 1 to 60 (got "${leaseText}")`);
 
+  const concurrencyText = env.SYNC_CONCURRENCY ?? "16";
+  const syncConcurrency = Number(concurrencyText);
+  if (!Number.isInteger(syncConcurrency) || syncConcurrency < 1 || syncConcurrency > 256) problems.push(`SYNC_CONCURRENCY must be a whole number from 1 to 256 (got "${concurrencyText}")`);
+
   const driftText = env.DRIFT_SCAN_INTERVAL_HOURS ?? "24";
   const driftScanHours = Number(driftText);
   if (!Number.isFinite(driftScanHours) || driftScanHours < 0) problems.push(`DRIFT_SCAN_INTERVAL_HOURS must be a number of hours, 0 to turn scans off (got "${driftText}")`);
@@ -108,5 +114,5 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * 4)) } : undefined;
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, logLevel, driftScanHours, scimRateLimit });
+  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, logLevel, driftScanHours, scimRateLimit });
 }

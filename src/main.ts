@@ -79,6 +79,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     plan,
     rateScale: cfg.auth0 ? cfg.auth0RateScale : 1,
     leaseMs: cfg.jobLeaseSeconds * 1000,
+    concurrency: cfg.syncConcurrency,
     observer: metrics.callObserver,
     events: { ...metrics.workerEvents, onError: (err) => log.warn({ err }, "job worker: database write failed; retrying on the next poll") },
   });

@@ -173,6 +173,7 @@ export class EmulatorServer implements ControlTarget {
       entry.durationMs = Date.now() - started;
       this.log.push(entry);
       if (this.log.length > MAX_CALL_LOG) this.log.splice(0, this.log.length - MAX_CALL_LOG);
+      this.options.onCall?.(entry);
     }
   }
 

@@ -47,6 +47,11 @@ export interface EmulatorOptions {
   rateLimits?: boolean;
   /** Multiplies every bucket's refill rate (time compression for benchmarks). Default 1. */
   rateScale?: number;
+  /**
+   * Called with every API call once answered. The call log keeps the last 10,000; a benchmark that
+   * counts a longer run (or watches for one call) listens here instead of copying the log.
+   */
+  onCall?: (entry: CallLogEntry) => void;
   /** Lifetime of issued access tokens; default 86400 s as Auth0's default for the Management API. */
   tokenLifetimeSeconds?: number;
   /** Seed of the PRNG behind fault error rates (default 1), so a test run is reproducible. */
