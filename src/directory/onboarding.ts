@@ -1,6 +1,6 @@
 import { notFound } from "../errors.js";
 import type { Actor } from "./audit.js";
-import type { Db } from "./database.js";
+import type { Db, DbOrTx } from "./database.js";
 import { createDirectory, getDirectory, type DirectoryRow } from "./directories.js";
 import { createOrganization, getOrganization, type NewOrganization, type OrganizationRow } from "./organizations.js";
 import { issueScimToken, type IssuedToken } from "./tokens.js";
@@ -15,6 +15,19 @@ export interface OnboardedDirectory {
   token: IssuedToken;
 }
 
+/** A directory and its first token for an organization, inside the caller's transaction. */
+function directoryWithToken(
+  tx: DbOrTx,
+  organization: OrganizationRow,
+  input: { name?: string; tokenExpiresAt?: number | null },
+  actor: Actor,
+  now: number,
+): OnboardedDirectory {
+  const directory = createDirectory(tx, { organizationId: organization.id, name: input.name }, actor, now);
+  const token = issueScimToken(tx, { directoryId: directory.id, organizationId: organization.id, expiresAt: input.tokenExpiresAt }, actor, now);
+  return { organization, directory, token };
+}
+
 export function onboardOrganization(
   db: Db,
   input: NewOrganization & { directoryName?: string; tokenExpiresAt?: number | null },
@@ -24,14 +37,7 @@ export function onboardOrganization(
   return db.transaction(
     (tx) => {
       const organization = createOrganization(tx, input, actor, now);
-      const directory = createDirectory(tx, { organizationId: organization.id, name: input.directoryName }, actor, now);
-      const token = issueScimToken(
-        tx,
-        { directoryId: directory.id, organizationId: organization.id, expiresAt: input.tokenExpiresAt },
-        actor,
-        now,
-      );
-      return { organization, directory, token };
+      return directoryWithToken(tx, organization, { name: input.directoryName, tokenExpiresAt: input.tokenExpiresAt }, actor, now);
     },
     { behavior: "immediate" },
   );
@@ -48,14 +54,7 @@ export function addDirectory(
     (tx) => {
       const organization = getOrganization(tx, organizationIdOrSlug);
       if (!organization) throw notFound(`organization "${organizationIdOrSlug}" not found`);
-      const directory = createDirectory(tx, { organizationId: organization.id, name: input.name }, actor, now);
-      const token = issueScimToken(
-        tx,
-        { directoryId: directory.id, organizationId: organization.id, expiresAt: input.tokenExpiresAt },
-        actor,
-        now,
-      );
-      return { organization, directory, token };
+      return directoryWithToken(tx, organization, input, actor, now);
     },
     { behavior: "immediate" },
   );
