@@ -14,6 +14,7 @@ import { isBridgeError } from "../errors.js";
 import { checkMappingFile, mappingJsonSchemaText, type MappingDocument, MappingError } from "../mapping/index.js";
 import { packageRoot } from "../paths.js";
 import { previewMapping, type PreviewResult, type PreviewUser } from "../sync/preview.js";
+import { createProgress } from "./progress.js";
 
 const exitRefused = 1;
 const exitNoInput = 66;
@@ -155,11 +156,9 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .action((org: string, file: string, opts: { json?: boolean; limit: number }) =>
       run(() => {
         const m = readMapping(file, opts.json);
-        const progress = process.stderr.isTTY
-          ? (p: { done: number; total: number }) => process.stderr.write(`\rpreviewing ${p.done}/${p.total}`)
-          : undefined;
-        const result = withDb(openDb, (db) => previewMapping(db, org, m, progress));
-        if (progress) process.stderr.write("\n");
+        const progress = createProgress({ label: "previewing", silent: opts.json === true });
+        const result = withDb(openDb, (db) => previewMapping(db, org, m, (p) => progress.update(p.done, p.total)));
+        progress.finish(`${result.total} users`);
         print(opts.json, result, () => previewText(org, result, opts.limit));
       }),
     );

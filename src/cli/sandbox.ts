@@ -73,6 +73,8 @@ export function sandboxBanner(d: SandboxDirectory, emulatorUrl: string, publicUr
     "Deactivate the user (PATCH active=false), then log in again: the login is denied and the emulated user is blocked:",
     `  curl -s -X PATCH '${d.scimBaseUrl}/Users/<id>' -H 'Authorization: Bearer ${d.token}' -H 'Content-Type: application/scim+json' -d '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}'`,
     "",
+    `Admin API: ${publicUrl}/admin/v1 (OpenAPI at /admin/v1/openapi.json); issue a token with \`npx scim-bridge admin-token issue\` or set BRIDGE_ADMIN_TOKEN.`,
+    "",
     "The token above is shown once; a restart prints a new one. Stop with Ctrl-C.",
     "",
   ].join("\n");
