@@ -62,6 +62,7 @@ export class Worker {
   private readonly random: () => number;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
   private running = false;
   private ticking = false;
   private tickAgain = false;
@@ -82,6 +83,8 @@ export class Worker {
     this.running = true;
     this.pollTimer = setInterval(() => this.notify(), this.pollMs);
     this.heartbeatTimer = setInterval(() => this.renewLeases(), Math.max(1000, this.leaseMs / 3));
+    this.pruneTimer = setInterval(() => this.pruneDone(), 10 * 60_000);
+    this.pruneTimer.unref();
     this.notify();
   }
 
@@ -119,11 +122,25 @@ export class Worker {
     this.running = false;
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.pruneTimer);
     for (const f of this.inFlight.values()) f.controller.abort();
     const all = Promise.all([...this.inFlight.values()].map((f) => f.done));
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     // Jobs still stuck in a call after the timeout: release them too; their late outcome is ignored.
     this.releaseLeases([...this.inFlight.keys()]);
+  }
+
+  /**
+   * Done jobs are history only (the audit log is the record of changes): keep a week of them for
+   * `scim-bridge jobs` and metrics, so the table does not grow without end. Dead jobs stay until retried.
+   */
+  pruneDone(keepMs = 7 * 86_400_000): number {
+    try {
+      return this.options.db.delete(jobs).where(and(eq(jobs.state, "done"), lt(jobs.updatedAt, this.now() - keepMs))).run().changes;
+    } catch (err) {
+      this.options.events?.onError?.(err);
+      return 0;
+    }
   }
 
   /** Hands jobs back to pending without counting an attempt (merging with a newer pending job of the same key). */

@@ -171,3 +171,19 @@ describe("graceful stop with a newer change waiting", () => {
     expect(rows[0]!.lane).toBe(Lane.deprovision);
   });
 });
+
+describe("history", () => {
+  it("prunes done jobs older than a week and keeps dead ones for a retry", () => {
+    const db = setup();
+    enqueue(db, "old-done", Lane.provision);
+    enqueue(db, "old-dead", Lane.provision);
+    enqueue(db, "recent-done", Lane.provision);
+    const weekAgo = Date.now() - 8 * 86_400_000;
+    db.update(jobs).set({ state: "done", updatedAt: weekAgo }).where(eq(jobs.subjectId, "old-done")).run();
+    db.update(jobs).set({ state: "dead", updatedAt: weekAgo }).where(eq(jobs.subjectId, "old-dead")).run();
+    db.update(jobs).set({ state: "done" }).where(eq(jobs.subjectId, "recent-done")).run();
+    const w = new Worker({ db, handlers: {} });
+    expect(w.pruneDone()).toBe(1);
+    expect(states(db).sort()).toEqual(["old-dead:dead", "recent-done:done"]);
+  });
+});
