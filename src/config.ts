@@ -29,6 +29,8 @@ export interface Config {
   jobLeaseSeconds: number;
   /** Jobs the worker runs at once (different users; one job per user at a time). */
   syncConcurrency: number;
+  /** Where invitation tickets are POSTed (signed) for the SaaS's mailer; unset: invitations are not sent. */
+  invitationWebhook?: { url: string; secret: string };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Hours between background drift scans of every organization; 0 turns them off. */
   driftScanHours: number;
@@ -103,6 +105,16 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const syncConcurrency = Number(concurrencyText);
   if (!Number.isInteger(syncConcurrency) || syncConcurrency < 1 || syncConcurrency > 256) problems.push(`SYNC_CONCURRENCY must be a whole number from 1 to 256 (got "${concurrencyText}")`);
 
+  let invitationWebhook: Config["invitationWebhook"];
+  if (env.INVITATION_WEBHOOK_URL) {
+    const secret = env.INVITATION_WEBHOOK_SECRET ?? "";
+    if (!/^https?:\/\//.test(env.INVITATION_WEBHOOK_URL)) problems.push("INVITATION_WEBHOOK_URL must be an http(s) URL");
+    if (secret.length < 32) problems.push("INVITATION_WEBHOOK_URL needs INVITATION_WEBHOOK_SECRET of at least 32 characters");
+    invitationWebhook = { url: env.INVITATION_WEBHOOK_URL, secret };
+  } else if (env.INVITATION_WEBHOOK_SECRET) {
+    problems.push("INVITATION_WEBHOOK_SECRET is set but INVITATION_WEBHOOK_URL is not");
+  }
+
   const driftText = env.DRIFT_SCAN_INTERVAL_HOURS ?? "24";
   const driftScanHours = Number(driftText);
   if (!Number.isFinite(driftScanHours) || driftScanHours < 0) problems.push(`DRIFT_SCAN_INTERVAL_HOURS must be a number of hours, 0 to turn scans off (got "${driftText}")`);
@@ -114,5 +126,5 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * 4)) } : undefined;
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, logLevel, driftScanHours, scimRateLimit });
+  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, invitationWebhook, logLevel, driftScanHours, scimRateLimit });
 }

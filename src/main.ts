@@ -28,6 +28,7 @@ import { scimRequestLog } from "./http/scim-request-log.js";
 import { createLogger, requestLogger } from "./logging.js";
 import { scheduleDriftScans } from "./sync/drift-schedule.js";
 import { createSyncEngine } from "./sync/engine.js";
+import { webhookInvitationDelivery } from "./sync/invitations.js";
 
 const program = new Command("scim-bridge")
   .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
@@ -80,6 +81,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     rateScale: cfg.auth0 ? cfg.auth0RateScale : 1,
     leaseMs: cfg.jobLeaseSeconds * 1000,
     concurrency: cfg.syncConcurrency,
+    ...(cfg.invitationWebhook ? { invitations: webhookInvitationDelivery(cfg.invitationWebhook.url, cfg.invitationWebhook.secret) } : {}),
     observer: metrics.callObserver,
     events: { ...metrics.workerEvents, onError: (err) => log.warn({ err }, "job worker: database write failed; retrying on the next poll") },
   });

@@ -234,10 +234,13 @@ export class Auth0Gateway {
   }
 
   /** The invitation: a password-change ticket, so the user sets the password we never knew. */
-  async passwordChangeTicket(userId: string, orgId: string | undefined, lane: number): Promise<string | undefined> {
+  async passwordChangeTicket(userId: string, orgId: string | undefined, lane: number, ttlSeconds?: number): Promise<string> {
     const ticket = await this.call("other", lane, "/tickets/password-change", () =>
-      this.client.tickets.changePassword({ user_id: userId, ...(orgId ? { organization_id: orgId } : {}) }).withRawResponse(),
+      this.client.tickets
+        .changePassword({ user_id: userId, ...(orgId ? { organization_id: orgId } : {}), ...(ttlSeconds ? { ttl_sec: ttlSeconds } : {}) })
+        .withRawResponse(),
     );
+    if (!ticket.ticket) throw new Auth0CallError("retryable", undefined, undefined, "Auth0 returned no ticket URL");
     return ticket.ticket;
   }
 

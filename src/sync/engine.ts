@@ -7,6 +7,7 @@ import type { Db } from "../directory/database.js";
 import { conflict } from "../errors.js";
 import { createDriftReconciler } from "./drift.js";
 import { createGroupReconciler, createOrganizationReconciler } from "./fan-out.js";
+import type { InvitationDelivery } from "./invitations.js";
 import { MembershipBatcher } from "./membership-batcher.js";
 import { Lane } from "./queue.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
@@ -23,6 +24,7 @@ export interface SyncEngineOptions {
   concurrency?: number;
   pollMs?: number;
   leaseMs?: number;
+  invitations?: InvitationDelivery;
 }
 
 export interface SyncEngine {
@@ -39,7 +41,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const limiter = new RateLimiter(rateProfile(options.plan), { rateScale: options.rateScale ?? 1 });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer);
   const batcher = new MembershipBatcher(gateway);
-  const deps: SyncDeps = { db: options.db, gateway, batcher };
+  const deps: SyncDeps = { db: options.db, gateway, batcher, ...(options.invitations ? { invitations: options.invitations } : {}) };
   const worker = new Worker({
     db: options.db,
     handlers: {

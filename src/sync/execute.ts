@@ -2,11 +2,16 @@ import { randomBytes } from "node:crypto";
 import { Auth0CallError } from "../auth0/errors.js";
 import type { Auth0Gateway } from "../auth0/gateway.js";
 import type { AppMetadata, Operation, OperationResult, Profile } from "../mapping/index.js";
+import type { InvitationDelivery } from "./invitations.js";
 import type { MembershipBatcher } from "./membership-batcher.js";
 
 export interface ExecuteContext {
   gateway: Auth0Gateway;
   batcher: MembershipBatcher;
+  /** Where invitations go; without it an invitation is skipped with a note. */
+  invitations?: InvitationDelivery;
+  organization: { id: string; slug: string };
+  userId: string;
   auth0OrgId: string;
   /** The Auth0 user id the plan acts on (null before create/link). */
   auth0UserId: string | null;
@@ -16,6 +21,8 @@ export interface ExecuteContext {
 /** What happened beyond the applied-state change, for the user's sync notes. */
 export interface ExecutedOperation extends OperationResult {
   note?: string;
+  /** Nothing was done and nothing can be until the configuration changes: stop this plan here. */
+  skipped?: boolean;
 }
 
 /**
@@ -101,9 +108,22 @@ export async function executeOperation(op: Operation, ctx: ExecuteContext): Prom
     case "deleteUser":
       await gateway.deleteUser(requireUserId(ctx, op), lane);
       return {};
-    case "sendInvitation":
-      // Auth0 returns the ticket URL; it is a credential, so it is neither stored nor logged.
-      await gateway.passwordChangeTicket(requireUserId(ctx, op), ctx.auth0OrgId, lane);
+    case "sendInvitation": {
+      if (!ctx.invitations) {
+        return { skipped: true, note: "the mapping asks for an invitation, but INVITATION_WEBHOOK_URL is not set: none was sent" };
+      }
+      const auth0UserId = requireUserId(ctx, op);
+      // The ticket URL is a credential: handed to the mailer once, neither stored nor logged.
+      const ticketUrl = await gateway.passwordChangeTicket(auth0UserId, ctx.auth0OrgId, lane, op.ttlSeconds);
+      await ctx.invitations.deliver({
+        email: op.email,
+        ticketUrl,
+        organization: { id: ctx.organization.id, slug: ctx.organization.slug, auth0OrgId: ctx.auth0OrgId },
+        userId: ctx.userId,
+        auth0UserId,
+        expiresAt: Math.floor(Date.now() / 1000) + (op.ttlSeconds ?? 432_000),
+      });
       return {};
+    }
   }
 }

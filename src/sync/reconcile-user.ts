@@ -8,6 +8,7 @@ import { applyOperation, desired, initialApplied, plan, type AppliedState, type 
 import { executeOperation } from "./execute.js";
 import { checkGuard } from "./guard.js";
 import { loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";
+import type { InvitationDelivery } from "./invitations.js";
 import type { MembershipBatcher } from "./membership-batcher.js";
 import type { JobHandler, JobOutcome } from "./worker.js";
 
@@ -15,6 +16,7 @@ export interface SyncDeps {
   db: Db;
   gateway: Auth0Gateway;
   batcher: MembershipBatcher;
+  invitations?: InvitationDelivery;
   now?: () => number;
 }
 
@@ -87,7 +89,16 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         }
         let result;
         try {
-          result = await executeOperation(op, { gateway: deps.gateway, batcher: deps.batcher, auth0OrgId, auth0UserId: applied.auth0UserId, lane });
+          result = await executeOperation(op, {
+            gateway: deps.gateway,
+            batcher: deps.batcher,
+            ...(deps.invitations ? { invitations: deps.invitations } : {}),
+            organization: inputs.organization,
+            userId: inputs.row.id,
+            auth0OrgId,
+            auth0UserId: applied.auth0UserId,
+            lane,
+          });
         } catch (err) {
           // The Auth0 user was deleted outside the bridge: start from scratch once (create or link again).
           if (err instanceof Auth0CallError && err.kind === "notFound" && applied.exists && !retriedMissingUser && op.type !== "deleteUser") {
@@ -99,6 +110,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
           throw err;
         }
         if (result.note) notes.push(result.note);
+        if (result.skipped) break;
         if (op.type === "linkUser" && !result.auth0UserId) break; // linked at first login
         applied = applyOperation(applied, op, result);
         saveApplied(deps.db, inputs, applied, now());

@@ -4,6 +4,7 @@ import { createManagementClient } from "../../src/auth0/client.js";
 import type { Db } from "../../src/directory/database.js";
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../../src/emulator/index.js";
 import { createSyncEngine, type SyncEngine } from "../../src/sync/engine.js";
+import type { InvitationDelivery } from "../../src/sync/invitations.js";
 
 export interface SyncHarness {
   emulator: RunningEmulator;
@@ -17,14 +18,24 @@ export interface SyncHarness {
  * The real sync engine (limiter, gateway, batcher, reconcilers, worker) against a fresh Auth0
  * emulator through the real node-auth0 client, as main.ts wires it.
  */
-export async function startSyncHarness(db: Db, options: EmulatorOptions & { concurrency?: number; start?: boolean } = {}): Promise<SyncHarness> {
+export async function startSyncHarness(
+  db: Db,
+  options: EmulatorOptions & { concurrency?: number; start?: boolean; invitations?: InvitationDelivery } = {},
+): Promise<SyncHarness> {
   const plan = options.plan ?? "enterprise";
   const emulator = await startEmulator({ rateLimits: false, ...options, plan });
   const client = createManagementClient(
     { domain: "tenant.example.auth0.com", clientId: "scim-bridge-test", clientSecret: "test-secret", managementUrl: emulator.url },
     { maxRetries: 0 },
   );
-  const engine = createSyncEngine({ db, client, plan, pollMs: 10, concurrency: options.concurrency ?? 16 });
+  const engine = createSyncEngine({
+    db,
+    client,
+    plan,
+    pollMs: 10,
+    concurrency: options.concurrency ?? 16,
+    ...(options.invitations ? { invitations: options.invitations } : {}),
+  });
   if (options.start !== false) engine.worker.start();
   return {
     emulator,
