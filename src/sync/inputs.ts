@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, ne, sql } from "drizzle-orm";
+import { and, eq, isNull, ne, sql } from "drizzle-orm";
 import { directories, groupMembers, groups, holds, organizations, users, userSync } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
 import { initialApplied, type AppliedState, type DirectoryGroup, type DirectoryUser, type Hold } from "../mapping/index.js";
@@ -102,25 +102,4 @@ export function saveSyncError(db: DbOrTx, inputs: Pick<UserInputs, "row" | "orga
     .values({ userId: inputs.row.id, directoryId: inputs.row.directoryId, organizationId: inputs.organization.id, lastError: error, lastErrorAt: error ? now : null })
     .onConflictDoUpdate({ target: userSync.userId, set: { lastError: error, lastErrorAt: error ? now : null } })
     .run();
-}
-
-/** Live users of an organization (every directory), for fan-out and guard ratios. */
-export function organizationUserIds(db: DbOrTx, organizationId: string, includeDeleted = false): string[] {
-  return db
-    .select({ id: users.id })
-    .from(users)
-    .innerJoin(directories, eq(directories.id, users.directoryId))
-    .where(includeDeleted ? eq(directories.organizationId, organizationId) : and(eq(directories.organizationId, organizationId), isNull(users.deletedAt)))
-    .all()
-    .map((r) => r.id);
-}
-
-export function memberIdsOfGroups(db: DbOrTx, groupIds: string[]): string[] {
-  if (groupIds.length === 0) return [];
-  return db
-    .selectDistinct({ id: groupMembers.memberId })
-    .from(groupMembers)
-    .where(inArray(groupMembers.groupId, groupIds))
-    .all()
-    .map((r) => r.id);
 }
