@@ -2,6 +2,8 @@ import { inArray } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
 import { createManagementClient } from "../../src/auth0/client.js";
 import type { Db } from "../../src/directory/database.js";
+import { saveMappingVersion } from "../../src/directory/mappings.js";
+import { parseMapping } from "../../src/mapping/index.js";
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../../src/emulator/index.js";
 import { createSyncEngine, type SyncEngine } from "../../src/sync/engine.js";
 import type { InvitationDelivery } from "../../src/sync/invitations.js";
@@ -59,4 +61,14 @@ export async function startSyncHarness(
       await emulator.close();
     },
   };
+}
+
+/** The base mapping most sync tests start from: the default database connection, isolated users, email from userName. */
+export function applyDatabaseMapping(db: Db, organizationId: string, extra: Record<string, unknown> = {}): void {
+  saveMappingVersion(
+    db,
+    organizationId,
+    parseMapping({ connection: { name: "Username-Password-Authentication", type: "database" }, userModel: "isolated", profile: { email: "userName" }, ...extra }),
+    { actor: { type: "operator", id: "test" } },
+  );
 }

@@ -6,12 +6,10 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { verifyPostLoginSignature } from "../../src/http/post-login-hook.js";
-import { parseMapping } from "../../src/mapping/index.js";
 import { webhookInvitationDelivery, type Invitation } from "../../src/sync/invitations.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
-import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 
 const SECRET = "m".repeat(40);
 const SYNC = "urn:ietf:params:scim:schemas:extension:scim-bridge:1.0:User";
@@ -47,17 +45,7 @@ async function startMailer(statuses: number[]): Promise<{ url: string; accepted:
 
 async function setup(invitationsUrl?: string): Promise<void> {
   bridge = await createTestBridge();
-  saveMappingVersion(
-    bridge.db,
-    bridge.organizationId,
-    parseMapping({
-      connection: { name: "Username-Password-Authentication", type: "database" },
-      userModel: "isolated",
-      profile: { email: "userName" },
-      policies: { invitation: { send: true, ttlSeconds: 86_400 } },
-    }),
-    { actor: { type: "operator", id: "test" } },
-  );
+  applyDatabaseMapping(bridge.db, bridge.organizationId, { policies: { invitation: { send: true, ttlSeconds: 86_400 } } });
   sync = await startSyncHarness(bridge.db, invitationsUrl ? { invitations: webhookInvitationDelivery(invitationsUrl, SECRET) } : {});
 }
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { activateMappingVersion, saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
-import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 
 const operator = { type: "operator" as const, id: "test" };
 
@@ -154,17 +154,7 @@ describe("isolated organization, database connection", () => {
   });
 
   it("turns group membership into organization roles, and removes them when the user leaves the group", async () => {
-    saveMappingVersion(
-      bridge.db,
-      bridge.organizationId,
-      parseMapping({
-        connection: { name: "Username-Password-Authentication", type: "database" },
-        userModel: "isolated",
-        profile: { email: "userName" },
-        roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
-      }),
-      { actor: operator },
-    );
+    applyDatabaseMapping(bridge.db, bridge.organizationId, { roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] } });
     const id = await createUser("ops@example.com");
     const group = await bridge.scim.post("/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Eng-Admins", members: [] }).expect(201);
     await sync.drain();

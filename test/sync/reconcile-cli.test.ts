@@ -5,11 +5,9 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { saveMappingVersion } from "../../src/directory/mappings.js";
-import { parseMapping } from "../../src/mapping/index.js";
 import type { DriftReport } from "../../src/sync/drift.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
-import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const root = join(import.meta.dirname, "../..");
@@ -20,18 +18,10 @@ let slug: string;
 
 beforeAll(async () => {
   bridge = await createTestBridge();
-  saveMappingVersion(
-    bridge.db,
-    bridge.organizationId,
-    parseMapping({
-      connection: { name: "Username-Password-Authentication", type: "database" },
-      userModel: "isolated",
-      profile: { email: "userName" },
-      app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
-      roles: { rules: [], default: ["member"] },
-    }),
-    { actor: { type: "operator", id: "test" } },
-  );
+  applyDatabaseMapping(bridge.db, bridge.organizationId, {
+    app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
+    roles: { rules: [], default: ["member"] },
+  });
   sync = await startSyncHarness(bridge.db);
   slug = bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
   for (const name of ["ada", "bob"]) {
