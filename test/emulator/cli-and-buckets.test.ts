@@ -61,6 +61,26 @@ describe("scim-bridge auth0-emulator", () => {
     await expect(fetch(`${url}/__emulator/state`)).rejects.toThrow();
   });
 
+  it("--scopes restricts the client grant (and --async-delay-ms is accepted)", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.join(" ")));
+    const program = new Command("scim-bridge").exitOverride();
+    registerEmulatorCommand(program);
+    const running = program.parseAsync(["auth0-emulator", "--port", "0", "--scopes", "read:users,create:users", "--async-delay-ms", "1000"], { from: "user" });
+    await vi.waitFor(() => expect(lines.join("\n")).toMatch(/http:\/\/127\.0\.0\.1:\d+/), { timeout: 5000 });
+    const url = /http:\/\/127\.0\.0\.1:\d+/.exec(lines.join("\n"))![0];
+    expect((await (await fetch(`${url}/__emulator/grant`)).json())).toEqual({ scopes: ["create:users", "read:users"] });
+    process.emit("SIGTERM");
+    await running;
+  });
+
+  it("refuses an unknown scope", async () => {
+    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    const program = new Command("scim-bridge").exitOverride();
+    registerEmulatorCommand(program);
+    await expect(program.parseAsync(["auth0-emulator", "--scopes", "read:userz"], { from: "user" })).rejects.toThrow(/read:userz/);
+  });
+
   it("rejects an unknown plan", async () => {
     vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     const program = new Command("scim-bridge").exitOverride();
