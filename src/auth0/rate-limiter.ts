@@ -7,9 +7,9 @@
  * pauses only the bucket that answered it, until its reset.
  *
  * The deprovision lane has strict priority, and a reserved share of every bucket's burst is kept for
- * it, so a deactivation never queues behind a provisioning backlog. Bucket state lives in a
- * BucketStore: in memory, or in the database so that every process calling the same tenant (serve,
- * a CLI reconcile) shares one budget and one reserve.
+ * it, so a deactivation never queues behind a provisioning backlog. With a SharedBudget (the
+ * database), every process calling the same tenant (serve, a CLI reconcile) spends one budget and
+ * keeps one reserve.
  */
 
 export type Auth0Plan = "free" | "essentials" | "enterprise";
@@ -149,7 +149,7 @@ export function rateProfile(plan: Auth0Plan): RateProfile {
   };
 }
 
-/** One bucket's shared state. `capacity` is the burst; refill rates come from the local profile. */
+/** One bucket's state. `capacity` is the burst; refill rates come from the local profile. */
 export interface BucketState {
   capacity: number;
   tokens: number;
@@ -158,27 +158,27 @@ export interface BucketState {
   pausedUntil: number;
 }
 
-/**
- * Where bucket state lives. `transact` loads every named bucket (creating missing ones from
- * `init`), lets `fn` read and change them, and saves them, atomically with respect to every other
- * process using the same store.
- */
-export interface BucketStore {
-  transact<T>(names: readonly string[], init: (name: string) => BucketState, fn: (states: Map<string, BucketState>) => T): T;
+/** What one process did to a bucket since it last synchronised with the shared budget. */
+export interface BucketDelta {
+  /** Tokens taken. */
+  spent: number;
+  /** Lowest x-ratelimit-remaining seen for the bucket (Auth0's own count), if any. */
+  remaining?: number;
+  pausedUntil: number;
 }
 
-/** Bucket state of this process alone. */
-export class MemoryBucketStore implements BucketStore {
-  private readonly states = new Map<string, BucketState>();
-  transact<T>(names: readonly string[], init: (name: string) => BucketState, fn: (states: Map<string, BucketState>) => T): T {
-    const out = new Map<string, BucketState>();
-    for (const n of names) {
-      let s = this.states.get(n);
-      if (!s) this.states.set(n, (s = init(n)));
-      out.set(n, s);
-    }
-    return fn(out);
-  }
+/**
+ * A budget shared by every process calling the same tenant. `sync` applies this process's deltas
+ * to the shared buckets (refilled to `now` at `refillPerSecond`) in one atomic step and returns
+ * the shared state, which becomes the process's local view until the next sync.
+ */
+export interface SharedBudget {
+  sync(now: number, specs: ReadonlyMap<string, BucketSpec>, deltas: ReadonlyMap<string, BucketDelta>): Map<string, BucketState>;
+}
+
+interface Bucket extends BucketState {
+  spec: BucketSpec;
+  delta: BucketDelta;
 }
 
 interface Waiter {
@@ -195,8 +195,10 @@ export interface RateLimiterOptions {
   /** Share of each bucket's burst held back for the deprovision lane (lane 0). */
   reserveShare?: number;
   now?: () => number;
-  /** Shared bucket state (default: this process only). */
-  store?: BucketStore;
+  /** The budget shared with other processes on the same tenant (default: this process alone). */
+  shared?: SharedBudget;
+  /** How often the local view is synchronised with the shared budget (default 100 ms). */
+  syncMs?: number;
 }
 
 export interface RateSnapshot {
@@ -208,12 +210,14 @@ export interface RateSnapshot {
 }
 
 export class RateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
   private readonly specs = new Map<string, BucketSpec>();
   private readonly waiters: Waiter[] = [];
   private readonly reserveShare: number;
   private readonly now: () => number;
-  private readonly store: BucketStore;
-  private readonly names: string[];
+  private readonly shared: SharedBudget | undefined;
+  private readonly syncMs: number;
+  private lastSync = -Infinity;
   /** A 429 from a bucket the profile does not know pauses only the endpoint class that got it. */
   private readonly classPausedUntil = new Map<EndpointClass, number>();
   private seq = 0;
@@ -224,33 +228,60 @@ export class RateLimiter {
   constructor(private readonly profile: RateProfile, options: RateLimiterOptions = {}) {
     this.reserveShare = options.reserveShare ?? 0.2;
     this.now = options.now ?? Date.now;
-    this.store = options.store ?? new MemoryBucketStore();
+    this.shared = options.shared;
+    this.syncMs = options.syncMs ?? 100;
     const scale = options.rateScale ?? 1;
-    for (const spec of profile.buckets) this.specs.set(spec.name, { ...spec, refillPerSecond: spec.refillPerSecond * scale });
-    this.names = [...this.specs.keys()];
+    const t = this.now();
+    for (const s of profile.buckets) {
+      const spec = { ...s, refillPerSecond: s.refillPerSecond * scale };
+      this.specs.set(spec.name, spec);
+      this.buckets.set(spec.name, { spec, capacity: spec.capacity, tokens: spec.capacity, updatedAt: t, pausedUntil: 0, delta: { spent: 0, pausedUntil: 0 } });
+    }
   }
 
-  private init = (name: string): BucketState => ({ capacity: this.specs.get(name)?.capacity ?? 1, tokens: this.specs.get(name)?.capacity ?? 1, updatedAt: this.now(), pausedUntil: 0 });
-
-  private bucketsFor(cls: EndpointClass): string[] {
-    return (this.profile.classes[cls] ?? []).filter((n) => this.specs.has(n));
+  private bucketsFor(cls: EndpointClass): Bucket[] {
+    return (this.profile.classes[cls] ?? []).map((n) => this.buckets.get(n)!).filter(Boolean);
   }
 
-  private refill(name: string, b: BucketState, t: number): void {
+  private refill(b: Bucket, t: number): void {
     if (t > b.updatedAt) {
-      b.tokens = Math.min(b.capacity, b.tokens + ((t - b.updatedAt) / 1000) * this.specs.get(name)!.refillPerSecond);
+      b.tokens = Math.min(b.capacity, b.tokens + ((t - b.updatedAt) / 1000) * b.spec.refillPerSecond);
       b.updatedAt = t;
     }
   }
 
-  private reserve(b: BucketState): number {
+  /**
+   * Brings the local view in line with the shared budget: at most every syncMs (and at once when
+   * `force`, after a 429), so that sharing costs a few small transactions a second, not one per call.
+   * Between syncs, another process's spending is unseen; the deprovisioning reserve absorbs that.
+   */
+  private syncShared(t: number, force = false): void {
+    if (!this.shared || (!force && t - this.lastSync < this.syncMs)) return;
+    this.lastSync = t;
+    const deltas = new Map([...this.buckets].map(([n, b]) => [n, b.delta]));
+    const states = this.shared.sync(t, this.specs, deltas);
+    for (const [n, b] of this.buckets) {
+      const s = states.get(n);
+      if (s) Object.assign(b, { capacity: s.capacity, tokens: s.tokens, updatedAt: s.updatedAt, pausedUntil: s.pausedUntil });
+      b.delta = { spent: 0, pausedUntil: 0 };
+    }
+  }
+
+  private reserve(b: Bucket): number {
     return Math.max(1, Math.floor(b.capacity * this.reserveShare));
+  }
+
+  private available(b: Bucket, lane: number, t: number): boolean {
+    if (t < b.pausedUntil) return false;
+    const floor = lane === 0 ? 0 : this.reserve(b);
+    // Refill is fractional; the epsilon keeps 1.9999999 tokens from counting as "not yet 2".
+    return b.tokens >= 1 + floor - 1e-9;
   }
 
   /** Waits until a call of this class may go out, then takes its tokens. Lane 0 = deprovision. */
   acquire(cls: EndpointClass, lane: number): Promise<void> {
     return new Promise((resolve) => {
-      this.waiters.push({ lane, seq: this.seq++, cls, buckets: this.bucketsFor(cls), resolve });
+      this.waiters.push({ lane, seq: this.seq++, cls, buckets: this.bucketsFor(cls).map((b) => b.spec.name), resolve });
       this.waiters.sort((a, b) => a.lane - b.lane || a.seq - b.seq);
       this.drain();
     });
@@ -261,55 +292,47 @@ export class RateLimiter {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.waiters.length === 0) return;
     const t = this.now();
-    const granted: Waiter[] = [];
-    // One transaction for the whole pass: other processes see a consistent budget.
-    const nextCheck = this.store.transact(this.names, this.init, (states) => {
-      for (const [name, b] of states) this.refill(name, b, t);
-      // Strict priority per bucket: a waiter that cannot go blocks lower-priority waiters on the same buckets.
-      const blocked = new Set<string>();
-      let next = Infinity;
-      for (let i = 0; i < this.waiters.length; ) {
-        const w = this.waiters[i]!;
-        const classPause = this.classPausedUntil.get(w.cls) ?? 0;
-        if (t < classPause) {
-          next = Math.min(next, classPause);
-          i++;
-          continue;
-        }
-        if (w.buckets.some((b) => blocked.has(b))) {
-          i++;
-          continue;
-        }
-        const floorOf = (b: BucketState) => (w.lane === 0 ? 0 : this.reserve(b));
-        // Refill is fractional; the epsilon keeps 1.9999999 tokens from counting as "not yet 2".
-        const ok = w.buckets.every((n) => {
-          const b = states.get(n)!;
-          return t >= b.pausedUntil && b.tokens >= 1 + floorOf(b) - 1e-9;
-        });
-        if (ok) {
-          for (const n of w.buckets) states.get(n)!.tokens -= 1;
-          this.waiters.splice(i, 1);
-          granted.push(w);
-          continue;
-        }
-        for (const n of w.buckets) {
-          const b = states.get(n)!;
-          blocked.add(n);
-          const needed = 1 + floorOf(b) - b.tokens;
-          // At least 1 ms ahead: a tiny shortfall added to an epoch-ms clock would round to "now" and never wake.
-          const at = Math.max(b.pausedUntil, needed > 1e-9 ? t + Math.max(1, (needed / this.specs.get(n)!.refillPerSecond) * 1000) : t);
-          if (at > t) next = Math.min(next, at);
-        }
+    this.syncShared(t);
+    for (const b of this.buckets.values()) this.refill(b, t);
+    // Strict priority per bucket: a waiter that cannot go blocks lower-priority waiters on the same buckets.
+    const blocked = new Set<Bucket>();
+    let nextCheck = Infinity;
+    for (let i = 0; i < this.waiters.length; ) {
+      const w = this.waiters[i]!;
+      const buckets = w.buckets.map((n) => this.buckets.get(n)!);
+      const classPause = this.classPausedUntil.get(w.cls) ?? 0;
+      if (t < classPause) {
+        nextCheck = Math.min(nextCheck, classPause);
         i++;
+        continue;
       }
-      return next;
-    });
-    for (const w of granted) w.resolve();
-    if (this.waiters.length > 0) {
-      // Another process may take tokens meanwhile: never sleep so long that a freed budget goes unnoticed.
-      const wake = nextCheck < Infinity ? nextCheck : t + 50;
+      if (buckets.some((b) => blocked.has(b))) {
+        i++;
+        continue;
+      }
+      if (buckets.every((b) => this.available(b, w.lane, t))) {
+        for (const b of buckets) {
+          b.tokens -= 1;
+          b.delta.spent += 1;
+        }
+        this.waiters.splice(i, 1);
+        w.resolve();
+        continue;
+      }
+      for (const b of buckets) {
+        blocked.add(b);
+        const floor = w.lane === 0 ? 0 : this.reserve(b);
+        const needed = 1 + floor - b.tokens;
+        // At least 1 ms ahead: a tiny shortfall added to an epoch-ms clock would round to "now" and never wake.
+        const at = Math.max(b.pausedUntil, needed > 1e-9 ? t + Math.max(1, (needed / b.spec.refillPerSecond) * 1000) : t);
+        if (at > t) nextCheck = Math.min(nextCheck, at);
+      }
+      i++;
+    }
+    if (this.waiters.length > 0 && nextCheck < Infinity) {
+      // With a shared budget, look again at the next sync at the latest: another process may have changed it.
+      const wake = this.shared ? Math.min(nextCheck, t + this.syncMs) : nextCheck;
       this.timer = setTimeout(() => this.drain(), Math.max(1, Math.ceil(wake - t)));
       this.timer.unref?.();
     }
@@ -322,7 +345,6 @@ export class RateLimiter {
    * profile does not know change nothing; a 429 from it pauses only this endpoint class.
    */
   observe(cls: EndpointClass, status: number, headers: Headers | undefined): void {
-    const candidates = this.bucketsFor(cls);
     const t = this.now();
     const limit = Number(headers?.get("x-ratelimit-limit"));
     const remaining = Number(headers?.get("x-ratelimit-remaining"));
@@ -333,40 +355,40 @@ export class RateLimiter {
       t + 60_000,
       Number.isFinite(retryAfter) && retryAfter > 0 ? t + retryAfter * 1000 : Number.isFinite(reset) && reset > 0 ? reset * 1000 : t + 1000,
     );
-    if (status === 429) this.rateLimitedResponses++;
-    const matched = hasHeaders ? this.store.transact(candidates, this.init, (states) => candidates.find((n) => states.get(n)!.capacity === limit)) : undefined;
-    if (matched) {
-      this.store.transact([matched], this.init, (states) => {
-        const b = states.get(matched)!;
-        this.refill(matched, b, t);
-        b.tokens = Math.min(b.tokens, remaining);
-        if (status === 429) {
-          b.tokens = Math.min(b.tokens, 0);
-          b.pausedUntil = Math.max(b.pausedUntil, until);
-        }
-      });
-    } else if (status === 429) {
-      this.classPausedUntil.set(cls, Math.max(this.classPausedUntil.get(cls) ?? 0, until));
+    const bucket = hasHeaders ? this.bucketsFor(cls).find((b) => b.capacity === limit) : undefined;
+    if (bucket) {
+      this.refill(bucket, t);
+      bucket.tokens = Math.min(bucket.tokens, remaining);
+      bucket.delta.remaining = Math.min(bucket.delta.remaining ?? Infinity, remaining);
+    }
+    if (status === 429) {
+      this.rateLimitedResponses++;
+      if (bucket) {
+        bucket.tokens = Math.min(bucket.tokens, 0);
+        bucket.delta.remaining = 0;
+        bucket.pausedUntil = Math.max(bucket.pausedUntil, until);
+        bucket.delta.pausedUntil = Math.max(bucket.delta.pausedUntil, until);
+        // Every process must hold back now, not at the next sync.
+        this.syncShared(t, true);
+      } else {
+        this.classPausedUntil.set(cls, Math.max(this.classPausedUntil.get(cls) ?? 0, until));
+      }
     }
     this.drain();
   }
 
   /** Holds every call back until `until` (epoch ms): Auth0 looks down, so calls wait instead of failing. */
   pauseAll(until: number): void {
-    this.store.transact(this.names, this.init, (states) => {
-      for (const b of states.values()) b.pausedUntil = Math.max(b.pausedUntil, until);
-    });
+    for (const b of this.buckets.values()) b.pausedUntil = Math.max(b.pausedUntil, until);
     this.drain();
   }
 
   snapshot(): RateSnapshot[] {
     const t = this.now();
-    return this.store.transact(this.names, this.init, (states) =>
-      [...states].map(([name, b]) => {
-        this.refill(name, b, t);
-        return { name, capacity: b.capacity, tokens: b.tokens, refillPerSecond: this.specs.get(name)!.refillPerSecond, pausedUntil: b.pausedUntil };
-      }),
-    );
+    return [...this.buckets.values()].map((b) => {
+      this.refill(b, t);
+      return { name: b.spec.name, capacity: b.capacity, tokens: b.tokens, refillPerSecond: b.spec.refillPerSecond, pausedUntil: b.pausedUntil };
+    });
   }
 
   /** Releases timers (shutdown). Pending waiters stay pending; callers stop issuing calls first. */

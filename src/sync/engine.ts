@@ -12,7 +12,7 @@ import { createGroupReconciler, createOrganizationReconciler } from "./fan-out.j
 import type { InvitationDelivery } from "./invitations.js";
 import { MembershipBatcher } from "./membership-batcher.js";
 import { Lane } from "./queue.js";
-import { DatabaseBucketStore } from "./rate-state.js";
+import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
 import { Worker, type WorkerEvents } from "./worker.js";
 
@@ -54,7 +54,7 @@ export interface SyncEngine {
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const limiter = new RateLimiter(rateProfile(options.plan), {
     rateScale: options.rateScale ?? 1,
-    store: new DatabaseBucketStore(options.db, options.tenant ?? "default"),
+    shared: new DatabaseBudget(options.db, options.tenant ?? "default"),
   });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
     ...(options.invitationClientId ? { invitationClientId: options.invitationClientId } : {}),
