@@ -19,7 +19,7 @@ export type Auth0FailureKind =
    * connection and plans again instead of failing the job.
    */
   | "unsupported"
-  /** 400 PasswordStrengthError: the connection's password policy refused the password. */
+  /** 400 PasswordStrengthError (or dictionary, personal data): the connection's password policy refused the password. */
   | "weakPassword"
   /** 403 on an endpoint the tenant's plan lacks (sessions, refresh tokens): fall back and record. */
   | "forbiddenByPlan"
@@ -83,7 +83,8 @@ export function classifyAuth0Error(err: unknown, path?: string): Auth0CallError 
     if (status === 409) return make("conflict");
     if (status === 404) return make(errorCode === "inexistent_user" ? "userNotFound" : "notFound");
     if (status === 400 && errorCode === "operation_not_supported") return make("unsupported");
-    if (status === 400 && (errorCode === "PasswordStrengthError" || bodyField(err.body, "name") === "PasswordStrengthError" || /PasswordStrengthError/.test(detail))) {
+    // "PasswordStrengthError: Password is too weak" and its siblings (dictionary, personal data, history).
+    if (status === 400 && (errorCode === "invalid_password" || /Password(Strength|Dictionary|NoUserInfo|History)Error/.test(`${bodyField(err.body, "name") ?? ""} ${detail}`))) {
       return make("weakPassword");
     }
     if (status === 403 && path !== undefined && planGatedPath.test(path) && errorCode !== "insufficient_scope") {

@@ -24,8 +24,10 @@ export type EndpointClass =
   | "orgMembersWrite"
   | "orgMemberRolesWrite"
   | "orgsRead"
+  | "orgsReadById"
   | "orgsByName"
   | "orgsWrite"
+  | "orgConnectionsRead"
   | "orgConnectionsWrite"
   | "connectionsRead"
   | "other";
@@ -39,8 +41,10 @@ export const endpointClasses: readonly EndpointClass[] = [
   "orgMembersWrite",
   "orgMemberRolesWrite",
   "orgsRead",
+  "orgsReadById",
   "orgsByName",
   "orgsWrite",
+  "orgConnectionsRead",
   "orgConnectionsWrite",
   "connectionsRead",
   "other",
@@ -71,8 +75,10 @@ export function endpointClass(method: string, path: string): EndpointClass {
   if (/^\/organizations\/name\/[^/]+$/.test(p)) return "orgsByName";
   if (/^\/organizations\/[^/]+\/members\/[^/]+\/roles$/.test(p)) return m === "GET" ? "orgMemberRolesRead" : "orgMemberRolesWrite";
   if (/^\/organizations\/[^/]+\/members$/.test(p)) return m === "GET" ? "orgMembersRead" : "orgMembersWrite";
-  if (/^\/organizations\/[^/]+\/enabled_connections(\/[^/]+)?$/.test(p)) return m === "GET" ? "orgsRead" : "orgConnectionsWrite";
-  if (/^\/organizations(\/[^/]+)?$/.test(p)) return m === "GET" ? "orgsRead" : "orgsWrite";
+  if (/^\/organizations\/[^/]+\/enabled_connections(\/[^/]+)?$/.test(p)) return m === "GET" ? "orgConnectionsRead" : "orgConnectionsWrite";
+  if (m === "GET" && p === "/organizations") return "orgsRead";
+  if (m === "GET" && /^\/organizations\/[^/]+$/.test(p)) return "orgsReadById";
+  if (/^\/organizations(\/[^/]+)?$/.test(p)) return "orgsWrite";
   if (m === "GET" && /^\/connections(\/[^/]+)?$/.test(p)) return "connectionsRead";
   return "other";
 }
@@ -87,65 +93,44 @@ export function rateProfile(plan: Auth0Plan): RateProfile {
     };
   }
   if (plan === "essentials") {
-    // Essentials, Professional and B2B: no global bucket; per-endpoint buckets, and "all other endpoints" combined.
+    // Essentials, Professional and B2B: no global bucket; per-endpoint buckets, and "all other
+    // endpoints" combined. Where the page lists an endpoint twice, the stricter row.
     return {
       buckets: [
         bucket("usersRead", 40, 500),
         bucket("usersWrite", 20, 200),
         bucket("usersDelete", 20, 200),
-        bucket("orgMembersWrite", 20, 200),
-        bucket("orgMemberRolesWrite", 20, 200),
         bucket("orgsRead", 5, 50),
+        bucket("orgsReadById", 20, 200),
         bucket("orgsByName", 10, 100),
         bucket("orgsWrite", 5, 25),
+        bucket("orgMembersRead", 20, 200),
+        bucket("orgMembersWrite", 20, 200),
+        bucket("orgMemberRolesRead", 20, 200),
+        bucket("orgMemberRolesWrite", 20, 200),
+        bucket("orgConnectionsRead", 5, 50),
         bucket("orgConnectionsWrite", 5, 25),
         bucket("connectionsRead", 5, 50),
         bucket("other", 10, 150),
       ],
-      classes: {
-        usersRead: ["usersRead"],
-        usersWrite: ["usersWrite"],
-        usersDelete: ["usersDelete"],
-        orgMembersRead: ["other"],
-        orgMemberRolesRead: ["other"],
-        orgMembersWrite: ["orgMembersWrite"],
-        orgMemberRolesWrite: ["orgMemberRolesWrite"],
-        orgsRead: ["orgsRead"],
-        orgsByName: ["orgsByName"],
-        orgsWrite: ["orgsWrite"],
-        orgConnectionsWrite: ["orgConnectionsWrite"],
-        connectionsRead: ["connectionsRead"],
-        other: ["other"],
-      },
+      classes: Object.fromEntries(endpointClasses.map((c) => [c, [c]])) as Record<EndpointClass, string[]>,
     };
   }
-  // Enterprise production: the global bucket (burst 50, 16 per second) and a few endpoint buckets on top.
+  // Enterprise production: the global bucket (burst 50, 16 per second) and the endpoint buckets the page lists on top.
+  const own = ["orgsByName", "orgsWrite", "orgMembersRead", "orgMembersWrite", "orgMemberRolesRead", "orgMemberRolesWrite", "orgConnectionsRead", "orgConnectionsWrite"];
   return {
     buckets: [
       { name: "global", capacity: 50, refillPerSecond: 16 },
-      bucket("orgMembersRead", 40, 500),
-      bucket("orgMemberRolesRead", 20, 200),
-      bucket("orgMembersWrite", 20, 200),
-      bucket("orgMemberRolesWrite", 20, 200),
-      bucket("orgsRead", 10, 100),
       bucket("orgsByName", 20, 200),
       bucket("orgsWrite", 5, 150),
+      bucket("orgMembersRead", 40, 500),
+      bucket("orgMembersWrite", 20, 200),
+      bucket("orgMemberRolesRead", 20, 200),
+      bucket("orgMemberRolesWrite", 20, 200),
+      bucket("orgConnectionsRead", 10, 100),
+      bucket("orgConnectionsWrite", 5, 150),
     ],
-    classes: {
-      usersRead: ["global"],
-      usersWrite: ["global"],
-      usersDelete: ["global"],
-      orgMembersRead: ["orgMembersRead", "global"],
-      orgMemberRolesRead: ["orgMemberRolesRead", "global"],
-      orgMembersWrite: ["orgMembersWrite", "global"],
-      orgMemberRolesWrite: ["orgMemberRolesWrite", "global"],
-      orgsRead: ["orgsRead", "global"],
-      orgsByName: ["orgsByName", "global"],
-      orgsWrite: ["orgsWrite", "global"],
-      orgConnectionsWrite: ["orgsWrite", "global"],
-      connectionsRead: ["global"],
-      other: ["global"],
-    },
+    classes: Object.fromEntries(endpointClasses.map((c) => [c, own.includes(c) ? [c, "global"] : ["global"]])) as Record<EndpointClass, string[]>,
   };
 }
 

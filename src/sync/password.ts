@@ -34,13 +34,17 @@ export interface PasswordRules {
   personalInfo?: (string | null | undefined)[];
 }
 
-/** Fragments of personal data that a "no personal info" check could match (lower-cased, 3+ characters). */
+/** Fragments of personal data that a "no personal info" check could match (lower-cased). */
 function fragments(values: (string | null | undefined)[]): string[] {
   const out = new Set<string>();
   for (const v of values) {
-    if (!v) continue;
-    for (const part of v.toLowerCase().split(/[^a-z0-9]+/)) if (part.length >= 3) out.add(part);
-    if (v.length >= 3) out.add(v.toLowerCase());
+    if (!v || v.trim() === "") continue;
+    const lower = v.toLowerCase();
+    // The whole value whatever its length (Auth0 compares whole values), the email's local part, and longer words.
+    out.add(lower);
+    const local = lower.split("@")[0]!;
+    if (lower.includes("@") && local !== "") out.add(local);
+    for (const part of lower.split(/[^a-z0-9]+/)) if (part.length >= 3) out.add(part);
   }
   return [...out];
 }
