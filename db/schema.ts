@@ -9,7 +9,7 @@
  * (DESIGN.md §6, invariant 5).
  */
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** One customer: an Auth0 Organization. */
 export const organizations = sqliteTable(
@@ -332,4 +332,26 @@ export const guardPauses = sqliteTable(
     decidedAt: integer("decided_at"),
   },
   (t) => [index("guard_pauses_org_idx").on(t.organizationId, t.state)],
+);
+
+/**
+ * The Auth0 tenant's rate-limit buckets as the bridge's limiter estimates them, shared by every
+ * process that calls the same tenant (`serve` and a CLI `reconcile`), so that together they stay in
+ * the tenant's budget and keep its deprovisioning reserve. Rows are small and updated in short
+ * IMMEDIATE transactions; the same table on PostgreSQL (SELECT … FOR UPDATE) serves several instances.
+ */
+export const rateBuckets = sqliteTable(
+  "rate_buckets",
+  {
+    /** The Auth0 tenant's domain: two tenants never share a budget. */
+    tenant: text("tenant").notNull(),
+    /** Bucket name from the plan's published table, e.g. "global", "orgMembersWrite". */
+    name: text("name").notNull(),
+    capacity: real("capacity").notNull(),
+    tokens: real("tokens").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    /** Epoch ms before which nobody calls endpoints of this bucket (after a 429). */
+    pausedUntil: integer("paused_until").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenant, t.name] })],
 );

@@ -9,6 +9,8 @@ export interface Auth0Config {
   clientSecret: string;
   /** Origin that replaces https://{domain} (the emulator in tests and sandbox mode). */
   managementUrl?: string;
+  /** AUTH0_INVITATION_CLIENT_ID: the application whose login an invitation (password-change ticket) returns to. */
+  invitationClientId?: string;
 }
 
 export interface Config {
@@ -77,6 +79,7 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     if (/[/?#:]/.test(domain)) problems.push(`AUTH0_DOMAIN must be a bare host name such as tenant.eu.auth0.com (got "${domain}")`);
     auth0 = { domain, clientId: env.AUTH0_CLIENT_ID!, clientSecret: env.AUTH0_CLIENT_SECRET! };
     if (env.AUTH0_MANAGEMENT_URL) auth0.managementUrl = env.AUTH0_MANAGEMENT_URL.replace(/\/+$/, "");
+    if (env.AUTH0_INVITATION_CLIENT_ID) auth0.invitationClientId = env.AUTH0_INVITATION_CLIENT_ID;
   } else if (env.AUTH0_MANAGEMENT_URL) {
     problems.push("AUTH0_MANAGEMENT_URL needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET");
   }

@@ -78,7 +78,11 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     db: syncConnection.db,
     client: createManagementClient(auth0),
     plan,
+    tenant: auth0.domain,
     rateScale: cfg.auth0 ? cfg.auth0RateScale : 1,
+    ...(auth0.invitationClientId ? { invitationClientId: auth0.invitationClientId } : {}),
+    log,
+    onAuth0Failure: (organizationId, errorCode) => metrics.auth0Failure(organizationId, errorCode),
     leaseMs: cfg.jobLeaseSeconds * 1000,
     concurrency: cfg.syncConcurrency,
     ...(cfg.invitationWebhook ? { invitations: webhookInvitationDelivery(cfg.invitationWebhook.url, cfg.invitationWebhook.secret) } : {}),
@@ -168,7 +172,18 @@ registerReconcileCommand(program, () => {
   const cfg = config();
   if (!cfg.auth0) throw new ConfigError(["reconcile needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)"]);
   const opened = openDb();
-  return { ...opened, engine: createSyncEngine({ db: opened.db, client: createManagementClient(cfg.auth0), plan: cfg.auth0Plan, rateScale: cfg.auth0RateScale }) };
+  return {
+    ...opened,
+    engine: createSyncEngine({
+      db: opened.db,
+      client: createManagementClient(cfg.auth0),
+      plan: cfg.auth0Plan,
+      // The same key as `serve`: the CLI spends the tenant's budget from the same buckets.
+      tenant: cfg.auth0.domain,
+      rateScale: cfg.auth0RateScale,
+      ...(cfg.auth0.invitationClientId ? { invitationClientId: cfg.auth0.invitationClientId } : {}),
+    }),
+  };
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

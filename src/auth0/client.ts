@@ -3,8 +3,9 @@ import type { Auth0Config } from "../config.js";
 
 export interface ManagementClientOptions {
   /**
-   * The SDK retries 408/429/5xx itself, honouring Retry-After and x-ratelimit-reset. Our limiter and
-   * job backoff own retry timing, so callers keep this small to avoid waiting twice (default 1).
+   * node-auth0 retries 408/429/5xx itself (default 2), sleeping on Retry-After inside the call:
+   * outside the limiter and its lane priority, and hiding the 429 from it. The bridge's limiter and
+   * job backoff own every retry, so this stays 0 except in tests that exercise the SDK itself.
    */
   maxRetries?: number;
   timeoutInSeconds?: number;
@@ -33,7 +34,7 @@ export function createManagementClient(config: Auth0Config, options: ManagementC
     domain: config.domain,
     clientId: config.clientId,
     clientSecret: config.clientSecret,
-    maxRetries: options.maxRetries ?? 1,
+    maxRetries: options.maxRetries ?? 0,
     timeoutInSeconds: options.timeoutInSeconds ?? 30,
     ...(config.managementUrl ? { fetch: redirectingFetch(config.domain, config.managementUrl) } : {}),
   });

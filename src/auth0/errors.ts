@@ -9,7 +9,18 @@ export type Auth0FailureKind =
   | "retryable"
   /** 409 on a create: the thing exists; look it up and link it. */
   | "conflict"
+  /** 404 `inexistent_user`: the Auth0 user is gone. Only this 404 means that. */
+  | "userNotFound"
+  /** Any other 404 (`inexistent_organization`, `inexistent_connection`, a role, an unknown route). */
   | "notFound"
+  /**
+   * 400 `operation_not_supported`: e.g. a root attribute of a user whose connection syncs the
+   * profile at each login ("Configure Connection Sync with Auth0"). The caller re-reads the
+   * connection and plans again instead of failing the job.
+   */
+  | "unsupported"
+  /** 400 PasswordStrengthError (or dictionary, personal data): the connection's password policy refused the password. */
+  | "weakPassword"
   /** 403 on an endpoint the tenant's plan lacks (sessions, refresh tokens): fall back and record. */
   | "forbiddenByPlan"
   /** 400 validation, 401/403 misconfiguration: retrying cannot help; the job goes to dead with this reason. */
@@ -70,7 +81,12 @@ export function classifyAuth0Error(err: unknown, path?: string): Auth0CallError 
       return make("retryable", retryAtFromHeaders(headers));
     }
     if (status === 409) return make("conflict");
-    if (status === 404) return make("notFound");
+    if (status === 404) return make(errorCode === "inexistent_user" ? "userNotFound" : "notFound");
+    if (status === 400 && errorCode === "operation_not_supported") return make("unsupported");
+    // "PasswordStrengthError: Password is too weak" and its siblings (dictionary, personal data, history).
+    if (status === 400 && (errorCode === "invalid_password" || /Password(Strength|Dictionary|NoUserInfo|History)Error/.test(`${bodyField(err.body, "name") ?? ""} ${detail}`))) {
+      return make("weakPassword");
+    }
     if (status === 403 && path !== undefined && planGatedPath.test(path) && errorCode !== "insufficient_scope") {
       return make("forbiddenByPlan");
     }

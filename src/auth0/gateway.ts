@@ -1,7 +1,7 @@
 import type { ManagementClient, Management } from "auth0";
 import { ManagementError } from "auth0";
 import { Auth0CallError, classifyAuth0Error } from "./errors.js";
-import type { EndpointClass, RateLimiter } from "./rate-limiter.js";
+import { endpointClass, type EndpointClass, type RateLimiter } from "./rate-limiter.js";
 
 /** Auth0 caps organization member add/remove at 10 users per call (reference §1). */
 export const MEMBERS_PER_CALL = 10;
@@ -21,42 +21,75 @@ export interface CallObserver {
 
 export type RevokeResult = { revoked: true } | { revoked: false; reason: string };
 
+/** What the bridge needs to know of an Auth0 connection. */
+export interface ConnectionInfo {
+  id: string;
+  name: string;
+  strategy: string;
+  /** `options.set_user_root_attributes` (absent: Auth0's default, on_each_login). */
+  setUserRootAttributes?: string;
+  /** The connection's password options, for the throwaway password of database users. */
+  passwordOptions?: Record<string, unknown>;
+}
+
+export interface GatewayOptions {
+  /** Application whose login page a password-change ticket returns to (AUTH0_INVITATION_CLIENT_ID). */
+  invitationClientId?: string;
+  /** How long a read connection is trusted before it is read again (default 5 minutes). */
+  connectionTtlMs?: number;
+}
+
+/** A 429 is retried inside the limiter (which pauses the bucket that answered) this many times before the job backs off. */
+const RATE_LIMIT_RETRIES = 4;
+
 /**
- * The bridge's port to the Auth0 Management API. Every call waits for the rate limiter (by endpoint
- * class and lane), feeds the response's rate headers back to it, and turns failures into
- * Auth0CallError. node-auth0's own retries are kept low (see client.ts) because the limiter and the
- * job backoff own retry timing.
+ * The bridge's port to the Auth0 Management API. Every call waits for the rate limiter (by the
+ * endpoint's published bucket and the lane), feeds the response's rate headers back to it, and turns
+ * failures into Auth0CallError. node-auth0 does not retry (see client.ts): the limiter and the job
+ * backoff own every retry.
  */
 export class Auth0Gateway {
   private readonly roleIds = new Map<string, string>();
-  private readonly connectionIds = new Map<string, string>();
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Consecutive 5xx/network failures: past a few, Auth0 is treated as down (see noteFailure). */
   private consecutiveFailures = 0;
+
+  private readonly connections = new Map<string, { info: ConnectionInfo; readAt: number }>();
 
   constructor(
     private readonly client: ManagementClient,
     private readonly limiter: RateLimiter,
     private readonly observer: CallObserver = {},
+    private readonly options: GatewayOptions = {},
   ) {}
 
-  private async call<T>(cls: EndpointClass, lane: number, path: string, send: () => Promise<{ data: T; rawResponse: { status: number; headers: Headers } }>): Promise<T> {
-    await this.limiter.acquire(cls, lane);
-    const started = Date.now();
-    try {
-      const { data, rawResponse } = await send();
-      this.consecutiveFailures = 0;
-      this.limiter.observe(cls, rawResponse.status, rawResponse.headers);
-      this.observer.onCall?.(cls, rawResponse.status, Date.now() - started);
-      return data;
-    } catch (err) {
-      const status = err instanceof ManagementError ? (err.statusCode ?? 0) : 0;
-      const headers = err instanceof ManagementError ? err.rawResponse?.headers : undefined;
-      this.limiter.observe(cls, status, headers);
-      this.observer.onCall?.(cls, status, Date.now() - started);
-      if (status === 0 || status >= 500) this.noteFailure();
-      else this.consecutiveFailures = 0;
-      throw classifyAuth0Error(err, path);
+  /**
+   * One Management API call: waits for the limiter (by the endpoint's published bucket and the
+   * lane), feeds the response's rate headers back, and turns failures into Auth0CallError. node-auth0
+   * runs with maxRetries 0, so every retry is the limiter's: a 429 pauses the bucket that answered
+   * and the call waits its turn again, in lane order.
+   */
+  private async call<T>(method: string, path: string, lane: number, send: () => Promise<{ data: T; rawResponse: { status: number; headers: Headers } }>): Promise<T> {
+    const cls = endpointClass(method, path);
+    for (let attempt = 0; ; attempt++) {
+      await this.limiter.acquire(cls, lane);
+      const started = Date.now();
+      try {
+        const { data, rawResponse } = await send();
+        this.consecutiveFailures = 0;
+        this.limiter.observe(cls, rawResponse.status, rawResponse.headers);
+        this.observer.onCall?.(cls, rawResponse.status, Date.now() - started);
+        return data;
+      } catch (err) {
+        const status = err instanceof ManagementError ? (err.statusCode ?? 0) : 0;
+        const headers = err instanceof ManagementError ? err.rawResponse?.headers : undefined;
+        this.limiter.observe(cls, status, headers);
+        this.observer.onCall?.(cls, status, Date.now() - started);
+        if (status === 429 && attempt < RATE_LIMIT_RETRIES) continue;
+        if (status === 0 || status >= 500) this.noteFailure();
+        else this.consecutiveFailures = 0;
+        throw classifyAuth0Error(err, path);
+      }
     }
   }
 
@@ -74,8 +107,8 @@ export class Auth0Gateway {
   }
 
   /** One page of a list endpoint, through the limiter like any call. */
-  private page<P extends { rawResponse: { status: number; headers: Headers } }>(cls: EndpointClass, lane: number, path: string, load: () => Promise<P>): Promise<P> {
-    return this.call(cls, lane, path, async () => {
+  private page<P extends { rawResponse: { status: number; headers: Headers } }>(path: string, lane: number, load: () => Promise<P>): Promise<P> {
+    return this.call("GET", path, lane, async () => {
       const p = await load();
       return { data: p, rawResponse: p.rawResponse };
     });
@@ -94,66 +127,79 @@ export class Auth0Gateway {
   }
 
   getUser(id: string, lane: number): Promise<Auth0User> {
-    return this.call("usersRead", lane, `/users/${id}`, () => this.client.users.get(id).withRawResponse()) as Promise<Auth0User>;
+    return this.call("GET", `/users/${id}`, lane, () => this.client.users.get(id).withRawResponse()) as Promise<Auth0User>;
   }
 
-  /** users-by-email is case-sensitive and Auth0 stores database emails lower-cased: always look up lower-cased. */
-  async findUsersByEmail(email: string, connection: string, lane: number): Promise<Auth0User[]> {
-    const users = (await this.call("usersRead", lane, "/users-by-email", () =>
-      this.client.users.listUsersByEmail({ email: email.toLowerCase() }).withRawResponse(),
-    )) as Auth0User[];
-    return users.filter((u) => (u.identities ?? []).some((i) => i.connection === connection));
+  /**
+   * Users of `connection` with this email. users-by-email is exact and case-sensitive (Auth0 "Retrieve
+   * Users with the Get Users by Email Endpoint"): Auth0 keeps the IdP's casing for enterprise users,
+   * so the email is looked up exactly as the IdP sent it; database connections store emails
+   * lower-cased, so for them the lower-cased form is tried too.
+   */
+  async findUsersByEmail(email: string, connection: string, lane: number, database = false): Promise<Auth0User[]> {
+    const forms = [...new Set(database ? [email, email.toLowerCase()] : [email])];
+    for (const form of forms) {
+      const users = (await this.call("GET", "/users-by-email", lane, () => this.client.users.listUsersByEmail({ email: form }).withRawResponse())) as Auth0User[];
+      const inConnection = users.filter((u) => (u.identities ?? []).some((i) => i.connection === connection));
+      if (inConnection.length > 0) return inConnection;
+    }
+    return [];
   }
 
   createUser(body: Management.CreateUserRequestContent, lane: number): Promise<Auth0User> {
-    return this.call("usersWrite", lane, "/users", () => this.client.users.create(body).withRawResponse()) as Promise<Auth0User>;
+    return this.call("POST", "/users", lane, () => this.client.users.create(body).withRawResponse()) as Promise<Auth0User>;
   }
 
   updateUser(id: string, body: Management.UpdateUserRequestContent, lane: number): Promise<Auth0User> {
-    return this.call("usersWrite", lane, `/users/${id}`, () => this.client.users.update(id, body).withRawResponse()) as Promise<Auth0User>;
+    return this.call("PATCH", `/users/${id}`, lane, () => this.client.users.update(id, body).withRawResponse()) as Promise<Auth0User>;
   }
 
   /** Deleting a user that is already gone counts as done. */
   async deleteUser(id: string, lane: number): Promise<void> {
     try {
-      await this.call("usersDelete", lane, `/users/${id}`, () => this.client.users.delete(id).withRawResponse());
+      await this.call("DELETE", `/users/${id}`, lane, () => this.client.users.delete(id).withRawResponse());
     } catch (err) {
-      if (err instanceof Auth0CallError && err.kind === "notFound") return;
+      if (err instanceof Auth0CallError && err.kind === "userNotFound") return;
       throw err;
     }
   }
 
   /**
    * Ends every session and refresh token of the user. revoke-access does both; where the tenant's
-   * plan lacks it, the separate session and refresh-token endpoints are tried, and where those are
-   * missing too (non-Enterprise plans) the result says so instead of failing the job.
+   * plan lacks it (refused with 403, or the route unknown: 404 without `inexistent_user`), the
+   * separate session and refresh-token endpoints are tried, and where those are refused too
+   * (non-Enterprise plans) the result says "not available on this plan" instead of failing, so the
+   * rest of the deprovisioning still runs. A 404 `inexistent_user` is an error, never "revoked".
    */
   async revokeAccess(id: string, lane: number): Promise<RevokeResult> {
+    const unavailable = (err: unknown) => err instanceof Auth0CallError && (err.kind === "forbiddenByPlan" || err.kind === "notFound");
     try {
-      await this.call("usersWrite", lane, `/users/${id}/revoke-access`, () => this.client.users.revokeAccess(id, {}).withRawResponse());
+      await this.call("POST", `/users/${id}/revoke-access`, lane, () => this.client.users.revokeAccess(id, {}).withRawResponse());
       return { revoked: true };
     } catch (err) {
-      if (!(err instanceof Auth0CallError) || err.kind !== "forbiddenByPlan") {
-        if (err instanceof Auth0CallError && err.kind === "notFound") return { revoked: true };
-        throw err;
-      }
+      if (!unavailable(err)) throw err;
+    }
+    const refused: string[] = [];
+    try {
+      await this.call("DELETE", `/users/${id}/sessions`, lane, () => this.client.users.sessions.delete(id).withRawResponse());
+    } catch (err) {
+      if (!unavailable(err)) throw err;
+      refused.push("sessions");
     }
     try {
-      await this.call("usersDelete", lane, `/users/${id}/sessions`, () => this.client.users.sessions.delete(id).withRawResponse());
-      await this.call("usersDelete", lane, `/users/${id}/refresh-tokens`, () => this.client.users.refreshToken.delete(id).withRawResponse());
-      return { revoked: true };
+      await this.call("DELETE", `/users/${id}/refresh-tokens`, lane, () => this.client.users.refreshToken.delete(id).withRawResponse());
     } catch (err) {
-      if (err instanceof Auth0CallError && err.kind === "forbiddenByPlan") {
-        return { revoked: false, reason: "the tenant's plan has no session or refresh-token revocation; the user is blocked only" };
-      }
-      throw err;
+      if (!unavailable(err)) throw err;
+      refused.push("refresh tokens");
     }
+    if (refused.length === 0) return { revoked: true };
+    return { revoked: false, reason: `revoking ${refused.join(" and ")} is not available on this plan: the user is blocked, but what was already issued stays valid until it expires` };
   }
 
   async addMembers(orgId: string, userIds: string[], lane: number): Promise<void> {
     for (let i = 0; i < userIds.length; i += MEMBERS_PER_CALL) {
       const members = userIds.slice(i, i + MEMBERS_PER_CALL);
-      await this.call("orgMembersWrite", lane, `/organizations/${orgId}/members`, () =>
+      await this.call("POST", `/organizations/${orgId}/members`, lane, () =>
         this.client.organizations.members.create(orgId, { members }).withRawResponse(),
       );
     }
@@ -162,7 +208,7 @@ export class Auth0Gateway {
   async removeMembers(orgId: string, userIds: string[], lane: number): Promise<void> {
     for (let i = 0; i < userIds.length; i += MEMBERS_PER_CALL) {
       const members = userIds.slice(i, i + MEMBERS_PER_CALL);
-      await this.call("orgMembersWrite", lane, `/organizations/${orgId}/members`, () =>
+      await this.call("DELETE", `/organizations/${orgId}/members`, lane, () =>
         this.client.organizations.members.delete(orgId, { members }).withRawResponse(),
       );
     }
@@ -173,7 +219,7 @@ export class Auth0Gateway {
     const out: { user_id: string; email?: string }[] = [];
     let from: string | undefined;
     for (;;) {
-      const page = await this.page("other", lane, `/organizations/${orgId}/members`, () =>
+      const page = await this.page(`/organizations/${orgId}/members`, lane, () =>
         this.client.organizations.members.list(orgId, { take: 50, ...(from ? { from } : {}) }),
       );
       for (const m of page.data) if (m.user_id) out.push({ user_id: m.user_id, ...(m.email ? { email: m.email } : {}) });
@@ -184,7 +230,7 @@ export class Auth0Gateway {
   }
 
   async listMemberRoleNames(orgId: string, userId: string, lane: number): Promise<string[]> {
-    const page = await this.page("other", lane, `/organizations/${orgId}/members/${userId}/roles`, () =>
+    const page = await this.page(`/organizations/${orgId}/members/${userId}/roles`, lane, () =>
       this.client.organizations.members.roles.list(orgId, userId, { per_page: 50 }),
     );
     return page.data.map((r) => r.name ?? "").filter(Boolean);
@@ -199,10 +245,10 @@ export class Auth0Gateway {
         id = await this.exclusive(`role:${name}`, async () => {
           const cached = this.roleIds.get(name);
           if (cached) return cached;
-          const page = await this.page("other", lane, "/roles", () => this.client.roles.list({ name_filter: name, per_page: 50 }));
+          const page = await this.page("/roles", lane, () => this.client.roles.list({ name_filter: name, per_page: 50 }));
           let found = page.data.find((r) => r.name === name)?.id;
           if (!found) {
-            const created = await this.call("other", lane, "/roles", () =>
+            const created = await this.call("POST", "/roles", lane, () =>
               this.client.roles.create({ name, description: "Managed by scim-bridge" }).withRawResponse(),
             );
             found = created.id;
@@ -217,41 +263,75 @@ export class Auth0Gateway {
     return ids;
   }
 
+  /** A 409 (the member already holds the roles) counts as done. */
   async assignMemberRoles(orgId: string, userId: string, roleNames: string[], lane: number): Promise<void> {
     if (roleNames.length === 0) return;
     const roles = await this.roleIdsByName(roleNames, lane);
-    await this.call("orgMemberRolesWrite", lane, `/organizations/${orgId}/members/${userId}/roles`, () =>
-      this.client.organizations.members.roles.assign(orgId, userId, { roles }).withRawResponse(),
-    );
+    try {
+      await this.call("POST", `/organizations/${orgId}/members/${userId}/roles`, lane, () =>
+        this.client.organizations.members.roles.assign(orgId, userId, { roles }).withRawResponse(),
+      );
+    } catch (err) {
+      if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;
+    }
   }
 
   async removeMemberRoles(orgId: string, userId: string, roleNames: string[], lane: number): Promise<void> {
     if (roleNames.length === 0) return;
     const roles = await this.roleIdsByName(roleNames, lane);
-    await this.call("orgMemberRolesWrite", lane, `/organizations/${orgId}/members/${userId}/roles`, () =>
+    await this.call("DELETE", `/organizations/${orgId}/members/${userId}/roles`, lane, () =>
       this.client.organizations.members.roles.delete(orgId, userId, { roles }).withRawResponse(),
     );
   }
 
-  /** The invitation: a password-change ticket, so the user sets the password we never knew. */
+  /**
+   * The invitation: a password-change ticket, so the user sets the password we never knew. It marks
+   * the email verified (the user proves it by opening the mail), and returns to the configured
+   * application's login when one is set.
+   */
   async passwordChangeTicket(userId: string, orgId: string | undefined, lane: number, ttlSeconds?: number): Promise<string> {
-    const ticket = await this.call("other", lane, "/tickets/password-change", () =>
+    const clientId = this.options.invitationClientId;
+    const ticket = await this.call("POST", "/tickets/password-change", lane, () =>
       this.client.tickets
-        .changePassword({ user_id: userId, ...(orgId ? { organization_id: orgId } : {}), ...(ttlSeconds ? { ttl_sec: ttlSeconds } : {}) })
+        .changePassword({
+          user_id: userId,
+          mark_email_as_verified: true,
+          ...(clientId ? { client_id: clientId } : {}),
+          ...(orgId ? { organization_id: orgId } : {}),
+          ...(ttlSeconds ? { ttl_sec: ttlSeconds } : {}),
+        })
         .withRawResponse(),
     );
     if (!ticket.ticket) throw new Auth0CallError("retryable", undefined, undefined, "Auth0 returned no ticket URL");
     return ticket.ticket;
   }
 
+  /**
+   * The connection by name: id, strategy and the options the bridge depends on. Read once and kept
+   * for a while (connectionTtlMs); `refresh` reads it again (after Auth0 refused a write the cached
+   * options said was allowed).
+   */
+  async connection(name: string, lane: number, refresh = false): Promise<ConnectionInfo> {
+    const cached = this.connections.get(name);
+    if (cached && !refresh && Date.now() - cached.readAt < (this.options.connectionTtlMs ?? 300_000)) return cached.info;
+    const page = await this.page("/connections", lane, () => this.client.connections.list({ name, take: 50 }));
+    const found = page.data.find((c) => c.name === name);
+    if (!found?.id) throw new Auth0CallError("fatal", 404, "inexistent_connection", `Auth0 connection "${name}" does not exist in the tenant`);
+    const options = (found.options ?? {}) as Record<string, unknown>;
+    const sync = options.set_user_root_attributes;
+    const info: ConnectionInfo = {
+      id: found.id,
+      name,
+      strategy: found.strategy ?? "auth0",
+      ...(typeof sync === "string" ? { setUserRootAttributes: sync } : {}),
+      passwordOptions: options,
+    };
+    this.connections.set(name, { info, readAt: Date.now() });
+    return info;
+  }
+
   async connectionId(name: string, lane: number): Promise<string> {
-    const cached = this.connectionIds.get(name);
-    if (cached) return cached;
-    const page = await this.page("other", lane, "/connections", () => this.client.connections.list({ name, take: 50 }));
-    const id = page.data.find((c) => c.name === name)?.id;
-    if (!id) throw new Auth0CallError("fatal", 404, undefined, `Auth0 connection "${name}" does not exist in the tenant`);
-    this.connectionIds.set(name, id);
-    return id;
+    return (await this.connection(name, lane)).id;
   }
 
   /**
@@ -265,7 +345,7 @@ export class Auth0Gateway {
       let orgId: string | undefined;
       let currentName: string | undefined;
       try {
-        const found = await this.call("orgsByName", lane, `/organizations/name/${slug}`, () => this.client.organizations.getByName(slug).withRawResponse());
+        const found = await this.call("GET", `/organizations/name/${slug}`, lane, () => this.client.organizations.getByName(slug).withRawResponse());
         orgId = found.id;
         currentName = found.display_name;
       } catch (err) {
@@ -273,28 +353,28 @@ export class Auth0Gateway {
       }
       if (!orgId) {
         try {
-          orgId = (await this.call("orgsWrite", lane, "/organizations", () =>
+          orgId = (await this.call("POST", "/organizations", lane, () =>
             this.client.organizations.create({ name: slug, display_name: displayName }).withRawResponse(),
           )).id;
           currentName = displayName;
         } catch (err) {
           if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;
-          orgId = (await this.call("orgsByName", lane, `/organizations/name/${slug}`, () => this.client.organizations.getByName(slug).withRawResponse())).id;
+          orgId = (await this.call("GET", `/organizations/name/${slug}`, lane, () => this.client.organizations.getByName(slug).withRawResponse())).id;
         }
       }
       if (orgId && currentName !== undefined && currentName !== displayName) {
         const id = orgId;
-        await this.call("orgsWrite", lane, `/organizations/${id}`, () => this.client.organizations.update(id, { display_name: displayName }).withRawResponse());
+        await this.call("PATCH", `/organizations/${id}`, lane, () => this.client.organizations.update(id, { display_name: displayName }).withRawResponse());
       }
       if (!orgId) throw new Auth0CallError("fatal", undefined, undefined, `Auth0 returned no id for organization "${slug}"`);
       const connectionId = await this.connectionId(connection, lane);
-      const page = await this.page("orgsRead", lane, `/organizations/${orgId}/enabled_connections`, () =>
+      const page = await this.page(`/organizations/${orgId}/enabled_connections`, lane, () =>
         this.client.organizations.enabledConnections.list(orgId!, { per_page: 50 }),
       );
       const enabled = page.data.find((c) => c.connection_id === connectionId);
       if (!enabled) {
         try {
-          await this.call("orgsWrite", lane, `/organizations/${orgId}/enabled_connections`, () =>
+          await this.call("POST", `/organizations/${orgId}/enabled_connections`, lane, () =>
             this.client.organizations.enabledConnections.add(orgId!, { connection_id: connectionId, assign_membership_on_login: autoMembership }).withRawResponse(),
           );
         } catch (err) {
@@ -302,7 +382,7 @@ export class Auth0Gateway {
         }
       } else if (autoMembership && enabled.assign_membership_on_login !== true) {
         // Switched to an enterprise connection: its users only become members at first login.
-        await this.call("orgsWrite", lane, `/organizations/${orgId}/enabled_connections/${connectionId}`, () =>
+        await this.call("PATCH", `/organizations/${orgId}/enabled_connections/${connectionId}`, lane, () =>
           this.client.organizations.enabledConnections.update(orgId!, connectionId, { assign_membership_on_login: true }).withRawResponse(),
         );
       }

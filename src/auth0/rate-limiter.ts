@@ -1,27 +1,54 @@
 /**
- * Token buckets mirroring the Auth0 Management API's own (reference/auth0-management-api.md §2), so
- * that the bridge spends the tenant's budget instead of collecting 429s. Each call takes one token
- * from every bucket its endpoint class draws on (e.g. the enterprise global bucket and the
- * organization-members bucket). The buckets start from the plan profile and are corrected by every
- * response's x-ratelimit-* headers; a 429 empties the bucket until its reset.
+ * Token buckets mirroring the Auth0 Management API's own published buckets per plan (Auth0 docs,
+ * "Rate Limit Configurations": free-public, essentials-professional-b2b, enterprise-public), so that
+ * the bridge spends the tenant's budget instead of collecting 429s. Each call takes one token from
+ * every bucket its endpoint draws on (e.g. Enterprise's global bucket and its organization-members
+ * bucket). Responses' x-ratelimit-* headers lower the estimate of the bucket they describe; a 429
+ * pauses only the bucket that answered it, until its reset.
  *
  * The deprovision lane has strict priority, and a reserved share of every bucket's burst is kept for
- * it, so a deactivation never queues behind a provisioning backlog (DESIGN.md §6, invariant 3).
+ * it, so a deactivation never queues behind a provisioning backlog. With a SharedBudget (the
+ * database), every process calling the same tenant (serve, a CLI reconcile) spends one budget and
+ * keeps one reserve.
  */
 
 export type Auth0Plan = "free" | "essentials" | "enterprise";
 
-/** Endpoint classes the gateway tags each call with. */
+/** Endpoint classes the gateway tags each call with (see endpointClass for the paths). */
 export type EndpointClass =
   | "usersRead"
   | "usersWrite"
   | "usersDelete"
+  | "orgMembersRead"
+  | "orgMemberRolesRead"
   | "orgMembersWrite"
   | "orgMemberRolesWrite"
   | "orgsRead"
+  | "orgsReadById"
   | "orgsByName"
   | "orgsWrite"
+  | "orgConnectionsRead"
+  | "orgConnectionsWrite"
+  | "connectionsRead"
   | "other";
+
+export const endpointClasses: readonly EndpointClass[] = [
+  "usersRead",
+  "usersWrite",
+  "usersDelete",
+  "orgMembersRead",
+  "orgMemberRolesRead",
+  "orgMembersWrite",
+  "orgMemberRolesWrite",
+  "orgsRead",
+  "orgsReadById",
+  "orgsByName",
+  "orgsWrite",
+  "orgConnectionsRead",
+  "orgConnectionsWrite",
+  "connectionsRead",
+  "other",
+];
 
 export interface BucketSpec {
   name: string;
@@ -36,85 +63,114 @@ export interface RateProfile {
 }
 
 const perMinute = (n: number): number => n / 60;
-const allClasses: EndpointClass[] = [
-  "usersRead",
-  "usersWrite",
-  "usersDelete",
-  "orgMembersWrite",
-  "orgMemberRolesWrite",
-  "orgsRead",
-  "orgsByName",
-  "orgsWrite",
-  "other",
-];
+const bucket = (name: string, capacity: number, perMin: number): BucketSpec => ({ name, capacity, refillPerSecond: perMinute(perMin) });
 
-/** Plan profiles from Auth0's rate-limit configuration pages (reference §2 table). */
+/** Which published bucket a Management API call belongs to, by method and path (/api/v2 prefix optional). */
+export function endpointClass(method: string, path: string): EndpointClass {
+  const p = path.replace(/^\/api\/v2/, "").split("?")[0]!;
+  const m = method.toUpperCase();
+  if (p === "/users-by-email" || (m === "GET" && /^\/users(\/[^/]+)?$/.test(p))) return "usersRead";
+  if (m === "DELETE" && /^\/users\/[^/]+$/.test(p)) return "usersDelete";
+  if (/^\/users(\/[^/]+)?$/.test(p)) return "usersWrite";
+  if (/^\/organizations\/name\/[^/]+$/.test(p)) return "orgsByName";
+  if (/^\/organizations\/[^/]+\/members\/[^/]+\/roles$/.test(p)) return m === "GET" ? "orgMemberRolesRead" : "orgMemberRolesWrite";
+  if (/^\/organizations\/[^/]+\/members$/.test(p)) return m === "GET" ? "orgMembersRead" : "orgMembersWrite";
+  if (/^\/organizations\/[^/]+\/enabled_connections(\/[^/]+)?$/.test(p)) return m === "GET" ? "orgConnectionsRead" : "orgConnectionsWrite";
+  if (m === "GET" && p === "/organizations") return "orgsRead";
+  if (m === "GET" && /^\/organizations\/[^/]+$/.test(p)) return "orgsReadById";
+  if (/^\/organizations(\/[^/]+)?$/.test(p)) return "orgsWrite";
+  if (m === "GET" && /^\/connections(\/[^/]+)?$/.test(p)) return "connectionsRead";
+  return "other";
+}
+
+/** The published buckets per plan (Auth0 "Rate Limit Configurations"). */
 export function rateProfile(plan: Auth0Plan): RateProfile {
   if (plan === "free") {
+    // One global bucket for the whole Management API: burst 2, 2 per second.
     return {
       buckets: [{ name: "global", capacity: 2, refillPerSecond: 2 }],
-      classes: Object.fromEntries(allClasses.map((c) => [c, ["global"]])) as Record<EndpointClass, string[]>,
+      classes: Object.fromEntries(endpointClasses.map((c) => [c, ["global"]])) as Record<EndpointClass, string[]>,
     };
   }
   if (plan === "essentials") {
+    // Essentials, Professional and B2B: no global bucket; per-endpoint buckets, and "all other
+    // endpoints" combined. Where the page lists an endpoint twice, the stricter row.
     return {
       buckets: [
-        { name: "usersRead", capacity: 40, refillPerSecond: perMinute(500) },
-        { name: "usersWrite", capacity: 20, refillPerSecond: perMinute(200) },
-        { name: "usersDelete", capacity: 20, refillPerSecond: perMinute(200) },
-        { name: "orgMembersWrite", capacity: 20, refillPerSecond: perMinute(200) },
-        { name: "orgMemberRolesWrite", capacity: 20, refillPerSecond: perMinute(200) },
-        { name: "orgsRead", capacity: 5, refillPerSecond: perMinute(50) },
-        { name: "orgsByName", capacity: 10, refillPerSecond: perMinute(100) },
-        { name: "other", capacity: 10, refillPerSecond: perMinute(150) },
+        bucket("usersRead", 40, 500),
+        bucket("usersWrite", 20, 200),
+        bucket("usersDelete", 20, 200),
+        bucket("orgsRead", 5, 50),
+        bucket("orgsReadById", 20, 200),
+        bucket("orgsByName", 10, 100),
+        bucket("orgsWrite", 5, 25),
+        bucket("orgMembersRead", 20, 200),
+        bucket("orgMembersWrite", 20, 200),
+        bucket("orgMemberRolesRead", 20, 200),
+        bucket("orgMemberRolesWrite", 20, 200),
+        bucket("orgConnectionsRead", 5, 50),
+        bucket("orgConnectionsWrite", 5, 25),
+        bucket("connectionsRead", 5, 50),
+        bucket("other", 10, 150),
       ],
-      classes: {
-        usersRead: ["usersRead"],
-        usersWrite: ["usersWrite"],
-        usersDelete: ["usersDelete"],
-        orgMembersWrite: ["orgMembersWrite"],
-        orgMemberRolesWrite: ["orgMemberRolesWrite"],
-        orgsRead: ["orgsRead"],
-        orgsByName: ["orgsByName"],
-        orgsWrite: ["other"],
-        other: ["other"],
-      },
+      classes: Object.fromEntries(endpointClasses.map((c) => [c, [c]])) as Record<EndpointClass, string[]>,
     };
   }
+  // Enterprise production: the global bucket (burst 50, 16 per second) and the endpoint buckets the page lists on top.
+  const own = ["orgsByName", "orgsWrite", "orgMembersRead", "orgMembersWrite", "orgMemberRolesRead", "orgMemberRolesWrite", "orgConnectionsRead", "orgConnectionsWrite"];
   return {
     buckets: [
       { name: "global", capacity: 50, refillPerSecond: 16 },
-      { name: "orgMembersWrite", capacity: 20, refillPerSecond: perMinute(200) },
-      { name: "orgMemberRolesWrite", capacity: 20, refillPerSecond: perMinute(200) },
-      { name: "orgsRead", capacity: 10, refillPerSecond: perMinute(100) },
-      { name: "orgsByName", capacity: 20, refillPerSecond: perMinute(200) },
-      { name: "orgsWrite", capacity: 5, refillPerSecond: perMinute(150) },
+      bucket("orgsByName", 20, 200),
+      bucket("orgsWrite", 5, 150),
+      bucket("orgMembersRead", 40, 500),
+      bucket("orgMembersWrite", 20, 200),
+      bucket("orgMemberRolesRead", 20, 200),
+      bucket("orgMemberRolesWrite", 20, 200),
+      bucket("orgConnectionsRead", 10, 100),
+      bucket("orgConnectionsWrite", 5, 150),
     ],
-    classes: {
-      usersRead: ["global"],
-      usersWrite: ["global"],
-      usersDelete: ["global"],
-      orgMembersWrite: ["orgMembersWrite", "global"],
-      orgMemberRolesWrite: ["orgMemberRolesWrite", "global"],
-      orgsRead: ["orgsRead", "global"],
-      orgsByName: ["orgsByName", "global"],
-      orgsWrite: ["orgsWrite", "global"],
-      other: ["global"],
-    },
+    classes: Object.fromEntries(endpointClasses.map((c) => [c, own.includes(c) ? [c, "global"] : ["global"]])) as Record<EndpointClass, string[]>,
   };
 }
 
-interface Bucket extends BucketSpec {
+/** One bucket's state. `capacity` is the burst; refill rates come from the local profile. */
+export interface BucketState {
+  capacity: number;
   tokens: number;
   updatedAt: number;
   /** No token is handed out before this time (after a 429). */
   pausedUntil: number;
 }
 
+/** What one process did to a bucket since it last synchronised with the shared budget. */
+export interface BucketDelta {
+  /** Tokens taken. */
+  spent: number;
+  /** Lowest x-ratelimit-remaining seen for the bucket (Auth0's own count), if any. */
+  remaining?: number;
+  pausedUntil: number;
+}
+
+/**
+ * A budget shared by every process calling the same tenant. `sync` applies this process's deltas
+ * to the shared buckets (refilled to `now` at `refillPerSecond`) in one atomic step and returns
+ * the shared state, which becomes the process's local view until the next sync.
+ */
+export interface SharedBudget {
+  sync(now: number, specs: ReadonlyMap<string, BucketSpec>, deltas: ReadonlyMap<string, BucketDelta>): Map<string, BucketState>;
+}
+
+interface Bucket extends BucketState {
+  spec: BucketSpec;
+  delta: BucketDelta;
+}
+
 interface Waiter {
   lane: number;
   seq: number;
-  buckets: Bucket[];
+  cls: EndpointClass;
+  buckets: string[];
   resolve: () => void;
 }
 
@@ -124,6 +180,10 @@ export interface RateLimiterOptions {
   /** Share of each bucket's burst held back for the deprovision lane (lane 0). */
   reserveShare?: number;
   now?: () => number;
+  /** The budget shared with other processes on the same tenant (default: this process alone). */
+  shared?: SharedBudget;
+  /** How often the local view is synchronised with the shared budget (default 100 ms). */
+  syncMs?: number;
 }
 
 export interface RateSnapshot {
@@ -136,9 +196,15 @@ export interface RateSnapshot {
 
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
+  private readonly specs = new Map<string, BucketSpec>();
   private readonly waiters: Waiter[] = [];
   private readonly reserveShare: number;
   private readonly now: () => number;
+  private readonly shared: SharedBudget | undefined;
+  private readonly syncMs: number;
+  private lastSync = -Infinity;
+  /** A 429 from a bucket the profile does not know pauses only the endpoint class that got it. */
+  private readonly classPausedUntil = new Map<EndpointClass, number>();
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   /** Count of 429s observed, for metrics. */
@@ -147,10 +213,14 @@ export class RateLimiter {
   constructor(private readonly profile: RateProfile, options: RateLimiterOptions = {}) {
     this.reserveShare = options.reserveShare ?? 0.2;
     this.now = options.now ?? Date.now;
-    const t = this.now();
+    this.shared = options.shared;
+    this.syncMs = options.syncMs ?? 100;
     const scale = options.rateScale ?? 1;
-    for (const spec of profile.buckets) {
-      this.buckets.set(spec.name, { ...spec, refillPerSecond: spec.refillPerSecond * scale, tokens: spec.capacity, updatedAt: t, pausedUntil: 0 });
+    const t = this.now();
+    for (const s of profile.buckets) {
+      const spec = { ...s, refillPerSecond: s.refillPerSecond * scale };
+      this.specs.set(spec.name, spec);
+      this.buckets.set(spec.name, { spec, capacity: spec.capacity, tokens: spec.capacity, updatedAt: t, pausedUntil: 0, delta: { spent: 0, pausedUntil: 0 } });
     }
   }
 
@@ -160,8 +230,25 @@ export class RateLimiter {
 
   private refill(b: Bucket, t: number): void {
     if (t > b.updatedAt) {
-      b.tokens = Math.min(b.capacity, b.tokens + ((t - b.updatedAt) / 1000) * b.refillPerSecond);
+      b.tokens = Math.min(b.capacity, b.tokens + ((t - b.updatedAt) / 1000) * b.spec.refillPerSecond);
       b.updatedAt = t;
+    }
+  }
+
+  /**
+   * Brings the local view in line with the shared budget: at most every syncMs (and at once when
+   * `force`, after a 429), so that sharing costs a few small transactions a second, not one per call.
+   * Between syncs, another process's spending is unseen; the deprovisioning reserve absorbs that.
+   */
+  private syncShared(t: number, force = false): void {
+    if (!this.shared || (!force && t - this.lastSync < this.syncMs)) return;
+    this.lastSync = t;
+    const deltas = new Map([...this.buckets].map(([n, b]) => [n, b.delta]));
+    const states = this.shared.sync(t, this.specs, deltas);
+    for (const [n, b] of this.buckets) {
+      const s = states.get(n);
+      if (s) Object.assign(b, { capacity: s.capacity, tokens: s.tokens, updatedAt: s.updatedAt, pausedUntil: s.pausedUntil });
+      b.delta = { spent: 0, pausedUntil: 0 };
     }
   }
 
@@ -179,7 +266,7 @@ export class RateLimiter {
   /** Waits until a call of this class may go out, then takes its tokens. Lane 0 = deprovision. */
   acquire(cls: EndpointClass, lane: number): Promise<void> {
     return new Promise((resolve) => {
-      this.waiters.push({ lane, seq: this.seq++, buckets: this.bucketsFor(cls), resolve });
+      this.waiters.push({ lane, seq: this.seq++, cls, buckets: this.bucketsFor(cls).map((b) => b.spec.name), resolve });
       this.waiters.sort((a, b) => a.lane - b.lane || a.seq - b.seq);
       this.drain();
     });
@@ -191,63 +278,86 @@ export class RateLimiter {
       this.timer = undefined;
     }
     const t = this.now();
+    this.syncShared(t);
     for (const b of this.buckets.values()) this.refill(b, t);
     // Strict priority per bucket: a waiter that cannot go blocks lower-priority waiters on the same buckets.
     const blocked = new Set<Bucket>();
     let nextCheck = Infinity;
     for (let i = 0; i < this.waiters.length; ) {
       const w = this.waiters[i]!;
-      if (w.buckets.some((b) => blocked.has(b))) {
+      const buckets = w.buckets.map((n) => this.buckets.get(n)!);
+      const classPause = this.classPausedUntil.get(w.cls) ?? 0;
+      if (t < classPause) {
+        nextCheck = Math.min(nextCheck, classPause);
         i++;
         continue;
       }
-      if (w.buckets.every((b) => this.available(b, w.lane, t))) {
-        for (const b of w.buckets) b.tokens -= 1;
+      if (buckets.some((b) => blocked.has(b))) {
+        i++;
+        continue;
+      }
+      if (buckets.every((b) => this.available(b, w.lane, t))) {
+        for (const b of buckets) {
+          b.tokens -= 1;
+          b.delta.spent += 1;
+        }
         this.waiters.splice(i, 1);
         w.resolve();
         continue;
       }
-      for (const b of w.buckets) {
+      for (const b of buckets) {
         blocked.add(b);
         const floor = w.lane === 0 ? 0 : this.reserve(b);
         const needed = 1 + floor - b.tokens;
         // At least 1 ms ahead: a tiny shortfall added to an epoch-ms clock would round to "now" and never wake.
-        const at = Math.max(b.pausedUntil, needed > 1e-9 ? t + Math.max(1, (needed / b.refillPerSecond) * 1000) : t);
+        const at = Math.max(b.pausedUntil, needed > 1e-9 ? t + Math.max(1, (needed / b.spec.refillPerSecond) * 1000) : t);
         if (at > t) nextCheck = Math.min(nextCheck, at);
       }
       i++;
     }
     if (this.waiters.length > 0 && nextCheck < Infinity) {
-      this.timer = setTimeout(() => this.drain(), Math.max(1, Math.ceil(nextCheck - t)));
+      // With a shared budget, look again at the next sync at the latest: another process may have changed it.
+      const wake = this.shared ? Math.min(nextCheck, t + this.syncMs) : nextCheck;
+      this.timer = setTimeout(() => this.drain(), Math.max(1, Math.ceil(wake - t)));
       this.timer.unref?.();
     }
   }
 
   /**
-   * Learns from a response: x-ratelimit-limit/-remaining/-reset describe one of the class's buckets
-   * (the one whose size matches, else the most specific). Remaining only ever lowers our estimate,
-   * because our own calls still in flight are already counted. A 429 empties it until reset.
+   * Learns from a response. x-ratelimit-limit/-remaining/-reset describe the bucket that served
+   * the call: among the buckets this endpoint draws on, the one of that size. Remaining only ever
+   * lowers our estimate (our own calls in flight are already counted). Headers of a bucket the
+   * profile does not know change nothing; a 429 from it pauses only this endpoint class.
    */
   observe(cls: EndpointClass, status: number, headers: Headers | undefined): void {
-    const candidates = this.bucketsFor(cls);
-    if (candidates.length === 0) return;
     const t = this.now();
     const limit = Number(headers?.get("x-ratelimit-limit"));
     const remaining = Number(headers?.get("x-ratelimit-remaining"));
     const reset = Number(headers?.get("x-ratelimit-reset"));
     const hasHeaders = Number.isFinite(limit) && limit > 0 && Number.isFinite(remaining);
-    const bucket = (hasHeaders && candidates.find((b) => b.capacity === limit)) || candidates[0]!;
-    this.refill(bucket, t);
-    if (hasHeaders) {
-      bucket.capacity = limit;
+    const retryAfter = Number(headers?.get("retry-after"));
+    const until = Math.min(
+      t + 60_000,
+      Number.isFinite(retryAfter) && retryAfter > 0 ? t + retryAfter * 1000 : Number.isFinite(reset) && reset > 0 ? reset * 1000 : t + 1000,
+    );
+    const bucket = hasHeaders ? this.bucketsFor(cls).find((b) => b.capacity === limit) : undefined;
+    if (bucket) {
+      this.refill(bucket, t);
       bucket.tokens = Math.min(bucket.tokens, remaining);
+      bucket.delta.remaining = Math.min(bucket.delta.remaining ?? Infinity, remaining);
     }
     if (status === 429) {
       this.rateLimitedResponses++;
-      bucket.tokens = Math.min(bucket.tokens, 0);
-      const retryAfter = Number(headers?.get("retry-after"));
-      const until = Number.isFinite(retryAfter) && retryAfter > 0 ? t + retryAfter * 1000 : Number.isFinite(reset) && reset > 0 ? reset * 1000 : t + 1000;
-      bucket.pausedUntil = Math.max(bucket.pausedUntil, Math.min(until, t + 60_000));
+      if (bucket) {
+        bucket.tokens = Math.min(bucket.tokens, 0);
+        bucket.delta.remaining = 0;
+        bucket.pausedUntil = Math.max(bucket.pausedUntil, until);
+        bucket.delta.pausedUntil = Math.max(bucket.delta.pausedUntil, until);
+        // Every process must hold back now, not at the next sync.
+        this.syncShared(t, true);
+      } else {
+        this.classPausedUntil.set(cls, Math.max(this.classPausedUntil.get(cls) ?? 0, until));
+      }
     }
     this.drain();
   }
@@ -262,7 +372,7 @@ export class RateLimiter {
     const t = this.now();
     return [...this.buckets.values()].map((b) => {
       this.refill(b, t);
-      return { name: b.name, capacity: b.capacity, tokens: b.tokens, refillPerSecond: b.refillPerSecond, pausedUntil: b.pausedUntil };
+      return { name: b.spec.name, capacity: b.capacity, tokens: b.tokens, refillPerSecond: b.spec.refillPerSecond, pausedUntil: b.pausedUntil };
     });
   }
 

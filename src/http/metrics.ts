@@ -56,6 +56,9 @@ export interface Metrics {
   auth0RateBudget: Gauge<"bucket">;
   auth0RateCapacity: Gauge<"bucket">;
   deprovisionLatency: Histogram<"organization">;
+  auth0Failures: Counter<"organization" | "error_code">;
+  /** Counts a reconcile that failed on an Auth0 error (wire as the sync engine's onAuth0Failure). */
+  auth0Failure(organizationId: string, errorCode: string): void;
   /** Counts and times every request that passes through it, labelled by route template. */
   httpMetricsMiddleware(): RequestHandler;
   /** Read on every scrape, e.g. `() => queueDepthFromDb(db)`. */
@@ -168,6 +171,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const auth0Failures = new Counter({
+    name: `${prefix}auth0_failures_total`,
+    help: "Reconciles that failed on an Auth0 error, by organization and Auth0 error code (HTTP status when Auth0 gave none)",
+    labelNames: ["organization", "error_code"] as const,
+    registers,
+  });
+
   const httpMetricsMiddleware = (): RequestHandler => (req, res, next) => {
     trackRoute(req);
     const started = process.hrtime.bigint();
@@ -214,6 +224,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     auth0RateBudget,
     auth0RateCapacity,
     deprovisionLatency,
+    auth0Failures,
+    auth0Failure: (organizationId, errorCode) => auth0Failures.inc({ organization: organizationLabel(organizationId), error_code: errorCode }),
     httpMetricsMiddleware,
     setQueueDepthSource: (source) => void (queueDepthSource = source),
     setRateBudgetSource: (source) => void (rateBudgetSource = source),

@@ -26,6 +26,13 @@ export interface AppliedState {
   accessRevoked: boolean;
   /** The bridge deleted the Auth0 user. */
   deleted: boolean;
+  /**
+   * The user is blocked in Auth0 by someone other than the bridge (a tenant administrator): the
+   * bridge only lifts blocks it placed itself, so it never unblocks this one.
+   */
+  blockedOutside?: boolean;
+  /** Enterprise connection: no Auth0 user with this email yet; it appears at the first login. */
+  awaitingFirstLogin?: boolean;
 }
 
 /** A user the bridge never synced. */
@@ -80,14 +87,21 @@ export function applyOperation(applied: AppliedState, op: Operation, result: Ope
         auth0UserId: result.auth0UserId,
         exists: true,
         created,
-        blocked: created ? false : null,
+        blocked: created ? false : (result.blocked ?? null),
+        ...(result.blocked === true ? { blockedOutside: true } : {}),
         profile: { ...withoutNulls(op.profile), email: op.email },
         appMetadata: { ...op.appMetadata },
       };
     }
     case "linkUser":
-      if (!result.auth0UserId) return applied; // not found yet: it appears at first login
-      return { ...initialApplied(), auth0UserId: result.auth0UserId, exists: true };
+      if (!result.auth0UserId) return { ...applied, awaitingFirstLogin: true }; // it appears at first login
+      return {
+        ...initialApplied(),
+        auth0UserId: result.auth0UserId,
+        exists: true,
+        blocked: result.blocked ?? null,
+        ...(result.blocked === true ? { blockedOutside: true } : {}),
+      };
     case "updateUser":
       return {
         ...applied,
@@ -107,8 +121,10 @@ export function applyOperation(applied: AppliedState, op: Operation, result: Ope
     }
     case "block":
       return { ...applied, blocked: true };
-    case "unblock":
-      return regained({ ...applied, blocked: false });
+    case "unblock": {
+      const { blockedOutside: _, ...rest } = applied;
+      return regained({ ...rest, blocked: false });
+    }
     case "revokeAccess":
       return { ...applied, accessRevoked: true };
     case "deleteUser":

@@ -2,6 +2,7 @@
  * desired(mapping, user, groups, holds): the Auth0 state a directory user implies (DESIGN.md §3, §5).
  * Pure and deterministic: no I/O, no clock; the order of groups never matters.
  */
+import { defaultWritability } from "./connection-sync.js";
 import type { DeprovisionPolicy } from "./defaults.js";
 import { compileRoles, type RolesFn } from "./roles.js";
 import type { MappingDocument } from "./schema.js";
@@ -25,7 +26,19 @@ export interface Hold {
   id: string;
   reason: string;
 }
+/**
+ * What the Auth0 connection lets the Management API write (read from the connection by the sync
+ * engine; see connectionWritability). Unknown (undefined): Auth0's defaults for the mapping's
+ * connection type (an enterprise connection syncs root attributes at each login).
+ */
+export interface ConnectionWritability {
+  /** Fields a PATCH may not carry for this connection's users, with why (for notes and validation). */
+  unwritable: Partial<Record<ProfileField, string>>;
+}
+
 export interface DesiredContext {
+  /** Root attributes and email the connection refuses (Auth0 answers 400 operation_not_supported). */
+  connection?: ConnectionWritability;
   /**
    * Whether another organization still holds this (shared) user. Unknown (undefined) counts as
    * "maybe": block "whenNoOtherOrganization" then does not block tenant-wide; membership removal
@@ -50,8 +63,15 @@ export interface DesiredUser {
   /** Sessions and refresh tokens must be revoked (once per deprovisioning). */
   revokeAccess: boolean;
   deleteUser: boolean;
-  /** Lower-cased; the key for users-by-email lookups. Null: the mapping produced no email. */
+  /** Lower-cased (as Auth0 stores database users' emails). Null: the mapping produced no email. */
   email: string | null;
+  /**
+   * The email exactly as the IdP sent it (trimmed). users-by-email is case-sensitive and Auth0 keeps
+   * the IdP's casing for users of enterprise connections, so lookups start from this form.
+   */
+  emailAsSent: string | null;
+  /** Mapped profile fields left out because the connection refuses them, with why. */
+  unwritable: Partial<Record<ProfileField, string>>;
   /** Every profile field the mapping declares (email included); null = no value. */
   profile: Profile;
   /** Every owned top-level app_metadata key; null = delete the key. */
@@ -105,7 +125,7 @@ function profileValue(field: ProfileField, value: JsonValue, problems: string[])
   }
   const text = textOf(value);
   if (text === null || text === "") return null; // Auth0 refuses empty root attributes
-  return field === "email" ? text.trim().toLowerCase() : text;
+  return field === "email" ? text.trim() : text;
 }
 
 function statusOf(user: DirectoryUser, holds: readonly Hold[]): UserStatus {
@@ -127,11 +147,22 @@ export function desired(
 
   const profile: Profile = {};
   for (const [field, fn] of c.profile) profile[field] = profileValue(field, fn(input), problems);
-  let email = profile.email ?? null;
-  if (email !== null && !/^[^@\s]+@[^@\s]+$/.test(email)) {
-    problems.push(`profile.email "${email}" is not an email address: the user cannot be created or linked`);
-    email = profile.email = null; // Auth0 would refuse it; null also keeps plan() from creating or linking
-  } else if (email === null) problems.push("profile.email produced no value: the user cannot be created or linked");
+  let emailAsSent = profile.email ?? null;
+  if (emailAsSent !== null && !/^[^@\s]+@[^@\s]+$/.test(emailAsSent)) {
+    problems.push(`profile.email "${emailAsSent}" is not an email address: the user cannot be created or linked`);
+    emailAsSent = null; // Auth0 would refuse it; null also keeps plan() from creating or linking
+  } else if (emailAsSent === null) problems.push("profile.email produced no value: the user cannot be created or linked");
+  const email = emailAsSent === null ? null : emailAsSent.toLowerCase();
+  if (profile.email !== undefined) profile.email = email;
+  // Fields the connection refuses are left out of the profile, so plan() never sends them.
+  const unwritable: Partial<Record<ProfileField, string>> = {};
+  const writability = context.connection ?? defaultWritability(mapping.connection.type);
+  for (const [field, why] of Object.entries(writability.unwritable) as [ProfileField, string][]) {
+    if (Object.hasOwn(profile, field)) {
+      unwritable[field] = why;
+      delete profile[field];
+    }
+  }
 
   const appMetadata: AppMetadata = {};
   if (c.namespace !== undefined) {
@@ -155,6 +186,8 @@ export function desired(
     connection: mapping.connection.name,
     connectionType: mapping.connection.type,
     email,
+    emailAsSent,
+    unwritable,
     profile,
     appMetadata,
     ownedAppMetadataKeys: c.ownedKeys,

@@ -12,12 +12,14 @@ export {
   desired,
   type DesiredUser,
   type DesiredContext,
+  type ConnectionWritability,
   type DirectoryUser,
   type DirectoryGroup,
   type Hold,
   type UserStatus,
 } from "./desired.js";
 export { plan } from "./plan.js";
+export { connectionWritability, defaultWritability, type ConnectionFacts, type RootAttributesSync } from "./connection-sync.js";
 export { applyOperation, initialApplied, appliedFromDesired, type AppliedState } from "./applied.js";
 export type { Operation, OperationType, OperationResult } from "./operations.js";
 export { diffDesired, changeKinds, type DesiredDiff, type ChangeKind, type Membership } from "./diff.js";

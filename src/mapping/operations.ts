@@ -32,7 +32,11 @@ export interface CreateUser {
  * After an adoption, plan again: the adopted user's block state is unknown (an unblock may follow).
  */
 
-/** Enterprise connections: Auth0 creates the user at first login. Find it by email in `connection`; never create. */
+/**
+ * Enterprise connections: Auth0 creates the user at first login. Find it by email in `connection`;
+ * never create. `email` is exactly as the IdP sent it: users-by-email is case-sensitive and Auth0
+ * keeps the IdP's casing for such users.
+ */
 export interface LinkUser {
   type: "linkUser";
   irreversible: false;
@@ -111,4 +115,6 @@ export interface OperationResult {
   auth0UserId?: string | null;
   /** createUser: true when POSTed, false when an existing user was adopted. */
   created?: boolean;
+  /** createUser (adopted) and linkUser: whether the Auth0 user found was blocked (by someone else). */
+  blocked?: boolean;
 }

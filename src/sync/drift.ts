@@ -34,6 +34,9 @@ export interface DriftOptions {
   onProgress?(done: number, total: number): void;
 }
 
+/** Auth0's propagation delay for a member removal ("takes approximately 5–10 seconds"), with a margin. */
+export const MEMBER_REMOVAL_PROPAGATION_MS = 15_000;
+
 const describe = (field: string, applied: unknown, observed: unknown): string =>
   `${field}: applied ${JSON.stringify(applied)}, Auth0 ${JSON.stringify(observed)}`;
 
@@ -44,6 +47,7 @@ const describe = (field: string, applied: unknown, observed: unknown): string =>
  * the normal plan() puts Auth0 back to the desired state.
  */
 export async function scanDrift(deps: SyncDeps, organizationId: string, options: DriftOptions): Promise<DriftReport> {
+  const now = deps.now ?? Date.now;
   const lane = options.lane ?? Lane.background;
   const org = deps.db.select().from(organizations).where(eq(organizations.id, organizationId)).get();
   if (!org) throw new Auth0CallError("fatal", undefined, undefined, `organization ${organizationId} does not exist`);
@@ -97,9 +101,19 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
         observed.roles = [];
       }
     } catch (err) {
-      if (!(err instanceof Auth0CallError) || err.kind !== "notFound") throw err;
+      if (!(err instanceof Auth0CallError) || err.kind !== "userNotFound") throw err;
       Object.assign(observed, initialApplied());
     }
+    // Auth0 shows a member removal only after "approximately 5–10 seconds" (Auth0 "Remove members
+    // from organizations"): a removal the bridge made more recently than that is not drift.
+    if (!applied.member && observed.member && sync?.appliedAt != null && now() - sync.appliedAt < MEMBER_REMOVAL_PROPAGATION_MS) {
+      observed.member = false;
+      observed.roles = [];
+    }
+    // A block the bridge did not place (a tenant administrator's) is recorded as such, so that no
+    // reconcile lifts it; the bridge only lifts blocks it placed.
+    if (observed.blocked === true && applied.blocked !== true) observed.blockedOutside = true;
+    if (observed.blocked === false) delete observed.blockedOutside;
     const differences: string[] = [];
     if (observed.exists !== applied.exists) differences.push(describe("exists", applied.exists, observed.exists));
     if (observed.exists) {

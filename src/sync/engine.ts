@@ -5,11 +5,14 @@ import { Auth0Gateway, type CallObserver, type RevokeResult } from "../auth0/gat
 import { RateLimiter, rateProfile, type Auth0Plan } from "../auth0/rate-limiter.js";
 import type { Db } from "../directory/database.js";
 import { conflict } from "../errors.js";
+import type { Logger } from "pino";
 import { createDriftReconciler } from "./drift.js";
+import { auth0FailureSink } from "./failures.js";
 import { createGroupReconciler, createOrganizationReconciler } from "./fan-out.js";
 import type { InvitationDelivery } from "./invitations.js";
 import { MembershipBatcher } from "./membership-batcher.js";
 import { Lane } from "./queue.js";
+import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
 import { Worker, type WorkerEvents } from "./worker.js";
 
@@ -19,12 +22,23 @@ export interface SyncEngineOptions {
   plan: Auth0Plan;
   /** AUTH0_RATE_SCALE: multiplies the plan's refill rates (raised limits, or a time-compressed emulator). */
   rateScale?: number;
+  /**
+   * The Auth0 tenant (its domain): rate-limit buckets are kept in the database under this key and
+   * shared with every other process calling the same tenant. Default "default".
+   */
+  tenant?: string;
   observer?: CallObserver;
   events?: WorkerEvents;
   concurrency?: number;
   pollMs?: number;
   leaseMs?: number;
   invitations?: InvitationDelivery;
+  /** AUTH0_INVITATION_CLIENT_ID: the application invitation tickets return to. */
+  invitationClientId?: string;
+  /** Where repeated Auth0 failures are logged (at warn, with organization and error code). */
+  log?: Logger;
+  /** Counts each reconcile that failed on an Auth0 error (the /metrics counter). */
+  onAuth0Failure?: (organizationId: string, errorCode: string) => void;
 }
 
 export interface SyncEngine {
@@ -38,10 +52,21 @@ export interface SyncEngine {
 
 /** Wires the sync engine: limiter → gateway → batcher → reconcilers → worker. */
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
-  const limiter = new RateLimiter(rateProfile(options.plan), { rateScale: options.rateScale ?? 1 });
-  const gateway = new Auth0Gateway(options.client, limiter, options.observer);
+  const limiter = new RateLimiter(rateProfile(options.plan), {
+    rateScale: options.rateScale ?? 1,
+    shared: new DatabaseBudget(options.db, options.tenant ?? "default"),
+  });
+  const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
+    ...(options.invitationClientId ? { invitationClientId: options.invitationClientId } : {}),
+  });
   const batcher = new MembershipBatcher(gateway);
-  const deps: SyncDeps = { db: options.db, gateway, batcher, ...(options.invitations ? { invitations: options.invitations } : {}) };
+  const deps: SyncDeps = {
+    db: options.db,
+    gateway,
+    batcher,
+    failures: auth0FailureSink(options.log, options.onAuth0Failure),
+    ...(options.invitations ? { invitations: options.invitations } : {}),
+  };
   const worker = new Worker({
     db: options.db,
     handlers: {

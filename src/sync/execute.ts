@@ -1,9 +1,9 @@
-import { randomBytes } from "node:crypto";
 import { Auth0CallError } from "../auth0/errors.js";
-import type { Auth0Gateway } from "../auth0/gateway.js";
+import type { Auth0Gateway, ConnectionInfo } from "../auth0/gateway.js";
 import type { AppMetadata, Operation, OperationResult, Profile } from "../mapping/index.js";
 import type { InvitationDelivery } from "./invitations.js";
 import type { MembershipBatcher } from "./membership-batcher.js";
+import { throwawayPassword } from "./password.js";
 
 export interface ExecuteContext {
   gateway: Auth0Gateway;
@@ -16,6 +16,8 @@ export interface ExecuteContext {
   /** The Auth0 user id the plan acts on (null before create/link). */
   auth0UserId: string | null;
   lane: number;
+  /** The mapped connection as read from Auth0 (password policy for createUser). */
+  connection?: ConnectionInfo;
 }
 
 /** What happened beyond the applied-state change, for the user's sync notes. */
@@ -25,11 +27,11 @@ export interface ExecutedOperation extends OperationResult {
   skipped?: boolean;
 }
 
-/**
- * A password nobody will ever know: Auth0 requires one on database users, and the invitation
- * (password-change ticket) lets the user choose their own. Never stored, never logged.
- */
-const throwawayPassword = (): string => `${randomBytes(24).toString("base64url")}aA1!`;
+function minLengthOf(connection: ConnectionInfo | undefined): number | undefined {
+  const options = connection?.passwordOptions?.password_complexity_options;
+  const min = options && typeof options === "object" ? (options as Record<string, unknown>).min_length : undefined;
+  return typeof min === "number" ? min : undefined;
+}
 
 /** Drops null values: a create has nothing to clear. */
 const withoutNulls = <V>(o: Record<string, V | null>): Record<string, V> =>
@@ -54,31 +56,46 @@ export async function executeOperation(op: Operation, ctx: ExecuteContext): Prom
       // POST first: Auth0 answers 409 when the email already exists in the connection (a user made
       // outside the bridge, or our own POST whose result a crash lost), and only then do we look it
       // up and adopt it. That keeps a normal create to one call, and never makes a twin.
-      try {
-        const created = await gateway.createUser(
+      const rules = {
+        ...(minLengthOf(ctx.connection) !== undefined ? { minLength: minLengthOf(ctx.connection)! } : {}),
+        personalInfo: [op.email, ...Object.values(op.profile)],
+      };
+      const create = () =>
+        gateway.createUser(
           {
             connection: op.connection,
             email: op.email,
             ...withoutNulls(op.profile),
             app_metadata: withoutNulls(op.appMetadata),
-            password: throwawayPassword(),
+            password: throwawayPassword(rules),
             email_verified: false,
             verify_email: false,
           },
           lane,
         );
+      try {
+        let created;
+        try {
+          created = await create();
+        } catch (err) {
+          // A policy the generator does not know of (a newer flexible policy): once more with a fresh one.
+          if (!(err instanceof Auth0CallError) || err.kind !== "weakPassword") throw err;
+          created = await create();
+        }
         return { auth0UserId: created.user_id, created: true };
       } catch (err) {
         if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;
-        const existing = await gateway.findUsersByEmail(op.email, op.connection, lane);
+        const existing = await gateway.findUsersByEmail(op.email, op.connection, lane, true);
         if (!existing[0]) throw err;
         await gateway.updateUser(existing[0].user_id, updateBody(op.profile, op.appMetadata), lane);
-        return { auth0UserId: existing[0].user_id, created: false, note: "adopted an existing Auth0 user with this email" };
+        return { auth0UserId: existing[0].user_id, created: false, blocked: existing[0].blocked === true, note: "adopted an existing Auth0 user with this email" };
       }
     }
     case "linkUser": {
+      // An enterprise user who already signed in is linked now, so that roles land and a
+      // deactivation can block it; one who has not appears at the first login.
       const found = await gateway.findUsersByEmail(op.email, op.connection, lane);
-      return found[0] ? { auth0UserId: found[0].user_id } : { auth0UserId: null, note: "waiting for the user's first login through the enterprise connection" };
+      return found[0] ? { auth0UserId: found[0].user_id, blocked: found[0].blocked === true } : { auth0UserId: null };
     }
     case "updateUser":
       await gateway.updateUser(requireUserId(ctx, op), updateBody(op.profile, op.appMetadata), lane);

@@ -4,7 +4,7 @@ import { Auth0CallError } from "../auth0/errors.js";
 import type { Auth0Gateway } from "../auth0/gateway.js";
 import type { Db } from "../directory/database.js";
 import { getActiveMapping } from "../directory/mappings.js";
-import { applyOperation, desired, initialApplied, plan, type AppliedState, type DesiredUser } from "../mapping/index.js";
+import { applyOperation, connectionWritability, desired, initialApplied, plan, type AppliedState, type DesiredUser, type MappingDocument } from "../mapping/index.js";
 import { executeOperation } from "./execute.js";
 import { checkGuard } from "./guard.js";
 import { loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";
@@ -18,6 +18,19 @@ export interface SyncDeps {
   batcher: MembershipBatcher;
   invitations?: InvitationDelivery;
   now?: () => number;
+  /** Told of every failed reconcile with its Auth0 error (logs and metrics count repeats). */
+  failures?: Auth0FailureSink;
+}
+
+export interface Auth0FailureSink {
+  failed(organization: { id: string; slug: string }, err: Auth0CallError): void;
+  succeeded(organizationId: string): void;
+}
+
+/** The connection's write rules for desired(), read from Auth0 (cached by the gateway). */
+export async function connectionContext(deps: SyncDeps, mapping: MappingDocument, lane: number, refresh = false) {
+  const info = await deps.gateway.connection(mapping.connection.name, lane, refresh);
+  return { info, writability: connectionWritability({ strategy: info.strategy, setUserRootAttributes: info.setUserRootAttributes }) };
 }
 
 /** More operations than any plan has; a guard against a plan that never converges. */
@@ -40,7 +53,7 @@ export async function ensureAuth0Organization(deps: SyncDeps, org: OrganizationR
 function outcomeOf(err: unknown): JobOutcome {
   if (err instanceof Auth0CallError) {
     if (err.kind === "retryable") return { status: "retry", reason: err.message, ...(err.retryAt ? { retryAt: err.retryAt } : {}) };
-    if (err.kind === "fatal" || err.kind === "forbiddenByPlan") return { status: "dead", reason: err.message };
+    if (err.kind === "fatal" || err.kind === "forbiddenByPlan" || err.kind === "unsupported" || err.kind === "weakPassword") return { status: "dead", reason: err.message };
     return { status: "retry", reason: err.message };
   }
   return { status: "retry", reason: err instanceof Error ? err.message : String(err) };
@@ -62,20 +75,27 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
     try {
       const auth0OrgId = await ensureAuth0Organization(deps, inputs.organization, lane);
       const mapping = getActiveMapping(deps.db, inputs.organization.id)!.document;
-      const context = { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id) };
-      d = desired(mapping, inputs.user, inputs.groups, inputs.holds, context);
+      let connection = await connectionContext(deps, mapping, lane);
+      const desiredNow = () =>
+        desired(mapping, inputs.user, inputs.groups, inputs.holds, {
+          memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id),
+          connection: connection.writability,
+        });
+      d = desiredNow();
       const notes: string[] = [];
       // plan() never creates a user only to cut it off. But an Auth0 user may exist that the bridge
-      // does not know of: its own create whose answer a crash lost, or one made outside it. Before
-      // deprovisioning, find it by email so it is blocked too rather than left open.
+      // does not know of: its own create whose answer a crash lost, one made outside it, or an
+      // enterprise user who signed in before. Before deprovisioning, find it by email (as the IdP
+      // sent it; lower-cased too for a database connection) so it is blocked too rather than left open.
       if (!applied.exists && d.status !== "provisioned" && d.email !== null && (d.blocked || d.deleteUser)) {
-        const found = await deps.gateway.findUsersByEmail(d.email, d.connection, lane);
+        const found = await deps.gateway.findUsersByEmail(d.emailAsSent ?? d.email, d.connection, lane, d.connectionType === "database");
         if (found[0]) {
-          applied = applyOperation(applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email }, { auth0UserId: found[0].user_id });
+          applied = applyOperation(applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email }, { auth0UserId: found[0].user_id, blocked: found[0].blocked === true });
           saveApplied(deps.db, inputs, applied, now());
         }
       }
       let retriedMissingUser = false;
+      let replanned = false;
       for (let step = 0; step < MAX_STEPS; step++) {
         if (signal.aborted) return { status: "retry", reason: "worker stopping" };
         const op = plan(d, applied)[0];
@@ -98,27 +118,48 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
             auth0OrgId,
             auth0UserId: applied.auth0UserId,
             lane,
+            connection: connection.info,
           });
         } catch (err) {
           // The Auth0 user was deleted outside the bridge: start from scratch once (create or link again).
-          if (err instanceof Auth0CallError && err.kind === "notFound" && applied.exists && !retriedMissingUser && op.type !== "deleteUser") {
+          if (err instanceof Auth0CallError && err.kind === "userNotFound" && applied.exists && !retriedMissingUser && op.type !== "deleteUser") {
             retriedMissingUser = true;
             applied = initialApplied();
             saveApplied(deps.db, inputs, applied, now());
+            continue;
+          }
+          // Auth0 refused a field the cached connection said was writable (its sync setting changed):
+          // read the connection again and plan without it, once.
+          if (err instanceof Auth0CallError && err.kind === "unsupported" && !replanned) {
+            replanned = true;
+            connection = await connectionContext(deps, mapping, lane, true);
+            d = desiredNow();
             continue;
           }
           throw err;
         }
         if (result.note) notes.push(result.note);
         if (result.skipped) break;
-        if (op.type === "linkUser" && !result.auth0UserId) break; // linked at first login
         applied = applyOperation(applied, op, result);
+        if (op.type === "linkUser" && !result.auth0UserId) {
+          // Not in Auth0 yet: linked at first login by the post-login hook. A state, not a failure.
+          saveApplied(deps.db, inputs, applied, now());
+          break;
+        }
         saveApplied(deps.db, inputs, applied, now());
       }
       const problems = [...d.problems, ...notes];
       saveSyncError(deps.db, inputs, problems.length > 0 ? problems.join("; ") : null, now());
+      deps.failures?.succeeded(inputs.organization.id);
       return { status: "done" };
     } catch (err) {
+      if (err instanceof Auth0CallError) {
+        deps.failures?.failed(inputs.organization, err);
+        // The Auth0 Organization was deleted outside the bridge: forget its id, so the retry creates it again.
+        if (err.kind === "notFound" && err.errorCode === "inexistent_organization") {
+          deps.db.update(organizations).set({ auth0OrgId: null, updatedAt: now() }).where(eq(organizations.id, inputs.organization.id)).run();
+        }
+      }
       const outcome = outcomeOf(err);
       saveSyncError(deps.db, inputs, outcome.status === "done" ? null : outcome.reason, now());
       return outcome;

@@ -7,8 +7,12 @@ import type { JobRow } from "./worker.js";
 
 /** Where a user stands in Auth0, as the bridge knows it (issue 5: "sync state is visible for each user"). */
 export interface UserSyncState {
-  /** synced: nothing to do; pending: a reconcile is queued or running; failed: the last one failed or could not finish; notSynced: never synced. */
-  status: "synced" | "pending" | "failed" | "notSynced";
+  /**
+   * synced: nothing to do; pending: a reconcile is queued or running; failed: the last one failed or
+   * could not finish; awaitingFirstLogin: an enterprise user not in Auth0 yet (Auth0 creates it at
+   * the first login, when the bridge links it); notSynced: never synced.
+   */
+  status: "synced" | "pending" | "failed" | "awaitingFirstLogin" | "notSynced";
   auth0UserId: string | null;
   appliedAt: number | null;
   applied: AppliedState | null;
@@ -35,7 +39,15 @@ export function syncStates(db: DbOrTx, organizationId: string, userIds: readonly
     const s = sync.get(id);
     const j = jobsOf.get(id);
     const applied = s?.applied ? (JSON.parse(s.applied) as AppliedState) : null;
-    const status = j?.open ? "pending" : j?.dead || s?.lastError ? "failed" : applied ? "synced" : "notSynced";
+    const status = j?.open
+      ? "pending"
+      : j?.dead || s?.lastError
+        ? "failed"
+        : applied?.awaitingFirstLogin && !applied.exists
+          ? "awaitingFirstLogin"
+          : applied
+            ? "synced"
+            : "notSynced";
     out.set(id, {
       status,
       auth0UserId: s?.auth0UserId ?? null,

@@ -254,6 +254,12 @@ export class Worker {
       if (!current || current.state !== "running" || current.leaseOwner !== this.owner) return undefined;
       if (outcome.status === "done") {
         tx.update(jobs).set({ state: "done", leaseOwner: null, leaseExpiresAt: null, lastError: null, updatedAt: t }).where(eq(jobs.id, job.id)).run();
+        // Jobs are level-triggered: this success brought the subject to its desired state, so an
+        // earlier dead job of the same key is superseded and no longer counts as failing.
+        tx.update(jobs)
+          .set({ state: "done", lastError: sql`'superseded by job ' || ${job.id} || ', which succeeded; it had failed: ' || coalesce(${jobs.lastError}, '')`, updatedAt: t })
+          .where(and(eq(jobs.key, job.key), eq(jobs.state, "dead"), lt(jobs.id, job.id)))
+          .run();
         return outcome;
       }
       const attempts = current.attempts + 1;

@@ -22,7 +22,7 @@ export interface SyncHarness {
  */
 export async function startSyncHarness(
   db: Db,
-  options: EmulatorOptions & { concurrency?: number; start?: boolean; invitations?: InvitationDelivery } = {},
+  options: EmulatorOptions & { concurrency?: number; start?: boolean; invitations?: InvitationDelivery; bridgeRateScale?: number } = {},
 ): Promise<SyncHarness> {
   const plan = options.plan ?? "enterprise";
   const emulator = await startEmulator({ rateLimits: false, ...options, plan });
@@ -34,6 +34,7 @@ export async function startSyncHarness(
     db,
     client,
     plan,
+    ...(options.bridgeRateScale ? { rateScale: options.bridgeRateScale } : {}),
     pollMs: 10,
     concurrency: options.concurrency ?? 16,
     ...(options.invitations ? { invitations: options.invitations } : {}),

@@ -87,7 +87,7 @@ describe("desired: what each situation means in Auth0 (DESIGN.md §5)", () => {
   it("treats an email that is not an address as no email, and says so", () => {
     const d = desired(mappingWith({ profile: { email: "displayName" } }), adele, [], []);
     expect(d.email).toBeNull();
-    expect(d.problems).toEqual(['profile.email "adele vance" is not an email address: the user cannot be created or linked']);
+    expect(d.problems).toEqual(['profile.email "Adele Vance" is not an email address: the user cannot be created or linked']);
   });
 
   it("reports a source that yields an object instead of a string", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  connectionWritability,
   appliedFromDesired,
   applyOperation,
   desired,
@@ -36,9 +37,23 @@ describe("plan: the operations and their order (DESIGN.md §5)", () => {
   });
 
   it("new user, enterprise connection: link (never create), then write what is unknown, unblock last", () => {
-    const ops = plan(want({ connection: { name: "globex-entra", type: "enterprise" }, profile: { email: "userName", name: "displayName" } }), initialApplied());
+    const m = { connection: { name: "globex-entra", type: "enterprise" as const }, profile: { email: "userName", name: "displayName" } };
+    const context = { connection: connectionWritability({ strategy: "waad", setUserRootAttributes: "on_first_login" }) };
+    const ops = plan(want(m, adele, context), initialApplied());
     expect(types(ops)).toEqual(["linkUser", "updateUser", "addMember", "addRoles", "unblock"]);
     expect(ops[1]).toMatchObject({ profile: { name: "Adele Vance" } });
+  });
+
+  it("never writes root attributes an enterprise connection syncs at each login (Auth0's default), nor an IdP user's email", () => {
+    const m = { connection: { name: "globex-entra", type: "enterprise" as const }, profile: { email: "userName", name: "displayName" } };
+    for (const context of [{}, { connection: connectionWritability({ strategy: "waad" }) }]) {
+      const d = want(m, adele, context);
+      expect(types(plan(d, initialApplied()))).toEqual(["linkUser", "addMember", "addRoles", "unblock"]);
+      expect(Object.keys(d.unwritable).sort()).toEqual(["email", "name"]);
+      expect(d.unwritable.name).toMatch(/on_each_login/);
+      // The email is still the key that links the user.
+      expect(d.emailAsSent).not.toBeNull();
+    }
   });
 
   it("never creates a user only to deprovision it, nor one without an email", () => {
@@ -118,7 +133,7 @@ describe("plan: the operations and their order (DESIGN.md §5)", () => {
   it("a linkUser that finds nothing leaves the state as it was (the user appears at first login)", () => {
     const d = want({ connection: { name: "globex-entra", type: "enterprise" } });
     const [link] = plan(d, initialApplied());
-    expect(applyOperation(initialApplied(), link!, { auth0UserId: null })).toEqual(initialApplied());
+    expect(applyOperation(initialApplied(), link!, { auth0UserId: null })).toEqual({ ...initialApplied(), awaitingFirstLogin: true });
   });
 
   it("is empty when the applied state already matches", () => {

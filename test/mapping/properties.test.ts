@@ -107,6 +107,8 @@ const desiredArb: fc.Arbitrary<DesiredUser> = fc
     connection: "c",
     deleteUser: !r.exists,
     email: r.profile.email ?? null,
+    emailAsSent: r.profile.email ?? null,
+    unwritable: {},
     holdIds: [],
     problems: [],
   }));
@@ -123,6 +125,7 @@ const appliedArb: fc.Arbitrary<AppliedState> = fc.record({
   invited: fc.boolean(),
   accessRevoked: fc.boolean(),
   deleted: fc.boolean(),
+  blockedOutside: fc.boolean(),
 });
 
 const canonicalOrder: Operation["type"][] = [
