@@ -333,3 +333,15 @@ export const guardPauses = sqliteTable(
   },
   (t) => [index("guard_pauses_org_idx").on(t.organizationId, t.state)],
 );
+
+/**
+ * Facts the bridge records about its own deployment, one row per key: which Auth0 tenant this
+ * database is linked to (so the sandbox never rewrites a live database), and what it learnt of
+ * the tenant's connections (their type decides the default mapping).
+ */
+export const bridgeSettings = sqliteTable("bridge_settings", {
+  key: text("key").primaryKey(),
+  /** JSON. */
+  value: text("value").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
