@@ -363,3 +363,103 @@ export function formatReport(r: TenantReport): string {
   lines.push("", fails > 0 ? `${fails} problem(s) to fix${warns ? `, ${warns} warning(s)` : ""}.` : warns > 0 ? `Ready, with ${warns} warning(s).` : "Ready.");
   return lines.join("\n");
 }
+
+/** What /readyz needs to know of the tenant: the last report, or that the first is under way. */
+export interface TenantStatus {
+  current(): TenantReport | undefined;
+}
+
+export interface TenantMonitorLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface TenantMonitor extends TenantStatus {
+  /** Settles with the first report (never rejects). */
+  first: Promise<TenantReport>;
+  stop(): void;
+}
+
+/**
+ * `serve`'s background checks: once at start, then every `intervalMs` (sooner, `retryMs`, while
+ * something is wrong). Each problem is logged when it appears or changes, at error for what is
+ * required and warn for the rest, with its fix; a problem that clears is logged at info.
+ */
+export function monitorTenant(options: TenantCheckOptions & { log: TenantMonitorLog; intervalMs?: number; retryMs?: number }): TenantMonitor {
+  const intervalMs = options.intervalMs ?? 10 * 60_000;
+  const retryMs = options.retryMs ?? 60_000;
+  let last: TenantReport | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const logged = new Map<string, string>();
+
+  const logReport = (r: TenantReport): void => {
+    const seen = new Set<string>();
+    for (const c of r.checks) {
+      if (c.status !== "fail" && c.status !== "warn") continue;
+      seen.add(c.id);
+      const key = `${c.status}:${c.summary}`;
+      if (logged.get(c.id) === key) continue;
+      logged.set(c.id, key);
+      const entry = { tenant: r.tenant, check: c.id, fix: c.fix };
+      if (c.status === "fail") options.log.error(entry, `Auth0 tenant check failed: ${c.summary}`);
+      else options.log.warn(entry, `Auth0 tenant check: ${c.summary}`);
+    }
+    for (const id of [...logged.keys()]) {
+      if (seen.has(id)) continue;
+      logged.delete(id);
+      options.log.info({ tenant: r.tenant, check: id }, `Auth0 tenant check ${id} passes now`);
+    }
+    if (r.ok && last === undefined) options.log.info({ tenant: r.tenant, warnings: r.checks.filter((c) => c.status === "warn").length }, "Auth0 tenant checks passed");
+  };
+
+  const run = async (): Promise<TenantReport> => {
+    let r: TenantReport;
+    try {
+      r = await checkTenant(options);
+    } catch (err) {
+      // A bug or a database error in the checks themselves: reported like an unreachable tenant.
+      r = {
+        tenant: options.auth0.domain,
+        checkedAt: new Date().toISOString(),
+        ok: false,
+        auth0: "unreachable",
+        grantedScopes: null,
+        missingScopes: [],
+        checks: [{ id: "token", status: "fail", summary: `the tenant checks could not run: ${message(err)}` }],
+      };
+    }
+    logReport(r);
+    last = r;
+    if (!stopped) {
+      timer = setTimeout(() => void run(), r.ok ? intervalMs : retryMs);
+      timer.unref();
+    }
+    return r;
+  };
+
+  return {
+    first: run(),
+    current: () => last,
+    stop: () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+/** The tenant problems that make the bridge unable to sync: /readyz answers 503 on any of them. */
+export function readinessProblems(r: TenantReport): string[] {
+  const problems: string[] = [];
+  if (r.auth0 !== "ok") {
+    const token = r.checks.find((c) => c.id === "token");
+    problems.push(`auth0: ${token?.summary ?? r.auth0}${token?.fix ? ` (fix: ${token.fix})` : ""}`);
+    return problems;
+  }
+  if (r.missingScopes.length > 0) {
+    problems.push(`auth0: missing scopes ${r.missingScopes.map((m) => m.scope).join(", ")} (grant them to the application on the Auth0 Management API; \`scim-bridge doctor\` says what each one breaks)`);
+  }
+  for (const c of r.checks) if (c.id.startsWith("connection:") && c.status === "fail") problems.push(`auth0: ${c.summary}`);
+  return problems;
+}
