@@ -5,6 +5,7 @@
  */
 import { ApiError, invalidBody, routeNotFound } from "./errors.js";
 import type { FaultsView } from "./faults.js";
+import { validateOptions } from "./connection-options.js";
 import { parseLoginRequest } from "./login.js";
 import type { Reply } from "./router.js";
 import type { CallLogEntry, Connection, ConnectionSpec, FaultsInput, LoginRequest, LoginResult, PostLoginHookConfig } from "./types.js";
@@ -24,6 +25,9 @@ export interface ControlTarget {
   setPostLoginHook(hook: PostLoginHookConfig | undefined): void;
   postLoginHook(): PostLoginHookConfig | undefined;
   login(request: LoginRequest): Promise<LoginResult>;
+  setGrantScopes(scopes: string[] | undefined): void;
+  grantScopes(): string[];
+  setAsyncDelay(ms: number): void;
 }
 
 const ENDPOINTS = [
@@ -35,6 +39,8 @@ const ENDPOINTS = [
   "POST /__emulator/connections",
   "GET|PUT|DELETE /__emulator/hook",
   "POST /__emulator/login",
+  "GET|PUT /__emulator/grant",
+  "PUT /__emulator/async-delay",
 ];
 
 export async function handleControl(target: ControlTarget, method: string, path: string, body: unknown): Promise<Reply> {
@@ -69,7 +75,26 @@ export async function handleControl(target: ControlTarget, method: string, path:
         throw invalidBody("a connection needs {name, strategy}.");
       }
       if (body.id !== undefined && typeof body.id !== "string") throw invalidBody("id must be a string.");
-      return { status: 201, body: target.addConnection(body as unknown as ConnectionSpec) };
+      const spec: ConnectionSpec = { name: body.name, strategy: body.strategy, ...(typeof body.id === "string" ? { id: body.id } : {}) };
+      if (body.options !== undefined) spec.options = validateOptions(body.options);
+      return { status: 201, body: target.addConnection(spec) };
+    }
+    case "GET /__emulator/grant":
+      return { status: 200, body: { scopes: target.grantScopes() } };
+    case "PUT /__emulator/grant": {
+      // {"scopes": [...]} restricts the client grant; an absent or null list restores every scope.
+      const scopes = isPlainObject(body) ? body.scopes : undefined;
+      if (!isPlainObject(body) || (scopes !== undefined && scopes !== null && (!Array.isArray(scopes) || !scopes.every((x) => typeof x === "string")))) {
+        throw invalidBody("the grant is {\"scopes\": [\"read:users\", …]} (absent or null = every scope).");
+      }
+      target.setGrantScopes(Array.isArray(scopes) ? (scopes as string[]) : undefined);
+      return { status: 200, body: { scopes: target.grantScopes() } };
+    }
+    case "PUT /__emulator/async-delay": {
+      const ms = isPlainObject(body) ? body.ms : undefined;
+      if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw invalidBody("the async delay is {\"ms\": <milliseconds ≥ 0>}.");
+      target.setAsyncDelay(ms);
+      return { status: 204 };
     }
     case "GET /__emulator/hook": {
       const hook = target.postLoginHook();

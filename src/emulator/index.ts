@@ -15,10 +15,16 @@ export * from "./types.js";
 export { signHookBody, LOGIN_CLIENT_ID } from "./login.js";
 export { PLAN_LIMITS } from "./rate-limit.js";
 export { DEFAULT_DATABASE_CONNECTION } from "./state.js";
+export { ALL_SCOPES, ROUTE_SCOPES } from "./scopes.js";
+export { requiredScopes, routeLabels } from "./server.js";
+export { passwordPolicyViolations, type PasswordOwner } from "./password-policy.js";
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
   const plan = options.plan ?? "enterprise";
   if (!PLANS.includes(plan)) throw new Error(`unknown plan "${String(plan)}" (expected ${PLANS.join(", ")})`);
+  if (options.asyncDelayMs !== undefined && !(Number.isFinite(options.asyncDelayMs) && options.asyncDelayMs >= 0)) {
+    throw new Error("asyncDelayMs is a number of milliseconds ≥ 0");
+  }
   if ((options.clientId === undefined) !== (options.clientSecret === undefined)) {
     throw new Error("clientId and clientSecret go together");
   }
@@ -48,6 +54,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     login: (request) => server.login(request),
     addConnection: (spec) => server.addConnection(spec),
     setPostLoginHook: (hook) => server.setPostLoginHook(hook),
+    setGrantScopes: (scopes) => server.setGrantScopes(scopes),
+    setAsyncDelay: (ms) => server.setAsyncDelay(ms),
     close: () =>
       (closed ??= new Promise<void>((resolve, reject) => {
         server.http.close((err) => (err ? reject(err) : resolve()));

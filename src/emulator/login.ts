@@ -17,6 +17,7 @@ import { invalidBody } from "./errors.js";
 import type { EmulatorState } from "./state.js";
 import type { LoginRequest, LoginResult, PostLoginHookConfig, User } from "./types.js";
 import { isPlainObject, nowIso, randomAlnum } from "./util.js";
+import { rootAttributesMode } from "./connection-options.js";
 import { isDatabase, isPasswordless } from "./routes/user-rules.js";
 
 export const LOGIN_CLIENT_ID = "emulator-login-client";
@@ -79,12 +80,17 @@ function findOrCreateUser(state: EmulatorState, req: LoginRequest, connectionNam
   const identityId = `${connectionName}|${sub}`;
   const existing = [...state.users.values()].find((u) => u.identities.some((i) => i.connection === connectionName && i.user_id === identityId));
   const now = nowIso();
+  const mode = rootAttributesMode(connection);
   if (existing) {
-    // Root attributes of upstream-IdP users are overwritten at each login (D:…/root-attributes).
+    // Root attributes of upstream-IdP users are overwritten at each login (D:…/root-attributes),
+    // unless the connection syncs them on first login only or never ("Configure Connection Sync").
+    if (mode !== "on_each_login") return { user: existing, created: false };
     const next = { ...existing, email: req.email, ...(req.given_name ? { given_name: req.given_name } : {}), ...(req.family_name ? { family_name: req.family_name } : {}), ...(req.name ? { name: req.name } : {}), updated_at: now };
     state.saveUser(next);
     return { user: next, created: false };
   }
+  // never_on_login "configures the connection not to create the user" (ConnectionSetUserRootAttributesEnum).
+  if (mode === "never_on_login") return { created: false };
   const user: User = {
     user_id: `${strategy}|${identityId}`,
     email: req.email,

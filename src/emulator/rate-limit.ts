@@ -1,22 +1,30 @@
 /**
- * Auth0 Management API rate limits as token buckets per plan profile (reference
- * auth0-management-api.md §2 "Management API limits by plan"; reliability-and-security.md §3.1):
- * burst = bucket size, sustained = refill rate. The global bucket is checked first, then the
- * endpoint's own. Every API response carries x-ratelimit-limit/-remaining/-reset (reset in UTC
- * epoch seconds).
+ * Auth0 Management API rate limits as token buckets per plan profile, from Auth0's published
+ * "Rate Limit Configurations" pages ("Free", "Essentials and Professional", "Enterprise"): burst =
+ * bucket size, sustained = refill rate. The global bucket (where the plan has one) is checked
+ * first, then the endpoint's own ("Global API limit is checked first, then the per-endpoint one").
+ * Every API response carries x-ratelimit-limit/-remaining/-reset (reset in UTC epoch seconds)
+ * describing the bucket that served it: the endpoint's own bucket where it has one, else the
+ * global one; a 429 describes the bucket that refused.
  */
 import type { Plan } from "./types.js";
 
 /** What a route is, as far as Auth0's per-endpoint limits are concerned. */
 export type Category =
-  | "users:read"
-  | "users:write" // POST/PATCH /users
-  | "users:delete" // DELETE /users/{id} (its own bucket on Essentials)
-  | "orgs:read" // GET /organizations, GET /organizations/{id}
-  | "orgs:by-name" // GET /organizations/name/{name}
-  | "orgs:write" // POST/PATCH/DELETE /organizations[/{id}]
-  | "org-members:write" // POST/DELETE /organizations/{id}/members
-  | "org-member-roles:write" // POST/DELETE /organizations/{id}/members/{uid}/roles
+  | "users:read" // Read Users
+  | "users:write" // Write Users: POST/PATCH /users
+  | "users:delete" // Write Users: DELETE /users/{id} (its own row on Essentials)
+  | "orgs:read" // Read Organizations: GET /organizations
+  | "orgs:read-by-id" // Read Organizations by ID: GET /organizations/{id}
+  | "orgs:by-name" // Read Organizations by Name: GET /organizations/name/{name}
+  | "orgs:write" // Write Organizations: POST/PATCH/DELETE /organizations[/{id}]
+  | "org-members:read" // Read Organization Members: GET /organizations/{id}/members
+  | "org-members:write" // Write Organization Members: POST/DELETE /organizations/{id}/members
+  | "org-member-roles:read" // Read Organization Member Roles: GET …/members/{uid}/roles
+  | "org-member-roles:write" // Write Organization Member Roles: POST/DELETE …/members/{uid}/roles
+  | "org-connections:read" // Read Organization Connections: GET …/enabled_connections[/{id}]
+  | "org-connections:write" // Write Organization Connections: POST/PATCH/DELETE …/enabled_connections
+  | "connections:read" // Read Connections: GET /connections[/{id}]
   | "other";
 
 export interface BucketSpec {
@@ -44,22 +52,34 @@ export const PLAN_LIMITS: Record<Plan, PlanLimits> = {
       "users:read": perMinute("users:read", 40, 500),
       "users:write": perMinute("users:write", 20, 200),
       "users:delete": perMinute("users:delete", 20, 200),
-      "org-members:write": perMinute("org-members:write", 20, 200),
-      "org-member-roles:write": perMinute("org-member-roles:write", 20, 200),
       "orgs:read": perMinute("orgs:read", 5, 50),
+      "orgs:read-by-id": perMinute("orgs:read-by-id", 20, 200),
       "orgs:by-name": perMinute("orgs:by-name", 10, 100),
+      "orgs:write": perMinute("orgs:write", 5, 25),
+      // The page lists GET members twice ("Read Organization Members" 40 + 500/min, "Read Members
+      // of an Organization" 20 + 200/min); the emulator takes the stricter row.
+      "org-members:read": perMinute("org-members:read", 20, 200),
+      "org-members:write": perMinute("org-members:write", 20, 200),
+      "org-member-roles:read": perMinute("org-member-roles:read", 20, 200),
+      "org-member-roles:write": perMinute("org-member-roles:write", 20, 200),
+      "org-connections:read": perMinute("org-connections:read", 5, 50),
+      "org-connections:write": perMinute("org-connections:write", 5, 25),
+      "connections:read": perMinute("connections:read", 5, 50),
     },
     other: perMinute("other", 10, 150),
   },
-  // Enterprise production: global burst 50 at 16/s, plus a few endpoint buckets.
+  // Enterprise production: global burst 50 at 16/s, plus the endpoint buckets the page lists.
   enterprise: {
     global: { name: "global", capacity: 50, perSecond: 16 },
     endpoints: {
-      "org-members:write": perMinute("org-members:write", 20, 200),
-      "org-member-roles:write": perMinute("org-member-roles:write", 20, 200),
-      "orgs:read": perMinute("orgs:read", 10, 100),
       "orgs:by-name": perMinute("orgs:by-name", 20, 200),
       "orgs:write": perMinute("orgs:write", 5, 150),
+      "org-members:read": perMinute("org-members:read", 40, 500),
+      "org-members:write": perMinute("org-members:write", 20, 200),
+      "org-member-roles:read": perMinute("org-member-roles:read", 20, 200),
+      "org-member-roles:write": perMinute("org-member-roles:write", 20, 200),
+      "org-connections:read": perMinute("org-connections:read", 10, 100),
+      "org-connections:write": perMinute("org-connections:write", 5, 150),
     },
   },
 };
@@ -109,7 +129,7 @@ export class TokenBucket {
 
 export interface RateDecision {
   allowed: boolean;
-  /** The bucket reported in the headers: the exhausted one, else the one nearest to empty. */
+  /** The bucket reported in the headers: the one that refused, else the one that served the call. */
   bucket: string;
   headers: Record<string, string>;
 }
@@ -160,7 +180,8 @@ export class RateLimiter {
     for (const bucket of buckets) {
       if (!bucket.take(now)) return { allowed: false, bucket: bucket.spec.name, headers: bucket.headers(now) };
     }
-    const tightest = buckets.reduce((a, b) => (b.available(now) <= a.available(now) ? b : a));
-    return { allowed: true, bucket: tightest.spec.name, headers: tightest.headers(now) };
+    // The endpoint's own bucket served the call when it has one; else the global bucket did.
+    const served = buckets[buckets.length - 1]!;
+    return { allowed: true, bucket: served.spec.name, headers: served.headers(now) };
   }
 }

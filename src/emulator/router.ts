@@ -58,6 +58,10 @@ export class Router {
     return this;
   }
 
+  labels(): string[] {
+    return this.routes.map((r) => `${r.method} /${r.segments.join("/")}`);
+  }
+
   /** `rawPath` is the still-encoded path relative to /api/v2. Undefined when nothing matches. */
   match(method: string, rawPath: string): RouteMatch | undefined {
     const raw = rawPath.split("/").filter(Boolean);

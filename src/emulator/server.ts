@@ -3,7 +3,7 @@
  *   /__emulator/*  → control plane
  *   /oauth/token   → outage, latency, token issue
  *   /api/v2/*      → outage → 429 storm → rate limit → latency → injected error → route (404) →
- *                    bearer check → JSON body → handler
+ *                    bearer check → scope check (403 insufficient_scope) → JSON body → handler
  * Every /api/v2 answer carries x-ratelimit-*; every error has Auth0's body. Nothing a client sends
  * can crash it: unexpected exceptions answer 500 with an Auth0-shaped body.
  */
@@ -21,6 +21,7 @@ import { authenticate, issueToken, parseTokenBody } from "./routes/oauth.js";
 import { registerOrganizationRoutes } from "./routes/organizations.js";
 import { registerRoleRoutes } from "./routes/roles.js";
 import { registerUserRoutes } from "./routes/users.js";
+import { ALL_SCOPES, ROUTE_SCOPES, checkScopes, extraScopes } from "./scopes.js";
 import { EmulatorState } from "./state.js";
 import type { CallLogEntry, Connection, ConnectionSpec, EmulatorOptions, FaultsInput, LoginRequest, LoginResult, Plan, PostLoginHookConfig } from "./types.js";
 import { isPlainObject, sleep } from "./util.js";
@@ -41,6 +42,26 @@ function buildRouter(): Router {
   registerRoleRoutes(router);
   registerConnectionRoutes(router);
   return router;
+}
+
+let scopeRouter: Router | undefined;
+
+/**
+ * The scopes a Management API call needs, as the emulator enforces them: a list of requirements,
+ * each met by any one of its scopes; undefined for a path the emulator does not serve. `path` may
+ * carry the /api/v2 prefix and a query string (`fields=roles` on the members list adds a scope).
+ */
+export function requiredScopes(method: string, path: string): string[][] | undefined {
+  const url = new URL(path, "http://emulator.invalid");
+  const relative = url.pathname.startsWith(API_PREFIX) ? url.pathname.slice(API_PREFIX.length) : url.pathname;
+  const match = (scopeRouter ??= buildRouter()).match(method.toUpperCase(), relative);
+  if (!match) return undefined;
+  return [...(ROUTE_SCOPES[match.label] ?? []), ...extraScopes(match.label, url.searchParams)].map((anyOf) => [...anyOf]);
+}
+
+/** Labels ("METHOD /pattern") of every route the emulator serves. */
+export function routeLabels(): string[] {
+  return (scopeRouter ??= buildRouter()).labels();
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -72,11 +93,14 @@ export class EmulatorServer implements ControlTarget {
   private readonly log: CallLogEntry[] = [];
   private hook: PostLoginHookConfig | undefined;
   private baseUrl = "";
+  /** The client grant; checked at request time, so a change applies to tokens already issued. */
+  private grant: ReadonlySet<string>;
   readonly http: Server;
 
   constructor(private readonly options: EmulatorOptions) {
     this.plan = options.plan ?? "enterprise";
-    this.state = new EmulatorState(this.plan, options.connections ?? [], options.searchConsistencyDelayMs ?? 0);
+    this.state = new EmulatorState(this.plan, options.connections ?? [], options.searchConsistencyDelayMs ?? 0, options.asyncDelayMs ?? 0);
+    this.grant = new Set(options.scopes ?? ALL_SCOPES);
     this.limiter = new RateLimiter(this.plan, options.rateLimits !== false, options.rateScale ?? 1);
     this.faults = new Faults(options.seed ?? 1);
     this.hook = options.postLoginHook;
@@ -125,7 +149,18 @@ export class EmulatorServer implements ControlTarget {
     return this.hook;
   }
   login(request: LoginRequest): Promise<LoginResult> {
+    this.state.settle();
     return simulateLogin(this.state, this.hook, request);
+  }
+  setGrantScopes(scopes: string[] | undefined): void {
+    this.grant = new Set(scopes ?? ALL_SCOPES);
+  }
+  grantScopes(): string[] {
+    return [...this.grant].sort();
+  }
+  setAsyncDelay(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new Error("the async delay is a number of milliseconds ≥ 0");
+    this.state.asyncDelayMs = ms;
   }
 
   // --- HTTP --------------------------------------------------------------------------------
@@ -193,7 +228,7 @@ export class EmulatorServer implements ControlTarget {
     if (delay) await sleep(delay);
     const injected = this.faults.injectedError("POST", "/oauth/token");
     if (injected) throw injected;
-    return issueToken(this.state, this.options, params);
+    return issueToken(this.state, this.options, params, this.grantScopes());
   }
 
   private async api(
@@ -224,6 +259,8 @@ export class EmulatorServer implements ControlTarget {
       if (injected) throw injected;
       if (!match) throw routeNotFound();
       const clientId = authenticate(this.state, authorization);
+      checkScopes([...(ROUTE_SCOPES[match.label] ?? []), ...extraScopes(match.label, query)], this.grant);
+      this.state.settle();
       const body = raw ? this.parseJson(raw, contentType) : undefined;
       entry.body = body;
       const env: TenantEnv = { plan: this.plan, baseUrl: this.baseUrl };

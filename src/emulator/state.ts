@@ -17,6 +17,7 @@ import type {
   Ticket,
   User,
 } from "./types.js";
+import { defaultOptions } from "./connection-options.js";
 import { clone, nowIso, randomAlnum } from "./util.js";
 
 export const DEFAULT_DATABASE_CONNECTION = "Username-Password-Authentication";
@@ -25,6 +26,14 @@ interface PendingIndexWrite {
   visibleAt: number;
   userId: string;
   doc: User | null;
+}
+
+/** A write Auth0 applies asynchronously: it shows once `at` has passed. */
+interface PendingEffect {
+  at: number;
+  apply: () => void;
+  /** Lets a later write cancel it (a member added again before its removal showed). */
+  key?: string;
 }
 
 export interface IssuedToken {
@@ -51,11 +60,17 @@ export class EmulatorState implements EmulatorStateView {
   /** What GET /users sees: a copy of users that lags writes by searchDelayMs. */
   private readonly searchIndex = new Map<string, User>();
   private pendingIndex: PendingIndexWrite[] = [];
+  /** Member removals and session / refresh-token deletions not yet visible (asyncDelayMs). */
+  private pendingEffects: PendingEffect[] = [];
+  private effectTimer: NodeJS.Timeout | undefined;
+  /** userId → digests of the passwords set so far, newest last (password_history). */
+  readonly passwordDigests = new Map<string, string[]>();
 
   constructor(
     readonly plan: Plan,
     private readonly initialConnections: ConnectionSpec[],
     public searchDelayMs: number,
+    public asyncDelayMs = 0,
   ) {
     this.reset();
   }
@@ -69,6 +84,10 @@ export class EmulatorState implements EmulatorStateView {
     this.revocations.length = 0;
     this.tickets.length = 0;
     this.pendingIndex = [];
+    this.pendingEffects = [];
+    this.passwordDigests.clear();
+    if (this.effectTimer) clearTimeout(this.effectTimer);
+    this.effectTimer = undefined;
     this.addConnection({ name: DEFAULT_DATABASE_CONNECTION, strategy: "auth0" });
     for (const spec of this.initialConnections) this.addConnection(spec);
   }
@@ -76,7 +95,12 @@ export class EmulatorState implements EmulatorStateView {
   addConnection(spec: ConnectionSpec): Connection {
     const existing = this.connectionByName(spec.name);
     if (existing) return existing;
-    const connection = { id: spec.id ?? `con_${randomAlnum(16)}`, name: spec.name, strategy: spec.strategy };
+    const connection: Connection = {
+      id: spec.id ?? `con_${randomAlnum(16)}`,
+      name: spec.name,
+      strategy: spec.strategy,
+      options: spec.options ? structuredClone(spec.options) : defaultOptions(spec.strategy),
+    };
     this.connections.set(connection.id, connection);
     return connection;
   }
@@ -97,10 +121,12 @@ export class EmulatorState implements EmulatorStateView {
   }
 
   membersOf(orgId: string): string[] {
+    this.settle();
     return [...(this.members.get(orgId) ?? [])];
   }
 
   memberRolesOf(orgId: string, userId: string): string[] {
+    this.settle();
     return [...(this.memberRoles.get(orgId)?.get(userId) ?? [])];
   }
 
@@ -109,10 +135,12 @@ export class EmulatorState implements EmulatorStateView {
   }
 
   sessionsOf(userId: string): Session[] {
+    this.settle();
     return [...this.sessions.values()].filter((s) => s.user_id === userId);
   }
 
   refreshTokensOf(userId: string): RefreshToken[] {
+    this.settle();
     return [...this.refreshTokens.values()].filter((t) => t.user_id === userId);
   }
 
@@ -137,10 +165,22 @@ export class EmulatorState implements EmulatorStateView {
     this.queueIndex(userId, null);
   }
 
+  /** Shows after asyncDelayMs ("Remove members from organizations": approximately 5–10 seconds). */
   removeMember(orgId: string, userId: string): void {
-    this.members.get(orgId)?.delete(userId);
-    // Auth0 ties organization roles to the membership: they go with it.
-    this.memberRoles.get(orgId)?.delete(userId);
+    this.defer(() => {
+      this.members.get(orgId)?.delete(userId);
+      // Auth0 ties organization roles to the membership: they go with it.
+      this.memberRoles.get(orgId)?.delete(userId);
+    }, `member:${orgId}:${userId}`);
+  }
+
+  /** A member added again cancels a removal that has not shown yet. */
+  addMember(orgId: string, userId: string): void {
+    this.settle();
+    this.pendingEffects = this.pendingEffects.filter((e) => e.key !== `member:${orgId}:${userId}`);
+    let set = this.members.get(orgId);
+    if (!set) this.members.set(orgId, (set = new Set()));
+    set.add(userId);
   }
 
   deleteOrganization(orgId: string): void {
@@ -151,26 +191,66 @@ export class EmulatorState implements EmulatorStateView {
     for (const [id, role] of this.roles) if (role.owner_id === orgId) this.roles.delete(id);
   }
 
+  /**
+   * Deletes the user's sessions (all, or one) as they are now; Auth0 applies session deletion
+   * asynchronously, so the effect (and its revocation record) shows after asyncDelayMs.
+   */
   revokeSessions(userId: string, via: string, onlySessionId?: string): number {
-    let count = 0;
-    for (const [id, s] of this.sessions) {
-      if (s.user_id !== userId || (onlySessionId && id !== onlySessionId)) continue;
-      this.sessions.delete(id);
-      this.revocations.push({ kind: "session", id, user_id: userId, at: nowIso(), via });
-      count++;
-    }
-    return count;
+    this.settle();
+    const ids = [...this.sessions.values()].filter((s) => s.user_id === userId && (!onlySessionId || s.id === onlySessionId)).map((s) => s.id);
+    this.defer(() => {
+      for (const id of ids) {
+        if (!this.sessions.delete(id)) continue;
+        this.revocations.push({ kind: "session", id, user_id: userId, at: nowIso(), via });
+      }
+    });
+    return ids.length;
   }
 
   revokeRefreshTokens(userId: string, via: string, onlySessionId?: string): number {
-    let count = 0;
-    for (const [id, t] of this.refreshTokens) {
-      if (t.user_id !== userId || (onlySessionId && t.session_id !== onlySessionId)) continue;
-      this.refreshTokens.delete(id);
-      this.revocations.push({ kind: "refresh_token", id, user_id: userId, at: nowIso(), via });
-      count++;
+    this.settle();
+    const ids = [...this.refreshTokens.values()].filter((t) => t.user_id === userId && (!onlySessionId || t.session_id === onlySessionId)).map((t) => t.id);
+    this.defer(() => {
+      for (const id of ids) {
+        if (!this.refreshTokens.delete(id)) continue;
+        this.revocations.push({ kind: "refresh_token", id, user_id: userId, at: nowIso(), via });
+      }
+    });
+    return ids.length;
+  }
+
+  // --- asynchronous effects -------------------------------------------------------------------
+
+  private defer(apply: () => void, key?: string): void {
+    if (this.asyncDelayMs <= 0) {
+      this.settle();
+      apply();
+      return;
     }
-    return count;
+    this.pendingEffects.push({ at: Date.now() + this.asyncDelayMs, apply, ...(key ? { key } : {}) });
+    this.armTimer();
+  }
+
+  /** Apply every effect whose time has come (readers and each API call settle first). */
+  settle(now = Date.now()): void {
+    if (this.pendingEffects.length === 0) return;
+    const due = this.pendingEffects.filter((e) => e.at <= now);
+    if (due.length === 0) return;
+    this.pendingEffects = this.pendingEffects.filter((e) => e.at > now);
+    for (const effect of due) effect.apply();
+  }
+
+  /** A timer so that the maps themselves change on time, even when nobody reads through settle(). */
+  private armTimer(): void {
+    if (this.effectTimer) clearTimeout(this.effectTimer);
+    if (this.pendingEffects.length === 0) return;
+    const next = Math.min(...this.pendingEffects.map((e) => e.at));
+    this.effectTimer = setTimeout(() => {
+      this.effectTimer = undefined;
+      this.settle();
+      this.armTimer();
+    }, Math.max(0, next - Date.now()));
+    this.effectTimer.unref();
   }
 
   /** The users GET /users can see now (eventually consistent when searchDelayMs > 0). */

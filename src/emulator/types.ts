@@ -8,6 +8,37 @@ export type Plan = "free" | "essentials" | "enterprise";
 
 export const PLANS: readonly Plan[] = ["free", "essentials", "enterprise"];
 
+/** Auth0's `options.set_user_root_attributes` ("Configure Connection Sync with Auth0"). */
+export type SetUserRootAttributes = "on_each_login" | "on_first_login" | "never_on_login";
+
+/** Auth0's `options.passwordPolicy` ("Password Strength in Auth0 Database Connections"). */
+export type PasswordPolicy = "none" | "low" | "fair" | "good" | "excellent";
+
+/**
+ * The part of a connection's `options` object the emulator understands (node-auth0
+ * `ConnectionOptionsAuth0`, `UpdateConnectionOptions`). Other keys are kept as sent: Auth0's
+ * schema "accepts any additional properties".
+ */
+export interface ConnectionOptions {
+  /** Enterprise and social connections; default `on_each_login`. Does not apply to database connections. */
+  set_user_root_attributes?: SetUserRootAttributes;
+  /** Database connections; `null`/absent means `none`. */
+  passwordPolicy?: PasswordPolicy | null;
+  /** Overrides the policy's minimum length (1–72 bytes: "Password Strength in Auth0 Database Connections"). */
+  password_complexity_options?: { min_length?: number } | null;
+  /** Refuses Auth0's 10,000 common passwords and `dictionary` (case-insensitive; at most 200 entries). */
+  password_dictionary?: { enable: boolean; dictionary?: string[] } | null;
+  /** Refuses passwords containing name, username, nickname, user_metadata.name/first/last or the email's local part. */
+  password_no_personal_info?: { enable: boolean } | null;
+  /** Refuses the last `size` passwords (1–24). */
+  password_history?: { enable: boolean; size?: number } | null;
+  /** Users of the connection have (and must be given) a `username`. */
+  requires_username?: boolean;
+  /** Username length bounds when `requires_username` (Auth0's default 1–15). */
+  validation?: { username?: { min: number; max: number } | null } | null;
+  [key: string]: unknown;
+}
+
 /** A connection to declare at start (or through POST /__emulator/connections). */
 export interface ConnectionSpec {
   name: string;
@@ -15,6 +46,8 @@ export interface ConnectionSpec {
   strategy: string;
   /** Fixed id; default `con_` + random. */
   id?: string;
+  /** The connection's `options`; defaults as a new Auth0 connection of that strategy has them. */
+  options?: ConnectionOptions;
 }
 
 export interface PostLoginHookConfig {
@@ -56,6 +89,17 @@ export interface EmulatorOptions {
   tokenLifetimeSeconds?: number;
   /** Seed of the PRNG behind fault error rates (default 1), so a test run is reproducible. */
   seed?: number;
+  /**
+   * The scopes granted to the client (its client grant for the Management API). Default: every
+   * scope the emulator knows (ALL_SCOPES). A route whose scope is missing answers 403
+   * insufficient_scope.
+   */
+  scopes?: string[];
+  /**
+   * Delay before asynchronous effects show: organization member removal ("takes approximately
+   * 5–10 seconds" on Auth0) and session / refresh-token deletion. Default 0 (at once).
+   */
+  asyncDelayMs?: number;
 }
 
 export interface CallLogEntry {
@@ -131,6 +175,8 @@ export interface Connection {
   id: string;
   name: string;
   strategy: string;
+  display_name?: string;
+  options: ConnectionOptions;
 }
 
 export interface Organization {
@@ -271,5 +317,9 @@ export interface RunningEmulator {
   /** Declare a connection, as POST /__emulator/connections does. */
   addConnection(spec: ConnectionSpec): Connection;
   setPostLoginHook(hook: PostLoginHookConfig | undefined): void;
+  /** Change the client grant (undefined = every scope); applies to tokens already issued too. */
+  setGrantScopes(scopes: string[] | undefined): void;
+  /** Change the delay of asynchronous effects (member removal, session and refresh-token deletion). */
+  setAsyncDelay(ms: number): void;
   close(): Promise<void>;
 }

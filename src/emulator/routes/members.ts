@@ -8,7 +8,6 @@
 import { ApiError, invalidBody } from "../errors.js";
 import { byKey, checkpointReply, isCheckpointRequest, offsetReply, parseCheckpoint, parseOffset } from "../paging.js";
 import { jsonType, objectBody, type RequestContext, type Router } from "../router.js";
-import type { EmulatorState } from "../state.js";
 import { findOrganization } from "./organizations.js";
 import { roleJson } from "./roles.js";
 
@@ -31,12 +30,6 @@ function idList(body: unknown, property: "members" | "roles", max: number): stri
   return [...new Set(list as string[])];
 }
 
-function membersSet(state: EmulatorState, orgId: string): Set<string> {
-  let set = state.members.get(orgId);
-  if (!set) state.members.set(orgId, (set = new Set()));
-  return set;
-}
-
 function requireMember(ctx: RequestContext): { orgId: string; userId: string } {
   const org = findOrganization(ctx.state, ctx.params.id!);
   const userId = ctx.params.userId!;
@@ -52,19 +45,18 @@ export function registerMemberRoutes(router: Router): void {
     const ids = idList(body, "members", MAX_MEMBERS_PER_CALL);
     const missing = ids.filter((id) => !state.users.has(id));
     if (missing.length) throw invalidBody(`the following users do not exist: ${missing.join(", ")}.`);
-    const set = membersSet(state, org.id);
-    for (const id of ids) set.add(id);
+    for (const id of ids) state.addMember(org.id, id);
     return { status: 204 };
   });
 
-  // In Auth0 removal "takes approximately 5–10 seconds"; the emulator applies it at once.
+  // In Auth0 removal "takes approximately 5–10 seconds": it shows after asyncDelayMs (default 0).
   router.add("DELETE", "/organizations/:id/members", "org-members:write", ({ state, params, body }) => {
     const org = findOrganization(state, params.id!);
     for (const id of idList(body, "members", MAX_MEMBERS_PER_CALL)) state.removeMember(org.id, id);
     return { status: 204 };
   });
 
-  router.add("GET", "/organizations/:id/members", "other", ({ state, params, query }) => {
+  router.add("GET", "/organizations/:id/members", "org-members:read", ({ state, params, query }) => {
     const org = findOrganization(state, params.id!);
     const withRoles = (query.get("fields") ?? "").split(",").map((f) => f.trim()).includes("roles");
     const members = state
@@ -120,7 +112,7 @@ export function registerMemberRoutes(router: Router): void {
     return { status: 204 };
   });
 
-  router.add("GET", "/organizations/:id/members/:userId/roles", "other", (ctx) => {
+  router.add("GET", "/organizations/:id/members/:userId/roles", "org-member-roles:read", (ctx) => {
     const org = findOrganization(ctx.state, ctx.params.id!);
     const roles = ctx.state
       .memberRolesOf(org.id, ctx.params.userId!)

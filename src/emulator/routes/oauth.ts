@@ -31,7 +31,8 @@ const oauthError = (status: number, error: string, description: string): Reply =
   body: { error, error_description: description },
 });
 
-export function issueToken(state: EmulatorState, options: EmulatorOptions, params: Record<string, string>): Reply {
+/** `grant`: the scopes of the client grant, answered as `scope` (space-separated) as Auth0 does. */
+export function issueToken(state: EmulatorState, options: EmulatorOptions, params: Record<string, string>, grant: readonly string[]): Reply {
   if (!params.grant_type) return oauthError(400, "invalid_request", "Missing required parameter: grant_type");
   if (params.grant_type !== "client_credentials") {
     return oauthError(403, "unauthorized_client", `Grant type '${params.grant_type}' not allowed for the client.`);
@@ -53,7 +54,7 @@ export function issueToken(state: EmulatorState, options: EmulatorOptions, param
   state.tokens.set(token, { clientId: params.client_id, expiresAt: Date.now() + lifetime * 1000 });
   return {
     status: 200,
-    body: { access_token: token, token_type: "Bearer", expires_in: lifetime, scope: "read:users update:users delete:users create:users" },
+    body: { access_token: token, token_type: "Bearer", expires_in: lifetime, scope: grant.join(" ") },
   };
 }
 

@@ -111,7 +111,7 @@ export function registerOrganizationRoutes(router: Router): void {
     return { status: 200, body: org };
   });
 
-  router.add("GET", "/organizations/:id", "orgs:read", ({ state, params }) => ({ status: 200, body: findOrganization(state, params.id!) }));
+  router.add("GET", "/organizations/:id", "orgs:read-by-id", ({ state, params }) => ({ status: 200, body: findOrganization(state, params.id!) }));
 
   router.add("PATCH", "/organizations/:id", "orgs:write", ({ state, params, body }) => {
     const org = findOrganization(state, params.id!);
@@ -145,12 +145,12 @@ export function registerOrganizationRoutes(router: Router): void {
     return { status: 204 };
   });
 
-  router.add("GET", "/organizations/:id/enabled_connections", "other", (ctx) => {
+  router.add("GET", "/organizations/:id/enabled_connections", "org-connections:read", (ctx) => {
     const all = [...enabledOf(ctx).values()].map((ec) => enabledConnectionJson(ctx.state, ec));
     return { status: 200, body: offsetReply("enabled_connections", all, parseOffset(ctx.query)) };
   });
 
-  router.add("POST", "/organizations/:id/enabled_connections", "other", (ctx) => {
+  router.add("POST", "/organizations/:id/enabled_connections", "org-connections:write", (ctx) => {
     const map = enabledOf(ctx);
     const ec = enabledConnectionInput(ctx.state, objectBody(ctx.body), true);
     if (map.has(ec.connection_id)) throw conflict("The connection is already enabled for this organization.", "organization_connection_conflict");
@@ -165,12 +165,12 @@ export function registerOrganizationRoutes(router: Router): void {
     return ec;
   };
 
-  router.add("GET", "/organizations/:id/enabled_connections/:connectionId", "other", (ctx) => ({
+  router.add("GET", "/organizations/:id/enabled_connections/:connectionId", "org-connections:read", (ctx) => ({
     status: 200,
     body: enabledConnectionJson(ctx.state, enabledOne(ctx)),
   }));
 
-  router.add("PATCH", "/organizations/:id/enabled_connections/:connectionId", "other", (ctx) => {
+  router.add("PATCH", "/organizations/:id/enabled_connections/:connectionId", "org-connections:write", (ctx) => {
     const ec = enabledOne(ctx);
     const input = objectBody(ctx.body);
     const extra = Object.keys(input).filter((k) => !(CONNECTION_FLAGS as readonly string[]).includes(k));
@@ -183,7 +183,7 @@ export function registerOrganizationRoutes(router: Router): void {
     return { status: 200, body: enabledConnectionJson(ctx.state, ec) };
   });
 
-  router.add("DELETE", "/organizations/:id/enabled_connections/:connectionId", "other", (ctx) => {
+  router.add("DELETE", "/organizations/:id/enabled_connections/:connectionId", "org-connections:write", (ctx) => {
     enabledOne(ctx);
     enabledOf(ctx).delete(ctx.params.connectionId!);
     return { status: 204 };

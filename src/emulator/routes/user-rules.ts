@@ -1,10 +1,14 @@
 /**
  * Auth0's rules for user bodies (reference §1a): which properties POST and PATCH accept, metadata
  * key rules, the top-level-only merge of app_metadata/user_metadata with `null` deleting a key and
- * `{}` wiping the object, and that setting a password lifts an admin block.
+ * `{}` wiping the object, and that setting a password lifts an admin block. Also what the
+ * user's connection allows: its password policy, `username` only where it requires one, and no
+ * updates of root attributes an upstream identity provider overwrites at each login.
  */
-import { createHash } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { IDP_ROOT_ATTRIBUTES, isIdpStrategy, requiresUsername, rootAttributesMode, usernameBounds } from "../connection-options.js";
 import { ApiError, conflict, invalidBody } from "../errors.js";
+import { passwordErrorMessage, passwordPolicyViolations } from "../password-policy.js";
 import { jsonType } from "../router.js";
 import type { EmulatorState } from "../state.js";
 import type { Connection, User } from "../types.js";
@@ -24,6 +28,17 @@ const PATCH_PROPS = new Set(["blocked", "email", "email_verified", "phone_number
 /** Root attributes PATCH may unset with null. */
 const NULLABLE_ROOT = new Set(["given_name", "family_name", "name", "nickname", "picture", "phone_number", "username"]);
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/**
+ * "Auth0 introduced a 10KB limit on the serialized representation of user profile data" (Auth0
+ * docs "Migrate Oversized User Profiles"). Auth0 still accepts writes within an "extended
+ * allowance" of about ten times that, with a warning; the emulator refuses above 10 KB.
+ */
+export const MAX_PROFILE_BYTES = 10 * 1024;
+/** Characters Auth0 allows in a username (letters, digits and `_ + - . ! # $ ' ^ \` ~ @`). */
+const USERNAME = /^[A-Za-z0-9_+\-.!#$'^`~@]+$/;
+/** Key for the digests of past passwords (password_history); never the passwords themselves. */
+const DIGEST_KEY = randomBytes(32);
 
 export const isDatabase = (c: Connection): boolean => c.strategy === "auth0";
 export const isPasswordless = (c: Connection): boolean => c.strategy === "email" || c.strategy === "sms";
@@ -60,6 +75,69 @@ export function checkMetadata(name: "app_metadata" | "user_metadata", value: Rec
   walk(value, name);
 }
 
+/** `picture` must be an absolute URI (Auth0: "Object didn't pass validation for format uri"). */
+function checkPicture(picture: unknown): void {
+  if (typeof picture !== "string") return;
+  let ok = /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(picture);
+  if (ok) {
+    try {
+      new URL(picture);
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) throw invalidBody(`'Object didn't pass validation for format uri: ${picture}' on property picture.`);
+}
+
+/**
+ * `username` is "Only valid if the connection requires a username" (node-auth0 UserCreate /
+ * UserUpdate); there it must fit the connection's length bounds and be unique in the connection.
+ */
+function checkUsername(state: EmulatorState, connection: Connection, username: unknown, userId?: string): void {
+  if (username === undefined) return;
+  if (!requiresUsername(connection)) {
+    throw new ApiError(400, "Cannot set username for connection without requires_username", "operation_not_supported");
+  }
+  if (typeof username !== "string") throw invalidBody("'Expected type string but found type null' on property username.");
+  const { min, max } = usernameBounds(connection);
+  if (username.length < min) throw invalidBody(`'String is too short (${username.length} chars), minimum ${min}' on property username.`);
+  if (username.length > max) throw invalidBody(`'String is too long (${username.length} chars), maximum ${max}' on property username.`);
+  if (!USERNAME.test(username)) throw invalidBody(`'String does not match pattern ${USERNAME.source}: ${username}' on property username.`);
+  for (const other of state.users.values()) {
+    if (other.user_id !== userId && other.username === username && other.identities.some((i) => i.connection === connection.name)) {
+      throw conflict("The username provided is in use already.", "auth0_idp_error");
+    }
+  }
+}
+
+function digest(userId: string, password: string): string {
+  return createHmac("sha256", DIGEST_KEY).update(`${userId}\0${password}`).digest("hex");
+}
+
+/** The connection's password policy (and history), with Auth0's 400 on the first violation. */
+function checkPassword(state: EmulatorState, connection: Connection, password: string, user: User): void {
+  const violations = passwordPolicyViolations(password, connection.options, user);
+  if (violations.length) throw new ApiError(400, passwordErrorMessage(violations[0]!), "invalid_password");
+  const history = connection.options.password_history;
+  if (history?.enable === true) {
+    const recent = (state.passwordDigests.get(user.user_id) ?? []).slice(-(history.size ?? 5));
+    if (recent.includes(digest(user.user_id, password))) throw new ApiError(400, passwordErrorMessage("PasswordHistoryError"), "invalid_password");
+  }
+}
+
+function recordPassword(state: EmulatorState, userId: string, password: string): void {
+  const list = state.passwordDigests.get(userId) ?? [];
+  list.push(digest(userId, password));
+  state.passwordDigests.set(userId, list.slice(-24)); // "Auth0 retains up to 24 passwords of history"
+}
+
+function checkProfileSize(user: User): void {
+  const size = Buffer.byteLength(JSON.stringify(userJson(user)));
+  if (size > MAX_PROFILE_BYTES) {
+    throw invalidBody(`'The user profile would be ${size} bytes; the limit is ${MAX_PROFILE_BYTES} bytes'.`);
+  }
+}
+
 function gravatar(email: string | undefined): string {
   const hash = createHash("md5").update((email ?? "").trim().toLowerCase()).digest("hex");
   return `https://s.gravatar.com/avatar/${hash}?s=480&r=pg&d=https%3A%2F%2Fcdn.auth0.com%2Favatars%2Fdefault.png`;
@@ -72,6 +150,7 @@ function withoutNulls(value: Record<string, unknown>): Record<string, unknown> {
 /** POST /users — only database and passwordless connections (reference §1a). */
 export function createUser(state: EmulatorState, body: Record<string, unknown>): User {
   checkShape(body, CREATE_PROPS, new Set());
+  checkPicture(body.picture);
   if (typeof body.connection !== "string") throw invalidBody("'Missing required property: connection'.");
   const connection = state.connectionByName(body.connection);
   if (!connection) throw new ApiError(400, "The connection does not exist.", "inexistent_connection");
@@ -79,12 +158,14 @@ export function createUser(state: EmulatorState, body: Record<string, unknown>):
     throw new ApiError(400, `Connection ${connection.name} (strategy ${connection.strategy}) is not a database or passwordless connection; users of enterprise connections are created at login.`, "operation_not_supported");
   }
   const required = isDatabase(connection) ? ["email", "password"] : connection.strategy === "email" ? ["email"] : ["phone_number"];
+  if (requiresUsername(connection)) required.push("username");
   for (const prop of required) if (body[prop] === undefined) throw invalidBody(`'Missing required property: ${prop}'.`);
 
   // Auth0 stores database emails lower-cased (SDK reference); duplicates are per connection.
   const email = typeof body.email === "string" ? (isDatabase(connection) ? body.email.toLowerCase() : body.email) : undefined;
   const localId = typeof body.user_id === "string" ? body.user_id : randomHex(12);
   const userId = `${connection.strategy === "auth0" ? "auth0" : connection.strategy}|${localId}`;
+  checkUsername(state, connection, body.username, userId);
   for (const other of state.users.values()) {
     const sameConnection = other.identities.some((i) => i.connection === connection.name);
     if (other.user_id === userId || (sameConnection && email !== undefined && other.email === email)) {
@@ -116,7 +197,10 @@ export function createUser(state: EmulatorState, body: Record<string, unknown>):
     updated_at: now,
     logins_count: 0,
   };
+  if (isDatabase(connection) && typeof body.password === "string") checkPassword(state, connection, body.password, user);
+  checkProfileSize(user);
   state.saveUser(user);
+  if (typeof body.password === "string") recordPassword(state, userId, body.password);
   return user;
 }
 
@@ -144,6 +228,21 @@ export function patchUser(state: EmulatorState, user: User, body: Record<string,
   if (body.password !== undefined && !database) {
     throw new ApiError(400, "Cannot update password of a user that is not in a database connection.", "operation_not_supported");
   }
+  checkPicture(body.picture);
+  if (primary && isIdpStrategy(primary.strategy)) {
+    // Configure Connection Sync with Auth0: with "Sync user profile attributes at each login"
+    // (on_each_login, the default) the IdP owns these; an IdP user's email is never writable.
+    const owned = rootAttributesMode(primary) === "on_each_login" ? IDP_ROOT_ATTRIBUTES.filter((k) => k in body) : [];
+    const refused = [...("email" in body ? ["email"] : []), ...owned].sort();
+    if (refused.length) {
+      throw new ApiError(
+        400,
+        `The following user attributes cannot be updated: ${refused.join(", ")}. The connection (${primary.name}) must either be a database connection (using the Auth0 store), a passwordless connection (email or sms) or has disabled 'Sync user profile attributes at each login'. For more information, see https://auth0.com/docs/dashboard/guides/connections/configure-connection-sync`,
+        "operation_not_supported",
+      );
+    }
+  }
+  if (primary && "username" in body) checkUsername(state, primary, body.username, user.user_id);
   if (isPlainObject(body.app_metadata)) checkMetadata("app_metadata", body.app_metadata);
   if (isPlainObject(body.user_metadata)) checkMetadata("user_metadata", body.user_metadata);
 
@@ -173,7 +272,12 @@ export function patchUser(state: EmulatorState, user: User, body: Record<string,
   if (isPlainObject(body.app_metadata)) next.app_metadata = mergeTopLevel(next.app_metadata, body.app_metadata);
   if (isPlainObject(body.user_metadata)) next.user_metadata = mergeTopLevel(next.user_metadata, body.user_metadata);
   next.updated_at = nowIso();
+  // "If you use Management API to set or update a user's password via the Update a User endpoint,
+  // the strength policy you set in Auth0 Dashboard applies" (Password Strength in Auth0 Database Connections).
+  if (primary && database && typeof body.password === "string") checkPassword(state, primary, body.password, next);
+  checkProfileSize(next);
   state.saveUser(next);
+  if (typeof body.password === "string") recordPassword(state, next.user_id, body.password);
   return next;
 }
 
