@@ -45,7 +45,7 @@ beforeAll(async () => {
   bridge = await startBridge("serve", env);
   // The hook the doctor calls is this running bridge's.
   env.PUBLIC_URL = bridge.url;
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await bridge?.stop();
@@ -53,7 +53,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe("a restricted client grant", () => {
+describe("a restricted client grant", { timeout: 120_000 }, () => {
   it("doctor names each missing scope with what it breaks and how to grant it, and exits 1", async () => {
     const run = await runCli(["doctor"], env);
     expect(run.code).toBe(1);
