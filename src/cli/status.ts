@@ -262,12 +262,12 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
 
   jobsCommand
     .command("retry [job-id]")
-    .description("retry a dead (or waiting) job now, attempts reset; --dead retries every dead job (of --org)")
+    .description("retry a dead (or waiting) job now, attempts reset; --dead retries every dead job (--org <slug>: of one organization; --json)")
     .option("--dead", "retry every dead job")
-    .option("--org <slug>", "with --dead: only this organization's")
     .option("--actor <name>", "who (default: the OS user), for the audit log")
-    .option("--json", "machine-readable output")
-    .action((jobId: string | undefined, opts: { dead?: boolean; org?: string; actor?: string; json?: boolean }) => {
+    // --org and --json are the `jobs` command's own options, which commander hands to it.
+    .action((jobId: string | undefined, _opts: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{ dead?: boolean; org?: string; actor?: string; json?: boolean }>();
       if ((jobId === undefined) === (opts.dead !== true) || (opts.org !== undefined && !opts.dead)) {
         console.error("give one job id, or --dead [--org <slug>] (scim-bridge jobs --state dead lists them)");
         process.exitCode = exitUnknown;
