@@ -3,7 +3,7 @@
  * serves until SIGINT/SIGTERM (DESIGN.md §9).
  */
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { PLANS, startEmulator, type ConnectionSpec, type EmulatorOptions, type Plan } from "../emulator/index.js";
+import { ALL_SCOPES, PLANS, startEmulator, type ConnectionSpec, type EmulatorOptions, type Plan } from "../emulator/index.js";
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -14,6 +14,13 @@ function parsePort(value: string): number {
 function parseMs(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a whole number of milliseconds");
   return Number(value);
+}
+
+function parseScopes(value: string): string[] {
+  const scopes = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = scopes.filter((s) => !ALL_SCOPES.includes(s));
+  if (unknown.length) throw new InvalidArgumentError(`unknown scope(s): ${unknown.join(", ")} (known: ${ALL_SCOPES.join(", ")})`);
+  return scopes;
 }
 
 function collectConnection(value: string, previous: ConnectionSpec[]): ConnectionSpec[] {
@@ -35,6 +42,8 @@ interface EmulatorCommandOptions {
   searchDelayMs?: number;
   rateLimits: boolean;
   rateScale?: number;
+  scopes?: string[];
+  asyncDelayMs?: number;
 }
 
 export function registerEmulatorCommand(program: Command): void {
@@ -52,6 +61,8 @@ export function registerEmulatorCommand(program: Command): void {
     .option("--hook-secret <secret>", "HMAC secret for the post-login hook signature")
     .option("--search-delay-ms <ms>", "make GET /users eventually consistent by this delay", parseMs)
     .option("--no-rate-limits", "turn rate limiting off")
+    .option("--scopes <a,b,c>", "restrict the client grant to these scopes (default: every scope)", parseScopes)
+    .option("--async-delay-ms <ms>", "delay before member removal and session/refresh-token deletion show (Auth0: about 5000–10000)", parseMs)
     .option("--rate-scale <n>", "multiply every bucket's refill rate (time compression for benchmarks)", (v: string) => {
       const n = Number(v);
       if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("--rate-scale takes a positive number");
@@ -75,6 +86,8 @@ export function registerEmulatorCommand(program: Command): void {
         ...(opts.domain ? { domain: opts.domain } : {}),
         ...(opts.hookUrl && opts.hookSecret ? { postLoginHook: { url: opts.hookUrl, secret: opts.hookSecret } } : {}),
         ...(opts.searchDelayMs !== undefined ? { searchConsistencyDelayMs: opts.searchDelayMs } : {}),
+        ...(opts.scopes !== undefined ? { scopes: opts.scopes } : {}),
+        ...(opts.asyncDelayMs !== undefined ? { asyncDelayMs: opts.asyncDelayMs } : {}),
       };
       const emulator = await startEmulator(options);
       console.log(`Auth0 Management API emulator (${opts.plan} plan) listening on ${emulator.url}`);

@@ -149,6 +149,19 @@ export function validateOptions(raw: unknown): ConnectionOptions {
       expectEnum(c.sequential_characters, ["allow", "block"], "password_options.complexity.sequential_characters");
       expectEnum(c.max_length_exceeded, ["truncate", "error"], "password_options.complexity.max_length_exceeded");
     }
+    for (const [section, key, max] of [["dictionary", "custom", 200], ["profile_data", "blocked_fields", 12]] as const) {
+      const v = o.password_options[section];
+      expectType(v, "object", `password_options.${section}`, false);
+      if (!isPlainObject(v)) continue;
+      expectType(v.active, "boolean", `password_options.${section}.active`, false);
+      const list = v[key];
+      if (list === undefined) continue;
+      if (!Array.isArray(list)) throw invalidBody(`'Expected type array but found type ${jsonType(list)}'${where(`password_options.${section}.${key}`)}`);
+      if (list.length > max) throw invalidBody(`'Array is too long (${list.length}), maximum ${max}'${where(`password_options.${section}.${key}`)}`);
+      for (const item of list) {
+        if (typeof item !== "string") throw invalidBody(`'Expected type string but found type ${jsonType(item)}'${where(`password_options.${section}.${key}`)}`);
+      }
+    }
   }
   return structuredClone(o);
 }

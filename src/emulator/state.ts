@@ -276,6 +276,7 @@ export class EmulatorState implements EmulatorStateView {
 
   /** A JSON dump of the whole tenant (GET /__emulator/state). */
   dump(): Record<string, unknown> {
+    this.settle();
     const nested = <V>(m: Map<string, Map<string, V>>) =>
       Object.fromEntries([...m].map(([k, inner]) => [k, Object.fromEntries([...inner].map(([ik, v]) => [ik, v instanceof Set ? [...v] : v]))]));
     return {

@@ -31,6 +31,21 @@ describe("token buckets (deterministic clock)", () => {
     expect(limiter.take("users:read", t0)).toMatchObject({ allowed: false, bucket: "global" });
   });
 
+  it("a 429 from an endpoint bucket describes that bucket while the global one still has tokens (enterprise, Read Organization Members)", () => {
+    const t0 = 1_700_000_000_000;
+    const limiter = new RateLimiter("enterprise", true);
+    for (let i = 0; i < 40; i++) {
+      const d = limiter.take("org-members:read", t0);
+      expect(d).toMatchObject({ allowed: true, bucket: "org-members:read" });
+      expect(d.headers["x-ratelimit-limit"]).toBe("40");
+    }
+    const refused = limiter.take("org-members:read", t0);
+    expect(refused).toMatchObject({ allowed: false, bucket: "org-members:read" });
+    expect(refused.headers).toMatchObject({ "x-ratelimit-limit": "40", "x-ratelimit-remaining": "0" });
+    // The global bucket (50) lost only 41 tokens: other endpoints still pass and describe it.
+    expect(limiter.take("users:read", t0)).toMatchObject({ allowed: true, bucket: "global", headers: { "x-ratelimit-limit": "50" } });
+  });
+
   it("has the documented profiles", () => {
     expect(PLAN_LIMITS.free.global).toMatchObject({ capacity: 2, perSecond: 2 });
     expect(PLAN_LIMITS.enterprise.global).toMatchObject({ capacity: 50, perSecond: 16 });
@@ -38,6 +53,13 @@ describe("token buckets (deterministic clock)", () => {
     expect(PLAN_LIMITS.essentials.endpoints["users:read"]).toMatchObject({ capacity: 40 });
     expect(PLAN_LIMITS.essentials.endpoints["users:read"]!.perSecond * 60).toBeCloseTo(500);
     expect(PLAN_LIMITS.essentials.other!.perSecond * 60).toBeCloseTo(150);
+    expect(PLAN_LIMITS.essentials.endpoints["orgs:write"]).toMatchObject({ capacity: 5 });
+    expect(PLAN_LIMITS.essentials.endpoints["orgs:write"]!.perSecond * 60).toBeCloseTo(25);
+    expect(PLAN_LIMITS.essentials.endpoints["org-connections:write"]!.perSecond * 60).toBeCloseTo(25);
+    expect(PLAN_LIMITS.essentials.endpoints["connections:read"]).toMatchObject({ capacity: 5 });
+    expect(PLAN_LIMITS.enterprise.endpoints["org-members:read"]).toMatchObject({ capacity: 40 });
+    expect(PLAN_LIMITS.enterprise.endpoints["org-members:read"]!.perSecond * 60).toBeCloseTo(500);
+    expect(PLAN_LIMITS.enterprise.endpoints["org-member-roles:read"]).toMatchObject({ capacity: 20 });
   });
 });
 
@@ -59,6 +81,26 @@ describe("scim-bridge auth0-emulator", () => {
     process.emit("SIGTERM");
     await running;
     await expect(fetch(`${url}/__emulator/state`)).rejects.toThrow();
+  });
+
+  it("--scopes restricts the client grant (and --async-delay-ms is accepted)", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.join(" ")));
+    const program = new Command("scim-bridge").exitOverride();
+    registerEmulatorCommand(program);
+    const running = program.parseAsync(["auth0-emulator", "--port", "0", "--scopes", "read:users,create:users", "--async-delay-ms", "1000"], { from: "user" });
+    await vi.waitFor(() => expect(lines.join("\n")).toMatch(/http:\/\/127\.0\.0\.1:\d+/), { timeout: 5000 });
+    const url = /http:\/\/127\.0\.0\.1:\d+/.exec(lines.join("\n"))![0];
+    expect((await (await fetch(`${url}/__emulator/grant`)).json())).toEqual({ scopes: ["create:users", "read:users"] });
+    process.emit("SIGTERM");
+    await running;
+  });
+
+  it("refuses an unknown scope", async () => {
+    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    const program = new Command("scim-bridge").exitOverride();
+    registerEmulatorCommand(program);
+    await expect(program.parseAsync(["auth0-emulator", "--scopes", "read:userz"], { from: "user" })).rejects.toThrow(/read:userz/);
   });
 
   it("rejects an unknown plan", async () => {

@@ -64,6 +64,8 @@ describe("connection options (node-auth0 ConnectionOptionsAuth0; Auth0 docs: Con
       { password_dictionary: { dictionary: ["x"] } },
       { requires_username: "yes" },
       { validation: { username: { min: 10, max: 3 } } },
+      { password_options: { dictionary: { active: true, custom: [1] } } },
+      { password_options: { complexity: { character_types: ["emoji"] } } },
     ];
     for (const options of bad) {
       await expectApiError(h.client.connections.update(dbId(), { options: options as Management.UpdateConnectionOptions }), Management.BadRequestError, 400, "invalid_body");

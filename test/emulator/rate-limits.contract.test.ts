@@ -88,7 +88,7 @@ describe("rate limits per plan profile", () => {
     expect(orgs.passed).toBeLessThanOrEqual(5 + Math.ceil(orgs.seconds * PLAN_LIMITS.essentials.endpoints["orgs:read"]!.perSecond));
   });
 
-  it("enterprise: a global burst of 50, and 20 for organization member writes (the tighter bucket is reported)", async () => {
+  it("enterprise: a global burst of 50, and 20 for organization member writes (the bucket that served the call is reported)", async () => {
     const { client } = await start({ plan: "enterprise" });
     const org = await client.organizations.create({ name: "acme" }).withRawResponse();
     expect(rateHeaders(org.rawResponse.headers)).toMatchObject({ limit: 5, remaining: 4 }); // org writes: 5 burst
@@ -101,6 +101,48 @@ describe("rate limits per plan profile", () => {
     expect(reads.passed).toBeLessThanOrEqual(47 + Math.ceil((reads.seconds + 0.5) * 16));
     expect(reads.error.body).toMatchObject({ statusCode: 429, error: "Too Many Requests", errorCode: "too_many_requests" });
     expect(rateHeaders(reads.error.rawResponse!.headers)).toMatchObject({ limit: 50, remaining: 0 });
+  });
+
+  it("essentials (Auth0 docs: Rate Limit Configurations, Essentials and Professional): Write Organizations, Write Organization Connections and Read Connections have their own buckets of 5", async () => {
+    const { client } = await start({ plan: "essentials", connections: [{ name: "acme-okta", strategy: "okta", id: "con_okta" }] });
+    let n = 0;
+    const writes = await drain(() => client.organizations.create({ name: `org-${++n}` }));
+    expect(writes.passed).toBeGreaterThanOrEqual(5);
+    expect(writes.passed).toBeLessThanOrEqual(5 + Math.ceil(writes.seconds * 25 / 60));
+    expect(rateHeaders(writes.error.rawResponse!.headers)).toMatchObject({ limit: 5, remaining: 0 });
+    const orgs = await client.organizations.list({ from: undefined, take: 1 });
+    const orgId = orgs.data[0]!.id!;
+    // Read Organizations by ID is not Read Organizations: its own bucket of 20.
+    const byId = await client.organizations.get(orgId).withRawResponse();
+    expect(rateHeaders(byId.rawResponse.headers)).toMatchObject({ limit: 20, remaining: 19 });
+    const conns = await drain(() => client.connections.list());
+    expect(conns.passed).toBeGreaterThanOrEqual(5);
+    expect(rateHeaders(conns.error.rawResponse!.headers)).toMatchObject({ limit: 5 });
+    const enable = await drain(async () => {
+      await client.organizations.enabledConnections.add(orgId, { connection_id: "con_okta" });
+      await client.organizations.enabledConnections.delete(orgId, "con_okta");
+    });
+    expect(enable.passed * 2).toBeGreaterThanOrEqual(4);
+    expect(rateHeaders(enable.error.rawResponse!.headers)).toMatchObject({ limit: 5, remaining: 0 });
+    // Other buckets were not touched by any of this.
+    const roles = await client.roles.list();
+    expect(rateHeaders(roles.rawResponse.headers)).toMatchObject({ limit: 10, remaining: 9 });
+  });
+
+  it("enterprise (Auth0 docs: Rate Limit Configurations, Enterprise): Read Organization Members (40) and Read Organization Member Roles (20) describe themselves; other reads describe the global bucket", async () => {
+    const { client } = await start({ plan: "enterprise" });
+    const org = await client.organizations.create({ name: "acme" });
+    const userId = await createDbUser(client);
+    await client.organizations.members.create(org.id!, { members: [userId] });
+    const members = await client.organizations.members.list(org.id!, { take: 5 });
+    expect(rateHeaders(members.rawResponse.headers)).toMatchObject({ limit: 40, remaining: 39 });
+    const roles = await client.organizations.members.roles.list(org.id!, userId);
+    expect(rateHeaders(roles.rawResponse.headers)).toMatchObject({ limit: 20, remaining: 19 });
+    const user = await client.users.get(userId).withRawResponse();
+    expect(rateHeaders(user.rawResponse.headers).limit).toBe(50);
+    // Enterprise lists no Read Organizations bucket: the global one serves it.
+    const byId = await client.organizations.get(org.id!).withRawResponse();
+    expect(rateHeaders(byId.rawResponse.headers).limit).toBe(50);
   });
 
   it("every API answer carries the headers, errors included; rateLimits:false never answers 429", async () => {
