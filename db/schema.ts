@@ -355,3 +355,15 @@ export const rateBuckets = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.tenant, t.name] })],
 );
+
+/**
+ * Facts the bridge records about its own deployment, one row per key: which Auth0 tenant this
+ * database is linked to (so the sandbox never rewrites a live database), and what it learnt of
+ * the tenant's connections (their type decides the default mapping).
+ */
+export const bridgeSettings = sqliteTable("bridge_settings", {
+  key: text("key").primaryKey(),
+  /** JSON. */
+  value: text("value").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});

@@ -9,7 +9,9 @@ import { Command } from "commander";
 import type { RequestHandler } from "express";
 import { adminRouter } from "./admin/router.js";
 import { createManagementClient } from "./auth0/client.js";
+import { monitorTenant, type TenantMonitor } from "./auth0/tenant-checks.js";
 import { registerAdminCommands } from "./cli/admin.js";
+import { registerDoctorCommand } from "./cli/doctor.js";
 import { registerEmulatorCommand } from "./cli/emulator.js";
 import { registerMappingCommands } from "./cli/mapping.js";
 import { registerOrgCommands } from "./cli/org.js";
@@ -17,7 +19,8 @@ import { registerReconcileCommand } from "./cli/reconcile.js";
 import { ensureSandboxDirectory, forgetEmulatedTenant, sandboxBanner } from "./cli/sandbox.js";
 import { registerStatusCommands } from "./cli/status.js";
 import { loadConfig, ConfigError, type Auth0Config, type Config } from "./config.js";
-import { openDatabase } from "./directory/database.js";
+import { openDatabase, type Db } from "./directory/database.js";
+import { linkedTenant, recordTenantLink, sandboxRefusal, sandboxTenant } from "./directory/settings.js";
 import { startEmulator, type RunningEmulator } from "./emulator/index.js";
 import { createApp } from "./http/app.js";
 import { healthRouter } from "./http/health.js";
@@ -37,17 +40,49 @@ const program = new Command("scim-bridge")
 const config = (): Readonly<Config> => loadConfig(process.env);
 const openDb = () => openDatabase(config().databaseUrl);
 
+/** The sandbox's own database unless DATABASE_URL names one: it must never land on `serve`'s. */
+const sandboxDatabaseUrl = "sqlite:./data/sandbox.db";
+
+/**
+ * Links the database to the tenant it serves, once. The sandbox refuses a database linked to a real
+ * tenant (it would replace that tenant's ids with its throwaway tenant's), and `serve` refuses one
+ * linked to another tenant (its ids mean nothing there).
+ */
+function linkDatabase(db: Db, tenant: string): void {
+  if (tenant === sandboxTenant) {
+    const refusal = sandboxRefusal(db);
+    if (refusal) throw new ConfigError([`the sandbox refuses this database: ${refusal}`]);
+  } else {
+    const link = linkedTenant(db);
+    if (link && link.tenant !== tenant) {
+      throw new ConfigError([
+        link.tenant === sandboxTenant
+          ? `this database belongs to the sandbox (npm start): its Auth0 ids are those of a throwaway emulated tenant, not ${tenant}. Give \`serve\` its own DATABASE_URL.`
+          : `this database is linked to the Auth0 tenant ${link.tenant}, not AUTH0_DOMAIN=${tenant}: its organization and user ids belong to that tenant. Use that tenant's settings, or a new DATABASE_URL.`,
+      ]);
+    }
+  }
+  recordTenantLink(db, tenant);
+}
+
 /**
  * Runs the bridge: HTTP (SCIM, admin API, post-login hook, metrics, health) and the sync worker.
  * Without Auth0 settings it runs the sandbox: the Management API emulator in-process and a demo
- * organization. SIGTERM/SIGINT stop it gracefully (DESIGN.md §9; issue 7).
+ * organization. SIGTERM/SIGINT stop it gracefully.
  */
 async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<void> {
   if (!cfg.auth0 && !sandboxAllowed) {
     throw new ConfigError(["AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are required by `serve` (use `npm start` for the sandbox)"]);
   }
   const log = createLogger({ level: cfg.logLevel });
-  const { db, sqlite, close: closeDb } = openDatabase(cfg.databaseUrl);
+  const databaseUrl = cfg.auth0 || process.env.DATABASE_URL ? cfg.databaseUrl : sandboxDatabaseUrl;
+  const { db, sqlite, close: closeDb } = openDatabase(databaseUrl);
+  try {
+    linkDatabase(db, cfg.auth0 ? cfg.auth0.domain : sandboxTenant);
+  } catch (err) {
+    closeDb();
+    throw err;
+  }
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -73,7 +108,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
 
   const metrics = createMetrics({ organizationLabel: organizationSlugs(db) });
   // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
-  const syncConnection = openDatabase(cfg.databaseUrl, { durability: "normal" });
+  const syncConnection = openDatabase(databaseUrl, { durability: "normal" });
   const engine = createSyncEngine({
     db: syncConnection.db,
     client: createManagementClient(auth0),
@@ -92,10 +127,11 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   metrics.setQueueDepthSource(() => queueDepthFromDb(db));
   metrics.setRateBudgetSource(() => engine.limiter.snapshot());
   let shuttingDown = false;
+  let tenantMonitor: TenantMonitor | undefined;
 
   const extraRouters = [
     { path: "/admin/v1", router: adminRouter({ db, publicUrl, bootstrapOperatorToken: cfg.adminToken, log, signOut: (userId) => engine.signOut(userId), notifyWorker: () => engine.worker.notify() }) },
-    { path: "/", router: healthRouter({ db: sqlite, worker: engine.worker, shuttingDown: () => shuttingDown }) },
+    { path: "/", router: healthRouter({ db: sqlite, worker: engine.worker, shuttingDown: () => shuttingDown, tenant: { current: () => tenantMonitor?.current() } }) },
     { path: "/", router: metricsRouter(metrics) },
   ];
   if (hookSecret) extraRouters.push({ path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) });
@@ -115,6 +151,10 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     extraRouters,
   });
   server.on("request", app);
+  // The tenant checks run in the background; the worker waits for the first (at most 5 s) so that
+  // the connections' types, which the default mapping follows, are known before the first job.
+  tenantMonitor = monitorTenant({ auth0, db, publicUrl, hookSecret, log });
+  await Promise.race([tenantMonitor.first, new Promise((r) => setTimeout(r, 5000).unref())]);
   engine.worker.start();
   const stopDrift = scheduleDriftScans(db, cfg.driftScanHours, log);
 
@@ -126,6 +166,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     shuttingDown = true;
     log.info({ signal }, "shutting down: no new connections; finishing requests in flight and the Auth0 calls under way");
     stopDrift();
+    tenantMonitor?.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000).unref())]);
@@ -164,6 +205,14 @@ program
   });
 
 registerEmulatorCommand(program);
+registerDoctorCommand(program, {
+  open: openDb,
+  settings: () => {
+    const cfg = config();
+    if (!cfg.auth0) throw new ConfigError(["doctor checks a real tenant: set AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)"]);
+    return { auth0: cfg.auth0, publicUrl: cfg.publicUrl, hookSecret: cfg.hookSecret };
+  },
+});
 registerMappingCommands(program, openDb);
 registerOrgCommands(program, () => ({ ...openDb(), publicUrl: config().publicUrl }));
 registerStatusCommands(program, openDb, () => config().publicUrl);

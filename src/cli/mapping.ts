@@ -1,5 +1,5 @@
 /**
- * `scim-bridge mapping …`: validate, apply, preview, history, rollback, schema (issue 4).
+ * `scim-bridge mapping …`: validate, apply, preview, show, history, rollback, schema.
  * Exit codes: 0 done; 1 refused (invalid mapping, unknown organization or version); 66 the file
  * cannot be read (EX_NOINPUT). Problems name the file, line and column, then the path in the document.
  */
@@ -7,9 +7,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
+import { stringify } from "yaml";
 import type { Actor } from "../directory/audit.js";
 import type { OpenDatabase } from "../directory/database.js";
-import { activateMappingVersion, listMappingVersions, saveMappingVersion } from "../directory/mappings.js";
+import { activateMappingVersion, getActiveMapping, listMappingVersions, saveMappingVersion } from "../directory/mappings.js";
+import { getOrganization } from "../directory/organizations.js";
+import { connectionTypeOf } from "../directory/settings.js";
+import { notFound } from "../errors.js";
 import { isBridgeError } from "../errors.js";
 import { checkMappingFile, mappingJsonSchemaText, type MappingDocument, MappingError } from "../mapping/index.js";
 import { packageRoot } from "../paths.js";
@@ -160,6 +164,34 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
         const result = withDb(openDb, (db) => previewMapping(db, org, m, (p) => progress.update(p.done, p.total)));
         progress.finish(`${result.total} users`);
         print(opts.json, result, () => previewText(org, result, opts.limit));
+      }),
+    );
+
+  mapping
+    .command("show <org>")
+    .description("print the organization's active mapping, or the default one (labelled as such) when none was applied")
+    .option("--json", "machine-readable output")
+    .action((org: string, opts: { json?: boolean }) =>
+      run(() => {
+        const shown = withDb(openDb, (db) => {
+          const row = getOrganization(db, org);
+          const active = getActiveMapping(db, org);
+          if (!row || !active) throw notFound(`organization "${org}" not found (scim-bridge org list shows the existing ones)`);
+          return { slug: row.slug, active, connection: connectionTypeOf(db, active.document.connection.name) };
+        });
+        const isDefault = shown.active.version === null;
+        const value = { organization: shown.slug, version: shown.active.version, default: isDefault, ...(isDefault ? { connectionTypeKnown: shown.connection.known } : {}), mapping: shown.active.document };
+        print(opts.json, value, () => {
+          const doc = shown.active.document;
+          const header = isDefault
+            ? [
+                `# ${shown.slug}: no mapping applied. This is the DEFAULT mapping, derived from the organization's`,
+                `# connection "${doc.connection.name}" (${doc.connection.type}${shown.connection.known ? "" : "; its type was not read from Auth0 yet: run scim-bridge doctor"}).`,
+                `# It never deletes Auth0 users. Apply your own with: scim-bridge mapping apply ${shown.slug} <file>`,
+              ]
+            : [`# ${shown.slug}: active mapping, version ${shown.active.version} (scim-bridge mapping history ${shown.slug})`];
+          return `${header.join("\n")}\n${stringify(doc).trimEnd()}`;
+        });
       }),
     );
 

@@ -1,8 +1,10 @@
 /**
  * `scim-bridge jobs` and `scim-bridge status <org>`: read-only views of the queue and of one
  * organization's sync health, for operators (issue 7). Tables for people, `--json` for scripts.
- * Exit codes: 0 shown; 1 unknown organization.
+ * `scim-bridge jobs retry` puts dead (or waiting) jobs back to work, as the admin API's retry route does.
+ * Exit codes: 0 shown (or retried); 1 unknown organization or job, or a job that cannot be retried.
  */
+import { userInfo } from "node:os";
 import { Option, InvalidArgumentError, type Command } from "commander";
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { directories, jobs, organizations, scimTokens, users } from "../../db/schema.js";
@@ -10,7 +12,9 @@ import type { Db, OpenDatabase } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
 import { laneName } from "../http/metrics.js";
+import { isBridgeError } from "../errors.js";
 import { activePause } from "../sync/guard.js";
+import { listDeadJobs, retryJob } from "../sync/job-queries.js";
 import { Lane } from "../sync/queue.js";
 
 const exitUnknown = 1;
@@ -222,7 +226,7 @@ function parseLimit(value: string): number {
  * Registers `jobs` and `status`. `publicUrl`, when given, adds each directory's SCIM base URL.
  */
 export function registerStatusCommands(program: Command, openDb: () => OpenDatabase, publicUrl?: () => string): void {
-  program
+  const jobsCommand = program
     .command("jobs")
     .description("list queued, running and dead sync jobs (lane, attempts, last error)")
     .option("--org <slug>", "only this organization's jobs")
@@ -253,6 +257,61 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
         );
         console.log(table);
         if (result.total > result.jobs.length) console.log(`… ${result.total - result.jobs.length} more (--limit, or --json)`);
+      });
+    });
+
+  jobsCommand
+    .command("retry [job-id]")
+    .description("retry a dead (or waiting) job now, attempts reset; --dead retries every dead job (--org <slug>: of one organization; --json)")
+    .option("--dead", "retry every dead job")
+    .option("--actor <name>", "who (default: the OS user), for the audit log")
+    // --org and --json are the `jobs` command's own options, which commander hands to it.
+    .action((jobId: string | undefined, _opts: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{ dead?: boolean; org?: string; actor?: string; json?: boolean }>();
+      if ((jobId === undefined) === (opts.dead !== true) || (opts.org !== undefined && !opts.dead)) {
+        console.error("give one job id, or --dead [--org <slug>] (scim-bridge jobs --state dead lists them)");
+        process.exitCode = exitUnknown;
+        return;
+      }
+      if (jobId !== undefined && !/^[1-9]\d*$/.test(jobId)) {
+        console.error(`"${jobId}" is not a job id (a positive whole number; see scim-bridge jobs)`);
+        process.exitCode = exitUnknown;
+        return;
+      }
+      const actor = { type: "operator" as const, id: `cli:${opts.actor ?? userInfo().username}` };
+      withDb(openDb, (db) => {
+        let ids: number[];
+        if (jobId !== undefined) ids = [Number(jobId)];
+        else {
+          const org = opts.org === undefined ? undefined : getOrganization(db, opts.org);
+          if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
+          ids = [];
+          for (let before: number | undefined; ; ) {
+            const page = listDeadJobs(db, { organizationId: org?.id, limit: 500, before });
+            ids.push(...page.jobs.map((j) => j.id));
+            if (page.next === null) break;
+            before = page.next;
+          }
+        }
+        const results: { id: number; state?: string; mergedInto?: number | null; error?: string }[] = [];
+        for (const id of ids) {
+          try {
+            const r = retryJob(db, id, actor);
+            results.push({ id, state: r.job.state, mergedInto: r.mergedInto });
+          } catch (e) {
+            if (!isBridgeError(e)) throw e;
+            results.push({ id, error: e.message });
+          }
+        }
+        if (opts.json) console.log(JSON.stringify({ retried: results.filter((r) => !r.error).length, results }, null, 2));
+        else if (ids.length === 0) console.log(`no dead jobs${opts.org ? ` for ${opts.org}` : ""}`);
+        else
+          for (const r of results) {
+            if (r.error) console.error(r.error);
+            else console.log(r.mergedInto ? `job ${r.id}: merged into pending job ${r.mergedInto}, due now` : `job ${r.id}: pending, due now (attempts reset)`);
+          }
+        if (results.some((r) => r.error)) process.exitCode = exitUnknown;
+        // A running `serve` polls the queue, so the retried jobs run there within a moment.
       });
     });
 

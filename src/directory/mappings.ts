@@ -12,11 +12,12 @@ import { enqueueJob, Lane } from "../sync/queue.js";
 import { recordAudit, type Actor } from "./audit.js";
 import { getOrganization, type OrganizationRow } from "./organizations.js";
 import type { DbOrTx } from "./database.js";
+import { connectionTypeOf } from "./settings.js";
 
 
 export interface ActiveMapping {
   organizationId: string;
-  /** null: no mapping was ever applied; `document` is the default for the organization's user model. */
+  /** null: no mapping was ever applied; `document` is the default for the organization's user model and connection type. */
   version: number | null;
   document: MappingDocument;
 }
@@ -55,7 +56,7 @@ export function getActiveMapping(db: DbOrTx, idOrSlug: string): ActiveMapping | 
   return {
     organizationId: org.id,
     version: null,
-    document: defaultMapping({ connection: org.connection, userModel: org.userModel as UserModel }),
+    document: defaultMapping({ connection: org.connection, userModel: org.userModel as UserModel, connectionType: connectionTypeOf(db, org.connection).type }),
   };
 }
 

@@ -2,11 +2,14 @@
  * Liveness and readiness. /healthz answers while the process serves HTTP (a container HEALTHCHECK
  * restarts it otherwise). /readyz says whether it should receive traffic: the database answers and
  * the job worker is alive. A worker that stopped polling means acknowledged deprovisions are not
- * reaching Auth0, which is exactly what an operator must hear about.
+ * reaching Auth0, which is exactly what an operator must hear about. So is a tenant the bridge cannot
+ * work with: Auth0 unreachable, credentials refused, a scope or a mapped connection missing (the
+ * background tenant checks; `scim-bridge doctor` runs the same ones).
  */
 import { Router, type Response } from "express";
 import { sql } from "drizzle-orm";
 import type Database from "better-sqlite3";
+import { readinessProblems, type TenantStatus } from "../auth0/tenant-checks.js";
 import type { Db } from "../directory/database.js";
 
 export interface HealthOptions {
@@ -18,6 +21,8 @@ export interface HealthOptions {
   staleAfterMs?: number;
   /** True once a graceful shutdown started, so that load balancers stop sending traffic. */
   shuttingDown?: () => boolean;
+  /** The tenant checks' last report; omitted where the process does not talk to Auth0. */
+  tenant?: TenantStatus;
   now?: () => number;
 }
 
@@ -66,13 +71,34 @@ export function healthRouter(options: HealthOptions): Router {
       }
     }
 
+    let auth0: object | undefined;
+    if (options.tenant) {
+      const report = options.tenant.current();
+      if (!report) {
+        checks.auth0 = "checking";
+        problems.push("auth0: the first tenant check has not finished yet");
+      } else {
+        const found = readinessProblems(report);
+        checks.auth0 = report.auth0 !== "ok" ? report.auth0 : report.missingScopes.length > 0 ? "missing scopes" : found.length > 0 ? "connection missing" : "ok";
+        problems.push(...found);
+        auth0 = {
+          tenant: report.tenant,
+          checkedAt: report.checkedAt,
+          status: report.auth0,
+          missingScopes: report.missingScopes.map((m) => m.scope),
+          failedChecks: report.checks.filter((c) => c.status === "fail").map((c) => c.id),
+        };
+      }
+    }
+
     if (options.shuttingDown?.()) {
       checks.shutdown = "in progress";
       problems.push("shutdown: the process is stopping");
     }
 
-    if (problems.length > 0) noStore(res).status(503).json({ status: "unavailable", checks, problems });
-    else noStore(res).json({ status: "ok", checks });
+    const extra = auth0 ? { auth0 } : {};
+    if (problems.length > 0) noStore(res).status(503).json({ status: "unavailable", checks, problems, ...extra });
+    else noStore(res).json({ status: "ok", checks, ...extra });
   });
 
   return router;

@@ -42,6 +42,12 @@ export function postLoginHookRouter(db: Db, secret: string): Router {
     } catch {
       throw invalidSyntax("body is not JSON");
     }
+    // `scim-bridge doctor` checks reachability and the shared secret with a signed test event: it is
+    // answered without a lookup or a write, and denied, should anything else ever send it.
+    if (typeof event === "object" && event !== null && (event as { test?: unknown }).test === true) {
+      res.json({ test: true, decision: "deny", reason: "test event: the hook is reachable and the signature is valid" });
+      return;
+    }
     if (!isEvent(event)) throw invalidSyntax("body needs user.user_id");
     res.json(decidePostLogin(db, event, res.locals.requestId as string | undefined));
   });

@@ -1,6 +1,13 @@
 /**
- * The mapping an organization has before anyone applies one: email and names from the SCIM core
- * user, no app_metadata, no roles, and the user model's default policies (defaults.ts).
+ * The mapping an organization has before anyone applies one. It follows the organization's
+ * connection type:
+ * - database: the bridge creates the users, so it writes email and names from the SCIM core user;
+ * - enterprise (Okta, Entra ID, SAML, OIDC): users appear at their first login and their IdP owns
+ *   the profile (Auth0 refuses updates of root attributes it syncs at each login, and an IdP user's
+ *   email is never updatable), so the bridge maps the email only, to find and link them.
+ * No app_metadata and no roles. Policies are the user model's defaults except that deletion never
+ * deletes the Auth0 user: a SCIM DELETE blocks it and revokes its sessions (reversible), and only a
+ * mapping that says `deletion.deleteUser: true` deletes.
  */
 import type { ConnectionType, UserModel } from "./defaults.js";
 import { mappingSchema, type MappingDocument, type MappingInput } from "./schema.js";
@@ -8,7 +15,7 @@ import { mappingSchema, type MappingDocument, type MappingInput } from "./schema
 export interface DefaultMappingOptions {
   connection: string;
   userModel: UserModel;
-  /** Default "database": an isolated organization usually has a database connection of its own. */
+  /** Default "database". */
   connectionType?: ConnectionType;
 }
 
@@ -19,16 +26,17 @@ export const defaultEmailSource = {
 };
 
 export function defaultMapping(options: DefaultMappingOptions): MappingDocument {
+  const type = options.connectionType ?? "database";
+  const profile: MappingInput["profile"] =
+    type === "database"
+      ? { email: defaultEmailSource, given_name: "name.givenName", family_name: "name.familyName", name: { from: ["displayName", "name.formatted"] } }
+      : { email: defaultEmailSource };
   const input: MappingInput = {
-    description: "default mapping (no mapping applied yet)",
-    connection: { name: options.connection, type: options.connectionType ?? "database" },
+    description: `default mapping for a ${type} connection (no mapping applied yet)`,
+    connection: { name: options.connection, type },
     userModel: options.userModel,
-    profile: {
-      email: defaultEmailSource,
-      given_name: "name.givenName",
-      family_name: "name.familyName",
-      name: { from: ["displayName", "name.formatted"] },
-    },
+    profile,
+    policies: { deletion: { deleteUser: false } },
   };
   // Parsed like any other mapping, so the default is valid by construction and fully filled.
   return mappingSchema.parse(input);

@@ -111,13 +111,21 @@ describe("defaultMapping", () => {
     expect(desired(m, { ...okta, resource: { userName: "jane" } }, [], []).email).toBeNull();
   });
 
-  it("isolated: block + revoke on deactivation, delete on deletion; shared: remove membership, block only when no other organization", () => {
+  it("isolated: block + revoke on deactivation and on deletion, never deleting; shared: remove membership, block only when no other organization", () => {
     const isolatedDefault = defaultMapping({ connection: "c", userModel: "isolated" }).policies;
     expect(isolatedDefault.deactivation).toMatchObject({ block: "always", revokeSessions: "always", removeMembership: false });
-    expect(isolatedDefault.deletion.deleteUser).toBe(true);
+    expect(isolatedDefault.deletion).toMatchObject({ deleteUser: false, block: "always", revokeSessions: "always" });
     const sharedDefault = defaultMapping({ connection: "c", userModel: "shared" }).policies;
     expect(sharedDefault.deactivation).toMatchObject({ block: "whenNoOtherOrganization", removeMembership: true });
     expect(sharedDefault.deletion).toMatchObject({ deleteUser: false, removeMembership: true });
+  });
+
+  it("for an enterprise connection maps the email only: the IdP owns the profile", () => {
+    const m = defaultMapping({ connection: "okta-acme", userModel: "isolated", connectionType: "enterprise" });
+    const d = desired(m, adele, [], []);
+    expect(d).toMatchObject({ connectionType: "enterprise", email: "adelev@contoso.com" });
+    expect(d.profile).toEqual({ email: "adelev@contoso.com" });
+    expect(m.policies.deletion.deleteUser).toBe(false);
   });
 
   it("is itself a valid mapping document", () => {

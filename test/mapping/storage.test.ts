@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { auditEntries, jobs, mappingVersions } from "../../db/schema.js";
 import type { OpenDatabase } from "../../src/directory/database.js";
 import { activateMappingVersion, getActiveMapping, listMappingVersions, saveMappingVersion } from "../../src/directory/mappings.js";
+import { recordConnection } from "../../src/directory/settings.js";
 import { BridgeError } from "../../src/errors.js";
 import { parseMapping, type MappingDocument } from "../../src/mapping/index.js";
 import { openMemoryDb, seedOrganization } from "./seed.js";
@@ -24,8 +25,17 @@ describe("versioned mapping storage", () => {
     const active = getActiveMapping(handle.db, "acme");
     expect(active).toMatchObject({ organizationId: orgId, version: null });
     expect(active?.document.connection.name).toBe("acme-db");
-    expect(active?.document.policies.deletion.deleteUser).toBe(true);
+    expect(active?.document.connection.type).toBe("database");
+    // The default never deletes Auth0 users: a mapping has to say so.
+    expect(active?.document.policies.deletion.deleteUser).toBe(false);
     expect(getActiveMapping(handle.db, "nope")).toBeNull();
+  });
+
+  it("the default follows the connection's type once the bridge has read it from the tenant", () => {
+    recordConnection(handle.db, { name: "acme-db", strategy: "okta", type: "enterprise", setUserRootAttributes: "on_each_login", checkedAt: 1 });
+    const active = getActiveMapping(handle.db, "acme");
+    expect(active?.document.connection).toEqual({ name: "acme-db", type: "enterprise" });
+    expect(Object.keys(active?.document.profile ?? {})).toEqual(["email"]);
   });
 
   it("apply stores a new active version, with an audit entry and a background organization reconcile job", () => {

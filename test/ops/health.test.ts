@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import express from "express";
 import request from "supertest";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import type { TenantReport } from "../../src/auth0/tenant-checks.js";
 import { healthRouter, type HealthOptions } from "../../src/http/health.js";
 
 let opened: OpenDatabase[] = [];
@@ -72,5 +73,48 @@ describe("/healthz and /readyz", () => {
     stopping = true;
     const res = await request(app).get("/readyz").expect(503);
     expect(res.body.problems).toEqual(["shutdown: the process is stopping"]);
+  });
+});
+
+describe("/readyz and the Auth0 tenant checks", () => {
+  const report = (over: Partial<TenantReport>): TenantReport => ({
+    tenant: "acme.eu.auth0.com",
+    checkedAt: "2026-12-06T00:00:00.000Z",
+    ok: true,
+    auth0: "ok",
+    grantedScopes: [],
+    missingScopes: [],
+    checks: [{ id: "token", status: "ok", summary: "client credentials accepted" }],
+    ...over,
+  });
+
+  it("is not ready until the first check finished, then ready when the tenant is usable", async () => {
+    const { db } = open();
+    let current: TenantReport | undefined;
+    const app = appWith({ db, tenant: { current: () => current } });
+    const checking = await request(app).get("/readyz").expect(503);
+    expect(checking.body.checks.auth0).toBe("checking");
+    current = report({});
+    const ready = await request(app).get("/readyz").expect(200);
+    expect(ready.body).toMatchObject({ status: "ok", checks: { auth0: "ok" }, auth0: { tenant: "acme.eu.auth0.com", missingScopes: [] } });
+  });
+
+  it("says unauthorised with the token check's reason and fix", async () => {
+    const { db } = open();
+    const current = report({
+      ok: false,
+      auth0: "unauthorised",
+      checks: [{ id: "token", status: "fail", summary: "Auth0 unauthorised: the token endpoint answered 401 (Unauthorized)", fix: "check AUTH0_CLIENT_SECRET" }],
+    });
+    const res = await request(appWith({ db, tenant: { current: () => current } })).get("/readyz").expect(503);
+    expect(res.body.checks.auth0).toBe("unauthorised");
+    expect(res.body.problems).toEqual(["auth0: Auth0 unauthorised: the token endpoint answered 401 (Unauthorized) (fix: check AUTH0_CLIENT_SECRET)"]);
+  });
+
+  it("a failed hook or role check is reported by doctor but leaves the instance ready", async () => {
+    const { db } = open();
+    const current = report({ ok: false, checks: [{ id: "hook", status: "fail", summary: "post-login hook unreachable" }, { id: "role:admin", status: "fail", summary: "role missing" }] });
+    const res = await request(appWith({ db, tenant: { current: () => current } })).get("/readyz").expect(200);
+    expect(res.body.auth0.failedChecks).toEqual(["hook", "role:admin"]);
   });
 });

@@ -23,7 +23,7 @@ interface Started {
 }
 
 async function npmStart(): Promise<Started> {
-  // `node bin/scim-bridge.js start`, run from a temporary folder so ./data/bridge.db lands there.
+  // `node bin/scim-bridge.js start`, run from a temporary folder so ./data/sandbox.db lands there.
   const [cmd, ...args] = startScript.split(" ");
   const child = spawn(cmd!, args.map((a) => (a.startsWith("bin/") ? join(packageRoot, a) : a)), {
     cwd: workdir,

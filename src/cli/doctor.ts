@@ -1,0 +1,33 @@
+/**
+ * `scim-bridge doctor [--json]`: checks the live Auth0 tenant against what the configuration and
+ * the organizations' mappings need, one ✓/✗ line per check with its fix.
+ * Exit codes: 0 nothing required is missing (warnings allowed); 1 something required is missing or
+ * Auth0 refused or did not answer; 78 configuration (no Auth0 settings).
+ */
+import type { Command } from "commander";
+import { checkTenant, formatReport, type TenantCheckOptions } from "../auth0/tenant-checks.js";
+import type { OpenDatabase } from "../directory/database.js";
+
+export interface DoctorContext {
+  open: () => OpenDatabase;
+  /** Everything checkTenant needs but the database; throws ConfigError without Auth0 settings. */
+  settings: () => Omit<TenantCheckOptions, "db">;
+}
+
+export function registerDoctorCommand(program: Command, ctx: DoctorContext): void {
+  program
+    .command("doctor")
+    .description("check the Auth0 tenant: credentials, granted scopes, connections, roles, the post-login hook, revocation endpoints")
+    .option("--json", "machine-readable output")
+    .action(async (opts: { json?: boolean }) => {
+      const settings = ctx.settings();
+      const handle = ctx.open();
+      try {
+        const report = await checkTenant({ ...settings, db: handle.db });
+        console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
+        if (!report.ok) process.exitCode = 1;
+      } finally {
+        handle.close();
+      }
+    });
+}

@@ -1,0 +1,103 @@
+/**
+ * What the bridge records about its own deployment (bridge_settings): the Auth0 tenant a database
+ * is linked to, and the type of each Auth0 connection as the tenant reported it.
+ */
+import { eq, isNotNull, like } from "drizzle-orm";
+import { bridgeSettings, organizations } from "../../db/schema.js";
+import type { ConnectionType } from "../mapping/defaults.js";
+import type { DbOrTx } from "./database.js";
+
+const tenantKey = "auth0.tenant";
+const connectionKey = (name: string): string => `auth0.connection:${name}`;
+
+/** The in-process emulator of `npm start`: its ids are worthless anywhere else. */
+export const sandboxTenant = "sandbox";
+
+/** Auth0's default database connection, which every new tenant has. */
+const defaultDatabaseConnection = "Username-Password-Authentication";
+
+function read<T>(db: DbOrTx, key: string): T | undefined {
+  const row = db.select({ value: bridgeSettings.value }).from(bridgeSettings).where(eq(bridgeSettings.key, key)).get();
+  return row ? (JSON.parse(row.value) as T) : undefined;
+}
+
+function write(db: DbOrTx, key: string, value: unknown, now = Date.now()): void {
+  const text = JSON.stringify(value);
+  db.insert(bridgeSettings)
+    .values({ key, value: text, updatedAt: now })
+    .onConflictDoUpdate({ target: bridgeSettings.key, set: { value: text, updatedAt: now } })
+    .run();
+}
+
+export interface TenantLink {
+  /** AUTH0_DOMAIN of the tenant, or "sandbox". */
+  tenant: string;
+  linkedAt: number;
+}
+
+export function linkedTenant(db: DbOrTx): TenantLink | undefined {
+  return read<TenantLink>(db, tenantKey);
+}
+
+export function recordTenantLink(db: DbOrTx, tenant: string, now = Date.now()): void {
+  const current = linkedTenant(db);
+  if (current?.tenant === tenant) return;
+  write(db, tenantKey, { tenant, linkedAt: now } satisfies TenantLink, now);
+}
+
+/**
+ * Why the sandbox must not use this database, or undefined when it may. A database linked to a
+ * real tenant holds that tenant's organization and user ids; the sandbox would replace them with
+ * ids of its throwaway tenant, and deactivations would then "succeed" against users that do not exist.
+ */
+export function sandboxRefusal(db: DbOrTx): string | undefined {
+  const link = linkedTenant(db);
+  if (link && link.tenant !== sandboxTenant) {
+    return `this database is linked to the Auth0 tenant ${link.tenant} (by \`scim-bridge serve\`); the sandbox would overwrite its Auth0 ids. Use the sandbox's own database (unset DATABASE_URL) or another file.`;
+  }
+  if (!link) {
+    const linkedOrg = db.select({ slug: organizations.slug }).from(organizations).where(isNotNull(organizations.auth0OrgId)).get();
+    if (linkedOrg) {
+      return `organization "${linkedOrg.slug}" in this database is linked to an Auth0 tenant the database does not name; the sandbox would overwrite its Auth0 ids. Use the sandbox's own database (unset DATABASE_URL) or another file.`;
+    }
+  }
+  return undefined;
+}
+
+export interface KnownConnection {
+  name: string;
+  /** Auth0's `strategy`: "auth0" for database connections, "okta", "samlp", "waad", "oidc", … */
+  strategy: string;
+  type: ConnectionType;
+  /** options.set_user_root_attributes of an enterprise connection (Auth0's default "on_each_login"). */
+  setUserRootAttributes?: string;
+  checkedAt: number;
+}
+
+export function recordConnection(db: DbOrTx, c: KnownConnection): void {
+  write(db, connectionKey(c.name), c, c.checkedAt);
+}
+
+export function knownConnection(db: DbOrTx, name: string): KnownConnection | undefined {
+  return read<KnownConnection>(db, connectionKey(name));
+}
+
+export function knownConnections(db: DbOrTx): KnownConnection[] {
+  return db
+    .select({ value: bridgeSettings.value })
+    .from(bridgeSettings)
+    .where(like(bridgeSettings.key, "auth0.connection:%"))
+    .all()
+    .map((r) => JSON.parse(r.value) as KnownConnection);
+}
+
+/**
+ * The connection's type as last seen in the tenant; before the bridge has looked, Auth0's default
+ * database connection is a database and any other name counts as one too (the former behaviour),
+ * until `serve` or `doctor` reads the tenant.
+ */
+export function connectionTypeOf(db: DbOrTx, name: string): { type: ConnectionType; known: boolean } {
+  const known = knownConnection(db, name);
+  if (known) return { type: known.type, known: true };
+  return { type: "database", known: name === defaultDatabaseConnection };
+}
