@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import express, { type Router } from "express";
+import { assertJsonDepth, rawBody } from "./body.js";
 import type { Db } from "../directory/database.js";
 import { invalidSyntax, unauthorized } from "../errors.js";
 import { decidePostLogin, type PostLoginEvent } from "../sync/post-login.js";
@@ -25,13 +26,15 @@ export function verifyPostLoginSignature(secret: string, header: string | undefi
 function isEvent(v: unknown): v is PostLoginEvent {
   if (typeof v !== "object" || v === null) return false;
   const user = (v as { user?: unknown }).user;
-  return typeof user === "object" && user !== null && typeof (user as { user_id?: unknown }).user_id === "string";
+  if (typeof user !== "object" || user === null) return false;
+  const { user_id, email } = user as { user_id?: unknown; email?: unknown };
+  return typeof user_id === "string" && (email === undefined || email === null || typeof email === "string");
 }
 
 /** POST /hooks/auth0/post-login: the login decision for the Auth0 post-login Action. */
 export function postLoginHookRouter(db: Db, secret: string): Router {
   const router = express.Router();
-  router.post("/", express.raw({ type: () => true, limit: "64kb" }), (req, res) => {
+  router.post("/", rawBody("64kb"), (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body.toString("utf8") : "";
     if (!verifyPostLoginSignature(secret, req.get("x-scim-bridge-signature"), body)) {
       throw unauthorized("missing, stale or invalid x-scim-bridge-signature");
@@ -42,7 +45,8 @@ export function postLoginHookRouter(db: Db, secret: string): Router {
     } catch {
       throw invalidSyntax("body is not JSON");
     }
-    if (!isEvent(event)) throw invalidSyntax("body needs user.user_id");
+    assertJsonDepth(event);
+    if (!isEvent(event)) throw invalidSyntax("body needs user.user_id, and user.email must be a string or null when present");
     res.json(decidePostLogin(db, event, res.locals.requestId as string | undefined));
   });
   return router;

@@ -1,5 +1,6 @@
 import { Router } from "express";
 import type { Db } from "../directory/database.js";
+import { registerFold } from "../directory/fold.js";
 import { createWriteQueue } from "../directory/write-queue.js";
 import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
@@ -12,6 +13,8 @@ import { userRoutes } from "./users.js";
  */
 export function scimRoutes(db: Db): Router {
   const router = Router({ mergeParams: true });
+  // Filters and sorts on caseExact=false attributes call scim_fold (Unicode case folding) in SQL.
+  registerFold((db as Db & { $client: Parameters<typeof registerFold>[0] }).$client);
   // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts).
   const writes = createWriteQueue(db);
   router.use(discoveryRoutes());
