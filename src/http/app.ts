@@ -1,12 +1,14 @@
-import express, { Router, type Express, type RequestHandler } from "express";
+import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { pino, type Logger } from "pino";
 import type { Db } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
+import { isBridgeError } from "../errors.js";
 import { scimRoutes } from "../scim/routes.js";
 import { scimBearerAuth } from "./auth.js";
 import { defaultBodyLimit, scimJsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
 import { parseQueryString } from "./query.js";
+import { directoryKey, tokenRateLimit, unauthenticatedLimit, unauthenticatedLimitDefaults } from "./rate-limit.js";
 import { requestId } from "./request-id.js";
 
 export interface AppDeps {
@@ -24,14 +26,21 @@ export interface AppDeps {
   extraRouters?: { path: string; router: RequestHandler }[];
   /** App-wide middleware after the request id (metrics, request logging). */
   middleware?: RequestHandler[];
-  /** SCIM middleware before authentication (request log, per-token rate limit), so refused requests count too. */
+  /** SCIM middleware before authentication (the request log, which records authenticated requests only). */
   scimMiddleware?: RequestHandler[];
+  /** Requests per second per directory, after authentication (whichever of its tokens a request carries); off when absent. */
+  scimRateLimit?: { ratePerSecond: number; burst: number };
+  /** Failed authentications per client address and directory URL (default unauthenticatedLimitDefaults). */
+  unauthenticatedLimit?: { ratePerSecond: number; burst: number };
+  /** Counts each unauthenticated refusal (metrics): "rejected" (401) or "limited" (429 before checking). */
+  onUnauthenticated?: (outcome: "rejected" | "limited") => void;
   /** Called after a SCIM write answered 2xx: wakes the sync worker so deprovisioning starts at once. */
   onScimWrite?: () => void;
 }
 
 /**
- * The HTTP pipeline, in order: request id → SCIM (bearer auth → body → routes → 404 → SCIM errors)
+ * The HTTP pipeline, in order: request id → SCIM (failed-auth gate → bearer auth → per-directory
+ * rate limit → body → routes → 404 → SCIM errors)
  * → extra routers → 404 → errors. Auth runs before the body is read: an unauthenticated client
  * cannot make us parse a megabyte.
  */
@@ -47,8 +56,10 @@ export function createApp(deps: AppDeps): Express {
   for (const m of deps.middleware ?? []) app.use(m);
 
   const scim = Router({ mergeParams: true });
-  // Before auth: failed logins are logged and rate-limited too.
   for (const m of deps.scimMiddleware ?? []) scim.use(m);
+  // Failed authentications are throttled per client address and directory before any token lookup.
+  const failures = unauthenticatedLimit({ ...(deps.unauthenticatedLimit ?? unauthenticatedLimitDefaults), onRefused: deps.onUnauthenticated });
+  scim.use(failures.gate);
   scim.use(
     scimBearerAuth(deps.db, (_req, res, principal) => {
       res.locals.scim = {
@@ -60,6 +71,12 @@ export function createApp(deps: AppDeps): Express {
       };
     }),
   );
+  const countFailure: ErrorRequestHandler = (err, req, _res, next) => {
+    if (isBridgeError(err) && err.kind === "unauthorized") failures.failed(req);
+    next(err);
+  };
+  scim.use(countFailure);
+  if (deps.scimRateLimit) scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));
   if (deps.onScimWrite) {
     const wake = deps.onScimWrite;
     scim.use((req, res, next) => {

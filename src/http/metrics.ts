@@ -56,6 +56,8 @@ export interface Metrics {
   auth0RateBudget: Gauge<"bucket">;
   auth0RateCapacity: Gauge<"bucket">;
   deprovisionLatency: Histogram<"organization">;
+  /** SCIM requests refused before authentication: "rejected" (401) or "limited" (429, too many failures from the address). */
+  unauthenticatedRequests: Counter<"outcome">;
   /** Counts and times every request that passes through it, labelled by route template. */
   httpMetricsMiddleware(): RequestHandler;
   /** Read on every scrape, e.g. `() => queueDepthFromDb(db)`. */
@@ -168,6 +170,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const unauthenticatedRequests = new Counter({
+    name: `${prefix}unauthenticated_requests_total`,
+    help: "SCIM requests refused for missing or wrong credentials (rejected: 401) or throttled after repeated failures from one address (limited: 429)",
+    labelNames: ["outcome"] as const,
+    registers,
+  });
+
   const httpMetricsMiddleware = (): RequestHandler => (req, res, next) => {
     trackRoute(req);
     const started = process.hrtime.bigint();
@@ -214,6 +223,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     auth0RateBudget,
     auth0RateCapacity,
     deprovisionLatency,
+    unauthenticatedRequests,
     httpMetricsMiddleware,
     setQueueDepthSource: (source) => void (queueDepthSource = source),
     setRateBudgetSource: (source) => void (rateBudgetSource = source),
