@@ -3,6 +3,7 @@ import { pino, type Logger } from "pino";
 import type { Db } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { isBridgeError } from "../errors.js";
+import type { QueryBudget } from "../scim/cost.js";
 import { scimRoutes } from "../scim/routes.js";
 import { scimBearerAuth } from "./auth.js";
 import { defaultBodyLimit, scimJsonBody } from "./body.js";
@@ -34,6 +35,8 @@ export interface AppDeps {
   unauthenticatedLimit?: { ratePerSecond: number; burst: number };
   /** Counts each unauthenticated refusal (metrics): "rejected" (401) or "limited" (429 before checking). */
   onUnauthenticated?: (outcome: "rejected" | "limited") => void;
+  /** Per-directory budget for expensive filters and sorts (default: costLimits in src/scim/cost.ts). */
+  queryBudget?: QueryBudget;
   /** Called after a SCIM write answered 2xx: wakes the sync worker so deprovisioning starts at once. */
   onScimWrite?: () => void;
 }
@@ -85,7 +88,7 @@ export function createApp(deps: AppDeps): Express {
     });
   }
   scim.use(scimJsonBody(deps.bodyLimit ?? defaultBodyLimit));
-  scim.use(scimRoutes(deps.db));
+  scim.use(scimRoutes(deps.db, deps.queryBudget));
   scim.use(endpointNotFound());
   scim.use(errorMiddleware("scim", log));
   app.use("/scim/v2/:directoryId", scim);
