@@ -33,7 +33,7 @@ export interface AppDeps {
   scimRateLimit?: { ratePerSecond: number; burst: number };
   /** Failed authentications per client address and directory URL (default unauthenticatedLimitDefaults). */
   unauthenticatedLimit?: { ratePerSecond: number; burst: number };
-  /** Counts each unauthenticated refusal (metrics): "rejected" (401) or "limited" (429 before checking). */
+  /** Counts each unauthenticated refusal (metrics): "rejected" (401) or "limited" (429). */
   onUnauthenticated?: (outcome: "rejected" | "limited") => void;
   /** Per-directory budget for expensive filters and sorts (default: costLimits in src/scim/cost.ts). */
   queryBudget?: QueryBudget;
@@ -42,7 +42,7 @@ export interface AppDeps {
 }
 
 /**
- * The HTTP pipeline, in order: request id → SCIM (failed-auth gate → bearer auth → per-directory
+ * The HTTP pipeline, in order: request id → SCIM (bearer auth → failed-auth throttle → per-directory
  * rate limit → body → routes → 404 → SCIM errors)
  * → extra routers → 404 → errors. Auth runs before the body is read: an unauthenticated client
  * cannot make us parse a megabyte.
@@ -60,9 +60,7 @@ export function createApp(deps: AppDeps): Express {
 
   const scim = Router({ mergeParams: true });
   for (const m of deps.scimMiddleware ?? []) scim.use(m);
-  // Failed authentications are throttled per client address and directory before any token lookup.
   const failures = unauthenticatedLimit({ ...(deps.unauthenticatedLimit ?? unauthenticatedLimitDefaults), onRefused: deps.onUnauthenticated });
-  scim.use(failures.gate);
   scim.use(
     scimBearerAuth(deps.db, (_req, res, principal) => {
       res.locals.scim = {
@@ -74,9 +72,9 @@ export function createApp(deps: AppDeps): Express {
       };
     }),
   );
+  // Failed authentications are throttled per client address and directory: 401 up to the limit, then 429.
   const countFailure: ErrorRequestHandler = (err, req, _res, next) => {
-    if (isBridgeError(err) && err.kind === "unauthorized") failures.failed(req);
-    next(err);
+    next(isBridgeError(err) && err.kind === "unauthorized" ? (failures.failed(req) ?? err) : err);
   };
   scim.use(countFailure);
   if (deps.scimRateLimit) scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));

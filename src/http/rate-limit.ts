@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Request, RequestHandler, Response } from "express";
-import { rateLimited } from "../errors.js";
+import { rateLimited, type BridgeError } from "../errors.js";
 
 /**
  * Per-token rate limits (OWASP API4; reliability-and-security.md §1.2, §1.4): a token bucket per key,
@@ -103,7 +103,7 @@ export interface UnauthenticatedLimitOptions {
   burst: number;
   maxKeys?: number;
   now?: () => number;
-  /** Told of every refusal: "rejected" (bad or missing credentials) or "limited" (429 before checking). */
+  /** Told of every refusal: "rejected" (401: bad or missing credentials) or "limited" (429: too many of them). */
   onRefused?: (outcome: "rejected" | "limited") => void;
 }
 
@@ -115,17 +115,19 @@ export interface UnauthenticatedLimitOptions {
 export const unauthenticatedLimitDefaults = { ratePerSecond: 1, burst: 20 } as const;
 
 export interface UnauthenticatedLimit {
-  /** Before authentication: answers 429 when this address has used up its failures against this URL. */
-  gate: RequestHandler;
-  /** After a failed authentication: takes one failure from the bucket. */
-  failed(req: Request): void;
+  /**
+   * After a failed authentication: takes one failure from the bucket of (client address, directory
+   * URL); returns the 429 to answer instead of the 401 when the bucket was already empty.
+   */
+  failed(req: Request): BridgeError | undefined;
 }
 
 /**
  * Throttles failed authentication per client address and addressed directory, never per presented
  * secret: keyed by the secret, each random token would get a fresh bucket and a flood of garbage
- * tokens would never be refused. Valid requests never draw from it, so an attacker sharing an
- * address with an IdP cannot lock the IdP out, and the gate itself does no database work.
+ * tokens would never be refused. Only failures are throttled, after the token was checked (a hash
+ * and one indexed lookup, what a 401 costs anyway): a request with a valid token always passes, so an
+ * attacker sharing an address (a NAT, a proxy) with an IdP cannot lock the IdP out.
  */
 export function unauthenticatedLimit(options: UnauthenticatedLimitOptions): UnauthenticatedLimit {
   const { ratePerSecond, burst } = options;
@@ -134,31 +136,15 @@ export function unauthenticatedLimit(options: UnauthenticatedLimitOptions): Unau
   const maxKeys = options.maxKeys ?? 10_000;
   const now = options.now ?? Date.now;
   const buckets = new Map<string, Bucket>();
-  const keyOf = (req: Request): string => `${clientAddress(req)}|${String(req.params?.directoryId ?? "")}`;
-  const refill = (key: string, t: number): Bucket => {
-    const bucket = buckets.get(key) ?? { tokens: burst, updatedAt: t };
-    bucket.tokens = Math.min(burst, bucket.tokens + ((t - bucket.updatedAt) / 1000) * ratePerSecond);
-    bucket.updatedAt = t;
-    return bucket;
-  };
   return {
-    gate: (req, _res, next) => {
-      const key = keyOf(req);
-      if (!buckets.has(key)) return next();
-      const bucket = refill(key, now());
-      if (bucket.tokens >= 1) return next();
-      options.onRefused?.("limited");
-      const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond));
-      next(rateLimited(`too many failed authentications from this address; retry after ${retryAfter} s`, retryAfter));
-    },
     failed(req) {
       const t = now();
-      const key = keyOf(req);
-      const bucket = refill(key, t);
-      bucket.tokens = Math.max(0, bucket.tokens - 1);
+      const key = `${clientAddress(req)}|${String(req.params?.directoryId ?? "")}`;
+      const bucket = buckets.get(key) ?? { tokens: burst, updatedAt: t };
+      bucket.tokens = Math.min(burst, bucket.tokens + ((t - bucket.updatedAt) / 1000) * ratePerSecond);
+      bucket.updatedAt = t;
       buckets.delete(key);
       buckets.set(key, bucket);
-      options.onRefused?.("rejected");
       if (buckets.size > maxKeys) {
         // Full buckets carry no state; then the least recently failed go first.
         for (const [k, b] of buckets) if (t - b.updatedAt >= (burst / ratePerSecond) * 1000) buckets.delete(k);
@@ -167,6 +153,14 @@ export function unauthenticatedLimit(options: UnauthenticatedLimitOptions): Unau
           buckets.delete(k);
         }
       }
+      if (bucket.tokens >= 1) {
+        bucket.tokens -= 1;
+        options.onRefused?.("rejected");
+        return undefined;
+      }
+      options.onRefused?.("limited");
+      const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond));
+      return rateLimited(`too many failed authentications from this address; retry after ${retryAfter} s`, retryAfter);
     },
   };
 }
