@@ -97,7 +97,10 @@ export function errorMiddleware(shape: ErrorShape | "auto", log: Logger): ErrorR
   };
 }
 
-/** Final handler for unmatched routes: a 404 in the caller's error shape. */
+/**
+ * Final handler for unmatched routes: a 404 in the caller's error shape. The path is quoted, so the
+ * SCIM request log keeps it only as "…" (the path column already holds it, cut to its length limit).
+ */
 export const endpointNotFound = (): RequestHandler => (req, _res, next) => {
-  next(notFound(`no endpoint ${req.method} ${req.path}`));
+  next(notFound(`no endpoint ${req.method} "${req.path.slice(0, 200)}"`));
 };

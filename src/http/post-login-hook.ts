@@ -23,12 +23,21 @@ export function verifyPostLoginSignature(secret: string, header: string | undefi
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+const optionalText = (v: unknown): boolean => v === undefined || v === null || typeof v === "string";
+
+/** Only fields of the PostLoginEvent shape: a signed event is still input, and a wrong type is 400, not a crash. */
+function optionalRecord(v: unknown, keys: readonly string[]): boolean {
+  if (v === undefined || v === null) return true;
+  if (typeof v !== "object" || Array.isArray(v)) return false;
+  return keys.every((k) => optionalText((v as Record<string, unknown>)[k]));
+}
+
 function isEvent(v: unknown): v is PostLoginEvent {
   if (typeof v !== "object" || v === null) return false;
-  const user = (v as { user?: unknown }).user;
-  if (typeof user !== "object" || user === null) return false;
+  const { user, organization, connection } = v as { user?: unknown; organization?: unknown; connection?: unknown };
+  if (typeof user !== "object" || user === null || Array.isArray(user)) return false;
   const { user_id, email } = user as { user_id?: unknown; email?: unknown };
-  return typeof user_id === "string" && (email === undefined || email === null || typeof email === "string");
+  return typeof user_id === "string" && optionalText(email) && optionalRecord(organization, ["id", "name"]) && optionalRecord(connection, ["name", "strategy"]);
 }
 
 /** POST /hooks/auth0/post-login: the login decision for the Auth0 post-login Action. */
@@ -46,7 +55,7 @@ export function postLoginHookRouter(db: Db, secret: string): Router {
       throw invalidSyntax("body is not JSON");
     }
     assertJsonDepth(event);
-    if (!isEvent(event)) throw invalidSyntax("body needs user.user_id, and user.email must be a string or null when present");
+    if (!isEvent(event)) throw invalidSyntax("body needs user.user_id; user.email, organization.id/name and connection.name/strategy must be strings or null when present");
     res.json(decidePostLogin(db, event, res.locals.requestId as string | undefined));
   });
   return router;
