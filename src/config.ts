@@ -36,7 +36,7 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Hours between background drift scans of every organization; 0 turns them off. */
   driftScanHours: number;
-  /** Per-token SCIM rate limit; undefined when SCIM_RATE_LIMIT_PER_SECOND=0. */
+  /** Per-directory SCIM rate limit; undefined when SCIM_RATE_LIMIT_PER_SECOND=0. */
   scimRateLimit?: { ratePerSecond: number; burst: number };
 }
 

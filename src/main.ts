@@ -26,7 +26,6 @@ import { createApp } from "./http/app.js";
 import { healthRouter } from "./http/health.js";
 import { createMetrics, metricsRouter, organizationSlugs, queueDepthFromDb } from "./http/metrics.js";
 import { postLoginHookRouter } from "./http/post-login-hook.js";
-import { bearerKey, tokenRateLimit } from "./http/rate-limit.js";
 import { scimRequestLog } from "./http/scim-request-log.js";
 import { createLogger, requestLogger } from "./logging.js";
 import { scheduleDriftScans } from "./sync/drift-schedule.js";
@@ -138,15 +137,16 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   else log.warn("AUTH0_HOOK_SECRET is not set: POST /hooks/auth0/post-login is off, so logins are not checked against the directory");
 
   const requestLog = scimRequestLog(db, { log });
-  // The log records every request, rate-limited ones included, so it goes first.
+  // The log records every authenticated request, rate-limited ones included, so it goes first.
   const scimMiddleware: RequestHandler[] = [requestLog];
-  if (cfg.scimRateLimit) scimMiddleware.push(tokenRateLimit({ ...cfg.scimRateLimit, keyOf: bearerKey }));
   const app = createApp({
     db,
     publicUrl,
     log,
     middleware: [metrics.httpMetricsMiddleware(), requestLogger(log)],
     scimMiddleware,
+    ...(cfg.scimRateLimit ? { scimRateLimit: cfg.scimRateLimit } : {}),
+    onUnauthenticated: (outcome) => metrics.unauthenticatedRequests.inc({ outcome }),
     onScimWrite: () => engine.worker.notify(),
     extraRouters,
   });

@@ -1,6 +1,7 @@
 import express, { type RequestHandler, type Router } from "express";
 import { adminBearerAuth } from "../http/admin-auth.js";
 import { endpointNotFound, errorMiddleware } from "../http/errors.js";
+import { jsonBody } from "../http/body.js";
 import { adminRateLimitDefaults, bearerKey, tokenRateLimit } from "../http/rate-limit.js";
 import { requestId } from "../http/request-id.js";
 import { auditRoutes } from "./audit.js";
@@ -43,7 +44,7 @@ export function adminRouter(deps: AdminDeps): Router {
   });
 
   router.use(adminBearerAuth({ db: deps.db, bootstrapOperatorToken: deps.bootstrapOperatorToken, now: deps.now }));
-  router.use(express.json({ limit: deps.bodyLimit ?? defaultAdminBodyLimit, strict: true }));
+  router.use(jsonBody(deps.bodyLimit ?? defaultAdminBodyLimit));
 
   const routes = new AdminRoutes(router, deps);
   adminTokenRoutes(routes);

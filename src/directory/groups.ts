@@ -5,6 +5,7 @@ import { Lane, enqueueJob } from "../sync/queue.js";
 import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
+import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import { prepared, selectAll, selectOne } from "./statements.js";
 import {
@@ -46,7 +47,7 @@ function columns(resource: GroupResource): { displayName: string; displayNameLow
   if (typeof displayName !== "string" || displayName.trim() === "") throw invalidValue("displayName is required and must not be empty");
   return {
     displayName,
-    displayNameLower: displayName.toLowerCase(),
+    displayNameLower: foldCase(displayName),
     externalId: typeof resource.externalId === "string" ? resource.externalId : null,
   };
 }

@@ -5,6 +5,7 @@ import { Lane, enqueueJob } from "../sync/queue.js";
 import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
+import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { prepared, selectAll, selectOne } from "./statements.js";
@@ -33,8 +34,9 @@ function columns(resource: UserResource): Columns {
   const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
   return {
     userName,
-    // RFC 7643 §4.1.1: userName is caseExact=false; uniqueness and `eq` ignore case (Okta's SPEC test).
-    userNameLower: userName.toLowerCase(),
+    // RFC 7643 §4.1.1: userName is caseExact=false; uniqueness and `eq` ignore case (Okta's SPEC test),
+    // Unicode-aware (RFC 7644 §7.8): see foldCase.
+    userNameLower: foldCase(userName),
     externalId: text(resource.externalId),
     displayName: text(resource.displayName),
     // A user created without `active` is active: the IdP provisioned it.
@@ -51,16 +53,19 @@ function emailRows(userId: string, directoryId: string, resource: UserResource):
       userId,
       directoryId,
       position,
-      valueLower: (e.value as string).toLowerCase(),
+      valueLower: foldCase(e.value as string),
       type: typeof e.type === "string" ? e.type : null,
       primary: e.primary === true,
     }));
 }
 
+const emailInsertChunk = 500;
+
 function indexEmails(tx: DbOrTx, userId: string, directoryId: string, resource: UserResource): void {
   tx.delete(userEmails).where(eq(userEmails.userId, userId)).run();
   const rows = emailRows(userId, directoryId, resource);
-  if (rows.length > 0) tx.insert(userEmails).values(rows).run();
+  // Chunked: one multi-row INSERT binds 6 variables a row, and SQLite refuses more than 32,766.
+  for (let i = 0; i < rows.length; i += emailInsertChunk) tx.insert(userEmails).values(rows.slice(i, i + emailInsertChunk)).run();
 }
 
 const summary = (row: Pick<UserRow, "userName" | "externalId" | "active">) => ({

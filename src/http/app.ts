@@ -1,12 +1,15 @@
-import express, { Router, type Express, type RequestHandler } from "express";
+import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { pino, type Logger } from "pino";
 import type { Db } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
+import { isBridgeError } from "../errors.js";
+import type { QueryBudget } from "../scim/cost.js";
 import { scimRoutes } from "../scim/routes.js";
 import { scimBearerAuth } from "./auth.js";
 import { defaultBodyLimit, scimJsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
 import { parseQueryString } from "./query.js";
+import { directoryKey, tokenRateLimit, unauthenticatedLimit, unauthenticatedLimitDefaults } from "./rate-limit.js";
 import { requestId } from "./request-id.js";
 
 export interface AppDeps {
@@ -24,14 +27,23 @@ export interface AppDeps {
   extraRouters?: { path: string; router: RequestHandler }[];
   /** App-wide middleware after the request id (metrics, request logging). */
   middleware?: RequestHandler[];
-  /** SCIM middleware before authentication (request log, per-token rate limit), so refused requests count too. */
+  /** SCIM middleware before authentication (the request log, which records authenticated requests only). */
   scimMiddleware?: RequestHandler[];
+  /** Requests per second per directory, after authentication (whichever of its tokens a request carries); off when absent. */
+  scimRateLimit?: { ratePerSecond: number; burst: number };
+  /** Failed authentications per client address and directory URL (default unauthenticatedLimitDefaults). */
+  unauthenticatedLimit?: { ratePerSecond: number; burst: number };
+  /** Counts each unauthenticated refusal (metrics): "rejected" (401) or "limited" (429). */
+  onUnauthenticated?: (outcome: "rejected" | "limited") => void;
+  /** Per-directory budget for expensive filters and sorts (default: costLimits in src/scim/cost.ts). */
+  queryBudget?: QueryBudget;
   /** Called after a SCIM write answered 2xx: wakes the sync worker so deprovisioning starts at once. */
   onScimWrite?: () => void;
 }
 
 /**
- * The HTTP pipeline, in order: request id → SCIM (bearer auth → body → routes → 404 → SCIM errors)
+ * The HTTP pipeline, in order: request id → SCIM (bearer auth → failed-auth throttle → per-directory
+ * rate limit → body → routes → 404 → SCIM errors)
  * → extra routers → 404 → errors. Auth runs before the body is read: an unauthenticated client
  * cannot make us parse a megabyte.
  */
@@ -47,8 +59,8 @@ export function createApp(deps: AppDeps): Express {
   for (const m of deps.middleware ?? []) app.use(m);
 
   const scim = Router({ mergeParams: true });
-  // Before auth: failed logins are logged and rate-limited too.
   for (const m of deps.scimMiddleware ?? []) scim.use(m);
+  const failures = unauthenticatedLimit({ ...(deps.unauthenticatedLimit ?? unauthenticatedLimitDefaults), onRefused: deps.onUnauthenticated });
   scim.use(
     scimBearerAuth(deps.db, (_req, res, principal) => {
       res.locals.scim = {
@@ -60,6 +72,12 @@ export function createApp(deps: AppDeps): Express {
       };
     }),
   );
+  // Failed authentications are throttled per client address and directory: 401 up to the limit, then 429.
+  const countFailure: ErrorRequestHandler = (err, req, _res, next) => {
+    next(isBridgeError(err) && err.kind === "unauthorized" ? (failures.failed(req) ?? err) : err);
+  };
+  scim.use(countFailure);
+  if (deps.scimRateLimit) scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));
   if (deps.onScimWrite) {
     const wake = deps.onScimWrite;
     scim.use((req, res, next) => {
@@ -68,7 +86,7 @@ export function createApp(deps: AppDeps): Express {
     });
   }
   scim.use(scimJsonBody(deps.bodyLimit ?? defaultBodyLimit));
-  scim.use(scimRoutes(deps.db));
+  scim.use(scimRoutes(deps.db, deps.queryBudget));
   scim.use(endpointNotFound());
   scim.use(errorMiddleware("scim", log));
   app.use("/scim/v2/:directoryId", scim);

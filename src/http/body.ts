@@ -1,4 +1,5 @@
-import express, { type RequestHandler } from "express";
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import { BridgeError, invalidSyntax, payloadTooLarge } from "../errors.js";
 
 /** Default request body limit: 1 MiB holds a PATCH adding ~15,000 members (Entra sends far fewer per request). */
 export const defaultBodyLimit = 1024 * 1024;
@@ -8,18 +9,84 @@ export const defaultBodyLimit = 1024 * 1024;
  */
 export const groupBodyLimit = 8 * 1024 * 1024;
 
+/**
+ * Deepest JSON nesting accepted in a body. A SCIM resource is at most four levels deep (an extension's
+ * complex attribute's sub-attribute) and a mapping document about eight; a thousand-level array costs
+ * nothing to parse but overflows the stack of any recursive walk after it, so it is refused up front.
+ */
+export const maxJsonDepth = 64;
+
 const scimTypes = ["application/scim+json", "application/json", "application/*+json"];
+
+/** The nesting depth of a parsed JSON value, iteratively (a recursive walk would overflow on the input it guards against). */
+export function jsonDepth(value: unknown, stopAt = Number.POSITIVE_INFINITY): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > stopAt) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return deepest;
+}
+
+/** Refuses a parsed value nested deeper than maxJsonDepth with 400 invalidSyntax. */
+export function assertJsonDepth(value: unknown): void {
+  if (jsonDepth(value, maxJsonDepth) > maxJsonDepth) throw invalidSyntax(`JSON nested deeper than ${maxJsonDepth} levels is not accepted`);
+}
+
+/**
+ * Every failure while reading a body is the client's: a truncated or corrupt gzip/deflate/br stream
+ * (zlib errors carry no HTTP status), an unknown Content-Encoding, a bad charset, malformed JSON.
+ * They become 400 (413 for size) here, so the error middleware never mistakes them for our own faults.
+ */
+export function bodyReadError(err: unknown): BridgeError {
+  const e = (typeof err === "object" && err !== null ? err : {}) as { type?: unknown; status?: unknown; code?: unknown };
+  if (e.type === "entity.too.large" || e.status === 413) return payloadTooLarge("request body exceeds the size limit");
+  if (e.type === "entity.parse.failed") return invalidSyntax("request body is not valid JSON");
+  if (e.type === "encoding.unsupported" || e.status === 415) return invalidSyntax("request Content-Encoding is not supported; send identity, gzip, deflate or br");
+  if (e.type === "charset.unsupported") return invalidSyntax("request body charset is not supported; send UTF-8 JSON");
+  if (typeof e.code === "string" && e.code.startsWith("Z_")) return invalidSyntax("request body does not match its Content-Encoding");
+  return invalidSyntax("request body could not be read");
+}
+
+/** Wraps a body parser: its errors become client errors, and parsed JSON deeper than maxJsonDepth is refused. */
+function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    let ran = false;
+    void parser(req, res, (err?: unknown) => {
+      if (ran) return;
+      ran = true;
+      if (err) return next(bodyReadError(err));
+      if (checkDepth) {
+        try {
+          assertJsonDepth(req.body);
+        } catch (depthError) {
+          return next(depthError);
+        }
+      }
+      next();
+    });
+  };
+}
 
 /**
  * JSON bodies as SCIM clients send them: application/scim+json (RFC 7644 §8.1) and plain
- * application/json (Okta POSTs it). Oversized bodies become 413 and malformed JSON 400 invalidSyntax
- * in the error middleware.
+ * application/json (Okta POSTs it). Oversized bodies become 413, malformed JSON and broken
+ * encodings 400 invalidSyntax.
  */
 export const scimJsonBody = (limit = defaultBodyLimit, groupsLimit = Math.max(limit, groupBodyLimit)): RequestHandler => {
-  const small = express.json({ type: scimTypes, limit, strict: true });
-  const large = express.json({ type: scimTypes, limit: groupsLimit, strict: true });
+  const small = guarded(express.json({ type: scimTypes, limit, strict: true }), true);
+  const large = guarded(express.json({ type: scimTypes, limit: groupsLimit, strict: true }), true);
   return (req, res, next) => (/^\/groups(\/|$)/i.test(req.path) ? large : small)(req, res, next);
 };
 
 /** Plain JSON bodies for the other routers (admin API, hooks), with the same limit and error mapping. */
-export const jsonBody = (limit = defaultBodyLimit): RequestHandler => express.json({ limit, strict: true });
+export const jsonBody = (limit: number | string = defaultBodyLimit): RequestHandler => guarded(express.json({ limit, strict: true }), true);
+
+/** A raw body (the post-login hook verifies a signature over the exact bytes), with the same error mapping. */
+export const rawBody = (limit: number | string): RequestHandler => guarded(express.raw({ type: () => true, limit }), false);

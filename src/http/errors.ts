@@ -32,6 +32,14 @@ export function toBridgeError(err: unknown): BridgeError | undefined {
   if (typeof e.type === "string" && typeof e.status === "number" && e.status >= 400 && e.status < 500) {
     return invalidSyntax("request body could not be read");
   }
+  // Express's router decodes path parameters with decodeURIComponent: "%ZZ" or a lone "%E0" is a
+  // malformed URI (RFC 3986 §2.1), the client's fault. The offending text is not echoed.
+  if (err instanceof URIError) return invalidSyntax("the request path holds a malformed percent-escape");
+  // Any other http-errors error (expose: true, 4xx) is a client fault Express detected.
+  const exposed = err as { expose?: unknown; status?: unknown };
+  if (exposed.expose === true && typeof exposed.status === "number" && exposed.status >= 400 && exposed.status < 500) {
+    return exposed.status === 413 ? payloadTooLarge("request body exceeds the size limit") : invalidSyntax("the request is malformed");
+  }
   // better-sqlite3: another process holds the write lock beyond busy_timeout; a retry will succeed.
   if (e.code === "SQLITE_BUSY" || e.code === "SQLITE_LOCKED") {
     return new BridgeError("unavailable", "the directory store is busy; retry shortly", { cause: err, retryAfter: 1 });
@@ -68,6 +76,8 @@ export function sendError(req: Request, res: Response, err: BridgeError, shape: 
   }
 }
 
+const pathOnly = (url: string): string => url.split("?")[0]!.slice(0, 512);
+
 /** The error middleware; `shape` decides the body format, "auto" picks SCIM under /scim/. */
 export function errorMiddleware(shape: ErrorShape | "auto", log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
@@ -78,7 +88,8 @@ export function errorMiddleware(shape: ErrorShape | "auto", log: Logger): ErrorR
       if (known.status >= 500) log.warn({ err, requestId: res.locals.requestId }, known.message);
       return sendError(req, res, known, chosen);
     }
-    log.error({ err, requestId: res.locals.requestId, method: req.method, url: req.originalUrl }, "unhandled error");
+    // The path only: query strings carry filter values (userNames, emails), never logged.
+    log.error({ err, requestId: res.locals.requestId, method: req.method, path: pathOnly(req.originalUrl) }, "unhandled error: a bug; report it with this log line");
     const detail = `internal error (request ${res.locals.requestId})`;
     res.status(500);
     if (chosen === "scim") res.type(scimContentType).send(JSON.stringify(scimErrorBody(500, detail)));
@@ -86,7 +97,10 @@ export function errorMiddleware(shape: ErrorShape | "auto", log: Logger): ErrorR
   };
 }
 
-/** Final handler for unmatched routes: a 404 in the caller's error shape. */
+/**
+ * Final handler for unmatched routes: a 404 in the caller's error shape. The path is quoted, so the
+ * SCIM request log keeps it only as "…" (the path column already holds it, cut to its length limit).
+ */
 export const endpointNotFound = (): RequestHandler => (req, _res, next) => {
-  next(notFound(`no endpoint ${req.method} ${req.path}`));
+  next(notFound(`no endpoint ${req.method} "${req.path.slice(0, 200)}"`));
 };

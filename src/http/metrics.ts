@@ -59,6 +59,8 @@ export interface Metrics {
   auth0Failures: Counter<"organization" | "error_code">;
   /** Counts a reconcile that failed on an Auth0 error (wire as the sync engine's onAuth0Failure). */
   auth0Failure(organizationId: string, errorCode: string): void;
+  /** SCIM requests refused before authentication: "rejected" (401) or "limited" (429, too many failures from the address). */
+  unauthenticatedRequests: Counter<"outcome">;
   /** Counts and times every request that passes through it, labelled by route template. */
   httpMetricsMiddleware(): RequestHandler;
   /** Read on every scrape, e.g. `() => queueDepthFromDb(db)`. */
@@ -178,6 +180,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const unauthenticatedRequests = new Counter({
+    name: `${prefix}unauthenticated_requests_total`,
+    help: "SCIM requests refused for missing or wrong credentials (rejected: 401) or throttled after repeated failures from one address (limited: 429)",
+    labelNames: ["outcome"] as const,
+    registers,
+  });
+
   const httpMetricsMiddleware = (): RequestHandler => (req, res, next) => {
     trackRoute(req);
     const started = process.hrtime.bigint();
@@ -226,6 +235,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     deprovisionLatency,
     auth0Failures,
     auth0Failure: (organizationId, errorCode) => auth0Failures.inc({ organization: organizationLabel(organizationId), error_code: errorCode }),
+    unauthenticatedRequests,
     httpMetricsMiddleware,
     setQueueDepthSource: (source) => void (queueDepthSource = source),
     setRateBudgetSource: (source) => void (rateBudgetSource = source),

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import type { Request, RequestHandler } from "express";
-import { rateLimited } from "../errors.js";
+import type { Request, RequestHandler, Response } from "express";
+import { rateLimited, type BridgeError } from "../errors.js";
 
 /**
  * Per-token rate limits (OWASP API4; reliability-and-security.md §1.2, §1.4): a token bucket per key,
@@ -17,7 +17,7 @@ export interface TokenRateLimitOptions {
   /** Bucket size: requests a key may send at once after being idle. */
   burst: number;
   /** The bucket a request draws from; undefined lets it through unmetered. */
-  keyOf: (req: Request) => string | undefined;
+  keyOf: (req: Request, res: Response) => string | undefined;
   /** Keys held in memory before idle buckets are dropped (a full bucket carries no state). */
   maxKeys?: number;
   now?: () => number;
@@ -65,8 +65,8 @@ export function tokenRateLimit(options: TokenRateLimitOptions): RequestHandler {
     }
   };
 
-  return (req, _res, next) => {
-    const key = keyOf(req);
+  return (req, res, next) => {
+    const key = keyOf(req, res);
     if (key === undefined) return next();
     const t = now();
     if (buckets.size >= maxKeys) sweep(t);
@@ -82,5 +82,85 @@ export function tokenRateLimit(options: TokenRateLimitOptions): RequestHandler {
     }
     const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond));
     next(rateLimited(`too many requests: at most ${ratePerSecond} per second (bursts of ${burst}) per token; retry after ${retryAfter} s`, retryAfter));
+  };
+}
+
+/** The client's address as Express sees it (the socket's, or the proxy's X-Forwarded-For under "trust proxy"). */
+export const clientAddress = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? "unknown";
+
+/**
+ * SCIM: authenticated requests draw from their directory's bucket, whichever of its tokens they
+ * carry; unauthenticated ones are metered by unauthenticatedLimit instead.
+ */
+export const directoryKey = (_req: Request, res: Response): string | undefined => {
+  const scim = res.locals.scim as { directoryId?: string } | undefined;
+  return scim?.directoryId === undefined ? undefined : `d:${scim.directoryId}`;
+};
+
+export interface UnauthenticatedLimitOptions {
+  /** Failed authentications per second a client address may make against one directory URL. */
+  ratePerSecond: number;
+  burst: number;
+  maxKeys?: number;
+  now?: () => number;
+  /** Told of every refusal: "rejected" (401: bad or missing credentials) or "limited" (429: too many of them). */
+  onRefused?: (outcome: "rejected" | "limited") => void;
+}
+
+/**
+ * Failed authentications: 1 req/s with a burst of 20 per client address and directory URL. An IdP
+ * with a wrong token retries far slower (Entra quarantines after repeated failures); a token
+ * guesser is held to one guess a second per address.
+ */
+export const unauthenticatedLimitDefaults = { ratePerSecond: 1, burst: 20 } as const;
+
+export interface UnauthenticatedLimit {
+  /**
+   * After a failed authentication: takes one failure from the bucket of (client address, directory
+   * URL); returns the 429 to answer instead of the 401 when the bucket was already empty.
+   */
+  failed(req: Request): BridgeError | undefined;
+}
+
+/**
+ * Throttles failed authentication per client address and addressed directory, never per presented
+ * secret: keyed by the secret, each random token would get a fresh bucket and a flood of garbage
+ * tokens would never be refused. Only failures are throttled, after the token was checked (a hash
+ * and one indexed lookup, what a 401 costs anyway): a request with a valid token always passes, so an
+ * attacker sharing an address (a NAT, a proxy) with an IdP cannot lock the IdP out.
+ */
+export function unauthenticatedLimit(options: UnauthenticatedLimitOptions): UnauthenticatedLimit {
+  const { ratePerSecond, burst } = options;
+  if (!(Number.isFinite(ratePerSecond) && ratePerSecond > 0)) throw new TypeError("ratePerSecond must be a positive number");
+  if (!(Number.isInteger(burst) && burst >= 1)) throw new TypeError("burst must be a whole number of at least 1");
+  const maxKeys = options.maxKeys ?? 10_000;
+  const now = options.now ?? Date.now;
+  const buckets = new Map<string, Bucket>();
+  return {
+    failed(req) {
+      const t = now();
+      const key = `${clientAddress(req)}|${String(req.params?.directoryId ?? "")}`;
+      const bucket = buckets.get(key) ?? { tokens: burst, updatedAt: t };
+      bucket.tokens = Math.min(burst, bucket.tokens + ((t - bucket.updatedAt) / 1000) * ratePerSecond);
+      bucket.updatedAt = t;
+      buckets.delete(key);
+      buckets.set(key, bucket);
+      if (buckets.size > maxKeys) {
+        // Full buckets carry no state; then the least recently failed go first.
+        for (const [k, b] of buckets) if (t - b.updatedAt >= (burst / ratePerSecond) * 1000) buckets.delete(k);
+        for (const k of buckets.keys()) {
+          if (buckets.size <= maxKeys) break;
+          buckets.delete(k);
+        }
+      }
+      if (bucket.tokens >= 1) {
+        bucket.tokens -= 1;
+        options.onRefused?.("rejected");
+        return undefined;
+      }
+      options.onRefused?.("limited");
+      const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond));
+      return rateLimited(`too many failed authentications from this address; retry after ${retryAfter} s`, retryAfter);
+    },
   };
 }

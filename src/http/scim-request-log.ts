@@ -1,8 +1,9 @@
-import type { Request, RequestHandler } from "express";
+import type { RequestHandler } from "express";
 import type { Logger } from "pino";
-import { eq, sql } from "drizzle-orm";
-import { directories, scimRequestLog as scimRequestLogTable } from "../../db/schema.js";
+import { sql } from "drizzle-orm";
+import { scimRequestLog as scimRequestLogTable } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
+import { groupSchema, resolveAttribute, userSchema } from "../scim/schema.js";
 
 /**
  * The last SCIM requests per directory (issue 6), so that a customer can debug its IdP setup itself
@@ -12,8 +13,11 @@ import type { Db } from "../directory/database.js";
  * - the path below the directory's base URL (`/Users/<id>`: ids are ours, not personal data), and of
  *   the query string only the parameter NAMES (`/Users?filter&count`): filter values carry userNames
  *   and emails (RFC 7644 §7.5.1 PII), which a debugging log has no need to retain;
- * - requests that failed authentication too (a wrong token is the commonest setup mistake), but only
- *   for directories that exist, so unknown URLs cannot grow the table.
+ * - authenticated requests only: whoever knows a directory's URL could otherwise fill its log with
+ *   401s and, through the trim, wipe the real entries. Failed authentications are counted in
+ *   /metrics (scim_bridge_unauthenticated_requests_total) and throttled per client address;
+ * - for errors, the detail with every quoted text replaced by "…" unless it names a schema attribute:
+ *   details quote filter values, paths and ids, and the log keeps no request values.
  *
  * Cost on the SCIM path: rows are buffered in memory and written in one transaction every
  * `flushIntervalMs` (a debugging log may lose its last fraction of a second in a crash; the audit
@@ -52,10 +56,17 @@ export function loggedPath(originalUrl: string): string {
   return out.length > maxPath ? `${out.slice(0, maxPath - 1)}…` : out;
 }
 
-/** The directory the request is addressed to, read on the way in (inner routers rewrite req.params). */
-function addressedDirectory(req: Request): string | undefined {
-  const fromParams: unknown = req.params?.directoryId;
-  return typeof fromParams === "string" ? fromParams : basePath.exec(req.originalUrl)?.[1];
+const isSchemaAttributeName = (text: string): boolean =>
+  /^[A-Za-z$][\w$.:-]*$/.test(text) && (resolveAttribute(userSchema, text) !== undefined || resolveAttribute(groupSchema, text) !== undefined);
+
+const quoted = /"((?:[^"\\]|\\.)*)"/g;
+
+/**
+ * A detail without request values: quoted text stays only when it names a schema attribute
+ * ("emails", "name.givenName", an extension URN), which helps debugging and is no one's data.
+ */
+export function redactDetail(detail: string, isAttributeName: (text: string) => boolean): string {
+  return detail.replace(quoted, (whole, inner: string) => (inner.length <= 200 && isAttributeName(inner) ? whole : '"…"'));
 }
 
 /** scimType and detail of a SCIM Error body (RFC 7644 §3.12), if the body is one. */
@@ -73,9 +84,10 @@ function errorFields(body: unknown): { scimType: string | null; detail: string |
   if (typeof parsed !== "object" || parsed === null) return { scimType: null, detail: null };
   const e = parsed as { scimType?: unknown; detail?: unknown; message?: unknown };
   const detail = typeof e.detail === "string" ? e.detail : typeof e.message === "string" ? e.message : null;
+  const safe = detail === null ? null : redactDetail(detail, isSchemaAttributeName);
   return {
     scimType: typeof e.scimType === "string" ? e.scimType : null,
-    detail: detail === null ? null : detail.length > maxDetail ? `${detail.slice(0, maxDetail - 1)}…` : detail,
+    detail: safe === null ? null : safe.length > maxDetail ? `${safe.slice(0, maxDetail - 1)}…` : safe,
   };
 }
 
@@ -88,14 +100,6 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
   let buffer: ScimRequestLogRow[] = [];
   let timer: NodeJS.Timeout | undefined;
   const sinceTrim = new Map<string, number>();
-  const knownDirectories = new Set<string>();
-
-  const directoryExists = (id: string): boolean => {
-    if (knownDirectories.has(id)) return true;
-    const found = db.select({ id: directories.id }).from(directories).where(eq(directories.id, id)).get() !== undefined;
-    if (found && knownDirectories.size < 100_000) knownDirectories.add(id);
-    return found;
-  };
 
   const trim = (directoryId: string): void => {
     // Deletes everything older than the keep-th newest row of the directory (index on directory_id, id).
@@ -127,7 +131,6 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
 
   const middleware = ((req, res, next) => {
     const started = now();
-    const addressed = addressedDirectory(req);
     let errorBody: unknown;
     const send = res.send.bind(res);
     res.send = (body?: unknown) => {
@@ -135,9 +138,8 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
       return send(body);
     };
     res.on("finish", () => {
-      // The authenticated directory when there is one; else the URL's, if it exists (a failed login).
-      const directoryId = res.locals.scim?.directoryId ?? addressed;
-      if (!directoryId || (!res.locals.scim && !directoryExists(directoryId))) return;
+      const directoryId = res.locals.scim?.directoryId;
+      if (!directoryId) return;
       const fields = res.statusCode >= 400 ? errorFields(errorBody) : { scimType: null, detail: null };
       buffer.push({
         directoryId,

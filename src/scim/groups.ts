@@ -7,6 +7,7 @@ import { countGroups, createGroup, deleteGroup, getGroup, listGroups, updateGrou
 import { listMembers } from "../directory/members.js";
 import { readSnapshot } from "../directory/statements.js";
 import { notFound } from "../errors.js";
+import type { QueryBudget } from "./cost.js";
 import { scimContext, type ScimContext } from "./context.js";
 import { filterToSql } from "./filter/sql.js";
 import { groupsTarget, sortExpression } from "./filter/targets.js";
@@ -34,7 +35,9 @@ function render(db: DbOrTx, ctx: ScimContext, row: GroupRow, projection: Project
   return project(groupToScim(ctx, row, members), projection);
 }
 
-export function searchGroups(db: Db, ctx: ScimContext, params: ListParams, offset = params.startIndex - 1, limit = params.count) {
+export function searchGroups(db: Db, ctx: ScimContext, params: ListParams, offset = params.startIndex - 1, limit = params.count, budget?: QueryBudget) {
+  // Priced before it runs: a statement cannot be interrupted once started (see ./cost.ts).
+  budget?.charge(ctx.directoryId, groupSchema, { filter: params.filter, sortBy: params.sortBy, rows: countGroups(db, ctx.directoryId) });
   const target = groupsTarget(ctx.directoryId);
   const where = params.filter ? filterToSql(params.filter, target) : undefined;
   const orderBy = params.sortBy
@@ -53,7 +56,7 @@ export function searchGroups(db: Db, ctx: ScimContext, params: ListParams, offse
   });
 }
 
-export function groupRoutes(db: Db, writes: WriteQueue): Router {
+export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): Router {
   const router = Router({ mergeParams: true });
 
   const respondWithGroup = (req: Request, res: Response, status: number, row: GroupRow): void => {
@@ -65,13 +68,13 @@ export function groupRoutes(db: Db, writes: WriteQueue): Router {
 
   router.get("/Groups", (req, res) => {
     const params = parseListParams(req.query);
-    const { total, resources } = searchGroups(db, scimContext(res), params);
+    const { total, resources } = searchGroups(db, scimContext(res), params, undefined, undefined, budget);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 
   router.post("/Groups/.search", (req, res) => {
     const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
-    const { total, resources } = searchGroups(db, scimContext(res), params);
+    const { total, resources } = searchGroups(db, scimContext(res), params, undefined, undefined, budget);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 

@@ -1,6 +1,8 @@
 import { Router } from "express";
 import type { Db } from "../directory/database.js";
+import { registerFold } from "../directory/fold.js";
 import { createWriteQueue } from "../directory/write-queue.js";
+import { QueryBudget } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
 import { rootSearchRoutes } from "./search.js";
@@ -10,13 +12,15 @@ import { userRoutes } from "./users.js";
  * Every SCIM endpoint of one directory, mounted under `/scim/v2/:directoryId` after authentication.
  * Resource names match case-insensitively (Express's default; the Microsoft suite GETs /users).
  */
-export function scimRoutes(db: Db): Router {
+export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget()): Router {
   const router = Router({ mergeParams: true });
+  // Filters and sorts on caseExact=false attributes call scim_fold (Unicode case folding) in SQL.
+  registerFold((db as Db & { $client: Parameters<typeof registerFold>[0] }).$client);
   // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts).
   const writes = createWriteQueue(db);
   router.use(discoveryRoutes());
-  router.use(userRoutes(db, writes));
-  router.use(groupRoutes(db, writes));
-  router.use(rootSearchRoutes(db));
+  router.use(userRoutes(db, writes, budget));
+  router.use(groupRoutes(db, writes, budget));
+  router.use(rootSearchRoutes(db, budget));
   return router;
 }

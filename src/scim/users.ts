@@ -6,6 +6,7 @@ import type { WriteQueue } from "../directory/write-queue.js";
 import { countUsers, createUser, deleteUser, getUser, listUsers, updateUser, type UserRow } from "../directory/users.js";
 import { readSnapshot } from "../directory/statements.js";
 import { notFound } from "../errors.js";
+import type { QueryBudget } from "./cost.js";
 import { scimContext, type ScimContext } from "./context.js";
 import { filterToSql } from "./filter/sql.js";
 import { sortExpression, usersTarget } from "./filter/targets.js";
@@ -29,7 +30,9 @@ import { validateDocument } from "./validate.js";
 const missing = (id: string) => notFound(`User ${id} not found`);
 
 /** A page of users: count and rows read in one transaction, so totalResults matches the page. */
-export function searchUsers(db: Db, ctx: ScimContext, params: ListParams, offset = params.startIndex - 1, limit = params.count) {
+export function searchUsers(db: Db, ctx: ScimContext, params: ListParams, offset = params.startIndex - 1, limit = params.count, budget?: QueryBudget) {
+  // Priced before it runs: a statement cannot be interrupted once started (see ./cost.ts).
+  budget?.charge(ctx.directoryId, userSchema, { filter: params.filter, sortBy: params.sortBy, rows: countUsers(db, ctx.directoryId) });
   const target = usersTarget(ctx.directoryId);
   const where = params.filter ? filterToSql(params.filter, target) : undefined;
   const orderBy = params.sortBy
@@ -49,7 +52,7 @@ export function searchUsers(db: Db, ctx: ScimContext, params: ListParams, offset
   });
 }
 
-export function userRoutes(db: Db, writes: WriteQueue): Router {
+export function userRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): Router {
   const router = Router({ mergeParams: true });
 
   const respondWithUser = (req: Request, res: Response, status: number, row: UserRow): void => {
@@ -63,13 +66,13 @@ export function userRoutes(db: Db, writes: WriteQueue): Router {
 
   router.get("/Users", (req, res) => {
     const params = parseListParams(req.query);
-    const { total, resources } = searchUsers(db, scimContext(res), params);
+    const { total, resources } = searchUsers(db, scimContext(res), params, undefined, undefined, budget);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 
   router.post("/Users/.search", (req, res) => {
     const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
-    const { total, resources } = searchUsers(db, scimContext(res), params);
+    const { total, resources } = searchUsers(db, scimContext(res), params, undefined, undefined, budget);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 

@@ -1,5 +1,6 @@
 import SCIMMY from "scimmy";
 import { BridgeError, invalidValue, type ErrorKind } from "../errors.js";
+import { assertValueCounts } from "./limits.js";
 import type { ScimDocument } from "./normalize.js";
 import type { ResourceSchema } from "./schema.js";
 
@@ -9,6 +10,7 @@ import type { ResourceSchema } from "./schema.js";
  * schema order, without id, meta and schemas. scimmy's messages become 400 invalidValue.
  */
 export function validateDocument(rs: ResourceSchema, document: ScimDocument): ScimDocument {
+  assertValueCounts(rs, document);
   let coerced: unknown;
   try {
     coerced = rs.definition.coerce({ ...document, schemas: schemasOf(rs, document) }, "in");

@@ -1,4 +1,5 @@
 import { and, eq, inArray, isNull, or } from "drizzle-orm";
+import { foldCase } from "../directory/fold.js";
 import { directories, organizations, userEmails, users, userSync } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
 import { recordAudit } from "../directory/audit.js";
@@ -41,8 +42,9 @@ function findDirectoryUser(db: Db, organizationId: string, auth0UserId: string, 
     const rows = db.select({ id: users.id, deletedAt: users.deletedAt }).from(users).where(inArray(users.id, linked.map((l) => l.id))).all();
     return (rows.find((r) => r.deletedAt === null) ?? rows[0])?.id;
   }
-  if (!email) return undefined;
-  const lower = email.toLowerCase();
+  // A signed event is still input: anything but a non-empty string is "no email", never a crash.
+  if (typeof email !== "string" || email === "") return undefined;
+  const lower = foldCase(email);
   const dirIds = db.select({ id: directories.id }).from(directories).where(eq(directories.organizationId, organizationId)).all().map((d) => d.id);
   if (dirIds.length === 0) return undefined;
   const byName = db

@@ -87,19 +87,36 @@ describe("SCIM request log", () => {
     expect(loggedPath("/scim/v2/dir-x/Groups/abc?excludedAttributes=members")).toBe("/Groups/abc?excludedAttributes");
   });
 
-  it("logs failed authentication for a directory that exists, and nothing for one that does not", async () => {
+  it("logs no failed authentication, so that a URL alone cannot fill or trim a directory's log", async () => {
     const t = setup();
+    await t.scimOne("get", "/Users").expect(200);
     await t.http.get(`/scim/v2/${t.one.directory.id}/Users`).set("Authorization", "Bearer wrong").expect(401);
-    // A valid token of another directory is refused on this URL, and logged against the URL's directory.
+    // A valid token of another directory is refused on this URL, and logged nowhere.
     await t.http.get(`/scim/v2/${t.one.directory.id}/Users`).set("Authorization", `Bearer ${t.two.token.token}`).expect(401);
     await t.http.get("/scim/v2/dir-doesnotexist/Users").set("Authorization", "Bearer wrong").expect(401);
     t.recorder.flush();
-    expect(t.rows(t.one.directory.id).map((r) => [r.status, r.detail])).toEqual([
-      [401, "a valid bearer token for this directory is required"],
-      [401, "a valid bearer token for this directory is required"],
-    ]);
+    expect(t.rows(t.one.directory.id).map((r) => r.status)).toEqual([200]);
     expect(t.rows("dir-doesnotexist")).toEqual([]);
     expect(t.rows(t.two.directory.id)).toEqual([]);
+  });
+
+  it("keeps attribute names in error details but no quoted request values", async () => {
+    let recorder: ScimRequestLogMiddleware | undefined;
+    const bridge = await createTestBridge({ scimMiddleware: [(req, res, next) => recorder!(req, res, next)] });
+    try {
+      recorder = scimRequestLog(bridge.db);
+      await bridge.scim.get("/Users?filter=" + encodeURIComponent('userName eq "grace@navy.example" and meta.created gt "grace"')).expect(400);
+      const emails = Array.from({ length: 101 }, (_, i) => ({ value: `grace${i}@navy.example` }));
+      await bridge.scim.post("/Users", { userName: "grace@navy.example", emails }).expect(400);
+      recorder.flush();
+      const rows = bridge.db.select().from(logTable).where(eq(logTable.directoryId, bridge.directoryId)).orderBy(asc(logTable.id)).all();
+      expect(rows.map((r) => r.status)).toEqual([400, 400]);
+      expect(JSON.stringify(rows)).not.toContain("grace");
+      expect(rows[0]!.detail).toContain('"meta.created"');
+      expect(rows[1]!.detail).toBe('"emails" may hold at most 100 values');
+    } finally {
+      await bridge.close();
+    }
   });
 
   it("writes in batches after a short delay, not on the request path", async () => {

@@ -1,4 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
+import { foldCase } from "../../directory/fold.js";
 import { invalidFilter } from "../../errors.js";
 import { resolveAttribute, type AttributeInfo, type AttributeType, type ResolvedPath, type ResourceSchema } from "../schema.js";
 import type { CompareOperator, CompareValue, FilterNode } from "./ast.js";
@@ -13,7 +14,7 @@ export interface Operand {
   expr: SQL;
   type: AttributeType;
   caseExact: boolean;
-  /** The column stores JS-lower-cased text (user_name_lower, value_lower): compare with a lower-cased parameter. */
+  /** The column stores folded text (foldCase: user_name_lower, value_lower): compare with a folded parameter. */
   lowered?: boolean;
   /** dateTime stored as epoch milliseconds. */
   epochMs?: boolean;
@@ -120,10 +121,11 @@ function compareText(operand: Operand, op: CompareOperator, text: string): SQL {
   let lhs = operand.expr;
   let rhs: SQL;
   if (operand.caseExact) rhs = sql`${text}`;
-  else if (operand.lowered) rhs = sql`${text.toLowerCase()}`;
+  else if (operand.lowered) rhs = sql`${foldCase(text)}`;
   else {
-    lhs = sql`lower(${lhs})`;
-    rhs = sql`lower(${text})`;
+    // scim_fold is foldCase registered on the connection (SQLite's lower() folds ASCII only).
+    lhs = sql`scim_fold(${lhs})`;
+    rhs = sql`${foldCase(text)}`;
   }
   switch (op) {
     case "eq":

@@ -160,5 +160,5 @@ export function sortExpression(target: SqlTarget, sortBy: string): SQL {
     found = operand(sql`json_extract(${resource}, ${json})`, sub ?? path.attribute);
   }
   if (!found) throw invalidValue(`cannot sort by "${sortBy}"`);
-  return found.caseExact || found.lowered || found.type !== "string" ? found.expr : sql`lower(${found.expr})`;
+  return found.caseExact || found.lowered || found.type !== "string" ? found.expr : sql`scim_fold(${found.expr})`;
 }

@@ -1,4 +1,6 @@
+import { foldCase } from "../../directory/fold.js";
 import { invalidPath, invalidValue, isBridgeError } from "../../errors.js";
+import { scimLimits, tooManyValues } from "../limits.js";
 import { normalizeValue, type ScimDocument } from "../normalize.js";
 import { resolvePath, type AttributeInfo, type ResourceSchema, type SchemaInfo } from "../schema.js";
 import { elementFromFilter, matchesElement } from "./match.js";
@@ -109,17 +111,19 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
   }
 
   const copy = (e: unknown): unknown => (isObject(e) ? { ...e } : e);
-  let values: unknown[] = Array.isArray(holder[name]) ? (holder[name] as unknown[]).map(copy) : [];
+  // The working document is this request's one copy (applyToDocument): values are edited in place,
+  // so an operation costs in proportion to the attribute's values and its own, never the request's.
+  let values: unknown[] = Array.isArray(holder[name]) ? (holder[name] as unknown[]) : [];
   const touched = new Set<unknown>();
   if (path.filter) {
     const filter = path.filter;
     const matches = (e: unknown) => isObject(e) && matchesElement(filter, e, attribute);
     if (op === "remove") {
-      if (sub) for (const e of values.filter(matches)) delete (e as Record<string, unknown>)[sub.name];
-      else values = values.filter((e) => !matches(e));
+      if (sub) for (const e of values) if (matches(e)) delete (e as Record<string, unknown>)[sub.name];
+      if (!sub) values = values.filter((e) => !matches(e));
     } else {
       const v = sub ? normalizeValue(sub, value) : normalizeValue(single(attribute), value);
-      if (!sub && v !== undefined && !isObject(v)) throw invalidValue(`operation ${operation.index}: "${path.text}" takes an object value`);
+      if (!sub && v !== undefined && !isObject(v)) throw invalidValue(`operation ${operation.index}: "${name}" takes an object value here`);
       const hits = values.filter(matches) as Record<string, unknown>[];
       if (hits.length === 0 && v !== undefined) {
         const created = { ...elementFromFilter(filter, attribute, path.text), ...(sub ? { [sub.name]: v } : (v as object)) };
@@ -141,15 +145,25 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
     for (const e of values) if (isObject(e)) setOrDelete(e, sub.name, v), touched.add(e);
   } else if (op === "remove") {
     // Entra removes members/values by listing them: only those go (idp-wire.md §1.6).
-    const listed = normalizeValue(attribute, value) as Record<string, unknown>[] | undefined;
-    values = listed === undefined ? [] : values.filter((e) => !listed.some((l) => sameValue(attribute, l, e)));
+    const listed = normalizeValue(attribute, value) as unknown[] | undefined;
+    if (listed === undefined) values = [];
+    else {
+      // Keyed: each listed value is looked up in an index of the listed ones, not compared with each value.
+      const index = new ValueIndex(attribute, listed);
+      values = values.filter((e) => !index.describedBy(e));
+    }
   } else {
     const given = (normalizeValue(attribute, value) as unknown[] | undefined) ?? [];
     if (op === "replace") values = given.map(copy);
-    const added = op === "replace" ? values : given.filter((e) => !values.some((x) => sameValue(attribute, e, x))).map(copy);
-    if (op === "add") values.push(...added);
+    let added = values;
+    if (op === "add") {
+      const index = new ValueIndex(attribute, values);
+      added = given.filter((e) => !index.describes(e)).map(copy);
+      values.push(...added);
+    }
     for (const e of added) touched.add(e);
   }
+  if (values.length > scimLimits.maxValuesPerAttribute) throw tooManyValues(name);
   demoteOtherPrimaries(values, touched);
   setOrDelete(holder, name, values.length > 0 ? values : undefined);
 }
@@ -162,19 +176,94 @@ function tryElementFromFilter(...args: Parameters<typeof elementFromFilter>): Re
   }
 }
 
-/** Does `wanted` (possibly partial, e.g. {value}) describe `actual`? Case rules from the schema. */
-function sameValue(attribute: AttributeInfo, wanted: unknown, actual: unknown): boolean {
-  if (!isObject(wanted) || !isObject(actual)) return wanted === actual;
-  const keys = Object.keys(wanted);
-  return (
-    keys.length > 0 &&
-    keys.every((k) => {
-      const sub = attribute.sub.get(k.toLowerCase());
-      const a = actual[k];
-      const w = wanted[k];
-      return sub && !sub.caseExact && typeof a === "string" && typeof w === "string" ? a.toLowerCase() === w.toLowerCase() : a === w;
-    })
-  );
+/**
+ * "Does a value described by `wanted` (possibly partial, e.g. {value}) exist?" in O(1) per question:
+ * the values are indexed by the sub-attributes a question names, with the schema's case rules
+ * (caseExact=false sub-attributes compared folded). One index per distinct set of names asked about;
+ * normalised values carry only schema sub-attributes, so there are few such sets.
+ */
+class ValueIndex {
+  private readonly bySignature = new Map<string, Set<string>>();
+  private primitives?: Set<string>;
+
+  constructor(
+    private readonly attribute: AttributeInfo,
+    private readonly values: readonly unknown[],
+  ) {}
+
+  /** Some indexed value is described by `wanted` (every key of `wanted` equal in it). */
+  describes(wanted: unknown): boolean {
+    if (!isObject(wanted)) {
+      this.primitives ??= new Set(this.values.filter((v) => !isObject(v)).map(primitiveKey));
+      return this.primitives.has(primitiveKey(wanted));
+    }
+    const keys = Object.keys(wanted).sort();
+    if (keys.length === 0) return false;
+    const key = elementKey(this.attribute, wanted, keys);
+    return key !== undefined && this.indexFor(keys).has(key);
+  }
+
+  /** `actual` is described by some indexed value (the indexed values are the partial ones). */
+  describedBy(actual: unknown): boolean {
+    if (!isObject(actual)) {
+      this.primitives ??= new Set(this.values.filter((v) => !isObject(v)).map(primitiveKey));
+      return this.primitives.has(primitiveKey(actual));
+    }
+    for (const [signature, set] of this.partialIndexes()) {
+      const key = elementKey(this.attribute, actual, signature);
+      if (key !== undefined && set.has(key)) return true;
+    }
+    return false;
+  }
+
+  private indexFor(keys: string[]): Set<string> {
+    const signature = keys.join("\u0000");
+    let set = this.bySignature.get(signature);
+    if (!set) {
+      set = new Set();
+      for (const v of this.values) {
+        if (!isObject(v)) continue;
+        const key = elementKey(this.attribute, v, keys);
+        if (key !== undefined) set.add(key);
+      }
+      this.bySignature.set(signature, set);
+    }
+    return set;
+  }
+
+  private partial?: [string[], Set<string>][];
+
+  /** The indexed values grouped by the keys they carry. */
+  private partialIndexes(): [string[], Set<string>][] {
+    if (this.partial) return this.partial;
+    const groups = new Map<string, [string[], Set<string>]>();
+    for (const v of this.values) {
+      if (!isObject(v)) continue;
+      const keys = Object.keys(v).sort();
+      if (keys.length === 0) continue;
+      const key = elementKey(this.attribute, v, keys);
+      if (key === undefined) continue;
+      const signature = keys.join("\u0000");
+      const group = groups.get(signature) ?? [keys, new Set<string>()];
+      group[1].add(key);
+      groups.set(signature, group);
+    }
+    return (this.partial = [...groups.values()]);
+  }
+}
+
+const primitiveKey = (v: unknown): string => `${typeof v}:${String(v)}`;
+
+/** The comparison key of `element` restricted to `keys`; undefined when a value cannot equal anything (an object). */
+function elementKey(attribute: AttributeInfo, element: Record<string, unknown>, keys: readonly string[]): string | undefined {
+  const parts: string[] = [];
+  for (const k of keys) {
+    const v = element[k];
+    if (typeof v === "object" && v !== null) return undefined;
+    const sub = attribute.sub.get(k.toLowerCase());
+    parts.push(sub && !sub.caseExact && typeof v === "string" ? `string:${foldCase(v)}` : primitiveKey(v));
+  }
+  return parts.join("\u0000");
 }
 
 /** RFC 7644 §3.5.2: setting one value primary makes every other value of the attribute non-primary. */

@@ -1,3 +1,4 @@
+import { foldCase } from "../../directory/fold.js";
 import { noTarget } from "../../errors.js";
 import type { CompareValue, FilterNode } from "../filter/ast.js";
 import type { AttributeInfo } from "../schema.js";
@@ -22,7 +23,7 @@ function compareValues(sub: AttributeInfo, actual: unknown, op: string, expected
     if (Number.isNaN(a) || Number.isNaN(e)) return false;
     return ordered(op, a, e);
   }
-  const fold = (s: string) => (sub.caseExact ? s : s.toLowerCase());
+  const fold = (s: string) => (sub.caseExact ? s : foldCase(s));
   const a = fold(String(actual));
   const e = fold(String(expected));
   if (op === "co") return a.includes(e);

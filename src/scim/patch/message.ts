@@ -78,7 +78,8 @@ export function parsePatchRequest(body: unknown): PatchOperation[] {
     if (!isObject(raw)) throw invalidValue(`operation ${index} must be an object`);
     const op = typeof raw.op === "string" ? raw.op.toLowerCase() : undefined;
     if (op !== "add" && op !== "remove" && op !== "replace") {
-      throw invalidSyntax(`operation ${index}: "op" must be add, remove or replace (got ${JSON.stringify(raw.op ?? null)})`);
+      // The value sent is not echoed: error details reach the request log, which keeps no request values.
+      throw invalidSyntax(`operation ${index}: "op" must be add, remove or replace`);
     }
     if (raw.path !== undefined && raw.path !== null && typeof raw.path !== "string") throw invalidPath(`operation ${index}: "path" must be a string`);
     const path = typeof raw.path === "string" ? parsePatchPath(raw.path) : undefined;

@@ -1,0 +1,35 @@
+import { invalidValue } from "../errors.js";
+import type { ScimDocument } from "./normalize.js";
+import type { ResourceSchema } from "./schema.js";
+
+/**
+ * Per-request bounds that keep every SCIM request's work linear and small, so that one tenant's
+ * request cannot hold the process (and every other tenant and login) for seconds. They are
+ * documented in docs/ and, where RFC 7644 §5 has a field for them, advertised in
+ * /ServiceProviderConfig.
+ */
+export const scimLimits = {
+  /**
+   * Values of one multi-valued attribute of a resource (emails, phoneNumbers, addresses, roles,
+   * entitlements, …; Group members are rows of their own and bounded by the body size). IdPs send a
+   * handful: Entra maps one value per type, Okta at most a few.
+   */
+  maxValuesPerAttribute: 100,
+} as const;
+
+export const tooManyValues = (attribute: string) =>
+  invalidValue(`"${attribute}" may hold at most ${scimLimits.maxValuesPerAttribute} values`);
+
+/** Refuses a document any of whose multi-valued attributes holds more than the maximum (400 invalidValue naming it). */
+export function assertValueCounts(rs: ResourceSchema, document: ScimDocument): void {
+  const check = (holder: unknown, attributes: ResourceSchema["core"]["attributes"]) => {
+    if (typeof holder !== "object" || holder === null) return;
+    for (const info of attributes.values()) {
+      if (!info.multiValued) continue;
+      const v = (holder as Record<string, unknown>)[info.name];
+      if (Array.isArray(v) && v.length > scimLimits.maxValuesPerAttribute) throw tooManyValues(info.name);
+    }
+  };
+  check(document, rs.core.attributes);
+  for (const ext of rs.extensions) check(document[ext.urn], ext.attributes);
+}
