@@ -46,16 +46,17 @@ function seedAcme() {
 describe("mapping preview", () => {
   it("compares every directory user under the candidate with the active mapping", () => {
     const { orgId } = seedAcme();
-    const result = previewMapping(handle.db, "acme", candidate());
+    // Neither mapping deletes Auth0 users: erin (deleted in the directory) stays a blocked member with roles.
+    const result = previewMapping(handle.db, "acme", candidate({ policies: { deletion: { deleteUser: false } } }));
     expect(result).toMatchObject({ organizationId: orgId, activeVersion: null, total: 7, withProblems: 1 });
     // Default mapping: no roles, no app_metadata. Candidate: ann admin; bob eng; carol, dave (deactivation
     // keeps roles), frank (a hold keeps roles) and gina member; everyone but erin (deleted) gets the namespace.
-    expect(result.changed).toEqual({ membership: 0, roles: 6, profile: 0, metadata: 6, blocked: 0, users: 6 });
+    expect(result.changed).toEqual({ membership: 0, roles: 7, profile: 0, metadata: 7, blocked: 0, users: 7 });
     const byUser = Object.fromEntries(result.users.map((u) => [u.userName, u]));
     expect(byUser["ann@acme.test"]).toMatchObject({ status: "provisioned", changes: { roles: { added: ["admin"], removed: [] }, metadata: { keys: ["acme"] } } });
     expect(byUser["frank@acme.test"]).toMatchObject({ status: "held", changes: { roles: { added: ["member"] } } });
     expect(byUser["gina"]?.problems).toEqual(["profile.email produced no value: the user cannot be created or linked"]);
-    expect(byUser["erin@acme.test"]).toBeUndefined();
+    expect(byUser["erin@acme.test"]).toMatchObject({ changes: { roles: { added: ["member"] } } });
   });
 
   it("compares with the active version once one is applied, and reports nothing when the candidate is the same", () => {

@@ -103,7 +103,9 @@ describe("isolated organization, database connection", () => {
     expect(sync.emulator.state.membersOf(org.id)).toContain(user.user_id);
   });
 
-  it("deletes the Auth0 user when the IdP deletes the user", async () => {
+  it("deletes the Auth0 user when the IdP deletes the user and the mapping says so", async () => {
+    // The default mapping never deletes Auth0 users; deletion is an explicit mapping choice.
+    applyDatabaseMapping(bridge.db, bridge.organizationId, { policies: { deletion: { deleteUser: true } } });
     const id = await createUser("leaver@example.com");
     await sync.drain();
     const user = auth0User("leaver@example.com");
