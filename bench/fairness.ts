@@ -8,8 +8,8 @@
  * The noisy tenant's mix, each at its share of 50 req/s:
  * - filters as costly as the per-request maximum allows on its directory (userName co, a sort on an
  *   unindexed attribute), and ones over it (refused 400);
- * - PATCH churn: 360 operations alternately adding and removing 50 emails (about 0.9 MiB, near the
- *   largest body the User limit admits);
+ * - PATCH churn: operations alternately adding and removing 50 emails, as many values as a PATCH
+ *   may carry; and a PATCH of 1,000 operations (the maximum);
  * - POST of a user with the maximum number of multi-valued values.
  *
  * Run alone: npx tsx bench/fairness.ts [seconds]   (bench/run.ts runs it and writes BENCHMARKS.md)
@@ -132,7 +132,8 @@ export async function runFairnessBench(seconds = 20): Promise<FairnessResult> {
     fetch(`${origin}/scim/v2/${t.directoryId}${path}`, { ...init, headers: { Authorization: `Bearer ${t.token}`, "Content-Type": "application/scim+json", ...(init.headers ?? {}) } });
   const patchOp = (Operations: unknown[]) => JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
   const churnEmails = Array.from({ length: 50 }, (_, i) => ({ value: `churn${i}@bench.example.com`, type: "other" }));
-  const churn = patchOp(Array.from({ length: 360 }, (_, i) => ({ op: i % 2 === 0 ? "add" : "remove", path: "emails", value: churnEmails })));
+  const churn = patchOp(Array.from({ length: scimLimits.maxPatchValues / churnEmails.length }, (_, i) => ({ op: i % 2 === 0 ? "add" : "remove", path: "emails", value: churnEmails })));
+  const manyOps = patchOp(Array.from({ length: 1000 }, (_, i) => ({ op: "replace", path: i % 2 === 0 ? "title" : "name.givenName", value: `v${i}` })));
   const fullUser = (i: number) =>
     JSON.stringify({ userName: `full${i}@bench.example.com`, emails: Array.from({ length: scimLimits.maxValuesPerAttribute }, (_, j) => ({ value: `f${i}-${j}@bench.example.com` })) });
   let created = 0;
@@ -140,7 +141,8 @@ export async function runFairnessBench(seconds = 20): Promise<FairnessResult> {
     { name: 'GET filter userName co (priced just under the maximum)', send: () => scim(seeded.noisy, `/Users?filter=${encodeURIComponent('userName co "zz9"')}&count=100`) },
     { name: "GET sortBy=title (unindexed sort)", send: () => scim(seeded.noisy, `/Users?sortBy=title&count=1000`) },
     { name: "GET 100-term ew filter (over the maximum)", send: () => scim(seeded.noisy, `/Users?filter=${encodeURIComponent(Array.from({ length: 100 }, (_, i) => `userName ew "q${i}"`).join(" or "))}`) },
-    { name: "PATCH 360 operations x 50 emails (0.9 MiB)", send: () => scim(seeded.noisy, `/Users/n-${Math.floor(Math.random() * noisyUsers)}`, { method: "PATCH", body: churn }) },
+    { name: `PATCH adding and removing 50 emails, ${scimLimits.maxPatchValues} values in all`, send: () => scim(seeded.noisy, `/Users/n-${Math.floor(Math.random() * noisyUsers)}`, { method: "PATCH", body: churn }) },
+    { name: "PATCH 1,000 operations", send: () => scim(seeded.noisy, `/Users/n-${Math.floor(Math.random() * noisyUsers)}`, { method: "PATCH", body: manyOps }) },
     { name: `POST user with ${scimLimits.maxValuesPerAttribute} emails`, send: () => scim(seeded.noisy, "/Users", { method: "POST", body: fullUser(created++) }) },
   ];
   // BENCH_MIX=0,2 runs only those entries of the mix (to see which request costs what).
@@ -165,10 +167,15 @@ export async function runFairnessBench(seconds = 20): Promise<FairnessResult> {
   // Warm-up, unmeasured: the child's first requests pay for lazy compilation and a cold page cache.
   for (let i = 0; i < 20; i++) await Promise.all(probeSend.map(async (send) => (await send()).arrayBuffer()));
   if (process.env.BENCH_DEBUG) {
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
-      await (await probeSend[0]!()).arrayBuffer();
-      console.error(`sequential GET by id: ${(performance.now() - t0).toFixed(1)} ms`);
+    for (const [name, send] of [["GET by id", probeSend[0]!], ...mix.map((m) => [m.name, m.send] as const)] as const) {
+      const times: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const t0 = performance.now();
+        const res = await send();
+        await res.arrayBuffer();
+        times.push(`${res.status}:${(performance.now() - t0).toFixed(0)}`);
+      }
+      console.error(`sequential ${name}: ${times.join(" ")} ms`);
     }
   }
   const inFlight: Promise<unknown>[] = [];
@@ -231,7 +238,7 @@ export async function fairnessBenchSection(seconds = 20): Promise<string> {
   return [
     `Two tenants in one process: "noisy" (${noisyUsers.toLocaleString("en")} users) sends the most expensive requests the limits allow at its rate limit ` +
       `(${scimRateLimitDefaults.ratePerSecond} req/s, round-robin over the mix below) for ${r.seconds} s; meanwhile "quiet" (${quietUsers.toLocaleString("en")} users) reads users by id, ` +
-      "the post-login hook is called and /healthz polled, ${probeRate} req/s each. Open loop, keep-alive, server in a child process on 127.0.0.1.",
+      "the post-login hook is called and /healthz polled, " + `${probeRate} req/s each.` + " Open loop, keep-alive, server in a child process on 127.0.0.1.",
     "",
     "| probe | answered | p50 ms | p99 ms | max ms | failed |",
     "|---|---:|---:|---:|---:|---:|",

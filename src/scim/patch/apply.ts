@@ -1,6 +1,6 @@
 import { foldCase } from "../../directory/fold.js";
 import { invalidPath, invalidValue, isBridgeError } from "../../errors.js";
-import { scimLimits, tooManyValues } from "../limits.js";
+import { scimLimits, tooManyPatchValues, tooManyValues } from "../limits.js";
 import { normalizeValue, type ScimDocument } from "../normalize.js";
 import { resolvePath, type AttributeInfo, type ResourceSchema, type SchemaInfo } from "../schema.js";
 import { elementFromFilter, matchesElement } from "./match.js";
@@ -274,6 +274,10 @@ function demoteOtherPrimaries(values: unknown[], touched: Set<unknown>): void {
 }
 
 export function applyToDocument(rs: ResourceSchema, document: ScimDocument, operations: readonly TargetedOperation[]): ScimDocument {
+  let carried = 0;
+  for (const operation of operations) carried += Array.isArray(operation.value) ? operation.value.length : 1;
+  if (carried > scimLimits.maxPatchValues) throw tooManyPatchValues();
+  // The request's one copy: operations edit it in place.
   const working = structuredClone(document);
   for (const operation of operations) applyOne(rs, working, operation);
   return working;
