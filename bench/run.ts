@@ -15,7 +15,7 @@ import { syncBenchSection } from "./sync.js";
 const benches: { id: string; title: string; run: () => Promise<string> }[] = [
   { id: "scim", title: "SCIM server", run: () => scimBenchSection(100_000) },
   { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },
-  { id: "fairness", title: "Fairness between tenants", run: () => fairnessBenchSection(20) },
+  { id: "fairness", title: "Fairness between tenants", run: () => fairnessBenchSection(15) },
   {
     id: "preview",
     title: "Mapping preview",
