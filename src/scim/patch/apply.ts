@@ -74,7 +74,7 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
   if (!resolved) return; // unknown attribute or schema: ignored
   if (!resolved.attribute) {
     // The extension itself: remove it, or add/replace each attribute it carries.
-    if (path.filter || path.sub) throw invalidPath(`operation ${operation.index}: invalid path "${path.text}"`);
+    if (path.filter || path.sub) throw invalidPath(`operation ${operation.index}: invalid path ${JSON.stringify(path.text)}`);
     if (op === "remove") delete document[resolved.schema.urn];
     else if (isObject(value)) {
       for (const [k, v] of Object.entries(value)) {
@@ -85,7 +85,7 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
   }
   const { attribute, schema } = resolved;
   if (attribute.readOnly || (resolved.sub?.readOnly ?? false)) return;
-  if (path.filter && resolved.sub) throw invalidPath(`operation ${operation.index}: invalid path "${path.text}"`);
+  if (path.filter && resolved.sub) throw invalidPath(`operation ${operation.index}: invalid path ${JSON.stringify(path.text)}`);
   const sub = resolved.sub ?? (path.sub !== undefined ? attribute.sub.get(path.sub.toLowerCase()) : undefined);
   if (path.sub !== undefined && !sub) return; // unknown sub-attribute: ignored
   const holder = holderOf(document, schema, op !== "remove");
