@@ -15,7 +15,17 @@ export const scimLimits = {
    * handful: Entra maps one value per type, Okta at most a few.
    */
   maxValuesPerAttribute: 100,
+  /**
+   * Values carried by one PATCH's operations on a resource document, summed (a list of 50 emails
+   * counts 50). Matching is linear, but each value is still normalised, folded and looked up; this
+   * keeps a 1 MiB body from carrying 20,000 of them. Group members are edited as rows and are not
+   * counted here.
+   */
+  maxPatchValues: 1000,
 } as const;
+
+export const tooManyPatchValues = () =>
+  invalidValue(`a PATCH may carry at most ${scimLimits.maxPatchValues} values across its operations`);
 
 export const tooManyValues = (attribute: string) =>
   invalidValue(`"${attribute}" may hold at most ${scimLimits.maxValuesPerAttribute} values`);

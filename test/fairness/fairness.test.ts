@@ -80,24 +80,38 @@ describe("reads are priced before they run", () => {
 });
 
 describe("PATCH work is bounded by the request, not by what it asks for", () => {
-  it("refuses 1,000 operations adding 25 emails each at the attribute maximum, naming it, with nothing written", async () => {
+  it("refuses 1,000 operations adding 25 emails each (25,000 values) before applying any, with nothing written", async () => {
     const id = seeded[100]!;
     const before = writeFootprint(bridge.db);
     const operations = Array.from({ length: 1000 }, (_, i) => ({ op: "add", path: "emails", value: Array.from({ length: 25 }, (_, j) => ({ value: `e${i}-${j}@fair.example` })) }));
     const res = await bridge.scim.patch(`/Users/${id}`, patchOp(operations)).expect(400);
     expect(res.body.scimType).toBe("invalidValue");
+    expect(res.body.detail).toBe(`a PATCH may carry at most ${scimLimits.maxPatchValues} values across its operations`);
+    expect(writeFootprint(bridge.db)).toEqual(before);
+  });
+
+  it("names the attribute when operations would take it past its maximum, with nothing written", async () => {
+    const id = seeded[103]!;
+    const before = writeFootprint(bridge.db);
+    const operations = Array.from({ length: 5 }, (_, i) => ({ op: "add", path: "emails", value: Array.from({ length: 25 }, (_, j) => ({ value: `f${i}-${j}@fair.example` })) }));
+    const res = await bridge.scim.patch(`/Users/${id}`, patchOp(operations)).expect(400);
     expect(res.body.detail).toBe(`"emails" may hold at most ${scimLimits.maxValuesPerAttribute} values`);
     expect(writeFootprint(bridge.db)).toEqual(before);
   });
 
-  it("removes a 30,000-value list from a user holding the maximum in one request", async () => {
+  it("removes a list of the most values a PATCH may carry from a user holding the maximum, in one request", async () => {
     const id = seeded[101]!;
     const emails = Array.from({ length: scimLimits.maxValuesPerAttribute }, (_, i) => ({ value: `keep${i}@fair.example` }));
     await bridge.scim.put(`/Users/${id}`, { userName: "seed101@fair.example", emails }).expect(200);
-    const listed = Array.from({ length: 30_000 }, (_, i) => ({ value: `KEEP${i * 2}@FAIR.EXAMPLE` }));
+    const listed = Array.from({ length: scimLimits.maxPatchValues }, (_, i) => ({ value: `KEEP${i * 2}@FAIR.EXAMPLE` }));
     await bridge.scim.patch(`/Users/${id}`, patchOp([{ op: "remove", path: "emails", value: listed }])).expect(204);
     const kept = (storedUser(bridge.db, id)!.document.emails as { value: string }[]).map((e) => e.value);
     expect(kept).toEqual(emails.filter((_, i) => i % 2 === 1).map((e) => e.value));
+    // The issue's example, 30,000 listed values, is refused whole.
+    const huge = Array.from({ length: 30_000 }, (_, i) => ({ value: `x${i}@fair.example` }));
+    const before = writeFootprint(bridge.db);
+    await bridge.scim.patch(`/Users/${id}`, patchOp([{ op: "remove", path: "emails", value: huge }])).expect(400);
+    expect(writeFootprint(bridge.db)).toEqual(before);
   });
 
   it("refuses a user created with more values than the maximum instead of failing in SQLite", async () => {

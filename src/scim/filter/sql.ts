@@ -102,12 +102,12 @@ export function compare(operand: Operand, op: CompareOperator, value: CompareVal
     case "integer":
     case "decimal": {
       const n = typeof value === "number" ? value : Number(value);
-      if (typeof value === "boolean" || !Number.isFinite(n)) throw invalidFilter(`"${path}" is numeric; "${String(value)}" is not a number`);
+      if (typeof value === "boolean" || !Number.isFinite(n)) throw invalidFilter(`"${path}" is numeric; ${JSON.stringify(String(value))} is not a number`);
       return ordered(n);
     }
     case "dateTime": {
       const date = typeof value === "string" ? new Date(value) : new Date(Number.NaN);
-      if (Number.isNaN(date.getTime())) throw invalidFilter(`"${path}" is a dateTime; "${String(value)}" is not one`);
+      if (Number.isNaN(date.getTime())) throw invalidFilter(`"${path}" is a dateTime; ${JSON.stringify(String(value))} is not one`);
       return ordered(operand.epochMs ? date.getTime() : date.toISOString());
     }
     case "complex":

@@ -1,6 +1,6 @@
 import { foldCase } from "../../directory/fold.js";
 import { invalidPath, invalidValue, isBridgeError } from "../../errors.js";
-import { scimLimits, tooManyValues } from "../limits.js";
+import { scimLimits, tooManyPatchValues, tooManyValues } from "../limits.js";
 import { normalizeValue, type ScimDocument } from "../normalize.js";
 import { resolvePath, type AttributeInfo, type ResourceSchema, type SchemaInfo } from "../schema.js";
 import { elementFromFilter, matchesElement } from "./match.js";
@@ -74,7 +74,7 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
   if (!resolved) return; // unknown attribute or schema: ignored
   if (!resolved.attribute) {
     // The extension itself: remove it, or add/replace each attribute it carries.
-    if (path.filter || path.sub) throw invalidPath(`operation ${operation.index}: invalid path "${path.text}"`);
+    if (path.filter || path.sub) throw invalidPath(`operation ${operation.index}: invalid path ${JSON.stringify(path.text)}`);
     if (op === "remove") delete document[resolved.schema.urn];
     else if (isObject(value)) {
       for (const [k, v] of Object.entries(value)) {
@@ -85,7 +85,7 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
   }
   const { attribute, schema } = resolved;
   if (attribute.readOnly || (resolved.sub?.readOnly ?? false)) return;
-  if (path.filter && resolved.sub) throw invalidPath(`operation ${operation.index}: invalid path "${path.text}"`);
+  if (path.filter && resolved.sub) throw invalidPath(`operation ${operation.index}: invalid path ${JSON.stringify(path.text)}`);
   const sub = resolved.sub ?? (path.sub !== undefined ? attribute.sub.get(path.sub.toLowerCase()) : undefined);
   if (path.sub !== undefined && !sub) return; // unknown sub-attribute: ignored
   const holder = holderOf(document, schema, op !== "remove");
@@ -274,6 +274,10 @@ function demoteOtherPrimaries(values: unknown[], touched: Set<unknown>): void {
 }
 
 export function applyToDocument(rs: ResourceSchema, document: ScimDocument, operations: readonly TargetedOperation[]): ScimDocument {
+  let carried = 0;
+  for (const operation of operations) carried += Array.isArray(operation.value) ? operation.value.length : 1;
+  if (carried > scimLimits.maxPatchValues) throw tooManyPatchValues();
+  // The request's one copy: operations edit it in place.
   const working = structuredClone(document);
   for (const operation of operations) applyOne(rs, working, operation);
   return working;

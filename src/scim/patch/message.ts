@@ -37,28 +37,29 @@ const containsValuePath = (node: FilterNode): boolean =>
   ((node.kind === "and" || node.kind === "or") && (containsValuePath(node.left) || containsValuePath(node.right))) ||
   (node.kind === "not" && containsValuePath(node.expr));
 
+/** Paths are quoted with JSON escapes, so that the request log can find where a quoted value ends. */
 export function parsePatchPath(text: string): PatchPath {
   const trimmed = text.trim();
-  if (trimmed.length === 0 || trimmed.length > patchLimits.maxPathLength) throw invalidPath(`invalid path "${text.slice(0, 80)}"`);
+  if (trimmed.length === 0 || trimmed.length > patchLimits.maxPathLength) throw invalidPath(`invalid path ${JSON.stringify(text.slice(0, 80))}`);
   const open = trimmed.indexOf("[");
   if (open < 0) {
-    if (!attrPathPattern.test(trimmed)) throw invalidPath(`invalid path "${trimmed}"`);
+    if (!attrPathPattern.test(trimmed)) throw invalidPath(`invalid path ${JSON.stringify(trimmed)}`);
     return { text: trimmed, attrPath: trimmed };
   }
   const close = trimmed.lastIndexOf("]");
   const attrPath = trimmed.slice(0, open);
   const rest = trimmed.slice(close + 1);
   if (close < open || !attrPathPattern.test(attrPath) || (rest !== "" && !/^\.[A-Za-z$][\w$-]*$/.test(rest))) {
-    throw invalidPath(`invalid path "${trimmed}"`);
+    throw invalidPath(`invalid path ${JSON.stringify(trimmed)}`);
   }
   let filter: FilterNode;
   try {
     filter = parseFilter(trimmed.slice(open + 1, close));
   } catch (err) {
-    if (isBridgeError(err)) throw invalidPath(`invalid filter in path "${trimmed}": ${err.message}`);
+    if (isBridgeError(err)) throw invalidPath(`invalid filter in path ${JSON.stringify(trimmed)}: ${err.message}`);
     throw err;
   }
-  if (containsValuePath(filter)) throw invalidPath(`value filters cannot be nested in path "${trimmed}"`);
+  if (containsValuePath(filter)) throw invalidPath(`value filters cannot be nested in path ${JSON.stringify(trimmed)}`);
   return { text: trimmed, attrPath, filter, ...(rest ? { sub: rest.slice(1) } : {}) };
 }
 

@@ -1,0 +1,271 @@
+/**
+ * Fairness benchmark: while one tenant ("noisy") sends the most expensive requests the limits allow,
+ * at its rate limit, how long do another tenant's GET /Users/{id} and the post-login hook take?
+ * Target: p99 ≤ 50 ms for both. The server runs in a child process on 127.0.0.1 with the production
+ * pipeline (per-directory SCIM rate limit, query budgets, post-login hook); the load comes from this
+ * process, open-loop (requests are sent on a timer, not after the previous answer).
+ *
+ * The noisy tenant's mix, each at its share of 50 req/s:
+ * - filters as costly as the per-request maximum allows on its directory (userName co, a sort on an
+ *   unindexed attribute), and ones over it (refused 400);
+ * - PATCH churn: operations alternately adding and removing 50 emails, as many values as a PATCH
+ *   may carry; and a PATCH of 1,000 operations (the maximum);
+ * - POST of a user with the maximum number of multi-valued values.
+ *
+ * Run alone: npx tsx bench/fairness.ts [seconds]   (bench/run.ts runs it and writes BENCHMARKS.md)
+ */
+import { fork } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { openDatabase } from "../src/directory/database.js";
+import { onboardOrganization } from "../src/directory/onboarding.js";
+import { createApp } from "../src/http/app.js";
+import { healthRouter } from "../src/http/health.js";
+import { postLoginHookRouter, signPostLoginBody } from "../src/http/post-login-hook.js";
+import { scimRateLimitDefaults } from "../src/http/rate-limit.js";
+import { scimLimits } from "../src/scim/limits.js";
+
+const self = fileURLToPath(import.meta.url);
+const hookSecret = "bench-fairness-hook";
+const noisyUsers = 20_000;
+const quietUsers = 1_000;
+/** Requests per second of each probe (quiet tenant, hook, health). */
+const probeRate = 10;
+
+interface Tenant {
+  directoryId: string;
+  token: string;
+  slug: string;
+}
+interface Seeded {
+  dbPath: string;
+  noisy: Tenant;
+  quiet: Tenant;
+}
+
+function seedTenant(sqlite: import("better-sqlite3").Database, directoryId: string, count: number, prefix: string): void {
+  const insertUser = sqlite.prepare(
+    "INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active, resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 1, ?, ?)",
+  );
+  const insertEmail = sqlite.prepare("INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, \"primary\") VALUES (?, ?, 0, ?, 'work', 1)");
+  const now = Date.now();
+  for (let i = 0; i < count; i++) {
+    const userName = `${prefix}${i}@bench.example.com`;
+    const resource = { userName, externalId: `ext-${i}`, displayName: `User ${i}`, title: `Title ${i % 50}`, active: true, emails: [{ value: userName, type: "work", primary: true }] };
+    insertUser.run(`${prefix}-${i}`, directoryId, userName, userName, `ext-${i}`, `User ${i}`, JSON.stringify(resource), now + i, now + i);
+    insertEmail.run(`${prefix}-${i}`, directoryId, userName);
+  }
+  sqlite.prepare("UPDATE directories SET user_count = ? WHERE id = ?").run(count, directoryId);
+}
+
+function seed(): Seeded {
+  const dir = mkdtempSync(join(tmpdir(), "bench-fairness-"));
+  const dbPath = join(dir, "bridge.db");
+  const { db, sqlite, close } = openDatabase(`sqlite:${dbPath}`);
+  const operator = { type: "operator" as const, id: "bench" };
+  const a = onboardOrganization(db, { slug: "noisy" }, operator);
+  const b = onboardOrganization(db, { slug: "quiet" }, operator);
+  sqlite.transaction(() => {
+    seedTenant(sqlite, a.directory.id, noisyUsers, "n");
+    seedTenant(sqlite, b.directory.id, quietUsers, "q");
+  })();
+  sqlite.pragma("wal_checkpoint(TRUNCATE)");
+  close();
+  return {
+    dbPath,
+    noisy: { directoryId: a.directory.id, token: a.token.token, slug: "noisy" },
+    quiet: { directoryId: b.directory.id, token: b.token.token, slug: "quiet" },
+  };
+}
+
+/** Child process: the production pipeline on the seeded database. */
+async function serve(dbPath: string): Promise<void> {
+  const { db, sqlite } = openDatabase(`sqlite:${dbPath}`);
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const app = createApp({
+    db,
+    publicUrl: origin,
+    scimRateLimit: scimRateLimitDefaults,
+    extraRouters: [
+      { path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) },
+      { path: "/", router: healthRouter({ db: sqlite, shuttingDown: () => false }) },
+    ],
+  });
+  server.on("request", app);
+  process.once("SIGINT", () => process.exit(0));
+  process.send?.({ origin });
+}
+
+function startServer(dbPath: string): Promise<{ origin: string; stop: () => void }> {
+  const child = fork(self, ["serve", dbPath], { execArgv: ["--import", "tsx"], stdio: "inherit" });
+  return new Promise((resolve, reject) => {
+    child.once("message", (m) => resolve({ origin: (m as { origin: string }).origin, stop: () => child.kill() }));
+    child.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
+  });
+}
+
+const percentile = (sorted: number[], p: number): number => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
+
+interface Probe {
+  name: string;
+  latencies: number[];
+  failures: number;
+}
+
+export interface FairnessResult {
+  seconds: number;
+  probes: { name: string; count: number; p50: number; p99: number; max: number; failures: number }[];
+  noisy: Record<string, Record<string, number>>;
+}
+
+export async function runFairnessBench(seconds = 20, only?: readonly number[]): Promise<FairnessResult> {
+  const seeded = seed();
+  const server = await startServer(seeded.dbPath);
+  const { origin } = server;
+  const scim = (t: Tenant, path: string, init: RequestInit = {}) =>
+    fetch(`${origin}/scim/v2/${t.directoryId}${path}`, { ...init, headers: { Authorization: `Bearer ${t.token}`, "Content-Type": "application/scim+json", ...(init.headers ?? {}) } });
+  const patchOp = (Operations: unknown[]) => JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
+  const churnEmails = Array.from({ length: 50 }, (_, i) => ({ value: `churn${i}@bench.example.com`, type: "other" }));
+  const churn = patchOp(Array.from({ length: scimLimits.maxPatchValues / churnEmails.length }, (_, i) => ({ op: i % 2 === 0 ? "add" : "remove", path: "emails", value: churnEmails })));
+  const manyOps = patchOp(Array.from({ length: 1000 }, (_, i) => ({ op: "replace", path: i % 2 === 0 ? "title" : "name.givenName", value: `v${i}` })));
+  const fullUser = (i: number) =>
+    JSON.stringify({ userName: `full${i}@bench.example.com`, emails: Array.from({ length: scimLimits.maxValuesPerAttribute }, (_, j) => ({ value: `f${i}-${j}@bench.example.com` })) });
+  let created = 0;
+  const mix: { name: string; send: () => Promise<Response> }[] = [
+    { name: 'GET filter userName co (priced just under the maximum)', send: () => scim(seeded.noisy, `/Users?filter=${encodeURIComponent('userName co "zz9"')}&count=100`) },
+    { name: "GET sortBy=title (unindexed sort)", send: () => scim(seeded.noisy, `/Users?sortBy=title&count=1000`) },
+    { name: "GET 100-term ew filter (over the maximum)", send: () => scim(seeded.noisy, `/Users?filter=${encodeURIComponent(Array.from({ length: 100 }, (_, i) => `userName ew "q${i}"`).join(" or "))}`) },
+    { name: `PATCH adding and removing 50 emails, ${scimLimits.maxPatchValues} values in all`, send: () => scim(seeded.noisy, `/Users/n-${Math.floor(Math.random() * noisyUsers)}`, { method: "PATCH", body: churn }) },
+    { name: "PATCH 1,000 operations", send: () => scim(seeded.noisy, `/Users/n-${Math.floor(Math.random() * noisyUsers)}`, { method: "PATCH", body: manyOps }) },
+    { name: `POST user with ${scimLimits.maxValuesPerAttribute} emails`, send: () => scim(seeded.noisy, "/Users", { method: "POST", body: fullUser(created++) }) },
+  ];
+  // BENCH_MIX=0,2 runs only those entries of the mix (to see which request costs what).
+  const selected = only ?? process.env.BENCH_MIX?.split(",").map(Number);
+  if (selected) {
+    const keep = new Set(selected);
+    mix.splice(0, mix.length, ...mix.filter((_, i) => keep.has(i)));
+  }
+  const noisy: Record<string, Record<string, number>> = {};
+  const probes: Probe[] = [
+    { name: "quiet tenant GET /Users/{id}", latencies: [], failures: 0 },
+    { name: "POST /hooks/auth0/post-login", latencies: [], failures: 0 },
+    { name: "GET /healthz", latencies: [], failures: 0 },
+  ];
+  const probeSend = [
+    () => scim(seeded.quiet, `/Users/q-${Math.floor(Math.random() * quietUsers)}`),
+    () => {
+      const body = JSON.stringify({ user: { user_id: `auth0|${Math.random()}`, email: `q${Math.floor(Math.random() * quietUsers)}@bench.example.com` }, organization: { name: "quiet" } });
+      return fetch(`${origin}/hooks/auth0/post-login`, { method: "POST", body, headers: { "Content-Type": "application/json", "x-scim-bridge-signature": signPostLoginBody(hookSecret, body) } });
+    },
+    () => fetch(`${origin}/healthz`),
+  ];
+  // Warm-up, unmeasured: the child's first requests pay for lazy compilation and a cold page cache.
+  for (let i = 0; i < 20; i++) await Promise.all(probeSend.map(async (send) => (await send()).arrayBuffer()));
+  if (process.env.BENCH_DEBUG) {
+    for (const [name, send] of [["GET by id", probeSend[0]!], ...mix.map((m) => [m.name, m.send] as const)] as const) {
+      const times: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const t0 = performance.now();
+        const res = await send();
+        await res.arrayBuffer();
+        times.push(`${res.status}:${(performance.now() - t0).toFixed(0)}`);
+      }
+      console.error(`sequential ${name}: ${times.join(" ")} ms`);
+    }
+  }
+  const inFlight: Promise<unknown>[] = [];
+  const started = Date.now();
+  const endAt = started + seconds * 1000;
+  let tick = 0;
+  await new Promise<void>((resolve) => {
+    // Noisy: its rate limit (50 req/s), round-robin over the mix. Probes: probeRate req/s each.
+    const noisyTimer = setInterval(() => {
+      const m = mix[tick++ % Math.max(1, mix.length)];
+      if (!m) return;
+      inFlight.push(
+        m.send().then(
+          async (res) => {
+            await res.arrayBuffer();
+            (noisy[m.name] ??= {})[res.status] = ((noisy[m.name] ??= {})[res.status] ?? 0) + 1;
+          },
+          () => ((noisy[m.name] ??= {}).error = (noisy[m.name]!.error ?? 0) + 1),
+        ),
+      );
+    }, 1000 / scimRateLimitDefaults.ratePerSecond);
+    const probeTimer = setInterval(() => {
+      probes.forEach((p, i) => {
+        const t0 = performance.now();
+        inFlight.push(
+          probeSend[i]!().then(
+            async (res) => {
+              await res.arrayBuffer();
+              if (res.status >= 300) p.failures++;
+              else p.latencies.push(performance.now() - t0);
+            },
+            () => p.failures++,
+          ),
+        );
+      });
+    }, 1000 / probeRate);
+    setTimeout(() => {
+      clearInterval(noisyTimer);
+      clearInterval(probeTimer);
+      resolve();
+    }, endAt - Date.now());
+  });
+  await Promise.allSettled(inFlight);
+  server.stop();
+  rmSync(join(seeded.dbPath, ".."), { recursive: true, force: true });
+  return {
+    seconds,
+    probes: probes.map((p) => {
+      const sorted = [...p.latencies].sort((a, b) => a - b);
+      const r = (n: number) => Math.round(n * 10) / 10;
+      return { name: p.name, count: sorted.length, p50: r(percentile(sorted, 50)), p99: r(percentile(sorted, 99)), max: r(sorted[sorted.length - 1] ?? Number.NaN), failures: p.failures };
+    }),
+    noisy,
+  };
+}
+
+export async function fairnessBenchSection(seconds = 15): Promise<string> {
+  const reads = await runFairnessBench(seconds, [0, 1, 2]);
+  const all = await runFairnessBench(seconds);
+  const statusText = (s: Record<string, number>) => Object.entries(s).map(([k, v]) => `${v} × ${k}`).join(", ");
+  const table = (title: string, r: FairnessResult) => [
+    `**${title}**`,
+    "",
+    "| probe | answered | p50 ms | p99 ms | max ms | failed |",
+    "|---|---:|---:|---:|---:|---:|",
+    ...r.probes.map((p) => `| ${p.name} | ${p.count} | ${p.p50} | ${p.p99} | ${p.max} | ${p.failures} |`),
+    "",
+    "| noisy tenant's request | answers |",
+    "|---|---|",
+    ...Object.entries(r.noisy).map(([name, s]) => `| ${name} | ${statusText(s)} |`),
+    "",
+  ];
+  return [
+    `Two tenants in one process: "noisy" (${noisyUsers.toLocaleString("en")} users) sends the most expensive requests the limits allow at its rate limit ` +
+      `(${scimRateLimitDefaults.ratePerSecond} req/s, round-robin over the mix) for ${seconds} s; meanwhile "quiet" (${quietUsers.toLocaleString("en")} users) reads users by id, ` +
+      "the post-login hook is called and /healthz polled, " + `${probeRate} req/s each.` + " Open loop, keep-alive, server in a child process on 127.0.0.1. " +
+      "Run twice: the expensive reads alone, then reads and writes.",
+    "",
+    "Target: p99 ≤ 50 ms for the quiet tenant's GET by id and for the hook.",
+    "",
+    ...table("Expensive reads only", reads),
+    ...table("Expensive reads and writes", all),
+    "429s are the per-directory rate limit and query budget at work; 400s are requests over a per-request maximum (src/scim/cost.ts, src/scim/limits.ts). " +
+      "Every write is durable before its answer: the commit's fsync (synchronous=FULL) runs on the event loop, and the per-directory rate limit " +
+      "admits more heavy writes per second than one process can absorb, so the write mix can still delay other tenants and the hook.",
+  ].join("\n");
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  if (process.argv[2] === "serve") await serve(process.argv[3]!);
+  else console.log(await fairnessBenchSection(Number(process.argv[2] ?? 15)));
+}
