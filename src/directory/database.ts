@@ -37,11 +37,51 @@ export interface OpenOptions {
   durability?: "full" | "normal";
 }
 
+/** Statements kept per connection; filters make many SQL shapes, so the oldest beyond this go. */
+const maxCachedStatements = 1000;
+
+/**
+ * Makes `prepare` return a cached statement for SQL it has prepared before. drizzle prepares anew on
+ * every query it runs, and preparing (parsing and planning the SQL) cost more CPU than running the
+ * query on the hot paths. A statement handed out again starts in plain row mode, whatever raw() or
+ * pluck() an earlier user left set. Statements are only ever run to completion (never iterate()d),
+ * so sharing one is safe on this single-threaded connection.
+ */
+function cacheStatements(sqlite: Database.Database): void {
+  const prepare = sqlite.prepare.bind(sqlite);
+  const cache = new Map<string, Database.Statement>();
+  sqlite.prepare = ((source: string) => {
+    let statement = cache.get(source);
+    if (statement) {
+      if (statement.reader) statement.raw(false).pluck(false);
+      return statement;
+    }
+    statement = prepare(source);
+    if (cache.size >= maxCachedStatements) cache.delete(cache.keys().next().value!);
+    cache.set(source, statement);
+    return statement;
+  }) as Database.Database["prepare"];
+}
+
+/**
+ * Triggers behind credential_epochs (see db/schema.ts): any change that can end a SCIM token's
+ * validity, by any process and through any path (cascades from a deleted directory or organization
+ * included), moves the counter that token caches compare. Idempotent, so every open runs it.
+ */
+const credentialTriggers = `
+INSERT OR IGNORE INTO credential_epochs (name, epoch) VALUES ('scim_tokens', 0);
+CREATE TRIGGER IF NOT EXISTS scim_tokens_epoch_on_update AFTER UPDATE OF token_hash, directory_id, expires_at, revoked_at ON scim_tokens
+  BEGIN UPDATE credential_epochs SET epoch = epoch + 1 WHERE name = 'scim_tokens'; END;
+CREATE TRIGGER IF NOT EXISTS scim_tokens_epoch_on_delete AFTER DELETE ON scim_tokens
+  BEGIN UPDATE credential_epochs SET epoch = epoch + 1 WHERE name = 'scim_tokens'; END;
+`;
+
 /** Opens the database (WAL, foreign keys, busy timeout) and applies pending migrations. */
 export function openDatabase(url: string, options: OpenOptions = {}): OpenDatabase {
   const path = sqlitePathFromUrl(url);
   if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
   const sqlite = new Database(path);
+  cacheStatements(sqlite);
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
   sqlite.pragma("foreign_keys = ON");
@@ -54,5 +94,6 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenDataba
   const deferred = db.transaction.bind(db);
   db.transaction = ((fn, config) => deferred(fn, { behavior: "immediate", ...config })) as Db["transaction"];
   migrate(db, { migrationsFolder: join(packageRoot, "db", "migrations", "sqlite") });
+  sqlite.transaction(() => sqlite.exec(credentialTriggers)).immediate();
   return { db, sqlite, close: () => sqlite.close() };
 }
