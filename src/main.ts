@@ -17,7 +17,7 @@ import { registerReconcileCommand } from "./cli/reconcile.js";
 import { ensureSandboxDirectory, forgetEmulatedTenant, sandboxBanner } from "./cli/sandbox.js";
 import { registerStatusCommands } from "./cli/status.js";
 import { loadConfig, ConfigError, type Auth0Config, type Config } from "./config.js";
-import { openDatabase } from "./directory/database.js";
+import { openDatabase, startBackgroundCheckpoints } from "./directory/database.js";
 import { startEmulator, type RunningEmulator } from "./emulator/index.js";
 import { createApp } from "./http/app.js";
 import { healthRouter } from "./http/health.js";
@@ -47,7 +47,11 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     throw new ConfigError(["AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are required by `serve` (use `npm start` for the sandbox)"]);
   }
   const log = createLogger({ level: cfg.logLevel });
-  const { db, sqlite, close: closeDb } = openDatabase(cfg.databaseUrl);
+  // Checkpoints run in a thread of their own, never inside a SCIM write's commit (see startBackgroundCheckpoints).
+  const { db, sqlite, close: closeDb } = openDatabase(cfg.databaseUrl, { autoCheckpoint: false });
+  const checkpoints = startBackgroundCheckpoints(cfg.databaseUrl, (message) =>
+    log.error({ err: message }, "WAL checkpoint failed: the write-ahead log grows until one succeeds; check disk space and permissions"),
+  );
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -73,7 +77,8 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
 
   const metrics = createMetrics({ organizationLabel: organizationSlugs(db) });
   // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
-  const syncConnection = openDatabase(cfg.databaseUrl, { durability: "normal" });
+  // The SCIM request log and tokens' last use write through it too: bookkeeping, off the SCIM commit path.
+  const syncConnection = openDatabase(cfg.databaseUrl, { durability: "normal", autoCheckpoint: false });
   const engine = createSyncEngine({
     db: syncConnection.db,
     client: createManagementClient(auth0),
@@ -97,7 +102,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   if (hookSecret) extraRouters.push({ path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) });
   else log.warn("AUTH0_HOOK_SECRET is not set: POST /hooks/auth0/post-login is off, so logins are not checked against the directory");
 
-  const requestLog = scimRequestLog(db, { log });
+  const requestLog = scimRequestLog(syncConnection.db, { log });
   // The log records every request, rate-limited ones included, so it goes first.
   const scimMiddleware: RequestHandler[] = [requestLog];
   if (cfg.scimRateLimit) scimMiddleware.push(tokenRateLimit({ ...cfg.scimRateLimit, keyOf: bearerKey }));
@@ -108,6 +113,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     middleware: [metrics.httpMetricsMiddleware(), requestLogger(log)],
     scimMiddleware,
     onScimWrite: () => engine.worker.notify(),
+    bookkeepingDb: syncConnection.db,
     extraRouters,
   });
   server.on("request", app);
@@ -131,6 +137,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     engine.limiter.stop();
     await emulator?.close();
     syncConnection.close();
+    await checkpoints.stop();
     closeDb();
     log.info("stopped");
     log.flush?.();

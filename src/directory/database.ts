@@ -1,4 +1,6 @@
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
 import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
@@ -35,6 +37,12 @@ export interface OpenOptions {
    * outcomes), where a lost write just re-runs an idempotent reconcile.
    */
   durability?: "full" | "normal";
+  /**
+   * true (default): a commit that grows the WAL past 1,000 pages checkpoints it itself, inside the
+   * commit. false: never; `serve` runs startBackgroundCheckpoints() instead, so that no SCIM write
+   * waits for a checkpoint. Only for a process that runs the background checkpointer.
+   */
+  autoCheckpoint?: boolean;
 }
 
 /** Statements kept per connection; filters make many SQL shapes, so the oldest beyond this go. */
@@ -85,6 +93,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenDataba
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
   sqlite.pragma("foreign_keys = ON");
+  if (options.autoCheckpoint === false) sqlite.pragma("wal_autocheckpoint = 0");
   // Concurrent processes (CLI beside a running server) wait instead of failing with SQLITE_BUSY.
   sqlite.pragma("busy_timeout = 5000");
   const db = drizzle(sqlite, { schema });
@@ -96,4 +105,40 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenDataba
   migrate(db, { migrationsFolder: join(packageRoot, "db", "migrations", "sqlite") });
   sqlite.transaction(() => sqlite.exec(credentialTriggers)).immediate();
   return { db, sqlite, close: () => sqlite.close() };
+}
+
+/**
+ * Checkpoints the WAL from a worker thread with a connection of its own, every `intervalMs`, so that
+ * the copy of committed pages into the database file (and its fsync) never runs inside a SCIM
+ * write's commit or on the event loop. PASSIVE checkpoints neither wait for nor block readers and
+ * writers; SQLite restarts the WAL from its beginning once a checkpoint has caught up. A failed
+ * checkpoint is reported through `onError` (the WAL keeps growing until one succeeds). `stop()` ends
+ * the thread after a last checkpoint.
+ */
+export function startBackgroundCheckpoints(url: string, onError: (message: string) => void, intervalMs = 200): { stop(): Promise<void> } {
+  const path = sqlitePathFromUrl(url);
+  if (path === ":memory:") return { stop: async () => undefined };
+  // The thread's code is plain CommonJS evaluated as a string, so the same file works from src/ under
+  // tsx and from dist/; it loads the driver by the path this module resolves.
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    const Database = require(workerData.driver);
+    const db = new Database(workerData.path);
+    db.pragma("busy_timeout = 5000");
+    const checkpoint = () => { try { db.pragma("wal_checkpoint(PASSIVE)"); } catch (err) { parentPort.postMessage({ error: String(err && err.message || err) }); } };
+    const timer = setInterval(checkpoint, workerData.intervalMs);
+    parentPort.on("message", () => { clearInterval(timer); checkpoint(); db.close(); process.exit(0); });
+  `;
+  const driver = createRequire(import.meta.url).resolve("better-sqlite3");
+  const worker = new Worker(code, { eval: true, workerData: { driver, path: resolve(path), intervalMs } });
+  worker.on("message", (m: { error?: string }) => m.error && onError(m.error));
+  worker.on("error", (err) => onError(err.message));
+  worker.unref();
+  return {
+    stop: () =>
+      new Promise<void>((done) => {
+        worker.once("exit", () => done());
+        worker.postMessage("stop");
+      }),
+  };
 }
