@@ -3,7 +3,10 @@
  * share of sampled time by package or source area (self time) and the functions with the most self
  * time, so that a before/after pair fits in a commit message.
  *
- *   npx tsx bench/profile-summary.ts DIR/CPU.….cpuprofile [top=25]
+ *   npx tsx bench/profile-summary.ts DIR/CPU.….cpuprofile [top=25] [skip-seconds=0]
+ *
+ * skip-seconds leaves out the start of the profile (module loading, migrations) so that the summary
+ * is about serving requests.
  */
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
@@ -30,9 +33,14 @@ function areaOf(url: string, name: string): string {
   return url.split("/").slice(-2).join("/");
 }
 
-export function summarise(profile: Profile, top = 25): string {
+export function summarise(profile: Profile, top = 25, skipSeconds = 0): string {
   const self = new Map<number, number>();
-  for (let i = 0; i < profile.samples.length; i++) self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  let elapsed = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    elapsed += profile.timeDeltas[i] ?? 0;
+    if (elapsed < skipSeconds * 1e6) continue;
+    self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  }
   const total = [...self.values()].reduce((a, b) => a + b, 0);
   const byArea = new Map<string, number>();
   const byFunction = new Map<string, number>();
@@ -51,5 +59,5 @@ export function summarise(profile: Profile, top = 25): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  console.log(summarise(JSON.parse(readFileSync(process.argv[2]!, "utf8")) as Profile, Number(process.argv[3] ?? 25)));
+  console.log(summarise(JSON.parse(readFileSync(process.argv[2]!, "utf8")) as Profile, Number(process.argv[3] ?? 25), Number(process.argv[4] ?? 0)));
 }
