@@ -11,7 +11,8 @@
  * --duration s (per scenario), --mixed s (mixed load before the second RSS reading; 0 skips),
  * --bare (also serve the bare createApp() from bench/scim.ts and read from it: an extra column),
  * --cpu-prof DIR (serve writes a V8 CPU profile there; summarise with bench/profile-summary.ts),
- * --only REGEX (only the scenarios whose name matches).
+ * --only REGEX (only the scenarios whose name matches), --cli PATH (another checkout's bin/scim-bridge.js,
+ * built, for a before/after pair on the same machine minutes apart).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -112,7 +113,6 @@ export function seedShipped(users: number, organizations = 10_000): ShippedSeed 
   return { dbPath, directoryId, token: made.token.token, groupId, users, organizations, seedSeconds: (performance.now() - started) / 1000 };
 }
 
-const cli = join(packageRoot, "bin", "scim-bridge.js");
 
 /** Starts a child and waits until `pattern` appears in the file its stdout goes to. */
 async function startLogged(args: string[], env: NodeJS.ProcessEnv, logFile: string, pattern: RegExp, execArgv: string[] = []): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
@@ -135,6 +135,17 @@ async function stop(child: ChildProcess | undefined): Promise<void> {
   if (child.exitCode === null) child.kill("SIGKILL");
 }
 
+/**
+ * CPU time (user + system) a process has used, in ms (Linux /proc; clock ticks of 10 ms). Divided by
+ * the requests of a scenario it gives the server's CPU per request, a figure that other load on a
+ * shared machine disturbs far less than requests per second.
+ */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** Resident set size of a process, in MiB (Linux /proc). */
 function rssMiB(pid: number | undefined): number {
   if (pid === undefined) return NaN;
@@ -145,6 +156,8 @@ function rssMiB(pid: number | undefined): number {
 export interface Row {
   scenario: string;
   rps: number;
+  /** Server CPU ms per request (all of its threads: HTTP, SQLite, worker, checkpoints). */
+  cpuPerRequest: number;
   p50: number;
   p99: number;
   failures: number;
@@ -209,7 +222,8 @@ function writeScenarios(s: ShippedSeed, run: string): Scenario[] {
   ];
 }
 
-async function measure(origin: string, s: ShippedSeed, scenario: Scenario, duration: number, label: string): Promise<Row> {
+async function measure(origin: string, s: ShippedSeed, scenario: Scenario, duration: number, label: string, pid?: number): Promise<Row> {
+  const cpuBefore = cpuMs(pid);
   const r = await autocannon({
     url: origin,
     connections: scenario.connections,
@@ -218,12 +232,13 @@ async function measure(origin: string, s: ShippedSeed, scenario: Scenario, durat
   });
   const failures = r.non2xx + r.errors + r.timeouts;
   const rps = Math.round(r.requests.average);
-  console.error(`  ${label} ${s.users} users  ${scenario.name}: ${rps} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, failures ${failures}`);
-  return { scenario: scenario.name, rps, p50: r.latency.p50, p99: r.latency.p99, failures };
+  const cpuPerRequest = Math.round(((cpuMs(pid) - cpuBefore) / Math.max(1, r.requests.average * duration)) * 100) / 100;
+  console.error(`  ${label} ${s.users} users  ${scenario.name}: ${rps} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, failures ${failures}, server CPU ${cpuPerRequest} ms/request`);
+  return { scenario: scenario.name, rps, cpuPerRequest, p50: r.latency.p50, p99: r.latency.p99, failures };
 }
 
 /** Mixed load (what an IdP sync plus a console looks like): reads by id and filter, user PATCHes, member adds. */
-async function mixed(origin: string, s: ShippedSeed, seconds: number): Promise<Row> {
+async function mixed(origin: string, s: ShippedSeed, seconds: number, pid?: number): Promise<Row> {
   const base = `/scim/v2/${s.directoryId}`;
   let n = 0;
   return measure(
@@ -245,6 +260,7 @@ async function mixed(origin: string, s: ShippedSeed, seconds: number): Promise<R
     },
     seconds,
     "shipped",
+    pid,
   );
 }
 
@@ -265,6 +281,8 @@ export interface ShippedOptions {
   mixedSeconds: number;
   bare: boolean;
   cpuProfDir?: string;
+  /** The CLI to run (default this tree's bin/scim-bridge.js): another checkout's, for a before/after pair. */
+  cli: string;
   /** Runs only the scenarios whose name matches (for investigating one figure). */
   only?: RegExp;
 }
@@ -278,7 +296,7 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
   let bridge: ChildProcess | undefined;
   let bare: ChildProcess | undefined;
   try {
-    const emu = await startLogged([cli, "auth0-emulator", "--port", "0", "--plan", "enterprise"], process.env, join(dir, "emulator.log"), /AUTH0_MANAGEMENT_URL=(\S+)/);
+    const emu = await startLogged([o.cli, "auth0-emulator", "--port", "0", "--plan", "enterprise"], process.env, join(dir, "emulator.log"), /AUTH0_MANAGEMENT_URL=(\S+)/);
     emulator = emu.child;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -294,7 +312,7 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
       // default 50/s every scenario would measure 429s, not the server.
       SCIM_RATE_LIMIT_PER_SECOND: "100000",
     };
-    const served = await startLogged([cli, "serve"], env, join(dir, "serve.log"), /"port":(\d+)/, o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : []);
+    const served = await startLogged([o.cli, "serve"], env, join(dir, "serve.log"), /"port":(\d+)/, o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : []);
     bridge = served.child;
     const origin = `http://127.0.0.1:${served.match[1]}`;
     const rssAfterStart = rssMiB(bridge.pid);
@@ -309,13 +327,13 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
     // Reads first, with an empty outbox; then the writes, which the worker syncs meanwhile.
     const chosen = (list: Scenario[]) => list.filter((sc) => !o.only || o.only.test(sc.name));
     for (const sc of chosen(readScenarios(s))) {
-      shippedRows.push(await measure(origin, s, sc, o.duration, "shipped"));
-      if (bareOrigin) bareRows.push(await measure(bareOrigin, s, sc, o.duration, "bare"));
+      shippedRows.push(await measure(origin, s, sc, o.duration, "shipped", bridge.pid));
+      if (bareOrigin) bareRows.push(await measure(bareOrigin, s, sc, o.duration, "bare", bare?.pid));
     }
-    for (const sc of chosen(writeScenarios(s, "shipped"))) shippedRows.push(await measure(origin, s, sc, o.duration, "shipped"));
+    for (const sc of chosen(writeScenarios(s, "shipped"))) shippedRows.push(await measure(origin, s, sc, o.duration, "shipped", bridge.pid));
     let rssAfterMixed: number | undefined;
     if (o.mixedSeconds > 0) {
-      shippedRows.push(await mixed(origin, s, o.mixedSeconds));
+      shippedRows.push(await mixed(origin, s, o.mixedSeconds, bridge.pid));
       rssAfterMixed = rssMiB(bridge.pid);
     }
     await stop(bridge);
@@ -346,12 +364,14 @@ const fmt = (n: number) => n.toLocaleString("en");
 
 export function shippedSection(results: SizeResult[], o: ShippedOptions): string {
   const names = results[0]!.shipped.map((r) => r.scenario);
-  const head = results.map((r) => `${fmt(r.seed.users)}: req/s | p50 | p99 | failed`).join(" | ");
+  const head = results.map((r) => `${fmt(r.seed.users)}: req/s | CPU ms/req | p50 | p99 | failed`).join(" | ");
   const lines = names.map((name) => {
     const cells = results.map((r) => {
       const row = r.shipped.find((x) => x.scenario === name);
       const bare = r.bare.find((x) => x.scenario === name);
-      return row ? `${fmt(row.rps)}${bare ? ` (bare ${fmt(bare.rps)})` : ""} | ${row.p50} | ${row.p99} | ${row.failures}` : "– | – | – | –";
+      return row
+        ? `${fmt(row.rps)}${bare ? ` (bare ${fmt(bare.rps)})` : ""} | ${row.cpuPerRequest}${bare ? ` (bare ${bare.cpuPerRequest})` : ""} | ${row.p50} | ${row.p99} | ${row.failures}`
+        : "– | – | – | – | –";
     });
     return `| ${name} | ${cells.join(" | ")} |`;
   });
@@ -364,10 +384,11 @@ export function shippedSection(results: SizeResult[], o: ShippedOptions): string
       "sync jobs that the worker pushes to the emulator meanwhile. Every write is durable before its answer (WAL, synchronous=FULL, group commit). " +
       "The rate limiter is on, at 100,000 req/s per token instead of the default 50: at 50/s every scenario would measure 429s. " +
       (results[0]!.bare.length > 0 ? "\"bare\" is the same read served by a bare `createApp({ db, publicUrl })` (bench/scim.ts), for comparison only. " : "") +
-      "\"failed\" counts non-2xx answers, errors and timeouts.",
+      "\"failed\" counts non-2xx answers, errors and timeouts. \"CPU ms/req\" is the server process's CPU time (all its threads) during the scenario divided by the requests it answered: " +
+      "other load on a shared machine lowers req/s far more than it changes this figure.",
     "",
     `| scenario | ${head} |`,
-    `|---|${results.map(() => "---:|---:|---:|---:|").join("")}`,
+    `|---|${results.map(() => "---:|---:|---:|---:|---:|").join("")}`,
     ...lines,
     "",
     "| users | seed time | RSS after start | RSS after mixed load | sync jobs at the end |",
@@ -390,6 +411,7 @@ export function parseShippedArgs(argv: string[]): ShippedOptions {
       bare: { type: "boolean", default: false },
       "cpu-prof": { type: "string" },
       only: { type: "string" },
+      cli: { type: "string", default: join(packageRoot, "bin", "scim-bridge.js") },
     },
     allowPositionals: true,
   });
@@ -399,6 +421,7 @@ export function parseShippedArgs(argv: string[]): ShippedOptions {
     duration: Number(values.duration),
     mixedSeconds: Number(values.mixed),
     bare: values.bare,
+    cli: values.cli,
     ...(values["cpu-prof"] ? { cpuProfDir: values["cpu-prof"] } : {}),
     ...(values.only ? { only: new RegExp(values.only, "i") } : {}),
   };
