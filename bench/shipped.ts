@@ -115,7 +115,7 @@ export function seedShipped(users: number, organizations = 10_000): ShippedSeed 
 
 
 /** Starts a child and waits until `pattern` appears in the file its stdout goes to. */
-async function startLogged(args: string[], env: NodeJS.ProcessEnv, logFile: string, pattern: RegExp, execArgv: string[] = []): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+export async function startLogged(args: string[], env: NodeJS.ProcessEnv, logFile: string, pattern: RegExp, execArgv: string[] = []): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
   const fd = openSync(logFile, "w");
   const child = spawn(process.execPath, [...execArgv, ...args], { env, stdio: ["ignore", fd, "inherit"] });
   closeSync(fd);
@@ -127,7 +127,7 @@ async function startLogged(args: string[], env: NodeJS.ProcessEnv, logFile: stri
   }
 }
 
-async function stop(child: ChildProcess | undefined): Promise<void> {
+export async function stop(child: ChildProcess | undefined): Promise<void> {
   if (!child || child.exitCode !== null) return;
   const exited = new Promise((r) => child.once("exit", r));
   child.kill("SIGTERM");
@@ -140,7 +140,7 @@ async function stop(child: ChildProcess | undefined): Promise<void> {
  * the requests of a scenario it gives the server's CPU per request, a figure that other load on a
  * shared machine disturbs far less than requests per second.
  */
-function cpuMs(pid: number | undefined): number {
+export function cpuMs(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
@@ -163,7 +163,7 @@ export interface Row {
   failures: number;
 }
 
-interface Scenario {
+export interface Scenario {
   name: string;
   connections: number;
   request: AutocannonRequest;
@@ -172,7 +172,7 @@ interface Scenario {
 const patchOp = (Operations: unknown[]) => JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
 const pick = (n: number) => Math.floor(Math.random() * n);
 
-function readScenarios(s: ShippedSeed): Scenario[] {
+export function readScenarios(s: ShippedSeed): Scenario[] {
   const base = `/scim/v2/${s.directoryId}`;
   let page = 0;
   return [
@@ -190,7 +190,7 @@ function readScenarios(s: ShippedSeed): Scenario[] {
   ];
 }
 
-function writeScenarios(s: ShippedSeed, run: string): Scenario[] {
+export function writeScenarios(s: ShippedSeed, run: string): Scenario[] {
   const base = `/scim/v2/${s.directoryId}`;
   let created = 0;
   let joined = 0;
@@ -222,7 +222,7 @@ function writeScenarios(s: ShippedSeed, run: string): Scenario[] {
   ];
 }
 
-async function measure(origin: string, s: ShippedSeed, scenario: Scenario, duration: number, label: string, pid?: number): Promise<Row> {
+export async function measure(origin: string, s: ShippedSeed, scenario: Scenario, duration: number, label: string, pid?: number): Promise<Row> {
   const cpuBefore = cpuMs(pid);
   const r = await autocannon({
     url: origin,
@@ -264,6 +264,24 @@ async function mixed(origin: string, s: ShippedSeed, seconds: number, pid?: numb
   );
 }
 
+/** `serve`'s environment: info logs, the emulator as Auth0, the rate limiter on but out of the way. */
+export function serveEnv(dbPath: string, managementUrl: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: `sqlite:${dbPath}`,
+    PORT: "0",
+    LOG_LEVEL: "info",
+    AUTH0_DOMAIN: "bench.example.auth0.com",
+    AUTH0_CLIENT_ID: "bench",
+    AUTH0_CLIENT_SECRET: "bench",
+    AUTH0_MANAGEMENT_URL: managementUrl,
+    AUTH0_PLAN: "enterprise",
+    // The limiter stays in the pipeline (its cost is measured) but at 100,000 req/s per token: at the
+    // default 50/s every scenario would measure 429s, not the server.
+    SCIM_RATE_LIMIT_PER_SECOND: "100000",
+  };
+}
+
 export interface SizeResult {
   seed: ShippedSeed;
   shipped: Row[];
@@ -298,21 +316,7 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
   try {
     const emu = await startLogged([o.cli, "auth0-emulator", "--port", "0", "--plan", "enterprise"], process.env, join(dir, "emulator.log"), /AUTH0_MANAGEMENT_URL=(\S+)/);
     emulator = emu.child;
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      DATABASE_URL: `sqlite:${s.dbPath}`,
-      PORT: "0",
-      LOG_LEVEL: "info",
-      AUTH0_DOMAIN: "bench.example.auth0.com",
-      AUTH0_CLIENT_ID: "bench",
-      AUTH0_CLIENT_SECRET: "bench",
-      AUTH0_MANAGEMENT_URL: emu.match[1]!,
-      AUTH0_PLAN: "enterprise",
-      // The limiter stays in the pipeline (its cost is measured) but at 100,000 req/s per token: at the
-      // default 50/s every scenario would measure 429s, not the server.
-      SCIM_RATE_LIMIT_PER_SECOND: "100000",
-    };
-    const served = await startLogged([o.cli, "serve"], env, join(dir, "serve.log"), /"port":(\d+)/, o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : []);
+    const served = await startLogged([o.cli, "serve"], serveEnv(s.dbPath, emu.match[1]!), join(dir, "serve.log"), /"port":(\d+)/, o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : []);
     bridge = served.child;
     const origin = `http://127.0.0.1:${served.match[1]}`;
     const rssAfterStart = rssMiB(bridge.pid);
