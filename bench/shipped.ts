@@ -167,6 +167,8 @@ export interface Scenario {
   name: string;
   connections: number;
   request: AutocannonRequest;
+  /** Several request templates, sent in turn by each connection (instead of `request`). */
+  sequence?: AutocannonRequest[];
 }
 
 const patchOp = (Operations: unknown[]) => JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
@@ -228,7 +230,11 @@ export async function measure(origin: string, s: ShippedSeed, scenario: Scenario
     url: origin,
     connections: scenario.connections,
     duration,
-    requests: [{ method: "GET", ...scenario.request, headers: { authorization: `Bearer ${s.token}`, "content-type": "application/scim+json" } }],
+    requests: (scenario.sequence ?? [scenario.request]).map((request) => ({
+      method: "GET",
+      ...request,
+      headers: { authorization: `Bearer ${s.token}`, "content-type": "application/scim+json" },
+    })),
   });
   const failures = r.non2xx + r.errors + r.timeouts;
   const rps = Math.round(r.requests.average);
@@ -237,26 +243,38 @@ export async function measure(origin: string, s: ShippedSeed, scenario: Scenario
   return { scenario: scenario.name, rps, cpuPerRequest, p50: r.latency.p50, p99: r.latency.p99, failures };
 }
 
-/** Mixed load (what an IdP sync plus a console looks like): reads by id and filter, user PATCHes, member adds. */
+/**
+ * Mixed load (what an IdP sync plus a console looks like): each connection sends, in turn, 4 reads by
+ * id, 3 userName filters, 2 user PATCHes and 1 member add. A fixed sequence of request templates:
+ * autocannon keeps one template's method and body, so one template must not switch between them.
+ */
 async function mixed(origin: string, s: ShippedSeed, seconds: number, pid?: number): Promise<Row> {
   const base = `/scim/v2/${s.directoryId}`;
   let n = 0;
+  const byId: AutocannonRequest = { method: "GET", setupRequest: (r) => ({ ...r, path: `${base}/Users/u-${pick(s.users)}` }) };
+  const byFilter: AutocannonRequest = {
+    method: "GET",
+    setupRequest: (r) => ({ ...r, path: `${base}/Users?filter=${encodeURIComponent(`userName eq "user${pick(s.users)}@bench.example.com"`)}` }),
+  };
+  const patchUser: AutocannonRequest = {
+    method: "PATCH",
+    setupRequest: (r) => {
+      const i = pick(s.users);
+      return { ...r, path: `${base}/Users/u-${i}`, body: patchOp([{ op: "replace", path: "displayName", value: `User ${i} ${++n}` }]) };
+    },
+  };
+  const addMember: AutocannonRequest = {
+    method: "PATCH",
+    setupRequest: (r) => ({ ...r, path: `${base}/Groups/${s.groupId}`, body: patchOp([{ op: "add", path: "members", value: [{ value: `u-${pick(s.users)}` }] }]) }),
+  };
   return measure(
     origin,
     s,
     {
-      name: `mixed: 70% GET by id or filter, 20% PATCH user, 10% member add (${seconds} s)`,
+      name: `mixed: 40% GET by id, 30% userName filter, 20% PATCH user, 10% member add (${seconds} s)`,
       connections: 10,
-      request: {
-        setupRequest: (r) => {
-          const k = n++ % 10;
-          const i = pick(s.users);
-          if (k < 4) return { ...r, method: "GET", path: `${base}/Users/u-${i}` };
-          if (k < 7) return { ...r, method: "GET", path: `${base}/Users?filter=${encodeURIComponent(`userName eq "user${i}@bench.example.com"`)}` };
-          if (k < 9) return { ...r, method: "PATCH", path: `${base}/Users/u-${i}`, body: patchOp([{ op: "replace", path: "displayName", value: `User ${i} ${n}` }]) };
-          return { ...r, method: "PATCH", path: `${base}/Groups/${s.groupId}`, body: patchOp([{ op: "add", path: "members", value: [{ value: `u-${i}` }] }]) };
-        },
-      },
+      request: byId,
+      sequence: [byId, byId, byId, byId, byFilter, byFilter, byFilter, patchUser, patchUser, addMember],
     },
     seconds,
     "shipped",
