@@ -127,18 +127,24 @@ export function startBackgroundCheckpoints(url: string, onError: (message: strin
     db.pragma("busy_timeout = 5000");
     const checkpoint = () => { try { db.pragma("wal_checkpoint(PASSIVE)"); } catch (err) { parentPort.postMessage({ error: String(err && err.message || err) }); } };
     const timer = setInterval(checkpoint, workerData.intervalMs);
-    parentPort.on("message", () => { clearInterval(timer); checkpoint(); db.close(); process.exit(0); });
+    parentPort.on("message", () => { clearInterval(timer); checkpoint(); db.close(); parentPort.close(); });
   `;
   const driver = createRequire(import.meta.url).resolve("better-sqlite3");
   const worker = new Worker(code, { eval: true, workerData: { driver, path: resolve(path), intervalMs } });
+  let exited = false;
+  const exit = new Promise<void>((done) => worker.once("exit", () => ((exited = true), done())));
   worker.on("message", (m: { error?: string }) => m.error && onError(m.error));
   worker.on("error", (err) => onError(err.message));
   worker.unref();
   return {
-    stop: () =>
-      new Promise<void>((done) => {
-        worker.once("exit", () => done());
-        worker.postMessage("stop");
-      }),
+    stop: async () => {
+      if (exited) return;
+      worker.ref(); // the caller waits for it: keep the process alive until it is done
+      worker.postMessage("stop");
+      // A last checkpoint normally takes milliseconds; never let it hold up a shutdown.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exit, new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+      clearTimeout(timer);
+    },
   };
 }
