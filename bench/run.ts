@@ -1,7 +1,12 @@
 /**
  * `npm run bench`: runs each benchmark module in turn and writes its section of BENCHMARKS.md.
  * To add a benchmark, append to `benches` a function that returns a markdown section. Sections not
- * run this time (`npm run bench -- scim` runs one) keep their previous text.
+ * run this time (`npm run bench -- shipped` runs one) keep their previous text.
+ *
+ * `shipped` is the product as users run it (bench/shipped.ts: 10k, 100k and 1M users, about 15
+ * minutes on a quiet 2-core machine); BENCH_SHIPPED_ARGS passes its options, e.g.
+ * `BENCH_SHIPPED_ARGS="--sizes 10000 --duration 3 --mixed 0" npm run bench -- shipped` for a quick run.
+ * `scim` is the bare createApp() without the product's middleware or worker, kept for comparison.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -10,10 +15,14 @@ import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
 import { fairnessBenchSection } from "./fairness.js";
 import { scimBenchSection } from "./scim.js";
+import { parseShippedArgs, runShipped, shippedSection } from "./shipped.js";
 import { syncBenchSection } from "./sync.js";
 
+// With the bare createApp() read figures as an extra column unless BENCH_SHIPPED_ARGS says otherwise.
+const shippedOptions = parseShippedArgs((process.env.BENCH_SHIPPED_ARGS ?? "--bare").split(/\s+/).filter(Boolean));
 const benches: { id: string; title: string; run: () => Promise<string> }[] = [
-  { id: "scim", title: "SCIM server", run: () => scimBenchSection(100_000) },
+  { id: "shipped", title: "SCIM server as shipped", run: async () => shippedSection(await runShipped(shippedOptions), shippedOptions) },
+  { id: "scim", title: "SCIM server, bare app (comparison only)", run: () => scimBenchSection(100_000) },
   { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },
   { id: "fairness", title: "Fairness between tenants", run: () => fairnessBenchSection(15) },
   {

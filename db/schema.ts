@@ -367,3 +367,14 @@ export const bridgeSettings = sqliteTable("bridge_settings", {
   value: text("value").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
+
+/**
+ * Counters that move whenever stored credentials change: triggers (created when the database is
+ * opened) bump `scim_tokens` on every revocation, expiry change or deletion of a SCIM token, cascades
+ * included. A process that caches token checks reads the counter on each request and drops its cache
+ * when it moved, so a revocation by any process takes effect on the next request.
+ */
+export const credentialEpochs = sqliteTable("credential_epochs", {
+  name: text("name").primaryKey(),
+  epoch: integer("epoch").notNull(),
+});

@@ -19,7 +19,7 @@ import { registerReconcileCommand } from "./cli/reconcile.js";
 import { ensureSandboxDirectory, forgetEmulatedTenant, sandboxBanner } from "./cli/sandbox.js";
 import { registerStatusCommands } from "./cli/status.js";
 import { loadConfig, ConfigError, type Auth0Config, type Config } from "./config.js";
-import { openDatabase, type Db } from "./directory/database.js";
+import { openDatabase, startBackgroundCheckpoints, type Db } from "./directory/database.js";
 import { linkedTenant, recordTenantLink, sandboxRefusal, sandboxTenant } from "./directory/settings.js";
 import { startEmulator, type RunningEmulator } from "./emulator/index.js";
 import { createApp } from "./http/app.js";
@@ -75,13 +75,17 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   }
   const log = createLogger({ level: cfg.logLevel });
   const databaseUrl = cfg.auth0 || process.env.DATABASE_URL ? cfg.databaseUrl : sandboxDatabaseUrl;
-  const { db, sqlite, close: closeDb } = openDatabase(databaseUrl);
+  // Checkpoints run in a thread of their own, never inside a SCIM write's commit (see startBackgroundCheckpoints).
+  const { db, sqlite, close: closeDb } = openDatabase(databaseUrl, { autoCheckpoint: false });
   try {
     linkDatabase(db, cfg.auth0 ? cfg.auth0.domain : sandboxTenant);
   } catch (err) {
     closeDb();
     throw err;
   }
+  const checkpoints = startBackgroundCheckpoints(databaseUrl, (message) =>
+    log.error({ err: message }, "WAL checkpoint failed: the write-ahead log grows until one succeeds; check disk space and permissions"),
+  );
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -107,7 +111,8 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
 
   const metrics = createMetrics({ organizationLabel: organizationSlugs(db) });
   // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
-  const syncConnection = openDatabase(databaseUrl, { durability: "normal" });
+  // The SCIM request log and tokens' last use write through it too: bookkeeping, off the SCIM commit path.
+  const syncConnection = openDatabase(databaseUrl, { durability: "normal", autoCheckpoint: false });
   const engine = createSyncEngine({
     db: syncConnection.db,
     client: createManagementClient(auth0),
@@ -136,7 +141,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   if (hookSecret) extraRouters.push({ path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) });
   else log.warn("AUTH0_HOOK_SECRET is not set: POST /hooks/auth0/post-login is off, so logins are not checked against the directory");
 
-  const requestLog = scimRequestLog(db, { log });
+  const requestLog = scimRequestLog(syncConnection.db, { log });
   // The log records every authenticated request, rate-limited ones included, so it goes first.
   const scimMiddleware: RequestHandler[] = [requestLog];
   const app = createApp({
@@ -148,6 +153,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     ...(cfg.scimRateLimit ? { scimRateLimit: cfg.scimRateLimit } : {}),
     onUnauthenticated: (outcome) => metrics.unauthenticatedRequests.inc({ outcome }),
     onScimWrite: () => engine.worker.notify(),
+    bookkeepingDb: syncConnection.db,
     extraRouters,
   });
   server.on("request", app);
@@ -176,6 +182,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     engine.limiter.stop();
     await emulator?.close();
     syncConnection.close();
+    await checkpoints.stop();
     closeDb();
     log.info("stopped");
     log.flush?.();

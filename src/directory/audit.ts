@@ -1,5 +1,5 @@
-import { auditEntries } from "../../db/schema.js";
 import type { DbOrTx } from "./database.js";
+import { prepared } from "./statements.js";
 
 export type ActorType = "directory" | "operator" | "org_admin" | "system";
 
@@ -24,21 +24,26 @@ export interface AuditEntry {
   at?: number;
 }
 
-/** Appends one audit entry inside the caller's transaction (the audit log is append-only). */
+const insertAudit = `INSERT INTO audit_entries
+  (at, actor_type, actor_id, organization_id, directory_id, action, target_type, target_id, before, after, request_id)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/**
+ * Appends one audit entry inside the caller's transaction (the audit log is append-only). Every SCIM
+ * write makes one, so it runs as a cached statement rather than through drizzle's query builder.
+ */
 export function recordAudit(tx: DbOrTx, entry: AuditEntry): void {
-  tx.insert(auditEntries)
-    .values({
-      at: entry.at ?? Date.now(),
-      actorType: entry.actor.type,
-      actorId: entry.actor.id,
-      organizationId: entry.organizationId ?? null,
-      directoryId: entry.directoryId ?? null,
-      action: entry.action,
-      targetType: entry.targetType,
-      targetId: entry.targetId ?? null,
-      before: entry.before === undefined ? null : JSON.stringify(entry.before),
-      after: entry.after === undefined ? null : JSON.stringify(entry.after),
-      requestId: entry.requestId ?? null,
-    })
-    .run();
+  prepared(tx, insertAudit).run(
+    entry.at ?? Date.now(),
+    entry.actor.type,
+    entry.actor.id,
+    entry.organizationId ?? null,
+    entry.directoryId ?? null,
+    entry.action,
+    entry.targetType,
+    entry.targetId ?? null,
+    entry.before === undefined ? null : JSON.stringify(entry.before),
+    entry.after === undefined ? null : JSON.stringify(entry.after),
+    entry.requestId ?? null,
+  );
 }

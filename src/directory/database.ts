@@ -1,4 +1,6 @@
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
 import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
@@ -35,16 +37,63 @@ export interface OpenOptions {
    * outcomes), where a lost write just re-runs an idempotent reconcile.
    */
   durability?: "full" | "normal";
+  /**
+   * true (default): a commit that grows the WAL past 1,000 pages checkpoints it itself, inside the
+   * commit. false: never; `serve` runs startBackgroundCheckpoints() instead, so that no SCIM write
+   * waits for a checkpoint. Only for a process that runs the background checkpointer.
+   */
+  autoCheckpoint?: boolean;
 }
+
+/** Statements kept per connection; filters make many SQL shapes, so the oldest beyond this go. */
+const maxCachedStatements = 1000;
+
+/**
+ * Makes `prepare` return a cached statement for SQL it has prepared before. drizzle prepares anew on
+ * every query it runs, and preparing (parsing and planning the SQL) cost more CPU than running the
+ * query on the hot paths. A statement handed out again starts in plain row mode, whatever raw() or
+ * pluck() an earlier user left set. Statements are only ever run to completion (never iterate()d),
+ * so sharing one is safe on this single-threaded connection.
+ */
+function cacheStatements(sqlite: Database.Database): void {
+  const prepare = sqlite.prepare.bind(sqlite);
+  const cache = new Map<string, Database.Statement>();
+  sqlite.prepare = ((source: string) => {
+    let statement = cache.get(source);
+    if (statement) {
+      if (statement.reader) statement.raw(false).pluck(false);
+      return statement;
+    }
+    statement = prepare(source);
+    if (cache.size >= maxCachedStatements) cache.delete(cache.keys().next().value!);
+    cache.set(source, statement);
+    return statement;
+  }) as Database.Database["prepare"];
+}
+
+/**
+ * Triggers behind credential_epochs (see db/schema.ts): any change that can end a SCIM token's
+ * validity, by any process and through any path (cascades from a deleted directory or organization
+ * included), moves the counter that token caches compare. Idempotent, so every open runs it.
+ */
+const credentialTriggers = `
+INSERT OR IGNORE INTO credential_epochs (name, epoch) VALUES ('scim_tokens', 0);
+CREATE TRIGGER IF NOT EXISTS scim_tokens_epoch_on_update AFTER UPDATE OF token_hash, directory_id, expires_at, revoked_at ON scim_tokens
+  BEGIN UPDATE credential_epochs SET epoch = epoch + 1 WHERE name = 'scim_tokens'; END;
+CREATE TRIGGER IF NOT EXISTS scim_tokens_epoch_on_delete AFTER DELETE ON scim_tokens
+  BEGIN UPDATE credential_epochs SET epoch = epoch + 1 WHERE name = 'scim_tokens'; END;
+`;
 
 /** Opens the database (WAL, foreign keys, busy timeout) and applies pending migrations. */
 export function openDatabase(url: string, options: OpenOptions = {}): OpenDatabase {
   const path = sqlitePathFromUrl(url);
   if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
   const sqlite = new Database(path);
+  cacheStatements(sqlite);
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
   sqlite.pragma("foreign_keys = ON");
+  if (options.autoCheckpoint === false) sqlite.pragma("wal_autocheckpoint = 0");
   // Concurrent processes (CLI beside a running server) wait instead of failing with SQLITE_BUSY.
   sqlite.pragma("busy_timeout = 5000");
   const db = drizzle(sqlite, { schema });
@@ -54,5 +103,48 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenDataba
   const deferred = db.transaction.bind(db);
   db.transaction = ((fn, config) => deferred(fn, { behavior: "immediate", ...config })) as Db["transaction"];
   migrate(db, { migrationsFolder: join(packageRoot, "db", "migrations", "sqlite") });
+  sqlite.transaction(() => sqlite.exec(credentialTriggers)).immediate();
   return { db, sqlite, close: () => sqlite.close() };
+}
+
+/**
+ * Checkpoints the WAL from a worker thread with a connection of its own, every `intervalMs`, so that
+ * the copy of committed pages into the database file (and its fsync) never runs inside a SCIM
+ * write's commit or on the event loop. PASSIVE checkpoints neither wait for nor block readers and
+ * writers; SQLite restarts the WAL from its beginning once a checkpoint has caught up. A failed
+ * checkpoint is reported through `onError` (the WAL keeps growing until one succeeds). `stop()` ends
+ * the thread after a last checkpoint.
+ */
+export function startBackgroundCheckpoints(url: string, onError: (message: string) => void, intervalMs = 200): { stop(): Promise<void> } {
+  const path = sqlitePathFromUrl(url);
+  if (path === ":memory:") return { stop: async () => undefined };
+  // The thread's code is plain CommonJS evaluated as a string, so the same file works from src/ under
+  // tsx and from dist/; it loads the driver by the path this module resolves.
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    const Database = require(workerData.driver);
+    const db = new Database(workerData.path);
+    db.pragma("busy_timeout = 5000");
+    const checkpoint = () => { try { db.pragma("wal_checkpoint(PASSIVE)"); } catch (err) { parentPort.postMessage({ error: String(err && err.message || err) }); } };
+    const timer = setInterval(checkpoint, workerData.intervalMs);
+    parentPort.on("message", () => { clearInterval(timer); checkpoint(); db.close(); parentPort.close(); });
+  `;
+  const driver = createRequire(import.meta.url).resolve("better-sqlite3");
+  const worker = new Worker(code, { eval: true, workerData: { driver, path: resolve(path), intervalMs } });
+  let exited = false;
+  const exit = new Promise<void>((done) => worker.once("exit", () => ((exited = true), done())));
+  worker.on("message", (m: { error?: string }) => m.error && onError(m.error));
+  worker.on("error", (err) => onError(err.message));
+  worker.unref();
+  return {
+    stop: async () => {
+      if (exited) return;
+      worker.ref(); // the caller waits for it: keep the process alive until it is done
+      worker.postMessage("stop");
+      // A last checkpoint normally takes milliseconds; never let it hold up a shutdown.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exit, new Promise((r) => (timer = setTimeout(r, 5_000)))]);
+      clearTimeout(timer);
+    },
+  };
 }

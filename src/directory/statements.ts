@@ -4,32 +4,21 @@ import { SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
 import type { DbOrTx } from "./database.js";
 
 /**
- * Cached better-sqlite3 statements for the hot SCIM paths (token check, reads by id, list and filter
- * queries). drizzle builds the SQL and prepares a new statement on every call, which profiles showed
- * to be a quarter to a third of a read's CPU. SQL is still composed with drizzle's `sql` template
+ * Statements for the hot SCIM paths (token check, reads by id, list and filter queries). The
+ * connection caches every statement it prepares (see cacheStatements in ./database.ts), so running
+ * the same SQL text again costs no parse or plan. SQL is still composed with drizzle's `sql` template
  * (every value a bound parameter); only its text is used as the cache key. A drizzle transaction runs
  * on the same connection, so these statements take part in it.
  */
 type Statement = Database.Statement<unknown[], unknown>;
 
-const cache = new WeakMap<Database.Database, Map<string, Statement>>();
-/** Filters make many SQL shapes; the cache forgets the oldest beyond this many per connection. */
-const maxCached = 500;
 const dialect = new SQLiteSyncDialect();
 
 /** drizzle keeps the better-sqlite3 connection on its (untyped) session, for databases and transactions alike. */
-const connectionOf = (db: DbOrTx): Database.Database => (db as unknown as { session: { client: Database.Database } }).session.client;
+export const connectionOf = (db: DbOrTx): Database.Database => (db as unknown as { session: { client: Database.Database } }).session.client;
 
 export function prepared(db: DbOrTx, text: string): Statement {
-  const client = connectionOf(db);
-  let statements = cache.get(client);
-  if (!statements) cache.set(client, (statements = new Map()));
-  let statement = statements.get(text);
-  if (!statement) {
-    if (statements.size >= maxCached) statements.delete(statements.keys().next().value!);
-    statements.set(text, (statement = client.prepare(text)));
-  }
-  return statement;
+  return connectionOf(db).prepare(text);
 }
 
 export function selectAll<T>(db: DbOrTx, query: SQL): T[] {

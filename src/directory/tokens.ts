@@ -1,11 +1,12 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
+import type Database from "better-sqlite3";
 import { and, asc, eq, isNull } from "drizzle-orm";
 import { directories, scimTokens } from "../../db/schema.js";
 import { invalidValue } from "../errors.js";
 import { recordAudit, type Actor } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
-import { prepared } from "./statements.js";
+import { connectionOf, prepared } from "./statements.js";
 
 /**
  * SCIM bearer tokens (DESIGN.md §3): 256 random bits, shown once, stored only as a SHA-256 hash, at
@@ -16,7 +17,8 @@ export type ScimTokenRow = typeof scimTokens.$inferSelect;
 export const maxActiveTokens = 2;
 const tokenPrefix = "scimb_";
 
-export const hashToken = (raw: string): string => createHash("sha256").update(raw, "utf8").digest("hex");
+/** One-shot SHA-256 (crypto.hash): a third of the cost of createHash().update().digest() for a token. */
+export const hashToken = (raw: string): string => hash("sha256", raw, "hex");
 
 export interface IssuedToken {
   /** The secret. Shown to the operator once; never stored, never logged. */
@@ -97,22 +99,62 @@ export interface ScimPrincipal {
 const tokenByHash = `SELECT t.id AS id, t.token_hash AS tokenHash, t.revoked_at AS revokedAt, t.expires_at AS expiresAt,
   t.directory_id AS directoryId, d.organization_id AS organizationId
   FROM scim_tokens t JOIN directories d ON d.id = t.directory_id WHERE t.token_hash = ?`;
+const scimTokenEpoch = "SELECT epoch FROM credential_epochs WHERE name = 'scim_tokens'";
+
+interface CachedToken {
+  principal: ScimPrincipal;
+  expiresAt: number | null;
+}
 
 /**
- * Resolves a presented token (on every SCIM request: a cached statement). The lookup is by hash, so
- * the index comparison reveals nothing about the secret; the final check is constant-time anyway
- * (hono bearer-auth does the same).
+ * Valid tokens already checked, per connection, keyed by the token's SHA-256, as of one value of the
+ * scim_tokens epoch. Every revocation, expiry change or deletion of a token (by this process, the CLI
+ * or another instance) moves the epoch in the database in the same transaction (triggers, see
+ * ./database.ts); each request reads the epoch (one indexed row) and drops the whole cache when it
+ * moved, so revocation takes effect on the very next request. Unknown and invalid tokens are never
+ * cached: guessing cannot fill the cache. Expiry is checked against the clock on every hit.
+ */
+interface TokenCache {
+  epoch: number;
+  tokens: Map<string, CachedToken>;
+}
+const tokenCaches = new WeakMap<Database.Database, TokenCache>();
+/** Two active tokens for each of 10,000 directories fit; beyond that the oldest entry goes. */
+const maxCachedTokens = 20_000;
+
+function tokenCacheOf(db: DbOrTx): TokenCache {
+  const client = connectionOf(db);
+  const epoch = (prepared(db, scimTokenEpoch).pluck().get() as number | undefined) ?? 0;
+  let cache = tokenCaches.get(client);
+  if (!cache) tokenCaches.set(client, (cache = { epoch, tokens: new Map() }));
+  else if (cache.epoch !== epoch) {
+    cache.epoch = epoch;
+    cache.tokens.clear();
+  }
+  return cache;
+}
+
+/**
+ * Resolves a presented token, on every SCIM request: a hash (no lookup of the secret itself) then the
+ * cache, else a cached statement. The lookup is by hash, so the index comparison reveals nothing about
+ * the secret; the final check is constant-time anyway (hono bearer-auth does the same).
  */
 export function verifyScimToken(db: DbOrTx, raw: string, now = Date.now()): ScimPrincipal | undefined {
   if (raw.length === 0 || raw.length > 512) return undefined;
   const presented = hashToken(raw);
+  const cache = tokenCacheOf(db);
+  const hit = cache.tokens.get(presented);
+  if (hit) return hit.expiresAt !== null && hit.expiresAt <= now ? undefined : hit.principal;
   const row = prepared(db, tokenByHash).get(presented) as
     | { id: string; tokenHash: string; revokedAt: number | null; expiresAt: number | null; directoryId: string; organizationId: string }
     | undefined;
   if (!row) return undefined;
   if (!timingSafeEqual(Buffer.from(row.tokenHash, "hex"), Buffer.from(presented, "hex"))) return undefined;
   if (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now)) return undefined;
-  return { tokenId: row.id, directoryId: row.directoryId, organizationId: row.organizationId };
+  const principal = Object.freeze({ tokenId: row.id, directoryId: row.directoryId, organizationId: row.organizationId });
+  if (cache.tokens.size >= maxCachedTokens) cache.tokens.delete(cache.tokens.keys().next().value!);
+  cache.tokens.set(presented, { principal, expiresAt: row.expiresAt });
+  return principal;
 }
 
 export function touchScimToken(db: DbOrTx, tokenId: string, now = Date.now()): void {

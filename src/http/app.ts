@@ -39,6 +39,11 @@ export interface AppDeps {
   queryBudget?: QueryBudget;
   /** Called after a SCIM write answered 2xx: wakes the sync worker so deprovisioning starts at once. */
   onScimWrite?: () => void;
+  /**
+   * Connection for bookkeeping writes that need no fsync of their own (a token's last use); the
+   * worker's synchronous=NORMAL connection in `serve`. Defaults to `db`.
+   */
+  bookkeepingDb?: Db;
 }
 
 /**
@@ -70,7 +75,7 @@ export function createApp(deps: AppDeps): Express {
         requestId: res.locals.requestId,
         actor: { type: "directory", id: principal.directoryId },
       };
-    }),
+    }, deps.bookkeepingDb),
   );
   // Failed authentications are throttled per client address and directory: 401 up to the limit, then 429.
   const countFailure: ErrorRequestHandler = (err, req, _res, next) => {
@@ -79,7 +84,18 @@ export function createApp(deps: AppDeps): Express {
   scim.use(countFailure);
   if (deps.scimRateLimit) scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));
   if (deps.onScimWrite) {
-    const wake = deps.onScimWrite;
+    // One wake per turn of the event loop however many writes a group commit answered, and after the
+    // answers are on their way rather than between them.
+    const onScimWrite = deps.onScimWrite;
+    let waking = false;
+    const wake = (): void => {
+      if (waking) return;
+      waking = true;
+      setImmediate(() => {
+        waking = false;
+        onScimWrite();
+      });
+    };
     scim.use((req, res, next) => {
       if (req.method !== "GET") res.on("finish", () => res.statusCode < 300 && wake());
       next();

@@ -5,7 +5,10 @@ import type { Db } from "../directory/database.js";
 import { touchScimToken, verifyScimToken, type ScimPrincipal } from "../directory/tokens.js";
 import { unauthorized } from "../errors.js";
 
-/** last_used_at is written at most this often per token, so that reads stay free of durable writes. */
+/**
+ * last_used_at is written at most this often per token, through the bookkeeping connection (no fsync
+ * of its own), so that reads stay free of durable writes.
+ */
 const touchIntervalMs = 60_000;
 
 /** RFC 7644 §7.4 / reliability notes: a token is accepted from the Authorization header only. */
@@ -23,6 +26,7 @@ const fromAuthorizationHeader = (req: Request, token: string): boolean => {
 export function scimBearerAuth(
   db: Db,
   onAuthenticated: (req: Request, res: Response, principal: ScimPrincipal) => void,
+  bookkeeping: Db = db,
 ): RequestHandler {
   const authenticator = new passport.Authenticator();
   const lastTouched = new Map<string, number>();
@@ -36,7 +40,7 @@ export function scimBearerAuth(
         if (!principal) return done(null, false);
         if (now - (lastTouched.get(principal.tokenId) ?? 0) > touchIntervalMs) {
           lastTouched.set(principal.tokenId, now);
-          touchScimToken(db, principal.tokenId, now);
+          touchScimToken(bookkeeping, principal.tokenId, now);
         }
         return done(null, principal);
       } catch (err) {

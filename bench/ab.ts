@@ -1,0 +1,80 @@
+/**
+ * Before/after on a shared machine: two builds of `scim-bridge serve` (A: another checkout's
+ * bin/scim-bridge.js, B: this one), each on its own copy of the same seeded database, both with the
+ * emulator, measured in alternating short bursts (A then B, then B then A, …) so that both see the
+ * same background load. Reports totals per scenario and the ratios B/A of req/s and of server CPU
+ * per request.
+ *
+ *   npx tsx bench/ab.ts --before ../main/bin/scim-bridge.js [--users 10000] [--rounds 6] [--burst 2] [--only REGEX]
+ */
+import { copyFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { packageRoot } from "../src/paths.js";
+import { measure, readScenarios, seedShipped, serveEnv, startLogged, stop, writeScenarios, type Row, type Scenario } from "./shipped.js";
+
+const { values } = parseArgs({
+  options: {
+    before: { type: "string" },
+    users: { type: "string", default: "10000" },
+    organizations: { type: "string", default: "10000" },
+    rounds: { type: "string", default: "6" },
+    burst: { type: "string", default: "2" },
+    only: { type: "string" },
+  },
+});
+if (!values.before) throw new Error("--before <path to the other checkout's bin/scim-bridge.js> is required");
+const after = join(packageRoot, "bin", "scim-bridge.js");
+const only = values.only ? new RegExp(values.only, "i") : undefined;
+
+const seed = seedShipped(Number(values.users), Number(values.organizations));
+const dir = join(seed.dbPath, "..");
+const copy = join(dir, "b.db");
+copyFileSync(seed.dbPath, copy);
+const sides = [
+  { name: "before", cli: values.before, db: seed.dbPath },
+  { name: "after", cli: after, db: copy },
+];
+const servers = await Promise.all(
+  sides.map(async (side) => {
+    // An emulator each: two bridges creating the same Auth0 organization in one tenant would conflict.
+    const emu = await startLogged([after, "auth0-emulator", "--port", "0", "--plan", "enterprise"], process.env, join(dir, `${side.name}-emulator.log`), /AUTH0_MANAGEMENT_URL=(\S+)/);
+    const s = await startLogged([side.cli, "serve"], serveEnv(side.db, emu.match[1]!), join(dir, `${side.name}.log`), /"port":(\d+)/);
+    const plan = [...readScenarios(seed), ...writeScenarios(seed, side.name)].filter((sc) => !only || only.test(sc.name));
+    return { ...side, child: s.child, emulator: emu.child, origin: `http://127.0.0.1:${s.match[1]}`, plan };
+  }),
+);
+const totals = new Map<string, { requests: number; cpu: number; seconds: number }>();
+try {
+  const names = servers[0]!.plan.map((sc) => sc.name);
+  for (let round = 0; round < Number(values.rounds); round++) {
+    const order = round % 2 === 0 ? servers : [...servers].reverse();
+    for (let i = 0; i < names.length; i++) {
+      for (const server of order) {
+        const sc: Scenario = server.plan[i]!;
+        const row: Row = await measure(server.origin, seed, sc, Number(values.burst), server.name, server.child.pid);
+        const key = `${server.name}\t${sc.name}`;
+        const t = totals.get(key) ?? { requests: 0, cpu: 0, seconds: 0 };
+        t.requests += row.rps * Number(values.burst);
+        t.cpu += row.cpuPerRequest * row.rps * Number(values.burst);
+        t.seconds += Number(values.burst);
+        totals.set(key, t);
+      }
+    }
+  }
+  console.log("| scenario | req/s before | req/s after | after/before | CPU ms/req before | CPU ms/req after | after/before |");
+  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  for (const name of names) {
+    const a = totals.get(`before\t${name}`)!;
+    const b = totals.get(`after\t${name}`)!;
+    const rps = (t: typeof a) => t.requests / t.seconds;
+    const cpu = (t: typeof a) => t.cpu / Math.max(1, t.requests);
+    console.log(`| ${name} | ${rps(a).toFixed(0)} | ${rps(b).toFixed(0)} | ${(rps(b) / rps(a)).toFixed(2)} | ${cpu(a).toFixed(2)} | ${cpu(b).toFixed(2)} | ${(cpu(b) / cpu(a)).toFixed(2)} |`);
+  }
+} finally {
+  for (const server of servers) {
+    await stop(server.child);
+    await stop(server.emulator);
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
