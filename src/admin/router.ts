@@ -12,6 +12,7 @@ import { openApiDocument } from "./openapi.js";
 import { organizationRoutes } from "./organizations.js";
 import { AdminRoutes, type AdminDeps } from "./routes.js";
 import { scimRequestRoutes } from "./scim-requests.js";
+import { setupLinkRoutes } from "./setup-links.js";
 import { adminTokenRoutes } from "./tokens.js";
 import { userRoutes } from "./users.js";
 
@@ -30,6 +31,7 @@ function registerAll(routes: AdminRoutes): AdminRoutes {
   jobRoutes(routes);
   guardRoutes(routes);
   auditRoutes(routes);
+  setupLinkRoutes(routes);
   return routes;
 }
 
