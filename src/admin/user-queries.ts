@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
-import { directories, holds, users } from "../../db/schema.js";
+import { directories, groups, holds, users } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
 import type { HoldRow } from "../directory/holds.js";
 import { syncStates } from "../sync/sync-state.js";
@@ -13,6 +13,21 @@ import { laneName } from "./views.js";
  * by the organization's directories (DESIGN.md §6 invariant 5).
  */
 export type UserState = "active" | "inactive" | "held" | "error";
+export type SyncFilter = "error" | "pending" | "unlinked";
+
+function syncFilter(sync: SyncFilter | undefined): SQL | undefined {
+  switch (sync) {
+    case "error":
+      return sql`EXISTS (SELECT 1 FROM user_sync s WHERE s.user_id = ${users.id} AND s.last_error IS NOT NULL)`;
+    case "pending":
+      // jobs_key_state_idx: one probe per candidate row.
+      return sql`EXISTS (SELECT 1 FROM jobs j WHERE j.key = 'user:' || ${users.id} AND j.state IN ('pending', 'running'))`;
+    case "unlinked":
+      return sql`NOT EXISTS (SELECT 1 FROM user_sync s WHERE s.user_id = ${users.id} AND s.auth0_user_id IS NOT NULL)`;
+    default:
+      return undefined;
+  }
+}
 
 export interface UserSearch {
   organizationId: string;
@@ -20,6 +35,10 @@ export interface UserSearch {
   /** Substring of userName, displayName, externalId or an email, case-insensitive. */
   q?: string;
   state?: UserState;
+  /** Where the user stands in Auth0: a sync error, work still queued, or not linked to an Auth0 user yet. */
+  sync?: SyncFilter;
+  /** Only members of this group (a group id of the organization). */
+  group?: string;
   limit: number;
   /** Keyset cursor: the last user id of the previous page. */
   after?: string;
@@ -79,6 +98,8 @@ export function searchUsers(db: DbOrTx, s: UserSearch): { users: UserListRow[]; 
             )
           : undefined,
         stateFilter(s.state),
+        syncFilter(s.sync),
+        s.group ? sql`EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = ${s.group} AND gm.member_id = ${users.id})` : undefined,
       ),
     )
     .orderBy(asc(users.id))
@@ -147,3 +168,21 @@ export function usersWithSyncState(db: DbOrTx, organizationId: string, rows: rea
 
 export type UserView = ReturnType<typeof usersWithSyncState>[number];
 
+
+/** The organization's groups by name (for filters and a user's page), at most `limit`. */
+export function listOrganizationGroups(db: DbOrTx, organizationId: string, limit: number, memberId?: string) {
+  return db
+    .select({ id: groups.id, directoryId: groups.directoryId, displayName: groups.displayName, memberCount: groups.memberCount })
+    .from(groups)
+    .innerJoin(directories, eq(directories.id, groups.directoryId))
+    .where(
+      and(
+        eq(directories.organizationId, organizationId),
+        isNull(groups.deletedAt),
+        memberId ? sql`EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = ${groups.id} AND gm.member_id = ${memberId})` : undefined,
+      ),
+    )
+    .orderBy(asc(groups.displayNameLower), asc(groups.id))
+    .limit(limit)
+    .all();
+}
