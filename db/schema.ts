@@ -105,6 +105,8 @@ export const users = sqliteTable(
     index("users_dir_display_idx").on(t.directoryId, t.displayName),
     index("users_dir_modified_idx").on(t.directoryId, t.modifiedAt),
     index("users_dir_created_idx").on(t.directoryId, t.createdAt, t.id),
+    // Keyset pages of the admin API and console: a range scan that stops after one page.
+    index("users_dir_id_idx").on(t.directoryId, t.id),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX `users_dir_id_idx` ON `users` (`directory_id`,`id`);
