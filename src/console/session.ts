@@ -68,7 +68,8 @@ export class SessionStore {
       this.o.db.delete(consoleSessions).where(eq(consoleSessions.idHash, idHash)).run();
       return undefined;
     }
-    this.o.db.update(consoleSessions).set({ lastSeenAt: now }).where(eq(consoleSessions.idHash, idHash)).run();
+    // Last-seen is written at most once a minute: the idle timeout needs no finer grain, and a durable write per page view costs an fsync.
+    if (now - row.lastSeenAt >= 60_000) this.o.db.update(consoleSessions).set({ lastSeenAt: now }).where(eq(consoleSessions.idHash, idHash)).run();
     return { idHash, principal: JSON.parse(row.principal) as ConsolePrincipal, csrf: row.csrfToken, createdAt: row.createdAt, expiresAt: row.expiresAt };
   }
 
