@@ -8,12 +8,14 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, platform, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
+import { consoleBenchSection } from "./console.js";
 import { scimBenchSection } from "./scim.js";
 import { syncBenchSection } from "./sync.js";
 
 const benches: { id: string; title: string; run: () => Promise<string> }[] = [
   { id: "scim", title: "SCIM server", run: () => scimBenchSection(100_000) },
   { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },
+  { id: "console", title: "Console users page", run: () => consoleBenchSection(100_000) },
   {
     id: "preview",
     title: "Mapping preview",
