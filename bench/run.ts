@@ -14,6 +14,7 @@ import { cpus, platform, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
 import { fairnessBenchSection } from "./fairness.js";
+import { consoleBenchSection } from "./console.js";
 import { scimBenchSection } from "./scim.js";
 import { parseShippedArgs, runShipped, shippedSection } from "./shipped.js";
 import { syncBenchSection } from "./sync.js";
@@ -25,6 +26,7 @@ const benches: { id: string; title: string; run: () => Promise<string> }[] = [
   { id: "scim", title: "SCIM server, bare app (comparison only)", run: () => scimBenchSection(100_000) },
   { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },
   { id: "fairness", title: "Fairness between tenants", run: () => fairnessBenchSection(15) },
+  { id: "console", title: "Console users page", run: () => consoleBenchSection(100_000) },
   {
     id: "preview",
     title: "Mapping preview",

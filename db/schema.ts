@@ -105,6 +105,8 @@ export const users = sqliteTable(
     index("users_dir_display_idx").on(t.directoryId, t.displayName),
     index("users_dir_modified_idx").on(t.directoryId, t.modifiedAt),
     index("users_dir_created_idx").on(t.directoryId, t.createdAt, t.id),
+    // Keyset pages of the admin API and console: a range scan that stops after one page.
+    index("users_dir_id_idx").on(t.directoryId, t.id),
   ],
 );
 
@@ -378,3 +380,43 @@ export const credentialEpochs = sqliteTable("credential_epochs", {
   name: text("name").primaryKey(),
   epoch: integer("epoch").notNull(),
 });
+
+/**
+ * Self-service setup links: a bearer capability for one organization's directory setup, given to a
+ * customer's IT admin who has no account. Only the SHA-256 of the token is kept; a link works until it
+ * expires or is revoked, and every use is audited.
+ */
+export const setupLinks = sqliteTable(
+  "setup_links",
+  {
+    id: text("id").primaryKey(),
+    tokenHash: text("token_hash").notNull(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    revokedAt: integer("revoked_at"),
+    lastUsedAt: integer("last_used_at"),
+  },
+  (t) => [uniqueIndex("setup_links_hash_uq").on(t.tokenHash), index("setup_links_org_idx").on(t.organizationId)],
+);
+
+/**
+ * Web console sessions, kept server-side so that sign-out (and revoking a setup link) ends them at
+ * once. The cookie carries a random id; only its SHA-256 is stored. `principal` is JSON: who the
+ * session speaks for (operator, one organization's admin, or one setup link).
+ */
+export const consoleSessions = sqliteTable(
+  "console_sessions",
+  {
+    idHash: text("id_hash").primaryKey(),
+    principal: text("principal").notNull(),
+    csrfToken: text("csrf_token").notNull(),
+    createdAt: integer("created_at").notNull(),
+    lastSeenAt: integer("last_seen_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [index("console_sessions_expires_idx").on(t.expiresAt)],
+);

@@ -38,6 +38,21 @@ export interface Config {
   driftScanHours: number;
   /** Per-directory SCIM rate limit; undefined when SCIM_RATE_LIMIT_PER_SECOND=0. */
   scimRateLimit?: { ratePerSecond: number; burst: number };
+  console: ConsoleConfig;
+}
+
+/** The web console at /console. */
+export interface ConsoleConfig {
+  /** The Auth0 Regular Web Application the console signs people in with; without it, only admin tokens and setup links work. */
+  oidc?: { clientId: string; clientSecret: string; issuer: string };
+  /** Namespace of the roles claim the post-login Action adds: `${ns}/roles`. */
+  roleClaimNamespace: string;
+  /** The organization role that makes a member an administrator. */
+  adminRole: string;
+  /** Auth0 organization id (org_…) of the SaaS company's own staff: its administrators are operators. */
+  operatorOrganization?: string;
+  /** HMAC key of stored session ids; without it a random one is used and sessions end at restart. */
+  sessionSecret?: string;
 }
 
 export class ConfigError extends Error {
@@ -128,6 +143,28 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   if (!Number.isFinite(rate) || rate < 0) problems.push(`SCIM_RATE_LIMIT_PER_SECOND must be a number, 0 to turn the limit off (got "${rateText}")`);
   const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * 4)) } : undefined;
 
+  const consoleConfig: ConsoleConfig = {
+    roleClaimNamespace: (env.CONSOLE_ROLE_CLAIM_NAMESPACE ?? "https://scim-bridge.dev").replace(/\/+$/, ""),
+    adminRole: env.CONSOLE_ADMIN_ROLE ?? "org_admin",
+  };
+  // Auth0 restricts non-namespaced custom claims ("Create Custom Claims"): the namespace must be a URL.
+  if (!/^https?:\/\/[^\s/]+/.test(consoleConfig.roleClaimNamespace)) problems.push("CONSOLE_ROLE_CLAIM_NAMESPACE must be an http(s) URL such as https://console.example.com");
+  if (!/^[\w:.-]{1,100}$/.test(consoleConfig.adminRole)) problems.push("CONSOLE_ADMIN_ROLE must be a role name (letters, digits, _ : . -)");
+  if (env.CONSOLE_CLIENT_ID || env.CONSOLE_CLIENT_SECRET) {
+    if (!env.CONSOLE_CLIENT_ID || !env.CONSOLE_CLIENT_SECRET) problems.push("set both CONSOLE_CLIENT_ID and CONSOLE_CLIENT_SECRET, or neither");
+    else if (!auth0) problems.push("CONSOLE_CLIENT_ID needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET");
+    else consoleConfig.oidc = { clientId: env.CONSOLE_CLIENT_ID, clientSecret: env.CONSOLE_CLIENT_SECRET, issuer: auth0.managementUrl ? `${auth0.managementUrl}/` : `https://${auth0.domain}/` };
+  }
+  if (env.CONSOLE_OPERATOR_ORGANIZATION) {
+    if (!/^org_[A-Za-z0-9]+$/.test(env.CONSOLE_OPERATOR_ORGANIZATION)) problems.push("CONSOLE_OPERATOR_ORGANIZATION must be an Auth0 organization id (org_…)");
+    consoleConfig.operatorOrganization = env.CONSOLE_OPERATOR_ORGANIZATION;
+  }
+  if (env.CONSOLE_SESSION_SECRET) {
+    if (env.CONSOLE_SESSION_SECRET.length < 32) problems.push("CONSOLE_SESSION_SECRET must be at least 32 characters");
+    consoleConfig.sessionSecret = env.CONSOLE_SESSION_SECRET;
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, invitationWebhook, logLevel, driftScanHours, scimRateLimit });
+  return Object.freeze({
+    console: Object.freeze(consoleConfig), port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, invitationWebhook, logLevel, driftScanHours, scimRateLimit });
 }

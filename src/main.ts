@@ -7,7 +7,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Command } from "commander";
 import type { RequestHandler } from "express";
-import { adminRouter } from "./admin/router.js";
+import { adminRouter, adminService, type AdminDeps } from "./admin/router.js";
 import { createManagementClient } from "./auth0/client.js";
 import { monitorTenant, type TenantMonitor } from "./auth0/tenant-checks.js";
 import { registerAdminCommands } from "./cli/admin.js";
@@ -16,9 +16,12 @@ import { registerEmulatorCommand } from "./cli/emulator.js";
 import { registerMappingCommands } from "./cli/mapping.js";
 import { registerOrgCommands } from "./cli/org.js";
 import { registerReconcileCommand } from "./cli/reconcile.js";
+import { registerSetupLinkCommands } from "./cli/setup-link.js";
 import { ensureSandboxDirectory, forgetEmulatedTenant, sandboxBanner } from "./cli/sandbox.js";
 import { registerStatusCommands } from "./cli/status.js";
 import { loadConfig, ConfigError, type Auth0Config, type Config } from "./config.js";
+import type { ConsoleOidcSettings } from "./console/oidc.js";
+import { consoleRouter, ephemeralSessionSecret } from "./console/router.js";
 import { openDatabase, startBackgroundCheckpoints, type Db } from "./directory/database.js";
 import { linkedTenant, recordTenantLink, sandboxRefusal, sandboxTenant } from "./directory/settings.js";
 import { startEmulator, type RunningEmulator } from "./emulator/index.js";
@@ -99,13 +102,24 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   let auth0: Auth0Config;
   let hookSecret = cfg.hookSecret;
   let plan = cfg.auth0Plan;
+  let consoleOidc: ConsoleOidcSettings | undefined = cfg.console.oidc
+    ? { ...cfg.console.oidc, roleClaimNamespace: cfg.console.roleClaimNamespace, adminRole: cfg.console.adminRole, operatorOrganization: cfg.console.operatorOrganization }
+    : undefined;
   if (cfg.auth0) {
     auth0 = cfg.auth0;
   } else {
     hookSecret ??= randomBytes(32).toString("hex");
     plan = "enterprise";
-    emulator = await startEmulator({ plan, postLoginHook: { url: `http://127.0.0.1:${port}/hooks/auth0/post-login`, secret: hookSecret } });
+    // The sandbox's console signs in through the emulator's simulated Universal Login.
+    const consoleClient = { clientId: "sandbox-console", clientSecret: randomBytes(24).toString("hex"), callbacks: [`${publicUrl}/console/callback`], logoutUrls: [`${publicUrl}/console`] };
+    emulator = await startEmulator({
+      plan,
+      postLoginHook: { url: `http://127.0.0.1:${port}/hooks/auth0/post-login`, secret: hookSecret },
+      oidcClients: [consoleClient],
+      roleClaimNamespace: cfg.console.roleClaimNamespace,
+    });
     auth0 = { domain: "sandbox.scim-bridge.local", clientId: "sandbox", clientSecret: "sandbox", managementUrl: emulator.url };
+    consoleOidc = { issuer: `${emulator.url}/`, clientId: consoleClient.clientId, clientSecret: consoleClient.clientSecret, roleClaimNamespace: cfg.console.roleClaimNamespace, adminRole: cfg.console.adminRole };
     forgetEmulatedTenant(db);
   }
 
@@ -133,8 +147,23 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   let shuttingDown = false;
   let tenantMonitor: TenantMonitor | undefined;
 
+  const adminDeps: AdminDeps = { db, publicUrl, bootstrapOperatorToken: cfg.adminToken, log, signOut: (userId) => engine.signOut(userId), notifyWorker: () => engine.worker.notify() };
+  if (!cfg.console.sessionSecret) log.warn("CONSOLE_SESSION_SECRET is not set: console sessions end when this process restarts and are not shared with other instances");
   const extraRouters = [
-    { path: "/admin/v1", router: adminRouter({ db, publicUrl, bootstrapOperatorToken: cfg.adminToken, log, signOut: (userId) => engine.signOut(userId), notifyWorker: () => engine.worker.notify() }) },
+    { path: "/admin/v1", router: adminRouter(adminDeps) },
+    {
+      path: "/console",
+      router: consoleRouter({
+        db,
+        publicUrl,
+        log,
+        admin: adminService(adminDeps),
+        oidc: consoleOidc,
+        bootstrapOperatorToken: cfg.adminToken,
+        sessionSecret: cfg.console.sessionSecret ?? ephemeralSessionSecret(),
+        metricsText: () => metrics.registry.metrics(),
+      }),
+    },
     { path: "/", router: healthRouter({ db: sqlite, worker: engine.worker, shuttingDown: () => shuttingDown, tenant: { current: () => tenantMonitor?.current() } }) },
     { path: "/", router: metricsRouter(metrics) },
   ];
@@ -222,6 +251,7 @@ registerDoctorCommand(program, {
 });
 registerMappingCommands(program, openDb);
 registerOrgCommands(program, () => ({ ...openDb(), publicUrl: config().publicUrl }));
+registerSetupLinkCommands(program, () => ({ ...openDb(), publicUrl: config().publicUrl }));
 registerStatusCommands(program, openDb, () => config().publicUrl);
 registerAdminCommands(program, openDb);
 registerReconcileCommand(program, () => {

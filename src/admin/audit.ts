@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, like, lt, lte, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { auditEntries } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
@@ -51,7 +51,8 @@ export function queryAudit(db: DbOrTx, q: AuditQuery): { entries: ReturnType<typ
     q.organizationId !== undefined ? eq(auditEntries.organizationId, q.organizationId) : undefined,
     q.actorType ? eq(auditEntries.actorType, q.actorType) : undefined,
     q.actorId ? eq(auditEntries.actorId, q.actorId) : undefined,
-    q.action ? (q.action.endsWith(".") ? like(auditEntries.action, `${escapeLike(q.action)}%`) : eq(auditEntries.action, q.action)) : undefined,
+    // ESCAPE is needed for the escaped "_" of actions such as "setup_link." to match literally.
+    q.action ? (q.action.endsWith(".") ? sql`${auditEntries.action} LIKE ${`${escapeLike(q.action)}%`} ESCAPE '\\'` : eq(auditEntries.action, q.action)) : undefined,
     q.targetType ? eq(auditEntries.targetType, q.targetType) : undefined,
     q.targetId ? eq(auditEntries.targetId, q.targetId) : undefined,
     q.directory ? eq(auditEntries.directoryId, q.directory) : undefined,

@@ -13,6 +13,7 @@ import { openApiDocument } from "./openapi.js";
 import { organizationRoutes } from "./organizations.js";
 import { AdminRoutes, type AdminDeps } from "./routes.js";
 import { scimRequestRoutes } from "./scim-requests.js";
+import { setupLinkRoutes } from "./setup-links.js";
 import { adminTokenRoutes } from "./tokens.js";
 import { userRoutes } from "./users.js";
 
@@ -20,6 +21,29 @@ export type { AdminDeps } from "./routes.js";
 
 /** 256 KiB: the largest admin body is a mapping document, a few KiB. */
 export const defaultAdminBodyLimit = 256 * 1024;
+
+function registerAll(routes: AdminRoutes): AdminRoutes {
+  adminTokenRoutes(routes);
+  organizationRoutes(routes);
+  directoryRoutes(routes);
+  scimRequestRoutes(routes);
+  userRoutes(routes);
+  mappingRoutes(routes);
+  jobRoutes(routes);
+  guardRoutes(routes);
+  auditRoutes(routes);
+  setupLinkRoutes(routes);
+  return routes;
+}
+
+/**
+ * The admin API's routes without HTTP, for the web console: `invoke` applies each route's own access
+ * rule, organization check and validation, so the console can never do more than the API would for
+ * the same principal.
+ */
+export function adminService(deps: AdminDeps): Pick<AdminRoutes, "invoke" | "defs"> {
+  return registerAll(new AdminRoutes(undefined, deps));
+}
 
 /**
  * The admin API (issue 6), self-contained: mount it at /admin/v1. In order: request id (unless the
@@ -46,16 +70,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.use(adminBearerAuth({ db: deps.db, bootstrapOperatorToken: deps.bootstrapOperatorToken, now: deps.now }));
   router.use(jsonBody(deps.bodyLimit ?? defaultAdminBodyLimit));
 
-  const routes = new AdminRoutes(router, deps);
-  adminTokenRoutes(routes);
-  organizationRoutes(routes);
-  directoryRoutes(routes);
-  scimRequestRoutes(routes);
-  userRoutes(routes);
-  mappingRoutes(routes);
-  jobRoutes(routes);
-  guardRoutes(routes);
-  auditRoutes(routes);
+  const routes = registerAll(new AdminRoutes(router, deps));
 
   router.use(endpointNotFound());
   router.use(errorMiddleware("admin", deps.log));

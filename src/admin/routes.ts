@@ -86,11 +86,26 @@ export function parseWith<T extends z.ZodType>(schema: T, input: unknown, where:
   return result.data;
 }
 
+/** One call of an admin route without HTTP: the console runs the API's own routes through this. */
+export interface AdminCall {
+  principal: AdminPrincipal;
+  /** Overrides the principal's audit actor (e.g. a console user rather than a token id). */
+  actor?: Actor;
+  params?: Record<string, string>;
+  query?: Record<string, unknown>;
+  body?: unknown;
+  requestId: string;
+}
+
+type Registered = { def: RouteDef; handler: RouteHandler<unknown, unknown>; pattern: RegExp; names: string[] };
+
 export class AdminRoutes {
   readonly defs: RouteDef[] = [];
+  private readonly registered: Registered[] = [];
 
+  /** Without a router the table is still complete: invoke() runs its routes in-process. */
   constructor(
-    private readonly router: Router,
+    private readonly router: Router | undefined,
     private readonly deps: AdminDeps,
   ) {}
 
@@ -101,39 +116,71 @@ export class AdminRoutes {
     // Fail at construction: an organization-scoped route must name the organization it is scoped to.
     if (def.access === "organization" && !def.path.includes(":org")) throw new Error(`route ${def.path}: "organization" access needs :org in the path`);
     this.defs.push(def as unknown as RouteDef);
-    const deps = this.deps;
-    this.router[def.method](def.path, async (req, res) => {
-      const principal = adminPrincipal(res);
-      // Function-level authorization first, before any lookup, so a 403 reveals nothing.
-      if (def.access === "operator" && principal.scope !== "operator") throw forbidden("this route needs an operator token");
-      const params = req.params as Record<string, string | undefined>;
-      const param = (name: string): string => {
-        const v = params[name];
-        if (v === undefined) throw new Error(`route ${def.path} has no :${name}`);
-        return v;
-      };
-      let organization: OrganizationRow | undefined;
-      if (params.org !== undefined) organization = assertOrganizationVisible(principal, getOrganization(deps.db, params.org), params.org);
-      const query = def.query ? parseWith(def.query, req.query ?? {}, "query") : {};
-      const body = def.body ? parseWith(def.body, req.body ?? {}, "body") : undefined;
-      const ctx: RouteContext<z.output<B>, z.output<Q>> = {
+    const names: string[] = [];
+    const pattern = new RegExp(`^${def.path.replace(/:(\w+)/g, (_m, n: string) => (names.push(n), "([^/]+)"))}$`);
+    this.registered.push({ def: def as unknown as RouteDef, handler: handler as RouteHandler<unknown, unknown>, pattern, names });
+    this.router?.[def.method](def.path, async (req, res) => {
+      const result = await this.run(def as unknown as RouteDef, handler as RouteHandler<unknown, unknown>, {
+        principal: adminPrincipal(res),
+        params: req.params as Record<string, string>,
+        query: (req.query ?? {}) as Record<string, unknown>,
+        body: req.body,
+        requestId: res.locals.requestId,
         req,
         res,
-        deps,
-        principal,
-        actor: adminActor(principal),
-        requestId: res.locals.requestId,
-        now: (deps.now ?? Date.now)(),
-        body: body as z.output<B>,
-        query: query as z.output<Q>,
-        organization: organization as OrganizationRow,
-        param,
-      };
-      const result = await handler(ctx);
+      });
       if (res.headersSent) return;
       if (def.status === 204) res.status(204).end();
       else res.status(def.status).json(result);
     });
+  }
+
+  /**
+   * Runs the route `method path` (a concrete path such as "/organizations/acme/users") for a principal,
+   * with the same access rule, organization check, validation and handler as over HTTP, so a caller
+   * in-process can never do more than the API allows that principal.
+   */
+  async invoke(method: Method, path: string, call: AdminCall): Promise<unknown> {
+    for (const r of this.registered) {
+      if (r.def.method !== method) continue;
+      const m = r.pattern.exec(path);
+      if (!m) continue;
+      const params: Record<string, string> = { ...call.params };
+      r.names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1]!)));
+      return this.run(r.def, r.handler, { ...call, params, query: call.query ?? {} });
+    }
+    throw new Error(`no admin route ${method.toUpperCase()} ${path}`);
+  }
+
+  private async run(def: RouteDef, handler: RouteHandler<unknown, unknown>, call: AdminCall & { req?: Request; res?: Response }): Promise<unknown> {
+    const deps = this.deps;
+    const { principal } = call;
+    // Function-level authorization first, before any lookup, so a 403 reveals nothing.
+    if (def.access === "operator" && principal.scope !== "operator") throw forbidden("this route needs an operator token");
+    const params = call.params ?? {};
+    const param = (name: string): string => {
+      const v = params[name];
+      if (v === undefined) throw new Error(`route ${def.path} has no :${name}`);
+      return v;
+    };
+    let organization: OrganizationRow | undefined;
+    if (params.org !== undefined) organization = assertOrganizationVisible(principal, getOrganization(deps.db, params.org), params.org);
+    const query = def.query ? parseWith(def.query, call.query ?? {}, "query") : {};
+    const body = def.body ? parseWith(def.body, call.body ?? {}, "body") : undefined;
+    const ctx: RouteContext<unknown, unknown> = {
+      req: call.req as Request,
+      res: call.res as Response,
+      deps,
+      principal,
+      actor: call.actor ?? adminActor(principal),
+      requestId: call.requestId,
+      now: (deps.now ?? Date.now)(),
+      body,
+      query,
+      organization: organization as OrganizationRow,
+      param,
+    };
+    return handler(ctx);
   }
 }
 

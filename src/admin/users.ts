@@ -4,7 +4,7 @@ import { listHolds, placeHold, releaseHold, type HoldRow } from "../directory/ho
 import { BridgeError, isBridgeError, notFound } from "../errors.js";
 import { directoryOfOrganization } from "./directories.js";
 import { iso, limitParam, type AdminRoutes, type RouteContext } from "./routes.js";
-import { findUser, searchUsers, usersWithSyncState } from "./user-queries.js";
+import { findUser, listOrganizationGroups, searchUsers, usersWithSyncState } from "./user-queries.js";
 
 /**
  * Customer-admin routes (DESIGN.md §2): its users and their sync state, block and unblock (holds),
@@ -40,6 +40,8 @@ export function userRoutes(routes: AdminRoutes): void {
         q: z.string().min(1).max(200).optional().describe("substring of userName, displayName, externalId or an email"),
         directory: z.string().min(1).optional().describe("only this directory's users"),
         state: z.enum(["active", "inactive", "held", "error"]).optional(),
+        sync: z.enum(["error", "pending", "unlinked"]).optional().describe("sync state: an Auth0 error, work queued, or not linked to an Auth0 user yet"),
+        group: z.string().min(1).max(100).optional().describe("only members of this group (id)"),
         limit: limitParam(200, 50),
         after: z.string().min(1).max(100).optional().describe("cursor: `next` of the previous page"),
       }),
@@ -47,9 +49,22 @@ export function userRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, query }) => {
       if (query.directory) directoryOfOrganization(deps.db, organization.id, query.directory);
-      const page = searchUsers(deps.db, { organizationId: organization.id, directoryId: query.directory, q: query.q, state: query.state, limit: query.limit, after: query.after });
+      const page = searchUsers(deps.db, { organizationId: organization.id, directoryId: query.directory, q: query.q, state: query.state, sync: query.sync, group: query.group, limit: query.limit, after: query.after });
       return { users: usersWithSyncState(deps.db, organization.id, page.users), next: page.next };
     },
+  );
+
+  routes.add(
+    {
+      method: "get",
+      path: "/organizations/:org/groups",
+      access: "organization",
+      tag: "users",
+      summary: "The organization's groups by name (id, directory, member count), for filtering users",
+      query: z.strictObject({ limit: limitParam(1000, 200) }),
+      status: 200,
+    },
+    ({ deps, organization, query }) => ({ groups: listOrganizationGroups(deps.db, organization.id, query.limit) }),
   );
 
   routes.add(
@@ -57,7 +72,12 @@ export function userRoutes(routes: AdminRoutes): void {
     (ctx) => {
       const row = userOf(ctx);
       const [user] = usersWithSyncState(ctx.deps.db, ctx.organization.id, [row]);
-      return { user, holdHistory: listHolds(ctx.deps.db, ctx.organization.id, row.id).map(holdView) };
+      return {
+        user,
+        scim: JSON.parse(row.resource) as unknown,
+        groups: listOrganizationGroups(ctx.deps.db, ctx.organization.id, 200, row.id),
+        holdHistory: listHolds(ctx.deps.db, ctx.organization.id, row.id).map(holdView),
+      };
     },
   );
 

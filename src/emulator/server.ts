@@ -12,6 +12,7 @@ import { handleControl, type ControlTarget } from "./control.js";
 import { ApiError, routeNotFound } from "./errors.js";
 import { Faults, type FaultsView } from "./faults.js";
 import { simulateLogin } from "./login.js";
+import { OidcProvider } from "./oidc.js";
 import { RateLimiter } from "./rate-limit.js";
 import { Router, type Reply, type TenantEnv } from "./router.js";
 import { registerAccessRoutes } from "./routes/access.js";
@@ -95,6 +96,7 @@ export class EmulatorServer implements ControlTarget {
   private baseUrl = "";
   /** The client grant; checked at request time, so a change applies to tokens already issued. */
   private grant: ReadonlySet<string>;
+  readonly oidc: OidcProvider;
   readonly http: Server;
 
   constructor(private readonly options: EmulatorOptions) {
@@ -104,6 +106,7 @@ export class EmulatorServer implements ControlTarget {
     this.limiter = new RateLimiter(this.plan, options.rateLimits !== false, options.rateScale ?? 1);
     this.faults = new Faults(options.seed ?? 1);
     this.hook = options.postLoginHook;
+    this.oidc = new OidcProvider(this.state, options.oidcClients ?? [], options.roleClaimNamespace ?? "https://scim-bridge.dev", (r) => this.login(r), () => this.baseUrl);
     this.http = createServer((req, res) => void this.handle(req, res));
   }
 
@@ -176,12 +179,16 @@ export class EmulatorServer implements ControlTarget {
     try {
       const raw = await readBody(req);
       const contentType = String(req.headers["content-type"] ?? "");
+      if (!isControl && this.oidc.handles(method, path)) {
+        this.oidc.handle(method, url, raw, res, req);
+        return; // OIDC pages and redirects are not Management API calls: not logged, not rate limited
+      }
       if (isControl) {
         reply = await handleControl(this, method, path, raw ? this.parseJson(raw, contentType) : undefined);
       } else if (path === "/oauth/token" && method === "POST") {
         const params = parseTokenBody(raw, contentType);
         entry.body = redact(params);
-        reply = await this.token(params);
+        reply = await this.token(params, req.headers.authorization);
       } else if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
         const result = await this.api(method, path, url.searchParams, req.headers.authorization, raw, contentType, entry);
         reply = result.reply;
@@ -221,14 +228,14 @@ export class EmulatorServer implements ControlTarget {
     }
   }
 
-  private async token(params: Record<string, string>): Promise<Reply> {
+  private async token(params: Record<string, string>, authorization: string | undefined): Promise<Reply> {
     const outage = this.faults.outageError();
     if (outage) throw outage;
     const delay = this.faults.latencyFor("POST", "/oauth/token");
     if (delay) await sleep(delay);
     const injected = this.faults.injectedError("POST", "/oauth/token");
     if (injected) throw injected;
-    return issueToken(this.state, this.options, params, this.grantScopes());
+    return issueToken(this.state, this.options, params, this.grantScopes(), (p) => this.oidc.exchangeCode(p, authorization));
   }
 
   private async api(

@@ -100,6 +100,20 @@ export interface EmulatorOptions {
    * 5–10 seconds" on Auth0) and session / refresh-token deletion. Default 0 (at once).
    */
   asyncDelayMs?: number;
+  /** Regular web applications that sign users in through /authorize (OIDC; see oidc.ts). */
+  oidcClients?: OidcClientSpec[];
+  /** Namespace of the roles claim a post-login Action adds to ID tokens: `${ns}/roles`. Default "https://scim-bridge.dev". */
+  roleClaimNamespace?: string;
+}
+
+/** An Auth0 application of type "Regular Web Application" (authorization code flow). */
+export interface OidcClientSpec {
+  clientId: string;
+  clientSecret: string;
+  /** Allowed Callback URLs (matched exactly). */
+  callbacks: string[];
+  /** Allowed Logout URLs (matched exactly). */
+  logoutUrls?: string[];
 }
 
 export interface CallLogEntry {

@@ -86,6 +86,10 @@ const rows: Row[] = [
   { method: "post", path: "/organizations/{org}/guard/reject", access: "operator", ok: 200, url: (f) => `${org(f)}/guard/reject` },
   { method: "get", path: "/audit", access: "operator", ok: 200, url: () => "/admin/v1/audit", global: true },
   { method: "get", path: "/organizations/{org}/audit", access: "organization", ok: 200, url: (f) => `${org(f)}/audit` },
+  { method: "get", path: "/organizations/{org}/groups", access: "organization", ok: 200, url: (f) => `${org(f)}/groups` },
+  { method: "post", path: "/organizations/{org}/setup-links", access: "operator", ok: 201, url: (f) => `${org(f)}/setup-links`, body: () => ({ expires: "24h" }) },
+  { method: "get", path: "/organizations/{org}/setup-links", access: "operator", ok: 200, url: (f) => `${org(f)}/setup-links` },
+  { method: "post", path: "/organizations/{org}/setup-links/revoke", access: "operator", ok: 200, url: (f) => `${org(f)}/setup-links/revoke`, body: () => ({ all: true }) },
 ];
 
 type Caller = "none" | "bad" | "expired" | "revoked" | "otherOrgAdmin" | "orgAdmin" | "operator";

@@ -51,8 +51,10 @@ const oauthError = (status: number, error: string, description: string): Reply =
 });
 
 /** `grant`: the scopes of the client grant, answered as `scope` (space-separated) as Auth0 does. */
-export function issueToken(state: EmulatorState, options: EmulatorOptions, params: Record<string, string>, grant: readonly string[]): Reply {
+export function issueToken(state: EmulatorState, options: EmulatorOptions, params: Record<string, string>, grant: readonly string[], codeGrant?: (params: Record<string, string>) => Reply): Reply {
   if (!params.grant_type) return oauthError(400, "invalid_request", "Missing required parameter: grant_type");
+  // The authorization code grant of a regular web application (the console's sign-in): see ../oidc.ts.
+  if (params.grant_type === "authorization_code" && codeGrant) return codeGrant(params);
   if (params.grant_type !== "client_credentials") {
     return oauthError(403, "unauthorized_client", `Grant type '${params.grant_type}' not allowed for the client.`);
   }

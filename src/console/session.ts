@@ -1,0 +1,110 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { eq, lt } from "drizzle-orm";
+import type { Request, Response } from "express";
+import { consoleSessions } from "../../db/schema.js";
+import type { Db } from "../directory/database.js";
+
+/**
+ * Console sessions (OWASP Session Management Cheat Sheet): a random 256-bit id in an HttpOnly,
+ * SameSite=Lax cookie (Secure and __Host- prefixed outside plain-http localhost), kept server-side as
+ * an HMAC so that sign-out and revocation end it at once and a copy of the database cannot replay it.
+ * An idle timeout and an absolute lifetime both apply; the id changes at sign-in (no fixation). Each
+ * session carries a synchroniser CSRF token that every state-changing request must echo.
+ */
+export type ConsolePrincipal =
+  | { kind: "operator"; sub: string; name: string; via: "oidc" | "token"; tokenId?: string; idToken?: string }
+  | { kind: "org_admin"; organizationId: string; orgSlug: string; sub: string; name: string; via: "oidc" | "token"; tokenId?: string; idToken?: string }
+  | { kind: "setup"; organizationId: string; orgSlug: string; linkId: string }
+  /** Before sign-in: the OIDC transaction (PKCE verifier, state, nonce, requested organization). */
+  | { kind: "anonymous"; tx?: { verifier: string; state: string; nonce: string; auth0OrgId: string; target: "operator" | string; at: number } };
+
+export interface ConsoleSession {
+  idHash: string;
+  principal: ConsolePrincipal;
+  csrf: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface SessionOptions {
+  db: Db;
+  secret: string;
+  /** Secure cookie and __Host- prefix (PUBLIC_URL is https). */
+  secure: boolean;
+  idleMs: number;
+  absoluteMs: number;
+  now: () => number;
+}
+
+export class SessionStore {
+  readonly cookieName: string;
+
+  constructor(private readonly o: SessionOptions) {
+    this.cookieName = o.secure ? "__Host-scim-console" : "scim-console";
+  }
+
+  private hash(id: string): string {
+    return createHmac("sha256", this.o.secret).update(id).digest("hex");
+  }
+
+  private cookieOf(req: Request): string | undefined {
+    const header = req.headers.cookie ?? "";
+    for (const part of header.split(";")) {
+      const [k, ...v] = part.trim().split("=");
+      if (k === this.cookieName) return v.join("=");
+    }
+    return undefined;
+  }
+
+  /** The live session of the request, or undefined (expired ones are deleted). Touches last-seen. */
+  load(req: Request): ConsoleSession | undefined {
+    const id = this.cookieOf(req);
+    if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
+    const idHash = this.hash(id);
+    const row = this.o.db.select().from(consoleSessions).where(eq(consoleSessions.idHash, idHash)).get();
+    if (!row) return undefined;
+    const now = this.o.now();
+    if (row.expiresAt <= now || row.lastSeenAt + this.o.idleMs <= now) {
+      this.o.db.delete(consoleSessions).where(eq(consoleSessions.idHash, idHash)).run();
+      return undefined;
+    }
+    // Last-seen is written at most once a minute: the idle timeout needs no finer grain, and a durable write per page view costs an fsync.
+    if (now - row.lastSeenAt >= 60_000) this.o.db.update(consoleSessions).set({ lastSeenAt: now }).where(eq(consoleSessions.idHash, idHash)).run();
+    return { idHash, principal: JSON.parse(row.principal) as ConsolePrincipal, csrf: row.csrfToken, createdAt: row.createdAt, expiresAt: row.expiresAt };
+  }
+
+  /** A new session (new id, new CSRF token); the old one, if any, is destroyed. */
+  start(res: Response, principal: ConsolePrincipal, previous?: ConsoleSession, maxMs?: number): ConsoleSession {
+    if (previous) this.destroyHash(previous.idHash);
+    const now = this.o.now();
+    // Expired rows are swept here rather than on a timer: sign-ins are rare, and each sweep is one indexed delete.
+    this.o.db.delete(consoleSessions).where(lt(consoleSessions.expiresAt, now)).run();
+    const id = randomBytes(32).toString("base64url");
+    const csrf = randomBytes(32).toString("base64url");
+    const expiresAt = now + Math.min(this.o.absoluteMs, maxMs ?? Infinity);
+    const idHash = this.hash(id);
+    this.o.db.insert(consoleSessions).values({ idHash, principal: JSON.stringify(principal), csrfToken: csrf, createdAt: now, lastSeenAt: now, expiresAt }).run();
+    res.append("Set-Cookie", `${this.cookieName}=${id}; Path=/; HttpOnly; SameSite=Lax${this.o.secure ? "; Secure" : ""}; Max-Age=${Math.ceil((expiresAt - now) / 1000)}`);
+    return { idHash, principal, csrf, createdAt: now, expiresAt };
+  }
+
+  update(session: ConsoleSession, principal: ConsolePrincipal): void {
+    session.principal = principal;
+    this.o.db.update(consoleSessions).set({ principal: JSON.stringify(principal) }).where(eq(consoleSessions.idHash, session.idHash)).run();
+  }
+
+  destroy(res: Response, session: ConsoleSession | undefined): void {
+    if (session) this.destroyHash(session.idHash);
+    res.append("Set-Cookie", `${this.cookieName}=; Path=/; HttpOnly; SameSite=Lax${this.o.secure ? "; Secure" : ""}; Max-Age=0`);
+  }
+
+  private destroyHash(idHash: string): void {
+    this.o.db.delete(consoleSessions).where(eq(consoleSessions.idHash, idHash)).run();
+  }
+}
+
+/** Constant-time comparison of the CSRF token a form sent with the session's. */
+export function csrfMatches(session: ConsoleSession | undefined, sent: unknown): boolean {
+  if (!session || typeof sent !== "string" || sent.length !== session.csrf.length) return false;
+  return timingSafeEqual(Buffer.from(sent), Buffer.from(session.csrf));
+}
