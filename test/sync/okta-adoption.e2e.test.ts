@@ -12,6 +12,7 @@
 import { randomBytes } from "node:crypto";
 import type { RequestHandler } from "express";
 import { afterEach, describe, expect, it } from "vitest";
+import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
 import { parseMapping } from "../../src/mapping/index.js";
@@ -26,11 +27,13 @@ const deactivate = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
 let bridge: TestBridge | undefined;
 let sync: SyncHarness | undefined;
 let hookSecret = "";
+let workerDb: OpenDatabase | undefined;
 
 afterEach(async () => {
   await sync?.close();
+  workerDb?.close();
   await bridge?.close();
-  sync = bridge = undefined;
+  sync = bridge = workerDb = undefined;
 });
 
 async function start(options: { bridgeRateScale?: number; concurrency?: number } = {}): Promise<{ bridge: TestBridge; sync: SyncHarness }> {
@@ -52,7 +55,10 @@ async function start(options: { bridgeRateScale?: number; concurrency?: number }
     }),
     { actor: { type: "operator", id: "test" } },
   );
-  const s = await startSyncHarness(b.db, {
+  // The worker's own connection without an fsync per commit, as `serve` runs it.
+  const worker = openDatabase(`sqlite:${b.sqlite.name}`, { durability: "normal" });
+  workerDb = worker;
+  const s = await startSyncHarness(worker.db, {
     connections: [{ name: CONNECTION, strategy: "okta" }],
     postLoginHook: { url: `${b.origin}/hooks/auth0/post-login`, secret: hookSecret },
     // Session and refresh-token deletion show after a delay, as on Auth0.
