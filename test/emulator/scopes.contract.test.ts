@@ -20,13 +20,13 @@ async function start(options: EmulatorOptions = {}): Promise<Harness> {
   return h;
 }
 
-async function tokenResponse(url: string): Promise<{ scope: string }> {
+async function tokenResponse(url: string): Promise<{ scope: string; access_token: string }> {
   const response = await fetch(`${url}/oauth/token`, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams({ grant_type: "client_credentials", client_id: "c", client_secret: "s", audience: `https://${DOMAIN}/api/v2/` }).toString(),
   });
-  return (await response.json()) as { scope: string };
+  return (await response.json()) as { scope: string; access_token: string };
 }
 
 describe("client grant scopes (Auth0 Management API docs, each endpoint's Scopes)", () => {
@@ -39,7 +39,11 @@ describe("client grant scopes (Auth0 Management API docs, each endpoint's Scopes
 
   it("a restricted grant answers Auth0's 403 insufficient_scope naming the missing scope; the token carries the grant", async () => {
     const { emulator, client } = await start({ scopes: ["read:users", "read:organizations", "create:organizations"] });
-    expect((await tokenResponse(emulator.url)).scope).toBe("create:organizations read:organizations read:users");
+    const issued = await tokenResponse(emulator.url);
+    expect(issued.scope).toBe("create:organizations read:organizations read:users");
+    // The access token is a JWT like Auth0's ("Access Token Profiles"): its scope claim carries the grant.
+    const claims = JSON.parse(Buffer.from(issued.access_token.split(".")[1]!, "base64url").toString("utf8")) as Record<string, unknown>;
+    expect(claims).toMatchObject({ scope: "create:organizations read:organizations read:users", sub: "c@clients", aud: `https://${DOMAIN}/api/v2/`, gty: "client-credentials" });
     await expect(client.users.list()).resolves.toBeDefined();
     const org = await client.organizations.create({ name: "acme" });
     const err = await expectApiError(client.users.create({ connection: DB, email: "a@x.test", password: "Correct-Horse-9" }), Management.ForbiddenError, 403, "insufficient_scope");

@@ -3,6 +3,7 @@
  * acquisition", §6). The SDK posts `grant_type=client_credentials&client_id&client_secret&audience`
  * form-encoded and needs `{access_token, expires_in}`.
  */
+import { createHmac, randomBytes } from "node:crypto";
 import { ApiError, unauthorized } from "../errors.js";
 import type { Reply } from "../router.js";
 import type { EmulatorState } from "../state.js";
@@ -10,6 +11,24 @@ import type { EmulatorOptions } from "../types.js";
 import { isPlainObject, randomAlnum } from "../util.js";
 
 const DEFAULT_TOKEN_LIFETIME = 86400;
+/** Signs the emulator's access tokens; they are only ever checked by the emulator itself. */
+const TOKEN_KEY = randomBytes(32);
+
+const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString("base64url");
+
+/**
+ * A JWT shaped like Auth0's Management API access tokens ("Access Token Profiles": iss, sub
+ * `<client_id>@clients`, aud, iat, exp, scope, gty, azp), so that a client can read its granted
+ * scopes from the token as it would on a real tenant. Signed HS256 with a per-process key (Auth0
+ * signs RS256); the emulator looks tokens up rather than verifying them.
+ */
+function accessToken(clientId: string, audience: string, scope: string, lifetime: number): string {
+  const iat = Math.floor(Date.now() / 1000);
+  const header = b64url({ alg: "HS256", typ: "JWT" });
+  const payload = b64url({ iss: `${new URL(audience).origin}/`, sub: `${clientId}@clients`, aud: audience, iat, exp: iat + lifetime, scope, gty: "client-credentials", azp: clientId, jti: randomAlnum(16) });
+  const signature = createHmac("sha256", TOKEN_KEY).update(`${header}.${payload}`).digest("base64url");
+  return `${header}.${payload}.${signature}`;
+}
 
 /** Parse a token request body, form-encoded (the SDK) or JSON (curl users). */
 export function parseTokenBody(raw: string, contentType: string): Record<string, string> {
@@ -50,7 +69,7 @@ export function issueToken(state: EmulatorState, options: EmulatorOptions, param
     return oauthError(403, "access_denied", `Service not enabled within domain: ${params.audience}`);
   }
   const lifetime = options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME;
-  const token = `emu.${randomAlnum(40)}`;
+  const token = accessToken(params.client_id, params.audience, grant.join(" "), lifetime);
   state.tokens.set(token, { clientId: params.client_id, expiresAt: Date.now() + lifetime * 1000 });
   return {
     status: 200,
