@@ -24,6 +24,7 @@ import { onboardOrganization } from "../src/directory/onboarding.js";
 import { createUser } from "../src/directory/users.js";
 import { PLAN_LIMITS, startEmulator, type CallLogEntry } from "../src/emulator/index.js";
 import { packageRoot } from "../src/paths.js";
+import { enqueueJob, Lane } from "../src/sync/queue.js";
 
 interface SyncFigures {
   plan: Auth0Plan;
@@ -71,13 +72,13 @@ class BucketLoad {
 }
 
 /** `scim-bridge serve` as its own process (as deployed), so that it does not share a CPU with the emulator. */
-async function serveBridge(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
+async function serveBridge(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number; env: NodeJS.ProcessEnv }> {
   const child = spawn(process.execPath, ["--import", "tsx", join(packageRoot, "src", "main.ts"), "serve"], { env, stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   for (const deadline = Date.now() + 30_000; ; ) {
     const m = /"port":(\d+)/.exec(out);
-    if (m) return { child, port: Number(m[1]) };
+    if (m) return { child, port: Number(m[1]), env };
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`scim-bridge serve did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -134,7 +135,17 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
       SYNC_CONCURRENCY: "64",
     });
     bridge = served.child;
+    // A drift scan during the push: the server's own background scan, and an operator's
+    // `scim-bridge reconcile --dry-run` in a second process spending the same tenant budget.
+    enqueueJob(db, { organizationId: onboarded.organization.id, kind: "drift", subjectId: onboarded.organization.id, lane: Lane.background });
+    const cli = spawn(process.execPath, ["--import", "tsx", join(packageRoot, "src", "main.ts"), "reconcile", onboarded.organization.slug, "--dry-run", "--json"], {
+      env: { ...served.env, LOG_LEVEL: "silent" },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    const cliExit = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
     while (openJobs() > 0) await new Promise((r) => setTimeout(r, 50));
+    const cliCode = await cliExit;
+    if (cliCode !== 0 && cliCode !== 2) console.error(`bench: warning: reconcile --dry-run exited ${cliCode}`);
     // From the bridge's first Auth0 call (process start-up is not sync time) until the queue is empty.
     const wallSeconds = (Date.now() - firstCallAt) / 1000;
     counting = false;
@@ -191,7 +202,7 @@ export async function syncBenchSection(users = 10_000): Promise<string> {
       `| ${r.plan} (×${r.scale}) | ${r.users} | ${r.wallSeconds.toFixed(1)} s | ${r.limitSeconds.toFixed(1)} s — ${r.bottleneck} | **${((r.limitSeconds / r.wallSeconds) * 100).toFixed(0)}%** | ${(r.calls / r.users).toFixed(2)} | ${r.rateLimited} (${((r.rateLimited / r.calls) * 100).toFixed(2)}%) | ${ms(percentile(r.idle, 50))} / ${ms(percentile(r.idle, 99))} | ${ms(percentile(r.backlog, 50))} / ${ms(percentile(r.backlog, 99))} |`,
   );
   return [
-    "Initial push of users into an empty tenant; emulator with the plan's rate limits and 50 ms added to every call; buckets time-compressed by the factor shown (both sides), so the ratio to the physical limit is what matters. Deprovision latency: from the SCIM 204 of `active=false` until the emulator shows the user blocked and (enterprise) revoke-access done; 20 samples each, idle and during a second push of the same size.",
+    "Initial push of users into an empty tenant; emulator with the plan's published rate-limit buckets and 50 ms added to every call; buckets time-compressed by the factor shown (both sides), so the ratio to the physical limit is what matters. During the push a drift scan runs in the server and an operator's `scim-bridge reconcile --dry-run` runs in a second process, both on the same tenant budget. Deprovision latency: from the SCIM 204 of `active=false` until the emulator shows the user blocked and (enterprise) revoke-access done; 20 samples each, idle and during a second push of the same size.",
     "",
     "| plan | users | wall time | physical limit (bottleneck) | share of limit | calls/user | 429s | deprovision p50 / p99, idle | deprovision p50 / p99, backlog |",
     "|---|---|---|---|---|---|---|---|---|",

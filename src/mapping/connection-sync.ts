@@ -42,3 +42,25 @@ export function connectionWritability(facts: ConnectionFacts): ConnectionWritabi
 export function defaultWritability(type: "database" | "enterprise"): ConnectionWritability {
   return type === "database" ? { unwritable: {} } : connectionWritability({ strategy: "enterprise" });
 }
+
+/** A mapped field the connection will not let the bridge write: a warning, the mapping stays valid. */
+export interface UnwrittenField {
+  /** Where in the mapping, e.g. `profile.given_name`. */
+  path: string;
+  field: ProfileField;
+  message: string;
+}
+
+/**
+ * Which of the mapping's profile fields will not be written for users of this connection, and why.
+ * Email is still used to find the user (users-by-email), only never written.
+ */
+export function unwrittenFields(mapping: { profile: Partial<Record<ProfileField, unknown>> }, writability: ConnectionWritability): UnwrittenField[] {
+  return (Object.keys(mapping.profile) as ProfileField[])
+    .filter((f) => mapping.profile[f] !== undefined && writability.unwritable[f] !== undefined)
+    .map((field) => ({
+      path: `profile.${field}`,
+      field,
+      message: field === "email" ? `${writability.unwritable[field]!}; it is still used to find the user in Auth0` : `will not be written: ${writability.unwritable[field]!}`,
+    }));
+}

@@ -19,7 +19,7 @@ export {
   type UserStatus,
 } from "./desired.js";
 export { plan } from "./plan.js";
-export { connectionWritability, defaultWritability, type ConnectionFacts, type RootAttributesSync } from "./connection-sync.js";
+export { connectionWritability, defaultWritability, unwrittenFields, type ConnectionFacts, type RootAttributesSync, type UnwrittenField } from "./connection-sync.js";
 export { applyOperation, initialApplied, appliedFromDesired, type AppliedState } from "./applied.js";
 export type { Operation, OperationType, OperationResult } from "./operations.js";
 export { diffDesired, changeKinds, type DesiredDiff, type ChangeKind, type Membership } from "./diff.js";

@@ -37,6 +37,9 @@ export interface DriftOptions {
 /** Auth0's propagation delay for a member removal ("takes approximately 5–10 seconds"), with a margin. */
 export const MEMBER_REMOVAL_PROPAGATION_MS = 15_000;
 
+/** Users checked at once by a scan. */
+const DRIFT_CONCURRENCY = 8;
+
 const describe = (field: string, applied: unknown, observed: unknown): string =>
   `${field}: applied ${JSON.stringify(applied)}, Auth0 ${JSON.stringify(observed)}`;
 
@@ -68,7 +71,12 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
   const report: DriftReport = { organizationId: org.id, checked: 0, drifted: [], unsynced: 0, unmanagedMembers: [], repaired: options.repair };
 
   let done = 0;
-  for (const { user, sync } of rows) {
+  // Users are checked a few at a time: a scan is two reads per linked user, and one at a time it
+  // would be bound by call latency rather than by the tenant's rate limit (the limiter paces it).
+  const found: (DriftedUser | undefined)[] = new Array(rows.length);
+  let next = 0;
+  const checkOne = async (index: number): Promise<void> => {
+    const { user, sync } = rows[index]!;
     options.onProgress?.(done++, rows.length);
     const applied: AppliedState = sync?.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
     const d = desired(mapping, directoryUserOf(user), groupsOfUser(deps.db, user.id), activeHolds(deps.db, user.id), {
@@ -82,7 +90,7 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
         // hook was installed) is linked by email and connection this way (DESIGN.md §5).
         if (options.repair) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.background });
       }
-      continue;
+      return;
     }
     report.checked++;
     const observed: AppliedState = { ...applied };
@@ -126,11 +134,11 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
         }
       }
     }
-    if (differences.length === 0) continue;
+    if (differences.length === 0) return;
     // Access was given back behind the bridge's back (unblocked, or made a member again): sessions
     // opened since then are not covered by the earlier revocation, so the repair must revoke again.
     if ((applied.blocked === true && !observed.blocked) || (!applied.member && observed.member)) observed.accessRevoked = false;
-    report.drifted.push({ userId: user.id, userName: user.userName, differences });
+    found[index] = { userId: user.id, userName: user.userName, differences };
     if (options.repair) {
       deps.db.transaction((tx) => {
         tx.update(userSync).set({ applied: JSON.stringify(observed), auth0UserId: observed.auth0UserId }).where(eq(userSync.userId, user.id)).run();
@@ -139,7 +147,12 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
         enqueueJob(tx, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: urgent ? Lane.deprovision : Lane.background });
       });
     }
-  }
+  };
+  const runner = async (): Promise<void> => {
+    while (next < rows.length) await checkOne(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(DRIFT_CONCURRENCY, rows.length) }, runner));
+  report.drifted = found.filter((d): d is DriftedUser => d !== undefined);
   options.onProgress?.(rows.length, rows.length);
   report.unmanagedMembers = [...members].filter((m) => !accounted.has(m)).sort();
   return report;

@@ -1,10 +1,22 @@
 import { eq } from "drizzle-orm";
 import { organizations } from "../../db/schema.js";
 import { Auth0CallError } from "../auth0/errors.js";
-import type { Auth0Gateway } from "../auth0/gateway.js";
+import type { Auth0Gateway, ConnectionInfo } from "../auth0/gateway.js";
 import type { Db } from "../directory/database.js";
 import { getActiveMapping } from "../directory/mappings.js";
-import { applyOperation, connectionWritability, desired, initialApplied, plan, type AppliedState, type DesiredUser, type MappingDocument } from "../mapping/index.js";
+import {
+  applyOperation,
+  connectionWritability,
+  defaultWritability,
+  desired,
+  initialApplied,
+  plan,
+  type AppliedState,
+  type ConnectionWritability,
+  type DesiredUser,
+  type MappingDocument,
+} from "../mapping/index.js";
+import { Lane } from "./queue.js";
 import { executeOperation } from "./execute.js";
 import { checkGuard } from "./guard.js";
 import { loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";
@@ -75,7 +87,15 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
     try {
       const auth0OrgId = await ensureAuth0Organization(deps, inputs.organization, lane);
       const mapping = getActiveMapping(deps.db, inputs.organization.id)!.document;
-      let connection = await connectionContext(deps, mapping, lane);
+      // Deprovisioning never waits on the connection: if it cannot be read, Auth0's defaults for the
+      // connection type apply (an enterprise connection's root attributes are not written).
+      let connection: { info?: ConnectionInfo; writability: ConnectionWritability };
+      try {
+        connection = await connectionContext(deps, mapping, lane);
+      } catch (err) {
+        if (lane !== Lane.deprovision) throw err;
+        connection = { writability: defaultWritability(mapping.connection.type) };
+      }
       const desiredNow = () =>
         desired(mapping, inputs.user, inputs.groups, inputs.holds, {
           memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id),
@@ -118,7 +138,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
             auth0OrgId,
             auth0UserId: applied.auth0UserId,
             lane,
-            connection: connection.info,
+            ...(connection.info ? { connection: connection.info } : {}),
           });
         } catch (err) {
           // The Auth0 user was deleted outside the bridge: start from scratch once (create or link again).

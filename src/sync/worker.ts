@@ -257,7 +257,7 @@ export class Worker {
         // Jobs are level-triggered: this success brought the subject to its desired state, so an
         // earlier dead job of the same key is superseded and no longer counts as failing.
         tx.update(jobs)
-          .set({ state: "done", lastError: sql`'superseded by job ' || ${job.id} || ', which succeeded; it had failed: ' || coalesce(${jobs.lastError}, '')`, updatedAt: t })
+          .set({ state: "done", lastError: sql`${`superseded by job ${job.id}, which succeeded; it had failed: `} || coalesce(${jobs.lastError}, '')`, updatedAt: t })
           .where(and(eq(jobs.key, job.key), eq(jobs.state, "dead"), lt(jobs.id, job.id)))
           .run();
         return outcome;

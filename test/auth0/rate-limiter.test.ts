@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { RateLimiter, rateProfile } from "../../src/auth0/rate-limiter.js";
+import { endpointClass, RateLimiter, rateProfile } from "../../src/auth0/rate-limiter.js";
 
 /** Resolves every acquire in order and records the (fake) time at which each one was granted. */
 async function grantTimes(limiter: RateLimiter, calls: { lane: number; tag: string }[], advanceMs: number) {
@@ -70,5 +70,71 @@ describe("RateLimiter with a real clock", () => {
     }
     expect(Date.now() - started).toBeLessThan(5_000);
     limiter.stop();
+  });
+});
+
+describe("RateLimiter on the published buckets", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(1_000_000);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("files each Management API call under its published bucket", () => {
+    expect(endpointClass("GET", "/api/v2/users-by-email")).toBe("usersRead");
+    expect(endpointClass("PATCH", "/api/v2/users/auth0%7C1")).toBe("usersWrite");
+    expect(endpointClass("DELETE", "/api/v2/users/auth0%7C1")).toBe("usersDelete");
+    expect(endpointClass("GET", "/api/v2/organizations/org_1/members")).toBe("orgMembersRead");
+    expect(endpointClass("GET", "/api/v2/organizations/org_1/members/auth0%7C1/roles")).toBe("orgMemberRolesRead");
+    expect(endpointClass("POST", "/api/v2/organizations/org_1/members/auth0%7C1/roles")).toBe("orgMemberRolesWrite");
+    expect(endpointClass("PATCH", "/api/v2/organizations/org_1/enabled_connections/con_1")).toBe("orgConnectionsWrite");
+    expect(endpointClass("GET", "/api/v2/organizations/name/acme")).toBe("orgsByName");
+    expect(endpointClass("GET", "/api/v2/connections")).toBe("connectionsRead");
+    expect(endpointClass("POST", "/api/v2/users/auth0%7C1/revoke-access")).toBe("other");
+  });
+
+  it("a 429 from the organization-members bucket pauses only that bucket, not the global one the deprovision lane needs", async () => {
+    const limiter = new RateLimiter(rateProfile("enterprise"));
+    const reset = Math.ceil((Date.now() + 5_000) / 1000);
+    limiter.observe("orgMembersRead", 429, new Headers({ "x-ratelimit-limit": "40", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }));
+    const granted: string[] = [];
+    void limiter.acquire("usersWrite", 0).then(() => granted.push("block"));
+    void limiter.acquire("orgMembersRead", 2).then(() => granted.push("members"));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(granted).toEqual(["block"]);
+    expect(limiter.snapshot().find((b) => b.name === "global")!.pausedUntil).toBe(0);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(granted).toEqual(["block", "members"]);
+  });
+
+  it("a header from a bucket it does not know resizes nothing, and its 429 pauses only that endpoint", async () => {
+    const limiter = new RateLimiter(rateProfile("enterprise"));
+    const before = limiter.snapshot().find((b) => b.name === "global")!;
+    const reset = Math.ceil((Date.now() + 3_000) / 1000);
+    limiter.observe("usersRead", 429, new Headers({ "x-ratelimit-limit": "37", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }));
+    const after = limiter.snapshot().find((b) => b.name === "global")!;
+    expect(after.capacity).toBe(before.capacity);
+    expect(after.tokens).toBe(before.tokens);
+    const granted: string[] = [];
+    void limiter.acquire("usersRead", 1).then(() => granted.push("read"));
+    void limiter.acquire("usersWrite", 1).then(() => granted.push("write"));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(granted).toEqual(["write"]);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(granted).toEqual(["write", "read"]);
+  });
+
+  it("keeps Essentials' write-organizations bucket (5 burst, 25 per minute) apart from the users buckets", async () => {
+    const limiter = new RateLimiter(rateProfile("essentials"));
+    const times: number[] = [];
+    for (let i = 0; i < 6; i++) void limiter.acquire("orgsWrite", 1).then(() => times.push(Date.now() - 1_000_000));
+    let users = 0;
+    for (let i = 0; i < 10; i++) void limiter.acquire("usersWrite", 1).then(() => users++);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(users).toBe(10);
+    // 5 burst with 1 held back for deprovisioning: 4 at once, then one every 2.4 s.
+    expect(times.filter((t) => t < 100)).toHaveLength(4);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(times).toHaveLength(6);
   });
 });

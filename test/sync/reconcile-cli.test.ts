@@ -83,8 +83,9 @@ describe("scim-bridge reconcile", () => {
     const repair = await cli("reconcile", slug, "--json");
     expect(repair.code, repair.stderr).toBe(0);
     expect((JSON.parse(repair.stdout) as DriftReport).repaired).toBe(true);
-    expect(ada().blocked).toBe(false);
+    // The bridge's own key is put back; the block a tenant administrator placed is theirs to lift.
     expect(ada().app_metadata).toEqual({ department: "Research" });
+    expect(ada().blocked).toBe(true);
 
     const clean = await cli("reconcile", slug, "--dry-run", "--json");
     expect(clean.code, clean.stderr).toBe(0);
@@ -102,7 +103,7 @@ describe("scim-bridge reconcile", () => {
   });
 
   it("does not claim success when a repair fails: exits 1 and says which user", async () => {
-    await sync.engine.gateway.updateUser(ada().user_id, { blocked: true }, 2);
+    await sync.engine.gateway.updateUser(ada().user_id, { app_metadata: { department: "Sales" } }, 2);
     // Auth0 refuses the repair with a 400: retrying cannot help, so the job goes to dead.
     sync.emulator.setFaults({ errors: [{ path: "/api/v2/users/*", method: "PATCH", status: 400 }] });
     try {
@@ -110,7 +111,7 @@ describe("scim-bridge reconcile", () => {
       expect(run.code, run.stderr).toBe(1);
       expect((JSON.parse(run.stdout) as DriftReport).drifted.map((d) => d.userName)).toEqual(["ada@example.com"]);
       expect(run.stderr).toMatch(/1 repair failed:\n  ada@example.com: /);
-      expect(ada().blocked).toBe(true);
+      expect(ada().app_metadata).toEqual({ department: "Sales" });
     } finally {
       sync.emulator.setFaults({});
     }
