@@ -1,4 +1,5 @@
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
+import type { SQLiteTable } from "drizzle-orm/sqlite-core";
 import { auditEntries, groupMembers, groups, jobs, userEmails, users } from "../../db/schema.js";
 import type { Db } from "../../src/directory/database.js";
 
@@ -27,7 +28,8 @@ export const auditFor = (db: Db, targetId: string) =>
 
 /** Totals that any write would move: a failed request must leave all of them alone. */
 export function writeFootprint(db: Db) {
-  const count = (table: Parameters<Db["$count"]>[0]) => db.$count(table);
+  // $count() answers a query builder, not a number; count(*) gives values that compare.
+  const count = (table: SQLiteTable) => db.select({ n: sql<number>`count(*)` }).from(table).get()?.n ?? 0;
   return {
     users: count(users),
     groups: count(groups),
