@@ -41,6 +41,13 @@ export interface GatewayOptions {
 
 /** A 429 is retried inside the limiter (which pauses the bucket that answered) this many times before the job backs off. */
 const RATE_LIMIT_RETRIES = 4;
+/**
+ * A 5xx, 408 or network failure is retried once inside the call, after a short jittered wait, as
+ * node-auth0's own retry did: with several calls per reconcile, a 10% error rate would otherwise fail
+ * a quarter of the jobs and push them into minutes of backoff. A POST whose answer was lost is safe to
+ * repeat: the reconciler adopts a user the first attempt created (409).
+ */
+const TRANSIENT_RETRIES = 1;
 
 /**
  * The bridge's port to the Auth0 Management API. Every call waits for the rate limiter (by the
@@ -71,6 +78,7 @@ export class Auth0Gateway {
    */
   private async call<T>(method: string, path: string, lane: number, send: () => Promise<{ data: T; rawResponse: { status: number; headers: Headers } }>): Promise<T> {
     const cls = endpointClass(method, path);
+    let transientRetries = 0;
     for (let attempt = 0; ; attempt++) {
       await this.limiter.acquire(cls, lane);
       const started = Date.now();
@@ -86,8 +94,13 @@ export class Auth0Gateway {
         this.limiter.observe(cls, status, headers);
         this.observer.onCall?.(cls, status, Date.now() - started);
         if (status === 429 && attempt < RATE_LIMIT_RETRIES) continue;
+        const transient = status === 0 || status === 408 || (status >= 500 && status !== 501);
         if (status === 0 || status >= 500) this.noteFailure();
         else this.consecutiveFailures = 0;
+        if (transient && transientRetries++ < TRANSIENT_RETRIES) {
+          await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 750));
+          continue;
+        }
         throw classifyAuth0Error(err, path);
       }
     }

@@ -364,7 +364,11 @@ export class RateLimiter {
 
   /** Holds every call back until `until` (epoch ms): Auth0 looks down, so calls wait instead of failing. */
   pauseAll(until: number): void {
-    for (const b of this.buckets.values()) b.pausedUntil = Math.max(b.pausedUntil, until);
+    // Recorded in the delta too, or the next sync with the shared state would lift the pause.
+    for (const b of this.buckets.values()) {
+      b.pausedUntil = Math.max(b.pausedUntil, until);
+      b.delta.pausedUntil = Math.max(b.delta.pausedUntil, until);
+    }
     this.drain();
   }
 
