@@ -9,6 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { handleControl, type ControlTarget } from "./control.js";
+import { isMultipart, parseMultipart, registerImportJobRoutes } from "./import-jobs.js";
 import { ApiError, routeNotFound } from "./errors.js";
 import { Faults, type FaultsView } from "./faults.js";
 import { simulateLogin } from "./login.js";
@@ -40,6 +41,7 @@ function buildRouter(): Router {
   registerMemberRoutes(router);
   registerRoleRoutes(router);
   registerConnectionRoutes(router);
+  registerImportJobRoutes(router);
   return router;
 }
 
@@ -77,6 +79,9 @@ export class EmulatorServer implements ControlTarget {
   constructor(private readonly options: EmulatorOptions) {
     this.plan = options.plan ?? "enterprise";
     this.state = new EmulatorState(this.plan, options.connections ?? [], options.searchConsistencyDelayMs ?? 0);
+    const timing = options.importJobTiming ?? {};
+    if (timing.baseMs !== undefined) this.state.importJobs.timing.baseMs = timing.baseMs;
+    if (timing.perUserMs !== undefined) this.state.importJobs.timing.perUserMs = timing.perUserMs;
     this.limiter = new RateLimiter(this.plan, options.rateLimits !== false, options.rateScale ?? 1);
     this.faults = new Faults(options.seed ?? 1);
     this.hook = options.postLoginHook;
@@ -178,6 +183,7 @@ export class EmulatorServer implements ControlTarget {
   }
 
   private parseJson(raw: string, contentType: string): unknown {
+    if (isMultipart(contentType)) return parseMultipart(raw, contentType);
     if (contentType && !contentType.includes("json")) throw new ApiError(415, "Unsupported Media Type");
     try {
       return JSON.parse(raw) as unknown;

@@ -18,6 +18,8 @@ import type {
   User,
 } from "./types.js";
 import { clone, nowIso, randomAlnum } from "./util.js";
+import { ImportJobStore } from "./import-jobs.js";
+import type { StoredPassword } from "./password-hashes.js";
 
 export const DEFAULT_DATABASE_CONNECTION = "Username-Password-Authentication";
 
@@ -48,6 +50,10 @@ export class EmulatorState implements EmulatorStateView {
   readonly memberRoles = new Map<string, Map<string, Set<string>>>();
   /** orgId → connection id → settings. */
   readonly enabledConnections = new Map<string, Map<string, EnabledConnection>>();
+  /** Database users' passwords (imported hashes or Management API passwords), never in clear. */
+  readonly passwords = new Map<string, StoredPassword>();
+  /** User import jobs (POST /jobs/users-imports). */
+  readonly importJobs = new ImportJobStore();
   /** What GET /users sees: a copy of users that lags writes by searchDelayMs. */
   private readonly searchIndex = new Map<string, User>();
   private pendingIndex: PendingIndexWrite[] = [];
@@ -64,8 +70,9 @@ export class EmulatorState implements EmulatorStateView {
   reset(): void {
     for (const map of [
       this.users, this.connections, this.organizations, this.roles, this.sessions, this.refreshTokens,
-      this.members, this.memberRoles, this.enabledConnections, this.searchIndex,
+      this.members, this.memberRoles, this.enabledConnections, this.searchIndex, this.passwords,
     ]) map.clear();
+    this.importJobs?.clear();
     this.revocations.length = 0;
     this.tickets.length = 0;
     this.pendingIndex = [];
@@ -130,6 +137,7 @@ export class EmulatorState implements EmulatorStateView {
 
   deleteUser(userId: string): void {
     this.users.delete(userId);
+    this.passwords.delete(userId);
     for (const members of this.members.values()) members.delete(userId);
     for (const roles of this.memberRoles.values()) roles.delete(userId);
     for (const [id, s] of this.sessions) if (s.user_id === userId) this.sessions.delete(id);

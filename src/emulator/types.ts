@@ -56,6 +56,8 @@ export interface EmulatorOptions {
   tokenLifetimeSeconds?: number;
   /** Seed of the PRNG behind fault error rates (default 1), so a test run is reproducible. */
   seed?: number;
+  /** How long a user import job runs: baseMs + perUserMs per user (default 20 ms + 0.05 ms). */
+  importJobTiming?: { baseMs?: number; perUserMs?: number };
 }
 
 export interface CallLogEntry {
@@ -203,6 +205,8 @@ export interface LoginRequest {
   organization: string;
   /** Subject at the IdP; default: the email. Enterprise users only. */
   sub?: string;
+  /** Database connections: checked against the user's password or imported hash when given. */
+  password?: string;
   given_name?: string;
   family_name?: string;
   name?: string;

@@ -9,6 +9,7 @@ import { jsonType } from "../router.js";
 import type { EmulatorState } from "../state.js";
 import type { Connection, User } from "../types.js";
 import { isPlainObject, nowIso, randomHex } from "../util.js";
+import { storeNativePassword } from "../password-hashes.js";
 
 /** D:manage-users/user-accounts/metadata/metadata-fields-data */
 export const RESERVED_APP_METADATA_KEYS = new Set([
@@ -117,6 +118,7 @@ export function createUser(state: EmulatorState, body: Record<string, unknown>):
     logins_count: 0,
   };
   state.saveUser(user);
+  if (typeof body.password === "string" && isDatabase(connection)) state.passwords.set(user.user_id, storeNativePassword(body.password));
   return user;
 }
 
@@ -174,6 +176,7 @@ export function patchUser(state: EmulatorState, user: User, body: Record<string,
   if (isPlainObject(body.user_metadata)) next.user_metadata = mergeTopLevel(next.user_metadata, body.user_metadata);
   next.updated_at = nowIso();
   state.saveUser(next);
+  if (typeof body.password === "string") state.passwords.set(next.user_id, storeNativePassword(body.password));
   return next;
 }
 
