@@ -6,6 +6,7 @@ import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { newResourceId } from "./ids.js";
+import { claimMigratedUser } from "./migrated.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { prepared, selectAll, selectOne } from "./statements.js";
 import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
@@ -94,6 +95,11 @@ function assertUserNameFree(tx: DbOrTx, directoryId: string, userNameLower: stri
 export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow {
   const now = ctx.now ?? Date.now();
   const cols = columns(resource);
+  // A person a migration already brought in: the IdP's create adopts that user (and its Auth0 account).
+  if (ctx.actor.type === "directory") {
+    const claimed = claimMigratedUser(tx, ctx, resource);
+    if (claimed) return claimed;
+  }
   assertUserNameFree(tx, ctx.directoryId, cols.userNameLower);
   let row: UserRow;
   try {
