@@ -16,6 +16,7 @@ import { registerOrgCommands } from "./cli/org.js";
 import { registerReconcileCommand } from "./cli/reconcile.js";
 import { ensureSandboxDirectory, forgetEmulatedTenant, sandboxBanner } from "./cli/sandbox.js";
 import { registerStatusCommands } from "./cli/status.js";
+import { registerUsersCommands } from "./cli/users.js";
 import { loadConfig, ConfigError, type Auth0Config, type Config } from "./config.js";
 import { openDatabase } from "./directory/database.js";
 import { startEmulator, type RunningEmulator } from "./emulator/index.js";
@@ -29,6 +30,7 @@ import { createLogger, requestLogger } from "./logging.js";
 import { scheduleDriftScans } from "./sync/drift-schedule.js";
 import { createSyncEngine } from "./sync/engine.js";
 import { webhookInvitationDelivery } from "./sync/invitations.js";
+import { ImportClient } from "./sync/import/client.js";
 
 const program = new Command("scim-bridge")
   .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
@@ -169,6 +171,16 @@ registerReconcileCommand(program, () => {
   if (!cfg.auth0) throw new ConfigError(["reconcile needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)"]);
   const opened = openDb();
   return { ...opened, engine: createSyncEngine({ db: opened.db, client: createManagementClient(cfg.auth0), plan: cfg.auth0Plan, rateScale: cfg.auth0RateScale }) };
+});
+
+registerUsersCommands(program, (needAuth0) => {
+  const cfg = config();
+  if (needAuth0 && !cfg.auth0) throw new ConfigError(["users import needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator); --dry-run does not"]);
+  const opened = openDb();
+  if (!needAuth0 || !cfg.auth0) return opened;
+  const client = createManagementClient(cfg.auth0);
+  const engine = createSyncEngine({ db: opened.db, client, plan: cfg.auth0Plan, rateScale: cfg.auth0RateScale });
+  return { ...opened, engine, api: new ImportClient(client, engine.limiter) };
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

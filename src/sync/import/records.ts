@@ -164,7 +164,7 @@ async function* jsonArray(stream: Readable, digest?: Digest): AsyncGenerator<Fil
 }
 
 /** RFC 4180 CSV (quoted fields may hold commas, quotes as "" and line breaks). */
-async function* csvRows(stream: Readable, digest?: Digest): AsyncGenerator<string[]> {
+async function* csvRows(stream: Readable, digest?: Digest): AsyncGenerator<string[] | { unclosed: true }> {
   let field = "";
   let row: string[] = [];
   let quoted = false;
@@ -207,6 +207,10 @@ async function* csvRows(stream: Readable, digest?: Digest): AsyncGenerator<strin
       }
     }
   }
+  if (quoted && !pendingQuote) {
+    yield { unclosed: true };
+    return;
+  }
   if (any || field !== "") {
     row.push(field.replace(/\r$/, ""));
     yield row;
@@ -221,6 +225,10 @@ async function* csvRecords(stream: Readable, digest?: Digest): AsyncGenerator<Fi
   let header: string[] | undefined;
   let record = 0;
   for await (const row of csvRows(stream, digest)) {
+    if (!Array.isArray(row)) {
+      yield { record: record + 1, error: "a quoted field is never closed (a \" is missing)" };
+      return;
+    }
     if (!header) {
       header = row.map((h) => h.trim().replace(/^\uFEFF/, ""));
       continue;
