@@ -206,6 +206,14 @@ function runJob(state: EmulatorState, job: ImportJob): void {
   const list = job.users as unknown[];
   let inserted = 0;
   let updated = 0;
+  // The connection's users by email and username, kept current as the job inserts.
+  const byEmailIndex = new Map<string, User>();
+  const usernames = new Set<string>();
+  for (const x of state.users.values()) {
+    if (!x.identities.some((i) => i.connection === connection.name)) continue;
+    if (x.email) byEmailIndex.set(x.email, x);
+    if (x.username) usernames.add(x.username);
+  }
   for (const raw of list) {
     const problems = validateImportUser(raw);
     if (problems.length > 0) {
@@ -216,8 +224,7 @@ function runJob(state: EmulatorState, job: ImportJob): void {
     const email = (u.email as string).toLowerCase();
     const localId = typeof u.user_id === "string" ? u.user_id : randomHex(12);
     const userId = `auth0|${localId}`;
-    const inConnection = [...state.users.values()].filter((x) => x.identities.some((i) => i.connection === connection.name));
-    const byEmail = inConnection.find((x) => x.email === email);
+    const byEmail = byEmailIndex.get(email);
     if (byEmail && job.upsert) {
       const next: User = structuredClone(byEmail);
       for (const key of UPSERTABLE) if (u[key] !== undefined) (next as unknown as Record<string, unknown>)[key] = u[key];
@@ -232,13 +239,14 @@ function runJob(state: EmulatorState, job: ImportJob): void {
       }
       next.updated_at = nowIso();
       state.saveUser(next);
+      byEmailIndex.set(email, next);
       updated++;
       continue;
     }
     const conflict =
       (byEmail && { code: "CONFLICT_EMAIL", path: "email" }) ||
       (state.users.has(userId) && { code: "CONFLICT", path: "user_id" }) ||
-      (typeof u.username === "string" && inConnection.some((x) => x.username === u.username) && { code: "CONFLICT_USERNAME", path: "username" }) ||
+      (typeof u.username === "string" && usernames.has(u.username) && { code: "CONFLICT_USERNAME", path: "username" }) ||
       undefined;
     if (conflict) {
       job.errors.push({ user: redact(raw), errors: [{ ...conflict, message: "The user already exist and upsert parameter is false" }] });
@@ -265,6 +273,8 @@ function runJob(state: EmulatorState, job: ImportJob): void {
       logins_count: 0,
     };
     state.saveUser(user);
+    byEmailIndex.set(email, user);
+    if (user.username) usernames.add(user.username);
     const password: StoredPassword | undefined =
       typeof u.password_hash === "string"
         ? { kind: "bcrypt", hash: u.password_hash }

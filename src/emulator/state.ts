@@ -183,6 +183,12 @@ export class EmulatorState implements EmulatorStateView {
 
   /** The users GET /users can see now (eventually consistent when searchDelayMs > 0). */
   searchableUsers(now = Date.now()): User[] {
+    this.flushIndex(now);
+    return [...this.searchIndex.values()];
+  }
+
+  /** Applies the index writes that are due (without copying the index: bulk imports call this per user). */
+  private flushIndex(now: number): void {
     const still: PendingIndexWrite[] = [];
     for (const write of this.pendingIndex) {
       if (write.visibleAt > now) {
@@ -194,12 +200,11 @@ export class EmulatorState implements EmulatorStateView {
       }
     }
     this.pendingIndex = still;
-    return [...this.searchIndex.values()];
   }
 
   private queueIndex(userId: string, doc: User | null): void {
     this.pendingIndex.push({ visibleAt: Date.now() + this.searchDelayMs, userId, doc });
-    if (this.searchDelayMs <= 0) this.searchableUsers();
+    if (this.searchDelayMs <= 0) this.flushIndex(Date.now());
   }
 
   /** A JSON dump of the whole tenant (GET /__emulator/state). */

@@ -602,9 +602,11 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   let row = deps.db
     .select()
     .from(userImports)
-    .where(and(eq(userImports.organizationId, org.id), eq(userImports.fileSha256, plan.sha256), eq(userImports.upsert, upsert), inArray(userImports.state, ["running", "failed"])))
+    .where(and(eq(userImports.organizationId, org.id), eq(userImports.fileSha256, plan.sha256), eq(userImports.upsert, upsert), inArray(userImports.state, ["running", "failed", "done"])))
     .orderBy(desc(userImports.createdAt))
     .get();
+  // The same file again after it was fully imported: nothing to do, and nothing is sent.
+  if (row?.state === "done") return { ...importReport(deps.db, row.id)!, resumed: true };
   if (row) {
     report.resumed = true;
     deps.db.update(userImports).set({ state: "running", updatedAt: now() }).where(eq(userImports.id, row.id)).run();
