@@ -76,9 +76,10 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   const metrics = createMetrics({ organizationLabel: organizationSlugs(db) });
   // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
   const syncConnection = openDatabase(cfg.databaseUrl, { durability: "normal" });
+  const importClient = createManagementClient(auth0);
   const engine = createSyncEngine({
     db: syncConnection.db,
-    client: createManagementClient(auth0),
+    client: importClient,
     plan,
     rateScale: cfg.auth0 ? cfg.auth0RateScale : 1,
     leaseMs: cfg.jobLeaseSeconds * 1000,
@@ -92,7 +93,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   let shuttingDown = false;
 
   const extraRouters = [
-    { path: "/admin/v1", router: adminRouter({ db, publicUrl, bootstrapOperatorToken: cfg.adminToken, log, signOut: (userId) => engine.signOut(userId), notifyWorker: () => engine.worker.notify() }) },
+    { path: "/admin/v1", router: adminRouter({ db, publicUrl, bootstrapOperatorToken: cfg.adminToken, log, signOut: (userId) => engine.signOut(userId), notifyWorker: () => engine.worker.notify(), userImports: { api: new ImportClient(importClient, engine.limiter), gateway: engine.gateway } }) },
     { path: "/", router: healthRouter({ db: sqlite, worker: engine.worker, shuttingDown: () => shuttingDown }) },
     { path: "/", router: metricsRouter(metrics) },
   ];

@@ -6,6 +6,7 @@ import { requestId } from "../http/request-id.js";
 import { auditRoutes } from "./audit.js";
 import { directoryRoutes } from "./directories.js";
 import { guardRoutes } from "./guard.js";
+import { importRoutes } from "./imports.js";
 import { jobRoutes } from "./jobs.js";
 import { mappingRoutes } from "./mappings.js";
 import { openApiDocument } from "./openapi.js";
@@ -55,6 +56,7 @@ export function adminRouter(deps: AdminDeps): Router {
   jobRoutes(routes);
   guardRoutes(routes);
   auditRoutes(routes);
+  importRoutes(routes, deps.userImports);
 
   router.use(endpointNotFound());
   router.use(errorMiddleware("admin", deps.log));

@@ -74,6 +74,8 @@ export interface ImportRequest {
   signal?: AbortSignal;
   /** Called once the import is recorded (before the first job), e.g. to answer an HTTP request. */
   onStarted?: (importId: string) => void;
+  /** Called once every job has been built from the file: a spooled upload can be deleted then. */
+  onFileRead?: () => void;
 }
 
 export interface ImportProgress {
@@ -401,6 +403,7 @@ class ImportRun {
       } finally {
         stream.destroy();
       }
+      if (!signal?.aborted && !this.fatal) this.request.onFileRead?.();
       await Promise.all(inFlight);
       if (this.fatal) throw this.fatal;
       if (!signal?.aborted && next < ordered.length) throw invalidValue("the file ended before every planned chunk was read: it changed since the import started");
