@@ -8,12 +8,14 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, platform, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
+import { importBenchSection } from "./import.js";
 import { scimBenchSection } from "./scim.js";
 import { syncBenchSection } from "./sync.js";
 
 const benches: { id: string; title: string; run: () => Promise<string> }[] = [
   { id: "scim", title: "SCIM server", run: () => scimBenchSection(100_000) },
   { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },
+  { id: "import", title: "User import", run: () => importBenchSection(100_000) },
   {
     id: "preview",
     title: "Mapping preview",

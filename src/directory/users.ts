@@ -28,7 +28,7 @@ interface Columns {
   active: boolean;
 }
 
-function columns(resource: UserResource): Columns {
+export function columns(resource: UserResource): Columns {
   const userName = resource.userName;
   if (typeof userName !== "string" || userName.trim() === "") throw invalidValue("userName is required and must not be empty");
   const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
@@ -43,7 +43,7 @@ function columns(resource: UserResource): Columns {
   };
 }
 
-function emailRows(userId: string, directoryId: string, resource: UserResource): (typeof userEmails.$inferInsert)[] {
+export function emailRows(userId: string, directoryId: string, resource: UserResource): (typeof userEmails.$inferInsert)[] {
   const emails = Array.isArray(resource.emails) ? (resource.emails as Record<string, unknown>[]) : [];
   return emails
     .map((e, position) => ({ e, position }))

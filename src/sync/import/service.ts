@@ -21,20 +21,18 @@
 import { createReadStream } from "node:fs";
 import { and, asc, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { Logger } from "pino";
-import { directories, userImportChunks, userImports, users } from "../../../db/schema.js";
+import { directories, userImportChunks, userImports, users, userSync } from "../../../db/schema.js";
 import { Auth0CallError } from "../../auth0/errors.js";
 import type { Auth0Gateway } from "../../auth0/gateway.js";
 import type { Actor } from "../../directory/audit.js";
 import { recordAudit } from "../../directory/audit.js";
 import type { Db } from "../../directory/database.js";
 import { newResourceId } from "../../directory/ids.js";
-import { recordMigratedUser } from "../../directory/migrated.js";
+import { createMigratedUsers } from "../../directory/migrated.js";
 import { getOrganization, type OrganizationRow } from "../../directory/organizations.js";
-import { createUser } from "../../directory/users.js";
 import { conflict, invalidValue, notFound } from "../../errors.js";
 import { initialApplied, type AppliedState, type Profile } from "../../mapping/index.js";
-import { profileFields } from "../../mapping/types.js";
-import { saveApplied } from "../inputs.js";
+import { isRecord, profileFields } from "../../mapping/types.js";
 import { Lane } from "../queue.js";
 import { TooManyImportJobs, type ImportApi, type ImportJobStatus } from "./client.js";
 import { Digest, readRecords, type ImportFormat } from "./records.js";
@@ -191,7 +189,8 @@ export async function planImport(
       for (const p of found) note(p);
       if (!user) continue;
       for (const key of ["email", "user_id", "username", "phone_number"] as const) {
-        const raw = user.user[key];
+        // A user_id the bridge derived from the email is as unique as the email: not tracked twice.
+        const raw = key === "user_id" && isRecord(r.value) && r.value.user_id === undefined ? undefined : user.user[key];
         if (typeof raw !== "string") continue;
         const v = key === "email" || key === "username" ? raw.toLowerCase() : raw;
         const first = seen[key].get(v);
@@ -363,11 +362,21 @@ class ImportRun {
     if (open.length > 0) {
       this.connectionId = await this.deps.gateway.connectionId(this.row.connection, Lane.background);
       const inFlight = new Set<Promise<void>>();
+      const finishing = new Set<Promise<void>>();
+      const fail = (err: unknown) => {
+        this.fatal ??= err instanceof Error ? err : new Error(String(err));
+      };
+      // A job holds one of the tenant's slots until Auth0 ends it; recording its users comes after,
+      // so that the next job is posted first.
       const launch = (c: ChunkRow, members: NumberedUser[]) => {
-        const p = this.chunk(c, members)
-          .catch((err: unknown) => {
-            this.fatal ??= err instanceof Error ? err : new Error(String(err));
+        const p = this.job(c, members)
+          .then((done) => {
+            const f = this.finish(c, members, done.jobId, done.status)
+              .catch(fail)
+              .finally(() => finishing.delete(f));
+            finishing.add(f);
           })
+          .catch(fail)
           .finally(() => inFlight.delete(p));
         inFlight.add(p);
       };
@@ -405,6 +414,7 @@ class ImportRun {
       }
       if (!signal?.aborted && !this.fatal) this.request.onFileRead?.();
       await Promise.all(inFlight);
+      await Promise.all(finishing);
       if (this.fatal) throw this.fatal;
       if (!signal?.aborted && next < ordered.length) throw invalidValue("the file ended before every planned chunk was read: it changed since the import started");
     }
@@ -450,7 +460,8 @@ class ImportRun {
       const p = status.percentage_done;
       const elapsed = this.now() - started;
       const estimate = typeof p === "number" && p > 0 && p < 100 ? (elapsed * (100 - p)) / p : undefined;
-      const delay = estimate !== undefined ? Math.max(50, Math.min(5000, estimate)) : backoff;
+      // Slightly before the estimate, so that the end is seen soon after it comes (polls are cheap, idle job slots are not).
+      const delay = estimate !== undefined ? Math.max(50, Math.min(5000, estimate * 0.8)) : backoff;
       await this.sleep(delay, this.request.signal);
       if (this.request.signal?.aborted) throw new Error("stopped");
     }
@@ -476,16 +487,21 @@ class ImportRun {
     }
   }
 
-  private async chunk(c: ChunkRow, members: NumberedUser[]): Promise<void> {
+  /** Posts the chunk (unless its job is already known) and waits until Auth0 ends the job. */
+  private async job(c: ChunkRow, members: NumberedUser[]): Promise<{ jobId: string; status: ImportJobStatus }> {
     let jobId = c.state === "submitted" ? c.jobId! : undefined;
-    let status: ImportJobStatus | "missing" | undefined;
     for (;;) {
       jobId ??= await this.submit(c, members);
-      status = await this.waitForJob(jobId);
+      const status = await this.waitForJob(jobId);
       // Auth0 deletes job data after 24 hours: posting again is safe, it refuses users it already has.
-      if (status !== "missing") break;
+      if (status !== "missing") return { jobId, status };
       jobId = undefined;
     }
+  }
+
+  /** Maps the job's outcome back to records and records its users in the directory. */
+  private async finish(c: ChunkRow, members: NumberedUser[], jobId: string, status: ImportJobStatus): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
     if (status.status !== "completed") {
       const report = await this.deps.api.errors(jobId).catch(() => undefined);
       const details = report?.kind === "job" ? report.details : (status.status_details ?? `the job ended ${status.status}`);
@@ -552,15 +568,16 @@ class ImportRun {
             .all();
           for (const r of rows) taken.add(r.lower);
         }
-        for (const m of imported) {
-          // Already in the directory (the IdP pushed this person first): its own sync links it.
-          if (taken.has(m.emailLower)) continue;
-          const auth0UserId = ids.get(m.record) ?? `auth0|${String(m.user.user_id)}`;
-          const row = createUser(tx, ctx, migratedResource(m));
-          recordMigratedUser(tx, row, this.row.id, m.emailLower, m.externalId);
-          saveApplied(tx, { row, organization: this.org }, appliedAfterImport(m, auth0UserId), now);
-          linked++;
-        }
+        // Already in the directory (the IdP pushed this person first): its own sync links it.
+        const fresh = imported.filter((m) => !taken.has(m.emailLower));
+        const rows = createMigratedUsers(tx, ctx, this.row.id, fresh.map((m) => ({ resource: migratedResource(m), emailLower: m.emailLower, externalId: m.externalId })));
+        const syncRows = rows.map((row, i) => {
+          const m = fresh[i]!;
+          const applied = appliedAfterImport(m, ids.get(m.record) ?? `auth0|${String(m.user.user_id)}`);
+          return { userId: row.id, directoryId: row.directoryId, organizationId: this.org.id, auth0UserId: applied.auth0UserId, applied: JSON.stringify(applied), appliedAt: now };
+        });
+        for (let i = 0; i < syncRows.length; i += 200) tx.insert(userSync).values(syncRows.slice(i, i + 200)).run();
+        linked += rows.length;
         tx.update(userImportChunks)
           .set({
             state: "linked",
