@@ -46,9 +46,12 @@ export interface ImportJob {
   upsert: boolean;
   send_completion_email: boolean;
   created_at: string;
+  createdMs: number;
   status: "pending" | "processing" | "completed" | "failed";
   startedAt: number;
   durationMs: number;
+  /** Epoch ms the job ended (its users applied), for benchmarks that measure the tenant's side. */
+  endedAt?: number;
   users: unknown;
   summary?: { total: number; inserted: number; updated: number; failed: number };
   status_details?: string;
@@ -199,6 +202,7 @@ function runJob(state: EmulatorState, job: ImportJob): void {
   const connection = state.connections.get(job.connection_id);
   if (!Array.isArray(job.users) || !connection) {
     job.status = "failed";
+    job.endedAt = Date.now();
     job.status_details = "Failed to parse users file JSON when importing users. Make sure it is valid JSON.";
     job.users = undefined;
     return;
@@ -286,6 +290,7 @@ function runJob(state: EmulatorState, job: ImportJob): void {
   }
   job.summary = { total: list.length, inserted, updated, failed: job.errors.length };
   job.status = "completed";
+  job.endedAt = Date.now();
   job.users = undefined; // the file is not kept once processed
 }
 
@@ -321,6 +326,7 @@ export function registerImportJobRoutes(router: Router): void {
     }
     const count = Array.isArray(users) ? users.length : 0;
     const job: ImportJob = {
+      createdMs: Date.now(),
       id: `job_${randomAlnum(16)}`,
       connection_id: connectionId,
       ...(body.fields.external_id !== undefined ? { external_id: body.fields.external_id } : {}),
