@@ -58,12 +58,15 @@ async function* jsonLines(stream: Readable, digest?: Digest): AsyncGenerator<Fil
   };
   for await (const piece of text(stream, digest)) {
     buffer += piece;
+    // Scan by offset and cut the buffer once per piece: slicing it per line would copy it per line.
+    let start = 0;
     let nl: number;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      const out = parse(buffer.slice(0, nl).replace(/\r$/, ""));
-      buffer = buffer.slice(nl + 1);
+    while ((nl = buffer.indexOf("\n", start)) >= 0) {
+      const out = parse(buffer.slice(start, nl).replace(/\r$/, ""));
+      start = nl + 1;
       if (out) yield out;
     }
+    buffer = buffer.slice(start);
   }
   const out = parse(buffer);
   if (out) yield out;
