@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { packageRoot } from "../src/paths.js";
 import { fairnessBenchSection } from "./fairness.js";
 import { consoleBenchSection } from "./console.js";
+import { importBenchSection } from "./import.js";
 import { scimBenchSection } from "./scim.js";
 import { parseShippedArgs, runShipped, shippedSection } from "./shipped.js";
 import { syncBenchSection } from "./sync.js";
@@ -27,6 +28,7 @@ const benches: { id: string; title: string; run: () => Promise<string> }[] = [
   { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },
   { id: "fairness", title: "Fairness between tenants", run: () => fairnessBenchSection(15) },
   { id: "console", title: "Console users page", run: () => consoleBenchSection(100_000) },
+  { id: "import", title: "User import", run: () => importBenchSection(100_000) },
   {
     id: "preview",
     title: "Mapping preview",

@@ -420,3 +420,86 @@ export const consoleSessions = sqliteTable(
   },
   (t) => [index("console_sessions_expires_idx").on(t.expiresAt)],
 );
+
+/**
+ * A bulk migration of legacy users into Auth0 through user import jobs. The file itself is never
+ * stored (it holds password hashes): a resumed import reads the same file again, recognised by its
+ * SHA-256, and rebuilds each chunk from record numbers.
+ */
+export const userImports = sqliteTable(
+  "user_imports",
+  {
+    id: text("id").primaryKey(),
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    directoryId: text("directory_id").notNull(),
+    /** SHA-256 of the file as read: a rerun with the same file resumes this import. */
+    fileSha256: text("file_sha256").notNull(),
+    fileName: text("file_name").notNull(),
+    /** "jsonl" | "json" | "csv" */
+    format: text("format").notNull(),
+    upsert: integer("upsert", { mode: "boolean" }).notNull(),
+    connection: text("connection").notNull(),
+    /** "running" | "done" | "failed" */
+    state: text("state").notNull(),
+    records: integer("records").notNull(),
+    chunks: integer("chunks").notNull(),
+    lastError: text("last_error"),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("user_imports_org_idx").on(t.organizationId, t.createdAt), index("user_imports_file_idx").on(t.organizationId, t.fileSha256)],
+);
+
+/**
+ * One Auth0 import job's worth of records. state: pending → submitting (written before the POST, so
+ * a crash after it is detected) → submitted (job id known) → completed → linked; or failed.
+ */
+export const userImportChunks = sqliteTable(
+  "user_import_chunks",
+  {
+    importId: text("import_id")
+      .notNull()
+      .references(() => userImports.id, { onDelete: "cascade" }),
+    chunk: integer("chunk").notNull(),
+    /** Record numbers (1-based, in file order) this chunk covers, inclusive. */
+    firstRecord: integer("first_record").notNull(),
+    lastRecord: integer("last_record").notNull(),
+    users: integer("users").notNull(),
+    bytes: integer("bytes").notNull(),
+    state: text("state").notNull(),
+    /** How many times the chunk was POSTed (more than one only after a crash or a lost answer). */
+    attempts: integer("attempts").notNull().default(0),
+    jobId: text("job_id"),
+    inserted: integer("inserted"),
+    updated: integer("updated"),
+    failed: integer("failed"),
+    /** JSON [{record, email, field, code, message}] mapped back from the job's error report; no secrets. */
+    errors: text("errors"),
+    submittedAt: integer("submitted_at"),
+    completedAt: integer("completed_at"),
+  },
+  (t) => [primaryKey({ columns: [t.importId, t.chunk] })],
+);
+
+/**
+ * Directory users created by a migration and not yet claimed by an IdP push: a SCIM create of the
+ * same person (by externalId, else email) in the directory takes this user over instead of making a
+ * second one.
+ */
+export const migratedUsers = sqliteTable(
+  "migrated_users",
+  {
+    userId: text("user_id")
+      .primaryKey()
+      .references(() => users.id, { onDelete: "cascade" }),
+    directoryId: text("directory_id").notNull(),
+    importId: text("import_id").notNull(),
+    emailLower: text("email_lower").notNull(),
+    externalId: text("external_id"),
+    claimedAt: integer("claimed_at"),
+  },
+  (t) => [index("migrated_users_email_idx").on(t.directoryId, t.emailLower), index("migrated_users_external_idx").on(t.directoryId, t.externalId)],
+);

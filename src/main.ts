@@ -19,6 +19,7 @@ import { registerReconcileCommand } from "./cli/reconcile.js";
 import { registerSetupLinkCommands } from "./cli/setup-link.js";
 import { ensureSandboxDirectory, forgetEmulatedTenant, sandboxBanner } from "./cli/sandbox.js";
 import { registerStatusCommands } from "./cli/status.js";
+import { registerUsersCommands } from "./cli/users.js";
 import { loadConfig, ConfigError, type Auth0Config, type Config } from "./config.js";
 import type { ConsoleOidcSettings } from "./console/oidc.js";
 import { consoleRouter, ephemeralSessionSecret } from "./console/router.js";
@@ -34,6 +35,7 @@ import { createLogger, requestLogger } from "./logging.js";
 import { scheduleDriftScans } from "./sync/drift-schedule.js";
 import { createSyncEngine } from "./sync/engine.js";
 import { webhookInvitationDelivery } from "./sync/invitations.js";
+import { ImportClient } from "./sync/import/client.js";
 
 const program = new Command("scim-bridge")
   .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
@@ -127,9 +129,10 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
   // The SCIM request log and tokens' last use write through it too: bookkeeping, off the SCIM commit path.
   const syncConnection = openDatabase(databaseUrl, { durability: "normal", autoCheckpoint: false });
+  const importClient = createManagementClient(auth0);
   const engine = createSyncEngine({
     db: syncConnection.db,
-    client: createManagementClient(auth0),
+    client: importClient,
     plan,
     tenant: auth0.domain,
     rateScale: cfg.auth0 ? cfg.auth0RateScale : 1,
@@ -147,7 +150,15 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   let shuttingDown = false;
   let tenantMonitor: TenantMonitor | undefined;
 
-  const adminDeps: AdminDeps = { db, publicUrl, bootstrapOperatorToken: cfg.adminToken, log, signOut: (userId) => engine.signOut(userId), notifyWorker: () => engine.worker.notify() };
+  const adminDeps: AdminDeps = {
+    db,
+    publicUrl,
+    bootstrapOperatorToken: cfg.adminToken,
+    log,
+    signOut: (userId) => engine.signOut(userId),
+    notifyWorker: () => engine.worker.notify(),
+    userImports: { api: new ImportClient(importClient, engine.limiter), gateway: engine.gateway },
+  };
   if (!cfg.console.sessionSecret) log.warn("CONSOLE_SESSION_SECRET is not set: console sessions end when this process restarts and are not shared with other instances");
   const extraRouters = [
     { path: "/admin/v1", router: adminRouter(adminDeps) },
@@ -270,6 +281,16 @@ registerReconcileCommand(program, () => {
       ...(cfg.auth0.invitationClientId ? { invitationClientId: cfg.auth0.invitationClientId } : {}),
     }),
   };
+});
+
+registerUsersCommands(program, (needAuth0) => {
+  const cfg = config();
+  if (needAuth0 && !cfg.auth0) throw new ConfigError(["users import needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator); --dry-run does not"]);
+  const opened = openDb();
+  if (!needAuth0 || !cfg.auth0) return opened;
+  const client = createManagementClient(cfg.auth0);
+  const engine = createSyncEngine({ db: opened.db, client, plan: cfg.auth0Plan, rateScale: cfg.auth0RateScale });
+  return { ...opened, engine, api: new ImportClient(client, engine.limiter) };
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

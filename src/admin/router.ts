@@ -7,6 +7,7 @@ import { requestId } from "../http/request-id.js";
 import { auditRoutes } from "./audit.js";
 import { directoryRoutes } from "./directories.js";
 import { guardRoutes } from "./guard.js";
+import { importRoutes } from "./imports.js";
 import { jobRoutes } from "./jobs.js";
 import { mappingRoutes } from "./mappings.js";
 import { openApiDocument } from "./openapi.js";
@@ -22,7 +23,7 @@ export type { AdminDeps } from "./routes.js";
 /** 256 KiB: the largest admin body is a mapping document, a few KiB. */
 export const defaultAdminBodyLimit = 256 * 1024;
 
-function registerAll(routes: AdminRoutes): AdminRoutes {
+function registerAll(routes: AdminRoutes, deps: AdminDeps): AdminRoutes {
   adminTokenRoutes(routes);
   organizationRoutes(routes);
   directoryRoutes(routes);
@@ -33,6 +34,7 @@ function registerAll(routes: AdminRoutes): AdminRoutes {
   guardRoutes(routes);
   auditRoutes(routes);
   setupLinkRoutes(routes);
+  importRoutes(routes, deps.userImports);
   return routes;
 }
 
@@ -42,7 +44,7 @@ function registerAll(routes: AdminRoutes): AdminRoutes {
  * the same principal.
  */
 export function adminService(deps: AdminDeps): Pick<AdminRoutes, "invoke" | "defs"> {
-  return registerAll(new AdminRoutes(undefined, deps));
+  return registerAll(new AdminRoutes(undefined, deps), deps);
 }
 
 /**
@@ -70,7 +72,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.use(adminBearerAuth({ db: deps.db, bootstrapOperatorToken: deps.bootstrapOperatorToken, now: deps.now }));
   router.use(jsonBody(deps.bodyLimit ?? defaultAdminBodyLimit));
 
-  const routes = registerAll(new AdminRoutes(router, deps));
+  const routes = registerAll(new AdminRoutes(router, deps), deps);
 
   router.use(endpointNotFound());
   router.use(errorMiddleware("admin", deps.log));

@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Actor } from "../directory/audit.js";
 import type { AdminPrincipal } from "../directory/admin-tokens.js";
 import type { Db } from "../directory/database.js";
+import type { AdminImportDeps } from "./imports.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
 import { forbidden, invalidValue } from "../errors.js";
 import { adminActor, adminPrincipal, assertOrganizationVisible } from "../http/admin-auth.js";
@@ -24,6 +25,8 @@ export interface AdminDeps {
   signOut(userId: string, actor: Actor, requestId: string): Promise<{ revoked: boolean; reason?: string }>;
   /** Wakes the job worker after a change enqueued work. */
   notifyWorker?(): void;
+  /** User imports (Auth0 import jobs); without it only dry runs are possible. */
+  userImports?: AdminImportDeps;
   now?: () => number;
   /** Per-token limit; false turns it off (tests of other things). Defaults: adminRateLimitDefaults. */
   rateLimit?: { ratePerSecond: number; burst: number } | false;

@@ -7,6 +7,7 @@ import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
+import { claimMigratedUser } from "./migrated.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { prepared, selectAll, selectOne } from "./statements.js";
 import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
@@ -28,7 +29,7 @@ interface Columns {
   active: boolean;
 }
 
-function columns(resource: UserResource): Columns {
+export function columns(resource: UserResource): Columns {
   const userName = resource.userName;
   if (typeof userName !== "string" || userName.trim() === "") throw invalidValue("userName is required and must not be empty");
   const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
@@ -44,7 +45,7 @@ function columns(resource: UserResource): Columns {
   };
 }
 
-function emailRows(userId: string, directoryId: string, resource: UserResource): (typeof userEmails.$inferInsert)[] {
+export function emailRows(userId: string, directoryId: string, resource: UserResource): (typeof userEmails.$inferInsert)[] {
   const emails = Array.isArray(resource.emails) ? (resource.emails as Record<string, unknown>[]) : [];
   return emails
     .map((e, position) => ({ e, position }))
@@ -99,6 +100,11 @@ function assertUserNameFree(tx: DbOrTx, directoryId: string, userNameLower: stri
 export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow {
   const now = ctx.now ?? Date.now();
   const cols = columns(resource);
+  // A person a migration already brought in: the IdP's create adopts that user (and its Auth0 account).
+  if (ctx.actor.type === "directory") {
+    const claimed = claimMigratedUser(tx, ctx, resource);
+    if (claimed) return claimed;
+  }
   assertUserNameFree(tx, ctx.directoryId, cols.userNameLower);
   let row: UserRow;
   try {

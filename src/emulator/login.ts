@@ -19,6 +19,7 @@ import type { LoginRequest, LoginResult, PostLoginHookConfig, User } from "./typ
 import { isPlainObject, nowIso, randomAlnum } from "./util.js";
 import { rootAttributesMode } from "./connection-options.js";
 import { isDatabase, isPasswordless } from "./routes/user-rules.js";
+import { rehash, verifyPassword } from "./password-hashes.js";
 
 export const LOGIN_CLIENT_ID = "emulator-login-client";
 const SESSION_LIFETIME_MS = 7 * 24 * 3600 * 1000;
@@ -36,7 +37,7 @@ export function parseLoginRequest(body: unknown): LoginRequest {
   for (const key of ["connection", "email", "organization"]) {
     if (typeof body[key] !== "string" || body[key] === "") throw invalidBody(`'Missing required property: ${key}'.`);
   }
-  for (const key of ["sub", "given_name", "family_name", "name"]) {
+  for (const key of ["sub", "given_name", "family_name", "name", "password"]) {
     if (body[key] !== undefined && typeof body[key] !== "string") throw invalidBody(`'Expected type string' on property ${key}.`);
   }
   return body as unknown as LoginRequest;
@@ -121,6 +122,13 @@ export async function simulateLogin(state: EmulatorState, hook: PostLoginHookCon
 
   const { user: found, created } = findOrCreateUser(state, req, connection.name, connection.strategy);
   if (!found) return { decision: "deny", error: "access_denied", reason: "Wrong email or password.", created: false };
+  if (req.password !== undefined && isDatabase(connection)) {
+    // The password is checked against the stored hash (imported or set through the API); an
+    // imported custom hash that matched is replaced by a bcrypt hash of the same password.
+    const stored = state.passwords.get(found.user_id);
+    if (!(await verifyPassword(stored, req.password))) return { decision: "deny", error: "access_denied", reason: "Wrong email or password.", created: false };
+    if (stored?.kind === "custom") state.passwords.set(found.user_id, await rehash(req.password));
+  }
   const now = nowIso();
   const user: User = { ...found, last_login: now, logins_count: found.logins_count + 1 };
   state.saveUser(user);

@@ -9,6 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { handleControl, type ControlTarget } from "./control.js";
+import { isMultipart, parseMultipart, registerImportJobRoutes } from "./import-jobs.js";
 import { ApiError, routeNotFound } from "./errors.js";
 import { Faults, type FaultsView } from "./faults.js";
 import { simulateLogin } from "./login.js";
@@ -42,6 +43,7 @@ function buildRouter(): Router {
   registerMemberRoutes(router);
   registerRoleRoutes(router);
   registerConnectionRoutes(router);
+  registerImportJobRoutes(router);
   return router;
 }
 
@@ -103,6 +105,9 @@ export class EmulatorServer implements ControlTarget {
     this.plan = options.plan ?? "enterprise";
     this.state = new EmulatorState(this.plan, options.connections ?? [], options.searchConsistencyDelayMs ?? 0, options.asyncDelayMs ?? 0);
     this.grant = new Set(options.scopes ?? ALL_SCOPES);
+    const timing = options.importJobTiming ?? {};
+    if (timing.baseMs !== undefined) this.state.importJobs.timing.baseMs = timing.baseMs;
+    if (timing.perUserMs !== undefined) this.state.importJobs.timing.perUserMs = timing.perUserMs;
     this.limiter = new RateLimiter(this.plan, options.rateLimits !== false, options.rateScale ?? 1);
     this.faults = new Faults(options.seed ?? 1);
     this.hook = options.postLoginHook;
@@ -220,6 +225,7 @@ export class EmulatorServer implements ControlTarget {
   }
 
   private parseJson(raw: string, contentType: string): unknown {
+    if (isMultipart(contentType)) return parseMultipart(raw, contentType);
     if (contentType && !contentType.includes("json")) throw new ApiError(415, "Unsupported Media Type");
     try {
       return JSON.parse(raw) as unknown;

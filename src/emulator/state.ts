@@ -19,6 +19,8 @@ import type {
 } from "./types.js";
 import { defaultOptions } from "./connection-options.js";
 import { clone, nowIso, randomAlnum } from "./util.js";
+import { ImportJobStore } from "./import-jobs.js";
+import type { StoredPassword } from "./password-hashes.js";
 
 export const DEFAULT_DATABASE_CONNECTION = "Username-Password-Authentication";
 
@@ -57,6 +59,10 @@ export class EmulatorState implements EmulatorStateView {
   readonly memberRoles = new Map<string, Map<string, Set<string>>>();
   /** orgId → connection id → settings. */
   readonly enabledConnections = new Map<string, Map<string, EnabledConnection>>();
+  /** Database users' passwords (imported hashes or Management API passwords), never in clear. */
+  readonly passwords = new Map<string, StoredPassword>();
+  /** User import jobs (POST /jobs/users-imports). */
+  readonly importJobs = new ImportJobStore();
   /** What GET /users sees: a copy of users that lags writes by searchDelayMs. */
   private readonly searchIndex = new Map<string, User>();
   private pendingIndex: PendingIndexWrite[] = [];
@@ -79,8 +85,9 @@ export class EmulatorState implements EmulatorStateView {
   reset(): void {
     for (const map of [
       this.users, this.connections, this.organizations, this.roles, this.sessions, this.refreshTokens,
-      this.members, this.memberRoles, this.enabledConnections, this.searchIndex,
+      this.members, this.memberRoles, this.enabledConnections, this.searchIndex, this.passwords,
     ]) map.clear();
+    this.importJobs?.clear();
     this.revocations.length = 0;
     this.tickets.length = 0;
     this.pendingIndex = [];
@@ -158,6 +165,7 @@ export class EmulatorState implements EmulatorStateView {
 
   deleteUser(userId: string): void {
     this.users.delete(userId);
+    this.passwords.delete(userId);
     for (const members of this.members.values()) members.delete(userId);
     for (const roles of this.memberRoles.values()) roles.delete(userId);
     for (const [id, s] of this.sessions) if (s.user_id === userId) this.sessions.delete(id);
@@ -255,6 +263,12 @@ export class EmulatorState implements EmulatorStateView {
 
   /** The users GET /users can see now (eventually consistent when searchDelayMs > 0). */
   searchableUsers(now = Date.now()): User[] {
+    this.flushIndex(now);
+    return [...this.searchIndex.values()];
+  }
+
+  /** Applies the index writes that are due (without copying the index: bulk imports call this per user). */
+  private flushIndex(now: number): void {
     const still: PendingIndexWrite[] = [];
     for (const write of this.pendingIndex) {
       if (write.visibleAt > now) {
@@ -266,12 +280,11 @@ export class EmulatorState implements EmulatorStateView {
       }
     }
     this.pendingIndex = still;
-    return [...this.searchIndex.values()];
   }
 
   private queueIndex(userId: string, doc: User | null): void {
     this.pendingIndex.push({ visibleAt: Date.now() + this.searchDelayMs, userId, doc });
-    if (this.searchDelayMs <= 0) this.searchableUsers();
+    if (this.searchDelayMs <= 0) this.flushIndex(Date.now());
   }
 
   /** A JSON dump of the whole tenant (GET /__emulator/state). */

@@ -104,6 +104,8 @@ export interface EmulatorOptions {
   oidcClients?: OidcClientSpec[];
   /** Namespace of the roles claim a post-login Action adds to ID tokens: `${ns}/roles`. Default "https://scim-bridge.dev". */
   roleClaimNamespace?: string;
+  /** How long a user import job runs: baseMs + perUserMs per user (default 20 ms + 0.05 ms). */
+  importJobTiming?: { baseMs?: number; perUserMs?: number };
 }
 
 /** An Auth0 application of type "Regular Web Application" (authorization code flow). */
@@ -263,6 +265,8 @@ export interface LoginRequest {
   organization: string;
   /** Subject at the IdP; default: the email. Enterprise users only. */
   sub?: string;
+  /** Database connections: checked against the user's password or imported hash when given. */
+  password?: string;
   given_name?: string;
   family_name?: string;
   name?: string;

@@ -6,7 +6,7 @@
  */
 import { and, count, eq, inArray } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
-import { auditEntries, jobs } from "../../db/schema.js";
+import { auditEntries, jobs, userImports } from "../../db/schema.js";
 import { deleteUser, getUser } from "../../src/directory/users.js";
 import { adminFixture, mappingFor, type AdminFixture } from "./helpers.js";
 
@@ -90,6 +90,21 @@ const rows: Row[] = [
   { method: "post", path: "/organizations/{org}/setup-links", access: "operator", ok: 201, url: (f) => `${org(f)}/setup-links`, body: () => ({ expires: "24h" }) },
   { method: "get", path: "/organizations/{org}/setup-links", access: "operator", ok: 200, url: (f) => `${org(f)}/setup-links` },
   { method: "post", path: "/organizations/{org}/setup-links/revoke", access: "operator", ok: 200, url: (f) => `${org(f)}/setup-links/revoke`, body: () => ({ all: true }) },
+  { method: "post", path: "/organizations/{org}/user-imports", access: "operator", ok: 200, url: (f) => `${org(f)}/user-imports?format=json&dryRun=true`, body: () => [{ email: "new@example.com" }] },
+  { method: "get", path: "/organizations/{org}/user-imports", access: "organization", ok: 200, url: (f) => `${org(f)}/user-imports` },
+  {
+    method: "get",
+    path: "/organizations/{org}/user-imports/{importId}",
+    access: "organization",
+    ok: 200,
+    url: (f) => `${org(f)}/user-imports/imp_a`,
+    prepare: (f) =>
+      void f.db
+        .insert(userImports)
+        .values({ id: "imp_a", organizationId: f.a.id, directoryId: f.a.directoryId, fileSha256: "0", fileName: "users.jsonl", format: "jsonl", upsert: false, connection: "Username-Password-Authentication", state: "done", records: 0, chunks: 0, createdBy: "operator:test", createdAt: 0, updatedAt: 0 })
+        .onConflictDoNothing()
+        .run(),
+  },
 ];
 
 type Caller = "none" | "bad" | "expired" | "revoked" | "otherOrgAdmin" | "orgAdmin" | "operator";

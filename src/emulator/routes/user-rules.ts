@@ -13,6 +13,7 @@ import { jsonType } from "../router.js";
 import type { EmulatorState } from "../state.js";
 import type { Connection, User } from "../types.js";
 import { isPlainObject, nowIso, randomHex } from "../util.js";
+import { storeNativePassword } from "../password-hashes.js";
 
 /** D:manage-users/user-accounts/metadata/metadata-fields-data */
 export const RESERVED_APP_METADATA_KEYS = new Set([
@@ -200,7 +201,10 @@ export function createUser(state: EmulatorState, body: Record<string, unknown>):
   if (isDatabase(connection) && typeof body.password === "string") checkPassword(state, connection, body.password, user);
   checkProfileSize(user);
   state.saveUser(user);
-  if (typeof body.password === "string") recordPassword(state, userId, body.password);
+  if (typeof body.password === "string") {
+    recordPassword(state, userId, body.password);
+    if (isDatabase(connection)) state.passwords.set(user.user_id, storeNativePassword(body.password));
+  }
   return user;
 }
 
@@ -277,7 +281,10 @@ export function patchUser(state: EmulatorState, user: User, body: Record<string,
   if (primary && database && typeof body.password === "string") checkPassword(state, primary, body.password, next);
   checkProfileSize(next);
   state.saveUser(next);
-  if (typeof body.password === "string") recordPassword(state, next.user_id, body.password);
+  if (typeof body.password === "string") {
+    recordPassword(state, next.user_id, body.password);
+    state.passwords.set(next.user_id, storeNativePassword(body.password));
+  }
   return next;
 }
 

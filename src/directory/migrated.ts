@@ -1,0 +1,122 @@
+import { and, eq, inArray, isNull, or } from "drizzle-orm";
+import { auditEntries, jobs, migratedUsers, userEmails, users } from "../../db/schema.js";
+import { jobKey, Lane } from "../sync/queue.js";
+import type { DbOrTx } from "./database.js";
+import { adjustDirectoryCounts } from "./directories.js";
+import { bumpDirectoryGeneration } from "./generations.js";
+import { newResourceId } from "./ids.js";
+import { columns, emailRows, getUser, updateUser, type UserResource, type UserRow } from "./users.js";
+import type { WriteContext } from "./write-context.js";
+
+export interface NewMigratedUser {
+  resource: UserResource;
+  emailLower: string;
+  externalId: string | null;
+}
+
+/** SQLite's default limit of bound parameters per statement is 32,766; rows are inserted in batches under it. */
+const ROWS_PER_INSERT = 200;
+
+function insertInBatches<T>(rows: T[], insert: (batch: T[]) => void): void {
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) insert(rows.slice(i, i + ROWS_PER_INSERT));
+}
+
+/**
+ * Creates many migrated users at once, with what createUser writes for each (the user, its email
+ * index, an audit entry and a provision-lane reconcile job) and the migration link, in multi-row
+ * statements: a bulk import records a thousand users per Auth0 job, and one statement per row per
+ * table would make recording them slower than Auth0's job itself. The caller checked that the
+ * userNames are free; the partial unique index still refuses a duplicate.
+ */
+export function createMigratedUsers(tx: DbOrTx, ctx: WriteContext, importId: string, list: NewMigratedUser[]): UserRow[] {
+  if (list.length === 0) return [];
+  const now = ctx.now ?? Date.now();
+  const rows: UserRow[] = list.map((u) => ({ id: newResourceId(), directoryId: ctx.directoryId, ...columns(u.resource), resource: JSON.stringify(u.resource), version: 1, createdAt: now, modifiedAt: now, deletedAt: null }));
+  insertInBatches(rows, (b) => tx.insert(users).values(b).run());
+  insertInBatches(rows.flatMap((r, i) => emailRows(r.id, ctx.directoryId, list[i]!.resource)), (b) => tx.insert(userEmails).values(b).run());
+  insertInBatches(rows.map((r, i) => ({ userId: r.id, directoryId: ctx.directoryId, importId, emailLower: list[i]!.emailLower, externalId: list[i]!.externalId })), (b) => tx.insert(migratedUsers).values(b).run());
+  insertInBatches(rows, (b) =>
+    tx
+      .insert(auditEntries)
+      .values(
+        b.map((r) => ({
+          at: now,
+          actorType: ctx.actor.type,
+          actorId: ctx.actor.id,
+          organizationId: ctx.organizationId,
+          directoryId: ctx.directoryId,
+          action: "user.create",
+          targetType: "user",
+          targetId: r.id,
+          after: JSON.stringify({ userName: r.userName, externalId: r.externalId, active: r.active, migration: importId }),
+          requestId: ctx.requestId ?? null,
+        })),
+      )
+      .run(),
+  );
+  insertInBatches(rows, (b) =>
+    tx
+      .insert(jobs)
+      .values(
+        b.map((r) => ({
+          organizationId: ctx.organizationId,
+          directoryId: ctx.directoryId,
+          kind: "user",
+          key: jobKey("user", r.id),
+          subjectId: r.id,
+          lane: Lane.provision,
+          state: "pending",
+          attempts: 0,
+          runAfter: now,
+          firstEnqueuedAt: now,
+          createdAt: now,
+          updatedAt: now,
+        })),
+      )
+      .onConflictDoNothing()
+      .run(),
+  );
+  adjustDirectoryCounts(tx, ctx.directoryId, { users: rows.length });
+  bumpDirectoryGeneration(ctx.directoryId);
+  return rows;
+}
+
+/**
+ * Users a migration put into a directory before any IdP pushed them. The first SCIM create of the
+ * same person (externalId when both sides have one, else email) takes the migrated user over, with
+ * its Auth0 link and history, instead of creating a second user and a second Auth0 account.
+ */
+function emailsOf(resource: UserResource): string[] {
+  const out = new Set<string>();
+  if (typeof resource.userName === "string" && resource.userName.includes("@")) out.add(resource.userName.toLowerCase());
+  const emails = Array.isArray(resource.emails) ? (resource.emails as Record<string, unknown>[]) : [];
+  for (const e of emails) if (typeof e?.value === "string") out.add(e.value.toLowerCase());
+  return [...out];
+}
+
+/** The SCIM create of a migrated person: replaces the migrated user's document and returns it; undefined when none matches. */
+export function claimMigratedUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow | undefined {
+  const externalId = typeof resource.externalId === "string" ? resource.externalId : null;
+  const emails = emailsOf(resource);
+  if (!externalId && emails.length === 0) return undefined;
+  const candidates = tx
+    .select()
+    .from(migratedUsers)
+    .where(
+      and(
+        eq(migratedUsers.directoryId, ctx.directoryId),
+        isNull(migratedUsers.claimedAt),
+        or(externalId ? eq(migratedUsers.externalId, externalId) : undefined, emails.length > 0 ? inArray(migratedUsers.emailLower, emails) : undefined),
+      ),
+    )
+    .all();
+  // An externalId match wins; an email match is refused when both sides carry different externalIds.
+  const match =
+    candidates.find((c) => externalId !== null && c.externalId === externalId) ??
+    candidates.find((c) => emails.includes(c.emailLower) && (c.externalId === null || externalId === null));
+  if (!match) return undefined;
+  const existing = getUser(tx, ctx.directoryId, match.userId);
+  if (!existing) return undefined;
+  tx.update(migratedUsers).set({ claimedAt: ctx.now ?? Date.now() }).where(eq(migratedUsers.userId, match.userId)).run();
+  return updateUser(tx, ctx, existing, resource, "user.replace");
+}
