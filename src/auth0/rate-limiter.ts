@@ -318,8 +318,9 @@ export class RateLimiter {
     if (this.waiters.length > 0 && nextCheck < Infinity) {
       // With a shared budget, look again at the next sync at the latest: another process may have changed it.
       const wake = this.shared ? Math.min(nextCheck, t + this.syncMs) : nextCheck;
+      // Not unref'd: a caller waits on it, and a CLI command whose only pending work is a call
+      // waiting for its bucket would otherwise exit silently, with code 0 and nothing done.
       this.timer = setTimeout(() => this.drain(), Math.max(1, Math.ceil(wake - t)));
-      this.timer.unref?.();
     }
   }
 
