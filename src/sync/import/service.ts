@@ -233,16 +233,14 @@ function emptyReport(request: ImportRequest, org: OrganizationRow, fileName: str
     resumed: false,
     records: 0,
     chunks: 0,
-    problemCount: 0,
-    problems: [],
-    inserted: 0,
-    updated: 0,
-    recovered: 0,
-    failed: 0,
-    failures: [],
-    linked: 0,
+    ...noOutcomes(),
     lastError: null,
   };
+}
+
+/** The outcome counters of a report before anything is counted (fresh arrays: reports mutate them). */
+function noOutcomes(): Pick<ImportReport, "problemCount" | "problems" | "inserted" | "updated" | "recovered" | "failed" | "failures" | "linked"> {
+  return { problemCount: 0, problems: [], inserted: 0, updated: 0, recovered: 0, failed: 0, failures: [], linked: 0 };
 }
 
 /** The report of a recorded import, from its chunks (the admin API's progress view). */
@@ -262,14 +260,7 @@ export function importReport(db: Db, importId: string, organizationId?: string):
     resumed: false,
     records: row.records,
     chunks: row.chunks,
-    problemCount: 0,
-    problems: [],
-    inserted: 0,
-    updated: 0,
-    recovered: 0,
-    failed: 0,
-    failures: [],
-    linked: 0,
+    ...noOutcomes(),
     lastError: row.lastError,
   };
   for (const c of chunks) {
