@@ -132,7 +132,7 @@ export async function importBenchSection(defaultUsers: number): Promise<string> 
     row(small),
     row(full),
     "",
-    `The validate pass is CPU-bound (parse and check every record); on this shared machine (load average above 10 on 2 cores during the run) it and the process start dominate the smaller file's total.`,
+    `The validate pass is CPU-bound (parse and check every record); it and the process start dominate the smaller file's total.`,
     "",
     `Memory: ${(full.peakRssMiB / small.peakRssMiB).toFixed(2)}× the peak RSS for ${(full.fileBytes / small.fileBytes).toFixed(1)}× the file (the file is streamed twice and at most three jobs' worth of users are in memory at once).`,
   ].join("\n");
