@@ -6,7 +6,7 @@
  * - JSON documents are text holding JSON (jsonb on PostgreSQL).
  *
  * Every tenant-owned row carries directory_id or organization_id, and every query filters on it
- * (DESIGN.md §6, invariant 5).
+ * (docs/design.md, invariant 5).
  */
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
@@ -19,7 +19,7 @@ export const organizations = sqliteTable(
     /** Auth0 organization `name`: lowercase letters, digits, `-`, `_`. */
     slug: text("slug").notNull(),
     displayName: text("display_name").notNull(),
-    /** "isolated" | "shared" (DESIGN.md §3). */
+    /** "isolated" | "shared" (docs/design.md, "Concepts"). */
     userModel: text("user_model").notNull(),
     /** Auth0 connection name the organization's users live in. */
     connection: text("connection").notNull(),
@@ -172,7 +172,7 @@ export const groupMembers = sqliteTable(
   (t) => [primaryKey({ columns: [t.groupId, t.memberId] }), index("group_members_member_idx").on(t.memberId)],
 );
 
-/** A block placed by a customer admin or operator; it wins over the IdP until released (DESIGN.md §3). */
+/** A block placed by a customer admin or operator; it wins over the IdP until released (docs/design.md, "Concepts"). */
 export const holds = sqliteTable(
   "holds",
   {

@@ -11,7 +11,7 @@ import type { AdminRoutes, RouteContext } from "./routes.js";
 import { adminChange } from "./transaction.js";
 import { directoryView, scimTokenView } from "./views.js";
 
-/** A directory of this organization, or 404 (DESIGN.md §6 invariant 5: another tenant's id does not exist here). */
+/** A directory of this organization, or 404 (docs/design.md, invariant 5: another tenant's id does not exist here). */
 export function directoryOfOrganization(db: DbOrTx, organizationId: string, directoryId: string): DirectoryRow {
   const row = db.select().from(directories).where(and(eq(directories.id, directoryId), eq(directories.organizationId, organizationId))).get();
   if (!row) throw notFound(`directory "${directoryId}" not found`);

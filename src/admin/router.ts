@@ -48,7 +48,7 @@ export function adminService(deps: AdminDeps): Pick<AdminRoutes, "invoke" | "def
 }
 
 /**
- * The admin API (issue 6), self-contained: mount it at /admin/v1. In order: request id (unless the
+ * The admin API, self-contained: mount it at /admin/v1. In order: request id (unless the
  * app set one), per-token rate limit, the public OpenAPI document, bearer authentication, a JSON
  * body parser with a size limit (after authentication, so anonymous bodies are never parsed), the
  * routes, an admin-shaped 404, and the admin error middleware.

@@ -32,7 +32,7 @@ export function sqlitePathFromUrl(url: string): string {
 export interface OpenOptions {
   /**
    * "full" (default): every commit is fsynced, so an acknowledged SCIM write survives power loss
-   * (DESIGN.md §6, invariant 1). "normal": commits survive a process crash but the last ones may
+   * (docs/design.md, invariant 1). "normal": commits survive a process crash but the last ones may
    * roll back on power loss; only for the sync worker's own bookkeeping (applied state, job
    * outcomes), where a lost write just re-runs an idempotent reconcile.
    */

@@ -7,7 +7,7 @@ import type { Db, DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
 
 /**
- * Holds (DESIGN.md §3): a block placed by a customer admin or an operator that wins over the IdP until
+ * Holds (docs/design.md, "Concepts"): a block placed by a customer admin or an operator that wins over the IdP until
  * someone releases it; a later `active: true` does not undo it. desired() treats an active hold as
  * deprovisioning, so placing or releasing one is a reconcile job like any IdP change. Each is ONE
  * transaction: hold row, audit entry and job commit together or not at all.
@@ -44,7 +44,7 @@ export function activeHoldsOf(db: DbOrTx, organizationId: string, userId: string
     .all();
 }
 
-/** Blocks a user now: the reconcile runs in the deprovision lane (DESIGN.md §6 invariant 3). */
+/** Blocks a user now: the reconcile runs in the deprovision lane (docs/design.md, invariant 3). */
 export function placeHold(db: Db, request: HoldRequest & { reason: string }, actor: Actor): HoldRow {
   const reason = request.reason.trim();
   if (reason.length === 0 || reason.length > 500) throw invalidValue("reason must be 1 to 500 characters");

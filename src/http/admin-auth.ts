@@ -7,7 +7,7 @@ import { bootstrapTokenId, hashAdminToken, touchAdminToken, verifyAdminToken, ty
 import { forbidden, notFound, unauthorized } from "../errors.js";
 
 /**
- * Bearer authentication and authorization for the admin API (issue 6), through passport-http-bearer
+ * Bearer authentication and authorization for the admin API, through passport-http-bearer
  * with a custom callback, like the SCIM strategy (src/http/auth.ts): every failure becomes
  * unauthorized(), which the error middleware renders as an admin error with WWW-Authenticate.
  *
@@ -16,7 +16,7 @@ import { forbidden, notFound, unauthorized } from "../errors.js";
  * - an org-admin token on an operator route → 403. Which routes are operator-only is public (the
  *   OpenAPI document says so), and the check runs before any lookup, so a 403 reveals no data;
  * - an org-admin token naming another organization, or anything inside one → 404, exactly as for an
- *   organization that does not exist (DESIGN.md §6 invariant 5; OWASP API1): ids do not leak.
+ *   organization that does not exist (docs/design.md, invariant 5; OWASP API1): ids do not leak.
  */
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace

@@ -21,7 +21,7 @@ const fromAuthorizationHeader = (req: Request, token: string): boolean => {
  * Bearer authentication for a directory's SCIM routes, through passport-http-bearer with a custom
  * callback: passport's own failure is a plain-text 401, so every failure becomes unauthorized(), which
  * the error middleware renders as a SCIM Error with WWW-Authenticate. A token of another directory is
- * refused exactly like an unknown one (DESIGN.md §6, invariant 5), so URLs reveal nothing.
+ * refused exactly like an unknown one (docs/design.md, invariant 5), so URLs reveal nothing.
  */
 export function scimBearerAuth(
   db: Db,

@@ -3,10 +3,11 @@ import type { Request, RequestHandler, Response } from "express";
 import { rateLimited, type BridgeError } from "../errors.js";
 
 /**
- * Per-token rate limits (OWASP API4; reliability-and-security.md §1.2, §1.4): a token bucket per key,
- * refilled continuously. An empty bucket answers 429 with Retry-After in whole seconds, the only form
- * Okta honours (§2.1), rendered by the route's own error middleware so SCIM clients get a SCIM Error
- * and admin clients an admin error.
+ * Per-token rate limits (OWASP API Security Top 10 2023, API4 "Unrestricted Resource Consumption"): a
+ * token bucket per key, refilled continuously. An empty bucket answers 429 with Retry-After in whole
+ * seconds, the only form Okta honours (Okta developer docs, SCIM concepts, "Handle SCIM server rate
+ * limiting"), rendered by the route's own error middleware so SCIM clients get a SCIM Error and admin
+ * clients an admin error.
  *
  * The limiter runs before authentication, keyed by the presented token (its hash, never the token), so
  * guessing tokens is throttled too; requests without a token share a bucket per client address.
@@ -24,10 +25,11 @@ export interface TokenRateLimitOptions {
 }
 
 /**
- * SCIM: Entra's gallery requirement is "at least 25 requests per second per tenant" and its observed
- * peak is about 17 req/s (reliability-and-security.md §3.2); Okta publishes no rate and pushes per
- * event. 50 req/s sustained with a burst of 200 per token is twice the requirement, so an IdP at its
- * documented rates never sees a 429, while a runaway client cannot monopolise the server.
+ * SCIM: Entra's gallery requirement is "at least 25 requests per second per tenant" (Microsoft Learn,
+ * "Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID") and an observed peak is
+ * about 17 req/s ("just shy of 1000 requests per minute", dev.to "Operational challenges for SCIM
+ * servers"); Okta publishes no rate and pushes per event. 50 req/s sustained with a burst of 200 per
+ * token is twice the requirement, so an IdP at its documented rates never sees a 429, while a runaway client cannot monopolise the server.
  */
 export const scimRateLimitDefaults = { ratePerSecond: 50, burst: 200 } as const;
 
@@ -48,7 +50,7 @@ export function bearerKey(req: Request): string {
 
 export function tokenRateLimit(options: TokenRateLimitOptions): RequestHandler {
   const { ratePerSecond, burst, keyOf } = options;
-  // Fail at construction, not per request (code-style-anchors.md §6.7).
+  // Fail at construction, not per request: a bad setting should stop start-up, not every request.
   if (!(Number.isFinite(ratePerSecond) && ratePerSecond > 0)) throw new TypeError("ratePerSecond must be a positive number");
   if (!(Number.isInteger(burst) && burst >= 1)) throw new TypeError("burst must be a whole number of at least 1");
   const maxKeys = options.maxKeys ?? 10_000;

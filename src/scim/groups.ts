@@ -26,7 +26,7 @@ import { validateDocument } from "./validate.js";
 /**
  * /Groups (RFC 7644 §3). Members are loaded only when the response returns them, so
  * `excludedAttributes=members` (Entra's habit) never touches a 50,000-member list, and PATCH answers
- * 204 without a body (DESIGN.md §9; Entra advises against returning members).
+ * 204 without a body (docs/design.md, "Contract"; Entra advises against returning members).
  */
 const missing = (id: string) => notFound(`Group ${id} not found`);
 

@@ -87,7 +87,7 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       if (plan(d, applied).length > 0) {
         report.unsynced++;
         // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
-        // hook was installed) is linked by email and connection this way (DESIGN.md §5).
+        // hook was installed) is linked by email and connection this way (docs/design.md, "What Auth0 sees").
         if (options.repair) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.background });
       }
       return;

@@ -62,7 +62,7 @@ function findDirectoryUser(db: Db, organizationId: string, auth0UserId: string, 
 }
 
 /**
- * The login decision (DESIGN.md §4 "Login"): allow or deny from directory truth and holds, with
+ * The login decision (docs/design.md, "Data flow"): allow or deny from directory truth and holds, with
  * the roles and owned metadata the mapping gives, and no Auth0 call. An enterprise user's first
  * login links its Auth0 id to the directory user and enqueues a reconcile (membership, roles).
  */

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
 
-/** Lanes in priority order: deprovisioning always runs first (DESIGN.md §6, invariant 3). */
+/** Lanes in priority order: deprovisioning always runs first (docs/design.md, invariant 3). */
 export const Lane = { deprovision: 0, provision: 1, background: 2 } as const;
 export type Lane = (typeof Lane)[keyof typeof Lane];
 
@@ -22,7 +22,7 @@ export const jobKey = (kind: JobKind, subjectId: string): string => `${kind}:${s
 
 /**
  * Enqueues a level-triggered reconcile job inside the caller's transaction. A pending job for the
- * same key absorbs it (DESIGN.md §6, invariant 4): it keeps the most urgent lane, the earliest
+ * same key absorbs it (docs/design.md, invariant 4): it keeps the most urgent lane, the earliest
  * run time and the earliest acknowledgement time, so merging never delays a deprovision.
  */
 export function enqueueJob(tx: DbOrTx, job: EnqueueJob): void {
