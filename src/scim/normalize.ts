@@ -7,7 +7,8 @@ import type { AttributeInfo, ResourceSchema, SchemaInfo } from "./schema.js";
  * - attribute names in any case → their canonical spelling (RFC 7643 §2.1);
  * - null, "" for complex values, empty arrays and empty objects → absent (RFC 7643 §2.5; Entra sends
  *   `"phoneNumbers": null`, which stock scimmy rejects);
- * - "True"/"False" in any case → booleans for boolean attributes (Entra; scimmyjs/scimmy#51 and #86);
+ * - "True"/"False" in any case → booleans for boolean attributes (Entra; scimmyjs/scimmy#51,
+ *   scimmyjs/scimmy#86);
  * - the enterprise manager as a bare id or as `[{value, $ref}]` → `{value}` (Entra: Microsoft Learn "Develop and
  *   plan provisioning for a SCIM endpoint in Microsoft Entra ID"; Captain-P-Goldfish/SCIM-SDK#686);
  * - unknown attributes, unknown schema URNs (Entra's ADSCIM Group URN) and read-only ones (id, meta,
