@@ -29,7 +29,8 @@ export interface TokenRateLimitOptions {
  * "Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID") and an observed peak is
  * about 17 req/s ("just shy of 1000 requests per minute", dev.to "Operational challenges for SCIM
  * servers"); Okta publishes no rate and pushes per event. 50 req/s sustained with a burst of 200 per
- * token is twice the requirement, so an IdP at its documented rates never sees a 429, while a runaway client cannot monopolise the server.
+ * token is twice the requirement, so an IdP at its documented rates never sees a 429, while a runaway
+ * client cannot monopolise the server.
  */
 export const scimRateLimitDefaults = { ratePerSecond: 50, burst: 200 } as const;
 

@@ -154,7 +154,9 @@ function splitUrn(rs: ResourceSchema, text: string): { schema?: SchemaInfo; rest
 /**
  * Resolves "attr", "attr.sub", "urn:…:attr[.sub]" or an extension's bare URN (attribute undefined).
  * An unqualified name missing from the core schema is looked up in the extensions: Entra PATCHes
- * path "manager" for the enterprise manager (RFC 7643 §4.3; Entra sends both). Unknown names give undefined.
+ * path "manager" for the enterprise manager (RFC 7643 §4.3 defines it in the extension; Microsoft Learn
+ * "Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID", Example 5). Unknown names
+ * give undefined.
  */
 export function resolvePath(rs: ResourceSchema, text: string): ResolvedPath | { schema: SchemaInfo; attribute?: undefined } | undefined {
   const split = splitUrn(rs, text);

@@ -1,6 +1,6 @@
 /**
- * Sessions, refresh tokens, revoke-access and password-change tickets (Auth0 docs "Manage User Sessions with Auth0 Management API",
- * "Manage Refresh Tokens with Auth0 Management API").
+ * Sessions, refresh tokens, revoke-access and password-change tickets (Auth0 docs "Manage User
+ * Sessions with Auth0 Management API", "Manage Refresh Tokens with Auth0 Management API").
  * Session and refresh-token management "is available to customers on Enterprise plans": on the
  * free and essentials profiles these endpoints answer 403. Auth0 applies the deletes
  * asynchronously and answers "request accepted" (202); the emulator applies them at once.

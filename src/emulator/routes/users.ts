@@ -9,7 +9,10 @@ import type { User } from "../types.js";
 import { selectFields } from "../util.js";
 import { createUser, patchUser, userJson } from "./user-rules.js";
 
-/** "Auth0 limits the number of users you can return" — 1,000 per query (Auth0 docs, auth0.com/docs/manage-users/user-search/list-and-search-users). */
+/**
+ * "Auth0 limits the number of users you can return" — 1,000 per query (Auth0 docs,
+ * auth0.com/docs/manage-users/user-search/list-and-search-users).
+ */
 export const SEARCH_RESULT_CAP = 1000;
 
 function sortUsers(users: User[], sort: string | null): User[] {
