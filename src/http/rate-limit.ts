@@ -31,6 +31,17 @@ export interface TokenRateLimitOptions {
  */
 export const scimRateLimitDefaults = { ratePerSecond: 50, burst: 200 } as const;
 
+/**
+ * SCIM requests of one directory being served at once. The rate limit bounds requests per second,
+ * not their cost: 50 writes a second that each carry the maximum number of values are more work
+ * than one process does in a second, and the excess queues in front of every other tenant's
+ * requests and every login. With at most this many of a directory's requests in the process, what
+ * another tenant's request or a login can find queued ahead of it from that directory is bounded
+ * by this many requests' work, whatever the client sends. Entra ID and Okta send a directory's
+ * requests a few at a time and retry a 429 after its Retry-After.
+ */
+export const scimConcurrencyDefault = 4;
+
 /** Admin API: people and scripts, not bulk sync. 10 req/s with a burst of 40 covers a console paging users. */
 export const adminRateLimitDefaults = { ratePerSecond: 10, burst: 40 } as const;
 
@@ -162,5 +173,33 @@ export function unauthenticatedLimit(options: UnauthenticatedLimitOptions): Unau
       const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond));
       return rateLimited(`too many failed authentications from this address; retry after ${retryAfter} s`, retryAfter);
     },
+  };
+}
+
+/**
+ * At most `max` requests per key in flight (from this middleware to the end of the response); the
+ * next is answered 429 with Retry-After: 1 before its body is read. See scimConcurrencyDefault.
+ */
+export function concurrencyLimit(max: number, keyOf: (req: Request, res: Response) => string | undefined): RequestHandler {
+  if (!(Number.isInteger(max) && max >= 1)) throw new TypeError("max must be a whole number of at least 1");
+  const inFlight = new Map<string, number>();
+  return (req, res, next) => {
+    const key = keyOf(req, res);
+    if (key === undefined) return next();
+    const n = inFlight.get(key) ?? 0;
+    if (n >= max) return next(rateLimited(`too many requests at once: at most ${max} at a time per directory; retry after 1 s`, 1));
+    inFlight.set(key, n + 1);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      const left = (inFlight.get(key) ?? 1) - 1;
+      if (left <= 0) inFlight.delete(key);
+      else inFlight.set(key, left);
+    };
+    // "close" also covers a client that went away before the answer.
+    res.once("finish", release);
+    res.once("close", release);
+    next();
   };
 }
