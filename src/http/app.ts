@@ -9,7 +9,7 @@ import { scimBearerAuth } from "./auth.js";
 import { defaultBodyLimit, scimJsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
 import { parseQueryString } from "./query.js";
-import { concurrencyLimit, directoryKey, scimConcurrencyDefault, tokenRateLimit, unauthenticatedLimit, unauthenticatedLimitDefaults } from "./rate-limit.js";
+import { concurrencyLimit, directoryKey, processEventLoopLag, scimConcurrencyDefault, tokenRateLimit, unauthenticatedLimit, unauthenticatedLimitDefaults } from "./rate-limit.js";
 import { requestId } from "./request-id.js";
 
 export interface AppDeps {
@@ -31,9 +31,10 @@ export interface AppDeps {
   scimMiddleware?: RequestHandler[];
   /**
    * Requests per second per directory, after authentication (whichever of its tokens a request
-   * carries), and requests of a directory served at once (default scimConcurrencyDefault); off when absent.
+   * carries), and requests of a directory served at once (default scimConcurrencyDefault; one while
+   * the event loop is behind, unless shedWhenBehind is false); off when absent.
    */
-  scimRateLimit?: { ratePerSecond: number; burst: number; concurrency?: number };
+  scimRateLimit?: { ratePerSecond: number; burst: number; concurrency?: number; shedWhenBehind?: boolean };
   /** Failed authentications per client address and directory URL (default unauthenticatedLimitDefaults). */
   unauthenticatedLimit?: { ratePerSecond: number; burst: number };
   /** Counts each unauthenticated refusal (metrics): "rejected" (401) or "limited" (429). */
@@ -87,7 +88,8 @@ export function createApp(deps: AppDeps): Express {
   scim.use(countFailure);
   if (deps.scimRateLimit) {
     // Concurrency first: a request refused for it does not spend a token of the rate limit.
-    scim.use(concurrencyLimit(deps.scimRateLimit.concurrency ?? scimConcurrencyDefault, directoryKey));
+    const lag = deps.scimRateLimit.shedWhenBehind === false ? undefined : processEventLoopLag();
+    scim.use(concurrencyLimit(deps.scimRateLimit.concurrency ?? scimConcurrencyDefault, directoryKey, lag?.overloaded));
     scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));
   }
   if (deps.onScimWrite) {

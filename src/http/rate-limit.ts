@@ -176,11 +176,39 @@ export function unauthenticatedLimit(options: UnauthenticatedLimitOptions): Unau
   };
 }
 
+export interface EventLoopLag {
+  overloaded(): boolean;
+  stop(): void;
+}
+
+let sharedLag: EventLoopLag | undefined;
+/** One sampler per process, started on first use (every app of a process shares the event loop). */
+export const processEventLoopLag = (): EventLoopLag => (sharedLag ??= eventLoopLag());
+
+/**
+ * Whether the event loop is falling behind: a timer every `intervalMs` notes how late it fired, and
+ * the process counts as overloaded while a delay over `thresholdMs` was seen in the last `windowMs`.
+ * Late timers mean queued work: every request, the post-login hook's included, waits that long.
+ */
+export function eventLoopLag(thresholdMs = 50, intervalMs = 10, windowMs = 1000): EventLoopLag {
+  let expected = performance.now() + intervalMs;
+  let lastLate = -Infinity;
+  const timer = setInterval(() => {
+    const t = performance.now();
+    if (t - expected > thresholdMs) lastLate = t;
+    expected = t + intervalMs;
+  }, intervalMs);
+  timer.unref();
+  return { overloaded: () => performance.now() - lastLate < windowMs, stop: () => clearInterval(timer) };
+}
+
 /**
  * At most `max` requests per key in flight (from this middleware to the end of the response); the
- * next is answered 429 with Retry-After: 1 before its body is read. See scimConcurrencyDefault.
+ * next is answered 429 with Retry-After: 1 before its body is read. While `overloaded()` says the
+ * process is behind, every key is held to one request at a time, so the queue in front of the
+ * post-login hook and /healthz drains instead of growing. See scimConcurrencyDefault.
  */
-export function concurrencyLimit(max: number, keyOf: (req: Request, res: Response) => string | undefined): RequestHandler {
+export function concurrencyLimit(max: number, keyOf: (req: Request, res: Response) => string | undefined, overloaded: () => boolean = () => false): RequestHandler {
   if (!(Number.isInteger(max) && max >= 1)) throw new TypeError("max must be a whole number of at least 1");
   const inFlight = new Map<string, number>();
   return (req, res, next) => {
@@ -188,6 +216,7 @@ export function concurrencyLimit(max: number, keyOf: (req: Request, res: Respons
     if (key === undefined) return next();
     const n = inFlight.get(key) ?? 0;
     if (n >= max) return next(rateLimited(`too many requests at once: at most ${max} at a time per directory; retry after 1 s`, 1));
+    if (n >= 1 && overloaded()) return next(rateLimited("the server is busy: one request at a time per directory for now; retry after 1 s", 1));
     inFlight.set(key, n + 1);
     let released = false;
     const release = (): void => {

@@ -1,9 +1,11 @@
+import { EventEmitter } from "node:events";
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
 import { eq } from "drizzle-orm";
-import type { RequestHandler } from "express";
+import type { Request, RequestHandler, Response } from "express";
 import { afterEach, describe, expect, it } from "vitest";
 import { organizations } from "../../db/schema.js";
 import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-login-hook.js";
+import { concurrencyLimit, eventLoopLag } from "../../src/http/rate-limit.js";
 import { scimLimits } from "../../src/scim/limits.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 
@@ -46,7 +48,8 @@ function heldPatch(b: TestBridge, path: string, length: number): Held {
 async function setUp(concurrency: number) {
   let hook: RequestHandler | undefined;
   const b = (bridge = await createTestBridge({
-    scimRateLimit: { ratePerSecond: 10_000, burst: 10_000, concurrency },
+    // Shedding under load is tested on its own below: here the limit must not depend on the machine.
+    scimRateLimit: { ratePerSecond: 10_000, burst: 10_000, concurrency, shedWhenBehind: false },
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   }));
   hook = postLoginHookRouter(b.db, secret);
@@ -95,7 +98,47 @@ describe("a directory's burst of the dearest writes", () => {
   });
 
   it("never refuses a directory that sends its requests one after another", async () => {
-    bridge = await createTestBridge({ scimRateLimit: { ratePerSecond: 10_000, burst: 10_000, concurrency: 1 } });
+    bridge = await createTestBridge({ scimRateLimit: { ratePerSecond: 10_000, burst: 10_000, concurrency: 1, shedWhenBehind: false } });
     for (let i = 0; i < 20; i++) await bridge.scim.post("/Users", { userName: `one${i}@fair.example` }).expect(201);
+  });
+});
+
+describe("while the event loop is behind", () => {
+  it("holds every directory to one request at a time, and lifts that when it has caught up", () => {
+    let behind = false;
+    const limit = concurrencyLimit(4, (req) => (req as unknown as { key: string }).key, () => behind);
+    const admit = (key: string) => {
+      const res = new EventEmitter();
+      let outcome: unknown = "not called";
+      limit({ key } as unknown as Request, res as unknown as Response, (err?: unknown) => (outcome = err));
+      return { refused: outcome !== undefined ? (outcome as { kind?: string; message?: string }) : undefined, finish: () => res.emit("finish") };
+    };
+    const a1 = admit("a");
+    expect(a1.refused).toBeUndefined();
+    behind = true;
+    const a2 = admit("a");
+    expect(a2.refused).toMatchObject({ kind: "rateLimited", message: expect.stringMatching(/one request at a time per directory/) });
+    // Another directory still gets its one.
+    expect(admit("b").refused).toBeUndefined();
+    a1.finish();
+    expect(admit("a").refused).toBeUndefined();
+    behind = false;
+    expect(admit("a").refused).toBeUndefined();
+    expect(admit("a").refused).toBeUndefined();
+    expect(admit("a").refused).toBeUndefined();
+    expect(admit("a").refused).toMatchObject({ message: expect.stringMatching(/at most 4 at a time/) });
+  });
+
+  it("is told by a timer that fires late", async () => {
+    const lag = eventLoopLag(20, 5, 10_000);
+    try {
+      await new Promise((r) => setTimeout(r, 30));
+      const until = Date.now() + 100;
+      while (Date.now() < until); // hold the event loop for 100 ms
+      await new Promise((r) => setTimeout(r, 30));
+      expect(lag.overloaded()).toBe(true);
+    } finally {
+      lag.stop();
+    }
   });
 });
