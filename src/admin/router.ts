@@ -67,8 +67,8 @@ export function adminRouter(deps: AdminDeps): Router {
 
   let document: object | undefined;
   // Public and unauthenticated: metered per client address.
-  if (limits) router.get("/openapi.json", tokenRateLimit({ ...limits, keyOf: clientAddress, now: deps.now }));
-  router.get("/openapi.json", (_req, res) => {
+  const perAddress = limits ? [tokenRateLimit({ ...limits, keyOf: clientAddress, now: deps.now })] : [];
+  router.get("/openapi.json", ...perAddress, (_req, res) => {
     res.json((document ??= openApiDocument(routes.defs)));
   });
 
