@@ -192,17 +192,22 @@ export const holds = sqliteTable(
 );
 
 /** Per-user applied state: what the bridge last wrote to Auth0 successfully, and the last error. */
-export const userSync = sqliteTable("user_sync", {
-  userId: text("user_id").primaryKey(),
-  directoryId: text("directory_id").notNull(),
-  organizationId: text("organization_id").notNull(),
-  auth0UserId: text("auth0_user_id"),
-  /** JSON of the applied Auth0 state (mapping's AppliedState). */
-  applied: text("applied"),
-  appliedAt: integer("applied_at"),
-  lastError: text("last_error"),
-  lastErrorAt: integer("last_error_at"),
-});
+export const userSync = sqliteTable(
+  "user_sync",
+  {
+    userId: text("user_id").primaryKey(),
+    directoryId: text("directory_id").notNull(),
+    organizationId: text("organization_id").notNull(),
+    auth0UserId: text("auth0_user_id"),
+    /** JSON of the applied Auth0 state (mapping's AppliedState). */
+    applied: text("applied"),
+    appliedAt: integer("applied_at"),
+    lastError: text("last_error"),
+    lastErrorAt: integer("last_error_at"),
+  },
+  // The post-login hook looks users up by Auth0 id on every login; without it, a scan of every user.
+  (t) => [index("user_sync_auth0_user_idx").on(t.auth0UserId)],
+);
 
 /**
  * Durable, level-triggered jobs ("reconcile user U"). At most one pending job per key: enqueueing
