@@ -8,7 +8,6 @@ import {
   applyOperation,
   connectionWritability,
   defaultWritability,
-  desired,
   initialApplied,
   plan,
   type AppliedState,
@@ -19,7 +18,7 @@ import {
 import { Lane } from "./queue.js";
 import { executeOperation } from "./execute.js";
 import { checkGuard } from "./guard.js";
-import { loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";
+import { desiredFor, loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";
 import type { InvitationDelivery } from "./invitations.js";
 import type { MembershipBatcher } from "./membership-batcher.js";
 import type { JobHandler, JobOutcome } from "./worker.js";
@@ -96,10 +95,14 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         if (lane !== Lane.deprovision) throw err;
         connection = { writability: defaultWritability(mapping.connection.type) };
       }
+      // The loader answered "another organization holds it" for the Auth0 user linked then; a link
+      // made since (found by email below) is asked again, by the same rule.
       const desiredNow = () =>
-        desired(mapping, inputs.user, inputs.groups, inputs.holds, {
-          memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id),
+        desiredFor(mapping, inputs, {
           connection: connection.writability,
+          ...(applied.auth0UserId !== inputs.applied.auth0UserId
+            ? { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id) }
+            : {}),
         });
       d = desiredNow();
       const notes: string[] = [];
