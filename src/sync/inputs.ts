@@ -10,6 +10,7 @@ import { and, asc, eq, gt, inArray, isNull, ne, sql } from "drizzle-orm";
 import { directories, groupMembers, groups, holds, organizations, users, userSync } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
 import {
+  applyOperation,
   desired,
   initialApplied,
   type AppliedState,
@@ -213,4 +214,48 @@ export function saveSyncError(db: DbOrTx, inputs: Pick<UserInputs, "row" | "orga
     .values({ userId: inputs.row.id, directoryId: inputs.row.directoryId, organizationId: inputs.organization.id, lastError: error, lastErrorAt: error ? now : null })
     .onConflictDoUpdate({ target: userSync.userId, set: { lastError: error, lastErrorAt: error ? now : null } })
     .run();
+}
+
+/**
+ * plan() never creates a user only to cut it off, but an Auth0 user with the email may exist that
+ * this user's record does not know of (its own create whose answer a crash lost, one made outside
+ * the bridge, another organization's user). Before deprovisioning such a user the worker looks the
+ * email up and links what it finds, so that it is cut off too rather than left open.
+ */
+export function looksUpByEmailFirst(d: DesiredUser, applied: AppliedState): boolean {
+  return !applied.exists && d.status !== "provisioned" && d.email !== null && (d.blocked || d.deleteUser);
+}
+
+/** The applied state once the user found by email is linked (looksUpByEmailFirst). */
+export function linkFound(applied: AppliedState, d: DesiredUser, auth0UserId: string, blocked: boolean): AppliedState {
+  return applyOperation(applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email ?? "" }, { auth0UserId, blocked });
+}
+
+/** An Auth0 user the bridge itself created or adopted, as it last recorded it. */
+export interface KnownAuth0User {
+  auth0UserId: string;
+  blocked: boolean;
+}
+
+/**
+ * Auth0 users the bridge created or adopted (for any organization) by their lower-cased email, as
+ * last recorded: what the worker will find when it looks an email up (preview cannot ask Auth0).
+ */
+export function knownAuth0UsersByEmail(db: DbOrTx, emails: readonly string[]): Map<string, KnownAuth0User> {
+  const wanted = [...new Set(emails)];
+  const out = new Map<string, KnownAuth0User>();
+  if (wanted.length === 0) return out;
+  const email = sql<string>`lower(json_extract(${userSync.applied}, '$.profile.email'))`;
+  const rows = db
+    .select({ email, auth0UserId: userSync.auth0UserId, applied: userSync.applied })
+    .from(userSync)
+    .where(and(sql`json_extract(${userSync.applied}, '$.exists') = 1`, inArray(email, wanted)))
+    .orderBy(asc(userSync.userId))
+    .all();
+  for (const r of rows) {
+    if (!r.auth0UserId || out.has(r.email)) continue;
+    const applied = JSON.parse(r.applied!) as AppliedState;
+    out.set(r.email, { auth0UserId: r.auth0UserId, blocked: applied.blocked === true });
+  }
+  return out;
 }
