@@ -12,6 +12,7 @@ import type { DbOrTx } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
 import {
+  applyOperation,
   changeKinds,
   diffDesired,
   plan,
@@ -22,7 +23,15 @@ import {
   type Operation,
   type UserStatus,
 } from "../mapping/index.js";
-import { countOrganizationUsers, desiredFor, organizationInputPages } from "./inputs.js";
+import {
+  countOrganizationUsers,
+  desiredFor,
+  heldByOtherOrganizations,
+  knownAuth0UsersByEmail,
+  linkFound,
+  looksUpByEmailFirst,
+  organizationInputPages,
+} from "./inputs.js";
 
 export interface PreviewUser {
   userId: string;
@@ -40,6 +49,16 @@ export interface PreviewUser {
    * signed in yet (linked later), or a pause of the mass-deprovision guard.
    */
   operations: Operation[];
+  /**
+   * Before deprovisioning, the worker will find this existing Auth0 user by email (one the bridge
+   * created or adopted for another organization) and cut it off too.
+   */
+  linkedByEmail?: string;
+  /**
+   * The create will meet this existing Auth0 user with the same email, which the worker adopts:
+   * it updates it with the create's profile and app_metadata instead of creating a user.
+   */
+  adopts?: string;
 }
 
 export interface PreviewResult {
@@ -94,11 +113,33 @@ export function previewMapping(
   const connection = options.connection ? { connection: options.connection } : {};
   let done = 0;
   for (const page of organizationInputPages(db, org, options.pageSize)) {
-    for (const inputs of page) {
-      const before = desiredFor(active.document, inputs, connection);
-      const next = desiredFor(candidate, inputs, connection);
+    const rows = page.map((inputs) => ({ inputs, before: desiredFor(active.document, inputs, connection), next: desiredFor(candidate, inputs, connection) }));
+    // What the worker would find in Auth0 by email, as far as the bridge knows: users it created or
+    // adopted for any organization (one query per page).
+    const lookups = rows.filter(({ inputs, next }) => !inputs.applied.exists && next.email !== null).map(({ next }) => next.email!);
+    const known = knownAuth0UsersByEmail(db, lookups);
+    const foundIds = [...known.values()].map((k) => k.auth0UserId);
+    const heldElsewhere = heldByOtherOrganizations(db, foundIds, org.id);
+    for (const { inputs, before, next: nextBeforeLookup } of rows) {
+      let next = nextBeforeLookup;
+      let applied = inputs.applied;
+      let linkedByEmail: string | undefined;
+      const found = next.email === null ? undefined : known.get(next.email);
+      if (found && looksUpByEmailFirst(next, applied)) {
+        // As the worker: link the user found, then ask again whether another organization holds it.
+        applied = linkFound(applied, next, found.auth0UserId, found.blocked);
+        next = desiredFor(candidate, inputs, { ...connection, memberOfOtherOrganizations: heldElsewhere.has(found.auth0UserId) });
+        linkedByEmail = found.auth0UserId;
+      }
+      let operations = plan(next, applied);
+      let adopts: string | undefined;
+      const first = operations[0];
+      if (found && first?.type === "createUser") {
+        // Auth0 answers the create with a conflict and the worker adopts the user with that email.
+        adopts = found.auth0UserId;
+        operations = [first, ...plan(next, applyOperation(applied, first, { auth0UserId: found.auth0UserId, created: false, blocked: found.blocked }))];
+      }
       const changes = diffDesired(before, next);
-      const operations = plan(next, inputs.applied);
       const kinds = changeKinds.filter((k) => changes[k] !== undefined);
       for (const k of kinds) result.changed[k]++;
       if (kinds.length > 0) result.changed.users++;
@@ -106,7 +147,17 @@ export function previewMapping(
       if (operations.length > 0) result.withOperations++;
       if (kinds.length > 0 || next.problems.length > 0 || operations.length > 0) {
         const { row } = inputs;
-        result.users.push({ userId: row.id, userName: row.userName, directoryId: row.directoryId, status: next.status, changes, problems: next.problems, operations });
+        result.users.push({
+          userId: row.id,
+          userName: row.userName,
+          directoryId: row.directoryId,
+          status: next.status,
+          changes,
+          problems: next.problems,
+          operations,
+          ...(linkedByEmail ? { linkedByEmail } : {}),
+          ...(adopts ? { adopts } : {}),
+        });
       }
     }
     done += page.length;
