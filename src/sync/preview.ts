@@ -51,7 +51,8 @@ export interface PreviewUser {
   operations: Operation[];
   /**
    * Before deprovisioning, the worker will find this existing Auth0 user by email (one the bridge
-   * created or adopted for another organization) and cut it off too.
+   * created or adopted for another organization) and cut it off too. From the bridge's records: if
+   * one organization deleted an Auth0 user another shares, the other's record still shows it.
    */
   linkedByEmail?: string;
   /**
