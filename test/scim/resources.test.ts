@@ -195,6 +195,19 @@ describe("discovery (RFC 7644 §4)", () => {
     expect(user.body.attributes.find((a: { name: string }) => a.name === "userName")).toMatchObject({ caseExact: false, uniqueness: "server" });
   });
 
+  it("serves every schema as an RFC 7643 §7 resource with schemas and meta, in the list and by id", async () => {
+    const schemaUrn = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+    const list = await bridge.scim.get("/Schemas").expect(200);
+    expect(list.body.Resources.length).toBe(4);
+    for (const listed of list.body.Resources as { id: string }[]) {
+      const location = `${bridge.baseUrl}/Schemas/${listed.id}`;
+      expect(listed, listed.id).toMatchObject({ schemas: [schemaUrn], meta: { resourceType: "Schema", location } });
+      const one = await bridge.scim.get(`/Schemas/${listed.id}`).expect(200);
+      expect(one.body, listed.id).toMatchObject({ schemas: [schemaUrn], id: listed.id, meta: { resourceType: "Schema", location } });
+      expect(one.body.attributes.length).toBeGreaterThan(0);
+    }
+  });
+
   it.each(["post", "put", "patch", "delete"] as const)("refuses %s on discovery endpoints with a SCIM error", async (method) => {
     for (const path of ["/ServiceProviderConfig", "/ResourceTypes", "/Schemas", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"]) {
       const res = await bridge.scim[method](path, {}).expect(403);
