@@ -55,6 +55,20 @@ export interface ConsoleConfig {
   sessionSecret?: string;
 }
 
+/**
+ * SCIM, per directory: flood protection, not pacing. Microsoft's "Develop and plan provisioning for a
+ * SCIM endpoint in Microsoft Entra ID" asks gallery apps to sustain at least 25 requests per second
+ * per tenant, and "Find out when a specific user will be able to access an app in Microsoft Entra
+ * Application Provisioning" says only connectors Microsoft built slow down for a target's limits: a
+ * custom app's cycle runs as fast as the endpoint answers. Okta documents no push rate, and "Handle SCIM server rate limiting" (Okta's
+ * SCIM concepts) pauses the whole task on a 429, for minutes when Retry-After is absent, doubling up to
+ * ten times before it fails the task: a 429 to an IdP at its natural pace is costly. So the default sits
+ * far above those rates: 200 req/s sustained (eight times Entra's floor) with a burst of 1,000, enough
+ * for a complete third-party conformance run or the start of a cycle at full speed, while a client
+ * looping at thousands of requests per second is held to 200.
+ */
+export const scimRateLimitDefaults = { ratePerSecond: 200, burst: 1_000 } as const;
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
@@ -137,11 +151,12 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const driftScanHours = Number(driftText);
   if (!Number.isFinite(driftScanHours) || driftScanHours < 0) problems.push(`DRIFT_SCAN_INTERVAL_HOURS must be a number of hours, 0 to turn scans off (got "${driftText}")`);
 
-  // Entra needs at least 25 req/s per tenant (reliability-and-security.md §3.2): the default doubles it.
-  const rateText = env.SCIM_RATE_LIMIT_PER_SECOND ?? "50";
+  // Flood protection well above the IdPs' documented push rates (see scimRateLimitDefaults); the burst is
+  // five seconds' worth, so a conformance run or a cycle's start at full speed is never refused.
+  const rateText = env.SCIM_RATE_LIMIT_PER_SECOND ?? String(scimRateLimitDefaults.ratePerSecond);
   const rate = Number(rateText);
   if (!Number.isFinite(rate) || rate < 0) problems.push(`SCIM_RATE_LIMIT_PER_SECOND must be a number, 0 to turn the limit off (got "${rateText}")`);
-  const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * 4)) } : undefined;
+  const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * (scimRateLimitDefaults.burst / scimRateLimitDefaults.ratePerSecond))) } : undefined;
 
   const consoleConfig: ConsoleConfig = {
     roleClaimNamespace: (env.CONSOLE_ROLE_CLAIM_NAMESPACE ?? "https://scim-bridge.dev").replace(/\/+$/, ""),

@@ -23,13 +23,8 @@ export interface TokenRateLimitOptions {
   now?: () => number;
 }
 
-/**
- * SCIM: Entra's gallery requirement is "at least 25 requests per second per tenant" and its observed
- * peak is about 17 req/s (reliability-and-security.md §3.2); Okta publishes no rate and pushes per
- * event. 50 req/s sustained with a burst of 200 per token is twice the requirement, so an IdP at its
- * documented rates never sees a 429, while a runaway client cannot monopolise the server.
- */
-export const scimRateLimitDefaults = { ratePerSecond: 50, burst: 200 } as const;
+/** SCIM, per directory: the defaults and why are with the configuration that overrides them. */
+export { scimRateLimitDefaults } from "../config.js";
 
 /** Admin API: people and scripts, not bulk sync. 10 req/s with a burst of 40 covers a console paging users. */
 export const adminRateLimitDefaults = { ratePerSecond: 10, burst: 40 } as const;
