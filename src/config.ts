@@ -16,7 +16,11 @@ export interface Auth0Config {
 export interface Config {
   port: number;
   publicUrl: string;
+  /** PUBLIC_URL was set; otherwise the URL follows the port `serve` listens on (PORT=0 picks one). */
+  publicUrlSet: boolean;
   databaseUrl: string;
+  /** DATABASE_URL was set; otherwise the sandbox keeps its own file apart from `serve`'s. */
+  databaseUrlSet: boolean;
   /** Absent: sandbox mode (emulator in-process). */
   auth0?: Auth0Config;
   /** Bootstrap operator token for the admin API. */
@@ -77,6 +81,9 @@ export class ConfigError extends Error {
 }
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+/** The process's configuration: the one read of process.env. */
+export const loadProcessConfig = (): Readonly<Config> => loadConfig(process.env);
 
 export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   // A variable set to the empty string counts as unset (`FOO= cmd`, compose files with blank values).
@@ -181,5 +188,5 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
 
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
-    console: Object.freeze(consoleConfig), port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, invitationWebhook, logLevel, driftScanHours, scimRateLimit });
+    console: Object.freeze(consoleConfig), port, publicUrl, publicUrlSet: env.PUBLIC_URL !== undefined, databaseUrl, databaseUrlSet: env.DATABASE_URL !== undefined, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, invitationWebhook, logLevel, driftScanHours, scimRateLimit });
 }
