@@ -48,7 +48,7 @@ export interface BridgeOverrides {
   hookSecret?: string;
   consoleOidc?: ConsoleOidcSettings;
   /** The sync engine's knobs beyond the configuration (a test's fast poll, an invitation sink). */
-  engine?: Pick<SyncEngineOptions, "pollMs" | "concurrency" | "leaseMs"> & { invitations?: InvitationDelivery };
+  engine?: Pick<SyncEngineOptions, "pollMs" | "concurrency" | "leaseMs" | "backoff" | "outage"> & { invitations?: InvitationDelivery };
   /** Admin API per-token limit; false turns it off (tests of other things). */
   adminRateLimit?: AdminDeps["rateLimit"];
   /** SCIM rate limit instead of config.scimRateLimit; null turns it off. */
@@ -145,6 +145,8 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     leaseMs: overrides.engine?.leaseMs ?? config.jobLeaseSeconds * 1000,
     concurrency: overrides.engine?.concurrency ?? config.syncConcurrency,
     ...(overrides.engine?.pollMs === undefined ? {} : { pollMs: overrides.engine.pollMs }),
+    ...(overrides.engine?.backoff ? { backoff: overrides.engine.backoff } : {}),
+    ...(overrides.engine?.outage ? { outage: overrides.engine.outage } : {}),
     ...(invitations ? { invitations } : {}),
     observer: metrics.callObserver,
     events: { ...metrics.workerEvents, onError: (err) => log.warn({ err }, "job worker: database write failed; retrying on the next poll") },

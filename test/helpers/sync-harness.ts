@@ -8,7 +8,9 @@ import type { Db } from "../../src/directory/database.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../../src/emulator/index.js";
+import type { OutagePolicy } from "../../src/auth0/gateway.js";
 import type { SyncEngine } from "../../src/sync/engine.js";
+import type { BackoffPolicy } from "../../src/sync/worker.js";
 import type { InvitationDelivery } from "../../src/sync/invitations.js";
 
 export interface SyncHarness {
@@ -28,7 +30,15 @@ export interface SyncHarness {
  */
 export async function startSyncHarness(
   db: Db,
-  options: EmulatorOptions & { concurrency?: number; start?: boolean; invitations?: InvitationDelivery; bridgeRateScale?: number } = {},
+  options: EmulatorOptions & {
+    concurrency?: number;
+    start?: boolean;
+    invitations?: InvitationDelivery;
+    bridgeRateScale?: number;
+    /** The bridge's retry backoff and outage detection, scaled down for tests of long outages. */
+    backoff?: BackoffPolicy;
+    outage?: OutagePolicy;
+  } = {},
 ): Promise<SyncHarness> {
   const plan = options.plan ?? "enterprise";
   const emulator = await startEmulator({ rateLimits: false, ...options, plan });
@@ -44,7 +54,13 @@ export async function startSyncHarness(
     plan,
     rateScale: options.bridgeRateScale ?? 1,
     defaultMetrics: false,
-    engine: { pollMs: 10, concurrency: options.concurrency ?? 16, ...(options.invitations ? { invitations: options.invitations } : {}) },
+    engine: {
+      pollMs: 10,
+      concurrency: options.concurrency ?? 16,
+      ...(options.invitations ? { invitations: options.invitations } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      ...(options.outage ? { outage: options.outage } : {}),
+    },
   });
   const engine = bridge.engine;
   if (options.start !== false) engine.worker.start();
