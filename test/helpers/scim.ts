@@ -48,28 +48,47 @@ export interface TestBridge extends TestDirectory {
   close(): Promise<void>;
 }
 
+/** Authenticated SCIM requests with the SCIM content type: the one place tests build them. */
 export interface ScimClient {
   get(path: string): supertest.Test;
   post(path: string, body?: unknown): supertest.Test;
   put(path: string, body?: unknown): supertest.Test;
   patch(path: string, body?: unknown): supertest.Test;
   delete(path: string): supertest.Test;
+  /** Any method, the body JSON-encoded (sent on GET and DELETE too: routes must ignore or refuse it). */
+  request(method: "get" | "post" | "put" | "patch" | "delete", path: string, body?: unknown): supertest.Test;
+  /** A body sent exactly as given (malformed JSON, other media types). */
+  raw(method: "post" | "put" | "patch", path: string, body: string, contentType?: string): supertest.Test;
 }
 
 let counter = 0;
 
-function client(http: supertest.Agent, dir: TestDirectory): ScimClient {
+/**
+ * SCIM requests to one directory's base path with its bearer token: `scimClient(bridge.http, dir).post("/Users", body)`.
+ * `target` is a supertest agent or an app; `contentType` what JSON bodies are sent as (default application/scim+json).
+ */
+export function scimClient(
+  target: supertest.Agent | Express,
+  dir: { basePath: string; token: string },
+  options: { contentType?: string } = {},
+): ScimClient {
+  const http: supertest.Agent = typeof target === "function" ? supertest.agent(target) : target;
+  const contentType = options.contentType ?? "application/scim+json";
   const auth = (t: supertest.Test) => t.set("Authorization", `Bearer ${dir.token}`);
-  const withBody = (t: supertest.Test, body: unknown) =>
-    body === undefined ? t : t.set("Content-Type", "application/scim+json").send(JSON.stringify(body));
+  const withBody = (t: supertest.Test, body: unknown) => (body === undefined ? t : t.set("Content-Type", contentType).send(JSON.stringify(body)));
+  const request = (method: "get" | "post" | "put" | "patch" | "delete", path: string, body?: unknown) => withBody(auth(http[method](dir.basePath + path)), body);
   return {
-    get: (path) => auth(http.get(dir.basePath + path)),
-    post: (path, body) => withBody(auth(http.post(dir.basePath + path)), body),
-    put: (path, body) => withBody(auth(http.put(dir.basePath + path)), body),
-    patch: (path, body) => withBody(auth(http.patch(dir.basePath + path)), body),
-    delete: (path) => auth(http.delete(dir.basePath + path)),
+    get: (path) => request("get", path),
+    post: (path, body) => request("post", path, body),
+    put: (path, body) => request("put", path, body),
+    patch: (path, body) => request("patch", path, body),
+    delete: (path) => request("delete", path),
+    request,
+    raw: (method, path, body, type = "application/scim+json") => auth(http[method](dir.basePath + path)).set("Content-Type", type).send(body),
   };
 }
+
+const client = (http: supertest.Agent, dir: TestDirectory): ScimClient => scimClient(http, dir);
 
 /** What a test may change: the app's knobs (as before) and the environment the configuration is parsed from. */
 export type TestBridgeOptions = Omit<Partial<AppDeps>, "db" | "publicUrl" | "log" | "scimRateLimit"> & {

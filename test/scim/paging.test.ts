@@ -2,11 +2,10 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import supertest from "supertest";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { openDatabase } from "../../src/directory/database.js";
 import { createApp } from "../../src/http/app.js";
-import { createTestBridge, type ScimClient, type TestBridge, type TestDirectory } from "../helpers/scim.js";
+import { createTestBridge, scimClient, type ScimClient, type TestBridge, type TestDirectory } from "../helpers/scim.js";
 
 /**
  * Sequential paging resumes from the previous page's end (keyset) rather than OFFSET; the answers
@@ -59,15 +58,15 @@ it("keeps each database's page anchors to itself: a copy served by a second app 
   const copy = openDatabase(`sqlite:${copyPath}`);
   try {
     // Same directory id and token as the original: only the database differs.
-    const other = supertest(createApp({ db: copy.db, publicUrl: bridge.origin }));
+    const other = scimClient(createApp({ db: copy.db, publicUrl: bridge.origin }), dir);
     const original = await everything();
     await dir.scim.delete(`/Users/${original[0]}`).expect(204);
     // The copy (still holding that user) walks its first page and records where its second begins.
-    await other.get(`${dir.basePath}/Users?startIndex=1&count=2`).set("Authorization", `Bearer ${dir.token}`).expect(200);
+    await other.get("/Users?startIndex=1&count=2").expect(200);
     const after = await everything();
     expect(ids(await dir.scim.get("/Users?startIndex=3&count=2").expect(200))).toEqual(after.slice(2, 4));
-    const copied = ids(await other.get(`${dir.basePath}/Users?count=1000`).set("Authorization", `Bearer ${dir.token}`).expect(200));
-    expect(ids(await other.get(`${dir.basePath}/Users?startIndex=3&count=2`).set("Authorization", `Bearer ${dir.token}`).expect(200))).toEqual(copied.slice(2, 4));
+    const copied = ids(await other.get("/Users?count=1000").expect(200));
+    expect(ids(await other.get("/Users?startIndex=3&count=2").expect(200))).toEqual(copied.slice(2, 4));
   } finally {
     copy.close();
     rmSync(folder, { recursive: true, force: true });

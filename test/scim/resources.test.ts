@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseListParams } from "../../src/scim/list.js";
-import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { createTestBridge, scimClient, type TestBridge } from "../helpers/scim.js";
 import { memberIdsOf, storedUser, writeFootprint } from "../helpers/store.js";
 
 /** Resource endpoints: CRUD, ETags, paging, sorting, projection, discovery, media types. */
@@ -17,7 +17,7 @@ const newUser = async (extra: Record<string, unknown> = {}) =>
 
 describe("media types", () => {
   it("accepts application/json and application/scim+json bodies and always answers application/scim+json", async () => {
-    const plain = await bridge.http.post(`${bridge.basePath}/Users`).set("Authorization", `Bearer ${bridge.token}`).set("Content-Type", "application/json").send({ userName: `j-${randomUUID()}` }).expect(201);
+    const plain = await scimClient(bridge.http, bridge, { contentType: "application/json" }).post("/Users", { userName: `j-${randomUUID()}` }).expect(201);
     expect(plain.headers["content-type"]).toBe("application/scim+json; charset=utf-8");
     const scim = await bridge.scim.post("/Users", { userName: `s-${randomUUID()}` }).expect(201);
     expect(scim.headers["content-type"]).toBe("application/scim+json; charset=utf-8");
