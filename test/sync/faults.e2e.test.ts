@@ -93,9 +93,13 @@ describe("Auth0 faults", () => {
     const login = await sync.emulator.login({ connection: "Username-Password-Authentication", email: "early0@example.com", organization: sync.emulator.state.organizations.values().next().value!.id });
     expect(login.decision).toBe("allow");
 
+    // The IdP's push lands while the worker is stopped, so the whole backlog is queued however fast
+    // this machine answers SCIM; the worker then starts with the deactivation behind 2,000 jobs.
+    await sync.engine.worker.stop();
     await pushUsers(bridge, "backlog", 2_000);
     const sent = Date.now();
     await bridge.scim.patch(`/Users/${leaver}`, deactivate).expect(204);
+    sync.engine.worker.start();
     for (;;) {
       const u = sync.emulator.state.usersByEmail("early0@example.com")[0]!;
       if (u.blocked && !sync.emulator.state.hasActiveAccess(leaverAuth0.user_id)) break;
