@@ -1,6 +1,6 @@
 // The dependency rule: which part of src/ may import which (docs/architecture.md explains each
 // part). Imports point down this list, never up, and never in a cycle:
-//   main.ts → cli/ → console/ → http/ → scim/, admin/ → sync/ → directory/ → auth0/, mapping/ → config, errors, logging, paths
+//   main.ts → bridge.ts (the composition root), cli/ → console/ → http/ → scim/, admin/ → sync/ → directory/ → auth0/, mapping/ → config, errors, logging, paths
 // emulator/ stands apart: it imports nothing from the rest, and only main.ts and cli/ start it.
 /** @param {string} part @param {string[]} allowed */
 const only = (part, allowed) => ({
@@ -35,6 +35,20 @@ module.exports = {
     only("http", [...shared, "scim", "admin", "directory", "sync", "mapping", "auth0"]),
     only("console", [...shared, "http", "admin", "directory", "sync", "mapping", "auth0"]),
     only("cli", [...shared, "console", "http", "admin", "directory", "sync", "mapping", "auth0", "emulator"]),
+    {
+      name: "composition-root-below-main",
+      severity: "error",
+      comment: "bridge.ts builds the parts; only main.ts (and tests) build a bridge, and it never reaches the CLI",
+      from: { path: "^src/bridge[.]ts$" },
+      to: { path: "^src/(main[.]ts|cli/)" },
+    },
+    {
+      name: "parts-build-no-bridge",
+      severity: "error",
+      comment: "a part that built the bridge would import everything above it",
+      from: { path: "^src/", pathNot: "^src/main[.]ts$" },
+      to: { path: "^src/bridge[.]ts$" },
+    },
     {
       name: "tests-reach-no-dist",
       severity: "error",

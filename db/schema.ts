@@ -49,6 +49,8 @@ export const directories = sqliteTable(
      */
     userCount: integer("user_count").notNull().default(0),
     groupCount: integer("group_count").notNull().default(0),
+    /** Moves with every write of the directory's users or groups: cached page anchors are valid only while it stands still. */
+    generation: integer("generation").notNull().default(0),
   },
   (t) => [index("directories_org_idx").on(t.organizationId)],
 );

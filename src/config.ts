@@ -16,7 +16,11 @@ export interface Auth0Config {
 export interface Config {
   port: number;
   publicUrl: string;
+  /** PUBLIC_URL was set; otherwise the URL follows the port `serve` listens on (PORT=0 picks one). */
+  publicUrlSet: boolean;
   databaseUrl: string;
+  /** DATABASE_URL was set; otherwise the sandbox keeps its own file apart from `serve`'s. */
+  databaseUrlSet: boolean;
   /** Absent: sandbox mode (emulator in-process). */
   auth0?: Auth0Config;
   /** Bootstrap operator token for the admin API. */
@@ -55,6 +59,20 @@ export interface ConsoleConfig {
   sessionSecret?: string;
 }
 
+/**
+ * SCIM, per directory: flood protection, not pacing. Microsoft's "Develop and plan provisioning for a
+ * SCIM endpoint in Microsoft Entra ID" asks gallery apps to sustain at least 25 requests per second
+ * per tenant, and "Find out when a specific user will be able to access an app in Microsoft Entra
+ * Application Provisioning" says only connectors Microsoft built slow down for a target's limits: a
+ * custom app's cycle runs as fast as the endpoint answers. Okta documents no push rate, and "Handle SCIM server rate limiting" (Okta's
+ * SCIM concepts) pauses the whole task on a 429, for minutes when Retry-After is absent, doubling up to
+ * ten times before it fails the task: a 429 to an IdP at its natural pace is costly. So the default sits
+ * far above those rates: 200 req/s sustained (eight times Entra's floor) with a burst of 1,000, enough
+ * for a complete third-party conformance run or the start of a cycle at full speed, while a client
+ * looping at thousands of requests per second is held to 200.
+ */
+export const scimRateLimitDefaults = { ratePerSecond: 200, burst: 1_000 } as const;
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
@@ -63,6 +81,9 @@ export class ConfigError extends Error {
 }
 
 const logLevels = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+/** The process's configuration: the one read of process.env. */
+export const loadProcessConfig = (): Readonly<Config> => loadConfig(process.env);
 
 export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   // A variable set to the empty string counts as unset (`FOO= cmd`, compose files with blank values).
@@ -137,12 +158,12 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const driftScanHours = Number(driftText);
   if (!Number.isFinite(driftScanHours) || driftScanHours < 0) problems.push(`DRIFT_SCAN_INTERVAL_HOURS must be a number of hours, 0 to turn scans off (got "${driftText}")`);
 
-  // Entra needs at least 25 req/s per tenant (Microsoft Learn "Develop and plan provisioning for a SCIM
-  // endpoint in Microsoft Entra ID"): the default doubles it.
-  const rateText = env.SCIM_RATE_LIMIT_PER_SECOND ?? "50";
+  // Flood protection well above the IdPs' documented push rates (see scimRateLimitDefaults); the burst is
+  // five seconds' worth, so a conformance run or a cycle's start at full speed is never refused.
+  const rateText = env.SCIM_RATE_LIMIT_PER_SECOND ?? String(scimRateLimitDefaults.ratePerSecond);
   const rate = Number(rateText);
   if (!Number.isFinite(rate) || rate < 0) problems.push(`SCIM_RATE_LIMIT_PER_SECOND must be a number, 0 to turn the limit off (got "${rateText}")`);
-  const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * 4)) } : undefined;
+  const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * (scimRateLimitDefaults.burst / scimRateLimitDefaults.ratePerSecond))) } : undefined;
 
   const consoleConfig: ConsoleConfig = {
     roleClaimNamespace: (env.CONSOLE_ROLE_CLAIM_NAMESPACE ?? "https://scim-bridge.dev").replace(/\/+$/, ""),
@@ -167,5 +188,5 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
 
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
-    console: Object.freeze(consoleConfig), port, publicUrl, databaseUrl, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, invitationWebhook, logLevel, driftScanHours, scimRateLimit });
+    console: Object.freeze(consoleConfig), port, publicUrl, publicUrlSet: env.PUBLIC_URL !== undefined, databaseUrl, databaseUrlSet: env.DATABASE_URL !== undefined, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, invitationWebhook, logLevel, driftScanHours, scimRateLimit });
 }

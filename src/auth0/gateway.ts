@@ -37,7 +37,24 @@ export interface GatewayOptions {
   invitationClientId?: string;
   /** How long a read connection is trusted before it is read again (default 5 minutes). */
   connectionTtlMs?: number;
+  /** When Auth0 counts as down and how long calls then wait (default defaultOutagePolicy). */
+  outage?: OutagePolicy;
 }
+
+/**
+ * Outage detection: after `failuresBeforePause` 5xx or network failures in a row every call waits
+ * `firstPauseMs`, doubling up to `maxPauseMs`; a transient failure is retried once in the call after
+ * a jittered wait of `transientRetryMs`. Configurable so that tests can run an outage in seconds
+ * with the same proportions.
+ */
+export interface OutagePolicy {
+  failuresBeforePause: number;
+  firstPauseMs: number;
+  maxPauseMs: number;
+  transientRetryMs: { min: number; max: number };
+}
+
+export const defaultOutagePolicy: OutagePolicy = { failuresBeforePause: 3, firstPauseMs: 1000, maxPauseMs: 30_000, transientRetryMs: { min: 250, max: 1000 } };
 
 /** A 429 is retried inside the limiter (which pauses the bucket that answered) this many times before the job backs off. */
 const RATE_LIMIT_RETRIES = 4;
@@ -62,6 +79,9 @@ export class Auth0Gateway {
   private consecutiveFailures = 0;
 
   private readonly connections = new Map<string, { info: ConnectionInfo; readAt: number }>();
+  private get outage(): OutagePolicy {
+    return this.options.outage ?? defaultOutagePolicy;
+  }
 
   constructor(
     private readonly client: ManagementClient,
@@ -98,7 +118,8 @@ export class Auth0Gateway {
         if (status === 0 || status >= 500) this.noteFailure();
         else this.consecutiveFailures = 0;
         if (transient && transientRetries++ < TRANSIENT_RETRIES) {
-          await new Promise((resolve) => setTimeout(resolve, 250 + Math.random() * 750));
+          const { min, max } = this.outage.transientRetryMs;
+          await new Promise((resolve) => setTimeout(resolve, min + Math.random() * (max - min)));
           continue;
         }
         throw classifyAuth0Error(err, path);
@@ -107,14 +128,15 @@ export class Auth0Gateway {
   }
 
   /**
-   * During an outage every job would burn its attempts and back off for minutes. Instead, after 3
-   * failures in a row every call waits in the limiter (1 s, doubling up to 30 s) before Auth0 is
-   * tried again; a success resets the count, so jobs resume as soon as Auth0 answers.
+   * During an outage every job would burn its attempts and back off for minutes. Instead, after a few
+   * failures in a row (3 by default) every call waits in the limiter (1 s, doubling up to 30 s) before
+   * Auth0 is tried again; a success resets the count, so jobs resume as soon as Auth0 answers.
    */
   private noteFailure(): void {
     this.consecutiveFailures++;
-    if (this.consecutiveFailures >= 3) {
-      const pauseMs = Math.min(30_000, 1000 * 2 ** Math.min(this.consecutiveFailures - 3, 5));
+    const { failuresBeforePause, firstPauseMs, maxPauseMs } = this.outage;
+    if (this.consecutiveFailures >= failuresBeforePause) {
+      const pauseMs = Math.min(maxPauseMs, firstPauseMs * 2 ** Math.min(this.consecutiveFailures - failuresBeforePause, 5));
       this.limiter.pauseAll(Date.now() + pauseMs);
     }
   }

@@ -133,7 +133,7 @@ export function createGroup(tx: DbOrTx, ctx: WriteContext, resource: GroupResour
   const change = applyMemberOperations(tx, ctx, row.id, members.length > 0 ? [{ kind: "add", members }] : [], now);
   const created = change.added.length > 0 ? tx.update(groups).set({ memberCount: change.added.length }).where(eq(groups.id, row.id)).returning().get() : row;
   adjustDirectoryCounts(tx, ctx.directoryId, { groups: 1 });
-  bumpDirectoryGeneration(ctx.directoryId);
+  bumpDirectoryGeneration(tx, ctx.directoryId);
   recordAudit(tx, {
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -165,7 +165,7 @@ export function updateGroup(
   const change = applyMemberOperations(tx, ctx, existing.id, operations, now);
   const documentChanged = text !== existing.resource;
   if (!documentChanged && change.added.length === 0 && change.removed.length === 0) return existing;
-  bumpDirectoryGeneration(ctx.directoryId);
+  bumpDirectoryGeneration(tx, ctx.directoryId);
   const delta = change.added.length - change.removed.length;
   const row =
     documentChanged && cols
@@ -218,7 +218,7 @@ export function deleteGroup(tx: DbOrTx, ctx: WriteContext, existing: GroupRow): 
     .where(eq(groups.id, existing.id))
     .run();
   adjustDirectoryCounts(tx, ctx.directoryId, { groups: -1 });
-  bumpDirectoryGeneration(ctx.directoryId);
+  bumpDirectoryGeneration(tx, ctx.directoryId);
   recordAudit(tx, {
     actor: ctx.actor,
     organizationId: ctx.organizationId,

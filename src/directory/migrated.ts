@@ -77,7 +77,7 @@ export function createMigratedUsers(tx: DbOrTx, ctx: WriteContext, importId: str
       .run(),
   );
   adjustDirectoryCounts(tx, ctx.directoryId, { users: rows.length });
-  bumpDirectoryGeneration(ctx.directoryId);
+  bumpDirectoryGeneration(tx, ctx.directoryId);
   return rows;
 }
 

@@ -128,7 +128,7 @@ export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource
   }
   indexEmails(tx, row.id, ctx.directoryId, resource);
   adjustDirectoryCounts(tx, ctx.directoryId, { users: 1 });
-  bumpDirectoryGeneration(ctx.directoryId);
+  bumpDirectoryGeneration(tx, ctx.directoryId);
   recordAudit(tx, {
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -169,7 +169,7 @@ export function updateUser(
     if (isUniqueViolation(err)) throw uniqueness("a user with this userName already exists in this directory");
     throw err;
   }
-  bumpDirectoryGeneration(ctx.directoryId);
+  bumpDirectoryGeneration(tx, ctx.directoryId);
   const before = JSON.parse(existing.resource) as UserResource;
   if (JSON.stringify(before.emails) !== JSON.stringify(resource.emails)) indexEmails(tx, row.id, ctx.directoryId, resource);
   const deactivated = existing.active && !row.active;
@@ -216,7 +216,7 @@ export function deleteUser(tx: DbOrTx, ctx: WriteContext, existing: UserRow): vo
       .run();
   }
   adjustDirectoryCounts(tx, ctx.directoryId, { users: -1 });
-  bumpDirectoryGeneration(ctx.directoryId);
+  bumpDirectoryGeneration(tx, ctx.directoryId);
   recordAudit(tx, {
     actor: ctx.actor,
     organizationId: ctx.organizationId,

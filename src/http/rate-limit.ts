@@ -24,15 +24,8 @@ export interface TokenRateLimitOptions {
   now?: () => number;
 }
 
-/**
- * SCIM: Entra's gallery requirement is "at least 25 requests per second per tenant" (Microsoft Learn,
- * "Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID") and an observed peak is
- * about 17 req/s ("just shy of 1000 requests per minute", dev.to "Operational challenges for SCIM
- * servers"); Okta publishes no rate and pushes per event. 50 req/s sustained with a burst of 200 per
- * token is twice the requirement, so an IdP at its documented rates never sees a 429, while a runaway
- * client cannot monopolise the server.
- */
-export const scimRateLimitDefaults = { ratePerSecond: 50, burst: 200 } as const;
+/** SCIM, per directory: the defaults and why are with the configuration that overrides them. */
+export { scimRateLimitDefaults } from "../config.js";
 
 /**
  * SCIM requests of one directory being served at once. The rate limit bounds requests per second,

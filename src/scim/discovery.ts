@@ -17,11 +17,24 @@ const withLocation = (document: ScimDocument, location: string): ScimDocument =>
   meta: { ...(document.meta as object), location },
 });
 
-const schemaDocuments = (): ScimDocument[] => [
-  ...[userSchema.definition, enterpriseUserDefinition, groupSchema.definition].map((d) => JSON.parse(JSON.stringify(d.describe(""))) as ScimDocument),
-  // Declared as an RFC 7643 §7 document already (readOnly, returned "request"): served as written.
-  syncStateSchema,
-];
+const schemaUrn = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+/**
+ * Every schema resource carries `schemas` and `meta.resourceType` "Schema" (RFC 7643 §7), whatever
+ * its source states: scimmy's descriptions and the bridge's own extension document are made to agree
+ * here rather than trusted one by one. meta.location is added per request (the directory's base URL).
+ */
+const asSchemaResource = (document: ScimDocument): ScimDocument => {
+  const { schemas: _ignored, meta, ...rest } = document;
+  return { schemas: [schemaUrn], ...rest, meta: { ...(meta as object | undefined), resourceType: "Schema" } };
+};
+
+const schemaDocuments = (): ScimDocument[] =>
+  [
+    ...[userSchema.definition, enterpriseUserDefinition, groupSchema.definition].map((d) => JSON.parse(JSON.stringify(d.describe(""))) as ScimDocument),
+    // The bridge's own extension (readOnly, returned "request"), declared in a JSON file.
+    syncStateSchema,
+  ].map(asSchemaResource);
 
 export function discoveryRoutes(): Router {
   const router = Router({ mergeParams: true });

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from "express";
 import { asc, desc } from "drizzle-orm";
 import { groups } from "../../db/schema.js";
 import type { Db, DbOrTx } from "../directory/database.js";
+import { directoryGeneration } from "../directory/generations.js";
 import type { WriteQueue } from "../directory/write-queue.js";
 import { countGroups, createGroup, deleteGroup, getGroup, listGroups, updateGroup, type GroupRow } from "../directory/groups.js";
 import { listMembers } from "../directory/members.js";
@@ -12,7 +13,7 @@ import { scimContext, type ScimContext } from "./context.js";
 import { filterToSql } from "./filter/sql.js";
 import { groupsTarget, sortExpression } from "./filter/targets.js";
 import { listResponse, parseListParams, type ListParams } from "./list.js";
-import { anchorAt, rememberPageEnd, resultSetKey } from "./paging.js";
+import { resultSetKey, type PageAnchors } from "./paging.js";
 import { assertMemberCount } from "./limits.js";
 import { memberOperations, parseMembers, targetsMembers } from "./members.js";
 import { normalizeResource } from "./normalize.js";
@@ -38,7 +39,15 @@ function render(db: DbOrTx, ctx: ScimContext, row: GroupRow, projection: Project
   return project(groupToScim(ctx, row, members), projection);
 }
 
-export function searchGroups(db: Db, ctx: ScimContext, params: ListParams, offset = params.startIndex - 1, limit = params.count, budget?: QueryBudget) {
+export function searchGroups(
+  db: Db,
+  ctx: ScimContext,
+  params: ListParams,
+  offset = params.startIndex - 1,
+  limit = params.count,
+  budget?: QueryBudget,
+  anchors?: PageAnchors,
+) {
   // Priced before it runs: a statement cannot be interrupted once started (see ./cost.ts).
   budget?.charge(ctx.directoryId, groupSchema, { filter: params.filter, sortBy: params.sortBy, rows: countGroups(db, ctx.directoryId) });
   const target = groupsTarget(ctx.directoryId);
@@ -47,19 +56,20 @@ export function searchGroups(db: Db, ctx: ScimContext, params: ListParams, offse
     ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(groups.createdAt), asc(groups.id)]
     : [asc(groups.createdAt), asc(groups.id)];
   const projection = parseProjection(groupSchema, params.attributes, params.excludedAttributes);
-  const key = params.sortBy ? undefined : resultSetKey(ctx.directoryId, "Group", where);
+  const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, "Group", where) : undefined;
   return readSnapshot(db, () => {
     const total = countGroups(db, ctx.directoryId, where);
     if (limit <= 0 || offset >= total) return { total, resources: [] };
-    const after = key && offset > 0 ? anchorAt(key, ctx.directoryId, offset + 1) : undefined;
+    const generation = key ? directoryGeneration(db, ctx.directoryId) : 0;
+    const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
     const rows = listGroups(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
     const last = rows[rows.length - 1];
-    if (key && last && rows.length === limit) rememberPageEnd(key, ctx.directoryId, offset + 1 + rows.length, last);
+    if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
     return { total, resources: rows.map((row) => render(db, ctx, row, projection)) };
   });
 }
 
-export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): Router {
+export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, anchors?: PageAnchors): Router {
   const router = Router({ mergeParams: true });
 
   const respondWithGroup = (req: Request, res: Response, status: number, row: GroupRow): void => {
@@ -71,13 +81,13 @@ export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): R
 
   router.get("/Groups", (req, res) => {
     const params = parseListParams(req.query);
-    const { total, resources } = searchGroups(db, scimContext(res), params, undefined, undefined, budget);
+    const { total, resources } = searchGroups(db, scimContext(res), params, undefined, undefined, budget, anchors);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 
   router.post("/Groups/.search", (req, res) => {
     const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
-    const { total, resources } = searchGroups(db, scimContext(res), params, undefined, undefined, budget);
+    const { total, resources } = searchGroups(db, scimContext(res), params, undefined, undefined, budget, anchors);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 

@@ -1,13 +1,12 @@
 import type { SQL } from "drizzle-orm";
 import { SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
-import { directoryGeneration } from "../directory/generations.js";
 
 /**
  * Sequential page walks (Okta's import: startIndex 1, 101, 201, …; Entra's full sync) resume where
  * the previous page ended, by keyset (created_at, id), instead of skipping startIndex - 1 index
  * entries with OFFSET: page 1,000 of a 100,000-user directory then costs what page 1 costs. An anchor
- * is used only if nothing in the directory changed since it was recorded, so the answer is exactly
- * the OFFSET answer. Only the default order (creation) is anchored.
+ * is used only if the directory's generation (see directory/generations.ts) has not moved since it was
+ * recorded, so the answer is exactly the OFFSET answer. Only the default order (creation) is anchored.
  */
 export interface PageEnd {
   createdAt: number;
@@ -18,8 +17,6 @@ interface Anchor extends PageEnd {
   generation: number;
 }
 
-const maxAnchors = 10_000;
-const anchors = new Map<string, Anchor>();
 const dialect = new SQLiteSyncDialect();
 
 /** Identifies a result set: directory, resource type and filter (SQL text with its parameters). */
@@ -28,15 +25,26 @@ export function resultSetKey(directoryId: string, resourceType: string, where: S
   return JSON.stringify([directoryId, resourceType, query.sql, query.params]);
 }
 
-export function anchorAt(key: string, directoryId: string, startIndex: number): PageEnd | undefined {
-  const anchor = anchors.get(`${key}@${startIndex}`);
-  return anchor && anchor.generation === directoryGeneration(directoryId) ? anchor : undefined;
-}
+/**
+ * The anchors of one SCIM app (one per bridge): they describe that bridge's database only, so two
+ * bridges in one process never share them. Bounded: the oldest entry goes first.
+ */
+export class PageAnchors {
+  readonly #anchors = new Map<string, Anchor>();
 
-/** Remembers where a page ended, for the request that asks for the page after it. */
-export function rememberPageEnd(key: string, directoryId: string, nextStartIndex: number, end: PageEnd): void {
-  const id = `${key}@${nextStartIndex}`;
-  anchors.delete(id);
-  if (anchors.size >= maxAnchors) anchors.delete(anchors.keys().next().value!);
-  anchors.set(id, { createdAt: end.createdAt, id: end.id, generation: directoryGeneration(directoryId) });
+  constructor(private readonly maxAnchors = 10_000) {}
+
+  /** Where the page starting at `startIndex` begins, if recorded at the directory's current `generation`. */
+  at(key: string, generation: number, startIndex: number): PageEnd | undefined {
+    const anchor = this.#anchors.get(`${key}@${startIndex}`);
+    return anchor && anchor.generation === generation ? anchor : undefined;
+  }
+
+  /** Remembers where a page ended, for the request that asks for the page after it. */
+  remember(key: string, generation: number, nextStartIndex: number, end: PageEnd): void {
+    const id = `${key}@${nextStartIndex}`;
+    this.#anchors.delete(id);
+    if (this.#anchors.size >= this.maxAnchors) this.#anchors.delete(this.#anchors.keys().next().value!);
+    this.#anchors.set(id, { createdAt: end.createdAt, id: end.id, generation });
+  }
 }

@@ -5,6 +5,7 @@ import { createWriteQueue } from "../directory/write-queue.js";
 import { QueryBudget } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
+import { PageAnchors } from "./paging.js";
 import { rootSearchRoutes } from "./search.js";
 import { userRoutes } from "./users.js";
 
@@ -18,9 +19,11 @@ export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget()): Rou
   registerFold((db as Db & { $client: Parameters<typeof registerFold>[0] }).$client);
   // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts).
   const writes = createWriteQueue(db);
+  // Page anchors of this app's database only (see ./paging.ts).
+  const anchors = new PageAnchors();
   router.use(discoveryRoutes());
-  router.use(userRoutes(db, writes, budget));
-  router.use(groupRoutes(db, writes, budget));
+  router.use(userRoutes(db, writes, budget, anchors));
+  router.use(groupRoutes(db, writes, budget, anchors));
   router.use(rootSearchRoutes(db, budget));
   return router;
 }

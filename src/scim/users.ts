@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from "express";
 import { asc, desc } from "drizzle-orm";
 import { users } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
+import { directoryGeneration } from "../directory/generations.js";
 import type { WriteQueue } from "../directory/write-queue.js";
 import { countUsers, createUser, deleteUser, getUser, listUsers, updateUser, type UserRow } from "../directory/users.js";
 import { readSnapshot } from "../directory/statements.js";
@@ -11,7 +12,7 @@ import { scimContext, type ScimContext } from "./context.js";
 import { filterToSql } from "./filter/sql.js";
 import { sortExpression, usersTarget } from "./filter/targets.js";
 import { listResponse, parseListParams, type ListParams } from "./list.js";
-import { anchorAt, rememberPageEnd, resultSetKey } from "./paging.js";
+import { resultSetKey, type PageAnchors } from "./paging.js";
 import { normalizeResource } from "./normalize.js";
 import { applyToDocument, expandOperations } from "./patch/apply.js";
 import { parsePatchRequest } from "./patch/message.js";
@@ -30,7 +31,15 @@ import { validateDocument } from "./validate.js";
 const missing = (id: string) => notFound(`User ${id} not found`);
 
 /** A page of users: count and rows read in one transaction, so totalResults matches the page. */
-export function searchUsers(db: Db, ctx: ScimContext, params: ListParams, offset = params.startIndex - 1, limit = params.count, budget?: QueryBudget) {
+export function searchUsers(
+  db: Db,
+  ctx: ScimContext,
+  params: ListParams,
+  offset = params.startIndex - 1,
+  limit = params.count,
+  budget?: QueryBudget,
+  anchors?: PageAnchors,
+) {
   // Priced before it runs: a statement cannot be interrupted once started (see ./cost.ts).
   budget?.charge(ctx.directoryId, userSchema, { filter: params.filter, sortBy: params.sortBy, rows: countUsers(db, ctx.directoryId) });
   const target = usersTarget(ctx.directoryId);
@@ -39,20 +48,21 @@ export function searchUsers(db: Db, ctx: ScimContext, params: ListParams, offset
     ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(users.createdAt), asc(users.id)]
     : [asc(users.createdAt), asc(users.id)];
   const projection = parseProjection(userSchema, params.attributes, params.excludedAttributes);
-  const key = params.sortBy ? undefined : resultSetKey(ctx.directoryId, "User", where);
+  const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, "User", where) : undefined;
   return readSnapshot(db, () => {
     const total = countUsers(db, ctx.directoryId, where);
     if (limit <= 0 || offset >= total) return { total, resources: [] };
-    const after = key && offset > 0 ? anchorAt(key, ctx.directoryId, offset + 1) : undefined;
+    const generation = key ? directoryGeneration(db, ctx.directoryId) : 0;
+    const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
     const rows = listUsers(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
     const last = rows[rows.length - 1];
-    if (key && last && rows.length === limit) rememberPageEnd(key, ctx.directoryId, offset + 1 + rows.length, last);
+    if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
     const states = requests(projection, syncStateUrn) ? syncStates(db, ctx.organizationId, rows.map((r) => r.id)) : undefined;
     return { total, resources: rows.map((row) => project(withSyncState(userToScim(ctx, row), states?.get(row.id)), projection)) };
   });
 }
 
-export function userRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): Router {
+export function userRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, anchors?: PageAnchors): Router {
   const router = Router({ mergeParams: true });
 
   const respondWithUser = (req: Request, res: Response, status: number, row: UserRow): void => {
@@ -66,13 +76,13 @@ export function userRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): Ro
 
   router.get("/Users", (req, res) => {
     const params = parseListParams(req.query);
-    const { total, resources } = searchUsers(db, scimContext(res), params, undefined, undefined, budget);
+    const { total, resources } = searchUsers(db, scimContext(res), params, undefined, undefined, budget, anchors);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 
   router.post("/Users/.search", (req, res) => {
     const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
-    const { total, resources } = searchUsers(db, scimContext(res), params, undefined, undefined, budget);
+    const { total, resources } = searchUsers(db, scimContext(res), params, undefined, undefined, budget, anchors);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
 

@@ -1,7 +1,7 @@
 import type { ManagementClient } from "auth0";
 import { eq } from "drizzle-orm";
 import { userSync } from "../../db/schema.js";
-import { Auth0Gateway, type CallObserver, type RevokeResult } from "../auth0/gateway.js";
+import { Auth0Gateway, type CallObserver, type OutagePolicy, type RevokeResult } from "../auth0/gateway.js";
 import { RateLimiter, rateProfile, type Auth0Plan } from "../auth0/rate-limiter.js";
 import type { Db } from "../directory/database.js";
 import { conflict } from "../errors.js";
@@ -14,7 +14,7 @@ import { MembershipBatcher } from "./membership-batcher.js";
 import { Lane } from "./queue.js";
 import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
-import { Worker, type WorkerEvents } from "./worker.js";
+import { Worker, type BackoffPolicy, type WorkerEvents } from "./worker.js";
 
 export interface SyncEngineOptions {
   db: Db;
@@ -32,6 +32,9 @@ export interface SyncEngineOptions {
   concurrency?: number;
   pollMs?: number;
   leaseMs?: number;
+  /** Job retry backoff and Auth0 outage detection (defaults: defaultBackoff, defaultOutagePolicy). */
+  backoff?: BackoffPolicy;
+  outage?: OutagePolicy;
   invitations?: InvitationDelivery;
   /** AUTH0_INVITATION_CLIENT_ID: the application invitation tickets return to. */
   invitationClientId?: string;
@@ -58,6 +61,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
     ...(options.invitationClientId ? { invitationClientId: options.invitationClientId } : {}),
+    ...(options.outage ? { outage: options.outage } : {}),
   });
   const batcher = new MembershipBatcher(gateway);
   const deps: SyncDeps = {
@@ -78,6 +82,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
     ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.backoff ? { backoff: options.backoff } : {}),
     ...(options.events ? { events: options.events } : {}),
   });
   return {

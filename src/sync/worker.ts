@@ -32,6 +32,8 @@ export interface WorkerOptions {
   pollMs?: number;
   /** Attempts before a provisioning/background job goes to dead; deprovisioning retries transient errors for ever. */
   maxAttempts?: number;
+  /** Retry backoff (default defaultBackoff); tests of long outages scale it down with the outage. */
+  backoff?: BackoffPolicy;
   events?: WorkerEvents;
   now?: () => number;
   random?: () => number;
@@ -41,9 +43,17 @@ export interface WorkerOptions {
  * Backoff with full jitter (AWS Architecture Blog "Exponential Backoff And Jitter"): base 1 s, capped at 60 s for
  * deprovisioning and 15 min otherwise.
  */
-export function backoffMs(attempt: number, lane: number, random: () => number = Math.random): number {
-  const cap = lane === Lane.deprovision ? 60_000 : 15 * 60_000;
-  const ceiling = Math.min(cap, 1000 * 2 ** Math.min(attempt, 20));
+export interface BackoffPolicy {
+  baseMs: number;
+  deprovisionCapMs: number;
+  otherCapMs: number;
+}
+
+export const defaultBackoff: BackoffPolicy = { baseMs: 1000, deprovisionCapMs: 60_000, otherCapMs: 15 * 60_000 };
+
+export function backoffMs(attempt: number, lane: number, random: () => number = Math.random, policy: BackoffPolicy = defaultBackoff): number {
+  const cap = lane === Lane.deprovision ? policy.deprovisionCapMs : policy.otherCapMs;
+  const ceiling = Math.min(cap, policy.baseMs * 2 ** Math.min(attempt, 20));
   return Math.floor(random() * ceiling);
 }
 
@@ -269,7 +279,7 @@ export class Worker {
         tx.update(jobs).set({ state: "dead", attempts, leaseOwner: null, leaseExpiresAt: null, lastError: reason, updatedAt: t }).where(eq(jobs.id, job.id)).run();
         return { status: "dead", reason };
       }
-      const runAfter = Math.max(t + backoffMs(attempts, current.lane, this.random), outcome.retryAt ?? 0);
+      const runAfter = Math.max(t + backoffMs(attempts, current.lane, this.random, this.options.backoff), outcome.retryAt ?? 0);
       this.requeue(tx, current, { runAfter, lastError: outcome.reason, attempts });
       return outcome;
     });

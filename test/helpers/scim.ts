@@ -5,11 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Database from "better-sqlite3";
 import type { Express } from "express";
+import { pino, type Logger } from "pino";
 import supertest from "supertest";
-import { openDatabase, type Db } from "../../src/directory/database.js";
+import { createBridge, type Bridge, type BridgeOverrides } from "../../src/bridge.js";
+import { loadConfig } from "../../src/config.js";
+import type { Db } from "../../src/directory/database.js";
 import { scimBaseUrl } from "../../src/directory/directories.js";
 import { addDirectory, onboardOrganization } from "../../src/directory/onboarding.js";
-import { createApp, type AppDeps } from "../../src/http/app.js";
+import type { AppDeps } from "../../src/http/app.js";
 
 /**
  * A real bridge for tests: a temporary SQLite file (WAL, synchronous=FULL, migrations applied, as in
@@ -28,6 +31,8 @@ export interface TestDirectory {
 }
 
 export interface TestBridge extends TestDirectory {
+  /** The whole bridge as createBridge built it (metrics, sync engine, request log, product routers). */
+  bridge: Bridge;
   app: Express;
   db: Db;
   sqlite: Database.Database;
@@ -43,36 +48,91 @@ export interface TestBridge extends TestDirectory {
   close(): Promise<void>;
 }
 
+/** Authenticated SCIM requests with the SCIM content type: the one place tests build them. */
 export interface ScimClient {
   get(path: string): supertest.Test;
   post(path: string, body?: unknown): supertest.Test;
   put(path: string, body?: unknown): supertest.Test;
   patch(path: string, body?: unknown): supertest.Test;
   delete(path: string): supertest.Test;
+  /** Any method, the body JSON-encoded (sent on GET and DELETE too: routes must ignore or refuse it). */
+  request(method: "get" | "post" | "put" | "patch" | "delete", path: string, body?: unknown): supertest.Test;
+  /** A body sent exactly as given (malformed JSON, other media types). */
+  raw(method: "post" | "put" | "patch", path: string, body: string, contentType?: string): supertest.Test;
 }
 
 let counter = 0;
 
-function client(http: supertest.Agent, dir: TestDirectory): ScimClient {
+/**
+ * SCIM requests to one directory's base path with its bearer token: `scimClient(bridge.http, dir).post("/Users", body)`.
+ * `target` is a supertest agent or an app; `contentType` what JSON bodies are sent as (default application/scim+json).
+ */
+export function scimClient(
+  target: supertest.Agent | Express,
+  dir: { basePath: string; token: string },
+  options: { contentType?: string } = {},
+): ScimClient {
+  const http: supertest.Agent = typeof target === "function" ? supertest.agent(target) : target;
+  const contentType = options.contentType ?? "application/scim+json";
   const auth = (t: supertest.Test) => t.set("Authorization", `Bearer ${dir.token}`);
-  const withBody = (t: supertest.Test, body: unknown) =>
-    body === undefined ? t : t.set("Content-Type", "application/scim+json").send(JSON.stringify(body));
+  const withBody = (t: supertest.Test, body: unknown) => (body === undefined ? t : t.set("Content-Type", contentType).send(JSON.stringify(body)));
+  const request = (method: "get" | "post" | "put" | "patch" | "delete", path: string, body?: unknown) => withBody(auth(http[method](dir.basePath + path)), body);
   return {
-    get: (path) => auth(http.get(dir.basePath + path)),
-    post: (path, body) => withBody(auth(http.post(dir.basePath + path)), body),
-    put: (path, body) => withBody(auth(http.put(dir.basePath + path)), body),
-    patch: (path, body) => withBody(auth(http.patch(dir.basePath + path)), body),
-    delete: (path) => auth(http.delete(dir.basePath + path)),
+    get: (path) => request("get", path),
+    post: (path, body) => request("post", path, body),
+    put: (path, body) => request("put", path, body),
+    patch: (path, body) => request("patch", path, body),
+    delete: (path) => request("delete", path),
+    request,
+    raw: (method, path, body, type = "application/scim+json") => auth(http[method](dir.basePath + path)).set("Content-Type", type).send(body),
   };
 }
 
-export async function createTestBridge(options: Omit<Partial<AppDeps>, "db" | "publicUrl"> = {}): Promise<TestBridge> {
+const client = (http: supertest.Agent, dir: TestDirectory): ScimClient => scimClient(http, dir);
+
+/** What a test may change: the app's knobs (as before) and the environment the configuration is parsed from. */
+export type TestBridgeOptions = Omit<Partial<AppDeps>, "db" | "publicUrl" | "log" | "scimRateLimit"> & {
+  log?: Logger;
+  /** Environment variables beyond the defaults (e.g. SCIM_RATE_LIMIT_PER_SECOND). */
+  env?: Record<string, string>;
+  /** SCIM rate limit instead of the configured default; null turns it off. */
+  scimRateLimit?: AppDeps["scimRateLimit"] | null;
+  /** Further createBridge overrides (auth0, engine, clock…). */
+  overrides?: BridgeOverrides;
+};
+
+/** Auth0 settings for bridges whose worker never runs: nothing listens there. */
+const unreachableAuth0 = { domain: "tenant.example.auth0.com", clientId: "scim-bridge-test", clientSecret: "test-secret", managementUrl: "http://127.0.0.1:9" };
+
+export async function createTestBridge(options: TestBridgeOptions = {}): Promise<TestBridge> {
   const dir = mkdtempSync(join(tmpdir(), "scim-bridge-test-"));
-  const { db, sqlite, close } = openDatabase(`sqlite:${join(dir, "bridge.db")}`);
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const app = createApp({ db, publicUrl: origin, ...options });
+  const { env, overrides, log, scimRateLimit, bodyLimit, queryBudget, unauthenticatedLimit, onUnauthenticated, onScimWrite, extraRouters, scimMiddleware, middleware } = options;
+  // The production defaults (rate limits included), parsed as `serve` parses them.
+  const config = loadConfig({ LOG_LEVEL: "silent", ...env });
+  const bridge = await createBridge(config, {
+    databaseUrl: `sqlite:${join(dir, "bridge.db")}`,
+    backgroundCheckpoints: false,
+    publicUrl: origin,
+    log: log ?? pino({ level: "silent" }),
+    auth0: unreachableAuth0,
+    defaultMetrics: false,
+    ...(scimRateLimit === undefined ? {} : { scimRateLimit }),
+    app: {
+      ...(bodyLimit === undefined ? {} : { bodyLimit }),
+      ...(queryBudget === undefined ? {} : { queryBudget }),
+      ...(unauthenticatedLimit === undefined ? {} : { unauthenticatedLimit }),
+      ...(onUnauthenticated === undefined ? {} : { onUnauthenticated }),
+      ...(onScimWrite === undefined ? {} : { onScimWrite }),
+      ...(extraRouters === undefined ? {} : { extraRouters }),
+      ...(scimMiddleware === undefined ? {} : { scimMiddleware }),
+      ...(middleware === undefined ? {} : { middleware }),
+    },
+    ...overrides,
+  });
+  const { app, db, sqlite } = bridge;
   server.on("request", app);
   const http = supertest.agent(server);
   const operator = { type: "operator" as const, id: "test" };
@@ -89,6 +149,7 @@ export async function createTestBridge(options: Omit<Partial<AppDeps>, "db" | "p
 
   return {
     ...main,
+    bridge,
     app,
     db,
     sqlite,
@@ -102,8 +163,9 @@ export async function createTestBridge(options: Omit<Partial<AppDeps>, "db" | "p
       return { ...d, scim: client(http, d) };
     },
     async close() {
+      server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      close();
+      await bridge.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,16 +1,23 @@
 import { inArray } from "drizzle-orm";
+import { pino } from "pino";
 import { jobs } from "../../db/schema.js";
-import { createManagementClient } from "../../src/auth0/client.js";
+import { createBridge, type Bridge } from "../../src/bridge.js";
+import { loadConfig } from "../../src/config.js";
+import { connectionOf } from "../../src/directory/statements.js";
 import type { Db } from "../../src/directory/database.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../../src/emulator/index.js";
-import { createSyncEngine, type SyncEngine } from "../../src/sync/engine.js";
+import type { OutagePolicy } from "../../src/auth0/gateway.js";
+import type { SyncEngine } from "../../src/sync/engine.js";
+import type { BackoffPolicy } from "../../src/sync/worker.js";
 import type { InvitationDelivery } from "../../src/sync/invitations.js";
 
 export interface SyncHarness {
   emulator: RunningEmulator;
   engine: SyncEngine;
+  /** The bridge the engine belongs to, built by createBridge over the same database file. */
+  bridge: Bridge;
   /** Resolves once no job is pending or running (the directory and Auth0 have converged). */
   drain(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -18,31 +25,49 @@ export interface SyncHarness {
 
 /**
  * The real sync engine (limiter, gateway, batcher, reconcilers, worker) against a fresh Auth0
- * emulator through the real node-auth0 client, as main.ts wires it.
+ * emulator through the real node-auth0 client, built by createBridge as `serve` builds it: on its
+ * own connection to the database file (synchronous=NORMAL), with the configured lease and metrics.
  */
 export async function startSyncHarness(
   db: Db,
-  options: EmulatorOptions & { concurrency?: number; start?: boolean; invitations?: InvitationDelivery; bridgeRateScale?: number } = {},
+  options: EmulatorOptions & {
+    concurrency?: number;
+    start?: boolean;
+    invitations?: InvitationDelivery;
+    bridgeRateScale?: number;
+    /** The bridge's retry backoff and outage detection, scaled down for tests of long outages. */
+    backoff?: BackoffPolicy;
+    outage?: OutagePolicy;
+  } = {},
 ): Promise<SyncHarness> {
   const plan = options.plan ?? "enterprise";
   const emulator = await startEmulator({ rateLimits: false, ...options, plan });
-  const client = createManagementClient(
-    { domain: "tenant.example.auth0.com", clientId: "scim-bridge-test", clientSecret: "test-secret", managementUrl: emulator.url },
-    { maxRetries: 0 },
-  );
-  const engine = createSyncEngine({
-    db,
-    client,
+  const file = connectionOf(db).name;
+  if (!file || file === ":memory:") throw new Error("startSyncHarness needs a database file: the engine opens its own connection, as in production");
+  const bridge = await createBridge(loadConfig({ LOG_LEVEL: "silent" }), {
+    databaseUrl: `sqlite:${file}`,
+    backgroundCheckpoints: false,
+    tenantLink: false,
+    log: pino({ level: "silent" }),
+    auth0: { domain: "tenant.example.auth0.com", clientId: "scim-bridge-test", clientSecret: "test-secret", managementUrl: emulator.url },
+    managementClient: { maxRetries: 0 },
     plan,
-    ...(options.bridgeRateScale ? { rateScale: options.bridgeRateScale } : {}),
-    pollMs: 10,
-    concurrency: options.concurrency ?? 16,
-    ...(options.invitations ? { invitations: options.invitations } : {}),
+    rateScale: options.bridgeRateScale ?? 1,
+    defaultMetrics: false,
+    engine: {
+      pollMs: 10,
+      concurrency: options.concurrency ?? 16,
+      ...(options.invitations ? { invitations: options.invitations } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      ...(options.outage ? { outage: options.outage } : {}),
+    },
   });
+  const engine = bridge.engine;
   if (options.start !== false) engine.worker.start();
   return {
     emulator,
     engine,
+    bridge,
     async drain(timeoutMs = 20_000) {
       const end = Date.now() + timeoutMs;
       for (;;) {
@@ -58,7 +83,7 @@ export async function startSyncHarness(
     },
     async close() {
       await engine.worker.stop(2_000);
-      engine.limiter.stop();
+      await bridge.close();
       await emulator.close();
     },
   };

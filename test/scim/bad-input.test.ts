@@ -34,8 +34,7 @@ async function expectRefused(send: () => PromiseLike<{ status: number; body: Rec
 }
 
 describe("malformed bodies", () => {
-  const raw = (method: "post" | "put" | "patch", path: string, body: string, type = "application/scim+json") =>
-    bridge.http[method](bridge.basePath + path).set("Authorization", `Bearer ${bridge.token}`).set("Content-Type", type).send(body);
+  const raw = (method: "post" | "put" | "patch", path: string, body: string, type = "application/scim+json") => bridge.scim.raw(method, path, body, type);
 
   it.each([
     ["POST /Users", "post", "/Users"],

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestBridge, type ScimClient, type TestBridge, type TestDirectory } from "../helpers/scim.js";
+import { createTestBridge, scimClient, type ScimClient, type TestBridge, type TestDirectory } from "../helpers/scim.js";
 import { storedGroup, storedUser, writeFootprint } from "../helpers/store.js";
 
 /**
@@ -106,13 +106,13 @@ it("refuses a directory's token on every route of another directory's URL", asyn
   ];
   const before = writeFootprint(bridge.db);
   for (const [method, path] of routes) {
-    const res = await bridge.http[method as "get"](`${bridge.basePath}${path}`).set("Authorization", `Bearer ${other.token}`).send({ userName: "x", displayName: "x" });
+    const res = await scimClient(bridge.http, { basePath: bridge.basePath, token: other.token }).request(method as "get", path, { userName: "x", displayName: "x" });
     expect(res.status, `${method} ${path}`).toBe(401);
     expect(res.body.schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:Error"]);
     expect(res.headers["www-authenticate"]).toContain("Bearer");
   }
   // An unknown directory looks exactly like a wrong token.
-  await bridge.http.get(`/scim/v2/dir-doesnotexist/Users`).set("Authorization", `Bearer ${bridge.token}`).expect(401);
+  await scimClient(bridge.http, { basePath: "/scim/v2/dir-doesnotexist", token: bridge.token }).get("/Users").expect(401);
   expect(writeFootprint(bridge.db)).toEqual(before);
 });
 

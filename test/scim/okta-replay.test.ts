@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Lane } from "../../src/sync/queue.js";
 import { okta } from "../fixtures/idp/okta.js";
-import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { createTestBridge, scimClient, type TestBridge } from "../helpers/scim.js";
 import { auditFor, memberIdsOf, pendingJob, storedGroup, storedUser } from "../helpers/store.js";
 
 /** Every Okta request shape in test/fixtures/idp/okta.ts, replayed; each test checks the answer and what was stored. */
@@ -136,7 +136,7 @@ describe("Okta: group push", () => {
 
 describe("Okta: errors it reads", () => {
   it("answers bad credentials with a 401 SCIM Error carrying status and detail", async () => {
-    const res = await bridge.http.get(`${bridge.basePath}/Users`).set("Authorization", "Bearer not-a-token").expect(401);
+    const res = await scimClient(bridge.http, { basePath: bridge.basePath, token: "not-a-token" }).get("/Users").expect(401);
     expect(res.body).toMatchObject({ schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "401" });
     expect(res.body.detail).toBeTruthy();
     expect(res.headers["www-authenticate"]).toMatch(/^Bearer realm="scim-bridge", error="invalid_token"/);

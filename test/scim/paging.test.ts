@@ -1,6 +1,11 @@
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createTestBridge, type ScimClient, type TestBridge, type TestDirectory } from "../helpers/scim.js";
+import { openDatabase } from "../../src/directory/database.js";
+import { createApp } from "../../src/http/app.js";
+import { createTestBridge, scimClient, type ScimClient, type TestBridge, type TestDirectory } from "../helpers/scim.js";
 
 /**
  * Sequential paging resumes from the previous page's end (keyset) rather than OFFSET; the answers
@@ -44,4 +49,26 @@ it("answers as OFFSET does when users are deleted or created between pages", asy
   await dir.scim.post("/Users", { userName: `late-${randomUUID()}@x.test` }).expect(201);
   const latest = await everything();
   expect(ids(await dir.scim.get("/Users?startIndex=7&count=2").expect(200))).toEqual(latest.slice(6, 8));
+});
+
+it("keeps each database's page anchors to itself: a copy served by a second app in the same process", async () => {
+  const folder = mkdtempSync(join(tmpdir(), "scim-bridge-copy-"));
+  const copyPath = join(folder, "copy.db");
+  bridge.sqlite.exec(`VACUUM INTO '${copyPath}'`);
+  const copy = openDatabase(`sqlite:${copyPath}`);
+  try {
+    // Same directory id and token as the original: only the database differs.
+    const other = scimClient(createApp({ db: copy.db, publicUrl: bridge.origin }), dir);
+    const original = await everything();
+    await dir.scim.delete(`/Users/${original[0]}`).expect(204);
+    // The copy (still holding that user) walks its first page and records where its second begins.
+    await other.get("/Users?startIndex=1&count=2").expect(200);
+    const after = await everything();
+    expect(ids(await dir.scim.get("/Users?startIndex=3&count=2").expect(200))).toEqual(after.slice(2, 4));
+    const copied = ids(await other.get("/Users?count=1000").expect(200));
+    expect(ids(await other.get("/Users?startIndex=3&count=2").expect(200))).toEqual(copied.slice(2, 4));
+  } finally {
+    copy.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
 });

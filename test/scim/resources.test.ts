@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseListParams } from "../../src/scim/list.js";
-import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { createTestBridge, scimClient, type TestBridge } from "../helpers/scim.js";
 import { memberIdsOf, storedUser, writeFootprint } from "../helpers/store.js";
 
 /** Resource endpoints: CRUD, ETags, paging, sorting, projection, discovery, media types. */
@@ -17,7 +17,7 @@ const newUser = async (extra: Record<string, unknown> = {}) =>
 
 describe("media types", () => {
   it("accepts application/json and application/scim+json bodies and always answers application/scim+json", async () => {
-    const plain = await bridge.http.post(`${bridge.basePath}/Users`).set("Authorization", `Bearer ${bridge.token}`).set("Content-Type", "application/json").send({ userName: `j-${randomUUID()}` }).expect(201);
+    const plain = await scimClient(bridge.http, bridge, { contentType: "application/json" }).post("/Users", { userName: `j-${randomUUID()}` }).expect(201);
     expect(plain.headers["content-type"]).toBe("application/scim+json; charset=utf-8");
     const scim = await bridge.scim.post("/Users", { userName: `s-${randomUUID()}` }).expect(201);
     expect(scim.headers["content-type"]).toBe("application/scim+json; charset=utf-8");
@@ -193,6 +193,19 @@ describe("discovery (RFC 7644 §4)", () => {
     expect(schemas.text).not.toContain('"password"');
     const user = await bridge.scim.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").expect(200);
     expect(user.body.attributes.find((a: { name: string }) => a.name === "userName")).toMatchObject({ caseExact: false, uniqueness: "server" });
+  });
+
+  it("serves every schema as an RFC 7643 §7 resource with schemas and meta, in the list and by id", async () => {
+    const schemaUrn = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+    const list = await bridge.scim.get("/Schemas").expect(200);
+    expect(list.body.Resources.length).toBe(4);
+    for (const listed of list.body.Resources as { id: string }[]) {
+      const location = `${bridge.baseUrl}/Schemas/${listed.id}`;
+      expect(listed, listed.id).toMatchObject({ schemas: [schemaUrn], meta: { resourceType: "Schema", location } });
+      const one = await bridge.scim.get(`/Schemas/${listed.id}`).expect(200);
+      expect(one.body, listed.id).toMatchObject({ schemas: [schemaUrn], id: listed.id, meta: { resourceType: "Schema", location } });
+      expect(one.body.attributes.length).toBeGreaterThan(0);
+    }
   });
 
   it.each(["post", "put", "patch", "delete"] as const)("refuses %s on discovery endpoints with a SCIM error", async (method) => {

@@ -6,6 +6,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { and, eq, inArray } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
+import { defaultOutagePolicy, type OutagePolicy } from "../../src/auth0/gateway.js";
+import { defaultBackoff, type BackoffPolicy } from "../../src/sync/worker.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 
@@ -33,21 +35,40 @@ async function pushUsers(b: TestBridge, prefix: string, n: number): Promise<stri
 
 const openJobs = (b: TestBridge) => b.db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.state, ["pending", "running"])).all().length;
 
+/**
+ * The outage runs for seconds, not a minute: the bridge's outage detection (pause after 3 failures in
+ * a row, doubling to a cap) and job backoff are scaled by the same factor, so jobs see the same number
+ * of pauses and attempts as in a real 60-second outage with the default policies.
+ */
+const outageMs = 6_000;
+const scale = outageMs / 60_000;
+const scaledOutage: OutagePolicy = {
+  failuresBeforePause: defaultOutagePolicy.failuresBeforePause,
+  firstPauseMs: defaultOutagePolicy.firstPauseMs * scale,
+  maxPauseMs: defaultOutagePolicy.maxPauseMs * scale,
+  transientRetryMs: { min: defaultOutagePolicy.transientRetryMs.min * scale, max: defaultOutagePolicy.transientRetryMs.max * scale },
+};
+const scaledBackoff: BackoffPolicy = {
+  baseMs: defaultBackoff.baseMs * scale,
+  deprovisionCapMs: defaultBackoff.deprovisionCapMs * scale,
+  otherCapMs: defaultBackoff.otherCapMs * scale,
+};
+
 describe("Auth0 faults", () => {
   it("converges through 10% 5xx, a 429 storm and an outage, with no duplicate user and no dead deprovision job", async () => {
     bridge = await createTestBridge();
-    sync = await startSyncHarness(bridge.db, { plan: "enterprise", rateLimits: false });
+    sync = await startSyncHarness(bridge.db, { plan: "enterprise", rateLimits: false, outage: scaledOutage, backoff: scaledBackoff });
     const ids = await pushUsers(bridge, "f", 60);
     const started = Date.now();
     sync.emulator.setFaults({
       errors: [{ path: "/api/v2/*", status: 503, rate: 0.1 }],
       rateLimitStorm: { startInMs: 300, durationMs: 1_500 },
-      outage: { startInMs: 2_500, durationMs: 60_000 },
+      outage: { startInMs: 2_500, durationMs: outageMs },
     });
     // Deactivations land in the middle of the trouble.
     await new Promise((r) => setTimeout(r, 1_000));
     for (const id of ids.slice(0, 10)) await bridge.scim.patch(`/Users/${id}`, deactivate).expect(204);
-    await sync.drain(150_000);
+    await sync.drain(60_000);
 
     const state = sync.emulator.state;
     for (let i = 0; i < 60; i++) expect(state.usersByEmail(`f${i}@example.com`), `f${i}`).toHaveLength(1);
@@ -59,8 +80,8 @@ describe("Auth0 faults", () => {
     const statuses = new Set(sync.emulator.calls().map((c) => c.status));
     expect(statuses.has(503)).toBe(true);
     expect(statuses.has(429)).toBe(true);
-    console.log(`converged ${Math.round((Date.now() - started) / 1000)} s after the faults began (60 s of them an outage)`);
-  }, 200_000);
+    console.log(`converged ${Math.round((Date.now() - started) / 1000)} s after the faults began (${outageMs / 1000} s of them an outage, policies scaled by ${scale})`);
+  }, 120_000);
 
   it("applies a deactivation sent during a 2,000-user provisioning backlog before the backlog drains", async () => {
     bridge = await createTestBridge();
@@ -72,9 +93,13 @@ describe("Auth0 faults", () => {
     const login = await sync.emulator.login({ connection: "Username-Password-Authentication", email: "early0@example.com", organization: sync.emulator.state.organizations.values().next().value!.id });
     expect(login.decision).toBe("allow");
 
+    // The IdP's push lands while the worker is stopped, so the whole backlog is queued however fast
+    // this machine answers SCIM; the worker then starts with the deactivation behind 2,000 jobs.
+    await sync.engine.worker.stop();
     await pushUsers(bridge, "backlog", 2_000);
     const sent = Date.now();
     await bridge.scim.patch(`/Users/${leaver}`, deactivate).expect(204);
+    sync.engine.worker.start();
     for (;;) {
       const u = sync.emulator.state.usersByEmail("early0@example.com")[0]!;
       if (u.blocked && !sync.emulator.state.hasActiveAccess(leaverAuth0.user_id)) break;

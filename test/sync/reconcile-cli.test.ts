@@ -60,7 +60,8 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 
 const ada = () => sync.emulator.state.usersByEmail("ada@example.com")[0]!;
 
-describe("scim-bridge reconcile", () => {
+// Each test runs the CLI through tsx several times: seconds each, more when other test files share the cores.
+describe("scim-bridge reconcile", { timeout: 120_000 }, () => {
   it("--dry-run --json exits 2 with the drift report and changes nothing; then repairs; then exits 0", async () => {
     const gateway = sync.engine.gateway;
     await gateway.updateUser(ada().user_id, { blocked: true, app_metadata: { department: "Sales" } }, 2);

@@ -1,1 +1,0 @@
-CREATE INDEX `user_sync_auth0_user_idx` ON `user_sync` (`auth0_user_id`);

@@ -1,0 +1,271 @@
+/**
+ * The composition root: everything `serve` runs, built from the parsed configuration, with overrides
+ * for the things a test (or the sandbox) supplies itself. main.ts and the test helpers both build
+ * through createBridge, so what the tests exercise is wired exactly as production is.
+ */
+import type { RequestHandler } from "express";
+import { pino, type Logger } from "pino";
+import { adminRouter, adminService, type AdminDeps } from "./admin/router.js";
+import { createManagementClient } from "./auth0/client.js";
+import { monitorTenant, type TenantMonitor } from "./auth0/tenant-checks.js";
+import { ConfigError, type Auth0Config, type Config } from "./config.js";
+import type { ConsoleOidcSettings } from "./console/oidc.js";
+import { consoleRouter, ephemeralSessionSecret } from "./console/router.js";
+import { openDatabase, startBackgroundCheckpoints, type Db, type OpenDatabase } from "./directory/database.js";
+import { linkedTenant, recordTenantLink, sandboxRefusal, sandboxTenant } from "./directory/settings.js";
+import { createApp, type AppDeps } from "./http/app.js";
+import { healthRouter } from "./http/health.js";
+import { createMetrics, metricsRouter, organizationSlugs, queueDepthFromDb, type Metrics } from "./http/metrics.js";
+import { postLoginHookRouter } from "./http/post-login-hook.js";
+import { scimRequestLog } from "./http/scim-request-log.js";
+import { createLogger, requestLogger } from "./logging.js";
+import { scheduleDriftScans } from "./sync/drift-schedule.js";
+import { createSyncEngine, type SyncEngine, type SyncEngineOptions } from "./sync/engine.js";
+import { ImportClient } from "./sync/import/client.js";
+import { webhookInvitationDelivery, type InvitationDelivery } from "./sync/invitations.js";
+
+export interface BridgeOverrides {
+  /** The database instead of config.databaseUrl (the sandbox's own file, a test's temporary one). */
+  databaseUrl?: string;
+  /**
+   * WAL checkpoints in a thread of their own (as `serve` runs them, never inside a SCIM write's
+   * commit) or SQLite's automatic ones. Default true.
+   */
+  backgroundCheckpoints?: boolean;
+  /** The tenant this database is linked to (refused if linked to another); default the Auth0 domain; false: no link. */
+  tenantLink?: string | false;
+  /** PUBLIC_URL once the port is known (PORT=0), or a test server's origin. */
+  publicUrl?: string;
+  log?: Logger;
+  /** Clock of the admin API and the console (sessions, setup links, token expiry). */
+  clock?: () => number;
+  /** Auth0 settings instead of config.auth0: the sandbox's or a test's emulator. */
+  auth0?: Auth0Config;
+  /** Management API client options (tests: no retries, so faults show at once). */
+  managementClient?: { maxRetries?: number };
+  plan?: Config["auth0Plan"];
+  rateScale?: number;
+  hookSecret?: string;
+  consoleOidc?: ConsoleOidcSettings;
+  /** The sync engine's knobs beyond the configuration (a test's fast poll, an invitation sink). */
+  engine?: Pick<SyncEngineOptions, "pollMs" | "concurrency" | "leaseMs" | "backoff" | "outage"> & { invitations?: InvitationDelivery };
+  /** Admin API per-token limit; false turns it off (tests of other things). */
+  adminRateLimit?: AdminDeps["rateLimit"];
+  /** SCIM rate limit instead of config.scimRateLimit; null turns it off. */
+  scimRateLimit?: AppDeps["scimRateLimit"] | null;
+  /** The HTTP app's test knobs and extra mounts (before the product's own routers). */
+  app?: Pick<AppDeps, "bodyLimit" | "queryBudget" | "unauthenticatedLimit" | "onUnauthenticated" | "onScimWrite" | "extraRouters" | "scimMiddleware" | "middleware">;
+  /** Metrics without Node's default process metrics (tests build many registries in one process). */
+  defaultMetrics?: boolean;
+}
+
+export interface Bridge {
+  app: ReturnType<typeof createApp>;
+  /** The store's connection (synchronous=FULL): every SCIM write commits through it. */
+  db: Db;
+  sqlite: OpenDatabase["sqlite"];
+  /** The worker's and bookkeeping connection (synchronous=NORMAL). */
+  syncDb: Db;
+  log: Logger;
+  metrics: Metrics;
+  engine: SyncEngine;
+  publicUrl: string;
+  auth0: Auth0Config;
+  hookSecret?: string;
+  /** Starts the background work: tenant checks (the worker waits for the first, at most 5 s), the worker, drift scans. */
+  start(): Promise<void>;
+  /** /healthz answers 503 from now on: a load balancer stops sending before the server closes. */
+  beginShutdown(): void;
+  /** Stops the background work, flushes the request log, closes the connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Links the database to the tenant it serves, once. The sandbox refuses a database linked to a real
+ * tenant (it would replace that tenant's ids with its throwaway tenant's), and `serve` refuses one
+ * linked to another tenant (its ids mean nothing there).
+ */
+function linkDatabase(db: Db, tenant: string): void {
+  if (tenant === sandboxTenant) {
+    const refusal = sandboxRefusal(db);
+    if (refusal) throw new ConfigError([`the sandbox refuses this database: ${refusal}`]);
+  } else {
+    const link = linkedTenant(db);
+    if (link && link.tenant !== tenant) {
+      throw new ConfigError([
+        link.tenant === sandboxTenant
+          ? `this database belongs to the sandbox (npm start): its Auth0 ids are those of a throwaway emulated tenant, not ${tenant}. Give \`serve\` its own DATABASE_URL.`
+          : `this database is linked to the Auth0 tenant ${link.tenant}, not AUTH0_DOMAIN=${tenant}: its organization and user ids belong to that tenant. Use that tenant's settings, or a new DATABASE_URL.`,
+      ]);
+    }
+  }
+  recordTenantLink(db, tenant);
+}
+
+export async function createBridge(config: Readonly<Config>, overrides: BridgeOverrides = {}): Promise<Bridge> {
+  const auth0 = overrides.auth0 ?? config.auth0;
+  if (!auth0) throw new ConfigError(["AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are required (or an emulator's settings)"]);
+  const log = overrides.log ?? (config.logLevel === "silent" ? pino({ level: "silent" }) : createLogger({ level: config.logLevel }));
+  const databaseUrl = overrides.databaseUrl ?? config.databaseUrl;
+  const publicUrl = overrides.publicUrl ?? config.publicUrl;
+  const plan = overrides.plan ?? config.auth0Plan;
+  const hookSecret = overrides.hookSecret ?? config.hookSecret;
+  const background = overrides.backgroundCheckpoints ?? true;
+
+  const store = openDatabase(databaseUrl, background ? { autoCheckpoint: false } : {});
+  try {
+    const tenant = overrides.tenantLink ?? auth0.domain;
+    if (tenant !== false) linkDatabase(store.db, tenant);
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  const checkpoints = background
+    ? startBackgroundCheckpoints(databaseUrl, (message) =>
+        log.error({ err: message }, "WAL checkpoint failed: the write-ahead log grows until one succeeds; check disk space and permissions"),
+      )
+    : undefined;
+  const { db, sqlite } = store;
+  // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
+  // The SCIM request log and tokens' last use write through it too: bookkeeping, off the SCIM commit path.
+  const syncConnection = openDatabase(databaseUrl, { durability: "normal", ...(background ? { autoCheckpoint: false } : {}) });
+
+  const metrics = createMetrics({ organizationLabel: organizationSlugs(db), ...(overrides.defaultMetrics === false ? { defaultMetrics: false } : {}) });
+  const client = createManagementClient(auth0, overrides.managementClient ?? {});
+  const invitations = overrides.engine?.invitations ?? (config.invitationWebhook ? webhookInvitationDelivery(config.invitationWebhook.url, config.invitationWebhook.secret) : undefined);
+  const engine = createSyncEngine({
+    db: syncConnection.db,
+    client,
+    plan,
+    tenant: auth0.domain,
+    rateScale: overrides.rateScale ?? config.auth0RateScale,
+    ...(auth0.invitationClientId ? { invitationClientId: auth0.invitationClientId } : {}),
+    log,
+    onAuth0Failure: (organizationId, errorCode) => metrics.auth0Failure(organizationId, errorCode),
+    leaseMs: overrides.engine?.leaseMs ?? config.jobLeaseSeconds * 1000,
+    concurrency: overrides.engine?.concurrency ?? config.syncConcurrency,
+    ...(overrides.engine?.pollMs === undefined ? {} : { pollMs: overrides.engine.pollMs }),
+    ...(overrides.engine?.backoff ? { backoff: overrides.engine.backoff } : {}),
+    ...(overrides.engine?.outage ? { outage: overrides.engine.outage } : {}),
+    ...(invitations ? { invitations } : {}),
+    observer: metrics.callObserver,
+    events: { ...metrics.workerEvents, onError: (err) => log.warn({ err }, "job worker: database write failed; retrying on the next poll") },
+  });
+  metrics.setQueueDepthSource(() => queueDepthFromDb(db));
+  metrics.setRateBudgetSource(() => engine.limiter.snapshot());
+
+  let shuttingDown = false;
+  let tenantMonitor: TenantMonitor | undefined;
+  let stopDrift: (() => void) | undefined;
+  const adminDeps: AdminDeps = {
+    db,
+    publicUrl,
+    ...(config.adminToken ? { bootstrapOperatorToken: config.adminToken } : {}),
+    log,
+    signOut: (userId) => engine.signOut(userId),
+    notifyWorker: () => engine.worker.notify(),
+    userImports: { api: new ImportClient(client, engine.limiter), gateway: engine.gateway },
+    ...(overrides.clock ? { now: overrides.clock } : {}),
+    ...(overrides.adminRateLimit === undefined ? {} : { rateLimit: overrides.adminRateLimit }),
+  };
+  const consoleOidc: ConsoleOidcSettings | undefined =
+    overrides.consoleOidc ??
+    (config.console.oidc
+      ? { ...config.console.oidc, roleClaimNamespace: config.console.roleClaimNamespace, adminRole: config.console.adminRole, operatorOrganization: config.console.operatorOrganization }
+      : undefined);
+  if (!config.console.sessionSecret) log.warn("CONSOLE_SESSION_SECRET is not set: console sessions end when this process restarts and are not shared with other instances");
+  const productRouters: { path: string; router: RequestHandler }[] = [
+    { path: "/admin/v1", router: adminRouter(adminDeps) },
+    {
+      path: "/console",
+      router: consoleRouter({
+        db,
+        publicUrl,
+        log,
+        admin: adminService(adminDeps),
+        oidc: consoleOidc,
+        ...(config.adminToken ? { bootstrapOperatorToken: config.adminToken } : {}),
+        sessionSecret: config.console.sessionSecret ?? ephemeralSessionSecret(),
+        metricsText: () => metrics.registry.metrics(),
+        ...(overrides.clock ? { now: overrides.clock } : {}),
+      }),
+    },
+    { path: "/", router: healthRouter({ db: sqlite, worker: engine.worker, shuttingDown: () => shuttingDown, tenant: { current: () => tenantMonitor?.current() } }) },
+    { path: "/", router: metricsRouter(metrics) },
+  ];
+  if (hookSecret) productRouters.push({ path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) });
+  else log.warn("AUTH0_HOOK_SECRET is not set: POST /hooks/auth0/post-login is off, so logins are not checked against the directory");
+
+  const requestLog = scimRequestLog(syncConnection.db, { log });
+  const scimRateLimit = overrides.scimRateLimit === undefined ? config.scimRateLimit : (overrides.scimRateLimit ?? undefined);
+  const onUnauthenticated = overrides.app?.onUnauthenticated;
+  const onScimWrite = overrides.app?.onScimWrite;
+  const app = createApp({
+    db,
+    publicUrl,
+    log,
+    ...(overrides.app?.bodyLimit === undefined ? {} : { bodyLimit: overrides.app.bodyLimit }),
+    ...(overrides.app?.queryBudget === undefined ? {} : { queryBudget: overrides.app.queryBudget }),
+    ...(overrides.app?.unauthenticatedLimit === undefined ? {} : { unauthenticatedLimit: overrides.app.unauthenticatedLimit }),
+    middleware: [metrics.httpMetricsMiddleware(), requestLogger(log), ...(overrides.app?.middleware ?? [])],
+    // The log records every authenticated request, rate-limited ones included, so it goes first.
+    scimMiddleware: [requestLog, ...(overrides.app?.scimMiddleware ?? [])],
+    ...(scimRateLimit ? { scimRateLimit } : {}),
+    onUnauthenticated: (outcome) => {
+      metrics.unauthenticatedRequests.inc({ outcome });
+      onUnauthenticated?.(outcome);
+    },
+    onScimWrite: () => {
+      engine.worker.notify();
+      onScimWrite?.();
+    },
+    bookkeepingDb: syncConnection.db,
+    extraRouters: [...(overrides.app?.extraRouters ?? []), ...productRouters],
+  });
+
+  let started = false;
+  let closed = false;
+  const stopBackground = () => {
+    stopDrift?.();
+    stopDrift = undefined;
+    tenantMonitor?.stop();
+  };
+  return {
+    app,
+    db,
+    sqlite,
+    syncDb: syncConnection.db,
+    log,
+    metrics,
+    engine,
+    publicUrl,
+    auth0,
+    ...(hookSecret ? { hookSecret } : {}),
+    async start() {
+      if (started) return;
+      started = true;
+      // The worker waits for the first tenant check (at most 5 s) so that the connections' types,
+      // which the default mapping follows, are known before the first job.
+      tenantMonitor = monitorTenant({ auth0, db, publicUrl, hookSecret, log });
+      await Promise.race([tenantMonitor.first, new Promise((r) => setTimeout(r, 5000).unref())]);
+      engine.worker.start();
+      stopDrift = scheduleDriftScans(db, config.driftScanHours, log);
+    },
+    beginShutdown() {
+      shuttingDown = true;
+      stopBackground();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      shuttingDown = true;
+      stopBackground();
+      await engine.worker.stop(10_000);
+      requestLog.close();
+      engine.limiter.stop();
+      syncConnection.close();
+      await checkpoints?.stop();
+      store.close();
+    },
+  };
+}
