@@ -33,10 +33,14 @@ export { scimRateLimitDefaults } from "../config.js";
  * than one process does in a second, and the excess queues in front of every other tenant's
  * requests and every login. With at most this many of a directory's requests in the process, what
  * another tenant's request or a login can find queued ahead of it from that directory is bounded
- * by this many requests' work, whatever the client sends. Entra ID and Okta send a directory's
- * requests a few at a time and retry a 429 after its Retry-After.
+ * by this many requests' work, whatever the client sends. A directory's further requests wait their
+ * turn rather than being refused: Okta pauses a whole provisioning task on a 429 ("Handle SCIM server
+ * rate limiting"), so a parallel push must be slowed, not failed.
  */
 export const scimConcurrencyDefault = 4;
+
+/** Requests of one directory that may wait for a slot before the next is refused 429: more than an IdP keeps open. */
+export const scimWaitingDefault = 256;
 
 /** Admin API: people and scripts, not bulk sync. 10 req/s with a burst of 40 covers a console paging users. */
 export const adminRateLimitDefaults = { ratePerSecond: 10, burst: 40 } as const;
@@ -200,31 +204,59 @@ export function eventLoopLag(thresholdMs = 50, intervalMs = 10, windowMs = 1000)
 
 /**
  * At most `max` requests per key in flight (from this middleware to the end of the response); the
- * next is answered 429 with Retry-After: 1 before its body is read. While `overloaded()` says the
- * process is behind, every key is held to one request at a time, so the queue in front of the
- * post-login hook and /healthz drains instead of growing. See scimConcurrencyDefault.
+ * next ones wait their turn in arrival order, before their body is read, so a directory's burst costs
+ * other tenants and the post-login hook no more than `max` requests' work at a time, and a client that
+ * sends in parallel is served, not refused. Only beyond `maxWaiting` waiting requests is the next one
+ * answered 429 with Retry-After: 1. While `overloaded()` says the process is behind, every key is held
+ * to one request at a time, so the queue in front of the hook and /healthz drains instead of growing.
+ * See scimConcurrencyDefault.
  */
-export function concurrencyLimit(max: number, keyOf: (req: Request, res: Response) => string | undefined, overloaded: () => boolean = () => false): RequestHandler {
+export function concurrencyLimit(
+  max: number,
+  keyOf: (req: Request, res: Response) => string | undefined,
+  overloaded: () => boolean = () => false,
+  maxWaiting = scimWaitingDefault,
+): RequestHandler {
   if (!(Number.isInteger(max) && max >= 1)) throw new TypeError("max must be a whole number of at least 1");
-  const inFlight = new Map<string, number>();
-  return (req, res, next) => {
-    const key = keyOf(req, res);
-    if (key === undefined) return next();
-    const n = inFlight.get(key) ?? 0;
-    if (n >= max) return next(rateLimited(`too many requests at once: at most ${max} at a time per directory; retry after 1 s`, 1));
-    if (n >= 1 && overloaded()) return next(rateLimited("the server is busy: one request at a time per directory for now; retry after 1 s", 1));
-    inFlight.set(key, n + 1);
+  if (!(Number.isInteger(maxWaiting) && maxWaiting >= 0)) throw new TypeError("maxWaiting must be a whole number");
+  const slots = new Map<string, { inFlight: number; waiting: (() => void)[] }>();
+  const admits = (slot: { inFlight: number }): boolean => slot.inFlight < (overloaded() ? 1 : max);
+  const start = (key: string, slot: { inFlight: number; waiting: (() => void)[] }, res: Response, next: () => void): void => {
+    slot.inFlight++;
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
-      const left = (inFlight.get(key) ?? 1) - 1;
-      if (left <= 0) inFlight.delete(key);
-      else inFlight.set(key, left);
+      slot.inFlight--;
+      // Hand the freed slot on; a waiter whose client went away just passes it further.
+      while (slot.waiting.length > 0 && admits(slot)) slot.waiting.shift()!();
+      if (slot.inFlight === 0 && slot.waiting.length === 0) slots.delete(key);
     };
     // "close" also covers a client that went away before the answer.
     res.once("finish", release);
     res.once("close", release);
     next();
+  };
+  return (req, res, next) => {
+    const key = keyOf(req, res);
+    if (key === undefined) return next();
+    let slot = slots.get(key);
+    if (!slot) slots.set(key, (slot = { inFlight: 0, waiting: [] }));
+    if (slot.waiting.length === 0 && admits(slot)) return start(key, slot, res, next);
+    if (slot.waiting.length >= maxWaiting) {
+      const why = overloaded() ? "the server is busy: one request at a time per directory for now" : `too many requests at once: at most ${max} at a time per directory`;
+      return next(rateLimited(`${why}, and ${maxWaiting} waiting; retry after 1 s`, 1));
+    }
+    const owner = slot;
+    let gone = false;
+    res.once("close", () => {
+      gone = true;
+      const i = owner.waiting.indexOf(resume);
+      if (i >= 0) owner.waiting.splice(i, 1);
+    });
+    function resume(): void {
+      if (!gone) start(key!, owner, res, next);
+    }
+    owner.waiting.push(resume);
   };
 }
