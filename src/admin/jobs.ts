@@ -92,8 +92,8 @@ export function jobRoutes(routes: AdminRoutes): void {
       status: 200,
       errors: [409],
     },
-    ({ deps, param, actor, requestId, now }) => {
-      const result = retryJob(deps.db, intParam(param("jobId"), "jobId"), actor, { requestId, now });
+    ({ deps, param, change }) => {
+      const result = retryJob(deps.db, intParam(param("jobId"), "jobId"), change);
       deps.notifyWorker?.();
       return { job: jobView(result.job), mergedInto: result.mergedInto };
     },

@@ -4,7 +4,6 @@
  * `scim-bridge jobs retry` puts dead (or waiting) jobs back to work, as the admin API's retry route does.
  * Exit codes: 0 shown (or retried); 1 unknown organization or job, or a job that cannot be retried.
  */
-import { userInfo } from "node:os";
 import { Option, InvalidArgumentError, type Command } from "commander";
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { directories, jobs, organizations, scimTokens, users } from "../../db/schema.js";
@@ -16,6 +15,8 @@ import { isBridgeError } from "../errors.js";
 import { activePause } from "../sync/guard.js";
 import { listDeadJobs, retryJob } from "../sync/job-queries.js";
 import { Lane } from "../sync/queue.js";
+import { changeBy } from "../directory/write-context.js";
+import { cliOperator, withDatabase } from "./database.js";
 
 const exitUnknown = 1;
 /** Users with a sync error listed by `status` (the count covers all of them). */
@@ -42,15 +43,6 @@ function relative(ms: number, now: number): string {
 }
 
 const clip = (text: string | null, max: number): string => (!text ? "" : text.length > max ? `${text.slice(0, max - 1)}…` : text);
-
-function withDb<T>(openDb: () => OpenDatabase, fn: (db: Db) => T): T {
-  const handle = openDb();
-  try {
-    return fn(handle.db);
-  } finally {
-    handle.close();
-  }
-}
 
 function unknownOrganization(slug: string): void {
   console.error(`organization "${slug}" not found (scim-bridge org list shows the existing ones)`);
@@ -235,7 +227,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
     .option("--json", "machine-readable output")
     .action((opts: JobsOptions) => {
       const now = Date.now();
-      withDb(openDb, (db) => {
+      withDatabase(openDb, ({ db }) => {
         const org = opts.org === undefined ? undefined : getOrganization(db, opts.org);
         if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
         const result = listJobs(db, org, opts);
@@ -278,8 +270,8 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
         process.exitCode = exitUnknown;
         return;
       }
-      const actor = { type: "operator" as const, id: `cli:${opts.actor ?? userInfo().username}` };
-      withDb(openDb, (db) => {
+      const change = changeBy(cliOperator(opts.actor));
+      withDatabase(openDb, ({ db }) => {
         let ids: number[];
         if (jobId !== undefined) ids = [Number(jobId)];
         else {
@@ -296,7 +288,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
         const results: { id: number; state?: string; mergedInto?: number | null; error?: string }[] = [];
         for (const id of ids) {
           try {
-            const r = retryJob(db, id, actor);
+            const r = retryJob(db, id, change);
             results.push({ id, state: r.job.state, mergedInto: r.mergedInto });
           } catch (e) {
             if (!isBridgeError(e)) throw e;
@@ -321,7 +313,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
     .option("--json", "machine-readable output")
     .action((slug: string, opts: { json?: boolean }) => {
       const now = Date.now();
-      withDb(openDb, (db) => {
+      withDatabase(openDb, ({ db }) => {
         const org = getOrganization(db, slug);
         if (!org) return unknownOrganization(slug);
         const status = organizationStatus(db, org, publicUrl?.(), now);

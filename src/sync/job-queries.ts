@@ -1,7 +1,8 @@
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
-import { recordAudit, type Actor } from "../directory/audit.js";
+import { recordAudit } from "../directory/audit.js";
 import type { Db, DbOrTx } from "../directory/database.js";
+import type { Change } from "../directory/write-context.js";
 import { conflict, notFound } from "../errors.js";
 import { jobKey, type JobKind } from "./queue.js";
 import type { JobRow } from "./worker.js";
@@ -124,10 +125,10 @@ export interface RetryResult {
 export function retryJob(
   db: Db,
   id: number,
-  actor: Actor,
-  options: { organizationId?: string; requestId?: string | null; now?: number } = {},
+  change: Change,
+  options: { organizationId?: string } = {},
 ): RetryResult {
-  const now = options.now ?? Date.now();
+  const { actor, requestId, at: now } = change;
   return db.transaction(
     (tx) => {
       const job = getJob(tx, id);
@@ -173,7 +174,7 @@ export function retryJob(
         targetId: String(job.id),
         before: { state: job.state, kind: job.kind, subjectId: job.subjectId, attempts: job.attempts, lastError: job.lastError },
         after: { state: "pending", attempts: 0, ...(result.mergedInto !== null ? { mergedInto: result.mergedInto } : {}) },
-        requestId: options.requestId,
+        requestId,
         at: now,
       });
       return result;

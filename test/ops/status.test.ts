@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { guardPauses, jobs, userSync, users } from "../../db/schema.js";
 import { registerStatusCommands } from "../../src/cli/status.js";
 import { openDatabase, type Db } from "../../src/directory/database.js";
-import { onboardOrganization } from "../../src/directory/onboarding.js";
+import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { changeBy } from "../../src/directory/write-context.js";
 import { enqueueJob, Lane } from "../../src/sync/queue.js";
 
 let dir: string;
@@ -31,7 +32,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "status-cli-"));
   url = `sqlite:${join(dir, "bridge.db")}`;
   const { db, close } = openDatabase(url);
-  const acme = onboardOrganization(db, { slug: "acme", displayName: "Acme Inc." }, operator);
+  const acme = onboardOrganization(db, { slug: "acme", displayName: "Acme Inc." }, changeBy(operator));
   const orgId = acme.organization.id;
   const dirId = acme.directory.id;
   db.delete(jobs).run(); // the onboarding's own "organization" job; the test sets the queue up itself
@@ -49,7 +50,7 @@ beforeEach(() => {
   db.update(jobs).set({ state: "dead", attempts: 12, lastError: "gave up after 12 attempts: Auth0 503" }).where(eq(jobs.subjectId, "u-gus")).run();
   db.insert(guardPauses).values({ id: "gp1", organizationId: orgId, trippedAt: Date.now(), reason: "40 of 100 users deactivated within 10 minutes", state: "paused" }).run();
   // A second organization whose jobs must not show up under acme.
-  onboardOrganization(db, { slug: "globex" }, operator);
+  onboardOrganization(db, { slug: "globex" }, changeBy(operator));
   close();
   out = [];
   err = [];
