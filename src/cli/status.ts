@@ -11,11 +11,10 @@ import type { Db, OpenDatabase } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
 import { isActiveScimToken } from "../directory/tokens.js";
-import { laneName } from "../http/metrics.js";
 import { isBridgeError } from "../errors.js";
 import { activePause } from "../sync/guard.js";
 import { failedUsers, syncStatusCounts } from "../sync/sync-state.js";
-import { listDeadJobs, retryJob } from "../sync/job-queries.js";
+import { laneName, listDeadJobs, queueDepth, retryJob } from "../sync/job-queries.js";
 import { Lane } from "../sync/queue.js";
 import { changeBy } from "../directory/write-context.js";
 import { cliOperator, withDatabase } from "./database.js";
@@ -101,13 +100,10 @@ function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | un
 
   const counts = syncStatusCounts(db, org.id);
   const queue = Object.fromEntries(Object.values(Lane).map((l) => [laneName(l), { pending: 0, running: 0, dead: 0 }])) as Record<string, Record<(typeof jobStates)[number], number>>;
-  const depth = db.all<{ lane: number; state: (typeof jobStates)[number]; count: number }>(sql`
-    SELECT lane, state, count(*) AS count FROM jobs
-    WHERE organization_id = ${org.id} AND state IN ('pending', 'running', 'dead') GROUP BY state, lane`);
-  for (const row of depth) (queue[laneName(Number(row.lane))] ??= { pending: 0, running: 0, dead: 0 })[row.state] = Number(row.count);
-  const oldest = db.get<{ at: number | null }>(sql`
-    SELECT min(first_enqueued_at) AS at FROM jobs
-    WHERE organization_id = ${org.id} AND lane = ${Lane.deprovision} AND state IN ('pending', 'running')`)?.at;
+  const depth = queueDepth(db, org.id);
+  for (const row of depth) (queue[laneName(row.lane)] ??= { pending: 0, running: 0, dead: 0 })[row.state] = row.count;
+  const waiting = depth.filter((d) => d.lane === Lane.deprovision && d.state !== "dead").map((d) => d.oldestFirstEnqueuedAt);
+  const oldest = waiting.length > 0 ? Math.min(...waiting) : null;
   const pause = activePause(db, org.id);
   const failed = failedUsers(db, org.id, failedShown);
 

@@ -12,6 +12,10 @@ import type { JobRow } from "./worker.js";
  * dead letters, per-user pending work, counts for sync health, and retry.
  */
 export type JobState = "pending" | "running" | "done" | "dead";
+
+/** Lane names, indexed by lane number (Lane): the labels of metrics, the admin API and the CLI. */
+export const laneNames = ["deprovision", "provision", "background"] as const;
+export const laneName = (lane: number): string => laneNames[lane] ?? String(lane);
 export const jobStates: readonly JobState[] = ["pending", "running", "done", "dead"];
 
 export interface JobQuery {
@@ -109,6 +113,30 @@ export function jobCounts(db: DbOrTx, organizationId?: string): JobCounts[] {
     .groupBy(jobs.organizationId, jobs.state, jobs.lane)
     .orderBy(jobs.organizationId, jobs.state, jobs.lane)
     .all();
+}
+
+export interface QueueDepth {
+  lane: number;
+  state: Exclude<JobState, "done">;
+  count: number;
+  /** Oldest acknowledged change still waiting in this group (epoch ms). */
+  oldestFirstEnqueuedAt: number;
+}
+
+/** Queue depth by lane and state, of every organization or one: jobCounts summed over organizations. */
+export function queueDepth(db: DbOrTx, organizationId?: string): QueueDepth[] {
+  const out = new Map<string, QueueDepth>();
+  for (const g of jobCounts(db, organizationId)) {
+    if (g.state === "done") continue;
+    const key = `${g.lane}:${g.state}`;
+    const d = out.get(key);
+    if (!d) out.set(key, { lane: Number(g.lane), state: g.state, count: Number(g.count), oldestFirstEnqueuedAt: Number(g.oldestFirstEnqueuedAt) });
+    else {
+      d.count += Number(g.count);
+      d.oldestFirstEnqueuedAt = Math.min(d.oldestFirstEnqueuedAt, Number(g.oldestFirstEnqueuedAt));
+    }
+  }
+  return [...out.values()];
 }
 
 export interface RetryResult {
