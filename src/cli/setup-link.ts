@@ -1,6 +1,8 @@
 import type { Command } from "commander";
 import { getOrganization } from "../directory/organizations.js";
-import { createSetupLink, parseSetupLinkLifetime, revokeSetupLinks, setupLinkUrl } from "../directory/setup-links.js";
+import { createOrganizationSetupLink, revokeOrganizationSetupLinks } from "../admin/setup-links.js";
+import { setupLinkUrl } from "../directory/setup-links.js";
+import { changeBy } from "../directory/write-context.js";
 import { invalidValue, notFound } from "../errors.js";
 import { cliOperator, withDatabase } from "./database.js";
 import type { CliDatabase } from "./org.js";
@@ -23,8 +25,7 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
       withDatabase(openDb, ({ db, publicUrl }) => {
         const org = getOrganization(db, orgRef);
         if (!org) throw notFound(`organization "${orgRef}" not found`);
-        const lifetimeMs = parseSetupLinkLifetime(opts.expires);
-        const made = db.transaction((tx) => createSetupLink(tx, { organizationId: org.id, lifetimeMs }, cliOperator()));
+        const made = createOrganizationSetupLink(db, org.id, opts.expires, changeBy(cliOperator()));
         const out = { url: setupLinkUrl(publicUrl, made.token), expiresAt: new Date(made.record.expiresAt).toISOString() };
         if (opts.json) console.log(JSON.stringify(out));
         else {
@@ -46,7 +47,7 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
       withDatabase(openDb, ({ db }) => {
         const org = getOrganization(db, orgRef);
         if (!org) throw notFound(`organization "${orgRef}" not found`);
-        const revoked = db.transaction((tx) => revokeSetupLinks(tx, org.id, id, cliOperator()));
+        const revoked = revokeOrganizationSetupLinks(db, org.id, id, changeBy(cliOperator()));
         if (opts.json) console.log(JSON.stringify({ revoked }));
         else console.log(revoked.length === 0 ? "nothing to revoke" : `revoked ${revoked.join(", ")}`);
       });
