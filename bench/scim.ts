@@ -1,5 +1,5 @@
 /**
- * SCIM server benchmark (issue 2): seeds a temporary database with N users (default 100,000) and
+ * SCIM server benchmark: seeds a temporary database with N users (default 100,000) and
  * one group holding half of them, serves it from a child process on 127.0.0.1 (so the load
  * generator does not share the server's event loop), and drives each scenario with autocannon, on
  * that directory and on one ten times smaller, back to back: no figure should grow with size.

@@ -1,5 +1,5 @@
 /**
- * Sync engine benchmark (issue 5): a 10,000-user initial push against the emulator with Auth0's rate
+ * Sync engine benchmark: a 10,000-user initial push against the emulator with Auth0's rate
  * limits on (enterprise and essentials profiles) and 50 ms of latency per call. It reports the wall
  * time against the physical limit (the bottleneck bucket's refill rate × the calls it must carry),
  * calls per user, 429s, and deprovision latency (SCIM 2xx → emulator shows the user blocked and

@@ -6,7 +6,7 @@
  * - JSON documents are text holding JSON (jsonb on PostgreSQL).
  *
  * Every tenant-owned row carries directory_id or organization_id, and every query filters on it
- * (DESIGN.md §6, invariant 5).
+ * (docs/design.md, invariant 5).
  */
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
@@ -19,7 +19,7 @@ export const organizations = sqliteTable(
     /** Auth0 organization `name`: lowercase letters, digits, `-`, `_`. */
     slug: text("slug").notNull(),
     displayName: text("display_name").notNull(),
-    /** "isolated" | "shared" (DESIGN.md §3). */
+    /** "isolated" | "shared" (docs/design.md, "Concepts"). */
     userModel: text("user_model").notNull(),
     /** Auth0 connection name the organization's users live in. */
     connection: text("connection").notNull(),
@@ -172,7 +172,7 @@ export const groupMembers = sqliteTable(
   (t) => [primaryKey({ columns: [t.groupId, t.memberId] }), index("group_members_member_idx").on(t.memberId)],
 );
 
-/** A block placed by a customer admin or operator; it wins over the IdP until released (DESIGN.md §3). */
+/** A block placed by a customer admin or operator; it wins over the IdP until released (docs/design.md, "Concepts"). */
 export const holds = sqliteTable(
   "holds",
   {
@@ -192,17 +192,22 @@ export const holds = sqliteTable(
 );
 
 /** Per-user applied state: what the bridge last wrote to Auth0 successfully, and the last error. */
-export const userSync = sqliteTable("user_sync", {
-  userId: text("user_id").primaryKey(),
-  directoryId: text("directory_id").notNull(),
-  organizationId: text("organization_id").notNull(),
-  auth0UserId: text("auth0_user_id"),
-  /** JSON of the applied Auth0 state (mapping's AppliedState). */
-  applied: text("applied"),
-  appliedAt: integer("applied_at"),
-  lastError: text("last_error"),
-  lastErrorAt: integer("last_error_at"),
-});
+export const userSync = sqliteTable(
+  "user_sync",
+  {
+    userId: text("user_id").primaryKey(),
+    directoryId: text("directory_id").notNull(),
+    organizationId: text("organization_id").notNull(),
+    auth0UserId: text("auth0_user_id"),
+    /** JSON of the applied Auth0 state (mapping's AppliedState). */
+    applied: text("applied"),
+    appliedAt: integer("applied_at"),
+    lastError: text("last_error"),
+    lastErrorAt: integer("last_error_at"),
+  },
+  // The post-login hook looks users up by Auth0 id on every login; without it, a scan of every user.
+  (t) => [index("user_sync_auth0_user_idx").on(t.auth0UserId)],
+);
 
 /**
  * Durable, level-triggered jobs ("reconcile user U"). At most one pending job per key: enqueueing

@@ -137,7 +137,8 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const driftScanHours = Number(driftText);
   if (!Number.isFinite(driftScanHours) || driftScanHours < 0) problems.push(`DRIFT_SCAN_INTERVAL_HOURS must be a number of hours, 0 to turn scans off (got "${driftText}")`);
 
-  // Entra needs at least 25 req/s per tenant (reliability-and-security.md §3.2): the default doubles it.
+  // Entra needs at least 25 req/s per tenant (Microsoft Learn "Develop and plan provisioning for a SCIM
+  // endpoint in Microsoft Entra ID"): the default doubles it.
   const rateText = env.SCIM_RATE_LIMIT_PER_SECOND ?? "50";
   const rate = Number(rateText);
   if (!Number.isFinite(rate) || rate < 0) problems.push(`SCIM_RATE_LIMIT_PER_SECOND must be a number, 0 to turn the limit off (got "${rateText}")`);

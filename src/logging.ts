@@ -1,5 +1,5 @@
 /**
- * Structured logs (pino, JSON lines on stdout by default). Secrets never reach a log (DESIGN.md §6,
+ * Structured logs (pino, JSON lines on stdout by default). Secrets never reach a log (docs/design.md,
  * invariant 7): every key that can hold one is redacted wherever it appears in a logged object, up
  * to four levels deep. Request lines carry the route template and query parameter names only, never
  * query values (filters hold userNames and emails), bodies or headers.

@@ -4,7 +4,7 @@ import { activePause, decideGuardPause, listGuardPauses, pausedOrganizations, ty
 import { iso, type AdminRoutes } from "./routes.js";
 
 /**
- * The mass-deprovision guard (DESIGN.md §6 invariant 8): operators see which organizations have
+ * The mass-deprovision guard (docs/design.md, invariant 8): operators see which organizations have
  * irreversible operations paused, and approve (they run) or reject (they stay undone). Blocking and
  * sign-out were never paused.
  */

@@ -7,9 +7,9 @@ import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
 import { adminChange } from "./transaction.js";
 
 /**
- * Live mapping changes (DESIGN.md §3 "Mapping", §5 last row): validate, preview (dry run, Auth0 is
- * not contacted), apply a new version, history, roll back. Applying or rolling back re-reconciles
- * the whole organization in the background lane.
+ * Live mapping changes (docs/design.md, "Concepts" and the last row of "What Auth0 sees"): validate,
+ * preview (dry run, Auth0 is not contacted), apply a new version, history, roll back. Applying or
+ * rolling back re-reconciles the whole organization in the background lane.
  */
 const mappingField = z.record(z.string(), z.unknown()).describe("a mapping document (mappings/schema.json)");
 

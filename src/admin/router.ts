@@ -1,8 +1,9 @@
-import express, { type RequestHandler, type Router } from "express";
+import express, { type ErrorRequestHandler, type RequestHandler, type Router } from "express";
 import { adminBearerAuth } from "../http/admin-auth.js";
 import { endpointNotFound, errorMiddleware } from "../http/errors.js";
 import { jsonBody } from "../http/body.js";
-import { adminRateLimitDefaults, bearerKey, tokenRateLimit } from "../http/rate-limit.js";
+import { isBridgeError } from "../errors.js";
+import { adminRateLimitDefaults, clientAddress, tokenRateLimit, unauthenticatedLimit, unauthenticatedLimitDefaults } from "../http/rate-limit.js";
 import { requestId } from "../http/request-id.js";
 import { auditRoutes } from "./audit.js";
 import { directoryRoutes } from "./directories.js";
@@ -48,9 +49,10 @@ export function adminService(deps: AdminDeps): Pick<AdminRoutes, "invoke" | "def
 }
 
 /**
- * The admin API (issue 6), self-contained: mount it at /admin/v1. In order: request id (unless the
- * app set one), per-token rate limit, the public OpenAPI document, bearer authentication, a JSON
- * body parser with a size limit (after authentication, so anonymous bodies are never parsed), the
+ * The admin API, self-contained: mount it at /admin/v1. In order: request id (unless the app set
+ * one), the public OpenAPI document (rate limited per address), bearer authentication (failures
+ * throttled per address), per-token rate limit, a JSON body parser with a size limit (after
+ * authentication, so anonymous bodies are never parsed), the
  * routes, an admin-shaped 404, and the admin error middleware.
  */
 export function adminRouter(deps: AdminDeps): Router {
@@ -62,14 +64,28 @@ export function adminRouter(deps: AdminDeps): Router {
   const router = express.Router();
   const ensureRequestId = requestId();
   router.use(((req, res, next) => (res.locals.requestId ? next() : ensureRequestId(req, res, next))) as RequestHandler);
-  if (deps.rateLimit !== false) router.use(tokenRateLimit({ ...(deps.rateLimit ?? adminRateLimitDefaults), keyOf: bearerKey, now: deps.now }));
+  const limits = deps.rateLimit === false ? undefined : (deps.rateLimit ?? adminRateLimitDefaults);
 
   let document: object | undefined;
-  router.get("/openapi.json", (_req, res) => {
+  // Public and unauthenticated: metered per client address.
+  const perAddress = limits ? [tokenRateLimit({ ...limits, keyOf: clientAddress, now: deps.now })] : [];
+  router.get("/openapi.json", ...perAddress, (_req, res) => {
     res.json((document ??= openApiDocument(routes.defs)));
   });
 
   router.use(adminBearerAuth({ db: deps.db, bootstrapOperatorToken: deps.bootstrapOperatorToken, now: deps.now }));
+  if (limits) {
+    // As on SCIM: a valid token draws from its own bucket (by token id, whatever address it comes
+    // from); failed authentications are throttled per client address, never keyed by the presented
+    // secret, so a flood of random tokens is answered 429 after the limit instead of one fresh
+    // bucket per guess.
+    const failures = unauthenticatedLimit({ ...unauthenticatedLimitDefaults, now: deps.now });
+    const countFailure: ErrorRequestHandler = (err, req, _res, next) => {
+      next(isBridgeError(err) && err.kind === "unauthorized" ? (failures.failed(req) ?? err) : err);
+    };
+    router.use(countFailure);
+    router.use(tokenRateLimit({ ...limits, keyOf: (_req, res) => (res.locals.admin ? `a:${res.locals.admin.tokenId}` : undefined), now: deps.now }));
+  }
   router.use(jsonBody(deps.bodyLimit ?? defaultAdminBodyLimit));
 
   const routes = registerAll(new AdminRoutes(router, deps), deps);

@@ -3,7 +3,7 @@ import { auditEntries } from "../../db/schema.js";
 import type { Db, Tx } from "../directory/database.js";
 
 /**
- * One admin change = one IMMEDIATE transaction, its audit entries inside it (issue 6: never a
+ * One admin change = one IMMEDIATE transaction, its audit entries inside it (never a
  * partial write). Some store functions (saveMappingVersion, …) still record their audit entry
  * without the request id; those taking a `Change` carry it themselves. Until they take one, the
  * entries they wrote in THIS transaction are given it before commit: SQLite admits one writer, so

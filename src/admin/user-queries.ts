@@ -8,9 +8,9 @@ import { iso } from "./routes.js";
 import { laneName } from "../sync/job-queries.js";
 
 /**
- * A customer admin's view of its users (issue 6): who the IdP pushed, and where each stands in Auth0
+ * A customer admin's view of its users: who the IdP pushed, and where each stands in Auth0
  * (linked id, last applied, pending job, last error; from user_sync and jobs). Every query is scoped
- * by the organization's directories (DESIGN.md §6 invariant 5).
+ * by the organization's directories (docs/design.md, invariant 5).
  */
 export type UserState = "active" | "inactive" | "held" | "error";
 export type SyncFilter = "error" | "pending" | "unlinked";

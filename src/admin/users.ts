@@ -7,7 +7,7 @@ import { iso, limitParam, type AdminRoutes, type RouteContext } from "./routes.j
 import { findUser, listOrganizationGroups, searchUsers, usersWithSyncState } from "./user-queries.js";
 
 /**
- * Customer-admin routes (DESIGN.md §2): its users and their sync state, block and unblock (holds),
+ * Customer-admin routes (docs/design.md, "Who uses it"): its users and their sync state, block and unblock (holds),
  * force sign-out. Operators may use them for any organization; an org-admin for its own only.
  */
 const holdView = (h: HoldRow) => ({

@@ -3,7 +3,7 @@ import { ManagementError } from "auth0";
 import { Auth0CallError, classifyAuth0Error } from "./errors.js";
 import { endpointClass, type EndpointClass, type RateLimiter } from "./rate-limiter.js";
 
-/** Auth0 caps organization member add/remove at 10 users per call (reference §1). */
+/** Auth0 caps organization member add/remove at 10 users per call (Auth0 docs "Assign Members to Organizations"). */
 export const MEMBERS_PER_CALL = 10;
 
 export interface Auth0User {

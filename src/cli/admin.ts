@@ -1,5 +1,5 @@
 /**
- * `scim-bridge admin-token …`: issue, list and revoke admin API tokens (issue 6) against the configured
+ * `scim-bridge admin-token …`: issue, list and revoke admin API tokens against the configured
  * database, with or without a running server. The secret is printed once, at issue, and never again.
  * Exit codes: 0 done; 1 refused (unknown organization or token, invalid option).
  */

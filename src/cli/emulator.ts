@@ -1,6 +1,6 @@
 /**
  * `scim-bridge auth0-emulator`: runs the Auth0 Management API emulator alone, prints its URL and
- * serves until SIGINT/SIGTERM (DESIGN.md §9).
+ * serves until SIGINT/SIGTERM (docs/design.md, "Contract").
  */
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { ALL_SCOPES, PLANS, startEmulator, type ConnectionSpec, type EmulatorOptions, type Plan } from "../emulator/index.js";

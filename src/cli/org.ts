@@ -7,7 +7,7 @@ import { listOrganizations, type OrganizationRow, type UserModel } from "../dire
 import { cliOperator, withDatabase } from "./database.js";
 
 /**
- * Operator commands for onboarding (DESIGN.md §9): `org create`, `org list`, `directory create`,
+ * Operator commands for onboarding (docs/design.md, "Contract"): `org create`, `org list`, `directory create`,
  * `token rotate`. They work against the configured database with or without a running server;
  * opening it applies pending migrations. A token is printed once and never again.
  */

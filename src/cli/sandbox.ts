@@ -9,7 +9,7 @@ import { getOrganization } from "../directory/organizations.js";
 import { enqueueJob, Lane } from "../sync/queue.js";
 
 /**
- * Sandbox mode (DESIGN.md §9): no Auth0 settings, so the Management API emulator runs in-process
+ * Sandbox mode (docs/design.md, "Contract"): no Auth0 settings, so the Management API emulator runs in-process
  * and a demo organization with one directory is ready to receive SCIM requests.
  */
 export const sandboxSlug = "demo";

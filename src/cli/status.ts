@@ -1,6 +1,6 @@
 /**
  * `scim-bridge jobs` and `scim-bridge status <org>`: read-only views of the queue and of one
- * organization's sync health, for operators (issue 7). Tables for people, `--json` for scripts.
+ * organization's sync health, for operators. Tables for people, `--json` for scripts.
  * `scim-bridge jobs retry` puts dead (or waiting) jobs back to work, as the admin API's retry route does.
  * Exit codes: 0 shown (or retried); 1 unknown organization or job, or a job that cannot be retried.
  */

@@ -8,8 +8,8 @@ import { newResourceId } from "./ids.js";
 import type { Change } from "./write-context.js";
 
 /**
- * Admin API tokens (issue 6). Scope "operator" reaches every organization; "org_admin" one. Like SCIM
- * tokens (DESIGN.md §3, §6 invariant 7): 256 random bits, shown once, stored only as a SHA-256 hash,
+ * Admin API tokens. Scope "operator" reaches every organization; "org_admin" one. Like SCIM
+ * tokens (docs/design.md, "Concepts" and invariant 7): 256 random bits, shown once, stored only as a SHA-256 hash,
  * always with an expiry (RFC 7644 §7.4 asks for a limited lifetime), revocable, last use recorded.
  */
 export type AdminTokenRow = typeof adminTokens.$inferSelect;

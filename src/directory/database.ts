@@ -7,6 +7,7 @@ import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3"
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import * as schema from "../../db/schema.js";
 import { packageRoot } from "../paths.js";
+import { registerFold } from "./fold.js";
 
 export type Db = BetterSQLite3Database<typeof schema>;
 /** A drizzle transaction handle; store functions take `Db | Tx` so callers can compose one transaction. */
@@ -32,7 +33,7 @@ export function sqlitePathFromUrl(url: string): string {
 export interface OpenOptions {
   /**
    * "full" (default): every commit is fsynced, so an acknowledged SCIM write survives power loss
-   * (DESIGN.md §6, invariant 1). "normal": commits survive a process crash but the last ones may
+   * (docs/design.md, invariant 1). "normal": commits survive a process crash but the last ones may
    * roll back on power loss; only for the sync worker's own bookkeeping (applied state, job
    * outcomes), where a lost write just re-runs an idempotent reconcile.
    */
@@ -84,6 +85,37 @@ CREATE TRIGGER IF NOT EXISTS scim_tokens_epoch_on_delete AFTER DELETE ON scim_to
   BEGIN UPDATE credential_epochs SET epoch = epoch + 1 WHERE name = 'scim_tokens'; END;
 `;
 
+/**
+ * Rows written before case folding was Unicode-aware (NFC, then lower case, final sigma as σ) hold
+ * ASCII-only folded columns: "Élodie" folded to "Élodie", and `eq "élodie"` missed it through the
+ * index. Refolds them once, marked by PRAGMA user_version. Only rows with a character outside
+ * printable ASCII can differ, so the GLOB keeps scim_fold (a call into JavaScript) off the rest. A
+ * userName whose refolded form another live user of the directory already holds keeps its old value
+ * (OR IGNORE): refusing to start over it would be worse, and both users stay reachable by exact case.
+ */
+const foldBackfillVersion = 1;
+const foldBackfill = `
+UPDATE OR IGNORE users SET user_name_lower = scim_fold(user_name)
+  WHERE user_name GLOB '*[^ -~]*' AND user_name_lower IS NOT scim_fold(user_name);
+UPDATE groups SET display_name_lower = scim_fold(display_name)
+  WHERE display_name GLOB '*[^ -~]*' AND display_name_lower IS NOT scim_fold(display_name);
+UPDATE user_emails SET value_lower = scim_fold(e.value)
+  FROM (SELECT ue.user_id, ue.position, json_extract(u.resource, '$.emails[' || ue.position || '].value') AS value
+        FROM user_emails ue JOIN users u ON u.id = ue.user_id) e
+  WHERE e.user_id = user_emails.user_id AND e.position = user_emails.position
+    AND e.value GLOB '*[^ -~]*' AND user_emails.value_lower IS NOT scim_fold(e.value);
+`;
+
+function backfillFolding(sqlite: Database.Database): void {
+  if ((sqlite.pragma("user_version", { simple: true }) as number) >= foldBackfillVersion) return;
+  sqlite
+    .transaction(() => {
+      sqlite.exec(foldBackfill);
+      sqlite.pragma(`user_version = ${foldBackfillVersion}`);
+    })
+    .immediate();
+}
+
 /** Opens the database (WAL, foreign keys, busy timeout) and applies pending migrations. */
 export function openDatabase(url: string, options: OpenOptions = {}): OpenDatabase {
   const path = sqlitePathFromUrl(url);
@@ -104,6 +136,9 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenDataba
   db.transaction = ((fn, config) => deferred(fn, { behavior: "immediate", ...config })) as Db["transaction"];
   migrate(db, { migrationsFolder: join(packageRoot, "db", "migrations", "sqlite") });
   sqlite.transaction(() => sqlite.exec(credentialTriggers)).immediate();
+  // Every connection can evaluate scim_fold (filters, the backfill below).
+  registerFold(sqlite);
+  backfillFolding(sqlite);
   return { db, sqlite, close: () => sqlite.close() };
 }
 

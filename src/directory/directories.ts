@@ -8,7 +8,7 @@ import type { Change } from "./write-context.js";
 
 export type DirectoryRow = typeof directories.$inferSelect;
 
-/** A directory's SCIM base URL (DESIGN.md §9): one per directory, under PUBLIC_URL. */
+/** A directory's SCIM base URL (docs/design.md, "Contract"): one per directory, under PUBLIC_URL. */
 export const scimBaseUrl = (publicUrl: string, directoryId: string): string =>
   `${publicUrl.replace(/\/+$/, "")}/scim/v2/${directoryId}`;
 

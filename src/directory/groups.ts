@@ -62,7 +62,10 @@ export function getGroup(db: DbOrTx, directoryId: string, id: string): GroupRow 
   return prepared(db, groupById).get(id, directoryId) as GroupRow | undefined;
 }
 
-/** Entra matches groups by displayName (idp-wire.md §1.6), so two live groups may not share one, ignoring case. */
+/**
+ * Entra matches groups by displayName (Microsoft Learn "Develop and plan provisioning for a SCIM
+ * endpoint in Microsoft Entra ID"), so two live groups may not share one, ignoring case.
+ */
 function assertDisplayNameFree(tx: DbOrTx, directoryId: string, displayNameLower: string, self?: string): void {
   const holder = tx
     .select({ id: groups.id })

@@ -8,7 +8,7 @@ import { newResourceId } from "./ids.js";
 import type { Change } from "./write-context.js";
 
 /**
- * Holds (DESIGN.md §3): a block placed by a customer admin or an operator that wins over the IdP until
+ * Holds (docs/design.md, "Concepts"): a block placed by a customer admin or an operator that wins over the IdP until
  * someone releases it; a later `active: true` does not undo it. desired() treats an active hold as
  * deprovisioning, so placing or releasing one is a reconcile job like any IdP change. Each is ONE
  * transaction: hold row, audit entry and job commit together or not at all.
@@ -43,7 +43,7 @@ export function activeHoldsOf(db: DbOrTx, organizationId: string, userId: string
     .all();
 }
 
-/** Blocks a user now: the reconcile runs in the deprovision lane (DESIGN.md §6 invariant 3). */
+/** Blocks a user now: the reconcile runs in the deprovision lane (docs/design.md, invariant 3). */
 export function placeHold(db: Db, request: HoldRequest & { reason: string }, change: Change): HoldRow {
   const { actor, requestId, at: now } = change;
   const reason = request.reason.trim();

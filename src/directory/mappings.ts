@@ -1,5 +1,5 @@
 /**
- * Versioned mapping storage per organization (DESIGN.md §3 "Mapping"): every version is kept with
+ * Versioned mapping storage per organization (docs/design.md, "Concepts"): every version is kept with
  * who saved it and when; organizations.active_mapping_version names the active one. Applying and
  * rolling back are one transaction each, with an audit entry and a background "organization"
  * reconcile job, so the whole organization converges to the newly active mapping.

@@ -1,6 +1,6 @@
 import { asc, eq, sql, type SQL } from "drizzle-orm";
 import { groupMembers } from "../../db/schema.js";
-import { Lane, enqueueJob } from "../sync/queue.js";
+import { Lane, enqueueJobs } from "../sync/queue.js";
 import type { DbOrTx } from "./database.js";
 import { prepared } from "./statements.js";
 import type { WriteContext } from "./write-context.js";
@@ -95,7 +95,5 @@ export function memberIds(db: DbOrTx, groupId: string): string[] {
 
 /** Reconcile jobs for exactly the users whose membership changed. */
 export function enqueueMemberJobs(tx: DbOrTx, ctx: WriteContext, userIds: Iterable<string>, now: number): void {
-  for (const subjectId of userIds) {
-    enqueueJob(tx, { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", subjectId, lane: Lane.provision, now });
-  }
+  enqueueJobs(tx, { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now }, userIds);
 }

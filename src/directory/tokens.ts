@@ -10,7 +10,7 @@ import { connectionOf, prepared } from "./statements.js";
 import type { Change } from "./write-context.js";
 
 /**
- * SCIM bearer tokens (DESIGN.md §3): 256 random bits, shown once, stored only as a SHA-256 hash, at
+ * SCIM bearer tokens (docs/design.md, "Concepts"): 256 random bits, shown once, stored only as a SHA-256 hash, at
  * most two active per directory so that a rotation can overlap, with an optional expiry.
  */
 export type ScimTokenRow = typeof scimTokens.$inferSelect;

@@ -14,7 +14,7 @@ import { changedAttributes, isUniqueViolation, type WriteContext } from "./write
 
 /**
  * SCIM users as the IdP pushed them. Every write runs inside the caller's transaction and commits,
- * with it, its audit entry and a reconcile job for the user (DESIGN.md §4): deprovision lane when the
+ * with it, its audit entry and a reconcile job for the user (docs/design.md, "Data flow"): deprovision lane when the
  * user goes from active to inactive or is deleted. `resource` is the validated SCIM document without
  * id and meta; the other columns are copies of it for filtering, sorting and uniqueness.
  */

@@ -1,6 +1,6 @@
 /**
- * Auth0 Management API error bodies: `{statusCode, error, message, errorCode}` (reference
- * auth0-management-api.md §2; 401s carry no errorCode). Handlers throw ApiError; the server turns it
+ * Auth0 Management API error bodies: `{statusCode, error, message, errorCode}` (node-auth0's
+ * ManagementApiError reads these fields; 401s carry no errorCode). Handlers throw ApiError; the server turns it
  * into the wire body once.
  */
 import { STATUS_CODES } from "node:http";
@@ -73,7 +73,10 @@ export const tooManyRequests = (headers: Record<string, string>): ApiError =>
     headers,
   );
 
-/** Session and refresh-token endpoints are Enterprise-only; the exact Auth0 body is unverified (reference §6). */
+/**
+ * Session and refresh-token endpoints are Enterprise-only; Auth0 does not document the exact body
+ * it returns on other plans.
+ */
 export const notOnPlan = (): ApiError =>
   new ApiError(
     403,

@@ -1,5 +1,5 @@
 /**
- * The Auth0 Management API emulator (DESIGN.md §8): a plain HTTP server with in-memory state that
+ * The Auth0 Management API emulator (docs/emulator.md): a plain HTTP server with in-memory state that
  * the bridge reaches through the real node-auth0 client, redirected by AUTH0_MANAGEMENT_URL.
  * It imports nothing from the rest of src/.
  *

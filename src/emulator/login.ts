@@ -3,11 +3,11 @@
  * 1. the organization must exist and have the connection enabled;
  * 2. the user is found — or, for an enterprise connection, created at first login (database and
  *    passwordless users must already exist);
- * 3. a blocked user is refused with `unauthorized` / "user is blocked" (D:…/block-and-unblock-users);
+ * 3. a blocked user is refused with `unauthorized` / "user is blocked" (Auth0 docs "Block and Unblock Users");
  *    as on Auth0 the attempt still counts in logins_count and last_login;
  * 4. a non-member joins when the enabled connection has assign_membership_on_login
- *    (Auto-Membership), else the login is refused (reference §4: "Users join an org only through
- *    Auto-Membership at first login via that org's connection");
+ *    (Auto-Membership), else the login is refused (Auth0 docs "Grant Just-In-Time Membership to an
+ *    Organization Connection");
  * 5. the post-login hook is called as an Action would be, and its deny is honoured; a hook that
  *    fails or answers non-2xx denies the login ("hook_unavailable", fail closed);
  * 6. on allow, a session and a refresh token are created for the user.
@@ -83,7 +83,7 @@ function findOrCreateUser(state: EmulatorState, req: LoginRequest, connectionNam
   const now = nowIso();
   const mode = rootAttributesMode(connection);
   if (existing) {
-    // Root attributes of upstream-IdP users are overwritten at each login (D:…/root-attributes),
+    // Root attributes of upstream-IdP users are overwritten at each login (Auth0 docs "User Profile Root Attributes"),
     // unless the connection syncs them on first login only or never ("Configure Connection Sync").
     if (mode !== "on_each_login") return { user: existing, created: false };
     const next = { ...existing, email: req.email, ...(req.given_name ? { given_name: req.given_name } : {}), ...(req.family_name ? { family_name: req.family_name } : {}), ...(req.name ? { name: req.name } : {}), updated_at: now };

@@ -1,5 +1,5 @@
 /**
- * Auth0's two paging styles (reference §1b):
+ * Auth0's two paging styles (Auth0 Management API v2 reference, auth0.com/docs/api/management/v2):
  * - offset: `page` (0-based), `per_page` (max 50 on Public Cloud, default half of it), and with
  *   `include_totals=true` a wrapper `{<key>[], start, limit, total}`, else a bare array; past the
  *   end, an empty page.

@@ -146,7 +146,10 @@ function personal(password: string, user: PasswordOwner | undefined, fields?: st
   return personalValues(user, fields).some((v) => lower.includes(v)) ? ["PasswordNoUserInfoError: Password contains user information"] : [];
 }
 
-/** The Management API's 400 message for the first violation (auth0/auth0-java issue 283 and others). */
+/**
+ * The Management API's 400 message for the first violation (auth0/auth0-java#283; Auth0 docs
+ * "Password Strength in Auth0 Database Connections").
+ */
 export function passwordErrorMessage(violation: string): string {
   const name = violation.split(":")[0];
   switch (name) {

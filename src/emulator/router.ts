@@ -1,7 +1,7 @@
 /**
  * A small method + path-pattern router for /api/v2. Path segments are split before they are
  * percent-decoded, so `auth0%7C1` becomes `auth0|1` and an encoded `/` stays inside its segment
- * (reference §1: "The emulator must URL-decode path segments").
+ * (node-auth0 percent-encodes path parameters, and Auth0 decodes them).
  */
 import { ApiError, badRequest } from "./errors.js";
 import type { Category } from "./rate-limit.js";

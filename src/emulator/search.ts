@@ -1,7 +1,7 @@
 /**
- * The subset of Auth0's user search v3 (Lucene query syntax) the bridge can use (reference §1a and
- * D:manage-users/user-search/user-search-query-syntax): `field:value`, `field:"phrase"`,
- * `field:(a OR b)`, `_exists_:field`, AND / OR / NOT (also && || ! -), parentheses, prefix
+ * The subset of Auth0's user search v3 (Lucene query syntax) the bridge can use (Auth0 docs
+ * "User Search Query Syntax"): `field:value`, `field:"phrase"`, `field:(a OR b)`,
+ * `_exists_:field`, AND / OR / NOT (also && || ! -), parentheses, prefix
  * wildcards (`jo*`) and suffix wildcards with ≥3 literal characters (`*usa`), ranges `[a TO b}`
  * with `*` for an open end, nested paths such as `app_metadata.scim.externalId` and
  * `identities.connection` (array levels are skipped). Values of email, name, given_name,

@@ -28,7 +28,7 @@ import { EmulatorState } from "./state.js";
 import type { CallLogEntry, Connection, ConnectionSpec, EmulatorOptions, FaultsInput, LoginRequest, LoginResult, Plan, PostLoginHookConfig } from "./types.js";
 import { isPlainObject, sleep } from "./util.js";
 
-/** Auth0's maximum payload (reference §1). */
+/** Auth0's maximum payload, 1 MB (Auth0 Management API v2 reference, auth0.com/docs/api/management/v2). */
 export const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_CALL_LOG = 10_000;
 const API_PREFIX = "/api/v2";

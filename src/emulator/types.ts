@@ -1,6 +1,6 @@
 /**
  * Public types of the Auth0 Management API emulator. The emulator imports nothing from the rest of
- * src/ (DESIGN.md §7): these types are its whole contract with the bridge's tests and sandbox mode.
+ * src/ (docs/architecture.md): these types are its whole contract with the bridge's tests and sandbox mode.
  */
 
 /** Auth0 plan profile. "essentials" stands for Essentials, Professional and B2B (same limits). */

@@ -14,7 +14,7 @@ import { bearerAuth } from "./bearer.js";
  * - an org-admin token on an operator route → 403. Which routes are operator-only is public (the
  *   OpenAPI document says so), and the check runs before any lookup, so a 403 reveals no data;
  * - an org-admin token naming another organization, or anything inside one → 404, exactly as for an
- *   organization that does not exist (DESIGN.md §6 invariant 5; OWASP API1): ids do not leak.
+ *   organization that does not exist (docs/design.md, invariant 5; OWASP API1): ids do not leak.
  */
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace

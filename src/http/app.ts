@@ -9,7 +9,7 @@ import { scimBearerAuth } from "./auth.js";
 import { defaultBodyLimit, scimJsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
 import { parseQueryString } from "./query.js";
-import { directoryKey, tokenRateLimit, unauthenticatedLimit, unauthenticatedLimitDefaults } from "./rate-limit.js";
+import { concurrencyLimit, directoryKey, processEventLoopLag, scimConcurrencyDefault, tokenRateLimit, unauthenticatedLimit, unauthenticatedLimitDefaults } from "./rate-limit.js";
 import { requestId } from "./request-id.js";
 
 export interface AppDeps {
@@ -29,8 +29,12 @@ export interface AppDeps {
   middleware?: RequestHandler[];
   /** SCIM middleware before authentication (the request log, which records authenticated requests only). */
   scimMiddleware?: RequestHandler[];
-  /** Requests per second per directory, after authentication (whichever of its tokens a request carries); off when absent. */
-  scimRateLimit?: { ratePerSecond: number; burst: number };
+  /**
+   * Requests per second per directory, after authentication (whichever of its tokens a request
+   * carries), and requests of a directory served at once (default scimConcurrencyDefault; one while
+   * the event loop is behind, unless shedWhenBehind is false); off when absent.
+   */
+  scimRateLimit?: { ratePerSecond: number; burst: number; concurrency?: number; shedWhenBehind?: boolean };
   /** Failed authentications per client address and directory URL (default unauthenticatedLimitDefaults). */
   unauthenticatedLimit?: { ratePerSecond: number; burst: number };
   /** Counts each unauthenticated refusal (metrics): "rejected" (401) or "limited" (429). */
@@ -82,7 +86,12 @@ export function createApp(deps: AppDeps): Express {
     next(isBridgeError(err) && err.kind === "unauthorized" ? (failures.failed(req) ?? err) : err);
   };
   scim.use(countFailure);
-  if (deps.scimRateLimit) scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));
+  if (deps.scimRateLimit) {
+    // Concurrency first: a request refused for it does not spend a token of the rate limit.
+    const lag = deps.scimRateLimit.shedWhenBehind === false ? undefined : processEventLoopLag();
+    scim.use(concurrencyLimit(deps.scimRateLimit.concurrency ?? scimConcurrencyDefault, directoryKey, lag?.overloaded));
+    scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));
+  }
   if (deps.onScimWrite) {
     // One wake per turn of the event loop however many writes a group commit answered, and after the
     // answers are on their way rather than between them.

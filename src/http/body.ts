@@ -5,7 +5,7 @@ import { BridgeError, invalidSyntax, payloadTooLarge } from "../errors.js";
 export const defaultBodyLimit = 1024 * 1024;
 /**
  * /Groups bodies may be larger: Okta's AIW apps PUT a group with its full member list, about 90
- * bytes a member, so 8 MiB carries ~90,000 (reliability-and-security.md §1.4).
+ * bytes a member, so 8 MiB carries ~90,000 (Okta developer docs, "Okta and SCIM Version 2.0").
  */
 export const groupBodyLimit = 8 * 1024 * 1024;
 

@@ -62,7 +62,8 @@ function setErrorHeaders(req: Request, res: Response, err: BridgeError): void {
     const presented = /^bearer\s+\S/i.test(req.get("authorization") ?? "");
     res.setHeader("WWW-Authenticate", `Bearer realm="scim-bridge"${presented ? ', error="invalid_token"' : ""}`);
   }
-  // Okta honours Retry-After only as integer seconds (idp-wire.md §2.5).
+  // Okta honours Retry-After only as integer seconds (Okta developer docs, SCIM concepts,
+  // "Handle SCIM server rate limiting").
   if (err.retryAfter !== undefined) res.setHeader("Retry-After", String(Math.max(1, Math.ceil(err.retryAfter))));
 }
 

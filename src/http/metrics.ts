@@ -1,6 +1,6 @@
 /**
- * Prometheus metrics (issue 7): SCIM requests, the job queue, Auth0 calls and the rate budget, and
- * the deprovision latency per organization (DESIGN.md §6, invariant 3). Each createMetrics() has its
+ * Prometheus metrics: SCIM requests, the job queue, Auth0 calls and the rate budget, and
+ * the deprovision latency per organization (docs/design.md, invariant 3). Each createMetrics() has its
  * own Registry: the composition root creates one and passes it in; tests build as many as they like.
  *
  * Labels carry route templates ("/scim/v2/:directory/Users/:id"), never raw URLs, so cardinality

@@ -3,10 +3,11 @@ import type { Request, RequestHandler, Response } from "express";
 import { rateLimited, type BridgeError } from "../errors.js";
 
 /**
- * Per-token rate limits (OWASP API4; reliability-and-security.md §1.2, §1.4): a token bucket per key,
- * refilled continuously. An empty bucket answers 429 with Retry-After in whole seconds, the only form
- * Okta honours (§2.1), rendered by the route's own error middleware so SCIM clients get a SCIM Error
- * and admin clients an admin error.
+ * Per-token rate limits (OWASP API Security Top 10 2023, API4 "Unrestricted Resource Consumption"): a
+ * token bucket per key, refilled continuously. An empty bucket answers 429 with Retry-After in whole
+ * seconds, the only form Okta honours (Okta developer docs, SCIM concepts, "Handle SCIM server rate
+ * limiting"), rendered by the route's own error middleware so SCIM clients get a SCIM Error and admin
+ * clients an admin error.
  *
  * The limiter runs before authentication, keyed by the presented token (its hash, never the token), so
  * guessing tokens is throttled too; requests without a token share a bucket per client address.
@@ -24,12 +25,25 @@ export interface TokenRateLimitOptions {
 }
 
 /**
- * SCIM: Entra's gallery requirement is "at least 25 requests per second per tenant" and its observed
- * peak is about 17 req/s (reliability-and-security.md §3.2); Okta publishes no rate and pushes per
- * event. 50 req/s sustained with a burst of 200 per token is twice the requirement, so an IdP at its
- * documented rates never sees a 429, while a runaway client cannot monopolise the server.
+ * SCIM: Entra's gallery requirement is "at least 25 requests per second per tenant" (Microsoft Learn,
+ * "Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID") and an observed peak is
+ * about 17 req/s ("just shy of 1000 requests per minute", dev.to "Operational challenges for SCIM
+ * servers"); Okta publishes no rate and pushes per event. 50 req/s sustained with a burst of 200 per
+ * token is twice the requirement, so an IdP at its documented rates never sees a 429, while a runaway
+ * client cannot monopolise the server.
  */
 export const scimRateLimitDefaults = { ratePerSecond: 50, burst: 200 } as const;
+
+/**
+ * SCIM requests of one directory being served at once. The rate limit bounds requests per second,
+ * not their cost: 50 writes a second that each carry the maximum number of values are more work
+ * than one process does in a second, and the excess queues in front of every other tenant's
+ * requests and every login. With at most this many of a directory's requests in the process, what
+ * another tenant's request or a login can find queued ahead of it from that directory is bounded
+ * by this many requests' work, whatever the client sends. Entra ID and Okta send a directory's
+ * requests a few at a time and retry a 429 after its Retry-After.
+ */
+export const scimConcurrencyDefault = 4;
 
 /** Admin API: people and scripts, not bulk sync. 10 req/s with a burst of 40 covers a console paging users. */
 export const adminRateLimitDefaults = { ratePerSecond: 10, burst: 40 } as const;
@@ -48,7 +62,7 @@ export function bearerKey(req: Request): string {
 
 export function tokenRateLimit(options: TokenRateLimitOptions): RequestHandler {
   const { ratePerSecond, burst, keyOf } = options;
-  // Fail at construction, not per request (code-style-anchors.md §6.7).
+  // Fail at construction, not per request: a bad setting should stop start-up, not every request.
   if (!(Number.isFinite(ratePerSecond) && ratePerSecond > 0)) throw new TypeError("ratePerSecond must be a positive number");
   if (!(Number.isInteger(burst) && burst >= 1)) throw new TypeError("burst must be a whole number of at least 1");
   const maxKeys = options.maxKeys ?? 10_000;
@@ -162,5 +176,62 @@ export function unauthenticatedLimit(options: UnauthenticatedLimitOptions): Unau
       const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond));
       return rateLimited(`too many failed authentications from this address; retry after ${retryAfter} s`, retryAfter);
     },
+  };
+}
+
+export interface EventLoopLag {
+  overloaded(): boolean;
+  stop(): void;
+}
+
+let sharedLag: EventLoopLag | undefined;
+/** One sampler per process, started on first use (every app of a process shares the event loop). */
+export const processEventLoopLag = (): EventLoopLag => (sharedLag ??= eventLoopLag());
+
+/**
+ * Whether the event loop is falling behind: a timer every `intervalMs` notes how late it fired, and
+ * the process counts as overloaded while a delay over `thresholdMs` was seen in the last `windowMs`.
+ * Late timers mean queued work: every request, the post-login hook's included, waits that long.
+ */
+export function eventLoopLag(thresholdMs = 50, intervalMs = 10, windowMs = 1000): EventLoopLag {
+  let expected = performance.now() + intervalMs;
+  let lastLate = -Infinity;
+  const timer = setInterval(() => {
+    const t = performance.now();
+    if (t - expected > thresholdMs) lastLate = t;
+    expected = t + intervalMs;
+  }, intervalMs);
+  timer.unref();
+  return { overloaded: () => performance.now() - lastLate < windowMs, stop: () => clearInterval(timer) };
+}
+
+/**
+ * At most `max` requests per key in flight (from this middleware to the end of the response); the
+ * next is answered 429 with Retry-After: 1 before its body is read. While `overloaded()` says the
+ * process is behind, every key is held to one request at a time, so the queue in front of the
+ * post-login hook and /healthz drains instead of growing. See scimConcurrencyDefault.
+ */
+export function concurrencyLimit(max: number, keyOf: (req: Request, res: Response) => string | undefined, overloaded: () => boolean = () => false): RequestHandler {
+  if (!(Number.isInteger(max) && max >= 1)) throw new TypeError("max must be a whole number of at least 1");
+  const inFlight = new Map<string, number>();
+  return (req, res, next) => {
+    const key = keyOf(req, res);
+    if (key === undefined) return next();
+    const n = inFlight.get(key) ?? 0;
+    if (n >= max) return next(rateLimited(`too many requests at once: at most ${max} at a time per directory; retry after 1 s`, 1));
+    if (n >= 1 && overloaded()) return next(rateLimited("the server is busy: one request at a time per directory for now; retry after 1 s", 1));
+    inFlight.set(key, n + 1);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      const left = (inFlight.get(key) ?? 1) - 1;
+      if (left <= 0) inFlight.delete(key);
+      else inFlight.set(key, left);
+    };
+    // "close" also covers a client that went away before the answer.
+    res.once("finish", release);
+    res.once("close", release);
+    next();
   };
 }

@@ -6,7 +6,7 @@ import type { Db } from "../directory/database.js";
 import { groupSchema, resolveAttribute, userSchema } from "../scim/schema.js";
 
 /**
- * The last SCIM requests per directory (issue 6), so that a customer can debug its IdP setup itself
+ * The last SCIM requests per directory, so that a customer can debug its IdP setup itself
  * through the admin API: method, path, status, and for errors the SCIM scimType and detail.
  *
  * What is kept, and why:

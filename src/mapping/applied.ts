@@ -1,7 +1,7 @@
 /**
- * Applied state: what the bridge last wrote to Auth0 successfully for one user (DESIGN.md §3).
+ * Applied state: what the bridge last wrote to Auth0 successfully for one user (docs/design.md, "Concepts").
  * The executor persists applyOperation(...) after every successful operation, so a crash mid-plan
- * resumes from exactly what was done (DESIGN.md §6.2). Stored as JSON in user_sync.applied.
+ * resumes from exactly what was done (docs/design.md, invariant 2). Stored as JSON in user_sync.applied.
  */
 import type { DesiredUser } from "./desired.js";
 import type { Operation, OperationResult } from "./operations.js";

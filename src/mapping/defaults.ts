@@ -1,5 +1,5 @@
 /**
- * Policy defaults per user model (DESIGN.md §5) and the checks that a policy actually cuts access.
+ * Policy defaults per user model (docs/design.md, "What Auth0 sees") and the checks that a policy actually cuts access.
  * - isolated: the user belongs to this organization alone → block and revoke; deletion deletes.
  * - shared: the user may belong to other organizations → remove membership (roles first), and block
  *   tenant-wide only when no other organization still holds the user; deletion never deletes.

@@ -1,5 +1,6 @@
 /**
- * desired(mapping, user, groups, holds): the Auth0 state a directory user implies (DESIGN.md §3, §5).
+ * desired(mapping, user, groups, holds): the Auth0 state a directory user implies (docs/design.md,
+ * "Concepts" and "What Auth0 sees").
  * Pure and deterministic: no I/O, no clock; the order of groups never matters.
  */
 import { defaultWritability } from "./connection-sync.js";

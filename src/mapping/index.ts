@@ -1,5 +1,5 @@
 /**
- * The mapping engine (issue 4): pure, no I/O. Schema and validation, desired(), plan(),
+ * The mapping engine: pure, no I/O. Schema and validation, desired(), plan(),
  * applyOperation() and diffDesired(). Storage lives in src/directory/mappings.ts, preview in
  * src/sync/preview.ts, the CLI in src/cli/mapping.ts.
  */

@@ -2,14 +2,14 @@
  * The Auth0 operations plan() emits, as a discriminated union on `type`. The executor (src/sync)
  * turns each into Management API calls; it addresses the user by the current applied auth0UserId.
  *
- * `irreversible` marks what the mass-deprovision guard (DESIGN.md §6.8) must pause:
+ * `irreversible` marks what the mass-deprovision guard (docs/design.md, invariant 8) must pause:
  * - deleteUser: the Auth0 user, its identities, MFA enrolments and history are gone for good;
  * - removeMember: Auth0 drops the member's organization roles with it, including roles granted
  *   outside the bridge, and the removal takes seconds to propagate. The bridge can re-add its own
  *   membership and roles, but not what others granted.
  * Everything else is reversible and runs even while the guard holds: block/unblock, revokeAccess
  * (the user signs in again), removeRoles (only roles the bridge itself granted), profile updates.
- * No operation ever sets a password: a password reset lifts a block (auth0-management-api.md §1a).
+ * No operation ever sets a password: a password reset lifts a block (Auth0 docs "Block and Unblock Users").
  */
 import type { AppMetadata, Profile } from "./types.js";
 
@@ -25,7 +25,7 @@ export interface CreateUser {
 }
 /**
  * Executor contract for createUser (idempotent, so a crash between POST and recording it never
- * duplicates a user, DESIGN.md §6.2): look the email up (users-by-email, lower-cased) in `connection`;
+ * duplicates a user, docs/design.md, invariant 2): look the email up (users-by-email, lower-cased) in `connection`;
  * - found: adopt it, PATCH `profile` and `app_metadata: appMetadata` (nulls included), result {auth0UserId, created: false};
  * - not found: POST /users {connection, email, ...profile, app_metadata without nulls, a random
  *   password that is thrown away, email_verified: false}, result {auth0UserId, created: true}.

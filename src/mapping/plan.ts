@@ -1,7 +1,7 @@
 /**
  * plan(desired, applied): the ordered Auth0 operations that close the gap. Pure.
  *
- * One order serves every case (DESIGN.md §5):
+ * One order serves every case (docs/design.md, "What Auth0 sees"):
  *   1. block → revokeAccess → removeRoles → removeMember → deleteUser   (cut access first; the
  *      reversible cuts come before the irreversible ones the guard may pause)
  *   2. createUser | linkUser → updateUser → addMember → addRoles → unblock → sendInvitation

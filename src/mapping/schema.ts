@@ -1,5 +1,5 @@
 /**
- * The mapping document (DESIGN.md §3 "Mapping"): one per organization version. Unknown keys are
+ * The mapping document (docs/design.md, "Concepts"): one per organization version. Unknown keys are
  * refused everywhere (strict objects), so a typo never silently does nothing.
  * Policies may be left out: they are filled from the user model's defaults (src/mapping/defaults.ts),
  * so the parsed document is always complete and a stored version says exactly what it does.
@@ -15,7 +15,8 @@ import {
   scimPathSchema,
 } from "./source-schema.js";
 
-// Auth0 refuses these app_metadata keys and any key containing "." or "$" (auth0-management-api.md §1a).
+// Auth0 refuses these app_metadata keys and any key containing "." or "$" (Auth0 docs
+// "Metadata Field Names and Data Types").
 export const reservedMetadataKeys = new Set([
   "__tenant", "_id", "blocked", "clientID", "created_at", "email_verified", "email", "globalClientID",
   "global_client_id", "identities", "lastIP", "lastLogin", "loginsCount", "metadata",

@@ -164,7 +164,8 @@ export function getAttribute(obj: Record<string, unknown>, name: string): unknow
 
 const asBoolean = (v: unknown): boolean | undefined => {
   if (typeof v === "boolean") return v;
-  // Entra sends "True"/"False" strings (idp-wire.md §1.3); compare them as booleans.
+  // Entra sends "True"/"False" strings (Microsoft Learn "Known issues … SCIM 2.0 protocol
+  // compliance"); compare them as booleans.
   if (typeof v === "string" && /^(true|false)$/i.test(v)) return v.toLowerCase() === "true";
   return undefined;
 };

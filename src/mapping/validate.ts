@@ -41,7 +41,7 @@ export function formatPath(path: readonly Key[]): string {
   return out === "" ? "(document)" : out;
 }
 
-// Keys people reach for that the bridge refuses on purpose, with the reason (DESIGN.md §5).
+// Keys people reach for that the bridge refuses on purpose, with the reason (docs/design.md, "What Auth0 sees").
 const refusedKeys: Record<string, string> = {
   password: "the bridge never sets a password: a password reset through the Management API lifts a block",
   blocked: "blocking follows policies.deactivation/deletion and holds, not a profile field",

@@ -32,7 +32,7 @@ export function discoveryRoutes(): Router {
     sendScim(res, 200, withLocation(serviceProviderConfig, `${baseUrl}/ServiceProviderConfig`));
   };
   router.get("/ServiceProviderConfig", spc);
-  // The Microsoft suite asks for this non-standard name (conformance/README.md §2.1).
+  // The Microsoft suite asks for this non-standard name (Microsoft's SCIM validator collection).
   router.get("/serviceConfiguration", spc);
 
   router.get("/ResourceTypes", (_req, res) => {

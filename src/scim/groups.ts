@@ -13,6 +13,7 @@ import { filterToSql } from "./filter/sql.js";
 import { groupsTarget, sortExpression } from "./filter/targets.js";
 import { listResponse, parseListParams, type ListParams } from "./list.js";
 import { anchorAt, rememberPageEnd, resultSetKey } from "./paging.js";
+import { assertMemberCount } from "./limits.js";
 import { memberOperations, parseMembers, targetsMembers } from "./members.js";
 import { normalizeResource } from "./normalize.js";
 import { applyToDocument, expandOperations } from "./patch/apply.js";
@@ -26,9 +27,11 @@ import { validateDocument } from "./validate.js";
 /**
  * /Groups (RFC 7644 §3). Members are loaded only when the response returns them, so
  * `excludedAttributes=members` (Entra's habit) never touches a 50,000-member list, and PATCH answers
- * 204 without a body (DESIGN.md §9; Entra advises against returning members).
+ * 204 without a body (docs/design.md, "Contract"; Entra advises against returning members).
  */
 const missing = (id: string) => notFound(`Group ${id} not found`);
+/** Members in a raw "members" value, counted before any of them is parsed. */
+const rawCount = (value: unknown): number => (value === undefined || value === null ? 0 : Array.isArray(value) ? value.length : 1);
 
 function render(db: DbOrTx, ctx: ScimContext, row: GroupRow, projection: Projection) {
   const members = returns(projection, "members") && row.memberCount > 0 ? listMembers(db, row.id) : undefined;
@@ -81,6 +84,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): R
   router.post("/Groups", async (req, res) => {
     const ctx = scimContext(res);
     const { document, kept } = normalizeResource(groupSchema, req.body, ["members"]);
+    assertMemberCount(rawCount(kept.get("members")));
     const members = parseMembers(kept.get("members"), "members");
     const resource = validateDocument(groupSchema, document);
     const row = await writes.run((tx) => createGroup(tx, writeContext(ctx), resource, members));
@@ -101,6 +105,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): R
     const resource = validateDocument(groupSchema, document);
     // RFC 7644 §3.5.1 lets omitted readWrite attributes stand: a PUT without "members" keeps them
     // (a rename must not empty the group); "members": [] empties it; a list replaces it (Okta AIW).
+    assertMemberCount(rawCount(kept.get("members")));
     const operations = kept.has("members") ? [{ kind: "replace" as const, members: parseMembers(kept.get("members"), "members") }] : [];
     const row = await writes.run((tx) => {
       const existing = getGroup(tx, ctx.directoryId, req.params.id);
@@ -115,6 +120,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): R
     const ctx = scimContext(res);
     const operations = expandOperations(groupSchema, parsePatchRequest(req.body));
     const memberEdits = operations.filter(targetsMembers).flatMap(memberOperations);
+    assertMemberCount(memberEdits.reduce((n, e) => n + (e.kind === "add" || e.kind === "replace" ? e.members.length : e.kind === "remove" ? e.ids.length : 0), 0));
     const documentOps = operations.filter((op) => !targetsMembers(op));
     const row = await writes.run((tx) => {
       const existing = getGroup(tx, ctx.directoryId, req.params.id);

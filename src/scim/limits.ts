@@ -22,7 +22,23 @@ export const scimLimits = {
    * counted here.
    */
   maxPatchValues: 1000,
+  /**
+   * Group members carried by one request: a POST's or PUT's member list, or the members named by a
+   * PATCH's operations, summed. Each one is a user lookup, a row written and a reconcile job, all in
+   * one transaction; 10,000 is also what Auth0's own inbound SCIM accepts in a Group POST or PUT
+   * (Auth0 "Entity Limit Policy"). Larger groups are built and kept up to date with PATCH add and
+   * remove, which every IdP uses for membership changes.
+   */
+  maxMembersPerRequest: 10_000,
 } as const;
+
+export const tooManyMembers = () =>
+  invalidValue(`"members": a request may carry at most ${scimLimits.maxMembersPerRequest} members; add the rest with PATCH "add" operations`);
+
+/** Refuses a raw members value (before it is parsed) holding more than the per-request maximum. */
+export function assertMemberCount(count: number): void {
+  if (count > scimLimits.maxMembersPerRequest) throw tooManyMembers();
+}
 
 export const tooManyPatchValues = () =>
   invalidValue(`a PATCH may carry at most ${scimLimits.maxPatchValues} values across its operations`);

@@ -7,7 +7,7 @@ import type { ScimDocument } from "./normalize.js";
 /**
  * Query parameters of a list or search (RFC 7644 §3.4.2): filter, 1-based startIndex, count capped
  * at maxResults (ServiceProviderConfig filter.maxResults), sortBy/sortOrder, and the projection.
- * From a query string (strings) or a SearchRequest body (§3.4.3: numbers, attribute arrays).
+ * From a query string (strings) or a SearchRequest body (RFC 7644 §3.4.3: numbers, attribute arrays).
  */
 export const listLimits = { defaultCount: 100, maxResults } as const;
 
@@ -46,7 +46,7 @@ export function parseListParams(source: Record<string, unknown>): ListParams {
   if (sortOrder !== undefined && !(typeof sortOrder === "string" && /^(ascending|descending)$/i.test(sortOrder))) {
     throw invalidValue('sortOrder must be "ascending" or "descending"');
   }
-  // §3.4.2.4: startIndex below 1 means 1; a negative count means 0.
+  // RFC 7644 §3.4.2.4: startIndex below 1 means 1; a negative count means 0.
   const startIndex = Math.max(1, integer(get("startIndex"), "startIndex") ?? 1);
   const count = Math.min(listLimits.maxResults, Math.max(0, integer(get("count"), "count") ?? listLimits.defaultCount));
   return {

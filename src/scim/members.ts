@@ -52,7 +52,7 @@ export const targetsMembers = (operation: TargetedOperation): boolean => {
   return resolved?.attribute?.name === "members" && !resolved.schema.extension;
 };
 
-/** One PATCH operation on `members` → membership edits (RFC 7644 §3.5.2, idp-wire.md §1.6 and §2.4). */
+/** One PATCH operation on `members` → membership edits (RFC 7644 §3.5.2; Entra and Okta group push shapes). */
 export function memberOperations(operation: TargetedOperation): MemberOperation[] {
   const where = `operation ${operation.index}`;
   const { path, op, value } = operation;

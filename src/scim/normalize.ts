@@ -2,13 +2,15 @@ import { invalidSyntax } from "../errors.js";
 import type { AttributeInfo, ResourceSchema, SchemaInfo } from "./schema.js";
 
 /**
- * The quirk normaliser (idp-wire.md §4): turns what Entra, Okta and RFC-ish clients send into one
+ * The quirk normaliser: turns what Entra, Okta and RFC-ish clients send into one
  * canonical JSON shape before scimmy validates it.
  * - attribute names in any case → their canonical spelling (RFC 7643 §2.1);
  * - null, "" for complex values, empty arrays and empty objects → absent (RFC 7643 §2.5; Entra sends
  *   `"phoneNumbers": null`, which stock scimmy rejects);
- * - "True"/"False" in any case → booleans for boolean attributes (Entra; scimmy issues #51, #86);
- * - the enterprise manager as a bare id or as `[{value, $ref}]` → `{value}` (idp-wire.md §1.2, §1.4);
+ * - "True"/"False" in any case → booleans for boolean attributes (Entra; scimmyjs/scimmy#51,
+ *   scimmyjs/scimmy#86);
+ * - the enterprise manager as a bare id or as `[{value, $ref}]` → `{value}` (Entra: Microsoft Learn "Develop and
+ *   plan provisioning for a SCIM endpoint in Microsoft Entra ID"; Captain-P-Goldfish/SCIM-SDK#686);
  * - unknown attributes, unknown schema URNs (Entra's ADSCIM Group URN) and read-only ones (id, meta,
  *   schemas, groups) are dropped, and so is password: never stored, never returned.
  * Only schema attributes are copied, by their canonical names, so `__proto__` and friends never land.

@@ -4,7 +4,7 @@ import type { ScimDocument } from "./normalize.js";
 /**
  * `attributes` and `excludedAttributes` (RFC 7644 §3.9, §3.4.2.5). id and schemas are always
  * returned. Names in any case, URN-qualified or not; unknown names are ignored. A value filter inside
- * `attributes` (`emails[type eq "work"]`, which the Microsoft suite sends though §3.9 has no such
+ * `attributes` (`emails[type eq "work"]`, which the Microsoft suite sends though RFC 7644 §3.9 has no such
  * form) selects the whole attribute.
  */
 type Selection = Map<string, Map<string, Set<string> | "all"> | "all">;

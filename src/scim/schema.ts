@@ -9,7 +9,7 @@ import { syncStateSchema } from "./documents.js";
  *
  * Our copies drop canonicalValues (see clone). Left out on purpose, so that /Schemas states what we
  * really support:
- * - User.password: passwords an IdP sends are dropped, never stored (DESIGN.md §6, invariant 7);
+ * - User.password: passwords an IdP sends are dropped, never stored (docs/design.md, invariant 7);
  * - User.groups: membership lives on the Group (RFC 7643 §4.1.2 makes it readOnly and optional).
  */
 type ScimmyAttribute = SCIMMY.Types.Attribute;
@@ -154,7 +154,9 @@ function splitUrn(rs: ResourceSchema, text: string): { schema?: SchemaInfo; rest
 /**
  * Resolves "attr", "attr.sub", "urn:…:attr[.sub]" or an extension's bare URN (attribute undefined).
  * An unqualified name missing from the core schema is looked up in the extensions: Entra PATCHes
- * path "manager" for the enterprise manager (idp-wire.md §1.4). Unknown names give undefined.
+ * path "manager" for the enterprise manager (RFC 7643 §4.3 defines it in the extension; Microsoft Learn
+ * "Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID", Example 5). Unknown names
+ * give undefined.
  */
 export function resolvePath(rs: ResourceSchema, text: string): ResolvedPath | { schema: SchemaInfo; attribute?: undefined } | undefined {
   const split = splitUrn(rs, text);

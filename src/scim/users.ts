@@ -121,7 +121,7 @@ export function userRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget): Ro
       if (resource.active === undefined) resource.active = existing.active;
       return updateUser(tx, writeContext(ctx), existing, resource, "user.patch");
     });
-    // DESIGN.md §9 / RFC 7644 §3.5.2: 204, or 200 with the resource when the request names attributes.
+    // docs/design.md, "Contract" / RFC 7644 §3.5.2: 204, or 200 with the resource when the request names attributes.
     if (req.query.attributes !== undefined || req.query.excludedAttributes !== undefined) return respondWithUser(req, res, 200, row);
     sendNoContent(res, etagOf(row.version));
   });

@@ -1,11 +1,11 @@
 import { eq } from "drizzle-orm";
-import { directories, organizations, users, userSync } from "../../db/schema.js";
+import { organizations, userSync } from "../../db/schema.js";
 import { Auth0CallError } from "../auth0/errors.js";
 import type { Db } from "../directory/database.js";
 import { getActiveMapping } from "../directory/mappings.js";
-import { desired, initialApplied, plan, type AppliedState } from "../mapping/index.js";
+import { initialApplied, plan, type AppliedState } from "../mapping/index.js";
 import { jsonEqual } from "../mapping/types.js";
-import { directoryUserOf, activeHolds, groupsOfUser, memberOfOtherOrganizations } from "./inputs.js";
+import { desiredFor, organizationInputPages, type UserInputs } from "./inputs.js";
 import { enqueueJob, Lane } from "./queue.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
@@ -56,13 +56,8 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
   if (!org) throw new Auth0CallError("fatal", undefined, undefined, `organization ${organizationId} does not exist`);
   const auth0OrgId = await ensureAuth0Organization(deps, org, lane);
   const mapping = getActiveMapping(deps.db, org.id)!.document;
-  const rows = deps.db
-    .select({ user: users, sync: userSync })
-    .from(users)
-    .innerJoin(directories, eq(directories.id, users.directoryId))
-    .leftJoin(userSync, eq(userSync.userId, users.id))
-    .where(eq(directories.organizationId, org.id))
-    .all();
+  const rows: UserInputs[] = [];
+  for (const page of organizationInputPages(deps.db, org)) rows.push(...page);
   // Every role the mapping can grant is the bridge's: one granted by hand to a user the rules do not
   // give it is drift. Roles the mapping never names belong to someone else and are not compared.
   const mappingRoles = [...mapping.roles.default, ...mapping.roles.rules.flatMap((r) => r.grant)];
@@ -76,18 +71,17 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
   const found: (DriftedUser | undefined)[] = new Array(rows.length);
   let next = 0;
   const checkOne = async (index: number): Promise<void> => {
-    const { user, sync } = rows[index]!;
+    const inputs = rows[index]!;
+    const user = inputs.row;
     options.onProgress?.(done++, rows.length);
-    const applied: AppliedState = sync?.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
-    const d = desired(mapping, directoryUserOf(user), groupsOfUser(deps.db, user.id), activeHolds(deps.db, user.id), {
-      memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, org.id),
-    });
+    const applied = inputs.applied;
+    const d = desiredFor(mapping, inputs);
     if (applied.auth0UserId) accounted.add(applied.auth0UserId);
     if (!applied.auth0UserId || !applied.exists) {
       if (plan(d, applied).length > 0) {
         report.unsynced++;
         // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
-        // hook was installed) is linked by email and connection this way (DESIGN.md §5).
+        // hook was installed) is linked by email and connection this way (docs/design.md, "What Auth0 sees").
         if (options.repair) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.background });
       }
       return;
@@ -114,7 +108,7 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     }
     // Auth0 shows a member removal only after "approximately 5–10 seconds" (Auth0 "Remove members
     // from organizations"): a removal the bridge made more recently than that is not drift.
-    if (!applied.member && observed.member && sync?.appliedAt != null && now() - sync.appliedAt < MEMBER_REMOVAL_PROPAGATION_MS) {
+    if (!applied.member && observed.member && inputs.appliedAt !== null && now() - inputs.appliedAt < MEMBER_REMOVAL_PROPAGATION_MS) {
       observed.member = false;
       observed.roles = [];
     }

@@ -48,7 +48,10 @@ function requireUserId(ctx: ExecuteContext, op: Operation): string {
   return ctx.auth0UserId;
 }
 
-/** Runs one planned operation against Auth0 (DESIGN.md §5); idempotent, so a replay after a crash is harmless. */
+/**
+ * Runs one planned operation against Auth0 (docs/design.md, "What Auth0 sees"); idempotent, so a
+ * replay after a crash is harmless.
+ */
 export async function executeOperation(op: Operation, ctx: ExecuteContext): Promise<ExecutedOperation> {
   const { gateway, lane } = ctx;
   switch (op.type) {

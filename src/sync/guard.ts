@@ -10,7 +10,7 @@ import { enqueueJob, Lane } from "./queue.js";
 export type GuardPause = typeof guardPauses.$inferSelect;
 
 /**
- * Mass-deprovision guard (DESIGN.md §6, invariant 8). When a directory deactivates or deletes an
+ * Mass-deprovision guard (docs/design.md, invariant 8). When a directory deactivates or deletes an
  * unusual share of an organization within the window, irreversible Auth0 operations (delete user,
  * remove membership) pause until an operator decides; blocking and sign-out go ahead regardless.
  * A decision covers the changes made before it; the window for the next trip starts at the decision.

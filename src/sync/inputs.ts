@@ -1,12 +1,31 @@
-import { and, eq, isNull, ne, sql } from "drizzle-orm";
+/**
+ * The one loader of desired() inputs. The worker, the drift scan, the post-login decision and the
+ * mapping preview all read a user's SCIM document, groups, holds, applied state and "does another
+ * organization hold this Auth0 user" here, so that preview predicts exactly what the worker does.
+ *
+ * Loading is batched: a page of users costs a fixed number of queries (users, applied state,
+ * groups, holds, other organizations), never one per user.
+ */
+import { and, asc, eq, gt, inArray, isNull, ne, sql } from "drizzle-orm";
 import { directories, groupMembers, groups, holds, organizations, users, userSync } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
-import { initialApplied, type AppliedState, type DirectoryGroup, type DirectoryUser, type Hold } from "../mapping/index.js";
+import {
+  applyOperation,
+  desired,
+  initialApplied,
+  type AppliedState,
+  type ConnectionWritability,
+  type DesiredUser,
+  type DirectoryGroup,
+  type DirectoryUser,
+  type Hold,
+  type MappingDocument,
+} from "../mapping/index.js";
 
 export type OrganizationRow = typeof organizations.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 
-/** Everything desired() needs for one user, plus what was applied: read in one place for the worker and the login hook. */
+/** Everything desired() needs for one user, plus what was applied. */
 export interface UserInputs {
   row: UserRow;
   organization: OrganizationRow;
@@ -14,32 +33,107 @@ export interface UserInputs {
   groups: DirectoryGroup[];
   holds: Hold[];
   applied: AppliedState;
+  /** When the applied state was last recorded (null: never). */
+  appliedAt: number | null;
   lastError: string | null;
+  /** Whether another organization holds the Auth0 user `applied.auth0UserId` (see memberOfOtherOrganizations). */
+  memberOfOtherOrganizations: boolean;
 }
+
+/** Users per page when a whole organization is loaded (preview, drift): memory holds one page. */
+export const inputsPageSize = 1000;
 
 /** The SCIM document as the server returns it (id and externalId included), for mapping paths. */
 export function directoryUserOf(row: UserRow): DirectoryUser {
-  const resource = { ...(JSON.parse(row.resource) as Record<string, unknown>), id: row.id };
+  const parsed: unknown = JSON.parse(row.resource);
+  const stored = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  const resource = { ...stored, id: row.id };
   return { id: row.id, directoryId: row.directoryId, active: row.active, deleted: row.deletedAt !== null, resource };
 }
 
-export function activeHolds(db: DbOrTx, userId: string): Hold[] {
-  return db
-    .select({ id: holds.id, reason: holds.reason })
-    .from(holds)
-    .where(and(eq(holds.userId, userId), isNull(holds.releasedAt)))
+/**
+ * The Auth0 users among `auth0UserIds` that another organization still holds (shared user model):
+ * linked to a live, active, un-held directory user of an organization other than `organizationId`.
+ * This is the one definition of "belongs to another organization": by the Auth0 link the bridge
+ * recorded, never by email (two organizations' users with one email may be two Auth0 users).
+ */
+export function heldByOtherOrganizations(db: DbOrTx, auth0UserIds: readonly string[], organizationId: string): Set<string> {
+  const ids = [...new Set(auth0UserIds)];
+  if (ids.length === 0) return new Set();
+  const rows = db
+    .selectDistinct({ auth0UserId: userSync.auth0UserId })
+    .from(userSync)
+    .innerJoin(users, eq(users.id, userSync.userId))
+    .where(
+      and(
+        inArray(userSync.auth0UserId, ids),
+        ne(userSync.organizationId, organizationId),
+        isNull(users.deletedAt),
+        eq(users.active, true),
+        sql`NOT EXISTS (SELECT 1 FROM holds h WHERE h.user_id = ${users.id} AND h.released_at IS NULL)`,
+      ),
+    )
     .all();
+  return new Set(rows.map((r) => r.auth0UserId).filter((id): id is string => id !== null));
 }
 
-export function groupsOfUser(db: DbOrTx, userId: string): DirectoryGroup[] {
-  return db
-    .select({ id: groups.id, displayName: groups.displayName, externalId: groups.externalId })
+/** heldByOtherOrganizations for one Auth0 user (false when it is not linked yet). */
+export function memberOfOtherOrganizations(db: DbOrTx, auth0UserId: string | null, organizationId: string): boolean {
+  if (!auth0UserId) return false;
+  return heldByOtherOrganizations(db, [auth0UserId], organizationId).has(auth0UserId);
+}
+
+/** The inputs of the given user rows (all of `organization`), in the rows' order. */
+function inputsOf(db: DbOrTx, organization: OrganizationRow, rows: UserRow[]): UserInputs[] {
+  if (rows.length === 0) return [];
+  const ids = rows.map((r) => r.id);
+  const syncOf = new Map(
+    db.select().from(userSync).where(inArray(userSync.userId, ids)).all().map((s) => [s.userId, s]),
+  );
+  const groupsOf = new Map<string, DirectoryGroup[]>();
+  for (const m of db
+    .select({ memberId: groupMembers.memberId, id: groups.id, displayName: groups.displayName, externalId: groups.externalId })
     .from(groupMembers)
     .innerJoin(groups, eq(groups.id, groupMembers.groupId))
-    .where(and(eq(groupMembers.memberId, userId), isNull(groups.deletedAt)))
-    .all();
+    .where(and(inArray(groupMembers.memberId, ids), eq(groupMembers.memberType, "User"), isNull(groups.deletedAt)))
+    .orderBy(asc(groups.id))
+    .all()) {
+    const list = groupsOf.get(m.memberId) ?? [];
+    list.push({ id: m.id, displayName: m.displayName, externalId: m.externalId });
+    groupsOf.set(m.memberId, list);
+  }
+  const holdsOf = new Map<string, Hold[]>();
+  for (const h of db
+    .select({ id: holds.id, userId: holds.userId, reason: holds.reason })
+    .from(holds)
+    .where(and(inArray(holds.userId, ids), isNull(holds.releasedAt)))
+    .all()) {
+    const list = holdsOf.get(h.userId) ?? [];
+    list.push({ id: h.id, reason: h.reason });
+    holdsOf.set(h.userId, list);
+  }
+  const appliedOf = new Map<string, AppliedState>();
+  for (const [id, s] of syncOf) if (s.applied) appliedOf.set(id, JSON.parse(s.applied) as AppliedState);
+  const linked = [...appliedOf.values()].map((a) => a.auth0UserId).filter((id): id is string => id !== null);
+  const elsewhere = heldByOtherOrganizations(db, linked, organization.id);
+  return rows.map((row) => {
+    const sync = syncOf.get(row.id);
+    const applied = appliedOf.get(row.id) ?? initialApplied();
+    return {
+      row,
+      organization,
+      user: directoryUserOf(row),
+      groups: groupsOf.get(row.id) ?? [],
+      holds: holdsOf.get(row.id) ?? [],
+      applied,
+      appliedAt: sync?.appliedAt ?? null,
+      lastError: sync?.lastError ?? null,
+      memberOfOtherOrganizations: applied.auth0UserId !== null && elsewhere.has(applied.auth0UserId),
+    };
+  });
 }
 
+/** One user's inputs (the worker, the login hook), or undefined if there is no such user. */
 export function loadUserInputs(db: DbOrTx, userId: string): UserInputs | undefined {
   const found = db
     .select({ row: users, organization: organizations })
@@ -49,39 +143,57 @@ export function loadUserInputs(db: DbOrTx, userId: string): UserInputs | undefin
     .where(eq(users.id, userId))
     .get();
   if (!found) return undefined;
-  const sync = db.select().from(userSync).where(eq(userSync.userId, userId)).get();
-  return {
-    row: found.row,
-    organization: found.organization,
-    user: directoryUserOf(found.row),
-    groups: groupsOfUser(db, userId),
-    holds: activeHolds(db, userId),
-    applied: sync?.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied(),
-    lastError: sync?.lastError ?? null,
-  };
+  return inputsOf(db, found.organization, [found.row])[0];
+}
+
+/** Number of directory users (tombstones included) of an organization. */
+export function countOrganizationUsers(db: DbOrTx, organizationId: string): number {
+  return (
+    db
+      .select({ n: sql<number>`count(*)` })
+      .from(users)
+      .innerJoin(directories, eq(directories.id, users.directoryId))
+      .where(eq(directories.organizationId, organizationId))
+      .get()?.n ?? 0
+  );
 }
 
 /**
- * Whether another organization still holds this Auth0 user (shared user model): a live, active,
- * un-held directory user of another organization linked to the same Auth0 id.
+ * Every directory user's inputs (tombstones included) of an organization, in pages of `pageSize`
+ * ordered by user id: a fixed number of queries per page (preview, drift).
  */
-export function memberOfOtherOrganizations(db: DbOrTx, auth0UserId: string | null, organizationId: string): boolean {
-  if (!auth0UserId) return false;
-  const other = db
-    .select({ userId: userSync.userId })
-    .from(userSync)
-    .innerJoin(users, eq(users.id, userSync.userId))
-    .where(
-      and(
-        eq(userSync.auth0UserId, auth0UserId),
-        ne(userSync.organizationId, organizationId),
-        isNull(users.deletedAt),
-        eq(users.active, true),
-        sql`NOT EXISTS (SELECT 1 FROM holds h WHERE h.user_id = ${users.id} AND h.released_at IS NULL)`,
-      ),
-    )
-    .get();
-  return other !== undefined;
+export function* organizationInputPages(db: DbOrTx, organization: OrganizationRow, pageSize = inputsPageSize): Generator<UserInputs[]> {
+  let after = "";
+  for (;;) {
+    const page = db
+      .select({ row: users })
+      .from(users)
+      .innerJoin(directories, eq(directories.id, users.directoryId))
+      .where(and(eq(directories.organizationId, organization.id), gt(users.id, after)))
+      .orderBy(asc(users.id))
+      .limit(pageSize)
+      .all()
+      .map((r) => r.row);
+    if (page.length === 0) return;
+    yield inputsOf(db, organization, page);
+    if (page.length < pageSize) return;
+    after = page[page.length - 1]!.id;
+  }
+}
+
+export interface DesiredOptions {
+  /** The connection's write rules as read from Auth0; absent: the connection type's defaults. */
+  connection?: ConnectionWritability;
+  /** Overrides inputs.memberOfOtherOrganizations (the Auth0 link changed since loading). */
+  memberOfOtherOrganizations?: boolean;
+}
+
+/** desired() for loaded inputs: the one way every caller builds it. */
+export function desiredFor(mapping: MappingDocument, inputs: UserInputs, options: DesiredOptions = {}): DesiredUser {
+  return desired(mapping, inputs.user, inputs.groups, inputs.holds, {
+    memberOfOtherOrganizations: options.memberOfOtherOrganizations ?? inputs.memberOfOtherOrganizations,
+    ...(options.connection ? { connection: options.connection } : {}),
+  });
 }
 
 /** Records what was applied (after every successful operation) and the last error, if any. */
@@ -102,4 +214,48 @@ export function saveSyncError(db: DbOrTx, inputs: Pick<UserInputs, "row" | "orga
     .values({ userId: inputs.row.id, directoryId: inputs.row.directoryId, organizationId: inputs.organization.id, lastError: error, lastErrorAt: error ? now : null })
     .onConflictDoUpdate({ target: userSync.userId, set: { lastError: error, lastErrorAt: error ? now : null } })
     .run();
+}
+
+/**
+ * plan() never creates a user only to cut it off, but an Auth0 user with the email may exist that
+ * this user's record does not know of (its own create whose answer a crash lost, one made outside
+ * the bridge, another organization's user). Before deprovisioning such a user the worker looks the
+ * email up and links what it finds, so that it is cut off too rather than left open.
+ */
+export function looksUpByEmailFirst(d: DesiredUser, applied: AppliedState): boolean {
+  return !applied.exists && d.status !== "provisioned" && d.email !== null && (d.blocked || d.deleteUser);
+}
+
+/** The applied state once the user found by email is linked (looksUpByEmailFirst). */
+export function linkFound(applied: AppliedState, d: DesiredUser, auth0UserId: string, blocked: boolean): AppliedState {
+  return applyOperation(applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email ?? "" }, { auth0UserId, blocked });
+}
+
+/** An Auth0 user the bridge itself created or adopted, as it last recorded it. */
+export interface KnownAuth0User {
+  auth0UserId: string;
+  blocked: boolean;
+}
+
+/**
+ * Auth0 users the bridge created or adopted (for any organization) by their lower-cased email, as
+ * last recorded: what the worker will find when it looks an email up (preview cannot ask Auth0).
+ */
+export function knownAuth0UsersByEmail(db: DbOrTx, emails: readonly string[]): Map<string, KnownAuth0User> {
+  const wanted = [...new Set(emails)];
+  const out = new Map<string, KnownAuth0User>();
+  if (wanted.length === 0) return out;
+  const email = sql<string>`lower(json_extract(${userSync.applied}, '$.profile.email'))`;
+  const rows = db
+    .select({ email, auth0UserId: userSync.auth0UserId, applied: userSync.applied })
+    .from(userSync)
+    .where(and(sql`json_extract(${userSync.applied}, '$.exists') = 1`, inArray(email, wanted)))
+    .orderBy(asc(userSync.userId))
+    .all();
+  for (const r of rows) {
+    if (!r.auth0UserId || out.has(r.email)) continue;
+    const applied = JSON.parse(r.applied!) as AppliedState;
+    out.set(r.email, { auth0UserId: r.auth0UserId, blocked: applied.blocked === true });
+  }
+  return out;
 }

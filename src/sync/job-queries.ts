@@ -8,7 +8,7 @@ import { jobKey, type JobKind } from "./queue.js";
 import type { JobRow } from "./worker.js";
 
 /**
- * Read side of the job queue for operators and customer admins (issue 6): lists with keyset paging,
+ * Read side of the job queue for operators and customer admins: lists with keyset paging,
  * dead letters, per-user pending work, counts for sync health, and retry.
  */
 export type JobState = "pending" | "running" | "done" | "dead";

@@ -4,8 +4,8 @@ import { directories, organizations, userEmails, users, userSync } from "../../d
 import type { Db } from "../directory/database.js";
 import { recordAudit } from "../directory/audit.js";
 import { getActiveMapping } from "../directory/mappings.js";
-import { applyOperation, desired } from "../mapping/index.js";
-import { loadUserInputs, memberOfOtherOrganizations, saveApplied } from "./inputs.js";
+import { applyOperation } from "../mapping/index.js";
+import { desiredFor, loadUserInputs, memberOfOtherOrganizations, saveApplied } from "./inputs.js";
 import { enqueueJob, Lane } from "./queue.js";
 
 /** What the Auth0 Action sends (see src/auth0/action/post-login.cjs). */
@@ -62,7 +62,7 @@ function findDirectoryUser(db: Db, organizationId: string, auth0UserId: string, 
 }
 
 /**
- * The login decision (DESIGN.md §4 "Login"): allow or deny from directory truth and holds, with
+ * The login decision (docs/design.md, "Data flow"): allow or deny from directory truth and holds, with
  * the roles and owned metadata the mapping gives, and no Auth0 call. An enterprise user's first
  * login links its Auth0 id to the directory user and enqueues a reconcile (membership, roles).
  */
@@ -82,9 +82,12 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
   if (!inputs) return { decision: "deny", reason: denialReasons.unknown };
 
   const mapping = getActiveMapping(db, org.id)!.document;
-  const d = desired(mapping, inputs.user, inputs.groups, inputs.holds, {
-    memberOfOtherOrganizations: memberOfOtherOrganizations(db, inputs.applied.auth0UserId ?? event.user.user_id, org.id),
-  });
+  // Not linked yet: the account signing in is the one this user would be linked to.
+  const d = desiredFor(
+    mapping,
+    inputs,
+    inputs.applied.auth0UserId ? {} : { memberOfOtherOrganizations: memberOfOtherOrganizations(db, event.user.user_id, org.id) },
+  );
   if (d.status !== "provisioned") return { decision: "deny", reason: denialReasons[d.status] };
 
   // The directory user is one Auth0 account: another account that merely shares its email (a

@@ -1,31 +1,37 @@
 /**
  * Mapping preview (dry run): the desired state of every directory user of an organization under the
- * active mapping and under a candidate, and what would change. Reads the database only; never calls
- * Auth0. It is also the dry run for onboarding a customer (the active mapping is then the default).
+ * active mapping and under a candidate, what would change, and the Auth0 operations the worker
+ * would send once the candidate is active. Reads the database only; never calls Auth0. It is also
+ * the dry run for onboarding a customer (the active mapping is then the default).
  *
- * Queries are bounded: directories, groups, group members, holds and (for shared organizations)
- * other organizations' emails each in one query, and users in keyset pages of `pageSize`, so memory
- * holds one page of SCIM documents at a time and there is no query per user.
+ * Inputs come from the same loader as the worker's (src/sync/inputs.ts), in pages, so memory holds
+ * one page of SCIM documents at a time and there is no query per user.
  */
-import { and, asc, count, eq, gt, inArray, isNull, ne } from "drizzle-orm";
-import { directories, groupMembers, groups, holds, userEmails, users } from "../../db/schema.js";
-import type { DbOrTx } from "../directory/database.js";
 import { getActiveMapping } from "../directory/mappings.js";
+import type { DbOrTx } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
 import {
+  applyOperation,
   changeKinds,
-  desired,
   diffDesired,
+  plan,
   type ChangeKind,
+  type ConnectionWritability,
   type DesiredDiff,
-  type DirectoryGroup,
-  type Hold,
   type MappingDocument,
+  type Operation,
   type UserStatus,
 } from "../mapping/index.js";
-
-const pageSize = 1000;
+import {
+  countOrganizationUsers,
+  desiredFor,
+  heldByOtherOrganizations,
+  knownAuth0UsersByEmail,
+  linkFound,
+  looksUpByEmailFirst,
+  organizationInputPages,
+} from "./inputs.js";
 
 export interface PreviewUser {
   userId: string;
@@ -36,6 +42,24 @@ export interface PreviewUser {
   changes: DesiredDiff;
   /** Problems the candidate mapping has with this user (e.g. no email). */
   problems: string[];
+  /**
+   * The Auth0 operations the worker will send for this user under the candidate, in order, from
+   * what the bridge last applied. Exact unless Auth0 holds something the bridge does not know of:
+   * an existing user with the email (adopted instead of created), an enterprise user who has not
+   * signed in yet (linked later), or a pause of the mass-deprovision guard.
+   */
+  operations: Operation[];
+  /**
+   * Before deprovisioning, the worker will find this existing Auth0 user by email (one the bridge
+   * created or adopted for another organization) and cut it off too. From the bridge's records: if
+   * one organization deleted an Auth0 user another shares, the other's record still shows it.
+   */
+  linkedByEmail?: string;
+  /**
+   * The create will meet this existing Auth0 user with the same email, which the worker adopts:
+   * it updates it with the create's profile and app_metadata instead of creating a user.
+   */
+  adopts?: string;
 }
 
 export interface PreviewResult {
@@ -46,7 +70,9 @@ export interface PreviewResult {
   changed: Record<ChangeKind, number> & { users: number };
   /** Users the candidate cannot map cleanly (see PreviewUser.problems). */
   withProblems: number;
-  /** Users with changes or problems, ordered by user id. */
+  /** Users for whom the worker would send at least one operation under the candidate. */
+  withOperations: number;
+  /** Users with changes, problems or operations, ordered by user id. */
   users: PreviewUser[];
 }
 
@@ -55,26 +81,13 @@ export interface PreviewProgress {
   total: number;
 }
 
-const usesOtherOrganizations = (m: MappingDocument): boolean =>
-  m.userModel === "shared" &&
-  (m.policies.deactivation.block === "whenNoOtherOrganization" || m.policies.deletion.block === "whenNoOtherOrganization");
-
-/** Lower-cased addresses a SCIM user answers to (emails[].value and userName), for "held elsewhere". */
-function addressesOf(userName: string, resource: Record<string, unknown>): string[] {
-  const out = [userName.toLowerCase()];
-  const emails = resource.emails;
-  if (Array.isArray(emails)) {
-    for (const e of emails) {
-      const v = typeof e === "object" && e !== null ? (e as Record<string, unknown>).value : undefined;
-      if (typeof v === "string") out.push(v.toLowerCase());
-    }
-  }
-  return out;
-}
-
-function parseResource(text: string): Record<string, unknown> {
-  const parsed: unknown = JSON.parse(text);
-  return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+export interface PreviewOptions {
+  /**
+   * The candidate connection's write rules as read from Auth0 (the worker reads them before
+   * planning); absent, the connection type's defaults under Auth0's default settings.
+   */
+  connection?: ConnectionWritability;
+  pageSize?: number;
 }
 
 export function previewMapping(
@@ -82,100 +95,73 @@ export function previewMapping(
   idOrSlug: string,
   candidate: MappingDocument,
   onProgress?: (progress: PreviewProgress) => void,
+  options: PreviewOptions = {},
 ): PreviewResult {
   const org = getOrganization(db, idOrSlug);
   const active = getActiveMapping(db, idOrSlug);
   if (!org || !active) throw notFound(`organization "${idOrSlug}" not found`);
 
-  const dirIds = db.select({ id: directories.id }).from(directories).where(eq(directories.organizationId, org.id)).all().map((d) => d.id);
+  const total = countOrganizationUsers(db, org.id);
   const result: PreviewResult = {
     organizationId: org.id,
     activeVersion: active.version,
-    total: 0,
+    total,
     changed: { membership: 0, roles: 0, profile: 0, metadata: 0, blocked: 0, users: 0 },
     withProblems: 0,
+    withOperations: 0,
     users: [],
   };
-  if (dirIds.length === 0) return result;
-
-  const groupById = new Map<string, DirectoryGroup>();
-  for (const g of db
-    .select({ id: groups.id, displayName: groups.displayName, externalId: groups.externalId })
-    .from(groups)
-    .where(and(inArray(groups.directoryId, dirIds), isNull(groups.deletedAt)))
-    .all()) {
-    groupById.set(g.id, g);
-  }
-  const groupsOf = new Map<string, DirectoryGroup[]>();
-  for (const m of db
-    .select({ groupId: groupMembers.groupId, memberId: groupMembers.memberId })
-    .from(groupMembers)
-    .where(and(inArray(groupMembers.directoryId, dirIds), eq(groupMembers.memberType, "User")))
-    .all()) {
-    const g = groupById.get(m.groupId);
-    if (!g) continue; // a deleted group
-    const list = groupsOf.get(m.memberId);
-    if (list) list.push(g);
-    else groupsOf.set(m.memberId, [g]);
-  }
-  const holdsOf = new Map<string, Hold[]>();
-  for (const h of db
-    .select({ id: holds.id, userId: holds.userId, reason: holds.reason })
-    .from(holds)
-    .where(and(eq(holds.organizationId, org.id), isNull(holds.releasedAt)))
-    .all()) {
-    const list = holdsOf.get(h.userId) ?? [];
-    list.push({ id: h.id, reason: h.reason });
-    holdsOf.set(h.userId, list);
-  }
-  let heldElsewhere: Set<string> | undefined;
-  if (usesOtherOrganizations(candidate) || usesOtherOrganizations(active.document)) {
-    heldElsewhere = new Set(
-      db
-        .selectDistinct({ email: userEmails.valueLower })
-        .from(userEmails)
-        .innerJoin(users, eq(users.id, userEmails.userId))
-        .innerJoin(directories, eq(directories.id, users.directoryId))
-        .where(and(ne(directories.organizationId, org.id), isNull(users.deletedAt), eq(users.active, true)))
-        .all()
-        .map((r) => r.email),
-    );
-  }
-
-  const total = db.select({ n: count() }).from(users).where(inArray(users.directoryId, dirIds)).get()?.n ?? 0;
-  result.total = total;
-  let after = "";
+  const connection = options.connection ? { connection: options.connection } : {};
   let done = 0;
-  for (;;) {
-    const page = db
-      .select({ id: users.id, directoryId: users.directoryId, userName: users.userName, active: users.active, resource: users.resource, deletedAt: users.deletedAt })
-      .from(users)
-      .where(and(inArray(users.directoryId, dirIds), gt(users.id, after)))
-      .orderBy(asc(users.id))
-      .limit(pageSize)
-      .all();
-    if (page.length === 0) break;
-    for (const row of page) {
-      const resource = parseResource(row.resource);
-      const user = { id: row.id, directoryId: row.directoryId, active: row.active, deleted: row.deletedAt !== null, resource };
-      const userGroups = groupsOf.get(row.id) ?? [];
-      const userHolds = holdsOf.get(row.id) ?? [];
-      const context = heldElsewhere
-        ? { memberOfOtherOrganizations: addressesOf(row.userName, resource).some((a) => heldElsewhere.has(a)) }
-        : {};
-      const before = desired(active.document, user, userGroups, userHolds, context);
-      const next = desired(candidate, user, userGroups, userHolds, context);
+  for (const page of organizationInputPages(db, org, options.pageSize)) {
+    const rows = page.map((inputs) => ({ inputs, before: desiredFor(active.document, inputs, connection), next: desiredFor(candidate, inputs, connection) }));
+    // What the worker would find in Auth0 by email, as far as the bridge knows: users it created or
+    // adopted for any organization (one query per page).
+    const lookups = rows.filter(({ inputs, next }) => !inputs.applied.exists && next.email !== null).map(({ next }) => next.email!);
+    const known = knownAuth0UsersByEmail(db, lookups);
+    const foundIds = [...known.values()].map((k) => k.auth0UserId);
+    const heldElsewhere = heldByOtherOrganizations(db, foundIds, org.id);
+    for (const { inputs, before, next: nextBeforeLookup } of rows) {
+      let next = nextBeforeLookup;
+      let applied = inputs.applied;
+      let linkedByEmail: string | undefined;
+      const found = next.email === null ? undefined : known.get(next.email);
+      if (found && looksUpByEmailFirst(next, applied)) {
+        // As the worker: link the user found, then ask again whether another organization holds it.
+        applied = linkFound(applied, next, found.auth0UserId, found.blocked);
+        next = desiredFor(candidate, inputs, { ...connection, memberOfOtherOrganizations: heldElsewhere.has(found.auth0UserId) });
+        linkedByEmail = found.auth0UserId;
+      }
+      let operations = plan(next, applied);
+      let adopts: string | undefined;
+      const first = operations[0];
+      if (found && first?.type === "createUser") {
+        // Auth0 answers the create with a conflict and the worker adopts the user with that email.
+        adopts = found.auth0UserId;
+        operations = [first, ...plan(next, applyOperation(applied, first, { auth0UserId: found.auth0UserId, created: false, blocked: found.blocked }))];
+      }
       const changes = diffDesired(before, next);
       const kinds = changeKinds.filter((k) => changes[k] !== undefined);
       for (const k of kinds) result.changed[k]++;
       if (kinds.length > 0) result.changed.users++;
       if (next.problems.length > 0) result.withProblems++;
-      if (kinds.length > 0 || next.problems.length > 0) {
-        result.users.push({ userId: row.id, userName: row.userName, directoryId: row.directoryId, status: next.status, changes, problems: next.problems });
+      if (operations.length > 0) result.withOperations++;
+      if (kinds.length > 0 || next.problems.length > 0 || operations.length > 0) {
+        const { row } = inputs;
+        result.users.push({
+          userId: row.id,
+          userName: row.userName,
+          directoryId: row.directoryId,
+          status: next.status,
+          changes,
+          problems: next.problems,
+          operations,
+          ...(linkedByEmail ? { linkedByEmail } : {}),
+          ...(adopts ? { adopts } : {}),
+        });
       }
     }
     done += page.length;
-    after = page[page.length - 1]!.id;
     onProgress?.({ done, total });
   }
   return result;

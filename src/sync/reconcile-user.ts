@@ -8,7 +8,6 @@ import {
   applyOperation,
   connectionWritability,
   defaultWritability,
-  desired,
   initialApplied,
   plan,
   type AppliedState,
@@ -19,7 +18,7 @@ import {
 import { Lane } from "./queue.js";
 import { executeOperation } from "./execute.js";
 import { checkGuard } from "./guard.js";
-import { loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";
+import { desiredFor, linkFound, looksUpByEmailFirst, loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";
 import type { InvitationDelivery } from "./invitations.js";
 import type { MembershipBatcher } from "./membership-batcher.js";
 import type { JobHandler, JobOutcome } from "./worker.js";
@@ -96,10 +95,14 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         if (lane !== Lane.deprovision) throw err;
         connection = { writability: defaultWritability(mapping.connection.type) };
       }
+      // The loader answered "another organization holds it" for the Auth0 user linked then; a link
+      // made since (found by email below) is asked again, by the same rule.
       const desiredNow = () =>
-        desired(mapping, inputs.user, inputs.groups, inputs.holds, {
-          memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id),
+        desiredFor(mapping, inputs, {
           connection: connection.writability,
+          ...(applied.auth0UserId !== inputs.applied.auth0UserId
+            ? { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id) }
+            : {}),
         });
       d = desiredNow();
       const notes: string[] = [];
@@ -107,11 +110,14 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
       // does not know of: its own create whose answer a crash lost, one made outside it, or an
       // enterprise user who signed in before. Before deprovisioning, find it by email (as the IdP
       // sent it; lower-cased too for a database connection) so it is blocked too rather than left open.
-      if (!applied.exists && d.status !== "provisioned" && d.email !== null && (d.blocked || d.deleteUser)) {
-        const found = await deps.gateway.findUsersByEmail(d.emailAsSent ?? d.email, d.connection, lane, d.connectionType === "database");
+      if (looksUpByEmailFirst(d, applied)) {
+        const found = await deps.gateway.findUsersByEmail(d.emailAsSent ?? d.email!, d.connection, lane, d.connectionType === "database");
         if (found[0]) {
-          applied = applyOperation(applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email }, { auth0UserId: found[0].user_id, blocked: found[0].blocked === true });
+          applied = linkFound(applied, d, found[0].user_id, found[0].blocked === true);
           saveApplied(deps.db, inputs, applied, now());
+          // Another organization may hold the user just found: without asking again, a shared
+          // user would be blocked for every organization because this one never linked it.
+          d = desiredNow();
         }
       }
       let retriedMissingUser = false;

@@ -5,7 +5,7 @@ import type { AppliedState } from "../mapping/index.js";
 import { userJobs } from "./job-queries.js";
 import type { JobRow } from "./worker.js";
 
-/** Where a user stands in Auth0, as the bridge knows it (issue 5: "sync state is visible for each user"). */
+/** Where a user stands in Auth0, as the bridge knows it (shown to operators and customer admins). */
 export interface UserSyncState {
   /**
    * synced: nothing to do; pending: a reconcile is queued or running; failed: the last one failed or

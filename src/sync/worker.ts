@@ -27,7 +27,7 @@ export interface WorkerOptions {
   handlers: Partial<Record<JobKind, JobHandler>>;
   /** Jobs in flight at once (Auth0 calls of different users overlap; one job per key at a time). */
   concurrency?: number;
-  /** A crashed worker's jobs are taken over after this (DESIGN: resume within 60 s of a restart). */
+  /** A crashed worker's jobs are taken over after this (a killed worker's job resumes within a minute of a restart). */
   leaseMs?: number;
   pollMs?: number;
   /** Attempts before a provisioning/background job goes to dead; deprovisioning retries transient errors for ever. */
@@ -38,7 +38,7 @@ export interface WorkerOptions {
 }
 
 /**
- * Backoff with full jitter (reliability-and-security.md §2.3): base 1 s, capped at 60 s for
+ * Backoff with full jitter (AWS Architecture Blog "Exponential Backoff And Jitter"): base 1 s, capped at 60 s for
  * deprovisioning and 15 min otherwise.
  */
 export function backoffMs(attempt: number, lane: number, random: () => number = Math.random): number {

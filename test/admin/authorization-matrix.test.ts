@@ -1,5 +1,5 @@
 /**
- * Every admin route against every kind of caller (issue 6 "Show"): no token, a bad token, an expired
+ * Every admin route against every kind of caller: no token, a bad token, an expired
  * one, a revoked one, an org-admin of another organization, an org-admin of this organization, and an
  * operator. Each gets the expected status, and no response carries the other organization's data.
  * Rows are checked against the served OpenAPI document, so a new route without a row fails here.

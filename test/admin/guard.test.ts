@@ -1,5 +1,5 @@
 /**
- * The mass-deprovision guard (DESIGN.md §6 invariant 8) through the admin API: when the IdP
+ * The mass-deprovision guard (docs/design.md, invariant 8) through the admin API: when the IdP
  * deactivates and deletes 30% of an organization within the window, the irreversible part (deleting
  * Auth0 users) pauses while the reversible part (blocking) goes ahead; an operator's approval lets the
  * deletions run. A smaller share earlier in the window goes through untouched.

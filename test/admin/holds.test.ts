@@ -1,5 +1,5 @@
 /**
- * Holds (DESIGN.md §3), end to end through the admin API, the SCIM API, the sync engine and the Auth0
+ * Holds (docs/design.md, "Concepts"), end to end through the admin API, the SCIM API, the sync engine and the Auth0
  * emulator: a customer admin's block beats a later `active: true` from the IdP; releasing it restores
  * what the IdP says; every step leaves its audit entry with the actor and the request id.
  */

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { adminRouter } from "../../src/admin/router.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { errorMiddleware, scimContentType } from "../../src/http/errors.js";
-import { bearerKey, scimRateLimitDefaults, tokenRateLimit } from "../../src/http/rate-limit.js";
+import { bearerKey, scimRateLimitDefaults, tokenRateLimit, unauthenticatedLimitDefaults } from "../../src/http/rate-limit.js";
 import { requestId } from "../../src/http/request-id.js";
 
 const log = pino({ level: "silent" });
@@ -91,7 +91,7 @@ describe("admin router limits", () => {
     return supertest(app);
   }
 
-  it("limits per token in the admin error shape; requests without a token share one bucket per address", async () => {
+  it("limits per token in the admin error shape; a token's spent bucket does not slow down failed or other requests", async () => {
     const http = adminApp({ ratePerSecond: 0.2, burst: 2 });
     const me = () => http.get("/admin/v1/me").set("Authorization", `Bearer ${"o".repeat(40)}`);
     await me().expect(200);
@@ -99,11 +99,20 @@ describe("admin router limits", () => {
     const refused = await me().expect(429);
     expect(refused.headers["retry-after"]).toBe("5");
     expect(refused.body).toEqual({ error: "rateLimited", message: expect.stringContaining("too many requests"), requestId: refused.headers["x-request-id"] });
-    const anonymous = [];
-    for (let i = 0; i < 3; i++) anonymous.push((await http.get("/admin/v1/me")).status);
-    expect(anonymous).toEqual([401, 401, 429]);
-    // Another token is not slowed down by the first one's exhausted bucket.
+    // A wrong token is told so (401), not throttled by the valid token's bucket.
     expect((await http.get("/admin/v1/me").set("Authorization", "Bearer another-token")).status).toBe(401);
+  });
+
+  it("answers a flood of random tokens 429 after the per-address limit of failures, not 401 for ever", async () => {
+    const http = adminApp({ ratePerSecond: 10, burst: 40 });
+    const statuses: number[] = [];
+    for (let i = 0; i < unauthenticatedLimitDefaults.burst + 5; i++) statuses.push((await http.get("/admin/v1/me").set("Authorization", `Bearer guess-${i}-${"x".repeat(30)}`)).status);
+    expect(statuses.slice(0, unauthenticatedLimitDefaults.burst).every((s) => s === 401)).toBe(true);
+    expect(statuses.slice(unauthenticatedLimitDefaults.burst)).toEqual([429, 429, 429, 429, 429]);
+    // Requests without a token are failures from the same address too.
+    expect((await http.get("/admin/v1/me")).status).toBe(429);
+    // The valid token still passes: only failures are throttled.
+    await http.get("/admin/v1/me").set("Authorization", `Bearer ${"o".repeat(40)}`).expect(200);
   });
 
   it("refuses a body over the limit with 413 before any handler runs", async () => {

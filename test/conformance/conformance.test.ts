@@ -7,8 +7,8 @@ import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 
 /**
  * The Okta SPEC test and Microsoft's SCIM suite, unmodified, run with newman against a bridge on
- * 127.0.0.1 (../shared/conformance/README.md has the exact variables and folders). The collections
- * are third-party files kept out of the repository; SCIM_CONFORMANCE_DIR points at them.
+ * 127.0.0.1. The collections are third-party files kept out of the repository: SCIM_CONFORMANCE_DIR
+ * names the folder holding okta-spec.postman_collection.json and microsoft-scim.postman_collection.json.
  */
 const conformanceDir = resolve(packageRoot, process.env.SCIM_CONFORMANCE_DIR ?? "../shared/conformance");
 const okta = join(conformanceDir, "okta-spec.postman_collection.json");
@@ -25,7 +25,7 @@ const microsoftFolders = [
   "Get all groups",
 ];
 
-/** README §2.1: the five assertions that are artefacts of the Microsoft suite itself. */
+/** The five assertions that are artefacts of the Microsoft suite itself. */
 const microsoftArtefacts = [
   "Endpoint tests / Get ServiceProviderConfig / Status code is 200",
   "Endpoint tests / Get ServiceProviderConfig / Pach supported is true",
@@ -69,7 +69,7 @@ describe.skipIf(!present)("SCIM conformance suites (newman)", () => {
 
   it("passes Okta's SCIM 2.0 SPEC test, every assertion", async () => {
     const dir = bridge.newDirectory();
-    // README §1: Okta's guide asks for at least one user before the run.
+    // Okta's guide ("Test your SCIM API") asks for at least one user before the run.
     await dir.scim
       .post("/Users", {
         schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],

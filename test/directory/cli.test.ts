@@ -10,7 +10,7 @@ import { openDatabase } from "../../src/directory/database.js";
 import { verifyScimToken } from "../../src/directory/tokens.js";
 import { pendingJob } from "../helpers/store.js";
 
-/** The operator CLI of DESIGN.md §9, run in-process against a fresh database file. */
+/** The operator CLI of docs/design.md, "Contract", run in-process against a fresh database file. */
 let dir: string;
 let url: string;
 let printed: string[];

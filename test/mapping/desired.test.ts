@@ -19,7 +19,7 @@ const access = (d: DesiredUser): Access => ({
   roles: d.roles,
 });
 
-describe("desired: what each situation means in Auth0 (DESIGN.md §5)", () => {
+describe("desired: what each situation means in Auth0 (docs/design.md, What Auth0 sees)", () => {
   it("an active user is a member with its roles, not blocked", () => {
     expect(access(desired(isolated, adele, [], []))).toEqual({ status: "provisioned", exists: true, member: true, blocked: false, revokeAccess: false, deleteUser: false, roles: ["admin"] });
   });

@@ -24,7 +24,7 @@ function execute(d: DesiredUser, a: AppliedState, created = true): AppliedState 
   return plan(d, a).reduce((s, op) => applyOperation(s, op, { auth0UserId: s.auth0UserId ?? "auth0|new", created }), a);
 }
 
-describe("plan: the operations and their order (DESIGN.md §5)", () => {
+describe("plan: the operations and their order (docs/design.md, What Auth0 sees)", () => {
   it("new user, database connection: create, then membership, then roles", () => {
     const ops = plan(want(), initialApplied());
     expect(types(ops)).toEqual(["createUser", "addMember", "addRoles"]);

@@ -3,7 +3,7 @@ import type { OpenDatabase } from "../../src/directory/database.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping, type MappingInput } from "../../src/mapping/index.js";
 import { previewMapping } from "../../src/sync/preview.js";
-import { openMemoryDb, placeHold, scimUser, seedOrganization, seedUsers } from "./seed.js";
+import { linkUser, openMemoryDb, placeHold, scimUser, seedOrganization, seedUsers } from "./seed.js";
 
 const candidate = (change: Partial<MappingInput> = {}) =>
   parseMapping({
@@ -69,21 +69,60 @@ describe("mapping preview", () => {
   });
 
   it("shows membership and block changes of a deprovisioning policy change (shared organization)", () => {
-    const { dirId } = seedOrganization(handle.db, "umbrella", "shared");
+    const { orgId, dirId } = seedOrganization(handle.db, "umbrella", "shared");
     seedUsers(handle.db, dirId, [
       { id: "s1", resource: scimUser("sam"), active: false },
       { id: "s2", resource: scimUser("sue"), active: false },
     ]);
-    // sue is also an active user of another organization
+    linkUser(handle.db, orgId, dirId, "s1", "auth0|sam");
+    linkUser(handle.db, orgId, dirId, "s2", "auth0|sue");
+    // Another organization holds sue's Auth0 user. Its sam has sam's email but is another Auth0 user
+    // (two organizations' users with one email need not be one account): it does not hold ours.
     const other = seedOrganization(handle.db, "other", "shared");
-    seedUsers(handle.db, other.dirId, [{ id: "o1", resource: scimUser("sue") }]);
+    seedUsers(handle.db, other.dirId, [
+      { id: "o1", resource: scimUser("sue") },
+      { id: "o2", resource: scimUser("sam") },
+    ]);
+    linkUser(handle.db, other.orgId, other.dirId, "o1", "auth0|sue");
+    linkUser(handle.db, other.orgId, other.dirId, "o2", "auth0|someone-else");
     const keepMembers = candidate({ userModel: "shared", policies: { deactivation: { block: "whenNoOtherOrganization", removeMembership: true, removeRoles: false } } });
     const result = previewMapping(handle.db, "umbrella", keepMembers);
     expect(result.changed.blocked).toBe(0);
+    const ops = (r: typeof result, id: string) => r.users.find((u) => u.userId === id)?.operations.map((o) => o.type);
+    // sam is held nowhere else: blocked and signed out; sue keeps her Auth0 account for the other organization.
+    expect(ops(result, "s1")).toEqual(["block", "revokeAccess", "removeMember", "updateUser"]);
+    expect(ops(result, "s2")).toEqual(["removeMember", "updateUser"]);
     const alwaysBlock = candidate({ userModel: "shared", policies: { deactivation: { block: "always", removeMembership: false } } });
     const blocked = previewMapping(handle.db, "umbrella", alwaysBlock);
     expect(blocked.changed).toMatchObject({ membership: 2, blocked: 1 });
     expect(blocked.users.find((u) => u.userId === "s2")?.changes).toMatchObject({ membership: { before: "user", after: "member" }, blocked: { before: false, after: true } });
+  });
+
+  it("decides \"held by another organization\" by the Auth0 link, as the worker does, not by email", () => {
+    const { orgId, dirId } = seedOrganization(handle.db, "umbrella", "shared");
+    seedUsers(handle.db, dirId, [{ id: "s1", resource: scimUser("sam"), active: false }]);
+    linkUser(handle.db, orgId, dirId, "s1", "auth0|sam");
+    const other = seedOrganization(handle.db, "other", "shared");
+    // Same email, never linked to our Auth0 user: it does not keep sam's account open.
+    seedUsers(handle.db, other.dirId, [{ id: "o1", resource: scimUser("sam") }]);
+    const m = candidate({ userModel: "shared" });
+    const before = previewMapping(handle.db, "umbrella", m).users.find((u) => u.userId === "s1")!;
+    expect(before.operations.map((o) => o.type)).toContain("block");
+    // A different email, linked to the same Auth0 user: it does.
+    seedUsers(handle.db, other.dirId, [{ id: "o2", resource: scimUser("samuel") }]);
+    linkUser(handle.db, other.orgId, other.dirId, "o2", "auth0|sam");
+    const after = previewMapping(handle.db, "umbrella", m).users.find((u) => u.userId === "s1")!;
+    expect(after.operations.map((o) => o.type)).not.toContain("block");
+    expect(after.operations.map((o) => o.type)).toContain("removeMember");
+  });
+
+  it("maps the SCIM id as the worker writes it (scim_id: id)", () => {
+    const { orgId } = seedAcme();
+    const m = candidate({ app_metadata: { keys: { scim_id: "id", ext: "externalId" } } });
+    const result = previewMapping(handle.db, orgId, m);
+    const ann = result.users.find((u) => u.userId === "u1-ann")!;
+    const create = ann.operations.find((o) => o.type === "createUser");
+    expect(create).toMatchObject({ type: "createUser", appMetadata: { scim_id: "u1-ann", ext: null } });
   });
 
   it("reads with a bounded number of queries (none per user) and writes nothing", () => {

@@ -1,5 +1,5 @@
 /** Seeds organizations, directories, users, groups and holds through direct inserts (db/schema.ts). */
-import { directories, groupMembers, groups, holds, organizations, userEmails, users } from "../../db/schema.js";
+import { directories, groupMembers, groups, holds, organizations, userEmails, users, userSync } from "../../db/schema.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 
 export const openMemoryDb = (): OpenDatabase => openDatabase("sqlite::memory:");
@@ -68,3 +68,9 @@ export const scimUser = (local: string, extra: Record<string, unknown> = {}): Re
   emails: [{ value: `${local}@acme.test`, primary: true, type: "work" }],
   ...extra,
 });
+
+/** Records that the bridge linked a directory user to an Auth0 user and made it an unblocked member. */
+export function linkUser(db: Db, orgId: string, dirId: string, userId: string, auth0UserId: string): void {
+  const applied = { auth0UserId, exists: true, created: true, member: true, roles: [], blocked: false, profile: {}, appMetadata: {}, invited: false, accessRevoked: false, deleted: false };
+  db.insert(userSync).values({ userId, directoryId: dirId, organizationId: orgId, auth0UserId, applied: JSON.stringify(applied), appliedAt: 1 }).run();
+}

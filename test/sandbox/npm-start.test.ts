@@ -1,5 +1,5 @@
 /**
- * The newcomer's path (DESIGN.md §9, issue 7): `npm start` in sandbox mode, a user created and
+ * The newcomer's path (docs/design.md, "Contract"): `npm start` in sandbox mode, a user created and
  * deactivated through SCIM, the emulated Auth0 blocking it, then SIGTERM: exit 0, nothing lost.
  * It runs exactly what `npm start` runs (the package.json start script) as a child process.
  */

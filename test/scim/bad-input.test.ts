@@ -5,7 +5,7 @@ import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { storedUser, writeFootprint } from "../helpers/store.js";
 
 /**
- * Bad input (DESIGN.md §6, invariant 6): each answer is a SCIM Error with the right status and
+ * Bad input (docs/design.md, invariant 6): each answer is a SCIM Error with the right status and
  * scimType, never a 500, and nothing is written.
  */
 let bridge: TestBridge;

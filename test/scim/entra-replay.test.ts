@@ -5,7 +5,7 @@ import { entra } from "../fixtures/idp/entra.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { emailIndexOf, memberIdsOf, pendingJob, storedGroup, storedUser } from "../helpers/store.js";
 
-/** Every Entra request shape in idp-wire.md §1, replayed; each test checks the answer and what was stored. */
+/** Every Entra request shape in test/fixtures/idp/entra.ts, replayed; each test checks the answer and what was stored. */
 const enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const listResponse = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
@@ -20,7 +20,7 @@ const createUser = async (userName = `${randomUUID()}@testuser.com`) => {
   return res.body as { id: string; userName: string };
 };
 
-describe("Entra: connection test and matching (§1.1)", () => {
+describe("Entra: connection test and matching", () => {
   it("answers Test Connection's random-GUID query with 200 and an empty ListResponse, never 404", async () => {
     const res = await bridge.scim.get(entra.testConnection(randomUUID())).expect(200);
     expect(res.headers["content-type"]).toMatch(/^application\/scim\+json/);
@@ -47,7 +47,7 @@ describe("Entra: connection test and matching (§1.1)", () => {
   });
 });
 
-describe("Entra: create user (§1.2)", () => {
+describe("Entra: create user", () => {
   it("creates the documented user, ignoring meta, with a stable id and scim+json", async () => {
     const userName = `Test_User_${randomUUID()}@testuser.com`;
     const res = await bridge.scim.post("/Users", entra.createUser(userName, "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef")).expect(201);
@@ -83,7 +83,7 @@ describe("Entra: create user (§1.2)", () => {
   });
 });
 
-describe("Entra: PATCH users in both modes (§1.3)", () => {
+describe("Entra: PATCH users in both modes", () => {
   it("disables with Replace active \"False\" (204), keeps the user readable, and enqueues a deprovision", async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.disable()).expect(204);
@@ -155,7 +155,7 @@ describe("Entra: PATCH users in both modes (§1.3)", () => {
   });
 });
 
-describe("Entra: manager (§1.4)", () => {
+describe("Entra: manager", () => {
   it("accepts a bare-string manager id, including a forward reference, and returns {value}", async () => {
     const user = await createUser();
     const notYetProvisioned = randomUUID();
@@ -174,7 +174,7 @@ describe("Entra: manager (§1.4)", () => {
   });
 });
 
-describe("Entra: disable, restore, hard delete (§1.5)", () => {
+describe("Entra: disable, restore, hard delete", () => {
   it("keeps group memberships while inactive and restores with \"True\"", async () => {
     const user = await createUser();
     const group = await bridge.scim.post("/Groups", entra.createGroup(`Dyn ${randomUUID()}`, randomUUID())).expect(201);
@@ -199,7 +199,7 @@ describe("Entra: disable, restore, hard delete (§1.5)", () => {
   });
 });
 
-describe("Entra: groups (§1.6)", () => {
+describe("Entra: groups", () => {
   it("creates a group with the ADSCIM schema URN and meta, empty", async () => {
     const res = await bridge.scim.post("/Groups", entra.createGroup("displayName", "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159")).expect(201);
     expect(res.body).toMatchObject({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "displayName", externalId: "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159" });

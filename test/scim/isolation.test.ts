@@ -4,7 +4,7 @@ import { createTestBridge, type ScimClient, type TestBridge, type TestDirectory 
 import { storedGroup, storedUser, writeFootprint } from "../helpers/store.js";
 
 /**
- * Tenant isolation (DESIGN.md §6, invariant 5) on every route: another directory's ids answer 404,
+ * Tenant isolation (docs/design.md, invariant 5) on every route: another directory's ids answer 404,
  * lists and filters never show another directory's data, a token never opens another directory's
  * URL, and responses built concurrently for two directories carry only their own URLs.
  */

@@ -5,7 +5,7 @@ import { okta } from "../fixtures/idp/okta.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { auditFor, memberIdsOf, pendingJob, storedGroup, storedUser } from "../helpers/store.js";
 
-/** Every Okta request shape in idp-wire.md §2, replayed; each test checks the answer and what was stored. */
+/** Every Okta request shape in test/fixtures/idp/okta.ts, replayed; each test checks the answer and what was stored. */
 let bridge: TestBridge;
 beforeAll(async () => {
   bridge = await createTestBridge();
@@ -14,7 +14,7 @@ afterAll(async () => bridge.close());
 
 const userName = () => `test.user.${randomUUID()}@okta.local`;
 
-describe("Okta: lookup, create, import (§2.1)", () => {
+describe("Okta: lookup, create, import", () => {
   it("answers the assignment lookup with 200, integer paging fields and no results", async () => {
     const res = await bridge.scim.get(okta.lookup(userName())).expect(200);
     expect(res.body).toMatchObject({ totalResults: 0, startIndex: 1, itemsPerPage: 0, Resources: [] });
@@ -56,7 +56,7 @@ describe("Okta: lookup, create, import (§2.1)", () => {
   });
 });
 
-describe("Okta: PUT updates (§2.2)", () => {
+describe("Okta: PUT updates", () => {
   it("accepts the echoed representation (id, meta, groups, display) and stores the change", async () => {
     const name = userName();
     const created = await bridge.scim.post("/Users", okta.createUser(name)).expect(201);
@@ -82,7 +82,7 @@ describe("Okta: PUT updates (§2.2)", () => {
   });
 });
 
-describe("Okta: deactivate and reactivate with PATCH (§2.3)", () => {
+describe("Okta: deactivate and reactivate with PATCH", () => {
   it("applies {op: replace, value: {active: false}} and back, checking false → true → false", async () => {
     const created = await bridge.scim.post("/Users", okta.createUser(userName())).expect(201);
     const id = created.body.id as string;
@@ -95,7 +95,7 @@ describe("Okta: deactivate and reactivate with PATCH (§2.3)", () => {
   });
 });
 
-describe("Okta: group push (§2.4)", () => {
+describe("Okta: group push", () => {
   it("creates, renames with the id in the value, applies a delta removing a never-member, full-pushes, and deletes", async () => {
     const [a, b, c] = await Promise.all([1, 2, 3].map(async () => (await bridge.scim.post("/Users", okta.createUser(userName())).expect(201)).body.id as string));
     const created = await bridge.scim.post("/Groups", okta.createGroup(`Test SCIMv2 ${randomUUID()}`)).expect(201);
@@ -134,7 +134,7 @@ describe("Okta: group push (§2.4)", () => {
   });
 });
 
-describe("Okta: errors it reads (§2.5)", () => {
+describe("Okta: errors it reads", () => {
   it("answers bad credentials with a 401 SCIM Error carrying status and detail", async () => {
     const res = await bridge.http.get(`${bridge.basePath}/Users`).set("Authorization", "Bearer not-a-token").expect(401);
     expect(res.body).toMatchObject({ schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "401" });

@@ -1,5 +1,5 @@
 /**
- * Issue 5, fault test 1 (DESIGN.md §6, invariant 2): SIGKILL the bridge at random points while
+ * Crash test (docs/design.md, invariant 2): SIGKILL the bridge at random points while
  * 2,000 users sync, restart it each time, and check that Auth0 ends up exactly as desired: every
  * user once (no twins from a create whose result was lost), every membership, every deactivation.
  * The bridge runs as a real child process (`scim-bridge serve`) against the emulator in this process.

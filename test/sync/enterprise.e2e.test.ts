@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §5 "user appears, enterprise connection", end to end: Auth0 cannot create enterprise
+ * docs/design.md "What Auth0 sees", row "user appears, enterprise connection", end to end: Auth0 cannot create enterprise
  * users, so SCIM creates nothing in Auth0; the Organization admits them by auto-membership; the
  * first login (emulator → bridge hook) links the Auth0 id and the reconcile grants the roles;
  * deactivation then blocks the Auth0 user.

@@ -1,5 +1,5 @@
 /**
- * Issue 5, fault tests 2 and 3: Auth0 misbehaving (random 5xx, a 429 storm, an outage) must not
+ * Fault tests: Auth0 misbehaving (random 5xx, a 429 storm, an outage) must not
  * lose or double anything and must not send a deprovision job to dead; and a deactivation sent
  * during a provisioning backlog must reach Auth0 long before the backlog drains.
  */

@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §5: a new database-connection user gets a password-change ticket as its invitation when
+ * docs/design.md ("What Auth0 sees"): a new database-connection user gets a password-change ticket as its invitation when
  * the mapping asks for one. Auth0 does not email Management-API tickets, so the bridge hands each one,
  * signed, to the SaaS's mailer at INVITATION_WEBHOOK_URL; the ticket is never stored.
  */

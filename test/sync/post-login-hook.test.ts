@@ -1,5 +1,5 @@
 /**
- * POST /hooks/auth0/post-login over HTTP (DESIGN.md §4 "Login"): the signature is checked, the
+ * POST /hooks/auth0/post-login over HTTP (docs/design.md, "Data flow"): the signature is checked, the
  * decision comes from directory truth and holds, and answering it costs no Auth0 call.
  */
 import { randomBytes } from "node:crypto";

@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §5, row by row, end to end: SCIM request → store → job → worker → real node-auth0 client
+ * docs/design.md "What Auth0 sees", row by row, end to end: SCIM request → store → job → worker → real node-auth0 client
  * → Auth0 emulator. Every assertion reads the emulator's state, as Auth0 would show it.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * Issue 5: each user's sync state (linked Auth0 id, last applied, pending, last error) is visible as
+ * Each user's sync state (linked Auth0 id, last applied, pending, last error) is visible as
  * read-only attributes of the bridge's own SCIM extension (scim/schemas/sync-state.json).
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";

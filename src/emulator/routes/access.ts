@@ -1,5 +1,6 @@
 /**
- * Sessions, refresh tokens, revoke-access and password-change tickets (reference §1, §5).
+ * Sessions, refresh tokens, revoke-access and password-change tickets (Auth0 docs "Manage User
+ * Sessions with Auth0 Management API", "Manage Refresh Tokens with Auth0 Management API").
  * Session and refresh-token management "is available to customers on Enterprise plans": on the
  * free and essentials profiles these endpoints answer 403. Auth0 applies the deletes
  * asynchronously and answers "request accepted" (202); the emulator applies them at once.
@@ -70,7 +71,7 @@ export function registerAccessRoutes(router: Router): void {
     return { status: 202 };
   });
 
-  // Whether revoke-access is Enterprise-only is unverified (reference §7); the emulator treats it
+  // Whether revoke-access is Enterprise-only is not stated in Auth0's docs; the emulator treats it
   // like the session endpoints it stands for.
   router.add("POST", "/users/:id/revoke-access", "other", (ctx) => {
     enterpriseOnly(ctx);

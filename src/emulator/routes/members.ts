@@ -1,5 +1,6 @@
 /**
- * Organization members and their roles (reference §1, §1b, §1c):
+ * Organization members and their roles (Auth0 docs "Assign Members to Organizations",
+ * "Remove Members from Organizations", "Entity Limit Policy"):
  * - add/remove take at most 10 user ids per call; remove takes a JSON body on DELETE;
  * - members are listed with checkpoint paging (`from`/`take`) or offset paging, which stops at
  *   1,000 records with 400 invalid_paging;

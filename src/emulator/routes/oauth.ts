@@ -1,7 +1,7 @@
 /**
- * POST /oauth/token (client credentials) and the bearer check on /api/v2 (reference §3 "Token
- * acquisition", §6). The SDK posts `grant_type=client_credentials&client_id&client_secret&audience`
- * form-encoded and needs `{access_token, expires_in}`.
+ * POST /oauth/token (client credentials) and the bearer check on /api/v2 (Auth0 Authentication API
+ * "Client Credentials Flow"; node-auth0 7.1.0). The SDK posts
+ * `grant_type=client_credentials&client_id&client_secret&audience` form-encoded and needs `{access_token, expires_in}`.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import { ApiError, unauthorized } from "../errors.js";

@@ -1,5 +1,5 @@
 /**
- * /api/v2/organizations and their enabled connections (reference §1, §1c): name rules
+ * /api/v2/organizations and their enabled connections (Auth0 docs "Create Organizations"): name rules
  * (lowercase letters, digits, `_`, `-`; 1–50 characters; unique → 409 organization_conflict),
  * metadata ≤25 pairs of strings ≤255, ≤10 enabled connections.
  */

@@ -1,5 +1,5 @@
 /**
- * /api/v2/roles (reference §1, §1c): tenant roles, and organization roles (EA) scoped by owner_id;
+ * /api/v2/roles (Auth0 docs "Entity Limit Policy"): tenant roles, and organization roles (EA) scoped by owner_id;
  * `name_filter` is case-insensitive; at most 1,000 roles per tenant.
  */
 import { conflict, invalidBody, organizationNotFound, roleNotFound } from "../errors.js";

@@ -1,5 +1,6 @@
 /**
- * Auth0's rules for user bodies (reference §1a): which properties POST and PATCH accept, metadata
+ * Auth0's rules for user bodies (Auth0 docs "Manage Metadata with the Management API", "Metadata Field
+ * Names and Data Types", "Block and Unblock Users"): which properties POST and PATCH accept, metadata
  * key rules, the top-level-only merge of app_metadata/user_metadata with `null` deleting a key and
  * `{}` wiping the object, and that setting a password lifts an admin block. Also what the
  * user's connection allows: its password policy, `username` only where it requires one, and no
@@ -15,7 +16,7 @@ import type { Connection, User } from "../types.js";
 import { isPlainObject, nowIso, randomHex } from "../util.js";
 import { storeNativePassword } from "../password-hashes.js";
 
-/** D:manage-users/user-accounts/metadata/metadata-fields-data */
+/** Auth0 docs "Metadata Field Names and Data Types". */
 export const RESERVED_APP_METADATA_KEYS = new Set([
   "__tenant", "_id", "blocked", "clientID", "created_at", "email_verified", "email", "globalClientID",
   "global_client_id", "identities", "lastIP", "lastLogin", "loginsCount", "metadata",
@@ -148,7 +149,7 @@ function withoutNulls(value: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
 }
 
-/** POST /users — only database and passwordless connections (reference §1a). */
+/** POST /users — only database and passwordless connections (Management API v2 reference, "Create a user"). */
 export function createUser(state: EmulatorState, body: Record<string, unknown>): User {
   checkShape(body, CREATE_PROPS, new Set());
   checkPicture(body.picture);
@@ -270,7 +271,7 @@ export function patchUser(state: EmulatorState, user: User, body: Record<string,
   }
   if (typeof body.email_verified === "boolean") next.email_verified = body.email_verified;
   if (typeof body.phone_verified === "boolean") next.phone_verified = body.phone_verified;
-  // A password reset through the Management API also removes admin blocks (D:…/block-and-unblock-users).
+  // A password reset through the Management API also removes admin blocks (Auth0 docs "Block and Unblock Users").
   if (typeof body.password === "string" && body.blocked === undefined) next.blocked = false;
   if (typeof body.blocked === "boolean") next.blocked = body.blocked;
   if (isPlainObject(body.app_metadata)) next.app_metadata = mergeTopLevel(next.app_metadata, body.app_metadata);

@@ -1,5 +1,5 @@
 /**
- * /api/v2/users, /api/v2/users-by-email (reference §1, §1a).
+ * /api/v2/users, /api/v2/users-by-email (Auth0 Management API v2 reference, "Users").
  */
 import { ApiError, invalidQuery, userNotFound } from "../errors.js";
 import { parseOffset, offsetReply } from "../paging.js";
@@ -9,7 +9,10 @@ import type { User } from "../types.js";
 import { selectFields } from "../util.js";
 import { createUser, patchUser, userJson } from "./user-rules.js";
 
-/** "Auth0 limits the number of users you can return" — 1,000 per query (D:…/list-and-search-users). */
+/**
+ * "Auth0 limits the number of users you can return" — 1,000 per query (Auth0 docs,
+ * auth0.com/docs/manage-users/user-search/list-and-search-users).
+ */
 export const SEARCH_RESULT_CAP = 1000;
 
 function sortUsers(users: User[], sort: string | null): User[] {
@@ -53,7 +56,8 @@ export function registerUserRoutes(router: Router): void {
     return { status: 201, body: userJson(user) };
   });
 
-  // Immediately consistent and case-sensitive (D:manage-users/user-search/get-users-by-id-or-email).
+  // Immediately consistent and case-sensitive (Auth0 docs,
+  // auth0.com/docs/manage-users/user-search/get-users-by-id-or-email).
   router.add("GET", "/users-by-email", "users:read", ({ state, query }) => {
     const email = query.get("email");
     if (!email) throw invalidQuery("'Missing required property: email'.");

@@ -15,7 +15,10 @@ export type FilterNode =
   /** `attr[filter]`: some value of the multi-valued `attr` satisfies `filter`, whose paths are sub-attributes. */
   | { kind: "valuePath"; path: string; filter: FilterNode };
 
-/** Bounds that keep parsing linear and translation small (reliability-and-security.md §1.5). */
+/**
+ * Bounds that keep parsing linear and translation small (OWASP API Security Top 10 2023, API4
+ * "Unrestricted Resource Consumption").
+ */
 export const filterLimits = {
   /** Characters in one filter. */
   maxLength: 4096,

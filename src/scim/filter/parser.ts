@@ -7,7 +7,7 @@ import { tokenize, type Token } from "./lexer.js";
  * nested parentheses, `not (…)`, value paths `emails[type eq "work" and primary eq true]`, escaped
  * quotes, and the value-path sub-attribute form Entra sends (`emails[type eq "work"].value eq "x"`).
  * scimmy 1.3.5's parser rejects `((a eq "x"))` and `"O\"Brien"` and reads `not (a or b)` as
- * `not a or not b` (stack-notes.md §1), hence this one. Lenient where IdPs are: operators and
+ * `not a or not b` (observed), hence this one. Lenient where IdPs are: operators and
  * keywords in any case, `not` without parentheses, unquoted values (Entra's older docs). Anything
  * it cannot read is 400 invalidFilter, never "all rows".
  */

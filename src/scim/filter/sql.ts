@@ -63,7 +63,8 @@ function subsUsed(node: FilterNode, into: Set<string>): Set<string> {
 
 function booleanValue(value: CompareValue, path: string): boolean {
   if (typeof value === "boolean") return value;
-  // Entra sends "True"/"False" strings (idp-wire.md §1.3).
+  // Entra sends "True"/"False" strings (Microsoft Learn "Known issues … SCIM 2.0 protocol
+  // compliance").
   if (typeof value === "string" && /^(true|false)$/i.test(value)) return value.toLowerCase() === "true";
   throw invalidFilter(`"${path}" is boolean; compare it with true or false`);
 }

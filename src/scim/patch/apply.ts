@@ -9,7 +9,8 @@ import { parsePatchPath, type PatchOpName, type PatchOperation, type PatchPath }
 /**
  * Applies PatchOp operations to a resource's canonical document, in memory; the caller validates the
  * result and stores it in one transaction, so either every operation of a request applies or none.
- * Rules beyond RFC 7644 §3.5.2, each from idp-wire.md §4:
+ * Rules beyond RFC 7644 §3.5.2, each from what Entra and Okta send (Microsoft Learn "Known issues and
+ * resolutions with SCIM 2.0 protocol compliance of the Microsoft Entra user provisioning service"):
  * - a no-path value object is expanded: dotted keys ("name.givenName") and extension URN keys
  *   ("urn:…:User:employeeNumber") address attributes, as Entra sends them;
  * - `add` on a single-valued attribute replaces it (Entra deprovisions with op "Add" on active);
@@ -144,7 +145,8 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
     if (values.length === 0 && v !== undefined) values.push({});
     for (const e of values) if (isObject(e)) setOrDelete(e, sub.name, v), touched.add(e);
   } else if (op === "remove") {
-    // Entra removes members/values by listing them: only those go (idp-wire.md §1.6).
+    // Entra removes members/values by listing them: only those go (Microsoft Learn "Develop and plan
+    // provisioning for a SCIM endpoint in Microsoft Entra ID", group PATCH examples).
     const listed = normalizeValue(attribute, value) as unknown[] | undefined;
     if (listed === undefined) values = [];
     else {

@@ -6,7 +6,7 @@ import type { AttributeInfo } from "../schema.js";
 /**
  * Value filters of PATCH paths (`emails[type eq "work"]`) evaluated on the values of one resource,
  * with the schema's case rules. scimmy's Filter.match compares case-sensitively and throws on values
- * that lack the attribute (stack-notes.md §1), so this small evaluator replaces it.
+ * that lack the attribute (observed with scimmy 1.3.5), so this small evaluator replaces it.
  */
 type Element = Record<string, unknown>;
 
@@ -72,9 +72,10 @@ export function matchesElement(node: FilterNode, element: Element, attribute: At
 }
 
 /**
- * The value a filter describes, for Entra's "add or replace where none matches yet" (idp-wire.md
- * §1.3: `emails[type eq "work"].value` on a user without a work email creates one). Only `eq`
- * conjunctions describe a value; anything else is 400 noTarget (RFC 7644 §3.5.2.3).
+ * The value a filter describes, for Entra's "add or replace where none matches yet" (Microsoft
+ * Learn "Known issues … SCIM 2.0 protocol compliance": `emails[type eq "work"].value` on a user
+ * without a work email creates one). Only `eq` conjunctions describe a value; anything else is 400
+ * noTarget (RFC 7644 §3.5.2.3).
  */
 export function elementFromFilter(node: FilterNode, attribute: AttributeInfo, path: string): Element {
   const out: Element = {};

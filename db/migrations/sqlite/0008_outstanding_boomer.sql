@@ -1,0 +1,1 @@
+CREATE INDEX `user_sync_auth0_user_idx` ON `user_sync` (`auth0_user_id`);
