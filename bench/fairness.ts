@@ -23,7 +23,8 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { openDatabase, startBackgroundCheckpoints } from "../src/directory/database.js";
-import { onboardOrganization } from "../src/directory/onboarding.js";
+import { onboardOrganization } from "../src/admin/onboarding.js";
+import { changeBy } from "../src/directory/write-context.js";
 import { createApp } from "../src/http/app.js";
 import { healthRouter } from "../src/http/health.js";
 import { postLoginHookRouter, signPostLoginBody } from "../src/http/post-login-hook.js";
@@ -68,8 +69,8 @@ function seed(): Seeded {
   const dbPath = join(dir, "bridge.db");
   const { db, sqlite, close } = openDatabase(`sqlite:${dbPath}`);
   const operator = { type: "operator" as const, id: "bench" };
-  const a = onboardOrganization(db, { slug: "noisy" }, operator);
-  const b = onboardOrganization(db, { slug: "quiet" }, operator);
+  const a = onboardOrganization(db, { slug: "noisy" }, changeBy(operator));
+  const b = onboardOrganization(db, { slug: "quiet" }, changeBy(operator));
   sqlite.transaction(() => {
     seedTenant(sqlite, a.directory.id, noisyUsers, "n");
     seedTenant(sqlite, b.directory.id, quietUsers, "q");

@@ -22,7 +22,8 @@ import { join } from "node:path";
 import { once } from "node:events";
 import { userImports } from "../db/schema.js";
 import { openDatabase } from "../src/directory/database.js";
-import { onboardOrganization } from "../src/directory/onboarding.js";
+import { onboardOrganization } from "../src/admin/onboarding.js";
+import { changeBy } from "../src/directory/write-context.js";
 import { startEmulator, type CallLogEntry } from "../src/emulator/index.js";
 import { packageRoot } from "../src/paths.js";
 
@@ -71,7 +72,7 @@ async function runOnce(users: number, perUserMs: number, baseMs: number): Promis
     await writeFile(file, users);
     const databaseUrl = `sqlite:${join(dir, "bridge.db")}`;
     const { db, close } = openDatabase(databaseUrl);
-    const org = onboardOrganization(db, { slug: "bench-import" }, { type: "operator", id: "bench" });
+    const org = onboardOrganization(db, { slug: "bench-import" }, changeBy({ type: "operator", id: "bench" }));
     close();
     const started = Date.now();
     const child = spawn(

@@ -15,7 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { openDatabase } from "../src/directory/database.js";
-import { onboardOrganization } from "../src/directory/onboarding.js";
+import { onboardOrganization } from "../src/admin/onboarding.js";
+import { changeBy } from "../src/directory/write-context.js";
 import { createApp } from "../src/http/app.js";
 
 interface AutocannonResult {
@@ -50,7 +51,7 @@ export function seed(users: number): Seeded {
   const dir = mkdtempSync(join(tmpdir(), "bench-scim-"));
   const dbPath = join(dir, "bridge.db");
   const { db, sqlite, close } = openDatabase(`sqlite:${dbPath}`);
-  const made = onboardOrganization(db, { slug: `bench-${users}` }, { type: "operator", id: "bench" });
+  const made = onboardOrganization(db, { slug: `bench-${users}` }, changeBy({ type: "operator", id: "bench" }));
   const directoryId = made.directory.id;
   const groupId = "bench-group";
   const insertUser = sqlite.prepare(

@@ -23,7 +23,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { openDatabase } from "../src/directory/database.js";
-import { onboardOrganization } from "../src/directory/onboarding.js";
+import { onboardOrganization } from "../src/admin/onboarding.js";
+import { changeBy } from "../src/directory/write-context.js";
 import { packageRoot } from "../src/paths.js";
 
 interface AutocannonResult {
@@ -65,7 +66,7 @@ export function seedShipped(users: number, organizations = 10_000): ShippedSeed 
   const dir = mkdtempSync(join(tmpdir(), "bench-shipped-"));
   const dbPath = join(dir, "bridge.db");
   const { db, sqlite, close } = openDatabase(`sqlite:${dbPath}`);
-  const made = onboardOrganization(db, { slug: "bench" }, { type: "operator", id: "bench" });
+  const made = onboardOrganization(db, { slug: "bench" }, changeBy({ type: "operator", id: "bench" }));
   const directoryId = made.directory.id;
   const groupId = "bench-group";
   sqlite.pragma("synchronous = OFF");

@@ -20,7 +20,8 @@ import { jobs } from "../db/schema.js";
 import type { Auth0Plan } from "../src/auth0/rate-limiter.js";
 import { openDatabase } from "../src/directory/database.js";
 import { scimBaseUrl } from "../src/directory/directories.js";
-import { onboardOrganization } from "../src/directory/onboarding.js";
+import { onboardOrganization } from "../src/admin/onboarding.js";
+import { changeBy } from "../src/directory/write-context.js";
 import { createUser } from "../src/directory/users.js";
 import { PLAN_LIMITS, startEmulator, type CallLogEntry } from "../src/emulator/index.js";
 import { packageRoot } from "../src/paths.js";
@@ -106,7 +107,7 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
   const { db, close } = openDatabase(databaseUrl);
   let bridge: ChildProcess | undefined;
   try {
-    const onboarded = onboardOrganization(db, { slug: `bench-${plan}` }, { type: "operator", id: "bench" });
+    const onboarded = onboardOrganization(db, { slug: `bench-${plan}` }, changeBy({ type: "operator", id: "bench" }));
     const ctx = { organizationId: onboarded.organization.id, directoryId: onboarded.directory.id, actor: { type: "directory" as const, id: onboarded.directory.id } };
     const push = (prefix: string, n: number): string[] =>
       db.transaction((tx) =>

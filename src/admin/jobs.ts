@@ -3,11 +3,11 @@ import { recordAudit } from "../directory/audit.js";
 import type { Db } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
-import { jobCounts, jobStates, listDeadJobs, listJobs, retryJob } from "../sync/job-queries.js";
+import { jobCounts, jobStates, laneName, laneNames, listDeadJobs, listJobs, retryJob } from "../sync/job-queries.js";
 import { enqueueJob, Lane, type JobKind } from "../sync/queue.js";
 import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
 import { adminChange } from "./transaction.js";
-import { jobView, laneName, laneNames } from "./views.js";
+import { jobView } from "./views.js";
 
 /** Sync health for operators: jobs by state and lane, dead letters, retry, and drift reconcile on demand. */
 const kinds: [JobKind, ...JobKind[]] = ["user", "group", "organization", "drift"];
@@ -92,8 +92,8 @@ export function jobRoutes(routes: AdminRoutes): void {
       status: 200,
       errors: [409],
     },
-    ({ deps, param, actor, requestId, now }) => {
-      const result = retryJob(deps.db, intParam(param("jobId"), "jobId"), actor, { requestId, now });
+    ({ deps, param, change }) => {
+      const result = retryJob(deps.db, intParam(param("jobId"), "jobId"), change);
       deps.notifyWorker?.();
       return { job: jobView(result.job), mergedInto: result.mergedInto };
     },

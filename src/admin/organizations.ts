@@ -2,19 +2,17 @@ import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { z } from "zod";
 import { jobs, organizations, scimRequestLog, users, userSync } from "../../db/schema.js";
 import { recordAudit } from "../directory/audit.js";
-import { createDirectory, listDirectories, scimBaseUrl } from "../directory/directories.js";
-import { createOrganization, listOrganizations, organizationSlugPattern, userModels, validateOrganization } from "../directory/organizations.js";
-import { issueScimToken } from "../directory/tokens.js";
+import { listDirectories, scimBaseUrl } from "../directory/directories.js";
+import { listOrganizations, organizationSlugPattern, userModels, validateOrganization } from "../directory/organizations.js";
 import { conflict } from "../errors.js";
 import { enqueueJob, Lane } from "../sync/queue.js";
+import { maxScimTokenDays, onboardOrganization } from "./onboarding.js";
 import type { AdminRoutes } from "./routes.js";
 import { adminChange } from "./transaction.js";
 import { directoryView, organizationView, scimTokenView } from "./views.js";
 
-const dayMs = 86_400_000;
-/** Optional SCIM token lifetime; none by default, like the CLI, because an IdP whose token expires unseen stops deprovisioning. */
-export const tokenExpiry = z.int().min(1).max(3650).optional().describe("SCIM token lifetime in days (none by default)");
-export const expiresAt = (days: number | undefined, now: number): number | null => (days === undefined ? null : now + days * dayMs);
+/** Optional SCIM token lifetime; none by default, because an IdP whose token expires unseen stops deprovisioning. */
+export const tokenExpiry = z.int().min(1).max(maxScimTokenDays).optional().describe("SCIM token lifetime in days (none by default)");
 
 const createBody = z.strictObject({
   slug: z.string().regex(organizationSlugPattern, "1 to 50 lower-case letters, digits, '-' or '_' (Auth0 organization name rules)"),
@@ -41,14 +39,8 @@ export function organizationRoutes(routes: AdminRoutes): void {
       status: 201,
       errors: [409],
     },
-    ({ deps, body, actor, requestId, now }) => {
-      const onboarded = adminChange(deps.db, requestId, (tx) => {
-        // createOrganization also enqueues the "organization" job that creates the Auth0 Organization.
-        const organization = createOrganization(tx, { ...body, userModel: body.userModel as "isolated" | "shared" | undefined }, actor, now);
-        const directory = createDirectory(tx, { organizationId: organization.id, name: body.directoryName }, actor, now);
-        const token = issueScimToken(tx, { directoryId: directory.id, organizationId: organization.id, expiresAt: expiresAt(body.tokenExpiresInDays, now) }, actor, now);
-        return { organization, directory, token };
-      });
+    ({ deps, body, change, now }) => {
+      const onboarded = onboardOrganization(deps.db, { ...body, userModel: body.userModel as "isolated" | "shared" | undefined }, change);
       deps.notifyWorker?.();
       return {
         organization: organizationView(onboarded.organization),

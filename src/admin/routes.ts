@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Actor } from "../directory/audit.js";
 import type { AdminPrincipal } from "../directory/admin-tokens.js";
 import type { Db } from "../directory/database.js";
+import type { Change } from "../directory/write-context.js";
 import type { AdminImportDeps } from "./imports.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
 import { forbidden, invalidValue } from "../errors.js";
@@ -65,6 +66,8 @@ export interface RouteContext<B, Q> {
   actor: Actor;
   requestId: string;
   now: number;
+  /** Actor, request id and time together, as every store write takes them. */
+  change: Change;
   body: B;
   query: Q;
   /** The :org of the path, resolved and checked (404 for another tenant's); undefined on routes without :org. */
@@ -170,14 +173,17 @@ export class AdminRoutes {
     if (params.org !== undefined) organization = assertOrganizationVisible(principal, getOrganization(deps.db, params.org), params.org);
     const query = def.query ? parseWith(def.query, call.query ?? {}, "query") : {};
     const body = def.body ? parseWith(def.body, call.body ?? {}, "body") : undefined;
+    const actor = call.actor ?? adminActor(principal);
+    const now = (deps.now ?? Date.now)();
     const ctx: RouteContext<unknown, unknown> = {
       req: call.req as Request,
       res: call.res as Response,
       deps,
       principal,
-      actor: call.actor ?? adminActor(principal),
+      actor,
       requestId: call.requestId,
-      now: (deps.now ?? Date.now)(),
+      now,
+      change: { actor, requestId: call.requestId, at: now },
       body,
       query,
       organization: organization as OrganizationRow,

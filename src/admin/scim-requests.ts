@@ -1,7 +1,7 @@
 import { and, desc, eq, gte } from "drizzle-orm";
 import { z } from "zod";
 import { scimRequestLog } from "../../db/schema.js";
-import { directoryOfOrganization } from "./directories.js";
+import { directoryOfOrganization } from "./onboarding.js";
 import { iso, type AdminRoutes } from "./routes.js";
 
 /**

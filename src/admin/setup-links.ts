@@ -1,7 +1,19 @@
 import { z } from "zod";
+import type { Db } from "../directory/database.js";
 import { createSetupLink, listSetupLinks, parseSetupLinkLifetime, revokeSetupLinks, setupLinkState, setupLinkUrl, type SetupLinkRow } from "../directory/setup-links.js";
+import type { Change } from "../directory/write-context.js";
 import { iso, type AdminRoutes } from "./routes.js";
-import { adminChange } from "./transaction.js";
+
+/** A setup link for an organization; `expires` as the operator wrote it ("30m", "24h", "3d"; default 72h, at most 7d). */
+export function createOrganizationSetupLink(db: Db, organizationId: string, expires: string | undefined, change: Change) {
+  const lifetimeMs = parseSetupLinkLifetime(expires);
+  return db.transaction((tx) => createSetupLink(tx, { organizationId, lifetimeMs }, change), { behavior: "immediate" });
+}
+
+/** Revokes one of the organization's setup links by id, or all of them (id undefined); returns the ids revoked. */
+export function revokeOrganizationSetupLinks(db: Db, organizationId: string, id: string | undefined, change: Change): string[] {
+  return db.transaction((tx) => revokeSetupLinks(tx, organizationId, id, change), { behavior: "immediate" });
+}
 
 /** Self-service setup links for a customer's IT admin (one organization's directory setup, no account). */
 const linkView = (l: SetupLinkRow, now: number) => ({
@@ -26,9 +38,8 @@ export function setupLinkRoutes(routes: AdminRoutes): void {
       body: z.strictObject({ expires: z.string().max(10).optional().describe('lifetime such as "30m", "24h" or "3d" (default 72h, at most 7d)') }),
       status: 201,
     },
-    ({ deps, organization, body, actor, requestId, now }) => {
-      const lifetimeMs = parseSetupLinkLifetime(body.expires);
-      const made = adminChange(deps.db, requestId, (tx) => createSetupLink(tx, { organizationId: organization.id, lifetimeMs }, actor, requestId, now));
+    ({ deps, organization, body, change, now }) => {
+      const made = createOrganizationSetupLink(deps.db, organization.id, body.expires, change);
       return { url: setupLinkUrl(deps.publicUrl, made.token), expiresAt: iso(made.record.expiresAt), link: linkView(made.record, now) };
     },
   );
@@ -48,8 +59,8 @@ export function setupLinkRoutes(routes: AdminRoutes): void {
       body: z.union([z.strictObject({ id: z.string().min(1).max(100) }), z.strictObject({ all: z.literal(true) })]),
       status: 200,
     },
-    ({ deps, organization, body, actor, requestId, now }) => ({
-      revoked: adminChange(deps.db, requestId, (tx) => revokeSetupLinks(tx, organization.id, "id" in body ? body.id : undefined, actor, requestId, now)),
+    ({ deps, organization, body, change }) => ({
+      revoked: revokeOrganizationSetupLinks(deps.db, organization.id, "id" in body ? body.id : undefined, change),
     }),
   );
 }

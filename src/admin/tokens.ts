@@ -1,23 +1,14 @@
 import { z } from "zod";
-import {
-  adminTokenSummary,
-  defaultAdminTokenDays,
-  issueAdminToken,
-  listAdminTokens,
-  maxAdminTokenDays,
-  revokeAdminToken,
-  type AdminTokenRow,
-} from "../directory/admin-tokens.js";
+import { adminTokenSummary, defaultAdminTokenDays, maxAdminTokenDays, type AdminTokenRow } from "../directory/admin-tokens.js";
 import { getOrganization } from "../directory/organizations.js";
-import { invalidValue } from "../errors.js";
+import { adminTokensOf, adminTokenState, issueAdminTokenFor, revokeAdminTokenById } from "./admin-tokens.js";
 import { iso, type AdminRoutes } from "./routes.js";
-import { adminChange } from "./transaction.js";
 
 export const adminTokenView = (t: AdminTokenRow, now: number) => {
   const s = adminTokenSummary(t);
   return {
     ...s,
-    active: t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now),
+    active: adminTokenState(t, now) === "active",
     createdAt: iso(t.createdAt),
     expiresAt: iso(t.expiresAt),
     revokedAt: iso(t.revokedAt),
@@ -56,11 +47,7 @@ export function adminTokenRoutes(routes: AdminRoutes): void {
       query: z.strictObject({ organization: z.string().min(1).optional() }),
       status: 200,
     },
-    ({ deps, query, now }) => {
-      const org = query.organization ? getOrganization(deps.db, query.organization) : undefined;
-      if (query.organization && !org) return { tokens: [] };
-      return { tokens: listAdminTokens(deps.db, org?.id).map((t) => adminTokenView(t, now)) };
-    },
+    ({ deps, query, now }) => ({ tokens: adminTokensOf(deps.db, query.organization).map((t) => adminTokenView(t, now)) }),
   );
 
   routes.add(
@@ -73,24 +60,16 @@ export function adminTokenRoutes(routes: AdminRoutes): void {
       body: issueBody,
       status: 201,
     },
-    ({ deps, body, actor, requestId, now }) => {
-      let organizationId: string | null = null;
-      if (body.organization !== undefined) {
-        const org = getOrganization(deps.db, body.organization);
-        if (!org) throw invalidValue(`organization: "${body.organization}" does not exist`);
-        organizationId = org.id;
-      }
-      const issued = adminChange(deps.db, requestId, (tx) =>
-        issueAdminToken(tx, { scope: body.scope, organizationId, name: body.name, expiresInDays: body.expiresInDays }, actor, requestId, now),
-      );
+    ({ deps, body, change, now }) => {
+      const issued = issueAdminTokenFor(deps.db, body, change);
       return { token: issued.token, tokenRecord: adminTokenView(issued.record, now) };
     },
   );
 
   routes.add(
     { method: "delete", path: "/admin-tokens/:tokenId", access: "operator", tag: "admin tokens", summary: "Revoke an admin token now", status: 200 },
-    ({ deps, param, actor, requestId, now }) => {
-      const row = adminChange(deps.db, requestId, (tx) => revokeAdminToken(tx, param("tokenId"), actor, requestId, now));
+    ({ deps, param, change, now }) => {
+      const row = revokeAdminTokenById(deps.db, param("tokenId"), change);
       return { token: adminTokenView(row, now) };
     },
   );

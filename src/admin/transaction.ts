@@ -4,8 +4,8 @@ import type { Db, Tx } from "../directory/database.js";
 
 /**
  * One admin change = one IMMEDIATE transaction, its audit entries inside it (never a
- * partial write). Several store functions (createOrganization, createDirectory, issueScimToken,
- * saveMappingVersion, …) record their audit entry without the request id. Until they take one, the
+ * partial write). Some store functions (saveMappingVersion, …) still record their audit entry
+ * without the request id; those taking a `Change` carry it themselves. Until they take one, the
  * entries they wrote in THIS transaction are given it before commit: SQLite admits one writer, so
  * rows above the mark are ours, and nothing outside ever saw them without it. Committed entries are
  * never touched, so the log stays append-only.

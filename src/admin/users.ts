@@ -2,7 +2,7 @@ import { z } from "zod";
 import { recordAudit } from "../directory/audit.js";
 import { listHolds, placeHold, releaseHold, type HoldRow } from "../directory/holds.js";
 import { BridgeError, isBridgeError, notFound } from "../errors.js";
-import { directoryOfOrganization } from "./directories.js";
+import { directoryOfOrganization } from "./onboarding.js";
 import { iso, limitParam, type AdminRoutes, type RouteContext } from "./routes.js";
 import { findUser, listOrganizationGroups, searchUsers, usersWithSyncState } from "./user-queries.js";
 
@@ -93,8 +93,8 @@ export function userRoutes(routes: AdminRoutes): void {
       errors: [409],
     },
     (ctx) => {
-      const { deps, organization, body, actor, requestId, now } = ctx;
-      const hold = placeHold(deps.db, { organizationId: organization.id, userId: ctx.param("userId"), reason: body.reason, requestId, now }, actor);
+      const { deps, organization, body, change } = ctx;
+      const hold = placeHold(deps.db, { organizationId: organization.id, userId: ctx.param("userId"), reason: body.reason }, change);
       deps.notifyWorker?.();
       return { hold: holdView(hold) };
     },
@@ -112,8 +112,8 @@ export function userRoutes(routes: AdminRoutes): void {
       errors: [409],
     },
     (ctx) => {
-      const { deps, organization, body, actor, requestId, now } = ctx;
-      const released = releaseHold(deps.db, { organizationId: organization.id, userId: ctx.param("userId"), note: body.reason, requestId, now }, actor);
+      const { deps, organization, body, change } = ctx;
+      const released = releaseHold(deps.db, { organizationId: organization.id, userId: ctx.param("userId"), note: body.reason }, change);
       deps.notifyWorker?.();
       return { released: released.map(holdView) };
     },

@@ -5,21 +5,12 @@
  */
 import { userInfo } from "node:os";
 import { InvalidArgumentError, type Command } from "commander";
-import type { Actor } from "../directory/audit.js";
+import { adminTokensOf, adminTokenState, issueAdminTokenFor, revokeAdminTokenById } from "../admin/admin-tokens.js";
 import type { OpenDatabase } from "../directory/database.js";
-import {
-  adminTokenSummary,
-  defaultAdminTokenDays,
-  issueAdminToken,
-  listAdminTokens,
-  maxAdminTokenDays,
-  revokeAdminToken,
-  type AdminTokenRow,
-} from "../directory/admin-tokens.js";
-import { getOrganization, listOrganizations } from "../directory/organizations.js";
-import { isBridgeError } from "../errors.js";
-
-const operator = (): Actor => ({ type: "operator", id: `cli:${userInfo().username}` });
+import { adminTokenSummary, defaultAdminTokenDays, maxAdminTokenDays } from "../directory/admin-tokens.js";
+import { listOrganizations } from "../directory/organizations.js";
+import { changeBy } from "../directory/write-context.js";
+import { cliOperator, withDatabase } from "./database.js";
 
 function parseDays(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > maxAdminTokenDays) {
@@ -28,23 +19,7 @@ function parseDays(value: string): number {
   return Number(value);
 }
 
-function withDb<T>(openDb: () => OpenDatabase, fn: (db: OpenDatabase["db"]) => T): T | undefined {
-  const handle = openDb();
-  try {
-    return fn(handle.db);
-  } catch (e) {
-    if (!isBridgeError(e)) throw e;
-    console.error(`${e.kind}: ${e.message}`);
-    process.exitCode = 1;
-    return undefined;
-  } finally {
-    handle.close();
-  }
-}
-
 const iso = (ms: number | null): string => (ms === null ? "-" : new Date(ms).toISOString());
-const state = (t: AdminTokenRow, now: number): string =>
-  t.revokedAt !== null ? "revoked" : t.expiresAt !== null && t.expiresAt <= now ? "expired" : "active";
 
 export function registerAdminCommands(program: Command, openDb: () => OpenDatabase): void {
   const tokens = program.command("admin-token").description("admin API tokens: operator (every organization) or org-admin (one)");
@@ -57,23 +32,10 @@ export function registerAdminCommands(program: Command, openDb: () => OpenDataba
     .option("--expires-in <days>", `lifetime in days (default ${defaultAdminTokenDays})`, parseDays)
     .option("--json", "machine-readable output")
     .action((opts: { org?: string; name?: string; expiresIn?: number; json?: boolean }) => {
-      withDb(openDb, (db) => {
-        let organizationId: string | null = null;
-        if (opts.org !== undefined) {
-          const org = getOrganization(db, opts.org);
-          if (!org) {
-            console.error(`organization "${opts.org}" not found`);
-            process.exitCode = 1;
-            return;
-          }
-          organizationId = org.id;
-        }
-        const scope = organizationId ? "org_admin" : "operator";
+      withDatabase(openDb, ({ db }) => {
+        const scope = opts.org !== undefined ? "org_admin" : "operator";
         const name = opts.name ?? `${scope} token issued by ${userInfo().username}`;
-        const issued = db.transaction(
-          (tx) => issueAdminToken(tx, { scope, organizationId, name, expiresInDays: opts.expiresIn }, operator()),
-          { behavior: "immediate" },
-        );
+        const issued = issueAdminTokenFor(db, { scope, organization: opts.org, name, expiresInDays: opts.expiresIn }, changeBy(cliOperator()));
         if (opts.json) {
           console.log(JSON.stringify({ token: issued.token, tokenRecord: adminTokenSummary(issued.record) }, null, 2));
           return;
@@ -91,15 +53,15 @@ export function registerAdminCommands(program: Command, openDb: () => OpenDataba
     .description("issued admin tokens (never the secret)")
     .option("--json", "machine-readable output")
     .action((opts: { json?: boolean }) => {
-      withDb(openDb, (db) => {
+      withDatabase(openDb, ({ db }) => {
         const now = Date.now();
-        const rows = listAdminTokens(db);
+        const rows = adminTokensOf(db);
         if (opts.json) return void console.log(JSON.stringify(rows.map(adminTokenSummary), null, 2));
         if (rows.length === 0) return void console.log("no admin tokens issued (BRIDGE_ADMIN_TOKEN, if set, is the bootstrap operator token)");
         const slugs = new Map(listOrganizations(db).map((o) => [o.id, o.slug]));
         for (const t of rows) {
           const scope = t.organizationId ? `org_admin:${slugs.get(t.organizationId) ?? t.organizationId}` : "operator";
-          console.log([t.id, `…${t.hint}`, state(t, now).padEnd(7), scope, `expires ${iso(t.expiresAt)}`, `last used ${iso(t.lastUsedAt)}`, t.name].join("  "));
+          console.log([t.id, `…${t.hint}`, adminTokenState(t, now).padEnd(7), scope, `expires ${iso(t.expiresAt)}`, `last used ${iso(t.lastUsedAt)}`, t.name].join("  "));
         }
       });
     });
@@ -108,8 +70,8 @@ export function registerAdminCommands(program: Command, openDb: () => OpenDataba
     .command("revoke <id>")
     .description("revoke an admin token now")
     .action((id: string) => {
-      withDb(openDb, (db) => {
-        const row = db.transaction((tx) => revokeAdminToken(tx, id, operator()), { behavior: "immediate" });
+      withDatabase(openDb, ({ db }) => {
+        const row = revokeAdminTokenById(db, id, changeBy(cliOperator()));
         console.log(`admin token ${row.id} (…${row.hint}) revoked`);
       });
     });

@@ -4,11 +4,9 @@
  * cannot be read (EX_NOINPUT). Problems name the file, line and column, then the path in the document.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { userInfo } from "node:os";
 import { join } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { stringify } from "yaml";
-import type { Actor } from "../directory/audit.js";
 import type { OpenDatabase } from "../directory/database.js";
 import { activateMappingVersion, getActiveMapping, listMappingVersions, saveMappingVersion } from "../directory/mappings.js";
 import { getOrganization } from "../directory/organizations.js";
@@ -18,6 +16,7 @@ import { isBridgeError } from "../errors.js";
 import { checkMappingFile, mappingJsonSchemaText, type MappingDocument, MappingError } from "../mapping/index.js";
 import { packageRoot } from "../paths.js";
 import { previewMapping, type PreviewResult, type PreviewUser } from "../sync/preview.js";
+import { cliOperator, withDatabase } from "./database.js";
 import { createProgress } from "./progress.js";
 
 const exitRefused = 1;
@@ -63,16 +62,6 @@ function run(action: () => void): void {
   }
 }
 
-function withDb<T>(openDb: () => OpenDatabase, fn: (db: OpenDatabase["db"]) => T): T {
-  const handle = openDb();
-  try {
-    return fn(handle.db);
-  } finally {
-    handle.close();
-  }
-}
-
-const operator = (name: string | undefined): Actor => ({ type: "operator", id: `cli:${name ?? userInfo().username}` });
 
 function parseVersion(value: string): number {
   if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError("a version is a positive whole number");
@@ -143,7 +132,7 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .action((org: string, file: string, opts: { comment?: string; actor?: string; json?: boolean }) =>
       run(() => {
         const m = readMapping(file, opts.json);
-        const saved = withDb(openDb, (db) => saveMappingVersion(db, org, m, { actor: operator(opts.actor), comment: opts.comment ?? null }));
+        const saved = withDatabase(openDb, ({ db }) => saveMappingVersion(db, org, m, { actor: cliOperator(opts.actor), comment: opts.comment ?? null }));
         print(opts.json, saved, () =>
           saved.changed
             ? `${org}: mapping version ${saved.version} is active; the organization will be re-reconciled`
@@ -161,7 +150,7 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
       run(() => {
         const m = readMapping(file, opts.json);
         const progress = createProgress({ label: "previewing", silent: opts.json === true });
-        const result = withDb(openDb, (db) => previewMapping(db, org, m, (p) => progress.update(p.done, p.total)));
+        const result = withDatabase(openDb, ({ db }) => previewMapping(db, org, m, (p) => progress.update(p.done, p.total)));
         progress.finish(`${result.total} users`);
         print(opts.json, result, () => previewText(org, result, opts.limit));
       }),
@@ -173,7 +162,7 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .option("--json", "machine-readable output")
     .action((org: string, opts: { json?: boolean }) =>
       run(() => {
-        const shown = withDb(openDb, (db) => {
+        const shown = withDatabase(openDb, ({ db }) => {
           const row = getOrganization(db, org);
           const active = getActiveMapping(db, org);
           if (!row || !active) throw notFound(`organization "${org}" not found (scim-bridge org list shows the existing ones)`);
@@ -201,7 +190,7 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .option("--json", "machine-readable output")
     .action((org: string, opts: { json?: boolean }) =>
       run(() => {
-        const versions = withDb(openDb, (db) => listMappingVersions(db, org));
+        const versions = withDatabase(openDb, ({ db }) => listMappingVersions(db, org));
         print(opts.json, versions, () =>
           versions.length === 0
             ? `${org}: no mapping applied yet (the default mapping is in effect)`
@@ -221,7 +210,7 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .option("--json", "machine-readable output")
     .action((org: string, version: number, opts: { actor?: string; json?: boolean }) =>
       run(() => {
-        const saved = withDb(openDb, (db) => activateMappingVersion(db, org, version, operator(opts.actor)));
+        const saved = withDatabase(openDb, ({ db }) => activateMappingVersion(db, org, version, cliOperator(opts.actor)));
         print(opts.json, saved, () =>
           saved.changed ? `${org}: version ${saved.version} is active again; the organization will be re-reconciled` : `${org}: version ${saved.version} is already active`,
         );

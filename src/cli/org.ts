@@ -1,10 +1,10 @@
 import type { Command } from "commander";
-import type { Actor } from "../directory/audit.js";
 import type { Db } from "../directory/database.js";
 import { listDirectories, scimBaseUrl, type DirectoryRow } from "../directory/directories.js";
-import { addDirectory, onboardOrganization, rotateDirectoryToken } from "../directory/onboarding.js";
+import { addDirectory, onboardOrganization, rotateDirectoryToken } from "../admin/onboarding.js";
+import { changeBy } from "../directory/write-context.js";
 import { listOrganizations, type OrganizationRow, type UserModel } from "../directory/organizations.js";
-import { invalidValue } from "../errors.js";
+import { cliOperator, withDatabase } from "./database.js";
 
 /**
  * Operator commands for onboarding (docs/design.md, "Contract"): `org create`, `org list`, `directory create`,
@@ -17,7 +17,6 @@ export interface CliDatabase {
   publicUrl: string;
 }
 
-const operator: Actor = { type: "operator", id: "cli" };
 
 const organizationJson = (o: OrganizationRow) => ({
   id: o.id,
@@ -36,21 +35,8 @@ const directoryJson = (d: DirectoryRow) => ({
   createdAt: new Date(d.createdAt).toISOString(),
 });
 
-function expiry(days: string | undefined): number | null {
-  if (days === undefined) return null;
-  const n = Number(days);
-  if (!Number.isInteger(n) || n < 1 || n > 3650) throw invalidValue("--expires-in-days must be a whole number from 1 to 3650");
-  return Date.now() + n * 86_400_000;
-}
-
-function withDatabase<T>(openDb: () => CliDatabase, run: (d: CliDatabase) => T): T {
-  const opened = openDb();
-  try {
-    return run(opened);
-  } finally {
-    opened.close();
-  }
-}
+/** The lifetime in days as given; the onboarding service checks its range. */
+const days = (value: string | undefined): number | undefined => (value === undefined ? undefined : Number(value));
 
 function printIssued(json: boolean, out: { organization: OrganizationRow; directory: DirectoryRow; token: string; publicUrl: string }): void {
   const scimBase = scimBaseUrl(out.publicUrl, out.directory.id);
@@ -89,9 +75,9 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
             userModel: opts.model as UserModel,
             connection: opts.connection,
             directoryName: opts.directoryName,
-            tokenExpiresAt: expiry(opts.expiresInDays),
+            tokenExpiresInDays: days(opts.expiresInDays),
           },
-          operator,
+          changeBy(cliOperator()),
         );
         printIssued(opts.json === true, { organization: made.organization, directory: made.directory, token: made.token.token, publicUrl });
       });
@@ -125,7 +111,7 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .option("--json", "print machine-readable JSON")
     .action((orgRef: string, opts: { name: string; expiresInDays?: string; json?: boolean }) => {
       withDatabase(openDb, ({ db, publicUrl }) => {
-        const made = addDirectory(db, orgRef, { name: opts.name, tokenExpiresAt: expiry(opts.expiresInDays) }, operator);
+        const made = addDirectory(db, orgRef, { name: opts.name, tokenExpiresInDays: days(opts.expiresInDays) }, changeBy(cliOperator()));
         printIssued(opts.json === true, { organization: made.organization, directory: made.directory, token: made.token.token, publicUrl });
       });
     });
@@ -139,7 +125,7 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .option("--json", "print machine-readable JSON")
     .action((directoryId: string, opts: { expiresInDays?: string; json?: boolean }) => {
       withDatabase(openDb, ({ db, publicUrl }) => {
-        const { directory, token } = rotateDirectoryToken(db, directoryId, { expiresAt: expiry(opts.expiresInDays) }, operator);
+        const { directory, token } = rotateDirectoryToken(db, directoryId, { expiresInDays: days(opts.expiresInDays) }, changeBy(cliOperator()));
         const out = { directory: directoryJson(directory), scimBaseUrl: scimBaseUrl(publicUrl, directory.id), token: token.token, hint: token.record.hint };
         if (opts.json) return console.log(JSON.stringify(out));
         console.log(`SCIM token    ${out.token}`);

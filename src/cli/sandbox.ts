@@ -3,7 +3,8 @@ import { organizations, userSync } from "../../db/schema.js";
 import type { Actor } from "../directory/audit.js";
 import type { Db } from "../directory/database.js";
 import { listDirectories, scimBaseUrl } from "../directory/directories.js";
-import { onboardOrganization, rotateDirectoryToken } from "../directory/onboarding.js";
+import { onboardOrganization, rotateDirectoryToken } from "../admin/onboarding.js";
+import { changeBy } from "../directory/write-context.js";
 import { getOrganization } from "../directory/organizations.js";
 import { enqueueJob, Lane } from "../sync/queue.js";
 
@@ -38,12 +39,12 @@ export function forgetEmulatedTenant(db: Db): void {
 export function ensureSandboxDirectory(db: Db, publicUrl: string): SandboxDirectory {
   const existing = getOrganization(db, sandboxSlug);
   if (!existing) {
-    const made = onboardOrganization(db, { slug: sandboxSlug, displayName: "Demo organization" }, actor);
+    const made = onboardOrganization(db, { slug: sandboxSlug, displayName: "Demo organization" }, changeBy(actor));
     return { organizationId: made.organization.id, directoryId: made.directory.id, scimBaseUrl: scimBaseUrl(publicUrl, made.directory.id), token: made.token.token };
   }
   const directory = listDirectories(db, existing.id)[0];
   if (!directory) throw new Error(`sandbox organization "${sandboxSlug}" has no directory; run: scim-bridge directory create ${sandboxSlug}`);
-  const rotated = rotateDirectoryToken(db, directory.id, {}, actor);
+  const rotated = rotateDirectoryToken(db, directory.id, {}, changeBy(actor));
   return { organizationId: existing.id, directoryId: directory.id, scimBaseUrl: scimBaseUrl(publicUrl, directory.id), token: rotated.token.token };
 }
 

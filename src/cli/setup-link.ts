@@ -1,8 +1,10 @@
 import type { Command } from "commander";
-import type { Actor } from "../directory/audit.js";
 import { getOrganization } from "../directory/organizations.js";
-import { createSetupLink, parseSetupLinkLifetime, revokeSetupLinks, setupLinkUrl } from "../directory/setup-links.js";
+import { createOrganizationSetupLink, revokeOrganizationSetupLinks } from "../admin/setup-links.js";
+import { setupLinkUrl } from "../directory/setup-links.js";
+import { changeBy } from "../directory/write-context.js";
 import { invalidValue, notFound } from "../errors.js";
+import { cliOperator, withDatabase } from "./database.js";
 import type { CliDatabase } from "./org.js";
 
 /**
@@ -10,7 +12,6 @@ import type { CliDatabase } from "./org.js";
  * a self-service setup link for a customer's IT admin (the console's /console/setup pages), from the
  * configured database with or without a running server. The URL is printed once; only its hash is kept.
  */
-const operator: Actor = { type: "operator", id: "cli" };
 
 export function registerSetupLinkCommands(program: Command, openDb: () => CliDatabase): void {
   const link = program.command("setup-link").description("self-service setup links for a customer's IT admin (no account needed)");
@@ -21,12 +22,10 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
     .option("--expires <duration>", "lifetime such as 30m, 24h or 3d (at most 7d)", "72h")
     .option("--json", 'print {"url":…,"expiresAt":…}')
     .action((orgRef: string, opts: { expires: string; json?: boolean }) => {
-      const { db, close, publicUrl } = openDb();
-      try {
+      withDatabase(openDb, ({ db, publicUrl }) => {
         const org = getOrganization(db, orgRef);
         if (!org) throw notFound(`organization "${orgRef}" not found`);
-        const lifetimeMs = parseSetupLinkLifetime(opts.expires);
-        const made = db.transaction((tx) => createSetupLink(tx, { organizationId: org.id, lifetimeMs }, operator));
+        const made = createOrganizationSetupLink(db, org.id, opts.expires, changeBy(cliOperator()));
         const out = { url: setupLinkUrl(publicUrl, made.token), expiresAt: new Date(made.record.expiresAt).toISOString() };
         if (opts.json) console.log(JSON.stringify(out));
         else {
@@ -35,9 +34,7 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
           console.log(`id          ${made.record.id}`);
           console.log("The link is shown only this once. Send it to the customer's IT admin; revoke it with `scim-bridge setup-link revoke`.");
         }
-      } finally {
-        close();
-      }
+      });
     });
 
   link
@@ -47,15 +44,12 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
     .option("--json", 'print {"revoked":[ids]}')
     .action((orgRef: string, id: string | undefined, opts: { all?: boolean; json?: boolean }) => {
       if ((id === undefined) === (opts.all !== true)) throw invalidValue("name one link id, or --all (not both)");
-      const { db, close } = openDb();
-      try {
+      withDatabase(openDb, ({ db }) => {
         const org = getOrganization(db, orgRef);
         if (!org) throw notFound(`organization "${orgRef}" not found`);
-        const revoked = db.transaction((tx) => revokeSetupLinks(tx, org.id, id, operator));
+        const revoked = revokeOrganizationSetupLinks(db, org.id, id, changeBy(cliOperator()));
         if (opts.json) console.log(JSON.stringify({ revoked }));
         else console.log(revoked.length === 0 ? "nothing to revoke" : `revoked ${revoked.join(", ")}`);
-      } finally {
-        close();
-      }
+      });
     });
 }

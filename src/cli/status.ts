@@ -4,18 +4,20 @@
  * `scim-bridge jobs retry` puts dead (or waiting) jobs back to work, as the admin API's retry route does.
  * Exit codes: 0 shown (or retried); 1 unknown organization or job, or a job that cannot be retried.
  */
-import { userInfo } from "node:os";
 import { Option, InvalidArgumentError, type Command } from "commander";
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { directories, jobs, organizations, scimTokens, users } from "../../db/schema.js";
 import type { Db, OpenDatabase } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
-import { laneName } from "../http/metrics.js";
+import { isActiveScimToken } from "../directory/tokens.js";
 import { isBridgeError } from "../errors.js";
 import { activePause } from "../sync/guard.js";
-import { listDeadJobs, retryJob } from "../sync/job-queries.js";
+import { failedUsers, syncStatusCounts } from "../sync/sync-state.js";
+import { laneName, listDeadJobs, queueDepth, retryJob } from "../sync/job-queries.js";
 import { Lane } from "../sync/queue.js";
+import { changeBy } from "../directory/write-context.js";
+import { cliOperator, withDatabase } from "./database.js";
 
 const exitUnknown = 1;
 /** Users with a sync error listed by `status` (the count covers all of them). */
@@ -42,15 +44,6 @@ function relative(ms: number, now: number): string {
 }
 
 const clip = (text: string | null, max: number): string => (!text ? "" : text.length > max ? `${text.slice(0, max - 1)}…` : text);
-
-function withDb<T>(openDb: () => OpenDatabase, fn: (db: Db) => T): T {
-  const handle = openDb();
-  try {
-    return fn(handle.db);
-  } finally {
-    handle.close();
-  }
-}
 
 function unknownOrganization(slug: string): void {
   console.error(`organization "${slug}" not found (scim-bridge org list shows the existing ones)`);
@@ -104,40 +97,15 @@ function listJobs(db: Db, org: OrganizationRow | undefined, opts: JobsOptions) {
 function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | undefined, now: number) {
   const dirs = db.select().from(directories).where(eq(directories.organizationId, org.id)).orderBy(asc(directories.createdAt)).all();
   const tokens = dirs.length === 0 ? [] : db.select().from(scimTokens).where(inArray(scimTokens.directoryId, dirs.map((d) => d.id))).all();
-  const isActive = (t: (typeof tokens)[number]): boolean => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now);
 
-  // Exclusive sync states, in this order: failed, pending (a job is queued or running), linked, not yet synced.
-  const queued = sql`EXISTS (SELECT 1 FROM jobs j WHERE j.key = 'user:' || u.id AND j.state IN ('pending', 'running'))`;
-  const counts = db.get<{ total: number; active: number; failed: number; pending: number; linked: number }>(sql`
-    SELECT count(*) AS total,
-      coalesce(sum(u.active), 0) AS active,
-      coalesce(sum(CASE WHEN s.last_error IS NOT NULL THEN 1 ELSE 0 END), 0) AS failed,
-      coalesce(sum(CASE WHEN s.last_error IS NULL AND ${queued} THEN 1 ELSE 0 END), 0) AS pending,
-      coalesce(sum(CASE WHEN s.last_error IS NULL AND NOT ${queued} AND s.auth0_user_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS linked
-    FROM users u
-    JOIN directories d ON d.id = u.directory_id
-    LEFT JOIN user_sync s ON s.user_id = u.id
-    WHERE d.organization_id = ${org.id} AND u.deleted_at IS NULL`);
-  const n = (v: number | undefined): number => Number(v ?? 0);
-  const total = n(counts?.total);
-  const failed = n(counts?.failed);
-  const pending = n(counts?.pending);
-  const linked = n(counts?.linked);
-
+  const counts = syncStatusCounts(db, org.id);
   const queue = Object.fromEntries(Object.values(Lane).map((l) => [laneName(l), { pending: 0, running: 0, dead: 0 }])) as Record<string, Record<(typeof jobStates)[number], number>>;
-  const depth = db.all<{ lane: number; state: (typeof jobStates)[number]; count: number }>(sql`
-    SELECT lane, state, count(*) AS count FROM jobs
-    WHERE organization_id = ${org.id} AND state IN ('pending', 'running', 'dead') GROUP BY state, lane`);
-  for (const row of depth) (queue[laneName(Number(row.lane))] ??= { pending: 0, running: 0, dead: 0 })[row.state] = Number(row.count);
-  const oldest = db.get<{ at: number | null }>(sql`
-    SELECT min(first_enqueued_at) AS at FROM jobs
-    WHERE organization_id = ${org.id} AND lane = ${Lane.deprovision} AND state IN ('pending', 'running')`)?.at;
+  const depth = queueDepth(db, org.id);
+  for (const row of depth) (queue[laneName(row.lane)] ??= { pending: 0, running: 0, dead: 0 })[row.state] = row.count;
+  const waiting = depth.filter((d) => d.lane === Lane.deprovision && d.state !== "dead").map((d) => d.oldestFirstEnqueuedAt);
+  const oldest = waiting.length > 0 ? Math.min(...waiting) : null;
   const pause = activePause(db, org.id);
-  const failedUsers = db.all<{ userId: string; userName: string; lastError: string; lastErrorAt: number | null }>(sql`
-    SELECT u.id AS userId, u.user_name AS userName, s.last_error AS lastError, s.last_error_at AS lastErrorAt
-    FROM user_sync s JOIN users u ON u.id = s.user_id
-    WHERE s.organization_id = ${org.id} AND s.last_error IS NOT NULL AND u.deleted_at IS NULL
-    ORDER BY s.last_error_at DESC LIMIT ${failedShown}`);
+  const failed = failedUsers(db, org.id, failedShown);
 
   return {
     organization: {
@@ -159,12 +127,12 @@ function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | un
         ...(publicUrl ? { scimBaseUrl: scimBaseUrl(publicUrl, d.id) } : {}),
         users: d.userCount,
         groups: d.groupCount,
-        activeTokens: own.filter(isActive).length,
+        activeTokens: own.filter((t) => isActiveScimToken(t, now)).length,
         lastUsedAt: iso(lastUsed),
       };
     }),
-    failedUsers: failedUsers.map((f) => ({ ...f, lastErrorAt: iso(f.lastErrorAt) })),
-    users: { total, active: n(counts?.active), inactive: total - n(counts?.active), linked, pending, failed, notYetSynced: total - failed - pending - linked },
+    failedUsers: failed.map((f) => ({ ...f, lastErrorAt: iso(f.lastErrorAt) })),
+    users: { total: counts.total, active: counts.active, inactive: counts.total - counts.active, synced: counts.synced, pending: counts.pending, failed: counts.failed, awaitingFirstLogin: counts.awaitingFirstLogin, notSynced: counts.notSynced },
     queue,
     deadJobs: Object.values(queue).reduce((sum, q) => sum + q.dead, 0),
     oldestDeprovisionWaitingSince: iso(oldest ?? null),
@@ -198,10 +166,11 @@ function statusText(s: OrganizationStatus, now: number): string {
     formatTable(
       ["  SYNC STATE", "USERS"],
       [
-        ["  linked", u.linked],
+        ["  synced", u.synced],
         ["  pending", u.pending],
         ["  failed", u.failed],
-        ["  not yet synced", u.notYetSynced],
+        ["  awaiting first login", u.awaitingFirstLogin],
+        ["  not synced", u.notSynced],
       ],
     ),
     "",
@@ -235,7 +204,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
     .option("--json", "machine-readable output")
     .action((opts: JobsOptions) => {
       const now = Date.now();
-      withDb(openDb, (db) => {
+      withDatabase(openDb, ({ db }) => {
         const org = opts.org === undefined ? undefined : getOrganization(db, opts.org);
         if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
         const result = listJobs(db, org, opts);
@@ -278,8 +247,8 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
         process.exitCode = exitUnknown;
         return;
       }
-      const actor = { type: "operator" as const, id: `cli:${opts.actor ?? userInfo().username}` };
-      withDb(openDb, (db) => {
+      const change = changeBy(cliOperator(opts.actor));
+      withDatabase(openDb, ({ db }) => {
         let ids: number[];
         if (jobId !== undefined) ids = [Number(jobId)];
         else {
@@ -296,7 +265,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
         const results: { id: number; state?: string; mergedInto?: number | null; error?: string }[] = [];
         for (const id of ids) {
           try {
-            const r = retryJob(db, id, actor);
+            const r = retryJob(db, id, change);
             results.push({ id, state: r.job.state, mergedInto: r.mergedInto });
           } catch (e) {
             if (!isBridgeError(e)) throw e;
@@ -321,7 +290,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
     .option("--json", "machine-readable output")
     .action((slug: string, opts: { json?: boolean }) => {
       const now = Date.now();
-      withDb(openDb, (db) => {
+      withDatabase(openDb, ({ db }) => {
         const org = getOrganization(db, slug);
         if (!org) return unknownOrganization(slug);
         const status = organizationStatus(db, org, publicUrl?.(), now);

@@ -2,9 +2,10 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { adminTokens } from "../../db/schema.js";
 import { invalidValue, notFound } from "../errors.js";
-import { recordAudit, type Actor } from "./audit.js";
+import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
+import type { Change } from "./write-context.js";
 
 /**
  * Admin API tokens. Scope "operator" reaches every organization; "org_admin" one. Like SCIM
@@ -51,7 +52,8 @@ export function adminTokenSummary(t: AdminTokenRow): Record<string, unknown> {
   };
 }
 
-export function issueAdminToken(tx: DbOrTx, input: NewAdminToken, actor: Actor, requestId?: string | null, now = Date.now()): IssuedAdminToken {
+export function issueAdminToken(tx: DbOrTx, input: NewAdminToken, change: Change): IssuedAdminToken {
+  const { actor, requestId, at: now } = change;
   const name = input.name.trim();
   if (name.length === 0 || name.length > 100) throw invalidValue("name must be 1 to 100 characters");
   if (input.scope === "org_admin" && !input.organizationId) throw invalidValue("an org_admin token needs an organization");
@@ -102,7 +104,8 @@ export function getAdminToken(db: DbOrTx, id: string): AdminTokenRow | undefined
 }
 
 /** Revokes a token (idempotent: revoking a revoked token changes nothing and writes no audit entry). */
-export function revokeAdminToken(tx: DbOrTx, id: string, actor: Actor, requestId?: string | null, now = Date.now()): AdminTokenRow {
+export function revokeAdminToken(tx: DbOrTx, id: string, change: Change): AdminTokenRow {
+  const { actor, requestId, at: now } = change;
   const existing = getAdminToken(tx, id);
   if (!existing) throw notFound(`admin token "${id}" not found`);
   if (existing.revokedAt !== null) return existing;

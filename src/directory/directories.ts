@@ -1,9 +1,10 @@
 import { asc, eq, sql } from "drizzle-orm";
 import { directories } from "../../db/schema.js";
 import { invalidValue } from "../errors.js";
-import { recordAudit, type Actor } from "./audit.js";
+import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newDirectoryId } from "./ids.js";
+import type { Change } from "./write-context.js";
 
 export type DirectoryRow = typeof directories.$inferSelect;
 
@@ -14,9 +15,9 @@ export const scimBaseUrl = (publicUrl: string, directoryId: string): string =>
 export function createDirectory(
   tx: DbOrTx,
   input: { organizationId: string; name?: string },
-  actor: Actor,
-  now = Date.now(),
+  change: Change,
 ): DirectoryRow {
+  const { actor, requestId, at: now } = change;
   const name = (input.name ?? "default").trim();
   if (name.length === 0 || name.length > 255) throw invalidValue("directory name must be 1 to 255 characters");
   const row = tx
@@ -32,6 +33,7 @@ export function createDirectory(
     targetType: "directory",
     targetId: row.id,
     after: { name: row.name },
+    requestId,
     at: now,
   });
   return row;

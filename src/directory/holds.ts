@@ -5,6 +5,7 @@ import { enqueueJob, Lane } from "../sync/queue.js";
 import { recordAudit, type Actor } from "./audit.js";
 import type { Db, DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
+import type { Change } from "./write-context.js";
 
 /**
  * Holds (docs/design.md, "Concepts"): a block placed by a customer admin or an operator that wins over the IdP until
@@ -17,8 +18,6 @@ export type HoldRow = typeof holds.$inferSelect;
 export interface HoldRequest {
   organizationId: string;
   userId: string;
-  requestId?: string | null;
-  now?: number;
 }
 
 const actorName = (a: Actor): string => `${a.type}:${a.id}`;
@@ -45,10 +44,10 @@ export function activeHoldsOf(db: DbOrTx, organizationId: string, userId: string
 }
 
 /** Blocks a user now: the reconcile runs in the deprovision lane (docs/design.md, invariant 3). */
-export function placeHold(db: Db, request: HoldRequest & { reason: string }, actor: Actor): HoldRow {
+export function placeHold(db: Db, request: HoldRequest & { reason: string }, change: Change): HoldRow {
+  const { actor, requestId, at: now } = change;
   const reason = request.reason.trim();
   if (reason.length === 0 || reason.length > 500) throw invalidValue("reason must be 1 to 500 characters");
-  const now = request.now ?? Date.now();
   return db.transaction(
     (tx) => {
       const user = userOfOrganization(tx, request.organizationId, request.userId);
@@ -76,7 +75,7 @@ export function placeHold(db: Db, request: HoldRequest & { reason: string }, act
         targetId: user.id,
         before: { held: false },
         after: { held: true, holdId: hold.id, reason },
-        requestId: request.requestId,
+        requestId,
         at: now,
       });
       enqueueJob(tx, { organizationId: request.organizationId, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.deprovision, now });
@@ -90,8 +89,8 @@ export function placeHold(db: Db, request: HoldRequest & { reason: string }, act
  * Releases every active hold on a user; the reconcile (provision lane) then restores whatever the IdP
  * says: access again if the IdP has the user active, still blocked if it does not.
  */
-export function releaseHold(db: Db, request: HoldRequest & { note?: string }, actor: Actor): HoldRow[] {
-  const now = request.now ?? Date.now();
+export function releaseHold(db: Db, request: HoldRequest & { note?: string }, change: Change): HoldRow[] {
+  const { actor, requestId, at: now } = change;
   const note = request.note?.trim() || null;
   if (note !== null && note.length > 500) throw invalidValue("reason must be at most 500 characters");
   return db.transaction(
@@ -111,7 +110,7 @@ export function releaseHold(db: Db, request: HoldRequest & { note?: string }, ac
         targetId: user.id,
         before: { held: true, holds: active.map((h) => ({ holdId: h.id, reason: h.reason, placedBy: h.placedBy })) },
         after: { held: false, ...(note ? { reason: note } : {}) },
-        requestId: request.requestId,
+        requestId,
         at: now,
       });
       enqueueJob(tx, { organizationId: request.organizationId, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.provision, now });

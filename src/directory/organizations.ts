@@ -2,9 +2,10 @@ import { asc, eq, or } from "drizzle-orm";
 import { organizations } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "../sync/queue.js";
-import { recordAudit, type Actor } from "./audit.js";
+import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newOrganizationId } from "./ids.js";
+import type { Change } from "./write-context.js";
 
 export type OrganizationRow = typeof organizations.$inferSelect;
 export type UserModel = "isolated" | "shared";
@@ -42,7 +43,8 @@ export function validateOrganization(input: NewOrganization): Required<NewOrgani
  * Creates an organization and enqueues the "organization" job through which the sync engine creates
  * or adopts its Auth0 Organization (named by the slug). One transaction, with its audit entry.
  */
-export function createOrganization(tx: DbOrTx, input: NewOrganization, actor: Actor, now = Date.now()): OrganizationRow {
+export function createOrganization(tx: DbOrTx, input: NewOrganization, change: Change): OrganizationRow {
+  const { actor, requestId, at: now } = change;
   const valid = validateOrganization(input);
   if (getOrganization(tx, valid.slug)) throw uniqueness(`an organization with slug "${valid.slug}" already exists`);
   const row = tx
@@ -57,6 +59,7 @@ export function createOrganization(tx: DbOrTx, input: NewOrganization, actor: Ac
     targetType: "organization",
     targetId: row.id,
     after: { slug: row.slug, displayName: row.displayName, userModel: row.userModel, connection: row.connection },
+    requestId,
     at: now,
   });
   enqueueJob(tx, { organizationId: row.id, kind: "organization", subjectId: row.id, lane: Lane.provision, now });

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { setupLinks } from "../../db/schema.js";
 import { invalidValue, notFound } from "../errors.js";
-import { recordAudit, type Actor } from "./audit.js";
+import { recordAudit } from "./audit.js";
+import type { Change } from "./write-context.js";
 import type { DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
 
@@ -34,7 +35,8 @@ export function parseSetupLinkLifetime(text: string | undefined): number {
 
 export const setupLinkUrl = (publicUrl: string, token: string): string => `${publicUrl.replace(/\/+$/, "")}/console/setup/${token}`;
 
-export function createSetupLink(tx: DbOrTx, input: { organizationId: string; lifetimeMs: number }, actor: Actor, requestId?: string | null, now = Date.now()) {
+export function createSetupLink(tx: DbOrTx, input: { organizationId: string; lifetimeMs: number }, change: Change) {
+  const { actor, requestId, at: now } = change;
   const token = tokenPrefix + randomBytes(32).toString("base64url");
   const record = tx
     .insert(setupLinks)
@@ -84,7 +86,8 @@ export function redeemSetupLink(
 }
 
 /** Revokes one link, or every active link of the organization (`id` undefined). Returns the ids revoked. */
-export function revokeSetupLinks(tx: DbOrTx, organizationId: string, id: string | undefined, actor: Actor, requestId?: string | null, now = Date.now()): string[] {
+export function revokeSetupLinks(tx: DbOrTx, organizationId: string, id: string | undefined, change: Change): string[] {
+  const { actor, requestId, at: now } = change;
   if (id !== undefined && !tx.select().from(setupLinks).where(and(eq(setupLinks.id, id), eq(setupLinks.organizationId, organizationId))).get()) {
     throw notFound(`setup link "${id}" not found`);
   }

@@ -2,11 +2,12 @@ import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import type Database from "better-sqlite3";
 import { and, asc, eq, isNull } from "drizzle-orm";
 import { directories, scimTokens } from "../../db/schema.js";
-import { invalidValue } from "../errors.js";
-import { recordAudit, type Actor } from "./audit.js";
+import { invalidValue, notFound } from "../errors.js";
+import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
 import { connectionOf, prepared } from "./statements.js";
+import type { Change } from "./write-context.js";
 
 /**
  * SCIM bearer tokens (docs/design.md, "Concepts"): 256 random bits, shown once, stored only as a SHA-256 hash, at
@@ -24,21 +25,24 @@ export interface IssuedToken {
   /** The secret. Shown to the operator once; never stored, never logged. */
   token: string;
   record: ScimTokenRow;
+  /** Tokens this issue revoked to keep at most two active (a rotation), as they now stand. */
+  revoked: ScimTokenRow[];
 }
 
-const isActive = (t: ScimTokenRow, now: number): boolean => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now);
+export const isActiveScimToken = (t: ScimTokenRow, now: number): boolean => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now);
 
 /** Issues a token; when two are already active, the oldest is revoked so that at most two remain. */
 export function issueScimToken(
   tx: DbOrTx,
   input: { directoryId: string; organizationId: string; expiresAt?: number | null },
-  actor: Actor,
-  now = Date.now(),
+  change: Change,
 ): IssuedToken {
+  const { actor, requestId, at: now } = change;
   if (input.expiresAt != null && input.expiresAt <= now) throw invalidValue("token expiry must be in the future");
-  const active = listScimTokens(tx, input.directoryId).filter((t) => isActive(t, now));
+  const active = listScimTokens(tx, input.directoryId).filter((t) => isActiveScimToken(t, now));
+  const revoked: ScimTokenRow[] = [];
   for (const old of active.slice(0, Math.max(0, active.length - (maxActiveTokens - 1)))) {
-    tx.update(scimTokens).set({ revokedAt: now }).where(eq(scimTokens.id, old.id)).run();
+    revoked.push(tx.update(scimTokens).set({ revokedAt: now }).where(eq(scimTokens.id, old.id)).returning().get());
     recordAudit(tx, {
       actor,
       organizationId: input.organizationId,
@@ -47,6 +51,7 @@ export function issueScimToken(
       targetType: "scim_token",
       targetId: old.id,
       after: { hint: old.hint, reason: "rotation" },
+      requestId,
       at: now,
     });
   }
@@ -71,22 +76,51 @@ export function issueScimToken(
     targetType: "scim_token",
     targetId: record.id,
     after: { hint: record.hint, expiresAt: record.expiresAt },
+    requestId,
     at: now,
   });
-  return { token, record };
+  return { token, record, revoked };
 }
 
 export function listScimTokens(db: DbOrTx, directoryId: string): ScimTokenRow[] {
   return db.select().from(scimTokens).where(eq(scimTokens.directoryId, directoryId)).orderBy(asc(scimTokens.createdAt)).all();
 }
 
-export function revokeScimToken(tx: DbOrTx, tokenId: string, now = Date.now()): boolean {
-  const result = tx
+/**
+ * Revokes one of a directory's tokens now (idempotent: a revoked token is returned as it is and no
+ * audit entry is written). Another directory's token id does not exist here.
+ */
+export function revokeScimToken(
+  tx: DbOrTx,
+  target: { organizationId: string; directoryId: string; tokenId: string },
+  change: Change,
+): ScimTokenRow {
+  const token = tx
+    .select()
+    .from(scimTokens)
+    .where(and(eq(scimTokens.id, target.tokenId), eq(scimTokens.directoryId, target.directoryId)))
+    .get();
+  if (!token) throw notFound(`token "${target.tokenId}" not found`);
+  if (token.revokedAt !== null) return token;
+  const row = tx
     .update(scimTokens)
-    .set({ revokedAt: now })
-    .where(and(eq(scimTokens.id, tokenId), isNull(scimTokens.revokedAt)))
-    .run();
-  return result.changes > 0;
+    .set({ revokedAt: change.at })
+    .where(and(eq(scimTokens.id, token.id), isNull(scimTokens.revokedAt)))
+    .returning()
+    .get();
+  recordAudit(tx, {
+    actor: change.actor,
+    organizationId: target.organizationId,
+    directoryId: target.directoryId,
+    action: "token.revoke",
+    targetType: "scim_token",
+    targetId: token.id,
+    before: { hint: token.hint, revokedAt: null },
+    after: { hint: token.hint, revokedAt: change.at },
+    requestId: change.requestId,
+    at: change.at,
+  });
+  return row;
 }
 
 /** Who a valid token speaks for. */

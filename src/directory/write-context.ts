@@ -10,6 +10,24 @@ export interface WriteContext {
   now?: number;
 }
 
+/**
+ * Who made a change, in answer to which request, and when. Every store write outside the SCIM hot path
+ * takes one: the actor and request id reach its audit entry, and one clock reading stamps every row and
+ * entry the change writes.
+ */
+export interface Change {
+  actor: Actor;
+  requestId: string | null;
+  at: number;
+}
+
+/** A change by `actor` now (or at `at`), outside any request unless one is named. */
+export const changeBy = (actor: Actor, options: { requestId?: string | null; at?: number } = {}): Change => ({
+  actor,
+  requestId: options.requestId ?? null,
+  at: options.at ?? Date.now(),
+});
+
 /** Attribute names whose values differ: what an audit entry says changed, without the values themselves. */
 export function changedAttributes(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);

@@ -1,15 +1,13 @@
-import type { Request, RequestHandler, Response } from "express";
-import passport from "passport";
-import { Strategy as BearerStrategy } from "passport-http-bearer";
+import type { RequestHandler, Response } from "express";
 import type { Actor } from "../directory/audit.js";
 import type { Db } from "../directory/database.js";
 import { bootstrapTokenId, hashAdminToken, touchAdminToken, verifyAdminToken, type AdminPrincipal, type AdminTokenCheck } from "../directory/admin-tokens.js";
-import { forbidden, notFound, unauthorized } from "../errors.js";
+import { forbidden, notFound } from "../errors.js";
+import { bearerAuth } from "./bearer.js";
 
 /**
- * Bearer authentication and authorization for the admin API, through passport-http-bearer
- * with a custom callback, like the SCIM strategy (src/http/auth.ts): every failure becomes
- * unauthorized(), which the error middleware renders as an admin error with WWW-Authenticate.
+ * Bearer authentication and authorization for the admin API, through the same bearer pipeline as
+ * the SCIM routes (bearer.ts): every failure becomes an admin error with WWW-Authenticate.
  *
  * Authorization answers, by design:
  * - no, unknown, expired or revoked token → 401;
@@ -26,14 +24,6 @@ declare global {
     }
   }
 }
-
-/** last_used_at is written at most this often per token, so that reads stay almost free of writes. */
-const touchIntervalMs = 60_000;
-
-const fromAuthorizationHeader = (req: Request, token: string): boolean => {
-  const header = req.get("authorization") ?? "";
-  return /^bearer\s+/i.test(header) && header.replace(/^bearer\s+/i, "") === token;
-};
 
 const failureMessages: Record<Exclude<AdminTokenCheck, { ok: true }>["reason"], string> = {
   unknown: "a valid admin bearer token is required",
@@ -56,43 +46,21 @@ export function adminBearerAuth(options: AdminAuthOptions): RequestHandler {
     throw new Error("bootstrapOperatorToken must be at least 32 characters");
   }
   const bootstrapHash = options.bootstrapOperatorToken ? hashAdminToken(options.bootstrapOperatorToken) : undefined;
-  const lastTouched = new Map<string, number>();
-  // passport hands the callback its own challenge string, not ours: keep the reason per request.
-  const reasons = new WeakMap<Request, string>();
-  const authenticator = new passport.Authenticator();
-  type Done = (err: unknown, principal?: AdminPrincipal | false) => void;
-  authenticator.use(
-    "admin-bearer",
-    new BearerStrategy({ passReqToCallback: true, realm: "scim-bridge-admin" }, (req: Request, token: string, done: Done) => {
-      try {
-        if (!fromAuthorizationHeader(req, token)) return done(null, false);
-        const t = now();
+  return bearerAuth<AdminPrincipal>(
+    {
+      realm: "scim-bridge-admin",
+      refusal: failureMessages.unknown,
+      now,
+      verify: (_req, token, t) => {
         const check = verifyAdminToken(db, token, { bootstrapHash, now: t });
-        if (!check.ok) {
-          reasons.set(req, failureMessages[check.reason]);
-          return done(null, false);
-        }
-        const { principal } = check;
-        if (principal.tokenId !== bootstrapTokenId && t - (lastTouched.get(principal.tokenId) ?? 0) > touchIntervalMs) {
-          lastTouched.set(principal.tokenId, t);
-          touchAdminToken(db, principal.tokenId, t);
-        }
-        return done(null, principal);
-      } catch (err) {
-        return done(err);
-      }
-    }),
+        return check.ok ? check : { ok: false, message: failureMessages[check.reason] };
+      },
+      touch: (principal, t) => touchAdminToken(db, principal.tokenId, t),
+      // The bootstrap token has no row to touch.
+      tokenId: (principal) => (principal.tokenId === bootstrapTokenId ? undefined : principal.tokenId),
+    },
+    (_req, res, principal) => void (res.locals.admin = principal),
   );
-
-  return (req, res, next) => {
-    const callback = (err: unknown, principal: AdminPrincipal | false | undefined): void => {
-      if (err) return next(err);
-      if (!principal) return next(unauthorized(reasons.get(req) ?? failureMessages.unknown));
-      res.locals.admin = principal;
-      next();
-    };
-    authenticator.authenticate("admin-bearer", { session: false }, callback)(req, res, next);
-  };
 }
 
 export function adminPrincipal(res: Response): AdminPrincipal {

@@ -13,11 +13,10 @@ import type { CallObserver } from "../auth0/gateway.js";
 import type { EndpointClass } from "../auth0/rate-limiter.js";
 import type { DbOrTx } from "../directory/database.js";
 import { routeTemplate, trackRoute } from "../logging.js";
+import { laneName, queueDepth } from "../sync/job-queries.js";
 import { Lane } from "../sync/queue.js";
 import type { WorkerEvents } from "../sync/worker.js";
 
-const laneNames: Record<number, string> = { [Lane.deprovision]: "deprovision", [Lane.provision]: "provision", [Lane.background]: "background" };
-export const laneName = (lane: number): string => laneNames[lane] ?? String(lane);
 
 /** States that make up the queue (done jobs are history, not depth). */
 const queueStates = ["pending", "running", "dead"] as const;
@@ -244,14 +243,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   };
 }
 
-/** Queue depth by lane and state; one indexed GROUP BY over jobs (done rows excluded). */
-export function queueDepthFromDb(db: DbOrTx): QueueDepthRow[] {
-  return db
-    .all<{ lane: number; state: string; count: number }>(
-      sql`SELECT lane, state, count(*) AS count FROM jobs WHERE state IN ('pending', 'running', 'dead') GROUP BY state, lane`,
-    )
-    .map((r) => ({ lane: Number(r.lane), state: r.state, count: Number(r.count) }));
-}
+/** Queue depth by lane and state (done rows excluded), as the admin API and the CLI count it. */
+export const queueDepthFromDb = (db: DbOrTx): QueueDepthRow[] => queueDepth(db).map(({ lane, state, count }) => ({ lane, state, count }));
 
 /** Organization label by slug, for MetricsOptions.organizationLabel; slugs never change, so they are cached. */
 export function organizationSlugs(db: DbOrTx): (organizationId: string) => string {

@@ -1,7 +1,8 @@
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
-import { recordAudit, type Actor } from "../directory/audit.js";
+import { recordAudit } from "../directory/audit.js";
 import type { Db, DbOrTx } from "../directory/database.js";
+import type { Change } from "../directory/write-context.js";
 import { conflict, notFound } from "../errors.js";
 import { jobKey, type JobKind } from "./queue.js";
 import type { JobRow } from "./worker.js";
@@ -11,6 +12,10 @@ import type { JobRow } from "./worker.js";
  * dead letters, per-user pending work, counts for sync health, and retry.
  */
 export type JobState = "pending" | "running" | "done" | "dead";
+
+/** Lane names, indexed by lane number (Lane): the labels of metrics, the admin API and the CLI. */
+export const laneNames = ["deprovision", "provision", "background"] as const;
+export const laneName = (lane: number): string => laneNames[lane] ?? String(lane);
 export const jobStates: readonly JobState[] = ["pending", "running", "done", "dead"];
 
 export interface JobQuery {
@@ -110,6 +115,30 @@ export function jobCounts(db: DbOrTx, organizationId?: string): JobCounts[] {
     .all();
 }
 
+export interface QueueDepth {
+  lane: number;
+  state: Exclude<JobState, "done">;
+  count: number;
+  /** Oldest acknowledged change still waiting in this group (epoch ms). */
+  oldestFirstEnqueuedAt: number;
+}
+
+/** Queue depth by lane and state, of every organization or one: jobCounts summed over organizations. */
+export function queueDepth(db: DbOrTx, organizationId?: string): QueueDepth[] {
+  const out = new Map<string, QueueDepth>();
+  for (const g of jobCounts(db, organizationId)) {
+    if (g.state === "done") continue;
+    const key = `${g.lane}:${g.state}`;
+    const d = out.get(key);
+    if (!d) out.set(key, { lane: Number(g.lane), state: g.state, count: Number(g.count), oldestFirstEnqueuedAt: Number(g.oldestFirstEnqueuedAt) });
+    else {
+      d.count += Number(g.count);
+      d.oldestFirstEnqueuedAt = Math.min(d.oldestFirstEnqueuedAt, Number(g.oldestFirstEnqueuedAt));
+    }
+  }
+  return [...out.values()];
+}
+
 export interface RetryResult {
   job: JobRow;
   /** Set when a pending job of the same key absorbed the retried one (which is then removed). */
@@ -124,10 +153,10 @@ export interface RetryResult {
 export function retryJob(
   db: Db,
   id: number,
-  actor: Actor,
-  options: { organizationId?: string; requestId?: string | null; now?: number } = {},
+  change: Change,
+  options: { organizationId?: string } = {},
 ): RetryResult {
-  const now = options.now ?? Date.now();
+  const { actor, requestId, at: now } = change;
   return db.transaction(
     (tx) => {
       const job = getJob(tx, id);
@@ -173,7 +202,7 @@ export function retryJob(
         targetId: String(job.id),
         before: { state: job.state, kind: job.kind, subjectId: job.subjectId, attempts: job.attempts, lastError: job.lastError },
         after: { state: "pending", attempts: 0, ...(result.mergedInto !== null ? { mergedInto: result.mergedInto } : {}) },
-        requestId: options.requestId,
+        requestId,
         at: now,
       });
       return result;

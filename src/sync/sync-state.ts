@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { userSync } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
 import type { AppliedState } from "../mapping/index.js";
@@ -24,6 +24,35 @@ export interface UserSyncState {
   deadJob?: JobRow;
 }
 
+export type SyncStatus = UserSyncState["status"];
+export const syncStatuses: readonly SyncStatus[] = ["synced", "pending", "failed", "awaitingFirstLogin", "notSynced"];
+
+/** What a user's sync status is decided from. */
+export interface SyncFacts {
+  /** A user job is pending or running. */
+  open: boolean;
+  /** A user job gave up (dead letter). */
+  dead: boolean;
+  /** The last reconcile recorded an error. */
+  lastError: boolean;
+  /** The bridge has applied the user at least once. */
+  applied: boolean;
+  /** Applied as an enterprise user Auth0 creates at the first login, and not there yet. */
+  awaitingFirstLogin: boolean;
+}
+
+/**
+ * The one ranking of a user's sync status, for the SCIM extension, the admin API, the console and the
+ * CLI alike: queued or running work wins (a retry or a newer change is on its way), then a failure
+ * (an error recorded, or a job that gave up), then what was applied.
+ */
+export function rankSyncStatus(f: SyncFacts): SyncStatus {
+  if (f.open) return "pending";
+  if (f.dead || f.lastError) return "failed";
+  if (f.awaitingFirstLogin) return "awaitingFirstLogin";
+  return f.applied ? "synced" : "notSynced";
+}
+
 /** Sync state of many users of one organization in two queries (no query per user). */
 export function syncStates(db: DbOrTx, organizationId: string, userIds: readonly string[]): Map<string, UserSyncState> {
   const out = new Map<string, UserSyncState>();
@@ -39,15 +68,13 @@ export function syncStates(db: DbOrTx, organizationId: string, userIds: readonly
     const s = sync.get(id);
     const j = jobsOf.get(id);
     const applied = s?.applied ? (JSON.parse(s.applied) as AppliedState) : null;
-    const status = j?.open
-      ? "pending"
-      : j?.dead || s?.lastError
-        ? "failed"
-        : applied?.awaitingFirstLogin && !applied.exists
-          ? "awaitingFirstLogin"
-          : applied
-            ? "synced"
-            : "notSynced";
+    const status = rankSyncStatus({
+      open: j?.open !== undefined,
+      dead: j?.dead !== undefined,
+      lastError: Boolean(s?.lastError),
+      applied: applied !== null,
+      awaitingFirstLogin: Boolean(applied?.awaitingFirstLogin && !applied.exists),
+    });
     out.set(id, {
       status,
       auth0UserId: s?.auth0UserId ?? null,
@@ -61,4 +88,66 @@ export function syncStates(db: DbOrTx, organizationId: string, userIds: readonly
     });
   }
   return out;
+}
+
+export interface SyncStatusCounts extends Record<SyncStatus, number> {
+  /** Live (not deleted) users of the organization. */
+  total: number;
+  active: number;
+}
+
+/** Live users of an organization with their sync facts, for the counts and the failure list below. */
+const liveUserFacts = (organizationId: string) => sql`
+  SELECT u.id AS userId, u.user_name AS userName, u.active AS active,
+    EXISTS (SELECT 1 FROM jobs j WHERE j.key = 'user:' || u.id AND j.state IN ('pending', 'running')) AS open,
+    (SELECT j.last_error FROM jobs j WHERE j.key = 'user:' || u.id AND j.state = 'dead' ORDER BY j.id DESC LIMIT 1) AS deadError,
+    EXISTS (SELECT 1 FROM jobs j WHERE j.key = 'user:' || u.id AND j.state = 'dead') AS dead,
+    (SELECT max(j.updated_at) FROM jobs j WHERE j.key = 'user:' || u.id AND j.state = 'dead') AS deadAt,
+    s.last_error AS lastError, s.last_error_at AS lastErrorAt, s.applied IS NOT NULL AS applied,
+    coalesce(json_extract(s.applied, '$.awaitingFirstLogin'), 0) AND NOT coalesce(json_extract(s.applied, '$.exists'), 0) AS awaitingFirstLogin
+  FROM users u
+  JOIN directories d ON d.id = u.directory_id
+  LEFT JOIN user_sync s ON s.user_id = u.id
+  WHERE d.organization_id = ${organizationId} AND u.deleted_at IS NULL`;
+
+const factsOf = (r: { open: number; dead: number; lastError: string | null; applied: number; awaitingFirstLogin: number }): SyncFacts => ({
+  open: Boolean(r.open),
+  dead: Boolean(r.dead),
+  lastError: r.lastError !== null,
+  applied: Boolean(r.applied),
+  awaitingFirstLogin: Boolean(r.awaitingFirstLogin),
+});
+
+/** An organization's live users counted by sync status (rankSyncStatus), in one grouped query. */
+export function syncStatusCounts(db: DbOrTx, organizationId: string): SyncStatusCounts {
+  const groups = db.all<{ open: number; dead: number; lastError: string | null; applied: number; awaitingFirstLogin: number; n: number; active: number }>(sql`
+    SELECT open, dead, CASE WHEN lastError IS NULL THEN NULL ELSE '' END AS lastError, applied, awaitingFirstLogin,
+      count(*) AS n, coalesce(sum(active), 0) AS active
+    FROM (${liveUserFacts(organizationId)}) GROUP BY 1, 2, 3, 4, 5`);
+  const counts: SyncStatusCounts = { total: 0, active: 0, synced: 0, pending: 0, failed: 0, awaitingFirstLogin: 0, notSynced: 0 };
+  for (const g of groups) {
+    counts[rankSyncStatus(factsOf(g))] += Number(g.n);
+    counts.total += Number(g.n);
+    counts.active += Number(g.active);
+  }
+  return counts;
+}
+
+export interface FailedUser {
+  userId: string;
+  userName: string;
+  /** The recorded reconcile error, else the dead job's. */
+  lastError: string | null;
+  lastErrorAt: number | null;
+}
+
+/** The organization's users whose status is "failed", latest failure first. */
+export function failedUsers(db: DbOrTx, organizationId: string, limit: number): FailedUser[] {
+  const rows = db.all<{ userId: string; userName: string; open: number; dead: number; deadError: string | null; deadAt: number | null; lastError: string | null; lastErrorAt: number | null; applied: number; awaitingFirstLogin: number }>(sql`
+    SELECT * FROM (${liveUserFacts(organizationId)})
+    WHERE NOT open AND (dead OR lastError IS NOT NULL)
+    ORDER BY coalesce(lastErrorAt, deadAt) DESC, userId LIMIT ${limit}`);
+  return rows
+    .filter((r) => rankSyncStatus(factsOf(r)) === "failed")
+    .map((r) => ({ userId: r.userId, userName: r.userName, lastError: r.lastError ?? r.deadError, lastErrorAt: r.lastErrorAt ?? r.deadAt }));
 }

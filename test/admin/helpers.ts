@@ -13,7 +13,8 @@ import { issueAdminToken, revokeAdminToken } from "../../src/directory/admin-tok
 import { openDatabase, type Db } from "../../src/directory/database.js";
 import { placeHold } from "../../src/directory/holds.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
-import { onboardOrganization } from "../../src/directory/onboarding.js";
+import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { changeBy } from "../../src/directory/write-context.js";
 import { createUser } from "../../src/directory/users.js";
 import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
@@ -55,7 +56,7 @@ export const mappingFor = (description: string): MappingDocument => ({
 });
 
 function seedOrganization(db: Db, slug: string, now: number): FixtureOrg {
-  const onboarded = onboardOrganization(db, { slug }, operatorActor, now);
+  const onboarded = onboardOrganization(db, { slug }, changeBy(operatorActor, { at: now }));
   const organizationId = onboarded.organization.id;
   const directoryId = onboarded.directory.id;
   const ctx = { organizationId, directoryId, actor: { type: "directory" as const, id: directoryId }, now };
@@ -63,7 +64,7 @@ function seedOrganization(db: Db, slug: string, now: number): FixtureOrg {
   const userIds = db.transaction((tx) =>
     userNames.map((userName, i) => createUser(tx, ctx, { userName, displayName: `${slug} person ${i}`, emails: [{ value: userName, primary: true }], active: true }).id),
   );
-  placeHold(db, { organizationId, userId: userIds[1]!, reason: "seeded hold", now }, operatorActor);
+  placeHold(db, { organizationId, userId: userIds[1]!, reason: "seeded hold" }, changeBy(operatorActor, { at: now }));
   saveMappingVersion(db, organizationId, mappingFor(`${slug} v1`), { actor: operatorActor, now });
   saveMappingVersion(db, organizationId, mappingFor(`${slug} v2`), { actor: operatorActor, now });
   enqueueJob(db, { organizationId, directoryId, kind: "user", subjectId: userIds[2]!, lane: Lane.provision, now });
@@ -79,14 +80,14 @@ export function adminFixture(extra: Partial<AdminDeps> = {}): AdminFixture {
   const a = seedOrganization(db, "alpha", clock.now);
   const b = seedOrganization(db, "bravo", clock.now);
   const issue = (scope: "operator" | "org_admin", organizationId: string | null, name: string, at = clock.now, days?: number) =>
-    db.transaction((tx) => issueAdminToken(tx, { scope, organizationId, name, expiresInDays: days }, operatorActor, null, at));
+    db.transaction((tx) => issueAdminToken(tx, { scope, organizationId, name, expiresInDays: days }, changeBy(operatorActor, { at })));
   const operator = issue("operator", null, "ops");
   const orgAdminA = issue("org_admin", a.id, "alpha admin");
   const orgAdminB = issue("org_admin", b.id, "bravo admin");
   const expired = issue("operator", null, "old ops", clock.now - 3 * dayMs, 1);
   const revoked = issue("operator", null, "leaked ops");
   const spare = issue("operator", null, "spare");
-  db.transaction((tx) => revokeAdminToken(tx, revoked.record.id, operatorActor, null, clock.now - 1000));
+  db.transaction((tx) => revokeAdminToken(tx, revoked.record.id, changeBy(operatorActor, { at: clock.now - 1000 })));
   const signOuts: string[] = [];
   const router = adminRouter({
     db,

@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { registerSetupLinkCommands } from "../../src/cli/setup-link.js";
 import { auditEntries, setupLinks } from "../../db/schema.js";
 import { openDatabase } from "../../src/directory/database.js";
-import { onboardOrganization } from "../../src/directory/onboarding.js";
+import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { changeBy } from "../../src/directory/write-context.js";
 import { hashSetupToken, redeemSetupLink } from "../../src/directory/setup-links.js";
 
 /** `scim-bridge setup-link create|revoke`, run in-process against a fresh database file. */
@@ -18,7 +19,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "scim-bridge-setup-link-"));
   url = `sqlite:${join(dir, "bridge.db")}`;
   const opened = openDatabase(url);
-  onboardOrganization(opened.db, { slug: "acme" }, { type: "operator", id: "test" });
+  onboardOrganization(opened.db, { slug: "acme" }, changeBy({ type: "operator", id: "test" }));
   opened.close();
   vi.spyOn(console, "log").mockImplementation((line: unknown) => void printed.push(String(line)));
 });

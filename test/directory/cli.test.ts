@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
+import { eq } from "drizzle-orm";
+import { auditEntries, scimTokens } from "../../db/schema.js";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { registerOrgCommands } from "../../src/cli/org.js";
 import { openDatabase } from "../../src/directory/database.js";
@@ -88,6 +90,25 @@ describe("directory create, token rotate, org list", () => {
     expect(listed.organizations).toHaveLength(1);
     expect(listed.organizations[0].directories.map((d: { id: string }) => d.id)).toEqual([org.directory.id, second.directory.id]);
     expect(JSON.stringify(listed)).not.toContain(third.token);
+  });
+
+  it("records the operator at the terminal in the audit log, as every other command does", async () => {
+    const org = JSON.parse(await cli("org", "create", "initech", "--json"));
+    await cli("token", "rotate", org.directory.id, "--json");
+    const actors = inspect(({ db }) =>
+      db.select({ action: auditEntries.action, type: auditEntries.actorType, id: auditEntries.actorId }).from(auditEntries).where(eq(auditEntries.organizationId, org.organization.id)).all(),
+    );
+    expect(actors.map((a) => a.action)).toEqual(expect.arrayContaining(["organization.create", "directory.create", "token.issue"]));
+    for (const a of actors) expect(a).toMatchObject({ type: "operator", id: `cli:${userInfo().username}` });
+  });
+
+  it("holds a token lifetime to the admin API's rule: whole days from 1 to 3650", async () => {
+    await expect(cli("org", "create", "zero", "--expires-in-days", "0")).rejects.toThrow(/whole number of days from 1 to 3650/);
+    await expect(cli("org", "create", "long", "--expires-in-days", "3651")).rejects.toThrow(/whole number of days from 1 to 3650/);
+    const made = JSON.parse(await cli("org", "create", "year", "--expires-in-days", "365", "--json"));
+    const expiresAt = inspect(({ db }) => db.select().from(scimTokens).where(eq(scimTokens.directoryId, made.directory.id)).get()!.expiresAt!);
+    expect(expiresAt - Date.now()).toBeGreaterThan(364 * 86_400_000);
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(365 * 86_400_000);
   });
 
   it("reports an unknown directory or organization", async () => {

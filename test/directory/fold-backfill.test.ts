@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/directory/database.js";
 import { foldCase } from "../../src/directory/fold.js";
-import { onboardOrganization } from "../../src/directory/onboarding.js";
+import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { changeBy } from "../../src/directory/write-context.js";
 
 /**
  * Rows written before folding was Unicode-aware carry String.prototype.toLowerCase() in their folded
@@ -21,7 +22,7 @@ describe("folded columns written before Unicode folding", () => {
     dir = mkdtempSync(join(tmpdir(), "fold-backfill-"));
     const url = `sqlite:${join(dir, "bridge.db")}`;
     let first = openDatabase(url);
-    const { directory } = onboardOrganization(first.db, { slug: "fold" }, { type: "operator", id: "t" });
+    const { directory } = onboardOrganization(first.db, { slug: "fold" }, changeBy({ type: "operator", id: "t" }));
     const now = Date.now();
     const user = (id: string, userName: string, emails: string[]) => {
       first.sqlite

@@ -5,7 +5,8 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { credentialEpochs, directories, organizations, scimTokens } from "../../db/schema.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { rotateDirectoryToken } from "../../src/directory/onboarding.js";
+import { rotateDirectoryToken } from "../../src/admin/onboarding.js";
+import { changeBy } from "../../src/directory/write-context.js";
 import { hashToken, revokeScimToken } from "../../src/directory/tokens.js";
 import { packageRoot } from "../../src/paths.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
@@ -28,14 +29,18 @@ afterAll(async () => {
   await bridge.close();
 });
 
-const tokenId = (token: string): string => other.db.select().from(scimTokens).where(eq(scimTokens.tokenHash, hashToken(token))).get()!.id;
+const tokenRow = (token: string) => other.db.select().from(scimTokens).where(eq(scimTokens.tokenHash, hashToken(token))).get()!;
+const tokenId = (token: string): string => tokenRow(token).id;
+/** Revokes through the store on the other connection, as an operator tool would. */
+const revoke = (dir: { token: string; organizationId: string; directoryId: string }) =>
+  revokeScimToken(other.db, { organizationId: dir.organizationId, directoryId: dir.directoryId, tokenId: tokenId(dir.token) }, changeBy({ type: "operator", id: "test" }));
 
 describe("token cache", () => {
   it("refuses a token on the next request once another connection revoked it", async () => {
     const dir = bridge.newDirectory();
     await dir.scim.get("/Users").expect(200);
     await dir.scim.get("/Users").expect(200); // answered from the cache
-    expect(revokeScimToken(other.db, tokenId(dir.token))).toBe(true);
+    expect(revoke(dir).revokedAt).not.toBeNull();
     await dir.scim.get("/Users").expect(401);
   });
 
@@ -69,7 +74,7 @@ describe("token cache", () => {
   it("refuses a token on the next request once the CLI, in another process, rotated it out", async () => {
     const dir = bridge.newDirectory();
     // A first rotation leaves two active tokens (the original and this one) ...
-    rotateDirectoryToken(other.db, dir.directoryId, {}, operator);
+    rotateDirectoryToken(other.db, dir.directoryId, {}, changeBy(operator));
     await dir.scim.get("/Users").expect(200);
     // ... a second one, by `scim-bridge token rotate` in a process of its own, revokes the original.
     await promisify(execFile)(process.execPath, ["--import", "tsx", join(packageRoot, "src", "main.ts"), "token", "rotate", dir.directoryId], {
@@ -85,7 +90,7 @@ describe("token cache", () => {
     const before = epoch();
     other.db.update(scimTokens).set({ lastUsedAt: Date.now() }).where(eq(scimTokens.id, tokenId(dir.token))).run();
     expect(epoch()).toBe(before);
-    revokeScimToken(other.db, tokenId(dir.token));
+    revoke(dir);
     expect(epoch()).toBe(before + 1);
   });
 });

@@ -1,7 +1,8 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditEntries, scimTokens } from "../../db/schema.js";
-import { rotateDirectoryToken } from "../../src/directory/onboarding.js";
+import { rotateDirectoryToken } from "../../src/admin/onboarding.js";
+import { changeBy } from "../../src/directory/write-context.js";
 import { hashToken, issueScimToken, listScimTokens, verifyScimToken } from "../../src/directory/tokens.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 
@@ -15,7 +16,7 @@ afterAll(async () => bridge.close());
 
 describe("SCIM tokens", () => {
   it("stores only the SHA-256 of the token, nowhere the token itself", () => {
-    const { token, record } = rotateDirectoryToken(bridge.db, bridge.directoryId, {}, operator).token;
+    const { token, record } = rotateDirectoryToken(bridge.db, bridge.directoryId, {}, changeBy(operator)).token;
     expect(record.tokenHash).toBe(hashToken(token));
     expect(record.hint).toBe(token.slice(-4));
     const everything = JSON.stringify([bridge.db.select().from(scimTokens).all(), bridge.db.select().from(auditEntries).all()]);
@@ -25,10 +26,10 @@ describe("SCIM tokens", () => {
 
   it("keeps at most two active tokens: a rotation revokes the older one", async () => {
     const dir = bridge.newDirectory();
-    const second = rotateDirectoryToken(bridge.db, dir.directoryId, {}, operator).token.token;
+    const second = rotateDirectoryToken(bridge.db, dir.directoryId, {}, changeBy(operator)).token.token;
     await dir.scim.get("/Users").expect(200); // the first still works: the rotation overlaps
     await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
-    const third = rotateDirectoryToken(bridge.db, dir.directoryId, {}, operator).token.token;
+    const third = rotateDirectoryToken(bridge.db, dir.directoryId, {}, changeBy(operator)).token.token;
     await dir.scim.get("/Users").expect(401);
     await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
     await dir.scim.get("/Users").set("Authorization", `Bearer ${third}`).expect(200);
@@ -38,7 +39,7 @@ describe("SCIM tokens", () => {
   it("refuses an expired token and records when a token was last used", async () => {
     const dir = bridge.newDirectory();
     const now = Date.now();
-    const expiring = bridge.db.transaction((tx) => issueScimToken(tx, { directoryId: dir.directoryId, organizationId: dir.organizationId, expiresAt: now + 60_000 }, operator, now));
+    const expiring = bridge.db.transaction((tx) => issueScimToken(tx, { directoryId: dir.directoryId, organizationId: dir.organizationId, expiresAt: now + 60_000 }, changeBy(operator, { at: now })));
     expect(verifyScimToken(bridge.db, expiring.token, now + 59_000)?.directoryId).toBe(dir.directoryId);
     expect(verifyScimToken(bridge.db, expiring.token, now + 60_000)).toBeUndefined();
     bridge.db.update(scimTokens).set({ expiresAt: Date.now() - 1 }).where(eq(scimTokens.id, expiring.record.id)).run();

@@ -11,7 +11,8 @@ import { createBridge, type Bridge, type BridgeOverrides } from "../../src/bridg
 import { loadConfig } from "../../src/config.js";
 import type { Db } from "../../src/directory/database.js";
 import { scimBaseUrl } from "../../src/directory/directories.js";
-import { addDirectory, onboardOrganization } from "../../src/directory/onboarding.js";
+import { addDirectory, onboardOrganization } from "../../src/admin/onboarding.js";
+import { changeBy } from "../../src/directory/write-context.js";
 import type { AppDeps } from "../../src/http/app.js";
 
 /**
@@ -144,7 +145,7 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     baseUrl: scimBaseUrl(origin, directoryId),
     basePath: `/scim/v2/${directoryId}`,
   });
-  const first = onboardOrganization(db, { slug: `test-org-${process.pid}-${++counter}` }, operator);
+  const first = onboardOrganization(db, { slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator));
   const main = describe(first.organization.id, first.directory.id, first.token.token);
 
   return {
@@ -158,7 +159,7 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     http,
     scim: client(http, main),
     newDirectory(slug) {
-      const made = slug === undefined ? onboardOrganization(db, { slug: `test-org-${process.pid}-${++counter}` }, operator) : addDirectory(db, slug, {}, operator);
+      const made = slug === undefined ? onboardOrganization(db, { slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator)) : addDirectory(db, slug, {}, changeBy(operator));
       const d = describe(made.organization.id, made.directory.id, made.token.token);
       return { ...d, scim: client(http, d) };
     },

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { migratedUsers } from "../../db/schema.js";
 import { adminRouter } from "../../src/admin/router.js";
 import { issueAdminToken } from "../../src/directory/admin-tokens.js";
+import { changeBy } from "../../src/directory/write-context.js";
 import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
@@ -43,7 +44,7 @@ beforeEach(async () => {
     }),
   );
   http = supertest(app);
-  orgAdminToken = bridge.db.transaction((tx) => issueAdminToken(tx, { scope: "org_admin", organizationId: bridge.organizationId, name: "acme admin" }, operator)).token;
+  orgAdminToken = bridge.db.transaction((tx) => issueAdminToken(tx, { scope: "org_admin", organizationId: bridge.organizationId, name: "acme admin" }, changeBy(operator))).token;
   sync.emulator.clearCalls();
 });
 afterEach(async () => {

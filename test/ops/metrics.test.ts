@@ -3,7 +3,8 @@ import express from "express";
 import request from "supertest";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { createMetrics, metricsRouter, organizationSlugs, queueDepthFromDb } from "../../src/http/metrics.js";
-import { onboardOrganization } from "../../src/directory/onboarding.js";
+import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { changeBy } from "../../src/directory/write-context.js";
 import { requestId } from "../../src/http/request-id.js";
 import { errorMiddleware } from "../../src/http/errors.js";
 import { createLogger } from "../../src/logging.js";
@@ -166,7 +167,7 @@ describe("/metrics", () => {
   it("labels the deprovision latency with the organization's slug, not its id", async () => {
     const o = openDatabase("sqlite::memory:");
     opened.push(o);
-    const acme = onboardOrganization(o.db, { slug: "acme" }, { type: "operator", id: "test" }).organization;
+    const acme = onboardOrganization(o.db, { slug: "acme" }, changeBy({ type: "operator", id: "test" })).organization;
     const metrics = createMetrics({ defaultMetrics: false, organizationLabel: organizationSlugs(o.db), now: () => 10_000 });
     metrics.workerEvents.onOutcome?.(job({ organizationId: acme.id, lane: Lane.deprovision, firstEnqueuedAt: 9_000 }), { status: "done" }, 1);
     metrics.workerEvents.onOutcome?.(job({ organizationId: "gone", lane: Lane.deprovision, firstEnqueuedAt: 9_000 }), { status: "done" }, 1);

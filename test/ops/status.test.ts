@@ -2,13 +2,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
-import { eq } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { guardPauses, jobs, userSync, users } from "../../db/schema.js";
 import { registerStatusCommands } from "../../src/cli/status.js";
 import { openDatabase, type Db } from "../../src/directory/database.js";
-import { onboardOrganization } from "../../src/directory/onboarding.js";
+import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { changeBy } from "../../src/directory/write-context.js";
+import { listDirectories } from "../../src/directory/directories.js";
+import { getOrganization } from "../../src/directory/organizations.js";
 import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { syncStates } from "../../src/sync/sync-state.js";
 
 let dir: string;
 let url: string;
@@ -31,7 +35,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "status-cli-"));
   url = `sqlite:${join(dir, "bridge.db")}`;
   const { db, close } = openDatabase(url);
-  const acme = onboardOrganization(db, { slug: "acme", displayName: "Acme Inc." }, operator);
+  const acme = onboardOrganization(db, { slug: "acme", displayName: "Acme Inc." }, changeBy(operator));
   const orgId = acme.organization.id;
   const dirId = acme.directory.id;
   db.delete(jobs).run(); // the onboarding's own "organization" job; the test sets the queue up itself
@@ -49,7 +53,7 @@ beforeEach(() => {
   db.update(jobs).set({ state: "dead", attempts: 12, lastError: "gave up after 12 attempts: Auth0 503" }).where(eq(jobs.subjectId, "u-gus")).run();
   db.insert(guardPauses).values({ id: "gp1", organizationId: orgId, trippedAt: Date.now(), reason: "40 of 100 users deactivated within 10 minutes", state: "paused" }).run();
   // A second organization whose jobs must not show up under acme.
-  onboardOrganization(db, { slug: "globex" }, operator);
+  onboardOrganization(db, { slug: "globex" }, changeBy(operator));
   close();
   out = [];
   err = [];
@@ -79,7 +83,7 @@ describe("scim-bridge status <org>", () => {
     expect(status.directories[0]).toMatchObject({ name: "default", activeTokens: 1, lastUsedAt: null });
     expect(status.directories[0].scimBaseUrl).toBe(`https://bridge.example.com/scim/v2/${status.directories[0].id}`);
     // gus is deleted (a tombstone): not a live user, but its dead job counts.
-    expect(status.users).toEqual({ total: 6, active: 5, inactive: 1, linked: 2, pending: 2, failed: 1, notYetSynced: 1 });
+    expect(status.users).toEqual({ total: 6, active: 5, inactive: 1, synced: 2, pending: 2, failed: 1, awaitingFirstLogin: 0, notSynced: 1 });
     expect(status.failedUsers).toEqual([expect.objectContaining({ userName: "dan@acme.test", lastError: "Auth0 rejected the email: invalid" })]);
     expect(status.queue).toEqual({
       deprovision: { pending: 1, running: 0, dead: 1 },
@@ -91,13 +95,41 @@ describe("scim-bridge status <org>", () => {
     expect(status.guard).toMatchObject({ paused: true, reason: "40 of 100 users deactivated within 10 minutes" });
   });
 
+  it("ranks every user as the admin API and SCIM do: a dead job is a failure, queued work outranks a recorded error", async () => {
+    const { db, close } = openDatabase(url);
+    const org = getOrganization(db, "acme")!;
+    const dirId = listDirectories(db, org.id)[0]!.id;
+    // hal: applied, but his last job gave up (no error on the sync row); ida: an error recorded, and a retry queued.
+    addUser(db, dirId, "u-hal", "hal@acme.test");
+    sync(db, "u-hal", dirId, org.id, "auth0|hal");
+    enqueueJob(db, { organizationId: org.id, directoryId: dirId, kind: "user", subjectId: "u-hal", lane: Lane.provision });
+    db.update(jobs).set({ state: "dead", attempts: 12, lastError: "gave up: Auth0 409 conflict" }).where(eq(jobs.subjectId, "u-hal")).run();
+    addUser(db, dirId, "u-ida", "ida@acme.test");
+    sync(db, "u-ida", dirId, org.id, null, "Auth0 429: too many requests");
+    enqueueJob(db, { organizationId: org.id, directoryId: dirId, kind: "user", subjectId: "u-ida", lane: Lane.provision });
+    const live = db.select({ id: users.id }).from(users).where(and(eq(users.directoryId, dirId), isNull(users.deletedAt))).all();
+    const perUser = syncStates(db, org.id, live.map((u) => u.id));
+    close();
+
+    expect(perUser.get("u-hal")?.status).toBe("failed");
+    expect(perUser.get("u-ida")?.status).toBe("pending");
+    const tally = { synced: 0, pending: 0, failed: 0, awaitingFirstLogin: 0, notSynced: 0 };
+    for (const state of perUser.values()) tally[state.status] += 1;
+    expect(await cli("status", "acme", "--json")).toBe(0);
+    const status = JSON.parse(out.join("\n"));
+    expect(status.users).toMatchObject({ ...tally, total: perUser.size });
+    const failedNames = status.failedUsers.map((f: { userName: string }) => f.userName);
+    expect(failedNames.sort()).toEqual(["dan@acme.test", "hal@acme.test"]);
+    expect(status.failedUsers.find((f: { userName: string }) => f.userName === "hal@acme.test").lastError).toBe("gave up: Auth0 409 conflict");
+  });
+
   it("prints readable tables", async () => {
     expect(await cli("status", "acme")).toBe(0);
     const text = out.join("\n");
     expect(text).toContain("Organization acme (Acme Inc.)");
     expect(text).toContain("Auth0 org   not created yet");
     expect(text).toMatch(/guard\s+PAUSED since .*40 of 100 users deactivated/);
-    expect(text).toMatch(/linked\s+2\n\s+pending\s+2\n\s+failed\s+1\n\s+not yet synced\s+1/);
+    expect(text).toMatch(/synced\s+2\n\s+pending\s+2\n\s+failed\s+1\n\s+awaiting first login\s+0\n\s+not synced\s+1/);
     expect(text).toMatch(/deprovision\s+1\s+0\s+1/);
     expect(text).toContain("oldest deprovision waiting since 2m ago");
     expect(text).toContain("1 dead job(s): scim-bridge jobs --org acme --state dead");

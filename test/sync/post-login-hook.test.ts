@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { RequestHandler } from "express";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { placeHold } from "../../src/directory/holds.js";
+import { changeBy } from "../../src/directory/write-context.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-login-hook.js";
 import { parseMapping } from "../../src/mapping/index.js";
@@ -153,7 +154,7 @@ describe("decisions", () => {
   it("denies a held user, and the hold beats a later active:true from the IdP", async () => {
     const user = await syncedUser("held@example.com");
     await sync.engine.worker.stop();
-    placeHold(bridge.db, { organizationId: bridge.organizationId, userId: user.id, reason: "security review" }, operator);
+    placeHold(bridge.db, { organizationId: bridge.organizationId, userId: user.id, reason: "security review" }, changeBy(operator));
     await bridge.scim.patch(`/Users/${user.id}`, patchActive(true)).expect(204);
     const answer = await decide(loginEvent({ user_id: user.auth0UserId, email: "held@example.com" }));
     expect(answer.decision).toBe("deny");
