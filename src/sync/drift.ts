@@ -106,26 +106,31 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     options.onProgress?.(done++, rows.length);
     const sync = syncOf(user.id);
     const applied: AppliedState = sync?.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
-    const d = desired(mapping, directoryUserOf(user), groupsOfUser(deps.db, user.id), activeHolds(deps.db, user.id), {
-      memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, org.id),
-    });
     if (applied.auth0UserId) accounted.add(applied.auth0UserId);
-    if (!applied.auth0UserId || !applied.exists) {
-      if (plan(d, applied).length > 0) {
-        report.unsynced++;
-        // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
-        // hook was installed) is linked by email and connection this way. Not when a job for it is
-        // already queued or running (a push in progress): that job does the same, and a second would
-        // only repeat its calls.
-        if (options.repair && jobState(user.id).length === 0) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.background });
-      }
+    const open = jobState(user.id);
+    // Not linked yet and a job is on it (a push in progress): not synced yet, and that job links it;
+    // nothing to read or to queue, and no need to work out its desired state.
+    if ((!applied.auth0UserId || !applied.exists) && open.length > 0) {
+      report.unsynced++;
       return;
     }
     // Written moments ago, or being written now: Auth0 shows a member removal only after
     // "approximately 5–10 seconds" (Auth0 "Remove members from organizations"), and a running job
     // changes the applied state under the scan. Neither can be judged; the next scan will.
-    if ((sync?.appliedAt != null && now() - sync.appliedAt < RECENT_WRITE_MS) || jobState(user.id).includes("running")) {
+    if (applied.auth0UserId && applied.exists && ((sync?.appliedAt != null && now() - sync.appliedAt < RECENT_WRITE_MS) || open.includes("running"))) {
       report.recent++;
+      return;
+    }
+    const d = desired(mapping, directoryUserOf(user), groupsOfUser(deps.db, user.id), activeHolds(deps.db, user.id), {
+      memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, org.id),
+    });
+    if (!applied.auth0UserId || !applied.exists) {
+      if (plan(d, applied).length > 0) {
+        report.unsynced++;
+        // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
+        // hook was installed) is linked by email and connection this way.
+        if (options.repair) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.background });
+      }
       return;
     }
     report.checked++;
@@ -182,8 +187,17 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       });
     }
   };
+  let sinceYield = 0;
   const runner = async (): Promise<void> => {
-    while (next < rows.length) await checkOne(next++);
+    while (next < rows.length) {
+      await checkOne(next++);
+      // Users skipped without a call are checked synchronously: give the event loop (deprovisioning
+      // calls, SCIM requests) a turn now and then rather than running thousands of them in one go.
+      if (++sinceYield >= 50) {
+        sinceYield = 0;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
   };
   await Promise.all(Array.from({ length: Math.min(DRIFT_CONCURRENCY, rows.length) }, runner));
   report.drifted = found.filter((d): d is DriftedUser => d !== undefined);

@@ -76,6 +76,7 @@ export class Worker {
   private running = false;
   private ticking = false;
   private tickAgain = false;
+  private leasesCheckedAt = -Infinity;
   /** Time of the last completed poll; /readyz reports the worker dead when this goes stale. */
   lastTickAt = 0;
 
@@ -171,7 +172,12 @@ export class Worker {
   private tick(): void {
     const t = this.now();
     this.lastTickAt = t;
-    this.recoverExpiredLeases(t);
+    // Leases last tens of seconds: looking for expired ones once per poll is plenty, and doing it on
+    // every job completion (hundreds a second during a push) costs a transaction each.
+    if (t - this.leasesCheckedAt >= this.pollMs) {
+      this.leasesCheckedAt = t;
+      this.recoverExpiredLeases(t);
+    }
     const scans = [...this.inFlight.values()].filter((f) => f.job.kind === SCAN_KIND).length;
     const free = this.concurrency - (this.inFlight.size - scans);
     if (free > 0) for (const job of this.claim(free, t, false)) this.run(job);
