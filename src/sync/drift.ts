@@ -92,6 +92,9 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
   // Every role the mapping can grant is the bridge's: one granted by hand to a user the rules do not
   // give it is drift. Roles the mapping never names belong to someone else and are not compared.
   const mappingRoles = [...mapping.roles.default, ...mapping.roles.rules.flatMap((r) => r.grant)];
+  // A user written after this moment is not judged against the member list below: it may have
+  // become (or stopped being) a member after the list was read.
+  const listedAt = now();
   const members = new Set((await deps.gateway.listMembers(auth0OrgId, lane)).map((m) => m.user_id));
   const accounted = new Set<string>();
   const report: DriftReport = { organizationId: org.id, checked: 0, drifted: [], unsynced: 0, recent: 0, unmanagedMembers: [], repaired: options.repair };
@@ -114,10 +117,12 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       report.unsynced++;
       return;
     }
-    // Written moments ago, or being written now: Auth0 shows a member removal only after
-    // "approximately 5–10 seconds" (Auth0 "Remove members from organizations"), and a running job
-    // changes the applied state under the scan. Neither can be judged; the next scan will.
-    if (applied.auth0UserId && applied.exists && ((sync?.appliedAt != null && now() - sync.appliedAt < RECENT_WRITE_MS) || open.includes("running"))) {
+    // Written moments ago, after the member list was read, or being written now: Auth0 shows a
+    // member removal only after "approximately 5–10 seconds" (Auth0 "Remove members from
+    // organizations"), the list says nothing of later changes, and a running job changes the
+    // applied state under the scan. None can be judged; the next scan will.
+    const writtenAt = sync?.appliedAt ?? null;
+    if (applied.auth0UserId && applied.exists && ((writtenAt !== null && (now() - writtenAt < RECENT_WRITE_MS || writtenAt >= listedAt)) || open.includes("running"))) {
       report.recent++;
       return;
     }

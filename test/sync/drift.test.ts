@@ -217,6 +217,26 @@ describe("scanDrift", () => {
     expect(roleNames("bob@example.com")).toEqual(["member"]);
   });
 
+  it("does not judge a user written after the member list was read (a long scan beside a push)", async () => {
+    const ada = await push("ada@example.com");
+    await sync.drain();
+    const gateway = sync.engine.deps.gateway;
+    let clock = Date.now();
+    // The scan reads the member list before Ada was added; by her turn that write is a minute old.
+    const stale = Object.create(gateway, {
+      listMembers: {
+        value: async () => {
+          bridge.sqlite.prepare("update user_sync set applied_at = ? where user_id = ?").run(clock + 1_000, ada);
+          clock += 60_000;
+          return [];
+        },
+      },
+    }) as typeof gateway;
+    const report = await scanDrift({ ...sync.engine.deps, gateway: stale, now: () => clock }, bridge.organizationId, { repair: true });
+    expect(report).toMatchObject({ checked: 0, recent: 1, drifted: [] });
+    expect(openJobs()).toBe(0);
+  });
+
   it("counts directory users not synced yet, without reporting them as drift", async () => {
     await push("ada@example.com");
     await sync.drain();
