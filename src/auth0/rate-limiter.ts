@@ -280,7 +280,10 @@ export class RateLimiter {
     const t = this.now();
     this.syncShared(t);
     for (const b of this.buckets.values()) this.refill(b, t);
-    // Strict priority per bucket: a waiter that cannot go blocks lower-priority waiters on the same buckets.
+    // Strict priority per bucket: a waiter that cannot go blocks later waiters on the buckets it is
+    // short of, and only those. A call waiting for an empty endpoint bucket (member roles, say) does
+    // not hold back calls that need only the global bucket it shares: they go while it waits, and it
+    // still comes first for the global token once its own bucket has one.
     const blocked = new Set<Bucket>();
     let nextCheck = Infinity;
     for (let i = 0; i < this.waiters.length; ) {
@@ -306,6 +309,7 @@ export class RateLimiter {
         continue;
       }
       for (const b of buckets) {
+        if (this.available(b, w.lane, t)) continue;
         blocked.add(b);
         const floor = w.lane === 0 ? 0 : this.reserve(b);
         const needed = 1 + floor - b.tokens;

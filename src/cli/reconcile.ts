@@ -61,6 +61,7 @@ export function registerReconcileCommand(program: Command, open: () => Reconcile
         } else {
           for (const u of report.drifted) console.log(`${u.userName}: ${u.differences.join("; ")}`);
           console.log(`${report.drifted.length} drifted, ${report.unsynced} not yet synced, ${report.unmanagedMembers.length} Auth0 members not managed by the bridge${opts.dryRun ? " (dry run: nothing changed)" : ""}`);
+          if (report.recent > 0) console.log(`${report.recent} written by the bridge moments ago, not judged yet (Auth0 may not show the write yet; the next scan checks them)`);
         }
         if (failed.length > 0) {
           console.error(`${failed.length} repair${failed.length === 1 ? "" : "s"} failed:\n  ${failed.join("\n  ")}`);

@@ -1,12 +1,12 @@
-import { eq } from "drizzle-orm";
-import { organizations, userSync } from "../../db/schema.js";
+import { and, eq, inArray } from "drizzle-orm";
+import { jobs, organizations, userSync } from "../../db/schema.js";
 import { Auth0CallError } from "../auth0/errors.js";
 import type { Db } from "../directory/database.js";
 import { getActiveMapping } from "../directory/mappings.js";
 import { initialApplied, plan, type AppliedState } from "../mapping/index.js";
 import { jsonEqual } from "../mapping/types.js";
-import { desiredFor, organizationInputPages, type UserInputs } from "./inputs.js";
-import { enqueueJob, Lane } from "./queue.js";
+import { desiredFor, memberOfOtherOrganizations, organizationInputPages, type UserInputs } from "./inputs.js";
+import { enqueueJob, jobKey, Lane } from "./queue.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
 
@@ -23,6 +23,11 @@ export interface DriftReport {
   drifted: DriftedUser[];
   /** Directory users whose desired state is not applied yet (never synced, or pending). */
   unsynced: number;
+  /**
+   * Linked users not read this time: the bridge wrote them within Auth0's propagation delay, or is
+   * writing them now, so what Auth0 shows of them cannot be judged yet. The next scan checks them.
+   */
+  recent: number;
   /** Auth0 members of the organization that no directory user accounts for (left alone). */
   unmanagedMembers: string[];
   repaired: boolean;
@@ -37,8 +42,20 @@ export interface DriftOptions {
 /** Auth0's propagation delay for a member removal ("takes approximately 5–10 seconds"), with a margin. */
 export const MEMBER_REMOVAL_PROPAGATION_MS = 15_000;
 
-/** Users checked at once by a scan. */
-const DRIFT_CONCURRENCY = 8;
+/**
+ * A user the bridge wrote more recently than this is not read by a scan: Auth0 may not show the
+ * write yet (a member removal "takes approximately 5–10 seconds"), so a difference would be noise,
+ * and the reads would spend the organization-member-roles bucket, the smallest a scan draws on,
+ * while a push is using the rest of the budget.
+ */
+export const RECENT_WRITE_MS = MEMBER_REMOVAL_PROPAGATION_MS;
+
+/**
+ * Users checked at once by a scan. The limiter paces the calls (on the background lane, behind
+ * provisioning), so this only needs to be high enough that call latency never leaves the member-roles
+ * bucket idle: at 50–250 ms a call, 32 users in flight cover even a time-compressed tenant's rate.
+ */
+const DRIFT_CONCURRENCY = 32;
 
 const describe = (field: string, applied: unknown, observed: unknown): string =>
   `${field}: applied ${JSON.stringify(applied)}, Auth0 ${JSON.stringify(observed)}`;
@@ -56,17 +73,31 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
   if (!org) throw new Auth0CallError("fatal", undefined, undefined, `organization ${organizationId} does not exist`);
   const auth0OrgId = await ensureAuth0Organization(deps, org, lane);
   const mapping = getActiveMapping(deps.db, org.id)!.document;
+  // Directory data (attributes, groups, holds) loaded in pages, a few queries each.
   const rows: UserInputs[] = [];
   for (const page of organizationInputPages(deps.db, org)) rows.push(...page);
+  // Read each user's applied state when its turn comes, not at the start: during a push the worker
+  // links and writes users while the scan runs, and a stale row would be judged against old state.
+  const syncOf = (userId: string) => deps.db.select().from(userSync).where(eq(userSync.userId, userId)).get();
+  const jobState = (userId: string) =>
+    deps.db
+      .select({ state: jobs.state })
+      .from(jobs)
+      .where(and(eq(jobs.key, jobKey("user", userId)), inArray(jobs.state, ["pending", "running"])))
+      .all()
+      .map((j) => j.state);
   // Every role the mapping can grant is the bridge's: one granted by hand to a user the rules do not
   // give it is drift. Roles the mapping never names belong to someone else and are not compared.
   const mappingRoles = [...mapping.roles.default, ...mapping.roles.rules.flatMap((r) => r.grant)];
+  // A user written after this moment is not judged against the member list below: it may have
+  // become (or stopped being) a member after the list was read.
+  const listedAt = now();
   const members = new Set((await deps.gateway.listMembers(auth0OrgId, lane)).map((m) => m.user_id));
   const accounted = new Set<string>();
-  const report: DriftReport = { organizationId: org.id, checked: 0, drifted: [], unsynced: 0, unmanagedMembers: [], repaired: options.repair };
+  const report: DriftReport = { organizationId: org.id, checked: 0, drifted: [], unsynced: 0, recent: 0, unmanagedMembers: [], repaired: options.repair };
 
   let done = 0;
-  // Users are checked a few at a time: a scan is two reads per linked user, and one at a time it
+  // Users are checked many at a time: a scan is two reads per linked user, and one at a time it
   // would be bound by call latency rather than by the tenant's rate limit (the limiter paces it).
   const found: (DriftedUser | undefined)[] = new Array(rows.length);
   let next = 0;
@@ -74,43 +105,59 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     const inputs = rows[index]!;
     const user = inputs.row;
     options.onProgress?.(done++, rows.length);
-    const applied = inputs.applied;
-    const d = desiredFor(mapping, inputs);
+    const sync = syncOf(user.id);
+    const applied: AppliedState = sync?.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
     if (applied.auth0UserId) accounted.add(applied.auth0UserId);
+    const open = jobState(user.id);
+    // Not linked yet and a job is on it (a push in progress): not synced yet, and that job links it;
+    // nothing to read or to queue, and no need to work out its desired state.
+    if ((!applied.auth0UserId || !applied.exists) && open.length > 0) {
+      report.unsynced++;
+      return;
+    }
+    // Written moments ago, after the member list was read, or being written now: Auth0 shows a
+    // member removal only after "approximately 5–10 seconds" (Auth0 "Remove members from
+    // organizations"), the list says nothing of later changes, and a running job changes the
+    // applied state under the scan. None can be judged; the next scan will.
+    const writtenAt = sync?.appliedAt ?? null;
+    if (applied.auth0UserId && applied.exists && ((writtenAt !== null && (now() - writtenAt < RECENT_WRITE_MS || writtenAt >= listedAt)) || open.includes("running"))) {
+      report.recent++;
+      return;
+    }
+    // Linked since the page was loaded: whether another organization holds it is asked again.
+    const d = desiredFor(mapping, inputs, applied.auth0UserId === inputs.applied.auth0UserId ? {} : { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, org.id) });
     if (!applied.auth0UserId || !applied.exists) {
       if (plan(d, applied).length > 0) {
         report.unsynced++;
         // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
-        // hook was installed) is linked by email and connection this way (docs/design.md, "What Auth0 sees").
+        // hook was installed) is linked by email and connection this way.
         if (options.repair) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.background });
       }
       return;
     }
     report.checked++;
     const observed: AppliedState = { ...applied };
-    try {
-      const auth0User = await deps.gateway.getUser(applied.auth0UserId, lane);
+    const auth0UserId = applied.auth0UserId;
+    observed.member = members.has(auth0UserId);
+    // Only the roles the bridge manages count; roles granted by others are not drift.
+    const managed = new Set([...mappingRoles, ...applied.roles, ...d.roles]);
+    // The two reads are independent (membership came with the member list): sent together, a user
+    // costs one call latency, not two, and each bucket sees its calls as early as possible.
+    const [userRead, rolesRead] = await Promise.allSettled([
+      deps.gateway.getUser(auth0UserId, lane),
+      observed.member ? deps.gateway.listMemberRoleNames(auth0OrgId, auth0UserId, lane) : Promise.resolve([]),
+    ]);
+    if (userRead.status === "rejected") {
+      const err: unknown = userRead.reason;
+      if (!(err instanceof Auth0CallError) || err.kind !== "userNotFound") throw err;
+      Object.assign(observed, initialApplied());
+    } else {
+      if (rolesRead.status === "rejected") throw rolesRead.reason;
+      const auth0User = userRead.value;
       observed.blocked = auth0User.blocked === true;
       const metadata = auth0User.app_metadata ?? {};
       observed.appMetadata = Object.fromEntries(d.ownedAppMetadataKeys.map((k) => [k, (metadata[k] as AppliedState["appMetadata"][string]) ?? null]));
-      observed.member = members.has(applied.auth0UserId);
-      if (observed.member) {
-        // Only the roles the bridge manages count; roles granted by others are not drift.
-        const managed = new Set([...mappingRoles, ...applied.roles, ...d.roles]);
-        const names = await deps.gateway.listMemberRoleNames(auth0OrgId, applied.auth0UserId, lane);
-        observed.roles = names.filter((r) => managed.has(r)).sort();
-      } else {
-        observed.roles = [];
-      }
-    } catch (err) {
-      if (!(err instanceof Auth0CallError) || err.kind !== "userNotFound") throw err;
-      Object.assign(observed, initialApplied());
-    }
-    // Auth0 shows a member removal only after "approximately 5–10 seconds" (Auth0 "Remove members
-    // from organizations"): a removal the bridge made more recently than that is not drift.
-    if (!applied.member && observed.member && inputs.appliedAt !== null && now() - inputs.appliedAt < MEMBER_REMOVAL_PROPAGATION_MS) {
-      observed.member = false;
-      observed.roles = [];
+      observed.roles = observed.member ? rolesRead.value.filter((r) => managed.has(r)).sort() : [];
     }
     // A block the bridge did not place (a tenant administrator's) is recorded as such, so that no
     // reconcile lifts it; the bridge only lifts blocks it placed.
@@ -142,8 +189,17 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       });
     }
   };
+  let sinceYield = 0;
   const runner = async (): Promise<void> => {
-    while (next < rows.length) await checkOne(next++);
+    while (next < rows.length) {
+      await checkOne(next++);
+      // Users skipped without a call are checked synchronously: give the event loop (deprovisioning
+      // calls, SCIM requests) a turn now and then rather than running thousands of them in one go.
+      if (++sinceYield >= 50) {
+        sinceYield = 0;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
   };
   await Promise.all(Array.from({ length: Math.min(DRIFT_CONCURRENCY, rows.length) }, runner));
   report.drifted = found.filter((d): d is DriftedUser => d !== undefined);

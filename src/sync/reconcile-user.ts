@@ -54,6 +54,25 @@ const MAX_STEPS = 40;
  */
 export async function ensureAuth0Organization(deps: SyncDeps, org: OrganizationRow, lane: number, refresh = false): Promise<string> {
   if (org.auth0OrgId && !refresh) return org.auth0OrgId;
+  if (refresh) return createOrAdoptOrganization(deps, org, lane);
+  // The first jobs of a new organization all arrive here at once, each with a row read before the
+  // id was known. One of them creates or adopts the Auth0 Organization; the others take its id
+  // instead of queueing two more calls each behind it (which would hold every worker slot idle).
+  const saved = deps.db.select({ auth0OrgId: organizations.auth0OrgId }).from(organizations).where(eq(organizations.id, org.id)).get();
+  if (saved?.auth0OrgId) return saved.auth0OrgId;
+  let inFlight = ensuring.get(deps.gateway);
+  if (!inFlight) ensuring.set(deps.gateway, (inFlight = new Map()));
+  const running = inFlight.get(org.id);
+  if (running) return running;
+  const started = createOrAdoptOrganization(deps, org, lane).finally(() => inFlight.delete(org.id));
+  inFlight.set(org.id, started);
+  return started;
+}
+
+/** Creations of Auth0 Organizations under way, per gateway (one tenant) and organization. */
+const ensuring = new WeakMap<Auth0Gateway, Map<string, Promise<string>>>();
+
+async function createOrAdoptOrganization(deps: SyncDeps, org: OrganizationRow, lane: number): Promise<string> {
   const mapping = getActiveMapping(deps.db, org.id);
   const connection = mapping?.document.connection ?? { name: org.connection, type: "database" };
   const auth0OrgId = await deps.gateway.ensureOrganization(org.slug, org.displayName, connection.name, lane, connection.type === "enterprise");

@@ -14,6 +14,9 @@ export type JobOutcome =
   /** Retrying cannot help: the job goes to dead with this reason. */
   | { status: "dead"; reason: string };
 
+/** Jobs that scan a whole organization: they run beside the per-user jobs (see scanConcurrency). */
+const SCAN_KIND: JobKind = "drift";
+
 export type JobHandler = (job: JobRow, signal: AbortSignal) => Promise<JobOutcome>;
 
 export interface WorkerEvents {
@@ -27,6 +30,12 @@ export interface WorkerOptions {
   handlers: Partial<Record<JobKind, JobHandler>>;
   /** Jobs in flight at once (Auth0 calls of different users overlap; one job per key at a time). */
   concurrency?: number;
+  /**
+   * Drift scans in flight at once, on top of `concurrency`. A scan is one long job that paces its
+   * own reads on the background lane; in the shared pool it would wait for a whole push to be
+   * claimed first and then run after it, leaving the buckets it reads from idle during the push.
+   */
+  scanConcurrency?: number;
   /** A crashed worker's jobs are taken over after this (a killed worker's job resumes within a minute of a restart). */
   leaseMs?: number;
   pollMs?: number;
@@ -65,6 +74,7 @@ export class Worker {
   readonly owner = `worker-${randomUUID()}`;
   private readonly inFlight = new Map<number, { job: JobRow; controller: AbortController; done: Promise<void> }>();
   private readonly concurrency: number;
+  private readonly scanConcurrency: number;
   private readonly leaseMs: number;
   private readonly pollMs: number;
   private readonly maxAttempts: number;
@@ -76,11 +86,13 @@ export class Worker {
   private running = false;
   private ticking = false;
   private tickAgain = false;
+  private leasesCheckedAt = -Infinity;
   /** Time of the last completed poll; /readyz reports the worker dead when this goes stale. */
   lastTickAt = 0;
 
   constructor(private readonly options: WorkerOptions) {
     this.concurrency = options.concurrency ?? 16;
+    this.scanConcurrency = options.scanConcurrency ?? 2;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.pollMs = options.pollMs ?? 50;
     this.maxAttempts = options.maxAttempts ?? 12;
@@ -170,10 +182,17 @@ export class Worker {
   private tick(): void {
     const t = this.now();
     this.lastTickAt = t;
-    this.recoverExpiredLeases(t);
-    const free = this.concurrency - this.inFlight.size;
-    if (free <= 0) return;
-    for (const job of this.claim(free, t)) this.run(job);
+    // Leases last tens of seconds: looking for expired ones once per poll is plenty, and doing it on
+    // every job completion (hundreds a second during a push) costs a transaction each.
+    if (t - this.leasesCheckedAt >= this.pollMs) {
+      this.leasesCheckedAt = t;
+      this.recoverExpiredLeases(t);
+    }
+    const scans = [...this.inFlight.values()].filter((f) => f.job.kind === SCAN_KIND).length;
+    const free = this.concurrency - (this.inFlight.size - scans);
+    if (free > 0) for (const job of this.claim(free, t, false)) this.run(job);
+    const freeScans = this.scanConcurrency - scans;
+    if (freeScans > 0) for (const job of this.claim(freeScans, t, true)) this.run(job);
   }
 
   /** Expired leases of crashed workers go back to pending, merging into a pending job of the same key. */
@@ -189,12 +208,12 @@ export class Worker {
     });
   }
 
-  private claim(limit: number, t: number): JobRow[] {
+  private claim(limit: number, t: number, scans: boolean): JobRow[] {
     const { db } = this.options;
     return db.transaction((tx) => {
       const candidates = tx.all<{ id: number }>(sql`
         SELECT j.id FROM jobs j
-        WHERE j.state = 'pending' AND j.run_after <= ${t}
+        WHERE j.state = 'pending' AND j.run_after <= ${t} AND ${scans ? sql`j.kind = ${SCAN_KIND}` : sql`j.kind <> ${SCAN_KIND}`}
           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
         ORDER BY j.lane, j.run_after, j.id
         LIMIT ${limit}`);

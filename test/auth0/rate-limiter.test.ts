@@ -107,6 +107,37 @@ describe("RateLimiter on the published buckets", () => {
     expect(granted).toEqual(["block", "members"]);
   });
 
+  it("a call waiting for an empty endpoint bucket does not hold back later calls that need only the global bucket", async () => {
+    const limiter = new RateLimiter(rateProfile("enterprise"));
+    // Enterprise member-roles reads: burst 20, 200 a minute; 4 of the burst are kept for deprovisioning.
+    const reads: number[] = [];
+    for (let i = 0; i < 17; i++) void limiter.acquire("orgMemberRolesRead", 2).then(() => reads.push(Date.now() - 1_000_000));
+    let users = 0;
+    for (let i = 0; i < 10; i++) void limiter.acquire("usersRead", 2).then(() => users++);
+    await vi.advanceTimersByTimeAsync(50);
+    // The 17th read waits (0.3 s a token); the user reads behind it go at once on the global bucket.
+    expect(reads).toHaveLength(16);
+    expect(users).toBe(10);
+    await vi.advanceTimersByTimeAsync(400);
+    expect(reads).toHaveLength(17);
+    expect(reads[16]).toBeGreaterThanOrEqual(250);
+  });
+
+  it("still serves an earlier call first once its own bucket has refilled, even with later calls draining the shared bucket", async () => {
+    const limiter = new RateLimiter(rateProfile("enterprise"));
+    for (let i = 0; i < 16; i++) void limiter.acquire("orgMemberRolesRead", 1);
+    await vi.advanceTimersByTimeAsync(1);
+    const order: string[] = [];
+    void limiter.acquire("orgMemberRolesRead", 1).then(() => order.push("roles"));
+    // Far more later global-only calls than the global bucket refills while the roles read waits.
+    for (let i = 0; i < 200; i++) void limiter.acquire("usersRead", 1).then(() => order.push("user"));
+    await vi.advanceTimersByTimeAsync(2_000);
+    const at = order.indexOf("roles");
+    expect(at).toBeGreaterThanOrEqual(0);
+    // Global refills 16 a second: within 2 s the roles read (ready after 0.3 s) went, long before the backlog drained.
+    expect(order.slice(at + 1).filter((x) => x === "user").length).toBeGreaterThan(0);
+  });
+
   it("a header from a bucket it does not know resizes nothing, and its 429 pauses only that endpoint", async () => {
     const limiter = new RateLimiter(rateProfile("enterprise"));
     const before = limiter.snapshot().find((b) => b.name === "global")!;

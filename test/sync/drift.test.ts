@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping } from "../../src/mapping/index.js";
-import { scanDrift } from "../../src/sync/drift.js";
+import { RECENT_WRITE_MS, scanDrift } from "../../src/sync/drift.js";
 import { enqueueJob, Lane } from "../../src/sync/queue.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
@@ -43,7 +43,16 @@ afterEach(async () => {
 const gw = () => sync.engine.gateway;
 const slug = () => bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
 const orgId = () => sync.emulator.state.organizationByName(slug())!.id;
-const scan = (repair: boolean) => scanDrift(sync.engine.deps, bridge.organizationId, { repair });
+/** Time passes: what the bridge wrote is now older than Auth0's propagation delay (a scan skips younger writes). */
+const settle = (userId?: string) =>
+  userId
+    ? bridge.sqlite.prepare("update user_sync set applied_at = applied_at - ? where user_id = ?").run(RECENT_WRITE_MS + 1_000, userId)
+    : bridge.sqlite.prepare("update user_sync set applied_at = applied_at - ?").run(RECENT_WRITE_MS + 1_000);
+const scanNow = (repair: boolean) => scanDrift(sync.engine.deps, bridge.organizationId, { repair });
+const scan = (repair: boolean) => {
+  settle();
+  return scanNow(repair);
+};
 const appliedRows = () => bridge.sqlite.prepare("select user_id, auth0_user_id, applied from user_sync order by user_id").all();
 const openJobs = () => bridge.sqlite.prepare("select count(*) from jobs where state in ('pending', 'running')").pluck().get() as number;
 
@@ -150,6 +159,7 @@ describe("scanDrift", () => {
 
   it("a \"drift\" job scans and repairs the organization in the background", async () => {
     await driftEverything();
+    settle();
     bridge.db.transaction((tx) => enqueueJob(tx, { organizationId: bridge.organizationId, kind: "drift", subjectId: bridge.organizationId, lane: BG }));
     await sync.drain();
     expect(auth0User("grace@example.com").blocked).toBe(true);
@@ -174,6 +184,57 @@ describe("scanDrift", () => {
     await sync.drain();
     expect(auth0User("grace@example.com").blocked).toBe(true);
     expect(sync.emulator.state.hasActiveAccess(grace), "the session opened while unblocked is revoked").toBe(false);
+  });
+
+  it("does not read a user the bridge wrote within Auth0's propagation delay; reads it, and repairs its drift, once that has passed", async () => {
+    const ada = await push("ada@example.com");
+    await push("bob@example.com");
+    await sync.drain();
+    const adaAuth0 = auth0User("ada@example.com").user_id;
+    const bobAuth0 = auth0User("bob@example.com").user_id;
+    await gw().removeMemberRoles(orgId(), adaAuth0, ["member"], BG);
+    await gw().removeMemberRoles(orgId(), bobAuth0, ["member"], BG);
+    // Ada was synced a while ago; Bob moments ago.
+    settle(ada);
+    sync.emulator.clearCalls();
+
+    const first = await scanNow(true);
+    const read = sync.emulator.calls().map((c) => decodeURIComponent(c.path));
+    expect(first).toMatchObject({ checked: 1, recent: 1 });
+    expect(first.drifted.map((d) => d.userName)).toEqual(["ada@example.com"]);
+    expect(read.filter((p) => p.includes(bobAuth0)), "no read of the user written moments ago").toEqual([]);
+    expect(read).toContain(`/api/v2/users/${adaAuth0}`);
+    expect(read).toContain(`/api/v2/organizations/${orgId()}/members/${adaAuth0}/roles`);
+    await sync.drain();
+    expect(roleNames("ada@example.com")).toEqual(["member"]);
+    expect(roleNames("bob@example.com"), "not judged yet, so not touched").toEqual([]);
+
+    // Later, Bob's drift is real and still found and repaired.
+    const later = await scan(true);
+    expect(later).toMatchObject({ checked: 2, recent: 0 });
+    expect(later.drifted.map((d) => d.userName)).toEqual(["bob@example.com"]);
+    await sync.drain();
+    expect(roleNames("bob@example.com")).toEqual(["member"]);
+  });
+
+  it("does not judge a user written after the member list was read (a long scan beside a push)", async () => {
+    const ada = await push("ada@example.com");
+    await sync.drain();
+    const gateway = sync.engine.deps.gateway;
+    let clock = Date.now();
+    // The scan reads the member list before Ada was added; by her turn that write is a minute old.
+    const stale = Object.create(gateway, {
+      listMembers: {
+        value: async () => {
+          bridge.sqlite.prepare("update user_sync set applied_at = ? where user_id = ?").run(clock + 1_000, ada);
+          clock += 60_000;
+          return [];
+        },
+      },
+    }) as typeof gateway;
+    const report = await scanDrift({ ...sync.engine.deps, gateway: stale, now: () => clock }, bridge.organizationId, { repair: true });
+    expect(report).toMatchObject({ checked: 0, recent: 1, drifted: [] });
+    expect(openJobs()).toBe(0);
   });
 
   it("counts directory users not synced yet, without reporting them as drift", async () => {

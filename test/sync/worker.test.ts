@@ -64,6 +64,41 @@ describe("job queue and worker", () => {
     expect(order[0]).toBe("deprovision-me");
   });
 
+  it("runs a drift scan beside a provisioning backlog instead of after it, without taking a user job's slot", async () => {
+    const db = setup();
+    for (let i = 0; i < 10; i++) enqueue(db, `p${i}`, Lane.provision);
+    enqueueJob(db, { organizationId: "org1", kind: "drift", subjectId: "org1", lane: Lane.background });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let usersRunning = 0;
+    let usersAtScan = -1;
+    const w = new Worker({
+      db,
+      pollMs: 5,
+      concurrency: 2,
+      handlers: {
+        user: async () => {
+          usersRunning++;
+          await gate;
+          usersRunning--;
+          return { status: "done" };
+        },
+        drift: async () => {
+          usersAtScan = usersRunning;
+          return { status: "done" };
+        },
+      },
+    });
+    workers.push(w);
+    w.start();
+    // The two user slots are held by the backlog; the scan still runs, and both user jobs keep going.
+    await until(() => usersAtScan >= 0);
+    expect(usersAtScan).toBe(2);
+    expect(states(db).filter((x) => x.endsWith(":pending"))).toHaveLength(8);
+    release();
+    await until(() => states(db).every((x) => x.endsWith(":done")));
+  });
+
   it("never runs two jobs of one user at once, and a change during a run is reconciled after it", async () => {
     const db = setup();
     enqueue(db, "u1", Lane.provision);
