@@ -8,13 +8,16 @@
  * Seedable: PREVIEW_PROPERTY_SEED=<n> replays a run (fast-check prints the seed of a failure);
  * PREVIEW_PROPERTY_RUNS=<n> changes the number of runs.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ManagementClient } from "auth0";
 import fc from "fast-check";
 import { inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobs, userSync } from "../../db/schema.js";
 import { redirectingFetch } from "../../src/auth0/client.js";
-import type { Db } from "../../src/directory/database.js";
+import { openDatabase, type Db } from "../../src/directory/database.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping, type MappingDocument, type MappingInput, type Operation } from "../../src/mapping/index.js";
 import { startEmulator, type RunningEmulator } from "../../src/emulator/index.js";
@@ -373,7 +376,8 @@ describe("mapping preview predicts what the worker sends to Auth0", () => {
 
 describe("a shared user found by email before deprovisioning", () => {
   it("is not blocked while another organization holds it, and preview says so", async () => {
-    const handle = openMemoryDb();
+    // The harness's engine opens its own connection, as in production: a database file.
+    const handle = openDatabase(`sqlite:${join(mkdtempSync(join(tmpdir(), "scim-bridge-preview-")), "bridge.db")}`);
     const db = handle.db;
     const sync = await startSyncHarness(db, { concurrency: 4 });
     try {
