@@ -4,10 +4,10 @@ import type { Db } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
 import { jobCounts, jobStates, listDeadJobs, listJobs, retryJob } from "../sync/job-queries.js";
-import { enqueueJob, Lane, type JobKind } from "../sync/queue.js";
+import { enqueueJob, Lane, laneName, laneNames, type JobKind } from "../directory/outbox.js";
 import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
 import { adminChange } from "./transaction.js";
-import { jobView, laneName, laneNames } from "./views.js";
+import { jobView } from "./views.js";
 
 /** Sync health for operators: jobs by state and lane, dead letters, retry, and drift reconcile on demand. */
 const kinds: [JobKind, ...JobKind[]] = ["user", "group", "organization", "drift"];

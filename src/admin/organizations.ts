@@ -6,7 +6,7 @@ import { createDirectory, listDirectories, scimBaseUrl } from "../directory/dire
 import { createOrganization, listOrganizations, organizationSlugPattern, userModels, validateOrganization } from "../directory/organizations.js";
 import { issueScimToken } from "../directory/tokens.js";
 import { conflict } from "../errors.js";
-import { enqueueJob, Lane } from "../sync/queue.js";
+import { enqueueJob, Lane } from "../directory/outbox.js";
 import type { AdminRoutes } from "./routes.js";
 import { adminChange } from "./transaction.js";
 import { directoryView, organizationView, scimTokenView } from "./views.js";

@@ -5,7 +5,7 @@ import type { Db } from "../directory/database.js";
 import { listDirectories, scimBaseUrl } from "../directory/directories.js";
 import { onboardOrganization, rotateDirectoryToken } from "../directory/onboarding.js";
 import { getOrganization } from "../directory/organizations.js";
-import { enqueueJob, Lane } from "../sync/queue.js";
+import { enqueueJob, Lane } from "../directory/outbox.js";
 
 /**
  * Sandbox mode (docs/design.md, "Contract"): no Auth0 settings, so the Management API emulator runs in-process

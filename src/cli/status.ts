@@ -11,11 +11,10 @@ import { directories, jobs, organizations, scimTokens, users } from "../../db/sc
 import type { Db, OpenDatabase } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
-import { laneName } from "../http/metrics.js";
 import { isBridgeError } from "../errors.js";
 import { activePause } from "../sync/guard.js";
 import { listDeadJobs, retryJob } from "../sync/job-queries.js";
-import { Lane } from "../sync/queue.js";
+import { Lane, laneName } from "../directory/outbox.js";
 
 const exitUnknown = 1;
 /** Users with a sync error listed by `status` (the count covers all of them). */

@@ -1,6 +1,6 @@
 import { and, eq, inArray, isNull, or } from "drizzle-orm";
 import { auditEntries, jobs, migratedUsers, userEmails, users } from "../../db/schema.js";
-import { jobKey, Lane } from "../sync/queue.js";
+import { jobKey, Lane } from "./outbox.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { bumpDirectoryGeneration } from "./generations.js";

@@ -13,11 +13,8 @@ import type { CallObserver } from "../auth0/gateway.js";
 import type { EndpointClass } from "../auth0/rate-limiter.js";
 import type { DbOrTx } from "../directory/database.js";
 import { routeTemplate, trackRoute } from "../logging.js";
-import { Lane } from "../sync/queue.js";
+import { Lane, laneName } from "../directory/outbox.js";
 import type { WorkerEvents } from "../sync/worker.js";
-
-const laneNames: Record<number, string> = { [Lane.deprovision]: "deprovision", [Lane.provision]: "provision", [Lane.background]: "background" };
-export const laneName = (lane: number): string => laneNames[lane] ?? String(lane);
 
 /** States that make up the queue (done jobs are history, not depth). */
 const queueStates = ["pending", "running", "dead"] as const;

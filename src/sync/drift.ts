@@ -6,7 +6,7 @@ import { getActiveMapping } from "../directory/mappings.js";
 import { initialApplied, plan, type AppliedState } from "../mapping/index.js";
 import { jsonEqual } from "../mapping/types.js";
 import { desiredFor, organizationInputPages, type UserInputs } from "./inputs.js";
-import { enqueueJob, Lane } from "./queue.js";
+import { enqueueJob, Lane } from "../directory/outbox.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
 

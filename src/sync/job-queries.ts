@@ -3,7 +3,7 @@ import { jobs } from "../../db/schema.js";
 import { recordAudit, type Actor } from "../directory/audit.js";
 import type { Db, DbOrTx } from "../directory/database.js";
 import { conflict, notFound } from "../errors.js";
-import { jobKey, type JobKind } from "./queue.js";
+import { jobKey, type JobKind } from "../directory/outbox.js";
 import type { JobRow } from "./worker.js";
 
 /**

@@ -18,7 +18,7 @@ import { createUser } from "../../src/directory/users.js";
 import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
 import { defaultMapping, type MappingDocument } from "../../src/mapping/index.js";
-import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 
 export const bootstrapToken = "bootstrap-operator-token-0123456789abcdef";
 export const dayMs = 86_400_000;

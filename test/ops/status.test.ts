@@ -8,7 +8,7 @@ import { guardPauses, jobs, userSync, users } from "../../db/schema.js";
 import { registerStatusCommands } from "../../src/cli/status.js";
 import { openDatabase, type Db } from "../../src/directory/database.js";
 import { onboardOrganization } from "../../src/directory/onboarding.js";
-import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 
 let dir: string;
 let url: string;

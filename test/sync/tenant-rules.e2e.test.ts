@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createManagementClient } from "../../src/auth0/client.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping } from "../../src/mapping/index.js";
-import { Lane } from "../../src/sync/queue.js";
+import { Lane } from "../../src/directory/outbox.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 

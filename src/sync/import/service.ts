@@ -33,7 +33,7 @@ import { getOrganization, type OrganizationRow } from "../../directory/organizat
 import { conflict, invalidValue, notFound } from "../../errors.js";
 import { initialApplied, type AppliedState, type Profile } from "../../mapping/index.js";
 import { isRecord, profileFields } from "../../mapping/types.js";
-import { Lane } from "../queue.js";
+import { Lane } from "../../directory/outbox.js";
 import { TooManyImportJobs, type ImportApi, type ImportJobStatus } from "./client.js";
 import { Digest, readRecords, type ImportFormat } from "./records.js";
 import { validateRecord, type ImportUser, type RecordProblem } from "./validate.js";
