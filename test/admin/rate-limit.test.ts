@@ -9,9 +9,10 @@ import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminRouter } from "../../src/admin/router.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { errorMiddleware, scimContentType } from "../../src/http/errors.js";
+import { errorMiddleware } from "../../src/http/errors.js";
 import { bearerKey, scimRateLimitDefaults, tokenRateLimit, unauthenticatedLimitDefaults } from "../../src/http/rate-limit.js";
 import { requestId } from "../../src/http/request-id.js";
+import { scimContentType } from "../../src/scim/error-body.js";
 
 const log = pino({ level: "silent" });
 let opened: OpenDatabase | undefined;
