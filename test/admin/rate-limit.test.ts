@@ -7,7 +7,7 @@ import express, { type Request } from "express";
 import { pino } from "pino";
 import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
-import { adminRouter } from "../../src/admin/router.js";
+import { adminRouter } from "../../src/http/admin-router.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { errorMiddleware } from "../../src/http/errors.js";
 import { bearerKey, scimRateLimitDefaults, tokenRateLimit, unauthenticatedLimitDefaults } from "../../src/http/rate-limit.js";
