@@ -21,7 +21,7 @@ const spoolDir = join(tmpdir(), "scim-bridge-imports");
  * from it, or at once when nothing is sent. Files a dead process left behind are removed at start.
  */
 function removeOrphans(): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(spoolDir);
   } catch {
@@ -29,7 +29,7 @@ function removeOrphans(): void {
   }
   for (const name of names) {
     const pid = Number(name.split("-")[0]);
-    let alive = false;
+    let alive: boolean;
     try {
       alive = pid === process.pid || (Number.isInteger(pid) && pid > 0 && process.kill(pid, 0));
     } catch {

@@ -18,7 +18,7 @@ import { ApiError, badRequest, tooManyRequests } from "./errors.js";
 import { validateCustomHash, type StoredPassword } from "./password-hashes.js";
 import type { Router } from "./router.js";
 import type { EmulatorState } from "./state.js";
-import type { ImportJob, ImportJobError } from "./import-job-store.js";
+import type { ImportJob } from "./import-job-store.js";
 import type { User } from "./types.js";
 import { isDatabase, RESERVED_APP_METADATA_KEYS } from "./routes/user-rules.js";
 import { isPlainObject, nowIso, randomAlnum, randomHex } from "./util.js";

@@ -1,7 +1,6 @@
 import { eq } from "drizzle-orm";
 import { organizations, userSync } from "../../db/schema.js";
 import { Auth0CallError } from "../auth0/errors.js";
-import type { Db } from "../directory/database.js";
 import { getActiveMapping } from "../directory/mappings.js";
 import { initialApplied, plan, type AppliedState } from "../mapping/index.js";
 import { jsonEqual } from "../mapping/types.js";

@@ -444,7 +444,7 @@ class ImportRun {
         if (err instanceof Auth0CallError && err.kind !== "retryable") throw err;
         this.deps.log?.warn({ err, jobId }, "user import: polling the job failed; retrying");
         await this.sleep(backoff, this.request.signal);
-        if (this.request.signal?.aborted) throw new Error("stopped");
+        if (this.request.signal?.aborted) throw new Error("stopped", { cause: err });
         continue;
       }
       if (status.status === "completed" || status.status === "failed" || status.status === "expired") return status;
