@@ -1,6 +1,6 @@
 // The dependency rule: which part of src/ may import which (docs/architecture.md explains each
 // part). Imports point down this list, never up, and never in a cycle:
-//   main.ts → bridge.ts (the composition root), cli/ → console/ → http/ → scim/, admin/ → sync/ → directory/ → auth0/, mapping/ → config, errors, logging, paths
+//   main.ts → bridge.ts (the composition root), cli/ → console/ → http/ → scim/, admin/ → sync/ → directory/, auth0/ → mapping/ → config, errors, logging, paths
 // emulator/ stands apart: it imports nothing from the rest, and only main.ts and cli/ start it.
 /** @param {string} part @param {string[]} allowed */
 const only = (part, allowed) => ({

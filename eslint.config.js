@@ -1,5 +1,6 @@
 // Lint rules for the whole code base: typescript-eslint's recommended set plus the checks that
 // catch lost promises (a dropped promise in the worker or a route is a silent failure).
+// No formatting rules: layout is Prettier's alone (the recommended sets carry none).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
@@ -7,6 +8,13 @@ export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "coverage/**", "db/migrations/**", "bench/results/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
+      // A handle assigned once after closures that read it were created (a server, a monitor) stays `let`.
+      "prefer-const": ["error", { ignoreReadBeforeAssign: true }],
+    },
+  },
   {
     files: ["**/*.ts"],
     languageOptions: {
@@ -16,14 +24,13 @@ export default tseslint.config(
       "@typescript-eslint/no-floating-promises": "error",
       "@typescript-eslint/no-misused-promises": ["error", { checksVoidReturn: { arguments: false, attributes: false } }],
       "@typescript-eslint/await-thenable": "error",
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
       "@typescript-eslint/consistent-type-imports": ["error", { fixStyle: "inline-type-imports" }],
       eqeqeq: ["error", "always", { null: "ignore" }],
     },
   },
   {
     files: ["**/*.cjs", "bin/**/*.js"],
-    languageOptions: { sourceType: "commonjs", globals: { require: "readonly", module: "writable", process: "readonly", console: "readonly", fetch: "readonly", AbortController: "readonly", setTimeout: "readonly", clearTimeout: "readonly", exports: "writable", URL: "readonly", Buffer: "readonly", __dirname: "readonly" } },
+    languageOptions: { sourceType: "commonjs", globals: { require: "readonly", module: "writable", process: "readonly", console: "readonly", fetch: "readonly", AbortController: "readonly", AbortSignal: "readonly", setTimeout: "readonly", clearTimeout: "readonly", exports: "writable", URL: "readonly", Buffer: "readonly", __dirname: "readonly" } },
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
 );

@@ -22,6 +22,7 @@ import type { AddressInfo } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import type Database from "better-sqlite3";
 import { openDatabase, startBackgroundCheckpoints } from "../src/directory/database.js";
 import { onboardOrganization } from "../src/admin/onboarding.js";
 import { changeBy } from "../src/directory/write-context.js";
@@ -49,7 +50,7 @@ interface Seeded {
   quiet: Tenant;
 }
 
-function seedTenant(sqlite: import("better-sqlite3").Database, directoryId: string, count: number, prefix: string): void {
+function seedTenant(sqlite: Database.Database, directoryId: string, count: number, prefix: string): void {
   const insertUser = sqlite.prepare(
     "INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active, resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 1, ?, ?)",
   );

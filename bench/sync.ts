@@ -25,7 +25,7 @@ import { changeBy } from "../src/directory/write-context.js";
 import { createUser } from "../src/directory/users.js";
 import { PLAN_LIMITS, startEmulator, type CallLogEntry } from "../src/emulator/index.js";
 import { packageRoot } from "../src/paths.js";
-import { enqueueJob, Lane } from "../src/sync/queue.js";
+import { enqueueJob, Lane } from "../src/directory/outbox.js";
 
 interface SyncFigures {
   plan: Auth0Plan;

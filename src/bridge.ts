@@ -5,9 +5,10 @@
  */
 import type { RequestHandler } from "express";
 import { pino, type Logger } from "pino";
-import { adminRouter, adminService, type AdminDeps } from "./admin/router.js";
+import { adminService, type AdminDeps } from "./admin/router.js";
+import { adminRouter } from "./http/admin-router.js";
 import { createManagementClient } from "./auth0/client.js";
-import { monitorTenant, type TenantMonitor } from "./auth0/tenant-checks.js";
+import { monitorTenant, type TenantMonitor } from "./sync/tenant-checks.js";
 import { ConfigError, type Auth0Config, type Config } from "./config.js";
 import type { ConsoleOidcSettings } from "./console/oidc.js";
 import { consoleRouter, ephemeralSessionSecret } from "./console/router.js";

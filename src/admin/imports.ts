@@ -6,17 +6,11 @@ import { pipeline } from "node:stream/promises";
 import type { Request } from "express";
 import { z } from "zod";
 import { conflict, invalidValue, notFound, payloadTooLarge } from "../errors.js";
-import type { ImportApi } from "../sync/import/client.js";
 import { importFormats, type ImportFormat } from "../sync/import/records.js";
 import { importReport, listImports, runImport, type ImportDeps } from "../sync/import/service.js";
-import { iso, type AdminRoutes } from "./routes.js";
+import { iso, type AdminImportDeps, type AdminRoutes } from "./routes.js";
 
 /** What the admin API needs to run imports (composition root: the sync engine's client, limiter and gateway). */
-export interface AdminImportDeps {
-  api: ImportApi;
-  gateway: ImportDeps["gateway"];
-}
-
 /** Largest upload accepted (a million users with hashes is a few hundred MB). */
 const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
 const spoolDir = join(tmpdir(), "scim-bridge-imports");
@@ -27,7 +21,7 @@ const spoolDir = join(tmpdir(), "scim-bridge-imports");
  * from it, or at once when nothing is sent. Files a dead process left behind are removed at start.
  */
 function removeOrphans(): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(spoolDir);
   } catch {
@@ -35,7 +29,7 @@ function removeOrphans(): void {
   }
   for (const name of names) {
     const pid = Number(name.split("-")[0]);
-    let alive = false;
+    let alive: boolean;
     try {
       alive = pid === process.pid || (Number.isInteger(pid) && pid > 0 && process.kill(pid, 0));
     } catch {

@@ -5,7 +5,7 @@ import { recordAudit } from "../directory/audit.js";
 import { listDirectories, scimBaseUrl } from "../directory/directories.js";
 import { listOrganizations, organizationSlugPattern, userModels, validateOrganization } from "../directory/organizations.js";
 import { conflict } from "../errors.js";
-import { enqueueJob, Lane } from "../sync/queue.js";
+import { enqueueJob, Lane } from "../directory/outbox.js";
 import { maxScimTokenDays, onboardOrganization } from "./onboarding.js";
 import type { AdminRoutes } from "./routes.js";
 import { adminChange } from "./transaction.js";

@@ -5,10 +5,11 @@ import type { Actor } from "../directory/audit.js";
 import type { AdminPrincipal } from "../directory/admin-tokens.js";
 import type { Db } from "../directory/database.js";
 import type { Change } from "../directory/write-context.js";
-import type { AdminImportDeps } from "./imports.js";
+import { adminActor, adminPrincipal, assertOrganizationVisible } from "./access.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
 import { forbidden, invalidValue } from "../errors.js";
-import { adminActor, adminPrincipal, assertOrganizationVisible } from "../http/admin-auth.js";
+import type { ImportApi } from "../sync/import/client.js";
+import type { ImportDeps } from "../sync/import/service.js";
 
 /**
  * The admin API's route table. Each route is declared once with its access rule and its zod schemas;
@@ -33,6 +34,12 @@ export interface AdminDeps {
   rateLimit?: { ratePerSecond: number; burst: number } | false;
   /** JSON body limit (default 256 KiB: a mapping document is a few KiB). */
   bodyLimit?: number;
+}
+
+/** What user imports need: the bridge's Auth0 import-job client and the gateway. */
+export interface AdminImportDeps {
+  api: ImportApi;
+  gateway: ImportDeps["gateway"];
 }
 
 /**

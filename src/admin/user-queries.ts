@@ -5,7 +5,7 @@ import type { HoldRow } from "../directory/holds.js";
 import { syncStates } from "../sync/sync-state.js";
 import type { JobRow } from "../sync/worker.js";
 import { iso } from "./routes.js";
-import { laneName } from "../sync/job-queries.js";
+import { laneName } from "../directory/outbox.js";
 
 /**
  * A customer admin's view of its users: who the IdP pushed, and where each stands in Auth0

@@ -1,8 +1,8 @@
 import type { DirectoryRow } from "../directory/directories.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import type { OrganizationRow } from "../directory/organizations.js";
+import { laneName } from "../directory/outbox.js";
 import type { ScimTokenRow } from "../directory/tokens.js";
-import { laneName } from "../sync/job-queries.js";
 import type { JobRow } from "../sync/worker.js";
 import { iso } from "./routes.js";
 
@@ -41,7 +41,6 @@ export const scimTokenView = (t: ScimTokenRow, now: number) => ({
   revokedAt: iso(t.revokedAt),
   lastUsedAt: iso(t.lastUsedAt),
 });
-
 
 export const jobView = (j: JobRow) => ({
   id: j.id,

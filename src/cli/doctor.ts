@@ -5,7 +5,7 @@
  * Auth0 refused or did not answer; 78 configuration (no Auth0 settings).
  */
 import type { Command } from "commander";
-import { checkTenant, formatReport, type TenantCheckOptions } from "../auth0/tenant-checks.js";
+import { checkTenant, formatReport, type TenantCheckOptions } from "../sync/tenant-checks.js";
 import type { OpenDatabase } from "../directory/database.js";
 
 export interface DoctorContext {

@@ -5,7 +5,7 @@ import type { OpenDatabase } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { scanDrift } from "../sync/drift.js";
 import type { SyncEngine } from "../sync/engine.js";
-import { Lane } from "../sync/queue.js";
+import { Lane } from "../directory/outbox.js";
 import { createProgress } from "./progress.js";
 
 export type ReconcileContext = OpenDatabase & { engine: SyncEngine };

@@ -6,7 +6,7 @@ import { listDirectories, scimBaseUrl } from "../directory/directories.js";
 import { onboardOrganization, rotateDirectoryToken } from "../admin/onboarding.js";
 import { changeBy } from "../directory/write-context.js";
 import { getOrganization } from "../directory/organizations.js";
-import { enqueueJob, Lane } from "../sync/queue.js";
+import { enqueueJob, Lane } from "../directory/outbox.js";
 
 /**
  * Sandbox mode (docs/design.md, "Contract"): no Auth0 settings, so the Management API emulator runs in-process

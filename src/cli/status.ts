@@ -14,8 +14,8 @@ import { isActiveScimToken } from "../directory/tokens.js";
 import { isBridgeError } from "../errors.js";
 import { activePause } from "../sync/guard.js";
 import { failedUsers, syncStatusCounts } from "../sync/sync-state.js";
-import { laneName, listDeadJobs, queueDepth, retryJob } from "../sync/job-queries.js";
-import { Lane } from "../sync/queue.js";
+import { listDeadJobs, queueDepth, retryJob } from "../sync/job-queries.js";
+import { Lane, laneName } from "../directory/outbox.js";
 import { changeBy } from "../directory/write-context.js";
 import { cliOperator, withDatabase } from "./database.js";
 

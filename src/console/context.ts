@@ -147,3 +147,10 @@ function noticeOf(req: Request): PageOptions["notice"] {
   const done = (req.query as Record<string, unknown>).done;
   return typeof done === "string" && done in notices ? { kind: "ok", text: notices[done as keyof typeof notices] } : undefined;
 }
+
+/** A console page handler, and the table the page modules register theirs on. */
+export type Page = (ctx: Ctx) => unknown;
+export interface PageRoutes {
+  get(path: string, handler: Page): void;
+  post(path: string, handler: Page): void;
+}

@@ -1,7 +1,6 @@
-import type { Ctx } from "./context.js";
+import type { Ctx, PageRoutes } from "./context.js";
 import { copyable, firstRequestIndicator, oneTimeToken, requestsTable, setupGuides, statusJson, tokensTable, type DirectoryView, type ScimRequestView, type TokenView } from "./directory-views.js";
 import { csrfField, formatTime, html, toCsv, type Html } from "./html.js";
-import type { PageRoutes } from "./router.js";
 
 /**
  * The customer admin's pages (an operator may open them for any organization): users with search,

@@ -1,10 +1,9 @@
 import { stringify } from "yaml";
 import { forbidden } from "../errors.js";
 import { checkMappingFile } from "../mapping/load.js";
-import type { Ctx } from "./context.js";
+import type { Ctx, PageRoutes } from "./context.js";
 import { copyable } from "./directory-views.js";
 import { csrfField, formatTime, html, type Html } from "./html.js";
-import type { PageRoutes } from "./router.js";
 
 /**
  * Operator pages: organizations (list, onboard, checklist), setup links, the mapping editor (check

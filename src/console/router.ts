@@ -7,7 +7,7 @@ import { isBridgeError } from "../errors.js";
 import { toBridgeError } from "../http/errors.js";
 import { tokenRateLimit } from "../http/rate-limit.js";
 import { consoleCss, consoleJs } from "./assets.js";
-import { Ctx, type ConsoleDeps, type SignedIn } from "./context.js";
+import { Ctx, type ConsoleDeps, type Page, type PageRoutes, type SignedIn } from "./context.js";
 import { customerPages } from "./customer-pages.js";
 import { csrfField, html, page } from "./html.js";
 import { ConsoleOidc } from "./oidc.js";
@@ -28,12 +28,6 @@ declare global {
 
 /** How long a sign-in may take between leaving for Auth0 and coming back. */
 const loginTransactionMs = 10 * 60_000;
-
-export type Page = (ctx: Ctx) => unknown;
-export interface PageRoutes {
-  get(path: string, handler: Page): void;
-  post(path: string, handler: Page): void;
-}
 
 /**
  * The web console at /console, rendered on the server: plain HTML forms that work without script

@@ -1,8 +1,7 @@
 import { forbidden } from "../errors.js";
-import type { Ctx } from "./context.js";
+import type { Ctx, PageRoutes } from "./context.js";
 import { copyable, firstRequestIndicator, oneTimeToken, requestsTable, setupGuides, statusJson, tokensTable, type DirectoryView, type ScimRequestView, type TokenView } from "./directory-views.js";
 import { csrfField, html, type Html } from "./html.js";
-import type { PageRoutes } from "./router.js";
 
 /**
  * What a customer's IT admin sees through a setup link: the organization's directories, the guided

@@ -17,6 +17,7 @@ export function foldCase(text: string): string {
   return text.normalize("NFC").toLowerCase().replace(/ς/g, "σ");
 }
 
+// eslint-disable-next-line no-control-regex -- ASCII starts at NUL; any code point up to 0x7f folds by toLowerCase
 const ascii = /^[\x00-\x7f]*$/;
 
 /** Name of the SQL function registered by registerFold. */

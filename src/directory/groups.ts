@@ -1,7 +1,7 @@
 import { and, eq, isNull, sql, type SQL } from "drizzle-orm";
 import { groups } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
-import { Lane, enqueueJob } from "../sync/queue.js";
+import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";

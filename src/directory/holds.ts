@@ -1,7 +1,7 @@
 import { and, asc, eq, isNull } from "drizzle-orm";
 import { directories, holds, users } from "../../db/schema.js";
 import { conflict, invalidValue, notFound } from "../errors.js";
-import { enqueueJob, Lane } from "../sync/queue.js";
+import { enqueueJob, Lane } from "./outbox.js";
 import { recordAudit, type Actor } from "./audit.js";
 import type { Db, DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";

@@ -8,7 +8,7 @@ import { and, desc, eq, max } from "drizzle-orm";
 import { mappingVersions, organizations } from "../../db/schema.js";
 import { notFound } from "../errors.js";
 import { defaultMapping, parseMapping, type MappingDocument, type UserModel } from "../mapping/index.js";
-import { enqueueJob, Lane } from "../sync/queue.js";
+import { enqueueJob, Lane } from "./outbox.js";
 import { recordAudit, type Actor } from "./audit.js";
 import { getOrganization, type OrganizationRow } from "./organizations.js";
 import type { DbOrTx } from "./database.js";

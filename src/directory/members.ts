@@ -1,6 +1,6 @@
 import { asc, eq, sql, type SQL } from "drizzle-orm";
 import { groupMembers } from "../../db/schema.js";
-import { Lane, enqueueJobs } from "../sync/queue.js";
+import { Lane, enqueueJobs } from "./outbox.js";
 import type { DbOrTx } from "./database.js";
 import { prepared } from "./statements.js";
 import type { WriteContext } from "./write-context.js";

@@ -1,11 +1,10 @@
-import { and, eq, inArray, isNull, or } from "drizzle-orm";
 import { auditEntries, jobs, migratedUsers, userEmails, users } from "../../db/schema.js";
-import { jobKey, Lane } from "../sync/queue.js";
+import { jobKey, Lane } from "./outbox.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { newResourceId } from "./ids.js";
-import { columns, emailRows, getUser, updateUser, type UserResource, type UserRow } from "./users.js";
+import { columns, emailRows, type UserResource, type UserRow } from "./users.js";
 import type { WriteContext } from "./write-context.js";
 
 export interface NewMigratedUser {
@@ -79,44 +78,4 @@ export function createMigratedUsers(tx: DbOrTx, ctx: WriteContext, importId: str
   adjustDirectoryCounts(tx, ctx.directoryId, { users: rows.length });
   bumpDirectoryGeneration(tx, ctx.directoryId);
   return rows;
-}
-
-/**
- * Users a migration put into a directory before any IdP pushed them. The first SCIM create of the
- * same person (externalId when both sides have one, else email) takes the migrated user over, with
- * its Auth0 link and history, instead of creating a second user and a second Auth0 account.
- */
-function emailsOf(resource: UserResource): string[] {
-  const out = new Set<string>();
-  if (typeof resource.userName === "string" && resource.userName.includes("@")) out.add(resource.userName.toLowerCase());
-  const emails = Array.isArray(resource.emails) ? (resource.emails as Record<string, unknown>[]) : [];
-  for (const e of emails) if (typeof e?.value === "string") out.add(e.value.toLowerCase());
-  return [...out];
-}
-
-/** The SCIM create of a migrated person: replaces the migrated user's document and returns it; undefined when none matches. */
-export function claimMigratedUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow | undefined {
-  const externalId = typeof resource.externalId === "string" ? resource.externalId : null;
-  const emails = emailsOf(resource);
-  if (!externalId && emails.length === 0) return undefined;
-  const candidates = tx
-    .select()
-    .from(migratedUsers)
-    .where(
-      and(
-        eq(migratedUsers.directoryId, ctx.directoryId),
-        isNull(migratedUsers.claimedAt),
-        or(externalId ? eq(migratedUsers.externalId, externalId) : undefined, emails.length > 0 ? inArray(migratedUsers.emailLower, emails) : undefined),
-      ),
-    )
-    .all();
-  // An externalId match wins; an email match is refused when both sides carry different externalIds.
-  const match =
-    candidates.find((c) => externalId !== null && c.externalId === externalId) ??
-    candidates.find((c) => emails.includes(c.emailLower) && (c.externalId === null || externalId === null));
-  if (!match) return undefined;
-  const existing = getUser(tx, ctx.directoryId, match.userId);
-  if (!existing) return undefined;
-  tx.update(migratedUsers).set({ claimedAt: ctx.now ?? Date.now() }).where(eq(migratedUsers.userId, match.userId)).run();
-  return updateUser(tx, ctx, existing, resource, "user.replace");
 }

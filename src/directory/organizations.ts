@@ -1,7 +1,7 @@
 import { asc, eq, or } from "drizzle-orm";
 import { organizations } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
-import { Lane, enqueueJob } from "../sync/queue.js";
+import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newOrganizationId } from "./ids.js";

@@ -1,7 +1,7 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import type Database from "better-sqlite3";
 import { and, asc, eq, isNull } from "drizzle-orm";
-import { directories, scimTokens } from "../../db/schema.js";
+import { scimTokens } from "../../db/schema.js";
 import { invalidValue, notFound } from "../errors.js";
 import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";

@@ -1,13 +1,12 @@
-import { and, eq, isNull, sql, type SQL } from "drizzle-orm";
-import { groupMembers, groups, userEmails, users } from "../../db/schema.js";
+import { and, eq, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
+import { groupMembers, groups, migratedUsers, userEmails, users } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
-import { Lane, enqueueJob } from "../sync/queue.js";
+import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
-import { claimMigratedUser } from "./migrated.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { prepared, selectAll, selectOne } from "./statements.js";
 import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
@@ -261,4 +260,44 @@ export function listUsers(db: DbOrTx, directoryId: string, query: ListQuery): Us
     sql`SELECT ${sql.raw(userColumns)} FROM users WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${query.where ?? sql`1`} AND ${afterCondition(query.after)}
       ORDER BY ${sql.join(query.orderBy, sql`, `)} LIMIT ${query.limit} OFFSET ${query.offset}`,
   ).map(toUser);
+}
+
+/**
+ * Users a migration put into a directory before any IdP pushed them. The first SCIM create of the
+ * same person (externalId when both sides have one, else email) takes the migrated user over, with
+ * its Auth0 link and history, instead of creating a second user and a second Auth0 account.
+ */
+function emailsOf(resource: UserResource): string[] {
+  const out = new Set<string>();
+  if (typeof resource.userName === "string" && resource.userName.includes("@")) out.add(resource.userName.toLowerCase());
+  const emails = Array.isArray(resource.emails) ? (resource.emails as Record<string, unknown>[]) : [];
+  for (const e of emails) if (typeof e?.value === "string") out.add(e.value.toLowerCase());
+  return [...out];
+}
+
+/** The SCIM create of a migrated person: replaces the migrated user's document and returns it; undefined when none matches. */
+export function claimMigratedUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow | undefined {
+  const externalId = typeof resource.externalId === "string" ? resource.externalId : null;
+  const emails = emailsOf(resource);
+  if (!externalId && emails.length === 0) return undefined;
+  const candidates = tx
+    .select()
+    .from(migratedUsers)
+    .where(
+      and(
+        eq(migratedUsers.directoryId, ctx.directoryId),
+        isNull(migratedUsers.claimedAt),
+        or(externalId ? eq(migratedUsers.externalId, externalId) : undefined, emails.length > 0 ? inArray(migratedUsers.emailLower, emails) : undefined),
+      ),
+    )
+    .all();
+  // An externalId match wins; an email match is refused when both sides carry different externalIds.
+  const match =
+    candidates.find((c) => externalId !== null && c.externalId === externalId) ??
+    candidates.find((c) => emails.includes(c.emailLower) && (c.externalId === null || externalId === null));
+  if (!match) return undefined;
+  const existing = getUser(tx, ctx.directoryId, match.userId);
+  if (!existing) return undefined;
+  tx.update(migratedUsers).set({ claimedAt: ctx.now ?? Date.now() }).where(eq(migratedUsers.userId, match.userId)).run();
+  return updateUser(tx, ctx, existing, resource, "user.replace");
 }

@@ -24,7 +24,7 @@ interface Pending {
 const maxBatch = 256;
 
 export function createWriteQueue(db: Db): WriteQueue {
-  let pending: Pending[] = [];
+  const pending: Pending[] = [];
   let scheduled = false;
 
   const flush = (): void => {

@@ -10,9 +10,8 @@
  * and "Configure Password Policies in Auth0 Database Connections".
  */
 import { invalidBody } from "./errors.js";
-import { jsonType } from "./router.js";
 import type { Connection, ConnectionOptions, SetUserRootAttributes } from "./types.js";
-import { isPlainObject } from "./util.js";
+import { isPlainObject, jsonType } from "./util.js";
 
 export const SET_USER_ROOT_ATTRIBUTES: readonly SetUserRootAttributes[] = ["on_each_login", "on_first_login", "never_on_login"];
 export const PASSWORD_POLICIES = ["none", "low", "fair", "good", "excellent"] as const;

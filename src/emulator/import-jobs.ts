@@ -18,6 +18,7 @@ import { ApiError, badRequest, tooManyRequests } from "./errors.js";
 import { validateCustomHash, type StoredPassword } from "./password-hashes.js";
 import type { Router } from "./router.js";
 import type { EmulatorState } from "./state.js";
+import type { ImportJob } from "./import-job-store.js";
 import type { User } from "./types.js";
 import { isDatabase, RESERVED_APP_METADATA_KEYS } from "./routes/user-rules.js";
 import { isPlainObject, nowIso, randomAlnum, randomHex } from "./util.js";
@@ -27,53 +28,6 @@ export const MAX_CONCURRENT_IMPORT_JOBS = 2;
 const CONNECTION_ID = /^con_[A-Za-z0-9]{16}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const E164 = /^\+[1-9][0-9]{1,14}$/;
-
-/** How long a job takes: `baseMs` plus `perUserMs` per user (time compression for tests and benchmarks). */
-export interface ImportTiming {
-  baseMs: number;
-  perUserMs: number;
-}
-
-export interface ImportJobError {
-  user: Record<string, unknown>;
-  errors: { code: string; message: string; path: string }[];
-}
-
-export interface ImportJob {
-  id: string;
-  connection_id: string;
-  external_id?: string;
-  upsert: boolean;
-  send_completion_email: boolean;
-  created_at: string;
-  createdMs: number;
-  status: "pending" | "processing" | "completed" | "failed";
-  startedAt: number;
-  durationMs: number;
-  /** Epoch ms the job ended (its users applied), for benchmarks that measure the tenant's side. */
-  endedAt?: number;
-  users: unknown;
-  summary?: { total: number; inserted: number; updated: number; failed: number };
-  status_details?: string;
-  errors: ImportJobError[];
-  timer?: NodeJS.Timeout;
-}
-
-/** The tenant's import jobs (Auth0 deletes job data after 24 hours; the emulator keeps it until reset). */
-export class ImportJobStore {
-  readonly jobs = new Map<string, ImportJob>();
-  timing: ImportTiming = { baseMs: 20, perUserMs: 0.05 };
-
-  /** Jobs not yet finished. */
-  running(): ImportJob[] {
-    return [...this.jobs.values()].filter((j) => j.status === "pending" || j.status === "processing");
-  }
-
-  clear(): void {
-    for (const job of this.jobs.values()) if (job.timer) clearTimeout(job.timer);
-    this.jobs.clear();
-  }
-}
 
 /** A parsed multipart/form-data body; its JSON form (the call log) leaves the file's content out. */
 export class MultipartBody {

@@ -82,7 +82,13 @@ export class OidcProvider {
     if (path === "/.well-known/openid-configuration") return json(res, 200, this.discovery());
     if (path === "/.well-known/jwks.json") return json(res, 200, { keys: [this.publicJwk] });
     if (path === "/authorize") return this.authorize(url.searchParams, res);
-    if (path === "/u/login" && method === "POST") return void this.submitLogin(new URLSearchParams(raw), res);
+    if (path === "/u/login" && method === "POST") {
+      // A failing login flow (an Action that throws) answers 500 instead of leaving the browser waiting.
+      this.submitLogin(new URLSearchParams(raw), res).catch((err: unknown) => {
+        if (!res.headersSent) page(res, 500, "Login failed", err instanceof Error ? err.message : String(err));
+      });
+      return;
+    }
     if (path === "/oidc/logout") return this.logout(url.searchParams, res);
   }
 

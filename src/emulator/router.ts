@@ -7,6 +7,9 @@ import { ApiError, badRequest } from "./errors.js";
 import type { Category } from "./rate-limit.js";
 import type { EmulatorState } from "./state.js";
 import type { Plan } from "./types.js";
+import { jsonType } from "./util.js";
+
+export { jsonType } from "./util.js";
 
 export interface Reply {
   status: number;
@@ -93,12 +96,4 @@ function decodeSegment(segment: string): string {
 export function objectBody(body: unknown): Record<string, unknown> {
   if (typeof body === "object" && body !== null && !Array.isArray(body)) return body as Record<string, unknown>;
   throw new ApiError(400, "Payload validation error: 'Expected type object but found type " + jsonType(body) + "'.", "invalid_body");
-}
-
-export function jsonType(value: unknown): string {
-  if (value === null) return "null";
-  if (value === undefined) return "undefined";
-  if (Array.isArray(value)) return "array";
-  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
-  return typeof value;
 }

@@ -19,7 +19,7 @@ import type {
 } from "./types.js";
 import { defaultOptions } from "./connection-options.js";
 import { clone, nowIso, randomAlnum } from "./util.js";
-import { ImportJobStore } from "./import-jobs.js";
+import { ImportJobStore } from "./import-job-store.js";
 import type { StoredPassword } from "./password-hashes.js";
 
 export const DEFAULT_DATABASE_CONNECTION = "Username-Password-Authentication";

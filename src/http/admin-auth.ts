@@ -1,9 +1,9 @@
-import type { RequestHandler, Response } from "express";
-import type { Actor } from "../directory/audit.js";
+import type { RequestHandler } from "express";
 import type { Db } from "../directory/database.js";
 import { bootstrapTokenId, hashAdminToken, touchAdminToken, verifyAdminToken, type AdminPrincipal, type AdminTokenCheck } from "../directory/admin-tokens.js";
-import { forbidden, notFound } from "../errors.js";
 import { bearerAuth } from "./bearer.js";
+// Declares res.locals.admin, the principal this middleware sets.
+import type {} from "../admin/access.js";
 
 /**
  * Bearer authentication and authorization for the admin API, through the same bearer pipeline as
@@ -15,15 +15,8 @@ import { bearerAuth } from "./bearer.js";
  *   OpenAPI document says so), and the check runs before any lookup, so a 403 reveals no data;
  * - an org-admin token naming another organization, or anything inside one → 404, exactly as for an
  *   organization that does not exist (docs/design.md, invariant 5; OWASP API1): ids do not leak.
+ * The last two are the admin API's own policy (src/admin/access.ts and the route table).
  */
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Express {
-    interface Locals {
-      admin?: AdminPrincipal;
-    }
-  }
-}
 
 const failureMessages: Record<Exclude<AdminTokenCheck, { ok: true }>["reason"], string> = {
   unknown: "a valid admin bearer token is required",
@@ -61,28 +54,4 @@ export function adminBearerAuth(options: AdminAuthOptions): RequestHandler {
     },
     (_req, res, principal) => void (res.locals.admin = principal),
   );
-}
-
-export function adminPrincipal(res: Response): AdminPrincipal {
-  const principal = res.locals.admin;
-  if (!principal) throw new Error("admin route reached without an authenticated principal");
-  return principal;
-}
-
-/** The audit actor of a principal: the token id, never the token. */
-export const adminActor = (p: AdminPrincipal): Actor => ({ type: p.scope === "operator" ? "operator" : "org_admin", id: p.tokenId });
-
-/** Guards operator-only routes (function-level authorization, OWASP API5). */
-export const requireOperator = (): RequestHandler => (_req, res, next) => {
-  if (adminPrincipal(res).scope !== "operator") return next(forbidden("this route needs an operator token"));
-  next();
-};
-
-/**
- * Whether the principal may see this organization. Callers look the organization up first and pass
- * undefined when it does not exist, so "not yours" and "does not exist" read the same.
- */
-export function assertOrganizationVisible<T extends { id: string }>(p: AdminPrincipal, org: T | undefined, asked: string): T {
-  if (!org || (p.scope === "org_admin" && p.organizationId !== org.id)) throw notFound(`organization "${asked}" not found`);
-  return org;
 }

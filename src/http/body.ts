@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
-import { BridgeError, invalidSyntax, payloadTooLarge } from "../errors.js";
+import { invalidSyntax, payloadTooLarge, type BridgeError } from "../errors.js";
 
 /** Default request body limit: 1 MiB holds a PATCH adding ~15,000 members (Entra sends far fewer per request). */
 export const defaultBodyLimit = 1024 * 1024;

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import { BridgeError, isBridgeError, notFound, payloadTooLarge, invalidSyntax } from "../errors.js";
+import { scimContentType, scimErrorBody } from "../scim/error-body.js";
 
 /**
  * The one place where errors become responses. BridgeError (src/errors.ts) maps to its status; the
@@ -8,9 +9,6 @@ import { BridgeError, isBridgeError, notFound, payloadTooLarge, invalidSyntax } 
  * Anything else is a bug: logged with its stack, answered 500 without internals.
  */
 export type ErrorShape = "scim" | "admin";
-
-export const scimErrorSchema = "urn:ietf:params:scim:api:messages:2.0:Error";
-export const scimContentType = "application/scim+json; charset=utf-8";
 
 interface HttpishError {
   type?: unknown;
@@ -45,11 +43,6 @@ export function toBridgeError(err: unknown): BridgeError | undefined {
     return new BridgeError("unavailable", "the directory store is busy; retry shortly", { cause: err, retryAfter: 1 });
   }
   return undefined;
-}
-
-/** RFC 7644 §3.12 Error body; "status" is a string there. */
-export function scimErrorBody(status: number, detail: string, scimType?: string): Record<string, unknown> {
-  return { schemas: [scimErrorSchema], status: String(status), ...(scimType ? { scimType } : {}), detail };
 }
 
 export function adminErrorBody(kind: string, detail: string, requestId: string): Record<string, unknown> {

@@ -9,7 +9,7 @@
 import { Router, type Response } from "express";
 import { sql } from "drizzle-orm";
 import type Database from "better-sqlite3";
-import { readinessProblems, type TenantStatus } from "../auth0/tenant-checks.js";
+import { readinessProblems, type TenantStatus } from "../sync/tenant-checks.js";
 import type { Db } from "../directory/database.js";
 
 export interface HealthOptions {

@@ -13,10 +13,9 @@ import type { CallObserver } from "../auth0/gateway.js";
 import type { EndpointClass } from "../auth0/rate-limiter.js";
 import type { DbOrTx } from "../directory/database.js";
 import { routeTemplate, trackRoute } from "../logging.js";
-import { laneName, queueDepth } from "../sync/job-queries.js";
-import { Lane } from "../sync/queue.js";
+import { Lane, laneName } from "../directory/outbox.js";
+import { queueDepth } from "../sync/job-queries.js";
 import type { WorkerEvents } from "../sync/worker.js";
-
 
 /** States that make up the queue (done jobs are history, not depth). */
 const queueStates = ["pending", "running", "dead"] as const;

@@ -1,27 +1,11 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
 import express, { type Router } from "express";
+import { verifyPostLoginSignature } from "../auth0/hook-signature.js";
 import { assertJsonDepth, rawBody } from "./body.js";
 import type { Db } from "../directory/database.js";
 import { invalidSyntax, unauthorized } from "../errors.js";
 import { decidePostLogin, type PostLoginEvent } from "../sync/post-login.js";
 
-/** Signatures older than this are refused, so a captured request cannot be replayed later. */
-const MAX_SKEW_SECONDS = 300;
-
-export function signPostLoginBody(secret: string, body: string, timestamp = Math.floor(Date.now() / 1000)): string {
-  return `t=${timestamp},v1=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
-}
-
-/** Checks `x-scim-bridge-signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` in constant time. */
-export function verifyPostLoginSignature(secret: string, header: string | undefined, body: string, nowSeconds = Math.floor(Date.now() / 1000)): boolean {
-  if (!header) return false;
-  const parts = Object.fromEntries(header.split(",").map((p) => p.trim().split("=", 2) as [string, string]));
-  const t = Number(parts.t);
-  if (!Number.isInteger(t) || Math.abs(nowSeconds - t) > MAX_SKEW_SECONDS || !parts.v1) return false;
-  const expected = createHmac("sha256", secret).update(`${t}.${body}`).digest();
-  const given = Buffer.from(parts.v1, "hex");
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
+export { signPostLoginBody, verifyPostLoginSignature } from "../auth0/hook-signature.js";
 
 const optionalText = (v: unknown): boolean => v === undefined || v === null || typeof v === "string";
 

@@ -8,8 +8,17 @@
  * `options.set_user_root_attributes` is `on_first_login` or `never_on_login`. Such a user's email
  * (and username) belong to the IdP and cannot be updated at all.
  */
-import type { ConnectionWritability } from "./desired.js";
 import type { ProfileField } from "./types.js";
+
+/**
+ * What the Auth0 connection lets the Management API write (read from the connection by the sync
+ * engine; see connectionWritability below). Unknown (undefined): Auth0's defaults for the mapping's
+ * connection type (an enterprise connection syncs root attributes at each login).
+ */
+export interface ConnectionWritability {
+  /** Fields a PATCH may not carry for this connection's users, with why (for notes and validation). */
+  unwritable: Partial<Record<ProfileField, string>>;
+}
 
 export type RootAttributesSync = "on_each_login" | "on_first_login" | "never_on_login";
 

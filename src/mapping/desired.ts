@@ -3,7 +3,7 @@
  * "Concepts" and "What Auth0 sees").
  * Pure and deterministic: no I/O, no clock; the order of groups never matters.
  */
-import { defaultWritability } from "./connection-sync.js";
+import { defaultWritability, type ConnectionWritability } from "./connection-sync.js";
 import type { DeprovisionPolicy } from "./defaults.js";
 import { compileRoles, type RolesFn } from "./roles.js";
 import type { MappingDocument } from "./schema.js";
@@ -27,15 +27,7 @@ export interface Hold {
   id: string;
   reason: string;
 }
-/**
- * What the Auth0 connection lets the Management API write (read from the connection by the sync
- * engine; see connectionWritability). Unknown (undefined): Auth0's defaults for the mapping's
- * connection type (an enterprise connection syncs root attributes at each login).
- */
-export interface ConnectionWritability {
-  /** Fields a PATCH may not carry for this connection's users, with why (for notes and validation). */
-  unwritable: Partial<Record<ProfileField, string>>;
-}
+export type { ConnectionWritability } from "./connection-sync.js";
 
 export interface DesiredContext {
   /** Root attributes and email the connection refuses (Auth0 answers 400 operation_not_supported). */

@@ -125,14 +125,13 @@ export function parseScimPath(text: string): ScimPath {
   if (text.length === 0) throw new PathSyntaxError("the path is empty");
   if (text.length > maxPathLength) throw new PathSyntaxError(`the path is longer than ${maxPathLength} characters`);
   let schema: string | undefined;
-  let rest = text;
   let offset = 0;
   if (text.toLowerCase().startsWith("urn:")) {
     // The URN itself contains ':' and '.', the attribute part contains no ':' → split at the last ':' before any filter.
     const bracket = text.indexOf("[");
     const cut = text.lastIndexOf(":", bracket === -1 ? text.length : bracket);
     schema = text.slice(0, cut);
-    rest = text.slice(cut + 1);
+    const rest = text.slice(cut + 1);
     offset = cut + 1;
     if (rest === "") throw new PathSyntaxError(`"${text}" names a schema URN but no attribute after it`);
   }

@@ -3,7 +3,7 @@
  * place in the file (`roles.rules[2].when.group`) and the reason says what to write instead.
  * zod's raw union errors ("Invalid input") are resolved to the branch the author evidently meant.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { BridgeError } from "../errors.js";
 import { mappingSchema, type MappingDocument } from "./schema.js";
 

@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../paths.js";
-import type { ScimDocument } from "./normalize.js";
+
+/** A SCIM resource or message as JSON. */
+export type ScimDocument = Record<string, unknown>;
 
 /** The declarative documents under the top-level scim/ folder, read once at start. */
 const read = (name: string): unknown => JSON.parse(readFileSync(join(packageRoot, "scim", name), "utf8"));

@@ -1,4 +1,5 @@
 import { invalidSyntax } from "../errors.js";
+import type { ScimDocument } from "./documents.js";
 import type { AttributeInfo, ResourceSchema, SchemaInfo } from "./schema.js";
 
 /**
@@ -15,7 +16,7 @@ import type { AttributeInfo, ResourceSchema, SchemaInfo } from "./schema.js";
  *   schemas, groups) are dropped, and so is password: never stored, never returned.
  * Only schema attributes are copied, by their canonical names, so `__proto__` and friends never land.
  */
-export type ScimDocument = Record<string, unknown>;
+export type { ScimDocument } from "./documents.js";
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 

@@ -1,8 +1,8 @@
 import type { Request, Response } from "express";
 import type { WriteContext } from "../directory/write-context.js";
 import { preconditionFailed } from "../errors.js";
-import { scimContentType } from "../http/errors.js";
 import type { ScimContext } from "./context.js";
+import { scimContentType } from "./error-body.js";
 import type { ScimDocument } from "./normalize.js";
 import { etagOf } from "./resource.js";
 

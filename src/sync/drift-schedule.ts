@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { organizations } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
-import { enqueueJob, Lane } from "./queue.js";
+import { enqueueJob, Lane } from "../directory/outbox.js";
 
 /**
  * Enqueues a background drift scan of every organization every `hours` (0: never). Jobs merge, so

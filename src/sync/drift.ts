@@ -1,12 +1,11 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { jobs, organizations, userSync } from "../../db/schema.js";
 import { Auth0CallError } from "../auth0/errors.js";
-import type { Db } from "../directory/database.js";
 import { getActiveMapping } from "../directory/mappings.js";
 import { initialApplied, plan, type AppliedState } from "../mapping/index.js";
 import { jsonEqual } from "../mapping/types.js";
 import { desiredFor, memberOfOtherOrganizations, organizationInputPages, type UserInputs } from "./inputs.js";
-import { enqueueJob, jobKey, Lane } from "./queue.js";
+import { enqueueJob, jobKey, Lane } from "../directory/outbox.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
 

@@ -11,7 +11,7 @@ import { auth0FailureSink } from "./failures.js";
 import { createGroupReconciler, createOrganizationReconciler } from "./fan-out.js";
 import type { InvitationDelivery } from "./invitations.js";
 import { MembershipBatcher } from "./membership-batcher.js";
-import { Lane } from "./queue.js";
+import { Lane } from "../directory/outbox.js";
 import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
 import { Worker, type BackoffPolicy, type WorkerEvents } from "./worker.js";

@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { directories, groupMembers, groups, organizations, users } from "../../db/schema.js";
-import { enqueueJob, Lane } from "./queue.js";
+import { enqueueJob, Lane } from "../directory/outbox.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
 

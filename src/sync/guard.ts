@@ -5,7 +5,7 @@ import type { Db } from "../directory/database.js";
 import { recordAudit, type Actor } from "../directory/audit.js";
 import type { GuardPolicy } from "../mapping/index.js";
 import { conflict, notFound } from "../errors.js";
-import { enqueueJob, Lane } from "./queue.js";
+import { enqueueJob, Lane } from "../directory/outbox.js";
 
 export type GuardPause = typeof guardPauses.$inferSelect;
 

@@ -4,7 +4,7 @@ import { recordAudit } from "../directory/audit.js";
 import type { Db, DbOrTx } from "../directory/database.js";
 import type { Change } from "../directory/write-context.js";
 import { conflict, notFound } from "../errors.js";
-import { jobKey, type JobKind } from "./queue.js";
+import { jobKey, type JobKind } from "../directory/outbox.js";
 import type { JobRow } from "./worker.js";
 
 /**
@@ -13,9 +13,6 @@ import type { JobRow } from "./worker.js";
  */
 export type JobState = "pending" | "running" | "done" | "dead";
 
-/** Lane names, indexed by lane number (Lane): the labels of metrics, the admin API and the CLI. */
-export const laneNames = ["deprovision", "provision", "background"] as const;
-export const laneName = (lane: number): string => laneNames[lane] ?? String(lane);
 export const jobStates: readonly JobState[] = ["pending", "running", "done", "dead"];
 
 export interface JobQuery {

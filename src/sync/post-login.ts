@@ -6,7 +6,7 @@ import { recordAudit } from "../directory/audit.js";
 import { getActiveMapping } from "../directory/mappings.js";
 import { applyOperation } from "../mapping/index.js";
 import { desiredFor, loadUserInputs, memberOfOtherOrganizations, saveApplied } from "./inputs.js";
-import { enqueueJob, Lane } from "./queue.js";
+import { enqueueJob, Lane } from "../directory/outbox.js";
 
 /** What the Auth0 Action sends (see src/auth0/action/post-login.cjs). */
 export interface PostLoginEvent {

@@ -15,7 +15,7 @@ import {
   type DesiredUser,
   type MappingDocument,
 } from "../mapping/index.js";
-import { Lane } from "./queue.js";
+import { Lane } from "../directory/outbox.js";
 import { executeOperation } from "./execute.js";
 import { checkGuard } from "./guard.js";
 import { desiredFor, linkFound, looksUpByEmailFirst, loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";

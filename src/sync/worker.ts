@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
-import { Lane, type JobKind } from "./queue.js";
+import { Lane, type JobKind } from "../directory/outbox.js";
 
 export type JobRow = typeof jobs.$inferSelect;
 

@@ -9,7 +9,7 @@ import { pino } from "pino";
 import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminTokens, auditEntries } from "../../db/schema.js";
-import { adminRouter } from "../../src/admin/router.js";
+import { adminRouter } from "../../src/http/admin-router.js";
 import { adminFixture, bootstrapToken, dayMs, type AdminFixture } from "./helpers.js";
 
 let f: AdminFixture;

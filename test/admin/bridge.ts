@@ -7,7 +7,7 @@ import type { RequestHandler } from "express";
 import { pino } from "pino";
 import type supertest from "supertest";
 import { expect } from "vitest";
-import { adminRouter } from "../../src/admin/router.js";
+import { adminRouter } from "../../src/http/admin-router.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 

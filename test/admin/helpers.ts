@@ -8,7 +8,8 @@ import express, { type Express } from "express";
 import { pino } from "pino";
 import supertest from "supertest";
 import { guardPauses, jobs } from "../../db/schema.js";
-import { adminRouter, type AdminDeps } from "../../src/admin/router.js";
+import type { AdminDeps } from "../../src/admin/router.js";
+import { adminRouter } from "../../src/http/admin-router.js";
 import { issueAdminToken, revokeAdminToken } from "../../src/directory/admin-tokens.js";
 import { openDatabase, type Db } from "../../src/directory/database.js";
 import { placeHold } from "../../src/directory/holds.js";
@@ -19,7 +20,7 @@ import { createUser } from "../../src/directory/users.js";
 import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
 import { defaultMapping, type MappingDocument } from "../../src/mapping/index.js";
-import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 
 export const bootstrapToken = "bootstrap-operator-token-0123456789abcdef";
 export const dayMs = 86_400_000;

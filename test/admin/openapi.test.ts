@@ -5,7 +5,7 @@
  */
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { adminRouter } from "../../src/admin/router.js";
+import { adminRouter } from "../../src/http/admin-router.js";
 import { adminFixture, type AdminFixture } from "./helpers.js";
 
 interface Operation {

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { auditEntries, jobs, organizations } from "../../db/schema.js";
 import { verifyScimToken } from "../../src/directory/tokens.js";
 import { deleteUser, getUser } from "../../src/directory/users.js";
-import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { adminFixture, mappingFor, type AdminFixture } from "./helpers.js";
 
 let f: AdminFixture;

@@ -7,12 +7,13 @@ import express, { type Request } from "express";
 import { pino } from "pino";
 import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
-import { adminRouter } from "../../src/admin/router.js";
+import { adminRouter } from "../../src/http/admin-router.js";
 import { loadConfig } from "../../src/config.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { errorMiddleware, scimContentType } from "../../src/http/errors.js";
+import { errorMiddleware } from "../../src/http/errors.js";
 import { bearerKey, scimRateLimitDefaults, tokenRateLimit, unauthenticatedLimitDefaults } from "../../src/http/rate-limit.js";
 import { requestId } from "../../src/http/request-id.js";
+import { scimContentType } from "../../src/scim/error-body.js";
 
 const log = pino({ level: "silent" });
 let opened: OpenDatabase | undefined;

@@ -9,7 +9,7 @@ import { pino } from "pino";
 import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
 import { scimRequestLog as logTable } from "../../db/schema.js";
-import { adminRouter } from "../../src/admin/router.js";
+import { adminRouter } from "../../src/http/admin-router.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { onboardOrganization } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";

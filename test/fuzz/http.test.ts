@@ -4,7 +4,7 @@ import fc from "fast-check";
 import type { RequestHandler } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { scimRequestLog as logTable } from "../../db/schema.js";
-import { adminRouter } from "../../src/admin/router.js";
+import { adminRouter } from "../../src/http/admin-router.js";
 import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-login-hook.js";
 import { scimRequestLog, type ScimRequestLogMiddleware } from "../../src/http/scim-request-log.js";
 import { createLogger, requestLogger } from "../../src/logging.js";

@@ -8,7 +8,7 @@ import { pino } from "pino";
 import supertest from "supertest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { migratedUsers } from "../../db/schema.js";
-import { adminRouter } from "../../src/admin/router.js";
+import { adminRouter } from "../../src/http/admin-router.js";
 import { issueAdminToken } from "../../src/directory/admin-tokens.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { parseQueryString } from "../../src/http/query.js";

@@ -4,7 +4,7 @@ import { auditEntries, jobs, mappingVersions } from "../../db/schema.js";
 import type { OpenDatabase } from "../../src/directory/database.js";
 import { activateMappingVersion, getActiveMapping, listMappingVersions, saveMappingVersion } from "../../src/directory/mappings.js";
 import { recordConnection } from "../../src/directory/settings.js";
-import { BridgeError } from "../../src/errors.js";
+import type { BridgeError } from "../../src/errors.js";
 import { parseMapping, type MappingDocument } from "../../src/mapping/index.js";
 import { openMemoryDb, seedOrganization } from "./seed.js";
 

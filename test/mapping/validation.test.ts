@@ -3,6 +3,7 @@ import { BridgeError } from "../../src/errors.js";
 import { checkMappingFile, loadMappingFile, MappingError, parseMapping, validateMapping } from "../../src/mapping/index.js";
 
 // Test documents are deliberately malformed, so they are built untyped.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- wrong shapes on purpose, reached into at any depth
 type Doc = Record<string, any>;
 
 const base = (): Doc => ({

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import express from "express";
 import request from "supertest";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import type { TenantReport } from "../../src/auth0/tenant-checks.js";
+import type { TenantReport } from "../../src/sync/tenant-checks.js";
 import { healthRouter, type HealthOptions } from "../../src/http/health.js";
 
 let opened: OpenDatabase[] = [];

@@ -9,7 +9,7 @@ import { requestId } from "../../src/http/request-id.js";
 import { errorMiddleware } from "../../src/http/errors.js";
 import { createLogger } from "../../src/logging.js";
 import { RateLimiter, rateProfile } from "../../src/auth0/rate-limiter.js";
-import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import type { JobRow } from "../../src/sync/worker.js";
 
 let opened: OpenDatabase[] = [];

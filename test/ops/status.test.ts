@@ -11,7 +11,7 @@ import { onboardOrganization } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { listDirectories } from "../../src/directory/directories.js";
 import { getOrganization } from "../../src/directory/organizations.js";
-import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { syncStates } from "../../src/sync/sync-state.js";
 
 let dir: string;

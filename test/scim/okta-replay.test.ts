@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lane } from "../../src/sync/queue.js";
+import { Lane } from "../../src/directory/outbox.js";
 import { okta } from "../fixtures/idp/okta.js";
 import { createTestBridge, scimClient, type TestBridge } from "../helpers/scim.js";
 import { auditFor, memberIdsOf, pendingJob, storedGroup, storedUser } from "../helpers/store.js";

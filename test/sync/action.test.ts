@@ -3,7 +3,7 @@
  * as Auth0 would run it, against a real bridge hook on 127.0.0.1, with a fake `event` and `api`.
  */
 import { randomBytes } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import type { RequestHandler } from "express";
@@ -48,7 +48,7 @@ afterEach(async () => {
 });
 
 /** A stand-in server on 127.0.0.1 (a broken bridge, or a spy). */
-async function serve(handler: (req: import("node:http").IncomingMessage, body: string, res: import("node:http").ServerResponse) => void): Promise<string> {
+async function serve(handler: (req: IncomingMessage, body: string, res: ServerResponse) => void): Promise<string> {
   const server = createServer((req, res) => {
     let body = "";
     req.on("data", (c: Buffer) => (body += c.toString("utf8")));

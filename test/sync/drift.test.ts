@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { RECENT_WRITE_MS, scanDrift } from "../../src/sync/drift.js";
-import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 

@@ -114,7 +114,7 @@ describe("scim-bridge reconcile", { timeout: 120_000 }, () => {
       const run = await cli("reconcile", slug, "--json");
       expect(run.code, run.stderr).toBe(1);
       expect((JSON.parse(run.stdout) as DriftReport).drifted.map((d) => d.userName)).toEqual(["ada@example.com"]);
-      expect(run.stderr).toMatch(/1 repair failed:\n  ada@example.com: /);
+      expect(run.stderr).toMatch(/1 repair failed:\n {2}ada@example.com: /);
       expect(ada().app_metadata).toEqual({ department: "Sales" });
     } finally {
       sync.emulator.setFaults({});

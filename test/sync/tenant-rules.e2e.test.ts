@@ -7,9 +7,10 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { createManagementClient } from "../../src/auth0/client.js";
+import type { Auth0Gateway } from "../../src/auth0/gateway.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping } from "../../src/mapping/index.js";
-import { Lane } from "../../src/sync/queue.js";
+import { Lane } from "../../src/directory/outbox.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 
@@ -114,7 +115,7 @@ describe("a tenant's refusals", () => {
   it("invitation tickets mark the email verified and return to the configured application", async () => {
     bridge = await createTestBridge();
     sync = await startSyncHarness(bridge.db, { start: false });
-    const gw = new (sync.engine.gateway.constructor as typeof import("../../src/auth0/gateway.js").Auth0Gateway)(
+    const gw = new (sync.engine.gateway.constructor as typeof Auth0Gateway)(
       createManagementClient({ domain: "tenant.example.auth0.com", clientId: "bridge", clientSecret: "s", managementUrl: sync.emulator.url }),
       sync.engine.limiter,
       {},

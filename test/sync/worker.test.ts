@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { enqueueJob, Lane } from "../../src/sync/queue.js";
+import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { Worker, backoffMs, type JobHandler, type JobRow } from "../../src/sync/worker.js";
 
 let opened: OpenDatabase[] = [];

@@ -143,7 +143,11 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
   } else if (sub) {
     const v = op === "remove" ? undefined : normalizeValue(sub, value);
     if (values.length === 0 && v !== undefined) values.push({});
-    for (const e of values) if (isObject(e)) setOrDelete(e, sub.name, v), touched.add(e);
+    for (const e of values) {
+      if (!isObject(e)) continue;
+      setOrDelete(e, sub.name, v);
+      touched.add(e);
+    }
   } else if (op === "remove") {
     // Entra removes members/values by listing them: only those go (Microsoft Learn "Develop and plan
     // provisioning for a SCIM endpoint in Microsoft Entra ID", group PATCH examples).

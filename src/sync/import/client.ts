@@ -2,7 +2,7 @@ import type { ManagementClient } from "auth0";
 import { ManagementError } from "auth0";
 import { Auth0CallError, classifyAuth0Error } from "../../auth0/errors.js";
 import type { RateLimiter } from "../../auth0/rate-limiter.js";
-import { Lane } from "../queue.js";
+import { Lane } from "../../directory/outbox.js";
 
 /**
  * Auth0's user import job endpoints (POST /jobs/users-imports, GET /jobs/{id}, GET /jobs/{id}/errors)

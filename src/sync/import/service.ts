@@ -33,7 +33,7 @@ import { getOrganization, type OrganizationRow } from "../../directory/organizat
 import { conflict, invalidValue, notFound } from "../../errors.js";
 import { initialApplied, type AppliedState, type Profile } from "../../mapping/index.js";
 import { isRecord, profileFields } from "../../mapping/types.js";
-import { Lane } from "../queue.js";
+import { Lane } from "../../directory/outbox.js";
 import { TooManyImportJobs, type ImportApi, type ImportJobStatus } from "./client.js";
 import { Digest, readRecords, type ImportFormat } from "./records.js";
 import { validateRecord, type ImportUser, type RecordProblem } from "./validate.js";
@@ -444,7 +444,7 @@ class ImportRun {
         if (err instanceof Auth0CallError && err.kind !== "retryable") throw err;
         this.deps.log?.warn({ err, jobId }, "user import: polling the job failed; retrying");
         await this.sleep(backoff, this.request.signal);
-        if (this.request.signal?.aborted) throw new Error("stopped");
+        if (this.request.signal?.aborted) throw new Error("stopped", { cause: err });
         continue;
       }
       if (status.status === "completed" || status.status === "failed" || status.status === "expired") return status;

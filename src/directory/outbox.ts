@@ -1,11 +1,15 @@
 import { sql } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
-import type { DbOrTx } from "../directory/database.js";
-import { prepared } from "../directory/statements.js";
+import type { DbOrTx } from "./database.js";
+import { prepared } from "./statements.js";
 
 /** Lanes in priority order: deprovisioning always runs first (docs/design.md, invariant 3). */
 export const Lane = { deprovision: 0, provision: 1, background: 2 } as const;
 export type Lane = (typeof Lane)[keyof typeof Lane];
+
+/** Lane names as the admin API, the CLI and metrics show them, indexed by lane. */
+export const laneNames = ["deprovision", "provision", "background"] as const;
+export const laneName = (lane: number): string => laneNames[lane] ?? String(lane);
 
 export type JobKind = "user" | "group" | "organization" | "drift";
 

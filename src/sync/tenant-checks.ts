@@ -12,10 +12,10 @@ import type { Db } from "../directory/database.js";
 import { getActiveMapping } from "../directory/mappings.js";
 import { listOrganizations } from "../directory/organizations.js";
 import { recordConnection, type KnownConnection } from "../directory/settings.js";
-import { signPostLoginBody } from "../http/post-login-hook.js";
 import type { MappingDocument } from "../mapping/index.js";
-import { redirectingFetch } from "./client.js";
-import { missingScopes, requiredScopes, type MappedOrganization, type ScopeNeed } from "./scopes.js";
+import { redirectingFetch } from "../auth0/client.js";
+import { signPostLoginBody } from "../auth0/hook-signature.js";
+import { missingScopes, requiredScopes, type MappedOrganization, type ScopeNeed } from "../auth0/scopes.js";
 
 export type CheckStatus = "ok" | "warn" | "fail" | "skipped";
 
