@@ -10,14 +10,23 @@ const only = (part, allowed) => ({
   from: { path: `^src/${part}/` },
   to: {
     path: "^src/",
-    pathNot: [`^src/${part}/`, ...allowed.map((a) => (a.endsWith(".ts") ? `^src/${a.replace(".", "[.]")}$` : `^src/${a}/`))],
+    pathNot: [
+      `^src/${part}/`,
+      ...allowed.map((a) => (a.endsWith(".ts") ? `^src/${a.replace(".", "[.]")}$` : `^src/${a}/`)),
+    ],
   },
 });
 const shared = ["config.ts", "errors.ts", "logging.ts", "paths.ts"];
 
 module.exports = {
   forbidden: [
-    { name: "no-circular", severity: "error", comment: "a cycle makes two parts one; move the shared piece down", from: {}, to: { circular: true } },
+    {
+      name: "no-circular",
+      severity: "error",
+      comment: "a cycle makes two parts one; move the shared piece down",
+      from: {},
+      to: { circular: true },
+    },
     {
       name: "shared-modules-import-no-part",
       severity: "error",

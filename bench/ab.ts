@@ -11,7 +11,17 @@ import { copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { packageRoot } from "../src/paths.js";
-import { measure, readScenarios, seedShipped, serveEnv, startLogged, stop, writeScenarios, type Row, type Scenario } from "./shipped.js";
+import {
+  measure,
+  readScenarios,
+  seedShipped,
+  serveEnv,
+  startLogged,
+  stop,
+  writeScenarios,
+  type Row,
+  type Scenario,
+} from "./shipped.js";
 
 const { values } = parseArgs({
   options: {
@@ -38,9 +48,21 @@ const sides = [
 const servers = await Promise.all(
   sides.map(async (side) => {
     // An emulator each: two bridges creating the same Auth0 organization in one tenant would conflict.
-    const emu = await startLogged([after, "auth0-emulator", "--port", "0", "--plan", "enterprise"], process.env, join(dir, `${side.name}-emulator.log`), /AUTH0_MANAGEMENT_URL=(\S+)/);
-    const s = await startLogged([side.cli, "serve"], serveEnv(side.db, emu.match[1]!), join(dir, `${side.name}.log`), /"port":(\d+)/);
-    const plan = [...readScenarios(seed), ...writeScenarios(seed, side.name)].filter((sc) => !only || only.test(sc.name));
+    const emu = await startLogged(
+      [after, "auth0-emulator", "--port", "0", "--plan", "enterprise"],
+      process.env,
+      join(dir, `${side.name}-emulator.log`),
+      /AUTH0_MANAGEMENT_URL=(\S+)/,
+    );
+    const s = await startLogged(
+      [side.cli, "serve"],
+      serveEnv(side.db, emu.match[1]!),
+      join(dir, `${side.name}.log`),
+      /"port":(\d+)/,
+    );
+    const plan = [...readScenarios(seed), ...writeScenarios(seed, side.name)].filter(
+      (sc) => !only || only.test(sc.name),
+    );
     return { ...side, child: s.child, emulator: emu.child, origin: `http://127.0.0.1:${s.match[1]}`, plan };
   }),
 );
@@ -62,14 +84,18 @@ try {
       }
     }
   }
-  console.log("| scenario | req/s before | req/s after | after/before | CPU ms/req before | CPU ms/req after | after/before |");
+  console.log(
+    "| scenario | req/s before | req/s after | after/before | CPU ms/req before | CPU ms/req after | after/before |",
+  );
   console.log("|---|---:|---:|---:|---:|---:|---:|");
   for (const name of names) {
     const a = totals.get(`before\t${name}`)!;
     const b = totals.get(`after\t${name}`)!;
     const rps = (t: typeof a) => t.requests / t.seconds;
     const cpu = (t: typeof a) => t.cpu / Math.max(1, t.requests);
-    console.log(`| ${name} | ${rps(a).toFixed(0)} | ${rps(b).toFixed(0)} | ${(rps(b) / rps(a)).toFixed(2)} | ${cpu(a).toFixed(2)} | ${cpu(b).toFixed(2)} | ${(cpu(b) / cpu(a)).toFixed(2)} |`);
+    console.log(
+      `| ${name} | ${rps(a).toFixed(0)} | ${rps(b).toFixed(0)} | ${(rps(b) / rps(a)).toFixed(2)} | ${cpu(a).toFixed(2)} | ${cpu(b).toFixed(2)} | ${(cpu(b) / cpu(a)).toFixed(2)} |`,
+    );
   }
 } finally {
   for (const server of servers) {

@@ -31,10 +31,32 @@ export async function consoleBenchSection(users = 100_000, rounds = 20): Promise
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const log = pino({ level: "silent" });
-  const adminDeps = { db, publicUrl: origin, log, bootstrapOperatorToken: operatorToken, signOut: async () => ({ revoked: false }) };
+  const adminDeps = {
+    db,
+    publicUrl: origin,
+    log,
+    bootstrapOperatorToken: operatorToken,
+    signOut: async () => ({ revoked: false }),
+  };
   server.on(
     "request",
-    createApp({ db, publicUrl: origin, extraRouters: [{ path: "/console", router: consoleRouter({ db, publicUrl: origin, log, admin: adminService(adminDeps), bootstrapOperatorToken: operatorToken, sessionSecret: "bench-console-session-secret-0123456789" }) }] }),
+    createApp({
+      db,
+      publicUrl: origin,
+      extraRouters: [
+        {
+          path: "/console",
+          router: consoleRouter({
+            db,
+            publicUrl: origin,
+            log,
+            admin: adminService(adminDeps),
+            bootstrapOperatorToken: operatorToken,
+            sessionSecret: "bench-console-session-secret-0123456789",
+          }),
+        },
+      ],
+    }),
   );
   try {
     // Sign in with the operator token, as a person would on the sign-in page.
@@ -52,7 +74,9 @@ export async function consoleBenchSection(users = 100_000, rounds = 20): Promise
     // The 100th page: follow the cursor the way the "Next page" link does.
     let after = "";
     for (let i = 0; i < 99; i++) {
-      const html = await (await fetch(`${origin}/console/orgs/${slug}/users${after}`, { headers: { cookie: session } })).text();
+      const html = await (
+        await fetch(`${origin}/console/orgs/${slug}/users${after}`, { headers: { cookie: session } })
+      ).text();
       after = `?${/href="[^"]*\/users\?([^"]*)" rel="next"/.exec(html)![1]!.replace(/&amp;/g, "&")}`;
     }
     const scenarios: [string, string][] = [
@@ -75,7 +99,9 @@ export async function consoleBenchSection(users = 100_000, rounds = 20): Promise
       }
       times.sort((a, b) => a - b);
       if (name.startsWith("first")) firstP50 = quantile(times, 0.5);
-      rows.push(`| ${name} | ${quantile(times, 0.5).toFixed(1)} | ${quantile(times, 0.95).toFixed(1)} | ${times[times.length - 1]!.toFixed(1)} |`);
+      rows.push(
+        `| ${name} | ${quantile(times, 0.5).toFixed(1)} | ${quantile(times, 0.95).toFixed(1)} | ${times[times.length - 1]!.toFixed(1)} |`,
+      );
     }
     return [
       `Users page of the console over ${users.toLocaleString("en-US")} users (one directory, one group holding half of them), ${rounds} sequential requests per row, timed over HTTP in-process (HTML rendered).`,

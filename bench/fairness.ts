@@ -54,12 +54,31 @@ function seedTenant(sqlite: Database.Database, directoryId: string, count: numbe
   const insertUser = sqlite.prepare(
     "INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active, resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 1, ?, ?)",
   );
-  const insertEmail = sqlite.prepare("INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, \"primary\") VALUES (?, ?, 0, ?, 'work', 1)");
+  const insertEmail = sqlite.prepare(
+    "INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, \"primary\") VALUES (?, ?, 0, ?, 'work', 1)",
+  );
   const now = Date.now();
   for (let i = 0; i < count; i++) {
     const userName = `${prefix}${i}@bench.example.com`;
-    const resource = { userName, externalId: `ext-${i}`, displayName: `User ${i}`, title: `Title ${i % 50}`, active: true, emails: [{ value: userName, type: "work", primary: true }] };
-    insertUser.run(`${prefix}-${i}`, directoryId, userName, userName, `ext-${i}`, `User ${i}`, JSON.stringify(resource), now + i, now + i);
+    const resource = {
+      userName,
+      externalId: `ext-${i}`,
+      displayName: `User ${i}`,
+      title: `Title ${i % 50}`,
+      active: true,
+      emails: [{ value: userName, type: "work", primary: true }],
+    };
+    insertUser.run(
+      `${prefix}-${i}`,
+      directoryId,
+      userName,
+      userName,
+      `ext-${i}`,
+      `User ${i}`,
+      JSON.stringify(resource),
+      now + i,
+      now + i,
+    );
     insertEmail.run(`${prefix}-${i}`, directoryId, userName);
   }
   sqlite.prepare("UPDATE directories SET user_count = ? WHERE id = ?").run(count, directoryId);
@@ -119,7 +138,9 @@ async function serve(dbPath: string): Promise<void> {
     } else if (m === "report") {
       delay.disable();
       const ms = (ns: number) => Math.round(ns / 1e5) / 10;
-      process.send?.({ loopDelay: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) } });
+      process.send?.({
+        loopDelay: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+      });
     }
   });
   process.once("SIGINT", () => process.exit(0));
@@ -132,7 +153,9 @@ interface LoopDelay {
   max: number;
 }
 
-function startServer(dbPath: string): Promise<{ origin: string; stop: () => void; start: () => void; report: () => Promise<LoopDelay> }> {
+function startServer(
+  dbPath: string,
+): Promise<{ origin: string; stop: () => void; start: () => void; report: () => Promise<LoopDelay> }> {
   // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server child there (summarise with bench/profile-summary.ts).
   const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_CPU_PROF] : [];
   const child = fork(self, ["serve", dbPath], { execArgv: ["--import", "tsx", ...prof], stdio: "inherit" });
@@ -153,7 +176,8 @@ function startServer(dbPath: string): Promise<{ origin: string; stop: () => void
   });
 }
 
-const percentile = (sorted: number[], p: number): number => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
+const percentile = (sorted: number[], p: number): number =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
 interface Probe {
   name: string;
@@ -174,28 +198,73 @@ export interface FairnessResult {
 }
 
 /** The targets: p99 of another tenant's GET by id and of the post-login hook while one tenant floods. */
-export const fairnessTargets: Record<string, number> = { "quiet tenant GET /Users/{id}": 50, "POST /hooks/auth0/post-login": 50 };
+export const fairnessTargets: Record<string, number> = {
+  "quiet tenant GET /Users/{id}": 50,
+  "POST /hooks/auth0/post-login": 50,
+};
 
 export async function runFairnessBench(seconds = 20, only?: readonly number[]): Promise<FairnessResult> {
   const seeded = seed();
   const server = await startServer(seeded.dbPath);
   const { origin } = server;
   const scim = (t: Tenant, path: string, init: RequestInit = {}) =>
-    fetch(`${origin}/scim/v2/${t.directoryId}${path}`, { ...init, headers: { Authorization: `Bearer ${t.token}`, "Content-Type": "application/scim+json", ...(init.headers ?? {}) } });
-  const patchOp = (Operations: unknown[]) => JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
+    fetch(`${origin}/scim/v2/${t.directoryId}${path}`, {
+      ...init,
+      headers: { Authorization: `Bearer ${t.token}`, "Content-Type": "application/scim+json", ...(init.headers ?? {}) },
+    });
+  const patchOp = (Operations: unknown[]) =>
+    JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
   const churnEmails = Array.from({ length: 50 }, (_, i) => ({ value: `churn${i}@bench.example.com`, type: "other" }));
-  const churn = patchOp(Array.from({ length: scimLimits.maxPatchValues / churnEmails.length }, (_, i) => ({ op: i % 2 === 0 ? "add" : "remove", path: "emails", value: churnEmails })));
-  const manyOps = patchOp(Array.from({ length: 1000 }, (_, i) => ({ op: "replace", path: i % 2 === 0 ? "title" : "name.givenName", value: `v${i}` })));
+  const churn = patchOp(
+    Array.from({ length: scimLimits.maxPatchValues / churnEmails.length }, (_, i) => ({
+      op: i % 2 === 0 ? "add" : "remove",
+      path: "emails",
+      value: churnEmails,
+    })),
+  );
+  const manyOps = patchOp(
+    Array.from({ length: 1000 }, (_, i) => ({
+      op: "replace",
+      path: i % 2 === 0 ? "title" : "name.givenName",
+      value: `v${i}`,
+    })),
+  );
   const fullUser = (i: number) =>
-    JSON.stringify({ userName: `full${i}@bench.example.com`, emails: Array.from({ length: scimLimits.maxValuesPerAttribute }, (_, j) => ({ value: `f${i}-${j}@bench.example.com` })) });
+    JSON.stringify({
+      userName: `full${i}@bench.example.com`,
+      emails: Array.from({ length: scimLimits.maxValuesPerAttribute }, (_, j) => ({
+        value: `f${i}-${j}@bench.example.com`,
+      })),
+    });
   let created = 0;
   const mix: { name: string; send: () => Promise<Response> }[] = [
-    { name: 'GET filter userName co (priced just under the maximum)', send: () => scim(seeded.noisy, `/Users?filter=${encodeURIComponent('userName co "zz9"')}&count=100`) },
+    {
+      name: "GET filter userName co (priced just under the maximum)",
+      send: () => scim(seeded.noisy, `/Users?filter=${encodeURIComponent('userName co "zz9"')}&count=100`),
+    },
     { name: "GET sortBy=title (unindexed sort)", send: () => scim(seeded.noisy, `/Users?sortBy=title&count=1000`) },
-    { name: "GET 100-term ew filter (over the maximum)", send: () => scim(seeded.noisy, `/Users?filter=${encodeURIComponent(Array.from({ length: 100 }, (_, i) => `userName ew "q${i}"`).join(" or "))}`) },
-    { name: `PATCH adding and removing 50 emails, ${scimLimits.maxPatchValues} values in all`, send: () => scim(seeded.noisy, `/Users/n-${Math.floor(Math.random() * noisyUsers)}`, { method: "PATCH", body: churn }) },
-    { name: "PATCH 1,000 operations", send: () => scim(seeded.noisy, `/Users/n-${Math.floor(Math.random() * noisyUsers)}`, { method: "PATCH", body: manyOps }) },
-    { name: `POST user with ${scimLimits.maxValuesPerAttribute} emails`, send: () => scim(seeded.noisy, "/Users", { method: "POST", body: fullUser(created++) }) },
+    {
+      name: "GET 100-term ew filter (over the maximum)",
+      send: () =>
+        scim(
+          seeded.noisy,
+          `/Users?filter=${encodeURIComponent(Array.from({ length: 100 }, (_, i) => `userName ew "q${i}"`).join(" or "))}`,
+        ),
+    },
+    {
+      name: `PATCH adding and removing 50 emails, ${scimLimits.maxPatchValues} values in all`,
+      send: () =>
+        scim(seeded.noisy, `/Users/n-${Math.floor(Math.random() * noisyUsers)}`, { method: "PATCH", body: churn }),
+    },
+    {
+      name: "PATCH 1,000 operations",
+      send: () =>
+        scim(seeded.noisy, `/Users/n-${Math.floor(Math.random() * noisyUsers)}`, { method: "PATCH", body: manyOps }),
+    },
+    {
+      name: `POST user with ${scimLimits.maxValuesPerAttribute} emails`,
+      send: () => scim(seeded.noisy, "/Users", { method: "POST", body: fullUser(created++) }),
+    },
   ];
   // BENCH_MIX=0,2 runs only those entries of the mix (to see which request costs what).
   const selected = only ?? process.env.BENCH_MIX?.split(",").map(Number);
@@ -213,8 +282,18 @@ export async function runFairnessBench(seconds = 20, only?: readonly number[]): 
   const probeSend = [
     () => scim(seeded.quiet, `/Users/q-${Math.floor(Math.random() * quietUsers)}`),
     () => {
-      const body = JSON.stringify({ user: { user_id: `auth0|${Math.random()}`, email: `q${Math.floor(Math.random() * quietUsers)}@bench.example.com` }, organization: { name: "quiet" } });
-      return fetch(`${origin}/hooks/auth0/post-login`, { method: "POST", body, headers: { "Content-Type": "application/json", "x-scim-bridge-signature": signPostLoginBody(hookSecret, body) } });
+      const body = JSON.stringify({
+        user: {
+          user_id: `auth0|${Math.random()}`,
+          email: `q${Math.floor(Math.random() * quietUsers)}@bench.example.com`,
+        },
+        organization: { name: "quiet" },
+      });
+      return fetch(`${origin}/hooks/auth0/post-login`, {
+        method: "POST",
+        body,
+        headers: { "Content-Type": "application/json", "x-scim-bridge-signature": signPostLoginBody(hookSecret, body) },
+      });
     },
     () => fetch(`${origin}/healthz`),
   ];
@@ -286,7 +365,14 @@ export async function runFairnessBench(seconds = 20, only?: readonly number[]): 
     probes: probes.map((p) => {
       const sorted = [...p.latencies].sort((a, b) => a - b);
       const r = (n: number) => Math.round(n * 10) / 10;
-      return { name: p.name, count: sorted.length, p50: r(percentile(sorted, 50)), p99: r(percentile(sorted, 99)), max: r(sorted[sorted.length - 1] ?? Number.NaN), failures: p.failures };
+      return {
+        name: p.name,
+        count: sorted.length,
+        p50: r(percentile(sorted, 50)),
+        p99: r(percentile(sorted, 99)),
+        max: r(sorted[sorted.length - 1] ?? Number.NaN),
+        failures: p.failures,
+      };
     }),
     noisy,
     noisyMax: Object.fromEntries(Object.entries(noisyMax).map(([k, v]) => [k, Math.round(v)])),
@@ -298,14 +384,22 @@ export async function runFairnessBench(seconds = 20, only?: readonly number[]): 
 export async function fairnessBenchSection(seconds = 15): Promise<string> {
   const reads = await runFairnessBench(seconds, [0, 1, 2]);
   const all = await runFairnessBench(seconds);
-  const statusText = (s: Record<string, number>) => Object.entries(s).map(([k, v]) => `${v} × ${k}`).join(", ");
-  const target = (name: string, p99: number) => (fairnessTargets[name] === undefined ? "" : `≤ ${fairnessTargets[name]}: ${p99 <= fairnessTargets[name]! ? "met" : "**not met**"}`);
+  const statusText = (s: Record<string, number>) =>
+    Object.entries(s)
+      .map(([k, v]) => `${v} × ${k}`)
+      .join(", ");
+  const target = (name: string, p99: number) =>
+    fairnessTargets[name] === undefined
+      ? ""
+      : `≤ ${fairnessTargets[name]}: ${p99 <= fairnessTargets[name]! ? "met" : "**not met**"}`;
   const table = (title: string, r: FairnessResult) => [
     `**${title}** (load average ${r.load[0]} before, ${r.load[1]} after; server event-loop delay p50 ${r.loopDelay.p50} ms, p99 ${r.loopDelay.p99} ms, max ${r.loopDelay.max} ms)`,
     "",
     "| probe | answered | p50 ms | p99 ms | max ms | failed | p99 target ms |",
     "|---|---:|---:|---:|---:|---:|---|",
-    ...r.probes.map((p) => `| ${p.name} | ${p.count} | ${p.p50} | ${p.p99} | ${p.max} | ${p.failures} | ${target(p.name, p.p99)} |`),
+    ...r.probes.map(
+      (p) => `| ${p.name} | ${p.count} | ${p.p50} | ${p.p99} | ${p.max} | ${p.failures} | ${target(p.name, p.p99)} |`,
+    ),
     "",
     "| noisy tenant's request | answers | slowest ms |",
     "|---|---|---:|",
@@ -315,14 +409,18 @@ export async function fairnessBenchSection(seconds = 15): Promise<string> {
   return [
     `Two tenants in one process: "noisy" (${noisyUsers.toLocaleString("en")} users) sends the most expensive requests the limits allow at its rate limit ` +
       `(${scimRateLimitDefaults.ratePerSecond} req/s, round-robin over the mix) for ${seconds} s; meanwhile "quiet" (${quietUsers.toLocaleString("en")} users) reads users by id, ` +
-      "the post-login hook is called and /healthz polled, " + `${probeRate} req/s each.` + " Open loop, keep-alive, server in a child process on 127.0.0.1. " +
+      "the post-login hook is called and /healthz polled, " +
+      `${probeRate} req/s each.` +
+      " Open loop, keep-alive, server in a child process on 127.0.0.1. " +
       "Run twice: the expensive reads alone, then reads and writes.",
     "",
     "Target: p99 ≤ 50 ms for the quiet tenant's GET by id and for the hook.",
     "",
     ...table("Expensive reads only", reads),
     ...table("Expensive reads and writes", all),
-    "429s are the per-directory rate limit, the per-directory concurrency limit (at most " + String(scimConcurrencyDefault) + " of a directory's requests in the process at once) " +
+    "429s are the per-directory rate limit, the per-directory concurrency limit (at most " +
+      String(scimConcurrencyDefault) +
+      " of a directory's requests in the process at once) " +
       "and the query budget at work; 400s are requests over a per-request maximum (src/scim/cost.ts, src/scim/limits.ts). " +
       "Every write is durable before its answer: the commit's fsync (synchronous=FULL) runs on the event loop. The load generator shares the machine " +
       "with the server: with a load average above 2 (2 cores), both wait for a core and the tail measures the machine as much as the process.",

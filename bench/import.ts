@@ -48,7 +48,11 @@ async function writeFile(path: string, users: number): Promise<void> {
       given_name: "Legacy",
       family_name: `User ${i}`,
       external_id: `00u${i.toString(36).padStart(8, "0")}`,
-      custom_password_hash: { algorithm: "sha256", hash: { value: "d24e794fce503c3ddb1cd1ba1dd5d9b250cf9917336a0316fefd87fecf79200f", encoding: "hex" }, salt: { value: `salt${i}`, position: "prefix" } },
+      custom_password_hash: {
+        algorithm: "sha256",
+        hash: { value: "d24e794fce503c3ddb1cd1ba1dd5d9b250cf9917336a0316fefd87fecf79200f", encoding: "hex" },
+        salt: { value: `salt${i}`, position: "prefix" },
+      },
       user_metadata: { locale: "en", legacy_id: i },
     };
     if (!out.write(`${JSON.stringify(record)}\n`)) await once(out, "drain");
@@ -64,7 +68,8 @@ async function runOnce(users: number, perUserMs: number, baseMs: number): Promis
     plan: "enterprise",
     importJobTiming: { baseMs, perUserMs },
     onCall: (entry: CallLogEntry) => {
-      if (entry.method === "POST" && entry.path === "/api/v2/jobs/users-imports" && entry.status === 202) firstPost ||= Date.parse(entry.time);
+      if (entry.method === "POST" && entry.path === "/api/v2/jobs/users-imports" && entry.status === 202)
+        firstPost ||= Date.parse(entry.time);
     },
   });
   try {
@@ -77,9 +82,30 @@ async function runOnce(users: number, perUserMs: number, baseMs: number): Promis
     const started = Date.now();
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", "--import", "data:text/javascript,process.on('exit',()=>process.stderr.write('maxrss '+process.resourceUsage().maxRSS+'\\n'))", join(packageRoot, "src", "main.ts"), "users", "import", org.organization.id, file, "--json", "--no-sync"],
+      [
+        "--import",
+        "tsx",
+        "--import",
+        "data:text/javascript,process.on('exit',()=>process.stderr.write('maxrss '+process.resourceUsage().maxRSS+'\\n'))",
+        join(packageRoot, "src", "main.ts"),
+        "users",
+        "import",
+        org.organization.id,
+        file,
+        "--json",
+        "--no-sync",
+      ],
       {
-        env: { ...process.env, DATABASE_URL: databaseUrl, AUTH0_DOMAIN: "bench.example.auth0.com", AUTH0_CLIENT_ID: "bench", AUTH0_CLIENT_SECRET: "bench", AUTH0_MANAGEMENT_URL: emulator.url, AUTH0_PLAN: "enterprise", LOG_LEVEL: "warn" },
+        env: {
+          ...process.env,
+          DATABASE_URL: databaseUrl,
+          AUTH0_DOMAIN: "bench.example.auth0.com",
+          AUTH0_CLIENT_ID: "bench",
+          AUTH0_CLIENT_SECRET: "bench",
+          AUTH0_MANAGEMENT_URL: emulator.url,
+          AUTH0_PLAN: "enterprise",
+          LOG_LEVEL: "warn",
+        },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
@@ -92,7 +118,9 @@ async function runOnce(users: number, perUserMs: number, baseMs: number): Promis
     if (code !== 0) throw new Error(`users import exited ${code}: ${stderr.slice(-2000)}`);
     const report = JSON.parse(stdout) as { inserted: number; chunks: number };
     // The tenant's side as it actually ran: each job from its POST to its users applied.
-    const state = emulator.state as unknown as { importJobs: { jobs: Map<string, { createdMs: number; endedAt?: number }> } };
+    const state = emulator.state as unknown as {
+      importJobs: { jobs: Map<string, { createdMs: number; endedAt?: number }> };
+    };
     const durations = [...state.importJobs.jobs.values()].map((j) => (j.endedAt ?? ended) - j.createdMs);
     const limitMs = Math.max(durations.reduce((a, b) => a + b, 0) / 2, ...durations);
     const validatedAt = firstPost || ended;

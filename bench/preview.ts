@@ -20,7 +20,13 @@ import { previewMapping } from "../src/sync/preview.js";
 
 const userCount = Number(process.argv[2] ?? 10_000);
 const groupNames = [
-  "Eng-Admins", "Eng-Platform", "Eng-Web", "Eng-Data", "Support-L1", "Support-L2", "Contractors",
+  "Eng-Admins",
+  "Eng-Platform",
+  "Eng-Web",
+  "Eng-Data",
+  "Support-L1",
+  "Support-L2",
+  "Contractors",
   ...Array.from({ length: 53 }, (_, i) => `Team-${String(i).padStart(2, "0")}`),
 ];
 const departments = ["Finance", "Engineering", "Sales", "Support", "IT", "Legal"];
@@ -38,11 +44,28 @@ const orgId = "org-bench";
 const dirId = "dir-bench";
 const seedStarted = performance.now();
 db.transaction((tx) => {
-  tx.insert(organizations).values({ id: orgId, slug: "bench", displayName: "Bench", userModel: "isolated", connection: "acme-users", createdAt: 1, updatedAt: 1 }).run();
+  tx.insert(organizations)
+    .values({
+      id: orgId,
+      slug: "bench",
+      displayName: "Bench",
+      userModel: "isolated",
+      connection: "acme-users",
+      createdAt: 1,
+      updatedAt: 1,
+    })
+    .run();
   tx.insert(directories).values({ id: dirId, organizationId: orgId, name: "okta", createdAt: 1 }).run();
   const groupRows = groupNames.map((name, i) => ({
-    id: `g${i}`, directoryId: dirId, displayName: name, displayNameLower: name.toLowerCase(),
-    externalId: `00g${i}`, resource: "{}", version: 1, createdAt: 1, modifiedAt: 1,
+    id: `g${i}`,
+    directoryId: dirId,
+    displayName: name,
+    displayNameLower: name.toLowerCase(),
+    externalId: `00g${i}`,
+    resource: "{}",
+    version: 1,
+    createdAt: 1,
+    modifiedAt: 1,
   }));
   for (const c of chunks(groupRows)) tx.insert(groups).values(c).run();
   const userRows = [];
@@ -53,25 +76,57 @@ db.transaction((tx) => {
     const id = `u${String(i).padStart(6, "0")}`;
     const local = `user${i}`;
     const resource = {
-      schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+      schemas: [
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+      ],
       userName: `${local}@acme.test`,
       externalId: `00u${i}`,
       displayName: `User ${i}`,
       name: { givenName: "User", familyName: String(i) },
       emails: [{ primary: true, type: "work", value: `${local}@acme.test` }],
       title: i % 10 === 0 ? "Engineering Manager" : "Engineer",
-      "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { department: departments[i % departments.length], employeeNumber: String(100000 + i) },
+      "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+        department: departments[i % departments.length],
+        employeeNumber: String(100000 + i),
+      },
     };
     userRows.push({
-      id, directoryId: dirId, userName: resource.userName, userNameLower: resource.userName, externalId: resource.externalId,
-      displayName: resource.displayName, active: i % 20 !== 0, resource: JSON.stringify(resource), version: 1,
-      createdAt: 1, modifiedAt: 1, deletedAt: i % 100 === 1 ? 2 : null,
+      id,
+      directoryId: dirId,
+      userName: resource.userName,
+      userNameLower: resource.userName,
+      externalId: resource.externalId,
+      displayName: resource.displayName,
+      active: i % 20 !== 0,
+      resource: JSON.stringify(resource),
+      version: 1,
+      createdAt: 1,
+      modifiedAt: 1,
+      deletedAt: i % 100 === 1 ? 2 : null,
     });
-    emailRows.push({ userId: id, directoryId: dirId, position: 0, valueLower: resource.userName, type: "work", primary: true });
+    emailRows.push({
+      userId: id,
+      directoryId: dirId,
+      position: 0,
+      valueLower: resource.userName,
+      type: "work",
+      primary: true,
+    });
     const memberships = new Set([i % groupNames.length, (i * 7) % groupNames.length, (i * 13) % 7]);
     if (i % 3 === 0) memberships.add((i * 31) % groupNames.length);
-    for (const g of memberships) memberRows.push({ groupId: `g${g}`, memberId: id, directoryId: dirId, memberType: "User", addedAt: 1 });
-    if (i % 100 === 7) holdRows.push({ id: `h${i}`, organizationId: orgId, directoryId: dirId, userId: id, reason: "review", placedBy: "operator:bench", placedAt: 1 });
+    for (const g of memberships)
+      memberRows.push({ groupId: `g${g}`, memberId: id, directoryId: dirId, memberType: "User", addedAt: 1 });
+    if (i % 100 === 7)
+      holdRows.push({
+        id: `h${i}`,
+        organizationId: orgId,
+        directoryId: dirId,
+        userId: id,
+        reason: "review",
+        placedBy: "operator:bench",
+        placedAt: 1,
+      });
   }
   for (const c of chunks(userRows, 200)) tx.insert(users).values(c).run();
   for (const c of chunks(emailRows)) tx.insert(userEmails).values(c).run();
@@ -81,14 +136,26 @@ db.transaction((tx) => {
 const seedMs = performance.now() - seedStarted;
 const memberships = db.select({ n: count() }).from(groupMembers).get()?.n ?? 0;
 
-const active = loadMappingFile(readFileSync(join(packageRoot, "mappings", "okta-groups.yaml"), "utf8"), "okta-groups.yaml");
+const active = loadMappingFile(
+  readFileSync(join(packageRoot, "mappings", "okta-groups.yaml"), "utf8"),
+  "okta-groups.yaml",
+);
 saveMappingVersion(db, "bench", active, { actor: { type: "system", id: "bench" } });
 const candidate = parseMapping({
   ...active,
   profile: { ...active.profile, nickname: { from: "userName", transforms: ["uppercase", { capture: "^([^@]+)@" }] } },
-  app_metadata: { namespace: "acme", keys: { ...active.app_metadata?.keys, department: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" } },
+  app_metadata: {
+    namespace: "acme",
+    keys: {
+      ...active.app_metadata?.keys,
+      department: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    },
+  },
   roles: {
-    rules: [{ name: "managers", when: { attribute: { path: "title", glob: "*Manager" } }, grant: ["manager"] }, ...active.roles.rules],
+    rules: [
+      { name: "managers", when: { attribute: { path: "title", glob: "*Manager" } }, grant: ["manager"] },
+      ...active.roles.rules,
+    ],
     default: ["member", "viewer"],
   },
 });

@@ -54,10 +54,27 @@ export function summarise(profile: Profile, top = 25, skipSeconds = 0): string {
     byFunction.set(key, (byFunction.get(key) ?? 0) + t);
   }
   const pct = (t: number) => `${((t / total) * 100).toFixed(1).padStart(5)}%`;
-  const rows = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, t]) => `${pct(t)}  ${k}`);
-  return [`total sampled ${(total / 1e6).toFixed(1)} s`, "self time by area:", ...rows(byArea, 20), "", "top functions (self):", ...rows(byFunction, top)].join("\n");
+  const rows = (m: Map<string, number>, n: number) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, t]) => `${pct(t)}  ${k}`);
+  return [
+    `total sampled ${(total / 1e6).toFixed(1)} s`,
+    "self time by area:",
+    ...rows(byArea, 20),
+    "",
+    "top functions (self):",
+    ...rows(byFunction, top),
+  ].join("\n");
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  console.log(summarise(JSON.parse(readFileSync(process.argv[2]!, "utf8")) as Profile, Number(process.argv[3] ?? 25), Number(process.argv[4] ?? 0)));
+  console.log(
+    summarise(
+      JSON.parse(readFileSync(process.argv[2]!, "utf8")) as Profile,
+      Number(process.argv[3] ?? 25),
+      Number(process.argv[4] ?? 0),
+    ),
+  );
 }

@@ -23,7 +23,11 @@ import { syncBenchSection } from "./sync.js";
 // With the bare createApp() read figures as an extra column unless BENCH_SHIPPED_ARGS says otherwise.
 const shippedOptions = parseShippedArgs((process.env.BENCH_SHIPPED_ARGS ?? "--bare").split(/\s+/).filter(Boolean));
 const benches: { id: string; title: string; run: () => Promise<string> }[] = [
-  { id: "shipped", title: "SCIM server as shipped", run: async () => shippedSection(await runShipped(shippedOptions), shippedOptions) },
+  {
+    id: "shipped",
+    title: "SCIM server as shipped",
+    run: async () => shippedSection(await runShipped(shippedOptions), shippedOptions),
+  },
   { id: "scim", title: "SCIM server, bare app (comparison only)", run: () => scimBenchSection(100_000) },
   { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },
   { id: "fairness", title: "Fairness between tenants", run: () => fairnessBenchSection(15) },
@@ -34,7 +38,9 @@ const benches: { id: string; title: string; run: () => Promise<string> }[] = [
     title: "Mapping preview",
     // A script of its own (it seeds its own database); its table lands in bench/results/preview.md.
     run: async () => {
-      execFileSync(process.execPath, ["--import", "tsx", join(packageRoot, "bench", "preview.ts")], { stdio: ["ignore", "ignore", "inherit"] });
+      execFileSync(process.execPath, ["--import", "tsx", join(packageRoot, "bench", "preview.ts")], {
+        stdio: ["ignore", "ignore", "inherit"],
+      });
       return readFileSync(join(packageRoot, "bench", "results", "preview.md"), "utf8").replace(/^<!--.*-->\n/, "");
     },
   },
@@ -60,8 +66,13 @@ for (const bench of benches) {
   }
   console.error(`bench: ${bench.title}…`);
   const body = await bench.run();
-  parts.push(`<!-- bench:${bench.id} -->\n## ${bench.title}\n\nMeasured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${machine}. The machine is shared with other work, so figures are noisy.\n\n${body}\n<!-- /bench:${bench.id} -->`);
+  parts.push(
+    `<!-- bench:${bench.id} -->\n## ${bench.title}\n\nMeasured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${machine}. The machine is shared with other work, so figures are noisy.\n\n${body}\n<!-- /bench:${bench.id} -->`,
+  );
 }
 
-writeFileSync(file, `# Benchmarks\n\nWritten by \`npm run bench\` (bench/run.ts). Each section says when and on what it was measured.\n\n${parts.join("\n\n")}\n`);
+writeFileSync(
+  file,
+  `# Benchmarks\n\nWritten by \`npm run bench\` (bench/run.ts). Each section says when and on what it was measured.\n\n${parts.join("\n\n")}\n`,
+);
 console.error(`bench: wrote ${file}`);

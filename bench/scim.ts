@@ -33,7 +33,12 @@ interface AutocannonRequest {
   body?: string;
   setupRequest?: (req: AutocannonRequest) => AutocannonRequest;
 }
-type Autocannon = (options: { url: string; connections: number; duration: number; requests: AutocannonRequest[] }) => Promise<AutocannonResult>;
+type Autocannon = (options: {
+  url: string;
+  connections: number;
+  duration: number;
+  requests: AutocannonRequest[];
+}) => Promise<AutocannonResult>;
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 
 const self = fileURLToPath(import.meta.url);
@@ -57,8 +62,12 @@ export function seed(users: number): Seeded {
   const insertUser = sqlite.prepare(
     "INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active, resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 1, ?, ?)",
   );
-  const insertEmail = sqlite.prepare("INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, \"primary\") VALUES (?, ?, 0, ?, 'work', 1)");
-  const insertMember = sqlite.prepare("INSERT INTO group_members (group_id, member_id, directory_id, member_type, display, added_at) VALUES (?, ?, ?, 'User', ?, ?)");
+  const insertEmail = sqlite.prepare(
+    "INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, \"primary\") VALUES (?, ?, 0, ?, 'work', 1)",
+  );
+  const insertMember = sqlite.prepare(
+    "INSERT INTO group_members (group_id, member_id, directory_id, member_type, display, added_at) VALUES (?, ?, ?, 'User', ?, ?)",
+  );
   const now = Date.now();
   sqlite.transaction(() => {
     for (let i = 0; i < users; i++) {
@@ -71,10 +80,23 @@ export function seed(users: number): Seeded {
         active: true,
         emails: [{ value: userName, type: "work", primary: true }],
       };
-      insertUser.run(`u-${i}`, directoryId, userName, userName, `ext-${i}`, `User ${i}`, JSON.stringify(resource), now + i, now + i);
+      insertUser.run(
+        `u-${i}`,
+        directoryId,
+        userName,
+        userName,
+        `ext-${i}`,
+        `User ${i}`,
+        JSON.stringify(resource),
+        now + i,
+        now + i,
+      );
       insertEmail.run(`u-${i}`, directoryId, userName);
     }
-    sqlite.prepare("INSERT INTO groups (id, directory_id, display_name, display_name_lower, resource, version, member_count, created_at, modified_at) VALUES (?, ?, 'Everyone', 'everyone', ?, 1, ?, ?, ?)")
+    sqlite
+      .prepare(
+        "INSERT INTO groups (id, directory_id, display_name, display_name_lower, resource, version, member_count, created_at, modified_at) VALUES (?, ?, 'Everyone', 'everyone', ?, 1, ?, ?, ?)",
+      )
       .run(groupId, directoryId, JSON.stringify({ displayName: "Everyone" }), users / 2, now, now);
     for (let i = 0; i < users / 2; i++) insertMember.run(groupId, `u-${i}`, directoryId, `User ${i}`, now);
     sqlite.prepare("UPDATE directories SET user_count = ?, group_count = 1 WHERE id = ?").run(users, directoryId);
@@ -113,7 +135,8 @@ export interface ScenarioResult {
   failures: number;
 }
 
-const patchOp = (Operations: unknown[]) => JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
+const patchOp = (Operations: unknown[]) =>
+  JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
 const pick = (n: number) => Math.floor(Math.random() * n);
 
 interface Scenario {
@@ -133,18 +156,30 @@ function scenarios(s: Seeded): Scenario[] {
     { name: "GET /Users/{id}", request: { setupRequest: (r) => ({ ...r, path: `${base}/Users/u-${pick(s.users)}` }) } },
     {
       name: 'GET /Users?filter=userName eq "…"',
-      request: { setupRequest: (r) => ({ ...r, path: `${base}/Users?filter=${encodeURIComponent(`userName eq "USER${pick(s.users)}@bench.example.com"`)}` }) },
+      request: {
+        setupRequest: (r) => ({
+          ...r,
+          path: `${base}/Users?filter=${encodeURIComponent(`userName eq "USER${pick(s.users)}@bench.example.com"`)}`,
+        }),
+      },
     },
     { name: "GET /Users?startIndex=1&count=100", request: { path: `${base}/Users?startIndex=1&count=100` } },
     {
       name: "GET /Users pages of 100 in sequence, as Okta imports (1 connection)",
       connections: 1,
-      request: { setupRequest: (r) => ({ ...r, path: `${base}/Users?startIndex=${(page++ % (s.users / 100)) * 100 + 1}&count=100` }) },
+      request: {
+        setupRequest: (r) => ({
+          ...r,
+          path: `${base}/Users?startIndex=${(page++ % (s.users / 100)) * 100 + 1}&count=100`,
+        }),
+      },
     },
     {
       // Random positions, never where an earlier page ended: what OFFSET alone costs.
       name: "GET /Users?startIndex={random}&count=100, out of sequence (OFFSET)",
-      request: { setupRequest: (r) => ({ ...r, path: `${base}/Users?startIndex=${pick(s.users - 100) + 2}&count=100` }) },
+      request: {
+        setupRequest: (r) => ({ ...r, path: `${base}/Users?startIndex=${pick(s.users - 100) + 2}&count=100` }),
+      },
     },
     {
       name: "POST /Users",
@@ -153,7 +188,11 @@ function scenarios(s: Seeded): Scenario[] {
         setupRequest: (r) => ({
           ...r,
           path: `${base}/Users`,
-          body: JSON.stringify({ userName: `new${++created}@bench.example.com`, active: true, emails: [{ value: `new${created}@bench.example.com`, type: "work" }] }),
+          body: JSON.stringify({
+            userName: `new${++created}@bench.example.com`,
+            active: true,
+            emails: [{ value: `new${created}@bench.example.com`, type: "work" }],
+          }),
         }),
       },
     },
@@ -165,7 +204,11 @@ function scenarios(s: Seeded): Scenario[] {
         setupRequest: (r) => {
           const i = deactivated++;
           const active = Math.floor(i / s.users) % 2 === 1;
-          return { ...r, path: `${base}/Users/u-${i % s.users}`, body: patchOp([{ op: "replace", path: "active", value: active }]) };
+          return {
+            ...r,
+            path: `${base}/Users/u-${i % s.users}`,
+            body: patchOp([{ op: "replace", path: "active", value: active }]),
+          };
         },
       },
     },
@@ -179,12 +222,18 @@ function scenarios(s: Seeded): Scenario[] {
           const i = joined++;
           const pool = s.users / 2;
           const member = `u-${pool + (i % pool)}`;
-          const op = Math.floor(i / pool) % 2 === 0 ? { op: "add", path: "members", value: [{ value: member }] } : { op: "remove", path: `members[value eq "${member}"]` };
+          const op =
+            Math.floor(i / pool) % 2 === 0
+              ? { op: "add", path: "members", value: [{ value: member }] }
+              : { op: "remove", path: `members[value eq "${member}"]` };
           return { ...r, path: `${base}/Groups/${s.groupId}`, body: patchOp([op]) };
         },
       },
     },
-    { name: "GET /Groups/{id}?excludedAttributes=members (big group)", request: { path: `${base}/Groups/${s.groupId}?excludedAttributes=members` } },
+    {
+      name: "GET /Groups/{id}?excludedAttributes=members (big group)",
+      request: { path: `${base}/Groups/${s.groupId}?excludedAttributes=members` },
+    },
   ];
 }
 
@@ -193,11 +242,19 @@ async function measure(origin: string, seeded: Seeded, scenario: Scenario, durat
     url: origin,
     connections: scenario.connections ?? 10,
     duration,
-    requests: [{ method: "GET", ...scenario.request, headers: { authorization: `Bearer ${seeded.token}`, "content-type": "application/scim+json" } }],
+    requests: [
+      {
+        method: "GET",
+        ...scenario.request,
+        headers: { authorization: `Bearer ${seeded.token}`, "content-type": "application/scim+json" },
+      },
+    ],
   });
   const failures = r.non2xx + r.errors + r.timeouts;
   const rps = Math.round(r.requests.average);
-  console.error(`  ${seeded.users} users  ${scenario.name}: ${rps} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, failures ${failures}`);
+  console.error(
+    `  ${seeded.users} users  ${scenario.name}: ${rps} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, failures ${failures}`,
+  );
   return { scenario: scenario.name, rps, p50: r.latency.p50, p99: r.latency.p99, failures };
 }
 
@@ -205,7 +262,10 @@ async function measure(origin: string, seeded: Seeded, scenario: Scenario, durat
  * Seeds both sizes, serves both, and runs each scenario on the large directory then on the small
  * one, back to back, so that both see the same background load on a shared machine.
  */
-export async function runScimBench(users = 100_000, duration = 6): Promise<{ big: ScenarioResult[]; small: ScenarioResult[] }> {
+export async function runScimBench(
+  users = 100_000,
+  duration = 6,
+): Promise<{ big: ScenarioResult[]; small: ScenarioResult[] }> {
   const sizes = [seed(users), seed(users / 10)];
   const servers = await Promise.all(sizes.map((s) => startServer(s.dbPath)));
   // BENCH_SCENARIOS=<regex> runs only the matching scenarios (for investigating one figure).
@@ -239,7 +299,7 @@ export async function scimBenchSection(users = 100_000): Promise<string> {
     `Seeded directories: ${n} users with one group of ${fmt(users / 2)} members, and ${m} users with a group of ${fmt(users / 20)}. ` +
       "Each is served by its own child process on 127.0.0.1; autocannon runs each scenario for 6 s with 10 connections (1 for the sequential import), " +
       "on the large directory and right after on the small one, so both see the same background load. Every write is durable (WAL, synchronous=FULL, " +
-      "group commit) with its audit entry and reconcile job before the answer. \"failed\" counts non-2xx responses, errors and timeouts.",
+      'group commit) with its audit entry and reconcile job before the answer. "failed" counts non-2xx responses, errors and timeouts.',
     "",
     `| scenario | req/s (${n}) | p50 ms | p99 ms | failed | req/s (${m}) | p50 ms | p99 ms | failed |`,
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -42,7 +42,12 @@ interface AutocannonRequest {
   body?: string;
   setupRequest?: (req: AutocannonRequest) => AutocannonRequest;
 }
-type Autocannon = (options: { url: string; connections: number; duration: number; requests: AutocannonRequest[] }) => Promise<AutocannonResult>;
+type Autocannon = (options: {
+  url: string;
+  connections: number;
+  duration: number;
+  requests: AutocannonRequest[];
+}) => Promise<AutocannonResult>;
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 
 export interface ShippedSeed {
@@ -72,17 +77,35 @@ export function seedShipped(users: number, organizations = 10_000): ShippedSeed 
   sqlite.pragma("synchronous = OFF");
   sqlite.pragma("cache_size = -262144");
   const now = Date.now();
-  const insertOrg = sqlite.prepare("INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
-  const insertDir = sqlite.prepare("INSERT INTO directories (id, organization_id, name, created_at) VALUES (?, ?, 'IdP', ?)");
-  const insertToken = sqlite.prepare("INSERT INTO scim_tokens (id, directory_id, token_hash, hint, created_at) VALUES (?, ?, ?, ?, ?)");
+  const insertOrg = sqlite.prepare(
+    "INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  );
+  const insertDir = sqlite.prepare(
+    "INSERT INTO directories (id, organization_id, name, created_at) VALUES (?, ?, 'IdP', ?)",
+  );
+  const insertToken = sqlite.prepare(
+    "INSERT INTO scim_tokens (id, directory_id, token_hash, hint, created_at) VALUES (?, ?, ?, ?, ?)",
+  );
   const insertUser = sqlite.prepare(
     "INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active, resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 1, ?, ?)",
   );
-  const insertEmail = sqlite.prepare("INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, \"primary\") VALUES (?, ?, 0, ?, 'work', 1)");
-  const insertMember = sqlite.prepare("INSERT INTO group_members (group_id, member_id, directory_id, member_type, display, added_at) VALUES (?, ?, ?, 'User', ?, ?)");
+  const insertEmail = sqlite.prepare(
+    "INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, \"primary\") VALUES (?, ?, 0, ?, 'work', 1)",
+  );
+  const insertMember = sqlite.prepare(
+    "INSERT INTO group_members (group_id, member_id, directory_id, member_type, display, added_at) VALUES (?, ?, ?, 'User', ?, ?)",
+  );
   sqlite.transaction(() => {
     for (let o = 1; o < organizations; o++) {
-      insertOrg.run(`o-${o}`, `bench-o${o}`, `Bench ${o}`, made.organization.userModel, made.organization.connection, now, now);
+      insertOrg.run(
+        `o-${o}`,
+        `bench-o${o}`,
+        `Bench ${o}`,
+        made.organization.userModel,
+        made.organization.connection,
+        now,
+        now,
+      );
       insertDir.run(`d-${o}`, `o-${o}`, now);
       const secret = randomBytes(16).toString("hex");
       insertToken.run(`t-${o}`, `d-${o}`, createHash("sha256").update(secret).digest("hex"), secret.slice(-4), now);
@@ -97,11 +120,23 @@ export function seedShipped(users: number, organizations = 10_000): ShippedSeed 
         active: true,
         emails: [{ value: userName, type: "work", primary: true }],
       };
-      insertUser.run(`u-${i}`, directoryId, userName, userName, `ext-${i}`, `User ${i}`, JSON.stringify(resource), now + i, now + i);
+      insertUser.run(
+        `u-${i}`,
+        directoryId,
+        userName,
+        userName,
+        `ext-${i}`,
+        `User ${i}`,
+        JSON.stringify(resource),
+        now + i,
+        now + i,
+      );
       insertEmail.run(`u-${i}`, directoryId, userName);
     }
     sqlite
-      .prepare("INSERT INTO groups (id, directory_id, display_name, display_name_lower, resource, version, member_count, created_at, modified_at) VALUES (?, ?, 'Everyone', 'everyone', ?, 1, ?, ?, ?)")
+      .prepare(
+        "INSERT INTO groups (id, directory_id, display_name, display_name_lower, resource, version, member_count, created_at, modified_at) VALUES (?, ?, 'Everyone', 'everyone', ?, 1, ?, ?, ?)",
+      )
       .run(groupId, directoryId, JSON.stringify({ displayName: "Everyone" }), Math.floor(users / 2), now, now);
     for (let i = 0; i < Math.floor(users / 2); i++) insertMember.run(groupId, `u-${i}`, directoryId, `User ${i}`, now);
     sqlite.prepare("UPDATE directories SET user_count = ?, group_count = 1 WHERE id = ?").run(users, directoryId);
@@ -111,19 +146,33 @@ export function seedShipped(users: number, organizations = 10_000): ShippedSeed 
   })();
   sqlite.pragma("wal_checkpoint(TRUNCATE)");
   close();
-  return { dbPath, directoryId, token: made.token.token, groupId, users, organizations, seedSeconds: (performance.now() - started) / 1000 };
+  return {
+    dbPath,
+    directoryId,
+    token: made.token.token,
+    groupId,
+    users,
+    organizations,
+    seedSeconds: (performance.now() - started) / 1000,
+  };
 }
 
-
 /** Starts a child and waits until `pattern` appears in the file its stdout goes to. */
-export async function startLogged(args: string[], env: NodeJS.ProcessEnv, logFile: string, pattern: RegExp, execArgv: string[] = []): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+export async function startLogged(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+  pattern: RegExp,
+  execArgv: string[] = [],
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
   const fd = openSync(logFile, "w");
   const child = spawn(process.execPath, [...execArgv, ...args], { env, stdio: ["ignore", fd, "inherit"] });
   closeSync(fd);
-  for (const deadline = Date.now() + 60_000; ; ) {
+  for (const deadline = Date.now() + 60_000; ;) {
     const m = pattern.exec(existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
     if (m) return { child, match: m };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${args.join(" ")} did not start:\n${readFileSync(logFile, "utf8").slice(-2000)}`);
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`${args.join(" ")} did not start:\n${readFileSync(logFile, "utf8").slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -143,7 +192,9 @@ export async function stop(child: ChildProcess | undefined): Promise<void> {
  */
 export function cpuMs(pid: number | undefined): number {
   if (pid === undefined) return NaN;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
+    .replace(/^.*\) /, "")
+    .split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
@@ -172,23 +223,38 @@ export interface Scenario {
   sequence?: AutocannonRequest[];
 }
 
-const patchOp = (Operations: unknown[]) => JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
+const patchOp = (Operations: unknown[]) =>
+  JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
 const pick = (n: number) => Math.floor(Math.random() * n);
 
 export function readScenarios(s: ShippedSeed): Scenario[] {
   const base = `/scim/v2/${s.directoryId}`;
   let page = 0;
   return [
-    { name: "GET /Users/{id}", connections: 10, request: { setupRequest: (r) => ({ ...r, path: `${base}/Users/u-${pick(s.users)}` }) } },
+    {
+      name: "GET /Users/{id}",
+      connections: 10,
+      request: { setupRequest: (r) => ({ ...r, path: `${base}/Users/u-${pick(s.users)}` }) },
+    },
     {
       name: 'GET /Users?filter=userName eq "…"',
       connections: 10,
-      request: { setupRequest: (r) => ({ ...r, path: `${base}/Users?filter=${encodeURIComponent(`userName eq "USER${pick(s.users)}@bench.example.com"`)}` }) },
+      request: {
+        setupRequest: (r) => ({
+          ...r,
+          path: `${base}/Users?filter=${encodeURIComponent(`userName eq "USER${pick(s.users)}@bench.example.com"`)}`,
+        }),
+      },
     },
     {
       name: "GET /Users pages of 100 in sequence, as Okta imports (1 connection)",
       connections: 1,
-      request: { setupRequest: (r) => ({ ...r, path: `${base}/Users?startIndex=${(page++ % Math.floor(s.users / 100)) * 100 + 1}&count=100` }) },
+      request: {
+        setupRequest: (r) => ({
+          ...r,
+          path: `${base}/Users?startIndex=${(page++ % Math.floor(s.users / 100)) * 100 + 1}&count=100`,
+        }),
+      },
     },
   ];
 }
@@ -201,7 +267,11 @@ export function writeScenarios(s: ShippedSeed, run: string): Scenario[] {
     method: "POST",
     setupRequest: (r) => {
       const userName = `new-${run}-${++created}@bench.example.com`;
-      return { ...r, path: `${base}/Users`, body: JSON.stringify({ userName, active: true, emails: [{ value: userName, type: "work" }] }) };
+      return {
+        ...r,
+        path: `${base}/Users`,
+        body: JSON.stringify({ userName, active: true, emails: [{ value: userName, type: "work" }] }),
+      };
     },
   });
   return [
@@ -215,7 +285,10 @@ export function writeScenarios(s: ShippedSeed, run: string): Scenario[] {
           const i = joined++;
           const pool = Math.floor(s.users / 2);
           const member = `u-${pool + (i % pool)}`;
-          const op = Math.floor(i / pool) % 2 === 0 ? { op: "add", path: "members", value: [{ value: member }] } : { op: "remove", path: `members[value eq "${member}"]` };
+          const op =
+            Math.floor(i / pool) % 2 === 0
+              ? { op: "add", path: "members", value: [{ value: member }] }
+              : { op: "remove", path: `members[value eq "${member}"]` };
           return { ...r, path: `${base}/Groups/${s.groupId}`, body: patchOp([op]) };
         },
       },
@@ -225,7 +298,14 @@ export function writeScenarios(s: ShippedSeed, run: string): Scenario[] {
   ];
 }
 
-export async function measure(origin: string, s: ShippedSeed, scenario: Scenario, duration: number, label: string, pid?: number): Promise<Row> {
+export async function measure(
+  origin: string,
+  s: ShippedSeed,
+  scenario: Scenario,
+  duration: number,
+  label: string,
+  pid?: number,
+): Promise<Row> {
   const cpuBefore = cpuMs(pid);
   const r = await autocannon({
     url: origin,
@@ -240,7 +320,9 @@ export async function measure(origin: string, s: ShippedSeed, scenario: Scenario
   const failures = r.non2xx + r.errors + r.timeouts;
   const rps = Math.round(r.requests.average);
   const cpuPerRequest = Math.round(((cpuMs(pid) - cpuBefore) / Math.max(1, r.requests.average * duration)) * 100) / 100;
-  console.error(`  ${label} ${s.users} users  ${scenario.name}: ${rps} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, failures ${failures}, server CPU ${cpuPerRequest} ms/request`);
+  console.error(
+    `  ${label} ${s.users} users  ${scenario.name}: ${rps} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, failures ${failures}, server CPU ${cpuPerRequest} ms/request`,
+  );
   return { scenario: scenario.name, rps, cpuPerRequest, p50: r.latency.p50, p99: r.latency.p99, failures };
 }
 
@@ -252,21 +334,35 @@ export async function measure(origin: string, s: ShippedSeed, scenario: Scenario
 async function mixed(origin: string, s: ShippedSeed, seconds: number, pid?: number): Promise<Row> {
   const base = `/scim/v2/${s.directoryId}`;
   let n = 0;
-  const byId: AutocannonRequest = { method: "GET", setupRequest: (r) => ({ ...r, path: `${base}/Users/u-${pick(s.users)}` }) };
+  const byId: AutocannonRequest = {
+    method: "GET",
+    setupRequest: (r) => ({ ...r, path: `${base}/Users/u-${pick(s.users)}` }),
+  };
   const byFilter: AutocannonRequest = {
     method: "GET",
-    setupRequest: (r) => ({ ...r, path: `${base}/Users?filter=${encodeURIComponent(`userName eq "user${pick(s.users)}@bench.example.com"`)}` }),
+    setupRequest: (r) => ({
+      ...r,
+      path: `${base}/Users?filter=${encodeURIComponent(`userName eq "user${pick(s.users)}@bench.example.com"`)}`,
+    }),
   };
   const patchUser: AutocannonRequest = {
     method: "PATCH",
     setupRequest: (r) => {
       const i = pick(s.users);
-      return { ...r, path: `${base}/Users/u-${i}`, body: patchOp([{ op: "replace", path: "displayName", value: `User ${i} ${++n}` }]) };
+      return {
+        ...r,
+        path: `${base}/Users/u-${i}`,
+        body: patchOp([{ op: "replace", path: "displayName", value: `User ${i} ${++n}` }]),
+      };
     },
   };
   const addMember: AutocannonRequest = {
     method: "PATCH",
-    setupRequest: (r) => ({ ...r, path: `${base}/Groups/${s.groupId}`, body: patchOp([{ op: "add", path: "members", value: [{ value: `u-${pick(s.users)}` }] }]) }),
+    setupRequest: (r) => ({
+      ...r,
+      path: `${base}/Groups/${s.groupId}`,
+      body: patchOp([{ op: "add", path: "members", value: [{ value: `u-${pick(s.users)}` }] }]),
+    }),
   };
   return measure(
     origin,
@@ -325,7 +421,9 @@ export interface ShippedOptions {
 }
 
 async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
-  console.error(`bench shipped: seeding ${users.toLocaleString("en")} users and ${o.organizations.toLocaleString("en")} organizations…`);
+  console.error(
+    `bench shipped: seeding ${users.toLocaleString("en")} users and ${o.organizations.toLocaleString("en")} organizations…`,
+  );
   const s = seedShipped(users, o.organizations);
   console.error(`  seeded in ${s.seedSeconds.toFixed(1)} s`);
   const dir = join(s.dbPath, "..");
@@ -333,15 +431,31 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
   let bridge: ChildProcess | undefined;
   let bare: ChildProcess | undefined;
   try {
-    const emu = await startLogged([o.cli, "auth0-emulator", "--port", "0", "--plan", "enterprise"], process.env, join(dir, "emulator.log"), /AUTH0_MANAGEMENT_URL=(\S+)/);
+    const emu = await startLogged(
+      [o.cli, "auth0-emulator", "--port", "0", "--plan", "enterprise"],
+      process.env,
+      join(dir, "emulator.log"),
+      /AUTH0_MANAGEMENT_URL=(\S+)/,
+    );
     emulator = emu.child;
-    const served = await startLogged([o.cli, "serve"], serveEnv(s.dbPath, emu.match[1]!), join(dir, "serve.log"), /"port":(\d+)/, o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : []);
+    const served = await startLogged(
+      [o.cli, "serve"],
+      serveEnv(s.dbPath, emu.match[1]!),
+      join(dir, "serve.log"),
+      /"port":(\d+)/,
+      o.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] : [],
+    );
     bridge = served.child;
     const origin = `http://127.0.0.1:${served.match[1]}`;
     const rssAfterStart = rssMiB(bridge.pid);
     let bareOrigin: string | undefined;
     if (o.bare) {
-      const b = await startLogged(["--import", "tsx", join(packageRoot, "bench", "scim.ts"), "serve", s.dbPath, "--print"], process.env, join(dir, "bare.log"), /origin (\S+)/);
+      const b = await startLogged(
+        ["--import", "tsx", join(packageRoot, "bench", "scim.ts"), "serve", s.dbPath, "--print"],
+        process.env,
+        join(dir, "bare.log"),
+        /origin (\S+)/,
+      );
       bare = b.child;
       bareOrigin = b.match[1];
     }
@@ -353,7 +467,8 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
       shippedRows.push(await measure(origin, s, sc, o.duration, "shipped", bridge.pid));
       if (bareOrigin) bareRows.push(await measure(bareOrigin, s, sc, o.duration, "bare", bare?.pid));
     }
-    for (const sc of chosen(writeScenarios(s, "shipped"))) shippedRows.push(await measure(origin, s, sc, o.duration, "shipped", bridge.pid));
+    for (const sc of chosen(writeScenarios(s, "shipped")))
+      shippedRows.push(await measure(origin, s, sc, o.duration, "shipped", bridge.pid));
     let rssAfterMixed: number | undefined;
     if (o.mixedSeconds > 0) {
       shippedRows.push(await mixed(origin, s, o.mixedSeconds, bridge.pid));
@@ -362,9 +477,19 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
     await stop(bridge);
     bridge = undefined;
     const { sqlite, close } = openDatabase(`sqlite:${s.dbPath}`);
-    const counts = sqlite.prepare("SELECT sum(state = 'done') AS done, sum(state IN ('pending', 'running')) AS open FROM jobs").get() as { done: number | null; open: number | null };
+    const counts = sqlite
+      .prepare("SELECT sum(state = 'done') AS done, sum(state IN ('pending', 'running')) AS open FROM jobs")
+      .get() as { done: number | null; open: number | null };
     close();
-    return { seed: s, shipped: shippedRows, bare: bareRows, rssAfterStart, rssAfterMixed, jobsDone: counts.done ?? 0, jobsOpen: counts.open ?? 0 };
+    return {
+      seed: s,
+      shipped: shippedRows,
+      bare: bareRows,
+      rssAfterStart,
+      rssAfterMixed,
+      jobsDone: counts.done ?? 0,
+      jobsOpen: counts.open ?? 0,
+    };
   } finally {
     await stop(bridge);
     await stop(bare);
@@ -376,7 +501,11 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
 export async function runShipped(o: ShippedOptions): Promise<SizeResult[]> {
   if (!process.env.BENCH_NO_BUILD) {
     console.error("bench shipped: building (tsc)…");
-    execFileSync(process.execPath, [join(packageRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(packageRoot, "tsconfig.build.json")], { stdio: "inherit" });
+    execFileSync(
+      process.execPath,
+      [join(packageRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(packageRoot, "tsconfig.build.json")],
+      { stdio: "inherit" },
+    );
   }
   const results: SizeResult[] = [];
   for (const size of o.sizes) results.push(await runSize(size, o));
@@ -398,7 +527,10 @@ export function shippedSection(results: SizeResult[], o: ShippedOptions): string
     });
     return `| ${name} | ${cells.join(" | ")} |`;
   });
-  const rss = results.map((r) => `| ${fmt(r.seed.users)} | ${r.seed.seedSeconds.toFixed(1)} s | ${r.rssAfterStart} MiB | ${r.rssAfterMixed ?? "–"}${r.rssAfterMixed ? " MiB" : ""} | ${fmt(r.jobsDone)} done, ${fmt(r.jobsOpen)} open |`);
+  const rss = results.map(
+    (r) =>
+      `| ${fmt(r.seed.users)} | ${r.seed.seedSeconds.toFixed(1)} s | ${r.rssAfterStart} MiB | ${r.rssAfterMixed ?? "–"}${r.rssAfterMixed ? " MiB" : ""} | ${fmt(r.jobsDone)} done, ${fmt(r.jobsOpen)} open |`,
+  );
   return [
     `\`scim-bridge serve\` (compiled) in its own process, as deployed: metrics, SCIM request log, per-token rate limiter, pino at info into a file, ` +
       "and the sync worker pushing to `scim-bridge auth0-emulator` (enterprise plan limits) in a third process. autocannon drives it from a fourth, " +
@@ -406,8 +538,10 @@ export function shippedSection(results: SizeResult[], o: ShippedOptions): string
       "the benched directory holds the users shown and one group with half of them. Reads run first, with an empty outbox; the writes then enqueue " +
       "sync jobs that the worker pushes to the emulator meanwhile. Every write is durable before its answer (WAL, synchronous=FULL, group commit). " +
       "The rate limiter is on, at 100,000 req/s per token instead of the default 50: at 50/s every scenario would measure 429s. " +
-      (results[0]!.bare.length > 0 ? "\"bare\" is the same read served by a bare `createApp({ db, publicUrl })` (bench/scim.ts), for comparison only. " : "") +
-      "\"failed\" counts non-2xx answers, errors and timeouts. \"CPU ms/req\" is the server process's CPU time (all its threads) during the scenario divided by the requests it answered: " +
+      (results[0]!.bare.length > 0
+        ? '"bare" is the same read served by a bare `createApp({ db, publicUrl })` (bench/scim.ts), for comparison only. '
+        : "") +
+      '"failed" counts non-2xx answers, errors and timeouts. "CPU ms/req" is the server process\'s CPU time (all its threads) during the scenario divided by the requests it answered: ' +
       "other load on a shared machine lowers req/s far more than it changes this figure.",
     "",
     `| scenario | ${head} |`,

@@ -56,28 +56,37 @@ class BucketLoad {
     this.calls++;
     if (entry.status === 429) this.rateLimited++;
     const global = PLAN_LIMITS[this.plan].global?.name;
-    for (const name of new Set([entry.bucket, global].filter((n): n is string => n !== undefined))) this.carried.set(name, (this.carried.get(name) ?? 0) + 1);
+    for (const name of new Set([entry.bucket, global].filter((n): n is string => n !== undefined)))
+      this.carried.set(name, (this.carried.get(name) ?? 0) + 1);
   }
   /** The physical limit: for each bucket, (calls it carried − its burst) ÷ its refill rate; the slowest bucket wins. */
   limit(scale: number): { seconds: number; bucket: string } {
     const limits = PLAN_LIMITS[this.plan];
-    const specs = [limits.global, limits.other, ...Object.values(limits.endpoints)].filter((s): s is NonNullable<typeof s> => s !== undefined);
+    const specs = [limits.global, limits.other, ...Object.values(limits.endpoints)].filter(
+      (s): s is NonNullable<typeof s> => s !== undefined,
+    );
     let best = { seconds: 0, bucket: "none" };
     for (const spec of specs) {
       const n = this.carried.get(spec.name) ?? 0;
       const seconds = Math.max(0, n - spec.capacity) / (spec.perSecond * scale);
-      if (seconds > best.seconds) best = { seconds, bucket: `${spec.name} (${n} calls at ${(spec.perSecond * scale).toFixed(1)}/s)` };
+      if (seconds > best.seconds)
+        best = { seconds, bucket: `${spec.name} (${n} calls at ${(spec.perSecond * scale).toFixed(1)}/s)` };
     }
     return best;
   }
 }
 
 /** `scim-bridge serve` as its own process (as deployed), so that it does not share a CPU with the emulator. */
-async function serveBridge(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number; env: NodeJS.ProcessEnv }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(packageRoot, "src", "main.ts"), "serve"], { env, stdio: ["ignore", "pipe", "inherit"] });
+async function serveBridge(
+  env: NodeJS.ProcessEnv,
+): Promise<{ child: ChildProcess; port: number; env: NodeJS.ProcessEnv }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(packageRoot, "src", "main.ts"), "serve"], {
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  for (const deadline = Date.now() + 30_000; ; ) {
+  for (const deadline = Date.now() + 30_000; ;) {
     const m = /"port":(\d+)/.exec(out);
     if (m) return { child, port: Number(m[1]), env };
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`scim-bridge serve did not start:\n${out}`);
@@ -99,7 +108,8 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
         firstCallAt ||= Date.now();
         load.record(entry);
       }
-      if (entry.method === "POST" && entry.path.endsWith("/revoke-access") && entry.status < 300) revoked.add(decodeURIComponent(entry.path.split("/")[4] ?? ""));
+      if (entry.method === "POST" && entry.path.endsWith("/revoke-access") && entry.status < 300)
+        revoked.add(decodeURIComponent(entry.path.split("/")[4] ?? ""));
     },
   });
   emulator.setFaults({ latency: { ms: 50 } });
@@ -108,15 +118,29 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
   let bridge: ChildProcess | undefined;
   try {
     const onboarded = onboardOrganization(db, { slug: `bench-${plan}` }, changeBy({ type: "operator", id: "bench" }));
-    const ctx = { organizationId: onboarded.organization.id, directoryId: onboarded.directory.id, actor: { type: "directory" as const, id: onboarded.directory.id } };
+    const ctx = {
+      organizationId: onboarded.organization.id,
+      directoryId: onboarded.directory.id,
+      actor: { type: "directory" as const, id: onboarded.directory.id },
+    };
     const push = (prefix: string, n: number): string[] =>
       db.transaction((tx) =>
         Array.from({ length: n }, (_, i) => {
           const email = `${prefix}${i}@bench.example`;
-          return createUser(tx, ctx, { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: email, emails: [{ value: email, primary: true }], active: true }).id;
+          return createUser(tx, ctx, {
+            schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            userName: email,
+            emails: [{ value: email, primary: true }],
+            active: true,
+          }).id;
         }),
       );
-    const openJobs = () => db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.state, ["pending", "running"])).all().length;
+    const openJobs = () =>
+      db
+        .select({ id: jobs.id })
+        .from(jobs)
+        .where(inArray(jobs.state, ["pending", "running"]))
+        .all().length;
 
     const ids = push("u", users);
     counting = true;
@@ -138,11 +162,28 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
     bridge = served.child;
     // A drift scan during the push: the server's own background scan, and an operator's
     // `scim-bridge reconcile --dry-run` in a second process spending the same tenant budget.
-    enqueueJob(db, { organizationId: onboarded.organization.id, kind: "drift", subjectId: onboarded.organization.id, lane: Lane.background });
-    const cli = spawn(process.execPath, ["--import", "tsx", join(packageRoot, "src", "main.ts"), "reconcile", onboarded.organization.slug, "--dry-run", "--json"], {
-      env: { ...served.env, LOG_LEVEL: "silent" },
-      stdio: ["ignore", "ignore", "inherit"],
+    enqueueJob(db, {
+      organizationId: onboarded.organization.id,
+      kind: "drift",
+      subjectId: onboarded.organization.id,
+      lane: Lane.background,
     });
+    const cli = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(packageRoot, "src", "main.ts"),
+        "reconcile",
+        onboarded.organization.slug,
+        "--dry-run",
+        "--json",
+      ],
+      {
+        env: { ...served.env, LOG_LEVEL: "silent" },
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
     const cliExit = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
     while (openJobs() > 0) await new Promise((r) => setTimeout(r, 50));
     const cliCode = await cliExit;
@@ -158,7 +199,10 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
       const res = await fetch(`${base}/Users/${id}`, {
         method: "PATCH",
         headers,
-        body: JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: false }] }),
+        body: JSON.stringify({
+          schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+          Operations: [{ op: "replace", path: "active", value: false }],
+        }),
       });
       if (res.status !== 204) throw new Error(`PATCH answered ${res.status}`);
       const acked = performance.now();
@@ -180,8 +224,20 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
       backlog.push(await deprovisionLatency(ids[i]!, `u${i}@bench.example`));
       await new Promise((r) => setTimeout(r, 100));
     }
-    if (openJobs() < users / 2) console.error(`bench: warning: the backlog was mostly drained (${openJobs()} open) before the last sample`);
-    return { plan, users, scale, wallSeconds, limitSeconds: limit.seconds, bottleneck: limit.bucket, calls: load.calls, rateLimited: load.rateLimited, idle, backlog };
+    if (openJobs() < users / 2)
+      console.error(`bench: warning: the backlog was mostly drained (${openJobs()} open) before the last sample`);
+    return {
+      plan,
+      users,
+      scale,
+      wallSeconds,
+      limitSeconds: limit.seconds,
+      bottleneck: limit.bucket,
+      calls: load.calls,
+      rateLimited: load.rateLimited,
+      idle,
+      backlog,
+    };
   } finally {
     if (bridge && bridge.exitCode === null) {
       const exited = new Promise((r) => bridge!.once("exit", r));

@@ -102,7 +102,9 @@ export const users = sqliteTable(
   },
   (t) => [
     // Unique among live users only, so that a deleted userName can be created again.
-    uniqueIndex("users_dir_username_uq").on(t.directoryId, t.userNameLower).where(sql`deleted_at IS NULL`),
+    uniqueIndex("users_dir_username_uq")
+      .on(t.directoryId, t.userNameLower)
+      .where(sql`deleted_at IS NULL`),
     index("users_dir_external_idx").on(t.directoryId, t.externalId),
     index("users_dir_display_idx").on(t.directoryId, t.displayName),
     index("users_dir_modified_idx").on(t.directoryId, t.modifiedAt),
@@ -241,7 +243,9 @@ export const jobs = sqliteTable(
     updatedAt: integer("updated_at").notNull(),
   },
   (t) => [
-    uniqueIndex("jobs_pending_key_uq").on(t.key).where(sql`state = 'pending'`),
+    uniqueIndex("jobs_pending_key_uq")
+      .on(t.key)
+      .where(sql`state = 'pending'`),
     index("jobs_claim_idx").on(t.state, t.lane, t.runAfter, t.id),
     index("jobs_org_state_idx").on(t.organizationId, t.state),
     // Claiming skips keys that already have a running job (one job per user at a time).
@@ -457,7 +461,10 @@ export const userImports = sqliteTable(
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },
-  (t) => [index("user_imports_org_idx").on(t.organizationId, t.createdAt), index("user_imports_file_idx").on(t.organizationId, t.fileSha256)],
+  (t) => [
+    index("user_imports_org_idx").on(t.organizationId, t.createdAt),
+    index("user_imports_file_idx").on(t.organizationId, t.fileSha256),
+  ],
 );
 
 /**
@@ -508,5 +515,8 @@ export const migratedUsers = sqliteTable(
     externalId: text("external_id"),
     claimedAt: integer("claimed_at"),
   },
-  (t) => [index("migrated_users_email_idx").on(t.directoryId, t.emailLower), index("migrated_users_external_idx").on(t.directoryId, t.externalId)],
+  (t) => [
+    index("migrated_users_email_idx").on(t.directoryId, t.emailLower),
+    index("migrated_users_external_idx").on(t.directoryId, t.externalId),
+  ],
 );

@@ -49,13 +49,25 @@ export interface BridgeOverrides {
   hookSecret?: string;
   consoleOidc?: ConsoleOidcSettings;
   /** The sync engine's knobs beyond the configuration (a test's fast poll, an invitation sink). */
-  engine?: Pick<SyncEngineOptions, "pollMs" | "concurrency" | "leaseMs" | "backoff" | "outage"> & { invitations?: InvitationDelivery };
+  engine?: Pick<SyncEngineOptions, "pollMs" | "concurrency" | "leaseMs" | "backoff" | "outage"> & {
+    invitations?: InvitationDelivery;
+  };
   /** Admin API per-token limit; false turns it off (tests of other things). */
   adminRateLimit?: AdminDeps["rateLimit"];
   /** SCIM rate limit instead of config.scimRateLimit; null turns it off. */
   scimRateLimit?: AppDeps["scimRateLimit"] | null;
   /** The HTTP app's test knobs and extra mounts (before the product's own routers). */
-  app?: Pick<AppDeps, "bodyLimit" | "queryBudget" | "unauthenticatedLimit" | "onUnauthenticated" | "onScimWrite" | "extraRouters" | "scimMiddleware" | "middleware">;
+  app?: Pick<
+    AppDeps,
+    | "bodyLimit"
+    | "queryBudget"
+    | "unauthenticatedLimit"
+    | "onUnauthenticated"
+    | "onScimWrite"
+    | "extraRouters"
+    | "scimMiddleware"
+    | "middleware"
+  >;
   /** Metrics without Node's default process metrics (tests build many registries in one process). */
   defaultMetrics?: boolean;
 }
@@ -105,8 +117,13 @@ function linkDatabase(db: Db, tenant: string): void {
 
 export async function createBridge(config: Readonly<Config>, overrides: BridgeOverrides = {}): Promise<Bridge> {
   const auth0 = overrides.auth0 ?? config.auth0;
-  if (!auth0) throw new ConfigError(["AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are required (or an emulator's settings)"]);
-  const log = overrides.log ?? (config.logLevel === "silent" ? pino({ level: "silent" }) : createLogger({ level: config.logLevel }));
+  if (!auth0)
+    throw new ConfigError([
+      "AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are required (or an emulator's settings)",
+    ]);
+  const log =
+    overrides.log ??
+    (config.logLevel === "silent" ? pino({ level: "silent" }) : createLogger({ level: config.logLevel }));
   const databaseUrl = overrides.databaseUrl ?? config.databaseUrl;
   const publicUrl = overrides.publicUrl ?? config.publicUrl;
   const plan = overrides.plan ?? config.auth0Plan;
@@ -123,17 +140,30 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   }
   const checkpoints = background
     ? startBackgroundCheckpoints(databaseUrl, (message) =>
-        log.error({ err: message }, "WAL checkpoint failed: the write-ahead log grows until one succeeds; check disk space and permissions"),
+        log.error(
+          { err: message },
+          "WAL checkpoint failed: the write-ahead log grows until one succeeds; check disk space and permissions",
+        ),
       )
     : undefined;
   const { db, sqlite } = store;
   // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
   // The SCIM request log and tokens' last use write through it too: bookkeeping, off the SCIM commit path.
-  const syncConnection = openDatabase(databaseUrl, { durability: "normal", ...(background ? { autoCheckpoint: false } : {}) });
+  const syncConnection = openDatabase(databaseUrl, {
+    durability: "normal",
+    ...(background ? { autoCheckpoint: false } : {}),
+  });
 
-  const metrics = createMetrics({ organizationLabel: organizationSlugs(db), ...(overrides.defaultMetrics === false ? { defaultMetrics: false } : {}) });
+  const metrics = createMetrics({
+    organizationLabel: organizationSlugs(db),
+    ...(overrides.defaultMetrics === false ? { defaultMetrics: false } : {}),
+  });
   const client = createManagementClient(auth0, overrides.managementClient ?? {});
-  const invitations = overrides.engine?.invitations ?? (config.invitationWebhook ? webhookInvitationDelivery(config.invitationWebhook.url, config.invitationWebhook.secret) : undefined);
+  const invitations =
+    overrides.engine?.invitations ??
+    (config.invitationWebhook
+      ? webhookInvitationDelivery(config.invitationWebhook.url, config.invitationWebhook.secret)
+      : undefined);
   const engine = createSyncEngine({
     db: syncConnection.db,
     client,
@@ -150,7 +180,10 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     ...(overrides.engine?.outage ? { outage: overrides.engine.outage } : {}),
     ...(invitations ? { invitations } : {}),
     observer: metrics.callObserver,
-    events: { ...metrics.workerEvents, onError: (err) => log.warn({ err }, "job worker: database write failed; retrying on the next poll") },
+    events: {
+      ...metrics.workerEvents,
+      onError: (err) => log.warn({ err }, "job worker: database write failed; retrying on the next poll"),
+    },
   });
   metrics.setQueueDepthSource(() => queueDepthFromDb(db));
   metrics.setRateBudgetSource(() => engine.limiter.snapshot());
@@ -172,9 +205,17 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   const consoleOidc: ConsoleOidcSettings | undefined =
     overrides.consoleOidc ??
     (config.console.oidc
-      ? { ...config.console.oidc, roleClaimNamespace: config.console.roleClaimNamespace, adminRole: config.console.adminRole, operatorOrganization: config.console.operatorOrganization }
+      ? {
+          ...config.console.oidc,
+          roleClaimNamespace: config.console.roleClaimNamespace,
+          adminRole: config.console.adminRole,
+          operatorOrganization: config.console.operatorOrganization,
+        }
       : undefined);
-  if (!config.console.sessionSecret) log.warn("CONSOLE_SESSION_SECRET is not set: console sessions end when this process restarts and are not shared with other instances");
+  if (!config.console.sessionSecret)
+    log.warn(
+      "CONSOLE_SESSION_SECRET is not set: console sessions end when this process restarts and are not shared with other instances",
+    );
   const productRouters: { path: string; router: RequestHandler }[] = [
     { path: "/admin/v1", router: adminRouter(adminDeps) },
     {
@@ -191,14 +232,26 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
         ...(overrides.clock ? { now: overrides.clock } : {}),
       }),
     },
-    { path: "/", router: healthRouter({ db: sqlite, worker: engine.worker, shuttingDown: () => shuttingDown, tenant: { current: () => tenantMonitor?.current() } }) },
+    {
+      path: "/",
+      router: healthRouter({
+        db: sqlite,
+        worker: engine.worker,
+        shuttingDown: () => shuttingDown,
+        tenant: { current: () => tenantMonitor?.current() },
+      }),
+    },
     { path: "/", router: metricsRouter(metrics) },
   ];
   if (hookSecret) productRouters.push({ path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) });
-  else log.warn("AUTH0_HOOK_SECRET is not set: POST /hooks/auth0/post-login is off, so logins are not checked against the directory");
+  else
+    log.warn(
+      "AUTH0_HOOK_SECRET is not set: POST /hooks/auth0/post-login is off, so logins are not checked against the directory",
+    );
 
   const requestLog = scimRequestLog(syncConnection.db, { log });
-  const scimRateLimit = overrides.scimRateLimit === undefined ? config.scimRateLimit : (overrides.scimRateLimit ?? undefined);
+  const scimRateLimit =
+    overrides.scimRateLimit === undefined ? config.scimRateLimit : (overrides.scimRateLimit ?? undefined);
   const onUnauthenticated = overrides.app?.onUnauthenticated;
   const onScimWrite = overrides.app?.onScimWrite;
   const app = createApp({
@@ -207,7 +260,9 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     log,
     ...(overrides.app?.bodyLimit === undefined ? {} : { bodyLimit: overrides.app.bodyLimit }),
     ...(overrides.app?.queryBudget === undefined ? {} : { queryBudget: overrides.app.queryBudget }),
-    ...(overrides.app?.unauthenticatedLimit === undefined ? {} : { unauthenticatedLimit: overrides.app.unauthenticatedLimit }),
+    ...(overrides.app?.unauthenticatedLimit === undefined
+      ? {}
+      : { unauthenticatedLimit: overrides.app.unauthenticatedLimit }),
     middleware: [metrics.httpMetricsMiddleware(), requestLogger(log), ...(overrides.app?.middleware ?? [])],
     // The log records every authenticated request, rate-limited ones included, so it goes first.
     scimMiddleware: [requestLog, ...(overrides.app?.scimMiddleware ?? [])],

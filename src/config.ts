@@ -87,12 +87,15 @@ export const loadProcessConfig = (): Readonly<Config> => loadConfig(process.env)
 
 export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   // A variable set to the empty string counts as unset (`FOO= cmd`, compose files with blank values).
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(rawEnv).filter(([, v]) => v !== undefined && v !== ""));
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(rawEnv).filter(([, v]) => v !== undefined && v !== ""),
+  );
   const problems: string[] = [];
 
   const portText = env.PORT ?? "8787";
   const port = Number(portText);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`PORT must be an integer from 0 to 65535 (got "${portText}")`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    problems.push(`PORT must be an integer from 0 to 65535 (got "${portText}")`);
 
   const publicUrl = (env.PUBLIC_URL ?? `http://localhost:${portText}`).replace(/\/+$/, "");
   try {
@@ -103,16 +106,20 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   }
 
   const databaseUrl = env.DATABASE_URL ?? "sqlite:./data/bridge.db";
-  if (!databaseUrl.startsWith("sqlite:")) problems.push('DATABASE_URL must be "sqlite:<path>" (PostgreSQL is not supported yet)');
+  if (!databaseUrl.startsWith("sqlite:"))
+    problems.push('DATABASE_URL must be "sqlite:<path>" (PostgreSQL is not supported yet)');
 
   const auth0Vars = ["AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"] as const;
   const present = auth0Vars.filter((k) => env[k]);
   let auth0: Auth0Config | undefined;
   if (present.length > 0 && present.length < auth0Vars.length) {
-    problems.push(`set all of ${auth0Vars.join(", ")} or none (sandbox mode); missing: ${auth0Vars.filter((k) => !env[k]).join(", ")}`);
+    problems.push(
+      `set all of ${auth0Vars.join(", ")} or none (sandbox mode); missing: ${auth0Vars.filter((k) => !env[k]).join(", ")}`,
+    );
   } else if (present.length === auth0Vars.length) {
     const domain = env.AUTH0_DOMAIN!;
-    if (/[/?#:]/.test(domain)) problems.push(`AUTH0_DOMAIN must be a bare host name such as tenant.eu.auth0.com (got "${domain}")`);
+    if (/[/?#:]/.test(domain))
+      problems.push(`AUTH0_DOMAIN must be a bare host name such as tenant.eu.auth0.com (got "${domain}")`);
     auth0 = { domain, clientId: env.AUTH0_CLIENT_ID!, clientSecret: env.AUTH0_CLIENT_SECRET! };
     if (env.AUTH0_MANAGEMENT_URL) auth0.managementUrl = env.AUTH0_MANAGEMENT_URL.replace(/\/+$/, "");
     if (env.AUTH0_INVITATION_CLIENT_ID) auth0.invitationClientId = env.AUTH0_INVITATION_CLIENT_ID;
@@ -124,31 +131,39 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   if (!logLevels.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...logLevels].join(", ")}`);
 
   const adminToken = env.BRIDGE_ADMIN_TOKEN || undefined;
-  if (adminToken !== undefined && adminToken.length < 32) problems.push("BRIDGE_ADMIN_TOKEN must be at least 32 characters");
+  if (adminToken !== undefined && adminToken.length < 32)
+    problems.push("BRIDGE_ADMIN_TOKEN must be at least 32 characters");
 
   const hookSecret = env.AUTH0_HOOK_SECRET || undefined;
-  if (hookSecret !== undefined && hookSecret.length < 32) problems.push("AUTH0_HOOK_SECRET must be at least 32 characters");
+  if (hookSecret !== undefined && hookSecret.length < 32)
+    problems.push("AUTH0_HOOK_SECRET must be at least 32 characters");
 
   const auth0Plan = (env.AUTH0_PLAN ?? "essentials") as Config["auth0Plan"];
-  if (!["free", "essentials", "enterprise"].includes(auth0Plan)) problems.push('AUTH0_PLAN must be "free", "essentials" or "enterprise"');
+  if (!["free", "essentials", "enterprise"].includes(auth0Plan))
+    problems.push('AUTH0_PLAN must be "free", "essentials" or "enterprise"');
 
   const scaleText = env.AUTH0_RATE_SCALE ?? "1";
   const auth0RateScale = Number(scaleText);
-  if (!Number.isFinite(auth0RateScale) || auth0RateScale <= 0) problems.push(`AUTH0_RATE_SCALE must be a positive number (got "${scaleText}")`);
+  if (!Number.isFinite(auth0RateScale) || auth0RateScale <= 0)
+    problems.push(`AUTH0_RATE_SCALE must be a positive number (got "${scaleText}")`);
 
   const leaseText = env.JOB_LEASE_SECONDS ?? "30";
   const jobLeaseSeconds = Number(leaseText);
-  if (!Number.isFinite(jobLeaseSeconds) || jobLeaseSeconds < 1 || jobLeaseSeconds > 60) problems.push(`JOB_LEASE_SECONDS must be 1 to 60 (got "${leaseText}")`);
+  if (!Number.isFinite(jobLeaseSeconds) || jobLeaseSeconds < 1 || jobLeaseSeconds > 60)
+    problems.push(`JOB_LEASE_SECONDS must be 1 to 60 (got "${leaseText}")`);
 
   const concurrencyText = env.SYNC_CONCURRENCY ?? "16";
   const syncConcurrency = Number(concurrencyText);
-  if (!Number.isInteger(syncConcurrency) || syncConcurrency < 1 || syncConcurrency > 256) problems.push(`SYNC_CONCURRENCY must be a whole number from 1 to 256 (got "${concurrencyText}")`);
+  if (!Number.isInteger(syncConcurrency) || syncConcurrency < 1 || syncConcurrency > 256)
+    problems.push(`SYNC_CONCURRENCY must be a whole number from 1 to 256 (got "${concurrencyText}")`);
 
   let invitationWebhook: Config["invitationWebhook"];
   if (env.INVITATION_WEBHOOK_URL) {
     const secret = env.INVITATION_WEBHOOK_SECRET ?? "";
-    if (!/^https?:\/\//.test(env.INVITATION_WEBHOOK_URL)) problems.push("INVITATION_WEBHOOK_URL must be an http(s) URL");
-    if (secret.length < 32) problems.push("INVITATION_WEBHOOK_URL needs INVITATION_WEBHOOK_SECRET of at least 32 characters");
+    if (!/^https?:\/\//.test(env.INVITATION_WEBHOOK_URL))
+      problems.push("INVITATION_WEBHOOK_URL must be an http(s) URL");
+    if (secret.length < 32)
+      problems.push("INVITATION_WEBHOOK_URL needs INVITATION_WEBHOOK_SECRET of at least 32 characters");
     invitationWebhook = { url: env.INVITATION_WEBHOOK_URL, secret };
   } else if (env.INVITATION_WEBHOOK_SECRET) {
     problems.push("INVITATION_WEBHOOK_SECRET is set but INVITATION_WEBHOOK_URL is not");
@@ -156,29 +171,46 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
 
   const driftText = env.DRIFT_SCAN_INTERVAL_HOURS ?? "24";
   const driftScanHours = Number(driftText);
-  if (!Number.isFinite(driftScanHours) || driftScanHours < 0) problems.push(`DRIFT_SCAN_INTERVAL_HOURS must be a number of hours, 0 to turn scans off (got "${driftText}")`);
+  if (!Number.isFinite(driftScanHours) || driftScanHours < 0)
+    problems.push(`DRIFT_SCAN_INTERVAL_HOURS must be a number of hours, 0 to turn scans off (got "${driftText}")`);
 
   // Flood protection well above the IdPs' documented push rates (see scimRateLimitDefaults); the burst is
   // five seconds' worth, so a conformance run or a cycle's start at full speed is never refused.
   const rateText = env.SCIM_RATE_LIMIT_PER_SECOND ?? String(scimRateLimitDefaults.ratePerSecond);
   const rate = Number(rateText);
-  if (!Number.isFinite(rate) || rate < 0) problems.push(`SCIM_RATE_LIMIT_PER_SECOND must be a number, 0 to turn the limit off (got "${rateText}")`);
-  const scimRateLimit = rate > 0 ? { ratePerSecond: rate, burst: Math.max(1, Math.round(rate * (scimRateLimitDefaults.burst / scimRateLimitDefaults.ratePerSecond))) } : undefined;
+  if (!Number.isFinite(rate) || rate < 0)
+    problems.push(`SCIM_RATE_LIMIT_PER_SECOND must be a number, 0 to turn the limit off (got "${rateText}")`);
+  const scimRateLimit =
+    rate > 0
+      ? {
+          ratePerSecond: rate,
+          burst: Math.max(1, Math.round(rate * (scimRateLimitDefaults.burst / scimRateLimitDefaults.ratePerSecond))),
+        }
+      : undefined;
 
   const consoleConfig: ConsoleConfig = {
     roleClaimNamespace: (env.CONSOLE_ROLE_CLAIM_NAMESPACE ?? "https://scim-bridge.dev").replace(/\/+$/, ""),
     adminRole: env.CONSOLE_ADMIN_ROLE ?? "org_admin",
   };
   // Auth0 restricts non-namespaced custom claims ("Create Custom Claims"): the namespace must be a URL.
-  if (!/^https?:\/\/[^\s/]+/.test(consoleConfig.roleClaimNamespace)) problems.push("CONSOLE_ROLE_CLAIM_NAMESPACE must be an http(s) URL such as https://console.example.com");
-  if (!/^[\w:.-]{1,100}$/.test(consoleConfig.adminRole)) problems.push("CONSOLE_ADMIN_ROLE must be a role name (letters, digits, _ : . -)");
+  if (!/^https?:\/\/[^\s/]+/.test(consoleConfig.roleClaimNamespace))
+    problems.push("CONSOLE_ROLE_CLAIM_NAMESPACE must be an http(s) URL such as https://console.example.com");
+  if (!/^[\w:.-]{1,100}$/.test(consoleConfig.adminRole))
+    problems.push("CONSOLE_ADMIN_ROLE must be a role name (letters, digits, _ : . -)");
   if (env.CONSOLE_CLIENT_ID || env.CONSOLE_CLIENT_SECRET) {
-    if (!env.CONSOLE_CLIENT_ID || !env.CONSOLE_CLIENT_SECRET) problems.push("set both CONSOLE_CLIENT_ID and CONSOLE_CLIENT_SECRET, or neither");
+    if (!env.CONSOLE_CLIENT_ID || !env.CONSOLE_CLIENT_SECRET)
+      problems.push("set both CONSOLE_CLIENT_ID and CONSOLE_CLIENT_SECRET, or neither");
     else if (!auth0) problems.push("CONSOLE_CLIENT_ID needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET");
-    else consoleConfig.oidc = { clientId: env.CONSOLE_CLIENT_ID, clientSecret: env.CONSOLE_CLIENT_SECRET, issuer: auth0.managementUrl ? `${auth0.managementUrl}/` : `https://${auth0.domain}/` };
+    else
+      consoleConfig.oidc = {
+        clientId: env.CONSOLE_CLIENT_ID,
+        clientSecret: env.CONSOLE_CLIENT_SECRET,
+        issuer: auth0.managementUrl ? `${auth0.managementUrl}/` : `https://${auth0.domain}/`,
+      };
   }
   if (env.CONSOLE_OPERATOR_ORGANIZATION) {
-    if (!/^org_[A-Za-z0-9]+$/.test(env.CONSOLE_OPERATOR_ORGANIZATION)) problems.push("CONSOLE_OPERATOR_ORGANIZATION must be an Auth0 organization id (org_…)");
+    if (!/^org_[A-Za-z0-9]+$/.test(env.CONSOLE_OPERATOR_ORGANIZATION))
+      problems.push("CONSOLE_OPERATOR_ORGANIZATION must be an Auth0 organization id (org_…)");
     consoleConfig.operatorOrganization = env.CONSOLE_OPERATOR_ORGANIZATION;
   }
   if (env.CONSOLE_SESSION_SECRET) {
@@ -188,5 +220,22 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
 
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
-    console: Object.freeze(consoleConfig), port, publicUrl, publicUrlSet: env.PUBLIC_URL !== undefined, databaseUrl, databaseUrlSet: env.DATABASE_URL !== undefined, auth0, adminToken, hookSecret, auth0Plan, auth0RateScale, jobLeaseSeconds, syncConcurrency, invitationWebhook, logLevel, driftScanHours, scimRateLimit });
+    console: Object.freeze(consoleConfig),
+    port,
+    publicUrl,
+    publicUrlSet: env.PUBLIC_URL !== undefined,
+    databaseUrl,
+    databaseUrlSet: env.DATABASE_URL !== undefined,
+    auth0,
+    adminToken,
+    hookSecret,
+    auth0Plan,
+    auth0RateScale,
+    jobLeaseSeconds,
+    syncConcurrency,
+    invitationWebhook,
+    logLevel,
+    driftScanHours,
+    scimRateLimit,
+  });
 }

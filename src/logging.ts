@@ -88,7 +88,8 @@ const idLike = (segment: string): boolean =>
 
 function templateBase(baseUrl: string, params: Record<string, unknown> | undefined): string {
   const byValue = new Map<string, string>();
-  for (const [name, value] of Object.entries(params ?? {})) if (typeof value === "string" && value) byValue.set(value, name);
+  for (const [name, value] of Object.entries(params ?? {}))
+    if (typeof value === "string" && value) byValue.set(value, name);
   return baseUrl
     .split("/")
     .map((segment) => {

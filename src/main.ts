@@ -44,7 +44,9 @@ const sandboxDatabaseUrl = "sqlite:./data/sandbox.db";
  */
 async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<void> {
   if (!cfg.auth0 && !sandboxAllowed) {
-    throw new ConfigError(["AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are required by `serve` (use `npm start` for the sandbox)"]);
+    throw new ConfigError([
+      "AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are required by `serve` (use `npm start` for the sandbox)",
+    ]);
   }
   const log = createLogger({ level: cfg.logLevel });
   const sandbox = !cfg.auth0;
@@ -62,7 +64,12 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   if (sandbox) {
     const hookSecret = cfg.hookSecret ?? randomBytes(32).toString("hex");
     // The sandbox's console signs in through the emulator's simulated Universal Login.
-    const consoleClient = { clientId: "sandbox-console", clientSecret: randomBytes(24).toString("hex"), callbacks: [`${publicUrl}/console/callback`], logoutUrls: [`${publicUrl}/console`] };
+    const consoleClient = {
+      clientId: "sandbox-console",
+      clientSecret: randomBytes(24).toString("hex"),
+      callbacks: [`${publicUrl}/console/callback`],
+      logoutUrls: [`${publicUrl}/console`],
+    };
     emulator = await startEmulator({
       plan: "enterprise",
       postLoginHook: { url: `http://127.0.0.1:${port}/hooks/auth0/post-login`, secret: hookSecret },
@@ -73,10 +80,21 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
       // The sandbox's own database unless DATABASE_URL names one: it must never land on `serve`'s.
       databaseUrl: cfg.databaseUrlSet ? cfg.databaseUrl : sandboxDatabaseUrl,
       tenantLink: sandboxTenant,
-      auth0: { domain: "sandbox.scim-bridge.local", clientId: "sandbox", clientSecret: "sandbox", managementUrl: emulator.url },
+      auth0: {
+        domain: "sandbox.scim-bridge.local",
+        clientId: "sandbox",
+        clientSecret: "sandbox",
+        managementUrl: emulator.url,
+      },
       plan: "enterprise",
       hookSecret,
-      consoleOidc: { issuer: `${emulator.url}/`, clientId: consoleClient.clientId, clientSecret: consoleClient.clientSecret, roleClaimNamespace: cfg.console.roleClaimNamespace, adminRole: cfg.console.adminRole },
+      consoleOidc: {
+        issuer: `${emulator.url}/`,
+        clientId: consoleClient.clientId,
+        clientSecret: consoleClient.clientSecret,
+        roleClaimNamespace: cfg.console.roleClaimNamespace,
+        adminRole: cfg.console.adminRole,
+      },
     } satisfies BridgeOverrides);
   }
   let bridge: Bridge;
@@ -98,7 +116,10 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   const shutdown = async (signal: string): Promise<void> => {
     if (shuttingDown) return;
     shuttingDown = true;
-    log.info({ signal }, "shutting down: no new connections; finishing requests in flight and the Auth0 calls under way");
+    log.info(
+      { signal },
+      "shutting down: no new connections; finishing requests in flight and the Auth0 calls under way",
+    );
     bridge.beginShutdown();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
@@ -138,7 +159,10 @@ registerDoctorCommand(program, {
   open: openDb,
   settings: () => {
     const cfg = config();
-    if (!cfg.auth0) throw new ConfigError(["doctor checks a real tenant: set AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)"]);
+    if (!cfg.auth0)
+      throw new ConfigError([
+        "doctor checks a real tenant: set AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)",
+      ]);
     return { auth0: cfg.auth0, publicUrl: cfg.publicUrl, hookSecret: cfg.hookSecret };
   },
 });
@@ -149,7 +173,10 @@ registerStatusCommands(program, openDb, () => config().publicUrl);
 registerAdminCommands(program, openDb);
 registerReconcileCommand(program, () => {
   const cfg = config();
-  if (!cfg.auth0) throw new ConfigError(["reconcile needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)"]);
+  if (!cfg.auth0)
+    throw new ConfigError([
+      "reconcile needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)",
+    ]);
   const opened = openDb();
   return {
     ...opened,
@@ -167,7 +194,10 @@ registerReconcileCommand(program, () => {
 
 registerUsersCommands(program, (needAuth0) => {
   const cfg = config();
-  if (needAuth0 && !cfg.auth0) throw new ConfigError(["users import needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator); --dry-run does not"]);
+  if (needAuth0 && !cfg.auth0)
+    throw new ConfigError([
+      "users import needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator); --dry-run does not",
+    ]);
   const opened = openDb();
   if (!needAuth0 || !cfg.auth0) return opened;
   const client = createManagementClient(cfg.auth0);

@@ -11,7 +11,8 @@ export const packageRoot: string = (() => {
   for (;;) {
     if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "db"))) return dir;
     const parent = dirname(dir);
-    if (parent === dir) throw new Error("scim-bridge: cannot find the package root above " + fileURLToPath(import.meta.url));
+    if (parent === dir)
+      throw new Error("scim-bridge: cannot find the package root above " + fileURLToPath(import.meta.url));
     dir = parent;
   }
 })();

@@ -24,13 +24,21 @@ export function adminPrincipal(res: Response): AdminPrincipal {
 }
 
 /** The audit actor of a principal: the token id, never the token. */
-export const adminActor = (p: AdminPrincipal): Actor => ({ type: p.scope === "operator" ? "operator" : "org_admin", id: p.tokenId });
+export const adminActor = (p: AdminPrincipal): Actor => ({
+  type: p.scope === "operator" ? "operator" : "org_admin",
+  id: p.tokenId,
+});
 
 /**
  * Whether the principal may see this organization. Callers look the organization up first and pass
  * undefined when it does not exist, so "not yours" and "does not exist" read the same.
  */
-export function assertOrganizationVisible<T extends { id: string }>(p: AdminPrincipal, org: T | undefined, asked: string): T {
-  if (!org || (p.scope === "org_admin" && p.organizationId !== org.id)) throw notFound(`organization "${asked}" not found`);
+export function assertOrganizationVisible<T extends { id: string }>(
+  p: AdminPrincipal,
+  org: T | undefined,
+  asked: string,
+): T {
+  if (!org || (p.scope === "org_admin" && p.organizationId !== org.id))
+    throw notFound(`organization "${asked}" not found`);
   return org;
 }

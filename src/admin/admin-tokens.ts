@@ -1,5 +1,11 @@
 import type { Db } from "../directory/database.js";
-import { issueAdminToken, listAdminTokens, revokeAdminToken, type AdminTokenRow, type IssuedAdminToken } from "../directory/admin-tokens.js";
+import {
+  issueAdminToken,
+  listAdminTokens,
+  revokeAdminToken,
+  type AdminTokenRow,
+  type IssuedAdminToken,
+} from "../directory/admin-tokens.js";
 import { getOrganization } from "../directory/organizations.js";
 import type { Change } from "../directory/write-context.js";
 import { invalidValue } from "../errors.js";
@@ -27,7 +33,11 @@ export function issueAdminTokenFor(
         if (!org) throw invalidValue(`organization: "${input.organization}" does not exist`);
         organizationId = org.id;
       }
-      return issueAdminToken(tx, { scope: input.scope, organizationId, name: input.name, expiresInDays: input.expiresInDays }, change);
+      return issueAdminToken(
+        tx,
+        { scope: input.scope, organizationId, name: input.name, expiresInDays: input.expiresInDays },
+        change,
+      );
     },
     { behavior: "immediate" },
   );

@@ -46,13 +46,20 @@ type AuditQuery = z.output<typeof filterSchema> & { organizationId?: string };
 
 const escapeLike = (s: string): string => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-export function queryAudit(db: DbOrTx, q: AuditQuery): { entries: ReturnType<typeof auditView>[]; next: number | null } {
+export function queryAudit(
+  db: DbOrTx,
+  q: AuditQuery,
+): { entries: ReturnType<typeof auditView>[]; next: number | null } {
   const conditions: (SQL | undefined)[] = [
     q.organizationId !== undefined ? eq(auditEntries.organizationId, q.organizationId) : undefined,
     q.actorType ? eq(auditEntries.actorType, q.actorType) : undefined,
     q.actorId ? eq(auditEntries.actorId, q.actorId) : undefined,
     // ESCAPE is needed for the escaped "_" of actions such as "setup_link." to match literally.
-    q.action ? (q.action.endsWith(".") ? sql`${auditEntries.action} LIKE ${`${escapeLike(q.action)}%`} ESCAPE '\\'` : eq(auditEntries.action, q.action)) : undefined,
+    q.action
+      ? q.action.endsWith(".")
+        ? sql`${auditEntries.action} LIKE ${`${escapeLike(q.action)}%`} ESCAPE '\\'`
+        : eq(auditEntries.action, q.action)
+      : undefined,
     q.targetType ? eq(auditEntries.targetType, q.targetType) : undefined,
     q.targetId ? eq(auditEntries.targetId, q.targetId) : undefined,
     q.directory ? eq(auditEntries.directoryId, q.directory) : undefined,
@@ -80,7 +87,10 @@ export function auditRoutes(routes: AdminRoutes): void {
       access: "operator",
       tag: "audit",
       summary: "Query the audit trail of every organization, newest first",
-      query: z.strictObject({ ...filters, organization: z.string().min(1).optional().describe("organization id or slug") }),
+      query: z.strictObject({
+        ...filters,
+        organization: z.string().min(1).optional().describe("organization id or slug"),
+      }),
       status: 200,
     },
     ({ deps, query }) => {
@@ -88,7 +98,9 @@ export function auditRoutes(routes: AdminRoutes): void {
       let organizationId: string | undefined;
       if (organization !== undefined) {
         // A deleted organization's entries stay queryable by its id.
-        organizationId = getOrganization(deps.db, organization)?.id ?? (/^[0-9a-f-]{36}$/.test(organization) ? organization : undefined);
+        organizationId =
+          getOrganization(deps.db, organization)?.id ??
+          (/^[0-9a-f-]{36}$/.test(organization) ? organization : undefined);
         if (organizationId === undefined) throw notFound(`organization "${organization}" not found`);
       }
       return queryAudit(deps.db, { ...rest, organizationId });
@@ -96,7 +108,15 @@ export function auditRoutes(routes: AdminRoutes): void {
   );
 
   routes.add(
-    { method: "get", path: "/organizations/:org/audit", access: "organization", tag: "audit", summary: "The organization's audit trail, newest first", query: filterSchema, status: 200 },
+    {
+      method: "get",
+      path: "/organizations/:org/audit",
+      access: "organization",
+      tag: "audit",
+      summary: "The organization's audit trail, newest first",
+      query: filterSchema,
+      status: 200,
+    },
     ({ deps, organization, query }) => queryAudit(deps.db, { ...query, organizationId: organization.id }),
   );
 }

@@ -20,7 +20,14 @@ const pauseView = (p: GuardPause) => ({
 
 export function guardRoutes(routes: AdminRoutes): void {
   routes.add(
-    { method: "get", path: "/guard", access: "operator", tag: "guard", summary: "Organizations whose irreversible operations are paused, awaiting a decision", status: 200 },
+    {
+      method: "get",
+      path: "/guard",
+      access: "operator",
+      tag: "guard",
+      summary: "Organizations whose irreversible operations are paused, awaiting a decision",
+      status: 200,
+    },
     ({ deps }) => ({
       paused: pausedOrganizations(deps.db).flatMap((id) => {
         const org = getOrganization(deps.db, id);
@@ -31,7 +38,14 @@ export function guardRoutes(routes: AdminRoutes): void {
   );
 
   routes.add(
-    { method: "get", path: "/organizations/:org/guard", access: "operator", tag: "guard", summary: "The guard's policy, its current pause if any, and past decisions", status: 200 },
+    {
+      method: "get",
+      path: "/organizations/:org/guard",
+      access: "operator",
+      tag: "guard",
+      summary: "The guard's policy, its current pause if any, and past decisions",
+      status: 200,
+    },
     ({ deps, organization }) => {
       const pause = activePause(deps.db, organization.id);
       return {
@@ -57,7 +71,14 @@ export function guardRoutes(routes: AdminRoutes): void {
         errors: [409],
       },
       ({ deps, organization, actor, requestId, now }) => {
-        const pause = decideGuardPause(deps.db, organization.id, decision === "approve" ? "approved" : "rejected", actor, requestId, now);
+        const pause = decideGuardPause(
+          deps.db,
+          organization.id,
+          decision === "approve" ? "approved" : "rejected",
+          actor,
+          requestId,
+          now,
+        );
         deps.notifyWorker?.();
         return { pause: pauseView(pause) };
       },

@@ -93,7 +93,11 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
         format: z.enum(importFormats as [ImportFormat, ...ImportFormat[]]),
         upsert: z.enum(["true", "false"]).default("false"),
         dryRun: z.enum(["true", "false"]).default("false"),
-        directory: z.string().min(1).optional().describe("the directory the migrated users belong to, when the organization has several"),
+        directory: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("the directory the migrated users belong to, when the organization has several"),
       }),
       status: 202,
       errors: [409, 413],
@@ -103,7 +107,10 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
       // A small JSON array may come as application/json (already parsed, within the JSON body limit).
       let path: string;
       if (req.is("application/json")) {
-        if (query.format !== "json" || !Array.isArray(req.body)) throw invalidValue("an application/json body must be a JSON array with format=json; send other files as application/octet-stream");
+        if (query.format !== "json" || !Array.isArray(req.body))
+          throw invalidValue(
+            "an application/json body must be a JSON array with format=json; send other files as application/octet-stream",
+          );
         path = await spoolText(JSON.stringify(req.body));
       } else {
         path = await spool(req);
@@ -115,8 +122,16 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
       };
       const importDeps: ImportDeps = {
         db: adminDeps.db,
-        api: deps?.api ?? { submit: () => Promise.reject(new Error("no Auth0")), status: () => Promise.reject(new Error("no Auth0")), errors: () => Promise.reject(new Error("no Auth0")) },
-        gateway: deps?.gateway ?? { connectionId: () => Promise.reject(new Error("no Auth0")), findUsersByEmail: () => Promise.reject(new Error("no Auth0")), getUser: () => Promise.reject(new Error("no Auth0")) },
+        api: deps?.api ?? {
+          submit: () => Promise.reject(new Error("no Auth0")),
+          status: () => Promise.reject(new Error("no Auth0")),
+          errors: () => Promise.reject(new Error("no Auth0")),
+        },
+        gateway: deps?.gateway ?? {
+          connectionId: () => Promise.reject(new Error("no Auth0")),
+          findUsersByEmail: () => Promise.reject(new Error("no Auth0")),
+          getUser: () => Promise.reject(new Error("no Auth0")),
+        },
         log: adminDeps.log,
       };
       let started: ((id: string) => void) | undefined;
@@ -140,20 +155,37 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
       if ("report" in first) {
         const report = first.report;
         if (report.state === "invalid") {
-          res.status(400).json({ error: "invalidValue", message: `${report.problemCount} problem(s) in the file; nothing was sent to Auth0`, report });
+          res.status(400).json({
+            error: "invalidValue",
+            message: `${report.problemCount} problem(s) in the file; nothing was sent to Auth0`,
+            report,
+          });
           return;
         }
         res.status(report.state === "planned" ? 200 : 202).json(report);
         return;
       }
-      run.catch((err: unknown) => adminDeps.log.error({ err, importId: first.id }, "user import failed; upload the same file again to resume"));
+      run.catch((err: unknown) =>
+        adminDeps.log.error({ err, importId: first.id }, "user import failed; upload the same file again to resume"),
+      );
       res.location(`/admin/v1/organizations/${organization.slug}/user-imports/${first.id}`);
-      res.status(202).json({ importId: first.id, location: `/admin/v1/organizations/${organization.slug}/user-imports/${first.id}`, ...importReport(adminDeps.db, first.id) });
+      res.status(202).json({
+        importId: first.id,
+        location: `/admin/v1/organizations/${organization.slug}/user-imports/${first.id}`,
+        ...importReport(adminDeps.db, first.id),
+      });
     },
   );
 
   routes.add(
-    { method: "get", path: "/organizations/:org/user-imports", access: "organization", tag: "user imports", summary: "The organization's user imports, newest first", status: 200 },
+    {
+      method: "get",
+      path: "/organizations/:org/user-imports",
+      access: "organization",
+      tag: "user imports",
+      summary: "The organization's user imports, newest first",
+      status: 200,
+    },
     ({ deps, organization }) => ({
       imports: listImports(deps.db, organization.id).map((r) => ({
         id: r.id,
@@ -177,7 +209,8 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
       path: "/organizations/:org/user-imports/:importId",
       access: "organization",
       tag: "user imports",
-      summary: "Progress and outcome of one import: users imported, refused (by record number, field and Auth0's code), and recorded in the directory",
+      summary:
+        "Progress and outcome of one import: users imported, refused (by record number, field and Auth0's code), and recorded in the directory",
       status: 200,
     },
     (ctx) => {

@@ -55,9 +55,21 @@ export function jobRoutes(routes: AdminRoutes): void {
   );
 
   routes.add(
-    { method: "get", path: "/jobs/dead", access: "operator", tag: "jobs", summary: "Dead letters: jobs that gave up, with their last error", query: z.strictObject(pageQuery), status: 200 },
+    {
+      method: "get",
+      path: "/jobs/dead",
+      access: "operator",
+      tag: "jobs",
+      summary: "Dead letters: jobs that gave up, with their last error",
+      query: z.strictObject(pageQuery),
+      status: 200,
+    },
     ({ deps, query }) => {
-      const page = listDeadJobs(deps.db, { organizationId: organizationId(deps.db, query.organization), limit: query.limit, before: query.before });
+      const page = listDeadJobs(deps.db, {
+        organizationId: organizationId(deps.db, query.organization),
+        limit: query.limit,
+        before: query.before,
+      });
       return { jobs: page.jobs.map(jobView), next: page.next };
     },
   );
@@ -110,7 +122,13 @@ export function jobRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, actor, requestId, now }) => {
       adminChange(deps.db, requestId, (tx) => {
-        enqueueJob(tx, { organizationId: organization.id, kind: "drift", subjectId: organization.id, lane: Lane.background, now });
+        enqueueJob(tx, {
+          organizationId: organization.id,
+          kind: "drift",
+          subjectId: organization.id,
+          lane: Lane.background,
+          now,
+        });
         recordAudit(tx, {
           actor,
           organizationId: organization.id,

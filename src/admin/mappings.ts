@@ -1,5 +1,11 @@
 import { z } from "zod";
-import { activateMappingVersion, getActiveMapping, getMappingVersion, listMappingVersions, saveMappingVersion } from "../directory/mappings.js";
+import {
+  activateMappingVersion,
+  getActiveMapping,
+  getMappingVersion,
+  listMappingVersions,
+  saveMappingVersion,
+} from "../directory/mappings.js";
 import { invalidValue } from "../errors.js";
 import { validateMapping, type MappingDocument } from "../mapping/index.js";
 import { previewMapping } from "../sync/preview.js";
@@ -17,7 +23,9 @@ const mappingField = z.record(z.string(), z.unknown()).describe("a mapping docum
 function validMapping(input: unknown): MappingDocument {
   const result = validateMapping(input);
   if (result.ok) return result.mapping;
-  throw invalidValue(result.issues.map((i) => `mapping${i.path === "(document)" ? "" : `.${i.path}`}: ${i.message}`).join("; "));
+  throw invalidValue(
+    result.issues.map((i) => `mapping${i.path === "(document)" ? "" : `.${i.path}`}: ${i.message}`).join("; "),
+  );
 }
 
 export function mappingRoutes(routes: AdminRoutes): void {
@@ -38,7 +46,14 @@ export function mappingRoutes(routes: AdminRoutes): void {
   );
 
   routes.add(
-    { method: "get", path: "/organizations/:org/mappings", access: "operator", tag: "mappings", summary: "Mapping history, newest first", status: 200 },
+    {
+      method: "get",
+      path: "/organizations/:org/mappings",
+      access: "operator",
+      tag: "mappings",
+      summary: "Mapping history, newest first",
+      status: 200,
+    },
     ({ deps, organization }) => ({
       activeVersion: organization.activeMappingVersion,
       versions: listMappingVersions(deps.db, organization.id).map((v) => ({ ...v, createdAt: iso(v.createdAt) })),
@@ -46,7 +61,14 @@ export function mappingRoutes(routes: AdminRoutes): void {
   );
 
   routes.add(
-    { method: "get", path: "/organizations/:org/mappings/active", access: "operator", tag: "mappings", summary: "The active mapping (the default one when none was applied: version null)", status: 200 },
+    {
+      method: "get",
+      path: "/organizations/:org/mappings/active",
+      access: "operator",
+      tag: "mappings",
+      summary: "The active mapping (the default one when none was applied: version null)",
+      status: 200,
+    },
     ({ deps, organization }) => {
       const active = getActiveMapping(deps.db, organization.id)!;
       return { version: active.version, mapping: active.document };
@@ -54,10 +76,21 @@ export function mappingRoutes(routes: AdminRoutes): void {
   );
 
   routes.add(
-    { method: "get", path: "/organizations/:org/mappings/:version", access: "operator", tag: "mappings", summary: "One stored mapping version", status: 200 },
+    {
+      method: "get",
+      path: "/organizations/:org/mappings/:version",
+      access: "operator",
+      tag: "mappings",
+      summary: "One stored mapping version",
+      status: 200,
+    },
     ({ deps, organization, param }) => {
       const version = intParam(param("version"), "version");
-      return { version, active: organization.activeMappingVersion === version, mapping: getMappingVersion(deps.db, organization.id, version) };
+      return {
+        version,
+        active: organization.activeMappingVersion === version,
+        mapping: getMappingVersion(deps.db, organization.id, version),
+      };
     },
   );
 
@@ -67,8 +100,12 @@ export function mappingRoutes(routes: AdminRoutes): void {
       path: "/organizations/:org/mappings/preview",
       access: "operator",
       tag: "mappings",
-      summary: "Dry run: what a candidate mapping would change for every user of the organization, against the active one",
-      body: z.strictObject({ mapping: mappingField, limit: limitParam(5000, 100).describe("changed users listed (counts cover all)") }),
+      summary:
+        "Dry run: what a candidate mapping would change for every user of the organization, against the active one",
+      body: z.strictObject({
+        mapping: mappingField,
+        limit: limitParam(5000, 100).describe("changed users listed (counts cover all)"),
+      }),
       status: 200,
     },
     ({ deps, organization, body }) => {
@@ -83,13 +120,16 @@ export function mappingRoutes(routes: AdminRoutes): void {
       path: "/organizations/:org/mappings",
       access: "operator",
       tag: "mappings",
-      summary: "Apply: store the mapping as the next version, make it active and re-reconcile the organization (unchanged documents are not stored again)",
+      summary:
+        "Apply: store the mapping as the next version, make it active and re-reconcile the organization (unchanged documents are not stored again)",
       body: z.strictObject({ mapping: mappingField, comment: z.string().max(500).optional() }),
       status: 200,
     },
     ({ deps, organization, body, actor, requestId }) => {
       const mapping = validMapping(body.mapping);
-      const saved = adminChange(deps.db, requestId, (tx) => saveMappingVersion(tx, organization.id, mapping, { actor, comment: body.comment ?? null }));
+      const saved = adminChange(deps.db, requestId, (tx) =>
+        saveMappingVersion(tx, organization.id, mapping, { actor, comment: body.comment ?? null }),
+      );
       if (saved.changed) deps.notifyWorker?.();
       return saved;
     },
@@ -106,7 +146,9 @@ export function mappingRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, param, actor, requestId, now }) => {
       const version = intParam(param("version"), "version");
-      const saved = adminChange(deps.db, requestId, (tx) => activateMappingVersion(tx, organization.id, version, actor, now));
+      const saved = adminChange(deps.db, requestId, (tx) =>
+        activateMappingVersion(tx, organization.id, version, actor, now),
+      );
       if (saved.changed) deps.notifyWorker?.();
       return saved;
     },

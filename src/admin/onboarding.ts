@@ -2,8 +2,21 @@ import { and, eq } from "drizzle-orm";
 import { directories } from "../../db/schema.js";
 import type { Db, DbOrTx } from "../directory/database.js";
 import { createDirectory, type DirectoryRow } from "../directory/directories.js";
-import { createOrganization, getOrganization, type NewOrganization, type OrganizationRow } from "../directory/organizations.js";
-import { isActiveScimToken, issueScimToken, listScimTokens, maxActiveTokens, revokeScimToken, type IssuedToken, type ScimTokenRow } from "../directory/tokens.js";
+import {
+  createOrganization,
+  getOrganization,
+  type NewOrganization,
+  type OrganizationRow,
+} from "../directory/organizations.js";
+import {
+  isActiveScimToken,
+  issueScimToken,
+  listScimTokens,
+  maxActiveTokens,
+  revokeScimToken,
+  type IssuedToken,
+  type ScimTokenRow,
+} from "../directory/tokens.js";
 import type { Change } from "../directory/write-context.js";
 import { conflict, invalidValue, notFound } from "../errors.js";
 
@@ -36,7 +49,12 @@ export interface OnboardedDirectory {
 
 const immediate = <T>(db: Db, run: (tx: DbOrTx) => T): T => db.transaction(run, { behavior: "immediate" });
 
-function directoryWithToken(tx: DbOrTx, organization: OrganizationRow, input: { name?: string; tokenExpiresInDays?: number }, change: Change): OnboardedDirectory {
+function directoryWithToken(
+  tx: DbOrTx,
+  organization: OrganizationRow,
+  input: { name?: string; tokenExpiresInDays?: number },
+  change: Change,
+): OnboardedDirectory {
   const directory = createDirectory(tx, { organizationId: organization.id, name: input.name }, change);
   const expiresAt = scimTokenExpiresAt(input.tokenExpiresInDays, change.at);
   const token = issueScimToken(tx, { directoryId: directory.id, organizationId: organization.id, expiresAt }, change);
@@ -51,12 +69,22 @@ export function onboardOrganization(
 ): OnboardedDirectory {
   return immediate(db, (tx) => {
     const organization = createOrganization(tx, input, change);
-    return directoryWithToken(tx, organization, { name: input.directoryName, tokenExpiresInDays: input.tokenExpiresInDays }, change);
+    return directoryWithToken(
+      tx,
+      organization,
+      { name: input.directoryName, tokenExpiresInDays: input.tokenExpiresInDays },
+      change,
+    );
   });
 }
 
 /** Another directory (another IdP) of an organization (by id or slug), with its first SCIM token. */
-export function addDirectory(db: Db, organizationIdOrSlug: string, input: { name?: string; tokenExpiresInDays?: number }, change: Change): OnboardedDirectory {
+export function addDirectory(
+  db: Db,
+  organizationIdOrSlug: string,
+  input: { name?: string; tokenExpiresInDays?: number },
+  change: Change,
+): OnboardedDirectory {
   return immediate(db, (tx) => {
     const organization = getOrganization(tx, organizationIdOrSlug);
     if (!organization) throw notFound(`organization "${organizationIdOrSlug}" not found`);
@@ -66,7 +94,11 @@ export function addDirectory(db: Db, organizationIdOrSlug: string, input: { name
 
 /** A directory of this organization, or 404: another tenant's directory id does not exist here. */
 export function directoryOfOrganization(db: DbOrTx, organizationId: string, directoryId: string): DirectoryRow {
-  const row = db.select().from(directories).where(and(eq(directories.id, directoryId), eq(directories.organizationId, organizationId))).get();
+  const row = db
+    .select()
+    .from(directories)
+    .where(and(eq(directories.id, directoryId), eq(directories.organizationId, organizationId)))
+    .get();
   if (!row) throw notFound(`directory "${directoryId}" not found`);
   return row;
 }
@@ -79,11 +111,25 @@ function directoryById(db: DbOrTx, directoryId: string): DirectoryRow {
 }
 
 /** A further SCIM token; refused while two are active, so that issuing never cuts off a working IdP. */
-export function issueDirectoryToken(db: Db, directory: DirectoryRow, input: { expiresInDays?: number }, change: Change): IssuedToken {
+export function issueDirectoryToken(
+  db: Db,
+  directory: DirectoryRow,
+  input: { expiresInDays?: number },
+  change: Change,
+): IssuedToken {
   return immediate(db, (tx) => {
     const active = listScimTokens(tx, directory.id).filter((t) => isActiveScimToken(t, change.at));
-    if (active.length >= maxActiveTokens) throw conflict(`directory "${directory.id}" already has ${maxActiveTokens} active tokens; rotate or revoke one`);
-    return issueScimToken(tx, { directoryId: directory.id, organizationId: directory.organizationId, expiresAt: scimTokenExpiresAt(input.expiresInDays, change.at) }, change);
+    if (active.length >= maxActiveTokens)
+      throw conflict(`directory "${directory.id}" already has ${maxActiveTokens} active tokens; rotate or revoke one`);
+    return issueScimToken(
+      tx,
+      {
+        directoryId: directory.id,
+        organizationId: directory.organizationId,
+        expiresAt: scimTokenExpiresAt(input.expiresInDays, change.at),
+      },
+      change,
+    );
   });
 }
 
@@ -100,11 +146,16 @@ export function rotateDirectoryToken(
   return immediate(db, (tx) => {
     const dir = typeof directory === "string" ? directoryById(tx, directory) : directory;
     const expiresAt = scimTokenExpiresAt(input.expiresInDays, change.at);
-    return { directory: dir, token: issueScimToken(tx, { directoryId: dir.id, organizationId: dir.organizationId, expiresAt }, change) };
+    return {
+      directory: dir,
+      token: issueScimToken(tx, { directoryId: dir.id, organizationId: dir.organizationId, expiresAt }, change),
+    };
   });
 }
 
 /** Revokes one of the directory's SCIM tokens now; the IdP using it gets 401 from its next request. */
 export function revokeDirectoryToken(db: Db, directory: DirectoryRow, tokenId: string, change: Change): ScimTokenRow {
-  return immediate(db, (tx) => revokeScimToken(tx, { organizationId: directory.organizationId, directoryId: directory.id, tokenId }, change));
+  return immediate(db, (tx) =>
+    revokeScimToken(tx, { organizationId: directory.organizationId, directoryId: directory.id, tokenId }, change),
+  );
 }

@@ -53,7 +53,8 @@ function operationId(def: RouteDef): string {
 
 const accessText: Record<RouteDef["access"], string> = {
   operator: "Operator tokens only; an org-admin token gets 403.",
-  organization: "An org-admin token of this organization, or an operator token. Another organization's org-admin gets 404, as for an organization that does not exist.",
+  organization:
+    "An org-admin token of this organization, or an operator token. Another organization's org-admin gets 404, as for an organization that does not exist.",
   authenticated: "Any valid admin token.",
 };
 
@@ -70,7 +71,13 @@ function operation(def: RouteDef): JsonObject {
     const q = jsonSchema(def.query) as { properties?: Record<string, JsonObject>; required?: string[] };
     for (const [name, schema] of Object.entries(q.properties ?? {})) {
       const { description, ...rest } = schema;
-      parameters.push({ name, in: "query", required: q.required?.includes(name) ?? false, ...(description ? { description } : {}), schema: rest });
+      parameters.push({
+        name,
+        in: "query",
+        required: q.required?.includes(name) ?? false,
+        ...(description ? { description } : {}),
+        schema: rest,
+      });
     }
   }
   const statuses = new Set<number>([401, 429, ...(def.errors ?? [])]);
@@ -80,7 +87,9 @@ function operation(def: RouteDef): JsonObject {
   if (pathParams.length > 0) statuses.add(404);
   const responses: JsonObject = {
     [String(def.status)]:
-      def.status === 204 ? { description: "done" } : { description: "success", content: { "application/json": { schema: { type: "object" } } } },
+      def.status === 204
+        ? { description: "done" }
+        : { description: "success", content: { "application/json": { schema: { type: "object" } } } },
   };
   for (const s of [...statuses].sort()) responses[String(s)] = ref(errorResponses[s] ?? "BadRequest");
   return {
@@ -91,7 +100,9 @@ function operation(def: RouteDef): JsonObject {
     "x-access": def.access,
     security: [{ adminBearer: [] }],
     ...(parameters.length > 0 ? { parameters } : {}),
-    ...(def.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(def.body) } } } } : {}),
+    ...(def.body
+      ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(def.body) } } } }
+      : {}),
     responses,
   };
 }
@@ -112,7 +123,12 @@ export function openApiDocument(defs: readonly RouteDef[]): JsonObject {
         summary: "This document (no token needed: it describes routes, not data)",
         security: [],
         "x-access": "public",
-        responses: { "200": { description: "the OpenAPI 3.1 document", content: { "application/json": { schema: { type: "object" } } } } },
+        responses: {
+          "200": {
+            description: "the OpenAPI 3.1 document",
+            content: { "application/json": { schema: { type: "object" } } },
+          },
+        },
       },
     },
   };
@@ -133,14 +149,21 @@ export function openApiDocument(defs: readonly RouteDef[]): JsonObject {
     paths,
     components: {
       securitySchemes: {
-        adminBearer: { type: "http", scheme: "bearer", description: "An admin token: operator (every organization) or org_admin (one organization)." },
+        adminBearer: {
+          type: "http",
+          scheme: "bearer",
+          description: "An admin token: operator (every organization) or org_admin (one organization).",
+        },
       },
       schemas: {
         Error: {
           type: "object",
           required: ["error", "message", "requestId"],
           properties: {
-            error: { type: "string", description: "error kind, e.g. invalidValue, unauthorized, notFound, conflict, rateLimited" },
+            error: {
+              type: "string",
+              description: "error kind, e.g. invalidValue, unauthorized, notFound, conflict, rateLimited",
+            },
             message: { type: "string", description: "what went wrong, naming the field for invalid input" },
             requestId: { type: "string" },
           },
@@ -148,7 +171,9 @@ export function openApiDocument(defs: readonly RouteDef[]): JsonObject {
       },
       responses: {
         BadRequest: errorResponse("invalid body, query or path parameter; the message names the field"),
-        Unauthorized: errorResponse("no token, or an unknown, expired or revoked one", { "WWW-Authenticate": { schema: { type: "string" } } }),
+        Unauthorized: errorResponse("no token, or an unknown, expired or revoked one", {
+          "WWW-Authenticate": { schema: { type: "string" } },
+        }),
         Forbidden: errorResponse("the route needs an operator token"),
         NotFound: errorResponse("no such resource, or it belongs to another organization"),
         Conflict: errorResponse("the resource is not in a state that allows this"),

@@ -3,7 +3,12 @@ import { z } from "zod";
 import { jobs, organizations, scimRequestLog, users, userSync } from "../../db/schema.js";
 import { recordAudit } from "../directory/audit.js";
 import { listDirectories, scimBaseUrl } from "../directory/directories.js";
-import { listOrganizations, organizationSlugPattern, userModels, validateOrganization } from "../directory/organizations.js";
+import {
+  listOrganizations,
+  organizationSlugPattern,
+  userModels,
+  validateOrganization,
+} from "../directory/organizations.js";
 import { conflict } from "../errors.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
 import { maxScimTokenDays, onboardOrganization } from "./onboarding.js";
@@ -12,10 +17,17 @@ import { adminChange } from "./transaction.js";
 import { directoryView, organizationView, scimTokenView } from "./views.js";
 
 /** Optional SCIM token lifetime; none by default, because an IdP whose token expires unseen stops deprovisioning. */
-export const tokenExpiry = z.int().min(1).max(maxScimTokenDays).optional().describe("SCIM token lifetime in days (none by default)");
+export const tokenExpiry = z
+  .int()
+  .min(1)
+  .max(maxScimTokenDays)
+  .optional()
+  .describe("SCIM token lifetime in days (none by default)");
 
 const createBody = z.strictObject({
-  slug: z.string().regex(organizationSlugPattern, "1 to 50 lower-case letters, digits, '-' or '_' (Auth0 organization name rules)"),
+  slug: z
+    .string()
+    .regex(organizationSlugPattern, "1 to 50 lower-case letters, digits, '-' or '_' (Auth0 organization name rules)"),
   displayName: z.string().min(1).max(255).optional(),
   userModel: z.enum(userModels as [string, ...string[]]).optional(),
   connection: z.string().min(1).max(128).optional(),
@@ -24,7 +36,10 @@ const createBody = z.strictObject({
 });
 
 const updateBody = z
-  .strictObject({ displayName: z.string().min(1).max(255).optional(), connection: z.string().min(1).max(128).optional() })
+  .strictObject({
+    displayName: z.string().min(1).max(255).optional(),
+    connection: z.string().min(1).max(128).optional(),
+  })
   .refine((b) => b.displayName !== undefined || b.connection !== undefined, "name displayName or connection");
 
 export function organizationRoutes(routes: AdminRoutes): void {
@@ -34,13 +49,18 @@ export function organizationRoutes(routes: AdminRoutes): void {
       path: "/organizations",
       access: "operator",
       tag: "organizations",
-      summary: "Onboard an organization: its first directory and SCIM token (shown once); the sync engine creates its Auth0 Organization",
+      summary:
+        "Onboard an organization: its first directory and SCIM token (shown once); the sync engine creates its Auth0 Organization",
       body: createBody,
       status: 201,
       errors: [409],
     },
     ({ deps, body, change, now }) => {
-      const onboarded = onboardOrganization(deps.db, { ...body, userModel: body.userModel as "isolated" | "shared" | undefined }, change);
+      const onboarded = onboardOrganization(
+        deps.db,
+        { ...body, userModel: body.userModel as "isolated" | "shared" | undefined },
+        change,
+      );
       deps.notifyWorker?.();
       return {
         organization: organizationView(onboarded.organization),
@@ -53,12 +73,26 @@ export function organizationRoutes(routes: AdminRoutes): void {
   );
 
   routes.add(
-    { method: "get", path: "/organizations", access: "operator", tag: "organizations", summary: "Every organization", status: 200 },
+    {
+      method: "get",
+      path: "/organizations",
+      access: "operator",
+      tag: "organizations",
+      summary: "Every organization",
+      status: 200,
+    },
     ({ deps }) => ({ organizations: listOrganizations(deps.db).map(organizationView) }),
   );
 
   routes.add(
-    { method: "get", path: "/organizations/:org", access: "organization", tag: "organizations", summary: "One organization (by id or slug) and its directories", status: 200 },
+    {
+      method: "get",
+      path: "/organizations/:org",
+      access: "organization",
+      tag: "organizations",
+      summary: "One organization (by id or slug) and its directories",
+      status: 200,
+    },
     ({ deps, organization }) => ({
       organization: organizationView(organization),
       directories: listDirectories(deps.db, organization.id).map((d) => directoryView(d, deps.publicUrl)),
@@ -100,7 +134,13 @@ export function organizationRoutes(routes: AdminRoutes): void {
           requestId,
           at: now,
         });
-        enqueueJob(tx, { organizationId: before.id, kind: "organization", subjectId: before.id, lane: Lane.background, now });
+        enqueueJob(tx, {
+          organizationId: before.id,
+          kind: "organization",
+          subjectId: before.id,
+          lane: Lane.background,
+          now,
+        });
         return row;
       });
       deps.notifyWorker?.();
@@ -128,11 +168,23 @@ export function organizationRoutes(routes: AdminRoutes): void {
         const live =
           dirIds.length === 0
             ? 0
-            : (tx.select({ n: sql<number>`count(*)` }).from(users).where(and(inArray(users.directoryId, dirIds), isNull(users.deletedAt))).get()?.n ?? 0);
-        if (live > 0) throw conflict(`organization "${org.slug}" still has ${live} user(s); deprovision them through the IdP first`);
+            : (tx
+                .select({ n: sql<number>`count(*)` })
+                .from(users)
+                .where(and(inArray(users.directoryId, dirIds), isNull(users.deletedAt)))
+                .get()?.n ?? 0);
+        if (live > 0)
+          throw conflict(
+            `organization "${org.slug}" still has ${live} user(s); deprovision them through the IdP first`,
+          );
         const open =
-          tx.select({ n: sql<number>`count(*)` }).from(jobs).where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"]))).get()?.n ?? 0;
-        if (open > 0) throw conflict(`organization "${org.slug}" has ${open} unfinished job(s); wait until they are done`);
+          tx
+            .select({ n: sql<number>`count(*)` })
+            .from(jobs)
+            .where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"])))
+            .get()?.n ?? 0;
+        if (open > 0)
+          throw conflict(`organization "${org.slug}" has ${open} unfinished job(s); wait until they are done`);
         // Rows without a foreign key to the organization go explicitly; the rest cascade.
         tx.delete(userSync).where(eq(userSync.organizationId, org.id)).run();
         if (dirIds.length > 0) tx.delete(scimRequestLog).where(inArray(scimRequestLog.directoryId, dirIds)).run();
@@ -153,4 +205,3 @@ export function organizationRoutes(routes: AdminRoutes): void {
     },
   );
 }
-

@@ -89,7 +89,12 @@ export function describeZodError(error: z.ZodError, where: "body" | "query"): st
   const issue = error.issues[0];
   if (!issue) return `invalid ${where}`;
   const path = issue.path.map(String).join(".");
-  const field = path === "" ? (where === "body" ? "request body" : "query") : `${where === "query" ? "query parameter " : ""}${path}`;
+  const field =
+    path === ""
+      ? where === "body"
+        ? "request body"
+        : "query"
+      : `${where === "query" ? "query parameter " : ""}${path}`;
   return `${field}: ${issue.message}`;
 }
 
@@ -127,11 +132,17 @@ export class AdminRoutes {
     handler: RouteHandler<z.output<B>, z.output<Q>>,
   ): void {
     // Fail at construction: an organization-scoped route must name the organization it is scoped to.
-    if (def.access === "organization" && !def.path.includes(":org")) throw new Error(`route ${def.path}: "organization" access needs :org in the path`);
+    if (def.access === "organization" && !def.path.includes(":org"))
+      throw new Error(`route ${def.path}: "organization" access needs :org in the path`);
     this.defs.push(def as unknown as RouteDef);
     const names: string[] = [];
     const pattern = new RegExp(`^${def.path.replace(/:(\w+)/g, (_m, n: string) => (names.push(n), "([^/]+)"))}$`);
-    this.registered.push({ def: def as unknown as RouteDef, handler: handler as RouteHandler<unknown, unknown>, pattern, names });
+    this.registered.push({
+      def: def as unknown as RouteDef,
+      handler: handler as RouteHandler<unknown, unknown>,
+      pattern,
+      names,
+    });
     this.router?.[def.method](def.path, async (req, res) => {
       const result = await this.run(def as unknown as RouteDef, handler as RouteHandler<unknown, unknown>, {
         principal: adminPrincipal(res),
@@ -165,11 +176,16 @@ export class AdminRoutes {
     throw new Error(`no admin route ${method.toUpperCase()} ${path}`);
   }
 
-  private async run(def: RouteDef, handler: RouteHandler<unknown, unknown>, call: AdminCall & { req?: Request; res?: Response }): Promise<unknown> {
+  private async run(
+    def: RouteDef,
+    handler: RouteHandler<unknown, unknown>,
+    call: AdminCall & { req?: Request; res?: Response },
+  ): Promise<unknown> {
     const deps = this.deps;
     const { principal } = call;
     // Function-level authorization first, before any lookup, so a 403 reveals nothing.
-    if (def.access === "operator" && principal.scope !== "operator") throw forbidden("this route needs an operator token");
+    if (def.access === "operator" && principal.scope !== "operator")
+      throw forbidden("this route needs an operator token");
     const params = call.params ?? {};
     const param = (name: string): string => {
       const v = params[name];
@@ -177,7 +193,8 @@ export class AdminRoutes {
       return v;
     };
     let organization: OrganizationRow | undefined;
-    if (params.org !== undefined) organization = assertOrganizationVisible(principal, getOrganization(deps.db, params.org), params.org);
+    if (params.org !== undefined)
+      organization = assertOrganizationVisible(principal, getOrganization(deps.db, params.org), params.org);
     const query = def.query ? parseWith(def.query, call.query ?? {}, "query") : {};
     const body = def.body ? parseWith(def.body, call.body ?? {}, "body") : undefined;
     const actor = call.actor ?? adminActor(principal);
@@ -209,16 +226,15 @@ export function intParam(value: string, name: string): number {
 }
 
 /** Epoch ms as ISO 8601 (UTC, as NIST AU-8 asks), null stays null. */
-export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+export const iso = (ms: number | null | undefined): string | null =>
+  ms === null || ms === undefined ? null : new Date(ms).toISOString();
 
 /** A time filter given as ISO 8601 or epoch milliseconds. */
-export const timeParam = z
-  .string()
-  .transform((v, ctx) => {
-    const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (!Number.isFinite(ms)) {
-      ctx.addIssue({ code: "custom", message: "must be an ISO 8601 time or epoch milliseconds" });
-      return z.NEVER;
-    }
-    return ms;
-  });
+export const timeParam = z.string().transform((v, ctx) => {
+  const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(ms)) {
+    ctx.addIssue({ code: "custom", message: "must be an ISO 8601 time or epoch milliseconds" });
+    return z.NEVER;
+  }
+  return ms;
+});

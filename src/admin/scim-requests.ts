@@ -15,7 +15,8 @@ export function scimRequestRoutes(routes: AdminRoutes): void {
       path: "/organizations/:org/directories/:dir/scim-requests",
       access: "organization",
       tag: "directories",
-      summary: "The directory's last N SCIM requests, newest first: method, path (query parameter names only), status, SCIM error type and detail",
+      summary:
+        "The directory's last N SCIM requests, newest first: method, path (query parameter names only), status, SCIM error type and detail",
       query: z.strictObject({
         limit: z.coerce.number().int().min(1).max(1000).default(100),
         errorsOnly: z.enum(["true", "false"]).optional().describe("only answers with status 400 or above"),
@@ -27,7 +28,12 @@ export function scimRequestRoutes(routes: AdminRoutes): void {
       const rows = ctx.deps.db
         .select()
         .from(scimRequestLog)
-        .where(and(eq(scimRequestLog.directoryId, directory.id), ctx.query.errorsOnly === "true" ? gte(scimRequestLog.status, 400) : undefined))
+        .where(
+          and(
+            eq(scimRequestLog.directoryId, directory.id),
+            ctx.query.errorsOnly === "true" ? gte(scimRequestLog.status, 400) : undefined,
+          ),
+        )
         .orderBy(desc(scimRequestLog.id))
         .limit(ctx.query.limit)
         .all();

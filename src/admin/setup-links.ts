@@ -1,17 +1,35 @@
 import { z } from "zod";
 import type { Db } from "../directory/database.js";
-import { createSetupLink, listSetupLinks, parseSetupLinkLifetime, revokeSetupLinks, setupLinkState, setupLinkUrl, type SetupLinkRow } from "../directory/setup-links.js";
+import {
+  createSetupLink,
+  listSetupLinks,
+  parseSetupLinkLifetime,
+  revokeSetupLinks,
+  setupLinkState,
+  setupLinkUrl,
+  type SetupLinkRow,
+} from "../directory/setup-links.js";
 import type { Change } from "../directory/write-context.js";
 import { iso, type AdminRoutes } from "./routes.js";
 
 /** A setup link for an organization; `expires` as the operator wrote it ("30m", "24h", "3d"; default 72h, at most 7d). */
-export function createOrganizationSetupLink(db: Db, organizationId: string, expires: string | undefined, change: Change) {
+export function createOrganizationSetupLink(
+  db: Db,
+  organizationId: string,
+  expires: string | undefined,
+  change: Change,
+) {
   const lifetimeMs = parseSetupLinkLifetime(expires);
   return db.transaction((tx) => createSetupLink(tx, { organizationId, lifetimeMs }, change), { behavior: "immediate" });
 }
 
 /** Revokes one of the organization's setup links by id, or all of them (id undefined); returns the ids revoked. */
-export function revokeOrganizationSetupLinks(db: Db, organizationId: string, id: string | undefined, change: Change): string[] {
+export function revokeOrganizationSetupLinks(
+  db: Db,
+  organizationId: string,
+  id: string | undefined,
+  change: Change,
+): string[] {
   return db.transaction((tx) => revokeSetupLinks(tx, organizationId, id, change), { behavior: "immediate" });
 }
 
@@ -34,18 +52,36 @@ export function setupLinkRoutes(routes: AdminRoutes): void {
       path: "/organizations/:org/setup-links",
       access: "operator",
       tag: "setup links",
-      summary: "Create a setup link (the URL is shown once) that lets the customer's IT admin set up this organization's directories",
-      body: z.strictObject({ expires: z.string().max(10).optional().describe('lifetime such as "30m", "24h" or "3d" (default 72h, at most 7d)') }),
+      summary:
+        "Create a setup link (the URL is shown once) that lets the customer's IT admin set up this organization's directories",
+      body: z.strictObject({
+        expires: z
+          .string()
+          .max(10)
+          .optional()
+          .describe('lifetime such as "30m", "24h" or "3d" (default 72h, at most 7d)'),
+      }),
       status: 201,
     },
     ({ deps, organization, body, change, now }) => {
       const made = createOrganizationSetupLink(deps.db, organization.id, body.expires, change);
-      return { url: setupLinkUrl(deps.publicUrl, made.token), expiresAt: iso(made.record.expiresAt), link: linkView(made.record, now) };
+      return {
+        url: setupLinkUrl(deps.publicUrl, made.token),
+        expiresAt: iso(made.record.expiresAt),
+        link: linkView(made.record, now),
+      };
     },
   );
 
   routes.add(
-    { method: "get", path: "/organizations/:org/setup-links", access: "operator", tag: "setup links", summary: "The organization's setup links (never the URL)", status: 200 },
+    {
+      method: "get",
+      path: "/organizations/:org/setup-links",
+      access: "operator",
+      tag: "setup links",
+      summary: "The organization's setup links (never the URL)",
+      status: 200,
+    },
     ({ deps, organization, now }) => ({ links: listSetupLinks(deps.db, organization.id).map((l) => linkView(l, now)) }),
   );
 
@@ -55,7 +91,8 @@ export function setupLinkRoutes(routes: AdminRoutes): void {
       path: "/organizations/:org/setup-links/revoke",
       access: "operator",
       tag: "setup links",
-      summary: "Revoke one setup link (id) or all of the organization's (all: true); sessions opened with them end at once",
+      summary:
+        "Revoke one setup link (id) or all of the organization's (all: true); sessions opened with them end at once",
       body: z.union([z.strictObject({ id: z.string().min(1).max(100) }), z.strictObject({ all: z.literal(true) })]),
       status: 200,
     },

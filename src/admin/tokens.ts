@@ -1,5 +1,10 @@
 import { z } from "zod";
-import { adminTokenSummary, defaultAdminTokenDays, maxAdminTokenDays, type AdminTokenRow } from "../directory/admin-tokens.js";
+import {
+  adminTokenSummary,
+  defaultAdminTokenDays,
+  maxAdminTokenDays,
+  type AdminTokenRow,
+} from "../directory/admin-tokens.js";
 import { getOrganization } from "../directory/organizations.js";
 import { adminTokensOf, adminTokenState, issueAdminTokenFor, revokeAdminTokenById } from "./admin-tokens.js";
 import { iso, type AdminRoutes } from "./routes.js";
@@ -26,7 +31,14 @@ const issueBody = z.strictObject({
 /** Admin tokens (operator only) and "who am I" (any valid token). */
 export function adminTokenRoutes(routes: AdminRoutes): void {
   routes.add(
-    { method: "get", path: "/me", access: "authenticated", tag: "admin tokens", summary: "The calling token: scope and organization", status: 200 },
+    {
+      method: "get",
+      path: "/me",
+      access: "authenticated",
+      tag: "admin tokens",
+      summary: "The calling token: scope and organization",
+      status: 200,
+    },
     ({ deps, principal }) => {
       const org = principal.organizationId ? getOrganization(deps.db, principal.organizationId) : undefined;
       return {
@@ -47,7 +59,9 @@ export function adminTokenRoutes(routes: AdminRoutes): void {
       query: z.strictObject({ organization: z.string().min(1).optional() }),
       status: 200,
     },
-    ({ deps, query, now }) => ({ tokens: adminTokensOf(deps.db, query.organization).map((t) => adminTokenView(t, now)) }),
+    ({ deps, query, now }) => ({
+      tokens: adminTokensOf(deps.db, query.organization).map((t) => adminTokenView(t, now)),
+    }),
   );
 
   routes.add(
@@ -67,7 +81,14 @@ export function adminTokenRoutes(routes: AdminRoutes): void {
   );
 
   routes.add(
-    { method: "delete", path: "/admin-tokens/:tokenId", access: "operator", tag: "admin tokens", summary: "Revoke an admin token now", status: 200 },
+    {
+      method: "delete",
+      path: "/admin-tokens/:tokenId",
+      access: "operator",
+      tag: "admin tokens",
+      summary: "Revoke an admin token now",
+      status: 200,
+    },
     ({ deps, param, change, now }) => {
       const row = revokeAdminTokenById(deps.db, param("tokenId"), change);
       return { token: adminTokenView(row, now) };

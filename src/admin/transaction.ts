@@ -13,7 +13,11 @@ import type { Db, Tx } from "../directory/database.js";
 export function adminChange<T>(db: Db, requestId: string, change: (tx: Tx) => T): T {
   return db.transaction(
     (tx) => {
-      const mark = tx.select({ id: max(auditEntries.id) }).from(auditEntries).get()?.id ?? 0;
+      const mark =
+        tx
+          .select({ id: max(auditEntries.id) })
+          .from(auditEntries)
+          .get()?.id ?? 0;
       const result = change(tx);
       tx.update(auditEntries)
         .set({ requestId })

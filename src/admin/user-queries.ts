@@ -44,7 +44,10 @@ export interface UserSearch {
   after?: string;
 }
 
-type UserListRow = Pick<typeof users.$inferSelect, "id" | "directoryId" | "userName" | "displayName" | "externalId" | "active" | "resource" | "createdAt" | "modifiedAt">;
+type UserListRow = Pick<
+  typeof users.$inferSelect,
+  "id" | "directoryId" | "userName" | "displayName" | "externalId" | "active" | "resource" | "createdAt" | "modifiedAt"
+>;
 
 const likePattern = (q: string): string => `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 const activeHold = sql`EXISTS (SELECT 1 FROM holds h WHERE h.user_id = ${users.id} AND h.released_at IS NULL)`;
@@ -85,8 +88,18 @@ const userListColumns = {
 export function searchUsers(db: DbOrTx, s: UserSearch): { users: UserListRow[]; next: string | null } {
   const pattern = s.q ? likePattern(s.q) : undefined;
   const directoryIds = s.directoryId
-    ? db.select({ id: directories.id }).from(directories).where(and(eq(directories.id, s.directoryId), eq(directories.organizationId, s.organizationId))).all().map((d) => d.id)
-    : db.select({ id: directories.id }).from(directories).where(eq(directories.organizationId, s.organizationId)).all().map((d) => d.id);
+    ? db
+        .select({ id: directories.id })
+        .from(directories)
+        .where(and(eq(directories.id, s.directoryId), eq(directories.organizationId, s.organizationId)))
+        .all()
+        .map((d) => d.id)
+    : db
+        .select({ id: directories.id })
+        .from(directories)
+        .where(eq(directories.organizationId, s.organizationId))
+        .all()
+        .map((d) => d.id);
   const rows = directoryIds.flatMap((directoryId) =>
     db
       .select(userListColumns)
@@ -106,7 +119,9 @@ export function searchUsers(db: DbOrTx, s: UserSearch): { users: UserListRow[]; 
             : undefined,
           stateFilter(s.state),
           syncFilter(s.sync),
-          s.group ? sql`EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = ${s.group} AND gm.member_id = ${users.id})` : undefined,
+          s.group
+            ? sql`EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = ${s.group} AND gm.member_id = ${users.id})`
+            : undefined,
         ),
       )
       .orderBy(asc(users.id))
@@ -128,12 +143,24 @@ export function findUser(db: DbOrTx, organizationId: string, userId: string): Us
 }
 
 const jobBrief = (j: JobRow | undefined) =>
-  j ? { id: j.id, state: j.state, lane: laneName(j.lane), attempts: j.attempts, runAfter: iso(j.runAfter), lastError: j.lastError } : null;
+  j
+    ? {
+        id: j.id,
+        state: j.state,
+        lane: laneName(j.lane),
+        attempts: j.attempts,
+        runAfter: iso(j.runAfter),
+        lastError: j.lastError,
+      }
+    : null;
 
 function primaryEmail(resource: string): string | null {
   const emails = (JSON.parse(resource) as { emails?: unknown }).emails;
   if (!Array.isArray(emails)) return null;
-  const list = emails.filter((e): e is { value: string; primary?: unknown } => typeof e === "object" && e !== null && typeof (e as { value?: unknown }).value === "string");
+  const list = emails.filter(
+    (e): e is { value: string; primary?: unknown } =>
+      typeof e === "object" && e !== null && typeof (e as { value?: unknown }).value === "string",
+  );
   return (list.find((e) => e.primary === true) ?? list[0])?.value ?? null;
 }
 
@@ -142,7 +169,13 @@ export function usersWithSyncState(db: DbOrTx, organizationId: string, rows: rea
   const ids = rows.map((r) => r.id);
   const states = syncStates(db, organizationId, ids);
   const holdRows: HoldRow[] =
-    ids.length === 0 ? [] : db.select().from(holds).where(and(eq(holds.organizationId, organizationId), inArray(holds.userId, ids), isNull(holds.releasedAt))).all();
+    ids.length === 0
+      ? []
+      : db
+          .select()
+          .from(holds)
+          .where(and(eq(holds.organizationId, organizationId), inArray(holds.userId, ids), isNull(holds.releasedAt)))
+          .all();
   return rows.map((u) => {
     const s = states.get(u.id)!;
     const applied = s.applied;
@@ -164,7 +197,14 @@ export function usersWithSyncState(db: DbOrTx, organizationId: string, rows: rea
         auth0UserId: s.auth0UserId,
         lastAppliedAt: iso(s.appliedAt),
         applied: applied
-          ? { exists: applied.exists, member: applied.member, blocked: applied.blocked, roles: applied.roles, accessRevoked: applied.accessRevoked, deleted: applied.deleted }
+          ? {
+              exists: applied.exists,
+              member: applied.member,
+              blocked: applied.blocked,
+              roles: applied.roles,
+              accessRevoked: applied.accessRevoked,
+              deleted: applied.deleted,
+            }
           : null,
         lastError: s.lastError,
         lastErrorAt: iso(s.lastErrorAt),
@@ -177,18 +217,24 @@ export function usersWithSyncState(db: DbOrTx, organizationId: string, rows: rea
 
 export type UserView = ReturnType<typeof usersWithSyncState>[number];
 
-
 /** The organization's groups by name (for filters and a user's page), at most `limit`. */
 export function listOrganizationGroups(db: DbOrTx, organizationId: string, limit: number, memberId?: string) {
   return db
-    .select({ id: groups.id, directoryId: groups.directoryId, displayName: groups.displayName, memberCount: groups.memberCount })
+    .select({
+      id: groups.id,
+      directoryId: groups.directoryId,
+      displayName: groups.displayName,
+      memberCount: groups.memberCount,
+    })
     .from(groups)
     .innerJoin(directories, eq(directories.id, groups.directoryId))
     .where(
       and(
         eq(directories.organizationId, organizationId),
         isNull(groups.deletedAt),
-        memberId ? sql`EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = ${groups.id} AND gm.member_id = ${memberId})` : undefined,
+        memberId
+          ? sql`EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = ${groups.id} AND gm.member_id = ${memberId})`
+          : undefined,
       ),
     )
     .orderBy(asc(groups.displayNameLower), asc(groups.id))

@@ -35,12 +35,16 @@ export function userRoutes(routes: AdminRoutes): void {
       path: "/organizations/:org/users",
       access: "organization",
       tag: "users",
-      summary: "List and search the organization's users with their sync state (linked Auth0 id, last applied, pending job, last error)",
+      summary:
+        "List and search the organization's users with their sync state (linked Auth0 id, last applied, pending job, last error)",
       query: z.strictObject({
         q: z.string().min(1).max(200).optional().describe("substring of userName, displayName, externalId or an email"),
         directory: z.string().min(1).optional().describe("only this directory's users"),
         state: z.enum(["active", "inactive", "held", "error"]).optional(),
-        sync: z.enum(["error", "pending", "unlinked"]).optional().describe("sync state: an Auth0 error, work queued, or not linked to an Auth0 user yet"),
+        sync: z
+          .enum(["error", "pending", "unlinked"])
+          .optional()
+          .describe("sync state: an Auth0 error, work queued, or not linked to an Auth0 user yet"),
         group: z.string().min(1).max(100).optional().describe("only members of this group (id)"),
         limit: limitParam(200, 50),
         after: z.string().min(1).max(100).optional().describe("cursor: `next` of the previous page"),
@@ -49,7 +53,16 @@ export function userRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, query }) => {
       if (query.directory) directoryOfOrganization(deps.db, organization.id, query.directory);
-      const page = searchUsers(deps.db, { organizationId: organization.id, directoryId: query.directory, q: query.q, state: query.state, sync: query.sync, group: query.group, limit: query.limit, after: query.after });
+      const page = searchUsers(deps.db, {
+        organizationId: organization.id,
+        directoryId: query.directory,
+        q: query.q,
+        state: query.state,
+        sync: query.sync,
+        group: query.group,
+        limit: query.limit,
+        after: query.after,
+      });
       return { users: usersWithSyncState(deps.db, organization.id, page.users), next: page.next };
     },
   );
@@ -68,7 +81,14 @@ export function userRoutes(routes: AdminRoutes): void {
   );
 
   routes.add(
-    { method: "get", path: "/organizations/:org/users/:userId", access: "organization", tag: "users", summary: "One user with its sync state and every hold ever placed on it", status: 200 },
+    {
+      method: "get",
+      path: "/organizations/:org/users/:userId",
+      access: "organization",
+      tag: "users",
+      summary: "One user with its sync state and every hold ever placed on it",
+      status: 200,
+    },
     (ctx) => {
       const row = userOf(ctx);
       const [user] = usersWithSyncState(ctx.deps.db, ctx.organization.id, [row]);
@@ -87,14 +107,19 @@ export function userRoutes(routes: AdminRoutes): void {
       path: "/organizations/:org/users/:userId/block",
       access: "organization",
       tag: "users",
-      summary: "Block the user now (a hold): wins over the IdP until released; the Auth0 side follows in the deprovision lane",
+      summary:
+        "Block the user now (a hold): wins over the IdP until released; the Auth0 side follows in the deprovision lane",
       body: z.strictObject({ reason: z.string().trim().min(1).max(500) }),
       status: 201,
       errors: [409],
     },
     (ctx) => {
       const { deps, organization, body, change } = ctx;
-      const hold = placeHold(deps.db, { organizationId: organization.id, userId: ctx.param("userId"), reason: body.reason }, change);
+      const hold = placeHold(
+        deps.db,
+        { organizationId: organization.id, userId: ctx.param("userId"), reason: body.reason },
+        change,
+      );
       deps.notifyWorker?.();
       return { hold: holdView(hold) };
     },
@@ -106,14 +131,19 @@ export function userRoutes(routes: AdminRoutes): void {
       path: "/organizations/:org/users/:userId/unblock",
       access: "organization",
       tag: "users",
-      summary: "Release the user's holds: Auth0 then follows what the IdP says (access again only if the IdP has the user active)",
+      summary:
+        "Release the user's holds: Auth0 then follows what the IdP says (access again only if the IdP has the user active)",
       body: z.strictObject({ reason: z.string().trim().max(500).optional() }),
       status: 200,
       errors: [409],
     },
     (ctx) => {
       const { deps, organization, body, change } = ctx;
-      const released = releaseHold(deps.db, { organizationId: organization.id, userId: ctx.param("userId"), note: body.reason }, change);
+      const released = releaseHold(
+        deps.db,
+        { organizationId: organization.id, userId: ctx.param("userId"), note: body.reason },
+        change,
+      );
       deps.notifyWorker?.();
       return { released: released.map(holdView) };
     },
@@ -125,7 +155,8 @@ export function userRoutes(routes: AdminRoutes): void {
       path: "/organizations/:org/users/:userId/sign-out",
       access: "organization",
       tag: "users",
-      summary: "Force sign-out: revoke the user's Auth0 sessions and refresh tokens now (the user may sign in again unless blocked)",
+      summary:
+        "Force sign-out: revoke the user's Auth0 sessions and refresh tokens now (the user may sign in again unless blocked)",
       status: 200,
       errors: [503],
     },
@@ -154,7 +185,10 @@ export function userRoutes(routes: AdminRoutes): void {
         audit({ revoked: false, error: err instanceof Error ? err.message : String(err) });
         // A refusal with a meaning (e.g. not linked to Auth0 yet) goes out as it is; anything else is Auth0 not answering.
         if (isBridgeError(err) && err.status < 500) throw err;
-        throw new BridgeError("unavailable", "Auth0 did not confirm the sign-out; retry shortly", { cause: err, retryAfter: 5 });
+        throw new BridgeError("unavailable", "Auth0 did not confirm the sign-out; retry shortly", {
+          cause: err,
+          retryAfter: 5,
+        });
       }
       audit({ revoked: result.revoked, ...(result.reason ? { reason: result.reason } : {}) });
       return { revoked: result.revoked, reason: result.reason ?? null };

@@ -84,7 +84,11 @@ export function classifyAuth0Error(err: unknown, path?: string): Auth0CallError 
     if (status === 404) return make(errorCode === "inexistent_user" ? "userNotFound" : "notFound");
     if (status === 400 && errorCode === "operation_not_supported") return make("unsupported");
     // "PasswordStrengthError: Password is too weak" and its siblings (dictionary, personal data, history).
-    if (status === 400 && (errorCode === "invalid_password" || /Password(Strength|Dictionary|NoUserInfo|History)Error/.test(`${bodyField(err.body, "name") ?? ""} ${detail}`))) {
+    if (
+      status === 400 &&
+      (errorCode === "invalid_password" ||
+        /Password(Strength|Dictionary|NoUserInfo|History)Error/.test(`${bodyField(err.body, "name") ?? ""} ${detail}`))
+    ) {
       return make("weakPassword");
     }
     if (status === 403 && path !== undefined && planGatedPath.test(path) && errorCode !== "insufficient_scope") {
@@ -94,5 +98,7 @@ export function classifyAuth0Error(err: unknown, path?: string): Auth0CallError 
   }
   // Network failures, aborted requests and timeouts from fetch: transient by nature.
   const message = err instanceof Error ? err.message : String(err);
-  return new Auth0CallError("retryable", undefined, undefined, `Auth0 unreachable: ${message}`, undefined, { cause: err });
+  return new Auth0CallError("retryable", undefined, undefined, `Auth0 unreachable: ${message}`, undefined, {
+    cause: err,
+  });
 }

@@ -54,7 +54,12 @@ export interface OutagePolicy {
   transientRetryMs: { min: number; max: number };
 }
 
-export const defaultOutagePolicy: OutagePolicy = { failuresBeforePause: 3, firstPauseMs: 1000, maxPauseMs: 30_000, transientRetryMs: { min: 250, max: 1000 } };
+export const defaultOutagePolicy: OutagePolicy = {
+  failuresBeforePause: 3,
+  firstPauseMs: 1000,
+  maxPauseMs: 30_000,
+  transientRetryMs: { min: 250, max: 1000 },
+};
 
 /** A 429 is retried inside the limiter (which pauses the bucket that answered) this many times before the job backs off. */
 const RATE_LIMIT_RETRIES = 4;
@@ -96,7 +101,12 @@ export class Auth0Gateway {
    * runs with maxRetries 0, so every retry is the limiter's: a 429 pauses the bucket that answered
    * and the call waits its turn again, in lane order.
    */
-  private async call<T>(method: string, path: string, lane: number, send: () => Promise<{ data: T; rawResponse: { status: number; headers: Headers } }>): Promise<T> {
+  private async call<T>(
+    method: string,
+    path: string,
+    lane: number,
+    send: () => Promise<{ data: T; rawResponse: { status: number; headers: Headers } }>,
+  ): Promise<T> {
     const cls = endpointClass(method, path);
     let transientRetries = 0;
     for (let attempt = 0; ; attempt++) {
@@ -136,13 +146,20 @@ export class Auth0Gateway {
     this.consecutiveFailures++;
     const { failuresBeforePause, firstPauseMs, maxPauseMs } = this.outage;
     if (this.consecutiveFailures >= failuresBeforePause) {
-      const pauseMs = Math.min(maxPauseMs, firstPauseMs * 2 ** Math.min(this.consecutiveFailures - failuresBeforePause, 5));
+      const pauseMs = Math.min(
+        maxPauseMs,
+        firstPauseMs * 2 ** Math.min(this.consecutiveFailures - failuresBeforePause, 5),
+      );
       this.limiter.pauseAll(Date.now() + pauseMs);
     }
   }
 
   /** One page of a list endpoint, through the limiter like any call. */
-  private page<P extends { rawResponse: { status: number; headers: Headers } }>(path: string, lane: number, load: () => Promise<P>): Promise<P> {
+  private page<P extends { rawResponse: { status: number; headers: Headers } }>(
+    path: string,
+    lane: number,
+    load: () => Promise<P>,
+  ): Promise<P> {
     return this.call("GET", path, lane, async () => {
       const p = await load();
       return { data: p, rawResponse: p.rawResponse };
@@ -162,7 +179,9 @@ export class Auth0Gateway {
   }
 
   getUser(id: string, lane: number): Promise<Auth0User> {
-    return this.call("GET", `/users/${id}`, lane, () => this.client.users.get(id).withRawResponse()) as Promise<Auth0User>;
+    return this.call("GET", `/users/${id}`, lane, () =>
+      this.client.users.get(id).withRawResponse(),
+    ) as Promise<Auth0User>;
   }
 
   /**
@@ -174,7 +193,9 @@ export class Auth0Gateway {
   async findUsersByEmail(email: string, connection: string, lane: number, database = false): Promise<Auth0User[]> {
     const forms = [...new Set(database ? [email, email.toLowerCase()] : [email])];
     for (const form of forms) {
-      const users = (await this.call("GET", "/users-by-email", lane, () => this.client.users.listUsersByEmail({ email: form }).withRawResponse())) as Auth0User[];
+      const users = (await this.call("GET", "/users-by-email", lane, () =>
+        this.client.users.listUsersByEmail({ email: form }).withRawResponse(),
+      )) as Auth0User[];
       const inConnection = users.filter((u) => (u.identities ?? []).some((i) => i.connection === connection));
       if (inConnection.length > 0) return inConnection;
     }
@@ -182,11 +203,15 @@ export class Auth0Gateway {
   }
 
   createUser(body: Management.CreateUserRequestContent, lane: number): Promise<Auth0User> {
-    return this.call("POST", "/users", lane, () => this.client.users.create(body).withRawResponse()) as Promise<Auth0User>;
+    return this.call("POST", "/users", lane, () =>
+      this.client.users.create(body).withRawResponse(),
+    ) as Promise<Auth0User>;
   }
 
   updateUser(id: string, body: Management.UpdateUserRequestContent, lane: number): Promise<Auth0User> {
-    return this.call("PATCH", `/users/${id}`, lane, () => this.client.users.update(id, body).withRawResponse()) as Promise<Auth0User>;
+    return this.call("PATCH", `/users/${id}`, lane, () =>
+      this.client.users.update(id, body).withRawResponse(),
+    ) as Promise<Auth0User>;
   }
 
   /** Deleting a user that is already gone counts as done. */
@@ -207,28 +232,38 @@ export class Auth0Gateway {
    * rest of the deprovisioning still runs. A 404 `inexistent_user` is an error, never "revoked".
    */
   async revokeAccess(id: string, lane: number): Promise<RevokeResult> {
-    const unavailable = (err: unknown) => err instanceof Auth0CallError && (err.kind === "forbiddenByPlan" || err.kind === "notFound");
+    const unavailable = (err: unknown) =>
+      err instanceof Auth0CallError && (err.kind === "forbiddenByPlan" || err.kind === "notFound");
     try {
-      await this.call("POST", `/users/${id}/revoke-access`, lane, () => this.client.users.revokeAccess(id, {}).withRawResponse());
+      await this.call("POST", `/users/${id}/revoke-access`, lane, () =>
+        this.client.users.revokeAccess(id, {}).withRawResponse(),
+      );
       return { revoked: true };
     } catch (err) {
       if (!unavailable(err)) throw err;
     }
     const refused: string[] = [];
     try {
-      await this.call("DELETE", `/users/${id}/sessions`, lane, () => this.client.users.sessions.delete(id).withRawResponse());
+      await this.call("DELETE", `/users/${id}/sessions`, lane, () =>
+        this.client.users.sessions.delete(id).withRawResponse(),
+      );
     } catch (err) {
       if (!unavailable(err)) throw err;
       refused.push("sessions");
     }
     try {
-      await this.call("DELETE", `/users/${id}/refresh-tokens`, lane, () => this.client.users.refreshToken.delete(id).withRawResponse());
+      await this.call("DELETE", `/users/${id}/refresh-tokens`, lane, () =>
+        this.client.users.refreshToken.delete(id).withRawResponse(),
+      );
     } catch (err) {
       if (!unavailable(err)) throw err;
       refused.push("refresh tokens");
     }
     if (refused.length === 0) return { revoked: true };
-    return { revoked: false, reason: `revoking ${refused.join(" and ")} is not available on this plan: the user is blocked, but what was already issued stays valid until it expires` };
+    return {
+      revoked: false,
+      reason: `revoking ${refused.join(" and ")} is not available on this plan: the user is blocked, but what was already issued stays valid until it expires`,
+    };
   }
 
   async addMembers(orgId: string, userIds: string[], lane: number): Promise<void> {
@@ -257,7 +292,8 @@ export class Auth0Gateway {
       const page = await this.page(`/organizations/${orgId}/members`, lane, () =>
         this.client.organizations.members.list(orgId, { take: 50, ...(from ? { from } : {}) }),
       );
-      for (const m of page.data) if (m.user_id) out.push({ user_id: m.user_id, ...(m.email ? { email: m.email } : {}) });
+      for (const m of page.data)
+        if (m.user_id) out.push({ user_id: m.user_id, ...(m.email ? { email: m.email } : {}) });
       const next = (page.response as { next?: string }).next;
       if (!next) return out;
       from = next;
@@ -280,7 +316,9 @@ export class Auth0Gateway {
         id = await this.exclusive(`role:${name}`, async () => {
           const cached = this.roleIds.get(name);
           if (cached) return cached;
-          const page = await this.page("/roles", lane, () => this.client.roles.list({ name_filter: name, per_page: 50 }));
+          const page = await this.page("/roles", lane, () =>
+            this.client.roles.list({ name_filter: name, per_page: 50 }),
+          );
           let found = page.data.find((r) => r.name === name)?.id;
           if (!found) {
             const created = await this.call("POST", "/roles", lane, () =>
@@ -288,7 +326,8 @@ export class Auth0Gateway {
             );
             found = created.id;
           }
-          if (!found) throw new Auth0CallError("fatal", undefined, undefined, `Auth0 returned no id for role "${name}"`);
+          if (!found)
+            throw new Auth0CallError("fatal", undefined, undefined, `Auth0 returned no id for role "${name}"`);
           this.roleIds.set(name, found);
           return found;
         });
@@ -324,7 +363,12 @@ export class Auth0Gateway {
    * the email verified (the user proves it by opening the mail), and returns to the configured
    * application's login when one is set.
    */
-  async passwordChangeTicket(userId: string, orgId: string | undefined, lane: number, ttlSeconds?: number): Promise<string> {
+  async passwordChangeTicket(
+    userId: string,
+    orgId: string | undefined,
+    lane: number,
+    ttlSeconds?: number,
+  ): Promise<string> {
     const clientId = this.options.invitationClientId;
     const ticket = await this.call("POST", "/tickets/password-change", lane, () =>
       this.client.tickets
@@ -348,10 +392,17 @@ export class Auth0Gateway {
    */
   async connection(name: string, lane: number, refresh = false): Promise<ConnectionInfo> {
     const cached = this.connections.get(name);
-    if (cached && !refresh && Date.now() - cached.readAt < (this.options.connectionTtlMs ?? 300_000)) return cached.info;
+    if (cached && !refresh && Date.now() - cached.readAt < (this.options.connectionTtlMs ?? 300_000))
+      return cached.info;
     const page = await this.page("/connections", lane, () => this.client.connections.list({ name, take: 50 }));
     const found = page.data.find((c) => c.name === name);
-    if (!found?.id) throw new Auth0CallError("fatal", 404, "inexistent_connection", `Auth0 connection "${name}" does not exist in the tenant`);
+    if (!found?.id)
+      throw new Auth0CallError(
+        "fatal",
+        404,
+        "inexistent_connection",
+        `Auth0 connection "${name}" does not exist in the tenant`,
+      );
     const options = (found.options ?? {}) as Record<string, unknown>;
     const sync = options.set_user_root_attributes;
     const info: ConnectionInfo = {
@@ -375,12 +426,20 @@ export class Auth0Gateway {
    * connection's users do not exist before their first login, so the bridge cannot add them as
    * members beforehand: there Auth0's auto-membership admits them, and the post-login hook decides.
    */
-  async ensureOrganization(slug: string, displayName: string, connection: string, lane: number, autoMembership = false): Promise<string> {
+  async ensureOrganization(
+    slug: string,
+    displayName: string,
+    connection: string,
+    lane: number,
+    autoMembership = false,
+  ): Promise<string> {
     return this.exclusive(`org:${slug}`, async () => {
       let orgId: string | undefined;
       let currentName: string | undefined;
       try {
-        const found = await this.call("GET", `/organizations/name/${slug}`, lane, () => this.client.organizations.getByName(slug).withRawResponse());
+        const found = await this.call("GET", `/organizations/name/${slug}`, lane, () =>
+          this.client.organizations.getByName(slug).withRawResponse(),
+        );
         orgId = found.id;
         currentName = found.display_name;
       } catch (err) {
@@ -388,20 +447,29 @@ export class Auth0Gateway {
       }
       if (!orgId) {
         try {
-          orgId = (await this.call("POST", "/organizations", lane, () =>
-            this.client.organizations.create({ name: slug, display_name: displayName }).withRawResponse(),
-          )).id;
+          orgId = (
+            await this.call("POST", "/organizations", lane, () =>
+              this.client.organizations.create({ name: slug, display_name: displayName }).withRawResponse(),
+            )
+          ).id;
           currentName = displayName;
         } catch (err) {
           if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;
-          orgId = (await this.call("GET", `/organizations/name/${slug}`, lane, () => this.client.organizations.getByName(slug).withRawResponse())).id;
+          orgId = (
+            await this.call("GET", `/organizations/name/${slug}`, lane, () =>
+              this.client.organizations.getByName(slug).withRawResponse(),
+            )
+          ).id;
         }
       }
       if (orgId && currentName !== undefined && currentName !== displayName) {
         const id = orgId;
-        await this.call("PATCH", `/organizations/${id}`, lane, () => this.client.organizations.update(id, { display_name: displayName }).withRawResponse());
+        await this.call("PATCH", `/organizations/${id}`, lane, () =>
+          this.client.organizations.update(id, { display_name: displayName }).withRawResponse(),
+        );
       }
-      if (!orgId) throw new Auth0CallError("fatal", undefined, undefined, `Auth0 returned no id for organization "${slug}"`);
+      if (!orgId)
+        throw new Auth0CallError("fatal", undefined, undefined, `Auth0 returned no id for organization "${slug}"`);
       const connectionId = await this.connectionId(connection, lane);
       const page = await this.page(`/organizations/${orgId}/enabled_connections`, lane, () =>
         this.client.organizations.enabledConnections.list(orgId!, { per_page: 50 }),
@@ -410,7 +478,9 @@ export class Auth0Gateway {
       if (!enabled) {
         try {
           await this.call("POST", `/organizations/${orgId}/enabled_connections`, lane, () =>
-            this.client.organizations.enabledConnections.add(orgId!, { connection_id: connectionId, assign_membership_on_login: autoMembership }).withRawResponse(),
+            this.client.organizations.enabledConnections
+              .add(orgId!, { connection_id: connectionId, assign_membership_on_login: autoMembership })
+              .withRawResponse(),
           );
         } catch (err) {
           if (!(err instanceof Auth0CallError) || err.kind !== "conflict") throw err;
@@ -418,7 +488,9 @@ export class Auth0Gateway {
       } else if (autoMembership && enabled.assign_membership_on_login !== true) {
         // Switched to an enterprise connection: its users only become members at first login.
         await this.call("PATCH", `/organizations/${orgId}/enabled_connections/${connectionId}`, lane, () =>
-          this.client.organizations.enabledConnections.update(orgId!, connectionId, { assign_membership_on_login: true }).withRawResponse(),
+          this.client.organizations.enabledConnections
+            .update(orgId!, connectionId, { assign_membership_on_login: true })
+            .withRawResponse(),
         );
       }
       return orgId;

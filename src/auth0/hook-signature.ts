@@ -11,7 +11,12 @@ export function signPostLoginBody(secret: string, body: string, timestamp = Math
 }
 
 /** Checks `x-scim-bridge-signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` in constant time. */
-export function verifyPostLoginSignature(secret: string, header: string | undefined, body: string, nowSeconds = Math.floor(Date.now() / 1000)): boolean {
+export function verifyPostLoginSignature(
+  secret: string,
+  header: string | undefined,
+  body: string,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): boolean {
   if (!header) return false;
   const parts = Object.fromEntries(header.split(",").map((p) => p.trim().split("=", 2) as [string, string]));
   const t = Number(parts.t);

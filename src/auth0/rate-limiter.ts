@@ -63,7 +63,11 @@ export interface RateProfile {
 }
 
 const perMinute = (n: number): number => n / 60;
-const bucket = (name: string, capacity: number, perMin: number): BucketSpec => ({ name, capacity, refillPerSecond: perMinute(perMin) });
+const bucket = (name: string, capacity: number, perMin: number): BucketSpec => ({
+  name,
+  capacity,
+  refillPerSecond: perMinute(perMin),
+});
 
 /** Which published bucket a Management API call belongs to, by method and path (/api/v2 prefix optional). */
 export function endpointClass(method: string, path: string): EndpointClass {
@@ -73,9 +77,11 @@ export function endpointClass(method: string, path: string): EndpointClass {
   if (m === "DELETE" && /^\/users\/[^/]+$/.test(p)) return "usersDelete";
   if (/^\/users(\/[^/]+)?$/.test(p)) return "usersWrite";
   if (/^\/organizations\/name\/[^/]+$/.test(p)) return "orgsByName";
-  if (/^\/organizations\/[^/]+\/members\/[^/]+\/roles$/.test(p)) return m === "GET" ? "orgMemberRolesRead" : "orgMemberRolesWrite";
+  if (/^\/organizations\/[^/]+\/members\/[^/]+\/roles$/.test(p))
+    return m === "GET" ? "orgMemberRolesRead" : "orgMemberRolesWrite";
   if (/^\/organizations\/[^/]+\/members$/.test(p)) return m === "GET" ? "orgMembersRead" : "orgMembersWrite";
-  if (/^\/organizations\/[^/]+\/enabled_connections(\/[^/]+)?$/.test(p)) return m === "GET" ? "orgConnectionsRead" : "orgConnectionsWrite";
+  if (/^\/organizations\/[^/]+\/enabled_connections(\/[^/]+)?$/.test(p))
+    return m === "GET" ? "orgConnectionsRead" : "orgConnectionsWrite";
   if (m === "GET" && p === "/organizations") return "orgsRead";
   if (m === "GET" && /^\/organizations\/[^/]+$/.test(p)) return "orgsReadById";
   if (/^\/organizations(\/[^/]+)?$/.test(p)) return "orgsWrite";
@@ -117,7 +123,16 @@ export function rateProfile(plan: Auth0Plan): RateProfile {
     };
   }
   // Enterprise production: the global bucket (burst 50, 16 per second) and the endpoint buckets the page lists on top.
-  const own = ["orgsByName", "orgsWrite", "orgMembersRead", "orgMembersWrite", "orgMemberRolesRead", "orgMemberRolesWrite", "orgConnectionsRead", "orgConnectionsWrite"];
+  const own = [
+    "orgsByName",
+    "orgsWrite",
+    "orgMembersRead",
+    "orgMembersWrite",
+    "orgMemberRolesRead",
+    "orgMemberRolesWrite",
+    "orgConnectionsRead",
+    "orgConnectionsWrite",
+  ];
   return {
     buckets: [
       { name: "global", capacity: 50, refillPerSecond: 16 },
@@ -130,7 +145,9 @@ export function rateProfile(plan: Auth0Plan): RateProfile {
       bucket("orgConnectionsRead", 10, 100),
       bucket("orgConnectionsWrite", 5, 150),
     ],
-    classes: Object.fromEntries(endpointClasses.map((c) => [c, own.includes(c) ? [c, "global"] : ["global"]])) as Record<EndpointClass, string[]>,
+    classes: Object.fromEntries(
+      endpointClasses.map((c) => [c, own.includes(c) ? [c, "global"] : ["global"]]),
+    ) as Record<EndpointClass, string[]>,
   };
 }
 
@@ -158,7 +175,11 @@ export interface BucketDelta {
  * the shared state, which becomes the process's local view until the next sync.
  */
 export interface SharedBudget {
-  sync(now: number, specs: ReadonlyMap<string, BucketSpec>, deltas: ReadonlyMap<string, BucketDelta>): Map<string, BucketState>;
+  sync(
+    now: number,
+    specs: ReadonlyMap<string, BucketSpec>,
+    deltas: ReadonlyMap<string, BucketDelta>,
+  ): Map<string, BucketState>;
 }
 
 interface Bucket extends BucketState {
@@ -210,7 +231,10 @@ export class RateLimiter {
   /** Count of 429s observed, for metrics. */
   rateLimitedResponses = 0;
 
-  constructor(private readonly profile: RateProfile, options: RateLimiterOptions = {}) {
+  constructor(
+    private readonly profile: RateProfile,
+    options: RateLimiterOptions = {},
+  ) {
     this.reserveShare = options.reserveShare ?? 0.2;
     this.now = options.now ?? Date.now;
     this.shared = options.shared;
@@ -220,7 +244,14 @@ export class RateLimiter {
     for (const s of profile.buckets) {
       const spec = { ...s, refillPerSecond: s.refillPerSecond * scale };
       this.specs.set(spec.name, spec);
-      this.buckets.set(spec.name, { spec, capacity: spec.capacity, tokens: spec.capacity, updatedAt: t, pausedUntil: 0, delta: { spent: 0, pausedUntil: 0 } });
+      this.buckets.set(spec.name, {
+        spec,
+        capacity: spec.capacity,
+        tokens: spec.capacity,
+        updatedAt: t,
+        pausedUntil: 0,
+        delta: { spent: 0, pausedUntil: 0 },
+      });
     }
   }
 
@@ -247,7 +278,13 @@ export class RateLimiter {
     const states = this.shared.sync(t, this.specs, deltas);
     for (const [n, b] of this.buckets) {
       const s = states.get(n);
-      if (s) Object.assign(b, { capacity: s.capacity, tokens: s.tokens, updatedAt: s.updatedAt, pausedUntil: s.pausedUntil });
+      if (s)
+        Object.assign(b, {
+          capacity: s.capacity,
+          tokens: s.tokens,
+          updatedAt: s.updatedAt,
+          pausedUntil: s.pausedUntil,
+        });
       b.delta = { spent: 0, pausedUntil: 0 };
     }
   }
@@ -286,7 +323,7 @@ export class RateLimiter {
     // still comes first for the global token once its own bucket has one.
     const blocked = new Set<Bucket>();
     let nextCheck = Infinity;
-    for (let i = 0; i < this.waiters.length; ) {
+    for (let i = 0; i < this.waiters.length;) {
       const w = this.waiters[i]!;
       const buckets = w.buckets.map((n) => this.buckets.get(n)!);
       const classPause = this.classPausedUntil.get(w.cls) ?? 0;
@@ -314,7 +351,10 @@ export class RateLimiter {
         const floor = w.lane === 0 ? 0 : this.reserve(b);
         const needed = 1 + floor - b.tokens;
         // At least 1 ms ahead: a tiny shortfall added to an epoch-ms clock would round to "now" and never wake.
-        const at = Math.max(b.pausedUntil, needed > 1e-9 ? t + Math.max(1, (needed / b.spec.refillPerSecond) * 1000) : t);
+        const at = Math.max(
+          b.pausedUntil,
+          needed > 1e-9 ? t + Math.max(1, (needed / b.spec.refillPerSecond) * 1000) : t,
+        );
         if (at > t) nextCheck = Math.min(nextCheck, at);
       }
       i++;
@@ -343,7 +383,11 @@ export class RateLimiter {
     const retryAfter = Number(headers?.get("retry-after"));
     const until = Math.min(
       t + 60_000,
-      Number.isFinite(retryAfter) && retryAfter > 0 ? t + retryAfter * 1000 : Number.isFinite(reset) && reset > 0 ? reset * 1000 : t + 1000,
+      Number.isFinite(retryAfter) && retryAfter > 0
+        ? t + retryAfter * 1000
+        : Number.isFinite(reset) && reset > 0
+          ? reset * 1000
+          : t + 1000,
     );
     const bucket = hasHeaders ? this.bucketsFor(cls).find((b) => b.capacity === limit) : undefined;
     if (bucket) {
@@ -381,7 +425,13 @@ export class RateLimiter {
     const t = this.now();
     return [...this.buckets.values()].map((b) => {
       this.refill(b, t);
-      return { name: b.spec.name, capacity: b.capacity, tokens: b.tokens, refillPerSecond: b.spec.refillPerSecond, pausedUntil: b.pausedUntil };
+      return {
+        name: b.spec.name,
+        capacity: b.capacity,
+        tokens: b.tokens,
+        refillPerSecond: b.spec.refillPerSecond,
+        pausedUntil: b.pausedUntil,
+      };
     });
   }
 

@@ -29,44 +29,110 @@ interface Rule {
   when?: (m: MappingDocument) => boolean;
 }
 
-const grantsRoles = (m: MappingDocument): boolean => m.roles.default.length > 0 || m.roles.rules.some((r) => r.grant.length > 0);
+const grantsRoles = (m: MappingDocument): boolean =>
+  m.roles.default.length > 0 || m.roles.rules.some((r) => r.grant.length > 0);
 const policies = (m: MappingDocument) => [m.policies.deactivation, m.policies.deletion];
 
 /** In the order a first sync uses them. */
 const rules: Rule[] = [
-  { scope: "read:organizations", calls: ["GET /api/v2/organizations/name/{name}"], breaks: "the bridge cannot find the Auth0 Organization of any organization: nothing syncs" },
-  { scope: "create:organizations", calls: ["POST /api/v2/organizations"], breaks: "organizations not yet in Auth0 are never created: their users never sync" },
-  { scope: "update:organizations", calls: ["PATCH /api/v2/organizations/{id}"], breaks: "a renamed organization's display name is not updated in Auth0, and its sync fails" },
-  { scope: "read:connections", calls: ["GET /api/v2/connections"], breaks: "the bridge cannot resolve the mapped connection: no organization syncs" },
-  { scope: "read:organization_connections", calls: ["GET /api/v2/organizations/{id}/enabled_connections"], breaks: "the bridge cannot check that the connection is enabled on the organization: no organization syncs" },
-  { scope: "create:organization_connections", calls: ["POST /api/v2/organizations/{id}/enabled_connections"], breaks: "the connection is not enabled on new organizations, so their users cannot sign in through it" },
+  {
+    scope: "read:organizations",
+    calls: ["GET /api/v2/organizations/name/{name}"],
+    breaks: "the bridge cannot find the Auth0 Organization of any organization: nothing syncs",
+  },
+  {
+    scope: "create:organizations",
+    calls: ["POST /api/v2/organizations"],
+    breaks: "organizations not yet in Auth0 are never created: their users never sync",
+  },
+  {
+    scope: "update:organizations",
+    calls: ["PATCH /api/v2/organizations/{id}"],
+    breaks: "a renamed organization's display name is not updated in Auth0, and its sync fails",
+  },
+  {
+    scope: "read:connections",
+    calls: ["GET /api/v2/connections"],
+    breaks: "the bridge cannot resolve the mapped connection: no organization syncs",
+  },
+  {
+    scope: "read:organization_connections",
+    calls: ["GET /api/v2/organizations/{id}/enabled_connections"],
+    breaks: "the bridge cannot check that the connection is enabled on the organization: no organization syncs",
+  },
+  {
+    scope: "create:organization_connections",
+    calls: ["POST /api/v2/organizations/{id}/enabled_connections"],
+    breaks: "the connection is not enabled on new organizations, so their users cannot sign in through it",
+  },
   {
     scope: "update:organization_connections",
     calls: ["PATCH /api/v2/organizations/{id}/enabled_connections/{connection_id}"],
     breaks: "enterprise users are not admitted to the organization at their first login (auto-membership stays off)",
     when: (m) => m.connection.type === "enterprise",
   },
-  { scope: "read:users", calls: ["GET /api/v2/users/{id}", "GET /api/v2/users-by-email"], breaks: "the bridge cannot find or link users: nothing syncs, and deactivations cannot block anyone" },
-  { scope: "create:users", calls: ["POST /api/v2/users"], breaks: "users pushed by the IdP are never created in the database connection", when: (m) => m.connection.type === "database" },
-  { scope: "update:users", calls: ["PATCH /api/v2/users/{id}"], breaks: "deactivated users are NOT blocked, and profiles and app_metadata never change" },
-  { scope: "delete:users", calls: ["DELETE /api/v2/users/{id}"], breaks: "users deleted at the IdP are not deleted in Auth0 (the mapping's deletion.deleteUser)", when: (m) => m.policies.deletion.deleteUser },
-  { scope: "create:organization_members", calls: ["POST /api/v2/organizations/{id}/members"], breaks: "users are never added to their organization" },
-  { scope: "read:organization_members", calls: ["GET /api/v2/organizations/{id}/members"], breaks: "drift scans cannot compare the organization's members with the directory" },
+  {
+    scope: "read:users",
+    calls: ["GET /api/v2/users/{id}", "GET /api/v2/users-by-email"],
+    breaks: "the bridge cannot find or link users: nothing syncs, and deactivations cannot block anyone",
+  },
+  {
+    scope: "create:users",
+    calls: ["POST /api/v2/users"],
+    breaks: "users pushed by the IdP are never created in the database connection",
+    when: (m) => m.connection.type === "database",
+  },
+  {
+    scope: "update:users",
+    calls: ["PATCH /api/v2/users/{id}"],
+    breaks: "deactivated users are NOT blocked, and profiles and app_metadata never change",
+  },
+  {
+    scope: "delete:users",
+    calls: ["DELETE /api/v2/users/{id}"],
+    breaks: "users deleted at the IdP are not deleted in Auth0 (the mapping's deletion.deleteUser)",
+    when: (m) => m.policies.deletion.deleteUser,
+  },
+  {
+    scope: "create:organization_members",
+    calls: ["POST /api/v2/organizations/{id}/members"],
+    breaks: "users are never added to their organization",
+  },
+  {
+    scope: "read:organization_members",
+    calls: ["GET /api/v2/organizations/{id}/members"],
+    breaks: "drift scans cannot compare the organization's members with the directory",
+  },
   {
     scope: "delete:organization_members",
     calls: ["DELETE /api/v2/organizations/{id}/members"],
     breaks: "deprovisioned users keep their organization membership (the mapping's removeMembership)",
     when: (m) => policies(m).some((p) => p.removeMembership),
   },
-  { scope: "read:roles", calls: ["GET /api/v2/roles"], breaks: "the roles the mapping grants cannot be resolved: users get no roles", when: grantsRoles },
-  { scope: "create:roles", calls: ["POST /api/v2/roles"], breaks: "a role the mapping names that the tenant lacks is not created, and users needing it get no roles", when: grantsRoles },
+  {
+    scope: "read:roles",
+    calls: ["GET /api/v2/roles"],
+    breaks: "the roles the mapping grants cannot be resolved: users get no roles",
+    when: grantsRoles,
+  },
+  {
+    scope: "create:roles",
+    calls: ["POST /api/v2/roles"],
+    breaks: "a role the mapping names that the tenant lacks is not created, and users needing it get no roles",
+    when: grantsRoles,
+  },
   {
     scope: "read:organization_member_roles",
     calls: ["GET /api/v2/organizations/{id}/members/{user_id}/roles"],
     breaks: "drift scans cannot see members' roles",
     when: grantsRoles,
   },
-  { scope: "create:organization_member_roles", calls: ["POST /api/v2/organizations/{id}/members/{user_id}/roles"], breaks: "users never get the roles the mapping grants", when: grantsRoles },
+  {
+    scope: "create:organization_member_roles",
+    calls: ["POST /api/v2/organizations/{id}/members/{user_id}/roles"],
+    breaks: "users never get the roles the mapping grants",
+    when: grantsRoles,
+  },
   {
     scope: "delete:organization_member_roles",
     calls: ["DELETE /api/v2/organizations/{id}/members/{user_id}/roles"],
@@ -82,10 +148,16 @@ const rules: Rule[] = [
   {
     scope: "delete:refresh_tokens",
     calls: ["POST /api/v2/users/{id}/revoke-access", "DELETE /api/v2/users/{id}/refresh-tokens"],
-    breaks: "deactivated users keep their refresh tokens, so applications stay signed in (the mapping's revokeSessions)",
+    breaks:
+      "deactivated users keep their refresh tokens, so applications stay signed in (the mapping's revokeSessions)",
     when: (m) => policies(m).some((p) => p.revokeSessions !== "never"),
   },
-  { scope: "create:user_tickets", calls: ["POST /api/v2/tickets/password-change"], breaks: "invitations (password-change tickets) are never sent", when: (m) => m.policies.invitation.send },
+  {
+    scope: "create:user_tickets",
+    calls: ["POST /api/v2/tickets/password-change"],
+    breaks: "invitations (password-change tickets) are never sent",
+    when: (m) => m.policies.invitation.send,
+  },
 ];
 
 /** Every scope the bridge might use, whatever the mappings: for the setup guide and the emulator's full grant. */

@@ -22,7 +22,9 @@ function parseDays(value: string): number {
 const iso = (ms: number | null): string => (ms === null ? "-" : new Date(ms).toISOString());
 
 export function registerAdminCommands(program: Command, openDb: () => OpenDatabase): void {
-  const tokens = program.command("admin-token").description("admin API tokens: operator (every organization) or org-admin (one)");
+  const tokens = program
+    .command("admin-token")
+    .description("admin API tokens: operator (every organization) or org-admin (one)");
 
   tokens
     .command("issue")
@@ -35,7 +37,11 @@ export function registerAdminCommands(program: Command, openDb: () => OpenDataba
       withDatabase(openDb, ({ db }) => {
         const scope = opts.org !== undefined ? "org_admin" : "operator";
         const name = opts.name ?? `${scope} token issued by ${userInfo().username}`;
-        const issued = issueAdminTokenFor(db, { scope, organization: opts.org, name, expiresInDays: opts.expiresIn }, changeBy(cliOperator()));
+        const issued = issueAdminTokenFor(
+          db,
+          { scope, organization: opts.org, name, expiresInDays: opts.expiresIn },
+          changeBy(cliOperator()),
+        );
         if (opts.json) {
           console.log(JSON.stringify({ token: issued.token, tokenRecord: adminTokenSummary(issued.record) }, null, 2));
           return;
@@ -57,11 +63,24 @@ export function registerAdminCommands(program: Command, openDb: () => OpenDataba
         const now = Date.now();
         const rows = adminTokensOf(db);
         if (opts.json) return void console.log(JSON.stringify(rows.map(adminTokenSummary), null, 2));
-        if (rows.length === 0) return void console.log("no admin tokens issued (BRIDGE_ADMIN_TOKEN, if set, is the bootstrap operator token)");
+        if (rows.length === 0)
+          return void console.log(
+            "no admin tokens issued (BRIDGE_ADMIN_TOKEN, if set, is the bootstrap operator token)",
+          );
         const slugs = new Map(listOrganizations(db).map((o) => [o.id, o.slug]));
         for (const t of rows) {
           const scope = t.organizationId ? `org_admin:${slugs.get(t.organizationId) ?? t.organizationId}` : "operator";
-          console.log([t.id, `…${t.hint}`, adminTokenState(t, now).padEnd(7), scope, `expires ${iso(t.expiresAt)}`, `last used ${iso(t.lastUsedAt)}`, t.name].join("  "));
+          console.log(
+            [
+              t.id,
+              `…${t.hint}`,
+              adminTokenState(t, now).padEnd(7),
+              scope,
+              `expires ${iso(t.expiresAt)}`,
+              `last used ${iso(t.lastUsedAt)}`,
+              t.name,
+            ].join("  "),
+          );
         }
       });
     });

@@ -17,7 +17,9 @@ export interface DoctorContext {
 export function registerDoctorCommand(program: Command, ctx: DoctorContext): void {
   program
     .command("doctor")
-    .description("check the Auth0 tenant: credentials, granted scopes, connections, roles, the post-login hook, revocation endpoints")
+    .description(
+      "check the Auth0 tenant: credentials, granted scopes, connections, roles, the post-login hook, revocation endpoints",
+    )
     .option("--json", "machine-readable output")
     .action(async (opts: { json?: boolean }) => {
       const settings = ctx.settings();

@@ -3,7 +3,14 @@
  * serves until SIGINT/SIGTERM (docs/design.md, "Contract").
  */
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { ALL_SCOPES, PLANS, startEmulator, type ConnectionSpec, type EmulatorOptions, type Plan } from "../emulator/index.js";
+import {
+  ALL_SCOPES,
+  PLANS,
+  startEmulator,
+  type ConnectionSpec,
+  type EmulatorOptions,
+  type Plan,
+} from "../emulator/index.js";
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -17,9 +24,13 @@ function parseMs(value: string): number {
 }
 
 function parseScopes(value: string): string[] {
-  const scopes = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const scopes = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = scopes.filter((s) => !ALL_SCOPES.includes(s));
-  if (unknown.length) throw new InvalidArgumentError(`unknown scope(s): ${unknown.join(", ")} (known: ${ALL_SCOPES.join(", ")})`);
+  if (unknown.length)
+    throw new InvalidArgumentError(`unknown scope(s): ${unknown.join(", ")} (known: ${ALL_SCOPES.join(", ")})`);
   return scopes;
 }
 
@@ -52,22 +63,39 @@ export function registerEmulatorCommand(program: Command): void {
     .description("run the Auth0 Management API emulator (in-memory; for tests, demos and sandbox mode)")
     .option("--port <port>", "port to listen on (0 = any free port)", parsePort, 0)
     .option("--host <host>", "interface to bind", "127.0.0.1")
-    .addOption(new Option("--plan <plan>", "Auth0 plan profile (rate limits, Enterprise-only endpoints)").choices(PLANS).default("enterprise"))
+    .addOption(
+      new Option("--plan <plan>", "Auth0 plan profile (rate limits, Enterprise-only endpoints)")
+        .choices(PLANS)
+        .default("enterprise"),
+    )
     .option("--client-id <id>", "accept only this client id at /oauth/token (default: any)")
     .option("--client-secret <secret>", "and this client secret")
     .option("--domain <host>", "insist on the audience https://<host>/api/v2/ at /oauth/token")
-    .option("--connection <name:strategy>", "declare an enterprise connection (repeatable), e.g. acme-okta:okta", collectConnection, [])
+    .option(
+      "--connection <name:strategy>",
+      "declare an enterprise connection (repeatable), e.g. acme-okta:okta",
+      collectConnection,
+      [],
+    )
     .option("--hook-url <url>", "post-login hook called by simulated logins")
     .option("--hook-secret <secret>", "HMAC secret for the post-login hook signature")
     .option("--search-delay-ms <ms>", "make GET /users eventually consistent by this delay", parseMs)
     .option("--no-rate-limits", "turn rate limiting off")
     .option("--scopes <a,b,c>", "restrict the client grant to these scopes (default: every scope)", parseScopes)
-    .option("--async-delay-ms <ms>", "delay before member removal and session/refresh-token deletion show (Auth0: about 5000–10000)", parseMs)
-    .option("--rate-scale <n>", "multiply every bucket's refill rate (time compression for benchmarks)", (v: string) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("--rate-scale takes a positive number");
-      return n;
-    })
+    .option(
+      "--async-delay-ms <ms>",
+      "delay before member removal and session/refresh-token deletion show (Auth0: about 5000–10000)",
+      parseMs,
+    )
+    .option(
+      "--rate-scale <n>",
+      "multiply every bucket's refill rate (time compression for benchmarks)",
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("--rate-scale takes a positive number");
+        return n;
+      },
+    )
     .action(async (opts: EmulatorCommandOptions) => {
       if ((opts.clientId === undefined) !== (opts.clientSecret === undefined)) {
         throw new InvalidArgumentError("--client-id and --client-secret go together");

@@ -8,7 +8,12 @@ import { join } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { stringify } from "yaml";
 import type { OpenDatabase } from "../directory/database.js";
-import { activateMappingVersion, getActiveMapping, listMappingVersions, saveMappingVersion } from "../directory/mappings.js";
+import {
+  activateMappingVersion,
+  getActiveMapping,
+  listMappingVersions,
+  saveMappingVersion,
+} from "../directory/mappings.js";
 import { getOrganization } from "../directory/organizations.js";
 import { connectionTypeOf } from "../directory/settings.js";
 import { notFound } from "../errors.js";
@@ -24,7 +29,10 @@ const exitNoInput = 66;
 
 /** Signals a handled failure: its message is already printed; the action sets the exit code. */
 class Refused extends Error {
-  constructor(readonly exitCode: number, message: string) {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -43,7 +51,9 @@ function readMapping(file: string, json: boolean | undefined): MappingDocument {
   const result = checkMappingFile(text, file);
   if (result.ok) return result.mapping;
   if (json) console.log(JSON.stringify({ ok: false, file, issues: result.issues }, null, 2));
-  const lines = result.issues.map((i) => `${file}:${i.line ?? 1}:${i.column ?? 1}: ${i.path === "(document)" ? "" : `${i.path}: `}${i.message}`);
+  const lines = result.issues.map(
+    (i) => `${file}:${i.line ?? 1}:${i.column ?? 1}: ${i.path === "(document)" ? "" : `${i.path}: `}${i.message}`,
+  );
   throw new Refused(exitRefused, `${file}: ${result.issues.length} problem(s)\n${lines.join("\n")}`);
 }
 
@@ -61,7 +71,6 @@ function run(action: () => void): void {
     } else throw e;
   }
 }
-
 
 function parseVersion(value: string): number {
   if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError("a version is a positive whole number");
@@ -83,7 +92,8 @@ function describeChanges(u: PreviewUser): string {
   const c = u.changes;
   const parts: string[] = [];
   if (c.membership) parts.push(`membership ${c.membership.before}→${c.membership.after}`);
-  if (c.roles) parts.push(`roles ${[...c.roles.added.map((r) => `+${r}`), ...c.roles.removed.map((r) => `-${r}`)].join(" ")}`);
+  if (c.roles)
+    parts.push(`roles ${[...c.roles.added.map((r) => `+${r}`), ...c.roles.removed.map((r) => `-${r}`)].join(" ")}`);
   if (c.profile) parts.push(`profile ${c.profile.fields.join(",")}`);
   if (c.metadata) parts.push(`app_metadata ${c.metadata.keys.join(",")}`);
   if (c.blocked) parts.push(c.blocked.after ? "blocked" : "unblocked");
@@ -93,24 +103,30 @@ function describeChanges(u: PreviewUser): string {
 
 function previewText(org: string, p: PreviewResult, limit: number): string {
   const n = (x: number): string => x.toLocaleString("en-US");
-  const against = p.activeVersion === null ? "the default mapping (none applied yet)" : `active version ${p.activeVersion}`;
+  const against =
+    p.activeVersion === null ? "the default mapping (none applied yet)" : `active version ${p.activeVersion}`;
   const lines = [
     `Preview for ${org}: candidate vs ${against}. Auth0 was not contacted.`,
     `${n(p.changed.users)} of ${n(p.total)} user(s) would change:`,
-    ...(["membership", "roles", "profile", "metadata", "blocked"] as const).map((k) => `  ${k.padEnd(11)} ${n(p.changed[k]).padStart(8)}`),
+    ...(["membership", "roles", "profile", "metadata", "blocked"] as const).map(
+      (k) => `  ${k.padEnd(11)} ${n(p.changed[k]).padStart(8)}`,
+    ),
     `  ${"problems".padEnd(11)} ${n(p.withProblems).padStart(8)}`,
   ];
   const shown = p.users.slice(0, limit);
   if (shown.length > 0) {
     const width = Math.min(40, Math.max(...shown.map((u) => u.userName.length)));
     lines.push("", ...shown.map((u) => `${u.userName.padEnd(width)}  ${u.status.padEnd(11)}  ${describeChanges(u)}`));
-    if (p.users.length > shown.length) lines.push(`… ${n(p.users.length - shown.length)} more (--limit, or --json for all)`);
+    if (p.users.length > shown.length)
+      lines.push(`… ${n(p.users.length - shown.length)} more (--limit, or --json for all)`);
   }
   return lines.join("\n");
 }
 
 export function registerMappingCommands(program: Command, openDb: () => OpenDatabase): void {
-  const mapping = program.command("mapping").description("per-organization mapping: validate, preview, apply, history, rollback");
+  const mapping = program
+    .command("mapping")
+    .description("per-organization mapping: validate, preview, apply, history, rollback");
 
   mapping
     .command("validate <file>")
@@ -125,14 +141,18 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
 
   mapping
     .command("apply <org> <file>")
-    .description("store the file as the organization's next mapping version, make it active and re-reconcile the organization")
+    .description(
+      "store the file as the organization's next mapping version, make it active and re-reconcile the organization",
+    )
     .option("--comment <text>", "why (kept with the version)")
     .option("--actor <name>", "who (default: the OS user)")
     .option("--json", "machine-readable output")
     .action((org: string, file: string, opts: { comment?: string; actor?: string; json?: boolean }) =>
       run(() => {
         const m = readMapping(file, opts.json);
-        const saved = withDatabase(openDb, ({ db }) => saveMappingVersion(db, org, m, { actor: cliOperator(opts.actor), comment: opts.comment ?? null }));
+        const saved = withDatabase(openDb, ({ db }) =>
+          saveMappingVersion(db, org, m, { actor: cliOperator(opts.actor), comment: opts.comment ?? null }),
+        );
         print(opts.json, saved, () =>
           saved.changed
             ? `${org}: mapping version ${saved.version} is active; the organization will be re-reconciled`
@@ -150,7 +170,9 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
       run(() => {
         const m = readMapping(file, opts.json);
         const progress = createProgress({ label: "previewing", silent: opts.json === true });
-        const result = withDatabase(openDb, ({ db }) => previewMapping(db, org, m, (p) => progress.update(p.done, p.total)));
+        const result = withDatabase(openDb, ({ db }) =>
+          previewMapping(db, org, m, (p) => progress.update(p.done, p.total)),
+        );
         progress.finish(`${result.total} users`);
         print(opts.json, result, () => previewText(org, result, opts.limit));
       }),
@@ -165,11 +187,18 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
         const shown = withDatabase(openDb, ({ db }) => {
           const row = getOrganization(db, org);
           const active = getActiveMapping(db, org);
-          if (!row || !active) throw notFound(`organization "${org}" not found (scim-bridge org list shows the existing ones)`);
+          if (!row || !active)
+            throw notFound(`organization "${org}" not found (scim-bridge org list shows the existing ones)`);
           return { slug: row.slug, active, connection: connectionTypeOf(db, active.document.connection.name) };
         });
         const isDefault = shown.active.version === null;
-        const value = { organization: shown.slug, version: shown.active.version, default: isDefault, ...(isDefault ? { connectionTypeKnown: shown.connection.known } : {}), mapping: shown.active.document };
+        const value = {
+          organization: shown.slug,
+          version: shown.active.version,
+          default: isDefault,
+          ...(isDefault ? { connectionTypeKnown: shown.connection.known } : {}),
+          mapping: shown.active.document,
+        };
         print(opts.json, value, () => {
           const doc = shown.active.document;
           const header = isDefault
@@ -178,7 +207,9 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
                 `# connection "${doc.connection.name}" (${doc.connection.type}${shown.connection.known ? "" : "; its type was not read from Auth0 yet: run scim-bridge doctor"}).`,
                 `# It never deletes Auth0 users. Apply your own with: scim-bridge mapping apply ${shown.slug} <file>`,
               ]
-            : [`# ${shown.slug}: active mapping, version ${shown.active.version} (scim-bridge mapping history ${shown.slug})`];
+            : [
+                `# ${shown.slug}: active mapping, version ${shown.active.version} (scim-bridge mapping history ${shown.slug})`,
+              ];
           return `${header.join("\n")}\n${stringify(doc).trimEnd()}`;
         });
       }),
@@ -195,7 +226,10 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
           versions.length === 0
             ? `${org}: no mapping applied yet (the default mapping is in effect)`
             : versions
-                .map((v) => `${v.active ? "*" : " "} v${v.version}  ${new Date(v.createdAt).toISOString()}  ${v.createdBy}${v.comment ? `  ${v.comment}` : ""}`)
+                .map(
+                  (v) =>
+                    `${v.active ? "*" : " "} v${v.version}  ${new Date(v.createdAt).toISOString()}  ${v.createdBy}${v.comment ? `  ${v.comment}` : ""}`,
+                )
                 .join("\n"),
         );
       }),
@@ -210,9 +244,13 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .option("--json", "machine-readable output")
     .action((org: string, version: number, opts: { actor?: string; json?: boolean }) =>
       run(() => {
-        const saved = withDatabase(openDb, ({ db }) => activateMappingVersion(db, org, version, cliOperator(opts.actor)));
+        const saved = withDatabase(openDb, ({ db }) =>
+          activateMappingVersion(db, org, version, cliOperator(opts.actor)),
+        );
         print(opts.json, saved, () =>
-          saved.changed ? `${org}: version ${saved.version} is active again; the organization will be re-reconciled` : `${org}: version ${saved.version} is already active`,
+          saved.changed
+            ? `${org}: version ${saved.version} is active again; the organization will be re-reconciled`
+            : `${org}: version ${saved.version} is already active`,
         );
       }),
     );

@@ -17,7 +17,6 @@ export interface CliDatabase {
   publicUrl: string;
 }
 
-
 const organizationJson = (o: OrganizationRow) => ({
   id: o.id,
   slug: o.slug,
@@ -38,11 +37,19 @@ const directoryJson = (d: DirectoryRow) => ({
 /** The lifetime in days as given; the onboarding service checks its range. */
 const days = (value: string | undefined): number | undefined => (value === undefined ? undefined : Number(value));
 
-function printIssued(json: boolean, out: { organization: OrganizationRow; directory: DirectoryRow; token: string; publicUrl: string }): void {
+function printIssued(
+  json: boolean,
+  out: { organization: OrganizationRow; directory: DirectoryRow; token: string; publicUrl: string },
+): void {
   const scimBase = scimBaseUrl(out.publicUrl, out.directory.id);
   if (json) {
     console.log(
-      JSON.stringify({ organization: organizationJson(out.organization), directory: directoryJson(out.directory), scimBaseUrl: scimBase, token: out.token }),
+      JSON.stringify({
+        organization: organizationJson(out.organization),
+        directory: directoryJson(out.directory),
+        scimBaseUrl: scimBase,
+        token: out.token,
+      }),
     );
     return;
   }
@@ -54,7 +61,9 @@ function printIssued(json: boolean, out: { organization: OrganizationRow; direct
 }
 
 export function registerOrgCommands(program: Command, openDb: () => CliDatabase): void {
-  const org = program.command("org").description("manage organizations (one per customer, one Auth0 Organization each)");
+  const org = program
+    .command("org")
+    .description("manage organizations (one per customer, one Auth0 Organization each)");
 
   org
     .command("create <slug>")
@@ -65,23 +74,40 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .option("--directory-name <name>", "name of the first directory", "default")
     .option("--expires-in-days <days>", "expire the first token after this many days")
     .option("--json", "print machine-readable JSON")
-    .action((slug: string, opts: { name?: string; model: string; connection?: string; directoryName: string; expiresInDays?: string; json?: boolean }) => {
-      withDatabase(openDb, ({ db, publicUrl }) => {
-        const made = onboardOrganization(
-          db,
-          {
-            slug,
-            displayName: opts.name,
-            userModel: opts.model as UserModel,
-            connection: opts.connection,
-            directoryName: opts.directoryName,
-            tokenExpiresInDays: days(opts.expiresInDays),
-          },
-          changeBy(cliOperator()),
-        );
-        printIssued(opts.json === true, { organization: made.organization, directory: made.directory, token: made.token.token, publicUrl });
-      });
-    });
+    .action(
+      (
+        slug: string,
+        opts: {
+          name?: string;
+          model: string;
+          connection?: string;
+          directoryName: string;
+          expiresInDays?: string;
+          json?: boolean;
+        },
+      ) => {
+        withDatabase(openDb, ({ db, publicUrl }) => {
+          const made = onboardOrganization(
+            db,
+            {
+              slug,
+              displayName: opts.name,
+              userModel: opts.model as UserModel,
+              connection: opts.connection,
+              directoryName: opts.directoryName,
+              tokenExpiresInDays: days(opts.expiresInDays),
+            },
+            changeBy(cliOperator()),
+          );
+          printIssued(opts.json === true, {
+            organization: made.organization,
+            directory: made.directory,
+            token: made.token.token,
+            publicUrl,
+          });
+        });
+      },
+    );
 
   org
     .command("list")
@@ -91,7 +117,10 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
       withDatabase(openDb, ({ db, publicUrl }) => {
         const rows = listOrganizations(db).map((o) => ({
           ...organizationJson(o),
-          directories: listDirectories(db, o.id).map((d) => ({ ...directoryJson(d), scimBaseUrl: scimBaseUrl(publicUrl, d.id) })),
+          directories: listDirectories(db, o.id).map((d) => ({
+            ...directoryJson(d),
+            scimBaseUrl: scimBaseUrl(publicUrl, d.id),
+          })),
         }));
         if (opts.json) return console.log(JSON.stringify({ organizations: rows }));
         for (const o of rows) {
@@ -111,8 +140,18 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .option("--json", "print machine-readable JSON")
     .action((orgRef: string, opts: { name: string; expiresInDays?: string; json?: boolean }) => {
       withDatabase(openDb, ({ db, publicUrl }) => {
-        const made = addDirectory(db, orgRef, { name: opts.name, tokenExpiresInDays: days(opts.expiresInDays) }, changeBy(cliOperator()));
-        printIssued(opts.json === true, { organization: made.organization, directory: made.directory, token: made.token.token, publicUrl });
+        const made = addDirectory(
+          db,
+          orgRef,
+          { name: opts.name, tokenExpiresInDays: days(opts.expiresInDays) },
+          changeBy(cliOperator()),
+        );
+        printIssued(opts.json === true, {
+          organization: made.organization,
+          directory: made.directory,
+          token: made.token.token,
+          publicUrl,
+        });
       });
     });
 
@@ -125,8 +164,18 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .option("--json", "print machine-readable JSON")
     .action((directoryId: string, opts: { expiresInDays?: string; json?: boolean }) => {
       withDatabase(openDb, ({ db, publicUrl }) => {
-        const { directory, token } = rotateDirectoryToken(db, directoryId, { expiresInDays: days(opts.expiresInDays) }, changeBy(cliOperator()));
-        const out = { directory: directoryJson(directory), scimBaseUrl: scimBaseUrl(publicUrl, directory.id), token: token.token, hint: token.record.hint };
+        const { directory, token } = rotateDirectoryToken(
+          db,
+          directoryId,
+          { expiresInDays: days(opts.expiresInDays) },
+          changeBy(cliOperator()),
+        );
+        const out = {
+          directory: directoryJson(directory),
+          scimBaseUrl: scimBaseUrl(publicUrl, directory.id),
+          token: token.token,
+          hint: token.record.hint,
+        };
         if (opts.json) return console.log(JSON.stringify(out));
         console.log(`SCIM token    ${out.token}`);
         console.log(`for           ${out.scimBaseUrl}`);

@@ -64,10 +64,19 @@ function rateAndEta(state: ProgressState): { rate?: string; eta?: string } {
 export function renderBar(state: ProgressState, columns = 80): string {
   const { rate, eta } = rateAndEta(state);
   if (state.total === undefined || state.total <= 0) {
-    return [state.label, `${count(state.done)} done`, rate, `${formatDuration(state.elapsedMs)}`].filter(Boolean).join("  ");
+    return [state.label, `${count(state.done)} done`, rate, `${formatDuration(state.elapsedMs)}`]
+      .filter(Boolean)
+      .join("  ");
   }
   const ratio = Math.min(1, Math.max(0, state.done / state.total));
-  const tail = [`${String(Math.floor(ratio * 100)).padStart(3)}%`, `${count(state.done)}/${count(state.total)}`, rate, eta].filter(Boolean).join("  ");
+  const tail = [
+    `${String(Math.floor(ratio * 100)).padStart(3)}%`,
+    `${count(state.done)}/${count(state.total)}`,
+    rate,
+    eta,
+  ]
+    .filter(Boolean)
+    .join("  ");
   const room = columns - state.label.length - tail.length - 6;
   const width = Math.max(10, Math.min(30, room));
   const filled = Math.round(ratio * width);

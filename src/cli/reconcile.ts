@@ -33,13 +33,21 @@ export function registerReconcileCommand(program: Command, open: () => Reconcile
         const startedAt = Date.now();
         let failed: string[] = [];
         const progress = createProgress({ label: `scanning ${org.slug}`, silent: opts.json === true });
-        const report = await scanDrift(ctx.engine.deps, org.id, { repair: !opts.dryRun, lane: Lane.background, onProgress: (done, total) => progress.update(done, total) });
+        const report = await scanDrift(ctx.engine.deps, org.id, {
+          repair: !opts.dryRun,
+          lane: Lane.background,
+          onProgress: (done, total) => progress.update(done, total),
+        });
         progress.finish(`${report.checked} linked users checked, ${report.drifted.length} drifted`);
         if (!opts.dryRun) {
           const repair = createProgress({ label: "repairing", silent: opts.json === true });
           ctx.engine.worker.start();
           const open = () =>
-            ctx.db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"]))).all().length;
+            ctx.db
+              .select({ id: jobs.id })
+              .from(jobs)
+              .where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"])))
+              .all().length;
           const initial = open();
           for (let left = initial; left > 0; left = open()) {
             repair.update(initial - left, initial);
@@ -60,8 +68,13 @@ export function registerReconcileCommand(program: Command, open: () => Reconcile
           console.log(JSON.stringify(report));
         } else {
           for (const u of report.drifted) console.log(`${u.userName}: ${u.differences.join("; ")}`);
-          console.log(`${report.drifted.length} drifted, ${report.unsynced} not yet synced, ${report.unmanagedMembers.length} Auth0 members not managed by the bridge${opts.dryRun ? " (dry run: nothing changed)" : ""}`);
-          if (report.recent > 0) console.log(`${report.recent} written by the bridge moments ago, not judged yet (Auth0 may not show the write yet; the next scan checks them)`);
+          console.log(
+            `${report.drifted.length} drifted, ${report.unsynced} not yet synced, ${report.unmanagedMembers.length} Auth0 members not managed by the bridge${opts.dryRun ? " (dry run: nothing changed)" : ""}`,
+          );
+          if (report.recent > 0)
+            console.log(
+              `${report.recent} written by the bridge moments ago, not judged yet (Auth0 may not show the write yet; the next scan checks them)`,
+            );
         }
         if (failed.length > 0) {
           console.error(`${failed.length} repair${failed.length === 1 ? "" : "s"} failed:\n  ${failed.join("\n  ")}`);

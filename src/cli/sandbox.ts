@@ -32,7 +32,8 @@ export function forgetEmulatedTenant(db: Db): void {
     tx.delete(userSync).run();
     const orgs = tx.select({ id: organizations.id }).from(organizations).all();
     tx.update(organizations).set({ auth0OrgId: null }).where(isNotNull(organizations.auth0OrgId)).run();
-    for (const o of orgs) enqueueJob(tx, { organizationId: o.id, kind: "organization", subjectId: o.id, lane: Lane.provision });
+    for (const o of orgs)
+      enqueueJob(tx, { organizationId: o.id, kind: "organization", subjectId: o.id, lane: Lane.provision });
   });
 }
 
@@ -40,12 +41,25 @@ export function ensureSandboxDirectory(db: Db, publicUrl: string): SandboxDirect
   const existing = getOrganization(db, sandboxSlug);
   if (!existing) {
     const made = onboardOrganization(db, { slug: sandboxSlug, displayName: "Demo organization" }, changeBy(actor));
-    return { organizationId: made.organization.id, directoryId: made.directory.id, scimBaseUrl: scimBaseUrl(publicUrl, made.directory.id), token: made.token.token };
+    return {
+      organizationId: made.organization.id,
+      directoryId: made.directory.id,
+      scimBaseUrl: scimBaseUrl(publicUrl, made.directory.id),
+      token: made.token.token,
+    };
   }
   const directory = listDirectories(db, existing.id)[0];
-  if (!directory) throw new Error(`sandbox organization "${sandboxSlug}" has no directory; run: scim-bridge directory create ${sandboxSlug}`);
+  if (!directory)
+    throw new Error(
+      `sandbox organization "${sandboxSlug}" has no directory; run: scim-bridge directory create ${sandboxSlug}`,
+    );
   const rotated = rotateDirectoryToken(db, directory.id, {}, changeBy(actor));
-  return { organizationId: existing.id, directoryId: directory.id, scimBaseUrl: scimBaseUrl(publicUrl, directory.id), token: rotated.token.token };
+  return {
+    organizationId: existing.id,
+    directoryId: directory.id,
+    scimBaseUrl: scimBaseUrl(publicUrl, directory.id),
+    token: rotated.token.token,
+  };
 }
 
 export function sandboxBanner(d: SandboxDirectory, emulatorUrl: string, publicUrl: string): string {

@@ -14,7 +14,9 @@ import type { CliDatabase } from "./org.js";
  */
 
 export function registerSetupLinkCommands(program: Command, openDb: () => CliDatabase): void {
-  const link = program.command("setup-link").description("self-service setup links for a customer's IT admin (no account needed)");
+  const link = program
+    .command("setup-link")
+    .description("self-service setup links for a customer's IT admin (no account needed)");
 
   link
     .command("create <org>")
@@ -26,13 +28,18 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
         const org = getOrganization(db, orgRef);
         if (!org) throw notFound(`organization "${orgRef}" not found`);
         const made = createOrganizationSetupLink(db, org.id, opts.expires, changeBy(cliOperator()));
-        const out = { url: setupLinkUrl(publicUrl, made.token), expiresAt: new Date(made.record.expiresAt).toISOString() };
+        const out = {
+          url: setupLinkUrl(publicUrl, made.token),
+          expiresAt: new Date(made.record.expiresAt).toISOString(),
+        };
         if (opts.json) console.log(JSON.stringify(out));
         else {
           console.log(`setup link  ${out.url}`);
           console.log(`expires     ${out.expiresAt}`);
           console.log(`id          ${made.record.id}`);
-          console.log("The link is shown only this once. Send it to the customer's IT admin; revoke it with `scim-bridge setup-link revoke`.");
+          console.log(
+            "The link is shown only this once. Send it to the customer's IT admin; revoke it with `scim-bridge setup-link revoke`.",
+          );
         }
       });
     });

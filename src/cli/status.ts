@@ -30,7 +30,12 @@ export function formatTable(headers: string[], rows: (string | number)[][]): str
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
   const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number"));
   return cells
-    .map((r) => r.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd())
+    .map((r) =>
+      r
+        .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+        .join("  ")
+        .trimEnd(),
+    )
     .join("\n");
 }
 
@@ -39,11 +44,19 @@ const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms)
 function relative(ms: number, now: number): string {
   const s = Math.round((ms - now) / 1000);
   const abs = Math.abs(s);
-  const text = abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.round(abs / 60)}m` : abs < 86400 ? `${Math.round(abs / 3600)}h` : `${Math.round(abs / 86400)}d`;
+  const text =
+    abs < 60
+      ? `${abs}s`
+      : abs < 3600
+        ? `${Math.round(abs / 60)}m`
+        : abs < 86400
+          ? `${Math.round(abs / 3600)}h`
+          : `${Math.round(abs / 86400)}d`;
   return s > 0 ? `in ${text}` : s === 0 ? "now" : `${text} ago`;
 }
 
-const clip = (text: string | null, max: number): string => (!text ? "" : text.length > max ? `${text.slice(0, max - 1)}…` : text);
+const clip = (text: string | null, max: number): string =>
+  !text ? "" : text.length > max ? `${text.slice(0, max - 1)}…` : text;
 
 function unknownOrganization(slug: string): void {
   console.error(`organization "${slug}" not found (scim-bridge org list shows the existing ones)`);
@@ -63,14 +76,24 @@ function listJobs(db: Db, org: OrganizationRow | undefined, opts: JobsOptions) {
   const filters: SQL[] = [opts.state ? eq(jobs.state, opts.state) : inArray(jobs.state, [...jobStates])];
   if (org) filters.push(eq(jobs.organizationId, org.id));
   const where = and(...filters);
-  const total = db.select({ n: sql<number>`count(*)` }).from(jobs).where(where).get()?.n ?? 0;
+  const total =
+    db
+      .select({ n: sql<number>`count(*)` })
+      .from(jobs)
+      .where(where)
+      .get()?.n ?? 0;
   const rows = db
     .select({ job: jobs, slug: organizations.slug, userName: users.userName })
     .from(jobs)
     .leftJoin(organizations, eq(organizations.id, jobs.organizationId))
     .leftJoin(users, and(eq(jobs.kind, "user"), eq(users.id, jobs.subjectId)))
     .where(where)
-    .orderBy(sql`CASE ${jobs.state} WHEN 'running' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END`, asc(jobs.lane), asc(jobs.runAfter), asc(jobs.id))
+    .orderBy(
+      sql`CASE ${jobs.state} WHEN 'running' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END`,
+      asc(jobs.lane),
+      asc(jobs.runAfter),
+      asc(jobs.id),
+    )
     .limit(opts.limit)
     .all();
   return {
@@ -95,14 +118,35 @@ function listJobs(db: Db, org: OrganizationRow | undefined, opts: JobsOptions) {
 // ── status ───────────────────────────────────────────────────────────────────────────────────────
 
 function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | undefined, now: number) {
-  const dirs = db.select().from(directories).where(eq(directories.organizationId, org.id)).orderBy(asc(directories.createdAt)).all();
-  const tokens = dirs.length === 0 ? [] : db.select().from(scimTokens).where(inArray(scimTokens.directoryId, dirs.map((d) => d.id))).all();
+  const dirs = db
+    .select()
+    .from(directories)
+    .where(eq(directories.organizationId, org.id))
+    .orderBy(asc(directories.createdAt))
+    .all();
+  const tokens =
+    dirs.length === 0
+      ? []
+      : db
+          .select()
+          .from(scimTokens)
+          .where(
+            inArray(
+              scimTokens.directoryId,
+              dirs.map((d) => d.id),
+            ),
+          )
+          .all();
 
   const counts = syncStatusCounts(db, org.id);
-  const queue = Object.fromEntries(Object.values(Lane).map((l) => [laneName(l), { pending: 0, running: 0, dead: 0 }])) as Record<string, Record<(typeof jobStates)[number], number>>;
+  const queue = Object.fromEntries(
+    Object.values(Lane).map((l) => [laneName(l), { pending: 0, running: 0, dead: 0 }]),
+  ) as Record<string, Record<(typeof jobStates)[number], number>>;
   const depth = queueDepth(db, org.id);
   for (const row of depth) (queue[laneName(row.lane)] ??= { pending: 0, running: 0, dead: 0 })[row.state] = row.count;
-  const waiting = depth.filter((d) => d.lane === Lane.deprovision && d.state !== "dead").map((d) => d.oldestFirstEnqueuedAt);
+  const waiting = depth
+    .filter((d) => d.lane === Lane.deprovision && d.state !== "dead")
+    .map((d) => d.oldestFirstEnqueuedAt);
   const oldest = waiting.length > 0 ? Math.min(...waiting) : null;
   const pause = activePause(db, org.id);
   const failed = failedUsers(db, org.id, failedShown);
@@ -132,7 +176,16 @@ function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | un
       };
     }),
     failedUsers: failed.map((f) => ({ ...f, lastErrorAt: iso(f.lastErrorAt) })),
-    users: { total: counts.total, active: counts.active, inactive: counts.total - counts.active, synced: counts.synced, pending: counts.pending, failed: counts.failed, awaitingFirstLogin: counts.awaitingFirstLogin, notSynced: counts.notSynced },
+    users: {
+      total: counts.total,
+      active: counts.active,
+      inactive: counts.total - counts.active,
+      synced: counts.synced,
+      pending: counts.pending,
+      failed: counts.failed,
+      awaitingFirstLogin: counts.awaitingFirstLogin,
+      notSynced: counts.notSynced,
+    },
     queue,
     deadJobs: Object.values(queue).reduce((sum, q) => sum + q.dead, 0),
     oldestDeprovisionWaitingSince: iso(oldest ?? null),
@@ -158,7 +211,14 @@ function statusText(s: OrganizationStatus, now: number): string {
       ? "  (none)"
       : formatTable(
           ["  ID", "NAME", "USERS", "GROUPS", "TOKENS", "LAST USED"],
-          s.directories.map((d) => [`  ${d.id}`, d.name, d.users, d.groups, d.activeTokens, d.lastUsedAt ? relative(Date.parse(d.lastUsedAt), now) : "never"]),
+          s.directories.map((d) => [
+            `  ${d.id}`,
+            d.name,
+            d.users,
+            d.groups,
+            d.activeTokens,
+            d.lastUsedAt ? relative(Date.parse(d.lastUsedAt), now) : "never",
+          ]),
         ),
     ...s.directories.filter((d) => d.scimBaseUrl).map((d) => `  ${d.id}: ${d.scimBaseUrl}`),
     "",
@@ -175,12 +235,19 @@ function statusText(s: OrganizationStatus, now: number): string {
     ),
     "",
     "Queue",
-    formatTable(["  LANE", "PENDING", "RUNNING", "DEAD"], Object.entries(s.queue).map(([lane, q]) => [`  ${lane}`, q.pending, q.running, q.dead])),
+    formatTable(
+      ["  LANE", "PENDING", "RUNNING", "DEAD"],
+      Object.entries(s.queue).map(([lane, q]) => [`  ${lane}`, q.pending, q.running, q.dead]),
+    ),
   ];
-  if (s.oldestDeprovisionWaitingSince) lines.push(`  oldest deprovision waiting since ${relative(Date.parse(s.oldestDeprovisionWaitingSince), now)}`);
+  if (s.oldestDeprovisionWaitingSince)
+    lines.push(`  oldest deprovision waiting since ${relative(Date.parse(s.oldestDeprovisionWaitingSince), now)}`);
   if (s.deadJobs > 0) lines.push(`  ${s.deadJobs} dead job(s): scim-bridge jobs --org ${o.slug} --state dead`);
   if (s.failedUsers.length > 0) {
-    lines.push("", `Sync errors (latest ${Math.min(5, s.failedUsers.length)} of ${u.failed}${u.failed > 5 ? "; --json lists " + failedShown : ""})`);
+    lines.push(
+      "",
+      `Sync errors (latest ${Math.min(5, s.failedUsers.length)} of ${u.failed}${u.failed > 5 ? "; --json lists " + failedShown : ""})`,
+    );
     for (const f of s.failedUsers.slice(0, 5)) lines.push(`  ${clip(f.userName, 40)}: ${clip(f.lastError, 100)}`);
   }
   return lines.join("\n");
@@ -209,7 +276,8 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
         if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
         const result = listJobs(db, org, opts);
         if (opts.json) return console.log(JSON.stringify(result, null, 2));
-        if (result.jobs.length === 0) return console.log(`no ${opts.state ?? "queued, running or dead"} jobs${org ? ` for ${org.slug}` : ""}`);
+        if (result.jobs.length === 0)
+          return console.log(`no ${opts.state ?? "queued, running or dead"} jobs${org ? ` for ${org.slug}` : ""}`);
         const table = formatTable(
           ["ID", "ORG", "KIND", "SUBJECT", "LANE", "STATE", "ATTEMPTS", "NEXT RUN", "LAST ERROR"],
           result.jobs.map((j) => [
@@ -220,18 +288,25 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
             j.lane,
             j.state,
             j.attempts,
-            j.state !== "pending" || !j.runAfter ? "" : Date.parse(j.runAfter) <= now ? "due" : relative(Date.parse(j.runAfter), now),
+            j.state !== "pending" || !j.runAfter
+              ? ""
+              : Date.parse(j.runAfter) <= now
+                ? "due"
+                : relative(Date.parse(j.runAfter), now),
             clip(j.lastError, 60),
           ]),
         );
         console.log(table);
-        if (result.total > result.jobs.length) console.log(`… ${result.total - result.jobs.length} more (--limit, or --json)`);
+        if (result.total > result.jobs.length)
+          console.log(`… ${result.total - result.jobs.length} more (--limit, or --json)`);
       });
     });
 
   jobsCommand
     .command("retry [job-id]")
-    .description("retry a dead (or waiting) job now, attempts reset; --dead retries every dead job (--org <slug>: of one organization; --json)")
+    .description(
+      "retry a dead (or waiting) job now, attempts reset; --dead retries every dead job (--org <slug>: of one organization; --json)",
+    )
     .option("--dead", "retry every dead job")
     .option("--actor <name>", "who (default: the OS user), for the audit log")
     // --org and --json are the `jobs` command's own options, which commander hands to it.
@@ -255,7 +330,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
           const org = opts.org === undefined ? undefined : getOrganization(db, opts.org);
           if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
           ids = [];
-          for (let before: number | undefined; ; ) {
+          for (let before: number | undefined; ;) {
             const page = listDeadJobs(db, { organizationId: org?.id, limit: 500, before });
             ids.push(...page.jobs.map((j) => j.id));
             if (page.next === null) break;
@@ -272,12 +347,18 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
             results.push({ id, error: e.message });
           }
         }
-        if (opts.json) console.log(JSON.stringify({ retried: results.filter((r) => !r.error).length, results }, null, 2));
+        if (opts.json)
+          console.log(JSON.stringify({ retried: results.filter((r) => !r.error).length, results }, null, 2));
         else if (ids.length === 0) console.log(`no dead jobs${opts.org ? ` for ${opts.org}` : ""}`);
         else
           for (const r of results) {
             if (r.error) console.error(r.error);
-            else console.log(r.mergedInto ? `job ${r.id}: merged into pending job ${r.mergedInto}, due now` : `job ${r.id}: pending, due now (attempts reset)`);
+            else
+              console.log(
+                r.mergedInto
+                  ? `job ${r.id}: merged into pending job ${r.mergedInto}, due now`
+                  : `job ${r.id}: pending, due now (attempts reset)`,
+              );
           }
         if (results.some((r) => r.error)) process.exitCode = exitUnknown;
         // A running `serve` polls the queue, so the retried jobs run there within a moment.

@@ -27,16 +27,24 @@ const noGateway: ImportDeps["gateway"] = {
 
 function printReport(report: ImportReport): void {
   for (const p of report.problems) console.log(`record ${p.record}${p.field ? `, ${p.field}` : ""}: ${p.message}`);
-  if (report.problemCount > report.problems.length) console.log(`… and ${report.problemCount - report.problems.length} more problems`);
+  if (report.problemCount > report.problems.length)
+    console.log(`… and ${report.problemCount - report.problems.length} more problems`);
   if (report.state === "invalid") {
-    console.log(`${report.problemCount} problem${report.problemCount === 1 ? "" : "s"} in ${report.records} records of ${report.fileName}: nothing was sent to Auth0`);
+    console.log(
+      `${report.problemCount} problem${report.problemCount === 1 ? "" : "s"} in ${report.records} records of ${report.fileName}: nothing was sent to Auth0`,
+    );
     return;
   }
   if (report.state === "planned") {
-    console.log(`${report.records} records valid; they would go to Auth0 as ${report.chunks} import job${report.chunks === 1 ? "" : "s"} (dry run: nothing was sent)`);
+    console.log(
+      `${report.records} records valid; they would go to Auth0 as ${report.chunks} import job${report.chunks === 1 ? "" : "s"} (dry run: nothing was sent)`,
+    );
     return;
   }
-  for (const f of report.failures) console.log(`record ${f.record}${f.email ? ` (${f.email})` : ""}${f.field ? `, ${f.field}` : ""}: ${f.code} ${f.message}`);
+  for (const f of report.failures)
+    console.log(
+      `record ${f.record}${f.email ? ` (${f.email})` : ""}${f.field ? `, ${f.field}` : ""}: ${f.code} ${f.message}`,
+    );
   const imported = report.inserted + report.updated + report.recovered;
   console.log(
     `${report.state}${report.resumed ? " (resumed)" : ""}: ${imported} of ${report.records} users imported (${report.inserted} new, ${report.updated} updated` +
@@ -62,67 +70,89 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
     .option("--upsert", "update users that already exist in Auth0 (matched by email) instead of refusing them")
     .option("--no-sync", "leave membership and roles to the server's worker instead of applying them now")
     .option("--json", "print the report as JSON")
-    .action(async (orgRef: string, file: string, opts: { format?: string; directory?: string; dryRun?: boolean; upsert?: boolean; sync: boolean; json?: boolean }) => {
-      const format = (opts.format ?? formatOf(file)) as ImportFormat | undefined;
-      if (!format || !importFormats.includes(format)) {
-        console.error(`cannot tell the format of ${file}: pass --format ${importFormats.join("|")}`);
-        process.exitCode = 1;
-        return;
-      }
-      const ctx = open(opts.dryRun !== true);
-      const abort = new AbortController();
-      const stop = () => abort.abort();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-      try {
-        const org = getOrganization(ctx.db, orgRef);
-        if (!org) {
-          console.error(`organization "${orgRef}" not found`);
+    .action(
+      async (
+        orgRef: string,
+        file: string,
+        opts: {
+          format?: string;
+          directory?: string;
+          dryRun?: boolean;
+          upsert?: boolean;
+          sync: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const format = (opts.format ?? formatOf(file)) as ImportFormat | undefined;
+        if (!format || !importFormats.includes(format)) {
+          console.error(`cannot tell the format of ${file}: pass --format ${importFormats.join("|")}`);
           process.exitCode = 1;
           return;
         }
-        const progress = createProgress({ label: `importing into ${org.slug}`, silent: opts.json === true });
-        const report = await runImport(
-          { db: ctx.db, api: ctx.api ?? noAuth0, gateway: ctx.engine?.gateway ?? noGateway },
-          {
-            organization: org.id,
-            ...(opts.directory ? { directory: opts.directory } : {}),
-            filePath: file,
-            format,
-            upsert: opts.upsert === true,
-            dryRun: opts.dryRun === true,
-            actor: { type: "operator", id: "cli" },
-            signal: abort.signal,
-            onProgress: (p) => (p.phase === "validating" ? progress.update(p.records) : progress.update(p.imported + p.failed, p.records)),
-          },
-        );
-        progress.finish(report.state);
-        if (report.state === "done" && report.linked > 0 && opts.sync && ctx.engine) {
-          // The reconcile jobs the import enqueued: membership (10 per call) and the mapping's roles.
-          const open = () => ctx.db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"]))).all().length;
-          const membership = createProgress({ label: "membership and roles", silent: opts.json === true });
-          ctx.engine.worker.start();
-          const initial = open();
-          for (let left = initial; left > 0 && !abort.signal.aborted; left = open()) {
-            membership.update(initial - left, initial);
-            await new Promise((r) => setTimeout(r, 200));
+        const ctx = open(opts.dryRun !== true);
+        const abort = new AbortController();
+        const stop = () => abort.abort();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+        try {
+          const org = getOrganization(ctx.db, orgRef);
+          if (!org) {
+            console.error(`organization "${orgRef}" not found`);
+            process.exitCode = 1;
+            return;
           }
-          await ctx.engine.worker.stop();
-          membership.finish(abort.signal.aborted ? "stopped; the server's worker finishes the rest" : "done");
+          const progress = createProgress({ label: `importing into ${org.slug}`, silent: opts.json === true });
+          const report = await runImport(
+            { db: ctx.db, api: ctx.api ?? noAuth0, gateway: ctx.engine?.gateway ?? noGateway },
+            {
+              organization: org.id,
+              ...(opts.directory ? { directory: opts.directory } : {}),
+              filePath: file,
+              format,
+              upsert: opts.upsert === true,
+              dryRun: opts.dryRun === true,
+              actor: { type: "operator", id: "cli" },
+              signal: abort.signal,
+              onProgress: (p) =>
+                p.phase === "validating"
+                  ? progress.update(p.records)
+                  : progress.update(p.imported + p.failed, p.records),
+            },
+          );
+          progress.finish(report.state);
+          if (report.state === "done" && report.linked > 0 && opts.sync && ctx.engine) {
+            // The reconcile jobs the import enqueued: membership (10 per call) and the mapping's roles.
+            const open = () =>
+              ctx.db
+                .select({ id: jobs.id })
+                .from(jobs)
+                .where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"])))
+                .all().length;
+            const membership = createProgress({ label: "membership and roles", silent: opts.json === true });
+            ctx.engine.worker.start();
+            const initial = open();
+            for (let left = initial; left > 0 && !abort.signal.aborted; left = open()) {
+              membership.update(initial - left, initial);
+              await new Promise((r) => setTimeout(r, 200));
+            }
+            await ctx.engine.worker.stop();
+            membership.finish(abort.signal.aborted ? "stopped; the server's worker finishes the rest" : "done");
+          }
+          if (opts.json) console.log(JSON.stringify(report));
+          else printReport(report);
+          if (report.state !== "done" && report.state !== "planned")
+            process.exitCode = report.state === "stopped" ? 130 : 1;
+          else if (report.failed > 0) process.exitCode = 2;
+        } catch (err) {
+          if (!isBridgeError(err)) throw err;
+          console.error(err.message);
+          process.exitCode = 1;
+        } finally {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          ctx.engine?.limiter.stop();
+          ctx.close();
         }
-        if (opts.json) console.log(JSON.stringify(report));
-        else printReport(report);
-        if (report.state !== "done" && report.state !== "planned") process.exitCode = report.state === "stopped" ? 130 : 1;
-        else if (report.failed > 0) process.exitCode = 2;
-      } catch (err) {
-        if (!isBridgeError(err)) throw err;
-        console.error(err.message);
-        process.exitCode = 1;
-      } finally {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-        ctx.engine?.limiter.stop();
-        ctx.close();
-      }
-    });
+      },
+    );
 }

@@ -46,15 +46,24 @@ export function adminPrincipalOf(p: SignedIn): { principal: AdminPrincipal; acto
   switch (p.kind) {
     case "operator": {
       const tokenId = p.via === "token" ? p.tokenId! : `console:${p.sub}`;
-      return { principal: { tokenId, scope: "operator", organizationId: null }, actor: { type: "operator", id: tokenId } };
+      return {
+        principal: { tokenId, scope: "operator", organizationId: null },
+        actor: { type: "operator", id: tokenId },
+      };
     }
     case "org_admin": {
       const tokenId = p.via === "token" ? p.tokenId! : `console:${p.sub}`;
-      return { principal: { tokenId, scope: "org_admin", organizationId: p.organizationId }, actor: { type: "org_admin", id: tokenId } };
+      return {
+        principal: { tokenId, scope: "org_admin", organizationId: p.organizationId },
+        actor: { type: "org_admin", id: tokenId },
+      };
     }
     case "setup": {
       const tokenId = `setup-link:${p.linkId}`;
-      return { principal: { tokenId, scope: "org_admin", organizationId: p.organizationId }, actor: { type: "org_admin", id: tokenId } };
+      return {
+        principal: { tokenId, scope: "org_admin", organizationId: p.organizationId },
+        actor: { type: "org_admin", id: tokenId },
+      };
     }
   }
 }
@@ -79,12 +88,22 @@ export class Ctx {
   }
 
   /** Runs an admin route as this session's principal: the console can do no more than the API allows it. */
-  async call<T = Record<string, unknown>>(method: Method, path: string, input: { query?: Record<string, unknown>; body?: unknown } = {}): Promise<T> {
+  async call<T = Record<string, unknown>>(
+    method: Method,
+    path: string,
+    input: { query?: Record<string, unknown>; body?: unknown } = {},
+  ): Promise<T> {
     if (this.principal.kind === "setup" && !setupAllowed.some(([m, re]) => m === method && re.test(path))) {
       throw forbidden("a setup link only sets up its organization's directories");
     }
     const { principal, actor } = adminPrincipalOf(this.principal);
-    return (await this.deps.admin.invoke(method, path, { principal, actor, query: input.query, body: input.body, requestId: this.res.locals.requestId })) as T;
+    return (await this.deps.admin.invoke(method, path, {
+      principal,
+      actor,
+      query: input.query,
+      body: input.body,
+      requestId: this.res.locals.requestId,
+    })) as T;
   }
 
   get who(): string {
@@ -119,7 +138,20 @@ export class Ctx {
 
   render(title: string, body: Html, o: Partial<PageOptions> & { status?: number } = {}): void {
     const notice = o.notice ?? noticeOf(this.req);
-    this.res.status(o.status ?? 200).type("html").send(page({ title, body, who: this.who, csrf: this.csrf, path: this.req.originalUrl.split("?")[0], ...o, ...(notice ? { notice } : {}) }));
+    this.res
+      .status(o.status ?? 200)
+      .type("html")
+      .send(
+        page({
+          title,
+          body,
+          who: this.who,
+          csrf: this.csrf,
+          path: this.req.originalUrl.split("?")[0],
+          ...o,
+          ...(notice ? { notice } : {}),
+        }),
+      );
   }
 
   /** Post/redirect/get. The notice is a fixed message picked by code, so a crafted link cannot put words on the page. */
@@ -145,7 +177,9 @@ export const notices = {
 
 function noticeOf(req: Request): PageOptions["notice"] {
   const done = (req.query as Record<string, unknown>).done;
-  return typeof done === "string" && done in notices ? { kind: "ok", text: notices[done as keyof typeof notices] } : undefined;
+  return typeof done === "string" && done in notices
+    ? { kind: "ok", text: notices[done as keyof typeof notices] }
+    : undefined;
 }
 
 /** A console page handler, and the table the page modules register theirs on. */

@@ -48,28 +48,50 @@ export interface PageOptions {
 
 export function page(o: PageOptions): string {
   const nav = o.nav?.length
-    ? html`<nav aria-label="Console"><ul>${o.nav.map((n) => html`<li><a href="${n.href}"${o.path === n.href ? html` aria-current="page"` : ""}>${n.label}</a></li>`)}</ul></nav>`
+    ? html`<nav aria-label="Console">
+        <ul>
+          ${o.nav.map((n) => html`<li><a href="${n.href}" ${o.path === n.href ? html` aria-current="page"` : ""}>${n.label}</a></li>`)}
+        </ul>
+      </nav>`
     : "";
-  const signOut = o.who && o.csrf
-    ? html`<form method="post" action="/console/logout" class="inline"><input type="hidden" name="_csrf" value="${o.csrf}"><button type="submit" class="link">Sign out</button></form>`
-    : "";
+  const signOut =
+    o.who && o.csrf
+      ? html`<form method="post" action="/console/logout" class="inline">
+          <input type="hidden" name="_csrf" value="${o.csrf}" /><button type="submit" class="link">Sign out</button>
+        </form>`
+      : "";
   return (
     "<!doctype html>\n" +
-    html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${o.title} · scim-bridge console</title><link rel="stylesheet" href="/console/assets/console.css"><script src="/console/assets/console.js" defer></script></head>
-<body><a class="skip" href="#main">Skip to content</a>
-<header><span class="brand">scim-bridge console</span>${o.who ? html`<span class="who">${o.who}</span>` : ""}${signOut}</header>
-${nav}
-<main id="main" tabindex="-1"><h1>${o.title}</h1>
-${o.notice ? html`<p class="notice ${o.notice.kind}" role="${o.notice.kind === "error" ? "alert" : "status"}">${o.notice.text}</p>` : ""}
-${o.body}</main></body></html>`.value
+    html`<html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>${o.title} · scim-bridge console</title>
+        <link rel="stylesheet" href="/console/assets/console.css" />
+        <script src="/console/assets/console.js" defer></script>
+      </head>
+      <body>
+        <a class="skip" href="#main">Skip to content</a>
+        <header>
+          <span class="brand">scim-bridge console</span
+          >${o.who ? html`<span class="who">${o.who}</span>` : ""}${signOut}
+        </header>
+        ${nav}
+        <main id="main" tabindex="-1">
+          <h1>${o.title}</h1>
+          ${o.notice ? html`<p class="notice ${o.notice.kind}" role="${o.notice.kind === "error" ? "alert" : "status"}">${o.notice.text}</p>` : ""}
+          ${o.body}
+        </main>
+      </body>
+    </html>`.value
   );
 }
 
 /** A form that posts to `action` with the session's CSRF token. */
-export const csrfField = (csrf: string): Html => html`<input type="hidden" name="_csrf" value="${csrf}">`;
+export const csrfField = (csrf: string): Html => html`<input type="hidden" name="_csrf" value="${csrf}" />`;
 
-export const formatTime = (iso: string | null | undefined): string => (iso ? iso.replace("T", " ").replace(/\.\d+Z$/, " UTC") : "—");
+export const formatTime = (iso: string | null | undefined): string =>
+  iso ? iso.replace("T", " ").replace(/\.\d+Z$/, " UTC") : "—";
 
 /** CSV with RFC 4180 quoting; cells that a spreadsheet would run as a formula are prefixed with ' (OWASP "CSV Injection"). */
 export function toCsv(header: string[], rows: unknown[][]): string {

@@ -43,7 +43,13 @@ export class ConsoleOidc {
   private configuration(): Promise<client.Configuration> {
     const insecure = this.settings.issuer.startsWith("http:");
     this.config ??= client
-      .discovery(new URL(this.settings.issuer), this.settings.clientId, undefined, client.ClientSecretBasic(this.settings.clientSecret), insecure ? { execute: [client.allowInsecureRequests] } : undefined)
+      .discovery(
+        new URL(this.settings.issuer),
+        this.settings.clientId,
+        undefined,
+        client.ClientSecretBasic(this.settings.clientSecret),
+        insecure ? { execute: [client.allowInsecureRequests] } : undefined,
+      )
       .catch((err: unknown) => {
         this.config = undefined;
         throw err;
@@ -73,23 +79,36 @@ export class ConsoleOidc {
     return { url: url.href, verifier, state, nonce };
   }
 
-  async finish(currentUrl: URL, tx: { verifier: string; state: string; nonce: string; auth0OrgId: string }): Promise<CallbackOutcome> {
+  async finish(
+    currentUrl: URL,
+    tx: { verifier: string; state: string; nonce: string; auth0OrgId: string },
+  ): Promise<CallbackOutcome> {
     const config = await this.configuration();
     const error = currentUrl.searchParams.get("error");
     if (error) return { ok: false, reason: currentUrl.searchParams.get("error_description") ?? error };
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
     try {
-      tokens = await client.authorizationCodeGrant(config, currentUrl, { pkceCodeVerifier: tx.verifier, expectedState: tx.state, expectedNonce: tx.nonce, idTokenExpected: true });
+      tokens = await client.authorizationCodeGrant(config, currentUrl, {
+        pkceCodeVerifier: tx.verifier,
+        expectedState: tx.state,
+        expectedNonce: tx.nonce,
+        idTokenExpected: true,
+      });
     } catch (err) {
-      return { ok: false, reason: `the sign-in could not be completed (${err instanceof Error ? err.message : String(err)})` };
+      return {
+        ok: false,
+        reason: `the sign-in could not be completed (${err instanceof Error ? err.message : String(err)})`,
+      };
     }
     const claims = tokens.claims();
     if (!claims || !tokens.id_token) return { ok: false, reason: "no ID token was returned" };
     // Auth0: validate org_id "in the same way that other claims like exp and nonce are validated".
-    if (claims.org_id !== tx.auth0OrgId) return { ok: false, reason: "the ID token is for another organization than the one requested" };
+    if (claims.org_id !== tx.auth0OrgId)
+      return { ok: false, reason: "the ID token is for another organization than the one requested" };
     const rolesClaim = claims[`${this.settings.roleClaimNamespace}/roles`];
     const roles = Array.isArray(rolesClaim) ? rolesClaim.filter((r): r is string => typeof r === "string") : [];
-    const name = typeof claims.email === "string" ? claims.email : typeof claims.name === "string" ? claims.name : claims.sub;
+    const name =
+      typeof claims.email === "string" ? claims.email : typeof claims.name === "string" ? claims.name : claims.sub;
     return { ok: true, sub: claims.sub, name, orgId: claims.org_id as string, roles, idToken: tokens.id_token };
   }
 

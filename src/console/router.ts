@@ -1,5 +1,11 @@
 import { randomBytes } from "node:crypto";
-import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response, type Router } from "express";
+import express, {
+  type ErrorRequestHandler,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type Router,
+} from "express";
 import { bootstrapTokenId, getAdminToken, hashAdminToken, verifyAdminToken } from "../directory/admin-tokens.js";
 import { getOrganization } from "../directory/organizations.js";
 import { redeemSetupLink, setupLinkUsable } from "../directory/setup-links.js";
@@ -41,7 +47,14 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   const now = deps.now ?? Date.now;
   const secure = publicUrl.startsWith("https:");
   if (deps.sessionSecret.length < 32) throw new Error("consoleRouter: sessionSecret must be at least 32 characters");
-  const sessions = new SessionStore({ db: deps.db, secret: deps.sessionSecret, secure, idleMs: (deps.idleMinutes ?? 480) * 60_000, absoluteMs: (deps.absoluteHours ?? 12) * 3_600_000, now });
+  const sessions = new SessionStore({
+    db: deps.db,
+    secret: deps.sessionSecret,
+    secure,
+    idleMs: (deps.idleMinutes ?? 480) * 60_000,
+    absoluteMs: (deps.absoluteHours ?? 12) * 3_600_000,
+    now,
+  });
   const oidc = deps.oidc ? new ConsoleOidc(deps.oidc, `${publicUrl}/console/callback`) : undefined;
   const bootstrapHash = deps.bootstrapOperatorToken ? hashAdminToken(deps.bootstrapOperatorToken) : undefined;
 
@@ -67,8 +80,14 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     if (secure) res.setHeader("Strict-Transport-Security", "max-age=31536000");
     next();
   });
-  router.get("/assets/console.css", (_req, res) => void res.setHeader("Cache-Control", "public, max-age=3600").type("css").send(consoleCss));
-  router.get("/assets/console.js", (_req, res) => void res.setHeader("Cache-Control", "public, max-age=3600").type("js").send(consoleJs));
+  router.get(
+    "/assets/console.css",
+    (_req, res) => void res.setHeader("Cache-Control", "public, max-age=3600").type("css").send(consoleCss),
+  );
+  router.get(
+    "/assets/console.js",
+    (_req, res) => void res.setHeader("Cache-Control", "public, max-age=3600").type("js").send(consoleJs),
+  );
   router.use(express.urlencoded({ extended: false, limit: "512kb", parameterLimit: 50 }));
 
   // Session, then CSRF on every state-changing request (synchroniser token, plus Origin when sent).
@@ -80,7 +99,16 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       const origin = req.get("origin");
       const body = (req.body ?? {}) as Record<string, unknown>;
       if ((origin && origin !== "null" && origin !== publicOrigin) || !csrfMatches(session, body._csrf)) {
-        return void publicPage(res, 403, "This form has expired", html`<p>The form was not sent from a current console page (missing or stale CSRF token, or another site). Nothing was changed.</p><p><a href="/console">Back to the console</a></p>`);
+        return void publicPage(
+          res,
+          403,
+          "This form has expired",
+          html`<p>
+              The form was not sent from a current console page (missing or stale CSRF token, or another site). Nothing
+              was changed.
+            </p>
+            <p><a href="/console">Back to the console</a></p>`,
+        );
       }
     }
     next();
@@ -95,15 +123,47 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       res,
       200,
       "Sign in",
-      html`${oidc
-        ? html`<section aria-labelledby="customer"><h2 id="customer">Customer administrators</h2>
-<p>Sign in with your company's identity provider, through your organization.</p>
-<form method="get" action="/console/login"><label for="org">Organization</label><input id="org" name="org" required pattern="[a-z0-9_-]{1,50}" autocomplete="organization" aria-describedby="org-hint">
-<p id="org-hint" class="muted">Your organization's short name, e.g. <code>acme</code>.</p><button type="submit">Continue to sign-in</button></form></section>
-${deps.oidc?.operatorOrganization ? html`<section aria-labelledby="ops"><h2 id="ops">Operators</h2><p><a class="button" href="/console/login?operator=1">Sign in as an operator</a></p></section>` : ""}`
-        : html`<p class="muted">Auth0 sign-in is not configured (CONSOLE_CLIENT_ID); use an admin token.</p>`}
-<section aria-labelledby="token"><h2 id="token">Admin token</h2>
-<form method="post" action="/console/login/token">${csrfField(s.csrf)}<label for="admin-token">Admin API token</label><input id="admin-token" name="token" type="password" required autocomplete="off"><br><button type="submit" class="secondary">Sign in with the token</button></form></section>`,
+      html`${
+          oidc
+            ? html`<section aria-labelledby="customer">
+                  <h2 id="customer">Customer administrators</h2>
+                  <p>Sign in with your company's identity provider, through your organization.</p>
+                  <form method="get" action="/console/login">
+                    <label for="org">Organization</label
+                    ><input
+                      id="org"
+                      name="org"
+                      required
+                      pattern="[a-z0-9_-]{1,50}"
+                      autocomplete="organization"
+                      aria-describedby="org-hint"
+                    />
+                    <p id="org-hint" class="muted">Your organization's short name, e.g. <code>acme</code>.</p>
+                    <button type="submit">Continue to sign-in</button>
+                  </form>
+                </section>
+                ${
+                  deps.oidc?.operatorOrganization
+                    ? html`<section aria-labelledby="ops">
+                        <h2 id="ops">Operators</h2>
+                        <p><a class="button" href="/console/login?operator=1">Sign in as an operator</a></p>
+                      </section>`
+                    : ""
+                }`
+            : html`<p class="muted">Auth0 sign-in is not configured (CONSOLE_CLIENT_ID); use an admin token.</p>`
+        }
+        <section aria-labelledby="token">
+          <h2 id="token">Admin token</h2>
+          <form method="post" action="/console/login/token">
+            ${csrfField(s.csrf)}<label for="admin-token">Admin API token</label
+            ><input id="admin-token" name="token" type="password" required autocomplete="off" /><br /><button
+              type="submit"
+              class="secondary"
+            >
+              Sign in with the token
+            </button>
+          </form>
+        </section>`,
     );
   });
 
@@ -121,7 +181,13 @@ ${deps.oidc?.operatorOrganization ? html`<section aria-labelledby="ops"><h2 id="
       target = org?.id ?? "";
     }
     if (!auth0OrgId) {
-      return publicPage(res, 404, "Unknown organization", html`<p>No organization by that name can sign in here yet. Check the name with your vendor.</p><p><a href="/console">Back</a></p>`);
+      return publicPage(
+        res,
+        404,
+        "Unknown organization",
+        html`<p>No organization by that name can sign in here yet. Check the name with your vendor.</p>
+          <p><a href="/console">Back</a></p>`,
+      );
     }
     const start = await oidc.start(auth0OrgId);
     const tx = { verifier: start.verifier, state: start.state, nonce: start.nonce, auth0OrgId, target, at: now() };
@@ -135,41 +201,98 @@ ${deps.oidc?.operatorOrganization ? html`<section aria-labelledby="ops"><h2 id="
     const session = res.locals.consoleSession;
     const tx = session?.principal.kind === "anonymous" ? session.principal.tx : undefined;
     if (!oidc || !session || !tx || now() - tx.at > loginTransactionMs) {
-      return publicPage(res, 400, "Sign-in expired", html`<p>This sign-in was not started here or took too long. <a href="/console">Start again</a>.</p>`);
+      return publicPage(
+        res,
+        400,
+        "Sign-in expired",
+        html`<p>This sign-in was not started here or took too long. <a href="/console">Start again</a>.</p>`,
+      );
     }
     sessions.update(session, { kind: "anonymous" }); // one use of the transaction
     const outcome = await oidc.finish(new URL(req.originalUrl, publicUrl), tx);
     const refuse = (why: string) =>
-      publicPage(res, 403, "Access refused", html`<p>${why}</p><p>If you should have access, ask your organization's administrator to give you the <code>${deps.oidc!.adminRole}</code> role in your organization.</p><p><a href="/console">Back to sign-in</a></p>`);
+      publicPage(
+        res,
+        403,
+        "Access refused",
+        html`<p>${why}</p>
+          <p>
+            If you should have access, ask your organization's administrator to give you the
+            <code>${deps.oidc!.adminRole}</code> role in your organization.
+          </p>
+          <p><a href="/console">Back to sign-in</a></p>`,
+      );
     if (!outcome.ok) return refuse(`The sign-in was refused: ${outcome.reason}.`);
-    if (!outcome.roles.includes(deps.oidc!.adminRole)) return refuse(`You are signed in as ${outcome.name}, but you are not an administrator here.`);
+    if (!outcome.roles.includes(deps.oidc!.adminRole))
+      return refuse(`You are signed in as ${outcome.name}, but you are not an administrator here.`);
     let principal: SignedIn;
     if (tx.target === "operator") {
       principal = { kind: "operator", sub: outcome.sub, name: outcome.name, via: "oidc", idToken: outcome.idToken };
     } else {
       const org = getOrganization(deps.db, tx.target);
       if (!org || org.auth0OrgId !== outcome.orgId) return refuse("The organization changed during sign-in.");
-      principal = { kind: "org_admin", organizationId: org.id, orgSlug: org.slug, sub: outcome.sub, name: outcome.name, via: "oidc", idToken: outcome.idToken };
+      principal = {
+        kind: "org_admin",
+        organizationId: org.id,
+        orgSlug: org.slug,
+        sub: outcome.sub,
+        name: outcome.name,
+        via: "oidc",
+        idToken: outcome.idToken,
+      };
     }
-    deps.log.info({ sub: outcome.sub, kind: principal.kind, organizationId: principal.kind === "org_admin" ? principal.organizationId : null }, "console sign-in");
+    deps.log.info(
+      {
+        sub: outcome.sub,
+        kind: principal.kind,
+        organizationId: principal.kind === "org_admin" ? principal.organizationId : null,
+      },
+      "console sign-in",
+    );
     sessions.start(res, principal, session);
     res.redirect(303, homeOf(principal));
   });
 
-  router.post("/login/token", (req, res, next) => perAddress(req, res, next), (req, res) => {
-    const token = String((req.body as Record<string, unknown>).token ?? "");
-    const check = verifyAdminToken(deps.db, token, { bootstrapHash, now: now() });
-    if (!check.ok) return publicPage(res, 401, "Sign-in refused", html`<p>That admin token is ${check.reason === "unknown" ? "not valid" : check.reason}.</p><p><a href="/console">Back</a></p>`);
-    const p = check.principal;
-    let principal: SignedIn;
-    if (p.scope === "operator") principal = { kind: "operator", sub: p.tokenId, name: p.tokenId === bootstrapTokenId ? "bootstrap token" : `token ${p.tokenId.slice(0, 8)}`, via: "token", tokenId: p.tokenId };
-    else {
-      const org = getOrganization(deps.db, p.organizationId!)!;
-      principal = { kind: "org_admin", organizationId: org.id, orgSlug: org.slug, sub: p.tokenId, name: `token ${p.tokenId.slice(0, 8)}`, via: "token", tokenId: p.tokenId };
-    }
-    sessions.start(res, principal, res.locals.consoleSession);
-    res.redirect(303, homeOf(principal));
-  });
+  router.post(
+    "/login/token",
+    (req, res, next) => perAddress(req, res, next),
+    (req, res) => {
+      const token = String((req.body as Record<string, unknown>).token ?? "");
+      const check = verifyAdminToken(deps.db, token, { bootstrapHash, now: now() });
+      if (!check.ok)
+        return publicPage(
+          res,
+          401,
+          "Sign-in refused",
+          html`<p>That admin token is ${check.reason === "unknown" ? "not valid" : check.reason}.</p>
+            <p><a href="/console">Back</a></p>`,
+        );
+      const p = check.principal;
+      let principal: SignedIn;
+      if (p.scope === "operator")
+        principal = {
+          kind: "operator",
+          sub: p.tokenId,
+          name: p.tokenId === bootstrapTokenId ? "bootstrap token" : `token ${p.tokenId.slice(0, 8)}`,
+          via: "token",
+          tokenId: p.tokenId,
+        };
+      else {
+        const org = getOrganization(deps.db, p.organizationId!)!;
+        principal = {
+          kind: "org_admin",
+          organizationId: org.id,
+          orgSlug: org.slug,
+          sub: p.tokenId,
+          name: `token ${p.tokenId.slice(0, 8)}`,
+          via: "token",
+          tokenId: p.tokenId,
+        };
+      }
+      sessions.start(res, principal, res.locals.consoleSession);
+      res.redirect(303, homeOf(principal));
+    },
+  );
 
   router.post("/logout", async (_req, res) => {
     const session = res.locals.consoleSession;
@@ -186,15 +309,32 @@ ${deps.oidc?.operatorOrganization ? html`<section aria-labelledby="ops"><h2 id="
   const perAddress = tokenRateLimit({ ratePerSecond: 20 / 900, burst: 20, keyOf: (req) => req.ip ?? "unknown", now });
   router.get("/setup/:token", perAddress, (req, res) => {
     const result = deps.db.transaction((tx) =>
-      redeemSetupLink(tx, String(req.params.token ?? ""), { ip: req.ip, userAgent: req.get("user-agent"), requestId: res.locals.requestId }, now()),
+      redeemSetupLink(
+        tx,
+        String(req.params.token ?? ""),
+        { ip: req.ip, userAgent: req.get("user-agent"), requestId: res.locals.requestId },
+        now(),
+      ),
     );
     if (!result.ok) {
-      const why = result.reason === "unknown" ? "is not valid" : `has ${result.reason === "expired" ? "expired" : "been revoked"}`;
-      return publicPage(res, result.reason === "unknown" ? 404 : 410, "This setup link does not work", html`<p>This setup link ${why}. Ask your vendor for a new link.</p>`);
+      const why =
+        result.reason === "unknown"
+          ? "is not valid"
+          : `has ${result.reason === "expired" ? "expired" : "been revoked"}`;
+      return publicPage(
+        res,
+        result.reason === "unknown" ? 404 : 410,
+        "This setup link does not work",
+        html`<p>This setup link ${why}. Ask your vendor for a new link.</p>`,
+      );
     }
     const org = getOrganization(deps.db, result.link.organizationId)!;
     // The link is checked again on every request, so its expiry or revocation ends this session with a clear page.
-    sessions.start(res, { kind: "setup", organizationId: org.id, orgSlug: org.slug, linkId: result.link.id }, res.locals.consoleSession);
+    sessions.start(
+      res,
+      { kind: "setup", organizationId: org.id, orgSlug: org.slug, linkId: result.link.id },
+      res.locals.consoleSession,
+    );
     res.redirect(303, "/console/setup");
   });
 
@@ -202,8 +342,14 @@ ${deps.oidc?.operatorOrganization ? html`<section aria-labelledby="ops"><h2 id="
   router.use(((req, res, next) => {
     const session = res.locals.consoleSession;
     if (!session || session.principal.kind === "anonymous") {
-      if (req.method === "GET" && !req.get("accept")?.includes("application/json")) return void res.redirect(303, "/console");
-      return void publicPage(res, 401, "Signed out", html`<p>Your session has ended. <a href="/console">Sign in again</a>.</p>`);
+      if (req.method === "GET" && !req.get("accept")?.includes("application/json"))
+        return void res.redirect(303, "/console");
+      return void publicPage(
+        res,
+        401,
+        "Signed out",
+        html`<p>Your session has ended. <a href="/console">Sign in again</a>.</p>`,
+      );
     }
     const p = session.principal;
     const t = now();
@@ -219,7 +365,14 @@ ${deps.oidc?.operatorOrganization ? html`<section aria-labelledby="ops"><h2 id="
     if (!valid) {
       // The session is kept (it can do nothing), so that every tab of it, and the page's background
       // status check, keeps explaining why instead of falling back to a sign-in page.
-      return void publicPage(res, 401, "Access ended", html`<p>The ${p.kind === "setup" ? "setup link" : "admin token"} behind this session has expired or was revoked.</p>`);
+      return void publicPage(
+        res,
+        401,
+        "Access ended",
+        html`<p>
+          The ${p.kind === "setup" ? "setup link" : "admin token"} behind this session has expired or was revoked.
+        </p>`,
+      );
     }
     next();
   }) as RequestHandler);
@@ -236,17 +389,41 @@ ${deps.oidc?.operatorOrganization ? html`<section aria-labelledby="ops"><h2 id="
   customerPages(routes);
   operatorPages(routes);
 
-  router.use((_req, res) => publicPage(res, 404, "Not found", html`<p>There is no such page. <a href="/console">Console home</a></p>`));
+  router.use((_req, res) =>
+    publicPage(res, 404, "Not found", html`<p>There is no such page. <a href="/console">Console home</a></p>`),
+  );
   router.use(((err, _req, res, next) => {
     if (res.headersSent) return next(err);
     const known = toBridgeError(err);
     if (!known) {
       deps.log.error({ err, requestId: res.locals.requestId }, "console: unexpected error");
-      return publicPage(res, 500, "Something went wrong", html`<p>The console could not complete this request. Request id: <code>${res.locals.requestId}</code>.</p>`);
+      return publicPage(
+        res,
+        500,
+        "Something went wrong",
+        html`<p>The console could not complete this request. Request id: <code>${res.locals.requestId}</code>.</p>`,
+      );
     }
-    const title = known.kind === "notFound" ? "Not found" : known.kind === "forbidden" ? "Not allowed" : known.status >= 500 ? "Try again shortly" : "That did not work";
+    const title =
+      known.kind === "notFound"
+        ? "Not found"
+        : known.kind === "forbidden"
+          ? "Not allowed"
+          : known.status >= 500
+            ? "Try again shortly"
+            : "That did not work";
     const session = res.locals.consoleSession;
-    publicPage(res, known.status, title, html`<p>${isBridgeError(known) ? known.message : ""}</p><p><a href="${session && session.principal.kind !== "anonymous" ? homeOf(session.principal) : "/console"}">Back to the console</a></p>`);
+    publicPage(
+      res,
+      known.status,
+      title,
+      html`<p>${isBridgeError(known) ? known.message : ""}</p>
+        <p>
+          <a href="${session && session.principal.kind !== "anonymous" ? homeOf(session.principal) : "/console"}"
+            >Back to the console</a
+          >
+        </p>`,
+    );
   }) as ErrorRequestHandler);
   return router;
 }

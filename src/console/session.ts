@@ -13,10 +13,29 @@ import type { Db } from "../directory/database.js";
  */
 export type ConsolePrincipal =
   | { kind: "operator"; sub: string; name: string; via: "oidc" | "token"; tokenId?: string; idToken?: string }
-  | { kind: "org_admin"; organizationId: string; orgSlug: string; sub: string; name: string; via: "oidc" | "token"; tokenId?: string; idToken?: string }
+  | {
+      kind: "org_admin";
+      organizationId: string;
+      orgSlug: string;
+      sub: string;
+      name: string;
+      via: "oidc" | "token";
+      tokenId?: string;
+      idToken?: string;
+    }
   | { kind: "setup"; organizationId: string; orgSlug: string; linkId: string }
   /** Before sign-in: the OIDC transaction (PKCE verifier, state, nonce, requested organization). */
-  | { kind: "anonymous"; tx?: { verifier: string; state: string; nonce: string; auth0OrgId: string; target: "operator" | string; at: number } };
+  | {
+      kind: "anonymous";
+      tx?: {
+        verifier: string;
+        state: string;
+        nonce: string;
+        auth0OrgId: string;
+        target: "operator" | string;
+        at: number;
+      };
+    };
 
 export interface ConsoleSession {
   idHash: string;
@@ -69,8 +88,15 @@ export class SessionStore {
       return undefined;
     }
     // Last-seen is written at most once a minute: the idle timeout needs no finer grain, and a durable write per page view costs an fsync.
-    if (now - row.lastSeenAt >= 60_000) this.o.db.update(consoleSessions).set({ lastSeenAt: now }).where(eq(consoleSessions.idHash, idHash)).run();
-    return { idHash, principal: JSON.parse(row.principal) as ConsolePrincipal, csrf: row.csrfToken, createdAt: row.createdAt, expiresAt: row.expiresAt };
+    if (now - row.lastSeenAt >= 60_000)
+      this.o.db.update(consoleSessions).set({ lastSeenAt: now }).where(eq(consoleSessions.idHash, idHash)).run();
+    return {
+      idHash,
+      principal: JSON.parse(row.principal) as ConsolePrincipal,
+      csrf: row.csrfToken,
+      createdAt: row.createdAt,
+      expiresAt: row.expiresAt,
+    };
   }
 
   /** A new session (new id, new CSRF token); the old one, if any, is destroyed. */
@@ -83,19 +109,39 @@ export class SessionStore {
     const csrf = randomBytes(32).toString("base64url");
     const expiresAt = now + Math.min(this.o.absoluteMs, maxMs ?? Infinity);
     const idHash = this.hash(id);
-    this.o.db.insert(consoleSessions).values({ idHash, principal: JSON.stringify(principal), csrfToken: csrf, createdAt: now, lastSeenAt: now, expiresAt }).run();
-    res.append("Set-Cookie", `${this.cookieName}=${id}; Path=/; HttpOnly; SameSite=Lax${this.o.secure ? "; Secure" : ""}; Max-Age=${Math.ceil((expiresAt - now) / 1000)}`);
+    this.o.db
+      .insert(consoleSessions)
+      .values({
+        idHash,
+        principal: JSON.stringify(principal),
+        csrfToken: csrf,
+        createdAt: now,
+        lastSeenAt: now,
+        expiresAt,
+      })
+      .run();
+    res.append(
+      "Set-Cookie",
+      `${this.cookieName}=${id}; Path=/; HttpOnly; SameSite=Lax${this.o.secure ? "; Secure" : ""}; Max-Age=${Math.ceil((expiresAt - now) / 1000)}`,
+    );
     return { idHash, principal, csrf, createdAt: now, expiresAt };
   }
 
   update(session: ConsoleSession, principal: ConsolePrincipal): void {
     session.principal = principal;
-    this.o.db.update(consoleSessions).set({ principal: JSON.stringify(principal) }).where(eq(consoleSessions.idHash, session.idHash)).run();
+    this.o.db
+      .update(consoleSessions)
+      .set({ principal: JSON.stringify(principal) })
+      .where(eq(consoleSessions.idHash, session.idHash))
+      .run();
   }
 
   destroy(res: Response, session: ConsoleSession | undefined): void {
     if (session) this.destroyHash(session.idHash);
-    res.append("Set-Cookie", `${this.cookieName}=; Path=/; HttpOnly; SameSite=Lax${this.o.secure ? "; Secure" : ""}; Max-Age=0`);
+    res.append(
+      "Set-Cookie",
+      `${this.cookieName}=; Path=/; HttpOnly; SameSite=Lax${this.o.secure ? "; Secure" : ""}; Max-Age=0`,
+    );
   }
 
   private destroyHash(idHash: string): void {

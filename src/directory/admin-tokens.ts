@@ -56,8 +56,10 @@ export function issueAdminToken(tx: DbOrTx, input: NewAdminToken, change: Change
   const { actor, requestId, at: now } = change;
   const name = input.name.trim();
   if (name.length === 0 || name.length > 100) throw invalidValue("name must be 1 to 100 characters");
-  if (input.scope === "org_admin" && !input.organizationId) throw invalidValue("an org_admin token needs an organization");
-  if (input.scope === "operator" && input.organizationId) throw invalidValue("an operator token reaches every organization; do not name one");
+  if (input.scope === "org_admin" && !input.organizationId)
+    throw invalidValue("an org_admin token needs an organization");
+  if (input.scope === "operator" && input.organizationId)
+    throw invalidValue("an operator token reaches every organization; do not name one");
   const days = input.expiresInDays ?? defaultAdminTokenDays;
   if (!Number.isInteger(days) || days < 1 || days > maxAdminTokenDays) {
     throw invalidValue(`expiresInDays must be a whole number from 1 to ${maxAdminTokenDays}`);
@@ -138,8 +140,7 @@ export interface AdminPrincipal {
 }
 
 export type AdminTokenCheck =
-  | { ok: true; principal: AdminPrincipal }
-  | { ok: false; reason: "unknown" | "expired" | "revoked" };
+  { ok: true; principal: AdminPrincipal } | { ok: false; reason: "unknown" | "expired" | "revoked" };
 
 /** The bootstrap operator token (BRIDGE_ADMIN_TOKEN) speaks as this token id in audit entries. */
 export const bootstrapTokenId = "bootstrap";
@@ -148,7 +149,11 @@ export const bootstrapTokenId = "bootstrap";
  * Resolves a presented token. The lookup is by hash, so the index comparison reveals nothing about
  * the secret; the bootstrap token's hash (never the token) is compared in constant time.
  */
-export function verifyAdminToken(db: DbOrTx, raw: string, options: { bootstrapHash?: string; now?: number } = {}): AdminTokenCheck {
+export function verifyAdminToken(
+  db: DbOrTx,
+  raw: string,
+  options: { bootstrapHash?: string; now?: number } = {},
+): AdminTokenCheck {
   if (raw.length === 0 || raw.length > 512) return { ok: false, reason: "unknown" };
   const presented = hashAdminToken(raw);
   const presentedBytes = Buffer.from(presented, "hex");
@@ -156,10 +161,14 @@ export function verifyAdminToken(db: DbOrTx, raw: string, options: { bootstrapHa
     return { ok: true, principal: { tokenId: bootstrapTokenId, scope: "operator", organizationId: null } };
   }
   const row = db.select().from(adminTokens).where(eq(adminTokens.tokenHash, presented)).get();
-  if (!row || !timingSafeEqual(Buffer.from(row.tokenHash, "hex"), presentedBytes)) return { ok: false, reason: "unknown" };
+  if (!row || !timingSafeEqual(Buffer.from(row.tokenHash, "hex"), presentedBytes))
+    return { ok: false, reason: "unknown" };
   if (row.revokedAt !== null) return { ok: false, reason: "revoked" };
   if (row.expiresAt !== null && row.expiresAt <= (options.now ?? Date.now())) return { ok: false, reason: "expired" };
-  return { ok: true, principal: { tokenId: row.id, scope: row.scope as AdminScope, organizationId: row.organizationId } };
+  return {
+    ok: true,
+    principal: { tokenId: row.id, scope: row.scope as AdminScope, organizationId: row.organizationId },
+  };
 }
 
 export function touchAdminToken(db: DbOrTx, tokenId: string, now = Date.now()): void {

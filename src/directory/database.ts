@@ -23,7 +23,9 @@ export interface OpenDatabase {
 /** Parses DATABASE_URL: `sqlite:<path>` or `sqlite::memory:`. */
 export function sqlitePathFromUrl(url: string): string {
   if (!url.startsWith("sqlite:")) {
-    throw new Error(`DATABASE_URL must start with "sqlite:" (PostgreSQL is not supported yet); got "${url.split(":")[0]}:"`);
+    throw new Error(
+      `DATABASE_URL must start with "sqlite:" (PostgreSQL is not supported yet); got "${url.split(":")[0]}:"`,
+    );
   }
   const path = url.slice("sqlite:".length);
   if (path === "") throw new Error('DATABASE_URL "sqlite:" needs a path, e.g. sqlite:./data/bridge.db');
@@ -150,7 +152,11 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenDataba
  * checkpoint is reported through `onError` (the WAL keeps growing until one succeeds). `stop()` ends
  * the thread after a last checkpoint.
  */
-export function startBackgroundCheckpoints(url: string, onError: (message: string) => void, intervalMs = 200): { stop(): Promise<void> } {
+export function startBackgroundCheckpoints(
+  url: string,
+  onError: (message: string) => void,
+  intervalMs = 200,
+): { stop(): Promise<void> } {
   const path = sqlitePathFromUrl(url);
   if (path === ":memory:") return { stop: async () => undefined };
   // The thread's code is plain CommonJS evaluated as a string, so the same file works from src/ under

@@ -53,7 +53,11 @@ export function listDirectories(db: DbOrTx, organizationId: string): DirectoryRo
 }
 
 /** Keeps the live counts behind O(1) totalResults in step with each create and delete. */
-export function adjustDirectoryCounts(tx: DbOrTx, directoryId: string, delta: { users?: number; groups?: number }): void {
+export function adjustDirectoryCounts(
+  tx: DbOrTx,
+  directoryId: string,
+  delta: { users?: number; groups?: number },
+): void {
   tx.update(directories)
     .set({
       userCount: sql`${directories.userCount} + ${delta.users ?? 0}`,

@@ -24,7 +24,11 @@ const ascii = /^[\x00-\x7f]*$/;
 export const sqlFoldFunction = "scim_fold";
 
 interface FunctionHost {
-  function(name: string, options: { deterministic: boolean; varargs?: boolean }, fn: (value: unknown) => unknown): unknown;
+  function(
+    name: string,
+    options: { deterministic: boolean; varargs?: boolean },
+    fn: (value: unknown) => unknown,
+  ): unknown;
 }
 
 const registered = new WeakSet<object>();
@@ -32,6 +36,8 @@ const registered = new WeakSet<object>();
 /** Registers scim_fold(text) on a better-sqlite3 connection (once per connection); NULL and non-text pass through. */
 export function registerFold(connection: FunctionHost): void {
   if (registered.has(connection)) return;
-  connection.function(sqlFoldFunction, { deterministic: true }, (value) => (typeof value === "string" ? foldCase(value) : value));
+  connection.function(sqlFoldFunction, { deterministic: true }, (value) =>
+    typeof value === "string" ? foldCase(value) : value,
+  );
   registered.add(connection);
 }

@@ -13,5 +13,8 @@ export function bumpDirectoryGeneration(tx: DbOrTx, directoryId: string): void {
 
 /** The directory's generation; read it in the same snapshot as the rows a cache entry describes. */
 export function directoryGeneration(db: DbOrTx, directoryId: string): number {
-  return (prepared(db, "SELECT generation AS g FROM directories WHERE id = ?").get(directoryId) as { g: number } | undefined)?.g ?? 0;
+  return (
+    (prepared(db, "SELECT generation AS g FROM directories WHERE id = ?").get(directoryId) as { g: number } | undefined)
+      ?.g ?? 0
+  );
 }

@@ -42,9 +42,14 @@ export type MemberOperation =
 
 const auditIdLimit = 1000;
 
-function columns(resource: GroupResource): { displayName: string; displayNameLower: string; externalId: string | null } {
+function columns(resource: GroupResource): {
+  displayName: string;
+  displayNameLower: string;
+  externalId: string | null;
+} {
   const displayName = resource.displayName;
-  if (typeof displayName !== "string" || displayName.trim() === "") throw invalidValue("displayName is required and must not be empty");
+  if (typeof displayName !== "string" || displayName.trim() === "")
+    throw invalidValue("displayName is required and must not be empty");
   return {
     displayName,
     displayNameLower: foldCase(displayName),
@@ -70,14 +75,24 @@ function assertDisplayNameFree(tx: DbOrTx, directoryId: string, displayNameLower
   const holder = tx
     .select({ id: groups.id })
     .from(groups)
-    .where(and(eq(groups.directoryId, directoryId), eq(groups.displayNameLower, displayNameLower), isNull(groups.deletedAt)))
+    .where(
+      and(eq(groups.directoryId, directoryId), eq(groups.displayNameLower, displayNameLower), isNull(groups.deletedAt)),
+    )
     .get();
   if (holder && holder.id !== self) throw uniqueness("a group with this displayName already exists in this directory");
 }
 
 /** Runs membership edits; returns the net change (an id added then removed in one request is no change). */
-function applyMemberOperations(tx: DbOrTx, ctx: WriteContext, groupId: string, operations: readonly MemberOperation[], now: number) {
-  const wanted = operations.flatMap((op) => (op.kind === "add" || op.kind === "replace" ? op.members.map((m) => m.value) : []));
+function applyMemberOperations(
+  tx: DbOrTx,
+  ctx: WriteContext,
+  groupId: string,
+  operations: readonly MemberOperation[],
+  now: number,
+) {
+  const wanted = operations.flatMap((op) =>
+    op.kind === "add" || op.kind === "replace" ? op.members.map((m) => m.value) : [],
+  );
   const missing = missingUsers(tx, ctx.directoryId, wanted);
   if (missing.length > 0) {
     throw invalidValue(
@@ -105,7 +120,11 @@ function applyMemberOperations(tx: DbOrTx, ctx: WriteContext, groupId: string, o
       case "replace": {
         // A full push (Okta PUT, PATCH replace members): O(group size) by nature, but only changes are written.
         const next = new Set(op.members.map((m) => m.value));
-        deleteMembers(tx, groupId, memberIds(tx, groupId).filter((id) => !next.has(id))).forEach(onRemoved);
+        deleteMembers(
+          tx,
+          groupId,
+          memberIds(tx, groupId).filter((id) => !next.has(id)),
+        ).forEach(onRemoved);
         insertMembers(tx, ctx.directoryId, groupId, op.members, now).forEach(onAdded);
         break;
       }
@@ -127,11 +146,22 @@ export function createGroup(tx: DbOrTx, ctx: WriteContext, resource: GroupResour
   assertDisplayNameFree(tx, ctx.directoryId, cols.displayNameLower);
   const row = tx
     .insert(groups)
-    .values({ id: newResourceId(), directoryId: ctx.directoryId, ...cols, resource: JSON.stringify(resource), version: 1, createdAt: now, modifiedAt: now })
+    .values({
+      id: newResourceId(),
+      directoryId: ctx.directoryId,
+      ...cols,
+      resource: JSON.stringify(resource),
+      version: 1,
+      createdAt: now,
+      modifiedAt: now,
+    })
     .returning()
     .get();
   const change = applyMemberOperations(tx, ctx, row.id, members.length > 0 ? [{ kind: "add", members }] : [], now);
-  const created = change.added.length > 0 ? tx.update(groups).set({ memberCount: change.added.length }).where(eq(groups.id, row.id)).returning().get() : row;
+  const created =
+    change.added.length > 0
+      ? tx.update(groups).set({ memberCount: change.added.length }).where(eq(groups.id, row.id)).returning().get()
+      : row;
   adjustDirectoryCounts(tx, ctx.directoryId, { groups: 1 });
   bumpDirectoryGeneration(tx, ctx.directoryId);
   recordAudit(tx, {
@@ -161,7 +191,8 @@ export function updateGroup(
   const now = ctx.now ?? Date.now();
   const text = resource === undefined ? existing.resource : JSON.stringify(resource);
   const cols = resource === undefined ? undefined : columns(resource);
-  if (cols && cols.displayNameLower !== existing.displayNameLower) assertDisplayNameFree(tx, ctx.directoryId, cols.displayNameLower, existing.id);
+  if (cols && cols.displayNameLower !== existing.displayNameLower)
+    assertDisplayNameFree(tx, ctx.directoryId, cols.displayNameLower, existing.id);
   const change = applyMemberOperations(tx, ctx, existing.id, operations, now);
   const documentChanged = text !== existing.resource;
   if (!documentChanged && change.added.length === 0 && change.removed.length === 0) return existing;
@@ -171,16 +202,21 @@ export function updateGroup(
     documentChanged && cols
       ? tx
           .update(groups)
-          .set({ ...cols, resource: text, memberCount: sql`${groups.memberCount} + ${delta}`, version: existing.version + 1, modifiedAt: now })
+          .set({
+            ...cols,
+            resource: text,
+            memberCount: sql`${groups.memberCount} + ${delta}`,
+            version: existing.version + 1,
+            modifiedAt: now,
+          })
           .where(eq(groups.id, existing.id))
           .returning()
           .get()
       : // Membership only (the hot path of group pushes): a cached statement.
-        (prepared(tx, `UPDATE groups SET member_count = member_count + ?, version = version + 1, modified_at = ? WHERE id = ? RETURNING ${groupColumns}`).get(
-          delta,
-          now,
-          existing.id,
-        ) as GroupRow);
+        (prepared(
+          tx,
+          `UPDATE groups SET member_count = member_count + ?, version = version + 1, modified_at = ? WHERE id = ? RETURNING ${groupColumns}`,
+        ).get(delta, now, existing.id) as GroupRow);
   const before = JSON.parse(existing.resource) as GroupResource;
   recordAudit(tx, {
     actor: ctx.actor,
@@ -200,7 +236,14 @@ export function updateGroup(
     at: now,
   });
   if (row.displayName !== existing.displayName || row.externalId !== existing.externalId) {
-    enqueueJob(tx, { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "group", subjectId: row.id, lane: Lane.provision, now });
+    enqueueJob(tx, {
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      kind: "group",
+      subjectId: row.id,
+      lane: Lane.provision,
+      now,
+    });
   }
   enqueueMemberJobs(tx, ctx, [...change.added, ...change.removed], now);
   return row;
@@ -230,13 +273,31 @@ export function deleteGroup(tx: DbOrTx, ctx: WriteContext, existing: GroupRow): 
     requestId: ctx.requestId,
     at: now,
   });
-  enqueueJob(tx, { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "group", subjectId: existing.id, lane: Lane.provision, now });
+  enqueueJob(tx, {
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    kind: "group",
+    subjectId: existing.id,
+    lane: Lane.provision,
+    now,
+  });
   enqueueMemberJobs(tx, ctx, removed, now);
 }
 
 export function countGroups(db: DbOrTx, directoryId: string, where?: SQL): number {
-  if (!where) return (prepared(db, "SELECT group_count AS n FROM directories WHERE id = ?").get(directoryId) as { n: number } | undefined)?.n ?? 0;
-  return selectOne<{ n: number }>(db, sql`SELECT count(*) AS n FROM groups WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`)?.n ?? 0;
+  if (!where)
+    return (
+      (
+        prepared(db, "SELECT group_count AS n FROM directories WHERE id = ?").get(directoryId) as
+          { n: number } | undefined
+      )?.n ?? 0
+    );
+  return (
+    selectOne<{ n: number }>(
+      db,
+      sql`SELECT count(*) AS n FROM groups WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`,
+    )?.n ?? 0
+  );
 }
 
 export function listGroups(db: DbOrTx, directoryId: string, query: ListQuery): GroupRow[] {

@@ -78,7 +78,14 @@ export function placeHold(db: Db, request: HoldRequest & { reason: string }, cha
         requestId,
         at: now,
       });
-      enqueueJob(tx, { organizationId: request.organizationId, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.deprovision, now });
+      enqueueJob(tx, {
+        organizationId: request.organizationId,
+        directoryId: user.directoryId,
+        kind: "user",
+        subjectId: user.id,
+        lane: Lane.deprovision,
+        now,
+      });
       return hold;
     },
     { behavior: "immediate" },
@@ -99,7 +106,12 @@ export function releaseHold(db: Db, request: HoldRequest & { note?: string }, ch
       const active = activeHoldsOf(tx, request.organizationId, user.id);
       if (active.length === 0) throw conflict(`user "${user.id}" is not blocked`);
       const released = active.map((h) =>
-        tx.update(holds).set({ releasedBy: actorName(actor), releasedAt: now }).where(eq(holds.id, h.id)).returning().get(),
+        tx
+          .update(holds)
+          .set({ releasedBy: actorName(actor), releasedAt: now })
+          .where(eq(holds.id, h.id))
+          .returning()
+          .get(),
       );
       recordAudit(tx, {
         actor,
@@ -113,7 +125,14 @@ export function releaseHold(db: Db, request: HoldRequest & { note?: string }, ch
         requestId,
         at: now,
       });
-      enqueueJob(tx, { organizationId: request.organizationId, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.provision, now });
+      enqueueJob(tx, {
+        organizationId: request.organizationId,
+        directoryId: user.directoryId,
+        kind: "user",
+        subjectId: user.id,
+        lane: Lane.provision,
+        now,
+      });
       return released;
     },
     { behavior: "immediate" },

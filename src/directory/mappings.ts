@@ -14,7 +14,6 @@ import { getOrganization, type OrganizationRow } from "./organizations.js";
 import type { DbOrTx } from "./database.js";
 import { connectionTypeOf } from "./settings.js";
 
-
 export interface ActiveMapping {
   organizationId: string;
   /** null: no mapping was ever applied; `document` is the default for the organization's user model and connection type. */
@@ -56,7 +55,11 @@ export function getActiveMapping(db: DbOrTx, idOrSlug: string): ActiveMapping | 
   return {
     organizationId: org.id,
     version: null,
-    document: defaultMapping({ connection: org.connection, userModel: org.userModel as UserModel, connectionType: connectionTypeOf(db, org.connection).type }),
+    document: defaultMapping({
+      connection: org.connection,
+      userModel: org.userModel as UserModel,
+      connectionType: connectionTypeOf(db, org.connection).type,
+    }),
   };
 }
 
@@ -98,8 +101,19 @@ export interface SavedMapping {
 
 const actorName = (a: Actor): string => `${a.type}:${a.id}`;
 
-function activate(tx: DbOrTx, org: OrganizationRow, version: number, actor: Actor, action: string, after: object, now: number): void {
-  tx.update(organizations).set({ activeMappingVersion: version, updatedAt: now }).where(eq(organizations.id, org.id)).run();
+function activate(
+  tx: DbOrTx,
+  org: OrganizationRow,
+  version: number,
+  actor: Actor,
+  action: string,
+  after: object,
+  now: number,
+): void {
+  tx.update(organizations)
+    .set({ activeMappingVersion: version, updatedAt: now })
+    .where(eq(organizations.id, org.id))
+    .run();
   recordAudit(tx, {
     actor,
     organizationId: org.id,
@@ -115,7 +129,12 @@ function activate(tx: DbOrTx, org: OrganizationRow, version: number, actor: Acto
 }
 
 /** Stores `doc` as the organization's next version and makes it active (one transaction). */
-export function saveMappingVersion(db: DbOrTx, idOrSlug: string, doc: MappingDocument, options: SaveOptions): SavedMapping {
+export function saveMappingVersion(
+  db: DbOrTx,
+  idOrSlug: string,
+  doc: MappingDocument,
+  options: SaveOptions,
+): SavedMapping {
   const document = parseMapping(doc);
   const text = JSON.stringify(document);
   const now = options.now ?? Date.now();
@@ -127,23 +146,50 @@ export function saveMappingVersion(db: DbOrTx, idOrSlug: string, doc: MappingDoc
         .from(mappingVersions)
         .where(and(eq(mappingVersions.organizationId, org.id), eq(mappingVersions.version, org.activeMappingVersion)))
         .get();
-      if (active?.document === text) return { organizationId: org.id, version: org.activeMappingVersion, changed: false };
+      if (active?.document === text)
+        return { organizationId: org.id, version: org.activeMappingVersion, changed: false };
     }
-    const latest = tx.select({ v: max(mappingVersions.version) }).from(mappingVersions).where(eq(mappingVersions.organizationId, org.id)).get();
+    const latest = tx
+      .select({ v: max(mappingVersions.version) })
+      .from(mappingVersions)
+      .where(eq(mappingVersions.organizationId, org.id))
+      .get();
     const version = (latest?.v ?? 0) + 1;
     tx.insert(mappingVersions)
-      .values({ organizationId: org.id, version, document: text, createdBy: actorName(options.actor), createdAt: now, comment: options.comment ?? null })
+      .values({
+        organizationId: org.id,
+        version,
+        document: text,
+        createdBy: actorName(options.actor),
+        createdAt: now,
+        comment: options.comment ?? null,
+      })
       .run();
-    activate(tx, org, version, options.actor, "mapping.apply", { activeVersion: version, comment: options.comment ?? null }, now);
+    activate(
+      tx,
+      org,
+      version,
+      options.actor,
+      "mapping.apply",
+      { activeVersion: version, comment: options.comment ?? null },
+      now,
+    );
     return { organizationId: org.id, version, changed: true };
   });
 }
 
 /** Rollback: makes an earlier (kept) version active again. */
-export function activateMappingVersion(db: DbOrTx, idOrSlug: string, version: number, actor: Actor, now = Date.now()): SavedMapping {
+export function activateMappingVersion(
+  db: DbOrTx,
+  idOrSlug: string,
+  version: number,
+  actor: Actor,
+  now = Date.now(),
+): SavedMapping {
   return db.transaction((tx) => {
     const org = requireOrganization(tx, idOrSlug);
-    if (!readVersion(tx, org.id, version)) throw notFound(`organization "${idOrSlug}" has no mapping version ${version}`);
+    if (!readVersion(tx, org.id, version))
+      throw notFound(`organization "${idOrSlug}" has no mapping version ${version}`);
     if (org.activeMappingVersion === version) return { organizationId: org.id, version, changed: false };
     activate(tx, org, version, actor, "mapping.activate", { activeVersion: version }, now);
     return { organizationId: org.id, version, changed: true };

@@ -27,7 +27,10 @@ export function missingUsers(tx: DbOrTx, directoryId: string, ids: readonly stri
   if (ids.length === 0) return [];
   const unique = [...new Set(ids)];
   // CROSS JOIN keeps json_each as the outer loop: one primary-key probe per id, never a directory scan.
-  const found = prepared(tx, "SELECT u.id FROM json_each(?) j CROSS JOIN users u ON u.id = j.value WHERE u.directory_id = ? AND u.deleted_at IS NULL")
+  const found = prepared(
+    tx,
+    "SELECT u.id FROM json_each(?) j CROSS JOIN users u ON u.id = j.value WHERE u.directory_id = ? AND u.deleted_at IS NULL",
+  )
     .pluck()
     .all(JSON.stringify(unique), directoryId) as string[];
   const present = new Set(found);
@@ -35,7 +38,13 @@ export function missingUsers(tx: DbOrTx, directoryId: string, ids: readonly stri
 }
 
 /** Inserts new memberships, ignoring existing ones; returns the ids actually added. */
-export function insertMembers(tx: DbOrTx, directoryId: string, groupId: string, members: readonly MemberInput[], now: number): string[] {
+export function insertMembers(
+  tx: DbOrTx,
+  directoryId: string,
+  groupId: string,
+  members: readonly MemberInput[],
+  now: number,
+): string[] {
   if (members.length === 0) return [];
   const byId = new Map<string, MemberInput>();
   for (const m of members) if (!byId.has(m.value)) byId.set(m.value, m);
@@ -53,7 +62,10 @@ export function insertMembers(tx: DbOrTx, directoryId: string, groupId: string, 
 /** Deletes the listed memberships; ids that are not members are ignored. Returns the ids removed. */
 export function deleteMembers(tx: DbOrTx, groupId: string, ids: readonly string[]): string[] {
   if (ids.length === 0) return [];
-  return prepared(tx, "DELETE FROM group_members WHERE group_id = ? AND member_id IN (SELECT value FROM json_each(?)) RETURNING member_id")
+  return prepared(
+    tx,
+    "DELETE FROM group_members WHERE group_id = ? AND member_id IN (SELECT value FROM json_each(?)) RETURNING member_id",
+  )
     .pluck()
     .all(groupId, JSON.stringify([...new Set(ids)])) as string[];
 }
@@ -71,7 +83,9 @@ export function deleteAllMembers(tx: DbOrTx, groupId: string): string[] {
 /** Member ids of the group satisfying `condition`, SQL over group_members aliased `gm` (the filter module's form). */
 export function memberIdsWhere(tx: DbOrTx, groupId: string, condition: SQL): string[] {
   return tx
-    .all<{ member_id: string }>(sql`SELECT gm.member_id FROM group_members gm WHERE gm.group_id = ${groupId} AND ${condition}`)
+    .all<{ member_id: string }>(
+      sql`SELECT gm.member_id FROM group_members gm WHERE gm.group_id = ${groupId} AND ${condition}`,
+    )
     .map((r) => r.member_id);
 }
 
@@ -95,5 +109,9 @@ export function memberIds(db: DbOrTx, groupId: string): string[] {
 
 /** Reconcile jobs for exactly the users whose membership changed. */
 export function enqueueMemberJobs(tx: DbOrTx, ctx: WriteContext, userIds: Iterable<string>, now: number): void {
-  enqueueJobs(tx, { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now }, userIds);
+  enqueueJobs(
+    tx,
+    { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now },
+    userIds,
+  );
 }

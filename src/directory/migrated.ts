@@ -27,13 +27,39 @@ function insertInBatches<T>(rows: T[], insert: (batch: T[]) => void): void {
  * table would make recording them slower than Auth0's job itself. The caller checked that the
  * userNames are free; the partial unique index still refuses a duplicate.
  */
-export function createMigratedUsers(tx: DbOrTx, ctx: WriteContext, importId: string, list: NewMigratedUser[]): UserRow[] {
+export function createMigratedUsers(
+  tx: DbOrTx,
+  ctx: WriteContext,
+  importId: string,
+  list: NewMigratedUser[],
+): UserRow[] {
   if (list.length === 0) return [];
   const now = ctx.now ?? Date.now();
-  const rows: UserRow[] = list.map((u) => ({ id: newResourceId(), directoryId: ctx.directoryId, ...columns(u.resource), resource: JSON.stringify(u.resource), version: 1, createdAt: now, modifiedAt: now, deletedAt: null }));
+  const rows: UserRow[] = list.map((u) => ({
+    id: newResourceId(),
+    directoryId: ctx.directoryId,
+    ...columns(u.resource),
+    resource: JSON.stringify(u.resource),
+    version: 1,
+    createdAt: now,
+    modifiedAt: now,
+    deletedAt: null,
+  }));
   insertInBatches(rows, (b) => tx.insert(users).values(b).run());
-  insertInBatches(rows.flatMap((r, i) => emailRows(r.id, ctx.directoryId, list[i]!.resource)), (b) => tx.insert(userEmails).values(b).run());
-  insertInBatches(rows.map((r, i) => ({ userId: r.id, directoryId: ctx.directoryId, importId, emailLower: list[i]!.emailLower, externalId: list[i]!.externalId })), (b) => tx.insert(migratedUsers).values(b).run());
+  insertInBatches(
+    rows.flatMap((r, i) => emailRows(r.id, ctx.directoryId, list[i]!.resource)),
+    (b) => tx.insert(userEmails).values(b).run(),
+  );
+  insertInBatches(
+    rows.map((r, i) => ({
+      userId: r.id,
+      directoryId: ctx.directoryId,
+      importId,
+      emailLower: list[i]!.emailLower,
+      externalId: list[i]!.externalId,
+    })),
+    (b) => tx.insert(migratedUsers).values(b).run(),
+  );
   insertInBatches(rows, (b) =>
     tx
       .insert(auditEntries)
@@ -47,7 +73,12 @@ export function createMigratedUsers(tx: DbOrTx, ctx: WriteContext, importId: str
           action: "user.create",
           targetType: "user",
           targetId: r.id,
-          after: JSON.stringify({ userName: r.userName, externalId: r.externalId, active: r.active, migration: importId }),
+          after: JSON.stringify({
+            userName: r.userName,
+            externalId: r.externalId,
+            active: r.active,
+            migration: importId,
+          }),
           requestId: ctx.requestId ?? null,
         })),
       )

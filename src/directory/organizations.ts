@@ -31,11 +31,14 @@ export function validateOrganization(input: NewOrganization): Required<NewOrgani
     );
   }
   const userModel = input.userModel ?? "isolated";
-  if (!userModels.includes(userModel)) throw invalidValue(`user model must be "isolated" or "shared" (got "${userModel}")`);
+  if (!userModels.includes(userModel))
+    throw invalidValue(`user model must be "isolated" or "shared" (got "${userModel}")`);
   const displayName = (input.displayName ?? input.slug).trim();
-  if (displayName.length === 0 || displayName.length > 255) throw invalidValue("organization name must be 1 to 255 characters");
+  if (displayName.length === 0 || displayName.length > 255)
+    throw invalidValue("organization name must be 1 to 255 characters");
   const connection = (input.connection ?? defaultConnection).trim();
-  if (connection.length === 0 || connection.length > 128) throw invalidValue("connection name must be 1 to 128 characters");
+  if (connection.length === 0 || connection.length > 128)
+    throw invalidValue("connection name must be 1 to 128 characters");
   return { slug: input.slug, displayName, userModel, connection };
 }
 

@@ -74,5 +74,12 @@ export function enqueueJobs(tx: DbOrTx, job: Omit<EnqueueJob, "subjectId">, subj
     `INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after, first_enqueued_at, created_at, updated_at)
      SELECT @org, @dir, @kind, @kind || ':' || value, value, @lane, 'pending', 0, @now, @now, @now, @now FROM json_each(@subjects) WHERE true
      ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = min(jobs.lane, excluded.lane), attempts = 0, run_after = min(jobs.run_after, excluded.run_after), updated_at = @now`,
-  ).run({ org: job.organizationId, dir: job.directoryId ?? null, kind: job.kind, lane: job.lane, now, subjects: JSON.stringify(subjects) });
+  ).run({
+    org: job.organizationId,
+    dir: job.directoryId ?? null,
+    kind: job.kind,
+    lane: job.lane,
+    now,
+    subjects: JSON.stringify(subjects),
+  });
 }

@@ -56,7 +56,11 @@ export function sandboxRefusal(db: DbOrTx): string | undefined {
     return `this database is linked to the Auth0 tenant ${link.tenant} (by \`scim-bridge serve\`); the sandbox would overwrite its Auth0 ids. Use the sandbox's own database (unset DATABASE_URL) or another file.`;
   }
   if (!link) {
-    const linkedOrg = db.select({ slug: organizations.slug }).from(organizations).where(isNotNull(organizations.auth0OrgId)).get();
+    const linkedOrg = db
+      .select({ slug: organizations.slug })
+      .from(organizations)
+      .where(isNotNull(organizations.auth0OrgId))
+      .get();
     if (linkedOrg) {
       return `organization "${linkedOrg.slug}" in this database is linked to an Auth0 tenant the database does not name; the sandbox would overwrite its Auth0 ids. Use the sandbox's own database (unset DATABASE_URL) or another file.`;
     }

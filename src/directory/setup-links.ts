@@ -29,29 +29,53 @@ export function parseSetupLinkLifetime(text: string | undefined): number {
   const m = /^(\d{1,4})\s*([mhd])$/.exec(text.trim());
   if (!m) throw invalidValue(`expiry must look like 30m, 24h or 3d (got "${text}")`);
   const ms = Number(m[1]) * { m: 60_000, h: hourMs, d: 24 * hourMs }[m[2] as "m" | "h" | "d"];
-  if (ms < 60_000 || ms > maxSetupLinkHours * hourMs) throw invalidValue(`expiry must be from 1 minute to ${maxSetupLinkHours / 24} days`);
+  if (ms < 60_000 || ms > maxSetupLinkHours * hourMs)
+    throw invalidValue(`expiry must be from 1 minute to ${maxSetupLinkHours / 24} days`);
   return ms;
 }
 
-export const setupLinkUrl = (publicUrl: string, token: string): string => `${publicUrl.replace(/\/+$/, "")}/console/setup/${token}`;
+export const setupLinkUrl = (publicUrl: string, token: string): string =>
+  `${publicUrl.replace(/\/+$/, "")}/console/setup/${token}`;
 
 export function createSetupLink(tx: DbOrTx, input: { organizationId: string; lifetimeMs: number }, change: Change) {
   const { actor, requestId, at: now } = change;
   const token = tokenPrefix + randomBytes(32).toString("base64url");
   const record = tx
     .insert(setupLinks)
-    .values({ id: newResourceId(), tokenHash: hashSetupToken(token), organizationId: input.organizationId, createdBy: `${actor.type}:${actor.id}`, createdAt: now, expiresAt: now + input.lifetimeMs })
+    .values({
+      id: newResourceId(),
+      tokenHash: hashSetupToken(token),
+      organizationId: input.organizationId,
+      createdBy: `${actor.type}:${actor.id}`,
+      createdAt: now,
+      expiresAt: now + input.lifetimeMs,
+    })
     .returning()
     .get();
-  recordAudit(tx, { actor, organizationId: input.organizationId, action: "setup_link.create", targetType: "setup_link", targetId: record.id, after: { expiresAt: record.expiresAt }, requestId, at: now });
+  recordAudit(tx, {
+    actor,
+    organizationId: input.organizationId,
+    action: "setup_link.create",
+    targetType: "setup_link",
+    targetId: record.id,
+    after: { expiresAt: record.expiresAt },
+    requestId,
+    at: now,
+  });
   return { token, record };
 }
 
 export function listSetupLinks(db: DbOrTx, organizationId: string): SetupLinkRow[] {
-  return db.select().from(setupLinks).where(eq(setupLinks.organizationId, organizationId)).orderBy(desc(setupLinks.createdAt)).all();
+  return db
+    .select()
+    .from(setupLinks)
+    .where(eq(setupLinks.organizationId, organizationId))
+    .orderBy(desc(setupLinks.createdAt))
+    .all();
 }
 
-export const setupLinkState = (l: SetupLinkRow, now: number): "active" | "expired" | "revoked" => (l.revokedAt !== null ? "revoked" : l.expiresAt <= now ? "expired" : "active");
+export const setupLinkState = (l: SetupLinkRow, now: number): "active" | "expired" | "revoked" =>
+  l.revokedAt !== null ? "revoked" : l.expiresAt <= now ? "expired" : "active";
 
 /** Whether the link behind a setup session still works (checked on every request of that session). */
 export function setupLinkUsable(db: DbOrTx, linkId: string, now = Date.now()): boolean {
@@ -67,7 +91,11 @@ export function redeemSetupLink(
   now = Date.now(),
 ): { ok: true; link: SetupLinkRow } | { ok: false; reason: "unknown" | "expired" | "revoked" } {
   if (raw.length === 0 || raw.length > 200) return { ok: false, reason: "unknown" };
-  const row = tx.select().from(setupLinks).where(eq(setupLinks.tokenHash, hashSetupToken(raw))).get();
+  const row = tx
+    .select()
+    .from(setupLinks)
+    .where(eq(setupLinks.tokenHash, hashSetupToken(raw)))
+    .get();
   if (!row) return { ok: false, reason: "unknown" };
   const state = setupLinkState(row, now);
   if (state !== "active") return { ok: false, reason: state };
@@ -88,15 +116,38 @@ export function redeemSetupLink(
 /** Revokes one link, or every active link of the organization (`id` undefined). Returns the ids revoked. */
 export function revokeSetupLinks(tx: DbOrTx, organizationId: string, id: string | undefined, change: Change): string[] {
   const { actor, requestId, at: now } = change;
-  if (id !== undefined && !tx.select().from(setupLinks).where(and(eq(setupLinks.id, id), eq(setupLinks.organizationId, organizationId))).get()) {
+  if (
+    id !== undefined &&
+    !tx
+      .select()
+      .from(setupLinks)
+      .where(and(eq(setupLinks.id, id), eq(setupLinks.organizationId, organizationId)))
+      .get()
+  ) {
     throw notFound(`setup link "${id}" not found`);
   }
   const rows = tx
     .update(setupLinks)
     .set({ revokedAt: now })
-    .where(and(eq(setupLinks.organizationId, organizationId), isNull(setupLinks.revokedAt), id !== undefined ? eq(setupLinks.id, id) : undefined))
+    .where(
+      and(
+        eq(setupLinks.organizationId, organizationId),
+        isNull(setupLinks.revokedAt),
+        id !== undefined ? eq(setupLinks.id, id) : undefined,
+      ),
+    )
     .returning({ id: setupLinks.id })
     .all();
-  for (const r of rows) recordAudit(tx, { actor, organizationId, action: "setup_link.revoke", targetType: "setup_link", targetId: r.id, after: { revokedAt: now }, requestId, at: now });
+  for (const r of rows)
+    recordAudit(tx, {
+      actor,
+      organizationId,
+      action: "setup_link.revoke",
+      targetType: "setup_link",
+      targetId: r.id,
+      after: { revokedAt: now },
+      requestId,
+      at: now,
+    });
   return rows.map((r) => r.id);
 }

@@ -15,7 +15,8 @@ type Statement = Database.Statement<unknown[], unknown>;
 const dialect = new SQLiteSyncDialect();
 
 /** drizzle keeps the better-sqlite3 connection on its (untyped) session, for databases and transactions alike. */
-export const connectionOf = (db: DbOrTx): Database.Database => (db as unknown as { session: { client: Database.Database } }).session.client;
+export const connectionOf = (db: DbOrTx): Database.Database =>
+  (db as unknown as { session: { client: Database.Database } }).session.client;
 
 export function prepared(db: DbOrTx, text: string): Statement {
   return connectionOf(db).prepare(text);

@@ -29,7 +29,8 @@ export interface IssuedToken {
   revoked: ScimTokenRow[];
 }
 
-export const isActiveScimToken = (t: ScimTokenRow, now: number): boolean => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now);
+export const isActiveScimToken = (t: ScimTokenRow, now: number): boolean =>
+  t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now);
 
 /** Issues a token; when two are already active, the oldest is revoked so that at most two remain. */
 export function issueScimToken(
@@ -83,7 +84,12 @@ export function issueScimToken(
 }
 
 export function listScimTokens(db: DbOrTx, directoryId: string): ScimTokenRow[] {
-  return db.select().from(scimTokens).where(eq(scimTokens.directoryId, directoryId)).orderBy(asc(scimTokens.createdAt)).all();
+  return db
+    .select()
+    .from(scimTokens)
+    .where(eq(scimTokens.directoryId, directoryId))
+    .orderBy(asc(scimTokens.createdAt))
+    .all();
 }
 
 /**
@@ -180,12 +186,23 @@ export function verifyScimToken(db: DbOrTx, raw: string, now = Date.now()): Scim
   const hit = cache.tokens.get(presented);
   if (hit) return hit.expiresAt !== null && hit.expiresAt <= now ? undefined : hit.principal;
   const row = prepared(db, tokenByHash).get(presented) as
-    | { id: string; tokenHash: string; revokedAt: number | null; expiresAt: number | null; directoryId: string; organizationId: string }
+    | {
+        id: string;
+        tokenHash: string;
+        revokedAt: number | null;
+        expiresAt: number | null;
+        directoryId: string;
+        organizationId: string;
+      }
     | undefined;
   if (!row) return undefined;
   if (!timingSafeEqual(Buffer.from(row.tokenHash, "hex"), Buffer.from(presented, "hex"))) return undefined;
   if (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now)) return undefined;
-  const principal = Object.freeze({ tokenId: row.id, directoryId: row.directoryId, organizationId: row.organizationId });
+  const principal = Object.freeze({
+    tokenId: row.id,
+    directoryId: row.directoryId,
+    organizationId: row.organizationId,
+  });
   if (cache.tokens.size >= maxCachedTokens) cache.tokens.delete(cache.tokens.keys().next().value!);
   cache.tokens.set(presented, { principal, expiresAt: row.expiresAt });
   return principal;

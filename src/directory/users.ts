@@ -30,7 +30,8 @@ interface Columns {
 
 export function columns(resource: UserResource): Columns {
   const userName = resource.userName;
-  if (typeof userName !== "string" || userName.trim() === "") throw invalidValue("userName is required and must not be empty");
+  if (typeof userName !== "string" || userName.trim() === "")
+    throw invalidValue("userName is required and must not be empty");
   const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
   return {
     userName,
@@ -44,7 +45,11 @@ export function columns(resource: UserResource): Columns {
   };
 }
 
-export function emailRows(userId: string, directoryId: string, resource: UserResource): (typeof userEmails.$inferInsert)[] {
+export function emailRows(
+  userId: string,
+  directoryId: string,
+  resource: UserResource,
+): (typeof userEmails.$inferInsert)[] {
   const emails = Array.isArray(resource.emails) ? (resource.emails as Record<string, unknown>[]) : [];
   return emails
     .map((e, position) => ({ e, position }))
@@ -65,7 +70,10 @@ function indexEmails(tx: DbOrTx, userId: string, directoryId: string, resource: 
   tx.delete(userEmails).where(eq(userEmails.userId, userId)).run();
   const rows = emailRows(userId, directoryId, resource);
   // Chunked: one multi-row INSERT binds 6 variables a row, and SQLite refuses more than 32,766.
-  for (let i = 0; i < rows.length; i += emailInsertChunk) tx.insert(userEmails).values(rows.slice(i, i + emailInsertChunk)).run();
+  for (let i = 0; i < rows.length; i += emailInsertChunk)
+    tx.insert(userEmails)
+      .values(rows.slice(i, i + emailInsertChunk))
+      .run();
 }
 
 const summary = (row: Pick<UserRow, "userName" | "externalId" | "active">) => ({
@@ -139,7 +147,14 @@ export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource
     requestId: ctx.requestId,
     at: now,
   });
-  enqueueJob(tx, { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", subjectId: row.id, lane: Lane.provision, now });
+  enqueueJob(tx, {
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    kind: "user",
+    subjectId: row.id,
+    lane: Lane.provision,
+    now,
+  });
   return row;
 }
 
@@ -155,7 +170,8 @@ export function updateUser(
   if (text === existing.resource) return existing;
   const now = ctx.now ?? Date.now();
   const cols = columns(resource);
-  if (cols.userNameLower !== existing.userNameLower) assertUserNameFree(tx, ctx.directoryId, cols.userNameLower, existing.id);
+  if (cols.userNameLower !== existing.userNameLower)
+    assertUserNameFree(tx, ctx.directoryId, cols.userNameLower, existing.id);
   let row: UserRow;
   try {
     row = tx
@@ -170,7 +186,8 @@ export function updateUser(
   }
   bumpDirectoryGeneration(tx, ctx.directoryId);
   const before = JSON.parse(existing.resource) as UserResource;
-  if (JSON.stringify(before.emails) !== JSON.stringify(resource.emails)) indexEmails(tx, row.id, ctx.directoryId, resource);
+  if (JSON.stringify(before.emails) !== JSON.stringify(resource.emails))
+    indexEmails(tx, row.id, ctx.directoryId, resource);
   const deactivated = existing.active && !row.active;
   recordAudit(tx, {
     actor: ctx.actor,
@@ -201,7 +218,10 @@ export function updateUser(
  */
 export function deleteUser(tx: DbOrTx, ctx: WriteContext, existing: UserRow): void {
   const now = ctx.now ?? Date.now();
-  tx.update(users).set({ deletedAt: now, modifiedAt: now, version: existing.version + 1 }).where(eq(users.id, existing.id)).run();
+  tx.update(users)
+    .set({ deletedAt: now, modifiedAt: now, version: existing.version + 1 })
+    .where(eq(users.id, existing.id))
+    .run();
   tx.delete(userEmails).where(eq(userEmails.userId, existing.id)).run();
   const memberships = tx
     .delete(groupMembers)
@@ -227,7 +247,14 @@ export function deleteUser(tx: DbOrTx, ctx: WriteContext, existing: UserRow): vo
     requestId: ctx.requestId,
     at: now,
   });
-  enqueueJob(tx, { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", subjectId: existing.id, lane: Lane.deprovision, now });
+  enqueueJob(tx, {
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    kind: "user",
+    subjectId: existing.id,
+    lane: Lane.deprovision,
+    now,
+  });
 }
 
 export interface ListQuery {
@@ -240,7 +267,8 @@ export interface ListQuery {
 }
 
 /** The keyset condition of ListQuery.after. */
-export const afterCondition = (after: ListQuery["after"]): SQL => (after ? sql`(created_at, id) > (${after.createdAt}, ${after.id})` : sql`1`);
+export const afterCondition = (after: ListQuery["after"]): SQL =>
+  after ? sql`(created_at, id) > (${after.createdAt}, ${after.id})` : sql`1`;
 
 /**
  * totalResults: the maintained count when unfiltered (O(1)), else a count of the matches.
@@ -249,8 +277,19 @@ export const afterCondition = (after: ListQuery["after"]): SQL => (after ? sql`(
  * of scanning the directory; composite (directory_id, …) indexes are still used.
  */
 export function countUsers(db: DbOrTx, directoryId: string, where?: SQL): number {
-  if (!where) return (prepared(db, "SELECT user_count AS n FROM directories WHERE id = ?").get(directoryId) as { n: number } | undefined)?.n ?? 0;
-  return selectOne<{ n: number }>(db, sql`SELECT count(*) AS n FROM users WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`)?.n ?? 0;
+  if (!where)
+    return (
+      (
+        prepared(db, "SELECT user_count AS n FROM directories WHERE id = ?").get(directoryId) as
+          { n: number } | undefined
+      )?.n ?? 0
+    );
+  return (
+    selectOne<{ n: number }>(
+      db,
+      sql`SELECT count(*) AS n FROM users WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`,
+    )?.n ?? 0
+  );
 }
 
 export function listUsers(db: DbOrTx, directoryId: string, query: ListQuery): UserRow[] {
@@ -269,7 +308,8 @@ export function listUsers(db: DbOrTx, directoryId: string, query: ListQuery): Us
  */
 function emailsOf(resource: UserResource): string[] {
   const out = new Set<string>();
-  if (typeof resource.userName === "string" && resource.userName.includes("@")) out.add(resource.userName.toLowerCase());
+  if (typeof resource.userName === "string" && resource.userName.includes("@"))
+    out.add(resource.userName.toLowerCase());
   const emails = Array.isArray(resource.emails) ? (resource.emails as Record<string, unknown>[]) : [];
   for (const e of emails) if (typeof e?.value === "string") out.add(e.value.toLowerCase());
   return [...out];
@@ -287,7 +327,10 @@ export function claimMigratedUser(tx: DbOrTx, ctx: WriteContext, resource: UserR
       and(
         eq(migratedUsers.directoryId, ctx.directoryId),
         isNull(migratedUsers.claimedAt),
-        or(externalId ? eq(migratedUsers.externalId, externalId) : undefined, emails.length > 0 ? inArray(migratedUsers.emailLower, emails) : undefined),
+        or(
+          externalId ? eq(migratedUsers.externalId, externalId) : undefined,
+          emails.length > 0 ? inArray(migratedUsers.emailLower, emails) : undefined,
+        ),
       ),
     )
     .all();
@@ -298,6 +341,9 @@ export function claimMigratedUser(tx: DbOrTx, ctx: WriteContext, resource: UserR
   if (!match) return undefined;
   const existing = getUser(tx, ctx.directoryId, match.userId);
   if (!existing) return undefined;
-  tx.update(migratedUsers).set({ claimedAt: ctx.now ?? Date.now() }).where(eq(migratedUsers.userId, match.userId)).run();
+  tx.update(migratedUsers)
+    .set({ claimedAt: ctx.now ?? Date.now() })
+    .where(eq(migratedUsers.userId, match.userId))
+    .run();
   return updateUser(tx, ctx, existing, resource, "user.replace");
 }

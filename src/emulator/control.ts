@@ -8,7 +8,15 @@ import type { FaultsView } from "./faults.js";
 import { validateOptions } from "./connection-options.js";
 import { parseLoginRequest } from "./login.js";
 import type { Reply } from "./router.js";
-import type { CallLogEntry, Connection, ConnectionSpec, FaultsInput, LoginRequest, LoginResult, PostLoginHookConfig } from "./types.js";
+import type {
+  CallLogEntry,
+  Connection,
+  ConnectionSpec,
+  FaultsInput,
+  LoginRequest,
+  LoginResult,
+  PostLoginHookConfig,
+} from "./types.js";
 import { isPlainObject } from "./util.js";
 
 /** What the control plane drives; implemented by EmulatorServer. */
@@ -43,7 +51,12 @@ const ENDPOINTS = [
   "PUT /__emulator/async-delay",
 ];
 
-export async function handleControl(target: ControlTarget, method: string, path: string, body: unknown): Promise<Reply> {
+export async function handleControl(
+  target: ControlTarget,
+  method: string,
+  path: string,
+  body: unknown,
+): Promise<Reply> {
   const route = `${method} ${path.replace(/\/+$/, "")}`;
   switch (route) {
     case "GET /__emulator":
@@ -71,11 +84,21 @@ export async function handleControl(target: ControlTarget, method: string, path:
       target.clearFaults();
       return { status: 204 };
     case "POST /__emulator/connections": {
-      if (!isPlainObject(body) || typeof body.name !== "string" || typeof body.strategy !== "string" || !body.name || !body.strategy) {
+      if (
+        !isPlainObject(body) ||
+        typeof body.name !== "string" ||
+        typeof body.strategy !== "string" ||
+        !body.name ||
+        !body.strategy
+      ) {
         throw invalidBody("a connection needs {name, strategy}.");
       }
       if (body.id !== undefined && typeof body.id !== "string") throw invalidBody("id must be a string.");
-      const spec: ConnectionSpec = { name: body.name, strategy: body.strategy, ...(typeof body.id === "string" ? { id: body.id } : {}) };
+      const spec: ConnectionSpec = {
+        name: body.name,
+        strategy: body.strategy,
+        ...(typeof body.id === "string" ? { id: body.id } : {}),
+      };
       if (body.options !== undefined) spec.options = validateOptions(body.options);
       return { status: 201, body: target.addConnection(spec) };
     }
@@ -84,15 +107,21 @@ export async function handleControl(target: ControlTarget, method: string, path:
     case "PUT /__emulator/grant": {
       // {"scopes": [...]} restricts the client grant; an absent or null list restores every scope.
       const scopes = isPlainObject(body) ? body.scopes : undefined;
-      if (!isPlainObject(body) || (scopes !== undefined && scopes !== null && (!Array.isArray(scopes) || !scopes.every((x) => typeof x === "string")))) {
-        throw invalidBody("the grant is {\"scopes\": [\"read:users\", …]} (absent or null = every scope).");
+      if (
+        !isPlainObject(body) ||
+        (scopes !== undefined &&
+          scopes !== null &&
+          (!Array.isArray(scopes) || !scopes.every((x) => typeof x === "string")))
+      ) {
+        throw invalidBody('the grant is {"scopes": ["read:users", …]} (absent or null = every scope).');
       }
       target.setGrantScopes(Array.isArray(scopes) ? (scopes as string[]) : undefined);
       return { status: 200, body: { scopes: target.grantScopes() } };
     }
     case "PUT /__emulator/async-delay": {
       const ms = isPlainObject(body) ? body.ms : undefined;
-      if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw invalidBody("the async delay is {\"ms\": <milliseconds ≥ 0>}.");
+      if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0)
+        throw invalidBody('the async delay is {"ms": <milliseconds ≥ 0>}.');
       target.setAsyncDelay(ms);
       return { status: 204 };
     }
@@ -104,7 +133,8 @@ export async function handleControl(target: ControlTarget, method: string, path:
       if (!isPlainObject(body) || typeof body.url !== "string" || typeof body.secret !== "string") {
         throw invalidBody("the hook needs {url, secret[, timeoutMs]}.");
       }
-      if (body.timeoutMs !== undefined && typeof body.timeoutMs !== "number") throw invalidBody("timeoutMs must be a number.");
+      if (body.timeoutMs !== undefined && typeof body.timeoutMs !== "number")
+        throw invalidBody("timeoutMs must be a number.");
       try {
         new URL(body.url);
       } catch {

@@ -47,7 +47,8 @@ export const invalidBody = (detail: string): ApiError =>
 export const invalidQuery = (detail: string): ApiError =>
   new ApiError(400, `Query validation error: ${detail}`, "invalid_query_string");
 
-export const badRequest = (message: string, errorCode = "invalid_body"): ApiError => new ApiError(400, message, errorCode);
+export const badRequest = (message: string, errorCode = "invalid_body"): ApiError =>
+  new ApiError(400, message, errorCode);
 
 export const userNotFound = (): ApiError => new ApiError(404, "The user does not exist.", "inexistent_user");
 

@@ -45,9 +45,11 @@ export class Faults {
 
   /** Replace the whole configuration; validates first so a bad input changes nothing. */
   set(input: FaultsInput, now = Date.now()): void {
-    if (input.errors !== undefined && !Array.isArray(input.errors)) throw new ApiError(400, "errors must be an array", "invalid_body");
+    if (input.errors !== undefined && !Array.isArray(input.errors))
+      throw new ApiError(400, "errors must be an array", "invalid_body");
     for (const key of ["latency", "outage", "rateLimitStorm"] as const) {
-      if (input[key] !== undefined && !isPlainObject(input[key])) throw new ApiError(400, `${key} must be an object`, "invalid_body");
+      if (input[key] !== undefined && !isPlainObject(input[key]))
+        throw new ApiError(400, `${key} must be an object`, "invalid_body");
     }
     const errors = (input.errors ?? []).map((e) => {
       if (!isPlainObject(e)) throw new ApiError(400, "errors[] entries must be objects", "invalid_body");
@@ -57,19 +59,29 @@ export class Faults {
       if (e.rate !== undefined && (typeof e.rate !== "number" || e.rate < 0 || e.rate > 1)) {
         throw new ApiError(400, "errors[].rate must be a number between 0 and 1", "invalid_body");
       }
-      if (e.count !== undefined && (!Number.isInteger(e.count) || e.count < 0)) throw new ApiError(400, "errors[].count must be a non-negative integer", "invalid_body");
-      if (e.method !== undefined && typeof e.method !== "string") throw new ApiError(400, "errors[].method must be a string", "invalid_body");
+      if (e.count !== undefined && (!Number.isInteger(e.count) || e.count < 0))
+        throw new ApiError(400, "errors[].count must be a non-negative integer", "invalid_body");
+      if (e.method !== undefined && typeof e.method !== "string")
+        throw new ApiError(400, "errors[].method must be a string", "invalid_body");
       return { ...e, pattern: globToRegExp(e.path), injected: 0 };
     });
     const window = (w: { startInMs?: number; durationMs: number }, what: string): Window => {
-      if (typeof w.durationMs !== "number" || w.durationMs < 0 || (w.startInMs !== undefined && typeof w.startInMs !== "number")) {
+      if (
+        typeof w.durationMs !== "number" ||
+        w.durationMs < 0 ||
+        (w.startInMs !== undefined && typeof w.startInMs !== "number")
+      ) {
         throw new ApiError(400, `${what}.durationMs must be a non-negative number`, "invalid_body");
       }
       const start = now + (w.startInMs ?? 0);
       return { start, end: start + w.durationMs };
     };
     const optionalString = (v: unknown) => v === undefined || typeof v === "string";
-    if (!optionalString(input.latency?.path) || !optionalString(input.latency?.method) || !optionalString(input.rateLimitStorm?.path)) {
+    if (
+      !optionalString(input.latency?.path) ||
+      !optionalString(input.latency?.method) ||
+      !optionalString(input.rateLimitStorm?.path)
+    ) {
       throw new ApiError(400, "path and method must be strings", "invalid_body");
     }
     if (input.latency && (typeof input.latency.ms !== "number" || input.latency.ms < 0)) {
@@ -80,7 +92,11 @@ export class Faults {
       throw new ApiError(400, "outage.status must be between 400 and 599", "invalid_body");
     }
     const storm = input.rateLimitStorm
-      ? { ...window(input.rateLimitStorm, "rateLimitStorm"), path: input.rateLimitStorm.path, pattern: input.rateLimitStorm.path ? globToRegExp(input.rateLimitStorm.path) : undefined }
+      ? {
+          ...window(input.rateLimitStorm, "rateLimitStorm"),
+          path: input.rateLimitStorm.path,
+          pattern: input.rateLimitStorm.path ? globToRegExp(input.rateLimitStorm.path) : undefined,
+        }
       : undefined;
 
     this.errors = errors;
@@ -102,9 +118,13 @@ export class Faults {
   view(): FaultsView {
     return {
       errors: this.errors.map(({ pattern: _p, ...e }) => e),
-      ...(this.latency ? { latency: { ms: this.latency.ms, path: this.latency.path, method: this.latency.method } } : {}),
+      ...(this.latency
+        ? { latency: { ms: this.latency.ms, path: this.latency.path, method: this.latency.method } }
+        : {}),
       ...(this.outage ? { outage: this.outage } : {}),
-      ...(this.storm ? { rateLimitStorm: { start: this.storm.start, end: this.storm.end, path: this.storm.path } } : {}),
+      ...(this.storm
+        ? { rateLimitStorm: { start: this.storm.start, end: this.storm.end, path: this.storm.path } }
+        : {}),
     };
   }
 

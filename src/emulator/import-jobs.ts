@@ -37,7 +37,12 @@ export class MultipartBody {
     readonly byteLength: number,
   ) {}
   toJSON(): unknown {
-    return { fields: this.fields, files: Object.fromEntries(Object.entries(this.files).map(([k, f]) => [k, { filename: f.filename, bytes: Buffer.byteLength(f.content) }])) };
+    return {
+      fields: this.fields,
+      files: Object.fromEntries(
+        Object.entries(this.files).map(([k, f]) => [k, { filename: f.filename, bytes: Buffer.byteLength(f.content) }]),
+      ),
+    };
   }
 }
 
@@ -72,7 +77,10 @@ function booleanField(fields: Record<string, string>, name: string, fallback: bo
   if (v === undefined) return fallback;
   if (v === "true") return true;
   if (v === "false") return false;
-  throw badRequest(`Payload validation error: 'Expected type boolean but found type string' on property ${name}.`, "invalid_body");
+  throw badRequest(
+    `Payload validation error: 'Expected type boolean but found type string' on property ${name}.`,
+    "invalid_body",
+  );
 }
 
 function jobJson(job: ImportJob): Record<string, unknown> {
@@ -102,36 +110,109 @@ function refresh(job: ImportJob): void {
 }
 
 const USER_KEYS = new Set([
-  "email", "email_verified", "user_id", "username", "given_name", "family_name", "name", "nickname", "picture", "blocked",
-  "phone_number", "phone_verified", "app_metadata", "user_metadata", "password_hash", "custom_password_hash", "mfa_factors",
+  "email",
+  "email_verified",
+  "user_id",
+  "username",
+  "given_name",
+  "family_name",
+  "name",
+  "nickname",
+  "picture",
+  "blocked",
+  "phone_number",
+  "phone_verified",
+  "app_metadata",
+  "user_metadata",
+  "password_hash",
+  "custom_password_hash",
+  "mfa_factors",
 ]);
-const STRING_KEYS = ["email", "user_id", "username", "given_name", "family_name", "name", "nickname", "picture", "phone_number", "password_hash"];
+const STRING_KEYS = [
+  "email",
+  "user_id",
+  "username",
+  "given_name",
+  "family_name",
+  "name",
+  "nickname",
+  "picture",
+  "phone_number",
+  "password_hash",
+];
 const BOOLEAN_KEYS = ["email_verified", "blocked", "phone_verified"];
-const UPSERTABLE = ["email_verified", "given_name", "family_name", "name", "nickname", "picture", "app_metadata", "user_metadata"];
+const UPSERTABLE = [
+  "email_verified",
+  "given_name",
+  "family_name",
+  "name",
+  "nickname",
+  "picture",
+  "app_metadata",
+  "user_metadata",
+];
 
 /** The user schema's rules (bulk-user-import-schema): every violation, with Auth0's codes. */
 export function validateImportUser(u: unknown): { code: string; message: string; path: string }[] {
   const errors: { code: string; message: string; path: string }[] = [];
   if (!isPlainObject(u)) return [{ code: "INVALID_TYPE", message: "Expected type object", path: "" }];
-  for (const key of Object.keys(u)) if (!USER_KEYS.has(key)) errors.push({ code: "OBJECT_REQUIRED", message: `Additional properties not allowed: ${key}`, path: key });
-  if (u.email === undefined) errors.push({ code: "OBJECT_REQUIRED", message: "Missing required property: email", path: "email" });
-  for (const key of STRING_KEYS) if (u[key] !== undefined && typeof u[key] !== "string") errors.push({ code: "INVALID_TYPE", message: `Expected type string but found type ${typeof u[key]}`, path: key });
-  for (const key of BOOLEAN_KEYS) if (u[key] !== undefined && typeof u[key] !== "boolean") errors.push({ code: "INVALID_TYPE", message: `Expected type boolean but found type ${typeof u[key]}`, path: key });
-  for (const key of ["app_metadata", "user_metadata"]) if (u[key] !== undefined && !isPlainObject(u[key])) errors.push({ code: "INVALID_TYPE", message: "Expected type object", path: key });
-  if (typeof u.email === "string" && !EMAIL.test(u.email)) errors.push({ code: "FORMAT", message: `Object didn't pass validation for format email: ${u.email}`, path: "email" });
-  if (typeof u.phone_number === "string" && !E164.test(u.phone_number)) errors.push({ code: "PATTERN", message: "String does not match pattern ^\\+[1-9][0-9]{1,14}$", path: "phone_number" });
+  for (const key of Object.keys(u))
+    if (!USER_KEYS.has(key))
+      errors.push({ code: "OBJECT_REQUIRED", message: `Additional properties not allowed: ${key}`, path: key });
+  if (u.email === undefined)
+    errors.push({ code: "OBJECT_REQUIRED", message: "Missing required property: email", path: "email" });
+  for (const key of STRING_KEYS)
+    if (u[key] !== undefined && typeof u[key] !== "string")
+      errors.push({ code: "INVALID_TYPE", message: `Expected type string but found type ${typeof u[key]}`, path: key });
+  for (const key of BOOLEAN_KEYS)
+    if (u[key] !== undefined && typeof u[key] !== "boolean")
+      errors.push({
+        code: "INVALID_TYPE",
+        message: `Expected type boolean but found type ${typeof u[key]}`,
+        path: key,
+      });
+  for (const key of ["app_metadata", "user_metadata"])
+    if (u[key] !== undefined && !isPlainObject(u[key]))
+      errors.push({ code: "INVALID_TYPE", message: "Expected type object", path: key });
+  if (typeof u.email === "string" && !EMAIL.test(u.email))
+    errors.push({
+      code: "FORMAT",
+      message: `Object didn't pass validation for format email: ${u.email}`,
+      path: "email",
+    });
+  if (typeof u.phone_number === "string" && !E164.test(u.phone_number))
+    errors.push({
+      code: "PATTERN",
+      message: "String does not match pattern ^\\+[1-9][0-9]{1,14}$",
+      path: "phone_number",
+    });
   if (isPlainObject(u.app_metadata)) {
-    for (const key of Object.keys(u.app_metadata)) if (RESERVED_APP_METADATA_KEYS.has(key)) errors.push({ code: "FORMAT", message: `'${key}' is a reserved key and cannot be used in app_metadata`, path: `app_metadata.${key}` });
+    for (const key of Object.keys(u.app_metadata))
+      if (RESERVED_APP_METADATA_KEYS.has(key))
+        errors.push({
+          code: "FORMAT",
+          message: `'${key}' is a reserved key and cannot be used in app_metadata`,
+          path: `app_metadata.${key}`,
+        });
   }
   if (u.password_hash !== undefined && u.custom_password_hash !== undefined) {
-    errors.push({ code: "NOT_PASSED", message: "password_hash and custom_password_hash are mutually exclusive", path: "custom_password_hash" });
+    errors.push({
+      code: "NOT_PASSED",
+      message: "password_hash and custom_password_hash are mutually exclusive",
+      path: "custom_password_hash",
+    });
   }
   if (typeof u.password_hash === "string" && !/^\$2[ab]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(u.password_hash)) {
-    errors.push({ code: "PATTERN", message: "password_hash must be a bcrypt hash ($2a$ or $2b$)", path: "password_hash" });
+    errors.push({
+      code: "PATTERN",
+      message: "password_hash must be a bcrypt hash ($2a$ or $2b$)",
+      path: "password_hash",
+    });
   }
   if (u.custom_password_hash !== undefined) for (const p of validateCustomHash(u.custom_password_hash)) errors.push(p);
   if (u.mfa_factors !== undefined) {
-    if (!Array.isArray(u.mfa_factors) || u.mfa_factors.length < 1 || u.mfa_factors.length > 10) errors.push({ code: "ARRAY_LENGTH_LONG", message: "mfa_factors takes 1 to 10 items", path: "mfa_factors" });
+    if (!Array.isArray(u.mfa_factors) || u.mfa_factors.length < 1 || u.mfa_factors.length > 10)
+      errors.push({ code: "ARRAY_LENGTH_LONG", message: "mfa_factors takes 1 to 10 items", path: "mfa_factors" });
   }
   return errors;
 }
@@ -185,15 +266,28 @@ function runJob(state: EmulatorState, job: ImportJob): void {
     const byEmail = byEmailIndex.get(email);
     if (byEmail && job.upsert) {
       const next: User = structuredClone(byEmail);
-      for (const key of UPSERTABLE) if (u[key] !== undefined) (next as unknown as Record<string, unknown>)[key] = u[key];
+      for (const key of UPSERTABLE)
+        if (u[key] !== undefined) (next as unknown as Record<string, unknown>)[key] = u[key];
       if (u.email_verified === undefined) next.email_verified = byEmail.email_verified;
       if (u.custom_password_hash !== undefined) {
         const current = state.passwords.get(byEmail.user_id);
         if (current?.kind !== "custom") {
-          job.errors.push({ user: redact(raw), errors: [{ code: "CONFLICT", message: "A custom_password_hash was provided, but the user already has password hash defined", path: "custom_password_hash" }] });
+          job.errors.push({
+            user: redact(raw),
+            errors: [
+              {
+                code: "CONFLICT",
+                message: "A custom_password_hash was provided, but the user already has password hash defined",
+                path: "custom_password_hash",
+              },
+            ],
+          });
           continue;
         }
-        state.passwords.set(byEmail.user_id, { kind: "custom", spec: structuredClone(u.custom_password_hash) as Record<string, unknown> });
+        state.passwords.set(byEmail.user_id, {
+          kind: "custom",
+          spec: structuredClone(u.custom_password_hash) as Record<string, unknown>,
+        });
       }
       next.updated_at = nowIso();
       state.saveUser(next);
@@ -204,10 +298,14 @@ function runJob(state: EmulatorState, job: ImportJob): void {
     const conflict =
       (byEmail && { code: "CONFLICT_EMAIL", path: "email" }) ||
       (state.users.has(userId) && { code: "CONFLICT", path: "user_id" }) ||
-      (typeof u.username === "string" && usernames.has(u.username) && { code: "CONFLICT_USERNAME", path: "username" }) ||
+      (typeof u.username === "string" &&
+        usernames.has(u.username) && { code: "CONFLICT_USERNAME", path: "username" }) ||
       undefined;
     if (conflict) {
-      job.errors.push({ user: redact(raw), errors: [{ ...conflict, message: "The user already exist and upsert parameter is false" }] });
+      job.errors.push({
+        user: redact(raw),
+        errors: [{ ...conflict, message: "The user already exist and upsert parameter is false" }],
+      });
       continue;
     }
     const now = nowIso();
@@ -216,7 +314,9 @@ function runJob(state: EmulatorState, job: ImportJob): void {
       email,
       email_verified: u.email_verified === true,
       ...(typeof u.username === "string" ? { username: u.username } : {}),
-      ...(typeof u.phone_number === "string" ? { phone_number: u.phone_number, phone_verified: u.phone_verified === true } : {}),
+      ...(typeof u.phone_number === "string"
+        ? { phone_number: u.phone_number, phone_verified: u.phone_verified === true }
+        : {}),
       ...(typeof u.given_name === "string" ? { given_name: u.given_name } : {}),
       ...(typeof u.family_name === "string" ? { family_name: u.family_name } : {}),
       name: typeof u.name === "string" ? u.name : email,
@@ -250,17 +350,23 @@ function runJob(state: EmulatorState, job: ImportJob): void {
 
 export function registerImportJobRoutes(router: Router): void {
   router.add("POST", "/jobs/users-imports", "other", ({ state, body }) => {
-    if (!(body instanceof MultipartBody)) throw badRequest("Must provide 'users' file as multipart part", "invalid_body");
+    if (!(body instanceof MultipartBody))
+      throw badRequest("Must provide 'users' file as multipart part", "invalid_body");
     if (body.byteLength > MAX_IMPORT_PAYLOAD_BYTES) {
       throw new ApiError(413, `Payload content length greater than maximum allowed: ${MAX_IMPORT_PAYLOAD_BYTES}`);
     }
-    const file = body.files.users ?? (body.fields.users !== undefined ? { filename: "users.json", content: body.fields.users } : undefined);
+    const file =
+      body.files.users ??
+      (body.fields.users !== undefined ? { filename: "users.json", content: body.fields.users } : undefined);
     if (!file) throw badRequest("Must provide 'users' file as multipart part", "invalid_body");
     if (file.content.trim() === "") throw badRequest("Users file must not be empty", "invalid_body");
     const connectionId = body.fields.connection_id;
     if (connectionId === undefined) throw badRequest("Must provide 'connection_id' as multipart part", "invalid_body");
     if (!CONNECTION_ID.test(connectionId)) {
-      throw badRequest(`Payload validation error: 'String does not match pattern ^con_[A-Za-z0-9]{16}$: ${connectionId}' on property connection_id.`, "invalid_body");
+      throw badRequest(
+        `Payload validation error: 'String does not match pattern ^con_[A-Za-z0-9]{16}$: ${connectionId}' on property connection_id.`,
+        "invalid_body",
+      );
     }
     const connection = state.connections.get(connectionId);
     if (!connection) throw badRequest("The connection does not exist", "inexistent_connection");
@@ -270,7 +376,12 @@ export function registerImportJobRoutes(router: Router): void {
     const store = state.importJobs;
     if (store.running().length >= MAX_CONCURRENT_IMPORT_JOBS) {
       const e = tooManyRequests({});
-      throw new ApiError(429, `There are already ${MAX_CONCURRENT_IMPORT_JOBS} user import jobs pending or running for this tenant; wait until one completes.`, "too_many_requests", e.headers);
+      throw new ApiError(
+        429,
+        `There are already ${MAX_CONCURRENT_IMPORT_JOBS} user import jobs pending or running for this tenant; wait until one completes.`,
+        "too_many_requests",
+        e.headers,
+      );
     }
     let users: unknown;
     try {

@@ -38,7 +38,8 @@ export function parseLoginRequest(body: unknown): LoginRequest {
     if (typeof body[key] !== "string" || body[key] === "") throw invalidBody(`'Missing required property: ${key}'.`);
   }
   for (const key of ["sub", "given_name", "family_name", "name", "password"]) {
-    if (body[key] !== undefined && typeof body[key] !== "string") throw invalidBody(`'Expected type string' on property ${key}.`);
+    if (body[key] !== undefined && typeof body[key] !== "string")
+      throw invalidBody(`'Expected type string' on property ${key}.`);
   }
   return body as unknown as LoginRequest;
 }
@@ -61,7 +62,11 @@ async function callHook(hook: PostLoginHookConfig, payload: unknown): Promise<Ho
     if (!response.ok) return undefined;
     const answer: unknown = await response.json();
     if (!isPlainObject(answer) || (answer.decision !== "allow" && answer.decision !== "deny")) return undefined;
-    if (answer.roles !== undefined && (!Array.isArray(answer.roles) || !answer.roles.every((r) => typeof r === "string"))) return undefined;
+    if (
+      answer.roles !== undefined &&
+      (!Array.isArray(answer.roles) || !answer.roles.every((r) => typeof r === "string"))
+    )
+      return undefined;
     if (answer.app_metadata !== undefined && !isPlainObject(answer.app_metadata)) return undefined;
     return answer as unknown as HookAnswer;
   } catch {
@@ -69,7 +74,12 @@ async function callHook(hook: PostLoginHookConfig, payload: unknown): Promise<Ho
   }
 }
 
-function findOrCreateUser(state: EmulatorState, req: LoginRequest, connectionName: string, strategy: string): { user?: User; created: boolean } {
+function findOrCreateUser(
+  state: EmulatorState,
+  req: LoginRequest,
+  connectionName: string,
+  strategy: string,
+): { user?: User; created: boolean } {
   const inConnection = (u: User) => u.identities.some((i) => i.connection === connectionName);
   const connection = state.connectionByName(connectionName)!;
   if (isDatabase(connection) || isPasswordless(connection)) {
@@ -79,14 +89,23 @@ function findOrCreateUser(state: EmulatorState, req: LoginRequest, connectionNam
   // Enterprise: the identity is keyed by the IdP subject (default: the email).
   const sub = req.sub ?? req.email;
   const identityId = `${connectionName}|${sub}`;
-  const existing = [...state.users.values()].find((u) => u.identities.some((i) => i.connection === connectionName && i.user_id === identityId));
+  const existing = [...state.users.values()].find((u) =>
+    u.identities.some((i) => i.connection === connectionName && i.user_id === identityId),
+  );
   const now = nowIso();
   const mode = rootAttributesMode(connection);
   if (existing) {
     // Root attributes of upstream-IdP users are overwritten at each login (Auth0 docs "User Profile Root Attributes"),
     // unless the connection syncs them on first login only or never ("Configure Connection Sync").
     if (mode !== "on_each_login") return { user: existing, created: false };
-    const next = { ...existing, email: req.email, ...(req.given_name ? { given_name: req.given_name } : {}), ...(req.family_name ? { family_name: req.family_name } : {}), ...(req.name ? { name: req.name } : {}), updated_at: now };
+    const next = {
+      ...existing,
+      email: req.email,
+      ...(req.given_name ? { given_name: req.given_name } : {}),
+      ...(req.family_name ? { family_name: req.family_name } : {}),
+      ...(req.name ? { name: req.name } : {}),
+      updated_at: now,
+    };
     state.saveUser(next);
     return { user: next, created: false };
   }
@@ -112,13 +131,30 @@ function findOrCreateUser(state: EmulatorState, req: LoginRequest, connectionNam
   return { user, created: true };
 }
 
-export async function simulateLogin(state: EmulatorState, hook: PostLoginHookConfig | undefined, req: LoginRequest): Promise<LoginResult> {
+export async function simulateLogin(
+  state: EmulatorState,
+  hook: PostLoginHookConfig | undefined,
+  req: LoginRequest,
+): Promise<LoginResult> {
   const connection = state.connectionByName(req.connection);
-  if (!connection) return { decision: "deny", error: "invalid_request", reason: `connection ${req.connection} does not exist`, created: false };
+  if (!connection)
+    return {
+      decision: "deny",
+      error: "invalid_request",
+      reason: `connection ${req.connection} does not exist`,
+      created: false,
+    };
   const org = state.organizations.get(req.organization) ?? state.organizationByName(req.organization);
-  if (!org) return { decision: "deny", error: "invalid_request", reason: "parameter organization is invalid", created: false };
+  if (!org)
+    return { decision: "deny", error: "invalid_request", reason: "parameter organization is invalid", created: false };
   const enabled = state.enabledConnections.get(org.id)?.get(connection.id);
-  if (!enabled) return { decision: "deny", error: "invalid_request", reason: "the connection is not enabled for the organization", created: false };
+  if (!enabled)
+    return {
+      decision: "deny",
+      error: "invalid_request",
+      reason: "the connection is not enabled for the organization",
+      created: false,
+    };
 
   const { user: found, created } = findOrCreateUser(state, req, connection.name, connection.strategy);
   if (!found) return { decision: "deny", error: "access_denied", reason: "Wrong email or password.", created: false };
@@ -126,7 +162,8 @@ export async function simulateLogin(state: EmulatorState, hook: PostLoginHookCon
     // The password is checked against the stored hash (imported or set through the API); an
     // imported custom hash that matched is replaced by a bcrypt hash of the same password.
     const stored = state.passwords.get(found.user_id);
-    if (!(await verifyPassword(stored, req.password))) return { decision: "deny", error: "access_denied", reason: "Wrong email or password.", created: false };
+    if (!(await verifyPassword(stored, req.password)))
+      return { decision: "deny", error: "access_denied", reason: "Wrong email or password.", created: false };
     if (stored?.kind === "custom") state.passwords.set(found.user_id, await rehash(req.password));
   }
   const now = nowIso();
@@ -137,7 +174,13 @@ export async function simulateLogin(state: EmulatorState, hook: PostLoginHookCon
   const members = state.members.get(org.id) ?? new Set<string>();
   if (!members.has(user.user_id)) {
     if (!enabled.assign_membership_on_login) {
-      return { decision: "deny", error: "access_denied", reason: "user is not a member of the organization", created, user };
+      return {
+        decision: "deny",
+        error: "access_denied",
+        reason: "user is not a member of the organization",
+        created,
+        user,
+      };
     }
     members.add(user.user_id);
     state.members.set(org.id, members);
@@ -153,7 +196,12 @@ export async function simulateLogin(state: EmulatorState, hook: PostLoginHookCon
         email_verified: user.email_verified,
         blocked: user.blocked ?? false,
         app_metadata: user.app_metadata,
-        identities: user.identities.map((i) => ({ connection: i.connection, provider: i.provider, user_id: i.user_id, isSocial: i.isSocial })),
+        identities: user.identities.map((i) => ({
+          connection: i.connection,
+          provider: i.provider,
+          user_id: i.user_id,
+          isSocial: i.isSocial,
+        })),
       },
       organization: { id: org.id, name: org.name },
       connection: { name: connection.name, strategy: connection.strategy },
@@ -164,7 +212,13 @@ export async function simulateLogin(state: EmulatorState, hook: PostLoginHookCon
     answer = hookAnswer;
   }
   if (answer.decision === "deny") {
-    return { decision: "deny", error: "access_denied", reason: answer.reason ?? "denied by the post-login hook", created, user };
+    return {
+      decision: "deny",
+      error: "access_denied",
+      reason: answer.reason ?? "denied by the post-login hook",
+      created,
+      user,
+    };
   }
 
   const roles = answer.roles ?? memberRoleNames;
@@ -182,7 +236,13 @@ export async function simulateLogin(state: EmulatorState, hook: PostLoginHookCon
     claims: { roles, app_metadata: appMetadata },
   });
   const refreshTokenId = randomAlnum(24);
-  state.refreshTokens.set(refreshTokenId, { id: refreshTokenId, user_id: user.user_id, session_id: sessionId, client_id: LOGIN_CLIENT_ID, created_at: now });
+  state.refreshTokens.set(refreshTokenId, {
+    id: refreshTokenId,
+    user_id: user.user_id,
+    session_id: sessionId,
+    client_id: LOGIN_CLIENT_ID,
+    created_at: now,
+  });
   return {
     decision: "allow",
     created,

@@ -68,7 +68,11 @@ export class OidcProvider {
   /** Paths this provider answers; everything else stays with the Management API server. */
   handles(method: string, path: string): boolean {
     return (
-      (method === "GET" && (path === "/.well-known/openid-configuration" || path === "/.well-known/jwks.json" || path === "/authorize" || path === "/oidc/logout")) ||
+      (method === "GET" &&
+        (path === "/.well-known/openid-configuration" ||
+          path === "/.well-known/jwks.json" ||
+          path === "/authorize" ||
+          path === "/oidc/logout")) ||
       (method === "POST" && path === "/u/login")
     );
   }
@@ -115,16 +119,34 @@ export class OidcProvider {
     this.sweep();
     const client = this.clients.get(q.get("client_id") ?? "");
     // Without a known client and an allowed callback there is nowhere safe to redirect: an error page.
-    if (!client) return page(res, 400, "Unknown client", `The client_id "${q.get("client_id") ?? ""}" is not an application of this tenant.`);
+    if (!client)
+      return page(
+        res,
+        400,
+        "Unknown client",
+        `The client_id "${q.get("client_id") ?? ""}" is not an application of this tenant.`,
+      );
     const redirectUri = q.get("redirect_uri") ?? "";
     if (!client.callbacks.includes(redirectUri)) {
-      return page(res, 400, "Callback URL mismatch", `The provided redirect_uri is not in the list of allowed callback URLs: ${redirectUri}`);
+      return page(
+        res,
+        400,
+        "Callback URL mismatch",
+        `The provided redirect_uri is not in the list of allowed callback URLs: ${redirectUri}`,
+      );
     }
-    const back = (error: string, description: string): void => redirect(res, withParams(redirectUri, { error, error_description: description, state: q.get("state") ?? undefined }));
-    if (q.get("response_type") !== "code") return back("unsupported_response_type", "Unsupported response type: only code is enabled for this application");
-    if (!(q.get("scope") ?? "").split(" ").includes("openid")) return back("invalid_scope", "the openid scope is required");
+    const back = (error: string, description: string): void =>
+      redirect(
+        res,
+        withParams(redirectUri, { error, error_description: description, state: q.get("state") ?? undefined }),
+      );
+    if (q.get("response_type") !== "code")
+      return back("unsupported_response_type", "Unsupported response type: only code is enabled for this application");
+    if (!(q.get("scope") ?? "").split(" ").includes("openid"))
+      return back("invalid_scope", "the openid scope is required");
     const challenge = q.get("code_challenge");
-    if (!challenge || q.get("code_challenge_method") !== "S256") return back("invalid_request", "code_challenge with code_challenge_method=S256 is required");
+    if (!challenge || q.get("code_challenge_method") !== "S256")
+      return back("invalid_request", "code_challenge with code_challenge_method=S256 is required");
     const organization = q.get("organization");
     if (!organization) return back("invalid_request", "parameter organization is required for this application");
     const org = this.state.organizations.get(organization);
@@ -157,14 +179,18 @@ export class OidcProvider {
   private async submitLogin(form: URLSearchParams, res: ServerResponse): Promise<void> {
     const tx = this.transactions.get(form.get("tx") ?? "");
     this.transactions.delete(form.get("tx") ?? "");
-    if (!tx || Date.now() - tx.createdAt > TRANSACTION_LIFETIME_MS) return page(res, 400, "Invalid state", "This login transaction has expired; start again from the application.");
+    if (!tx || Date.now() - tx.createdAt > TRANSACTION_LIFETIME_MS)
+      return page(res, 400, "Invalid state", "This login transaction has expired; start again from the application.");
     const email = form.get("email") ?? "";
     const connection = form.get("connection") ?? "";
     if (!email || !connection) return page(res, 400, "Missing fields", "email and connection are required.");
     const result = await this.login({ email, connection, organization: tx.organization });
     if (result.decision === "deny") {
       // An Action's api.access.deny (and a blocked user) come back to the application as an error (Auth0 "Post-Login Trigger").
-      return redirect(res, withParams(tx.redirectUri, { error: result.error, error_description: result.reason, state: tx.state }));
+      return redirect(
+        res,
+        withParams(tx.redirectUri, { error: result.error, error_description: result.reason, state: tx.state }),
+      );
     }
     const code = randomBytes(24).toString("base64url");
     this.codes.set(code, { tx, login: result, expiresAt: Date.now() + CODE_LIFETIME_MS });
@@ -177,7 +203,10 @@ export class OidcProvider {
     let secret = params.client_secret;
     const basic = /^Basic\s+(\S+)$/i.exec(authorization ?? "");
     if (basic) {
-      const [id, pw] = Buffer.from(basic[1]!, "base64").toString("utf8").split(":", 2).map((s) => decodeURIComponent(s ?? ""));
+      const [id, pw] = Buffer.from(basic[1]!, "base64")
+        .toString("utf8")
+        .split(":", 2)
+        .map((s) => decodeURIComponent(s ?? ""));
       clientId = id;
       secret = pw;
     }
@@ -185,10 +214,12 @@ export class OidcProvider {
     if (!client || client.clientSecret !== secret) return oauthError(401, "access_denied", "Unauthorized");
     const code = params.code ? this.codes.get(params.code) : undefined;
     if (params.code) this.codes.delete(params.code); // single use, even when the rest is wrong
-    if (!code || code.expiresAt <= Date.now() || code.tx.client.clientId !== client.clientId) return oauthError(403, "invalid_grant", "Invalid authorization code");
+    if (!code || code.expiresAt <= Date.now() || code.tx.client.clientId !== client.clientId)
+      return oauthError(403, "invalid_grant", "Invalid authorization code");
     if (params.redirect_uri !== code.tx.redirectUri) return oauthError(403, "invalid_grant", "Invalid redirect_uri");
     const verifier = params.code_verifier ?? "";
-    if (b64url(createHash("sha256").update(verifier).digest()) !== code.tx.codeChallenge) return oauthError(403, "invalid_grant", "Failed to verify code verifier");
+    if (b64url(createHash("sha256").update(verifier).digest()) !== code.tx.codeChallenge)
+      return oauthError(403, "invalid_grant", "Failed to verify code verifier");
     const now = Math.floor(Date.now() / 1000);
     const user = code.login.user;
     const claims: Record<string, unknown> = {
@@ -207,20 +238,28 @@ export class OidcProvider {
     };
     return {
       status: 200,
-      body: { access_token: `emu.${randomBytes(24).toString("base64url")}`, id_token: this.signJwt(claims), token_type: "Bearer", expires_in: 86400, scope: code.tx.scope },
+      body: {
+        access_token: `emu.${randomBytes(24).toString("base64url")}`,
+        id_token: this.signJwt(claims),
+        token_type: "Bearer",
+        expires_in: 86400,
+        scope: code.tx.scope,
+      },
     };
   }
 
   private logout(q: URLSearchParams, res: ServerResponse): void {
     const hint = q.get("id_token_hint");
     const claims = hint ? this.verifyJwt(hint) : undefined;
-    if (hint && !claims) return page(res, 400, "Invalid id_token_hint", "The id_token_hint is not a token this tenant issued.");
+    if (hint && !claims)
+      return page(res, 400, "Invalid id_token_hint", "The id_token_hint is not a token this tenant issued.");
     const client = this.clients.get((claims?.aud as string | undefined) ?? q.get("client_id") ?? "");
     const target = q.get("post_logout_redirect_uri");
     if (typeof claims?.sid === "string") this.state.sessions.delete(claims.sid);
     if (!target) return page(res, 200, "Signed out", "You are signed out.");
     // Allowed Logout URLs are per application; without a client there is no list to match (stricter than the tenant-level list).
-    if (!client || !(client.logoutUrls ?? []).includes(target)) return page(res, 400, "Invalid logout URL", `${target} is not an Allowed Logout URL of this application.`);
+    if (!client || !(client.logoutUrls ?? []).includes(target))
+      return page(res, 400, "Invalid logout URL", `${target} is not an Allowed Logout URL of this application.`);
     return redirect(res, withParams(target, { state: q.get("state") ?? undefined }));
   }
 
@@ -243,12 +282,16 @@ export class OidcProvider {
 
   private sweep(): void {
     const now = Date.now();
-    for (const [k, tx] of this.transactions) if (now - tx.createdAt > TRANSACTION_LIFETIME_MS) this.transactions.delete(k);
+    for (const [k, tx] of this.transactions)
+      if (now - tx.createdAt > TRANSACTION_LIFETIME_MS) this.transactions.delete(k);
     for (const [k, c] of this.codes) if (c.expiresAt <= now) this.codes.delete(k);
   }
 }
 
-const oauthError = (status: number, error: string, description: string): Reply => ({ status, body: { error, error_description: description } });
+const oauthError = (status: number, error: string, description: string): Reply => ({
+  status,
+  body: { error, error_description: description },
+});
 
 function withParams(base: string, params: Record<string, string | undefined>): string {
   const u = new URL(base);
@@ -258,7 +301,13 @@ function withParams(base: string, params: Record<string, string | undefined>): s
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(payload)), "cache-control": "no-store" }).end(payload);
+  res
+    .writeHead(status, {
+      "content-type": "application/json; charset=utf-8",
+      "content-length": String(Buffer.byteLength(payload)),
+      "cache-control": "no-store",
+    })
+    .end(payload);
 }
 
 function redirect(res: ServerResponse, location: string): void {
@@ -268,5 +317,11 @@ function redirect(res: ServerResponse, location: string): void {
 function page(res: ServerResponse, status: number, title: string, bodyHtml: string, trustedBody = false): void {
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title></head>
 <body><main><h1>${title}</h1>${trustedBody ? bodyHtml : `<p>${escapeHtml(bodyHtml)}</p>`}<p><small>Auth0 emulator: simulated Universal Login</small></p></main></body></html>`;
-  res.writeHead(status, { "content-type": "text/html; charset=utf-8", "content-security-policy": "default-src 'none'; form-action *; style-src 'unsafe-inline'", "cache-control": "no-store" }).end(html);
+  res
+    .writeHead(status, {
+      "content-type": "text/html; charset=utf-8",
+      "content-security-policy": "default-src 'none'; form-action *; style-src 'unsafe-inline'",
+      "cache-control": "no-store",
+    })
+    .end(html);
 }

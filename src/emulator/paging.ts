@@ -69,7 +69,8 @@ export function parseCheckpoint(query: URLSearchParams, now = Date.now()): Check
   try {
     const decoded = JSON.parse(Buffer.from(from, "base64url").toString("utf8")) as { k?: unknown; t?: unknown };
     if (typeof decoded.k !== "string" || typeof decoded.t !== "number") throw new Error("shape");
-    if (now - decoded.t > CHECKPOINT_TTL_MS) throw new ApiError(400, "Query validation error: the checkpoint in 'from' has expired.", "invalid_query_string");
+    if (now - decoded.t > CHECKPOINT_TTL_MS)
+      throw new ApiError(400, "Query validation error: the checkpoint in 'from' has expired.", "invalid_query_string");
     return { after: decoded.k, take };
   } catch (err) {
     if (err instanceof ApiError) throw err;
@@ -78,11 +79,19 @@ export function parseCheckpoint(query: URLSearchParams, now = Date.now()): Check
 }
 
 /** `all` must already be sorted by `keyOf`. */
-export function checkpointReply<T>(key: string, all: T[], keyOf: (item: T) => string, cp: Checkpoint, now = Date.now()): unknown {
+export function checkpointReply<T>(
+  key: string,
+  all: T[],
+  keyOf: (item: T) => string,
+  cp: Checkpoint,
+  now = Date.now(),
+): unknown {
   const rest = cp.after === undefined ? all : all.filter((item) => keyOf(item) > cp.after!);
   const items = rest.slice(0, cp.take);
   const more = rest.length > items.length;
-  const next = more ? Buffer.from(JSON.stringify({ k: keyOf(items[items.length - 1]!), t: now })).toString("base64url") : undefined;
+  const next = more
+    ? Buffer.from(JSON.stringify({ k: keyOf(items[items.length - 1]!), t: now })).toString("base64url")
+    : undefined;
   return { [key]: items, ...(next ? { next } : {}) };
 }
 

@@ -41,7 +41,11 @@ export interface PlanLimits {
   other?: BucketSpec;
 }
 
-const perMinute = (name: string, capacity: number, perMin: number): BucketSpec => ({ name, capacity, perSecond: perMin / 60 });
+const perMinute = (name: string, capacity: number, perMin: number): BucketSpec => ({
+  name,
+  capacity,
+  perSecond: perMin / 60,
+});
 
 export const PLAN_LIMITS: Record<Plan, PlanLimits> = {
   // Free: one global bucket for the whole Management API, burst 2, 2/s.
@@ -88,7 +92,10 @@ export class TokenBucket {
   private tokens: number;
   private updatedAt: number;
 
-  constructor(readonly spec: BucketSpec, now: number) {
+  constructor(
+    readonly spec: BucketSpec,
+    now: number,
+  ) {
     this.tokens = spec.capacity;
     this.updatedAt = now;
   }
@@ -141,7 +148,11 @@ export class RateLimiter {
    * `scale` multiplies every refill rate: a time-compressed tenant for benchmarks (the same bucket
    * shapes, N times faster), so that a 10,000-user push finishes in minutes, not hours.
    */
-  constructor(private readonly plan: Plan, private readonly enabled: boolean, private readonly scale = 1) {}
+  constructor(
+    private readonly plan: Plan,
+    private readonly enabled: boolean,
+    private readonly scale = 1,
+  ) {}
 
   reset(): void {
     this.buckets.clear();

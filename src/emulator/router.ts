@@ -78,7 +78,13 @@ export class Router {
         if (pattern.startsWith(":")) params[pattern.slice(1)] = value;
         else ok = pattern === value;
       }
-      if (ok) return { handler: route.handler, category: route.category, params, label: `${method} /${route.segments.join("/")}` };
+      if (ok)
+        return {
+          handler: route.handler,
+          category: route.category,
+          params,
+          label: `${method} /${route.segments.join("/")}`,
+        };
     }
     return undefined;
   }
@@ -95,5 +101,9 @@ function decodeSegment(segment: string): string {
 /** Narrow a JSON body to an object, or answer Auth0's payload error. */
 export function objectBody(body: unknown): Record<string, unknown> {
   if (typeof body === "object" && body !== null && !Array.isArray(body)) return body as Record<string, unknown>;
-  throw new ApiError(400, "Payload validation error: 'Expected type object but found type " + jsonType(body) + "'.", "invalid_body");
+  throw new ApiError(
+    400,
+    "Payload validation error: 'Expected type object but found type " + jsonType(body) + "'.",
+    "invalid_body",
+  );
 }

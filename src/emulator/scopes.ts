@@ -71,7 +71,8 @@ export const ALL_SCOPES: readonly string[] = [...new Set(Object.values(ROUTE_SCO
 export function extraScopes(label: string, query: URLSearchParams): (readonly string[])[] {
   if (label === "GET /organizations/:id/members") {
     const fields = (query.get("fields") ?? "").split(",").map((f) => f.trim());
-    if (fields.includes("roles") && query.get("include_fields") !== "false") return [["read:organization_member_roles"]];
+    if (fields.includes("roles") && query.get("include_fields") !== "false")
+      return [["read:organization_member_roles"]];
   }
   return [];
 }

@@ -23,10 +23,20 @@ type Node =
   | { type: "term"; field?: string; value: Value }
   | { type: "exists"; field: string };
 
-type Token = { t: "(" | ")" | "[" | "]" | "{" | "}" | ":" | "AND" | "OR" | "NOT" | "TO" } | { t: "word" | "phrase"; v: string };
+type Token =
+  { t: "(" | ")" | "[" | "]" | "{" | "}" | ":" | "AND" | "OR" | "NOT" | "TO" } | { t: "word" | "phrase"; v: string };
 
 const CASE_INSENSITIVE = new Set(["email", "name", "given_name", "family_name", "nickname", "email.domain"]);
-const DEFAULT_FIELDS = ["user_id", "email", "name", "given_name", "family_name", "nickname", "username", "phone_number"];
+const DEFAULT_FIELDS = [
+  "user_id",
+  "email",
+  "name",
+  "given_name",
+  "family_name",
+  "nickname",
+  "username",
+  "phone_number",
+];
 const MAX_QUERY_LENGTH = 4096;
 
 function tokenize(q: string): Token[] {
@@ -34,8 +44,15 @@ function tokenize(q: string): Token[] {
   let i = 0;
   while (i < q.length) {
     const c = q[i]!;
-    if (/\s/.test(c)) { i++; continue; }
-    if ("()[]{}:".includes(c)) { tokens.push({ t: c as "(" }); i++; continue; }
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    if ("()[]{}:".includes(c)) {
+      tokens.push({ t: c as "(" });
+      i++;
+      continue;
+    }
     if (c === '"') {
       let v = "";
       i++;
@@ -48,9 +65,21 @@ function tokenize(q: string): Token[] {
       tokens.push({ t: "phrase", v });
       continue;
     }
-    if (c === "&" && q[i + 1] === "&") { tokens.push({ t: "AND" }); i += 2; continue; }
-    if (c === "|" && q[i + 1] === "|") { tokens.push({ t: "OR" }); i += 2; continue; }
-    if ((c === "!" || c === "-") && i + 1 < q.length && !/\s/.test(q[i + 1]!)) { tokens.push({ t: "NOT" }); i++; continue; }
+    if (c === "&" && q[i + 1] === "&") {
+      tokens.push({ t: "AND" });
+      i += 2;
+      continue;
+    }
+    if (c === "|" && q[i + 1] === "|") {
+      tokens.push({ t: "OR" });
+      i += 2;
+      continue;
+    }
+    if ((c === "!" || c === "-") && i + 1 < q.length && !/\s/.test(q[i + 1]!)) {
+      tokens.push({ t: "NOT" });
+      i++;
+      continue;
+    }
     let v = "";
     while (i < q.length && !/\s/.test(q[i]!) && !'()[]{}:"'.includes(q[i]!)) {
       if (q[i] === "\\" && i + 1 < q.length) i++;
@@ -122,7 +151,8 @@ class Parser {
       this.pos++;
       if (token.v === "_exists_") {
         const target = this.tokens[this.pos++];
-        if (!target || (target.t !== "word" && target.t !== "phrase")) throw invalidQuery("_exists_ needs a field name.");
+        if (!target || (target.t !== "word" && target.t !== "phrase"))
+          throw invalidQuery("_exists_ needs a field name.");
         return { type: "exists", field: target.v };
       }
       if (this.peek()?.t === "(") {
@@ -147,7 +177,8 @@ class Parser {
       this.expect("TO");
       const hi = this.tokens[this.pos++];
       const close = this.tokens[this.pos++];
-      if (!lo || !hi || !("v" in lo) || !("v" in hi) || !close || (close.t !== "]" && close.t !== "}")) throw invalidQuery("malformed range in q.");
+      if (!lo || !hi || !("v" in lo) || !("v" in hi) || !close || (close.t !== "]" && close.t !== "}"))
+        throw invalidQuery("malformed range in q.");
       return { kind: "range", lo: lo.v, hi: hi.v, loInclusive: token.t === "[", hiInclusive: close.t === "]" };
     }
     throw invalidQuery(`unexpected '${describe(token)}' in q.`);
@@ -171,7 +202,8 @@ function validate(node: Node): void {
   if (node.type === "not") return validate(node.item);
   if (node.type !== "term") return;
   const onUserMetadata = node.field?.startsWith("user_metadata.") ?? false;
-  if (node.value.kind === "range" && onUserMetadata) throw invalidQuery("range searches are not available on user_metadata fields.");
+  if (node.value.kind === "range" && onUserMetadata)
+    throw invalidQuery("range searches are not available on user_metadata fields.");
   if (node.value.kind === "word" && node.value.text.includes("*")) {
     if (onUserMetadata) throw invalidQuery("wildcard searches are not available on user_metadata fields.");
     const text = node.value.text;
@@ -209,7 +241,9 @@ function indexed(value: unknown): boolean {
 /** Scalar values at a dotted path, as strings. */
 function valuesAt(doc: unknown, path: string): string[] {
   return rawAt(doc, path)
-    .filter((v): v is string | number | boolean => typeof v === "string" || typeof v === "number" || typeof v === "boolean")
+    .filter(
+      (v): v is string | number | boolean => typeof v === "string" || typeof v === "number" || typeof v === "boolean",
+    )
     .map(String);
 }
 
@@ -229,7 +263,12 @@ function matchValue(actual: string, value: Value, insensitive: boolean): boolean
   const v = norm(value.text);
   if (value.kind === "phrase") return a === v || ` ${a} `.includes(` ${v} `);
   if (v.includes("*")) {
-    const re = new RegExp(`^${v.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+    const re = new RegExp(
+      `^${v
+        .split("*")
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+        .join(".*")}$`,
+    );
     return re.test(a) || a.split(/\s+/).some((w) => re.test(w));
   }
   return a === v || a.split(/\s+/).includes(v);
@@ -247,7 +286,9 @@ export function matches(node: Node, doc: User): boolean {
       return rawAt(doc, node.field).some(indexed);
     case "term": {
       const fields = node.field ? [node.field] : DEFAULT_FIELDS;
-      return fields.some((f) => valuesAt(doc, f).some((actual) => matchValue(actual, node.value, CASE_INSENSITIVE.has(f))));
+      return fields.some((f) =>
+        valuesAt(doc, f).some((actual) => matchValue(actual, node.value, CASE_INSENSITIVE.has(f))),
+      );
     }
   }
 }

@@ -25,7 +25,17 @@ import { registerRoleRoutes } from "./routes/roles.js";
 import { registerUserRoutes } from "./routes/users.js";
 import { ALL_SCOPES, ROUTE_SCOPES, checkScopes, extraScopes } from "./scopes.js";
 import { EmulatorState } from "./state.js";
-import type { CallLogEntry, Connection, ConnectionSpec, EmulatorOptions, FaultsInput, LoginRequest, LoginResult, Plan, PostLoginHookConfig } from "./types.js";
+import type {
+  CallLogEntry,
+  Connection,
+  ConnectionSpec,
+  EmulatorOptions,
+  FaultsInput,
+  LoginRequest,
+  LoginResult,
+  Plan,
+  PostLoginHookConfig,
+} from "./types.js";
 import { isPlainObject, sleep } from "./util.js";
 
 /** Auth0's maximum payload, 1 MB (Auth0 Management API v2 reference, auth0.com/docs/api/management/v2). */
@@ -59,7 +69,9 @@ export function requiredScopes(method: string, path: string): string[][] | undef
   const relative = url.pathname.startsWith(API_PREFIX) ? url.pathname.slice(API_PREFIX.length) : url.pathname;
   const match = (scopeRouter ??= buildRouter()).match(method.toUpperCase(), relative);
   if (!match) return undefined;
-  return [...(ROUTE_SCOPES[match.label] ?? []), ...extraScopes(match.label, url.searchParams)].map((anyOf) => [...anyOf]);
+  return [...(ROUTE_SCOPES[match.label] ?? []), ...extraScopes(match.label, url.searchParams)].map((anyOf) => [
+    ...anyOf,
+  ]);
 }
 
 /** Labels ("METHOD /pattern") of every route the emulator serves. */
@@ -103,7 +115,12 @@ export class EmulatorServer implements ControlTarget {
 
   constructor(private readonly options: EmulatorOptions) {
     this.plan = options.plan ?? "enterprise";
-    this.state = new EmulatorState(this.plan, options.connections ?? [], options.searchConsistencyDelayMs ?? 0, options.asyncDelayMs ?? 0);
+    this.state = new EmulatorState(
+      this.plan,
+      options.connections ?? [],
+      options.searchConsistencyDelayMs ?? 0,
+      options.asyncDelayMs ?? 0,
+    );
     this.grant = new Set(options.scopes ?? ALL_SCOPES);
     const timing = options.importJobTiming ?? {};
     if (timing.baseMs !== undefined) this.state.importJobs.timing.baseMs = timing.baseMs;
@@ -111,7 +128,13 @@ export class EmulatorServer implements ControlTarget {
     this.limiter = new RateLimiter(this.plan, options.rateLimits !== false, options.rateScale ?? 1);
     this.faults = new Faults(options.seed ?? 1);
     this.hook = options.postLoginHook;
-    this.oidc = new OidcProvider(this.state, options.oidcClients ?? [], options.roleClaimNamespace ?? "https://scim-bridge.dev", (r) => this.login(r), () => this.baseUrl);
+    this.oidc = new OidcProvider(
+      this.state,
+      options.oidcClients ?? [],
+      options.roleClaimNamespace ?? "https://scim-bridge.dev",
+      (r) => this.login(r),
+      () => this.baseUrl,
+    );
     this.http = createServer((req, res) => void this.handle(req, res));
   }
 
@@ -177,7 +200,14 @@ export class EmulatorServer implements ControlTarget {
     const method = (req.method ?? "GET").toUpperCase();
     const url = new URL(req.url ?? "/", "http://emulator.invalid");
     const path = url.pathname;
-    const entry: CallLogEntry = { method, path, query: url.search.replace(/^\?/, ""), status: 0, time: new Date(started).toISOString(), durationMs: 0 };
+    const entry: CallLogEntry = {
+      method,
+      path,
+      query: url.search.replace(/^\?/, ""),
+      status: 0,
+      time: new Date(started).toISOString(),
+      durationMs: 0,
+    };
     let reply: Reply;
     let rateHeaders: Record<string, string> = {};
     const isControl = path === "/__emulator" || path.startsWith("/__emulator/");
@@ -195,14 +225,26 @@ export class EmulatorServer implements ControlTarget {
         entry.body = redact(params);
         reply = await this.token(params, req.headers.authorization);
       } else if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
-        const result = await this.api(method, path, url.searchParams, req.headers.authorization, raw, contentType, entry);
+        const result = await this.api(
+          method,
+          path,
+          url.searchParams,
+          req.headers.authorization,
+          raw,
+          contentType,
+          entry,
+        );
         reply = result.reply;
         rateHeaders = result.rateHeaders;
       } else {
         throw routeNotFound();
       }
     } catch (err) {
-      if (err instanceof PayloadTooLarge) reply = { status: 413, body: new ApiError(413, "Payload content length greater than maximum allowed: 1048576").toBody() };
+      if (err instanceof PayloadTooLarge)
+        reply = {
+          status: 413,
+          body: new ApiError(413, "Payload content length greater than maximum allowed: 1048576").toBody(),
+        };
       else if (err instanceof ApiError) reply = { status: err.statusCode, body: err.toBody(), headers: err.headers };
       else reply = { status: 500, body: new ApiError(500, "An internal server error occurred").toBody() };
     }
@@ -214,7 +256,11 @@ export class EmulatorServer implements ControlTarget {
     }
     if (!isControl) {
       if (sent["x-ratelimit-limit"] !== undefined) {
-        entry.rateLimit = { limit: Number(sent["x-ratelimit-limit"]), remaining: Number(sent["x-ratelimit-remaining"]), reset: Number(sent["x-ratelimit-reset"]) };
+        entry.rateLimit = {
+          limit: Number(sent["x-ratelimit-limit"]),
+          remaining: Number(sent["x-ratelimit-remaining"]),
+          reset: Number(sent["x-ratelimit-reset"]),
+        };
       }
       entry.status = reply.status;
       entry.durationMs = Date.now() - started;
@@ -241,7 +287,9 @@ export class EmulatorServer implements ControlTarget {
     if (delay) await sleep(delay);
     const injected = this.faults.injectedError("POST", "/oauth/token");
     if (injected) throw injected;
-    return issueToken(this.state, this.options, params, this.grantScopes(), (p) => this.oidc.exchangeCode(p, authorization));
+    return issueToken(this.state, this.options, params, this.grantScopes(), (p) =>
+      this.oidc.exchangeCode(p, authorization),
+    );
   }
 
   private async api(
@@ -264,7 +312,12 @@ export class EmulatorServer implements ControlTarget {
     try {
       if (!decision.allowed) {
         rateHeaders = {};
-        throw new ApiError(429, "Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset headers.", "too_many_requests", decision.headers);
+        throw new ApiError(
+          429,
+          "Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset headers.",
+          "too_many_requests",
+          decision.headers,
+        );
       }
       const delay = this.faults.latencyFor(method, path);
       if (delay) await sleep(delay);
@@ -277,10 +330,19 @@ export class EmulatorServer implements ControlTarget {
       const body = raw ? this.parseJson(raw, contentType) : undefined;
       entry.body = body;
       const env: TenantEnv = { plan: this.plan, baseUrl: this.baseUrl };
-      const reply = await match.handler({ method, params: match.params, query, body, state: this.state, env, clientId });
+      const reply = await match.handler({
+        method,
+        params: match.params,
+        query,
+        body,
+        state: this.state,
+        env,
+        clientId,
+      });
       return { reply, rateHeaders };
     } catch (err) {
-      if (err instanceof ApiError) return { reply: { status: err.statusCode, body: err.toBody(), headers: err.headers }, rateHeaders };
+      if (err instanceof ApiError)
+        return { reply: { status: err.statusCode, body: err.toBody(), headers: err.headers }, rateHeaders };
       throw err;
     }
   }

@@ -84,9 +84,19 @@ export class EmulatorState implements EmulatorStateView {
   /** Issued access tokens survive a reset (they belong to the client, not to tenant data). */
   reset(): void {
     for (const map of [
-      this.users, this.connections, this.organizations, this.roles, this.sessions, this.refreshTokens,
-      this.members, this.memberRoles, this.enabledConnections, this.searchIndex, this.passwords,
-    ]) map.clear();
+      this.users,
+      this.connections,
+      this.organizations,
+      this.roles,
+      this.sessions,
+      this.refreshTokens,
+      this.members,
+      this.memberRoles,
+      this.enabledConnections,
+      this.searchIndex,
+      this.passwords,
+    ])
+      map.clear();
     this.importJobs?.clear();
     this.revocations.length = 0;
     this.tickets.length = 0;
@@ -205,7 +215,9 @@ export class EmulatorState implements EmulatorStateView {
    */
   revokeSessions(userId: string, via: string, onlySessionId?: string): number {
     this.settle();
-    const ids = [...this.sessions.values()].filter((s) => s.user_id === userId && (!onlySessionId || s.id === onlySessionId)).map((s) => s.id);
+    const ids = [...this.sessions.values()]
+      .filter((s) => s.user_id === userId && (!onlySessionId || s.id === onlySessionId))
+      .map((s) => s.id);
     this.defer(() => {
       for (const id of ids) {
         if (!this.sessions.delete(id)) continue;
@@ -217,7 +229,9 @@ export class EmulatorState implements EmulatorStateView {
 
   revokeRefreshTokens(userId: string, via: string, onlySessionId?: string): number {
     this.settle();
-    const ids = [...this.refreshTokens.values()].filter((t) => t.user_id === userId && (!onlySessionId || t.session_id === onlySessionId)).map((t) => t.id);
+    const ids = [...this.refreshTokens.values()]
+      .filter((t) => t.user_id === userId && (!onlySessionId || t.session_id === onlySessionId))
+      .map((t) => t.id);
     this.defer(() => {
       for (const id of ids) {
         if (!this.refreshTokens.delete(id)) continue;
@@ -253,11 +267,14 @@ export class EmulatorState implements EmulatorStateView {
     if (this.effectTimer) clearTimeout(this.effectTimer);
     if (this.pendingEffects.length === 0) return;
     const next = Math.min(...this.pendingEffects.map((e) => e.at));
-    this.effectTimer = setTimeout(() => {
-      this.effectTimer = undefined;
-      this.settle();
-      this.armTimer();
-    }, Math.max(0, next - Date.now()));
+    this.effectTimer = setTimeout(
+      () => {
+        this.effectTimer = undefined;
+        this.settle();
+        this.armTimer();
+      },
+      Math.max(0, next - Date.now()),
+    );
     this.effectTimer.unref();
   }
 
@@ -291,7 +308,12 @@ export class EmulatorState implements EmulatorStateView {
   dump(): Record<string, unknown> {
     this.settle();
     const nested = <V>(m: Map<string, Map<string, V>>) =>
-      Object.fromEntries([...m].map(([k, inner]) => [k, Object.fromEntries([...inner].map(([ik, v]) => [ik, v instanceof Set ? [...v] : v]))]));
+      Object.fromEntries(
+        [...m].map(([k, inner]) => [
+          k,
+          Object.fromEntries([...inner].map(([ik, v]) => [ik, v instanceof Set ? [...v] : v])),
+        ]),
+      );
     return {
       plan: this.plan,
       connections: [...this.connections.values()],

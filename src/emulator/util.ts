@@ -27,7 +27,12 @@ export function clone<T>(value: T): T {
 export function selectFields<T extends object>(entity: T, query: URLSearchParams): Partial<T> {
   const fields = query.get("fields");
   if (!fields) return entity;
-  const names = new Set(fields.split(",").map((f) => f.trim()).filter(Boolean));
+  const names = new Set(
+    fields
+      .split(",")
+      .map((f) => f.trim())
+      .filter(Boolean),
+  );
   const include = query.get("include_fields") !== "false";
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(entity)) {

@@ -1,6 +1,13 @@
 import type { RequestHandler } from "express";
 import type { Db } from "../directory/database.js";
-import { bootstrapTokenId, hashAdminToken, touchAdminToken, verifyAdminToken, type AdminPrincipal, type AdminTokenCheck } from "../directory/admin-tokens.js";
+import {
+  bootstrapTokenId,
+  hashAdminToken,
+  touchAdminToken,
+  verifyAdminToken,
+  type AdminPrincipal,
+  type AdminTokenCheck,
+} from "../directory/admin-tokens.js";
 import { bearerAuth } from "./bearer.js";
 // Declares res.locals.admin, the principal this middleware sets.
 import type {} from "../admin/access.js";

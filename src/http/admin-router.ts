@@ -6,7 +6,13 @@ import { isBridgeError } from "../errors.js";
 import { adminBearerAuth } from "./admin-auth.js";
 import { jsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
-import { adminRateLimitDefaults, clientAddress, tokenRateLimit, unauthenticatedLimit, unauthenticatedLimitDefaults } from "./rate-limit.js";
+import {
+  adminRateLimitDefaults,
+  clientAddress,
+  tokenRateLimit,
+  unauthenticatedLimit,
+  unauthenticatedLimitDefaults,
+} from "./rate-limit.js";
 import { requestId } from "./request-id.js";
 
 /** 256 KiB: the largest admin body is a mapping document, a few KiB. */
@@ -48,7 +54,13 @@ export function adminRouter(deps: AdminDeps): Router {
       next(isBridgeError(err) && err.kind === "unauthorized" ? (failures.failed(req) ?? err) : err);
     };
     router.use(countFailure);
-    router.use(tokenRateLimit({ ...limits, keyOf: (_req, res) => (res.locals.admin ? `a:${res.locals.admin.tokenId}` : undefined), now: deps.now }));
+    router.use(
+      tokenRateLimit({
+        ...limits,
+        keyOf: (_req, res) => (res.locals.admin ? `a:${res.locals.admin.tokenId}` : undefined),
+        now: deps.now,
+      }),
+    );
   }
   router.use(jsonBody(deps.bodyLimit ?? defaultAdminBodyLimit));
 

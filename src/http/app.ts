@@ -9,7 +9,15 @@ import { scimBearerAuth } from "./auth.js";
 import { defaultBodyLimit, scimJsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
 import { parseQueryString } from "./query.js";
-import { concurrencyLimit, directoryKey, processEventLoopLag, scimConcurrencyDefault, tokenRateLimit, unauthenticatedLimit, unauthenticatedLimitDefaults } from "./rate-limit.js";
+import {
+  concurrencyLimit,
+  directoryKey,
+  processEventLoopLag,
+  scimConcurrencyDefault,
+  tokenRateLimit,
+  unauthenticatedLimit,
+  unauthenticatedLimitDefaults,
+} from "./rate-limit.js";
 import { requestId } from "./request-id.js";
 
 export interface AppDeps {
@@ -69,17 +77,24 @@ export function createApp(deps: AppDeps): Express {
 
   const scim = Router({ mergeParams: true });
   for (const m of deps.scimMiddleware ?? []) scim.use(m);
-  const failures = unauthenticatedLimit({ ...(deps.unauthenticatedLimit ?? unauthenticatedLimitDefaults), onRefused: deps.onUnauthenticated });
+  const failures = unauthenticatedLimit({
+    ...(deps.unauthenticatedLimit ?? unauthenticatedLimitDefaults),
+    onRefused: deps.onUnauthenticated,
+  });
   scim.use(
-    scimBearerAuth(deps.db, (_req, res, principal) => {
-      res.locals.scim = {
-        directoryId: principal.directoryId,
-        organizationId: principal.organizationId,
-        baseUrl: scimBaseUrl(publicUrl, principal.directoryId),
-        requestId: res.locals.requestId,
-        actor: { type: "directory", id: principal.directoryId },
-      };
-    }, deps.bookkeepingDb),
+    scimBearerAuth(
+      deps.db,
+      (_req, res, principal) => {
+        res.locals.scim = {
+          directoryId: principal.directoryId,
+          organizationId: principal.organizationId,
+          baseUrl: scimBaseUrl(publicUrl, principal.directoryId),
+          requestId: res.locals.requestId,
+          actor: { type: "directory", id: principal.directoryId },
+        };
+      },
+      deps.bookkeepingDb,
+    ),
   );
   // Failed authentications are throttled per client address and directory: 401 up to the limit, then 429.
   const countFailure: ErrorRequestHandler = (err, req, _res, next) => {

@@ -35,7 +35,10 @@ export interface BearerVerifier<P> {
   now?: () => number;
 }
 
-export function bearerAuth<P>(v: BearerVerifier<P>, onAuthenticated: (req: Request, res: Response, principal: P) => void): RequestHandler {
+export function bearerAuth<P>(
+  v: BearerVerifier<P>,
+  onAuthenticated: (req: Request, res: Response, principal: P) => void,
+): RequestHandler {
   const now = v.now ?? Date.now;
   const lastTouched = new Map<string, number>();
   // passport hands the callback its own challenge string, not ours: keep the reason per request.

@@ -36,7 +36,8 @@ export function jsonDepth(value: unknown, stopAt = Number.POSITIVE_INFINITY): nu
 
 /** Refuses a parsed value nested deeper than maxJsonDepth with 400 invalidSyntax. */
 export function assertJsonDepth(value: unknown): void {
-  if (jsonDepth(value, maxJsonDepth) > maxJsonDepth) throw invalidSyntax(`JSON nested deeper than ${maxJsonDepth} levels is not accepted`);
+  if (jsonDepth(value, maxJsonDepth) > maxJsonDepth)
+    throw invalidSyntax(`JSON nested deeper than ${maxJsonDepth} levels is not accepted`);
 }
 
 /**
@@ -45,12 +46,18 @@ export function assertJsonDepth(value: unknown): void {
  * They become 400 (413 for size) here, so the error middleware never mistakes them for our own faults.
  */
 export function bodyReadError(err: unknown): BridgeError {
-  const e = (typeof err === "object" && err !== null ? err : {}) as { type?: unknown; status?: unknown; code?: unknown };
+  const e = (typeof err === "object" && err !== null ? err : {}) as {
+    type?: unknown;
+    status?: unknown;
+    code?: unknown;
+  };
   if (e.type === "entity.too.large" || e.status === 413) return payloadTooLarge("request body exceeds the size limit");
   if (e.type === "entity.parse.failed") return invalidSyntax("request body is not valid JSON");
-  if (e.type === "encoding.unsupported" || e.status === 415) return invalidSyntax("request Content-Encoding is not supported; send identity, gzip, deflate or br");
+  if (e.type === "encoding.unsupported" || e.status === 415)
+    return invalidSyntax("request Content-Encoding is not supported; send identity, gzip, deflate or br");
   if (e.type === "charset.unsupported") return invalidSyntax("request body charset is not supported; send UTF-8 JSON");
-  if (typeof e.code === "string" && e.code.startsWith("Z_")) return invalidSyntax("request body does not match its Content-Encoding");
+  if (typeof e.code === "string" && e.code.startsWith("Z_"))
+    return invalidSyntax("request body does not match its Content-Encoding");
   return invalidSyntax("request body could not be read");
 }
 
@@ -79,14 +86,19 @@ function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
  * application/json (Okta POSTs it). Oversized bodies become 413, malformed JSON and broken
  * encodings 400 invalidSyntax.
  */
-export const scimJsonBody = (limit = defaultBodyLimit, groupsLimit = Math.max(limit, groupBodyLimit)): RequestHandler => {
+export const scimJsonBody = (
+  limit = defaultBodyLimit,
+  groupsLimit = Math.max(limit, groupBodyLimit),
+): RequestHandler => {
   const small = guarded(express.json({ type: scimTypes, limit, strict: true }), true);
   const large = guarded(express.json({ type: scimTypes, limit: groupsLimit, strict: true }), true);
   return (req, res, next) => (/^\/groups(\/|$)/i.test(req.path) ? large : small)(req, res, next);
 };
 
 /** Plain JSON bodies for the other routers (admin API, hooks), with the same limit and error mapping. */
-export const jsonBody = (limit: number | string = defaultBodyLimit): RequestHandler => guarded(express.json({ limit, strict: true }), true);
+export const jsonBody = (limit: number | string = defaultBodyLimit): RequestHandler =>
+  guarded(express.json({ limit, strict: true }), true);
 
 /** A raw body (the post-login hook verifies a signature over the exact bytes), with the same error mapping. */
-export const rawBody = (limit: number | string): RequestHandler => guarded(express.raw({ type: () => true, limit }), false);
+export const rawBody = (limit: number | string): RequestHandler =>
+  guarded(express.raw({ type: () => true, limit }), false);

@@ -36,7 +36,9 @@ export function toBridgeError(err: unknown): BridgeError | undefined {
   // Any other http-errors error (expose: true, 4xx) is a client fault Express detected.
   const exposed = err as { expose?: unknown; status?: unknown };
   if (exposed.expose === true && typeof exposed.status === "number" && exposed.status >= 400 && exposed.status < 500) {
-    return exposed.status === 413 ? payloadTooLarge("request body exceeds the size limit") : invalidSyntax("the request is malformed");
+    return exposed.status === 413
+      ? payloadTooLarge("request body exceeds the size limit")
+      : invalidSyntax("the request is malformed");
   }
   // better-sqlite3: another process holds the write lock beyond busy_timeout; a retry will succeed.
   if (e.code === "SQLITE_BUSY" || e.code === "SQLITE_LOCKED") {
@@ -83,7 +85,10 @@ export function errorMiddleware(shape: ErrorShape | "auto", log: Logger): ErrorR
       return sendError(req, res, known, chosen);
     }
     // The path only: query strings carry filter values (userNames, emails), never logged.
-    log.error({ err, requestId: res.locals.requestId, method: req.method, path: pathOnly(req.originalUrl) }, "unhandled error: a bug; report it with this log line");
+    log.error(
+      { err, requestId: res.locals.requestId, method: req.method, path: pathOnly(req.originalUrl) },
+      "unhandled error: a bug; report it with this log line",
+    );
     const detail = `internal error (request ${res.locals.requestId})`;
     res.status(500);
     if (chosen === "scim") res.type(scimContentType).send(JSON.stringify(scimErrorBody(500, detail)));

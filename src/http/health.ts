@@ -26,10 +26,13 @@ export interface HealthOptions {
   now?: () => number;
 }
 
-const isBetterSqlite = (db: HealthOptions["db"]): db is Database.Database => typeof (db as Database.Database).prepare === "function";
+const isBetterSqlite = (db: HealthOptions["db"]): db is Database.Database =>
+  typeof (db as Database.Database).prepare === "function";
 
 function pingDatabase(db: HealthOptions["db"]): void {
-  const row = isBetterSqlite(db) ? (db.prepare("SELECT 1 AS ok").get() as { ok?: number } | undefined) : db.get<{ ok: number }>(sql`SELECT 1 AS ok`);
+  const row = isBetterSqlite(db)
+    ? (db.prepare("SELECT 1 AS ok").get() as { ok?: number } | undefined)
+    : db.get<{ ok: number }>(sql`SELECT 1 AS ok`);
   if (row?.ok !== 1) throw new Error("SELECT 1 returned no row");
 }
 
@@ -65,7 +68,9 @@ export function healthRouter(options: HealthOptions): Router {
         problems.push("worker: has not polled for jobs yet");
       } else if (age > staleAfterMs) {
         checks.worker = "stale";
-        problems.push(`worker: last polled ${Math.round(age / 1000)} s ago (limit ${Math.round(staleAfterMs / 1000)} s)`);
+        problems.push(
+          `worker: last polled ${Math.round(age / 1000)} s ago (limit ${Math.round(staleAfterMs / 1000)} s)`,
+        );
       } else {
         checks.worker = "ok";
       }
@@ -79,7 +84,14 @@ export function healthRouter(options: HealthOptions): Router {
         problems.push("auth0: the first tenant check has not finished yet");
       } else {
         const found = readinessProblems(report);
-        checks.auth0 = report.auth0 !== "ok" ? report.auth0 : report.missingScopes.length > 0 ? "missing scopes" : found.length > 0 ? "connection missing" : "ok";
+        checks.auth0 =
+          report.auth0 !== "ok"
+            ? report.auth0
+            : report.missingScopes.length > 0
+              ? "missing scopes"
+              : found.length > 0
+                ? "connection missing"
+                : "ok";
         problems.push(...found);
         auth0 = {
           tenant: report.tenant,
@@ -97,7 +109,10 @@ export function healthRouter(options: HealthOptions): Router {
     }
 
     const extra = auth0 ? { auth0 } : {};
-    if (problems.length > 0) noStore(res).status(503).json({ status: "unavailable", checks, problems, ...extra });
+    if (problems.length > 0)
+      noStore(res)
+        .status(503)
+        .json({ status: "unavailable", checks, problems, ...extra });
     else noStore(res).json({ status: "ok", checks, ...extra });
   });
 

@@ -117,7 +117,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         return;
       }
       jobQueueDepth.reset();
-      for (const lane of Object.values(Lane)) for (const state of queueStates) jobQueueDepth.set({ lane: laneName(lane), state }, 0);
+      for (const lane of Object.values(Lane))
+        for (const state of queueStates) jobQueueDepth.set({ lane: laneName(lane), state }, 0);
       for (const row of rows) jobQueueDepth.set({ lane: laneName(row.lane), state: row.state }, row.count);
     },
   });
@@ -161,8 +162,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     });
     return gauge;
   };
-  const auth0RateBudget = budgetGauge(`${prefix}auth0_rate_budget_tokens`, "Tokens left in each Auth0 rate-limit bucket, as the bridge's limiter estimates them", (b) => Math.max(0, b.tokens));
-  const auth0RateCapacity = budgetGauge(`${prefix}auth0_rate_budget_capacity`, "Size (burst) of each Auth0 rate-limit bucket, learned from x-ratelimit-limit", (b) => b.capacity);
+  const auth0RateBudget = budgetGauge(
+    `${prefix}auth0_rate_budget_tokens`,
+    "Tokens left in each Auth0 rate-limit bucket, as the bridge's limiter estimates them",
+    (b) => Math.max(0, b.tokens),
+  );
+  const auth0RateCapacity = budgetGauge(
+    `${prefix}auth0_rate_budget_capacity`,
+    "Size (burst) of each Auth0 rate-limit bucket, learned from x-ratelimit-limit",
+    (b) => b.capacity,
+  );
   const deprovisionLatency = new Histogram({
     name: `${prefix}deprovision_latency_seconds`,
     help: "From the acknowledgement of a deactivation, deletion or hold to its deprovision job completing, per organization",
@@ -214,7 +223,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     onOutcome(job, outcome) {
       jobOutcomes.inc({ kind: job.kind, lane: laneName(job.lane), outcome: outcome.status });
       if (job.lane === Lane.deprovision && outcome.status === "done") {
-        deprovisionLatency.observe({ organization: organizationLabel(job.organizationId) }, Math.max(0, now() - job.firstEnqueuedAt) / 1000);
+        deprovisionLatency.observe(
+          { organization: organizationLabel(job.organizationId) },
+          Math.max(0, now() - job.firstEnqueuedAt) / 1000,
+        );
       }
     },
   };
@@ -232,7 +244,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     auth0RateCapacity,
     deprovisionLatency,
     auth0Failures,
-    auth0Failure: (organizationId, errorCode) => auth0Failures.inc({ organization: organizationLabel(organizationId), error_code: errorCode }),
+    auth0Failure: (organizationId, errorCode) =>
+      auth0Failures.inc({ organization: organizationLabel(organizationId), error_code: errorCode }),
     unauthenticatedRequests,
     httpMetricsMiddleware,
     setQueueDepthSource: (source) => void (queueDepthSource = source),
@@ -243,7 +256,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 }
 
 /** Queue depth by lane and state (done rows excluded), as the admin API and the CLI count it. */
-export const queueDepthFromDb = (db: DbOrTx): QueueDepthRow[] => queueDepth(db).map(({ lane, state, count }) => ({ lane, state, count }));
+export const queueDepthFromDb = (db: DbOrTx): QueueDepthRow[] =>
+  queueDepth(db).map(({ lane, state, count }) => ({ lane, state, count }));
 
 /** Organization label by slug, for MetricsOptions.organizationLabel; slugs never change, so they are cached. */
 export function organizationSlugs(db: DbOrTx): (organizationId: string) => string {

@@ -21,7 +21,12 @@ function isEvent(v: unknown): v is PostLoginEvent {
   const { user, organization, connection } = v as { user?: unknown; organization?: unknown; connection?: unknown };
   if (typeof user !== "object" || user === null || Array.isArray(user)) return false;
   const { user_id, email } = user as { user_id?: unknown; email?: unknown };
-  return typeof user_id === "string" && optionalText(email) && optionalRecord(organization, ["id", "name"]) && optionalRecord(connection, ["name", "strategy"]);
+  return (
+    typeof user_id === "string" &&
+    optionalText(email) &&
+    optionalRecord(organization, ["id", "name"]) &&
+    optionalRecord(connection, ["name", "strategy"])
+  );
 }
 
 /** POST /hooks/auth0/post-login: the login decision for the Auth0 post-login Action. */
@@ -42,10 +47,17 @@ export function postLoginHookRouter(db: Db, secret: string): Router {
     // `scim-bridge doctor` checks reachability and the shared secret with a signed test event: it is
     // answered without a lookup or a write, and denied, should anything else ever send it.
     if (typeof event === "object" && event !== null && (event as { test?: unknown }).test === true) {
-      res.json({ test: true, decision: "deny", reason: "test event: the hook is reachable and the signature is valid" });
+      res.json({
+        test: true,
+        decision: "deny",
+        reason: "test event: the hook is reachable and the signature is valid",
+      });
       return;
     }
-    if (!isEvent(event)) throw invalidSyntax("body needs user.user_id; user.email, organization.id/name and connection.name/strategy must be strings or null when present");
+    if (!isEvent(event))
+      throw invalidSyntax(
+        "body needs user.user_id; user.email, organization.id/name and connection.name/strategy must be strings or null when present",
+      );
     res.json(decidePostLogin(db, event, res.locals.requestId as string | undefined));
   });
   return router;

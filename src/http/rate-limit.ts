@@ -60,7 +60,8 @@ export function bearerKey(req: Request): string {
 export function tokenRateLimit(options: TokenRateLimitOptions): RequestHandler {
   const { ratePerSecond, burst, keyOf } = options;
   // Fail at construction, not per request: a bad setting should stop start-up, not every request.
-  if (!(Number.isFinite(ratePerSecond) && ratePerSecond > 0)) throw new TypeError("ratePerSecond must be a positive number");
+  if (!(Number.isFinite(ratePerSecond) && ratePerSecond > 0))
+    throw new TypeError("ratePerSecond must be a positive number");
   if (!(Number.isInteger(burst) && burst >= 1)) throw new TypeError("burst must be a whole number of at least 1");
   const maxKeys = options.maxKeys ?? 10_000;
   const now = options.now ?? Date.now;
@@ -92,7 +93,12 @@ export function tokenRateLimit(options: TokenRateLimitOptions): RequestHandler {
       return next();
     }
     const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond));
-    next(rateLimited(`too many requests: at most ${ratePerSecond} per second (bursts of ${burst}) per token; retry after ${retryAfter} s`, retryAfter));
+    next(
+      rateLimited(
+        `too many requests: at most ${ratePerSecond} per second (bursts of ${burst}) per token; retry after ${retryAfter} s`,
+        retryAfter,
+      ),
+    );
   };
 }
 
@@ -142,7 +148,8 @@ export interface UnauthenticatedLimit {
  */
 export function unauthenticatedLimit(options: UnauthenticatedLimitOptions): UnauthenticatedLimit {
   const { ratePerSecond, burst } = options;
-  if (!(Number.isFinite(ratePerSecond) && ratePerSecond > 0)) throw new TypeError("ratePerSecond must be a positive number");
+  if (!(Number.isFinite(ratePerSecond) && ratePerSecond > 0))
+    throw new TypeError("ratePerSecond must be a positive number");
   if (!(Number.isInteger(burst) && burst >= 1)) throw new TypeError("burst must be a whole number of at least 1");
   const maxKeys = options.maxKeys ?? 10_000;
   const now = options.now ?? Date.now;
@@ -221,7 +228,12 @@ export function concurrencyLimit(
   if (!(Number.isInteger(maxWaiting) && maxWaiting >= 0)) throw new TypeError("maxWaiting must be a whole number");
   const slots = new Map<string, { inFlight: number; waiting: (() => void)[] }>();
   const admits = (slot: { inFlight: number }): boolean => slot.inFlight < (overloaded() ? 1 : max);
-  const start = (key: string, slot: { inFlight: number; waiting: (() => void)[] }, res: Response, next: () => void): void => {
+  const start = (
+    key: string,
+    slot: { inFlight: number; waiting: (() => void)[] },
+    res: Response,
+    next: () => void,
+  ): void => {
     slot.inFlight++;
     let released = false;
     const release = (): void => {
@@ -244,7 +256,9 @@ export function concurrencyLimit(
     if (!slot) slots.set(key, (slot = { inFlight: 0, waiting: [] }));
     if (slot.waiting.length === 0 && admits(slot)) return start(key, slot, res, next);
     if (slot.waiting.length >= maxWaiting) {
-      const why = overloaded() ? "the server is busy: one request at a time per directory for now" : `too many requests at once: at most ${max} at a time per directory`;
+      const why = overloaded()
+        ? "the server is busy: one request at a time per directory for now"
+        : `too many requests at once: at most ${max} at a time per directory`;
       return next(rateLimited(`${why}, and ${maxWaiting} waiting; retry after 1 s`, 1));
     }
     const owner = slot;

@@ -57,7 +57,8 @@ export function loggedPath(originalUrl: string): string {
 }
 
 const isSchemaAttributeName = (text: string): boolean =>
-  /^[A-Za-z$][\w$.:-]*$/.test(text) && (resolveAttribute(userSchema, text) !== undefined || resolveAttribute(groupSchema, text) !== undefined);
+  /^[A-Za-z$][\w$.:-]*$/.test(text) &&
+  (resolveAttribute(userSchema, text) !== undefined || resolveAttribute(groupSchema, text) !== undefined);
 
 const quoted = /"((?:[^"\\]|\\.)*)"/g;
 
@@ -66,7 +67,9 @@ const quoted = /"((?:[^"\\]|\\.)*)"/g;
  * ("emails", "name.givenName", an extension URN), which helps debugging and is no one's data.
  */
 export function redactDetail(detail: string, isAttributeName: (text: string) => boolean): string {
-  return detail.replace(quoted, (whole, inner: string) => (inner.length <= 200 && isAttributeName(inner) ? whole : '"…"'));
+  return detail.replace(quoted, (whole, inner: string) =>
+    inner.length <= 200 && isAttributeName(inner) ? whole : '"…"',
+  );
 }
 
 /** scimType and detail of a SCIM Error body (RFC 7644 §3.12), if the body is one. */
@@ -115,7 +118,10 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
     buffer = [];
     try {
       db.transaction((tx) => {
-        for (let i = 0; i < rows.length; i += 200) tx.insert(scimRequestLogTable).values(rows.slice(i, i + 200)).run();
+        for (let i = 0; i < rows.length; i += 200)
+          tx.insert(scimRequestLogTable)
+            .values(rows.slice(i, i + 200))
+            .run();
       });
       for (const row of rows) sinceTrim.set(row.directoryId, (sinceTrim.get(row.directoryId) ?? 0) + 1);
       for (const [directoryId, n] of sinceTrim) {

@@ -72,7 +72,8 @@ export function appliedFromDesired(d: DesiredUser, auth0UserId = "auth0|applied"
  * Once the user has access again (a member, not blocked), the revocation belongs to the past, so
  * the next deprovisioning revokes again. A user still cut off keeps the mark (no second revoke).
  */
-const regained = (s: AppliedState): AppliedState => (s.member && s.blocked === false ? { ...s, accessRevoked: false } : s);
+const regained = (s: AppliedState): AppliedState =>
+  s.member && s.blocked === false ? { ...s, accessRevoked: false } : s;
 
 const withoutNulls = (p: Profile): Profile => Object.fromEntries(Object.entries(p).filter(([, v]) => v !== null));
 

@@ -41,7 +41,8 @@ export function connectionWritability(facts: ConnectionFacts): ConnectionWritabi
   const sync = facts.setUserRootAttributes ?? "on_each_login";
   if (sync !== "on_first_login" && sync !== "never_on_login") {
     for (const f of rootAttributes) {
-      unwritable[f] = `the connection updates root attributes from the identity provider at each login (set_user_root_attributes: ${sync}); set it to on_first_login or never_on_login to let the bridge write ${f}`;
+      unwritable[f] =
+        `the connection updates root attributes from the identity provider at each login (set_user_root_attributes: ${sync}); set it to on_first_login or never_on_login to let the bridge write ${f}`;
     }
   }
   return { unwritable };
@@ -64,12 +65,18 @@ export interface UnwrittenField {
  * Which of the mapping's profile fields will not be written for users of this connection, and why.
  * Email is still used to find the user (users-by-email), only never written.
  */
-export function unwrittenFields(mapping: { profile: Partial<Record<ProfileField, unknown>> }, writability: ConnectionWritability): UnwrittenField[] {
+export function unwrittenFields(
+  mapping: { profile: Partial<Record<ProfileField, unknown>> },
+  writability: ConnectionWritability,
+): UnwrittenField[] {
   return (Object.keys(mapping.profile) as ProfileField[])
     .filter((f) => mapping.profile[f] !== undefined && writability.unwritable[f] !== undefined)
     .map((field) => ({
       path: `profile.${field}`,
       field,
-      message: field === "email" ? `${writability.unwritable[field]!}; it is still used to find the user in Auth0` : `will not be written: ${writability.unwritable[field]!}`,
+      message:
+        field === "email"
+          ? `${writability.unwritable[field]!}; it is still used to find the user in Auth0`
+          : `will not be written: ${writability.unwritable[field]!}`,
     }));
 }

@@ -29,7 +29,12 @@ export function defaultMapping(options: DefaultMappingOptions): MappingDocument 
   const type = options.connectionType ?? "database";
   const profile: MappingInput["profile"] =
     type === "database"
-      ? { email: defaultEmailSource, given_name: "name.givenName", family_name: "name.familyName", name: { from: ["displayName", "name.formatted"] } }
+      ? {
+          email: defaultEmailSource,
+          given_name: "name.givenName",
+          family_name: "name.familyName",
+          name: { from: ["displayName", "name.formatted"] },
+        }
       : { email: defaultEmailSource };
   const input: MappingInput = {
     description: `default mapping for a ${type} connection (no mapping applied yet)`,

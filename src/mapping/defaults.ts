@@ -45,13 +45,30 @@ export interface PoliciesInput {
 const defaults: Record<UserModel, FilledPolicies> = {
   isolated: {
     deactivation: { block: "always", revokeSessions: "always", removeMembership: false, removeRoles: false },
-    deletion: { deleteUser: true, block: "always", revokeSessions: "always", removeMembership: false, removeRoles: false },
+    deletion: {
+      deleteUser: true,
+      block: "always",
+      revokeSessions: "always",
+      removeMembership: false,
+      removeRoles: false,
+    },
     invitation: { send: false },
     massDeprovisionGuard: { enabled: true, windowMinutes: 60, percent: 10, minUsers: 10 },
   },
   shared: {
-    deactivation: { block: "whenNoOtherOrganization", revokeSessions: "whenBlocked", removeMembership: true, removeRoles: true },
-    deletion: { deleteUser: false, block: "whenNoOtherOrganization", revokeSessions: "whenBlocked", removeMembership: true, removeRoles: true },
+    deactivation: {
+      block: "whenNoOtherOrganization",
+      revokeSessions: "whenBlocked",
+      removeMembership: true,
+      removeRoles: true,
+    },
+    deletion: {
+      deleteUser: false,
+      block: "whenNoOtherOrganization",
+      revokeSessions: "whenBlocked",
+      removeMembership: true,
+      removeRoles: true,
+    },
     invitation: { send: false },
     massDeprovisionGuard: { enabled: true, windowMinutes: 60, percent: 10, minUsers: 10 },
   },
@@ -89,11 +106,15 @@ export function policyProblems(model: UserModel, connection: ConnectionType, p: 
     if (policy.block === "whenNoOtherOrganization" && !policy.removeMembership) {
       problems.push({
         path: [name, "removeMembership"],
-        message: 'block "whenNoOtherOrganization" needs removeMembership: true, or a user held by another organization keeps access to this one',
+        message:
+          'block "whenNoOtherOrganization" needs removeMembership: true, or a user held by another organization keeps access to this one',
       });
     }
     if (policy.revokeSessions === "whenBlocked" && policy.block === "never") {
-      problems.push({ path: [name, "revokeSessions"], message: '"whenBlocked" never applies because block is "never"' });
+      problems.push({
+        path: [name, "revokeSessions"],
+        message: '"whenBlocked" never applies because block is "never"',
+      });
     }
   };
   check("deactivation", p.deactivation, false);
@@ -101,13 +122,15 @@ export function policyProblems(model: UserModel, connection: ConnectionType, p: 
   if (p.deletion.deleteUser && model === "shared") {
     problems.push({
       path: ["deletion", "deleteUser"],
-      message: "a shared user may belong to other organizations: deleting it would remove it from all of them; use removeMembership",
+      message:
+        "a shared user may belong to other organizations: deleting it would remove it from all of them; use removeMembership",
     });
   }
   if (p.invitation.send && connection === "enterprise") {
     problems.push({
       path: ["invitation", "send"],
-      message: "invitations are password-change tickets and need a database connection; enterprise users sign in at their IdP",
+      message:
+        "invitations are password-change tickets and need a database connection; enterprise users sign in at their IdP",
     });
   }
   return problems;

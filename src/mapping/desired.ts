@@ -144,7 +144,8 @@ export function desired(
   if (emailAsSent !== null && !/^[^@\s]+@[^@\s]+$/.test(emailAsSent)) {
     problems.push(`profile.email "${emailAsSent}" is not an email address: the user cannot be created or linked`);
     emailAsSent = null; // Auth0 would refuse it; null also keeps plan() from creating or linking
-  } else if (emailAsSent === null) problems.push("profile.email produced no value: the user cannot be created or linked");
+  } else if (emailAsSent === null)
+    problems.push("profile.email produced no value: the user cannot be created or linked");
   const email = emailAsSent === null ? null : emailAsSent.toLowerCase();
   if (profile.email !== undefined) profile.email = email;
   // Fields the connection refuses are left out of the profile, so plan() never sends them.
@@ -191,7 +192,17 @@ export function desired(
     const { send, ttlSeconds } = mapping.policies.invitation;
     const invite = send && mapping.connection.type === "database";
     const ttl = invite && ttlSeconds !== undefined ? { invitationTtlSeconds: ttlSeconds } : {};
-    return { ...base, exists: true, member: true, blocked: false, revokeAccess: false, deleteUser: false, roles: granted, invite, ...ttl };
+    return {
+      ...base,
+      exists: true,
+      member: true,
+      blocked: false,
+      revokeAccess: false,
+      deleteUser: false,
+      roles: granted,
+      invite,
+      ...ttl,
+    };
   }
 
   const policy: DeprovisionPolicy & { deleteUser?: boolean } =

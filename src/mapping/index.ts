@@ -7,7 +7,14 @@ export { mappingSchema, type MappingDocument, type MappingInput, type RoleRule, 
 export { parseMapping, validateMapping, MappingError, type MappingIssue, type MappingValidation } from "./validate.js";
 export { loadMappingFile, checkMappingFile, type ParsedFile } from "./load.js";
 export { defaultMapping, type DefaultMappingOptions } from "./default-mapping.js";
-export type { UserModel, ConnectionType, DeprovisionPolicy, DeletionPolicy, GuardPolicy, InvitationPolicy } from "./defaults.js";
+export type {
+  UserModel,
+  ConnectionType,
+  DeprovisionPolicy,
+  DeletionPolicy,
+  GuardPolicy,
+  InvitationPolicy,
+} from "./defaults.js";
 export {
   desired,
   type DesiredUser,
@@ -19,7 +26,14 @@ export {
   type UserStatus,
 } from "./desired.js";
 export { plan } from "./plan.js";
-export { connectionWritability, defaultWritability, unwrittenFields, type ConnectionFacts, type RootAttributesSync, type UnwrittenField } from "./connection-sync.js";
+export {
+  connectionWritability,
+  defaultWritability,
+  unwrittenFields,
+  type ConnectionFacts,
+  type RootAttributesSync,
+  type UnwrittenField,
+} from "./connection-sync.js";
 export { applyOperation, initialApplied, appliedFromDesired, type AppliedState } from "./applied.js";
 export type { Operation, OperationType, OperationResult } from "./operations.js";
 export { diffDesired, changeKinds, type DesiredDiff, type ChangeKind, type Membership } from "./diff.js";

@@ -7,7 +7,12 @@ import { z } from "zod";
 import { mappingSchema } from "./schema.js";
 
 export function mappingJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(mappingSchema, { io: "input", target: "draft-07", unrepresentable: "any", reused: "inline" });
+  const schema = z.toJSONSchema(mappingSchema, {
+    io: "input",
+    target: "draft-07",
+    unrepresentable: "any",
+    reused: "inline",
+  });
   return {
     ...schema,
     title: "scim-bridge organization mapping",

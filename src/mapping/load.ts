@@ -10,12 +10,17 @@ import { MappingError, validateMapping, type MappingIssue } from "./validate.js"
 
 const maxFileBytes = 1_000_000;
 
-export type ParsedFile = { ok: true; mapping: MappingDocument } | { ok: false; issues: MappingIssue[]; syntax: boolean };
+export type ParsedFile =
+  { ok: true; mapping: MappingDocument } | { ok: false; issues: MappingIssue[]; syntax: boolean };
 
 /** Non-throwing form: syntax errors and validation problems, each with line and column. */
 export function checkMappingFile(text: string, filename: string): ParsedFile {
   if (text.length > maxFileBytes) {
-    return { ok: false, syntax: true, issues: [{ path: "(document)", message: `the file is larger than ${maxFileBytes} bytes` }] };
+    return {
+      ok: false,
+      syntax: true,
+      issues: [{ path: "(document)", message: `the file is larger than ${maxFileBytes} bytes` }],
+    };
   }
   const lineCounter = new LineCounter();
   // Duplicate keys are errors (uniqueKeys), so a key written twice is never silently overridden.

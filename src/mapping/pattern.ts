@@ -34,7 +34,12 @@ export function captureProblem(pattern: string, group?: number | string): Patter
   const shape = analyse(pattern);
   if (group === undefined || typeof shape === "string") return null;
   if (typeof group === "number") {
-    return group <= shape.groups ? null : { field: "group", message: `group ${group} does not exist: the pattern has ${shape.groups} capturing group(s)` };
+    return group <= shape.groups
+      ? null
+      : {
+          field: "group",
+          message: `group ${group} does not exist: the pattern has ${shape.groups} capturing group(s)`,
+        };
   }
   return shape.names.includes(group) ? null : { field: "group", message: `the pattern has no group named "${group}"` };
 }

@@ -69,9 +69,15 @@ export function plan(d: DesiredUser, applied: AppliedState): Operation[] {
         Object.entries(d.profile).filter(([field, v]) => field !== "email" && v !== null),
       ) as Profile;
       const appMetadata = Object.fromEntries(d.ownedAppMetadataKeys.map((k) => [k, d.appMetadata[k] ?? null]));
-      emit({ type: "createUser", irreversible: false, connection: d.connection, email: d.email, profile, appMetadata }, { auth0UserId: pendingId, created: true });
+      emit(
+        { type: "createUser", irreversible: false, connection: d.connection, email: d.email, profile, appMetadata },
+        { auth0UserId: pendingId, created: true },
+      );
     } else {
-      emit({ type: "linkUser", irreversible: false, connection: d.connection, email: d.emailAsSent ?? d.email }, { auth0UserId: pendingId });
+      emit(
+        { type: "linkUser", irreversible: false, connection: d.connection, email: d.emailAsSent ?? d.email },
+        { auth0UserId: pendingId },
+      );
     }
   }
 
@@ -87,10 +93,16 @@ export function plan(d: DesiredUser, applied: AppliedState): Operation[] {
     if (missing.length > 0) emit({ type: "addRoles", irreversible: false, roles: missing });
   }
   // Only a block the bridge placed (or an unknown state) is lifted; a tenant admin's block stays.
-  if (!d.blocked && state.blocked !== false && state.blockedOutside !== true) emit({ type: "unblock", irreversible: false });
+  if (!d.blocked && state.blocked !== false && state.blockedOutside !== true)
+    emit({ type: "unblock", irreversible: false });
   if (d.invite && state.created && !state.invited && d.email !== null) {
     const ttl = d.invitationTtlSeconds;
-    emit({ type: "sendInvitation", irreversible: false, email: d.email, ...(ttl === undefined ? {} : { ttlSeconds: ttl }) });
+    emit({
+      type: "sendInvitation",
+      irreversible: false,
+      email: d.email,
+      ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+    });
   }
   return ops;
 }

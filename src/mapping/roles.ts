@@ -121,7 +121,11 @@ function compileCondition(c: RoleCondition): ConditionTest {
 export type RolesFn = (input: SourceInput) => string[];
 
 export function compileRoles(rules: readonly RoleRule[], defaultRoles: readonly string[]): RolesFn {
-  const compiled = rules.map((rule) => ({ test: compileCondition(rule.when), grant: rule.grant, stop: rule.stop === true }));
+  const compiled = rules.map((rule) => ({
+    test: compileCondition(rule.when),
+    grant: rule.grant,
+    stop: rule.stop === true,
+  }));
   const fallback = sortedUnique(defaultRoles);
   return (input) => {
     const roles: string[] = [];

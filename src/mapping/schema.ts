@@ -18,20 +18,39 @@ import {
 // Auth0 refuses these app_metadata keys and any key containing "." or "$" (Auth0 docs
 // "Metadata Field Names and Data Types").
 export const reservedMetadataKeys = new Set([
-  "__tenant", "_id", "blocked", "clientID", "created_at", "email_verified", "email", "globalClientID",
-  "global_client_id", "identities", "lastIP", "lastLogin", "loginsCount", "metadata",
-  "multifactor_last_modified", "multifactor", "updated_at", "user_id",
+  "__tenant",
+  "_id",
+  "blocked",
+  "clientID",
+  "created_at",
+  "email_verified",
+  "email",
+  "globalClientID",
+  "global_client_id",
+  "identities",
+  "lastIP",
+  "lastLogin",
+  "loginsCount",
+  "metadata",
+  "multifactor_last_modified",
+  "multifactor",
+  "updated_at",
+  "user_id",
 ]);
 
 const metadataFieldName = z.string().superRefine((key, ctx) => {
   if (key === "__proto__" || key === "constructor" || key === "prototype") {
     ctx.addIssue({ code: "custom", message: `"${key}" is not allowed as an app_metadata name` });
   } else if (!/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(key)) {
-    ctx.addIssue({ code: "custom", message: `"${key}" is not a usable app_metadata name: use letters, digits, "_" and "-" (Auth0 forbids "." and "$"), at most 64 characters` });
+    ctx.addIssue({
+      code: "custom",
+      message: `"${key}" is not a usable app_metadata name: use letters, digits, "_" and "-" (Auth0 forbids "." and "$"), at most 64 characters`,
+    });
   }
 });
 const topLevelMetadataKey = metadataFieldName.superRefine((key, ctx) => {
-  if (reservedMetadataKeys.has(key)) ctx.addIssue({ code: "custom", message: `"${key}" is reserved by Auth0 in app_metadata` });
+  if (reservedMetadataKeys.has(key))
+    ctx.addIssue({ code: "custom", message: `"${key}" is reserved by Auth0 in app_metadata` });
 });
 
 const roleName = z
@@ -65,17 +84,24 @@ const attributeCondition = z
   .superRefine((a, ctx) => {
     const given = predicateKeys.filter((k) => a[k] !== undefined);
     if (given.length !== 1) {
-      ctx.addIssue({ code: "custom", message: `give exactly one of ${predicateKeys.join(", ")} (got ${given.length === 0 ? "none" : given.join(", ")})` });
+      ctx.addIssue({
+        code: "custom",
+        message: `give exactly one of ${predicateKeys.join(", ")} (got ${given.length === 0 ? "none" : given.join(", ")})`,
+      });
     }
   });
 
 const conditionShape = {
   group: groupCondition.optional(),
-  scimRole: matcherSchema.optional().meta({ description: "Matches any SCIM roles[].value (or its display), e.g. Entra app roles" }),
+  scimRole: matcherSchema
+    .optional()
+    .meta({ description: "Matches any SCIM roles[].value (or its display), e.g. Entra app roles" }),
   attribute: attributeCondition.optional(),
 };
 const atLeastOne = (c: Record<string, unknown>): boolean => Object.values(c).some((v) => v !== undefined);
-const leafCondition = z.strictObject(conditionShape).refine(atLeastOne, { message: "the condition is empty: name group, scimRole or attribute" });
+const leafCondition = z
+  .strictObject(conditionShape)
+  .refine(atLeastOne, { message: "the condition is empty: name group, scimRole or attribute" });
 const condition = z
   .strictObject({ ...conditionShape, anyOf: z.array(leafCondition).min(1).optional() })
   .refine(atLeastOne, { message: "the condition is empty: name group, scimRole, attribute or anyOf" })
@@ -98,20 +124,32 @@ export const roleRuleSchema = z
 
 const deprovisionShape = {
   block: z.enum(["always", "whenNoOtherOrganization", "never"]),
-  revokeSessions: z.enum(["always", "whenBlocked", "never"]).meta({ description: "Revoke sessions and refresh tokens" }),
+  revokeSessions: z
+    .enum(["always", "whenBlocked", "never"])
+    .meta({ description: "Revoke sessions and refresh tokens" }),
   removeMembership: z.boolean(),
   removeRoles: z.boolean(),
 };
 const guardShape = {
   enabled: z.boolean(),
-  windowMinutes: z.int().min(1).max(7 * 24 * 60),
-  percent: z.number().gt(0).max(100).meta({ description: "Share of the organization's users deprovisioned within the window" }),
+  windowMinutes: z
+    .int()
+    .min(1)
+    .max(7 * 24 * 60),
+  percent: z
+    .number()
+    .gt(0)
+    .max(100)
+    .meta({ description: "Share of the organization's users deprovisioned within the window" }),
   minUsers: z.int().min(1).meta({ description: "Never trip below this many users" }),
 };
 
 const policiesInput = z.strictObject({
   deactivation: z.strictObject(deprovisionShape).partial().optional(),
-  deletion: z.strictObject({ ...deprovisionShape, deleteUser: z.boolean() }).partial().optional(),
+  deletion: z
+    .strictObject({ ...deprovisionShape, deleteUser: z.boolean() })
+    .partial()
+    .optional(),
   invitation: z
     .strictObject({ send: z.boolean(), ttlSeconds: z.int().min(60).max(2_592_000) })
     .partial()
@@ -162,7 +200,11 @@ export const mappingSchema = documentInput
     if (keys && keys.namespace === undefined) {
       for (const key of Object.keys(keys.keys)) {
         if (reservedMetadataKeys.has(key)) {
-          ctx.addIssue({ code: "custom", path: ["app_metadata", "keys", key], message: `"${key}" is reserved by Auth0 in app_metadata (or set a namespace)` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["app_metadata", "keys", key],
+            message: `"${key}" is reserved by Auth0 in app_metadata (or set a namespace)`,
+          });
         }
       }
     }

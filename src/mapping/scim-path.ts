@@ -106,7 +106,8 @@ function readFilter(r: Reader): ValueFilter {
     else if (compareOps.has(op)) {
       r.skipSpaces();
       conjunction.push({ attr, op: op as CompareOp, value: readValue(r) });
-    } else r.fail(op === "" ? "expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)" : `unknown operator "${op}"`);
+    } else
+      r.fail(op === "" ? "expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)" : `unknown operator "${op}"`);
     r.skipSpaces();
     if (r.peek() === "]") {
       alternatives.push(conjunction);
@@ -170,7 +171,8 @@ const asBoolean = (v: unknown): boolean | undefined => {
 };
 
 function compare(actual: unknown, c: Comparison): boolean {
-  if (c.op === "pr") return actual !== undefined && actual !== null && actual !== "" && !(Array.isArray(actual) && actual.length === 0);
+  if (c.op === "pr")
+    return actual !== undefined && actual !== null && actual !== "" && !(Array.isArray(actual) && actual.length === 0);
   const expected = c.value;
   if (expected === null || expected === undefined) {
     const absent = actual === undefined || actual === null;
@@ -184,20 +186,31 @@ function compare(actual: unknown, c: Comparison): boolean {
   }
   if (typeof actual === "number" && typeof expected === "number") {
     const d = actual - expected;
-    return { eq: d === 0, ne: d !== 0, gt: d > 0, ge: d >= 0, lt: d < 0, le: d <= 0, co: false, sw: false, ew: false }[c.op];
+    return { eq: d === 0, ne: d !== 0, gt: d > 0, ge: d >= 0, lt: d < 0, le: d <= 0, co: false, sw: false, ew: false }[
+      c.op
+    ];
   }
   const x = String(actual).toLowerCase();
   const y = String(expected).toLowerCase();
   switch (c.op) {
-    case "eq": return x === y;
-    case "ne": return x !== y;
-    case "co": return x.includes(y);
-    case "sw": return x.startsWith(y);
-    case "ew": return x.endsWith(y);
-    case "gt": return x > y;
-    case "ge": return x >= y;
-    case "lt": return x < y;
-    case "le": return x <= y;
+    case "eq":
+      return x === y;
+    case "ne":
+      return x !== y;
+    case "co":
+      return x.includes(y);
+    case "sw":
+      return x.startsWith(y);
+    case "ew":
+      return x.endsWith(y);
+    case "gt":
+      return x > y;
+    case "ge":
+      return x >= y;
+    case "lt":
+      return x < y;
+    case "le":
+      return x <= y;
   }
 }
 

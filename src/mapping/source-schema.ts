@@ -50,7 +50,9 @@ export const globSchema = z
 
 const captureSchema = z
   .strictObject({
-    capture: z.string().meta({ description: "Regular expression; the value becomes the captured group (no match: null)" }),
+    capture: z
+      .string()
+      .meta({ description: "Regular expression; the value becomes the captured group (no match: null)" }),
     group: z.union([z.int().min(0), z.string().min(1)]).optional(),
     ignoreCase: z.boolean().optional(),
   })
@@ -61,24 +63,29 @@ const captureSchema = z
 
 const transformKeys = ["template", "default", "lookup", "capture"];
 
-export const transformSchema = z.union(
-  [
-    z.enum(["lowercase", "uppercase", "trim"]),
-    z.strictObject({ template: templateSchema(true) }),
-    z.strictObject({ default: scalarSchema.meta({ description: "Used when the value is missing or empty" }) }),
-    z.strictObject({
-      lookup: z.record(z.string(), scalarSchema).meta({ description: "Table: value → replacement" }),
-      ignoreCase: z.boolean().optional(),
-      otherwise: z.enum(["null", "keep"]).optional().meta({ description: 'Unlisted values: "null" (default) or "keep"' }),
-    }),
-    captureSchema,
-  ],
-  {
-    error: (issue) =>
-      `not a transform: expected "lowercase", "uppercase", "trim" or an object with one of the keys ${transformKeys.join(", ")}` +
-      describeInput(issue.input),
-  },
-).meta({ id: "Transform", description: 'lowercase, uppercase, trim, {template}, {default}, {lookup}, {capture}' });
+export const transformSchema = z
+  .union(
+    [
+      z.enum(["lowercase", "uppercase", "trim"]),
+      z.strictObject({ template: templateSchema(true) }),
+      z.strictObject({ default: scalarSchema.meta({ description: "Used when the value is missing or empty" }) }),
+      z.strictObject({
+        lookup: z.record(z.string(), scalarSchema).meta({ description: "Table: value → replacement" }),
+        ignoreCase: z.boolean().optional(),
+        otherwise: z
+          .enum(["null", "keep"])
+          .optional()
+          .meta({ description: 'Unlisted values: "null" (default) or "keep"' }),
+      }),
+      captureSchema,
+    ],
+    {
+      error: (issue) =>
+        `not a transform: expected "lowercase", "uppercase", "trim" or an object with one of the keys ${transformKeys.join(", ")}` +
+        describeInput(issue.input),
+    },
+  )
+  .meta({ id: "Transform", description: "lowercase, uppercase, trim, {template}, {default}, {lookup}, {capture}" });
 
 function describeInput(input: unknown): string {
   if (typeof input === "string") return ` (got "${input}")`;
@@ -110,35 +117,43 @@ export const profileSourceSchema = z
   .meta({ id: "ProfileSource", description: "A SCIM path, {from, transforms}, {template, transforms} or {value}" });
 
 /** Where an app_metadata value comes from; may also list the user's groups. */
-export const metadataSourceSchema = z.union(
-  [
-    scimPathSchema,
-    fromSchema,
-    templateSourceSchema,
-    constantSchema,
-    z.strictObject({
-      groups: z.enum(["displayName", "externalId"]).meta({ description: "A sorted list of the user's groups" }),
-      match: globSchema.optional(),
-      transforms: transformsSchema,
-    }),
-  ],
-  { error: sourceError(["groups"]) },
-).meta({ id: "MetadataSource", description: "A SCIM path, {from}, {template}, {value} or {groups} (the user's group names)" });
+export const metadataSourceSchema = z
+  .union(
+    [
+      scimPathSchema,
+      fromSchema,
+      templateSourceSchema,
+      constantSchema,
+      z.strictObject({
+        groups: z.enum(["displayName", "externalId"]).meta({ description: "A sorted list of the user's groups" }),
+        match: globSchema.optional(),
+        transforms: transformsSchema,
+      }),
+    ],
+    { error: sourceError(["groups"]) },
+  )
+  .meta({
+    id: "MetadataSource",
+    description: "A SCIM path, {from}, {template}, {value} or {groups} (the user's group names)",
+  });
 
 const caseSensitive = z.boolean().optional().meta({ description: "Default false: SCIM names compare without case" });
 
 /** String matcher: a plain string is an exact (case-insensitive) match. */
-export const matcherSchema = z.union(
-  [
-    z.string().min(1),
-    z.strictObject({ equals: z.string().min(1), caseSensitive }),
-    z.strictObject({ glob: globSchema, caseSensitive }),
-    z.strictObject({ oneOf: z.array(z.string().min(1)).min(1), caseSensitive }),
-  ],
-  {
-    error: (issue) => `not a matcher: expected a string or an object with one of the keys equals, glob, oneOf${describeInput(issue.input)}`,
-  },
-).meta({ id: "Matcher", description: "A string (exact, case-insensitive), {equals}, {glob} or {oneOf}" });
+export const matcherSchema = z
+  .union(
+    [
+      z.string().min(1),
+      z.strictObject({ equals: z.string().min(1), caseSensitive }),
+      z.strictObject({ glob: globSchema, caseSensitive }),
+      z.strictObject({ oneOf: z.array(z.string().min(1)).min(1), caseSensitive }),
+    ],
+    {
+      error: (issue) =>
+        `not a matcher: expected a string or an object with one of the keys equals, glob, oneOf${describeInput(issue.input)}`,
+    },
+  )
+  .meta({ id: "Matcher", description: "A string (exact, case-insensitive), {equals}, {glob} or {oneOf}" });
 
 export type ProfileSource = z.output<typeof profileSourceSchema>;
 export type MetadataSource = z.output<typeof metadataSourceSchema>;

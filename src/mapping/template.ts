@@ -45,7 +45,10 @@ export function parseTemplate(source: string): Template {
 }
 
 /** Renders with `lookup` giving the text of a placeholder (null when absent). */
-export function renderTemplate(t: Template, lookup: (part: { value: true } | { path: ScimPath }) => string | null): string | null {
+export function renderTemplate(
+  t: Template,
+  lookup: (part: { value: true } | { path: ScimPath }) => string | null,
+): string | null {
   let out = "";
   let filled = false;
   for (const part of t.parts) {

@@ -21,7 +21,9 @@ export type MappingValidation = { ok: true; mapping: MappingDocument } | { ok: f
 export class MappingError extends BridgeError {
   readonly issues: MappingIssue[];
   constructor(issues: MappingIssue[], source?: string) {
-    const lines = issues.map((i) => `  ${i.line === undefined ? "" : `${source ?? ""}:${i.line}:${i.column}: `}${i.path}: ${i.message}`);
+    const lines = issues.map(
+      (i) => `  ${i.line === undefined ? "" : `${source ?? ""}:${i.line}:${i.column}: `}${i.path}: ${i.message}`,
+    );
     super("invalidValue", `invalid mapping${source ? ` ${source}` : ""}:\n${lines.join("\n")}`);
     this.name = "MappingError";
     this.issues = issues;
@@ -93,7 +95,10 @@ function flatten(issues: readonly Issue[], base: readonly Key[], out: MappingIss
         break;
       case "invalid_value": {
         const options = issue.values.map((v) => JSON.stringify(v)).join(", ");
-        const message = issue.input === undefined ? `required: one of ${options}` : `expected one of ${options} (got ${describe(issue.input)})`;
+        const message =
+          issue.input === undefined
+            ? `required: one of ${options}`
+            : `expected one of ${options} (got ${describe(issue.input)})`;
         out.push({ path: formatPath(path), message });
         break;
       }
@@ -109,7 +114,8 @@ function shapeMisses(issues: readonly Issue[]): number {
   for (const issue of issues) {
     const atRoot = issue.path.length === 0;
     if (issue.code === "unrecognized_keys") misses += issue.keys.length;
-    else if (issue.path.length === 1 && issue.input === undefined) misses += 1; // a required key is missing
+    else if (issue.path.length === 1 && issue.input === undefined)
+      misses += 1; // a required key is missing
     else if (issue.code === "invalid_type" && atRoot) misses += 10;
     else if (issue.code === "invalid_value" && atRoot) misses += typeof issue.input === "string" ? 1 : 10;
     else if (issue.code === "invalid_union" && atRoot) misses += 5;
@@ -118,7 +124,9 @@ function shapeMisses(issues: readonly Issue[]): number {
 }
 
 function bestBranch(branches: readonly (readonly Issue[])[]): readonly Issue[] | undefined {
-  const scored = branches.map((issues) => ({ issues, misses: shapeMisses(issues) })).sort((a, b) => a.misses - b.misses);
+  const scored = branches
+    .map((issues) => ({ issues, misses: shapeMisses(issues) }))
+    .sort((a, b) => a.misses - b.misses);
   const [first, second] = scored;
   return first && (!second || first.misses < second.misses) ? first.issues : undefined;
 }

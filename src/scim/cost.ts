@@ -48,8 +48,22 @@ type Seekable = "eq" | "range";
 
 /** Indexed attributes and the operators their index serves, per resource type (lower-case paths). */
 const indexed: Record<ResourceSchema["resourceType"], Record<string, Seekable>> = {
-  User: { id: "eq", username: "range", externalid: "range", "emails.value": "range", "meta.created": "range", "meta.lastmodified": "range" },
-  Group: { id: "eq", displayname: "range", externalid: "range", "members.value": "eq", "meta.created": "range", "meta.lastmodified": "range" },
+  User: {
+    id: "eq",
+    username: "range",
+    externalid: "range",
+    "emails.value": "range",
+    "meta.created": "range",
+    "meta.lastmodified": "range",
+  },
+  Group: {
+    id: "eq",
+    displayname: "range",
+    externalid: "range",
+    "members.value": "eq",
+    "meta.created": "range",
+    "meta.lastmodified": "range",
+  },
 };
 
 /**
@@ -63,7 +77,11 @@ function termWeight(rs: ResourceSchema, path: string): number {
   if (resolved.schema.extension) return 14;
   if (resolved.attribute.multiValued) return 40;
   const name = resolved.attribute.name;
-  if (["id", "userName", "externalId", "active", "meta"].includes(name) || (rs.resourceType === "Group" && name === "displayName")) return 1;
+  if (
+    ["id", "userName", "externalId", "active", "meta"].includes(name) ||
+    (rs.resourceType === "Group" && name === "displayName")
+  )
+    return 1;
   if (name === "displayName") return 10;
   return 14;
 }
@@ -71,7 +89,13 @@ function termWeight(rs: ResourceSchema, path: string): number {
 function seekable(rs: ResourceSchema, path: string, op: string): boolean {
   const resolved = resolveAttribute(rs, path);
   if (!resolved) return false;
-  const key = (resolved.sub ? `${resolved.attribute.name}.${resolved.sub.name}` : resolved.attribute.multiValued ? `${resolved.attribute.name}.value` : resolved.attribute.name).toLowerCase();
+  const key = (
+    resolved.sub
+      ? `${resolved.attribute.name}.${resolved.sub.name}`
+      : resolved.attribute.multiValued
+        ? `${resolved.attribute.name}.value`
+        : resolved.attribute.name
+  ).toLowerCase();
   const kind = resolved.schema.extension ? undefined : indexed[rs.resourceType][key];
   if (kind === undefined) return false;
   return op === "eq" || (kind === "range" && (op === "sw" || op === "gt" || op === "ge" || op === "lt" || op === "le"));
@@ -91,13 +115,21 @@ function estimate(rs: ResourceSchema, node: FilterNode, prefix = ""): Estimate {
     case "and": {
       const l = estimate(rs, node.left, prefix);
       const r = estimate(rs, node.right, prefix);
-      return { selective: l.selective || r.selective, weight: l.weight + r.weight, scans: l.selective || r.selective ? new Set() : new Set([...l.scans, ...r.scans]) };
+      return {
+        selective: l.selective || r.selective,
+        weight: l.weight + r.weight,
+        scans: l.selective || r.selective ? new Set() : new Set([...l.scans, ...r.scans]),
+      };
     }
     case "or": {
       // SQLite serves an OR from indexes only when every branch can use one.
       const l = estimate(rs, node.left, prefix);
       const r = estimate(rs, node.right, prefix);
-      return { selective: l.selective && r.selective, weight: l.weight + r.weight, scans: new Set([...l.scans, ...r.scans]) };
+      return {
+        selective: l.selective && r.selective,
+        weight: l.weight + r.weight,
+        scans: new Set([...l.scans, ...r.scans]),
+      };
     }
     case "not": {
       const e = estimate(rs, node.expr, prefix);
@@ -175,7 +207,13 @@ export class QueryBudget {
   charge(directoryId: string, rs: ResourceSchema, shape: QueryShape): void {
     const { units, scans } = queryCost(rs, shape);
     if (units > this.maxPerRequest) {
-      const named = scans.length > 0 ? `; it scans every ${rs.resourceType.toLowerCase()} for ${scans.slice(0, 5).map((s) => `"${s}"`).join(", ")}` : "";
+      const named =
+        scans.length > 0
+          ? `; it scans every ${rs.resourceType.toLowerCase()} for ${scans
+              .slice(0, 5)
+              .map((s) => `"${s}"`)
+              .join(", ")}`
+          : "";
       const fast = indexedNames[rs.resourceType];
       throw invalidFilter(
         `filter or sort too complex for a directory of ${shape.rows} ${rs.resourceType.toLowerCase()}s${named}. Combine it with "and" and an indexed term (eq or sw on ${fast}), or use fewer terms`,
@@ -191,7 +229,10 @@ export class QueryBudget {
     if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
     if (bucket.units < units) {
       const retryAfter = Math.max(1, Math.ceil((units - bucket.units) / this.rate));
-      throw rateLimited(`this directory's budget for expensive filters and sorts is spent; retry after ${retryAfter} s, or filter on an indexed attribute`, retryAfter);
+      throw rateLimited(
+        `this directory's budget for expensive filters and sorts is spent; retry after ${retryAfter} s, or filter on an indexed attribute`,
+        retryAfter,
+      );
     }
     bucket.units -= units;
   }

@@ -31,7 +31,9 @@ const asSchemaResource = (document: ScimDocument): ScimDocument => {
 
 const schemaDocuments = (): ScimDocument[] =>
   [
-    ...[userSchema.definition, enterpriseUserDefinition, groupSchema.definition].map((d) => JSON.parse(JSON.stringify(d.describe(""))) as ScimDocument),
+    ...[userSchema.definition, enterpriseUserDefinition, groupSchema.definition].map(
+      (d) => JSON.parse(JSON.stringify(d.describe(""))) as ScimDocument,
+    ),
     // The bridge's own extension (readOnly, returned "request"), declared in a JSON file.
     syncStateSchema,
   ].map(asSchemaResource);
@@ -72,7 +74,14 @@ export function discoveryRoutes(): Router {
     sendScim(res, 200, withLocation(schema, `${baseUrl}/Schemas/${String(schema.id)}`));
   });
 
-  const readOnly = ["/ServiceProviderConfig", "/serviceConfiguration", "/ResourceTypes", "/ResourceTypes/:id", "/Schemas", "/Schemas/:id"];
+  const readOnly = [
+    "/ServiceProviderConfig",
+    "/serviceConfiguration",
+    "/ResourceTypes",
+    "/ResourceTypes/:id",
+    "/Schemas",
+    "/Schemas/:id",
+  ];
   router.all(readOnly, (req) => {
     throw forbidden(`${req.method} is not allowed on discovery endpoints; they are read-only (RFC 7644 §4)`);
   });

@@ -8,7 +8,9 @@ export type ScimDocument = Record<string, unknown>;
 /** The declarative documents under the top-level scim/ folder, read once at start. */
 const read = (name: string): unknown => JSON.parse(readFileSync(join(packageRoot, "scim", name), "utf8"));
 
-export const serviceProviderConfig = read("service-provider-config.json") as ScimDocument & { filter: { maxResults: number } };
+export const serviceProviderConfig = read("service-provider-config.json") as ScimDocument & {
+  filter: { maxResults: number };
+};
 export const resourceTypes = read("resource-types.json") as (ScimDocument & { id: string })[];
 
 /** The cap on `count`, as advertised in ServiceProviderConfig filter.maxResults. */
@@ -19,5 +21,13 @@ export const syncStateSchema = read("schemas/sync-state.json") as ScimDocument &
   id: string;
   name: string;
   description: string;
-  attributes: { name: string; type: string; multiValued: boolean; caseExact?: boolean; canonicalValues?: string[]; mutability: string; returned: string }[];
+  attributes: {
+    name: string;
+    type: string;
+    multiValued: boolean;
+    caseExact?: boolean;
+    canonicalValues?: string[];
+    mutability: string;
+    returned: string;
+  }[];
 };

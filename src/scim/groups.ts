@@ -4,7 +4,15 @@ import { groups } from "../../db/schema.js";
 import type { Db, DbOrTx } from "../directory/database.js";
 import { directoryGeneration } from "../directory/generations.js";
 import type { WriteQueue } from "../directory/write-queue.js";
-import { countGroups, createGroup, deleteGroup, getGroup, listGroups, updateGroup, type GroupRow } from "../directory/groups.js";
+import {
+  countGroups,
+  createGroup,
+  deleteGroup,
+  getGroup,
+  listGroups,
+  updateGroup,
+  type GroupRow,
+} from "../directory/groups.js";
 import { listMembers } from "../directory/members.js";
 import { readSnapshot } from "../directory/statements.js";
 import { notFound } from "../errors.js";
@@ -32,7 +40,8 @@ import { validateDocument } from "./validate.js";
  */
 const missing = (id: string) => notFound(`Group ${id} not found`);
 /** Members in a raw "members" value, counted before any of them is parsed. */
-const rawCount = (value: unknown): number => (value === undefined || value === null ? 0 : Array.isArray(value) ? value.length : 1);
+const rawCount = (value: unknown): number =>
+  value === undefined || value === null ? 0 : Array.isArray(value) ? value.length : 1;
 
 function render(db: DbOrTx, ctx: ScimContext, row: GroupRow, projection: Projection) {
   const members = returns(projection, "members") && row.memberCount > 0 ? listMembers(db, row.id) : undefined;
@@ -49,11 +58,19 @@ export function searchGroups(
   anchors?: PageAnchors,
 ) {
   // Priced before it runs: a statement cannot be interrupted once started (see ./cost.ts).
-  budget?.charge(ctx.directoryId, groupSchema, { filter: params.filter, sortBy: params.sortBy, rows: countGroups(db, ctx.directoryId) });
+  budget?.charge(ctx.directoryId, groupSchema, {
+    filter: params.filter,
+    sortBy: params.sortBy,
+    rows: countGroups(db, ctx.directoryId),
+  });
   const target = groupsTarget(ctx.directoryId);
   const where = params.filter ? filterToSql(params.filter, target) : undefined;
   const orderBy = params.sortBy
-    ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(groups.createdAt), asc(groups.id)]
+    ? [
+        params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)),
+        asc(groups.createdAt),
+        asc(groups.id),
+      ]
     : [asc(groups.createdAt), asc(groups.id)];
   const projection = parseProjection(groupSchema, params.attributes, params.excludedAttributes);
   const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, "Group", where) : undefined;
@@ -74,7 +91,12 @@ export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, an
 
   const respondWithGroup = (req: Request, res: Response, status: number, row: GroupRow): void => {
     const ctx = scimContext(res);
-    const document = render(db, ctx, row, parseProjection(groupSchema, req.query.attributes, req.query.excludedAttributes));
+    const document = render(
+      db,
+      ctx,
+      row,
+      parseProjection(groupSchema, req.query.attributes, req.query.excludedAttributes),
+    );
     if (status === 201) res.location(locationOf(document));
     sendScim(res, status, document, etagOf(row.version));
   };
@@ -86,7 +108,9 @@ export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, an
   });
 
   router.post("/Groups/.search", (req, res) => {
-    const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
+    const params = parseListParams(
+      typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {},
+    );
     const { total, resources } = searchGroups(db, scimContext(res), params, undefined, undefined, budget, anchors);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
@@ -116,7 +140,9 @@ export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, an
     // RFC 7644 §3.5.1 lets omitted readWrite attributes stand: a PUT without "members" keeps them
     // (a rename must not empty the group); "members": [] empties it; a list replaces it (Okta AIW).
     assertMemberCount(rawCount(kept.get("members")));
-    const operations = kept.has("members") ? [{ kind: "replace" as const, members: parseMembers(kept.get("members"), "members") }] : [];
+    const operations = kept.has("members")
+      ? [{ kind: "replace" as const, members: parseMembers(kept.get("members"), "members") }]
+      : [];
     const row = await writes.run((tx) => {
       const existing = getGroup(tx, ctx.directoryId, req.params.id);
       if (!existing) throw missing(req.params.id);
@@ -130,7 +156,13 @@ export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, an
     const ctx = scimContext(res);
     const operations = expandOperations(groupSchema, parsePatchRequest(req.body));
     const memberEdits = operations.filter(targetsMembers).flatMap(memberOperations);
-    assertMemberCount(memberEdits.reduce((n, e) => n + (e.kind === "add" || e.kind === "replace" ? e.members.length : e.kind === "remove" ? e.ids.length : 0), 0));
+    assertMemberCount(
+      memberEdits.reduce(
+        (n, e) =>
+          n + (e.kind === "add" || e.kind === "replace" ? e.members.length : e.kind === "remove" ? e.ids.length : 0),
+        0,
+      ),
+    );
     const documentOps = operations.filter((op) => !targetsMembers(op));
     const row = await writes.run((tx) => {
       const existing = getGroup(tx, ctx.directoryId, req.params.id);
@@ -138,7 +170,10 @@ export function groupRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, an
       checkIfMatch(req, existing.version);
       const resource =
         documentOps.length > 0
-          ? validateDocument(groupSchema, applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps))
+          ? validateDocument(
+              groupSchema,
+              applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps),
+            )
           : undefined;
       return updateGroup(tx, writeContext(ctx), existing, resource, memberEdits, "group.patch");
     });

@@ -33,7 +33,9 @@ export const scimLimits = {
 } as const;
 
 export const tooManyMembers = () =>
-  invalidValue(`"members": a request may carry at most ${scimLimits.maxMembersPerRequest} members; add the rest with PATCH "add" operations`);
+  invalidValue(
+    `"members": a request may carry at most ${scimLimits.maxMembersPerRequest} members; add the rest with PATCH "add" operations`,
+  );
 
 /** Refuses a raw members value (before it is parsed) holding more than the per-request maximum. */
 export function assertMemberCount(count: number): void {

@@ -26,7 +26,12 @@ export interface ListParams {
 
 function integer(value: unknown, name: string): number | undefined {
   if (value === undefined || value === null || value === "") return undefined;
-  const n = typeof value === "number" ? value : typeof value === "string" && /^\s*-?\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+  const n =
+    typeof value === "number"
+      ? value
+      : typeof value === "string" && /^\s*-?\d+\s*$/.test(value)
+        ? Number(value)
+        : Number.NaN;
   if (!Number.isSafeInteger(n)) throw invalidValue(`${name} must be an integer`);
   return n;
 }
@@ -41,7 +46,8 @@ export function parseListParams(source: Record<string, unknown>): ListParams {
   const filterText = get("filter");
   if (filterText !== undefined && typeof filterText !== "string") throw invalidValue("filter must be a string");
   const sortBy = get("sortBy");
-  if (sortBy !== undefined && (typeof sortBy !== "string" || sortBy.trim() === "")) throw invalidValue("sortBy must name an attribute");
+  if (sortBy !== undefined && (typeof sortBy !== "string" || sortBy.trim() === ""))
+    throw invalidValue("sortBy must name an attribute");
   const sortOrder = get("sortOrder");
   if (sortOrder !== undefined && !(typeof sortOrder === "string" && /^(ascending|descending)$/i.test(sortOrder))) {
     throw invalidValue('sortOrder must be "ascending" or "descending"');
@@ -61,5 +67,11 @@ export function parseListParams(source: Record<string, unknown>): ListParams {
 }
 
 export function listResponse(totalResults: number, startIndex: number, resources: ScimDocument[]): ScimDocument {
-  return { schemas: [listResponseSchema], totalResults, itemsPerPage: resources.length, startIndex, Resources: resources };
+  return {
+    schemas: [listResponseSchema],
+    totalResults,
+    itemsPerPage: resources.length,
+    startIndex,
+    Resources: resources,
+  };
 }

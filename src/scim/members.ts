@@ -27,7 +27,8 @@ export function parseMembers(value: unknown, where: string): MemberInput[] {
     // The Microsoft suite's garbage folder sends a bare string here; that names no member object.
     if (!isObject(item)) throw invalidValue(`${where}: member ${i + 1} must be an object like {"value": "<user id>"}`);
     const id = field(item, "value");
-    if (typeof id !== "string" || id.trim() === "") throw invalidValue(`${where}: member ${i + 1} needs a "value" holding a user id`);
+    if (typeof id !== "string" || id.trim() === "")
+      throw invalidValue(`${where}: member ${i + 1} needs a "value" holding a user id`);
     const type = field(item, "type");
     if (type !== undefined && type !== null && !(typeof type === "string" && type.toLowerCase() === "user")) {
       throw invalidValue(`${where}: member ${i + 1}: only users can be members (nested groups are not supported)`);
@@ -42,7 +43,8 @@ function parseMemberIds(value: unknown, where: string): string[] {
   const items = Array.isArray(value) ? value : [value];
   return items.map((item, i) => {
     const id = isObject(item) ? field(item, "value") : item;
-    if (typeof id !== "string" || id === "") throw invalidValue(`${where}: member ${i + 1} needs a "value" holding a user id`);
+    if (typeof id !== "string" || id === "")
+      throw invalidValue(`${where}: member ${i + 1} needs a "value" holding a user id`);
     return id;
   });
 }
@@ -63,7 +65,10 @@ export function memberOperations(operation: TargetedOperation): MemberOperation[
     // members[value eq "…"]: Okta and Entra's newer PATCH shape; evaluated in SQL on group_members.
     const removeWhere: MemberOperation = {
       kind: "removeWhere",
-      condition: elementCondition(path.filter, membersCollection(membersAttribute, (c) => c)),
+      condition: elementCondition(
+        path.filter,
+        membersCollection(membersAttribute, (c) => c),
+      ),
     };
     if (op === "remove") return [removeWhere];
     return [removeWhere, { kind: "add", members: parseMembers(value, where) }];
@@ -72,10 +77,14 @@ export function memberOperations(operation: TargetedOperation): MemberOperation[
     case "add":
       return [{ kind: "add", members: parseMembers(value, where) }];
     case "replace":
-      return value === null || value === undefined ? [{ kind: "removeAll" }] : [{ kind: "replace", members: parseMembers(value, where) }];
+      return value === null || value === undefined
+        ? [{ kind: "removeAll" }]
+        : [{ kind: "replace", members: parseMembers(value, where) }];
     case "remove":
       // No value: every member (RFC 7644 §3.5.2.2). A value list: only those (Entra; RFC-literal
       // servers would empty the group here).
-      return value === undefined || value === null ? [{ kind: "removeAll" }] : [{ kind: "remove", ids: parseMemberIds(value, where) }];
+      return value === undefined || value === null
+        ? [{ kind: "removeAll" }]
+        : [{ kind: "remove", ids: parseMemberIds(value, where) }];
   }
 }

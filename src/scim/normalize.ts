@@ -18,7 +18,8 @@ import type { AttributeInfo, ResourceSchema, SchemaInfo } from "./schema.js";
  */
 export type { ScimDocument } from "./documents.js";
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
 const lowerKeyed = (o: Record<string, unknown>): Map<string, unknown> => {
   const m = new Map<string, unknown>();
@@ -96,7 +97,8 @@ export function normalizeResource(
   body: unknown,
   keep: readonly string[] = [],
 ): { document: ScimDocument; kept: Map<string, unknown> } {
-  if (!isPlainObject(body)) throw invalidSyntax(`the request body must be a JSON object (a ${rs.resourceType} resource)`);
+  if (!isPlainObject(body))
+    throw invalidSyntax(`the request body must be a JSON object (a ${rs.resourceType} resource)`);
   const document: ScimDocument = {};
   const kept = new Map<string, unknown>();
   const extensions = new Map<string, ScimDocument>();

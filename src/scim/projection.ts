@@ -71,7 +71,11 @@ const pickSubs = (value: unknown, subs: Set<string>, keep: boolean): unknown => 
   return one(value);
 };
 
-function applySelection(holder: Record<string, unknown>, selection: Map<string, Set<string> | "all">, keep: boolean): Record<string, unknown> {
+function applySelection(
+  holder: Record<string, unknown>,
+  selection: Map<string, Set<string> | "all">,
+  keep: boolean,
+): Record<string, unknown> {
   const out: Record<string, unknown> = keep ? {} : { ...holder };
   for (const [name, subs] of selection) {
     if (!(name in holder)) continue;
@@ -89,7 +93,11 @@ export function project(document: ScimDocument, projection: Projection): ScimDoc
   const selection = (include ?? exclude)!;
   const coreSelection = selection.get("");
   let out: ScimDocument =
-    coreSelection === "all" ? (keep ? { ...document } : {}) : applySelection(document, coreSelection ?? new Map(), keep);
+    coreSelection === "all"
+      ? keep
+        ? { ...document }
+        : {}
+      : applySelection(document, coreSelection ?? new Map(), keep);
   for (const [key, holder] of selection) {
     if (key === "" || !(key in document)) continue;
     const ext = document[key] as Record<string, unknown>;

@@ -61,7 +61,11 @@ export function withSyncState(document: ScimDocument, state: UserSyncState | und
 }
 
 /** `members` undefined: not loaded (excluded by the request), so the attribute is left out. */
-export function groupToScim(ctx: ScimContext, row: GroupRow, members?: Pick<MemberRow, "memberId" | "display" | "memberType">[]): ScimDocument {
+export function groupToScim(
+  ctx: ScimContext,
+  row: GroupRow,
+  members?: Pick<MemberRow, "memberId" | "display" | "memberType">[],
+): ScimDocument {
   const extra: ScimDocument = {};
   if (members && members.length > 0) {
     extra.members = members.map((m) => ({

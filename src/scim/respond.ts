@@ -38,7 +38,8 @@ export function checkIfMatch(req: Request, version: number): void {
 }
 
 /** RFC 7232 §3.2: GET with a matching If-None-Match answers 304. */
-export const notModified = (req: Request, version: number): boolean => listed(req.get("if-none-match"), version) === true;
+export const notModified = (req: Request, version: number): boolean =>
+  listed(req.get("if-none-match"), version) === true;
 
 export const writeContext = (ctx: ScimContext, now = Date.now()): WriteContext => ({
   organizationId: ctx.organizationId,

@@ -15,7 +15,8 @@ import { syncStateSchema } from "./documents.js";
 type ScimmyAttribute = SCIMMY.Types.Attribute;
 type ScimmyDefinition = SCIMMY.Types.SchemaDefinition;
 
-export type AttributeType = "string" | "boolean" | "decimal" | "integer" | "dateTime" | "binary" | "reference" | "complex";
+export type AttributeType =
+  "string" | "boolean" | "decimal" | "integer" | "dateTime" | "binary" | "reference" | "complex";
 
 export interface AttributeInfo {
   /** Canonical spelling. */
@@ -62,7 +63,12 @@ function syncStateDefinition(): ScimmyDefinition {
         canonicalValues: false,
       }),
   );
-  return new SCIMMY.Types.SchemaDefinition(syncStateSchema.name, syncStateSchema.id, syncStateSchema.description, attributes);
+  return new SCIMMY.Types.SchemaDefinition(
+    syncStateSchema.name,
+    syncStateSchema.id,
+    syncStateSchema.description,
+    attributes,
+  );
 }
 
 function attributeInfo(attribute: ScimmyAttribute): AttributeInfo {
@@ -104,14 +110,18 @@ const own = (name: string, base: ScimmyDefinition, omit: string[] = []): ScimmyD
     base.id,
     base.description,
     base.attributes
-      .filter((a): a is ScimmyAttribute => a instanceof SCIMMY.Types.Attribute && !a.config.shadow && !omit.includes(a.name))
+      .filter(
+        (a): a is ScimmyAttribute => a instanceof SCIMMY.Types.Attribute && !a.config.shadow && !omit.includes(a.name),
+      )
       .map(clone),
   );
 
 function buildUserSchema(): ResourceSchema {
   const enterprise = own("EnterpriseUser", SCIMMY.Schemas.EnterpriseUser.definition);
   const sync = syncStateDefinition();
-  const definition = own("User", SCIMMY.Schemas.User.definition, ["password", "groups"]).extend(enterprise, false).extend(sync, false);
+  const definition = own("User", SCIMMY.Schemas.User.definition, ["password", "groups"])
+    .extend(enterprise, false)
+    .extend(sync, false);
   return {
     resourceType: "User",
     endpoint: "/Users",
@@ -123,14 +133,21 @@ function buildUserSchema(): ResourceSchema {
 
 function buildGroupSchema(): ResourceSchema {
   const definition = own("Group", SCIMMY.Schemas.Group.definition);
-  return { resourceType: "Group", endpoint: "/Groups", definition, core: schemaInfo(definition, false), extensions: [] };
+  return {
+    resourceType: "Group",
+    endpoint: "/Groups",
+    definition,
+    core: schemaInfo(definition, false),
+    extensions: [],
+  };
 }
 
 export const userSchema: ResourceSchema = buildUserSchema();
 export const groupSchema: ResourceSchema = buildGroupSchema();
 
 /** The scimmy definition of an extension, for /Schemas. */
-export const enterpriseUserDefinition: ScimmyDefinition = userSchema.definition.attribute<ScimmyDefinition>(enterpriseUserUrn);
+export const enterpriseUserDefinition: ScimmyDefinition =
+  userSchema.definition.attribute<ScimmyDefinition>(enterpriseUserUrn);
 
 /** An attribute path resolved against a resource schema. */
 export interface ResolvedPath {
@@ -158,7 +175,10 @@ function splitUrn(rs: ResourceSchema, text: string): { schema?: SchemaInfo; rest
  * "Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID", Example 5). Unknown names
  * give undefined.
  */
-export function resolvePath(rs: ResourceSchema, text: string): ResolvedPath | { schema: SchemaInfo; attribute?: undefined } | undefined {
+export function resolvePath(
+  rs: ResourceSchema,
+  text: string,
+): ResolvedPath | { schema: SchemaInfo; attribute?: undefined } | undefined {
   const split = splitUrn(rs, text);
   if (!split) return undefined;
   if (split.rest === "") return split.schema ? { schema: split.schema } : undefined;

@@ -17,14 +17,21 @@ export function rootSearchRoutes(db: Db, budget?: QueryBudget): Router {
   const router = Router({ mergeParams: true });
   router.post("/.search", (req, res) => {
     const ctx = scimContext(res);
-    const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
+    const params = parseListParams(
+      typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {},
+    );
     const offset = params.startIndex - 1;
     // A sortBy one type does not know orders that type by creation rather than failing the search.
-    const sortable = (rs: ResourceSchema): ListParams => (params.sortBy && !resolveAttribute(rs, params.sortBy) ? { ...params, sortBy: undefined } : params);
+    const sortable = (rs: ResourceSchema): ListParams =>
+      params.sortBy && !resolveAttribute(rs, params.sortBy) ? { ...params, sortBy: undefined } : params;
     const users = searchUsers(db, ctx, sortable(userSchema), offset, params.count, budget);
     const remaining = params.count - users.resources.length;
     const groups = searchGroups(db, ctx, sortable(groupSchema), Math.max(0, offset - users.total), remaining, budget);
-    sendScim(res, 200, listResponse(users.total + groups.total, params.startIndex, [...users.resources, ...groups.resources]));
+    sendScim(
+      res,
+      200,
+      listResponse(users.total + groups.total, params.startIndex, [...users.resources, ...groups.resources]),
+    );
   });
   return router;
 }

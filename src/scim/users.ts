@@ -4,7 +4,15 @@ import { users } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
 import { directoryGeneration } from "../directory/generations.js";
 import type { WriteQueue } from "../directory/write-queue.js";
-import { countUsers, createUser, deleteUser, getUser, listUsers, updateUser, type UserRow } from "../directory/users.js";
+import {
+  countUsers,
+  createUser,
+  deleteUser,
+  getUser,
+  listUsers,
+  updateUser,
+  type UserRow,
+} from "../directory/users.js";
 import { readSnapshot } from "../directory/statements.js";
 import { notFound } from "../errors.js";
 import type { QueryBudget } from "./cost.js";
@@ -41,11 +49,19 @@ export function searchUsers(
   anchors?: PageAnchors,
 ) {
   // Priced before it runs: a statement cannot be interrupted once started (see ./cost.ts).
-  budget?.charge(ctx.directoryId, userSchema, { filter: params.filter, sortBy: params.sortBy, rows: countUsers(db, ctx.directoryId) });
+  budget?.charge(ctx.directoryId, userSchema, {
+    filter: params.filter,
+    sortBy: params.sortBy,
+    rows: countUsers(db, ctx.directoryId),
+  });
   const target = usersTarget(ctx.directoryId);
   const where = params.filter ? filterToSql(params.filter, target) : undefined;
   const orderBy = params.sortBy
-    ? [params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)), asc(users.createdAt), asc(users.id)]
+    ? [
+        params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)),
+        asc(users.createdAt),
+        asc(users.id),
+      ]
     : [asc(users.createdAt), asc(users.id)];
   const projection = parseProjection(userSchema, params.attributes, params.excludedAttributes);
   const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, "User", where) : undefined;
@@ -57,8 +73,17 @@ export function searchUsers(
     const rows = listUsers(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
     const last = rows[rows.length - 1];
     if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
-    const states = requests(projection, syncStateUrn) ? syncStates(db, ctx.organizationId, rows.map((r) => r.id)) : undefined;
-    return { total, resources: rows.map((row) => project(withSyncState(userToScim(ctx, row), states?.get(row.id)), projection)) };
+    const states = requests(projection, syncStateUrn)
+      ? syncStates(
+          db,
+          ctx.organizationId,
+          rows.map((r) => r.id),
+        )
+      : undefined;
+    return {
+      total,
+      resources: rows.map((row) => project(withSyncState(userToScim(ctx, row), states?.get(row.id)), projection)),
+    };
   });
 }
 
@@ -68,7 +93,9 @@ export function userRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, anc
   const respondWithUser = (req: Request, res: Response, status: number, row: UserRow): void => {
     const ctx = scimContext(res);
     const projection = parseProjection(userSchema, req.query.attributes, req.query.excludedAttributes);
-    const state = requests(projection, syncStateUrn) ? syncStates(db, ctx.organizationId, [row.id]).get(row.id) : undefined;
+    const state = requests(projection, syncStateUrn)
+      ? syncStates(db, ctx.organizationId, [row.id]).get(row.id)
+      : undefined;
     const document = withSyncState(userToScim(ctx, row), state);
     if (status === 201) res.location(locationOf(document));
     sendScim(res, status, project(document, projection), etagOf(row.version));
@@ -81,7 +108,9 @@ export function userRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, anc
   });
 
   router.post("/Users/.search", (req, res) => {
-    const params = parseListParams(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {});
+    const params = parseListParams(
+      typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {},
+    );
     const { total, resources } = searchUsers(db, scimContext(res), params, undefined, undefined, budget, anchors);
     sendScim(res, 200, listResponse(total, params.startIndex, resources));
   });
@@ -132,7 +161,8 @@ export function userRoutes(db: Db, writes: WriteQueue, budget?: QueryBudget, anc
       return updateUser(tx, writeContext(ctx), existing, resource, "user.patch");
     });
     // docs/design.md, "Contract" / RFC 7644 §3.5.2: 204, or 200 with the resource when the request names attributes.
-    if (req.query.attributes !== undefined || req.query.excludedAttributes !== undefined) return respondWithUser(req, res, 200, row);
+    if (req.query.attributes !== undefined || req.query.excludedAttributes !== undefined)
+      return respondWithUser(req, res, 200, row);
     sendNoContent(res, etagOf(row.version));
   });
 

@@ -13,7 +13,8 @@ export function scheduleDriftScans(db: Db, hours: number, log: Logger): () => vo
   const timer = setInterval(() => {
     const orgs = db.select({ id: organizations.id }).from(organizations).all();
     db.transaction((tx) => {
-      for (const o of orgs) enqueueJob(tx, { organizationId: o.id, kind: "drift", subjectId: o.id, lane: Lane.background });
+      for (const o of orgs)
+        enqueueJob(tx, { organizationId: o.id, kind: "drift", subjectId: o.id, lane: Lane.background });
     });
     log.info({ organizations: orgs.length }, "drift scans enqueued");
   }, hours * 3_600_000);

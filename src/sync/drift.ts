@@ -93,7 +93,15 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
   const listedAt = now();
   const members = new Set((await deps.gateway.listMembers(auth0OrgId, lane)).map((m) => m.user_id));
   const accounted = new Set<string>();
-  const report: DriftReport = { organizationId: org.id, checked: 0, drifted: [], unsynced: 0, recent: 0, unmanagedMembers: [], repaired: options.repair };
+  const report: DriftReport = {
+    organizationId: org.id,
+    checked: 0,
+    drifted: [],
+    unsynced: 0,
+    recent: 0,
+    unmanagedMembers: [],
+    repaired: options.repair,
+  };
 
   let done = 0;
   // Users are checked many at a time: a scan is two reads per linked user, and one at a time it
@@ -119,18 +127,36 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     // organizations"), the list says nothing of later changes, and a running job changes the
     // applied state under the scan. None can be judged; the next scan will.
     const writtenAt = sync?.appliedAt ?? null;
-    if (applied.auth0UserId && applied.exists && ((writtenAt !== null && (now() - writtenAt < RECENT_WRITE_MS || writtenAt >= listedAt)) || open.includes("running"))) {
+    if (
+      applied.auth0UserId &&
+      applied.exists &&
+      ((writtenAt !== null && (now() - writtenAt < RECENT_WRITE_MS || writtenAt >= listedAt)) ||
+        open.includes("running"))
+    ) {
       report.recent++;
       return;
     }
     // Linked since the page was loaded: whether another organization holds it is asked again.
-    const d = desiredFor(mapping, inputs, applied.auth0UserId === inputs.applied.auth0UserId ? {} : { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, org.id) });
+    const d = desiredFor(
+      mapping,
+      inputs,
+      applied.auth0UserId === inputs.applied.auth0UserId
+        ? {}
+        : { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, org.id) },
+    );
     if (!applied.auth0UserId || !applied.exists) {
       if (plan(d, applied).length > 0) {
         report.unsynced++;
         // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
         // hook was installed) is linked by email and connection this way.
-        if (options.repair) enqueueJob(deps.db, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: Lane.background });
+        if (options.repair)
+          enqueueJob(deps.db, {
+            organizationId: org.id,
+            directoryId: user.directoryId,
+            kind: "user",
+            subjectId: user.id,
+            lane: Lane.background,
+          });
       }
       return;
     }
@@ -155,7 +181,9 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       const auth0User = userRead.value;
       observed.blocked = auth0User.blocked === true;
       const metadata = auth0User.app_metadata ?? {};
-      observed.appMetadata = Object.fromEntries(d.ownedAppMetadataKeys.map((k) => [k, (metadata[k] as AppliedState["appMetadata"][string]) ?? null]));
+      observed.appMetadata = Object.fromEntries(
+        d.ownedAppMetadataKeys.map((k) => [k, (metadata[k] as AppliedState["appMetadata"][string]) ?? null]),
+      );
       observed.roles = observed.member ? rolesRead.value.filter((r) => managed.has(r)).sort() : [];
     }
     // A block the bridge did not place (a tenant administrator's) is recorded as such, so that no
@@ -165,26 +193,40 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     const differences: string[] = [];
     if (observed.exists !== applied.exists) differences.push(describe("exists", applied.exists, observed.exists));
     if (observed.exists) {
-      if (observed.blocked !== applied.blocked) differences.push(describe("blocked", applied.blocked, observed.blocked));
+      if (observed.blocked !== applied.blocked)
+        differences.push(describe("blocked", applied.blocked, observed.blocked));
       if (observed.member !== applied.member) differences.push(describe("member", applied.member, observed.member));
-      if (!jsonEqual(observed.roles, [...applied.roles].sort())) differences.push(describe("roles", applied.roles, observed.roles));
+      if (!jsonEqual(observed.roles, [...applied.roles].sort()))
+        differences.push(describe("roles", applied.roles, observed.roles));
       for (const key of d.ownedAppMetadataKeys) {
         if (!jsonEqual(observed.appMetadata[key] ?? null, applied.appMetadata[key] ?? null)) {
-          differences.push(describe(`app_metadata.${key}`, applied.appMetadata[key] ?? null, observed.appMetadata[key] ?? null));
+          differences.push(
+            describe(`app_metadata.${key}`, applied.appMetadata[key] ?? null, observed.appMetadata[key] ?? null),
+          );
         }
       }
     }
     if (differences.length === 0) return;
     // Access was given back behind the bridge's back (unblocked, or made a member again): sessions
     // opened since then are not covered by the earlier revocation, so the repair must revoke again.
-    if ((applied.blocked === true && !observed.blocked) || (!applied.member && observed.member)) observed.accessRevoked = false;
+    if ((applied.blocked === true && !observed.blocked) || (!applied.member && observed.member))
+      observed.accessRevoked = false;
     found[index] = { userId: user.id, userName: user.userName, differences };
     if (options.repair) {
       deps.db.transaction((tx) => {
-        tx.update(userSync).set({ applied: JSON.stringify(observed), auth0UserId: observed.auth0UserId }).where(eq(userSync.userId, user.id)).run();
+        tx.update(userSync)
+          .set({ applied: JSON.stringify(observed), auth0UserId: observed.auth0UserId })
+          .where(eq(userSync.userId, user.id))
+          .run();
         // A user who should be cut off but is not gets the deprovision lane.
         const urgent = (d.blocked && !observed.blocked) || (!d.member && observed.member);
-        enqueueJob(tx, { organizationId: org.id, directoryId: user.directoryId, kind: "user", subjectId: user.id, lane: urgent ? Lane.deprovision : Lane.background });
+        enqueueJob(tx, {
+          organizationId: org.id,
+          directoryId: user.directoryId,
+          kind: "user",
+          subjectId: user.id,
+          lane: urgent ? Lane.deprovision : Lane.background,
+        });
       });
     }
   };

@@ -91,8 +91,13 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     worker,
     deps,
     async signOut(userId) {
-      const sync = options.db.select({ auth0UserId: userSync.auth0UserId }).from(userSync).where(eq(userSync.userId, userId)).get();
-      if (!sync?.auth0UserId) throw conflict("the user is not linked to an Auth0 user yet, so it has no sessions to end");
+      const sync = options.db
+        .select({ auth0UserId: userSync.auth0UserId })
+        .from(userSync)
+        .where(eq(userSync.userId, userId))
+        .get();
+      if (!sync?.auth0UserId)
+        throw conflict("the user is not linked to an Auth0 user yet, so it has no sessions to end");
       return gateway.revokeAccess(sync.auth0UserId, Lane.deprovision);
     },
   };

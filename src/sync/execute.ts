@@ -44,7 +44,8 @@ function updateBody(profile: Profile, appMetadata: AppMetadata): Record<string, 
 }
 
 function requireUserId(ctx: ExecuteContext, op: Operation): string {
-  if (!ctx.auth0UserId) throw new Auth0CallError("fatal", undefined, undefined, `cannot ${op.type}: the user has no Auth0 id yet`);
+  if (!ctx.auth0UserId)
+    throw new Auth0CallError("fatal", undefined, undefined, `cannot ${op.type}: the user has no Auth0 id yet`);
   return ctx.auth0UserId;
 }
 
@@ -91,7 +92,12 @@ export async function executeOperation(op: Operation, ctx: ExecuteContext): Prom
         const existing = await gateway.findUsersByEmail(op.email, op.connection, lane, true);
         if (!existing[0]) throw err;
         await gateway.updateUser(existing[0].user_id, updateBody(op.profile, op.appMetadata), lane);
-        return { auth0UserId: existing[0].user_id, created: false, blocked: existing[0].blocked === true, note: "adopted an existing Auth0 user with this email" };
+        return {
+          auth0UserId: existing[0].user_id,
+          created: false,
+          blocked: existing[0].blocked === true,
+          note: "adopted an existing Auth0 user with this email",
+        };
       }
     }
     case "linkUser": {
@@ -130,7 +136,10 @@ export async function executeOperation(op: Operation, ctx: ExecuteContext): Prom
       return {};
     case "sendInvitation": {
       if (!ctx.invitations) {
-        return { skipped: true, note: "the mapping asks for an invitation, but INVITATION_WEBHOOK_URL is not set: none was sent" };
+        return {
+          skipped: true,
+          note: "the mapping asks for an invitation, but INVITATION_WEBHOOK_URL is not set: none was sent",
+        };
       }
       const auth0UserId = requireUserId(ctx, op);
       // The ticket URL is a credential: handed to the mailer once, neither stored nor logged.

@@ -21,7 +21,15 @@ export function createOrganizationReconciler(deps: SyncDeps): JobHandler {
         .innerJoin(directories, eq(directories.id, users.directoryId))
         .where(eq(directories.organizationId, org.id))
         .all();
-      for (const u of ids) enqueueJob(tx, { organizationId: org.id, directoryId: u.directoryId, kind: "user", subjectId: u.id, lane: Lane.background, now });
+      for (const u of ids)
+        enqueueJob(tx, {
+          organizationId: org.id,
+          directoryId: u.directoryId,
+          kind: "user",
+          subjectId: u.id,
+          lane: Lane.background,
+          now,
+        });
     });
     return { status: "done" };
   };
@@ -42,9 +50,21 @@ export function createGroupReconciler(deps: SyncDeps): JobHandler {
     if (!group) return { status: "done" };
     const now = Date.now();
     deps.db.transaction((tx) => {
-      const members = tx.select({ id: groupMembers.memberId }).from(groupMembers).where(eq(groupMembers.groupId, group.id)).all();
+      const members = tx
+        .select({ id: groupMembers.memberId })
+        .from(groupMembers)
+        .where(eq(groupMembers.groupId, group.id))
+        .all();
       const lane = job.lane === Lane.deprovision ? Lane.deprovision : Lane.provision;
-      for (const m of members) enqueueJob(tx, { organizationId: group.organizationId, directoryId: group.directoryId, kind: "user", subjectId: m.id, lane, now });
+      for (const m of members)
+        enqueueJob(tx, {
+          organizationId: group.organizationId,
+          directoryId: group.directoryId,
+          kind: "user",
+          subjectId: m.id,
+          lane,
+          now,
+        });
     });
     return { status: "done" };
   };

@@ -42,7 +42,13 @@ export function activePause(db: Db, organizationId: string): GuardPause | undefi
 }
 
 /** Evaluates (and trips) the guard for an organization before an irreversible operation. */
-export function checkGuard(db: Db, organizationId: string, policy: GuardPolicy, userModifiedAt: number, now = Date.now()): GuardVerdict {
+export function checkGuard(
+  db: Db,
+  organizationId: string,
+  policy: GuardPolicy,
+  userModifiedAt: number,
+  now = Date.now(),
+): GuardVerdict {
   if (!policy.enabled) return { allowIrreversible: true };
   const paused = activePause(db, organizationId);
   if (paused) return { allowIrreversible: false, pause: paused };
@@ -53,7 +59,8 @@ export function checkGuard(db: Db, organizationId: string, policy: GuardPolicy, 
     .orderBy(desc(guardPauses.decidedAt))
     .get();
   // A rejected pause keeps the irreversible part of the changes it covered from running.
-  if (last?.state === "rejected" && last.decidedAt !== null && userModifiedAt <= last.decidedAt) return { allowIrreversible: false, pause: last };
+  if (last?.state === "rejected" && last.decidedAt !== null && userModifiedAt <= last.decidedAt)
+    return { allowIrreversible: false, pause: last };
   const since = Math.max(now - policy.windowMinutes * 60_000, last?.decidedAt ?? 0);
   const { changed, total } = deprovisionedSince(db, organizationId, since);
   const share = total === 0 ? 0 : (changed / total) * 100;
@@ -69,7 +76,14 @@ export function checkGuard(db: Db, organizationId: string, policy: GuardPolicy, 
   };
   db.transaction((tx) => {
     tx.insert(guardPauses).values(pause).run();
-    recordAudit(tx, { actor: { type: "system", id: "mass-deprovision-guard" }, organizationId, action: "guard.trip", targetType: "organization", targetId: organizationId, after: { reason: pause.reason } });
+    recordAudit(tx, {
+      actor: { type: "system", id: "mass-deprovision-guard" },
+      organizationId,
+      action: "guard.trip",
+      targetType: "organization",
+      targetId: organizationId,
+      after: { reason: pause.reason },
+    });
   });
   return { allowIrreversible: false, pause };
 }
@@ -78,26 +92,64 @@ export function checkGuard(db: Db, organizationId: string, policy: GuardPolicy, 
  * An operator approves (the irreversible operations run) or rejects (they stay undone) a pause.
  * Either way the organization's deprovisioned users are reconciled again so the decision takes effect.
  */
-export function decideGuardPause(db: Db, organizationId: string, decision: "approved" | "rejected", actor: Actor, requestId?: string, now = Date.now()): GuardPause {
+export function decideGuardPause(
+  db: Db,
+  organizationId: string,
+  decision: "approved" | "rejected",
+  actor: Actor,
+  requestId?: string,
+  now = Date.now(),
+): GuardPause {
   return db.transaction((tx) => {
-    const pause = tx.select().from(guardPauses).where(and(eq(guardPauses.organizationId, organizationId), eq(guardPauses.state, "paused"))).get();
+    const pause = tx
+      .select()
+      .from(guardPauses)
+      .where(and(eq(guardPauses.organizationId, organizationId), eq(guardPauses.state, "paused")))
+      .get();
     if (!pause) throw notFound("no paused irreversible operations for this organization");
     if (pause.state !== "paused") throw conflict("this pause was already decided");
-    tx.update(guardPauses).set({ state: decision, decidedBy: actor.id, decidedAt: now }).where(eq(guardPauses.id, pause.id)).run();
-    recordAudit(tx, { actor, organizationId, action: `guard.${decision === "approved" ? "approve" : "reject"}`, targetType: "organization", targetId: organizationId, before: { state: "paused" }, after: { state: decision }, requestId: requestId ?? null });
+    tx.update(guardPauses)
+      .set({ state: decision, decidedBy: actor.id, decidedAt: now })
+      .where(eq(guardPauses.id, pause.id))
+      .run();
+    recordAudit(tx, {
+      actor,
+      organizationId,
+      action: `guard.${decision === "approved" ? "approve" : "reject"}`,
+      targetType: "organization",
+      targetId: organizationId,
+      before: { state: "paused" },
+      after: { state: decision },
+      requestId: requestId ?? null,
+    });
     const affected = tx
       .select({ id: users.id, directoryId: users.directoryId })
       .from(users)
       .innerJoin(directories, eq(directories.id, users.directoryId))
-      .where(and(eq(directories.organizationId, organizationId), or(eq(users.active, false), isNotNull(users.deletedAt))))
+      .where(
+        and(eq(directories.organizationId, organizationId), or(eq(users.active, false), isNotNull(users.deletedAt))),
+      )
       .all();
-    for (const u of affected) enqueueJob(tx, { organizationId, directoryId: u.directoryId, kind: "user", subjectId: u.id, lane: Lane.deprovision, now });
+    for (const u of affected)
+      enqueueJob(tx, {
+        organizationId,
+        directoryId: u.directoryId,
+        kind: "user",
+        subjectId: u.id,
+        lane: Lane.deprovision,
+        now,
+      });
     return { ...pause, state: decision, decidedBy: actor.id, decidedAt: now };
   });
 }
 
 export function listGuardPauses(db: Db, organizationId: string): GuardPause[] {
-  return db.select().from(guardPauses).where(eq(guardPauses.organizationId, organizationId)).orderBy(desc(guardPauses.trippedAt)).all();
+  return db
+    .select()
+    .from(guardPauses)
+    .where(eq(guardPauses.organizationId, organizationId))
+    .orderBy(desc(guardPauses.trippedAt))
+    .all();
 }
 
 /** Organizations with a pause waiting for an operator's decision (status and metrics). */

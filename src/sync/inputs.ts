@@ -46,7 +46,8 @@ export const inputsPageSize = 1000;
 /** The SCIM document as the server returns it (id and externalId included), for mapping paths. */
 export function directoryUserOf(row: UserRow): DirectoryUser {
   const parsed: unknown = JSON.parse(row.resource);
-  const stored = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  const stored =
+    typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
   const resource = { ...stored, id: row.id };
   return { id: row.id, directoryId: row.directoryId, active: row.active, deleted: row.deletedAt !== null, resource };
 }
@@ -57,7 +58,11 @@ export function directoryUserOf(row: UserRow): DirectoryUser {
  * This is the one definition of "belongs to another organization": by the Auth0 link the bridge
  * recorded, never by email (two organizations' users with one email may be two Auth0 users).
  */
-export function heldByOtherOrganizations(db: DbOrTx, auth0UserIds: readonly string[], organizationId: string): Set<string> {
+export function heldByOtherOrganizations(
+  db: DbOrTx,
+  auth0UserIds: readonly string[],
+  organizationId: string,
+): Set<string> {
   const ids = [...new Set(auth0UserIds)];
   if (ids.length === 0) return new Set();
   const rows = db
@@ -88,11 +93,21 @@ function inputsOf(db: DbOrTx, organization: OrganizationRow, rows: UserRow[]): U
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.id);
   const syncOf = new Map(
-    db.select().from(userSync).where(inArray(userSync.userId, ids)).all().map((s) => [s.userId, s]),
+    db
+      .select()
+      .from(userSync)
+      .where(inArray(userSync.userId, ids))
+      .all()
+      .map((s) => [s.userId, s]),
   );
   const groupsOf = new Map<string, DirectoryGroup[]>();
   for (const m of db
-    .select({ memberId: groupMembers.memberId, id: groups.id, displayName: groups.displayName, externalId: groups.externalId })
+    .select({
+      memberId: groupMembers.memberId,
+      id: groups.id,
+      displayName: groups.displayName,
+      externalId: groups.externalId,
+    })
     .from(groupMembers)
     .innerJoin(groups, eq(groups.id, groupMembers.groupId))
     .where(and(inArray(groupMembers.memberId, ids), eq(groupMembers.memberType, "User"), isNull(groups.deletedAt)))
@@ -162,7 +177,11 @@ export function countOrganizationUsers(db: DbOrTx, organizationId: string): numb
  * Every directory user's inputs (tombstones included) of an organization, in pages of `pageSize`
  * ordered by user id: a fixed number of queries per page (preview, drift).
  */
-export function* organizationInputPages(db: DbOrTx, organization: OrganizationRow, pageSize = inputsPageSize): Generator<UserInputs[]> {
+export function* organizationInputPages(
+  db: DbOrTx,
+  organization: OrganizationRow,
+  pageSize = inputsPageSize,
+): Generator<UserInputs[]> {
   let after = "";
   for (;;) {
     const page = db
@@ -197,7 +216,12 @@ export function desiredFor(mapping: MappingDocument, inputs: UserInputs, options
 }
 
 /** Records what was applied (after every successful operation) and the last error, if any. */
-export function saveApplied(db: DbOrTx, inputs: Pick<UserInputs, "row" | "organization">, applied: AppliedState, now = Date.now()): void {
+export function saveApplied(
+  db: DbOrTx,
+  inputs: Pick<UserInputs, "row" | "organization">,
+  applied: AppliedState,
+  now = Date.now(),
+): void {
   const values = {
     userId: inputs.row.id,
     directoryId: inputs.row.directoryId,
@@ -209,9 +233,20 @@ export function saveApplied(db: DbOrTx, inputs: Pick<UserInputs, "row" | "organi
   db.insert(userSync).values(values).onConflictDoUpdate({ target: userSync.userId, set: values }).run();
 }
 
-export function saveSyncError(db: DbOrTx, inputs: Pick<UserInputs, "row" | "organization">, error: string | null, now = Date.now()): void {
+export function saveSyncError(
+  db: DbOrTx,
+  inputs: Pick<UserInputs, "row" | "organization">,
+  error: string | null,
+  now = Date.now(),
+): void {
   db.insert(userSync)
-    .values({ userId: inputs.row.id, directoryId: inputs.row.directoryId, organizationId: inputs.organization.id, lastError: error, lastErrorAt: error ? now : null })
+    .values({
+      userId: inputs.row.id,
+      directoryId: inputs.row.directoryId,
+      organizationId: inputs.organization.id,
+      lastError: error,
+      lastErrorAt: error ? now : null,
+    })
     .onConflictDoUpdate({ target: userSync.userId, set: { lastError: error, lastErrorAt: error ? now : null } })
     .run();
 }
@@ -228,7 +263,11 @@ export function looksUpByEmailFirst(d: DesiredUser, applied: AppliedState): bool
 
 /** The applied state once the user found by email is linked (looksUpByEmailFirst). */
 export function linkFound(applied: AppliedState, d: DesiredUser, auth0UserId: string, blocked: boolean): AppliedState {
-  return applyOperation(applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email ?? "" }, { auth0UserId, blocked });
+  return applyOperation(
+    applied,
+    { type: "linkUser", irreversible: false, connection: d.connection, email: d.email ?? "" },
+    { auth0UserId, blocked },
+  );
 }
 
 /** An Auth0 user the bridge itself created or adopted, as it last recorded it. */

@@ -31,13 +31,28 @@ export function webhookInvitationDelivery(url: string, secret: string, timeoutMs
       const signature = `t=${t},v1=${createHmac("sha256", secret).update(`${t}.${body}`).digest("hex")}`;
       let status: number;
       try {
-        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", "x-scim-bridge-signature": signature }, body, signal: AbortSignal.timeout(timeoutMs) });
+        const res = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-scim-bridge-signature": signature },
+          body,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
         status = res.status;
       } catch (err) {
-        throw new Auth0CallError("retryable", undefined, undefined, `invitation webhook unreachable: ${err instanceof Error ? err.message : String(err)}`);
+        throw new Auth0CallError(
+          "retryable",
+          undefined,
+          undefined,
+          `invitation webhook unreachable: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
       if (status < 200 || status >= 300) {
-        throw new Auth0CallError(status >= 500 || status === 429 ? "retryable" : "fatal", status, undefined, `invitation webhook answered ${status}`);
+        throw new Auth0CallError(
+          status >= 500 || status === 429 ? "retryable" : "fatal",
+          status,
+          undefined,
+          `invitation webhook answered ${status}`,
+        );
       }
     },
   };

@@ -54,14 +54,19 @@ export function listJobs(db: DbOrTx, q: JobQuery = {}): JobPage {
 }
 
 /** Dead letters: jobs that gave up (fatal error, or a provisioning job out of attempts). */
-export const listDeadJobs = (db: DbOrTx, q: Omit<JobQuery, "state"> = {}): JobPage => listJobs(db, { ...q, state: "dead" });
+export const listDeadJobs = (db: DbOrTx, q: Omit<JobQuery, "state"> = {}): JobPage =>
+  listJobs(db, { ...q, state: "dead" });
 
 export function getJob(db: DbOrTx, id: number): JobRow | undefined {
   return db.select().from(jobs).where(eq(jobs.id, id)).get();
 }
 
 /** Unfinished (pending or running) and dead "user" jobs of these users, for their sync state. */
-export function userJobs(db: DbOrTx, organizationId: string, userIds: readonly string[]): Map<string, { open?: JobRow; dead?: JobRow }> {
+export function userJobs(
+  db: DbOrTx,
+  organizationId: string,
+  userIds: readonly string[],
+): Map<string, { open?: JobRow; dead?: JobRow }> {
   const out = new Map<string, { open?: JobRow; dead?: JobRow }>();
   if (userIds.length === 0) return out;
   const rows = db
@@ -70,7 +75,10 @@ export function userJobs(db: DbOrTx, organizationId: string, userIds: readonly s
     .where(
       and(
         eq(jobs.organizationId, organizationId),
-        inArray(jobs.key, userIds.map((id) => jobKey("user", id))),
+        inArray(
+          jobs.key,
+          userIds.map((id) => jobKey("user", id)),
+        ),
         inArray(jobs.state, ["pending", "running", "dead"]),
       ),
     )
@@ -106,7 +114,12 @@ export function jobCounts(db: DbOrTx, organizationId?: string): JobCounts[] {
       oldestFirstEnqueuedAt: sql<number>`min(${jobs.firstEnqueuedAt})`,
     })
     .from(jobs)
-    .where(and(inArray(jobs.state, ["pending", "running", "dead"]), organizationId !== undefined ? eq(jobs.organizationId, organizationId) : undefined))
+    .where(
+      and(
+        inArray(jobs.state, ["pending", "running", "dead"]),
+        organizationId !== undefined ? eq(jobs.organizationId, organizationId) : undefined,
+      ),
+    )
     .groupBy(jobs.organizationId, jobs.state, jobs.lane)
     .orderBy(jobs.organizationId, jobs.state, jobs.lane)
     .all();
@@ -127,7 +140,13 @@ export function queueDepth(db: DbOrTx, organizationId?: string): QueueDepth[] {
     if (g.state === "done") continue;
     const key = `${g.lane}:${g.state}`;
     const d = out.get(key);
-    if (!d) out.set(key, { lane: Number(g.lane), state: g.state, count: Number(g.count), oldestFirstEnqueuedAt: Number(g.oldestFirstEnqueuedAt) });
+    if (!d)
+      out.set(key, {
+        lane: Number(g.lane),
+        state: g.state,
+        count: Number(g.count),
+        oldestFirstEnqueuedAt: Number(g.oldestFirstEnqueuedAt),
+      });
     else {
       d.count += Number(g.count);
       d.oldestFirstEnqueuedAt = Math.min(d.oldestFirstEnqueuedAt, Number(g.oldestFirstEnqueuedAt));
@@ -147,19 +166,16 @@ export interface RetryResult {
  * level-triggered, so when the same key already has a pending job the two merge (the partial unique
  * index allows one pending job per key), keeping the more urgent lane and the earlier acknowledgement.
  */
-export function retryJob(
-  db: Db,
-  id: number,
-  change: Change,
-  options: { organizationId?: string } = {},
-): RetryResult {
+export function retryJob(db: Db, id: number, change: Change, options: { organizationId?: string } = {}): RetryResult {
   const { actor, requestId, at: now } = change;
   return db.transaction(
     (tx) => {
       const job = getJob(tx, id);
-      if (!job || (options.organizationId !== undefined && job.organizationId !== options.organizationId)) throw notFound(`job ${id} not found`);
+      if (!job || (options.organizationId !== undefined && job.organizationId !== options.organizationId))
+        throw notFound(`job ${id} not found`);
       if (job.state === "running") throw conflict(`job ${id} is running now; wait for its outcome`);
-      if (job.state === "done") throw conflict(`job ${id} is done; a reconcile is enqueued by changing the user or by a drift reconcile`);
+      if (job.state === "done")
+        throw conflict(`job ${id} is done; a reconcile is enqueued by changing the user or by a drift reconcile`);
       const other = tx
         .select()
         .from(jobs)
@@ -197,8 +213,18 @@ export function retryJob(
         action: "job.retry",
         targetType: "job",
         targetId: String(job.id),
-        before: { state: job.state, kind: job.kind, subjectId: job.subjectId, attempts: job.attempts, lastError: job.lastError },
-        after: { state: "pending", attempts: 0, ...(result.mergedInto !== null ? { mergedInto: result.mergedInto } : {}) },
+        before: {
+          state: job.state,
+          kind: job.kind,
+          subjectId: job.subjectId,
+          attempts: job.attempts,
+          lastError: job.lastError,
+        },
+        after: {
+          state: "pending",
+          attempts: 0,
+          ...(result.mergedInto !== null ? { mergedInto: result.mergedInto } : {}),
+        },
         requestId,
         at: now,
       });

@@ -21,7 +21,10 @@ interface Pending {
  * A change waits at most `maxWaitMs` for company; a deprovision-lane change flushes its batch at once.
  */
 export class MembershipBatcher {
-  private readonly queues = new Map<string, { orgId: string; action: Action; items: Pending[]; timer?: NodeJS.Timeout }>();
+  private readonly queues = new Map<
+    string,
+    { orgId: string; action: Action; items: Pending[]; timer?: NodeJS.Timeout }
+  >();
 
   constructor(
     private readonly port: MembershipPort,
@@ -66,7 +69,8 @@ export class MembershipBatcher {
   private async send(orgId: string, action: Action, batch: Pending[]): Promise<void> {
     const lane = Math.min(...batch.map((p) => p.lane));
     const ids = [...new Set(batch.map((p) => p.userId))];
-    const call = (userIds: string[]) => (action === "add" ? this.port.addMembers(orgId, userIds, lane) : this.port.removeMembers(orgId, userIds, lane));
+    const call = (userIds: string[]) =>
+      action === "add" ? this.port.addMembers(orgId, userIds, lane) : this.port.removeMembers(orgId, userIds, lane);
     try {
       await call(ids);
       for (const p of batch) p.resolve();

@@ -27,10 +27,16 @@ const denialReasons = {
   held: "Your account was blocked by your organization's administrator.",
   deleted: "Your account was removed by your organization's directory.",
   unknown: "Your account is not provisioned by your organization's directory.",
-  otherAccount: "This sign-in is not the account your organization's directory provisioned; sign in through your organization's identity provider.",
+  otherAccount:
+    "This sign-in is not the account your organization's directory provisioned; sign in through your organization's identity provider.",
 } as const;
 
-function findDirectoryUser(db: Db, organizationId: string, auth0UserId: string, email: string | null): string | undefined {
+function findDirectoryUser(
+  db: Db,
+  organizationId: string,
+  auth0UserId: string,
+  email: string | null,
+): string | undefined {
   const linked = db
     .select({ id: userSync.userId })
     .from(userSync)
@@ -39,13 +45,27 @@ function findDirectoryUser(db: Db, organizationId: string, auth0UserId: string, 
     .all();
   // A live user wins over an old tombstone with the same Auth0 id.
   if (linked.length > 0) {
-    const rows = db.select({ id: users.id, deletedAt: users.deletedAt }).from(users).where(inArray(users.id, linked.map((l) => l.id))).all();
+    const rows = db
+      .select({ id: users.id, deletedAt: users.deletedAt })
+      .from(users)
+      .where(
+        inArray(
+          users.id,
+          linked.map((l) => l.id),
+        ),
+      )
+      .all();
     return (rows.find((r) => r.deletedAt === null) ?? rows[0])?.id;
   }
   // A signed event is still input: anything but a non-empty string is "no email", never a crash.
   if (typeof email !== "string" || email === "") return undefined;
   const lower = foldCase(email);
-  const dirIds = db.select({ id: directories.id }).from(directories).where(eq(directories.organizationId, organizationId)).all().map((d) => d.id);
+  const dirIds = db
+    .select({ id: directories.id })
+    .from(directories)
+    .where(eq(directories.organizationId, organizationId))
+    .all()
+    .map((d) => d.id);
   if (dirIds.length === 0) return undefined;
   const byName = db
     .select({ id: users.id })
@@ -72,7 +92,12 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
   const org = db
     .select()
     .from(organizations)
-    .where(or(orgRef.id ? eq(organizations.auth0OrgId, orgRef.id) : undefined, orgRef.name ? eq(organizations.slug, orgRef.name) : undefined))
+    .where(
+      or(
+        orgRef.id ? eq(organizations.auth0OrgId, orgRef.id) : undefined,
+        orgRef.name ? eq(organizations.slug, orgRef.name) : undefined,
+      ),
+    )
     .get();
   // Organizations the bridge does not manage are none of its business.
   if (!org) return { decision: "allow" };
@@ -86,7 +111,9 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
   const d = desiredFor(
     mapping,
     inputs,
-    inputs.applied.auth0UserId ? {} : { memberOfOtherOrganizations: memberOfOtherOrganizations(db, event.user.user_id, org.id) },
+    inputs.applied.auth0UserId
+      ? {}
+      : { memberOfOtherOrganizations: memberOfOtherOrganizations(db, event.user.user_id, org.id) },
   );
   if (d.status !== "provisioned") return { decision: "deny", reason: denialReasons[d.status] };
 
@@ -96,11 +123,16 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
   if (linked && linked !== event.user.user_id) return { decision: "deny", reason: denialReasons.otherAccount };
   // First login: link only an account of the mapping's connection, as the worker's linkUser does
   // (users-by-email filtered by connection); the email alone proves nothing elsewhere.
-  if (!linked && event.connection?.name !== d.connection) return { decision: "deny", reason: denialReasons.otherAccount };
+  if (!linked && event.connection?.name !== d.connection)
+    return { decision: "deny", reason: denialReasons.otherAccount };
 
   if (!linked) {
     db.transaction((tx) => {
-      const applied = applyOperation(inputs.applied, { type: "linkUser", irreversible: false, connection: d.connection, email: d.email ?? "" }, { auth0UserId: event.user.user_id });
+      const applied = applyOperation(
+        inputs.applied,
+        { type: "linkUser", irreversible: false, connection: d.connection, email: d.email ?? "" },
+        { auth0UserId: event.user.user_id },
+      );
       saveApplied(tx, inputs, applied);
       recordAudit(tx, {
         actor: { type: "system", id: "post-login-hook" },
@@ -112,7 +144,13 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
         after: { auth0UserId: event.user.user_id },
         requestId: requestId ?? null,
       });
-      enqueueJob(tx, { organizationId: org.id, directoryId: inputs.row.directoryId, kind: "user", subjectId: inputs.row.id, lane: Lane.provision });
+      enqueueJob(tx, {
+        organizationId: org.id,
+        directoryId: inputs.row.directoryId,
+        kind: "user",
+        subjectId: inputs.row.id,
+        lane: Lane.provision,
+      });
     });
   }
   const appMetadata = Object.fromEntries(Object.entries(d.appMetadata).filter(([, v]) => v !== null));

@@ -114,10 +114,16 @@ export function previewMapping(
   const connection = options.connection ? { connection: options.connection } : {};
   let done = 0;
   for (const page of organizationInputPages(db, org, options.pageSize)) {
-    const rows = page.map((inputs) => ({ inputs, before: desiredFor(active.document, inputs, connection), next: desiredFor(candidate, inputs, connection) }));
+    const rows = page.map((inputs) => ({
+      inputs,
+      before: desiredFor(active.document, inputs, connection),
+      next: desiredFor(candidate, inputs, connection),
+    }));
     // What the worker would find in Auth0 by email, as far as the bridge knows: users it created or
     // adopted for any organization (one query per page).
-    const lookups = rows.filter(({ inputs, next }) => !inputs.applied.exists && next.email !== null).map(({ next }) => next.email!);
+    const lookups = rows
+      .filter(({ inputs, next }) => !inputs.applied.exists && next.email !== null)
+      .map(({ next }) => next.email!);
     const known = knownAuth0UsersByEmail(db, lookups);
     const foundIds = [...known.values()].map((k) => k.auth0UserId);
     const heldElsewhere = heldByOtherOrganizations(db, foundIds, org.id);
@@ -129,7 +135,10 @@ export function previewMapping(
       if (found && looksUpByEmailFirst(next, applied)) {
         // As the worker: link the user found, then ask again whether another organization holds it.
         applied = linkFound(applied, next, found.auth0UserId, found.blocked);
-        next = desiredFor(candidate, inputs, { ...connection, memberOfOtherOrganizations: heldElsewhere.has(found.auth0UserId) });
+        next = desiredFor(candidate, inputs, {
+          ...connection,
+          memberOfOtherOrganizations: heldElsewhere.has(found.auth0UserId),
+        });
         linkedByEmail = found.auth0UserId;
       }
       let operations = plan(next, applied);
@@ -138,7 +147,13 @@ export function previewMapping(
       if (found && first?.type === "createUser") {
         // Auth0 answers the create with a conflict and the worker adopts the user with that email.
         adopts = found.auth0UserId;
-        operations = [first, ...plan(next, applyOperation(applied, first, { auth0UserId: found.auth0UserId, created: false, blocked: found.blocked }))];
+        operations = [
+          first,
+          ...plan(
+            next,
+            applyOperation(applied, first, { auth0UserId: found.auth0UserId, created: false, blocked: found.blocked }),
+          ),
+        ];
       }
       const changes = diffDesired(before, next);
       const kinds = changeKinds.filter((k) => changes[k] !== undefined);

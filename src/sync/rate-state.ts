@@ -11,11 +11,25 @@ import type { Db } from "../directory/database.js";
  * same rows would be read with SELECT … FOR UPDATE.
  */
 export class DatabaseBudget implements SharedBudget {
-  constructor(private readonly db: Db, private readonly tenant: string) {}
+  constructor(
+    private readonly db: Db,
+    private readonly tenant: string,
+  ) {}
 
-  sync(now: number, specs: ReadonlyMap<string, BucketSpec>, deltas: ReadonlyMap<string, BucketDelta>): Map<string, BucketState> {
+  sync(
+    now: number,
+    specs: ReadonlyMap<string, BucketSpec>,
+    deltas: ReadonlyMap<string, BucketDelta>,
+  ): Map<string, BucketState> {
     return this.db.transaction((tx) => {
-      const rows = new Map(tx.select().from(rateBuckets).where(eq(rateBuckets.tenant, this.tenant)).all().map((r) => [r.name, r]));
+      const rows = new Map(
+        tx
+          .select()
+          .from(rateBuckets)
+          .where(eq(rateBuckets.tenant, this.tenant))
+          .all()
+          .map((r) => [r.name, r]),
+      );
       const out = new Map<string, BucketState>();
       for (const [name, spec] of specs) {
         const row = rows.get(name);
@@ -37,7 +51,10 @@ export class DatabaseBudget implements SharedBudget {
         if (!row || d?.spent || d?.remaining !== undefined || (d && d.pausedUntil > row.pausedUntil)) {
           tx.insert(rateBuckets)
             .values({ tenant: this.tenant, name, ...s })
-            .onConflictDoUpdate({ target: [rateBuckets.tenant, rateBuckets.name], set: { capacity: s.capacity, tokens: s.tokens, updatedAt: s.updatedAt, pausedUntil: s.pausedUntil } })
+            .onConflictDoUpdate({
+              target: [rateBuckets.tenant, rateBuckets.name],
+              set: { capacity: s.capacity, tokens: s.tokens, updatedAt: s.updatedAt, pausedUntil: s.pausedUntil },
+            })
             .run();
         }
       }
@@ -48,5 +65,9 @@ export class DatabaseBudget implements SharedBudget {
 
 /** Rows of one tenant, for tests and tools. */
 export function budgetRows(db: Db, tenant: string): (typeof rateBuckets.$inferSelect)[] {
-  return db.select().from(rateBuckets).where(and(eq(rateBuckets.tenant, tenant))).all();
+  return db
+    .select()
+    .from(rateBuckets)
+    .where(and(eq(rateBuckets.tenant, tenant)))
+    .all();
 }

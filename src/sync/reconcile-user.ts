@@ -18,7 +18,16 @@ import {
 import { Lane } from "../directory/outbox.js";
 import { executeOperation } from "./execute.js";
 import { checkGuard } from "./guard.js";
-import { desiredFor, linkFound, looksUpByEmailFirst, loadUserInputs, memberOfOtherOrganizations, saveApplied, saveSyncError, type OrganizationRow } from "./inputs.js";
+import {
+  desiredFor,
+  linkFound,
+  looksUpByEmailFirst,
+  loadUserInputs,
+  memberOfOtherOrganizations,
+  saveApplied,
+  saveSyncError,
+  type OrganizationRow,
+} from "./inputs.js";
 import type { InvitationDelivery } from "./invitations.js";
 import type { MembershipBatcher } from "./membership-batcher.js";
 import type { JobHandler, JobOutcome } from "./worker.js";
@@ -41,7 +50,10 @@ export interface Auth0FailureSink {
 /** The connection's write rules for desired(), read from Auth0 (cached by the gateway). */
 export async function connectionContext(deps: SyncDeps, mapping: MappingDocument, lane: number, refresh = false) {
   const info = await deps.gateway.connection(mapping.connection.name, lane, refresh);
-  return { info, writability: connectionWritability({ strategy: info.strategy, setUserRootAttributes: info.setUserRootAttributes }) };
+  return {
+    info,
+    writability: connectionWritability({ strategy: info.strategy, setUserRootAttributes: info.setUserRootAttributes }),
+  };
 }
 
 /** More operations than any plan has; a guard against a plan that never converges. */
@@ -52,13 +64,22 @@ const MAX_STEPS = 40;
  * (the "organization" job after onboarding, a mapping change or an update) also brings its display
  * name and the active mapping's connection up to date.
  */
-export async function ensureAuth0Organization(deps: SyncDeps, org: OrganizationRow, lane: number, refresh = false): Promise<string> {
+export async function ensureAuth0Organization(
+  deps: SyncDeps,
+  org: OrganizationRow,
+  lane: number,
+  refresh = false,
+): Promise<string> {
   if (org.auth0OrgId && !refresh) return org.auth0OrgId;
   if (refresh) return createOrAdoptOrganization(deps, org, lane);
   // The first jobs of a new organization all arrive here at once, each with a row read before the
   // id was known. One of them creates or adopts the Auth0 Organization; the others take its id
   // instead of queueing two more calls each behind it (which would hold every worker slot idle).
-  const saved = deps.db.select({ auth0OrgId: organizations.auth0OrgId }).from(organizations).where(eq(organizations.id, org.id)).get();
+  const saved = deps.db
+    .select({ auth0OrgId: organizations.auth0OrgId })
+    .from(organizations)
+    .where(eq(organizations.id, org.id))
+    .get();
   if (saved?.auth0OrgId) return saved.auth0OrgId;
   let inFlight = ensuring.get(deps.gateway);
   if (!inFlight) ensuring.set(deps.gateway, (inFlight = new Map()));
@@ -75,15 +96,29 @@ const ensuring = new WeakMap<Auth0Gateway, Map<string, Promise<string>>>();
 async function createOrAdoptOrganization(deps: SyncDeps, org: OrganizationRow, lane: number): Promise<string> {
   const mapping = getActiveMapping(deps.db, org.id);
   const connection = mapping?.document.connection ?? { name: org.connection, type: "database" };
-  const auth0OrgId = await deps.gateway.ensureOrganization(org.slug, org.displayName, connection.name, lane, connection.type === "enterprise");
-  if (auth0OrgId !== org.auth0OrgId) deps.db.update(organizations).set({ auth0OrgId, updatedAt: Date.now() }).where(eq(organizations.id, org.id)).run();
+  const auth0OrgId = await deps.gateway.ensureOrganization(
+    org.slug,
+    org.displayName,
+    connection.name,
+    lane,
+    connection.type === "enterprise",
+  );
+  if (auth0OrgId !== org.auth0OrgId)
+    deps.db.update(organizations).set({ auth0OrgId, updatedAt: Date.now() }).where(eq(organizations.id, org.id)).run();
   return auth0OrgId;
 }
 
 function outcomeOf(err: unknown): JobOutcome {
   if (err instanceof Auth0CallError) {
-    if (err.kind === "retryable") return { status: "retry", reason: err.message, ...(err.retryAt ? { retryAt: err.retryAt } : {}) };
-    if (err.kind === "fatal" || err.kind === "forbiddenByPlan" || err.kind === "unsupported" || err.kind === "weakPassword") return { status: "dead", reason: err.message };
+    if (err.kind === "retryable")
+      return { status: "retry", reason: err.message, ...(err.retryAt ? { retryAt: err.retryAt } : {}) };
+    if (
+      err.kind === "fatal" ||
+      err.kind === "forbiddenByPlan" ||
+      err.kind === "unsupported" ||
+      err.kind === "weakPassword"
+    )
+      return { status: "dead", reason: err.message };
     return { status: "retry", reason: err.message };
   }
   return { status: "retry", reason: err instanceof Error ? err.message : String(err) };
@@ -120,7 +155,13 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         desiredFor(mapping, inputs, {
           connection: connection.writability,
           ...(applied.auth0UserId !== inputs.applied.auth0UserId
-            ? { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, inputs.organization.id) }
+            ? {
+                memberOfOtherOrganizations: memberOfOtherOrganizations(
+                  deps.db,
+                  applied.auth0UserId,
+                  inputs.organization.id,
+                ),
+              }
             : {}),
         });
       d = desiredNow();
@@ -130,7 +171,12 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
       // enterprise user who signed in before. Before deprovisioning, find it by email (as the IdP
       // sent it; lower-cased too for a database connection) so it is blocked too rather than left open.
       if (looksUpByEmailFirst(d, applied)) {
-        const found = await deps.gateway.findUsersByEmail(d.emailAsSent ?? d.email!, d.connection, lane, d.connectionType === "database");
+        const found = await deps.gateway.findUsersByEmail(
+          d.emailAsSent ?? d.email!,
+          d.connection,
+          lane,
+          d.connectionType === "database",
+        );
         if (found[0]) {
           applied = linkFound(applied, d, found[0].user_id, found[0].blocked === true);
           saveApplied(deps.db, inputs, applied, now());
@@ -146,7 +192,13 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         const op = plan(d, applied)[0];
         if (!op) break;
         if (op.irreversible) {
-          const verdict = checkGuard(deps.db, inputs.organization.id, mapping.policies.massDeprovisionGuard, inputs.row.modifiedAt, now());
+          const verdict = checkGuard(
+            deps.db,
+            inputs.organization.id,
+            mapping.policies.massDeprovisionGuard,
+            inputs.row.modifiedAt,
+            now(),
+          );
           if (!verdict.allowIrreversible) {
             notes.push(`paused by the mass-deprovision guard: ${verdict.pause?.reason ?? ""}`.trim());
             break;
@@ -167,7 +219,13 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
           });
         } catch (err) {
           // The Auth0 user was deleted outside the bridge: start from scratch once (create or link again).
-          if (err instanceof Auth0CallError && err.kind === "userNotFound" && applied.exists && !retriedMissingUser && op.type !== "deleteUser") {
+          if (
+            err instanceof Auth0CallError &&
+            err.kind === "userNotFound" &&
+            applied.exists &&
+            !retriedMissingUser &&
+            op.type !== "deleteUser"
+          ) {
             retriedMissingUser = true;
             applied = initialApplied();
             saveApplied(deps.db, inputs, applied, now());
@@ -202,7 +260,11 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         deps.failures?.failed(inputs.organization, err);
         // The Auth0 Organization was deleted outside the bridge: forget its id, so the retry creates it again.
         if (err.kind === "notFound" && err.errorCode === "inexistent_organization") {
-          deps.db.update(organizations).set({ auth0OrgId: null, updatedAt: now() }).where(eq(organizations.id, inputs.organization.id)).run();
+          deps.db
+            .update(organizations)
+            .set({ auth0OrgId: null, updatedAt: now() })
+            .where(eq(organizations.id, inputs.organization.id))
+            .run();
         }
       }
       const outcome = outcomeOf(err);

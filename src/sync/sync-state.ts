@@ -110,7 +110,13 @@ const liveUserFacts = (organizationId: string) => sql`
   LEFT JOIN user_sync s ON s.user_id = u.id
   WHERE d.organization_id = ${organizationId} AND u.deleted_at IS NULL`;
 
-const factsOf = (r: { open: number; dead: number; lastError: string | null; applied: number; awaitingFirstLogin: number }): SyncFacts => ({
+const factsOf = (r: {
+  open: number;
+  dead: number;
+  lastError: string | null;
+  applied: number;
+  awaitingFirstLogin: number;
+}): SyncFacts => ({
   open: Boolean(r.open),
   dead: Boolean(r.dead),
   lastError: r.lastError !== null,
@@ -120,11 +126,27 @@ const factsOf = (r: { open: number; dead: number; lastError: string | null; appl
 
 /** An organization's live users counted by sync status (rankSyncStatus), in one grouped query. */
 export function syncStatusCounts(db: DbOrTx, organizationId: string): SyncStatusCounts {
-  const groups = db.all<{ open: number; dead: number; lastError: string | null; applied: number; awaitingFirstLogin: number; n: number; active: number }>(sql`
+  const groups = db.all<{
+    open: number;
+    dead: number;
+    lastError: string | null;
+    applied: number;
+    awaitingFirstLogin: number;
+    n: number;
+    active: number;
+  }>(sql`
     SELECT open, dead, CASE WHEN lastError IS NULL THEN NULL ELSE '' END AS lastError, applied, awaitingFirstLogin,
       count(*) AS n, coalesce(sum(active), 0) AS active
     FROM (${liveUserFacts(organizationId)}) GROUP BY 1, 2, 3, 4, 5`);
-  const counts: SyncStatusCounts = { total: 0, active: 0, synced: 0, pending: 0, failed: 0, awaitingFirstLogin: 0, notSynced: 0 };
+  const counts: SyncStatusCounts = {
+    total: 0,
+    active: 0,
+    synced: 0,
+    pending: 0,
+    failed: 0,
+    awaitingFirstLogin: 0,
+    notSynced: 0,
+  };
   for (const g of groups) {
     counts[rankSyncStatus(factsOf(g))] += Number(g.n);
     counts.total += Number(g.n);
@@ -143,11 +165,27 @@ export interface FailedUser {
 
 /** The organization's users whose status is "failed", latest failure first. */
 export function failedUsers(db: DbOrTx, organizationId: string, limit: number): FailedUser[] {
-  const rows = db.all<{ userId: string; userName: string; open: number; dead: number; deadError: string | null; deadAt: number | null; lastError: string | null; lastErrorAt: number | null; applied: number; awaitingFirstLogin: number }>(sql`
+  const rows = db.all<{
+    userId: string;
+    userName: string;
+    open: number;
+    dead: number;
+    deadError: string | null;
+    deadAt: number | null;
+    lastError: string | null;
+    lastErrorAt: number | null;
+    applied: number;
+    awaitingFirstLogin: number;
+  }>(sql`
     SELECT * FROM (${liveUserFacts(organizationId)})
     WHERE NOT open AND (dead OR lastError IS NOT NULL)
     ORDER BY coalesce(lastErrorAt, deadAt) DESC, userId LIMIT ${limit}`);
   return rows
     .filter((r) => rankSyncStatus(factsOf(r)) === "failed")
-    .map((r) => ({ userId: r.userId, userName: r.userName, lastError: r.lastError ?? r.deadError, lastErrorAt: r.lastErrorAt ?? r.deadAt }));
+    .map((r) => ({
+      userId: r.userId,
+      userName: r.userName,
+      lastError: r.lastError ?? r.deadError,
+      lastErrorAt: r.lastErrorAt ?? r.deadAt,
+    }));
 }

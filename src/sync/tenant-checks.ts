@@ -74,7 +74,11 @@ function describeApiError(err: unknown): { status: number | undefined; errorCode
   if (err instanceof ManagementError) {
     const errorCode = bodyField(err.body, "errorCode");
     const detail = bodyField(err.body, "message") ?? err.message;
-    return { status: err.statusCode, errorCode, text: `Auth0 answered ${err.statusCode ?? "?"}${errorCode ? ` ${errorCode}` : ""}: ${detail}` };
+    return {
+      status: err.statusCode,
+      errorCode,
+      text: `Auth0 answered ${err.statusCode ?? "?"}${errorCode ? ` ${errorCode}` : ""}: ${detail}`,
+    };
   }
   return { status: undefined, errorCode: undefined, text: `Auth0 did not answer: ${message(err)}` };
 }
@@ -107,14 +111,24 @@ async function requestToken(auth0: Auth0Config, fetcher: typeof fetch, timeoutMs
     res = await fetcher(tokenUrl, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ grant_type: "client_credentials", client_id: auth0.clientId, client_secret: auth0.clientSecret, audience: `https://${auth0.domain}/api/v2/` }),
+      body: new URLSearchParams({
+        grant_type: "client_credentials",
+        client_id: auth0.clientId,
+        client_secret: auth0.clientSecret,
+        audience: `https://${auth0.domain}/api/v2/`,
+      }),
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
     return {
       reachability: "unreachable",
       scopes: null,
-      check: { id: "token", status: "fail", summary: `Auth0 unreachable: POST ${tokenUrl} failed (${message(err)})`, fix: "check AUTH0_DOMAIN (and AUTH0_MANAGEMENT_URL if set) and that this host can reach Auth0 over HTTPS" },
+      check: {
+        id: "token",
+        status: "fail",
+        summary: `Auth0 unreachable: POST ${tokenUrl} failed (${message(err)})`,
+        fix: "check AUTH0_DOMAIN (and AUTH0_MANAGEMENT_URL if set) and that this host can reach Auth0 over HTTPS",
+      },
     };
   }
   let body: Record<string, unknown> = {};
@@ -127,7 +141,12 @@ async function requestToken(auth0: Auth0Config, fetcher: typeof fetch, timeoutMs
     return {
       reachability: "unreachable",
       scopes: null,
-      check: { id: "token", status: "fail", summary: `Auth0 unreachable: the token endpoint answered ${res.status}${bodyField(body, "error") ? ` ${bodyField(body, "error")}` : ""}`, fix: "retry later; see status.auth0.com" },
+      check: {
+        id: "token",
+        status: "fail",
+        summary: `Auth0 unreachable: the token endpoint answered ${res.status}${bodyField(body, "error") ? ` ${bodyField(body, "error")}` : ""}`,
+        fix: "retry later; see status.auth0.com",
+      },
     };
   }
   if (res.status !== 200 || typeof body.access_token !== "string") {
@@ -144,13 +163,25 @@ async function requestToken(auth0: Auth0Config, fetcher: typeof fetch, timeoutMs
     };
   }
   const scopes = scopesOf(body);
-  return { reachability: "ok", token: body.access_token, scopes, check: { id: "token", status: "ok", summary: `client credentials accepted by ${auth0.domain}` } };
+  return {
+    reachability: "ok",
+    token: body.access_token,
+    scopes,
+    check: { id: "token", status: "ok", summary: `client credentials accepted by ${auth0.domain}` },
+  };
 }
 
 function scopeChecks(needs: ScopeNeed[], granted: string[] | null): { checks: TenantCheck[]; missing: ScopeNeed[] } {
   if (granted === null) {
     return {
-      checks: [{ id: "scopes", status: "warn", summary: "the token response names no scopes, so they cannot be checked", fix: `grant the application these scopes: ${needs.map((n) => n.scope).join(" ")}` }],
+      checks: [
+        {
+          id: "scopes",
+          status: "warn",
+          summary: "the token response names no scopes, so they cannot be checked",
+          fix: `grant the application these scopes: ${needs.map((n) => n.scope).join(" ")}`,
+        },
+      ],
       missing: [],
     };
   }
@@ -158,7 +189,12 @@ function scopeChecks(needs: ScopeNeed[], granted: string[] | null): { checks: Te
   const checks: TenantCheck[] = needs.map((n) => {
     const who = n.organizations.length > 0 ? ` (for ${n.organizations.join(", ")})` : "";
     return missing.includes(n)
-      ? { id: `scope:${n.scope}`, status: "fail" as const, summary: `scope ${n.scope} missing${who}: ${n.breaks}`, fix: `APIs → Auth0 Management API → Machine to Machine Applications → this application: tick ${n.scope}` }
+      ? {
+          id: `scope:${n.scope}`,
+          status: "fail" as const,
+          summary: `scope ${n.scope} missing${who}: ${n.breaks}`,
+          fix: `APIs → Auth0 Management API → Machine to Machine Applications → this application: tick ${n.scope}`,
+        }
       : { id: `scope:${n.scope}`, status: "ok" as const, summary: `scope ${n.scope} granted${who}` };
   });
   return { checks, missing };
@@ -170,7 +206,11 @@ interface TenantConnection {
   options?: Record<string, unknown>;
 }
 
-function connectionCheck(name: string, found: TenantConnection | undefined, users: { slug: string; mapping: MappingDocument; applied: boolean }[]): TenantCheck {
+function connectionCheck(
+  name: string,
+  found: TenantConnection | undefined,
+  users: { slug: string; mapping: MappingDocument; applied: boolean }[],
+): TenantCheck {
   const slugs = users.map((u) => u.slug).join(", ");
   if (!found) {
     return {
@@ -188,25 +228,36 @@ function connectionCheck(name: string, found: TenantConnection | undefined, user
     status = "fail";
     problems.push(
       `${u.slug}'s mapping says connection type "${u.mapping.connection.type}" but its strategy is "${found.strategy}" (${type})` +
-        (type === "enterprise" ? ": the bridge would try to create users Auth0 only creates at their first login" : ": the bridge would wait for logins of users that do not exist yet"),
+        (type === "enterprise"
+          ? ": the bridge would try to create users Auth0 only creates at their first login"
+          : ": the bridge would wait for logins of users that do not exist yet"),
     );
     fixes.push(`set connection.type: ${type} in ${u.slug}'s mapping`);
   }
   let sync = "";
   if (type === "enterprise") {
-    const setting = typeof found.options?.set_user_root_attributes === "string" ? found.options.set_user_root_attributes : "on_each_login";
+    const setting =
+      typeof found.options?.set_user_root_attributes === "string"
+        ? found.options.set_user_root_attributes
+        : "on_each_login";
     sync = `; profile sync ${setting}`;
     if (setting === "on_each_login") {
       for (const u of users) {
         const written = syncedRootAttributes.filter((f) => u.mapping.profile[f] !== undefined);
         if (written.length === 0) continue;
         if (status === "ok") status = "warn";
-        problems.push(`${u.slug}'s mapping writes ${written.join(", ")}, which Auth0 refuses to update for this connection's users (it overwrites them from the IdP at each login): they are left out`);
-        fixes.push(`to let the bridge write them, set "Sync user profile attributes at each login" off (options.set_user_root_attributes: "on_first_login"); otherwise drop them from the mapping`);
+        problems.push(
+          `${u.slug}'s mapping writes ${written.join(", ")}, which Auth0 refuses to update for this connection's users (it overwrites them from the IdP at each login): they are left out`,
+        );
+        fixes.push(
+          `to let the bridge write them, set "Sync user profile attributes at each login" off (options.set_user_root_attributes: "on_first_login"); otherwise drop them from the mapping`,
+        );
       }
     }
   }
-  const summary = `connection "${name}" exists: strategy ${found.strategy} (${type})${sync}; used by ${slugs}` + (type === "enterprise" ? "; users' email is the IdP's and is never written" : "");
+  const summary =
+    `connection "${name}" exists: strategy ${found.strategy} (${type})${sync}; used by ${slugs}` +
+    (type === "enterprise" ? "; users' email is the IdP's and is never written" : "");
   return {
     id: `connection:${name}`,
     status,
@@ -215,15 +266,31 @@ function connectionCheck(name: string, found: TenantConnection | undefined, user
   };
 }
 
-async function hookCheck(publicUrl: string, secret: string | undefined, fetcher: typeof fetch, timeoutMs: number): Promise<TenantCheck[]> {
+async function hookCheck(
+  publicUrl: string,
+  secret: string | undefined,
+  fetcher: typeof fetch,
+  timeoutMs: number,
+): Promise<TenantCheck[]> {
   const url = `${publicUrl.replace(/\/+$/, "")}/hooks/auth0/post-login`;
   const checks: TenantCheck[] = [];
   const host = new URL(publicUrl).hostname;
   if (!publicUrl.startsWith("https://") && host !== "localhost" && host !== "127.0.0.1") {
-    checks.push({ id: "public-url", status: "warn", summary: `PUBLIC_URL ${publicUrl} is not https: the post-login Action refuses such a BRIDGE_URL and denies every login`, fix: "serve the bridge over HTTPS and set PUBLIC_URL to that address" });
+    checks.push({
+      id: "public-url",
+      status: "warn",
+      summary: `PUBLIC_URL ${publicUrl} is not https: the post-login Action refuses such a BRIDGE_URL and denies every login`,
+      fix: "serve the bridge over HTTPS and set PUBLIC_URL to that address",
+    });
   }
   if (!secret) {
-    checks.push({ id: "hook", status: "fail", summary: "AUTH0_HOOK_SECRET is not set: the post-login hook is off, so logins are not checked against the directory", fix: "set AUTH0_HOOK_SECRET (32+ characters) and the same value as the Action's BRIDGE_HOOK_SECRET" });
+    checks.push({
+      id: "hook",
+      status: "fail",
+      summary:
+        "AUTH0_HOOK_SECRET is not set: the post-login hook is off, so logins are not checked against the directory",
+      fix: "set AUTH0_HOOK_SECRET (32+ characters) and the same value as the Action's BRIDGE_HOOK_SECRET",
+    });
     return checks;
   }
   const body = JSON.stringify(hookTestEvent);
@@ -235,11 +302,29 @@ async function hookCheck(publicUrl: string, secret: string | undefined, fetcher:
       signal: AbortSignal.timeout(timeoutMs),
     });
     const answer = (await res.json().catch(() => ({}))) as { test?: unknown };
-    if (res.ok && answer.test === true) checks.push({ id: "hook", status: "ok", summary: `post-login hook answers a signed test event at ${url}` });
-    else if (res.status === 401) checks.push({ id: "hook", status: "fail", summary: `the bridge at ${url} refused the signature: it runs with another AUTH0_HOOK_SECRET`, fix: "use one AUTH0_HOOK_SECRET for every bridge process and the Action's BRIDGE_HOOK_SECRET" });
-    else checks.push({ id: "hook", status: "fail", summary: `${url} answered ${res.status} to a signed test event, not the bridge's hook`, fix: "check PUBLIC_URL and that `scim-bridge serve` runs there with AUTH0_HOOK_SECRET set" });
+    if (res.ok && answer.test === true)
+      checks.push({ id: "hook", status: "ok", summary: `post-login hook answers a signed test event at ${url}` });
+    else if (res.status === 401)
+      checks.push({
+        id: "hook",
+        status: "fail",
+        summary: `the bridge at ${url} refused the signature: it runs with another AUTH0_HOOK_SECRET`,
+        fix: "use one AUTH0_HOOK_SECRET for every bridge process and the Action's BRIDGE_HOOK_SECRET",
+      });
+    else
+      checks.push({
+        id: "hook",
+        status: "fail",
+        summary: `${url} answered ${res.status} to a signed test event, not the bridge's hook`,
+        fix: "check PUBLIC_URL and that `scim-bridge serve` runs there with AUTH0_HOOK_SECRET set",
+      });
   } catch (err) {
-    checks.push({ id: "hook", status: "fail", summary: `post-login hook unreachable at ${url} (${message(err)}): the Action denies every login it cannot verify`, fix: "start `scim-bridge serve` and make PUBLIC_URL the address Auth0 reaches it at" });
+    checks.push({
+      id: "hook",
+      status: "fail",
+      summary: `post-login hook unreachable at ${url} (${message(err)}): the Action denies every login it cannot verify`,
+      fix: "start `scim-bridge serve` and make PUBLIC_URL the address Auth0 reaches it at",
+    });
   }
   return checks;
 }
@@ -273,7 +358,13 @@ export async function checkTenant(options: TenantCheckOptions): Promise<TenantRe
   if (token.reachability !== "ok" || !token.token) return report(token.reachability, null, []);
   const granted = token.scopes;
   const has = (scope: string): boolean => granted === null || granted.includes(scope);
-  const client = new ManagementClient({ domain: auth0.domain, token: token.token, maxRetries: 0, timeoutInSeconds: Math.ceil(timeoutMs / 1000), fetch: fetcher });
+  const client = new ManagementClient({
+    domain: auth0.domain,
+    token: token.token,
+    maxRetries: 0,
+    timeoutInSeconds: Math.ceil(timeoutMs / 1000),
+    fetch: fetcher,
+  });
 
   // Connections first: their type decides each default mapping, and so the scopes it needs.
   const connectionNames = [...new Set(mappedOrganizations(db).map((o) => o.mapping.connection.name))];
@@ -284,12 +375,18 @@ export async function checkTenant(options: TenantCheckOptions): Promise<TenantRe
       try {
         const page = await client.connections.list({ name, take: 50 });
         const c = page.data.find((x) => x.name === name);
-        found.set(name, c ? { name, strategy: c.strategy ?? "", options: (c as { options?: Record<string, unknown> }).options ?? {} } : undefined);
+        found.set(
+          name,
+          c
+            ? { name, strategy: c.strategy ?? "", options: (c as { options?: Record<string, unknown> }).options ?? {} }
+            : undefined,
+        );
         if (c) {
           const type = c.strategy === "auth0" ? "database" : "enterprise";
           const setting = (c as { options?: { set_user_root_attributes?: unknown } }).options?.set_user_root_attributes;
           const known: KnownConnection = { name, strategy: c.strategy ?? "", type, checkedAt: now() };
-          if (type === "enterprise") known.setUserRootAttributes = typeof setting === "string" ? setting : "on_each_login";
+          if (type === "enterprise")
+            known.setUserRootAttributes = typeof setting === "string" ? setting : "on_each_login";
           recordConnection(db, known);
         }
       } catch (err) {
@@ -298,44 +395,99 @@ export async function checkTenant(options: TenantCheckOptions): Promise<TenantRe
     }
   }
   const orgs = mappedOrganizations(db);
-  const { checks: scopeResults, missing } = scopeChecks(requiredScopes(orgs.map((o): MappedOrganization => ({ slug: o.slug, mapping: o.mapping }))), granted);
+  const { checks: scopeResults, missing } = scopeChecks(
+    requiredScopes(orgs.map((o): MappedOrganization => ({ slug: o.slug, mapping: o.mapping }))),
+    granted,
+  );
   checks.push(...scopeResults);
 
   if (orgs.length === 0) {
-    checks.push({ id: "organizations", status: "warn", summary: "no organization yet: connections and roles are checked once one exists", fix: "scim-bridge org create <slug> --connection <name>" });
+    checks.push({
+      id: "organizations",
+      status: "warn",
+      summary: "no organization yet: connections and roles are checked once one exists",
+      fix: "scim-bridge org create <slug> --connection <name>",
+    });
   }
   for (const name of connectionNames) {
     const users = orgs.filter((o) => o.mapping.connection.name === name);
-    if (!has("read:connections")) checks.push({ id: `connection:${name}`, status: "skipped", summary: `connection "${name}" not checked: the token lacks read:connections` });
-    else if (connectionErrors.has(name)) checks.push({ id: `connection:${name}`, status: "fail", summary: `connection "${name}" could not be read: ${connectionErrors.get(name)}` });
+    if (!has("read:connections"))
+      checks.push({
+        id: `connection:${name}`,
+        status: "skipped",
+        summary: `connection "${name}" not checked: the token lacks read:connections`,
+      });
+    else if (connectionErrors.has(name))
+      checks.push({
+        id: `connection:${name}`,
+        status: "fail",
+        summary: `connection "${name}" could not be read: ${connectionErrors.get(name)}`,
+      });
     else checks.push(connectionCheck(name, found.get(name), users));
   }
 
-  const roleNames = [...new Set(orgs.flatMap((o) => [...o.mapping.roles.default, ...o.mapping.roles.rules.flatMap((r) => r.grant)]))].sort();
+  const roleNames = [
+    ...new Set(orgs.flatMap((o) => [...o.mapping.roles.default, ...o.mapping.roles.rules.flatMap((r) => r.grant)])),
+  ].sort();
   for (const role of roleNames) {
     if (!has("read:roles")) {
-      checks.push({ id: `role:${role}`, status: "skipped", summary: `role "${role}" not checked: the token lacks read:roles` });
+      checks.push({
+        id: `role:${role}`,
+        status: "skipped",
+        summary: `role "${role}" not checked: the token lacks read:roles`,
+      });
       continue;
     }
     try {
       const page = await client.roles.list({ name_filter: role, per_page: 50 });
-      if (page.data.some((r) => r.name === role)) checks.push({ id: `role:${role}`, status: "ok", summary: `role "${role}" exists` });
-      else if (has("create:roles")) checks.push({ id: `role:${role}`, status: "warn", summary: `role "${role}" does not exist: the bridge creates it (as a tenant role) when it first grants it`, fix: `create it in Auth0 (User Management → Roles) to give it a description and permissions` });
-      else checks.push({ id: `role:${role}`, status: "fail", summary: `role "${role}" does not exist and the token lacks create:roles: users mapped to it get no roles`, fix: `create the role "${role}" in Auth0 (User Management → Roles)` });
+      if (page.data.some((r) => r.name === role))
+        checks.push({ id: `role:${role}`, status: "ok", summary: `role "${role}" exists` });
+      else if (has("create:roles"))
+        checks.push({
+          id: `role:${role}`,
+          status: "warn",
+          summary: `role "${role}" does not exist: the bridge creates it (as a tenant role) when it first grants it`,
+          fix: `create it in Auth0 (User Management → Roles) to give it a description and permissions`,
+        });
+      else
+        checks.push({
+          id: `role:${role}`,
+          status: "fail",
+          summary: `role "${role}" does not exist and the token lacks create:roles: users mapped to it get no roles`,
+          fix: `create the role "${role}" in Auth0 (User Management → Roles)`,
+        });
     } catch (err) {
-      checks.push({ id: `role:${role}`, status: "fail", summary: `role "${role}" could not be read: ${describeApiError(err).text}` });
+      checks.push({
+        id: `role:${role}`,
+        status: "fail",
+        summary: `role "${role}" could not be read: ${describeApiError(err).text}`,
+      });
     }
   }
 
   checks.push(...(await hookCheck(options.publicUrl, options.hookSecret, fetcher, timeoutMs)));
 
-  if (missing.every((m) => m.scope !== "delete:sessions" && m.scope !== "delete:refresh_tokens") && orgs.some((o) => [o.mapping.policies.deactivation, o.mapping.policies.deletion].some((p) => p.revokeSessions !== "never"))) {
+  if (
+    missing.every((m) => m.scope !== "delete:sessions" && m.scope !== "delete:refresh_tokens") &&
+    orgs.some((o) =>
+      [o.mapping.policies.deactivation, o.mapping.policies.deletion].some((p) => p.revokeSessions !== "never"),
+    )
+  ) {
     try {
       await client.users.revokeAccess(probeUserId, {});
-      checks.push({ id: "revocation", status: "ok", summary: "session and refresh-token revocation (revoke-access) is available" });
+      checks.push({
+        id: "revocation",
+        status: "ok",
+        summary: "session and refresh-token revocation (revoke-access) is available",
+      });
     } catch (err) {
       const e = describeApiError(err);
-      if (e.status === 404) checks.push({ id: "revocation", status: "ok", summary: "session and refresh-token revocation (revoke-access) is available" });
+      if (e.status === 404)
+        checks.push({
+          id: "revocation",
+          status: "ok",
+          summary: "session and refresh-token revocation (revoke-access) is available",
+        });
       else if (e.status === 403 && e.errorCode !== "insufficient_scope")
         checks.push({
           id: "revocation",
@@ -360,7 +512,14 @@ export function formatReport(r: TenantReport): string {
   }
   const fails = r.checks.filter((c) => c.status === "fail").length;
   const warns = r.checks.filter((c) => c.status === "warn").length;
-  lines.push("", fails > 0 ? `${fails} problem(s) to fix${warns ? `, ${warns} warning(s)` : ""}.` : warns > 0 ? `Ready, with ${warns} warning(s).` : "Ready.");
+  lines.push(
+    "",
+    fails > 0
+      ? `${fails} problem(s) to fix${warns ? `, ${warns} warning(s)` : ""}.`
+      : warns > 0
+        ? `Ready, with ${warns} warning(s).`
+        : "Ready.",
+  );
   return lines.join("\n");
 }
 
@@ -386,7 +545,9 @@ export interface TenantMonitor extends TenantStatus {
  * something is wrong). Each problem is logged when it appears or changes, at error for what is
  * required and warn for the rest, with its fix; a problem that clears is logged at info.
  */
-export function monitorTenant(options: TenantCheckOptions & { log: TenantMonitorLog; intervalMs?: number; retryMs?: number }): TenantMonitor {
+export function monitorTenant(
+  options: TenantCheckOptions & { log: TenantMonitorLog; intervalMs?: number; retryMs?: number },
+): TenantMonitor {
   const intervalMs = options.intervalMs ?? 10 * 60_000;
   const retryMs = options.retryMs ?? 60_000;
   let last: TenantReport | undefined;
@@ -411,7 +572,11 @@ export function monitorTenant(options: TenantCheckOptions & { log: TenantMonitor
       logged.delete(id);
       options.log.info({ tenant: r.tenant, check: id }, `Auth0 tenant check ${id} passes now`);
     }
-    if (r.ok && last === undefined) options.log.info({ tenant: r.tenant, warnings: r.checks.filter((c) => c.status === "warn").length }, "Auth0 tenant checks passed");
+    if (r.ok && last === undefined)
+      options.log.info(
+        { tenant: r.tenant, warnings: r.checks.filter((c) => c.status === "warn").length },
+        "Auth0 tenant checks passed",
+      );
   };
 
   const run = async (): Promise<TenantReport> => {
@@ -458,8 +623,11 @@ export function readinessProblems(r: TenantReport): string[] {
     return problems;
   }
   if (r.missingScopes.length > 0) {
-    problems.push(`auth0: missing scopes ${r.missingScopes.map((m) => m.scope).join(", ")} (grant them to the application on the Auth0 Management API; \`scim-bridge doctor\` says what each one breaks)`);
+    problems.push(
+      `auth0: missing scopes ${r.missingScopes.map((m) => m.scope).join(", ")} (grant them to the application on the Auth0 Management API; \`scim-bridge doctor\` says what each one breaks)`,
+    );
   }
-  for (const c of r.checks) if (c.id.startsWith("connection:") && c.status === "fail") problems.push(`auth0: ${c.summary}`);
+  for (const c of r.checks)
+    if (c.id.startsWith("connection:") && c.status === "fail") problems.push(`auth0: ${c.summary}`);
   return problems;
 }

@@ -60,7 +60,12 @@ export interface BackoffPolicy {
 
 export const defaultBackoff: BackoffPolicy = { baseMs: 1000, deprovisionCapMs: 60_000, otherCapMs: 15 * 60_000 };
 
-export function backoffMs(attempt: number, lane: number, random: () => number = Math.random, policy: BackoffPolicy = defaultBackoff): number {
+export function backoffMs(
+  attempt: number,
+  lane: number,
+  random: () => number = Math.random,
+  policy: BackoffPolicy = defaultBackoff,
+): number {
   const cap = lane === Lane.deprovision ? policy.deprovisionCapMs : policy.otherCapMs;
   const ceiling = Math.min(cap, policy.baseMs * 2 ** Math.min(attempt, 20));
   return Math.floor(random() * ceiling);
@@ -158,7 +163,10 @@ export class Worker {
    */
   pruneDone(keepMs = 7 * 86_400_000): number {
     try {
-      return this.options.db.delete(jobs).where(and(eq(jobs.state, "done"), lt(jobs.updatedAt, this.now() - keepMs))).run().changes;
+      return this.options.db
+        .delete(jobs)
+        .where(and(eq(jobs.state, "done"), lt(jobs.updatedAt, this.now() - keepMs)))
+        .run().changes;
     } catch (err) {
       this.options.events?.onError?.(err);
       return 0;
@@ -204,7 +212,8 @@ export class Worker {
         .from(jobs)
         .where(and(eq(jobs.state, "running"), lt(jobs.leaseExpiresAt, t)))
         .all();
-      for (const job of expired) this.requeue(tx, job, { runAfter: t, lastError: job.lastError, attempts: job.attempts });
+      for (const job of expired)
+        this.requeue(tx, job, { runAfter: t, lastError: job.lastError, attempts: job.attempts });
     });
   }
 
@@ -221,7 +230,12 @@ export class Worker {
       return tx
         .update(jobs)
         .set({ state: "running", leaseOwner: this.owner, leaseExpiresAt: t + this.leaseMs, updatedAt: t })
-        .where(inArray(jobs.id, candidates.map((c) => c.id)))
+        .where(
+          inArray(
+            jobs.id,
+            candidates.map((c) => c.id),
+          ),
+        )
         .returning()
         .all()
         .sort((a, b) => a.lane - b.lane || a.runAfter - b.runAfter || a.id - b.id);
@@ -249,7 +263,9 @@ export class Worker {
     const done = (async () => {
       let outcome: JobOutcome;
       try {
-        outcome = handler ? await handler(job, controller.signal) : { status: "dead", reason: `no handler for job kind "${job.kind}"` };
+        outcome = handler
+          ? await handler(job, controller.signal)
+          : { status: "dead", reason: `no handler for job kind "${job.kind}"` };
       } catch (err) {
         outcome = { status: "retry", reason: err instanceof Error ? err.message : String(err) };
       }
@@ -282,11 +298,18 @@ export class Worker {
       const current = tx.select().from(jobs).where(eq(jobs.id, job.id)).get();
       if (!current || current.state !== "running" || current.leaseOwner !== this.owner) return undefined;
       if (outcome.status === "done") {
-        tx.update(jobs).set({ state: "done", leaseOwner: null, leaseExpiresAt: null, lastError: null, updatedAt: t }).where(eq(jobs.id, job.id)).run();
+        tx.update(jobs)
+          .set({ state: "done", leaseOwner: null, leaseExpiresAt: null, lastError: null, updatedAt: t })
+          .where(eq(jobs.id, job.id))
+          .run();
         // Jobs are level-triggered: this success brought the subject to its desired state, so an
         // earlier dead job of the same key is superseded and no longer counts as failing.
         tx.update(jobs)
-          .set({ state: "done", lastError: sql`${`superseded by job ${job.id}, which succeeded; it had failed: `} || coalesce(${jobs.lastError}, '')`, updatedAt: t })
+          .set({
+            state: "done",
+            lastError: sql`${`superseded by job ${job.id}, which succeeded; it had failed: `} || coalesce(${jobs.lastError}, '')`,
+            updatedAt: t,
+          })
           .where(and(eq(jobs.key, job.key), eq(jobs.state, "dead"), lt(jobs.id, job.id)))
           .run();
         return outcome;
@@ -294,11 +317,18 @@ export class Worker {
       const attempts = current.attempts + 1;
       const exhausted = current.lane !== Lane.deprovision && attempts >= this.maxAttempts;
       if (outcome.status === "dead" || exhausted) {
-        const reason = outcome.status === "dead" ? outcome.reason : `gave up after ${attempts} attempts: ${outcome.reason}`;
-        tx.update(jobs).set({ state: "dead", attempts, leaseOwner: null, leaseExpiresAt: null, lastError: reason, updatedAt: t }).where(eq(jobs.id, job.id)).run();
+        const reason =
+          outcome.status === "dead" ? outcome.reason : `gave up after ${attempts} attempts: ${outcome.reason}`;
+        tx.update(jobs)
+          .set({ state: "dead", attempts, leaseOwner: null, leaseExpiresAt: null, lastError: reason, updatedAt: t })
+          .where(eq(jobs.id, job.id))
+          .run();
         return { status: "dead", reason };
       }
-      const runAfter = Math.max(t + backoffMs(attempts, current.lane, this.random, this.options.backoff), outcome.retryAt ?? 0);
+      const runAfter = Math.max(
+        t + backoffMs(attempts, current.lane, this.random, this.options.backoff),
+        outcome.retryAt ?? 0,
+      );
       this.requeue(tx, current, { runAfter, lastError: outcome.reason, attempts });
       return outcome;
     });
@@ -314,7 +344,11 @@ export class Worker {
     next: { runAfter: number; lastError: string | null; attempts: number },
   ): void {
     const t = this.now();
-    const pending = tx.select().from(jobs).where(and(eq(jobs.key, job.key), eq(jobs.state, "pending"))).get();
+    const pending = tx
+      .select()
+      .from(jobs)
+      .where(and(eq(jobs.key, job.key), eq(jobs.state, "pending")))
+      .get();
     if (pending) {
       tx.update(jobs)
         .set({
@@ -330,7 +364,15 @@ export class Worker {
       return;
     }
     tx.update(jobs)
-      .set({ state: "pending", attempts: next.attempts, runAfter: next.runAfter, lastError: next.lastError, leaseOwner: null, leaseExpiresAt: null, updatedAt: t })
+      .set({
+        state: "pending",
+        attempts: next.attempts,
+        runAfter: next.runAfter,
+        lastError: next.lastError,
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        updatedAt: t,
+      })
       .where(eq(jobs.id, job.id))
       .run();
   }

@@ -17,11 +17,16 @@ afterEach(() => f.close());
 
 /** Everything the database holds, as text: a secret must appear nowhere in it. */
 const dump = (fx: AdminFixture): string =>
-  JSON.stringify(fx.db.all<{ name: string }>(sql`select name from sqlite_master where type = 'table'`).map((t) => fx.db.all(sql.raw(`select * from "${t.name}"`))));
+  JSON.stringify(
+    fx.db
+      .all<{ name: string }>(sql`select name from sqlite_master where type = 'table'`)
+      .map((t) => fx.db.all(sql.raw(`select * from "${t.name}"`))),
+  );
 
 const op = (fx: AdminFixture, token = fx.tokens.operator) => ({
   get: (path: string) => fx.http.get(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`),
-  post: (path: string, body: object = {}) => fx.http.post(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`).send(body),
+  post: (path: string, body: object = {}) =>
+    fx.http.post(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`).send(body),
   delete: (path: string) => fx.http.delete(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`),
 });
 
@@ -40,14 +45,18 @@ describe("admin tokens", () => {
     expect(listed.text).not.toContain(token);
     expect(listed.text).not.toContain(row.tokenHash);
     const audit = f.db.select().from(auditEntries).where(eq(auditEntries.targetId, row.id)).all();
-    expect(audit.map((a) => [a.action, a.actorType, a.requestId])).toEqual([["admin_token.issue", "operator", res.headers["x-request-id"]]]);
+    expect(audit.map((a) => [a.action, a.actorType, a.requestId])).toEqual([
+      ["admin_token.issue", "operator", res.headers["x-request-id"]],
+    ]);
     // The new token works.
     await op(f, token).get("/me").expect(200);
   });
 
   it("expire: 90 days by default, then 401 naming the reason", async () => {
     f = adminFixture();
-    const res = await op(f).post("/admin-tokens", { name: "temp", scope: "org_admin", organization: "alpha" }).expect(201);
+    const res = await op(f)
+      .post("/admin-tokens", { name: "temp", scope: "org_admin", organization: "alpha" })
+      .expect(201);
     expect(Date.parse(res.body.tokenRecord.expiresAt) - f.clock.now).toBe(90 * dayMs);
     await op(f, res.body.token).get(`/organizations/alpha`).expect(200);
     f.clock.now += 90 * dayMs;
@@ -55,27 +64,41 @@ describe("admin tokens", () => {
     expect(expired.body.message).toContain("expired");
     expect(expired.headers["www-authenticate"]).toContain('error="invalid_token"');
     // (The fixture's own operator token has expired too by now: the bootstrap token does not expire.)
-    const bad = await op(f, bootstrapToken).post("/admin-tokens", { name: "x", scope: "operator", expiresInDays: 400 }).expect(400);
+    const bad = await op(f, bootstrapToken)
+      .post("/admin-tokens", { name: "x", scope: "operator", expiresInDays: 400 })
+      .expect(400);
     expect(bad.body.message).toMatch(/^expiresInDays:/);
   });
 
   it("can be revoked, after which they answer 401; revoking again changes nothing", async () => {
     f = adminFixture();
-    const issued = await op(f).post("/admin-tokens", { name: "soon gone", scope: "org_admin", organization: f.a.id }).expect(201);
+    const issued = await op(f)
+      .post("/admin-tokens", { name: "soon gone", scope: "org_admin", organization: f.a.id })
+      .expect(201);
     await op(f, issued.body.token).get(`/organizations/${f.a.id}/users`).expect(200);
     const revoked = await op(f).delete(`/admin-tokens/${issued.body.tokenRecord.id}`).expect(200);
     expect(revoked.body.token).toMatchObject({ active: false, revokedAt: new Date(f.clock.now).toISOString() });
     const refused = await op(f, issued.body.token).get(`/organizations/${f.a.id}/users`).expect(401);
     expect(refused.body.message).toContain("revoked");
     await op(f).delete(`/admin-tokens/${issued.body.tokenRecord.id}`).expect(200);
-    const revokes = f.db.select().from(auditEntries).where(eq(auditEntries.action, "admin_token.revoke")).all().filter((a) => a.targetId === issued.body.tokenRecord.id);
+    const revokes = f.db
+      .select()
+      .from(auditEntries)
+      .where(eq(auditEntries.action, "admin_token.revoke"))
+      .all()
+      .filter((a) => a.targetId === issued.body.tokenRecord.id);
     expect(revokes).toHaveLength(1);
     await op(f).delete("/admin-tokens/no-such-token").expect(404);
   });
 
   it("record when they were last used, at most once a minute", async () => {
     f = adminFixture();
-    const lastUsed = () => f.db.select().from(adminTokens).all().find((t) => t.name === "alpha admin")!.lastUsedAt;
+    const lastUsed = () =>
+      f.db
+        .select()
+        .from(adminTokens)
+        .all()
+        .find((t) => t.name === "alpha admin")!.lastUsedAt;
     expect(lastUsed()).toBeNull();
     const start = f.clock.now;
     await op(f, f.tokens.orgAdminA).get("/me").expect(200);
@@ -90,17 +113,30 @@ describe("admin tokens", () => {
 
   it("an org_admin token needs an existing organization; an operator token names none", async () => {
     f = adminFixture();
-    expect((await op(f).post("/admin-tokens", { name: "x", scope: "org_admin" }).expect(400)).body.message).toContain("organization");
-    expect((await op(f).post("/admin-tokens", { name: "x", scope: "org_admin", organization: "nope" }).expect(400)).body.message).toMatch(/^organization:/);
-    expect((await op(f).post("/admin-tokens", { name: "x", scope: "operator", organization: "alpha" }).expect(400)).body.message).toContain("every organization");
-    expect((await op(f).post("/admin-tokens", { name: "x", scope: "root" }).expect(400)).body.message).toMatch(/^scope:/);
+    expect((await op(f).post("/admin-tokens", { name: "x", scope: "org_admin" }).expect(400)).body.message).toContain(
+      "organization",
+    );
+    expect(
+      (await op(f).post("/admin-tokens", { name: "x", scope: "org_admin", organization: "nope" }).expect(400)).body
+        .message,
+    ).toMatch(/^organization:/);
+    expect(
+      (await op(f).post("/admin-tokens", { name: "x", scope: "operator", organization: "alpha" }).expect(400)).body
+        .message,
+    ).toContain("every organization");
+    expect((await op(f).post("/admin-tokens", { name: "x", scope: "root" }).expect(400)).body.message).toMatch(
+      /^scope:/,
+    );
   });
 
   it("are accepted from the Authorization header only", async () => {
     f = adminFixture();
     await f.http.get(`/admin/v1/me?access_token=${f.tokens.operator}`).expect(401);
     await f.http.post("/admin/v1/mappings/validate").send({ access_token: f.tokens.operator, mapping: {} }).expect(401);
-    await f.http.get("/admin/v1/me").set("Authorization", `Basic ${Buffer.from(`x:${f.tokens.operator}`).toString("base64")}`).expect(401);
+    await f.http
+      .get("/admin/v1/me")
+      .set("Authorization", `Basic ${Buffer.from(`x:${f.tokens.operator}`).toString("base64")}`)
+      .expect(401);
   });
 });
 
@@ -110,14 +146,24 @@ describe("bootstrap operator token", () => {
     const me = await op(f, bootstrapToken).get("/me").expect(200);
     expect(me.body).toEqual({ tokenId: "bootstrap", scope: "operator", organization: null });
     const created = await op(f, bootstrapToken).post("/organizations", { slug: "delta" }).expect(201);
-    const entry = f.db.select().from(auditEntries).where(eq(auditEntries.action, "organization.create")).all().find((a) => a.targetId === created.body.organization.id)!;
+    const entry = f.db
+      .select()
+      .from(auditEntries)
+      .where(eq(auditEntries.action, "organization.create"))
+      .all()
+      .find((a) => a.targetId === created.body.organization.id)!;
     expect([entry.actorType, entry.actorId]).toEqual(["operator", "bootstrap"]);
     expect(dump(f)).not.toContain(bootstrapToken);
   });
 
   it("is refused at construction when too short to be a secret, and unset means no bootstrap access", async () => {
     f = adminFixture();
-    const base = { db: f.db, publicUrl: "https://b.example", log: pino({ level: "silent" }), signOut: async () => ({ revoked: true }) };
+    const base = {
+      db: f.db,
+      publicUrl: "https://b.example",
+      log: pino({ level: "silent" }),
+      signOut: async () => ({ revoked: true }),
+    };
     expect(() => adminRouter({ ...base, bootstrapOperatorToken: "short" })).toThrow(/at least 32/);
     const app = express().use("/admin/v1", adminRouter(base));
     await supertest(app).get("/admin/v1/me").set("Authorization", `Bearer ${bootstrapToken}`).expect(401);

@@ -32,15 +32,63 @@ const dir = (f: AdminFixture) => `${org(f)}/directories/${f.a.directoryId}`;
 const user = (f: AdminFixture, i = 0) => `${org(f)}/users/${f.a.userIds[i]}`;
 
 const rows: Row[] = [
-  { method: "get", path: "/openapi.json", access: "public", ok: 200, url: () => "/admin/v1/openapi.json", global: true },
+  {
+    method: "get",
+    path: "/openapi.json",
+    access: "public",
+    ok: 200,
+    url: () => "/admin/v1/openapi.json",
+    global: true,
+  },
   { method: "get", path: "/me", access: "authenticated", ok: 200, url: () => "/admin/v1/me" },
-  { method: "get", path: "/admin-tokens", access: "operator", ok: 200, url: () => "/admin/v1/admin-tokens", global: true },
-  { method: "post", path: "/admin-tokens", access: "operator", ok: 201, url: () => "/admin/v1/admin-tokens", body: (f) => ({ name: "new", scope: "org_admin", organization: f.a.slug }) },
-  { method: "delete", path: "/admin-tokens/{tokenId}", access: "operator", ok: 200, url: (f) => `/admin/v1/admin-tokens/${f.spareTokenId}` },
-  { method: "post", path: "/organizations", access: "operator", ok: 201, url: () => "/admin/v1/organizations", body: () => ({ slug: "charlie" }) },
-  { method: "get", path: "/organizations", access: "operator", ok: 200, url: () => "/admin/v1/organizations", global: true },
+  {
+    method: "get",
+    path: "/admin-tokens",
+    access: "operator",
+    ok: 200,
+    url: () => "/admin/v1/admin-tokens",
+    global: true,
+  },
+  {
+    method: "post",
+    path: "/admin-tokens",
+    access: "operator",
+    ok: 201,
+    url: () => "/admin/v1/admin-tokens",
+    body: (f) => ({ name: "new", scope: "org_admin", organization: f.a.slug }),
+  },
+  {
+    method: "delete",
+    path: "/admin-tokens/{tokenId}",
+    access: "operator",
+    ok: 200,
+    url: (f) => `/admin/v1/admin-tokens/${f.spareTokenId}`,
+  },
+  {
+    method: "post",
+    path: "/organizations",
+    access: "operator",
+    ok: 201,
+    url: () => "/admin/v1/organizations",
+    body: () => ({ slug: "charlie" }),
+  },
+  {
+    method: "get",
+    path: "/organizations",
+    access: "operator",
+    ok: 200,
+    url: () => "/admin/v1/organizations",
+    global: true,
+  },
   { method: "get", path: "/organizations/{org}", access: "organization", ok: 200, url: org },
-  { method: "patch", path: "/organizations/{org}", access: "operator", ok: 200, url: org, body: () => ({ displayName: "Alpha Inc." }) },
+  {
+    method: "patch",
+    path: "/organizations/{org}",
+    access: "operator",
+    ok: 200,
+    url: org,
+    body: () => ({ displayName: "Alpha Inc." }),
+  },
   {
     method: "delete",
     path: "/organizations/{org}",
@@ -50,48 +98,231 @@ const rows: Row[] = [
     prepare: (f) => {
       // Deletable only without users and unfinished jobs: the IdP deleted everyone, the jobs ran.
       f.db.transaction((tx) => {
-        for (const id of f.a.userIds) deleteUser(tx, { organizationId: f.a.id, directoryId: f.a.directoryId, actor: { type: "directory", id: f.a.directoryId } }, getUser(tx, f.a.directoryId, id)!);
+        for (const id of f.a.userIds)
+          deleteUser(
+            tx,
+            { organizationId: f.a.id, directoryId: f.a.directoryId, actor: { type: "directory", id: f.a.directoryId } },
+            getUser(tx, f.a.directoryId, id)!,
+          );
       });
-      f.db.update(jobs).set({ state: "done" }).where(and(eq(jobs.organizationId, f.a.id), inArray(jobs.state, ["pending", "running"]))).run();
+      f.db
+        .update(jobs)
+        .set({ state: "done" })
+        .where(and(eq(jobs.organizationId, f.a.id), inArray(jobs.state, ["pending", "running"])))
+        .run();
     },
   },
-  { method: "get", path: "/organizations/{org}/directories", access: "organization", ok: 200, url: (f) => `${org(f)}/directories` },
-  { method: "post", path: "/organizations/{org}/directories", access: "operator", ok: 201, url: (f) => `${org(f)}/directories`, body: () => ({ name: "entra" }) },
+  {
+    method: "get",
+    path: "/organizations/{org}/directories",
+    access: "organization",
+    ok: 200,
+    url: (f) => `${org(f)}/directories`,
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/directories",
+    access: "operator",
+    ok: 201,
+    url: (f) => `${org(f)}/directories`,
+    body: () => ({ name: "entra" }),
+  },
   { method: "get", path: "/organizations/{org}/directories/{dir}", access: "organization", ok: 200, url: dir },
-  { method: "get", path: "/organizations/{org}/directories/{dir}/tokens", access: "organization", ok: 200, url: (f) => `${dir(f)}/tokens` },
-  { method: "post", path: "/organizations/{org}/directories/{dir}/tokens", access: "operator", ok: 201, url: (f) => `${dir(f)}/tokens`, body: () => ({}) },
-  { method: "post", path: "/organizations/{org}/directories/{dir}/tokens/rotate", access: "organization", ok: 201, url: (f) => `${dir(f)}/tokens/rotate`, body: () => ({}) },
-  { method: "delete", path: "/organizations/{org}/directories/{dir}/tokens/{tokenId}", access: "organization", ok: 200, url: (f) => `${dir(f)}/tokens/${f.a.scimTokenId}` },
-  { method: "get", path: "/organizations/{org}/directories/{dir}/scim-requests", access: "organization", ok: 200, url: (f) => `${dir(f)}/scim-requests` },
+  {
+    method: "get",
+    path: "/organizations/{org}/directories/{dir}/tokens",
+    access: "organization",
+    ok: 200,
+    url: (f) => `${dir(f)}/tokens`,
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/directories/{dir}/tokens",
+    access: "operator",
+    ok: 201,
+    url: (f) => `${dir(f)}/tokens`,
+    body: () => ({}),
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/directories/{dir}/tokens/rotate",
+    access: "organization",
+    ok: 201,
+    url: (f) => `${dir(f)}/tokens/rotate`,
+    body: () => ({}),
+  },
+  {
+    method: "delete",
+    path: "/organizations/{org}/directories/{dir}/tokens/{tokenId}",
+    access: "organization",
+    ok: 200,
+    url: (f) => `${dir(f)}/tokens/${f.a.scimTokenId}`,
+  },
+  {
+    method: "get",
+    path: "/organizations/{org}/directories/{dir}/scim-requests",
+    access: "organization",
+    ok: 200,
+    url: (f) => `${dir(f)}/scim-requests`,
+  },
   { method: "get", path: "/organizations/{org}/users", access: "organization", ok: 200, url: (f) => `${org(f)}/users` },
   { method: "get", path: "/organizations/{org}/users/{userId}", access: "organization", ok: 200, url: (f) => user(f) },
-  { method: "post", path: "/organizations/{org}/users/{userId}/block", access: "organization", ok: 201, url: (f) => `${user(f)}/block`, body: () => ({ reason: "laptop stolen" }) },
-  { method: "post", path: "/organizations/{org}/users/{userId}/unblock", access: "organization", ok: 200, url: (f) => `${user(f, 1)}/unblock`, body: () => ({}) },
-  { method: "post", path: "/organizations/{org}/users/{userId}/sign-out", access: "organization", ok: 200, url: (f) => `${user(f)}/sign-out` },
-  { method: "post", path: "/mappings/validate", access: "operator", ok: 200, url: () => "/admin/v1/mappings/validate", body: () => ({ mapping: mappingFor("check") }) },
-  { method: "get", path: "/organizations/{org}/mappings", access: "operator", ok: 200, url: (f) => `${org(f)}/mappings` },
-  { method: "get", path: "/organizations/{org}/mappings/active", access: "operator", ok: 200, url: (f) => `${org(f)}/mappings/active` },
-  { method: "get", path: "/organizations/{org}/mappings/{version}", access: "operator", ok: 200, url: (f) => `${org(f)}/mappings/1` },
-  { method: "post", path: "/organizations/{org}/mappings/preview", access: "operator", ok: 200, url: (f) => `${org(f)}/mappings/preview`, body: () => ({ mapping: mappingFor("candidate") }) },
-  { method: "post", path: "/organizations/{org}/mappings", access: "operator", ok: 200, url: (f) => `${org(f)}/mappings`, body: () => ({ mapping: mappingFor("v3") }) },
-  { method: "post", path: "/organizations/{org}/mappings/{version}/activate", access: "operator", ok: 200, url: (f) => `${org(f)}/mappings/1/activate` },
+  {
+    method: "post",
+    path: "/organizations/{org}/users/{userId}/block",
+    access: "organization",
+    ok: 201,
+    url: (f) => `${user(f)}/block`,
+    body: () => ({ reason: "laptop stolen" }),
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/users/{userId}/unblock",
+    access: "organization",
+    ok: 200,
+    url: (f) => `${user(f, 1)}/unblock`,
+    body: () => ({}),
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/users/{userId}/sign-out",
+    access: "organization",
+    ok: 200,
+    url: (f) => `${user(f)}/sign-out`,
+  },
+  {
+    method: "post",
+    path: "/mappings/validate",
+    access: "operator",
+    ok: 200,
+    url: () => "/admin/v1/mappings/validate",
+    body: () => ({ mapping: mappingFor("check") }),
+  },
+  {
+    method: "get",
+    path: "/organizations/{org}/mappings",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/mappings`,
+  },
+  {
+    method: "get",
+    path: "/organizations/{org}/mappings/active",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/mappings/active`,
+  },
+  {
+    method: "get",
+    path: "/organizations/{org}/mappings/{version}",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/mappings/1`,
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/mappings/preview",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/mappings/preview`,
+    body: () => ({ mapping: mappingFor("candidate") }),
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/mappings",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/mappings`,
+    body: () => ({ mapping: mappingFor("v3") }),
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/mappings/{version}/activate",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/mappings/1/activate`,
+  },
   { method: "get", path: "/jobs", access: "operator", ok: 200, url: () => "/admin/v1/jobs", global: true },
   { method: "get", path: "/jobs/dead", access: "operator", ok: 200, url: () => "/admin/v1/jobs/dead", global: true },
-  { method: "get", path: "/jobs/summary", access: "operator", ok: 200, url: () => "/admin/v1/jobs/summary", global: true },
-  { method: "post", path: "/jobs/{jobId}/retry", access: "operator", ok: 200, url: (f) => `/admin/v1/jobs/${f.a.deadJobId}/retry` },
+  {
+    method: "get",
+    path: "/jobs/summary",
+    access: "operator",
+    ok: 200,
+    url: () => "/admin/v1/jobs/summary",
+    global: true,
+  },
+  {
+    method: "post",
+    path: "/jobs/{jobId}/retry",
+    access: "operator",
+    ok: 200,
+    url: (f) => `/admin/v1/jobs/${f.a.deadJobId}/retry`,
+  },
   { method: "post", path: "/organizations/{org}/drift", access: "operator", ok: 202, url: (f) => `${org(f)}/drift` },
   { method: "get", path: "/guard", access: "operator", ok: 200, url: () => "/admin/v1/guard", global: true },
   { method: "get", path: "/organizations/{org}/guard", access: "operator", ok: 200, url: (f) => `${org(f)}/guard` },
-  { method: "post", path: "/organizations/{org}/guard/approve", access: "operator", ok: 200, url: (f) => `${org(f)}/guard/approve` },
-  { method: "post", path: "/organizations/{org}/guard/reject", access: "operator", ok: 200, url: (f) => `${org(f)}/guard/reject` },
+  {
+    method: "post",
+    path: "/organizations/{org}/guard/approve",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/guard/approve`,
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/guard/reject",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/guard/reject`,
+  },
   { method: "get", path: "/audit", access: "operator", ok: 200, url: () => "/admin/v1/audit", global: true },
   { method: "get", path: "/organizations/{org}/audit", access: "organization", ok: 200, url: (f) => `${org(f)}/audit` },
-  { method: "get", path: "/organizations/{org}/groups", access: "organization", ok: 200, url: (f) => `${org(f)}/groups` },
-  { method: "post", path: "/organizations/{org}/setup-links", access: "operator", ok: 201, url: (f) => `${org(f)}/setup-links`, body: () => ({ expires: "24h" }) },
-  { method: "get", path: "/organizations/{org}/setup-links", access: "operator", ok: 200, url: (f) => `${org(f)}/setup-links` },
-  { method: "post", path: "/organizations/{org}/setup-links/revoke", access: "operator", ok: 200, url: (f) => `${org(f)}/setup-links/revoke`, body: () => ({ all: true }) },
-  { method: "post", path: "/organizations/{org}/user-imports", access: "operator", ok: 200, url: (f) => `${org(f)}/user-imports?format=json&dryRun=true`, body: () => [{ email: "new@example.com" }] },
-  { method: "get", path: "/organizations/{org}/user-imports", access: "organization", ok: 200, url: (f) => `${org(f)}/user-imports` },
+  {
+    method: "get",
+    path: "/organizations/{org}/groups",
+    access: "organization",
+    ok: 200,
+    url: (f) => `${org(f)}/groups`,
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/setup-links",
+    access: "operator",
+    ok: 201,
+    url: (f) => `${org(f)}/setup-links`,
+    body: () => ({ expires: "24h" }),
+  },
+  {
+    method: "get",
+    path: "/organizations/{org}/setup-links",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/setup-links`,
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/setup-links/revoke",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/setup-links/revoke`,
+    body: () => ({ all: true }),
+  },
+  {
+    method: "post",
+    path: "/organizations/{org}/user-imports",
+    access: "operator",
+    ok: 200,
+    url: (f) => `${org(f)}/user-imports?format=json&dryRun=true`,
+    body: () => [{ email: "new@example.com" }],
+  },
+  {
+    method: "get",
+    path: "/organizations/{org}/user-imports",
+    access: "organization",
+    ok: 200,
+    url: (f) => `${org(f)}/user-imports`,
+  },
   {
     method: "get",
     path: "/organizations/{org}/user-imports/{importId}",
@@ -101,7 +332,22 @@ const rows: Row[] = [
     prepare: (f) =>
       void f.db
         .insert(userImports)
-        .values({ id: "imp_a", organizationId: f.a.id, directoryId: f.a.directoryId, fileSha256: "0", fileName: "users.jsonl", format: "jsonl", upsert: false, connection: "Username-Password-Authentication", state: "done", records: 0, chunks: 0, createdBy: "operator:test", createdAt: 0, updatedAt: 0 })
+        .values({
+          id: "imp_a",
+          organizationId: f.a.id,
+          directoryId: f.a.directoryId,
+          fileSha256: "0",
+          fileName: "users.jsonl",
+          format: "jsonl",
+          upsert: false,
+          connection: "Username-Password-Authentication",
+          state: "done",
+          records: 0,
+          chunks: 0,
+          createdBy: "operator:test",
+          createdAt: 0,
+          updatedAt: 0,
+        })
         .onConflictDoNothing()
         .run(),
   },
@@ -138,7 +384,13 @@ function expected(row: Row, caller: Caller): number {
 }
 
 /** Identifiers of an organization that must never appear in an answer to someone who is not entitled to it. */
-const secretsOf = (o: AdminFixture["a"]): string[] => [o.slug, o.directoryId, ...o.userIds, ...o.userNames, o.scimTokenId];
+const secretsOf = (o: AdminFixture["a"]): string[] => [
+  o.slug,
+  o.directoryId,
+  ...o.userIds,
+  ...o.userNames,
+  o.scimTokenId,
+];
 
 async function call(f: AdminFixture, row: Row, caller: Caller) {
   const token = tokenOf(f, caller);
@@ -160,8 +412,12 @@ const fresh = (): AdminFixture => {
 describe("admin API authorization matrix", () => {
   it("has a row for every route of the OpenAPI document, and no other", async () => {
     const f = fresh();
-    const doc = (await f.http.get("/admin/v1/openapi.json")).body as { paths: Record<string, Record<string, { "x-access": string }>> };
-    const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).map(([m, op]) => `${m.toUpperCase()} ${p} ${op["x-access"]}`));
+    const doc = (await f.http.get("/admin/v1/openapi.json")).body as {
+      paths: Record<string, Record<string, { "x-access": string }>>;
+    };
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.entries(ops).map(([m, op]) => `${m.toUpperCase()} ${p} ${op["x-access"]}`),
+    );
     expect(rows.map((r) => `${r.method.toUpperCase()} ${r.path} ${r.access}`).sort()).toEqual(documented.sort());
   });
 
@@ -181,13 +437,21 @@ describe("admin API authorization matrix", () => {
       wanted.push(`${caller}:${expected(row, caller)}`);
       const text = res.text ?? "";
       if (res.status === 401) expect(res.headers["www-authenticate"]).toMatch(/^Bearer realm=/);
-      if (res.status >= 400) expect(res.body).toMatchObject({ error: expect.any(String), message: expect.any(String), requestId: res.headers["x-request-id"] });
-      if (f === shared && res.status !== row.ok) expect(auditCount(shared), "a refused call wrote an audit entry").toBe(auditBefore);
+      if (res.status >= 400)
+        expect(res.body).toMatchObject({
+          error: expect.any(String),
+          message: expect.any(String),
+          requestId: res.headers["x-request-id"],
+        });
+      if (f === shared && res.status !== row.ok)
+        expect(auditCount(shared), "a refused call wrote an audit entry").toBe(auditBefore);
       // Nobody but an operator on an all-organizations route (or B's admin asking who it is) sees B's data...
       const ownView = caller === "otherOrgAdmin" && row.access === "authenticated";
-      if (!(caller === "operator" && row.global) && !ownView) for (const s of secretsOf(f.b)) expect(text, `${caller} saw B's ${s}`).not.toContain(s);
+      if (!(caller === "operator" && row.global) && !ownView)
+        for (const s of secretsOf(f.b)) expect(text, `${caller} saw B's ${s}`).not.toContain(s);
       // ...and B's org-admin (like anyone refused) learns nothing about A.
-      if (caller !== "orgAdmin" && caller !== "operator" && row.access !== "public") for (const s of secretsOf(f.a)) expect(text, `${caller} saw A's ${s}`).not.toContain(s);
+      if (caller !== "orgAdmin" && caller !== "operator" && row.access !== "public")
+        for (const s of secretsOf(f.a)) expect(text, `${caller} saw A's ${s}`).not.toContain(s);
     }
     expect(outcomes).toEqual(wanted);
   });

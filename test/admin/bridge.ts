@@ -41,7 +41,9 @@ export const patchActive = (active: boolean) => ({
 export async function startAdminBridge(): Promise<AdminBridge> {
   // createTestBridge owns the database, so the admin router is bound to it once it exists.
   let admin: RequestHandler | undefined;
-  const bridge = await createTestBridge({ extraRouters: [{ path: "/admin/v1", router: (req, res, next) => admin!(req, res, next) }] });
+  const bridge = await createTestBridge({
+    extraRouters: [{ path: "/admin/v1", router: (req, res, next) => admin!(req, res, next) }],
+  });
   const sync = await startSyncHarness(bridge.db);
   admin = adminRouter({
     db: bridge.db,
@@ -54,7 +56,11 @@ export async function startAdminBridge(): Promise<AdminBridge> {
   const as = (token: string) => (method: "get" | "post" | "patch" | "delete", path: string) =>
     bridge.http[method](`/admin/v1${path}`).set("Authorization", `Bearer ${token}`);
   const operator = as(bootstrap);
-  const issued = await operator("post", "/admin-tokens").send({ name: "customer console", scope: "org_admin", organization: bridge.organizationId });
+  const issued = await operator("post", "/admin-tokens").send({
+    name: "customer console",
+    scope: "org_admin",
+    organization: bridge.organizationId,
+  });
   expect(issued.status).toBe(201);
   const orgAdminToken = issued.body.token as string;
   return {

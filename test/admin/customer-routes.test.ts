@@ -13,30 +13,75 @@ afterEach(() => f.close());
 
 const admin = (token: string) => ({
   get: (path: string) => f.http.get(`/admin/v1/organizations/${f.a.id}${path}`).set("Authorization", `Bearer ${token}`),
-  post: (path: string, body: object = {}) => f.http.post(`/admin/v1/organizations/${f.a.id}${path}`).set("Authorization", `Bearer ${token}`).send(body),
+  post: (path: string, body: object = {}) =>
+    f.http.post(`/admin/v1/organizations/${f.a.id}${path}`).set("Authorization", `Bearer ${token}`).send(body),
 });
 const alpha = () => admin(f.tokens.orgAdminA);
 
-type Listed = { id: string; userName: string; held: boolean; sync: { auth0UserId: string | null; lastError: string | null; lastAppliedAt: string | null; pendingJob: { state: string; lane: string } | null; deadJob: { id: number } | null } };
+type Listed = {
+  id: string;
+  userName: string;
+  held: boolean;
+  sync: {
+    auth0UserId: string | null;
+    lastError: string | null;
+    lastAppliedAt: string | null;
+    pendingJob: { state: string; lane: string } | null;
+    deadJob: { id: number } | null;
+  };
+};
 
 describe("customer admin: users", () => {
   it("lists its users with their sync state: linked Auth0 id, last applied, pending job, last error, dead job", async () => {
     f = adminFixture();
     const [u0, u1, u2] = f.a.userIds as [string, string, string];
-    f.db.insert(userSync).values({ userId: u0, directoryId: f.a.directoryId, organizationId: f.a.id, auth0UserId: "auth0|u0", applied: JSON.stringify({ exists: true, member: true, blocked: false, roles: [], accessRevoked: false, deleted: false }), appliedAt: f.clock.now - 5_000, lastError: "Auth0 answered 429", lastErrorAt: f.clock.now }).run();
-    f.db.update(jobs).set({ state: "done" }).where(eq(jobs.key, `user:${u0}`)).run();
+    f.db
+      .insert(userSync)
+      .values({
+        userId: u0,
+        directoryId: f.a.directoryId,
+        organizationId: f.a.id,
+        auth0UserId: "auth0|u0",
+        applied: JSON.stringify({
+          exists: true,
+          member: true,
+          blocked: false,
+          roles: [],
+          accessRevoked: false,
+          deleted: false,
+        }),
+        appliedAt: f.clock.now - 5_000,
+        lastError: "Auth0 answered 429",
+        lastErrorAt: f.clock.now,
+      })
+      .run();
+    f.db
+      .update(jobs)
+      .set({ state: "done" })
+      .where(eq(jobs.key, `user:${u0}`))
+      .run();
     const res = await alpha().get("/users").expect(200);
     const users = res.body.users as Listed[];
     expect(users.map((u) => u.userName).sort()).toEqual([...f.a.userNames].sort());
     const byId = new Map(users.map((u) => [u.id, u]));
-    expect(byId.get(u0)!.sync).toMatchObject({ auth0UserId: "auth0|u0", lastError: "Auth0 answered 429", lastAppliedAt: new Date(f.clock.now - 5_000).toISOString(), pendingJob: null, deadJob: null });
-    expect(byId.get(u1)).toMatchObject({ held: true, sync: { auth0UserId: null, pendingJob: { state: "pending", lane: "deprovision" } } });
+    expect(byId.get(u0)!.sync).toMatchObject({
+      auth0UserId: "auth0|u0",
+      lastError: "Auth0 answered 429",
+      lastAppliedAt: new Date(f.clock.now - 5_000).toISOString(),
+      pendingJob: null,
+      deadJob: null,
+    });
+    expect(byId.get(u1)).toMatchObject({
+      held: true,
+      sync: { auth0UserId: null, pendingJob: { state: "pending", lane: "deprovision" } },
+    });
     expect(byId.get(u2)!.sync.deadJob).toMatchObject({ id: f.a.deadJobId });
   });
 
   it("searches by any part of userName, display name or email, filters by state, and pages", async () => {
     f = adminFixture();
-    const search = async (query: string) => ((await alpha().get(`/users?${query}`).expect(200)).body.users as Listed[]).map((u) => u.userName);
+    const search = async (query: string) =>
+      ((await alpha().get(`/users?${query}`).expect(200)).body.users as Listed[]).map((u) => u.userName);
     expect(await search("q=USER-2")).toEqual(["alpha-user-2@alpha.example"]);
     expect(await search("q=person%201")).toEqual(["alpha-user-1@alpha.example"]);
     expect(await search("q=bravo")).toEqual([]);
@@ -47,7 +92,9 @@ describe("customer admin: users", () => {
     const first = await alpha().get("/users?limit=2").expect(200);
     const second = await alpha().get(`/users?limit=2&after=${first.body.next}`).expect(200);
     expect(second.body.next).toBeNull();
-    expect([...first.body.users, ...second.body.users].map((u: Listed) => u.id).sort()).toEqual([...f.a.userIds].sort());
+    expect([...first.body.users, ...second.body.users].map((u: Listed) => u.id).sort()).toEqual(
+      [...f.a.userIds].sort(),
+    );
     expect((await alpha().get("/users?limit=1000").expect(400)).body.message).toMatch(/^query parameter limit:/);
     await alpha().get(`/users?directory=${f.b.directoryId}`).expect(404);
   });
@@ -65,7 +112,13 @@ describe("customer admin: users", () => {
       expect(res.text).not.toContain(f.b.userNames[0]);
     }
     expect(f.signOuts).toEqual([]);
-    expect(f.db.select().from(auditEntries).where(and(eq(auditEntries.targetId, foreign), eq(auditEntries.actorType, "org_admin"))).all()).toEqual([]);
+    expect(
+      f.db
+        .select()
+        .from(auditEntries)
+        .where(and(eq(auditEntries.targetId, foreign), eq(auditEntries.actorType, "org_admin")))
+        .all(),
+    ).toEqual([]);
   });
 });
 
@@ -87,8 +140,12 @@ describe("customer admin: force sign-out", () => {
   it("passes a meaningful refusal through (a user not linked to Auth0 yet) and reports a plan without revocation", async () => {
     f = adminFixture({
       signOut: async (userId) => {
-        if (userId === f.a.userIds[0]) throw notFound("the user is not linked to an Auth0 user yet, so it has no sessions to end");
-        return { revoked: false, reason: "the tenant's plan has no session or refresh-token revocation; the user is blocked only" };
+        if (userId === f.a.userIds[0])
+          throw notFound("the user is not linked to an Auth0 user yet, so it has no sessions to end");
+        return {
+          revoked: false,
+          reason: "the tenant's plan has no session or refresh-token revocation; the user is blocked only",
+        };
       },
     });
     expect((await alpha().post(`/users/${f.a.userIds[0]}/sign-out`).expect(404)).body.message).toContain("not linked");

@@ -23,12 +23,16 @@ const existsInAuth0 = (i: number) => t.sync.emulator.state.usersByEmail(emailOf(
 describe("mass-deprovision guard", () => {
   it("pauses deletions when 30% of the organization goes within the window, lets blocks through, and runs the deletions once approved", async () => {
     const org = `/organizations/${t.bridge.organizationId}`;
-    const mapping = { ...defaultMapping({ connection: "Username-Password-Authentication", userModel: "isolated" }), policies: { massDeprovisionGuard: guardPolicy } };
+    const mapping = {
+      ...defaultMapping({ connection: "Username-Password-Authentication", userModel: "isolated" }),
+      policies: { massDeprovisionGuard: guardPolicy },
+    };
     const applied = await t.operator("post", `${org}/mappings`).send({ mapping, comment: "guard at 25%" }).expect(200);
     expect(applied.body).toMatchObject({ version: 1, changed: true });
 
     const ids: string[] = [];
-    for (let i = 0; i < 20; i++) ids.push((await t.bridge.scim.post("/Users", scimUser(emailOf(i))).expect(201)).body.id as string);
+    for (let i = 0; i < 20; i++)
+      ids.push((await t.bridge.scim.post("/Users", scimUser(emailOf(i))).expect(201)).body.id as string);
     await t.sync.drain();
     expect([...Array(20).keys()].every(existsInAuth0)).toBe(true);
 
@@ -49,7 +53,10 @@ describe("mass-deprovision guard", () => {
     for (const i of [2, 3, 4, 5]) expect(auth0User(t.sync, emailOf(i)).blocked, emailOf(i)).toBe(true);
     // Irreversible ones wait: the deleted users still exist.
     expect(existsInAuth0(4) && existsInAuth0(5)).toBe(true);
-    const paused = (await t.operator("get", "/guard").expect(200)).body.paused as { organization: { id: string }; pause: { reason: string; state: string } }[];
+    const paused = (await t.operator("get", "/guard").expect(200)).body.paused as {
+      organization: { id: string };
+      pause: { reason: string; state: string };
+    }[];
     expect(paused).toHaveLength(1);
     expect(paused[0]!.organization.id).toBe(t.bridge.organizationId);
     expect(paused[0]!.pause.state).toBe("paused");
@@ -66,10 +73,15 @@ describe("mass-deprovision guard", () => {
     // Deactivated users are blocked, not deleted; untouched users are untouched.
     expect(auth0User(t.sync, emailOf(2)).blocked).toBe(true);
     expect(auth0User(t.sync, emailOf(6)).blocked ?? false).toBe(false);
-    expect((await t.operator("get", `${org}/guard`).expect(200)).body).toMatchObject({ paused: null, history: [{ state: "approved" }] });
+    expect((await t.operator("get", `${org}/guard`).expect(200)).body).toMatchObject({
+      paused: null,
+      history: [{ state: "approved" }],
+    });
     await t.operator("post", `${org}/guard/approve`).expect(404);
 
-    const trail = (await t.operator("get", `/audit?organization=${t.bridge.organizationId}&action=guard.&limit=10`).expect(200)).body.entries as {
+    const trail = (
+      await t.operator("get", `/audit?organization=${t.bridge.organizationId}&action=guard.&limit=10`).expect(200)
+    ).body.entries as {
       action: string;
       actor: { type: string; id: string };
       requestId: string | null;
@@ -80,10 +92,14 @@ describe("mass-deprovision guard", () => {
 
   it("a rejection keeps the deletions undone while the users stay blocked", async () => {
     const org = `/organizations/${t.bridge.organizationId}`;
-    const mapping = { ...defaultMapping({ connection: "Username-Password-Authentication", userModel: "isolated" }), policies: { massDeprovisionGuard: guardPolicy } };
+    const mapping = {
+      ...defaultMapping({ connection: "Username-Password-Authentication", userModel: "isolated" }),
+      policies: { massDeprovisionGuard: guardPolicy },
+    };
     await t.operator("post", `${org}/mappings`).send({ mapping }).expect(200);
     const ids: string[] = [];
-    for (let i = 0; i < 8; i++) ids.push((await t.bridge.scim.post("/Users", scimUser(emailOf(i))).expect(201)).body.id as string);
+    for (let i = 0; i < 8; i++)
+      ids.push((await t.bridge.scim.post("/Users", scimUser(emailOf(i))).expect(201)).body.id as string);
     await t.sync.drain();
     await t.sync.engine.worker.stop();
     for (const i of [0, 1, 2]) await t.bridge.scim.delete(`/Users/${ids[i]}`).expect(204);

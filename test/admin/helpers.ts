@@ -43,7 +43,14 @@ export interface AdminFixture {
   http: ReturnType<typeof supertest>;
   a: FixtureOrg;
   b: FixtureOrg;
-  tokens: { operator: string; orgAdminA: string; orgAdminB: string; expired: string; revoked: string; bootstrap: string };
+  tokens: {
+    operator: string;
+    orgAdminA: string;
+    orgAdminB: string;
+    expired: string;
+    revoked: string;
+    bootstrap: string;
+  };
   /** An operator-issued token nobody uses, for revoke routes. */
   spareTokenId: string;
   signOuts: string[];
@@ -63,15 +70,39 @@ function seedOrganization(db: Db, slug: string, now: number): FixtureOrg {
   const ctx = { organizationId, directoryId, actor: { type: "directory" as const, id: directoryId }, now };
   const userNames = [0, 1, 2].map((i) => `${slug}-user-${i}@${slug}.example`);
   const userIds = db.transaction((tx) =>
-    userNames.map((userName, i) => createUser(tx, ctx, { userName, displayName: `${slug} person ${i}`, emails: [{ value: userName, primary: true }], active: true }).id),
+    userNames.map(
+      (userName, i) =>
+        createUser(tx, ctx, {
+          userName,
+          displayName: `${slug} person ${i}`,
+          emails: [{ value: userName, primary: true }],
+          active: true,
+        }).id,
+    ),
   );
   placeHold(db, { organizationId, userId: userIds[1]!, reason: "seeded hold" }, changeBy(operatorActor, { at: now }));
   saveMappingVersion(db, organizationId, mappingFor(`${slug} v1`), { actor: operatorActor, now });
   saveMappingVersion(db, organizationId, mappingFor(`${slug} v2`), { actor: operatorActor, now });
   enqueueJob(db, { organizationId, directoryId, kind: "user", subjectId: userIds[2]!, lane: Lane.provision, now });
-  const dead = db.update(jobs).set({ state: "dead", attempts: 12, lastError: "gave up" }).where(eq(jobs.key, `user:${userIds[2]!}`)).returning().get();
-  db.insert(guardPauses).values({ id: `gp_${slug}`, organizationId, trippedAt: now, reason: "seeded", state: "paused" }).run();
-  return { id: organizationId, slug, directoryId, scimTokenId: onboarded.token.record.id, scimToken: onboarded.token.token, userIds, userNames, deadJobId: dead.id };
+  const dead = db
+    .update(jobs)
+    .set({ state: "dead", attempts: 12, lastError: "gave up" })
+    .where(eq(jobs.key, `user:${userIds[2]!}`))
+    .returning()
+    .get();
+  db.insert(guardPauses)
+    .values({ id: `gp_${slug}`, organizationId, trippedAt: now, reason: "seeded", state: "paused" })
+    .run();
+  return {
+    id: organizationId,
+    slug,
+    directoryId,
+    scimTokenId: onboarded.token.record.id,
+    scimToken: onboarded.token.token,
+    userIds,
+    userNames,
+    deadJobId: dead.id,
+  };
 }
 
 export function adminFixture(extra: Partial<AdminDeps> = {}): AdminFixture {
@@ -80,8 +111,16 @@ export function adminFixture(extra: Partial<AdminDeps> = {}): AdminFixture {
   const clock = { now: Date.UTC(2030, 0, 15, 12) };
   const a = seedOrganization(db, "alpha", clock.now);
   const b = seedOrganization(db, "bravo", clock.now);
-  const issue = (scope: "operator" | "org_admin", organizationId: string | null, name: string, at = clock.now, days?: number) =>
-    db.transaction((tx) => issueAdminToken(tx, { scope, organizationId, name, expiresInDays: days }, changeBy(operatorActor, { at })));
+  const issue = (
+    scope: "operator" | "org_admin",
+    organizationId: string | null,
+    name: string,
+    at = clock.now,
+    days?: number,
+  ) =>
+    db.transaction((tx) =>
+      issueAdminToken(tx, { scope, organizationId, name, expiresInDays: days }, changeBy(operatorActor, { at })),
+    );
   const operator = issue("operator", null, "ops");
   const orgAdminA = issue("org_admin", a.id, "alpha admin");
   const orgAdminB = issue("org_admin", b.id, "bravo admin");
@@ -113,7 +152,14 @@ export function adminFixture(extra: Partial<AdminDeps> = {}): AdminFixture {
     http: supertest(app),
     a,
     b,
-    tokens: { operator: operator.token, orgAdminA: orgAdminA.token, orgAdminB: orgAdminB.token, expired: expired.token, revoked: revoked.token, bootstrap: bootstrapToken },
+    tokens: {
+      operator: operator.token,
+      orgAdminA: orgAdminA.token,
+      orgAdminB: orgAdminB.token,
+      expired: expired.token,
+      revoked: revoked.token,
+      bootstrap: bootstrapToken,
+    },
     spareTokenId: spare.record.id,
     signOuts,
     clock,

@@ -23,18 +23,39 @@ async function provision(email: string): Promise<string> {
 
 /** Management API calls that unblocked a user (the only user of these tests' tenant). */
 const unblockCalls = () =>
-  t.sync.emulator.calls().filter((c) => c.method === "PATCH" && c.path.startsWith("/api/v2/users/") && (c.body as { blocked?: unknown } | undefined)?.blocked === false);
+  t.sync.emulator
+    .calls()
+    .filter(
+      (c) =>
+        c.method === "PATCH" &&
+        c.path.startsWith("/api/v2/users/") &&
+        (c.body as { blocked?: unknown } | undefined)?.blocked === false,
+    );
 
 const usersPath = () => `/organizations/${t.bridge.organizationId}/users`;
 
 async function listed(userId: string) {
   const res = await t.orgAdmin("get", `${usersPath()}/${userId}`).expect(200);
-  return res.body.user as { held: boolean; active: boolean; sync: { auth0UserId: string | null; applied: { blocked: boolean | null } | null; pendingJob: unknown } };
+  return res.body.user as {
+    held: boolean;
+    active: boolean;
+    sync: { auth0UserId: string | null; applied: { blocked: boolean | null } | null; pendingJob: unknown };
+  };
 }
 
 async function auditOf(userId: string) {
-  const res = await t.orgAdmin("get", `/organizations/${t.bridge.organizationId}/audit?targetId=${userId}&limit=50`).expect(200);
-  return (res.body.entries as { action: string; actor: { type: string; id: string }; requestId: string | null; before: unknown; after: unknown }[]).reverse();
+  const res = await t
+    .orgAdmin("get", `/organizations/${t.bridge.organizationId}/audit?targetId=${userId}&limit=50`)
+    .expect(200);
+  return (
+    res.body.entries as {
+      action: string;
+      actor: { type: string; id: string };
+      requestId: string | null;
+      before: unknown;
+      after: unknown;
+    }[]
+  ).reverse();
 }
 
 describe("holds", () => {
@@ -44,11 +65,18 @@ describe("holds", () => {
     const auth0Id = auth0User(t.sync, email).user_id;
     t.sync.emulator.clearCalls();
 
-    const block = await t.orgAdmin("post", `${usersPath()}/${userId}/block`).send({ reason: "laptop stolen" }).expect(201);
+    const block = await t
+      .orgAdmin("post", `${usersPath()}/${userId}/block`)
+      .send({ reason: "laptop stolen" })
+      .expect(201);
     await t.sync.drain();
     expect(auth0User(t.sync, email).blocked).toBe(true);
     expect(t.sync.emulator.state.hasActiveAccess(auth0Id)).toBe(false);
-    expect(await listed(userId)).toMatchObject({ held: true, active: true, sync: { auth0UserId: auth0Id, applied: { blocked: true }, pendingJob: null } });
+    expect(await listed(userId)).toMatchObject({
+      held: true,
+      active: true,
+      sync: { auth0UserId: auth0Id, applied: { blocked: true }, pendingJob: null },
+    });
 
     // The IdP turns the user off and on again: its later active:true must not undo the hold.
     await t.bridge.scim.patch(`/Users/${userId}`, patchActive(false)).expect(204);
@@ -58,7 +86,10 @@ describe("holds", () => {
     expect(unblockCalls()).toEqual([]);
     expect(await listed(userId)).toMatchObject({ held: true, active: true, sync: { applied: { blocked: true } } });
 
-    const release = await t.orgAdmin("post", `${usersPath()}/${userId}/unblock`).send({ reason: "laptop found" }).expect(200);
+    const release = await t
+      .orgAdmin("post", `${usersPath()}/${userId}/unblock`)
+      .send({ reason: "laptop found" })
+      .expect(200);
     expect(release.body.released).toHaveLength(1);
     await t.sync.drain();
     // The IdP says active, so access comes back.
@@ -99,7 +130,12 @@ describe("holds", () => {
     expect(auth0User(t.sync, email).blocked).toBe(true);
     expect(await listed(userId)).toMatchObject({ held: false, active: false, sync: { applied: { blocked: true } } });
     const trail = await auditOf(userId);
-    expect(trail.map((e) => `${e.actor.type} ${e.action}`)).toEqual(["directory user.create", "operator hold.place", "directory user.deactivate", "org_admin hold.release"]);
+    expect(trail.map((e) => `${e.actor.type} ${e.action}`)).toEqual([
+      "directory user.create",
+      "operator hold.place",
+      "directory user.deactivate",
+      "org_admin hold.release",
+    ]);
   });
 
   it("refuses a second hold and an unblock without a hold with 409, writing nothing", async () => {
@@ -117,18 +153,32 @@ describe("holds", () => {
     const email = "barbara@hold.example";
     const userId = await provision(email);
     const auth0Id = auth0User(t.sync, email).user_id;
-    const org = (await t.orgAdmin("get", `/organizations/${t.bridge.organizationId}`).expect(200)).body.organization as { slug: string };
-    const login = await t.sync.emulator.login({ connection: "Username-Password-Authentication", email, organization: org.slug });
+    const org = (await t.orgAdmin("get", `/organizations/${t.bridge.organizationId}`).expect(200)).body
+      .organization as { slug: string };
+    const login = await t.sync.emulator.login({
+      connection: "Username-Password-Authentication",
+      email,
+      organization: org.slug,
+    });
     expect(login.decision).toBe("allow");
     expect(t.sync.emulator.state.hasActiveAccess(auth0Id)).toBe(true);
 
     const res = await t.orgAdmin("post", `${usersPath()}/${userId}/sign-out`).expect(200);
     expect(res.body).toEqual({ revoked: true, reason: null });
     expect(t.sync.emulator.state.hasActiveAccess(auth0Id)).toBe(false);
-    expect(t.sync.emulator.state.revocations.filter((r) => r.user_id === auth0Id).map((r) => r.kind).sort()).toEqual(["refresh_token", "session"]);
+    expect(
+      t.sync.emulator.state.revocations
+        .filter((r) => r.user_id === auth0Id)
+        .map((r) => r.kind)
+        .sort(),
+    ).toEqual(["refresh_token", "session"]);
     // Sign-out is not a block: the user stays unblocked.
     expect(auth0User(t.sync, email).blocked ?? false).toBe(false);
     const entry = (await auditOf(userId)).find((e) => e.action === "user.sign_out")!;
-    expect(entry).toMatchObject({ actor: { type: "org_admin" }, after: { revoked: true }, requestId: res.headers["x-request-id"] });
+    expect(entry).toMatchObject({
+      actor: { type: "org_admin" },
+      after: { revoked: true },
+      requestId: res.headers["x-request-id"],
+    });
   });
 });

@@ -11,7 +11,9 @@ import { adminFixture, type AdminFixture } from "./helpers.js";
 interface Operation {
   operationId: string;
   parameters?: { name: string; in: string; required: boolean }[];
-  requestBody?: { content: { "application/json": { schema: { properties?: Record<string, unknown>; required?: string[] } } } };
+  requestBody?: {
+    content: { "application/json": { schema: { properties?: Record<string, unknown>; required?: string[] } } };
+  };
   responses: Record<string, unknown>;
   security: unknown[];
   "x-access": string;
@@ -32,7 +34,8 @@ async function served(): Promise<Doc> {
   return res.body as Doc;
 }
 
-const operations = (doc: Doc) => Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })));
+const operations = (doc: Doc) =>
+  Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })));
 
 /** Values for the path parameters, taken from the fixture's organization A. */
 const concrete = (path: string): string =>
@@ -47,11 +50,18 @@ const concrete = (path: string): string =>
 
 describe("OpenAPI document", () => {
   it("lists exactly the routes the router serves", async () => {
-    const router = adminRouter({ db: f.db, publicUrl: "https://bridge.example", log: pino({ level: "silent" }), signOut: async () => ({ revoked: true }) });
+    const router = adminRouter({
+      db: f.db,
+      publicUrl: "https://bridge.example",
+      log: pino({ level: "silent" }),
+      signOut: async () => ({ revoked: true }),
+    });
     const stack = (router as unknown as { stack: Layer[] }).stack;
     const routed = stack
       .filter((l) => l.route)
-      .flatMap((l) => Object.keys(l.route!.methods).map((m) => `${m.toUpperCase()} ${l.route!.path.replace(/:(\w+)/g, "{$1}")}`));
+      .flatMap((l) =>
+        Object.keys(l.route!.methods).map((m) => `${m.toUpperCase()} ${l.route!.path.replace(/:(\w+)/g, "{$1}")}`),
+      );
     const documented = operations(await served()).map(({ method, path }) => `${method.toUpperCase()} ${path}`);
     expect(routed.length).toBeGreaterThan(30);
     expect(new Set(routed).size).toBe(routed.length);
@@ -75,21 +85,29 @@ describe("OpenAPI document", () => {
   });
 
   it("documents the request bodies the handlers enforce: leaving out a required field is a 400 naming it", async () => {
-    const withBodies = operations(await served()).filter(({ op }) => (op.requestBody?.content["application/json"].schema.required ?? []).length > 0);
+    const withBodies = operations(await served()).filter(
+      ({ op }) => (op.requestBody?.content["application/json"].schema.required ?? []).length > 0,
+    );
     expect(withBodies.length).toBeGreaterThan(5);
     for (const { path, method, op } of withBodies) {
       const required = op.requestBody!.content["application/json"].schema.required!;
-      const res = await f.http[method as "post" | "patch"](concrete(path)).set("Authorization", `Bearer ${f.tokens.operator}`).send({});
+      const res = await f.http[method as "post" | "patch"](concrete(path))
+        .set("Authorization", `Bearer ${f.tokens.operator}`)
+        .send({});
       expect(res.status, `${method} ${path}`).toBe(400);
       expect(res.body.message, `${method} ${path}`).toContain(required[0]);
     }
   });
 
   it("documents every query parameter a route accepts: an undocumented one is refused with 400", async () => {
-    const gets = operations(await served()).filter(({ method, op }) => method === "get" && (op.parameters ?? []).some((p) => p.in === "query"));
+    const gets = operations(await served()).filter(
+      ({ method, op }) => method === "get" && (op.parameters ?? []).some((p) => p.in === "query"),
+    );
     expect(gets.length).toBeGreaterThan(5);
     for (const { path } of gets) {
-      const res = await f.http.get(`${concrete(path)}?undocumented=1`).set("Authorization", `Bearer ${f.tokens.operator}`);
+      const res = await f.http
+        .get(`${concrete(path)}?undocumented=1`)
+        .set("Authorization", `Bearer ${f.tokens.operator}`);
       expect(res.status, path).toBe(400);
       expect(res.body.message, path).toContain("undocumented");
     }

@@ -16,23 +16,42 @@ afterEach(() => f.close());
 
 const as = (token: string) => ({
   get: (path: string) => f.http.get(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`),
-  post: (path: string, body: object = {}) => f.http.post(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`).send(body),
-  patch: (path: string, body: object) => f.http.patch(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`).send(body),
+  post: (path: string, body: object = {}) =>
+    f.http.post(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`).send(body),
+  patch: (path: string, body: object) =>
+    f.http.patch(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`).send(body),
   delete: (path: string) => f.http.delete(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`),
 });
 const op = () => as(f.tokens.operator);
 const auditCount = () => f.db.select({ n: count() }).from(auditEntries).get()!.n;
-const auditByRequest = (requestId: string) => f.db.select().from(auditEntries).where(eq(auditEntries.requestId, requestId)).all();
+const auditByRequest = (requestId: string) =>
+  f.db.select().from(auditEntries).where(eq(auditEntries.requestId, requestId)).all();
 
 describe("organizations", () => {
   it("onboarding creates the organization, its directory and a SCIM token shown once, and enqueues the Auth0 Organization", async () => {
     f = adminFixture();
-    const res = await op().post("/organizations", { slug: "charlie", displayName: "Charlie Ltd", userModel: "shared", directoryName: "okta" }).expect(201);
+    const res = await op()
+      .post("/organizations", {
+        slug: "charlie",
+        displayName: "Charlie Ltd",
+        userModel: "shared",
+        directoryName: "okta",
+      })
+      .expect(201);
     const { organization, directory, scimBaseUrl, token } = res.body;
-    expect(organization).toMatchObject({ slug: "charlie", displayName: "Charlie Ltd", userModel: "shared", auth0OrgId: null });
+    expect(organization).toMatchObject({
+      slug: "charlie",
+      displayName: "Charlie Ltd",
+      userModel: "shared",
+      auth0OrgId: null,
+    });
     expect(scimBaseUrl).toBe(`https://bridge.example/scim/v2/${directory.id}`);
     expect(verifyScimToken(f.db, token)).toMatchObject({ directoryId: directory.id, organizationId: organization.id });
-    const job = f.db.select().from(jobs).where(eq(jobs.key, `organization:${organization.id}`)).get();
+    const job = f.db
+      .select()
+      .from(jobs)
+      .where(eq(jobs.key, `organization:${organization.id}`))
+      .get();
     expect(job).toMatchObject({ kind: "organization", state: "pending", lane: Lane.provision });
     const entries = auditByRequest(res.headers["x-request-id"]);
     expect(entries.map((e) => e.action)).toEqual(["organization.create", "directory.create", "token.issue"]);
@@ -46,9 +65,13 @@ describe("organizations", () => {
     f = adminFixture();
     const before = { audit: auditCount(), orgs: f.db.select({ n: count() }).from(organizations).get()!.n };
     expect((await op().post("/organizations", { slug: "Not A Slug" }).expect(400)).body.message).toMatch(/^slug:/);
-    expect((await op().post("/organizations", { slug: "ok", userModel: "federated" }).expect(400)).body.message).toMatch(/^userModel:/);
+    expect(
+      (await op().post("/organizations", { slug: "ok", userModel: "federated" }).expect(400)).body.message,
+    ).toMatch(/^userModel:/);
     expect((await op().post("/organizations", { slug: "ok", extra: 1 }).expect(400)).body.message).toContain("extra");
-    expect((await op().post("/organizations", { slug: "ok", tokenExpiresInDays: 0 }).expect(400)).body.message).toMatch(/^tokenExpiresInDays:/);
+    expect((await op().post("/organizations", { slug: "ok", tokenExpiresInDays: 0 }).expect(400)).body.message).toMatch(
+      /^tokenExpiresInDays:/,
+    );
     expect((await op().post("/organizations", { slug: "alpha" }).expect(409)).body.error).toBe("uniqueness");
     expect((await op().post("/organizations", [1, 2]).expect(400)).body.message).toMatch(/^request body:/);
     expect({ audit: auditCount(), orgs: f.db.select({ n: count() }).from(organizations).get()!.n }).toEqual(before);
@@ -57,13 +80,26 @@ describe("organizations", () => {
   it("an update is audited with before and after, and re-reconciles the organization", async () => {
     f = adminFixture();
     f.db.update(jobs).set({ state: "done" }).where(eq(jobs.kind, "organization")).run(); // onboarding's job has run
-    const res = await op().patch(`/organizations/${f.a.slug}`, { displayName: "Alpha Inc.", connection: "alpha-db" }).expect(200);
+    const res = await op()
+      .patch(`/organizations/${f.a.slug}`, { displayName: "Alpha Inc.", connection: "alpha-db" })
+      .expect(200);
     expect(res.body.organization).toMatchObject({ displayName: "Alpha Inc.", connection: "alpha-db" });
     const [entry] = auditByRequest(res.headers["x-request-id"]);
-    expect(JSON.parse(entry!.before!)).toEqual({ displayName: "alpha", connection: "Username-Password-Authentication" });
+    expect(JSON.parse(entry!.before!)).toEqual({
+      displayName: "alpha",
+      connection: "Username-Password-Authentication",
+    });
     expect(JSON.parse(entry!.after!)).toEqual({ displayName: "Alpha Inc.", connection: "alpha-db" });
-    expect(f.db.select().from(jobs).where(and(eq(jobs.key, `organization:${f.a.id}`), eq(jobs.state, "pending"))).get()?.lane).toBe(Lane.background);
-    expect((await op().patch(`/organizations/${f.a.slug}`, {}).expect(400)).body.message).toContain("displayName or connection");
+    expect(
+      f.db
+        .select()
+        .from(jobs)
+        .where(and(eq(jobs.key, `organization:${f.a.id}`), eq(jobs.state, "pending")))
+        .get()?.lane,
+    ).toBe(Lane.background);
+    expect((await op().patch(`/organizations/${f.a.slug}`, {}).expect(400)).body.message).toContain(
+      "displayName or connection",
+    );
   });
 
   it("deletion waits until every user is gone and every job has run, then removes the organization and keeps its audit trail", async () => {
@@ -71,7 +107,12 @@ describe("organizations", () => {
     const refused = await op().delete(`/organizations/${f.a.id}`).expect(409);
     expect(refused.body.message).toContain("3 user(s)");
     f.db.transaction((tx) => {
-      for (const id of f.a.userIds) deleteUser(tx, { organizationId: f.a.id, directoryId: f.a.directoryId, actor: { type: "directory", id: f.a.directoryId } }, getUser(tx, f.a.directoryId, id)!);
+      for (const id of f.a.userIds)
+        deleteUser(
+          tx,
+          { organizationId: f.a.id, directoryId: f.a.directoryId, actor: { type: "directory", id: f.a.directoryId } },
+          getUser(tx, f.a.directoryId, id)!,
+        );
     });
     const waiting = await op().delete(`/organizations/${f.a.id}`).expect(409);
     expect(waiting.body.message).toContain("unfinished job");
@@ -106,7 +147,13 @@ describe("directories and SCIM tokens", () => {
     expect(verifyScimToken(f.db, second.body.token)).toBeUndefined();
     await as(f.tokens.orgAdminA).delete(`${base}/${second.body.tokenRecord.id}`).expect(200);
     expect(auditByRequest(revoke.headers["x-request-id"]).map((e) => e.action)).toEqual(["token.revoke"]);
-    expect(f.db.select().from(auditEntries).where(and(eq(auditEntries.action, "token.revoke"), eq(auditEntries.targetId, second.body.tokenRecord.id))).all()).toHaveLength(1);
+    expect(
+      f.db
+        .select()
+        .from(auditEntries)
+        .where(and(eq(auditEntries.action, "token.revoke"), eq(auditEntries.targetId, second.body.tokenRecord.id)))
+        .all(),
+    ).toHaveLength(1);
     // Another organization's token id does not exist under this directory.
     await op().delete(`${base}/${f.b.scimTokenId}`).expect(404);
     expect(verifyScimToken(f.db, f.b.scimToken)).toBeDefined();
@@ -117,7 +164,11 @@ describe("directories and SCIM tokens", () => {
     await op().get(`/organizations/${f.a.id}/directories/${f.b.directoryId}`).expect(404);
     await op().get(`/organizations/${f.a.id}/directories/${f.b.directoryId}/scim-requests`).expect(404);
     const added = await op().post(`/organizations/${f.a.id}/directories`, { name: "entra" }).expect(201);
-    expect((await op().get(`/organizations/${f.a.id}/directories`).expect(200)).body.directories.map((d: { name: string }) => d.name)).toEqual(["default", "entra"]);
+    expect(
+      (await op().get(`/organizations/${f.a.id}/directories`).expect(200)).body.directories.map(
+        (d: { name: string }) => d.name,
+      ),
+    ).toEqual(["default", "entra"]);
     expect(verifyScimToken(f.db, added.body.token)?.directoryId).toBe(added.body.directory.id);
   });
 });
@@ -128,21 +179,34 @@ describe("mappings", () => {
     const broken = { ...mappingFor("broken"), userModel: "federated", connection: { type: "database" } };
     const checked = await op().post("/mappings/validate", { mapping: broken }).expect(200);
     expect(checked.body.ok).toBe(false);
-    expect(checked.body.issues.map((i: { path: string }) => i.path)).toEqual(expect.arrayContaining(["userModel", "connection.name"]));
+    expect(checked.body.issues.map((i: { path: string }) => i.path)).toEqual(
+      expect.arrayContaining(["userModel", "connection.name"]),
+    );
     const refused = await op().post(`/organizations/${f.a.id}/mappings`, { mapping: broken }).expect(400);
     expect(refused.body.message).toContain("mapping.connection.name");
 
-    const applied = await op().post(`/organizations/${f.a.id}/mappings`, { mapping: mappingFor("v3"), comment: "third" }).expect(200);
+    const applied = await op()
+      .post(`/organizations/${f.a.id}/mappings`, { mapping: mappingFor("v3"), comment: "third" })
+      .expect(200);
     expect(applied.body).toMatchObject({ version: 3, changed: true });
     expect(auditByRequest(applied.headers["x-request-id"]).map((e) => e.action)).toEqual(["mapping.apply"]);
-    const again = await op().post(`/organizations/${f.a.id}/mappings`, { mapping: mappingFor("v3") }).expect(200);
+    const again = await op()
+      .post(`/organizations/${f.a.id}/mappings`, { mapping: mappingFor("v3") })
+      .expect(200);
     expect(again.body).toMatchObject({ version: 3, changed: false });
     const history = await op().get(`/organizations/${f.a.id}/mappings`).expect(200);
-    expect(history.body.versions.map((v: { version: number; active: boolean }) => [v.version, v.active])).toEqual([[3, true], [2, false], [1, false]]);
+    expect(history.body.versions.map((v: { version: number; active: boolean }) => [v.version, v.active])).toEqual([
+      [3, true],
+      [2, false],
+      [1, false],
+    ]);
 
     const rollback = await op().post(`/organizations/${f.a.id}/mappings/1/activate`).expect(200);
     expect(rollback.body).toMatchObject({ version: 1, changed: true });
-    expect((await op().get(`/organizations/${f.a.id}/mappings/active`).expect(200)).body).toMatchObject({ version: 1, mapping: { description: "alpha v1" } });
+    expect((await op().get(`/organizations/${f.a.id}/mappings/active`).expect(200)).body).toMatchObject({
+      version: 1,
+      mapping: { description: "alpha v1" },
+    });
     await op().post(`/organizations/${f.a.id}/mappings/99/activate`).expect(404);
     expect((await op().get(`/organizations/${f.a.id}/mappings/x`).expect(400)).body.message).toContain("version");
   });
@@ -151,7 +215,9 @@ describe("mappings", () => {
     f = adminFixture();
     const before = auditCount();
     const candidate = { ...mappingFor("roles"), roles: { default: ["member"], rules: [] } };
-    const res = await op().post(`/organizations/${f.a.id}/mappings/preview`, { mapping: candidate, limit: 1 }).expect(200);
+    const res = await op()
+      .post(`/organizations/${f.a.id}/mappings/preview`, { mapping: candidate, limit: 1 })
+      .expect(200);
     expect(res.body.total).toBe(3);
     expect(res.body.changed.roles).toBe(3); // isolated deactivation keeps membership and roles, so the held user counts too
     expect(res.body.users).toHaveLength(1);
@@ -164,16 +230,37 @@ describe("jobs and drift", () => {
   it("lists by state and lane, shows dead letters, and a retry merges into a pending job of the same user", async () => {
     f = adminFixture();
     const dead = await op().get(`/jobs/dead?organization=${f.a.slug}`).expect(200);
-    expect(dead.body.jobs.map((j: { id: number; lastError: string }) => [j.id, j.lastError])).toEqual([[f.a.deadJobId, "gave up"]]);
+    expect(dead.body.jobs.map((j: { id: number; lastError: string }) => [j.id, j.lastError])).toEqual([
+      [f.a.deadJobId, "gave up"],
+    ]);
     const pendingDeprov = await op().get(`/jobs?organization=${f.a.id}&state=pending&lane=deprovision`).expect(200);
-    expect(pendingDeprov.body.jobs.every((j: { state: string; lane: string; organizationId: string }) => j.state === "pending" && j.lane === "deprovision" && j.organizationId === f.a.id)).toBe(true);
+    expect(
+      pendingDeprov.body.jobs.every(
+        (j: { state: string; lane: string; organizationId: string }) =>
+          j.state === "pending" && j.lane === "deprovision" && j.organizationId === f.a.id,
+      ),
+    ).toBe(true);
     expect(pendingDeprov.body.jobs.length).toBeGreaterThan(0);
 
     // The IdP changed the user again meanwhile: a pending job for the same key exists.
-    enqueueJob(f.db, { organizationId: f.a.id, directoryId: f.a.directoryId, kind: "user", subjectId: f.a.userIds[2]!, lane: Lane.provision, now: f.clock.now });
-    const pending = f.db.select().from(jobs).where(and(eq(jobs.key, `user:${f.a.userIds[2]}`), eq(jobs.state, "pending"))).get()!;
+    enqueueJob(f.db, {
+      organizationId: f.a.id,
+      directoryId: f.a.directoryId,
+      kind: "user",
+      subjectId: f.a.userIds[2]!,
+      lane: Lane.provision,
+      now: f.clock.now,
+    });
+    const pending = f.db
+      .select()
+      .from(jobs)
+      .where(and(eq(jobs.key, `user:${f.a.userIds[2]}`), eq(jobs.state, "pending")))
+      .get()!;
     const retried = await op().post(`/jobs/${f.a.deadJobId}/retry`).expect(200);
-    expect(retried.body).toMatchObject({ mergedInto: pending.id, job: { id: pending.id, state: "pending", attempts: 0 } });
+    expect(retried.body).toMatchObject({
+      mergedInto: pending.id,
+      job: { id: pending.id, state: "pending", attempts: 0 },
+    });
     expect(f.db.select().from(jobs).where(eq(jobs.id, f.a.deadJobId)).get()).toBeUndefined();
     const [entry] = auditByRequest(retried.headers["x-request-id"]);
     expect(entry).toMatchObject({ action: "job.retry", actorType: "operator", organizationId: f.a.id });
@@ -181,7 +268,10 @@ describe("jobs and drift", () => {
 
     // Without a pending twin, the dead job itself goes back to pending, runnable now.
     const retriedB = await op().post(`/jobs/${f.b.deadJobId}/retry`).expect(200);
-    expect(retriedB.body).toMatchObject({ mergedInto: null, job: { id: f.b.deadJobId, state: "pending", attempts: 0, runAfter: new Date(f.clock.now).toISOString() } });
+    expect(retriedB.body).toMatchObject({
+      mergedInto: null,
+      job: { id: f.b.deadJobId, state: "pending", attempts: 0, runAfter: new Date(f.clock.now).toISOString() },
+    });
     await op().post(`/jobs/${f.b.deadJobId}/retry`).expect(200);
     f.db.update(jobs).set({ state: "done" }).where(eq(jobs.id, f.b.deadJobId)).run();
     expect((await op().post(`/jobs/${f.b.deadJobId}/retry`).expect(409)).body.message).toContain("done");
@@ -210,13 +300,19 @@ describe("jobs and drift", () => {
 describe("audit query", () => {
   it("filters by organization, actor, action prefix and time, pages with a cursor, and never shows a secret", async () => {
     f = adminFixture();
-    await as(f.tokens.orgAdminA).post(`/organizations/${f.a.id}/users/${f.a.userIds[0]}/block`, { reason: "r" }).expect(201);
+    await as(f.tokens.orgAdminA)
+      .post(`/organizations/${f.a.id}/users/${f.a.userIds[0]}/block`, { reason: "r" })
+      .expect(201);
     const holds = await op().get(`/audit?organization=${f.a.slug}&action=hold.`).expect(200);
-    expect(holds.body.entries.map((e: { action: string; actor: { type: string } }) => `${e.actor.type} ${e.action}`)).toEqual(["org_admin hold.place", "operator hold.place"]);
+    expect(
+      holds.body.entries.map((e: { action: string; actor: { type: string } }) => `${e.actor.type} ${e.action}`),
+    ).toEqual(["org_admin hold.place", "operator hold.place"]);
     const page1 = await op().get("/audit?limit=3").expect(200);
     const page2 = await op().get(`/audit?limit=3&before=${page1.body.next}`).expect(200);
     expect(page2.body.entries[0].id).toBeLessThan(page1.body.entries[2].id);
-    const later = await op().get(`/audit?since=${new Date(f.clock.now + 1).toISOString()}`).expect(200);
+    const later = await op()
+      .get(`/audit?since=${new Date(f.clock.now + 1).toISOString()}`)
+      .expect(200);
     expect(later.body.entries).toEqual([]);
     expect((await op().get("/audit?since=yesterday").expect(400)).body.message).toMatch(/^query parameter since:/);
     // Customer admins see their organization's trail only.

@@ -11,7 +11,12 @@ import { adminRouter } from "../../src/http/admin-router.js";
 import { loadConfig } from "../../src/config.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { errorMiddleware } from "../../src/http/errors.js";
-import { bearerKey, scimRateLimitDefaults, tokenRateLimit, unauthenticatedLimitDefaults } from "../../src/http/rate-limit.js";
+import {
+  bearerKey,
+  scimRateLimitDefaults,
+  tokenRateLimit,
+  unauthenticatedLimitDefaults,
+} from "../../src/http/rate-limit.js";
 import { requestId } from "../../src/http/request-id.js";
 import { scimContentType } from "../../src/scim/error-body.js";
 
@@ -23,7 +28,11 @@ afterEach(() => opened?.close());
 function runner(limit: ReturnType<typeof tokenRateLimit>) {
   return (token: string): number | null => {
     let outcome: number | null = null;
-    const req = { get: (h: string) => (h.toLowerCase() === "authorization" ? `Bearer ${token}` : undefined), ip: "127.0.0.1", socket: {} } as unknown as Request;
+    const req = {
+      get: (h: string) => (h.toLowerCase() === "authorization" ? `Bearer ${token}` : undefined),
+      ip: "127.0.0.1",
+      socket: {},
+    } as unknown as Request;
     limit(req, {} as never, (err?: unknown) => {
       outcome = err ? ((err as { retryAfter: number }).retryAfter ?? -1) : null;
     });
@@ -88,7 +97,10 @@ describe("token bucket", () => {
   });
 
   it("serves the SCIM defaults from an empty configuration, with the burst scaled from the configured rate", () => {
-    expect(loadConfig({}).scimRateLimit).toEqual({ ratePerSecond: scimRateLimitDefaults.ratePerSecond, burst: scimRateLimitDefaults.burst });
+    expect(loadConfig({}).scimRateLimit).toEqual({
+      ratePerSecond: scimRateLimitDefaults.ratePerSecond,
+      burst: scimRateLimitDefaults.burst,
+    });
     expect(loadConfig({ SCIM_RATE_LIMIT_PER_SECOND: "40" }).scimRateLimit).toEqual({ ratePerSecond: 40, burst: 200 });
     expect(loadConfig({ SCIM_RATE_LIMIT_PER_SECOND: "0" }).scimRateLimit).toBeUndefined();
   });
@@ -109,7 +121,10 @@ describe("token bucket", () => {
     const res = await http.get("/scim/v2/d/Users").set("Authorization", "Bearer t").expect(429);
     expect(res.headers["retry-after"]).toBe("1");
     expect(res.headers["content-type"]).toBe(scimContentType);
-    expect(JSON.parse(res.text)).toMatchObject({ schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "429" });
+    expect(JSON.parse(res.text)).toMatchObject({
+      schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"],
+      status: "429",
+    });
   });
 });
 
@@ -117,7 +132,17 @@ describe("admin router limits", () => {
   function adminApp(rateLimit: { ratePerSecond: number; burst: number } | false) {
     opened = openDatabase("sqlite::memory:");
     const app = express();
-    app.use("/admin/v1", adminRouter({ db: opened.db, publicUrl: "https://b.example", bootstrapOperatorToken: "o".repeat(40), log, signOut: async () => ({ revoked: true }), rateLimit }));
+    app.use(
+      "/admin/v1",
+      adminRouter({
+        db: opened.db,
+        publicUrl: "https://b.example",
+        bootstrapOperatorToken: "o".repeat(40),
+        log,
+        signOut: async () => ({ revoked: true }),
+        rateLimit,
+      }),
+    );
     return supertest(app);
   }
 
@@ -128,7 +153,11 @@ describe("admin router limits", () => {
     await me().expect(200);
     const refused = await me().expect(429);
     expect(refused.headers["retry-after"]).toBe("5");
-    expect(refused.body).toEqual({ error: "rateLimited", message: expect.stringContaining("too many requests"), requestId: refused.headers["x-request-id"] });
+    expect(refused.body).toEqual({
+      error: "rateLimited",
+      message: expect.stringContaining("too many requests"),
+      requestId: refused.headers["x-request-id"],
+    });
     // A wrong token is told so (401), not throttled by the valid token's bucket.
     expect((await http.get("/admin/v1/me").set("Authorization", "Bearer another-token")).status).toBe(401);
   });
@@ -136,13 +165,19 @@ describe("admin router limits", () => {
   it("answers a flood of random tokens 429 after the per-address limit of failures, not 401 for ever", async () => {
     const http = adminApp({ ratePerSecond: 10, burst: 40 });
     const statuses: number[] = [];
-    for (let i = 0; i < unauthenticatedLimitDefaults.burst + 5; i++) statuses.push((await http.get("/admin/v1/me").set("Authorization", `Bearer guess-${i}-${"x".repeat(30)}`)).status);
+    for (let i = 0; i < unauthenticatedLimitDefaults.burst + 5; i++)
+      statuses.push(
+        (await http.get("/admin/v1/me").set("Authorization", `Bearer guess-${i}-${"x".repeat(30)}`)).status,
+      );
     expect(statuses.slice(0, unauthenticatedLimitDefaults.burst).every((s) => s === 401)).toBe(true);
     expect(statuses.slice(unauthenticatedLimitDefaults.burst)).toEqual([429, 429, 429, 429, 429]);
     // Requests without a token are failures from the same address too.
     expect((await http.get("/admin/v1/me")).status).toBe(429);
     // The valid token still passes: only failures are throttled.
-    await http.get("/admin/v1/me").set("Authorization", `Bearer ${"o".repeat(40)}`).expect(200);
+    await http
+      .get("/admin/v1/me")
+      .set("Authorization", `Bearer ${"o".repeat(40)}`)
+      .expect(200);
   });
 
   it("refuses a body over the limit with 413 before any handler runs", async () => {

@@ -18,7 +18,12 @@ import { scimBearerAuth } from "../../src/http/auth.js";
 import { errorMiddleware } from "../../src/http/errors.js";
 import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
-import { loggedPath, scimRequestLog, type ScimRequestLogMiddleware, type ScimRequestLogOptions } from "../../src/http/scim-request-log.js";
+import {
+  loggedPath,
+  scimRequestLog,
+  type ScimRequestLogMiddleware,
+  type ScimRequestLogOptions,
+} from "../../src/http/scim-request-log.js";
 import { createTestBridge } from "../helpers/scim.js";
 
 let opened: OpenDatabase | undefined;
@@ -35,7 +40,13 @@ function setup(options: ScimRequestLogOptions = {}) {
   const scim = Router({ mergeParams: true });
   scim.use(
     scimBearerAuth(db, (_req, res, p) => {
-      res.locals.scim = { directoryId: p.directoryId, organizationId: p.organizationId, baseUrl: "", requestId: res.locals.requestId, actor: { type: "directory", id: p.directoryId } };
+      res.locals.scim = {
+        directoryId: p.directoryId,
+        organizationId: p.organizationId,
+        baseUrl: "",
+        requestId: res.locals.requestId,
+        actor: { type: "directory", id: p.directoryId },
+      };
     }),
   );
   scim.get("/Users", (_req, res) => void res.json({ totalResults: 0, Resources: [] }));
@@ -50,11 +61,22 @@ function setup(options: ScimRequestLogOptions = {}) {
   app.set("query parser", parseQueryString);
   app.use(requestId());
   app.use("/scim/v2/:directoryId", recorder, scim);
-  app.use("/admin/v1", adminRouter({ db, publicUrl: "https://bridge.example", bootstrapOperatorToken: "x".repeat(40), log, signOut: async () => ({ revoked: true }), rateLimit: false }));
+  app.use(
+    "/admin/v1",
+    adminRouter({
+      db,
+      publicUrl: "https://bridge.example",
+      bootstrapOperatorToken: "x".repeat(40),
+      log,
+      signOut: async () => ({ revoked: true }),
+      rateLimit: false,
+    }),
+  );
   const http = supertest(app);
   const as = (d: typeof one) => (method: "get" | "post", path: string) =>
     http[method](`/scim/v2/${d.directory.id}${path}`).set("Authorization", `Bearer ${d.token.token}`);
-  const rows = (directoryId: string) => db.select().from(logTable).where(eq(logTable.directoryId, directoryId)).orderBy(asc(logTable.id)).all();
+  const rows = (directoryId: string) =>
+    db.select().from(logTable).where(eq(logTable.directoryId, directoryId)).orderBy(asc(logTable.id)).all();
   return { db, http, recorder, one, two, scimOne: as(one), scimTwo: as(two), rows };
 }
 
@@ -80,7 +102,9 @@ describe("SCIM request log", () => {
 
   it("keeps query parameter names but never their values (filters carry userNames and emails)", async () => {
     const t = setup();
-    await t.scimOne("get", '/Users?filter=userName%20eq%20%22grace.hopper%40navy.example%22&startIndex=1&count=100').expect(200);
+    await t
+      .scimOne("get", "/Users?filter=userName%20eq%20%22grace.hopper%40navy.example%22&startIndex=1&count=100")
+      .expect(200);
     t.recorder.flush();
     const [row] = t.rows(t.one.directory.id);
     expect(row!.path).toBe("/Users?filter&startIndex&count");
@@ -93,7 +117,10 @@ describe("SCIM request log", () => {
     await t.scimOne("get", "/Users").expect(200);
     await t.http.get(`/scim/v2/${t.one.directory.id}/Users`).set("Authorization", "Bearer wrong").expect(401);
     // A valid token of another directory is refused on this URL, and logged nowhere.
-    await t.http.get(`/scim/v2/${t.one.directory.id}/Users`).set("Authorization", `Bearer ${t.two.token.token}`).expect(401);
+    await t.http
+      .get(`/scim/v2/${t.one.directory.id}/Users`)
+      .set("Authorization", `Bearer ${t.two.token.token}`)
+      .expect(401);
     await t.http.get("/scim/v2/dir-doesnotexist/Users").set("Authorization", "Bearer wrong").expect(401);
     t.recorder.flush();
     expect(t.rows(t.one.directory.id).map((r) => r.status)).toEqual([200]);
@@ -106,11 +133,18 @@ describe("SCIM request log", () => {
     const bridge = await createTestBridge({ scimMiddleware: [(req, res, next) => recorder!(req, res, next)] });
     try {
       recorder = scimRequestLog(bridge.db);
-      await bridge.scim.get("/Users?filter=" + encodeURIComponent('userName eq "grace@navy.example" and meta.created gt "grace"')).expect(400);
+      await bridge.scim
+        .get("/Users?filter=" + encodeURIComponent('userName eq "grace@navy.example" and meta.created gt "grace"'))
+        .expect(400);
       const emails = Array.from({ length: 101 }, (_, i) => ({ value: `grace${i}@navy.example` }));
       await bridge.scim.post("/Users", { userName: "grace@navy.example", emails }).expect(400);
       recorder.flush();
-      const rows = bridge.db.select().from(logTable).where(eq(logTable.directoryId, bridge.directoryId)).orderBy(asc(logTable.id)).all();
+      const rows = bridge.db
+        .select()
+        .from(logTable)
+        .where(eq(logTable.directoryId, bridge.directoryId))
+        .orderBy(asc(logTable.id))
+        .all();
       expect(rows.map((r) => r.status)).toEqual([400, 400]);
       expect(JSON.stringify(rows)).not.toContain("grace");
       expect(rows[0]!.detail).toContain('"meta.created"');
@@ -148,12 +182,23 @@ describe("SCIM request log", () => {
     await t.scimOne("get", "/Users/1").expect(404);
     await t.scimOne("get", "/Users").expect(200);
     t.recorder.flush();
-    const admin = (path: string) => t.http.get(`/admin/v1/organizations/one/directories/${t.one.directory.id}${path}`).set("Authorization", `Bearer ${"x".repeat(40)}`);
+    const admin = (path: string) =>
+      t.http
+        .get(`/admin/v1/organizations/one/directories/${t.one.directory.id}${path}`)
+        .set("Authorization", `Bearer ${"x".repeat(40)}`);
     const all = await admin("/scim-requests?limit=2").expect(200);
-    expect(all.body.requests.map((r: { path: string; status: number }) => `${r.status} ${r.path}`)).toEqual(["200 /Users", "404 /Users/1"]);
+    expect(all.body.requests.map((r: { path: string; status: number }) => `${r.status} ${r.path}`)).toEqual([
+      "200 /Users",
+      "404 /Users/1",
+    ]);
     const errors = await admin("/scim-requests?errorsOnly=true").expect(200);
     expect(errors.body.requests).toHaveLength(1);
-    expect(errors.body.requests[0]).toMatchObject({ method: "GET", path: "/Users/1", status: 404, detail: "Resource 1234 not found" });
+    expect(errors.body.requests[0]).toMatchObject({
+      method: "GET",
+      path: "/Users/1",
+      status: 404,
+      detail: "Resource 1234 not found",
+    });
     const tooMany = await admin("/scim-requests?limit=5000").expect(400);
     expect(tooMany.body.message).toMatch(/^query parameter limit:/);
   });
@@ -163,12 +208,21 @@ describe("SCIM request log", () => {
     const bridge = await createTestBridge({ scimMiddleware: [(req, res, next) => recorder!(req, res, next)] });
     try {
       recorder = scimRequestLog(bridge.db);
-      const user = { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "ada@example.com", active: true };
+      const user = {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        userName: "ada@example.com",
+        active: true,
+      };
       await bridge.scim.post("/Users", user).expect(201);
       await bridge.scim.post("/Users", user).expect(409);
       await bridge.scim.get("/Users?filter=userName%20zz%20%22x%22").expect(400);
       recorder.flush();
-      const rows = bridge.db.select().from(logTable).where(eq(logTable.directoryId, bridge.directoryId)).orderBy(asc(logTable.id)).all();
+      const rows = bridge.db
+        .select()
+        .from(logTable)
+        .where(eq(logTable.directoryId, bridge.directoryId))
+        .orderBy(asc(logTable.id))
+        .all();
       expect(rows.map((r) => [r.method, r.path, r.status, r.scimType])).toEqual([
         ["POST", "/Users", 201, null],
         ["POST", "/Users", 409, "uniqueness"],

@@ -4,7 +4,8 @@ import { endpointClass, RateLimiter, rateProfile } from "../../src/auth0/rate-li
 /** Resolves every acquire in order and records the (fake) time at which each one was granted. */
 async function grantTimes(limiter: RateLimiter, calls: { lane: number; tag: string }[], advanceMs: number) {
   const granted: { tag: string; at: number }[] = [];
-  for (const c of calls) void limiter.acquire("usersWrite", c.lane).then(() => granted.push({ tag: c.tag, at: Date.now() }));
+  for (const c of calls)
+    void limiter.acquire("usersWrite", c.lane).then(() => granted.push({ tag: c.tag, at: Date.now() }));
   await vi.advanceTimersByTimeAsync(advanceMs);
   return granted;
 }
@@ -18,7 +19,11 @@ describe("RateLimiter", () => {
 
   it("keeps provisioning to the free plan's 2 requests per second", async () => {
     const limiter = new RateLimiter(rateProfile("free"));
-    const granted = await grantTimes(limiter, Array.from({ length: 9 }, (_, i) => ({ lane: 1, tag: `p${i}` })), 10_000);
+    const granted = await grantTimes(
+      limiter,
+      Array.from({ length: 9 }, (_, i) => ({ lane: 1, tag: `p${i}` })),
+      10_000,
+    );
     expect(granted).toHaveLength(9);
     // The burst of 2 keeps one token back for deprovisioning, so only one goes at once; then 2/s.
     const span = granted[8]!.at - granted[0]!.at;
@@ -40,7 +45,11 @@ describe("RateLimiter", () => {
   it("pauses a bucket after a 429 until x-ratelimit-reset", async () => {
     const limiter = new RateLimiter(rateProfile("enterprise"));
     const reset = Math.ceil((Date.now() + 3_000) / 1000);
-    limiter.observe("usersWrite", 429, new Headers({ "x-ratelimit-limit": "50", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }));
+    limiter.observe(
+      "usersWrite",
+      429,
+      new Headers({ "x-ratelimit-limit": "50", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }),
+    );
     const granted = await grantTimes(limiter, [{ lane: 0, tag: "after429" }], 5_000);
     expect(granted).toHaveLength(1);
     expect(granted[0]!.at).toBeGreaterThanOrEqual(reset * 1000);
@@ -49,7 +58,11 @@ describe("RateLimiter", () => {
 
   it("lowers its estimate to the server's x-ratelimit-remaining", async () => {
     const limiter = new RateLimiter(rateProfile("enterprise"));
-    limiter.observe("usersWrite", 200, new Headers({ "x-ratelimit-limit": "50", "x-ratelimit-remaining": "3", "x-ratelimit-reset": "0" }));
+    limiter.observe(
+      "usersWrite",
+      200,
+      new Headers({ "x-ratelimit-limit": "50", "x-ratelimit-remaining": "3", "x-ratelimit-reset": "0" }),
+    );
     const global = limiter.snapshot().find((b) => b.name === "global")!;
     expect(global.tokens).toBeLessThanOrEqual(3);
     // Reserve is 10 of 50: a provisioning call must now wait for refill (16/s) to 11 tokens.
@@ -65,7 +78,11 @@ describe("RateLimiter with a real clock", () => {
     // orgsWrite: 5 burst, 2.5/s, 1 reserved: 7 provisioning calls need about 1.2 s.
     await Promise.all(Array.from({ length: 7 }, () => limiter.acquire("orgsWrite", 1)));
     for (let i = 0; i < 3; i++) {
-      limiter.observe("orgsWrite", 200, new Headers({ "x-ratelimit-limit": "50", "x-ratelimit-remaining": "50", "x-ratelimit-reset": "0" }));
+      limiter.observe(
+        "orgsWrite",
+        200,
+        new Headers({ "x-ratelimit-limit": "50", "x-ratelimit-remaining": "50", "x-ratelimit-reset": "0" }),
+      );
       await limiter.acquire("orgsWrite", 1);
     }
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -96,7 +113,11 @@ describe("RateLimiter on the published buckets", () => {
   it("a 429 from the organization-members bucket pauses only that bucket, not the global one the deprovision lane needs", async () => {
     const limiter = new RateLimiter(rateProfile("enterprise"));
     const reset = Math.ceil((Date.now() + 5_000) / 1000);
-    limiter.observe("orgMembersRead", 429, new Headers({ "x-ratelimit-limit": "40", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }));
+    limiter.observe(
+      "orgMembersRead",
+      429,
+      new Headers({ "x-ratelimit-limit": "40", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }),
+    );
     const granted: string[] = [];
     void limiter.acquire("usersWrite", 0).then(() => granted.push("block"));
     void limiter.acquire("orgMembersRead", 2).then(() => granted.push("members"));
@@ -111,7 +132,8 @@ describe("RateLimiter on the published buckets", () => {
     const limiter = new RateLimiter(rateProfile("enterprise"));
     // Enterprise member-roles reads: burst 20, 200 a minute; 4 of the burst are kept for deprovisioning.
     const reads: number[] = [];
-    for (let i = 0; i < 17; i++) void limiter.acquire("orgMemberRolesRead", 2).then(() => reads.push(Date.now() - 1_000_000));
+    for (let i = 0; i < 17; i++)
+      void limiter.acquire("orgMemberRolesRead", 2).then(() => reads.push(Date.now() - 1_000_000));
     let users = 0;
     for (let i = 0; i < 10; i++) void limiter.acquire("usersRead", 2).then(() => users++);
     await vi.advanceTimersByTimeAsync(50);
@@ -142,7 +164,11 @@ describe("RateLimiter on the published buckets", () => {
     const limiter = new RateLimiter(rateProfile("enterprise"));
     const before = limiter.snapshot().find((b) => b.name === "global")!;
     const reset = Math.ceil((Date.now() + 3_000) / 1000);
-    limiter.observe("usersRead", 429, new Headers({ "x-ratelimit-limit": "37", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }));
+    limiter.observe(
+      "usersRead",
+      429,
+      new Headers({ "x-ratelimit-limit": "37", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }),
+    );
     const after = limiter.snapshot().find((b) => b.name === "global")!;
     expect(after.capacity).toBe(before.capacity);
     expect(after.tokens).toBe(before.tokens);

@@ -44,11 +44,19 @@ const microsoftExpectedFailures = microsoftArtefacts.slice(3);
 function run(collection: string, envVar: Record<string, string>, folder?: string[]) {
   return new Promise<{ failures: string[]; assertions: number; requests: number }>((done, fail) => {
     newman.run(
-      { collection, envVar: Object.entries(envVar).map(([key, value]) => ({ key, value })), folder, reporters: [], timeoutRequest: 10_000 },
+      {
+        collection,
+        envVar: Object.entries(envVar).map(([key, value]) => ({ key, value })),
+        folder,
+        reporters: [],
+        timeoutRequest: 10_000,
+      },
       (err, summary) => {
         if (err) return fail(err);
         done({
-          failures: summary.run.failures.map((f) => [f.parent?.name, f.source?.name, f.error.test ?? `${f.at}: ${f.error.message}`].filter(Boolean).join(" / ")),
+          failures: summary.run.failures.map((f) =>
+            [f.parent?.name, f.source?.name, f.error.test ?? `${f.at}: ${f.error.message}`].filter(Boolean).join(" / "),
+          ),
           assertions: summary.run.stats.assertions.total,
           requests: summary.run.stats.requests.total,
         });
@@ -90,7 +98,13 @@ describe.skipIf(!present)("SCIM conformance suites (newman)", () => {
     const url = new URL(dir.baseUrl);
     const result = await run(
       microsoft,
-      { Protocol: url.protocol.replace(":", ""), Server: url.host, Port: "", Api: url.pathname.replace(/^\/+|\/+$/g, ""), token: dir.token },
+      {
+        Protocol: url.protocol.replace(":", ""),
+        Server: url.host,
+        Port: "",
+        Api: url.pathname.replace(/^\/+|\/+$/g, ""),
+        token: dir.token,
+      },
       microsoftFolders,
     );
     expect(result.assertions).toBe(105);
@@ -103,7 +117,10 @@ if (!present) {
   if (process.env.CI === "true") {
     // Under CI a lost suite is a failure, never a silent skip.
     it("SCIM conformance suites: the collections are present (CI must run them)", () => {
-      expect(missing, `conformance collections missing under CI; set SCIM_CONFORMANCE_DIR (looked in ${conformanceDir})`).toEqual([]);
+      expect(
+        missing,
+        `conformance collections missing under CI; set SCIM_CONFORMANCE_DIR (looked in ${conformanceDir})`,
+      ).toEqual([]);
     });
   } else {
     console.warn(`SCIM conformance suites ${skipReason}`);

@@ -11,7 +11,15 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { holds } from "../../db/schema.js";
 import { getOrganization } from "../../src/directory/organizations.js";
 import { applyDatabaseMapping } from "../helpers/sync-harness.js";
-import { bootstrapToken, browserAvailable, checkPage, scimUser, signInThroughAuth0, startConsoleWorld, type ConsoleWorld } from "./harness.js";
+import {
+  bootstrapToken,
+  browserAvailable,
+  checkPage,
+  scimUser,
+  signInThroughAuth0,
+  startConsoleWorld,
+  type ConsoleWorld,
+} from "./harness.js";
 
 const describeBrowser = browserAvailable() ? describe : describe.skip;
 // Each test walks many pages, each checked by axe: minutes, not seconds, on a shared 2-core machine.
@@ -34,18 +42,33 @@ describeBrowser("the web console in Chromium", () => {
 
   beforeAll(async () => {
     w = await startConsoleWorld();
-    applyDatabaseMapping(w.bridge.db, w.bridge.organizationId, { roles: { rules: [{ when: { group: "Admins" }, grant: ["org_admin"], stop: true }], default: ["member"] } });
+    applyDatabaseMapping(w.bridge.db, w.bridge.organizationId, {
+      roles: { rules: [{ when: { group: "Admins" }, grant: ["org_admin"], stop: true }], default: ["member"] },
+    });
     const adminId = (await w.bridge.scim.post("/Users", scimUser("admin@acme.test")).expect(201)).body.id as string;
-    aliceId = (await w.bridge.scim.post("/Users", scimUser("alice@acme.test", { displayName: "Alice Liddell" })).expect(201)).body.id as string;
+    aliceId = (
+      await w.bridge.scim.post("/Users", scimUser("alice@acme.test", { displayName: "Alice Liddell" })).expect(201)
+    ).body.id as string;
     await w.bridge.scim.post("/Users", scimUser("bob@acme.test", { displayName: "Bob Builder" })).expect(201);
-    await w.bridge.scim.post("/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Admins", members: [{ value: adminId }] }).expect(201);
+    await w.bridge.scim
+      .post("/Groups", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        displayName: "Admins",
+        members: [{ value: adminId }],
+      })
+      .expect(201);
     // A second customer in the same bridge, for the isolation checks.
     const otherDir = w.bridge.newDirectory();
     applyDatabaseMapping(w.bridge.db, otherDir.organizationId);
-    const otherUser = (await otherDir.scim.post("/Users", scimUser("carol@globex-secret.test")).expect(201)).body.id as string;
+    const otherUser = (await otherDir.scim.post("/Users", scimUser("carol@globex-secret.test")).expect(201)).body
+      .id as string;
     await w.sync.drain();
     slug = getOrganization(w.bridge.db, w.bridge.organizationId)!.slug;
-    other = { slug: getOrganization(w.bridge.db, otherDir.organizationId)!.slug, userId: otherUser, directoryId: otherDir.directoryId };
+    other = {
+      slug: getOrganization(w.bridge.db, otherDir.organizationId)!.slug,
+      userId: otherUser,
+      directoryId: otherDir.directoryId,
+    };
   });
 
   afterAll(async () => {
@@ -123,7 +146,10 @@ describeBrowser("the web console in Chromium", () => {
     expect(token).toMatch(/^scimb_/);
     await checkPage(page, "token-rotated");
     // The new token works at once; the page never shows it again.
-    await supertest(w.bridge.origin).get(`/scim/v2/${w.bridge.directoryId}/Users?count=1`).set("Authorization", `Bearer ${token}`).expect(200);
+    await supertest(w.bridge.origin)
+      .get(`/scim/v2/${w.bridge.directoryId}/Users?count=1`)
+      .set("Authorization", `Bearer ${token}`)
+      .expect(200);
     await page.goto(`${w.bridge.origin}/console/orgs/${slug}/directories`);
     expect(await page.content()).not.toContain(token);
 
@@ -141,7 +167,9 @@ describeBrowser("the web console in Chromium", () => {
     await page.goto(`${w.bridge.origin}/console/orgs/${slug}/directories/${w.bridge.directoryId}/requests`);
     expect(await page.locator("tbody").innerText()).toContain("POST /Users");
     await checkPage(page, "scim-requests");
-    const log = await page.request.get(`${w.bridge.origin}/console/orgs/${slug}/directories/${w.bridge.directoryId}/requests?format=csv`);
+    const log = await page.request.get(
+      `${w.bridge.origin}/console/orgs/${slug}/directories/${w.bridge.directoryId}/requests?format=csv`,
+    );
     expect((await log.text()).split("\r\n")[0]).toBe("at,method,path,status,scimType,detail,requestId,durationMs");
   });
 
@@ -160,7 +188,12 @@ describeBrowser("the web console in Chromium", () => {
 
     // The IdP's first push, then the live Auth0 changes show on the checklist.
     const path = new URL(baseUrl).pathname;
-    await supertest(w.bridge.origin).post(`${path}/Users`).set("Authorization", `Bearer ${token}`).set("Content-Type", "application/scim+json").send(JSON.stringify(scimUser("peter@initech.test"))).expect(201);
+    await supertest(w.bridge.origin)
+      .post(`${path}/Users`)
+      .set("Authorization", `Bearer ${token}`)
+      .set("Content-Type", "application/scim+json")
+      .send(JSON.stringify(scimUser("peter@initech.test")))
+      .expect(201);
     await w.sync.drain();
     await page.getByRole("link", { name: "Open the onboarding checklist" }).click();
     const checklist = await page.locator("ul.checklist").innerText();
@@ -174,15 +207,21 @@ describeBrowser("the web console in Chromium", () => {
     await page.getByRole("link", { name: "Mapping" }).click();
     await checkPage(page, "mapping");
     const editor = page.getByLabel("Mapping (YAML or JSON)");
-    await editor.fill("connection:\n  name: Username-Password-Authentication\n  type: database\nuserModel: isolatd\nprofile:\n  email: userName\n");
+    await editor.fill(
+      "connection:\n  name: Username-Password-Authentication\n  type: database\nuserModel: isolatd\nprofile:\n  email: userName\n",
+    );
     await page.getByRole("button", { name: "Check and preview" }).click();
     const problems = await page.locator("ul.issues").innerText();
     expect(problems).toMatch(/line 4, column \d+ \(userModel\)/);
     await checkPage(page, "mapping-problems");
 
-    await editor.fill("connection:\n  name: Username-Password-Authentication\n  type: database\nuserModel: isolated\nprofile:\n  email: userName\nroles:\n  default: [member]\n");
+    await editor.fill(
+      "connection:\n  name: Username-Password-Authentication\n  type: database\nuserModel: isolated\nprofile:\n  email: userName\nroles:\n  default: [member]\n",
+    );
     await page.getByRole("button", { name: "Check and preview" }).click();
-    expect(await page.locator("#preview ~ p, section[aria-labelledby=preview] p").first().innerText()).toMatch(/1 of 1 user\(s\) would change: .*roles 1/);
+    expect(await page.locator("#preview ~ p, section[aria-labelledby=preview] p").first().innerText()).toMatch(
+      /1 of 1 user\(s\) would change: .*roles 1/,
+    );
     expect(await page.locator("section[aria-labelledby=preview] tbody").innerText()).toContain("+ member");
     expect(getOrganization(w.bridge.db, "initech")!.activeMappingVersion).toBeNull(); // a preview changes nothing
     await checkPage(page, "mapping-preview");
@@ -193,9 +232,17 @@ describeBrowser("the web console in Chromium", () => {
     expect(await page.locator("table").last().innerText()).toMatch(/1\s+active/);
     await w.sync.drain();
     const peter = w.sync.emulator.state.usersByEmail("peter@initech.test")[0]!;
-    expect(w.sync.emulator.state.memberRolesOf(auth0OrgId, peter.user_id).map((id) => w.sync.emulator.state.roles.get(id)?.name)).toEqual(["member"]);
+    expect(
+      w.sync.emulator.state
+        .memberRolesOf(auth0OrgId, peter.user_id)
+        .map((id) => w.sync.emulator.state.roles.get(id)?.name),
+    ).toEqual(["member"]);
 
-    for (const [link, shot] of [["Jobs", "jobs"], ["Guard approvals", "guard"], ["Budget & latency", "health"]] as const) {
+    for (const [link, shot] of [
+      ["Jobs", "jobs"],
+      ["Guard approvals", "guard"],
+      ["Budget & latency", "health"],
+    ] as const) {
       await page.goto(`${w.bridge.origin}/console/orgs`);
       await page.getByRole("link", { name: link }).click();
       await checkPage(page, shot);
@@ -224,17 +271,29 @@ describeBrowser("the web console in Chromium", () => {
       expect(res.status(), url).toBe(404);
       expect(await res.text(), url).not.toContain("carol@globex-secret.test");
     }
-    for (const url of ["/console/orgs", "/console/jobs", "/console/guard", "/console/health", `/console/orgs/${slug}/mapping`, `/console/orgs/${slug}/setup-links`, `/console/orgs/${other.slug}`]) {
+    for (const url of [
+      "/console/orgs",
+      "/console/jobs",
+      "/console/guard",
+      "/console/health",
+      `/console/orgs/${slug}/mapping`,
+      `/console/orgs/${slug}/setup-links`,
+      `/console/orgs/${other.slug}`,
+    ]) {
       const res = await page.request.get(`${w.bridge.origin}${url}`);
       expect(res.status(), url).toBe(403);
     }
     // A change aimed at the other organization, with a valid CSRF token, changes nothing.
     await page.goto(`${w.bridge.origin}/console/orgs/${slug}/users/${aliceId}`);
     const csrf = await page.locator("input[name=_csrf]").first().getAttribute("value");
-    const res = await page.request.post(`${w.bridge.origin}/console/orgs/${other.slug}/users/${other.userId}/block`, { form: { _csrf: csrf!, reason: "not yours" } });
+    const res = await page.request.post(`${w.bridge.origin}/console/orgs/${other.slug}/users/${other.userId}/block`, {
+      form: { _csrf: csrf!, reason: "not yours" },
+    });
     expect(res.status()).toBe(404);
     expect(w.bridge.db.select().from(holds).where(eq(holds.userId, other.userId)).all()).toEqual([]);
-    const forbidden = await page.request.post(`${w.bridge.origin}/console/orgs`, { form: { _csrf: csrf!, slug: "sneaky" } });
+    const forbidden = await page.request.post(`${w.bridge.origin}/console/orgs`, {
+      form: { _csrf: csrf!, slug: "sneaky" },
+    });
     expect(forbidden.status()).toBe(403);
     expect(getOrganization(w.bridge.db, "sneaky")).toBeUndefined();
     await page.goto(`${w.bridge.origin}/console/orgs/${other.slug}/users`);
@@ -250,8 +309,19 @@ describeBrowser("the web console in Chromium", () => {
     const csrf = (await page.locator("input[name=_csrf]").first().getAttribute("value"))!;
     const heldBefore = w.bridge.db.select().from(holds).where(eq(holds.userId, aliceId)).all().length;
     expect((await page.request.post(blockUrl, { form: { reason: "no token" } })).status()).toBe(403);
-    expect((await page.request.post(blockUrl, { form: { reason: "wrong token", _csrf: `${csrf.slice(0, -2)}xx` } })).status()).toBe(403);
-    expect((await page.request.post(blockUrl, { form: { reason: "cross-site", _csrf: csrf }, headers: { origin: "https://evil.example" } })).status()).toBe(403);
+    expect(
+      (
+        await page.request.post(blockUrl, { form: { reason: "wrong token", _csrf: `${csrf.slice(0, -2)}xx` } })
+      ).status(),
+    ).toBe(403);
+    expect(
+      (
+        await page.request.post(blockUrl, {
+          form: { reason: "cross-site", _csrf: csrf },
+          headers: { origin: "https://evil.example" },
+        })
+      ).status(),
+    ).toBe(403);
     expect(w.bridge.db.select().from(holds).where(eq(holds.userId, aliceId)).all().length).toBe(heldBefore);
 
     const cookies = await context.cookies();
@@ -259,7 +329,9 @@ describeBrowser("the web console in Chromium", () => {
     expect(session.httpOnly).toBe(true);
     expect(session.sameSite).toBe("Lax");
     // Nothing kept in browser storage (the test's tsconfig has no DOM types, hence the string).
-    expect(await page.evaluate("JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })")).toBe("{}{}");
+    expect(await page.evaluate("JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })")).toBe(
+      "{}{}",
+    );
     const headers = (await page.request.get(`${w.bridge.origin}/console/orgs/${slug}/users`)).headers();
     expect(headers["content-security-policy"]).toContain("script-src 'self'");
     expect(headers["content-security-policy"]).not.toContain("unsafe-inline");
@@ -315,7 +387,10 @@ describeBrowser("the web console in Chromium", () => {
 
     // Revoked: the open page stops working at once, and the link no longer opens.
     await operator.goto(`${w.bridge.origin}/console/orgs/${slug}/setup-links`);
-    await operator.getByRole("button", { name: /^Revoke link/ }).first().click();
+    await operator
+      .getByRole("button", { name: /^Revoke link/ })
+      .first()
+      .click();
     expect(await operator.getByRole("status").first().innerText()).toContain("setup link is revoked");
     await itAdmin.reload();
     expect(await h1(itAdmin)).toBe("Access ended");
@@ -325,7 +400,11 @@ describeBrowser("the web console in Chromium", () => {
     await checkPage(itAdmin, "setup-link-revoked");
 
     // Expired: a 30-minute link (made through the admin API) stops working once its time is over.
-    const made = await supertest(w.bridge.origin).post(`/admin/v1/organizations/${slug}/setup-links`).set("Authorization", `Bearer ${bootstrapToken}`).send({ expires: "30m" }).expect(201);
+    const made = await supertest(w.bridge.origin)
+      .post(`/admin/v1/organizations/${slug}/setup-links`)
+      .set("Authorization", `Bearer ${bootstrapToken}`)
+      .send({ expires: "30m" })
+      .expect(201);
     const second = made.body.url as string;
     const it2 = await (await w.newContext()).newPage();
     await it2.goto(second);
@@ -335,7 +414,10 @@ describeBrowser("the web console in Chromium", () => {
     expect(await h1(it2)).toBe("Access ended");
     await it2.goto(second);
     expect(await it2.locator("main").innerText()).toContain("has expired");
-    const audit = await supertest(w.bridge.origin).get(`/admin/v1/organizations/${slug}/audit?action=setup_link.`).set("Authorization", `Bearer ${bootstrapToken}`).expect(200);
+    const audit = await supertest(w.bridge.origin)
+      .get(`/admin/v1/organizations/${slug}/audit?action=setup_link.`)
+      .set("Authorization", `Bearer ${bootstrapToken}`)
+      .expect(200);
     const actions = (audit.body.entries as { action: string }[]).map((e) => e.action);
     expect(actions.filter((a) => a === "setup_link.open")).toHaveLength(2);
     expect(actions).toContain("setup_link.revoke");

@@ -28,8 +28,13 @@ const clientSecret = "console-tests-client-secret";
 /** Whether the browser suite can run here; under CI a missing browser is a failure, never a skip. */
 export function browserAvailable(): boolean {
   if (existsSync(chromiumPath)) return true;
-  if (process.env.CI === "true") throw new Error(`Chromium is missing at ${chromiumPath}: CI must run the browser suite (.ci/run installs Debian's chromium)`);
-  console.warn(`\n*** SKIPPING the console browser suite: no Chromium at ${chromiumPath}. Install it with: apt-get install -y chromium ***\n`);
+  if (process.env.CI === "true")
+    throw new Error(
+      `Chromium is missing at ${chromiumPath}: CI must run the browser suite (.ci/run installs Debian's chromium)`,
+    );
+  console.warn(
+    `\n*** SKIPPING the console browser suite: no Chromium at ${chromiumPath}. Install it with: apt-get install -y chromium ***\n`,
+  );
   return false;
 }
 
@@ -57,7 +62,14 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
     ],
   });
   const sync = await startSyncHarness(bridge.db, {
-    oidcClients: [{ clientId: "console-test", clientSecret, callbacks: [`${bridge.origin}/console/callback`], logoutUrls: [`${bridge.origin}/console`] }],
+    oidcClients: [
+      {
+        clientId: "console-test",
+        clientSecret,
+        callbacks: [`${bridge.origin}/console/callback`],
+        logoutUrls: [`${bridge.origin}/console`],
+      },
+    ],
     roleClaimNamespace: roleNamespace,
     postLoginHook: { url: `${bridge.origin}/hooks/auth0/post-login`, secret: hookSecret },
   });
@@ -83,7 +95,13 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
     publicUrl: bridge.origin,
     log,
     admin: adminService(adminDeps),
-    oidc: { issuer: `${sync.emulator.url}/`, clientId: "console-test", clientSecret, roleClaimNamespace: roleNamespace, adminRole: "org_admin" },
+    oidc: {
+      issuer: `${sync.emulator.url}/`,
+      clientId: "console-test",
+      clientSecret,
+      roleClaimNamespace: roleNamespace,
+      adminRole: "org_admin",
+    },
     bootstrapOperatorToken: bootstrapToken,
     sessionSecret: "console-tests-session-secret-0123456789abcdef",
     now,
@@ -91,14 +109,24 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
   // playwright-core launches with a fresh temporary profile of its own (it refuses --user-data-dir here).
   const browser = await chromium.launch({
     executablePath: chromiumPath,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
   return {
     bridge,
     sync,
     browser,
     advance: (ms) => void (offset += ms),
-    newContext: (width = 1280) => browser.newContext({ viewport: { width, height: 800 }, colorScheme: "light", reducedMotion: "reduce" }),
+    newContext: (width = 1280) =>
+      browser.newContext({ viewport: { width, height: 800 }, colorScheme: "light", reducedMotion: "reduce" }),
     async close() {
       await browser.close();
       scimLog.close();
@@ -123,7 +151,13 @@ export async function checkPage(page: Page, shot?: string): Promise<void> {
   ).toEqual([]);
   if (shot) {
     mkdirSync(shotsDir, { recursive: true });
-    await page.screenshot({ path: join(shotsDir, `${shot}.png`), fullPage: true, animations: "disabled", caret: "hide", mask: [page.locator(".secret")] });
+    await page.screenshot({
+      path: join(shotsDir, `${shot}.png`),
+      fullPage: true,
+      animations: "disabled",
+      caret: "hide",
+      mask: [page.locator(".secret")],
+    });
   }
 }
 

@@ -67,7 +67,15 @@ describe("scim-bridge setup-link", () => {
   it("revoke --all and revoke <id> end the links, with an audit entry each; a revoked link no longer opens", async () => {
     const a = JSON.parse(await cli("setup-link", "create", "acme", "--json"));
     const b = JSON.parse(await cli("setup-link", "create", "acme", "--json"));
-    const idOf = (u: string) => withDb(({ db }) => db.select().from(setupLinks).all().find((r) => r.tokenHash === hashSetupToken(u.split("/").pop()!))!.id);
+    const idOf = (u: string) =>
+      withDb(
+        ({ db }) =>
+          db
+            .select()
+            .from(setupLinks)
+            .all()
+            .find((r) => r.tokenHash === hashSetupToken(u.split("/").pop()!))!.id,
+      );
     const revokedOne = JSON.parse(await cli("setup-link", "revoke", "acme", idOf(a.url), "--json"));
     expect(revokedOne).toEqual({ revoked: [idOf(a.url)] });
     withDb(({ db }) => {
@@ -78,14 +86,20 @@ describe("scim-bridge setup-link", () => {
     expect(revokedAll).toEqual({ revoked: [idOf(b.url)] });
     withDb(({ db }) => {
       expect(redeemSetupLink(db, b.url.split("/").pop(), {})).toEqual({ ok: false, reason: "revoked" });
-      const actions = db.select().from(auditEntries).all().map((e) => e.action);
+      const actions = db
+        .select()
+        .from(auditEntries)
+        .all()
+        .map((e) => e.action);
       expect(actions.filter((x) => x === "setup_link.revoke")).toHaveLength(2);
       expect(actions.filter((x) => x === "setup_link.open")).toHaveLength(1);
     });
   });
 
   it("refuses a bad expiry, an unknown organization and an ambiguous revoke, writing nothing", async () => {
-    await expect(cli("setup-link", "create", "acme", "--expires", "30d", "--json")).rejects.toThrow(/at most|from 1 minute/);
+    await expect(cli("setup-link", "create", "acme", "--expires", "30d", "--json")).rejects.toThrow(
+      /at most|from 1 minute/,
+    );
     await expect(cli("setup-link", "create", "acme", "--expires", "soon", "--json")).rejects.toThrow(/30m, 24h or 3d/);
     await expect(cli("setup-link", "create", "nope", "--json")).rejects.toThrow(/not found/);
     await expect(cli("setup-link", "revoke", "acme")).rejects.toThrow(/--all/);

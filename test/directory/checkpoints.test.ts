@@ -42,7 +42,9 @@ describe("background checkpoints", () => {
     expect(errors).toEqual([]);
     opened.close();
     const reread = openDatabase(url);
-    expect(reread.sqlite.prepare("SELECT count(*) FROM credential_epochs WHERE name LIKE 'r%'").pluck().get()).toBe(400);
+    expect(reread.sqlite.prepare("SELECT count(*) FROM credential_epochs WHERE name LIKE 'r%'").pluck().get()).toBe(
+      400,
+    );
     reread.close();
   }, 30_000);
 

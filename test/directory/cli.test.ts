@@ -45,20 +45,43 @@ const inspect = <T>(read: (d: ReturnType<typeof openDatabase>) => T): T => {
 
 describe("scim-bridge org create --json", () => {
   it("prints exactly organization, directory, scimBaseUrl and a working token, and enqueues the organization job", async () => {
-    const out = JSON.parse(await cli("org", "create", "acme-corp", "--name", "Acme Corp", "--model", "shared", "--connection", "acme-db", "--json"));
+    const out = JSON.parse(
+      await cli(
+        "org",
+        "create",
+        "acme-corp",
+        "--name",
+        "Acme Corp",
+        "--model",
+        "shared",
+        "--connection",
+        "acme-db",
+        "--json",
+      ),
+    );
     expect(Object.keys(out)).toEqual(["organization", "directory", "scimBaseUrl", "token"]);
-    expect(out.organization).toMatchObject({ slug: "acme-corp", name: "Acme Corp", model: "shared", connection: "acme-db" });
+    expect(out.organization).toMatchObject({
+      slug: "acme-corp",
+      name: "Acme Corp",
+      model: "shared",
+      connection: "acme-db",
+    });
     expect(out.directory.organizationId).toBe(out.organization.id);
     expect(out.scimBaseUrl).toBe(`https://bridge.example.com/scim/v2/${out.directory.id}`);
     inspect(({ db }) => {
-      expect(verifyScimToken(db, out.token)).toEqual(expect.objectContaining({ directoryId: out.directory.id, organizationId: out.organization.id }));
+      expect(verifyScimToken(db, out.token)).toEqual(
+        expect.objectContaining({ directoryId: out.directory.id, organizationId: out.organization.id }),
+      );
       expect(pendingJob(db, "organization", out.organization.id)).toBeDefined();
     });
   });
 
-  it.each(["Acme", "acme corp", "a".repeat(51), "acmé", ""])("refuses slug %j by Auth0's organization name rules", async (slug) => {
-    await expect(cli("org", "create", slug, "--json")).rejects.toThrow(/slug/);
-  });
+  it.each(["Acme", "acme corp", "a".repeat(51), "acmé", ""])(
+    "refuses slug %j by Auth0's organization name rules",
+    async (slug) => {
+      await expect(cli("org", "create", slug, "--json")).rejects.toThrow(/slug/);
+    },
+  );
 
   it("refuses a second organization with the same slug", async () => {
     await cli("org", "create", "dup", "--json");
@@ -88,7 +111,10 @@ describe("directory create, token rotate, org list", () => {
 
     const listed = JSON.parse(await cli("org", "list", "--json"));
     expect(listed.organizations).toHaveLength(1);
-    expect(listed.organizations[0].directories.map((d: { id: string }) => d.id)).toEqual([org.directory.id, second.directory.id]);
+    expect(listed.organizations[0].directories.map((d: { id: string }) => d.id)).toEqual([
+      org.directory.id,
+      second.directory.id,
+    ]);
     expect(JSON.stringify(listed)).not.toContain(third.token);
   });
 
@@ -96,17 +122,29 @@ describe("directory create, token rotate, org list", () => {
     const org = JSON.parse(await cli("org", "create", "initech", "--json"));
     await cli("token", "rotate", org.directory.id, "--json");
     const actors = inspect(({ db }) =>
-      db.select({ action: auditEntries.action, type: auditEntries.actorType, id: auditEntries.actorId }).from(auditEntries).where(eq(auditEntries.organizationId, org.organization.id)).all(),
+      db
+        .select({ action: auditEntries.action, type: auditEntries.actorType, id: auditEntries.actorId })
+        .from(auditEntries)
+        .where(eq(auditEntries.organizationId, org.organization.id))
+        .all(),
     );
-    expect(actors.map((a) => a.action)).toEqual(expect.arrayContaining(["organization.create", "directory.create", "token.issue"]));
+    expect(actors.map((a) => a.action)).toEqual(
+      expect.arrayContaining(["organization.create", "directory.create", "token.issue"]),
+    );
     for (const a of actors) expect(a).toMatchObject({ type: "operator", id: `cli:${userInfo().username}` });
   });
 
   it("holds a token lifetime to the admin API's rule: whole days from 1 to 3650", async () => {
-    await expect(cli("org", "create", "zero", "--expires-in-days", "0")).rejects.toThrow(/whole number of days from 1 to 3650/);
-    await expect(cli("org", "create", "long", "--expires-in-days", "3651")).rejects.toThrow(/whole number of days from 1 to 3650/);
+    await expect(cli("org", "create", "zero", "--expires-in-days", "0")).rejects.toThrow(
+      /whole number of days from 1 to 3650/,
+    );
+    await expect(cli("org", "create", "long", "--expires-in-days", "3651")).rejects.toThrow(
+      /whole number of days from 1 to 3650/,
+    );
     const made = JSON.parse(await cli("org", "create", "year", "--expires-in-days", "365", "--json"));
-    const expiresAt = inspect(({ db }) => db.select().from(scimTokens).where(eq(scimTokens.directoryId, made.directory.id)).get()!.expiresAt!);
+    const expiresAt = inspect(
+      ({ db }) => db.select().from(scimTokens).where(eq(scimTokens.directoryId, made.directory.id)).get()!.expiresAt!,
+    );
     expect(expiresAt - Date.now()).toBeGreaterThan(364 * 86_400_000);
     expect(expiresAt - Date.now()).toBeLessThanOrEqual(365 * 86_400_000);
   });

@@ -26,24 +26,42 @@ describe("folded columns written before Unicode folding", () => {
     const now = Date.now();
     const user = (id: string, userName: string, emails: string[]) => {
       first.sqlite
-        .prepare("INSERT INTO users (id, directory_id, user_name, user_name_lower, active, resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, 1, ?, 1, ?, ?)")
-        .run(id, directory.id, userName, userName.toLowerCase(), JSON.stringify({ userName, emails: emails.map((value) => ({ value })) }), now, now);
+        .prepare(
+          "INSERT INTO users (id, directory_id, user_name, user_name_lower, active, resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, 1, ?, 1, ?, ?)",
+        )
+        .run(
+          id,
+          directory.id,
+          userName,
+          userName.toLowerCase(),
+          JSON.stringify({ userName, emails: emails.map((value) => ({ value })) }),
+          now,
+          now,
+        );
       emails.forEach((value, position) =>
-        first.sqlite.prepare("INSERT INTO user_emails (user_id, directory_id, position, value_lower) VALUES (?, ?, ?, ?)").run(id, directory.id, position, value.toLowerCase()),
+        first.sqlite
+          .prepare("INSERT INTO user_emails (user_id, directory_id, position, value_lower) VALUES (?, ?, ?, ?)")
+          .run(id, directory.id, position, value.toLowerCase()),
       );
     };
     user("u1", decomposed, ["plain@example.com", decomposed]);
     user("u2", sigma, []);
     user("u3", "οδοσ", []); // already holds what u2 refolds to
     first.sqlite
-      .prepare("INSERT INTO groups (id, directory_id, display_name, display_name_lower, resource, version, created_at, modified_at) VALUES ('g1', ?, ?, ?, '{}', 1, ?, ?)")
+      .prepare(
+        "INSERT INTO groups (id, directory_id, display_name, display_name_lower, resource, version, created_at, modified_at) VALUES ('g1', ?, ?, ?, '{}', 1, ?, ?)",
+      )
       .run(directory.id, "ΠΑΡΑΓΩΓΟΣ", "ΠΑΡΑΓΩΓΟΣ".toLowerCase(), now, now);
     expect(foldCase(decomposed)).not.toBe(decomposed.toLowerCase()); // the case this test is about
     first.sqlite.pragma("user_version = 0"); // as a database from before the backfill
     first.close();
 
     const second = openDatabase(url);
-    const col = (sql: string, ...args: unknown[]) => second.sqlite.prepare(sql).pluck().get(...args);
+    const col = (sql: string, ...args: unknown[]) =>
+      second.sqlite
+        .prepare(sql)
+        .pluck()
+        .get(...args);
     expect(col("SELECT user_name_lower FROM users WHERE id = 'u1'")).toBe("élodie@example.com");
     expect(col("SELECT value_lower FROM user_emails WHERE user_id = 'u1' AND position = 1")).toBe("élodie@example.com");
     expect(col("SELECT value_lower FROM user_emails WHERE user_id = 'u1' AND position = 0")).toBe("plain@example.com");

@@ -29,11 +29,20 @@ afterAll(async () => {
   await bridge.close();
 });
 
-const tokenRow = (token: string) => other.db.select().from(scimTokens).where(eq(scimTokens.tokenHash, hashToken(token))).get()!;
+const tokenRow = (token: string) =>
+  other.db
+    .select()
+    .from(scimTokens)
+    .where(eq(scimTokens.tokenHash, hashToken(token)))
+    .get()!;
 const tokenId = (token: string): string => tokenRow(token).id;
 /** Revokes through the store on the other connection, as an operator tool would. */
 const revoke = (dir: { token: string; organizationId: string; directoryId: string }) =>
-  revokeScimToken(other.db, { organizationId: dir.organizationId, directoryId: dir.directoryId, tokenId: tokenId(dir.token) }, changeBy({ type: "operator", id: "test" }));
+  revokeScimToken(
+    other.db,
+    { organizationId: dir.organizationId, directoryId: dir.directoryId, tokenId: tokenId(dir.token) },
+    changeBy({ type: "operator", id: "test" }),
+  );
 
 describe("token cache", () => {
   it("refuses a token on the next request once another connection revoked it", async () => {
@@ -47,13 +56,21 @@ describe("token cache", () => {
   it("refuses a token on the next request once another connection made it expire", async () => {
     const dir = bridge.newDirectory();
     await dir.scim.get("/Users").expect(200);
-    other.db.update(scimTokens).set({ expiresAt: Date.now() - 1 }).where(eq(scimTokens.id, tokenId(dir.token))).run();
+    other.db
+      .update(scimTokens)
+      .set({ expiresAt: Date.now() - 1 })
+      .where(eq(scimTokens.id, tokenId(dir.token)))
+      .run();
     await dir.scim.get("/Users").expect(401);
   });
 
   it("honours a cached token's expiry by the clock, without any database change", async () => {
     const dir = bridge.newDirectory();
-    other.db.update(scimTokens).set({ expiresAt: Date.now() + 1500 }).where(eq(scimTokens.id, tokenId(dir.token))).run();
+    other.db
+      .update(scimTokens)
+      .set({ expiresAt: Date.now() + 1500 })
+      .where(eq(scimTokens.id, tokenId(dir.token)))
+      .run();
     await dir.scim.get("/Users").expect(200);
     await new Promise((r) => setTimeout(r, 1600));
     await dir.scim.get("/Users").expect(401);
@@ -77,18 +94,27 @@ describe("token cache", () => {
     rotateDirectoryToken(other.db, dir.directoryId, {}, changeBy(operator));
     await dir.scim.get("/Users").expect(200);
     // ... a second one, by `scim-bridge token rotate` in a process of its own, revokes the original.
-    await promisify(execFile)(process.execPath, ["--import", "tsx", join(packageRoot, "src", "main.ts"), "token", "rotate", dir.directoryId], {
-      env: { ...process.env, DATABASE_URL: `sqlite:${bridge.sqlite.name}` },
-      cwd: packageRoot,
-    });
+    await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", join(packageRoot, "src", "main.ts"), "token", "rotate", dir.directoryId],
+      {
+        env: { ...process.env, DATABASE_URL: `sqlite:${bridge.sqlite.name}` },
+        cwd: packageRoot,
+      },
+    );
     await dir.scim.get("/Users").expect(401);
   }, 60_000);
 
   it("does not move the epoch for bookkeeping (last use), so reads keep their cache", async () => {
-    const epoch = () => other.db.select().from(credentialEpochs).where(eq(credentialEpochs.name, "scim_tokens")).get()!.epoch;
+    const epoch = () =>
+      other.db.select().from(credentialEpochs).where(eq(credentialEpochs.name, "scim_tokens")).get()!.epoch;
     const dir = bridge.newDirectory();
     const before = epoch();
-    other.db.update(scimTokens).set({ lastUsedAt: Date.now() }).where(eq(scimTokens.id, tokenId(dir.token))).run();
+    other.db
+      .update(scimTokens)
+      .set({ lastUsedAt: Date.now() })
+      .where(eq(scimTokens.id, tokenId(dir.token)))
+      .run();
     expect(epoch()).toBe(before);
     revoke(dir);
     expect(epoch()).toBe(before + 1);

@@ -19,7 +19,10 @@ describe("SCIM tokens", () => {
     const { token, record } = rotateDirectoryToken(bridge.db, bridge.directoryId, {}, changeBy(operator)).token;
     expect(record.tokenHash).toBe(hashToken(token));
     expect(record.hint).toBe(token.slice(-4));
-    const everything = JSON.stringify([bridge.db.select().from(scimTokens).all(), bridge.db.select().from(auditEntries).all()]);
+    const everything = JSON.stringify([
+      bridge.db.select().from(scimTokens).all(),
+      bridge.db.select().from(auditEntries).all(),
+    ]);
     expect(everything).not.toContain(token);
     expect(token.length).toBeGreaterThanOrEqual(43); // 256 random bits
   });
@@ -39,21 +42,38 @@ describe("SCIM tokens", () => {
   it("refuses an expired token and records when a token was last used", async () => {
     const dir = bridge.newDirectory();
     const now = Date.now();
-    const expiring = bridge.db.transaction((tx) => issueScimToken(tx, { directoryId: dir.directoryId, organizationId: dir.organizationId, expiresAt: now + 60_000 }, changeBy(operator, { at: now })));
+    const expiring = bridge.db.transaction((tx) =>
+      issueScimToken(
+        tx,
+        { directoryId: dir.directoryId, organizationId: dir.organizationId, expiresAt: now + 60_000 },
+        changeBy(operator, { at: now }),
+      ),
+    );
     expect(verifyScimToken(bridge.db, expiring.token, now + 59_000)?.directoryId).toBe(dir.directoryId);
     expect(verifyScimToken(bridge.db, expiring.token, now + 60_000)).toBeUndefined();
-    bridge.db.update(scimTokens).set({ expiresAt: Date.now() - 1 }).where(eq(scimTokens.id, expiring.record.id)).run();
+    bridge.db
+      .update(scimTokens)
+      .set({ expiresAt: Date.now() - 1 })
+      .where(eq(scimTokens.id, expiring.record.id))
+      .run();
     await dir.scim.get("/Users").set("Authorization", `Bearer ${expiring.token}`).expect(401);
 
     await dir.scim.get("/Users").expect(200);
-    const used = bridge.db.select().from(scimTokens).where(eq(scimTokens.tokenHash, hashToken(dir.token))).get()!;
+    const used = bridge.db
+      .select()
+      .from(scimTokens)
+      .where(eq(scimTokens.tokenHash, hashToken(dir.token)))
+      .get()!;
     expect(used.lastUsedAt).not.toBeNull();
   });
 
   it("accepts the token from the Authorization header only, in any scheme case", async () => {
     await bridge.http.get(`${bridge.basePath}/Users`).set("Authorization", `bearer ${bridge.token}`).expect(200);
     await bridge.http.get(`${bridge.basePath}/Users?access_token=${bridge.token}`).expect(401);
-    await bridge.http.get(`${bridge.basePath}/Users`).set("Authorization", `Basic ${Buffer.from(`x:${bridge.token}`).toString("base64")}`).expect(401);
+    await bridge.http
+      .get(`${bridge.basePath}/Users`)
+      .set("Authorization", `Basic ${Buffer.from(`x:${bridge.token}`).toString("base64")}`)
+      .expect(401);
     expect(verifyScimToken(bridge.db, "")).toBeUndefined();
     expect(verifyScimToken(bridge.db, "x".repeat(10_000))).toBeUndefined();
   });

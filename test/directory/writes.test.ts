@@ -13,7 +13,11 @@ beforeAll(async () => {
 });
 afterAll(async () => bridge.close());
 
-const ctx = () => ({ organizationId: bridge.organizationId, directoryId: bridge.directoryId, actor: { type: "directory" as const, id: bridge.directoryId } });
+const ctx = () => ({
+  organizationId: bridge.organizationId,
+  directoryId: bridge.directoryId,
+  actor: { type: "directory" as const, id: bridge.directoryId },
+});
 
 it("rolls back the user, its audit entry and its job together when the transaction fails", () => {
   const before = writeFootprint(bridge.db);
@@ -28,14 +32,24 @@ it("rolls back the user, its audit entry and its job together when the transacti
 });
 
 it("commits the audit entry and the job with each write, and keeps the live count", () => {
-  const count = () => bridge.db.select({ n: directories.userCount }).from(directories).where(eq(directories.id, bridge.directoryId)).get()!.n;
+  const count = () =>
+    bridge.db
+      .select({ n: directories.userCount })
+      .from(directories)
+      .where(eq(directories.id, bridge.directoryId))
+      .get()!.n;
   const start = count();
   const row = bridge.db.transaction((tx) => createUser(tx, ctx(), { userName: "counted@x.test", active: true }));
   expect(count()).toBe(start + 1);
   expect(auditFor(bridge.db, row.id).map((a) => a.action)).toEqual(["user.create"]);
-  expect(pendingJob(bridge.db, "user", row.id)).toMatchObject({ organizationId: bridge.organizationId, directoryId: bridge.directoryId });
+  expect(pendingJob(bridge.db, "user", row.id)).toMatchObject({
+    organizationId: bridge.organizationId,
+    directoryId: bridge.directoryId,
+  });
 
-  bridge.db.transaction((tx) => updateUser(tx, ctx(), row, { userName: "counted@x.test", active: false }, "user.patch"));
+  bridge.db.transaction((tx) =>
+    updateUser(tx, ctx(), row, { userName: "counted@x.test", active: false }, "user.patch"),
+  );
   const updated = getUser(bridge.db, bridge.directoryId, row.id)!;
   bridge.db.transaction((tx) => deleteUser(tx, ctx(), updated));
   expect(count()).toBe(start);

@@ -11,7 +11,8 @@ const bin = join(packageRoot, "bin/scim-bridge.js");
 /** Environment without the caller's Auth0 or database settings, plus `env`. */
 export function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   const base = { ...process.env };
-  for (const k of Object.keys(base)) if (/^(AUTH0_|DATABASE_URL|PUBLIC_URL|PORT|BRIDGE_ADMIN_TOKEN|LOG_LEVEL)/.test(k)) delete base[k];
+  for (const k of Object.keys(base))
+    if (/^(AUTH0_|DATABASE_URL|PUBLIC_URL|PORT|BRIDGE_ADMIN_TOKEN|LOG_LEVEL)/.test(k)) delete base[k];
   return { ...base, ...env };
 }
 
@@ -49,8 +50,15 @@ export interface Served {
 }
 
 /** Starts `scim-bridge <command>` (serve or start) on a free port; resolves once it listens. */
-export async function startBridge(command: "serve" | "start", env: Record<string, string>, cwd?: string): Promise<Served> {
-  const child = spawn(process.execPath, [bin, command], { env: cleanEnv({ PORT: "0", LOG_LEVEL: "info", ...env }), ...(cwd ? { cwd } : {}) });
+export async function startBridge(
+  command: "serve" | "start",
+  env: Record<string, string>,
+  cwd?: string,
+): Promise<Served> {
+  const child = spawn(process.execPath, [bin, command], {
+    env: cleanEnv({ PORT: "0", LOG_LEVEL: "info", ...env }),
+    ...(cwd ? { cwd } : {}),
+  });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
@@ -84,7 +92,11 @@ export async function startBridge(command: "serve" | "start", env: Record<string
   };
 }
 
-export async function until<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, ms = 15_000): Promise<T> {
+export async function until<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  ms = 15_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await probe();

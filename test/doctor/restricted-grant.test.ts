@@ -61,7 +61,9 @@ describe("a restricted client grant", { timeout: 120_000 }, () => {
       expect(run.stdout).toMatch(new RegExp(`✗ scope ${scope} missing`));
       expect(run.stdout).toContain(`tick ${scope}`);
     }
-    expect(run.stdout).toMatch(/✗ scope update:organization_connections missing \(for acme\): enterprise users are not admitted/);
+    expect(run.stdout).toMatch(
+      /✗ scope update:organization_connections missing \(for acme\): enterprise users are not admitted/,
+    );
     expect(run.stdout).toMatch(/✓ scope read:users granted/);
     expect(run.stdout).toMatch(/✓ connection "acme-okta" exists: strategy okta \(enterprise\)/);
     expect(run.stdout).toMatch(/✓ post-login hook answers a signed test event/);
@@ -74,13 +76,18 @@ describe("a restricted client grant", { timeout: 120_000 }, () => {
     const report = JSON.parse(run.stdout) as Report;
     expect(report.auth0).toBe("ok");
     expect(report.missingScopes.map((m) => m.scope).sort()).toEqual([...withheld].sort());
-    expect(report.checks.filter((c) => c.status === "fail").map((c) => c.id).sort()).toEqual(withheld.map((s) => `scope:${s}`).sort());
+    expect(
+      report.checks
+        .filter((c) => c.status === "fail")
+        .map((c) => c.id)
+        .sort(),
+    ).toEqual(withheld.map((s) => `scope:${s}`).sort());
     // revoke-access needs delete:sessions too, so the revocation probe is left to the scope check.
     expect(report.checks.find((c) => c.id === "revocation")).toBeUndefined();
   });
 
   it("serve logged each missing scope at error, with its fix", () => {
-    const errors = bridge.logs().filter((l) => l.level === "error" || l.level === 50 as unknown);
+    const errors = bridge.logs().filter((l) => l.level === "error" || l.level === (50 as unknown));
     for (const scope of withheld) {
       const line = errors.find((l) => l.check === `scope:${scope}`);
       expect(line?.msg).toMatch(new RegExp(`scope ${scope} missing`));
@@ -91,10 +98,16 @@ describe("a restricted client grant", { timeout: 120_000 }, () => {
   it("/readyz answers 503 naming the missing scopes; /healthz stays 200", async () => {
     const ready = await fetch(`${bridge.url}/readyz`);
     expect(ready.status).toBe(503);
-    const body = (await ready.json()) as { checks: Record<string, string>; problems: string[]; auth0: { missingScopes: string[] } };
+    const body = (await ready.json()) as {
+      checks: Record<string, string>;
+      problems: string[];
+      auth0: { missingScopes: string[] };
+    };
     expect(body.checks.auth0).toBe("missing scopes");
     expect(body.auth0.missingScopes.sort()).toEqual([...withheld].sort());
-    expect(body.problems.join("\n")).toMatch(/missing scopes update:organizations, update:organization_connections, delete:sessions/);
+    expect(body.problems.join("\n")).toMatch(
+      /missing scopes update:organizations, update:organization_connections, delete:sessions/,
+    );
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
   });
 

@@ -8,7 +8,8 @@ import { allBridgeScopes, missingScopes, requiredScopes } from "../../src/auth0/
 import { ALL_SCOPES, ROUTE_SCOPES } from "../../src/emulator/index.js";
 import { defaultMapping, parseMapping, type MappingDocument } from "../../src/mapping/index.js";
 
-const scopesOf = (...mappings: MappingDocument[]): string[] => requiredScopes(mappings.map((m, i) => ({ slug: `org${i}`, mapping: m }))).map((n) => n.scope);
+const scopesOf = (...mappings: MappingDocument[]): string[] =>
+  requiredScopes(mappings.map((m, i) => ({ slug: `org${i}`, mapping: m }))).map((n) => n.scope);
 const base = { userModel: "isolated", profile: { email: "userName" } } as const;
 
 describe("requiredScopes", () => {
@@ -32,7 +33,11 @@ describe("requiredScopes", () => {
 
   it("roles, deletion, shared membership removal and invitations each add their scopes, naming the organizations", () => {
     const roles = parseMapping({ ...base, connection: { name: "db" }, roles: { default: ["member"] } });
-    const deleting = parseMapping({ ...base, connection: { name: "db" }, policies: { deletion: { deleteUser: true } } });
+    const deleting = parseMapping({
+      ...base,
+      connection: { name: "db" },
+      policies: { deletion: { deleteUser: true } },
+    });
     const shared = parseMapping({ ...base, userModel: "shared", connection: { name: "db" } });
     const inviting = parseMapping({ ...base, connection: { name: "db" }, policies: { invitation: { send: true } } });
     const needs = requiredScopes([
@@ -42,7 +47,14 @@ describe("requiredScopes", () => {
       { slug: "inviting", mapping: inviting },
     ]);
     const by = (scope: string) => needs.find((n) => n.scope === scope)?.organizations;
-    for (const s of ["read:roles", "create:roles", "read:organization_member_roles", "create:organization_member_roles", "delete:organization_member_roles"]) expect(by(s)).toEqual(["roles"]);
+    for (const s of [
+      "read:roles",
+      "create:roles",
+      "read:organization_member_roles",
+      "create:organization_member_roles",
+      "delete:organization_member_roles",
+    ])
+      expect(by(s)).toEqual(["roles"]);
     // An applied isolated mapping deletes on DELETE unless it says otherwise (only the default mapping never does).
     expect(by("delete:users")).toEqual(["roles", "deleting", "inviting"]);
     expect(by("delete:organization_members")).toEqual(["shared"]);
@@ -51,13 +63,22 @@ describe("requiredScopes", () => {
   });
 
   it("revokeSessions: never (both policies) drops the revocation scopes", () => {
-    const m = parseMapping({ ...base, connection: { name: "db" }, policies: { deactivation: { revokeSessions: "never" }, deletion: { revokeSessions: "never" } } });
+    const m = parseMapping({
+      ...base,
+      connection: { name: "db" },
+      policies: { deactivation: { revokeSessions: "never" }, deletion: { revokeSessions: "never" } },
+    });
     expect(scopesOf(m)).not.toContain("delete:sessions");
   });
 
   it("missingScopes keeps the needs the grant lacks", () => {
     const needs = requiredScopes([{ slug: "a", mapping: defaultMapping({ connection: "db", userModel: "isolated" }) }]);
-    expect(missingScopes(needs, needs.map((n) => n.scope).filter((s) => s !== "update:organizations")).map((n) => n.scope)).toEqual(["update:organizations"]);
+    expect(
+      missingScopes(
+        needs,
+        needs.map((n) => n.scope).filter((s) => s !== "update:organizations"),
+      ).map((n) => n.scope),
+    ).toEqual(["update:organizations"]);
   });
 });
 
@@ -65,9 +86,20 @@ describe("agreement with the Management API's scopes per endpoint", () => {
   it("every scope the bridge lists exists, and every call it lists needs exactly a listed scope", () => {
     for (const scope of allBridgeScopes) expect(ALL_SCOPES).toContain(scope);
     const needs = requiredScopes([
-      { slug: "isolated", mapping: parseMapping({ ...base, connection: { name: "db" }, roles: { default: ["r"] }, policies: { invitation: { send: true } } }) },
+      {
+        slug: "isolated",
+        mapping: parseMapping({
+          ...base,
+          connection: { name: "db" },
+          roles: { default: ["r"] },
+          policies: { invitation: { send: true } },
+        }),
+      },
       { slug: "shared", mapping: parseMapping({ ...base, userModel: "shared", connection: { name: "db" } }) },
-      { slug: "enterprise", mapping: defaultMapping({ connection: "okta", userModel: "isolated", connectionType: "enterprise" }) },
+      {
+        slug: "enterprise",
+        mapping: defaultMapping({ connection: "okta", userModel: "isolated", connectionType: "enterprise" }),
+      },
     ]);
     expect(needs.map((n) => n.scope).sort()).toEqual([...allBridgeScopes].sort());
     for (const need of needs) {

@@ -51,7 +51,11 @@ afterAll(async () => {
 });
 
 /** A fresh database with the given organizations (slug → connection), and the environment to reach `em`. */
-async function setup(orgs: Record<string, string>, em: RunningEmulator = emulator, extra: Record<string, string> = {}): Promise<Record<string, string>> {
+async function setup(
+  orgs: Record<string, string>,
+  em: RunningEmulator = emulator,
+  extra: Record<string, string> = {},
+): Promise<Record<string, string>> {
   const dir = mkdtempSync(join(tmpdir(), "scim-bridge-doctor-"));
   dirs.push(dir);
   const env = {
@@ -75,7 +79,11 @@ async function readyz(s: Served): Promise<{ status: number; body: Readyz }> {
 }
 
 function mappingFile(env: Record<string, string>, doc: object): string {
-  const file = join(env.DATABASE_URL!.slice("sqlite:".length), "..", `mapping-${Math.random().toString(36).slice(2)}.json`);
+  const file = join(
+    env.DATABASE_URL!.slice("sqlite:".length),
+    "..",
+    `mapping-${Math.random().toString(36).slice(2)}.json`,
+  );
   writeFileSync(file, JSON.stringify(doc));
   return file;
 }
@@ -97,7 +105,9 @@ describe("wrong client secret", { timeout: 120_000 }, () => {
     const { status, body } = await readyz(bridge);
     expect(status).toBe(503);
     expect(body.checks.auth0).toBe("unauthorised");
-    expect(body.problems.join("\n")).toMatch(/auth0: Auth0 unauthorised: the token endpoint answered 401 .*fix: check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET/);
+    expect(body.problems.join("\n")).toMatch(
+      /auth0: Auth0 unauthorised: the token endpoint answered 401 .*fix: check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET/,
+    );
     const logged = bridge.logs().find((l) => l.check === "token");
     expect(logged).toMatchObject({ level: "error" });
     expect(logged?.msg).toMatch(/401/);
@@ -144,14 +154,24 @@ describe("connections, roles and the plan", { timeout: 120_000 }, () => {
   it("warns that an enterprise connection syncing at each login keeps the mapping's names from being written, and fails a mapping typed database on it", async () => {
     const env = await setup({ okta: "acme-okta", entra: "acme-entra" });
     const names = { email: "userName", given_name: "name.givenName", family_name: "name.familyName" };
-    const okta = mappingFile(env, { connection: { name: "acme-okta", type: "enterprise" }, userModel: "isolated", profile: names });
-    const entra = mappingFile(env, { connection: { name: "acme-entra", type: "database" }, userModel: "isolated", profile: names });
+    const okta = mappingFile(env, {
+      connection: { name: "acme-okta", type: "enterprise" },
+      userModel: "isolated",
+      profile: names,
+    });
+    const entra = mappingFile(env, {
+      connection: { name: "acme-entra", type: "database" },
+      userModel: "isolated",
+      profile: names,
+    });
     expect((await runCli(["mapping", "apply", "okta", okta], env)).code).toBe(0);
     expect((await runCli(["mapping", "apply", "entra", entra], env)).code).toBe(0);
     const report = JSON.parse((await runCli(["doctor", "--json"], env)).stdout) as Report;
     expect(report.checks.find((c) => c.id === "connection:acme-okta")).toMatchObject({
       status: "warn",
-      summary: expect.stringMatching(/profile sync on_each_login.*okta's mapping writes given_name, family_name, which Auth0 refuses to update/),
+      summary: expect.stringMatching(
+        /profile sync on_each_login.*okta's mapping writes given_name, family_name, which Auth0 refuses to update/,
+      ),
       fix: expect.stringMatching(/set_user_root_attributes: "on_first_login"/),
     });
     expect(report.checks.find((c) => c.id === "connection:acme-entra")).toMatchObject({
@@ -163,21 +183,47 @@ describe("connections, roles and the plan", { timeout: 120_000 }, () => {
 
   it("warns about a role the tenant lacks (the bridge creates it), and about a plan without revocation", async () => {
     const env = await setup({ acme: "Username-Password-Authentication" }, essentials);
-    const file = mappingFile(env, { connection: { name: "Username-Password-Authentication" }, userModel: "isolated", profile: { email: "userName" }, roles: { rules: [], default: ["viewer"] } });
+    const file = mappingFile(env, {
+      connection: { name: "Username-Password-Authentication" },
+      userModel: "isolated",
+      profile: { email: "userName" },
+      roles: { rules: [], default: ["viewer"] },
+    });
     expect((await runCli(["mapping", "apply", "acme", file], env)).code).toBe(0);
     const report = JSON.parse((await runCli(["doctor", "--json"], env)).stdout) as Report;
-    expect(report.checks.find((c) => c.id === "role:viewer")).toMatchObject({ status: "warn", summary: expect.stringMatching(/role "viewer" does not exist: the bridge creates it/) });
-    expect(report.checks.find((c) => c.id === "revocation")).toMatchObject({ status: "warn", summary: expect.stringMatching(/not available on this plan/) });
+    expect(report.checks.find((c) => c.id === "role:viewer")).toMatchObject({
+      status: "warn",
+      summary: expect.stringMatching(/role "viewer" does not exist: the bridge creates it/),
+    });
+    expect(report.checks.find((c) => c.id === "revocation")).toMatchObject({
+      status: "warn",
+      summary: expect.stringMatching(/not available on this plan/),
+    });
   });
 
   it("fails the hook check when no bridge answers at PUBLIC_URL, or when it has another secret", async () => {
-    const env = await setup({ acme: "Username-Password-Authentication" }, emulator, { AUTH0_HOOK_SECRET: "a".repeat(40) });
-    const down = JSON.parse((await runCli(["doctor", "--json"], { ...env, PUBLIC_URL: "http://127.0.0.1:9" })).stdout) as Report;
-    expect(down.checks.find((c) => c.id === "hook")).toMatchObject({ status: "fail", summary: expect.stringMatching(/post-login hook unreachable at http:\/\/127\.0\.0\.1:9\/hooks\/auth0\/post-login/) });
+    const env = await setup({ acme: "Username-Password-Authentication" }, emulator, {
+      AUTH0_HOOK_SECRET: "a".repeat(40),
+    });
+    const down = JSON.parse(
+      (await runCli(["doctor", "--json"], { ...env, PUBLIC_URL: "http://127.0.0.1:9" })).stdout,
+    ) as Report;
+    expect(down.checks.find((c) => c.id === "hook")).toMatchObject({
+      status: "fail",
+      summary: expect.stringMatching(
+        /post-login hook unreachable at http:\/\/127\.0\.0\.1:9\/hooks\/auth0\/post-login/,
+      ),
+    });
     const bridge = await startBridge("serve", env);
     running.push(bridge);
-    const other = JSON.parse((await runCli(["doctor", "--json"], { ...env, PUBLIC_URL: bridge.url, AUTH0_HOOK_SECRET: "b".repeat(40) })).stdout) as Report;
-    expect(other.checks.find((c) => c.id === "hook")).toMatchObject({ status: "fail", summary: expect.stringMatching(/refused the signature/) });
+    const other = JSON.parse(
+      (await runCli(["doctor", "--json"], { ...env, PUBLIC_URL: bridge.url, AUTH0_HOOK_SECRET: "b".repeat(40) }))
+        .stdout,
+    ) as Report;
+    expect(other.checks.find((c) => c.id === "hook")).toMatchObject({
+      status: "fail",
+      summary: expect.stringMatching(/refused the signature/),
+    });
     const footprint = () => {
       const opened = openDatabase(env.DATABASE_URL!);
       try {
@@ -191,7 +237,9 @@ describe("connections, roles and the plan", { timeout: 120_000 }, () => {
     const before = footprint();
     const same = JSON.parse((await runCli(["doctor", "--json"], { ...env, PUBLIC_URL: bridge.url })).stdout) as Report;
     expect(same.checks.find((c) => c.id === "hook")?.status).toBe("ok");
-    expect(bridge.logs().filter((l) => l.route === "/hooks/auth0/post-login" && l.status === 200).length).toBeGreaterThan(0);
+    expect(
+      bridge.logs().filter((l) => l.route === "/hooks/auth0/post-login" && l.status === 200).length,
+    ).toBeGreaterThan(0);
     expect(footprint()).toEqual(before);
   });
 });

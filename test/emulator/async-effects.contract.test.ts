@@ -18,8 +18,15 @@ afterEach(async () => {
 });
 
 async function start(options: EmulatorOptions = {}): Promise<{ h: Harness; orgId: string }> {
-  h = await startHarness({ asyncDelayMs: DELAY, connections: [{ name: "acme-okta", strategy: "okta", id: "con_okta" }], ...options });
-  const org = await h.client.organizations.create({ name: "acme", enabled_connections: [{ connection_id: "con_okta", assign_membership_on_login: true }] });
+  h = await startHarness({
+    asyncDelayMs: DELAY,
+    connections: [{ name: "acme-okta", strategy: "okta", id: "con_okta" }],
+    ...options,
+  });
+  const org = await h.client.organizations.create({
+    name: "acme",
+    enabled_connections: [{ connection_id: "con_okta", assign_membership_on_login: true }],
+  });
   return { h, orgId: org.id! };
 }
 
@@ -40,7 +47,9 @@ describe("asynchronous effects (asyncDelayMs)", () => {
     await h.client.organizations.members.roles.assign(orgId, userId, { roles: [role.id!] });
     await h.client.organizations.members.delete(orgId, { members: [userId] });
     expect(h.emulator.state.membersOf(orgId)).toEqual([userId]);
-    expect((await h.client.organizations.members.list(orgId, { take: 10 })).data.map((m) => m.user_id)).toEqual([userId]);
+    expect((await h.client.organizations.members.list(orgId, { take: 10 })).data.map((m) => m.user_id)).toEqual([
+      userId,
+    ]);
     await sleep(DELAY + 50);
     expect(h.emulator.state.membersOf(orgId)).toEqual([]);
     expect(h.emulator.state.memberRolesOf(orgId, userId)).toEqual([]);
@@ -96,7 +105,10 @@ describe("asynchronous effects (asyncDelayMs)", () => {
 
   it("the default (0) applies at once, as tests not about timing expect", async () => {
     h = await startHarness({ connections: [{ name: "acme-okta", strategy: "okta", id: "con_okta" }] });
-    const org = await h.client.organizations.create({ name: "acme", enabled_connections: [{ connection_id: "con_okta", assign_membership_on_login: true }] });
+    const org = await h.client.organizations.create({
+      name: "acme",
+      enabled_connections: [{ connection_id: "con_okta", assign_membership_on_login: true }],
+    });
     const { userId } = await signIn(h);
     await h.client.organizations.members.delete(org.id!, { members: [userId] });
     await h.client.users.revokeAccess(userId, {});
@@ -110,23 +122,26 @@ describe("asynchronous effects (asyncDelayMs)", () => {
 });
 
 describe("plan-gated endpoints: session and refresh-token management is Enterprise-only", () => {
-  it.each<Plan>(["free", "essentials"])("%s: every session / refresh-token endpoint answers 403 operation_not_supported and revokes nothing", async (plan) => {
-    h = await startHarness({ plan });
-    const id = await createDbUser(h.client);
-    const calls = [
-      () => h!.client.users.sessions.list(id),
-      () => h!.client.users.sessions.delete(id),
-      () => h!.client.users.refreshToken.list(id),
-      () => h!.client.users.refreshToken.delete(id),
-      () => h!.client.users.revokeAccess(id, {}),
-      () => h!.client.sessions.get("any"),
-      () => h!.client.sessions.delete("any"),
-      () => h!.client.sessions.revoke("any"),
-    ];
-    for (const call of calls) {
-      const err = await expectApiError(call(), Management.ForbiddenError, 403, "operation_not_supported");
-      expect((err.body as { message: string }).message).toMatch(/Enterprise plans/);
-    }
-    expect(h.emulator.state.revocations).toEqual([]);
-  });
+  it.each<Plan>(["free", "essentials"])(
+    "%s: every session / refresh-token endpoint answers 403 operation_not_supported and revokes nothing",
+    async (plan) => {
+      h = await startHarness({ plan });
+      const id = await createDbUser(h.client);
+      const calls = [
+        () => h!.client.users.sessions.list(id),
+        () => h!.client.users.sessions.delete(id),
+        () => h!.client.users.refreshToken.list(id),
+        () => h!.client.users.refreshToken.delete(id),
+        () => h!.client.users.revokeAccess(id, {}),
+        () => h!.client.sessions.get("any"),
+        () => h!.client.sessions.delete("any"),
+        () => h!.client.sessions.revoke("any"),
+      ];
+      for (const call of calls) {
+        const err = await expectApiError(call(), Management.ForbiddenError, 403, "operation_not_supported");
+        expect((err.body as { message: string }).message).toMatch(/Enterprise plans/);
+      }
+      expect(h.emulator.state.revocations).toEqual([]);
+    },
+  );
 });

@@ -11,7 +11,11 @@ describe("token buckets (deterministic clock)", () => {
     expect(bucket.take(t0)).toBe(true);
     expect(bucket.take(t0)).toBe(true);
     expect(bucket.take(t0)).toBe(false);
-    expect(bucket.headers(t0)).toEqual({ "x-ratelimit-limit": "2", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(t0 / 1000 + 1) });
+    expect(bucket.headers(t0)).toEqual({
+      "x-ratelimit-limit": "2",
+      "x-ratelimit-remaining": "0",
+      "x-ratelimit-reset": String(t0 / 1000 + 1),
+    });
     expect(bucket.take(t0 + 499)).toBe(false);
     expect(bucket.take(t0 + 500)).toBe(true);
     expect(bucket.available(t0 + 60_000)).toBe(2); // never above capacity
@@ -43,7 +47,11 @@ describe("token buckets (deterministic clock)", () => {
     expect(refused).toMatchObject({ allowed: false, bucket: "org-members:read" });
     expect(refused.headers).toMatchObject({ "x-ratelimit-limit": "40", "x-ratelimit-remaining": "0" });
     // The global bucket (50) lost only 41 tokens: other endpoints still pass and describe it.
-    expect(limiter.take("users:read", t0)).toMatchObject({ allowed: true, bucket: "global", headers: { "x-ratelimit-limit": "50" } });
+    expect(limiter.take("users:read", t0)).toMatchObject({
+      allowed: true,
+      bucket: "global",
+      headers: { "x-ratelimit-limit": "50" },
+    });
   });
 
   it("has the documented profiles", () => {
@@ -71,11 +79,17 @@ describe("scim-bridge auth0-emulator", () => {
     vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.join(" ")));
     const program = new Command("scim-bridge").exitOverride();
     registerEmulatorCommand(program);
-    const running = program.parseAsync(["auth0-emulator", "--port", "0", "--plan", "free", "--connection", "acme-okta:okta"], { from: "user" });
+    const running = program.parseAsync(
+      ["auth0-emulator", "--port", "0", "--plan", "free", "--connection", "acme-okta:okta"],
+      { from: "user" },
+    );
     await vi.waitFor(() => expect(lines.join("\n")).toMatch(/http:\/\/127\.0\.0\.1:\d+/), { timeout: 5000 });
     const url = /http:\/\/127\.0\.0\.1:\d+/.exec(lines.join("\n"))![0];
     expect(lines[0]).toContain("free plan");
-    const state = (await (await fetch(`${url}/__emulator/state`)).json()) as { plan: string; connections: { name: string }[] };
+    const state = (await (await fetch(`${url}/__emulator/state`)).json()) as {
+      plan: string;
+      connections: { name: string }[];
+    };
     expect(state.plan).toBe("free");
     expect(state.connections.map((c) => c.name)).toContain("acme-okta");
     process.emit("SIGTERM");
@@ -88,10 +102,13 @@ describe("scim-bridge auth0-emulator", () => {
     vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.join(" ")));
     const program = new Command("scim-bridge").exitOverride();
     registerEmulatorCommand(program);
-    const running = program.parseAsync(["auth0-emulator", "--port", "0", "--scopes", "read:users,create:users", "--async-delay-ms", "1000"], { from: "user" });
+    const running = program.parseAsync(
+      ["auth0-emulator", "--port", "0", "--scopes", "read:users,create:users", "--async-delay-ms", "1000"],
+      { from: "user" },
+    );
     await vi.waitFor(() => expect(lines.join("\n")).toMatch(/http:\/\/127\.0\.0\.1:\d+/), { timeout: 5000 });
     const url = /http:\/\/127\.0\.0\.1:\d+/.exec(lines.join("\n"))![0];
-    expect((await (await fetch(`${url}/__emulator/grant`)).json())).toEqual({ scopes: ["create:users", "read:users"] });
+    expect(await (await fetch(`${url}/__emulator/grant`)).json()).toEqual({ scopes: ["create:users", "read:users"] });
     process.emit("SIGTERM");
     await running;
   });
@@ -100,13 +117,17 @@ describe("scim-bridge auth0-emulator", () => {
     vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     const program = new Command("scim-bridge").exitOverride();
     registerEmulatorCommand(program);
-    await expect(program.parseAsync(["auth0-emulator", "--scopes", "read:userz"], { from: "user" })).rejects.toThrow(/read:userz/);
+    await expect(program.parseAsync(["auth0-emulator", "--scopes", "read:userz"], { from: "user" })).rejects.toThrow(
+      /read:userz/,
+    );
   });
 
   it("rejects an unknown plan", async () => {
     vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     const program = new Command("scim-bridge").exitOverride();
     registerEmulatorCommand(program);
-    await expect(program.parseAsync(["auth0-emulator", "--plan", "platinum"], { from: "user" })).rejects.toThrow(/platinum|Allowed choices/);
+    await expect(program.parseAsync(["auth0-emulator", "--plan", "platinum"], { from: "user" })).rejects.toThrow(
+      /platinum|Allowed choices/,
+    );
   });
 });

@@ -23,7 +23,13 @@ describe("fault injection", () => {
       try {
         emulator.emulator.setFaults({ errors: [{ path: "/api/v2/organizations", status: 500, rate: 0.5 }] });
         const statuses: number[] = [];
-        for (let i = 0; i < 20; i++) statuses.push(await emulator.client.organizations.list().then(() => 200, (e: { statusCode: number }) => e.statusCode));
+        for (let i = 0; i < 20; i++)
+          statuses.push(
+            await emulator.client.organizations.list().then(
+              () => 200,
+              (e: { statusCode: number }) => e.statusCode,
+            ),
+          );
         return statuses;
       } finally {
         await emulator.emulator.close();
@@ -47,7 +53,13 @@ describe("fault injection", () => {
     await createDbUser(h.client); // token cached
     h.emulator.setFaults({ outage: { durationMs: 300 } });
     await expectApiError(h.client.users.list(), Management.ServiceUnavailableError, 503);
-    const token = await http(h.emulator, "POST", "/oauth/token", "grant_type=client_credentials&client_id=a&client_secret=b&audience=https%3A%2F%2Ft.example%2Fapi%2Fv2%2F", { "content-type": "application/x-www-form-urlencoded" });
+    const token = await http(
+      h.emulator,
+      "POST",
+      "/oauth/token",
+      "grant_type=client_credentials&client_id=a&client_secret=b&audience=https%3A%2F%2Ft.example%2Fapi%2Fv2%2F",
+      { "content-type": "application/x-www-form-urlencoded" },
+    );
     expect(token.status).toBe(503);
     await new Promise((r) => setTimeout(r, 320));
     await expect(h.client.users.list()).resolves.toBeDefined();
@@ -68,7 +80,14 @@ describe("fault injection", () => {
   it("refuses malformed fault settings over HTTP without changing the current ones", async () => {
     const ok = await http(h.emulator, "PUT", "/__emulator/faults", { latency: { ms: 5 } });
     expect(ok.status).toBe(200);
-    for (const bad of [{ errors: [{ path: "/api/v2/*", status: 200 }] }, { errors: "all" }, { errors: [null] }, { latency: { ms: 1, path: 5 } }, { outage: { durationMs: "long" } }, { rateLimitStorm: 3 }]) {
+    for (const bad of [
+      { errors: [{ path: "/api/v2/*", status: 200 }] },
+      { errors: "all" },
+      { errors: [null] },
+      { latency: { ms: 1, path: 5 } },
+      { outage: { durationMs: "long" } },
+      { rateLimitStorm: 3 },
+    ]) {
       const res = await http(h.emulator, "PUT", "/__emulator/faults", bad);
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ statusCode: 400, error: "Bad Request" });
@@ -83,12 +102,24 @@ describe("control plane over HTTP", () => {
   it("lists the calls received (method, path, status, time), dumps state and resets", async () => {
     const id = await createDbUser(h.client);
     await h.client.users.get("auth0|missing").catch(() => undefined);
-    const calls = (await http(h.emulator, "GET", "/__emulator/calls")).body as { method: string; path: string; status: number; time: string }[];
-    expect(calls.map((c) => `${c.method} ${c.path} ${c.status}`)).toEqual(["POST /oauth/token 200", "POST /api/v2/users 201", "GET /api/v2/users/auth0%7Cmissing 404"]);
+    const calls = (await http(h.emulator, "GET", "/__emulator/calls")).body as {
+      method: string;
+      path: string;
+      status: number;
+      time: string;
+    }[];
+    expect(calls.map((c) => `${c.method} ${c.path} ${c.status}`)).toEqual([
+      "POST /oauth/token 200",
+      "POST /api/v2/users 201",
+      "GET /api/v2/users/auth0%7Cmissing 404",
+    ]);
     expect(Number.isNaN(Date.parse(calls[0]!.time))).toBe(false);
     expect(JSON.stringify(calls)).not.toContain("s3cret");
 
-    const dump = (await http(h.emulator, "GET", "/__emulator/state")).body as { users: { user_id: string }[]; connections: { name: string }[] };
+    const dump = (await http(h.emulator, "GET", "/__emulator/state")).body as {
+      users: { user_id: string }[];
+      connections: { name: string }[];
+    };
     expect(dump.users.map((u) => u.user_id)).toEqual([id]);
     expect(dump.connections.map((c) => c.name)).toEqual(["Username-Password-Authentication", "acme-okta"]);
 
@@ -104,7 +135,9 @@ describe("control plane over HTTP", () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ id: expect.stringMatching(/^con_/), name: "acme-entra", strategy: "waad" });
     expect((await h.client.connections.list({ strategy: ["waad"] })).data.map((c) => c.name)).toEqual(["acme-entra"]);
-    expect((await http(h.emulator, "PUT", "/__emulator/hook", { url: "http://127.0.0.1:9/x", secret: "s" })).status).toBe(204);
+    expect(
+      (await http(h.emulator, "PUT", "/__emulator/hook", { url: "http://127.0.0.1:9/x", secret: "s" })).status,
+    ).toBe(204);
     expect((await http(h.emulator, "GET", "/__emulator/hook")).body).toEqual({ url: "http://127.0.0.1:9/x" });
     expect((await http(h.emulator, "PUT", "/__emulator/hook", { url: "not a url", secret: "s" })).status).toBe(400);
     expect((await http(h.emulator, "POST", "/__emulator/connections", { name: "x" })).status).toBe(400);
@@ -114,8 +147,14 @@ describe("control plane over HTTP", () => {
 describe("bad input never crashes the emulator", () => {
   it("answers Auth0 error bodies for malformed JSON, wrong media types, huge bodies, bad encodings and unknown routes", async () => {
     const auth = { authorization: `Bearer ${await bearer(h.emulator)}` };
-    const badJson = await http(h.emulator, "POST", "/api/v2/users", "{not json", { ...auth, "content-type": "application/json" });
-    expect(badJson).toMatchObject({ status: 400, body: { statusCode: 400, error: "Bad Request", errorCode: "invalid_body" } });
+    const badJson = await http(h.emulator, "POST", "/api/v2/users", "{not json", {
+      ...auth,
+      "content-type": "application/json",
+    });
+    expect(badJson).toMatchObject({
+      status: 400,
+      body: { statusCode: 400, error: "Bad Request", errorCode: "invalid_body" },
+    });
     const arrayBody = await http(h.emulator, "POST", "/api/v2/users", [1, 2], auth);
     expect(arrayBody).toMatchObject({ status: 400, body: { errorCode: "invalid_body" } });
     const text = await http(h.emulator, "POST", "/api/v2/users", "hello", { ...auth, "content-type": "text/plain" });

@@ -22,8 +22,15 @@ export async function startHarness(options: EmulatorOptions = {}, maxRetries = 0
   return { emulator, client: clientFor(emulator, maxRetries) };
 }
 
-export function clientFor(emulator: RunningEmulator, maxRetries = 0, credentials = { clientId: "bridge", clientSecret: "s3cret" }): ManagementClient {
-  return createManagementClient({ domain: DOMAIN, ...credentials, managementUrl: emulator.url }, { maxRetries, timeoutInSeconds: 10 });
+export function clientFor(
+  emulator: RunningEmulator,
+  maxRetries = 0,
+  credentials = { clientId: "bridge", clientSecret: "s3cret" },
+): ManagementClient {
+  return createManagementClient(
+    { domain: DOMAIN, ...credentials, managementUrl: emulator.url },
+    { maxRetries, timeoutInSeconds: 10 },
+  );
 }
 
 /** Await a rejection and check it is the SDK's typed error with Auth0's body. */
@@ -50,18 +57,32 @@ export async function expectApiError<E extends ManagementError>(
 }
 
 let counter = 0;
-export const uniqueEmail = (prefix = "user"): string => `${prefix}.${Date.now().toString(36)}.${++counter}@example.test`;
+export const uniqueEmail = (prefix = "user"): string =>
+  `${prefix}.${Date.now().toString(36)}.${++counter}@example.test`;
 
-export async function createDbUser(client: ManagementClient, email = uniqueEmail(), extra: Record<string, unknown> = {}): Promise<string> {
+export async function createDbUser(
+  client: ManagementClient,
+  email = uniqueEmail(),
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   const user = await client.users.create({ connection: DB, email, password: "Correct-Horse-9", ...extra });
   return user.user_id!;
 }
 
 /** Raw HTTP to the emulator (control plane, or API calls the SDK cannot make malformed). */
-export async function http(emulator: RunningEmulator, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: unknown }> {
+export async function http(
+  emulator: RunningEmulator,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: unknown }> {
   const response = await fetch(`${emulator.url}${path}`, {
     method,
-    headers: { ...(body !== undefined && typeof body !== "string" ? { "content-type": "application/json" } : {}), ...headers },
+    headers: {
+      ...(body !== undefined && typeof body !== "string" ? { "content-type": "application/json" } : {}),
+      ...headers,
+    },
     ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
   });
   const text = await response.text();
@@ -79,7 +100,12 @@ export async function bearer(emulator: RunningEmulator): Promise<string> {
   const response = await fetch(`${emulator.url}/oauth/token`, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials", client_id: "raw", client_secret: "raw", audience: `https://${DOMAIN}/api/v2/` }).toString(),
+    body: new URLSearchParams({
+      grant_type: "client_credentials",
+      client_id: "raw",
+      client_secret: "raw",
+      audience: `https://${DOMAIN}/api/v2/`,
+    }).toString(),
   });
   const json = (await response.json()) as { access_token: string };
   return json.access_token;

@@ -38,18 +38,36 @@ beforeEach(async () => {
   hookCalls = [];
   hookAnswer = { status: 200, body: { decision: "allow" } };
   h = await startHarness({
-    connections: [{ name: "acme-okta", strategy: "okta", id: "con_okta" }, { name: "other-saml", strategy: "samlp", id: "con_saml" }],
+    connections: [
+      { name: "acme-okta", strategy: "okta", id: "con_okta" },
+      { name: "other-saml", strategy: "samlp", id: "con_saml" },
+    ],
     postLoginHook: { url: hookUrl, secret: SECRET },
   });
-  orgId = (await h.client.organizations.create({ name: "acme", enabled_connections: [{ connection_id: "con_okta", assign_membership_on_login: true }] })).id!;
+  orgId = (
+    await h.client.organizations.create({
+      name: "acme",
+      enabled_connections: [{ connection_id: "con_okta", assign_membership_on_login: true }],
+    })
+  ).id!;
 });
 afterEach(() => h.emulator.close());
 
 describe("simulated login (POST /__emulator/login)", () => {
   it("creates the enterprise user at first login, joins it by auto-membership and calls the signed hook", async () => {
-    const res = await http(h.emulator, "POST", "/__emulator/login", { connection: "acme-okta", email: "Ann@Acme.test", organization: "acme" });
+    const res = await http(h.emulator, "POST", "/__emulator/login", {
+      connection: "acme-okta",
+      email: "Ann@Acme.test",
+      organization: "acme",
+    });
     expect(res.status).toBe(200);
-    const result = res.body as { decision: string; created: boolean; user: { user_id: string }; session_id: string; refresh_token_id: string };
+    const result = res.body as {
+      decision: string;
+      created: boolean;
+      user: { user_id: string };
+      session_id: string;
+      refresh_token_id: string;
+    };
     expect(result).toMatchObject({ decision: "allow", created: true });
     expect(result.user.user_id).toBe("okta|acme-okta|Ann@Acme.test");
     expect(h.emulator.state.membersOf(orgId)).toEqual([result.user.user_id]);
@@ -64,7 +82,16 @@ describe("simulated login (POST /__emulator/login)", () => {
     expect(Math.abs(Number(ts) - Date.now() / 1000)).toBeLessThan(5);
     expect(v1).toBe(`v1=${createHmac("sha256", SECRET).update(`${ts}.${call.raw}`).digest("hex")}`);
     expect(call.body).toMatchObject({
-      user: { user_id: result.user.user_id, email: "Ann@Acme.test", email_verified: true, blocked: false, app_metadata: {}, identities: [{ connection: "acme-okta", provider: "okta", user_id: "acme-okta|Ann@Acme.test", isSocial: false }] },
+      user: {
+        user_id: result.user.user_id,
+        email: "Ann@Acme.test",
+        email_verified: true,
+        blocked: false,
+        app_metadata: {},
+        identities: [
+          { connection: "acme-okta", provider: "okta", user_id: "acme-okta|Ann@Acme.test", isSocial: false },
+        ],
+      },
       organization: { id: orgId, name: "acme" },
       connection: { name: "acme-okta", strategy: "okta" },
       transaction: { id: expect.any(String) },
@@ -76,7 +103,10 @@ describe("simulated login (POST /__emulator/login)", () => {
   });
 
   it("applies the roles and app_metadata the hook returns to the login result", async () => {
-    hookAnswer = { status: 200, body: { decision: "allow", roles: ["admin"], app_metadata: { scim: { active: true } } } };
+    hookAnswer = {
+      status: 200,
+      body: { decision: "allow", roles: ["admin"], app_metadata: { scim: { active: true } } },
+    };
     const result = await h.emulator.login({ connection: "acme-okta", email: "bob@acme.test", organization: "acme" });
     expect(result).toMatchObject({ decision: "allow", roles: ["admin"], app_metadata: { scim: { active: true } } });
     if (result.decision !== "allow") throw new Error("unreachable");
@@ -85,7 +115,11 @@ describe("simulated login (POST /__emulator/login)", () => {
 
   it("honours a deny from the hook: no session is created", async () => {
     hookAnswer = { status: 200, body: { decision: "deny", reason: "user_deprovisioned" } };
-    const res = await http(h.emulator, "POST", "/__emulator/login", { connection: "acme-okta", email: "c@acme.test", organization: "acme" });
+    const res = await http(h.emulator, "POST", "/__emulator/login", {
+      connection: "acme-okta",
+      email: "c@acme.test",
+      organization: "acme",
+    });
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ decision: "deny", error: "access_denied", reason: "user_deprovisioned" });
     expect(h.emulator.state.sessions.size).toBe(0);
@@ -93,11 +127,17 @@ describe("simulated login (POST /__emulator/login)", () => {
 
   it("fails closed when the hook errors, answers garbage or cannot be reached", async () => {
     hookAnswer = { status: 500, body: { oops: true } };
-    expect(await h.emulator.login({ connection: "acme-okta", email: "d@acme.test", organization: "acme" })).toMatchObject({ decision: "deny", reason: "hook_unavailable" });
+    expect(
+      await h.emulator.login({ connection: "acme-okta", email: "d@acme.test", organization: "acme" }),
+    ).toMatchObject({ decision: "deny", reason: "hook_unavailable" });
     hookAnswer = { status: 200, body: { decision: "maybe" } };
-    expect(await h.emulator.login({ connection: "acme-okta", email: "d@acme.test", organization: "acme" })).toMatchObject({ decision: "deny", reason: "hook_unavailable" });
+    expect(
+      await h.emulator.login({ connection: "acme-okta", email: "d@acme.test", organization: "acme" }),
+    ).toMatchObject({ decision: "deny", reason: "hook_unavailable" });
     h.emulator.setPostLoginHook({ url: "http://127.0.0.1:1/unreachable", secret: SECRET });
-    expect(await h.emulator.login({ connection: "acme-okta", email: "d@acme.test", organization: "acme" })).toMatchObject({ decision: "deny", reason: "hook_unavailable" });
+    expect(
+      await h.emulator.login({ connection: "acme-okta", email: "d@acme.test", organization: "acme" }),
+    ).toMatchObject({ decision: "deny", reason: "hook_unavailable" });
     expect(h.emulator.state.sessions.size).toBe(0);
   });
 
@@ -106,29 +146,64 @@ describe("simulated login (POST /__emulator/login)", () => {
     if (first.decision !== "allow") throw new Error("first login should pass");
     await h.client.users.update(first.user.user_id, { blocked: true });
     hookCalls = [];
-    const res = await http(h.emulator, "POST", "/__emulator/login", { connection: "acme-okta", email: "e@acme.test", organization: "acme" });
+    const res = await http(h.emulator, "POST", "/__emulator/login", {
+      connection: "acme-okta",
+      email: "e@acme.test",
+      organization: "acme",
+    });
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ decision: "deny", error: "unauthorized", reason: "user is blocked" });
     expect(hookCalls).toHaveLength(0);
   });
 
   it("refuses when the organization does not have the connection enabled, or the user is not a member without auto-membership", async () => {
-    expect(await h.emulator.login({ connection: "other-saml", email: "f@acme.test", organization: "acme" })).toMatchObject({ decision: "deny", error: "invalid_request", reason: "the connection is not enabled for the organization" });
-    await h.client.organizations.enabledConnections.add(orgId, { connection_id: "con_saml", assign_membership_on_login: false });
+    expect(
+      await h.emulator.login({ connection: "other-saml", email: "f@acme.test", organization: "acme" }),
+    ).toMatchObject({
+      decision: "deny",
+      error: "invalid_request",
+      reason: "the connection is not enabled for the organization",
+    });
+    await h.client.organizations.enabledConnections.add(orgId, {
+      connection_id: "con_saml",
+      assign_membership_on_login: false,
+    });
     const denied = await h.emulator.login({ connection: "other-saml", email: "f@acme.test", organization: "acme" });
-    expect(denied).toMatchObject({ decision: "deny", error: "access_denied", reason: "user is not a member of the organization", created: true });
+    expect(denied).toMatchObject({
+      decision: "deny",
+      error: "access_denied",
+      reason: "user is not a member of the organization",
+      created: true,
+    });
     const userId = (denied as { user: { user_id: string } }).user.user_id;
     await h.client.organizations.members.create(orgId, { members: [userId] });
-    expect(await h.emulator.login({ connection: "other-saml", email: "f@acme.test", organization: "acme" })).toMatchObject({ decision: "allow" });
+    expect(
+      await h.emulator.login({ connection: "other-saml", email: "f@acme.test", organization: "acme" }),
+    ).toMatchObject({ decision: "allow" });
   });
 
   it("logs in existing database users only", async () => {
     const dbId = (await h.client.connections.list({ name: "Username-Password-Authentication" })).data[0]!.id!;
-    await h.client.organizations.enabledConnections.add(orgId, { connection_id: dbId, assign_membership_on_login: true });
-    expect(await h.emulator.login({ connection: "Username-Password-Authentication", email: "nobody@acme.test", organization: "acme" })).toMatchObject({ decision: "deny", created: false });
+    await h.client.organizations.enabledConnections.add(orgId, {
+      connection_id: dbId,
+      assign_membership_on_login: true,
+    });
+    expect(
+      await h.emulator.login({
+        connection: "Username-Password-Authentication",
+        email: "nobody@acme.test",
+        organization: "acme",
+      }),
+    ).toMatchObject({ decision: "deny", created: false });
     const email = uniqueEmail();
     const id = await createDbUser(h.client, email);
-    expect(await h.emulator.login({ connection: "Username-Password-Authentication", email: email.toUpperCase(), organization: "acme" })).toMatchObject({ decision: "allow", user: { user_id: id } });
+    expect(
+      await h.emulator.login({
+        connection: "Username-Password-Authentication",
+        email: email.toUpperCase(),
+        organization: "acme",
+      }),
+    ).toMatchObject({ decision: "allow", user: { user_id: id } });
   });
 
   it("answers 400 for a malformed login request", async () => {
@@ -159,7 +234,12 @@ describe("sessions, refresh tokens and revoke-access (Enterprise)", () => {
     expect(h.emulator.state.hasActiveAccess(id)).toBe(true); // refresh tokens outlive the session
     await h.client.users.refreshToken.delete(id);
     expect(h.emulator.state.hasActiveAccess(id)).toBe(false);
-    expect(h.emulator.state.revocations.filter((r) => r.user_id === id).map((r) => r.kind).sort()).toEqual(["refresh_token", "refresh_token", "session", "session"]);
+    expect(
+      h.emulator.state.revocations
+        .filter((r) => r.user_id === id)
+        .map((r) => r.kind)
+        .sort(),
+    ).toEqual(["refresh_token", "refresh_token", "session", "session"]);
   });
 
   it("revoke-access removes sessions and refresh tokens at once (202), or keeps the tokens when asked", async () => {
@@ -167,7 +247,9 @@ describe("sessions, refresh tokens and revoke-access (Enterprise)", () => {
     const { rawResponse } = await h.client.users.revokeAccess(id, {}).withRawResponse();
     expect(rawResponse.status).toBe(202);
     expect(h.emulator.state.hasActiveAccess(id)).toBe(false);
-    expect(new Set(h.emulator.state.revocations.map((r) => r.via))).toEqual(new Set(["POST /users/{id}/revoke-access"]));
+    expect(new Set(h.emulator.state.revocations.map((r) => r.via))).toEqual(
+      new Set(["POST /users/{id}/revoke-access"]),
+    );
 
     const other = await loggedIn();
     await h.client.users.revokeAccess(other, { preserve_refresh_tokens: true });
@@ -211,21 +293,37 @@ describe("password-change tickets", () => {
   it("issues a ticket URL for a database user, by id or by connection and email", async () => {
     const email = uniqueEmail();
     const id = await createDbUser(h.client, email);
-    const ticket = await h.client.tickets.changePassword({ user_id: id, result_url: "https://app.example/welcome", ttl_sec: 3600, organization_id: orgId });
+    const ticket = await h.client.tickets.changePassword({
+      user_id: id,
+      result_url: "https://app.example/welcome",
+      ttl_sec: 3600,
+      organization_id: orgId,
+    });
     expect(ticket.ticket).toMatch(new RegExp(`^${h.emulator.url}/lo/reset\\?ticket=[A-Za-z0-9]+#$`));
     const stored = h.emulator.state.tickets[0]!;
     expect(stored).toMatchObject({ user_id: id, organization_id: orgId, result_url: "https://app.example/welcome" });
     expect(Date.parse(stored.expires_at) - Date.parse(stored.created_at)).toBe(3600_000);
     const dbId = (await h.client.connections.list({ name: "Username-Password-Authentication" })).data[0]!.id!;
     await expect(h.client.tickets.changePassword({ connection_id: dbId, email })).resolves.toHaveProperty("ticket");
-    expect(Date.parse(h.emulator.state.tickets[1]!.expires_at) - Date.parse(h.emulator.state.tickets[1]!.created_at)).toBe(432000_000);
+    expect(
+      Date.parse(h.emulator.state.tickets[1]!.expires_at) - Date.parse(h.emulator.state.tickets[1]!.created_at),
+    ).toBe(432000_000);
   });
 
   it("answers 404 for an unknown user and 400 for an enterprise user", async () => {
-    await expectApiError(h.client.tickets.changePassword({ user_id: "auth0|nobody" }), Management.NotFoundError, 404, "inexistent_user");
+    await expectApiError(
+      h.client.tickets.changePassword({ user_id: "auth0|nobody" }),
+      Management.NotFoundError,
+      404,
+      "inexistent_user",
+    );
     const result = await h.emulator.login({ connection: "acme-okta", email: "g@acme.test", organization: "acme" });
     if (result.decision !== "allow") throw new Error("login denied");
-    await expectApiError(h.client.tickets.changePassword({ user_id: result.user.user_id }), Management.BadRequestError, 400);
+    await expectApiError(
+      h.client.tickets.changePassword({ user_id: result.user.user_id }),
+      Management.BadRequestError,
+      400,
+    );
   });
 });
 

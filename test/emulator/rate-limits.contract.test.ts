@@ -15,11 +15,18 @@ async function start(options: EmulatorOptions, maxRetries = 0): Promise<Harness>
 }
 
 /** Call until the first 429; returns how many calls passed, the error, and the seconds it took. */
-async function drain(call: () => Promise<unknown>, max = 200): Promise<{ passed: number; error: InstanceType<typeof Management.TooManyRequestsError>; seconds: number }> {
+async function drain(
+  call: () => Promise<unknown>,
+  max = 200,
+): Promise<{ passed: number; error: InstanceType<typeof Management.TooManyRequestsError>; seconds: number }> {
   const started = Date.now();
   for (let passed = 0; passed < max; passed++) {
-    const outcome = await call().then(() => undefined, (e: unknown) => e);
-    if (outcome instanceof Management.TooManyRequestsError) return { passed, error: outcome, seconds: (Date.now() - started) / 1000 };
+    const outcome = await call().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (outcome instanceof Management.TooManyRequestsError)
+      return { passed, error: outcome, seconds: (Date.now() - started) / 1000 };
     if (outcome) throw outcome;
   }
   throw new Error(`no 429 after ${max} calls`);
@@ -81,11 +88,15 @@ describe("rate limits per plan profile", () => {
     // The users buckets are untouched.
     const read = await client.users.list();
     expect(rateHeaders(read.rawResponse.headers)).toMatchObject({ limit: 40, remaining: 39 });
-    const created = await client.users.create({ connection: "Username-Password-Authentication", email: "w@x.test", password: "Correct-Horse-9" }).withRawResponse();
+    const created = await client.users
+      .create({ connection: "Username-Password-Authentication", email: "w@x.test", password: "Correct-Horse-9" })
+      .withRawResponse();
     expect(rateHeaders(created.rawResponse.headers)).toMatchObject({ limit: 20, remaining: 19 });
     const orgs = await drain(() => client.organizations.list());
     expect(orgs.passed).toBeGreaterThanOrEqual(5);
-    expect(orgs.passed).toBeLessThanOrEqual(5 + Math.ceil(orgs.seconds * PLAN_LIMITS.essentials.endpoints["orgs:read"]!.perSecond));
+    expect(orgs.passed).toBeLessThanOrEqual(
+      5 + Math.ceil(orgs.seconds * PLAN_LIMITS.essentials.endpoints["orgs:read"]!.perSecond),
+    );
   });
 
   it("enterprise: a global burst of 50, and 20 for organization member writes (the bucket that served the call is reported)", async () => {
@@ -99,16 +110,23 @@ describe("rate limits per plan profile", () => {
     const reads = await drain(() => client.users.get(userId));
     expect(reads.passed).toBeGreaterThanOrEqual(47);
     expect(reads.passed).toBeLessThanOrEqual(47 + Math.ceil((reads.seconds + 0.5) * 16));
-    expect(reads.error.body).toMatchObject({ statusCode: 429, error: "Too Many Requests", errorCode: "too_many_requests" });
+    expect(reads.error.body).toMatchObject({
+      statusCode: 429,
+      error: "Too Many Requests",
+      errorCode: "too_many_requests",
+    });
     expect(rateHeaders(reads.error.rawResponse!.headers)).toMatchObject({ limit: 50, remaining: 0 });
   });
 
   it("essentials (Auth0 docs: Rate Limit Configurations, Essentials and Professional): Write Organizations, Write Organization Connections and Read Connections have their own buckets of 5", async () => {
-    const { client } = await start({ plan: "essentials", connections: [{ name: "acme-okta", strategy: "okta", id: "con_okta" }] });
+    const { client } = await start({
+      plan: "essentials",
+      connections: [{ name: "acme-okta", strategy: "okta", id: "con_okta" }],
+    });
     let n = 0;
     const writes = await drain(() => client.organizations.create({ name: `org-${++n}` }));
     expect(writes.passed).toBeGreaterThanOrEqual(5);
-    expect(writes.passed).toBeLessThanOrEqual(5 + Math.ceil(writes.seconds * 25 / 60));
+    expect(writes.passed).toBeLessThanOrEqual(5 + Math.ceil((writes.seconds * 25) / 60));
     expect(rateHeaders(writes.error.rawResponse!.headers)).toMatchObject({ limit: 5, remaining: 0 });
     const orgs = await client.organizations.list({ from: undefined, take: 1 });
     const orgId = orgs.data[0]!.id!;

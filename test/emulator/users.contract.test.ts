@@ -4,41 +4,88 @@ import { DB, createDbUser, expectApiError, startHarness, uniqueEmail, type Harne
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ connections: [{ name: "acme-okta", strategy: "okta" }, { name: "acme-saml", strategy: "samlp" }] });
+  h = await startHarness({
+    connections: [
+      { name: "acme-okta", strategy: "okta" },
+      { name: "acme-saml", strategy: "samlp" },
+    ],
+  });
 });
 afterAll(() => h.emulator.close());
 beforeEach(() => h.emulator.reset());
 
 describe("users through node-auth0 v7", () => {
   it("creates a database user with a lower-cased email, an auth0| id and its identity", async () => {
-    const user = await h.client.users.create({ connection: DB, email: "Ann.Smith@Example.TEST", password: "Correct-Horse-9", app_metadata: { tier: "gold" } });
+    const user = await h.client.users.create({
+      connection: DB,
+      email: "Ann.Smith@Example.TEST",
+      password: "Correct-Horse-9",
+      app_metadata: { tier: "gold" },
+    });
     expect(user.user_id).toMatch(/^auth0\|[0-9a-f]{24}$/);
     expect(user.email).toBe("ann.smith@example.test");
     expect(user.email_verified).toBe(false);
     expect(user.app_metadata).toEqual({ tier: "gold" });
-    expect(user.identities).toEqual([{ connection: DB, provider: "auth0", user_id: user.user_id!.slice(6), isSocial: false }]);
+    expect(user.identities).toEqual([
+      { connection: DB, provider: "auth0", user_id: user.user_id!.slice(6), isSocial: false },
+    ]);
     expect(h.emulator.state.users.get(user.user_id!)?.email).toBe("ann.smith@example.test");
   });
 
   it("answers 409 auth0_idp_error for a duplicate email in the connection, whatever its case", async () => {
     const email = uniqueEmail();
     await createDbUser(h.client, email);
-    const err = await expectApiError(h.client.users.create({ connection: DB, email: email.toUpperCase(), password: "Correct-Horse-9" }), Management.ConflictError, 409, "auth0_idp_error");
+    const err = await expectApiError(
+      h.client.users.create({ connection: DB, email: email.toUpperCase(), password: "Correct-Horse-9" }),
+      Management.ConflictError,
+      409,
+      "auth0_idp_error",
+    );
     expect((err.body as { message: string }).message).toBe("The user already exists.");
     expect(h.emulator.state.users.size).toBe(1);
   });
 
   it("refuses to create users on enterprise connections and on unknown ones", async () => {
-    await expectApiError(h.client.users.create({ connection: "acme-okta", email: uniqueEmail(), password: "x-Y-z-123" }), Management.BadRequestError, 400, "operation_not_supported");
-    await expectApiError(h.client.users.create({ connection: "nope", email: uniqueEmail(), password: "x-Y-z-123" }), Management.BadRequestError, 400, "inexistent_connection");
+    await expectApiError(
+      h.client.users.create({ connection: "acme-okta", email: uniqueEmail(), password: "x-Y-z-123" }),
+      Management.BadRequestError,
+      400,
+      "operation_not_supported",
+    );
+    await expectApiError(
+      h.client.users.create({ connection: "nope", email: uniqueEmail(), password: "x-Y-z-123" }),
+      Management.BadRequestError,
+      400,
+      "inexistent_connection",
+    );
     expect(h.emulator.state.users.size).toBe(0);
   });
 
   it("validates the create body as Auth0 does", async () => {
-    await expectApiError(h.client.users.create({ connection: DB, email: uniqueEmail() }), Management.BadRequestError, 400, "invalid_body");
-    await expectApiError(h.client.users.create({ connection: DB, email: "not-an-email", password: "Correct-Horse-9" }), Management.BadRequestError, 400, "invalid_body");
-    const unknownProp = { connection: DB, email: uniqueEmail(), password: "Correct-Horse-9", favourite_colour: "blue" } as unknown as Parameters<typeof h.client.users.create>[0];
-    const err = await expectApiError(h.client.users.create(unknownProp), Management.BadRequestError, 400, "invalid_body");
+    await expectApiError(
+      h.client.users.create({ connection: DB, email: uniqueEmail() }),
+      Management.BadRequestError,
+      400,
+      "invalid_body",
+    );
+    await expectApiError(
+      h.client.users.create({ connection: DB, email: "not-an-email", password: "Correct-Horse-9" }),
+      Management.BadRequestError,
+      400,
+      "invalid_body",
+    );
+    const unknownProp = {
+      connection: DB,
+      email: uniqueEmail(),
+      password: "Correct-Horse-9",
+      favourite_colour: "blue",
+    } as unknown as Parameters<typeof h.client.users.create>[0];
+    const err = await expectApiError(
+      h.client.users.create(unknownProp),
+      Management.BadRequestError,
+      400,
+      "invalid_body",
+    );
     expect((err.body as { message: string }).message).toContain("favourite_colour");
   });
 
@@ -46,7 +93,12 @@ describe("users through node-auth0 v7", () => {
     const id = await createDbUser(h.client);
     expect((await h.client.users.get(id)).user_id).toBe(id);
     expect(h.emulator.calls().some((c) => c.path === `/api/v2/users/${encodeURIComponent(id)}`)).toBe(true);
-    await expectApiError(h.client.users.get("auth0|000000000000000000000000"), Management.NotFoundError, 404, "inexistent_user");
+    await expectApiError(
+      h.client.users.get("auth0|000000000000000000000000"),
+      Management.NotFoundError,
+      404,
+      "inexistent_user",
+    );
   });
 
   it("honours fields/include_fields", async () => {
@@ -60,7 +112,9 @@ describe("users through node-auth0 v7", () => {
 
   describe("PATCH", () => {
     it("merges app_metadata at the top level only: nested objects are replaced, null deletes a key", async () => {
-      const id = await createDbUser(h.client, uniqueEmail(), { app_metadata: { scim: { externalId: "e1", active: true }, keep: "me", drop: 1 } });
+      const id = await createDbUser(h.client, uniqueEmail(), {
+        app_metadata: { scim: { externalId: "e1", active: true }, keep: "me", drop: 1 },
+      });
       const updated = await h.client.users.update(id, { app_metadata: { scim: { externalId: "e2" }, drop: null } });
       expect(updated.app_metadata).toEqual({ scim: { externalId: "e2" }, keep: "me" });
     });
@@ -74,9 +128,24 @@ describe("users through node-auth0 v7", () => {
 
     it("refuses reserved app_metadata keys and field names with '.' or '$'", async () => {
       const id = await createDbUser(h.client);
-      await expectApiError(h.client.users.update(id, { app_metadata: { blocked: true } }), Management.BadRequestError, 400, "invalid_body");
-      await expectApiError(h.client.users.update(id, { app_metadata: { nested: { "a.b": 1 } } }), Management.BadRequestError, 400, "invalid_body");
-      await expectApiError(h.client.users.update(id, { user_metadata: { $where: 1 } }), Management.BadRequestError, 400, "invalid_body");
+      await expectApiError(
+        h.client.users.update(id, { app_metadata: { blocked: true } }),
+        Management.BadRequestError,
+        400,
+        "invalid_body",
+      );
+      await expectApiError(
+        h.client.users.update(id, { app_metadata: { nested: { "a.b": 1 } } }),
+        Management.BadRequestError,
+        400,
+        "invalid_body",
+      );
+      await expectApiError(
+        h.client.users.update(id, { user_metadata: { $where: 1 } }),
+        Management.BadRequestError,
+        400,
+        "invalid_body",
+      );
       expect(h.emulator.state.users.get(id)!.app_metadata).toEqual({});
     });
 
@@ -98,9 +167,19 @@ describe("users through node-auth0 v7", () => {
     });
 
     it("answers 404 for an unknown user and 400 for a wrong type", async () => {
-      await expectApiError(h.client.users.update("auth0|nobody", { blocked: true }), Management.NotFoundError, 404, "inexistent_user");
+      await expectApiError(
+        h.client.users.update("auth0|nobody", { blocked: true }),
+        Management.NotFoundError,
+        404,
+        "inexistent_user",
+      );
       const id = await createDbUser(h.client);
-      await expectApiError(h.client.users.update(id, { blocked: "yes" as unknown as boolean }), Management.BadRequestError, 400, "invalid_body");
+      await expectApiError(
+        h.client.users.update(id, { blocked: "yes" as unknown as boolean }),
+        Management.BadRequestError,
+        400,
+        "invalid_body",
+      );
     });
   });
 
@@ -126,12 +205,17 @@ describe("users through node-auth0 v7", () => {
 
 describe("user search (GET /users)", () => {
   beforeEach(async () => {
-    await createDbUser(h.client, "ann@acme.test", { given_name: "Ann", name: "Ann Smith", app_metadata: { scim: { externalId: "x-1" }, orgs: ["acme"] } });
+    await createDbUser(h.client, "ann@acme.test", {
+      given_name: "Ann",
+      name: "Ann Smith",
+      app_metadata: { scim: { externalId: "x-1" }, orgs: ["acme"] },
+    });
     await createDbUser(h.client, "bob@acme.test", { name: "Bob Jones", app_metadata: { scim: { externalId: "x-2" } } });
     await createDbUser(h.client, "carol@other.test", { name: "Carol King" });
   });
 
-  const search = async (q: string) => (await h.client.users.list({ q, search_engine: "v3" })).data.map((u) => u.email).sort();
+  const search = async (q: string) =>
+    (await h.client.users.list({ q, search_engine: "v3" })).data.map((u) => u.email).sort();
 
   it("matches fields, phrases, nested metadata, _exists_, wildcards and boolean operators", async () => {
     expect(await search('email:"ANN@acme.test"')).toEqual(["ann@acme.test"]);
@@ -140,7 +224,10 @@ describe("user search (GET /users)", () => {
     expect(await search("_exists_:app_metadata.scim")).toEqual(["ann@acme.test", "bob@acme.test"]);
     expect(await search("email.domain:acme.test AND NOT name:bob")).toEqual(["ann@acme.test"]);
     expect(await search("name:car*")).toEqual(["carol@other.test"]);
-    expect(await search('app_metadata.orgs:"acme" OR email:"carol@other.test"')).toEqual(["ann@acme.test", "carol@other.test"]);
+    expect(await search('app_metadata.orgs:"acme" OR email:"carol@other.test"')).toEqual([
+      "ann@acme.test",
+      "carol@other.test",
+    ]);
     expect(await search('identities.connection:"Username-Password-Authentication"')).toHaveLength(3);
     expect(await search('email:("ann@acme.test" OR "bob@acme.test")')).toEqual(["ann@acme.test", "bob@acme.test"]);
     // metadata values are case-sensitive
@@ -157,10 +244,30 @@ describe("user search (GET /users)", () => {
   });
 
   it("refuses per_page above 50, paging past 1,000 results, bad queries and short suffix wildcards", async () => {
-    await expectApiError(h.client.users.list({ per_page: 51 }), Management.BadRequestError, 400, "invalid_query_string");
-    await expectApiError(h.client.users.list({ page: 20, per_page: 50 }), Management.BadRequestError, 400, "invalid_paging");
-    await expectApiError(h.client.users.list({ q: 'email:"unterminated' }), Management.BadRequestError, 400, "invalid_query_string");
-    await expectApiError(h.client.users.list({ q: "name:*th" }), Management.BadRequestError, 400, "invalid_query_string");
+    await expectApiError(
+      h.client.users.list({ per_page: 51 }),
+      Management.BadRequestError,
+      400,
+      "invalid_query_string",
+    );
+    await expectApiError(
+      h.client.users.list({ page: 20, per_page: 50 }),
+      Management.BadRequestError,
+      400,
+      "invalid_paging",
+    );
+    await expectApiError(
+      h.client.users.list({ q: 'email:"unterminated' }),
+      Management.BadRequestError,
+      400,
+      "invalid_query_string",
+    );
+    await expectApiError(
+      h.client.users.list({ q: "name:*th" }),
+      Management.BadRequestError,
+      400,
+      "invalid_query_string",
+    );
     expect(await search("name:*ith")).toEqual(["ann@acme.test"]);
   });
 });

@@ -30,13 +30,19 @@ interface Held {
 /** Starts a PATCH whose headers are sent at once and whose body only on `req.end(body)`. */
 function heldPatch(b: TestBridge, path: string, length: number): Held {
   const url = new URL(`${b.origin}${b.basePath}${path}`);
-  const req = httpRequest(url, { method: "PATCH", agent: false, headers: { Authorization: `Bearer ${b.token}`, "Content-Type": "application/scim+json", "Content-Length": length } });
+  const req = httpRequest(url, {
+    method: "PATCH",
+    agent: false,
+    headers: { Authorization: `Bearer ${b.token}`, "Content-Type": "application/scim+json", "Content-Length": length },
+  });
   const answer = new Promise<Held extends { answer: Promise<infer A> } ? A : never>((resolve, reject) => {
     req.on("response", (res: IncomingMessage) => {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode!, retryAfter: res.headers["retry-after"] as string | undefined, body: text }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode!, retryAfter: res.headers["retry-after"] as string | undefined, body: text }),
+      );
     });
     // A request refused before its body was read may see its socket closed while still sending.
     req.on("error", reject);
@@ -53,25 +59,49 @@ async function setUp(concurrency: number) {
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   }));
   hook = postLoginHookRouter(b.db, secret);
-  const slug = b.db.select({ slug: organizations.slug }).from(organizations).where(eq(organizations.id, b.organizationId)).get()!.slug;
+  const slug = b.db
+    .select({ slug: organizations.slug })
+    .from(organizations)
+    .where(eq(organizations.id, b.organizationId))
+    .get()!.slug;
   const noisyUser = (await b.scim.post("/Users", { userName: "noisy@fair.example" }).expect(201)).body.id as string;
   const other = b.newDirectory();
   const quietUser = (await other.scim.post("/Users", { userName: "quiet@fair.example" }).expect(201)).body.id as string;
-  const hookBody = JSON.stringify({ user: { user_id: "auth0|nobody", email: "quiet@fair.example" }, organization: { name: slug } });
-  const login = () => b.http.post("/hooks/auth0/post-login").set("Content-Type", "application/json").set("x-scim-bridge-signature", signPostLoginBody(secret, hookBody)).send(hookBody);
+  const hookBody = JSON.stringify({
+    user: { user_id: "auth0|nobody", email: "quiet@fair.example" },
+    organization: { name: slug },
+  });
+  const login = () =>
+    b.http
+      .post("/hooks/auth0/post-login")
+      .set("Content-Type", "application/json")
+      .set("x-scim-bridge-signature", signPostLoginBody(secret, hookBody))
+      .send(hookBody);
   return { b, noisyUser, neighbour: () => other.scim.get(`/Users/${quietUser}`), login };
 }
 
 // The dearest PATCH the limits allow: adding and removing 50 emails, as many values as a PATCH may carry.
 const emails = Array.from({ length: 50 }, (_, i) => ({ value: `churn${i}@fair.example` }));
-const dearest = JSON.stringify(patchOp(Array.from({ length: scimLimits.maxPatchValues / emails.length }, (_, i) => ({ op: i % 2 === 0 ? "add" : "remove", path: "emails", value: emails }))));
+const dearest = JSON.stringify(
+  patchOp(
+    Array.from({ length: scimLimits.maxPatchValues / emails.length }, (_, i) => ({
+      op: i % 2 === 0 ? "add" : "remove",
+      path: "emails",
+      value: emails,
+    })),
+  ),
+);
 
 describe("a directory's burst of the dearest writes", () => {
   it("admits exactly the limit, makes the rest wait their turn, and answers the login and the other tenant meanwhile", async () => {
     const { b, noisyUser, neighbour, login } = await setUp(2);
     const held = Array.from({ length: burst }, () => heldPatch(b, `/Users/${noisyUser}`, Buffer.byteLength(dearest)));
     const answered: { status: number }[] = [];
-    for (const h of held) void h.answer.then((a) => answered.push(a), () => answered.push({ status: 0 }));
+    for (const h of held)
+      void h.answer.then(
+        (a) => answered.push(a),
+        () => answered.push({ status: 0 }),
+      );
     // While the burst is held open, the login and the other tenant are answered, and none of the burst is refused.
     expect((await login()).status).toBe(200);
     expect((await neighbour()).status).toBe(200);
@@ -92,7 +122,9 @@ describe("a directory's burst of the dearest writes", () => {
   });
 
   it("never refuses a directory that sends its requests one after another", async () => {
-    bridge = await createTestBridge({ scimRateLimit: { ratePerSecond: 10_000, burst: 10_000, concurrency: 1, shedWhenBehind: false } });
+    bridge = await createTestBridge({
+      scimRateLimit: { ratePerSecond: 10_000, burst: 10_000, concurrency: 1, shedWhenBehind: false },
+    });
     for (let i = 0; i < 20; i++) await bridge.scim.post("/Users", { userName: `one${i}@fair.example` }).expect(201);
   });
 });
@@ -100,12 +132,20 @@ describe("a directory's burst of the dearest writes", () => {
 describe("while the event loop is behind", () => {
   it("holds every directory to one request at a time, and lifts that when it has caught up", () => {
     let behind = false;
-    const limit = concurrencyLimit(4, (req) => (req as unknown as { key: string }).key, () => behind, 2);
+    const limit = concurrencyLimit(
+      4,
+      (req) => (req as unknown as { key: string }).key,
+      () => behind,
+      2,
+    );
     const admit = (key: string) => {
       const res = new EventEmitter();
       let outcome: unknown = "waiting";
       limit({ key } as unknown as Request, res as unknown as Response, (err?: unknown) => (outcome = err));
-      return { outcome: () => outcome as { kind?: string; message?: string } | undefined | "waiting", finish: () => res.emit("finish") };
+      return {
+        outcome: () => outcome as { kind?: string; message?: string } | undefined | "waiting",
+        finish: () => res.emit("finish"),
+      };
     };
     const a1 = admit("a");
     expect(a1.outcome()).toBeUndefined();
@@ -116,7 +156,10 @@ describe("while the event loop is behind", () => {
     expect(admit("b").outcome()).toBeUndefined();
     const a3 = admit("a");
     // Beyond the waiting room: refused with a reason.
-    expect(admit("a").outcome()).toMatchObject({ kind: "rateLimited", message: expect.stringMatching(/one request at a time per directory/) });
+    expect(admit("a").outcome()).toMatchObject({
+      kind: "rateLimited",
+      message: expect.stringMatching(/one request at a time per directory/),
+    });
     a1.finish();
     expect(a2.outcome()).toBeUndefined();
     expect(a3.outcome()).toBe("waiting");

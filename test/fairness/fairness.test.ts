@@ -36,7 +36,11 @@ beforeAll(async () => {
   seeded = seedUsers(bridge.sqlite, bridge.directoryId, bigDirectory);
   other = bridge.newDirectory();
   otherUserId = (await other.scim.post("/Users", { userName: "b@other.example" }).expect(201)).body.id;
-  slug = bridge.db.select({ slug: organizations.slug }).from(organizations).where(eq(organizations.id, bridge.organizationId)).get()!.slug;
+  slug = bridge.db
+    .select({ slug: organizations.slug })
+    .from(organizations)
+    .where(eq(organizations.id, bridge.organizationId))
+    .get()!.slug;
 });
 afterAll(async () => bridge.close());
 
@@ -44,7 +48,11 @@ const filterQuery = (filter: string) => `/Users?filter=${encodeURIComponent(filt
 
 describe("reads are priced before they run", () => {
   it("refuses a filter too costly for the directory's size with 400 invalidFilter naming what to filter on instead", async () => {
-    for (const filter of ['title co "x"', Array.from({ length: 100 }, (_, i) => `userName ew "q${i}"`).join(" or "), 'not (userName eq "a") and title sw "T"']) {
+    for (const filter of [
+      'title co "x"',
+      Array.from({ length: 100 }, (_, i) => `userName ew "q${i}"`).join(" or "),
+      'not (userName eq "a") and title sw "T"',
+    ]) {
       const res = await bridge.scim.get(filterQuery(filter)).expect(400);
       expect(res.body.scimType).toBe("invalidFilter");
       expect(res.body.detail).toMatch(/too complex for a directory of 8000 users/);
@@ -55,7 +63,9 @@ describe("reads are priced before they run", () => {
   it("answers indexed filters on the same directory, and the same costly filter on a small one", async () => {
     const res = await bridge.scim.get(filterQuery('userName eq "SEED17@fair.example" and title co "x"')).expect(200);
     expect(res.body.totalResults).toBe(0);
-    expect((await bridge.scim.get(filterQuery('emails.value eq "seed42@fair.example"')).expect(200)).body.Resources[0].id).toBe(seeded[42]);
+    expect(
+      (await bridge.scim.get(filterQuery('emails.value eq "seed42@fair.example"')).expect(200)).body.Resources[0].id,
+    ).toBe(seeded[42]);
     expect((await other.scim.get(filterQuery('title co "x"')).expect(200)).body.totalResults).toBe(0);
   });
 
@@ -83,7 +93,11 @@ describe("PATCH work is bounded by the request, not by what it asks for", () => 
   it("refuses 1,000 operations adding 25 emails each (25,000 values) before applying any, with nothing written", async () => {
     const id = seeded[100]!;
     const before = writeFootprint(bridge.db);
-    const operations = Array.from({ length: 1000 }, (_, i) => ({ op: "add", path: "emails", value: Array.from({ length: 25 }, (_, j) => ({ value: `e${i}-${j}@fair.example` })) }));
+    const operations = Array.from({ length: 1000 }, (_, i) => ({
+      op: "add",
+      path: "emails",
+      value: Array.from({ length: 25 }, (_, j) => ({ value: `e${i}-${j}@fair.example` })),
+    }));
     const res = await bridge.scim.patch(`/Users/${id}`, patchOp(operations)).expect(400);
     expect(res.body.scimType).toBe("invalidValue");
     expect(res.body.detail).toBe(`a PATCH may carry at most ${scimLimits.maxPatchValues} values across its operations`);
@@ -93,7 +107,11 @@ describe("PATCH work is bounded by the request, not by what it asks for", () => 
   it("names the attribute when operations would take it past its maximum, with nothing written", async () => {
     const id = seeded[103]!;
     const before = writeFootprint(bridge.db);
-    const operations = Array.from({ length: 5 }, (_, i) => ({ op: "add", path: "emails", value: Array.from({ length: 25 }, (_, j) => ({ value: `f${i}-${j}@fair.example` })) }));
+    const operations = Array.from({ length: 5 }, (_, i) => ({
+      op: "add",
+      path: "emails",
+      value: Array.from({ length: 25 }, (_, j) => ({ value: `f${i}-${j}@fair.example` })),
+    }));
     const res = await bridge.scim.patch(`/Users/${id}`, patchOp(operations)).expect(400);
     expect(res.body.detail).toBe(`"emails" may hold at most ${scimLimits.maxValuesPerAttribute} values`);
     expect(writeFootprint(bridge.db)).toEqual(before);
@@ -101,9 +119,13 @@ describe("PATCH work is bounded by the request, not by what it asks for", () => 
 
   it("removes a list of the most values a PATCH may carry from a user holding the maximum, in one request", async () => {
     const id = seeded[101]!;
-    const emails = Array.from({ length: scimLimits.maxValuesPerAttribute }, (_, i) => ({ value: `keep${i}@fair.example` }));
+    const emails = Array.from({ length: scimLimits.maxValuesPerAttribute }, (_, i) => ({
+      value: `keep${i}@fair.example`,
+    }));
     await bridge.scim.put(`/Users/${id}`, { userName: "seed101@fair.example", emails }).expect(200);
-    const listed = Array.from({ length: scimLimits.maxPatchValues }, (_, i) => ({ value: `KEEP${i * 2}@FAIR.EXAMPLE` }));
+    const listed = Array.from({ length: scimLimits.maxPatchValues }, (_, i) => ({
+      value: `KEEP${i * 2}@FAIR.EXAMPLE`,
+    }));
     await bridge.scim.patch(`/Users/${id}`, patchOp([{ op: "remove", path: "emails", value: listed }])).expect(204);
     const kept = (storedUser(bridge.db, id)!.document.emails as { value: string }[]).map((e) => e.value);
     expect(kept).toEqual(emails.filter((_, i) => i % 2 === 1).map((e) => e.value));
@@ -124,7 +146,9 @@ describe("PATCH work is bounded by the request, not by what it asks for", () => 
 
   it("refuses more than 1,000 operations in one PATCH with 400 tooMany", async () => {
     const operations = Array.from({ length: 1001 }, () => ({ op: "replace", path: "title", value: "x" }));
-    expect((await bridge.scim.patch(`/Users/${seeded[102]}`, patchOp(operations)).expect(400)).body.scimType).toBe("tooMany");
+    expect((await bridge.scim.patch(`/Users/${seeded[102]}`, patchOp(operations)).expect(400)).body.scimType).toBe(
+      "tooMany",
+    );
   });
 });
 
@@ -133,7 +157,10 @@ describe("the login path and other tenants while one tenant floods", () => {
     clock += 60_000;
     const dearest = `/Users?sortBy=title&count=${1000}`; // unindexed sort over 8,000 users: near the per-request maximum
     const flood = Array.from({ length: 40 }, () => bridge.scim.get(dearest).then((r) => r.status));
-    const hookBody = JSON.stringify({ user: { user_id: "auth0|nobody", email: "seed5@fair.example" }, organization: { name: slug } });
+    const hookBody = JSON.stringify({
+      user: { user_id: "auth0|nobody", email: "seed5@fair.example" },
+      organization: { name: slug },
+    });
     const hook = bridge.http
       .post("/hooks/auth0/post-login")
       .set("Content-Type", "application/json")

@@ -28,19 +28,31 @@ describe("members per request", () => {
       await bridge.scim.put(`/Groups/${group}`, { displayName: "Bounded", members: over }),
       await bridge.scim.patch(`/Groups/${group}`, patchOp([{ op: "add", path: "members", value: over }])),
       // Summed over operations.
-      await bridge.scim.patch(`/Groups/${group}`, patchOp([{ op: "add", path: "members", value: members(0, max / 2) }, { op: "add", path: "members", value: members(max / 2, max / 2 + 1) }])),
+      await bridge.scim.patch(
+        `/Groups/${group}`,
+        patchOp([
+          { op: "add", path: "members", value: members(0, max / 2) },
+          { op: "add", path: "members", value: members(max / 2, max / 2 + 1) },
+        ]),
+      ),
       // A list of hundreds of thousands (the ids need not exist: it is refused before they are looked up).
-      await bridge.scim.put(`/Groups/${group}`, { displayName: "Bounded", members: Array.from({ length: 200_000 }, (_, i) => ({ value: `u${i}` })) }),
+      await bridge.scim.put(`/Groups/${group}`, {
+        displayName: "Bounded",
+        members: Array.from({ length: 200_000 }, (_, i) => ({ value: `u${i}` })),
+      }),
     ]) {
       expect(res.status).toBe(400);
       expect(res.body.scimType).toBe("invalidValue");
-      expect(res.body.detail).toBe(`"members": a request may carry at most ${max} members; add the rest with PATCH "add" operations`);
+      expect(res.body.detail).toBe(
+        `"members": a request may carry at most ${max} members; add the rest with PATCH "add" operations`,
+      );
     }
     expect(writeFootprint(bridge.db)).toEqual(before);
   });
 
   it("replaces a full list of the maximum with another, half overlapping, writing only the difference", async () => {
-    const group = (await bridge.scim.post("/Groups", { displayName: "Full", members: members(0, max) }).expect(201)).body.id as string;
+    const group = (await bridge.scim.post("/Groups", { displayName: "Full", members: members(0, max) }).expect(201))
+      .body.id as string;
     await bridge.scim.put(`/Groups/${group}`, { displayName: "Full", members: members(max / 2, max) }).expect(200);
     const res = await bridge.scim.get(`/Groups/${group}`).expect(200);
     const stored = new Set((res.body.members as { value: string }[]).map((m) => m.value));
@@ -49,7 +61,9 @@ describe("members per request", () => {
     expect(stored.has(ids[max / 2 - 1]!)).toBe(false);
     expect(stored.has(ids[max + max / 2 - 1]!)).toBe(true);
     // Larger groups grow by PATCH.
-    await bridge.scim.patch(`/Groups/${group}`, patchOp([{ op: "add", path: "members", value: members(0, max / 2) }])).expect(204);
+    await bridge.scim
+      .patch(`/Groups/${group}`, patchOp([{ op: "add", path: "members", value: members(0, max / 2) }]))
+      .expect(204);
     expect((await bridge.scim.get(`/Groups/${group}?attributes=displayName`).expect(200)).body.id).toBe(group);
     const count = bridge.sqlite.prepare("SELECT count(*) FROM group_members WHERE group_id = ?").pluck().get(group);
     expect(count).toBe(max + max / 2);

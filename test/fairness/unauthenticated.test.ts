@@ -33,7 +33,9 @@ describe("a flood of random tokens", () => {
     const { burst } = unauthenticatedLimitDefaults;
     const statuses: number[] = [];
     for (let i = 0; i < burst + 30; i++) {
-      const res = await bridge.http.get(`${bridge.basePath}/Users`).set("Authorization", `Bearer ${randomBytes(24).toString("base64url")}`);
+      const res = await bridge.http
+        .get(`${bridge.basePath}/Users`)
+        .set("Authorization", `Bearer ${randomBytes(24).toString("base64url")}`);
       statuses.push(res.status);
       if (res.status === 429) {
         expect(res.body.schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:Error"]);
@@ -67,8 +69,16 @@ describe("a flood of random tokens", () => {
   it("answers missing credentials the same way, without parsing the body", async () => {
     const target = bridge.newDirectory();
     for (let i = 0; i < unauthenticatedLimitDefaults.burst; i++) {
-      await bridge.http.post(`${target.basePath}/Users`).set("Content-Type", "application/scim+json").send("{not json").expect(401);
+      await bridge.http
+        .post(`${target.basePath}/Users`)
+        .set("Content-Type", "application/scim+json")
+        .send("{not json")
+        .expect(401);
     }
-    await bridge.http.post(`${target.basePath}/Users`).set("Content-Type", "application/scim+json").send("{not json").expect(429);
+    await bridge.http
+      .post(`${target.basePath}/Users`)
+      .set("Content-Type", "application/scim+json")
+      .send("{not json")
+      .expect(429);
   });
 });

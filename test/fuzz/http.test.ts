@@ -49,9 +49,21 @@ beforeAll(async () => {
   });
   recorder = r = scimRequestLog(bridge.db, { log });
   hook = postLoginHookRouter(bridge.db, hookSecret);
-  admin = adminRouter({ db: bridge.db, publicUrl: bridge.origin, bootstrapOperatorToken: adminToken, log, signOut: async () => ({ revoked: true }), rateLimit: false });
-  userId = (await bridge.scim.post("/Users", { userName: "fuzz@x.test", emails: [{ value: "fuzz@x.test", type: "work" }] }).expect(201)).body.id;
-  groupId = (await bridge.scim.post("/Groups", { displayName: "Fuzzers", members: [{ value: userId }] }).expect(201)).body.id;
+  admin = adminRouter({
+    db: bridge.db,
+    publicUrl: bridge.origin,
+    bootstrapOperatorToken: adminToken,
+    log,
+    signOut: async () => ({ revoked: true }),
+    rateLimit: false,
+  });
+  userId = (
+    await bridge.scim
+      .post("/Users", { userName: "fuzz@x.test", emails: [{ value: "fuzz@x.test", type: "work" }] })
+      .expect(201)
+  ).body.id;
+  groupId = (await bridge.scim.post("/Groups", { displayName: "Fuzzers", members: [{ value: userId }] }).expect(201))
+    .body.id;
 });
 
 afterAll(async () => {
@@ -83,11 +95,32 @@ const escape = fc.oneof(
   fc.constantFrom("%", "%Z", "%ZZ", "%E0", "%E0%A4", "%C0%AF", "%FF%FE", "%00", "%2F", "%25", "%%"),
   fc.string({ unit: fc.constantFrom(...hex.split("")), maxLength: 3 }).map((s) => `%${s}`),
 );
-const segment = fc.array(fc.oneof(escape, fc.string({ unit: fc.constantFrom(..."aZ09-_.~é:@+".split("")), maxLength: 4 })), { maxLength: 5 }).map((p) => p.join(""));
+const segment = fc
+  .array(fc.oneof(escape, fc.string({ unit: fc.constantFrom(..."aZ09-_.~é:@+".split("")), maxLength: 4 })), {
+    maxLength: 5,
+  })
+  .map((p) => p.join(""));
 const attribute = fc.constantFrom(
-  "userName", "displayName", "title", "emails", "emails.value", "emails.type", "name.givenName", "active", "externalId", "id",
-  "meta.lastModified", "members", "members.value", "phoneNumbers", "roles", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
-  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "__proto__", "constructor", "x",
+  "userName",
+  "displayName",
+  "title",
+  "emails",
+  "emails.value",
+  "emails.type",
+  "name.givenName",
+  "active",
+  "externalId",
+  "id",
+  "meta.lastModified",
+  "members",
+  "members.value",
+  "phoneNumbers",
+  "roles",
+  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+  "__proto__",
+  "constructor",
+  "x",
 );
 const compareOp = fc.constantFrom("eq", "ne", "co", "sw", "ew", "gt", "lt", "ge", "le", "pr", "EQ", "zz");
 const literal = fc.oneof(
@@ -105,24 +138,49 @@ const filter: fc.Arbitrary<string> = fc.letrec<{ f: string }>((tie) => ({
     fc.string({ maxLength: 12 }).map((s) => `${s}${marker}`),
   ),
 })).f;
-const patchPath = fc.oneof(attribute, fc.tuple(fc.constantFrom("emails", "members", "phoneNumbers", "roles"), filter, fc.constantFrom("", ".value", ".type", ".display")).map(([a, f, s]) => `${a}[${f}]${s}`), fc.string({ maxLength: 10 }));
+const patchPath = fc.oneof(
+  attribute,
+  fc
+    .tuple(
+      fc.constantFrom("emails", "members", "phoneNumbers", "roles"),
+      filter,
+      fc.constantFrom("", ".value", ".type", ".display"),
+    )
+    .map(([a, f, s]) => `${a}[${f}]${s}`),
+  fc.string({ maxLength: 10 }),
+);
 const markedJson = fc.jsonValue({ maxDepth: 4 }).map((v) => (typeof v === "string" ? `${marker}${v}` : v));
 const patchValue = fc.oneof(
   markedJson,
-  fc.array(fc.record({ value: fc.string({ maxLength: 8 }).map((s) => `${marker}${s}@x.test`), type: fc.constantFrom("work", "home", marker) }, { requiredKeys: ["value"] }), { maxLength: 5 }),
+  fc.array(
+    fc.record(
+      {
+        value: fc.string({ maxLength: 8 }).map((s) => `${marker}${s}@x.test`),
+        type: fc.constantFrom("work", "home", marker),
+      },
+      { requiredKeys: ["value"] },
+    ),
+    { maxLength: 5 },
+  ),
   fc.constant({ userName: `${marker}@x.test`, active: "False", "name.givenName": marker }),
   fc.constant(0).map(() => [{ value: userId }]),
 );
 const operation = fc.record(
   {
-    op: fc.oneof(fc.constantFrom("add", "remove", "replace", "Add", "REPLACE", "move", ""), fc.jsonValue({ maxDepth: 3 })),
+    op: fc.oneof(
+      fc.constantFrom("add", "remove", "replace", "Add", "REPLACE", "move", ""),
+      fc.jsonValue({ maxDepth: 3 }),
+    ),
     path: fc.oneof(patchPath, fc.jsonValue({ maxDepth: 2 })),
     value: patchValue,
   },
   { requiredKeys: [] },
 );
 const patchDocument = fc.oneof(
-  fc.record({ schemas: fc.constant(["urn:ietf:params:scim:api:messages:2.0:PatchOp"]), Operations: fc.array(operation, { maxLength: 6 }) }),
+  fc.record({
+    schemas: fc.constant(["urn:ietf:params:scim:api:messages:2.0:PatchOp"]),
+    Operations: fc.array(operation, { maxLength: 6 }),
+  }),
   markedJson,
 );
 
@@ -156,21 +214,59 @@ describe("fuzz: the HTTP surface", () => {
       fc.constant(Buffer.from(`{"userName":"${marker}@x.test"}`)),
       fc.constant(Buffer.from("[".repeat(5000) + "]".repeat(5000))),
     );
-    const encoding = fc.constantFrom("identity", "gzip", "deflate", "br", "gzip, deflate", "compress", "x-unknown", "GZIP", "");
+    const encoding = fc.constantFrom(
+      "identity",
+      "gzip",
+      "deflate",
+      "br",
+      "gzip, deflate",
+      "compress",
+      "x-unknown",
+      "GZIP",
+      "",
+    );
     const encoded = fc.tuple(bodies, encoding, fc.boolean()).map(([body, enc, honest]) => {
       if (!honest) return { body, enc };
       const e = enc.toLowerCase();
-      return { body: e === "gzip" ? gzipSync(body) : e === "deflate" ? deflateSync(body) : e === "br" ? brotliCompressSync(body) : body, enc };
+      return {
+        body:
+          e === "gzip"
+            ? gzipSync(body)
+            : e === "deflate"
+              ? deflateSync(body)
+              : e === "br"
+                ? brotliCompressSync(body)
+                : body,
+        enc,
+      };
     });
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom("/Users", `/Users/${userId}`, "/Groups", `/Groups/${groupId}`, "/Users/.search", "/.search", "/Bulk"),
+        fc.constantFrom(
+          "/Users",
+          `/Users/${userId}`,
+          "/Groups",
+          `/Groups/${groupId}`,
+          "/Users/.search",
+          "/.search",
+          "/Bulk",
+        ),
         fc.constantFrom("post", "put", "patch"),
-        fc.constantFrom("application/scim+json", "application/json", "application/json; charset=utf-16", "application/scim+json; charset=latin1", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"),
+        fc.constantFrom(
+          "application/scim+json",
+          "application/json",
+          "application/json; charset=utf-16",
+          "application/scim+json; charset=latin1",
+          "text/plain",
+          "application/x-www-form-urlencoded",
+          "multipart/form-data; boundary=x",
+        ),
         encoded,
         async (path, method, type, { body, enc }) => {
           const before = writeFootprint(bridge.db);
-          let req = bridge.http[method](bridge.basePath + path).set("Authorization", `Bearer ${bridge.token}`).set("Content-Type", type);
+          let req = bridge.http[method](bridge.basePath + path)
+            .set("Authorization", `Bearer ${bridge.token}`)
+            .set("Content-Type", type);
           if (enc) req = req.set("Content-Encoding", enc);
           const res = await req.send(body);
           under500(res.status, () => `${method} ${path} ${type} ${enc}`);
@@ -197,20 +293,33 @@ describe("fuzz: the HTTP surface", () => {
       {
         numRuns: runs,
         // Found by this suite: a path quoting a value inside its own quotes reached the request log.
-        examples: [["Groups", { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "remove", path: `members[emails[value eq "${marker}x"]]` }] }]],
+        examples: [
+          [
+            "Groups",
+            {
+              schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+              Operations: [{ op: "remove", path: `members[emails[value eq "${marker}x"]]` }],
+            },
+          ],
+        ],
       },
     );
   });
 
   it("answers every filter below 500, by GET and by POST .search", async () => {
     await fc.assert(
-      fc.asyncProperty(filter, fc.constantFrom("Users", "Groups"), fc.option(attribute), async (f, resource, sortBy) => {
-        const query = `filter=${encodeURIComponent(f)}${sortBy ? `&sortBy=${encodeURIComponent(sortBy)}` : ""}`;
-        const res = await bridge.scim.get(`/${resource}?${query}`);
-        under500(res.status, () => `${resource} ${f}`);
-        const search = await bridge.scim.post(`/${resource}/.search`, { filter: f, ...(sortBy ? { sortBy } : {}) });
-        under500(search.status, () => `.search ${f}`);
-      }),
+      fc.asyncProperty(
+        filter,
+        fc.constantFrom("Users", "Groups"),
+        fc.option(attribute),
+        async (f, resource, sortBy) => {
+          const query = `filter=${encodeURIComponent(f)}${sortBy ? `&sortBy=${encodeURIComponent(sortBy)}` : ""}`;
+          const res = await bridge.scim.get(`/${resource}?${query}`);
+          under500(res.status, () => `${resource} ${f}`);
+          const search = await bridge.scim.post(`/${resource}/.search`, { filter: f, ...(sortBy ? { sortBy } : {}) });
+          under500(search.status, () => `.search ${f}`);
+        },
+      ),
       { numRuns: runs },
     );
   });
@@ -218,7 +327,25 @@ describe("fuzz: the HTTP surface", () => {
   it("answers every signed post-login event below 500", async () => {
     const event = fc.oneof(
       markedJson,
-      fc.record({ user: fc.record({ user_id: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 2 })), email: fc.oneof(fc.string().map((s) => `${marker}${s}`), fc.jsonValue({ maxDepth: 2 })) }, { requiredKeys: [] }), organization: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.record({ name: fc.string(), id: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] })) }, { requiredKeys: [] }),
+      fc.record(
+        {
+          user: fc.record(
+            {
+              user_id: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 2 })),
+              email: fc.oneof(
+                fc.string().map((s) => `${marker}${s}`),
+                fc.jsonValue({ maxDepth: 2 }),
+              ),
+            },
+            { requiredKeys: [] },
+          ),
+          organization: fc.oneof(
+            fc.jsonValue({ maxDepth: 2 }),
+            fc.record({ name: fc.string(), id: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }),
+          ),
+        },
+        { requiredKeys: [] },
+      ),
     );
     await fc.assert(
       fc.asyncProperty(event, fc.boolean(), async (e, signed) => {
@@ -234,13 +361,25 @@ describe("fuzz: the HTTP surface", () => {
 
   it("answers admin bodies below 500, a mapping nested thousands deep included", async () => {
     const deep = '{"mapping":' + '{"a":'.repeat(3000) + "1" + "}".repeat(3000) + "}";
-    const res = await bridge.http.post("/admin/v1/mappings/validate").set("Authorization", `Bearer ${adminToken}`).set("Content-Type", "application/json").send(deep);
+    const res = await bridge.http
+      .post("/admin/v1/mappings/validate")
+      .set("Authorization", `Bearer ${adminToken}`)
+      .set("Content-Type", "application/json")
+      .send(deep);
     expect(res.status).toBe(400);
     await fc.assert(
-      fc.asyncProperty(markedJson, fc.constantFrom("/mappings/validate", "/organizations", "/organizations/%ZZ", "/organizations/x/directories"), async (body, path) => {
-        const r = await bridge.http.post(`/admin/v1${path}`).set("Authorization", `Bearer ${adminToken}`).set("Content-Type", "application/json").send(JSON.stringify(body));
-        under500(r.status, () => `${path} ${JSON.stringify(body).slice(0, 200)}`);
-      }),
+      fc.asyncProperty(
+        markedJson,
+        fc.constantFrom("/mappings/validate", "/organizations", "/organizations/%ZZ", "/organizations/x/directories"),
+        async (body, path) => {
+          const r = await bridge.http
+            .post(`/admin/v1${path}`)
+            .set("Authorization", `Bearer ${adminToken}`)
+            .set("Content-Type", "application/json")
+            .send(JSON.stringify(body));
+          under500(r.status, () => `${path} ${JSON.stringify(body).slice(0, 200)}`);
+        },
+      ),
       { numRuns: Math.ceil(runs / 2) },
     );
   });

@@ -76,8 +76,10 @@ export function scimClient(
   const http: supertest.Agent = typeof target === "function" ? supertest.agent(target) : target;
   const contentType = options.contentType ?? "application/scim+json";
   const auth = (t: supertest.Test) => t.set("Authorization", `Bearer ${dir.token}`);
-  const withBody = (t: supertest.Test, body: unknown) => (body === undefined ? t : t.set("Content-Type", contentType).send(JSON.stringify(body)));
-  const request = (method: "get" | "post" | "put" | "patch" | "delete", path: string, body?: unknown) => withBody(auth(http[method](dir.basePath + path)), body);
+  const withBody = (t: supertest.Test, body: unknown) =>
+    body === undefined ? t : t.set("Content-Type", contentType).send(JSON.stringify(body));
+  const request = (method: "get" | "post" | "put" | "patch" | "delete", path: string, body?: unknown) =>
+    withBody(auth(http[method](dir.basePath + path)), body);
   return {
     get: (path) => request("get", path),
     post: (path, body) => request("post", path, body),
@@ -85,7 +87,10 @@ export function scimClient(
     patch: (path, body) => request("patch", path, body),
     delete: (path) => request("delete", path),
     request,
-    raw: (method, path, body, type = "application/scim+json") => auth(http[method](dir.basePath + path)).set("Content-Type", type).send(body),
+    raw: (method, path, body, type = "application/scim+json") =>
+      auth(http[method](dir.basePath + path))
+        .set("Content-Type", type)
+        .send(body),
   };
 }
 
@@ -103,14 +108,32 @@ export type TestBridgeOptions = Omit<Partial<AppDeps>, "db" | "publicUrl" | "log
 };
 
 /** Auth0 settings for bridges whose worker never runs: nothing listens there. */
-const unreachableAuth0 = { domain: "tenant.example.auth0.com", clientId: "scim-bridge-test", clientSecret: "test-secret", managementUrl: "http://127.0.0.1:9" };
+const unreachableAuth0 = {
+  domain: "tenant.example.auth0.com",
+  clientId: "scim-bridge-test",
+  clientSecret: "test-secret",
+  managementUrl: "http://127.0.0.1:9",
+};
 
 export async function createTestBridge(options: TestBridgeOptions = {}): Promise<TestBridge> {
   const dir = mkdtempSync(join(tmpdir(), "scim-bridge-test-"));
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const { env, overrides, log, scimRateLimit, bodyLimit, queryBudget, unauthenticatedLimit, onUnauthenticated, onScimWrite, extraRouters, scimMiddleware, middleware } = options;
+  const {
+    env,
+    overrides,
+    log,
+    scimRateLimit,
+    bodyLimit,
+    queryBudget,
+    unauthenticatedLimit,
+    onUnauthenticated,
+    onScimWrite,
+    extraRouters,
+    scimMiddleware,
+    middleware,
+  } = options;
   // The production defaults (rate limits included), parsed as `serve` parses them.
   const config = loadConfig({ LOG_LEVEL: "silent", ...env });
   const bridge = await createBridge(config, {
@@ -159,7 +182,10 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     http,
     scim: client(http, main),
     newDirectory(slug) {
-      const made = slug === undefined ? onboardOrganization(db, { slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator)) : addDirectory(db, slug, {}, changeBy(operator));
+      const made =
+        slug === undefined
+          ? onboardOrganization(db, { slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator))
+          : addDirectory(db, slug, {}, changeBy(operator));
       const d = describe(made.organization.id, made.directory.id, made.token.token);
       return { ...d, scim: client(http, d) };
     },

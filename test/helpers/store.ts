@@ -15,13 +15,24 @@ export function storedGroup(db: Db, id: string) {
 }
 
 export const memberIdsOf = (db: Db, groupId: string): string[] =>
-  db.select({ id: groupMembers.memberId }).from(groupMembers).where(eq(groupMembers.groupId, groupId)).orderBy(asc(groupMembers.memberId)).all().map((r) => r.id).sort();
+  db
+    .select({ id: groupMembers.memberId })
+    .from(groupMembers)
+    .where(eq(groupMembers.groupId, groupId))
+    .orderBy(asc(groupMembers.memberId))
+    .all()
+    .map((r) => r.id)
+    .sort();
 
 export const emailIndexOf = (db: Db, userId: string) =>
   db.select().from(userEmails).where(eq(userEmails.userId, userId)).orderBy(asc(userEmails.position)).all();
 
 export const pendingJob = (db: Db, kind: string, subjectId: string) =>
-  db.select().from(jobs).where(and(eq(jobs.key, `${kind}:${subjectId}`), eq(jobs.state, "pending"))).get();
+  db
+    .select()
+    .from(jobs)
+    .where(and(eq(jobs.key, `${kind}:${subjectId}`), eq(jobs.state, "pending")))
+    .get();
 
 export const auditFor = (db: Db, targetId: string) =>
   db.select().from(auditEntries).where(eq(auditEntries.targetId, targetId)).orderBy(asc(auditEntries.id)).all();
@@ -29,7 +40,11 @@ export const auditFor = (db: Db, targetId: string) =>
 /** Totals that any write would move: a failed request must leave all of them alone. */
 export function writeFootprint(db: Db) {
   // $count() answers a query builder, not a number; count(*) gives values that compare.
-  const count = (table: SQLiteTable) => db.select({ n: sql<number>`count(*)` }).from(table).get()?.n ?? 0;
+  const count = (table: SQLiteTable) =>
+    db
+      .select({ n: sql<number>`count(*)` })
+      .from(table)
+      .get()?.n ?? 0;
   return {
     users: count(users),
     groups: count(groups),

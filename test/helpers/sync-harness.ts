@@ -43,13 +43,19 @@ export async function startSyncHarness(
   const plan = options.plan ?? "enterprise";
   const emulator = await startEmulator({ rateLimits: false, ...options, plan });
   const file = connectionOf(db).name;
-  if (!file || file === ":memory:") throw new Error("startSyncHarness needs a database file: the engine opens its own connection, as in production");
+  if (!file || file === ":memory:")
+    throw new Error("startSyncHarness needs a database file: the engine opens its own connection, as in production");
   const bridge = await createBridge(loadConfig({ LOG_LEVEL: "silent" }), {
     databaseUrl: `sqlite:${file}`,
     backgroundCheckpoints: false,
     tenantLink: false,
     log: pino({ level: "silent" }),
-    auth0: { domain: "tenant.example.auth0.com", clientId: "scim-bridge-test", clientSecret: "test-secret", managementUrl: emulator.url },
+    auth0: {
+      domain: "tenant.example.auth0.com",
+      clientId: "scim-bridge-test",
+      clientSecret: "test-secret",
+      managementUrl: emulator.url,
+    },
     managementClient: { maxRetries: 0 },
     plan,
     rateScale: options.bridgeRateScale ?? 1,
@@ -71,12 +77,25 @@ export async function startSyncHarness(
     async drain(timeoutMs = 20_000) {
       const end = Date.now() + timeoutMs;
       for (;;) {
-        const open = db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.state, ["pending", "running"])).all();
+        const open = db
+          .select({ id: jobs.id })
+          .from(jobs)
+          .where(inArray(jobs.state, ["pending", "running"]))
+          .all();
         if (open.length === 0) return;
         if (Date.now() > end) {
-          const rows = db.select().from(jobs).where(inArray(jobs.state, ["pending", "running", "dead"])).all();
-          const lastCalls = emulator.calls().slice(-8).map((c) => `${c.method} ${c.path} ${c.status}`);
-          throw new Error(`jobs did not drain in ${timeoutMs} ms: ${JSON.stringify(rows.map((r) => ({ key: r.key, state: r.state, err: r.lastError })))}; last Auth0 calls: ${lastCalls.join(", ")}`);
+          const rows = db
+            .select()
+            .from(jobs)
+            .where(inArray(jobs.state, ["pending", "running", "dead"]))
+            .all();
+          const lastCalls = emulator
+            .calls()
+            .slice(-8)
+            .map((c) => `${c.method} ${c.path} ${c.status}`);
+          throw new Error(
+            `jobs did not drain in ${timeoutMs} ms: ${JSON.stringify(rows.map((r) => ({ key: r.key, state: r.state, err: r.lastError })))}; last Auth0 calls: ${lastCalls.join(", ")}`,
+          );
         }
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -94,7 +113,12 @@ export function applyDatabaseMapping(db: Db, organizationId: string, extra: Reco
   saveMappingVersion(
     db,
     organizationId,
-    parseMapping({ connection: { name: "Username-Password-Authentication", type: "database" }, userModel: "isolated", profile: { email: "userName" }, ...extra }),
+    parseMapping({
+      connection: { name: "Username-Password-Authentication", type: "database" },
+      userModel: "isolated",
+      profile: { email: "userName" },
+      ...extra,
+    }),
     { actor: { type: "operator", id: "test" } },
   );
 }

@@ -44,7 +44,13 @@ beforeEach(async () => {
     }),
   );
   http = supertest(app);
-  orgAdminToken = bridge.db.transaction((tx) => issueAdminToken(tx, { scope: "org_admin", organizationId: bridge.organizationId, name: "acme admin" }, changeBy(operator))).token;
+  orgAdminToken = bridge.db.transaction((tx) =>
+    issueAdminToken(
+      tx,
+      { scope: "org_admin", organizationId: bridge.organizationId, name: "acme admin" },
+      changeBy(operator),
+    ),
+  ).token;
   sync.emulator.clearCalls();
 });
 afterEach(async () => {
@@ -54,39 +60,67 @@ afterEach(async () => {
 
 const md5 = { algorithm: "md5", hash: { value: "5d41402abc4b2a76b9719d911017c592", encoding: "hex" } };
 const upload = (query: string, body: string, token = operatorToken) =>
-  http.post(`/admin/v1/organizations/${bridge.organizationId}/user-imports?${query}`).set("authorization", `Bearer ${token}`).set("content-type", "application/octet-stream").send(Buffer.from(body));
+  http
+    .post(`/admin/v1/organizations/${bridge.organizationId}/user-imports?${query}`)
+    .set("authorization", `Bearer ${token}`)
+    .set("content-type", "application/octet-stream")
+    .send(Buffer.from(body));
 
 describe("POST /organizations/:org/user-imports", () => {
   it("answers 400 with every problem by record and field for a bad file, and sends nothing", async () => {
-    const res = await upload("format=jsonl", jsonl([{ email: "ok@example.com" }, { email: "bad" }, { email: "x@example.com", custom_password_hash: { algorithm: "rot13", hash: { value: "x" } } }])).expect(400);
+    const res = await upload(
+      "format=jsonl",
+      jsonl([
+        { email: "ok@example.com" },
+        { email: "bad" },
+        { email: "x@example.com", custom_password_hash: { algorithm: "rot13", hash: { value: "x" } } },
+      ]),
+    ).expect(400);
     expect(res.body.report.problems).toEqual([
       { record: 2, field: "email", message: "is not a valid email address" },
-      { record: 3, field: "custom_password_hash.algorithm", message: expect.stringMatching(/^unknown algorithm "rot13"/) },
+      {
+        record: 3,
+        field: "custom_password_hash.algorithm",
+        message: expect.stringMatching(/^unknown algorithm "rot13"/),
+      },
     ]);
     expect(JSON.stringify(res.body)).not.toContain("5d41402abc4b2a76b9719d911017c592");
     expect(sync.emulator.calls()).toEqual([]);
   });
 
   it("plans a dry run without sending", async () => {
-    const res = await upload("format=json&dryRun=true", JSON.stringify([{ email: "a@example.com", custom_password_hash: md5 }])).expect(200);
+    const res = await upload(
+      "format=json&dryRun=true",
+      JSON.stringify([{ email: "a@example.com", custom_password_hash: md5 }]),
+    ).expect(200);
     expect(res.body).toMatchObject({ state: "planned", records: 1, chunks: 1 });
     expect(sync.emulator.calls()).toEqual([]);
   });
 
   it("imports in the background; the organization's admin reads the progress but cannot start an import", async () => {
-    const body = jsonl(Array.from({ length: 30 }, (_, i) => ({ email: `u${i}@example.com`, custom_password_hash: md5 })));
+    const body = jsonl(
+      Array.from({ length: 30 }, (_, i) => ({ email: `u${i}@example.com`, custom_password_hash: md5 })),
+    );
     await upload("format=jsonl", body, orgAdminToken).expect(403);
     const res = await upload("format=jsonl", body).expect(202);
     expect(res.body.importId).toBeTruthy();
     let report: { state: string; inserted: number; linked: number; failures: unknown[] } | undefined;
     for (let i = 0; i < 200; i++) {
-      report = (await http.get(res.body.location.replace("/admin/v1", "/admin/v1")).set("authorization", `Bearer ${orgAdminToken}`).expect(200)).body;
+      report = (
+        await http
+          .get(res.body.location.replace("/admin/v1", "/admin/v1"))
+          .set("authorization", `Bearer ${orgAdminToken}`)
+          .expect(200)
+      ).body;
       if (report!.state !== "running") break;
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(report).toMatchObject({ state: "done", inserted: 30, linked: 30, failures: [] });
     expect(bridge.db.select().from(migratedUsers).all()).toHaveLength(30);
-    const list = await http.get(`/admin/v1/organizations/${bridge.organizationId}/user-imports`).set("authorization", `Bearer ${orgAdminToken}`).expect(200);
+    const list = await http
+      .get(`/admin/v1/organizations/${bridge.organizationId}/user-imports`)
+      .set("authorization", `Bearer ${orgAdminToken}`)
+      .expect(200);
     expect(list.body.imports).toHaveLength(1);
     // The upload was spooled only while it was needed.
     const { readdirSync } = await import("node:fs");

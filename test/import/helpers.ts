@@ -13,7 +13,12 @@ export const operator = { type: "operator" as const, id: "test" };
 /** The import service as the CLI wires it: the real node-auth0 client, the sync engine's limiter and gateway. */
 export function importDeps(db: Db, sync: SyncHarness, extra: Partial<ImportDeps> = {}): ImportDeps {
   const client = createManagementClient(
-    { domain: "tenant.example.auth0.com", clientId: "scim-bridge-test", clientSecret: "test-secret", managementUrl: sync.emulator.url },
+    {
+      domain: "tenant.example.auth0.com",
+      clientId: "scim-bridge-test",
+      clientSecret: "test-secret",
+      managementUrl: sync.emulator.url,
+    },
     { maxRetries: 0 },
   );
   return { db, api: new ImportClient(client, sync.engine.limiter), gateway: sync.engine.gateway, ...extra };
@@ -30,6 +35,13 @@ export const jsonl = (records: unknown[]): string => records.map((r) => JSON.str
 
 /** Every import job the emulated tenant ran, with its summary. */
 export function emulatorJobs(emulator: RunningEmulator) {
-  const state = emulator.state as unknown as { importJobs: { jobs: Map<string, { status: string; summary?: { inserted: number; updated: number; failed: number; total: number } }> } };
+  const state = emulator.state as unknown as {
+    importJobs: {
+      jobs: Map<
+        string,
+        { status: string; summary?: { inserted: number; updated: number; failed: number; total: number } }
+      >;
+    };
+  };
   return [...state.importJobs.jobs.values()];
 }

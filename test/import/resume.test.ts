@@ -30,7 +30,12 @@ afterEach(async () => {
 });
 
 const md5 = { algorithm: "md5", hash: { value: "5d41402abc4b2a76b9719d911017c592", encoding: "hex" } };
-const records = (n: number) => Array.from({ length: n }, (_, i) => ({ email: `user${i}@example.com`, custom_password_hash: md5, user_metadata: { bio: "x".repeat(400) } }));
+const records = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    email: `user${i}@example.com`,
+    custom_password_hash: md5,
+    user_metadata: { bio: "x".repeat(400) },
+  }));
 
 /** Auth0's side: every user present once, and inserted by exactly one job. */
 function expectExactlyOnce(n: number) {
@@ -41,7 +46,11 @@ function expectExactlyOnce(n: number) {
   expect(inserted).toBe(n);
   // The directory: one migrated user per record, each linked to its own Auth0 user.
   expect(bridge.db.select().from(migratedUsers).all()).toHaveLength(n);
-  const links = bridge.db.select({ id: userSync.auth0UserId }).from(userSync).all().map((r) => r.id);
+  const links = bridge.db
+    .select({ id: userSync.auth0UserId })
+    .from(userSync)
+    .all()
+    .map((r) => r.id);
   expect(new Set(links).size).toBe(n);
   expect(links.every((id) => sync.emulator.state.users.has(id!))).toBe(true);
 }
@@ -62,11 +71,21 @@ describe("resuming an interrupted import", () => {
         return job;
       },
     };
-    const first = await runImport({ ...deps, api: crashing }, { organization: bridge.organizationId, filePath: file, format: "jsonl", actor: operator });
+    const first = await runImport(
+      { ...deps, api: crashing },
+      { organization: bridge.organizationId, filePath: file, format: "jsonl", actor: operator },
+    );
     expect(first.state).toBe("failed");
-    expect(bridge.db.select().from(userImportChunks).where(eq(userImportChunks.state, "submitting")).all()).toHaveLength(1);
+    expect(
+      bridge.db.select().from(userImportChunks).where(eq(userImportChunks.state, "submitting")).all(),
+    ).toHaveLength(1);
 
-    const second = await runImport(deps, { organization: bridge.organizationId, filePath: file, format: "jsonl", actor: operator });
+    const second = await runImport(deps, {
+      organization: bridge.organizationId,
+      filePath: file,
+      format: "jsonl",
+      actor: operator,
+    });
     expect(second).toMatchObject({ state: "done", resumed: true, records: 800, failed: 0, linked: 800 });
     expect(second.inserted + second.recovered).toBe(800);
     expect(second.recovered).toBeGreaterThan(0);
@@ -79,20 +98,35 @@ describe("resuming an interrupted import", () => {
     const deps = importDeps(bridge.db, sync, { maxChunkBytes: 100_000 });
     const stop = new AbortController();
     const first = await runImport(
-      { ...deps, api: { ...deps.api, submit: (...a) => deps.api.submit(...a), errors: (id) => deps.api.errors(id), status: async (id) => (stop.abort(), deps.api.status(id)) } },
+      {
+        ...deps,
+        api: {
+          ...deps.api,
+          submit: (...a) => deps.api.submit(...a),
+          errors: (id) => deps.api.errors(id),
+          status: async (id) => (stop.abort(), deps.api.status(id)),
+        },
+      },
       { organization: bridge.organizationId, filePath: file, format: "jsonl", actor: operator, signal: stop.signal },
     );
     expect(first.state).toBe("stopped");
     const submittedJobs = emulatorJobs(sync.emulator).length;
     expect(submittedJobs).toBeGreaterThan(0);
-    const second = await runImport(deps, { organization: bridge.organizationId, filePath: file, format: "jsonl", actor: operator });
+    const second = await runImport(deps, {
+      organization: bridge.organizationId,
+      filePath: file,
+      format: "jsonl",
+      actor: operator,
+    });
     expect(second).toMatchObject({ state: "done", resumed: true, inserted: 600, recovered: 0, linked: 600 });
     // One job per chunk in all: the jobs already submitted were not posted twice.
     expect(emulatorJobs(sync.emulator)).toHaveLength(second.chunks);
     expectExactlyOnce(600);
     // The same file once more: already done, nothing sent.
     sync.emulator.clearCalls();
-    expect(await runImport(deps, { organization: bridge.organizationId, filePath: file, format: "jsonl", actor: operator })).toMatchObject({ state: "done", resumed: true, inserted: 600 });
+    expect(
+      await runImport(deps, { organization: bridge.organizationId, filePath: file, format: "jsonl", actor: operator }),
+    ).toMatchObject({ state: "done", resumed: true, inserted: 600 });
     expect(sync.emulator.calls()).toEqual([]);
   }, 120_000);
 
@@ -110,11 +144,26 @@ describe("resuming an interrupted import", () => {
       LOG_LEVEL: "silent",
     };
     // node itself (tsx as a loader), so that SIGKILL hits the process doing the work, not a wrapper.
-    const args = ["--import", "tsx", "src/main.ts", "users", "import", bridge.organizationId, file, "--json", "--no-sync"];
+    const args = [
+      "--import",
+      "tsx",
+      "src/main.ts",
+      "users",
+      "import",
+      bridge.organizationId,
+      file,
+      "--json",
+      "--no-sync",
+    ];
     const child = spawn(process.execPath, args, { cwd: root, env, stdio: "ignore" });
     const exited = new Promise((resolve) => child.once("exit", resolve));
     // Kill it once a chunk is done and another is in Auth0's hands.
-    const chunkStates = () => bridge.db.select({ state: userImportChunks.state }).from(userImportChunks).all().map((c) => c.state);
+    const chunkStates = () =>
+      bridge.db
+        .select({ state: userImportChunks.state })
+        .from(userImportChunks)
+        .all()
+        .map((c) => c.state);
     for (let i = 0; i < 2400; i++) {
       const states = chunkStates();
       if (states.includes("linked") && states.some((s) => s === "submitted" || s === "submitting")) break;
@@ -127,13 +176,28 @@ describe("resuming an interrupted import", () => {
     expect(before.filter((s) => s === "linked").length).toBeLessThan(before.length);
 
     const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) =>
-      execFile(process.execPath, args, { cwd: root, env, timeout: 120_000 }, (err, out) => resolve({ code: err ? Number(err.code ?? -1) : 0, stdout: out })),
+      execFile(process.execPath, args, { cwd: root, env, timeout: 120_000 }, (err, out) =>
+        resolve({ code: err ? Number(err.code ?? -1) : 0, stdout: out }),
+      ),
     );
     expect(code, stdout.slice(0, 2000)).toBe(0);
-    const report = JSON.parse(stdout) as { state: string; resumed: boolean; inserted: number; recovered: number; failed: number; linked: number };
+    const report = JSON.parse(stdout) as {
+      state: string;
+      resumed: boolean;
+      inserted: number;
+      recovered: number;
+      failed: number;
+      linked: number;
+    };
     expect(report).toMatchObject({ state: "done", resumed: true, failed: 0, linked: n });
     expect(report.inserted + report.recovered).toBe(n);
     expectExactlyOnce(n);
-    expect(bridge.db.select().from(users).where(and(eq(users.directoryId, bridge.directoryId))).all()).toHaveLength(n);
+    expect(
+      bridge.db
+        .select()
+        .from(users)
+        .where(and(eq(users.directoryId, bridge.directoryId)))
+        .all(),
+    ).toHaveLength(n);
   }, 180_000);
 });

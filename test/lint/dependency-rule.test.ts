@@ -13,9 +13,15 @@ import { packageRoot } from "../../src/paths.js";
 
 const rules = (): Promise<ICruiseOptions> => extractDepcruiseOptions(join(packageRoot, ".dependency-cruiser.cjs"));
 
-async function violationsIn(baseDir: string, paths: string[], tsConfig: string): Promise<{ rule: string; from: string; to: string }[]> {
+async function violationsIn(
+  baseDir: string,
+  paths: string[],
+  tsConfig: string,
+): Promise<{ rule: string; from: string; to: string }[]> {
   const options = await rules();
-  const result = await cruise(paths, { ...options, baseDir, validate: true }, undefined, { tsConfig: extractTSConfig(join(baseDir, tsConfig)) });
+  const result = await cruise(paths, { ...options, baseDir, validate: true }, undefined, {
+    tsConfig: extractTSConfig(join(baseDir, tsConfig)),
+  });
   const output = result.output as ICruiseResult;
   return output.summary.violations.map((v) => ({ rule: v.rule.name, from: v.from, to: v.to }));
 }
@@ -35,7 +41,10 @@ function fixture(files: Record<string, string>): string {
   return dir;
 }
 
-const tsconfig = JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", strict: true }, include: ["src"] });
+const tsconfig = JSON.stringify({
+  compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", strict: true },
+  include: ["src"],
+});
 
 describe("the dependency rule", () => {
   it("names the rule when the store imports the HTTP layer", async () => {
@@ -45,7 +54,9 @@ describe("the dependency rule", () => {
       "src/directory/users.ts": `import { contentType } from "../http/errors.js";\nexport const user = { contentType };\n`,
     });
     const violations = await violationsIn(dir, ["src"], "tsconfig.json");
-    expect(violations).toEqual([{ rule: "directory-imports-down-only", from: "src/directory/users.ts", to: "src/http/errors.ts" }]);
+    expect(violations).toEqual([
+      { rule: "directory-imports-down-only", from: "src/directory/users.ts", to: "src/http/errors.ts" },
+    ]);
   });
 
   it("accepts the same import pointing down", async () => {

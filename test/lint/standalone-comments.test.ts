@@ -84,7 +84,20 @@ export function danglingReferences(text: string, mdLinkExists: (target: string) 
 }
 
 const scannedDirs = ["src", "test", "bench", "docs", "db", "scim", "mappings", "bin", ".ci"];
-const textExtensions = new Set([".ts", ".js", ".cjs", ".mjs", ".md", ".json", ".yaml", ".yml", ".sql", ".html", ".css", ""]);
+const textExtensions = new Set([
+  ".ts",
+  ".js",
+  ".cjs",
+  ".mjs",
+  ".md",
+  ".json",
+  ".yaml",
+  ".yml",
+  ".sql",
+  ".html",
+  ".css",
+  "",
+]);
 const skippedDirs = new Set(["node_modules", "dist", ".git"]);
 
 function walk(dir: string, out: string[]): void {
@@ -107,7 +120,10 @@ function scannedFiles(): string[] {
   for (const entry of readdirSync(packageRoot)) {
     const path = join(packageRoot, entry);
     if (!statSync(path).isFile() || entry === "package-lock.json") continue;
-    if (/\.(?:ts|js|cjs|mjs|json|md)$/.test(entry) || /^(?:Dockerfile|\.[\w.-]+rc(?:\.json)?|\.dependency-cruiser\.cjs)$/.test(entry)) {
+    if (
+      /\.(?:ts|js|cjs|mjs|json|md)$/.test(entry) ||
+      /^(?:Dockerfile|\.[\w.-]+rc(?:\.json)?|\.dependency-cruiser\.cjs)$/.test(entry)
+    ) {
       files.push(path);
     }
   }
@@ -125,7 +141,9 @@ describe("comments and docs stand alone", () => {
         report.push(`${relative(packageRoot, file)}:${f.line}: ${f.rule}: ${f.text.slice(0, 160)}`);
       }
     }
-    expect(report, `cite an RFC section, a public document by title or docs/ instead:\n${report.join("\n")}`).toEqual([]);
+    expect(report, `cite an RFC section, a public document by title or docs/ instead:\n${report.join("\n")}`).toEqual(
+      [],
+    );
   });
 
   it("flags each kind of dangling reference and names its line", () => {
@@ -152,7 +170,7 @@ describe("comments and docs stand alone", () => {
       ".badge{background:#eceff3;color:#" + "222}",
       '"\'": "&#' + '39;"',
       "(scimmyjs/scimmy#" + "51; auth0/auth0-java#" + "283)",
-      "a Post-Login Action (Auth0 docs \"Block and Unblock Users\")",
+      'a Post-Login Action (Auth0 docs "Block and Unblock Users")',
       "SCIM_" + "CONFORMANCE_DIR (default `../" + "shared/conformance`)",
       "see [console.md](" + "console.md#setup-links) and docs/design.md, invariant 5",
       "| # | rule | where | source |",

@@ -64,7 +64,12 @@ describe("scim-bridge mapping", () => {
   });
 
   it("validate: exit 1 and file:line:column: path: reason for each problem", async () => {
-    const bad = file("bad.yaml", good.replace("userModel: isolated", "userModel: isolatd").replace("grant: [admin]", "grant: [admin], stopp: true"));
+    const bad = file(
+      "bad.yaml",
+      good
+        .replace("userModel: isolated", "userModel: isolatd")
+        .replace("grant: [admin]", "grant: [admin], stopp: true"),
+    );
     expect(await cli("mapping", "validate", bad)).toBe(1);
     expect(err.join("\n").split("\n").slice(1)).toEqual([
       `${bad}:2:1: userModel: expected one of "isolated", "shared" (got "isolatd")`,
@@ -73,8 +78,18 @@ describe("scim-bridge mapping", () => {
   });
 
   it("validate --json: the issues as data", async () => {
-    expect(await cli("mapping", "validate", "--json", file("bad.json", '{"connection": {"name": "x"}, "userModel": "shared"}'))).toBe(1);
-    expect(JSON.parse(out.join("\n"))).toMatchObject({ ok: false, issues: [{ path: "profile", message: "required: expected object", line: 1, column: 1 }] });
+    expect(
+      await cli(
+        "mapping",
+        "validate",
+        "--json",
+        file("bad.json", '{"connection": {"name": "x"}, "userModel": "shared"}'),
+      ),
+    ).toBe(1);
+    expect(JSON.parse(out.join("\n"))).toMatchObject({
+      ok: false,
+      issues: [{ path: "profile", message: "required: expected object", line: 1, column: 1 }],
+    });
   });
 
   it("validate: exit 66 when the file cannot be read", async () => {
@@ -92,7 +107,9 @@ describe("scim-bridge mapping", () => {
 
     expect(await cli("mapping", "apply", "acme", m, "--comment", "onboarding", "--actor", "alice", "--json")).toBe(0);
     expect(JSON.parse(out.pop()!)).toMatchObject({ version: 1, changed: true });
-    expect(await cli("mapping", "apply", "acme", file("v2.yaml", good.replace("[member]", "[viewer]")), "--json")).toBe(0);
+    expect(await cli("mapping", "apply", "acme", file("v2.yaml", good.replace("[member]", "[viewer]")), "--json")).toBe(
+      0,
+    );
     expect(JSON.parse(out.pop()!)).toMatchObject({ version: 2, changed: true });
 
     expect(await cli("mapping", "history", "acme", "--json")).toBe(0);

@@ -21,15 +21,39 @@ const access = (d: DesiredUser): Access => ({
 
 describe("desired: what each situation means in Auth0 (docs/design.md, What Auth0 sees)", () => {
   it("an active user is a member with its roles, not blocked", () => {
-    expect(access(desired(isolated, adele, [], []))).toEqual({ status: "provisioned", exists: true, member: true, blocked: false, revokeAccess: false, deleteUser: false, roles: ["admin"] });
+    expect(access(desired(isolated, adele, [], []))).toEqual({
+      status: "provisioned",
+      exists: true,
+      member: true,
+      blocked: false,
+      revokeAccess: false,
+      deleteUser: false,
+      roles: ["admin"],
+    });
   });
 
   it("isolated, deactivated: block and revoke access, keep membership and roles", () => {
-    expect(access(desired(isolated, { ...adele, active: false }, [], []))).toEqual({ status: "deactivated", exists: true, member: true, blocked: true, revokeAccess: true, deleteUser: false, roles: ["admin"] });
+    expect(access(desired(isolated, { ...adele, active: false }, [], []))).toEqual({
+      status: "deactivated",
+      exists: true,
+      member: true,
+      blocked: true,
+      revokeAccess: true,
+      deleteUser: false,
+      roles: ["admin"],
+    });
   });
 
   it("isolated, deleted: delete the Auth0 user (blocked and revoked first)", () => {
-    expect(access(desired(isolated, { ...adele, deleted: true }, [], []))).toEqual({ status: "deleted", exists: false, member: false, blocked: true, revokeAccess: true, deleteUser: true, roles: [] });
+    expect(access(desired(isolated, { ...adele, deleted: true }, [], []))).toEqual({
+      status: "deleted",
+      exists: false,
+      member: false,
+      blocked: true,
+      revokeAccess: true,
+      deleteUser: true,
+      roles: [],
+    });
   });
 
   it("a hold wins over active: true and applies the deactivation policy", () => {
@@ -44,20 +68,33 @@ describe("desired: what each situation means in Auth0 (docs/design.md, What Auth
 
   it("shared, deactivated, still held by another organization: membership and roles go, no tenant-wide block, sessions kept", () => {
     expect(access(desired(shared, { ...adele, active: false }, [], [], { memberOfOtherOrganizations: true }))).toEqual({
-      status: "deactivated", exists: true, member: false, blocked: false, revokeAccess: false, deleteUser: false, roles: [],
+      status: "deactivated",
+      exists: true,
+      member: false,
+      blocked: false,
+      revokeAccess: false,
+      deleteUser: false,
+      roles: [],
     });
   });
 
   it("shared, deactivated, no other organization: also block and revoke", () => {
-    expect(access(desired(shared, { ...adele, active: false }, [], [], { memberOfOtherOrganizations: false }))).toMatchObject({ member: false, blocked: true, revokeAccess: true });
+    expect(
+      access(desired(shared, { ...adele, active: false }, [], [], { memberOfOtherOrganizations: false })),
+    ).toMatchObject({ member: false, blocked: true, revokeAccess: true });
   });
 
   it("shared, unknown other memberships: no tenant-wide block (membership removal still cuts this organization)", () => {
-    expect(access(desired(shared, { ...adele, active: false }, [], []))).toMatchObject({ member: false, blocked: false });
+    expect(access(desired(shared, { ...adele, active: false }, [], []))).toMatchObject({
+      member: false,
+      blocked: false,
+    });
   });
 
   it("shared, deleted: membership removed, the user is never deleted", () => {
-    expect(access(desired(shared, { ...adele, deleted: true }, [], [], { memberOfOtherOrganizations: true }))).toMatchObject({ status: "deleted", exists: true, member: false, deleteUser: false });
+    expect(
+      access(desired(shared, { ...adele, deleted: true }, [], [], { memberOfOtherOrganizations: true })),
+    ).toMatchObject({ status: "deleted", exists: true, member: false, deleteUser: false });
   });
 
   it("isolated users belong to no other organization, so whenNoOtherOrganization blocks", () => {
@@ -67,7 +104,11 @@ describe("desired: what each situation means in Auth0 (docs/design.md, What Auth
 
   it("removeRoles keeps the membership but strips roles", () => {
     const m = mappingWith({ roles, policies: { deactivation: { block: "always", removeRoles: true } } });
-    expect(access(desired(m, { ...adele, active: false }, [], []))).toMatchObject({ member: true, blocked: true, roles: [] });
+    expect(access(desired(m, { ...adele, active: false }, [], []))).toMatchObject({
+      member: true,
+      blocked: true,
+      roles: [],
+    });
   });
 
   it("an invitation is wanted only for an active user of a database connection whose mapping asks for one", () => {
@@ -87,12 +128,16 @@ describe("desired: what each situation means in Auth0 (docs/design.md, What Auth
   it("treats an email that is not an address as no email, and says so", () => {
     const d = desired(mappingWith({ profile: { email: "displayName" } }), adele, [], []);
     expect(d.email).toBeNull();
-    expect(d.problems).toEqual(['profile.email "Adele Vance" is not an email address: the user cannot be created or linked']);
+    expect(d.problems).toEqual([
+      'profile.email "Adele Vance" is not an email address: the user cannot be created or linked',
+    ]);
   });
 
   it("reports a source that yields an object instead of a string", () => {
     const m = mappingWith({ profile: { email: "userName", nickname: "name" } });
-    expect(desired(m, adele, [], []).problems).toEqual(["profile.nickname: the source gave an object; name one of its sub-attributes"]);
+    expect(desired(m, adele, [], []).problems).toEqual([
+      "profile.nickname: the source gave an object; name one of its sub-attributes",
+    ]);
   });
 });
 
@@ -100,8 +145,20 @@ describe("defaultMapping", () => {
   it("maps email and names from the SCIM core user, no roles, no app_metadata", () => {
     const m = defaultMapping({ connection: "acme-db", userModel: "isolated" });
     const d = desired(m, adele, [], []);
-    expect(d).toMatchObject({ connection: "acme-db", connectionType: "database", email: "adelev@contoso.com", roles: [], appMetadata: {}, ownedAppMetadataKeys: [] });
-    expect(d.profile).toEqual({ email: "adelev@contoso.com", given_name: "Adele", family_name: "Vance", name: "Adele Vance" });
+    expect(d).toMatchObject({
+      connection: "acme-db",
+      connectionType: "database",
+      email: "adelev@contoso.com",
+      roles: [],
+      appMetadata: {},
+      ownedAppMetadataKeys: [],
+    });
+    expect(d.profile).toEqual({
+      email: "adelev@contoso.com",
+      given_name: "Adele",
+      family_name: "Vance",
+      name: "Adele Vance",
+    });
   });
 
   it("falls back to an email-shaped userName, and refuses one that is not an address", () => {
@@ -113,7 +170,11 @@ describe("defaultMapping", () => {
 
   it("isolated: block + revoke on deactivation and on deletion, never deleting; shared: remove membership, block only when no other organization", () => {
     const isolatedDefault = defaultMapping({ connection: "c", userModel: "isolated" }).policies;
-    expect(isolatedDefault.deactivation).toMatchObject({ block: "always", revokeSessions: "always", removeMembership: false });
+    expect(isolatedDefault.deactivation).toMatchObject({
+      block: "always",
+      revokeSessions: "always",
+      removeMembership: false,
+    });
     expect(isolatedDefault.deletion).toMatchObject({ deleteUser: false, block: "always", revokeSessions: "always" });
     const sharedDefault = defaultMapping({ connection: "c", userModel: "shared" }).policies;
     expect(sharedDefault.deactivation).toMatchObject({ block: "whenNoOtherOrganization", removeMembership: true });

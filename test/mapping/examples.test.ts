@@ -1,7 +1,14 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { desired, initialApplied, loadMappingFile, mappingJsonSchemaText, plan, type MappingDocument } from "../../src/mapping/index.js";
+import {
+  desired,
+  initialApplied,
+  loadMappingFile,
+  mappingJsonSchemaText,
+  plan,
+  type MappingDocument,
+} from "../../src/mapping/index.js";
 import { fixtureGroups, fixtureUser } from "./helpers.js";
 
 const dir = join(import.meta.dirname, "..", "..", "mappings");
@@ -26,7 +33,11 @@ describe("mappings/", () => {
     const m = example("okta-groups.yaml");
     const user = fixtureUser("okta-user");
     expect(desired(m, user, named(okta, "Eng-Admins", "Eng-Platform"), []).roles).toEqual(["admin"]);
-    expect(desired(m, user, named(okta, "Eng-Platform", "Support-L2"), []).roles).toEqual(["engineer", "member", "support"]);
+    expect(desired(m, user, named(okta, "Eng-Platform", "Support-L2"), []).roles).toEqual([
+      "engineer",
+      "member",
+      "support",
+    ]);
     expect(desired(m, user, named(okta, "Contractors", "Eng-Platform"), []).roles).toEqual([]);
     expect(desired(m, user, [], []).roles).toEqual(["member"]);
     const d = desired(m, user, okta, []);
@@ -39,7 +50,12 @@ describe("mappings/", () => {
     const adele = desired(m, fixtureUser("entra-user"), named(entra, "Finance"), []);
     expect(adele.roles).toEqual(["admin", "viewer"]);
     expect(adele.email).toBe("adelev@contoso.com");
-    expect(adele.appMetadata).toEqual({ department: "Finance", employee_number: "701984", cost_center: "CC-4410", region: "na" });
+    expect(adele.appMetadata).toEqual({
+      department: "Finance",
+      employee_number: "701984",
+      cost_center: "CC-4410",
+      region: "na",
+    });
     const megan = desired(m, fixtureUser("entra-user-patched-roles"), [], []);
     expect(megan.roles).toEqual(["admin", "finance-reviewer"]);
     expect(megan.appMetadata).toMatchObject({ cost_center: "unassigned", region: "other", employee_number: null });
@@ -52,15 +68,33 @@ describe("mappings/", () => {
     const d = desired(m, fixtureUser("okta-user"), [], []);
     expect(d.profile).toMatchObject({ username: "test.user", name: "Test User" });
     expect(d.roles).toEqual(["employee"]);
-    expect(plan(d, initialApplied()).map((o) => o.type)).toEqual(["createUser", "addMember", "addRoles", "sendInvitation"]);
+    expect(plan(d, initialApplied()).map((o) => o.type)).toEqual([
+      "createUser",
+      "addMember",
+      "addRoles",
+      "sendInvitation",
+    ]);
     expect(desired(m, fixtureUser("entra-user"), [], []).roles).toEqual(["manager"]);
   });
 
   it("shared-users.yaml: deactivation ends this organization's access without locking the user out of others", () => {
     const m = example("shared-users.yaml");
     const user = { ...fixtureUser("entra-user"), active: false };
-    expect(desired(m, user, [], [], { memberOfOtherOrganizations: true })).toMatchObject({ member: false, blocked: false, revokeAccess: false, exists: true });
-    expect(desired(m, user, [], [], { memberOfOtherOrganizations: false })).toMatchObject({ member: false, blocked: true, revokeAccess: true });
-    expect(desired(m, { ...user, deleted: true }, [], [])).toMatchObject({ exists: true, deleteUser: false, member: false });
+    expect(desired(m, user, [], [], { memberOfOtherOrganizations: true })).toMatchObject({
+      member: false,
+      blocked: false,
+      revokeAccess: false,
+      exists: true,
+    });
+    expect(desired(m, user, [], [], { memberOfOtherOrganizations: false })).toMatchObject({
+      member: false,
+      blocked: true,
+      revokeAccess: true,
+    });
+    expect(desired(m, { ...user, deleted: true }, [], [])).toMatchObject({
+      exists: true,
+      deleteUser: false,
+      member: false,
+    });
   });
 });

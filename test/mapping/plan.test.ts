@@ -33,19 +33,32 @@ describe("plan: the operations and their order (docs/design.md, What Auth0 sees)
   });
 
   it("the invitation comes last, after creation", () => {
-    expect(types(plan(want({ policies: { invitation: { send: true } } }), initialApplied()))).toEqual(["createUser", "addMember", "addRoles", "sendInvitation"]);
+    expect(types(plan(want({ policies: { invitation: { send: true } } }), initialApplied()))).toEqual([
+      "createUser",
+      "addMember",
+      "addRoles",
+      "sendInvitation",
+    ]);
   });
 
   it("new user, enterprise connection: link (never create), then write what is unknown, unblock last", () => {
-    const m = { connection: { name: "globex-entra", type: "enterprise" as const }, profile: { email: "userName", name: "displayName" } };
-    const context = { connection: connectionWritability({ strategy: "waad", setUserRootAttributes: "on_first_login" }) };
+    const m = {
+      connection: { name: "globex-entra", type: "enterprise" as const },
+      profile: { email: "userName", name: "displayName" },
+    };
+    const context = {
+      connection: connectionWritability({ strategy: "waad", setUserRootAttributes: "on_first_login" }),
+    };
     const ops = plan(want(m, adele, context), initialApplied());
     expect(types(ops)).toEqual(["linkUser", "updateUser", "addMember", "addRoles", "unblock"]);
     expect(ops[1]).toMatchObject({ profile: { name: "Adele Vance" } });
   });
 
   it("never writes root attributes an enterprise connection syncs at each login (Auth0's default), nor an IdP user's email", () => {
-    const m = { connection: { name: "globex-entra", type: "enterprise" as const }, profile: { email: "userName", name: "displayName" } };
+    const m = {
+      connection: { name: "globex-entra", type: "enterprise" as const },
+      profile: { email: "userName", name: "displayName" },
+    };
     for (const context of [{}, { connection: connectionWritability({ strategy: "waad" }) }]) {
       const d = want(m, adele, context);
       expect(types(plan(d, initialApplied()))).toEqual(["linkUser", "addMember", "addRoles", "unblock"]);
@@ -70,23 +83,38 @@ describe("plan: the operations and their order (docs/design.md, What Auth0 sees)
   it("shared deactivation while another organization holds the user: roles first, then membership; no block", () => {
     const m = { userModel: "shared" as const };
     const applied = appliedFromDesired(want(m));
-    expect(types(plan(want(m, { ...adele, active: false }, { memberOfOtherOrganizations: true }), applied))).toEqual(["removeRoles", "removeMember"]);
+    expect(types(plan(want(m, { ...adele, active: false }, { memberOfOtherOrganizations: true }), applied))).toEqual([
+      "removeRoles",
+      "removeMember",
+    ]);
   });
 
   it("shared deactivation with no other organization: cut access first, then roles and membership", () => {
     const m = { userModel: "shared" as const };
     const applied = appliedFromDesired(want(m));
-    expect(types(plan(want(m, { ...adele, active: false }, { memberOfOtherOrganizations: false }), applied))).toEqual(["block", "revokeAccess", "removeRoles", "removeMember"]);
+    expect(types(plan(want(m, { ...adele, active: false }, { memberOfOtherOrganizations: false }), applied))).toEqual([
+      "block",
+      "revokeAccess",
+      "removeRoles",
+      "removeMember",
+    ]);
   });
 
   it("isolated deletion: block and revoke (reversible) before the delete the guard may pause", () => {
     const applied = appliedFromDesired(want());
-    expect(types(plan(want({}, { ...adele, deleted: true }), applied))).toEqual(["block", "revokeAccess", "deleteUser"]);
+    expect(types(plan(want({}, { ...adele, deleted: true }), applied))).toEqual([
+      "block",
+      "revokeAccess",
+      "deleteUser",
+    ]);
   });
 
   it("reactivation restores membership and roles before unblocking", () => {
     const m = { userModel: "shared" as const };
-    let applied = execute(want(m, { ...adele, active: false }, { memberOfOtherOrganizations: false }), appliedFromDesired(want(m)));
+    let applied = execute(
+      want(m, { ...adele, active: false }, { memberOfOtherOrganizations: false }),
+      appliedFromDesired(want(m)),
+    );
     expect(applied).toMatchObject({ blocked: true, member: false, roles: [], accessRevoked: true });
     expect(types(plan(want(m), applied))).toEqual(["addMember", "addRoles", "unblock"]);
     applied = execute(want(m), applied);
@@ -106,26 +134,45 @@ describe("plan: the operations and their order (docs/design.md, What Auth0 sees)
     const m = { profile: { email: "emails[primary eq true].value", name: "displayName", nickname: "name.givenName" } };
     const applied = appliedFromDesired(want(m));
     const renamed = want(m, { ...adele, resource: { ...adele.resource, displayName: "Adele V." } });
-    expect(plan(renamed, applied)).toEqual([{ type: "updateUser", irreversible: false, profile: { name: "Adele V." }, appMetadata: {} }]);
+    expect(plan(renamed, applied)).toEqual([
+      { type: "updateUser", irreversible: false, profile: { name: "Adele V." }, appMetadata: {} },
+    ]);
   });
 
   it("clears a profile field the bridge wrote, leaves alone one it never wrote, and never clears the email", () => {
     const m = { profile: { email: "emails[primary eq true].value", nickname: "title", picture: "photos.value" } };
-    const applied: AppliedState = { ...appliedFromDesired(want(m)), profile: { email: "adelev@contoso.com", nickname: "Retail Manager" } };
+    const applied: AppliedState = {
+      ...appliedFromDesired(want(m)),
+      profile: { email: "adelev@contoso.com", nickname: "Retail Manager" },
+    };
     const noTitle = want(m, { ...adele, resource: { ...adele.resource, title: undefined, emails: [] } });
-    expect(plan(noTitle, applied)).toEqual([{ type: "updateUser", irreversible: false, profile: { nickname: null }, appMetadata: {} }]);
+    expect(plan(noTitle, applied)).toEqual([
+      { type: "updateUser", irreversible: false, profile: { nickname: null }, appMetadata: {} },
+    ]);
   });
 
   it("deletes an owned app_metadata key that is no longer produced, and never touches keys it does not own", () => {
-    const m = { app_metadata: { keys: { department: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", title: "title" } } };
-    const applied: AppliedState = { ...appliedFromDesired(want(m)), appMetadata: { department: "Finance", title: "Retail Manager", plan: "gold" } };
+    const m = {
+      app_metadata: {
+        keys: { department: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", title: "title" },
+      },
+    };
+    const applied: AppliedState = {
+      ...appliedFromDesired(want(m)),
+      appMetadata: { department: "Finance", title: "Retail Manager", plan: "gold" },
+    };
     const noTitle = want(m, { ...adele, resource: { ...adele.resource, title: undefined } });
-    expect(plan(noTitle, applied)).toEqual([{ type: "updateUser", irreversible: false, profile: {}, appMetadata: { title: null } }]);
+    expect(plan(noTitle, applied)).toEqual([
+      { type: "updateUser", irreversible: false, profile: {}, appMetadata: { title: null } },
+    ]);
   });
 
   it("after adopting an existing user (createUser found one), planning again unblocks it and sends no invitation", () => {
     const d = want({ policies: { invitation: { send: true } } });
-    const adopted = plan(d, initialApplied()).reduce((s, op) => applyOperation(s, op, { auth0UserId: "auth0|old", created: false }), initialApplied());
+    const adopted = plan(d, initialApplied()).reduce(
+      (s, op) => applyOperation(s, op, { auth0UserId: "auth0|old", created: false }),
+      initialApplied(),
+    );
     expect(types(plan(d, adopted))).toEqual(["unblock"]);
     expect(adopted.auth0UserId).toBe("auth0|old");
   });
@@ -133,7 +180,10 @@ describe("plan: the operations and their order (docs/design.md, What Auth0 sees)
   it("a linkUser that finds nothing leaves the state as it was (the user appears at first login)", () => {
     const d = want({ connection: { name: "globex-entra", type: "enterprise" } });
     const [link] = plan(d, initialApplied());
-    expect(applyOperation(initialApplied(), link!, { auth0UserId: null })).toEqual({ ...initialApplied(), awaitingFirstLogin: true });
+    expect(applyOperation(initialApplied(), link!, { auth0UserId: null })).toEqual({
+      ...initialApplied(),
+      awaitingFirstLogin: true,
+    });
   });
 
   it("is empty when the applied state already matches", () => {
@@ -145,10 +195,18 @@ describe("plan: the operations and their order (docs/design.md, What Auth0 sees)
   it("marks exactly deleteUser and removeMember as irreversible, and never sets a password", () => {
     const ops = [
       ...plan(want(), initialApplied()),
-      ...plan(want({ userModel: "shared" }, { ...adele, active: false }, { memberOfOtherOrganizations: false }), appliedFromDesired(want({ userModel: "shared" }))),
+      ...plan(
+        want({ userModel: "shared" }, { ...adele, active: false }, { memberOfOtherOrganizations: false }),
+        appliedFromDesired(want({ userModel: "shared" })),
+      ),
       ...plan(want({}, { ...adele, deleted: true }), appliedFromDesired(want())),
     ];
-    expect(ops.filter((o) => o.irreversible).map((o) => o.type).sort()).toEqual(["deleteUser", "removeMember"]);
+    expect(
+      ops
+        .filter((o) => o.irreversible)
+        .map((o) => o.type)
+        .sort(),
+    ).toEqual(["deleteUser", "removeMember"]);
     expect(JSON.stringify(ops)).not.toContain("password");
   });
 

@@ -53,7 +53,10 @@ describe("mapping preview", () => {
     // keeps roles), frank (a hold keeps roles) and gina member; everyone but erin (deleted) gets the namespace.
     expect(result.changed).toEqual({ membership: 0, roles: 7, profile: 0, metadata: 7, blocked: 0, users: 7 });
     const byUser = Object.fromEntries(result.users.map((u) => [u.userName, u]));
-    expect(byUser["ann@acme.test"]).toMatchObject({ status: "provisioned", changes: { roles: { added: ["admin"], removed: [] }, metadata: { keys: ["acme"] } } });
+    expect(byUser["ann@acme.test"]).toMatchObject({
+      status: "provisioned",
+      changes: { roles: { added: ["admin"], removed: [] }, metadata: { keys: ["acme"] } },
+    });
     expect(byUser["frank@acme.test"]).toMatchObject({ status: "held", changes: { roles: { added: ["member"] } } });
     expect(byUser["gina"]?.problems).toEqual(["profile.email produced no value: the user cannot be created or linked"]);
     expect(byUser["erin@acme.test"]).toMatchObject({ changes: { roles: { added: ["member"] } } });
@@ -64,7 +67,16 @@ describe("mapping preview", () => {
     saveMappingVersion(handle.db, "acme", candidate(), { actor: { type: "operator", id: "t" } });
     const same = previewMapping(handle.db, "acme", candidate());
     expect(same).toMatchObject({ activeVersion: 1, changed: { users: 0 }, withProblems: 1 });
-    const renamed = previewMapping(handle.db, "acme", candidate({ profile: { email: "emails[primary eq true].value", given_name: { from: "name.givenName", transforms: ["uppercase"] } } }));
+    const renamed = previewMapping(
+      handle.db,
+      "acme",
+      candidate({
+        profile: {
+          email: "emails[primary eq true].value",
+          given_name: { from: "name.givenName", transforms: ["uppercase"] },
+        },
+      }),
+    );
     expect(renamed.changed).toMatchObject({ profile: 5, roles: 0, users: 5 });
   });
 
@@ -85,20 +97,29 @@ describe("mapping preview", () => {
     ]);
     linkUser(handle.db, other.orgId, other.dirId, "o1", "auth0|sue");
     linkUser(handle.db, other.orgId, other.dirId, "o2", "auth0|someone-else");
-    const keepMembers = candidate({ userModel: "shared", policies: { deactivation: { block: "whenNoOtherOrganization", removeMembership: true, removeRoles: false } } });
+    const keepMembers = candidate({
+      userModel: "shared",
+      policies: { deactivation: { block: "whenNoOtherOrganization", removeMembership: true, removeRoles: false } },
+    });
     const result = previewMapping(handle.db, "umbrella", keepMembers);
     expect(result.changed.blocked).toBe(0);
     const ops = (r: typeof result, id: string) => r.users.find((u) => u.userId === id)?.operations.map((o) => o.type);
     // sam is held nowhere else: blocked and signed out; sue keeps her Auth0 account for the other organization.
     expect(ops(result, "s1")).toEqual(["block", "revokeAccess", "removeMember", "updateUser"]);
     expect(ops(result, "s2")).toEqual(["removeMember", "updateUser"]);
-    const alwaysBlock = candidate({ userModel: "shared", policies: { deactivation: { block: "always", removeMembership: false } } });
+    const alwaysBlock = candidate({
+      userModel: "shared",
+      policies: { deactivation: { block: "always", removeMembership: false } },
+    });
     const blocked = previewMapping(handle.db, "umbrella", alwaysBlock);
     expect(blocked.changed).toMatchObject({ membership: 2, blocked: 1 });
-    expect(blocked.users.find((u) => u.userId === "s2")?.changes).toMatchObject({ membership: { before: "user", after: "member" }, blocked: { before: false, after: true } });
+    expect(blocked.users.find((u) => u.userId === "s2")?.changes).toMatchObject({
+      membership: { before: "user", after: "member" },
+      blocked: { before: false, after: true },
+    });
   });
 
-  it("decides \"held by another organization\" by the Auth0 link, as the worker does, not by email", () => {
+  it('decides "held by another organization" by the Auth0 link, as the worker does, not by email', () => {
     const { orgId, dirId } = seedOrganization(handle.db, "umbrella", "shared");
     seedUsers(handle.db, dirId, [{ id: "s1", resource: scimUser("sam"), active: false }]);
     linkUser(handle.db, orgId, dirId, "s1", "auth0|sam");
@@ -129,7 +150,11 @@ describe("mapping preview", () => {
     const countQueries = (n: number): number => {
       const db = openMemoryDb();
       const { dirId } = seedOrganization(db.db, "acme");
-      seedUsers(db.db, dirId, Array.from({ length: n }, (_, i) => ({ id: `u${i}`, resource: scimUser(`user${i}`), groups: [`G${i % 7}`] })));
+      seedUsers(
+        db.db,
+        dirId,
+        Array.from({ length: n }, (_, i) => ({ id: `u${i}`, resource: scimUser(`user${i}`), groups: [`G${i % 7}`] })),
+      );
       const prepare = vi.spyOn(db.sqlite, "prepare");
       const before = db.sqlite.prepare("select total_changes() as n").get() as { n: number };
       prepare.mockClear();

@@ -27,8 +27,18 @@ const matcher = fc.oneof(
 );
 const condition = fc.oneof(
   fc.record({ group: fc.oneof(fc.constantFrom(...groupNames), fc.record({ displayName: matcher })) }),
-  fc.record({ scimRole: fc.oneof(fc.constantFrom("Admin", "Reviewer", "Reader.All"), fc.record({ glob: fc.constantFrom("Read*", "*") })) }),
-  fc.record({ attribute: fc.record({ path: fc.constant("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"), equals: fc.constantFrom("Finance", "IT") }) }),
+  fc.record({
+    scimRole: fc.oneof(
+      fc.constantFrom("Admin", "Reviewer", "Reader.All"),
+      fc.record({ glob: fc.constantFrom("Read*", "*") }),
+    ),
+  }),
+  fc.record({
+    attribute: fc.record({
+      path: fc.constant("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
+      equals: fc.constantFrom("Finance", "IT"),
+    }),
+  }),
 );
 const rule = (stop: fc.Arbitrary<boolean>): fc.Arbitrary<RoleRule> =>
   fc.record({ when: condition, grant: fc.subarray(roleNames, { minLength: 1 }), stop });
@@ -46,42 +56,65 @@ const mappingOf = (rules: RoleRule[]) =>
   } satisfies MappingInput);
 
 /** A permutation of `items` (fast-check shrinks it towards the original order). */
-const permutation = <T>(items: T[]): fc.Arbitrary<T[]> => fc.shuffledSubarray(items, { minLength: items.length, maxLength: items.length });
+const permutation = <T>(items: T[]): fc.Arbitrary<T[]> =>
+  fc.shuffledSubarray(items, { minLength: items.length, maxLength: items.length });
 
 describe("desired does not depend on order", () => {
   it("of the user's groups", () => {
     fc.assert(
-      fc.property(fc.array(rule(fc.boolean()), { maxLength: 6 }), groupArb.chain((g) => fc.tuple(fc.constant(g), permutation(g))), fc.constantFrom(...users), (rules, [groups, shuffled], user) => {
-        const m = mappingOf(rules);
-        expect(desired(m, user, shuffled, [])).toEqual(desired(m, user, groups, []));
-      }),
+      fc.property(
+        fc.array(rule(fc.boolean()), { maxLength: 6 }),
+        groupArb.chain((g) => fc.tuple(fc.constant(g), permutation(g))),
+        fc.constantFrom(...users),
+        (rules, [groups, shuffled], user) => {
+          const m = mappingOf(rules);
+          expect(desired(m, user, shuffled, [])).toEqual(desired(m, user, groups, []));
+        },
+      ),
     );
   });
 
   it("of rules with equal precedence (rules between two stop rules)", () => {
     // Segments of non-stop rules, each ended by an optional stop rule; only rules inside a segment move.
-    const segment = fc.tuple(fc.array(rule(fc.constant(false)), { maxLength: 4 }), fc.option(rule(fc.constant(true)), { nil: undefined }));
+    const segment = fc.tuple(
+      fc.array(rule(fc.constant(false)), { maxLength: 4 }),
+      fc.option(rule(fc.constant(true)), { nil: undefined }),
+    );
     fc.assert(
       fc.property(
-        fc.array(segment, { minLength: 1, maxLength: 3 }).chain((segments) =>
-          fc.tuple(fc.constant(segments), fc.tuple(...segments.map(([free]) => permutation(free)))),
-        ),
+        fc
+          .array(segment, { minLength: 1, maxLength: 3 })
+          .chain((segments) =>
+            fc.tuple(fc.constant(segments), fc.tuple(...segments.map(([free]) => permutation(free)))),
+          ),
         groupArb,
         fc.constantFrom(...users),
         ([segments, shuffled], groups, user) => {
-          const flatten = (frees: RoleRule[][]) => segments.flatMap(([, stop], i) => [...frees[i]!, ...(stop ? [stop] : [])]);
+          const flatten = (frees: RoleRule[][]) =>
+            segments.flatMap(([, stop], i) => [...frees[i]!, ...(stop ? [stop] : [])]);
           const original = flatten(segments.map(([free]) => free));
           const reordered = flatten(shuffled);
-          expect(desired(mappingOf(reordered), user, groups, []).roles).toEqual(desired(mappingOf(original), user, groups, []).roles);
+          expect(desired(mappingOf(reordered), user, groups, []).roles).toEqual(
+            desired(mappingOf(original), user, groups, []).roles,
+          );
         },
       ),
     );
   });
 });
 
-const jsonValue = fc.oneof(fc.constant(null), fc.string({ maxLength: 5 }), fc.integer(), fc.array(fc.string({ maxLength: 3 }), { maxLength: 3 }));
+const jsonValue = fc.oneof(
+  fc.constant(null),
+  fc.string({ maxLength: 5 }),
+  fc.integer(),
+  fc.array(fc.string({ maxLength: 3 }), { maxLength: 3 }),
+);
 const profileArb = fc.record(
-  { email: fc.option(fc.constantFrom("a@x.com", "b@y.org")), name: fc.option(fc.string({ maxLength: 5 })), nickname: fc.option(fc.constantFrom("n1", "n2")) },
+  {
+    email: fc.option(fc.constantFrom("a@x.com", "b@y.org")),
+    name: fc.option(fc.string({ maxLength: 5 })),
+    nickname: fc.option(fc.constantFrom("n1", "n2")),
+  },
   { requiredKeys: [] },
 );
 const metadataArb = fc.dictionary(fc.constantFrom("a", "b", "c", "d"), jsonValue, { maxKeys: 4 });
@@ -129,8 +162,18 @@ const appliedArb: fc.Arbitrary<AppliedState> = fc.record({
 });
 
 const canonicalOrder: Operation["type"][] = [
-  "block", "revokeAccess", "removeRoles", "removeMember", "deleteUser",
-  "createUser", "linkUser", "updateUser", "addMember", "addRoles", "unblock", "sendInvitation",
+  "block",
+  "revokeAccess",
+  "removeRoles",
+  "removeMember",
+  "deleteUser",
+  "createUser",
+  "linkUser",
+  "updateUser",
+  "addMember",
+  "addRoles",
+  "unblock",
+  "sendInvitation",
 ];
 
 describe("plan", () => {
@@ -144,17 +187,27 @@ describe("plan", () => {
 
   it("plan(d, d fully applied) is empty for desired states computed from real payloads", () => {
     fc.assert(
-      fc.property(fc.array(rule(fc.boolean()), { maxLength: 4 }), groupArb, fc.constantFrom(...users), fc.boolean(), fc.boolean(), (rules, groups, user, active, held) => {
-        const d = desired(mappingOf(rules), { ...user, active }, groups, held ? [{ id: "h", reason: "r" }] : []);
-        expect(plan(d, appliedFromDesired(d))).toEqual([]);
-      }),
+      fc.property(
+        fc.array(rule(fc.boolean()), { maxLength: 4 }),
+        groupArb,
+        fc.constantFrom(...users),
+        fc.boolean(),
+        fc.boolean(),
+        (rules, groups, user, active, held) => {
+          const d = desired(mappingOf(rules), { ...user, active }, groups, held ? [{ id: "h", reason: "r" }] : []);
+          expect(plan(d, appliedFromDesired(d))).toEqual([]);
+        },
+      ),
     );
   });
 
   it("applying plan(d, a) op by op to a leaves nothing to do", () => {
     fc.assert(
       fc.property(desiredArb, appliedArb, (d, a) => {
-        const after = plan(d, a).reduce((s, op) => applyOperation(s, op, { auth0UserId: "auth0|new", created: true }), a);
+        const after = plan(d, a).reduce(
+          (s, op) => applyOperation(s, op, { auth0UserId: "auth0|new", created: true }),
+          a,
+        );
         expect(plan(d, after)).toEqual([]);
       }),
     );

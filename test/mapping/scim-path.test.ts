@@ -16,12 +16,24 @@ describe("SCIM attribute paths resolve against captured payloads", () => {
     ["filter value ignores case", entra, 'emails[type eq "WORK"].value', ["AdeleV@Contoso.com"], true],
     ['Entra\'s "True" string equals true', entraPatched, "roles[primary eq true].value", ["Admin"], true],
     ['a "True" literal equals the string', entraPatched, 'roles[primary eq "True"].value', ["Admin"], true],
-    ["filter with and", entra, 'roles[type eq "WindowsAzureActiveDirectoryRole" and value sw "Read"].value', ["Reader.All"], true],
+    [
+      "filter with and",
+      entra,
+      'roles[type eq "WindowsAzureActiveDirectoryRole" and value sw "Read"].value',
+      ["Reader.All"],
+      true,
+    ],
     ["filter with or", entra, 'roles[value eq "nope" or display eq "admin"].value', ["Admin"], true],
     ["pr operator", entra, "emails[type pr].value", ["AdeleV@Contoso.com"], true],
     ["unfiltered multi-valued gives a list", entra, "roles.value", ["Admin", "Reader.All"], true],
     ["extension URN attribute", entra, `${enterprise}:department`, ["Finance"], false],
-    ["extension URN sub-attribute", entra, `${enterprise}:manager.value`, ["2c2f6fb8-254f-492e-b7fe-c09c5a61c8a2"], false],
+    [
+      "extension URN sub-attribute",
+      entra,
+      `${enterprise}:manager.value`,
+      ["2c2f6fb8-254f-492e-b7fe-c09c5a61c8a2"],
+      false,
+    ],
     ["missing attribute", okta, "title", [], false],
     ["no element matches the filter", okta, 'emails[type eq "home"].value', [], true],
   ])("%s: %s", (_name, resource, path, values, crossesList) => {
@@ -31,7 +43,12 @@ describe("SCIM attribute paths resolve against captured payloads", () => {
   });
 
   it("keeps the first match of a filtered segment only", () => {
-    const resource = { emails: [{ type: "work", value: "a@x" }, { type: "work", value: "b@x" }] };
+    const resource = {
+      emails: [
+        { type: "work", value: "a@x" },
+        { type: "work", value: "b@x" },
+      ],
+    };
     expect(resolveScimPath(resource, parseScimPath('emails[type eq "work"].value')).values).toEqual(["a@x"]);
   });
 

@@ -2,7 +2,12 @@ import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { auditEntries, jobs, mappingVersions } from "../../db/schema.js";
 import type { OpenDatabase } from "../../src/directory/database.js";
-import { activateMappingVersion, getActiveMapping, listMappingVersions, saveMappingVersion } from "../../src/directory/mappings.js";
+import {
+  activateMappingVersion,
+  getActiveMapping,
+  listMappingVersions,
+  saveMappingVersion,
+} from "../../src/directory/mappings.js";
 import { recordConnection } from "../../src/directory/settings.js";
 import type { BridgeError } from "../../src/errors.js";
 import { parseMapping, type MappingDocument } from "../../src/mapping/index.js";
@@ -10,7 +15,12 @@ import { openMemoryDb, seedOrganization } from "./seed.js";
 
 const alice = { type: "operator" as const, id: "alice" };
 const v = (defaultRole: string): MappingDocument =>
-  parseMapping({ connection: { name: "acme-db" }, userModel: "isolated", profile: { email: "userName" }, roles: { rules: [], default: [defaultRole] } });
+  parseMapping({
+    connection: { name: "acme-db" },
+    userModel: "isolated",
+    profile: { email: "userName" },
+    roles: { rules: [], default: [defaultRole] },
+  });
 
 let handle: OpenDatabase;
 let orgId: string;
@@ -32,25 +42,48 @@ describe("versioned mapping storage", () => {
   });
 
   it("the default follows the connection's type once the bridge has read it from the tenant", () => {
-    recordConnection(handle.db, { name: "acme-db", strategy: "okta", type: "enterprise", setUserRootAttributes: "on_each_login", checkedAt: 1 });
+    recordConnection(handle.db, {
+      name: "acme-db",
+      strategy: "okta",
+      type: "enterprise",
+      setUserRootAttributes: "on_each_login",
+      checkedAt: 1,
+    });
     const active = getActiveMapping(handle.db, "acme");
     expect(active?.document.connection).toEqual({ name: "acme-db", type: "enterprise" });
     expect(Object.keys(active?.document.profile ?? {})).toEqual(["email"]);
   });
 
   it("apply stores a new active version, with an audit entry and a background organization reconcile job", () => {
-    const saved = saveMappingVersion(handle.db, "acme", v("member"), { actor: alice, comment: "onboarding", now: 1000 });
+    const saved = saveMappingVersion(handle.db, "acme", v("member"), {
+      actor: alice,
+      comment: "onboarding",
+      now: 1000,
+    });
     expect(saved).toEqual({ organizationId: orgId, version: 1, changed: true });
     expect(getActiveMapping(handle.db, orgId)).toMatchObject({ version: 1, document: v("member") });
     expect(handle.db.select().from(auditEntries).all()).toMatchObject([
-      { action: "mapping.apply", actorType: "operator", actorId: "alice", organizationId: orgId, targetId: "1", at: 1000 },
+      {
+        action: "mapping.apply",
+        actorType: "operator",
+        actorId: "alice",
+        organizationId: orgId,
+        targetId: "1",
+        at: 1000,
+      },
     ]);
-    expect(handle.db.select().from(jobs).all()).toMatchObject([{ kind: "organization", subjectId: orgId, lane: 2, state: "pending" }]);
+    expect(handle.db.select().from(jobs).all()).toMatchObject([
+      { kind: "organization", subjectId: orgId, lane: 2, state: "pending" },
+    ]);
   });
 
   it("applying the active document again writes nothing", () => {
     saveMappingVersion(handle.db, "acme", v("member"), { actor: alice });
-    expect(saveMappingVersion(handle.db, "acme", v("member"), { actor: alice })).toEqual({ organizationId: orgId, version: 1, changed: false });
+    expect(saveMappingVersion(handle.db, "acme", v("member"), { actor: alice })).toEqual({
+      organizationId: orgId,
+      version: 1,
+      changed: false,
+    });
     expect(handle.db.select().from(mappingVersions).all()).toHaveLength(1);
     expect(handle.db.select().from(auditEntries).all()).toHaveLength(1);
   });
@@ -62,11 +95,15 @@ describe("versioned mapping storage", () => {
       { version: 2, createdBy: "operator:bob", createdAt: 2, comment: null, active: true },
       { version: 1, createdBy: "operator:alice", createdAt: 1, comment: "first", active: false },
     ]);
-    expect(activateMappingVersion(handle.db, "acme", 1, alice)).toEqual({ organizationId: orgId, version: 1, changed: true });
+    expect(activateMappingVersion(handle.db, "acme", 1, alice)).toEqual({
+      organizationId: orgId,
+      version: 1,
+      changed: true,
+    });
     expect(getActiveMapping(handle.db, "acme")?.document.roles.default).toEqual(["member"]);
-    expect(handle.db.select().from(auditEntries).where(eq(auditEntries.action, "mapping.activate")).all()).toMatchObject([
-      { targetId: "1", before: JSON.stringify({ activeVersion: 2 }) },
-    ]);
+    expect(
+      handle.db.select().from(auditEntries).where(eq(auditEntries.action, "mapping.activate")).all(),
+    ).toMatchObject([{ targetId: "1", before: JSON.stringify({ activeVersion: 2 }) }]);
     // Applying after a rollback continues the numbering; nothing is overwritten.
     expect(saveMappingVersion(handle.db, "acme", v("eng"), { actor: alice }).version).toBe(3);
   });

@@ -17,37 +17,126 @@ describe("transforms, over captured Okta and Entra payloads", () => {
     ["lowercase", "entra-user", { from: "userName", transforms: ["lowercase"] }, "adelev@contoso.onmicrosoft.com"],
     ["uppercase", "okta-user", { from: "name.familyName", transforms: ["uppercase"] }, "USER"],
     ["trim", "okta-user-put", { from: "emails[primary eq true].value", transforms: ["trim"] }, "Test.User@Okta.Local"],
-    ["trim then lowercase", "okta-user-put", { from: "emails[primary eq true].value", transforms: ["trim", "lowercase"] }, "test.user@okta.local"],
+    [
+      "trim then lowercase",
+      "okta-user-put",
+      { from: "emails[primary eq true].value", transforms: ["trim", "lowercase"] },
+      "test.user@okta.local",
+    ],
     ["template source", "okta-user", { template: "{name.familyName}, {name.givenName}" }, "User, Test"],
-    ["template source with an extension path", "entra-user", { template: "{displayName} ({" + enterprise + ":department})" }, "Adele Vance (Finance)"],
+    [
+      "template source with an extension path",
+      "entra-user",
+      { template: "{displayName} ({" + enterprise + ":department})" },
+      "Adele Vance (Finance)",
+    ],
     ["template source with every placeholder empty is null", "okta-user", { template: "{title} / {nickName}" }, null],
-    ["template transform with {value}", "okta-user", { from: "externalId", transforms: [{ template: "okta:{value}" }] }, "okta:00ujl29u0le5T6Aj10h7"],
+    [
+      "template transform with {value}",
+      "okta-user",
+      { from: "externalId", transforms: [{ template: "okta:{value}" }] },
+      "okta:00ujl29u0le5T6Aj10h7",
+    ],
     ["template with literal braces", "okta-user", { template: "{{{userName}}}" }, "{test.user@okta.local}"],
     ["default when missing", "okta-user", { from: "title", transforms: [{ default: "n/a" }] }, "n/a"],
-    ["default keeps a present value", "entra-user", { from: "title", transforms: [{ default: "n/a" }] }, "Retail Manager"],
+    [
+      "default keeps a present value",
+      "entra-user",
+      { from: "title", transforms: [{ default: "n/a" }] },
+      "Retail Manager",
+    ],
     ["first path with a value wins", "okta-user", { from: ["nickName", "title", "name.givenName"] }, "Test"],
-    ["lookup", "entra-user", { from: `${enterprise}:department`, transforms: [{ lookup: { Finance: "FIN", Sales: "SAL" } }] }, "FIN"],
-    ["lookup ignoring case", "entra-user", { from: `${enterprise}:division`, transforms: [{ lookup: { "North America": "na" }, ignoreCase: true }] }, "na"],
-    ["lookup is case-sensitive by default", "entra-user", { from: `${enterprise}:division`, transforms: [{ lookup: { "North America": "na" } }] }, null],
-    ["lookup miss then default", "entra-user", { from: "title", transforms: [{ lookup: { CEO: "exec" } }, { default: "staff" }] }, "staff"],
-    ["lookup otherwise keep", "entra-user", { from: "title", transforms: [{ lookup: { CEO: "exec" }, otherwise: "keep" }] }, "Retail Manager"],
-    ["capture group 1 by default", "okta-user", { from: "userName", transforms: [{ capture: "^([^@]+)@" }] }, "test.user"],
-    ["capture a numbered group", "entra-user", { from: "userName", transforms: [{ capture: "^(\\w+)@(\\w+)", group: 2 }] }, "contoso"],
-    ["capture a named group", "entra-user", { from: "userName", transforms: [{ capture: "@(?<tenant>[a-z]+)\\.", group: "tenant" }] }, "contoso"],
-    ["capture ignoring case", "entra-user", { from: "userName", transforms: [{ capture: "^(adelev)", ignoreCase: true }] }, "AdeleV"],
-    ["capture without groups keeps the whole match", "okta-user", { from: "externalId", transforms: [{ capture: "[0-9]+" }] }, "00"],
-    ["capture with no match gives null", "okta-user", { from: "displayName", transforms: [{ capture: "^(\\d+)$" }] }, null],
-    ["capture of a number", "entra-user", { from: `${enterprise}:employeeNumber`, transforms: [{ capture: "^(\\d{3})" }] }, "701"],
+    [
+      "lookup",
+      "entra-user",
+      { from: `${enterprise}:department`, transforms: [{ lookup: { Finance: "FIN", Sales: "SAL" } }] },
+      "FIN",
+    ],
+    [
+      "lookup ignoring case",
+      "entra-user",
+      { from: `${enterprise}:division`, transforms: [{ lookup: { "North America": "na" }, ignoreCase: true }] },
+      "na",
+    ],
+    [
+      "lookup is case-sensitive by default",
+      "entra-user",
+      { from: `${enterprise}:division`, transforms: [{ lookup: { "North America": "na" } }] },
+      null,
+    ],
+    [
+      "lookup miss then default",
+      "entra-user",
+      { from: "title", transforms: [{ lookup: { CEO: "exec" } }, { default: "staff" }] },
+      "staff",
+    ],
+    [
+      "lookup otherwise keep",
+      "entra-user",
+      { from: "title", transforms: [{ lookup: { CEO: "exec" }, otherwise: "keep" }] },
+      "Retail Manager",
+    ],
+    [
+      "capture group 1 by default",
+      "okta-user",
+      { from: "userName", transforms: [{ capture: "^([^@]+)@" }] },
+      "test.user",
+    ],
+    [
+      "capture a numbered group",
+      "entra-user",
+      { from: "userName", transforms: [{ capture: "^(\\w+)@(\\w+)", group: 2 }] },
+      "contoso",
+    ],
+    [
+      "capture a named group",
+      "entra-user",
+      { from: "userName", transforms: [{ capture: "@(?<tenant>[a-z]+)\\.", group: "tenant" }] },
+      "contoso",
+    ],
+    [
+      "capture ignoring case",
+      "entra-user",
+      { from: "userName", transforms: [{ capture: "^(adelev)", ignoreCase: true }] },
+      "AdeleV",
+    ],
+    [
+      "capture without groups keeps the whole match",
+      "okta-user",
+      { from: "externalId", transforms: [{ capture: "[0-9]+" }] },
+      "00",
+    ],
+    [
+      "capture with no match gives null",
+      "okta-user",
+      { from: "displayName", transforms: [{ capture: "^(\\d+)$" }] },
+      null,
+    ],
+    [
+      "capture of a number",
+      "entra-user",
+      { from: `${enterprise}:employeeNumber`, transforms: [{ capture: "^(\\d{3})" }] },
+      "701",
+    ],
     ["constant", "okta-user", { value: "fixed" }, "fixed"],
-    ["an empty result is null (Auth0 refuses empty names)", "okta-user", { from: "displayName", transforms: [{ capture: "^(x*)" }] }, null],
+    [
+      "an empty result is null (Auth0 refuses empty names)",
+      "okta-user",
+      { from: "displayName", transforms: [{ capture: "^(x*)" }] },
+      null,
+    ],
   ])("%s", (_name, fixture, source, expected) => {
     expect(nickname(fixture, source)).toBe(expected);
   });
 
   it("a value longer than 256 characters never reaches the pattern (ReDoS input cap)", () => {
     const long = { userName: `${"a".repeat(300)}@x.com`, emails: [] };
-    const m = mappingWith({ profile: { email: "userName", nickname: { from: "userName", transforms: [{ capture: "^([^@]+)@" }] } } });
-    expect(desired(m, { id: "u", directoryId: "d", active: true, deleted: false, resource: long }, [], []).profile.nickname).toBeNull();
+    const m = mappingWith({
+      profile: { email: "userName", nickname: { from: "userName", transforms: [{ capture: "^([^@]+)@" }] } },
+    });
+    expect(
+      desired(m, { id: "u", directoryId: "d", active: true, deleted: false, resource: long }, [], []).profile.nickname,
+    ).toBeNull();
   });
 
   it("email is always lower-cased and trimmed, whatever the mapping says", () => {
@@ -78,7 +167,9 @@ describe("app_metadata values", () => {
   });
 
   it("without a namespace every key is owned and a missing value is null (deleted in Auth0)", () => {
-    const m = mappingWith({ app_metadata: { keys: { department: `${enterprise}:department`, title: "title", roles: "roles.value" } } });
+    const m = mappingWith({
+      app_metadata: { keys: { department: `${enterprise}:department`, title: "title", roles: "roles.value" } },
+    });
     expect(desired(m, fixtureUser("entra-user"), [], []).appMetadata).toEqual({
       department: "Finance",
       title: "Retail Manager",
@@ -95,7 +186,9 @@ describe("app_metadata values", () => {
   });
 
   it("transforms apply to each element of a list", () => {
-    const m = mappingWith({ app_metadata: { keys: { roles: { from: "roles.value", transforms: ["lowercase", { capture: "^([a-z]+)" }] } } } });
+    const m = mappingWith({
+      app_metadata: { keys: { roles: { from: "roles.value", transforms: ["lowercase", { capture: "^([a-z]+)" }] } } },
+    });
     expect(desired(m, fixtureUser("entra-user"), [], []).appMetadata.roles).toEqual(["admin", "reader"]);
   });
 });

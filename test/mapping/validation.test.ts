@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { BridgeError } from "../../src/errors.js";
-import { checkMappingFile, loadMappingFile, MappingError, parseMapping, validateMapping } from "../../src/mapping/index.js";
+import {
+  checkMappingFile,
+  loadMappingFile,
+  MappingError,
+  parseMapping,
+  validateMapping,
+} from "../../src/mapping/index.js";
 
 // Test documents are deliberately malformed, so they are built untyped.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- wrong shapes on purpose, reached into at any depth
@@ -25,67 +31,318 @@ describe("validation names the place and the reason", () => {
     ["missing connection name", (d) => delete d.connection.name, "connection.name", "required"],
     ["missing user model", (d) => delete d.userModel, "userModel", "required"],
     ["missing email", (d) => delete d.profile.email, "profile.email", "required"],
-    ["unknown top-level key", (d) => (d.mapping = {}), "mapping", 'unknown key "mapping" (allowed: $schema, description, connection, userModel, profile, app_metadata, roles, policies)'],
-    ["unknown nested key", (d) => (d.connection.kind = "db"), "connection.kind", 'unknown key "kind" (allowed: name, type)'],
-    ["unknown profile field", (d) => (d.profile.emial = "userName"), "profile.emial", "allowed: email, username, given_name"],
-    ["password is refused with the reason", (d) => (d.profile.password = "x"), "profile.password", "never sets a password"],
+    [
+      "unknown top-level key",
+      (d) => (d.mapping = {}),
+      "mapping",
+      'unknown key "mapping" (allowed: $schema, description, connection, userModel, profile, app_metadata, roles, policies)',
+    ],
+    [
+      "unknown nested key",
+      (d) => (d.connection.kind = "db"),
+      "connection.kind",
+      'unknown key "kind" (allowed: name, type)',
+    ],
+    [
+      "unknown profile field",
+      (d) => (d.profile.emial = "userName"),
+      "profile.emial",
+      "allowed: email, username, given_name",
+    ],
+    [
+      "password is refused with the reason",
+      (d) => (d.profile.password = "x"),
+      "profile.password",
+      "never sets a password",
+    ],
     ["blocked is refused with the reason", (d) => (d.profile.blocked = true), "profile.blocked", "follows policies"],
-    ["email_verified is refused", (d) => (d.profile.email_verified = true), "profile.email_verified", "email_verified: false"],
-    ["bad user model", (d) => (d.userModel = "tenant"), "userModel", 'expected one of "isolated", "shared" (got "tenant")'],
-    ["bad connection type", (d) => (d.connection.type = "saml"), "connection.type", 'expected one of "database", "enterprise"'],
+    [
+      "email_verified is refused",
+      (d) => (d.profile.email_verified = true),
+      "profile.email_verified",
+      "email_verified: false",
+    ],
+    [
+      "bad user model",
+      (d) => (d.userModel = "tenant"),
+      "userModel",
+      'expected one of "isolated", "shared" (got "tenant")',
+    ],
+    [
+      "bad connection type",
+      (d) => (d.connection.type = "saml"),
+      "connection.type",
+      'expected one of "database", "enterprise"',
+    ],
     ["wrong type", (d) => (d.profile.email = 3), "profile.email", "not a value source"],
-    ["bad SCIM path", (d) => (d.profile.email = "emails[primary eq true.value"), "profile.email", "not a SCIM attribute path"],
-    ["bad path in a from list", (d) => (d.profile.nickname = { from: ["userName", "name..x"] }), "profile.nickname.from[1]", "expected an attribute name"],
-    ["unclosed template", (d) => (d.profile.nickname = { template: "{name.givenName" }), "profile.nickname.template", 'unclosed "{"'],
+    [
+      "bad SCIM path",
+      (d) => (d.profile.email = "emails[primary eq true.value"),
+      "profile.email",
+      "not a SCIM attribute path",
+    ],
+    [
+      "bad path in a from list",
+      (d) => (d.profile.nickname = { from: ["userName", "name..x"] }),
+      "profile.nickname.from[1]",
+      "expected an attribute name",
+    ],
+    [
+      "unclosed template",
+      (d) => (d.profile.nickname = { template: "{name.givenName" }),
+      "profile.nickname.template",
+      'unclosed "{"',
+    ],
     ["unmatched brace", (d) => (d.profile.nickname = { template: "a}" }), "profile.nickname.template", 'unmatched "}"'],
-    ["template without placeholder", (d) => (d.profile.nickname = { template: "fixed" }), "profile.nickname.template", "no {placeholder}"],
-    ["{value} in a source template", (d) => (d.profile.nickname = { template: "{value}" }), "profile.nickname.template", "{value} exists only in a template transform"],
-    ["bad path in a template", (d) => (d.profile.nickname = { template: "{name.}" }), "profile.nickname.template", "expected an attribute name"],
-    ["unknown transform name", transform("lowercas"), "profile.nickname.transforms[0]", 'expected one of "lowercase", "uppercase", "trim" (got "lowercas")'],
+    [
+      "template without placeholder",
+      (d) => (d.profile.nickname = { template: "fixed" }),
+      "profile.nickname.template",
+      "no {placeholder}",
+    ],
+    [
+      "{value} in a source template",
+      (d) => (d.profile.nickname = { template: "{value}" }),
+      "profile.nickname.template",
+      "{value} exists only in a template transform",
+    ],
+    [
+      "bad path in a template",
+      (d) => (d.profile.nickname = { template: "{name.}" }),
+      "profile.nickname.template",
+      "expected an attribute name",
+    ],
+    [
+      "unknown transform name",
+      transform("lowercas"),
+      "profile.nickname.transforms[0]",
+      'expected one of "lowercase", "uppercase", "trim" (got "lowercas")',
+    ],
     ["unknown transform object", transform({ captur: "x" }), "profile.nickname.transforms[0]", "not a transform"],
-    ["lookup value must be a scalar", transform({ lookup: { a: { b: 1 } } }), "profile.nickname.transforms[0].lookup.a", ""],
-    ["lookup otherwise", transform({ lookup: { a: "b" }, otherwise: "drop" }), "profile.nickname.transforms[0].otherwise", 'expected one of "null", "keep"'],
-    ["invalid regular expression", transform({ capture: "([a-z" }), "profile.nickname.transforms[0].capture", "not a valid regular expression"],
-    ["nested quantifier", transform({ capture: "^(a+)+$" }), "profile.nickname.transforms[0].capture", "nested quantifier"],
-    ["repeated alternation", transform({ capture: "^(a|aa)*$" }), "profile.nickname.transforms[0].capture", "nested quantifier"],
-    ["alternation nested in a repeated group", transform({ capture: "((a|b)c)+" }), "profile.nickname.transforms[0].capture", "nested quantifier"],
+    [
+      "lookup value must be a scalar",
+      transform({ lookup: { a: { b: 1 } } }),
+      "profile.nickname.transforms[0].lookup.a",
+      "",
+    ],
+    [
+      "lookup otherwise",
+      transform({ lookup: { a: "b" }, otherwise: "drop" }),
+      "profile.nickname.transforms[0].otherwise",
+      'expected one of "null", "keep"',
+    ],
+    [
+      "invalid regular expression",
+      transform({ capture: "([a-z" }),
+      "profile.nickname.transforms[0].capture",
+      "not a valid regular expression",
+    ],
+    [
+      "nested quantifier",
+      transform({ capture: "^(a+)+$" }),
+      "profile.nickname.transforms[0].capture",
+      "nested quantifier",
+    ],
+    [
+      "repeated alternation",
+      transform({ capture: "^(a|aa)*$" }),
+      "profile.nickname.transforms[0].capture",
+      "nested quantifier",
+    ],
+    [
+      "alternation nested in a repeated group",
+      transform({ capture: "((a|b)c)+" }),
+      "profile.nickname.transforms[0].capture",
+      "nested quantifier",
+    ],
     ["backreference", transform({ capture: "(a)\\1" }), "profile.nickname.transforms[0].capture", "backreferences"],
-    ["named backreference", transform({ capture: "(?<x>a)\\k<x>" }), "profile.nickname.transforms[0].capture", "backreferences"],
-    ["lookahead", transform({ capture: "a(?=b)" }), "profile.nickname.transforms[0].capture", "lookahead and lookbehind"],
-    ["too many unbounded repetitions", transform({ capture: "a*b*c*d+" }), "profile.nickname.transforms[0].capture", "more than 3 unbounded"],
-    ["missing numbered group", transform({ capture: "(a)(b)", group: 3 }), "profile.nickname.transforms[0].group", "group 3 does not exist"],
-    ["missing named group", transform({ capture: "(?<a>x)", group: "b" }), "profile.nickname.transforms[0].group", 'no group named "b"'],
-    ["pattern too long", transform({ capture: "a".repeat(201) }), "profile.nickname.transforms[0].capture", "longer than 200"],
-    ["empty glob", when({ group: { displayName: { glob: "" } } }), "roles.rules[0].when.group.displayName.glob", "the glob is empty"],
-    ["glob ends with a backslash", when({ group: { displayName: { glob: "Eng\\" } } }), "roles.rules[0].when.group.displayName.glob", 'lone "\\"'],
+    [
+      "named backreference",
+      transform({ capture: "(?<x>a)\\k<x>" }),
+      "profile.nickname.transforms[0].capture",
+      "backreferences",
+    ],
+    [
+      "lookahead",
+      transform({ capture: "a(?=b)" }),
+      "profile.nickname.transforms[0].capture",
+      "lookahead and lookbehind",
+    ],
+    [
+      "too many unbounded repetitions",
+      transform({ capture: "a*b*c*d+" }),
+      "profile.nickname.transforms[0].capture",
+      "more than 3 unbounded",
+    ],
+    [
+      "missing numbered group",
+      transform({ capture: "(a)(b)", group: 3 }),
+      "profile.nickname.transforms[0].group",
+      "group 3 does not exist",
+    ],
+    [
+      "missing named group",
+      transform({ capture: "(?<a>x)", group: "b" }),
+      "profile.nickname.transforms[0].group",
+      'no group named "b"',
+    ],
+    [
+      "pattern too long",
+      transform({ capture: "a".repeat(201) }),
+      "profile.nickname.transforms[0].capture",
+      "longer than 200",
+    ],
+    [
+      "empty glob",
+      when({ group: { displayName: { glob: "" } } }),
+      "roles.rules[0].when.group.displayName.glob",
+      "the glob is empty",
+    ],
+    [
+      "glob ends with a backslash",
+      when({ group: { displayName: { glob: "Eng\\" } } }),
+      "roles.rules[0].when.group.displayName.glob",
+      'lone "\\"',
+    ],
     ["unknown matcher key", when({ scimRole: { regex: "A.*" } }), "roles.rules[0].when.scimRole", "not a matcher"],
     ["empty condition", when({}), "roles.rules[0].when", "the condition is empty"],
     ["empty group condition", when({ group: {} }), "roles.rules[0].when.group", "name displayName or externalId"],
-    ["attribute without predicate", when({ attribute: { path: "title" } }), "roles.rules[0].when.attribute", "give exactly one of equals, glob, oneOf, present (got none)"],
-    ["attribute with two predicates", when({ attribute: { path: "title", equals: "a", glob: "b*" } }), "roles.rules[0].when.attribute", "(got equals, glob)"],
-    ["attribute path", when({ attribute: { path: "emails[", present: true } }), "roles.rules[0].when.attribute.path", "not a SCIM attribute path"],
+    [
+      "attribute without predicate",
+      when({ attribute: { path: "title" } }),
+      "roles.rules[0].when.attribute",
+      "give exactly one of equals, glob, oneOf, present (got none)",
+    ],
+    [
+      "attribute with two predicates",
+      when({ attribute: { path: "title", equals: "a", glob: "b*" } }),
+      "roles.rules[0].when.attribute",
+      "(got equals, glob)",
+    ],
+    [
+      "attribute path",
+      when({ attribute: { path: "emails[", present: true } }),
+      "roles.rules[0].when.attribute.path",
+      "not a SCIM attribute path",
+    ],
     ["empty anyOf", when({ anyOf: [] }), "roles.rules[0].when.anyOf", ""],
-    ["anyOf does not nest", when({ anyOf: [{ anyOf: [{ group: "A" }] }] }), "roles.rules[0].when.anyOf[0].anyOf", "unknown key"],
+    [
+      "anyOf does not nest",
+      when({ anyOf: [{ anyOf: [{ group: "A" }] }] }),
+      "roles.rules[0].when.anyOf[0].anyOf",
+      "unknown key",
+    ],
     ["rule without when", rule({ grant: ["x"] }), "roles.rules[0].when", "required"],
     ["empty grant without stop", rule({ when: { group: "A" }, grant: [] }), "roles.rules[0].grant", "set stop: true"],
     ["grant is a list", rule({ when: { group: "A" }, grant: "admin" }), "roles.rules[0].grant", "expected array"],
-    ["role name with spaces", rule({ when: { group: "A" }, grant: [" admin"] }), "roles.rules[0].grant[0]", "may not start or end with spaces"],
-    ["reserved namespace", (d) => (d.app_metadata.namespace = "blocked"), "app_metadata.namespace", '"blocked" is reserved by Auth0'],
-    ["reserved key without namespace", (d) => (d.app_metadata = { keys: { email: "userName" } }), 'app_metadata.keys.email', '"email" is reserved by Auth0'],
-    ["key with a dot", (d) => (d.app_metadata.keys = { "a.b": "title" }), 'app_metadata.keys["a.b"]', 'Auth0 forbids "." and "$"'],
-    ["key with a dollar", (d) => (d.app_metadata.keys = { $set: "title" }), "app_metadata.keys.$set", "not a usable app_metadata name"],
-    ["prototype pollution through a key", (d) => (d.app_metadata.keys = JSON.parse('{"__proto__": "title"}')), "app_metadata.keys.__proto__", "not allowed"],
-    ["groups source in a profile field", (d) => (d.profile.nickname = { groups: "displayName" }), "profile.nickname", "not a value source"],
-    ["bad block policy", (d) => (d.policies.deactivation.block = "sometimes"), "policies.deactivation.block", 'expected one of "always", "whenNoOtherOrganization", "never"'],
-    ["deleteUser is not a deactivation", (d) => (d.policies.deactivation.deleteUser = true), "policies.deactivation.deleteUser", 'unknown key "deleteUser"'],
-    ["guard percent", (d) => (d.policies.massDeprovisionGuard = { percent: 150 }), "policies.massDeprovisionGuard.percent", ""],
-    ["guard window", (d) => (d.policies.massDeprovisionGuard = { windowMinutes: 1.5 }), "policies.massDeprovisionGuard.windowMinutes", ""],
-    ["invitation ttl", (d) => (d.policies.invitation = { send: true, ttlSeconds: 10 }), "policies.invitation.ttlSeconds", ""],
-    ["deactivation that cuts nothing", (d) => (d.policies.deactivation = { block: "never", removeMembership: false }), "policies.deactivation", "must cut access"],
-    ["whenNoOtherOrganization without removeMembership", (d) => (d.policies.deactivation = { block: "whenNoOtherOrganization", removeMembership: false }), "policies.deactivation.removeMembership", "needs removeMembership: true"],
-    ["whenBlocked with block never", (d) => (d.policies.deactivation = { block: "never", removeMembership: true, revokeSessions: "whenBlocked" }), "policies.deactivation.revokeSessions", "never applies"],
-    ["deleting shared users", (d) => { d.userModel = "shared"; d.policies = { deletion: { deleteUser: true } }; }, "policies.deletion.deleteUser", "use removeMembership"],
-    ["invitation with an enterprise connection", (d) => { d.connection.type = "enterprise"; d.policies = { invitation: { send: true } }; }, "policies.invitation.send", "need a database connection"],
+    [
+      "role name with spaces",
+      rule({ when: { group: "A" }, grant: [" admin"] }),
+      "roles.rules[0].grant[0]",
+      "may not start or end with spaces",
+    ],
+    [
+      "reserved namespace",
+      (d) => (d.app_metadata.namespace = "blocked"),
+      "app_metadata.namespace",
+      '"blocked" is reserved by Auth0',
+    ],
+    [
+      "reserved key without namespace",
+      (d) => (d.app_metadata = { keys: { email: "userName" } }),
+      "app_metadata.keys.email",
+      '"email" is reserved by Auth0',
+    ],
+    [
+      "key with a dot",
+      (d) => (d.app_metadata.keys = { "a.b": "title" }),
+      'app_metadata.keys["a.b"]',
+      'Auth0 forbids "." and "$"',
+    ],
+    [
+      "key with a dollar",
+      (d) => (d.app_metadata.keys = { $set: "title" }),
+      "app_metadata.keys.$set",
+      "not a usable app_metadata name",
+    ],
+    [
+      "prototype pollution through a key",
+      (d) => (d.app_metadata.keys = JSON.parse('{"__proto__": "title"}')),
+      "app_metadata.keys.__proto__",
+      "not allowed",
+    ],
+    [
+      "groups source in a profile field",
+      (d) => (d.profile.nickname = { groups: "displayName" }),
+      "profile.nickname",
+      "not a value source",
+    ],
+    [
+      "bad block policy",
+      (d) => (d.policies.deactivation.block = "sometimes"),
+      "policies.deactivation.block",
+      'expected one of "always", "whenNoOtherOrganization", "never"',
+    ],
+    [
+      "deleteUser is not a deactivation",
+      (d) => (d.policies.deactivation.deleteUser = true),
+      "policies.deactivation.deleteUser",
+      'unknown key "deleteUser"',
+    ],
+    [
+      "guard percent",
+      (d) => (d.policies.massDeprovisionGuard = { percent: 150 }),
+      "policies.massDeprovisionGuard.percent",
+      "",
+    ],
+    [
+      "guard window",
+      (d) => (d.policies.massDeprovisionGuard = { windowMinutes: 1.5 }),
+      "policies.massDeprovisionGuard.windowMinutes",
+      "",
+    ],
+    [
+      "invitation ttl",
+      (d) => (d.policies.invitation = { send: true, ttlSeconds: 10 }),
+      "policies.invitation.ttlSeconds",
+      "",
+    ],
+    [
+      "deactivation that cuts nothing",
+      (d) => (d.policies.deactivation = { block: "never", removeMembership: false }),
+      "policies.deactivation",
+      "must cut access",
+    ],
+    [
+      "whenNoOtherOrganization without removeMembership",
+      (d) => (d.policies.deactivation = { block: "whenNoOtherOrganization", removeMembership: false }),
+      "policies.deactivation.removeMembership",
+      "needs removeMembership: true",
+    ],
+    [
+      "whenBlocked with block never",
+      (d) => (d.policies.deactivation = { block: "never", removeMembership: true, revokeSessions: "whenBlocked" }),
+      "policies.deactivation.revokeSessions",
+      "never applies",
+    ],
+    [
+      "deleting shared users",
+      (d) => {
+        d.userModel = "shared";
+        d.policies = { deletion: { deleteUser: true } };
+      },
+      "policies.deletion.deleteUser",
+      "use removeMembership",
+    ],
+    [
+      "invitation with an enterprise connection",
+      (d) => {
+        d.connection.type = "enterprise";
+        d.policies = { invitation: { send: true } };
+      },
+      "policies.invitation.send",
+      "need a database connection",
+    ],
   ])("%s", (_name, change, path, reason) => {
     const doc = base();
     change(doc);
@@ -107,7 +364,11 @@ describe("validation names the place and the reason", () => {
     doc.profile.picture = "photos[";
     doc.roles.rules[0].stopp = true;
     const result = validateMapping(doc);
-    expect(result.ok ? [] : result.issues.map((i) => i.path)).toEqual(["userModel", "profile.picture", "roles.rules[0].stopp"]);
+    expect(result.ok ? [] : result.issues.map((i) => i.path)).toEqual([
+      "userModel",
+      "profile.picture",
+      "roles.rules[0].stopp",
+    ]);
   });
 
   it("parseMapping throws an invalidValue BridgeError whose message has one `<path>: <reason>` line per problem", () => {
@@ -132,7 +393,12 @@ describe("validation names the place and the reason", () => {
 
   it("fills policies from the user model, keeping what the file says", () => {
     const m = parseMapping({ ...base(), userModel: "shared", policies: { deactivation: { removeRoles: false } } });
-    expect(m.policies.deactivation).toEqual({ block: "whenNoOtherOrganization", revokeSessions: "whenBlocked", removeMembership: true, removeRoles: false });
+    expect(m.policies.deactivation).toEqual({
+      block: "whenNoOtherOrganization",
+      revokeSessions: "whenBlocked",
+      removeMembership: true,
+      removeRoles: false,
+    });
     expect(m.policies.deletion.deleteUser).toBe(false);
     expect(m.connection.type).toBe("database");
   });
@@ -167,7 +433,11 @@ describe("mapping files", () => {
   });
 
   it("reads JSON too", () => {
-    const json = JSON.stringify({ connection: { name: "c" }, userModel: "shared", profile: { email: "userName" } }, null, 2);
+    const json = JSON.stringify(
+      { connection: { name: "c" }, userModel: "shared", profile: { email: "userName" } },
+      null,
+      2,
+    );
     expect(loadMappingFile(json, "m.json").userModel).toBe("shared");
   });
 

@@ -28,7 +28,10 @@ afterEach(async () => {
 });
 
 /** A stand-in bridge; counts the requests it got. */
-async function bridge(host: string, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; hits: () => number }> {
+async function bridge(
+  host: string,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ url: string; hits: () => number }> {
   let hits = 0;
   const server = createServer((req, res) => {
     hits++;
@@ -41,7 +44,9 @@ async function bridge(host: string, handler: (req: IncomingMessage, res: ServerR
 }
 
 const allow = (res: ServerResponse): void => {
-  res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ decision: "allow", roles: ["member"] }));
+  res
+    .writeHead(200, { "content-type": "application/json" })
+    .end(JSON.stringify({ decision: "allow", roles: ["member"] }));
 };
 
 async function login(secrets: Record<string, string>): Promise<Outcome> {

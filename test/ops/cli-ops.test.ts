@@ -40,7 +40,10 @@ async function org(slug: string, connection = "Username-Password-Authentication"
 function killJob(organizationId: string): number {
   return withDb((db) => {
     const job = db.select().from(jobs).where(eq(jobs.organizationId, organizationId)).get()!;
-    db.update(jobs).set({ state: "dead", attempts: 8, lastError: "Auth0 403 insufficient_scope: Insufficient scope" }).where(eq(jobs.id, job.id)).run();
+    db.update(jobs)
+      .set({ state: "dead", attempts: 8, lastError: "Auth0 403 insufficient_scope: Insufficient scope" })
+      .where(eq(jobs.id, job.id))
+      .run();
     return job.id;
   });
 }
@@ -53,16 +56,35 @@ describe("scim-bridge mapping show", { timeout: 120_000 }, () => {
     expect(text.stdout).toMatch(/^# acme: no mapping applied\. This is the DEFAULT mapping/);
     expect(text.stdout).toMatch(/connection "Username-Password-Authentication" \(database\)/);
     expect(text.stdout).toMatch(/deleteUser: false/);
-    const json = JSON.parse((await runCli(["mapping", "show", "acme", "--json"], env)).stdout) as { default: boolean; version: null; mapping: { connection: { type: string }; policies: { deletion: { deleteUser: boolean } } } };
-    expect(json).toMatchObject({ default: true, version: null, mapping: { connection: { type: "database" }, policies: { deletion: { deleteUser: false } } } });
+    const json = JSON.parse((await runCli(["mapping", "show", "acme", "--json"], env)).stdout) as {
+      default: boolean;
+      version: null;
+      mapping: { connection: { type: string }; policies: { deletion: { deleteUser: boolean } } };
+    };
+    expect(json).toMatchObject({
+      default: true,
+      version: null,
+      mapping: { connection: { type: "database" }, policies: { deletion: { deleteUser: false } } },
+    });
   });
 
   it("derives the default from the connection's type once known, and says when it is not known yet", async () => {
     await org("okta-co", "okta-co-sso");
     const unknown = await runCli(["mapping", "show", "okta-co"], env);
     expect(unknown.stdout).toMatch(/its type was not read from Auth0 yet: run scim-bridge doctor/);
-    withDb((db) => recordConnection(db, { name: "okta-co-sso", strategy: "okta", type: "enterprise", setUserRootAttributes: "on_each_login", checkedAt: Date.now() }));
-    const json = JSON.parse((await runCli(["mapping", "show", "okta-co", "--json"], env)).stdout) as { connectionTypeKnown: boolean; mapping: { connection: { type: string }; profile: Record<string, unknown> } };
+    withDb((db) =>
+      recordConnection(db, {
+        name: "okta-co-sso",
+        strategy: "okta",
+        type: "enterprise",
+        setUserRootAttributes: "on_each_login",
+        checkedAt: Date.now(),
+      }),
+    );
+    const json = JSON.parse((await runCli(["mapping", "show", "okta-co", "--json"], env)).stdout) as {
+      connectionTypeKnown: boolean;
+      mapping: { connection: { type: string }; profile: Record<string, unknown> };
+    };
     expect(json.connectionTypeKnown).toBe(true);
     expect(json.mapping.connection.type).toBe("enterprise");
     expect(Object.keys(json.mapping.profile)).toEqual(["email"]);
@@ -71,7 +93,15 @@ describe("scim-bridge mapping show", { timeout: 120_000 }, () => {
   it("prints the applied mapping with its version", async () => {
     await org("acme");
     const file = join(root, `m-${n}.json`);
-    writeFileSync(file, JSON.stringify({ connection: { name: "Username-Password-Authentication" }, userModel: "isolated", profile: { email: "userName" }, roles: { default: ["member"] } }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        connection: { name: "Username-Password-Authentication" },
+        userModel: "isolated",
+        profile: { email: "userName" },
+        roles: { default: ["member"] },
+      }),
+    );
     expect((await runCli(["mapping", "apply", "acme", file], env)).code).toBe(0);
     const text = await runCli(["mapping", "show", "acme"], env);
     expect(text.stdout).toMatch(/^# acme: active mapping, version 1/);
@@ -95,7 +125,13 @@ describe("scim-bridge jobs retry", { timeout: 120_000 }, () => {
     expect(r.stdout).toMatch(new RegExp(`job ${id}: pending, due now \\(attempts reset\\)`));
     const job = withDb((db) => db.select().from(jobs).where(eq(jobs.id, id)).get());
     expect(job).toMatchObject({ state: "pending", attempts: 0 });
-    const audit = withDb((db) => db.select().from(auditEntries).where(and(eq(auditEntries.action, "job.retry"), eq(auditEntries.targetId, String(id)))).get());
+    const audit = withDb((db) =>
+      db
+        .select()
+        .from(auditEntries)
+        .where(and(eq(auditEntries.action, "job.retry"), eq(auditEntries.targetId, String(id))))
+        .get(),
+    );
     expect(audit).toMatchObject({ actorType: "operator", actorId: "cli:oncall" });
   });
 
@@ -105,7 +141,15 @@ describe("scim-bridge jobs retry", { timeout: 120_000 }, () => {
     const r = await runCli(["jobs", "retry", "--dead", "--org", "acme", "--json"], env);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ retried: 1, results: [{ id: acme, state: "pending" }] });
-    const states = withDb((db) => Object.fromEntries(db.select({ id: jobs.id, state: jobs.state }).from(jobs).all().map((j) => [j.id, j.state])));
+    const states = withDb((db) =>
+      Object.fromEntries(
+        db
+          .select({ id: jobs.id, state: jobs.state })
+          .from(jobs)
+          .all()
+          .map((j) => [j.id, j.state]),
+      ),
+    );
     expect(states).toEqual({ [acme]: "pending", [other]: "dead" });
     const all = await runCli(["jobs", "retry", "--dead"], env);
     expect(all.stdout).toMatch(new RegExp(`job ${other}: pending`));

@@ -33,7 +33,9 @@ describe("/healthz and /readyz", () => {
 
   it("accepts the better-sqlite3 connection as well as the drizzle handle", async () => {
     const { sqlite } = open();
-    await request(appWith({ db: sqlite })).get("/readyz").expect(200, { status: "ok", checks: { database: "ok" } });
+    await request(appWith({ db: sqlite }))
+      .get("/readyz")
+      .expect(200, { status: "ok", checks: { database: "ok" } });
   });
 
   it("is not ready, naming the worker, when the worker stopped polling or never started", async () => {
@@ -96,7 +98,11 @@ describe("/readyz and the Auth0 tenant checks", () => {
     expect(checking.body.checks.auth0).toBe("checking");
     current = report({});
     const ready = await request(app).get("/readyz").expect(200);
-    expect(ready.body).toMatchObject({ status: "ok", checks: { auth0: "ok" }, auth0: { tenant: "acme.eu.auth0.com", missingScopes: [] } });
+    expect(ready.body).toMatchObject({
+      status: "ok",
+      checks: { auth0: "ok" },
+      auth0: { tenant: "acme.eu.auth0.com", missingScopes: [] },
+    });
   });
 
   it("says unauthorised with the token check's reason and fix", async () => {
@@ -104,17 +110,36 @@ describe("/readyz and the Auth0 tenant checks", () => {
     const current = report({
       ok: false,
       auth0: "unauthorised",
-      checks: [{ id: "token", status: "fail", summary: "Auth0 unauthorised: the token endpoint answered 401 (Unauthorized)", fix: "check AUTH0_CLIENT_SECRET" }],
+      checks: [
+        {
+          id: "token",
+          status: "fail",
+          summary: "Auth0 unauthorised: the token endpoint answered 401 (Unauthorized)",
+          fix: "check AUTH0_CLIENT_SECRET",
+        },
+      ],
     });
-    const res = await request(appWith({ db, tenant: { current: () => current } })).get("/readyz").expect(503);
+    const res = await request(appWith({ db, tenant: { current: () => current } }))
+      .get("/readyz")
+      .expect(503);
     expect(res.body.checks.auth0).toBe("unauthorised");
-    expect(res.body.problems).toEqual(["auth0: Auth0 unauthorised: the token endpoint answered 401 (Unauthorized) (fix: check AUTH0_CLIENT_SECRET)"]);
+    expect(res.body.problems).toEqual([
+      "auth0: Auth0 unauthorised: the token endpoint answered 401 (Unauthorized) (fix: check AUTH0_CLIENT_SECRET)",
+    ]);
   });
 
   it("a failed hook or role check is reported by doctor but leaves the instance ready", async () => {
     const { db } = open();
-    const current = report({ ok: false, checks: [{ id: "hook", status: "fail", summary: "post-login hook unreachable" }, { id: "role:admin", status: "fail", summary: "role missing" }] });
-    const res = await request(appWith({ db, tenant: { current: () => current } })).get("/readyz").expect(200);
+    const current = report({
+      ok: false,
+      checks: [
+        { id: "hook", status: "fail", summary: "post-login hook unreachable" },
+        { id: "role:admin", status: "fail", summary: "role missing" },
+      ],
+    });
+    const res = await request(appWith({ db, tenant: { current: () => current } }))
+      .get("/readyz")
+      .expect(200);
     expect(res.body.auth0.failedChecks).toEqual(["hook", "role:admin"]);
   });
 });

@@ -47,7 +47,10 @@ describe("logging", () => {
     expect(text).not.toContain("secret123");
     expect(text).not.toContain("cookie-secret-456");
     expect(text).not.toContain("hunter2-password");
-    const dump = out.lines().find((l) => l.msg === "received user") as { req: { headers: Record<string, string> }; body: Record<string, unknown> };
+    const dump = out.lines().find((l) => l.msg === "received user") as {
+      req: { headers: Record<string, string> };
+      body: Record<string, unknown>;
+    };
     expect(dump.req.headers.authorization).toBe("[redacted]");
     expect(dump.req.headers.cookie).toBe("[redacted]");
     expect(dump.body.password).toBe("[redacted]");
@@ -59,13 +62,20 @@ describe("logging", () => {
     const out = capture();
     const { app } = appWith(out);
     const res = await request(app)
-      .get('/scim/v2/dir-abc2def3/Users?filter=userName%20eq%20%22ann%40acme.test%22&startIndex=1')
+      .get("/scim/v2/dir-abc2def3/Users?filter=userName%20eq%20%22ann%40acme.test%22&startIndex=1")
       .set("X-Request-Id", "req-42")
       .expect(200);
     expect(res.headers["x-request-id"]).toBe("req-42");
 
     const line = out.lines().find((l) => l.msg === "request")!;
-    expect(line).toMatchObject({ requestId: "req-42", method: "GET", route: "/scim/v2/:directory/Users", query: ["filter", "startIndex"], status: 200, level: "info" });
+    expect(line).toMatchObject({
+      requestId: "req-42",
+      method: "GET",
+      route: "/scim/v2/:directory/Users",
+      query: ["filter", "startIndex"],
+      status: 200,
+      level: "info",
+    });
     expect(typeof line.durationMs).toBe("number");
     expect(out.text()).not.toContain("acme.test");
     expect(out.text()).not.toContain("dir-abc2def3");
@@ -86,12 +96,28 @@ describe("logging", () => {
   it("redacts secrets at any of the usual places: config objects, nested tokens, the hook signature", () => {
     const out = capture();
     const log = createLogger({ level: "debug", destination: out.stream });
-    log.info({ config: { auth0: { domain: "t.auth0.com", clientId: "cid", clientSecret: "cs-XYZ" }, adminToken: "adm-XYZ", hookSecret: "hook-XYZ" } }, "config");
+    log.info(
+      {
+        config: {
+          auth0: { domain: "t.auth0.com", clientId: "cid", clientSecret: "cs-XYZ" },
+          adminToken: "adm-XYZ",
+          hookSecret: "hook-XYZ",
+        },
+      },
+      "config",
+    );
     log.info({ issued: { token: "scimb_tok-XYZ", hint: "XYZ" } }, "token issued");
-    log.info({ headers: { "x-scim-bridge-signature": "t=1,v1=sig-XYZ" }, form: { client_secret: "cs2-XYZ", grant_type: "client_credentials" } }, "hook");
+    log.info(
+      {
+        headers: { "x-scim-bridge-signature": "t=1,v1=sig-XYZ" },
+        form: { client_secret: "cs2-XYZ", grant_type: "client_credentials" },
+      },
+      "hook",
+    );
     log.info({ tokens: [{ access_token: "at-XYZ", refresh_token: "rt-XYZ" }] }, "list");
     const text = out.text();
-    for (const secret of ["cs-XYZ", "adm-XYZ", "hook-XYZ", "scimb_tok-XYZ", "sig-XYZ", "cs2-XYZ", "at-XYZ", "rt-XYZ"]) expect(text).not.toContain(secret);
+    for (const secret of ["cs-XYZ", "adm-XYZ", "hook-XYZ", "scimb_tok-XYZ", "sig-XYZ", "cs2-XYZ", "at-XYZ", "rt-XYZ"])
+      expect(text).not.toContain(secret);
     expect(text).toContain("t.auth0.com");
     expect(text).toContain("client_credentials");
   });

@@ -43,7 +43,8 @@ function job(overrides: Partial<JobRow>): JobRow {
 }
 
 /** The sample lines of one metric family, e.g. lines("scim_bridge_job_outcomes_total"). */
-const samples = (text: string, name: string): string[] => text.split("\n").filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+const samples = (text: string, name: string): string[] =>
+  text.split("\n").filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
 
 function bridgeLikeApp(metrics: ReturnType<typeof createMetrics>) {
   const app = express();
@@ -52,7 +53,10 @@ function bridgeLikeApp(metrics: ReturnType<typeof createMetrics>) {
   app.use("/scim", metrics.httpMetricsMiddleware());
   const scim = express.Router({ mergeParams: true });
   scim.get("/Users", (_req, res) => void res.json({ totalResults: 0 }));
-  scim.get("/Users/:id", (req, res) => void (req.params.id === userId ? res.json({ id: userId }) : res.status(404).json({ status: "404" })));
+  scim.get(
+    "/Users/:id",
+    (req, res) => void (req.params.id === userId ? res.json({ id: userId }) : res.status(404).json({ status: "404" })),
+  );
   scim.patch("/Users/:id", (_req, res) => void res.status(204).end());
   scim.put("/Users/:id", () => {
     throw new Error("bug");
@@ -71,7 +75,11 @@ describe("/metrics", () => {
     enqueueJob(o.db, { organizationId: "org-1", kind: "user", subjectId: "u3", lane: Lane.provision });
 
     let now = 1_000_000;
-    const metrics = createMetrics({ now: () => now, organizationLabel: (id) => (id === "org-1" ? "acme" : id), defaultMetrics: false });
+    const metrics = createMetrics({
+      now: () => now,
+      organizationLabel: (id) => (id === "org-1" ? "acme" : id),
+      defaultMetrics: false,
+    });
     metrics.setQueueDepthSource(() => queueDepthFromDb(o.db));
     const limiter = new RateLimiter(rateProfile("essentials"));
     metrics.setRateBudgetSource(() => limiter.snapshot());
@@ -85,9 +93,17 @@ describe("/metrics", () => {
     await request(app).get("/scim/v2/dir-abc2def3/Nothing").expect(404);
 
     // Worker outcomes: a deprovision done 1.5 s after it was acknowledged, a provision retry, a dead job.
-    metrics.workerEvents.onOutcome?.(job({ lane: Lane.deprovision, firstEnqueuedAt: now - 1500 }), { status: "done" }, 40);
+    metrics.workerEvents.onOutcome?.(
+      job({ lane: Lane.deprovision, firstEnqueuedAt: now - 1500 }),
+      { status: "done" },
+      40,
+    );
     metrics.workerEvents.onOutcome?.(job({ lane: Lane.provision }), { status: "retry", reason: "Auth0 503" }, 12);
-    metrics.workerEvents.onOutcome?.(job({ kind: "organization", lane: Lane.background }), { status: "dead", reason: "connection missing" }, 5);
+    metrics.workerEvents.onOutcome?.(
+      job({ kind: "organization", lane: Lane.background }),
+      { status: "dead", reason: "connection missing" },
+      5,
+    );
     now += 1000;
 
     // Auth0 calls through the gateway's observer: two successes, one 429, one network failure.
@@ -95,17 +111,29 @@ describe("/metrics", () => {
     metrics.callObserver.onCall?.("usersWrite", 200, 95);
     metrics.callObserver.onCall?.("orgMembersWrite", 429, 10);
     metrics.callObserver.onCall?.("usersRead", 0, 5000);
-    limiter.observe("usersWrite", 200, new Headers({ "x-ratelimit-limit": "20", "x-ratelimit-remaining": "7", "x-ratelimit-reset": "0" }));
+    limiter.observe(
+      "usersWrite",
+      200,
+      new Headers({ "x-ratelimit-limit": "20", "x-ratelimit-remaining": "7", "x-ratelimit-reset": "0" }),
+    );
 
     const res = await request(app).get("/metrics").expect(200);
     expect(res.headers["content-type"]).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = res.text;
 
     const scim = samples(text, "scim_bridge_scim_requests_total");
-    expect(scim).toContain('scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users",method="GET",status="200"} 1');
-    expect(scim).toContain('scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users/:id",method="GET",status="200"} 1');
-    expect(scim).toContain('scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users/:id",method="GET",status="404"} 1');
-    expect(scim).toContain('scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users/:id",method="PATCH",status="204"} 1');
+    expect(scim).toContain(
+      'scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users",method="GET",status="200"} 1',
+    );
+    expect(scim).toContain(
+      'scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users/:id",method="GET",status="200"} 1',
+    );
+    expect(scim).toContain(
+      'scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users/:id",method="GET",status="404"} 1',
+    );
+    expect(scim).toContain(
+      'scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users/:id",method="PATCH",status="204"} 1',
+    );
     expect(scim).toContain('scim_bridge_scim_requests_total{route="(unmatched)",method="GET",status="404"} 1');
     expect(samples(text, "scim_bridge_scim_request_duration_seconds_count")).toContain(
       'scim_bridge_scim_request_duration_seconds_count{route="/scim/v2/:directory/Users/:id",method="PATCH",status="204"} 1',
@@ -117,7 +145,9 @@ describe("/metrics", () => {
     const outcomes = samples(text, "scim_bridge_job_outcomes_total");
     expect(outcomes).toContain('scim_bridge_job_outcomes_total{kind="user",lane="deprovision",outcome="done"} 1');
     expect(outcomes).toContain('scim_bridge_job_outcomes_total{kind="user",lane="provision",outcome="retry"} 1');
-    expect(outcomes).toContain('scim_bridge_job_outcomes_total{kind="organization",lane="background",outcome="dead"} 1');
+    expect(outcomes).toContain(
+      'scim_bridge_job_outcomes_total{kind="organization",lane="background",outcome="dead"} 1',
+    );
 
     const depth = samples(text, "scim_bridge_job_queue_depth");
     expect(depth).toContain('scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 1');
@@ -128,20 +158,28 @@ describe("/metrics", () => {
     expect(calls).toContain('scim_bridge_auth0_calls_total{endpoint="usersWrite",status="200"} 2');
     expect(calls).toContain('scim_bridge_auth0_calls_total{endpoint="orgMembersWrite",status="429"} 1');
     expect(calls).toContain('scim_bridge_auth0_calls_total{endpoint="usersRead",status="network_error"} 1');
-    expect(samples(text, "scim_bridge_auth0_rate_limited_total")).toEqual(['scim_bridge_auth0_rate_limited_total{endpoint="orgMembersWrite"} 1']);
-    expect(samples(text, "scim_bridge_auth0_call_duration_seconds_count")).toContain('scim_bridge_auth0_call_duration_seconds_count{endpoint="usersWrite"} 2');
+    expect(samples(text, "scim_bridge_auth0_rate_limited_total")).toEqual([
+      'scim_bridge_auth0_rate_limited_total{endpoint="orgMembersWrite"} 1',
+    ]);
+    expect(samples(text, "scim_bridge_auth0_call_duration_seconds_count")).toContain(
+      'scim_bridge_auth0_call_duration_seconds_count{endpoint="usersWrite"} 2',
+    );
 
     const budget = samples(text, "scim_bridge_auth0_rate_budget_tokens");
     expect(budget).toHaveLength(rateProfile("essentials").buckets.length);
     const usersWriteLeft = Number(budget.find((l) => l.includes('bucket="usersWrite"'))!.split(" ")[1]);
     expect(usersWriteLeft).toBeGreaterThanOrEqual(7);
     expect(usersWriteLeft).toBeLessThan(8); // the 7 Auth0 reported, plus at most a moment's refill
-    expect(samples(text, "scim_bridge_auth0_rate_budget_capacity")).toContain('scim_bridge_auth0_rate_budget_capacity{bucket="usersWrite"} 20');
+    expect(samples(text, "scim_bridge_auth0_rate_budget_capacity")).toContain(
+      'scim_bridge_auth0_rate_budget_capacity{bucket="usersWrite"} 20',
+    );
 
     const latency = samples(text, "scim_bridge_deprovision_latency_seconds_bucket");
     expect(latency).toContain('scim_bridge_deprovision_latency_seconds_bucket{le="1",organization="acme"} 0');
     expect(latency).toContain('scim_bridge_deprovision_latency_seconds_bucket{le="2",organization="acme"} 1');
-    expect(samples(text, "scim_bridge_deprovision_latency_seconds_sum")).toEqual(['scim_bridge_deprovision_latency_seconds_sum{organization="acme"} 1.5']);
+    expect(samples(text, "scim_bridge_deprovision_latency_seconds_sum")).toEqual([
+      'scim_bridge_deprovision_latency_seconds_sum{organization="acme"} 1.5',
+    ]);
   });
 
   it("keeps the route template when an app-level error handler answers", async () => {
@@ -149,7 +187,9 @@ describe("/metrics", () => {
     const app = bridgeLikeApp(metrics);
     await request(app).put(`/scim/v2/dir-abc2def3/Users/${userId}`).send({}).expect(500);
     const text = (await request(app).get("/metrics")).text;
-    expect(text).toContain('scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users/:id",method="PUT",status="500"} 1');
+    expect(text).toContain(
+      'scim_bridge_scim_requests_total{route="/scim/v2/:directory/Users/:id",method="PUT",status="500"} 1',
+    );
   });
 
   it("follows the queue as it drains: a lane that empties reads 0, not its old depth", async () => {
@@ -159,18 +199,34 @@ describe("/metrics", () => {
     metrics.setQueueDepthSource(() => queueDepthFromDb(o.db));
     const app = bridgeLikeApp(metrics);
     enqueueJob(o.db, { organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision });
-    expect((await request(app).get("/metrics")).text).toContain('scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 1');
+    expect((await request(app).get("/metrics")).text).toContain(
+      'scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 1',
+    );
     o.sqlite.exec("UPDATE jobs SET state = 'done'");
-    expect((await request(app).get("/metrics")).text).toContain('scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 0');
+    expect((await request(app).get("/metrics")).text).toContain(
+      'scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 0',
+    );
   });
 
   it("labels the deprovision latency with the organization's slug, not its id", async () => {
     const o = openDatabase("sqlite::memory:");
     opened.push(o);
     const acme = onboardOrganization(o.db, { slug: "acme" }, changeBy({ type: "operator", id: "test" })).organization;
-    const metrics = createMetrics({ defaultMetrics: false, organizationLabel: organizationSlugs(o.db), now: () => 10_000 });
-    metrics.workerEvents.onOutcome?.(job({ organizationId: acme.id, lane: Lane.deprovision, firstEnqueuedAt: 9_000 }), { status: "done" }, 1);
-    metrics.workerEvents.onOutcome?.(job({ organizationId: "gone", lane: Lane.deprovision, firstEnqueuedAt: 9_000 }), { status: "done" }, 1);
+    const metrics = createMetrics({
+      defaultMetrics: false,
+      organizationLabel: organizationSlugs(o.db),
+      now: () => 10_000,
+    });
+    metrics.workerEvents.onOutcome?.(
+      job({ organizationId: acme.id, lane: Lane.deprovision, firstEnqueuedAt: 9_000 }),
+      { status: "done" },
+      1,
+    );
+    metrics.workerEvents.onOutcome?.(
+      job({ organizationId: "gone", lane: Lane.deprovision, firstEnqueuedAt: 9_000 }),
+      { status: "done" },
+      1,
+    );
     const text = (await request(bridgeLikeApp(metrics)).get("/metrics")).text;
     expect(samples(text, "scim_bridge_deprovision_latency_seconds_count")).toEqual([
       'scim_bridge_deprovision_latency_seconds_count{organization="acme"} 1',

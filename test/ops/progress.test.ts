@@ -30,12 +30,19 @@ describe("progress rendering", () => {
   });
 
   it("writes plain lines for logs and pipes", () => {
-    expect(renderLine({ label: "Reconciling acme", done: 250, total: 1000, elapsedMs: 5000 })).toBe("Reconciling acme: 250/1,000 (25%), 50/s, ETA 15s");
+    expect(renderLine({ label: "Reconciling acme", done: 250, total: 1000, elapsedMs: 5000 })).toBe(
+      "Reconciling acme: 250/1,000 (25%), 50/s, ETA 15s",
+    );
     expect(renderLine({ label: "Scanning", done: 3, elapsedMs: 100 })).toBe("Scanning: 3 done");
   });
 
   it("formats durations the way people read them", () => {
-    expect([formatDuration(850), formatDuration(42_000), formatDuration(185_000), formatDuration(7_620_000)]).toEqual(["850ms", "42s", "3m05s", "2h07m"]);
+    expect([formatDuration(850), formatDuration(42_000), formatDuration(185_000), formatDuration(7_620_000)]).toEqual([
+      "850ms",
+      "42s",
+      "3m05s",
+      "2h07m",
+    ]);
   });
 });
 

@@ -23,12 +23,41 @@ const operator = { type: "operator" as const, id: "test" };
 function addUser(db: Db, directoryId: string, id: string, userName: string, active = true, deleted = false): void {
   const t = Date.now();
   db.insert(users)
-    .values({ id, directoryId, userName, userNameLower: userName.toLowerCase(), active, resource: JSON.stringify({ userName, active }), version: 1, createdAt: t, modifiedAt: t, deletedAt: deleted ? t : null })
+    .values({
+      id,
+      directoryId,
+      userName,
+      userNameLower: userName.toLowerCase(),
+      active,
+      resource: JSON.stringify({ userName, active }),
+      version: 1,
+      createdAt: t,
+      modifiedAt: t,
+      deletedAt: deleted ? t : null,
+    })
     .run();
 }
 
-function sync(db: Db, userId: string, directoryId: string, organizationId: string, auth0UserId: string | null, lastError: string | null = null): void {
-  db.insert(userSync).values({ userId, directoryId, organizationId, auth0UserId, applied: "{}", appliedAt: Date.now(), lastError, lastErrorAt: lastError ? Date.now() : null }).run();
+function sync(
+  db: Db,
+  userId: string,
+  directoryId: string,
+  organizationId: string,
+  auth0UserId: string | null,
+  lastError: string | null = null,
+): void {
+  db.insert(userSync)
+    .values({
+      userId,
+      directoryId,
+      organizationId,
+      auth0UserId,
+      applied: "{}",
+      appliedAt: Date.now(),
+      lastError,
+      lastErrorAt: lastError ? Date.now() : null,
+    })
+    .run();
 }
 
 beforeEach(() => {
@@ -40,7 +69,15 @@ beforeEach(() => {
   const dirId = acme.directory.id;
   db.delete(jobs).run(); // the onboarding's own "organization" job; the test sets the queue up itself
   // ann, bob: linked; cat: linked but re-queued (pending); dan: failed; eve: inactive, awaiting a deprovision; fay: never synced; gus: deleted.
-  for (const [id, name, active] of [["u-ann", "ann@acme.test", true], ["u-bob", "bob@acme.test", true], ["u-cat", "cat@acme.test", true], ["u-dan", "dan@acme.test", true], ["u-eve", "eve@acme.test", false], ["u-fay", "fay@acme.test", true]] as const) addUser(db, dirId, id, name, active);
+  for (const [id, name, active] of [
+    ["u-ann", "ann@acme.test", true],
+    ["u-bob", "bob@acme.test", true],
+    ["u-cat", "cat@acme.test", true],
+    ["u-dan", "dan@acme.test", true],
+    ["u-eve", "eve@acme.test", false],
+    ["u-fay", "fay@acme.test", true],
+  ] as const)
+    addUser(db, dirId, id, name, active);
   addUser(db, dirId, "u-gus", "gus@acme.test", false, true);
   sync(db, "u-ann", dirId, orgId, "auth0|ann");
   sync(db, "u-bob", dirId, orgId, "auth0|bob");
@@ -48,10 +85,34 @@ beforeEach(() => {
   sync(db, "u-dan", dirId, orgId, null, "Auth0 rejected the email: invalid");
   sync(db, "u-eve", dirId, orgId, "auth0|eve");
   enqueueJob(db, { organizationId: orgId, directoryId: dirId, kind: "user", subjectId: "u-cat", lane: Lane.provision });
-  enqueueJob(db, { organizationId: orgId, directoryId: dirId, kind: "user", subjectId: "u-eve", lane: Lane.deprovision, now: Date.now() - 90_000 });
-  enqueueJob(db, { organizationId: orgId, directoryId: dirId, kind: "user", subjectId: "u-gus", lane: Lane.deprovision });
-  db.update(jobs).set({ state: "dead", attempts: 12, lastError: "gave up after 12 attempts: Auth0 503" }).where(eq(jobs.subjectId, "u-gus")).run();
-  db.insert(guardPauses).values({ id: "gp1", organizationId: orgId, trippedAt: Date.now(), reason: "40 of 100 users deactivated within 10 minutes", state: "paused" }).run();
+  enqueueJob(db, {
+    organizationId: orgId,
+    directoryId: dirId,
+    kind: "user",
+    subjectId: "u-eve",
+    lane: Lane.deprovision,
+    now: Date.now() - 90_000,
+  });
+  enqueueJob(db, {
+    organizationId: orgId,
+    directoryId: dirId,
+    kind: "user",
+    subjectId: "u-gus",
+    lane: Lane.deprovision,
+  });
+  db.update(jobs)
+    .set({ state: "dead", attempts: 12, lastError: "gave up after 12 attempts: Auth0 503" })
+    .where(eq(jobs.subjectId, "u-gus"))
+    .run();
+  db.insert(guardPauses)
+    .values({
+      id: "gp1",
+      organizationId: orgId,
+      trippedAt: Date.now(),
+      reason: "40 of 100 users deactivated within 10 minutes",
+      state: "paused",
+    })
+    .run();
   // A second organization whose jobs must not show up under acme.
   onboardOrganization(db, { slug: "globex" }, changeBy(operator));
   close();
@@ -68,7 +129,11 @@ afterEach(() => {
 
 async function cli(...args: string[]): Promise<number> {
   const program = new Command("scim-bridge").exitOverride().configureOutput({ writeErr: (s) => void err.push(s) });
-  registerStatusCommands(program, () => openDatabase(url), () => "https://bridge.example.com");
+  registerStatusCommands(
+    program,
+    () => openDatabase(url),
+    () => "https://bridge.example.com",
+  );
   process.exitCode = undefined;
   await program.parseAsync(["node", "scim-bridge", ...args]);
   return Number(process.exitCode ?? 0);
@@ -78,13 +143,29 @@ describe("scim-bridge status <org>", () => {
   it("reports users by sync state, the queue by lane, dead jobs and the guard, as JSON", async () => {
     expect(await cli("status", "acme", "--json")).toBe(0);
     const status = JSON.parse(out.join("\n"));
-    expect(status.organization).toMatchObject({ slug: "acme", displayName: "Acme Inc.", userModel: "isolated", auth0OrgId: null });
+    expect(status.organization).toMatchObject({
+      slug: "acme",
+      displayName: "Acme Inc.",
+      userModel: "isolated",
+      auth0OrgId: null,
+    });
     expect(status.directories).toHaveLength(1);
     expect(status.directories[0]).toMatchObject({ name: "default", activeTokens: 1, lastUsedAt: null });
     expect(status.directories[0].scimBaseUrl).toBe(`https://bridge.example.com/scim/v2/${status.directories[0].id}`);
     // gus is deleted (a tombstone): not a live user, but its dead job counts.
-    expect(status.users).toEqual({ total: 6, active: 5, inactive: 1, synced: 2, pending: 2, failed: 1, awaitingFirstLogin: 0, notSynced: 1 });
-    expect(status.failedUsers).toEqual([expect.objectContaining({ userName: "dan@acme.test", lastError: "Auth0 rejected the email: invalid" })]);
+    expect(status.users).toEqual({
+      total: 6,
+      active: 5,
+      inactive: 1,
+      synced: 2,
+      pending: 2,
+      failed: 1,
+      awaitingFirstLogin: 0,
+      notSynced: 1,
+    });
+    expect(status.failedUsers).toEqual([
+      expect.objectContaining({ userName: "dan@acme.test", lastError: "Auth0 rejected the email: invalid" }),
+    ]);
     expect(status.queue).toEqual({
       deprovision: { pending: 1, running: 0, dead: 1 },
       provision: { pending: 1, running: 0, dead: 0 },
@@ -102,13 +183,36 @@ describe("scim-bridge status <org>", () => {
     // hal: applied, but his last job gave up (no error on the sync row); ida: an error recorded, and a retry queued.
     addUser(db, dirId, "u-hal", "hal@acme.test");
     sync(db, "u-hal", dirId, org.id, "auth0|hal");
-    enqueueJob(db, { organizationId: org.id, directoryId: dirId, kind: "user", subjectId: "u-hal", lane: Lane.provision });
-    db.update(jobs).set({ state: "dead", attempts: 12, lastError: "gave up: Auth0 409 conflict" }).where(eq(jobs.subjectId, "u-hal")).run();
+    enqueueJob(db, {
+      organizationId: org.id,
+      directoryId: dirId,
+      kind: "user",
+      subjectId: "u-hal",
+      lane: Lane.provision,
+    });
+    db.update(jobs)
+      .set({ state: "dead", attempts: 12, lastError: "gave up: Auth0 409 conflict" })
+      .where(eq(jobs.subjectId, "u-hal"))
+      .run();
     addUser(db, dirId, "u-ida", "ida@acme.test");
     sync(db, "u-ida", dirId, org.id, null, "Auth0 429: too many requests");
-    enqueueJob(db, { organizationId: org.id, directoryId: dirId, kind: "user", subjectId: "u-ida", lane: Lane.provision });
-    const live = db.select({ id: users.id }).from(users).where(and(eq(users.directoryId, dirId), isNull(users.deletedAt))).all();
-    const perUser = syncStates(db, org.id, live.map((u) => u.id));
+    enqueueJob(db, {
+      organizationId: org.id,
+      directoryId: dirId,
+      kind: "user",
+      subjectId: "u-ida",
+      lane: Lane.provision,
+    });
+    const live = db
+      .select({ id: users.id })
+      .from(users)
+      .where(and(eq(users.directoryId, dirId), isNull(users.deletedAt)))
+      .all();
+    const perUser = syncStates(
+      db,
+      org.id,
+      live.map((u) => u.id),
+    );
     close();
 
     expect(perUser.get("u-hal")?.status).toBe("failed");
@@ -120,7 +224,9 @@ describe("scim-bridge status <org>", () => {
     expect(status.users).toMatchObject({ ...tally, total: perUser.size });
     const failedNames = status.failedUsers.map((f: { userName: string }) => f.userName);
     expect(failedNames.sort()).toEqual(["dan@acme.test", "hal@acme.test"]);
-    expect(status.failedUsers.find((f: { userName: string }) => f.userName === "hal@acme.test").lastError).toBe("gave up: Auth0 409 conflict");
+    expect(status.failedUsers.find((f: { userName: string }) => f.userName === "hal@acme.test").lastError).toBe(
+      "gave up: Auth0 409 conflict",
+    );
   });
 
   it("prints readable tables", async () => {
@@ -154,7 +260,16 @@ describe("scim-bridge jobs", () => {
     expect(await cli("jobs", "--org", "acme", "--state", "dead", "--json")).toBe(0);
     const dead = JSON.parse(out.join("\n"));
     expect(dead.total).toBe(1);
-    expect(dead.jobs[0]).toMatchObject({ organization: "acme", kind: "user", subjectId: "u-gus", userName: "gus@acme.test", lane: "deprovision", state: "dead", attempts: 12, lastError: "gave up after 12 attempts: Auth0 503" });
+    expect(dead.jobs[0]).toMatchObject({
+      organization: "acme",
+      kind: "user",
+      subjectId: "u-gus",
+      userName: "gus@acme.test",
+      lane: "deprovision",
+      state: "dead",
+      attempts: 12,
+      lastError: "gave up after 12 attempts: Auth0 503",
+    });
     out.length = 0;
 
     expect(await cli("jobs", "--org", "acme")).toBe(0);

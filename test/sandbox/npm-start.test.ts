@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { packageRoot } from "../../src/paths.js";
 
-const startScript = (JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.start!;
+const startScript = (
+  JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { scripts: Record<string, string> }
+).scripts.start!;
 const workdir = mkdtempSync(join(tmpdir(), "scim-bridge-start-"));
 afterAll(() => rmSync(workdir, { recursive: true, force: true }));
 
@@ -25,10 +27,22 @@ interface Started {
 async function npmStart(): Promise<Started> {
   // `node bin/scim-bridge.js start`, run from a temporary folder so ./data/sandbox.db lands there.
   const [cmd, ...args] = startScript.split(" ");
-  const child = spawn(cmd!, args.map((a) => (a.startsWith("bin/") ? join(packageRoot, a) : a)), {
-    cwd: workdir,
-    env: { ...process.env, PORT: "0", LOG_LEVEL: "warn", AUTH0_DOMAIN: "", AUTH0_CLIENT_ID: "", AUTH0_CLIENT_SECRET: "", DATABASE_URL: "" },
-  });
+  const child = spawn(
+    cmd!,
+    args.map((a) => (a.startsWith("bin/") ? join(packageRoot, a) : a)),
+    {
+      cwd: workdir,
+      env: {
+        ...process.env,
+        PORT: "0",
+        LOG_LEVEL: "warn",
+        AUTH0_DOMAIN: "",
+        AUTH0_CLIENT_ID: "",
+        AUTH0_CLIENT_SECRET: "",
+        DATABASE_URL: "",
+      },
+    },
+  );
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
@@ -73,11 +87,19 @@ describe("npm start (sandbox)", () => {
     expect(startScript).toBe("node bin/scim-bridge.js start");
     const first = await npmStart();
     const scim = (path: string, init: RequestInit = {}) =>
-      fetch(first.scimBaseUrl + path, { ...init, headers: { Authorization: `Bearer ${first.token}`, "Content-Type": "application/scim+json", ...init.headers } });
+      fetch(first.scimBaseUrl + path, {
+        ...init,
+        headers: { Authorization: `Bearer ${first.token}`, "Content-Type": "application/scim+json", ...init.headers },
+      });
 
     const created = await scim("/Users", {
       method: "POST",
-      body: JSON.stringify({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "ada@example.com", emails: [{ value: "ada@example.com", primary: true }], active: true }),
+      body: JSON.stringify({
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        userName: "ada@example.com",
+        emails: [{ value: "ada@example.com", primary: true }],
+        active: true,
+      }),
     });
     expect(created.status).toBe(201);
     const id = ((await created.json()) as { id: string }).id;
@@ -93,16 +115,38 @@ describe("npm start (sandbox)", () => {
       return user && org && state.members[org.id]?.includes(user.user_id) ? true : undefined;
     }, "the user to be provisioned into the demo organization");
 
-    const login = await fetch(`${first.emulatorUrl}/__emulator/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ connection: "Username-Password-Authentication", email: "ada@example.com", organization: "demo" }) });
+    const login = await fetch(`${first.emulatorUrl}/__emulator/login`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        connection: "Username-Password-Authentication",
+        email: "ada@example.com",
+        organization: "demo",
+      }),
+    });
     expect(((await login.json()) as { decision: string }).decision).toBe("allow");
 
     const patched = await scim(`/Users/${id}`, {
       method: "PATCH",
-      body: JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: false }] }),
+      body: JSON.stringify({
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [{ op: "replace", path: "active", value: false }],
+      }),
     });
     expect(patched.status).toBe(204);
-    await until(async () => ((await emulatedUser(first, "ada@example.com"))?.blocked ? true : undefined), "the emulated user to be blocked");
-    const denied = await fetch(`${first.emulatorUrl}/__emulator/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ connection: "Username-Password-Authentication", email: "ada@example.com", organization: "demo" }) });
+    await until(
+      async () => ((await emulatedUser(first, "ada@example.com"))?.blocked ? true : undefined),
+      "the emulated user to be blocked",
+    );
+    const denied = await fetch(`${first.emulatorUrl}/__emulator/login`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        connection: "Username-Password-Authentication",
+        email: "ada@example.com",
+        organization: "demo",
+      }),
+    });
     expect(((await denied.json()) as { decision: string }).decision).toBe("deny");
 
     expect(await stop(first)).toBe(0);
@@ -110,7 +154,10 @@ describe("npm start (sandbox)", () => {
     // Restart on the same database: the directory still holds the user, deactivated.
     const second = await npmStart();
     try {
-      const found = await fetch(`${second.scimBaseUrl}/Users?filter=${encodeURIComponent('userName eq "ada@example.com"')}`, { headers: { Authorization: `Bearer ${second.token}` } });
+      const found = await fetch(
+        `${second.scimBaseUrl}/Users?filter=${encodeURIComponent('userName eq "ada@example.com"')}`,
+        { headers: { Authorization: `Bearer ${second.token}` } },
+      );
       const body = (await found.json()) as { totalResults: number; Resources: { id: string; active: boolean }[] };
       expect(body.totalResults).toBe(1);
       expect(body.Resources[0]).toMatchObject({ id, active: false });
@@ -120,10 +167,16 @@ describe("npm start (sandbox)", () => {
       const reactivated = await fetch(`${second.scimBaseUrl}/Users/${id}`, {
         method: "PATCH",
         headers: { Authorization: `Bearer ${second.token}`, "Content-Type": "application/scim+json" },
-        body: JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: true }] }),
+        body: JSON.stringify({
+          schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+          Operations: [{ op: "replace", path: "active", value: true }],
+        }),
       });
       expect(reactivated.status).toBe(204);
-      const back = await until(() => emulatedUser(second, "ada@example.com"), "re-provisioning into the new emulated tenant");
+      const back = await until(
+        () => emulatedUser(second, "ada@example.com"),
+        "re-provisioning into the new emulated tenant",
+      );
       expect(back.blocked ?? false).toBe(false);
     } finally {
       expect(await stop(second)).toBe(0);

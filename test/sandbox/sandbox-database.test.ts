@@ -32,7 +32,11 @@ afterAll(async () => {
 const auth0OrgIds = (url: string): (string | null)[] => {
   const opened = openDatabase(url);
   try {
-    return opened.db.select({ id: organizations.auth0OrgId }).from(organizations).all().map((r) => r.id);
+    return opened.db
+      .select({ id: organizations.auth0OrgId })
+      .from(organizations)
+      .all()
+      .map((r) => r.id);
   } finally {
     opened.close();
   }
@@ -57,7 +61,13 @@ describe("the sandbox's database", { timeout: 120_000 }, () => {
 
   it("refuses a database that serve linked to a real tenant, and leaves its Auth0 ids alone", async () => {
     const url = `sqlite:${join(tempDir(), "bridge.db")}`;
-    const env = { DATABASE_URL: url, AUTH0_DOMAIN: "acme-test.eu.auth0.com", AUTH0_CLIENT_ID: "c", AUTH0_CLIENT_SECRET: "s", AUTH0_MANAGEMENT_URL: emulator.url };
+    const env = {
+      DATABASE_URL: url,
+      AUTH0_DOMAIN: "acme-test.eu.auth0.com",
+      AUTH0_CLIENT_ID: "c",
+      AUTH0_CLIENT_SECRET: "s",
+      AUTH0_MANAGEMENT_URL: emulator.url,
+    };
     expect((await runCli(["org", "create", "acme", "--json"], env)).code).toBe(0);
     const served = await startBridge("serve", env);
     try {
@@ -70,7 +80,9 @@ describe("the sandbox's database", { timeout: 120_000 }, () => {
 
     const refused = await runCli(["start"], { DATABASE_URL: url, PORT: "0" });
     expect(refused.code).toBe(78);
-    expect(refused.stderr).toMatch(/the sandbox refuses this database: this database is linked to the Auth0 tenant acme-test\.eu\.auth0\.com/);
+    expect(refused.stderr).toMatch(
+      /the sandbox refuses this database: this database is linked to the Auth0 tenant acme-test\.eu\.auth0\.com/,
+    );
     expect(auth0OrgIds(url)).toEqual(before);
   });
 
@@ -82,7 +94,9 @@ describe("the sandbox's database", { timeout: 120_000 }, () => {
     opened.close();
     const refused = await runCli(["start"], { DATABASE_URL: url, PORT: "0" });
     expect(refused.code).toBe(78);
-    expect(refused.stderr).toMatch(/organization "acme" in this database is linked to an Auth0 tenant the database does not name/);
+    expect(refused.stderr).toMatch(
+      /organization "acme" in this database is linked to an Auth0 tenant the database does not name/,
+    );
     expect(auth0OrgIds(url)).toEqual(["org_live123"]);
   });
 
@@ -91,7 +105,14 @@ describe("the sandbox's database", { timeout: 120_000 }, () => {
     const sandbox = await startBridge("start", {}, cwd);
     await sandbox.stop();
     const url = `sqlite:${join(cwd, "data", "sandbox.db")}`;
-    const refused = await runCli(["serve"], { DATABASE_URL: url, PORT: "0", AUTH0_DOMAIN: "acme-test.eu.auth0.com", AUTH0_CLIENT_ID: "c", AUTH0_CLIENT_SECRET: "s", AUTH0_MANAGEMENT_URL: emulator.url });
+    const refused = await runCli(["serve"], {
+      DATABASE_URL: url,
+      PORT: "0",
+      AUTH0_DOMAIN: "acme-test.eu.auth0.com",
+      AUTH0_CLIENT_ID: "c",
+      AUTH0_CLIENT_SECRET: "s",
+      AUTH0_MANAGEMENT_URL: emulator.url,
+    });
     expect(refused.code).toBe(78);
     expect(refused.stderr).toMatch(/this database belongs to the sandbox \(npm start\)/);
   });

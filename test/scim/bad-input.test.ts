@@ -14,14 +14,19 @@ let groupId: string;
 beforeAll(async () => {
   bridge = await createTestBridge();
   userId = (await bridge.scim.post("/Users", { userName: "victim@x.test", active: true }).expect(201)).body.id;
-  groupId = (await bridge.scim.post("/Groups", { displayName: "Victims", members: [{ value: userId }] }).expect(201)).body.id;
+  groupId = (await bridge.scim.post("/Groups", { displayName: "Victims", members: [{ value: userId }] }).expect(201))
+    .body.id;
 });
 afterAll(async () => bridge.close());
 
 const errorSchema = "urn:ietf:params:scim:api:messages:2.0:Error";
 const patchOp = (Operations: unknown) => ({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
 
-async function expectRefused(send: () => PromiseLike<{ status: number; body: Record<string, unknown>; headers: Record<string, string> }>, status: number, scimType?: string) {
+async function expectRefused(
+  send: () => PromiseLike<{ status: number; body: Record<string, unknown>; headers: Record<string, string> }>,
+  status: number,
+  scimType?: string,
+) {
   const before = writeFootprint(bridge.db);
   const res = await send();
   expect(res.status).toBe(status);
@@ -34,7 +39,8 @@ async function expectRefused(send: () => PromiseLike<{ status: number; body: Rec
 }
 
 describe("malformed bodies", () => {
-  const raw = (method: "post" | "put" | "patch", path: string, body: string, type = "application/scim+json") => bridge.scim.raw(method, path, body, type);
+  const raw = (method: "post" | "put" | "patch", path: string, body: string, type = "application/scim+json") =>
+    bridge.scim.raw(method, path, body, type);
 
   it.each([
     ["POST /Users", "post", "/Users"],
@@ -69,7 +75,7 @@ describe("malformed bodies", () => {
 
 describe("filters", () => {
   it.each([
-    'userName eq',
+    "userName eq",
     'userName "x"',
     'userName eq "x" and',
     'userName eq "x" or',
@@ -79,10 +85,10 @@ describe("filters", () => {
     'emails[type eq "work"]]',
     'userName eq "unterminated',
     'userName zz "x"',
-    'not',
+    "not",
     '"x" eq userName',
     'emails[value eq "a" and members[value eq "b"]]',
-    'active gt true',
+    "active gt true",
     'active eq "maybe"',
     'meta.lastModified gt "not a date"',
     'name eq "complex"',
@@ -93,9 +99,22 @@ describe("filters", () => {
   it("refuses a 64 KB filter, 1,000 nested parentheses and 200 clauses quickly", async () => {
     const started = Date.now();
     // In a URL, Node's 16 KB header limit answers first (431); long filters belong in POST /.search (RFC 7644 §3.4.3).
-    await expectRefused(() => bridge.scim.get(`/Users?filter=${encodeURIComponent(`userName eq "${"a".repeat(5_000)}"`)}`), 400, "invalidFilter");
-    await expectRefused(() => bridge.scim.post("/.search", { filter: `userName eq "${"a".repeat(65_536)}"` }), 400, "invalidFilter");
-    await expectRefused(() => bridge.scim.get(`/Users?filter=${encodeURIComponent("(".repeat(1000) + 'userName eq "x"' + ")".repeat(1000))}`), 400, "invalidFilter");
+    await expectRefused(
+      () => bridge.scim.get(`/Users?filter=${encodeURIComponent(`userName eq "${"a".repeat(5_000)}"`)}`),
+      400,
+      "invalidFilter",
+    );
+    await expectRefused(
+      () => bridge.scim.post("/.search", { filter: `userName eq "${"a".repeat(65_536)}"` }),
+      400,
+      "invalidFilter",
+    );
+    await expectRefused(
+      () =>
+        bridge.scim.get(`/Users?filter=${encodeURIComponent("(".repeat(1000) + 'userName eq "x"' + ")".repeat(1000))}`),
+      400,
+      "invalidFilter",
+    );
     const clauses = Array.from({ length: 200 }, (_, i) => `userName eq "u${i}"`).join(" or ");
     await expectRefused(() => bridge.scim.post("/Users/.search", { filter: clauses }), 400, "invalidFilter");
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -117,7 +136,12 @@ describe("wrongly typed values", () => {
     [{ userName: "typed@x.test", active: "maybe" }],
     [{ userName: "typed@x.test", name: "not complex" }],
     [{ userName: "typed@x.test", emails: [{ value: 5 }] }],
-    [{ userName: "typed@x.test", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { employeeNumber: { nested: true } } }],
+    [
+      {
+        userName: "typed@x.test",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { employeeNumber: { nested: true } },
+      },
+    ],
     [{ active: true }],
     [{ userName: "" }],
   ])("refuses POST /Users %j with 400 invalidValue", async (body) => {
@@ -132,7 +156,11 @@ describe("wrongly typed values", () => {
     ["a broken value filter", patchOp([{ op: "replace", path: 'emails[type eq "work"', value: "x" }]), "invalidPath"],
     ["a boolean that is not one", patchOp([{ op: "replace", path: "active", value: "maybe" }]), "invalidValue"],
     ["a non-object no-path value", patchOp([{ op: "replace", value: "x" }]), "invalidValue"],
-    ["a foreign schema", { schemas: ["urn:x"], Operations: [{ op: "replace", path: "active", value: false }] }, "invalidSyntax"],
+    [
+      "a foreign schema",
+      { schemas: ["urn:x"], Operations: [{ op: "replace", path: "active", value: false }] },
+      "invalidSyntax",
+    ],
   ])("refuses a user PATCH with %s", async (_label, body, scimType) => {
     await expectRefused(() => bridge.scim.patch(`/Users/${userId}`, body), 400, scimType);
   });
@@ -170,13 +198,22 @@ describe("hostile keys", () => {
   it("never pollutes prototypes through PATCH paths or keys", async () => {
     for (const body of [
       patchOp([{ op: "add", path: "__proto__.polluted", value: "yes" }]),
-      patchOp([{ op: "add", value: { __proto__: { polluted: "yes" }, constructor: { prototype: { polluted: "yes" } } } }]),
+      patchOp([
+        { op: "add", value: { __proto__: { polluted: "yes" }, constructor: { prototype: { polluted: "yes" } } } },
+      ]),
       patchOp([{ op: "add", path: "name.__proto__", value: { polluted: "yes" } }]),
     ]) {
       const res = await bridge.scim.patch(`/Users/${userId}`, body);
       expect(res.status).toBeLessThan(500);
     }
-    await bridge.scim.post("/Users", JSON.parse('{"userName":"proto@x.test","__proto__":{"polluted":"yes"},"name":{"__proto__":{"polluted":"yes"}}}')).expect(201);
+    await bridge.scim
+      .post(
+        "/Users",
+        JSON.parse(
+          '{"userName":"proto@x.test","__proto__":{"polluted":"yes"},"name":{"__proto__":{"polluted":"yes"}}}',
+        ),
+      )
+      .expect(201);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(JSON.stringify(storedUser(bridge.db, userId)!.document)).not.toContain("polluted");
   });
@@ -186,17 +223,51 @@ describe("no input gives a 500", () => {
   const json = fc.jsonValue({ maxDepth: 4 });
   it("answers arbitrary JSON bodies on every write route with a status below 500", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom("post:/Users", "put:/Users/:user", "patch:/Users/:user", "post:/Groups", "put:/Groups/:group", "patch:/Groups/:group", "post:/.search"), json, async (route, body) => {
-        const [method, path] = route.split(":") as ["post" | "put" | "patch", string];
-        const res = await bridge.scim[method](path.replace(":user", userId).replace(":group", groupId), body);
-        expect(res.status).toBeLessThan(500);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(
+          "post:/Users",
+          "put:/Users/:user",
+          "patch:/Users/:user",
+          "post:/Groups",
+          "put:/Groups/:group",
+          "patch:/Groups/:group",
+          "post:/.search",
+        ),
+        json,
+        async (route, body) => {
+          const [method, path] = route.split(":") as ["post" | "put" | "patch", string];
+          const res = await bridge.scim[method](path.replace(":user", userId).replace(":group", groupId), body);
+          expect(res.status).toBeLessThan(500);
+        },
+      ),
       { numRuns: 150 },
     );
   });
 
   it("answers arbitrary filter strings with 200 or 400", async () => {
-    const token = fc.constantFrom("userName", "emails", "[", "]", "(", ")", " eq ", " co ", " and ", " or ", "not ", '"x"', "true", "null", ".value", " pr", "urn:x:y", "\\", '"', "gt", "1.5e3");
+    const token = fc.constantFrom(
+      "userName",
+      "emails",
+      "[",
+      "]",
+      "(",
+      ")",
+      " eq ",
+      " co ",
+      " and ",
+      " or ",
+      "not ",
+      '"x"',
+      "true",
+      "null",
+      ".value",
+      " pr",
+      "urn:x:y",
+      "\\",
+      '"',
+      "gt",
+      "1.5e3",
+    );
     await fc.assert(
       fc.asyncProperty(fc.array(fc.oneof(token, fc.string({ maxLength: 6 })), { maxLength: 12 }), async (parts) => {
         const res = await bridge.scim.get(`/Users?filter=${encodeURIComponent(parts.join(""))}`);
@@ -212,7 +283,16 @@ describe("group bodies", () => {
   it("accepts a full-member-list PUT of a few MiB (Okta AIW) but refuses one over 8 MiB with 413", async () => {
     const group = await bridge.scim.post("/Groups", { displayName: `Big ${randomUUID()}` }).expect(201);
     const padding = "p".repeat(2 * 1024 * 1024);
-    await bridge.scim.put(`/Groups/${group.body.id}`, { displayName: "Big", members: [{ value: userId, display: padding }] }).expect(200);
-    await expectRefused(() => bridge.scim.put(`/Groups/${group.body.id}`, { displayName: "Big", members: [{ value: userId, display: "x".repeat(9 * 1024 * 1024) }] }), 413);
+    await bridge.scim
+      .put(`/Groups/${group.body.id}`, { displayName: "Big", members: [{ value: userId, display: padding }] })
+      .expect(200);
+    await expectRefused(
+      () =>
+        bridge.scim.put(`/Groups/${group.body.id}`, {
+          displayName: "Big",
+          members: [{ value: userId, display: "x".repeat(9 * 1024 * 1024) }],
+        }),
+      413,
+    );
   });
 });

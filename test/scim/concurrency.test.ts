@@ -16,11 +16,18 @@ const patchOp = (Operations: unknown[]) => ({ schemas: ["urn:ietf:params:scim:ap
 
 it("loses no member when 20 PATCHes add members to one group at once", async () => {
   const ids = await Promise.all(
-    Array.from({ length: 20 }, async (_, i) => (await bridge.scim.post("/Users", { userName: `member-${i}-${randomUUID()}@x.test` }).expect(201)).body.id as string),
+    Array.from(
+      { length: 20 },
+      async (_, i) =>
+        (await bridge.scim.post("/Users", { userName: `member-${i}-${randomUUID()}@x.test` }).expect(201)).body
+          .id as string,
+    ),
   );
   const group = await bridge.scim.post("/Groups", { displayName: `Race ${randomUUID()}` }).expect(201);
   const responses = await Promise.all(
-    ids.map((id) => bridge.scim.patch(`/Groups/${group.body.id}`, patchOp([{ op: "Add", path: "members", value: [{ value: id }] }]))),
+    ids.map((id) =>
+      bridge.scim.patch(`/Groups/${group.body.id}`, patchOp([{ op: "Add", path: "members", value: [{ value: id }] }])),
+    ),
   );
   expect(responses.map((r) => r.status)).toEqual(ids.map(() => 204));
   expect(memberIdsOf(bridge.db, group.body.id)).toEqual([...ids].sort());
@@ -45,7 +52,13 @@ it("leaves exactly one user when the same userName is created 20 times at once, 
   const live = bridge.db
     .select()
     .from(users)
-    .where(and(eq(users.directoryId, bridge.directoryId), eq(users.userNameLower, name.toLowerCase()), isNull(users.deletedAt)))
+    .where(
+      and(
+        eq(users.directoryId, bridge.directoryId),
+        eq(users.userNameLower, name.toLowerCase()),
+        isNull(users.deletedAt),
+      ),
+    )
     .all();
   expect(live).toHaveLength(1);
 });
@@ -54,7 +67,10 @@ it("applies concurrent PATCHes to one user one after another (no lost update)", 
   const user = await bridge.scim.post("/Users", { userName: `multi-${randomUUID()}@x.test` }).expect(201);
   const responses = await Promise.all(
     Array.from({ length: 10 }, (_, i) =>
-      bridge.scim.patch(`/Users/${user.body.id}`, patchOp([{ op: "add", path: "emails", value: [{ value: `e${i}@x.test`, type: `t${i}` }] }])),
+      bridge.scim.patch(
+        `/Users/${user.body.id}`,
+        patchOp([{ op: "add", path: "emails", value: [{ value: `e${i}@x.test`, type: `t${i}` }] }]),
+      ),
     ),
   );
   expect(responses.every((r) => r.status === 204)).toBe(true);

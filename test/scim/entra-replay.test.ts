@@ -24,11 +24,19 @@ describe("Entra: connection test and matching", () => {
   it("answers Test Connection's random-GUID query with 200 and an empty ListResponse, never 404", async () => {
     const res = await bridge.scim.get(entra.testConnection(randomUUID())).expect(200);
     expect(res.headers["content-type"]).toMatch(/^application\/scim\+json/);
-    expect(res.body).toEqual({ schemas: [listResponse], totalResults: 0, itemsPerPage: 0, startIndex: 1, Resources: [] });
+    expect(res.body).toEqual({
+      schemas: [listResponse],
+      totalResults: 0,
+      itemsPerPage: 0,
+      startIndex: 1,
+      Resources: [],
+    });
   });
 
   it("answers the group matching query with excludedAttributes=members", async () => {
-    const created = await bridge.scim.post("/Groups", entra.createGroup(`Sales ${randomUUID()}`, randomUUID())).expect(201);
+    const created = await bridge.scim
+      .post("/Groups", entra.createGroup(`Sales ${randomUUID()}`, randomUUID()))
+      .expect(201);
     await bridge.scim.patch(`/Groups/${created.body.id}`, entra.addMembers((await createUser()).id)).expect(204);
     const res = await bridge.scim.get(entra.groupMatch(created.body.displayName)).expect(200);
     expect(res.body.totalResults).toBe(1);
@@ -37,7 +45,9 @@ describe("Entra: connection test and matching", () => {
   });
 
   it("matches on externalId sent unquoted and '+'-encoded, and on the work email", async () => {
-    const user = await bridge.scim.post("/Users", entra.createUserWithNulls(`jyoung-${randomUUID()}@example.com`)).expect(201);
+    const user = await bridge.scim
+      .post("/Users", entra.createUserWithNulls(`jyoung-${randomUUID()}@example.com`))
+      .expect(201);
     for (const path of [entra.externalIdUnquoted("jyoung"), entra.externalIdPlusEncoded("jyoung")]) {
       const res = await bridge.scim.get(path).expect(200);
       expect(res.body.Resources.map((r: { id: string }) => r.id)).toContain(user.body.id);
@@ -50,10 +60,17 @@ describe("Entra: connection test and matching", () => {
 describe("Entra: create user", () => {
   it("creates the documented user, ignoring meta, with a stable id and scim+json", async () => {
     const userName = `Test_User_${randomUUID()}@testuser.com`;
-    const res = await bridge.scim.post("/Users", entra.createUser(userName, "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef")).expect(201);
+    const res = await bridge.scim
+      .post("/Users", entra.createUser(userName, "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"))
+      .expect(201);
     expect(res.headers["content-type"]).toMatch(/^application\/scim\+json/);
     expect(res.headers.location).toBe(`${bridge.baseUrl}/Users/${res.body.id}`);
-    expect(res.body).toMatchObject({ userName, active: true, externalId: "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef", meta: { resourceType: "User" } });
+    expect(res.body).toMatchObject({
+      userName,
+      active: true,
+      externalId: "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+      meta: { resourceType: "User" },
+    });
     const stored = storedUser(bridge.db, res.body.id)!;
     expect(stored.document).not.toHaveProperty("meta");
     expect(stored.document).not.toHaveProperty("roles");
@@ -62,7 +79,9 @@ describe("Entra: create user", () => {
   });
 
   it("treats explicit nulls (and top-level department/manager) as absent", async () => {
-    const res = await bridge.scim.post("/Users", entra.createUserWithNulls(`nulls-${randomUUID()}@example.com`)).expect(201);
+    const res = await bridge.scim
+      .post("/Users", entra.createUserWithNulls(`nulls-${randomUUID()}@example.com`))
+      .expect(201);
     for (const key of ["addresses", "phoneNumbers", "preferredLanguage", "title", "department", "manager"]) {
       expect(res.body).not.toHaveProperty(key);
       expect(storedUser(bridge.db, res.body.id)!.document).not.toHaveProperty(key);
@@ -70,21 +89,34 @@ describe("Entra: create user", () => {
   });
 
   it("stores a manager sent as a bare string and returns it as {value}", async () => {
-    const res = await bridge.scim.post("/Users", entra.createUserWithManagerString(`mgr-${randomUUID()}@x.test`, "26118915-6090-4610-87e4-49d8ca9f808d")).expect(201);
-    expect(res.body[enterprise]).toEqual({ employeeNumber: "701984", department: "Tour Operations", manager: { value: "26118915-6090-4610-87e4-49d8ca9f808d" } });
-    expect((storedUser(bridge.db, res.body.id)!.document[enterprise] as { manager: unknown }).manager).toEqual({ value: "26118915-6090-4610-87e4-49d8ca9f808d" });
+    const res = await bridge.scim
+      .post(
+        "/Users",
+        entra.createUserWithManagerString(`mgr-${randomUUID()}@x.test`, "26118915-6090-4610-87e4-49d8ca9f808d"),
+      )
+      .expect(201);
+    expect(res.body[enterprise]).toEqual({
+      employeeNumber: "701984",
+      department: "Tour Operations",
+      manager: { value: "26118915-6090-4610-87e4-49d8ca9f808d" },
+    });
+    expect((storedUser(bridge.db, res.body.id)!.document[enterprise] as { manager: unknown }).manager).toEqual({
+      value: "26118915-6090-4610-87e4-49d8ca9f808d",
+    });
   });
 
   it("answers a duplicate userName with 409 uniqueness and a detail", async () => {
     const user = await createUser();
-    const res = await bridge.scim.post("/Users", entra.createUser(user.userName.toUpperCase(), randomUUID())).expect(409);
+    const res = await bridge.scim
+      .post("/Users", entra.createUser(user.userName.toUpperCase(), randomUUID()))
+      .expect(409);
     expect(res.body).toMatchObject({ status: "409", scimType: "uniqueness" });
     expect(res.body.detail).toBeTruthy();
   });
 });
 
 describe("Entra: PATCH users in both modes", () => {
-  it("disables with Replace active \"False\" (204), keeps the user readable, and enqueues a deprovision", async () => {
+  it('disables with Replace active "False" (204), keeps the user readable, and enqueues a deprovision', async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.disable()).expect(204);
     expect(storedUser(bridge.db, user.id)!.active).toBe(false);
@@ -95,7 +127,7 @@ describe("Entra: PATCH users in both modes", () => {
     expect(filtered.body.Resources[0].active).toBe(false);
   });
 
-  it("accepts op \"Add\" on active as a replace", async () => {
+  it('accepts op "Add" on active as a replace', async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.disableWithAdd()).expect(204);
     expect(storedUser(bridge.db, user.id)!.document.active).toBe(false);
@@ -125,15 +157,26 @@ describe("Entra: PATCH users in both modes", () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.replaceFlagMode()).expect(204);
     const doc = storedUser(bridge.db, user.id)!.document;
-    expect(doc).toMatchObject({ displayName: "Bjfe", name: { givenName: "Kkom", familyName: "Unua" }, [enterprise]: { employeeNumber: "Aklq" } });
+    expect(doc).toMatchObject({
+      displayName: "Bjfe",
+      name: { givenName: "Kkom", familyName: "Unua" },
+      [enterprise]: { employeeNumber: "Aklq" },
+    });
     expect((doc.emails as { value: string }[])[0]!.value).toBe("flag@microsoft.com");
-    expect(Object.keys(doc).filter((k) => k !== enterprise).some((k) => k.includes(".") || k.startsWith("urn:"))).toBe(false);
+    expect(
+      Object.keys(doc)
+        .filter((k) => k !== enterprise)
+        .some((k) => k.includes(".") || k.startsWith("urn:")),
+    ).toBe(false);
   });
 
-  it("expands op \"add\" with dotted keys", async () => {
+  it('expands op "add" with dotted keys', async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.addDottedKeys()).expect(204);
-    expect(storedUser(bridge.db, user.id)!.document).toMatchObject({ displayName: "Dotty", name: { givenName: "Dot", formatted: "Dot Ty", familyName: "familyName" } });
+    expect(storedUser(bridge.db, user.id)!.document).toMatchObject({
+      displayName: "Dotty",
+      name: { givenName: "Dot", formatted: "Dot Ty", familyName: "familyName" },
+    });
   });
 
   it("replaces userName, and the new one is what filters find", async () => {
@@ -165,7 +208,7 @@ describe("Entra: manager", () => {
     expect(read.body.schemas).toContain(enterprise);
   });
 
-  it("accepts the older path \"manager\" with an array holding $ref", async () => {
+  it('accepts the older path "manager" with an array holding $ref', async () => {
     const user = await createUser();
     const manager = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.managerOldShape(manager.id)).expect(204);
@@ -175,7 +218,7 @@ describe("Entra: manager", () => {
 });
 
 describe("Entra: disable, restore, hard delete", () => {
-  it("keeps group memberships while inactive and restores with \"True\"", async () => {
+  it('keeps group memberships while inactive and restores with "True"', async () => {
     const user = await createUser();
     const group = await bridge.scim.post("/Groups", entra.createGroup(`Dyn ${randomUUID()}`, randomUUID())).expect(201);
     await bridge.scim.patch(`/Groups/${group.body.id}`, entra.addMembers(user.id)).expect(204);
@@ -201,8 +244,14 @@ describe("Entra: disable, restore, hard delete", () => {
 
 describe("Entra: groups", () => {
   it("creates a group with the ADSCIM schema URN and meta, empty", async () => {
-    const res = await bridge.scim.post("/Groups", entra.createGroup("displayName", "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159")).expect(201);
-    expect(res.body).toMatchObject({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "displayName", externalId: "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159" });
+    const res = await bridge.scim
+      .post("/Groups", entra.createGroup("displayName", "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159"))
+      .expect(201);
+    expect(res.body).toMatchObject({
+      schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+      displayName: "displayName",
+      externalId: "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+    });
     expect(storedGroup(bridge.db, res.body.id)!.memberCount).toBe(0);
     const again = await bridge.scim.get(`/Groups/${res.body.id}?excludedAttributes=members`).expect(200);
     expect(again.body).not.toHaveProperty("members");

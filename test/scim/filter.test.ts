@@ -13,18 +13,31 @@ describe("filter grammar", () => {
   it("reads nested parentheses, escaped quotes, keywords in any case and unquoted values", () => {
     expect(parseFilter('((userName eq "x"))')).toEqual({ kind: "compare", path: "userName", op: "eq", value: "x" });
     expect(parseFilter('displayName eq "O\\"Brien"')).toMatchObject({ value: 'O"Brien' });
-    expect(parseFilter('userName EQ "a" OR active Eq TRUE')).toMatchObject({ kind: "or", right: { op: "eq", value: true } });
+    expect(parseFilter('userName EQ "a" OR active Eq TRUE')).toMatchObject({
+      kind: "or",
+      right: { op: "eq", value: true },
+    });
     expect(parseFilter("externalId eq jyoung")).toMatchObject({ value: "jyoung" });
-    expect(parseFilter("meta.created gt 2015-10-10T14:38:21.8617979-07:00")).toMatchObject({ value: "2015-10-10T14:38:21.8617979-07:00" });
+    expect(parseFilter("meta.created gt 2015-10-10T14:38:21.8617979-07:00")).toMatchObject({
+      value: "2015-10-10T14:38:21.8617979-07:00",
+    });
     expect(parseFilter("count ge 1.5e2")).toMatchObject({ value: 150 });
   });
 
   it("reads value paths, with a sub-attribute comparison after the bracket", () => {
-    expect(parseFilter('emails[type eq "work" and primary eq true]')).toMatchObject({ kind: "valuePath", path: "emails", filter: { kind: "and" } });
+    expect(parseFilter('emails[type eq "work" and primary eq true]')).toMatchObject({
+      kind: "valuePath",
+      path: "emails",
+      filter: { kind: "and" },
+    });
     expect(parseFilter('emails[type eq "work"].value eq "a@b"')).toEqual({
       kind: "valuePath",
       path: "emails",
-      filter: { kind: "and", left: { kind: "compare", path: "type", op: "eq", value: "work" }, right: { kind: "compare", path: "value", op: "eq", value: "a@b" } },
+      filter: {
+        kind: "and",
+        left: { kind: "compare", path: "type", op: "eq", value: "work" },
+        right: { kind: "compare", path: "value", op: "eq", value: "a@b" },
+      },
     });
   });
 });
@@ -37,15 +50,39 @@ describe("filters answered by the directory", () => {
   beforeAll(async () => {
     bridge = await createTestBridge();
     const people = [
-      { userName: "Alice@Example.com", displayName: "Alice Liddell", externalId: "E-1", active: true, title: "Engineer",
-        name: { givenName: "Alice", familyName: "Liddell" }, emails: [{ value: "alice@work.test", type: "work", primary: true }, { value: "alice@home.test", type: "home" }],
-        [enterprise]: { department: "Engineering", employeeNumber: "100" } },
-      { userName: "bob@example.com", displayName: "Bob Builder", externalId: "e-1", active: false, title: "Builder",
-        name: { givenName: "Bob", familyName: "Builder" }, emails: [{ value: "bob@work.test", type: "work" }],
-        phoneNumbers: [{ value: "+1 555 0101", type: "mobile" }], [enterprise]: { department: "Sales" } },
-      { userName: "carol@other.org", displayName: "Carol O'Brien", active: true, name: { givenName: "Carol", familyName: "O\"Brien" } },
+      {
+        userName: "Alice@Example.com",
+        displayName: "Alice Liddell",
+        externalId: "E-1",
+        active: true,
+        title: "Engineer",
+        name: { givenName: "Alice", familyName: "Liddell" },
+        emails: [
+          { value: "alice@work.test", type: "work", primary: true },
+          { value: "alice@home.test", type: "home" },
+        ],
+        [enterprise]: { department: "Engineering", employeeNumber: "100" },
+      },
+      {
+        userName: "bob@example.com",
+        displayName: "Bob Builder",
+        externalId: "e-1",
+        active: false,
+        title: "Builder",
+        name: { givenName: "Bob", familyName: "Builder" },
+        emails: [{ value: "bob@work.test", type: "work" }],
+        phoneNumbers: [{ value: "+1 555 0101", type: "mobile" }],
+        [enterprise]: { department: "Sales" },
+      },
+      {
+        userName: "carol@other.org",
+        displayName: "Carol O'Brien",
+        active: true,
+        name: { givenName: "Carol", familyName: 'O"Brien' },
+      },
     ];
-    for (const p of people) ids[p.userName.split("@")[0]!.toLowerCase()] = (await bridge.scim.post("/Users", p).expect(201)).body.id;
+    for (const p of people)
+      ids[p.userName.split("@")[0]!.toLowerCase()] = (await bridge.scim.post("/Users", p).expect(201)).body.id;
   });
   afterAll(async () => bridge.close());
 
@@ -83,7 +120,7 @@ describe("filters answered by the directory", () => {
     ["emails pr", ["alice", "bob"]],
     ['phoneNumbers[type eq "mobile"]', ["bob"]],
     [`${enterprise}:department eq "sales"`, ["bob"]],
-    ['urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber pr', ["alice"]],
+    ["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber pr", ["alice"]],
     ['userName sw "a" or (active eq false and title eq "builder")', ["alice", "bob"]],
     ['(userName sw "a" or userName sw "b") and not (active eq false)', ["alice"]],
     ['name[givenName eq "carol"]', ["carol"]],
@@ -101,12 +138,22 @@ describe("filters answered by the directory", () => {
   });
 
   it("filters groups by displayName (case-insensitively) and by member", async () => {
-    const group = await bridge.scim.post("/Groups", { displayName: "Readers", members: [{ value: ids.alice }] }).expect(201);
+    const group = await bridge.scim
+      .post("/Groups", { displayName: "Readers", members: [{ value: ids.alice }] })
+      .expect(201);
     await bridge.scim.post("/Groups", { displayName: "Writers" }).expect(201);
-    const byName = await bridge.scim.get(`/Groups?filter=${encodeURIComponent('displayName eq "READERS"')}`).expect(200);
+    const byName = await bridge.scim
+      .get(`/Groups?filter=${encodeURIComponent('displayName eq "READERS"')}`)
+      .expect(200);
     expect(byName.body.Resources.map((g: { id: string }) => g.id)).toEqual([group.body.id]);
-    const byMember = await bridge.scim.get(`/Groups?filter=${encodeURIComponent(`id eq "${group.body.id}" and members[value eq "${ids.alice}"]`)}&attributes=id`).expect(200);
-    expect(byMember.body.Resources).toEqual([{ schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], id: group.body.id }]);
+    const byMember = await bridge.scim
+      .get(
+        `/Groups?filter=${encodeURIComponent(`id eq "${group.body.id}" and members[value eq "${ids.alice}"]`)}&attributes=id`,
+      )
+      .expect(200);
+    expect(byMember.body.Resources).toEqual([
+      { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], id: group.body.id },
+    ]);
     const withMembers = await bridge.scim.get(`/Groups?filter=${encodeURIComponent("members pr")}`).expect(200);
     expect(withMembers.body.Resources.map((g: { id: string }) => g.id)).toEqual([group.body.id]);
   });

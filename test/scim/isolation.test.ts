@@ -17,9 +17,16 @@ let groupA: { id: string; displayName: string };
 beforeAll(async () => {
   bridge = await createTestBridge();
   other = bridge.newDirectory();
-  sameOrg = bridge.newDirectory((await import("../../src/directory/organizations.js")).getOrganization(bridge.db, bridge.organizationId)!.slug);
+  sameOrg = bridge.newDirectory(
+    (await import("../../src/directory/organizations.js")).getOrganization(bridge.db, bridge.organizationId)!.slug,
+  );
   const u = await bridge.scim
-    .post("/Users", { userName: "shared.name@x.test", externalId: "ext-a", displayName: "Alice A", emails: [{ value: "alice@a.test", type: "work" }] })
+    .post("/Users", {
+      userName: "shared.name@x.test",
+      externalId: "ext-a",
+      displayName: "Alice A",
+      emails: [{ value: "alice@a.test", type: "work" }],
+    })
     .expect(201);
   userA = { id: u.body.id, userName: u.body.userName, externalId: "ext-a" };
   const g = await bridge.scim.post("/Groups", { displayName: "Team A", members: [{ value: userA.id }] }).expect(201);
@@ -74,7 +81,9 @@ describe.each([
       expect(JSON.stringify(res.body)).not.toContain(groupA.id);
     }
     for (const path of ["/Users/.search", "/Groups/.search", "/.search"]) {
-      const res = await scim.post(path, { schemas: ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"] }).expect(200);
+      const res = await scim
+        .post(path, { schemas: ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"] })
+        .expect(200);
       expect(JSON.stringify(res.body)).not.toContain(userA.id);
       expect(JSON.stringify(res.body)).not.toContain(groupA.id);
     }
@@ -84,7 +93,9 @@ describe.each([
     const { scim } = intruder();
     const g = await scim.post("/Groups", { displayName: `Own ${randomUUID()}` }).expect(201);
     const before = writeFootprint(bridge.db);
-    const res = await scim.patch(`/Groups/${g.body.id}`, patchOp([{ op: "add", path: "members", value: [{ value: userA.id }] }])).expect(400);
+    const res = await scim
+      .patch(`/Groups/${g.body.id}`, patchOp([{ op: "add", path: "members", value: [{ value: userA.id }] }]))
+      .expect(400);
     expect(res.body.scimType).toBe("invalidValue");
     await scim.post("/Groups", { displayName: `Other ${randomUUID()}`, members: [{ value: userA.id }] }).expect(400);
     expect(writeFootprint(bridge.db)).toEqual(before);
@@ -99,20 +110,41 @@ it("keeps userName and group displayName unique per directory only", async () =>
 
 it("refuses a directory's token on every route of another directory's URL", async () => {
   const routes: [string, string][] = [
-    ["get", "/Users"], ["post", "/Users"], ["get", `/Users/${userA.id}`], ["put", `/Users/${userA.id}`], ["patch", `/Users/${userA.id}`], ["delete", `/Users/${userA.id}`],
-    ["get", "/Groups"], ["post", "/Groups"], ["get", `/Groups/${groupA.id}`], ["put", `/Groups/${groupA.id}`], ["patch", `/Groups/${groupA.id}`], ["delete", `/Groups/${groupA.id}`],
-    ["post", "/Users/.search"], ["post", "/Groups/.search"], ["post", "/.search"],
-    ["get", "/ServiceProviderConfig"], ["get", "/ResourceTypes"], ["get", "/Schemas"], ["get", "/NoSuchEndpoint"],
+    ["get", "/Users"],
+    ["post", "/Users"],
+    ["get", `/Users/${userA.id}`],
+    ["put", `/Users/${userA.id}`],
+    ["patch", `/Users/${userA.id}`],
+    ["delete", `/Users/${userA.id}`],
+    ["get", "/Groups"],
+    ["post", "/Groups"],
+    ["get", `/Groups/${groupA.id}`],
+    ["put", `/Groups/${groupA.id}`],
+    ["patch", `/Groups/${groupA.id}`],
+    ["delete", `/Groups/${groupA.id}`],
+    ["post", "/Users/.search"],
+    ["post", "/Groups/.search"],
+    ["post", "/.search"],
+    ["get", "/ServiceProviderConfig"],
+    ["get", "/ResourceTypes"],
+    ["get", "/Schemas"],
+    ["get", "/NoSuchEndpoint"],
   ];
   const before = writeFootprint(bridge.db);
   for (const [method, path] of routes) {
-    const res = await scimClient(bridge.http, { basePath: bridge.basePath, token: other.token }).request(method as "get", path, { userName: "x", displayName: "x" });
+    const res = await scimClient(bridge.http, { basePath: bridge.basePath, token: other.token }).request(
+      method as "get",
+      path,
+      { userName: "x", displayName: "x" },
+    );
     expect(res.status, `${method} ${path}`).toBe(401);
     expect(res.body.schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:Error"]);
     expect(res.headers["www-authenticate"]).toContain("Bearer");
   }
   // An unknown directory looks exactly like a wrong token.
-  await scimClient(bridge.http, { basePath: "/scim/v2/dir-doesnotexist", token: bridge.token }).get("/Users").expect(401);
+  await scimClient(bridge.http, { basePath: "/scim/v2/dir-doesnotexist", token: bridge.token })
+    .get("/Users")
+    .expect(401);
   expect(writeFootprint(bridge.db)).toEqual(before);
 });
 
@@ -130,7 +162,10 @@ it("builds every URL from the requesting directory, even with requests for two d
     return req.then((res) => ({ dir, res }));
   });
   for (const { dir, res } of await Promise.all(calls)) {
-    const urls = JSON.stringify(res.body).match(/https?:\/\/[^"]+/g)?.filter((u) => !u.includes("rfc-editor.org")) ?? [];
+    const urls =
+      JSON.stringify(res.body)
+        .match(/https?:\/\/[^"]+/g)
+        ?.filter((u) => !u.includes("rfc-editor.org")) ?? [];
     for (const url of urls) expect(url.startsWith(`${dir.baseUrl}/`), url).toBe(true);
     if (res.headers.location) expect(res.headers.location.startsWith(`${dir.baseUrl}/Users/`)).toBe(true);
   }

@@ -22,7 +22,10 @@ describe("Okta: lookup, create, import", () => {
 
   it("creates a user from Okta's body, dropping the placeholder password and readOnly groups", async () => {
     const name = userName();
-    const res = await bridge.scim.post("/Users", okta.createUser(name)).set("Content-Type", "application/json").expect(201);
+    const res = await bridge.scim
+      .post("/Users", okta.createUser(name))
+      .set("Content-Type", "application/json")
+      .expect(201);
     expect(res.body).toMatchObject({ userName: name, locale: "en-US", displayName: "Test User", active: true });
     expect(res.body).not.toHaveProperty("password");
     expect(res.body).not.toHaveProperty("groups");
@@ -44,7 +47,8 @@ describe("Okta: lookup, create, import", () => {
   it("imports every user page by page in a stable order with a true totalResults", async () => {
     const dir = bridge.newDirectory();
     const ids: string[] = [];
-    for (let i = 0; i < 7; i++) ids.push((await dir.scim.post("/Users", okta.createUser(userName())).expect(201)).body.id);
+    for (let i = 0; i < 7; i++)
+      ids.push((await dir.scim.post("/Users", okta.createUser(userName())).expect(201)).body.id);
     const seen: string[] = [];
     for (let start = 1; start <= 7; start += 3) {
       const page = await dir.scim.get(okta.importPage(start, 3)).expect(200);
@@ -91,20 +95,37 @@ describe("Okta: deactivate and reactivate with PATCH", () => {
       expect(storedUser(bridge.db, id)!.active).toBe(active);
       expect((await bridge.scim.get(`/Users/${id}`).expect(200)).body.active).toBe(active);
     }
-    expect(auditFor(bridge.db, id).map((a) => a.action)).toEqual(["user.create", "user.deactivate", "user.reactivate", "user.deactivate"]);
+    expect(auditFor(bridge.db, id).map((a) => a.action)).toEqual([
+      "user.create",
+      "user.deactivate",
+      "user.reactivate",
+      "user.deactivate",
+    ]);
   });
 });
 
 describe("Okta: group push", () => {
   it("creates, renames with the id in the value, applies a delta removing a never-member, full-pushes, and deletes", async () => {
-    const [a, b, c] = await Promise.all([1, 2, 3].map(async () => (await bridge.scim.post("/Users", okta.createUser(userName())).expect(201)).body.id as string));
+    const [a, b, c] = await Promise.all(
+      [1, 2, 3].map(
+        async () => (await bridge.scim.post("/Users", okta.createUser(userName())).expect(201)).body.id as string,
+      ),
+    );
     const created = await bridge.scim.post("/Groups", okta.createGroup(`Test SCIMv2 ${randomUUID()}`)).expect(201);
     const id = created.body.id as string;
 
     await bridge.scim.patch(`/Groups/${id}`, okta.renameGroup(id, "Renamed SCIMv2")).expect(204);
     expect(storedGroup(bridge.db, id)!.displayName).toBe("Renamed SCIMv2");
 
-    await bridge.scim.patch(`/Groups/${id}`, okta.membershipDelta(randomUUID(), [{ value: a!, display: "a" }, { value: b!, display: "b" }])).expect(204);
+    await bridge.scim
+      .patch(
+        `/Groups/${id}`,
+        okta.membershipDelta(randomUUID(), [
+          { value: a!, display: "a" },
+          { value: b!, display: "b" },
+        ]),
+      )
+      .expect(204);
     expect(memberIdsOf(bridge.db, id)).toEqual([a, b].sort());
 
     await bridge.scim.patch(`/Groups/${id}`, okta.membershipDelta(a!, [{ value: c!, display: "c" }])).expect(204);
@@ -122,9 +143,17 @@ describe("Okta: group push", () => {
   });
 
   it("replaces membership with PUT carrying the full member list (AIW apps)", async () => {
-    const [a, b] = await Promise.all([1, 2].map(async () => (await bridge.scim.post("/Users", okta.createUser(userName())).expect(201)).body.id as string));
-    const created = await bridge.scim.post("/Groups", { ...okta.createGroup(`AIW ${randomUUID()}`), members: [{ value: a }] }).expect(201);
-    const res = await bridge.scim.put(`/Groups/${created.body.id}`, okta.replaceGroup("AIW renamed", [{ value: b!, display: "b" }])).expect(200);
+    const [a, b] = await Promise.all(
+      [1, 2].map(
+        async () => (await bridge.scim.post("/Users", okta.createUser(userName())).expect(201)).body.id as string,
+      ),
+    );
+    const created = await bridge.scim
+      .post("/Groups", { ...okta.createGroup(`AIW ${randomUUID()}`), members: [{ value: a }] })
+      .expect(201);
+    const res = await bridge.scim
+      .put(`/Groups/${created.body.id}`, okta.replaceGroup("AIW renamed", [{ value: b!, display: "b" }]))
+      .expect(200);
     expect(res.body.displayName).toBe("AIW renamed");
     expect(res.body.members.map((m: { value: string }) => m.value)).toEqual([b]);
     expect(memberIdsOf(bridge.db, created.body.id)).toEqual([b]);
@@ -136,7 +165,9 @@ describe("Okta: group push", () => {
 
 describe("Okta: errors it reads", () => {
   it("answers bad credentials with a 401 SCIM Error carrying status and detail", async () => {
-    const res = await scimClient(bridge.http, { basePath: bridge.basePath, token: "not-a-token" }).get("/Users").expect(401);
+    const res = await scimClient(bridge.http, { basePath: bridge.basePath, token: "not-a-token" })
+      .get("/Users")
+      .expect(401);
     expect(res.body).toMatchObject({ schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "401" });
     expect(res.body.detail).toBeTruthy();
     expect(res.headers["www-authenticate"]).toMatch(/^Bearer realm="scim-bridge", error="invalid_token"/);

@@ -11,13 +11,22 @@ beforeAll(async () => {
 });
 afterAll(async () => bridge.close());
 
-const patchOp = (...Operations: unknown[]) => ({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
+const patchOp = (...Operations: unknown[]) => ({
+  schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+  Operations,
+});
 const newUser = async (extra: Record<string, unknown> = {}) =>
-  (await bridge.scim.post("/Users", { userName: `r-${randomUUID()}@x.test`, ...extra }).expect(201)).body as { id: string; userName: string; meta: { version: string } };
+  (await bridge.scim.post("/Users", { userName: `r-${randomUUID()}@x.test`, ...extra }).expect(201)).body as {
+    id: string;
+    userName: string;
+    meta: { version: string };
+  };
 
 describe("media types", () => {
   it("accepts application/json and application/scim+json bodies and always answers application/scim+json", async () => {
-    const plain = await scimClient(bridge.http, bridge, { contentType: "application/json" }).post("/Users", { userName: `j-${randomUUID()}` }).expect(201);
+    const plain = await scimClient(bridge.http, bridge, { contentType: "application/json" })
+      .post("/Users", { userName: `j-${randomUUID()}` })
+      .expect(201);
     expect(plain.headers["content-type"]).toBe("application/scim+json; charset=utf-8");
     const scim = await bridge.scim.post("/Users", { userName: `s-${randomUUID()}` }).expect(201);
     expect(scim.headers["content-type"]).toBe("application/scim+json; charset=utf-8");
@@ -58,7 +67,10 @@ describe("ETags (RFC 7644 §3.14)", () => {
       expect(res.body).toMatchObject({ status: "412", schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"] });
     }
     expect(writeFootprint(bridge.db)).toEqual(before);
-    await bridge.scim.patch(`/Users/${user.id}`, patchOp({ op: "add", path: "title", value: "v3" })).set("If-Match", 'W/"2"').expect(204);
+    await bridge.scim
+      .patch(`/Users/${user.id}`, patchOp({ op: "add", path: "title", value: "v3" }))
+      .set("If-Match", 'W/"2"')
+      .expect(204);
     await bridge.scim.delete(`/Users/${user.id}`).set("If-Match", "*").expect(204);
   });
 });
@@ -66,7 +78,9 @@ describe("ETags (RFC 7644 §3.14)", () => {
 describe("users lifecycle", () => {
   it("keeps a deactivated user readable with its memberships, and reactivates it", async () => {
     const user = await newUser();
-    const group = await bridge.scim.post("/Groups", { displayName: `L ${randomUUID()}`, members: [{ value: user.id }] }).expect(201);
+    const group = await bridge.scim
+      .post("/Groups", { displayName: `L ${randomUUID()}`, members: [{ value: user.id }] })
+      .expect(201);
     await bridge.scim.patch(`/Users/${user.id}`, patchOp({ op: "replace", path: "active", value: false })).expect(204);
     expect((await bridge.scim.get(`/Users/${user.id}`).expect(200)).body.active).toBe(false);
     expect(memberIdsOf(bridge.db, group.body.id)).toEqual([user.id]);
@@ -98,12 +112,16 @@ describe("groups", () => {
   it("refuses a second live group with the same displayName, in any case (409)", async () => {
     const name = `Dup ${randomUUID()}`;
     await bridge.scim.post("/Groups", { displayName: name }).expect(201);
-    expect((await bridge.scim.post("/Groups", { displayName: name.toUpperCase() }).expect(409)).body.scimType).toBe("uniqueness");
+    expect((await bridge.scim.post("/Groups", { displayName: name.toUpperCase() }).expect(409)).body.scimType).toBe(
+      "uniqueness",
+    );
   });
 
   it("keeps members on a PUT without members, empties on members: [], and omits them when excluded", async () => {
     const user = await newUser();
-    const group = await bridge.scim.post("/Groups", { displayName: `P ${randomUUID()}`, members: [{ value: user.id }] }).expect(201);
+    const group = await bridge.scim
+      .post("/Groups", { displayName: `P ${randomUUID()}`, members: [{ value: user.id }] })
+      .expect(201);
     await bridge.scim.put(`/Groups/${group.body.id}`, { displayName: "Renamed only" }).expect(200);
     expect(memberIdsOf(bridge.db, group.body.id)).toEqual([user.id]);
     const excluded = await bridge.scim.get(`/Groups/${group.body.id}?excludedAttributes=members`).expect(200);
@@ -119,7 +137,14 @@ describe("lists", () => {
   const names = ["delta", "Alpha", "charlie", "bravo", "echo"];
   beforeAll(async () => {
     dir = bridge.newDirectory();
-    for (const n of names) await dir.scim.post("/Users", { userName: n, title: n.length > 4 ? "long" : "short", emails: [{ value: `${n}@x.test`, type: "work" }] }).expect(201);
+    for (const n of names)
+      await dir.scim
+        .post("/Users", {
+          userName: n,
+          title: n.length > 4 ? "long" : "short",
+          emails: [{ value: `${n}@x.test`, type: "work" }],
+        })
+        .expect(201);
   });
   const userNames = (res: { body: { Resources: { userName: string }[] } }) => res.body.Resources.map((r) => r.userName);
 
@@ -140,29 +165,63 @@ describe("lists", () => {
   });
 
   it("sorts by sortBy in either order, ignoring case for userName, ties in creation order", async () => {
-    expect(userNames(await dir.scim.get("/Users?sortBy=userName"))).toEqual(["Alpha", "bravo", "charlie", "delta", "echo"]);
-    expect(userNames(await dir.scim.get("/Users?sortBy=userName&sortOrder=descending"))).toEqual(["echo", "delta", "charlie", "bravo", "Alpha"]);
+    expect(userNames(await dir.scim.get("/Users?sortBy=userName"))).toEqual([
+      "Alpha",
+      "bravo",
+      "charlie",
+      "delta",
+      "echo",
+    ]);
+    expect(userNames(await dir.scim.get("/Users?sortBy=userName&sortOrder=descending"))).toEqual([
+      "echo",
+      "delta",
+      "charlie",
+      "bravo",
+      "Alpha",
+    ]);
     // title: "long" for five-letter names, "short" for echo; equal titles keep creation order.
-    expect(userNames(await dir.scim.get("/Users?sortBy=title"))).toEqual(["delta", "Alpha", "charlie", "bravo", "echo"]);
+    expect(userNames(await dir.scim.get("/Users?sortBy=title"))).toEqual([
+      "delta",
+      "Alpha",
+      "charlie",
+      "bravo",
+      "echo",
+    ]);
     expect(userNames(await dir.scim.get("/Users?sortBy=emails.value&count=2"))).toEqual(["Alpha", "bravo"]);
   });
 
   it("returns only requested attributes, or all but excluded ones", async () => {
     const only = await dir.scim.get("/Users?attributes=userName,emails.value&count=1").expect(200);
-    expect(only.body.Resources[0]).toEqual({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], id: only.body.Resources[0].id, userName: "delta", emails: [{ value: "delta@x.test" }] });
+    expect(only.body.Resources[0]).toEqual({
+      schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+      id: only.body.Resources[0].id,
+      userName: "delta",
+      emails: [{ value: "delta@x.test" }],
+    });
     const without = await dir.scim.get("/Users?excludedAttributes=emails,meta,id&count=1").expect(200);
     expect(Object.keys(without.body.Resources[0]).sort()).toEqual(["active", "id", "schemas", "title", "userName"]);
   });
 
   it("searches with POST /Users/.search and across types with POST /.search", async () => {
-    const search = await dir.scim.post("/Users/.search", { schemas: ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], filter: 'title eq "short"', attributes: ["userName"], count: 10 }).expect(200);
+    const search = await dir.scim
+      .post("/Users/.search", {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        filter: 'title eq "short"',
+        attributes: ["userName"],
+        count: 10,
+      })
+      .expect(200);
     expect(userNames(search).sort()).toEqual(["echo"]);
     await dir.scim.post("/Groups", { displayName: "Zulu" }).expect(201);
     const all = await dir.scim.post("/.search", { startIndex: 5, count: 2 }).expect(200);
     expect(all.body.totalResults).toBe(6);
-    expect(all.body.Resources.map((r: { userName?: string; displayName?: string }) => r.userName ?? r.displayName)).toEqual(["echo", "Zulu"]);
+    expect(
+      all.body.Resources.map((r: { userName?: string; displayName?: string }) => r.userName ?? r.displayName),
+    ).toEqual(["echo", "Zulu"]);
     const sorted = await dir.scim.post("/.search", { sortBy: "userName", sortOrder: "descending" }).expect(200);
-    expect(sorted.body.Resources.map((r: { userName?: string; displayName?: string }) => r.userName ?? r.displayName)).toEqual(["echo", "delta", "charlie", "bravo", "Alpha", "Zulu"]);
+    expect(
+      sorted.body.Resources.map((r: { userName?: string; displayName?: string }) => r.userName ?? r.displayName),
+    ).toEqual(["echo", "delta", "charlie", "bravo", "Alpha", "Zulu"]);
   });
 });
 
@@ -181,7 +240,9 @@ describe("discovery (RFC 7644 §4)", () => {
     expect((await bridge.scim.get("/serviceConfiguration").expect(200)).body.patch.supported).toBe(true);
     const types = await bridge.scim.get("/ResourceTypes").expect(200);
     expect(types.body.Resources.map((t: { endpoint: string }) => t.endpoint)).toEqual(["/Users", "/Groups"]);
-    expect((await bridge.scim.get("/ResourceTypes/Group").expect(200)).body.meta.location).toBe(`${bridge.baseUrl}/ResourceTypes/Group`);
+    expect((await bridge.scim.get("/ResourceTypes/Group").expect(200)).body.meta.location).toBe(
+      `${bridge.baseUrl}/ResourceTypes/Group`,
+    );
     const schemas = await bridge.scim.get("/Schemas").expect(200);
     expect(schemas.body.Resources.map((s: { id: string }) => s.id)).toEqual([
       "urn:ietf:params:scim:schemas:core:2.0:User",
@@ -192,7 +253,10 @@ describe("discovery (RFC 7644 §4)", () => {
     expect(schemas.text).toContain("User Account");
     expect(schemas.text).not.toContain('"password"');
     const user = await bridge.scim.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").expect(200);
-    expect(user.body.attributes.find((a: { name: string }) => a.name === "userName")).toMatchObject({ caseExact: false, uniqueness: "server" });
+    expect(user.body.attributes.find((a: { name: string }) => a.name === "userName")).toMatchObject({
+      caseExact: false,
+      uniqueness: "server",
+    });
   });
 
   it("serves every schema as an RFC 7643 §7 resource with schemas and meta, in the list and by id", async () => {
@@ -203,15 +267,27 @@ describe("discovery (RFC 7644 §4)", () => {
       const location = `${bridge.baseUrl}/Schemas/${listed.id}`;
       expect(listed, listed.id).toMatchObject({ schemas: [schemaUrn], meta: { resourceType: "Schema", location } });
       const one = await bridge.scim.get(`/Schemas/${listed.id}`).expect(200);
-      expect(one.body, listed.id).toMatchObject({ schemas: [schemaUrn], id: listed.id, meta: { resourceType: "Schema", location } });
+      expect(one.body, listed.id).toMatchObject({
+        schemas: [schemaUrn],
+        id: listed.id,
+        meta: { resourceType: "Schema", location },
+      });
       expect(one.body.attributes.length).toBeGreaterThan(0);
     }
   });
 
-  it.each(["post", "put", "patch", "delete"] as const)("refuses %s on discovery endpoints with a SCIM error", async (method) => {
-    for (const path of ["/ServiceProviderConfig", "/ResourceTypes", "/Schemas", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"]) {
-      const res = await bridge.scim[method](path, {}).expect(403);
-      expect(res.body.schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:Error"]);
-    }
-  });
+  it.each(["post", "put", "patch", "delete"] as const)(
+    "refuses %s on discovery endpoints with a SCIM error",
+    async (method) => {
+      for (const path of [
+        "/ServiceProviderConfig",
+        "/ResourceTypes",
+        "/Schemas",
+        "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+      ]) {
+        const res = await bridge.scim[method](path, {}).expect(403);
+        expect(res.body.schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:Error"]);
+      }
+    },
+  );
 });

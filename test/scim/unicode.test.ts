@@ -15,8 +15,19 @@ const ids: Record<string, string> = {};
 beforeAll(async () => {
   bridge = await createTestBridge();
   const people = [
-    { key: "elodie", userName: "Élodie.Durand@Exemple.fr", displayName: "Élodie Durand", title: "Ingénieure", emails: [{ value: "ÉLODIE@EXEMPLE.FR", type: "work" }] },
-    { key: "odysseus", userName: "ΟΔΥΣΣΕΥΣ@ithaca.gr", displayName: "ΟΔΥΣΣΕΥΣ", emails: [{ value: "Οδυσσευς@ithaca.gr", type: "work" }] },
+    {
+      key: "elodie",
+      userName: "Élodie.Durand@Exemple.fr",
+      displayName: "Élodie Durand",
+      title: "Ingénieure",
+      emails: [{ value: "ÉLODIE@EXEMPLE.FR", type: "work" }],
+    },
+    {
+      key: "odysseus",
+      userName: "ΟΔΥΣΣΕΥΣ@ithaca.gr",
+      displayName: "ΟΔΥΣΣΕΥΣ",
+      emails: [{ value: "Οδυσσευς@ithaca.gr", type: "work" }],
+    },
     { key: "ascii", userName: "plain@example.com", displayName: "Plain Person" },
   ];
   for (const { key, ...user } of people) ids[key] = (await bridge.scim.post("/Users", user).expect(201)).body.id;
@@ -75,7 +86,9 @@ describe("userName uniqueness", () => {
   });
 
   it("refuses a rename onto another user's folded userName", async () => {
-    const res = await bridge.scim.patch(`/Users/${ids.ascii}`, patchOp([{ op: "replace", path: "userName", value: "ÉLODIE.durand@exemple.FR" }])).expect(409);
+    const res = await bridge.scim
+      .patch(`/Users/${ids.ascii}`, patchOp([{ op: "replace", path: "userName", value: "ÉLODIE.durand@exemple.FR" }]))
+      .expect(409);
     expect(res.body.scimType).toBe("uniqueness");
     expect(storedUser(bridge.db, ids.ascii!)!.userName).toBe("plain@example.com");
   });
@@ -84,15 +97,28 @@ describe("userName uniqueness", () => {
 describe("PATCH value filters and value lists", () => {
   it("finds a value through a filter in another case and composition", async () => {
     await bridge.scim
-      .patch(`/Users/${ids.elodie}`, patchOp([{ op: "replace", path: `emails[value eq "${nfd("élodie@exemple.fr")}"].type`, value: "home" }]))
+      .patch(
+        `/Users/${ids.elodie}`,
+        patchOp([{ op: "replace", path: `emails[value eq "${nfd("élodie@exemple.fr")}"].type`, value: "home" }]),
+      )
       .expect(204);
     expect(storedUser(bridge.db, ids.elodie!)!.document.emails).toEqual([{ value: "ÉLODIE@EXEMPLE.FR", type: "home" }]);
   });
 
   it("adds no duplicate of a value that differs only in case, and removes a listed value in any case", async () => {
-    await bridge.scim.patch(`/Users/${ids.odysseus}`, patchOp([{ op: "add", path: "emails", value: [{ value: "οδυσσευσ@ITHACA.GR", type: "work" }] }])).expect(204);
+    await bridge.scim
+      .patch(
+        `/Users/${ids.odysseus}`,
+        patchOp([{ op: "add", path: "emails", value: [{ value: "οδυσσευσ@ITHACA.GR", type: "work" }] }]),
+      )
+      .expect(204);
     expect(storedUser(bridge.db, ids.odysseus!)!.document.emails).toHaveLength(1);
-    await bridge.scim.patch(`/Users/${ids.odysseus}`, patchOp([{ op: "remove", path: "emails", value: [{ value: "ΟΔΥΣΣΕΥΣ@ithaca.GR" }] }])).expect(204);
+    await bridge.scim
+      .patch(
+        `/Users/${ids.odysseus}`,
+        patchOp([{ op: "remove", path: "emails", value: [{ value: "ΟΔΥΣΣΕΥΣ@ithaca.GR" }] }]),
+      )
+      .expect(204);
     expect(storedUser(bridge.db, ids.odysseus!)!.document.emails).toBeUndefined();
   });
 });

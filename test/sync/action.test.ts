@@ -33,12 +33,19 @@ const servers: Server[] = [];
 beforeEach(async () => {
   secret = randomBytes(32).toString("hex");
   let hook: RequestHandler | undefined;
-  bridge = await createTestBridge({ extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }] });
+  bridge = await createTestBridge({
+    extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
+  });
   hook = postLoginHookRouter(bridge.db, secret);
   saveMappingVersion(
     bridge.db,
     bridge.organizationId,
-    parseMapping({ connection: { name: CONNECTION, type: "database" }, userModel: "isolated", profile: { email: "userName" }, roles: { rules: [], default: ["member", "viewer"] } }),
+    parseMapping({
+      connection: { name: CONNECTION, type: "database" },
+      userModel: "isolated",
+      profile: { email: "userName" },
+      roles: { rules: [], default: ["member", "viewer"] },
+    }),
     { actor: operator },
   );
 });
@@ -68,16 +75,29 @@ async function deadUrl(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
-const slug = () => bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
+const slug = () =>
+  bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
 
 async function provision(userName: string, active = true): Promise<string> {
-  const res = await bridge.scim.post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName, active }).expect(201);
+  const res = await bridge.scim
+    .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName, active })
+    .expect(201);
   return res.body.id as string;
 }
 
-function event(email: string, secrets: Record<string, string> = {}, organization: Record<string, string> | null = { id: "org_abc123", name: slug() }) {
+function event(
+  email: string,
+  secrets: Record<string, string> = {},
+  organization: Record<string, string> | null = { id: "org_abc123", name: slug() },
+) {
   return {
-    user: { user_id: `auth0|${email}`, email, email_verified: true, app_metadata: { plan: "gold" }, identities: [{ connection: CONNECTION, provider: "auth0", user_id: email, isSocial: false }] },
+    user: {
+      user_id: `auth0|${email}`,
+      email,
+      email_verified: true,
+      app_metadata: { plan: "gold" },
+      identities: [{ connection: CONNECTION, provider: "auth0", user_id: email, isSocial: false }],
+    },
     ...(organization ? { organization } : {}),
     connection: { name: CONNECTION, strategy: "auth0" },
     transaction: { id: "tx_1" },
@@ -124,7 +144,9 @@ describe("the shipped post-login Action", () => {
   it("fails closed when the bridge is down, answers 500, or answers something that is not a decision", async () => {
     await provision("ada@example.com");
     const broken = await serve((_req, _body, res) => res.writeHead(500).end("boom"));
-    const garbage = await serve((_req, _body, res) => res.writeHead(200, { "content-type": "application/json" }).end("<html>"));
+    const garbage = await serve((_req, _body, res) =>
+      res.writeHead(200, { "content-type": "application/json" }).end("<html>"),
+    );
     for (const url of [await deadUrl(), broken, garbage]) {
       const { denied, claims } = await run(event("ada@example.com", { BRIDGE_URL: url }));
       expect(denied, url).toHaveLength(1);
@@ -172,7 +194,11 @@ describe("the shipped post-login Action", () => {
     expect(seen?.path).toBe("/hooks/auth0/post-login");
     expect(verifyPostLoginSignature(secret, seen?.header, seen!.body)).toBe(true);
     expect(verifyPostLoginSignature("another-secret", seen?.header, seen!.body)).toBe(false);
-    expect(JSON.parse(seen!.body)).toMatchObject({ user: { user_id: "auth0|ada@example.com", email: "ada@example.com" }, organization: { id: "org_abc123" }, connection: { name: CONNECTION } });
+    expect(JSON.parse(seen!.body)).toMatchObject({
+      user: { user_id: "auth0|ada@example.com", email: "ada@example.com" },
+      organization: { id: "org_abc123" },
+      connection: { name: CONNECTION },
+    });
   });
 
   it("tolerates a BRIDGE_URL with a trailing slash", async () => {

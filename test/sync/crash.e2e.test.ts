@@ -36,7 +36,14 @@ describe("crash safety", () => {
       db.transaction((tx) => {
         for (let i = 0; i < USERS; i++) {
           const email = `u${i}@example.com`;
-          ids.push(createUser(tx, ctx, { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: email, emails: [{ value: email, primary: true }], active: true }).id);
+          ids.push(
+            createUser(tx, ctx, {
+              schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+              userName: email,
+              emails: [{ value: email, primary: true }],
+              active: true,
+            }).id,
+          );
         }
       });
 
@@ -54,9 +61,21 @@ describe("crash safety", () => {
         PORT: "0",
         LOG_LEVEL: "error",
       };
-      const serve = (): ChildProcess => spawn(process.execPath, [join(packageRoot, "bin/scim-bridge.js"), "serve"], { env, stdio: ["ignore", "ignore", "inherit"] });
-      const exited = (child: ChildProcess) => new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", () => r())));
-      const openJobs = () => db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.state, ["pending", "running"])).all().length;
+      const serve = (): ChildProcess =>
+        spawn(process.execPath, [join(packageRoot, "bin/scim-bridge.js"), "serve"], {
+          env,
+          stdio: ["ignore", "ignore", "inherit"],
+        });
+      const exited = (child: ChildProcess) =>
+        new Promise<void>((r) =>
+          child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", () => r()),
+        );
+      const openJobs = () =>
+        db
+          .select({ id: jobs.id })
+          .from(jobs)
+          .where(inArray(jobs.state, ["pending", "running"]))
+          .all().length;
 
       let kills = 0;
       for (let round = 0; round < 6; round++) {

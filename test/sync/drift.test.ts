@@ -41,20 +41,25 @@ afterEach(async () => {
 });
 
 const gw = () => sync.engine.gateway;
-const slug = () => bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
+const slug = () =>
+  bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
 const orgId = () => sync.emulator.state.organizationByName(slug())!.id;
 /** Time passes: what the bridge wrote is now older than Auth0's propagation delay (a scan skips younger writes). */
 const settle = (userId?: string) =>
   userId
-    ? bridge.sqlite.prepare("update user_sync set applied_at = applied_at - ? where user_id = ?").run(RECENT_WRITE_MS + 1_000, userId)
+    ? bridge.sqlite
+        .prepare("update user_sync set applied_at = applied_at - ? where user_id = ?")
+        .run(RECENT_WRITE_MS + 1_000, userId)
     : bridge.sqlite.prepare("update user_sync set applied_at = applied_at - ?").run(RECENT_WRITE_MS + 1_000);
 const scanNow = (repair: boolean) => scanDrift(sync.engine.deps, bridge.organizationId, { repair });
 const scan = (repair: boolean) => {
   settle();
   return scanNow(repair);
 };
-const appliedRows = () => bridge.sqlite.prepare("select user_id, auth0_user_id, applied from user_sync order by user_id").all();
-const openJobs = () => bridge.sqlite.prepare("select count(*) from jobs where state in ('pending', 'running')").pluck().get() as number;
+const appliedRows = () =>
+  bridge.sqlite.prepare("select user_id, auth0_user_id, applied from user_sync order by user_id").all();
+const openJobs = () =>
+  bridge.sqlite.prepare("select count(*) from jobs where state in ('pending', 'running')").pluck().get() as number;
 
 function auth0User(email: string) {
   const found = sync.emulator.state.usersByEmail(email);
@@ -62,12 +67,20 @@ function auth0User(email: string) {
   return found[0]!;
 }
 const roleNames = (email: string) =>
-  sync.emulator.state.memberRolesOf(orgId(), auth0User(email).user_id).map((id) => sync.emulator.state.roles.get(id)!.name).sort();
+  sync.emulator.state
+    .memberRolesOf(orgId(), auth0User(email).user_id)
+    .map((id) => sync.emulator.state.roles.get(id)!.name)
+    .sort();
 const isMember = (email: string) => sync.emulator.state.membersOf(orgId()).includes(auth0User(email).user_id);
 
 async function push(userName: string): Promise<string> {
   const res = await bridge.scim
-    .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE], userName, active: true, [ENTERPRISE]: { department: "Research" } })
+    .post("/Users", {
+      schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+      userName,
+      active: true,
+      [ENTERPRISE]: { department: "Research" },
+    })
     .expect(201);
   return res.body.id as string;
 }
@@ -76,7 +89,12 @@ async function push(userName: string): Promise<string> {
 async function pushDeactivated(userName: string): Promise<string> {
   const id = await push(userName);
   await sync.drain();
-  await bridge.scim.patch(`/Users/${id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: false }] }).expect(204);
+  await bridge.scim
+    .patch(`/Users/${id}`, {
+      schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+      Operations: [{ op: "replace", path: "active", value: false }],
+    })
+    .expect(204);
   return id;
 }
 
@@ -96,9 +114,15 @@ async function driftEverything(): Promise<{ outsider: string; ids: Record<string
   const bob = auth0User("bob@example.com").user_id;
   await gw().assignMemberRoles(orgId(), bob, ["admin", "billing-viewer"], BG); // a managed role and a foreign one
   await gw().removeMemberRoles(orgId(), bob, ["member"], BG); // remove a managed role
-  await gw().updateUser(auth0User("cy@example.com").user_id, { app_metadata: { department: "Sales", billing: "gold" } }, BG);
+  await gw().updateUser(
+    auth0User("cy@example.com").user_id,
+    { app_metadata: { department: "Sales", billing: "gold" } },
+    BG,
+  );
   await gw().deleteUser(auth0User("dee@example.com").user_id, BG);
-  const outsider = (await gw().createUser({ connection: CONNECTION, email: "outsider@example.com", password: "Xx1!aaaaaaaaaaaa" }, BG)).user_id;
+  const outsider = (
+    await gw().createUser({ connection: CONNECTION, email: "outsider@example.com", password: "Xx1!aaaaaaaaaaaa" }, BG)
+  ).user_id;
   await gw().addMembers(orgId(), [outsider], BG);
   return { outsider, ids };
 }
@@ -112,12 +136,21 @@ describe("scanDrift", () => {
 
     const report = await scan(false);
 
-    expect(sync.emulator.calls().filter((c) => c.method !== "GET"), "a dry scan only reads").toEqual([]);
+    expect(
+      sync.emulator.calls().filter((c) => c.method !== "GET"),
+      "a dry scan only reads",
+    ).toEqual([]);
     expect(appliedRows()).toEqual(before);
     expect(openJobs()).toBe(0);
     expect(JSON.stringify([...sync.emulator.state.users.values()])).toBe(dump);
 
-    expect(report).toMatchObject({ organizationId: bridge.organizationId, checked: 5, unsynced: 0, repaired: false, unmanagedMembers: [outsider] });
+    expect(report).toMatchObject({
+      organizationId: bridge.organizationId,
+      checked: 5,
+      unsynced: 0,
+      repaired: false,
+      unmanagedMembers: [outsider],
+    });
     const byUser = Object.fromEntries(report.drifted.map((d) => [d.userName, d.differences]));
     expect(byUser).toEqual({
       "grace@example.com": ["blocked: applied true, Auth0 false"],
@@ -148,7 +181,9 @@ describe("scanDrift", () => {
     expect(isMember("dee@example.com")).toBe(true);
     expect(roleNames("dee@example.com")).toEqual(["member"]);
     expect(dee.app_metadata).toEqual({ department: "Research" });
-    expect(bridge.sqlite.prepare("select auth0_user_id from user_sync where auth0_user_id = ?").pluck().get(dee.user_id)).toBe(dee.user_id);
+    expect(
+      bridge.sqlite.prepare("select auth0_user_id from user_sync where auth0_user_id = ?").pluck().get(dee.user_id),
+    ).toBe(dee.user_id);
     // Not the bridge's: still there.
     expect(sync.emulator.state.membersOf(orgId())).toContain(outsider);
 
@@ -157,10 +192,17 @@ describe("scanDrift", () => {
     expect(after.unmanagedMembers).toEqual([outsider]);
   });
 
-  it("a \"drift\" job scans and repairs the organization in the background", async () => {
+  it('a "drift" job scans and repairs the organization in the background', async () => {
     await driftEverything();
     settle();
-    bridge.db.transaction((tx) => enqueueJob(tx, { organizationId: bridge.organizationId, kind: "drift", subjectId: bridge.organizationId, lane: BG }));
+    bridge.db.transaction((tx) =>
+      enqueueJob(tx, {
+        organizationId: bridge.organizationId,
+        kind: "drift",
+        subjectId: bridge.organizationId,
+        lane: BG,
+      }),
+    );
     await sync.drain();
     expect(auth0User("grace@example.com").blocked).toBe(true);
     expect(isMember("ada@example.com")).toBe(true);
@@ -176,7 +218,11 @@ describe("scanDrift", () => {
     const grace = auth0User("grace@example.com").user_id;
     expect(sync.emulator.state.hasActiveAccess(grace)).toBe(false);
     await gw().updateUser(grace, { blocked: false }, BG);
-    const login = await sync.emulator.login({ connection: CONNECTION, email: "grace@example.com", organization: orgId() });
+    const login = await sync.emulator.login({
+      connection: CONNECTION,
+      email: "grace@example.com",
+      organization: orgId(),
+    });
     expect(login.decision).toBe("allow");
     expect(sync.emulator.state.hasActiveAccess(grace)).toBe(true);
 
@@ -202,7 +248,10 @@ describe("scanDrift", () => {
     const read = sync.emulator.calls().map((c) => decodeURIComponent(c.path));
     expect(first).toMatchObject({ checked: 1, recent: 1 });
     expect(first.drifted.map((d) => d.userName)).toEqual(["ada@example.com"]);
-    expect(read.filter((p) => p.includes(bobAuth0)), "no read of the user written moments ago").toEqual([]);
+    expect(
+      read.filter((p) => p.includes(bobAuth0)),
+      "no read of the user written moments ago",
+    ).toEqual([]);
     expect(read).toContain(`/api/v2/users/${adaAuth0}`);
     expect(read).toContain(`/api/v2/organizations/${orgId()}/members/${adaAuth0}/roles`);
     await sync.drain();
@@ -232,7 +281,9 @@ describe("scanDrift", () => {
         },
       },
     }) as typeof gateway;
-    const report = await scanDrift({ ...sync.engine.deps, gateway: stale, now: () => clock }, bridge.organizationId, { repair: true });
+    const report = await scanDrift({ ...sync.engine.deps, gateway: stale, now: () => clock }, bridge.organizationId, {
+      repair: true,
+    });
     expect(report).toMatchObject({ checked: 0, recent: 1, drifted: [] });
     expect(openJobs()).toBe(0);
   });

@@ -23,7 +23,9 @@ let sync: SyncHarness;
 beforeEach(async () => {
   const secret = randomBytes(32).toString("hex");
   let hook: RequestHandler | undefined;
-  bridge = await createTestBridge({ extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }] });
+  bridge = await createTestBridge({
+    extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
+  });
   hook = postLoginHookRouter(bridge.db, secret);
   bridge.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, bridge.organizationId);
   saveMappingVersion(
@@ -47,8 +49,11 @@ afterEach(async () => {
   await bridge.close();
 });
 
-const slug = () => bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
-const linkedId = (userId: string) => (bridge.sqlite.prepare("select auth0_user_id from user_sync where user_id = ?").pluck().get(userId) as string | null | undefined) ?? null;
+const slug = () =>
+  bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
+const linkedId = (userId: string) =>
+  (bridge.sqlite.prepare("select auth0_user_id from user_sync where user_id = ?").pluck().get(userId) as
+    string | null | undefined) ?? null;
 
 function auth0Org() {
   const org = sync.emulator.state.organizationByName(slug());
@@ -57,16 +62,31 @@ function auth0Org() {
 }
 
 function roleNames(orgId: string, userId: string): string[] {
-  return sync.emulator.state.memberRolesOf(orgId, userId).map((id) => sync.emulator.state.roles.get(id)!.name).sort();
+  return sync.emulator.state
+    .memberRolesOf(orgId, userId)
+    .map((id) => sync.emulator.state.roles.get(id)!.name)
+    .sort();
 }
 
 async function pushUser(userName: string, groupName?: string): Promise<string> {
   const res = await bridge.scim
-    .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName, name: { givenName: "Ann" }, emails: [{ value: userName, primary: true }], active: true })
+    .post("/Users", {
+      schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+      userName,
+      name: { givenName: "Ann" },
+      emails: [{ value: userName, primary: true }],
+      active: true,
+    })
     .expect(201);
   const id = res.body.id as string;
   if (groupName) {
-    await bridge.scim.post("/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: groupName, members: [{ value: id }] }).expect(201);
+    await bridge.scim
+      .post("/Groups", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        displayName: groupName,
+        members: [{ value: id }],
+      })
+      .expect(201);
   }
   await sync.drain();
   return id;
@@ -116,7 +136,10 @@ describe("enterprise connection", () => {
     // Deactivation: the hook refuses at once, even before the worker has blocked the user in Auth0.
     await sync.engine.worker.stop();
     await bridge.scim
-      .patch(`/Users/${id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: false }] })
+      .patch(`/Users/${id}`, {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [{ op: "replace", path: "active", value: false }],
+      })
       .expect(204);
     const early = await login("ann@acme.test");
     expect(early).toMatchObject({ decision: "deny", error: "access_denied" });
@@ -181,8 +204,17 @@ describe("enterprise connection", () => {
   it("enables the enterprise connection when a new mapping moves an already-synced organization to it", async () => {
     // A second organization, synced first with its default database connection…
     const other = bridge.newDirectory();
-    const otherSlug = bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(other.organizationId) as string;
-    await other.scim.post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "first@acme.test", active: true }).expect(201);
+    const otherSlug = bridge.sqlite
+      .prepare("select slug from organizations where id = ?")
+      .pluck()
+      .get(other.organizationId) as string;
+    await other.scim
+      .post("/Users", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        userName: "first@acme.test",
+        active: true,
+      })
+      .expect(201);
     await sync.drain();
     const orgId = sync.emulator.state.organizationByName(otherSlug)!.id;
     const enterpriseId = sync.emulator.state.connectionByName(CONNECTION)!.id;
@@ -192,14 +224,27 @@ describe("enterprise connection", () => {
     saveMappingVersion(
       bridge.db,
       other.organizationId,
-      parseMapping({ connection: { name: CONNECTION, type: "enterprise" }, userModel: "isolated", profile: { email: "userName" }, roles: { default: ["member"] } }),
+      parseMapping({
+        connection: { name: CONNECTION, type: "enterprise" },
+        userModel: "isolated",
+        profile: { email: "userName" },
+        roles: { default: ["member"] },
+      }),
       { actor: operator },
     );
     await sync.drain();
     const enabled = sync.emulator.state.enabledConnectionsOf(orgId).find((c) => c.connection_id === enterpriseId);
     expect(enabled?.assign_membership_on_login).toBe(true);
-    await other.scim.post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "second@acme.test", active: true }).expect(201);
+    await other.scim
+      .post("/Users", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        userName: "second@acme.test",
+        active: true,
+      })
+      .expect(201);
     await sync.drain();
-    expect((await sync.emulator.login({ connection: CONNECTION, email: "second@acme.test", organization: orgId })).decision).toBe("allow");
+    expect(
+      (await sync.emulator.login({ connection: CONNECTION, email: "second@acme.test", organization: orgId })).decision,
+    ).toBe("allow");
   });
 });

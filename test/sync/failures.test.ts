@@ -22,12 +22,21 @@ function capture() {
 }
 
 const org = { id: "org-1", slug: "acme" };
-const scope = () => new Auth0CallError("fatal", 403, "insufficient_scope", "Auth0 403 insufficient_scope: Insufficient scope, expected any of: update:users");
+const scope = () =>
+  new Auth0CallError(
+    "fatal",
+    403,
+    "insufficient_scope",
+    "Auth0 403 insufficient_scope: Insufficient scope, expected any of: update:users",
+  );
 
 describe("repeated Auth0 failures", () => {
   it("are logged at warn with the organization and the Auth0 error code from the third in a row, and counted on /metrics", async () => {
     const { log, lines } = capture();
-    const metrics = createMetrics({ defaultMetrics: false, organizationLabel: (id) => (id === org.id ? org.slug : id) });
+    const metrics = createMetrics({
+      defaultMetrics: false,
+      organizationLabel: (id) => (id === org.id ? org.slug : id),
+    });
     const sink = auth0FailureSink(log, (id, code) => metrics.auth0Failure(id, code));
     sink.failed(org, scope());
     sink.failed(org, scope());
@@ -35,7 +44,13 @@ describe("repeated Auth0 failures", () => {
     sink.failed(org, scope());
     await new Promise((r) => setImmediate(r));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 40, organization: "acme", auth0ErrorCode: "insufficient_scope", auth0Status: 403, failures: 3 });
+    expect(lines[0]).toMatchObject({
+      level: 40,
+      organization: "acme",
+      auth0ErrorCode: "insufficient_scope",
+      auth0Status: 403,
+      failures: 3,
+    });
     expect(String(lines[0]!.action)).toMatch(/scope/);
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/scim_bridge_auth0_failures_total\{organization="acme",error_code="insufficient_scope"\} 3/);

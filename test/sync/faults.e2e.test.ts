@@ -25,15 +25,24 @@ const user = (userName: string) => ({
   emails: [{ value: userName, type: "work", primary: true }],
   active: true,
 });
-const deactivate = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: false }] };
+const deactivate = {
+  schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+  Operations: [{ op: "replace", path: "active", value: false }],
+};
 
 async function pushUsers(b: TestBridge, prefix: string, n: number): Promise<string[]> {
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) ids.push(((await b.scim.post("/Users", user(`${prefix}${i}@example.com`)).expect(201)).body as { id: string }).id);
+  for (let i = 0; i < n; i++)
+    ids.push(((await b.scim.post("/Users", user(`${prefix}${i}@example.com`)).expect(201)).body as { id: string }).id);
   return ids;
 }
 
-const openJobs = (b: TestBridge) => b.db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.state, ["pending", "running"])).all().length;
+const openJobs = (b: TestBridge) =>
+  b.db
+    .select({ id: jobs.id })
+    .from(jobs)
+    .where(inArray(jobs.state, ["pending", "running"]))
+    .all().length;
 
 /**
  * The outage runs for seconds, not a minute: the bridge's outage detection (pause after 3 failures in
@@ -46,7 +55,10 @@ const scaledOutage: OutagePolicy = {
   failuresBeforePause: defaultOutagePolicy.failuresBeforePause,
   firstPauseMs: defaultOutagePolicy.firstPauseMs * scale,
   maxPauseMs: defaultOutagePolicy.maxPauseMs * scale,
-  transientRetryMs: { min: defaultOutagePolicy.transientRetryMs.min * scale, max: defaultOutagePolicy.transientRetryMs.max * scale },
+  transientRetryMs: {
+    min: defaultOutagePolicy.transientRetryMs.min * scale,
+    max: defaultOutagePolicy.transientRetryMs.max * scale,
+  },
 };
 const scaledBackoff: BackoffPolicy = {
   baseMs: defaultBackoff.baseMs * scale,
@@ -57,7 +69,12 @@ const scaledBackoff: BackoffPolicy = {
 describe("Auth0 faults", () => {
   it("converges through 10% 5xx, a 429 storm and an outage, with no duplicate user and no dead deprovision job", async () => {
     bridge = await createTestBridge();
-    sync = await startSyncHarness(bridge.db, { plan: "enterprise", rateLimits: false, outage: scaledOutage, backoff: scaledBackoff });
+    sync = await startSyncHarness(bridge.db, {
+      plan: "enterprise",
+      rateLimits: false,
+      outage: scaledOutage,
+      backoff: scaledBackoff,
+    });
     const ids = await pushUsers(bridge, "f", 60);
     const started = Date.now();
     sync.emulator.setFaults({
@@ -80,7 +97,9 @@ describe("Auth0 faults", () => {
     const statuses = new Set(sync.emulator.calls().map((c) => c.status));
     expect(statuses.has(503)).toBe(true);
     expect(statuses.has(429)).toBe(true);
-    console.log(`converged ${Math.round((Date.now() - started) / 1000)} s after the faults began (${outageMs / 1000} s of them an outage, policies scaled by ${scale})`);
+    console.log(
+      `converged ${Math.round((Date.now() - started) / 1000)} s after the faults began (${outageMs / 1000} s of them an outage, policies scaled by ${scale})`,
+    );
   }, 120_000);
 
   it("applies a deactivation sent during a 2,000-user provisioning backlog before the backlog drains", async () => {
@@ -90,7 +109,11 @@ describe("Auth0 faults", () => {
     const [leaver] = await pushUsers(bridge, "early", 1);
     await sync.drain();
     const leaverAuth0 = sync.emulator.state.usersByEmail("early0@example.com")[0]!;
-    const login = await sync.emulator.login({ connection: "Username-Password-Authentication", email: "early0@example.com", organization: sync.emulator.state.organizations.values().next().value!.id });
+    const login = await sync.emulator.login({
+      connection: "Username-Password-Authentication",
+      email: "early0@example.com",
+      organization: sync.emulator.state.organizations.values().next().value!.id,
+    });
     expect(login.decision).toBe("allow");
 
     // The IdP's push lands while the worker is stopped, so the whole backlog is queued however fast

@@ -24,7 +24,9 @@ afterEach(async () => {
 });
 
 /** A stand-in for the SaaS's mailer: answers with the given statuses in turn, records what it accepted. */
-async function startMailer(statuses: number[]): Promise<{ url: string; accepted: Invitation[]; attempts: () => number }> {
+async function startMailer(
+  statuses: number[],
+): Promise<{ url: string; accepted: Invitation[]; attempts: () => number }> {
   const accepted: Invitation[] = [];
   let attempts = 0;
   mailer = createServer((req, res) => {
@@ -40,17 +42,30 @@ async function startMailer(statuses: number[]): Promise<{ url: string; accepted:
     });
   });
   await new Promise<void>((r) => mailer!.listen(0, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${(mailer.address() as AddressInfo).port}/invitations`, accepted, attempts: () => attempts };
+  return {
+    url: `http://127.0.0.1:${(mailer.address() as AddressInfo).port}/invitations`,
+    accepted,
+    attempts: () => attempts,
+  };
 }
 
 async function setup(invitationsUrl?: string): Promise<void> {
   bridge = await createTestBridge();
-  applyDatabaseMapping(bridge.db, bridge.organizationId, { policies: { invitation: { send: true, ttlSeconds: 86_400 } } });
-  sync = await startSyncHarness(bridge.db, invitationsUrl ? { invitations: webhookInvitationDelivery(invitationsUrl, SECRET) } : {});
+  applyDatabaseMapping(bridge.db, bridge.organizationId, {
+    policies: { invitation: { send: true, ttlSeconds: 86_400 } },
+  });
+  sync = await startSyncHarness(
+    bridge.db,
+    invitationsUrl ? { invitations: webhookInvitationDelivery(invitationsUrl, SECRET) } : {},
+  );
 }
 
 const pushUser = async (userName: string): Promise<string> =>
-  (await bridge!.scim.post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName, active: true }).expect(201)).body.id as string;
+  (
+    await bridge!.scim
+      .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName, active: true })
+      .expect(201)
+  ).body.id as string;
 
 describe("invitations", () => {
   it("hands the ticket of a newly created user, signed, to the mailer once", async () => {
@@ -64,7 +79,12 @@ describe("invitations", () => {
     expect(invitation).toMatchObject({ email: "new@example.com", userId: id, auth0UserId: auth0User.user_id });
     expect(sync!.emulator.state.tickets.map((t) => t.ticket)).toContain(invitation.ticketUrl);
     // A later change does not invite again.
-    await bridge!.scim.patch(`/Users/${id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "displayName", value: "New" }] }).expect(204);
+    await bridge!.scim
+      .patch(`/Users/${id}`, {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [{ op: "replace", path: "displayName", value: "New" }],
+      })
+      .expect(204);
     await sync!.drain();
     expect(m.attempts()).toBe(1);
   });

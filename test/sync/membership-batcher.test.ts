@@ -2,11 +2,14 @@ import { describe, expect, it } from "vitest";
 import { Auth0CallError } from "../../src/auth0/errors.js";
 import { MembershipBatcher, type MembershipPort } from "../../src/sync/membership-batcher.js";
 
-function recordingPort(failFor?: string): MembershipPort & { calls: { action: string; orgId: string; ids: string[] }[] } {
+function recordingPort(
+  failFor?: string,
+): MembershipPort & { calls: { action: string; orgId: string; ids: string[] }[] } {
   const calls: { action: string; orgId: string; ids: string[] }[] = [];
   const record = (action: string) => async (orgId: string, ids: string[]) => {
     calls.push({ action, orgId, ids });
-    if (failFor && ids.includes(failFor)) throw new Auth0CallError("fatal", 400, "invalid_body", "Auth0 400: bad member");
+    if (failFor && ids.includes(failFor))
+      throw new Auth0CallError("fatal", 400, "invalid_body", "Auth0 400: bad member");
   };
   return { calls, addMembers: record("add"), removeMembers: record("remove") };
 }

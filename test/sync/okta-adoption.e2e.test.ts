@@ -22,7 +22,10 @@ import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 const CONNECTION = "acme-okta";
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const SYNC = "urn:ietf:params:scim:schemas:extension:scim-bridge:1.0:User";
-const deactivate = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: false }] };
+const deactivate = {
+  schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+  Operations: [{ op: "replace", path: "active", value: false }],
+};
 
 let bridge: TestBridge | undefined;
 let sync: SyncHarness | undefined;
@@ -36,10 +39,14 @@ afterEach(async () => {
   sync = bridge = workerDb = undefined;
 });
 
-async function start(options: { bridgeRateScale?: number; concurrency?: number } = {}): Promise<{ bridge: TestBridge; sync: SyncHarness }> {
+async function start(
+  options: { bridgeRateScale?: number; concurrency?: number } = {},
+): Promise<{ bridge: TestBridge; sync: SyncHarness }> {
   hookSecret = randomBytes(32).toString("hex");
   let hook: RequestHandler | undefined;
-  const b = await createTestBridge({ extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }] });
+  const b = await createTestBridge({
+    extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
+  });
   hook = postLoginHookRouter(b.db, hookSecret);
   b.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, b.organizationId);
   saveMappingVersion(
@@ -70,11 +77,17 @@ async function start(options: { bridgeRateScale?: number; concurrency?: number }
   return { bridge: b, sync: s };
 }
 
-const slugOf = (b: TestBridge) => b.sqlite.prepare("select slug from organizations where id = ?").pluck().get(b.organizationId) as string;
-const linkedId = (b: TestBridge, userId: string) => (b.sqlite.prepare("select auth0_user_id from user_sync where user_id = ?").pluck().get(userId) as string | null | undefined) ?? null;
+const slugOf = (b: TestBridge) =>
+  b.sqlite.prepare("select slug from organizations where id = ?").pluck().get(b.organizationId) as string;
+const linkedId = (b: TestBridge, userId: string) =>
+  (b.sqlite.prepare("select auth0_user_id from user_sync where user_id = ?").pluck().get(userId) as
+    string | null | undefined) ?? null;
 
 function roleNames(s: SyncHarness, orgId: string, userId: string): string[] {
-  return s.emulator.state.memberRolesOf(orgId, userId).map((id) => s.emulator.state.roles.get(id)!.name).sort();
+  return s.emulator.state
+    .memberRolesOf(orgId, userId)
+    .map((id) => s.emulator.state.roles.get(id)!.name)
+    .sort();
 }
 
 const scimUser = (userName: string, givenName: string, department: string, active = true) => ({
@@ -109,7 +122,8 @@ async function syncState(b: TestBridge, id: string): Promise<Record<string, unkn
 /** Polls until the Auth0 user is blocked and holds no session or refresh token; returns the time taken. */
 async function waitCutOff(s: SyncHarness, auth0UserId: string, sentAt: number, limitMs = 10_000): Promise<number> {
   for (;;) {
-    if (s.emulator.state.users.get(auth0UserId)?.blocked === true && !s.emulator.state.hasActiveAccess(auth0UserId)) return Date.now() - sentAt;
+    if (s.emulator.state.users.get(auth0UserId)?.blocked === true && !s.emulator.state.hasActiveAccess(auth0UserId))
+      return Date.now() - sentAt;
     if (Date.now() - sentAt > limitMs) throw new Error(`not blocked and signed out within ${limitMs} ms`);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -130,14 +144,25 @@ describe("an Okta connection on a tenant with users who already signed in", () =
 
     const pushed = await b.scim.post("/Users", scimUser("Ann.Lee@Acme.test", "Ann", "Research")).expect(201);
     const id = pushed.body.id as string;
-    await b.scim.post("/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Eng-Admins", members: [{ value: id }] }).expect(201);
+    await b.scim
+      .post("/Groups", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        displayName: "Eng-Admins",
+        members: [{ value: id }],
+      })
+      .expect(201);
     await s.drain();
 
     // Linked at push time, without waiting for a login.
     expect(linkedId(b, id)).toBe(auth0Id);
     expect(roleNames(s, orgId, auth0Id)).toEqual(["admin"]);
     expect(s.emulator.state.users.get(auth0Id)!.app_metadata).toMatchObject({ department: "Research" });
-    expect(await syncState(b, id)).toMatchObject({ status: "synced", auth0UserId: auth0Id, member: true, blocked: false });
+    expect(await syncState(b, id)).toMatchObject({
+      status: "synced",
+      auth0UserId: auth0Id,
+      member: true,
+      blocked: false,
+    });
     expect(s.emulator.state.users.size, "linked, never created").toBe(1);
 
     // A profile change: given_name is Okta's to write; the department lands in app_metadata.
@@ -179,7 +204,9 @@ describe("an Okta connection on a tenant with users who already signed in", () =
     await s.drain();
     expect(await syncState(b, id)).toMatchObject({ status: "awaitingFirstLogin" });
     expect((await syncState(b, id)).lastError).toBeUndefined();
-    expect(b.sqlite.prepare("select state from jobs where subject_id = ? order by id desc").pluck().get(id)).toBe("done");
+    expect(b.sqlite.prepare("select state from jobs where subject_id = ? order by id desc").pluck().get(id)).toBe(
+      "done",
+    );
 
     const first = await s.emulator.login({ connection: CONNECTION, email: "Bo.Chen@Acme.test", organization: orgId });
     expect(first.decision).toBe("allow");
@@ -210,8 +237,13 @@ describe("an Okta connection on a tenant with users who already signed in", () =
     await b.scim.patch(`/Users/${ids.get(leaver)}`, deactivate).expect(204);
     s.engine.worker.start();
     const latency = await waitCutOff(s, auth0Ids.get(leaver)!, sent);
-    const backlog = b.sqlite.prepare("select count(*) from jobs where state in ('pending', 'running') and kind = 'user'").pluck().get() as number;
-    console.log(`deactivation during a 1,000-user adoption → blocked and signed out: ${latency} ms (${backlog} user jobs still queued)`);
+    const backlog = b.sqlite
+      .prepare("select count(*) from jobs where state in ('pending', 'running') and kind = 'user'")
+      .pluck()
+      .get() as number;
+    console.log(
+      `deactivation during a 1,000-user adoption → blocked and signed out: ${latency} ms (${backlog} user jobs still queued)`,
+    );
     expect(backlog, "the deactivation did not wait for the adoption backlog").toBeGreaterThan(500);
 
     await s.drain(240_000);

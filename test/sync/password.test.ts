@@ -12,7 +12,9 @@ import { throwawayPassword } from "../../src/sync/password.js";
 const text = fc.string({ minLength: 1, maxLength: 12 });
 const owner: fc.Arbitrary<PasswordOwner> = fc.record(
   {
-    email: fc.tuple(fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/), fc.constantFrom("example.com", "acme.test")).map(([l, d]) => `${l}@${d}`),
+    email: fc
+      .tuple(fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/), fc.constantFrom("example.com", "acme.test"))
+      .map(([l, d]) => `${l}@${d}`),
     name: text,
     given_name: text,
     family_name: text,
@@ -26,7 +28,10 @@ const classicOptions: fc.Arbitrary<ConnectionOptions> = fc.record(
   {
     passwordPolicy: fc.constantFrom("none", "low", "fair", "good", "excellent"),
     password_complexity_options: fc.record({ min_length: fc.integer({ min: 1, max: 72 }) }),
-    password_dictionary: fc.record({ enable: fc.boolean(), dictionary: fc.array(fc.string({ maxLength: 20 }), { maxLength: 5 }) }),
+    password_dictionary: fc.record({
+      enable: fc.boolean(),
+      dictionary: fc.array(fc.string({ maxLength: 20 }), { maxLength: 5 }),
+    }),
     password_no_personal_info: fc.record({ enable: fc.boolean() }),
   },
   { requiredKeys: ["passwordPolicy"] },
@@ -48,14 +53,18 @@ const flexibleOptions: fc.Arbitrary<ConnectionOptions> = fc.record({
 });
 
 const minLengthOf = (o: ConnectionOptions): number | undefined =>
-  o.password_complexity_options?.min_length ?? ((o.password_options as { complexity?: { min_length?: number } } | undefined)?.complexity?.min_length);
+  o.password_complexity_options?.min_length ??
+  (o.password_options as { complexity?: { min_length?: number } } | undefined)?.complexity?.min_length;
 
 describe("throwaway password", () => {
   it("passes every password policy a database connection can have (classic levels up to excellent, dictionary, personal data)", () => {
     fc.assert(
       fc.property(classicOptions, owner, (options, user) => {
         const min = minLengthOf(options);
-        const password = throwawayPassword({ ...(min !== undefined ? { minLength: min } : {}), personalInfo: Object.values(user) });
+        const password = throwawayPassword({
+          ...(min !== undefined ? { minLength: min } : {}),
+          personalInfo: Object.values(user),
+        });
         expect(passwordPolicyViolations(password, options, user)).toEqual([]);
       }),
       { numRuns: 500 },
@@ -66,7 +75,10 @@ describe("throwaway password", () => {
     fc.assert(
       fc.property(flexibleOptions, owner, (options, user) => {
         const min = minLengthOf(options);
-        const password = throwawayPassword({ ...(min !== undefined ? { minLength: min } : {}), personalInfo: Object.values(user) });
+        const password = throwawayPassword({
+          ...(min !== undefined ? { minLength: min } : {}),
+          personalInfo: Object.values(user),
+        });
         expect(passwordPolicyViolations(password, options, user)).toEqual([]);
         expect(Buffer.byteLength(password)).toBeLessThanOrEqual(72);
       }),

@@ -26,7 +26,9 @@ beforeEach(async () => {
   secret = randomBytes(32).toString("hex");
   // The router needs the bridge's database, which exists only once the bridge does.
   let hook: RequestHandler | undefined;
-  bridge = await createTestBridge({ extraRouters: [{ path: HOOK, router: (req, res, next) => hook!(req, res, next) }] });
+  bridge = await createTestBridge({
+    extraRouters: [{ path: HOOK, router: (req, res, next) => hook!(req, res, next) }],
+  });
   hook = postLoginHookRouter(bridge.db, secret);
   saveMappingVersion(
     bridge.db,
@@ -47,9 +49,15 @@ afterEach(async () => {
   await bridge.close();
 });
 
-const slug = () => bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
-const auth0OrgId = () => bridge.sqlite.prepare("select auth0_org_id from organizations where id = ?").pluck().get(bridge.organizationId) as string;
-const linkedId = (userId: string) => bridge.sqlite.prepare("select auth0_user_id from user_sync where user_id = ?").pluck().get(userId) as string | null;
+const slug = () =>
+  bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
+const auth0OrgId = () =>
+  bridge.sqlite
+    .prepare("select auth0_org_id from organizations where id = ?")
+    .pluck()
+    .get(bridge.organizationId) as string;
+const linkedId = (userId: string) =>
+  bridge.sqlite.prepare("select auth0_user_id from user_sync where user_id = ?").pluck().get(userId) as string | null;
 
 /** A provisioned, synced user: Auth0 has created it, and the bridge knows its Auth0 id. */
 async function syncedUser(userName: string, department = "Research"): Promise<{ id: string; auth0UserId: string }> {
@@ -67,7 +75,11 @@ async function syncedUser(userName: string, department = "Research"): Promise<{ 
   return { id: res.body.id as string, auth0UserId: auth0UserId! };
 }
 
-function loginEvent(user: { user_id: string; email?: string }, connection = DB_CONNECTION, organization: object | null = { id: auth0OrgId(), name: slug() }) {
+function loginEvent(
+  user: { user_id: string; email?: string },
+  connection = DB_CONNECTION,
+  organization: object | null = { id: auth0OrgId(), name: slug() },
+) {
   return {
     user: { ...user, email_verified: true, blocked: false, app_metadata: {}, identities: [] },
     ...(organization ? { organization } : {}),
@@ -93,7 +105,10 @@ async function decide(body: unknown) {
   return res.body as { decision: string; reason?: string; roles?: string[]; app_metadata?: Record<string, unknown> };
 }
 
-const patchActive = (active: boolean) => ({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "active", value: active }] });
+const patchActive = (active: boolean) => ({
+  schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+  Operations: [{ op: "replace", path: "active", value: active }],
+});
 
 describe("signature", () => {
   const body = () => JSON.stringify(loginEvent({ user_id: "auth0|nobody", email: "nobody@example.com" }));
@@ -108,7 +123,10 @@ describe("signature", () => {
     ["garbled", () => "t=abc,v1=zz"],
   ])("refuses a %s signature with 401 in the admin error shape", async (_name, header) => {
     const res = await postHook(body(), header()).expect(401);
-    expect(res.body).toMatchObject({ error: "unauthorized", message: expect.stringContaining("x-scim-bridge-signature") });
+    expect(res.body).toMatchObject({
+      error: "unauthorized",
+      message: expect.stringContaining("x-scim-bridge-signature"),
+    });
     expect(typeof res.body.requestId).toBe("string");
   });
 
@@ -119,19 +137,26 @@ describe("signature", () => {
 });
 
 describe("malformed bodies", () => {
-  it.each([["not JSON", "{user:"], ["JSON without user.user_id", JSON.stringify({ user: { email: "a@b.c" } })], ["a JSON array", "[]"]])(
-    "answers 400 for %s, even when signed",
-    async (_name, raw) => {
-      const res = await postHook(raw).expect(400);
-      expect(res.body).toMatchObject({ error: "invalidSyntax", requestId: expect.any(String) });
-    },
-  );
+  it.each([
+    ["not JSON", "{user:"],
+    ["JSON without user.user_id", JSON.stringify({ user: { email: "a@b.c" } })],
+    ["a JSON array", "[]"],
+  ])("answers 400 for %s, even when signed", async (_name, raw) => {
+    const res = await postHook(raw).expect(400);
+    expect(res.body).toMatchObject({ error: "invalidSyntax", requestId: expect.any(String) });
+  });
 });
 
 describe("decisions", () => {
   it("allows a provisioned user with the mapping's roles and owned app_metadata, without calling Auth0", async () => {
     const user = await syncedUser("ada@example.com");
-    const group = await bridge.scim.post("/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Eng-Admins", members: [{ value: user.id }] }).expect(201);
+    const group = await bridge.scim
+      .post("/Groups", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        displayName: "Eng-Admins",
+        members: [{ value: user.id }],
+      })
+      .expect(201);
     expect(group.status).toBe(201);
     await sync.drain();
     const answer = await decide(loginEvent({ user_id: user.auth0UserId, email: "ada@example.com" }));
@@ -154,7 +179,11 @@ describe("decisions", () => {
   it("denies a held user, and the hold beats a later active:true from the IdP", async () => {
     const user = await syncedUser("held@example.com");
     await sync.engine.worker.stop();
-    placeHold(bridge.db, { organizationId: bridge.organizationId, userId: user.id, reason: "security review" }, changeBy(operator));
+    placeHold(
+      bridge.db,
+      { organizationId: bridge.organizationId, userId: user.id, reason: "security review" },
+      changeBy(operator),
+    );
     await bridge.scim.patch(`/Users/${user.id}`, patchActive(true)).expect(204);
     const answer = await decide(loginEvent({ user_id: user.auth0UserId, email: "held@example.com" }));
     expect(answer.decision).toBe("deny");
@@ -172,7 +201,9 @@ describe("decisions", () => {
     sync.engine.worker.start();
     await sync.drain();
     expect(sync.emulator.state.users.has(user.auth0UserId)).toBe(false);
-    expect((await decide(loginEvent({ user_id: user.auth0UserId, email: "leaver@example.com" }))).decision).toBe("deny");
+    expect((await decide(loginEvent({ user_id: user.auth0UserId, email: "leaver@example.com" }))).decision).toBe(
+      "deny",
+    );
   });
 
   it("denies an unknown user in an organization the bridge manages", async () => {
@@ -184,32 +215,52 @@ describe("decisions", () => {
 
   it("allows logins to organizations the bridge does not manage, and logins without an organization", async () => {
     await syncedUser("visitor@example.com");
-    const other = await decide(loginEvent({ user_id: "auth0|stranger", email: "visitor@example.com" }, DB_CONNECTION, { id: "org_notours", name: "someone-else" }));
+    const other = await decide(
+      loginEvent({ user_id: "auth0|stranger", email: "visitor@example.com" }, DB_CONNECTION, {
+        id: "org_notours",
+        name: "someone-else",
+      }),
+    );
     expect(other).toEqual({ decision: "allow" });
-    const none = await decide(loginEvent({ user_id: "auth0|stranger", email: "visitor@example.com" }, DB_CONNECTION, null));
+    const none = await decide(
+      loginEvent({ user_id: "auth0|stranger", email: "visitor@example.com" }, DB_CONNECTION, null),
+    );
     expect(none).toEqual({ decision: "allow" });
   });
 
   it("denies another Auth0 account that only shares the email of a linked user", async () => {
     const user = await syncedUser("victim@example.com");
-    const answer = await decide(loginEvent({ user_id: "google-oauth2|123", email: "victim@example.com" }, "google-oauth2"));
+    const answer = await decide(
+      loginEvent({ user_id: "google-oauth2|123", email: "victim@example.com" }, "google-oauth2"),
+    );
     expect(answer.decision).toBe("deny");
     expect(linkedId(user.id)).toBe(user.auth0UserId);
   });
 
   it("links a not-yet-linked user only through the mapping's connection", async () => {
     await sync.engine.worker.stop();
-    const res = await bridge.scim.post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "new@example.com", active: true }).expect(201);
+    const res = await bridge.scim
+      .post("/Users", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        userName: "new@example.com",
+        active: true,
+      })
+      .expect(201);
     const userId = res.body.id as string;
     const org = { name: slug() };
-    const elsewhere = await decide(loginEvent({ user_id: "google-oauth2|999", email: "new@example.com" }, "google-oauth2", org));
+    const elsewhere = await decide(
+      loginEvent({ user_id: "google-oauth2|999", email: "new@example.com" }, "google-oauth2", org),
+    );
     expect(elsewhere.decision).toBe("deny");
     expect(linkedId(userId) ?? null).toBeNull();
 
     const own = await decide(loginEvent({ user_id: "auth0|new", email: "NEW@example.com" }, DB_CONNECTION, org));
     expect(own).toMatchObject({ decision: "allow", roles: ["member"] });
     expect(linkedId(userId)).toBe("auth0|new");
-    const queued = bridge.sqlite.prepare("select count(*) from jobs where subject_id = ? and state = 'pending'").pluck().get(userId) as number;
+    const queued = bridge.sqlite
+      .prepare("select count(*) from jobs where subject_id = ? and state = 'pending'")
+      .pluck()
+      .get(userId) as number;
     expect(queued, "the link enqueues a reconcile").toBe(1);
   });
 });

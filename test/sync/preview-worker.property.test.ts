@@ -62,7 +62,11 @@ const userArb = (i: number): fc.Arbitrary<UserSpec> =>
       const resource: Record<string, unknown> = { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName };
       if (a.emails === "primary") resource.emails = [{ value: `work${i}@acme.test`, type: "work", primary: true }];
       if (a.emails === "secondary") resource.emails = [{ value: `home${i}@acme.test`, type: "home" }];
-      if (a.emails === "two") resource.emails = [{ value: `home${i}@acme.test`, type: "home" }, { value: `Work${i}@acme.test`, type: "work", primary: true }];
+      if (a.emails === "two")
+        resource.emails = [
+          { value: `home${i}@acme.test`, type: "home" },
+          { value: `Work${i}@acme.test`, type: "work", primary: true },
+        ];
       const name: Record<string, string> = {};
       if (a.givenName !== undefined) name.givenName = a.givenName;
       if (a.familyName !== undefined) name.familyName = a.familyName;
@@ -73,7 +77,16 @@ const userArb = (i: number): fc.Arbitrary<UserSpec> =>
       if (a.department !== undefined) resource[ENTERPRISE_DEPARTMENT] = { department: a.department };
       if (a.scimRoles.length > 0) resource.roles = a.scimRoles.map((value) => ({ value }));
       resource.active = a.active;
-      return { seed: { id: `u${String(i).padStart(2, "0")}`, resource, active: a.active, deleted: a.deleted, groups: a.groups }, held: a.held };
+      return {
+        seed: {
+          id: `u${String(i).padStart(2, "0")}`,
+          resource,
+          active: a.active,
+          deleted: a.deleted,
+          groups: a.groups,
+        },
+        held: a.held,
+      };
     });
 
 /**
@@ -93,17 +106,31 @@ interface Directory {
 const directoryArb: fc.Arbitrary<Directory> = fc.integer({ min: 1, max: 6 }).chain((n) =>
   fc.record({
     users: fc.tuple(...Array.from({ length: n }, (_, i) => userArb(i))),
-    twins: fc.array(fc.option(fc.record({ active: fc.boolean(), held: fc.boolean() }), { nil: null, freq: 2 }), { minLength: n, maxLength: n }),
+    twins: fc.array(fc.option(fc.record({ active: fc.boolean(), held: fc.boolean() }), { nil: null, freq: 2 }), {
+      minLength: n,
+      maxLength: n,
+    }),
   }),
 );
 
 // ---------------------------------------------------------------- random valid mappings
 
-const matcher = fc.oneof(fc.constantFrom(...groupNames), fc.record({ glob: fc.constantFrom("Eng-*", "*", "F*") }), fc.record({ oneOf: fc.subarray(groupNames, { minLength: 1 }) }));
+const matcher = fc.oneof(
+  fc.constantFrom(...groupNames),
+  fc.record({ glob: fc.constantFrom("Eng-*", "*", "F*") }),
+  fc.record({ oneOf: fc.subarray(groupNames, { minLength: 1 }) }),
+);
 const condition = fc.oneof(
   fc.record({ group: fc.oneof(fc.constantFrom(...groupNames), fc.record({ displayName: matcher })) }),
-  fc.record({ scimRole: fc.oneof(fc.constantFrom("Admin", "Reviewer"), fc.record({ glob: fc.constantFrom("Read*", "*") })) }),
-  fc.record({ attribute: fc.record({ path: fc.constant(`${ENTERPRISE_DEPARTMENT}:department`), equals: fc.constantFrom("Finance", "IT") }) }),
+  fc.record({
+    scimRole: fc.oneof(fc.constantFrom("Admin", "Reviewer"), fc.record({ glob: fc.constantFrom("Read*", "*") })),
+  }),
+  fc.record({
+    attribute: fc.record({
+      path: fc.constant(`${ENTERPRISE_DEPARTMENT}:department`),
+      equals: fc.constantFrom("Finance", "IT"),
+    }),
+  }),
 );
 const ruleArb = fc.record({ when: condition, grant: fc.subarray(roleNames, { minLength: 1 }), stop: fc.boolean() });
 
@@ -127,10 +154,18 @@ const deprovision = fc.record({
 const mappingInputArb: fc.Arbitrary<MappingInput> = fc
   .record({
     userModel: fc.constantFrom("isolated", "shared"),
-    email: fc.constantFrom<unknown>("userName", "emails[primary eq true].value", 'emails[type eq "work"].value', { from: ["emails[primary eq true].value", "userName"], transforms: ["trim"] }),
-    given_name: fc.option(fc.constantFrom<unknown>("name.givenName", { from: "name.givenName", transforms: ["uppercase"] }), { nil: undefined }),
+    email: fc.constantFrom<unknown>("userName", "emails[primary eq true].value", 'emails[type eq "work"].value', {
+      from: ["emails[primary eq true].value", "userName"],
+      transforms: ["trim"],
+    }),
+    given_name: fc.option(
+      fc.constantFrom<unknown>("name.givenName", { from: "name.givenName", transforms: ["uppercase"] }),
+      { nil: undefined },
+    ),
     family_name: fc.option(fc.constant<unknown>("name.familyName"), { nil: undefined }),
-    name: fc.option(fc.constantFrom<unknown>("displayName", { template: "{name.givenName} {name.familyName}" }), { nil: undefined }),
+    name: fc.option(fc.constantFrom<unknown>("displayName", { template: "{name.givenName} {name.familyName}" }), {
+      nil: undefined,
+    }),
     nickname: fc.option(fc.constant<unknown>("title"), { nil: undefined }),
     metadataKeys: fc.subarray(Object.keys(metadataSources)),
     namespace: fc.option(fc.constant("acme"), { nil: undefined }),
@@ -148,13 +183,19 @@ const mappingInputArb: fc.Arbitrary<MappingInput> = fc
   })
   .map((m) => {
     const profile: Record<string, unknown> = { email: m.email };
-    for (const f of ["given_name", "family_name", "name", "nickname"] as const) if (m[f] !== undefined) profile[f] = m[f];
+    for (const f of ["given_name", "family_name", "name", "nickname"] as const)
+      if (m[f] !== undefined) profile[f] = m[f];
     return {
       connection: { name: CONNECTION, type: "database" },
       userModel: m.userModel,
       profile,
       ...(m.metadataKeys.length > 0
-        ? { app_metadata: { ...(m.namespace ? { namespace: m.namespace } : {}), keys: Object.fromEntries(m.metadataKeys.map((k) => [k, metadataSources[k]])) } }
+        ? {
+            app_metadata: {
+              ...(m.namespace ? { namespace: m.namespace } : {}),
+              keys: Object.fromEntries(m.metadataKeys.map((k) => [k, metadataSources[k]])),
+            },
+          }
         : {}),
       roles: { rules: m.rules, default: m.defaultRoles },
       policies: { deactivation: m.deactivation, deletion: m.deletion, invitation: { send: m.invite } },
@@ -207,14 +248,21 @@ function recordingFetch(domain: string, url: string, log: WireCall[]): typeof fe
 
 type Effect = Record<string, unknown> & { type: string };
 
-const withoutNulls = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
+const withoutNulls = (o: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
 const sorted = (names: string[]) => [...names].sort();
 
 /** An operation as the requests it becomes would show it (the executor drops nulls from a create). */
 function effectOf(op: Operation): Effect {
   switch (op.type) {
     case "createUser":
-      return { type: op.type, connection: op.connection, email: op.email, profile: withoutNulls(op.profile), appMetadata: withoutNulls(op.appMetadata) };
+      return {
+        type: op.type,
+        connection: op.connection,
+        email: op.email,
+        profile: withoutNulls(op.profile),
+        appMetadata: withoutNulls(op.appMetadata),
+      };
     case "updateUser":
       return { type: op.type, profile: op.profile, appMetadata: op.appMetadata };
     case "addRoles":
@@ -232,7 +280,10 @@ function predictedEffects(u: PreviewUser): Effect[] {
   return u.operations.flatMap((op) => {
     const effect = effectOf(op);
     if (op.type !== "createUser" || !u.adopts) return [effect];
-    return [{ ...effect, answered: 409 }, { type: "updateUser", profile: withoutNulls(op.profile), appMetadata: op.appMetadata }];
+    return [
+      { ...effect, answered: 409 },
+      { type: "updateUser", profile: withoutNulls(op.profile), appMetadata: op.appMetadata },
+    ];
   });
 }
 
@@ -255,9 +306,17 @@ function effectsOnWire(
     const body = c.body ?? {};
     if (c.method === "POST" && c.path === "/users") {
       // Created (201), or met an existing user with the email (409), which the worker then adopts.
-      const auth0UserId = c.status === 201 ? (c.response as { user_id: string }).user_id : auth0UserOfEmail(String(body.email));
+      const auth0UserId =
+        c.status === 201 ? (c.response as { user_id: string }).user_id : auth0UserOfEmail(String(body.email));
       const profile = Object.fromEntries(Object.entries(body).filter(([k]) => !createKeys.has(k)));
-      push(auth0UserId ?? `no Auth0 user for ${String(body.email)}`, { type: "createUser", connection: body.connection, email: body.email, profile, appMetadata: body.app_metadata ?? {}, ...(c.status === 201 ? {} : { answered: c.status }) });
+      push(auth0UserId ?? `no Auth0 user for ${String(body.email)}`, {
+        type: "createUser",
+        connection: body.connection,
+        email: body.email,
+        profile,
+        appMetadata: body.app_metadata ?? {},
+        ...(c.status === 201 ? {} : { answered: c.status }),
+      });
       continue;
     }
     if (c.status >= 300) {
@@ -281,9 +340,15 @@ function effectsOnWire(
     } else if (/^\/organizations\/[^/]+\/members$/.test(c.path)) {
       for (const id of body.members as string[]) push(id, { type: c.method === "POST" ? "addMember" : "removeMember" });
     } else if ((m = /^\/organizations\/[^/]+\/members\/([^/]+)\/roles$/.exec(c.path))) {
-      push(m[1]!, { type: c.method === "POST" ? "addRoles" : "removeRoles", roles: sorted((body.roles as string[]).map(roleName)) });
+      push(m[1]!, {
+        type: c.method === "POST" ? "addRoles" : "removeRoles",
+        roles: sorted((body.roles as string[]).map(roleName)),
+      });
     } else if (c.method === "POST" && c.path === "/tickets/password-change") {
-      push(String(body.user_id), { type: "sendInvitation", ...(body.ttl_sec === undefined ? {} : { ttlSeconds: body.ttl_sec }) });
+      push(String(body.user_id), {
+        type: "sendInvitation",
+        ...(body.ttl_sec === undefined ? {} : { ttlSeconds: body.ttl_sec }),
+      });
     } else if (/^\/users/.test(c.path)) {
       push("?", { type: `unexpected ${c.method} ${c.path}` });
     }
@@ -304,44 +369,91 @@ afterAll(async () => {
 
 async function drain(db: Db, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (db.select({ id: jobs.id }).from(jobs).where(inArray(jobs.state, ["pending", "running"])).all().length > 0) {
+  while (
+    db
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(inArray(jobs.state, ["pending", "running"]))
+      .all().length > 0
+  ) {
     if (Date.now() > end) throw new Error("jobs did not drain");
     await new Promise((r) => setTimeout(r, 10));
   }
-  const dead = db.select().from(jobs).where(inArray(jobs.state, ["dead"])).all();
+  const dead = db
+    .select()
+    .from(jobs)
+    .where(inArray(jobs.state, ["dead"]))
+    .all();
   if (dead.length > 0) throw new Error(`dead jobs: ${JSON.stringify(dead.map((j) => [j.key, j.lastError]))}`);
 }
 
-const links = (db: Db) => db.select({ userId: userSync.userId, auth0UserId: userSync.auth0UserId }).from(userSync).all();
+const links = (db: Db) =>
+  db.select({ userId: userSync.userId, auth0UserId: userSync.auth0UserId }).from(userSync).all();
 
-async function previewEqualsWorker({ users: directory, twins }: Directory, a: MappingDocument, b: MappingDocument): Promise<void> {
+async function previewEqualsWorker(
+  { users: directory, twins }: Directory,
+  a: MappingDocument,
+  b: MappingDocument,
+): Promise<void> {
   emulator.reset();
   const handle = openMemoryDb();
   const db = handle.db;
   const calls: WireCall[] = [];
   const domain = "tenant.example.auth0.com";
-  const client = new ManagementClient({ domain, clientId: "scim-bridge-test", clientSecret: "test-secret", maxRetries: 0, fetch: recordingFetch(domain, emulator.url, calls) });
-  const engine = createSyncEngine({ db, client, plan: "enterprise", pollMs: 5, concurrency: 8, invitations: { deliver: async () => {} } });
+  const client = new ManagementClient({
+    domain,
+    clientId: "scim-bridge-test",
+    clientSecret: "test-secret",
+    maxRetries: 0,
+    fetch: recordingFetch(domain, emulator.url, calls),
+  });
+  const engine = createSyncEngine({
+    db,
+    client,
+    plan: "enterprise",
+    pollMs: 5,
+    concurrency: 8,
+    invitations: { deliver: async () => {} },
+  });
   try {
     const { orgId, dirId } = seedOrganization(db, "acme", a.userModel);
-    seedUsers(db, dirId, directory.map((u) => u.seed));
+    seedUsers(
+      db,
+      dirId,
+      directory.map((u) => u.seed),
+    );
     for (const u of directory) if (u.held) placeHold(db, orgId, dirId, u.seed.id);
     const other = seedOrganization(db, "other", "shared");
     // Known limit: preview reads the bridge's records, and a record of another organization still
     // shows an Auth0 user this organization deleted under A; so no twins when A deletes users.
-    const twinUsers = directory.flatMap((u, i) => (twins[i] && !a.policies.deletion.deleteUser ? [{ ...u.seed, id: `o${u.seed.id}`, active: twins[i].active, deleted: false, groups: [], held: twins[i].held }] : []));
+    const twinUsers = directory.flatMap((u, i) =>
+      twins[i] && !a.policies.deletion.deleteUser
+        ? [{ ...u.seed, id: `o${u.seed.id}`, active: twins[i].active, deleted: false, groups: [], held: twins[i].held }]
+        : [],
+    );
     seedUsers(db, other.dirId, twinUsers);
     for (const t of twinUsers) if (t.held) placeHold(db, other.orgId, other.dirId, t.id);
     engine.worker.start();
     if (twinUsers.length > 0) {
-      saveMappingVersion(db, other.orgId, parseMapping({ connection: { name: CONNECTION }, userModel: "shared", profile: { email: a.profile.email } } as MappingInput), operator);
+      saveMappingVersion(
+        db,
+        other.orgId,
+        parseMapping({
+          connection: { name: CONNECTION },
+          userModel: "shared",
+          profile: { email: a.profile.email },
+        } as MappingInput),
+        operator,
+      );
       await drain(db);
     }
     saveMappingVersion(db, orgId, a, operator);
     await drain(db);
 
     const preview = previewMapping(db, orgId, b);
-    const predicted = Object.fromEntries(preview.users.filter((u) => u.operations.length > 0).map((u) => [u.userId, predictedEffects(u)]));
+    const predicted = Object.fromEntries(
+      preview.users.filter((u) => u.operations.length > 0).map((u) => [u.userId, predictedEffects(u)]),
+    );
     const before = links(db);
     calls.length = 0;
     saveMappingVersion(db, orgId, b, operator);
@@ -350,7 +462,8 @@ async function previewEqualsWorker({ users: directory, twins }: Directory, a: Ma
     const userOfAuth0 = new Map<string, string>();
     // Our users' links win; an Auth0 user only the twin linked (found by email, then deleted) is its twin's.
     const all = [...before, ...links(db)];
-    for (const l of all) if (l.auth0UserId && l.userId.startsWith("o")) userOfAuth0.set(l.auth0UserId, l.userId.slice(1));
+    for (const l of all)
+      if (l.auth0UserId && l.userId.startsWith("o")) userOfAuth0.set(l.auth0UserId, l.userId.slice(1));
     for (const l of all) if (l.auth0UserId && l.userId.startsWith("u")) userOfAuth0.set(l.auth0UserId, l.userId);
     const roleName = (id: string) => emulator.state.roles.get(id)?.name ?? id;
     const auth0UserOfEmail = (email: string) => emulator.state.usersByEmail(email.toLowerCase())[0]?.user_id;
@@ -367,10 +480,11 @@ describe("mapping preview predicts what the worker sends to Auth0", () => {
   const numRuns = Number(process.env.PREVIEW_PROPERTY_RUNS ?? 40);
 
   it("for random directories and random mapping changes", { timeout: 120_000 }, async () => {
-    await fc.assert(
-      fc.asyncProperty(directoryArb, mappingArb, mappingArb, previewEqualsWorker),
-      { numRuns, ...(seed === undefined ? {} : { seed }), endOnFailure: true },
-    );
+    await fc.assert(fc.asyncProperty(directoryArb, mappingArb, mappingArb, previewEqualsWorker), {
+      numRuns,
+      ...(seed === undefined ? {} : { seed }),
+      endOnFailure: true,
+    });
   });
 });
 
@@ -381,7 +495,11 @@ describe("a shared user found by email before deprovisioning", () => {
     const db = handle.db;
     const sync = await startSyncHarness(db, { concurrency: 4 });
     try {
-      const mapping = parseMapping({ connection: { name: CONNECTION }, userModel: "shared", profile: { email: "userName" } });
+      const mapping = parseMapping({
+        connection: { name: CONNECTION },
+        userModel: "shared",
+        profile: { email: "userName" },
+      });
       const resource = { userName: "sue@acme.test", active: true };
       const other = seedOrganization(db, "other", "shared");
       seedUsers(db, other.dirId, [{ id: "other-sue", resource }]);
@@ -400,7 +518,11 @@ describe("a shared user found by email before deprovisioning", () => {
       saveMappingVersion(db, acme.orgId, mapping, operator);
       await sync.drain();
       expect(sync.emulator.state.usersByEmail("sue@acme.test")[0]?.blocked ?? false).toBe(false);
-      const link = db.select().from(userSync).all().find((s) => s.userId === "acme-sue");
+      const link = db
+        .select()
+        .from(userSync)
+        .all()
+        .find((s) => s.userId === "acme-sue");
       expect(link?.auth0UserId).toBe(auth0Sue!.user_id);
     } finally {
       await sync.close();

@@ -49,7 +49,10 @@ function orgOf(slug: string) {
 }
 
 function roleNames(orgId: string, userId: string): string[] {
-  return sync.emulator.state.memberRolesOf(orgId, userId).map((id) => sync.emulator.state.roles.get(id)!.name).sort();
+  return sync.emulator.state
+    .memberRolesOf(orgId, userId)
+    .map((id) => sync.emulator.state.roles.get(id)!.name)
+    .sort();
 }
 
 function slugOf(b: TestBridge): string {
@@ -83,7 +86,11 @@ describe("isolated organization, database connection", () => {
     await sync.drain();
     const user = auth0User("grace@example.com");
     const org = orgOf(slugOf(bridge));
-    const login = await sync.emulator.login({ connection: "Username-Password-Authentication", email: "grace@example.com", organization: org.id });
+    const login = await sync.emulator.login({
+      connection: "Username-Password-Authentication",
+      email: "grace@example.com",
+      organization: org.id,
+    });
     expect(login.decision).toBe("allow");
     expect(sync.emulator.state.hasActiveAccess(user.user_id)).toBe(true);
 
@@ -92,7 +99,11 @@ describe("isolated organization, database connection", () => {
     await sync.drain();
     expect(auth0User("grace@example.com").blocked).toBe(true);
     expect(sync.emulator.state.hasActiveAccess(user.user_id)).toBe(false);
-    const denied = await sync.emulator.login({ connection: "Username-Password-Authentication", email: "grace@example.com", organization: org.id });
+    const denied = await sync.emulator.login({
+      connection: "Username-Password-Authentication",
+      email: "grace@example.com",
+      organization: org.id,
+    });
     expect(denied.decision).toBe("deny");
     // Isolated policy: block + revoke; the membership stays so reactivation is instant.
     expect(sync.emulator.state.membersOf(org.id)).toContain(user.user_id);
@@ -128,7 +139,10 @@ describe("isolated organization, database connection", () => {
       { actor: operator },
     );
     const id = await createUser("lin@example.com", {
-      schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+      schemas: [
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+      ],
       "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { department: "Research" },
     });
     await sync.drain();
@@ -145,7 +159,11 @@ describe("isolated organization, database connection", () => {
         schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         Operations: [
           { op: "replace", path: "name.givenName", value: "Adele" },
-          { op: "replace", path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", value: "Platform" },
+          {
+            op: "replace",
+            path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            value: "Platform",
+          },
         ],
       })
       .expect(204);
@@ -156,33 +174,52 @@ describe("isolated organization, database connection", () => {
   });
 
   it("turns group membership into organization roles, and removes them when the user leaves the group", async () => {
-    applyDatabaseMapping(bridge.db, bridge.organizationId, { roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] } });
+    applyDatabaseMapping(bridge.db, bridge.organizationId, {
+      roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
+    });
     const id = await createUser("ops@example.com");
-    const group = await bridge.scim.post("/Groups", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: "Eng-Admins", members: [] }).expect(201);
+    const group = await bridge.scim
+      .post("/Groups", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        displayName: "Eng-Admins",
+        members: [],
+      })
+      .expect(201);
     await sync.drain();
     const user = auth0User("ops@example.com");
     const org = orgOf(slugOf(bridge));
     expect(roleNames(org.id, user.user_id)).toEqual(["member"]);
 
     await bridge.scim
-      .patch(`/Groups/${group.body.id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Add", path: "members", value: [{ value: id }] }] })
+      .patch(`/Groups/${group.body.id}`, {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [{ op: "Add", path: "members", value: [{ value: id }] }],
+      })
       .expect(204);
     await sync.drain();
     expect(roleNames(org.id, user.user_id)).toEqual(["admin"]);
 
     await bridge.scim
-      .patch(`/Groups/${group.body.id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Remove", path: `members[value eq "${id}"]` }] })
+      .patch(`/Groups/${group.body.id}`, {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [{ op: "Remove", path: `members[value eq "${id}"]` }],
+      })
       .expect(204);
     await sync.drain();
     expect(roleNames(org.id, user.user_id)).toEqual(["member"]);
   });
 
   it("adopts an Auth0 user that already exists with the same email instead of creating a twin", async () => {
-    await sync.engine.gateway.createUser({ connection: "Username-Password-Authentication", email: "existing@example.com", password: "Xx1!aaaaaaaaaaaa" }, 1);
+    await sync.engine.gateway.createUser(
+      { connection: "Username-Password-Authentication", email: "existing@example.com", password: "Xx1!aaaaaaaaaaaa" },
+      1,
+    );
     await createUser("Existing@example.com");
     await sync.drain();
     expect(sync.emulator.state.usersByEmail("existing@example.com")).toHaveLength(1);
-    expect(sync.emulator.state.membersOf(orgOf(slugOf(bridge)).id)).toContain(auth0User("existing@example.com").user_id);
+    expect(sync.emulator.state.membersOf(orgOf(slugOf(bridge)).id)).toContain(
+      auth0User("existing@example.com").user_id,
+    );
   });
 });
 
@@ -201,10 +238,17 @@ describe("mapping version changes", () => {
         profile: { email: "userName" },
         roles: { default: [role] },
       });
-    const backgroundJobs = () => bridge.sqlite.prepare("select count(*) from jobs where kind = 'user' and lane = 2 and subject_id in (?, ?)").pluck().get(ids[0], ids[1]) as number;
+    const backgroundJobs = () =>
+      bridge.sqlite
+        .prepare("select count(*) from jobs where kind = 'user' and lane = 2 and subject_id in (?, ?)")
+        .pluck()
+        .get(ids[0], ids[1]) as number;
     const before = backgroundJobs();
     const v1 = saveMappingVersion(bridge.db, bridge.organizationId, mapping("viewer"), { actor: operator });
-    const queued = bridge.sqlite.prepare("select lane, kind from jobs where state = 'pending' order by id").all() as { lane: number; kind: string }[];
+    const queued = bridge.sqlite.prepare("select lane, kind from jobs where state = 'pending' order by id").all() as {
+      lane: number;
+      kind: string;
+    }[];
     expect(queued).toContainEqual({ lane: 2, kind: "organization" });
     await sync.drain();
     expect(users.map((u) => roleNames(org.id, u))).toEqual([["viewer"], ["viewer"]]);
@@ -225,13 +269,18 @@ describe("shared organizations", () => {
   it("removes the membership on deactivation, and blocks tenant-wide only when no other organization holds the user", async () => {
     const mk = (slug: string) => {
       const dir = bridge.newDirectory();
-      bridge.sqlite.prepare("update organizations set user_model = 'shared', slug = ? where id = ?").run(slug, dir.organizationId);
+      bridge.sqlite
+        .prepare("update organizations set user_model = 'shared', slug = ? where id = ?")
+        .run(slug, dir.organizationId);
       return dir;
     };
     const a = mk("shared-a");
     const b = mk("shared-b");
     const ids: Record<string, string> = {};
-    for (const [name, dir] of [["a", a], ["b", b]] as const) {
+    for (const [name, dir] of [
+      ["a", a],
+      ["b", b],
+    ] as const) {
       const res = await dir.scim.post("/Users", scimUser("kim@example.com")).expect(201);
       ids[name] = res.body.id;
     }

@@ -68,7 +68,11 @@ describe("the tenant's rate budget shared through the database", () => {
   it("a 429 seen by one process holds the other back until the reset", async () => {
     const [serve, cli] = twoProcesses();
     const reset = Math.ceil((Date.now() + 1_500) / 1000);
-    cli.observe("usersWrite", 429, new Headers({ "x-ratelimit-limit": "2", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }));
+    cli.observe(
+      "usersWrite",
+      429,
+      new Headers({ "x-ratelimit-limit": "2", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) }),
+    );
     await new Promise((r) => setTimeout(r, 50));
     await serve.acquire("usersWrite", 0);
     expect(Date.now()).toBeGreaterThanOrEqual(reset * 1000 - 5);
@@ -81,7 +85,15 @@ describe("the tenant's rate budget shared through the database", () => {
     const a = new RateLimiter(rateProfile("free"), { shared: new DatabaseBudget(o.db, "a.auth0.com"), syncMs: 0 });
     const b = new RateLimiter(rateProfile("free"), { shared: new DatabaseBudget(o.db, "b.auth0.com"), syncMs: 0 });
     limiters.push(a, b);
-    a.observe("usersWrite", 429, new Headers({ "x-ratelimit-limit": "2", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(Math.ceil(Date.now() / 1000) + 30) }));
+    a.observe(
+      "usersWrite",
+      429,
+      new Headers({
+        "x-ratelimit-limit": "2",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": String(Math.ceil(Date.now() / 1000) + 30),
+      }),
+    );
     const asked = Date.now();
     await b.acquire("usersWrite", 0);
     expect(Date.now() - asked).toBeLessThan(200);

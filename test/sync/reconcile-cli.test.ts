@@ -23,10 +23,18 @@ beforeAll(async () => {
     roles: { rules: [], default: ["member"] },
   });
   sync = await startSyncHarness(bridge.db);
-  slug = bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
+  slug = bridge.sqlite
+    .prepare("select slug from organizations where id = ?")
+    .pluck()
+    .get(bridge.organizationId) as string;
   for (const name of ["ada", "bob"]) {
     await bridge.scim
-      .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE], userName: `${name}@example.com`, active: true, [ENTERPRISE]: { department: "Research" } })
+      .post("/Users", {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        userName: `${name}@example.com`,
+        active: true,
+        [ENTERPRISE]: { department: "Research" },
+      })
       .expect(201);
   }
   await sync.drain();
@@ -54,10 +62,15 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   };
   // Asynchronous on purpose: the emulator answering the child runs in this process.
   return new Promise((resolve) => {
-    execFile(join(root, "node_modules/.bin/tsx"), ["src/main.ts", ...args], { cwd: root, env, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      join(root, "node_modules/.bin/tsx"),
+      ["src/main.ts", ...args],
+      { cwd: root, env, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -73,12 +86,21 @@ describe("scim-bridge reconcile", { timeout: 120_000 }, () => {
     const dry = await cli("reconcile", slug, "--dry-run", "--json");
     expect(dry.code, dry.stderr).toBe(2);
     const report = JSON.parse(dry.stdout) as DriftReport;
-    expect(report).toMatchObject({ organizationId: bridge.organizationId, checked: 2, unsynced: 0, repaired: false, unmanagedMembers: [] });
+    expect(report).toMatchObject({
+      organizationId: bridge.organizationId,
+      checked: 2,
+      unsynced: 0,
+      repaired: false,
+      unmanagedMembers: [],
+    });
     expect(report.drifted).toEqual([
       {
         userId: expect.any(String),
         userName: "ada@example.com",
-        differences: ["blocked: applied false, Auth0 true", 'app_metadata.department: applied "Research", Auth0 "Sales"'],
+        differences: [
+          "blocked: applied false, Auth0 true",
+          'app_metadata.department: applied "Research", Auth0 "Sales"',
+        ],
       },
     ]);
     expect(sync.emulator.calls().filter((c) => c.path.startsWith("/api/v2") && c.method !== "GET")).toEqual([]);
@@ -99,7 +121,9 @@ describe("scim-bridge reconcile", { timeout: 120_000 }, () => {
   it("prints a readable summary without --json, and exits 1 for an unknown organization", async () => {
     const text = await cli("reconcile", slug, "--dry-run");
     expect(text.code, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(/0 drifted, 0 not yet synced, 0 Auth0 members not managed by the bridge \(dry run: nothing changed\)/);
+    expect(text.stdout).toMatch(
+      /0 drifted, 0 not yet synced, 0 Auth0 members not managed by the bridge \(dry run: nothing changed\)/,
+    );
 
     const missing = await cli("reconcile", "no-such-org", "--dry-run", "--json");
     expect(missing.code).toBe(1);

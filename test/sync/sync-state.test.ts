@@ -20,7 +20,14 @@ afterEach(async () => {
 });
 
 async function createUser(userName: string): Promise<string> {
-  const res = await bridge.scim.post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName, emails: [{ value: userName, primary: true }], active: true }).expect(201);
+  const res = await bridge.scim
+    .post("/Users", {
+      schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+      userName,
+      emails: [{ value: userName, primary: true }],
+      active: true,
+    })
+    .expect(201);
   return res.body.id as string;
 }
 
@@ -45,12 +52,24 @@ describe("sync state extension", () => {
     expect(synced.body[SYNC].pendingSince).toBeUndefined();
 
     // Lists carry it too, one query for the page rather than one per user.
-    const list = await bridge.scim.get(`/Users?filter=${encodeURIComponent('userName eq "state@example.com"')}&attributes=${SYNC}`).expect(200);
+    const list = await bridge.scim
+      .get(`/Users?filter=${encodeURIComponent('userName eq "state@example.com"')}&attributes=${SYNC}`)
+      .expect(200);
     expect(list.body.Resources[0][SYNC]).toMatchObject({ status: "synced", auth0UserId: auth0Id });
   });
 
   it("shows the last error of a reconcile that failed", async () => {
-    sync.emulator.setFaults({ errors: [{ path: "/api/v2/users", method: "POST", status: 400, errorCode: "invalid_body", message: "Payload validation failed" }] });
+    sync.emulator.setFaults({
+      errors: [
+        {
+          path: "/api/v2/users",
+          method: "POST",
+          status: 400,
+          errorCode: "invalid_body",
+          message: "Payload validation failed",
+        },
+      ],
+    });
     const id = await createUser("broken@example.com");
     sync.engine.worker.start();
     await sync.drain();
@@ -61,13 +80,20 @@ describe("sync state extension", () => {
 
   it("is declared in /Schemas and /ResourceTypes, read-only and returned on request, and ignored when an IdP writes it", async () => {
     const schema = await bridge.scim.get(`/Schemas/${SYNC}`).expect(200);
-    expect(schema.body.attributes.every((a: { mutability: string; returned: string }) => a.mutability === "readOnly" && a.returned === "request")).toBe(true);
+    expect(
+      schema.body.attributes.every(
+        (a: { mutability: string; returned: string }) => a.mutability === "readOnly" && a.returned === "request",
+      ),
+    ).toBe(true);
     const types = await bridge.scim.get("/ResourceTypes/User").expect(200);
     expect(types.body.schemaExtensions.map((e: { schema: string }) => e.schema)).toContain(SYNC);
 
     const id = await createUser("writer@example.com");
     await bridge.scim
-      .patch(`/Users/${id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "add", path: `${SYNC}:auth0UserId`, value: "auth0|forged" }] })
+      .patch(`/Users/${id}`, {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [{ op: "add", path: `${SYNC}:auth0UserId`, value: "auth0|forged" }],
+      })
       .expect((r) => expect([200, 204, 400]).toContain(r.status));
     const res = await bridge.scim.get(`/Users/${id}?attributes=${SYNC}`).expect(200);
     expect(res.body[SYNC].auth0UserId).toBeUndefined();

@@ -29,11 +29,18 @@ afterEach(async () => {
 
 async function push(b: TestBridge, userName: string, department = "Research"): Promise<string> {
   const res = await b.scim
-    .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE], userName, name: { givenName: "Ann" }, active: true, [ENTERPRISE]: { department } })
+    .post("/Users", {
+      schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+      userName,
+      name: { givenName: "Ann" },
+      active: true,
+      [ENTERPRISE]: { department },
+    })
     .expect(201);
   return res.body.id as string;
 }
-const state = async (b: TestBridge, id: string) => (await b.scim.get(`/Users/${id}?attributes=${SYNC}`).expect(200)).body[SYNC] as Record<string, unknown>;
+const state = async (b: TestBridge, id: string) =>
+  (await b.scim.get(`/Users/${id}?attributes=${SYNC}`).expect(200)).body[SYNC] as Record<string, unknown>;
 
 describe("a tenant's refusals", () => {
   it("on a plan without session revocation: blocks, says revocation is not available on this plan, and runs the rest of the deprovisioning", async () => {
@@ -64,7 +71,17 @@ describe("a tenant's refusals", () => {
     bridge = await createTestBridge();
     applyDatabaseMapping(bridge.db, bridge.organizationId, { roles: { rules: [], default: ["member"] } });
     sync = await startSyncHarness(bridge.db);
-    sync.emulator.setFaults({ errors: [{ path: "/api/v2/organizations/*/members/*/roles", method: "POST", status: 409, errorCode: "conflict", message: "The member already has the role" }] });
+    sync.emulator.setFaults({
+      errors: [
+        {
+          path: "/api/v2/organizations/*/members/*/roles",
+          method: "POST",
+          status: 409,
+          errorCode: "conflict",
+          message: "The member already has the role",
+        },
+      ],
+    });
     const id = await push(bridge, "bo@example.com");
     await sync.drain();
     expect(await state(bridge, id)).toMatchObject({ status: "synced", roles: ["member"] });
@@ -73,7 +90,9 @@ describe("a tenant's refusals", () => {
 
   it("re-reads a connection whose sync setting changed behind its back and plans again instead of failing the job", async () => {
     bridge = await createTestBridge();
-    bridge.sqlite.prepare("update organizations set connection = ? where id = ?").run("acme-okta", bridge.organizationId);
+    bridge.sqlite
+      .prepare("update organizations set connection = ? where id = ?")
+      .run("acme-okta", bridge.organizationId);
     saveMappingVersion(
       bridge.db,
       bridge.organizationId,
@@ -86,7 +105,9 @@ describe("a tenant's refusals", () => {
       }),
       { actor: { type: "operator", id: "test" } },
     );
-    sync = await startSyncHarness(bridge.db, { connections: [{ name: "acme-okta", strategy: "okta", options: { set_user_root_attributes: "on_first_login" } }] });
+    sync = await startSyncHarness(bridge.db, {
+      connections: [{ name: "acme-okta", strategy: "okta", options: { set_user_root_attributes: "on_first_login" } }],
+    });
     // The Organization, then a user who signed in before the push.
     await push(bridge, "first@acme.test");
     await sync.drain();
@@ -100,13 +121,29 @@ describe("a tenant's refusals", () => {
     expect(sync.emulator.state.users.get(auth0Id)!.given_name).toBe("Ann");
 
     // An administrator turns "sync user profile attributes at each login" back on.
-    const admin = createManagementClient({ domain: "tenant.example.auth0.com", clientId: "admin", clientSecret: "admin", managementUrl: sync.emulator.url });
+    const admin = createManagementClient({
+      domain: "tenant.example.auth0.com",
+      clientId: "admin",
+      clientSecret: "admin",
+      managementUrl: sync.emulator.url,
+    });
     const connectionId = sync.emulator.state.connectionByName("acme-okta")!.id;
     await admin.connections.update(connectionId, { options: { set_user_root_attributes: "on_each_login" } });
 
-    await bridge.scim.patch(`/Users/${id}`, patchOp([{ op: "replace", path: "name.givenName", value: "Cyrus" }, { op: "replace", path: `${ENTERPRISE}:department`, value: "Ops" }])).expect(204);
+    await bridge.scim
+      .patch(
+        `/Users/${id}`,
+        patchOp([
+          { op: "replace", path: "name.givenName", value: "Cyrus" },
+          { op: "replace", path: `${ENTERPRISE}:department`, value: "Ops" },
+        ]),
+      )
+      .expect(204);
     await sync.drain();
-    expect(sync.emulator.calls().some((c) => c.status === 400 && c.method === "PATCH"), "the stale setting cost one refused call").toBe(true);
+    expect(
+      sync.emulator.calls().some((c) => c.status === 400 && c.method === "PATCH"),
+      "the stale setting cost one refused call",
+    ).toBe(true);
     expect(sync.emulator.state.users.get(auth0Id)!.app_metadata).toMatchObject({ department: "Ops" });
     expect(await state(bridge, id)).toMatchObject({ status: "synced" });
     expect(bridge.sqlite.prepare("select count(*) from jobs where state = 'dead'").pluck().get()).toBe(0);
@@ -116,41 +153,79 @@ describe("a tenant's refusals", () => {
     bridge = await createTestBridge();
     sync = await startSyncHarness(bridge.db, { start: false });
     const gw = new (sync.engine.gateway.constructor as typeof Auth0Gateway)(
-      createManagementClient({ domain: "tenant.example.auth0.com", clientId: "bridge", clientSecret: "s", managementUrl: sync.emulator.url }),
+      createManagementClient({
+        domain: "tenant.example.auth0.com",
+        clientId: "bridge",
+        clientSecret: "s",
+        managementUrl: sync.emulator.url,
+      }),
       sync.engine.limiter,
       {},
       { invitationClientId: "app_client_123" },
     );
-    const user = await gw.createUser({ connection: "Username-Password-Authentication", email: "dee@example.com", password: `x${randomBytes(16).toString("hex")}A!` }, Lane.provision);
+    const user = await gw.createUser(
+      {
+        connection: "Username-Password-Authentication",
+        email: "dee@example.com",
+        password: `x${randomBytes(16).toString("hex")}A!`,
+      },
+      Lane.provision,
+    );
     await gw.passwordChangeTicket(user.user_id, undefined, Lane.provision);
     const call = sync.emulator.calls().find((c) => c.path === "/api/v2/tickets/password-change")!;
-    expect(call.body).toMatchObject({ user_id: user.user_id, mark_email_as_verified: true, client_id: "app_client_123" });
+    expect(call.body).toMatchObject({
+      user_id: user.user_id,
+      mark_email_as_verified: true,
+      client_id: "app_client_123",
+    });
     expect(sync.emulator.state.tickets.at(-1)!.mark_email_as_verified).toBe(true);
   });
 
   it("a revoke-access for a user Auth0 no longer has is not recorded as revoked", async () => {
     bridge = await createTestBridge();
     sync = await startSyncHarness(bridge.db, { start: false });
-    await expect(sync.engine.gateway.revokeAccess("auth0|000000000000000000000000", Lane.deprovision)).rejects.toMatchObject({ kind: "userNotFound" });
+    await expect(
+      sync.engine.gateway.revokeAccess("auth0|000000000000000000000000", Lane.deprovision),
+    ).rejects.toMatchObject({ kind: "userNotFound" });
   });
 
   it("a dead job no longer counts as failing once a later reconcile of the same user succeeds", async () => {
     bridge = await createTestBridge();
-    applyDatabaseMapping(bridge.db, bridge.organizationId, { app_metadata: { keys: { department: `${ENTERPRISE}:department` } } });
+    applyDatabaseMapping(bridge.db, bridge.organizationId, {
+      app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
+    });
     sync = await startSyncHarness(bridge.db);
     const id = await push(bridge, "eve@example.com");
     await sync.drain();
-    sync.emulator.setFaults({ errors: [{ path: "/api/v2/users/*", method: "PATCH", status: 400, errorCode: "invalid_body", message: "Payload validation failed", count: 1 }] });
-    await bridge.scim.patch(`/Users/${id}`, patchOp([{ op: "replace", path: `${ENTERPRISE}:department`, value: "Ops" }])).expect(204);
+    sync.emulator.setFaults({
+      errors: [
+        {
+          path: "/api/v2/users/*",
+          method: "PATCH",
+          status: 400,
+          errorCode: "invalid_body",
+          message: "Payload validation failed",
+          count: 1,
+        },
+      ],
+    });
+    await bridge.scim
+      .patch(`/Users/${id}`, patchOp([{ op: "replace", path: `${ENTERPRISE}:department`, value: "Ops" }]))
+      .expect(204);
     await sync.drain();
     expect(await state(bridge, id)).toMatchObject({ status: "failed" });
     const dead = bridge.sqlite.prepare("select id from jobs where state = 'dead'").pluck().all() as number[];
     expect(dead).toHaveLength(1);
 
-    await bridge.scim.patch(`/Users/${id}`, patchOp([{ op: "replace", path: `${ENTERPRISE}:department`, value: "Sales" }])).expect(204);
+    await bridge.scim
+      .patch(`/Users/${id}`, patchOp([{ op: "replace", path: `${ENTERPRISE}:department`, value: "Sales" }]))
+      .expect(204);
     await sync.drain();
     expect(await state(bridge, id)).toMatchObject({ status: "synced" });
-    const superseded = bridge.sqlite.prepare("select state, last_error from jobs where id = ?").get(dead[0]) as { state: string; last_error: string };
+    const superseded = bridge.sqlite.prepare("select state, last_error from jobs where id = ?").get(dead[0]) as {
+      state: string;
+      last_error: string;
+    };
     expect(superseded.state).toBe("done");
     expect(superseded.last_error).toMatch(/^superseded by job \d+, which succeeded; it had failed: .*invalid_body/);
     expect(bridge.sqlite.prepare("select count(*) from jobs where state = 'dead'").pluck().get()).toBe(0);

@@ -23,7 +23,11 @@ function setup() {
 const enqueue = (db: ReturnType<typeof setup>, subjectId: string, lane: Lane, now?: number) =>
   enqueueJob(db, { organizationId: "org1", kind: "user", subjectId, lane, now });
 
-function startWorker(db: ReturnType<typeof setup>, handler: JobHandler, extra: Partial<ConstructorParameters<typeof Worker>[0]> = {}) {
+function startWorker(
+  db: ReturnType<typeof setup>,
+  handler: JobHandler,
+  extra: Partial<ConstructorParameters<typeof Worker>[0]> = {},
+) {
   const w = new Worker({ db, handlers: { user: handler }, pollMs: 5, concurrency: 4, ...extra });
   workers.push(w);
   w.start();
@@ -38,7 +42,12 @@ async function until(cond: () => boolean, ms = 5000) {
   }
 }
 
-const states = (db: ReturnType<typeof setup>) => db.select().from(jobs).all().map((j) => `${j.subjectId}:${j.state}`);
+const states = (db: ReturnType<typeof setup>) =>
+  db
+    .select()
+    .from(jobs)
+    .all()
+    .map((j) => `${j.subjectId}:${j.state}`);
 
 describe("job queue and worker", () => {
   it("merges pending jobs for the same user, keeping the most urgent lane", () => {
@@ -56,10 +65,14 @@ describe("job queue and worker", () => {
     for (let i = 0; i < 20; i++) enqueue(db, `p${i}`, Lane.provision);
     enqueue(db, "deprovision-me", Lane.deprovision);
     const order: string[] = [];
-    startWorker(db, async (job) => {
-      order.push(job.subjectId);
-      return { status: "done" };
-    }, { concurrency: 1 });
+    startWorker(
+      db,
+      async (job) => {
+        order.push(job.subjectId);
+        return { status: "done" };
+      },
+      { concurrency: 1 },
+    );
     await until(() => order.length === 21);
     expect(order[0]).toBe("deprovision-me");
   });
@@ -123,10 +136,15 @@ describe("job queue and worker", () => {
     enqueue(db, "flaky", Lane.provision);
     enqueue(db, "broken", Lane.provision);
     let flakyCalls = 0;
-    startWorker(db, async (job: JobRow) => {
-      if (job.subjectId === "flaky") return ++flakyCalls < 3 ? { status: "retry", reason: "Auth0 503" } : { status: "done" };
-      throw new Error("Auth0 unreachable");
-    }, { maxAttempts: 3, random: () => 0 });
+    startWorker(
+      db,
+      async (job: JobRow) => {
+        if (job.subjectId === "flaky")
+          return ++flakyCalls < 3 ? { status: "retry", reason: "Auth0 503" } : { status: "done" };
+        throw new Error("Auth0 unreachable");
+      },
+      { maxAttempts: 3, random: () => 0 },
+    );
     await until(() => states(db).sort().join() === "broken:dead,flaky:done");
     const broken = db.select().from(jobs).where(eq(jobs.subjectId, "broken")).get()!;
     expect(broken.lastError).toContain("gave up after 3 attempts: Auth0 unreachable");
@@ -137,7 +155,10 @@ describe("job queue and worker", () => {
     const db = setup();
     enqueue(db, "leaver", Lane.deprovision);
     let calls = 0;
-    startWorker(db, async () => (++calls < 6 ? { status: "retry", reason: "Auth0 outage" } : { status: "done" }), { maxAttempts: 2, random: () => 0 });
+    startWorker(db, async () => (++calls < 6 ? { status: "retry", reason: "Auth0 outage" } : { status: "done" }), {
+      maxAttempts: 2,
+      random: () => 0,
+    });
     await until(() => states(db).join() === "leaver:done");
     expect(calls).toBe(6);
   });
@@ -154,7 +175,9 @@ describe("job queue and worker", () => {
     const db = setup();
     enqueue(db, "orphan", Lane.deprovision);
     // A worker that died mid-job: running, with a lease that has run out.
-    db.update(jobs).set({ state: "running", leaseOwner: "worker-that-died", leaseExpiresAt: Date.now() - 1 }).run();
+    db.update(jobs)
+      .set({ state: "running", leaseOwner: "worker-that-died", leaseExpiresAt: Date.now() - 1 })
+      .run();
     const seen: string[] = [];
     startWorker(db, async (job) => {
       seen.push(job.subjectId);

@@ -29,7 +29,8 @@ function hookUrl(bridgeUrl) {
     return new Error("BRIDGE_URL is not a URL");
   }
   const local = url.hostname === "localhost" || url.hostname === "127.0.0.1";
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && local)) return new Error("BRIDGE_URL must be an https URL");
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && local))
+    return new Error("BRIDGE_URL must be an https URL");
   return url.toString();
 }
 
@@ -56,7 +57,10 @@ exports.onExecutePostLogin = async (event, api) => {
       })),
     },
     organization: { id: event.organization.id, name: event.organization.name },
-    connection: { name: event.connection && event.connection.name, strategy: event.connection && event.connection.strategy },
+    connection: {
+      name: event.connection && event.connection.name,
+      strategy: event.connection && event.connection.strategy,
+    },
     transaction: { id: event.transaction && event.transaction.id },
   });
   const secrets = event.secrets || {};

@@ -39,15 +39,29 @@ export function sessionJson(s: Session): Record<string, unknown> {
 }
 
 function refreshTokenJson(t: RefreshToken): Record<string, unknown> {
-  return { id: t.id, user_id: t.user_id, created_at: t.created_at, client_id: t.client_id, session_id: t.session_id, rotating: false, resource_servers: [] };
+  return {
+    id: t.id,
+    user_id: t.user_id,
+    created_at: t.created_at,
+    client_id: t.client_id,
+    session_id: t.session_id,
+    rotating: false,
+    resource_servers: [],
+  };
 }
 
 export function registerAccessRoutes(router: Router): void {
   router.add("GET", "/users/:id/sessions", "other", (ctx) => {
     enterpriseOnly(ctx);
     const user = requireUser(ctx);
-    const sessions = ctx.state.sessionsOf(user.user_id).map(sessionJson).sort(byKey((s) => String(s.id)));
-    return { status: 200, body: checkpointReply("sessions", sessions, (s) => String(s.id), parseCheckpoint(ctx.query)) };
+    const sessions = ctx.state
+      .sessionsOf(user.user_id)
+      .map(sessionJson)
+      .sort(byKey((s) => String(s.id)));
+    return {
+      status: 200,
+      body: checkpointReply("sessions", sessions, (s) => String(s.id), parseCheckpoint(ctx.query)),
+    };
   });
 
   router.add("DELETE", "/users/:id/sessions", "other", (ctx) => {
@@ -60,7 +74,10 @@ export function registerAccessRoutes(router: Router): void {
   router.add("GET", "/users/:id/refresh-tokens", "other", (ctx) => {
     enterpriseOnly(ctx);
     const user = requireUser(ctx);
-    const tokens = ctx.state.refreshTokensOf(user.user_id).map(refreshTokenJson).sort(byKey((t) => String(t.id)));
+    const tokens = ctx.state
+      .refreshTokensOf(user.user_id)
+      .map(refreshTokenJson)
+      .sort(byKey((t) => String(t.id)));
     return { status: 200, body: checkpointReply("tokens", tokens, (t) => String(t.id), parseCheckpoint(ctx.query)) };
   });
 
@@ -79,8 +96,12 @@ export function registerAccessRoutes(router: Router): void {
     const input = ctx.body === undefined ? {} : objectBody(ctx.body);
     const extra = Object.keys(input).filter((k) => k !== "session_id" && k !== "preserve_refresh_tokens");
     if (extra.length) throw invalidBody(`'Additional properties not allowed: ${extra.join(",")}'.`);
-    if (input.session_id !== undefined && typeof input.session_id !== "string") throw invalidBody(`'Expected type string but found type ${jsonType(input.session_id)}' on property session_id.`);
-    if (input.preserve_refresh_tokens !== undefined && typeof input.preserve_refresh_tokens !== "boolean") throw invalidBody(`'Expected type boolean but found type ${jsonType(input.preserve_refresh_tokens)}' on property preserve_refresh_tokens.`);
+    if (input.session_id !== undefined && typeof input.session_id !== "string")
+      throw invalidBody(`'Expected type string but found type ${jsonType(input.session_id)}' on property session_id.`);
+    if (input.preserve_refresh_tokens !== undefined && typeof input.preserve_refresh_tokens !== "boolean")
+      throw invalidBody(
+        `'Expected type boolean but found type ${jsonType(input.preserve_refresh_tokens)}' on property preserve_refresh_tokens.`,
+      );
     const sessionId = input.session_id as string | undefined;
     const via = "POST /users/{id}/revoke-access";
     ctx.state.revokeSessions(user.user_id, via, sessionId);
@@ -114,14 +135,26 @@ export function registerAccessRoutes(router: Router): void {
 
   router.add("POST", "/tickets/password-change", "other", (ctx) => {
     const input = objectBody(ctx.body);
-    const allowed = new Set(["user_id", "connection_id", "email", "client_id", "organization_id", "result_url", "ttl_sec", "mark_email_as_verified", "includeEmailInRedirect"]);
+    const allowed = new Set([
+      "user_id",
+      "connection_id",
+      "email",
+      "client_id",
+      "organization_id",
+      "result_url",
+      "ttl_sec",
+      "mark_email_as_verified",
+      "includeEmailInRedirect",
+    ]);
     const extra = Object.keys(input).filter((k) => !allowed.has(k));
     if (extra.length) throw invalidBody(`'Additional properties not allowed: ${extra.join(",")}'.`);
     for (const key of ["user_id", "connection_id", "email", "client_id", "organization_id", "result_url"]) {
-      if (input[key] !== undefined && typeof input[key] !== "string") throw invalidBody(`'Expected type string but found type ${jsonType(input[key])}' on property ${key}.`);
+      if (input[key] !== undefined && typeof input[key] !== "string")
+        throw invalidBody(`'Expected type string but found type ${jsonType(input[key])}' on property ${key}.`);
     }
     const ttl = input.ttl_sec ?? 0;
-    if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 0) throw invalidBody("'ttl_sec must be a non-negative integer' on property ttl_sec.");
+    if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 0)
+      throw invalidBody("'ttl_sec must be a non-negative integer' on property ttl_sec.");
     let user: User | undefined;
     if (typeof input.user_id === "string") {
       if (input.email !== undefined) throw invalidBody("user_id and email cannot be used together.");
@@ -130,16 +163,23 @@ export function registerAccessRoutes(router: Router): void {
       if (typeof input.connection_id !== "string") throw invalidBody("connection_id is required together with email.");
       const connection = ctx.state.connections.get(input.connection_id);
       if (!connection) throw new ApiError(404, "The connection does not exist.", "inexistent_connection");
-      user = ctx.state.usersByEmail(input.email).find((u) => u.identities.some((i) => i.connection === connection.name));
+      user = ctx.state
+        .usersByEmail(input.email)
+        .find((u) => u.identities.some((i) => i.connection === connection.name));
     } else {
       throw invalidBody("one of user_id or (connection_id and email) is required.");
     }
     if (!user) throw userNotFound();
     const connection = ctx.state.connectionByName(user.identities[0]?.connection ?? "");
     if (!connection || !isDatabase(connection)) {
-      throw new ApiError(400, "Password change tickets are only for users of database connections.", "operation_not_supported");
+      throw new ApiError(
+        400,
+        "Password change tickets are only for users of database connections.",
+        "operation_not_supported",
+      );
     }
-    if (typeof input.organization_id === "string" && !ctx.state.organizations.has(input.organization_id)) throw organizationNotFound();
+    if (typeof input.organization_id === "string" && !ctx.state.organizations.has(input.organization_id))
+      throw organizationNotFound();
     const created = Date.now();
     const ticket = `${ctx.env.baseUrl}/lo/reset?ticket=${randomAlnum(32)}#`;
     ctx.state.tickets.push({

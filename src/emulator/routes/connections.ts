@@ -13,7 +13,17 @@ import type { Connection } from "../types.js";
 import { selectFields } from "../util.js";
 
 /** What PATCH /connections/{id} takes (node-auth0 `UpdateConnectionRequestContent`); name and strategy are fixed. */
-const PATCH_PROPS = new Set(["display_name", "options", "enabled_clients", "is_domain_connection", "show_as_button", "realms", "metadata", "authentication", "connected_accounts"]);
+const PATCH_PROPS = new Set([
+  "display_name",
+  "options",
+  "enabled_clients",
+  "is_domain_connection",
+  "show_as_button",
+  "realms",
+  "metadata",
+  "authentication",
+  "connected_accounts",
+]);
 
 function connectionJson(c: Connection): Record<string, unknown> {
   return {
@@ -37,10 +47,23 @@ export function registerConnectionRoutes(router: Router): void {
       .filter((c) => strategies.length === 0 || strategies.includes(c.strategy))
       .sort(byKey((c) => c.id));
     if (isCheckpointRequest(query)) {
-      const page = checkpointReply("connections", all, (c) => c.id, parseCheckpoint(query)) as { connections: Connection[]; next?: string };
-      return { status: 200, body: { ...page, connections: page.connections.map((c) => selectFields(connectionJson(c), query)) } };
+      const page = checkpointReply("connections", all, (c) => c.id, parseCheckpoint(query)) as {
+        connections: Connection[];
+        next?: string;
+      };
+      return {
+        status: 200,
+        body: { ...page, connections: page.connections.map((c) => selectFields(connectionJson(c), query)) },
+      };
     }
-    return { status: 200, body: offsetReply("connections", all.map((c) => selectFields(connectionJson(c), query)), parseOffset(query)) };
+    return {
+      status: 200,
+      body: offsetReply(
+        "connections",
+        all.map((c) => selectFields(connectionJson(c), query)),
+        parseOffset(query),
+      ),
+    };
   });
 
   router.add("GET", "/connections/:id", "connections:read", ({ state, params, query }) => {
@@ -56,16 +79,21 @@ export function registerConnectionRoutes(router: Router): void {
     const extra = Object.keys(input).filter((k) => !PATCH_PROPS.has(k));
     if (extra.length) throw invalidBody(`'Additional properties not allowed: ${extra.join(",")}'.`);
     if (input.display_name !== undefined && typeof input.display_name !== "string") {
-      throw invalidBody(`'Expected type string but found type ${jsonType(input.display_name)}' on property display_name.`);
+      throw invalidBody(
+        `'Expected type string but found type ${jsonType(input.display_name)}' on property display_name.`,
+      );
     }
     for (const key of ["is_domain_connection", "show_as_button"]) {
-      if (input[key] !== undefined && typeof input[key] !== "boolean") throw invalidBody(`'Expected type boolean but found type ${jsonType(input[key])}' on property ${key}.`);
+      if (input[key] !== undefined && typeof input[key] !== "boolean")
+        throw invalidBody(`'Expected type boolean but found type ${jsonType(input[key])}' on property ${key}.`);
     }
     for (const key of ["realms", "enabled_clients"]) {
-      if (input[key] !== undefined && input[key] !== null && !Array.isArray(input[key])) throw invalidBody(`'Expected type array but found type ${jsonType(input[key])}' on property ${key}.`);
+      if (input[key] !== undefined && input[key] !== null && !Array.isArray(input[key]))
+        throw invalidBody(`'Expected type array but found type ${jsonType(input[key])}' on property ${key}.`);
     }
     // Validate everything before writing anything: a refused PATCH leaves the connection as it was.
-    const options = input.options === undefined ? undefined : input.options === null ? {} : validateOptions(input.options);
+    const options =
+      input.options === undefined ? undefined : input.options === null ? {} : validateOptions(input.options);
     if (options !== undefined) connection.options = options;
     // "If display_name is not included in the request, the field will be overwritten with the name value."
     if (typeof input.display_name === "string") connection.display_name = input.display_name;

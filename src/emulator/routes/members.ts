@@ -22,11 +22,14 @@ function idList(body: unknown, property: "members" | "roles", max: number): stri
   if (extra.length) throw invalidBody(`'Additional properties not allowed: ${extra.join(",")}'.`);
   const list = input[property];
   if (list === undefined) throw invalidBody(`'Missing required property: ${property}'.`);
-  if (!Array.isArray(list)) throw invalidBody(`'Expected type array but found type ${jsonType(list)}' on property ${property}.`);
+  if (!Array.isArray(list))
+    throw invalidBody(`'Expected type array but found type ${jsonType(list)}' on property ${property}.`);
   if (list.length < 1) throw invalidBody(`'Array is too short (0), minimum 1' on property ${property}.`);
-  if (list.length > max) throw invalidBody(`'Array is too long (${list.length}), maximum ${max}' on property ${property}.`);
+  if (list.length > max)
+    throw invalidBody(`'Array is too long (${list.length}), maximum ${max}' on property ${property}.`);
   for (const id of list) {
-    if (typeof id !== "string" || id.length === 0) throw invalidBody(`'Expected type string but found type ${jsonType(id)}' on property ${property}.`);
+    if (typeof id !== "string" || id.length === 0)
+      throw invalidBody(`'Expected type string but found type ${jsonType(id)}' on property ${property}.`);
   }
   return [...new Set(list as string[])];
 }
@@ -59,7 +62,10 @@ export function registerMemberRoutes(router: Router): void {
 
   router.add("GET", "/organizations/:id/members", "org-members:read", ({ state, params, query }) => {
     const org = findOrganization(state, params.id!);
-    const withRoles = (query.get("fields") ?? "").split(",").map((f) => f.trim()).includes("roles");
+    const withRoles = (query.get("fields") ?? "")
+      .split(",")
+      .map((f) => f.trim())
+      .includes("roles");
     const members = state
       .membersOf(org.id)
       .sort()
@@ -70,7 +76,14 @@ export function registerMemberRoutes(router: Router): void {
           email: user?.email,
           picture: user?.picture,
           name: user?.name,
-          ...(withRoles ? { roles: state.memberRolesOf(org.id, userId).flatMap((r) => { const role = state.roles.get(r); return role ? [{ id: role.id, name: role.name }] : []; }) } : {}),
+          ...(withRoles
+            ? {
+                roles: state.memberRolesOf(org.id, userId).flatMap((r) => {
+                  const role = state.roles.get(r);
+                  return role ? [{ id: role.id, name: role.name }] : [];
+                }),
+              }
+            : {}),
         };
       });
     const offset = (query.has("page") || query.has("per_page")) && !query.has("from");
@@ -79,7 +92,11 @@ export function registerMemberRoutes(router: Router): void {
     }
     const paging = parseOffset(query);
     if ((paging.page + 1) * paging.perPage > MEMBER_OFFSET_LIMIT) {
-      throw new ApiError(400, `Requesting page exceeds the allowed maximum of ${MEMBER_OFFSET_LIMIT} records.`, "invalid_paging");
+      throw new ApiError(
+        400,
+        `Requesting page exceeds the allowed maximum of ${MEMBER_OFFSET_LIMIT} records.`,
+        "invalid_paging",
+      );
     }
     return { status: 200, body: offsetReply("members", members, paging) };
   });
@@ -93,13 +110,16 @@ export function registerMemberRoutes(router: Router): void {
       const role = ctx.state.roles.get(id)!;
       return role.type === "organization" && role.owner_id !== orgId;
     });
-    if (foreign.length) throw invalidBody(`the following organization roles belong to another organization: ${foreign.join(", ")}.`);
+    if (foreign.length)
+      throw invalidBody(`the following organization roles belong to another organization: ${foreign.join(", ")}.`);
     let byUser = ctx.state.memberRoles.get(orgId);
     if (!byUser) ctx.state.memberRoles.set(orgId, (byUser = new Map()));
     const current = byUser.get(userId) ?? new Set<string>();
     const next = new Set([...current, ...ids]);
     if (next.size > MAX_ROLES_PER_MEMBER) {
-      throw invalidBody(`a member can hold at most ${MAX_ROLES_PER_MEMBER} roles in an organization (would have ${next.size}).`);
+      throw invalidBody(
+        `a member can hold at most ${MAX_ROLES_PER_MEMBER} roles in an organization (would have ${next.size}).`,
+      );
     }
     byUser.set(userId, next);
     return { status: 204 };
@@ -117,7 +137,10 @@ export function registerMemberRoutes(router: Router): void {
     const org = findOrganization(ctx.state, ctx.params.id!);
     const roles = ctx.state
       .memberRolesOf(org.id, ctx.params.userId!)
-      .flatMap((id) => { const role = ctx.state.roles.get(id); return role ? [roleJson(role)] : []; })
+      .flatMap((id) => {
+        const role = ctx.state.roles.get(id);
+        return role ? [roleJson(role)] : [];
+      })
       .sort(byKey((r) => String(r.id)));
     return { status: 200, body: offsetReply("roles", roles, parseOffset(ctx.query)) };
   });

@@ -25,7 +25,17 @@ const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).to
 function accessToken(clientId: string, audience: string, scope: string, lifetime: number): string {
   const iat = Math.floor(Date.now() / 1000);
   const header = b64url({ alg: "HS256", typ: "JWT" });
-  const payload = b64url({ iss: `${new URL(audience).origin}/`, sub: `${clientId}@clients`, aud: audience, iat, exp: iat + lifetime, scope, gty: "client-credentials", azp: clientId, jti: randomAlnum(16) });
+  const payload = b64url({
+    iss: `${new URL(audience).origin}/`,
+    sub: `${clientId}@clients`,
+    aud: audience,
+    iat,
+    exp: iat + lifetime,
+    scope,
+    gty: "client-credentials",
+    azp: clientId,
+    jti: randomAlnum(16),
+  });
   const signature = createHmac("sha256", TOKEN_KEY).update(`${header}.${payload}`).digest("base64url");
   return `${header}.${payload}.${signature}`;
 }
@@ -36,7 +46,10 @@ export function parseTokenBody(raw: string, contentType: string): Record<string,
     try {
       const parsed: unknown = JSON.parse(raw || "{}");
       if (!isPlainObject(parsed)) return {};
-      return Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v === "string")) as Record<string, string>;
+      return Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v === "string")) as Record<
+        string,
+        string
+      >;
     } catch {
       return {};
     }
@@ -51,7 +64,13 @@ const oauthError = (status: number, error: string, description: string): Reply =
 });
 
 /** `grant`: the scopes of the client grant, answered as `scope` (space-separated) as Auth0 does. */
-export function issueToken(state: EmulatorState, options: EmulatorOptions, params: Record<string, string>, grant: readonly string[], codeGrant?: (params: Record<string, string>) => Reply): Reply {
+export function issueToken(
+  state: EmulatorState,
+  options: EmulatorOptions,
+  params: Record<string, string>,
+  grant: readonly string[],
+  codeGrant?: (params: Record<string, string>) => Reply,
+): Reply {
   if (!params.grant_type) return oauthError(400, "invalid_request", "Missing required parameter: grant_type");
   // The authorization code grant of a regular web application (the console's sign-in): see ../oidc.ts.
   if (params.grant_type === "authorization_code" && codeGrant) return codeGrant(params);
@@ -64,7 +83,11 @@ export function issueToken(state: EmulatorState, options: EmulatorOptions, param
     return oauthError(401, "access_denied", "Unauthorized");
   }
   if (!params.audience) {
-    return oauthError(403, "access_denied", "No audience parameter was provided, and no default audience has been configured");
+    return oauthError(
+      403,
+      "access_denied",
+      "No audience parameter was provided, and no default audience has been configured",
+    );
   }
   const expected = options.domain ? `https://${options.domain}/api/v2/` : undefined;
   if (expected ? params.audience !== expected : !/^https:\/\/[^/]+\/api\/v2\/$/.test(params.audience)) {

@@ -22,10 +22,12 @@ export function findOrganization(state: EmulatorState, id: string): Organization
 }
 
 function checkName(name: unknown): string {
-  if (typeof name !== "string") throw invalidBody(`'Expected type string but found type ${jsonType(name)}' on property name.`);
+  if (typeof name !== "string")
+    throw invalidBody(`'Expected type string but found type ${jsonType(name)}' on property name.`);
   if (name.length < 1) throw invalidBody("'String is too short (0 chars), minimum 1' on property name.");
   if (name.length > 50) throw invalidBody(`'String is too long (${name.length} chars), maximum 50' on property name.`);
-  if (!ORG_NAME_PATTERN.test(name)) throw invalidBody(`'String does not match pattern ^[a-z0-9_-]+$: ${name}' on property name.`);
+  if (!ORG_NAME_PATTERN.test(name))
+    throw invalidBody(`'String does not match pattern ^[a-z0-9_-]+$: ${name}' on property name.`);
   return name;
 }
 
@@ -33,29 +35,40 @@ function checkOrgBody(body: Record<string, unknown>, allowed: Set<string>): void
   const extra = Object.keys(body).filter((k) => !allowed.has(k));
   if (extra.length) throw invalidBody(`'Additional properties not allowed: ${extra.join(",")}'.`);
   if (body.display_name !== undefined) {
-    if (typeof body.display_name !== "string") throw invalidBody(`'Expected type string but found type ${jsonType(body.display_name)}' on property display_name.`);
-    if (body.display_name.length < 1 || body.display_name.length > 255) throw invalidBody("'display_name must be 1 to 255 characters' on property display_name.");
+    if (typeof body.display_name !== "string")
+      throw invalidBody(
+        `'Expected type string but found type ${jsonType(body.display_name)}' on property display_name.`,
+      );
+    if (body.display_name.length < 1 || body.display_name.length > 255)
+      throw invalidBody("'display_name must be 1 to 255 characters' on property display_name.");
   }
-  if (body.branding !== undefined && !isPlainObject(body.branding)) throw invalidBody("'Expected type object' on property branding.");
+  if (body.branding !== undefined && !isPlainObject(body.branding))
+    throw invalidBody("'Expected type object' on property branding.");
   if (body.metadata !== undefined) {
-    if (!isPlainObject(body.metadata)) throw invalidBody(`'Expected type object but found type ${jsonType(body.metadata)}' on property metadata.`);
+    if (!isPlainObject(body.metadata))
+      throw invalidBody(`'Expected type object but found type ${jsonType(body.metadata)}' on property metadata.`);
     const entries = Object.entries(body.metadata);
-    if (entries.length > 25) throw invalidBody(`'Too many properties defined (${entries.length}), maximum 25' on property metadata.`);
+    if (entries.length > 25)
+      throw invalidBody(`'Too many properties defined (${entries.length}), maximum 25' on property metadata.`);
     for (const [key, value] of entries) {
-      if (value !== null && typeof value !== "string") throw invalidBody(`'Expected type string but found type ${jsonType(value)}' on property metadata.${key}.`);
-      if (typeof value === "string" && value.length > 255) throw invalidBody(`'String is too long (${value.length} chars), maximum 255' on property metadata.${key}.`);
+      if (value !== null && typeof value !== "string")
+        throw invalidBody(`'Expected type string but found type ${jsonType(value)}' on property metadata.${key}.`);
+      if (typeof value === "string" && value.length > 255)
+        throw invalidBody(`'String is too long (${value.length} chars), maximum 255' on property metadata.${key}.`);
     }
   }
 }
 
 function enabledConnectionInput(state: EmulatorState, raw: unknown, status404: boolean): EnabledConnection {
-  if (!isPlainObject(raw) || typeof raw.connection_id !== "string") throw invalidBody("'Missing required property: connection_id'.");
+  if (!isPlainObject(raw) || typeof raw.connection_id !== "string")
+    throw invalidBody("'Missing required property: connection_id'.");
   if (!state.connections.has(raw.connection_id)) {
     if (status404) throw connectionNotFound();
     throw invalidBody(`connection ${raw.connection_id} does not exist.`);
   }
   for (const flag of CONNECTION_FLAGS) {
-    if (raw[flag] !== undefined && typeof raw[flag] !== "boolean") throw invalidBody(`'Expected type boolean but found type ${jsonType(raw[flag])}' on property ${flag}.`);
+    if (raw[flag] !== undefined && typeof raw[flag] !== "boolean")
+      throw invalidBody(`'Expected type boolean but found type ${jsonType(raw[flag])}' on property ${flag}.`);
   }
   return {
     connection_id: raw.connection_id,
@@ -84,9 +97,13 @@ export function registerOrganizationRoutes(router: Router): void {
     const name = checkName(input.name);
     const connections = input.enabled_connections === undefined ? [] : input.enabled_connections;
     if (!Array.isArray(connections)) throw invalidBody("'Expected type array' on property enabled_connections.");
-    if (connections.length > MAX_ENABLED_CONNECTIONS) throw invalidBody(`'Array is too long (${connections.length}), maximum ${MAX_ENABLED_CONNECTIONS}' on property enabled_connections.`);
+    if (connections.length > MAX_ENABLED_CONNECTIONS)
+      throw invalidBody(
+        `'Array is too long (${connections.length}), maximum ${MAX_ENABLED_CONNECTIONS}' on property enabled_connections.`,
+      );
     const enabled = connections.map((c) => enabledConnectionInput(state, c, false));
-    if (state.organizationByName(name)) throw conflict("An organization with the same name already exists.", "organization_conflict");
+    if (state.organizationByName(name))
+      throw conflict("An organization with the same name already exists.", "organization_conflict");
     const org: Organization = {
       id: `org_${randomAlnum(16)}`,
       name,
@@ -101,7 +118,8 @@ export function registerOrganizationRoutes(router: Router): void {
 
   router.add("GET", "/organizations", "orgs:read", ({ state, query }) => {
     const orgs = [...state.organizations.values()].sort(byKey((o) => o.name));
-    if (isCheckpointRequest(query)) return { status: 200, body: checkpointReply("organizations", orgs, (o) => o.name, parseCheckpoint(query)) };
+    if (isCheckpointRequest(query))
+      return { status: 200, body: checkpointReply("organizations", orgs, (o) => o.name, parseCheckpoint(query)) };
     return { status: 200, body: offsetReply("organizations", orgs, parseOffset(query)) };
   });
 
@@ -111,7 +129,10 @@ export function registerOrganizationRoutes(router: Router): void {
     return { status: 200, body: org };
   });
 
-  router.add("GET", "/organizations/:id", "orgs:read-by-id", ({ state, params }) => ({ status: 200, body: findOrganization(state, params.id!) }));
+  router.add("GET", "/organizations/:id", "orgs:read-by-id", ({ state, params }) => ({
+    status: 200,
+    body: findOrganization(state, params.id!),
+  }));
 
   router.add("PATCH", "/organizations/:id", "orgs:write", ({ state, params, body }) => {
     const org = findOrganization(state, params.id!);
@@ -121,7 +142,8 @@ export function registerOrganizationRoutes(router: Router): void {
     if (input.name !== undefined) {
       const name = checkName(input.name);
       const other = state.organizationByName(name);
-      if (other && other.id !== org.id) throw conflict("An organization with the same name already exists.", "organization_conflict");
+      if (other && other.id !== org.id)
+        throw conflict("An organization with the same name already exists.", "organization_conflict");
       next.name = name;
     }
     if (typeof input.display_name === "string") next.display_name = input.display_name;
@@ -132,7 +154,8 @@ export function registerOrganizationRoutes(router: Router): void {
         if (v === null) delete merged[k];
         else merged[k] = v as string;
       }
-      if (Object.keys(merged).length > 25) throw invalidBody("'Too many properties defined, maximum 25' on property metadata.");
+      if (Object.keys(merged).length > 25)
+        throw invalidBody("'Too many properties defined, maximum 25' on property metadata.");
       next.metadata = merged;
     }
     state.organizations.set(org.id, next);
@@ -153,8 +176,10 @@ export function registerOrganizationRoutes(router: Router): void {
   router.add("POST", "/organizations/:id/enabled_connections", "org-connections:write", (ctx) => {
     const map = enabledOf(ctx);
     const ec = enabledConnectionInput(ctx.state, objectBody(ctx.body), true);
-    if (map.has(ec.connection_id)) throw conflict("The connection is already enabled for this organization.", "organization_connection_conflict");
-    if (map.size >= MAX_ENABLED_CONNECTIONS) throw invalidBody(`an organization can have at most ${MAX_ENABLED_CONNECTIONS} enabled connections.`);
+    if (map.has(ec.connection_id))
+      throw conflict("The connection is already enabled for this organization.", "organization_connection_conflict");
+    if (map.size >= MAX_ENABLED_CONNECTIONS)
+      throw invalidBody(`an organization can have at most ${MAX_ENABLED_CONNECTIONS} enabled connections.`);
     map.set(ec.connection_id, ec);
     return { status: 201, body: enabledConnectionJson(ctx.state, ec) };
   });
@@ -177,7 +202,8 @@ export function registerOrganizationRoutes(router: Router): void {
     if (extra.length) throw invalidBody(`'Additional properties not allowed: ${extra.join(",")}'.`);
     for (const flag of CONNECTION_FLAGS) {
       if (input[flag] === undefined) continue;
-      if (typeof input[flag] !== "boolean") throw invalidBody(`'Expected type boolean but found type ${jsonType(input[flag])}' on property ${flag}.`);
+      if (typeof input[flag] !== "boolean")
+        throw invalidBody(`'Expected type boolean but found type ${jsonType(input[flag])}' on property ${flag}.`);
       ec[flag] = input[flag];
     }
     return { status: 200, body: enabledConnectionJson(ctx.state, ec) };

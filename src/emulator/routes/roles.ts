@@ -38,24 +38,34 @@ export function registerRoleRoutes(router: Router): void {
     const extra = Object.keys(input).filter((k) => !ROLE_PROPS.has(k));
     if (extra.length) throw invalidBody(`'Additional properties not allowed: ${extra.join(",")}'.`);
     if (typeof input.name !== "string" || input.name.length === 0) {
-      throw invalidBody(input.name === undefined ? "'Missing required property: name'." : `'Expected type string but found type ${jsonType(input.name)}' on property name.`);
+      throw invalidBody(
+        input.name === undefined
+          ? "'Missing required property: name'."
+          : `'Expected type string but found type ${jsonType(input.name)}' on property name.`,
+      );
     }
     if (input.description !== undefined && typeof input.description !== "string") {
-      throw invalidBody(`'Expected type string but found type ${jsonType(input.description)}' on property description.`);
+      throw invalidBody(
+        `'Expected type string but found type ${jsonType(input.description)}' on property description.`,
+      );
     }
     const type = input.type ?? "tenant";
-    if (type !== "tenant" && type !== "organization") throw invalidBody(`'No enum match for: ${String(type)}' on property type.`);
+    if (type !== "tenant" && type !== "organization")
+      throw invalidBody(`'No enum match for: ${String(type)}' on property type.`);
     if (type === "organization") {
-      if (typeof input.owner_id !== "string") throw invalidBody("organization roles need owner_id (the organization id).");
+      if (typeof input.owner_id !== "string")
+        throw invalidBody("organization roles need owner_id (the organization id).");
       if (!state.organizations.has(input.owner_id)) throw organizationNotFound();
     } else if (input.owner_id !== undefined) {
       throw invalidBody("owner_id is only allowed on organization roles.");
     }
     const owner = type === "organization" ? (input.owner_id as string) : undefined;
     for (const r of state.roles.values()) {
-      if (r.name === input.name && r.owner_id === owner) throw conflict("A role with the same name already exists.", "role_conflict");
+      if (r.name === input.name && r.owner_id === owner)
+        throw conflict("A role with the same name already exists.", "role_conflict");
     }
-    if (state.roles.size >= MAX_ROLES_PER_TENANT) throw invalidBody(`a tenant can have at most ${MAX_ROLES_PER_TENANT} roles.`);
+    if (state.roles.size >= MAX_ROLES_PER_TENANT)
+      throw invalidBody(`a tenant can have at most ${MAX_ROLES_PER_TENANT} roles.`);
     const role: Role = {
       id: `rol_${randomAlnum(16)}`,
       name: input.name,

@@ -7,7 +7,13 @@
  * updates of root attributes an upstream identity provider overwrites at each login.
  */
 import { createHash, createHmac, randomBytes } from "node:crypto";
-import { IDP_ROOT_ATTRIBUTES, isIdpStrategy, requiresUsername, rootAttributesMode, usernameBounds } from "../connection-options.js";
+import {
+  IDP_ROOT_ATTRIBUTES,
+  isIdpStrategy,
+  requiresUsername,
+  rootAttributesMode,
+  usernameBounds,
+} from "../connection-options.js";
 import { ApiError, conflict, invalidBody } from "../errors.js";
 import { passwordErrorMessage, passwordPolicyViolations } from "../password-policy.js";
 import { jsonType } from "../router.js";
@@ -18,15 +24,80 @@ import { storeNativePassword } from "../password-hashes.js";
 
 /** Auth0 docs "Metadata Field Names and Data Types". */
 export const RESERVED_APP_METADATA_KEYS = new Set([
-  "__tenant", "_id", "blocked", "clientID", "created_at", "email_verified", "email", "globalClientID",
-  "global_client_id", "identities", "lastIP", "lastLogin", "loginsCount", "metadata",
-  "multifactor_last_modified", "multifactor", "updated_at", "user_id",
+  "__tenant",
+  "_id",
+  "blocked",
+  "clientID",
+  "created_at",
+  "email_verified",
+  "email",
+  "globalClientID",
+  "global_client_id",
+  "identities",
+  "lastIP",
+  "lastLogin",
+  "loginsCount",
+  "metadata",
+  "multifactor_last_modified",
+  "multifactor",
+  "updated_at",
+  "user_id",
 ]);
 
-const STRING_PROPS = ["email", "password", "username", "phone_number", "given_name", "family_name", "name", "nickname", "picture", "connection", "client_id", "user_id"];
+const STRING_PROPS = [
+  "email",
+  "password",
+  "username",
+  "phone_number",
+  "given_name",
+  "family_name",
+  "name",
+  "nickname",
+  "picture",
+  "connection",
+  "client_id",
+  "user_id",
+];
 const BOOLEAN_PROPS = ["blocked", "email_verified", "verify_email", "phone_verified", "verify_phone_number"];
-const CREATE_PROPS = new Set(["connection", "email", "password", "user_id", "username", "phone_number", "given_name", "family_name", "name", "nickname", "picture", "blocked", "email_verified", "verify_email", "phone_verified", "app_metadata", "user_metadata"]);
-const PATCH_PROPS = new Set(["blocked", "email", "email_verified", "phone_number", "phone_verified", "given_name", "family_name", "name", "nickname", "picture", "password", "username", "verify_email", "verify_phone_number", "connection", "client_id", "app_metadata", "user_metadata"]);
+const CREATE_PROPS = new Set([
+  "connection",
+  "email",
+  "password",
+  "user_id",
+  "username",
+  "phone_number",
+  "given_name",
+  "family_name",
+  "name",
+  "nickname",
+  "picture",
+  "blocked",
+  "email_verified",
+  "verify_email",
+  "phone_verified",
+  "app_metadata",
+  "user_metadata",
+]);
+const PATCH_PROPS = new Set([
+  "blocked",
+  "email",
+  "email_verified",
+  "phone_number",
+  "phone_verified",
+  "given_name",
+  "family_name",
+  "name",
+  "nickname",
+  "picture",
+  "password",
+  "username",
+  "verify_email",
+  "verify_phone_number",
+  "connection",
+  "client_id",
+  "app_metadata",
+  "user_metadata",
+]);
 /** Root attributes PATCH may unset with null. */
 const NULLABLE_ROOT = new Set(["given_name", "family_name", "name", "nickname", "picture", "phone_number", "username"]);
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -70,7 +141,8 @@ export function checkMetadata(name: "app_metadata" | "user_metadata", value: Rec
     if (Array.isArray(v)) return v.forEach((item) => walk(item, path));
     if (!isPlainObject(v)) return;
     for (const [key, inner] of Object.entries(v)) {
-      if (key.includes(".") || key.includes("$")) throw invalidBody(`field names cannot contain '.' or '$' (${path}.${key}).`);
+      if (key.includes(".") || key.includes("$"))
+        throw invalidBody(`field names cannot contain '.' or '$' (${path}.${key}).`);
       walk(inner, `${path}.${key}`);
     }
   };
@@ -100,13 +172,21 @@ function checkUsername(state: EmulatorState, connection: Connection, username: u
   if (!requiresUsername(connection)) {
     throw new ApiError(400, "Cannot set username for connection without requires_username", "operation_not_supported");
   }
-  if (typeof username !== "string") throw invalidBody("'Expected type string but found type null' on property username.");
+  if (typeof username !== "string")
+    throw invalidBody("'Expected type string but found type null' on property username.");
   const { min, max } = usernameBounds(connection);
-  if (username.length < min) throw invalidBody(`'String is too short (${username.length} chars), minimum ${min}' on property username.`);
-  if (username.length > max) throw invalidBody(`'String is too long (${username.length} chars), maximum ${max}' on property username.`);
-  if (!USERNAME.test(username)) throw invalidBody(`'String does not match pattern ${USERNAME.source}: ${username}' on property username.`);
+  if (username.length < min)
+    throw invalidBody(`'String is too short (${username.length} chars), minimum ${min}' on property username.`);
+  if (username.length > max)
+    throw invalidBody(`'String is too long (${username.length} chars), maximum ${max}' on property username.`);
+  if (!USERNAME.test(username))
+    throw invalidBody(`'String does not match pattern ${USERNAME.source}: ${username}' on property username.`);
   for (const other of state.users.values()) {
-    if (other.user_id !== userId && other.username === username && other.identities.some((i) => i.connection === connection.name)) {
+    if (
+      other.user_id !== userId &&
+      other.username === username &&
+      other.identities.some((i) => i.connection === connection.name)
+    ) {
       throw conflict("The username provided is in use already.", "auth0_idp_error");
     }
   }
@@ -123,7 +203,8 @@ function checkPassword(state: EmulatorState, connection: Connection, password: s
   const history = connection.options.password_history;
   if (history?.enable === true) {
     const recent = (state.passwordDigests.get(user.user_id) ?? []).slice(-(history.size ?? 5));
-    if (recent.includes(digest(user.user_id, password))) throw new ApiError(400, passwordErrorMessage("PasswordHistoryError"), "invalid_password");
+    if (recent.includes(digest(user.user_id, password)))
+      throw new ApiError(400, passwordErrorMessage("PasswordHistoryError"), "invalid_password");
   }
 }
 
@@ -141,7 +222,9 @@ function checkProfileSize(user: User): void {
 }
 
 function gravatar(email: string | undefined): string {
-  const hash = createHash("md5").update((email ?? "").trim().toLowerCase()).digest("hex");
+  const hash = createHash("md5")
+    .update((email ?? "").trim().toLowerCase())
+    .digest("hex");
   return `https://s.gravatar.com/avatar/${hash}?s=480&r=pg&d=https%3A%2F%2Fcdn.auth0.com%2Favatars%2Fdefault.png`;
 }
 
@@ -157,14 +240,23 @@ export function createUser(state: EmulatorState, body: Record<string, unknown>):
   const connection = state.connectionByName(body.connection);
   if (!connection) throw new ApiError(400, "The connection does not exist.", "inexistent_connection");
   if (!isDatabase(connection) && !isPasswordless(connection)) {
-    throw new ApiError(400, `Connection ${connection.name} (strategy ${connection.strategy}) is not a database or passwordless connection; users of enterprise connections are created at login.`, "operation_not_supported");
+    throw new ApiError(
+      400,
+      `Connection ${connection.name} (strategy ${connection.strategy}) is not a database or passwordless connection; users of enterprise connections are created at login.`,
+      "operation_not_supported",
+    );
   }
-  const required = isDatabase(connection) ? ["email", "password"] : connection.strategy === "email" ? ["email"] : ["phone_number"];
+  const required = isDatabase(connection)
+    ? ["email", "password"]
+    : connection.strategy === "email"
+      ? ["email"]
+      : ["phone_number"];
   if (requiresUsername(connection)) required.push("username");
   for (const prop of required) if (body[prop] === undefined) throw invalidBody(`'Missing required property: ${prop}'.`);
 
   // Auth0 stores database emails lower-cased (SDK reference); duplicates are per connection.
-  const email = typeof body.email === "string" ? (isDatabase(connection) ? body.email.toLowerCase() : body.email) : undefined;
+  const email =
+    typeof body.email === "string" ? (isDatabase(connection) ? body.email.toLowerCase() : body.email) : undefined;
   const localId = typeof body.user_id === "string" ? body.user_id : randomHex(12);
   const userId = `${connection.strategy === "auth0" ? "auth0" : connection.strategy}|${localId}`;
   checkUsername(state, connection, body.username, userId);
@@ -185,7 +277,9 @@ export function createUser(state: EmulatorState, body: Record<string, unknown>):
     ...(email !== undefined ? { email } : {}),
     email_verified: body.email_verified === true,
     ...(typeof body.username === "string" ? { username: body.username } : {}),
-    ...(typeof body.phone_number === "string" ? { phone_number: body.phone_number, phone_verified: body.phone_verified === true } : {}),
+    ...(typeof body.phone_number === "string"
+      ? { phone_number: body.phone_number, phone_verified: body.phone_verified === true }
+      : {}),
     ...(typeof body.given_name === "string" ? { given_name: body.given_name } : {}),
     ...(typeof body.family_name === "string" ? { family_name: body.family_name } : {}),
     name: typeof body.name === "string" ? body.name : (email ?? (body.phone_number as string | undefined) ?? userId),
@@ -199,7 +293,8 @@ export function createUser(state: EmulatorState, body: Record<string, unknown>):
     updated_at: now,
     logins_count: 0,
   };
-  if (isDatabase(connection) && typeof body.password === "string") checkPassword(state, connection, body.password, user);
+  if (isDatabase(connection) && typeof body.password === "string")
+    checkPassword(state, connection, body.password, user);
   checkProfileSize(user);
   state.saveUser(user);
   if (typeof body.password === "string") {
@@ -228,10 +323,18 @@ export function patchUser(state: EmulatorState, user: User, body: Record<string,
     throw new ApiError(400, "The connection does not exist.", "inexistent_connection");
   }
   if (body.email_verified !== undefined && primary && !database && primary.strategy !== "email") {
-    throw new ApiError(400, "email_verified is not supported for enterprise and passwordless SMS users.", "operation_not_supported");
+    throw new ApiError(
+      400,
+      "email_verified is not supported for enterprise and passwordless SMS users.",
+      "operation_not_supported",
+    );
   }
   if (body.password !== undefined && !database) {
-    throw new ApiError(400, "Cannot update password of a user that is not in a database connection.", "operation_not_supported");
+    throw new ApiError(
+      400,
+      "Cannot update password of a user that is not in a database connection.",
+      "operation_not_supported",
+    );
   }
   checkPicture(body.picture);
   if (primary && isIdpStrategy(primary.strategy)) {
@@ -256,7 +359,11 @@ export function patchUser(state: EmulatorState, user: User, body: Record<string,
     const email = database ? body.email.toLowerCase() : body.email;
     const connectionName = user.identities[0]?.connection;
     for (const other of state.users.values()) {
-      if (other.user_id !== user.user_id && other.email === email && other.identities.some((i) => i.connection === connectionName)) {
+      if (
+        other.user_id !== user.user_id &&
+        other.email === email &&
+        other.identities.some((i) => i.connection === connectionName)
+      ) {
         throw conflict("The user already exists.", "auth0_idp_error");
       }
     }

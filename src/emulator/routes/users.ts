@@ -22,7 +22,8 @@ function sortUsers(users: User[], sort: string | null): User[] {
   const [, field, dir] = m as unknown as [string, string, string];
   const get = (u: User): string => {
     let v: unknown = u;
-    for (const part of field.split(".")) v = v && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined;
+    for (const part of field.split("."))
+      v = v && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined;
     return v === undefined || v === null ? "" : typeof v === "number" ? String(v).padStart(16, "0") : String(v);
   };
   const sign = dir === "1" ? 1 : -1;
@@ -35,7 +36,11 @@ export function registerUserRoutes(router: Router): void {
     if (engine && engine !== "v3") throw invalidQuery(`search_engine ${engine} is no longer available; use v3.`);
     const paging = parseOffset(query);
     if ((paging.page + 1) * paging.perPage > SEARCH_RESULT_CAP) {
-      throw new ApiError(400, `You can only page through the first ${SEARCH_RESULT_CAP} records. See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation`, "invalid_paging");
+      throw new ApiError(
+        400,
+        `You can only page through the first ${SEARCH_RESULT_CAP} records. See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation`,
+        "invalid_paging",
+      );
     }
     // Search reads the (eventually consistent) index, not the primary store.
     let users = state.searchableUsers();

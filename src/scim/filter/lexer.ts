@@ -7,7 +7,12 @@ import { invalidFilter } from "../../errors.js";
 export type Token =
   | { type: "(" | ")" | "[" | "]"; pos: number }
   | { type: "string"; value: string; pos: number }
-  | { type: "word"; value: string; pos: number; /** directly after "]" with no space, e.g. "].value" */ glued: boolean };
+  | {
+      type: "word";
+      value: string;
+      pos: number;
+      /** directly after "]" with no space, e.g. "].value" */ glued: boolean;
+    };
 
 const isSpace = (c: string): boolean => c === " " || c === "\t" || c === "\n" || c === "\r";
 const isBreak = (c: string): boolean => isSpace(c) || c === "(" || c === ")" || c === "[" || c === "]" || c === '"';
@@ -44,7 +49,12 @@ export function tokenize(text: string): Token[] {
     const start = i;
     while (i < text.length && !isBreak(text[i]!)) i++;
     const previous = tokens[tokens.length - 1];
-    tokens.push({ type: "word", value: text.slice(start, i), pos: start, glued: previous?.type === "]" && previous.pos === start - 1 });
+    tokens.push({
+      type: "word",
+      value: text.slice(start, i),
+      pos: start,
+      glued: previous?.type === "]" && previous.pos === start - 1,
+    });
   }
   return tokens;
 }

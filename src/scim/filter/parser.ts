@@ -35,12 +35,16 @@ class Parser {
   }
 
   private enter(): void {
-    if (++this.depth > filterLimits.maxDepth) throw invalidFilter(`filter nesting exceeds ${filterLimits.maxDepth} levels`);
+    if (++this.depth > filterLimits.maxDepth)
+      throw invalidFilter(`filter nesting exceeds ${filterLimits.maxDepth} levels`);
   }
 
   private expect(type: ")" | "]"): void {
     const t = this.tokens[this.pos];
-    if (t?.type !== type) throw invalidFilter(`expected "${type}" ${t ? `before ${describe(t)} at position ${t.pos + 1}` : "at end of filter"}`);
+    if (t?.type !== type)
+      throw invalidFilter(
+        `expected "${type}" ${t ? `before ${describe(t)} at position ${t.pos + 1}` : "at end of filter"}`,
+      );
     this.pos++;
   }
 
@@ -87,7 +91,8 @@ class Parser {
   private parseAttributeExpression(inValuePath: boolean): FilterNode {
     const pathToken = this.tokens[this.pos++] as Extract<Token, { type: "word" }>;
     const path = pathToken.value;
-    if (!attrPathPattern.test(path)) throw invalidFilter(`"${path}" at position ${pathToken.pos + 1} is not an attribute path`);
+    if (!attrPathPattern.test(path))
+      throw invalidFilter(`"${path}" at position ${pathToken.pos + 1} is not an attribute path`);
     if (this.tokens[this.pos]?.type === "[") {
       if (inValuePath) throw invalidFilter(`value filters cannot be nested (position ${pathToken.pos + 1})`);
       this.pos++;
@@ -113,9 +118,11 @@ class Parser {
     if (opToken?.type !== "word") throw invalidFilter(`expected an operator after "${path}"`);
     const op = opToken.value.toLowerCase();
     this.pos++;
-    if (++this.terms > filterLimits.maxTerms) throw invalidFilter(`filter has more than ${filterLimits.maxTerms} comparisons`);
+    if (++this.terms > filterLimits.maxTerms)
+      throw invalidFilter(`filter has more than ${filterLimits.maxTerms} comparisons`);
     if (op === "pr") return { kind: "present", path };
-    if (!compareOperators.has(op)) throw invalidFilter(`"${opToken.value}" at position ${opToken.pos + 1} is not a filter operator`);
+    if (!compareOperators.has(op))
+      throw invalidFilter(`"${opToken.value}" at position ${opToken.pos + 1} is not a filter operator`);
     const valueToken = this.tokens[this.pos];
     if (valueToken?.type === "string") {
       this.pos++;
@@ -145,6 +152,7 @@ function describe(t: Token): string {
 }
 
 export function parseFilter(text: string): FilterNode {
-  if (text.length > filterLimits.maxLength) throw invalidFilter(`filter is longer than ${filterLimits.maxLength} characters`);
+  if (text.length > filterLimits.maxLength)
+    throw invalidFilter(`filter is longer than ${filterLimits.maxLength} characters`);
   return new Parser(tokenize(text)).parse();
 }

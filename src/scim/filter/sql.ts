@@ -1,7 +1,13 @@
 import { sql, type SQL } from "drizzle-orm";
 import { foldCase } from "../../directory/fold.js";
 import { invalidFilter } from "../../errors.js";
-import { resolveAttribute, type AttributeInfo, type AttributeType, type ResolvedPath, type ResourceSchema } from "../schema.js";
+import {
+  resolveAttribute,
+  type AttributeInfo,
+  type AttributeType,
+  type ResolvedPath,
+  type ResourceSchema,
+} from "../schema.js";
 import type { CompareOperator, CompareValue, FilterNode } from "./ast.js";
 
 /**
@@ -103,12 +109,14 @@ export function compare(operand: Operand, op: CompareOperator, value: CompareVal
     case "integer":
     case "decimal": {
       const n = typeof value === "number" ? value : Number(value);
-      if (typeof value === "boolean" || !Number.isFinite(n)) throw invalidFilter(`"${path}" is numeric; ${JSON.stringify(String(value))} is not a number`);
+      if (typeof value === "boolean" || !Number.isFinite(n))
+        throw invalidFilter(`"${path}" is numeric; ${JSON.stringify(String(value))} is not a number`);
       return ordered(n);
     }
     case "dateTime": {
       const date = typeof value === "string" ? new Date(value) : new Date(Number.NaN);
-      if (Number.isNaN(date.getTime())) throw invalidFilter(`"${path}" is a dateTime; ${JSON.stringify(String(value))} is not one`);
+      if (Number.isNaN(date.getTime()))
+        throw invalidFilter(`"${path}" is a dateTime; ${JSON.stringify(String(value))} is not one`);
       return ordered(operand.epochMs ? date.getTime() : date.toISOString());
     }
     case "complex":
@@ -172,7 +180,9 @@ export function elementCondition(node: FilterNode, collection: Collection): SQL 
       const sub = collection.attribute.sub.get(node.path.toLowerCase());
       const operand = sub || collection.attribute.sub.size === 0 ? collection.element(sub) : undefined;
       if (!operand) return absent(node);
-      return node.kind === "present" ? present(operand) : compare(operand, node.op, node.value, `${collection.attribute.name}.${node.path}`);
+      return node.kind === "present"
+        ? present(operand)
+        : compare(operand, node.op, node.value, `${collection.attribute.name}.${node.path}`);
     }
   }
 }

@@ -35,7 +35,8 @@ function jsonCollection(resource: SQL, path: ResolvedPath): Collection {
         : path.attribute.type === "complex"
           ? undefined
           : operand(sql.raw("je.value"), path.attribute),
-    exists: (condition) => sql`EXISTS (SELECT 1 FROM json_each(${resource}, ${jsonPath(path, false)}) je WHERE ${condition})`,
+    exists: (condition) =>
+      sql`EXISTS (SELECT 1 FROM json_each(${resource}, ${jsonPath(path, false)}) je WHERE ${condition})`,
   };
 }
 
@@ -121,8 +122,10 @@ export function groupsTarget(directoryId: string): SqlTarget {
     },
     collection(path) {
       if (path.attribute.name !== "members") return jsonCollection(resource, path);
-      return membersCollection(path.attribute, (condition) =>
-        sql`${groups.id} IN (SELECT gm.group_id FROM group_members gm WHERE gm.directory_id = ${directoryId} AND ${condition})`,
+      return membersCollection(
+        path.attribute,
+        (condition) =>
+          sql`${groups.id} IN (SELECT gm.group_id FROM group_members gm WHERE gm.directory_id = ${directoryId} AND ${condition})`,
       );
     },
     present: (path) => (path.attribute.name === "members" ? sql`(${groups.memberCount} > 0)` : undefined),

@@ -38,7 +38,10 @@ export function expandOperations(rs: ResourceSchema, operations: readonly PatchO
     }
     for (const [key, value] of Object.entries(operation.value as Record<string, unknown>)) {
       const extension = rs.extensions.find((e) => e.urn.toLowerCase() === key.toLowerCase());
-      const entries: [string, unknown][] = extension && isObject(value) ? Object.entries(value).map(([k, v]) => [`${extension.urn}:${k}`, v]) : [[key, value]];
+      const entries: [string, unknown][] =
+        extension && isObject(value)
+          ? Object.entries(value).map(([k, v]) => [`${extension.urn}:${k}`, v])
+          : [[key, value]];
       for (const [pathText, v] of entries) {
         try {
           out.push({ index: operation.index, op: operation.op, path: parsePatchPath(pathText), value: v });
@@ -75,7 +78,8 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
   if (!resolved) return; // unknown attribute or schema: ignored
   if (!resolved.attribute) {
     // The extension itself: remove it, or add/replace each attribute it carries.
-    if (path.filter || path.sub) throw invalidPath(`operation ${operation.index}: invalid path ${JSON.stringify(path.text)}`);
+    if (path.filter || path.sub)
+      throw invalidPath(`operation ${operation.index}: invalid path ${JSON.stringify(path.text)}`);
     if (op === "remove") delete document[resolved.schema.urn];
     else if (isObject(value)) {
       for (const [k, v] of Object.entries(value)) {
@@ -86,7 +90,8 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
   }
   const { attribute, schema } = resolved;
   if (attribute.readOnly || (resolved.sub?.readOnly ?? false)) return;
-  if (path.filter && resolved.sub) throw invalidPath(`operation ${operation.index}: invalid path ${JSON.stringify(path.text)}`);
+  if (path.filter && resolved.sub)
+    throw invalidPath(`operation ${operation.index}: invalid path ${JSON.stringify(path.text)}`);
   const sub = resolved.sub ?? (path.sub !== undefined ? attribute.sub.get(path.sub.toLowerCase()) : undefined);
   if (path.sub !== undefined && !sub) return; // unknown sub-attribute: ignored
   const holder = holderOf(document, schema, op !== "remove");
@@ -94,7 +99,8 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
   const name = attribute.name;
 
   if (!attribute.multiValued) {
-    if (path.filter) throw invalidPath(`operation ${operation.index}: "${name}" is single-valued and takes no value filter`);
+    if (path.filter)
+      throw invalidPath(`operation ${operation.index}: "${name}" is single-valued and takes no value filter`);
     if (sub) {
       const parent = isObject(holder[name]) ? { ...(holder[name] as Record<string, unknown>) } : {};
       const v = op === "remove" ? undefined : normalizeValue(sub, value);
@@ -106,7 +112,10 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
     const v = op === "remove" ? undefined : normalizeValue(attribute, value);
     if (op === "add" && v === undefined) return;
     // RFC 7644 §3.5.2.1/§3.5.2.3: a complex value's sub-attributes are merged, others left unchanged.
-    const merged = attribute.type === "complex" && op !== "remove" && isObject(holder[name]) && isObject(v) ? { ...(holder[name] as object), ...v } : v;
+    const merged =
+      attribute.type === "complex" && op !== "remove" && isObject(holder[name]) && isObject(v)
+        ? { ...(holder[name] as object), ...v }
+        : v;
     setOrDelete(holder, name, merged);
     return;
   }
@@ -124,10 +133,14 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
       if (!sub) values = values.filter((e) => !matches(e));
     } else {
       const v = sub ? normalizeValue(sub, value) : normalizeValue(single(attribute), value);
-      if (!sub && v !== undefined && !isObject(v)) throw invalidValue(`operation ${operation.index}: "${name}" takes an object value here`);
+      if (!sub && v !== undefined && !isObject(v))
+        throw invalidValue(`operation ${operation.index}: "${name}" takes an object value here`);
       const hits = values.filter(matches) as Record<string, unknown>[];
       if (hits.length === 0 && v !== undefined) {
-        const created = { ...elementFromFilter(filter, attribute, path.text), ...(sub ? { [sub.name]: v } : (v as object)) };
+        const created = {
+          ...elementFromFilter(filter, attribute, path.text),
+          ...(sub ? { [sub.name]: v } : (v as object)),
+        };
         values.push(created);
         touched.add(created);
       }
@@ -135,7 +148,10 @@ function applyOne(rs: ResourceSchema, document: ScimDocument, operation: Targete
         if (sub) setOrDelete(e, sub.name, v);
         else if (op === "replace") {
           for (const k of Object.keys(e)) delete e[k];
-          Object.assign(e, v === undefined ? {} : { ...tryElementFromFilter(filter, attribute, path.text), ...(v as object) });
+          Object.assign(
+            e,
+            v === undefined ? {} : { ...tryElementFromFilter(filter, attribute, path.text), ...(v as object) },
+          );
         } else Object.assign(e, v);
         touched.add(e);
       }
@@ -261,7 +277,11 @@ class ValueIndex {
 const primitiveKey = (v: unknown): string => `${typeof v}:${String(v)}`;
 
 /** The comparison key of `element` restricted to `keys`; undefined when a value cannot equal anything (an object). */
-function elementKey(attribute: AttributeInfo, element: Record<string, unknown>, keys: readonly string[]): string | undefined {
+function elementKey(
+  attribute: AttributeInfo,
+  element: Record<string, unknown>,
+  keys: readonly string[],
+): string | undefined {
   const parts: string[] = [];
   for (const k of keys) {
     const v = element[k];
@@ -279,7 +299,11 @@ function demoteOtherPrimaries(values: unknown[], touched: Set<unknown>): void {
   for (const e of values) if (isObject(e) && !touched.has(e) && e.primary === true) e.primary = false;
 }
 
-export function applyToDocument(rs: ResourceSchema, document: ScimDocument, operations: readonly TargetedOperation[]): ScimDocument {
+export function applyToDocument(
+  rs: ResourceSchema,
+  document: ScimDocument,
+  operations: readonly TargetedOperation[],
+): ScimDocument {
   let carried = 0;
   for (const operation of operations) carried += Array.isArray(operation.value) ? operation.value.length : 1;
   if (carried > scimLimits.maxPatchValues) throw tooManyPatchValues();

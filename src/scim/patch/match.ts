@@ -85,8 +85,10 @@ export function elementFromFilter(node: FilterNode, attribute: AttributeInfo, pa
       visit(n.right);
       return;
     }
-    const sub = n.kind === "compare" && n.op === "eq" && n.value !== null ? attribute.sub.get(n.path.toLowerCase()) : undefined;
-    if (!sub || n.kind !== "compare") throw noTarget(`no value matches ${JSON.stringify(path)} and the filter does not describe a new one`);
+    const sub =
+      n.kind === "compare" && n.op === "eq" && n.value !== null ? attribute.sub.get(n.path.toLowerCase()) : undefined;
+    if (!sub || n.kind !== "compare")
+      throw noTarget(`no value matches ${JSON.stringify(path)} and the filter does not describe a new one`);
     out[sub.name] = sub.type === "boolean" && typeof n.value === "string" ? n.value.toLowerCase() === "true" : n.value;
   };
   visit(node);

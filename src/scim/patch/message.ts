@@ -40,7 +40,8 @@ const containsValuePath = (node: FilterNode): boolean =>
 /** Paths are quoted with JSON escapes, so that the request log can find where a quoted value ends. */
 export function parsePatchPath(text: string): PatchPath {
   const trimmed = text.trim();
-  if (trimmed.length === 0 || trimmed.length > patchLimits.maxPathLength) throw invalidPath(`invalid path ${JSON.stringify(text.slice(0, 80))}`);
+  if (trimmed.length === 0 || trimmed.length > patchLimits.maxPathLength)
+    throw invalidPath(`invalid path ${JSON.stringify(text.slice(0, 80))}`);
   const open = trimmed.indexOf("[");
   if (open < 0) {
     if (!attrPathPattern.test(trimmed)) throw invalidPath(`invalid path ${JSON.stringify(trimmed)}`);
@@ -68,12 +69,20 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 export function parsePatchRequest(body: unknown): PatchOperation[] {
   if (!isObject(body)) throw invalidSyntax("the request body must be a PatchOp JSON object");
   const schemas = body.schemas;
-  if (schemas !== undefined && !(Array.isArray(schemas) && schemas.some((s) => typeof s === "string" && s.toLowerCase() === patchOpSchema.toLowerCase()))) {
+  if (
+    schemas !== undefined &&
+    !(
+      Array.isArray(schemas) &&
+      schemas.some((s) => typeof s === "string" && s.toLowerCase() === patchOpSchema.toLowerCase())
+    )
+  ) {
     throw invalidSyntax(`a PatchOp body must list the schema "${patchOpSchema}"`);
   }
   const operations = body.Operations ?? body.operations;
-  if (!Array.isArray(operations) || operations.length === 0) throw invalidValue("a PatchOp body needs a non-empty \"Operations\" array");
-  if (operations.length > patchLimits.maxOperations) throw tooMany(`a PatchOp body may hold at most ${patchLimits.maxOperations} operations`);
+  if (!Array.isArray(operations) || operations.length === 0)
+    throw invalidValue('a PatchOp body needs a non-empty "Operations" array');
+  if (operations.length > patchLimits.maxOperations)
+    throw tooMany(`a PatchOp body may hold at most ${patchLimits.maxOperations} operations`);
   return operations.map((raw: unknown, i): PatchOperation => {
     const index = i + 1;
     if (!isObject(raw)) throw invalidValue(`operation ${index} must be an object`);
@@ -82,7 +91,8 @@ export function parsePatchRequest(body: unknown): PatchOperation[] {
       // The value sent is not echoed: error details reach the request log, which keeps no request values.
       throw invalidSyntax(`operation ${index}: "op" must be add, remove or replace`);
     }
-    if (raw.path !== undefined && raw.path !== null && typeof raw.path !== "string") throw invalidPath(`operation ${index}: "path" must be a string`);
+    if (raw.path !== undefined && raw.path !== null && typeof raw.path !== "string")
+      throw invalidPath(`operation ${index}: "path" must be a string`);
     const path = typeof raw.path === "string" ? parsePatchPath(raw.path) : undefined;
     if (op === "remove" && !path) throw noTarget(`operation ${index}: remove needs a path (RFC 7644 §3.5.2.2)`);
     if (op !== "remove" && !path && !isObject(raw.value)) {

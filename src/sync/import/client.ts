@@ -25,7 +25,8 @@ export interface ImportJobUserError {
 }
 
 /** The errors report: per-user errors, a whole-job failure, or nothing. */
-export type ImportErrorsReport = { kind: "users"; errors: ImportJobUserError[] } | { kind: "job"; details: string } | { kind: "none" };
+export type ImportErrorsReport =
+  { kind: "users"; errors: ImportJobUserError[] } | { kind: "job"; details: string } | { kind: "none" };
 
 export class TooManyImportJobs extends Error {}
 
@@ -42,7 +43,11 @@ export class ImportClient implements ImportApi {
     private readonly lane: number = Lane.background,
   ) {}
 
-  private async call<T>(path: string, send: () => Promise<{ data: T; rawResponse: { status: number; headers: Headers } }>, concurrencyAware = false): Promise<T> {
+  private async call<T>(
+    path: string,
+    send: () => Promise<{ data: T; rawResponse: { status: number; headers: Headers } }>,
+    concurrencyAware = false,
+  ): Promise<T> {
     await this.limiter.acquire("other", this.lane);
     try {
       const { data, rawResponse } = await send();
@@ -54,7 +59,8 @@ export class ImportClient implements ImportApi {
       // Auth0 does not document the answer to a third concurrent import job; a 429 that leaves rate
       // budget (x-ratelimit-remaining > 0) is that limit, not the rate limit, so the buckets are left alone.
       const remaining = Number(headers?.get("x-ratelimit-remaining"));
-      if (concurrencyAware && status === 429 && Number.isFinite(remaining) && remaining > 0) throw new TooManyImportJobs("Auth0 refused another concurrent import job");
+      if (concurrencyAware && status === 429 && Number.isFinite(remaining) && remaining > 0)
+        throw new TooManyImportJobs("Auth0 refused another concurrent import job");
       this.limiter.observe("other", status, headers);
       throw classifyAuth0Error(err, path);
     }
@@ -66,7 +72,13 @@ export class ImportClient implements ImportApi {
       () =>
         this.client.jobs.usersImports
           .create(
-            { users: { data: file, filename: "users.json", contentType: "application/json" }, connection_id: connectionId, upsert, external_id: externalId, send_completion_email: false },
+            {
+              users: { data: file, filename: "users.json", contentType: "application/json" },
+              connection_id: connectionId,
+              upsert,
+              external_id: externalId,
+              send_completion_email: false,
+            },
             // A retried POST after a lost answer could start a second job: the caller decides instead.
             { maxRetries: 0, timeoutInSeconds: 120 },
           )
@@ -82,9 +94,15 @@ export class ImportClient implements ImportApi {
   }
 
   async errors(jobId: string): Promise<ImportErrorsReport> {
-    const data = (await this.call(`/jobs/${jobId}/errors`, () => this.client.jobs.errors.get(jobId).withRawResponse())) as unknown;
+    const data = (await this.call(`/jobs/${jobId}/errors`, () =>
+      this.client.jobs.errors.get(jobId).withRawResponse(),
+    )) as unknown;
     if (Array.isArray(data)) return { kind: "users", errors: data as ImportJobUserError[] };
-    if (data && typeof data === "object") return { kind: "job", details: String((data as { status_details?: unknown }).status_details ?? "the job failed") };
+    if (data && typeof data === "object")
+      return {
+        kind: "job",
+        details: String((data as { status_details?: unknown }).status_details ?? "the job failed"),
+      };
     return { kind: "none" };
   }
 }

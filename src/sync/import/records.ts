@@ -11,7 +11,8 @@ export type ImportFormat = "jsonl" | "json" | "csv";
 export const importFormats: readonly ImportFormat[] = ["jsonl", "json", "csv"];
 
 /** One record of the file, numbered from 1 in file order; `error` when it could not be read at all. */
-export type FileRecord = { record: number; value: unknown; error?: undefined } | { record: number; value?: undefined; error: string };
+export type FileRecord =
+  { record: number; value: unknown; error?: undefined } | { record: number; value?: undefined; error: string };
 
 /** The format a file name suggests (.jsonl/.ndjson, .json, .csv). */
 export function formatOf(fileName: string): ImportFormat | undefined {
@@ -162,7 +163,10 @@ async function* jsonArray(stream: Readable, digest?: Digest): AsyncGenerator<Fil
   if (state === "element" && current.trim() !== "") {
     yield { record: record + 1, error: "not valid JSON (the array is not closed)" };
   } else if (state !== "end") {
-    yield { record: record + 1, error: state === "start" ? "the file is empty" : "not valid JSON (the array is not closed with ']')" };
+    yield {
+      record: record + 1,
+      error: state === "start" ? "the file is empty" : "not valid JSON (the array is not closed with ']')",
+    };
   }
 }
 
@@ -229,7 +233,7 @@ async function* csvRecords(stream: Readable, digest?: Digest): AsyncGenerator<Fi
   let record = 0;
   for await (const row of csvRows(stream, digest)) {
     if (!Array.isArray(row)) {
-      yield { record: record + 1, error: "a quoted field is never closed (a \" is missing)" };
+      yield { record: record + 1, error: 'a quoted field is never closed (a " is missing)' };
       return;
     }
     if (!header) {

@@ -143,16 +143,29 @@ const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
-function resolveTarget(db: Db, request: Pick<ImportRequest, "organization" | "directory">): { org: OrganizationRow; directoryId: string } {
+function resolveTarget(
+  db: Db,
+  request: Pick<ImportRequest, "organization" | "directory">,
+): { org: OrganizationRow; directoryId: string } {
   const org = getOrganization(db, request.organization);
   if (!org) throw notFound(`organization "${request.organization}" not found`);
-  const dirs = db.select({ id: directories.id }).from(directories).where(eq(directories.organizationId, org.id)).orderBy(asc(directories.createdAt)).all();
+  const dirs = db
+    .select({ id: directories.id })
+    .from(directories)
+    .where(eq(directories.organizationId, org.id))
+    .orderBy(asc(directories.createdAt))
+    .all();
   if (request.directory) {
-    if (!dirs.some((d) => d.id === request.directory)) throw notFound(`directory "${request.directory}" is not a directory of ${org.slug}`);
+    if (!dirs.some((d) => d.id === request.directory))
+      throw notFound(`directory "${request.directory}" is not a directory of ${org.slug}`);
     return { org, directoryId: request.directory };
   }
-  if (dirs.length === 0) throw conflict(`organization ${org.slug} has no directory to record the migrated users in; add one first`);
-  if (dirs.length > 1) throw invalidValue(`organization ${org.slug} has ${dirs.length} directories: say which one the migrated users belong to (the one whose IdP will push them)`);
+  if (dirs.length === 0)
+    throw conflict(`organization ${org.slug} has no directory to record the migrated users in; add one first`);
+  if (dirs.length > 1)
+    throw invalidValue(
+      `organization ${org.slug} has ${dirs.length} directories: say which one the migrated users belong to (the one whose IdP will push them)`,
+    );
   return { org, directoryId: dirs[0]!.id };
 }
 
@@ -171,7 +184,12 @@ export async function planImport(
     problemCount++;
     if (problems.length < MAX_LISTED_PROBLEMS) problems.push(p);
   };
-  const seen = { email: new Map<string, number>(), user_id: new Map<string, number>(), username: new Map<string, number>(), phone_number: new Map<string, number>() };
+  const seen = {
+    email: new Map<string, number>(),
+    user_id: new Map<string, number>(),
+    username: new Map<string, number>(),
+    phone_number: new Map<string, number>(),
+  };
   const chunks: ChunkPlan[] = [];
   let current: ChunkPlan | undefined;
   let records = 0;
@@ -190,16 +208,26 @@ export async function planImport(
       if (!user) continue;
       for (const key of ["email", "user_id", "username", "phone_number"] as const) {
         // A user_id the bridge derived from the email is as unique as the email: not tracked twice.
-        const raw = key === "user_id" && isRecord(r.value) && r.value.user_id === undefined ? undefined : user.user[key];
+        const raw =
+          key === "user_id" && isRecord(r.value) && r.value.user_id === undefined ? undefined : user.user[key];
         if (typeof raw !== "string") continue;
         const v = key === "email" || key === "username" ? raw.toLowerCase() : raw;
         const first = seen[key].get(v);
-        if (first !== undefined) note({ record: r.record, field: key, message: `duplicates record ${first} (Auth0 refuses duplicates within an import)` });
+        if (first !== undefined)
+          note({
+            record: r.record,
+            field: key,
+            message: `duplicates record ${first} (Auth0 refuses duplicates within an import)`,
+          });
         else seen[key].set(v, r.record);
       }
       const bytes = Buffer.byteLength(JSON.stringify(user.user));
       if (bytes + 2 > maxChunkBytes) {
-        note({ record: r.record, field: "", message: `is ${bytes} bytes; an Auth0 import file holds at most ${maxChunkBytes} bytes` });
+        note({
+          record: r.record,
+          field: "",
+          message: `is ${bytes} bytes; an Auth0 import file holds at most ${maxChunkBytes} bytes`,
+        });
         continue;
       }
       if (!current || current.bytes + bytes + 1 > maxChunkBytes) {
@@ -212,7 +240,8 @@ export async function planImport(
     }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "EACCES" || code === "EISDIR") throw invalidValue(`cannot read ${filePath}: ${code}`);
+    if (code === "ENOENT" || code === "EACCES" || code === "EISDIR")
+      throw invalidValue(`cannot read ${filePath}: ${code}`);
     throw err;
   } finally {
     stream?.destroy();
@@ -239,7 +268,10 @@ function emptyReport(request: ImportRequest, org: OrganizationRow, fileName: str
 }
 
 /** The outcome counters of a report before anything is counted (fresh arrays: reports mutate them). */
-function noOutcomes(): Pick<ImportReport, "problemCount" | "problems" | "inserted" | "updated" | "recovered" | "failed" | "failures" | "linked"> {
+function noOutcomes(): Pick<
+  ImportReport,
+  "problemCount" | "problems" | "inserted" | "updated" | "recovered" | "failed" | "failures" | "linked"
+> {
   return { problemCount: 0, problems: [], inserted: 0, updated: 0, recovered: 0, failed: 0, failures: [], linked: 0 };
 }
 
@@ -248,7 +280,12 @@ export function importReport(db: Db, importId: string, organizationId?: string):
   const row = db.select().from(userImports).where(eq(userImports.id, importId)).get();
   if (!row || (organizationId && row.organizationId !== organizationId)) return undefined;
   const org = getOrganization(db, row.organizationId)!;
-  const chunks = db.select().from(userImportChunks).where(eq(userImportChunks.importId, importId)).orderBy(asc(userImportChunks.chunk)).all();
+  const chunks = db
+    .select()
+    .from(userImportChunks)
+    .where(eq(userImportChunks.importId, importId))
+    .orderBy(asc(userImportChunks.chunk))
+    .all();
   const report: ImportReport = {
     importId,
     organization: org.slug,
@@ -266,7 +303,9 @@ export function importReport(db: Db, importId: string, organizationId?: string):
   for (const c of chunks) {
     report.inserted += c.inserted ?? 0;
     report.updated += c.updated ?? 0;
-    const stats = c.errors ? (JSON.parse(c.errors) as { failures: RecordFailure[]; recovered: number; linked: number }) : undefined;
+    const stats = c.errors
+      ? (JSON.parse(c.errors) as { failures: RecordFailure[]; recovered: number; linked: number })
+      : undefined;
     if (stats) {
       report.failures.push(...stats.failures);
       report.recovered += stats.recovered;
@@ -280,7 +319,12 @@ export function importReport(db: Db, importId: string, organizationId?: string):
 
 /** Imports of an organization, newest first. */
 export function listImports(db: Db, organizationId: string): ImportRow[] {
-  return db.select().from(userImports).where(eq(userImports.organizationId, organizationId)).orderBy(desc(userImports.createdAt)).all();
+  return db
+    .select()
+    .from(userImports)
+    .where(eq(userImports.organizationId, organizationId))
+    .orderBy(desc(userImports.createdAt))
+    .all();
 }
 
 /** The directory document of a migrated user: what the legacy store knew, until the IdP says more. */
@@ -326,21 +370,40 @@ class ImportRun {
     this.sleep = deps.sleep ?? defaultSleep;
     this.now = deps.now ?? Date.now;
     this.max = deps.maxConcurrentJobs ?? MAX_CONCURRENT_JOBS;
-    this.progress = { phase: "importing", records: row.records, chunks: row.chunks, chunksDone: 0, imported: 0, failed: 0 };
+    this.progress = {
+      phase: "importing",
+      records: row.records,
+      chunks: row.chunks,
+      chunksDone: 0,
+      imported: 0,
+      failed: 0,
+    };
   }
 
   private chunkRows(): ChunkRow[] {
-    return this.deps.db.select().from(userImportChunks).where(eq(userImportChunks.importId, this.row.id)).orderBy(asc(userImportChunks.chunk)).all();
+    return this.deps.db
+      .select()
+      .from(userImportChunks)
+      .where(eq(userImportChunks.importId, this.row.id))
+      .orderBy(asc(userImportChunks.chunk))
+      .all();
   }
 
   private setChunk(chunk: number, values: Partial<ChunkRow>): void {
-    this.deps.db.update(userImportChunks).set(values).where(and(eq(userImportChunks.importId, this.row.id), eq(userImportChunks.chunk, chunk))).run();
+    this.deps.db
+      .update(userImportChunks)
+      .set(values)
+      .where(and(eq(userImportChunks.importId, this.row.id), eq(userImportChunks.chunk, chunk)))
+      .run();
   }
 
   private report(): void {
     const rows = this.chunkRows();
     this.progress.chunksDone = rows.filter((c) => c.state === "linked" || c.state === "failed").length;
-    this.progress.imported = rows.reduce((n, c) => n + (c.state === "linked" ? (c.inserted ?? 0) + (c.updated ?? 0) : 0), 0);
+    this.progress.imported = rows.reduce(
+      (n, c) => n + (c.state === "linked" ? (c.inserted ?? 0) + (c.updated ?? 0) : 0),
+      0,
+    );
     this.progress.failed = rows.reduce((n, c) => n + (c.failed ?? 0), 0);
     this.request.onProgress?.({ ...this.progress });
   }
@@ -372,7 +435,9 @@ class ImportRun {
         inFlight.add(p);
       };
       // Chunks whose job was already submitted are polled first: they hold the tenant's job slots.
-      const ordered = [...open].sort((a, b) => Number(b.state === "submitted") - Number(a.state === "submitted") || a.chunk - b.chunk);
+      const ordered = [...open].sort(
+        (a, b) => Number(b.state === "submitted") - Number(a.state === "submitted") || a.chunk - b.chunk,
+      );
       const byChunk = new Map<number, NumberedUser[]>();
       let next = 0;
       const stream = createReadStream(this.request.filePath);
@@ -385,14 +450,22 @@ class ImportRun {
           while (planIndex < plan.length && plan[planIndex]!.lastRecord < r.record) planIndex++;
           const c = plan[planIndex];
           if (!c || r.record < c.firstRecord || c.state === "linked" || c.state === "failed") continue;
-          if (r.error !== undefined) throw invalidValue(`record ${r.record} no longer reads as it did: the file changed since the import started`);
+          if (r.error !== undefined)
+            throw invalidValue(
+              `record ${r.record} no longer reads as it did: the file changed since the import started`,
+            );
           const { user } = validateRecord(r.record, r.value, this.org.id);
-          if (!user) throw invalidValue(`record ${r.record} no longer validates: the file changed since the import started`);
+          if (!user)
+            throw invalidValue(`record ${r.record} no longer validates: the file changed since the import started`);
           const list = byChunk.get(c.chunk) ?? [];
           list.push({ ...user, record: r.record });
           byChunk.set(c.chunk, list);
           // Launch every chunk that is complete, in the order decided above, when a job slot is free.
-          while (next < ordered.length && byChunk.has(ordered[next]!.chunk) && byChunk.get(ordered[next]!.chunk)!.length === ordered[next]!.users) {
+          while (
+            next < ordered.length &&
+            byChunk.has(ordered[next]!.chunk) &&
+            byChunk.get(ordered[next]!.chunk)!.length === ordered[next]!.users
+          ) {
             while (inFlight.size >= this.max) await Promise.race(inFlight);
             if (signal?.aborted || this.fatal) break;
             const c2 = ordered[next++]!;
@@ -407,7 +480,8 @@ class ImportRun {
       await Promise.all(inFlight);
       await Promise.all(finishing);
       if (this.fatal) throw this.fatal;
-      if (!signal?.aborted && next < ordered.length) throw invalidValue("the file ended before every planned chunk was read: it changed since the import started");
+      if (!signal?.aborted && next < ordered.length)
+        throw invalidValue("the file ended before every planned chunk was read: it changed since the import started");
     }
     if (signal?.aborted) return;
     const finalRows = this.chunkRows();
@@ -415,7 +489,14 @@ class ImportRun {
     const failedChunks = finalRows.filter((c) => c.state === "failed").length;
     this.deps.db.transaction((tx) => {
       tx.update(userImports)
-        .set({ state, updatedAt: this.now(), lastError: failedChunks > 0 ? `${failedChunks} import job${failedChunks === 1 ? "" : "s"} failed as a whole; see their details` : null })
+        .set({
+          state,
+          updatedAt: this.now(),
+          lastError:
+            failedChunks > 0
+              ? `${failedChunks} import job${failedChunks === 1 ? "" : "s"} failed as a whole; see their details`
+              : null,
+        })
         .where(eq(userImports.id, this.row.id))
         .run();
       recordAudit(tx, {
@@ -466,13 +547,22 @@ class ImportRun {
       this.setChunk(c.chunk, { state: "submitting", attempts: (c.attempts ?? 0) + 1 });
       c.attempts = (c.attempts ?? 0) + 1;
       try {
-        const { id } = await this.deps.api.submit(body, this.connectionId!, this.row.upsert, `${this.row.id}:${c.chunk}`);
+        const { id } = await this.deps.api.submit(
+          body,
+          this.connectionId!,
+          this.row.upsert,
+          `${this.row.id}:${c.chunk}`,
+        );
         this.setChunk(c.chunk, { state: "submitted", jobId: id, submittedAt: this.now() });
         return id;
       } catch (err) {
         const retry = err instanceof TooManyImportJobs || (err instanceof Auth0CallError && err.kind === "retryable");
         if (!retry) throw err;
-        if (!(err instanceof TooManyImportJobs)) this.deps.log?.warn({ err, chunk: c.chunk }, "user import: submitting a job failed; retrying (Auth0 refuses users already imported)");
+        if (!(err instanceof TooManyImportJobs))
+          this.deps.log?.warn(
+            { err, chunk: c.chunk },
+            "user import: submitting a job failed; retrying (Auth0 refuses users already imported)",
+          );
         await this.sleep(Math.min(10_000, 500 * 2 ** Math.min(attempt, 5)), this.request.signal);
       }
     }
@@ -495,9 +585,28 @@ class ImportRun {
     await new Promise((resolve) => setImmediate(resolve));
     if (status.status !== "completed") {
       const report = await this.deps.api.errors(jobId).catch(() => undefined);
-      const details = report?.kind === "job" ? report.details : (status.status_details ?? `the job ended ${status.status}`);
-      this.setChunk(c.chunk, { state: "failed", completedAt: this.now(), failed: members.length, errors: JSON.stringify({ failures: members.map((m) => ({ record: m.record, email: m.emailLower, field: "", code: "JOB_FAILED", message: details })), recovered: 0, linked: 0 }) });
-      this.deps.log?.error({ importId: this.row.id, chunk: c.chunk, jobId, details }, "user import: an Auth0 import job failed as a whole; fix the cause and run the import again to retry its users");
+      const details =
+        report?.kind === "job" ? report.details : (status.status_details ?? `the job ended ${status.status}`);
+      this.setChunk(c.chunk, {
+        state: "failed",
+        completedAt: this.now(),
+        failed: members.length,
+        errors: JSON.stringify({
+          failures: members.map((m) => ({
+            record: m.record,
+            email: m.emailLower,
+            field: "",
+            code: "JOB_FAILED",
+            message: details,
+          })),
+          recovered: 0,
+          linked: 0,
+        }),
+      });
+      this.deps.log?.error(
+        { importId: this.row.id, chunk: c.chunk, jobId, details },
+        "user import: an Auth0 import job failed as a whole; fix the cause and run the import again to retry its users",
+      );
       this.report();
       return;
     }
@@ -516,7 +625,9 @@ class ImportRun {
         const errs = e.errors ?? [];
         // A chunk posted more than once: the users its first job imported come back as conflicts now.
         if (m && c.attempts > 1 && errs.every((x) => x.code === "CONFLICT" || x.code === "CONFLICT_EMAIL")) {
-          const existing = await this.deps.gateway.getUser(`auth0|${String(m.user.user_id)}`, Lane.background).catch(() => undefined);
+          const existing = await this.deps.gateway
+            .getUser(`auth0|${String(m.user.user_id)}`, Lane.background)
+            .catch(() => undefined);
           if (existing && existing.email === m.emailLower) {
             recovered++;
             continue;
@@ -524,7 +635,13 @@ class ImportRun {
         }
         if (m) failedRecords.add(m.record);
         for (const x of errs.length > 0 ? errs : [{}]) {
-          failures.push({ record: m?.record ?? 0, email: m?.emailLower ?? email ?? null, field: x.path ?? "", code: x.code ?? "UNKNOWN", message: x.message ?? "refused by Auth0" });
+          failures.push({
+            record: m?.record ?? 0,
+            email: m?.emailLower ?? email ?? null,
+            field: x.path ?? "",
+            code: x.code ?? "UNKNOWN",
+            message: x.message ?? "refused by Auth0",
+          });
         }
       }
     }
@@ -537,13 +654,27 @@ class ImportRun {
         if (found[0]) ids.set(m.record, found[0].user_id);
       }
     }
-    this.link(c, imported, ids, { failures, recovered, inserted: summary.inserted ?? 0, updated: summary.updated ?? 0 });
-    if (failures.length > 0) this.deps.log?.warn({ importId: this.row.id, chunk: c.chunk, failed: failures.length }, "user import: Auth0 refused some users; the import report lists them by record number");
+    this.link(c, imported, ids, {
+      failures,
+      recovered,
+      inserted: summary.inserted ?? 0,
+      updated: summary.updated ?? 0,
+    });
+    if (failures.length > 0)
+      this.deps.log?.warn(
+        { importId: this.row.id, chunk: c.chunk, failed: failures.length },
+        "user import: Auth0 refused some users; the import report lists them by record number",
+      );
     this.report();
   }
 
   /** Records the chunk's imported users in the directory, linked to their Auth0 users, with the chunk's outcome, in one transaction. */
-  private link(c: ChunkRow, imported: NumberedUser[], ids: Map<number, string>, outcome: { failures: RecordFailure[]; recovered: number; inserted: number; updated: number }): void {
+  private link(
+    c: ChunkRow,
+    imported: NumberedUser[],
+    ids: Map<number, string>,
+    outcome: { failures: RecordFailure[]; recovered: number; inserted: number; updated: number },
+  ): void {
     const now = this.now();
     const ctx = { organizationId: this.org.id, directoryId: this.row.directoryId, actor: this.request.actor, now };
     this.deps.db.transaction(
@@ -555,19 +686,40 @@ class ImportRun {
           const rows = tx
             .select({ lower: users.userNameLower })
             .from(users)
-            .where(and(eq(users.directoryId, this.row.directoryId), inArray(users.userNameLower, emails.slice(i, i + 500)), isNull(users.deletedAt)))
+            .where(
+              and(
+                eq(users.directoryId, this.row.directoryId),
+                inArray(users.userNameLower, emails.slice(i, i + 500)),
+                isNull(users.deletedAt),
+              ),
+            )
             .all();
           for (const r of rows) taken.add(r.lower);
         }
         // Already in the directory (the IdP pushed this person first): its own sync links it.
         const fresh = imported.filter((m) => !taken.has(m.emailLower));
-        const rows = createMigratedUsers(tx, ctx, this.row.id, fresh.map((m) => ({ resource: migratedResource(m), emailLower: m.emailLower, externalId: m.externalId })));
+        const rows = createMigratedUsers(
+          tx,
+          ctx,
+          this.row.id,
+          fresh.map((m) => ({ resource: migratedResource(m), emailLower: m.emailLower, externalId: m.externalId })),
+        );
         const syncRows = rows.map((row, i) => {
           const m = fresh[i]!;
           const applied = appliedAfterImport(m, ids.get(m.record) ?? `auth0|${String(m.user.user_id)}`);
-          return { userId: row.id, directoryId: row.directoryId, organizationId: this.org.id, auth0UserId: applied.auth0UserId, applied: JSON.stringify(applied), appliedAt: now };
+          return {
+            userId: row.id,
+            directoryId: row.directoryId,
+            organizationId: this.org.id,
+            auth0UserId: applied.auth0UserId,
+            applied: JSON.stringify(applied),
+            appliedAt: now,
+          };
         });
-        for (let i = 0; i < syncRows.length; i += 200) tx.insert(userSync).values(syncRows.slice(i, i + 200)).run();
+        for (let i = 0; i < syncRows.length; i += 200)
+          tx.insert(userSync)
+            .values(syncRows.slice(i, i + 200))
+            .run();
         linked += rows.length;
         tx.update(userImportChunks)
           .set({
@@ -598,9 +750,16 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   const report = emptyReport(request, org, fileName);
   const now = deps.now ?? Date.now;
   request.onProgress?.({ phase: "validating", records: 0, chunks: 0, chunksDone: 0, imported: 0, failed: 0 });
-  const plan = await planImport(request.filePath, request.format, org.id, deps.maxChunkBytes ?? MAX_CHUNK_BYTES, (n) => {
-    if (n % 1000 === 0) request.onProgress?.({ phase: "validating", records: n, chunks: 0, chunksDone: 0, imported: 0, failed: 0 });
-  });
+  const plan = await planImport(
+    request.filePath,
+    request.format,
+    org.id,
+    deps.maxChunkBytes ?? MAX_CHUNK_BYTES,
+    (n) => {
+      if (n % 1000 === 0)
+        request.onProgress?.({ phase: "validating", records: n, chunks: 0, chunksDone: 0, imported: 0, failed: 0 });
+    },
+  );
   report.records = plan.records;
   report.chunks = plan.chunks.length;
   report.problems = plan.problems;
@@ -613,7 +772,14 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   let row = deps.db
     .select()
     .from(userImports)
-    .where(and(eq(userImports.organizationId, org.id), eq(userImports.fileSha256, plan.sha256), eq(userImports.upsert, upsert), inArray(userImports.state, ["running", "failed", "done"])))
+    .where(
+      and(
+        eq(userImports.organizationId, org.id),
+        eq(userImports.fileSha256, plan.sha256),
+        eq(userImports.upsert, upsert),
+        inArray(userImports.state, ["running", "failed", "done"]),
+      ),
+    )
     .orderBy(desc(userImports.createdAt))
     .get();
   // The same file again after it was fully imported: nothing to do, and nothing is sent.
@@ -622,8 +788,15 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
     report.resumed = true;
     deps.db.update(userImports).set({ state: "running", updatedAt: now() }).where(eq(userImports.id, row.id)).run();
     // A job that failed as a whole is tried again; users Auth0 already holds are refused, not doubled.
-    deps.db.update(userImportChunks).set({ state: "pending", jobId: null }).where(and(eq(userImportChunks.importId, row.id), eq(userImportChunks.state, "failed"))).run();
-    deps.log?.info({ importId: row.id, organization: org.slug }, "user import: resuming an interrupted import of the same file");
+    deps.db
+      .update(userImportChunks)
+      .set({ state: "pending", jobId: null })
+      .where(and(eq(userImportChunks.importId, row.id), eq(userImportChunks.state, "failed")))
+      .run();
+    deps.log?.info(
+      { importId: row.id, organization: org.slug },
+      "user import: resuming an interrupted import of the same file",
+    );
   } else {
     const id = newResourceId();
     const t = now();
@@ -646,7 +819,10 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
           updatedAt: t,
         })
         .run();
-      for (const c of plan.chunks) tx.insert(userImportChunks).values({ importId: id, ...c, state: "pending", attempts: 0 }).run();
+      for (const c of plan.chunks)
+        tx.insert(userImportChunks)
+          .values({ importId: id, ...c, state: "pending", attempts: 0 })
+          .run();
       recordAudit(tx, {
         actor: request.actor,
         organizationId: org.id,
@@ -667,10 +843,18 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (!request.signal?.aborted) {
-      deps.db.update(userImports).set({ state: "failed", lastError: message, updatedAt: now() }).where(eq(userImports.id, row.id)).run();
+      deps.db
+        .update(userImports)
+        .set({ state: "failed", lastError: message, updatedAt: now() })
+        .where(eq(userImports.id, row.id))
+        .run();
       deps.log?.error({ err, importId: row.id }, "user import failed; run it again with the same file to resume");
     }
   }
   const final = importReport(deps.db, row.id)!;
-  return { ...final, resumed: report.resumed, state: request.signal?.aborted && final.state === "running" ? "stopped" : final.state };
+  return {
+    ...final,
+    resumed: report.resumed,
+    state: request.signal?.aborted && final.state === "running" ? "stopped" : final.state,
+  };
 }
