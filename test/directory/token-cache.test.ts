@@ -96,7 +96,7 @@ describe("token cache", () => {
     // ... a second one, by `scim-bridge token rotate` in a process of its own, revokes the original.
     await promisify(execFile)(
       process.execPath,
-      ["--import", "tsx", join(packageRoot, "src", "main.ts"), "token", "rotate", dir.directoryId],
+      [join(packageRoot, "bin", "scim-bridge.js"), "token", "rotate", dir.directoryId],
       {
         env: { ...process.env, DATABASE_URL: `sqlite:${bridge.sqlite.name}` },
         cwd: packageRoot,

@@ -143,18 +143,9 @@ describe("resuming an interrupted import", () => {
       AUTH0_PLAN: "enterprise",
       LOG_LEVEL: "silent",
     };
-    // node itself (tsx as a loader), so that SIGKILL hits the process doing the work, not a wrapper.
-    const args = [
-      "--import",
-      "tsx",
-      "src/main.ts",
-      "users",
-      "import",
-      bridge.organizationId,
-      file,
-      "--json",
-      "--no-sync",
-    ];
+    // The compiled CLI as operators run it (npm test builds it first), in node itself, so that SIGKILL
+    // hits the process doing the work, not a wrapper.
+    const args = ["bin/scim-bridge.js", "users", "import", bridge.organizationId, file, "--json", "--no-sync"];
     const child = spawn(process.execPath, args, { cwd: root, env, stdio: "ignore" });
     const exited = new Promise((resolve) => child.once("exit", resolve));
     // Kill it once a chunk is done and another is in Auth0's hands.

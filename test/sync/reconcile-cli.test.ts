@@ -62,9 +62,10 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   };
   // Asynchronous on purpose: the emulator answering the child runs in this process.
   return new Promise((resolve) => {
+    // The compiled CLI as operators run it (npm test builds it first).
     execFile(
-      join(root, "node_modules/.bin/tsx"),
-      ["src/main.ts", ...args],
+      process.execPath,
+      [join(root, "bin/scim-bridge.js"), ...args],
       { cwd: root, env, timeout: 60_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
@@ -76,7 +77,7 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 
 const ada = () => sync.emulator.state.usersByEmail("ada@example.com")[0]!;
 
-// Each test runs the CLI through tsx several times: seconds each, more when other test files share the cores.
+// Each test runs the CLI several times: a second or more each, more when other test files share the cores.
 describe("scim-bridge reconcile", { timeout: 120_000 }, () => {
   it("--dry-run --json exits 2 with the drift report and changes nothing; then repairs; then exits 0", async () => {
     const gateway = sync.engine.gateway;
