@@ -7,7 +7,6 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Command } from "commander";
-import { createManagementClient } from "./auth0/client.js";
 import { registerAdminCommands } from "./cli/admin.js";
 import { registerDoctorCommand } from "./cli/doctor.js";
 import { registerEmulatorCommand } from "./cli/emulator.js";
@@ -18,14 +17,12 @@ import { registerSetupLinkCommands } from "./cli/setup-link.js";
 import { ensureSandboxDirectory, forgetEmulatedTenant, sandboxBanner } from "./cli/sandbox.js";
 import { registerStatusCommands } from "./cli/status.js";
 import { registerUsersCommands } from "./cli/users.js";
-import { createBridge, type Bridge, type BridgeOverrides } from "./bridge.js";
+import type { Bridge, BridgeOverrides } from "./bridge.js";
 import { loadProcessConfig, ConfigError, type Config } from "./config.js";
 import { openDatabase } from "./directory/database.js";
 import { sandboxTenant } from "./directory/settings.js";
-import { startEmulator, type RunningEmulator } from "./emulator/index.js";
+import type { RunningEmulator } from "./emulator/index.js";
 import { createLogger } from "./logging.js";
-import { createSyncEngine } from "./sync/engine.js";
-import { ImportClient } from "./sync/import/client.js";
 
 const program = new Command("scim-bridge")
   .description("SCIM 2.0 provisioning and deprovisioning bridge for Auth0 Organizations")
@@ -33,6 +30,19 @@ const program = new Command("scim-bridge")
 
 const config = (): Readonly<Config> => loadProcessConfig();
 const openDb = () => openDatabase(config().databaseUrl);
+
+/**
+ * The sync engine and the Auth0 client, loaded by the commands that talk to Auth0 only: node-auth0
+ * and the bridge's HTTP stack would otherwise be loaded by every command, doubling a short
+ * command's start-up.
+ */
+const syncEngineModules = async () => {
+  const [{ createSyncEngine }, { createManagementClient }] = await Promise.all([
+    import("./sync/engine.js"),
+    import("./auth0/client.js"),
+  ]);
+  return { createSyncEngine, createManagementClient };
+};
 
 /** The sandbox's own database unless DATABASE_URL names one: it must never land on `serve`'s. */
 const sandboxDatabaseUrl = "sqlite:./data/sandbox.db";
@@ -70,6 +80,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
       callbacks: [`${publicUrl}/console/callback`],
       logoutUrls: [`${publicUrl}/console`],
     };
+    const { startEmulator } = await import("./emulator/index.js");
     emulator = await startEmulator({
       plan: "enterprise",
       postLoginHook: { url: `http://127.0.0.1:${port}/hooks/auth0/post-login`, secret: hookSecret },
@@ -99,6 +110,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   }
   let bridge: Bridge;
   try {
+    const { createBridge } = await import("./bridge.js");
     bridge = await createBridge(cfg, overrides);
   } catch (err) {
     server.close();
@@ -171,12 +183,13 @@ registerOrgCommands(program, () => ({ ...openDb(), publicUrl: config().publicUrl
 registerSetupLinkCommands(program, () => ({ ...openDb(), publicUrl: config().publicUrl }));
 registerStatusCommands(program, openDb, () => config().publicUrl);
 registerAdminCommands(program, openDb);
-registerReconcileCommand(program, () => {
+registerReconcileCommand(program, async () => {
   const cfg = config();
   if (!cfg.auth0)
     throw new ConfigError([
       "reconcile needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)",
     ]);
+  const { createSyncEngine, createManagementClient } = await syncEngineModules();
   const opened = openDb();
   return {
     ...opened,
@@ -192,7 +205,7 @@ registerReconcileCommand(program, () => {
   };
 });
 
-registerUsersCommands(program, (needAuth0) => {
+registerUsersCommands(program, async (needAuth0) => {
   const cfg = config();
   if (needAuth0 && !cfg.auth0)
     throw new ConfigError([
@@ -200,6 +213,8 @@ registerUsersCommands(program, (needAuth0) => {
     ]);
   const opened = openDb();
   if (!needAuth0 || !cfg.auth0) return opened;
+  const { createSyncEngine, createManagementClient } = await syncEngineModules();
+  const { ImportClient } = await import("./sync/import/client.js");
   const client = createManagementClient(cfg.auth0);
   const engine = createSyncEngine({ db: opened.db, client, plan: cfg.auth0Plan, rateScale: cfg.auth0RateScale });
   return { ...opened, engine, api: new ImportClient(client, engine.limiter) };

@@ -5,7 +5,7 @@
  * Auth0 refused or did not answer; 78 configuration (no Auth0 settings).
  */
 import type { Command } from "commander";
-import { checkTenant, formatReport, type TenantCheckOptions } from "../sync/tenant-checks.js";
+import type { TenantCheckOptions } from "../sync/tenant-checks.js";
 import type { OpenDatabase } from "../directory/database.js";
 
 export interface DoctorContext {
@@ -25,6 +25,8 @@ export function registerDoctorCommand(program: Command, ctx: DoctorContext): voi
       const settings = ctx.settings();
       const handle = ctx.open();
       try {
+        // Loaded here, not at start-up: the Auth0 client it brings costs every other command's start.
+        const { checkTenant, formatReport } = await import("../sync/tenant-checks.js");
         const report = await checkTenant({ ...settings, db: handle.db });
         console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
         if (!report.ok) process.exitCode = 1;

@@ -3,7 +3,6 @@ import { and, eq, gte, inArray } from "drizzle-orm";
 import { jobs, users } from "../../db/schema.js";
 import type { OpenDatabase } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
-import { scanDrift } from "../sync/drift.js";
 import type { SyncEngine } from "../sync/engine.js";
 import { Lane } from "../directory/outbox.js";
 import { createProgress } from "./progress.js";
@@ -15,14 +14,14 @@ export type ReconcileContext = OpenDatabase & { engine: SyncEngine };
  * --dry-run, repairs it: the drifted users are re-reconciled right here (the same worker code as the
  * server) until the organization's queue is empty.
  */
-export function registerReconcileCommand(program: Command, open: () => ReconcileContext): void {
+export function registerReconcileCommand(program: Command, open: () => Promise<ReconcileContext>): void {
   program
     .command("reconcile <org>")
     .description("compare Auth0 with the directory for one organization and repair any drift")
     .option("--dry-run", "report the drift, change nothing")
     .option("--json", "print the report as JSON")
     .action(async (orgRef: string, opts: { dryRun?: boolean; json?: boolean }) => {
-      const ctx = open();
+      const ctx = await open();
       try {
         const org = getOrganization(ctx.db, orgRef);
         if (!org) {
@@ -33,6 +32,8 @@ export function registerReconcileCommand(program: Command, open: () => Reconcile
         const startedAt = Date.now();
         let failed: string[] = [];
         const progress = createProgress({ label: `scanning ${org.slug}`, silent: opts.json === true });
+        // Loaded when used: the Auth0 gateway it brings would slow every other command's start-up.
+        const { scanDrift } = await import("../sync/drift.js");
         const report = await scanDrift(ctx.engine.deps, org.id, {
           repair: !opts.dryRun,
           lane: Lane.background,

@@ -7,7 +7,7 @@ import { isBridgeError } from "../errors.js";
 import type { SyncEngine } from "../sync/engine.js";
 import type { ImportApi } from "../sync/import/client.js";
 import { formatOf, importFormats, type ImportFormat } from "../sync/import/records.js";
-import { runImport, type ImportDeps, type ImportReport } from "../sync/import/service.js";
+import type { ImportDeps, ImportReport } from "../sync/import/service.js";
 import { createProgress } from "./progress.js";
 
 /** What `users import` needs: the database, and for a real import the sync engine and the import job client. */
@@ -59,7 +59,7 @@ function printReport(report: ImportReport): void {
  * mapping's roles, right here with the same worker code as the server. Running it again with the
  * same file resumes an interrupted import.
  */
-export function registerUsersCommands(program: Command, open: (needAuth0: boolean) => UsersContext): void {
+export function registerUsersCommands(program: Command, open: (needAuth0: boolean) => Promise<UsersContext>): void {
   const users = program.command("users").description("bulk operations on an organization's users");
   users
     .command("import <org> <file>")
@@ -89,7 +89,7 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
           process.exitCode = 1;
           return;
         }
-        const ctx = open(opts.dryRun !== true);
+        const ctx = await open(opts.dryRun !== true);
         const abort = new AbortController();
         const stop = () => abort.abort();
         process.once("SIGINT", stop);
@@ -102,6 +102,8 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
             return;
           }
           const progress = createProgress({ label: `importing into ${org.slug}`, silent: opts.json === true });
+          // Loaded when used: the Auth0 gateway it brings would slow every other command's start-up.
+          const { runImport } = await import("../sync/import/service.js");
           const report = await runImport(
             { db: ctx.db, api: ctx.api ?? noAuth0, gateway: ctx.engine?.gateway ?? noGateway },
             {
