@@ -122,6 +122,8 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
       organizationId: onboarded.organization.id,
       directoryId: onboarded.directory.id,
       actor: { type: "directory" as const, id: onboarded.directory.id },
+      requestId: null,
+      at: Date.now(),
     };
     const push = (prefix: string, n: number): string[] =>
       db.transaction((tx) =>

@@ -141,7 +141,7 @@ const membersAudit = (change: { added: string[]; removed: string[] }) => ({
 });
 
 export function createGroup(tx: DbOrTx, ctx: WriteContext, resource: GroupResource, members: MemberInput[]): GroupRow {
-  const now = ctx.now ?? Date.now();
+  const now = ctx.at;
   const cols = columns(resource);
   assertDisplayNameFree(tx, ctx.directoryId, cols.displayNameLower);
   const row = tx
@@ -188,7 +188,7 @@ export function updateGroup(
   operations: readonly MemberOperation[],
   action: "group.replace" | "group.patch",
 ): GroupRow {
-  const now = ctx.now ?? Date.now();
+  const now = ctx.at;
   const text = resource === undefined ? existing.resource : JSON.stringify(resource);
   const cols = resource === undefined ? undefined : columns(resource);
   if (cols && cols.displayNameLower !== existing.displayNameLower)
@@ -254,7 +254,7 @@ export function updateGroup(
  * (the group job alone could not fan out: the memberships are gone).
  */
 export function deleteGroup(tx: DbOrTx, ctx: WriteContext, existing: GroupRow): void {
-  const now = ctx.now ?? Date.now();
+  const now = ctx.at;
   const removed = deleteAllMembers(tx, existing.id);
   tx.update(groups)
     .set({ deletedAt: now, modifiedAt: now, memberCount: 0, version: existing.version + 1 })

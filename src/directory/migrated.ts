@@ -34,7 +34,7 @@ export function createMigratedUsers(
   list: NewMigratedUser[],
 ): UserRow[] {
   if (list.length === 0) return [];
-  const now = ctx.now ?? Date.now();
+  const now = ctx.at;
   const rows: UserRow[] = list.map((u) => ({
     id: newResourceId(),
     directoryId: ctx.directoryId,
@@ -79,7 +79,7 @@ export function createMigratedUsers(
             active: r.active,
             migration: importId,
           }),
-          requestId: ctx.requestId ?? null,
+          requestId: ctx.requestId,
         })),
       )
       .run(),

@@ -105,7 +105,7 @@ function assertUserNameFree(tx: DbOrTx, directoryId: string, userNameLower: stri
 }
 
 export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow {
-  const now = ctx.now ?? Date.now();
+  const now = ctx.at;
   const cols = columns(resource);
   // A person a migration already brought in: the IdP's create adopts that user (and its Auth0 account).
   if (ctx.actor.type === "directory") {
@@ -168,7 +168,7 @@ export function updateUser(
 ): UserRow {
   const text = JSON.stringify(resource);
   if (text === existing.resource) return existing;
-  const now = ctx.now ?? Date.now();
+  const now = ctx.at;
   const cols = columns(resource);
   if (cols.userNameLower !== existing.userNameLower)
     assertUserNameFree(tx, ctx.directoryId, cols.userNameLower, existing.id);
@@ -217,7 +217,7 @@ export function updateUser(
  * (each group's version moves, so its ETag changes), then 404 for this id and the userName free again.
  */
 export function deleteUser(tx: DbOrTx, ctx: WriteContext, existing: UserRow): void {
-  const now = ctx.now ?? Date.now();
+  const now = ctx.at;
   tx.update(users)
     .set({ deletedAt: now, modifiedAt: now, version: existing.version + 1 })
     .where(eq(users.id, existing.id))
@@ -341,9 +341,6 @@ export function claimMigratedUser(tx: DbOrTx, ctx: WriteContext, resource: UserR
   if (!match) return undefined;
   const existing = getUser(tx, ctx.directoryId, match.userId);
   if (!existing) return undefined;
-  tx.update(migratedUsers)
-    .set({ claimedAt: ctx.now ?? Date.now() })
-    .where(eq(migratedUsers.userId, match.userId))
-    .run();
+  tx.update(migratedUsers).set({ claimedAt: ctx.at }).where(eq(migratedUsers.userId, match.userId)).run();
   return updateUser(tx, ctx, existing, resource, "user.replace");
 }

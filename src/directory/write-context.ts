@@ -1,24 +1,19 @@
 import type { Actor } from "./audit.js";
 
-/** Who writes, for which tenant: every store write records it in its audit entry and scopes its rows by it. */
-export interface WriteContext {
-  organizationId: string;
-  directoryId: string;
-  actor: Actor;
-  requestId?: string;
-  /** Epoch ms; defaults to now. One value per request keeps created/modified/audit times equal. */
-  now?: number;
-}
-
 /**
- * Who made a change, in answer to which request, and when. Every store write outside the SCIM hot path
- * takes one: the actor and request id reach its audit entry, and one clock reading stamps every row and
- * entry the change writes.
+ * Who made a change, in answer to which request, and when. Every store write takes one: the actor and
+ * request id reach its audit entry, and one clock reading stamps every row and entry the change writes.
  */
 export interface Change {
   actor: Actor;
   requestId: string | null;
   at: number;
+}
+
+/** A change to one directory's users and groups (SCIM writes): its rows are scoped by the tenant it names. */
+export interface WriteContext extends Change {
+  organizationId: string;
+  directoryId: string;
 }
 
 /** A change by `actor` now (or at `at`), outside any request unless one is named. */

@@ -46,5 +46,5 @@ export const writeContext = (ctx: ScimContext, now = Date.now()): WriteContext =
   directoryId: ctx.directoryId,
   actor: ctx.actor,
   requestId: ctx.requestId,
-  now,
+  at: now,
 });

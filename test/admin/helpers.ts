@@ -67,7 +67,13 @@ function seedOrganization(db: Db, slug: string, now: number): FixtureOrg {
   const onboarded = onboardOrganization(db, { slug }, changeBy(operatorActor, { at: now }));
   const organizationId = onboarded.organization.id;
   const directoryId = onboarded.directory.id;
-  const ctx = { organizationId, directoryId, actor: { type: "directory" as const, id: directoryId }, now };
+  const ctx = {
+    organizationId,
+    directoryId,
+    actor: { type: "directory" as const, id: directoryId },
+    requestId: null,
+    at: now,
+  };
   const userNames = [0, 1, 2].map((i) => `${slug}-user-${i}@${slug}.example`);
   const userIds = db.transaction((tx) =>
     userNames.map(

@@ -110,7 +110,13 @@ describe("organizations", () => {
       for (const id of f.a.userIds)
         deleteUser(
           tx,
-          { organizationId: f.a.id, directoryId: f.a.directoryId, actor: { type: "directory", id: f.a.directoryId } },
+          {
+            organizationId: f.a.id,
+            directoryId: f.a.directoryId,
+            actor: { type: "directory", id: f.a.directoryId },
+            requestId: null,
+            at: Date.now(),
+          },
           getUser(tx, f.a.directoryId, id)!,
         );
     });

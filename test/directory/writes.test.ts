@@ -17,6 +17,8 @@ const ctx = () => ({
   organizationId: bridge.organizationId,
   directoryId: bridge.directoryId,
   actor: { type: "directory" as const, id: bridge.directoryId },
+  requestId: null,
+  at: Date.now(),
 });
 
 it("rolls back the user, its audit entry and its job together when the transaction fails", () => {

@@ -31,7 +31,13 @@ describe("crash safety", () => {
     const actor = { type: "directory" as const, id: "idp" };
     try {
       const onboarded = onboardOrganization(db, { slug: "crash-test" }, changeBy({ type: "operator", id: "test" }));
-      const ctx = { organizationId: onboarded.organization.id, directoryId: onboarded.directory.id, actor };
+      const ctx = {
+        organizationId: onboarded.organization.id,
+        directoryId: onboarded.directory.id,
+        actor,
+        requestId: null,
+        at: Date.now(),
+      };
       const ids: string[] = [];
       db.transaction((tx) => {
         for (let i = 0; i < USERS; i++) {

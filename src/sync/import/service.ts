@@ -676,7 +676,13 @@ class ImportRun {
     outcome: { failures: RecordFailure[]; recovered: number; inserted: number; updated: number },
   ): void {
     const now = this.now();
-    const ctx = { organizationId: this.org.id, directoryId: this.row.directoryId, actor: this.request.actor, now };
+    const ctx = {
+      organizationId: this.org.id,
+      directoryId: this.row.directoryId,
+      actor: this.request.actor,
+      requestId: null,
+      at: now,
+    };
     this.deps.db.transaction(
       (tx) => {
         let linked = 0;
