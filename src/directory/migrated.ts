@@ -1,5 +1,5 @@
-import { auditEntries, jobs, migratedUsers, userEmails, users } from "../../db/schema.js";
-import { jobKey, Lane } from "./outbox.js";
+import { auditEntries, migratedUsers, userEmails, users } from "../../db/schema.js";
+import { enqueueJobs, Lane } from "./outbox.js";
 import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { bumpDirectoryGeneration } from "./generations.js";
@@ -84,27 +84,10 @@ export function createMigratedUsers(
       )
       .run(),
   );
-  insertInBatches(rows, (b) =>
-    tx
-      .insert(jobs)
-      .values(
-        b.map((r) => ({
-          organizationId: ctx.organizationId,
-          directoryId: ctx.directoryId,
-          kind: "user",
-          key: jobKey("user", r.id),
-          subjectId: r.id,
-          lane: Lane.provision,
-          state: "pending",
-          attempts: 0,
-          runAfter: now,
-          firstEnqueuedAt: now,
-          createdAt: now,
-          updatedAt: now,
-        })),
-      )
-      .onConflictDoNothing()
-      .run(),
+  enqueueJobs(
+    tx,
+    { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now },
+    rows.map((r) => r.id),
   );
   adjustDirectoryCounts(tx, ctx.directoryId, { users: rows.length });
   bumpDirectoryGeneration(tx, ctx.directoryId);
