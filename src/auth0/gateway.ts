@@ -266,7 +266,18 @@ export class Auth0Gateway {
     };
   }
 
-  async addMembers(orgId: string, userIds: string[], lane: number): Promise<void> {
+  /**
+   * `userIds` as a function: called once, when the limiter lets the call go (at most MEMBERS_PER_CALL
+   * ids), so that a caller can keep adding to the call while it waits for its bucket.
+   */
+  async addMembers(orgId: string, userIds: string[] | (() => string[]), lane: number): Promise<void> {
+    if (typeof userIds === "function") {
+      let members: string[] | undefined;
+      await this.call("POST", `/organizations/${orgId}/members`, lane, () =>
+        this.client.organizations.members.create(orgId, { members: (members ??= userIds()) }).withRawResponse(),
+      );
+      return;
+    }
     for (let i = 0; i < userIds.length; i += MEMBERS_PER_CALL) {
       const members = userIds.slice(i, i + MEMBERS_PER_CALL);
       await this.call("POST", `/organizations/${orgId}/members`, lane, () =>
@@ -275,7 +286,15 @@ export class Auth0Gateway {
     }
   }
 
-  async removeMembers(orgId: string, userIds: string[], lane: number): Promise<void> {
+  /** As addMembers. */
+  async removeMembers(orgId: string, userIds: string[] | (() => string[]), lane: number): Promise<void> {
+    if (typeof userIds === "function") {
+      let members: string[] | undefined;
+      await this.call("DELETE", `/organizations/${orgId}/members`, lane, () =>
+        this.client.organizations.members.delete(orgId, { members: (members ??= userIds()) }).withRawResponse(),
+      );
+      return;
+    }
     for (let i = 0; i < userIds.length; i += MEMBERS_PER_CALL) {
       const members = userIds.slice(i, i + MEMBERS_PER_CALL);
       await this.call("DELETE", `/organizations/${orgId}/members`, lane, () =>
