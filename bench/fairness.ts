@@ -418,10 +418,9 @@ export async function fairnessBenchSection(seconds = 15): Promise<string> {
     "",
     ...table("Expensive reads only", reads),
     ...table("Expensive reads and writes", all),
-    "429s are the per-directory rate limit, the per-directory concurrency limit (at most " +
+    "429s are the per-directory rate limit and the query budget at work; at most " +
       String(scimConcurrencyDefault) +
-      " of a directory's requests in the process at once) " +
-      "and the query budget at work; 400s are requests over a per-request maximum (src/scim/cost.ts, src/scim/limits.ts). " +
+      " of a directory's requests are in the process at once (one while the event loop runs late), the rest wait their turn; 400s are requests over a per-request maximum (src/scim/cost.ts, src/scim/limits.ts). " +
       "Every write is durable before its answer: the commit's fsync (synchronous=FULL) runs on the event loop. The load generator shares the machine " +
       "with the server: with a load average above 2 (2 cores), both wait for a core and the tail measures the machine as much as the process.",
   ].join("\n");
