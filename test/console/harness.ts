@@ -5,6 +5,7 @@
  * forward to test session and link expiry.
  */
 import { existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AxeBuilder } from "@axe-core/playwright";
 import type { RequestHandler } from "express";
@@ -136,7 +137,12 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
   };
 }
 
-const shotsDir = join(import.meta.dirname, "../../docs/console");
+// The docs' screenshots are rewritten only when asked (UPDATE_SCREENSHOTS=1): a test run must not change
+// tracked files. Otherwise they still are taken (masking included), into a temporary folder.
+const shotsDir =
+  process.env.UPDATE_SCREENSHOTS === "1"
+    ? join(import.meta.dirname, "../../docs/console")
+    : join(tmpdir(), "scim-bridge-console-shots");
 
 /**
  * Every page a test visits goes through here: no serious or critical axe violation (WCAG 2 A/AA),
