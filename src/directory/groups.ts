@@ -7,7 +7,7 @@ import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
-import { prepared, selectAll, selectOne } from "./statements.js";
+import { prepared, selectAll } from "./statements.js";
 import {
   deleteAllMembers,
   deleteMembers,
@@ -18,7 +18,7 @@ import {
   missingUsers,
   type MemberInput,
 } from "./members.js";
-import { afterCondition, type ListQuery } from "./users.js";
+import { afterCondition, countLive, type ListQuery } from "./users.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { changedAttributes, type WriteContext } from "./write-context.js";
 
@@ -284,21 +284,8 @@ export function deleteGroup(tx: DbOrTx, ctx: WriteContext, existing: GroupRow): 
   enqueueMemberJobs(tx, ctx, removed, now);
 }
 
-export function countGroups(db: DbOrTx, directoryId: string, where?: SQL): number {
-  if (!where)
-    return (
-      (
-        prepared(db, "SELECT group_count AS n FROM directories WHERE id = ?").get(directoryId) as
-          { n: number } | undefined
-      )?.n ?? 0
-    );
-  return (
-    selectOne<{ n: number }>(
-      db,
-      sql`SELECT count(*) AS n FROM groups WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`,
-    )?.n ?? 0
-  );
-}
+export const countGroups = (db: DbOrTx, directoryId: string, where?: SQL): number =>
+  countLive(db, "groups", directoryId, where);
 
 export function listGroups(db: DbOrTx, directoryId: string, query: ListQuery): GroupRow[] {
   if (query.limit <= 0) return [];

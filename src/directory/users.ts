@@ -276,18 +276,23 @@ export const afterCondition = (after: ListQuery["after"]): SQL =>
  * selective, so `emails.value eq` and `members[value eq]` drive from their indexed subquery instead
  * of scanning the directory; composite (directory_id, …) indexes are still used.
  */
-export function countUsers(db: DbOrTx, directoryId: string, where?: SQL): number {
+export const countUsers = (db: DbOrTx, directoryId: string, where?: SQL): number =>
+  countLive(db, "users", directoryId, where);
+
+/** countUsers for either resource table (the directory row keeps `user_count` and `group_count`). */
+export function countLive(db: DbOrTx, table: "users" | "groups", directoryId: string, where?: SQL): number {
+  const counter = table === "users" ? "user_count" : "group_count";
   if (!where)
     return (
       (
-        prepared(db, "SELECT user_count AS n FROM directories WHERE id = ?").get(directoryId) as
+        prepared(db, `SELECT ${counter} AS n FROM directories WHERE id = ?`).get(directoryId) as
           { n: number } | undefined
       )?.n ?? 0
     );
   return (
     selectOne<{ n: number }>(
       db,
-      sql`SELECT count(*) AS n FROM users WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`,
+      sql`SELECT count(*) AS n FROM ${sql.raw(table)} WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`,
     )?.n ?? 0
   );
 }
