@@ -18,7 +18,7 @@ import {
   missingUsers,
   type MemberInput,
 } from "./members.js";
-import { afterCondition, countLive, type ListQuery } from "./users.js";
+import { afterCondition, countLive, orderTerms, type ListQuery } from "./users.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { changedAttributes, type WriteContext } from "./write-context.js";
 
@@ -291,7 +291,7 @@ export function listGroups(db: DbOrTx, directoryId: string, query: ListQuery): G
   if (query.limit <= 0) return [];
   return selectAll<GroupRow>(
     db,
-    sql`SELECT ${sql.raw(groupColumns)} FROM groups WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${query.where ?? sql`1`} AND ${afterCondition(query.after)}
-      ORDER BY ${sql.join(query.orderBy, sql`, `)} LIMIT ${query.limit} OFFSET ${query.offset}`,
+    sql`SELECT ${sql.raw(groupColumns)} FROM groups WHERE directory_id = ${directoryId} AND deleted_at IS NULL AND ${query.where ?? sql`1`} AND ${afterCondition(query.after)}
+      ORDER BY ${orderTerms(query)} LIMIT ${query.limit} OFFSET ${query.offset}`,
   );
 }

@@ -271,10 +271,10 @@ export const afterCondition = (after: ListQuery["after"]): SQL =>
   after ? sql`(created_at, id) > (${after.createdAt}, ${after.id})` : sql`1`;
 
 /**
- * totalResults: the maintained count when unfiltered (O(1)), else a count of the matches.
- * likely(directory_id = ?) tells SQLite's planner (which has no statistics) that the directory is not
- * selective, so `emails.value eq` and `members[value eq]` drive from their indexed subquery instead
- * of scanning the directory; composite (directory_id, …) indexes are still used.
+ * totalResults: the maintained count when unfiltered (O(1)), else a count of the matches. The
+ * directory condition is a plain equality so that SQLite's planner (which has no statistics) can use
+ * it with the filter on a composite (directory_id, …) index: `externalId eq` and `displayName eq`
+ * then probe one index entry instead of scanning the table.
  */
 export const countUsers = (db: DbOrTx, directoryId: string, where?: SQL): number =>
   countLive(db, "users", directoryId, where);
@@ -292,17 +292,27 @@ export function countLive(db: DbOrTx, table: "users" | "groups", directoryId: st
   return (
     selectOne<{ n: number }>(
       db,
-      sql`SELECT count(*) AS n FROM ${sql.raw(table)} WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${where}`,
+      sql`SELECT count(*) AS n FROM ${sql.raw(table)} WHERE directory_id = ${directoryId} AND deleted_at IS NULL AND ${where}`,
     )?.n ?? 0
   );
 }
+
+/**
+ * ORDER BY of a list query. Filtered, each term is prefixed with unary plus, which keeps SQLite from
+ * reading an index in sort order (SQLite documentation, "The SQLite Query Optimizer Overview",
+ * disqualifying indexes): without statistics it would rather walk the whole directory in creation
+ * order than sort the few rows an indexed filter finds. The order itself is unchanged; unfiltered
+ * pages still read the creation-order index and stop after one page.
+ */
+export const orderTerms = (query: Pick<ListQuery, "where" | "orderBy">): SQL =>
+  sql.join(query.where ? query.orderBy.map((term) => sql`+${term}`) : query.orderBy, sql`, `);
 
 export function listUsers(db: DbOrTx, directoryId: string, query: ListQuery): UserRow[] {
   if (query.limit <= 0) return [];
   return selectAll<RawUser>(
     db,
-    sql`SELECT ${sql.raw(userColumns)} FROM users WHERE likely(directory_id = ${directoryId}) AND deleted_at IS NULL AND ${query.where ?? sql`1`} AND ${afterCondition(query.after)}
-      ORDER BY ${sql.join(query.orderBy, sql`, `)} LIMIT ${query.limit} OFFSET ${query.offset}`,
+    sql`SELECT ${sql.raw(userColumns)} FROM users WHERE directory_id = ${directoryId} AND deleted_at IS NULL AND ${query.where ?? sql`1`} AND ${afterCondition(query.after)}
+      ORDER BY ${orderTerms(query)} LIMIT ${query.limit} OFFSET ${query.offset}`,
   ).map(toUser);
 }
 
