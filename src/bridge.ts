@@ -130,7 +130,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   const hookSecret = overrides.hookSecret ?? config.hookSecret;
   const background = overrides.backgroundCheckpoints ?? true;
 
-  const store = openDatabase(databaseUrl, background ? { autoCheckpoint: false } : {});
+  const store = openDatabase(databaseUrl, { ...config.sqlite, ...(background ? { autoCheckpoint: false } : {}) });
   try {
     const tenant = overrides.tenantLink ?? auth0.domain;
     if (tenant !== false) linkDatabase(store.db, tenant);
@@ -150,6 +150,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
   // The SCIM request log and tokens' last use write through it too: bookkeeping, off the SCIM commit path.
   const syncConnection = openDatabase(databaseUrl, {
+    ...config.sqlite,
     durability: "normal",
     ...(background ? { autoCheckpoint: false } : {}),
   });

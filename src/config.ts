@@ -42,6 +42,11 @@ export interface Config {
   driftScanHours: number;
   /** Per-directory SCIM rate limit; undefined when SCIM_RATE_LIMIT_PER_SECOND=0. */
   scimRateLimit?: { ratePerSecond: number; burst: number };
+  /**
+   * SQLite memory per connection (SQLITE_CACHE_MIB, SQLITE_MMAP_MIB); each unset one keeps the
+   * store's default (a 32 MiB page cache, no mapping). See OpenOptions in directory/database.ts.
+   */
+  sqlite: { cacheMiB?: number; mmapMiB?: number };
   console: ConsoleConfig;
 }
 
@@ -188,6 +193,19 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
         }
       : undefined;
 
+  const sqlite: Config["sqlite"] = {};
+  for (const [name, key, min] of [
+    ["SQLITE_CACHE_MIB", "cacheMiB", 1],
+    ["SQLITE_MMAP_MIB", "mmapMiB", 0],
+  ] as const) {
+    const text = env[name];
+    if (text === undefined) continue;
+    const mib = Number(text);
+    if (text.trim() === "" || !Number.isInteger(mib) || mib < min || mib > 1_048_576)
+      problems.push(`${name} must be a whole number of MiB from ${min} to 1048576 (got "${text}")`);
+    else sqlite[key] = mib;
+  }
+
   const consoleConfig: ConsoleConfig = {
     roleClaimNamespace: (env.CONSOLE_ROLE_CLAIM_NAMESPACE ?? "https://scim-bridge.dev").replace(/\/+$/, ""),
     adminRole: env.CONSOLE_ADMIN_ROLE ?? "org_admin",
@@ -237,5 +255,6 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     logLevel,
     driftScanHours,
     scimRateLimit,
+    sqlite: Object.freeze(sqlite),
   });
 }

@@ -46,7 +46,22 @@ export interface OpenOptions {
    * waits for a checkpoint. Only for a process that runs the background checkpointer.
    */
   autoCheckpoint?: boolean;
+  /**
+   * SQLite's page cache of this connection, in MiB (PRAGMA cache_size): the only part of the
+   * database held in process memory, so memory stays flat however large the directory grows; pages
+   * beyond it are read from the operating system's file cache. Default defaultCacheMiB.
+   */
+  cacheMiB?: number;
+  /**
+   * Bytes of the database file mapped into memory (PRAGMA mmap_size), in MiB. Default 0: reads go
+   * through the page cache only. Mapping saves a copy per page read, but every mapped page read counts
+   * in the process's resident memory (shared with the file cache, reclaimable), up to this size.
+   */
+  mmapMiB?: number;
 }
+
+/** Page cache per connection by default, in MiB (SQLite's own default is 2 MiB). */
+export const defaultCacheMiB = 32;
 
 /** Statements kept per connection; filters make many SQL shapes, so the oldest beyond this go. */
 const maxCachedStatements = 1000;
@@ -127,6 +142,9 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenDataba
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
   sqlite.pragma("foreign_keys = ON");
+  // Negative cache_size is in KiB (SQLite documentation, PRAGMA cache_size).
+  sqlite.pragma(`cache_size = ${-Math.round((options.cacheMiB ?? defaultCacheMiB) * 1024)}`);
+  sqlite.pragma(`mmap_size = ${Math.round((options.mmapMiB ?? 0) * 1024 * 1024)}`);
   if (options.autoCheckpoint === false) sqlite.pragma("wal_autocheckpoint = 0");
   // Concurrent processes (CLI beside a running server) wait instead of failing with SQLITE_BUSY.
   sqlite.pragma("busy_timeout = 5000");
