@@ -6,6 +6,10 @@
  *
  *   npm run bench -- shipped                       full run: 10k, 100k and 1M users, 10 s a scenario, 60 s mixed load
  *   npx tsx bench/shipped.ts --sizes 10000 --duration 3 --mixed 0     quick check while developing
+ *   npx tsx bench/shipped.ts --sizes 1000000 --duration 5 --mixed 60  the million-user directory alone
+ *
+ * Each size seeds a fresh database (bench/seed.ts: about a minute and 1 GiB of disk for a million
+ * users, under the system temp directory, TMPDIR to move it), deleted when the size is done.
  *
  * Options: --sizes a,b,c (users in the benched directory), --organizations N (default 10,000),
  * --duration s (per scenario), --mixed s (mixed load before the second RSS reading; 0 skips),
@@ -15,17 +19,15 @@
  * built, for a before/after pair on the same machine minutes apart).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { openDatabase } from "../src/directory/database.js";
-import { onboardOrganization } from "../src/admin/onboarding.js";
-import { changeBy } from "../src/directory/write-context.js";
 import { packageRoot } from "../src/paths.js";
+import { seedDirectory, type SeededDirectory } from "./seed.js";
 
 interface AutocannonResult {
   requests: { average: number };
@@ -50,112 +52,11 @@ type Autocannon = (options: {
 }) => Promise<AutocannonResult>;
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 
-export interface ShippedSeed {
-  dbPath: string;
-  directoryId: string;
-  token: string;
-  groupId: string;
-  users: number;
-  organizations: number;
-  seedSeconds: number;
-}
+export type ShippedSeed = SeededDirectory;
 
-/**
- * Bulk seed straight into SQLite: `users` users (with their email rows) in one directory, a group
- * holding half of them, and `organizations` − 1 further organizations, each with a directory and a
- * token, so that indexes and the token table have a realistic size. One transaction, synchronous=OFF
- * (a seed is re-run, not recovered), then a checkpoint, so the server starts from a clean WAL.
- */
-export function seedShipped(users: number, organizations = 10_000): ShippedSeed {
-  const started = performance.now();
-  const dir = mkdtempSync(join(tmpdir(), "bench-shipped-"));
-  const dbPath = join(dir, "bridge.db");
-  const { db, sqlite, close } = openDatabase(`sqlite:${dbPath}`);
-  const made = onboardOrganization(db, { slug: "bench" }, changeBy({ type: "operator", id: "bench" }));
-  const directoryId = made.directory.id;
-  const groupId = "bench-group";
-  sqlite.pragma("synchronous = OFF");
-  sqlite.pragma("cache_size = -262144");
-  const now = Date.now();
-  const insertOrg = sqlite.prepare(
-    "INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-  );
-  const insertDir = sqlite.prepare(
-    "INSERT INTO directories (id, organization_id, name, created_at) VALUES (?, ?, 'IdP', ?)",
-  );
-  const insertToken = sqlite.prepare(
-    "INSERT INTO scim_tokens (id, directory_id, token_hash, hint, created_at) VALUES (?, ?, ?, ?, ?)",
-  );
-  const insertUser = sqlite.prepare(
-    "INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active, resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 1, ?, ?)",
-  );
-  const insertEmail = sqlite.prepare(
-    "INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, \"primary\") VALUES (?, ?, 0, ?, 'work', 1)",
-  );
-  const insertMember = sqlite.prepare(
-    "INSERT INTO group_members (group_id, member_id, directory_id, member_type, display, added_at) VALUES (?, ?, ?, 'User', ?, ?)",
-  );
-  sqlite.transaction(() => {
-    for (let o = 1; o < organizations; o++) {
-      insertOrg.run(
-        `o-${o}`,
-        `bench-o${o}`,
-        `Bench ${o}`,
-        made.organization.userModel,
-        made.organization.connection,
-        now,
-        now,
-      );
-      insertDir.run(`d-${o}`, `o-${o}`, now);
-      const secret = randomBytes(16).toString("hex");
-      insertToken.run(`t-${o}`, `d-${o}`, createHash("sha256").update(secret).digest("hex"), secret.slice(-4), now);
-    }
-    for (let i = 0; i < users; i++) {
-      const userName = `user${i}@bench.example.com`;
-      const resource = {
-        externalId: `ext-${i}`,
-        userName,
-        name: { givenName: `Given${i}`, familyName: `Family${i}` },
-        displayName: `User ${i}`,
-        active: true,
-        emails: [{ value: userName, type: "work", primary: true }],
-      };
-      insertUser.run(
-        `u-${i}`,
-        directoryId,
-        userName,
-        userName,
-        `ext-${i}`,
-        `User ${i}`,
-        JSON.stringify(resource),
-        now + i,
-        now + i,
-      );
-      insertEmail.run(`u-${i}`, directoryId, userName);
-    }
-    sqlite
-      .prepare(
-        "INSERT INTO groups (id, directory_id, display_name, display_name_lower, resource, version, member_count, created_at, modified_at) VALUES (?, ?, 'Everyone', 'everyone', ?, 1, ?, ?, ?)",
-      )
-      .run(groupId, directoryId, JSON.stringify({ displayName: "Everyone" }), Math.floor(users / 2), now, now);
-    for (let i = 0; i < Math.floor(users / 2); i++) insertMember.run(groupId, `u-${i}`, directoryId, `User ${i}`, now);
-    sqlite.prepare("UPDATE directories SET user_count = ?, group_count = 1 WHERE id = ?").run(users, directoryId);
-    // The seeded directory counts as synced already (reads are measured with an empty outbox): no
-    // organization job fanning out to every seeded user; the first write's job creates the Auth0 organization.
-    sqlite.prepare("DELETE FROM jobs").run();
-  })();
-  sqlite.pragma("wal_checkpoint(TRUNCATE)");
-  close();
-  return {
-    dbPath,
-    directoryId,
-    token: made.token.token,
-    groupId,
-    users,
-    organizations,
-    seedSeconds: (performance.now() - started) / 1000,
-  };
-}
+/** A seeded database (bench/seed.ts) under the system's temp directory; bench/ab.ts seeds through this too. */
+export const seedShipped = (users: number, organizations = 10_000): ShippedSeed =>
+  seedDirectory(users, organizations, undefined, (line) => console.error(line));
 
 /** Starts a child and waits until `pattern` appears in the file its stdout goes to. */
 export async function startLogged(
@@ -401,10 +302,19 @@ export interface SizeResult {
   seed: ShippedSeed;
   shipped: Row[];
   bare: Row[];
+  /** Seconds from spawning `serve` to its listening line (migrations and startup work included). */
+  startSeconds: number;
+  /** Size of the database file after seeding, in MiB. */
+  dbMiB: number;
   rssAfterStart: number;
+  /** After the read scenarios (every page of the walk read once through the page cache). */
+  rssAfterReads: number;
   rssAfterMixed?: number;
   jobsDone: number;
   jobsOpen: number;
+  /** 1-minute load average before seeding and after the last scenario: other work on the machine. */
+  loadBefore: number;
+  loadAfter: number;
 }
 
 export interface ShippedOptions {
@@ -424,8 +334,10 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
   console.error(
     `bench shipped: seeding ${users.toLocaleString("en")} users and ${o.organizations.toLocaleString("en")} organizations…`,
   );
+  const loadBefore = loadavg()[0]!;
   const s = seedShipped(users, o.organizations);
-  console.error(`  seeded in ${s.seedSeconds.toFixed(1)} s`);
+  const dbMiB = Math.round(statSync(s.dbPath).size / 2 ** 20);
+  console.error(`  seeded in ${s.seedSeconds.toFixed(1)} s (${dbMiB} MiB), load average ${loadavg()[0]!.toFixed(2)}`);
   const dir = join(s.dbPath, "..");
   let emulator: ChildProcess | undefined;
   let bridge: ChildProcess | undefined;
@@ -438,6 +350,7 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
       /AUTH0_MANAGEMENT_URL=(\S+)/,
     );
     emulator = emu.child;
+    const spawned = performance.now();
     const served = await startLogged(
       [o.cli, "serve"],
       serveEnv(s.dbPath, emu.match[1]!),
@@ -447,7 +360,9 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
     );
     bridge = served.child;
     const origin = `http://127.0.0.1:${served.match[1]}`;
+    const startSeconds = (performance.now() - spawned) / 1000;
     const rssAfterStart = rssMiB(bridge.pid);
+    console.error(`  serve started in ${startSeconds.toFixed(1)} s, RSS ${rssAfterStart} MiB`);
     let bareOrigin: string | undefined;
     if (o.bare) {
       const b = await startLogged(
@@ -467,12 +382,15 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
       shippedRows.push(await measure(origin, s, sc, o.duration, "shipped", bridge.pid));
       if (bareOrigin) bareRows.push(await measure(bareOrigin, s, sc, o.duration, "bare", bare?.pid));
     }
+    const rssAfterReads = rssMiB(bridge.pid);
+    console.error(`  RSS after the reads ${rssAfterReads} MiB`);
     for (const sc of chosen(writeScenarios(s, "shipped")))
       shippedRows.push(await measure(origin, s, sc, o.duration, "shipped", bridge.pid));
     let rssAfterMixed: number | undefined;
     if (o.mixedSeconds > 0) {
       shippedRows.push(await mixed(origin, s, o.mixedSeconds, bridge.pid));
       rssAfterMixed = rssMiB(bridge.pid);
+      console.error(`  RSS after mixed load ${rssAfterMixed} MiB`);
     }
     await stop(bridge);
     bridge = undefined;
@@ -485,10 +403,15 @@ async function runSize(users: number, o: ShippedOptions): Promise<SizeResult> {
       seed: s,
       shipped: shippedRows,
       bare: bareRows,
+      startSeconds,
+      dbMiB,
       rssAfterStart,
+      rssAfterReads,
       rssAfterMixed,
       jobsDone: counts.done ?? 0,
       jobsOpen: counts.open ?? 0,
+      loadBefore,
+      loadAfter: loadavg()[0]!,
     };
   } finally {
     await stop(bridge);
@@ -529,15 +452,19 @@ export function shippedSection(results: SizeResult[], o: ShippedOptions): string
   });
   const rss = results.map(
     (r) =>
-      `| ${fmt(r.seed.users)} | ${r.seed.seedSeconds.toFixed(1)} s | ${r.rssAfterStart} MiB | ${r.rssAfterMixed ?? "–"}${r.rssAfterMixed ? " MiB" : ""} | ${fmt(r.jobsDone)} done, ${fmt(r.jobsOpen)} open |`,
+      `| ${fmt(r.seed.users)} | ${r.seed.seedSeconds.toFixed(1)} s | ${fmt(r.dbMiB)} MiB | ${r.startSeconds.toFixed(1)} s | ${r.rssAfterStart} MiB | ${r.rssAfterReads} MiB | ${r.rssAfterMixed ?? "–"}${r.rssAfterMixed ? " MiB" : ""} | ${fmt(r.jobsDone)} done, ${fmt(r.jobsOpen)} open | ${r.loadBefore.toFixed(2)} / ${r.loadAfter.toFixed(2)} |`,
   );
   return [
     `\`scim-bridge serve\` (compiled) in its own process, as deployed: metrics, SCIM request log, per-token rate limiter, pino at info into a file, ` +
       "and the sync worker pushing to `scim-bridge auth0-emulator` (enterprise plan limits) in a third process. autocannon drives it from a fourth, " +
       `on 127.0.0.1, ${o.duration} s a scenario. Each size is a fresh database holding ${fmt(o.organizations)} organizations (each with a directory and a token); ` +
-      "the benched directory holds the users shown and one group with half of them. Reads run first, with an empty outbox; the writes then enqueue " +
+      "the benched directory holds the users shown and one group with half of them. bench/seed.ts writes it straight into SQLite (prepared statements, " +
+      "100,000 users a transaction, no journal or fsync while seeding): the rows `POST /Users` and a member add would write, with the directory's counters, " +
+      "then `serve` starts on it. Its page cache is the default, 32 MiB per connection (SQLITE_CACHE_MIB), no file mapping. " +
+      "GET by id and the userName filter pick users at random over the whole directory; the page walk goes from the first page on, as Okta's import does. " +
+      "Reads run first, with an empty outbox; the writes then enqueue " +
       "sync jobs that the worker pushes to the emulator meanwhile. Every write is durable before its answer (WAL, synchronous=FULL, group commit). " +
-      "The rate limiter is on, at 100,000 req/s per token instead of the default 50: at 50/s every scenario would measure 429s. " +
+      "The rate limiter is on, at 100,000 req/s per token instead of the default: at the default every scenario would measure 429s. " +
       (results[0]!.bare.length > 0
         ? '"bare" is the same read served by a bare `createApp({ db, publicUrl })` (bench/scim.ts), for comparison only. '
         : "") +
@@ -548,8 +475,8 @@ export function shippedSection(results: SizeResult[], o: ShippedOptions): string
     `|---|${results.map(() => "---:|---:|---:|---:|---:|").join("")}`,
     ...lines,
     "",
-    "| users | seed time | RSS after start | RSS after mixed load | sync jobs at the end |",
-    "|---:|---:|---:|---:|---|",
+    "| users | seed time | database | serve start | RSS after start | RSS after the reads | RSS after mixed load | sync jobs at the end | load average before / after |",
+    "|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ...rss,
     "",
     "Targets (this machine, as shipped): GET by id ≥ 5,000 req/s and userName filter ≥ 4,000 req/s at 10k and at 1M users, p99 ≤ 10 ms; " +
