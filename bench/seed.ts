@@ -9,7 +9,7 @@
  *   npx tsx bench/seed.ts 1000000 [path]    seeds a database and prints its path, token and timing
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { closeSync, fsyncSync, mkdtempSync, openSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -176,6 +176,10 @@ export function seedDirectory(
   })();
   sqlite.pragma("journal_mode = WAL");
   close();
+  // Written without fsync: flush it now, so the kernel's writeback does not run under the first scenario.
+  const fd = openSync(dbPath, "r+");
+  fsyncSync(fd);
+  closeSync(fd);
   return {
     dbPath,
     directoryId,
