@@ -148,6 +148,17 @@ export function readScenarios(s: ShippedSeed): Scenario[] {
       },
     },
     {
+      // Entra matches on externalId when configured to; an index probe at any size, like userName.
+      name: 'GET /Users?filter=externalId eq "…"',
+      connections: 10,
+      request: {
+        setupRequest: (r) => ({
+          ...r,
+          path: `${base}/Users?filter=${encodeURIComponent(`externalId eq "ext-${pick(s.users)}"`)}`,
+        }),
+      },
+    },
+    {
       name: "GET /Users pages of 100 in sequence, as Okta imports (1 connection)",
       connections: 1,
       request: {
