@@ -184,6 +184,7 @@ describe("unfiltered pages", () => {
     });
     expect(names(all).sort()).toEqual(["Beta", "Zeta", "alpha"]);
     const filter = filterToSql(parseFilter('displayName eq "BETA"'), groupsTarget(ctx.directoryId));
+    plans.length = 0;
     expect(
       names(
         listGroups(store.db, ctx.directoryId, {
@@ -195,6 +196,12 @@ describe("unfiltered pages", () => {
       ),
     ).toEqual(["Beta"]);
     expect(countGroups(store.db, ctx.directoryId, filter)).toBe(1);
+    // Entra looks groups up by displayName: one index probe, never a walk of the directory's groups.
+    expect(plans).toHaveLength(2);
+    for (const { plan } of plans) {
+      expect(plan).toMatch(/groups_dir_display_idx/);
+      expect(plan).not.toMatch(/\bSCAN groups\b/);
+    }
     expect(getUser(store.db, other.directoryId, live[0]!.id)).toBeUndefined();
   });
 });
