@@ -82,6 +82,8 @@ export class Auth0Gateway {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Consecutive 5xx/network failures: past a few, Auth0 is treated as down (see noteFailure). */
   private consecutiveFailures = 0;
+  /** When the last failure that counted was seen (epoch ms). */
+  private lastFailureAt = -Infinity;
 
   private readonly connections = new Map<string, { info: ConnectionInfo; readAt: number }>();
   private get outage(): OutagePolicy {
@@ -114,7 +116,7 @@ export class Auth0Gateway {
       const started = Date.now();
       try {
         const { data, rawResponse } = await send();
-        this.consecutiveFailures = 0;
+        this.noteSuccess(started);
         this.limiter.observe(cls, rawResponse.status, rawResponse.headers);
         this.observer.onCall?.(cls, rawResponse.status, Date.now() - started);
         return data;
@@ -125,8 +127,8 @@ export class Auth0Gateway {
         this.observer.onCall?.(cls, status, Date.now() - started);
         if (status === 429 && attempt < RATE_LIMIT_RETRIES) continue;
         const transient = status === 0 || status === 408 || (status >= 500 && status !== 501);
-        if (status === 0 || status >= 500) this.noteFailure();
-        else this.consecutiveFailures = 0;
+        if (status === 0 || status >= 500) this.noteFailure(started);
+        else this.noteSuccess(started);
         if (transient && transientRetries++ < TRANSIENT_RETRIES) {
           const { min, max } = this.outage.transientRetryMs;
           await new Promise((resolve) => setTimeout(resolve, min + Math.random() * (max - min)));
@@ -139,10 +141,18 @@ export class Auth0Gateway {
 
   /**
    * During an outage every job would burn its attempts and back off for minutes. Instead, after a few
-   * failures in a row (3 by default) every call waits in the limiter (1 s, doubling up to 30 s) before
-   * Auth0 is tried again; a success resets the count, so jobs resume as soon as Auth0 answers.
+   * failures in a row (3 by default) provisioning and background calls wait in the limiter (1 s,
+   * doubling up to 30 s) before Auth0 is tried again; deprovisioning calls keep trying (see
+   * RateLimiter.pauseOutage), and a success resets the count and ends the pause.
+   *
+   * "In a row" is in time: calls that were already in flight when a failure was seen count once
+   * with it. Dozens of calls in flight that lose their connections together (one network blip, a
+   * stalled peer) are one failure, not dozens; counted one by one, they used to pause every call,
+   * deactivations included, for the full 30 s.
    */
-  private noteFailure(): void {
+  private noteFailure(startedAt: number): void {
+    if (startedAt < this.lastFailureAt) return;
+    this.lastFailureAt = Date.now();
     this.consecutiveFailures++;
     const { failuresBeforePause, firstPauseMs, maxPauseMs } = this.outage;
     if (this.consecutiveFailures >= failuresBeforePause) {
@@ -150,8 +160,15 @@ export class Auth0Gateway {
         maxPauseMs,
         firstPauseMs * 2 ** Math.min(this.consecutiveFailures - failuresBeforePause, 5),
       );
-      this.limiter.pauseAll(Date.now() + pauseMs);
+      this.limiter.pauseOutage(Date.now() + pauseMs);
     }
+  }
+
+  /** An answer from Auth0 to a call sent after the last failure: it is up. (An older call's answer proves nothing.) */
+  private noteSuccess(startedAt: number): void {
+    if (startedAt < this.lastFailureAt) return;
+    this.consecutiveFailures = 0;
+    this.limiter.resumeAfterOutage();
   }
 
   /** One page of a list endpoint, through the limiter like any call. */

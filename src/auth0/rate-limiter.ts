@@ -224,6 +224,11 @@ export class RateLimiter {
   private readonly shared: SharedBudget | undefined;
   private readonly syncMs: number;
   private lastSync = -Infinity;
+  /**
+   * Auth0 looks down (see pauseOutage): calls of the provisioning and background lanes wait until
+   * this time. Kept apart from the buckets' 429 pauses, which every lane must respect.
+   */
+  private outageUntil = 0;
   /** A 429 from a bucket the profile does not know pauses only the endpoint class that got it. */
   private readonly classPausedUntil = new Map<EndpointClass, number>();
   private seq = 0;
@@ -332,6 +337,11 @@ export class RateLimiter {
         i++;
         continue;
       }
+      // Waiters are in lane order: from here on, every waiter is held by the outage pause.
+      if (w.lane !== 0 && t < this.outageUntil) {
+        nextCheck = Math.min(nextCheck, this.outageUntil);
+        break;
+      }
       if (buckets.some((b) => blocked.has(b))) {
         i++;
         continue;
@@ -411,13 +421,21 @@ export class RateLimiter {
     this.drain();
   }
 
-  /** Holds every call back until `until` (epoch ms): Auth0 looks down, so calls wait instead of failing. */
-  pauseAll(until: number): void {
-    // Recorded in the delta too, or the next sync with the shared state would lift the pause.
-    for (const b of this.buckets.values()) {
-      b.pausedUntil = Math.max(b.pausedUntil, until);
-      b.delta.pausedUntil = Math.max(b.delta.pausedUntil, until);
-    }
+  /**
+   * Auth0 looks down: holds the provisioning and background lanes back until `until` (epoch ms), so
+   * that their jobs wait instead of spending attempts. The deprovision lane is not held: its few
+   * calls keep trying (its jobs retry with backoff, and never give up), so a deactivation lands as
+   * soon as Auth0 answers again, and its first success ends the pause for everyone (resumeAfterOutage).
+   */
+  pauseOutage(until: number): void {
+    this.outageUntil = Math.max(this.outageUntil, until);
+    this.drain();
+  }
+
+  /** A call succeeded after an outage pause began: Auth0 is back, so the pause ends now. */
+  resumeAfterOutage(): void {
+    if (this.outageUntil === 0) return;
+    this.outageUntil = 0;
     this.drain();
   }
 

@@ -25,6 +25,29 @@ export interface EnqueueJob {
 
 export const jobKey = (kind: JobKind, subjectId: string): string => `${kind}:${subjectId}`;
 
+const enqueueListeners = new Set<() => void>();
+
+/**
+ * Calls `listener` after a job is enqueued anywhere in this process, so that a worker starts it at
+ * once instead of at its next poll (which remains for jobs other processes enqueue). It runs on the
+ * next turn of the event loop: the enqueue happens inside a synchronous transaction, which has
+ * committed (or rolled back, making it a harmless spurious wake) by then. Returns an unsubscribe.
+ */
+export function onJobEnqueued(listener: () => void): () => void {
+  enqueueListeners.add(listener);
+  return () => enqueueListeners.delete(listener);
+}
+
+let wakeScheduled = false;
+function signalEnqueued(): void {
+  if (wakeScheduled || enqueueListeners.size === 0) return;
+  wakeScheduled = true;
+  setImmediate(() => {
+    wakeScheduled = false;
+    for (const listener of enqueueListeners) listener();
+  });
+}
+
 /**
  * Enqueues a level-triggered reconcile job inside the caller's transaction. A pending job for the
  * same key absorbs it (docs/design.md, invariant 4): it keeps the most urgent lane, the earliest
@@ -58,6 +81,7 @@ export function enqueueJob(tx: DbOrTx, job: EnqueueJob): void {
       },
     })
     .run();
+  signalEnqueued();
 }
 
 /**
@@ -82,4 +106,5 @@ export function enqueueJobs(tx: DbOrTx, job: Omit<EnqueueJob, "subjectId">, subj
     now,
     subjects: JSON.stringify(subjects),
   });
+  signalEnqueued();
 }

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
-import { Lane, type JobKind } from "../directory/outbox.js";
+import { Lane, onJobEnqueued, type JobKind } from "../directory/outbox.js";
 
 export type JobRow = typeof jobs.$inferSelect;
 
@@ -31,6 +31,13 @@ export interface WorkerOptions {
   /** Jobs in flight at once (Auth0 calls of different users overlap; one job per key at a time). */
   concurrency?: number;
   /**
+   * Slots on top of `concurrency` that only deprovision-lane jobs may take (default: an eighth of
+   * `concurrency`, at least 1). Provisioning and background jobs start only while fewer than
+   * `concurrency` jobs run, so with every ordinary slot busy on a backlog (each job waiting its turn
+   * for the rate limit), a deactivation still starts at once rather than after one of them finishes.
+   */
+  deprovisionSlots?: number;
+  /**
    * Drift scans in flight at once, on top of `concurrency`. A scan is one long job that paces its
    * own reads on the background lane; in the shared pool it would wait for a whole push to be
    * claimed first and then run after it, leaving the buckets it reads from idle during the push.
@@ -38,6 +45,11 @@ export interface WorkerOptions {
   scanConcurrency?: number;
   /** A crashed worker's jobs are taken over after this (a killed worker's job resumes within a minute of a restart). */
   leaseMs?: number;
+  /**
+   * How often the worker looks for jobs on its own (default 1 s): for jobs other processes enqueued
+   * (a CLI) and leases of crashed workers. Jobs enqueued in this process wake it at once
+   * (onJobEnqueued), and its own retries at their time.
+   */
   pollMs?: number;
   /** Attempts before a provisioning/background job goes to dead; deprovisioning retries transient errors for ever. */
   maxAttempts?: number;
@@ -79,6 +91,7 @@ export class Worker {
   readonly owner = `worker-${randomUUID()}`;
   private readonly inFlight = new Map<number, { job: JobRow; controller: AbortController; done: Promise<void> }>();
   private readonly concurrency: number;
+  private readonly deprovisionSlots: number;
   private readonly scanConcurrency: number;
   private readonly leaseMs: number;
   private readonly pollMs: number;
@@ -88,6 +101,10 @@ export class Worker {
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** A wake-up for the earliest retry this worker scheduled, and when it fires. */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimerAt = Infinity;
   private running = false;
   private ticking = false;
   private tickAgain = false;
@@ -97,9 +114,10 @@ export class Worker {
 
   constructor(private readonly options: WorkerOptions) {
     this.concurrency = options.concurrency ?? 16;
+    this.deprovisionSlots = options.deprovisionSlots ?? Math.max(1, Math.ceil(this.concurrency / 8));
     this.scanConcurrency = options.scanConcurrency ?? 2;
     this.leaseMs = options.leaseMs ?? 30_000;
-    this.pollMs = options.pollMs ?? 50;
+    this.pollMs = options.pollMs ?? 1000;
     this.maxAttempts = options.maxAttempts ?? 12;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
@@ -108,6 +126,7 @@ export class Worker {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.unsubscribe = onJobEnqueued(() => this.notify());
     this.pollTimer = setInterval(() => this.notify(), this.pollMs);
     this.heartbeatTimer = setInterval(() => this.renewLeases(), Math.max(1000, this.leaseMs / 3));
     this.pruneTimer = setInterval(() => this.pruneDone(), 10 * 60_000);
@@ -147,6 +166,11 @@ export class Worker {
    */
   async stop(timeoutMs = 10_000): Promise<void> {
     this.running = false;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.retryTimerAt = Infinity;
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
     clearInterval(this.pruneTimer);
@@ -197,10 +221,29 @@ export class Worker {
       this.recoverExpiredLeases(t);
     }
     const scans = [...this.inFlight.values()].filter((f) => f.job.kind === SCAN_KIND).length;
-    const free = this.concurrency - (this.inFlight.size - scans);
-    if (free > 0) for (const job of this.claim(free, t, false)) this.run(job);
+    // Deprovisioning may take any free slot, its reserved ones included; the other lanes only the
+    // ordinary ones, so that the reserved slots stay free for the next deactivation.
+    const running = this.inFlight.size - scans;
+    const free = this.concurrency + this.deprovisionSlots - running;
+    if (free > 0) for (const job of this.claim(free, t, false, this.concurrency - running)) this.run(job);
     const freeScans = this.scanConcurrency - scans;
-    if (freeScans > 0) for (const job of this.claim(freeScans, t, true)) this.run(job);
+    if (freeScans > 0) for (const job of this.claim(freeScans, t, true, freeScans)) this.run(job);
+  }
+
+  /** Wakes the worker when a retry it scheduled falls due, rather than at the next poll. */
+  private wakeAt(at: number): void {
+    if (!this.running || at >= this.retryTimerAt) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimerAt = at;
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.retryTimerAt = Infinity;
+        this.notify();
+      },
+      Math.max(0, at - this.now()),
+    );
+    this.retryTimer.unref();
   }
 
   /** Expired leases of crashed workers go back to pending, merging into a pending job of the same key. */
@@ -217,15 +260,21 @@ export class Worker {
     });
   }
 
-  private claim(limit: number, t: number, scans: boolean): JobRow[] {
+  /** Up to `limit` jobs, of which at most `nonUrgent` outside the deprovision lane. */
+  private claim(limit: number, t: number, scans: boolean, nonUrgent: number): JobRow[] {
     const { db } = this.options;
     return db.transaction((tx) => {
-      const candidates = tx.all<{ id: number }>(sql`
-        SELECT j.id FROM jobs j
+      // Lane order: deprovision-lane jobs come first, then the others while ordinary slots are free.
+      const candidates = tx
+        .all<{ id: number; lane: number }>(
+          sql`
+        SELECT j.id, j.lane FROM jobs j
         WHERE j.state = 'pending' AND j.run_after <= ${t} AND ${scans ? sql`j.kind = ${SCAN_KIND}` : sql`j.kind <> ${SCAN_KIND}`}
           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
         ORDER BY j.lane, j.run_after, j.id
-        LIMIT ${limit}`);
+        LIMIT ${limit}`,
+        )
+        .filter((c) => c.lane === Lane.deprovision || nonUrgent-- > 0);
       if (candidates.length === 0) return [];
       return tx
         .update(jobs)
@@ -293,7 +342,8 @@ export class Worker {
   private finish(job: JobRow, outcome: JobOutcome): JobOutcome | undefined {
     const { db } = this.options;
     const t = this.now();
-    return db.transaction((tx): JobOutcome | undefined => {
+    let retryAt: number | undefined;
+    const recorded = db.transaction((tx): JobOutcome | undefined => {
       // Another worker took the job over after our lease expired: its outcome wins.
       const current = tx.select().from(jobs).where(eq(jobs.id, job.id)).get();
       if (!current || current.state !== "running" || current.leaseOwner !== this.owner) return undefined;
@@ -330,8 +380,11 @@ export class Worker {
         outcome.retryAt ?? 0,
       );
       this.requeue(tx, current, { runAfter, lastError: outcome.reason, attempts });
+      retryAt = runAfter;
       return outcome;
     });
+    if (retryAt !== undefined) this.wakeAt(retryAt);
+    return recorded;
   }
 
   /**

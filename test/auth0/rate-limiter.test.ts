@@ -42,6 +42,23 @@ describe("RateLimiter", () => {
     expect(granted.find((g) => g.tag === "deprovision")!.at - 1_000_000).toBeLessThan(100);
   });
 
+  it("an outage pause holds provisioning but not the deprovision lane, and ends when Auth0 answers again", async () => {
+    const limiter = new RateLimiter(rateProfile("enterprise"));
+    limiter.pauseOutage(Date.now() + 3_600_000);
+    const granted = await grantTimes(
+      limiter,
+      [
+        { lane: 1, tag: "provision" },
+        { lane: 0, tag: "deprovision" },
+      ],
+      1_000,
+    );
+    expect(granted.map((g) => g.tag)).toEqual(["deprovision"]);
+    limiter.resumeAfterOutage();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(granted.map((g) => g.tag)).toEqual(["deprovision", "provision"]);
+  });
+
   it("pauses a bucket after a 429 until x-ratelimit-reset", async () => {
     const limiter = new RateLimiter(rateProfile("enterprise"));
     const reset = Math.ceil((Date.now() + 3_000) / 1000);

@@ -77,6 +77,90 @@ describe("job queue and worker", () => {
     expect(order[0]).toBe("deprovision-me");
   });
 
+  it("starts a deactivation at once while every ordinary slot is held by a provisioning backlog", async () => {
+    const db = setup();
+    for (let i = 0; i < 10; i++) enqueue(db, `p${i}`, Lane.provision);
+    // Provisioning jobs hold their slots (as when each waits its turn for the rate limit) until the
+    // deactivation has run: without a slot of its own, it would wait for them and none would finish.
+    let deprovisioned!: () => void;
+    const deactivationRan = new Promise<void>((r) => (deprovisioned = r));
+    const started: string[] = [];
+    startWorker(
+      db,
+      async (job) => {
+        started.push(job.subjectId);
+        if (job.lane === Lane.deprovision) deprovisioned();
+        else await deactivationRan;
+        return { status: "done" };
+      },
+      { concurrency: 4 },
+    );
+    await until(() => started.length === 4);
+    enqueue(db, "leaver", Lane.deprovision);
+    await until(() => started.includes("leaver"));
+    // It ran while the four provisioning jobs were still in their slots, and no other provisioning
+    // job took the slot kept for deactivations.
+    expect(started.slice(0, 5).sort()).toEqual(["leaver", "p0", "p1", "p2", "p3"]);
+    await until(() => states(db).every((x) => x.endsWith(":done")));
+  });
+
+  it("keeps the deactivations' slot free: provisioning never runs more than `concurrency` jobs", async () => {
+    const db = setup();
+    for (let i = 0; i < 10; i++) enqueue(db, `p${i}`, Lane.provision);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let running = 0;
+    let most = 0;
+    startWorker(
+      db,
+      async () => {
+        most = Math.max(most, ++running);
+        await gate;
+        running--;
+        return { status: "done" };
+      },
+      { concurrency: 3, deprovisionSlots: 2 },
+    );
+    await until(() => running === 3);
+    // Polls come and go; the reserved slots stay empty.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(most).toBe(3);
+    release();
+    await until(() => states(db).every((x) => x.endsWith(":done")));
+    expect(most).toBe(3);
+  });
+
+  it("starts a job enqueued in this process at once, without waiting for its next poll", async () => {
+    const db = setup();
+    const ran: string[] = [];
+    // A poll an hour apart: only the wake-up on enqueue can start the job.
+    startWorker(
+      db,
+      async (job) => {
+        ran.push(job.subjectId);
+        return { status: "done" };
+      },
+      { pollMs: 3_600_000 },
+    );
+    await new Promise((r) => setTimeout(r, 20)); // the start-up poll has found nothing
+    enqueue(db, "leaver", Lane.deprovision);
+    await until(() => states(db).join() === "leaver:done");
+    expect(ran).toEqual(["leaver"]);
+  });
+
+  it("runs a retry it scheduled when it falls due, without waiting for its next poll", async () => {
+    const db = setup();
+    let calls = 0;
+    startWorker(
+      db,
+      async () => (++calls === 1 ? { status: "retry", reason: "Auth0 unreachable" } : { status: "done" }),
+      { pollMs: 3_600_000, backoff: { baseMs: 20, deprovisionCapMs: 20, otherCapMs: 20 }, random: () => 1 },
+    );
+    enqueue(db, "u1", Lane.provision);
+    await until(() => states(db).join() === "u1:done");
+    expect(calls).toBe(2);
+  });
+
   it("runs a drift scan beside a provisioning backlog instead of after it, without taking a user job's slot", async () => {
     const db = setup();
     for (let i = 0; i < 10; i++) enqueue(db, `p${i}`, Lane.provision);
