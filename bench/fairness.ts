@@ -13,6 +13,7 @@
  * - POST of a user with the maximum number of multi-valued values.
  *
  * Run alone: npx tsx bench/fairness.ts [seconds]   (bench/run.ts runs it and writes BENCHMARKS.md)
+ * CPU per request only: npx tsx bench/fairness.ts cpu
  */
 import { fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -135,6 +136,9 @@ async function serve(dbPath: string): Promise<void> {
     if (m === "start") {
       delay.reset();
       delay.enable();
+    } else if (m === "cpu") {
+      const { user, system } = process.cpuUsage();
+      process.send?.({ cpu: (user + system) / 1000 });
     } else if (m === "report") {
       delay.disable();
       const ms = (ns: number) => Math.round(ns / 1e5) / 10;
@@ -153,9 +157,13 @@ interface LoopDelay {
   max: number;
 }
 
-function startServer(
-  dbPath: string,
-): Promise<{ origin: string; stop: () => void; start: () => void; report: () => Promise<LoopDelay> }> {
+function startServer(dbPath: string): Promise<{
+  origin: string;
+  stop: () => void;
+  start: () => void;
+  report: () => Promise<LoopDelay>;
+  cpu: () => Promise<number>;
+}> {
   // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server child there (summarise with bench/profile-summary.ts).
   const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_CPU_PROF] : [];
   const child = fork(self, ["serve", dbPath], { execArgv: ["--import", "tsx", ...prof], stdio: "inherit" });
@@ -169,6 +177,11 @@ function startServer(
           new Promise((done) => {
             child.once("message", (r) => done((r as { loopDelay: LoopDelay }).loopDelay));
             child.send("report");
+          }),
+        cpu: () =>
+          new Promise((done) => {
+            child.once("message", (r) => done((r as { cpu: number }).cpu));
+            child.send("cpu");
           }),
       }),
     );
@@ -193,6 +206,8 @@ export interface FairnessResult {
   noisyMax: Record<string, number>;
   /** 1-minute load average of the machine before and after the run (2 cores: above 2 is contention). */
   load: [number, number];
+  /** Server CPU ms per request of each kind, sent one at a time before the run. */
+  cpuPerRequest: { name: string; statuses: Record<string, number>; ms: number }[];
   /** The server's event-loop delay during the run, ms (monitorEventLoopDelay): how long it was held at a time. */
   loopDelay: LoopDelay;
 }
@@ -299,17 +314,27 @@ export async function runFairnessBench(seconds = 20, only?: readonly number[]): 
   ];
   // Warm-up, unmeasured: the child's first requests pay for lazy compilation and a cold page cache.
   for (let i = 0; i < 20; i++) await Promise.all(probeSend.map(async (send) => (await send()).arrayBuffer()));
-  if (process.env.BENCH_DEBUG) {
-    for (const [name, send] of [["GET by id", probeSend[0]!], ...mix.map((m) => [m.name, m.send] as const)] as const) {
-      const times: string[] = [];
-      for (let i = 0; i < 4; i++) {
-        const t0 = performance.now();
-        const res = await send();
-        await res.arrayBuffer();
-        times.push(`${res.status}:${(performance.now() - t0).toFixed(0)}`);
-      }
-      console.error(`sequential ${name}: ${times.join(" ")} ms`);
+  // Server CPU per request, each request alone (sequential): what one costs the process whatever the
+  // machine's load, unlike latencies. The rate limit and query budget may answer some of them 429.
+  const cpuPerRequest: FairnessResult["cpuPerRequest"] = [];
+  const alone: [string, () => Promise<Response>][] = [
+    [probes[0]!.name, probeSend[0]!],
+    [probes[1]!.name, probeSend[1]!],
+    ...mix.map((m) => [m.name, m.send] as [string, () => Promise<Response>]),
+  ];
+  for (const [name, send] of alone) {
+    for (let i = 0; i < 3; i++) await (await send()).arrayBuffer();
+    const statuses: Record<string, number> = {};
+    const n = Number(process.env.BENCH_CPU_N ?? 20);
+    const before = await server.cpu();
+    for (let i = 0; i < n; i++) {
+      const res = await send();
+      await res.arrayBuffer();
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      // Spaced out so that the rate limit's bucket refills (200 req/s).
+      await new Promise((r) => setTimeout(r, 10));
     }
+    cpuPerRequest.push({ name, statuses, ms: Math.round((((await server.cpu()) - before) / n) * 100) / 100 });
   }
   const inFlight: Promise<unknown>[] = [];
   const loadBefore = loadavg()[0]!;
@@ -378,6 +403,7 @@ export async function runFairnessBench(seconds = 20, only?: readonly number[]): 
     noisyMax: Object.fromEntries(Object.entries(noisyMax).map(([k, v]) => [k, Math.round(v)])),
     load: [Math.round(loadBefore * 10) / 10, Math.round(loadAfter * 10) / 10],
     loopDelay,
+    cpuPerRequest,
   };
 }
 
@@ -406,6 +432,14 @@ export async function fairnessBenchSection(seconds = 15): Promise<string> {
     ...Object.entries(r.noisy).map(([name, s]) => `| ${name} | ${statusText(s)} | ${r.noisyMax[name] ?? ""} |`),
     "",
   ];
+  const cpuTable = (r: FairnessResult) => [
+    "**Server CPU per request**, each kind sent alone, 20 in a row before the run (load-independent, unlike the latencies):",
+    "",
+    "| request | answers | CPU ms per request |",
+    "|---|---|---:|",
+    ...r.cpuPerRequest.map((c) => `| ${c.name} | ${statusText(c.statuses)} | ${c.ms} |`),
+    "",
+  ];
   return [
     `Two tenants in one process: "noisy" (${noisyUsers.toLocaleString("en")} users) sends the most expensive requests the limits allow at its rate limit ` +
       `(${scimRateLimitDefaults.ratePerSecond} req/s, round-robin over the mix) for ${seconds} s; meanwhile "quiet" (${quietUsers.toLocaleString("en")} users) reads users by id, ` +
@@ -418,6 +452,7 @@ export async function fairnessBenchSection(seconds = 15): Promise<string> {
     "",
     ...table("Expensive reads only", reads),
     ...table("Expensive reads and writes", all),
+    ...cpuTable(all),
     "429s are the per-directory rate limit and the query budget at work; at most " +
       String(scimConcurrencyDefault) +
       " of a directory's requests are in the process at once (one while the event loop runs late), the rest wait their turn; 400s are requests over a per-request maximum (src/scim/cost.ts, src/scim/limits.ts). " +
@@ -428,5 +463,10 @@ export async function fairnessBenchSection(seconds = 15): Promise<string> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   if (process.argv[2] === "serve") await serve(process.argv[3]!);
-  else console.log(await fairnessBenchSection(Number(process.argv[2] ?? 15)));
+  else if (process.argv[2] === "cpu") {
+    // Only the CPU per request (a quick before/after while developing).
+    const r = await runFairnessBench(0);
+    for (const c of r.cpuPerRequest)
+      console.log(`${String(c.ms).padStart(8)} ms  ${c.name}  ${JSON.stringify(c.statuses)}`);
+  } else console.log(await fairnessBenchSection(Number(process.argv[2] ?? 15)));
 }
