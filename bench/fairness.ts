@@ -30,7 +30,7 @@ import { changeBy } from "../src/directory/write-context.js";
 import { createApp } from "../src/http/app.js";
 import { healthRouter } from "../src/http/health.js";
 import { postLoginHookRouter, signPostLoginBody } from "../src/http/post-login-hook.js";
-import { scimConcurrencyDefault, scimRateLimitDefaults } from "../src/http/rate-limit.js";
+import { scimConcurrencyDefault, scimLoopBudgetDefaults, scimRateLimitDefaults } from "../src/http/rate-limit.js";
 import { scimLimits } from "../src/scim/limits.js";
 
 const self = fileURLToPath(import.meta.url);
@@ -118,8 +118,16 @@ async function serve(dbPath: string): Promise<void> {
     publicUrl: origin,
     // BENCH_CONCURRENCY=n: another per-directory concurrency limit than the default (to compare).
     // BENCH_NO_SHEDDING=1: without holding directories to one request at a time while the event loop is behind.
+    // BENCH_LOOP_MS=n: another event-loop share per directory (ms per second; 0: none).
     scimRateLimit: {
       ...scimRateLimitDefaults,
+      ...(process.env.BENCH_LOOP_MS === "0"
+        ? {}
+        : {
+            loop: process.env.BENCH_LOOP_MS
+              ? { msPerSecond: Number(process.env.BENCH_LOOP_MS), burstMs: 4 * Number(process.env.BENCH_LOOP_MS) }
+              : scimLoopBudgetDefaults,
+          }),
       ...(process.env.BENCH_CONCURRENCY ? { concurrency: Number(process.env.BENCH_CONCURRENCY) } : {}),
       ...(process.env.BENCH_NO_SHEDDING ? { shedWhenBehind: false } : {}),
     },
@@ -206,6 +214,8 @@ export interface FairnessResult {
   noisyMax: Record<string, number>;
   /** 1-minute load average of the machine before and after the run (2 cores: above 2 is contention). */
   load: [number, number];
+  /** The server's CPU time during the run per second of it (1 = one core busy throughout). */
+  serverCpuShare: number;
   /** Server CPU ms per request of each kind, sent one at a time before the run. */
   cpuPerRequest: { name: string; statuses: Record<string, number>; ms: number }[];
   /** The server's event-loop delay during the run, ms (monitorEventLoopDelay): how long it was held at a time. */
@@ -338,6 +348,7 @@ export async function runFairnessBench(seconds = 20, only?: readonly number[]): 
   }
   const inFlight: Promise<unknown>[] = [];
   const loadBefore = loadavg()[0]!;
+  const cpuBefore = await server.cpu();
   server.start();
   const started = Date.now();
   const endAt = started + seconds * 1000;
@@ -382,6 +393,8 @@ export async function runFairnessBench(seconds = 20, only?: readonly number[]): 
   });
   await Promise.allSettled(inFlight);
   const loadAfter = loadavg()[0]!;
+  const cpuDuring = (await server.cpu()) - cpuBefore;
+  const runMs = Date.now() - started;
   const loopDelay = await server.report();
   server.stop();
   rmSync(join(seeded.dbPath, ".."), { recursive: true, force: true });
@@ -404,6 +417,7 @@ export async function runFairnessBench(seconds = 20, only?: readonly number[]): 
     load: [Math.round(loadBefore * 10) / 10, Math.round(loadAfter * 10) / 10],
     loopDelay,
     cpuPerRequest,
+    serverCpuShare: Math.round((cpuDuring / runMs) * 100) / 100,
   };
 }
 
@@ -419,7 +433,7 @@ export async function fairnessBenchSection(seconds = 15): Promise<string> {
       ? ""
       : `≤ ${fairnessTargets[name]}: ${p99 <= fairnessTargets[name]! ? "met" : "**not met**"}`;
   const table = (title: string, r: FairnessResult) => [
-    `**${title}** (load average ${r.load[0]} before, ${r.load[1]} after; server event-loop delay p50 ${r.loopDelay.p50} ms, p99 ${r.loopDelay.p99} ms, max ${r.loopDelay.max} ms)`,
+    `**${title}** (load average ${r.load[0]} before, ${r.load[1]} after; server event-loop delay p50 ${r.loopDelay.p50} ms, p99 ${r.loopDelay.p99} ms, max ${r.loopDelay.max} ms; server CPU ${r.serverCpuShare} s per second)`,
     "",
     "| probe | answered | p50 ms | p99 ms | max ms | failed | p99 target ms |",
     "|---|---:|---:|---:|---:|---:|---|",

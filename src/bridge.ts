@@ -267,7 +267,16 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     middleware: [metrics.httpMetricsMiddleware(), requestLogger(log), ...(overrides.app?.middleware ?? [])],
     // The log records every authenticated request, rate-limited ones included, so it goes first.
     scimMiddleware: [requestLog, ...(overrides.app?.scimMiddleware ?? [])],
-    ...(scimRateLimit ? { scimRateLimit } : {}),
+    // The event-loop share goes with the rate limit (an override of the rate limit without one has none).
+    ...(scimRateLimit
+      ? {
+          scimRateLimit:
+            overrides.scimRateLimit === undefined && config.scimLoopBudget
+              ? { ...scimRateLimit, loop: config.scimLoopBudget }
+              : scimRateLimit,
+        }
+      : {}),
+    scimRequestBudgetMs: config.scimRequestBudgetMs,
     onUnauthenticated: (outcome) => {
       metrics.unauthenticatedRequests.inc({ outcome });
       onUnauthenticated?.(outcome);

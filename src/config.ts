@@ -47,6 +47,10 @@ export interface Config {
    * store's default (a 32 MiB page cache, no mapping). See OpenOptions in directory/database.ts.
    */
   sqlite: { cacheMiB?: number; mmapMiB?: number };
+  /** Per-directory share of the event loop; undefined when SCIM_LOOP_MS_PER_SECOND=0. */
+  scimLoopBudget?: { msPerSecond: number; burstMs: number };
+  /** Time budget of one SCIM request, ms (SCIM_REQUEST_BUDGET_MS). */
+  scimRequestBudgetMs: number;
   console: ConsoleConfig;
 }
 
@@ -77,6 +81,26 @@ export interface ConsoleConfig {
  * looping at thousands of requests per second is held to 200.
  */
 export const scimRateLimitDefaults = { ratePerSecond: 200, burst: 1_000 } as const;
+
+/**
+ * A directory's share of the event loop: the event-loop time its SCIM requests held, a token bucket of
+ * milliseconds per second (src/http/rate-limit.ts, loopBudget). The request rate limit counts requests
+ * whatever they cost; this counts what they cost, so a directory sending the most expensive requests
+ * the per-request maximums allow gets no more of the process than one sending many cheap ones. 250 ms
+ * per second is a quarter of the one JavaScript thread: a directory at the full request rate of
+ * ordinary requests (about 1 ms each) stays within it, and three directories at their share still
+ * leave room for logins and /healthz. The burst lets an idle directory spend a second at once (the
+ * start of a provisioning cycle) before it is paced.
+ */
+export const scimLoopBudgetDefaults = { msPerSecond: 250, burstMs: 1_000 } as const;
+
+/**
+ * Time budget of one SCIM request, from its arrival: a request still waiting for its directory's turn
+ * when it is spent is answered 503 with Retry-After without running, and a write past it is rolled
+ * back and answered the same, so a late request never half-applies. Entra and Okta retry a 503;
+ * five seconds is far beyond what any single request takes when the process is not overloaded.
+ */
+export const scimRequestBudgetDefaultMs = 5_000;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -206,6 +230,24 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     else sqlite[key] = mib;
   }
 
+  const loopText = env.SCIM_LOOP_MS_PER_SECOND ?? String(scimLoopBudgetDefaults.msPerSecond);
+  const loopMs = Number(loopText);
+  if (!Number.isFinite(loopMs) || loopMs < 0 || loopMs > 1000)
+    problems.push(
+      `SCIM_LOOP_MS_PER_SECOND must be a number of ms from 0 to 1000, 0 to turn it off (got "${loopText}")`,
+    );
+  const scimLoopBudget =
+    loopMs > 0
+      ? {
+          msPerSecond: loopMs,
+          burstMs: loopMs * (scimLoopBudgetDefaults.burstMs / scimLoopBudgetDefaults.msPerSecond),
+        }
+      : undefined;
+  const budgetText = env.SCIM_REQUEST_BUDGET_MS ?? String(scimRequestBudgetDefaultMs);
+  const scimRequestBudgetMs = Number(budgetText);
+  if (!Number.isFinite(scimRequestBudgetMs) || scimRequestBudgetMs < 100)
+    problems.push(`SCIM_REQUEST_BUDGET_MS must be a number of ms, at least 100 (got "${budgetText}")`);
+
   const consoleConfig: ConsoleConfig = {
     roleClaimNamespace: (env.CONSOLE_ROLE_CLAIM_NAMESPACE ?? "https://scim-bridge.dev").replace(/\/+$/, ""),
     adminRole: env.CONSOLE_ADMIN_ROLE ?? "org_admin",
@@ -256,5 +298,7 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     driftScanHours,
     scimRateLimit,
     sqlite: Object.freeze(sqlite),
+    scimLoopBudget,
+    scimRequestBudgetMs,
   });
 }

@@ -10,10 +10,14 @@ import { defaultBodyLimit, scimJsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
 import { parseQueryString } from "./query.js";
 import {
+  afterBody,
   concurrencyLimit,
   directoryKey,
+  loopBudget,
   processEventLoopLag,
+  requestMeter,
   scimConcurrencyDefault,
+  scimRequestBudgetDefaultMs,
   tokenRateLimit,
   unauthenticatedLimit,
   unauthenticatedLimitDefaults,
@@ -42,7 +46,16 @@ export interface AppDeps {
    * carries), and requests of a directory served at once (default scimConcurrencyDefault; one while
    * the event loop is behind, unless shedWhenBehind is false); off when absent.
    */
-  scimRateLimit?: { ratePerSecond: number; burst: number; concurrency?: number; shedWhenBehind?: boolean };
+  scimRateLimit?: {
+    ratePerSecond: number;
+    burst: number;
+    concurrency?: number;
+    shedWhenBehind?: boolean;
+    /** The directory's share of the event loop (scimLoopBudgetDefaults); unlimited when absent. */
+    loop?: { msPerSecond: number; burstMs: number };
+  };
+  /** Time budget of one SCIM request in ms (default scimRequestBudgetDefaultMs). */
+  scimRequestBudgetMs?: number;
   /** Failed authentications per client address and directory URL (default unauthenticatedLimitDefaults). */
   unauthenticatedLimit?: { ratePerSecond: number; burst: number };
   /** Counts each unauthenticated refusal (metrics): "rejected" (401) or "limited" (429). */
@@ -76,6 +89,9 @@ export function createApp(deps: AppDeps): Express {
   for (const m of deps.middleware ?? []) app.use(m);
 
   const scim = Router({ mergeParams: true });
+  const loop = deps.scimRateLimit?.loop ? loopBudget({ ...deps.scimRateLimit.loop, keyOf: directoryKey }) : undefined;
+  // First: every request's event-loop time is metered from here, and its time budget starts.
+  scim.use(requestMeter(deps.scimRequestBudgetMs ?? scimRequestBudgetDefaultMs, loop?.charge));
   for (const m of deps.scimMiddleware ?? []) scim.use(m);
   const failures = unauthenticatedLimit({
     ...(deps.unauthenticatedLimit ?? unauthenticatedLimitDefaults),
@@ -105,6 +121,7 @@ export function createApp(deps: AppDeps): Express {
     // Concurrency first: a request refused for it does not spend a token of the rate limit.
     const lag = deps.scimRateLimit.shedWhenBehind === false ? undefined : processEventLoopLag();
     scim.use(concurrencyLimit(deps.scimRateLimit.concurrency ?? scimConcurrencyDefault, directoryKey, lag?.overloaded));
+    if (loop) scim.use(loop.gate);
     scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));
   }
   if (deps.onScimWrite) {
@@ -126,6 +143,7 @@ export function createApp(deps: AppDeps): Express {
     });
   }
   scim.use(scimJsonBody(deps.bodyLimit ?? defaultBodyLimit));
+  scim.use(afterBody());
   scim.use(scimRoutes(deps.db, deps.queryBudget));
   scim.use(endpointNotFound());
   scim.use(errorMiddleware("scim", log));

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Request, RequestHandler, Response } from "express";
 import { rateLimited, type BridgeError } from "../errors.js";
+import { cpuMsSince, metered, outOfTime, runningMeter, type LoopMeter } from "../scim/cost.js";
 
 /**
  * Per-token rate limits (OWASP API Security Top 10 2023, API4 "Unrestricted Resource Consumption"): a
@@ -263,14 +264,178 @@ export function concurrencyLimit(
     }
     const owner = slot;
     let gone = false;
-    res.once("close", () => {
+    const leave = (): void => {
       gone = true;
+      clearTimeout(timer);
       const i = owner.waiting.indexOf(resume);
       if (i >= 0) owner.waiting.splice(i, 1);
-    });
+    };
+    res.once("close", leave);
+    // Still waiting when its time budget is spent: answered without running (it would only run late).
+    const meter = meterOf(res);
+    const timer = meter
+      ? setTimeout(
+          () => {
+            if (gone) return;
+            leave();
+            metered(meter, () => next(outOfTime(meter.budgetMs)));
+          },
+          Math.max(0, meter.deadline - performance.now()),
+        ).unref()
+      : undefined;
     function resume(): void {
-      if (!gone) start(key!, owner, res, next);
+      if (gone) return;
+      clearTimeout(timer);
+      // Its turn comes in another request's "finish": the time from here on is this request's.
+      metered(meter, () => start(key!, owner, res, next));
     }
     owner.waiting.push(resume);
+  };
+}
+
+/** The event-loop share and the request time budget: defaults, and why, are with the configuration. */
+export { scimLoopBudgetDefaults, scimRequestBudgetDefaultMs } from "../config.js";
+
+export const meterOf = (res: Response): LoopMeter | undefined =>
+  (res.locals as { loopMeter?: LoopMeter } | undefined)?.loopMeter;
+
+interface Metered extends LoopMeter {
+  /** CPU reading when the request body's last byte arrived (its parse runs then). */
+  bodyEndedAt?: NodeJS.CpuUsage;
+}
+
+/**
+ * The SCIM pipeline's first middleware: opens the request's meter (deadline `budgetMs` from now),
+ * times everything it runs synchronously, and the response's send; calls `done` once the request is
+ * answered or its client gone, with what it held.
+ */
+export function requestMeter(
+  budgetMs: number,
+  done?: (req: Request, res: Response, meter: LoopMeter) => void,
+): RequestHandler {
+  if (!(Number.isFinite(budgetMs) && budgetMs > 0)) throw new TypeError("budgetMs must be a positive number");
+  return (req, res, next) => {
+    const meter: Metered = { ms: 0, deadline: performance.now() + budgetMs, budgetMs };
+    res.locals.loopMeter = meter;
+    // Registered before the body parser's own listener, so this runs first, as the parse starts.
+    req.once("end", () => (meter.bodyEndedAt = process.cpuUsage()));
+    const end = res.end.bind(res) as (...args: unknown[]) => Response;
+    (res as { end: unknown }).end = (...args: unknown[]) => metered(meter, () => end(...args));
+    if (done) {
+      let charged = false;
+      const finish = (): void => {
+        if (charged) return;
+        charged = true;
+        done(req, res, meter);
+      };
+      res.once("finish", finish);
+      res.once("close", finish);
+    }
+    metered(meter, next);
+  };
+}
+
+/**
+ * After the body parser: when the body arrived later than the request's head, the parse (from the
+ * body's last byte) and what the route runs synchronously are timed; a request whose budget is spent
+ * by now (a body trickling in) is answered 503 without running.
+ */
+export const afterBody = (): RequestHandler => (_req, res, next) => {
+  const meter = meterOf(res) as Metered | undefined;
+  if (!meter) return next();
+  if (performance.now() > meter.deadline) return next(outOfTime(meter.budgetMs));
+  if (runningMeter() === meter) return next(); // parsed in the same stretch: already timed
+  if (meter.bodyEndedAt !== undefined) meter.ms += cpuMsSince(meter.bodyEndedAt);
+  meter.bodyEndedAt = undefined;
+  metered(meter, next);
+};
+
+export interface LoopBudgetOptions {
+  /** Event-loop CPU milliseconds per second a key may take, sustained, while another key is active. */
+  msPerSecond: number;
+  /** What an idle key may hold at once. */
+  burstMs: number;
+  keyOf: (req: Request, res: Response) => string | undefined;
+  maxKeys?: number;
+  now?: () => number;
+}
+
+export interface LoopBudget {
+  /** Refuses (429, Retry-After) a request whose key has spent its share; lets it through otherwise. */
+  gate: RequestHandler;
+  /** Takes what an answered request took from its key's bucket (requestMeter's `done`). */
+  charge: (req: Request, res: Response, meter: LoopMeter) => void;
+}
+
+/**
+ * A directory's share of the event loop (scimLoopBudgetDefaults): a token bucket of event-loop CPU
+ * milliseconds, charged with what each request took (LoopMeter in src/scim/cost.ts). Requests are
+ * charged after they ran (their cost is known only then), so a bucket may go below zero by what the
+ * key's requests in flight took; it is refused until refilled above zero, and told how long that
+ * takes. The share is enforced only while another key was active in the last second: a directory
+ * alone in the process hurts nobody, and a conformance run or an initial push at full speed is not
+ * refused for want of competition (nor does it run up a debt meanwhile).
+ */
+export function loopBudget(options: LoopBudgetOptions): LoopBudget {
+  const { msPerSecond, burstMs, keyOf } = options;
+  if (!(Number.isFinite(msPerSecond) && msPerSecond > 0)) throw new TypeError("msPerSecond must be a positive number");
+  if (!(Number.isFinite(burstMs) && burstMs > 0)) throw new TypeError("burstMs must be a positive number");
+  const maxKeys = options.maxKeys ?? 10_000;
+  const now = options.now ?? Date.now;
+  const buckets = new Map<string, Bucket>();
+  const bucketOf = (key: string): Bucket => {
+    const t = now();
+    const bucket = buckets.get(key) ?? { tokens: burstMs, updatedAt: t };
+    bucket.tokens = Math.min(burstMs, bucket.tokens + ((t - bucket.updatedAt) / 1000) * msPerSecond);
+    bucket.updatedAt = t;
+    buckets.delete(key);
+    buckets.set(key, bucket);
+    if (buckets.size > maxKeys) {
+      for (const [k, b] of buckets) if (b.tokens >= burstMs) buckets.delete(k);
+      for (const k of buckets.keys()) {
+        if (buckets.size <= maxKeys) break;
+        buckets.delete(k);
+      }
+    }
+    return bucket;
+  };
+  // The two most recently active distinct keys: the latest key other than k is one of them.
+  let latest: { key: string; at: number } | undefined;
+  let before: { key: string; at: number } | undefined;
+  const contended = (key: string, t: number): boolean => {
+    const other = latest?.key !== key ? latest : before;
+    return other !== undefined && t - other.at < 1000;
+  };
+  const seen = (key: string, t: number): void => {
+    if (latest?.key === key) latest.at = t;
+    else {
+      before = latest;
+      latest = { key, at: t };
+    }
+  };
+  return {
+    gate: (req, res, next) => {
+      const key = keyOf(req, res);
+      if (key === undefined) return next();
+      const bucket = bucketOf(key);
+      const t = now();
+      const refuse = bucket.tokens <= 0 && contended(key, t);
+      seen(key, t);
+      if (!refuse) return next();
+      const retryAfter = Math.max(1, Math.ceil(-bucket.tokens / msPerSecond));
+      next(
+        rateLimited(
+          `this directory's requests have used their share of the server's time (${msPerSecond} ms per second while other directories are served); retry after ${retryAfter} s`,
+          retryAfter,
+        ),
+      );
+    },
+    charge: (req, res, meter) => {
+      const key = keyOf(req, res);
+      if (key === undefined || !(meter.ms > 0)) return;
+      const bucket = bucketOf(key);
+      bucket.tokens -= meter.ms;
+      if (!contended(key, now())) bucket.tokens = Math.max(bucket.tokens, 0);
+    },
   };
 }

@@ -1,4 +1,6 @@
-import { invalidFilter, rateLimited } from "../errors.js";
+import type { Tx } from "../directory/database.js";
+import type { WriteQueue } from "../directory/write-queue.js";
+import { BridgeError, invalidFilter, rateLimited } from "../errors.js";
 import type { FilterNode } from "./filter/ast.js";
 import { resolveAttribute, type ResourceSchema } from "./schema.js";
 
@@ -236,4 +238,78 @@ export class QueryBudget {
     }
     bucket.units -= units;
   }
+}
+
+/**
+ * CPU time one request took on the event loop, in milliseconds: the sum over the synchronous
+ * stretches that run its code (authentication and limits, the body's parse and the route, its write
+ * inside the group commit, the response's send). The route code and better-sqlite3 run on the one
+ * JavaScript thread, so this is what every other tenant's request and every login waited for on its
+ * account. CPU time rather than elapsed time, so that a machine shared with other processes does not
+ * make every request look dearer. The HTTP layer opens a meter per request (src/http/rate-limit.ts)
+ * and charges it to the directory; the shared commit and the HTTP parser are not counted.
+ */
+export interface LoopMeter {
+  ms: number;
+  /** performance.now() after which the request is out of its time budget. */
+  deadline: number;
+  /** That budget, ms (for the error message). */
+  budgetMs: number;
+}
+
+let running: LoopMeter | undefined;
+
+/** The meter of the stretch running now (undefined outside a request's stretch). */
+export const runningMeter = (): LoopMeter | undefined => running;
+
+/** CPU milliseconds since `since` (a process.cpuUsage() reading). */
+export const cpuMsSince = (since: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+};
+
+/** Runs `fn` as one of `meter`'s stretches; time spent in a nested stretch counts for the inner meter only. */
+export function metered<T>(meter: LoopMeter | undefined, fn: () => T): T {
+  if (!meter) return fn();
+  const outer = running;
+  running = meter;
+  const c0 = process.cpuUsage();
+  try {
+    return fn();
+  } finally {
+    const dt = cpuMsSince(c0);
+    meter.ms += dt;
+    if (outer) outer.ms -= dt;
+    running = outer;
+  }
+}
+
+/** 503 with Retry-After: the request ran out of its time budget and did nothing (RFC 9110 §15.6.4). */
+export const outOfTime = (budgetMs: number): BridgeError =>
+  new BridgeError(
+    "unavailable",
+    `the request did not complete within its ${budgetMs / 1000} s budget and was not applied; retry later`,
+    { retryAfter: 1 },
+  );
+
+/**
+ * The group-commit queue as SCIM routes use it: each write is timed on its request's meter (the one
+ * running when the route called `run`), and a write whose request is past its deadline, before or
+ * after running, throws 503 instead, so its savepoint rolls back and nothing of it is stored.
+ */
+export function meteredWrites(writes: WriteQueue): WriteQueue {
+  return {
+    run<T>(write: (tx: Tx) => T): Promise<T> {
+      const meter = running;
+      if (!meter) return writes.run(write);
+      return writes.run((tx) =>
+        metered(meter, () => {
+          if (performance.now() > meter.deadline) throw outOfTime(meter.budgetMs);
+          const value = write(tx);
+          if (performance.now() > meter.deadline) throw outOfTime(meter.budgetMs);
+          return value;
+        }),
+      );
+    },
+  };
 }

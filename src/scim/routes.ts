@@ -2,7 +2,7 @@ import { Router } from "express";
 import type { Db } from "../directory/database.js";
 import { registerFold } from "../directory/fold.js";
 import { createWriteQueue } from "../directory/write-queue.js";
-import { QueryBudget } from "./cost.js";
+import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
 import { PageAnchors } from "./paging.js";
@@ -17,8 +17,9 @@ export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget()): Rou
   const router = Router({ mergeParams: true });
   // Filters and sorts on caseExact=false attributes call scim_fold (Unicode case folding) in SQL.
   registerFold((db as Db & { $client: Parameters<typeof registerFold>[0] }).$client);
-  // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts).
-  const writes = createWriteQueue(db);
+  // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts), each
+  // write timed on its request's meter and refused past its request's deadline (./cost.ts).
+  const writes = meteredWrites(createWriteQueue(db));
   // Page anchors of this app's database only (see ./paging.ts).
   const anchors = new PageAnchors();
   router.use(discoveryRoutes());
