@@ -25,7 +25,26 @@ export const defaultEmailSource = {
   transforms: ["trim" as const, "lowercase" as const, { capture: "^[^@\\s]+@[^@\\s]+$", group: 0 }],
 };
 
+/**
+ * Parsed defaults by connection, type and user model: the post-login hook asks for one at every login
+ * of an organization without an applied mapping, and the schema's parse costs about a millisecond.
+ * Callers get their own copy.
+ */
+const parsed = new Map<string, MappingDocument>();
+const maxParsed = 1_000;
+
 export function defaultMapping(options: DefaultMappingOptions): MappingDocument {
+  const key = JSON.stringify([options.connection, options.connectionType ?? "database", options.userModel]);
+  let document = parsed.get(key);
+  if (!document) {
+    document = parseDefault(options);
+    if (parsed.size >= maxParsed) parsed.delete(parsed.keys().next().value!);
+    parsed.set(key, document);
+  }
+  return structuredClone(document);
+}
+
+function parseDefault(options: DefaultMappingOptions): MappingDocument {
   const type = options.connectionType ?? "database";
   const profile: MappingInput["profile"] =
     type === "database"
