@@ -90,7 +90,8 @@ export const scimRateLimitDefaults = { ratePerSecond: 200, burst: 1_000 } as con
  * per second is a quarter of the one JavaScript thread: a directory at the full request rate of
  * ordinary requests (about 1 ms each) stays within it, and three directories at their share still
  * leave room for logins and /healthz. The burst lets an idle directory spend a second at once (the
- * start of a provisioning cycle) before it is paced.
+ * start of a provisioning cycle) before it is paced. Enforced only while another directory is being
+ * served: one alone in the process may use all of it.
  */
 export const scimLoopBudgetDefaults = { msPerSecond: 250, burstMs: 1_000 } as const;
 

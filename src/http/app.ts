@@ -72,8 +72,8 @@ export interface AppDeps {
 }
 
 /**
- * The HTTP pipeline, in order: request id → SCIM (bearer auth → failed-auth throttle → per-directory
- * rate limit → body → routes → 404 → SCIM errors)
+ * The HTTP pipeline, in order: request id → SCIM (meter and time budget → bearer auth → failed-auth
+ * throttle → per-directory concurrency, event-loop share and rate limit → body → routes → 404 → SCIM errors)
  * → extra routers → 404 → errors. Auth runs before the body is read: an unauthenticated client
  * cannot make us parse a megabyte.
  */
