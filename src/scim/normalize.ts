@@ -35,13 +35,19 @@ export function coerceBoolean(value: unknown): unknown {
 
 function normalizeComplex(attribute: AttributeInfo, value: Record<string, unknown>): ScimDocument | undefined {
   const out: ScimDocument = {};
-  for (const [key, sub] of Object.entries(value)) {
-    const info = attribute.sub.get(key.toLowerCase());
+  let any = false;
+  // Per value of every multi-valued attribute (a PATCH may carry a thousand): no entry arrays, and
+  // the lower-casing only for names not already in lower case.
+  for (const key of Object.keys(value)) {
+    const info = attribute.sub.get(key) ?? attribute.sub.get(key.toLowerCase());
     if (!info || info.readOnly) continue;
-    const v = normalizeValue(info, sub);
-    if (v !== undefined) out[info.name] = v;
+    const v = normalizeValue(info, value[key]);
+    if (v !== undefined) {
+      out[info.name] = v;
+      any = true;
+    }
   }
-  return Object.keys(out).length > 0 ? out : undefined;
+  return any ? out : undefined;
 }
 
 /** One attribute's value, canonical; undefined means "absent". */

@@ -282,14 +282,16 @@ function elementKey(
   element: Record<string, unknown>,
   keys: readonly string[],
 ): string | undefined {
-  const parts: string[] = [];
-  for (const k of keys) {
+  let key = "";
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
     const v = element[k];
     if (typeof v === "object" && v !== null) return undefined;
-    const sub = attribute.sub.get(k.toLowerCase());
-    parts.push(sub && !sub.caseExact && typeof v === "string" ? `string:${foldCase(v)}` : primitiveKey(v));
+    const sub = attribute.sub.get(k) ?? attribute.sub.get(k.toLowerCase());
+    if (i > 0) key += "\u0000";
+    key += sub && !sub.caseExact && typeof v === "string" ? `string:${foldCase(v)}` : primitiveKey(v);
   }
-  return parts.join("\u0000");
+  return key;
 }
 
 /** RFC 7644 §3.5.2: setting one value primary makes every other value of the attribute non-primary. */
