@@ -336,18 +336,24 @@ export function requestMeter(
 }
 
 /**
- * After the body parser: when the body arrived later than the request's head, the parse (from the
- * body's last byte) and what the route runs synchronously are timed; a request whose budget is spent
- * by now (a body trickling in) is answered 503 without running.
+ * After the body parser: the route runs in the next check phase of the event loop (setImmediate),
+ * not in the I/O callback that read the request. Node runs every I/O callback that is ready before
+ * the check phase, so a login (the post-login hook) or a /healthz probe that has arrived meanwhile is
+ * answered before the SCIM routes waiting there, instead of behind them in arrival order. When the
+ * body arrived later than the request's head, its parse (from its last byte) is timed too; a request
+ * whose budget is spent by the time its route would run (a body trickling in, a busy process) is
+ * answered 503 without running.
  */
 export const afterBody = (): RequestHandler => (_req, res, next) => {
   const meter = meterOf(res) as Metered | undefined;
   if (!meter) return next();
-  if (performance.now() > meter.deadline) return next(outOfTime(meter.budgetMs));
-  if (runningMeter() === meter) return next(); // parsed in the same stretch: already timed
-  if (meter.bodyEndedAt !== undefined) meter.ms += cpuMsSince(meter.bodyEndedAt);
+  if (runningMeter() !== meter && meter.bodyEndedAt !== undefined) meter.ms += cpuMsSince(meter.bodyEndedAt);
   meter.bodyEndedAt = undefined;
-  metered(meter, next);
+  setImmediate(() => {
+    if (res.writableEnded || res.destroyed) return; // the client went away meanwhile
+    if (performance.now() > meter.deadline) return metered(meter, () => next(outOfTime(meter.budgetMs)));
+    metered(meter, next);
+  });
 };
 
 export interface LoopBudgetOptions {
