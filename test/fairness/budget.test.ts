@@ -4,6 +4,7 @@ import { sql } from "drizzle-orm";
 import type { Request, Response } from "express";
 import { afterEach, describe, expect, it } from "vitest";
 import { createWriteQueue } from "../../src/directory/write-queue.js";
+import { loadConfig } from "../../src/config.js";
 import { isBridgeError } from "../../src/errors.js";
 import { loopBudget } from "../../src/http/rate-limit.js";
 import { metered, meteredWrites, type LoopMeter } from "../../src/scim/cost.js";
@@ -206,5 +207,21 @@ describe("a SCIM request's time budget", () => {
     expect(b.sqlite.prepare("SELECT x FROM budget_probe").all()).toEqual([{ x: 2 }]);
     // The write's time was charged to its request.
     expect(timely.ms).toBeGreaterThan(0);
+  });
+});
+
+describe("their configuration", () => {
+  it("defaults to a quarter of the event loop per directory and 5 s per request, and takes other values or 0", () => {
+    expect(loadConfig({}).scimLoopBudget).toEqual({ msPerSecond: 250, burstMs: 1000 });
+    expect(loadConfig({}).scimRequestBudgetMs).toBe(5000);
+    expect(loadConfig({ SCIM_LOOP_MS_PER_SECOND: "100" }).scimLoopBudget).toEqual({ msPerSecond: 100, burstMs: 400 });
+    expect(loadConfig({ SCIM_LOOP_MS_PER_SECOND: "0" }).scimLoopBudget).toBeUndefined();
+    expect(loadConfig({ SCIM_REQUEST_BUDGET_MS: "2000" }).scimRequestBudgetMs).toBe(2000);
+  });
+
+  it("refuses settings that cannot work, naming the variable", () => {
+    expect(() => loadConfig({ SCIM_LOOP_MS_PER_SECOND: "2000" })).toThrow(/SCIM_LOOP_MS_PER_SECOND/);
+    expect(() => loadConfig({ SCIM_LOOP_MS_PER_SECOND: "a lot" })).toThrow(/SCIM_LOOP_MS_PER_SECOND/);
+    expect(() => loadConfig({ SCIM_REQUEST_BUDGET_MS: "5" })).toThrow(/SCIM_REQUEST_BUDGET_MS/);
   });
 });
