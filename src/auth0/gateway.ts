@@ -1,7 +1,7 @@
 import type { ManagementClient, Management } from "auth0";
 import { ManagementError } from "auth0";
 import { Auth0CallError, classifyAuth0Error } from "./errors.js";
-import { endpointClass, type EndpointClass, type RateLimiter } from "./rate-limiter.js";
+import { endpointClass, type EndpointClass, type LaneArg, type RateLimiter } from "./rate-limiter.js";
 
 /** Auth0 caps organization member add/remove at 10 users per call (Auth0 docs "Assign Members to Organizations"). */
 export const MEMBERS_PER_CALL = 10;
@@ -106,7 +106,7 @@ export class Auth0Gateway {
   private async call<T>(
     method: string,
     path: string,
-    lane: number,
+    lane: LaneArg,
     send: () => Promise<{ data: T; rawResponse: { status: number; headers: Headers } }>,
   ): Promise<T> {
     const cls = endpointClass(method, path);
@@ -174,7 +174,7 @@ export class Auth0Gateway {
   /** One page of a list endpoint, through the limiter like any call. */
   private page<P extends { rawResponse: { status: number; headers: Headers } }>(
     path: string,
-    lane: number,
+    lane: LaneArg,
     load: () => Promise<P>,
   ): Promise<P> {
     return this.call("GET", path, lane, async () => {
@@ -195,7 +195,7 @@ export class Auth0Gateway {
     }
   }
 
-  getUser(id: string, lane: number): Promise<Auth0User> {
+  getUser(id: string, lane: LaneArg): Promise<Auth0User> {
     return this.call("GET", `/users/${id}`, lane, () =>
       this.client.users.get(id).withRawResponse(),
     ) as Promise<Auth0User>;
@@ -207,7 +207,7 @@ export class Auth0Gateway {
    * so the email is looked up exactly as the IdP sent it; database connections store emails
    * lower-cased, so for them the lower-cased form is tried too.
    */
-  async findUsersByEmail(email: string, connection: string, lane: number, database = false): Promise<Auth0User[]> {
+  async findUsersByEmail(email: string, connection: string, lane: LaneArg, database = false): Promise<Auth0User[]> {
     const forms = [...new Set(database ? [email, email.toLowerCase()] : [email])];
     for (const form of forms) {
       const users = (await this.call("GET", "/users-by-email", lane, () =>
@@ -219,20 +219,20 @@ export class Auth0Gateway {
     return [];
   }
 
-  createUser(body: Management.CreateUserRequestContent, lane: number): Promise<Auth0User> {
+  createUser(body: Management.CreateUserRequestContent, lane: LaneArg): Promise<Auth0User> {
     return this.call("POST", "/users", lane, () =>
       this.client.users.create(body).withRawResponse(),
     ) as Promise<Auth0User>;
   }
 
-  updateUser(id: string, body: Management.UpdateUserRequestContent, lane: number): Promise<Auth0User> {
+  updateUser(id: string, body: Management.UpdateUserRequestContent, lane: LaneArg): Promise<Auth0User> {
     return this.call("PATCH", `/users/${id}`, lane, () =>
       this.client.users.update(id, body).withRawResponse(),
     ) as Promise<Auth0User>;
   }
 
   /** Deleting a user that is already gone counts as done. */
-  async deleteUser(id: string, lane: number): Promise<void> {
+  async deleteUser(id: string, lane: LaneArg): Promise<void> {
     try {
       await this.call("DELETE", `/users/${id}`, lane, () => this.client.users.delete(id).withRawResponse());
     } catch (err) {
@@ -248,7 +248,7 @@ export class Auth0Gateway {
    * (non-Enterprise plans) the result says "not available on this plan" instead of failing, so the
    * rest of the deprovisioning still runs. A 404 `inexistent_user` is an error, never "revoked".
    */
-  async revokeAccess(id: string, lane: number): Promise<RevokeResult> {
+  async revokeAccess(id: string, lane: LaneArg): Promise<RevokeResult> {
     const unavailable = (err: unknown) =>
       err instanceof Auth0CallError && (err.kind === "forbiddenByPlan" || err.kind === "notFound");
     try {
@@ -287,7 +287,7 @@ export class Auth0Gateway {
    * `userIds` as a function: called once, when the limiter lets the call go (at most MEMBERS_PER_CALL
    * ids), so that a caller can keep adding to the call while it waits for its bucket.
    */
-  async addMembers(orgId: string, userIds: string[] | (() => string[]), lane: number): Promise<void> {
+  async addMembers(orgId: string, userIds: string[] | (() => string[]), lane: LaneArg): Promise<void> {
     if (typeof userIds === "function") {
       let members: string[] | undefined;
       await this.call("POST", `/organizations/${orgId}/members`, lane, () =>
@@ -304,7 +304,7 @@ export class Auth0Gateway {
   }
 
   /** As addMembers. */
-  async removeMembers(orgId: string, userIds: string[] | (() => string[]), lane: number): Promise<void> {
+  async removeMembers(orgId: string, userIds: string[] | (() => string[]), lane: LaneArg): Promise<void> {
     if (typeof userIds === "function") {
       let members: string[] | undefined;
       await this.call("DELETE", `/organizations/${orgId}/members`, lane, () =>
@@ -321,7 +321,7 @@ export class Auth0Gateway {
   }
 
   /** Organization members, every page (checkpoint paging, which has no 1,000-record ceiling). */
-  async listMembers(orgId: string, lane: number): Promise<{ user_id: string; email?: string }[]> {
+  async listMembers(orgId: string, lane: LaneArg): Promise<{ user_id: string; email?: string }[]> {
     const out: { user_id: string; email?: string }[] = [];
     let from: string | undefined;
     for (;;) {
@@ -336,7 +336,7 @@ export class Auth0Gateway {
     }
   }
 
-  async listMemberRoleNames(orgId: string, userId: string, lane: number): Promise<string[]> {
+  async listMemberRoleNames(orgId: string, userId: string, lane: LaneArg): Promise<string[]> {
     const page = await this.page(`/organizations/${orgId}/members/${userId}/roles`, lane, () =>
       this.client.organizations.members.roles.list(orgId, userId, { per_page: 50 }),
     );
@@ -344,7 +344,7 @@ export class Auth0Gateway {
   }
 
   /** Role ids by name; a role the mapping names but the tenant lacks is created (as a tenant role). */
-  async roleIdsByName(names: string[], lane: number): Promise<string[]> {
+  async roleIdsByName(names: string[], lane: LaneArg): Promise<string[]> {
     const ids: string[] = [];
     for (const name of names) {
       let id = this.roleIds.get(name);
@@ -374,7 +374,7 @@ export class Auth0Gateway {
   }
 
   /** A 409 (the member already holds the roles) counts as done. */
-  async assignMemberRoles(orgId: string, userId: string, roleNames: string[], lane: number): Promise<void> {
+  async assignMemberRoles(orgId: string, userId: string, roleNames: string[], lane: LaneArg): Promise<void> {
     if (roleNames.length === 0) return;
     const roles = await this.roleIdsByName(roleNames, lane);
     try {
@@ -386,7 +386,7 @@ export class Auth0Gateway {
     }
   }
 
-  async removeMemberRoles(orgId: string, userId: string, roleNames: string[], lane: number): Promise<void> {
+  async removeMemberRoles(orgId: string, userId: string, roleNames: string[], lane: LaneArg): Promise<void> {
     if (roleNames.length === 0) return;
     const roles = await this.roleIdsByName(roleNames, lane);
     await this.call("DELETE", `/organizations/${orgId}/members/${userId}/roles`, lane, () =>
@@ -402,7 +402,7 @@ export class Auth0Gateway {
   async passwordChangeTicket(
     userId: string,
     orgId: string | undefined,
-    lane: number,
+    lane: LaneArg,
     ttlSeconds?: number,
   ): Promise<string> {
     const clientId = this.options.invitationClientId;
@@ -426,7 +426,7 @@ export class Auth0Gateway {
    * for a while (connectionTtlMs); `refresh` reads it again (after Auth0 refused a write the cached
    * options said was allowed).
    */
-  async connection(name: string, lane: number, refresh = false): Promise<ConnectionInfo> {
+  async connection(name: string, lane: LaneArg, refresh = false): Promise<ConnectionInfo> {
     const cached = this.connections.get(name);
     if (cached && !refresh && Date.now() - cached.readAt < (this.options.connectionTtlMs ?? 300_000))
       return cached.info;
@@ -452,7 +452,7 @@ export class Auth0Gateway {
     return info;
   }
 
-  async connectionId(name: string, lane: number): Promise<string> {
+  async connectionId(name: string, lane: LaneArg): Promise<string> {
     return (await this.connection(name, lane)).id;
   }
 
@@ -466,7 +466,7 @@ export class Auth0Gateway {
     slug: string,
     displayName: string,
     connection: string,
-    lane: number,
+    lane: LaneArg,
     autoMembership = false,
   ): Promise<string> {
     return this.exclusive(`org:${slug}`, async () => {

@@ -187,8 +187,21 @@ interface Bucket extends BucketState {
   delta: BucketDelta;
 }
 
-interface Waiter {
+/**
+ * A job's lane, shared by all its calls. The worker raises it to deprovision (lift) when a
+ * deactivation of the same user arrives while the job's calls wait behind a provisioning backlog.
+ */
+export interface LaneHandle {
   lane: number;
+}
+
+/** A lane number, or a job's handle the worker may raise while its calls wait. */
+export type LaneArg = number | LaneHandle;
+
+export const laneOf = (lane: LaneArg): number => (typeof lane === "number" ? lane : lane.lane);
+
+interface Waiter {
+  handle: LaneHandle;
   seq: number;
   cls: EndpointClass;
   buckets: string[];
@@ -306,12 +319,31 @@ export class RateLimiter {
   }
 
   /** Waits until a call of this class may go out, then takes its tokens. Lane 0 = deprovision. */
-  acquire(cls: EndpointClass, lane: number): Promise<void> {
+  acquire(cls: EndpointClass, lane: LaneArg): Promise<void> {
+    const handle = typeof lane === "number" ? { lane } : lane;
     return new Promise((resolve) => {
-      this.waiters.push({ lane, seq: this.seq++, cls, buckets: this.bucketsFor(cls).map((b) => b.spec.name), resolve });
-      this.waiters.sort((a, b) => a.lane - b.lane || a.seq - b.seq);
+      this.waiters.push({
+        handle,
+        seq: this.seq++,
+        cls,
+        buckets: this.bucketsFor(cls).map((b) => b.spec.name),
+        resolve,
+      });
+      this.sortWaiters();
       this.drain();
     });
+  }
+
+  /** Moves a job's waiting calls, and its later ones, to the deprovision lane. */
+  lift(handle: LaneHandle): void {
+    if (handle.lane === 0) return;
+    handle.lane = 0;
+    this.sortWaiters();
+    this.drain();
+  }
+
+  private sortWaiters(): void {
+    this.waiters.sort((a, b) => a.handle.lane - b.handle.lane || a.seq - b.seq);
   }
 
   private drain(): void {
@@ -338,7 +370,7 @@ export class RateLimiter {
         continue;
       }
       // Waiters are in lane order: from here on, every waiter is held by the outage pause.
-      if (w.lane !== 0 && t < this.outageUntil) {
+      if (w.handle.lane !== 0 && t < this.outageUntil) {
         nextCheck = Math.min(nextCheck, this.outageUntil);
         break;
       }
@@ -346,7 +378,7 @@ export class RateLimiter {
         i++;
         continue;
       }
-      if (buckets.every((b) => this.available(b, w.lane, t))) {
+      if (buckets.every((b) => this.available(b, w.handle.lane, t))) {
         for (const b of buckets) {
           b.tokens -= 1;
           b.delta.spent += 1;
@@ -356,9 +388,9 @@ export class RateLimiter {
         continue;
       }
       for (const b of buckets) {
-        if (this.available(b, w.lane, t)) continue;
+        if (this.available(b, w.handle.lane, t)) continue;
         blocked.add(b);
-        const floor = w.lane === 0 ? 0 : this.reserve(b);
+        const floor = w.handle.lane === 0 ? 0 : this.reserve(b);
         const needed = 1 + floor - b.tokens;
         // At least 1 ms ahead: a tiny shortfall added to an epoch-ms clock would round to "now" and never wake.
         const at = Math.max(

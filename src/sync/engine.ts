@@ -84,6 +84,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
     ...(options.backoff ? { backoff: options.backoff } : {}),
     ...(options.events ? { events: options.events } : {}),
+    lift: (lane) => limiter.lift(lane),
   });
   return {
     limiter,

@@ -1,5 +1,6 @@
 import { Auth0CallError } from "../auth0/errors.js";
 import type { Auth0Gateway, ConnectionInfo } from "../auth0/gateway.js";
+import { laneOf, type LaneArg } from "../auth0/rate-limiter.js";
 import type { AppMetadata, Operation, OperationResult, Profile } from "../mapping/index.js";
 import type { InvitationDelivery } from "./invitations.js";
 import type { MembershipBatcher } from "./membership-batcher.js";
@@ -15,7 +16,7 @@ export interface ExecuteContext {
   auth0OrgId: string;
   /** The Auth0 user id the plan acts on (null before create/link). */
   auth0UserId: string | null;
-  lane: number;
+  lane: LaneArg;
   /** The mapped connection as read from Auth0 (password policy for createUser). */
   connection?: ConnectionInfo;
 }
@@ -110,10 +111,10 @@ export async function executeOperation(op: Operation, ctx: ExecuteContext): Prom
       await gateway.updateUser(requireUserId(ctx, op), updateBody(op.profile, op.appMetadata), lane);
       return {};
     case "addMember":
-      await ctx.batcher.add(ctx.auth0OrgId, requireUserId(ctx, op), lane);
+      await ctx.batcher.add(ctx.auth0OrgId, requireUserId(ctx, op), laneOf(lane));
       return {};
     case "removeMember":
-      await ctx.batcher.remove(ctx.auth0OrgId, requireUserId(ctx, op), lane);
+      await ctx.batcher.remove(ctx.auth0OrgId, requireUserId(ctx, op), laneOf(lane));
       return {};
     case "addRoles":
       await gateway.assignMemberRoles(ctx.auth0OrgId, requireUserId(ctx, op), op.roles, lane);

@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import { organizations } from "../../db/schema.js";
 import { Auth0CallError } from "../auth0/errors.js";
+import { laneOf, type LaneArg } from "../auth0/rate-limiter.js";
 import type { Auth0Gateway, ConnectionInfo } from "../auth0/gateway.js";
 import type { Db } from "../directory/database.js";
 import { getActiveMapping } from "../directory/mappings.js";
@@ -48,7 +49,7 @@ export interface Auth0FailureSink {
 }
 
 /** The connection's write rules for desired(), read from Auth0 (cached by the gateway). */
-export async function connectionContext(deps: SyncDeps, mapping: MappingDocument, lane: number, refresh = false) {
+export async function connectionContext(deps: SyncDeps, mapping: MappingDocument, lane: LaneArg, refresh = false) {
   const info = await deps.gateway.connection(mapping.connection.name, lane, refresh);
   return {
     info,
@@ -67,7 +68,7 @@ const MAX_STEPS = 40;
 export async function ensureAuth0Organization(
   deps: SyncDeps,
   org: OrganizationRow,
-  lane: number,
+  lane: LaneArg,
   refresh = false,
 ): Promise<string> {
   if (org.auth0OrgId && !refresh) return org.auth0OrgId;
@@ -93,7 +94,7 @@ export async function ensureAuth0Organization(
 /** Creations of Auth0 Organizations under way, per gateway (one tenant) and organization. */
 const ensuring = new WeakMap<Auth0Gateway, Map<string, Promise<string>>>();
 
-async function createOrAdoptOrganization(deps: SyncDeps, org: OrganizationRow, lane: number): Promise<string> {
+async function createOrAdoptOrganization(deps: SyncDeps, org: OrganizationRow, lane: LaneArg): Promise<string> {
   const mapping = getActiveMapping(deps.db, org.id);
   const connection = mapping?.document.connection ?? { name: org.connection, type: "database" };
   const auth0OrgId = await deps.gateway.ensureOrganization(
@@ -131,10 +132,10 @@ function outcomeOf(err: unknown): JobOutcome {
  */
 export function createUserReconciler(deps: SyncDeps): JobHandler {
   const now = deps.now ?? Date.now;
-  return async (job, signal) => {
+  return async (job, signal, handle) => {
+    const lane: LaneArg = handle ?? job.lane;
     const inputs = loadUserInputs(deps.db, job.subjectId);
     if (!inputs) return { status: "done" };
-    const lane = job.lane;
     let applied: AppliedState = inputs.applied;
     let d: DesiredUser | undefined;
     try {
@@ -146,7 +147,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
       try {
         connection = await connectionContext(deps, mapping, lane);
       } catch (err) {
-        if (lane !== Lane.deprovision) throw err;
+        if (laneOf(lane) !== Lane.deprovision) throw err;
         connection = { writability: defaultWritability(mapping.connection.type) };
       }
       // The loader answered "another organization holds it" for the Auth0 user linked then; a link

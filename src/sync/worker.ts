@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
+import type { LaneHandle } from "../auth0/rate-limiter.js";
 import type { Db } from "../directory/database.js";
 import { Lane, onJobEnqueued, type JobKind } from "../directory/outbox.js";
 
@@ -17,7 +18,18 @@ export type JobOutcome =
 /** Jobs that scan a whole organization: they run beside the per-user jobs (see scanConcurrency). */
 const SCAN_KIND: JobKind = "drift";
 
-export type JobHandler = (job: JobRow, signal: AbortSignal) => Promise<JobOutcome>;
+/**
+ * How often running jobs are checked for a deactivation of the same subject waiting behind them:
+ * often enough to add little to a deactivation's latency, rarely enough that a push (hundreds of
+ * job completions a second, each a tick) does not pay a query each.
+ */
+const SUPERSEDED_CHECK_MS = 20;
+
+/**
+ * `lane` is the job's lane as its Auth0 calls should use it: the worker raises it to deprovision
+ * when a deactivation of the same subject arrives while the job runs (see Worker.liftSuperseded).
+ */
+export type JobHandler = (job: JobRow, signal: AbortSignal, lane?: LaneHandle) => Promise<JobOutcome>;
 
 export interface WorkerEvents {
   onOutcome?(job: JobRow, outcome: JobOutcome, durationMs: number): void;
@@ -56,6 +68,11 @@ export interface WorkerOptions {
   /** Retry backoff (default defaultBackoff); tests of long outages scale it down with the outage. */
   backoff?: BackoffPolicy;
   events?: WorkerEvents;
+  /**
+   * Moves a running job's waiting Auth0 calls to the deprovision lane (the rate limiter's lift).
+   * Without it a superseded job is still stopped after its current call, but that call keeps its place.
+   */
+  lift?: (lane: LaneHandle) => void;
   now?: () => number;
   random?: () => number;
 }
@@ -89,7 +106,10 @@ export function backoffMs(
  */
 export class Worker {
   readonly owner = `worker-${randomUUID()}`;
-  private readonly inFlight = new Map<number, { job: JobRow; controller: AbortController; done: Promise<void> }>();
+  private readonly inFlight = new Map<
+    number,
+    { job: JobRow; controller: AbortController; lane: LaneHandle; done: Promise<void> }
+  >();
   private readonly concurrency: number;
   private readonly deprovisionSlots: number;
   private readonly scanConcurrency: number;
@@ -109,6 +129,7 @@ export class Worker {
   private ticking = false;
   private tickAgain = false;
   private leasesCheckedAt = -Infinity;
+  private supersededCheckedAt = -Infinity;
   /** Time of the last completed poll; /readyz reports the worker dead when this goes stale. */
   lastTickAt = 0;
 
@@ -220,6 +241,10 @@ export class Worker {
       this.leasesCheckedAt = t;
       this.recoverExpiredLeases(t);
     }
+    if (t - this.supersededCheckedAt >= SUPERSEDED_CHECK_MS) {
+      this.supersededCheckedAt = t;
+      this.liftSuperseded();
+    }
     const scans = [...this.inFlight.values()].filter((f) => f.job.kind === SCAN_KIND).length;
     // Deprovisioning may take any free slot, its reserved ones included; the other lanes only the
     // ordinary ones, so that the reserved slots stay free for the next deactivation.
@@ -228,6 +253,49 @@ export class Worker {
     if (free > 0) for (const job of this.claim(free, t, false, this.concurrency - running)) this.run(job);
     const freeScans = this.scanConcurrency - scans;
     if (freeScans > 0) for (const job of this.claim(freeScans, t, true, freeScans)) this.run(job);
+  }
+
+  /**
+   * A deactivation enqueued while a provisioning or background job of the same user runs cannot
+   * start (one job per key at a time), and that job may be waiting behind a whole provisioning
+   * backlog for its next call. Lift that job's calls to the deprovision lane, so its current call
+   * goes out now, and stop it after that call: its lease is handed back and merges into the pending
+   * deprovision job, which then runs at once and plans from the directory's current state.
+   */
+  private liftSuperseded(): void {
+    const lower = [...this.inFlight.values()].filter(
+      (f) => f.lane.lane !== Lane.deprovision && f.job.kind !== SCAN_KIND,
+    );
+    if (lower.length === 0) return;
+    let keys: Set<string>;
+    try {
+      keys = new Set(
+        this.options.db
+          .select({ key: jobs.key })
+          .from(jobs)
+          .where(
+            and(
+              eq(jobs.state, "pending"),
+              eq(jobs.lane, Lane.deprovision),
+              inArray(
+                jobs.key,
+                lower.map((f) => f.job.key),
+              ),
+            ),
+          )
+          .all()
+          .map((r) => r.key),
+      );
+    } catch (err) {
+      this.options.events?.onError?.(err);
+      return;
+    }
+    for (const f of lower) {
+      if (!keys.has(f.job.key)) continue;
+      if (this.options.lift) this.options.lift(f.lane);
+      else f.lane.lane = Lane.deprovision;
+      f.controller.abort(new Error("superseded by a deactivation"));
+    }
   }
 
   /** Wakes the worker when a retry it scheduled falls due, rather than at the next poll. */
@@ -307,18 +375,20 @@ export class Worker {
 
   private run(job: JobRow): void {
     const controller = new AbortController();
+    const lane: LaneHandle = { lane: job.lane };
     const started = this.now();
     const handler = this.options.handlers[job.kind as JobKind];
     const done = (async () => {
       let outcome: JobOutcome;
       try {
         outcome = handler
-          ? await handler(job, controller.signal)
+          ? await handler(job, controller.signal, lane)
           : { status: "dead", reason: `no handler for job kind "${job.kind}"` };
       } catch (err) {
         outcome = { status: "retry", reason: err instanceof Error ? err.message : String(err) };
       }
-      // Interrupted by stop(): hand the job back untouched (no attempt counted) for the next start.
+      // Interrupted by stop(), or superseded by a deactivation (liftSuperseded): hand the job back
+      // untouched (no attempt counted); it merges into a pending job of the same key.
       if (controller.signal.aborted && outcome.status !== "done") {
         this.releaseLeases([job.id]);
         return;
@@ -335,7 +405,7 @@ export class Worker {
       this.inFlight.delete(job.id);
       if (this.running) setImmediate(() => this.notify());
     });
-    this.inFlight.set(job.id, { job, controller, done });
+    this.inFlight.set(job.id, { job, controller, lane, done });
   }
 
   /** Records the outcome; returns what it became (a retry past the limit becomes dead), or undefined if the job was taken over. */

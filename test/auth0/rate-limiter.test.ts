@@ -42,6 +42,23 @@ describe("RateLimiter", () => {
     expect(granted.find((g) => g.tag === "deprovision")!.at - 1_000_000).toBeLessThan(100);
   });
 
+  it("lifts a job's call already waiting behind a provisioning backlog to the front when the job is raised to deprovision", async () => {
+    const limiter = new RateLimiter(rateProfile("free"));
+    const granted: string[] = [];
+    for (let i = 0; i < 6; i++) void limiter.acquire("usersWrite", 1).then(() => granted.push(`p${i}`));
+    // The last call of the backlog belongs to a job whose user was just deactivated.
+    const job = { lane: 1 };
+    void limiter.acquire("usersWrite", job).then(() => granted.push("lifted"));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(granted).toEqual(["p0"]);
+    limiter.lift(job);
+    await vi.advanceTimersByTimeAsync(100);
+    // It takes the token kept for deprovisioning at once, ahead of the five calls queued before it.
+    expect(granted).toEqual(["p0", "lifted"]);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(granted.slice(2)).toEqual(["p1", "p2", "p3", "p4", "p5"]);
+  });
+
   it("an outage pause holds provisioning but not the deprovision lane, and ends when Auth0 answers again", async () => {
     const limiter = new RateLimiter(rateProfile("enterprise"));
     limiter.pauseOutage(Date.now() + 3_600_000);

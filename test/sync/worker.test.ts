@@ -104,6 +104,64 @@ describe("job queue and worker", () => {
     await until(() => states(db).every((x) => x.endsWith(":done")));
   });
 
+  it("stops a user's running provisioning job when the user is deactivated, lifting its waiting call, and runs the deactivation next", async () => {
+    const db = setup();
+    enqueue(db, "u1", Lane.provision);
+    const lifted: number[] = [];
+    const seen: string[] = [];
+    let callWaiting!: () => void;
+    const waiting = new Promise<void>((r) => (callWaiting = r));
+    startWorker(
+      db,
+      async (job, signal, lane) => {
+        seen.push(`${job.subjectId}:${job.lane}`);
+        if (job.lane === Lane.deprovision) return { status: "done" };
+        // A provisioning job whose next Auth0 call waits for the rate limiter behind a backlog:
+        // it stays in its slot until it is told to stop.
+        callWaiting();
+        await new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+        lifted.push(lane!.lane);
+        return { status: "retry", reason: "stopped" };
+      },
+      { lift: (lane) => (lane.lane = Lane.deprovision) },
+    );
+    await waiting;
+    enqueue(db, "u1", Lane.deprovision);
+    await until(() => seen.length === 2);
+    // The waiting call was moved to the deprovision lane, the job stopped and its lease merged into
+    // the deactivation, which ran next: one job, done, no attempt counted against it.
+    expect(lifted).toEqual([Lane.deprovision]);
+    expect(seen).toEqual([`u1:${Lane.provision}`, `u1:${Lane.deprovision}`]);
+    await until(() => states(db).every((x) => x.endsWith(":done")));
+    const rows = db.select().from(jobs).all();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.attempts).toBe(0);
+  });
+
+  it("leaves a running provisioning job alone when another user is deactivated", async () => {
+    const db = setup();
+    enqueue(db, "u1", Lane.provision);
+    let aborted = false;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const seen: string[] = [];
+    startWorker(db, async (job, signal) => {
+      seen.push(job.subjectId);
+      if (job.subjectId === "u1") {
+        signal.addEventListener("abort", () => (aborted = true));
+        await released;
+      }
+      return { status: "done" };
+    });
+    await until(() => seen.includes("u1"));
+    enqueue(db, "u2", Lane.deprovision);
+    await until(() => seen.includes("u2"));
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    await until(() => states(db).every((x) => x.endsWith(":done")));
+    expect(aborted).toBe(false);
+  });
+
   it("keeps the deactivations' slot free: provisioning never runs more than `concurrency` jobs", async () => {
     const db = setup();
     for (let i = 0; i < 10; i++) enqueue(db, `p${i}`, Lane.provision);
