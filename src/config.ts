@@ -2,6 +2,7 @@
  * Configuration, parsed once at start into a frozen object. This is the only module that reads
  * process.env (through loadConfig's argument). Every problem is reported at once, naming the variables.
  */
+import { availableParallelism } from "node:os";
 
 export interface Auth0Config {
   domain: string;
@@ -47,6 +48,10 @@ export interface Config {
    * store's default (a 32 MiB page cache, no mapping). See OpenOptions in directory/database.ts.
    */
   sqlite: { cacheMiB?: number; mmapMiB?: number };
+  /** SCIM_READ_WORKERS: threads of the SCIM read pool (default the number of cores); 0 reads on the main thread. */
+  scimReadWorkers: number;
+  /** SCIM_READ_TIMEOUT_SECONDS, in ms: a read running longer is cancelled and answers 503 (pool only). */
+  scimReadTimeoutMs: number;
   console: ConsoleConfig;
 }
 
@@ -205,6 +210,17 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
       problems.push(`${name} must be a whole number of MiB from ${min} to 1048576 (got "${text}")`);
     else sqlite[key] = mib;
   }
+  // The read pool (docs/design.md, "Concurrency"): WAL lets every core read at once.
+  const workersText = env.SCIM_READ_WORKERS ?? String(Math.max(1, availableParallelism()));
+  const scimReadWorkers = Number(workersText);
+  if (!Number.isInteger(scimReadWorkers) || scimReadWorkers < 0 || scimReadWorkers > 64)
+    problems.push(
+      `SCIM_READ_WORKERS must be a whole number from 0 (reads on the main thread) to 64 (got "${workersText}")`,
+    );
+  const readTimeoutText = env.SCIM_READ_TIMEOUT_SECONDS ?? "5";
+  const readTimeout = Number(readTimeoutText);
+  if (!Number.isFinite(readTimeout) || readTimeout < 0.1 || readTimeout > 300)
+    problems.push(`SCIM_READ_TIMEOUT_SECONDS must be a number of seconds from 0.1 to 300 (got "${readTimeoutText}")`);
 
   const consoleConfig: ConsoleConfig = {
     roleClaimNamespace: (env.CONSOLE_ROLE_CLAIM_NAMESPACE ?? "https://scim-bridge.dev").replace(/\/+$/, ""),
@@ -256,5 +272,7 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     driftScanHours,
     scimRateLimit,
     sqlite: Object.freeze(sqlite),
+    scimReadWorkers,
+    scimReadTimeoutMs: Math.round(readTimeout * 1000),
   });
 }

@@ -207,3 +207,19 @@ export function startBackgroundCheckpoints(
     },
   };
 }
+
+/**
+ * A read-only connection to a database another connection has opened and migrated (the SCIM read
+ * pool's workers, docs/design.md "Concurrency"). In WAL mode readers never block the writer nor each
+ * other, and each read transaction sees every commit that finished before it began. No migrations,
+ * no triggers: only the statement cache and scim_fold, which filters call.
+ */
+export function openReadConnection(url: string): OpenDatabase {
+  const path = sqlitePathFromUrl(url);
+  const sqlite = new Database(path, { readonly: true, fileMustExist: true });
+  cacheStatements(sqlite);
+  sqlite.pragma("busy_timeout = 5000");
+  registerFold(sqlite);
+  const db = drizzle(sqlite, { schema });
+  return { db, sqlite, close: () => sqlite.close() };
+}
