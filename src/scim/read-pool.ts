@@ -218,7 +218,7 @@ export class ReadPool {
       this.#failed(slot, `could not start a thread: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    // The HTTP server keeps `serve` alive; an idle pool must not keep a test or a CLI command alive.
+    // An idle pool must not keep a process alive (a test, a script); a thread with a read does (see #pump).
     worker.unref();
     slot.worker = worker;
     slot.ready = false;
@@ -276,6 +276,7 @@ export class ReadPool {
     const job = slot.job;
     if (!job) return;
     slot.job = undefined;
+    slot.worker?.unref();
     if (job.heavy) {
       const left = (this.#busy.get(job.directoryId) ?? 1) - 1;
       if (left > 0) this.#busy.set(job.directoryId, left);
@@ -296,6 +297,7 @@ export class ReadPool {
       slot.job = job;
       slot.startedAt = performance.now();
       if (job.heavy) this.#busy.set(job.directoryId, (this.#busy.get(job.directoryId) ?? 0) + 1);
+      slot.worker.ref();
       slot.worker.postMessage({ id: job.id, request: job.request } satisfies ToReadWorker);
     }
   }
