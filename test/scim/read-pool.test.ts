@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { parseListParams } from "../../src/scim/list.js";
+import { signPostLoginBody } from "../../src/http/post-login-hook.js";
 import { ReadPool } from "../../src/scim/read-pool.js";
 import type { ReadRequest } from "../../src/scim/reads.js";
 import { createTestBridge, scimClient, type ScimClient, type TestBridge } from "../helpers/scim.js";
@@ -19,6 +20,7 @@ const groupSchema = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const errorSchema = "urn:ietf:params:scim:api:messages:2.0:Error";
 const searchSchema = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
+const hookSecret = "read-pool-test-hook-secret-0123456789abcdef";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until every thread of the bridge's pool serves (the test timeout bounds it). */
@@ -205,7 +207,9 @@ describe("read pool: time budget, crashes and shutdown", () => {
   let slowUser: string;
 
   beforeAll(async () => {
-    t = await createTestBridge({ overrides: { readPool: { workers: 2, timeoutMs: 3000, workerSetup: hooks } } });
+    t = await createTestBridge({
+      overrides: { hookSecret, readPool: { workers: 2, timeoutMs: 5000, workerSetup: hooks } },
+    });
     slowUser = (await t.scim.post("/Users", user(1, { displayName: "slow-read" })).expect(201)).body.id;
     other = t.newDirectory();
     otherUser = (await other.scim.post("/Users", user(2)).expect(201)).body.id;
@@ -216,19 +220,28 @@ describe("read pool: time budget, crashes and shutdown", () => {
     await t?.close();
   });
 
-  it("cancels a read past its time budget with 503 and Retry-After, while other directories are answered", async () => {
+  it("cancels a read past its time budget with 503 and Retry-After, while other directories and logins are answered", async () => {
     let settled = false;
     const slow = t.scim.get('/Users?filter=displayName co "zz"').then((res) => ((settled = true), res));
     await sleep(100); // let the slow read reach a thread first
     const fast = await other.scim.get(`/Users/${otherUser}`).expect(200);
     expect(fast.body.id).toBe(otherUser);
+    // The post-login hook runs on the main thread, which the stuck read does not hold.
+    const login = JSON.stringify({ user: { user_id: "auth0|someone", email: "someone@example.com" } });
+    const hook = await t.http
+      .post("/hooks/auth0/post-login")
+      .set("Content-Type", "application/json")
+      .set("x-scim-bridge-signature", signPostLoginBody(hookSecret, login))
+      .send(login);
+    expect(hook.status).toBe(200);
+    expect(hook.body).toHaveProperty("decision");
     expect(settled).toBe(false);
     const res = await slow;
     expect(res.status).toBe(503);
-    expect(res.headers["retry-after"]).toBe("3");
+    expect(res.headers["retry-after"]).toBe("5");
     expect(res.headers["content-type"]).toMatch(/^application\/scim\+json/);
     expect(res.body).toMatchObject({ schemas: [errorSchema], status: "503" });
-    expect(res.body.detail).toMatch(/took longer than 3 s and was cancelled/);
+    expect(res.body.detail).toMatch(/took longer than 5 s and was cancelled/);
     // The thread was replaced: the same directory reads again.
     await t.scim.get(`/Users/${slowUser}`).expect(200);
     await poolReady(t);
