@@ -238,6 +238,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     readWorkers > 0 && sqlitePathFromUrl(databaseUrl) !== ":memory:"
       ? new ReadPool({
           databaseUrl,
+          sqlite: config.sqlite,
           size: readWorkers,
           timeoutMs: overrides.readPool?.timeoutMs ?? config.scimReadTimeoutMs,
           log,

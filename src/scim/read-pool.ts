@@ -19,6 +19,8 @@ import type { ReadRequest, ReadResult } from "./reads.js";
 
 export interface ReadWorkerData {
   databaseUrl: string;
+  /** SQLite memory of the thread's connection (page cache, mapping), as the process's other connections. */
+  sqlite?: { cacheMiB?: number; mmapMiB?: number };
   /** URL of a module whose `setup(connection)` the worker runs before serving (tests only). */
   setup?: string;
 }
@@ -37,6 +39,8 @@ export type FromReadWorker = { ready: true } | { id: number; result: ReadResult 
 
 export interface ReadPoolOptions {
   databaseUrl: string;
+  /** Each thread's connection: page cache and mapping in MiB (SQLITE_CACHE_MIB, SQLITE_MMAP_MIB). */
+  sqlite?: { cacheMiB?: number; mmapMiB?: number };
   /** Worker threads (at least 1). */
   size: number;
   /** A read running longer than this is cancelled (its thread terminated) and answers 503. */
@@ -212,6 +216,7 @@ export class ReadPool {
     try {
       worker = spawn({
         databaseUrl: this.#options.databaseUrl,
+        ...(this.#options.sqlite ? { sqlite: this.#options.sqlite } : {}),
         ...(this.#options.workerSetup ? { setup: this.#options.workerSetup } : {}),
       });
     } catch (err) {

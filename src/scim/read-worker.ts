@@ -12,7 +12,7 @@ import { runRead } from "./reads.js";
 
 const data = workerData as ReadWorkerData;
 const port = parentPort!;
-const { db, sqlite } = openReadConnection(data.databaseUrl);
+const { db, sqlite } = openReadConnection(data.databaseUrl, data.sqlite);
 if (data.setup) {
   // Test seam (BridgeOverrides.readPool.workerSetup): e.g. a deliberately slow SQL function.
   const hooks = (await import(data.setup)) as { setup?: (connection: typeof sqlite) => void | Promise<void> };
