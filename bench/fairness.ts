@@ -37,6 +37,8 @@ import {
   scimRequestBudgetDefaultMs,
 } from "../src/http/rate-limit.js";
 import { scimLimits } from "../src/scim/limits.js";
+import { ReadPool } from "../src/scim/read-pool.js";
+import { pino } from "pino";
 
 const self = fileURLToPath(import.meta.url);
 const hookSecret = "bench-fairness-hook";
@@ -118,9 +120,22 @@ async function serve(dbPath: string): Promise<void> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // BENCH_READ_WORKERS=n: SCIM reads in a read pool of n threads, as `serve` runs them (0 or unset: on the main thread).
+  const readWorkers = Number(process.env.BENCH_READ_WORKERS ?? 0);
+  const readPool =
+    readWorkers > 0
+      ? new ReadPool({
+          databaseUrl: `sqlite:${dbPath}`,
+          size: readWorkers,
+          timeoutMs: 5000,
+          log: pino({ level: "warn" }),
+        })
+      : undefined;
+  readPool?.start();
   const app = createApp({
     db,
     publicUrl: origin,
+    ...(readPool ? { readPool } : {}),
     // BENCH_CONCURRENCY=n: another per-directory concurrency limit than the default (to compare).
     // BENCH_NO_SHEDDING=1: without holding directories to one request at a time while the event loop is behind.
     // BENCH_LOOP_MS=n: another event-loop share per directory (ms per second; 0: none).

@@ -12,13 +12,20 @@ import { monitorTenant, type TenantMonitor } from "./sync/tenant-checks.js";
 import { ConfigError, type Auth0Config, type Config } from "./config.js";
 import type { ConsoleOidcSettings } from "./console/oidc.js";
 import { consoleRouter, ephemeralSessionSecret } from "./console/router.js";
-import { openDatabase, startBackgroundCheckpoints, type Db, type OpenDatabase } from "./directory/database.js";
+import {
+  openDatabase,
+  sqlitePathFromUrl,
+  startBackgroundCheckpoints,
+  type Db,
+  type OpenDatabase,
+} from "./directory/database.js";
 import { linkedTenant, recordTenantLink, sandboxRefusal, sandboxTenant } from "./directory/settings.js";
 import { createApp, type AppDeps } from "./http/app.js";
 import { healthRouter } from "./http/health.js";
 import { createMetrics, metricsRouter, organizationSlugs, queueDepthFromDb, type Metrics } from "./http/metrics.js";
 import { postLoginHookRouter } from "./http/post-login-hook.js";
 import { scimRequestLog } from "./http/scim-request-log.js";
+import { ReadPool } from "./scim/read-pool.js";
 import { createLogger, requestLogger } from "./logging.js";
 import { scheduleDriftScans } from "./sync/drift-schedule.js";
 import { createSyncEngine, type SyncEngine, type SyncEngineOptions } from "./sync/engine.js";
@@ -70,6 +77,11 @@ export interface BridgeOverrides {
   >;
   /** Metrics without Node's default process metrics (tests build many registries in one process). */
   defaultMetrics?: boolean;
+  /**
+   * The SCIM read pool instead of config.scimReadWorkers / scimRequestBudgetMs. `workerSetup`: the URL
+   * of a module each worker imports and whose `setup(connection)` it runs first (tests: a slow read).
+   */
+  readPool?: { workers?: number; timeoutMs?: number; workerSetup?: string };
 }
 
 export interface Bridge {
@@ -79,6 +91,8 @@ export interface Bridge {
   sqlite: OpenDatabase["sqlite"];
   /** The worker's and bookkeeping connection (synchronous=NORMAL). */
   syncDb: Db;
+  /** The SCIM read pool's threads; absent when reads run on the main thread (SCIM_READ_WORKERS=0, :memory:). */
+  readPool?: ReadPool;
   log: Logger;
   metrics: Metrics;
   engine: SyncEngine;
@@ -217,6 +231,21 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     log.warn(
       "CONSOLE_SESSION_SECRET is not set: console sessions end when this process restarts and are not shared with other instances",
     );
+  // SCIM reads in worker threads with read-only connections (docs/design.md, "Concurrency"). A
+  // :memory: database is private to its connection, so its reads stay on the main thread.
+  const readWorkers = overrides.readPool?.workers ?? config.scimReadWorkers;
+  const readPool =
+    readWorkers > 0 && sqlitePathFromUrl(databaseUrl) !== ":memory:"
+      ? new ReadPool({
+          databaseUrl,
+          sqlite: config.sqlite,
+          size: readWorkers,
+          // One time budget per SCIM request: a read in the pool is cancelled when it runs out.
+          timeoutMs: overrides.readPool?.timeoutMs ?? config.scimRequestBudgetMs,
+          log,
+          ...(overrides.readPool?.workerSetup ? { workerSetup: overrides.readPool.workerSetup } : {}),
+        })
+      : undefined;
   const productRouters: { path: string; router: RequestHandler }[] = [
     { path: "/admin/v1", router: adminRouter(adminDeps) },
     {
@@ -240,6 +269,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
         worker: engine.worker,
         shuttingDown: () => shuttingDown,
         tenant: { current: () => tenantMonitor?.current() },
+        ...(readPool ? { readPool } : {}),
       }),
     },
     { path: "/", router: metricsRouter(metrics) },
@@ -286,6 +316,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       onScimWrite?.();
     },
     bookkeepingDb: syncConnection.db,
+    ...(readPool ? { readPool } : {}),
     extraRouters: [...(overrides.app?.extraRouters ?? []), ...productRouters],
   });
 
@@ -301,6 +332,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     db,
     sqlite,
     syncDb: syncConnection.db,
+    ...(readPool ? { readPool } : {}),
     log,
     metrics,
     engine,
@@ -310,6 +342,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     async start() {
       if (started) return;
       started = true;
+      readPool?.start();
       // The worker waits for the first tenant check (at most 5 s) so that the connections' types,
       // which the default mapping follows, are known before the first job.
       tenantMonitor = monitorTenant({ auth0, db, publicUrl, hookSecret, log });
@@ -327,6 +360,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       shuttingDown = true;
       stopBackground();
       await engine.worker.stop(10_000);
+      await readPool?.close();
       requestLog.close();
       engine.limiter.stop();
       syncConnection.close();

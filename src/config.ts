@@ -2,6 +2,7 @@
  * Configuration, parsed once at start into a frozen object. This is the only module that reads
  * process.env (through loadConfig's argument). Every problem is reported at once, naming the variables.
  */
+import { availableParallelism } from "node:os";
 
 export interface Auth0Config {
   domain: string;
@@ -51,6 +52,8 @@ export interface Config {
   scimLoopBudget?: { msPerSecond: number; burstMs: number };
   /** Time budget of one SCIM request, ms (SCIM_REQUEST_BUDGET_MS). */
   scimRequestBudgetMs: number;
+  /** SCIM_READ_WORKERS: threads of the SCIM read pool (default the number of cores); 0 reads on the main thread. */
+  scimReadWorkers: number;
   console: ConsoleConfig;
 }
 
@@ -231,6 +234,13 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
       problems.push(`${name} must be a whole number of MiB from ${min} to 1048576 (got "${text}")`);
     else sqlite[key] = mib;
   }
+  // The read pool (docs/design.md, "Concurrency"): WAL lets every core read at once.
+  const workersText = env.SCIM_READ_WORKERS ?? String(Math.max(1, availableParallelism()));
+  const scimReadWorkers = Number(workersText);
+  if (!Number.isInteger(scimReadWorkers) || scimReadWorkers < 0 || scimReadWorkers > 64)
+    problems.push(
+      `SCIM_READ_WORKERS must be a whole number from 0 (reads on the main thread) to 64 (got "${workersText}")`,
+    );
 
   const loopText = env.SCIM_LOOP_MS_PER_SECOND ?? String(scimLoopBudgetDefaults.msPerSecond);
   const loopMs = Number(loopText);
@@ -302,5 +312,6 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     sqlite: Object.freeze(sqlite),
     scimLoopBudget,
     scimRequestBudgetMs,
+    scimReadWorkers,
   });
 }

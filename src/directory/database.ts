@@ -207,3 +207,22 @@ export function startBackgroundCheckpoints(
     },
   };
 }
+
+/**
+ * A read-only connection to a database another connection has opened and migrated (the SCIM read
+ * pool's workers, docs/design.md "Concurrency"). In WAL mode readers never block the writer nor each
+ * other, and each read transaction sees every commit that finished before it began. No migrations,
+ * no triggers: only the statement cache and scim_fold, which filters call.
+ */
+export function openReadConnection(url: string, options: Pick<OpenOptions, "cacheMiB" | "mmapMiB"> = {}): OpenDatabase {
+  const path = sqlitePathFromUrl(url);
+  const sqlite = new Database(path, { readonly: true, fileMustExist: true });
+  cacheStatements(sqlite);
+  // The same memory bounds as every other connection of the process (see OpenOptions).
+  sqlite.pragma(`cache_size = ${-Math.round((options.cacheMiB ?? defaultCacheMiB) * 1024)}`);
+  sqlite.pragma(`mmap_size = ${Math.round((options.mmapMiB ?? 0) * 1024 * 1024)}`);
+  sqlite.pragma("busy_timeout = 5000");
+  registerFold(sqlite);
+  const db = drizzle(sqlite, { schema });
+  return { db, sqlite, close: () => sqlite.close() };
+}

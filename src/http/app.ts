@@ -4,7 +4,7 @@ import type { Db } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { isBridgeError } from "../errors.js";
 import type { QueryBudget } from "../scim/cost.js";
-import { scimRoutes } from "../scim/routes.js";
+import { scimRoutes, type ReadRunner } from "../scim/routes.js";
 import { scimBearerAuth } from "./auth.js";
 import { defaultBodyLimit, scimJsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
@@ -62,6 +62,8 @@ export interface AppDeps {
   onUnauthenticated?: (outcome: "rejected" | "limited") => void;
   /** Per-directory budget for expensive filters and sorts (default: costLimits in src/scim/cost.ts). */
   queryBudget?: QueryBudget;
+  /** Where SCIM reads run (the read pool); absent: on the main thread. */
+  readPool?: ReadRunner;
   /** Called after a SCIM write answered 2xx: wakes the sync worker so deprovisioning starts at once. */
   onScimWrite?: () => void;
   /**
@@ -144,7 +146,7 @@ export function createApp(deps: AppDeps): Express {
   }
   scim.use(scimJsonBody(deps.bodyLimit ?? defaultBodyLimit));
   scim.use(afterBody());
-  scim.use(scimRoutes(deps.db, deps.queryBudget));
+  scim.use(scimRoutes(deps.db, deps.queryBudget, deps.readPool));
   scim.use(endpointNotFound());
   scim.use(errorMiddleware("scim", log));
   app.use("/scim/v2/:directoryId", scim);

@@ -11,6 +11,7 @@ import { sql } from "drizzle-orm";
 import type Database from "better-sqlite3";
 import { readinessProblems, type TenantStatus } from "../sync/tenant-checks.js";
 import type { Db } from "../directory/database.js";
+import type { ReadPoolHealth } from "../scim/read-pool.js";
 
 export interface HealthOptions {
   /** The drizzle handle or the better-sqlite3 connection under it. */
@@ -21,6 +22,8 @@ export interface HealthOptions {
   staleAfterMs?: number;
   /** True once a graceful shutdown started, so that load balancers stop sending traffic. */
   shuttingDown?: () => boolean;
+  /** The SCIM read pool; omitted when reads run on the main thread. */
+  readPool?: { health(): ReadPoolHealth };
   /** The tenant checks' last report; omitted where the process does not talk to Auth0. */
   tenant?: TenantStatus;
   now?: () => number;
@@ -74,6 +77,14 @@ export function healthRouter(options: HealthOptions): Router {
       } else {
         checks.worker = "ok";
       }
+    }
+
+    if (options.readPool) {
+      // Threads still starting are not a problem (reads wait for them); none able to start is.
+      const pool = options.readPool.health();
+      checks.readPool = pool.status;
+      if (pool.status === "failed" || pool.status === "closed")
+        problems.push(`read pool: ${pool.problem ?? "closed"}; SCIM reads answer 503`);
     }
 
     let auth0: object | undefined;

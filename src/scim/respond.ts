@@ -17,11 +17,6 @@ export function sendNoContent(res: Response, etag?: string): void {
   res.status(204).end();
 }
 
-export function sendNotModified(res: Response, etag: string): void {
-  res.setHeader("ETag", etag);
-  res.status(304).end();
-}
-
 const opaque = (tag: string): string => tag.trim().replace(/^W\//, "");
 
 const listed = (header: string | undefined, version: number): boolean | undefined => {
@@ -37,9 +32,16 @@ export function checkIfMatch(req: Request, version: number): void {
   }
 }
 
-/** RFC 7232 §3.2: GET with a matching If-None-Match answers 304. */
-export const notModified = (req: Request, version: number): boolean =>
-  listed(req.get("if-none-match"), version) === true;
+/** RFC 7232 §3.2: GET with a matching If-None-Match (the header's value) answers 304. */
+export const matchesNoneMatch = (header: string | undefined, version: number): boolean =>
+  listed(header, version) === true;
+
+/** Sends what a read produced (./reads.ts): the body is JSON text already. */
+export function sendRead(res: Response, result: { status: number; etag?: string; body?: string }): void {
+  if (result.etag) res.setHeader("ETag", result.etag);
+  if (result.body === undefined) res.status(result.status).end();
+  else res.status(result.status).type(scimContentType).send(result.body);
+}
 
 export const writeContext = (ctx: ScimContext, now = Date.now()): WriteContext => ({
   organizationId: ctx.organizationId,

@@ -6,25 +6,36 @@ import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
 import { PageAnchors } from "./paging.js";
+import { chargeRead, inlineReader, type ReadRequest, type ReadResult, type Reader } from "./reads.js";
 import { rootSearchRoutes } from "./search.js";
 import { userRoutes } from "./users.js";
+
+/** Where reads run when not on this thread: the read pool (./read-pool.ts). */
+export interface ReadRunner {
+  /** `heavy`: a scan (see heavyReadUnits in ./reads.ts). */
+  run(request: ReadRequest, heavy: boolean): Promise<ReadResult>;
+}
 
 /**
  * Every SCIM endpoint of one directory, mounted under `/scim/v2/:directoryId` after authentication.
  * Resource names match case-insensitively (Express's default; the Microsoft suite GETs /users).
+ * With `pool`, reads run in its worker threads; they are still priced here, against one budget per
+ * directory (docs/design.md, "Concurrency").
  */
-export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget()): Router {
+export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool?: ReadRunner): Router {
   const router = Router({ mergeParams: true });
   // Filters and sorts on caseExact=false attributes call scim_fold (Unicode case folding) in SQL.
   registerFold((db as Db & { $client: Parameters<typeof registerFold>[0] }).$client);
   // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts), each
   // write timed on its request's meter and refused past its request's deadline (./cost.ts).
   const writes = meteredWrites(createWriteQueue(db));
-  // Page anchors of this app's database only (see ./paging.ts).
-  const anchors = new PageAnchors();
+  // Page anchors of this app's database only (see ./paging.ts); each pool worker keeps its own.
+  const read: Reader = pool
+    ? (request) => pool.run(request, chargeRead(db, request, budget).heavy)
+    : inlineReader(db, budget, new PageAnchors());
   router.use(discoveryRoutes());
-  router.use(userRoutes(db, writes, budget, anchors));
-  router.use(groupRoutes(db, writes, budget, anchors));
-  router.use(rootSearchRoutes(db, budget));
+  router.use(userRoutes(db, writes, read));
+  router.use(groupRoutes(db, writes, read));
+  router.use(rootSearchRoutes(read));
   return router;
 }

@@ -134,8 +134,15 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     scimMiddleware,
     middleware,
   } = options;
-  // The production defaults (rate limits included), parsed as `serve` parses them.
-  const config = loadConfig({ LOG_LEVEL: "silent", ...env });
+  // The production defaults (rate limits included), parsed as `serve` parses them. SCIM_READ_WORKERS
+  // from the test run's environment: `SCIM_READ_WORKERS=0 npx vitest run test/scim` runs every SCIM
+  // read on the main thread instead of the read pool (docs/design.md, "Concurrency").
+  const readWorkers = process.env.SCIM_READ_WORKERS;
+  const config = loadConfig({
+    LOG_LEVEL: "silent",
+    ...(readWorkers === undefined ? {} : { SCIM_READ_WORKERS: readWorkers }),
+    ...env,
+  });
   const bridge = await createBridge(config, {
     databaseUrl: `sqlite:${join(dir, "bridge.db")}`,
     backgroundCheckpoints: false,

@@ -1,0 +1,236 @@
+import { asc, desc } from "drizzle-orm";
+import { groups, users } from "../../db/schema.js";
+import type { Db, DbOrTx } from "../directory/database.js";
+import { directoryGeneration } from "../directory/generations.js";
+import { countGroups, getGroup, listGroups, type GroupRow } from "../directory/groups.js";
+import { listMembers } from "../directory/members.js";
+import { readSnapshot } from "../directory/statements.js";
+import { countUsers, getUser, listUsers, type UserRow } from "../directory/users.js";
+import { notFound } from "../errors.js";
+import { syncStates } from "../sync/sync-state.js";
+import type { ScimContext } from "./context.js";
+import { queryCost, type QueryBudget } from "./cost.js";
+import { filterToSql } from "./filter/sql.js";
+import { groupsTarget, sortExpression, usersTarget } from "./filter/targets.js";
+import { listResponse, type ListParams } from "./list.js";
+import type { ScimDocument } from "./normalize.js";
+import { resultSetKey, type PageAnchors } from "./paging.js";
+import { parseProjection, project, requests, returns, type Projection } from "./projection.js";
+import { etagOf, groupToScim, userToScim, withSyncState } from "./resource.js";
+import { matchesNoneMatch } from "./respond.js";
+import { groupSchema, resolveAttribute, syncStateUrn, userSchema, type ResourceSchema } from "./schema.js";
+
+/**
+ * The store work of every SCIM read (GET by id, list, filter, paging, .search), as plain data in and
+ * a serialized body out, so that it runs the same on the main thread and in a read-pool worker
+ * (./read-pool.ts): a request is what the route parsed, a result is the status, ETag and JSON text.
+ */
+export type ReadRequest =
+  | {
+      op: "user" | "group";
+      ctx: ScimContext;
+      id: string;
+      attributes?: unknown;
+      excludedAttributes?: unknown;
+      /** The request's If-None-Match (RFC 7232 §3.2): a match answers 304. */
+      ifNoneMatch?: string;
+    }
+  | { op: "users" | "groups" | "search"; ctx: ScimContext; params: ListParams };
+
+export interface ReadResult {
+  status: 200 | 304;
+  etag?: string;
+  /** The SCIM document as JSON text (absent for 304). */
+  body?: string;
+}
+
+/** Runs a read: inline on the main thread, or in the read pool. */
+export type Reader = (request: ReadRequest) => ReadResult | Promise<ReadResult>;
+
+const missing = (type: "User" | "Group", id: string) => notFound(`${type} ${id} not found`);
+
+/** A user as the response shows it: the sync-state extension is read only when the projection names it. */
+export function renderUser(db: DbOrTx, ctx: ScimContext, row: UserRow, projection: Projection): ScimDocument {
+  const state = requests(projection, syncStateUrn)
+    ? syncStates(db, ctx.organizationId, [row.id]).get(row.id)
+    : undefined;
+  return project(withSyncState(userToScim(ctx, row), state), projection);
+}
+
+/**
+ * A group as the response shows it. Members are loaded only when returned, so
+ * `excludedAttributes=members` (Entra's habit) never touches a 50,000-member list.
+ */
+export function renderGroup(db: DbOrTx, ctx: ScimContext, row: GroupRow, projection: Projection): ScimDocument {
+  const members = returns(projection, "members") && row.memberCount > 0 ? listMembers(db, row.id) : undefined;
+  return project(groupToScim(ctx, row, members), projection);
+}
+
+/** A page of users: count and rows read in one transaction, so totalResults matches the page. */
+export function searchUsers(
+  db: Db,
+  ctx: ScimContext,
+  params: ListParams,
+  offset = params.startIndex - 1,
+  limit = params.count,
+  anchors?: PageAnchors,
+) {
+  const target = usersTarget(ctx.directoryId);
+  const where = params.filter ? filterToSql(params.filter, target) : undefined;
+  const orderBy = params.sortBy
+    ? [
+        params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)),
+        asc(users.createdAt),
+        asc(users.id),
+      ]
+    : [asc(users.createdAt), asc(users.id)];
+  const projection = parseProjection(userSchema, params.attributes, params.excludedAttributes);
+  const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, "User", where) : undefined;
+  return readSnapshot(db, () => {
+    const total = countUsers(db, ctx.directoryId, where);
+    if (limit <= 0 || offset >= total) return { total, resources: [] };
+    const generation = key ? directoryGeneration(db, ctx.directoryId) : 0;
+    const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
+    const rows = listUsers(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
+    const last = rows[rows.length - 1];
+    if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
+    const states = requests(projection, syncStateUrn)
+      ? syncStates(
+          db,
+          ctx.organizationId,
+          rows.map((r) => r.id),
+        )
+      : undefined;
+    return {
+      total,
+      resources: rows.map((row) => project(withSyncState(userToScim(ctx, row), states?.get(row.id)), projection)),
+    };
+  });
+}
+
+/** A page of groups, as searchUsers. */
+export function searchGroups(
+  db: Db,
+  ctx: ScimContext,
+  params: ListParams,
+  offset = params.startIndex - 1,
+  limit = params.count,
+  anchors?: PageAnchors,
+) {
+  const target = groupsTarget(ctx.directoryId);
+  const where = params.filter ? filterToSql(params.filter, target) : undefined;
+  const orderBy = params.sortBy
+    ? [
+        params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)),
+        asc(groups.createdAt),
+        asc(groups.id),
+      ]
+    : [asc(groups.createdAt), asc(groups.id)];
+  const projection = parseProjection(groupSchema, params.attributes, params.excludedAttributes);
+  const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, "Group", where) : undefined;
+  return readSnapshot(db, () => {
+    const total = countGroups(db, ctx.directoryId, where);
+    if (limit <= 0 || offset >= total) return { total, resources: [] };
+    const generation = key ? directoryGeneration(db, ctx.directoryId) : 0;
+    const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
+    const rows = listGroups(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
+    const last = rows[rows.length - 1];
+    if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
+    return { total, resources: rows.map((row) => renderGroup(db, ctx, row, projection)) };
+  });
+}
+
+/** A sortBy one type does not know orders that type by creation rather than failing a root search. */
+const sortableFor = (params: ListParams, rs: ResourceSchema): ListParams =>
+  params.sortBy && !resolveAttribute(rs, params.sortBy) ? { ...params, sortBy: undefined } : params;
+
+/**
+ * A read at or above this many units scans (./cost.ts meters only from here on): in the read pool,
+ * such reads of one directory may hold all threads but one, so another directory always finds one.
+ */
+export const heavyReadUnits = 1_000;
+
+/**
+ * Prices a list or search against the directory's budget before it runs (./cost.ts): on the main
+ * thread, whichever thread then runs it, so one directory's budget is one budget. Throws 400 or 429.
+ * Returns whether the read is heavy (see heavyReadUnits); reads by id never are.
+ */
+export function chargeRead(db: DbOrTx, request: ReadRequest, budget: QueryBudget | undefined): { heavy: boolean } {
+  if (!("params" in request)) return { heavy: false };
+  const { ctx, params } = request;
+  let units = 0;
+  const charge = (rs: ResourceSchema, p: ListParams) => {
+    const shape = {
+      filter: p.filter,
+      sortBy: p.sortBy,
+      rows: rs === userSchema ? countUsers(db, ctx.directoryId) : countGroups(db, ctx.directoryId),
+    };
+    budget?.charge(ctx.directoryId, rs, shape);
+    units += queryCost(rs, shape).units;
+  };
+  if (request.op === "users") charge(userSchema, params);
+  else if (request.op === "groups") charge(groupSchema, params);
+  else {
+    charge(userSchema, sortableFor(params, userSchema));
+    charge(groupSchema, sortableFor(params, groupSchema));
+  }
+  return { heavy: units >= heavyReadUnits };
+}
+
+const ok = (document: ScimDocument, etag?: string): ReadResult => ({
+  status: 200,
+  ...(etag ? { etag } : {}),
+  body: JSON.stringify(document),
+});
+
+/** Runs one read over `db` (already priced by chargeRead). */
+export function runRead(db: Db, request: ReadRequest, anchors?: PageAnchors): ReadResult {
+  switch (request.op) {
+    case "user":
+    case "group": {
+      const { ctx, id } = request;
+      const row = request.op === "user" ? getUser(db, ctx.directoryId, id) : getGroup(db, ctx.directoryId, id);
+      if (!row) throw missing(request.op === "user" ? "User" : "Group", id);
+      const etag = etagOf(row.version);
+      if (matchesNoneMatch(request.ifNoneMatch, row.version)) return { status: 304, etag };
+      const rs = request.op === "user" ? userSchema : groupSchema;
+      const projection = parseProjection(rs, request.attributes, request.excludedAttributes);
+      const document =
+        request.op === "user"
+          ? renderUser(db, ctx, row as UserRow, projection)
+          : renderGroup(db, ctx, row as GroupRow, projection);
+      return ok(document, etag);
+    }
+    case "users":
+    case "groups": {
+      const { ctx, params } = request;
+      const search = request.op === "users" ? searchUsers : searchGroups;
+      const { total, resources } = search(db, ctx, params, undefined, undefined, anchors);
+      return ok(listResponse(total, params.startIndex, resources));
+    }
+    case "search": {
+      // RFC 7644 §3.4.3 at the base URL: Users then Groups, each in its own stable order (sortBy
+      // applies within each type); startIndex/count page through that concatenation.
+      const { ctx, params } = request;
+      const offset = params.startIndex - 1;
+      const found = searchUsers(db, ctx, sortableFor(params, userSchema), offset, params.count);
+      const remaining = params.count - found.resources.length;
+      const more = searchGroups(
+        db,
+        ctx,
+        sortableFor(params, groupSchema),
+        Math.max(0, offset - found.total),
+        remaining,
+      );
+      return ok(listResponse(found.total + more.total, params.startIndex, [...found.resources, ...more.resources]));
+    }
+  }
+}
+
+/** The reader without a pool: prices and runs each read on the calling (main) thread. */
+export const inlineReader =
+  (db: Db, budget?: QueryBudget, anchors?: PageAnchors): Reader =>
+  (request) => {
+    chargeRead(db, request, budget);
+    return runRead(db, request, anchors);
+  };

@@ -1,0 +1,363 @@
+import { availableParallelism } from "node:os";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { ConfigError, loadConfig } from "../../src/config.js";
+import { parseListParams } from "../../src/scim/list.js";
+import { signPostLoginBody } from "../../src/http/post-login-hook.js";
+import { ReadPool } from "../../src/scim/read-pool.js";
+import type { ReadRequest } from "../../src/scim/reads.js";
+import { createTestBridge, scimClient, type ScimClient, type TestBridge } from "../helpers/scim.js";
+
+/**
+ * SCIM reads in the read pool's worker threads (docs/design.md, "Concurrency"): the same answers as
+ * on the main thread, every committed write visible to the next read, a read past its time budget
+ * cancelled with 503, a crashed thread replaced, and a pool that cannot start reported by /readyz.
+ */
+const hooks = new URL("../fixtures/read-pool/hooks.ts", import.meta.url).href;
+const broken = new URL("../fixtures/read-pool/broken.ts", import.meta.url).href;
+const userSchema = "urn:ietf:params:scim:schemas:core:2.0:User";
+const groupSchema = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const errorSchema = "urn:ietf:params:scim:api:messages:2.0:Error";
+const searchSchema = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+const hookSecret = "read-pool-test-hook-secret-0123456789abcdef";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until every thread of the bridge's pool serves (the test timeout bounds it). */
+async function poolReady(t: TestBridge): Promise<void> {
+  const pool = t.bridge.readPool;
+  if (!pool) throw new Error("this bridge has no read pool");
+  pool.start();
+  while (pool.health().status !== "ok") await sleep(20);
+}
+
+const user = (i: number, extra: Record<string, unknown> = {}) => ({
+  schemas: [userSchema],
+  userName: `u${String(i).padStart(2, "0")}@example.com`,
+  externalId: `ext-${i}`,
+  displayName: `User ${i}`,
+  name: { givenName: `Given${i}`, familyName: `Family${i}` },
+  emails: [{ value: `u${String(i).padStart(2, "0")}@example.com`, type: "work", primary: true }],
+  ...extra,
+});
+
+describe("SCIM reads through the read pool", () => {
+  let pooled: TestBridge;
+  let inline: TestBridge;
+  /** The pooled bridge's first directory, read through the bridge without a pool (same database file). */
+  let direct: ScimClient;
+  const userIds: string[] = [];
+  const groupIds: string[] = [];
+
+  beforeAll(async () => {
+    pooled = await createTestBridge({ overrides: { readPool: { workers: 2 } } });
+    expect(pooled.bridge.readPool?.size).toBe(2);
+    inline = await createTestBridge({
+      overrides: { databaseUrl: `sqlite:${pooled.sqlite.name}`, publicUrl: pooled.origin, readPool: { workers: 0 } },
+    });
+    expect(inline.bridge.readPool).toBeUndefined();
+    direct = scimClient(inline.http, pooled);
+    for (let i = 0; i < 30; i++) {
+      const res = await pooled.scim.post("/Users", user(i)).expect(201);
+      userIds.push(res.body.id as string);
+    }
+    for (let g = 0; g < 3; g++) {
+      const res = await pooled.scim
+        .post("/Groups", {
+          schemas: [groupSchema],
+          displayName: `Team ${g}`,
+          members: userIds.slice(g * 5, g * 5 + 5).map((value) => ({ value })),
+        })
+        .expect(201);
+      groupIds.push(res.body.id as string);
+    }
+    await poolReady(pooled);
+  });
+
+  afterAll(async () => {
+    await inline?.close();
+    await pooled?.close();
+  });
+
+  it("answers every read exactly as the main thread does: by id, lists, filters, paging, projections, errors", async () => {
+    const [u, g] = [userIds[7]!, groupIds[1]!];
+    const gets = [
+      "/Users",
+      "/Users?startIndex=3&count=5",
+      "/Users?startIndex=1&count=10",
+      "/Users?startIndex=11&count=10",
+      "/Users?startIndex=21&count=10",
+      "/Users?startIndex=1000",
+      "/Users?count=0",
+      '/Users?filter=userName eq "u07@example.com"',
+      '/Users?filter=userName sw "U1"',
+      '/Users?filter=emails.value co "u2" and active eq true&sortBy=userName&sortOrder=descending',
+      '/Users?filter=name.familyName eq "Family3" or externalId eq "ext-4"',
+      "/Users?attributes=userName,emails.value",
+      "/Users?excludedAttributes=emails,name&count=3",
+      `/Users/${u}`,
+      `/Users/${u}?attributes=userName`,
+      `/Users/${u}?excludedAttributes=name,emails`,
+      `/Users/${u}?attributes=urn:scim-bridge:params:scim:schemas:extension:sync-state:2.0:User`,
+      "/Users/no-such-user",
+      "/Users?filter=userName eq",
+      "/Users?filter=nosuch eq 1",
+      "/Users?filter=active gt true",
+      "/Users?startIndex=abc",
+      "/Groups",
+      '/Groups?filter=displayName eq "team 1"',
+      `/Groups/${g}`,
+      `/Groups/${g}?excludedAttributes=members`,
+      `/Groups/${g}?attributes=members.value`,
+      "/Groups/no-such-group",
+    ];
+    for (const path of gets) {
+      const [viaPool, onMain] = [await pooled.scim.get(path), await direct.get(path)];
+      expect({ path, status: viaPool.status }).toEqual({ path, status: onMain.status });
+      expect({ path, body: viaPool.body }).toEqual({ path, body: onMain.body });
+      expect(viaPool.headers["content-type"]).toBe(onMain.headers["content-type"]);
+      expect(viaPool.headers.etag).toBe(onMain.headers.etag);
+    }
+    // Spot checks that the answers are the right ones, not merely equal.
+    const one = await pooled.scim.get('/Users?filter=userName eq "u07@example.com"').expect(200);
+    expect(one.body).toMatchObject({ totalResults: 1, Resources: [{ id: u, userName: "u07@example.com" }] });
+    const page = await pooled.scim.get("/Users?startIndex=11&count=10").expect(200);
+    expect(page.body).toMatchObject({ totalResults: 30, startIndex: 11, itemsPerPage: 10 });
+    expect(page.body.Resources[0].id).toBe(userIds[10]);
+    const projected = await pooled.scim.get(`/Users/${u}?attributes=userName`).expect(200);
+    expect(Object.keys(projected.body).sort()).toEqual(["id", "schemas", "userName"]);
+    const noMembers = await pooled.scim.get(`/Groups/${g}?excludedAttributes=members`).expect(200);
+    expect(noMembers.body.members).toBeUndefined();
+    expect((await pooled.scim.get(`/Groups/${g}`).expect(200)).body.members).toHaveLength(5);
+    const missing = await pooled.scim.get("/Users/no-such-user").expect(404);
+    expect(missing.body).toMatchObject({ schemas: [errorSchema], status: "404" });
+    // Refused inside the worker (the SQL translation), not by the parser on the main thread.
+    const bad = await pooled.scim.get(`/Users?filter=${encodeURIComponent("active gt true")}`);
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ schemas: [errorSchema], scimType: "invalidFilter" });
+  });
+
+  it("answers POST .search (per type and at the root) as the main thread does", async () => {
+    const searches: [string, Record<string, unknown>][] = [
+      ["/Users/.search", { schemas: [searchSchema], filter: 'userName sw "u2"', count: 4, attributes: ["userName"] }],
+      [
+        "/Groups/.search",
+        { schemas: [searchSchema], filter: 'displayName sw "team"', excludedAttributes: ["members"] },
+      ],
+      ["/.search", { schemas: [searchSchema], filter: 'externalId eq "ext-3" or displayName eq "Team 2"' }],
+      ["/.search", { schemas: [searchSchema], startIndex: 29, count: 3 }],
+      ["/.search", { schemas: [searchSchema], filter: "userName eq" }],
+    ];
+    for (const [path, body] of searches) {
+      const [viaPool, onMain] = [await pooled.scim.post(path, body), await direct.post(path, body)];
+      expect({ path, status: viaPool.status, body: viaPool.body }).toEqual({
+        path,
+        status: onMain.status,
+        body: onMain.body,
+      });
+    }
+    const root = await pooled.scim.post("/.search", { schemas: [searchSchema], startIndex: 29, count: 3 }).expect(200);
+    expect(root.body.totalResults).toBe(33);
+    expect(root.body.Resources.map((r: { id: string }) => r.id)).toEqual([userIds[28], userIds[29], groupIds[0]]);
+  });
+
+  it("answers If-None-Match with 304 from the pool", async () => {
+    const first = await pooled.scim.get(`/Users/${userIds[2]}`).expect(200);
+    const again = await pooled.scim.get(`/Users/${userIds[2]}`).set("If-None-Match", first.headers.etag!).expect(304);
+    expect(again.headers.etag).toBe(first.headers.etag);
+    expect(again.text).toBe("");
+    await pooled.scim.get(`/Groups/${groupIds[0]}`).set("If-None-Match", 'W/"999"').expect(200);
+  });
+
+  it("sees every committed write in the next read (read-your-writes)", async () => {
+    const id = userIds[20]!;
+    for (let i = 0; i < 25; i++) {
+      await pooled.scim
+        .patch(`/Users/${id}`, {
+          schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+          Operations: [{ op: "replace", path: "displayName", value: `Renamed ${i}` }],
+        })
+        .expect(204);
+      const read = await pooled.scim.get(`/Users/${id}`).expect(200);
+      expect(read.body.displayName).toBe(`Renamed ${i}`);
+    }
+    const created = await pooled.scim.post("/Users", user(99)).expect(201);
+    await pooled.scim.get(`/Users/${created.body.id}`).expect(200);
+    const found = await pooled.scim.get('/Users?filter=userName eq "u99@example.com"').expect(200);
+    expect(found.body.totalResults).toBe(1);
+    await pooled.scim
+      .patch(`/Groups/${groupIds[2]}`, {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [{ op: "add", path: "members", value: [{ value: created.body.id }] }],
+      })
+      .expect(204);
+    const group = await pooled.scim.get(`/Groups/${groupIds[2]}`).expect(200);
+    expect(group.body.members.map((m: { value: string }) => m.value)).toContain(created.body.id);
+    await pooled.scim.delete(`/Users/${created.body.id}`).expect(204);
+    await pooled.scim.get(`/Users/${created.body.id}`).expect(404);
+    const gone = await pooled.scim.get('/Users?filter=userName eq "u99@example.com"').expect(200);
+    expect(gone.body.totalResults).toBe(0);
+  });
+});
+
+describe("read pool: time budget, crashes and shutdown", () => {
+  let t: TestBridge;
+  let other: Awaited<ReturnType<TestBridge["newDirectory"]>>;
+  let otherUser: string;
+  let slowUser: string;
+
+  beforeAll(async () => {
+    t = await createTestBridge({
+      overrides: { hookSecret, readPool: { workers: 2, timeoutMs: 5000, workerSetup: hooks } },
+    });
+    slowUser = (await t.scim.post("/Users", user(1, { displayName: "slow-read" })).expect(201)).body.id;
+    other = t.newDirectory();
+    otherUser = (await other.scim.post("/Users", user(2)).expect(201)).body.id;
+    await poolReady(t);
+  });
+
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("cancels a read past its time budget with 503 and Retry-After, while other directories and logins are answered", async () => {
+    let settled = false;
+    const slow = t.scim.get('/Users?filter=displayName co "zz"').then((res) => ((settled = true), res));
+    await sleep(100); // let the slow read reach a thread first
+    const fast = await other.scim.get(`/Users/${otherUser}`).expect(200);
+    expect(fast.body.id).toBe(otherUser);
+    // The post-login hook runs on the main thread, which the stuck read does not hold.
+    const login = JSON.stringify({ user: { user_id: "auth0|someone", email: "someone@example.com" } });
+    const hook = await t.http
+      .post("/hooks/auth0/post-login")
+      .set("Content-Type", "application/json")
+      .set("x-scim-bridge-signature", signPostLoginBody(hookSecret, login))
+      .send(login);
+    expect(hook.status).toBe(200);
+    expect(hook.body).toHaveProperty("decision");
+    expect(settled).toBe(false);
+    const res = await slow;
+    expect(res.status).toBe(503);
+    expect(res.headers["retry-after"]).toBe("5");
+    expect(res.headers["content-type"]).toMatch(/^application\/scim\+json/);
+    expect(res.body).toMatchObject({ schemas: [errorSchema], status: "503" });
+    expect(res.body.detail).toMatch(/took longer than 5 s and was cancelled/);
+    // The thread was replaced: the same directory reads again.
+    await t.scim.get(`/Users/${slowUser}`).expect(200);
+    await poolReady(t);
+  });
+
+  it("answers 503 when a thread dies during a read, and replaces the thread", async () => {
+    const crashing = t.newDirectory();
+    const id = (await crashing.scim.post("/Users", user(3, { displayName: "crash-read" })).expect(201)).body.id;
+    const res = await crashing.scim.get('/Users?filter=displayName co "zz"');
+    expect(res.status).toBe(503);
+    expect(res.headers["retry-after"]).toBe("1");
+    expect(res.body.detail).toMatch(/stopped/);
+    await crashing.scim.get(`/Users/${id}`).expect(200);
+    await poolReady(t);
+    expect(t.bridge.readPool?.health()).toMatchObject({ status: "ok", running: 2 });
+  });
+
+  it("answers reads in flight and after shutdown with 503, never a hang", async () => {
+    const slow = t.scim.get('/Users?filter=displayName co "zz"');
+    await sleep(100);
+    await t.bridge.readPool!.close();
+    const res = await slow;
+    expect(res.status).toBe(503);
+    expect(res.body.detail).toMatch(/shutting down/);
+    // Reads go through the pool: once it is closed, none is answered from the main thread.
+    await t.scim.get(`/Users/${slowUser}`).expect(503);
+    // Writes never go through it.
+    await t.scim.post("/Users", user(4)).expect(201);
+  });
+});
+
+describe("a read pool that cannot start", () => {
+  let t: TestBridge;
+  beforeAll(async () => {
+    t = await createTestBridge({ overrides: { readPool: { workers: 1, timeoutMs: 30_000, workerSetup: broken } } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("answers reads 503 with Retry-After and makes /readyz name it", async () => {
+    const res = await t.scim.get("/Users");
+    expect(res.status).toBe(503);
+    expect(res.headers["retry-after"]).toBe("5");
+    expect(res.body).toMatchObject({ schemas: [errorSchema], status: "503" });
+    expect(res.body.detail).toMatch(/no SCIM read worker could start/);
+    const ready = await t.http.get("/readyz").expect(503);
+    expect(ready.body.checks.readPool).toBe("failed");
+    expect(ready.body.problems.join("\n")).toMatch(/read pool: .*injected: this worker cannot start/);
+  });
+});
+
+describe("ReadPool: one directory's scans cannot take every thread", () => {
+  it("keeps a thread for another directory while one directory's heavy reads are stuck", async () => {
+    const t = await createTestBridge({ overrides: { readPool: { workers: 0 } } });
+    const slow = (await t.scim.post("/Users", user(1, { displayName: "slow-read" })).expect(201)).body.id;
+    expect(slow).toBeTruthy();
+    const other = t.newDirectory();
+    await other.scim.post("/Users", user(2)).expect(201);
+    const pool = new ReadPool({
+      databaseUrl: `sqlite:${t.sqlite.name}`,
+      size: 2,
+      timeoutMs: 60_000,
+      log: pino({ level: "silent" }),
+      workerSetup: hooks,
+    });
+    try {
+      const ctx = (d: { directoryId: string; organizationId: string }) => ({
+        directoryId: d.directoryId,
+        organizationId: d.organizationId,
+        baseUrl: `http://127.0.0.1/scim/v2/${d.directoryId}`,
+        requestId: "test",
+        actor: { type: "directory" as const, id: d.directoryId },
+      });
+      const scan = (d: { directoryId: string; organizationId: string }): ReadRequest => ({
+        op: "users",
+        ctx: ctx(d),
+        params: parseListParams({ filter: 'displayName co "zz"' }),
+      });
+      const outcomes: string[] = [];
+      const stuck = [pool.run(scan(t), true), pool.run(scan(t), true)].map((p) =>
+        p.then(
+          () => outcomes.push("first directory answered"),
+          () => outcomes.push("first directory refused"),
+        ),
+      );
+      const answered = await pool.run(scan(other), true);
+      expect(answered.status).toBe(200);
+      expect(JSON.parse(answered.body!)).toMatchObject({ totalResults: 0 });
+      expect(outcomes).toEqual([]);
+      await pool.close();
+      await Promise.all(stuck);
+      expect(outcomes).toEqual(["first directory refused", "first directory refused"]);
+    } finally {
+      await pool.close();
+      await t.close();
+    }
+  });
+});
+
+describe("read pool configuration", () => {
+  it("defaults to one thread per core; 0 turns the pool off", () => {
+    const config = loadConfig({});
+    expect(config.scimReadWorkers).toBe(Math.max(1, availableParallelism()));
+    expect(loadConfig({ SCIM_READ_WORKERS: "0" })).toMatchObject({ scimReadWorkers: 0 });
+  });
+
+  it("refuses a thread count that is not a number in range, naming the variable", () => {
+    for (const env of [
+      { SCIM_READ_WORKERS: "-1" },
+      { SCIM_READ_WORKERS: "two" },
+      { SCIM_READ_WORKERS: "1.5" },
+    ]) {
+      const name = Object.keys(env)[0]!;
+      expect(() => loadConfig(env)).toThrow(ConfigError);
+      expect(() => loadConfig(env)).toThrow(new RegExp(name));
+    }
+  });
+});
