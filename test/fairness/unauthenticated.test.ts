@@ -32,6 +32,7 @@ describe("a flood of random tokens", () => {
   it("is answered 401 up to the burst, then 429 with Retry-After; the log stays empty", async () => {
     const { burst } = unauthenticatedLimitDefaults;
     const statuses: number[] = [];
+    const started = Date.now();
     for (let i = 0; i < burst + 30; i++) {
       const res = await bridge.http
         .get(`${bridge.basePath}/Users`)
@@ -42,10 +43,12 @@ describe("a flood of random tokens", () => {
         expect(Number(res.headers["retry-after"])).toBeGreaterThanOrEqual(1);
       }
     }
-    // At 1 token/s, a second of test time may refill one or two failures.
+    // The bucket refills at its rate while the flood runs (seconds on a loaded machine): each second
+    // of it may let one more failure through as 401, and no more.
+    const refills = Math.ceil(((Date.now() - started) / 1000) * unauthenticatedLimitDefaults.ratePerSecond) + 1;
     expect(statuses.slice(0, burst).every((s) => s === 401)).toBe(true);
-    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(burst + 3);
-    expect(statuses.slice(-10).every((s) => s === 429)).toBe(true);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(burst + refills);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(30 - refills);
     expect(await counted("rejected")).toBe(statuses.filter((s) => s === 401).length);
     expect(await counted("limited")).toBe(statuses.filter((s) => s === 429).length);
 
