@@ -176,6 +176,9 @@ export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource
   return row;
 }
 
+const updateUserRow = `UPDATE users SET user_name = ?, user_name_lower = ?, external_id = ?, display_name = ?,
+  active = ?, resource = ?, version = ?, modified_at = ? WHERE id = ?`;
+
 /** Stores a new version of a user (PUT or PATCH). Unchanged documents are not written at all. */
 export function updateUser(
   tx: DbOrTx,
@@ -190,14 +193,20 @@ export function updateUser(
   const cols = columns(resource);
   if (cols.userNameLower !== existing.userNameLower)
     assertUserNameFree(tx, ctx.directoryId, cols.userNameLower, existing.id);
-  let row: UserRow;
+  // A cached statement, not drizzle's builder: this is every PATCH and PUT of a user.
+  const row: UserRow = { ...existing, ...cols, resource: text, version: existing.version + 1, modifiedAt: now };
   try {
-    row = tx
-      .update(users)
-      .set({ ...cols, resource: text, version: existing.version + 1, modifiedAt: now })
-      .where(eq(users.id, existing.id))
-      .returning()
-      .get();
+    prepared(tx, updateUserRow).run(
+      row.userName,
+      row.userNameLower,
+      row.externalId,
+      row.displayName,
+      row.active ? 1 : 0,
+      row.resource,
+      row.version,
+      row.modifiedAt,
+      row.id,
+    );
   } catch (err) {
     if (isUniqueViolation(err)) throw uniqueness("a user with this userName already exists in this directory");
     throw err;
