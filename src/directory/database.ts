@@ -66,23 +66,45 @@ export const defaultCacheMiB = 32;
 /** Statements kept per connection; filters make many SQL shapes, so the oldest beyond this go. */
 const maxCachedStatements = 1000;
 
+/** The driver's own prepare, kept beside the caching one for statements that must not be shared. */
+const uncachedPrepare = new WeakMap<Database.Database, Database.Database["prepare"]>();
+
+/** A statement of the caller's own, outside the shared cache (so no other user can change its mode). */
+export function prepareOwn(sqlite: Database.Database, source: string): Database.Statement {
+  return (uncachedPrepare.get(sqlite) ?? sqlite.prepare.bind(sqlite))(source);
+}
+
 /**
  * Makes `prepare` return a cached statement for SQL it has prepared before. drizzle prepares anew on
  * every query it runs, and preparing (parsing and planning the SQL) cost more CPU than running the
  * query on the hot paths. A statement handed out again starts in plain row mode, whatever raw() or
- * pluck() an earlier user left set. Statements are only ever run to completion (never iterate()d),
- * so sharing one is safe on this single-threaded connection.
+ * pluck() an earlier user left set (reset only when one was set: two native calls per query
+ * otherwise). Statements are only ever run to completion (never iterate()d), so sharing one is safe
+ * on this single-threaded connection.
  */
 function cacheStatements(sqlite: Database.Database): void {
   const prepare = sqlite.prepare.bind(sqlite);
+  uncachedPrepare.set(sqlite, prepare);
   const cache = new Map<string, Database.Statement>();
+  const moded = new WeakSet<Database.Statement>();
   sqlite.prepare = ((source: string) => {
     let statement = cache.get(source);
     if (statement) {
-      if (statement.reader) statement.raw(false).pluck(false);
+      if (moded.has(statement)) {
+        statement.raw(false).pluck(false);
+        moded.delete(statement);
+      }
       return statement;
     }
     statement = prepare(source);
+    if (statement.reader) {
+      const s = statement;
+      const raw = s.raw.bind(s);
+      const pluck = s.pluck.bind(s);
+      // The driver tells "no argument" (on) from undefined (an error): pass on exactly what was given.
+      s.raw = (...on: [boolean?]) => (on[0] !== false && moded.add(s), raw(...on));
+      s.pluck = (...on: [boolean?]) => (on[0] !== false && moded.add(s), pluck(...on));
+    }
     if (cache.size >= maxCachedStatements) cache.delete(cache.keys().next().value!);
     cache.set(source, statement);
     return statement;

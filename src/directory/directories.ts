@@ -1,9 +1,10 @@
-import { asc, eq, sql } from "drizzle-orm";
+import { asc, eq } from "drizzle-orm";
 import { directories } from "../../db/schema.js";
 import { invalidValue } from "../errors.js";
 import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newDirectoryId } from "./ids.js";
+import { prepared } from "./statements.js";
 import type { Change } from "./write-context.js";
 
 export type DirectoryRow = typeof directories.$inferSelect;
@@ -58,11 +59,10 @@ export function adjustDirectoryCounts(
   directoryId: string,
   delta: { users?: number; groups?: number },
 ): void {
-  tx.update(directories)
-    .set({
-      userCount: sql`${directories.userCount} + ${delta.users ?? 0}`,
-      groupCount: sql`${directories.groupCount} + ${delta.groups ?? 0}`,
-    })
-    .where(eq(directories.id, directoryId))
-    .run();
+  // Every SCIM create and delete moves a count: a cached statement rather than drizzle's builder.
+  prepared(tx, "UPDATE directories SET user_count = user_count + ?, group_count = group_count + ? WHERE id = ?").run(
+    delta.users ?? 0,
+    delta.groups ?? 0,
+    directoryId,
+  );
 }

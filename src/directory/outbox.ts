@@ -1,5 +1,3 @@
-import { sql } from "drizzle-orm";
-import { jobs } from "../../db/schema.js";
 import type { DbOrTx } from "./database.js";
 import { prepared } from "./statements.js";
 
@@ -55,32 +53,21 @@ function signalEnqueued(): void {
  */
 export function enqueueJob(tx: DbOrTx, job: EnqueueJob): void {
   const now = job.now ?? Date.now();
-  tx.insert(jobs)
-    .values({
-      organizationId: job.organizationId,
-      directoryId: job.directoryId ?? null,
-      kind: job.kind,
-      key: jobKey(job.kind, job.subjectId),
-      subjectId: job.subjectId,
-      lane: job.lane,
-      state: "pending",
-      attempts: 0,
-      runAfter: now,
-      firstEnqueuedAt: now,
-      createdAt: now,
-      updatedAt: now,
-    })
-    .onConflictDoUpdate({
-      target: jobs.key,
-      targetWhere: sql`state = 'pending'`,
-      set: {
-        lane: sql`min(${jobs.lane}, excluded.lane)`,
-        runAfter: sql`min(${jobs.runAfter}, excluded.run_after)`,
-        attempts: 0,
-        updatedAt: now,
-      },
-    })
-    .run();
+  // Every SCIM write enqueues one: a cached statement rather than drizzle's builder.
+  prepared(
+    tx,
+    `INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after, first_enqueued_at, created_at, updated_at)
+     VALUES (@org, @dir, @kind, @key, @subject, @lane, 'pending', 0, @now, @now, @now, @now)
+     ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = min(jobs.lane, excluded.lane), attempts = 0, run_after = min(jobs.run_after, excluded.run_after), updated_at = @now`,
+  ).run({
+    org: job.organizationId,
+    dir: job.directoryId ?? null,
+    kind: job.kind,
+    key: jobKey(job.kind, job.subjectId),
+    subject: job.subjectId,
+    lane: job.lane,
+    now,
+  });
   signalEnqueued();
 }
 

@@ -4,9 +4,9 @@ import { and, asc, eq, isNull } from "drizzle-orm";
 import { scimTokens } from "../../db/schema.js";
 import { invalidValue, notFound } from "../errors.js";
 import { recordAudit } from "./audit.js";
-import type { DbOrTx } from "./database.js";
+import { prepareOwn, type DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
-import { connectionOf, prepared } from "./statements.js";
+import { connectionOf } from "./statements.js";
 import type { Change } from "./write-context.js";
 
 /**
@@ -155,8 +155,19 @@ interface CachedToken {
  * cached: guessing cannot fill the cache. Expiry is checked against the clock on every hit.
  */
 interface TokenCache {
+  /** Prepared once per connection: the read every request makes. */
+  epochOf: Database.Statement<[], { epoch: number }>;
+  lookup: Database.Statement<[string], TokenRow>;
   epoch: number;
   tokens: Map<string, CachedToken>;
+}
+interface TokenRow {
+  id: string;
+  tokenHash: string;
+  revokedAt: number | null;
+  expiresAt: number | null;
+  directoryId: string;
+  organizationId: string;
 }
 const tokenCaches = new WeakMap<Database.Database, TokenCache>();
 /** Two active tokens for each of 10,000 directories fit; beyond that the oldest entry goes. */
@@ -164,10 +175,16 @@ const maxCachedTokens = 20_000;
 
 function tokenCacheOf(db: DbOrTx): TokenCache {
   const client = connectionOf(db);
-  const epoch = (prepared(db, scimTokenEpoch).pluck().get() as number | undefined) ?? 0;
   let cache = tokenCaches.get(client);
-  if (!cache) tokenCaches.set(client, (cache = { epoch, tokens: new Map() }));
-  else if (cache.epoch !== epoch) {
+  if (!cache) {
+    // Statements of their own (not the connection's shared cache), so no other caller can change their mode.
+    const epochOf = prepareOwn(client, scimTokenEpoch) as Database.Statement<[], { epoch: number }>;
+    const lookup = prepareOwn(client, tokenByHash) as Database.Statement<[string], TokenRow>;
+    cache = { epochOf, lookup, epoch: -1, tokens: new Map() };
+    tokenCaches.set(client, cache);
+  }
+  const epoch = cache.epochOf.get()?.epoch ?? 0;
+  if (cache.epoch !== epoch) {
     cache.epoch = epoch;
     cache.tokens.clear();
   }
@@ -185,16 +202,7 @@ export function verifyScimToken(db: DbOrTx, raw: string, now = Date.now()): Scim
   const cache = tokenCacheOf(db);
   const hit = cache.tokens.get(presented);
   if (hit) return hit.expiresAt !== null && hit.expiresAt <= now ? undefined : hit.principal;
-  const row = prepared(db, tokenByHash).get(presented) as
-    | {
-        id: string;
-        tokenHash: string;
-        revokedAt: number | null;
-        expiresAt: number | null;
-        directoryId: string;
-        organizationId: string;
-      }
-    | undefined;
+  const row = cache.lookup.get(presented);
   if (!row) return undefined;
   if (!timingSafeEqual(Buffer.from(row.tokenHash, "hex"), Buffer.from(presented, "hex"))) return undefined;
   if (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now)) return undefined;

@@ -1,5 +1,5 @@
-import { and, eq, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
-import { groupMembers, groups, migratedUsers, userEmails, users } from "../../db/schema.js";
+import { and, eq, sql, type SQL } from "drizzle-orm";
+import { groupMembers, groups, userEmails, users } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
@@ -65,10 +65,18 @@ export function emailRows(
 }
 
 const emailInsertChunk = 500;
+const insertEmail = `INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, "primary") VALUES (?, ?, ?, ?, ?, ?)`;
 
 function indexEmails(tx: DbOrTx, userId: string, directoryId: string, resource: UserResource): void {
-  tx.delete(userEmails).where(eq(userEmails.userId, userId)).run();
+  prepared(tx, "DELETE FROM user_emails WHERE user_id = ?").run(userId);
   const rows = emailRows(userId, directoryId, resource);
+  // A user has one or a few emails: one cached statement a row, no SQL built per write.
+  if (rows.length <= 8) {
+    const insert = prepared(tx, insertEmail);
+    for (const r of rows)
+      insert.run(r.userId, r.directoryId, r.position, r.valueLower, r.type ?? null, r.primary ? 1 : 0);
+    return;
+  }
   // Chunked: one multi-row INSERT binds 6 variables a row, and SQLite refuses more than 32,766.
   for (let i = 0; i < rows.length; i += emailInsertChunk)
     tx.insert(userEmails)
@@ -95,14 +103,15 @@ export function getUser(db: DbOrTx, directoryId: string, id: string): UserRow | 
   return row && toUser(row);
 }
 
+const userNameHolder = `SELECT id FROM users WHERE directory_id = ? AND user_name_lower = ? AND deleted_at IS NULL`;
+
 function assertUserNameFree(tx: DbOrTx, directoryId: string, userNameLower: string, self?: string): void {
-  const holder = tx
-    .select({ id: users.id })
-    .from(users)
-    .where(and(eq(users.directoryId, directoryId), eq(users.userNameLower, userNameLower), isNull(users.deletedAt)))
-    .get();
+  const holder = prepared(tx, userNameHolder).get(directoryId, userNameLower) as { id: string } | undefined;
   if (holder && holder.id !== self) throw uniqueness("a user with this userName already exists in this directory");
 }
+
+const insertUser = `INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active,
+  resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`;
 
 export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow {
   const now = ctx.at;
@@ -113,21 +122,30 @@ export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource
     if (claimed) return claimed;
   }
   assertUserNameFree(tx, ctx.directoryId, cols.userNameLower);
-  let row: UserRow;
+  // Cached statements, not drizzle's builder: this is every POST /Users.
+  const row: UserRow = {
+    id: newResourceId(),
+    directoryId: ctx.directoryId,
+    ...cols,
+    resource: JSON.stringify(resource),
+    version: 1,
+    createdAt: now,
+    modifiedAt: now,
+    deletedAt: null,
+  };
   try {
-    row = tx
-      .insert(users)
-      .values({
-        id: newResourceId(),
-        directoryId: ctx.directoryId,
-        ...cols,
-        resource: JSON.stringify(resource),
-        version: 1,
-        createdAt: now,
-        modifiedAt: now,
-      })
-      .returning()
-      .get();
+    prepared(tx, insertUser).run(
+      row.id,
+      row.directoryId,
+      row.userName,
+      row.userNameLower,
+      row.externalId,
+      row.displayName,
+      row.active ? 1 : 0,
+      row.resource,
+      row.createdAt,
+      row.modifiedAt,
+    );
   } catch (err) {
     // The partial unique index is the final arbiter (another process may have won the race).
     if (isUniqueViolation(err)) throw uniqueness("a user with this userName already exists in this directory");
@@ -158,6 +176,9 @@ export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource
   return row;
 }
 
+const updateUserRow = `UPDATE users SET user_name = ?, user_name_lower = ?, external_id = ?, display_name = ?,
+  active = ?, resource = ?, version = ?, modified_at = ? WHERE id = ?`;
+
 /** Stores a new version of a user (PUT or PATCH). Unchanged documents are not written at all. */
 export function updateUser(
   tx: DbOrTx,
@@ -172,14 +193,20 @@ export function updateUser(
   const cols = columns(resource);
   if (cols.userNameLower !== existing.userNameLower)
     assertUserNameFree(tx, ctx.directoryId, cols.userNameLower, existing.id);
-  let row: UserRow;
+  // A cached statement, not drizzle's builder: this is every PATCH and PUT of a user.
+  const row: UserRow = { ...existing, ...cols, resource: text, version: existing.version + 1, modifiedAt: now };
   try {
-    row = tx
-      .update(users)
-      .set({ ...cols, resource: text, version: existing.version + 1, modifiedAt: now })
-      .where(eq(users.id, existing.id))
-      .returning()
-      .get();
+    prepared(tx, updateUserRow).run(
+      row.userName,
+      row.userNameLower,
+      row.externalId,
+      row.displayName,
+      row.active ? 1 : 0,
+      row.resource,
+      row.version,
+      row.modifiedAt,
+      row.id,
+    );
   } catch (err) {
     if (isUniqueViolation(err)) throw uniqueness("a user with this userName already exists in this directory");
     throw err;
@@ -331,24 +358,24 @@ function emailsOf(resource: UserResource): string[] {
 }
 
 /** The SCIM create of a migrated person: replaces the migrated user's document and returns it; undefined when none matches. */
+const unclaimedMigrated = `SELECT user_id AS userId, external_id AS externalId, email_lower AS emailLower
+  FROM migrated_users WHERE directory_id = @dir AND claimed_at IS NULL
+  AND ((@ext IS NOT NULL AND external_id = @ext) OR email_lower IN (SELECT value FROM json_each(@emails)))`;
+
 export function claimMigratedUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow | undefined {
   const externalId = typeof resource.externalId === "string" ? resource.externalId : null;
   const emails = emailsOf(resource);
   if (!externalId && emails.length === 0) return undefined;
-  const candidates = tx
-    .select()
-    .from(migratedUsers)
-    .where(
-      and(
-        eq(migratedUsers.directoryId, ctx.directoryId),
-        isNull(migratedUsers.claimedAt),
-        or(
-          externalId ? eq(migratedUsers.externalId, externalId) : undefined,
-          emails.length > 0 ? inArray(migratedUsers.emailLower, emails) : undefined,
-        ),
-      ),
-    )
-    .all();
+  // Every create from an IdP asks this; a cached statement (emails as a JSON list) keeps it cheap.
+  const candidates = prepared(tx, unclaimedMigrated).all({
+    dir: ctx.directoryId,
+    ext: externalId,
+    emails: JSON.stringify(emails),
+  }) as {
+    userId: string;
+    externalId: string | null;
+    emailLower: string;
+  }[];
   // An externalId match wins; an email match is refused when both sides carry different externalIds.
   const match =
     candidates.find((c) => externalId !== null && c.externalId === externalId) ??
@@ -356,6 +383,6 @@ export function claimMigratedUser(tx: DbOrTx, ctx: WriteContext, resource: UserR
   if (!match) return undefined;
   const existing = getUser(tx, ctx.directoryId, match.userId);
   if (!existing) return undefined;
-  tx.update(migratedUsers).set({ claimedAt: ctx.at }).where(eq(migratedUsers.userId, match.userId)).run();
+  prepared(tx, "UPDATE migrated_users SET claimed_at = ? WHERE user_id = ?").run(ctx.at, match.userId);
   return updateUser(tx, ctx, existing, resource, "user.replace");
 }

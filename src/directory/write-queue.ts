@@ -1,5 +1,5 @@
 import type { Db, Tx } from "./database.js";
-import { prepared } from "./statements.js";
+import { connectionOf, prepared } from "./statements.js";
 
 /**
  * Group commit for SCIM writes. Writes that arrive in the same turn of the event loop run one after
@@ -32,26 +32,34 @@ export function createWriteQueue(db: Db): WriteQueue {
     const batch = pending.splice(0, maxBatch);
     if (pending.length > 0) schedule();
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    // BEGIN IMMEDIATE and COMMIT as cached statements on the connection rather than through
+    // db.transaction(): drizzle builds a transaction object (a whole database facade) per call. The
+    // writes get the connection itself as their handle; none of them opens a transaction of its own.
+    const tx = db as unknown as Tx;
     try {
-      db.transaction(
-        (tx) => {
-          for (const item of batch) {
-            // A savepoint per request (cached statements: drizzle would prepare three per request).
-            prepared(tx, "SAVEPOINT scim_write").run();
-            try {
-              outcomes.push({ ok: true, value: item.write(tx) });
-              prepared(tx, "RELEASE scim_write").run();
-            } catch (error) {
-              prepared(tx, "ROLLBACK TO scim_write").run();
-              prepared(tx, "RELEASE scim_write").run();
-              outcomes.push({ ok: false, error });
-            }
-          }
-        },
-        { behavior: "immediate" },
-      );
+      prepared(db, "BEGIN IMMEDIATE").run();
     } catch (error) {
-      // BEGIN or COMMIT failed (busy beyond busy_timeout, disk full): nothing of the batch is durable.
+      // Busy beyond busy_timeout: nothing of the batch ran.
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    try {
+      for (const item of batch) {
+        // A savepoint per request, so that one request's failure rolls back only its own changes.
+        prepared(tx, "SAVEPOINT scim_write").run();
+        try {
+          outcomes.push({ ok: true, value: item.write(tx) });
+          prepared(tx, "RELEASE scim_write").run();
+        } catch (error) {
+          prepared(tx, "ROLLBACK TO scim_write").run();
+          prepared(tx, "RELEASE scim_write").run();
+          outcomes.push({ ok: false, error });
+        }
+      }
+      prepared(db, "COMMIT").run();
+    } catch (error) {
+      // COMMIT failed (disk full, I/O error) or a savepoint could not be undone: nothing of the batch is durable.
+      if (connectionOf(db).inTransaction) prepared(db, "ROLLBACK").run();
       for (const item of batch) item.reject(error);
       return;
     }

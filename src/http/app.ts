@@ -73,6 +73,9 @@ export interface AppDeps {
   bookkeepingDb?: Db;
 }
 
+/** Least time between two wakes of the sync worker by SCIM writes. */
+const wakeSpacingMs = 5;
+
 /**
  * The HTTP pipeline, in order: request id → SCIM (meter and time budget → bearer auth → failed-auth
  * throttle → per-directory concurrency, event-loop share and rate limit → body → routes → 404 → SCIM errors)
@@ -127,17 +130,22 @@ export function createApp(deps: AppDeps): Express {
     scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));
   }
   if (deps.onScimWrite) {
-    // One wake per turn of the event loop however many writes a group commit answered, and after the
-    // answers are on their way rather than between them.
+    // A wake after the answers are on their way rather than between them, and at most one per
+    // wakeSpacingMs: each wake costs the worker a claim transaction, and a client writing in sequence
+    // would otherwise pay one per request. A lone write (a deactivation) still wakes it at once; writes
+    // within the spacing are claimed together by one trailing wake.
     const onScimWrite = deps.onScimWrite;
-    let waking = false;
+    let lastWake = -Infinity;
+    let pending: NodeJS.Immediate | NodeJS.Timeout | undefined;
+    const fire = (): void => {
+      pending = undefined;
+      lastWake = performance.now();
+      onScimWrite();
+    };
     const wake = (): void => {
-      if (waking) return;
-      waking = true;
-      setImmediate(() => {
-        waking = false;
-        onScimWrite();
-      });
+      if (pending) return;
+      const wait = lastWake + wakeSpacingMs - performance.now();
+      pending = (wait <= 0 ? setImmediate(fire) : setTimeout(fire, wait)).unref();
     };
     scim.use((req, res, next) => {
       if (req.method !== "GET") res.on("finish", () => res.statusCode < 300 && wake());

@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { credentialEpochs, directories, organizations, scimTokens } from "../../db/schema.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { rotateDirectoryToken } from "../../src/admin/onboarding.js";
+import { directoryOfOrganization, revokeDirectoryToken, rotateDirectoryToken } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { hashToken, revokeScimToken } from "../../src/directory/tokens.js";
 import { packageRoot } from "../../src/paths.js";
@@ -86,6 +86,16 @@ describe("token cache", () => {
     await b.scim.get("/Users").expect(200);
     other.db.delete(organizations).where(eq(organizations.id, b.organizationId)).run();
     await b.scim.get("/Users").expect(401);
+  });
+
+  it("refuses a token on the next request once the service layer revoked it on the server's own connection", async () => {
+    const dir = bridge.newDirectory();
+    await dir.scim.get("/Users").expect(200);
+    await dir.scim.get("/Users").expect(200); // answered from the cache
+    const directory = directoryOfOrganization(bridge.db, dir.organizationId, dir.directoryId);
+    revokeDirectoryToken(bridge.db, directory, tokenId(dir.token), changeBy(operator));
+    await dir.scim.get("/Users").expect(401);
+    await dir.scim.post("/Users", { userName: "after-revoke@x.test" }).expect(401);
   });
 
   it("refuses a token on the next request once the CLI, in another process, rotated it out", async () => {

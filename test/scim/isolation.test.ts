@@ -170,3 +170,32 @@ it("builds every URL from the requesting directory, even with requests for two d
     if (res.headers.location) expect(res.headers.location.startsWith(`${dir.baseUrl}/Users/`)).toBe(true);
   }
 });
+
+describe("bearer token forms (RFC 6750 §2.1, RFC 7644 §7.4)", () => {
+  // A directory of its own: failed authentications are throttled per address and directory.
+  let dir: TestDirectory;
+  beforeAll(() => void (dir = bridge.newDirectory()));
+  const users = () => `${dir.basePath}/Users`;
+
+  it("accepts the scheme in any case", async () => {
+    await bridge.http.get(users()).set("Authorization", `bearer ${dir.token}`).expect(200);
+    await bridge.http.get(users()).set("Authorization", `BEARER ${dir.token}`).expect(200);
+  });
+
+  it("refuses the token anywhere but the Authorization header, and malformed headers, with a SCIM 401", async () => {
+    const refused = [
+      bridge.http.get(`${users()}?access_token=${dir.token}`),
+      bridge.http.get(users()).set("Authorization", `Bearer  ${dir.token}`),
+      bridge.http.get(users()).set("Authorization", `Bearer ${dir.token} extra`),
+      bridge.http.get(users()).set("Authorization", `Basic ${dir.token}`),
+      bridge.http.get(users()).set("Authorization", "Bearer "),
+      bridge.http.get(users()).set("Authorization", dir.token),
+    ];
+    for (const req of refused) {
+      const res = await req;
+      expect(res.status).toBe(401);
+      expect(res.body.schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:Error"]);
+      expect(res.headers["www-authenticate"]).toContain('Bearer realm="scim-bridge"');
+    }
+  });
+});

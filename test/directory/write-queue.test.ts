@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { createUser, getUser } from "../../src/directory/users.js";
+import { createWriteQueue } from "../../src/directory/write-queue.js";
+import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { auditFor, pendingJob } from "../helpers/store.js";
+
+/**
+ * Group commit: writes queued in the same turn share one transaction, each in its own savepoint, so
+ * one request's failure undoes only its own changes and the others are durable when answered.
+ */
+let bridge: TestBridge;
+/** A second connection: what is visible there was committed, not merely written. */
+let other: OpenDatabase;
+beforeAll(async () => {
+  bridge = await createTestBridge();
+  other = openDatabase(`sqlite:${bridge.sqlite.name}`);
+});
+afterAll(async () => {
+  other.close();
+  await bridge.close();
+});
+
+const ctx = () => ({
+  organizationId: bridge.organizationId,
+  directoryId: bridge.directoryId,
+  actor: { type: "directory" as const, id: bridge.directoryId },
+  requestId: null,
+  at: Date.now(),
+});
+
+it("commits the writes of one batch that succeeded and undoes only the one that failed", async () => {
+  const writes = createWriteQueue(bridge.db);
+  const first = writes.run((tx) => createUser(tx, ctx(), { userName: "batch-first@x.test" }));
+  let failedId: string | undefined;
+  const failing = writes.run((tx) => {
+    failedId = createUser(tx, ctx(), { userName: "batch-failing@x.test" }).id;
+    throw new Error("the request fails after its write");
+  });
+  const third = writes.run((tx) => createUser(tx, ctx(), { userName: "batch-third@x.test" }));
+  const [a, b, c] = await Promise.allSettled([first, failing, third]);
+  expect(a.status).toBe("fulfilled");
+  expect(b).toMatchObject({ status: "rejected", reason: new Error("the request fails after its write") });
+  expect(c.status).toBe("fulfilled");
+  const ok = [a, c].map((r) => (r as PromiseFulfilledResult<{ id: string }>).value.id);
+  for (const id of ok) {
+    expect(getUser(other.db, bridge.directoryId, id)?.id).toBe(id);
+    expect(auditFor(other.db, id).map((e) => e.action)).toEqual(["user.create"]);
+    expect(pendingJob(other.db, "user", id)).toBeDefined();
+  }
+  expect(getUser(other.db, bridge.directoryId, failedId!)).toBeUndefined();
+  expect(auditFor(other.db, failedId!)).toEqual([]);
+  expect(pendingJob(other.db, "user", failedId!)).toBeUndefined();
+  // The connection is left outside any transaction for the next batch and for everyone else.
+  expect(bridge.sqlite.inTransaction).toBe(false);
+  await expect(writes.run((tx) => createUser(tx, ctx(), { userName: "batch-next@x.test" }))).resolves.toBeDefined();
+});
+
+it("rejects every write of a batch that cannot begin, and writes nothing", async () => {
+  const writes = createWriteQueue(bridge.db);
+  // Another connection holds the write lock longer than busy_timeout allows.
+  other.sqlite.pragma("busy_timeout = 0");
+  bridge.sqlite.pragma("busy_timeout = 0");
+  other.sqlite.prepare("BEGIN IMMEDIATE").run();
+  try {
+    const results = await Promise.allSettled([
+      writes.run((tx) => createUser(tx, ctx(), { userName: "locked-1@x.test" })),
+      writes.run((tx) => createUser(tx, ctx(), { userName: "locked-2@x.test" })),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+  } finally {
+    other.sqlite.prepare("ROLLBACK").run();
+    bridge.sqlite.pragma("busy_timeout = 5000");
+    other.sqlite.pragma("busy_timeout = 5000");
+  }
+  expect(bridge.sqlite.inTransaction).toBe(false);
+  await expect(writes.run((tx) => createUser(tx, ctx(), { userName: "locked-1@x.test" }))).resolves.toBeDefined();
+});
