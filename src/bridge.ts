@@ -70,7 +70,6 @@ export interface BridgeOverrides {
     | "queryBudget"
     | "unauthenticatedLimit"
     | "onUnauthenticated"
-    | "onScimWrite"
     | "extraRouters"
     | "scimMiddleware"
     | "middleware"
@@ -284,7 +283,6 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   const scimRateLimit =
     overrides.scimRateLimit === undefined ? config.scimRateLimit : (overrides.scimRateLimit ?? undefined);
   const onUnauthenticated = overrides.app?.onUnauthenticated;
-  const onScimWrite = overrides.app?.onScimWrite;
   const app = createApp({
     db,
     publicUrl,
@@ -310,10 +308,6 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     onUnauthenticated: (outcome) => {
       metrics.unauthenticatedRequests.inc({ outcome });
       onUnauthenticated?.(outcome);
-    },
-    onScimWrite: () => {
-      engine.worker.notify();
-      onScimWrite?.();
     },
     bookkeepingDb: syncConnection.db,
     ...(readPool ? { readPool } : {}),

@@ -36,14 +36,26 @@ export function onJobEnqueued(listener: () => void): () => void {
   return () => enqueueListeners.delete(listener);
 }
 
+/**
+ * Least time between two wakes. Each wake costs the worker a claim transaction, and a client
+ * writing in sequence would otherwise pay one per write; enqueues within the spacing are claimed
+ * together by one trailing wake. A lone enqueue (a deactivation) still wakes it at the next turn.
+ */
+const WAKE_SPACING_MS = 5;
 let wakeScheduled = false;
+let lastWake = -Infinity;
 function signalEnqueued(): void {
   if (wakeScheduled || enqueueListeners.size === 0) return;
   wakeScheduled = true;
-  setImmediate(() => {
+  const fire = (): void => {
     wakeScheduled = false;
+    lastWake = performance.now();
     for (const listener of enqueueListeners) listener();
-  });
+  };
+  // After the enqueuing transaction's turn either way, so the worker sees the committed job.
+  const wait = lastWake + WAKE_SPACING_MS - performance.now();
+  if (wait <= 0) setImmediate(fire);
+  else setTimeout(fire, wait).unref();
 }
 
 /**

@@ -64,17 +64,12 @@ export interface AppDeps {
   queryBudget?: QueryBudget;
   /** Where SCIM reads run (the read pool); absent: on the main thread. */
   readPool?: ReadRunner;
-  /** Called after a SCIM write answered 2xx: wakes the sync worker so deprovisioning starts at once. */
-  onScimWrite?: () => void;
   /**
    * Connection for bookkeeping writes that need no fsync of their own (a token's last use); the
    * worker's synchronous=NORMAL connection in `serve`. Defaults to `db`.
    */
   bookkeepingDb?: Db;
 }
-
-/** Least time between two wakes of the sync worker by SCIM writes. */
-const wakeSpacingMs = 5;
 
 /**
  * The HTTP pipeline, in order: request id → SCIM (meter and time budget → bearer auth → failed-auth
@@ -128,29 +123,6 @@ export function createApp(deps: AppDeps): Express {
     scim.use(concurrencyLimit(deps.scimRateLimit.concurrency ?? scimConcurrencyDefault, directoryKey, lag?.overloaded));
     if (loop) scim.use(loop.gate);
     scim.use(tokenRateLimit({ ...deps.scimRateLimit, keyOf: directoryKey }));
-  }
-  if (deps.onScimWrite) {
-    // A wake after the answers are on their way rather than between them, and at most one per
-    // wakeSpacingMs: each wake costs the worker a claim transaction, and a client writing in sequence
-    // would otherwise pay one per request. A lone write (a deactivation) still wakes it at once; writes
-    // within the spacing are claimed together by one trailing wake.
-    const onScimWrite = deps.onScimWrite;
-    let lastWake = -Infinity;
-    let pending: NodeJS.Immediate | NodeJS.Timeout | undefined;
-    const fire = (): void => {
-      pending = undefined;
-      lastWake = performance.now();
-      onScimWrite();
-    };
-    const wake = (): void => {
-      if (pending) return;
-      const wait = lastWake + wakeSpacingMs - performance.now();
-      pending = (wait <= 0 ? setImmediate(fire) : setTimeout(fire, wait)).unref();
-    };
-    scim.use((req, res, next) => {
-      if (req.method !== "GET") res.on("finish", () => res.statusCode < 300 && wake());
-      next();
-    });
   }
   scim.use(scimJsonBody(deps.bodyLimit ?? defaultBodyLimit));
   scim.use(afterBody());

@@ -350,11 +350,7 @@ describe("read pool configuration", () => {
   });
 
   it("refuses a thread count that is not a number in range, naming the variable", () => {
-    for (const env of [
-      { SCIM_READ_WORKERS: "-1" },
-      { SCIM_READ_WORKERS: "two" },
-      { SCIM_READ_WORKERS: "1.5" },
-    ]) {
+    for (const env of [{ SCIM_READ_WORKERS: "-1" }, { SCIM_READ_WORKERS: "two" }, { SCIM_READ_WORKERS: "1.5" }]) {
       const name = Object.keys(env)[0]!;
       expect(() => loadConfig(env)).toThrow(ConfigError);
       expect(() => loadConfig(env)).toThrow(new RegExp(name));
