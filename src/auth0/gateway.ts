@@ -82,8 +82,12 @@ export class Auth0Gateway {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Consecutive 5xx/network failures: past a few, Auth0 is treated as down (see noteFailure). */
   private consecutiveFailures = 0;
-  /** When the last failure that counted was seen (epoch ms). */
-  private lastFailureAt = -Infinity;
+  /**
+   * Calls are numbered as they are sent; the number sent when the last failure was seen. A clock
+   * cannot tell them apart: calls sent and failed within one millisecond would count one by one.
+   */
+  private sentCalls = 0;
+  private sentAtLastFailure = 0;
 
   private readonly connections = new Map<string, { info: ConnectionInfo; readAt: number }>();
   private get outage(): OutagePolicy {
@@ -114,9 +118,10 @@ export class Auth0Gateway {
     for (let attempt = 0; ; attempt++) {
       await this.limiter.acquire(cls, lane);
       const started = Date.now();
+      const sent = ++this.sentCalls;
       try {
         const { data, rawResponse } = await send();
-        this.noteSuccess(started);
+        this.noteSuccess(sent);
         this.limiter.observe(cls, rawResponse.status, rawResponse.headers);
         this.observer.onCall?.(cls, rawResponse.status, Date.now() - started);
         return data;
@@ -127,8 +132,8 @@ export class Auth0Gateway {
         this.observer.onCall?.(cls, status, Date.now() - started);
         if (status === 429 && attempt < RATE_LIMIT_RETRIES) continue;
         const transient = status === 0 || status === 408 || (status >= 500 && status !== 501);
-        if (status === 0 || status >= 500) this.noteFailure(started);
-        else this.noteSuccess(started);
+        if (status === 0 || status >= 500) this.noteFailure(sent);
+        else this.noteSuccess(sent);
         if (transient && transientRetries++ < TRANSIENT_RETRIES) {
           const { min, max } = this.outage.transientRetryMs;
           await new Promise((resolve) => setTimeout(resolve, min + Math.random() * (max - min)));
@@ -150,9 +155,9 @@ export class Auth0Gateway {
    * stalled peer) are one failure, not dozens; counted one by one, they used to pause every call,
    * deactivations included, for the full 30 s.
    */
-  private noteFailure(startedAt: number): void {
-    if (startedAt < this.lastFailureAt) return;
-    this.lastFailureAt = Date.now();
+  private noteFailure(sent: number): void {
+    if (sent <= this.sentAtLastFailure) return;
+    this.sentAtLastFailure = this.sentCalls;
     this.consecutiveFailures++;
     const { failuresBeforePause, firstPauseMs, maxPauseMs } = this.outage;
     if (this.consecutiveFailures >= failuresBeforePause) {
@@ -165,8 +170,8 @@ export class Auth0Gateway {
   }
 
   /** An answer from Auth0 to a call sent after the last failure: it is up. (An older call's answer proves nothing.) */
-  private noteSuccess(startedAt: number): void {
-    if (startedAt < this.lastFailureAt) return;
+  private noteSuccess(sent: number): void {
+    if (sent <= this.sentAtLastFailure) return;
     this.consecutiveFailures = 0;
     this.limiter.resumeAfterOutage();
   }
