@@ -24,6 +24,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type Database from "better-sqlite3";
+import { loadConfig } from "../src/config.js";
 import { openDatabase, startBackgroundCheckpoints } from "../src/directory/database.js";
 import { onboardOrganization } from "../src/admin/onboarding.js";
 import { changeBy } from "../src/directory/write-context.js";
@@ -39,6 +40,12 @@ import {
 import { scimLimits } from "../src/scim/limits.js";
 import { ReadPool } from "../src/scim/read-pool.js";
 import { pino } from "pino";
+
+/**
+ * SCIM reads in a read pool as `serve` runs them: one thread per core unless BENCH_READ_WORKERS=n
+ * (0: on the main thread, to compare).
+ */
+const readWorkersShown = (): number => Number(process.env.BENCH_READ_WORKERS ?? loadConfig({}).scimReadWorkers);
 
 const self = fileURLToPath(import.meta.url);
 const hookSecret = "bench-fairness-hook";
@@ -120,14 +127,13 @@ async function serve(dbPath: string): Promise<void> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  // BENCH_READ_WORKERS=n: SCIM reads in a read pool of n threads, as `serve` runs them (0 or unset: on the main thread).
-  const readWorkers = Number(process.env.BENCH_READ_WORKERS ?? 0);
+  const readWorkers = readWorkersShown();
   const readPool =
     readWorkers > 0
       ? new ReadPool({
           databaseUrl: `sqlite:${dbPath}`,
           size: readWorkers,
-          timeoutMs: 5000,
+          timeoutMs: scimRequestBudgetDefaultMs,
           log: pino({ level: "warn" }),
         })
       : undefined;
@@ -486,6 +492,9 @@ export async function fairnessBenchSection(seconds = 15): Promise<string> {
       "the post-login hook is called and /healthz polled, " +
       `${probeRate} req/s each.` +
       " Open loop, keep-alive, server in a child process on 127.0.0.1. " +
+      (readWorkersShown() > 0
+        ? `SCIM reads run in a read pool of ${readWorkersShown()} threads, as \`serve\` runs them. `
+        : "SCIM reads run on the main thread (BENCH_READ_WORKERS=0). ") +
       "Run twice: the expensive reads alone, then reads and writes.",
     "",
     "Target: p99 ≤ 50 ms for the quiet tenant's GET by id and for the hook.",
