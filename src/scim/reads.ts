@@ -66,7 +66,72 @@ export function renderGroup(db: DbOrTx, ctx: ScimContext, row: GroupRow, project
   return project(groupToScim(ctx, row, members), projection);
 }
 
-/** A page of users: count and rows read in one transaction, so totalResults matches the page. */
+/** What paging needs of a resource type: its filter target, sort columns, count and list. */
+interface Listable<Row> {
+  type: "User" | "Group";
+  schema: ResourceSchema;
+  target: typeof usersTarget;
+  table: typeof users | typeof groups;
+  count: typeof countUsers;
+  list: (db: DbOrTx, directoryId: string, query: Parameters<typeof listUsers>[2]) => Row[];
+}
+
+const listableUsers: Listable<UserRow> = {
+  type: "User",
+  schema: userSchema,
+  target: usersTarget,
+  table: users,
+  count: countUsers,
+  list: listUsers,
+};
+const listableGroups: Listable<GroupRow> = {
+  type: "Group",
+  schema: groupSchema,
+  target: groupsTarget,
+  table: groups,
+  count: countGroups,
+  list: listGroups,
+};
+
+/**
+ * A page of one resource type: count and rows read in one transaction, so totalResults matches the
+ * page; a sequential walk resumes from the previous page's last row (./paging.ts). `render` runs
+ * inside the same snapshot.
+ */
+function searchPage<Row extends { id: string; createdAt: number }>(
+  kind: Listable<Row>,
+  db: Db,
+  ctx: ScimContext,
+  params: ListParams,
+  offset: number,
+  limit: number,
+  anchors: PageAnchors | undefined,
+  render: (rows: Row[], projection: Projection) => ScimDocument[],
+) {
+  const target = kind.target(ctx.directoryId);
+  const where = params.filter ? filterToSql(params.filter, target) : undefined;
+  const byCreation = [asc(kind.table.createdAt), asc(kind.table.id)];
+  const orderBy = params.sortBy
+    ? [
+        params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)),
+        ...byCreation,
+      ]
+    : byCreation;
+  const projection = parseProjection(kind.schema, params.attributes, params.excludedAttributes);
+  const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, kind.type, where) : undefined;
+  return readSnapshot(db, () => {
+    const total = kind.count(db, ctx.directoryId, where);
+    if (limit <= 0 || offset >= total) return { total, resources: [] };
+    const generation = key ? directoryGeneration(db, ctx.directoryId) : 0;
+    const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
+    const rows = kind.list(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
+    const last = rows[rows.length - 1];
+    if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
+    return { total, resources: render(rows, projection) };
+  });
+}
+
+/** A page of users; the sync-state extension is read for the whole page at once when asked for. */
 export function searchUsers(
   db: Db,
   ctx: ScimContext,
@@ -75,25 +140,7 @@ export function searchUsers(
   limit = params.count,
   anchors?: PageAnchors,
 ) {
-  const target = usersTarget(ctx.directoryId);
-  const where = params.filter ? filterToSql(params.filter, target) : undefined;
-  const orderBy = params.sortBy
-    ? [
-        params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)),
-        asc(users.createdAt),
-        asc(users.id),
-      ]
-    : [asc(users.createdAt), asc(users.id)];
-  const projection = parseProjection(userSchema, params.attributes, params.excludedAttributes);
-  const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, "User", where) : undefined;
-  return readSnapshot(db, () => {
-    const total = countUsers(db, ctx.directoryId, where);
-    if (limit <= 0 || offset >= total) return { total, resources: [] };
-    const generation = key ? directoryGeneration(db, ctx.directoryId) : 0;
-    const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
-    const rows = listUsers(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
-    const last = rows[rows.length - 1];
-    if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
+  return searchPage(listableUsers, db, ctx, params, offset, limit, anchors, (rows, projection) => {
     const states = requests(projection, syncStateUrn)
       ? syncStates(
           db,
@@ -101,14 +148,11 @@ export function searchUsers(
           rows.map((r) => r.id),
         )
       : undefined;
-    return {
-      total,
-      resources: rows.map((row) => project(withSyncState(userToScim(ctx, row), states?.get(row.id)), projection)),
-    };
+    return rows.map((row) => project(withSyncState(userToScim(ctx, row), states?.get(row.id)), projection));
   });
 }
 
-/** A page of groups, as searchUsers. */
+/** A page of groups. */
 export function searchGroups(
   db: Db,
   ctx: ScimContext,
@@ -117,27 +161,9 @@ export function searchGroups(
   limit = params.count,
   anchors?: PageAnchors,
 ) {
-  const target = groupsTarget(ctx.directoryId);
-  const where = params.filter ? filterToSql(params.filter, target) : undefined;
-  const orderBy = params.sortBy
-    ? [
-        params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)),
-        asc(groups.createdAt),
-        asc(groups.id),
-      ]
-    : [asc(groups.createdAt), asc(groups.id)];
-  const projection = parseProjection(groupSchema, params.attributes, params.excludedAttributes);
-  const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, "Group", where) : undefined;
-  return readSnapshot(db, () => {
-    const total = countGroups(db, ctx.directoryId, where);
-    if (limit <= 0 || offset >= total) return { total, resources: [] };
-    const generation = key ? directoryGeneration(db, ctx.directoryId) : 0;
-    const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
-    const rows = listGroups(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
-    const last = rows[rows.length - 1];
-    if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
-    return { total, resources: rows.map((row) => renderGroup(db, ctx, row, projection)) };
-  });
+  return searchPage(listableGroups, db, ctx, params, offset, limit, anchors, (rows, projection) =>
+    rows.map((row) => renderGroup(db, ctx, row, projection)),
+  );
 }
 
 /** A sortBy one type does not know orders that type by creation rather than failing a root search. */
