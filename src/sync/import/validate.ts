@@ -8,6 +8,7 @@
  * data types": 10 KB). Messages name the field, never its value when the field is a secret.
  */
 import { createHash } from "node:crypto";
+import { reservedMetadataKeys } from "../../mapping/schema.js";
 
 export interface RecordProblem {
   record: number;
@@ -75,26 +76,6 @@ const PBKDF2_DIGESTS = new Set([
   "rsa-sha3-512",
   "sha512/224",
   "sha512/256",
-]);
-const RESERVED_APP_METADATA = new Set([
-  "__tenant",
-  "_id",
-  "blocked",
-  "clientID",
-  "created_at",
-  "email_verified",
-  "email",
-  "globalClientID",
-  "global_client_id",
-  "identities",
-  "lastIP",
-  "lastLogin",
-  "loginsCount",
-  "metadata",
-  "multifactor_last_modified",
-  "multifactor",
-  "updated_at",
-  "user_id",
 ]);
 /** Fields of Auth0's import schema. */
 const AUTH0_FIELDS = new Set([
@@ -352,7 +333,7 @@ export function validateRecord(
     if (size > MAX_METADATA_BYTES) bad(k, `is ${size} bytes; Auth0 allows ${MAX_METADATA_BYTES} bytes of metadata`);
     if (k === "app_metadata")
       for (const key of Object.keys(md))
-        if (RESERVED_APP_METADATA.has(key)) bad(`app_metadata.${key}`, "is a key Auth0 reserves");
+        if (reservedMetadataKeys.has(key)) bad(`app_metadata.${key}`, "is a key Auth0 reserves");
     const walk = (v: unknown, path: string): void => {
       if (Array.isArray(v)) return v.forEach((x) => walk(x, path));
       if (!isObject(v)) return;
