@@ -307,7 +307,10 @@ export class Worker {
       () => {
         this.retryTimer = undefined;
         this.retryTimerAt = Infinity;
-        this.notify();
+        // Timers may fire a millisecond before the wall clock reaches `at`; the claim would then
+        // find nothing due and the retry would wait for the next poll.
+        if (this.now() < at) this.wakeAt(at);
+        else this.notify();
       },
       Math.max(0, at - this.now()),
     );

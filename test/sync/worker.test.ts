@@ -219,6 +219,28 @@ describe("job queue and worker", () => {
     expect(calls).toBe(2);
   });
 
+  it("runs a retry whose timer fires before the wall clock reaches its time", async () => {
+    const db = setup();
+    let calls = 0;
+    // A wall clock running at half the timers' speed (as under an NTP slew, or rounding): every
+    // timer fires before the clock says the retry is due.
+    const start = Date.now();
+    const slowClock = () => start + (Date.now() - start) / 2;
+    startWorker(
+      db,
+      async () => (++calls === 1 ? { status: "retry", reason: "Auth0 unreachable" } : { status: "done" }),
+      {
+        pollMs: 3_600_000,
+        now: slowClock,
+        backoff: { baseMs: 20, deprovisionCapMs: 20, otherCapMs: 20 },
+        random: () => 1,
+      },
+    );
+    enqueueJob(db, { organizationId: "org1", kind: "user", subjectId: "u1", lane: Lane.provision, now: slowClock() });
+    await until(() => states(db).join() === "u1:done");
+    expect(calls).toBe(2);
+  });
+
   it("runs a drift scan beside a provisioning backlog instead of after it, without taking a user job's slot", async () => {
     const db = setup();
     for (let i = 0; i < 10; i++) enqueue(db, `p${i}`, Lane.provision);
