@@ -51,7 +51,9 @@ describe("fault injection", () => {
 
   it("an outage window takes down the API and /oauth/token, then recovers", async () => {
     await createDbUser(h.client); // token cached
-    h.emulator.setFaults({ outage: { durationMs: 300 } });
+    // Long enough that both refused calls land inside the window on a loaded machine.
+    const start = Date.now();
+    h.emulator.setFaults({ outage: { durationMs: 3000 } });
     await expectApiError(h.client.users.list(), Management.ServiceUnavailableError, 503);
     const token = await http(
       h.emulator,
@@ -61,7 +63,7 @@ describe("fault injection", () => {
       { "content-type": "application/x-www-form-urlencoded" },
     );
     expect(token.status).toBe(503);
-    await new Promise((r) => setTimeout(r, 320));
+    await new Promise((r) => setTimeout(r, start + 3020 - Date.now()));
     await expect(h.client.users.list()).resolves.toBeDefined();
   });
 
