@@ -56,6 +56,53 @@ it("commits the writes of one batch that succeeded and undoes only the one that 
   await expect(writes.run((tx) => createUser(tx, ctx(), { userName: "batch-next@x.test" }))).resolves.toBeDefined();
 });
 
+it("undoes all of a write alone in its turn that fails after writing, and keeps the connection usable", async () => {
+  const writes = createWriteQueue(bridge.db);
+  let id: string | undefined;
+  await expect(
+    writes.run((tx) => {
+      id = createUser(tx, ctx(), { userName: "alone-failing@x.test" }).id;
+      throw new Error("the request fails after its write");
+    }),
+  ).rejects.toThrow("the request fails after its write");
+  expect(getUser(other.db, bridge.directoryId, id!)).toBeUndefined();
+  expect(auditFor(other.db, id!)).toEqual([]);
+  expect(pendingJob(other.db, "user", id!)).toBeUndefined();
+  expect(bridge.sqlite.inTransaction).toBe(false);
+  // The same userName is free again, and a write alone that succeeds is committed when it resolves.
+  const row = await writes.run((tx) => createUser(tx, ctx(), { userName: "alone-failing@x.test" }));
+  expect(getUser(other.db, bridge.directoryId, row.id)?.userName).toBe("alone-failing@x.test");
+  expect(auditFor(other.db, row.id).map((e) => e.action)).toEqual(["user.create"]);
+  expect(pendingJob(other.db, "user", row.id)).toBeDefined();
+});
+
+it("commits a batch whose writes each change more than a statement journal keeps in memory by default", async () => {
+  const writes = createWriteQueue(bridge.db);
+  // 40 emails a user: index pages and rows well past 64 KiB per savepoint.
+  const emails = (n: number) => Array.from({ length: 40 }, (_, i) => ({ value: `big-${n}-${i}@x.test`, type: "work" }));
+  const results = await Promise.allSettled(
+    [1, 2, 3].map((n) =>
+      writes.run((tx) => {
+        const row = createUser(tx, ctx(), { userName: `big-${n}@x.test`, emails: emails(n) });
+        if (n === 2) throw new Error("the second fails after its write");
+        return row;
+      }),
+    ),
+  );
+  expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+  for (const r of [results[0], results[2]]) {
+    const row = (r as PromiseFulfilledResult<{ id: string }>).value;
+    expect(getUser(other.db, bridge.directoryId, row.id)).toBeDefined();
+  }
+  expect(other.sqlite.prepare("SELECT count(*) FROM user_emails WHERE value_lower LIKE 'big-2-%'").pluck().get()).toBe(
+    0,
+  );
+  expect(other.sqlite.prepare("SELECT count(*) FROM user_emails WHERE value_lower LIKE 'big-3-%'").pluck().get()).toBe(
+    40,
+  );
+  expect(bridge.sqlite.inTransaction).toBe(false);
+});
+
 it("rejects every write of a batch that cannot begin, and writes nothing", async () => {
   const writes = createWriteQueue(bridge.db);
   // Another connection holds the write lock longer than busy_timeout allows.
