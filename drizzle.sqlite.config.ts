@@ -4,5 +4,5 @@ import { defineConfig } from "drizzle-kit";
 export default defineConfig({
   dialect: "sqlite",
   schema: "./db/schema.ts",
-  out: "./db/migrations/sqlite",
+  out: "./db/sqlite",
 });

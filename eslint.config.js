@@ -5,7 +5,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "coverage/**", "db/migrations/**", "bench/results/**"] },
+  { ignores: ["dist/**", "node_modules/**", "coverage/**", "db/sqlite/**", "db/pg/**", "bench/results/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

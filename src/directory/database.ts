@@ -176,7 +176,7 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenDataba
   // write, and busy_timeout cannot help; IMMEDIATE takes the write lock up front and waits instead.
   const deferred = db.transaction.bind(db);
   db.transaction = ((fn, config) => deferred(fn, { behavior: "immediate", ...config })) as Db["transaction"];
-  migrate(db, { migrationsFolder: join(packageRoot, "db", "migrations", "sqlite") });
+  migrate(db, { migrationsFolder: join(packageRoot, "db", "sqlite") });
   sqlite.transaction(() => sqlite.exec(credentialTriggers)).immediate();
   // Every connection can evaluate scim_fold (filters, the backfill below).
   registerFold(sqlite);

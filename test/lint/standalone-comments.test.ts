@@ -106,7 +106,8 @@ function walk(dir: string, out: string[]): void {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
       // Generated migration snapshots are drizzle-kit's output, not prose.
-      if (!skippedDirs.has(entry.name) && !(entry.name === "meta" && dir.endsWith("migrations"))) walk(path, out);
+      if (!skippedDirs.has(entry.name) && !(entry.name === "meta" && dirname(dir) === join(packageRoot, "db")))
+        walk(path, out);
     } else if (entry.isFile() && textExtensions.has(extname(entry.name))) {
       out.push(path);
     }
