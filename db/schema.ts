@@ -1,9 +1,10 @@
 /**
- * The bridge's SQLite schema (drizzle). Table and column names are dialect-neutral on purpose so that a
- * PostgreSQL schema (db/schema.pg.ts, later) can mirror it column for column:
+ * The bridge's SQLite schema (drizzle). Table and column names are dialect-neutral on purpose so that the
+ * PostgreSQL schema (db/schema.pg.ts) mirrors it column for column; a change here needs the same change
+ * there and `npm run db:generate` (test/postgres/schema-parity.test.ts fails until both agree):
  * - ids are text (uuid or prefixed random ids), never autoincrement except for append-only logs;
  * - timestamps are integer epoch milliseconds (bigint on PostgreSQL);
- * - JSON documents are text holding JSON (jsonb on PostgreSQL).
+ * - JSON documents are text holding JSON (text on PostgreSQL too, so both return the same string).
  *
  * Every tenant-owned row carries directory_id or organization_id, and every query filters on it
  * (docs/design.md, invariant 5).

@@ -1,0 +1,38 @@
+import { join } from "node:path";
+import { drizzle } from "drizzle-orm/node-postgres";
+import { migrate } from "drizzle-orm/node-postgres/migrator";
+import pg from "pg";
+import { packageRoot } from "../paths.js";
+
+/** drizzle-kit's PostgreSQL migrations (db/pg/, generated from db/schema.pg.ts). */
+export const postgresMigrationsFolder = join(packageRoot, "db", "pg");
+
+/** True for the URLs node-postgres accepts: `postgres://…` and `postgresql://…`. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(?:ql)?:\/\//.test(url);
+}
+
+/**
+ * Applies pending PostgreSQL migrations, safe when several instances start at once. drizzle's
+ * migrator takes no lock: two runs both read "nothing applied yet" and the second fails on objects
+ * the first created. So each run first takes a session-level advisory lock (PostgreSQL
+ * documentation, "Advisory Locks") on one dedicated connection and migrates through that same
+ * connection; the others wait, then find every migration applied and do nothing. The lock ends with
+ * the session, so a run that dies mid-way never leaves it held.
+ */
+export async function migratePostgres(url: string): Promise<void> {
+  const client = new pg.Client({
+    connectionString: url,
+    // node-postgres waits forever for a connection by default; a wrong host should fail, not hang.
+    connectionTimeoutMillis: 10_000,
+    application_name: "scim-bridge migrate",
+  });
+  await client.connect();
+  try {
+    await client.query("SELECT pg_advisory_lock(hashtextextended('scim-bridge migrations', 0))");
+    await migrate(drizzle({ client }), { migrationsFolder: postgresMigrationsFolder });
+  } finally {
+    // Ending the session releases the lock, whether or not the migration succeeded.
+    await client.end();
+  }
+}
