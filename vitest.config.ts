@@ -1,9 +1,8 @@
 import { availableParallelism } from "node:os";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     environment: "node",
     // Suites start real HTTP servers and SQLite files; the 2-core CI machine needs room.
     testTimeout: 30_000,
@@ -17,5 +16,25 @@ export default defineConfig({
     // whole tree again per file (that import was a third of the suite's CPU time). Safe because no
     // module holds state shared between bridges: every test builds its own through createBridge.
     isolate: false,
+    // test/postgres/ needs a PostgreSQL server: its own project, so that the server starts (once per
+    // run, in the global setup) only when one of its files runs.
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "main",
+          include: ["test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, "test/postgres/**"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "postgres",
+          include: ["test/postgres/**/*.test.ts"],
+          globalSetup: ["test/support/postgres-global-setup.ts"],
+        },
+      },
+    ],
   },
 });

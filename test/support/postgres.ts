@@ -1,0 +1,52 @@
+/**
+ * PostgreSQL for test files of the "postgres" vitest project: the server the global setup started
+ * (test/support/postgres-global-setup.ts), and a fresh, empty database on it per caller.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { inject } from "vitest";
+
+/** Why PostgreSQL tests cannot run here ("" when they can); for `describe.skipIf`. Never set under CI. */
+export const postgresUnavailable: string = inject("postgresUnavailable");
+
+export interface TestDatabase {
+  /** postgres:// URL of the new database. */
+  url: string;
+  /** Drops the database, ending any session still connected to it. */
+  drop(): Promise<void>;
+}
+
+async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: inject("postgresAdminUrl"), connectionTimeoutMillis: 10_000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates an empty database (no migrations applied) with a random name, on the shared server. */
+export async function freshDatabase(): Promise<TestDatabase> {
+  const admin = inject("postgresAdminUrl");
+  if (!admin) throw new Error(`PostgreSQL is unavailable: ${postgresUnavailable}`);
+  const name = `scim_test_${randomBytes(6).toString("hex")}`;
+  await withAdmin((c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: () => withAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+  };
+}
+
+/** Runs `fn` with one connection to `url`, closed afterwards. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
