@@ -304,6 +304,10 @@ interface Metered extends LoopMeter {
   bodyEndedAt?: NodeJS.CpuUsage;
 }
 
+/** Whether a request carries a body (RFC 9112 §6.3), as body-parser decides it. */
+const hasBody = (req: Request): boolean =>
+  req.headers["transfer-encoding"] !== undefined || !Number.isNaN(Number(req.headers["content-length"]));
+
 /**
  * The SCIM pipeline's first middleware: opens the request's meter (deadline `budgetMs` from now),
  * times everything it runs synchronously, and the response's send; calls `done` once the request is
@@ -317,8 +321,10 @@ export function requestMeter(
   return (req, res, next) => {
     const meter: Metered = { ms: 0, deadline: performance.now() + budgetMs, budgetMs };
     res.locals.loopMeter = meter;
-    // Registered before the body parser's own listener, so this runs first, as the parse starts.
-    req.once("end", () => (meter.bodyEndedAt = process.cpuUsage()));
+    // Registered before the body parser's own listener, so this runs first, as the parse starts. A
+    // request without a body (RFC 9112 §6.3: neither Transfer-Encoding nor Content-Length, as a GET)
+    // has no parse to time, and a CPU reading costs a system call.
+    if (hasBody(req)) req.once("end", () => (meter.bodyEndedAt = process.cpuUsage()));
     const end = res.end.bind(res) as (...args: unknown[]) => Response;
     (res as { end: unknown }).end = (...args: unknown[]) => metered(meter, () => end(...args));
     if (done) {

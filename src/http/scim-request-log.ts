@@ -1,8 +1,9 @@
 import type { RequestHandler } from "express";
 import type { Logger } from "pino";
 import { sql } from "drizzle-orm";
-import { scimRequestLog as scimRequestLogTable } from "../../db/schema.js";
+import type { scimRequestLog as scimRequestLogTable } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
+import { prepared } from "../directory/statements.js";
 import { groupSchema, resolveAttribute, userSchema } from "../scim/schema.js";
 
 /**
@@ -42,6 +43,9 @@ export interface ScimRequestLogMiddleware extends RequestHandler {
   /** Flushes and stops the timer. */
   close(): void;
 }
+
+const insertRow = `INSERT INTO scim_request_log (directory_id, at, method, path, status, scim_type, detail, request_id,
+  duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 const maxDetail = 500;
 const maxPath = 512;
@@ -118,10 +122,21 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
     buffer = [];
     try {
       db.transaction((tx) => {
-        for (let i = 0; i < rows.length; i += 200)
-          tx.insert(scimRequestLogTable)
-            .values(rows.slice(i, i + 200))
-            .run();
+        // One cached statement, run per row: building a multi-row INSERT through the query builder
+        // cost more than the rows' writes (a measurable share of a GET by id's CPU in `serve`).
+        const insert = prepared(tx, insertRow);
+        for (const r of rows)
+          insert.run(
+            r.directoryId,
+            r.at,
+            r.method,
+            r.path,
+            r.status,
+            r.scimType ?? null,
+            r.detail ?? null,
+            r.requestId ?? null,
+            r.durationMs,
+          );
       });
       for (const row of rows) sinceTrim.set(row.directoryId, (sinceTrim.get(row.directoryId) ?? 0) + 1);
       for (const [directoryId, n] of sinceTrim) {
