@@ -126,7 +126,7 @@ export function createApp(deps: AppDeps): Express {
   }
   scim.use(scimJsonBody(deps.bodyLimit ?? defaultBodyLimit));
   scim.use(afterBody());
-  scim.use(scimRoutes(deps.db, deps.queryBudget, deps.readPool));
+  scim.use(...scimRoutes(deps.db, deps.queryBudget, deps.readPool));
   scim.use(endpointNotFound());
   scim.use(errorMiddleware("scim", log));
   app.use("/scim/v2/:directoryId", scim);
