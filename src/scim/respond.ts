@@ -36,11 +36,23 @@ export function checkIfMatch(req: Request, version: number): void {
 export const matchesNoneMatch = (header: string | undefined, version: number): boolean =>
   listed(header, version) === true;
 
-/** Sends what a read produced (./reads.ts): the body is JSON text already. */
+/**
+ * Sends what a read produced (./reads.ts): the body is JSON text already, so it is written as is,
+ * without Express's res.send (which parses and re-formats the Content-Type, checks freshness that
+ * the read already decided with If-None-Match, and copies a long body into a Buffer). A HEAD gets
+ * the headers only, as from res.send.
+ */
 export function sendRead(res: Response, result: { status: number; etag?: string; body?: string }): void {
   if (result.etag) res.setHeader("ETag", result.etag);
-  if (result.body === undefined) res.status(result.status).end();
-  else res.status(result.status).type(scimContentType).send(result.body);
+  res.statusCode = result.status;
+  if (result.body === undefined) {
+    res.end();
+    return;
+  }
+  res.setHeader("Content-Type", scimContentType);
+  res.setHeader("Content-Length", Buffer.byteLength(result.body, "utf8"));
+  if (res.req.method === "HEAD") res.end();
+  else res.end(result.body, "utf8");
 }
 
 export const writeContext = (ctx: ScimContext, now = Date.now()): WriteContext => ({
