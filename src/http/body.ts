@@ -92,8 +92,19 @@ export const scimJsonBody = (
 ): RequestHandler => {
   const small = guarded(express.json({ type: scimTypes, limit, strict: true }), true);
   const large = guarded(express.json({ type: scimTypes, limit: groupsLimit, strict: true }), true);
-  return (req, res, next) => (/^\/groups(\/|$)/i.test(req.path) ? large : small)(req, res, next);
+  return (req, res, next) => {
+    // Nothing to read or parse (a GET): what body-parser would conclude, without its detour.
+    if (!hasBody(req)) {
+      req.body = undefined;
+      return next();
+    }
+    (/^\/groups(\/|$)/i.test(req.path) ? large : small)(req, res, next);
+  };
 };
+
+/** Whether a request carries a body (RFC 9112 §6.3: Transfer-Encoding or a Content-Length), as body-parser decides it. */
+export const hasBody = (req: Request): boolean =>
+  req.headers["transfer-encoding"] !== undefined || !Number.isNaN(Number(req.headers["content-length"]));
 
 /** Plain JSON bodies for the other routers (admin API, hooks), with the same limit and error mapping. */
 export const jsonBody = (limit: number | string = defaultBodyLimit): RequestHandler =>

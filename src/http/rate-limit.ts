@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Request, RequestHandler, Response } from "express";
 import { rateLimited, type BridgeError } from "../errors.js";
+import { hasBody } from "./body.js";
 import { cpuMsSince, metered, outOfTime, runningMeter, type LoopMeter } from "../scim/cost.js";
 
 /**
@@ -303,10 +304,6 @@ interface Metered extends LoopMeter {
   /** CPU reading when the request body's last byte arrived (its parse runs then). */
   bodyEndedAt?: NodeJS.CpuUsage;
 }
-
-/** Whether a request carries a body (RFC 9112 §6.3), as body-parser decides it. */
-const hasBody = (req: Request): boolean =>
-  req.headers["transfer-encoding"] !== undefined || !Number.isNaN(Number(req.headers["content-length"]));
 
 /**
  * The SCIM pipeline's first middleware: opens the request's meter (deadline `budgetMs` from now),
