@@ -281,7 +281,9 @@ export function concurrencyLimit(
             leave();
             metered(meter, () => next(outOfTime(meter.budgetMs)));
           },
-          Math.max(0, meter.deadline - performance.now()),
+          // Whole milliseconds: Node keeps a timer list per distinct duration, and fractional ones
+          // made a new list (and a priority-queue insert) for nearly every waiting request.
+          Math.max(0, Math.ceil(meter.deadline - performance.now())),
         ).unref()
       : undefined;
     function resume(): void {
