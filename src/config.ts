@@ -86,7 +86,7 @@ export interface ConsoleConfig {
 export const scimRateLimitDefaults = { ratePerSecond: 200, burst: 1_000 } as const;
 
 /**
- * A directory's share of the event loop: the event-loop CPU time its SCIM requests took, a token
+ * A directory's share of the event loop: the event-loop time its SCIM requests took, a token
  * bucket of milliseconds per second (src/http/rate-limit.ts, loopBudget). The request rate limit
  * counts requests whatever they cost; this counts what they cost, so a directory sending the most
  * expensive requests the per-request maximums allow gets no more of the process than one sending

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { Request, RequestHandler, Response } from "express";
 import { rateLimited, type BridgeError } from "../errors.js";
 import { hasBody } from "./body.js";
-import { cpuMsSince, metered, outOfTime, runningMeter, type LoopMeter } from "../scim/cost.js";
+import { metered, msSince, outOfTime, runningMeter, type LoopMeter } from "../scim/cost.js";
 
 /**
  * Per-token rate limits (OWASP API Security Top 10 2023, API4 "Unrestricted Resource Consumption"): a
@@ -303,8 +303,8 @@ export const meterOf = (res: Response): LoopMeter | undefined =>
   (res.locals as { loopMeter?: LoopMeter } | undefined)?.loopMeter;
 
 interface Metered extends LoopMeter {
-  /** CPU reading when the request body's last byte arrived (its parse runs then). */
-  bodyEndedAt?: NodeJS.CpuUsage;
+  /** performance.now() when the request body's last byte arrived (its parse runs then). */
+  bodyEndedAt?: number;
 }
 
 /**
@@ -322,8 +322,8 @@ export function requestMeter(
     res.locals.loopMeter = meter;
     // Registered before the body parser's own listener, so this runs first, as the parse starts. A
     // request without a body (RFC 9112 §6.3: neither Transfer-Encoding nor Content-Length, as a GET)
-    // has no parse to time, and a CPU reading costs a system call.
-    if (hasBody(req)) req.once("end", () => (meter.bodyEndedAt = process.cpuUsage()));
+    // has no parse to time.
+    if (hasBody(req)) req.once("end", () => (meter.bodyEndedAt = performance.now()));
     const end = res.end.bind(res) as (...args: unknown[]) => Response;
     (res as { end: unknown }).end = (...args: unknown[]) => metered(meter, () => end(...args));
     if (done) {
@@ -352,7 +352,7 @@ export function requestMeter(
 export const afterBody = (): RequestHandler => (_req, res, next) => {
   const meter = meterOf(res) as Metered | undefined;
   if (!meter) return next();
-  if (runningMeter() !== meter && meter.bodyEndedAt !== undefined) meter.ms += cpuMsSince(meter.bodyEndedAt);
+  if (runningMeter() !== meter && meter.bodyEndedAt !== undefined) meter.ms += msSince(meter.bodyEndedAt);
   meter.bodyEndedAt = undefined;
   setImmediate(() => {
     if (res.writableEnded || res.destroyed) return; // the client went away meanwhile
@@ -362,7 +362,7 @@ export const afterBody = (): RequestHandler => (_req, res, next) => {
 };
 
 export interface LoopBudgetOptions {
-  /** Event-loop CPU milliseconds per second a key may take, sustained, while another key is active. */
+  /** Event-loop milliseconds per second a key may take, sustained, while another key is active. */
   msPerSecond: number;
   /** What an idle key may hold at once. */
   burstMs: number;

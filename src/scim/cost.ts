@@ -241,13 +241,15 @@ export class QueryBudget {
 }
 
 /**
- * CPU time one request took on the event loop, in milliseconds: the sum over the synchronous
+ * Event-loop time one request took, in milliseconds: the sum of the elapsed times of the synchronous
  * stretches that run its code (authentication and limits, the body's parse and the route, its write
  * inside the group commit, the response's send). The route code and better-sqlite3 run on the one
- * JavaScript thread, so this is what every other tenant's request and every login waited for on its
- * account. CPU time rather than elapsed time, so that a machine shared with other processes does not
- * make every request look dearer. The HTTP layer opens a meter per request (src/http/rate-limit.ts)
- * and charges it to the directory; the shared commit and the HTTP parser are not counted.
+ * JavaScript thread, so this is exactly what every other tenant's request and every login waited for
+ * on its account. Elapsed time rather than CPU time: the process's CPU clock also counts the read
+ * pool's threads working meanwhile (so it charged one directory for another's reads), and reading it
+ * is a system call, several per request. The HTTP layer opens a meter per request
+ * (src/http/rate-limit.ts) and charges it to the directory; the shared commit and the HTTP parser are
+ * not counted.
  */
 export interface LoopMeter {
   ms: number;
@@ -262,22 +264,19 @@ let running: LoopMeter | undefined;
 /** The meter of the stretch running now (undefined outside a request's stretch). */
 export const runningMeter = (): LoopMeter | undefined => running;
 
-/** CPU milliseconds since `since` (a process.cpuUsage() reading). */
-export const cpuMsSince = (since: NodeJS.CpuUsage): number => {
-  const d = process.cpuUsage(since);
-  return (d.user + d.system) / 1000;
-};
+/** Milliseconds since `since` (a performance.now() reading). */
+export const msSince = (since: number): number => performance.now() - since;
 
 /** Runs `fn` as one of `meter`'s stretches; time spent in a nested stretch counts for the inner meter only. */
 export function metered<T>(meter: LoopMeter | undefined, fn: () => T): T {
   if (!meter) return fn();
   const outer = running;
   running = meter;
-  const c0 = process.cpuUsage();
+  const t0 = performance.now();
   try {
     return fn();
   } finally {
-    const dt = cpuMsSince(c0);
+    const dt = msSince(t0);
     meter.ms += dt;
     if (outer) outer.ms -= dt;
     running = outer;
