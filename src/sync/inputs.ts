@@ -228,15 +228,22 @@ export function saveApplied(
   applied: AppliedState,
   now = Date.now(),
 ): void {
-  const values = {
+  // After every successful Auth0 call: a cached statement rather than drizzle's builder.
+  prepared(
+    db,
+    `INSERT INTO user_sync (user_id, directory_id, organization_id, auth0_user_id, applied, applied_at)
+     VALUES (@userId, @directoryId, @organizationId, @auth0UserId, @applied, @appliedAt)
+     ON CONFLICT (user_id) DO UPDATE SET directory_id = excluded.directory_id,
+       organization_id = excluded.organization_id, auth0_user_id = excluded.auth0_user_id,
+       applied = excluded.applied, applied_at = excluded.applied_at`,
+  ).run({
     userId: inputs.row.id,
     directoryId: inputs.row.directoryId,
     organizationId: inputs.organization.id,
     auth0UserId: applied.auth0UserId,
     applied: JSON.stringify(applied),
     appliedAt: now,
-  };
-  db.insert(userSync).values(values).onConflictDoUpdate({ target: userSync.userId, set: values }).run();
+  });
 }
 
 export function saveSyncError(
@@ -245,16 +252,18 @@ export function saveSyncError(
   error: string | null,
   now = Date.now(),
 ): void {
-  db.insert(userSync)
-    .values({
-      userId: inputs.row.id,
-      directoryId: inputs.row.directoryId,
-      organizationId: inputs.organization.id,
-      lastError: error,
-      lastErrorAt: error ? now : null,
-    })
-    .onConflictDoUpdate({ target: userSync.userId, set: { lastError: error, lastErrorAt: error ? now : null } })
-    .run();
+  prepared(
+    db,
+    `INSERT INTO user_sync (user_id, directory_id, organization_id, last_error, last_error_at)
+     VALUES (@userId, @directoryId, @organizationId, @lastError, @lastErrorAt)
+     ON CONFLICT (user_id) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`,
+  ).run({
+    userId: inputs.row.id,
+    directoryId: inputs.row.directoryId,
+    organizationId: inputs.organization.id,
+    lastError: error,
+    lastErrorAt: error ? now : null,
+  });
 }
 
 /**
