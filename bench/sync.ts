@@ -12,7 +12,7 @@
  * the physical limit are unaffected; latencies are real (the 50 ms per call is not scaled).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inArray } from "drizzle-orm";
@@ -36,6 +36,8 @@ interface SyncFigures {
   bottleneck: string;
   calls: number;
   rateLimited: number;
+  /** CPU time of the bridge process from its start-up to the drained queue (the push, a drift scan). */
+  bridgeCpuMs: number;
   idle: number[];
   backlog: number[];
 }
@@ -80,7 +82,9 @@ class BucketLoad {
 async function serveBridge(
   env: NodeJS.ProcessEnv,
 ): Promise<{ child: ChildProcess; port: number; env: NodeJS.ProcessEnv }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(packageRoot, "src", "main.ts"), "serve"], {
+  // BENCH_CPU_PROF=DIR: a V8 CPU profile of the bridge process (summarise with bench/profile-summary.ts).
+  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", join(packageRoot, "src", "main.ts"), "serve"], {
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -91,6 +95,17 @@ async function serveBridge(
     if (m) return { child, port: Number(m[1]), env };
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`scim-bridge serve did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** CPU time (user + system) of a process's main thread (the event loop) so far, in ms, from /proc (Linux); NaN elsewhere. */
+function processCpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
   }
 }
 
@@ -162,6 +177,7 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
       SYNC_CONCURRENCY: "64",
     });
     bridge = served.child;
+    const cpuAtStart = processCpuMs(bridge.pid);
     // A drift scan during the push: the server's own background scan, and an operator's
     // `scim-bridge reconcile --dry-run` in a second process spending the same tenant budget.
     enqueueJob(db, {
@@ -192,6 +208,7 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
     if (cliCode !== 0 && cliCode !== 2) console.error(`bench: warning: reconcile --dry-run exited ${cliCode}`);
     // From the bridge's first Auth0 call (process start-up is not sync time) until the queue is empty.
     const wallSeconds = (Date.now() - firstCallAt) / 1000;
+    const bridgeCpuMs = processCpuMs(bridge.pid) - cpuAtStart;
     counting = false;
     const limit = load.limit(scale);
 
@@ -237,6 +254,7 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
       bottleneck: limit.bucket,
       calls: load.calls,
       rateLimited: load.rateLimited,
+      bridgeCpuMs,
       idle,
       backlog,
     };
@@ -266,6 +284,11 @@ export async function syncBenchSection(users = 10_000): Promise<string> {
     "| plan | users | wall time | physical limit (bottleneck) | share of limit | calls/user | 429s | deprovision p50 / p99, idle | deprovision p50 / p99, backlog |",
     "|---|---|---|---|---|---|---|---|---|",
     ...rows,
+    "",
+    ...runs.map(
+      (r) =>
+        `Bridge CPU during the ${r.plan} push: ${Math.round(r.bridgeCpuMs)} ms (${((r.bridgeCpuMs * 1000) / r.users).toFixed(0)} µs per user).`,
+    ),
     "",
     "Targets: ≥ 90% of the bottleneck's rate; ≤ 1% of calls answered 429; deprovision p99 ≤ 2 s idle and ≤ 5 s during the backlog.",
   ].join("\n");

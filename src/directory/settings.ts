@@ -2,10 +2,11 @@
  * What the bridge records about its own deployment (bridge_settings): the Auth0 tenant a database
  * is linked to, and the type of each Auth0 connection as the tenant reported it.
  */
-import { eq, isNotNull, like } from "drizzle-orm";
+import { isNotNull, like } from "drizzle-orm";
 import { bridgeSettings, organizations } from "../../db/schema.js";
 import type { ConnectionType } from "../mapping/defaults.js";
 import type { DbOrTx } from "./database.js";
+import { prepared } from "./statements.js";
 
 const tenantKey = "auth0.tenant";
 const connectionKey = (name: string): string => `auth0.connection:${name}`;
@@ -17,8 +18,9 @@ export const sandboxTenant = "sandbox";
 const defaultDatabaseConnection = "Username-Password-Authentication";
 
 function read<T>(db: DbOrTx, key: string): T | undefined {
-  const row = db.select({ value: bridgeSettings.value }).from(bridgeSettings).where(eq(bridgeSettings.key, key)).get();
-  return row ? (JSON.parse(row.value) as T) : undefined;
+  // A cached statement: a connection's type is read for every mapping default (each login, each job).
+  const value = prepared(db, "SELECT value FROM bridge_settings WHERE key = ?").pluck().get(key) as string | undefined;
+  return value === undefined ? undefined : (JSON.parse(value) as T);
 }
 
 function write(db: DbOrTx, key: string, value: unknown, now = Date.now()): void {

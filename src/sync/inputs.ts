@@ -6,9 +6,10 @@
  * Loading is batched: a page of users costs a fixed number of queries (users, applied state,
  * groups, holds, other organizations), never one per user.
  */
-import { and, asc, eq, gt, inArray, isNull, ne, sql } from "drizzle-orm";
-import { directories, groupMembers, groups, holds, organizations, users, userSync } from "../../db/schema.js";
+import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
+import { directories, users, userSync, type organizations } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
+import { prepared } from "../directory/statements.js";
 import {
   applyOperation,
   desired,
@@ -24,6 +25,7 @@ import {
 
 export type OrganizationRow = typeof organizations.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
+type UserSyncRow = typeof userSync.$inferSelect;
 
 /** Everything desired() needs for one user, plus what was applied. */
 export interface UserInputs {
@@ -65,21 +67,16 @@ export function heldByOtherOrganizations(
 ): Set<string> {
   const ids = [...new Set(auth0UserIds)];
   if (ids.length === 0) return new Set();
-  const rows = db
-    .selectDistinct({ auth0UserId: userSync.auth0UserId })
-    .from(userSync)
-    .innerJoin(users, eq(users.id, userSync.userId))
-    .where(
-      and(
-        inArray(userSync.auth0UserId, ids),
-        ne(userSync.organizationId, organizationId),
-        isNull(users.deletedAt),
-        eq(users.active, true),
-        sql`NOT EXISTS (SELECT 1 FROM holds h WHERE h.user_id = ${users.id} AND h.released_at IS NULL)`,
-      ),
-    )
-    .all();
-  return new Set(rows.map((r) => r.auth0UserId).filter((id): id is string => id !== null));
+  const rows = prepared(
+    db,
+    `SELECT DISTINCT s.auth0_user_id FROM user_sync s JOIN users u ON u.id = s.user_id
+     WHERE s.auth0_user_id IN (SELECT value FROM json_each(?)) AND s.organization_id <> ?
+       AND u.deleted_at IS NULL AND u.active = 1
+       AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.user_id = u.id AND h.released_at IS NULL)`,
+  )
+    .pluck()
+    .all(JSON.stringify(ids), organizationId) as (string | null)[];
+  return new Set(rows.filter((id): id is string => id !== null));
 }
 
 /** heldByOtherOrganizations for one Auth0 user (false when it is not linked yet). */
@@ -91,38 +88,38 @@ export function memberOfOtherOrganizations(db: DbOrTx, auth0UserId: string | nul
 /** The inputs of the given user rows (all of `organization`), in the rows' order. */
 function inputsOf(db: DbOrTx, organization: OrganizationRow, rows: UserRow[]): UserInputs[] {
   if (rows.length === 0) return [];
-  const ids = rows.map((r) => r.id);
+  // Cached statements with the ids as one JSON parameter: one SQL text whatever the number of users,
+  // so the worker's and the login hook's single-user loads cost no query building or planning.
+  const ids = JSON.stringify(rows.map((r) => r.id));
   const syncOf = new Map(
-    db
-      .select()
-      .from(userSync)
-      .where(inArray(userSync.userId, ids))
-      .all()
-      .map((s) => [s.userId, s]),
+    (
+      prepared(
+        db,
+        `SELECT user_id AS userId, directory_id AS directoryId, organization_id AS organizationId,
+                auth0_user_id AS auth0UserId, applied, applied_at AS appliedAt, last_error AS lastError,
+                last_error_at AS lastErrorAt
+         FROM user_sync WHERE user_id IN (SELECT value FROM json_each(?))`,
+      ).all(ids) as UserSyncRow[]
+    ).map((s) => [s.userId, s]),
   );
   const groupsOf = new Map<string, DirectoryGroup[]>();
-  for (const m of db
-    .select({
-      memberId: groupMembers.memberId,
-      id: groups.id,
-      displayName: groups.displayName,
-      externalId: groups.externalId,
-    })
-    .from(groupMembers)
-    .innerJoin(groups, eq(groups.id, groupMembers.groupId))
-    .where(and(inArray(groupMembers.memberId, ids), eq(groupMembers.memberType, "User"), isNull(groups.deletedAt)))
-    .orderBy(asc(groups.id))
-    .all()) {
+  for (const m of prepared(
+    db,
+    `SELECT m.member_id AS memberId, g.id, g.display_name AS displayName, g.external_id AS externalId
+     FROM group_members m JOIN groups g ON g.id = m.group_id
+     WHERE m.member_id IN (SELECT value FROM json_each(?)) AND m.member_type = 'User' AND g.deleted_at IS NULL
+     ORDER BY g.id`,
+  ).all(ids) as { memberId: string; id: string; displayName: string; externalId: string | null }[]) {
     const list = groupsOf.get(m.memberId) ?? [];
     list.push({ id: m.id, displayName: m.displayName, externalId: m.externalId });
     groupsOf.set(m.memberId, list);
   }
   const holdsOf = new Map<string, Hold[]>();
-  for (const h of db
-    .select({ id: holds.id, userId: holds.userId, reason: holds.reason })
-    .from(holds)
-    .where(and(inArray(holds.userId, ids), isNull(holds.releasedAt)))
-    .all()) {
+  for (const h of prepared(
+    db,
+    `SELECT id, user_id AS userId, reason FROM holds
+     WHERE user_id IN (SELECT value FROM json_each(?)) AND released_at IS NULL`,
+  ).all(ids) as { id: string; userId: string; reason: string }[]) {
     const list = holdsOf.get(h.userId) ?? [];
     list.push({ id: h.id, reason: h.reason });
     holdsOf.set(h.userId, list);
@@ -150,15 +147,24 @@ function inputsOf(db: DbOrTx, organization: OrganizationRow, rows: UserRow[]): U
 
 /** One user's inputs (the worker, the login hook), or undefined if there is no such user. */
 export function loadUserInputs(db: DbOrTx, userId: string): UserInputs | undefined {
-  const found = db
-    .select({ row: users, organization: organizations })
-    .from(users)
-    .innerJoin(directories, eq(directories.id, users.directoryId))
-    .innerJoin(organizations, eq(organizations.id, directories.organizationId))
-    .where(eq(users.id, userId))
-    .get();
-  if (!found) return undefined;
-  return inputsOf(db, found.organization, [found.row])[0];
+  const row = prepared(
+    db,
+    `SELECT u.id, u.directory_id AS directoryId, u.user_name AS userName, u.user_name_lower AS userNameLower,
+            u.external_id AS externalId, u.display_name AS displayName, u.active, u.resource, u.version,
+            u.created_at AS createdAt, u.modified_at AS modifiedAt, u.deleted_at AS deletedAt,
+            d.organization_id AS organizationId
+     FROM users u JOIN directories d ON d.id = u.directory_id WHERE u.id = ?`,
+  ).get(userId) as (Omit<UserRow, "active"> & { active: number; organizationId: string }) | undefined;
+  if (!row) return undefined;
+  const organization = prepared(
+    db,
+    `SELECT id, slug, display_name AS displayName, user_model AS userModel, connection, auth0_org_id AS auth0OrgId,
+            active_mapping_version AS activeMappingVersion, created_at AS createdAt, updated_at AS updatedAt
+     FROM organizations WHERE id = ?`,
+  ).get(row.organizationId) as OrganizationRow | undefined;
+  if (!organization) return undefined;
+  const { organizationId: _, active, ...user } = row;
+  return inputsOf(db, organization, [{ ...user, active: active === 1 }])[0];
 }
 
 /** Number of directory users (tombstones included) of an organization. */
@@ -222,15 +228,22 @@ export function saveApplied(
   applied: AppliedState,
   now = Date.now(),
 ): void {
-  const values = {
+  // After every successful Auth0 call: a cached statement rather than drizzle's builder.
+  prepared(
+    db,
+    `INSERT INTO user_sync (user_id, directory_id, organization_id, auth0_user_id, applied, applied_at)
+     VALUES (@userId, @directoryId, @organizationId, @auth0UserId, @applied, @appliedAt)
+     ON CONFLICT (user_id) DO UPDATE SET directory_id = excluded.directory_id,
+       organization_id = excluded.organization_id, auth0_user_id = excluded.auth0_user_id,
+       applied = excluded.applied, applied_at = excluded.applied_at`,
+  ).run({
     userId: inputs.row.id,
     directoryId: inputs.row.directoryId,
     organizationId: inputs.organization.id,
     auth0UserId: applied.auth0UserId,
     applied: JSON.stringify(applied),
     appliedAt: now,
-  };
-  db.insert(userSync).values(values).onConflictDoUpdate({ target: userSync.userId, set: values }).run();
+  });
 }
 
 export function saveSyncError(
@@ -239,16 +252,18 @@ export function saveSyncError(
   error: string | null,
   now = Date.now(),
 ): void {
-  db.insert(userSync)
-    .values({
-      userId: inputs.row.id,
-      directoryId: inputs.row.directoryId,
-      organizationId: inputs.organization.id,
-      lastError: error,
-      lastErrorAt: error ? now : null,
-    })
-    .onConflictDoUpdate({ target: userSync.userId, set: { lastError: error, lastErrorAt: error ? now : null } })
-    .run();
+  prepared(
+    db,
+    `INSERT INTO user_sync (user_id, directory_id, organization_id, last_error, last_error_at)
+     VALUES (@userId, @directoryId, @organizationId, @lastError, @lastErrorAt)
+     ON CONFLICT (user_id) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`,
+  ).run({
+    userId: inputs.row.id,
+    directoryId: inputs.row.directoryId,
+    organizationId: inputs.organization.id,
+    lastError: error,
+    lastErrorAt: error ? now : null,
+  });
 }
 
 /**

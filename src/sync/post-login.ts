@@ -1,6 +1,5 @@
-import { and, eq, inArray, isNull, or } from "drizzle-orm";
 import { foldCase } from "../directory/fold.js";
-import { directories, organizations, userEmails, users, userSync } from "../../db/schema.js";
+import { prepared } from "../directory/statements.js";
 import type { Db } from "../directory/database.js";
 import { recordAudit } from "../directory/audit.js";
 import { getActiveMapping } from "../directory/mappings.js";
@@ -31,54 +30,54 @@ const denialReasons = {
     "This sign-in is not the account your organization's directory provisioned; sign in through your organization's identity provider.",
 } as const;
 
+/**
+ * Cached statements throughout: this runs at every login of every organization, and building the
+ * queries with drizzle cost more CPU than running them.
+ */
 function findDirectoryUser(
   db: Db,
   organizationId: string,
   auth0UserId: string,
   email: string | null,
 ): string | undefined {
-  const linked = db
-    .select({ id: userSync.userId })
-    .from(userSync)
-    .innerJoin(users, eq(users.id, userSync.userId))
-    .where(and(eq(userSync.auth0UserId, auth0UserId), eq(userSync.organizationId, organizationId)))
-    .all();
+  const linked = prepared(
+    db,
+    `SELECT u.id, u.deleted_at AS deletedAt FROM user_sync s JOIN users u ON u.id = s.user_id
+     WHERE s.auth0_user_id = ? AND s.organization_id = ?`,
+  ).all(auth0UserId, organizationId) as { id: string; deletedAt: number | null }[];
   // A live user wins over an old tombstone with the same Auth0 id.
-  if (linked.length > 0) {
-    const rows = db
-      .select({ id: users.id, deletedAt: users.deletedAt })
-      .from(users)
-      .where(
-        inArray(
-          users.id,
-          linked.map((l) => l.id),
-        ),
-      )
-      .all();
-    return (rows.find((r) => r.deletedAt === null) ?? rows[0])?.id;
-  }
+  if (linked.length > 0) return (linked.find((r) => r.deletedAt === null) ?? linked[0])?.id;
   // A signed event is still input: anything but a non-empty string is "no email", never a crash.
   if (typeof email !== "string" || email === "") return undefined;
   const lower = foldCase(email);
-  const dirIds = db
-    .select({ id: directories.id })
-    .from(directories)
-    .where(eq(directories.organizationId, organizationId))
-    .all()
-    .map((d) => d.id);
-  if (dirIds.length === 0) return undefined;
-  const byName = db
-    .select({ id: users.id })
-    .from(users)
-    .where(and(inArray(users.directoryId, dirIds), eq(users.userNameLower, lower), isNull(users.deletedAt)))
-    .get();
-  if (byName) return byName.id;
-  return db
-    .select({ id: users.id })
-    .from(userEmails)
-    .innerJoin(users, eq(users.id, userEmails.userId))
-    .where(and(inArray(userEmails.directoryId, dirIds), eq(userEmails.valueLower, lower), isNull(users.deletedAt)))
-    .get()?.id;
+  const byName = prepared(
+    db,
+    `SELECT u.id FROM users u
+     WHERE u.directory_id IN (SELECT id FROM directories WHERE organization_id = ?)
+       AND u.user_name_lower = ? AND u.deleted_at IS NULL`,
+  )
+    .pluck()
+    .get(organizationId, lower) as string | undefined;
+  if (byName) return byName;
+  return prepared(
+    db,
+    `SELECT u.id FROM user_emails e JOIN users u ON u.id = e.user_id
+     WHERE e.directory_id IN (SELECT id FROM directories WHERE organization_id = ?)
+       AND e.value_lower = ? AND u.deleted_at IS NULL`,
+  )
+    .pluck()
+    .get(organizationId, lower) as string | undefined;
+}
+
+/** Our id of the organization the event names by Auth0 id or by name (slug), if the bridge manages it. */
+function findOrganization(db: Db, orgRef: { id?: string | null; name?: string | null }): string | undefined {
+  const byId = orgRef.id ? "auth0_org_id = ?" : undefined;
+  const byName = orgRef.name ? "slug = ?" : undefined;
+  const where = [byId, byName].filter(Boolean).join(" OR ");
+  const params = [orgRef.id, orgRef.name].filter((v): v is string => Boolean(v));
+  return prepared(db, `SELECT id FROM organizations WHERE ${where}`)
+    .pluck()
+    .get(...params) as string | undefined;
 }
 
 /**
@@ -89,18 +88,10 @@ function findDirectoryUser(
 export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: string): PostLoginDecision {
   const orgRef = event.organization;
   if (!orgRef || (!orgRef.id && !orgRef.name)) return { decision: "allow" };
-  const org = db
-    .select()
-    .from(organizations)
-    .where(
-      or(
-        orgRef.id ? eq(organizations.auth0OrgId, orgRef.id) : undefined,
-        orgRef.name ? eq(organizations.slug, orgRef.name) : undefined,
-      ),
-    )
-    .get();
+  const organizationId = findOrganization(db, orgRef);
   // Organizations the bridge does not manage are none of its business.
-  if (!org) return { decision: "allow" };
+  if (!organizationId) return { decision: "allow" };
+  const org = { id: organizationId };
 
   const userId = findDirectoryUser(db, org.id, event.user.user_id, event.user.email ?? null);
   const inputs = userId ? loadUserInputs(db, userId) : undefined;

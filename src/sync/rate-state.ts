@@ -2,6 +2,7 @@ import { and, eq } from "drizzle-orm";
 import { rateBuckets } from "../../db/schema.js";
 import type { BucketDelta, BucketSpec, BucketState, SharedBudget } from "../auth0/rate-limiter.js";
 import type { Db } from "../directory/database.js";
+import { prepared } from "../directory/statements.js";
 
 /**
  * The tenant's rate-limit budget in the database (table rate_buckets, keyed by tenant), so that
@@ -22,13 +23,15 @@ export class DatabaseBudget implements SharedBudget {
     deltas: ReadonlyMap<string, BucketDelta>,
   ): Map<string, BucketState> {
     return this.db.transaction((tx) => {
+      // A few times a second per process: cached statements rather than drizzle's builder.
       const rows = new Map(
-        tx
-          .select()
-          .from(rateBuckets)
-          .where(eq(rateBuckets.tenant, this.tenant))
-          .all()
-          .map((r) => [r.name, r]),
+        (
+          prepared(
+            tx,
+            `SELECT tenant, name, capacity, tokens, updated_at AS updatedAt, paused_until AS pausedUntil
+             FROM rate_buckets WHERE tenant = ?`,
+          ).all(this.tenant) as (typeof rateBuckets.$inferSelect)[]
+        ).map((r) => [r.name, r]),
       );
       const out = new Map<string, BucketState>();
       for (const [name, spec] of specs) {
@@ -49,13 +52,13 @@ export class DatabaseBudget implements SharedBudget {
         }
         out.set(name, s);
         if (!row || d?.spent || d?.remaining !== undefined || (d && d.pausedUntil > row.pausedUntil)) {
-          tx.insert(rateBuckets)
-            .values({ tenant: this.tenant, name, ...s })
-            .onConflictDoUpdate({
-              target: [rateBuckets.tenant, rateBuckets.name],
-              set: { capacity: s.capacity, tokens: s.tokens, updatedAt: s.updatedAt, pausedUntil: s.pausedUntil },
-            })
-            .run();
+          prepared(
+            tx,
+            `INSERT INTO rate_buckets (tenant, name, capacity, tokens, updated_at, paused_until)
+             VALUES (@tenant, @name, @capacity, @tokens, @updatedAt, @pausedUntil)
+             ON CONFLICT (tenant, name) DO UPDATE SET capacity = excluded.capacity, tokens = excluded.tokens,
+               updated_at = excluded.updated_at, paused_until = excluded.paused_until`,
+          ).run({ tenant: this.tenant, name, ...s });
         }
       }
       return out;

@@ -9,8 +9,7 @@
 import { ManagementClient, ManagementError } from "auth0";
 import type { Auth0Config } from "../config.js";
 import type { Db } from "../directory/database.js";
-import { getActiveMapping } from "../directory/mappings.js";
-import { listOrganizations } from "../directory/organizations.js";
+import { listActiveMappings } from "../directory/mappings.js";
 import { recordConnection, type KnownConnection } from "../directory/settings.js";
 import type { MappingDocument } from "../mapping/index.js";
 import { redirectingFetch } from "../auth0/client.js";
@@ -329,11 +328,13 @@ async function hookCheck(
   return checks;
 }
 
+/**
+ * Every organization with its active mapping. Parsed mappings are cached by organization and stored
+ * version (and shared by identical documents), so a periodic re-check reads the organizations and
+ * parses only what changed since the last one.
+ */
 function mappedOrganizations(db: Db): { slug: string; mapping: MappingDocument; applied: boolean }[] {
-  return listOrganizations(db).flatMap((o) => {
-    const active = getActiveMapping(db, o.id);
-    return active ? [{ slug: o.slug, mapping: active.document, applied: active.version !== null }] : [];
-  });
+  return listActiveMappings(db).map((a) => ({ slug: a.slug, mapping: a.document, applied: a.version !== null }));
 }
 
 /** Runs every check; never throws for an Auth0 problem (that is what it reports). */

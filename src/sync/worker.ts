@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { and, eq, inArray, lt, sql } from "drizzle-orm";
-import { jobs } from "../../db/schema.js";
+import type { jobs } from "../../db/schema.js";
 import type { LaneHandle } from "../auth0/rate-limiter.js";
-import type { Db } from "../directory/database.js";
+import type { Db, DbOrTx } from "../directory/database.js";
+import { prepared } from "../directory/statements.js";
 import { Lane, onJobEnqueued, type JobKind } from "../directory/outbox.js";
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -14,6 +14,23 @@ export type JobOutcome =
   | { status: "retry"; reason: string; retryAt?: number }
   /** Retrying cannot help: the job goes to dead with this reason. */
   | { status: "dead"; reason: string };
+
+/**
+ * The queue's statements are cached (see prepared in src/directory/statements.ts): claiming,
+ * finishing and requeueing run several times per job, and building them with drizzle cost more CPU
+ * than running them. Lists of job ids go in as one JSON parameter (json_each), so a claim of any size
+ * is one SQL text.
+ */
+const jobColumns = `id, organization_id AS organizationId, directory_id AS directoryId, kind, key,
+  subject_id AS subjectId, lane, state, attempts, run_after AS runAfter, lease_owner AS leaseOwner,
+  lease_expires_at AS leaseExpiresAt, last_error AS lastError, first_enqueued_at AS firstEnqueuedAt,
+  created_at AS createdAt, updated_at AS updatedAt`;
+
+const jobById = (tx: DbOrTx, id: number): JobRow | undefined =>
+  prepared(tx, `SELECT ${jobColumns} FROM jobs WHERE id = ?`).get(id) as JobRow | undefined;
+
+const pendingJobOfKey = (tx: DbOrTx, key: string): JobRow | undefined =>
+  prepared(tx, `SELECT ${jobColumns} FROM jobs WHERE key = ? AND state = 'pending'`).get(key) as JobRow | undefined;
 
 /** Jobs that scan a whole organization: they run beside the per-user jobs (see scanConcurrency). */
 const SCAN_KIND: JobKind = "drift";
@@ -208,10 +225,9 @@ export class Worker {
    */
   pruneDone(keepMs = 7 * 86_400_000): number {
     try {
-      return this.options.db
-        .delete(jobs)
-        .where(and(eq(jobs.state, "done"), lt(jobs.updatedAt, this.now() - keepMs)))
-        .run().changes;
+      return prepared(this.options.db, "DELETE FROM jobs WHERE state = 'done' AND updated_at < ?").run(
+        this.now() - keepMs,
+      ).changes;
     } catch (err) {
       this.options.events?.onError?.(err);
       return 0;
@@ -223,11 +239,11 @@ export class Worker {
     if (ids.length === 0) return;
     const t = this.now();
     this.options.db.transaction((tx) => {
-      const held = tx
-        .select()
-        .from(jobs)
-        .where(and(inArray(jobs.id, ids), eq(jobs.state, "running"), eq(jobs.leaseOwner, this.owner)))
-        .all();
+      const held = prepared(
+        tx,
+        `SELECT ${jobColumns} FROM jobs
+         WHERE id IN (SELECT value FROM json_each(?)) AND state = 'running' AND lease_owner = ?`,
+      ).all(JSON.stringify(ids), this.owner) as JobRow[];
       for (const job of held) this.requeue(tx, job, { runAfter: t, lastError: job.lastError, attempts: job.attempts });
     });
   }
@@ -270,21 +286,12 @@ export class Worker {
     let keys: Set<string>;
     try {
       keys = new Set(
-        this.options.db
-          .select({ key: jobs.key })
-          .from(jobs)
-          .where(
-            and(
-              eq(jobs.state, "pending"),
-              eq(jobs.lane, Lane.deprovision),
-              inArray(
-                jobs.key,
-                lower.map((f) => f.job.key),
-              ),
-            ),
-          )
-          .all()
-          .map((r) => r.key),
+        prepared(
+          this.options.db,
+          `SELECT key FROM jobs WHERE state = 'pending' AND lane = ? AND key IN (SELECT value FROM json_each(?))`,
+        )
+          .pluck()
+          .all(Lane.deprovision, JSON.stringify(lower.map((f) => f.job.key))) as string[],
       );
     } catch (err) {
       this.options.events?.onError?.(err);
@@ -321,11 +328,10 @@ export class Worker {
   private recoverExpiredLeases(t: number): void {
     const { db } = this.options;
     db.transaction((tx) => {
-      const expired = tx
-        .select()
-        .from(jobs)
-        .where(and(eq(jobs.state, "running"), lt(jobs.leaseExpiresAt, t)))
-        .all();
+      const expired = prepared(
+        tx,
+        `SELECT ${jobColumns} FROM jobs WHERE state = 'running' AND lease_expires_at < ?`,
+      ).all(t) as JobRow[];
       for (const job of expired)
         this.requeue(tx, job, { runAfter: t, lastError: job.lastError, attempts: job.attempts });
     });
@@ -336,29 +342,24 @@ export class Worker {
     const { db } = this.options;
     return db.transaction((tx) => {
       // Lane order: deprovision-lane jobs come first, then the others while ordinary slots are free.
-      const candidates = tx
-        .all<{ id: number; lane: number }>(
-          sql`
-        SELECT j.id, j.lane FROM jobs j
-        WHERE j.state = 'pending' AND j.run_after <= ${t} AND ${scans ? sql`j.kind = ${SCAN_KIND}` : sql`j.kind <> ${SCAN_KIND}`}
-          AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
-        ORDER BY j.lane, j.run_after, j.id
-        LIMIT ${limit}`,
-        )
-        .filter((c) => c.lane === Lane.deprovision || nonUrgent-- > 0);
+      const candidates = (
+        prepared(
+          tx,
+          `SELECT j.id, j.lane FROM jobs j
+           WHERE j.state = 'pending' AND j.run_after <= ? AND ${scans ? "j.kind = ?" : "j.kind <> ?"}
+             AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+           ORDER BY j.lane, j.run_after, j.id
+           LIMIT ?`,
+        ).all(t, SCAN_KIND, limit) as { id: number; lane: number }[]
+      ).filter((c) => c.lane === Lane.deprovision || nonUrgent-- > 0);
       if (candidates.length === 0) return [];
-      return tx
-        .update(jobs)
-        .set({ state: "running", leaseOwner: this.owner, leaseExpiresAt: t + this.leaseMs, updatedAt: t })
-        .where(
-          inArray(
-            jobs.id,
-            candidates.map((c) => c.id),
-          ),
-        )
-        .returning()
-        .all()
-        .sort((a, b) => a.lane - b.lane || a.runAfter - b.runAfter || a.id - b.id);
+      return (
+        prepared(
+          tx,
+          `UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, updated_at = ?
+           WHERE id IN (SELECT value FROM json_each(?)) RETURNING ${jobColumns}`,
+        ).all(this.owner, t + this.leaseMs, t, JSON.stringify(candidates.map((c) => c.id))) as JobRow[]
+      ).sort((a, b) => a.lane - b.lane || a.runAfter - b.runAfter || a.id - b.id);
     });
   }
 
@@ -366,11 +367,10 @@ export class Worker {
     if (this.inFlight.size === 0) return;
     const t = this.now();
     try {
-      this.options.db
-        .update(jobs)
-        .set({ leaseExpiresAt: t + this.leaseMs })
-        .where(and(inArray(jobs.id, [...this.inFlight.keys()]), eq(jobs.leaseOwner, this.owner)))
-        .run();
+      prepared(
+        this.options.db,
+        "UPDATE jobs SET lease_expires_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ?",
+      ).run(t + this.leaseMs, JSON.stringify([...this.inFlight.keys()]), this.owner);
     } catch (err) {
       this.options.events?.onError?.(err);
     }
@@ -418,23 +418,22 @@ export class Worker {
     let retryAt: number | undefined;
     const recorded = db.transaction((tx): JobOutcome | undefined => {
       // Another worker took the job over after our lease expired: its outcome wins.
-      const current = tx.select().from(jobs).where(eq(jobs.id, job.id)).get();
+      const current = jobById(tx, job.id);
       if (!current || current.state !== "running" || current.leaseOwner !== this.owner) return undefined;
       if (outcome.status === "done") {
-        tx.update(jobs)
-          .set({ state: "done", leaseOwner: null, leaseExpiresAt: null, lastError: null, updatedAt: t })
-          .where(eq(jobs.id, job.id))
-          .run();
+        prepared(
+          tx,
+          "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = ? WHERE id = ?",
+        ).run(t, job.id);
         // Jobs are level-triggered: this success brought the subject to its desired state, so an
         // earlier dead job of the same key is superseded and no longer counts as failing.
-        tx.update(jobs)
-          .set({
-            state: "done",
-            lastError: sql`${`superseded by job ${job.id}, which succeeded; it had failed: `} || coalesce(${jobs.lastError}, '')`,
-            updatedAt: t,
-          })
-          .where(and(eq(jobs.key, job.key), eq(jobs.state, "dead"), lt(jobs.id, job.id)))
-          .run();
+        // The id bound as text: a JS number is bound as a REAL, which would concatenate as "6.0".
+        prepared(
+          tx,
+          `UPDATE jobs SET state = 'done', updated_at = ?,
+             last_error = 'superseded by job ' || ? || ', which succeeded; it had failed: ' || coalesce(last_error, '')
+           WHERE key = ? AND state = 'dead' AND id < ?`,
+        ).run(t, String(job.id), job.key, job.id);
         return outcome;
       }
       const attempts = current.attempts + 1;
@@ -442,10 +441,10 @@ export class Worker {
       if (outcome.status === "dead" || exhausted) {
         const reason =
           outcome.status === "dead" ? outcome.reason : `gave up after ${attempts} attempts: ${outcome.reason}`;
-        tx.update(jobs)
-          .set({ state: "dead", attempts, leaseOwner: null, leaseExpiresAt: null, lastError: reason, updatedAt: t })
-          .where(eq(jobs.id, job.id))
-          .run();
+        prepared(
+          tx,
+          "UPDATE jobs SET state = 'dead', attempts = ?, lease_owner = NULL, lease_expires_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+        ).run(attempts, reason, t, job.id);
         return { status: "dead", reason };
       }
       const runAfter = Math.max(
@@ -470,36 +469,26 @@ export class Worker {
     next: { runAfter: number; lastError: string | null; attempts: number },
   ): void {
     const t = this.now();
-    const pending = tx
-      .select()
-      .from(jobs)
-      .where(and(eq(jobs.key, job.key), eq(jobs.state, "pending")))
-      .get();
+    const pending = pendingJobOfKey(tx, job.key);
     if (pending) {
-      tx.update(jobs)
-        .set({
-          lane: Math.min(pending.lane, job.lane),
-          firstEnqueuedAt: Math.min(pending.firstEnqueuedAt, job.firstEnqueuedAt),
-          attempts: next.attempts,
-          lastError: next.lastError,
-          updatedAt: t,
-        })
-        .where(eq(jobs.id, pending.id))
-        .run();
-      tx.delete(jobs).where(eq(jobs.id, job.id)).run();
+      prepared(
+        tx,
+        "UPDATE jobs SET lane = ?, first_enqueued_at = ?, attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
+      ).run(
+        Math.min(pending.lane, job.lane),
+        Math.min(pending.firstEnqueuedAt, job.firstEnqueuedAt),
+        next.attempts,
+        next.lastError,
+        t,
+        pending.id,
+      );
+      prepared(tx, "DELETE FROM jobs WHERE id = ?").run(job.id);
       return;
     }
-    tx.update(jobs)
-      .set({
-        state: "pending",
-        attempts: next.attempts,
-        runAfter: next.runAfter,
-        lastError: next.lastError,
-        leaseOwner: null,
-        leaseExpiresAt: null,
-        updatedAt: t,
-      })
-      .where(eq(jobs.id, job.id))
-      .run();
+    prepared(
+      tx,
+      `UPDATE jobs SET state = 'pending', attempts = ?, run_after = ?, last_error = ?, lease_owner = NULL,
+         lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+    ).run(next.attempts, next.runAfter, next.lastError, t, job.id);
   }
 }
