@@ -57,7 +57,7 @@ async function setUp(concurrency: number) {
     // Shedding under load is tested on its own below: here the limit must not depend on the machine.
     scimRateLimit: { ratePerSecond: 10_000, burst: 10_000, concurrency, shedWhenBehind: false },
     // Nor on the request time budget: a loaded machine may keep the held burst waiting past it.
-    scimRequestBudgetMs: 600_000,
+    env: { SCIM_REQUEST_BUDGET_MS: "600000" },
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   }));
   hook = postLoginHookRouter(b.db, secret);
