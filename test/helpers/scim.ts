@@ -96,8 +96,12 @@ export function scimClient(
 
 const client = (http: supertest.Agent, dir: TestDirectory): ScimClient => scimClient(http, dir);
 
-/** What a test may change: the app's knobs (as before) and the environment the configuration is parsed from. */
-export type TestBridgeOptions = Omit<Partial<AppDeps>, "db" | "publicUrl" | "log" | "scimRateLimit"> & {
+/**
+ * What a test may change: the app's test knobs createBridge accepts (others, such as the request budget,
+ * come from the environment, so a knob the bridge would ignore does not type-check) and the environment
+ * the configuration is parsed from.
+ */
+export type TestBridgeOptions = NonNullable<BridgeOverrides["app"]> & {
   log?: Logger;
   /** Environment variables beyond the defaults (e.g. SCIM_RATE_LIMIT_PER_SECOND). */
   env?: Record<string, string>;
