@@ -4,7 +4,7 @@ import type { WriteQueue } from "../directory/write-queue.js";
 import { createGroup, deleteGroup, getGroup, updateGroup, type GroupRow } from "../directory/groups.js";
 import { notFound } from "../errors.js";
 import { scimContext } from "./context.js";
-import { parseListParams } from "./list.js";
+import { parseListParams, parseSearchBody } from "./list.js";
 import { assertMemberCount } from "./limits.js";
 import { memberOperations, parseMembers, targetsMembers } from "./members.js";
 import { normalizeResource } from "./normalize.js";
@@ -51,9 +51,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     answer(res, {
       op: "groups",
       ctx: scimContext(res),
-      params: parseListParams(
-        typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {},
-      ),
+      params: parseSearchBody(req.body),
     }),
   );
 

@@ -36,6 +36,13 @@ function integer(value: unknown, name: string): number | undefined {
   return n;
 }
 
+/**
+ * The parameters of a POST …/.search (RFC 7644 §3.4.3): its JSON body's members, read as a GET's query
+ * parameters; a body that is not an object carries none.
+ */
+export const parseSearchBody = (body: unknown): ListParams =>
+  parseListParams(typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {});
+
 /** Reads parameters case-insensitively: clients send "startindex" and "Count" too. */
 export function parseListParams(source: Record<string, unknown>): ListParams {
   const get = (name: string): unknown => {

@@ -1,6 +1,6 @@
 import { Router } from "express";
 import { scimContext } from "./context.js";
-import { parseListParams } from "./list.js";
+import { parseSearchBody } from "./list.js";
 import type { Reader } from "./reads.js";
 import { sendRead } from "./respond.js";
 
@@ -11,9 +11,7 @@ import { sendRead } from "./respond.js";
 export function rootSearchRoutes(read: Reader): Router {
   const router = Router({ mergeParams: true });
   router.post("/.search", async (req, res) => {
-    const params = parseListParams(
-      typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {},
-    );
+    const params = parseSearchBody(req.body);
     sendRead(res, await read({ op: "search", ctx: scimContext(res), params }));
   });
   return router;

@@ -4,7 +4,7 @@ import { createUser, deleteUser, getUser, updateUser, type UserRow } from "../di
 import type { Db } from "../directory/database.js";
 import { notFound } from "../errors.js";
 import { scimContext } from "./context.js";
-import { parseListParams } from "./list.js";
+import { parseListParams, parseSearchBody } from "./list.js";
 import { normalizeResource } from "./normalize.js";
 import { applyToDocument, expandOperations } from "./patch/apply.js";
 import { parsePatchRequest } from "./patch/message.js";
@@ -43,9 +43,7 @@ export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     answer(res, {
       op: "users",
       ctx: scimContext(res),
-      params: parseListParams(
-        typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {},
-      ),
+      params: parseSearchBody(req.body),
     }),
   );
 
