@@ -29,5 +29,4 @@ export function changedAttributes(before: Record<string, unknown>, after: Record
   return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
 }
 
-export const isUniqueViolation = (err: unknown): boolean =>
-  typeof err === "object" && err !== null && (err as { code?: unknown }).code === "SQLITE_CONSTRAINT_UNIQUE";
+export { isUniqueViolation } from "./sql.js";
