@@ -1,6 +1,7 @@
 /**
  * What the bridge records about its own deployment (bridge_settings): the Auth0 tenant a database
- * is linked to, and the type of each Auth0 connection as the tenant reported it.
+ * is linked to, the type of each Auth0 connection as the tenant reported it, and when periodic work
+ * is next due.
  */
 import { isNotNull, like } from "drizzle-orm";
 import { bridgeSettings, organizations } from "../../db/schema.js";
@@ -29,6 +30,39 @@ function write(db: DbOrTx, key: string, value: unknown, now = Date.now()): void 
     .values({ key, value: text, updatedAt: now })
     .onConflictDoUpdate({ target: bridgeSettings.key, set: { value: text, updatedAt: now } })
     .run();
+}
+
+const driftDueKey = "schedule.drift.next_at";
+
+/**
+ * Takes the drift scan that is due at `now`, at most once per period across every process on this
+ * database: when the stored due time has passed (or none is stored yet, or it lies further ahead
+ * than one period, after the interval was shortened), moves it to `now + periodMs` with a
+ * compare-and-set on the old value, so of several instances checking at once exactly one sees its
+ * update change a row. Returns true when the caller took a due scan and must enqueue it in the
+ * same transaction. The first check of a new database only schedules the first scan a period out.
+ */
+export function takeDueDriftScan(tx: DbOrTx, now: number, periodMs: number): boolean {
+  const stored = prepared(tx, "SELECT value FROM bridge_settings WHERE key = ?").pluck().get(driftDueKey) as
+    string | undefined;
+  const next = JSON.stringify(now + periodMs);
+  if (stored === undefined) {
+    prepared(
+      tx,
+      "INSERT INTO bridge_settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+    ).run(driftDueKey, next, now);
+    return false;
+  }
+  const due = JSON.parse(stored) as number;
+  if (due > now && due <= now + periodMs) return false;
+  const moved = prepared(tx, "UPDATE bridge_settings SET value = ?, updated_at = ? WHERE key = ? AND value = ?").run(
+    next,
+    now,
+    driftDueKey,
+    stored,
+  ).changes;
+  // A due time beyond one period (the interval was shortened) is only pulled in, not a scan.
+  return moved === 1 && due <= now;
 }
 
 export interface TenantLink {

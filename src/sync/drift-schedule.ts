@@ -1,23 +1,50 @@
 import type { Logger } from "pino";
-import { organizations } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
+import { takeDueDriftScan } from "../directory/settings.js";
+import { prepared } from "../directory/statements.js";
+
+/** How often each instance looks whether the deployment's next scan is due. */
+const checkEveryMs = 60_000;
 
 /**
- * Enqueues a background drift scan of every organization every `hours` (0: never). Jobs merge, so
- * a slow scan is never doubled, and the scans share the Auth0 budget behind provisioning.
- * Returns a function that stops the schedule.
+ * Enqueues a background drift scan of every organization every `hours` (0: never). The due time
+ * lives in the database (takeDueDriftScan), not in a timer's phase: a restart does not put the next
+ * scan off by a whole period (with daily deploys a 24-hour timer would never fire), and of several
+ * instances on one database exactly one enqueues each scan. Jobs merge, so a slow scan is never
+ * doubled, and the scans share the Auth0 budget behind provisioning. Returns a function that stops
+ * the schedule.
  */
-export function scheduleDriftScans(db: Db, hours: number, log: Logger): () => void {
+export function scheduleDriftScans(
+  db: Db,
+  hours: number,
+  log: Logger,
+  options: { checkEveryMs?: number; now?: () => number } = {},
+): () => void {
   if (hours <= 0) return () => undefined;
-  const timer = setInterval(() => {
-    const orgs = db.select({ id: organizations.id }).from(organizations).all();
-    db.transaction((tx) => {
-      for (const o of orgs)
-        enqueueJob(tx, { organizationId: o.id, kind: "drift", subjectId: o.id, lane: Lane.background });
-    });
-    log.info({ organizations: orgs.length }, "drift scans enqueued");
-  }, hours * 3_600_000);
+  const now = options.now ?? Date.now;
+  const check = (): void => {
+    try {
+      const enqueued = enqueueDueDriftScans(db, now(), hours * 3_600_000);
+      if (enqueued !== undefined) log.info({ organizations: enqueued }, "drift scans enqueued");
+    } catch (err) {
+      // A busy database: the next check tries again; the due time has not moved.
+      log.warn({ err }, "drift scan schedule: database write failed; retrying at the next check");
+    }
+  };
+  check();
+  const timer = setInterval(check, Math.min(options.checkEveryMs ?? checkEveryMs, hours * 3_600_000));
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** One check: enqueues a drift scan of every organization if one is due; the number enqueued, or undefined. */
+export function enqueueDueDriftScans(db: Db, now: number, periodMs: number): number | undefined {
+  return db.transaction((tx) => {
+    if (!takeDueDriftScan(tx, now, periodMs)) return undefined;
+    const ids = prepared(tx, "SELECT id FROM organizations").pluck().all() as string[];
+    for (const id of ids)
+      enqueueJob(tx, { organizationId: id, kind: "drift", subjectId: id, lane: Lane.background, now });
+    return ids.length;
+  });
 }
