@@ -287,6 +287,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     db,
     publicUrl,
     log,
+    trustProxy: config.trustProxy,
     ...(overrides.app?.bodyLimit === undefined ? {} : { bodyLimit: overrides.app.bodyLimit }),
     ...(overrides.app?.queryBudget === undefined ? {} : { queryBudget: overrides.app.queryBudget }),
     ...(overrides.app?.unauthenticatedLimit === undefined

@@ -2,6 +2,7 @@
  * Configuration, parsed once at start into a frozen object. This is the only module that reads
  * process.env (through loadConfig's argument). Every problem is reported at once, naming the variables.
  */
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 
 export interface Auth0Config {
@@ -20,6 +21,12 @@ export interface Config {
   /** PUBLIC_URL was set; otherwise the URL follows the port `serve` listens on (PORT=0 picks one). */
   publicUrlSet: boolean;
   databaseUrl: string;
+  /**
+   * TRUST_PROXY: which proxies' X-Forwarded-For names the client (Express's "trust proxy"), for the
+   * per-address limits and audit entries: false (default: the socket's peer is the client), a number
+   * of proxy hops, or the proxies' addresses, subnets and named ranges (loopback, linklocal, uniquelocal).
+   */
+  trustProxy: false | number | string[];
   /** DATABASE_URL was set; otherwise the sandbox keeps its own file apart from `serve`'s. */
   databaseUrlSet: boolean;
   /** Absent: sandbox mode (emulator in-process). */
@@ -142,6 +149,8 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   const databaseUrl = env.DATABASE_URL ?? "sqlite:./data/bridge.db";
   if (!databaseUrl.startsWith("sqlite:"))
     problems.push('DATABASE_URL must be "sqlite:<path>" (PostgreSQL is not supported yet)');
+
+  const trustProxy = parseTrustProxy(env.TRUST_PROXY, problems);
 
   const auth0Vars = ["AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"] as const;
   const present = auth0Vars.filter((k) => env[k]);
@@ -297,6 +306,7 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     publicUrl,
     publicUrlSet: env.PUBLIC_URL !== undefined,
     databaseUrl,
+    trustProxy,
     databaseUrlSet: env.DATABASE_URL !== undefined,
     auth0,
     adminToken,
@@ -314,4 +324,36 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     scimRequestBudgetMs,
     scimReadWorkers,
   });
+}
+
+const namedRanges = new Set(["loopback", "linklocal", "uniquelocal"]);
+
+/**
+ * TRUST_PROXY: unset, "false" or "0" trusts no proxy. "true" (every sender) is refused: any client
+ * could then name itself by X-Forwarded-For and walk around the per-address limits.
+ */
+function parseTrustProxy(text: string | undefined, problems: string[]): Config["trustProxy"] {
+  const value = (text ?? "").trim();
+  if (value === "" || value === "false" || value === "0") return false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops <= 10) return hops;
+  }
+  const entries = value.split(",").map((e) => e.trim());
+  const valid = (entry: string): boolean => {
+    if (namedRanges.has(entry)) return true;
+    const [address, prefix, ...rest] = entry.split("/");
+    const family = isIP(address ?? "");
+    if (family === 0 || rest.length > 0) return false;
+    if (prefix === undefined) return true;
+    return /^\d+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+  };
+  const invalid = entries.filter((e) => !valid(e));
+  if (invalid.length > 0 || entries.length === 0) {
+    problems.push(
+      `TRUST_PROXY must be a number of proxy hops from 1 to 10, or a comma-separated list of proxy addresses, subnets (10.0.0.0/8) or loopback, linklocal, uniquelocal (got "${value}")`,
+    );
+    return false;
+  }
+  return entries;
 }

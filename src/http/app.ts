@@ -62,6 +62,8 @@ export interface AppDeps {
   onUnauthenticated?: (outcome: "rejected" | "limited") => void;
   /** Per-directory budget for expensive filters and sorts (default: costLimits in src/scim/cost.ts). */
   queryBudget?: QueryBudget;
+  /** Express's "trust proxy": whose X-Forwarded-For names the client (Config.trustProxy). Default none. */
+  trustProxy?: false | number | string[];
   /** Where SCIM reads run (the read pool); absent: on the main thread. */
   readPool?: ReadRunner;
   /**
@@ -85,6 +87,7 @@ export function createApp(deps: AppDeps): Express {
   // ETags are meta.version, set by the SCIM layer; Express's body hashes would contradict them.
   app.set("etag", false);
   app.set("query parser", parseQueryString);
+  if (deps.trustProxy) app.set("trust proxy", deps.trustProxy);
   app.use(requestId());
   for (const m of deps.middleware ?? []) app.use(m);
 
