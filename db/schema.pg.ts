@@ -19,9 +19,11 @@ import {
   integer,
   pgTable,
   primaryKey,
-  text,
+  customType,
   uniqueIndex,
 } from "drizzle-orm/pg-core";
+
+const text = customType<{ data: string; driverData: string }>({ dataType: () => 'text COLLATE "C"' });
 
 export const organizations = pgTable(
   "organizations",

@@ -6,7 +6,9 @@
 -- a new hash or directory, deletion, and deletions cascaded from a directory or organization (the
 -- foreign keys' ON DELETE CASCADE fires row triggers on scim_tokens). Row-level, as SQLite's
 -- triggers are, so an UPDATE or DELETE that touches no row moves nothing. TRUNCATE fires no row
--- triggers, so it has a statement trigger of its own.
+-- triggers, so it has a statement trigger of its own. PostgreSQL refuses to change the type of a
+-- column a trigger names: a later migration that alters token_hash, directory_id, expires_at or
+-- revoked_at drops scim_tokens_epoch_on_update first and creates it again after.
 INSERT INTO credential_epochs (name, epoch) VALUES ('scim_tokens', 0) ON CONFLICT (name) DO NOTHING;
 --> statement-breakpoint
 CREATE FUNCTION scim_tokens_bump_epoch() RETURNS trigger LANGUAGE plpgsql AS $$
