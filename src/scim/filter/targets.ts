@@ -122,7 +122,7 @@ export function usersTarget(directoryId: string, dialect: Dialect = "sqlite"): S
   const resource = sql`${users.resource}`;
   return {
     schema: userSchema,
-    ...(dialect === "postgres" ? { dialect } : {}),
+    dialect,
     single(path) {
       if (path.schema.extension) return jsonSingle(resource, path, dialect);
       switch (path.attribute.name) {
@@ -150,7 +150,7 @@ export function usersTarget(directoryId: string, dialect: Dialect = "sqlite"): S
       }
       return {
         attribute: path.attribute,
-        ...(dialect === "postgres" ? { dialect } : {}),
+        dialect,
         element: (sub) => {
           if (sub?.name === "value") return operand(sql.raw("ue.value_lower"), sub, { lowered: true });
           if (sub?.name === "type") return operand(sql.raw("ue.type"), sub);
@@ -168,7 +168,7 @@ export function groupsTarget(directoryId: string, dialect: Dialect = "sqlite"): 
   const resource = sql`${groups.resource}`;
   return {
     schema: groupSchema,
-    ...(dialect === "postgres" ? { dialect } : {}),
+    dialect,
     single(path) {
       switch (path.attribute.name) {
         case "id":
@@ -206,7 +206,7 @@ export function membersCollection(
 ): Collection {
   return {
     attribute,
-    ...(dialect === "postgres" ? { dialect } : {}),
+    dialect,
     element: (sub) => {
       if (sub?.name === "value") return operand(sql.raw("gm.member_id"), sub, { caseExact: true });
       if (sub?.name === "display") return operand(sql.raw("gm.display"), sub);
