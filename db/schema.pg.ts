@@ -6,9 +6,15 @@
  *   drizzle's "number" mode reads them back as JS numbers, as better-sqlite3 does;
  * - small counts and enums stay integer, booleans are boolean, SQLite's real is double precision;
  * - JSON documents stay text, so that both dialects store and return the very same string;
- * - append-only logs use an identity column where SQLite uses AUTOINCREMENT (ids never reused).
+ * - append-only logs use an identity column where SQLite uses AUTOINCREMENT (ids never reused);
+ * - text is `text COLLATE "C"` (drizzle pg-core has no collate option, hence the custom type): compared
+ *   and ordered byte by byte, so by code point in UTF-8, as SQLite's BINARY collation does, whatever
+ *   locale the database was created with. Keyset pages, sortBy and the filters' gt/lt/sw then order
+ *   as on SQLite, and with one collation on every text column no comparison of two columns mixes
+ *   collations (PostgreSQL documentation, "Collation Support").
  * What each table and column holds is documented in db/schema.ts only, to keep one description.
- * Migrations: `npm run db:generate` writes db/sqlite/ and db/pg/; never edit them by hand.
+ * Migrations: `npm run db:generate` writes db/sqlite/ and db/pg/; never edit them by hand, except
+ * custom ones (`drizzle-kit generate --custom`: db/pg/0002_credential_epochs.sql).
  */
 import { sql } from "drizzle-orm";
 import {
@@ -19,9 +25,11 @@ import {
   integer,
   pgTable,
   primaryKey,
-  text,
+  customType,
   uniqueIndex,
 } from "drizzle-orm/pg-core";
+
+const text = customType<{ data: string; driverData: string }>({ dataType: () => 'text COLLATE "C"' });
 
 export const organizations = pgTable(
   "organizations",

@@ -287,6 +287,25 @@ describe.skipIf(postgresUnavailable !== "")("SQLite and PostgreSQL schemas (db/s
     }
   });
 
+  it("compare and order every text column by code point on PostgreSQL, as SQLite's BINARY collation does", async () => {
+    // The one intended difference the catalogs above do not show (information_schema's data_type
+    // is "text" either way): COLLATE "C" on every text column, whatever the database's locale, so
+    // that keyset pages, sortBy and filters order text as SQLite does.
+    const collations = await withClient(
+      database.url,
+      async (c) =>
+        (
+          await c.query<{ column: string; collation: string | null }>(
+            `SELECT table_name || '.' || column_name AS column, collation_name AS collation
+           FROM information_schema.columns WHERE table_schema = 'public' AND data_type = 'text'
+           ORDER BY 1`,
+          )
+        ).rows,
+    );
+    expect(collations.length).toBeGreaterThan(100);
+    expect(collations.filter((c) => c.collation !== "C")).toEqual([]);
+  });
+
   it("keep epoch-millisecond timestamps in 64-bit integers on PostgreSQL, as SQLite does", () => {
     const epochColumns = [...pgColumnTypes.keys()].filter((key) => /\.(?:.+_at|at|run_after|paused_until)$/.test(key));
     expect(epochColumns.length).toBeGreaterThan(30);

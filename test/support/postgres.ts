@@ -26,12 +26,19 @@ async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** Creates an empty database (no migrations applied) with a random name, on the shared server. */
-export async function freshDatabase(): Promise<TestDatabase> {
+/**
+ * Creates an empty database (no migrations applied) with a random name, on the shared server.
+ * `icuLocale`: the database's default collation is that ICU locale's (for instance "en-US", where
+ * "a" < "B"), instead of the server's default, which may well be C already.
+ */
+export async function freshDatabase(options: { icuLocale?: string } = {}): Promise<TestDatabase> {
   const admin = inject("postgresAdminUrl");
   if (!admin) throw new Error(`PostgreSQL is unavailable: ${postgresUnavailable}`);
   const name = `scim_test_${randomBytes(6).toString("hex")}`;
-  await withAdmin((c) => c.query(`CREATE DATABASE ${name}`));
+  const locale = options.icuLocale
+    ? ` TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE '${options.icuLocale.replace(/[^A-Za-z0-9-]/g, "")}'`
+    : "";
+  await withAdmin((c) => c.query(`CREATE DATABASE ${name}${locale}`));
   const url = new URL(admin);
   url.pathname = `/${name}`;
   return {
