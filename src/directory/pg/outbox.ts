@@ -44,8 +44,21 @@ const types: pg.CustomTypesConfig = {
       : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig["getTypeParser"],
 };
 
+/**
+ * Statement names by SQL text. A named statement is parsed and planned once per connection
+ * (node-postgres "Queries", prepared statements), which the claim and finish statements, run for
+ * every job, would otherwise pay each time. The queue's texts are a handful of constants. Behind
+ * PgBouncer in transaction mode this needs PgBouncer 1.21+ with max_prepared_statements set.
+ */
+const names = new Map<string, string>();
+const nameOf = (text: string): string => {
+  let name = names.get(text);
+  if (name === undefined) names.set(text, (name = `scim_bridge_jobs_${names.size}`));
+  return name;
+};
+
 const run = <R extends pg.QueryResultRow>(q: Queryable, text: string, values: unknown[] = []) =>
-  q.query<R>({ text, values, types });
+  q.query<R>({ name: nameOf(text), text, values, types });
 
 /** Epoch milliseconds on the database's clock (the transaction's start). */
 const NOW_MS = "(extract(epoch from now()) * 1000)::bigint";
