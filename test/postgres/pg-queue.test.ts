@@ -74,7 +74,8 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
     database = await freshDatabase();
     await migratePostgres(database.url);
     pool = new pg.Pool({ connectionString: database.url, max: 4 });
-    outbox = new PgOutbox({ pool, maxAttempts: 2, backoffMs: () => 60_000 });
+    // Every claim looks for expired leases, so that takeovers happen at the first claim after expiry.
+    outbox = new PgOutbox({ pool, maxAttempts: 2, backoffMs: () => 60_000, recoverEveryMs: 0 });
   });
   afterAll(async () => {
     await pool?.end();

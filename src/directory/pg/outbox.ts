@@ -149,6 +149,11 @@ export interface PgOutboxOptions {
   maxAttempts?: number;
   /** Delay before attempt `attempt + 1` of a job of `lane` (the worker's backoff with jitter). */
   backoffMs: (attempt: number, lane: number) => number;
+  /**
+   * Least time between two looks for expired leases (default 1 s; 0: every claim). Leases last tens
+   * of seconds, and the look costs every claim a statement; a takeover waits at most this much more.
+   */
+  recoverEveryMs?: number;
 }
 
 /** What finish recorded: the outcome it became (a retry out of attempts becomes dead) and, for a retry, when it is due. */
@@ -174,11 +179,14 @@ export class PgOutbox {
   private readonly pool: pg.Pool;
   private readonly maxAttempts: number;
   private readonly backoffMs: (attempt: number, lane: number) => number;
+  private readonly recoverEveryMs: number;
+  private recoveredAt = -Infinity;
 
   constructor(options: PgOutboxOptions) {
     this.pool = options.pool;
     this.maxAttempts = options.maxAttempts ?? 12;
     this.backoffMs = options.backoffMs;
+    this.recoverEveryMs = options.recoverEveryMs ?? 1000;
   }
 
   private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -207,8 +215,8 @@ export class PgOutbox {
    * leased for `leaseMs` on the database clock, with its attempt number incremented: that number
    * and the owner fence every later write about this run.
    *
-   * First, running jobs whose lease ran out go back to pending (their owner is presumed dead), so
-   * another instance takes them over in the same transaction.
+   * First (at most every `recoverEveryMs`), running jobs whose lease ran out go back to pending
+   * (their owner is presumed dead), so another instance takes them over in the same transaction.
    *
    * One job per key runs at a time across instances. Rows are picked with FOR UPDATE SKIP LOCKED
    * (claimers never wait for, nor take, each other's rows); the key of each pick is then locked
@@ -220,7 +228,11 @@ export class PgOutbox {
   async claim(owner: string, limit: number, leaseMs: number, options: ClaimOptions = {}): Promise<PgJobRow[]> {
     if (limit <= 0) return [];
     return this.transaction(async (tx) => {
-      await this.recoverExpired(tx);
+      // Only the rate of this look uses the instance's clock; whether a lease expired is the database's.
+      if (performance.now() - this.recoveredAt >= this.recoverEveryMs) {
+        this.recoveredAt = performance.now();
+        await this.recoverExpired(tx);
+      }
       const kindFilter = options.scans === undefined ? "" : options.scans ? "AND j.kind = $3" : "AND j.kind <> $3";
       const { rows: picked } = await run<{ id: number; lane: number; locked: boolean }>(
         tx,
