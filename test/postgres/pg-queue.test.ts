@@ -9,6 +9,7 @@ import {
   type PgJobRow,
 } from "../../src/directory/pg/outbox.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
+import { postgresStore } from "../../src/directory/sql.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "../support/postgres.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -124,6 +125,28 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
         client.release();
       }
       expect(await rows()).toEqual([]);
+    });
+
+    it("runs in a store write: committed with it, rolled back with it", async () => {
+      const store = postgresStore(database.url, { poolSize: 2 });
+      try {
+        const id = await store.write((q) => enqueuePgJob(q, user("u1", Lane.deprovision)));
+        await store.write((q) =>
+          enqueuePgJobs(q, { organizationId: "org_1", kind: "user", lane: Lane.provision }, ["u1", "u2"]),
+        );
+        const failed = store.write(async (q) => {
+          await enqueuePgJob(q, user("u3", Lane.provision));
+          throw new Error("the SCIM write failed after enqueuing");
+        });
+        await expect(failed).rejects.toThrow("the SCIM write failed after enqueuing");
+
+        expect(await rows()).toMatchObject([
+          { id, key: "user:u1", lane: Lane.deprovision, state: "pending" },
+          { key: "user:u2", lane: Lane.provision, state: "pending" },
+        ]);
+      } finally {
+        await store.close();
+      }
     });
   });
 

@@ -1,6 +1,7 @@
 import pg from "pg";
 import type { jobs } from "../../../db/schema.pg.js";
 import { jobKey, Lane, type EnqueueJob, type JobKind } from "../outbox.js";
+import type { Queryable, SqlParam } from "../sql.js";
 
 /**
  * The job queue (outbox) on PostgreSQL, with the SQLite queue's rules (docs/design.md, "Storage
@@ -19,12 +20,18 @@ export type PgJobOutcome =
   { status: "done" } | { status: "retry"; reason: string; retryAt?: number } | { status: "dead"; reason: string };
 
 /**
- * Anything that runs a statement: a pg.PoolClient inside the caller's transaction (enqueue), a
- * Client, or a Pool. Only the config form is used, so that every query carries its own type parsers.
+ * A node-postgres Client, PoolClient or Pool. Only the config form is used, so that every query
+ * carries its own type parsers.
  */
-export interface Queryable {
+export interface PgClientLike {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>>;
 }
+
+/**
+ * Where an enqueue runs: a PostgreSQL unit of work of the store (the Queryable of
+ * src/directory/sql.ts), or a node-postgres client inside the caller's own transaction.
+ */
+export type EnqueueTarget = Queryable | PgClientLike;
 
 /** The claim of a run: a finish or hand-back counts only while the job still carries both. */
 export interface Lease {
@@ -57,8 +64,19 @@ const nameOf = (text: string): string => {
   return name;
 };
 
-const run = <R extends pg.QueryResultRow>(q: Queryable, text: string, values: unknown[] = []) =>
+const run = <R extends pg.QueryResultRow>(q: PgClientLike, text: string, values: unknown[] = []) =>
   q.query<R>({ name: nameOf(text), text, values, types });
+
+/** Runs an enqueue statement (written with $n placeholders, no `?`) on either kind of target. */
+async function enqueueRows<R extends pg.QueryResultRow>(
+  q: EnqueueTarget,
+  text: string,
+  values: SqlParam[],
+): Promise<R[]> {
+  if (!("dialect" in q)) return (await run<R>(q, text, values)).rows;
+  if (q.dialect !== "postgres") throw new Error(`the PostgreSQL outbox was given a ${q.dialect} unit of work`);
+  return q.all<R>(text, values);
+}
 
 /** Epoch milliseconds on the database's clock (the transaction's start). */
 const NOW_MS = "(extract(epoch from now()) * 1000)::bigint";
@@ -85,8 +103,8 @@ export const JOB_KEY_LOCK_NAMESPACE = 0x5c1b;
  * `now` (epoch ms, default the database clock) stamps the acknowledgement; the job is runnable from
  * the database's now, whatever the caller's clock says.
  */
-export async function enqueuePgJob(q: Queryable, job: EnqueueJob): Promise<number> {
-  const { rows } = await run<{ id: number }>(
+export async function enqueuePgJob(q: EnqueueTarget, job: EnqueueJob): Promise<number> {
+  const rows = await enqueueRows<{ id: number }>(
     q,
     `WITH j AS (
        INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after,
@@ -113,26 +131,34 @@ export async function enqueuePgJob(q: Queryable, job: EnqueueJob): Promise<numbe
 
 /** enqueuePgJob for many subjects of one kind, organization and lane, in one statement. Same merge rules. */
 export async function enqueuePgJobs(
-  q: Queryable,
+  q: EnqueueTarget,
   job: Omit<EnqueueJob, "subjectId">,
   subjectIds: Iterable<string>,
 ): Promise<void> {
   // One row per subject: a repeated subject would make ON CONFLICT touch one row twice, an error.
   const subjects = [...new Set(subjectIds)];
   if (subjects.length === 0) return;
-  await run(
+  await enqueueRows(
     q,
     `WITH j AS (
        INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after,
                          first_enqueued_at, created_at, updated_at)
        SELECT $1, $2, $3, $3 || ':' || s, s, $4, 'pending', 0, ${NOW_MS},
               coalesce($5::bigint, ${NOW_MS}), coalesce($5::bigint, ${NOW_MS}), coalesce($5::bigint, ${NOW_MS})
-       FROM unnest($6::text[]) AS s
+       FROM json_array_elements_text($6::json) AS s
        ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = least(jobs.lane, excluded.lane), attempts = 0,
          run_after = least(jobs.run_after, excluded.run_after), updated_at = excluded.updated_at
        RETURNING lane)
      SELECT pg_notify($7, min(lane)::text) FROM j`,
-    [job.organizationId, job.directoryId ?? null, job.kind, job.lane, job.now ?? null, subjects, JOBS_CHANNEL],
+    [
+      job.organizationId,
+      job.directoryId ?? null,
+      job.kind,
+      job.lane,
+      job.now ?? null,
+      JSON.stringify(subjects),
+      JOBS_CHANNEL,
+    ],
   );
 }
 
