@@ -1,0 +1,465 @@
+import pg from "pg";
+import type { jobs } from "../../../db/schema.pg.js";
+import { jobKey, Lane, type EnqueueJob, type JobKind } from "../outbox.js";
+import type { Queryable, SqlParam } from "../sql.js";
+
+/**
+ * The job queue (outbox) on PostgreSQL, with the SQLite queue's rules (docs/design.md, "Storage
+ * dialects"): one pending job per key absorbs later enqueues, the deprovision lane is claimed first,
+ * one job per key runs at a time across every instance, and a lease held by a dead instance is taken
+ * over. Time in the queue (run_after, lease_expires_at) is the database's clock, so instances whose
+ * clocks disagree still agree on when a job is due and when a lease has run out.
+ */
+export type PgJobRow = typeof jobs.$inferSelect;
+
+/** NOTIFY channel: enqueues (and jobs handed back) wake every listening instance when they commit. */
+export const JOBS_CHANNEL = "scim_bridge_jobs";
+
+/** What a handler reported; the same shape as the SQLite worker's JobOutcome. */
+export type PgJobOutcome =
+  { status: "done" } | { status: "retry"; reason: string; retryAt?: number } | { status: "dead"; reason: string };
+
+/**
+ * A node-postgres Client, PoolClient or Pool. Only the config form is used, so that every query
+ * carries its own type parsers.
+ */
+export interface PgClientLike {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>>;
+}
+
+/**
+ * Where an enqueue runs: a PostgreSQL unit of work of the store (the Queryable of
+ * src/directory/sql.ts), or a node-postgres client inside the caller's own transaction.
+ */
+export type EnqueueTarget = Queryable | PgClientLike;
+
+/** The claim of a run: a finish or hand-back counts only while the job still carries both. */
+export interface Lease {
+  id: number;
+  /** The attempt number the claim set; a later claim of the same job increments it. */
+  attempts: number;
+}
+
+/**
+ * node-postgres returns int8 as text; the queue's epoch-millisecond and id columns fit a double.
+ * Given per query, never set globally, so that no other user of the driver is affected.
+ */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === pg.types.builtins.INT8
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+/**
+ * Statement names by SQL text. A named statement is parsed and planned once per connection
+ * (node-postgres "Queries", prepared statements), which the claim and finish statements, run for
+ * every job, would otherwise pay each time. The queue's texts are a handful of constants. Behind
+ * PgBouncer in transaction mode this needs PgBouncer 1.21+ with max_prepared_statements set.
+ */
+const names = new Map<string, string>();
+const nameOf = (text: string): string => {
+  let name = names.get(text);
+  if (name === undefined) names.set(text, (name = `scim_bridge_jobs_${names.size}`));
+  return name;
+};
+
+const run = <R extends pg.QueryResultRow>(q: PgClientLike, text: string, values: unknown[] = []) =>
+  q.query<R>({ name: nameOf(text), text, values, types });
+
+/** Runs an enqueue statement (written with $n placeholders, no `?`) on either kind of target. */
+async function enqueueRows<R extends pg.QueryResultRow>(
+  q: EnqueueTarget,
+  text: string,
+  values: SqlParam[],
+): Promise<R[]> {
+  if (!("dialect" in q)) return (await run<R>(q, text, values)).rows;
+  if (q.dialect !== "postgres") throw new Error(`the PostgreSQL outbox was given a ${q.dialect} unit of work`);
+  return q.all<R>(text, values);
+}
+
+/** Epoch milliseconds on the database's clock (the transaction's start). */
+const NOW_MS = "(extract(epoch from now()) * 1000)::bigint";
+
+const jobColumns = `id, organization_id AS "organizationId", directory_id AS "directoryId", kind, key,
+  subject_id AS "subjectId", lane, state, attempts, run_after AS "runAfter", lease_owner AS "leaseOwner",
+  lease_expires_at AS "leaseExpiresAt", last_error AS "lastError", first_enqueued_at AS "firstEnqueuedAt",
+  created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+/**
+ * Advisory-lock namespace of job keys (the two-int4 form: this constant and hashtext(key), apart
+ * from the one-bigint locks such as the migrations'). A hash collision between two keys only makes
+ * one claim skip the other's key until the next claim.
+ */
+export const JOB_KEY_LOCK_NAMESPACE = 0x5c1b;
+
+/**
+ * Enqueues a level-triggered reconcile job inside the caller's transaction. A pending job of the
+ * same key absorbs it (docs/design.md, invariant 4; the partial unique index jobs_pending_key_uq
+ * arbitrates concurrent enqueues): it keeps the most urgent lane and the earliest run time, and its
+ * first acknowledgement time, so merging never delays a deprovision. The NOTIFY is part of the same
+ * transaction: listeners hear it when it commits, and never for a rollback.
+ *
+ * `now` (epoch ms, default the database clock) stamps the acknowledgement; the job is runnable from
+ * the database's now, whatever the caller's clock says.
+ */
+export async function enqueuePgJob(q: EnqueueTarget, job: EnqueueJob): Promise<number> {
+  const rows = await enqueueRows<{ id: number }>(
+    q,
+    `WITH j AS (
+       INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after,
+                         first_enqueued_at, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, ${NOW_MS},
+               coalesce($7::bigint, ${NOW_MS}), coalesce($7::bigint, ${NOW_MS}), coalesce($7::bigint, ${NOW_MS}))
+       ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = least(jobs.lane, excluded.lane), attempts = 0,
+         run_after = least(jobs.run_after, excluded.run_after), updated_at = excluded.updated_at
+       RETURNING id, lane)
+     SELECT id, pg_notify($8, lane::text) FROM j`,
+    [
+      job.organizationId,
+      job.directoryId ?? null,
+      job.kind,
+      jobKey(job.kind, job.subjectId),
+      job.subjectId,
+      job.lane,
+      job.now ?? null,
+      JOBS_CHANNEL,
+    ],
+  );
+  return rows[0]!.id;
+}
+
+/** enqueuePgJob for many subjects of one kind, organization and lane, in one statement. Same merge rules. */
+export async function enqueuePgJobs(
+  q: EnqueueTarget,
+  job: Omit<EnqueueJob, "subjectId">,
+  subjectIds: Iterable<string>,
+): Promise<void> {
+  // One row per subject: a repeated subject would make ON CONFLICT touch one row twice, an error.
+  const subjects = [...new Set(subjectIds)];
+  if (subjects.length === 0) return;
+  await enqueueRows(
+    q,
+    `WITH j AS (
+       INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after,
+                         first_enqueued_at, created_at, updated_at)
+       SELECT $1, $2, $3, $3 || ':' || s, s, $4, 'pending', 0, ${NOW_MS},
+              coalesce($5::bigint, ${NOW_MS}), coalesce($5::bigint, ${NOW_MS}), coalesce($5::bigint, ${NOW_MS})
+       FROM json_array_elements_text($6::json) AS s
+       ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = least(jobs.lane, excluded.lane), attempts = 0,
+         run_after = least(jobs.run_after, excluded.run_after), updated_at = excluded.updated_at
+       RETURNING lane)
+     SELECT pg_notify($7, min(lane)::text) FROM j`,
+    [
+      job.organizationId,
+      job.directoryId ?? null,
+      job.kind,
+      job.lane,
+      job.now ?? null,
+      JSON.stringify(subjects),
+      JOBS_CHANNEL,
+    ],
+  );
+}
+
+export interface ClaimOptions {
+  /** At most this many of the claimed jobs outside the deprovision lane (default: all of them). */
+  nonUrgent?: number;
+  /** true: only drift scans; false: everything but drift scans; absent: any kind. */
+  scans?: boolean;
+}
+
+export interface PgOutboxOptions {
+  pool: pg.Pool;
+  /** Attempts before a provisioning/background job goes to dead; deprovisioning retries transient errors for ever. */
+  maxAttempts?: number;
+  /** Delay before attempt `attempt + 1` of a job of `lane` (the worker's backoff with jitter). */
+  backoffMs: (attempt: number, lane: number) => number;
+  /**
+   * Least time between two looks for expired leases (default 1 s; 0: every claim). Leases last tens
+   * of seconds, and the look costs every claim a statement; a takeover waits at most this much more.
+   */
+  recoverEveryMs?: number;
+}
+
+/** What finish recorded: the outcome it became (a retry out of attempts becomes dead) and, for a retry, when it is due. */
+export interface Recorded {
+  outcome: PgJobOutcome;
+  /** Epoch ms on the database clock; set for a retry. */
+  runAfter?: number;
+}
+
+const SCAN_KIND: JobKind = "drift";
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string }).code === "23505";
+}
+
+/**
+ * Claiming, leases and outcomes of the PostgreSQL queue, for one pool. Every method runs its own
+ * short transaction at READ COMMITTED: under REPEATABLE READ a row locked FOR UPDATE after a
+ * concurrent change fails with a serialization error instead of being re-checked (PostgreSQL
+ * documentation, "Transaction Isolation").
+ */
+export class PgOutbox {
+  private readonly pool: pg.Pool;
+  private readonly maxAttempts: number;
+  private readonly backoffMs: (attempt: number, lane: number) => number;
+  private readonly recoverEveryMs: number;
+  private recoveredAt = -Infinity;
+
+  constructor(options: PgOutboxOptions) {
+    this.pool = options.pool;
+    this.maxAttempts = options.maxAttempts ?? 12;
+    this.backoffMs = options.backoffMs;
+    this.recoverEveryMs = options.recoverEveryMs ?? 1000;
+  }
+
+  private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query("BEGIN");
+      const result = await fn(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      try {
+        await client.query("ROLLBACK");
+      } catch {
+        // The connection itself failed: do not hand it back to the pool.
+        broken = true;
+      }
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Claims up to `limit` due jobs for `owner` (deprovision lane first, then oldest first), each
+   * leased for `leaseMs` on the database clock, with its attempt number incremented: that number
+   * and the owner fence every later write about this run.
+   *
+   * First (at most every `recoverEveryMs`), running jobs whose lease ran out go back to pending
+   * (their owner is presumed dead), so another instance takes them over in the same transaction.
+   *
+   * One job per key runs at a time across instances. Rows are picked with FOR UPDATE SKIP LOCKED
+   * (claimers never wait for, nor take, each other's rows); the key of each pick is then locked
+   * with a transaction-level advisory lock, and a separate statement re-checks, on a snapshot taken
+   * after those locks were granted, that no job of the key is running. Every claim takes the key's
+   * lock before making a job of it run and holds it until commit, so a concurrent claim of the same
+   * key either waits to be visible or is skipped; a key whose lock is busy is left for the next claim.
+   */
+  async claim(owner: string, limit: number, leaseMs: number, options: ClaimOptions = {}): Promise<PgJobRow[]> {
+    if (limit <= 0) return [];
+    return this.transaction(async (tx) => {
+      // Only the rate of this look uses the instance's clock; whether a lease expired is the database's.
+      if (performance.now() - this.recoveredAt >= this.recoverEveryMs) {
+        this.recoveredAt = performance.now();
+        await this.recoverExpired(tx);
+      }
+      const kindFilter = options.scans === undefined ? "" : options.scans ? "AND j.kind = $3" : "AND j.kind <> $3";
+      const { rows: picked } = await run<{ id: number; lane: number; locked: boolean }>(
+        tx,
+        `WITH c AS MATERIALIZED (
+           SELECT j.id, j.key, j.lane, j.run_after FROM jobs j
+           WHERE j.state = 'pending' AND j.run_after <= ${NOW_MS} ${kindFilter}
+             AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+           ORDER BY j.lane, j.run_after, j.id
+           LIMIT $1
+           FOR UPDATE OF j SKIP LOCKED)
+         SELECT id, lane, pg_try_advisory_xact_lock($2, hashtext(key)) AS locked FROM c
+         ORDER BY lane, run_after, id`,
+        options.scans === undefined ? [limit, JOB_KEY_LOCK_NAMESPACE] : [limit, JOB_KEY_LOCK_NAMESPACE, SCAN_KIND],
+      );
+      let nonUrgent = options.nonUrgent ?? limit;
+      const ids = picked.filter((p) => p.locked && (p.lane === Lane.deprovision || nonUrgent-- > 0)).map((p) => p.id);
+      if (ids.length === 0) return [];
+      const { rows } = await run<PgJobRow>(
+        tx,
+        `UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = ${NOW_MS} + $2::bigint,
+           attempts = attempts + 1, updated_at = ${NOW_MS}
+         WHERE id = ANY($3::bigint[]) AND state = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = jobs.key AND r.state = 'running')
+         RETURNING ${jobColumns}`,
+        [owner, Math.round(leaseMs), ids],
+      );
+      return rows.sort((a, b) => a.lane - b.lane || a.runAfter - b.runAfter || a.id - b.id);
+    });
+  }
+
+  /**
+   * Extends the leases of every job `owner` runs (all, or those in `ids`) to `leaseMs` from the
+   * database's now, and returns the leases it still holds: a job missing from the answer was taken
+   * over, and its run should stop; its outcome would be refused anyway.
+   */
+  async heartbeat(owner: string, leaseMs: number, ids?: readonly number[]): Promise<Lease[]> {
+    const { rows } = await run<Lease>(
+      this.pool,
+      `UPDATE jobs SET lease_expires_at = ${NOW_MS} + $2::bigint
+       WHERE state = 'running' AND lease_owner = $1 ${ids ? "AND id = ANY($3::bigint[])" : ""}
+       RETURNING id, attempts`,
+      ids ? [owner, Math.round(leaseMs), ids] : [owner, Math.round(leaseMs)],
+    );
+    return rows;
+  }
+
+  /**
+   * Records the outcome of `owner`'s run of a job. Fenced: it counts only while the job is running
+   * under this owner and this attempt number, so an instance that stalled past its lease and wakes
+   * after another took the job over (or after it claimed the job again itself) changes nothing.
+   * Returns undefined when refused.
+   */
+  async finish(owner: string, lease: Lease, outcome: PgJobOutcome): Promise<Recorded | undefined> {
+    if (outcome.status === "done") {
+      // One statement: done, earlier dead jobs of the key superseded (jobs are level-triggered, so
+      // this success brought the subject to its desired state), and a wake-up if a job of the key
+      // waited behind this one.
+      const { rows } = await run<{ done: number }>(
+        this.pool,
+        `WITH d AS (
+           UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,
+             updated_at = ${NOW_MS}
+           WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3
+           RETURNING id, key),
+         s AS (
+           UPDATE jobs SET state = 'done', updated_at = ${NOW_MS},
+             last_error = 'superseded by job ' || d.id || ', which succeeded; it had failed: ' || coalesce(jobs.last_error, '')
+           FROM d WHERE jobs.key = d.key AND jobs.state = 'dead' AND jobs.id < d.id),
+         n AS (
+           SELECT pg_notify($4, p.lane::text) FROM jobs p JOIN d ON p.key = d.key WHERE p.state = 'pending')
+         SELECT (SELECT count(*) FROM d)::int AS done, (SELECT count(*) FROM n)::int AS notified`,
+        [lease.id, owner, lease.attempts, JOBS_CHANNEL],
+      );
+      return rows[0]!.done === 1 ? { outcome } : undefined;
+    }
+    return this.transaction(async (tx) => {
+      const current = await this.held(tx, owner, lease);
+      if (!current) return undefined;
+      // The claim counted this attempt already.
+      const attempts = current.attempts;
+      const exhausted = current.lane !== Lane.deprovision && attempts >= this.maxAttempts;
+      if (outcome.status === "dead" || exhausted) {
+        const reason =
+          outcome.status === "dead" ? outcome.reason : `gave up after ${attempts} attempts: ${outcome.reason}`;
+        await run(
+          tx,
+          `UPDATE jobs SET state = 'dead', lease_owner = NULL, lease_expires_at = NULL, last_error = $2,
+             updated_at = ${NOW_MS} WHERE id = $1`,
+          [current.id, reason],
+        );
+        return { outcome: { status: "dead", reason } };
+      }
+      const runAfter = await this.requeue(tx, current, {
+        attempts,
+        lastError: outcome.reason,
+        delayMs: Math.max(0, Math.round(this.backoffMs(attempts, current.lane))),
+        notBefore: outcome.retryAt ?? null,
+      });
+      return { outcome, runAfter };
+    });
+  }
+
+  /**
+   * Hands jobs back to pending without counting the attempt (a graceful stop, or a run superseded
+   * by a deactivation), runnable now, merging into a pending job of the same key; wakes the other
+   * instances, which may take them at once. Fenced like finish; returns the ids handed back.
+   */
+  async release(owner: string, leases: readonly Lease[]): Promise<number[]> {
+    if (leases.length === 0) return [];
+    return this.transaction(async (tx) => {
+      const released: number[] = [];
+      let lane: number = Lane.background;
+      for (const lease of leases) {
+        const current = await this.held(tx, owner, lease);
+        if (!current) continue;
+        await this.requeue(tx, current, {
+          attempts: current.attempts - 1,
+          lastError: current.lastError,
+          delayMs: 0,
+          notBefore: null,
+        });
+        released.push(current.id);
+        lane = Math.min(lane, current.lane);
+      }
+      if (released.length > 0) await run(tx, "SELECT pg_notify($1, $2)", [JOBS_CHANNEL, String(lane)]);
+      return released;
+    });
+  }
+
+  /** Deletes done jobs older than `keepMs` (history only; dead jobs stay until retried). */
+  async pruneDone(keepMs = 7 * 86_400_000): Promise<number> {
+    const { rowCount } = await run(this.pool, `DELETE FROM jobs WHERE state = 'done' AND updated_at < ${NOW_MS} - $1`, [
+      keepMs,
+    ]);
+    return rowCount ?? 0;
+  }
+
+  /** The job, locked, if `owner` still holds this run of it. */
+  private async held(tx: pg.PoolClient, owner: string, lease: Lease): Promise<PgJobRow | undefined> {
+    const { rows } = await run<PgJobRow>(
+      tx,
+      `SELECT ${jobColumns} FROM jobs WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3
+       FOR UPDATE`,
+      [lease.id, owner, lease.attempts],
+    );
+    return rows[0];
+  }
+
+  /**
+   * Running jobs whose lease ran out go back to pending, counted as an attempt: the attempt number
+   * is the fencing token and must never repeat for a run that may still be going. Rows another
+   * claimer is recovering are skipped.
+   */
+  private async recoverExpired(tx: pg.PoolClient): Promise<void> {
+    const { rows } = await run<PgJobRow>(
+      tx,
+      `SELECT ${jobColumns} FROM jobs WHERE state = 'running' AND lease_expires_at < ${NOW_MS}
+       ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED`,
+    );
+    for (const job of rows)
+      await this.requeue(tx, job, { attempts: job.attempts, lastError: job.lastError, delayMs: 0, notBefore: null });
+  }
+
+  /**
+   * Puts a running job back to pending, or merges it into the pending job of its key (the IdP
+   * changed the subject meanwhile; one reconcile covers both). Returns when the job is due (the
+   * merged job's time when merged). An enqueue committing between the two steps makes the second
+   * hit the one-pending-job-per-key index: the savepoint undoes just that, and the merge is retried.
+   */
+  private async requeue(
+    tx: pg.PoolClient,
+    job: PgJobRow,
+    next: { attempts: number; lastError: string | null; delayMs: number; notBefore: number | null },
+  ): Promise<number> {
+    for (let round = 0; ; round++) {
+      const { rows: merged } = await run<{ runAfter: number }>(
+        tx,
+        `UPDATE jobs SET lane = least(lane, $2), first_enqueued_at = least(first_enqueued_at, $3::bigint),
+           attempts = $4, last_error = $5, updated_at = ${NOW_MS}
+         WHERE key = $1 AND state = 'pending' RETURNING run_after AS "runAfter"`,
+        [job.key, job.lane, job.firstEnqueuedAt, next.attempts, next.lastError],
+      );
+      if (merged.length > 0) {
+        await run(tx, "DELETE FROM jobs WHERE id = $1", [job.id]);
+        return merged[0]!.runAfter;
+      }
+      await tx.query("SAVEPOINT requeue");
+      try {
+        const { rows } = await run<{ runAfter: number }>(
+          tx,
+          `UPDATE jobs SET state = 'pending', attempts = $2, last_error = $3, lease_owner = NULL, lease_expires_at = NULL,
+             run_after = greatest(${NOW_MS} + $4::bigint, coalesce($5::bigint, 0)), updated_at = ${NOW_MS}
+           WHERE id = $1 RETURNING run_after AS "runAfter"`,
+          [job.id, next.attempts, next.lastError, next.delayMs, next.notBefore],
+        );
+        await tx.query("RELEASE SAVEPOINT requeue");
+        return rows[0]!.runAfter;
+      } catch (err) {
+        if (!isUniqueViolation(err) || round >= 3) throw err;
+        await tx.query("ROLLBACK TO SAVEPOINT requeue");
+      }
+    }
+  }
+}
