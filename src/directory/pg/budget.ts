@@ -111,6 +111,10 @@ const changed = (d: PgBucketDelta | undefined): boolean =>
  *
  * Times are the callers' clocks (epoch ms), as with the SQLite budget: instances whose clocks differ
  * refill a little early or late, never twice, because refill only moves forward from updated_at.
+ *
+ * The limiter grants nothing while a sync is under way, so give the pool a connectionTimeoutMillis
+ * (node-postgres waits for a free connection forever by default) and a statement_timeout: a sync
+ * that fails is retried, one that hangs holds every call back.
  */
 export class PostgresBudget {
   readonly asynchronous = true as const;
