@@ -39,7 +39,10 @@ export async function withAdvisoryLock<T>(
 }
 
 export interface LeaderOptions {
-  /** How often a follower tries to take the lead, and a leader checks its session (default 1 s). */
+  /**
+   * How often a follower tries to take the lead, and a leader checks its session (default 1 s).
+   * Keep it to a few seconds: a partitioned leader must give up before the server drops its lock.
+   */
   retryMs?: number;
   /** A connection or lock attempt failed (it is retried after `retryMs`). */
   onError?: (err: unknown) => void;
@@ -76,7 +79,11 @@ export function runAsLeader(
     // node-postgres waits forever for a connection by default; a dead host must fail an attempt, not hang it.
     connectionTimeoutMillis:
       (typeof connection === "string" ? undefined : connection.connectionTimeoutMillis) ?? 10_000,
+    // A leader cut off without a reset (a partition) must find out in seconds, not at the OS's
+    // two-hour keepalive: probe the socket early, and give up on a check that gets no answer.
     keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    query_timeout: Math.max(5_000, 3 * retryMs),
     application_name: `scim-bridge leader ${name}`,
   };
   let stopped = false;
@@ -118,8 +125,13 @@ export function runAsLeader(
         });
         client = c;
         await c.connect();
-        // The session sits idle between checks; a server-wide idle timeout must not end the term.
-        await c.query("SET idle_session_timeout = 0").catch(() => undefined); // before PostgreSQL 14: no such timeout
+        // The session sits idle between checks: no server-wide idle timeout may end the term (it has
+        // none before PostgreSQL 14). And the server drops, with its lock, a session whose client
+        // vanished within about 25 s (PostgreSQL documentation, "Connection Settings"), later than a
+        // leader checking every few seconds gives up (its check times out), so that a partitioned
+        // leader's lock passes on without two leaders.
+        await c.query("SET idle_session_timeout = 0").catch(() => undefined);
+        await c.query("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3");
       }
       const c = client;
       if (leading) {
