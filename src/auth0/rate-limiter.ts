@@ -9,7 +9,8 @@
  * The deprovision lane has strict priority, and a reserved share of every bucket's burst is kept for
  * it, so a deactivation never queues behind a provisioning backlog. With a SharedBudget (the
  * database), every process calling the same tenant (serve, a CLI reconcile) spends one budget and
- * keeps one reserve.
+ * keeps one reserve. With an AsyncSharedBudget (PostgreSQL, several instances), a process spends
+ * only tokens it claimed from the shared buckets, so the instances never overspend between syncs.
  */
 
 export type Auth0Plan = "free" | "essentials" | "enterprise";
@@ -182,9 +183,53 @@ export interface SharedBudget {
   ): Map<string, BucketState>;
 }
 
+/**
+ * What one process asks of a bucket at an asynchronous sync: tokens to hold for its own calls,
+ * taken from the shared bucket in the same atomic step, so that processes never spend more than
+ * the bucket holds between syncs.
+ */
+export interface BucketClaim {
+  /** Tokens for deprovision-lane calls: granted down to an empty bucket. */
+  urgent: number;
+  /** Tokens for the other lanes: granted only while the bucket keeps `reserve` tokens. */
+  ordinary: number;
+  /** The deprovisioning reserve: what ordinary claims must leave in the bucket. */
+  reserve: number;
+}
+
+/** BucketDelta of an asynchronous sync: also hands back held tokens and claims new ones. */
+export interface AsyncBucketDelta extends BucketDelta {
+  /** Tokens claimed earlier and not spent, given back to the bucket (up to its capacity). */
+  returned: number;
+  claim: BucketClaim;
+}
+
+/** The shared state after an asynchronous sync, and what was granted to the caller. */
+export interface GrantedBucketState extends BucketState {
+  granted: { urgent: number; ordinary: number };
+}
+
+/**
+ * A SharedBudget whose store answers asynchronously (PostgreSQL). Between syncs a process spends
+ * only tokens it claimed at the last one, so N processes together never take more than the
+ * bucket holds; claims for other lanes leave the deprovisioning reserve in the shared bucket.
+ */
+export interface AsyncSharedBudget {
+  readonly asynchronous: true;
+  sync(
+    now: number,
+    specs: ReadonlyMap<string, BucketSpec>,
+    deltas: ReadonlyMap<string, AsyncBucketDelta>,
+  ): Promise<Map<string, GrantedBucketState>>;
+}
+
 interface Bucket extends BucketState {
   spec: BucketSpec;
   delta: BucketDelta;
+  /** With an asynchronous budget: tokens of `tokens` claimed for the deprovision lane only. */
+  urgent: number;
+  /** With an asynchronous budget: the shared bucket's tokens at the last sync (for snapshots). */
+  pool: number;
 }
 
 /**
@@ -215,7 +260,9 @@ export interface RateLimiterOptions {
   reserveShare?: number;
   now?: () => number;
   /** The budget shared with other processes on the same tenant (default: this process alone). */
-  shared?: SharedBudget;
+  shared?: SharedBudget | AsyncSharedBudget;
+  /** An asynchronous sync failed (the limiter keeps its held tokens and retries at the next sync). */
+  onSyncError?: (err: unknown) => void;
   /** How often the local view is synchronised with the shared budget (default 100 ms). */
   syncMs?: number;
 }
@@ -235,8 +282,16 @@ export class RateLimiter {
   private readonly reserveShare: number;
   private readonly now: () => number;
   private readonly shared: SharedBudget | undefined;
+  private readonly asyncShared: AsyncSharedBudget | undefined;
+  private readonly onSyncError: ((err: unknown) => void) | undefined;
   private readonly syncMs: number;
   private lastSync = -Infinity;
+  /** An asynchronous sync is under way; `syncAgain`: another was asked for meanwhile. */
+  private syncing = false;
+  private syncAgain = false;
+  /** The last asynchronous sync granted less than the deprovision lane claimed: wait for the next one. */
+  private urgentDenied = false;
+  private stopped = false;
   /**
    * Auth0 looks down (see pauseOutage): calls of the provisioning and background lanes wait until
    * this time. Kept apart from the buckets' 429 pauses, which every lane must respect.
@@ -255,7 +310,9 @@ export class RateLimiter {
   ) {
     this.reserveShare = options.reserveShare ?? 0.2;
     this.now = options.now ?? Date.now;
-    this.shared = options.shared;
+    if (options.shared && "asynchronous" in options.shared) this.asyncShared = options.shared;
+    else this.shared = options.shared;
+    this.onSyncError = options.onSyncError;
     this.syncMs = options.syncMs ?? 100;
     const scale = options.rateScale ?? 1;
     const t = this.now();
@@ -265,10 +322,13 @@ export class RateLimiter {
       this.buckets.set(spec.name, {
         spec,
         capacity: spec.capacity,
-        tokens: spec.capacity,
+        // With an asynchronous budget, a process holds only what it claimed: nothing before the first sync.
+        tokens: this.asyncShared ? 0 : spec.capacity,
         updatedAt: t,
         pausedUntil: 0,
         delta: { spent: 0, pausedUntil: 0 },
+        urgent: 0,
+        pool: spec.capacity,
       });
     }
   }
@@ -278,6 +338,8 @@ export class RateLimiter {
   }
 
   private refill(b: Bucket, t: number): void {
+    // Held tokens do not grow: only the shared bucket refills, and a process claims from it.
+    if (this.asyncShared) return;
     if (t > b.updatedAt) {
       b.tokens = Math.min(b.capacity, b.tokens + ((t - b.updatedAt) / 1000) * b.spec.refillPerSecond);
       b.updatedAt = t;
@@ -290,6 +352,7 @@ export class RateLimiter {
    * Between syncs, another process's spending is unseen; the deprovisioning reserve absorbs that.
    */
   private syncShared(t: number, force = false): void {
+    if (this.asyncShared) return this.syncAsync(this.asyncShared, t, force);
     if (!this.shared || (!force && t - this.lastSync < this.syncMs)) return;
     this.lastSync = t;
     const deltas = new Map([...this.buckets].map(([n, b]) => [n, b.delta]));
@@ -307,12 +370,107 @@ export class RateLimiter {
     }
   }
 
+  /**
+   * The asynchronous sync: hands back every held token and claims what the waiting calls need
+   * (plus one sync interval of refill for a bucket in use, so that a steady stream of calls does not
+   * wait for the next sync each time), in one atomic step of the shared budget. While it is under
+   * way nothing is held, so nothing is granted: calls wait one round trip, and no token is ever
+   * both returned and spent. On failure the held tokens come back and the next sync retries.
+   */
+  private syncAsync(shared: AsyncSharedBudget, t: number, force: boolean): void {
+    if (this.stopped) return;
+    if (this.syncing) {
+      if (force) this.syncAgain = true;
+      return;
+    }
+    if (!force && t - this.lastSync < this.syncMs) return;
+    this.syncing = true;
+    this.lastSync = t;
+    const urgent = new Map<string, number>();
+    const ordinary = new Map<string, number>();
+    for (const w of this.waiters) {
+      const demand = w.handle.lane === 0 ? urgent : ordinary;
+      for (const n of w.buckets) demand.set(n, (demand.get(n) ?? 0) + 1);
+    }
+    const sent = new Map<string, AsyncBucketDelta & { urgentHeld: number }>();
+    for (const [n, b] of this.buckets) {
+      const inUse = b.delta.spent > 0 || ordinary.has(n) || urgent.has(n);
+      const ahead = inUse ? Math.max(1, Math.ceil((b.spec.refillPerSecond * this.syncMs) / 1000)) : 0;
+      sent.set(n, {
+        spent: 0,
+        returned: b.tokens,
+        urgentHeld: b.urgent,
+        remaining: b.delta.remaining,
+        pausedUntil: b.delta.pausedUntil,
+        claim: { urgent: urgent.get(n) ?? 0, ordinary: (ordinary.get(n) ?? 0) + ahead, reserve: this.reserve(b) },
+      });
+      b.tokens = 0;
+      b.urgent = 0;
+      b.delta = { spent: 0, pausedUntil: 0 };
+    }
+    shared
+      .sync(t, this.specs, sent)
+      .then(
+        (states) => {
+          this.urgentDenied = false;
+          for (const [n, b] of this.buckets) {
+            const d = sent.get(n)!;
+            const s = states.get(n);
+            if (!s) {
+              b.tokens += d.returned;
+              b.urgent += d.urgentHeld;
+              continue;
+            }
+            if (s.granted.urgent < d.claim.urgent) this.urgentDenied = true;
+            b.capacity = s.capacity;
+            b.pool = s.tokens;
+            b.updatedAt = s.updatedAt;
+            // A 429 seen while the sync was under way still holds.
+            b.pausedUntil = Math.max(b.pausedUntil, s.pausedUntil);
+            b.tokens += s.granted.urgent + s.granted.ordinary;
+            b.urgent += s.granted.urgent;
+            // Auth0 counted fewer left than we were granted meanwhile: the surplus was never there.
+            if (b.delta.remaining !== undefined) b.tokens = Math.min(b.tokens, b.delta.remaining);
+            b.urgent = Math.min(b.urgent, b.tokens);
+          }
+        },
+        (err: unknown) => {
+          for (const [n, b] of this.buckets) {
+            const d = sent.get(n)!;
+            b.tokens += d.returned;
+            b.urgent += d.urgentHeld;
+            if (d.remaining !== undefined) b.delta.remaining = Math.min(b.delta.remaining ?? Infinity, d.remaining);
+            b.delta.pausedUntil = Math.max(b.delta.pausedUntil, d.pausedUntil);
+          }
+          this.onSyncError?.(err);
+        },
+      )
+      .finally(() => {
+        this.syncing = false;
+        if (this.stopped) return;
+        const again = this.syncAgain;
+        this.syncAgain = false;
+        // Waiting calls spend the grant first: a sync started before would hand it straight back.
+        this.drain();
+        if (again) this.syncAsync(shared, this.now(), true);
+      });
+  }
+
+  /** Held tokens or deltas the shared budget has not seen yet. */
+  private unreported(): boolean {
+    for (const b of this.buckets.values())
+      if (b.tokens > 0 || b.delta.spent > 0 || b.delta.remaining !== undefined || b.delta.pausedUntil > 0) return true;
+    return false;
+  }
+
   private reserve(b: Bucket): number {
     return Math.max(1, Math.floor(b.capacity * this.reserveShare));
   }
 
   private available(b: Bucket, lane: number, t: number): boolean {
     if (t < b.pausedUntil) return false;
+    // Held tokens were claimed above the reserve, except `urgent`, which only the deprovision lane spends.
+    if (this.asyncShared) return b.tokens - (lane === 0 ? 0 : b.urgent) >= 1 - 1e-9;
     const floor = lane === 0 ? 0 : this.reserve(b);
     // Refill is fractional; the epsilon keeps 1.9999999 tokens from counting as "not yet 2".
     return b.tokens >= 1 + floor - 1e-9;
@@ -360,6 +518,7 @@ export class RateLimiter {
     // still comes first for the global token once its own bucket has one.
     const blocked = new Set<Bucket>();
     let nextCheck = Infinity;
+    let urgentShort = false;
     for (let i = 0; i < this.waiters.length;) {
       const w = this.waiters[i]!;
       const buckets = w.buckets.map((n) => this.buckets.get(n)!);
@@ -382,6 +541,8 @@ export class RateLimiter {
         for (const b of buckets) {
           b.tokens -= 1;
           b.delta.spent += 1;
+          if (w.handle.lane === 0 && b.urgent > 0) b.urgent -= 1;
+          else b.urgent = Math.min(b.urgent, b.tokens);
         }
         this.waiters.splice(i, 1);
         w.resolve();
@@ -390,6 +551,12 @@ export class RateLimiter {
       for (const b of buckets) {
         if (this.available(b, w.handle.lane, t)) continue;
         blocked.add(b);
+        if (this.asyncShared) {
+          // Tokens come only from the next sync; a deprovision call asks for one at once.
+          if (t >= b.pausedUntil && w.handle.lane === 0) urgentShort = true;
+          nextCheck = Math.min(nextCheck, Math.max(b.pausedUntil, this.lastSync + this.syncMs, t + 1));
+          continue;
+        }
         const floor = w.handle.lane === 0 ? 0 : this.reserve(b);
         const needed = 1 + floor - b.tokens;
         // At least 1 ms ahead: a tiny shortfall added to an epoch-ms clock would round to "now" and never wake.
@@ -401,12 +568,20 @@ export class RateLimiter {
       }
       i++;
     }
+    // Unless the last sync already could not serve the deprovision lane: then at the usual pace.
+    if (urgentShort && !this.urgentDenied && !this.syncing && this.asyncShared)
+      this.syncAsync(this.asyncShared, t, true);
     if (this.waiters.length > 0 && nextCheck < Infinity) {
       // With a shared budget, look again at the next sync at the latest: another process may have changed it.
-      const wake = this.shared ? Math.min(nextCheck, t + this.syncMs) : nextCheck;
+      const wake = this.shared || this.asyncShared ? Math.min(nextCheck, t + this.syncMs) : nextCheck;
       // Not unref'd: a caller waits on it, and a CLI command whose only pending work is a call
       // waiting for its bucket would otherwise exit silently, with code 0 and nothing done.
       this.timer = setTimeout(() => this.drain(), Math.max(1, Math.ceil(wake - t)));
+    } else if (this.asyncShared && this.waiters.length === 0 && !this.syncing && this.unreported()) {
+      // Nobody waits, but tokens are held or news from Auth0 is unsent: hand them over at the next
+      // sync, so that other processes can spend them. Unref'd: no caller waits on this one.
+      this.timer = setTimeout(() => this.drain(), Math.max(1, Math.ceil(this.lastSync + this.syncMs - t)));
+      this.timer.unref();
     }
   }
 
@@ -435,12 +610,14 @@ export class RateLimiter {
     if (bucket) {
       this.refill(bucket, t);
       bucket.tokens = Math.min(bucket.tokens, remaining);
+      bucket.urgent = Math.min(bucket.urgent, Math.max(0, bucket.tokens));
       bucket.delta.remaining = Math.min(bucket.delta.remaining ?? Infinity, remaining);
     }
     if (status === 429) {
       this.rateLimitedResponses++;
       if (bucket) {
         bucket.tokens = Math.min(bucket.tokens, 0);
+        bucket.urgent = 0;
         bucket.delta.remaining = 0;
         bucket.pausedUntil = Math.max(bucket.pausedUntil, until);
         bucket.delta.pausedUntil = Math.max(bucket.delta.pausedUntil, until);
@@ -478,7 +655,8 @@ export class RateLimiter {
       return {
         name: b.spec.name,
         capacity: b.capacity,
-        tokens: b.tokens,
+        // With an asynchronous budget: the shared bucket at the last sync plus what this process holds.
+        tokens: this.asyncShared ? b.pool + b.tokens : b.tokens,
         refillPerSecond: b.spec.refillPerSecond,
         pausedUntil: b.pausedUntil,
       };
@@ -487,6 +665,7 @@ export class RateLimiter {
 
   /** Releases timers (shutdown). Pending waiters stay pending; callers stop issuing calls first. */
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
