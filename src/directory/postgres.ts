@@ -12,6 +12,15 @@ export function isPostgresUrl(url: string): boolean {
   return /^postgres(?:ql)?:\/\//.test(url);
 }
 
+/** The oldest server the migrations run on: scim_fold lowers text with the builtin pg_c_utf8 collation (PostgreSQL 17). */
+export const minimumServerVersion = 170000;
+
+/** Why a server of this version (server_version_num, e.g. 160004) cannot hold the store, or undefined when it can. */
+export function serverVersionRefusal(versionNum: number, version: string): string | undefined {
+  if (versionNum >= minimumServerVersion) return undefined;
+  return `PostgreSQL 17 or later is required (this server is ${version}): case-insensitive matching uses the builtin pg_c_utf8 collation, which PostgreSQL 17 introduced`;
+}
+
 /**
  * Applies pending PostgreSQL migrations, safe when several instances start at once. drizzle's
  * migrator takes no lock: two runs both read "nothing applied yet" and the second fails on objects
@@ -29,6 +38,11 @@ export async function migratePostgres(url: string): Promise<void> {
   });
   await client.connect();
   try {
+    const { rows } = await client.query<{ num: string; version: string }>(
+      "SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version",
+    );
+    const refusal = serverVersionRefusal(Number(rows[0]!.num), rows[0]!.version);
+    if (refusal) throw new Error(refusal);
     await client.query("SELECT pg_advisory_lock(hashtextextended('scim-bridge migrations', 0))");
     await migrate(drizzle({ client }), { migrationsFolder: postgresMigrationsFolder });
   } finally {

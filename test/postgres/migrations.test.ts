@@ -4,7 +4,7 @@ import { is } from "drizzle-orm";
 import { getTableConfig, PgTable } from "drizzle-orm/pg-core";
 import { afterEach, describe, expect, it } from "vitest";
 import * as pgSchema from "../../db/schema.pg.js";
-import { migratePostgres, postgresMigrationsFolder } from "../../src/directory/postgres.js";
+import { migratePostgres, postgresMigrationsFolder, serverVersionRefusal } from "../../src/directory/postgres.js";
 import { freshDatabase, postgresUnavailable, withClient, type TestDatabase } from "../support/postgres.js";
 
 const schemaTables = Object.values(pgSchema)
@@ -30,6 +30,14 @@ async function appliedMigrations(url: string): Promise<number> {
     return Number(r.rows[0]!.n);
   });
 }
+
+describe("PostgreSQL server version", () => {
+  it("refuses a server older than 17 by name, before any migration runs", () => {
+    expect(serverVersionRefusal(160004, "16.4")).toMatch(/PostgreSQL 17 or later is required \(this server is 16\.4\)/);
+    expect(serverVersionRefusal(170000, "17.0")).toBeUndefined();
+    expect(serverVersionRefusal(180001, "18.1")).toBeUndefined();
+  });
+});
 
 describe.skipIf(postgresUnavailable !== "")("PostgreSQL migrations (db/pg)", () => {
   const databases: TestDatabase[] = [];
