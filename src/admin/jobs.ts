@@ -6,7 +6,6 @@ import { notFound } from "../errors.js";
 import { jobCounts, jobStates, listDeadJobs, listJobs, retryJob } from "../sync/job-queries.js";
 import { enqueueJob, Lane, laneName, laneNames, type JobKind } from "../directory/outbox.js";
 import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
-import { adminChange } from "./transaction.js";
 import { jobView } from "./views.js";
 
 /** Sync health for operators: jobs by state and lane, dead letters, retry, and drift reconcile on demand. */
@@ -121,7 +120,7 @@ export function jobRoutes(routes: AdminRoutes): void {
       status: 202,
     },
     ({ deps, organization, actor, requestId, now }) => {
-      adminChange(deps.db, requestId, (tx) => {
+      deps.db.transaction((tx) => {
         enqueueJob(tx, {
           organizationId: organization.id,
           kind: "drift",

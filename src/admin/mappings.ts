@@ -10,7 +10,6 @@ import { invalidValue } from "../errors.js";
 import { validateMapping, type MappingDocument } from "../mapping/index.js";
 import { previewMapping } from "../sync/preview.js";
 import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
-import { adminChange } from "./transaction.js";
 
 /**
  * Live mapping changes (docs/design.md, "Concepts" and the last row of "What Auth0 sees"): validate,
@@ -127,8 +126,8 @@ export function mappingRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, body, actor, requestId }) => {
       const mapping = validMapping(body.mapping);
-      const saved = adminChange(deps.db, requestId, (tx) =>
-        saveMappingVersion(tx, organization.id, mapping, { actor, comment: body.comment ?? null }),
+      const saved = deps.db.transaction((tx) =>
+        saveMappingVersion(tx, organization.id, mapping, { actor, comment: body.comment ?? null, requestId }),
       );
       if (saved.changed) deps.notifyWorker?.();
       return saved;
@@ -146,8 +145,8 @@ export function mappingRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, param, actor, requestId, now }) => {
       const version = intParam(param("version"), "version");
-      const saved = adminChange(deps.db, requestId, (tx) =>
-        activateMappingVersion(tx, organization.id, version, actor, now),
+      const saved = deps.db.transaction((tx) =>
+        activateMappingVersion(tx, organization.id, version, actor, { now, requestId }),
       );
       if (saved.changed) deps.notifyWorker?.();
       return saved;

@@ -13,7 +13,6 @@ import { conflict } from "../errors.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
 import { maxScimTokenDays, onboardOrganization } from "./onboarding.js";
 import type { AdminRoutes } from "./routes.js";
-import { adminChange } from "./transaction.js";
 import { directoryView, organizationView, scimTokenView } from "./views.js";
 
 /** Optional SCIM token lifetime; none by default, because an IdP whose token expires unseen stops deprovisioning. */
@@ -116,7 +115,7 @@ export function organizationRoutes(routes: AdminRoutes): void {
         userModel: before.userModel as "isolated" | "shared",
         connection: body.connection ?? before.connection,
       });
-      const updated = adminChange(deps.db, requestId, (tx) => {
+      const updated = deps.db.transaction((tx) => {
         const row = tx
           .update(organizations)
           .set({ displayName: next.displayName, connection: next.connection, updatedAt: now })
@@ -163,7 +162,7 @@ export function organizationRoutes(routes: AdminRoutes): void {
       errors: [409],
     },
     ({ deps, organization: org, actor, requestId, now }) => {
-      adminChange(deps.db, requestId, (tx) => {
+      deps.db.transaction((tx) => {
         const dirIds = listDirectories(tx, org.id).map((d) => d.id);
         const live =
           dirIds.length === 0

@@ -189,6 +189,8 @@ export interface SaveOptions {
   actor: Actor;
   comment?: string | null;
   now?: number;
+  /** The admin request that made the change, for its audit entry. */
+  requestId?: string | null;
 }
 
 export interface SavedMapping {
@@ -208,6 +210,7 @@ function activate(
   action: string,
   after: object,
   now: number,
+  requestId: string | null,
 ): void {
   tx.update(organizations)
     .set({ activeMappingVersion: version, updatedAt: now })
@@ -221,6 +224,7 @@ function activate(
     targetId: String(version),
     before: { activeVersion: org.activeMappingVersion },
     after,
+    requestId,
     at: now,
   });
   // Level-triggered: "reconcile the organization"; the sync engine fans it out to every user.
@@ -272,6 +276,7 @@ export function saveMappingVersion(
       "mapping.apply",
       { activeVersion: version, comment: options.comment ?? null },
       now,
+      options.requestId ?? null,
     );
     return { organizationId: org.id, version, changed: true };
   });
@@ -283,14 +288,15 @@ export function activateMappingVersion(
   idOrSlug: string,
   version: number,
   actor: Actor,
-  now = Date.now(),
+  options: { now?: number; requestId?: string | null } = {},
 ): SavedMapping {
+  const now = options.now ?? Date.now();
   return db.transaction((tx) => {
     const org = requireOrganization(tx, idOrSlug);
     if (!readVersion(tx, org.id, version))
       throw notFound(`organization "${idOrSlug}" has no mapping version ${version}`);
     if (org.activeMappingVersion === version) return { organizationId: org.id, version, changed: false };
-    activate(tx, org, version, actor, "mapping.activate", { activeVersion: version }, now);
+    activate(tx, org, version, actor, "mapping.activate", { activeVersion: version }, now, options.requestId ?? null);
     return { organizationId: org.id, version, changed: true };
   });
 }
