@@ -396,6 +396,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       if (started) return;
       started = true;
       readPool?.start();
+      syncThread?.prepare();
       // The worker waits for the first tenant check (at most 5 s) so that the connections' types,
       // which the default mapping follows, are known before the first job.
       tenantMonitor = monitorTenant({ auth0, db, publicUrl, hookSecret, log });

@@ -70,7 +70,7 @@ export type FromSyncThread =
   | { t: "beat"; lastTickAt: number; activeJobs: number; budget: RateSnapshot[] }
   | { t: "stopped" };
 
-export type ToSyncThread = { t: "wake" } | { t: "stop"; timeoutMs: number };
+export type ToSyncThread = { t: "start" } | { t: "wake" } | { t: "stop"; timeoutMs: number };
 
 export interface SyncThreadSinks {
   onOutcome(event: JobOutcomeEvent): void;
@@ -87,7 +87,7 @@ export interface SyncThreadOptions {
 }
 
 export interface SyncThreadHealth {
-  /** ok: a thread runs the worker; starting: the first one is not up yet; restarting: it crashed and is being replaced. */
+  /** ok: a thread runs the worker; starting: the first one is not running yet; restarting: it crashed and is being replaced. */
   status: "ok" | "starting" | "restarting" | "stopped";
   /** Crashes since the process started. */
   crashes: number;
@@ -146,13 +146,24 @@ export class SyncThread {
     this.#writeLine = lineWriter(options.log);
   }
 
+  /**
+   * Starts the thread without starting its worker: loading the engine's modules and opening the
+   * connection take a while on a busy machine, and can overlap the first tenant check.
+   */
+  prepare(): void {
+    if (this.#worker || this.#respawn || this.#stopping) return;
+    this.#spawn();
+  }
+
+  /** Starts the worker in the thread (starting the thread first unless prepare() did). */
   start(): void {
     if (this.#started || this.#stopping) return;
     this.#started = true;
     // Jobs enqueued by this process's SCIM writes wake the thread at once (onJobEnqueued already
     // spaces the wakes); jobs other processes enqueue wait for its poll.
     this.#unsubscribe = onJobEnqueued(() => this.notify());
-    this.#spawn();
+    if (this.#worker) this.#worker.postMessage({ t: "start" } satisfies ToSyncThread);
+    else if (!this.#respawn) this.#spawn();
   }
 
   /** Wakes the thread's worker now (a job was enqueued). */
@@ -210,6 +221,8 @@ export class SyncThread {
     }
     // An HTTP server keeps `serve` alive; the thread alone must not keep a test or a script running.
     worker.unref();
+    // A replacement after a crash starts its worker at once; the first thread when start() says.
+    if (this.#started) worker.postMessage({ t: "start" } satisfies ToSyncThread);
     this.#worker = worker;
     this.#ready = false;
     this.#lastError = undefined;

@@ -83,10 +83,16 @@ const beat = (): void =>
   });
 const heartbeat = setInterval(beat, 1000);
 
+let started = false;
 let stopping = false;
 port.on("message", (message: ToSyncThread) => {
   if (message.t === "wake") engine.worker.notify();
-  else if (message.t === "stop" && !stopping) {
+  else if (message.t === "start" && !stopping && !started) {
+    started = true;
+    engine.worker.start();
+    send({ t: "ready" });
+    beat();
+  } else if (message.t === "stop" && !stopping) {
     stopping = true;
     clearInterval(heartbeat);
     void (async () => {
@@ -102,7 +108,3 @@ port.on("message", (message: ToSyncThread) => {
     })();
   }
 });
-
-engine.worker.start();
-send({ t: "ready" });
-beat();

@@ -12,6 +12,7 @@ import { inArray } from "drizzle-orm";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobs } from "../../db/schema.js";
+import { ConfigError, loadConfig } from "../../src/config.js";
 import { startEmulator, type RunningEmulator } from "../../src/emulator/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { applyDatabaseMapping } from "../helpers/sync-harness.js";
@@ -23,6 +24,16 @@ const seam = `${pathToFileURL(join(import.meta.dirname, "../helpers/sync-thread-
 let emulator: RunningEmulator;
 let t: TestBridge;
 const lines: Record<string, unknown>[] = [];
+
+const until = async <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 20_000) => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
 
 beforeAll(async () => {
   emulator = await startEmulator({ plan: "enterprise", rateLimits: false });
@@ -44,22 +55,18 @@ beforeAll(async () => {
   });
   applyDatabaseMapping(t.db, t.organizationId);
   await t.bridge.start();
+  // From the sources each thread compiles the engine's TypeScript first: seconds on a busy machine.
+  await until(
+    "the sync thread to run",
+    async () => ((await t.http.get("/readyz")).body.checks?.syncThread === "ok" ? true : undefined),
+    45_000,
+  );
 });
 afterAll(async () => {
   await t?.close();
   await emulator?.close();
   rmSync(workdir, { recursive: true, force: true });
 });
-
-const until = async <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 20_000) => {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 
 const drained = () =>
   until("the outbox to drain", () =>
@@ -149,10 +156,15 @@ describe("the sync worker thread", () => {
     expect(crashLine?.restartInMs).toBeGreaterThan(0);
 
     rmSync(crashFile);
-    const up = await until("the thread to run again", async () => {
-      const res = await t.http.get("/readyz");
-      return res.status === 200 ? res : undefined;
-    });
+    // The replacement compiles the engine again (from the sources): allow for a busy machine.
+    const up = await until(
+      "the thread to run again",
+      async () => {
+        const res = await t.http.get("/readyz");
+        return res.status === 200 ? res : undefined;
+      },
+      45_000,
+    );
     expect(up.body.checks.syncThread).toBe("ok");
     expect(up.body.syncThread.crashes).toBeGreaterThanOrEqual(1);
     const text = (await t.http.get("/metrics").expect(200)).text;
@@ -162,5 +174,14 @@ describe("the sync worker thread", () => {
     await t.scim.post("/Users", scimUser("grace@example.com")).expect(201);
     await until("the user in Auth0 after the restart", () => auth0User("grace@example.com"));
     await drained();
+  }, 90_000);
+});
+
+describe("SYNC_WORKER_THREAD", () => {
+  it("is on unless set to 0, and refuses anything but 0 or 1", () => {
+    expect(loadConfig({}).syncWorkerThread).toBe(true);
+    expect(loadConfig({ SYNC_WORKER_THREAD: "0" }).syncWorkerThread).toBe(false);
+    expect(() => loadConfig({ SYNC_WORKER_THREAD: "yes" })).toThrow(ConfigError);
+    expect(() => loadConfig({ SYNC_WORKER_THREAD: "yes" })).toThrow(/SYNC_WORKER_THREAD must be 1/);
   });
 });
