@@ -35,6 +35,9 @@ const push = (event: SyncThreadEvent): void => {
   }
 };
 
+// Whatever is queued when the thread ends (a crash included) goes out with its last message.
+process.once("exit", flush);
+
 const destination: DestinationStream = { write: (line: string) => push(["l", line]) };
 const log = createLogger({ level: data.logLevel, destination });
 
