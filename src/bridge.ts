@@ -9,6 +9,7 @@ import { adminService, type AdminDeps } from "./admin/router.js";
 import { adminRouter } from "./http/admin-router.js";
 import { createManagementClient } from "./auth0/client.js";
 import { monitorTenant, type TenantMonitor } from "./sync/tenant-checks.js";
+import type { EndpointClass } from "./auth0/rate-limiter.js";
 import { ConfigError, type Auth0Config, type Config } from "./config.js";
 import type { ConsoleOidcSettings } from "./console/oidc.js";
 import { consoleRouter, ephemeralSessionSecret } from "./console/router.js";
@@ -29,6 +30,7 @@ import { ReadPool } from "./scim/read-pool.js";
 import { createLogger, requestLogger } from "./logging.js";
 import { scheduleDriftScans } from "./sync/drift-schedule.js";
 import { createSyncEngine, type SyncEngine, type SyncEngineOptions } from "./sync/engine.js";
+import { SyncThread } from "./sync/engine-thread.js";
 import { ImportClient } from "./sync/import/client.js";
 import { webhookInvitationDelivery, type InvitationDelivery } from "./sync/invitations.js";
 
@@ -81,6 +83,14 @@ export interface BridgeOverrides {
    * of a module each worker imports and whose `setup(connection)` it runs first (tests: a slow read).
    */
   readPool?: { workers?: number; timeoutMs?: number; workerSetup?: string };
+  /**
+   * The job worker in a worker thread of its own (docs/design.md, "Concurrency") rather than on the
+   * main thread. Off by default: tests drive `engine.worker` directly; main.ts turns it on for
+   * `serve` and `start` from SYNC_WORKER_THREAD. `workerSetup`: the URL of a module whose `setup()`
+   * the thread runs before its worker starts (tests: a way to crash it). Not with
+   * `engine.invitations` (a function cannot cross into the thread) nor a :memory: database.
+   */
+  syncThread?: boolean | { workerSetup?: string };
 }
 
 export interface Bridge {
@@ -94,7 +104,13 @@ export interface Bridge {
   readPool?: ReadPool;
   log: Logger;
   metrics: Metrics;
+  /**
+   * The sync engine on the main thread: sign-out and user imports use its gateway and limiter, and
+   * its worker runs the jobs unless `syncThread` does.
+   */
   engine: SyncEngine;
+  /** The thread that runs the job worker, when BridgeOverrides.syncThread asked for one. */
+  syncThread?: SyncThread;
   publicUrl: string;
   auth0: Auth0Config;
   hookSecret?: string;
@@ -142,6 +158,8 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   const plan = overrides.plan ?? config.auth0Plan;
   const hookSecret = overrides.hookSecret ?? config.hookSecret;
   const background = overrides.backgroundCheckpoints ?? true;
+  if (overrides.syncThread && overrides.engine?.invitations)
+    throw new ConfigError(["an invitation delivery function cannot run in the sync thread: turn syncThread off"]);
 
   const store = openDatabase(databaseUrl, { ...config.sqlite, ...(background ? { autoCheckpoint: false } : {}) });
   try {
@@ -200,7 +218,45 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     },
   });
   metrics.setQueueDepthSource(() => queueDepthFromDb(db));
-  metrics.setRateBudgetSource(() => engine.limiter.snapshot());
+
+  // The job worker in a thread of its own (docs/design.md, "Concurrency"). A :memory: database is
+  // private to its connection, so its worker stays on the main thread.
+  const threadOption = overrides.syncThread ?? false;
+  let syncThread: SyncThread | undefined;
+  if (threadOption !== false && sqlitePathFromUrl(databaseUrl) !== ":memory:") {
+    const workerSetup = typeof threadOption === "object" ? threadOption.workerSetup : undefined;
+    syncThread = new SyncThread({
+      data: {
+        databaseUrl,
+        sqlite: config.sqlite,
+        autoCheckpoint: !background,
+        auth0,
+        ...(overrides.managementClient ? { managementClient: overrides.managementClient } : {}),
+        plan,
+        tenant: auth0.domain,
+        rateScale: overrides.rateScale ?? config.auth0RateScale,
+        ...(auth0.invitationClientId ? { invitationClientId: auth0.invitationClientId } : {}),
+        ...(config.invitationWebhook ? { invitationWebhook: config.invitationWebhook } : {}),
+        leaseMs: overrides.engine?.leaseMs ?? config.jobLeaseSeconds * 1000,
+        concurrency: overrides.engine?.concurrency ?? config.syncConcurrency,
+        ...(overrides.engine?.pollMs === undefined ? {} : { pollMs: overrides.engine.pollMs }),
+        ...(overrides.engine?.backoff ? { backoff: overrides.engine.backoff } : {}),
+        ...(overrides.engine?.outage ? { outage: overrides.engine.outage } : {}),
+        logLevel: log.level as Config["logLevel"],
+        ...(workerSetup ? { setup: workerSetup } : {}),
+      },
+      log,
+      sinks: {
+        onOutcome: (event) => metrics.jobOutcome(event),
+        onCall: (cls, status, durationMs) => metrics.callObserver.onCall?.(cls as EndpointClass, status, durationMs),
+        onAuth0Failure: (organizationId, errorCode) => metrics.auth0Failure(organizationId, errorCode),
+        onCrash: () => metrics.syncThreadCrashes.inc(),
+      },
+    });
+  }
+  const thread = syncThread;
+  // The budget as the limiter that spends it sees it: the thread's, once it has reported.
+  metrics.setRateBudgetSource(() => thread?.budget ?? engine.limiter.snapshot());
 
   let shuttingDown = false;
   let tenantMonitor: TenantMonitor | undefined;
@@ -211,7 +267,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     ...(config.adminToken ? { bootstrapOperatorToken: config.adminToken } : {}),
     log,
     signOut: (userId) => engine.signOut(userId),
-    notifyWorker: () => engine.worker.notify(),
+    notifyWorker: () => (syncThread ? syncThread.notify() : engine.worker.notify()),
     userImports: { api: new ImportClient(client, engine.limiter), gateway: engine.gateway },
     ...(overrides.clock ? { now: overrides.clock } : {}),
     ...(overrides.adminRateLimit === undefined ? {} : { rateLimit: overrides.adminRateLimit }),
@@ -265,7 +321,8 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       path: "/",
       router: healthRouter({
         db: sqlite,
-        worker: engine.worker,
+        worker: syncThread ?? engine.worker,
+        ...(syncThread ? { syncThread } : {}),
         shuttingDown: () => shuttingDown,
         tenant: { current: () => tenantMonitor?.current() },
         ...(readPool ? { readPool } : {}),
@@ -331,6 +388,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     log,
     metrics,
     engine,
+    ...(syncThread ? { syncThread } : {}),
     publicUrl,
     auth0,
     ...(hookSecret ? { hookSecret } : {}),
@@ -338,11 +396,13 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       if (started) return;
       started = true;
       readPool?.start();
+      syncThread?.prepare();
       // The worker waits for the first tenant check (at most 5 s) so that the connections' types,
       // which the default mapping follows, are known before the first job.
       tenantMonitor = monitorTenant({ auth0, db, publicUrl, hookSecret, log });
       await Promise.race([tenantMonitor.first, new Promise((r) => setTimeout(r, 5000).unref())]);
-      engine.worker.start();
+      if (syncThread) syncThread.start();
+      else engine.worker.start();
       stopDrift = scheduleDriftScans(db, config.driftScanHours, log);
     },
     beginShutdown() {
@@ -354,7 +414,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       closed = true;
       shuttingDown = true;
       stopBackground();
-      await engine.worker.stop(10_000);
+      await (syncThread ? syncThread.stop(10_000) : engine.worker.stop(10_000));
       await readPool?.close();
       requestLog.close();
       engine.limiter.stop();

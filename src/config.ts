@@ -61,6 +61,11 @@ export interface Config {
   scimRequestBudgetMs: number;
   /** SCIM_READ_WORKERS: threads of the SCIM read pool (default the number of cores); 0 reads on the main thread. */
   scimReadWorkers: number;
+  /**
+   * SYNC_WORKER_THREAD: `serve` and `start` run the sync engine in a worker thread of its own
+   * (default, "1"); "0" runs it on the main thread. createBridge runs it in-process unless asked.
+   */
+  syncWorkerThread: boolean;
   console: ConsoleConfig;
 }
 
@@ -251,6 +256,11 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
       `SCIM_READ_WORKERS must be a whole number from 0 (reads on the main thread) to 64 (got "${workersText}")`,
     );
 
+  const threadText = env.SYNC_WORKER_THREAD ?? "1";
+  if (threadText !== "0" && threadText !== "1")
+    problems.push(`SYNC_WORKER_THREAD must be 1 (the sync worker in a thread of its own) or 0 (got "${threadText}")`);
+  const syncWorkerThread = threadText !== "0";
+
   const loopText = env.SCIM_LOOP_MS_PER_SECOND ?? String(scimLoopBudgetDefaults.msPerSecond);
   const loopMs = Number(loopText);
   if (!Number.isFinite(loopMs) || loopMs < 0 || loopMs > 1000)
@@ -323,6 +333,7 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     scimLoopBudget,
     scimRequestBudgetMs,
     scimReadWorkers,
+    syncWorkerThread,
   });
 }
 

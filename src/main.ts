@@ -70,7 +70,13 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
   const publicUrl = cfg.publicUrlSet ? cfg.publicUrl : `http://localhost:${port}`;
 
   let emulator: RunningEmulator | undefined;
-  const overrides: BridgeOverrides = { log, publicUrl, rateScale: sandbox ? 1 : cfg.auth0RateScale };
+  const overrides: BridgeOverrides = {
+    log,
+    publicUrl,
+    rateScale: sandbox ? 1 : cfg.auth0RateScale,
+    // The sync worker in a thread of its own (SYNC_WORKER_THREAD, default on): docs/design.md, "Concurrency".
+    syncThread: cfg.syncWorkerThread,
+  };
   if (sandbox) {
     const hookSecret = cfg.hookSecret ?? randomBytes(32).toString("hex");
     // The sandbox's console signs in through the emulator's simulated Universal Login.

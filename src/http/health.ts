@@ -12,6 +12,7 @@ import type Database from "better-sqlite3";
 import { readinessProblems, type TenantStatus } from "../sync/tenant-checks.js";
 import type { Db } from "../directory/database.js";
 import type { ReadPoolHealth } from "../scim/read-pool.js";
+import type { SyncThreadHealth } from "../sync/engine-thread.js";
 
 export interface HealthOptions {
   /** The drizzle handle or the better-sqlite3 connection under it. */
@@ -22,6 +23,8 @@ export interface HealthOptions {
   staleAfterMs?: number;
   /** True once a graceful shutdown started, so that load balancers stop sending traffic. */
   shuttingDown?: () => boolean;
+  /** The sync engine's worker thread; omitted when the worker runs on the main thread. */
+  syncThread?: { health(): SyncThreadHealth };
   /** The SCIM read pool; omitted when reads run on the main thread. */
   readPool?: { health(): ReadPoolHealth };
   /** The tenant checks' last report; omitted where the process does not talk to Auth0. */
@@ -79,6 +82,17 @@ export function healthRouter(options: HealthOptions): Router {
       }
     }
 
+    let syncThread: object | undefined;
+    if (options.syncThread) {
+      // A crashed thread is replaced with back-off; until the new one runs no job reaches Auth0.
+      // Past crashes stay in the body (with a 200 once it runs again), so a probe can see them.
+      const thread = options.syncThread.health();
+      checks.syncThread = thread.status;
+      if (thread.status === "restarting")
+        problems.push(`sync thread: ${thread.lastCrash?.problem ?? "crashed"}; restarting`);
+      if (thread.crashes > 0) syncThread = { crashes: thread.crashes, lastCrash: thread.lastCrash };
+    }
+
     if (options.readPool) {
       // Threads still starting are not a problem (reads wait for them); none able to start is.
       const pool = options.readPool.health();
@@ -119,7 +133,7 @@ export function healthRouter(options: HealthOptions): Router {
       problems.push("shutdown: the process is stopping");
     }
 
-    const extra = auth0 ? { auth0 } : {};
+    const extra = { ...(auth0 ? { auth0 } : {}), ...(syncThread ? { syncThread } : {}) };
     if (problems.length > 0)
       noStore(res)
         .status(503)

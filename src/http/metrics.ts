@@ -16,6 +16,7 @@ import { routeTemplate, trackRoute } from "../logging.js";
 import { Lane, laneName } from "../directory/outbox.js";
 import { queueDepth } from "../sync/job-queries.js";
 import type { WorkerEvents } from "../sync/worker.js";
+import type { JobOutcomeEvent } from "../sync/engine-thread.js";
 
 /** States that make up the queue (done jobs are history, not depth). */
 const queueStates = ["pending", "running", "dead"] as const;
@@ -57,6 +58,10 @@ export interface Metrics {
   auth0Failures: Counter<"organization" | "error_code">;
   /** Counts a reconcile that failed on an Auth0 error (wire as the sync engine's onAuth0Failure). */
   auth0Failure(organizationId: string, errorCode: string): void;
+  /** Crashes of the sync engine's worker thread (each is logged and the thread replaced). */
+  syncThreadCrashes: Counter;
+  /** Counts a job outcome (the worker's onOutcome, or one forwarded from the sync thread with its completion time). */
+  jobOutcome(event: JobOutcomeEvent): void;
   /** SCIM requests refused before authentication: "rejected" (401) or "limited" (429, too many failures from the address). */
   unauthenticatedRequests: Counter<"outcome">;
   /** Counts and times every request that passes through it, labelled by route template. */
@@ -219,15 +224,32 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   };
 
+  const syncThreadCrashes = new Counter({
+    name: `${prefix}sync_thread_crashes_total`,
+    help: "Crashes of the sync worker thread; each is logged at error and the thread restarted with back-off",
+    registers,
+  });
+
+  const jobOutcome = (event: JobOutcomeEvent): void => {
+    jobOutcomes.inc({ kind: event.kind, lane: laneName(event.lane), outcome: event.status });
+    if (event.lane === Lane.deprovision && event.status === "done") {
+      deprovisionLatency.observe(
+        { organization: organizationLabel(event.organizationId) },
+        Math.max(0, event.at - event.firstEnqueuedAt) / 1000,
+      );
+    }
+  };
+
   const workerEvents: WorkerEvents = {
     onOutcome(job, outcome) {
-      jobOutcomes.inc({ kind: job.kind, lane: laneName(job.lane), outcome: outcome.status });
-      if (job.lane === Lane.deprovision && outcome.status === "done") {
-        deprovisionLatency.observe(
-          { organization: organizationLabel(job.organizationId) },
-          Math.max(0, now() - job.firstEnqueuedAt) / 1000,
-        );
-      }
+      jobOutcome({
+        kind: job.kind,
+        lane: job.lane,
+        organizationId: job.organizationId,
+        firstEnqueuedAt: job.firstEnqueuedAt,
+        status: outcome.status,
+        at: now(),
+      });
     },
   };
 
@@ -246,6 +268,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     auth0Failures,
     auth0Failure: (organizationId, errorCode) =>
       auth0Failures.inc({ organization: organizationLabel(organizationId), error_code: errorCode }),
+    syncThreadCrashes,
+    jobOutcome,
     unauthenticatedRequests,
     httpMetricsMiddleware,
     setQueueDepthSource: (source) => void (queueDepthSource = source),
