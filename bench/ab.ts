@@ -6,6 +6,7 @@
  * per request.
  *
  *   npx tsx bench/ab.ts --before ../main/bin/scim-bridge.js [--users 10000] [--rounds 6] [--burst 2] [--only REGEX]
+ *   npx tsx bench/ab.ts --before bin/scim-bridge.js --before-env SYNC_WORKER_THREAD=0   one build, two settings
  */
 import { copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -26,6 +27,7 @@ import {
 const { values } = parseArgs({
   options: {
     before: { type: "string" },
+    "before-env": { type: "string", default: "" },
     users: { type: "string", default: "10000" },
     organizations: { type: "string", default: "10000" },
     rounds: { type: "string", default: "6" },
@@ -37,6 +39,13 @@ if (!values.before) throw new Error("--before <path to the other checkout's bin/
 const after = join(packageRoot, "bin", "scim-bridge.js");
 const only = values.only ? new RegExp(values.only, "i") : undefined;
 
+/** KEY=VALUE,… added to the "before" side's environment, to compare two settings of one build. */
+const beforeEnv = Object.fromEntries(
+  values["before-env"]
+    .split(",")
+    .filter((pair) => pair.includes("="))
+    .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+);
 const seed = seedShipped(Number(values.users), Number(values.organizations));
 const dir = join(seed.dbPath, "..");
 const copy = join(dir, "b.db");
@@ -56,7 +65,7 @@ const servers = await Promise.all(
     );
     const s = await startLogged(
       [side.cli, "serve"],
-      serveEnv(side.db, emu.match[1]!),
+      { ...serveEnv(side.db, emu.match[1]!), ...(side.name === "before" ? beforeEnv : {}) },
       join(dir, `${side.name}.log`),
       /"port":(\d+)/,
     );

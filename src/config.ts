@@ -62,8 +62,11 @@ export interface Config {
   /** SCIM_READ_WORKERS: threads of the SCIM read pool (default the number of cores); 0 reads on the main thread. */
   scimReadWorkers: number;
   /**
-   * SYNC_WORKER_THREAD: `serve` and `start` run the sync engine in a worker thread of its own
-   * (default, "1"); "0" runs it on the main thread. createBridge runs it in-process unless asked.
+   * SYNC_WORKER_THREAD: "1" makes `serve` and `start` run the sync engine in a worker thread of its
+   * own; "0" (default) keeps it on the main thread. Off by default because on SQLite the thread's
+   * writes and the SCIM writes then take the file's write lock in turn, and a write that finds it
+   * taken sleeps in SQLite's busy handler: measured slower (docs/design.md, "Concurrency").
+   * createBridge runs it in-process unless asked.
    */
   syncWorkerThread: boolean;
   console: ConsoleConfig;
@@ -256,7 +259,7 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
       `SCIM_READ_WORKERS must be a whole number from 0 (reads on the main thread) to 64 (got "${workersText}")`,
     );
 
-  const threadText = env.SYNC_WORKER_THREAD ?? "1";
+  const threadText = env.SYNC_WORKER_THREAD ?? "0";
   if (threadText !== "0" && threadText !== "1")
     problems.push(`SYNC_WORKER_THREAD must be 1 (the sync worker in a thread of its own) or 0 (got "${threadText}")`);
   const syncWorkerThread = threadText !== "0";

@@ -74,7 +74,7 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     log,
     publicUrl,
     rateScale: sandbox ? 1 : cfg.auth0RateScale,
-    // The sync worker in a thread of its own (SYNC_WORKER_THREAD, default on): docs/design.md, "Concurrency".
+    // The sync worker in a thread of its own when SYNC_WORKER_THREAD=1 (default off): docs/design.md, "Concurrency".
     syncThread: cfg.syncWorkerThread,
   };
   if (sandbox) {

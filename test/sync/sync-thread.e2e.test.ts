@@ -1,5 +1,5 @@
 /**
- * The sync engine in its worker thread, as `serve` runs it (SYNC_WORKER_THREAD=1, the default):
+ * The sync engine in its worker thread, as `serve` runs it with SYNC_WORKER_THREAD=1:
  * SCIM writes on the main thread reach the Auth0 emulator through the thread, its job outcomes and
  * Auth0 calls show on the main thread's /metrics, its log lines reach the process log with their
  * fields, and a crashed thread shows in /readyz, is logged and counted, and is replaced.
@@ -178,8 +178,9 @@ describe("the sync worker thread", () => {
 });
 
 describe("SYNC_WORKER_THREAD", () => {
-  it("is on unless set to 0, and refuses anything but 0 or 1", () => {
-    expect(loadConfig({}).syncWorkerThread).toBe(true);
+  it("is off unless set to 1, and refuses anything but 0 or 1", () => {
+    expect(loadConfig({}).syncWorkerThread).toBe(false);
+    expect(loadConfig({ SYNC_WORKER_THREAD: "1" }).syncWorkerThread).toBe(true);
     expect(loadConfig({ SYNC_WORKER_THREAD: "0" }).syncWorkerThread).toBe(false);
     expect(() => loadConfig({ SYNC_WORKER_THREAD: "yes" })).toThrow(ConfigError);
     expect(() => loadConfig({ SYNC_WORKER_THREAD: "yes" })).toThrow(/SYNC_WORKER_THREAD must be 1/);
