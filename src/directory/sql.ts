@@ -233,26 +233,7 @@ export function postgresStore(url: string, options: PostgresStoreOptions = {}): 
   const inside = new AsyncLocalStorage<true>();
   const unit = async <T>(begin: string, work: (q: Queryable) => Promise<T>): Promise<T> => {
     if (inside.getStore()) throw new NestedUnitOfWork();
-    const client = await pool.connect();
-    let broken = false;
-    try {
-      await client.query(begin);
-      let value: T;
-      try {
-        value = await inside.run(true, () => work(pgQueryable(client)));
-      } catch (error) {
-        await client.query("ROLLBACK").catch(() => (broken = true));
-        throw error;
-      }
-      await client.query("COMMIT");
-      return value;
-    } catch (error) {
-      // A failed COMMIT or a dead connection: do not hand that connection to the next unit.
-      if (!broken) broken = isConnectionError(error);
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    return pgTransaction(pool, begin, (client) => inside.run(true, () => work(pgQueryable(client))));
   };
   return {
     dialect: "postgres",
@@ -260,6 +241,37 @@ export function postgresStore(url: string, options: PostgresStoreOptions = {}): 
     write: (work) => unit("BEGIN", work),
     close: () => pool.end(),
   };
+}
+
+/**
+ * Runs `work` in one transaction (opened by `begin`) on a connection of `pool`: committed when it
+ * resolves, rolled back when it throws. A connection that could not roll back, or whose COMMIT failed
+ * on a dead socket, is discarded rather than handed to the next caller in an unknown state.
+ */
+export async function pgTransaction<T>(
+  pool: pg.Pool,
+  begin: string,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query(begin);
+    let value: T;
+    try {
+      value = await work(client);
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => (broken = true));
+      throw error;
+    }
+    await client.query("COMMIT");
+    return value;
+  } catch (error) {
+    if (!broken) broken = isConnectionError(error);
+    throw error;
+  } finally {
+    client.release(broken);
+  }
 }
 
 const isConnectionError = (error: unknown): boolean => {

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { pgTransaction } from "../sql.js";
 
 /*
  * The shapes below are the rate limiter's AsyncSharedBudget contract (src/auth0/rate-limiter.ts),
@@ -137,10 +138,7 @@ export class PostgresBudget {
       const byName = new Map(rows.map((r) => [r.name, r]));
       return new Map(names.map((n) => [n, stepBucket(byName.get(n), specs.get(n)!, undefined, now)]));
     }
-    const client = await this.pool.connect();
-    let broken = false;
-    try {
-      await client.query("BEGIN; SET LOCAL synchronous_commit TO OFF");
+    return pgTransaction(this.pool, "BEGIN; SET LOCAL synchronous_commit TO OFF", async (client) => {
       let rows = (await client.query<Row>(`${SELECT_ROWS} FOR UPDATE`, [this.tenant, names])).rows;
       if (rows.length < names.length) {
         // FOR UPDATE locks only rows that exist: create the missing ones, full (as the SQLite budget
@@ -183,16 +181,7 @@ export class PostgresBudget {
           ],
         );
       }
-      await client.query("COMMIT");
       return out;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {
-        broken = true;
-      });
-      throw err;
-    } finally {
-      // A connection that could not even roll back is not handed to the next caller.
-      client.release(broken);
-    }
+    });
   }
 }

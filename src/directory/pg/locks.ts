@@ -1,4 +1,5 @@
 import pg from "pg";
+import { pgTransaction } from "../sql.js";
 
 /*
  * Cross-instance exclusion on PostgreSQL advisory locks (PostgreSQL documentation, "Advisory
@@ -19,23 +20,10 @@ export async function withAdvisoryLock<T>(
   key: string,
   fn: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query("BEGIN");
+  return pgTransaction(pool, "BEGIN", async (client) => {
     await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`scim-bridge list:${key}`]);
-    const result = await fn(client);
-    await client.query("COMMIT");
-    return result;
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => {
-      broken = true;
-    });
-    throw err;
-  } finally {
-    // A connection that could not even roll back is not handed to the next caller.
-    client.release(broken);
-  }
+    return fn(client);
+  });
 }
 
 export interface LeaderOptions {
