@@ -6,7 +6,7 @@ import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
 import { PageAnchors } from "./paging.js";
-import { chargeRead, inlineReader, type ReadRequest, type ReadResult, type Reader } from "./reads.js";
+import { chargeRead, inlineReader, runsInline, type ReadRequest, type ReadResult, type Reader } from "./reads.js";
 import { rootSearchRoutes } from "./search.js";
 import { userRoutes } from "./users.js";
 
@@ -19,8 +19,8 @@ export interface ReadRunner {
 /**
  * Every SCIM endpoint of one directory, mounted under `/scim/v2/:directoryId` after authentication.
  * Resource names match case-insensitively (Express's default; the Microsoft suite GETs /users).
- * With `pool`, reads run in its worker threads; they are still priced here, against one budget per
- * directory (docs/design.md, "Concurrency").
+ * With `pool`, reads run in its worker threads, except those bounded by one index lookup; all are
+ * priced here, against one budget per directory (docs/design.md, "Concurrency").
  */
 export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool?: ReadRunner): Router[] {
   // Filters and sorts on caseExact=false attributes call scim_fold (Unicode case folding) in SQL.
@@ -29,9 +29,11 @@ export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool
   // write timed on its request's meter and refused past its request's deadline (./cost.ts).
   const writes = meteredWrites(createWriteQueue(db));
   // Page anchors of this app's database only (see ./paging.ts); each pool worker keeps its own.
+  const inline = inlineReader(db, budget, new PageAnchors());
+  // Reads bounded by one index lookup stay here; the rest go to the pool (./reads.ts, runsInline).
   const read: Reader = pool
-    ? (request) => pool.run(request, chargeRead(db, request, budget).heavy)
-    : inlineReader(db, budget, new PageAnchors());
+    ? (request) => (runsInline(request) ? inline(request) : pool.run(request, chargeRead(db, request, budget).heavy))
+    : inline;
   // Mounted side by side rather than under one more router (each level re-parses the URL and re-merges
   // params), the busiest first: their paths do not overlap, so the order changes only what a request
   // walks past before its route.
