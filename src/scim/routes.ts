@@ -1,4 +1,4 @@
-import type { Router } from "express";
+import type { Request, RequestHandler, Response } from "express";
 import type { Db } from "../directory/database.js";
 import { registerFold } from "../directory/fold.js";
 import { createWriteQueue } from "../directory/write-queue.js";
@@ -7,6 +7,8 @@ import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
 import { PageAnchors } from "./paging.js";
 import { chargeRead, inlineReader, runsInline, type ReadRequest, type ReadResult, type Reader } from "./reads.js";
+import { scimContext } from "./context.js";
+import { sendRead } from "./respond.js";
 import { rootSearchRoutes } from "./search.js";
 import { userRoutes } from "./users.js";
 
@@ -22,7 +24,7 @@ export interface ReadRunner {
  * With `pool`, reads run in its worker threads, except those bounded by one index lookup; all are
  * priced here, against one budget per directory (docs/design.md, "Concurrency").
  */
-export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool?: ReadRunner): Router[] {
+export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool?: ReadRunner): RequestHandler[] {
   // Filters and sorts on caseExact=false attributes call scim_fold (Unicode case folding) in SQL.
   registerFold((db as Db & { $client: Parameters<typeof registerFold>[0] }).$client);
   // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts), each
@@ -37,5 +39,53 @@ export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool
   // Mounted side by side rather than under one more router (each level re-parses the URL and re-merges
   // params), the busiest first: their paths do not overlap, so the order changes only what a request
   // walks past before its route.
-  return [userRoutes(db, writes, read), groupRoutes(db, writes, read), rootSearchRoutes(read), discoveryRoutes()];
+  return [
+    readsById(read),
+    userRoutes(db, writes, read),
+    groupRoutes(db, writes, read),
+    rootSearchRoutes(read),
+    discoveryRoutes(),
+  ];
+}
+
+/**
+ * GET or HEAD `/Users/{id}` or `/Groups/{id}` as Express's route `/Users/:id` matches it: resource name
+ * in any case, an optional trailing slash, the query after `?`. An id holding `%` is left to Express
+ * (its percent-decoding, and the 400 of a malformed one), like every other path.
+ */
+const byIdPath = /^\/(?:(users)|groups)\/([^/?%]+)\/?(?:\?|$)/i;
+
+/**
+ * The busiest SCIM requests, GET by id, answered before the resource routers: the same route
+ * templates, parameters and read (runRead through `read`) as `GET /Users/:id` in ./users.ts, without
+ * Express's per-router dispatch and parameter merging, and with the query string parsed once (Express 5
+ * parses it again on every `req.query`). Any other request passes on unchanged.
+ */
+function readsById(read: Reader): RequestHandler {
+  const userRoute = { path: "/Users/:id" };
+  const groupRoute = { path: "/Groups/:id" };
+  const send = (res: Response, result: ReadResult | Promise<ReadResult>): void | Promise<void> =>
+    result instanceof Promise ? result.then((r) => sendRead(res, r)) : sendRead(res, result);
+  return (req: Request, res, next) => {
+    if (req.method !== "GET" && req.method !== "HEAD") return next();
+    const m = byIdPath.exec(req.url);
+    if (!m) return next();
+    const id = m[2]!;
+    const user = m[1] !== undefined;
+    req.params = { ...req.params, id };
+    // Names the route for the request log and metrics (src/logging.ts, trackRoute), as Express would.
+    (req as { route?: unknown }).route = user ? userRoute : groupRoute;
+    const query = req.query;
+    return send(
+      res,
+      read({
+        op: user ? "user" : "group",
+        ctx: scimContext(res),
+        id,
+        attributes: query.attributes,
+        excludedAttributes: query.excludedAttributes,
+        ifNoneMatch: req.headers["if-none-match"],
+      }),
+    );
+  };
 }
