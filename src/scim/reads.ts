@@ -313,10 +313,14 @@ export function runsInline(request: ReadRequest): boolean {
   }
 }
 
-/** The reader without a pool: prices and runs each read on the calling (main) thread. */
+/**
+ * The reader without a pool: prices and runs each read on the calling (main) thread. A read that
+ * runsInline costs under heavyReadUnits (at most a page of index probes), which the budget never
+ * meters: it is not priced, which spares it the directory's row count.
+ */
 export const inlineReader =
   (db: Db, budget?: QueryBudget, anchors?: PageAnchors): Reader =>
   (request) => {
-    chargeRead(db, request, budget);
+    if (!runsInline(request)) chargeRead(db, request, budget);
     return runRead(db, request, anchors);
   };

@@ -6,7 +6,15 @@ import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
 import { PageAnchors } from "./paging.js";
-import { chargeRead, inlineReader, runsInline, type ReadRequest, type ReadResult, type Reader } from "./reads.js";
+import {
+  chargeRead,
+  inlineReader,
+  runRead,
+  runsInline,
+  type ReadRequest,
+  type ReadResult,
+  type Reader,
+} from "./reads.js";
 import { scimContext } from "./context.js";
 import { sendRead } from "./respond.js";
 import { rootSearchRoutes } from "./search.js";
@@ -31,11 +39,12 @@ export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool
   // write timed on its request's meter and refused past its request's deadline (./cost.ts).
   const writes = meteredWrites(createWriteQueue(db));
   // Page anchors of this app's database only (see ./paging.ts); each pool worker keeps its own.
-  const inline = inlineReader(db, budget, new PageAnchors());
-  // Reads bounded by one index lookup stay here; the rest go to the pool (./reads.ts, runsInline).
+  const anchors = new PageAnchors();
+  // Reads bounded by one index lookup stay here, unpriced (see inlineReader); the rest go to the pool.
   const read: Reader = pool
-    ? (request) => (runsInline(request) ? inline(request) : pool.run(request, chargeRead(db, request, budget).heavy))
-    : inline;
+    ? (request) =>
+        runsInline(request) ? runRead(db, request, anchors) : pool.run(request, chargeRead(db, request, budget).heavy)
+    : inlineReader(db, budget, anchors);
   // Mounted side by side rather than under one more router (each level re-parses the URL and re-merges
   // params), the busiest first: their paths do not overlap, so the order changes only what a request
   // walks past before its route.

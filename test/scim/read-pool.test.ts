@@ -5,7 +5,9 @@ import { ConfigError, loadConfig } from "../../src/config.js";
 import { parseListParams } from "../../src/scim/list.js";
 import { signPostLoginBody } from "../../src/http/post-login-hook.js";
 import { ReadPool } from "../../src/scim/read-pool.js";
-import type { ReadRequest } from "../../src/scim/reads.js";
+import { queryCost } from "../../src/scim/cost.js";
+import { heavyReadUnits, runsInline, type ReadRequest } from "../../src/scim/reads.js";
+import { groupSchema as groupResource, userSchema as userResource } from "../../src/scim/schema.js";
 import { createTestBridge, scimClient, type ScimClient, type TestBridge } from "../helpers/scim.js";
 
 /**
@@ -350,6 +352,66 @@ describe("reads bounded by one index lookup, while every thread of the pool is h
     for (const answer of await Promise.all(waiting))
       expect(answer).toEqual([503, expect.stringMatching(/shutting down/)]);
     expect((await Promise.all(scans)).map((r) => r.status)).toEqual([503, 503]);
+  });
+});
+
+describe("which reads run on the main thread", () => {
+  type ListRead = Extract<ReadRequest, { params: unknown }>;
+  const ctx = {
+    directoryId: "d",
+    organizationId: "o",
+    baseUrl: "http://127.0.0.1/scim/v2/d",
+    requestId: "test",
+    actor: { type: "directory" as const, id: "d" },
+  };
+  const users = (query: Record<string, string>): ListRead => ({ op: "users", ctx, params: parseListParams(query) });
+  const groups = (query: Record<string, string>): ListRead => ({
+    op: "groups",
+    ctx,
+    params: parseListParams(query),
+  });
+
+  it("keeps single index probes, and nothing costlier, off the pool; none of them is priced as a scan at any size", () => {
+    const inline = [
+      users({ filter: 'userName eq "a@b"' }),
+      users({ filter: 'urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a@b"', startIndex: "50" }),
+      users({ filter: 'id eq "x"', count: "1000" }),
+      users({ filter: 'externalId eq "x"', count: "10" }),
+      groups({ filter: 'displayName eq "x"', count: "5", excludedAttributes: "members" }),
+      groups({ filter: 'id eq "x"', attributes: "displayName" }),
+    ];
+    const pooled = [
+      users({}),
+      users({ filter: 'externalId eq "x"' }),
+      users({ filter: 'externalId eq "x"', count: "5", startIndex: "2" }),
+      users({ filter: 'userName eq "a@b"', sortBy: "userName" }),
+      users({ filter: 'userName sw "a"' }),
+      users({ filter: 'displayName eq "x"' }),
+      users({ filter: 'emails.value eq "a@b"' }),
+      users({ filter: 'userName eq "a" or userName eq "b"' }),
+      users({ filter: "userName eq null" }),
+      groups({ filter: 'id eq "x"' }),
+      groups({ filter: 'displayName eq "x"', count: "5", attributes: "members" }),
+      { op: "search", ctx, params: parseListParams({ filter: 'userName eq "a@b"' }) },
+    ] satisfies ListRead[];
+    for (const request of inline) {
+      expect({ request: request.params, inline: runsInline(request) }).toEqual({
+        request: request.params,
+        inline: true,
+      });
+      const rs = request.op === "users" ? userResource : groupResource;
+      const { units } = queryCost(rs, { filter: request.params.filter, rows: 10_000_000 });
+      expect(units).toBeLessThan(heavyReadUnits);
+    }
+    for (const request of pooled)
+      expect({ request: request.params, inline: runsInline(request) }).toEqual({
+        request: request.params,
+        inline: false,
+      });
+    expect(runsInline({ op: "user", ctx, id: "x" })).toBe(true);
+    expect(runsInline({ op: "group", ctx, id: "x", excludedAttributes: "members" })).toBe(true);
+    expect(runsInline({ op: "group", ctx, id: "x" })).toBe(false);
+    expect(runsInline({ op: "group", ctx, id: "x", attributes: "displayName,members.value" })).toBe(false);
   });
 });
 
