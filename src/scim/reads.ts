@@ -314,13 +314,18 @@ export function runsInline(request: ReadRequest): boolean {
 }
 
 /**
- * The reader without a pool: prices and runs each read on the calling (main) thread. A read that
- * runsInline costs under heavyReadUnits (at most a page of index probes), which the budget never
- * meters: it is not priced, which spares it the directory's row count.
+ * Runs a read that runsInline: unpriced, since it costs under heavyReadUnits (at most a page of index
+ * probes), which the budget never meters (that spares it the directory's row count); without page
+ * anchors, which speed up deep sequential pages only (that spares it the result set's key and the
+ * directory's generation).
  */
+export const runBoundedRead = (db: Db, request: ReadRequest): ReadResult => runRead(db, request);
+
+/** The reader without a pool: prices and runs each read on the calling (main) thread. */
 export const inlineReader =
   (db: Db, budget?: QueryBudget, anchors?: PageAnchors): Reader =>
   (request) => {
-    if (!runsInline(request)) chargeRead(db, request, budget);
+    if (runsInline(request)) return runBoundedRead(db, request);
+    chargeRead(db, request, budget);
     return runRead(db, request, anchors);
   };

@@ -9,7 +9,7 @@ import { PageAnchors } from "./paging.js";
 import {
   chargeRead,
   inlineReader,
-  runRead,
+  runBoundedRead,
   runsInline,
   type ReadRequest,
   type ReadResult,
@@ -38,13 +38,12 @@ export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool
   // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts), each
   // write timed on its request's meter and refused past its request's deadline (./cost.ts).
   const writes = meteredWrites(createWriteQueue(db));
-  // Page anchors of this app's database only (see ./paging.ts); each pool worker keeps its own.
-  const anchors = new PageAnchors();
-  // Reads bounded by one index lookup stay here, unpriced (see inlineReader); the rest go to the pool.
+  // Reads bounded by one index lookup stay here (see runBoundedRead); the rest go to the pool. Page
+  // anchors of this app's database only (see ./paging.ts); each pool worker keeps its own.
   const read: Reader = pool
     ? (request) =>
-        runsInline(request) ? runRead(db, request, anchors) : pool.run(request, chargeRead(db, request, budget).heavy)
-    : inlineReader(db, budget, anchors);
+        runsInline(request) ? runBoundedRead(db, request) : pool.run(request, chargeRead(db, request, budget).heavy)
+    : inlineReader(db, budget, new PageAnchors());
   // Mounted side by side rather than under one more router (each level re-parses the URL and re-merges
   // params), the busiest first: their paths do not overlap, so the order changes only what a request
   // walks past before its route.
