@@ -99,25 +99,35 @@ const idLike = (segment: string): boolean =>
   segment.includes("@") ||
   (segment.length >= 8 && /\d/.test(segment));
 
+/** The name of the parameter whose value is `value` (the last one, if several), as the template shows it. */
+function parameterNamed(params: Record<string, unknown> | undefined, value: string): string | undefined {
+  let found: string | undefined;
+  for (const name in params) if (params[name] === value && value !== "") found = name;
+  return found;
+}
+
+/**
+ * The mount path with each parameter value replaced by its name, other id-like segments by `:id`.
+ * Runs on every routed request: no allocation beyond the segments, and a segment without `%` is
+ * not decoded (decodeURIComponent would return it unchanged).
+ */
 function templateBase(baseUrl: string, params: Record<string, unknown> | undefined): string {
-  const byValue = new Map<string, string>();
-  for (const [name, value] of Object.entries(params ?? {}))
-    if (typeof value === "string" && value) byValue.set(value, name);
-  return baseUrl
-    .split("/")
-    .map((segment) => {
-      if (segment === "") return segment;
-      let decoded = segment;
+  const segments = baseUrl.split("/");
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
+    if (segment === "") continue;
+    let decoded = segment;
+    if (segment.includes("%"))
       try {
         decoded = decodeURIComponent(segment);
       } catch {
         // keep the raw segment
       }
-      const name = byValue.get(decoded);
-      if (name) return `:${name}`;
-      return idLike(decoded) ? ":id" : segment;
-    })
-    .join("/");
+    const name = parameterNamed(params, decoded);
+    if (name) segments[i] = `:${name}`;
+    else if (idLike(decoded)) segments[i] = ":id";
+  }
+  return segments.join("/");
 }
 
 function routePathOf(route: unknown): string | undefined {

@@ -156,7 +156,7 @@ interface CachedToken {
  */
 interface TokenCache {
   /** Prepared once per connection: the read every request makes. */
-  epochOf: Database.Statement<[], { epoch: number }>;
+  epochOf: Database.Statement<[], number>;
   lookup: Database.Statement<[string], TokenRow>;
   epoch: number;
   tokens: Map<string, CachedToken>;
@@ -178,12 +178,13 @@ function tokenCacheOf(db: DbOrTx): TokenCache {
   let cache = tokenCaches.get(client);
   if (!cache) {
     // Statements of their own (not the connection's shared cache), so no other caller can change their mode.
-    const epochOf = prepareOwn(client, scimTokenEpoch) as Database.Statement<[], { epoch: number }>;
+    // pluck(): the epoch itself, without a row object per request.
+    const epochOf = (prepareOwn(client, scimTokenEpoch) as Database.Statement<[], number>).pluck();
     const lookup = prepareOwn(client, tokenByHash) as Database.Statement<[string], TokenRow>;
     cache = { epochOf, lookup, epoch: -1, tokens: new Map() };
     tokenCaches.set(client, cache);
   }
-  const epoch = cache.epochOf.get()?.epoch ?? 0;
+  const epoch = cache.epochOf.get() ?? 0;
   if (cache.epoch !== epoch) {
     cache.epoch = epoch;
     cache.tokens.clear();

@@ -174,6 +174,11 @@ export class ReadPool {
     });
   }
 
+  /** Threads running a read now. */
+  get busy(): number {
+    return this.#slots.filter((s) => s.job !== undefined).length;
+  }
+
   health(): ReadPoolHealth {
     const running = this.#slots.filter((s) => s.ready).length;
     const base = { running, size: this.size };

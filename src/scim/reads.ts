@@ -253,10 +253,79 @@ export function runRead(db: Db, request: ReadRequest, anchors?: PageAnchors): Re
   }
 }
 
+/**
+ * Core attributes whose `eq` is one probe of an index, per resource type, and whether that index is
+ * unique among live resources (at most one row matches, whatever the page asks for).
+ */
+const probes: Record<ResourceSchema["resourceType"], Record<string, boolean>> = {
+  User: { id: true, userName: true, externalId: false },
+  Group: { id: true, externalId: false, displayName: false },
+};
+
+/** A page of a non-unique probe runs on the main thread up to this many rows. */
+export const inlineMaxRows = 10;
+
+/** Whether the projection returns a group's members (an unreadable projection counts as yes: the pool answers it). */
+function returnsMembers(attributes: unknown, excludedAttributes: unknown): boolean {
+  try {
+    return returns(parseProjection(groupSchema, attributes, excludedAttributes), "members");
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * `attr eq "value"` on an indexed core attribute (see probes), without sortBy: one index probe. A
+ * unique one reads at most one row at any paging; another only the first page of a few rows.
+ */
+function singleProbe(rs: ResourceSchema, params: ListParams): boolean {
+  const f = params.filter;
+  if (f?.kind !== "compare" || f.op !== "eq" || typeof f.value !== "string" || params.sortBy !== undefined)
+    return false;
+  const resolved = resolveAttribute(rs, f.path);
+  if (!resolved || resolved.schema.extension || resolved.sub) return false;
+  const unique = probes[rs.resourceType][resolved.attribute.name];
+  if (unique === undefined) return false;
+  return unique || (params.startIndex === 1 && params.count <= inlineMaxRows);
+}
+
+/**
+ * Reads whose cost is bounded by one index lookup, which run on the main thread even when a read
+ * pool exists (docs/design.md, "Concurrency"): posting them to a thread and back cost the main
+ * thread more than the read itself. GET by id (a group only without its members, which may be
+ * 50,000 rows) and a single-probe filter (see singleProbe). Everything else goes to the pool.
+ */
+export function runsInline(request: ReadRequest): boolean {
+  switch (request.op) {
+    case "user":
+      return true;
+    case "group":
+      return !returnsMembers(request.attributes, request.excludedAttributes);
+    case "users":
+      return singleProbe(userSchema, request.params);
+    case "groups":
+      return (
+        singleProbe(groupSchema, request.params) &&
+        !returnsMembers(request.params.attributes, request.params.excludedAttributes)
+      );
+    case "search":
+      return false;
+  }
+}
+
+/**
+ * Runs a read that runsInline: unpriced, since it costs under heavyReadUnits (at most a page of index
+ * probes), which the budget never meters (that spares it the directory's row count); without page
+ * anchors, which speed up deep sequential pages only (that spares it the result set's key and the
+ * directory's generation).
+ */
+export const runBoundedRead = (db: Db, request: ReadRequest): ReadResult => runRead(db, request);
+
 /** The reader without a pool: prices and runs each read on the calling (main) thread. */
 export const inlineReader =
   (db: Db, budget?: QueryBudget, anchors?: PageAnchors): Reader =>
   (request) => {
+    if (runsInline(request)) return runBoundedRead(db, request);
     chargeRead(db, request, budget);
     return runRead(db, request, anchors);
   };

@@ -1,4 +1,4 @@
-import type { Router } from "express";
+import type { Request, RequestHandler, Response } from "express";
 import type { Db } from "../directory/database.js";
 import { registerFold } from "../directory/fold.js";
 import { createWriteQueue } from "../directory/write-queue.js";
@@ -6,7 +6,17 @@ import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
 import { groupRoutes } from "./groups.js";
 import { PageAnchors } from "./paging.js";
-import { chargeRead, inlineReader, type ReadRequest, type ReadResult, type Reader } from "./reads.js";
+import {
+  chargeRead,
+  inlineReader,
+  runBoundedRead,
+  runsInline,
+  type ReadRequest,
+  type ReadResult,
+  type Reader,
+} from "./reads.js";
+import { scimContext } from "./context.js";
+import { sendRead } from "./respond.js";
 import { rootSearchRoutes } from "./search.js";
 import { userRoutes } from "./users.js";
 
@@ -19,21 +29,71 @@ export interface ReadRunner {
 /**
  * Every SCIM endpoint of one directory, mounted under `/scim/v2/:directoryId` after authentication.
  * Resource names match case-insensitively (Express's default; the Microsoft suite GETs /users).
- * With `pool`, reads run in its worker threads; they are still priced here, against one budget per
- * directory (docs/design.md, "Concurrency").
+ * With `pool`, reads run in its worker threads, except those bounded by one index lookup; all are
+ * priced here, against one budget per directory (docs/design.md, "Concurrency").
  */
-export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool?: ReadRunner): Router[] {
+export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool?: ReadRunner): RequestHandler[] {
   // Filters and sorts on caseExact=false attributes call scim_fold (Unicode case folding) in SQL.
   registerFold((db as Db & { $client: Parameters<typeof registerFold>[0] }).$client);
   // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts), each
   // write timed on its request's meter and refused past its request's deadline (./cost.ts).
   const writes = meteredWrites(createWriteQueue(db));
-  // Page anchors of this app's database only (see ./paging.ts); each pool worker keeps its own.
+  // Reads bounded by one index lookup stay here (see runBoundedRead); the rest go to the pool. Page
+  // anchors of this app's database only (see ./paging.ts); each pool worker keeps its own.
   const read: Reader = pool
-    ? (request) => pool.run(request, chargeRead(db, request, budget).heavy)
+    ? (request) =>
+        runsInline(request) ? runBoundedRead(db, request) : pool.run(request, chargeRead(db, request, budget).heavy)
     : inlineReader(db, budget, new PageAnchors());
   // Mounted side by side rather than under one more router (each level re-parses the URL and re-merges
   // params), the busiest first: their paths do not overlap, so the order changes only what a request
   // walks past before its route.
-  return [userRoutes(db, writes, read), groupRoutes(db, writes, read), rootSearchRoutes(read), discoveryRoutes()];
+  return [
+    readsById(read),
+    userRoutes(db, writes, read),
+    groupRoutes(db, writes, read),
+    rootSearchRoutes(read),
+    discoveryRoutes(),
+  ];
+}
+
+/**
+ * GET or HEAD `/Users/{id}` or `/Groups/{id}` as Express's route `/Users/:id` matches it: resource name
+ * in any case, an optional trailing slash, the query after `?`. An id holding `%` is left to Express
+ * (its percent-decoding, and the 400 of a malformed one), like every other path.
+ */
+const byIdPath = /^\/(?:(users)|groups)\/([^/?%]+)\/?(?:\?|$)/i;
+
+/**
+ * The busiest SCIM requests, GET by id, answered before the resource routers: the same route
+ * templates, parameters and read (runRead through `read`) as `GET /Users/:id` in ./users.ts, without
+ * Express's per-router dispatch and parameter merging, and with the query string parsed once (Express 5
+ * parses it again on every `req.query`). Any other request passes on unchanged.
+ */
+function readsById(read: Reader): RequestHandler {
+  const userRoute = { path: "/Users/:id" };
+  const groupRoute = { path: "/Groups/:id" };
+  const send = (res: Response, result: ReadResult | Promise<ReadResult>): void | Promise<void> =>
+    result instanceof Promise ? result.then((r) => sendRead(res, r)) : sendRead(res, result);
+  return (req: Request, res, next) => {
+    if (req.method !== "GET" && req.method !== "HEAD") return next();
+    const m = byIdPath.exec(req.url);
+    if (!m) return next();
+    const id = m[2]!;
+    const user = m[1] !== undefined;
+    req.params = { ...req.params, id };
+    // Names the route for the request log and metrics (src/logging.ts, trackRoute), as Express would.
+    (req as { route?: unknown }).route = user ? userRoute : groupRoute;
+    const query = req.query;
+    return send(
+      res,
+      read({
+        op: user ? "user" : "group",
+        ctx: scimContext(res),
+        id,
+        attributes: query.attributes,
+        excludedAttributes: query.excludedAttributes,
+        ifNoneMatch: req.headers["if-none-match"],
+      }),
+    );
+  };
 }

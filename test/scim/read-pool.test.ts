@@ -5,7 +5,9 @@ import { ConfigError, loadConfig } from "../../src/config.js";
 import { parseListParams } from "../../src/scim/list.js";
 import { signPostLoginBody } from "../../src/http/post-login-hook.js";
 import { ReadPool } from "../../src/scim/read-pool.js";
-import type { ReadRequest } from "../../src/scim/reads.js";
+import { queryCost } from "../../src/scim/cost.js";
+import { heavyReadUnits, runsInline, type ReadRequest } from "../../src/scim/reads.js";
+import { groupSchema as groupResource, userSchema as userResource } from "../../src/scim/schema.js";
 import { createTestBridge, scimClient, type ScimClient, type TestBridge } from "../helpers/scim.js";
 
 /**
@@ -266,10 +268,150 @@ describe("read pool: time budget, crashes and shutdown", () => {
     const res = await slow;
     expect(res.status).toBe(503);
     expect(res.body.detail).toMatch(/shutting down/);
-    // Reads go through the pool: once it is closed, none is answered from the main thread.
-    await t.scim.get(`/Users/${slowUser}`).expect(503);
+    // Lists and scans go through the pool: once it is closed, they answer 503; a read by id needs no thread.
+    await t.scim.get("/Users").expect(503);
+    await t.scim.get(`/Users/${slowUser}`).expect(200);
     // Writes never go through it.
     await t.scim.post("/Users", user(4)).expect(201);
+  });
+});
+
+describe("reads bounded by one index lookup, while every thread of the pool is held by scans", () => {
+  let t: TestBridge;
+  let other: Awaited<ReturnType<TestBridge["newDirectory"]>>;
+  const ids: string[] = [];
+  let groupId: string;
+
+  beforeAll(async () => {
+    // A budget far beyond the test: the scans hold both threads until the pool is closed. Without the
+    // per-directory concurrency gate (test/fairness covers it), which on a loaded machine holds a
+    // directory to one request at a time: here, only the pool decides who waits.
+    t = await createTestBridge({
+      scimRateLimit: null,
+      overrides: { readPool: { workers: 2, timeoutMs: 120_000, workerSetup: hooks } },
+    });
+    await t.scim.post("/Users", user(0, { displayName: "slow-read" })).expect(201);
+    for (let i = 1; i <= 6; i++) ids.push((await t.scim.post("/Users", user(i)).expect(201)).body.id as string);
+    groupId = (
+      await t.scim
+        .post("/Groups", { schemas: [groupSchema], displayName: "Big team", members: ids.map((value) => ({ value })) })
+        .expect(201)
+    ).body.id as string;
+    other = t.newDirectory();
+    await other.scim.post("/Users", user(7, { displayName: "slow-read" })).expect(201);
+    await poolReady(t);
+  });
+
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("answers reads by id and single-probe filters on the main thread; a group with its members and lists wait for the pool", async () => {
+    const pool = t.bridge.readPool!;
+    // One directory's scans may hold all threads but one; a second directory's takes the last.
+    const scans = [t.scim, other.scim].map((c) => c.get('/Users?filter=displayName co "zz"').then((res) => res));
+    while (pool.busy < 2) await sleep(10);
+
+    const byId = await t.scim.get(`/Users/${ids[2]}`).expect(200);
+    expect(byId.body).toMatchObject({ id: ids[2], userName: "u03@example.com" });
+    const filtered = await t.scim.get('/Users?filter=userName eq "U04@example.com"').expect(200);
+    expect(filtered.body).toMatchObject({ totalResults: 1, Resources: [{ id: ids[3] }] });
+    const byExternalId = await t.scim.get('/Users?filter=externalId eq "ext-5"&count=5').expect(200);
+    expect(byExternalId.body).toMatchObject({ totalResults: 1, Resources: [{ id: ids[4] }] });
+    const byIdFilter = await t.scim.get(`/Users?filter=id eq "${ids[0]}"`).expect(200);
+    expect(byIdFilter.body.Resources[0].id).toBe(ids[0]);
+    const etag = byId.headers.etag!;
+    await t.scim.get(`/Users/${ids[2]}`).set("If-None-Match", etag).expect(304);
+    await t.scim.get("/Users/no-such-user").expect(404);
+    const group = await t.scim.get(`/Groups/${groupId}?excludedAttributes=members`).expect(200);
+    expect(group.body).toMatchObject({ id: groupId, displayName: "Big team" });
+    expect(group.body.members).toBeUndefined();
+    const named = await t.scim
+      .get('/Groups?filter=displayName eq "big team"&excludedAttributes=members&count=1')
+      .expect(200);
+    expect(named.body).toMatchObject({ totalResults: 1, Resources: [{ id: groupId }] });
+    // Writes never needed the pool.
+    await t.scim.post("/Users", user(8)).expect(201);
+
+    // Members may be 50,000 rows, lists and other filters scan: those stay in the pool, waiting.
+    const waiting = [
+      t.scim.get(`/Groups/${groupId}`),
+      t.scim.get('/Groups?filter=displayName eq "big team"&count=1'),
+      t.scim.get("/Users?count=2"),
+      t.scim.get('/Users?filter=externalId eq "ext-5"'),
+      t.scim.get('/Users?filter=userName eq "u04@example.com"&sortBy=displayName'),
+    ].map((p) => p.then((res) => [res.status, res.body.detail]));
+    let settled = 0;
+    for (const p of waiting) void p.then(() => settled++);
+    await t.scim.get(`/Users/${ids[1]}`).expect(200);
+    expect(settled).toBe(0);
+    expect(pool.busy).toBe(2);
+
+    // They were in the pool's queue: its shutdown answers them.
+    await pool.close();
+    for (const answer of await Promise.all(waiting))
+      expect(answer).toEqual([503, expect.stringMatching(/shutting down/)]);
+    expect((await Promise.all(scans)).map((r) => r.status)).toEqual([503, 503]);
+  });
+});
+
+describe("which reads run on the main thread", () => {
+  type ListRead = Extract<ReadRequest, { params: unknown }>;
+  const ctx = {
+    directoryId: "d",
+    organizationId: "o",
+    baseUrl: "http://127.0.0.1/scim/v2/d",
+    requestId: "test",
+    actor: { type: "directory" as const, id: "d" },
+  };
+  const users = (query: Record<string, string>): ListRead => ({ op: "users", ctx, params: parseListParams(query) });
+  const groups = (query: Record<string, string>): ListRead => ({
+    op: "groups",
+    ctx,
+    params: parseListParams(query),
+  });
+
+  it("keeps single index probes, and nothing costlier, off the pool; none of them is priced as a scan at any size", () => {
+    const inline = [
+      users({ filter: 'userName eq "a@b"' }),
+      users({ filter: 'urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a@b"', startIndex: "50" }),
+      users({ filter: 'id eq "x"', count: "1000" }),
+      users({ filter: 'externalId eq "x"', count: "10" }),
+      groups({ filter: 'displayName eq "x"', count: "5", excludedAttributes: "members" }),
+      groups({ filter: 'id eq "x"', attributes: "displayName" }),
+    ];
+    const pooled = [
+      users({}),
+      users({ filter: 'externalId eq "x"' }),
+      users({ filter: 'externalId eq "x"', count: "5", startIndex: "2" }),
+      users({ filter: 'userName eq "a@b"', sortBy: "userName" }),
+      users({ filter: 'userName sw "a"' }),
+      users({ filter: 'displayName eq "x"' }),
+      users({ filter: 'emails.value eq "a@b"' }),
+      users({ filter: 'userName eq "a" or userName eq "b"' }),
+      users({ filter: "userName eq null" }),
+      groups({ filter: 'id eq "x"' }),
+      groups({ filter: 'displayName eq "x"', count: "5", attributes: "members" }),
+      { op: "search", ctx, params: parseListParams({ filter: 'userName eq "a@b"' }) },
+    ] satisfies ListRead[];
+    for (const request of inline) {
+      expect({ request: request.params, inline: runsInline(request) }).toEqual({
+        request: request.params,
+        inline: true,
+      });
+      const rs = request.op === "users" ? userResource : groupResource;
+      const { units } = queryCost(rs, { filter: request.params.filter, rows: 10_000_000 });
+      expect(units).toBeLessThan(heavyReadUnits);
+    }
+    for (const request of pooled)
+      expect({ request: request.params, inline: runsInline(request) }).toEqual({
+        request: request.params,
+        inline: false,
+      });
+    expect(runsInline({ op: "user", ctx, id: "x" })).toBe(true);
+    expect(runsInline({ op: "group", ctx, id: "x", excludedAttributes: "members" })).toBe(true);
+    expect(runsInline({ op: "group", ctx, id: "x" })).toBe(false);
+    expect(runsInline({ op: "group", ctx, id: "x", attributes: "displayName,members.value" })).toBe(false);
   });
 });
 
