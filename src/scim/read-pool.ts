@@ -9,10 +9,8 @@
  * replaced; the request answers 503 with Retry-After. A thread that dies for any other reason is
  * replaced the same way and its request answers 503: never a hang.
  */
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startModuleWorker } from "../paths.js";
 import type { Logger } from "pino";
 import { BridgeError, type ErrorKind } from "../errors.js";
 import type { ReadRequest, ReadResult } from "./reads.js";
@@ -92,23 +90,7 @@ const here = import.meta.url;
  */
 const queueWaitMs = (timeoutMs: number): number => Math.max(30_000, 2 * timeoutMs);
 
-/**
- * From dist/ the worker is compiled JavaScript. From src/ (tsx, vitest) it is TypeScript, which a
- * worker thread cannot load by itself (loader hooks are per thread in Node 20): a bootstrap registers
- * tsx in the thread first.
- */
-function spawn(data: ReadWorkerData): Worker {
-  if (!here.endsWith(".ts")) return new Worker(new URL("./read-worker.js", here), { workerData: data });
-  const api = createRequire(here).resolve("tsx/esm/api");
-  const tsx = pathToFileURL(join(dirname(api), "index.mjs")).href;
-  const entry = new URL("./read-worker.ts", here).href;
-  const code = `
-    const { workerData } = require("node:worker_threads");
-    import(workerData.tsx)
-      .then((tsx) => { tsx.register(); return import(workerData.entry); })
-      .catch((err) => setImmediate(() => { throw err; }));`;
-  return new Worker(code, { eval: true, workerData: { ...data, tsx, entry } });
-}
+const spawn = (data: ReadWorkerData): Worker => startModuleWorker(here, "read-worker", data);
 
 function fromWire(error: WireError): Error {
   if (error.kind) return new BridgeError(error.kind, error.message, { retryAfter: error.retryAfter });

@@ -13,10 +13,8 @@
  * replaced with back-off. The jobs it held are taken over when their leases expire, as those of a
  * killed process are.
  */
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startModuleWorker } from "../paths.js";
 import { pino, type Logger } from "pino";
 import type { BackoffPolicy } from "./worker.js";
 import type { OutagePolicy } from "../auth0/gateway.js";
@@ -97,23 +95,7 @@ export interface SyncThreadHealth {
 
 const here = import.meta.url;
 
-/**
- * From dist/ the thread is compiled JavaScript. From src/ (tsx, vitest) it is TypeScript, which a
- * worker thread cannot load by itself (loader hooks are per thread in Node 20): a bootstrap
- * registers tsx in the thread first. (The SCIM read pool starts its threads the same way.)
- */
-function spawn(data: SyncThreadData): Worker {
-  if (!here.endsWith(".ts")) return new Worker(new URL("./engine-worker.js", here), { workerData: data });
-  const api = createRequire(here).resolve("tsx/esm/api");
-  const tsx = pathToFileURL(join(dirname(api), "index.mjs")).href;
-  const entry = new URL("./engine-worker.ts", here).href;
-  const code = `
-    const { workerData } = require("node:worker_threads");
-    import(workerData.tsx)
-      .then((tsx) => { tsx.register(); return import(workerData.entry); })
-      .catch((err) => setImmediate(() => { throw err; }));`;
-  return new Worker(code, { eval: true, workerData: { ...data, tsx, entry } });
-}
+const spawn = (data: SyncThreadData): Worker => startModuleWorker(here, "engine-worker", data);
 
 /** A thread that ran this long before crashing starts the back-off over. */
 const STABLE_MS = 60_000;
