@@ -13,6 +13,7 @@ import { parsePatchRequest } from "./patch/message.js";
 import { parseProjection } from "./projection.js";
 import { renderGroup, type Reader, type ReadRequest } from "./reads.js";
 import { etagOf, locationOf } from "./resource.js";
+import { readByIdRequest } from "./read-by-id.js";
 import { checkIfMatch, sendNoContent, sendRead, sendScim, writeContext } from "./respond.js";
 import { groupSchema } from "./schema.js";
 import { validateDocument } from "./validate.js";
@@ -65,16 +66,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     respondWithGroup(req, res, 201, row);
   });
 
-  router.get("/Groups/:id", (req, res) =>
-    answer(res, {
-      op: "group",
-      ctx: scimContext(res),
-      id: req.params.id,
-      attributes: req.query.attributes,
-      excludedAttributes: req.query.excludedAttributes,
-      ifNoneMatch: req.get("if-none-match"),
-    }),
-  );
+  router.get("/Groups/:id", (req, res) => answer(res, readByIdRequest("group", req, res, req.params.id)));
 
   router.put("/Groups/:id", async (req, res) => {
     const ctx = scimContext(res);

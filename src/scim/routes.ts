@@ -15,7 +15,7 @@ import {
   type ReadResult,
   type Reader,
 } from "./reads.js";
-import { scimContext } from "./context.js";
+import { readByIdRequest } from "./read-by-id.js";
 import { sendRead } from "./respond.js";
 import { rootSearchRoutes } from "./search.js";
 import { userRoutes } from "./users.js";
@@ -83,17 +83,6 @@ function readsById(read: Reader): RequestHandler {
     req.params = { ...req.params, id };
     // Names the route for the request log and metrics (src/logging.ts, trackRoute), as Express would.
     (req as { route?: unknown }).route = user ? userRoute : groupRoute;
-    const query = req.query;
-    return send(
-      res,
-      read({
-        op: user ? "user" : "group",
-        ctx: scimContext(res),
-        id,
-        attributes: query.attributes,
-        excludedAttributes: query.excludedAttributes,
-        ifNoneMatch: req.headers["if-none-match"],
-      }),
-    );
+    return send(res, read(readByIdRequest(user ? "user" : "group", req, res, id)));
   };
 }

@@ -11,6 +11,7 @@ import { parsePatchRequest } from "./patch/message.js";
 import { parseProjection } from "./projection.js";
 import { renderUser, type Reader, type ReadRequest } from "./reads.js";
 import { etagOf, locationOf } from "./resource.js";
+import { readByIdRequest } from "./read-by-id.js";
 import { checkIfMatch, sendNoContent, sendRead, sendScim, writeContext } from "./respond.js";
 import { userSchema } from "./schema.js";
 import { validateDocument } from "./validate.js";
@@ -56,16 +57,7 @@ export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     respondWithUser(req, res, 201, row);
   });
 
-  router.get("/Users/:id", (req, res) =>
-    answer(res, {
-      op: "user",
-      ctx: scimContext(res),
-      id: req.params.id,
-      attributes: req.query.attributes,
-      excludedAttributes: req.query.excludedAttributes,
-      ifNoneMatch: req.get("if-none-match"),
-    }),
-  );
+  router.get("/Users/:id", (req, res) => answer(res, readByIdRequest("user", req, res, req.params.id)));
 
   router.put("/Users/:id", async (req, res) => {
     const ctx = scimContext(res);
