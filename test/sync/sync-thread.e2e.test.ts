@@ -118,7 +118,12 @@ describe("the sync worker thread", () => {
   });
 
   it("shows the thread's job outcomes, Auth0 calls and deprovision latency on /metrics", async () => {
-    const text = (await t.http.get("/metrics").expect(200)).text;
+    // The thread sends its outcomes once per turn of its event loop, so they may reach the main
+    // thread's registry a moment after the jobs' rows say done: wait for them, then check them all.
+    const text = await until("the thread's job outcomes on /metrics", async () => {
+      const body = (await t.http.get("/metrics").expect(200)).text;
+      return metricValue(body, /^scim_bridge_deprovision_latency_seconds_count\{/) >= 1 ? body : undefined;
+    });
     expect(
       metricValue(text, /^scim_bridge_job_outcomes_total\{kind="user",lane="provision",outcome="done"\}/),
     ).toBeGreaterThanOrEqual(1);
