@@ -30,7 +30,7 @@ import { ReadPool } from "./scim/read-pool.js";
 import { createLogger, requestLogger } from "./logging.js";
 import { scheduleDriftScans } from "./sync/drift-schedule.js";
 import { createSyncEngine, type SyncEngine, type SyncEngineOptions } from "./sync/engine.js";
-import { SyncThread } from "./sync/engine-thread.js";
+import { SyncThread, type EngineSettings } from "./sync/engine-thread.js";
 import { ImportClient } from "./sync/import/client.js";
 import { webhookInvitationDelivery, type InvitationDelivery } from "./sync/invitations.js";
 
@@ -196,20 +196,24 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     (config.invitationWebhook
       ? webhookInvitationDelivery(config.invitationWebhook.url, config.invitationWebhook.secret)
       : undefined);
-  const engine = createSyncEngine({
-    db: syncConnection.db,
-    client,
+  // Plain data, shared by the in-process engine and the sync thread's.
+  const engineSettings: EngineSettings = {
     plan,
     tenant: auth0.domain,
     rateScale: overrides.rateScale ?? config.auth0RateScale,
     ...(auth0.invitationClientId ? { invitationClientId: auth0.invitationClientId } : {}),
-    log,
-    onAuth0Failure: (organizationId, errorCode) => metrics.auth0Failure(organizationId, errorCode),
     leaseMs: overrides.engine?.leaseMs ?? config.jobLeaseSeconds * 1000,
     concurrency: overrides.engine?.concurrency ?? config.syncConcurrency,
     ...(overrides.engine?.pollMs === undefined ? {} : { pollMs: overrides.engine.pollMs }),
     ...(overrides.engine?.backoff ? { backoff: overrides.engine.backoff } : {}),
     ...(overrides.engine?.outage ? { outage: overrides.engine.outage } : {}),
+  };
+  const engine = createSyncEngine({
+    db: syncConnection.db,
+    client,
+    ...engineSettings,
+    log,
+    onAuth0Failure: (organizationId, errorCode) => metrics.auth0Failure(organizationId, errorCode),
     ...(invitations ? { invitations } : {}),
     observer: metrics.callObserver,
     events: {
@@ -232,16 +236,8 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
         autoCheckpoint: !background,
         auth0,
         ...(overrides.managementClient ? { managementClient: overrides.managementClient } : {}),
-        plan,
-        tenant: auth0.domain,
-        rateScale: overrides.rateScale ?? config.auth0RateScale,
-        ...(auth0.invitationClientId ? { invitationClientId: auth0.invitationClientId } : {}),
+        settings: engineSettings,
         ...(config.invitationWebhook ? { invitationWebhook: config.invitationWebhook } : {}),
-        leaseMs: overrides.engine?.leaseMs ?? config.jobLeaseSeconds * 1000,
-        concurrency: overrides.engine?.concurrency ?? config.syncConcurrency,
-        ...(overrides.engine?.pollMs === undefined ? {} : { pollMs: overrides.engine.pollMs }),
-        ...(overrides.engine?.backoff ? { backoff: overrides.engine.backoff } : {}),
-        ...(overrides.engine?.outage ? { outage: overrides.engine.outage } : {}),
         logLevel: log.level as Config["logLevel"],
         ...(workerSetup ? { setup: workerSetup } : {}),
       },

@@ -16,13 +16,21 @@
 import type { Worker } from "node:worker_threads";
 import { startModuleWorker } from "../paths.js";
 import { pino, type Logger } from "pino";
-import type { BackoffPolicy } from "./worker.js";
-import type { OutagePolicy } from "../auth0/gateway.js";
-import type { Auth0Plan, RateSnapshot } from "../auth0/rate-limiter.js";
+import type { SyncEngineOptions } from "./engine.js";
+import type { RateSnapshot } from "../auth0/rate-limiter.js";
 import type { Auth0Config, Config } from "../config.js";
 import { onJobEnqueued } from "../directory/outbox.js";
 
 /** Everything the thread needs to build the engine: plain data, copied into the thread. */
+/**
+ * The engine's settings that are plain data, so that they cross into the thread as they are: the
+ * composition root builds them once for the in-process engine and the thread alike.
+ */
+export type EngineSettings = Pick<
+  SyncEngineOptions,
+  "plan" | "tenant" | "rateScale" | "invitationClientId" | "leaseMs" | "concurrency" | "pollMs" | "backoff" | "outage"
+>;
+
 export interface SyncThreadData {
   databaseUrl: string;
   sqlite?: { cacheMiB?: number; mmapMiB?: number };
@@ -30,16 +38,8 @@ export interface SyncThreadData {
   autoCheckpoint: boolean;
   auth0: Auth0Config;
   managementClient?: { maxRetries?: number };
-  plan: Auth0Plan;
-  tenant: string;
-  rateScale: number;
-  invitationClientId?: string;
+  settings: EngineSettings;
   invitationWebhook?: { url: string; secret: string };
-  leaseMs: number;
-  concurrency: number;
-  pollMs?: number;
-  backoff?: BackoffPolicy;
-  outage?: OutagePolicy;
   logLevel: Config["logLevel"];
   /** Test seam: URL of a module whose `setup()` the thread runs before starting the worker. */
   setup?: string;

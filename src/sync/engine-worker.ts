@@ -49,20 +49,12 @@ const connection = openDatabase(data.databaseUrl, {
 const engine = createSyncEngine({
   db: connection.db,
   client: createManagementClient(data.auth0, data.managementClient ?? {}),
-  plan: data.plan,
-  tenant: data.tenant,
-  rateScale: data.rateScale,
-  ...(data.invitationClientId ? { invitationClientId: data.invitationClientId } : {}),
+  ...data.settings,
   ...(data.invitationWebhook
     ? { invitations: webhookInvitationDelivery(data.invitationWebhook.url, data.invitationWebhook.secret) }
     : {}),
   log,
   onAuth0Failure: (organizationId, errorCode) => push(["f", organizationId, errorCode]),
-  leaseMs: data.leaseMs,
-  concurrency: data.concurrency,
-  ...(data.pollMs === undefined ? {} : { pollMs: data.pollMs }),
-  ...(data.backoff ? { backoff: data.backoff } : {}),
-  ...(data.outage ? { outage: data.outage } : {}),
   observer: { onCall: (cls, status, durationMs) => push(["c", cls, status, durationMs]) },
   events: {
     onOutcome: (job, outcome) =>
