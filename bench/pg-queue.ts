@@ -14,8 +14,9 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import pg from "pg";
-import { Lane } from "../src/directory/outbox.js";
-import { enqueuePgJobs, PgOutbox } from "../src/directory/pg/outbox.js";
+import { enqueueJobs, Lane } from "../src/directory/outbox.js";
+import { runOnClient } from "../src/directory/store-op.js";
+import { PgOutbox } from "../src/directory/pg/outbox.js";
 import { migratePostgres } from "../src/directory/postgres.js";
 import startServer from "../test/support/postgres-global-setup.js";
 
@@ -72,10 +73,9 @@ async function measure(url: string, claimers: number, jobs: number, batch: numbe
   await setup.query("TRUNCATE jobs");
   const subjects = Array.from({ length: jobs }, (_, i) => `u${i}`);
   for (let i = 0; i < subjects.length; i += 1000)
-    await enqueuePgJobs(
+    await runOnClient(
       setup,
-      { organizationId: "org_1", kind: "user", lane: Lane.provision },
-      subjects.slice(i, i + 1000),
+      enqueueJobs({ organizationId: "org_1", kind: "user", lane: Lane.provision }, subjects.slice(i, i + 1000)),
     );
   await setup.query("VACUUM ANALYZE jobs");
   const pools = Array.from({ length: claimers }, () => new pg.Pool({ connectionString: url, max: 4 }));

@@ -26,6 +26,7 @@ import { createUser } from "../src/directory/users.js";
 import { PLAN_LIMITS, startEmulator, type CallLogEntry } from "../src/emulator/index.js";
 import { packageRoot } from "../src/paths.js";
 import { enqueueJob, Lane } from "../src/directory/outbox.js";
+import { runSync } from "../src/directory/store-op.js";
 
 interface SyncFigures {
   plan: Auth0Plan;
@@ -180,12 +181,15 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
     const cpuAtStart = processCpuMs(bridge.pid);
     // A drift scan during the push: the server's own background scan, and an operator's
     // `scim-bridge reconcile --dry-run` in a second process spending the same tenant budget.
-    enqueueJob(db, {
-      organizationId: onboarded.organization.id,
-      kind: "drift",
-      subjectId: onboarded.organization.id,
-      lane: Lane.background,
-    });
+    runSync(
+      db,
+      enqueueJob({
+        organizationId: onboarded.organization.id,
+        kind: "drift",
+        subjectId: onboarded.organization.id,
+        lane: Lane.background,
+      }),
+    );
     const cli = spawn(
       process.execPath,
       [

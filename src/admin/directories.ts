@@ -11,6 +11,7 @@ import {
 import { tokenExpiry } from "./organizations.js";
 import type { AdminRoutes, RouteContext } from "./routes.js";
 import { directoryView, scimTokenView } from "./views.js";
+import { runSync } from "../directory/store-op.js";
 
 const directoryOf = (ctx: RouteContext<unknown, unknown>): DirectoryRow =>
   directoryOfOrganization(ctx.deps.db, ctx.organization.id, ctx.param("dir"));
@@ -28,7 +29,7 @@ export function directoryRoutes(routes: AdminRoutes): void {
       status: 200,
     },
     ({ deps, organization }) => ({
-      directories: listDirectories(deps.db, organization.id).map((d) => directoryView(d, deps.publicUrl)),
+      directories: runSync(deps.db, listDirectories(organization.id)).map((d) => directoryView(d, deps.publicUrl)),
     }),
   );
 

@@ -7,6 +7,7 @@ import { jobCounts, jobStates, listDeadJobs, listJobs, retryJob } from "../sync/
 import { enqueueJob, Lane, laneName, laneNames, type JobKind } from "../directory/outbox.js";
 import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
 import { jobView } from "./views.js";
+import { runSync } from "../directory/store-op.js";
 
 /** Sync health for operators: jobs by state and lane, dead letters, retry, and drift reconcile on demand. */
 const kinds: [JobKind, ...JobKind[]] = ["user", "group", "organization", "drift"];
@@ -121,22 +122,28 @@ export function jobRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, actor, requestId, now }) => {
       deps.db.transaction((tx) => {
-        enqueueJob(tx, {
-          organizationId: organization.id,
-          kind: "drift",
-          subjectId: organization.id,
-          lane: Lane.background,
-          now,
-        });
-        recordAudit(tx, {
-          actor,
-          organizationId: organization.id,
-          action: "drift.request",
-          targetType: "organization",
-          targetId: organization.id,
-          requestId,
-          at: now,
-        });
+        runSync(
+          tx,
+          enqueueJob({
+            organizationId: organization.id,
+            kind: "drift",
+            subjectId: organization.id,
+            lane: Lane.background,
+            now,
+          }),
+        );
+        runSync(
+          tx,
+          recordAudit({
+            actor,
+            organizationId: organization.id,
+            action: "drift.request",
+            targetType: "organization",
+            targetId: organization.id,
+            requestId,
+            at: now,
+          }),
+        );
       });
       deps.notifyWorker?.();
       const page = listJobs(deps.db, { organizationId: organization.id, kind: "drift", state: "pending", limit: 1 });

@@ -19,6 +19,7 @@ import {
 } from "../directory/tokens.js";
 import type { Change } from "../directory/write-context.js";
 import { conflict, invalidValue, notFound } from "../errors.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * Onboarding, directories and SCIM tokens: the one set of rules the admin API (and the console through
@@ -55,7 +56,7 @@ function directoryWithToken(
   input: { name?: string; tokenExpiresInDays?: number },
   change: Change,
 ): OnboardedDirectory {
-  const directory = createDirectory(tx, { organizationId: organization.id, name: input.name }, change);
+  const directory = runSync(tx, createDirectory({ organizationId: organization.id, name: input.name }, change));
   const expiresAt = scimTokenExpiresAt(input.tokenExpiresInDays, change.at);
   const token = issueScimToken(tx, { directoryId: directory.id, organizationId: organization.id, expiresAt }, change);
   return { organization, directory, token };

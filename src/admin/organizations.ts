@@ -14,6 +14,7 @@ import { enqueueJob, Lane } from "../directory/outbox.js";
 import { maxScimTokenDays, onboardOrganization } from "./onboarding.js";
 import type { AdminRoutes } from "./routes.js";
 import { directoryView, organizationView, scimTokenView } from "./views.js";
+import { runSync } from "../directory/store-op.js";
 
 /** Optional SCIM token lifetime; none by default, because an IdP whose token expires unseen stops deprovisioning. */
 export const tokenExpiry = z
@@ -94,7 +95,7 @@ export function organizationRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization }) => ({
       organization: organizationView(organization),
-      directories: listDirectories(deps.db, organization.id).map((d) => directoryView(d, deps.publicUrl)),
+      directories: runSync(deps.db, listDirectories(organization.id)).map((d) => directoryView(d, deps.publicUrl)),
     }),
   );
 
@@ -122,24 +123,30 @@ export function organizationRoutes(routes: AdminRoutes): void {
           .where(eq(organizations.id, before.id))
           .returning()
           .get();
-        recordAudit(tx, {
-          actor,
-          organizationId: before.id,
-          action: "organization.update",
-          targetType: "organization",
-          targetId: before.id,
-          before: { displayName: before.displayName, connection: before.connection },
-          after: { displayName: row.displayName, connection: row.connection },
-          requestId,
-          at: now,
-        });
-        enqueueJob(tx, {
-          organizationId: before.id,
-          kind: "organization",
-          subjectId: before.id,
-          lane: Lane.background,
-          now,
-        });
+        runSync(
+          tx,
+          recordAudit({
+            actor,
+            organizationId: before.id,
+            action: "organization.update",
+            targetType: "organization",
+            targetId: before.id,
+            before: { displayName: before.displayName, connection: before.connection },
+            after: { displayName: row.displayName, connection: row.connection },
+            requestId,
+            at: now,
+          }),
+        );
+        runSync(
+          tx,
+          enqueueJob({
+            organizationId: before.id,
+            kind: "organization",
+            subjectId: before.id,
+            lane: Lane.background,
+            now,
+          }),
+        );
         return row;
       });
       deps.notifyWorker?.();
@@ -163,7 +170,7 @@ export function organizationRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization: org, actor, requestId, now }) => {
       deps.db.transaction((tx) => {
-        const dirIds = listDirectories(tx, org.id).map((d) => d.id);
+        const dirIds = runSync(tx, listDirectories(org.id)).map((d) => d.id);
         const live =
           dirIds.length === 0
             ? 0
@@ -189,16 +196,19 @@ export function organizationRoutes(routes: AdminRoutes): void {
         if (dirIds.length > 0) tx.delete(scimRequestLog).where(inArray(scimRequestLog.directoryId, dirIds)).run();
         tx.delete(jobs).where(eq(jobs.organizationId, org.id)).run();
         tx.delete(organizations).where(eq(organizations.id, org.id)).run();
-        recordAudit(tx, {
-          actor,
-          organizationId: org.id,
-          action: "organization.delete",
-          targetType: "organization",
-          targetId: org.id,
-          before: { slug: org.slug, displayName: org.displayName, auth0OrgId: org.auth0OrgId, directories: dirIds },
-          requestId,
-          at: now,
-        });
+        runSync(
+          tx,
+          recordAudit({
+            actor,
+            organizationId: org.id,
+            action: "organization.delete",
+            targetType: "organization",
+            targetId: org.id,
+            before: { slug: org.slug, displayName: org.displayName, auth0OrgId: org.auth0OrgId, directories: dirIds },
+            requestId,
+            at: now,
+          }),
+        );
       });
       return undefined;
     },

@@ -5,6 +5,7 @@ import { BridgeError, isBridgeError, notFound } from "../errors.js";
 import { directoryOfOrganization } from "./onboarding.js";
 import { iso, limitParam, type AdminRoutes, type RouteContext } from "./routes.js";
 import { findUser, listOrganizationGroups, searchUsers, usersWithSyncState } from "./user-queries.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * Customer-admin routes (docs/design.md, "Who uses it"): its users and their sync state, block and unblock (holds),
@@ -165,17 +166,20 @@ export function userRoutes(routes: AdminRoutes): void {
       const user = userOf(ctx);
       const audit = (after: Record<string, unknown>): void =>
         deps.db.transaction((tx) =>
-          recordAudit(tx, {
-            actor,
-            organizationId: organization.id,
-            directoryId: user.directoryId,
-            action: "user.sign_out",
-            targetType: "user",
-            targetId: user.id,
-            after,
-            requestId,
-            at: (deps.now ?? Date.now)(),
-          }),
+          runSync(
+            tx,
+            recordAudit({
+              actor,
+              organizationId: organization.id,
+              directoryId: user.directoryId,
+              action: "user.sign_out",
+              targetType: "user",
+              targetId: user.id,
+              after,
+              requestId,
+              at: (deps.now ?? Date.now)(),
+            }),
+          ),
         );
       let result: { revoked: boolean; reason?: string };
       try {

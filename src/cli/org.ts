@@ -5,6 +5,7 @@ import { addDirectory, onboardOrganization, rotateDirectoryToken } from "../admi
 import { changeBy } from "../directory/write-context.js";
 import { listOrganizations, type OrganizationRow, type UserModel } from "../directory/organizations.js";
 import { cliOperator, withDatabase } from "./database.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * Operator commands for onboarding (docs/design.md, "Contract"): `org create`, `org list`, `directory create`,
@@ -117,7 +118,7 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
       withDatabase(openDb, ({ db, publicUrl }) => {
         const rows = listOrganizations(db).map((o) => ({
           ...organizationJson(o),
-          directories: listDirectories(db, o.id).map((d) => ({
+          directories: runSync(db, listDirectories(o.id)).map((d) => ({
             ...directoryJson(d),
             scimBaseUrl: scimBaseUrl(publicUrl, d.id),
           })),

@@ -7,6 +7,7 @@ import { onboardOrganization, rotateDirectoryToken } from "../admin/onboarding.j
 import { changeBy } from "../directory/write-context.js";
 import { getOrganization } from "../directory/organizations.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * Sandbox mode (docs/design.md, "Contract"): no Auth0 settings, so the Management API emulator runs in-process
@@ -33,7 +34,7 @@ export function forgetEmulatedTenant(db: Db): void {
     const orgs = tx.select({ id: organizations.id }).from(organizations).all();
     tx.update(organizations).set({ auth0OrgId: null }).where(isNotNull(organizations.auth0OrgId)).run();
     for (const o of orgs)
-      enqueueJob(tx, { organizationId: o.id, kind: "organization", subjectId: o.id, lane: Lane.provision });
+      runSync(tx, enqueueJob({ organizationId: o.id, kind: "organization", subjectId: o.id, lane: Lane.provision }));
   });
 }
 
@@ -48,7 +49,7 @@ export function ensureSandboxDirectory(db: Db, publicUrl: string): SandboxDirect
       token: made.token.token,
     };
   }
-  const directory = listDirectories(db, existing.id)[0];
+  const directory = runSync(db, listDirectories(existing.id))[0];
   if (!directory)
     throw new Error(
       `sandbox organization "${sandboxSlug}" has no directory; run: scim-bridge directory create ${sandboxSlug}`,

@@ -6,6 +6,7 @@ import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
 import type { Change } from "./write-context.js";
+import { runSync } from "./store-op.js";
 
 /**
  * Admin API tokens. Scope "operator" reaches every organization; "org_admin" one. Like SCIM
@@ -79,16 +80,19 @@ export function issueAdminToken(tx: DbOrTx, input: NewAdminToken, change: Change
     })
     .returning()
     .get();
-  recordAudit(tx, {
-    actor,
-    organizationId: record.organizationId,
-    action: "admin_token.issue",
-    targetType: "admin_token",
-    targetId: record.id,
-    after: { name: record.name, scope: record.scope, hint: record.hint, expiresAt: record.expiresAt },
-    requestId,
-    at: now,
-  });
+  runSync(
+    tx,
+    recordAudit({
+      actor,
+      organizationId: record.organizationId,
+      action: "admin_token.issue",
+      targetType: "admin_token",
+      targetId: record.id,
+      after: { name: record.name, scope: record.scope, hint: record.hint, expiresAt: record.expiresAt },
+      requestId,
+      at: now,
+    }),
+  );
   return { token, record };
 }
 
@@ -117,17 +121,20 @@ export function revokeAdminToken(tx: DbOrTx, id: string, change: Change): AdminT
     .where(and(eq(adminTokens.id, id), isNull(adminTokens.revokedAt)))
     .returning()
     .get();
-  recordAudit(tx, {
-    actor,
-    organizationId: existing.organizationId,
-    action: "admin_token.revoke",
-    targetType: "admin_token",
-    targetId: id,
-    before: { name: existing.name, scope: existing.scope, hint: existing.hint },
-    after: { revokedAt: now },
-    requestId,
-    at: now,
-  });
+  runSync(
+    tx,
+    recordAudit({
+      actor,
+      organizationId: existing.organizationId,
+      action: "admin_token.revoke",
+      targetType: "admin_token",
+      targetId: id,
+      before: { name: existing.name, scope: existing.scope, hint: existing.hint },
+      after: { revokedAt: now },
+      requestId,
+      at: now,
+    }),
+  );
   return row ?? existing;
 }
 

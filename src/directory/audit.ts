@@ -1,5 +1,4 @@
-import type { DbOrTx } from "./database.js";
-import { prepared } from "./statements.js";
+import { exec, type StoreOp } from "./store-op.js";
 
 export type ActorType = "directory" | "operator" | "org_admin" | "system";
 
@@ -30,10 +29,10 @@ const insertAudit = `INSERT INTO audit_entries
 
 /**
  * Appends one audit entry inside the caller's transaction (the audit log is append-only). Every SCIM
- * write makes one, so it runs as a cached statement rather than through drizzle's query builder.
+ * write makes one: one fixed statement text, so it stays prepared.
  */
-export function recordAudit(tx: DbOrTx, entry: AuditEntry): void {
-  prepared(tx, insertAudit).run(
+export function* recordAudit(entry: AuditEntry): StoreOp<void> {
+  yield* exec(insertAudit, [
     entry.at ?? Date.now(),
     entry.actor.type,
     entry.actor.id,
@@ -45,5 +44,5 @@ export function recordAudit(tx: DbOrTx, entry: AuditEntry): void {
     entry.before === undefined ? null : JSON.stringify(entry.before),
     entry.after === undefined ? null : JSON.stringify(entry.after),
     entry.requestId ?? null,
-  );
+  ]);
 }

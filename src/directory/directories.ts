@@ -1,10 +1,8 @@
-import { asc, eq } from "drizzle-orm";
-import { directories } from "../../db/schema.js";
+import type { directories } from "../../db/schema.js";
 import { invalidValue } from "../errors.js";
 import { recordAudit } from "./audit.js";
-import type { DbOrTx } from "./database.js";
 import { newDirectoryId } from "./ids.js";
-import { prepared } from "./statements.js";
+import { exec, many, one, type StoreOp } from "./store-op.js";
 import type { Change } from "./write-context.js";
 
 export type DirectoryRow = typeof directories.$inferSelect;
@@ -13,20 +11,21 @@ export type DirectoryRow = typeof directories.$inferSelect;
 export const scimBaseUrl = (publicUrl: string, directoryId: string): string =>
   `${publicUrl.replace(/\/+$/, "")}/scim/v2/${directoryId}`;
 
-export function createDirectory(
-  tx: DbOrTx,
+const directoryColumns = `id, organization_id AS "organizationId", name, created_at AS "createdAt",
+  user_count AS "userCount", group_count AS "groupCount", generation`;
+
+export function* createDirectory(
   input: { organizationId: string; name?: string },
   change: Change,
-): DirectoryRow {
+): StoreOp<DirectoryRow> {
   const { actor, requestId, at: now } = change;
   const name = (input.name ?? "default").trim();
   if (name.length === 0 || name.length > 255) throw invalidValue("directory name must be 1 to 255 characters");
-  const row = tx
-    .insert(directories)
-    .values({ id: newDirectoryId(), organizationId: input.organizationId, name, createdAt: now })
-    .returning()
-    .get();
-  recordAudit(tx, {
+  const row = (yield* one<DirectoryRow>(
+    `INSERT INTO directories (id, organization_id, name, created_at) VALUES (?, ?, ?, ?) RETURNING ${directoryColumns}`,
+    [newDirectoryId(), input.organizationId, name, now],
+  ))!;
+  yield* recordAudit({
     actor,
     organizationId: row.organizationId,
     directoryId: row.id,
@@ -40,29 +39,22 @@ export function createDirectory(
   return row;
 }
 
-export function getDirectory(db: DbOrTx, id: string): DirectoryRow | undefined {
-  return db.select().from(directories).where(eq(directories.id, id)).get();
+export function* getDirectory(id: string): StoreOp<DirectoryRow | undefined> {
+  return yield* one<DirectoryRow>(`SELECT ${directoryColumns} FROM directories WHERE id = ?`, [id]);
 }
 
-export function listDirectories(db: DbOrTx, organizationId: string): DirectoryRow[] {
-  return db
-    .select()
-    .from(directories)
-    .where(eq(directories.organizationId, organizationId))
-    .orderBy(asc(directories.createdAt))
-    .all();
+export function* listDirectories(organizationId: string): StoreOp<DirectoryRow[]> {
+  return yield* many<DirectoryRow>(
+    `SELECT ${directoryColumns} FROM directories WHERE organization_id = ? ORDER BY created_at, id`,
+    [organizationId],
+  );
 }
 
 /** Keeps the live counts behind O(1) totalResults in step with each create and delete. */
-export function adjustDirectoryCounts(
-  tx: DbOrTx,
-  directoryId: string,
-  delta: { users?: number; groups?: number },
-): void {
-  // Every SCIM create and delete moves a count: a cached statement rather than drizzle's builder.
-  prepared(tx, "UPDATE directories SET user_count = user_count + ?, group_count = group_count + ? WHERE id = ?").run(
+export function* adjustDirectoryCounts(directoryId: string, delta: { users?: number; groups?: number }): StoreOp<void> {
+  yield* exec("UPDATE directories SET user_count = user_count + ?, group_count = group_count + ? WHERE id = ?", [
     delta.users ?? 0,
     delta.groups ?? 0,
     directoryId,
-  );
+  ]);
 }

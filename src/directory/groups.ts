@@ -21,6 +21,7 @@ import {
 import { afterCondition, countLive, orderTerms, type ListQuery } from "./users.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { changedAttributes, type WriteContext } from "./write-context.js";
+import { runSync } from "./store-op.js";
 
 /**
  * SCIM groups. `resource` is the document without id, meta and members; members are rows of
@@ -162,19 +163,22 @@ export function createGroup(tx: DbOrTx, ctx: WriteContext, resource: GroupResour
     change.added.length > 0
       ? tx.update(groups).set({ memberCount: change.added.length }).where(eq(groups.id, row.id)).returning().get()
       : row;
-  adjustDirectoryCounts(tx, ctx.directoryId, { groups: 1 });
-  bumpDirectoryGeneration(tx, ctx.directoryId);
-  recordAudit(tx, {
-    actor: ctx.actor,
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    action: "group.create",
-    targetType: "group",
-    targetId: row.id,
-    after: { displayName: row.displayName, externalId: row.externalId, members: membersAudit(change) },
-    requestId: ctx.requestId,
-    at: now,
-  });
+  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { groups: 1 }));
+  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
+  runSync(
+    tx,
+    recordAudit({
+      actor: ctx.actor,
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      action: "group.create",
+      targetType: "group",
+      targetId: row.id,
+      after: { displayName: row.displayName, externalId: row.externalId, members: membersAudit(change) },
+      requestId: ctx.requestId,
+      at: now,
+    }),
+  );
   enqueueMemberJobs(tx, ctx, change.added, now);
   return created;
 }
@@ -196,7 +200,7 @@ export function updateGroup(
   const change = applyMemberOperations(tx, ctx, existing.id, operations, now);
   const documentChanged = text !== existing.resource;
   if (!documentChanged && change.added.length === 0 && change.removed.length === 0) return existing;
-  bumpDirectoryGeneration(tx, ctx.directoryId);
+  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
   const delta = change.added.length - change.removed.length;
   const row =
     documentChanged && cols
@@ -218,32 +222,38 @@ export function updateGroup(
           `UPDATE groups SET member_count = member_count + ?, version = version + 1, modified_at = ? WHERE id = ? RETURNING ${groupColumns}`,
         ).get(delta, now, existing.id) as GroupRow);
   const before = JSON.parse(existing.resource) as GroupResource;
-  recordAudit(tx, {
-    actor: ctx.actor,
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    action,
-    targetType: "group",
-    targetId: row.id,
-    before: { displayName: existing.displayName, externalId: existing.externalId },
-    after: {
-      displayName: row.displayName,
-      externalId: row.externalId,
-      changed: documentChanged ? changedAttributes(before, resource ?? before) : [],
-      members: membersAudit(change),
-    },
-    requestId: ctx.requestId,
-    at: now,
-  });
-  if (row.displayName !== existing.displayName || row.externalId !== existing.externalId) {
-    enqueueJob(tx, {
+  runSync(
+    tx,
+    recordAudit({
+      actor: ctx.actor,
       organizationId: ctx.organizationId,
       directoryId: ctx.directoryId,
-      kind: "group",
-      subjectId: row.id,
-      lane: Lane.provision,
-      now,
-    });
+      action,
+      targetType: "group",
+      targetId: row.id,
+      before: { displayName: existing.displayName, externalId: existing.externalId },
+      after: {
+        displayName: row.displayName,
+        externalId: row.externalId,
+        changed: documentChanged ? changedAttributes(before, resource ?? before) : [],
+        members: membersAudit(change),
+      },
+      requestId: ctx.requestId,
+      at: now,
+    }),
+  );
+  if (row.displayName !== existing.displayName || row.externalId !== existing.externalId) {
+    runSync(
+      tx,
+      enqueueJob({
+        organizationId: ctx.organizationId,
+        directoryId: ctx.directoryId,
+        kind: "group",
+        subjectId: row.id,
+        lane: Lane.provision,
+        now,
+      }),
+    );
   }
   enqueueMemberJobs(tx, ctx, [...change.added, ...change.removed], now);
   return row;
@@ -260,27 +270,33 @@ export function deleteGroup(tx: DbOrTx, ctx: WriteContext, existing: GroupRow): 
     .set({ deletedAt: now, modifiedAt: now, memberCount: 0, version: existing.version + 1 })
     .where(eq(groups.id, existing.id))
     .run();
-  adjustDirectoryCounts(tx, ctx.directoryId, { groups: -1 });
-  bumpDirectoryGeneration(tx, ctx.directoryId);
-  recordAudit(tx, {
-    actor: ctx.actor,
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    action: "group.delete",
-    targetType: "group",
-    targetId: existing.id,
-    before: { displayName: existing.displayName, externalId: existing.externalId, members: removed.length },
-    requestId: ctx.requestId,
-    at: now,
-  });
-  enqueueJob(tx, {
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    kind: "group",
-    subjectId: existing.id,
-    lane: Lane.provision,
-    now,
-  });
+  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { groups: -1 }));
+  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
+  runSync(
+    tx,
+    recordAudit({
+      actor: ctx.actor,
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      action: "group.delete",
+      targetType: "group",
+      targetId: existing.id,
+      before: { displayName: existing.displayName, externalId: existing.externalId, members: removed.length },
+      requestId: ctx.requestId,
+      at: now,
+    }),
+  );
+  runSync(
+    tx,
+    enqueueJob({
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      kind: "group",
+      subjectId: existing.id,
+      lane: Lane.provision,
+      now,
+    }),
+  );
   enqueueMemberJobs(tx, ctx, removed, now);
 }
 

@@ -6,6 +6,7 @@ import { recordAudit, type Actor } from "./audit.js";
 import type { Db, DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
 import type { Change } from "./write-context.js";
+import { runSync } from "./store-op.js";
 
 /**
  * Holds (docs/design.md, "Concepts"): a block placed by a customer admin or an operator that wins over the IdP until
@@ -66,26 +67,32 @@ export function placeHold(db: Db, request: HoldRequest & { reason: string }, cha
         })
         .returning()
         .get();
-      recordAudit(tx, {
-        actor,
-        organizationId: request.organizationId,
-        directoryId: user.directoryId,
-        action: "hold.place",
-        targetType: "user",
-        targetId: user.id,
-        before: { held: false },
-        after: { held: true, holdId: hold.id, reason },
-        requestId,
-        at: now,
-      });
-      enqueueJob(tx, {
-        organizationId: request.organizationId,
-        directoryId: user.directoryId,
-        kind: "user",
-        subjectId: user.id,
-        lane: Lane.deprovision,
-        now,
-      });
+      runSync(
+        tx,
+        recordAudit({
+          actor,
+          organizationId: request.organizationId,
+          directoryId: user.directoryId,
+          action: "hold.place",
+          targetType: "user",
+          targetId: user.id,
+          before: { held: false },
+          after: { held: true, holdId: hold.id, reason },
+          requestId,
+          at: now,
+        }),
+      );
+      runSync(
+        tx,
+        enqueueJob({
+          organizationId: request.organizationId,
+          directoryId: user.directoryId,
+          kind: "user",
+          subjectId: user.id,
+          lane: Lane.deprovision,
+          now,
+        }),
+      );
       return hold;
     },
     { behavior: "immediate" },
@@ -113,26 +120,32 @@ export function releaseHold(db: Db, request: HoldRequest & { note?: string }, ch
           .returning()
           .get(),
       );
-      recordAudit(tx, {
-        actor,
-        organizationId: request.organizationId,
-        directoryId: user.directoryId,
-        action: "hold.release",
-        targetType: "user",
-        targetId: user.id,
-        before: { held: true, holds: active.map((h) => ({ holdId: h.id, reason: h.reason, placedBy: h.placedBy })) },
-        after: { held: false, ...(note ? { reason: note } : {}) },
-        requestId,
-        at: now,
-      });
-      enqueueJob(tx, {
-        organizationId: request.organizationId,
-        directoryId: user.directoryId,
-        kind: "user",
-        subjectId: user.id,
-        lane: Lane.provision,
-        now,
-      });
+      runSync(
+        tx,
+        recordAudit({
+          actor,
+          organizationId: request.organizationId,
+          directoryId: user.directoryId,
+          action: "hold.release",
+          targetType: "user",
+          targetId: user.id,
+          before: { held: true, holds: active.map((h) => ({ holdId: h.id, reason: h.reason, placedBy: h.placedBy })) },
+          after: { held: false, ...(note ? { reason: note } : {}) },
+          requestId,
+          at: now,
+        }),
+      );
+      runSync(
+        tx,
+        enqueueJob({
+          organizationId: request.organizationId,
+          directoryId: user.directoryId,
+          kind: "user",
+          subjectId: user.id,
+          lane: Lane.provision,
+          now,
+        }),
+      );
       return released;
     },
     { behavior: "immediate" },

@@ -22,6 +22,7 @@ import { getOrganization, type OrganizationRow } from "./organizations.js";
 import type { DbOrTx } from "./database.js";
 import { connectionTypeOf } from "./settings.js";
 import { connectionOf, prepared } from "./statements.js";
+import { runSync } from "./store-op.js";
 
 export interface ActiveMapping {
   organizationId: string;
@@ -216,19 +217,25 @@ function activate(
     .set({ activeMappingVersion: version, updatedAt: now })
     .where(eq(organizations.id, org.id))
     .run();
-  recordAudit(tx, {
-    actor,
-    organizationId: org.id,
-    action,
-    targetType: "mapping",
-    targetId: String(version),
-    before: { activeVersion: org.activeMappingVersion },
-    after,
-    requestId,
-    at: now,
-  });
+  runSync(
+    tx,
+    recordAudit({
+      actor,
+      organizationId: org.id,
+      action,
+      targetType: "mapping",
+      targetId: String(version),
+      before: { activeVersion: org.activeMappingVersion },
+      after,
+      requestId,
+      at: now,
+    }),
+  );
   // Level-triggered: "reconcile the organization"; the sync engine fans it out to every user.
-  enqueueJob(tx, { organizationId: org.id, kind: "organization", subjectId: org.id, lane: Lane.background, now });
+  runSync(
+    tx,
+    enqueueJob({ organizationId: org.id, kind: "organization", subjectId: org.id, lane: Lane.background, now }),
+  );
 }
 
 /** Stores `doc` as the organization's next version and makes it active (one transaction). */

@@ -4,6 +4,7 @@ import { Lane, enqueueJobs } from "./outbox.js";
 import type { DbOrTx } from "./database.js";
 import { prepared } from "./statements.js";
 import type { WriteContext } from "./write-context.js";
+import { runSync } from "./store-op.js";
 
 /**
  * Group membership, one row per member: adding or removing members touches only those rows, so a
@@ -109,9 +110,11 @@ export function memberIds(db: DbOrTx, groupId: string): string[] {
 
 /** Reconcile jobs for exactly the users whose membership changed. */
 export function enqueueMemberJobs(tx: DbOrTx, ctx: WriteContext, userIds: Iterable<string>, now: number): void {
-  enqueueJobs(
+  runSync(
     tx,
-    { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now },
-    userIds,
+    enqueueJobs(
+      { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now },
+      userIds,
+    ),
   );
 }

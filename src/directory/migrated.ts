@@ -6,6 +6,7 @@ import { bumpDirectoryGeneration } from "./generations.js";
 import { newResourceId } from "./ids.js";
 import { columns, emailRows, type UserResource, type UserRow } from "./users.js";
 import type { WriteContext } from "./write-context.js";
+import { runSync } from "./store-op.js";
 
 export interface NewMigratedUser {
   resource: UserResource;
@@ -84,12 +85,14 @@ export function createMigratedUsers(
       )
       .run(),
   );
-  enqueueJobs(
+  runSync(
     tx,
-    { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now },
-    rows.map((r) => r.id),
+    enqueueJobs(
+      { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now },
+      rows.map((r) => r.id),
+    ),
   );
-  adjustDirectoryCounts(tx, ctx.directoryId, { users: rows.length });
-  bumpDirectoryGeneration(tx, ctx.directoryId);
+  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { users: rows.length }));
+  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
   return rows;
 }

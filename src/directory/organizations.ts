@@ -6,6 +6,7 @@ import { recordAudit } from "./audit.js";
 import type { DbOrTx } from "./database.js";
 import { newOrganizationId } from "./ids.js";
 import type { Change } from "./write-context.js";
+import { runSync } from "./store-op.js";
 
 export type OrganizationRow = typeof organizations.$inferSelect;
 export type UserModel = "isolated" | "shared";
@@ -55,17 +56,23 @@ export function createOrganization(tx: DbOrTx, input: NewOrganization, change: C
     .values({ id: newOrganizationId(), ...valid, createdAt: now, updatedAt: now })
     .returning()
     .get();
-  recordAudit(tx, {
-    actor,
-    organizationId: row.id,
-    action: "organization.create",
-    targetType: "organization",
-    targetId: row.id,
-    after: { slug: row.slug, displayName: row.displayName, userModel: row.userModel, connection: row.connection },
-    requestId,
-    at: now,
-  });
-  enqueueJob(tx, { organizationId: row.id, kind: "organization", subjectId: row.id, lane: Lane.provision, now });
+  runSync(
+    tx,
+    recordAudit({
+      actor,
+      organizationId: row.id,
+      action: "organization.create",
+      targetType: "organization",
+      targetId: row.id,
+      after: { slug: row.slug, displayName: row.displayName, userModel: row.userModel, connection: row.connection },
+      requestId,
+      at: now,
+    }),
+  );
+  runSync(
+    tx,
+    enqueueJob({ organizationId: row.id, kind: "organization", subjectId: row.id, lane: Lane.provision, now }),
+  );
   return row;
 }
 

@@ -1,5 +1,4 @@
-import type { DbOrTx } from "./database.js";
-import { prepared } from "./statements.js";
+import { dialect, exec, jsonTextList, one, type StoreOp } from "./store-op.js";
 
 /** Lanes in priority order: deprovisioning always runs first (docs/design.md, invariant 3). */
 export const Lane = { deprovision: 0, provision: 1, background: 2 } as const;
@@ -58,52 +57,104 @@ function signalEnqueued(): void {
   else setTimeout(fire, wait).unref();
 }
 
+/** Epoch milliseconds on PostgreSQL's clock (the transaction's start). */
+export const PG_NOW_MS = "CAST(extract(epoch from now()) * 1000 AS bigint)";
+
+/** NOTIFY channel on PostgreSQL: enqueues (and jobs handed back) wake every listening instance when they commit. */
+export const JOBS_CHANNEL = "scim_bridge_jobs";
+
+// The merge rules of both enqueue statements (the partial unique index jobs_pending_key_uq
+// arbitrates concurrent enqueues). SQLite's two-argument min() is PostgreSQL's least().
+const sqliteMerge = `ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = min(jobs.lane, excluded.lane), attempts = 0,
+  run_after = min(jobs.run_after, excluded.run_after), updated_at = excluded.updated_at`;
+const pgMerge = `ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = least(jobs.lane, excluded.lane), attempts = 0,
+  run_after = least(jobs.run_after, excluded.run_after), updated_at = excluded.updated_at`;
+const jobInsert = `INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after,
+  first_enqueued_at, created_at, updated_at)`;
+
 /**
  * Enqueues a level-triggered reconcile job inside the caller's transaction. A pending job for the
  * same key absorbs it (docs/design.md, invariant 4): it keeps the most urgent lane, the earliest
  * run time and the earliest acknowledgement time, so merging never delays a deprovision.
+ *
+ * On PostgreSQL the job is runnable from the database's now (instances whose clocks disagree still
+ * agree on when it is due; `now` stamps only the acknowledgement), and a NOTIFY in the same
+ * transaction wakes every instance's worker when it commits, never for a rollback.
  */
-export function enqueueJob(tx: DbOrTx, job: EnqueueJob): void {
-  const now = job.now ?? Date.now();
-  // Every SCIM write enqueues one: a cached statement rather than drizzle's builder.
-  prepared(
-    tx,
-    `INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after, first_enqueued_at, created_at, updated_at)
-     VALUES (@org, @dir, @kind, @key, @subject, @lane, 'pending', 0, @now, @now, @now, @now)
-     ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = min(jobs.lane, excluded.lane), attempts = 0, run_after = min(jobs.run_after, excluded.run_after), updated_at = @now`,
-  ).run({
-    org: job.organizationId,
-    dir: job.directoryId ?? null,
-    kind: job.kind,
-    key: jobKey(job.kind, job.subjectId),
-    subject: job.subjectId,
-    lane: job.lane,
-    now,
-  });
+export function* enqueueJob(job: EnqueueJob): StoreOp<void> {
+  const key = jobKey(job.kind, job.subjectId);
+  if ((yield* dialect()) === "postgres") {
+    const at = `coalesce(CAST(? AS bigint), ${PG_NOW_MS})`;
+    yield* one(
+      `WITH j AS (${jobInsert} VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ${PG_NOW_MS}, ${at}, ${at}, ${at}) ${pgMerge}
+         RETURNING lane)
+       SELECT pg_notify(?, CAST(lane AS text)) FROM j`,
+      [
+        job.organizationId,
+        job.directoryId ?? null,
+        job.kind,
+        key,
+        job.subjectId,
+        job.lane,
+        ...Array(3).fill(job.now ?? null),
+        JOBS_CHANNEL,
+      ],
+    );
+  } else {
+    const now = job.now ?? Date.now();
+    yield* exec(`${jobInsert} VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ${sqliteMerge}`, [
+      job.organizationId,
+      job.directoryId ?? null,
+      job.kind,
+      key,
+      job.subjectId,
+      job.lane,
+      now,
+      now,
+      now,
+      now,
+    ]);
+  }
   signalEnqueued();
 }
 
 /**
- * enqueueJob for many subjects of one kind, organization and lane at once: one cached statement
- * over a JSON list instead of a statement built per subject, so a group replace that changes
- * 10,000 memberships enqueues them in milliseconds. Same merge rules as enqueueJob.
+ * enqueueJob for many subjects of one kind, organization and lane at once: one statement over a
+ * JSON list instead of a statement per subject, so a group replace that changes 10,000 memberships
+ * enqueues them in milliseconds. Same merge rules as enqueueJob.
  */
-export function enqueueJobs(tx: DbOrTx, job: Omit<EnqueueJob, "subjectId">, subjectIds: Iterable<string>): void {
-  const subjects = [...subjectIds];
+export function* enqueueJobs(job: Omit<EnqueueJob, "subjectId">, subjectIds: Iterable<string>): StoreOp<void> {
+  // One row per subject: a repeated subject would make ON CONFLICT touch one row twice, an error on PostgreSQL.
+  const subjects = [...new Set(subjectIds)];
   if (subjects.length === 0) return;
-  const now = job.now ?? Date.now();
-  prepared(
-    tx,
-    `INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after, first_enqueued_at, created_at, updated_at)
-     SELECT @org, @dir, @kind, @kind || ':' || value, value, @lane, 'pending', 0, @now, @now, @now, @now FROM json_each(@subjects) WHERE true
-     ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = min(jobs.lane, excluded.lane), attempts = 0, run_after = min(jobs.run_after, excluded.run_after), updated_at = @now`,
-  ).run({
-    org: job.organizationId,
-    dir: job.directoryId ?? null,
-    kind: job.kind,
-    lane: job.lane,
-    now,
-    subjects: JSON.stringify(subjects),
-  });
+  const list = JSON.stringify(subjects);
+  if ((yield* dialect()) === "postgres") {
+    const at = `coalesce(CAST(? AS bigint), ${PG_NOW_MS})`;
+    yield* one(
+      `WITH j AS (${jobInsert}
+         SELECT ?, ?, ?, CAST(? AS text) || ':' || s.value, s.value, ?, 'pending', 0, ${PG_NOW_MS}, ${at}, ${at}, ${at}
+         FROM (${yield* jsonTextList()}) AS s ${pgMerge}
+         RETURNING lane)
+       SELECT pg_notify(?, CAST(min(lane) AS text)) FROM j HAVING count(*) > 0`,
+      [
+        job.organizationId,
+        job.directoryId ?? null,
+        job.kind,
+        job.kind,
+        job.lane,
+        ...Array(3).fill(job.now ?? null),
+        list,
+        JOBS_CHANNEL,
+      ],
+    );
+  } else {
+    const now = job.now ?? Date.now();
+    yield* exec(
+      `${jobInsert}
+       SELECT ?, ?, ?, CAST(? AS text) || ':' || s.value, s.value, ?, 'pending', 0, ?, ?, ?, ? FROM (${yield* jsonTextList()}) AS s WHERE true
+       ${sqliteMerge}`,
+      [job.organizationId, job.directoryId ?? null, job.kind, job.kind, job.lane, now, now, now, now, list],
+    );
+  }
   signalEnqueued();
 }

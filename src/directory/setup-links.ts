@@ -6,6 +6,7 @@ import { recordAudit } from "./audit.js";
 import type { Change } from "./write-context.js";
 import type { DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
+import { runSync } from "./store-op.js";
 
 /**
  * Self-service setup links: an operator gives a customer's IT admin, who has no account, a link that
@@ -52,16 +53,19 @@ export function createSetupLink(tx: DbOrTx, input: { organizationId: string; lif
     })
     .returning()
     .get();
-  recordAudit(tx, {
-    actor,
-    organizationId: input.organizationId,
-    action: "setup_link.create",
-    targetType: "setup_link",
-    targetId: record.id,
-    after: { expiresAt: record.expiresAt },
-    requestId,
-    at: now,
-  });
+  runSync(
+    tx,
+    recordAudit({
+      actor,
+      organizationId: input.organizationId,
+      action: "setup_link.create",
+      targetType: "setup_link",
+      targetId: record.id,
+      after: { expiresAt: record.expiresAt },
+      requestId,
+      at: now,
+    }),
+  );
   return { token, record };
 }
 
@@ -100,16 +104,19 @@ export function redeemSetupLink(
   const state = setupLinkState(row, now);
   if (state !== "active") return { ok: false, reason: state };
   tx.update(setupLinks).set({ lastUsedAt: now }).where(eq(setupLinks.id, row.id)).run();
-  recordAudit(tx, {
-    actor: { type: "org_admin", id: `setup-link:${row.id}` },
-    organizationId: row.organizationId,
-    action: "setup_link.open",
-    targetType: "setup_link",
-    targetId: row.id,
-    after: { ip: who.ip ?? null, userAgent: (who.userAgent ?? "").slice(0, 200) },
-    requestId: who.requestId,
-    at: now,
-  });
+  runSync(
+    tx,
+    recordAudit({
+      actor: { type: "org_admin", id: `setup-link:${row.id}` },
+      organizationId: row.organizationId,
+      action: "setup_link.open",
+      targetType: "setup_link",
+      targetId: row.id,
+      after: { ip: who.ip ?? null, userAgent: (who.userAgent ?? "").slice(0, 200) },
+      requestId: who.requestId,
+      at: now,
+    }),
+  );
   return { ok: true, link: row };
 }
 
@@ -139,15 +146,18 @@ export function revokeSetupLinks(tx: DbOrTx, organizationId: string, id: string 
     .returning({ id: setupLinks.id })
     .all();
   for (const r of rows)
-    recordAudit(tx, {
-      actor,
-      organizationId,
-      action: "setup_link.revoke",
-      targetType: "setup_link",
-      targetId: r.id,
-      after: { revokedAt: now },
-      requestId,
-      at: now,
-    });
+    runSync(
+      tx,
+      recordAudit({
+        actor,
+        organizationId,
+        action: "setup_link.revoke",
+        targetType: "setup_link",
+        targetId: r.id,
+        after: { revokedAt: now },
+        requestId,
+        at: now,
+      }),
+    );
   return rows.map((r) => r.id);
 }

@@ -8,6 +8,7 @@ import { prepareOwn, type DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
 import { connectionOf } from "./statements.js";
 import type { Change } from "./write-context.js";
+import { runSync } from "./store-op.js";
 
 /**
  * SCIM bearer tokens (docs/design.md, "Concepts"): 256 random bits, shown once, stored only as a SHA-256 hash, at
@@ -44,17 +45,20 @@ export function issueScimToken(
   const revoked: ScimTokenRow[] = [];
   for (const old of active.slice(0, Math.max(0, active.length - (maxActiveTokens - 1)))) {
     revoked.push(tx.update(scimTokens).set({ revokedAt: now }).where(eq(scimTokens.id, old.id)).returning().get());
-    recordAudit(tx, {
-      actor,
-      organizationId: input.organizationId,
-      directoryId: input.directoryId,
-      action: "token.revoke",
-      targetType: "scim_token",
-      targetId: old.id,
-      after: { hint: old.hint, reason: "rotation" },
-      requestId,
-      at: now,
-    });
+    runSync(
+      tx,
+      recordAudit({
+        actor,
+        organizationId: input.organizationId,
+        directoryId: input.directoryId,
+        action: "token.revoke",
+        targetType: "scim_token",
+        targetId: old.id,
+        after: { hint: old.hint, reason: "rotation" },
+        requestId,
+        at: now,
+      }),
+    );
   }
   const token = tokenPrefix + randomBytes(32).toString("base64url");
   const record = tx
@@ -69,17 +73,20 @@ export function issueScimToken(
     })
     .returning()
     .get();
-  recordAudit(tx, {
-    actor,
-    organizationId: input.organizationId,
-    directoryId: input.directoryId,
-    action: "token.issue",
-    targetType: "scim_token",
-    targetId: record.id,
-    after: { hint: record.hint, expiresAt: record.expiresAt },
-    requestId,
-    at: now,
-  });
+  runSync(
+    tx,
+    recordAudit({
+      actor,
+      organizationId: input.organizationId,
+      directoryId: input.directoryId,
+      action: "token.issue",
+      targetType: "scim_token",
+      targetId: record.id,
+      after: { hint: record.hint, expiresAt: record.expiresAt },
+      requestId,
+      at: now,
+    }),
+  );
   return { token, record, revoked };
 }
 
@@ -114,18 +121,21 @@ export function revokeScimToken(
     .where(and(eq(scimTokens.id, token.id), isNull(scimTokens.revokedAt)))
     .returning()
     .get();
-  recordAudit(tx, {
-    actor: change.actor,
-    organizationId: target.organizationId,
-    directoryId: target.directoryId,
-    action: "token.revoke",
-    targetType: "scim_token",
-    targetId: token.id,
-    before: { hint: token.hint, revokedAt: null },
-    after: { hint: token.hint, revokedAt: change.at },
-    requestId: change.requestId,
-    at: change.at,
-  });
+  runSync(
+    tx,
+    recordAudit({
+      actor: change.actor,
+      organizationId: target.organizationId,
+      directoryId: target.directoryId,
+      action: "token.revoke",
+      targetType: "scim_token",
+      targetId: token.id,
+      before: { hint: token.hint, revokedAt: null },
+      after: { hint: token.hint, revokedAt: change.at },
+      requestId: change.requestId,
+      at: change.at,
+    }),
+  );
   return row;
 }
 

@@ -10,6 +10,7 @@ import { newResourceId } from "./ids.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { prepared, selectAll, selectOne } from "./statements.js";
 import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
+import { runSync } from "./store-op.js";
 
 /**
  * SCIM users as the IdP pushed them. Every write runs inside the caller's transaction and commits,
@@ -152,27 +153,33 @@ export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource
     throw err;
   }
   indexEmails(tx, row.id, ctx.directoryId, resource);
-  adjustDirectoryCounts(tx, ctx.directoryId, { users: 1 });
-  bumpDirectoryGeneration(tx, ctx.directoryId);
-  recordAudit(tx, {
-    actor: ctx.actor,
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    action: "user.create",
-    targetType: "user",
-    targetId: row.id,
-    after: summary(row),
-    requestId: ctx.requestId,
-    at: now,
-  });
-  enqueueJob(tx, {
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    kind: "user",
-    subjectId: row.id,
-    lane: Lane.provision,
-    now,
-  });
+  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { users: 1 }));
+  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
+  runSync(
+    tx,
+    recordAudit({
+      actor: ctx.actor,
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      action: "user.create",
+      targetType: "user",
+      targetId: row.id,
+      after: summary(row),
+      requestId: ctx.requestId,
+      at: now,
+    }),
+  );
+  runSync(
+    tx,
+    enqueueJob({
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      kind: "user",
+      subjectId: row.id,
+      lane: Lane.provision,
+      now,
+    }),
+  );
   return row;
 }
 
@@ -211,31 +218,37 @@ export function updateUser(
     if (isUniqueViolation(err)) throw uniqueness("a user with this userName already exists in this directory");
     throw err;
   }
-  bumpDirectoryGeneration(tx, ctx.directoryId);
+  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
   const before = JSON.parse(existing.resource) as UserResource;
   if (JSON.stringify(before.emails) !== JSON.stringify(resource.emails))
     indexEmails(tx, row.id, ctx.directoryId, resource);
   const deactivated = existing.active && !row.active;
-  recordAudit(tx, {
-    actor: ctx.actor,
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    action: deactivated ? "user.deactivate" : existing.active !== row.active ? "user.reactivate" : action,
-    targetType: "user",
-    targetId: row.id,
-    before: summary(existing),
-    after: { ...summary(row), changed: changedAttributes(before, resource) },
-    requestId: ctx.requestId,
-    at: now,
-  });
-  enqueueJob(tx, {
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    kind: "user",
-    subjectId: row.id,
-    lane: deactivated ? Lane.deprovision : Lane.provision,
-    now,
-  });
+  runSync(
+    tx,
+    recordAudit({
+      actor: ctx.actor,
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      action: deactivated ? "user.deactivate" : existing.active !== row.active ? "user.reactivate" : action,
+      targetType: "user",
+      targetId: row.id,
+      before: summary(existing),
+      after: { ...summary(row), changed: changedAttributes(before, resource) },
+      requestId: ctx.requestId,
+      at: now,
+    }),
+  );
+  runSync(
+    tx,
+    enqueueJob({
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      kind: "user",
+      subjectId: row.id,
+      lane: deactivated ? Lane.deprovision : Lane.provision,
+      now,
+    }),
+  );
   return row;
 }
 
@@ -261,27 +274,33 @@ export function deleteUser(tx: DbOrTx, ctx: WriteContext, existing: UserRow): vo
       .where(eq(groups.id, groupId))
       .run();
   }
-  adjustDirectoryCounts(tx, ctx.directoryId, { users: -1 });
-  bumpDirectoryGeneration(tx, ctx.directoryId);
-  recordAudit(tx, {
-    actor: ctx.actor,
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    action: "user.delete",
-    targetType: "user",
-    targetId: existing.id,
-    before: { ...summary(existing), groups: memberships.length },
-    requestId: ctx.requestId,
-    at: now,
-  });
-  enqueueJob(tx, {
-    organizationId: ctx.organizationId,
-    directoryId: ctx.directoryId,
-    kind: "user",
-    subjectId: existing.id,
-    lane: Lane.deprovision,
-    now,
-  });
+  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { users: -1 }));
+  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
+  runSync(
+    tx,
+    recordAudit({
+      actor: ctx.actor,
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      action: "user.delete",
+      targetType: "user",
+      targetId: existing.id,
+      before: { ...summary(existing), groups: memberships.length },
+      requestId: ctx.requestId,
+      at: now,
+    }),
+  );
+  runSync(
+    tx,
+    enqueueJob({
+      organizationId: ctx.organizationId,
+      directoryId: ctx.directoryId,
+      kind: "user",
+      subjectId: existing.id,
+      lane: Lane.deprovision,
+      now,
+    }),
+  );
 }
 
 export interface ListQuery {

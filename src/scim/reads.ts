@@ -19,6 +19,7 @@ import { parseProjection, project, requests, returns, type Projection } from "./
 import { etagOf, groupToScim, userToScim, withSyncState } from "./resource.js";
 import { matchesNoneMatch } from "./respond.js";
 import { groupSchema, resolveAttribute, syncStateUrn, userSchema, type ResourceSchema } from "./schema.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * The store work of every SCIM read (GET by id, list, filter, paging, .search), as plain data in and
@@ -122,7 +123,7 @@ function searchPage<Row extends { id: string; createdAt: number }>(
   return readSnapshot(db, () => {
     const total = kind.count(db, ctx.directoryId, where);
     if (limit <= 0 || offset >= total) return { total, resources: [] };
-    const generation = key ? directoryGeneration(db, ctx.directoryId) : 0;
+    const generation = key ? runSync(db, directoryGeneration(ctx.directoryId)) : 0;
     const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
     const rows = kind.list(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
     const last = rows[rows.length - 1];

@@ -3,6 +3,7 @@ import type { Db } from "../directory/database.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
 import { takeDueDriftScan } from "../directory/settings.js";
 import { prepared } from "../directory/statements.js";
+import { runSync } from "../directory/store-op.js";
 
 /** How often each instance looks whether the deployment's next scan is due. */
 const checkEveryMs = 60_000;
@@ -44,7 +45,7 @@ export function enqueueDueDriftScans(db: Db, now: number, periodMs: number): num
     if (!takeDueDriftScan(tx, now, periodMs)) return undefined;
     const ids = prepared(tx, "SELECT id FROM organizations").pluck().all() as string[];
     for (const id of ids)
-      enqueueJob(tx, { organizationId: id, kind: "drift", subjectId: id, lane: Lane.background, now });
+      runSync(tx, enqueueJob({ organizationId: id, kind: "drift", subjectId: id, lane: Lane.background, now }));
     return ids.length;
   });
 }

@@ -9,6 +9,7 @@ import { desiredFor, memberOfOtherOrganizations, organizationInputPages, type Us
 import { enqueueJob, jobKey, Lane } from "../directory/outbox.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
+import { runSync } from "../directory/store-op.js";
 
 export interface DriftedUser {
   userId: string;
@@ -151,13 +152,16 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
         // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
         // hook was installed) is linked by email and connection this way.
         if (options.repair)
-          enqueueJob(deps.db, {
-            organizationId: org.id,
-            directoryId: user.directoryId,
-            kind: "user",
-            subjectId: user.id,
-            lane: Lane.background,
-          });
+          runSync(
+            deps.db,
+            enqueueJob({
+              organizationId: org.id,
+              directoryId: user.directoryId,
+              kind: "user",
+              subjectId: user.id,
+              lane: Lane.background,
+            }),
+          );
       }
       return;
     }
@@ -221,13 +225,16 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
           .run();
         // A user who should be cut off but is not gets the deprovision lane.
         const urgent = (d.blocked && !observed.blocked) || (!d.member && observed.member);
-        enqueueJob(tx, {
-          organizationId: org.id,
-          directoryId: user.directoryId,
-          kind: "user",
-          subjectId: user.id,
-          lane: urgent ? Lane.deprovision : Lane.background,
-        });
+        runSync(
+          tx,
+          enqueueJob({
+            organizationId: org.id,
+            directoryId: user.directoryId,
+            kind: "user",
+            subjectId: user.id,
+            lane: urgent ? Lane.deprovision : Lane.background,
+          }),
+        );
       });
     }
   };

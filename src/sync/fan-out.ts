@@ -3,6 +3,7 @@ import { directories, groupMembers, groups, organizations, users } from "../../d
 import { enqueueJob, Lane } from "../directory/outbox.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * "organization" jobs: make sure the Auth0 Organization exists (creating or adopting it), then
@@ -22,14 +23,17 @@ export function createOrganizationReconciler(deps: SyncDeps): JobHandler {
         .where(eq(directories.organizationId, org.id))
         .all();
       for (const u of ids)
-        enqueueJob(tx, {
-          organizationId: org.id,
-          directoryId: u.directoryId,
-          kind: "user",
-          subjectId: u.id,
-          lane: Lane.background,
-          now,
-        });
+        runSync(
+          tx,
+          enqueueJob({
+            organizationId: org.id,
+            directoryId: u.directoryId,
+            kind: "user",
+            subjectId: u.id,
+            lane: Lane.background,
+            now,
+          }),
+        );
     });
     return { status: "done" };
   };
@@ -57,14 +61,17 @@ export function createGroupReconciler(deps: SyncDeps): JobHandler {
         .all();
       const lane = job.lane === Lane.deprovision ? Lane.deprovision : Lane.provision;
       for (const m of members)
-        enqueueJob(tx, {
-          organizationId: group.organizationId,
-          directoryId: group.directoryId,
-          kind: "user",
-          subjectId: m.id,
-          lane,
-          now,
-        });
+        runSync(
+          tx,
+          enqueueJob({
+            organizationId: group.organizationId,
+            directoryId: group.directoryId,
+            kind: "user",
+            subjectId: m.id,
+            lane,
+            now,
+          }),
+        );
     });
     return { status: "done" };
   };

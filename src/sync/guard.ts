@@ -6,6 +6,7 @@ import { recordAudit, type Actor } from "../directory/audit.js";
 import type { GuardPolicy } from "../mapping/index.js";
 import { conflict, notFound } from "../errors.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
+import { runSync } from "../directory/store-op.js";
 
 export type GuardPause = typeof guardPauses.$inferSelect;
 
@@ -76,14 +77,17 @@ export function checkGuard(
   };
   db.transaction((tx) => {
     tx.insert(guardPauses).values(pause).run();
-    recordAudit(tx, {
-      actor: { type: "system", id: "mass-deprovision-guard" },
-      organizationId,
-      action: "guard.trip",
-      targetType: "organization",
-      targetId: organizationId,
-      after: { reason: pause.reason },
-    });
+    runSync(
+      tx,
+      recordAudit({
+        actor: { type: "system", id: "mass-deprovision-guard" },
+        organizationId,
+        action: "guard.trip",
+        targetType: "organization",
+        targetId: organizationId,
+        after: { reason: pause.reason },
+      }),
+    );
   });
   return { allowIrreversible: false, pause };
 }
@@ -112,16 +116,19 @@ export function decideGuardPause(
       .set({ state: decision, decidedBy: actor.id, decidedAt: now })
       .where(eq(guardPauses.id, pause.id))
       .run();
-    recordAudit(tx, {
-      actor,
-      organizationId,
-      action: `guard.${decision === "approved" ? "approve" : "reject"}`,
-      targetType: "organization",
-      targetId: organizationId,
-      before: { state: "paused" },
-      after: { state: decision },
-      requestId: requestId ?? null,
-    });
+    runSync(
+      tx,
+      recordAudit({
+        actor,
+        organizationId,
+        action: `guard.${decision === "approved" ? "approve" : "reject"}`,
+        targetType: "organization",
+        targetId: organizationId,
+        before: { state: "paused" },
+        after: { state: decision },
+        requestId: requestId ?? null,
+      }),
+    );
     const affected = tx
       .select({ id: users.id, directoryId: users.directoryId })
       .from(users)
@@ -131,14 +138,17 @@ export function decideGuardPause(
       )
       .all();
     for (const u of affected)
-      enqueueJob(tx, {
-        organizationId,
-        directoryId: u.directoryId,
-        kind: "user",
-        subjectId: u.id,
-        lane: Lane.deprovision,
-        now,
-      });
+      runSync(
+        tx,
+        enqueueJob({
+          organizationId,
+          directoryId: u.directoryId,
+          kind: "user",
+          subjectId: u.id,
+          lane: Lane.deprovision,
+          now,
+        }),
+      );
     return { ...pause, state: decision, decidedBy: actor.id, decidedAt: now };
   });
 }

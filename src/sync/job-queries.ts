@@ -6,6 +6,7 @@ import type { Change } from "../directory/write-context.js";
 import { conflict, notFound } from "../errors.js";
 import { jobKey, type JobKind } from "../directory/outbox.js";
 import type { JobRow } from "./worker.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * Read side of the job queue for operators and customer admins: lists with keyset paging,
@@ -206,28 +207,31 @@ export function retryJob(db: Db, id: number, change: Change, options: { organiza
           .get();
         result = { job: updated, mergedInto: null };
       }
-      recordAudit(tx, {
-        actor,
-        organizationId: job.organizationId,
-        directoryId: job.directoryId,
-        action: "job.retry",
-        targetType: "job",
-        targetId: String(job.id),
-        before: {
-          state: job.state,
-          kind: job.kind,
-          subjectId: job.subjectId,
-          attempts: job.attempts,
-          lastError: job.lastError,
-        },
-        after: {
-          state: "pending",
-          attempts: 0,
-          ...(result.mergedInto !== null ? { mergedInto: result.mergedInto } : {}),
-        },
-        requestId,
-        at: now,
-      });
+      runSync(
+        tx,
+        recordAudit({
+          actor,
+          organizationId: job.organizationId,
+          directoryId: job.directoryId,
+          action: "job.retry",
+          targetType: "job",
+          targetId: String(job.id),
+          before: {
+            state: job.state,
+            kind: job.kind,
+            subjectId: job.subjectId,
+            attempts: job.attempts,
+            lastError: job.lastError,
+          },
+          after: {
+            state: "pending",
+            attempts: 0,
+            ...(result.mergedInto !== null ? { mergedInto: result.mergedInto } : {}),
+          },
+          requestId,
+          at: now,
+        }),
+      );
       return result;
     },
     { behavior: "immediate" },

@@ -6,6 +6,7 @@ import { getActiveMapping } from "../directory/mappings.js";
 import { applyOperation } from "../mapping/index.js";
 import { desiredFor, loadUserInputs, memberOfOtherOrganizations, saveApplied } from "./inputs.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
+import { runSync } from "../directory/store-op.js";
 
 /** What the Auth0 Action sends (see src/auth0/action/post-login.cjs). */
 export interface PostLoginEvent {
@@ -125,23 +126,29 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
         { auth0UserId: event.user.user_id },
       );
       saveApplied(tx, inputs, applied);
-      recordAudit(tx, {
-        actor: { type: "system", id: "post-login-hook" },
-        organizationId: org.id,
-        directoryId: inputs.row.directoryId,
-        action: "user.link",
-        targetType: "user",
-        targetId: inputs.row.id,
-        after: { auth0UserId: event.user.user_id },
-        requestId: requestId ?? null,
-      });
-      enqueueJob(tx, {
-        organizationId: org.id,
-        directoryId: inputs.row.directoryId,
-        kind: "user",
-        subjectId: inputs.row.id,
-        lane: Lane.provision,
-      });
+      runSync(
+        tx,
+        recordAudit({
+          actor: { type: "system", id: "post-login-hook" },
+          organizationId: org.id,
+          directoryId: inputs.row.directoryId,
+          action: "user.link",
+          targetType: "user",
+          targetId: inputs.row.id,
+          after: { auth0UserId: event.user.user_id },
+          requestId: requestId ?? null,
+        }),
+      );
+      runSync(
+        tx,
+        enqueueJob({
+          organizationId: org.id,
+          directoryId: inputs.row.directoryId,
+          kind: "user",
+          subjectId: inputs.row.id,
+          lane: Lane.provision,
+        }),
+      );
     });
   }
   const appMetadata = Object.fromEntries(Object.entries(d.appMetadata).filter(([, v]) => v !== null));

@@ -21,6 +21,7 @@ import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
 import { defaultMapping, type MappingDocument } from "../../src/mapping/index.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 export const bootstrapToken = "bootstrap-operator-token-0123456789abcdef";
 export const dayMs = 86_400_000;
@@ -89,7 +90,10 @@ function seedOrganization(db: Db, slug: string, now: number): FixtureOrg {
   placeHold(db, { organizationId, userId: userIds[1]!, reason: "seeded hold" }, changeBy(operatorActor, { at: now }));
   saveMappingVersion(db, organizationId, mappingFor(`${slug} v1`), { actor: operatorActor, now });
   saveMappingVersion(db, organizationId, mappingFor(`${slug} v2`), { actor: operatorActor, now });
-  enqueueJob(db, { organizationId, directoryId, kind: "user", subjectId: userIds[2]!, lane: Lane.provision, now });
+  runSync(
+    db,
+    enqueueJob({ organizationId, directoryId, kind: "user", subjectId: userIds[2]!, lane: Lane.provision, now }),
+  );
   const dead = db
     .update(jobs)
     .set({ state: "dead", attempts: 12, lastError: "gave up" })

@@ -10,6 +10,7 @@ import { verifyScimToken } from "../../src/directory/tokens.js";
 import { deleteUser, getUser } from "../../src/directory/users.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { adminFixture, mappingFor, type AdminFixture } from "./helpers.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 let f: AdminFixture;
 afterEach(() => f.close());
@@ -249,14 +250,17 @@ describe("jobs and drift", () => {
     expect(pendingDeprov.body.jobs.length).toBeGreaterThan(0);
 
     // The IdP changed the user again meanwhile: a pending job for the same key exists.
-    enqueueJob(f.db, {
-      organizationId: f.a.id,
-      directoryId: f.a.directoryId,
-      kind: "user",
-      subjectId: f.a.userIds[2]!,
-      lane: Lane.provision,
-      now: f.clock.now,
-    });
+    runSync(
+      f.db,
+      enqueueJob({
+        organizationId: f.a.id,
+        directoryId: f.a.directoryId,
+        kind: "user",
+        subjectId: f.a.userIds[2]!,
+        lane: Lane.provision,
+        now: f.clock.now,
+      }),
+    );
     const pending = f.db
       .select()
       .from(jobs)

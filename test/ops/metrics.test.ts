@@ -11,6 +11,7 @@ import { createLogger } from "../../src/logging.js";
 import { RateLimiter, rateProfile } from "../../src/auth0/rate-limiter.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import type { JobRow } from "../../src/sync/worker.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 let opened: OpenDatabase[] = [];
 afterEach(() => {
@@ -70,9 +71,9 @@ describe("/metrics", () => {
   it("exposes every named series with the expected labels after some traffic", async () => {
     const o = openDatabase("sqlite::memory:");
     opened.push(o);
-    enqueueJob(o.db, { organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision });
-    enqueueJob(o.db, { organizationId: "org-1", kind: "user", subjectId: "u2", lane: Lane.provision });
-    enqueueJob(o.db, { organizationId: "org-1", kind: "user", subjectId: "u3", lane: Lane.provision });
+    runSync(o.db, enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision }));
+    runSync(o.db, enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u2", lane: Lane.provision }));
+    runSync(o.db, enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u3", lane: Lane.provision }));
 
     let now = 1_000_000;
     const metrics = createMetrics({
@@ -198,7 +199,7 @@ describe("/metrics", () => {
     const metrics = createMetrics({ defaultMetrics: false });
     metrics.setQueueDepthSource(() => queueDepthFromDb(o.db));
     const app = bridgeLikeApp(metrics);
-    enqueueJob(o.db, { organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision });
+    runSync(o.db, enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision }));
     expect((await request(app).get("/metrics")).text).toContain(
       'scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 1',
     );

@@ -13,6 +13,7 @@ import { listDirectories } from "../../src/directory/directories.js";
 import { getOrganization } from "../../src/directory/organizations.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { syncStates } from "../../src/sync/sync-state.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 let dir: string;
 let url: string;
@@ -84,22 +85,31 @@ beforeEach(() => {
   sync(db, "u-cat", dirId, orgId, "auth0|cat");
   sync(db, "u-dan", dirId, orgId, null, "Auth0 rejected the email: invalid");
   sync(db, "u-eve", dirId, orgId, "auth0|eve");
-  enqueueJob(db, { organizationId: orgId, directoryId: dirId, kind: "user", subjectId: "u-cat", lane: Lane.provision });
-  enqueueJob(db, {
-    organizationId: orgId,
-    directoryId: dirId,
-    kind: "user",
-    subjectId: "u-eve",
-    lane: Lane.deprovision,
-    now: Date.now() - 90_000,
-  });
-  enqueueJob(db, {
-    organizationId: orgId,
-    directoryId: dirId,
-    kind: "user",
-    subjectId: "u-gus",
-    lane: Lane.deprovision,
-  });
+  runSync(
+    db,
+    enqueueJob({ organizationId: orgId, directoryId: dirId, kind: "user", subjectId: "u-cat", lane: Lane.provision }),
+  );
+  runSync(
+    db,
+    enqueueJob({
+      organizationId: orgId,
+      directoryId: dirId,
+      kind: "user",
+      subjectId: "u-eve",
+      lane: Lane.deprovision,
+      now: Date.now() - 90_000,
+    }),
+  );
+  runSync(
+    db,
+    enqueueJob({
+      organizationId: orgId,
+      directoryId: dirId,
+      kind: "user",
+      subjectId: "u-gus",
+      lane: Lane.deprovision,
+    }),
+  );
   db.update(jobs)
     .set({ state: "dead", attempts: 12, lastError: "gave up after 12 attempts: Auth0 503" })
     .where(eq(jobs.subjectId, "u-gus"))
@@ -179,30 +189,36 @@ describe("scim-bridge status <org>", () => {
   it("ranks every user as the admin API and SCIM do: a dead job is a failure, queued work outranks a recorded error", async () => {
     const { db, close } = openDatabase(url);
     const org = getOrganization(db, "acme")!;
-    const dirId = listDirectories(db, org.id)[0]!.id;
+    const dirId = runSync(db, listDirectories(org.id))[0]!.id;
     // hal: applied, but his last job gave up (no error on the sync row); ida: an error recorded, and a retry queued.
     addUser(db, dirId, "u-hal", "hal@acme.test");
     sync(db, "u-hal", dirId, org.id, "auth0|hal");
-    enqueueJob(db, {
-      organizationId: org.id,
-      directoryId: dirId,
-      kind: "user",
-      subjectId: "u-hal",
-      lane: Lane.provision,
-    });
+    runSync(
+      db,
+      enqueueJob({
+        organizationId: org.id,
+        directoryId: dirId,
+        kind: "user",
+        subjectId: "u-hal",
+        lane: Lane.provision,
+      }),
+    );
     db.update(jobs)
       .set({ state: "dead", attempts: 12, lastError: "gave up: Auth0 409 conflict" })
       .where(eq(jobs.subjectId, "u-hal"))
       .run();
     addUser(db, dirId, "u-ida", "ida@acme.test");
     sync(db, "u-ida", dirId, org.id, null, "Auth0 429: too many requests");
-    enqueueJob(db, {
-      organizationId: org.id,
-      directoryId: dirId,
-      kind: "user",
-      subjectId: "u-ida",
-      lane: Lane.provision,
-    });
+    runSync(
+      db,
+      enqueueJob({
+        organizationId: org.id,
+        directoryId: dirId,
+        kind: "user",
+        subjectId: "u-ida",
+        lane: Lane.provision,
+      }),
+    );
     const live = db
       .select({ id: users.id })
       .from(users)

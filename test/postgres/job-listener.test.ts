@@ -1,8 +1,8 @@
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Lane } from "../../src/directory/outbox.js";
+import { enqueueJob, Lane } from "../../src/directory/outbox.js";
+import { runOnClient } from "../../src/directory/store-op.js";
 import { JobListener, type WakeReason } from "../../src/directory/pg/job-listener.js";
-import { enqueuePgJob } from "../../src/directory/pg/outbox.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "../support/postgres.js";
 
@@ -40,7 +40,7 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job listener", () => {
   }
 
   const enqueue = (subjectId: string, lane: Lane) =>
-    enqueuePgJob(pool, { organizationId: "org_1", kind: "user", subjectId, lane });
+    runOnClient(pool, enqueueJob({ organizationId: "org_1", kind: "user", subjectId, lane }));
 
   beforeAll(async () => {
     database = await freshDatabase();
@@ -62,7 +62,10 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job listener", () => {
     const client = await pool.connect();
     try {
       await client.query("BEGIN");
-      await enqueuePgJob(client, { organizationId: "org_1", kind: "user", subjectId: "gone", lane: Lane.deprovision });
+      await runOnClient(
+        client,
+        enqueueJob({ organizationId: "org_1", kind: "user", subjectId: "gone", lane: Lane.deprovision }),
+      );
       await client.query("ROLLBACK");
     } finally {
       client.release();

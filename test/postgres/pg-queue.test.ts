@@ -1,13 +1,8 @@
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Lane, type EnqueueJob } from "../../src/directory/outbox.js";
-import {
-  enqueuePgJob,
-  enqueuePgJobs,
-  JOB_KEY_LOCK_NAMESPACE,
-  PgOutbox,
-  type PgJobRow,
-} from "../../src/directory/pg/outbox.js";
+import { enqueueJob, enqueueJobs, Lane, type EnqueueJob } from "../../src/directory/outbox.js";
+import { runOnClient } from "../../src/directory/store-op.js";
+import { JOB_KEY_LOCK_NAMESPACE, PgOutbox, type PgJobRow } from "../../src/directory/pg/outbox.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
 import { postgresStore } from "../../src/directory/sql.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "../support/postgres.js";
@@ -68,7 +63,7 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
     }
   }
 
-  const enqueue = (job: EnqueueJob) => enqueuePgJob(pool, job);
+  const enqueue = (job: EnqueueJob) => runOnClient(pool, enqueueJob(job));
   const lease = (job: PgJobRow) => ({ id: job.id, attempts: job.attempts });
 
   beforeAll(async () => {
@@ -103,8 +98,14 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
       await enqueue(user("u1", Lane.provision));
       const [running] = await outbox.claim("a", 1, 60_000);
       await enqueue(user("u1", Lane.provision));
-      await enqueuePgJobs(pool, { organizationId: "org_1", kind: "user", lane: Lane.deprovision }, ["u1", "u2", "u2"]);
-      await enqueuePgJobs(pool, { organizationId: "org_1", kind: "user", lane: Lane.background }, ["u2", "u3"]);
+      await runOnClient(
+        pool,
+        enqueueJobs({ organizationId: "org_1", kind: "user", lane: Lane.deprovision }, ["u1", "u2", "u2"]),
+      );
+      await runOnClient(
+        pool,
+        enqueueJobs({ organizationId: "org_1", kind: "user", lane: Lane.background }, ["u2", "u3"]),
+      );
 
       expect(await rows()).toMatchObject([
         { id: running!.id, key: "user:u1", state: "running" },
@@ -118,7 +119,7 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
       const client = await pool.connect();
       try {
         await client.query("BEGIN");
-        await enqueuePgJob(client, user("u9", Lane.provision));
+        await runOnClient(client, enqueueJob(user("u9", Lane.provision)));
         expect((await client.query("SELECT count(*)::int AS n FROM jobs")).rows[0].n).toBe(1);
         await client.query("ROLLBACK");
       } finally {
@@ -130,18 +131,18 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
     it("runs in a store write: committed with it, rolled back with it", async () => {
       const store = postgresStore(database.url, { poolSize: 2 });
       try {
-        const id = await store.write((q) => enqueuePgJob(q, user("u1", Lane.deprovision)));
-        await store.write((q) =>
-          enqueuePgJobs(q, { organizationId: "org_1", kind: "user", lane: Lane.provision }, ["u1", "u2"]),
+        await store.write(enqueueJob(user("u1", Lane.deprovision)));
+        await store.write(enqueueJobs({ organizationId: "org_1", kind: "user", lane: Lane.provision }, ["u1", "u2"]));
+        const failed = store.write(
+          (function* () {
+            yield* enqueueJob(user("u3", Lane.provision));
+            throw new Error("the SCIM write failed after enqueuing");
+          })(),
         );
-        const failed = store.write(async (q) => {
-          await enqueuePgJob(q, user("u3", Lane.provision));
-          throw new Error("the SCIM write failed after enqueuing");
-        });
         await expect(failed).rejects.toThrow("the SCIM write failed after enqueuing");
 
         expect(await rows()).toMatchObject([
-          { id, key: "user:u1", lane: Lane.deprovision, state: "pending" },
+          { key: "user:u1", lane: Lane.deprovision, state: "pending" },
           { key: "user:u2", lane: Lane.provision, state: "pending" },
         ]);
       } finally {
@@ -166,7 +167,10 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
 
     it("keeps drift scans apart when asked", async () => {
       await enqueue(user("u1", Lane.provision));
-      await enqueuePgJob(pool, { organizationId: "org_1", kind: "drift", subjectId: "org_1", lane: Lane.background });
+      await runOnClient(
+        pool,
+        enqueueJob({ organizationId: "org_1", kind: "drift", subjectId: "org_1", lane: Lane.background }),
+      );
 
       expect((await outbox.claim("a", 5, 60_000, { scans: false })).map((j) => j.kind)).toEqual(["user"]);
       expect((await outbox.claim("a", 5, 60_000, { scans: false })).map((j) => j.kind)).toEqual([]);
@@ -227,7 +231,7 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
               seed = (seed * 1103515245 + 12345) % 2 ** 31;
               const key = `k${i < 50 ? i : seed % 50}`;
               // Lanes vary so that merges change lanes while other jobs of the key run.
-              await enqueuePgJob(producerPool, user(key, i % 7 === 0 ? Lane.deprovision : Lane.provision));
+              await runOnClient(producerPool, enqueueJob(user(key, i % 7 === 0 ? Lane.deprovision : Lane.provision)));
               if (i % 3 === 0) await sleep(1);
             }
             producing = false;

@@ -11,9 +11,8 @@ import {
   toPositional,
   type SqlStore,
 } from "../../src/directory/sql.js";
+import { exec, forUpdate, jsonTextList, many, one, savepoint } from "../../src/directory/store-op.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "../support/postgres.js";
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("toPositional", () => {
   it("numbers placeholders and leaves those in strings, identifiers and comments alone", () => {
@@ -73,126 +72,122 @@ describe.each(dialects)("SqlStore on $name", (dialect) => {
   let store: SqlStore;
   beforeAll(async () => {
     store = await dialect.open();
-    await store.write(async (q) => {
-      // Type names both dialects accept; on PostgreSQL they are real int8 and boolean columns.
-      await q.run(
-        `CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL UNIQUE, seen_at bigint, admin boolean)`,
-      );
-      await q.run(`CREATE TABLE counter (id integer PRIMARY KEY, n integer NOT NULL)`);
-      await q.run(`INSERT INTO counter (id, n) VALUES (1, 0)`);
-      return undefined;
-    });
+    await store.write(
+      (function* () {
+        // Type names both dialects accept; on PostgreSQL they are real int8 and boolean columns.
+        yield* exec(
+          `CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL UNIQUE, seen_at bigint, admin boolean)`,
+        );
+        yield* exec(`CREATE TABLE counter (id integer PRIMARY KEY, n integer NOT NULL)`);
+        yield* exec(`INSERT INTO counter (id, n) VALUES (1, 0)`);
+      })(),
+    );
   });
   afterAll(() => dialect.cleanup());
 
+  const count = () => store.read(one<{ n: number }>(`SELECT n FROM counter WHERE id = 1`));
+
   it("returns rows of the same shape: int8 as a number, booleans as 1/0, quoted aliases kept", async () => {
     const at = 1_765_000_000_123;
-    await store.write((q) =>
-      q.run(`INSERT INTO people (id, name, seen_at, admin) VALUES (?, ?, ?, ?)`, [1, "Ada", at, true]),
-    );
-    const row = await store.read((q) =>
-      q.get(
-        `SELECT id, name AS "displayName", seen_at AS "seenAt", admin, 'why?' AS note FROM people WHERE id = ?`,
-        [1],
-      ),
+    await store.write(exec(`INSERT INTO people (id, name, seen_at, admin) VALUES (?, ?, ?, ?)`, [1, "Ada", at, true]));
+    const row = await store.read(
+      one(`SELECT id, name AS "displayName", seen_at AS "seenAt", admin, 'why?' AS note FROM people WHERE id = ?`, [1]),
     );
     expect(row).toEqual({ id: 1, displayName: "Ada", seenAt: at, admin: 1, note: "why?" });
-    expect(await store.read((q) => q.get(`SELECT id FROM people WHERE id = ?`, [99]))).toBeUndefined();
+    expect(await store.read(one(`SELECT id FROM people WHERE id = ?`, [99]))).toBeUndefined();
+    expect(await store.write(exec(`UPDATE people SET seen_at = ? WHERE id IN (?, ?)`, [at + 1, 1, 99]))).toBe(1);
   });
 
   it("rolls back everything a failed write did, and rejects with its error", async () => {
-    const failure = store.write(async (q) => {
-      await q.run(`INSERT INTO people (id, name) VALUES (?, ?)`, [2, "Grace"]);
-      await q.run(`UPDATE counter SET n = n + 100 WHERE id = 1`);
-      throw new Error("refused halfway");
-    });
+    const failure = store.write(
+      (function* () {
+        yield* exec(`INSERT INTO people (id, name) VALUES (?, ?)`, [2, "Grace"]);
+        yield* exec(`UPDATE counter SET n = n + 100 WHERE id = 1`);
+        throw new Error("refused halfway");
+      })(),
+    );
     await expect(failure).rejects.toThrow("refused halfway");
-    expect(await store.read((q) => q.all(`SELECT id FROM people WHERE id = 2`))).toEqual([]);
-    expect(await store.read((q) => q.get<{ n: number }>(`SELECT n FROM counter WHERE id = 1`))).toEqual({ n: 0 });
+    expect(await store.read(many(`SELECT id FROM people WHERE id = 2`))).toEqual([]);
+    expect(await count()).toEqual({ n: 0 });
   });
 
   it("tells a duplicate in a unique index from other errors", async () => {
-    const duplicate = await store
-      .write((q) => q.run(`INSERT INTO people (id, name) VALUES (?, ?)`, [3, "Ada"]))
-      .then(
+    const outcome = (p: Promise<unknown>) =>
+      p.then(
         () => undefined,
         (err: unknown) => err,
       );
+    const duplicate = await outcome(store.write(exec(`INSERT INTO people (id, name) VALUES (?, ?)`, [3, "Ada"])));
     expect(isUniqueViolation(duplicate)).toBe(true);
-    const other = await store
-      .write((q) => q.run(`INSERT INTO people (id, name) VALUES (?, ?)`, [4, null]))
-      .then(
-        () => undefined,
-        (err: unknown) => err,
-      );
+    const other = await outcome(store.write(exec(`INSERT INTO people (id, name) VALUES (?, ?)`, [4, null])));
     expect(other).toBeInstanceOf(Error);
     expect(isUniqueViolation(other)).toBe(false);
   });
 
-  it("never shows a write's uncommitted rows to a read that starts while it waits", async () => {
-    let inserted!: () => void;
-    const insertedSignal = new Promise<void>((resolve) => (inserted = resolve));
-    const write = store.write(async (q) => {
-      await q.run(`INSERT INTO people (id, name) VALUES (?, ?)`, [5, "Linus"]);
-      inserted();
-      await pause(50);
-      return undefined;
-    });
-    await insertedSignal;
-    // On SQLite this read waits for the write's unit; on PostgreSQL it runs beside it. Either way it
-    // must not see row 5 before the commit.
-    const during = store.read((q) => q.all<{ id: number }>(`SELECT id FROM people WHERE id = 5`));
-    const duringRows = await Promise.race([during, write.then(() => "committed first" as const)]);
-    if (duringRows !== "committed first") expect(duringRows).toEqual([]);
-    await write;
-    expect(await store.read((q) => q.all(`SELECT id FROM people WHERE id = 5`))).toEqual([{ id: 5 }]);
-  });
-
-  it("keeps one snapshot for a whole read, whatever commits meanwhile", async () => {
-    let firstDone!: () => void;
-    const firstRead = new Promise<void>((resolve) => (firstDone = resolve));
-    let proceed!: () => void;
-    const proceedSignal = new Promise<void>((resolve) => (proceed = resolve));
-    const read = store.read(async (q) => {
-      const first = await q.get<{ c: number }>(`SELECT count(*) AS c FROM people`);
-      firstDone();
-      await proceedSignal;
-      const second = await q.get<{ c: number }>(`SELECT count(*) AS c FROM people`);
-      return [Number(first!.c), Number(second!.c)];
-    });
-    await firstRead;
-    // Another caller writes while the read is open: on PostgreSQL it commits meanwhile, on SQLite it
-    // waits for the read's unit to end.
-    const write = store.write((w) => w.run(`INSERT INTO people (id, name) VALUES (?, ?)`, [6, "Barbara"]));
-    if (store.dialect === "postgres") await write;
-    else await pause(20);
-    proceed();
-    const counts = await read;
-    await write;
-    expect(counts[1]).toBe(counts[0]);
-    const after = await store.read((q) => q.get<{ c: number }>(`SELECT count(*) AS c FROM people`));
-    expect(Number(after!.c)).toBe(counts[0]! + 1);
-  });
-
-  it("applies concurrent writes one after another: no increment is lost", async () => {
-    await Promise.all(
-      Array.from({ length: 20 }, () =>
-        store.write(async (q) => {
-          await q.run(`UPDATE counter SET n = n + 1 WHERE id = 1`);
-          await pause(1);
-          return undefined;
-        }),
-      ),
+  it("undoes only a savepoint's part when it fails, and the write goes on to commit the rest", async () => {
+    const outcome = await store.write(
+      (function* () {
+        yield* exec(`INSERT INTO people (id, name) VALUES (?, ?)`, [7, "Hedy"]);
+        try {
+          yield* savepoint(
+            (function* () {
+              yield* exec(`UPDATE counter SET n = n + 1000 WHERE id = 1`);
+              yield* exec(`INSERT INTO people (id, name) VALUES (?, ?)`, [8, "Ada"]);
+            })(),
+          );
+          return "no conflict";
+        } catch (error) {
+          if (!isUniqueViolation(error)) throw error;
+          // PostgreSQL would refuse this statement in an aborted transaction without the savepoint.
+          yield* exec(`INSERT INTO people (id, name) VALUES (?, ?)`, [9, "Ada Lovelace"]);
+          return "conflict handled";
+        }
+      })(),
     );
-    expect(await store.read((q) => q.get<{ n: number }>(`SELECT n FROM counter WHERE id = 1`))).toEqual({ n: 20 });
+    expect(outcome).toBe("conflict handled");
+    expect(await store.read(many(`SELECT id FROM people WHERE id IN (7, 8, 9) ORDER BY id`))).toEqual([
+      { id: 7 },
+      { id: 9 },
+    ]);
+    expect(await count()).toEqual({ n: 0 });
   });
 
-  it("refuses a unit of work opened inside another instead of deadlocking", async () => {
-    await expect(store.write(() => store.read((q) => q.all(`SELECT 1 AS one`)))).rejects.toBeInstanceOf(
-      NestedUnitOfWork,
+  it("binds a list as one parameter", async () => {
+    const list = await store.read(
+      (function* () {
+        return yield* many<{ id: number }>(
+          `SELECT id FROM people WHERE CAST(id AS text) IN (${yield* jsonTextList()}) ORDER BY id`,
+          [JSON.stringify(["1", "7", "404"])],
+        );
+      })(),
     );
-    // The store is still usable afterwards.
-    expect(await store.read((q) => q.get(`SELECT 1 AS one`))).toEqual({ one: 1 });
+    expect(list).toEqual([{ id: 1 }, { id: 7 }]);
+  });
+
+  it("loses no update when concurrent writes read, then write, a row they lock", async () => {
+    const increment = function* () {
+      const row = yield* one<{ n: number }>(`SELECT n FROM counter WHERE id = 1 ${yield* forUpdate()}`);
+      yield* exec(`UPDATE counter SET n = ? WHERE id = 1`, [row!.n + 1]);
+    };
+    await Promise.all(Array.from({ length: 20 }, () => store.write(increment())));
+    expect(await count()).toEqual({ n: 20 });
+  });
+});
+
+describe("SqlStore on SQLite", () => {
+  it("refuses a unit of work opened inside a transaction of the same connection instead of joining it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sql-store-"));
+    const connection = new Database(join(dir, "store.db"));
+    try {
+      const store = sqliteStore(connection);
+      connection.prepare("BEGIN").run();
+      await expect(store.read(one(`SELECT 1 AS one`))).rejects.toBeInstanceOf(NestedUnitOfWork);
+      connection.prepare("COMMIT").run();
+      expect(await store.read(one(`SELECT 1 AS one`))).toEqual({ one: 1 });
+    } finally {
+      connection.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -209,17 +204,16 @@ describe.skipIf(postgresUnavailable !== "")("SqlStore on PostgreSQL, connection 
   });
 
   it("replaces a connection the server ended, so the next unit of work succeeds", async () => {
-    const pid = await store.read((q) => q.get<{ pid: number }>(`SELECT pg_backend_pid() AS pid`));
+    const pid = await store.read(one<{ pid: number }>(`SELECT pg_backend_pid() AS pid`));
     // Another session ends ours, as a failover or an idle-session timeout would.
     const killer = postgresStore(database.url, { poolSize: 1 });
-    await killer.write((q) => q.get(`SELECT pg_terminate_backend(?)`, [pid!.pid]));
+    await killer.write(one(`SELECT pg_terminate_backend(?)`, [pid!.pid]));
     await killer.close();
-    await pause(50);
+    await new Promise((resolve) => setTimeout(resolve, 50));
     const attempts = [];
-    for (let i = 0; i < 2; i++)
-      attempts.push(await store.read((q) => q.get(`SELECT 1 AS one`)).catch((e: unknown) => e));
+    for (let i = 0; i < 2; i++) attempts.push(await store.read(one(`SELECT 1 AS one`)).catch((e: unknown) => e));
     expect(attempts.at(-1)).toEqual({ one: 1 });
-    const newPid = await store.read((q) => q.get<{ pid: number }>(`SELECT pg_backend_pid() AS pid`));
+    const newPid = await store.read(one<{ pid: number }>(`SELECT pg_backend_pid() AS pid`));
     expect(newPid!.pid).not.toBe(pid!.pid);
   });
 });

@@ -10,6 +10,7 @@ import { RECENT_WRITE_MS, scanDrift } from "../../src/sync/drift.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 const CONNECTION = "Username-Password-Authentication";
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -196,12 +197,15 @@ describe("scanDrift", () => {
     await driftEverything();
     settle();
     bridge.db.transaction((tx) =>
-      enqueueJob(tx, {
-        organizationId: bridge.organizationId,
-        kind: "drift",
-        subjectId: bridge.organizationId,
-        lane: BG,
-      }),
+      runSync(
+        tx,
+        enqueueJob({
+          organizationId: bridge.organizationId,
+          kind: "drift",
+          subjectId: bridge.organizationId,
+          lane: BG,
+        }),
+      ),
     );
     await sync.drain();
     expect(auth0User("grace@example.com").blocked).toBe(true);

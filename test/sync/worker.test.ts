@@ -4,6 +4,7 @@ import { jobs } from "../../db/schema.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { Worker, backoffMs, type JobHandler, type JobRow } from "../../src/sync/worker.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 let opened: OpenDatabase[] = [];
 let workers: Worker[] = [];
@@ -21,7 +22,7 @@ function setup() {
 }
 
 const enqueue = (db: ReturnType<typeof setup>, subjectId: string, lane: Lane, now?: number) =>
-  enqueueJob(db, { organizationId: "org1", kind: "user", subjectId, lane, now });
+  runSync(db, enqueueJob({ organizationId: "org1", kind: "user", subjectId, lane, now }));
 
 function startWorker(
   db: ReturnType<typeof setup>,
@@ -236,7 +237,10 @@ describe("job queue and worker", () => {
         random: () => 1,
       },
     );
-    enqueueJob(db, { organizationId: "org1", kind: "user", subjectId: "u1", lane: Lane.provision, now: slowClock() });
+    runSync(
+      db,
+      enqueueJob({ organizationId: "org1", kind: "user", subjectId: "u1", lane: Lane.provision, now: slowClock() }),
+    );
     await until(() => states(db).join() === "u1:done");
     expect(calls).toBe(2);
   });
@@ -244,7 +248,7 @@ describe("job queue and worker", () => {
   it("runs a drift scan beside a provisioning backlog instead of after it, without taking a user job's slot", async () => {
     const db = setup();
     for (let i = 0; i < 10; i++) enqueue(db, `p${i}`, Lane.provision);
-    enqueueJob(db, { organizationId: "org1", kind: "drift", subjectId: "org1", lane: Lane.background });
+    runSync(db, enqueueJob({ organizationId: "org1", kind: "drift", subjectId: "org1", lane: Lane.background }));
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let usersRunning = 0;

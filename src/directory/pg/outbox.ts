@@ -1,7 +1,9 @@
 import pg from "pg";
 import type { jobs } from "../../../db/schema.pg.js";
-import { jobKey, Lane, type EnqueueJob, type JobKind } from "../outbox.js";
-import type { Queryable, SqlParam } from "../sql.js";
+import { JOBS_CHANNEL, Lane, PG_NOW_MS, type JobKind } from "../outbox.js";
+import { isUniqueViolation } from "../sql.js";
+
+export { JOBS_CHANNEL };
 
 /**
  * The job queue (outbox) on PostgreSQL, with the SQLite queue's rules (docs/design.md, "Storage
@@ -11,9 +13,6 @@ import type { Queryable, SqlParam } from "../sql.js";
  * clocks disagree still agree on when a job is due and when a lease has run out.
  */
 export type PgJobRow = typeof jobs.$inferSelect;
-
-/** NOTIFY channel: enqueues (and jobs handed back) wake every listening instance when they commit. */
-export const JOBS_CHANNEL = "scim_bridge_jobs";
 
 /** What a handler reported; the same shape as the SQLite worker's JobOutcome. */
 export type PgJobOutcome =
@@ -26,12 +25,6 @@ export type PgJobOutcome =
 export interface PgClientLike {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>>;
 }
-
-/**
- * Where an enqueue runs: a PostgreSQL unit of work of the store (the Queryable of
- * src/directory/sql.ts), or a node-postgres client inside the caller's own transaction.
- */
-export type EnqueueTarget = Queryable | PgClientLike;
 
 /** The claim of a run: a finish or hand-back counts only while the job still carries both. */
 export interface Lease {
@@ -67,19 +60,7 @@ const nameOf = (text: string): string => {
 const run = <R extends pg.QueryResultRow>(q: PgClientLike, text: string, values: unknown[] = []) =>
   q.query<R>({ name: nameOf(text), text, values, types });
 
-/** Runs an enqueue statement (written with $n placeholders, no `?`) on either kind of target. */
-async function enqueueRows<R extends pg.QueryResultRow>(
-  q: EnqueueTarget,
-  text: string,
-  values: SqlParam[],
-): Promise<R[]> {
-  if (!("dialect" in q)) return (await run<R>(q, text, values)).rows;
-  if (q.dialect !== "postgres") throw new Error(`the PostgreSQL outbox was given a ${q.dialect} unit of work`);
-  return q.all<R>(text, values);
-}
-
-/** Epoch milliseconds on the database's clock (the transaction's start). */
-const NOW_MS = "(extract(epoch from now()) * 1000)::bigint";
+const NOW_MS = PG_NOW_MS;
 
 const jobColumns = `id, organization_id AS "organizationId", directory_id AS "directoryId", kind, key,
   subject_id AS "subjectId", lane, state, attempts, run_after AS "runAfter", lease_owner AS "leaseOwner",
@@ -92,75 +73,6 @@ const jobColumns = `id, organization_id AS "organizationId", directory_id AS "di
  * one claim skip the other's key until the next claim.
  */
 export const JOB_KEY_LOCK_NAMESPACE = 0x5c1b;
-
-/**
- * Enqueues a level-triggered reconcile job inside the caller's transaction. A pending job of the
- * same key absorbs it (docs/design.md, invariant 4; the partial unique index jobs_pending_key_uq
- * arbitrates concurrent enqueues): it keeps the most urgent lane and the earliest run time, and its
- * first acknowledgement time, so merging never delays a deprovision. The NOTIFY is part of the same
- * transaction: listeners hear it when it commits, and never for a rollback.
- *
- * `now` (epoch ms, default the database clock) stamps the acknowledgement; the job is runnable from
- * the database's now, whatever the caller's clock says.
- */
-export async function enqueuePgJob(q: EnqueueTarget, job: EnqueueJob): Promise<number> {
-  const rows = await enqueueRows<{ id: number }>(
-    q,
-    `WITH j AS (
-       INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after,
-                         first_enqueued_at, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, ${NOW_MS},
-               coalesce($7::bigint, ${NOW_MS}), coalesce($7::bigint, ${NOW_MS}), coalesce($7::bigint, ${NOW_MS}))
-       ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = least(jobs.lane, excluded.lane), attempts = 0,
-         run_after = least(jobs.run_after, excluded.run_after), updated_at = excluded.updated_at
-       RETURNING id, lane)
-     SELECT id, pg_notify($8, lane::text) FROM j`,
-    [
-      job.organizationId,
-      job.directoryId ?? null,
-      job.kind,
-      jobKey(job.kind, job.subjectId),
-      job.subjectId,
-      job.lane,
-      job.now ?? null,
-      JOBS_CHANNEL,
-    ],
-  );
-  return rows[0]!.id;
-}
-
-/** enqueuePgJob for many subjects of one kind, organization and lane, in one statement. Same merge rules. */
-export async function enqueuePgJobs(
-  q: EnqueueTarget,
-  job: Omit<EnqueueJob, "subjectId">,
-  subjectIds: Iterable<string>,
-): Promise<void> {
-  // One row per subject: a repeated subject would make ON CONFLICT touch one row twice, an error.
-  const subjects = [...new Set(subjectIds)];
-  if (subjects.length === 0) return;
-  await enqueueRows(
-    q,
-    `WITH j AS (
-       INSERT INTO jobs (organization_id, directory_id, kind, key, subject_id, lane, state, attempts, run_after,
-                         first_enqueued_at, created_at, updated_at)
-       SELECT $1, $2, $3, $3 || ':' || s, s, $4, 'pending', 0, ${NOW_MS},
-              coalesce($5::bigint, ${NOW_MS}), coalesce($5::bigint, ${NOW_MS}), coalesce($5::bigint, ${NOW_MS})
-       FROM json_array_elements_text($6::json) AS s
-       ON CONFLICT (key) WHERE state = 'pending' DO UPDATE SET lane = least(jobs.lane, excluded.lane), attempts = 0,
-         run_after = least(jobs.run_after, excluded.run_after), updated_at = excluded.updated_at
-       RETURNING lane)
-     SELECT pg_notify($7, min(lane)::text) FROM j`,
-    [
-      job.organizationId,
-      job.directoryId ?? null,
-      job.kind,
-      job.lane,
-      job.now ?? null,
-      JSON.stringify(subjects),
-      JOBS_CHANNEL,
-    ],
-  );
-}
 
 export interface ClaimOptions {
   /** At most this many of the claimed jobs outside the deprovision lane (default: all of them). */
@@ -190,10 +102,6 @@ export interface Recorded {
 }
 
 const SCAN_KIND: JobKind = "drift";
-
-function isUniqueViolation(err: unknown): boolean {
-  return (err as { code?: string }).code === "23505";
-}
 
 /**
  * Claiming, leases and outcomes of the PostgreSQL queue, for one pool. Every method runs its own

@@ -37,6 +37,7 @@ import { Lane } from "../../directory/outbox.js";
 import { TooManyImportJobs, type ImportApi, type ImportJobStatus } from "./client.js";
 import { Digest, readRecords, type ImportFormat } from "./records.js";
 import { validateRecord, type ImportUser, type RecordProblem } from "./validate.js";
+import { runSync } from "../../directory/store-op.js";
 
 /** Auth0's limit per import file is 500 KB; the request's other multipart parts fit in the rest of its 512,000 bytes. */
 export const MAX_CHUNK_BYTES = 500_000;
@@ -499,14 +500,17 @@ class ImportRun {
         })
         .where(eq(userImports.id, this.row.id))
         .run();
-      recordAudit(tx, {
-        actor: this.request.actor,
-        organizationId: this.org.id,
-        action: "users.import.finish",
-        targetType: "user_import",
-        targetId: this.row.id,
-        after: { state, chunks: finalRows.length, failedChunks },
-      });
+      runSync(
+        tx,
+        recordAudit({
+          actor: this.request.actor,
+          organizationId: this.org.id,
+          action: "users.import.finish",
+          targetType: "user_import",
+          targetId: this.row.id,
+          after: { state, chunks: finalRows.length, failedChunks },
+        }),
+      );
     });
     this.progress.phase = "done";
     this.report();
@@ -829,16 +833,19 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
         tx.insert(userImportChunks)
           .values({ importId: id, ...c, state: "pending", attempts: 0 })
           .run();
-      recordAudit(tx, {
-        actor: request.actor,
-        organizationId: org.id,
-        directoryId,
-        action: "users.import.start",
-        targetType: "user_import",
-        targetId: id,
-        after: { fileName, records: plan.records, chunks: plan.chunks.length, upsert },
-        at: t,
-      });
+      runSync(
+        tx,
+        recordAudit({
+          actor: request.actor,
+          organizationId: org.id,
+          directoryId,
+          action: "users.import.start",
+          targetType: "user_import",
+          targetId: id,
+          after: { fileName, records: plan.records, chunks: plan.chunks.length, upsert },
+          at: t,
+        }),
+      );
     });
     row = deps.db.select().from(userImports).where(eq(userImports.id, id)).get()!;
   }

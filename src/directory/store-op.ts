@@ -1,0 +1,231 @@
+import type Database from "better-sqlite3";
+import pg from "pg";
+
+const pgTypes = pg.types;
+import type { DbOrTx } from "./database.js";
+import { connectionOf } from "./statements.js";
+
+/**
+ * Store work written once for both dialects. A `StoreOp<T>` is a generator that yields the
+ * statements it needs and receives their results; a driver runs it:
+ *
+ * - on SQLite synchronously (`runSync`), every statement a cached prepared statement of the one
+ *   connection. A SQLite transaction therefore never spans an `await`: nothing else of the process
+ *   can run inside it, and group commit can run many writes in one synchronous call;
+ * - on PostgreSQL asynchronously (`runOnClient`), one round trip a statement, on the transaction's
+ *   pooled connection.
+ *
+ * This is the shape Babel's gensync uses for code that must run both synchronously and
+ * asynchronously. Ops compose with `yield*`: `const row = yield* one<Row>(sql, [id])`,
+ * `yield* recordAudit(entry)`.
+ *
+ * Rules for writing one (both dialects must give the same rows; test/postgres runs ops on both):
+ * - `?` placeholders only; column aliases double-quoted to keep their case (`user_name AS "userName"`).
+ * - Rows arrive in SQLite's shape on both: int8 as a number, booleans as 1/0, JSON as its text.
+ * - A statement that fails throws into the op. On PostgreSQL a failed statement aborts the whole
+ *   transaction, so an op that catches an error and goes on issuing statements must run the failing
+ *   part inside `savepoint(...)`; catching only to rethrow a different error needs nothing.
+ * - Where the dialects' SQL differs, branch on `yield* dialect()` (see `jsonTextList`).
+ */
+export type Dialect = "sqlite" | "postgres";
+export type SqlParam = string | number | boolean | null;
+
+export interface Statement {
+  readonly kind: "one" | "many" | "exec" | "dialect";
+  readonly text: string;
+  readonly params: readonly SqlParam[];
+}
+
+export type StoreOp<T> = Generator<Statement, T, unknown>;
+
+const none: readonly SqlParam[] = [];
+
+/** The first row the query returns, or undefined. */
+export function* one<T>(text: string, params: readonly SqlParam[] = none): StoreOp<T | undefined> {
+  return (yield { kind: "one", text, params }) as T | undefined;
+}
+
+/** Every row the query returns. */
+export function* many<T>(text: string, params: readonly SqlParam[] = none): StoreOp<T[]> {
+  return (yield { kind: "many", text, params }) as T[];
+}
+
+/** Runs a statement that returns no rows; gives the number of rows it changed. */
+export function* exec(text: string, params: readonly SqlParam[] = none): StoreOp<number> {
+  return (yield { kind: "exec", text, params }) as number;
+}
+
+/** The dialect the op runs on, for the few statements whose SQL differs. */
+export function* dialect(): StoreOp<Dialect> {
+  return (yield { kind: "dialect", text: "", params: none }) as Dialect;
+}
+
+let savepoints = 0;
+
+/**
+ * Runs `op` inside a savepoint: when it throws, only its own changes are undone and the enclosing
+ * transaction stays usable (on PostgreSQL, where a failed statement otherwise aborts it), then the
+ * error is rethrown for the caller to handle.
+ */
+export function* savepoint<T>(op: StoreOp<T>): StoreOp<T> {
+  const name = `op_${++savepoints % 1_000_000}`;
+  yield* exec(`SAVEPOINT ${name}`);
+  let value: T;
+  try {
+    value = yield* op;
+  } catch (error) {
+    yield* exec(`ROLLBACK TO SAVEPOINT ${name}`);
+    yield* exec(`RELEASE SAVEPOINT ${name}`);
+    throw error;
+  }
+  yield* exec(`RELEASE SAVEPOINT ${name}`);
+  return value;
+}
+
+/**
+ * A list of strings bound as one parameter (a JSON array), as a subquery of one text column named
+ * `value`: `WHERE id IN (${yield* jsonTextList()})` with `JSON.stringify(ids)` as its parameter. One
+ * statement text whatever the list's length, so it stays cached.
+ */
+export function* jsonTextList(): StoreOp<string> {
+  return (yield* dialect()) === "postgres"
+    ? "SELECT json_array_elements_text(CAST(? AS json)) AS value"
+    : "SELECT value FROM json_each(?)";
+}
+
+/**
+ * The lock clause for a read the op will write back (read, then write a counter, a version, a list):
+ * `FOR UPDATE` on PostgreSQL, where concurrent transactions would otherwise both read the old value;
+ * nothing on SQLite, whose write transactions already run one at a time (BEGIN IMMEDIATE).
+ */
+export function* forUpdate(): StoreOp<string> {
+  return (yield* dialect()) === "postgres" ? "FOR UPDATE" : "";
+}
+
+// better-sqlite3 refuses JavaScript booleans; SQLite stores them as 1/0 anyway.
+const sqliteParams = (params: readonly SqlParam[]): unknown[] =>
+  params.map((p) => (p === true ? 1 : p === false ? 0 : p));
+
+const isConnection = (db: DbOrTx | Database.Database): db is Database.Database =>
+  typeof (db as Database.Database).prepare === "function";
+
+function runSqlite(sqlite: Database.Database, s: Statement): unknown {
+  switch (s.kind) {
+    case "one":
+      return sqlite.prepare(s.text).get(...sqliteParams(s.params));
+    case "many":
+      return sqlite.prepare(s.text).all(...sqliteParams(s.params));
+    case "exec":
+      return sqlite.prepare(s.text).run(...sqliteParams(s.params)).changes;
+    case "dialect":
+      return "sqlite";
+  }
+}
+
+/**
+ * Runs `op` on a SQLite connection (or drizzle handle over one), synchronously, inside whatever
+ * transaction the connection has open; it opens none itself.
+ */
+export function runSync<T>(db: DbOrTx | Database.Database, op: StoreOp<T>): T {
+  const sqlite = isConnection(db) ? db : connectionOf(db);
+  let step = op.next();
+  while (!step.done) {
+    let result: unknown;
+    try {
+      result = runSqlite(sqlite, step.value);
+    } catch (error) {
+      step = op.throw(error);
+      continue;
+    }
+    step = op.next(result);
+  }
+  return step.value;
+}
+
+/**
+ * Rows in SQLite's shape, given per query (never node-postgres's global parsers, and whatever the
+ * pool was configured with): int8 as a number (every int8 here is epoch milliseconds or a counter,
+ * far below 2^53) and booleans as 1/0.
+ */
+export const sqliteShapedTypes: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") => {
+    if (oid === 20) return (value: string) => Number(value); // int8
+    if (oid === 16) return (value: string) => (value === "t" ? 1 : 0); // bool
+    return pgTypes.getTypeParser(oid, format);
+  }) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+/** A node-postgres Client, PoolClient or Pool (a Pool runs each statement on whichever connection is free). */
+export type PgQueryTarget = Pick<pg.ClientBase, "query"> | Pick<pg.Pool, "query">;
+
+async function runPostgres(target: PgQueryTarget, s: Statement): Promise<unknown> {
+  if (s.kind === "dialect") return "postgres";
+  const result = await (target as pg.ClientBase).query({
+    text: toPositional(s.text),
+    values: s.params as unknown[],
+    types: sqliteShapedTypes,
+  });
+  if (s.kind === "one") return result.rows[0];
+  if (s.kind === "many") return result.rows;
+  return result.rowCount ?? 0;
+}
+
+/** Runs `op` on a PostgreSQL connection, inside whatever transaction it has open; it opens none itself. */
+export async function runOnClient<T>(target: PgQueryTarget, op: StoreOp<T>): Promise<T> {
+  let step = op.next();
+  while (!step.done) {
+    let result: unknown;
+    try {
+      result = await runPostgres(target, step.value);
+    } catch (error) {
+      step = op.throw(error);
+      continue;
+    }
+    step = op.next(result);
+  }
+  return step.value;
+}
+
+const positional = new Map<string, string>();
+const maxPositionalCache = 2000;
+
+/**
+ * `?` → `$1…$n` for node-postgres, leaving `?` inside '…' strings, "…" identifiers, `--` and
+ * `/* … *\/` comments alone. Cached per text: store SQL is a fixed set of statements.
+ */
+export function toPositional(text: string): string {
+  const cached = positional.get(text);
+  if (cached !== undefined) return cached;
+  let out = "";
+  let n = 0;
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === "'" || c === '"') {
+      // Quotes inside are doubled ('it''s'), which this loop reads as two adjacent literals.
+      const end = text.indexOf(c, i + 1);
+      const stop = end === -1 ? text.length : end + 1;
+      out += text.slice(i, stop);
+      i = stop;
+    } else if (c === "-" && text[i + 1] === "-") {
+      const end = text.indexOf("\n", i);
+      const stop = end === -1 ? text.length : end;
+      out += text.slice(i, stop);
+      i = stop;
+    } else if (c === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      const stop = end === -1 ? text.length : end + 2;
+      out += text.slice(i, stop);
+      i = stop;
+    } else if (c === "?") {
+      out += `$${++n}`;
+      i++;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  if (positional.size >= maxPositionalCache) positional.delete(positional.keys().next().value!);
+  positional.set(text, out);
+  return out;
+}
