@@ -3,7 +3,7 @@ import pg from "pg";
 
 const pgTypes = pg.types;
 import type { DbOrTx } from "./database.js";
-import { connectionOf } from "./statements.js";
+import { connectionOf, readSnapshot } from "./statements.js";
 
 /**
  * Store work written once for both dialects. A `StoreOp<T>` is a generator that yields the
@@ -140,6 +140,22 @@ export function runSync<T>(db: DbOrTx | Database.Database, op: StoreOp<T>): T {
     step = op.next(result);
   }
   return step.value;
+}
+
+/**
+ * Runs `op` as one IMMEDIATE write transaction on the SQLite connection behind `db`, or inside the
+ * transaction already open on it. For callers that are still synchronous; a caller that can await
+ * uses `SqlStore.write`, which does the same on SQLite and also runs on PostgreSQL.
+ */
+export function writeSync<T>(db: DbOrTx, op: StoreOp<T>): T {
+  const sqlite = connectionOf(db);
+  if (sqlite.inTransaction) return runSync(sqlite, op);
+  return sqlite.transaction(() => runSync(sqlite, op)).immediate();
+}
+
+/** Runs `op` in one read snapshot on the SQLite connection behind `db` (see writeSync). */
+export function readSync<T>(db: DbOrTx, op: StoreOp<T>): T {
+  return readSnapshot(db, () => runSync(db, op));
 }
 
 /**
