@@ -7,7 +7,8 @@ import type { Request } from "express";
 import { z } from "zod";
 import { conflict, invalidValue, notFound, payloadTooLarge } from "../errors.js";
 import { importFormats, type ImportFormat } from "../sync/import/records.js";
-import { importReport, listImports, runImport, type ImportDeps } from "../sync/import/service.js";
+import { readSync } from "../directory/store-op.js";
+import { importReport, listImports, runImport, type ImportDeps, type ImportReport } from "../sync/import/service.js";
 import { iso, type AdminImportDeps, type AdminRoutes } from "./routes.js";
 
 /** What the admin API needs to run imports (composition root: the sync engine's client, limiter and gateway). */
@@ -69,7 +70,7 @@ async function spoolText(text: string): Promise<string> {
   return path;
 }
 
-const importView = (r: NonNullable<ReturnType<typeof importReport>>) => r;
+const importView = (r: ImportReport) => r;
 
 /**
  * User migration (see docs/migrating-users.md): an operator uploads an organization's legacy users
@@ -172,7 +173,7 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
       res.status(202).json({
         importId: first.id,
         location: `/admin/v1/organizations/${organization.slug}/user-imports/${first.id}`,
-        ...importReport(adminDeps.db, first.id),
+        ...readSync(adminDeps.db, importReport(first.id)),
       });
     },
   );
@@ -187,7 +188,7 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
       status: 200,
     },
     ({ deps, organization }) => ({
-      imports: listImports(deps.db, organization.id).map((r) => ({
+      imports: readSync(deps.db, listImports(organization.id)).map((r) => ({
         id: r.id,
         fileName: r.fileName,
         format: r.format,
@@ -214,7 +215,7 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
       status: 200,
     },
     (ctx) => {
-      const report = importReport(ctx.deps.db, ctx.param("importId"), ctx.organization.id);
+      const report = readSync(ctx.deps.db, importReport(ctx.param("importId"), ctx.organization.id));
       if (!report) throw notFound(`import "${ctx.param("importId")}" not found`);
       return importView(report);
     },

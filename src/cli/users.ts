@@ -1,8 +1,7 @@
 import type { Command } from "commander";
-import { and, eq, inArray } from "drizzle-orm";
-import { jobs } from "../../db/schema.js";
 import type { OpenDatabase } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
+import { readSync } from "../directory/store-op.js";
 import { isBridgeError } from "../errors.js";
 import type { SyncEngine } from "../sync/engine.js";
 import type { ImportApi } from "../sync/import/client.js";
@@ -104,6 +103,7 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
           const progress = createProgress({ label: `importing into ${org.slug}`, silent: opts.json === true });
           // Loaded when used: the Auth0 gateway it brings would slow every other command's start-up.
           const { runImport } = await import("../sync/import/service.js");
+          const { openJobCount } = await import("../sync/import/store.js");
           const report = await runImport(
             { db: ctx.db, api: ctx.api ?? noAuth0, gateway: ctx.engine?.gateway ?? noGateway },
             {
@@ -124,12 +124,7 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
           progress.finish(report.state);
           if (report.state === "done" && report.linked > 0 && opts.sync && ctx.engine) {
             // The reconcile jobs the import enqueued: membership (10 per call) and the mapping's roles.
-            const open = () =>
-              ctx.db
-                .select({ id: jobs.id })
-                .from(jobs)
-                .where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"])))
-                .all().length;
+            const open = () => readSync(ctx.db, openJobCount(org.id));
             const membership = createProgress({ label: "membership and roles", silent: opts.json === true });
             ctx.engine.worker.start();
             const initial = open();

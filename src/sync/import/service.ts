@@ -19,15 +19,12 @@
  * written to the database, never written to a temporary file by this service.
  */
 import { createReadStream } from "node:fs";
-import { and, asc, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { Logger } from "pino";
-import { directories, userImportChunks, userImports, users, userSync } from "../../../db/schema.js";
 import { Auth0CallError } from "../../auth0/errors.js";
 import type { Auth0Gateway } from "../../auth0/gateway.js";
 import type { Actor } from "../../directory/audit.js";
-import { recordAudit } from "../../directory/audit.js";
 import type { Db } from "../../directory/database.js";
-import { newResourceId } from "../../directory/ids.js";
+import { listDirectories } from "../../directory/directories.js";
 import { createMigratedUsers } from "../../directory/migrated.js";
 import { getOrganization, type OrganizationRow } from "../../directory/organizations.js";
 import { conflict, invalidValue, notFound } from "../../errors.js";
@@ -37,7 +34,27 @@ import { Lane } from "../../directory/outbox.js";
 import { TooManyImportJobs, type ImportApi, type ImportJobStatus } from "./client.js";
 import { Digest, readRecords, type ImportFormat } from "./records.js";
 import { validateRecord, type ImportUser, type RecordProblem } from "./validate.js";
-import { runSync } from "../../directory/store-op.js";
+import { readSync, runSync, writeSync, type StoreOp } from "../../directory/store-op.js";
+import {
+  claimChunkLink,
+  claimChunkSubmit,
+  claimImport,
+  failChunk,
+  failImport,
+  finishImport,
+  importChunks,
+  importProgress,
+  importWithChunks,
+  insertUserSyncLinks,
+  recordChunkLinked,
+  recordChunkSubmitted,
+  takenUserNames,
+  type ChunkPlan,
+  type ChunkRow,
+  type ImportRow,
+} from "./store.js";
+
+export { listImports } from "./store.js";
 
 /** Auth0's limit per import file is 500 KB; the request's other multipart parts fit in the rest of its 512,000 bytes. */
 export const MAX_CHUNK_BYTES = 500_000;
@@ -94,14 +111,6 @@ export interface RecordFailure {
   message: string;
 }
 
-interface ChunkPlan {
-  chunk: number;
-  firstRecord: number;
-  lastRecord: number;
-  users: number;
-  bytes: number;
-}
-
 export interface ImportReport {
   importId: string | null;
   organization: string;
@@ -128,8 +137,6 @@ export interface ImportReport {
   lastError: string | null;
 }
 
-type ChunkRow = typeof userImportChunks.$inferSelect;
-type ImportRow = typeof userImports.$inferSelect;
 type NumberedUser = ImportUser & { record: number };
 
 const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -150,12 +157,7 @@ function resolveTarget(
 ): { org: OrganizationRow; directoryId: string } {
   const org = getOrganization(db, request.organization);
   if (!org) throw notFound(`organization "${request.organization}" not found`);
-  const dirs = db
-    .select({ id: directories.id })
-    .from(directories)
-    .where(eq(directories.organizationId, org.id))
-    .orderBy(asc(directories.createdAt))
-    .all();
+  const dirs = readSync(db, listDirectories(org.id));
   if (request.directory) {
     if (!dirs.some((d) => d.id === request.directory))
       throw notFound(`directory "${request.directory}" is not a directory of ${org.slug}`);
@@ -276,20 +278,17 @@ function noOutcomes(): Pick<
   return { problemCount: 0, problems: [], inserted: 0, updated: 0, recovered: 0, failed: 0, failures: [], linked: 0 };
 }
 
-/** The report of a recorded import, from its chunks (the admin API's progress view). */
-export function importReport(db: Db, importId: string, organizationId?: string): ImportReport | undefined {
-  const row = db.select().from(userImports).where(eq(userImports.id, importId)).get();
-  if (!row || (organizationId && row.organizationId !== organizationId)) return undefined;
-  const org = getOrganization(db, row.organizationId)!;
-  const chunks = db
-    .select()
-    .from(userImportChunks)
-    .where(eq(userImportChunks.importId, importId))
-    .orderBy(asc(userImportChunks.chunk))
-    .all();
+/**
+ * The report of a recorded import, from its chunks (the admin API's progress view); undefined when
+ * there is no such import (in `organizationId`, when given).
+ */
+export function* importReport(importId: string, organizationId?: string): StoreOp<ImportReport | undefined> {
+  const found = yield* importWithChunks(importId);
+  if (!found || (organizationId && found.row.organizationId !== organizationId)) return undefined;
+  const { row, chunks } = found;
   const report: ImportReport = {
     importId,
-    organization: org.slug,
+    organization: found.organizationSlug,
     fileName: row.fileName,
     format: row.format as ImportFormat,
     upsert: row.upsert,
@@ -316,16 +315,6 @@ export function importReport(db: Db, importId: string, organizationId?: string):
   report.failed = report.failures.length;
   if (report.failures.length > MAX_LISTED_PROBLEMS) report.failures.length = MAX_LISTED_PROBLEMS;
   return report;
-}
-
-/** Imports of an organization, newest first. */
-export function listImports(db: Db, organizationId: string): ImportRow[] {
-  return db
-    .select()
-    .from(userImports)
-    .where(eq(userImports.organizationId, organizationId))
-    .orderBy(desc(userImports.createdAt))
-    .all();
 }
 
 /** The directory document of a migrated user: what the legacy store knew, until the IdP says more. */
@@ -381,37 +370,15 @@ class ImportRun {
     };
   }
 
-  private chunkRows(): ChunkRow[] {
-    return this.deps.db
-      .select()
-      .from(userImportChunks)
-      .where(eq(userImportChunks.importId, this.row.id))
-      .orderBy(asc(userImportChunks.chunk))
-      .all();
-  }
-
-  private setChunk(chunk: number, values: Partial<ChunkRow>): void {
-    this.deps.db
-      .update(userImportChunks)
-      .set(values)
-      .where(and(eq(userImportChunks.importId, this.row.id), eq(userImportChunks.chunk, chunk)))
-      .run();
-  }
-
   private report(): void {
-    const rows = this.chunkRows();
-    this.progress.chunksDone = rows.filter((c) => c.state === "linked" || c.state === "failed").length;
-    this.progress.imported = rows.reduce(
-      (n, c) => n + (c.state === "linked" ? (c.inserted ?? 0) + (c.updated ?? 0) : 0),
-      0,
-    );
-    this.progress.failed = rows.reduce((n, c) => n + (c.failed ?? 0), 0);
-    this.request.onProgress?.({ ...this.progress });
+    if (!this.request.onProgress) return;
+    Object.assign(this.progress, readSync(this.deps.db, importProgress(this.row.id)));
+    this.request.onProgress({ ...this.progress });
   }
 
   async run(): Promise<void> {
     const signal = this.request.signal;
-    const rows = new Map(this.chunkRows().map((c) => [c.chunk, c]));
+    const rows = new Map(readSync(this.deps.db, importChunks(this.row.id)).map((c) => [c.chunk, c]));
     this.report();
     const open = [...rows.values()].filter((c) => c.state !== "linked" && c.state !== "failed");
     if (open.length > 0) {
@@ -431,7 +398,11 @@ class ImportRun {
               .finally(() => finishing.delete(f));
             finishing.add(f);
           })
-          .catch(fail)
+          .catch((err: unknown) => {
+            // Another run of the same import claimed this chunk first: it posts and links it.
+            if (err instanceof ChunkTaken) this.taken(c);
+            else fail(err);
+          })
           .finally(() => inFlight.delete(p));
         inFlight.add(p);
       };
@@ -485,35 +456,17 @@ class ImportRun {
         throw invalidValue("the file ended before every planned chunk was read: it changed since the import started");
     }
     if (signal?.aborted) return;
-    const finalRows = this.chunkRows();
-    const state = finalRows.every((c) => c.state === "linked") ? "done" : "failed";
-    const failedChunks = finalRows.filter((c) => c.state === "failed").length;
-    this.deps.db.transaction((tx) => {
-      tx.update(userImports)
-        .set({
-          state,
-          updatedAt: this.now(),
-          lastError:
-            failedChunks > 0
-              ? `${failedChunks} import job${failedChunks === 1 ? "" : "s"} failed as a whole; see their details`
-              : null,
-        })
-        .where(eq(userImports.id, this.row.id))
-        .run();
-      runSync(
-        tx,
-        recordAudit({
-          actor: this.request.actor,
-          organizationId: this.org.id,
-          action: "users.import.finish",
-          targetType: "user_import",
-          targetId: this.row.id,
-          after: { state, chunks: finalRows.length, failedChunks },
-        }),
-      );
-    });
+    // Still "running" when another run holds chunks of this import: that run ends it.
+    writeSync(this.deps.db, finishImport(this.row.id, this.request.actor, this.now()));
     this.progress.phase = "done";
     this.report();
+  }
+
+  private taken(c: ChunkRow): void {
+    this.deps.log?.info(
+      { importId: this.row.id, chunk: c.chunk },
+      "user import: another run of this import took the chunk over; it records the chunk's users",
+    );
   }
 
   /** Polls a job with backoff until it ends; Auth0's progress estimate, when given, sets the next poll. */
@@ -548,8 +501,9 @@ class ImportRun {
     for (let attempt = 0; ; attempt++) {
       if (this.request.signal?.aborted) throw new Error("stopped");
       // Durable before the POST: after a crash this chunk is known to be possibly in Auth0's hands.
-      this.setChunk(c.chunk, { state: "submitting", attempts: (c.attempts ?? 0) + 1 });
-      c.attempts = (c.attempts ?? 0) + 1;
+      if (!writeSync(this.deps.db, claimChunkSubmit(this.row.id, c.chunk, c))) throw new ChunkTaken();
+      c.state = "submitting";
+      c.attempts++;
       try {
         const { id } = await this.deps.api.submit(
           body,
@@ -557,7 +511,10 @@ class ImportRun {
           this.row.upsert,
           `${this.row.id}:${c.chunk}`,
         );
-        this.setChunk(c.chunk, { state: "submitted", jobId: id, submittedAt: this.now() });
+        const at = this.now();
+        if (!writeSync(this.deps.db, recordChunkSubmitted(this.row.id, c.chunk, c.attempts, id, at)))
+          throw new ChunkTaken();
+        Object.assign(c, { state: "submitted", jobId: id, submittedAt: at });
         return id;
       } catch (err) {
         const retry = err instanceof TooManyImportJobs || (err instanceof Auth0CallError && err.kind === "retryable");
@@ -591,22 +548,25 @@ class ImportRun {
       const report = await this.deps.api.errors(jobId).catch(() => undefined);
       const details =
         report?.kind === "job" ? report.details : (status.status_details ?? `the job ended ${status.status}`);
-      this.setChunk(c.chunk, {
-        state: "failed",
-        completedAt: this.now(),
-        failed: members.length,
-        errors: JSON.stringify({
-          failures: members.map((m) => ({
-            record: m.record,
-            email: m.emailLower,
-            field: "",
-            code: "JOB_FAILED",
-            message: details,
-          })),
-          recovered: 0,
-          linked: 0,
+      const ended = writeSync(
+        this.deps.db,
+        failChunk(this.row.id, c.chunk, jobId, {
+          at: this.now(),
+          failed: members.length,
+          errors: JSON.stringify({
+            failures: members.map((m) => ({
+              record: m.record,
+              email: m.emailLower,
+              field: "",
+              code: "JOB_FAILED",
+              message: details,
+            })),
+            recovered: 0,
+            linked: 0,
+          }),
         }),
-      });
+      );
+      if (!ended) return this.taken(c);
       this.deps.log?.error(
         { importId: this.row.id, chunk: c.chunk, jobId, details },
         "user import: an Auth0 import job failed as a whole; fix the cause and run the import again to retry its users",
@@ -658,12 +618,13 @@ class ImportRun {
         if (found[0]) ids.set(m.record, found[0].user_id);
       }
     }
-    this.link(c, imported, ids, {
+    const linked = this.link(c, jobId, imported, ids, {
       failures,
       recovered,
       inserted: summary.inserted ?? 0,
       updated: summary.updated ?? 0,
     });
+    if (!linked) return this.taken(c);
     if (failures.length > 0)
       this.deps.log?.warn(
         { importId: this.row.id, chunk: c.chunk, failed: failures.length },
@@ -672,13 +633,18 @@ class ImportRun {
     this.report();
   }
 
-  /** Records the chunk's imported users in the directory, linked to their Auth0 users, with the chunk's outcome, in one transaction. */
+  /**
+   * Records the chunk's imported users in the directory, linked to their Auth0 users, with the
+   * chunk's outcome, in one transaction; false (and nothing written) when another run of the import
+   * linked the chunk first.
+   */
   private link(
     c: ChunkRow,
+    jobId: string,
     imported: NumberedUser[],
     ids: Map<number, string>,
     outcome: { failures: RecordFailure[]; recovered: number; inserted: number; updated: number },
-  ): void {
+  ): boolean {
     const now = this.now();
     const ctx = {
       organizationId: this.org.id,
@@ -687,25 +653,18 @@ class ImportRun {
       requestId: null,
       at: now,
     };
-    this.deps.db.transaction(
+    const counts = { inserted: outcome.inserted, updated: outcome.updated, failed: outcome.failures.length, at: now };
+    return this.deps.db.transaction(
       (tx) => {
-        let linked = 0;
-        const emails = imported.map((m) => m.emailLower);
-        const taken = new Set<string>();
-        for (let i = 0; i < emails.length; i += 500) {
-          const rows = tx
-            .select({ lower: users.userNameLower })
-            .from(users)
-            .where(
-              and(
-                eq(users.directoryId, this.row.directoryId),
-                inArray(users.userNameLower, emails.slice(i, i + 500)),
-                isNull(users.deletedAt),
-              ),
-            )
-            .all();
-          for (const r of rows) taken.add(r.lower);
-        }
+        // First, so that of two runs that polled the same job only one records its users.
+        if (!runSync(tx, claimChunkLink(this.row.id, c.chunk, jobId, counts))) return false;
+        const taken = runSync(
+          tx,
+          takenUserNames(
+            this.row.directoryId,
+            imported.map((m) => m.emailLower),
+          ),
+        );
         // Already in the directory (the IdP pushed this person first): its own sync links it.
         const fresh = imported.filter((m) => !taken.has(m.emailLower));
         const rows = createMigratedUsers(
@@ -714,38 +673,37 @@ class ImportRun {
           this.row.id,
           fresh.map((m) => ({ resource: migratedResource(m), emailLower: m.emailLower, externalId: m.externalId })),
         );
-        const syncRows = rows.map((row, i) => {
+        const links = rows.map((row, i) => {
           const m = fresh[i]!;
           const applied = appliedAfterImport(m, ids.get(m.record) ?? `auth0|${String(m.user.user_id)}`);
           return {
             userId: row.id,
             directoryId: row.directoryId,
             organizationId: this.org.id,
-            auth0UserId: applied.auth0UserId,
+            auth0UserId: applied.auth0UserId!,
             applied: JSON.stringify(applied),
             appliedAt: now,
           };
         });
-        for (let i = 0; i < syncRows.length; i += 200)
-          tx.insert(userSync)
-            .values(syncRows.slice(i, i + 200))
-            .run();
-        linked += rows.length;
-        tx.update(userImportChunks)
-          .set({
-            state: "linked",
-            completedAt: now,
-            inserted: outcome.inserted,
-            updated: outcome.updated,
-            failed: outcome.failures.length,
-            errors: JSON.stringify({ failures: outcome.failures, recovered: outcome.recovered, linked }),
-          })
-          .where(and(eq(userImportChunks.importId, this.row.id), eq(userImportChunks.chunk, c.chunk)))
-          .run();
-        tx.update(userImports).set({ updatedAt: now }).where(eq(userImports.id, this.row.id)).run();
+        runSync(tx, insertUserSyncLinks(links));
+        const errors = JSON.stringify({
+          failures: outcome.failures,
+          recovered: outcome.recovered,
+          linked: rows.length,
+        });
+        runSync(tx, recordChunkLinked(this.row.id, c.chunk, errors, now));
+        return true;
       },
       { behavior: "immediate" },
     );
+  }
+}
+
+/** Another run of the same import moved the chunk first (see ./store.ts): this run leaves the chunk to it. */
+class ChunkTaken extends Error {
+  constructor() {
+    super("another run of the import claimed the chunk");
+    this.name = "ChunkTaken";
   }
 }
 
@@ -777,77 +735,31 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   if (plan.problemCount > 0) return report;
   if (request.dryRun) return { ...report, state: "planned" };
 
-  const connection = org.connection;
-  const upsert = request.upsert === true;
-  let row = deps.db
-    .select()
-    .from(userImports)
-    .where(
-      and(
-        eq(userImports.organizationId, org.id),
-        eq(userImports.fileSha256, plan.sha256),
-        eq(userImports.upsert, upsert),
-        inArray(userImports.state, ["running", "failed", "done"]),
-      ),
-    )
-    .orderBy(desc(userImports.createdAt))
-    .get();
+  const claim = writeSync(
+    deps.db,
+    claimImport({
+      organizationId: org.id,
+      directoryId,
+      fileSha256: plan.sha256,
+      fileName,
+      format: request.format,
+      upsert: request.upsert === true,
+      connection: org.connection,
+      records: plan.records,
+      chunks: plan.chunks,
+      actor: request.actor,
+      at: now(),
+    }),
+  );
+  const row = claim.row;
   // The same file again after it was fully imported: nothing to do, and nothing is sent.
-  if (row?.state === "done") return { ...importReport(deps.db, row.id)!, resumed: true };
-  if (row) {
+  if (row.state === "done") return { ...readSync(deps.db, importReport(row.id))!, resumed: true };
+  if (claim.resumed) {
     report.resumed = true;
-    deps.db.update(userImports).set({ state: "running", updatedAt: now() }).where(eq(userImports.id, row.id)).run();
-    // A job that failed as a whole is tried again; users Auth0 already holds are refused, not doubled.
-    deps.db
-      .update(userImportChunks)
-      .set({ state: "pending", jobId: null })
-      .where(and(eq(userImportChunks.importId, row.id), eq(userImportChunks.state, "failed")))
-      .run();
     deps.log?.info(
       { importId: row.id, organization: org.slug },
       "user import: resuming an interrupted import of the same file",
     );
-  } else {
-    const id = newResourceId();
-    const t = now();
-    deps.db.transaction((tx) => {
-      tx.insert(userImports)
-        .values({
-          id,
-          organizationId: org.id,
-          directoryId,
-          fileSha256: plan.sha256,
-          fileName,
-          format: request.format,
-          upsert,
-          connection,
-          state: "running",
-          records: plan.records,
-          chunks: plan.chunks.length,
-          createdBy: `${request.actor.type}:${request.actor.id}`,
-          createdAt: t,
-          updatedAt: t,
-        })
-        .run();
-      for (const c of plan.chunks)
-        tx.insert(userImportChunks)
-          .values({ importId: id, ...c, state: "pending", attempts: 0 })
-          .run();
-      runSync(
-        tx,
-        recordAudit({
-          actor: request.actor,
-          organizationId: org.id,
-          directoryId,
-          action: "users.import.start",
-          targetType: "user_import",
-          targetId: id,
-          after: { fileName, records: plan.records, chunks: plan.chunks.length, upsert },
-          at: t,
-        }),
-      );
-    });
-    row = deps.db.select().from(userImports).where(eq(userImports.id, id)).get()!;
   }
   request.onStarted?.(row.id);
   const run = new ImportRun(deps, request, org, row);
@@ -856,15 +768,11 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (!request.signal?.aborted) {
-      deps.db
-        .update(userImports)
-        .set({ state: "failed", lastError: message, updatedAt: now() })
-        .where(eq(userImports.id, row.id))
-        .run();
+      writeSync(deps.db, failImport(row.id, message, now()));
       deps.log?.error({ err, importId: row.id }, "user import failed; run it again with the same file to resume");
     }
   }
-  const final = importReport(deps.db, row.id)!;
+  const final = readSync(deps.db, importReport(row.id))!;
   return {
     ...final,
     resumed: report.resumed,
