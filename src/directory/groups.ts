@@ -7,7 +7,7 @@ import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
-import { prepared, selectAll } from "./statements.js";
+import { prepared } from "./statements.js";
 import {
   deleteAllMembers,
   deleteMembers,
@@ -18,10 +18,10 @@ import {
   missingUsers,
   type MemberInput,
 } from "./members.js";
-import { afterCondition, countLive, orderTerms, type ListQuery } from "./users.js";
+import { countLive, listLive, type ListQuery } from "./users.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { changedAttributes, type WriteContext } from "./write-context.js";
-import { runSync } from "./store-op.js";
+import { runSync, type StoreOp } from "./store-op.js";
 
 /**
  * SCIM groups. `resource` is the document without id, meta and members; members are rows of
@@ -58,9 +58,9 @@ function columns(resource: GroupResource): {
   };
 }
 
-const groupColumns = `id, directory_id AS directoryId, display_name AS displayName, display_name_lower AS displayNameLower,
-  external_id AS externalId, resource, version, member_count AS memberCount, created_at AS createdAt,
-  modified_at AS modifiedAt, deleted_at AS deletedAt`;
+const groupColumns = `id, directory_id AS "directoryId", display_name AS "displayName",
+  display_name_lower AS "displayNameLower", external_id AS "externalId", resource, version, member_count AS "memberCount",
+  created_at AS "createdAt", modified_at AS "modifiedAt", deleted_at AS "deletedAt"`;
 const groupById = `SELECT ${groupColumns} FROM groups WHERE id = ? AND directory_id = ? AND deleted_at IS NULL`;
 
 /** A live group of the directory (a cached statement: every group read and write starts here). */
@@ -300,14 +300,9 @@ export function deleteGroup(tx: DbOrTx, ctx: WriteContext, existing: GroupRow): 
   enqueueMemberJobs(tx, ctx, removed, now);
 }
 
-export const countGroups = (db: DbOrTx, directoryId: string, where?: SQL): number =>
-  countLive(db, "groups", directoryId, where);
+export const countGroups = (directoryId: string, where?: ListQuery["where"]): StoreOp<number> =>
+  countLive("groups", directoryId, where);
 
-export function listGroups(db: DbOrTx, directoryId: string, query: ListQuery): GroupRow[] {
-  if (query.limit <= 0) return [];
-  return selectAll<GroupRow>(
-    db,
-    sql`SELECT ${sql.raw(groupColumns)} FROM groups WHERE directory_id = ${directoryId} AND deleted_at IS NULL AND ${query.where ?? sql`1`} AND ${afterCondition(query.after)}
-      ORDER BY ${orderTerms(query)} LIMIT ${query.limit} OFFSET ${query.offset}`,
-  );
-}
+/** A page of the directory's live groups (SCIM GET /Groups); members are read apart (listMembers). */
+export const listGroups = (directoryId: string, query: ListQuery): StoreOp<GroupRow[]> =>
+  listLive<GroupRow>("groups", groupColumns, directoryId, query);

@@ -1,4 +1,5 @@
 import { and, eq, sql, type SQL } from "drizzle-orm";
+import { SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
 import { groupMembers, groups, userEmails, users } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
@@ -8,9 +9,9 @@ import { adjustDirectoryCounts } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import { bumpDirectoryGeneration } from "./generations.js";
-import { prepared, selectAll, selectOne } from "./statements.js";
+import { prepared } from "./statements.js";
 import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
-import { runSync } from "./store-op.js";
+import { dialect, many, one, runSync, type Dialect, type SqlParam, type StoreOp } from "./store-op.js";
 
 /**
  * SCIM users as the IdP pushed them. Every write runs inside the caller's transaction and commits,
@@ -91,9 +92,9 @@ const summary = (row: Pick<UserRow, "userName" | "externalId" | "active">) => ({
   active: row.active,
 });
 
-const userColumns = `id, directory_id AS directoryId, user_name AS userName, user_name_lower AS userNameLower,
-  external_id AS externalId, display_name AS displayName, active, resource, version, created_at AS createdAt,
-  modified_at AS modifiedAt, deleted_at AS deletedAt`;
+const userColumns = `id, directory_id AS "directoryId", user_name AS "userName", user_name_lower AS "userNameLower",
+  external_id AS "externalId", display_name AS "displayName", active, resource, version, created_at AS "createdAt",
+  modified_at AS "modifiedAt", deleted_at AS "deletedAt"`;
 const userById = `SELECT ${userColumns} FROM users WHERE id = ? AND directory_id = ? AND deleted_at IS NULL`;
 type RawUser = Omit<UserRow, "active"> & { active: number };
 const toUser = (row: RawUser): UserRow => ({ ...row, active: row.active === 1 });
@@ -304,17 +305,29 @@ export function deleteUser(tx: DbOrTx, ctx: WriteContext, existing: UserRow): vo
 }
 
 export interface ListQuery {
-  where?: SQL;
-  orderBy: SQL[];
+  /**
+   * The filter, as a condition over the resource table in the SQL of the dialect the op runs on
+   * (src/scim/filter/ builds it; drizzle `sql` with every value a bound parameter).
+   */
+  where?: (dialect: Dialect) => SQL;
+  /** sortBy (RFC 7644 §3.4.2.3): its expression in the dialect's SQL; creation order breaks ties. */
+  sortBy?: { expression: (dialect: Dialect) => SQL; descending: boolean };
   offset: number;
   limit: number;
   /** Keyset: only rows after this (created_at, id), in the default order; offset then counts from it. */
   after?: { createdAt: number; id: string };
 }
 
-/** The keyset condition of ListQuery.after. */
-export const afterCondition = (after: ListQuery["after"]): SQL =>
-  after ? sql`(created_at, id) > (${after.createdAt}, ${after.id})` : sql`1`;
+const fragments = new SQLiteSyncDialect();
+
+/**
+ * A drizzle fragment as `?` text and parameters, which both dialects run (the PostgreSQL driver
+ * numbers the placeholders). Column references come out as `"users"."id"`, valid on both.
+ */
+function fragment(condition: SQL): { text: string; params: SqlParam[] } {
+  const { sql: text, params } = fragments.sqlToQuery(condition);
+  return { text, params: params as SqlParam[] };
+}
 
 /**
  * totalResults: the maintained count when unfiltered (O(1)), else a count of the matches. The
@@ -322,44 +335,86 @@ export const afterCondition = (after: ListQuery["after"]): SQL =>
  * it with the filter on a composite (directory_id, …) index: `externalId eq` and `displayName eq`
  * then probe one index entry instead of scanning the table.
  */
-export const countUsers = (db: DbOrTx, directoryId: string, where?: SQL): number =>
-  countLive(db, "users", directoryId, where);
+export const countUsers = (directoryId: string, where?: ListQuery["where"]): StoreOp<number> =>
+  countLive("users", directoryId, where);
+
+const liveCount = {
+  users: "SELECT user_count AS n FROM directories WHERE id = ?",
+  groups: "SELECT group_count AS n FROM directories WHERE id = ?",
+} as const;
 
 /** countUsers for either resource table (the directory row keeps `user_count` and `group_count`). */
-export function countLive(db: DbOrTx, table: "users" | "groups", directoryId: string, where?: SQL): number {
-  const counter = table === "users" ? "user_count" : "group_count";
-  if (!where)
-    return (
-      (
-        prepared(db, `SELECT ${counter} AS n FROM directories WHERE id = ?`).get(directoryId) as
-          { n: number } | undefined
-      )?.n ?? 0
-    );
-  return (
-    selectOne<{ n: number }>(
-      db,
-      sql`SELECT count(*) AS n FROM ${sql.raw(table)} WHERE directory_id = ${directoryId} AND deleted_at IS NULL AND ${where}`,
-    )?.n ?? 0
+export function* countLive(
+  table: "users" | "groups",
+  directoryId: string,
+  where?: ListQuery["where"],
+): StoreOp<number> {
+  if (!where) return (yield* one<{ n: number }>(liveCount[table], [directoryId]))?.n ?? 0;
+  const condition = fragment(where(yield* dialect()));
+  const counted = yield* one<{ n: number }>(
+    `SELECT count(*) AS n FROM ${table} WHERE directory_id = ? AND deleted_at IS NULL AND ${condition.text}`,
+    [directoryId, ...condition.params],
   );
+  return counted?.n ?? 0;
 }
 
 /**
- * ORDER BY of a list query. Filtered, each term is prefixed with unary plus, which keeps SQLite from
+ * A page of live rows of `table`: one SQL text per filter shape and sort, so the connection's
+ * statement cache keeps serving it. Order: sortBy if any, then creation (created_at, id), a total
+ * order on both dialects (ids compare bytewise: COLLATE "C" on PostgreSQL).
+ *
+ * Filtered, on SQLite, each ORDER BY term is prefixed with unary plus, which keeps SQLite from
  * reading an index in sort order (SQLite documentation, "The SQLite Query Optimizer Overview",
  * disqualifying indexes): without statistics it would rather walk the whole directory in creation
  * order than sort the few rows an indexed filter finds. The order itself is unchanged; unfiltered
- * pages still read the creation-order index and stop after one page.
+ * pages still read the creation-order index and stop after one page. PostgreSQL plans with
+ * statistics (and has no unary plus on text).
+ *
+ * sortBy puts resources without the attribute first ascending and last descending: SQLite's NULL
+ * order, which PostgreSQL (NULLs last ascending) is told explicitly.
  */
-export const orderTerms = (query: Pick<ListQuery, "where" | "orderBy">): SQL =>
-  sql.join(query.where ? query.orderBy.map((term) => sql`+${term}`) : query.orderBy, sql`, `);
-
-export function listUsers(db: DbOrTx, directoryId: string, query: ListQuery): UserRow[] {
+export function* listLive<Row>(
+  table: "users" | "groups",
+  columns: string,
+  directoryId: string,
+  query: ListQuery,
+): StoreOp<Row[]> {
   if (query.limit <= 0) return [];
-  return selectAll<RawUser>(
-    db,
-    sql`SELECT ${sql.raw(userColumns)} FROM users WHERE directory_id = ${directoryId} AND deleted_at IS NULL AND ${query.where ?? sql`1`} AND ${afterCondition(query.after)}
-      ORDER BY ${orderTerms(query)} LIMIT ${query.limit} OFFSET ${query.offset}`,
-  ).map(toUser);
+  const sqlDialect = yield* dialect();
+  let text = `SELECT ${columns} FROM ${table} WHERE directory_id = ? AND deleted_at IS NULL`;
+  const params: SqlParam[] = [directoryId];
+  if (query.where) {
+    const condition = fragment(query.where(sqlDialect));
+    text += ` AND ${condition.text}`;
+    params.push(...condition.params);
+  }
+  if (query.after) {
+    text += " AND (created_at, id) > (?, ?)";
+    params.push(query.after.createdAt, query.after.id);
+  }
+  const plus = query.where && sqlDialect === "sqlite" ? "+" : "";
+  let order = `${plus}created_at, ${plus}id`;
+  if (query.sortBy) {
+    const sort = fragment(query.sortBy.expression(sqlDialect));
+    const direction =
+      sqlDialect === "postgres"
+        ? query.sortBy.descending
+          ? "DESC NULLS LAST"
+          : "ASC NULLS FIRST"
+        : query.sortBy.descending
+          ? "DESC"
+          : "ASC";
+    order = `${plus}${sort.text} ${direction}, ${order}`;
+    params.push(...sort.params);
+  }
+  text += ` ORDER BY ${order} LIMIT ? OFFSET ?`;
+  params.push(query.limit, query.offset);
+  return yield* many<Row>(text, params);
+}
+
+/** A page of the directory's live users (SCIM GET /Users). */
+export function* listUsers(directoryId: string, query: ListQuery): StoreOp<UserRow[]> {
+  return (yield* listLive<RawUser>("users", userColumns, directoryId, query)).map(toUser);
 }
 
 /**

@@ -1,5 +1,4 @@
-import type { SQL } from "drizzle-orm";
-import { SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
+import type { FilterNode } from "./filter/ast.js";
 
 /**
  * Sequential page walks (Okta's import: startIndex 1, 101, 201, …; Entra's full sync) resume where
@@ -17,12 +16,12 @@ interface Anchor extends PageEnd {
   generation: number;
 }
 
-const dialect = new SQLiteSyncDialect();
-
-/** Identifies a result set: directory, resource type and filter (SQL text with its parameters). */
-export function resultSetKey(directoryId: string, resourceType: string, where: SQL | undefined): string {
-  const query = where ? dialect.sqlToQuery(where) : { sql: "", params: [] };
-  return JSON.stringify([directoryId, resourceType, query.sql, query.params]);
+/**
+ * Identifies a result set: directory, resource type and parsed filter (which decides the SQL, on
+ * either dialect, with its parameters).
+ */
+export function resultSetKey(directoryId: string, resourceType: string, filter: FilterNode | undefined): string {
+  return JSON.stringify([directoryId, resourceType, filter ?? null]);
 }
 
 /**

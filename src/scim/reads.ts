@@ -1,11 +1,9 @@
-import { asc, desc } from "drizzle-orm";
-import { groups, users } from "../../db/schema.js";
 import type { Db, DbOrTx } from "../directory/database.js";
 import { directoryGeneration } from "../directory/generations.js";
 import { countGroups, getGroup, listGroups, type GroupRow } from "../directory/groups.js";
 import { listMembers } from "../directory/members.js";
 import { readSnapshot } from "../directory/statements.js";
-import { countUsers, getUser, listUsers, type UserRow } from "../directory/users.js";
+import { countUsers, getUser, listUsers, type ListQuery, type UserRow } from "../directory/users.js";
 import { notFound } from "../errors.js";
 import { syncStates } from "../sync/sync-state.js";
 import type { ScimContext } from "./context.js";
@@ -19,7 +17,7 @@ import { parseProjection, project, requests, returns, type Projection } from "./
 import { etagOf, groupToScim, userToScim, withSyncState } from "./resource.js";
 import { matchesNoneMatch } from "./respond.js";
 import { groupSchema, resolveAttribute, syncStateUrn, userSchema, type ResourceSchema } from "./schema.js";
-import { runSync } from "../directory/store-op.js";
+import { dialect, runSync, type StoreOp } from "../directory/store-op.js";
 
 /**
  * The store work of every SCIM read (GET by id, list, filter, paging, .search), as plain data in and
@@ -63,25 +61,23 @@ export function renderUser(db: DbOrTx, ctx: ScimContext, row: UserRow, projectio
  * `excludedAttributes=members` (Entra's habit) never touches a 50,000-member list.
  */
 export function renderGroup(db: DbOrTx, ctx: ScimContext, row: GroupRow, projection: Projection): ScimDocument {
-  const members = returns(projection, "members") && row.memberCount > 0 ? listMembers(db, row.id) : undefined;
+  const members = returns(projection, "members") && row.memberCount > 0 ? runSync(db, listMembers(row.id)) : undefined;
   return project(groupToScim(ctx, row, members), projection);
 }
 
-/** What paging needs of a resource type: its filter target, sort columns, count and list. */
+/** What paging needs of a resource type: its filter target, count and list. */
 interface Listable<Row> {
   type: "User" | "Group";
   schema: ResourceSchema;
   target: typeof usersTarget;
-  table: typeof users | typeof groups;
   count: typeof countUsers;
-  list: (db: DbOrTx, directoryId: string, query: Parameters<typeof listUsers>[2]) => Row[];
+  list: (directoryId: string, query: ListQuery) => StoreOp<Row[]>;
 }
 
 const listableUsers: Listable<UserRow> = {
   type: "User",
   schema: userSchema,
   target: usersTarget,
-  table: users,
   count: countUsers,
   list: listUsers,
 };
@@ -89,16 +85,64 @@ const listableGroups: Listable<GroupRow> = {
   type: "Group",
   schema: groupSchema,
   target: groupsTarget,
-  table: groups,
   count: countGroups,
   list: listGroups,
 };
 
 /**
- * A page of one resource type: count and rows read in one transaction, so totalResults matches the
- * page; a sequential walk resumes from the previous page's last row (./paging.ts). `render` runs
- * inside the same snapshot.
+ * Count and rows of one page of a resource type, for one snapshot (run it with readSync or
+ * store.read), so totalResults matches the page. A sequential walk in the default order resumes from
+ * the previous page's last row (./paging.ts) when `anchors` are given.
  */
+function* pageOf<Row extends { id: string; createdAt: number }>(
+  kind: Listable<Row>,
+  directoryId: string,
+  params: Pick<ListParams, "filter" | "sortBy" | "descending">,
+  offset: number,
+  limit: number,
+  anchors: PageAnchors | undefined,
+): StoreOp<{ total: number; rows: Row[] }> {
+  // Both built before any statement, so a bad filter or sortBy answers 400 even for an empty page.
+  const target = kind.target(directoryId, yield* dialect());
+  const condition = params.filter ? filterToSql(params.filter, target) : undefined;
+  const sortBy = params.sortBy ? sortExpression(target, params.sortBy) : undefined;
+  const where = condition && (() => condition);
+  const total = yield* kind.count(directoryId, where);
+  if (limit <= 0 || offset >= total) return { total, rows: [] };
+  const key = anchors && !params.sortBy ? resultSetKey(directoryId, kind.type, params.filter) : undefined;
+  const generation = key ? yield* directoryGeneration(directoryId) : 0;
+  const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
+  const rows = yield* kind.list(directoryId, {
+    where,
+    sortBy: sortBy && { expression: () => sortBy, descending: params.descending },
+    offset: after ? 0 : offset,
+    limit,
+    after,
+  });
+  const last = rows[rows.length - 1];
+  if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
+  return { total, rows };
+}
+
+/** A page of users as store rows (what GET /Users lists before rendering). */
+export const usersPage = (
+  directoryId: string,
+  params: Pick<ListParams, "filter" | "sortBy" | "descending">,
+  offset: number,
+  limit: number,
+  anchors?: PageAnchors,
+): StoreOp<{ total: number; rows: UserRow[] }> => pageOf(listableUsers, directoryId, params, offset, limit, anchors);
+
+/** A page of groups as store rows (what GET /Groups lists before rendering). */
+export const groupsPage = (
+  directoryId: string,
+  params: Pick<ListParams, "filter" | "sortBy" | "descending">,
+  offset: number,
+  limit: number,
+  anchors?: PageAnchors,
+): StoreOp<{ total: number; rows: GroupRow[] }> => pageOf(listableGroups, directoryId, params, offset, limit, anchors);
+
+/** A page read and rendered in one snapshot (rendering reads members and sync state). */
 function searchPage<Row extends { id: string; createdAt: number }>(
   kind: Listable<Row>,
   db: Db,
@@ -109,25 +153,9 @@ function searchPage<Row extends { id: string; createdAt: number }>(
   anchors: PageAnchors | undefined,
   render: (rows: Row[], projection: Projection) => ScimDocument[],
 ) {
-  const target = kind.target(ctx.directoryId);
-  const where = params.filter ? filterToSql(params.filter, target) : undefined;
-  const byCreation = [asc(kind.table.createdAt), asc(kind.table.id)];
-  const orderBy = params.sortBy
-    ? [
-        params.descending ? desc(sortExpression(target, params.sortBy)) : asc(sortExpression(target, params.sortBy)),
-        ...byCreation,
-      ]
-    : byCreation;
   const projection = parseProjection(kind.schema, params.attributes, params.excludedAttributes);
-  const key = anchors && !params.sortBy ? resultSetKey(ctx.directoryId, kind.type, where) : undefined;
   return readSnapshot(db, () => {
-    const total = kind.count(db, ctx.directoryId, where);
-    if (limit <= 0 || offset >= total) return { total, resources: [] };
-    const generation = key ? runSync(db, directoryGeneration(ctx.directoryId)) : 0;
-    const after = key && offset > 0 ? anchors?.at(key, generation, offset + 1) : undefined;
-    const rows = kind.list(db, ctx.directoryId, { where, orderBy, offset: after ? 0 : offset, limit, after });
-    const last = rows[rows.length - 1];
-    if (key && last && rows.length === limit) anchors?.remember(key, generation, offset + 1 + rows.length, last);
+    const { total, rows } = runSync(db, pageOf(kind, ctx.directoryId, params, offset, limit, anchors));
     return { total, resources: render(rows, projection) };
   });
 }
@@ -190,7 +218,7 @@ export function chargeRead(db: DbOrTx, request: ReadRequest, budget: QueryBudget
     const shape = {
       filter: p.filter,
       sortBy: p.sortBy,
-      rows: rs === userSchema ? countUsers(db, ctx.directoryId) : countGroups(db, ctx.directoryId),
+      rows: runSync(db, rs === userSchema ? countUsers(ctx.directoryId) : countGroups(ctx.directoryId)),
     };
     budget?.charge(ctx.directoryId, rs, shape);
     units += queryCost(rs, shape).units;

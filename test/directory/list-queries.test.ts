@@ -1,10 +1,10 @@
-import { asc, desc } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { groups, users } from "../../db/schema.js";
 import { onboardOrganization } from "../../src/admin/onboarding.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { countGroups, createGroup, deleteGroup, getGroup, listGroups } from "../../src/directory/groups.js";
 import { countUsers, createUser, deleteUser, getUser, listUsers, type UserRow } from "../../src/directory/users.js";
+import { runSync } from "../../src/directory/store-op.js";
 import { changeBy, type WriteContext } from "../../src/directory/write-context.js";
 import { parseFilter } from "../../src/scim/filter/parser.js";
 import { filterToSql } from "../../src/scim/filter/sql.js";
@@ -58,11 +58,7 @@ beforeAll(() => {
         }),
       );
   }
-  const all = listUsers(store.db, ctx.directoryId, {
-    orderBy: [asc(users.createdAt), asc(users.id)],
-    offset: 0,
-    limit: 1000,
-  });
+  const all = runSync(store.db, listUsers(ctx.directoryId, { offset: 0, limit: 1000 }));
   // Tombstones in the middle of the order: an OFFSET page must skip them. Chosen by the number in
   // the userName, not by position (ids are random within a millisecond), so person7 always stays.
   const tombstoned = (row: { userName: string }) => Number(/\d+/.exec(row.userName)![0]) % 6 === 4;
@@ -70,12 +66,8 @@ beforeAll(() => {
   live = all.filter((row) => !tombstoned(row));
   for (const name of ["Zeta", "alpha", "Beta", "gone"])
     store.db.transaction((tx) => createGroup(tx, { ...ctx, at: base }, { displayName: name }, []));
-  const gone = listGroups(store.db, ctx.directoryId, {
-    where: filterToSql(parseFilter('displayName eq "gone"'), groupsTarget(ctx.directoryId)),
-    orderBy: [asc(groups.createdAt), asc(groups.id)],
-    offset: 0,
-    limit: 10,
-  })[0]!;
+  const goneFilter = filterToSql(parseFilter('displayName eq "gone"'), groupsTarget(ctx.directoryId));
+  const gone = runSync(store.db, listGroups(ctx.directoryId, { where: () => goneFilter, offset: 0, limit: 10 }))[0]!;
   store.db.transaction((tx) => deleteGroup(tx, ctx, getGroup(store.db, ctx.directoryId, gone.id)!));
 
   // Every SELECT run from here on is planned again with its own parameters, to be inspected.
@@ -102,16 +94,21 @@ beforeAll(() => {
 });
 afterAll(() => store.close());
 
-const byCreation = [asc(users.createdAt), asc(users.id)];
 const where = (filter: string) => filterToSql(parseFilter(filter), usersTarget(ctx.directoryId));
 const idsOf = (rows: { id: string }[]) => rows.map((r) => r.id);
 
 /** Runs one filtered page and count, returning what they answered and how SQLite ran them. */
-function page(filter: string | undefined, offset: number, limit: number, orderBy = byCreation) {
+function page(
+  filter: string | undefined,
+  offset: number,
+  limit: number,
+  sortBy?: { expression: () => SQL; descending: boolean },
+) {
   plans.length = 0;
   const condition = filter ? where(filter) : undefined;
-  const rows = listUsers(store.db, ctx.directoryId, { where: condition, orderBy, offset, limit });
-  const total = countUsers(store.db, ctx.directoryId, condition);
+  const filtered = condition && (() => condition);
+  const rows = runSync(store.db, listUsers(ctx.directoryId, { where: filtered, sortBy, offset, limit }));
+  const total = runSync(store.db, countUsers(ctx.directoryId, filtered));
   return { ids: idsOf(rows), total, plans: plans.map((p) => p.plan) };
 }
 
@@ -156,7 +153,7 @@ describe("filtered lists", () => {
   });
 
   it("sorted by userName descending, filtered: the same order as sorting the matches", () => {
-    const order = [desc(sortExpression(usersTarget(ctx.directoryId), "userName")), ...byCreation];
+    const order = { expression: () => sortExpression(usersTarget(ctx.directoryId), "userName"), descending: true };
     const expected = idsOf(
       live.filter((r) => r.externalId === "ext-4").sort((a, b) => b.userNameLower.localeCompare(a.userNameLower)),
     );
@@ -179,25 +176,19 @@ describe("unfiltered pages", () => {
 
   it("lists live groups in creation order and by displayName filter", () => {
     const names = (rows: { displayName: string }[]) => rows.map((r) => r.displayName);
-    const all = listGroups(store.db, ctx.directoryId, {
-      orderBy: [asc(groups.createdAt), asc(groups.id)],
-      offset: 0,
-      limit: 10,
-    });
+    const all = runSync(store.db, listGroups(ctx.directoryId, { offset: 0, limit: 10 }));
     expect(names(all).sort()).toEqual(["Beta", "Zeta", "alpha"]);
     const filter = filterToSql(parseFilter('displayName eq "BETA"'), groupsTarget(ctx.directoryId));
     plans.length = 0;
     expect(
-      names(
-        listGroups(store.db, ctx.directoryId, {
-          where: filter,
-          orderBy: [asc(groups.createdAt), asc(groups.id)],
-          offset: 0,
-          limit: 10,
-        }),
-      ),
+      names(runSync(store.db, listGroups(ctx.directoryId, { where: () => filter, offset: 0, limit: 10 }))),
     ).toEqual(["Beta"]);
-    expect(countGroups(store.db, ctx.directoryId, filter)).toBe(1);
+    expect(
+      runSync(
+        store.db,
+        countGroups(ctx.directoryId, () => filter),
+      ),
+    ).toBe(1);
     // Entra looks groups up by displayName: one index probe, never a walk of the directory's groups.
     expect(plans).toHaveLength(2);
     for (const { plan } of plans) {

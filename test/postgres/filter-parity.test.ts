@@ -4,24 +4,25 @@
  * (normalizeResource, validateDocument, createUser/createGroup) into a SQLite store, and its rows
  * are copied as they are into a migrated PostgreSQL database whose default collation is an ICU
  * locale (where "a" < "B", unlike byte order), so only the columns' COLLATE "C" can make the two
- * orders agree. SQLite runs the store's own list queries (listUsers, listGroups, memberIdsWhere);
- * PostgreSQL the same statements with the PostgreSQL target of src/scim/filter/.
+ * orders agree. Both run the store's own list and count ops (listUsers, countUsers, listGroups,
+ * countGroups), each with its dialect's target of src/scim/filter/; member conditions of PATCH run
+ * through memberIdsWhere on SQLite and the same statement on PostgreSQL.
  */
-import { asc, sql, type SQL } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { groups, users } from "../../db/schema.js";
 import { onboardOrganization } from "../../src/admin/onboarding.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { createGroup, listGroups } from "../../src/directory/groups.js";
+import { countGroups, createGroup, listGroups } from "../../src/directory/groups.js";
 import { memberIdsWhere } from "../../src/directory/members.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
-import { createUser, deleteUser, getUser, listUsers } from "../../src/directory/users.js";
+import { runOnClient, runSync } from "../../src/directory/store-op.js";
+import { countUsers, createUser, deleteUser, getUser, listUsers, type ListQuery } from "../../src/directory/users.js";
 import { changeBy, type WriteContext } from "../../src/directory/write-context.js";
 import { parseFilter } from "../../src/scim/filter/parser.js";
 import { elementCondition, filterToSql, type Dialect } from "../../src/scim/filter/sql.js";
-import { groupsTarget, membersCollection, sortTerm, usersTarget } from "../../src/scim/filter/targets.js";
+import { groupsTarget, membersCollection, sortExpression, usersTarget } from "../../src/scim/filter/targets.js";
 import { parseMembers } from "../../src/scim/members.js";
 import { normalizeResource } from "../../src/scim/normalize.js";
 import { groupSchema, userSchema } from "../../src/scim/schema.js";
@@ -343,7 +344,6 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
   /** $name in a filter: that user's id (ids are random). */
   const ids = new Map<string, string>();
   const groupIds = new Map<string, string>();
-  const byCreation = [asc(users.createdAt), asc(users.id)];
 
   const bind = (filter: string) => filter.replace(/\$([a-z]+)/g, (_, name: string) => ids.get(name) ?? name);
 
@@ -446,28 +446,34 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
     expect(column).toEqual([...column].sort());
   });
 
-  /** The ids SQLite's store and PostgreSQL list for a filter, in the default order (created, id). */
-  async function usersBoth(filter: string, orderBy?: (dialect: Dialect) => SQL[]) {
+  /**
+   * The ids the store's listUsers op lists for a filter on SQLite and on PostgreSQL, in the default
+   * order (created, id) or by `sort`, and what countUsers counts on each.
+   */
+  async function usersBoth(filter: string, sort?: { by: string; descending: boolean }) {
     const node = parseFilter(bind(filter));
-    const sqliteIds = listUsers(store.db, ctx.directoryId, {
-      where: filterToSql(node, usersTarget(ctx.directoryId)),
-      orderBy: orderBy?.("sqlite") ?? byCreation,
+    const query: ListQuery = {
+      where: (dialect) => filterToSql(node, usersTarget(ctx.directoryId, dialect)),
+      sortBy: sort && {
+        expression: (dialect) => sortExpression(usersTarget(ctx.directoryId, dialect), sort.by),
+        descending: sort.descending,
+      },
       offset: 0,
       limit: 1000,
-    }).map((r) => r.id);
-    const where = filterToSql(node, usersTarget(ctx.directoryId, "postgres"));
-    const order = sql.join(orderBy?.("postgres") ?? [sql`created_at`, sql`id`], sql`, `);
-    const postgresIds = await pgRows(
-      sql`SELECT id FROM users WHERE directory_id = ${ctx.directoryId} AND deleted_at IS NULL AND ${where} ORDER BY ${order}`,
-    );
-    return { sqliteIds, postgresIds };
+    };
+    const sqliteIds = runSync(store.db, listUsers(ctx.directoryId, query)).map((r) => r.id);
+    const postgresIds = (await runOnClient(pool, listUsers(ctx.directoryId, query))).map((r) => r.id);
+    const sqliteCount = runSync(store.db, countUsers(ctx.directoryId, query.where));
+    const postgresCount = await runOnClient(pool, countUsers(ctx.directoryId, query.where));
+    return { sqliteIds, postgresIds, sqliteCount, postgresCount };
   }
 
   const names = (list: string[]) => list.map((id) => [...ids].find(([, v]) => v === id)?.[0] ?? id);
 
   it.each(userFilters)("users: %s", async (filter) => {
-    const { sqliteIds, postgresIds } = await usersBoth(filter);
+    const { sqliteIds, postgresIds, sqliteCount, postgresCount } = await usersBoth(filter);
     expect(names(postgresIds)).toEqual(names(sqliteIds));
+    expect({ sqliteCount, postgresCount }).toEqual({ sqliteCount: sqliteIds.length, postgresCount: sqliteIds.length });
   });
 
   it("the corpus is not trivial: filters match between one user and all but one", async () => {
@@ -478,17 +484,13 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
 
   it.each(groupFilters)("groups: %s", async (filter) => {
     const node = parseFilter(bind(filter));
-    const sqliteIds = listGroups(store.db, ctx.directoryId, {
-      where: filterToSql(node, groupsTarget(ctx.directoryId)),
-      orderBy: [asc(groups.createdAt), asc(groups.id)],
-      offset: 0,
-      limit: 100,
-    }).map((r) => r.id);
-    const where = filterToSql(node, groupsTarget(ctx.directoryId, "postgres"));
-    const postgresIds = await pgRows(
-      sql`SELECT id FROM groups WHERE directory_id = ${ctx.directoryId} AND deleted_at IS NULL AND ${where} ORDER BY created_at, id`,
-    );
+    const where = (dialect: Dialect) => filterToSql(node, groupsTarget(ctx.directoryId, dialect));
+    const query = { where, offset: 0, limit: 100 };
+    const sqliteIds = runSync(store.db, listGroups(ctx.directoryId, query)).map((r) => r.id);
+    const postgresIds = (await runOnClient(pool, listGroups(ctx.directoryId, query))).map((r) => r.id);
     expect(postgresIds).toEqual(sqliteIds);
+    expect(await runOnClient(pool, countGroups(ctx.directoryId, where))).toBe(sqliteIds.length);
+    expect(runSync(store.db, countGroups(ctx.directoryId, where))).toBe(sqliteIds.length);
   });
 
   it.each(memberConditions)("members of each group: %s", async (condition) => {
@@ -517,10 +519,7 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
   it.each(sortKeys.flatMap((key) => [[key, false] as const, [key, true] as const]))(
     "users sorted by %s (descending: %s) come in the same order, mixed case and non-ASCII text included",
     async (sortBy, descending) => {
-      const { sqliteIds, postgresIds } = await usersBoth("userName pr", (dialect) => [
-        sortTerm(usersTarget(ctx.directoryId, dialect), sortBy, descending),
-        ...(dialect === "sqlite" ? byCreation : [sql`created_at`, sql`id`]),
-      ]);
+      const { sqliteIds, postgresIds } = await usersBoth("userName pr", { by: sortBy, descending });
       expect(names(postgresIds)).toEqual(names(sqliteIds));
     },
   );
@@ -530,16 +529,8 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
       const seen: string[] = [];
       let after: { createdAt: number; id: string } | undefined;
       for (;;) {
-        let page: { id: string; createdAt: number }[];
-        if (dialect === "sqlite") {
-          page = listUsers(store.db, ctx.directoryId, { orderBy: byCreation, offset: 0, limit: 2, after });
-        } else {
-          const keyset = after ? sql`(created_at, id) > (${after.createdAt}, ${after.id})` : sql`true`;
-          const { sql: text, params } = pgDialect.sqlToQuery(
-            sql`SELECT id, created_at::float8 AS "createdAt" FROM users WHERE directory_id = ${ctx.directoryId} AND deleted_at IS NULL AND ${keyset} ORDER BY created_at, id LIMIT 2`,
-          );
-          page = (await pool.query<{ id: string; createdAt: number }>(text, params)).rows;
-        }
+        const op = listUsers(ctx.directoryId, { offset: 0, limit: 2, after });
+        const page = dialect === "sqlite" ? runSync(store.db, op) : await runOnClient(pool, op);
         if (page.length === 0) return seen;
         seen.push(...page.map((r) => r.id));
         after = { createdAt: page.at(-1)!.createdAt, id: page.at(-1)!.id };

@@ -1,4 +1,4 @@
-import { asc, desc, sql, type SQL } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { groups, users } from "../../../db/schema.js";
 import { invalidValue } from "../../errors.js";
 import { groupSchema, resolveAttribute, userSchema, type AttributeInfo, type ResolvedPath } from "../schema.js";
@@ -240,15 +240,4 @@ export function sortExpression(target: SqlTarget, sortBy: string): SQL {
   }
   if (!found) throw invalidValue(`cannot sort by "${sortBy}"`);
   return found.caseExact || found.lowered || found.type !== "string" ? found.expr : sql`scim_fold(${found.expr})`;
-}
-
-/**
- * One ORDER BY term of sortBy (RFC 7644 §3.4.2.3). Resources without the attribute come first in
- * ascending order and last in descending order: SQLite's NULL ordering, which PostgreSQL (NULLs
- * last in ascending order) is told explicitly.
- */
-export function sortTerm(target: SqlTarget, sortBy: string, descending: boolean): SQL {
-  const expr = sortExpression(target, sortBy);
-  if (target.dialect === "postgres") return descending ? sql`${expr} DESC NULLS LAST` : sql`${expr} ASC NULLS FIRST`;
-  return descending ? desc(expr) : asc(expr);
 }
