@@ -58,9 +58,9 @@ function columns(resource: GroupResource): {
   };
 }
 
-const groupColumns = `id, directory_id AS "directoryId", display_name AS "displayName",
-  display_name_lower AS "displayNameLower", external_id AS "externalId", resource, version, member_count AS "memberCount",
-  created_at AS "createdAt", modified_at AS "modifiedAt", deleted_at AS "deletedAt"`;
+const groupColumns = `id, directory_id AS "directoryId", display_name AS "displayName", display_name_lower AS "displayNameLower",
+  external_id AS "externalId", resource, version, member_count AS "memberCount", created_at AS "createdAt",
+  modified_at AS "modifiedAt", deleted_at AS "deletedAt"`;
 const groupById = `SELECT ${groupColumns} FROM groups WHERE id = ? AND directory_id = ? AND deleted_at IS NULL`;
 
 /** A live group of the directory (a cached statement: every group read and write starts here). */

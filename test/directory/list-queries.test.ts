@@ -4,11 +4,11 @@ import { onboardOrganization } from "../../src/admin/onboarding.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { countGroups, createGroup, deleteGroup, getGroup, listGroups } from "../../src/directory/groups.js";
 import { countUsers, createUser, deleteUser, getUser, listUsers, type UserRow } from "../../src/directory/users.js";
-import { runSync } from "../../src/directory/store-op.js";
 import { changeBy, type WriteContext } from "../../src/directory/write-context.js";
 import { parseFilter } from "../../src/scim/filter/parser.js";
 import { filterToSql } from "../../src/scim/filter/sql.js";
 import { groupsTarget, sortExpression, usersTarget } from "../../src/scim/filter/targets.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 /**
  * List and count queries of SCIM's /Users and /Groups at the store: filtered pages come back in the

@@ -17,7 +17,6 @@ import { openDatabase, type OpenDatabase } from "../../src/directory/database.js
 import { countGroups, createGroup, listGroups } from "../../src/directory/groups.js";
 import { memberIdsWhere } from "../../src/directory/members.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
-import { runOnClient, runSync } from "../../src/directory/store-op.js";
 import { countUsers, createUser, deleteUser, getUser, listUsers, type ListQuery } from "../../src/directory/users.js";
 import { changeBy, type WriteContext } from "../../src/directory/write-context.js";
 import { parseFilter } from "../../src/scim/filter/parser.js";
@@ -28,6 +27,7 @@ import { normalizeResource } from "../../src/scim/normalize.js";
 import { groupSchema, userSchema } from "../../src/scim/schema.js";
 import { validateDocument } from "../../src/scim/validate.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "../support/postgres.js";
+import { runOnClient, runSync } from "../../src/directory/store-op.js";
 
 const enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const base = Date.parse("2024-03-01T12:00:00.000Z");
