@@ -1,33 +1,36 @@
-import { and, eq, isNull, sql, type SQL } from "drizzle-orm";
-import { groups } from "../../db/schema.js";
+import type { groups } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
-import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
-import { prepared } from "./statements.js";
 import {
   deleteAllMembers,
   deleteMembers,
+  deleteMembersExcept,
   enqueueMemberJobs,
   insertMembers,
-  memberIds,
   memberIdsWhere,
   missingUsers,
+  type MemberCondition,
   type MemberInput,
 } from "./members.js";
 import { countLive, listLive, type ListQuery } from "./users.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { changedAttributes, type WriteContext } from "./write-context.js";
-import { runSync, type StoreOp } from "./store-op.js";
+import { exec, forUpdate, one, type StoreOp } from "./store-op.js";
 
 /**
  * SCIM groups. `resource` is the document without id, meta and members; members are rows of
  * group_members. A write commits its audit entry and jobs with it: "user" jobs for exactly the
  * members that changed, a "group" job when the group's identity (displayName, externalId) changes
  * or it is deleted.
+ *
+ * Concurrency on PostgreSQL (several bridges over one database, READ COMMITTED): a change to an
+ * existing group starts with lockGroup, so writes of one group (member lists read and rewritten,
+ * version, ETag check) run one after another; locks are taken group row first, directory row
+ * second, as every other writer of groups does. On SQLite write transactions are serialized anyway.
  */
 export type GroupRow = typeof groups.$inferSelect;
 export type GroupResource = Record<string, unknown>;
@@ -38,7 +41,7 @@ export type MemberOperation =
   | { kind: "remove"; ids: string[] }
   | { kind: "removeAll" }
   /** Members matching a condition over group_members aliased `gm` (from `members[value eq "…"]`). */
-  | { kind: "removeWhere"; condition: SQL }
+  | { kind: "removeWhere"; condition: MemberCondition }
   | { kind: "replace"; members: MemberInput[] };
 
 const auditIdLimit = 1000;
@@ -63,38 +66,48 @@ const groupColumns = `id, directory_id AS "directoryId", display_name AS "displa
   modified_at AS "modifiedAt", deleted_at AS "deletedAt"`;
 const groupById = `SELECT ${groupColumns} FROM groups WHERE id = ? AND directory_id = ? AND deleted_at IS NULL`;
 
-/** A live group of the directory (a cached statement: every group read and write starts here). */
-export function getGroup(db: DbOrTx, directoryId: string, id: string): GroupRow | undefined {
-  return prepared(db, groupById).get(id, directoryId) as GroupRow | undefined;
+/** A live group of the directory (one fixed statement: every group read starts here). */
+export function* getGroup(directoryId: string, id: string): StoreOp<GroupRow | undefined> {
+  return yield* one<GroupRow>(groupById, [id, directoryId]);
+}
+
+/**
+ * getGroup for a write that will change the group: on PostgreSQL the row stays locked until the
+ * write commits, so a concurrent change of the same group (another instance's PATCH of its members)
+ * waits and then reads this one's outcome instead of overwriting it from a stale read.
+ */
+export function* lockGroup(directoryId: string, id: string): StoreOp<GroupRow | undefined> {
+  const lock = yield* forUpdate();
+  return yield* one<GroupRow>(lock === "" ? groupById : `${groupById} ${lock}`, [id, directoryId]);
 }
 
 /**
  * Entra matches groups by displayName (Microsoft Learn "Develop and plan provisioning for a SCIM
  * endpoint in Microsoft Entra ID"), so two live groups may not share one, ignoring case.
+ *
+ * There is no unique index on it: the check runs after the write has moved the directory's
+ * generation, whose row lock (held to commit) makes every check-then-write of one directory's group
+ * names run one at a time on PostgreSQL, and the second sees the first's committed name.
  */
-function assertDisplayNameFree(tx: DbOrTx, directoryId: string, displayNameLower: string, self?: string): void {
-  const holder = tx
-    .select({ id: groups.id })
-    .from(groups)
-    .where(
-      and(eq(groups.directoryId, directoryId), eq(groups.displayNameLower, displayNameLower), isNull(groups.deletedAt)),
-    )
-    .get();
-  if (holder && holder.id !== self) throw uniqueness("a group with this displayName already exists in this directory");
+function* assertDisplayNameFree(directoryId: string, displayNameLower: string, self?: string): StoreOp<void> {
+  const holder = yield* one<{ id: string }>(
+    "SELECT id FROM groups WHERE directory_id = ? AND display_name_lower = ? AND deleted_at IS NULL AND id <> ?",
+    [directoryId, displayNameLower, self ?? ""],
+  );
+  if (holder) throw uniqueness("a group with this displayName already exists in this directory");
 }
 
 /** Runs membership edits; returns the net change (an id added then removed in one request is no change). */
-function applyMemberOperations(
-  tx: DbOrTx,
+function* applyMemberOperations(
   ctx: WriteContext,
   groupId: string,
   operations: readonly MemberOperation[],
   now: number,
-) {
+): StoreOp<{ added: string[]; removed: string[] }> {
   const wanted = operations.flatMap((op) =>
     op.kind === "add" || op.kind === "replace" ? op.members.map((m) => m.value) : [],
   );
-  const missing = missingUsers(tx, ctx.directoryId, wanted);
+  const missing = yield* missingUsers(ctx.directoryId, wanted);
   if (missing.length > 0) {
     throw invalidValue(
       `members must be users of this directory; unknown: ${missing.slice(0, 10).join(", ")}${missing.length > 10 ? ", …" : ""}`,
@@ -107,28 +120,25 @@ function applyMemberOperations(
   for (const op of operations) {
     switch (op.kind) {
       case "add":
-        insertMembers(tx, ctx.directoryId, groupId, op.members, now).forEach(onAdded);
+        (yield* insertMembers(ctx.directoryId, groupId, op.members, now)).forEach(onAdded);
         break;
       case "remove":
-        deleteMembers(tx, groupId, op.ids).forEach(onRemoved);
+        (yield* deleteMembers(groupId, op.ids)).forEach(onRemoved);
         break;
       case "removeAll":
-        deleteAllMembers(tx, groupId).forEach(onRemoved);
+        (yield* deleteAllMembers(groupId)).forEach(onRemoved);
         break;
       case "removeWhere":
-        deleteMembers(tx, groupId, memberIdsWhere(tx, groupId, op.condition)).forEach(onRemoved);
+        (yield* deleteMembers(groupId, yield* memberIdsWhere(groupId, op.condition))).forEach(onRemoved);
         break;
-      case "replace": {
+      case "replace":
         // A full push (Okta PUT, PATCH replace members): O(group size) by nature, but only changes are written.
-        const next = new Set(op.members.map((m) => m.value));
-        deleteMembers(
-          tx,
+        (yield* deleteMembersExcept(
           groupId,
-          memberIds(tx, groupId).filter((id) => !next.has(id)),
-        ).forEach(onRemoved);
-        insertMembers(tx, ctx.directoryId, groupId, op.members, now).forEach(onAdded);
+          op.members.map((m) => m.value),
+        )).forEach(onRemoved);
+        (yield* insertMembers(ctx.directoryId, groupId, op.members, now)).forEach(onAdded);
         break;
-      }
     }
   }
   return { added: [...added], removed: [...removed] };
@@ -141,163 +151,157 @@ const membersAudit = (change: { added: string[]; removed: string[] }) => ({
   removedIds: change.removed.slice(0, auditIdLimit),
 });
 
-export function createGroup(tx: DbOrTx, ctx: WriteContext, resource: GroupResource, members: MemberInput[]): GroupRow {
+const insertGroup = `INSERT INTO groups
+  (id, directory_id, display_name, display_name_lower, external_id, resource, version, member_count, created_at, modified_at)
+  VALUES (?, ?, ?, ?, ?, ?, 1, 0, ?, ?) RETURNING ${groupColumns}`;
+
+export function* createGroup(ctx: WriteContext, resource: GroupResource, members: MemberInput[]): StoreOp<GroupRow> {
   const now = ctx.at;
   const cols = columns(resource);
-  assertDisplayNameFree(tx, ctx.directoryId, cols.displayNameLower);
-  const row = tx
-    .insert(groups)
-    .values({
-      id: newResourceId(),
-      directoryId: ctx.directoryId,
-      ...cols,
-      resource: JSON.stringify(resource),
-      version: 1,
-      createdAt: now,
-      modifiedAt: now,
-    })
-    .returning()
-    .get();
-  const change = applyMemberOperations(tx, ctx, row.id, members.length > 0 ? [{ kind: "add", members }] : [], now);
+  // First: its row lock orders this name check after any other in the directory (assertDisplayNameFree).
+  yield* bumpDirectoryGeneration(ctx.directoryId);
+  yield* assertDisplayNameFree(ctx.directoryId, cols.displayNameLower);
+  const row = (yield* one<GroupRow>(insertGroup, [
+    newResourceId(),
+    ctx.directoryId,
+    cols.displayName,
+    cols.displayNameLower,
+    cols.externalId,
+    JSON.stringify(resource),
+    now,
+    now,
+  ]))!;
+  const change = yield* applyMemberOperations(ctx, row.id, members.length > 0 ? [{ kind: "add", members }] : [], now);
   const created =
     change.added.length > 0
-      ? tx.update(groups).set({ memberCount: change.added.length }).where(eq(groups.id, row.id)).returning().get()
+      ? (yield* one<GroupRow>(`UPDATE groups SET member_count = ? WHERE id = ? RETURNING ${groupColumns}`, [
+          change.added.length,
+          row.id,
+        ]))!
       : row;
-  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { groups: 1 }));
-  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
-  runSync(
-    tx,
-    recordAudit({
-      actor: ctx.actor,
-      organizationId: ctx.organizationId,
-      directoryId: ctx.directoryId,
-      action: "group.create",
-      targetType: "group",
-      targetId: row.id,
-      after: { displayName: row.displayName, externalId: row.externalId, members: membersAudit(change) },
-      requestId: ctx.requestId,
-      at: now,
-    }),
-  );
-  enqueueMemberJobs(tx, ctx, change.added, now);
+  yield* adjustDirectoryCounts(ctx.directoryId, { groups: 1 });
+  yield* recordAudit({
+    actor: ctx.actor,
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    action: "group.create",
+    targetType: "group",
+    targetId: row.id,
+    after: { displayName: row.displayName, externalId: row.externalId, members: membersAudit(change) },
+    requestId: ctx.requestId,
+    at: now,
+  });
+  yield* enqueueMemberJobs(ctx, change.added, now);
   return created;
 }
 
-/** Stores a PUT or PATCH: the new document (undefined: unchanged) and membership edits, as one new version. */
-export function updateGroup(
-  tx: DbOrTx,
+const updateDocument = `UPDATE groups SET display_name = ?, display_name_lower = ?, external_id = ?, resource = ?,
+  member_count = member_count + ?, version = version + 1, modified_at = ? WHERE id = ? RETURNING ${groupColumns}`;
+// Membership only (the hot path of group pushes).
+const updateMembership = `UPDATE groups SET member_count = member_count + ?, version = version + 1, modified_at = ?
+  WHERE id = ? RETURNING ${groupColumns}`;
+
+/**
+ * Stores a PUT or PATCH: the new document (undefined: unchanged) and membership edits, as one new
+ * version. `existing` comes from lockGroup in the same transaction.
+ */
+export function* updateGroup(
   ctx: WriteContext,
   existing: GroupRow,
   resource: GroupResource | undefined,
   operations: readonly MemberOperation[],
   action: "group.replace" | "group.patch",
-): GroupRow {
+): StoreOp<GroupRow> {
   const now = ctx.at;
   const text = resource === undefined ? existing.resource : JSON.stringify(resource);
   const cols = resource === undefined ? undefined : columns(resource);
-  if (cols && cols.displayNameLower !== existing.displayNameLower)
-    assertDisplayNameFree(tx, ctx.directoryId, cols.displayNameLower, existing.id);
-  const change = applyMemberOperations(tx, ctx, existing.id, operations, now);
+  const renamed = cols !== undefined && cols.displayNameLower !== existing.displayNameLower;
+  if (renamed) {
+    yield* bumpDirectoryGeneration(ctx.directoryId);
+    yield* assertDisplayNameFree(ctx.directoryId, cols.displayNameLower, existing.id);
+  }
+  const change = yield* applyMemberOperations(ctx, existing.id, operations, now);
   const documentChanged = text !== existing.resource;
   if (!documentChanged && change.added.length === 0 && change.removed.length === 0) return existing;
-  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
+  if (!renamed) yield* bumpDirectoryGeneration(ctx.directoryId);
   const delta = change.added.length - change.removed.length;
   const row =
     documentChanged && cols
-      ? tx
-          .update(groups)
-          .set({
-            ...cols,
-            resource: text,
-            memberCount: sql`${groups.memberCount} + ${delta}`,
-            version: existing.version + 1,
-            modifiedAt: now,
-          })
-          .where(eq(groups.id, existing.id))
-          .returning()
-          .get()
-      : // Membership only (the hot path of group pushes): a cached statement.
-        (prepared(
-          tx,
-          `UPDATE groups SET member_count = member_count + ?, version = version + 1, modified_at = ? WHERE id = ? RETURNING ${groupColumns}`,
-        ).get(delta, now, existing.id) as GroupRow);
+      ? (yield* one<GroupRow>(updateDocument, [
+          cols.displayName,
+          cols.displayNameLower,
+          cols.externalId,
+          text,
+          delta,
+          now,
+          existing.id,
+        ]))!
+      : (yield* one<GroupRow>(updateMembership, [delta, now, existing.id]))!;
   const before = JSON.parse(existing.resource) as GroupResource;
-  runSync(
-    tx,
-    recordAudit({
-      actor: ctx.actor,
+  yield* recordAudit({
+    actor: ctx.actor,
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    action,
+    targetType: "group",
+    targetId: row.id,
+    before: { displayName: existing.displayName, externalId: existing.externalId },
+    after: {
+      displayName: row.displayName,
+      externalId: row.externalId,
+      changed: documentChanged ? changedAttributes(before, resource ?? before) : [],
+      members: membersAudit(change),
+    },
+    requestId: ctx.requestId,
+    at: now,
+  });
+  if (row.displayName !== existing.displayName || row.externalId !== existing.externalId) {
+    yield* enqueueJob({
       organizationId: ctx.organizationId,
       directoryId: ctx.directoryId,
-      action,
-      targetType: "group",
-      targetId: row.id,
-      before: { displayName: existing.displayName, externalId: existing.externalId },
-      after: {
-        displayName: row.displayName,
-        externalId: row.externalId,
-        changed: documentChanged ? changedAttributes(before, resource ?? before) : [],
-        members: membersAudit(change),
-      },
-      requestId: ctx.requestId,
-      at: now,
-    }),
-  );
-  if (row.displayName !== existing.displayName || row.externalId !== existing.externalId) {
-    runSync(
-      tx,
-      enqueueJob({
-        organizationId: ctx.organizationId,
-        directoryId: ctx.directoryId,
-        kind: "group",
-        subjectId: row.id,
-        lane: Lane.provision,
-        now,
-      }),
-    );
+      kind: "group",
+      subjectId: row.id,
+      lane: Lane.provision,
+      now,
+    });
   }
-  enqueueMemberJobs(tx, ctx, [...change.added, ...change.removed], now);
+  yield* enqueueMemberJobs(ctx, [...change.added, ...change.removed], now);
   return row;
 }
 
 /**
  * SCIM DELETE of a group: tombstone, memberships removed, and a "user" job for each former member
- * (the group job alone could not fan out: the memberships are gone).
+ * (the group job alone could not fan out: the memberships are gone). `existing` comes from lockGroup.
  */
-export function deleteGroup(tx: DbOrTx, ctx: WriteContext, existing: GroupRow): void {
+export function* deleteGroup(ctx: WriteContext, existing: GroupRow): StoreOp<void> {
   const now = ctx.at;
-  const removed = deleteAllMembers(tx, existing.id);
-  tx.update(groups)
-    .set({ deletedAt: now, modifiedAt: now, memberCount: 0, version: existing.version + 1 })
-    .where(eq(groups.id, existing.id))
-    .run();
-  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { groups: -1 }));
-  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
-  runSync(
-    tx,
-    recordAudit({
-      actor: ctx.actor,
-      organizationId: ctx.organizationId,
-      directoryId: ctx.directoryId,
-      action: "group.delete",
-      targetType: "group",
-      targetId: existing.id,
-      before: { displayName: existing.displayName, externalId: existing.externalId, members: removed.length },
-      requestId: ctx.requestId,
-      at: now,
-    }),
+  const removed = yield* deleteAllMembers(existing.id);
+  yield* exec(
+    "UPDATE groups SET deleted_at = ?, modified_at = ?, member_count = 0, version = version + 1 WHERE id = ?",
+    [now, now, existing.id],
   );
-  runSync(
-    tx,
-    enqueueJob({
-      organizationId: ctx.organizationId,
-      directoryId: ctx.directoryId,
-      kind: "group",
-      subjectId: existing.id,
-      lane: Lane.provision,
-      now,
-    }),
-  );
-  enqueueMemberJobs(tx, ctx, removed, now);
+  yield* adjustDirectoryCounts(ctx.directoryId, { groups: -1 });
+  yield* bumpDirectoryGeneration(ctx.directoryId);
+  yield* recordAudit({
+    actor: ctx.actor,
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    action: "group.delete",
+    targetType: "group",
+    targetId: existing.id,
+    before: { displayName: existing.displayName, externalId: existing.externalId, members: removed.length },
+    requestId: ctx.requestId,
+    at: now,
+  });
+  yield* enqueueJob({
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    kind: "group",
+    subjectId: existing.id,
+    lane: Lane.provision,
+    now,
+  });
+  yield* enqueueMemberJobs(ctx, removed, now);
 }
 
 export const countGroups = (directoryId: string, where?: ListQuery["where"]): StoreOp<number> =>

@@ -1,7 +1,8 @@
 import { Router, type Request, type Response } from "express";
 import type { Db } from "../directory/database.js";
 import type { WriteQueue } from "../directory/write-queue.js";
-import { createGroup, deleteGroup, getGroup, updateGroup, type GroupRow } from "../directory/groups.js";
+import { createGroup, deleteGroup, lockGroup, updateGroup, type GroupRow } from "../directory/groups.js";
+import { runSync } from "../directory/store-op.js";
 import { notFound } from "../errors.js";
 import { scimContext } from "./context.js";
 import { parseListParams, parseSearchBody } from "./list.js";
@@ -62,7 +63,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     assertMemberCount(rawCount(kept.get("members")));
     const members = parseMembers(kept.get("members"), "members");
     const resource = validateDocument(groupSchema, document);
-    const row = await writes.run((tx) => createGroup(tx, writeContext(ctx), resource, members));
+    const row = await writes.run((tx) => runSync(tx, createGroup(writeContext(ctx), resource, members)));
     respondWithGroup(req, res, 201, row);
   });
 
@@ -78,12 +79,17 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     const operations = kept.has("members")
       ? [{ kind: "replace" as const, members: parseMembers(kept.get("members"), "members") }]
       : [];
-    const row = await writes.run((tx) => {
-      const existing = getGroup(tx, ctx.directoryId, req.params.id);
-      if (!existing) throw missing(req.params.id);
-      checkIfMatch(req, existing.version);
-      return updateGroup(tx, writeContext(ctx), existing, resource, operations, "group.replace");
-    });
+    const row = await writes.run((tx) =>
+      runSync(
+        tx,
+        (function* () {
+          const existing = yield* lockGroup(ctx.directoryId, req.params.id);
+          if (!existing) throw missing(req.params.id);
+          checkIfMatch(req, existing.version);
+          return yield* updateGroup(writeContext(ctx), existing, resource, operations, "group.replace");
+        })(),
+      ),
+    );
     respondWithGroup(req, res, 200, row);
   });
 
@@ -99,30 +105,40 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
       ),
     );
     const documentOps = operations.filter((op) => !targetsMembers(op));
-    const row = await writes.run((tx) => {
-      const existing = getGroup(tx, ctx.directoryId, req.params.id);
-      if (!existing) throw missing(req.params.id);
-      checkIfMatch(req, existing.version);
-      const resource =
-        documentOps.length > 0
-          ? validateDocument(
-              groupSchema,
-              applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps),
-            )
-          : undefined;
-      return updateGroup(tx, writeContext(ctx), existing, resource, memberEdits, "group.patch");
-    });
+    const row = await writes.run((tx) =>
+      runSync(
+        tx,
+        (function* () {
+          const existing = yield* lockGroup(ctx.directoryId, req.params.id);
+          if (!existing) throw missing(req.params.id);
+          checkIfMatch(req, existing.version);
+          const resource =
+            documentOps.length > 0
+              ? validateDocument(
+                  groupSchema,
+                  applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps),
+                )
+              : undefined;
+          return yield* updateGroup(writeContext(ctx), existing, resource, memberEdits, "group.patch");
+        })(),
+      ),
+    );
     sendNoContent(res, etagOf(row.version));
   });
 
   router.delete("/Groups/:id", async (req, res) => {
     const ctx = scimContext(res);
-    await writes.run((tx) => {
-      const existing = getGroup(tx, ctx.directoryId, req.params.id);
-      if (!existing) throw missing(req.params.id);
-      checkIfMatch(req, existing.version);
-      deleteGroup(tx, writeContext(ctx), existing);
-    });
+    await writes.run((tx) =>
+      runSync(
+        tx,
+        (function* () {
+          const existing = yield* lockGroup(ctx.directoryId, req.params.id);
+          if (!existing) throw missing(req.params.id);
+          checkIfMatch(req, existing.version);
+          yield* deleteGroup(writeContext(ctx), existing);
+        })(),
+      ),
+    );
     sendNoContent(res);
   });
 

@@ -61,14 +61,17 @@ export function memberOperations(operation: TargetedOperation): MemberOperation[
   if (path.sub !== undefined || path.attrPath.includes(".")) {
     throw invalidPath(`${where}: member sub-attributes are immutable; add or remove whole members`);
   }
-  if (path.filter) {
+  const filter = path.filter;
+  if (filter) {
     // members[value eq "…"]: Okta and Entra's newer PATCH shape; evaluated in SQL on group_members.
     const removeWhere: MemberOperation = {
       kind: "removeWhere",
-      condition: elementCondition(
-        path.filter,
-        membersCollection(membersAttribute, (c) => c),
-      ),
+      // Built for the dialect the store runs on when the write runs.
+      condition: (dialect) =>
+        elementCondition(
+          filter,
+          membersCollection(membersAttribute, (c) => c, dialect),
+        ),
     };
     if (op === "remove") return [removeWhere];
     return [removeWhere, { kind: "add", members: parseMembers(value, where) }];

@@ -65,10 +65,10 @@ beforeAll(() => {
   for (const row of all.filter(tombstoned)) store.db.transaction((tx) => deleteUser(tx, ctx, row));
   live = all.filter((row) => !tombstoned(row));
   for (const name of ["Zeta", "alpha", "Beta", "gone"])
-    store.db.transaction((tx) => createGroup(tx, { ...ctx, at: base }, { displayName: name }, []));
+    store.db.transaction((tx) => runSync(tx, createGroup({ ...ctx, at: base }, { displayName: name }, [])));
   const goneFilter = filterToSql(parseFilter('displayName eq "gone"'), groupsTarget(ctx.directoryId));
   const gone = runSync(store.db, listGroups(ctx.directoryId, { where: () => goneFilter, offset: 0, limit: 10 }))[0]!;
-  store.db.transaction((tx) => deleteGroup(tx, ctx, getGroup(store.db, ctx.directoryId, gone.id)!));
+  store.db.transaction((tx) => runSync(tx, deleteGroup(ctx, runSync(tx, getGroup(ctx.directoryId, gone.id))!)));
 
   // Every SELECT run from here on is planned again with its own parameters, to be inspected.
   const { sqlite } = store;

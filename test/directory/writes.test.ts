@@ -5,6 +5,7 @@ import { createGroup } from "../../src/directory/groups.js";
 import { createUser, deleteUser, getUser, updateUser } from "../../src/directory/users.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { auditFor, pendingJob, writeFootprint } from "../helpers/store.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 /** Store writes: the resource, its audit entry and its reconcile job commit together or not at all. */
 let bridge: TestBridge;
@@ -26,7 +27,7 @@ it("rolls back the user, its audit entry and its job together when the transacti
   expect(() =>
     bridge.db.transaction((tx) => {
       createUser(tx, ctx(), { userName: "rollback@x.test", active: true });
-      createGroup(tx, ctx(), { displayName: "Rollback" }, []);
+      runSync(tx, createGroup(ctx(), { displayName: "Rollback" }, []));
       throw new Error("crash after the writes, before commit");
     }),
   ).toThrow("crash");

@@ -6,10 +6,8 @@
  * locale (where "a" < "B", unlike byte order), so only the columns' COLLATE "C" can make the two
  * orders agree. Both run the store's own list and count ops (listUsers, countUsers, listGroups,
  * countGroups), each with its dialect's target of src/scim/filter/; member conditions of PATCH run
- * through memberIdsWhere on SQLite and the same statement on PostgreSQL.
+ * through memberIdsWhere on both.
  */
-import { sql, type SQL } from "drizzle-orm";
-import { PgDialect } from "drizzle-orm/pg-core";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { onboardOrganization } from "../../src/admin/onboarding.js";
@@ -340,17 +338,11 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
   let ctx: WriteContext;
   let database: TestDatabase;
   let pool: pg.Pool;
-  const pgDialect = new PgDialect();
   /** $name in a filter: that user's id (ids are random). */
   const ids = new Map<string, string>();
   const groupIds = new Map<string, string>();
 
   const bind = (filter: string) => filter.replace(/\$([a-z]+)/g, (_, name: string) => ids.get(name) ?? name);
-
-  const pgRows = async (query: SQL): Promise<string[]> => {
-    const { sql: text, params } = pgDialect.sqlToQuery(query);
-    return (await pool.query<{ id: string }>(text, params)).rows.map((r) => r.id);
-  };
 
   beforeAll(async () => {
     store = openDatabase("sqlite::memory:");
@@ -392,7 +384,9 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
       );
       const resource = validateDocument(groupSchema, document);
       const memberInput = parseMembers(kept.get("members"), "members");
-      const row = store.db.transaction((tx) => createGroup(tx, { ...ctx, at: base + i }, resource, memberInput));
+      const row = store.db.transaction((tx) =>
+        runSync(tx, createGroup({ ...ctx, at: base + i }, resource, memberInput)),
+      );
       groupIds.set(displayName, row.id);
     }
 
@@ -497,21 +491,15 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
     const node = parseFilter(bind(condition));
     const members = groupSchema.core.attributes.get("members")!;
     for (const groupId of groupIds.values()) {
-      const sqliteIds = memberIdsWhere(
-        store.db,
-        groupId,
-        elementCondition(
-          node,
-          membersCollection(members, (c) => c),
-        ),
-      );
-      const pgCondition = elementCondition(
-        node,
-        membersCollection(members, (c) => c, "postgres"),
-      );
-      const postgresIds = await pgRows(
-        sql`SELECT gm.member_id AS id FROM group_members gm WHERE gm.group_id = ${groupId} AND ${pgCondition}`,
-      );
+      const op = () =>
+        memberIdsWhere(groupId, (dialect) =>
+          elementCondition(
+            node,
+            membersCollection(members, (c) => c, dialect),
+          ),
+        );
+      const sqliteIds = runSync(store.db, op());
+      const postgresIds = await runOnClient(pool, op());
       expect(postgresIds.sort()).toEqual(sqliteIds.sort());
     }
   });
