@@ -80,7 +80,9 @@ export function directoryRoutes(routes: AdminRoutes): void {
       summary: "The directory's SCIM tokens (hint, created, last used, expiry; never the secret)",
       status: 200,
     },
-    (ctx) => ({ tokens: listScimTokens(ctx.deps.db, directoryOf(ctx).id).map((t) => scimTokenView(t, ctx.now)) }),
+    (ctx) => ({
+      tokens: runSync(ctx.deps.db, listScimTokens(directoryOf(ctx).id)).map((t) => scimTokenView(t, ctx.now)),
+    }),
   );
 
   routes.add(

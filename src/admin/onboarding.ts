@@ -1,25 +1,15 @@
-import { and, eq } from "drizzle-orm";
-import { directories } from "../../db/schema.js";
 import type { Db, DbOrTx } from "../directory/database.js";
-import { createDirectory, type DirectoryRow } from "../directory/directories.js";
+import { createDirectory, getDirectory, type DirectoryRow } from "../directory/directories.js";
 import {
   createOrganization,
   getOrganization,
   type NewOrganization,
   type OrganizationRow,
 } from "../directory/organizations.js";
-import {
-  isActiveScimToken,
-  issueScimToken,
-  listScimTokens,
-  maxActiveTokens,
-  revokeScimToken,
-  type IssuedToken,
-  type ScimTokenRow,
-} from "../directory/tokens.js";
+import { issueScimToken, revokeScimToken, type IssuedToken, type ScimTokenRow } from "../directory/tokens.js";
 import type { Change } from "../directory/write-context.js";
-import { conflict, invalidValue, notFound } from "../errors.js";
-import { runSync } from "../directory/store-op.js";
+import { invalidValue, notFound } from "../errors.js";
+import { runSync, writeSync } from "../directory/store-op.js";
 
 /**
  * Onboarding, directories and SCIM tokens: the one set of rules the admin API (and the console through
@@ -58,7 +48,10 @@ function directoryWithToken(
 ): OnboardedDirectory {
   const directory = runSync(tx, createDirectory({ organizationId: organization.id, name: input.name }, change));
   const expiresAt = scimTokenExpiresAt(input.tokenExpiresInDays, change.at);
-  const token = issueScimToken(tx, { directoryId: directory.id, organizationId: organization.id, expiresAt }, change);
+  const token = runSync(
+    tx,
+    issueScimToken({ directoryId: directory.id, organizationId: organization.id, expiresAt }, change),
+  );
   return { organization, directory, token };
 }
 
@@ -95,18 +88,14 @@ export function addDirectory(
 
 /** A directory of this organization, or 404: another tenant's directory id does not exist here. */
 export function directoryOfOrganization(db: DbOrTx, organizationId: string, directoryId: string): DirectoryRow {
-  const row = db
-    .select()
-    .from(directories)
-    .where(and(eq(directories.id, directoryId), eq(directories.organizationId, organizationId)))
-    .get();
-  if (!row) throw notFound(`directory "${directoryId}" not found`);
+  const row = runSync(db, getDirectory(directoryId));
+  if (!row || row.organizationId !== organizationId) throw notFound(`directory "${directoryId}" not found`);
   return row;
 }
 
 /** A directory by id alone (operator tools), or 404. */
 function directoryById(db: DbOrTx, directoryId: string): DirectoryRow {
-  const row = db.select().from(directories).where(eq(directories.id, directoryId)).get();
+  const row = runSync(db, getDirectory(directoryId));
   if (!row) throw notFound(`directory "${directoryId}" not found`);
   return row;
 }
@@ -118,20 +107,15 @@ export function issueDirectoryToken(
   input: { expiresInDays?: number },
   change: Change,
 ): IssuedToken {
-  return immediate(db, (tx) => {
-    const active = listScimTokens(tx, directory.id).filter((t) => isActiveScimToken(t, change.at));
-    if (active.length >= maxActiveTokens)
-      throw conflict(`directory "${directory.id}" already has ${maxActiveTokens} active tokens; rotate or revoke one`);
-    return issueScimToken(
-      tx,
-      {
-        directoryId: directory.id,
-        organizationId: directory.organizationId,
-        expiresAt: scimTokenExpiresAt(input.expiresInDays, change.at),
-      },
+  const expiresAt = scimTokenExpiresAt(input.expiresInDays, change.at);
+  return writeSync(
+    db,
+    issueScimToken(
+      { directoryId: directory.id, organizationId: directory.organizationId, expiresAt },
       change,
-    );
-  });
+      "refuse",
+    ),
+  );
 }
 
 /**
@@ -149,14 +133,18 @@ export function rotateDirectoryToken(
     const expiresAt = scimTokenExpiresAt(input.expiresInDays, change.at);
     return {
       directory: dir,
-      token: issueScimToken(tx, { directoryId: dir.id, organizationId: dir.organizationId, expiresAt }, change),
+      token: runSync(
+        tx,
+        issueScimToken({ directoryId: dir.id, organizationId: dir.organizationId, expiresAt }, change),
+      ),
     };
   });
 }
 
 /** Revokes one of the directory's SCIM tokens now; the IdP using it gets 401 from its next request. */
 export function revokeDirectoryToken(db: Db, directory: DirectoryRow, tokenId: string, change: Change): ScimTokenRow {
-  return immediate(db, (tx) =>
-    revokeScimToken(tx, { organizationId: directory.organizationId, directoryId: directory.id, tokenId }, change),
+  return writeSync(
+    db,
+    revokeScimToken({ organizationId: directory.organizationId, directoryId: directory.id, tokenId }, change),
   );
 }

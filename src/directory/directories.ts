@@ -2,7 +2,7 @@ import type { directories } from "../../db/schema.js";
 import { invalidValue } from "../errors.js";
 import { recordAudit } from "./audit.js";
 import { newDirectoryId } from "./ids.js";
-import { exec, many, one, type StoreOp } from "./store-op.js";
+import { exec, forUpdate, many, one, type StoreOp } from "./store-op.js";
 import type { Change } from "./write-context.js";
 
 export type DirectoryRow = typeof directories.$inferSelect;
@@ -41,6 +41,16 @@ export function* createDirectory(
 
 export function* getDirectory(id: string): StoreOp<DirectoryRow | undefined> {
   return yield* one<DirectoryRow>(`SELECT ${directoryColumns} FROM directories WHERE id = ?`, [id]);
+}
+
+/**
+ * The directory row, locked until the transaction ends on PostgreSQL (FOR UPDATE; SQLite's write
+ * transactions run one at a time already): for a read-then-write of the directory's own rows, such as
+ * the at-most-two-active rule of its SCIM tokens, which concurrent instances would otherwise both pass.
+ */
+export function* lockDirectory(id: string): StoreOp<DirectoryRow | undefined> {
+  const lock = yield* forUpdate();
+  return yield* one<DirectoryRow>(`SELECT ${directoryColumns} FROM directories WHERE id = ? ${lock}`, [id]);
 }
 
 export function* listDirectories(organizationId: string): StoreOp<DirectoryRow[]> {

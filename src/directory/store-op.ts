@@ -2,7 +2,7 @@ import type Database from "better-sqlite3";
 import pg from "pg";
 
 const pgTypes = pg.types;
-import type { DbOrTx } from "./database.js";
+import { prepareOwn, type DbOrTx } from "./database.js";
 import { connectionOf, readSnapshot } from "./statements.js";
 
 /**
@@ -31,7 +31,7 @@ export type Dialect = "sqlite" | "postgres";
 export type SqlParam = string | number | boolean | null;
 
 export interface Statement {
-  readonly kind: "one" | "many" | "exec" | "dialect";
+  readonly kind: "one" | "many" | "value" | "exec" | "dialect";
   readonly text: string;
   readonly params: readonly SqlParam[];
 }
@@ -48,6 +48,14 @@ export function* one<T>(text: string, params: readonly SqlParam[] = none): Store
 /** Every row the query returns. */
 export function* many<T>(text: string, params: readonly SqlParam[] = none): StoreOp<T[]> {
   return (yield { kind: "many", text, params }) as T[];
+}
+
+/**
+ * The first column of the first row the query returns, or undefined when it returns none. For a
+ * single value read very often (a counter on every request): on SQLite it makes no row object.
+ */
+export function* value<T>(text: string, params: readonly SqlParam[] = none): StoreOp<T | undefined> {
+  return (yield { kind: "value", text, params }) as T | undefined;
 }
 
 /** Runs a statement that returns no rows; gives the number of rows it changed. */
@@ -109,8 +117,23 @@ const sqliteParams = (params: readonly SqlParam[]): unknown[] =>
 const isConnection = (db: DbOrTx | Database.Database): db is Database.Database =>
   typeof (db as Database.Database).prepare === "function";
 
+/** Statements in pluck mode, per connection: their own (prepareOwn), as the shared cache resets modes. */
+const plucked = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+function pluckedStatement(sqlite: Database.Database, text: string): Database.Statement {
+  let statements = plucked.get(sqlite);
+  if (!statements) plucked.set(sqlite, (statements = new Map()));
+  let statement = statements.get(text);
+  if (!statement) statements.set(text, (statement = prepareOwn(sqlite, text).pluck()));
+  return statement;
+}
+
 function runSqlite(sqlite: Database.Database, s: Statement): unknown {
   switch (s.kind) {
+    case "value": {
+      const statement = pluckedStatement(sqlite, s.text);
+      // A native call with spread arguments is slower even when there are none.
+      return s.params.length === 0 ? statement.get() : statement.get(...sqliteParams(s.params));
+    }
     case "one":
       return sqlite.prepare(s.text).get(...sqliteParams(s.params));
     case "many":
@@ -176,6 +199,15 @@ export type PgQueryTarget = Pick<pg.ClientBase, "query"> | Pick<pg.Pool, "query"
 
 async function runPostgres(target: PgQueryTarget, s: Statement): Promise<unknown> {
   if (s.kind === "dialect") return "postgres";
+  if (s.kind === "value") {
+    const result = await (target as pg.ClientBase).query<unknown[]>({
+      text: toPositional(s.text),
+      values: s.params as unknown[],
+      types: sqliteShapedTypes,
+      rowMode: "array",
+    });
+    return result.rows[0]?.[0];
+  }
   const result = await (target as pg.ClientBase).query({
     text: toPositional(s.text),
     values: s.params as unknown[],

@@ -1,14 +1,14 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import type Database from "better-sqlite3";
-import { and, asc, eq, isNull } from "drizzle-orm";
-import { scimTokens } from "../../db/schema.js";
-import { invalidValue, notFound } from "../errors.js";
+import type { scimTokens } from "../../db/schema.js";
+import { conflict, invalidValue, notFound } from "../errors.js";
 import { recordAudit } from "./audit.js";
-import { prepareOwn, type DbOrTx } from "./database.js";
+import type { DbOrTx } from "./database.js";
+import { lockDirectory } from "./directories.js";
 import { newResourceId } from "./ids.js";
 import { connectionOf } from "./statements.js";
+import { exec, many, one, runSync, type Statement, type StoreOp } from "./store-op.js";
 import type { Change } from "./write-context.js";
-import { runSync } from "./store-op.js";
 
 /**
  * SCIM bearer tokens (docs/design.md, "Concepts"): 256 random bits, shown once, stored only as a SHA-256 hash, at
@@ -22,6 +22,9 @@ const tokenPrefix = "scimb_";
 /** One-shot SHA-256 (crypto.hash): a third of the cost of createHash().update().digest() for a token. */
 export const hashToken = (raw: string): string => hash("sha256", raw, "hex");
 
+const scimTokenColumns = `id, directory_id AS "directoryId", token_hash AS "tokenHash", hint, created_at AS "createdAt",
+  expires_at AS "expiresAt", revoked_at AS "revokedAt", last_used_at AS "lastUsedAt"`;
+
 export interface IssuedToken {
   /** The secret. Shown to the operator once; never stored, never logged. */
   token: string;
@@ -33,109 +36,119 @@ export interface IssuedToken {
 export const isActiveScimToken = (t: ScimTokenRow, now: number): boolean =>
   t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now);
 
-/** Issues a token; when two are already active, the oldest is revoked so that at most two remain. */
-export function issueScimToken(
-  tx: DbOrTx,
-  input: { directoryId: string; organizationId: string; expiresAt?: number | null },
+/**
+ * Issues a token. When two are already active, `whenFull` says what happens: "rotate" (the default)
+ * revokes the oldest so that at most two remain; "refuse" answers 409, so that issuing never cuts off
+ * a working IdP. `organizationId`, when given, must be the directory's (another tenant's directory does
+ * not exist here).
+ *
+ * Read-then-write (count the active tokens, then revoke and insert): the directory row is locked
+ * first (FOR UPDATE on PostgreSQL), so two instances rotating the same directory run one after the
+ * other and the second counts the first one's token. Locking the token rows would not do: at READ
+ * COMMITTED the second would not see the row the first inserted.
+ */
+export function* issueScimToken(
+  input: { directoryId: string; organizationId?: string; expiresAt?: number | null },
   change: Change,
-): IssuedToken {
+  whenFull: "rotate" | "refuse" = "rotate",
+): StoreOp<IssuedToken> {
   const { actor, requestId, at: now } = change;
   if (input.expiresAt != null && input.expiresAt <= now) throw invalidValue("token expiry must be in the future");
-  const active = listScimTokens(tx, input.directoryId).filter((t) => isActiveScimToken(t, now));
+  const directory = yield* lockDirectory(input.directoryId);
+  if (!directory || (input.organizationId !== undefined && directory.organizationId !== input.organizationId))
+    throw notFound(`directory "${input.directoryId}" not found`);
+  const { organizationId } = directory;
+  const active = (yield* listScimTokens(directory.id)).filter((t) => isActiveScimToken(t, now));
+  if (whenFull === "refuse" && active.length >= maxActiveTokens)
+    throw conflict(`directory "${directory.id}" already has ${maxActiveTokens} active tokens; rotate or revoke one`);
   const revoked: ScimTokenRow[] = [];
   for (const old of active.slice(0, Math.max(0, active.length - (maxActiveTokens - 1)))) {
-    revoked.push(tx.update(scimTokens).set({ revokedAt: now }).where(eq(scimTokens.id, old.id)).returning().get());
-    runSync(
-      tx,
-      recordAudit({
-        actor,
-        organizationId: input.organizationId,
-        directoryId: input.directoryId,
-        action: "token.revoke",
-        targetType: "scim_token",
-        targetId: old.id,
-        after: { hint: old.hint, reason: "rotation" },
-        requestId,
-        at: now,
-      }),
+    revoked.push(
+      (yield* one<ScimTokenRow>(`UPDATE scim_tokens SET revoked_at = ? WHERE id = ? RETURNING ${scimTokenColumns}`, [
+        now,
+        old.id,
+      ]))!,
     );
-  }
-  const token = tokenPrefix + randomBytes(32).toString("base64url");
-  const record = tx
-    .insert(scimTokens)
-    .values({
-      id: newResourceId(),
-      directoryId: input.directoryId,
-      tokenHash: hashToken(token),
-      hint: token.slice(-4),
-      createdAt: now,
-      expiresAt: input.expiresAt ?? null,
-    })
-    .returning()
-    .get();
-  runSync(
-    tx,
-    recordAudit({
+    yield* recordAudit({
       actor,
-      organizationId: input.organizationId,
-      directoryId: input.directoryId,
-      action: "token.issue",
+      organizationId,
+      directoryId: directory.id,
+      action: "token.revoke",
       targetType: "scim_token",
-      targetId: record.id,
-      after: { hint: record.hint, expiresAt: record.expiresAt },
+      targetId: old.id,
+      after: { hint: old.hint, reason: "rotation" },
       requestId,
       at: now,
-    }),
-  );
+    });
+  }
+  const token = tokenPrefix + randomBytes(32).toString("base64url");
+  const record = (yield* one<ScimTokenRow>(
+    `INSERT INTO scim_tokens (id, directory_id, token_hash, hint, created_at, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?) RETURNING ${scimTokenColumns}`,
+    [newResourceId(), directory.id, hashToken(token), token.slice(-4), now, input.expiresAt ?? null],
+  ))!;
+  yield* recordAudit({
+    actor,
+    organizationId,
+    directoryId: directory.id,
+    action: "token.issue",
+    targetType: "scim_token",
+    targetId: record.id,
+    after: { hint: record.hint, expiresAt: record.expiresAt },
+    requestId,
+    at: now,
+  });
   return { token, record, revoked };
 }
 
-export function listScimTokens(db: DbOrTx, directoryId: string): ScimTokenRow[] {
-  return db
-    .select()
-    .from(scimTokens)
-    .where(eq(scimTokens.directoryId, directoryId))
-    .orderBy(asc(scimTokens.createdAt))
-    .all();
+/** A directory's tokens, oldest first. */
+export function* listScimTokens(directoryId: string): StoreOp<ScimTokenRow[]> {
+  return yield* many<ScimTokenRow>(
+    `SELECT ${scimTokenColumns} FROM scim_tokens WHERE directory_id = ? ORDER BY created_at, id`,
+    [directoryId],
+  );
+}
+
+/** The tokens of every directory of an organization, oldest first. */
+export function* listOrganizationScimTokens(organizationId: string): StoreOp<ScimTokenRow[]> {
+  return yield* many<ScimTokenRow>(
+    `SELECT ${scimTokenColumns} FROM scim_tokens
+     WHERE directory_id IN (SELECT id FROM directories WHERE organization_id = ?) ORDER BY created_at, id`,
+    [organizationId],
+  );
 }
 
 /**
  * Revokes one of a directory's tokens now (idempotent: a revoked token is returned as it is and no
- * audit entry is written). Another directory's token id does not exist here.
+ * audit entry is written). Another directory's token id does not exist here. The update is
+ * conditional (revoked_at IS NULL), so of two concurrent revocations only one writes the audit entry.
  */
-export function revokeScimToken(
-  tx: DbOrTx,
+export function* revokeScimToken(
   target: { organizationId: string; directoryId: string; tokenId: string },
   change: Change,
-): ScimTokenRow {
-  const token = tx
-    .select()
-    .from(scimTokens)
-    .where(and(eq(scimTokens.id, target.tokenId), eq(scimTokens.directoryId, target.directoryId)))
-    .get();
+): StoreOp<ScimTokenRow> {
+  const byId = `SELECT ${scimTokenColumns} FROM scim_tokens WHERE id = ? AND directory_id = ?`;
+  const token = yield* one<ScimTokenRow>(byId, [target.tokenId, target.directoryId]);
   if (!token) throw notFound(`token "${target.tokenId}" not found`);
   if (token.revokedAt !== null) return token;
-  const row = tx
-    .update(scimTokens)
-    .set({ revokedAt: change.at })
-    .where(and(eq(scimTokens.id, token.id), isNull(scimTokens.revokedAt)))
-    .returning()
-    .get();
-  runSync(
-    tx,
-    recordAudit({
-      actor: change.actor,
-      organizationId: target.organizationId,
-      directoryId: target.directoryId,
-      action: "token.revoke",
-      targetType: "scim_token",
-      targetId: token.id,
-      before: { hint: token.hint, revokedAt: null },
-      after: { hint: token.hint, revokedAt: change.at },
-      requestId: change.requestId,
-      at: change.at,
-    }),
+  const row = yield* one<ScimTokenRow>(
+    `UPDATE scim_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING ${scimTokenColumns}`,
+    [change.at, token.id],
   );
+  // Revoked meanwhile by another instance: as it now stands, without a second audit entry.
+  if (!row) return (yield* one<ScimTokenRow>(byId, [target.tokenId, target.directoryId])) ?? token;
+  yield* recordAudit({
+    actor: change.actor,
+    organizationId: target.organizationId,
+    directoryId: target.directoryId,
+    action: "token.revoke",
+    targetType: "scim_token",
+    targetId: token.id,
+    before: { hint: token.hint, revokedAt: null },
+    after: { hint: token.hint, revokedAt: change.at },
+    requestId: change.requestId,
+    at: change.at,
+  });
   return row;
 }
 
@@ -146,31 +159,19 @@ export interface ScimPrincipal {
   organizationId: string;
 }
 
-const tokenByHash = `SELECT t.id AS id, t.token_hash AS tokenHash, t.revoked_at AS revokedAt, t.expires_at AS expiresAt,
-  t.directory_id AS directoryId, d.organization_id AS organizationId
+const tokenByHash = `SELECT t.id AS id, t.token_hash AS "tokenHash", t.revoked_at AS "revokedAt",
+  t.expires_at AS "expiresAt", t.directory_id AS "directoryId", d.organization_id AS "organizationId"
   FROM scim_tokens t JOIN directories d ON d.id = t.directory_id WHERE t.token_hash = ?`;
-const scimTokenEpoch = "SELECT epoch FROM credential_epochs WHERE name = 'scim_tokens'";
-
-interface CachedToken {
-  principal: ScimPrincipal;
-  expiresAt: number | null;
-}
-
 /**
- * Valid tokens already checked, per connection, keyed by the token's SHA-256, as of one value of the
- * scim_tokens epoch. Every revocation, expiry change or deletion of a token (by this process, the CLI
- * or another instance) moves the epoch in the database in the same transaction (triggers, see
- * ./database.ts); each request reads the epoch (one indexed row) and drops the whole cache when it
- * moved, so revocation takes effect on the very next request. Unknown and invalid tokens are never
- * cached: guessing cannot fill the cache. Expiry is checked against the clock on every hit.
+ * The read every SCIM request makes, as a `value` statement built once (what `yield* value(text)`
+ * yields, without a generator and a statement object per request).
  */
-interface TokenCache {
-  /** Prepared once per connection: the read every request makes. */
-  epochOf: Database.Statement<[], number>;
-  lookup: Database.Statement<[string], TokenRow>;
-  epoch: number;
-  tokens: Map<string, CachedToken>;
-}
+const scimTokenEpoch: Statement = Object.freeze({
+  kind: "value",
+  text: "SELECT epoch FROM credential_epochs WHERE name = 'scim_tokens'",
+  params: Object.freeze([]),
+});
+
 interface TokenRow {
   id: string;
   tokenHash: string;
@@ -179,41 +180,48 @@ interface TokenRow {
   directoryId: string;
   organizationId: string;
 }
-const tokenCaches = new WeakMap<Database.Database, TokenCache>();
+
+interface CachedToken {
+  principal: ScimPrincipal;
+  expiresAt: number | null;
+}
+
+/**
+ * Valid tokens already checked, keyed by the token's SHA-256, as of one value of the scim_tokens
+ * epoch. Every revocation, expiry change or deletion of a token (by this process, the CLI or another
+ * instance) moves the epoch in the database in the same transaction (triggers: ./database.ts on
+ * SQLite, db/pg/0002_credential_epochs.sql on PostgreSQL); each check reads the epoch (one indexed
+ * row) and drops the whole cache when it moved, so revocation takes effect on the very next request.
+ * Unknown and invalid tokens are never cached: guessing cannot fill the cache. Expiry is checked
+ * against the clock on every hit.
+ */
+interface TokenCache {
+  epoch: number;
+  tokens: Map<string, CachedToken>;
+}
 /** Two active tokens for each of 10,000 directories fit; beyond that the oldest entry goes. */
 const maxCachedTokens = 20_000;
 
-function tokenCacheOf(db: DbOrTx): TokenCache {
-  const client = connectionOf(db);
-  let cache = tokenCaches.get(client);
-  if (!cache) {
-    // Statements of their own (not the connection's shared cache), so no other caller can change their mode.
-    // pluck(): the epoch itself, without a row object per request.
-    const epochOf = (prepareOwn(client, scimTokenEpoch) as Database.Statement<[], number>).pluck();
-    const lookup = prepareOwn(client, tokenByHash) as Database.Statement<[string], TokenRow>;
-    cache = { epochOf, lookup, epoch: -1, tokens: new Map() };
-    tokenCaches.set(client, cache);
-  }
-  const epoch = cache.epochOf.get() ?? 0;
+/**
+ * Resolves a presented token, on every SCIM request: a hash (no lookup of the secret itself), the
+ * epoch, then the cache, else the lookup. The lookup is by hash, so the index comparison reveals
+ * nothing about the secret; the final check is constant-time anyway (hono bearer-auth does the same).
+ *
+ * Run in one read snapshot (`store.read`), so the epoch and the lookup agree. Checks on PostgreSQL
+ * can interleave at their awaits: an entry is only stored while the cache is still at the epoch its
+ * own check read, so a check that read an older epoch cannot leave a revoked token in the cache.
+ */
+function* checkScimToken(cache: TokenCache, raw: string, now: number): StoreOp<ScimPrincipal | undefined> {
+  if (raw.length === 0 || raw.length > 512) return undefined;
+  const presented = hashToken(raw);
+  const epoch = ((yield scimTokenEpoch) as number | undefined) ?? 0;
   if (cache.epoch !== epoch) {
     cache.epoch = epoch;
     cache.tokens.clear();
   }
-  return cache;
-}
-
-/**
- * Resolves a presented token, on every SCIM request: a hash (no lookup of the secret itself) then the
- * cache, else a cached statement. The lookup is by hash, so the index comparison reveals nothing about
- * the secret; the final check is constant-time anyway (hono bearer-auth does the same).
- */
-export function verifyScimToken(db: DbOrTx, raw: string, now = Date.now()): ScimPrincipal | undefined {
-  if (raw.length === 0 || raw.length > 512) return undefined;
-  const presented = hashToken(raw);
-  const cache = tokenCacheOf(db);
   const hit = cache.tokens.get(presented);
   if (hit) return hit.expiresAt !== null && hit.expiresAt <= now ? undefined : hit.principal;
-  const row = cache.lookup.get(presented);
+  const row = yield* one<TokenRow>(tokenByHash, [presented]);
   if (!row) return undefined;
   if (!timingSafeEqual(Buffer.from(row.tokenHash, "hex"), Buffer.from(presented, "hex"))) return undefined;
   if (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now)) return undefined;
@@ -222,11 +230,36 @@ export function verifyScimToken(db: DbOrTx, raw: string, now = Date.now()): Scim
     directoryId: row.directoryId,
     organizationId: row.organizationId,
   });
-  if (cache.tokens.size >= maxCachedTokens) cache.tokens.delete(cache.tokens.keys().next().value!);
-  cache.tokens.set(presented, { principal, expiresAt: row.expiresAt });
+  if (cache.epoch === epoch) {
+    if (cache.tokens.size >= maxCachedTokens) cache.tokens.delete(cache.tokens.keys().next().value!);
+    cache.tokens.set(presented, { principal, expiresAt: row.expiresAt });
+  }
   return principal;
 }
 
-export function touchScimToken(db: DbOrTx, tokenId: string, now = Date.now()): void {
-  db.update(scimTokens).set({ lastUsedAt: now }).where(eq(scimTokens.id, tokenId)).run();
+/** A token check with a cache of its own: one per store (per process and database). */
+export type ScimTokenVerifier = (raw: string, now?: number) => StoreOp<ScimPrincipal | undefined>;
+
+export function scimTokenVerifier(): ScimTokenVerifier {
+  const cache: TokenCache = { epoch: -1, tokens: new Map() };
+  return (raw, now = Date.now()) => checkScimToken(cache, raw, now);
+}
+
+const verifiers = new WeakMap<Database.Database, ScimTokenVerifier>();
+
+/**
+ * The token check on a SQLite connection, synchronously, with that connection's cache. Each statement
+ * reads the committed state on its own (the epoch and the lookup run in one synchronous call, so no
+ * write of this process can come between them; one of another process is caught by the next epoch read).
+ */
+export function verifyScimToken(db: DbOrTx, raw: string, now = Date.now()): ScimPrincipal | undefined {
+  const sqlite = connectionOf(db);
+  let verify = verifiers.get(sqlite);
+  if (!verify) verifiers.set(sqlite, (verify = scimTokenVerifier()));
+  return runSync(sqlite, verify(raw, now));
+}
+
+/** Records the token's last use (bookkeeping: does not move the credential epoch). */
+export function* touchScimToken(tokenId: string, now = Date.now()): StoreOp<void> {
+  yield* exec("UPDATE scim_tokens SET last_used_at = ? WHERE id = ?", [now, tokenId]);
 }

@@ -1,6 +1,7 @@
 import type { Request, RequestHandler, Response } from "express";
 import type { Db } from "../directory/database.js";
 import { touchScimToken, verifyScimToken, type ScimPrincipal } from "../directory/tokens.js";
+import { runSync } from "../directory/store-op.js";
 import { bearerAuth } from "./bearer.js";
 
 /**
@@ -21,7 +22,7 @@ export function scimBearerAuth(
         return principal && principal.directoryId === req.params.directoryId ? { ok: true, principal } : { ok: false };
       },
       // Through the bookkeeping connection (no fsync of its own), so that reads stay free of durable writes.
-      touch: (principal, now) => touchScimToken(bookkeeping, principal.tokenId, now),
+      touch: (principal, now) => void runSync(bookkeeping, touchScimToken(principal.tokenId, now)),
       tokenId: (principal) => principal.tokenId,
     },
     onAuthenticated,

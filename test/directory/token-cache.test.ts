@@ -10,6 +10,7 @@ import { changeBy } from "../../src/directory/write-context.js";
 import { hashToken, revokeScimToken } from "../../src/directory/tokens.js";
 import { packageRoot } from "../../src/paths.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 /**
  * The server remembers tokens it has checked, but any change that ends a token's validity, made by any
@@ -38,10 +39,12 @@ const tokenRow = (token: string) =>
 const tokenId = (token: string): string => tokenRow(token).id;
 /** Revokes through the store on the other connection, as an operator tool would. */
 const revoke = (dir: { token: string; organizationId: string; directoryId: string }) =>
-  revokeScimToken(
+  writeSync(
     other.db,
-    { organizationId: dir.organizationId, directoryId: dir.directoryId, tokenId: tokenId(dir.token) },
-    changeBy({ type: "operator", id: "test" }),
+    revokeScimToken(
+      { organizationId: dir.organizationId, directoryId: dir.directoryId, tokenId: tokenId(dir.token) },
+      changeBy({ type: "operator", id: "test" }),
+    ),
   );
 
 describe("token cache", () => {

@@ -5,6 +5,7 @@ import { rotateDirectoryToken } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { hashToken, issueScimToken, listScimTokens, verifyScimToken } from "../../src/directory/tokens.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 /** SCIM tokens: hashed at rest, shown once, two active at most, expiring, checked on every request. */
 let bridge: TestBridge;
@@ -36,15 +37,15 @@ describe("SCIM tokens", () => {
     await dir.scim.get("/Users").expect(401);
     await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
     await dir.scim.get("/Users").set("Authorization", `Bearer ${third}`).expect(200);
-    expect(listScimTokens(bridge.db, dir.directoryId).filter((t) => t.revokedAt === null)).toHaveLength(2);
+    expect(runSync(bridge.db, listScimTokens(dir.directoryId)).filter((t) => t.revokedAt === null)).toHaveLength(2);
   });
 
   it("refuses an expired token and records when a token was last used", async () => {
     const dir = bridge.newDirectory();
     const now = Date.now();
-    const expiring = bridge.db.transaction((tx) =>
+    const expiring = writeSync(
+      bridge.db,
       issueScimToken(
-        tx,
         { directoryId: dir.directoryId, organizationId: dir.organizationId, expiresAt: now + 60_000 },
         changeBy(operator, { at: now }),
       ),
