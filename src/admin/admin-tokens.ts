@@ -8,6 +8,7 @@ import {
 } from "../directory/admin-tokens.js";
 import { getOrganization } from "../directory/organizations.js";
 import type { Change } from "../directory/write-context.js";
+import { runSync, writeSync } from "../directory/store-op.js";
 import { invalidValue } from "../errors.js";
 
 /**
@@ -33,10 +34,12 @@ export function issueAdminTokenFor(
         if (!org) throw invalidValue(`organization: "${input.organization}" does not exist`);
         organizationId = org.id;
       }
-      return issueAdminToken(
+      return runSync(
         tx,
-        { scope: input.scope, organizationId, name: input.name, expiresInDays: input.expiresInDays },
-        change,
+        issueAdminToken(
+          { scope: input.scope, organizationId, name: input.name, expiresInDays: input.expiresInDays },
+          change,
+        ),
       );
     },
     { behavior: "immediate" },
@@ -45,12 +48,12 @@ export function issueAdminTokenFor(
 
 /** Every admin token, or those of one organization (by id or slug; none when it does not exist). */
 export function adminTokensOf(db: Db, organization?: string): AdminTokenRow[] {
-  if (organization === undefined) return listAdminTokens(db);
+  if (organization === undefined) return runSync(db, listAdminTokens());
   const org = getOrganization(db, organization);
-  return org ? listAdminTokens(db, org.id) : [];
+  return org ? runSync(db, listAdminTokens(org.id)) : [];
 }
 
 /** Revokes an admin token now (idempotent). */
 export function revokeAdminTokenById(db: Db, id: string, change: Change): AdminTokenRow {
-  return db.transaction((tx) => revokeAdminToken(tx, id, change), { behavior: "immediate" });
+  return writeSync(db, revokeAdminToken(id, change));
 }

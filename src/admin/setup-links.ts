@@ -9,6 +9,7 @@ import {
   setupLinkUrl,
   type SetupLinkRow,
 } from "../directory/setup-links.js";
+import { runSync, writeSync } from "../directory/store-op.js";
 import type { Change } from "../directory/write-context.js";
 import { iso, type AdminRoutes } from "./routes.js";
 
@@ -20,7 +21,7 @@ export function createOrganizationSetupLink(
   change: Change,
 ) {
   const lifetimeMs = parseSetupLinkLifetime(expires);
-  return db.transaction((tx) => createSetupLink(tx, { organizationId, lifetimeMs }, change), { behavior: "immediate" });
+  return writeSync(db, createSetupLink({ organizationId, lifetimeMs }, change));
 }
 
 /** Revokes one of the organization's setup links by id, or all of them (id undefined); returns the ids revoked. */
@@ -30,7 +31,7 @@ export function revokeOrganizationSetupLinks(
   id: string | undefined,
   change: Change,
 ): string[] {
-  return db.transaction((tx) => revokeSetupLinks(tx, organizationId, id, change), { behavior: "immediate" });
+  return writeSync(db, revokeSetupLinks(organizationId, id, change));
 }
 
 /** Self-service setup links for a customer's IT admin (one organization's directory setup, no account). */
@@ -82,7 +83,9 @@ export function setupLinkRoutes(routes: AdminRoutes): void {
       summary: "The organization's setup links (never the URL)",
       status: 200,
     },
-    ({ deps, organization, now }) => ({ links: listSetupLinks(deps.db, organization.id).map((l) => linkView(l, now)) }),
+    ({ deps, organization, now }) => ({
+      links: runSync(deps.db, listSetupLinks(organization.id)).map((l) => linkView(l, now)),
+    }),
   );
 
   routes.add(

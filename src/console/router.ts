@@ -9,6 +9,7 @@ import express, {
 import { bootstrapTokenId, getAdminToken, hashAdminToken, verifyAdminToken } from "../directory/admin-tokens.js";
 import { getOrganization } from "../directory/organizations.js";
 import { redeemSetupLink, setupLinkUsable } from "../directory/setup-links.js";
+import { runSync, writeSync } from "../directory/store-op.js";
 import { isBridgeError } from "../errors.js";
 import { toBridgeError } from "../http/errors.js";
 import { tokenRateLimit } from "../http/rate-limit.js";
@@ -258,7 +259,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     (req, res, next) => perAddress(req, res, next),
     (req, res) => {
       const token = String((req.body as Record<string, unknown>).token ?? "");
-      const check = verifyAdminToken(deps.db, token, { bootstrapHash, now: now() });
+      const check = runSync(deps.db, verifyAdminToken(token, { bootstrapHash, now: now() }));
       if (!check.ok)
         return publicPage(
           res,
@@ -308,9 +309,9 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   // Opening links and token sign-in are unauthenticated: 20 tries per 15 minutes per client address.
   const perAddress = tokenRateLimit({ ratePerSecond: 20 / 900, burst: 20, keyOf: (req) => req.ip ?? "unknown", now });
   router.get("/setup/:token", perAddress, (req, res) => {
-    const result = deps.db.transaction((tx) =>
+    const result = writeSync(
+      deps.db,
       redeemSetupLink(
-        tx,
         String(req.params.token ?? ""),
         { ip: req.ip, userAgent: req.get("user-agent"), requestId: res.locals.requestId },
         now(),
@@ -354,11 +355,11 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const p = session.principal;
     const t = now();
     let valid = true;
-    if (p.kind === "setup") valid = setupLinkUsable(deps.db, p.linkId, t);
+    if (p.kind === "setup") valid = runSync(deps.db, setupLinkUsable(p.linkId, t));
     else if (p.via === "token") {
       if (p.tokenId === bootstrapTokenId) valid = bootstrapHash !== undefined;
       else {
-        const row = getAdminToken(deps.db, p.tokenId!);
+        const row = runSync(deps.db, getAdminToken(p.tokenId!));
         valid = !!row && row.revokedAt === null && (row.expiresAt === null || row.expiresAt > t);
       }
     }

@@ -1,8 +1,13 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { eq, lt } from "drizzle-orm";
 import type { Request, Response } from "express";
-import { consoleSessions } from "../../db/schema.js";
+import {
+  deleteConsoleSession,
+  loadConsoleSession,
+  startConsoleSession,
+  updateConsoleSessionPrincipal,
+} from "../directory/console-sessions.js";
 import type { Db } from "../directory/database.js";
+import { runSync, writeSync } from "../directory/store-op.js";
 
 /**
  * Console sessions (OWASP Session Management Cheat Sheet): a random 256-bit id in an HttpOnly,
@@ -80,16 +85,9 @@ export class SessionStore {
     const id = this.cookieOf(req);
     if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
     const idHash = this.hash(id);
-    const row = this.o.db.select().from(consoleSessions).where(eq(consoleSessions.idHash, idHash)).get();
+    // Statement by statement, as autocommits: a page view takes no write lock unless it writes.
+    const row = runSync(this.o.db, loadConsoleSession(idHash, this.o.now(), this.o.idleMs));
     if (!row) return undefined;
-    const now = this.o.now();
-    if (row.expiresAt <= now || row.lastSeenAt + this.o.idleMs <= now) {
-      this.o.db.delete(consoleSessions).where(eq(consoleSessions.idHash, idHash)).run();
-      return undefined;
-    }
-    // Last-seen is written at most once a minute: the idle timeout needs no finer grain, and a durable write per page view costs an fsync.
-    if (now - row.lastSeenAt >= 60_000)
-      this.o.db.update(consoleSessions).set({ lastSeenAt: now }).where(eq(consoleSessions.idHash, idHash)).run();
     return {
       idHash,
       principal: JSON.parse(row.principal) as ConsolePrincipal,
@@ -101,25 +99,18 @@ export class SessionStore {
 
   /** A new session (new id, new CSRF token); the old one, if any, is destroyed. */
   start(res: Response, principal: ConsolePrincipal, previous?: ConsoleSession, maxMs?: number): ConsoleSession {
-    if (previous) this.destroyHash(previous.idHash);
     const now = this.o.now();
-    // Expired rows are swept here rather than on a timer: sign-ins are rare, and each sweep is one indexed delete.
-    this.o.db.delete(consoleSessions).where(lt(consoleSessions.expiresAt, now)).run();
     const id = randomBytes(32).toString("base64url");
     const csrf = randomBytes(32).toString("base64url");
     const expiresAt = now + Math.min(this.o.absoluteMs, maxMs ?? Infinity);
     const idHash = this.hash(id);
-    this.o.db
-      .insert(consoleSessions)
-      .values({
-        idHash,
-        principal: JSON.stringify(principal),
-        csrfToken: csrf,
-        createdAt: now,
-        lastSeenAt: now,
-        expiresAt,
-      })
-      .run();
+    writeSync(
+      this.o.db,
+      startConsoleSession(
+        { idHash, principal: JSON.stringify(principal), csrfToken: csrf, createdAt: now, lastSeenAt: now, expiresAt },
+        previous?.idHash,
+      ),
+    );
     res.append(
       "Set-Cookie",
       `${this.cookieName}=${id}; Path=/; HttpOnly; SameSite=Lax${this.o.secure ? "; Secure" : ""}; Max-Age=${Math.ceil((expiresAt - now) / 1000)}`,
@@ -129,11 +120,7 @@ export class SessionStore {
 
   update(session: ConsoleSession, principal: ConsolePrincipal): void {
     session.principal = principal;
-    this.o.db
-      .update(consoleSessions)
-      .set({ principal: JSON.stringify(principal) })
-      .where(eq(consoleSessions.idHash, session.idHash))
-      .run();
+    writeSync(this.o.db, updateConsoleSessionPrincipal(session.idHash, JSON.stringify(principal)));
   }
 
   destroy(res: Response, session: ConsoleSession | undefined): void {
@@ -145,7 +132,7 @@ export class SessionStore {
   }
 
   private destroyHash(idHash: string): void {
-    this.o.db.delete(consoleSessions).where(eq(consoleSessions.idHash, idHash)).run();
+    writeSync(this.o.db, deleteConsoleSession(idHash));
   }
 }
 

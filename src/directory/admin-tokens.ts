@@ -1,12 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { and, desc, eq, isNull } from "drizzle-orm";
-import { adminTokens } from "../../db/schema.js";
+import type { adminTokens } from "../../db/schema.js";
 import { invalidValue, notFound } from "../errors.js";
 import { recordAudit } from "./audit.js";
-import type { DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
+import { exec, many, one, type StoreOp } from "./store-op.js";
 import type { Change } from "./write-context.js";
-import { runSync } from "./store-op.js";
 
 /**
  * Admin API tokens. Scope "operator" reaches every organization; "org_admin" one. Like SCIM
@@ -23,6 +21,9 @@ const dayMs = 86_400_000;
 const tokenPrefix = "sba_";
 
 export const hashAdminToken = (raw: string): string => createHash("sha256").update(raw, "utf8").digest("hex");
+
+const adminTokenColumns = `id, token_hash AS "tokenHash", hint, scope, organization_id AS "organizationId", name,
+  created_at AS "createdAt", expires_at AS "expiresAt", revoked_at AS "revokedAt", last_used_at AS "lastUsedAt"`;
 
 export interface IssuedAdminToken {
   /** The secret: returned to the caller once; never stored, never logged, never audited. */
@@ -53,7 +54,7 @@ export function adminTokenSummary(t: AdminTokenRow): Record<string, unknown> {
   };
 }
 
-export function issueAdminToken(tx: DbOrTx, input: NewAdminToken, change: Change): IssuedAdminToken {
+export function* issueAdminToken(input: NewAdminToken, change: Change): StoreOp<IssuedAdminToken> {
   const { actor, requestId, at: now } = change;
   const name = input.name.trim();
   if (name.length === 0 || name.length > 100) throw invalidValue("name must be 1 to 100 characters");
@@ -66,76 +67,73 @@ export function issueAdminToken(tx: DbOrTx, input: NewAdminToken, change: Change
     throw invalidValue(`expiresInDays must be a whole number from 1 to ${maxAdminTokenDays}`);
   }
   const token = tokenPrefix + randomBytes(32).toString("base64url");
-  const record = tx
-    .insert(adminTokens)
-    .values({
-      id: newResourceId(),
-      tokenHash: hashAdminToken(token),
-      hint: token.slice(-4),
-      scope: input.scope,
-      organizationId: input.organizationId ?? null,
+  const record = (yield* one<AdminTokenRow>(
+    `INSERT INTO admin_tokens (id, token_hash, hint, scope, organization_id, name, created_at, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${adminTokenColumns}`,
+    [
+      newResourceId(),
+      hashAdminToken(token),
+      token.slice(-4),
+      input.scope,
+      input.organizationId ?? null,
       name,
-      createdAt: now,
-      expiresAt: now + days * dayMs,
-    })
-    .returning()
-    .get();
-  runSync(
-    tx,
-    recordAudit({
-      actor,
-      organizationId: record.organizationId,
-      action: "admin_token.issue",
-      targetType: "admin_token",
-      targetId: record.id,
-      after: { name: record.name, scope: record.scope, hint: record.hint, expiresAt: record.expiresAt },
-      requestId,
-      at: now,
-    }),
-  );
+      now,
+      now + days * dayMs,
+    ],
+  ))!;
+  yield* recordAudit({
+    actor,
+    organizationId: record.organizationId,
+    action: "admin_token.issue",
+    targetType: "admin_token",
+    targetId: record.id,
+    after: { name: record.name, scope: record.scope, hint: record.hint, expiresAt: record.expiresAt },
+    requestId,
+    at: now,
+  });
   return { token, record };
 }
 
-export function listAdminTokens(db: DbOrTx, organizationId?: string): AdminTokenRow[] {
-  return db
-    .select()
-    .from(adminTokens)
-    .where(organizationId ? eq(adminTokens.organizationId, organizationId) : undefined)
-    .orderBy(desc(adminTokens.createdAt))
-    .all();
+/** Every admin token, or those of one organization; newest first. */
+export function* listAdminTokens(organizationId?: string): StoreOp<AdminTokenRow[]> {
+  return organizationId === undefined
+    ? yield* many<AdminTokenRow>(`SELECT ${adminTokenColumns} FROM admin_tokens ORDER BY created_at DESC, id DESC`)
+    : yield* many<AdminTokenRow>(
+        `SELECT ${adminTokenColumns} FROM admin_tokens WHERE organization_id = ? ORDER BY created_at DESC, id DESC`,
+        [organizationId],
+      );
 }
 
-export function getAdminToken(db: DbOrTx, id: string): AdminTokenRow | undefined {
-  return db.select().from(adminTokens).where(eq(adminTokens.id, id)).get();
+export function* getAdminToken(id: string): StoreOp<AdminTokenRow | undefined> {
+  return yield* one<AdminTokenRow>(`SELECT ${adminTokenColumns} FROM admin_tokens WHERE id = ?`, [id]);
 }
 
-/** Revokes a token (idempotent: revoking a revoked token changes nothing and writes no audit entry). */
-export function revokeAdminToken(tx: DbOrTx, id: string, change: Change): AdminTokenRow {
+/**
+ * Revokes a token (idempotent: revoking a revoked token changes nothing and writes no audit entry).
+ * The update is conditional (revoked_at IS NULL), so of two concurrent revocations only one audits.
+ */
+export function* revokeAdminToken(id: string, change: Change): StoreOp<AdminTokenRow> {
   const { actor, requestId, at: now } = change;
-  const existing = getAdminToken(tx, id);
+  const existing = yield* getAdminToken(id);
   if (!existing) throw notFound(`admin token "${id}" not found`);
   if (existing.revokedAt !== null) return existing;
-  const row = tx
-    .update(adminTokens)
-    .set({ revokedAt: now })
-    .where(and(eq(adminTokens.id, id), isNull(adminTokens.revokedAt)))
-    .returning()
-    .get();
-  runSync(
-    tx,
-    recordAudit({
-      actor,
-      organizationId: existing.organizationId,
-      action: "admin_token.revoke",
-      targetType: "admin_token",
-      targetId: id,
-      before: { name: existing.name, scope: existing.scope, hint: existing.hint },
-      after: { revokedAt: now },
-      requestId,
-      at: now,
-    }),
+  const row = yield* one<AdminTokenRow>(
+    `UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING ${adminTokenColumns}`,
+    [now, id],
   );
-  return row ?? existing;
+  if (!row) return (yield* getAdminToken(id)) ?? existing;
+  yield* recordAudit({
+    actor,
+    organizationId: existing.organizationId,
+    action: "admin_token.revoke",
+    targetType: "admin_token",
+    targetId: id,
+    before: { name: existing.name, scope: existing.scope, hint: existing.hint },
+    after: { revokedAt: now },
+    requestId,
+    at: now,
+  });
+  return row;
 }
 
 /** Who a presented admin token speaks for. */
@@ -152,22 +150,26 @@ export type AdminTokenCheck =
 /** The bootstrap operator token (BRIDGE_ADMIN_TOKEN) speaks as this token id in audit entries. */
 export const bootstrapTokenId = "bootstrap";
 
+const adminTokenByHash = `SELECT id, token_hash AS "tokenHash", scope, organization_id AS "organizationId",
+  expires_at AS "expiresAt", revoked_at AS "revokedAt" FROM admin_tokens WHERE token_hash = ?`;
+
 /**
  * Resolves a presented token. The lookup is by hash, so the index comparison reveals nothing about
  * the secret; the bootstrap token's hash (never the token) is compared in constant time.
  */
-export function verifyAdminToken(
-  db: DbOrTx,
+export function* verifyAdminToken(
   raw: string,
   options: { bootstrapHash?: string; now?: number } = {},
-): AdminTokenCheck {
+): StoreOp<AdminTokenCheck> {
   if (raw.length === 0 || raw.length > 512) return { ok: false, reason: "unknown" };
   const presented = hashAdminToken(raw);
   const presentedBytes = Buffer.from(presented, "hex");
   if (options.bootstrapHash && timingSafeEqual(Buffer.from(options.bootstrapHash, "hex"), presentedBytes)) {
     return { ok: true, principal: { tokenId: bootstrapTokenId, scope: "operator", organizationId: null } };
   }
-  const row = db.select().from(adminTokens).where(eq(adminTokens.tokenHash, presented)).get();
+  const row = yield* one<
+    Pick<AdminTokenRow, "id" | "tokenHash" | "scope" | "organizationId" | "expiresAt" | "revokedAt">
+  >(adminTokenByHash, [presented]);
   if (!row || !timingSafeEqual(Buffer.from(row.tokenHash, "hex"), presentedBytes))
     return { ok: false, reason: "unknown" };
   if (row.revokedAt !== null) return { ok: false, reason: "revoked" };
@@ -178,6 +180,7 @@ export function verifyAdminToken(
   };
 }
 
-export function touchAdminToken(db: DbOrTx, tokenId: string, now = Date.now()): void {
-  db.update(adminTokens).set({ lastUsedAt: now }).where(eq(adminTokens.id, tokenId)).run();
+/** Records the token's last use. */
+export function* touchAdminToken(tokenId: string, now = Date.now()): StoreOp<void> {
+  yield* exec("UPDATE admin_tokens SET last_used_at = ? WHERE id = ?", [now, tokenId]);
 }

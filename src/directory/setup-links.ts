@@ -1,12 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
-import { and, desc, eq, isNull } from "drizzle-orm";
-import { setupLinks } from "../../db/schema.js";
+import type { setupLinks } from "../../db/schema.js";
 import { invalidValue, notFound } from "../errors.js";
 import { recordAudit } from "./audit.js";
-import type { Change } from "./write-context.js";
-import type { DbOrTx } from "./database.js";
 import { newResourceId } from "./ids.js";
-import { runSync } from "./store-op.js";
+import { many, one, type StoreOp } from "./store-op.js";
+import type { Change } from "./write-context.js";
 
 /**
  * Self-service setup links: an operator gives a customer's IT admin, who has no account, a link that
@@ -16,6 +14,9 @@ import { runSync } from "./store-op.js";
  * opening is audited.
  */
 export type SetupLinkRow = typeof setupLinks.$inferSelect;
+
+const setupLinkColumns = `id, token_hash AS "tokenHash", organization_id AS "organizationId", created_by AS "createdBy",
+  created_at AS "createdAt", expires_at AS "expiresAt", revoked_at AS "revokedAt", last_used_at AS "lastUsedAt"`;
 
 const hourMs = 3_600_000;
 export const defaultSetupLinkHours = 72;
@@ -38,126 +39,131 @@ export function parseSetupLinkLifetime(text: string | undefined): number {
 export const setupLinkUrl = (publicUrl: string, token: string): string =>
   `${publicUrl.replace(/\/+$/, "")}/console/setup/${token}`;
 
-export function createSetupLink(tx: DbOrTx, input: { organizationId: string; lifetimeMs: number }, change: Change) {
+export function* createSetupLink(
+  input: { organizationId: string; lifetimeMs: number },
+  change: Change,
+): StoreOp<{ token: string; record: SetupLinkRow }> {
   const { actor, requestId, at: now } = change;
   const token = tokenPrefix + randomBytes(32).toString("base64url");
-  const record = tx
-    .insert(setupLinks)
-    .values({
-      id: newResourceId(),
-      tokenHash: hashSetupToken(token),
-      organizationId: input.organizationId,
-      createdBy: `${actor.type}:${actor.id}`,
-      createdAt: now,
-      expiresAt: now + input.lifetimeMs,
-    })
-    .returning()
-    .get();
-  runSync(
-    tx,
-    recordAudit({
-      actor,
-      organizationId: input.organizationId,
-      action: "setup_link.create",
-      targetType: "setup_link",
-      targetId: record.id,
-      after: { expiresAt: record.expiresAt },
-      requestId,
-      at: now,
-    }),
-  );
+  const record = (yield* one<SetupLinkRow>(
+    `INSERT INTO setup_links (id, token_hash, organization_id, created_by, created_at, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?) RETURNING ${setupLinkColumns}`,
+    [
+      newResourceId(),
+      hashSetupToken(token),
+      input.organizationId,
+      `${actor.type}:${actor.id}`,
+      now,
+      now + input.lifetimeMs,
+    ],
+  ))!;
+  yield* recordAudit({
+    actor,
+    organizationId: input.organizationId,
+    action: "setup_link.create",
+    targetType: "setup_link",
+    targetId: record.id,
+    after: { expiresAt: record.expiresAt },
+    requestId,
+    at: now,
+  });
   return { token, record };
 }
 
-export function listSetupLinks(db: DbOrTx, organizationId: string): SetupLinkRow[] {
-  return db
-    .select()
-    .from(setupLinks)
-    .where(eq(setupLinks.organizationId, organizationId))
-    .orderBy(desc(setupLinks.createdAt))
-    .all();
+/** An organization's links, newest first. */
+export function* listSetupLinks(organizationId: string): StoreOp<SetupLinkRow[]> {
+  return yield* many<SetupLinkRow>(
+    `SELECT ${setupLinkColumns} FROM setup_links WHERE organization_id = ? ORDER BY created_at DESC, id DESC`,
+    [organizationId],
+  );
 }
 
 export const setupLinkState = (l: SetupLinkRow, now: number): "active" | "expired" | "revoked" =>
   l.revokedAt !== null ? "revoked" : l.expiresAt <= now ? "expired" : "active";
 
 /** Whether the link behind a setup session still works (checked on every request of that session). */
-export function setupLinkUsable(db: DbOrTx, linkId: string, now = Date.now()): boolean {
-  const row = db.select().from(setupLinks).where(eq(setupLinks.id, linkId)).get();
+export function* setupLinkUsable(linkId: string, now = Date.now()): StoreOp<boolean> {
+  const row = yield* one<SetupLinkRow>(`SELECT ${setupLinkColumns} FROM setup_links WHERE id = ?`, [linkId]);
   return row !== undefined && setupLinkState(row, now) === "active";
 }
 
-/** Opens a link: the link when it works (the use is audited), else why not. */
-export function redeemSetupLink(
-  tx: DbOrTx,
+export type SetupLinkRedemption =
+  { ok: true; link: SetupLinkRow } | { ok: false; reason: "unknown" | "expired" | "revoked" };
+
+/**
+ * Opens a link: the link when it works (the use is audited), else why not. A link may be opened
+ * again until it expires or is revoked (an IdP setup often takes more than one sitting). The use is
+ * recorded with a conditional update (still unrevoked and unexpired, the count checked), so an opening
+ * that races a revocation by another instance either commits before it or is refused: never a session
+ * from a link already revoked.
+ */
+export function* redeemSetupLink(
   raw: string,
   who: { ip?: string; userAgent?: string; requestId?: string | null },
   now = Date.now(),
-): { ok: true; link: SetupLinkRow } | { ok: false; reason: "unknown" | "expired" | "revoked" } {
+): StoreOp<SetupLinkRedemption> {
   if (raw.length === 0 || raw.length > 200) return { ok: false, reason: "unknown" };
-  const row = tx
-    .select()
-    .from(setupLinks)
-    .where(eq(setupLinks.tokenHash, hashSetupToken(raw)))
-    .get();
+  const byHash = `SELECT ${setupLinkColumns} FROM setup_links WHERE token_hash = ?`;
+  const tokenHash = hashSetupToken(raw);
+  const row = yield* one<SetupLinkRow>(byHash, [tokenHash]);
   if (!row) return { ok: false, reason: "unknown" };
   const state = setupLinkState(row, now);
   if (state !== "active") return { ok: false, reason: state };
-  tx.update(setupLinks).set({ lastUsedAt: now }).where(eq(setupLinks.id, row.id)).run();
-  runSync(
-    tx,
-    recordAudit({
-      actor: { type: "org_admin", id: `setup-link:${row.id}` },
-      organizationId: row.organizationId,
-      action: "setup_link.open",
-      targetType: "setup_link",
-      targetId: row.id,
-      after: { ip: who.ip ?? null, userAgent: (who.userAgent ?? "").slice(0, 200) },
-      requestId: who.requestId,
-      at: now,
-    }),
+  const used = yield* one<SetupLinkRow>(
+    `UPDATE setup_links SET last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?
+     RETURNING ${setupLinkColumns}`,
+    [now, row.id, now],
   );
+  if (!used) {
+    const current = yield* one<SetupLinkRow>(byHash, [tokenHash]);
+    const reason = current ? setupLinkState(current, now) : "unknown";
+    return { ok: false, reason: reason === "active" ? "revoked" : reason };
+  }
+  yield* recordAudit({
+    actor: { type: "org_admin", id: `setup-link:${row.id}` },
+    organizationId: row.organizationId,
+    action: "setup_link.open",
+    targetType: "setup_link",
+    targetId: row.id,
+    after: { ip: who.ip ?? null, userAgent: (who.userAgent ?? "").slice(0, 200) },
+    requestId: who.requestId,
+    at: now,
+  });
   return { ok: true, link: row };
 }
 
-/** Revokes one link, or every active link of the organization (`id` undefined). Returns the ids revoked. */
-export function revokeSetupLinks(tx: DbOrTx, organizationId: string, id: string | undefined, change: Change): string[] {
+/** Revokes one link, or every active link of the organization (`id` undefined). Returns the ids revoked, sorted. */
+export function* revokeSetupLinks(organizationId: string, id: string | undefined, change: Change): StoreOp<string[]> {
   const { actor, requestId, at: now } = change;
-  if (
-    id !== undefined &&
-    !tx
-      .select()
-      .from(setupLinks)
-      .where(and(eq(setupLinks.id, id), eq(setupLinks.organizationId, organizationId)))
-      .get()
-  ) {
-    throw notFound(`setup link "${id}" not found`);
-  }
-  const rows = tx
-    .update(setupLinks)
-    .set({ revokedAt: now })
-    .where(
-      and(
-        eq(setupLinks.organizationId, organizationId),
-        isNull(setupLinks.revokedAt),
-        id !== undefined ? eq(setupLinks.id, id) : undefined,
-      ),
-    )
-    .returning({ id: setupLinks.id })
-    .all();
-  for (const r of rows)
-    runSync(
-      tx,
-      recordAudit({
-        actor,
-        organizationId,
-        action: "setup_link.revoke",
-        targetType: "setup_link",
-        targetId: r.id,
-        after: { revokedAt: now },
-        requestId,
-        at: now,
-      }),
+  let rows: { id: string }[];
+  if (id !== undefined) {
+    const exists = yield* one<{ id: string }>(`SELECT id FROM setup_links WHERE id = ? AND organization_id = ?`, [
+      id,
+      organizationId,
+    ]);
+    if (!exists) throw notFound(`setup link "${id}" not found`);
+    rows = yield* many<{ id: string }>(
+      `UPDATE setup_links SET revoked_at = ? WHERE organization_id = ? AND id = ? AND revoked_at IS NULL RETURNING id`,
+      [now, organizationId, id],
     );
-  return rows.map((r) => r.id);
+  } else {
+    rows = yield* many<{ id: string }>(
+      `UPDATE setup_links SET revoked_at = ? WHERE organization_id = ? AND revoked_at IS NULL RETURNING id`,
+      [now, organizationId],
+    );
+  }
+  // RETURNING gives no order on PostgreSQL: audit entries and the answer in id order on both.
+  const ids = rows.map((r) => r.id).sort();
+  for (const revoked of ids)
+    yield* recordAudit({
+      actor,
+      organizationId,
+      action: "setup_link.revoke",
+      targetType: "setup_link",
+      targetId: revoked,
+      after: { revokedAt: now },
+      requestId,
+      at: now,
+    });
+  return ids;
 }

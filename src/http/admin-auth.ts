@@ -8,6 +8,7 @@ import {
   type AdminPrincipal,
   type AdminTokenCheck,
 } from "../directory/admin-tokens.js";
+import { runSync } from "../directory/store-op.js";
 import { bearerAuth } from "./bearer.js";
 // Declares res.locals.admin, the principal this middleware sets.
 import type {} from "../admin/access.js";
@@ -52,10 +53,10 @@ export function adminBearerAuth(options: AdminAuthOptions): RequestHandler {
       refusal: failureMessages.unknown,
       now,
       verify: (_req, token, t) => {
-        const check = verifyAdminToken(db, token, { bootstrapHash, now: t });
+        const check = runSync(db, verifyAdminToken(token, { bootstrapHash, now: t }));
         return check.ok ? check : { ok: false, message: failureMessages[check.reason] };
       },
-      touch: (principal, t) => touchAdminToken(db, principal.tokenId, t),
+      touch: (principal, t) => void runSync(db, touchAdminToken(principal.tokenId, t)),
       // The bootstrap token has no row to touch.
       tokenId: (principal) => (principal.tokenId === bootstrapTokenId ? undefined : principal.tokenId),
     },

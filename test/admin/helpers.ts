@@ -21,7 +21,7 @@ import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
 import { defaultMapping, type MappingDocument } from "../../src/mapping/index.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 export const bootstrapToken = "bootstrap-operator-token-0123456789abcdef";
 export const dayMs = 86_400_000;
@@ -128,8 +128,9 @@ export function adminFixture(extra: Partial<AdminDeps> = {}): AdminFixture {
     at = clock.now,
     days?: number,
   ) =>
-    db.transaction((tx) =>
-      issueAdminToken(tx, { scope, organizationId, name, expiresInDays: days }, changeBy(operatorActor, { at })),
+    writeSync(
+      db,
+      issueAdminToken({ scope, organizationId, name, expiresInDays: days }, changeBy(operatorActor, { at })),
     );
   const operator = issue("operator", null, "ops");
   const orgAdminA = issue("org_admin", a.id, "alpha admin");
@@ -137,7 +138,7 @@ export function adminFixture(extra: Partial<AdminDeps> = {}): AdminFixture {
   const expired = issue("operator", null, "old ops", clock.now - 3 * dayMs, 1);
   const revoked = issue("operator", null, "leaked ops");
   const spare = issue("operator", null, "spare");
-  db.transaction((tx) => revokeAdminToken(tx, revoked.record.id, changeBy(operatorActor, { at: clock.now - 1000 })));
+  writeSync(db, revokeAdminToken(revoked.record.id, changeBy(operatorActor, { at: clock.now - 1000 })));
   const signOuts: string[] = [];
   const router = adminRouter({
     db,

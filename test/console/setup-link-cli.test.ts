@@ -9,6 +9,7 @@ import { openDatabase } from "../../src/directory/database.js";
 import { onboardOrganization } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { hashSetupToken, redeemSetupLink } from "../../src/directory/setup-links.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 /** `scim-bridge setup-link create|revoke`, run in-process against a fresh database file. */
 let dir: string;
@@ -60,7 +61,7 @@ describe("scim-bridge setup-link", () => {
       expect(rows).toHaveLength(1);
       expect(JSON.stringify(rows)).not.toContain(token);
       expect(rows[0]!.tokenHash).toBe(hashSetupToken(token));
-      expect(redeemSetupLink(db, token, {}).ok).toBe(true);
+      expect(writeSync(db, redeemSetupLink(token, {})).ok).toBe(true);
     });
   });
 
@@ -79,13 +80,13 @@ describe("scim-bridge setup-link", () => {
     const revokedOne = JSON.parse(await cli("setup-link", "revoke", "acme", idOf(a.url), "--json"));
     expect(revokedOne).toEqual({ revoked: [idOf(a.url)] });
     withDb(({ db }) => {
-      expect(redeemSetupLink(db, a.url.split("/").pop(), {})).toEqual({ ok: false, reason: "revoked" });
-      expect(redeemSetupLink(db, b.url.split("/").pop(), {}).ok).toBe(true);
+      expect(writeSync(db, redeemSetupLink(a.url.split("/").pop(), {}))).toEqual({ ok: false, reason: "revoked" });
+      expect(writeSync(db, redeemSetupLink(b.url.split("/").pop(), {})).ok).toBe(true);
     });
     const revokedAll = JSON.parse(await cli("setup-link", "revoke", "acme", "--all", "--json"));
     expect(revokedAll).toEqual({ revoked: [idOf(b.url)] });
     withDb(({ db }) => {
-      expect(redeemSetupLink(db, b.url.split("/").pop(), {})).toEqual({ ok: false, reason: "revoked" });
+      expect(writeSync(db, redeemSetupLink(b.url.split("/").pop(), {}))).toEqual({ ok: false, reason: "revoked" });
       const actions = db
         .select()
         .from(auditEntries)

@@ -16,6 +16,7 @@ import { requestId } from "../../src/http/request-id.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 import { importDeps, jsonl, operator } from "./helpers.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 const operatorToken = "bootstrap-operator-token-0123456789abcdef";
 let bridge: TestBridge;
@@ -44,9 +45,9 @@ beforeEach(async () => {
     }),
   );
   http = supertest(app);
-  orgAdminToken = bridge.db.transaction((tx) =>
+  orgAdminToken = writeSync(
+    bridge.db,
     issueAdminToken(
-      tx,
       { scope: "org_admin", organizationId: bridge.organizationId, name: "acme admin" },
       changeBy(operator),
     ),
