@@ -15,43 +15,60 @@ export interface StoreDialect {
   name: "SQLite" | "PostgreSQL";
   /** A new, empty, migrated store. */
   open(): Promise<SqlStore>;
+  /**
+   * A new, empty, migrated database and two stores on it, as two instances (or the server and the
+   * CLI) would hold: for what one must see of the other's writes.
+   */
+  openTwo(): Promise<[SqlStore, SqlStore]>;
   /** Closes and removes every store this dialect opened. */
   cleanup(): Promise<void>;
 }
 
 function sqlite(): StoreDialect {
-  const opened: { dir: string; database: OpenDatabase }[] = [];
+  const opened: { dir?: string; database: OpenDatabase }[] = [];
+  const open = async () => {
+    const dir = mkdtempSync(join(tmpdir(), "store-dialect-"));
+    const database = openDatabase(`sqlite:${join(dir, "bridge.db")}`);
+    opened.push({ dir, database });
+    return { store: sqliteStore(database.sqlite), path: join(dir, "bridge.db") };
+  };
   return {
     name: "SQLite",
-    open: async () => {
-      const dir = mkdtempSync(join(tmpdir(), "store-dialect-"));
-      const database = openDatabase(`sqlite:${join(dir, "bridge.db")}`);
-      opened.push({ dir, database });
-      return sqliteStore(database.sqlite);
+    open: async () => (await open()).store,
+    openTwo: async () => {
+      const first = await open();
+      const database = openDatabase(`sqlite:${first.path}`);
+      opened.push({ database });
+      return [first.store, sqliteStore(database.sqlite)];
     },
     cleanup: async () => {
-      for (const { dir, database } of opened.splice(0)) {
-        database.close();
-        rmSync(dir, { recursive: true, force: true });
-      }
+      for (const { database } of opened) if (database.sqlite.open) database.close();
+      for (const { dir } of opened.splice(0)) if (dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
 function postgres(): StoreDialect {
-  const opened: { database: TestDatabase; store: SqlStore }[] = [];
+  const opened: { database: TestDatabase; stores: SqlStore[] }[] = [];
+  const open = async (count: number) => {
+    const database = await freshDatabase();
+    await migratePostgres(database.url);
+    const stores = Array.from({ length: count }, (_, i) =>
+      postgresStore(database.url, { poolSize: 4, applicationName: `store-dialects test ${i + 1}` }),
+    );
+    opened.push({ database, stores });
+    return stores;
+  };
   return {
     name: "PostgreSQL",
-    open: async () => {
-      const database = await freshDatabase();
-      await migratePostgres(database.url);
-      const store = postgresStore(database.url, { poolSize: 4, applicationName: "store-dialects test" });
-      opened.push({ database, store });
-      return store;
+    open: async () => (await open(1))[0]!,
+    openTwo: async () => {
+      const [first, second] = await open(2);
+      return [first!, second!];
     },
     cleanup: async () => {
-      for (const { database, store } of opened.splice(0)) {
-        await store.close();
+      for (const { database, stores } of opened.splice(0)) {
+        for (const store of stores) await store.close();
         await database.drop();
       }
     },
