@@ -6,11 +6,12 @@
  */
 import { Option, InvalidArgumentError, type Command } from "commander";
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
-import { directories, jobs, organizations, scimTokens, users } from "../../db/schema.js";
+import { directories, jobs, organizations, users } from "../../db/schema.js";
 import type { Db, OpenDatabase } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
-import { isActiveScimToken } from "../directory/tokens.js";
+import { runSync } from "../directory/store-op.js";
+import { isActiveScimToken, listOrganizationScimTokens } from "../directory/tokens.js";
 import { isBridgeError } from "../errors.js";
 import { activePause } from "../sync/guard.js";
 import { failedUsers, syncStatusCounts } from "../sync/sync-state.js";
@@ -124,19 +125,7 @@ function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | un
     .where(eq(directories.organizationId, org.id))
     .orderBy(asc(directories.createdAt))
     .all();
-  const tokens =
-    dirs.length === 0
-      ? []
-      : db
-          .select()
-          .from(scimTokens)
-          .where(
-            inArray(
-              scimTokens.directoryId,
-              dirs.map((d) => d.id),
-            ),
-          )
-          .all();
+  const tokens = runSync(db, listOrganizationScimTokens(org.id));
 
   const counts = syncStatusCounts(db, org.id);
   const queue = Object.fromEntries(
