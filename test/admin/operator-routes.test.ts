@@ -138,6 +138,8 @@ describe("directories and SCIM tokens", () => {
   it("issue refuses a third active token; rotate keeps two active by revoking the oldest; revoke is audited once", async () => {
     f = adminFixture();
     const base = `/organizations/${f.a.id}/directories/${f.a.directoryId}/tokens`;
+    // Later than the seeded token: tokens of one millisecond are ordered by id, not by insertion.
+    f.clock.now += 1000;
     const second = await op().post(base, {}).expect(201);
     expect((await op().post(base, {}).expect(409)).body.message).toContain("2 active tokens");
     const rotated = await as(f.tokens.orgAdminA).post(`${base}/rotate`, { expiresInDays: 30 }).expect(201);
@@ -170,6 +172,7 @@ describe("directories and SCIM tokens", () => {
     f = adminFixture();
     await op().get(`/organizations/${f.a.id}/directories/${f.b.directoryId}`).expect(404);
     await op().get(`/organizations/${f.a.id}/directories/${f.b.directoryId}/scim-requests`).expect(404);
+    f.clock.now += 1000; // later than the seeded directory: rows of one millisecond are ordered by id
     const added = await op().post(`/organizations/${f.a.id}/directories`, { name: "entra" }).expect(201);
     expect(
       (await op().get(`/organizations/${f.a.id}/directories`).expect(200)).body.directories.map(
