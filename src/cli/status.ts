@@ -149,7 +149,7 @@ function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | un
     .filter((d) => d.lane === Lane.deprovision && d.state !== "dead")
     .map((d) => d.oldestFirstEnqueuedAt);
   const oldest = waiting.length > 0 ? Math.min(...waiting) : null;
-  const pause = activePause(db, org.id);
+  const pause = readSync(db, activePause(org.id));
   const failed = readSync(db, failedUsers(org.id, failedShown));
 
   return {
