@@ -3,7 +3,7 @@ import type { jobs } from "../../db/schema.js";
 import type { LaneHandle } from "../auth0/rate-limiter.js";
 import type { Db } from "../directory/database.js";
 import { Lane, onJobEnqueued, type JobKind } from "../directory/outbox.js";
-import { dialect, exec, jsonTextList, many, one, runSync, type StoreOp } from "../directory/store-op.js";
+import { dialect, exec, jsonTextList, many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
 import { jobColumns } from "./job-queries.js";
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -201,12 +201,6 @@ export function* finishJob(
   yield* requeueJob(current, { runAfter, lastError: outcome.reason, attempts }, t);
   return { outcome, retryAt: runAfter };
 }
-
-/**
- * Runs a queue op in a deferred transaction on the worker's connection, as the queue always has:
- * a poll that finds nothing to claim takes no write lock.
- */
-const transaction = <T>(db: Db, op: StoreOp<T>): T => db.transaction((tx) => runSync(tx, op));
 
 /** Jobs that scan a whole organization: they run beside the per-user jobs (see scanConcurrency). */
 const SCAN_KIND: JobKind = "drift";
@@ -411,7 +405,7 @@ export class Worker {
   /** Hands jobs back to pending without counting an attempt (merging with a newer pending job of the same key). */
   private releaseLeases(ids: number[]): void {
     if (ids.length === 0) return;
-    transaction(this.options.db, releaseJobLeases(ids, this.owner, this.now()));
+    writeSync(this.options.db, releaseJobLeases(ids, this.owner, this.now()));
   }
 
   private tick(): void {
@@ -485,12 +479,12 @@ export class Worker {
 
   /** Expired leases of crashed workers go back to pending, merging into a pending job of the same key. */
   private recoverExpiredLeases(t: number): void {
-    transaction(this.options.db, recoverExpiredLeases(t));
+    writeSync(this.options.db, recoverExpiredLeases(t));
   }
 
   /** Up to `limit` jobs, of which at most `nonUrgent` outside the deprovision lane. */
   private claim(limit: number, t: number, scans: boolean, nonUrgent: number): JobRow[] {
-    return transaction(
+    return writeSync(
       this.options.db,
       claimJobs({ owner: this.owner, now: t, leaseMs: this.leaseMs, limit, nonUrgent, scans }),
     );
@@ -543,7 +537,7 @@ export class Worker {
   /** Records the outcome; returns what it became (a retry past the limit becomes dead), or undefined if the job was taken over. */
   private finish(job: JobRow, outcome: JobOutcome): JobOutcome | undefined {
     const t = this.now();
-    const recorded = transaction(
+    const recorded = writeSync(
       this.options.db,
       finishJob(job, outcome, {
         owner: this.owner,
