@@ -3,7 +3,10 @@ import type { Change } from "../directory/write-context.js";
 import { conflict, notFound } from "../errors.js";
 import { enqueueJob, jobKey, Lane, type JobKind } from "../directory/outbox.js";
 import { exec, forUpdate, jsonTextList, many, one, type SqlParam, type StoreOp } from "../directory/store-op.js";
-import type { JobRow } from "./worker.js";
+import type { jobs } from "../../db/schema.js";
+
+/** A row of the job queue. */
+export type JobRow = typeof jobs.$inferSelect;
 
 /**
  * Read side of the job queue for operators and customer admins: lists with keyset paging,

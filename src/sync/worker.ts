@@ -1,12 +1,11 @@
 import { randomUUID } from "node:crypto";
-import type { jobs } from "../../db/schema.js";
 import type { LaneHandle } from "../auth0/rate-limiter.js";
 import type { Db } from "../directory/database.js";
 import { Lane, onJobEnqueued, type JobKind } from "../directory/outbox.js";
 import { dialect, exec, jsonTextList, many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
-import { jobColumns } from "./job-queries.js";
+import { jobColumns, type JobRow } from "./job-queries.js";
 
-export type JobRow = typeof jobs.$inferSelect;
+export type { JobRow };
 
 /** What a handler reports. Throwing is the same as { status: "retry" } with the error's message. */
 export type JobOutcome =
