@@ -130,8 +130,7 @@ function* inputsOf(organization: OrganizationRow, rows: UserRow[]): StoreOp<User
   const holdsOf = new Map<string, Hold[]>();
   for (const h of yield* many<{ id: string; userId: string; reason: string }>(
     `SELECT id, user_id AS "userId", reason FROM holds
-     WHERE user_id IN (${list}) AND released_at IS NULL
-     ORDER BY placed_at, id`,
+     WHERE user_id IN (${list}) AND released_at IS NULL`,
     [ids],
   )) {
     const holds = holdsOf.get(h.userId) ?? [];

@@ -41,8 +41,7 @@ export function* findDirectoryUser(
 ): StoreOp<string | undefined> {
   const linked = yield* many<{ id: string; deletedAt: number | null }>(
     `SELECT u.id, u.deleted_at AS "deletedAt" FROM user_sync s JOIN users u ON u.id = s.user_id
-     WHERE s.auth0_user_id = ? AND s.organization_id = ?
-     ORDER BY u.id`,
+     WHERE s.auth0_user_id = ? AND s.organization_id = ?`,
     [auth0UserId, organizationId],
   );
   // A live user wins over an old tombstone with the same Auth0 id.
@@ -53,16 +52,14 @@ export function* findDirectoryUser(
   const byName = yield* one<{ id: string }>(
     `SELECT u.id FROM users u
      WHERE u.directory_id IN (SELECT id FROM directories WHERE organization_id = ?)
-       AND u.user_name_lower = ? AND u.deleted_at IS NULL
-     ORDER BY u.id LIMIT 1`,
+       AND u.user_name_lower = ? AND u.deleted_at IS NULL`,
     [organizationId, lower],
   );
   if (byName) return byName.id;
   const byEmail = yield* one<{ id: string }>(
     `SELECT u.id FROM user_emails e JOIN users u ON u.id = e.user_id
      WHERE e.directory_id IN (SELECT id FROM directories WHERE organization_id = ?)
-       AND e.value_lower = ? AND u.deleted_at IS NULL
-     ORDER BY u.id LIMIT 1`,
+       AND e.value_lower = ? AND u.deleted_at IS NULL`,
     [organizationId, lower],
   );
   return byEmail?.id;
@@ -74,8 +71,8 @@ export function* findOrganization(orgRef: { id?: string | null; name?: string | 
   const byName = orgRef.name ? "slug = ?" : undefined;
   const where = [byId, byName].filter(Boolean).join(" OR ");
   const params = [orgRef.id, orgRef.name].filter((v): v is string => Boolean(v));
-  // Three texts at most (id, name, or both).
-  return (yield* one<{ id: string }>(`SELECT id FROM organizations WHERE ${where} ORDER BY id LIMIT 1`, params))?.id;
+  // Three texts at most (id, name, or both); both columns are unique, so one row unless both match.
+  return (yield* one<{ id: string }>(`SELECT id FROM organizations WHERE ${where}`, params))?.id;
 }
 
 /**
