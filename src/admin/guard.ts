@@ -1,6 +1,7 @@
 import { getActiveMapping } from "../directory/mappings.js";
 import { getOrganization } from "../directory/organizations.js";
 import { activePause, decideGuardPause, listGuardPauses, pausedOrganizations, type GuardPause } from "../sync/guard.js";
+import { readSync, writeSync } from "../directory/store-op.js";
 import { iso, type AdminRoutes } from "./routes.js";
 
 /**
@@ -29,9 +30,9 @@ export function guardRoutes(routes: AdminRoutes): void {
       status: 200,
     },
     ({ deps }) => ({
-      paused: pausedOrganizations(deps.db).flatMap((id) => {
+      paused: readSync(deps.db, pausedOrganizations()).flatMap((id) => {
         const org = getOrganization(deps.db, id);
-        const pause = activePause(deps.db, id);
+        const pause = readSync(deps.db, activePause(id));
         return org && pause ? [{ organization: { id: org.id, slug: org.slug }, pause: pauseView(pause) }] : [];
       }),
     }),
@@ -47,11 +48,11 @@ export function guardRoutes(routes: AdminRoutes): void {
       status: 200,
     },
     ({ deps, organization }) => {
-      const pause = activePause(deps.db, organization.id);
+      const pause = readSync(deps.db, activePause(organization.id));
       return {
         policy: getActiveMapping(deps.db, organization.id)!.document.policies.massDeprovisionGuard,
         paused: pause ? pauseView(pause) : null,
-        history: listGuardPauses(deps.db, organization.id).slice(0, 50).map(pauseView),
+        history: readSync(deps.db, listGuardPauses(organization.id)).slice(0, 50).map(pauseView),
       };
     },
   );
@@ -71,13 +72,9 @@ export function guardRoutes(routes: AdminRoutes): void {
         errors: [409],
       },
       ({ deps, organization, actor, requestId, now }) => {
-        const pause = decideGuardPause(
+        const pause = writeSync(
           deps.db,
-          organization.id,
-          decision === "approve" ? "approved" : "rejected",
-          actor,
-          requestId,
-          now,
+          decideGuardPause(organization.id, decision === "approve" ? "approved" : "rejected", actor, requestId, now),
         );
         deps.notifyWorker?.();
         return { pause: pauseView(pause) };

@@ -1,13 +1,12 @@
 import { z } from "zod";
-import { recordAudit } from "../directory/audit.js";
 import type { Db } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
-import { jobCounts, jobStates, listDeadJobs, listJobs, retryJob } from "../sync/job-queries.js";
-import { enqueueJob, Lane, laneName, laneNames, type JobKind } from "../directory/outbox.js";
+import { jobCounts, jobStates, listDeadJobs, listJobs, requestDriftReconcile, retryJob } from "../sync/job-queries.js";
+import { Lane, laneName, laneNames, type JobKind } from "../directory/outbox.js";
 import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
 import { jobView } from "./views.js";
-import { runSync } from "../directory/store-op.js";
+import { readSync, writeSync } from "../directory/store-op.js";
 
 /** Sync health for operators: jobs by state and lane, dead letters, retry, and drift reconcile on demand. */
 const kinds: [JobKind, ...JobKind[]] = ["user", "group", "organization", "drift"];
@@ -42,14 +41,17 @@ export function jobRoutes(routes: AdminRoutes): void {
       status: 200,
     },
     ({ deps, query }) => {
-      const page = listJobs(deps.db, {
-        organizationId: organizationId(deps.db, query.organization),
-        state: query.state as (typeof jobStates)[number] | undefined,
-        lane: query.lane === undefined ? undefined : Lane[query.lane],
-        kind: query.kind,
-        limit: query.limit,
-        before: query.before,
-      });
+      const page = readSync(
+        deps.db,
+        listJobs({
+          organizationId: organizationId(deps.db, query.organization),
+          state: query.state as (typeof jobStates)[number] | undefined,
+          lane: query.lane === undefined ? undefined : Lane[query.lane],
+          kind: query.kind,
+          limit: query.limit,
+          before: query.before,
+        }),
+      );
       return { jobs: page.jobs.map(jobView), next: page.next };
     },
   );
@@ -65,11 +67,14 @@ export function jobRoutes(routes: AdminRoutes): void {
       status: 200,
     },
     ({ deps, query }) => {
-      const page = listDeadJobs(deps.db, {
-        organizationId: organizationId(deps.db, query.organization),
-        limit: query.limit,
-        before: query.before,
-      });
+      const page = readSync(
+        deps.db,
+        listDeadJobs({
+          organizationId: organizationId(deps.db, query.organization),
+          limit: query.limit,
+          before: query.before,
+        }),
+      );
       return { jobs: page.jobs.map(jobView), next: page.next };
     },
   );
@@ -85,7 +90,7 @@ export function jobRoutes(routes: AdminRoutes): void {
       status: 200,
     },
     ({ deps, query, now }) => ({
-      groups: jobCounts(deps.db, organizationId(deps.db, query.organization)).map((g) => ({
+      groups: readSync(deps.db, jobCounts(organizationId(deps.db, query.organization))).map((g) => ({
         ...g,
         lane: laneName(g.lane),
         oldestFirstEnqueuedAt: iso(g.oldestFirstEnqueuedAt),
@@ -105,7 +110,7 @@ export function jobRoutes(routes: AdminRoutes): void {
       errors: [409],
     },
     ({ deps, param, change }) => {
-      const result = retryJob(deps.db, intParam(param("jobId"), "jobId"), change);
+      const result = writeSync(deps.db, retryJob(intParam(param("jobId"), "jobId"), change));
       deps.notifyWorker?.();
       return { job: jobView(result.job), mergedInto: result.mergedInto };
     },
@@ -121,33 +126,9 @@ export function jobRoutes(routes: AdminRoutes): void {
       status: 202,
     },
     ({ deps, organization, actor, requestId, now }) => {
-      deps.db.transaction((tx) => {
-        runSync(
-          tx,
-          enqueueJob({
-            organizationId: organization.id,
-            kind: "drift",
-            subjectId: organization.id,
-            lane: Lane.background,
-            now,
-          }),
-        );
-        runSync(
-          tx,
-          recordAudit({
-            actor,
-            organizationId: organization.id,
-            action: "drift.request",
-            targetType: "organization",
-            targetId: organization.id,
-            requestId,
-            at: now,
-          }),
-        );
-      });
+      const job = writeSync(deps.db, requestDriftReconcile(organization.id, { actor, requestId, at: now }));
       deps.notifyWorker?.();
-      const page = listJobs(deps.db, { organizationId: organization.id, kind: "drift", state: "pending", limit: 1 });
-      return { job: page.jobs[0] ? jobView(page.jobs[0]) : null };
+      return { job: job ? jobView(job) : null };
     },
   );
 }

@@ -18,6 +18,7 @@ import { failedUsers, syncStatusCounts } from "../sync/sync-state.js";
 import { listDeadJobs, queueDepth, retryJob } from "../sync/job-queries.js";
 import { Lane, laneName } from "../directory/outbox.js";
 import { changeBy } from "../directory/write-context.js";
+import { readSync, writeSync } from "../directory/store-op.js";
 import { cliOperator, withDatabase } from "./database.js";
 
 const exitUnknown = 1;
@@ -127,18 +128,18 @@ function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | un
     .all();
   const tokens = runSync(db, listOrganizationScimTokens(org.id));
 
-  const counts = syncStatusCounts(db, org.id);
+  const counts = readSync(db, syncStatusCounts(org.id));
   const queue = Object.fromEntries(
     Object.values(Lane).map((l) => [laneName(l), { pending: 0, running: 0, dead: 0 }]),
   ) as Record<string, Record<(typeof jobStates)[number], number>>;
-  const depth = queueDepth(db, org.id);
+  const depth = readSync(db, queueDepth(org.id));
   for (const row of depth) (queue[laneName(row.lane)] ??= { pending: 0, running: 0, dead: 0 })[row.state] = row.count;
   const waiting = depth
     .filter((d) => d.lane === Lane.deprovision && d.state !== "dead")
     .map((d) => d.oldestFirstEnqueuedAt);
   const oldest = waiting.length > 0 ? Math.min(...waiting) : null;
-  const pause = activePause(db, org.id);
-  const failed = failedUsers(db, org.id, failedShown);
+  const pause = readSync(db, activePause(org.id));
+  const failed = readSync(db, failedUsers(org.id, failedShown));
 
   return {
     organization: {
@@ -320,7 +321,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
           if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
           ids = [];
           for (let before: number | undefined; ;) {
-            const page = listDeadJobs(db, { organizationId: org?.id, limit: 500, before });
+            const page = readSync(db, listDeadJobs({ organizationId: org?.id, limit: 500, before }));
             ids.push(...page.jobs.map((j) => j.id));
             if (page.next === null) break;
             before = page.next;
@@ -329,7 +330,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
         const results: { id: number; state?: string; mergedInto?: number | null; error?: string }[] = [];
         for (const id of ids) {
           try {
-            const r = retryJob(db, id, change);
+            const r = writeSync(db, retryJob(id, change));
             results.push({ id, state: r.job.state, mergedInto: r.mergedInto });
           } catch (e) {
             if (!isBridgeError(e)) throw e;

@@ -15,6 +15,7 @@ import type { DbOrTx } from "../directory/database.js";
 import { routeTemplate, trackRoute } from "../logging.js";
 import { Lane, laneName } from "../directory/outbox.js";
 import { queueDepth } from "../sync/job-queries.js";
+import { readSync } from "../directory/store-op.js";
 import type { WorkerEvents } from "../sync/worker.js";
 import type { JobOutcomeEvent } from "../sync/engine-thread.js";
 
@@ -281,7 +282,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
 /** Queue depth by lane and state (done rows excluded), as the admin API and the CLI count it. */
 export const queueDepthFromDb = (db: DbOrTx): QueueDepthRow[] =>
-  queueDepth(db).map(({ lane, state, count }) => ({ lane, state, count }));
+  readSync(db, queueDepth()).map(({ lane, state, count }) => ({ lane, state, count }));
 
 /** Organization label by slug, for MetricsOptions.organizationLabel; slugs never change, so they are cached. */
 export function organizationSlugs(db: DbOrTx): (organizationId: string) => string {

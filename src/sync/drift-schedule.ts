@@ -2,8 +2,7 @@ import type { Logger } from "pino";
 import type { Db } from "../directory/database.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
 import { takeDueDriftScan } from "../directory/settings.js";
-import { prepared } from "../directory/statements.js";
-import { runSync } from "../directory/store-op.js";
+import { many, runSync, type StoreOp } from "../directory/store-op.js";
 
 /** How often each instance looks whether the deployment's next scan is due. */
 const checkEveryMs = 60_000;
@@ -43,9 +42,14 @@ export function scheduleDriftScans(
 export function enqueueDueDriftScans(db: Db, now: number, periodMs: number): number | undefined {
   return db.transaction((tx) => {
     if (!takeDueDriftScan(tx, now, periodMs)) return undefined;
-    const ids = prepared(tx, "SELECT id FROM organizations").pluck().all() as string[];
-    for (const id of ids)
-      runSync(tx, enqueueJob({ organizationId: id, kind: "drift", subjectId: id, lane: Lane.background, now }));
-    return ids.length;
+    return runSync(tx, enqueueDriftScans(now));
   });
+}
+
+/** A background drift scan of every organization; the number of organizations. */
+export function* enqueueDriftScans(now: number): StoreOp<number> {
+  const ids = yield* many<{ id: string }>("SELECT id FROM organizations ORDER BY id");
+  for (const { id } of ids)
+    yield* enqueueJob({ organizationId: id, kind: "drift", subjectId: id, lane: Lane.background, now });
+  return ids.length;
 }

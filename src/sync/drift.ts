@@ -1,15 +1,57 @@
-import { eq } from "drizzle-orm";
-import { organizations, userSync } from "../../db/schema.js";
-import { prepared } from "../directory/statements.js";
 import { Auth0CallError } from "../auth0/errors.js";
 import { getActiveMapping } from "../directory/mappings.js";
 import { initialApplied, plan, type AppliedState } from "../mapping/index.js";
 import { jsonEqual } from "../mapping/types.js";
-import { desiredFor, memberOfOtherOrganizations, organizationInputPages, type UserInputs } from "./inputs.js";
+import {
+  desiredFor,
+  memberOfOtherOrganizations,
+  organizationInputPages,
+  organizationRow,
+  type UserInputs,
+} from "./inputs.js";
 import { enqueueJob, jobKey, Lane } from "../directory/outbox.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
-import { runSync } from "../directory/store-op.js";
+import { exec, many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
+
+/** A user's applied state as the drift scan reads it, when the user's turn comes. */
+export const appliedStateOf = (
+  userId: string,
+): StoreOp<{ applied: string | null; appliedAt: number | null } | undefined> =>
+  one(`SELECT applied, applied_at AS "appliedAt" FROM user_sync WHERE user_id = ?`, [userId]);
+
+/** The states of a user's unfinished jobs (pending, running). */
+export function* openUserJobStates(userId: string): StoreOp<string[]> {
+  const rows = yield* many<{ state: string }>(
+    `SELECT state FROM jobs WHERE key = ? AND state IN ('pending', 'running')`,
+    [jobKey("user", userId)],
+  );
+  return rows.map((r) => r.state);
+}
+
+/**
+ * A drift repair: the applied state becomes what Auth0 shows, and the user is reconciled again (on
+ * the deprovision lane when it should be cut off and is not).
+ */
+export function* recordObservedState(
+  user: { id: string; directoryId: string },
+  organizationId: string,
+  observed: AppliedState,
+  urgent: boolean,
+): StoreOp<void> {
+  yield* exec(`UPDATE user_sync SET applied = ?, auth0_user_id = ? WHERE user_id = ?`, [
+    JSON.stringify(observed),
+    observed.auth0UserId,
+    user.id,
+  ]);
+  yield* enqueueJob({
+    organizationId,
+    directoryId: user.directoryId,
+    kind: "user",
+    subjectId: user.id,
+    lane: urgent ? Lane.deprovision : Lane.background,
+  });
+}
 
 export interface DriftedUser {
   userId: string;
@@ -70,7 +112,7 @@ const describe = (field: string, applied: unknown, observed: unknown): string =>
 export async function scanDrift(deps: SyncDeps, organizationId: string, options: DriftOptions): Promise<DriftReport> {
   const now = deps.now ?? Date.now;
   const lane = options.lane ?? Lane.background;
-  const org = deps.db.select().from(organizations).where(eq(organizations.id, organizationId)).get();
+  const org = runSync(deps.db, organizationRow(organizationId));
   if (!org) throw new Auth0CallError("fatal", undefined, undefined, `organization ${organizationId} does not exist`);
   const auth0OrgId = await ensureAuth0Organization(deps, org, lane);
   const mapping = getActiveMapping(deps.db, org.id)!.document;
@@ -79,14 +121,9 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
   for (const page of organizationInputPages(deps.db, org)) rows.push(...page);
   // Read each user's applied state when its turn comes, not at the start: during a push the worker
   // links and writes users while the scan runs, and a stale row would be judged against old state.
-  // Two reads per user of the organization: cached statements rather than drizzle's builder.
-  const syncOf = (userId: string) =>
-    prepared(deps.db, "SELECT applied, applied_at AS appliedAt FROM user_sync WHERE user_id = ?").get(userId) as
-      Pick<typeof userSync.$inferSelect, "applied" | "appliedAt"> | undefined;
-  const jobState = (userId: string) =>
-    prepared(deps.db, "SELECT state FROM jobs WHERE key = ? AND state IN ('pending', 'running')")
-      .pluck()
-      .all(jobKey("user", userId)) as string[];
+  // Two reads per user of the organization: one fixed statement each.
+  const syncOf = (userId: string) => runSync(deps.db, appliedStateOf(userId));
+  const jobState = (userId: string) => runSync(deps.db, openUserJobStates(userId));
   // Every role the mapping can grant is the bridge's: one granted by hand to a user the rules do not
   // give it is drift. Roles the mapping never names belong to someone else and are not compared.
   const mappingRoles = [...mapping.roles.default, ...mapping.roles.rules.flatMap((r) => r.grant)];
@@ -144,7 +181,7 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       inputs,
       applied.auth0UserId === inputs.applied.auth0UserId
         ? {}
-        : { memberOfOtherOrganizations: memberOfOtherOrganizations(deps.db, applied.auth0UserId, org.id) },
+        : { memberOfOtherOrganizations: runSync(deps.db, memberOfOtherOrganizations(applied.auth0UserId, org.id)) },
     );
     if (!applied.auth0UserId || !applied.exists) {
       if (plan(d, applied).length > 0) {
@@ -218,24 +255,9 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       observed.accessRevoked = false;
     found[index] = { userId: user.id, userName: user.userName, differences };
     if (options.repair) {
-      deps.db.transaction((tx) => {
-        tx.update(userSync)
-          .set({ applied: JSON.stringify(observed), auth0UserId: observed.auth0UserId })
-          .where(eq(userSync.userId, user.id))
-          .run();
-        // A user who should be cut off but is not gets the deprovision lane.
-        const urgent = (d.blocked && !observed.blocked) || (!d.member && observed.member);
-        runSync(
-          tx,
-          enqueueJob({
-            organizationId: org.id,
-            directoryId: user.directoryId,
-            kind: "user",
-            subjectId: user.id,
-            lane: urgent ? Lane.deprovision : Lane.background,
-          }),
-        );
-      });
+      // A user who should be cut off but is not gets the deprovision lane.
+      const urgent = (d.blocked && !observed.blocked) || (!d.member && observed.member);
+      writeSync(deps.db, recordObservedState(user, org.id, observed, urgent));
     }
   };
   let sinceYield = 0;

@@ -1,6 +1,4 @@
 import type { ManagementClient } from "auth0";
-import { eq } from "drizzle-orm";
-import { userSync } from "../../db/schema.js";
 import { Auth0Gateway, type CallObserver, type OutagePolicy, type RevokeResult } from "../auth0/gateway.js";
 import { RateLimiter, rateProfile, type Auth0Plan } from "../auth0/rate-limiter.js";
 import type { Db } from "../directory/database.js";
@@ -15,6 +13,8 @@ import { Lane } from "../directory/outbox.js";
 import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
 import { Worker, type BackoffPolicy, type WorkerEvents } from "./worker.js";
+import { runSync } from "../directory/store-op.js";
+import { linkedAuth0UserId } from "./inputs.js";
 
 export interface SyncEngineOptions {
   db: Db;
@@ -92,14 +92,9 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     worker,
     deps,
     async signOut(userId) {
-      const sync = options.db
-        .select({ auth0UserId: userSync.auth0UserId })
-        .from(userSync)
-        .where(eq(userSync.userId, userId))
-        .get();
-      if (!sync?.auth0UserId)
-        throw conflict("the user is not linked to an Auth0 user yet, so it has no sessions to end");
-      return gateway.revokeAccess(sync.auth0UserId, Lane.deprovision);
+      const auth0UserId = runSync(options.db, linkedAuth0UserId(userId));
+      if (!auth0UserId) throw conflict("the user is not linked to an Auth0 user yet, so it has no sessions to end");
+      return gateway.revokeAccess(auth0UserId, Lane.deprovision);
     },
   };
 }

@@ -1,9 +1,57 @@
-import { eq } from "drizzle-orm";
-import { directories, groupMembers, groups, organizations, users } from "../../db/schema.js";
-import { enqueueJob, Lane } from "../directory/outbox.js";
+import { enqueueJobs, Lane } from "../directory/outbox.js";
+import { many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
+import { organizationRow } from "./inputs.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
-import { runSync } from "../directory/store-op.js";
+
+/** Enqueues `users` (user id, directory id) with one statement per directory. */
+function* enqueueUsers(
+  organizationId: string,
+  users: readonly { id: string; directoryId: string }[],
+  lane: Lane,
+  now: number,
+): StoreOp<void> {
+  const byDirectory = new Map<string, string[]>();
+  for (const u of users) {
+    const ids = byDirectory.get(u.directoryId);
+    if (ids) ids.push(u.id);
+    else byDirectory.set(u.directoryId, [u.id]);
+  }
+  for (const [directoryId, ids] of byDirectory)
+    yield* enqueueJobs({ organizationId, directoryId, kind: "user", lane, now }, ids);
+}
+
+/** Every directory user (tombstones included) of the organization reconciled again, in the background lane. */
+export function* enqueueOrganizationUsers(organizationId: string, now: number): StoreOp<number> {
+  const users = yield* many<{ id: string; directoryId: string }>(
+    `SELECT u.id, u.directory_id AS "directoryId" FROM users u JOIN directories d ON d.id = u.directory_id
+     WHERE d.organization_id = ? ORDER BY u.directory_id, u.id`,
+    [organizationId],
+  );
+  yield* enqueueUsers(organizationId, users, Lane.background, now);
+  return users.length;
+}
+
+/** Every member of the group reconciled again (deprovision lane if the group job had it, else provision). */
+export function* enqueueGroupMembers(groupId: string, lane: Lane, now: number): StoreOp<number> {
+  const group = yield* one<{ id: string; directoryId: string; organizationId: string }>(
+    `SELECT g.id, g.directory_id AS "directoryId", d.organization_id AS "organizationId"
+     FROM groups g JOIN directories d ON d.id = g.directory_id WHERE g.id = ?`,
+    [groupId],
+  );
+  if (!group) return 0;
+  const members = yield* many<{ id: string }>(
+    `SELECT member_id AS id FROM group_members WHERE group_id = ? ORDER BY member_id`,
+    [group.id],
+  );
+  yield* enqueueUsers(
+    group.organizationId,
+    members.map((m) => ({ id: m.id, directoryId: group.directoryId })),
+    lane,
+    now,
+  );
+  return members.length;
+}
 
 /**
  * "organization" jobs: make sure the Auth0 Organization exists (creating or adopting it), then
@@ -11,30 +59,10 @@ import { runSync } from "../directory/store-op.js";
  */
 export function createOrganizationReconciler(deps: SyncDeps): JobHandler {
   return async (job) => {
-    const org = deps.db.select().from(organizations).where(eq(organizations.id, job.subjectId)).get();
+    const org = runSync(deps.db, organizationRow(job.subjectId));
     if (!org) return { status: "done" };
     await ensureAuth0Organization(deps, org, job.lane, true);
-    const now = Date.now();
-    deps.db.transaction((tx) => {
-      const ids = tx
-        .select({ id: users.id, directoryId: users.directoryId })
-        .from(users)
-        .innerJoin(directories, eq(directories.id, users.directoryId))
-        .where(eq(directories.organizationId, org.id))
-        .all();
-      for (const u of ids)
-        runSync(
-          tx,
-          enqueueJob({
-            organizationId: org.id,
-            directoryId: u.directoryId,
-            kind: "user",
-            subjectId: u.id,
-            lane: Lane.background,
-            now,
-          }),
-        );
-    });
+    writeSync(deps.db, enqueueOrganizationUsers(org.id, Date.now()));
     return { status: "done" };
   };
 }
@@ -45,34 +73,8 @@ export function createOrganizationReconciler(deps: SyncDeps): JobHandler {
  */
 export function createGroupReconciler(deps: SyncDeps): JobHandler {
   return async (job) => {
-    const group = deps.db
-      .select({ id: groups.id, directoryId: groups.directoryId, organizationId: directories.organizationId })
-      .from(groups)
-      .innerJoin(directories, eq(directories.id, groups.directoryId))
-      .where(eq(groups.id, job.subjectId))
-      .get();
-    if (!group) return { status: "done" };
-    const now = Date.now();
-    deps.db.transaction((tx) => {
-      const members = tx
-        .select({ id: groupMembers.memberId })
-        .from(groupMembers)
-        .where(eq(groupMembers.groupId, group.id))
-        .all();
-      const lane = job.lane === Lane.deprovision ? Lane.deprovision : Lane.provision;
-      for (const m of members)
-        runSync(
-          tx,
-          enqueueJob({
-            organizationId: group.organizationId,
-            directoryId: group.directoryId,
-            kind: "user",
-            subjectId: m.id,
-            lane,
-            now,
-          }),
-        );
-    });
+    const lane = job.lane === Lane.deprovision ? Lane.deprovision : Lane.provision;
+    writeSync(deps.db, enqueueGroupMembers(job.subjectId, lane, Date.now()));
     return { status: "done" };
   };
 }

@@ -1,12 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { and, desc, eq, isNotNull, or, sql } from "drizzle-orm";
-import { directories, guardPauses, users } from "../../db/schema.js";
+import type { guardPauses } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
 import { recordAudit, type Actor } from "../directory/audit.js";
 import type { GuardPolicy } from "../mapping/index.js";
 import { conflict, notFound } from "../errors.js";
-import { enqueueJob, Lane } from "../directory/outbox.js";
-import { runSync } from "../directory/store-op.js";
+import { enqueueJobs, Lane } from "../directory/outbox.js";
+import { exec, forUpdate, many, one, readSync, writeSync, type StoreOp } from "../directory/store-op.js";
 
 export type GuardPause = typeof guardPauses.$inferSelect;
 
@@ -21,28 +20,99 @@ export interface GuardVerdict {
   pause?: GuardPause;
 }
 
-function deprovisionedSince(db: Db, organizationId: string, since: number): { changed: number; total: number } {
-  const row = db
-    .select({
-      changed: sql<number>`sum(case when (${users.active} = 0 or ${users.deletedAt} is not null) and ${users.modifiedAt} >= ${since} then 1 else 0 end)`,
-      total: sql<number>`sum(case when ${users.deletedAt} is null or ${users.deletedAt} >= ${since} then 1 else 0 end)`,
-    })
-    .from(users)
-    .innerJoin(directories, eq(directories.id, users.directoryId))
-    .where(eq(directories.organizationId, organizationId))
-    .get();
+const pauseColumns = `id, organization_id AS "organizationId", tripped_at AS "trippedAt", reason, state,
+  decided_by AS "decidedBy", decided_at AS "decidedAt"`;
+
+function* deprovisionedSince(organizationId: string, since: number): StoreOp<{ changed: number; total: number }> {
+  const row = yield* one<{ changed: number | null; total: number | null }>(
+    `SELECT CAST(sum(CASE WHEN (NOT u.active OR u.deleted_at IS NOT NULL) AND u.modified_at >= ? THEN 1 ELSE 0 END) AS bigint) AS changed,
+       CAST(sum(CASE WHEN u.deleted_at IS NULL OR u.deleted_at >= ? THEN 1 ELSE 0 END) AS bigint) AS total
+     FROM users u JOIN directories d ON d.id = u.directory_id
+     WHERE d.organization_id = ?`,
+    [since, since, organizationId],
+  );
   return { changed: Number(row?.changed ?? 0), total: Number(row?.total ?? 0) };
 }
 
-export function activePause(db: Db, organizationId: string): GuardPause | undefined {
-  return db
-    .select()
-    .from(guardPauses)
-    .where(and(eq(guardPauses.organizationId, organizationId), eq(guardPauses.state, "paused")))
-    .get();
+/** The organization's pause waiting for a decision, if any. */
+export function* activePause(organizationId: string): StoreOp<GuardPause | undefined> {
+  return yield* one<GuardPause>(
+    `SELECT ${pauseColumns} FROM guard_pauses WHERE organization_id = ? AND state = 'paused'
+     ORDER BY tripped_at, id LIMIT 1`,
+    [organizationId],
+  );
 }
 
-/** Evaluates (and trips) the guard for an organization before an irreversible operation. */
+/** What evaluateGuard found: a verdict, or a pause to record (tripGuard) before refusing. */
+export type GuardEvaluation = GuardVerdict | { trip: GuardPause };
+
+/** The guard's read: whether irreversible operations may run, or the pause the guard must trip. */
+export function* evaluateGuard(
+  organizationId: string,
+  policy: GuardPolicy,
+  userModifiedAt: number,
+  now: number,
+): StoreOp<GuardEvaluation> {
+  if (!policy.enabled) return { allowIrreversible: true };
+  const paused = yield* activePause(organizationId);
+  if (paused) return { allowIrreversible: false, pause: paused };
+  const last = yield* one<GuardPause>(
+    `SELECT ${pauseColumns} FROM guard_pauses WHERE organization_id = ? AND decided_at IS NOT NULL
+     ORDER BY decided_at DESC, id DESC LIMIT 1`,
+    [organizationId],
+  );
+  // A rejected pause keeps the irreversible part of the changes it covered from running.
+  if (last?.state === "rejected" && last.decidedAt !== null && userModifiedAt <= last.decidedAt)
+    return { allowIrreversible: false, pause: last };
+  const since = Math.max(now - policy.windowMinutes * 60_000, last?.decidedAt ?? 0);
+  const { changed, total } = yield* deprovisionedSince(organizationId, since);
+  const share = total === 0 ? 0 : (changed / total) * 100;
+  if (changed < policy.minUsers || share < policy.percent) return { allowIrreversible: true };
+  return {
+    trip: {
+      id: `gp_${randomUUID()}`,
+      organizationId,
+      trippedAt: now,
+      reason: `${changed} of ${total} users (${share.toFixed(1)}%) deactivated or deleted within ${policy.windowMinutes} minutes (threshold ${policy.percent}%, at least ${policy.minUsers} users)`,
+      state: "paused",
+      decidedBy: null,
+      decidedAt: null,
+    },
+  };
+}
+
+/**
+ * Records the pause evaluateGuard asked for, with its audit entry, unless one is already waiting
+ * (another worker tripped the guard since the read): gives the pause that stands. The
+ * organization's row is locked on PostgreSQL so two instances cannot both trip it; SQLite's write
+ * transactions already run one at a time.
+ */
+export function* tripGuard(pause: GuardPause): StoreOp<GuardPause> {
+  yield* one(`SELECT id FROM organizations WHERE id = ? ${yield* forUpdate()}`, [pause.organizationId]);
+  const existing = yield* activePause(pause.organizationId);
+  if (existing) return existing;
+  yield* exec(
+    `INSERT INTO guard_pauses (id, organization_id, tripped_at, reason, state, decided_by, decided_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    [pause.id, pause.organizationId, pause.trippedAt, pause.reason, pause.state, pause.decidedBy, pause.decidedAt],
+  );
+  yield* recordAudit({
+    actor: { type: "system", id: "mass-deprovision-guard" },
+    organizationId: pause.organizationId,
+    action: "guard.trip",
+    targetType: "organization",
+    targetId: pause.organizationId,
+    after: { reason: pause.reason },
+    at: pause.trippedAt,
+  });
+  return pause;
+}
+
+/**
+ * Evaluates (and trips) the guard for an organization before an irreversible operation: a read,
+ * and a write transaction only when the guard trips (the check runs before every irreversible
+ * operation, so it holds no write lock while it counts).
+ */
 export function checkGuard(
   db: Db,
   organizationId: string,
@@ -50,124 +120,73 @@ export function checkGuard(
   userModifiedAt: number,
   now = Date.now(),
 ): GuardVerdict {
-  if (!policy.enabled) return { allowIrreversible: true };
-  const paused = activePause(db, organizationId);
-  if (paused) return { allowIrreversible: false, pause: paused };
-  const last = db
-    .select()
-    .from(guardPauses)
-    .where(and(eq(guardPauses.organizationId, organizationId), isNotNull(guardPauses.decidedAt)))
-    .orderBy(desc(guardPauses.decidedAt))
-    .get();
-  // A rejected pause keeps the irreversible part of the changes it covered from running.
-  if (last?.state === "rejected" && last.decidedAt !== null && userModifiedAt <= last.decidedAt)
-    return { allowIrreversible: false, pause: last };
-  const since = Math.max(now - policy.windowMinutes * 60_000, last?.decidedAt ?? 0);
-  const { changed, total } = deprovisionedSince(db, organizationId, since);
-  const share = total === 0 ? 0 : (changed / total) * 100;
-  if (changed < policy.minUsers || share < policy.percent) return { allowIrreversible: true };
-  const pause: GuardPause = {
-    id: `gp_${randomUUID()}`,
-    organizationId,
-    trippedAt: now,
-    reason: `${changed} of ${total} users (${share.toFixed(1)}%) deactivated or deleted within ${policy.windowMinutes} minutes (threshold ${policy.percent}%, at least ${policy.minUsers} users)`,
-    state: "paused",
-    decidedBy: null,
-    decidedAt: null,
-  };
-  db.transaction((tx) => {
-    tx.insert(guardPauses).values(pause).run();
-    runSync(
-      tx,
-      recordAudit({
-        actor: { type: "system", id: "mass-deprovision-guard" },
-        organizationId,
-        action: "guard.trip",
-        targetType: "organization",
-        targetId: organizationId,
-        after: { reason: pause.reason },
-      }),
-    );
-  });
-  return { allowIrreversible: false, pause };
+  const evaluation = readSync(db, evaluateGuard(organizationId, policy, userModifiedAt, now));
+  if (!("trip" in evaluation)) return evaluation;
+  return { allowIrreversible: false, pause: writeSync(db, tripGuard(evaluation.trip)) };
 }
 
 /**
  * An operator approves (the irreversible operations run) or rejects (they stay undone) a pause.
  * Either way the organization's deprovisioned users are reconciled again so the decision takes effect.
  */
-export function decideGuardPause(
-  db: Db,
+export function* decideGuardPause(
   organizationId: string,
   decision: "approved" | "rejected",
   actor: Actor,
   requestId?: string,
   now = Date.now(),
-): GuardPause {
-  return db.transaction((tx) => {
-    const pause = tx
-      .select()
-      .from(guardPauses)
-      .where(and(eq(guardPauses.organizationId, organizationId), eq(guardPauses.state, "paused")))
-      .get();
-    if (!pause) throw notFound("no paused irreversible operations for this organization");
-    if (pause.state !== "paused") throw conflict("this pause was already decided");
-    tx.update(guardPauses)
-      .set({ state: decision, decidedBy: actor.id, decidedAt: now })
-      .where(eq(guardPauses.id, pause.id))
-      .run();
-    runSync(
-      tx,
-      recordAudit({
-        actor,
-        organizationId,
-        action: `guard.${decision === "approved" ? "approve" : "reject"}`,
-        targetType: "organization",
-        targetId: organizationId,
-        before: { state: "paused" },
-        after: { state: decision },
-        requestId: requestId ?? null,
-      }),
-    );
-    const affected = tx
-      .select({ id: users.id, directoryId: users.directoryId })
-      .from(users)
-      .innerJoin(directories, eq(directories.id, users.directoryId))
-      .where(
-        and(eq(directories.organizationId, organizationId), or(eq(users.active, false), isNotNull(users.deletedAt))),
-      )
-      .all();
-    for (const u of affected)
-      runSync(
-        tx,
-        enqueueJob({
-          organizationId,
-          directoryId: u.directoryId,
-          kind: "user",
-          subjectId: u.id,
-          lane: Lane.deprovision,
-          now,
-        }),
-      );
-    return { ...pause, state: decision, decidedBy: actor.id, decidedAt: now };
+): StoreOp<GuardPause> {
+  // Read, then decided: locked on PostgreSQL so two operators' decisions cannot both apply.
+  const pause = yield* one<GuardPause>(
+    `SELECT ${pauseColumns} FROM guard_pauses WHERE organization_id = ? AND state = 'paused'
+     ORDER BY tripped_at, id LIMIT 1 ${yield* forUpdate()}`,
+    [organizationId],
+  );
+  if (!pause) throw notFound("no paused irreversible operations for this organization");
+  if (pause.state !== "paused") throw conflict("this pause was already decided");
+  yield* exec(`UPDATE guard_pauses SET state = ?, decided_by = ?, decided_at = ? WHERE id = ?`, [
+    decision,
+    actor.id,
+    now,
+    pause.id,
+  ]);
+  yield* recordAudit({
+    actor,
+    organizationId,
+    action: `guard.${decision === "approved" ? "approve" : "reject"}`,
+    targetType: "organization",
+    targetId: organizationId,
+    before: { state: "paused" },
+    after: { state: decision },
+    requestId: requestId ?? null,
+    at: now,
   });
+  const affected = yield* many<{ id: string; directoryId: string }>(
+    `SELECT u.id, u.directory_id AS "directoryId" FROM users u JOIN directories d ON d.id = u.directory_id
+     WHERE d.organization_id = ? AND (u.active = FALSE OR u.deleted_at IS NOT NULL)
+     ORDER BY u.directory_id, u.id`,
+    [organizationId],
+  );
+  // One enqueue statement per directory rather than one per user.
+  const byDirectory = new Map<string, string[]>();
+  for (const u of affected) byDirectory.set(u.directoryId, [...(byDirectory.get(u.directoryId) ?? []), u.id]);
+  for (const [directoryId, ids] of byDirectory)
+    yield* enqueueJobs({ organizationId, directoryId, kind: "user", lane: Lane.deprovision, now }, ids);
+  return { ...pause, state: decision, decidedBy: actor.id, decidedAt: now };
 }
 
-export function listGuardPauses(db: Db, organizationId: string): GuardPause[] {
-  return db
-    .select()
-    .from(guardPauses)
-    .where(eq(guardPauses.organizationId, organizationId))
-    .orderBy(desc(guardPauses.trippedAt))
-    .all();
+/** The organization's pauses, latest first. */
+export function* listGuardPauses(organizationId: string): StoreOp<GuardPause[]> {
+  return yield* many<GuardPause>(
+    `SELECT ${pauseColumns} FROM guard_pauses WHERE organization_id = ? ORDER BY tripped_at DESC, id DESC`,
+    [organizationId],
+  );
 }
 
 /** Organizations with a pause waiting for an operator's decision (status and metrics). */
-export function pausedOrganizations(db: Db): string[] {
-  return db
-    .selectDistinct({ id: guardPauses.organizationId })
-    .from(guardPauses)
-    .where(eq(guardPauses.state, "paused"))
-    .all()
-    .map((r) => r.id);
+export function* pausedOrganizations(): StoreOp<string[]> {
+  const rows = yield* many<{ id: string }>(
+    `SELECT DISTINCT organization_id AS id FROM guard_pauses WHERE state = 'paused' ORDER BY organization_id`,
+  );
+  return rows.map((r) => r.id);
 }

@@ -6,10 +6,9 @@
  * Loading is batched: a page of users costs a fixed number of queries (users, applied state,
  * groups, holds, other organizations), never one per user.
  */
-import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
-import { directories, users, userSync, type organizations } from "../../db/schema.js";
+import type { organizations, users, userSync } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
-import { prepared } from "../directory/statements.js";
+import { dialect, exec, jsonTextList, many, one, readSync, type StoreOp } from "../directory/store-op.js";
 import {
   applyOperation,
   desired,
@@ -60,74 +59,88 @@ export function directoryUserOf(row: UserRow): DirectoryUser {
  * This is the one definition of "belongs to another organization": by the Auth0 link the bridge
  * recorded, never by email (two organizations' users with one email may be two Auth0 users).
  */
-export function heldByOtherOrganizations(
-  db: DbOrTx,
+export function* heldByOtherOrganizations(
   auth0UserIds: readonly string[],
   organizationId: string,
-): Set<string> {
+): StoreOp<Set<string>> {
   const ids = [...new Set(auth0UserIds)];
   if (ids.length === 0) return new Set();
-  const rows = prepared(
-    db,
-    `SELECT DISTINCT s.auth0_user_id FROM user_sync s JOIN users u ON u.id = s.user_id
-     WHERE s.auth0_user_id IN (SELECT value FROM json_each(?)) AND s.organization_id <> ?
-       AND u.deleted_at IS NULL AND u.active = 1
+  const rows = yield* many<{ id: string | null }>(
+    `SELECT DISTINCT s.auth0_user_id AS id FROM user_sync s JOIN users u ON u.id = s.user_id
+     WHERE s.auth0_user_id IN (${yield* jsonTextList()}) AND s.organization_id <> ?
+       AND u.deleted_at IS NULL AND u.active = TRUE
        AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.user_id = u.id AND h.released_at IS NULL)`,
-  )
-    .pluck()
-    .all(JSON.stringify(ids), organizationId) as (string | null)[];
-  return new Set(rows.filter((id): id is string => id !== null));
+    [JSON.stringify(ids), organizationId],
+  );
+  return new Set(rows.map((r) => r.id).filter((id): id is string => id !== null));
 }
 
 /** heldByOtherOrganizations for one Auth0 user (false when it is not linked yet). */
-export function memberOfOtherOrganizations(db: DbOrTx, auth0UserId: string | null, organizationId: string): boolean {
+export function* memberOfOtherOrganizations(auth0UserId: string | null, organizationId: string): StoreOp<boolean> {
   if (!auth0UserId) return false;
-  return heldByOtherOrganizations(db, [auth0UserId], organizationId).has(auth0UserId);
+  return (yield* heldByOtherOrganizations([auth0UserId], organizationId)).has(auth0UserId);
+}
+
+/** Columns of users as UserRow's fields (`active` arrives as 1/0 on both dialects: see userRowOf). */
+const userColumns = `u.id, u.directory_id AS "directoryId", u.user_name AS "userName",
+  u.user_name_lower AS "userNameLower", u.external_id AS "externalId", u.display_name AS "displayName",
+  u.active, u.resource, u.version, u.created_at AS "createdAt", u.modified_at AS "modifiedAt",
+  u.deleted_at AS "deletedAt"`;
+
+type StoredUserRow = Omit<UserRow, "active"> & { active: number };
+const userRowOf = ({ active, ...row }: StoredUserRow): UserRow => ({ ...row, active: active === 1 });
+
+const organizationColumns = `id, slug, display_name AS "displayName", user_model AS "userModel", connection,
+  auth0_org_id AS "auth0OrgId", active_mapping_version AS "activeMappingVersion", created_at AS "createdAt",
+  updated_at AS "updatedAt"`;
+
+/** An organization's row by id, as the sync engine reads it before reconciling. */
+export function* organizationRow(organizationId: string): StoreOp<OrganizationRow | undefined> {
+  return yield* one<OrganizationRow>(`SELECT ${organizationColumns} FROM organizations WHERE id = ?`, [organizationId]);
 }
 
 /** The inputs of the given user rows (all of `organization`), in the rows' order. */
-function inputsOf(db: DbOrTx, organization: OrganizationRow, rows: UserRow[]): UserInputs[] {
+function* inputsOf(organization: OrganizationRow, rows: UserRow[]): StoreOp<UserInputs[]> {
   if (rows.length === 0) return [];
-  // Cached statements with the ids as one JSON parameter: one SQL text whatever the number of users,
-  // so the worker's and the login hook's single-user loads cost no query building or planning.
+  // The ids as one JSON parameter: one SQL text whatever the number of users, so the worker's and
+  // the login hook's single-user loads cost no query building or planning.
   const ids = JSON.stringify(rows.map((r) => r.id));
+  const list = yield* jsonTextList();
   const syncOf = new Map(
-    (
-      prepared(
-        db,
-        `SELECT user_id AS userId, directory_id AS directoryId, organization_id AS organizationId,
-                auth0_user_id AS auth0UserId, applied, applied_at AS appliedAt, last_error AS lastError,
-                last_error_at AS lastErrorAt
-         FROM user_sync WHERE user_id IN (SELECT value FROM json_each(?))`,
-      ).all(ids) as UserSyncRow[]
-    ).map((s) => [s.userId, s]),
+    (yield* many<UserSyncRow>(
+      `SELECT user_id AS "userId", directory_id AS "directoryId", organization_id AS "organizationId",
+              auth0_user_id AS "auth0UserId", applied, applied_at AS "appliedAt", last_error AS "lastError",
+              last_error_at AS "lastErrorAt"
+       FROM user_sync WHERE user_id IN (${list})`,
+      [ids],
+    )).map((s) => [s.userId, s]),
   );
   const groupsOf = new Map<string, DirectoryGroup[]>();
-  for (const m of prepared(
-    db,
-    `SELECT m.member_id AS memberId, g.id, g.display_name AS displayName, g.external_id AS externalId
+  for (const m of yield* many<{ memberId: string; id: string; displayName: string; externalId: string | null }>(
+    `SELECT m.member_id AS "memberId", g.id, g.display_name AS "displayName", g.external_id AS "externalId"
      FROM group_members m JOIN groups g ON g.id = m.group_id
-     WHERE m.member_id IN (SELECT value FROM json_each(?)) AND m.member_type = 'User' AND g.deleted_at IS NULL
+     WHERE m.member_id IN (${list}) AND m.member_type = 'User' AND g.deleted_at IS NULL
      ORDER BY g.id`,
-  ).all(ids) as { memberId: string; id: string; displayName: string; externalId: string | null }[]) {
-    const list = groupsOf.get(m.memberId) ?? [];
-    list.push({ id: m.id, displayName: m.displayName, externalId: m.externalId });
-    groupsOf.set(m.memberId, list);
+    [ids],
+  )) {
+    const groups = groupsOf.get(m.memberId) ?? [];
+    groups.push({ id: m.id, displayName: m.displayName, externalId: m.externalId });
+    groupsOf.set(m.memberId, groups);
   }
   const holdsOf = new Map<string, Hold[]>();
-  for (const h of prepared(
-    db,
-    `SELECT id, user_id AS userId, reason FROM holds
-     WHERE user_id IN (SELECT value FROM json_each(?)) AND released_at IS NULL`,
-  ).all(ids) as { id: string; userId: string; reason: string }[]) {
-    const list = holdsOf.get(h.userId) ?? [];
-    list.push({ id: h.id, reason: h.reason });
-    holdsOf.set(h.userId, list);
+  for (const h of yield* many<{ id: string; userId: string; reason: string }>(
+    `SELECT id, user_id AS "userId", reason FROM holds
+     WHERE user_id IN (${list}) AND released_at IS NULL`,
+    [ids],
+  )) {
+    const holds = holdsOf.get(h.userId) ?? [];
+    holds.push({ id: h.id, reason: h.reason });
+    holdsOf.set(h.userId, holds);
   }
   const appliedOf = new Map<string, AppliedState>();
   for (const [id, s] of syncOf) if (s.applied) appliedOf.set(id, JSON.parse(s.applied) as AppliedState);
   const linked = [...appliedOf.values()].map((a) => a.auth0UserId).filter((id): id is string => id !== null);
-  const elsewhere = heldByOtherOrganizations(db, linked, organization.id);
+  const elsewhere = yield* heldByOtherOrganizations(linked, organization.id);
   return rows.map((row) => {
     const sync = syncOf.get(row.id);
     const applied = appliedOf.get(row.id) ?? initialApplied();
@@ -146,42 +159,46 @@ function inputsOf(db: DbOrTx, organization: OrganizationRow, rows: UserRow[]): U
 }
 
 /** One user's inputs (the worker, the login hook), or undefined if there is no such user. */
-export function loadUserInputs(db: DbOrTx, userId: string): UserInputs | undefined {
-  const row = prepared(
-    db,
-    `SELECT u.id, u.directory_id AS directoryId, u.user_name AS userName, u.user_name_lower AS userNameLower,
-            u.external_id AS externalId, u.display_name AS displayName, u.active, u.resource, u.version,
-            u.created_at AS createdAt, u.modified_at AS modifiedAt, u.deleted_at AS deletedAt,
-            d.organization_id AS organizationId
+export function* loadUserInputs(userId: string): StoreOp<UserInputs | undefined> {
+  const row = yield* one<StoredUserRow & { organizationId: string }>(
+    `SELECT ${userColumns}, d.organization_id AS "organizationId"
      FROM users u JOIN directories d ON d.id = u.directory_id WHERE u.id = ?`,
-  ).get(userId) as (Omit<UserRow, "active"> & { active: number; organizationId: string }) | undefined;
+    [userId],
+  );
   if (!row) return undefined;
-  const organization = prepared(
-    db,
-    `SELECT id, slug, display_name AS displayName, user_model AS userModel, connection, auth0_org_id AS auth0OrgId,
-            active_mapping_version AS activeMappingVersion, created_at AS createdAt, updated_at AS updatedAt
-     FROM organizations WHERE id = ?`,
-  ).get(row.organizationId) as OrganizationRow | undefined;
+  const organization = yield* organizationRow(row.organizationId);
   if (!organization) return undefined;
-  const { organizationId: _, active, ...user } = row;
-  return inputsOf(db, organization, [{ ...user, active: active === 1 }])[0];
+  const { organizationId: _, ...user } = row;
+  return (yield* inputsOf(organization, [userRowOf(user)]))[0];
 }
 
 /** Number of directory users (tombstones included) of an organization. */
-export function countOrganizationUsers(db: DbOrTx, organizationId: string): number {
-  return (
-    db
-      .select({ n: sql<number>`count(*)` })
-      .from(users)
-      .innerJoin(directories, eq(directories.id, users.directoryId))
-      .where(eq(directories.organizationId, organizationId))
-      .get()?.n ?? 0
+export function* countOrganizationUsers(organizationId: string): StoreOp<number> {
+  const row = yield* one<{ n: number }>(
+    `SELECT count(*) AS n FROM users u JOIN directories d ON d.id = u.directory_id WHERE d.organization_id = ?`,
+    [organizationId],
   );
+  return Number(row?.n ?? 0);
+}
+
+/** One page of organizationInputPages: the inputs of up to `pageSize` users with ids after `after`. */
+export function* organizationInputPage(
+  organization: OrganizationRow,
+  after: string,
+  pageSize = inputsPageSize,
+): StoreOp<UserInputs[]> {
+  const page = yield* many<StoredUserRow>(
+    `SELECT ${userColumns} FROM users u JOIN directories d ON d.id = u.directory_id
+     WHERE d.organization_id = ? AND u.id > ? ORDER BY u.id LIMIT ?`,
+    [organization.id, after, pageSize],
+  );
+  return yield* inputsOf(organization, page.map(userRowOf));
 }
 
 /**
  * Every directory user's inputs (tombstones included) of an organization, in pages of `pageSize`
- * ordered by user id: a fixed number of queries per page (preview, drift).
+ * ordered by user id: a fixed number of queries per page (preview, drift), each page read in one
+ * snapshot.
  */
 export function* organizationInputPages(
   db: DbOrTx,
@@ -190,19 +207,11 @@ export function* organizationInputPages(
 ): Generator<UserInputs[]> {
   let after = "";
   for (;;) {
-    const page = db
-      .select({ row: users })
-      .from(users)
-      .innerJoin(directories, eq(directories.id, users.directoryId))
-      .where(and(eq(directories.organizationId, organization.id), gt(users.id, after)))
-      .orderBy(asc(users.id))
-      .limit(pageSize)
-      .all()
-      .map((r) => r.row);
+    const page = readSync(db, organizationInputPage(organization, after, pageSize));
     if (page.length === 0) return;
-    yield inputsOf(db, organization, page);
+    yield page;
     if (page.length < pageSize) return;
-    after = page[page.length - 1]!.id;
+    after = page[page.length - 1]!.row.id;
   }
 }
 
@@ -221,49 +230,43 @@ export function desiredFor(mapping: MappingDocument, inputs: UserInputs, options
   });
 }
 
+/** The Auth0 user a directory user is linked to, if any. */
+export function* linkedAuth0UserId(userId: string): StoreOp<string | null> {
+  const row = yield* one<{ auth0UserId: string | null }>(
+    `SELECT auth0_user_id AS "auth0UserId" FROM user_sync WHERE user_id = ?`,
+    [userId],
+  );
+  return row?.auth0UserId ?? null;
+}
+
 /** Records what was applied (after every successful operation) and the last error, if any. */
-export function saveApplied(
-  db: DbOrTx,
+export function* saveApplied(
   inputs: Pick<UserInputs, "row" | "organization">,
   applied: AppliedState,
   now = Date.now(),
-): void {
-  // After every successful Auth0 call: a cached statement rather than drizzle's builder.
-  prepared(
-    db,
+): StoreOp<void> {
+  // After every successful Auth0 call: one fixed statement.
+  yield* exec(
     `INSERT INTO user_sync (user_id, directory_id, organization_id, auth0_user_id, applied, applied_at)
-     VALUES (@userId, @directoryId, @organizationId, @auth0UserId, @applied, @appliedAt)
+     VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (user_id) DO UPDATE SET directory_id = excluded.directory_id,
        organization_id = excluded.organization_id, auth0_user_id = excluded.auth0_user_id,
        applied = excluded.applied, applied_at = excluded.applied_at`,
-  ).run({
-    userId: inputs.row.id,
-    directoryId: inputs.row.directoryId,
-    organizationId: inputs.organization.id,
-    auth0UserId: applied.auth0UserId,
-    applied: JSON.stringify(applied),
-    appliedAt: now,
-  });
+    [inputs.row.id, inputs.row.directoryId, inputs.organization.id, applied.auth0UserId, JSON.stringify(applied), now],
+  );
 }
 
-export function saveSyncError(
-  db: DbOrTx,
+export function* saveSyncError(
   inputs: Pick<UserInputs, "row" | "organization">,
   error: string | null,
   now = Date.now(),
-): void {
-  prepared(
-    db,
+): StoreOp<void> {
+  yield* exec(
     `INSERT INTO user_sync (user_id, directory_id, organization_id, last_error, last_error_at)
-     VALUES (@userId, @directoryId, @organizationId, @lastError, @lastErrorAt)
+     VALUES (?, ?, ?, ?, ?)
      ON CONFLICT (user_id) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`,
-  ).run({
-    userId: inputs.row.id,
-    directoryId: inputs.row.directoryId,
-    organizationId: inputs.organization.id,
-    lastError: error,
-    lastErrorAt: error ? now : null,
-  });
+    [inputs.row.id, inputs.row.directoryId, inputs.organization.id, error, error ? now : null],
+  );
 }
 
 /**
@@ -294,21 +297,26 @@ export interface KnownAuth0User {
 /**
  * Auth0 users the bridge created or adopted (for any organization) by their lower-cased email, as
  * last recorded: what the worker will find when it looks an email up (preview cannot ask Auth0).
+ * The applied state is JSON text: read with json_extract on SQLite, with -> / ->> on PostgreSQL.
  */
-export function knownAuth0UsersByEmail(db: DbOrTx, emails: readonly string[]): Map<string, KnownAuth0User> {
+export function* knownAuth0UsersByEmail(emails: readonly string[]): StoreOp<Map<string, KnownAuth0User>> {
   const wanted = [...new Set(emails)];
   const out = new Map<string, KnownAuth0User>();
   if (wanted.length === 0) return out;
-  const email = sql<string>`lower(json_extract(${userSync.applied}, '$.profile.email'))`;
-  const rows = db
-    .select({ email, auth0UserId: userSync.auth0UserId, applied: userSync.applied })
-    .from(userSync)
-    .where(and(sql`json_extract(${userSync.applied}, '$.exists') = 1`, inArray(email, wanted)))
-    .orderBy(asc(userSync.userId))
-    .all();
+  const pg = (yield* dialect()) === "postgres";
+  const email = pg
+    ? `lower(CAST(applied AS json)->'profile'->>'email')`
+    : `lower(json_extract(applied, '$.profile.email'))`;
+  const exists = pg ? `CAST(applied AS json)->>'exists' = 'true'` : `json_extract(applied, '$.exists') = 1`;
+  const rows = yield* many<{ email: string; auth0UserId: string | null; applied: string }>(
+    `SELECT ${email} AS email, auth0_user_id AS "auth0UserId", applied FROM user_sync
+     WHERE ${exists} AND ${email} IN (${yield* jsonTextList()})
+     ORDER BY user_id`,
+    [JSON.stringify(wanted)],
+  );
   for (const r of rows) {
     if (!r.auth0UserId || out.has(r.email)) continue;
-    const applied = JSON.parse(r.applied!) as AppliedState;
+    const applied = JSON.parse(r.applied) as AppliedState;
     out.set(r.email, { auth0UserId: r.auth0UserId, blocked: applied.blocked === true });
   }
   return out;

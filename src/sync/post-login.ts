@@ -1,12 +1,11 @@
 import { foldCase } from "../directory/fold.js";
-import { prepared } from "../directory/statements.js";
 import type { Db } from "../directory/database.js";
 import { recordAudit } from "../directory/audit.js";
 import { getActiveMapping } from "../directory/mappings.js";
 import { applyOperation } from "../mapping/index.js";
-import { desiredFor, loadUserInputs, memberOfOtherOrganizations, saveApplied } from "./inputs.js";
+import { desiredFor, loadUserInputs, memberOfOtherOrganizations, saveApplied, type UserInputs } from "./inputs.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
-import { runSync } from "../directory/store-op.js";
+import { many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
 
 /** What the Auth0 Action sends (see src/auth0/action/post-login.cjs). */
 export interface PostLoginEvent {
@@ -32,53 +31,82 @@ const denialReasons = {
 } as const;
 
 /**
- * Cached statements throughout: this runs at every login of every organization, and building the
- * queries with drizzle cost more CPU than running them.
+ * Fixed SQL texts throughout (each a cached statement on SQLite): this runs at every login of every
+ * organization. The reads run outside a transaction, as single statements, as they always have.
  */
-function findDirectoryUser(
-  db: Db,
+export function* findDirectoryUser(
   organizationId: string,
   auth0UserId: string,
   email: string | null,
-): string | undefined {
-  const linked = prepared(
-    db,
-    `SELECT u.id, u.deleted_at AS deletedAt FROM user_sync s JOIN users u ON u.id = s.user_id
+): StoreOp<string | undefined> {
+  const linked = yield* many<{ id: string; deletedAt: number | null }>(
+    `SELECT u.id, u.deleted_at AS "deletedAt" FROM user_sync s JOIN users u ON u.id = s.user_id
      WHERE s.auth0_user_id = ? AND s.organization_id = ?`,
-  ).all(auth0UserId, organizationId) as { id: string; deletedAt: number | null }[];
+    [auth0UserId, organizationId],
+  );
   // A live user wins over an old tombstone with the same Auth0 id.
   if (linked.length > 0) return (linked.find((r) => r.deletedAt === null) ?? linked[0])?.id;
   // A signed event is still input: anything but a non-empty string is "no email", never a crash.
   if (typeof email !== "string" || email === "") return undefined;
   const lower = foldCase(email);
-  const byName = prepared(
-    db,
+  const byName = yield* one<{ id: string }>(
     `SELECT u.id FROM users u
      WHERE u.directory_id IN (SELECT id FROM directories WHERE organization_id = ?)
        AND u.user_name_lower = ? AND u.deleted_at IS NULL`,
-  )
-    .pluck()
-    .get(organizationId, lower) as string | undefined;
-  if (byName) return byName;
-  return prepared(
-    db,
+    [organizationId, lower],
+  );
+  if (byName) return byName.id;
+  const byEmail = yield* one<{ id: string }>(
     `SELECT u.id FROM user_emails e JOIN users u ON u.id = e.user_id
      WHERE e.directory_id IN (SELECT id FROM directories WHERE organization_id = ?)
        AND e.value_lower = ? AND u.deleted_at IS NULL`,
-  )
-    .pluck()
-    .get(organizationId, lower) as string | undefined;
+    [organizationId, lower],
+  );
+  return byEmail?.id;
 }
 
 /** Our id of the organization the event names by Auth0 id or by name (slug), if the bridge manages it. */
-function findOrganization(db: Db, orgRef: { id?: string | null; name?: string | null }): string | undefined {
+export function* findOrganization(orgRef: { id?: string | null; name?: string | null }): StoreOp<string | undefined> {
   const byId = orgRef.id ? "auth0_org_id = ?" : undefined;
   const byName = orgRef.name ? "slug = ?" : undefined;
   const where = [byId, byName].filter(Boolean).join(" OR ");
   const params = [orgRef.id, orgRef.name].filter((v): v is string => Boolean(v));
-  return prepared(db, `SELECT id FROM organizations WHERE ${where}`)
-    .pluck()
-    .get(...params) as string | undefined;
+  // Three texts at most (id, name, or both); both columns are unique, so one row unless both match.
+  return (yield* one<{ id: string }>(`SELECT id FROM organizations WHERE ${where}`, params))?.id;
+}
+
+/**
+ * An enterprise user's first login: links the Auth0 account to the directory user, audits the link
+ * and enqueues a reconcile (membership, roles), in one write.
+ */
+export function* linkFirstLogin(
+  inputs: UserInputs,
+  link: { auth0UserId: string; connection: string; email: string | null },
+  requestId?: string,
+): StoreOp<void> {
+  const applied = applyOperation(
+    inputs.applied,
+    { type: "linkUser", irreversible: false, connection: link.connection, email: link.email ?? "" },
+    { auth0UserId: link.auth0UserId },
+  );
+  yield* saveApplied(inputs, applied);
+  yield* recordAudit({
+    actor: { type: "system", id: "post-login-hook" },
+    organizationId: inputs.organization.id,
+    directoryId: inputs.row.directoryId,
+    action: "user.link",
+    targetType: "user",
+    targetId: inputs.row.id,
+    after: { auth0UserId: link.auth0UserId },
+    requestId: requestId ?? null,
+  });
+  yield* enqueueJob({
+    organizationId: inputs.organization.id,
+    directoryId: inputs.row.directoryId,
+    kind: "user",
+    subjectId: inputs.row.id,
+    lane: Lane.provision,
+  });
 }
 
 /**
@@ -89,13 +117,13 @@ function findOrganization(db: Db, orgRef: { id?: string | null; name?: string | 
 export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: string): PostLoginDecision {
   const orgRef = event.organization;
   if (!orgRef || (!orgRef.id && !orgRef.name)) return { decision: "allow" };
-  const organizationId = findOrganization(db, orgRef);
+  const organizationId = runSync(db, findOrganization(orgRef));
   // Organizations the bridge does not manage are none of its business.
   if (!organizationId) return { decision: "allow" };
   const org = { id: organizationId };
 
-  const userId = findDirectoryUser(db, org.id, event.user.user_id, event.user.email ?? null);
-  const inputs = userId ? loadUserInputs(db, userId) : undefined;
+  const userId = runSync(db, findDirectoryUser(org.id, event.user.user_id, event.user.email ?? null));
+  const inputs = userId ? runSync(db, loadUserInputs(userId)) : undefined;
   if (!inputs) return { decision: "deny", reason: denialReasons.unknown };
 
   const mapping = getActiveMapping(db, org.id)!.document;
@@ -105,7 +133,7 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
     inputs,
     inputs.applied.auth0UserId
       ? {}
-      : { memberOfOtherOrganizations: memberOfOtherOrganizations(db, event.user.user_id, org.id) },
+      : { memberOfOtherOrganizations: runSync(db, memberOfOtherOrganizations(event.user.user_id, org.id)) },
   );
   if (d.status !== "provisioned") return { decision: "deny", reason: denialReasons[d.status] };
 
@@ -118,39 +146,11 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
   if (!linked && event.connection?.name !== d.connection)
     return { decision: "deny", reason: denialReasons.otherAccount };
 
-  if (!linked) {
-    db.transaction((tx) => {
-      const applied = applyOperation(
-        inputs.applied,
-        { type: "linkUser", irreversible: false, connection: d.connection, email: d.email ?? "" },
-        { auth0UserId: event.user.user_id },
-      );
-      saveApplied(tx, inputs, applied);
-      runSync(
-        tx,
-        recordAudit({
-          actor: { type: "system", id: "post-login-hook" },
-          organizationId: org.id,
-          directoryId: inputs.row.directoryId,
-          action: "user.link",
-          targetType: "user",
-          targetId: inputs.row.id,
-          after: { auth0UserId: event.user.user_id },
-          requestId: requestId ?? null,
-        }),
-      );
-      runSync(
-        tx,
-        enqueueJob({
-          organizationId: org.id,
-          directoryId: inputs.row.directoryId,
-          kind: "user",
-          subjectId: inputs.row.id,
-          lane: Lane.provision,
-        }),
-      );
-    });
-  }
+  if (!linked)
+    writeSync(
+      db,
+      linkFirstLogin(inputs, { auth0UserId: event.user.user_id, connection: d.connection, email: d.email }, requestId),
+    );
   const appMetadata = Object.fromEntries(Object.entries(d.appMetadata).filter(([, v]) => v !== null));
   return { decision: "allow", roles: d.roles, app_metadata: appMetadata };
 }

@@ -32,6 +32,7 @@ import {
   looksUpByEmailFirst,
   organizationInputPages,
 } from "./inputs.js";
+import { runSync } from "../directory/store-op.js";
 
 export interface PreviewUser {
   userId: string;
@@ -101,7 +102,7 @@ export function previewMapping(
   const active = getActiveMapping(db, idOrSlug);
   if (!org || !active) throw notFound(`organization "${idOrSlug}" not found`);
 
-  const total = countOrganizationUsers(db, org.id);
+  const total = runSync(db, countOrganizationUsers(org.id));
   const result: PreviewResult = {
     organizationId: org.id,
     activeVersion: active.version,
@@ -124,9 +125,9 @@ export function previewMapping(
     const lookups = rows
       .filter(({ inputs, next }) => !inputs.applied.exists && next.email !== null)
       .map(({ next }) => next.email!);
-    const known = knownAuth0UsersByEmail(db, lookups);
+    const known = runSync(db, knownAuth0UsersByEmail(lookups));
     const foundIds = [...known.values()].map((k) => k.auth0UserId);
-    const heldElsewhere = heldByOtherOrganizations(db, foundIds, org.id);
+    const heldElsewhere = runSync(db, heldByOtherOrganizations(foundIds, org.id));
     for (const { inputs, before, next: nextBeforeLookup } of rows) {
       let next = nextBeforeLookup;
       let applied = inputs.applied;

@@ -1,5 +1,3 @@
-import { eq } from "drizzle-orm";
-import { organizations } from "../../db/schema.js";
 import { Auth0CallError } from "../auth0/errors.js";
 import { laneOf, type LaneArg } from "../auth0/rate-limiter.js";
 import type { Auth0Gateway, ConnectionInfo } from "../auth0/gateway.js";
@@ -32,6 +30,7 @@ import {
 import type { InvitationDelivery } from "./invitations.js";
 import type { MembershipBatcher } from "./membership-batcher.js";
 import type { JobHandler, JobOutcome } from "./worker.js";
+import { exec, one, runSync, type StoreOp } from "../directory/store-op.js";
 
 export interface SyncDeps {
   db: Db;
@@ -57,6 +56,22 @@ export async function connectionContext(deps: SyncDeps, mapping: MappingDocument
   };
 }
 
+/**
+ * The Auth0 Organization id the bridge recorded for an organization. (The organizations table's
+ * store module owns its other statements; these two are the sync engine's own.)
+ */
+export function* savedAuth0OrgId(organizationId: string): StoreOp<string | null> {
+  const row = yield* one<{ auth0OrgId: string | null }>(
+    `SELECT auth0_org_id AS "auth0OrgId" FROM organizations WHERE id = ?`,
+    [organizationId],
+  );
+  return row?.auth0OrgId ?? null;
+}
+
+/** Records (or, with null, forgets) the organization's Auth0 Organization id. */
+export const setAuth0OrgId = (organizationId: string, auth0OrgId: string | null, now: number): StoreOp<number> =>
+  exec(`UPDATE organizations SET auth0_org_id = ?, updated_at = ? WHERE id = ?`, [auth0OrgId, now, organizationId]);
+
 /** More operations than any plan has; a guard against a plan that never converges. */
 const MAX_STEPS = 40;
 
@@ -76,12 +91,8 @@ export async function ensureAuth0Organization(
   // The first jobs of a new organization all arrive here at once, each with a row read before the
   // id was known. One of them creates or adopts the Auth0 Organization; the others take its id
   // instead of queueing two more calls each behind it (which would hold every worker slot idle).
-  const saved = deps.db
-    .select({ auth0OrgId: organizations.auth0OrgId })
-    .from(organizations)
-    .where(eq(organizations.id, org.id))
-    .get();
-  if (saved?.auth0OrgId) return saved.auth0OrgId;
+  const saved = runSync(deps.db, savedAuth0OrgId(org.id));
+  if (saved) return saved;
   let inFlight = ensuring.get(deps.gateway);
   if (!inFlight) ensuring.set(deps.gateway, (inFlight = new Map()));
   const running = inFlight.get(org.id);
@@ -104,8 +115,7 @@ async function createOrAdoptOrganization(deps: SyncDeps, org: OrganizationRow, l
     lane,
     connection.type === "enterprise",
   );
-  if (auth0OrgId !== org.auth0OrgId)
-    deps.db.update(organizations).set({ auth0OrgId, updatedAt: Date.now() }).where(eq(organizations.id, org.id)).run();
+  if (auth0OrgId !== org.auth0OrgId) runSync(deps.db, setAuth0OrgId(org.id, auth0OrgId, Date.now()));
   return auth0OrgId;
 }
 
@@ -134,7 +144,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
   const now = deps.now ?? Date.now;
   return async (job, signal, handle) => {
     const lane: LaneArg = handle ?? job.lane;
-    const inputs = loadUserInputs(deps.db, job.subjectId);
+    const inputs = runSync(deps.db, loadUserInputs(job.subjectId));
     if (!inputs) return { status: "done" };
     let applied: AppliedState = inputs.applied;
     let d: DesiredUser | undefined;
@@ -157,10 +167,9 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
           connection: connection.writability,
           ...(applied.auth0UserId !== inputs.applied.auth0UserId
             ? {
-                memberOfOtherOrganizations: memberOfOtherOrganizations(
+                memberOfOtherOrganizations: runSync(
                   deps.db,
-                  applied.auth0UserId,
-                  inputs.organization.id,
+                  memberOfOtherOrganizations(applied.auth0UserId, inputs.organization.id),
                 ),
               }
             : {}),
@@ -180,7 +189,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         );
         if (found[0]) {
           applied = linkFound(applied, d, found[0].user_id, found[0].blocked === true);
-          saveApplied(deps.db, inputs, applied, now());
+          runSync(deps.db, saveApplied(inputs, applied, now()));
           // Another organization may hold the user just found: without asking again, a shared
           // user would be blocked for every organization because this one never linked it.
           d = desiredNow();
@@ -229,7 +238,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
           ) {
             retriedMissingUser = true;
             applied = initialApplied();
-            saveApplied(deps.db, inputs, applied, now());
+            runSync(deps.db, saveApplied(inputs, applied, now()));
             continue;
           }
           // Auth0 refused a field the cached connection said was writable (its sync setting changed):
@@ -247,13 +256,13 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         applied = applyOperation(applied, op, result);
         if (op.type === "linkUser" && !result.auth0UserId) {
           // Not in Auth0 yet: linked at first login by the post-login hook. A state, not a failure.
-          saveApplied(deps.db, inputs, applied, now());
+          runSync(deps.db, saveApplied(inputs, applied, now()));
           break;
         }
-        saveApplied(deps.db, inputs, applied, now());
+        runSync(deps.db, saveApplied(inputs, applied, now()));
       }
       const problems = [...d.problems, ...notes];
-      saveSyncError(deps.db, inputs, problems.length > 0 ? problems.join("; ") : null, now());
+      runSync(deps.db, saveSyncError(inputs, problems.length > 0 ? problems.join("; ") : null, now()));
       deps.failures?.succeeded(inputs.organization.id);
       return { status: "done" };
     } catch (err) {
@@ -261,15 +270,11 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         deps.failures?.failed(inputs.organization, err);
         // The Auth0 Organization was deleted outside the bridge: forget its id, so the retry creates it again.
         if (err.kind === "notFound" && err.errorCode === "inexistent_organization") {
-          deps.db
-            .update(organizations)
-            .set({ auth0OrgId: null, updatedAt: now() })
-            .where(eq(organizations.id, inputs.organization.id))
-            .run();
+          runSync(deps.db, setAuth0OrgId(inputs.organization.id, null, now()));
         }
       }
       const outcome = outcomeOf(err);
-      saveSyncError(deps.db, inputs, outcome.status === "done" ? null : outcome.reason, now());
+      runSync(deps.db, saveSyncError(inputs, outcome.status === "done" ? null : outcome.reason, now()));
       return outcome;
     }
   };

@@ -1,6 +1,5 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
-import { userSync } from "../../db/schema.js";
 import type { DbOrTx } from "../directory/database.js";
+import { dialect, jsonTextList, many, runSync, type StoreOp } from "../directory/store-op.js";
 import type { AppliedState } from "../mapping/index.js";
 import { userJobs } from "./job-queries.js";
 import type { JobRow } from "./worker.js";
@@ -53,17 +52,30 @@ export function rankSyncStatus(f: SyncFacts): SyncStatus {
   return f.applied ? "synced" : "notSynced";
 }
 
+interface UserSyncRow {
+  userId: string;
+  auth0UserId: string | null;
+  applied: string | null;
+  appliedAt: number | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
+}
+
 /** Sync state of many users of one organization in two queries (no query per user). */
-export function syncStates(db: DbOrTx, organizationId: string, userIds: readonly string[]): Map<string, UserSyncState> {
+export function* userSyncStates(
+  organizationId: string,
+  userIds: readonly string[],
+): StoreOp<Map<string, UserSyncState>> {
   const out = new Map<string, UserSyncState>();
   if (userIds.length === 0) return out;
-  const rows = db
-    .select()
-    .from(userSync)
-    .where(and(eq(userSync.organizationId, organizationId), inArray(userSync.userId, [...userIds])))
-    .all();
+  const rows = yield* many<UserSyncRow>(
+    `SELECT user_id AS "userId", auth0_user_id AS "auth0UserId", applied, applied_at AS "appliedAt",
+       last_error AS "lastError", last_error_at AS "lastErrorAt"
+     FROM user_sync WHERE organization_id = ? AND user_id IN (${yield* jsonTextList()})`,
+    [organizationId, JSON.stringify(userIds)],
+  );
   const sync = new Map(rows.map((r) => [r.userId, r]));
-  const jobsOf = userJobs(db, organizationId, userIds);
+  const jobsOf = yield* userJobs(organizationId, userIds);
   for (const id of userIds) {
     const s = sync.get(id);
     const j = jobsOf.get(id);
@@ -90,25 +102,43 @@ export function syncStates(db: DbOrTx, organizationId: string, userIds: readonly
   return out;
 }
 
+/** userSyncStates for callers that are still synchronous (inside their open transaction, if any). */
+export const syncStates = (
+  db: DbOrTx,
+  organizationId: string,
+  userIds: readonly string[],
+): Map<string, UserSyncState> => runSync(db, userSyncStates(organizationId, userIds));
+
 export interface SyncStatusCounts extends Record<SyncStatus, number> {
   /** Live (not deleted) users of the organization. */
   total: number;
   active: number;
 }
 
-/** Live users of an organization with their sync facts, for the counts and the failure list below. */
-const liveUserFacts = (organizationId: string) => sql`
-  SELECT u.id AS userId, u.user_name AS userName, u.active AS active,
+/**
+ * Live users of an organization with their sync facts, for the counts and the failure list below;
+ * its one parameter is the organization id. Booleans are 1/0 on SQLite and boolean on PostgreSQL
+ * (the row arrives as 1/0 on both); the applied state's flags are read with each dialect's JSON
+ * operators (json_extract gives 1/0 for a JSON true, ->> gives 'true').
+ */
+function* liveUserFacts(): StoreOp<string> {
+  const flag =
+    (yield* dialect()) === "postgres"
+      ? (name: string) => `coalesce(CAST(s.applied AS json)->>'${name}' = 'true', FALSE)`
+      : (name: string) => `coalesce(json_extract(s.applied, '$.${name}'), 0)`;
+  return `
+  SELECT u.id AS "userId", u.user_name AS "userName", u.active AS active,
     EXISTS (SELECT 1 FROM jobs j WHERE j.key = 'user:' || u.id AND j.state IN ('pending', 'running')) AS open,
-    (SELECT j.last_error FROM jobs j WHERE j.key = 'user:' || u.id AND j.state = 'dead' ORDER BY j.id DESC LIMIT 1) AS deadError,
+    (SELECT j.last_error FROM jobs j WHERE j.key = 'user:' || u.id AND j.state = 'dead' ORDER BY j.id DESC LIMIT 1) AS "deadError",
     EXISTS (SELECT 1 FROM jobs j WHERE j.key = 'user:' || u.id AND j.state = 'dead') AS dead,
-    (SELECT max(j.updated_at) FROM jobs j WHERE j.key = 'user:' || u.id AND j.state = 'dead') AS deadAt,
-    s.last_error AS lastError, s.last_error_at AS lastErrorAt, s.applied IS NOT NULL AS applied,
-    coalesce(json_extract(s.applied, '$.awaitingFirstLogin'), 0) AND NOT coalesce(json_extract(s.applied, '$.exists'), 0) AS awaitingFirstLogin
+    (SELECT max(j.updated_at) FROM jobs j WHERE j.key = 'user:' || u.id AND j.state = 'dead') AS "deadAt",
+    s.last_error AS "lastError", s.last_error_at AS "lastErrorAt", s.applied IS NOT NULL AS applied,
+    ${flag("awaitingFirstLogin")} AND NOT ${flag("exists")} AS "awaitingFirstLogin"
   FROM users u
   JOIN directories d ON d.id = u.directory_id
   LEFT JOIN user_sync s ON s.user_id = u.id
-  WHERE d.organization_id = ${organizationId} AND u.deleted_at IS NULL`;
+  WHERE d.organization_id = ? AND u.deleted_at IS NULL`;
+}
 
 const factsOf = (r: {
   open: number;
@@ -125,8 +155,8 @@ const factsOf = (r: {
 });
 
 /** An organization's live users counted by sync status (rankSyncStatus), in one grouped query. */
-export function syncStatusCounts(db: DbOrTx, organizationId: string): SyncStatusCounts {
-  const groups = db.all<{
+export function* syncStatusCounts(organizationId: string): StoreOp<SyncStatusCounts> {
+  const groups = yield* many<{
     open: number;
     dead: number;
     lastError: string | null;
@@ -134,10 +164,12 @@ export function syncStatusCounts(db: DbOrTx, organizationId: string): SyncStatus
     awaitingFirstLogin: number;
     n: number;
     active: number;
-  }>(sql`
-    SELECT open, dead, CASE WHEN lastError IS NULL THEN NULL ELSE '' END AS lastError, applied, awaitingFirstLogin,
-      count(*) AS n, coalesce(sum(active), 0) AS active
-    FROM (${liveUserFacts(organizationId)}) GROUP BY 1, 2, 3, 4, 5`);
+  }>(
+    `SELECT open, dead, CASE WHEN "lastError" IS NULL THEN NULL ELSE '' END AS "lastError", applied,
+       "awaitingFirstLogin", count(*) AS n, CAST(coalesce(sum(CASE WHEN active THEN 1 ELSE 0 END), 0) AS bigint) AS active
+     FROM (${yield* liveUserFacts()}) AS f GROUP BY 1, 2, 3, 4, 5`,
+    [organizationId],
+  );
   const counts: SyncStatusCounts = {
     total: 0,
     active: 0,
@@ -164,8 +196,8 @@ export interface FailedUser {
 }
 
 /** The organization's users whose status is "failed", latest failure first. */
-export function failedUsers(db: DbOrTx, organizationId: string, limit: number): FailedUser[] {
-  const rows = db.all<{
+export function* failedUsers(organizationId: string, limit: number): StoreOp<FailedUser[]> {
+  const rows = yield* many<{
     userId: string;
     userName: string;
     open: number;
@@ -176,10 +208,12 @@ export function failedUsers(db: DbOrTx, organizationId: string, limit: number): 
     lastErrorAt: number | null;
     applied: number;
     awaitingFirstLogin: number;
-  }>(sql`
-    SELECT * FROM (${liveUserFacts(organizationId)})
-    WHERE NOT open AND (dead OR lastError IS NOT NULL)
-    ORDER BY coalesce(lastErrorAt, deadAt) DESC, userId LIMIT ${limit}`);
+  }>(
+    `SELECT * FROM (${yield* liveUserFacts()}) AS f
+     WHERE NOT open AND (dead OR "lastError" IS NOT NULL)
+     ORDER BY coalesce("lastErrorAt", "deadAt") DESC NULLS LAST, "userId" LIMIT ?`,
+    [organizationId, limit],
+  );
   return rows
     .filter((r) => rankSyncStatus(factsOf(r)) === "failed")
     .map((r) => ({

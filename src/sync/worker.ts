@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
-import type { jobs } from "../../db/schema.js";
 import type { LaneHandle } from "../auth0/rate-limiter.js";
-import type { Db, DbOrTx } from "../directory/database.js";
-import { prepared } from "../directory/statements.js";
+import type { Db } from "../directory/database.js";
 import { Lane, onJobEnqueued, type JobKind } from "../directory/outbox.js";
+import { dialect, exec, jsonTextList, many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
+import { jobColumns, type JobRow } from "./job-queries.js";
 
-export type JobRow = typeof jobs.$inferSelect;
+export type { JobRow };
 
 /** What a handler reports. Throwing is the same as { status: "retry" } with the error's message. */
 export type JobOutcome =
@@ -16,21 +16,190 @@ export type JobOutcome =
   | { status: "dead"; reason: string };
 
 /**
- * The queue's statements are cached (see prepared in src/directory/statements.ts): claiming,
- * finishing and requeueing run several times per job, and building them with drizzle cost more CPU
- * than running them. Lists of job ids go in as one JSON parameter (json_each), so a claim of any size
- * is one SQL text.
+ * The SQLite job queue's statements, as store ops. Claiming, finishing and requeueing run several
+ * times per job: each is one fixed SQL text (cached by the connection), and lists of job ids go in
+ * as one JSON parameter (jsonTextList), so a claim of any size is one SQL text.
+ *
+ * These are SQLite's queue: its write transactions run one at a time, so a claim's read of the
+ * candidates and its update cannot interleave with another process's. On PostgreSQL several
+ * instances claim at once and the queue is src/directory/pg/outbox.ts's (FOR UPDATE SKIP LOCKED,
+ * the database's clock); the statements here are written in the common SQL all the same.
  */
-const jobColumns = `id, organization_id AS organizationId, directory_id AS directoryId, kind, key,
-  subject_id AS subjectId, lane, state, attempts, run_after AS runAfter, lease_owner AS leaseOwner,
-  lease_expires_at AS leaseExpiresAt, last_error AS lastError, first_enqueued_at AS firstEnqueuedAt,
-  created_at AS createdAt, updated_at AS updatedAt`;
+/**
+ * A list of job ids bound as one JSON array parameter, as a subquery of one integer column (as
+ * jsonTextList does for text: PostgreSQL will not compare bigint with text).
+ */
+function* jsonIdList(): StoreOp<string> {
+  return (yield* dialect()) === "postgres"
+    ? "SELECT CAST(json_array_elements_text(CAST(? AS json)) AS bigint)"
+    : "SELECT value FROM json_each(?)";
+}
 
-const jobById = (tx: DbOrTx, id: number): JobRow | undefined =>
-  prepared(tx, `SELECT ${jobColumns} FROM jobs WHERE id = ?`).get(id) as JobRow | undefined;
+const jobById = (id: number): StoreOp<JobRow | undefined> =>
+  one<JobRow>(`SELECT ${jobColumns} FROM jobs WHERE id = ?`, [id]);
 
-const pendingJobOfKey = (tx: DbOrTx, key: string): JobRow | undefined =>
-  prepared(tx, `SELECT ${jobColumns} FROM jobs WHERE key = ? AND state = 'pending'`).get(key) as JobRow | undefined;
+const pendingJobOfKey = (key: string): StoreOp<JobRow | undefined> =>
+  one<JobRow>(`SELECT ${jobColumns} FROM jobs WHERE key = ? AND state = 'pending'`, [key]);
+
+/** Deletes done jobs last updated before `before`; the number deleted. */
+export const pruneDoneJobs = (before: number): StoreOp<number> =>
+  exec("DELETE FROM jobs WHERE state = 'done' AND updated_at < ?", [before]);
+
+/**
+ * Puts a job back to pending. If a newer pending job for the same key exists (the IdP changed the
+ * user again meanwhile), the two merge: jobs are level-triggered, so one reconcile covers both.
+ */
+export function* requeueJob(
+  job: JobRow,
+  next: { runAfter: number; lastError: string | null; attempts: number },
+  now: number,
+): StoreOp<void> {
+  const pending = yield* pendingJobOfKey(job.key);
+  if (pending) {
+    yield* exec(
+      "UPDATE jobs SET lane = ?, first_enqueued_at = ?, attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
+      [
+        Math.min(pending.lane, job.lane),
+        Math.min(pending.firstEnqueuedAt, job.firstEnqueuedAt),
+        next.attempts,
+        next.lastError,
+        now,
+        pending.id,
+      ],
+    );
+    yield* exec("DELETE FROM jobs WHERE id = ?", [job.id]);
+    return;
+  }
+  yield* exec(
+    `UPDATE jobs SET state = 'pending', attempts = ?, run_after = ?, last_error = ?, lease_owner = NULL,
+       lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+    [next.attempts, next.runAfter, next.lastError, now, job.id],
+  );
+}
+
+/** Hands `owner`'s running jobs among `ids` back to pending without counting an attempt. */
+export function* releaseJobLeases(ids: readonly number[], owner: string, now: number): StoreOp<void> {
+  const held = yield* many<JobRow>(
+    `SELECT ${jobColumns} FROM jobs
+     WHERE id IN (${yield* jsonIdList()}) AND state = 'running' AND lease_owner = ?`,
+    [JSON.stringify(ids), owner],
+  );
+  for (const job of held)
+    yield* requeueJob(job, { runAfter: now, lastError: job.lastError, attempts: job.attempts }, now);
+}
+
+/** Expired leases of crashed workers go back to pending, merging into a pending job of the same key. */
+export function* recoverExpiredLeases(now: number): StoreOp<void> {
+  const expired = yield* many<JobRow>(
+    `SELECT ${jobColumns} FROM jobs WHERE state = 'running' AND lease_expires_at < ?`,
+    [now],
+  );
+  for (const job of expired)
+    yield* requeueJob(job, { runAfter: now, lastError: job.lastError, attempts: job.attempts }, now);
+}
+
+/** The keys among `keys` that have a pending deprovision-lane job. */
+export function* keysWithPendingDeprovision(keys: readonly string[]): StoreOp<Set<string>> {
+  const rows = yield* many<{ key: string }>(
+    `SELECT key FROM jobs WHERE state = 'pending' AND lane = ? AND key IN (${yield* jsonTextList()})`,
+    [Lane.deprovision, JSON.stringify(keys)],
+  );
+  return new Set(rows.map((r) => r.key));
+}
+
+export interface ClaimRequest {
+  owner: string;
+  now: number;
+  leaseMs: number;
+  /** Jobs to claim at most. */
+  limit: number;
+  /** Of which at most this many outside the deprovision lane. */
+  nonUrgent: number;
+  /** Drift scans only, or everything but them. */
+  scans: boolean;
+}
+
+/** Leases due jobs to `owner`: deprovision lane first, one job per key running at a time. */
+export function* claimJobs(r: ClaimRequest): StoreOp<JobRow[]> {
+  let nonUrgent = r.nonUrgent;
+  // Lane order: deprovision-lane jobs come first, then the others while ordinary slots are free.
+  const candidates = (yield* many<{ id: number; lane: number }>(
+    `SELECT j.id, j.lane FROM jobs j
+       WHERE j.state = 'pending' AND j.run_after <= ? AND ${r.scans ? "j.kind = ?" : "j.kind <> ?"}
+         AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+       ORDER BY j.lane, j.run_after, j.id
+       LIMIT ?`,
+    [r.now, SCAN_KIND, r.limit],
+  )).filter((c) => c.lane === Lane.deprovision || nonUrgent-- > 0);
+  if (candidates.length === 0) return [];
+  const claimed = yield* many<JobRow>(
+    `UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, updated_at = ?
+     WHERE id IN (${yield* jsonIdList()}) RETURNING ${jobColumns}`,
+    [r.owner, r.now + r.leaseMs, r.now, JSON.stringify(candidates.map((c) => c.id))],
+  );
+  return claimed.sort((a, b) => a.lane - b.lane || a.runAfter - b.runAfter || a.id - b.id);
+}
+
+/** Extends `owner`'s leases of `ids` until `until`. */
+export const renewJobLeases = (ids: readonly number[], owner: string, until: number): StoreOp<number> =>
+  (function* () {
+    return yield* exec(
+      `UPDATE jobs SET lease_expires_at = ? WHERE id IN (${yield* jsonIdList()}) AND lease_owner = ?`,
+      [until, JSON.stringify(ids), owner],
+    );
+  })();
+
+export interface FinishRequest {
+  owner: string;
+  now: number;
+  maxAttempts: number;
+  /** When to retry a transient failure (backoff). */
+  retryAt: (attempts: number, lane: number) => number;
+}
+
+/**
+ * Records a job's outcome. Gives what it became (a retry past the limit becomes dead) and, for a
+ * retry, when it runs again; undefined if another worker took the job over after our lease expired
+ * (its outcome wins).
+ */
+export function* finishJob(
+  job: JobRow,
+  outcome: JobOutcome,
+  r: FinishRequest,
+): StoreOp<{ outcome: JobOutcome; retryAt?: number } | undefined> {
+  const t = r.now;
+  const current = yield* jobById(job.id);
+  if (!current || current.state !== "running" || current.leaseOwner !== r.owner) return undefined;
+  if (outcome.status === "done") {
+    yield* exec(
+      "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = ? WHERE id = ?",
+      [t, job.id],
+    );
+    // Jobs are level-triggered: this success brought the subject to its desired state, so an
+    // earlier dead job of the same key is superseded and no longer counts as failing.
+    // The id bound as text: a JS number is bound as a REAL on SQLite, which would concatenate as "6.0".
+    yield* exec(
+      `UPDATE jobs SET state = 'done', updated_at = ?,
+         last_error = 'superseded by job ' || CAST(? AS text) || ', which succeeded; it had failed: ' || coalesce(last_error, '')
+       WHERE key = ? AND state = 'dead' AND id < ?`,
+      [t, String(job.id), job.key, job.id],
+    );
+    return { outcome };
+  }
+  const attempts = current.attempts + 1;
+  const exhausted = current.lane !== Lane.deprovision && attempts >= r.maxAttempts;
+  if (outcome.status === "dead" || exhausted) {
+    const reason = outcome.status === "dead" ? outcome.reason : `gave up after ${attempts} attempts: ${outcome.reason}`;
+    yield* exec(
+      "UPDATE jobs SET state = 'dead', attempts = ?, lease_owner = NULL, lease_expires_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+      [attempts, reason, t, job.id],
+    );
+    return { outcome: { status: "dead", reason } };
+  }
+  const runAfter = Math.max(r.retryAt(attempts, current.lane), outcome.retryAt ?? 0);
+  yield* requeueJob(current, { runAfter, lastError: outcome.reason, attempts }, t);
+  return { outcome, retryAt: runAfter };
+}
 
 /** Jobs that scan a whole organization: they run beside the per-user jobs (see scanConcurrency). */
 const SCAN_KIND: JobKind = "drift";
@@ -225,9 +394,7 @@ export class Worker {
    */
   pruneDone(keepMs = 7 * 86_400_000): number {
     try {
-      return prepared(this.options.db, "DELETE FROM jobs WHERE state = 'done' AND updated_at < ?").run(
-        this.now() - keepMs,
-      ).changes;
+      return runSync(this.options.db, pruneDoneJobs(this.now() - keepMs));
     } catch (err) {
       this.options.events?.onError?.(err);
       return 0;
@@ -237,15 +404,7 @@ export class Worker {
   /** Hands jobs back to pending without counting an attempt (merging with a newer pending job of the same key). */
   private releaseLeases(ids: number[]): void {
     if (ids.length === 0) return;
-    const t = this.now();
-    this.options.db.transaction((tx) => {
-      const held = prepared(
-        tx,
-        `SELECT ${jobColumns} FROM jobs
-         WHERE id IN (SELECT value FROM json_each(?)) AND state = 'running' AND lease_owner = ?`,
-      ).all(JSON.stringify(ids), this.owner) as JobRow[];
-      for (const job of held) this.requeue(tx, job, { runAfter: t, lastError: job.lastError, attempts: job.attempts });
-    });
+    writeSync(this.options.db, releaseJobLeases(ids, this.owner, this.now()));
   }
 
   private tick(): void {
@@ -285,14 +444,7 @@ export class Worker {
     if (lower.length === 0) return;
     let keys: Set<string>;
     try {
-      keys = new Set(
-        prepared(
-          this.options.db,
-          `SELECT key FROM jobs WHERE state = 'pending' AND lane = ? AND key IN (SELECT value FROM json_each(?))`,
-        )
-          .pluck()
-          .all(Lane.deprovision, JSON.stringify(lower.map((f) => f.job.key))) as string[],
-      );
+      keys = runSync(this.options.db, keysWithPendingDeprovision(lower.map((f) => f.job.key)));
     } catch (err) {
       this.options.events?.onError?.(err);
       return;
@@ -326,51 +478,21 @@ export class Worker {
 
   /** Expired leases of crashed workers go back to pending, merging into a pending job of the same key. */
   private recoverExpiredLeases(t: number): void {
-    const { db } = this.options;
-    db.transaction((tx) => {
-      const expired = prepared(
-        tx,
-        `SELECT ${jobColumns} FROM jobs WHERE state = 'running' AND lease_expires_at < ?`,
-      ).all(t) as JobRow[];
-      for (const job of expired)
-        this.requeue(tx, job, { runAfter: t, lastError: job.lastError, attempts: job.attempts });
-    });
+    writeSync(this.options.db, recoverExpiredLeases(t));
   }
 
   /** Up to `limit` jobs, of which at most `nonUrgent` outside the deprovision lane. */
   private claim(limit: number, t: number, scans: boolean, nonUrgent: number): JobRow[] {
-    const { db } = this.options;
-    return db.transaction((tx) => {
-      // Lane order: deprovision-lane jobs come first, then the others while ordinary slots are free.
-      const candidates = (
-        prepared(
-          tx,
-          `SELECT j.id, j.lane FROM jobs j
-           WHERE j.state = 'pending' AND j.run_after <= ? AND ${scans ? "j.kind = ?" : "j.kind <> ?"}
-             AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
-           ORDER BY j.lane, j.run_after, j.id
-           LIMIT ?`,
-        ).all(t, SCAN_KIND, limit) as { id: number; lane: number }[]
-      ).filter((c) => c.lane === Lane.deprovision || nonUrgent-- > 0);
-      if (candidates.length === 0) return [];
-      return (
-        prepared(
-          tx,
-          `UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, updated_at = ?
-           WHERE id IN (SELECT value FROM json_each(?)) RETURNING ${jobColumns}`,
-        ).all(this.owner, t + this.leaseMs, t, JSON.stringify(candidates.map((c) => c.id))) as JobRow[]
-      ).sort((a, b) => a.lane - b.lane || a.runAfter - b.runAfter || a.id - b.id);
-    });
+    return writeSync(
+      this.options.db,
+      claimJobs({ owner: this.owner, now: t, leaseMs: this.leaseMs, limit, nonUrgent, scans }),
+    );
   }
 
   private renewLeases(): void {
     if (this.inFlight.size === 0) return;
-    const t = this.now();
     try {
-      prepared(
-        this.options.db,
-        "UPDATE jobs SET lease_expires_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ?",
-      ).run(t + this.leaseMs, JSON.stringify([...this.inFlight.keys()]), this.owner);
+      runSync(this.options.db, renewJobLeases([...this.inFlight.keys()], this.owner, this.now() + this.leaseMs));
     } catch (err) {
       this.options.events?.onError?.(err);
     }
@@ -413,82 +535,17 @@ export class Worker {
 
   /** Records the outcome; returns what it became (a retry past the limit becomes dead), or undefined if the job was taken over. */
   private finish(job: JobRow, outcome: JobOutcome): JobOutcome | undefined {
-    const { db } = this.options;
     const t = this.now();
-    let retryAt: number | undefined;
-    const recorded = db.transaction((tx): JobOutcome | undefined => {
-      // Another worker took the job over after our lease expired: its outcome wins.
-      const current = jobById(tx, job.id);
-      if (!current || current.state !== "running" || current.leaseOwner !== this.owner) return undefined;
-      if (outcome.status === "done") {
-        prepared(
-          tx,
-          "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = ? WHERE id = ?",
-        ).run(t, job.id);
-        // Jobs are level-triggered: this success brought the subject to its desired state, so an
-        // earlier dead job of the same key is superseded and no longer counts as failing.
-        // The id bound as text: a JS number is bound as a REAL, which would concatenate as "6.0".
-        prepared(
-          tx,
-          `UPDATE jobs SET state = 'done', updated_at = ?,
-             last_error = 'superseded by job ' || ? || ', which succeeded; it had failed: ' || coalesce(last_error, '')
-           WHERE key = ? AND state = 'dead' AND id < ?`,
-        ).run(t, String(job.id), job.key, job.id);
-        return outcome;
-      }
-      const attempts = current.attempts + 1;
-      const exhausted = current.lane !== Lane.deprovision && attempts >= this.maxAttempts;
-      if (outcome.status === "dead" || exhausted) {
-        const reason =
-          outcome.status === "dead" ? outcome.reason : `gave up after ${attempts} attempts: ${outcome.reason}`;
-        prepared(
-          tx,
-          "UPDATE jobs SET state = 'dead', attempts = ?, lease_owner = NULL, lease_expires_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
-        ).run(attempts, reason, t, job.id);
-        return { status: "dead", reason };
-      }
-      const runAfter = Math.max(
-        t + backoffMs(attempts, current.lane, this.random, this.options.backoff),
-        outcome.retryAt ?? 0,
-      );
-      this.requeue(tx, current, { runAfter, lastError: outcome.reason, attempts });
-      retryAt = runAfter;
-      return outcome;
-    });
-    if (retryAt !== undefined) this.wakeAt(retryAt);
-    return recorded;
-  }
-
-  /**
-   * Puts a job back to pending. If a newer pending job for the same key exists (the IdP changed the
-   * user again meanwhile), the two merge: jobs are level-triggered, so one reconcile covers both.
-   */
-  private requeue(
-    tx: Parameters<Parameters<Db["transaction"]>[0]>[0],
-    job: JobRow,
-    next: { runAfter: number; lastError: string | null; attempts: number },
-  ): void {
-    const t = this.now();
-    const pending = pendingJobOfKey(tx, job.key);
-    if (pending) {
-      prepared(
-        tx,
-        "UPDATE jobs SET lane = ?, first_enqueued_at = ?, attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
-      ).run(
-        Math.min(pending.lane, job.lane),
-        Math.min(pending.firstEnqueuedAt, job.firstEnqueuedAt),
-        next.attempts,
-        next.lastError,
-        t,
-        pending.id,
-      );
-      prepared(tx, "DELETE FROM jobs WHERE id = ?").run(job.id);
-      return;
-    }
-    prepared(
-      tx,
-      `UPDATE jobs SET state = 'pending', attempts = ?, run_after = ?, last_error = ?, lease_owner = NULL,
-         lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
-    ).run(next.attempts, next.runAfter, next.lastError, t, job.id);
+    const recorded = writeSync(
+      this.options.db,
+      finishJob(job, outcome, {
+        owner: this.owner,
+        now: t,
+        maxAttempts: this.maxAttempts,
+        retryAt: (attempts, lane) => t + backoffMs(attempts, lane, this.random, this.options.backoff),
+      }),
+    );
+    if (recorded?.retryAt !== undefined) this.wakeAt(recorded.retryAt);
+    return recorded?.outcome;
   }
 }
