@@ -24,6 +24,7 @@ import { parseMapping } from "../src/mapping/index.js";
 import { startEmulator } from "../src/emulator/index.js";
 import { checkTenant } from "../src/sync/tenant-checks.js";
 import { decidePostLogin } from "../src/sync/post-login.js";
+import { runSync } from "../src/directory/store-op.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number): number => {
@@ -96,12 +97,15 @@ function hook(db: Db): void {
   const users = 200;
   db.transaction((tx) => {
     for (let i = 0; i < users; i++)
-      createUser(tx, ctx, {
-        schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
-        userName: `u${i}@bench.example.com`,
-        active: true,
-        [ENTERPRISE]: { department: "Research" },
-      } as unknown as Parameters<typeof createUser>[2]);
+      runSync(
+        tx,
+        createUser(ctx, {
+          schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+          userName: `u${i}@bench.example.com`,
+          active: true,
+          [ENTERPRISE]: { department: "Research" },
+        } as unknown as Parameters<typeof createUser>[1]),
+      );
   });
   const event = (i: number) => ({
     user: { user_id: `auth0|u${i % users}`, email: `u${i % users}@bench.example.com` },

@@ -145,12 +145,15 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
       db.transaction((tx) =>
         Array.from({ length: n }, (_, i) => {
           const email = `${prefix}${i}@bench.example`;
-          return createUser(tx, ctx, {
-            schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
-            userName: email,
-            emails: [{ value: email, primary: true }],
-            active: true,
-          }).id;
+          return runSync(
+            tx,
+            createUser(ctx, {
+              schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+              userName: email,
+              emails: [{ value: email, primary: true }],
+              active: true,
+            }),
+          ).id;
         }),
       );
     const openJobs = () =>

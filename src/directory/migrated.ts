@@ -1,12 +1,11 @@
-import { auditEntries, migratedUsers, userEmails, users } from "../../db/schema.js";
 import { enqueueJobs, Lane } from "./outbox.js";
-import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { bumpDirectoryGeneration } from "./generations.js";
 import { newResourceId } from "./ids.js";
-import { columns, emailRows, type UserResource, type UserRow } from "./users.js";
-import type { WriteContext } from "./write-context.js";
-import { runSync } from "./store-op.js";
+import { exec, type SqlParam, type StoreOp } from "./store-op.js";
+import { columns, emailRows, insertEmailRows, multiRowInsert, type UserResource, type UserRow } from "./users.js";
+import { isUniqueViolation, type WriteContext } from "./write-context.js";
+import { uniqueness } from "../errors.js";
 
 export interface NewMigratedUser {
   resource: UserResource;
@@ -14,26 +13,34 @@ export interface NewMigratedUser {
   externalId: string | null;
 }
 
-/** SQLite's default limit of bound parameters per statement is 32,766; rows are inserted in batches under it. */
+/**
+ * Rows per multi-row INSERT: at most 11 parameters a row, far under SQLite's 32,766 and PostgreSQL's
+ * 65,535 parameters a statement; a full batch is one statement text, so it stays prepared.
+ */
 const ROWS_PER_INSERT = 200;
 
-function insertInBatches<T>(rows: T[], insert: (batch: T[]) => void): void {
-  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) insert(rows.slice(i, i + ROWS_PER_INSERT));
+function* insertInBatches<T>(rows: T[], head: string, width: number, params: (row: T) => SqlParam[]): StoreOp<void> {
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    const batch = rows.slice(i, i + ROWS_PER_INSERT);
+    yield* exec(multiRowInsert(head, width, batch.length), batch.flatMap(params));
+  }
 }
+
+const usersHead = `INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active,
+  resource, version, created_at, modified_at)`;
+const migratedHead = `INSERT INTO migrated_users (user_id, directory_id, import_id, email_lower, external_id)`;
+const auditHead = `INSERT INTO audit_entries
+  (at, actor_type, actor_id, organization_id, directory_id, action, target_type, target_id, after, request_id)`;
 
 /**
  * Creates many migrated users at once, with what createUser writes for each (the user, its email
  * index, an audit entry and a provision-lane reconcile job) and the migration link, in multi-row
  * statements: a bulk import records a thousand users per Auth0 job, and one statement per row per
  * table would make recording them slower than Auth0's job itself. The caller checked that the
- * userNames are free; the partial unique index still refuses a duplicate.
+ * userNames are free; the partial unique index still refuses a duplicate, as the
+ * SCIM uniqueness error, and the caller's transaction rolls back.
  */
-export function createMigratedUsers(
-  tx: DbOrTx,
-  ctx: WriteContext,
-  importId: string,
-  list: NewMigratedUser[],
-): UserRow[] {
+export function* createMigratedUsers(ctx: WriteContext, importId: string, list: NewMigratedUser[]): StoreOp<UserRow[]> {
   if (list.length === 0) return [];
   const now = ctx.at;
   const rows: UserRow[] = list.map((u) => ({
@@ -46,53 +53,48 @@ export function createMigratedUsers(
     modifiedAt: now,
     deletedAt: null,
   }));
-  insertInBatches(rows, (b) => tx.insert(users).values(b).run());
-  insertInBatches(
-    rows.flatMap((r, i) => emailRows(r.id, ctx.directoryId, list[i]!.resource)),
-    (b) => tx.insert(userEmails).values(b).run(),
+  try {
+    yield* insertInBatches(rows, usersHead, 11, (r) => [
+      r.id,
+      r.directoryId,
+      r.userName,
+      r.userNameLower,
+      r.externalId,
+      r.displayName,
+      r.active,
+      r.resource,
+      r.version,
+      r.createdAt,
+      r.modifiedAt,
+    ]);
+  } catch (err) {
+    if (isUniqueViolation(err)) throw uniqueness("a user with this userName already exists in this directory");
+    throw err;
+  }
+  yield* insertEmailRows(rows.flatMap((r, i) => emailRows(r.id, ctx.directoryId, list[i]!.resource)));
+  yield* insertInBatches(
+    rows.map((r, i) => ({ id: r.id, u: list[i]! })),
+    migratedHead,
+    5,
+    ({ id, u }) => [id, ctx.directoryId, importId, u.emailLower, u.externalId],
   );
-  insertInBatches(
-    rows.map((r, i) => ({
-      userId: r.id,
-      directoryId: ctx.directoryId,
-      importId,
-      emailLower: list[i]!.emailLower,
-      externalId: list[i]!.externalId,
-    })),
-    (b) => tx.insert(migratedUsers).values(b).run(),
+  yield* insertInBatches(rows, auditHead, 10, (r) => [
+    now,
+    ctx.actor.type,
+    ctx.actor.id,
+    ctx.organizationId,
+    ctx.directoryId,
+    "user.create",
+    "user",
+    r.id,
+    JSON.stringify({ userName: r.userName, externalId: r.externalId, active: r.active, migration: importId }),
+    ctx.requestId,
+  ]);
+  yield* enqueueJobs(
+    { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now },
+    rows.map((r) => r.id),
   );
-  insertInBatches(rows, (b) =>
-    tx
-      .insert(auditEntries)
-      .values(
-        b.map((r) => ({
-          at: now,
-          actorType: ctx.actor.type,
-          actorId: ctx.actor.id,
-          organizationId: ctx.organizationId,
-          directoryId: ctx.directoryId,
-          action: "user.create",
-          targetType: "user",
-          targetId: r.id,
-          after: JSON.stringify({
-            userName: r.userName,
-            externalId: r.externalId,
-            active: r.active,
-            migration: importId,
-          }),
-          requestId: ctx.requestId,
-        })),
-      )
-      .run(),
-  );
-  runSync(
-    tx,
-    enqueueJobs(
-      { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now },
-      rows.map((r) => r.id),
-    ),
-  );
-  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { users: rows.length }));
-  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
+  yield* adjustDirectoryCounts(ctx.directoryId, { users: rows.length });
+  yield* bumpDirectoryGeneration(ctx.directoryId);
   return rows;
 }

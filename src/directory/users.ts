@@ -1,17 +1,25 @@
-import { and, eq, sql, type SQL } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import { SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
-import { groupMembers, groups, userEmails, users } from "../../db/schema.js";
-import { invalidValue, uniqueness } from "../errors.js";
+import type { userEmails, users } from "../../db/schema.js";
+import { invalidValue, preconditionFailed, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
-import type { DbOrTx } from "./database.js";
 import { adjustDirectoryCounts } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import { bumpDirectoryGeneration } from "./generations.js";
-import { prepared } from "./statements.js";
 import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
-import { dialect, many, one, runSync, type Dialect, type SqlParam, type StoreOp } from "./store-op.js";
+import {
+  dialect,
+  exec,
+  forUpdate,
+  jsonTextList,
+  many,
+  one,
+  type Dialect,
+  type SqlParam,
+  type StoreOp,
+} from "./store-op.js";
 
 /**
  * SCIM users as the IdP pushed them. Every write runs inside the caller's transaction and commits,
@@ -67,23 +75,56 @@ export function emailRows(
 }
 
 const emailInsertChunk = 500;
+const emailColumnsCount = 6;
 const insertEmail = `INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, "primary") VALUES (?, ?, ?, ?, ?, ?)`;
 
-function indexEmails(tx: DbOrTx, userId: string, directoryId: string, resource: UserResource): void {
-  prepared(tx, "DELETE FROM user_emails WHERE user_id = ?").run(userId);
+/**
+ * `INSERT INTO <table> (...) VALUES (?, …), (?, …)` for `rows` rows of `width` columns. Built once per
+ * (table, row count): the few batch sizes a bulk write uses stay prepared.
+ */
+const multiRowTexts = new Map<string, string>();
+export function multiRowInsert(head: string, width: number, rows: number): string {
+  const key = `${rows}:${head}`;
+  let text = multiRowTexts.get(key);
+  if (text === undefined) {
+    const row = `(${Array.from({ length: width }, () => "?").join(", ")})`;
+    text = `${head} VALUES ${Array.from({ length: rows }, () => row).join(", ")}`;
+    if (multiRowTexts.size >= 1000) multiRowTexts.delete(multiRowTexts.keys().next().value!);
+    multiRowTexts.set(key, text);
+  }
+  return text;
+}
+
+const emailInsertHead = `INSERT INTO user_emails (user_id, directory_id, position, value_lower, type, "primary")`;
+type EmailRow = ReturnType<typeof emailRows>[number];
+const emailParams = (r: EmailRow): SqlParam[] => [
+  r.userId,
+  r.directoryId,
+  r.position,
+  r.valueLower,
+  r.type ?? null,
+  r.primary ?? false,
+];
+
+/** Inserts email index rows in multi-row statements (a bulk write; see indexEmails for one user's). */
+export function* insertEmailRows(rows: EmailRow[]): StoreOp<void> {
+  // One multi-row INSERT binds 6 parameters a row: 500 rows stay far under SQLite's 32,766 and
+  // PostgreSQL's 65,535 parameters a statement.
+  for (let i = 0; i < rows.length; i += emailInsertChunk) {
+    const chunk = rows.slice(i, i + emailInsertChunk);
+    yield* exec(multiRowInsert(emailInsertHead, emailColumnsCount, chunk.length), chunk.flatMap(emailParams));
+  }
+}
+
+function* indexEmails(userId: string, directoryId: string, resource: UserResource): StoreOp<void> {
+  yield* exec("DELETE FROM user_emails WHERE user_id = ?", [userId]);
   const rows = emailRows(userId, directoryId, resource);
   // A user has one or a few emails: one cached statement a row, no SQL built per write.
   if (rows.length <= 8) {
-    const insert = prepared(tx, insertEmail);
-    for (const r of rows)
-      insert.run(r.userId, r.directoryId, r.position, r.valueLower, r.type ?? null, r.primary ? 1 : 0);
+    for (const r of rows) yield* exec(insertEmail, emailParams(r));
     return;
   }
-  // Chunked: one multi-row INSERT binds 6 variables a row, and SQLite refuses more than 32,766.
-  for (let i = 0; i < rows.length; i += emailInsertChunk)
-    tx.insert(userEmails)
-      .values(rows.slice(i, i + emailInsertChunk))
-      .run();
+  yield* insertEmailRows(rows);
 }
 
 const summary = (row: Pick<UserRow, "userName" | "externalId" | "active">) => ({
@@ -96,35 +137,53 @@ const userColumns = `id, directory_id AS "directoryId", user_name AS "userName",
   external_id AS "externalId", display_name AS "displayName", active, resource, version, created_at AS "createdAt",
   modified_at AS "modifiedAt", deleted_at AS "deletedAt"`;
 const userById = `SELECT ${userColumns} FROM users WHERE id = ? AND directory_id = ? AND deleted_at IS NULL`;
+const userByIdForUpdate = `${userById} FOR UPDATE`;
+/** A users row as both dialects return it: `active` is 1/0 (see store-op.ts). */
 type RawUser = Omit<UserRow, "active"> & { active: number };
 const toUser = (row: RawUser): UserRow => ({ ...row, active: row.active === 1 });
 
-/** A live user of the directory (the hot path of every GET, PUT and PATCH: a cached statement). */
-export function getUser(db: DbOrTx, directoryId: string, id: string): UserRow | undefined {
-  const row = prepared(db, userById).get(id, directoryId) as RawUser | undefined;
+/** A live user of the directory (the hot path of every GET, PUT and PATCH: one fixed statement). */
+export function* getUser(directoryId: string, id: string): StoreOp<UserRow | undefined> {
+  const row = yield* one<RawUser>(userById, [id, directoryId]);
+  return row && toUser(row);
+}
+
+/**
+ * getUser for a write that will store a new version of the user (PUT, PATCH, DELETE, If-Match): the
+ * row is locked until the transaction ends, so on PostgreSQL a concurrent writer waits and then reads
+ * the version this one wrote. SQLite's write transactions already run one at a time.
+ */
+export function* lockUser(directoryId: string, id: string): StoreOp<UserRow | undefined> {
+  const row = yield* one<RawUser>((yield* forUpdate()) ? userByIdForUpdate : userById, [id, directoryId]);
   return row && toUser(row);
 }
 
 const userNameHolder = `SELECT id FROM users WHERE directory_id = ? AND user_name_lower = ? AND deleted_at IS NULL`;
+const userNameTaken = () => uniqueness("a user with this userName already exists in this directory");
 
-function assertUserNameFree(tx: DbOrTx, directoryId: string, userNameLower: string, self?: string): void {
-  const holder = prepared(tx, userNameHolder).get(directoryId, userNameLower) as { id: string } | undefined;
-  if (holder && holder.id !== self) throw uniqueness("a user with this userName already exists in this directory");
+/**
+ * The early, friendly check. The partial unique index on (directory_id, user_name_lower) of live
+ * users is the arbiter: a concurrent transaction's uncommitted user is invisible here, and its
+ * insert's violation is mapped to the same error.
+ */
+function* assertUserNameFree(directoryId: string, userNameLower: string, self?: string): StoreOp<void> {
+  const holder = yield* one<{ id: string }>(userNameHolder, [directoryId, userNameLower]);
+  if (holder && holder.id !== self) throw userNameTaken();
 }
 
 const insertUser = `INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active,
   resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`;
 
-export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow {
+export function* createUser(ctx: WriteContext, resource: UserResource): StoreOp<UserRow> {
   const now = ctx.at;
   const cols = columns(resource);
   // A person a migration already brought in: the IdP's create adopts that user (and its Auth0 account).
   if (ctx.actor.type === "directory") {
-    const claimed = claimMigratedUser(tx, ctx, resource);
+    const claimed = yield* claimMigratedUser(ctx, resource);
     if (claimed) return claimed;
   }
-  assertUserNameFree(tx, ctx.directoryId, cols.userNameLower);
-  // Cached statements, not drizzle's builder: this is every POST /Users.
+  yield* assertUserNameFree(ctx.directoryId, cols.userNameLower);
+  // Fixed statements, not a query builder: this is every POST /Users.
   const row: UserRow = {
     id: newResourceId(),
     directoryId: ctx.directoryId,
@@ -136,172 +195,160 @@ export function createUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource
     deletedAt: null,
   };
   try {
-    prepared(tx, insertUser).run(
+    yield* exec(insertUser, [
       row.id,
       row.directoryId,
       row.userName,
       row.userNameLower,
       row.externalId,
       row.displayName,
-      row.active ? 1 : 0,
+      row.active,
       row.resource,
       row.createdAt,
       row.modifiedAt,
-    );
+    ]);
   } catch (err) {
-    // The partial unique index is the final arbiter (another process may have won the race).
-    if (isUniqueViolation(err)) throw uniqueness("a user with this userName already exists in this directory");
+    // The partial unique index is the final arbiter (another transaction or process may have won the race).
+    if (isUniqueViolation(err)) throw userNameTaken();
     throw err;
   }
-  indexEmails(tx, row.id, ctx.directoryId, resource);
-  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { users: 1 }));
-  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
-  runSync(
-    tx,
-    recordAudit({
-      actor: ctx.actor,
-      organizationId: ctx.organizationId,
-      directoryId: ctx.directoryId,
-      action: "user.create",
-      targetType: "user",
-      targetId: row.id,
-      after: summary(row),
-      requestId: ctx.requestId,
-      at: now,
-    }),
-  );
-  runSync(
-    tx,
-    enqueueJob({
-      organizationId: ctx.organizationId,
-      directoryId: ctx.directoryId,
-      kind: "user",
-      subjectId: row.id,
-      lane: Lane.provision,
-      now,
-    }),
-  );
+  yield* indexEmails(row.id, ctx.directoryId, resource);
+  yield* adjustDirectoryCounts(ctx.directoryId, { users: 1 });
+  yield* bumpDirectoryGeneration(ctx.directoryId);
+  yield* recordAudit({
+    actor: ctx.actor,
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    action: "user.create",
+    targetType: "user",
+    targetId: row.id,
+    after: summary(row),
+    requestId: ctx.requestId,
+    at: now,
+  });
+  yield* enqueueJob({
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    kind: "user",
+    subjectId: row.id,
+    lane: Lane.provision,
+    now,
+  });
   return row;
 }
 
+// Conditional on the version read: a writer that did not lock the row (lockUser) and lost a race
+// gets 412 instead of overwriting the other writer's version.
 const updateUserRow = `UPDATE users SET user_name = ?, user_name_lower = ?, external_id = ?, display_name = ?,
-  active = ?, resource = ?, version = ?, modified_at = ? WHERE id = ?`;
+  active = ?, resource = ?, version = ?, modified_at = ? WHERE id = ? AND version = ? AND deleted_at IS NULL`;
+const changedMeanwhile = () => preconditionFailed("the user changed while this request was applied; retry it");
 
-/** Stores a new version of a user (PUT or PATCH). Unchanged documents are not written at all. */
-export function updateUser(
-  tx: DbOrTx,
+/**
+ * Stores a new version of a user (PUT or PATCH) read by lockUser. Unchanged documents are not
+ * written at all.
+ */
+export function* updateUser(
   ctx: WriteContext,
   existing: UserRow,
   resource: UserResource,
   action: "user.replace" | "user.patch",
-): UserRow {
+): StoreOp<UserRow> {
   const text = JSON.stringify(resource);
   if (text === existing.resource) return existing;
   const now = ctx.at;
   const cols = columns(resource);
   if (cols.userNameLower !== existing.userNameLower)
-    assertUserNameFree(tx, ctx.directoryId, cols.userNameLower, existing.id);
-  // A cached statement, not drizzle's builder: this is every PATCH and PUT of a user.
+    yield* assertUserNameFree(ctx.directoryId, cols.userNameLower, existing.id);
+  // A fixed statement, not a query builder: this is every PATCH and PUT of a user.
   const row: UserRow = { ...existing, ...cols, resource: text, version: existing.version + 1, modifiedAt: now };
+  let changed: number;
   try {
-    prepared(tx, updateUserRow).run(
+    changed = yield* exec(updateUserRow, [
       row.userName,
       row.userNameLower,
       row.externalId,
       row.displayName,
-      row.active ? 1 : 0,
+      row.active,
       row.resource,
       row.version,
       row.modifiedAt,
       row.id,
-    );
+      existing.version,
+    ]);
   } catch (err) {
-    if (isUniqueViolation(err)) throw uniqueness("a user with this userName already exists in this directory");
+    if (isUniqueViolation(err)) throw userNameTaken();
     throw err;
   }
-  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
+  if (changed === 0) throw changedMeanwhile();
+  yield* bumpDirectoryGeneration(ctx.directoryId);
   const before = JSON.parse(existing.resource) as UserResource;
   if (JSON.stringify(before.emails) !== JSON.stringify(resource.emails))
-    indexEmails(tx, row.id, ctx.directoryId, resource);
+    yield* indexEmails(row.id, ctx.directoryId, resource);
   const deactivated = existing.active && !row.active;
-  runSync(
-    tx,
-    recordAudit({
-      actor: ctx.actor,
-      organizationId: ctx.organizationId,
-      directoryId: ctx.directoryId,
-      action: deactivated ? "user.deactivate" : existing.active !== row.active ? "user.reactivate" : action,
-      targetType: "user",
-      targetId: row.id,
-      before: summary(existing),
-      after: { ...summary(row), changed: changedAttributes(before, resource) },
-      requestId: ctx.requestId,
-      at: now,
-    }),
-  );
-  runSync(
-    tx,
-    enqueueJob({
-      organizationId: ctx.organizationId,
-      directoryId: ctx.directoryId,
-      kind: "user",
-      subjectId: row.id,
-      lane: deactivated ? Lane.deprovision : Lane.provision,
-      now,
-    }),
-  );
+  yield* recordAudit({
+    actor: ctx.actor,
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    action: deactivated ? "user.deactivate" : existing.active !== row.active ? "user.reactivate" : action,
+    targetType: "user",
+    targetId: row.id,
+    before: summary(existing),
+    after: { ...summary(row), changed: changedAttributes(before, resource) },
+    requestId: ctx.requestId,
+    at: now,
+  });
+  yield* enqueueJob({
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    kind: "user",
+    subjectId: row.id,
+    lane: deactivated ? Lane.deprovision : Lane.provision,
+    now,
+  });
   return row;
 }
 
+const tombstoneUser = `UPDATE users SET deleted_at = ?, modified_at = ?, version = version + 1
+  WHERE id = ? AND version = ? AND deleted_at IS NULL`;
+// Each group the user leaves moves its version (its ETag changes); in-place arithmetic, so concurrent
+// membership changes of the same group on PostgreSQL cannot lose a count.
+const leaveGroups = `DELETE FROM group_members WHERE member_id = ? AND directory_id = ? RETURNING group_id AS "groupId"`;
+const leftGroup = `UPDATE groups SET member_count = member_count - 1, version = version + 1, modified_at = ? WHERE id = ?`;
+
 /**
- * SCIM DELETE: a tombstone (the sync engine needs it to deprovision), the user's memberships removed
- * (each group's version moves, so its ETag changes), then 404 for this id and the userName free again.
+ * SCIM DELETE of a user read by lockUser: a tombstone (the sync engine needs it to deprovision), the
+ * user's memberships removed (each group's version moves, so its ETag changes), then 404 for this id
+ * and the userName free again.
  */
-export function deleteUser(tx: DbOrTx, ctx: WriteContext, existing: UserRow): void {
+export function* deleteUser(ctx: WriteContext, existing: UserRow): StoreOp<void> {
   const now = ctx.at;
-  tx.update(users)
-    .set({ deletedAt: now, modifiedAt: now, version: existing.version + 1 })
-    .where(eq(users.id, existing.id))
-    .run();
-  tx.delete(userEmails).where(eq(userEmails.userId, existing.id)).run();
-  const memberships = tx
-    .delete(groupMembers)
-    .where(and(eq(groupMembers.memberId, existing.id), eq(groupMembers.directoryId, ctx.directoryId)))
-    .returning({ groupId: groupMembers.groupId })
-    .all();
-  for (const { groupId } of memberships) {
-    tx.update(groups)
-      .set({ memberCount: sql`${groups.memberCount} - 1`, version: sql`${groups.version} + 1`, modifiedAt: now })
-      .where(eq(groups.id, groupId))
-      .run();
-  }
-  runSync(tx, adjustDirectoryCounts(ctx.directoryId, { users: -1 }));
-  runSync(tx, bumpDirectoryGeneration(ctx.directoryId));
-  runSync(
-    tx,
-    recordAudit({
-      actor: ctx.actor,
-      organizationId: ctx.organizationId,
-      directoryId: ctx.directoryId,
-      action: "user.delete",
-      targetType: "user",
-      targetId: existing.id,
-      before: { ...summary(existing), groups: memberships.length },
-      requestId: ctx.requestId,
-      at: now,
-    }),
-  );
-  runSync(
-    tx,
-    enqueueJob({
-      organizationId: ctx.organizationId,
-      directoryId: ctx.directoryId,
-      kind: "user",
-      subjectId: existing.id,
-      lane: Lane.deprovision,
-      now,
-    }),
-  );
+  if ((yield* exec(tombstoneUser, [now, now, existing.id, existing.version])) === 0) throw changedMeanwhile();
+  yield* exec("DELETE FROM user_emails WHERE user_id = ?", [existing.id]);
+  const memberships = yield* many<{ groupId: string }>(leaveGroups, [existing.id, ctx.directoryId]);
+  // In id order, so two transactions updating the same groups take their row locks in one order.
+  const groupIds = memberships.map((m) => m.groupId).sort();
+  for (const groupId of groupIds) yield* exec(leftGroup, [now, groupId]);
+  yield* adjustDirectoryCounts(ctx.directoryId, { users: -1 });
+  yield* bumpDirectoryGeneration(ctx.directoryId);
+  yield* recordAudit({
+    actor: ctx.actor,
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    action: "user.delete",
+    targetType: "user",
+    targetId: existing.id,
+    before: { ...summary(existing), groups: memberships.length },
+    requestId: ctx.requestId,
+    at: now,
+  });
+  yield* enqueueJob({
+    organizationId: ctx.organizationId,
+    directoryId: ctx.directoryId,
+    kind: "user",
+    subjectId: existing.id,
+    lane: Lane.deprovision,
+    now,
+  });
 }
 
 export interface ListQuery {
@@ -431,32 +478,39 @@ function emailsOf(resource: UserResource): string[] {
   return [...out];
 }
 
-/** The SCIM create of a migrated person: replaces the migrated user's document and returns it; undefined when none matches. */
-const unclaimedMigrated = `SELECT user_id AS userId, external_id AS externalId, email_lower AS emailLower
-  FROM migrated_users WHERE directory_id = @dir AND claimed_at IS NULL
-  AND ((@ext IS NOT NULL AND external_id = @ext) OR email_lower IN (SELECT value FROM json_each(@emails)))`;
+// `external_id = ?` with a NULL externalId is never true, so one statement serves both cases.
+const unclaimedMigrated = (emailList: string) => `SELECT user_id AS "userId", external_id AS "externalId",
+  email_lower AS "emailLower" FROM migrated_users WHERE directory_id = ? AND claimed_at IS NULL
+  AND (external_id = ? OR email_lower IN (${emailList}))`;
+const unclaimedMigratedTexts = new Map<string, string>();
 
-export function claimMigratedUser(tx: DbOrTx, ctx: WriteContext, resource: UserResource): UserRow | undefined {
+/** The SCIM create of a migrated person: replaces the migrated user's document and returns it; undefined when none matches. */
+export function* claimMigratedUser(ctx: WriteContext, resource: UserResource): StoreOp<UserRow | undefined> {
   const externalId = typeof resource.externalId === "string" ? resource.externalId : null;
   const emails = emailsOf(resource);
   if (!externalId && emails.length === 0) return undefined;
-  // Every create from an IdP asks this; a cached statement (emails as a JSON list) keeps it cheap.
-  const candidates = prepared(tx, unclaimedMigrated).all({
-    dir: ctx.directoryId,
-    ext: externalId,
-    emails: JSON.stringify(emails),
-  }) as {
-    userId: string;
-    externalId: string | null;
-    emailLower: string;
-  }[];
+  // Every create from an IdP asks this; one fixed statement a dialect (emails as a JSON list) keeps it cheap.
+  const list = yield* jsonTextList();
+  let text = unclaimedMigratedTexts.get(list);
+  if (text === undefined) unclaimedMigratedTexts.set(list, (text = unclaimedMigrated(list)));
+  const candidates = yield* many<{ userId: string; externalId: string | null; emailLower: string }>(text, [
+    ctx.directoryId,
+    externalId,
+    JSON.stringify(emails),
+  ]);
   // An externalId match wins; an email match is refused when both sides carry different externalIds.
   const match =
     candidates.find((c) => externalId !== null && c.externalId === externalId) ??
     candidates.find((c) => emails.includes(c.emailLower) && (c.externalId === null || externalId === null));
   if (!match) return undefined;
-  const existing = getUser(tx, ctx.directoryId, match.userId);
+  const existing = yield* lockUser(ctx.directoryId, match.userId);
   if (!existing) return undefined;
-  prepared(tx, "UPDATE migrated_users SET claimed_at = ? WHERE user_id = ?").run(ctx.at, match.userId);
-  return updateUser(tx, ctx, existing, resource, "user.replace");
+  // Conditional: of two concurrent creates of the same person, one claims; the other creates as usual
+  // (and meets the userName's unique index if it is the same userName).
+  const claimed = yield* exec("UPDATE migrated_users SET claimed_at = ? WHERE user_id = ? AND claimed_at IS NULL", [
+    ctx.at,
+    match.userId,
+  ]);
+  if (claimed === 0) return undefined;
+  return yield* updateUser(ctx, existing, resource, "user.replace");
 }

@@ -244,7 +244,8 @@ export function runRead(db: Db, request: ReadRequest, anchors?: PageAnchors): Re
     case "user":
     case "group": {
       const { ctx, id } = request;
-      const row = request.op === "user" ? getUser(db, ctx.directoryId, id) : runSync(db, getGroup(ctx.directoryId, id));
+      const row =
+        request.op === "user" ? runSync(db, getUser(ctx.directoryId, id)) : runSync(db, getGroup(ctx.directoryId, id));
       if (!row) throw missing(request.op === "user" ? "User" : "Group", id);
       const etag = etagOf(row.version);
       if (matchesNoneMatch(request.ifNoneMatch, row.version)) return { status: 304, etag };

@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from "express";
 import type { WriteQueue } from "../directory/write-queue.js";
-import { createUser, deleteUser, getUser, updateUser, type UserRow } from "../directory/users.js";
+import { runSync } from "../directory/store-op.js";
+import { createUser, deleteUser, lockUser, updateUser, type UserRow } from "../directory/users.js";
 import type { Db } from "../directory/database.js";
 import { notFound } from "../errors.js";
 import { scimContext } from "./context.js";
@@ -53,7 +54,7 @@ export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
     if (resource.active === undefined) resource.active = true;
-    const row = await writes.run((tx) => createUser(tx, writeContext(ctx), resource));
+    const row = await writes.run((tx) => runSync(tx, createUser(writeContext(ctx), resource)));
     respondWithUser(req, res, 201, row);
   });
 
@@ -63,30 +64,42 @@ export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     const ctx = scimContext(res);
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
-    const row = await writes.run((tx) => {
-      const existing = getUser(tx, ctx.directoryId, req.params.id);
-      if (!existing) throw missing(req.params.id);
-      checkIfMatch(req, existing.version);
-      // RFC 7644 §3.5.1 replaces every attribute; an omitted `active` keeps the status rather than
-      // silently deactivating or reactivating the user.
-      if (resource.active === undefined) resource.active = existing.active;
-      return updateUser(tx, writeContext(ctx), existing, resource, "user.replace");
-    });
+    const row = await writes.run((tx) =>
+      runSync(
+        tx,
+        (function* () {
+          // Locked: If-Match compares, and the new version follows, the version this write replaces.
+          const existing = yield* lockUser(ctx.directoryId, req.params.id);
+          if (!existing) throw missing(req.params.id);
+          checkIfMatch(req, existing.version);
+          // RFC 7644 §3.5.1 replaces every attribute; an omitted `active` keeps the status rather than
+          // silently deactivating or reactivating the user.
+          if (resource.active === undefined) resource.active = existing.active;
+          return yield* updateUser(writeContext(ctx), existing, resource, "user.replace");
+        })(),
+      ),
+    );
     respondWithUser(req, res, 200, row);
   });
 
   router.patch("/Users/:id", async (req, res) => {
     const ctx = scimContext(res);
     const operations = expandOperations(userSchema, parsePatchRequest(req.body));
-    const row = await writes.run((tx) => {
-      const existing = getUser(tx, ctx.directoryId, req.params.id);
-      if (!existing) throw missing(req.params.id);
-      checkIfMatch(req, existing.version);
-      const patched = applyToDocument(userSchema, JSON.parse(existing.resource) as Record<string, unknown>, operations);
-      const resource = validateDocument(userSchema, patched);
-      if (resource.active === undefined) resource.active = existing.active;
-      return updateUser(tx, writeContext(ctx), existing, resource, "user.patch");
-    });
+    const row = await writes.run((tx) =>
+      runSync(
+        tx,
+        (function* () {
+          // Locked: the patch applies to, and If-Match compares, the version this write replaces.
+          const existing = yield* lockUser(ctx.directoryId, req.params.id);
+          if (!existing) throw missing(req.params.id);
+          checkIfMatch(req, existing.version);
+          const document = JSON.parse(existing.resource) as Record<string, unknown>;
+          const resource = validateDocument(userSchema, applyToDocument(userSchema, document, operations));
+          if (resource.active === undefined) resource.active = existing.active;
+          return yield* updateUser(writeContext(ctx), existing, resource, "user.patch");
+        })(),
+      ),
+    );
     // docs/design.md, "Contract" / RFC 7644 §3.5.2: 204, or 200 with the resource when the request names attributes.
     if (req.query.attributes !== undefined || req.query.excludedAttributes !== undefined)
       return respondWithUser(req, res, 200, row);
@@ -95,12 +108,17 @@ export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
 
   router.delete("/Users/:id", async (req, res) => {
     const ctx = scimContext(res);
-    await writes.run((tx) => {
-      const existing = getUser(tx, ctx.directoryId, req.params.id);
-      if (!existing) throw missing(req.params.id);
-      checkIfMatch(req, existing.version);
-      deleteUser(tx, writeContext(ctx), existing);
-    });
+    await writes.run((tx) =>
+      runSync(
+        tx,
+        (function* () {
+          const existing = yield* lockUser(ctx.directoryId, req.params.id);
+          if (!existing) throw missing(req.params.id);
+          checkIfMatch(req, existing.version);
+          yield* deleteUser(writeContext(ctx), existing);
+        })(),
+      ),
+    );
     sendNoContent(res);
   });
 

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { auditEntries, jobs, userImports } from "../../db/schema.js";
 import { deleteUser, getUser } from "../../src/directory/users.js";
 import { adminFixture, mappingFor, type AdminFixture } from "./helpers.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 type Access = "public" | "authenticated" | "operator" | "organization";
 type Method = "get" | "post" | "patch" | "delete";
@@ -99,16 +100,18 @@ const rows: Row[] = [
       // Deletable only without users and unfinished jobs: the IdP deleted everyone, the jobs ran.
       f.db.transaction((tx) => {
         for (const id of f.a.userIds)
-          deleteUser(
+          runSync(
             tx,
-            {
-              organizationId: f.a.id,
-              directoryId: f.a.directoryId,
-              actor: { type: "directory", id: f.a.directoryId },
-              requestId: null,
-              at: Date.now(),
-            },
-            getUser(tx, f.a.directoryId, id)!,
+            deleteUser(
+              {
+                organizationId: f.a.id,
+                directoryId: f.a.directoryId,
+                actor: { type: "directory", id: f.a.directoryId },
+                requestId: null,
+                at: Date.now(),
+              },
+              runSync(tx, getUser(f.a.directoryId, id))!,
+            ),
           );
       });
       f.db

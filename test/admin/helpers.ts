@@ -79,12 +79,15 @@ function seedOrganization(db: Db, slug: string, now: number): FixtureOrg {
   const userIds = db.transaction((tx) =>
     userNames.map(
       (userName, i) =>
-        createUser(tx, ctx, {
-          userName,
-          displayName: `${slug} person ${i}`,
-          emails: [{ value: userName, primary: true }],
-          active: true,
-        }).id,
+        runSync(
+          tx,
+          createUser(ctx, {
+            userName,
+            displayName: `${slug} person ${i}`,
+            emails: [{ value: userName, primary: true }],
+            active: true,
+          }),
+        ).id,
     ),
   );
   placeHold(db, { organizationId, userId: userIds[1]!, reason: "seeded hold" }, changeBy(operatorActor, { at: now }));

@@ -109,16 +109,18 @@ describe("organizations", () => {
     expect(refused.body.message).toContain("3 user(s)");
     f.db.transaction((tx) => {
       for (const id of f.a.userIds)
-        deleteUser(
+        runSync(
           tx,
-          {
-            organizationId: f.a.id,
-            directoryId: f.a.directoryId,
-            actor: { type: "directory", id: f.a.directoryId },
-            requestId: null,
-            at: Date.now(),
-          },
-          getUser(tx, f.a.directoryId, id)!,
+          deleteUser(
+            {
+              organizationId: f.a.id,
+              directoryId: f.a.directoryId,
+              actor: { type: "directory", id: f.a.directoryId },
+              requestId: null,
+              at: Date.now(),
+            },
+            runSync(tx, getUser(f.a.directoryId, id))!,
+          ),
         );
     });
     const waiting = await op().delete(`/organizations/${f.a.id}`).expect(409);

@@ -16,6 +16,7 @@ import { changeBy } from "../../src/directory/write-context.js";
 import { startEmulator } from "../../src/emulator/index.js";
 import { packageRoot } from "../../src/paths.js";
 import { auditFor, pendingJob } from "../helpers/store.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 const workdir = mkdtempSync(join(tmpdir(), "scim-bridge-acked-"));
 afterAll(() => rmSync(workdir, { recursive: true, force: true }));
@@ -80,7 +81,7 @@ it("keeps every acknowledged create when the server is killed right after answer
     const after = openDatabase(databaseUrl);
     try {
       for (const { id, userName } of acknowledged) {
-        expect(getUser(after.db, onboarded.directory.id, id)?.userName, userName).toBe(userName);
+        expect(runSync(after.db, getUser(onboarded.directory.id, id))?.userName, userName).toBe(userName);
         expect(
           auditFor(after.db, id).map((e) => e.action),
           userName,

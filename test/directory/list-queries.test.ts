@@ -40,29 +40,35 @@ beforeAll(() => {
     // Four users share each creation millisecond, so the id decides their order.
     const at = { ...ctx, at: base + Math.floor(i / 4) };
     store.db.transaction((tx) =>
-      createUser(tx, at, {
-        userName: `person${i}@example.test`,
-        externalId: `ext-${i % 10}`,
-        displayName: `Person ${i % 5}`,
-        active: i % 3 !== 0,
-        emails: [{ value: `shared${i % 7}@example.test`, type: "work" }],
-      }),
+      runSync(
+        tx,
+        createUser(at, {
+          userName: `person${i}@example.test`,
+          externalId: `ext-${i % 10}`,
+          displayName: `Person ${i % 5}`,
+          active: i % 3 !== 0,
+          emails: [{ value: `shared${i % 7}@example.test`, type: "work" }],
+        }),
+      ),
     );
     // The other tenant holds the same externalIds and emails: none of them may show up.
     if (i < 10)
       store.db.transaction((tx) =>
-        createUser(tx, other, {
-          userName: `person${i}@example.test`,
-          externalId: `ext-${i}`,
-          emails: [{ value: `shared${i % 7}@example.test` }],
-        }),
+        runSync(
+          tx,
+          createUser(other, {
+            userName: `person${i}@example.test`,
+            externalId: `ext-${i}`,
+            emails: [{ value: `shared${i % 7}@example.test` }],
+          }),
+        ),
       );
   }
   const all = runSync(store.db, listUsers(ctx.directoryId, { offset: 0, limit: 1000 }));
   // Tombstones in the middle of the order: an OFFSET page must skip them. Chosen by the number in
   // the userName, not by position (ids are random within a millisecond), so person7 always stays.
   const tombstoned = (row: { userName: string }) => Number(/\d+/.exec(row.userName)![0]) % 6 === 4;
-  for (const row of all.filter(tombstoned)) store.db.transaction((tx) => deleteUser(tx, ctx, row));
+  for (const row of all.filter(tombstoned)) store.db.transaction((tx) => runSync(tx, deleteUser(ctx, row)));
   live = all.filter((row) => !tombstoned(row));
   for (const name of ["Zeta", "alpha", "Beta", "gone"])
     store.db.transaction((tx) => runSync(tx, createGroup({ ...ctx, at: base }, { displayName: name }, [])));
@@ -195,6 +201,6 @@ describe("unfiltered pages", () => {
       expect(plan).toMatch(/groups_dir_display_idx/);
       expect(plan).not.toMatch(/\bSCAN groups\b/);
     }
-    expect(getUser(store.db, other.directoryId, live[0]!.id)).toBeUndefined();
+    expect(runSync(store.db, getUser(other.directoryId, live[0]!.id))).toBeUndefined();
   });
 });

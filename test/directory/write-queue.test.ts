@@ -4,6 +4,7 @@ import { createUser, getUser } from "../../src/directory/users.js";
 import { createWriteQueue } from "../../src/directory/write-queue.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { auditFor, pendingJob } from "../helpers/store.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 /**
  * Group commit: writes queued in the same turn share one transaction, each in its own savepoint, so
@@ -31,29 +32,31 @@ const ctx = () => ({
 
 it("commits the writes of one batch that succeeded and undoes only the one that failed", async () => {
   const writes = createWriteQueue(bridge.db);
-  const first = writes.run((tx) => createUser(tx, ctx(), { userName: "batch-first@x.test" }));
+  const first = writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "batch-first@x.test" })));
   let failedId: string | undefined;
   const failing = writes.run((tx) => {
-    failedId = createUser(tx, ctx(), { userName: "batch-failing@x.test" }).id;
+    failedId = runSync(tx, createUser(ctx(), { userName: "batch-failing@x.test" })).id;
     throw new Error("the request fails after its write");
   });
-  const third = writes.run((tx) => createUser(tx, ctx(), { userName: "batch-third@x.test" }));
+  const third = writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "batch-third@x.test" })));
   const [a, b, c] = await Promise.allSettled([first, failing, third]);
   expect(a.status).toBe("fulfilled");
   expect(b).toMatchObject({ status: "rejected", reason: new Error("the request fails after its write") });
   expect(c.status).toBe("fulfilled");
   const ok = [a, c].map((r) => (r as PromiseFulfilledResult<{ id: string }>).value.id);
   for (const id of ok) {
-    expect(getUser(other.db, bridge.directoryId, id)?.id).toBe(id);
+    expect(runSync(other.db, getUser(bridge.directoryId, id))?.id).toBe(id);
     expect(auditFor(other.db, id).map((e) => e.action)).toEqual(["user.create"]);
     expect(pendingJob(other.db, "user", id)).toBeDefined();
   }
-  expect(getUser(other.db, bridge.directoryId, failedId!)).toBeUndefined();
+  expect(runSync(other.db, getUser(bridge.directoryId, failedId!))).toBeUndefined();
   expect(auditFor(other.db, failedId!)).toEqual([]);
   expect(pendingJob(other.db, "user", failedId!)).toBeUndefined();
   // The connection is left outside any transaction for the next batch and for everyone else.
   expect(bridge.sqlite.inTransaction).toBe(false);
-  await expect(writes.run((tx) => createUser(tx, ctx(), { userName: "batch-next@x.test" }))).resolves.toBeDefined();
+  await expect(
+    writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "batch-next@x.test" }))),
+  ).resolves.toBeDefined();
 });
 
 it("undoes all of a write alone in its turn that fails after writing, and keeps the connection usable", async () => {
@@ -61,17 +64,17 @@ it("undoes all of a write alone in its turn that fails after writing, and keeps 
   let id: string | undefined;
   await expect(
     writes.run((tx) => {
-      id = createUser(tx, ctx(), { userName: "alone-failing@x.test" }).id;
+      id = runSync(tx, createUser(ctx(), { userName: "alone-failing@x.test" })).id;
       throw new Error("the request fails after its write");
     }),
   ).rejects.toThrow("the request fails after its write");
-  expect(getUser(other.db, bridge.directoryId, id!)).toBeUndefined();
+  expect(runSync(other.db, getUser(bridge.directoryId, id!))).toBeUndefined();
   expect(auditFor(other.db, id!)).toEqual([]);
   expect(pendingJob(other.db, "user", id!)).toBeUndefined();
   expect(bridge.sqlite.inTransaction).toBe(false);
   // The same userName is free again, and a write alone that succeeds is committed when it resolves.
-  const row = await writes.run((tx) => createUser(tx, ctx(), { userName: "alone-failing@x.test" }));
-  expect(getUser(other.db, bridge.directoryId, row.id)?.userName).toBe("alone-failing@x.test");
+  const row = await writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "alone-failing@x.test" })));
+  expect(runSync(other.db, getUser(bridge.directoryId, row.id))?.userName).toBe("alone-failing@x.test");
   expect(auditFor(other.db, row.id).map((e) => e.action)).toEqual(["user.create"]);
   expect(pendingJob(other.db, "user", row.id)).toBeDefined();
 });
@@ -83,7 +86,7 @@ it("commits a batch whose writes each change more than a statement journal keeps
   const results = await Promise.allSettled(
     [1, 2, 3].map((n) =>
       writes.run((tx) => {
-        const row = createUser(tx, ctx(), { userName: `big-${n}@x.test`, emails: emails(n) });
+        const row = runSync(tx, createUser(ctx(), { userName: `big-${n}@x.test`, emails: emails(n) }));
         if (n === 2) throw new Error("the second fails after its write");
         return row;
       }),
@@ -92,7 +95,7 @@ it("commits a batch whose writes each change more than a statement journal keeps
   expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
   for (const r of [results[0], results[2]]) {
     const row = (r as PromiseFulfilledResult<{ id: string }>).value;
-    expect(getUser(other.db, bridge.directoryId, row.id)).toBeDefined();
+    expect(runSync(other.db, getUser(bridge.directoryId, row.id))).toBeDefined();
   }
   expect(other.sqlite.prepare("SELECT count(*) FROM user_emails WHERE value_lower LIKE 'big-2-%'").pluck().get()).toBe(
     0,
@@ -111,8 +114,8 @@ it("rejects every write of a batch that cannot begin, and writes nothing", async
   other.sqlite.prepare("BEGIN IMMEDIATE").run();
   try {
     const results = await Promise.allSettled([
-      writes.run((tx) => createUser(tx, ctx(), { userName: "locked-1@x.test" })),
-      writes.run((tx) => createUser(tx, ctx(), { userName: "locked-2@x.test" })),
+      writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "locked-1@x.test" }))),
+      writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "locked-2@x.test" }))),
     ]);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
   } finally {
@@ -121,5 +124,7 @@ it("rejects every write of a batch that cannot begin, and writes nothing", async
     other.sqlite.pragma("busy_timeout = 5000");
   }
   expect(bridge.sqlite.inTransaction).toBe(false);
-  await expect(writes.run((tx) => createUser(tx, ctx(), { userName: "locked-1@x.test" }))).resolves.toBeDefined();
+  await expect(
+    writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "locked-1@x.test" }))),
+  ).resolves.toBeDefined();
 });

@@ -26,7 +26,7 @@ it("rolls back the user, its audit entry and its job together when the transacti
   const before = writeFootprint(bridge.db);
   expect(() =>
     bridge.db.transaction((tx) => {
-      createUser(tx, ctx(), { userName: "rollback@x.test", active: true });
+      runSync(tx, createUser(ctx(), { userName: "rollback@x.test", active: true }));
       runSync(tx, createGroup(ctx(), { displayName: "Rollback" }, []));
       throw new Error("crash after the writes, before commit");
     }),
@@ -42,7 +42,9 @@ it("commits the audit entry and the job with each write, and keeps the live coun
       .where(eq(directories.id, bridge.directoryId))
       .get()!.n;
   const start = count();
-  const row = bridge.db.transaction((tx) => createUser(tx, ctx(), { userName: "counted@x.test", active: true }));
+  const row = bridge.db.transaction((tx) =>
+    runSync(tx, createUser(ctx(), { userName: "counted@x.test", active: true })),
+  );
   expect(count()).toBe(start + 1);
   expect(auditFor(bridge.db, row.id).map((a) => a.action)).toEqual(["user.create"]);
   expect(pendingJob(bridge.db, "user", row.id)).toMatchObject({
@@ -51,10 +53,10 @@ it("commits the audit entry and the job with each write, and keeps the live coun
   });
 
   bridge.db.transaction((tx) =>
-    updateUser(tx, ctx(), row, { userName: "counted@x.test", active: false }, "user.patch"),
+    runSync(tx, updateUser(ctx(), row, { userName: "counted@x.test", active: false }, "user.patch")),
   );
-  const updated = getUser(bridge.db, bridge.directoryId, row.id)!;
-  bridge.db.transaction((tx) => deleteUser(tx, ctx(), updated));
+  const updated = runSync(bridge.db, getUser(bridge.directoryId, row.id))!;
+  bridge.db.transaction((tx) => runSync(tx, deleteUser(ctx(), updated)));
   expect(count()).toBe(start);
   const audit = auditFor(bridge.db, row.id);
   expect(audit.map((a) => a.action)).toEqual(["user.create", "user.deactivate", "user.delete"]);

@@ -355,12 +355,12 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
     for (const [offset, body] of people) {
       const { document } = normalizeResource(userSchema, { schemas: [userSchema.core.urn], ...body });
       const resource = validateDocument(userSchema, document);
-      const row = store.db.transaction((tx) => createUser(tx, { ...ctx, at: base + offset }, resource));
+      const row = store.db.transaction((tx) => runSync(tx, createUser({ ...ctx, at: base + offset }, resource)));
       ids.set(String(body.userName).split("@")[0]!.toLowerCase(), row.id);
     }
     // A deleted user is in neither answer.
-    const gone = getUser(store.db, ctx.directoryId, ids.get("gone")!)!;
-    store.db.transaction((tx) => deleteUser(tx, { ...ctx, at: base + 9 }, gone));
+    const gone = runSync(store.db, getUser(ctx.directoryId, ids.get("gone")!))!;
+    store.db.transaction((tx) => runSync(tx, deleteUser({ ...ctx, at: base + 9 }, gone)));
     const groupBodies: [string, string | undefined, string[]][] = [
       ["Engineers", "G-1", ["alice", "émile", "zoë"]],
       ["Straße-Team", undefined, ["zoë", "Ärger", "Bob"]],
@@ -377,7 +377,7 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
           ...(externalId ? { externalId } : {}),
           members: members.map((m) => {
             const id = ids.get(m.toLowerCase())!;
-            return { value: id, display: getUser(store.db, ctx.directoryId, id)!.displayName };
+            return { value: id, display: runSync(store.db, getUser(ctx.directoryId, id))!.displayName };
           }),
         },
         ["members"],

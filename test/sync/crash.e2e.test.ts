@@ -17,6 +17,7 @@ import { changeBy } from "../../src/directory/write-context.js";
 import { createUser, getUser, updateUser } from "../../src/directory/users.js";
 import { startEmulator } from "../../src/emulator/index.js";
 import { packageRoot } from "../../src/paths.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 const USERS = 2_000;
 const DEACTIVATED = 100;
@@ -43,12 +44,15 @@ describe("crash safety", () => {
         for (let i = 0; i < USERS; i++) {
           const email = `u${i}@example.com`;
           ids.push(
-            createUser(tx, ctx, {
-              schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
-              userName: email,
-              emails: [{ value: email, primary: true }],
-              active: true,
-            }).id,
+            runSync(
+              tx,
+              createUser(ctx, {
+                schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                userName: email,
+                emails: [{ value: email, primary: true }],
+                active: true,
+              }),
+            ).id,
           );
         }
       });
@@ -91,9 +95,9 @@ describe("crash safety", () => {
           // The IdP deactivates 100 users while the bridge keeps crashing.
           db.transaction((tx) => {
             for (const id of ids.slice(0, DEACTIVATED)) {
-              const existing = getUser(tx, ctx.directoryId, id)!;
+              const existing = runSync(tx, getUser(ctx.directoryId, id))!;
               const resource = { ...(JSON.parse(existing.resource) as Record<string, unknown>), active: false };
-              updateUser(tx, ctx, existing, resource, "user.patch");
+              runSync(tx, updateUser(ctx, existing, resource, "user.patch"));
             }
           });
         }

@@ -14,6 +14,7 @@ import { createUser } from "../../src/directory/users.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { decidePostLogin } from "../../src/sync/post-login.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 const DB_CONNECTION = "Username-Password-Authentication";
 const operator = { type: "operator" as const, id: "test" };
@@ -44,10 +45,12 @@ afterEach(() => {
 describe("post-login decision and mapping changes", () => {
   it("answers with the mapping another process applied (or rolled back to) at the very next login", () => {
     const onboarded = onboardOrganization(server.db, { slug: "acme", connection: DB_CONNECTION }, changeBy(operator));
-    createUser(
+    runSync(
       server.db,
-      { ...changeBy(operator), organizationId: onboarded.organization.id, directoryId: onboarded.directory.id },
-      { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "ada@acme.example", active: true },
+      createUser(
+        { ...changeBy(operator), organizationId: onboarded.organization.id, directoryId: onboarded.directory.id },
+        { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "ada@acme.example", active: true },
+      ),
     );
     const login = () =>
       decidePostLogin(server.db, {

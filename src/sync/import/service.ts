@@ -667,11 +667,13 @@ class ImportRun {
         );
         // Already in the directory (the IdP pushed this person first): its own sync links it.
         const fresh = imported.filter((m) => !taken.has(m.emailLower));
-        const rows = createMigratedUsers(
+        const rows = runSync(
           tx,
-          ctx,
-          this.row.id,
-          fresh.map((m) => ({ resource: migratedResource(m), emailLower: m.emailLower, externalId: m.externalId })),
+          createMigratedUsers(
+            ctx,
+            this.row.id,
+            fresh.map((m) => ({ resource: migratedResource(m), emailLower: m.emailLower, externalId: m.externalId })),
+          ),
         );
         const links = rows.map((row, i) => {
           const m = fresh[i]!;
