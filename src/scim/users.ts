@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from "express";
 import type { WriteQueue } from "../directory/write-queue.js";
-import { runSync } from "../directory/store-op.js";
-import { createUser, deleteUser, lockUser, updateUser, type UserRow } from "../directory/users.js";
+import { runSync, type StoreOp } from "../directory/store-op.js";
+import { createUser, deleteUser, lockUser, updateUser, type UserResource, type UserRow } from "../directory/users.js";
 import type { Db } from "../directory/database.js";
 import { notFound } from "../errors.js";
 import { scimContext } from "./context.js";
@@ -24,6 +24,32 @@ import { validateDocument } from "./validate.js";
  */
 
 const missing = (id: string) => notFound(`User ${id} not found`);
+
+/**
+ * The user a PUT, PATCH or DELETE names, locked (lockUser) so that If-Match compares, and the new
+ * version follows, the version this write replaces, also when another instance writes it meanwhile.
+ */
+function* lockedUser(req: Request<{ id: string }>, res: Response): StoreOp<UserRow> {
+  const existing = yield* lockUser(scimContext(res).directoryId, req.params.id);
+  if (!existing) throw missing(req.params.id);
+  checkIfMatch(req, existing.version);
+  return existing;
+}
+
+/** PUT and PATCH: the new document is built from the locked current one. */
+function* changeUser(
+  req: Request<{ id: string }>,
+  res: Response,
+  action: "user.replace" | "user.patch",
+  build: (existing: UserRow) => UserResource,
+): StoreOp<UserRow> {
+  const existing = yield* lockedUser(req, res);
+  return yield* updateUser(writeContext(scimContext(res)), existing, build(existing), action);
+}
+
+function* removeUser(req: Request<{ id: string }>, res: Response): StoreOp<void> {
+  yield* deleteUser(writeContext(scimContext(res)), yield* lockedUser(req, res));
+}
 
 export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
   const router = Router({ mergeParams: true });
@@ -61,43 +87,33 @@ export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
   router.get("/Users/:id", (req, res) => answer(res, readByIdRequest("user", req, res, req.params.id)));
 
   router.put("/Users/:id", async (req, res) => {
-    const ctx = scimContext(res);
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
     const row = await writes.run((tx) =>
       runSync(
         tx,
-        (function* () {
-          // Locked: If-Match compares, and the new version follows, the version this write replaces.
-          const existing = yield* lockUser(ctx.directoryId, req.params.id);
-          if (!existing) throw missing(req.params.id);
-          checkIfMatch(req, existing.version);
+        changeUser(req, res, "user.replace", (existing) => {
           // RFC 7644 §3.5.1 replaces every attribute; an omitted `active` keeps the status rather than
           // silently deactivating or reactivating the user.
           if (resource.active === undefined) resource.active = existing.active;
-          return yield* updateUser(writeContext(ctx), existing, resource, "user.replace");
-        })(),
+          return resource;
+        }),
       ),
     );
     respondWithUser(req, res, 200, row);
   });
 
   router.patch("/Users/:id", async (req, res) => {
-    const ctx = scimContext(res);
     const operations = expandOperations(userSchema, parsePatchRequest(req.body));
     const row = await writes.run((tx) =>
       runSync(
         tx,
-        (function* () {
-          // Locked: the patch applies to, and If-Match compares, the version this write replaces.
-          const existing = yield* lockUser(ctx.directoryId, req.params.id);
-          if (!existing) throw missing(req.params.id);
-          checkIfMatch(req, existing.version);
+        changeUser(req, res, "user.patch", (existing) => {
           const document = JSON.parse(existing.resource) as Record<string, unknown>;
           const resource = validateDocument(userSchema, applyToDocument(userSchema, document, operations));
           if (resource.active === undefined) resource.active = existing.active;
-          return yield* updateUser(writeContext(ctx), existing, resource, "user.patch");
-        })(),
+          return resource;
+        }),
       ),
     );
     // docs/design.md, "Contract" / RFC 7644 §3.5.2: 204, or 200 with the resource when the request names attributes.
@@ -107,18 +123,7 @@ export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
   });
 
   router.delete("/Users/:id", async (req, res) => {
-    const ctx = scimContext(res);
-    await writes.run((tx) =>
-      runSync(
-        tx,
-        (function* () {
-          const existing = yield* lockUser(ctx.directoryId, req.params.id);
-          if (!existing) throw missing(req.params.id);
-          checkIfMatch(req, existing.version);
-          yield* deleteUser(writeContext(ctx), existing);
-        })(),
-      ),
-    );
+    await writes.run((tx) => runSync(tx, removeUser(req, res)));
     sendNoContent(res);
   });
 
