@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDirectory, getDirectory } from "../../src/directory/directories.js";
-import { createMigratedUsers, takenUserNames } from "../../src/directory/migrated.js";
+import { createMigratedUsers } from "../../src/directory/migrated.js";
 import { Lane } from "../../src/directory/outbox.js";
 import type { SqlStore } from "../../src/directory/sql.js";
 import { exec, many, one, type StoreOp } from "../../src/directory/store-op.js";
@@ -317,15 +317,6 @@ describe.each(storeDialects())("user store ops on $name", (dialect) => {
         one<{ n: number }>(`SELECT count(*) AS n FROM migrated_users WHERE import_id = 'imp_1' AND claimed_at IS NULL`),
       ),
     ).toEqual({ n: 230 });
-    expect(
-      [
-        ...(await store.read(
-          takenUserNames(directoryId, ["mig0@example.com", "nobody@example.com", "mig7@example.com"]),
-        )),
-      ].sort(),
-    ).toEqual(["mig0@example.com", "mig7@example.com"]);
-    expect(await store.read(takenUserNames(directoryId, []))).toEqual(new Set());
-
     // By email: the IdP's create takes the migrated user over (same id, a new version).
     const claimed = await store.write(
       createUser(idp(), {
