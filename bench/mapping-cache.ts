@@ -57,7 +57,7 @@ async function tenant(db: Db): Promise<void> {
   const t0 = Date.now();
   db.transaction((tx) => {
     for (let i = 0; i < orgCount; i++) {
-      const org = createOrganization(tx, { slug: `org-${i}`, connection: DB_CONNECTION }, changeBy(operator));
+      const org = runSync(tx, createOrganization({ slug: `org-${i}`, connection: DB_CONNECTION }, changeBy(operator)));
       if (i % 10 === 0) saveMappingVersion(tx, org.id, mappingVariant(i % 5), { actor: operator });
     }
   });

@@ -33,6 +33,7 @@ import { createSyncEngine, type SyncEngine, type SyncEngineOptions } from "./syn
 import { SyncThread, type EngineSettings } from "./sync/engine-thread.js";
 import { ImportClient } from "./sync/import/client.js";
 import { webhookInvitationDelivery, type InvitationDelivery } from "./sync/invitations.js";
+import { runSync, writeSync } from "./directory/store-op.js";
 
 export interface BridgeOverrides {
   /** The database instead of config.databaseUrl (the sandbox's own file, a test's temporary one). */
@@ -129,10 +130,10 @@ export interface Bridge {
  */
 function linkDatabase(db: Db, tenant: string): void {
   if (tenant === sandboxTenant) {
-    const refusal = sandboxRefusal(db);
+    const refusal = runSync(db, sandboxRefusal());
     if (refusal) throw new ConfigError([`the sandbox refuses this database: ${refusal}`]);
   } else {
-    const link = linkedTenant(db);
+    const link = runSync(db, linkedTenant());
     if (link && link.tenant !== tenant) {
       throw new ConfigError([
         link.tenant === sandboxTenant
@@ -141,7 +142,7 @@ function linkDatabase(db: Db, tenant: string): void {
       ]);
     }
   }
-  recordTenantLink(db, tenant);
+  writeSync(db, recordTenantLink(tenant));
 }
 
 export async function createBridge(config: Readonly<Config>, overrides: BridgeOverrides = {}): Promise<Bridge> {

@@ -30,7 +30,7 @@ export function issueAdminTokenFor(
     (tx) => {
       let organizationId: string | null = null;
       if (input.organization !== undefined) {
-        const org = getOrganization(tx, input.organization);
+        const org = runSync(tx, getOrganization(input.organization));
         if (!org) throw invalidValue(`organization: "${input.organization}" does not exist`);
         organizationId = org.id;
       }
@@ -49,7 +49,7 @@ export function issueAdminTokenFor(
 /** Every admin token, or those of one organization (by id or slug; none when it does not exist). */
 export function adminTokensOf(db: Db, organization?: string): AdminTokenRow[] {
   if (organization === undefined) return runSync(db, listAdminTokens());
-  const org = getOrganization(db, organization);
+  const org = runSync(db, getOrganization(organization));
   return org ? runSync(db, listAdminTokens(org.id)) : [];
 }
 

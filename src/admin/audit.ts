@@ -5,6 +5,7 @@ import type { DbOrTx } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
 import { iso, limitParam, timeParam, type AdminRoutes } from "./routes.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * The audit trail (append-only; written by every change in its own transaction): who (actor), which
@@ -99,7 +100,7 @@ export function auditRoutes(routes: AdminRoutes): void {
       if (organization !== undefined) {
         // A deleted organization's entries stay queryable by its id.
         organizationId =
-          getOrganization(deps.db, organization)?.id ??
+          runSync(deps.db, getOrganization(organization))?.id ??
           (/^[0-9a-f-]{36}$/.test(organization) ? organization : undefined);
         if (organizationId === undefined) throw notFound(`organization "${organization}" not found`);
       }

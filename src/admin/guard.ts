@@ -1,7 +1,7 @@
 import { getActiveMapping } from "../directory/mappings.js";
 import { getOrganization } from "../directory/organizations.js";
 import { activePause, decideGuardPause, listGuardPauses, pausedOrganizations, type GuardPause } from "../sync/guard.js";
-import { readSync, writeSync } from "../directory/store-op.js";
+import { readSync, runSync, writeSync } from "../directory/store-op.js";
 import { iso, type AdminRoutes } from "./routes.js";
 
 /**
@@ -31,7 +31,7 @@ export function guardRoutes(routes: AdminRoutes): void {
     },
     ({ deps }) => ({
       paused: readSync(deps.db, pausedOrganizations()).flatMap((id) => {
-        const org = getOrganization(deps.db, id);
+        const org = runSync(deps.db, getOrganization(id));
         const pause = readSync(deps.db, activePause(id));
         return org && pause ? [{ organization: { id: org.id, slug: org.slug }, pause: pauseView(pause) }] : [];
       }),

@@ -6,7 +6,7 @@ import { jobCounts, jobStates, listDeadJobs, listJobs, requestDriftReconcile, re
 import { Lane, laneName, laneNames, type JobKind } from "../directory/outbox.js";
 import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
 import { jobView } from "./views.js";
-import { readSync, writeSync } from "../directory/store-op.js";
+import { readSync, runSync, writeSync } from "../directory/store-op.js";
 
 /** Sync health for operators: jobs by state and lane, dead letters, retry, and drift reconcile on demand. */
 const kinds: [JobKind, ...JobKind[]] = ["user", "group", "organization", "drift"];
@@ -19,7 +19,7 @@ const pageQuery = {
 
 function organizationId(db: Db, idOrSlug: string | undefined): string | undefined {
   if (idOrSlug === undefined) return undefined;
-  const org = getOrganization(db, idOrSlug);
+  const org = runSync(db, getOrganization(idOrSlug));
   if (!org) throw notFound(`organization "${idOrSlug}" not found`);
   return org.id;
 }

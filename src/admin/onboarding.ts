@@ -62,7 +62,7 @@ export function onboardOrganization(
   change: Change,
 ): OnboardedDirectory {
   return immediate(db, (tx) => {
-    const organization = createOrganization(tx, input, change);
+    const organization = runSync(tx, createOrganization(input, change));
     return directoryWithToken(
       tx,
       organization,
@@ -80,7 +80,7 @@ export function addDirectory(
   change: Change,
 ): OnboardedDirectory {
   return immediate(db, (tx) => {
-    const organization = getOrganization(tx, organizationIdOrSlug);
+    const organization = runSync(tx, getOrganization(organizationIdOrSlug));
     if (!organization) throw notFound(`organization "${organizationIdOrSlug}" not found`);
     return directoryWithToken(tx, organization, input, change);
   });

@@ -1,20 +1,16 @@
-import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { z } from "zod";
-import { jobs, organizations, scimRequestLog, users, userSync } from "../../db/schema.js";
-import { recordAudit } from "../directory/audit.js";
 import { listDirectories, scimBaseUrl } from "../directory/directories.js";
 import {
+  deleteOrganization,
   listOrganizations,
   organizationSlugPattern,
+  updateOrganization,
   userModels,
-  validateOrganization,
 } from "../directory/organizations.js";
-import { conflict } from "../errors.js";
-import { enqueueJob, Lane } from "../directory/outbox.js";
 import { maxScimTokenDays, onboardOrganization } from "./onboarding.js";
 import type { AdminRoutes } from "./routes.js";
 import { directoryView, organizationView, scimTokenView } from "./views.js";
-import { runSync } from "../directory/store-op.js";
+import { readSync, runSync, writeSync } from "../directory/store-op.js";
 
 /** Optional SCIM token lifetime; none by default, because an IdP whose token expires unseen stops deprovisioning. */
 export const tokenExpiry = z
@@ -81,7 +77,7 @@ export function organizationRoutes(routes: AdminRoutes): void {
       summary: "Every organization",
       status: 200,
     },
-    ({ deps }) => ({ organizations: listOrganizations(deps.db).map(organizationView) }),
+    ({ deps }) => ({ organizations: readSync(deps.db, listOrganizations()).map(organizationView) }),
   );
 
   routes.add(
@@ -109,46 +105,8 @@ export function organizationRoutes(routes: AdminRoutes): void {
       body: updateBody,
       status: 200,
     },
-    ({ deps, body, organization: before, actor, requestId, now }) => {
-      const next = validateOrganization({
-        slug: before.slug,
-        displayName: body.displayName ?? before.displayName,
-        userModel: before.userModel as "isolated" | "shared",
-        connection: body.connection ?? before.connection,
-      });
-      const updated = deps.db.transaction((tx) => {
-        const row = tx
-          .update(organizations)
-          .set({ displayName: next.displayName, connection: next.connection, updatedAt: now })
-          .where(eq(organizations.id, before.id))
-          .returning()
-          .get();
-        runSync(
-          tx,
-          recordAudit({
-            actor,
-            organizationId: before.id,
-            action: "organization.update",
-            targetType: "organization",
-            targetId: before.id,
-            before: { displayName: before.displayName, connection: before.connection },
-            after: { displayName: row.displayName, connection: row.connection },
-            requestId,
-            at: now,
-          }),
-        );
-        runSync(
-          tx,
-          enqueueJob({
-            organizationId: before.id,
-            kind: "organization",
-            subjectId: before.id,
-            lane: Lane.background,
-            now,
-          }),
-        );
-        return row;
-      });
+    ({ deps, body, organization: before, change }) => {
+      const updated = writeSync(deps.db, updateOrganization(before, body, change));
       deps.notifyWorker?.();
       return { organization: organizationView(updated) };
     },
@@ -168,48 +126,8 @@ export function organizationRoutes(routes: AdminRoutes): void {
       status: 204,
       errors: [409],
     },
-    ({ deps, organization: org, actor, requestId, now }) => {
-      deps.db.transaction((tx) => {
-        const dirIds = runSync(tx, listDirectories(org.id)).map((d) => d.id);
-        const live =
-          dirIds.length === 0
-            ? 0
-            : (tx
-                .select({ n: sql<number>`count(*)` })
-                .from(users)
-                .where(and(inArray(users.directoryId, dirIds), isNull(users.deletedAt)))
-                .get()?.n ?? 0);
-        if (live > 0)
-          throw conflict(
-            `organization "${org.slug}" still has ${live} user(s); deprovision them through the IdP first`,
-          );
-        const open =
-          tx
-            .select({ n: sql<number>`count(*)` })
-            .from(jobs)
-            .where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"])))
-            .get()?.n ?? 0;
-        if (open > 0)
-          throw conflict(`organization "${org.slug}" has ${open} unfinished job(s); wait until they are done`);
-        // Rows without a foreign key to the organization go explicitly; the rest cascade.
-        tx.delete(userSync).where(eq(userSync.organizationId, org.id)).run();
-        if (dirIds.length > 0) tx.delete(scimRequestLog).where(inArray(scimRequestLog.directoryId, dirIds)).run();
-        tx.delete(jobs).where(eq(jobs.organizationId, org.id)).run();
-        tx.delete(organizations).where(eq(organizations.id, org.id)).run();
-        runSync(
-          tx,
-          recordAudit({
-            actor,
-            organizationId: org.id,
-            action: "organization.delete",
-            targetType: "organization",
-            targetId: org.id,
-            before: { slug: org.slug, displayName: org.displayName, auth0OrgId: org.auth0OrgId, directories: dirIds },
-            requestId,
-            at: now,
-          }),
-        );
-      });
+    ({ deps, organization: org, change }) => {
+      writeSync(deps.db, deleteOrganization(org, change));
       return undefined;
     },
   );

@@ -10,6 +10,7 @@ import { getOrganization, type OrganizationRow } from "../directory/organization
 import { forbidden, invalidValue } from "../errors.js";
 import type { ImportApi } from "../sync/import/client.js";
 import type { ImportDeps } from "../sync/import/service.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * The admin API's route table. Each route is declared once with its access rule and its zod schemas;
@@ -194,7 +195,7 @@ export class AdminRoutes {
     };
     let organization: OrganizationRow | undefined;
     if (params.org !== undefined)
-      organization = assertOrganizationVisible(principal, getOrganization(deps.db, params.org), params.org);
+      organization = assertOrganizationVisible(principal, runSync(deps.db, getOrganization(params.org)), params.org);
     const query = def.query ? parseWith(def.query, call.query ?? {}, "query") : {};
     const body = def.body ? parseWith(def.body, call.body ?? {}, "body") : undefined;
     const actor = call.actor ?? adminActor(principal);

@@ -8,6 +8,7 @@ import {
 import { getOrganization } from "../directory/organizations.js";
 import { adminTokensOf, adminTokenState, issueAdminTokenFor, revokeAdminTokenById } from "./admin-tokens.js";
 import { iso, type AdminRoutes } from "./routes.js";
+import { runSync } from "../directory/store-op.js";
 
 export const adminTokenView = (t: AdminTokenRow, now: number) => {
   const s = adminTokenSummary(t);
@@ -40,7 +41,7 @@ export function adminTokenRoutes(routes: AdminRoutes): void {
       status: 200,
     },
     ({ deps, principal }) => {
-      const org = principal.organizationId ? getOrganization(deps.db, principal.organizationId) : undefined;
+      const org = principal.organizationId ? runSync(deps.db, getOrganization(principal.organizationId)) : undefined;
       return {
         tokenId: principal.tokenId,
         scope: principal.scope,

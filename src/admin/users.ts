@@ -5,7 +5,7 @@ import { BridgeError, isBridgeError, notFound } from "../errors.js";
 import { directoryOfOrganization } from "./onboarding.js";
 import { iso, limitParam, type AdminRoutes, type RouteContext } from "./routes.js";
 import { findUser, listOrganizationGroups, searchUsers, usersWithSyncState } from "./user-queries.js";
-import { runSync } from "../directory/store-op.js";
+import { runSync, writeSync } from "../directory/store-op.js";
 
 /**
  * Customer-admin routes (docs/design.md, "Who uses it"): its users and their sync state, block and unblock (holds),
@@ -97,7 +97,7 @@ export function userRoutes(routes: AdminRoutes): void {
         user,
         scim: JSON.parse(row.resource) as unknown,
         groups: listOrganizationGroups(ctx.deps.db, ctx.organization.id, 200, row.id),
-        holdHistory: listHolds(ctx.deps.db, ctx.organization.id, row.id).map(holdView),
+        holdHistory: runSync(ctx.deps.db, listHolds(ctx.organization.id, row.id)).map(holdView),
       };
     },
   );
@@ -116,10 +116,9 @@ export function userRoutes(routes: AdminRoutes): void {
     },
     (ctx) => {
       const { deps, organization, body, change } = ctx;
-      const hold = placeHold(
+      const hold = writeSync(
         deps.db,
-        { organizationId: organization.id, userId: ctx.param("userId"), reason: body.reason },
-        change,
+        placeHold({ organizationId: organization.id, userId: ctx.param("userId"), reason: body.reason }, change),
       );
       deps.notifyWorker?.();
       return { hold: holdView(hold) };
@@ -140,10 +139,9 @@ export function userRoutes(routes: AdminRoutes): void {
     },
     (ctx) => {
       const { deps, organization, body, change } = ctx;
-      const released = releaseHold(
+      const released = writeSync(
         deps.db,
-        { organizationId: organization.id, userId: ctx.param("userId"), note: body.reason },
-        change,
+        releaseHold({ organizationId: organization.id, userId: ctx.param("userId"), note: body.reason }, change),
       );
       deps.notifyWorker?.();
       return { released: released.map(holdView) };

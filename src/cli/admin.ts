@@ -11,6 +11,7 @@ import { adminTokenSummary, defaultAdminTokenDays, maxAdminTokenDays } from "../
 import { listOrganizations } from "../directory/organizations.js";
 import { changeBy } from "../directory/write-context.js";
 import { cliOperator, withDatabase } from "./database.js";
+import { runSync } from "../directory/store-op.js";
 
 function parseDays(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > maxAdminTokenDays) {
@@ -67,7 +68,7 @@ export function registerAdminCommands(program: Command, openDb: () => OpenDataba
           return void console.log(
             "no admin tokens issued (BRIDGE_ADMIN_TOKEN, if set, is the bootstrap operator token)",
           );
-        const slugs = new Map(listOrganizations(db).map((o) => [o.id, o.slug]));
+        const slugs = new Map(runSync(db, listOrganizations()).map((o) => [o.id, o.slug]));
         for (const t of rows) {
           const scope = t.organizationId ? `org_admin:${slugs.get(t.organizationId) ?? t.organizationId}` : "operator";
           console.log(

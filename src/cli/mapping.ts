@@ -23,6 +23,7 @@ import { packageRoot } from "../paths.js";
 import { previewMapping, type PreviewResult, type PreviewUser } from "../sync/preview.js";
 import { cliOperator, withDatabase } from "./database.js";
 import { createProgress } from "./progress.js";
+import { runSync } from "../directory/store-op.js";
 
 const exitRefused = 1;
 const exitNoInput = 66;
@@ -185,11 +186,11 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .action((org: string, opts: { json?: boolean }) =>
       run(() => {
         const shown = withDatabase(openDb, ({ db }) => {
-          const row = getOrganization(db, org);
+          const row = runSync(db, getOrganization(org));
           const active = getActiveMapping(db, org);
           if (!row || !active)
             throw notFound(`organization "${org}" not found (scim-bridge org list shows the existing ones)`);
-          return { slug: row.slug, active, connection: connectionTypeOf(db, active.document.connection.name) };
+          return { slug: row.slug, active, connection: runSync(db, connectionTypeOf(active.document.connection.name)) };
         });
         const isDefault = shown.active.version === null;
         const value = {

@@ -116,7 +116,7 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .option("--json", "print machine-readable JSON")
     .action((opts: { json?: boolean }) => {
       withDatabase(openDb, ({ db, publicUrl }) => {
-        const rows = listOrganizations(db).map((o) => ({
+        const rows = runSync(db, listOrganizations()).map((o) => ({
           ...organizationJson(o),
           directories: runSync(db, listDirectories(o.id)).map((d) => ({
             ...directoryJson(d),

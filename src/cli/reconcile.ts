@@ -6,6 +6,7 @@ import { getOrganization } from "../directory/organizations.js";
 import type { SyncEngine } from "../sync/engine.js";
 import { Lane } from "../directory/outbox.js";
 import { createProgress } from "./progress.js";
+import { runSync } from "../directory/store-op.js";
 
 export type ReconcileContext = OpenDatabase & { engine: SyncEngine };
 
@@ -23,7 +24,7 @@ export function registerReconcileCommand(program: Command, open: () => Promise<R
     .action(async (orgRef: string, opts: { dryRun?: boolean; json?: boolean }) => {
       const ctx = await open();
       try {
-        const org = getOrganization(ctx.db, orgRef);
+        const org = runSync(ctx.db, getOrganization(orgRef));
         if (!org) {
           console.error(`organization "${orgRef}" not found`);
           process.exitCode = 1;

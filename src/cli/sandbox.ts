@@ -39,7 +39,7 @@ export function forgetEmulatedTenant(db: Db): void {
 }
 
 export function ensureSandboxDirectory(db: Db, publicUrl: string): SandboxDirectory {
-  const existing = getOrganization(db, sandboxSlug);
+  const existing = runSync(db, getOrganization(sandboxSlug));
   if (!existing) {
     const made = onboardOrganization(db, { slug: sandboxSlug, displayName: "Demo organization" }, changeBy(actor));
     return {

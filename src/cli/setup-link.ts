@@ -6,6 +6,7 @@ import { changeBy } from "../directory/write-context.js";
 import { invalidValue, notFound } from "../errors.js";
 import { cliOperator, withDatabase } from "./database.js";
 import type { CliDatabase } from "./org.js";
+import { runSync } from "../directory/store-op.js";
 
 /**
  * `scim-bridge setup-link create <org> [--expires 24h] [--json]` and `setup-link revoke <org> (--all | <id>)`:
@@ -25,7 +26,7 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
     .option("--json", 'print {"url":…,"expiresAt":…}')
     .action((orgRef: string, opts: { expires: string; json?: boolean }) => {
       withDatabase(openDb, ({ db, publicUrl }) => {
-        const org = getOrganization(db, orgRef);
+        const org = runSync(db, getOrganization(orgRef));
         if (!org) throw notFound(`organization "${orgRef}" not found`);
         const made = createOrganizationSetupLink(db, org.id, opts.expires, changeBy(cliOperator()));
         const out = {
@@ -52,7 +53,7 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
     .action((orgRef: string, id: string | undefined, opts: { all?: boolean; json?: boolean }) => {
       if ((id === undefined) === (opts.all !== true)) throw invalidValue("name one link id, or --all (not both)");
       withDatabase(openDb, ({ db }) => {
-        const org = getOrganization(db, orgRef);
+        const org = runSync(db, getOrganization(orgRef));
         if (!org) throw notFound(`organization "${orgRef}" not found`);
         const revoked = revokeOrganizationSetupLinks(db, org.id, id, changeBy(cliOperator()));
         if (opts.json) console.log(JSON.stringify({ revoked }));

@@ -10,7 +10,7 @@ import { directories, jobs, organizations, users } from "../../db/schema.js";
 import type { Db, OpenDatabase } from "../directory/database.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
-import { runSync } from "../directory/store-op.js";
+import { readSync, runSync, writeSync } from "../directory/store-op.js";
 import { isActiveScimToken, listOrganizationScimTokens } from "../directory/tokens.js";
 import { isBridgeError } from "../errors.js";
 import { activePause } from "../sync/guard.js";
@@ -18,7 +18,6 @@ import { failedUsers, syncStatusCounts } from "../sync/sync-state.js";
 import { listDeadJobs, queueDepth, retryJob } from "../sync/job-queries.js";
 import { Lane, laneName } from "../directory/outbox.js";
 import { changeBy } from "../directory/write-context.js";
-import { readSync, writeSync } from "../directory/store-op.js";
 import { cliOperator, withDatabase } from "./database.js";
 
 const exitUnknown = 1;
@@ -262,7 +261,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
     .action((opts: JobsOptions) => {
       const now = Date.now();
       withDatabase(openDb, ({ db }) => {
-        const org = opts.org === undefined ? undefined : getOrganization(db, opts.org);
+        const org = opts.org === undefined ? undefined : runSync(db, getOrganization(opts.org));
         if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
         const result = listJobs(db, org, opts);
         if (opts.json) return console.log(JSON.stringify(result, null, 2));
@@ -317,7 +316,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
         let ids: number[];
         if (jobId !== undefined) ids = [Number(jobId)];
         else {
-          const org = opts.org === undefined ? undefined : getOrganization(db, opts.org);
+          const org = opts.org === undefined ? undefined : runSync(db, getOrganization(opts.org));
           if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
           ids = [];
           for (let before: number | undefined; ;) {
@@ -362,7 +361,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
     .action((slug: string, opts: { json?: boolean }) => {
       const now = Date.now();
       withDatabase(openDb, ({ db }) => {
-        const org = getOrganization(db, slug);
+        const org = runSync(db, getOrganization(slug));
         if (!org) return unknownOrganization(slug);
         const status = organizationStatus(db, org, publicUrl?.(), now);
         console.log(opts.json ? JSON.stringify(status, null, 2) : statusText(status, now));

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { OpenDatabase } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
-import { readSync } from "../directory/store-op.js";
+import { readSync, runSync } from "../directory/store-op.js";
 import { isBridgeError } from "../errors.js";
 import type { SyncEngine } from "../sync/engine.js";
 import type { ImportApi } from "../sync/import/client.js";
@@ -94,7 +94,7 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
         try {
-          const org = getOrganization(ctx.db, orgRef);
+          const org = runSync(ctx.db, getOrganization(orgRef));
           if (!org) {
             console.error(`organization "${orgRef}" not found`);
             process.exitCode = 1;

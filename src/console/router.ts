@@ -177,7 +177,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       auth0OrgId = deps.oidc?.operatorOrganization;
       target = "operator";
     } else {
-      const org = typeof q.org === "string" ? getOrganization(deps.db, q.org.trim().toLowerCase()) : undefined;
+      const org = typeof q.org === "string" ? runSync(deps.db, getOrganization(q.org.trim().toLowerCase())) : undefined;
       auth0OrgId = org?.auth0OrgId ?? undefined;
       target = org?.id ?? "";
     }
@@ -230,7 +230,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     if (tx.target === "operator") {
       principal = { kind: "operator", sub: outcome.sub, name: outcome.name, via: "oidc", idToken: outcome.idToken };
     } else {
-      const org = getOrganization(deps.db, tx.target);
+      const org = runSync(deps.db, getOrganization(tx.target));
       if (!org || org.auth0OrgId !== outcome.orgId) return refuse("The organization changed during sign-in.");
       principal = {
         kind: "org_admin",
@@ -279,7 +279,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
           tokenId: p.tokenId,
         };
       else {
-        const org = getOrganization(deps.db, p.organizationId!)!;
+        const org = runSync(deps.db, getOrganization(p.organizationId!))!;
         principal = {
           kind: "org_admin",
           organizationId: org.id,
@@ -329,7 +329,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
         html`<p>This setup link ${why}. Ask your vendor for a new link.</p>`,
       );
     }
-    const org = getOrganization(deps.db, result.link.organizationId)!;
+    const org = runSync(deps.db, getOrganization(result.link.organizationId))!;
     // The link is checked again on every request, so its expiry or revocation ends this session with a clear page.
     sessions.start(
       res,

@@ -40,7 +40,7 @@ export interface MappingVersionInfo {
 }
 
 function requireOrganization(db: DbOrTx, idOrSlug: string): OrganizationRow {
-  const org = getOrganization(db, idOrSlug);
+  const org = runSync(db, getOrganization(idOrSlug));
   if (!org) throw notFound(`organization "${idOrSlug}" not found`);
   return org;
 }
@@ -147,7 +147,7 @@ export function getActiveMapping(db: DbOrTx, idOrSlug: string): ActiveMapping | 
   // A cached statement: the post-login hook and the worker read this for every login and job.
   const org = prepared(db, `${organizationColumns} WHERE id = ? OR slug = ?`).get(idOrSlug, idOrSlug) as
     MappedOrganization | undefined;
-  return org ? activeOf(db, org, (name) => connectionTypeOf(db, name).type) : null;
+  return org ? activeOf(db, org, (name) => runSync(db, connectionTypeOf(name)).type) : null;
 }
 
 /** Every organization's active mapping, by slug: one query, and each distinct stored document parsed once. */
@@ -157,7 +157,7 @@ export function listActiveMappings(db: DbOrTx): (ActiveMapping & { slug: string 
   const types = new Map<string, ConnectionType>();
   const typeOf: TypeOf = (name) => {
     let type = types.get(name);
-    if (type === undefined) types.set(name, (type = connectionTypeOf(db, name).type));
+    if (type === undefined) types.set(name, (type = runSync(db, connectionTypeOf(name)).type));
     return type;
   };
   return orgs.map((o) => ({ slug: o.slug, ...activeOf(db, o, typeOf) }));

@@ -1,12 +1,12 @@
-import { asc, eq, or } from "drizzle-orm";
 import { organizations } from "../../db/schema.js";
-import { invalidValue, uniqueness } from "../errors.js";
+import { conflict, invalidValue, notFound, uniqueness } from "../errors.js";
+import { listDirectories } from "./directories.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
-import type { DbOrTx } from "./database.js";
 import { newOrganizationId } from "./ids.js";
+import { isUniqueViolation } from "./sql.js";
 import type { Change } from "./write-context.js";
-import { runSync } from "./store-op.js";
+import { exec, forUpdate, many, one, type StoreOp } from "./store-op.js";
 
 export type OrganizationRow = typeof organizations.$inferSelect;
 export type UserModel = "isolated" | "shared";
@@ -43,48 +43,140 @@ export function validateOrganization(input: NewOrganization): Required<NewOrgani
   return { slug: input.slug, displayName, userModel, connection };
 }
 
+export const organizationColumns = `id, slug, display_name AS "displayName", user_model AS "userModel", connection,
+  auth0_org_id AS "auth0OrgId", active_mapping_version AS "activeMappingVersion", created_at AS "createdAt",
+  updated_at AS "updatedAt"`;
+
 /**
  * Creates an organization and enqueues the "organization" job through which the sync engine creates
  * or adopts its Auth0 Organization (named by the slug). One transaction, with its audit entry.
  */
-export function createOrganization(tx: DbOrTx, input: NewOrganization, change: Change): OrganizationRow {
+export function* createOrganization(input: NewOrganization, change: Change): StoreOp<OrganizationRow> {
   const { actor, requestId, at: now } = change;
   const valid = validateOrganization(input);
-  if (getOrganization(tx, valid.slug)) throw uniqueness(`an organization with slug "${valid.slug}" already exists`);
-  const row = tx
-    .insert(organizations)
-    .values({ id: newOrganizationId(), ...valid, createdAt: now, updatedAt: now })
-    .returning()
-    .get();
-  runSync(
-    tx,
-    recordAudit({
-      actor,
-      organizationId: row.id,
-      action: "organization.create",
-      targetType: "organization",
-      targetId: row.id,
-      after: { slug: row.slug, displayName: row.displayName, userModel: row.userModel, connection: row.connection },
-      requestId,
-      at: now,
-    }),
-  );
-  runSync(
-    tx,
-    enqueueJob({ organizationId: row.id, kind: "organization", subjectId: row.id, lane: Lane.provision, now }),
-  );
+  // The check gives the clear message; the unique index on slug decides between concurrent creates.
+  if (yield* getOrganization(valid.slug)) throw uniqueness(`an organization with slug "${valid.slug}" already exists`);
+  let row: OrganizationRow;
+  try {
+    row = (yield* one<OrganizationRow>(
+      `INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ${organizationColumns}`,
+      [newOrganizationId(), valid.slug, valid.displayName, valid.userModel, valid.connection, now, now],
+    ))!;
+  } catch (error) {
+    if (isUniqueViolation(error)) throw uniqueness(`an organization with slug "${valid.slug}" already exists`);
+    throw error;
+  }
+  yield* recordAudit({
+    actor,
+    organizationId: row.id,
+    action: "organization.create",
+    targetType: "organization",
+    targetId: row.id,
+    after: { slug: row.slug, displayName: row.displayName, userModel: row.userModel, connection: row.connection },
+    requestId,
+    at: now,
+  });
+  yield* enqueueJob({ organizationId: row.id, kind: "organization", subjectId: row.id, lane: Lane.provision, now });
   return row;
 }
 
 /** By our id or by slug. */
-export function getOrganization(db: DbOrTx, idOrSlug: string): OrganizationRow | undefined {
-  return db
-    .select()
-    .from(organizations)
-    .where(or(eq(organizations.id, idOrSlug), eq(organizations.slug, idOrSlug)))
-    .get();
+export function* getOrganization(idOrSlug: string): StoreOp<OrganizationRow | undefined> {
+  return yield* one<OrganizationRow>(`SELECT ${organizationColumns} FROM organizations WHERE id = ? OR slug = ?`, [
+    idOrSlug,
+    idOrSlug,
+  ]);
 }
 
-export function listOrganizations(db: DbOrTx): OrganizationRow[] {
-  return db.select().from(organizations).orderBy(asc(organizations.slug)).all();
+export function* listOrganizations(): StoreOp<OrganizationRow[]> {
+  return yield* many<OrganizationRow>(`SELECT ${organizationColumns} FROM organizations ORDER BY slug`);
+}
+
+/**
+ * Changes an organization's display name or connection (validated with its slug and user model),
+ * audits it and enqueues a background reconcile of the organization, in one transaction.
+ */
+export function* updateOrganization(
+  before: OrganizationRow,
+  changes: { displayName?: string; connection?: string },
+  change: Change,
+): StoreOp<OrganizationRow> {
+  const { actor, requestId, at: now } = change;
+  const next = validateOrganization({
+    slug: before.slug,
+    displayName: changes.displayName ?? before.displayName,
+    userModel: before.userModel as UserModel,
+    connection: changes.connection ?? before.connection,
+  });
+  const row = yield* one<OrganizationRow>(
+    `UPDATE organizations SET display_name = ?, connection = ?, updated_at = ? WHERE id = ? RETURNING ${organizationColumns}`,
+    [next.displayName, next.connection, now, before.id],
+  );
+  if (!row) throw notFound(`organization "${before.slug}" not found`);
+  yield* recordAudit({
+    actor,
+    organizationId: before.id,
+    action: "organization.update",
+    targetType: "organization",
+    targetId: before.id,
+    before: { displayName: before.displayName, connection: before.connection },
+    after: { displayName: row.displayName, connection: row.connection },
+    requestId,
+    at: now,
+  });
+  yield* enqueueJob({
+    organizationId: before.id,
+    kind: "organization",
+    subjectId: before.id,
+    lane: Lane.background,
+    now,
+  });
+  return row;
+}
+
+/**
+ * Deletes an organization once it has no live users and no unfinished jobs (refused with 409
+ * otherwise: its tombstones are what the sync engine deprovisions from). Rows without a foreign key
+ * to the organization go explicitly; directories, users, groups, tokens, holds and mapping versions
+ * cascade. The organization row is locked first on PostgreSQL, so two deletes do not interleave.
+ */
+export function* deleteOrganization(org: OrganizationRow, change: Change): StoreOp<void> {
+  const { actor, requestId, at: now } = change;
+  const locked = yield* one<{ id: string }>(`SELECT id FROM organizations WHERE id = ? ${yield* forUpdate()}`, [
+    org.id,
+  ]);
+  if (!locked) throw notFound(`organization "${org.slug}" not found`);
+  const dirIds = (yield* listDirectories(org.id)).map((d) => d.id);
+  const live =
+    (yield* one<{ n: number }>(
+      `SELECT count(*) AS n FROM users u JOIN directories d ON d.id = u.directory_id
+       WHERE d.organization_id = ? AND u.deleted_at IS NULL`,
+      [org.id],
+    ))?.n ?? 0;
+  if (live > 0)
+    throw conflict(`organization "${org.slug}" still has ${live} user(s); deprovision them through the IdP first`);
+  const open =
+    (yield* one<{ n: number }>(
+      `SELECT count(*) AS n FROM jobs WHERE organization_id = ? AND state IN ('pending', 'running')`,
+      [org.id],
+    ))?.n ?? 0;
+  if (open > 0) throw conflict(`organization "${org.slug}" has ${open} unfinished job(s); wait until they are done`);
+  yield* exec("DELETE FROM user_sync WHERE organization_id = ?", [org.id]);
+  yield* exec(
+    "DELETE FROM scim_request_log WHERE directory_id IN (SELECT id FROM directories WHERE organization_id = ?)",
+    [org.id],
+  );
+  yield* exec("DELETE FROM jobs WHERE organization_id = ?", [org.id]);
+  yield* exec("DELETE FROM organizations WHERE id = ?", [org.id]);
+  yield* recordAudit({
+    actor,
+    organizationId: org.id,
+    action: "organization.delete",
+    targetType: "organization",
+    targetId: org.id,
+    before: { slug: org.slug, displayName: org.displayName, auth0OrgId: org.auth0OrgId, directories: dirIds },
+    requestId,
+    at: now,
+  });
 }

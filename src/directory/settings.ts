@@ -3,11 +3,8 @@
  * is linked to, the type of each Auth0 connection as the tenant reported it, and when periodic work
  * is next due.
  */
-import { isNotNull, like } from "drizzle-orm";
-import { bridgeSettings, organizations } from "../../db/schema.js";
 import type { ConnectionType } from "../mapping/defaults.js";
-import type { DbOrTx } from "./database.js";
-import { prepared } from "./statements.js";
+import { exec, many, one, type StoreOp } from "./store-op.js";
 
 const tenantKey = "auth0.tenant";
 const connectionKey = (name: string): string => `auth0.connection:${name}`;
@@ -18,18 +15,20 @@ export const sandboxTenant = "sandbox";
 /** Auth0's default database connection, which every new tenant has. */
 const defaultDatabaseConnection = "Username-Password-Authentication";
 
-function read<T>(db: DbOrTx, key: string): T | undefined {
-  // A cached statement: a connection's type is read for every mapping default (each login, each job).
-  const value = prepared(db, "SELECT value FROM bridge_settings WHERE key = ?").pluck().get(key) as string | undefined;
-  return value === undefined ? undefined : (JSON.parse(value) as T);
+// One fixed text: a connection's type is read for every mapping default (each login, each job).
+const readSetting = "SELECT value FROM bridge_settings WHERE key = ?";
+
+function* read<T>(key: string): StoreOp<T | undefined> {
+  const row = yield* one<{ value: string }>(readSetting, [key]);
+  return row === undefined ? undefined : (JSON.parse(row.value) as T);
 }
 
-function write(db: DbOrTx, key: string, value: unknown, now = Date.now()): void {
-  const text = JSON.stringify(value);
-  db.insert(bridgeSettings)
-    .values({ key, value: text, updatedAt: now })
-    .onConflictDoUpdate({ target: bridgeSettings.key, set: { value: text, updatedAt: now } })
-    .run();
+function* write(key: string, value: unknown, now = Date.now()): StoreOp<void> {
+  yield* exec(
+    `INSERT INTO bridge_settings (key, value, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+    [key, JSON.stringify(value), now],
+  );
 }
 
 const driftDueKey = "schedule.drift.next_at";
@@ -39,28 +38,29 @@ const driftDueKey = "schedule.drift.next_at";
  * database: when the stored due time has passed (or none is stored yet, or it lies further ahead
  * than one period, after the interval was shortened), moves it to `now + periodMs` with a
  * compare-and-set on the old value, so of several instances checking at once exactly one sees its
- * update change a row. Returns true when the caller took a due scan and must enqueue it in the
+ * update change a row (on PostgreSQL the loser's UPDATE waits for the winner's commit, then finds
+ * the value changed). Returns true when the caller took a due scan and must enqueue it in the
  * same transaction. The first check of a new database only schedules the first scan a period out.
  */
-export function takeDueDriftScan(tx: DbOrTx, now: number, periodMs: number): boolean {
-  const stored = prepared(tx, "SELECT value FROM bridge_settings WHERE key = ?").pluck().get(driftDueKey) as
-    string | undefined;
+export function* takeDueDriftScan(now: number, periodMs: number): StoreOp<boolean> {
+  const stored = (yield* one<{ value: string }>(readSetting, [driftDueKey]))?.value;
   const next = JSON.stringify(now + periodMs);
   if (stored === undefined) {
-    prepared(
-      tx,
-      "INSERT INTO bridge_settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
-    ).run(driftDueKey, next, now);
+    yield* exec("INSERT INTO bridge_settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING", [
+      driftDueKey,
+      next,
+      now,
+    ]);
     return false;
   }
   const due = JSON.parse(stored) as number;
   if (due > now && due <= now + periodMs) return false;
-  const moved = prepared(tx, "UPDATE bridge_settings SET value = ?, updated_at = ? WHERE key = ? AND value = ?").run(
+  const moved = yield* exec("UPDATE bridge_settings SET value = ?, updated_at = ? WHERE key = ? AND value = ?", [
     next,
     now,
     driftDueKey,
     stored,
-  ).changes;
+  ]);
   // A due time beyond one period (the interval was shortened) is only pulled in, not a scan.
   return moved === 1 && due <= now;
 }
@@ -71,14 +71,15 @@ export interface TenantLink {
   linkedAt: number;
 }
 
-export function linkedTenant(db: DbOrTx): TenantLink | undefined {
-  return read<TenantLink>(db, tenantKey);
+export function* linkedTenant(): StoreOp<TenantLink | undefined> {
+  return yield* read<TenantLink>(tenantKey);
 }
 
-export function recordTenantLink(db: DbOrTx, tenant: string, now = Date.now()): void {
-  const current = linkedTenant(db);
+/** Links the database to `tenant`; an existing link to the same tenant keeps its time. */
+export function* recordTenantLink(tenant: string, now = Date.now()): StoreOp<void> {
+  const current = yield* linkedTenant();
   if (current?.tenant === tenant) return;
-  write(db, tenantKey, { tenant, linkedAt: now } satisfies TenantLink, now);
+  yield* write(tenantKey, { tenant, linkedAt: now } satisfies TenantLink, now);
 }
 
 /**
@@ -86,17 +87,15 @@ export function recordTenantLink(db: DbOrTx, tenant: string, now = Date.now()): 
  * real tenant holds that tenant's organization and user ids; the sandbox would replace them with
  * ids of its throwaway tenant, and deactivations would then "succeed" against users that do not exist.
  */
-export function sandboxRefusal(db: DbOrTx): string | undefined {
-  const link = linkedTenant(db);
+export function* sandboxRefusal(): StoreOp<string | undefined> {
+  const link = yield* linkedTenant();
   if (link && link.tenant !== sandboxTenant) {
     return `this database is linked to the Auth0 tenant ${link.tenant} (by \`scim-bridge serve\`); the sandbox would overwrite its Auth0 ids. Use the sandbox's own database (unset DATABASE_URL) or another file.`;
   }
   if (!link) {
-    const linkedOrg = db
-      .select({ slug: organizations.slug })
-      .from(organizations)
-      .where(isNotNull(organizations.auth0OrgId))
-      .get();
+    const linkedOrg = yield* one<{ slug: string }>(
+      "SELECT slug FROM organizations WHERE auth0_org_id IS NOT NULL ORDER BY slug LIMIT 1",
+    );
     if (linkedOrg) {
       return `organization "${linkedOrg.slug}" in this database is linked to an Auth0 tenant the database does not name; the sandbox would overwrite its Auth0 ids. Use the sandbox's own database (unset DATABASE_URL) or another file.`;
     }
@@ -114,21 +113,22 @@ export interface KnownConnection {
   checkedAt: number;
 }
 
-export function recordConnection(db: DbOrTx, c: KnownConnection): void {
-  write(db, connectionKey(c.name), c, c.checkedAt);
+export function* recordConnection(c: KnownConnection): StoreOp<void> {
+  yield* write(connectionKey(c.name), c, c.checkedAt);
 }
 
-export function knownConnection(db: DbOrTx, name: string): KnownConnection | undefined {
-  return read<KnownConnection>(db, connectionKey(name));
+export function* knownConnection(name: string): StoreOp<KnownConnection | undefined> {
+  return yield* read<KnownConnection>(connectionKey(name));
 }
 
-export function knownConnections(db: DbOrTx): KnownConnection[] {
-  return db
-    .select({ value: bridgeSettings.value })
-    .from(bridgeSettings)
-    .where(like(bridgeSettings.key, "auth0.connection:%"))
-    .all()
-    .map((r) => JSON.parse(r.value) as KnownConnection);
+/** Every connection the bridge has seen in the tenant, by name. */
+export function* knownConnections(): StoreOp<KnownConnection[]> {
+  // A range on the key rather than LIKE: '_' is a LIKE wildcard, and the range uses the primary key.
+  const rows = yield* many<{ value: string }>(
+    "SELECT value FROM bridge_settings WHERE key >= ? AND key < ? ORDER BY key",
+    ["auth0.connection:", "auth0.connection;"],
+  );
+  return rows.map((r) => JSON.parse(r.value) as KnownConnection);
 }
 
 /**
@@ -136,8 +136,8 @@ export function knownConnections(db: DbOrTx): KnownConnection[] {
  * database connection is a database and any other name counts as one too (the former behaviour),
  * until `serve` or `doctor` reads the tenant.
  */
-export function connectionTypeOf(db: DbOrTx, name: string): { type: ConnectionType; known: boolean } {
-  const known = knownConnection(db, name);
+export function* connectionTypeOf(name: string): StoreOp<{ type: ConnectionType; known: boolean }> {
+  const known = yield* knownConnection(name);
   if (known) return { type: known.type, known: true };
   return { type: "database", known: name === defaultDatabaseConnection };
 }

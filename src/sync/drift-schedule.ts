@@ -41,7 +41,7 @@ export function scheduleDriftScans(
 /** One check: enqueues a drift scan of every organization if one is due; the number enqueued, or undefined. */
 export function enqueueDueDriftScans(db: Db, now: number, periodMs: number): number | undefined {
   return db.transaction((tx) => {
-    if (!takeDueDriftScan(tx, now, periodMs)) return undefined;
+    if (!runSync(tx, takeDueDriftScan(now, periodMs))) return undefined;
     return runSync(tx, enqueueDriftScans(now));
   });
 }

@@ -98,7 +98,7 @@ export function previewMapping(
   onProgress?: (progress: PreviewProgress) => void,
   options: PreviewOptions = {},
 ): PreviewResult {
-  const org = getOrganization(db, idOrSlug);
+  const org = runSync(db, getOrganization(idOrSlug));
   const active = getActiveMapping(db, idOrSlug);
   if (!org || !active) throw notFound(`organization "${idOrSlug}" not found`);
 

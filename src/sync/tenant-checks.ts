@@ -15,6 +15,7 @@ import type { MappingDocument } from "../mapping/index.js";
 import { redirectingFetch } from "../auth0/client.js";
 import { signPostLoginBody } from "../auth0/hook-signature.js";
 import { missingScopes, requiredScopes, type MappedOrganization, type ScopeNeed } from "../auth0/scopes.js";
+import { runSync } from "../directory/store-op.js";
 
 export type CheckStatus = "ok" | "warn" | "fail" | "skipped";
 
@@ -388,7 +389,7 @@ export async function checkTenant(options: TenantCheckOptions): Promise<TenantRe
           const known: KnownConnection = { name, strategy: c.strategy ?? "", type, checkedAt: now() };
           if (type === "enterprise")
             known.setUserRootAttributes = typeof setting === "string" ? setting : "on_each_login";
-          recordConnection(db, known);
+          runSync(db, recordConnection(known));
         }
       } catch (err) {
         connectionErrors.set(name, describeApiError(err).text);

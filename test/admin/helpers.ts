@@ -90,7 +90,10 @@ function seedOrganization(db: Db, slug: string, now: number): FixtureOrg {
         ).id,
     ),
   );
-  placeHold(db, { organizationId, userId: userIds[1]!, reason: "seeded hold" }, changeBy(operatorActor, { at: now }));
+  writeSync(
+    db,
+    placeHold({ organizationId, userId: userIds[1]!, reason: "seeded hold" }, changeBy(operatorActor, { at: now })),
+  );
   saveMappingVersion(db, organizationId, mappingFor(`${slug} v1`), { actor: operatorActor, now });
   saveMappingVersion(db, organizationId, mappingFor(`${slug} v2`), { actor: operatorActor, now });
   runSync(

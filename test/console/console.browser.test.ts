@@ -20,6 +20,7 @@ import {
   startConsoleWorld,
   type ConsoleWorld,
 } from "./harness.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 const describeBrowser = browserAvailable() ? describe : describe.skip;
 // Each test walks many pages, each checked by axe: minutes, not seconds, on a shared 2-core machine.
@@ -63,9 +64,9 @@ describeBrowser("the web console in Chromium", () => {
     const otherUser = (await otherDir.scim.post("/Users", scimUser("carol@globex-secret.test")).expect(201)).body
       .id as string;
     await w.sync.drain();
-    slug = getOrganization(w.bridge.db, w.bridge.organizationId)!.slug;
+    slug = runSync(w.bridge.db, getOrganization(w.bridge.organizationId))!.slug;
     other = {
-      slug: getOrganization(w.bridge.db, otherDir.organizationId)!.slug,
+      slug: runSync(w.bridge.db, getOrganization(otherDir.organizationId))!.slug,
       userId: otherUser,
       directoryId: otherDir.directoryId,
     };
@@ -197,7 +198,7 @@ describeBrowser("the web console in Chromium", () => {
     await w.sync.drain();
     await page.getByRole("link", { name: "Open the onboarding checklist" }).click();
     const checklist = await page.locator("ul.checklist").innerText();
-    const auth0OrgId = getOrganization(w.bridge.db, "initech")!.auth0OrgId!;
+    const auth0OrgId = runSync(w.bridge.db, getOrganization("initech"))!.auth0OrgId!;
     expect(auth0OrgId).toMatch(/^org_/);
     expect(checklist).toContain(auth0OrgId);
     expect(checklist).toMatch(/done\s+First push received/);
@@ -223,12 +224,12 @@ describeBrowser("the web console in Chromium", () => {
       /1 of 1 user\(s\) would change: .*roles 1/,
     );
     expect(await page.locator("section[aria-labelledby=preview] tbody").innerText()).toContain("+ member");
-    expect(getOrganization(w.bridge.db, "initech")!.activeMappingVersion).toBeNull(); // a preview changes nothing
+    expect(runSync(w.bridge.db, getOrganization("initech"))!.activeMappingVersion).toBeNull(); // a preview changes nothing
     await checkPage(page, "mapping-preview");
     await page.getByLabel("Comment for the history").fill("members get the member role");
     await page.getByRole("button", { name: "Apply" }).click();
     expect(await page.getByRole("status").first().innerText()).toContain("mapping is applied");
-    expect(getOrganization(w.bridge.db, "initech")!.activeMappingVersion).toBe(1);
+    expect(runSync(w.bridge.db, getOrganization("initech"))!.activeMappingVersion).toBe(1);
     expect(await page.locator("table").last().innerText()).toMatch(/1\s+active/);
     await w.sync.drain();
     const peter = w.sync.emulator.state.usersByEmail("peter@initech.test")[0]!;
@@ -253,7 +254,7 @@ describeBrowser("the web console in Chromium", () => {
     const context = await w.newContext();
     const page = await context.newPage();
     await signInThroughAuth0(page, w.bridge.origin, slug, "admin@acme.test");
-    const otherOrg = getOrganization(w.bridge.db, other.slug)!;
+    const otherOrg = runSync(w.bridge.db, getOrganization(other.slug))!;
     const notFound = [
       `/console/orgs/${other.slug}/users`,
       `/console/orgs/${otherOrg.id}/users`,
@@ -295,7 +296,7 @@ describeBrowser("the web console in Chromium", () => {
       form: { _csrf: csrf!, slug: "sneaky" },
     });
     expect(forbidden.status()).toBe(403);
-    expect(getOrganization(w.bridge.db, "sneaky")).toBeUndefined();
+    expect(runSync(w.bridge.db, getOrganization("sneaky"))).toBeUndefined();
     await page.goto(`${w.bridge.origin}/console/orgs/${other.slug}/users`);
     await checkPage(page, "not-found");
   });

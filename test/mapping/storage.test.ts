@@ -12,6 +12,7 @@ import { recordConnection } from "../../src/directory/settings.js";
 import type { BridgeError } from "../../src/errors.js";
 import { parseMapping, type MappingDocument } from "../../src/mapping/index.js";
 import { openMemoryDb, seedOrganization } from "./seed.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 const alice = { type: "operator" as const, id: "alice" };
 const v = (defaultRole: string): MappingDocument =>
@@ -42,13 +43,16 @@ describe("versioned mapping storage", () => {
   });
 
   it("the default follows the connection's type once the bridge has read it from the tenant", () => {
-    recordConnection(handle.db, {
-      name: "acme-db",
-      strategy: "okta",
-      type: "enterprise",
-      setUserRootAttributes: "on_each_login",
-      checkedAt: 1,
-    });
+    runSync(
+      handle.db,
+      recordConnection({
+        name: "acme-db",
+        strategy: "okta",
+        type: "enterprise",
+        setUserRootAttributes: "on_each_login",
+        checkedAt: 1,
+      }),
+    );
     const active = getActiveMapping(handle.db, "acme");
     expect(active?.document.connection).toEqual({ name: "acme-db", type: "enterprise" });
     expect(Object.keys(active?.document.profile ?? {})).toEqual(["email"]);

@@ -11,6 +11,7 @@ import { auditEntries, jobs, organizations } from "../../db/schema.js";
 import { openDatabase } from "../../src/directory/database.js";
 import { recordConnection } from "../../src/directory/settings.js";
 import { runCli } from "../doctor/helpers.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 const root = mkdtempSync(join(tmpdir(), "scim-bridge-cli-ops-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -73,13 +74,16 @@ describe("scim-bridge mapping show", { timeout: 120_000 }, () => {
     const unknown = await runCli(["mapping", "show", "okta-co"], env);
     expect(unknown.stdout).toMatch(/its type was not read from Auth0 yet: run scim-bridge doctor/);
     withDb((db) =>
-      recordConnection(db, {
-        name: "okta-co-sso",
-        strategy: "okta",
-        type: "enterprise",
-        setUserRootAttributes: "on_each_login",
-        checkedAt: Date.now(),
-      }),
+      runSync(
+        db,
+        recordConnection({
+          name: "okta-co-sso",
+          strategy: "okta",
+          type: "enterprise",
+          setUserRootAttributes: "on_each_login",
+          checkedAt: Date.now(),
+        }),
+      ),
     );
     const json = JSON.parse((await runCli(["mapping", "show", "okta-co", "--json"], env)).stdout) as {
       connectionTypeKnown: boolean;

@@ -188,7 +188,7 @@ describe("scim-bridge status <org>", () => {
 
   it("ranks every user as the admin API and SCIM do: a dead job is a failure, queued work outranks a recorded error", async () => {
     const { db, close } = openDatabase(url);
-    const org = getOrganization(db, "acme")!;
+    const org = runSync(db, getOrganization("acme"))!;
     const dirId = runSync(db, listDirectories(org.id))[0]!.id;
     // hal: applied, but his last job gave up (no error on the sync row); ida: an error recorded, and a retry queued.
     addUser(db, dirId, "u-hal", "hal@acme.test");

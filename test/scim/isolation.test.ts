@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestBridge, scimClient, type ScimClient, type TestBridge, type TestDirectory } from "../helpers/scim.js";
+import { getOrganization } from "../../src/directory/organizations.js";
+import { runSync } from "../../src/directory/store-op.js";
 import { storedGroup, storedUser, writeFootprint } from "../helpers/store.js";
 
 /**
@@ -17,9 +19,7 @@ let groupA: { id: string; displayName: string };
 beforeAll(async () => {
   bridge = await createTestBridge();
   other = bridge.newDirectory();
-  sameOrg = bridge.newDirectory(
-    (await import("../../src/directory/organizations.js")).getOrganization(bridge.db, bridge.organizationId)!.slug,
-  );
+  sameOrg = bridge.newDirectory(runSync(bridge.db, getOrganization(bridge.organizationId))!.slug);
   const u = await bridge.scim
     .post("/Users", {
       userName: "shared.name@x.test",

@@ -12,6 +12,7 @@ import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-logi
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 const HOOK = "/hooks/auth0/post-login";
 const DB_CONNECTION = "Username-Password-Authentication";
@@ -179,10 +180,12 @@ describe("decisions", () => {
   it("denies a held user, and the hold beats a later active:true from the IdP", async () => {
     const user = await syncedUser("held@example.com");
     await sync.engine.worker.stop();
-    placeHold(
+    writeSync(
       bridge.db,
-      { organizationId: bridge.organizationId, userId: user.id, reason: "security review" },
-      changeBy(operator),
+      placeHold(
+        { organizationId: bridge.organizationId, userId: user.id, reason: "security review" },
+        changeBy(operator),
+      ),
     );
     await bridge.scim.patch(`/Users/${user.id}`, patchActive(true)).expect(204);
     const answer = await decide(loginEvent({ user_id: user.auth0UserId, email: "held@example.com" }));

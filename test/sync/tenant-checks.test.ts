@@ -16,6 +16,7 @@ import {
   readinessProblems,
   type TenantCheckOptions,
 } from "../../src/sync/tenant-checks.js";
+import { runSync } from "../../src/directory/store-op.js";
 
 const domain = "acme-test.eu.auth0.com";
 const operator = { type: "operator" as const, id: "test" };
@@ -46,7 +47,7 @@ function manyOrganizations(): TenantCheckOptions {
   opened = openDatabase("sqlite::memory:");
   const { db } = opened;
   for (let i = 0; i < 60; i++) {
-    createOrganization(db, { slug: `org-${i}`, connection: "acme-entra" }, changeBy(operator));
+    runSync(db, createOrganization({ slug: `org-${i}`, connection: "acme-entra" }, changeBy(operator)));
     if (i % 10 === 0) saveMappingVersion(db, `org-${i}`, mapping("enterprise"), { actor: operator });
   }
   return {

@@ -155,7 +155,7 @@ function resolveTarget(
   db: Db,
   request: Pick<ImportRequest, "organization" | "directory">,
 ): { org: OrganizationRow; directoryId: string } {
-  const org = getOrganization(db, request.organization);
+  const org = runSync(db, getOrganization(request.organization));
   if (!org) throw notFound(`organization "${request.organization}" not found`);
   const dirs = readSync(db, listDirectories(org.id));
   if (request.directory) {
