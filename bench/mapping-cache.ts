@@ -24,7 +24,7 @@ import { parseMapping } from "../src/mapping/index.js";
 import { startEmulator } from "../src/emulator/index.js";
 import { checkTenant } from "../src/sync/tenant-checks.js";
 import { decidePostLogin } from "../src/sync/post-login.js";
-import { runSync } from "../src/directory/store-op.js";
+import { runSync, writeSync } from "../src/directory/store-op.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number): number => {
@@ -58,7 +58,7 @@ async function tenant(db: Db): Promise<void> {
   db.transaction((tx) => {
     for (let i = 0; i < orgCount; i++) {
       const org = runSync(tx, createOrganization({ slug: `org-${i}`, connection: DB_CONNECTION }, changeBy(operator)));
-      if (i % 10 === 0) saveMappingVersion(tx, org.id, mappingVariant(i % 5), { actor: operator });
+      if (i % 10 === 0) writeSync(tx, saveMappingVersion(org.id, mappingVariant(i % 5), { actor: operator }));
     }
   });
   console.log(`seeded ${orgCount} organizations in ${Date.now() - t0} ms`);
@@ -88,7 +88,7 @@ async function tenant(db: Db): Promise<void> {
 
 function hook(db: Db): void {
   const onboarded = onboardOrganization(db, { slug: "hook-org", connection: DB_CONNECTION }, changeBy(operator));
-  saveMappingVersion(db, onboarded.organization.id, mappingVariant(0), { actor: operator });
+  writeSync(db, saveMappingVersion(onboarded.organization.id, mappingVariant(0), { actor: operator }));
   const ctx = {
     ...changeBy(operator),
     organizationId: onboarded.organization.id,

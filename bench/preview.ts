@@ -17,6 +17,7 @@ import { saveMappingVersion } from "../src/directory/mappings.js";
 import { loadMappingFile, parseMapping } from "../src/mapping/index.js";
 import { packageRoot } from "../src/paths.js";
 import { previewMapping } from "../src/sync/preview.js";
+import { writeSync } from "../src/directory/store-op.js";
 
 const userCount = Number(process.argv[2] ?? 10_000);
 const groupNames = [
@@ -140,7 +141,7 @@ const active = loadMappingFile(
   readFileSync(join(packageRoot, "mappings", "okta-groups.yaml"), "utf8"),
   "okta-groups.yaml",
 );
-saveMappingVersion(db, "bench", active, { actor: { type: "system", id: "bench" } });
+writeSync(db, saveMappingVersion("bench", active, { actor: { type: "system", id: "bench" } }));
 const candidate = parseMapping({
   ...active,
   profile: { ...active.profile, nickname: { from: "userName", transforms: ["uppercase", { capture: "^([^@]+)@" }] } },

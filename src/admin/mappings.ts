@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { readSync, writeSync } from "../directory/store-op.js";
 import {
   activateMappingVersion,
   getActiveMapping,
@@ -55,7 +56,10 @@ export function mappingRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization }) => ({
       activeVersion: organization.activeMappingVersion,
-      versions: listMappingVersions(deps.db, organization.id).map((v) => ({ ...v, createdAt: iso(v.createdAt) })),
+      versions: readSync(deps.db, listMappingVersions(organization.id)).map((v) => ({
+        ...v,
+        createdAt: iso(v.createdAt),
+      })),
     }),
   );
 
@@ -88,7 +92,7 @@ export function mappingRoutes(routes: AdminRoutes): void {
       return {
         version,
         active: organization.activeMappingVersion === version,
-        mapping: getMappingVersion(deps.db, organization.id, version),
+        mapping: readSync(deps.db, getMappingVersion(organization.id, version)),
       };
     },
   );
@@ -126,8 +130,9 @@ export function mappingRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, body, actor, requestId }) => {
       const mapping = validMapping(body.mapping);
-      const saved = deps.db.transaction((tx) =>
-        saveMappingVersion(tx, organization.id, mapping, { actor, comment: body.comment ?? null, requestId }),
+      const saved = writeSync(
+        deps.db,
+        saveMappingVersion(organization.id, mapping, { actor, comment: body.comment ?? null, requestId }),
       );
       if (saved.changed) deps.notifyWorker?.();
       return saved;
@@ -145,9 +150,7 @@ export function mappingRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, param, actor, requestId, now }) => {
       const version = intParam(param("version"), "version");
-      const saved = deps.db.transaction((tx) =>
-        activateMappingVersion(tx, organization.id, version, actor, { now, requestId }),
-      );
+      const saved = writeSync(deps.db, activateMappingVersion(organization.id, version, actor, { now, requestId }));
       if (saved.changed) deps.notifyWorker?.();
       return saved;
     },

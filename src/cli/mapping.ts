@@ -23,7 +23,7 @@ import { packageRoot } from "../paths.js";
 import { previewMapping, type PreviewResult, type PreviewUser } from "../sync/preview.js";
 import { cliOperator, withDatabase } from "./database.js";
 import { createProgress } from "./progress.js";
-import { runSync } from "../directory/store-op.js";
+import { readSync, runSync, writeSync } from "../directory/store-op.js";
 
 const exitRefused = 1;
 const exitNoInput = 66;
@@ -152,7 +152,7 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
       run(() => {
         const m = readMapping(file, opts.json);
         const saved = withDatabase(openDb, ({ db }) =>
-          saveMappingVersion(db, org, m, { actor: cliOperator(opts.actor), comment: opts.comment ?? null }),
+          writeSync(db, saveMappingVersion(org, m, { actor: cliOperator(opts.actor), comment: opts.comment ?? null })),
         );
         print(opts.json, saved, () =>
           saved.changed
@@ -222,7 +222,7 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .option("--json", "machine-readable output")
     .action((org: string, opts: { json?: boolean }) =>
       run(() => {
-        const versions = withDatabase(openDb, ({ db }) => listMappingVersions(db, org));
+        const versions = withDatabase(openDb, ({ db }) => readSync(db, listMappingVersions(org)));
         print(opts.json, versions, () =>
           versions.length === 0
             ? `${org}: no mapping applied yet (the default mapping is in effect)`
@@ -246,7 +246,7 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .action((org: string, version: number, opts: { actor?: string; json?: boolean }) =>
       run(() => {
         const saved = withDatabase(openDb, ({ db }) =>
-          activateMappingVersion(db, org, version, cliOperator(opts.actor)),
+          writeSync(db, activateMappingVersion(org, version, cliOperator(opts.actor))),
         );
         print(opts.json, saved, () =>
           saved.changed

@@ -6,8 +6,6 @@
  */
 import { createHash } from "node:crypto";
 import type Database from "better-sqlite3";
-import { and, desc, eq, max } from "drizzle-orm";
-import { mappingVersions, organizations } from "../../db/schema.js";
 import { notFound } from "../errors.js";
 import {
   defaultMapping,
@@ -18,11 +16,11 @@ import {
 } from "../mapping/index.js";
 import { enqueueJob, Lane } from "./outbox.js";
 import { recordAudit, type Actor } from "./audit.js";
-import { getOrganization, type OrganizationRow } from "./organizations.js";
+import { getOrganization, organizationColumns, type OrganizationRow } from "./organizations.js";
 import type { DbOrTx } from "./database.js";
 import { connectionTypeOf } from "./settings.js";
-import { connectionOf, prepared } from "./statements.js";
-import { runSync } from "./store-op.js";
+import { connectionOf } from "./statements.js";
+import { exec, forUpdate, many, one, runSync, type StoreOp } from "./store-op.js";
 
 export interface ActiveMapping {
   organizationId: string;
@@ -39,26 +37,35 @@ export interface MappingVersionInfo {
   active: boolean;
 }
 
-function requireOrganization(db: DbOrTx, idOrSlug: string): OrganizationRow {
-  const org = runSync(db, getOrganization(idOrSlug));
+function* requireOrganization(idOrSlug: string, lock = false): StoreOp<OrganizationRow> {
+  const org = lock
+    ? yield* one<OrganizationRow>(
+        `SELECT ${organizationColumns} FROM organizations WHERE id = ? OR slug = ? ${yield* forUpdate()}`,
+        [idOrSlug, idOrSlug],
+      )
+    : yield* getOrganization(idOrSlug);
   if (!org) throw notFound(`organization "${idOrSlug}" not found`);
   return org;
 }
 
 /**
- * Parsed stored versions, per connection, by organization and version. A stored version is never
+ * Parsed stored versions, by organization and version, for one database. A stored version is never
  * rewritten (a change is a new version and a move of organizations.active_mapping_version), so the
  * version read from the organization row on every call is the whole freshness check: a mapping
- * applied by any process is seen at the next read. Only versions read outside a transaction are
- * kept, so a version that a rolled-back transaction wrote (and saw) never outlives it. Identical
- * documents (many organizations apply the same file) share one parsed copy, by content hash.
- * Documents handed out are frozen: every caller reads the same object.
+ * applied by any process is seen at the next read. Only versions read outside a write transaction
+ * are kept (`keep`), so a version that a rolled-back transaction wrote (and saw) never outlives it.
+ * Identical documents (many organizations apply the same file) share one parsed copy, by content
+ * hash; that part is pure, so shared by every database. Documents handed out are frozen: every
+ * caller reads the same object.
  */
-interface ParsedCache {
+export interface MappingCache {
   byVersion: Map<string, MappingDocument>;
-  byContent: Map<string, MappingDocument>;
+  /** False inside a write transaction: what it reads may yet be rolled back. */
+  keep: boolean;
 }
-const parsedCaches = new WeakMap<Database.Database, ParsedCache>();
+const parsedCaches = new WeakMap<Database.Database, Map<string, MappingDocument>>();
+/** Parsed documents by content hash (pure, so shared across databases). */
+const byContent = new Map<string, MappingDocument>();
 /** Beyond this many entries the oldest go: memory stays bounded with any number of organizations. */
 const maxParsed = 20_000;
 /** Default mappings by connection, type and user model (pure, so shared across connections). */
@@ -77,45 +84,47 @@ function remember(map: Map<string, MappingDocument>, key: string, doc: MappingDo
   map.set(key, doc);
 }
 
-function cacheOf(db: DbOrTx): ParsedCache {
+/** The version cache of the SQLite connection behind `db`, for its synchronous readers. */
+function cacheOf(db: DbOrTx): MappingCache {
   const client = connectionOf(db);
-  let cache = parsedCaches.get(client);
-  if (!cache) {
-    cache = { byVersion: new Map(), byContent: new Map() };
-    parsedCaches.set(client, cache);
-  }
-  return cache;
+  let byVersion = parsedCaches.get(client);
+  if (!byVersion) parsedCaches.set(client, (byVersion = new Map()));
+  return { byVersion, keep: !client.inTransaction };
 }
 
-function parseStored(cache: ParsedCache, text: string): MappingDocument {
+function parseStored(text: string): MappingDocument {
   const hash = createHash("sha256").update(text).digest("base64");
-  let doc = cache.byContent.get(hash);
+  let doc = byContent.get(hash);
   if (!doc) {
     // Re-validated on read: the stored JSON is the parsed document, so this only fails if the schema moved on.
     doc = deepFreeze(parseMapping(JSON.parse(text)));
-    remember(cache.byContent, hash, doc);
+    remember(byContent, hash, doc);
   }
   return doc;
 }
 
-function readVersion(db: DbOrTx, organizationId: string, version: number): MappingDocument | undefined {
-  const cache = cacheOf(db);
+function* readVersion(
+  organizationId: string,
+  version: number,
+  cache: MappingCache | null = null,
+): StoreOp<MappingDocument | undefined> {
   const key = `${organizationId}\u0000${version}`;
-  const cached = cache.byVersion.get(key);
+  const cached = cache?.byVersion.get(key);
   if (cached) return cached;
-  const text = prepared(db, "SELECT document FROM mapping_versions WHERE organization_id = ? AND version = ?")
-    .pluck()
-    .get(organizationId, version) as string | undefined;
-  if (text === undefined) return undefined;
-  const doc = parseStored(cache, text);
-  if (!connectionOf(db).inTransaction) remember(cache.byVersion, key, doc);
+  const row = yield* one<{ document: string }>(
+    "SELECT document FROM mapping_versions WHERE organization_id = ? AND version = ?",
+    [organizationId, version],
+  );
+  if (row === undefined) return undefined;
+  const doc = parseStored(row.document);
+  if (cache?.keep) remember(cache.byVersion, key, doc);
   return doc;
 }
 
-type TypeOf = (connection: string) => ConnectionType;
+type TypeOf = (connection: string) => StoreOp<ConnectionType>;
 
-function defaultFor(typeOf: TypeOf, org: Pick<OrganizationRow, "connection" | "userModel">): MappingDocument {
-  const type = typeOf(org.connection);
+function* defaultFor(typeOf: TypeOf, org: Pick<OrganizationRow, "connection" | "userModel">): StoreOp<MappingDocument> {
+  const type = yield* typeOf(org.connection);
   const key = `${org.connection}\u0000${type}\u0000${org.userModel}`;
   let doc = defaults.get(key);
   if (!doc) {
@@ -129,61 +138,74 @@ function defaultFor(typeOf: TypeOf, org: Pick<OrganizationRow, "connection" | "u
 
 type MappedOrganization = Pick<OrganizationRow, "id" | "slug" | "connection" | "userModel" | "activeMappingVersion">;
 
-function activeOf(db: DbOrTx, org: MappedOrganization, typeOf: TypeOf): ActiveMapping {
+function* activeOf(org: MappedOrganization, typeOf: TypeOf, cache: MappingCache | null): StoreOp<ActiveMapping> {
   const version = org.activeMappingVersion;
-  const document = version === null ? undefined : readVersion(db, org.id, version);
+  const document = version === null ? undefined : yield* readVersion(org.id, version, cache);
   if (version !== null && document) return { organizationId: org.id, version, document };
-  return { organizationId: org.id, version: null, document: defaultFor(typeOf, org) };
+  return { organizationId: org.id, version: null, document: yield* defaultFor(typeOf, org) };
 }
 
-const organizationColumns =
-  "SELECT id, slug, connection, user_model AS userModel, active_mapping_version AS activeMappingVersion FROM organizations";
+function* typeOfConnection(name: string): StoreOp<ConnectionType> {
+  return (yield* connectionTypeOf(name)).type;
+}
+
+const mappedOrganizationColumns = `SELECT id, slug, connection, user_model AS "userModel",
+  active_mapping_version AS "activeMappingVersion" FROM organizations`;
 
 /**
  * The organization's active mapping (the default one if none was applied); null if the organization
- * does not exist. The document is shared and frozen: copy it to change it.
+ * does not exist. The document is shared and frozen: copy it to change it. `cache` keeps parsed
+ * versions of this database between calls (getActiveMapping passes its connection's).
  */
+export function* activeMapping(idOrSlug: string, cache: MappingCache | null = null): StoreOp<ActiveMapping | null> {
+  // One fixed text: the post-login hook and the worker read this for every login and job.
+  const org = yield* one<MappedOrganization>(`${mappedOrganizationColumns} WHERE id = ? OR slug = ?`, [
+    idOrSlug,
+    idOrSlug,
+  ]);
+  return org ? yield* activeOf(org, typeOfConnection, cache) : null;
+}
+
+/** activeMapping on the SQLite connection behind `db`, with that connection's cache of parsed versions. */
 export function getActiveMapping(db: DbOrTx, idOrSlug: string): ActiveMapping | null {
-  // A cached statement: the post-login hook and the worker read this for every login and job.
-  const org = prepared(db, `${organizationColumns} WHERE id = ? OR slug = ?`).get(idOrSlug, idOrSlug) as
-    MappedOrganization | undefined;
-  return org ? activeOf(db, org, (name) => runSync(db, connectionTypeOf(name)).type) : null;
+  return runSync(db, activeMapping(idOrSlug, cacheOf(db)));
 }
 
 /** Every organization's active mapping, by slug: one query, and each distinct stored document parsed once. */
-export function listActiveMappings(db: DbOrTx): (ActiveMapping & { slug: string })[] {
-  const orgs = prepared(db, `${organizationColumns} ORDER BY slug`).all() as MappedOrganization[];
+export function* activeMappings(cache: MappingCache | null = null): StoreOp<(ActiveMapping & { slug: string })[]> {
+  const orgs = yield* many<MappedOrganization>(`${mappedOrganizationColumns} ORDER BY slug`);
   // Thousands of organizations share a handful of connections: each one's type is read once.
   const types = new Map<string, ConnectionType>();
-  const typeOf: TypeOf = (name) => {
+  const typeOf: TypeOf = function* (name) {
     let type = types.get(name);
-    if (type === undefined) types.set(name, (type = runSync(db, connectionTypeOf(name)).type));
+    if (type === undefined) types.set(name, (type = yield* typeOfConnection(name)));
     return type;
   };
-  return orgs.map((o) => ({ slug: o.slug, ...activeOf(db, o, typeOf) }));
+  const result: (ActiveMapping & { slug: string })[] = [];
+  for (const o of orgs) result.push({ slug: o.slug, ...(yield* activeOf(o, typeOf, cache)) });
+  return result;
 }
 
-export function getMappingVersion(db: DbOrTx, idOrSlug: string, version: number): MappingDocument {
-  const org = requireOrganization(db, idOrSlug);
-  const document = readVersion(db, org.id, version);
+/** activeMappings on the SQLite connection behind `db`, with that connection's cache of parsed versions. */
+export function listActiveMappings(db: DbOrTx): (ActiveMapping & { slug: string })[] {
+  return runSync(db, activeMappings(cacheOf(db)));
+}
+
+export function* getMappingVersion(idOrSlug: string, version: number): StoreOp<MappingDocument> {
+  const org = yield* requireOrganization(idOrSlug);
+  const document = yield* readVersion(org.id, version);
   if (!document) throw notFound(`organization "${idOrSlug}" has no mapping version ${version}`);
   return document;
 }
 
-export function listMappingVersions(db: DbOrTx, idOrSlug: string): MappingVersionInfo[] {
-  const org = requireOrganization(db, idOrSlug);
-  return db
-    .select({
-      version: mappingVersions.version,
-      createdBy: mappingVersions.createdBy,
-      createdAt: mappingVersions.createdAt,
-      comment: mappingVersions.comment,
-    })
-    .from(mappingVersions)
-    .where(eq(mappingVersions.organizationId, org.id))
-    .orderBy(desc(mappingVersions.version))
-    .all()
-    .map((v) => ({ ...v, active: v.version === org.activeMappingVersion }));
+export function* listMappingVersions(idOrSlug: string): StoreOp<MappingVersionInfo[]> {
+  const org = yield* requireOrganization(idOrSlug);
+  const rows = yield* many<Omit<MappingVersionInfo, "active">>(
+    `SELECT version, created_by AS "createdBy", created_at AS "createdAt", comment
+     FROM mapping_versions WHERE organization_id = ? ORDER BY version DESC`,
+    [org.id],
+  );
+  return rows.map((v) => ({ ...v, active: v.version === org.activeMappingVersion }));
 }
 
 export interface SaveOptions {
@@ -203,8 +225,7 @@ export interface SavedMapping {
 
 const actorName = (a: Actor): string => `${a.type}:${a.id}`;
 
-function activate(
-  tx: DbOrTx,
+function* activate(
   org: OrganizationRow,
   version: number,
   actor: Actor,
@@ -212,98 +233,83 @@ function activate(
   after: object,
   now: number,
   requestId: string | null,
-): void {
-  tx.update(organizations)
-    .set({ activeMappingVersion: version, updatedAt: now })
-    .where(eq(organizations.id, org.id))
-    .run();
-  runSync(
-    tx,
-    recordAudit({
-      actor,
-      organizationId: org.id,
-      action,
-      targetType: "mapping",
-      targetId: String(version),
-      before: { activeVersion: org.activeMappingVersion },
-      after,
-      requestId,
-      at: now,
-    }),
-  );
+): StoreOp<void> {
+  yield* exec("UPDATE organizations SET active_mapping_version = ?, updated_at = ? WHERE id = ?", [
+    version,
+    now,
+    org.id,
+  ]);
+  yield* recordAudit({
+    actor,
+    organizationId: org.id,
+    action,
+    targetType: "mapping",
+    targetId: String(version),
+    before: { activeVersion: org.activeMappingVersion },
+    after,
+    requestId,
+    at: now,
+  });
   // Level-triggered: "reconcile the organization"; the sync engine fans it out to every user.
-  runSync(
-    tx,
-    enqueueJob({ organizationId: org.id, kind: "organization", subjectId: org.id, lane: Lane.background, now }),
-  );
+  yield* enqueueJob({ organizationId: org.id, kind: "organization", subjectId: org.id, lane: Lane.background, now });
 }
 
-/** Stores `doc` as the organization's next version and makes it active (one transaction). */
-export function saveMappingVersion(
-  db: DbOrTx,
+/**
+ * Stores `doc` as the organization's next version and makes it active (one transaction). The
+ * organization row is read FOR UPDATE on PostgreSQL: saves and activations of one organization run
+ * one after the other, so concurrent saves get consecutive versions and exactly one ends active
+ * (the primary key on (organization_id, version) backs this up).
+ */
+export function* saveMappingVersion(
   idOrSlug: string,
   doc: MappingDocument,
   options: SaveOptions,
-): SavedMapping {
+): StoreOp<SavedMapping> {
   const document = parseMapping(doc);
   const text = JSON.stringify(document);
   const now = options.now ?? Date.now();
-  return db.transaction((tx) => {
-    const org = requireOrganization(tx, idOrSlug);
-    if (org.activeMappingVersion !== null) {
-      const active = tx
-        .select({ document: mappingVersions.document })
-        .from(mappingVersions)
-        .where(and(eq(mappingVersions.organizationId, org.id), eq(mappingVersions.version, org.activeMappingVersion)))
-        .get();
-      if (active?.document === text)
-        return { organizationId: org.id, version: org.activeMappingVersion, changed: false };
-    }
-    const latest = tx
-      .select({ v: max(mappingVersions.version) })
-      .from(mappingVersions)
-      .where(eq(mappingVersions.organizationId, org.id))
-      .get();
-    const version = (latest?.v ?? 0) + 1;
-    tx.insert(mappingVersions)
-      .values({
-        organizationId: org.id,
-        version,
-        document: text,
-        createdBy: actorName(options.actor),
-        createdAt: now,
-        comment: options.comment ?? null,
-      })
-      .run();
-    activate(
-      tx,
-      org,
-      version,
-      options.actor,
-      "mapping.apply",
-      { activeVersion: version, comment: options.comment ?? null },
-      now,
-      options.requestId ?? null,
+  const org = yield* requireOrganization(idOrSlug, true);
+  if (org.activeMappingVersion !== null) {
+    const active = yield* one<{ document: string }>(
+      "SELECT document FROM mapping_versions WHERE organization_id = ? AND version = ?",
+      [org.id, org.activeMappingVersion],
     );
-    return { organizationId: org.id, version, changed: true };
-  });
+    if (active?.document === text) return { organizationId: org.id, version: org.activeMappingVersion, changed: false };
+  }
+  const latest = yield* one<{ v: number | null }>(
+    "SELECT max(version) AS v FROM mapping_versions WHERE organization_id = ?",
+    [org.id],
+  );
+  const version = (latest?.v ?? 0) + 1;
+  yield* exec(
+    `INSERT INTO mapping_versions (organization_id, version, document, created_by, created_at, comment)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+    [org.id, version, text, actorName(options.actor), now, options.comment ?? null],
+  );
+  yield* activate(
+    org,
+    version,
+    options.actor,
+    "mapping.apply",
+    { activeVersion: version, comment: options.comment ?? null },
+    now,
+    options.requestId ?? null,
+  );
+  return { organizationId: org.id, version, changed: true };
 }
 
-/** Rollback: makes an earlier (kept) version active again. */
-export function activateMappingVersion(
-  db: DbOrTx,
+/** Rollback: makes an earlier (kept) version active again (the organization row locked as in saveMappingVersion). */
+export function* activateMappingVersion(
   idOrSlug: string,
   version: number,
   actor: Actor,
   options: { now?: number; requestId?: string | null } = {},
-): SavedMapping {
+): StoreOp<SavedMapping> {
   const now = options.now ?? Date.now();
-  return db.transaction((tx) => {
-    const org = requireOrganization(tx, idOrSlug);
-    if (!readVersion(tx, org.id, version))
-      throw notFound(`organization "${idOrSlug}" has no mapping version ${version}`);
-    if (org.activeMappingVersion === version) return { organizationId: org.id, version, changed: false };
-    activate(tx, org, version, actor, "mapping.activate", { activeVersion: version }, now, options.requestId ?? null);
-    return { organizationId: org.id, version, changed: true };
-  });
+  const org = yield* requireOrganization(idOrSlug, true);
+  if (!(yield* readVersion(org.id, version)))
+    throw notFound(`organization "${idOrSlug}" has no mapping version ${version}`);
+  if (org.activeMappingVersion === version) return { organizationId: org.id, version, changed: false };
+  yield* activate(org, version, actor, "mapping.activate", { activeVersion: version }, now, options.requestId ?? null);
+  return { organizationId: org.id, version, changed: true };
 }

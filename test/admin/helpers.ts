@@ -94,8 +94,8 @@ function seedOrganization(db: Db, slug: string, now: number): FixtureOrg {
     db,
     placeHold({ organizationId, userId: userIds[1]!, reason: "seeded hold" }, changeBy(operatorActor, { at: now })),
   );
-  saveMappingVersion(db, organizationId, mappingFor(`${slug} v1`), { actor: operatorActor, now });
-  saveMappingVersion(db, organizationId, mappingFor(`${slug} v2`), { actor: operatorActor, now });
+  writeSync(db, saveMappingVersion(organizationId, mappingFor(`${slug} v1`), { actor: operatorActor, now }));
+  writeSync(db, saveMappingVersion(organizationId, mappingFor(`${slug} v2`), { actor: operatorActor, now }));
   runSync(
     db,
     enqueueJob({ organizationId, directoryId, kind: "user", subjectId: userIds[2]!, lane: Lane.provision, now }),

@@ -12,6 +12,7 @@ import type { OutagePolicy } from "../../src/auth0/gateway.js";
 import type { SyncEngine } from "../../src/sync/engine.js";
 import type { BackoffPolicy } from "../../src/sync/worker.js";
 import type { InvitationDelivery } from "../../src/sync/invitations.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 export interface SyncHarness {
   emulator: RunningEmulator;
@@ -110,15 +111,17 @@ export async function startSyncHarness(
 
 /** The base mapping most sync tests start from: the default database connection, isolated users, email from userName. */
 export function applyDatabaseMapping(db: Db, organizationId: string, extra: Record<string, unknown> = {}): void {
-  saveMappingVersion(
+  writeSync(
     db,
-    organizationId,
-    parseMapping({
-      connection: { name: "Username-Password-Authentication", type: "database" },
-      userModel: "isolated",
-      profile: { email: "userName" },
-      ...extra,
-    }),
-    { actor: { type: "operator", id: "test" } },
+    saveMappingVersion(
+      organizationId,
+      parseMapping({
+        connection: { name: "Username-Password-Authentication", type: "database" },
+        userModel: "isolated",
+        profile: { email: "userName" },
+        ...extra,
+      }),
+      { actor: { type: "operator", id: "test" } },
+    ),
   );
 }

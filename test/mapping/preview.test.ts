@@ -4,6 +4,7 @@ import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping, type MappingInput } from "../../src/mapping/index.js";
 import { previewMapping } from "../../src/sync/preview.js";
 import { linkUser, openMemoryDb, placeHold, scimUser, seedOrganization, seedUsers } from "./seed.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 const candidate = (change: Partial<MappingInput> = {}) =>
   parseMapping({
@@ -64,7 +65,7 @@ describe("mapping preview", () => {
 
   it("compares with the active version once one is applied, and reports nothing when the candidate is the same", () => {
     seedAcme();
-    saveMappingVersion(handle.db, "acme", candidate(), { actor: { type: "operator", id: "t" } });
+    writeSync(handle.db, saveMappingVersion("acme", candidate(), { actor: { type: "operator", id: "t" } }));
     const same = previewMapping(handle.db, "acme", candidate());
     expect(same).toMatchObject({ activeVersion: 1, changed: { users: 0 }, withProblems: 1 });
     const renamed = previewMapping(

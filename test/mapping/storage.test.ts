@@ -12,7 +12,7 @@ import { recordConnection } from "../../src/directory/settings.js";
 import type { BridgeError } from "../../src/errors.js";
 import { parseMapping, type MappingDocument } from "../../src/mapping/index.js";
 import { openMemoryDb, seedOrganization } from "./seed.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 const alice = { type: "operator" as const, id: "alice" };
 const v = (defaultRole: string): MappingDocument =>
@@ -59,11 +59,14 @@ describe("versioned mapping storage", () => {
   });
 
   it("apply stores a new active version, with an audit entry and a background organization reconcile job", () => {
-    const saved = saveMappingVersion(handle.db, "acme", v("member"), {
-      actor: alice,
-      comment: "onboarding",
-      now: 1000,
-    });
+    const saved = writeSync(
+      handle.db,
+      saveMappingVersion("acme", v("member"), {
+        actor: alice,
+        comment: "onboarding",
+        now: 1000,
+      }),
+    );
     expect(saved).toEqual({ organizationId: orgId, version: 1, changed: true });
     expect(getActiveMapping(handle.db, orgId)).toMatchObject({ version: 1, document: v("member") });
     expect(handle.db.select().from(auditEntries).all()).toMatchObject([
@@ -82,8 +85,8 @@ describe("versioned mapping storage", () => {
   });
 
   it("applying the active document again writes nothing", () => {
-    saveMappingVersion(handle.db, "acme", v("member"), { actor: alice });
-    expect(saveMappingVersion(handle.db, "acme", v("member"), { actor: alice })).toEqual({
+    writeSync(handle.db, saveMappingVersion("acme", v("member"), { actor: alice }));
+    expect(writeSync(handle.db, saveMappingVersion("acme", v("member"), { actor: alice }))).toEqual({
       organizationId: orgId,
       version: 1,
       changed: false,
@@ -93,13 +96,13 @@ describe("versioned mapping storage", () => {
   });
 
   it("keeps every version with who and when; rollback makes an earlier one active again", () => {
-    saveMappingVersion(handle.db, "acme", v("member"), { actor: alice, comment: "first", now: 1 });
-    saveMappingVersion(handle.db, "acme", v("viewer"), { actor: { type: "operator", id: "bob" }, now: 2 });
-    expect(listMappingVersions(handle.db, "acme")).toEqual([
+    writeSync(handle.db, saveMappingVersion("acme", v("member"), { actor: alice, comment: "first", now: 1 }));
+    writeSync(handle.db, saveMappingVersion("acme", v("viewer"), { actor: { type: "operator", id: "bob" }, now: 2 }));
+    expect(runSync(handle.db, listMappingVersions("acme"))).toEqual([
       { version: 2, createdBy: "operator:bob", createdAt: 2, comment: null, active: true },
       { version: 1, createdBy: "operator:alice", createdAt: 1, comment: "first", active: false },
     ]);
-    expect(activateMappingVersion(handle.db, "acme", 1, alice)).toEqual({
+    expect(writeSync(handle.db, activateMappingVersion("acme", 1, alice))).toEqual({
       organizationId: orgId,
       version: 1,
       changed: true,
@@ -109,7 +112,7 @@ describe("versioned mapping storage", () => {
       handle.db.select().from(auditEntries).where(eq(auditEntries.action, "mapping.activate")).all(),
     ).toMatchObject([{ targetId: "1", before: JSON.stringify({ activeVersion: 2 }) }]);
     // Applying after a rollback continues the numbering; nothing is overwritten.
-    expect(saveMappingVersion(handle.db, "acme", v("eng"), { actor: alice }).version).toBe(3);
+    expect(writeSync(handle.db, saveMappingVersion("acme", v("eng"), { actor: alice })).version).toBe(3);
   });
 
   it("refuses unknown organizations and versions with notFound", () => {
@@ -121,14 +124,14 @@ describe("versioned mapping storage", () => {
       }
       return "no error";
     };
-    expect(kindOf(() => activateMappingVersion(handle.db, "acme", 7, alice))).toBe("notFound");
-    expect(kindOf(() => saveMappingVersion(handle.db, "nope", v("x"), { actor: alice }))).toBe("notFound");
-    expect(kindOf(() => listMappingVersions(handle.db, "nope"))).toBe("notFound");
+    expect(kindOf(() => writeSync(handle.db, activateMappingVersion("acme", 7, alice)))).toBe("notFound");
+    expect(kindOf(() => writeSync(handle.db, saveMappingVersion("nope", v("x"), { actor: alice })))).toBe("notFound");
+    expect(kindOf(() => runSync(handle.db, listMappingVersions("nope")))).toBe("notFound");
   });
 
   it("refuses an invalid document and writes nothing", () => {
     const broken = { ...v("x"), userModel: "tenant" } as unknown as MappingDocument;
-    expect(() => saveMappingVersion(handle.db, "acme", broken, { actor: alice })).toThrow(/userModel/);
+    expect(() => writeSync(handle.db, saveMappingVersion("acme", broken, { actor: alice }))).toThrow(/userModel/);
     expect(handle.db.select().from(mappingVersions).all()).toHaveLength(0);
     expect(handle.db.select().from(jobs).all()).toHaveLength(0);
   });

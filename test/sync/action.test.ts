@@ -12,6 +12,7 @@ import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter, verifyPostLoginSignature } from "../../src/http/post-login-hook.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 interface FakeApi {
   access: { deny(reason: string): void };
@@ -37,16 +38,18 @@ beforeEach(async () => {
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   });
   hook = postLoginHookRouter(bridge.db, secret);
-  saveMappingVersion(
+  writeSync(
     bridge.db,
-    bridge.organizationId,
-    parseMapping({
-      connection: { name: CONNECTION, type: "database" },
-      userModel: "isolated",
-      profile: { email: "userName" },
-      roles: { rules: [], default: ["member", "viewer"] },
-    }),
-    { actor: operator },
+    saveMappingVersion(
+      bridge.organizationId,
+      parseMapping({
+        connection: { name: CONNECTION, type: "database" },
+        userModel: "isolated",
+        profile: { email: "userName" },
+        roles: { rules: [], default: ["member", "viewer"] },
+      }),
+      { actor: operator },
+    ),
   );
 });
 afterEach(async () => {

@@ -10,7 +10,7 @@ import { RECENT_WRITE_MS, scanDrift } from "../../src/sync/drift.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 const CONNECTION = "Username-Password-Authentication";
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -22,17 +22,19 @@ let sync: SyncHarness;
 
 beforeEach(async () => {
   bridge = await createTestBridge();
-  saveMappingVersion(
+  writeSync(
     bridge.db,
-    bridge.organizationId,
-    parseMapping({
-      connection: { name: CONNECTION, type: "database" },
-      userModel: "isolated",
-      profile: { email: "userName" },
-      app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
-      roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
-    }),
-    { actor: operator },
+    saveMappingVersion(
+      bridge.organizationId,
+      parseMapping({
+        connection: { name: CONNECTION, type: "database" },
+        userModel: "isolated",
+        profile: { email: "userName" },
+        app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
+        roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
+      }),
+      { actor: operator },
+    ),
   );
   sync = await startSyncHarness(bridge.db);
 });

@@ -13,6 +13,7 @@ import { parseMapping } from "../../src/mapping/index.js";
 import { scanDrift } from "../../src/sync/drift.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 const CONNECTION = "acme-okta";
 const operator = { type: "operator" as const, id: "test" };
@@ -28,16 +29,18 @@ beforeEach(async () => {
   });
   hook = postLoginHookRouter(bridge.db, secret);
   bridge.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, bridge.organizationId);
-  saveMappingVersion(
+  writeSync(
     bridge.db,
-    bridge.organizationId,
-    parseMapping({
-      connection: { name: CONNECTION, type: "enterprise" },
-      userModel: "isolated",
-      profile: { email: "userName", given_name: "name.givenName" },
-      roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
-    }),
-    { actor: operator },
+    saveMappingVersion(
+      bridge.organizationId,
+      parseMapping({
+        connection: { name: CONNECTION, type: "enterprise" },
+        userModel: "isolated",
+        profile: { email: "userName", given_name: "name.givenName" },
+        roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
+      }),
+      { actor: operator },
+    ),
   );
   sync = await startSyncHarness(bridge.db, {
     connections: [{ name: CONNECTION, strategy: "okta" }],
@@ -221,16 +224,18 @@ describe("enterprise connection", () => {
     expect(sync.emulator.state.enabledConnectionsOf(orgId).map((c) => c.connection_id)).not.toContain(enterpriseId);
     // …then moved to the enterprise connection by a new mapping version.
     bridge.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, other.organizationId);
-    saveMappingVersion(
+    writeSync(
       bridge.db,
-      other.organizationId,
-      parseMapping({
-        connection: { name: CONNECTION, type: "enterprise" },
-        userModel: "isolated",
-        profile: { email: "userName" },
-        roles: { default: ["member"] },
-      }),
-      { actor: operator },
+      saveMappingVersion(
+        other.organizationId,
+        parseMapping({
+          connection: { name: CONNECTION, type: "enterprise" },
+          userModel: "isolated",
+          profile: { email: "userName" },
+          roles: { default: ["member"] },
+        }),
+        { actor: operator },
+      ),
     );
     await sync.drain();
     const enabled = sync.emulator.state.enabledConnectionsOf(orgId).find((c) => c.connection_id === enterpriseId);

@@ -18,6 +18,7 @@ import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 const CONNECTION = "acme-okta";
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -49,18 +50,20 @@ async function start(
   });
   hook = postLoginHookRouter(b.db, hookSecret);
   b.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, b.organizationId);
-  saveMappingVersion(
+  writeSync(
     b.db,
-    b.organizationId,
-    parseMapping({
-      connection: { name: CONNECTION, type: "enterprise" },
-      userModel: "isolated",
-      // given_name is mapped, but the connection syncs it from Okta at each login: never sent.
-      profile: { email: "userName", given_name: "name.givenName" },
-      app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
-      roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
-    }),
-    { actor: { type: "operator", id: "test" } },
+    saveMappingVersion(
+      b.organizationId,
+      parseMapping({
+        connection: { name: CONNECTION, type: "enterprise" },
+        userModel: "isolated",
+        // given_name is mapped, but the connection syncs it from Okta at each login: never sent.
+        profile: { email: "userName", given_name: "name.givenName" },
+        app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
+        roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
+      }),
+      { actor: { type: "operator", id: "test" } },
+    ),
   );
   // The worker's own connection without an fsync per commit, as `serve` runs it.
   const worker = openDatabase(`sqlite:${b.sqlite.name}`, { durability: "normal" });

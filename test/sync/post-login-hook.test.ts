@@ -12,7 +12,7 @@ import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-logi
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { runSync, writeSync } from "../../src/directory/store-op.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 const HOOK = "/hooks/auth0/post-login";
 const DB_CONNECTION = "Username-Password-Authentication";
@@ -31,17 +31,19 @@ beforeEach(async () => {
     extraRouters: [{ path: HOOK, router: (req, res, next) => hook!(req, res, next) }],
   });
   hook = postLoginHookRouter(bridge.db, secret);
-  saveMappingVersion(
+  writeSync(
     bridge.db,
-    bridge.organizationId,
-    parseMapping({
-      connection: { name: DB_CONNECTION, type: "database" },
-      userModel: "isolated",
-      profile: { email: "userName" },
-      app_metadata: { keys: { department: `${ENTERPRISE}:department`, cost_center: `${ENTERPRISE}:costCenter` } },
-      roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
-    }),
-    { actor: operator },
+    saveMappingVersion(
+      bridge.organizationId,
+      parseMapping({
+        connection: { name: DB_CONNECTION, type: "database" },
+        userModel: "isolated",
+        profile: { email: "userName" },
+        app_metadata: { keys: { department: `${ENTERPRISE}:department`, cost_center: `${ENTERPRISE}:costCenter` } },
+        roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
+      }),
+      { actor: operator },
+    ),
   );
   sync = await startSyncHarness(bridge.db);
 });

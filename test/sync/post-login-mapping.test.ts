@@ -14,7 +14,7 @@ import { createUser } from "../../src/directory/users.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { decidePostLogin } from "../../src/sync/post-login.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 const DB_CONNECTION = "Username-Password-Authentication";
 const operator = { type: "operator" as const, id: "test" };
@@ -59,14 +59,14 @@ describe("post-login decision and mapping changes", () => {
         connection: { name: DB_CONNECTION, strategy: "auth0" },
       });
 
-    saveMappingVersion(cli.db, "acme", mapping("reader"), { actor: operator });
+    writeSync(cli.db, saveMappingVersion("acme", mapping("reader"), { actor: operator }));
     expect(login()).toMatchObject({ decision: "allow", roles: ["reader"] });
     expect(login()).toMatchObject({ decision: "allow", roles: ["reader"] });
 
-    saveMappingVersion(cli.db, "acme", mapping("writer"), { actor: operator });
+    writeSync(cli.db, saveMappingVersion("acme", mapping("writer"), { actor: operator }));
     expect(login()).toMatchObject({ decision: "allow", roles: ["writer"] });
 
-    activateMappingVersion(cli.db, "acme", 1, operator);
+    writeSync(cli.db, activateMappingVersion("acme", 1, operator));
     expect(login()).toMatchObject({ decision: "allow", roles: ["reader"] });
   });
 });

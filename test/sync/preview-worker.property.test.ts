@@ -25,6 +25,7 @@ import { createSyncEngine } from "../../src/sync/engine.js";
 import { previewMapping, type PreviewUser } from "../../src/sync/preview.js";
 import { startSyncHarness } from "../helpers/sync-harness.js";
 import { openMemoryDb, placeHold, seedOrganization, seedUsers, type SeedUser } from "../mapping/seed.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 const CONNECTION = "Username-Password-Authentication";
 const ENTERPRISE_DEPARTMENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -435,19 +436,21 @@ async function previewEqualsWorker(
     for (const t of twinUsers) if (t.held) placeHold(db, other.orgId, other.dirId, t.id);
     engine.worker.start();
     if (twinUsers.length > 0) {
-      saveMappingVersion(
+      writeSync(
         db,
-        other.orgId,
-        parseMapping({
-          connection: { name: CONNECTION },
-          userModel: "shared",
-          profile: { email: a.profile.email },
-        } as MappingInput),
-        operator,
+        saveMappingVersion(
+          other.orgId,
+          parseMapping({
+            connection: { name: CONNECTION },
+            userModel: "shared",
+            profile: { email: a.profile.email },
+          } as MappingInput),
+          operator,
+        ),
       );
       await drain(db);
     }
-    saveMappingVersion(db, orgId, a, operator);
+    writeSync(db, saveMappingVersion(orgId, a, operator));
     await drain(db);
 
     const preview = previewMapping(db, orgId, b);
@@ -456,7 +459,7 @@ async function previewEqualsWorker(
     );
     const before = links(db);
     calls.length = 0;
-    saveMappingVersion(db, orgId, b, operator);
+    writeSync(db, saveMappingVersion(orgId, b, operator));
     await drain(db);
 
     const userOfAuth0 = new Map<string, string>();
@@ -503,7 +506,7 @@ describe("a shared user found by email before deprovisioning", () => {
       const resource = { userName: "sue@acme.test", active: true };
       const other = seedOrganization(db, "other", "shared");
       seedUsers(db, other.dirId, [{ id: "other-sue", resource }]);
-      saveMappingVersion(db, other.orgId, mapping, operator);
+      writeSync(db, saveMappingVersion(other.orgId, mapping, operator));
       await sync.drain();
       const [auth0Sue] = sync.emulator.state.usersByEmail("sue@acme.test");
       expect(auth0Sue?.blocked ?? false).toBe(false);
@@ -515,7 +518,7 @@ describe("a shared user found by email before deprovisioning", () => {
       const predicted = previewMapping(db, acme.orgId, mapping).users.find((u) => u.userId === "acme-sue")!;
       expect(predicted.linkedByEmail).toBe(auth0Sue!.user_id);
       expect(predicted.operations.map((o) => o.type)).not.toContain("block");
-      saveMappingVersion(db, acme.orgId, mapping, operator);
+      writeSync(db, saveMappingVersion(acme.orgId, mapping, operator));
       await sync.drain();
       expect(sync.emulator.state.usersByEmail("sue@acme.test")[0]?.blocked ?? false).toBe(false);
       const link = db

@@ -7,6 +7,7 @@ import { activateMappingVersion, saveMappingVersion } from "../../src/directory/
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 const operator = { type: "operator" as const, id: "test" };
 
@@ -127,16 +128,20 @@ describe("isolated organization, database connection", () => {
   });
 
   it("writes profile changes and owned app_metadata keys, leaving other keys alone", async () => {
-    saveMappingVersion(
+    writeSync(
       bridge.db,
-      bridge.organizationId,
-      parseMapping({
-        connection: { name: "Username-Password-Authentication", type: "database" },
-        userModel: "isolated",
-        profile: { email: "userName", given_name: "name.givenName", family_name: "name.familyName" },
-        app_metadata: { keys: { department: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" } },
-      }),
-      { actor: operator },
+      saveMappingVersion(
+        bridge.organizationId,
+        parseMapping({
+          connection: { name: "Username-Password-Authentication", type: "database" },
+          userModel: "isolated",
+          profile: { email: "userName", given_name: "name.givenName", family_name: "name.familyName" },
+          app_metadata: {
+            keys: { department: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" },
+          },
+        }),
+        { actor: operator },
+      ),
     );
     const id = await createUser("lin@example.com", {
       schemas: [
@@ -244,7 +249,7 @@ describe("mapping version changes", () => {
         .pluck()
         .get(ids[0], ids[1]) as number;
     const before = backgroundJobs();
-    const v1 = saveMappingVersion(bridge.db, bridge.organizationId, mapping("viewer"), { actor: operator });
+    const v1 = writeSync(bridge.db, saveMappingVersion(bridge.organizationId, mapping("viewer"), { actor: operator }));
     const queued = bridge.sqlite.prepare("select lane, kind from jobs where state = 'pending' order by id").all() as {
       lane: number;
       kind: string;
@@ -254,12 +259,12 @@ describe("mapping version changes", () => {
     expect(users.map((u) => roleNames(org.id, u))).toEqual([["viewer"], ["viewer"]]);
     expect(backgroundJobs() - before).toBe(2);
 
-    saveMappingVersion(bridge.db, bridge.organizationId, mapping("editor"), { actor: operator });
+    writeSync(bridge.db, saveMappingVersion(bridge.organizationId, mapping("editor"), { actor: operator }));
     await sync.drain();
     expect(users.map((u) => roleNames(org.id, u))).toEqual([["editor"], ["editor"]]);
 
     // Rollback = activating the earlier version again.
-    activateMappingVersion(bridge.db, bridge.organizationId, v1.version, operator);
+    writeSync(bridge.db, activateMappingVersion(bridge.organizationId, v1.version, operator));
     await sync.drain();
     expect(users.map((u) => roleNames(org.id, u))).toEqual([["viewer"], ["viewer"]]);
   });

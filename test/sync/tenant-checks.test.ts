@@ -16,7 +16,7 @@ import {
   readinessProblems,
   type TenantCheckOptions,
 } from "../../src/sync/tenant-checks.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 const domain = "acme-test.eu.auth0.com";
 const operator = { type: "operator" as const, id: "test" };
@@ -48,7 +48,7 @@ function manyOrganizations(): TenantCheckOptions {
   const { db } = opened;
   for (let i = 0; i < 60; i++) {
     runSync(db, createOrganization({ slug: `org-${i}`, connection: "acme-entra" }, changeBy(operator)));
-    if (i % 10 === 0) saveMappingVersion(db, `org-${i}`, mapping("enterprise"), { actor: operator });
+    if (i % 10 === 0) writeSync(db, saveMappingVersion(`org-${i}`, mapping("enterprise"), { actor: operator }));
   }
   return {
     auth0: { domain, clientId: "bridge-client", clientSecret: "right-secret", managementUrl: emulator.url },
@@ -72,7 +72,7 @@ describe("tenant checks over many organizations", { timeout: 60_000 }, () => {
     expect(readinessProblems(clean.report)).toEqual([]);
 
     // org-37 applies a mapping typed database on the enterprise connection between two checks.
-    saveMappingVersion(options.db, "org-37", mapping("database"), { actor: operator });
+    writeSync(options.db, saveMappingVersion("org-37", mapping("database"), { actor: operator }));
     const broken = await connectionCheck(options);
     expect(broken.check).toMatchObject({
       status: "fail",
@@ -85,9 +85,9 @@ describe("tenant checks over many organizations", { timeout: 60_000 }, () => {
     ]);
 
     // Fixed there; then the same document, shared by many organizations, is applied to org-20 too.
-    saveMappingVersion(options.db, "org-37", mapping("enterprise"), { actor: operator });
+    writeSync(options.db, saveMappingVersion("org-37", mapping("enterprise"), { actor: operator }));
     expect((await connectionCheck(options)).check.status).toBe("ok");
-    saveMappingVersion(options.db, "org-20", mapping("database"), { actor: operator });
+    writeSync(options.db, saveMappingVersion("org-20", mapping("database"), { actor: operator }));
     const again = await connectionCheck(options);
     expect(again.check.status).toBe("fail");
     expect(again.check.summary).toMatch(/org-20's mapping says connection type "database"/);
@@ -96,7 +96,7 @@ describe("tenant checks over many organizations", { timeout: 60_000 }, () => {
 
   it("serve's monitor logs the organization's problem at error from its first check", async () => {
     const options = manyOrganizations();
-    saveMappingVersion(options.db, "org-5", mapping("database"), { actor: operator });
+    writeSync(options.db, saveMappingVersion("org-5", mapping("database"), { actor: operator }));
     const logged: { level: string; entry: object; msg: string }[] = [];
     const log = {
       info: (entry: object, msg: string) => logged.push({ level: "info", entry, msg }),

@@ -13,6 +13,7 @@ import { parseMapping } from "../../src/mapping/index.js";
 import { Lane } from "../../src/directory/outbox.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const SYNC = "urn:ietf:params:scim:schemas:extension:scim-bridge:1.0:User";
@@ -93,17 +94,19 @@ describe("a tenant's refusals", () => {
     bridge.sqlite
       .prepare("update organizations set connection = ? where id = ?")
       .run("acme-okta", bridge.organizationId);
-    saveMappingVersion(
+    writeSync(
       bridge.db,
-      bridge.organizationId,
-      parseMapping({
-        connection: { name: "acme-okta", type: "enterprise" },
-        userModel: "isolated",
-        profile: { email: "userName", given_name: "name.givenName" },
-        app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
-        roles: { rules: [], default: ["member"] },
-      }),
-      { actor: { type: "operator", id: "test" } },
+      saveMappingVersion(
+        bridge.organizationId,
+        parseMapping({
+          connection: { name: "acme-okta", type: "enterprise" },
+          userModel: "isolated",
+          profile: { email: "userName", given_name: "name.givenName" },
+          app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
+          roles: { rules: [], default: ["member"] },
+        }),
+        { actor: { type: "operator", id: "test" } },
+      ),
     );
     sync = await startSyncHarness(bridge.db, {
       connections: [{ name: "acme-okta", strategy: "okta", options: { set_user_root_attributes: "on_first_login" } }],
