@@ -1,19 +1,16 @@
-import { and, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
-import { auditEntries } from "../../db/schema.js";
+import { queryAudit as queryAuditEntries, type AuditRow } from "../directory/audit.js";
 import type { DbOrTx } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
 import { iso, limitParam, timeParam, type AdminRoutes } from "./routes.js";
-import { runSync } from "../directory/store-op.js";
+import { readSync, runSync } from "../directory/store-op.js";
 
 /**
  * The audit trail (append-only; written by every change in its own transaction): who (actor), which
  * organization, what (action), on what (target), a before/after summary without secrets, the request
  * id, and when (UTC). Operators query all of it; a customer admin its own organization's.
  */
-type AuditRow = typeof auditEntries.$inferSelect;
-
 const parseJson = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
 
 export const auditView = (e: AuditRow) => ({
@@ -45,39 +42,12 @@ const filters = {
 const filterSchema = z.strictObject(filters);
 type AuditQuery = z.output<typeof filterSchema> & { organizationId?: string };
 
-const escapeLike = (s: string): string => s.replace(/[\\%_]/g, (c) => `\\${c}`);
-
 export function queryAudit(
   db: DbOrTx,
   q: AuditQuery,
 ): { entries: ReturnType<typeof auditView>[]; next: number | null } {
-  const conditions: (SQL | undefined)[] = [
-    q.organizationId !== undefined ? eq(auditEntries.organizationId, q.organizationId) : undefined,
-    q.actorType ? eq(auditEntries.actorType, q.actorType) : undefined,
-    q.actorId ? eq(auditEntries.actorId, q.actorId) : undefined,
-    // ESCAPE is needed for the escaped "_" of actions such as "setup_link." to match literally.
-    q.action
-      ? q.action.endsWith(".")
-        ? sql`${auditEntries.action} LIKE ${`${escapeLike(q.action)}%`} ESCAPE '\\'`
-        : eq(auditEntries.action, q.action)
-      : undefined,
-    q.targetType ? eq(auditEntries.targetType, q.targetType) : undefined,
-    q.targetId ? eq(auditEntries.targetId, q.targetId) : undefined,
-    q.directory ? eq(auditEntries.directoryId, q.directory) : undefined,
-    q.requestId ? eq(auditEntries.requestId, q.requestId) : undefined,
-    q.since !== undefined ? gte(auditEntries.at, q.since) : undefined,
-    q.until !== undefined ? lte(auditEntries.at, q.until) : undefined,
-    q.before !== undefined ? lt(auditEntries.id, q.before) : undefined,
-  ];
-  const rows = db
-    .select()
-    .from(auditEntries)
-    .where(and(...conditions))
-    .orderBy(desc(auditEntries.id))
-    .limit(q.limit + 1)
-    .all();
-  const page = rows.slice(0, q.limit);
-  return { entries: page.map(auditView), next: rows.length > q.limit ? page[page.length - 1]!.id : null };
+  const page = readSync(db, queryAuditEntries(q));
+  return { entries: page.entries.map(auditView), next: page.next };
 }
 
 export function auditRoutes(routes: AdminRoutes): void {

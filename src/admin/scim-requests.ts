@@ -1,6 +1,6 @@
-import { and, desc, eq, gte } from "drizzle-orm";
 import { z } from "zod";
-import { scimRequestLog } from "../../db/schema.js";
+import { listScimRequestLog } from "../directory/scim-request-log.js";
+import { readSync } from "../directory/store-op.js";
 import { directoryOfOrganization } from "./onboarding.js";
 import { iso, type AdminRoutes } from "./routes.js";
 
@@ -25,18 +25,10 @@ export function scimRequestRoutes(routes: AdminRoutes): void {
     },
     (ctx) => {
       const directory = directoryOfOrganization(ctx.deps.db, ctx.organization.id, ctx.param("dir"));
-      const rows = ctx.deps.db
-        .select()
-        .from(scimRequestLog)
-        .where(
-          and(
-            eq(scimRequestLog.directoryId, directory.id),
-            ctx.query.errorsOnly === "true" ? gte(scimRequestLog.status, 400) : undefined,
-          ),
-        )
-        .orderBy(desc(scimRequestLog.id))
-        .limit(ctx.query.limit)
-        .all();
+      const rows = readSync(
+        ctx.deps.db,
+        listScimRequestLog(directory.id, { limit: ctx.query.limit, errorsOnly: ctx.query.errorsOnly === "true" }),
+      );
       return {
         requests: rows.map((r) => ({
           at: iso(r.at),

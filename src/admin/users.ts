@@ -5,7 +5,7 @@ import { BridgeError, isBridgeError, notFound } from "../errors.js";
 import { directoryOfOrganization } from "./onboarding.js";
 import { iso, limitParam, type AdminRoutes, type RouteContext } from "./routes.js";
 import { findUser, listOrganizationGroups, searchUsers, usersWithSyncState } from "./user-queries.js";
-import { runSync, writeSync } from "../directory/store-op.js";
+import { readSync, runSync, writeSync } from "../directory/store-op.js";
 
 /**
  * Customer-admin routes (docs/design.md, "Who uses it"): its users and their sync state, block and unblock (holds),
@@ -24,7 +24,7 @@ const holdView = (h: HoldRow) => ({
 
 function userOf(ctx: RouteContext<unknown, unknown>) {
   const id = ctx.param("userId");
-  const row = findUser(ctx.deps.db, ctx.organization.id, id);
+  const row = readSync(ctx.deps.db, findUser(ctx.organization.id, id));
   if (!row) throw notFound(`user "${id}" not found`);
   return row;
 }
@@ -54,16 +54,19 @@ export function userRoutes(routes: AdminRoutes): void {
     },
     ({ deps, organization, query }) => {
       if (query.directory) directoryOfOrganization(deps.db, organization.id, query.directory);
-      const page = searchUsers(deps.db, {
-        organizationId: organization.id,
-        directoryId: query.directory,
-        q: query.q,
-        state: query.state,
-        sync: query.sync,
-        group: query.group,
-        limit: query.limit,
-        after: query.after,
-      });
+      const page = readSync(
+        deps.db,
+        searchUsers({
+          organizationId: organization.id,
+          directoryId: query.directory,
+          q: query.q,
+          state: query.state,
+          sync: query.sync,
+          group: query.group,
+          limit: query.limit,
+          after: query.after,
+        }),
+      );
       return { users: usersWithSyncState(deps.db, organization.id, page.users), next: page.next };
     },
   );
@@ -78,7 +81,9 @@ export function userRoutes(routes: AdminRoutes): void {
       query: z.strictObject({ limit: limitParam(1000, 200) }),
       status: 200,
     },
-    ({ deps, organization, query }) => ({ groups: listOrganizationGroups(deps.db, organization.id, query.limit) }),
+    ({ deps, organization, query }) => ({
+      groups: readSync(deps.db, listOrganizationGroups(organization.id, query.limit)),
+    }),
   );
 
   routes.add(
@@ -96,8 +101,8 @@ export function userRoutes(routes: AdminRoutes): void {
       return {
         user,
         scim: JSON.parse(row.resource) as unknown,
-        groups: listOrganizationGroups(ctx.deps.db, ctx.organization.id, 200, row.id),
-        holdHistory: runSync(ctx.deps.db, listHolds(ctx.organization.id, row.id)).map(holdView),
+        groups: readSync(ctx.deps.db, listOrganizationGroups(ctx.organization.id, 200, row.id)),
+        holdHistory: readSync(ctx.deps.db, listHolds(ctx.organization.id, row.id)).map(holdView),
       };
     },
   );

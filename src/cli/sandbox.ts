@@ -1,13 +1,10 @@
-import { isNotNull } from "drizzle-orm";
-import { organizations, userSync } from "../../db/schema.js";
 import type { Actor } from "../directory/audit.js";
 import type { Db } from "../directory/database.js";
 import { listDirectories, scimBaseUrl } from "../directory/directories.js";
 import { onboardOrganization, rotateDirectoryToken } from "../admin/onboarding.js";
 import { changeBy } from "../directory/write-context.js";
-import { getOrganization } from "../directory/organizations.js";
-import { enqueueJob, Lane } from "../directory/outbox.js";
-import { runSync } from "../directory/store-op.js";
+import { forgetAuth0Links, getOrganization } from "../directory/organizations.js";
+import { runSync, writeSync } from "../directory/store-op.js";
 
 /**
  * Sandbox mode (docs/design.md, "Contract"): no Auth0 settings, so the Management API emulator runs in-process
@@ -29,13 +26,7 @@ export interface SandboxDirectory {
  * one is forgotten and every organization is reconciled again into the new tenant.
  */
 export function forgetEmulatedTenant(db: Db): void {
-  db.transaction((tx) => {
-    tx.delete(userSync).run();
-    const orgs = tx.select({ id: organizations.id }).from(organizations).all();
-    tx.update(organizations).set({ auth0OrgId: null }).where(isNotNull(organizations.auth0OrgId)).run();
-    for (const o of orgs)
-      runSync(tx, enqueueJob({ organizationId: o.id, kind: "organization", subjectId: o.id, lane: Lane.provision }));
-  });
+  writeSync(db, forgetAuth0Links());
 }
 
 export function ensureSandboxDirectory(db: Db, publicUrl: string): SandboxDirectory {

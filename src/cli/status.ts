@@ -5,10 +5,9 @@
  * Exit codes: 0 shown (or retried); 1 unknown organization or job, or a job that cannot be retried.
  */
 import { Option, InvalidArgumentError, type Command } from "commander";
-import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
-import { directories, jobs, organizations, users } from "../../db/schema.js";
 import type { Db, OpenDatabase } from "../directory/database.js";
-import { scimBaseUrl } from "../directory/directories.js";
+import { listDirectories, scimBaseUrl } from "../directory/directories.js";
+import { queueJobs } from "../directory/operator-views.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
 import { readSync, runSync, writeSync } from "../directory/store-op.js";
 import { isActiveScimToken, listOrganizationScimTokens } from "../directory/tokens.js";
@@ -74,37 +73,18 @@ interface JobsOptions {
 }
 
 function listJobs(db: Db, org: OrganizationRow | undefined, opts: JobsOptions) {
-  const filters: SQL[] = [opts.state ? eq(jobs.state, opts.state) : inArray(jobs.state, [...jobStates])];
-  if (org) filters.push(eq(jobs.organizationId, org.id));
-  const where = and(...filters);
-  const total =
-    db
-      .select({ n: sql<number>`count(*)` })
-      .from(jobs)
-      .where(where)
-      .get()?.n ?? 0;
-  const rows = db
-    .select({ job: jobs, slug: organizations.slug, userName: users.userName })
-    .from(jobs)
-    .leftJoin(organizations, eq(organizations.id, jobs.organizationId))
-    .leftJoin(users, and(eq(jobs.kind, "user"), eq(users.id, jobs.subjectId)))
-    .where(where)
-    .orderBy(
-      sql`CASE ${jobs.state} WHEN 'running' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END`,
-      asc(jobs.lane),
-      asc(jobs.runAfter),
-      asc(jobs.id),
-    )
-    .limit(opts.limit)
-    .all();
+  const { total, jobs } = readSync(
+    db,
+    queueJobs({ states: opts.state ? [opts.state] : jobStates, organizationId: org?.id, limit: opts.limit }),
+  );
   return {
-    total: Number(total),
-    jobs: rows.map(({ job, slug, userName }) => ({
+    total,
+    jobs: jobs.map((job) => ({
       id: job.id,
-      organization: slug ?? job.organizationId,
+      organization: job.slug ?? job.organizationId,
       kind: job.kind,
       subjectId: job.subjectId,
-      ...(userName ? { userName } : {}),
+      ...(job.userName ? { userName: job.userName } : {}),
       lane: laneName(job.lane),
       state: job.state,
       attempts: job.attempts,
@@ -119,12 +99,7 @@ function listJobs(db: Db, org: OrganizationRow | undefined, opts: JobsOptions) {
 // ── status ───────────────────────────────────────────────────────────────────────────────────────
 
 function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | undefined, now: number) {
-  const dirs = db
-    .select()
-    .from(directories)
-    .where(eq(directories.organizationId, org.id))
-    .orderBy(asc(directories.createdAt))
-    .all();
+  const dirs = readSync(db, listDirectories(org.id));
   const tokens = runSync(db, listOrganizationScimTokens(org.id));
 
   const counts = readSync(db, syncStatusCounts(org.id));

@@ -4,7 +4,7 @@ import { enqueueJob, Lane } from "./outbox.js";
 import { recordAudit, type Actor } from "./audit.js";
 import { newResourceId } from "./ids.js";
 import type { Change } from "./write-context.js";
-import { forUpdate, many, one, type StoreOp } from "./store-op.js";
+import { forUpdate, jsonTextList, many, one, type StoreOp } from "./store-op.js";
 
 /**
  * Holds (docs/design.md, "Concepts"): a block placed by a customer admin or an operator that wins over the IdP until
@@ -149,4 +149,14 @@ export function* listHolds(organizationId: string, userId?: string): StoreOp<Hol
         `SELECT ${holdColumns} FROM holds WHERE organization_id = ? AND user_id = ? ORDER BY placed_at, id`,
         [organizationId, userId],
       );
+}
+
+/** The active holds of several users of an organization (one query for a page of users), oldest first. */
+export function* activeHoldsOfUsers(organizationId: string, userIds: readonly string[]): StoreOp<HoldRow[]> {
+  if (userIds.length === 0) return [];
+  return yield* many<HoldRow>(
+    `SELECT ${holdColumns} FROM holds WHERE organization_id = ? AND user_id IN (${yield* jsonTextList()})
+     AND released_at IS NULL ORDER BY placed_at, id`,
+    [organizationId, JSON.stringify(userIds)],
+  );
 }

@@ -1,4 +1,4 @@
-import { organizations } from "../../db/schema.js";
+import { type organizations } from "../../db/schema.js";
 import { conflict, invalidValue, notFound, uniqueness } from "../errors.js";
 import { listDirectories } from "./directories.js";
 import { Lane, enqueueJob } from "./outbox.js";
@@ -179,4 +179,22 @@ export function* deleteOrganization(org: OrganizationRow, change: Change): Store
     requestId,
     at: now,
   });
+}
+
+/**
+ * Forgets everything the bridge applied in Auth0 (the sandbox's emulated tenant starts empty on
+ * every run): every user's sync state and every organization's Auth0 id go, and every organization
+ * is enqueued for its reconcile into the new tenant.
+ */
+export function* forgetAuth0Links(now = Date.now()): StoreOp<void> {
+  yield* exec("DELETE FROM user_sync");
+  const orgs = yield* many<{ id: string }>("SELECT id FROM organizations ORDER BY id");
+  yield* exec("UPDATE organizations SET auth0_org_id = NULL WHERE auth0_org_id IS NOT NULL");
+  for (const o of orgs)
+    yield* enqueueJob({ organizationId: o.id, kind: "organization", subjectId: o.id, lane: Lane.provision, now });
+}
+
+/** The slug of the organization with this id (by id only), or undefined. */
+export function* organizationSlug(id: string): StoreOp<string | undefined> {
+  return (yield* one<{ slug: string }>("SELECT slug FROM organizations WHERE id = ?", [id]))?.slug;
 }

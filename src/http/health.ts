@@ -7,7 +7,8 @@
  * background tenant checks; `scim-bridge doctor` runs the same ones).
  */
 import { Router, type Response } from "express";
-import { sql } from "drizzle-orm";
+import { ping } from "../directory/operator-views.js";
+import { runSync } from "../directory/store-op.js";
 import type Database from "better-sqlite3";
 import { readinessProblems, type TenantStatus } from "../sync/tenant-checks.js";
 import type { Db } from "../directory/database.js";
@@ -32,14 +33,8 @@ export interface HealthOptions {
   now?: () => number;
 }
 
-const isBetterSqlite = (db: HealthOptions["db"]): db is Database.Database =>
-  typeof (db as Database.Database).prepare === "function";
-
 function pingDatabase(db: HealthOptions["db"]): void {
-  const row = isBetterSqlite(db)
-    ? (db.prepare("SELECT 1 AS ok").get() as { ok?: number } | undefined)
-    : db.get<{ ok: number }>(sql`SELECT 1 AS ok`);
-  if (row?.ok !== 1) throw new Error("SELECT 1 returned no row");
+  if (!runSync(db, ping())) throw new Error("SELECT 1 returned no row");
 }
 
 const noStore = (res: Response): Response => res.set("Cache-Control", "no-store");

@@ -7,7 +7,8 @@
  * stays bounded and no user id, userName or email can reach a label.
  */
 import { Router, type RequestHandler } from "express";
-import { sql } from "drizzle-orm";
+import { organizationSlug } from "../directory/organizations.js";
+import { runSync } from "../directory/store-op.js";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CallObserver } from "../auth0/gateway.js";
 import type { EndpointClass } from "../auth0/rate-limiter.js";
@@ -290,7 +291,7 @@ export function organizationSlugs(db: DbOrTx): (organizationId: string) => strin
   return (id) => {
     let slug = cache.get(id);
     if (slug === undefined) {
-      slug = db.get<{ slug: string }>(sql`SELECT slug FROM organizations WHERE id = ${id}`)?.slug ?? id;
+      slug = runSync(db, organizationSlug(id)) ?? id;
       cache.set(id, slug);
     }
     return slug;

@@ -1,9 +1,12 @@
 import type { RequestHandler } from "express";
 import type { Logger } from "pino";
-import { sql } from "drizzle-orm";
-import type { scimRequestLog as scimRequestLogTable } from "../../db/schema.js";
 import type { Db } from "../directory/database.js";
-import { prepared } from "../directory/statements.js";
+import {
+  insertScimRequestLog,
+  trimScimRequestLog,
+  type NewScimRequestLogEntry,
+} from "../directory/scim-request-log.js";
+import { writeSync } from "../directory/store-op.js";
 import { groupSchema, resolveAttribute, userSchema } from "../scim/schema.js";
 
 /**
@@ -35,7 +38,7 @@ export interface ScimRequestLogOptions {
   now?: () => number;
 }
 
-export type ScimRequestLogRow = typeof scimRequestLogTable.$inferInsert;
+export type ScimRequestLogRow = NewScimRequestLogEntry;
 
 export interface ScimRequestLogMiddleware extends RequestHandler {
   /** Writes buffered rows now (tests, shutdown). */
@@ -43,9 +46,6 @@ export interface ScimRequestLogMiddleware extends RequestHandler {
   /** Flushes and stops the timer. */
   close(): void;
 }
-
-const insertRow = `INSERT INTO scim_request_log (directory_id, at, method, path, status, scim_type, detail, request_id,
-  duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 const maxDetail = 500;
 const maxPath = 512;
@@ -108,12 +108,6 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
   let timer: NodeJS.Timeout | undefined;
   const sinceTrim = new Map<string, number>();
 
-  const trim = (directoryId: string): void => {
-    // Deletes everything older than the keep-th newest row of the directory (index on directory_id, id).
-    db.run(sql`DELETE FROM scim_request_log WHERE directory_id = ${directoryId} AND id <= (
-      SELECT id FROM scim_request_log WHERE directory_id = ${directoryId} ORDER BY id DESC LIMIT 1 OFFSET ${keep})`);
-  };
-
   const flush = (): void => {
     clearTimeout(timer);
     timer = undefined;
@@ -121,28 +115,12 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
     const rows = buffer;
     buffer = [];
     try {
-      db.transaction((tx) => {
-        // One cached statement, run per row: building a multi-row INSERT through the query builder
-        // cost more than the rows' writes (a measurable share of a GET by id's CPU in `serve`).
-        const insert = prepared(tx, insertRow);
-        for (const r of rows)
-          insert.run(
-            r.directoryId,
-            r.at,
-            r.method,
-            r.path,
-            r.status,
-            r.scimType ?? null,
-            r.detail ?? null,
-            r.requestId ?? null,
-            r.durationMs,
-          );
-      });
+      writeSync(db, insertScimRequestLog(rows));
       for (const row of rows) sinceTrim.set(row.directoryId, (sinceTrim.get(row.directoryId) ?? 0) + 1);
       for (const [directoryId, n] of sinceTrim) {
         if (n < trimEvery) continue;
         sinceTrim.set(directoryId, 0);
-        trim(directoryId);
+        writeSync(db, trimScimRequestLog(directoryId, keep));
       }
     } catch (err) {
       // Losing debugging rows must never fail or slow a SCIM request.
