@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import type { OpenDatabase } from "../directory/database.js";
-import { openJobCount } from "../directory/operator-views.js";
 import { getOrganization } from "../directory/organizations.js";
 import { readSync, runSync } from "../directory/store-op.js";
 import { isBridgeError } from "../errors.js";

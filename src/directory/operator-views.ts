@@ -1,6 +1,6 @@
 /**
- * Read models of the operator tools (`scim-bridge jobs`, `status`, `users import --sync`): the
- * queue with its organizations and users, and the token summary of an organization's directories.
+ * Read models of the operator tools (`scim-bridge jobs`, `status`, the readiness check): the queue
+ * with its organizations and users, and the token summary of an organization's directories.
  */
 import type { scimTokens } from "../../db/schema.js";
 import { jsonTextList, many, one, type SqlParam, type StoreOp } from "./store-op.js";
@@ -55,15 +55,6 @@ export function* queueJobs(q: {
     [...params, q.limit],
   );
   return { total, jobs };
-}
-
-/** Jobs of an organization still pending or running (what an import's reconcile still has to do). */
-export function* openJobCount(organizationId: string): StoreOp<number> {
-  const row = yield* one<{ n: number }>(
-    "SELECT count(*) AS n FROM jobs WHERE organization_id = ? AND state IN ('pending', 'running')",
-    [organizationId],
-  );
-  return row?.n ?? 0;
 }
 
 export type DirectoryTokenRow = typeof scimTokens.$inferSelect;
