@@ -1,8 +1,7 @@
 /**
  * Read models of the operator tools (`scim-bridge jobs`, `status`, the readiness check): the queue
- * with its organizations and users, and the token summary of an organization's directories.
+ * with its organizations and users.
  */
-import type { scimTokens } from "../../db/schema.js";
 import { jsonTextList, many, one, type SqlParam, type StoreOp } from "./store-op.js";
 
 export type QueueState = "pending" | "running" | "dead";
@@ -55,19 +54,6 @@ export function* queueJobs(q: {
     [...params, q.limit],
   );
   return { total, jobs };
-}
-
-export type DirectoryTokenRow = typeof scimTokens.$inferSelect;
-
-/** The SCIM token records of the given directories (for counts and last use; never shown). */
-export function* tokensOfDirectories(directoryIds: readonly string[]): StoreOp<DirectoryTokenRow[]> {
-  if (directoryIds.length === 0) return [];
-  return yield* many<DirectoryTokenRow>(
-    `SELECT id, directory_id AS "directoryId", token_hash AS "tokenHash", hint, created_at AS "createdAt",
-       expires_at AS "expiresAt", revoked_at AS "revokedAt", last_used_at AS "lastUsedAt"
-     FROM scim_tokens WHERE directory_id IN (${yield* jsonTextList()}) ORDER BY created_at, id`,
-    [JSON.stringify(directoryIds)],
-  );
 }
 
 /** Whether the database answers a trivial query (readiness checks). */

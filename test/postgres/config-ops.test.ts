@@ -15,7 +15,7 @@ import {
   listMappingVersions,
   saveMappingVersion,
 } from "../../src/directory/mappings.js";
-import { ping, queueJobs, tokensOfDirectories } from "../../src/directory/operator-views.js";
+import { ping, queueJobs } from "../../src/directory/operator-views.js";
 import {
   createOrganization,
   deleteOrganization,
@@ -472,7 +472,7 @@ describe.each(storeDialects())("configuration and admin store ops on $name", (di
     expect(await store.read(listScimRequestLog("dir-other", { limit: 10 }))).toHaveLength(1);
   });
 
-  it("answers the health, queue and token lookups of the operator tools", async () => {
+  it("answers the health and queue lookups of the operator tools", async () => {
     expect(await store.read(ping())).toBe(true);
     const org = await store.write(createOrganization({ slug: "org-queue" }, at(1000)));
     const dir = await store.write(createDirectory({ organizationId: org.id }, at(1000)));
@@ -488,21 +488,6 @@ describe.each(storeDialects())("configuration and admin store ops on $name", (di
       ["organization", "dead", "org-queue", null],
     ]);
     expect((await store.read(queueJobs({ states: ["dead"], organizationId: org.id, limit: 10 }))).total).toBe(1);
-
-    await store.write(
-      exec(
-        `INSERT INTO scim_tokens (id, directory_id, token_hash, hint, created_at, revoked_at, last_used_at)
-         VALUES ('t-1', ?, 'h1', 'abcd', 1, NULL, 50), ('t-2', ?, 'h2', 'efgh', 2, 10, NULL)`,
-        [dir.id, dir.id],
-      ),
-    );
-    expect(
-      (await store.read(tokensOfDirectories([dir.id, "dir-none"]))).map((t) => [t.id, t.revokedAt, t.lastUsedAt]),
-    ).toEqual([
-      ["t-1", null, 50],
-      ["t-2", 10, null],
-    ]);
-    expect(await store.read(tokensOfDirectories([]))).toEqual([]);
 
     await store.write(exec("UPDATE organizations SET auth0_org_id = 'org_auth0' WHERE id = ?", [org.id]));
     await store.write(forgetAuth0Links(5000));
