@@ -1,12 +1,11 @@
 import type { Command } from "commander";
-import { and, eq, gte, inArray } from "drizzle-orm";
-import { jobs, users } from "../../db/schema.js";
 import type { OpenDatabase } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import type { SyncEngine } from "../sync/engine.js";
 import { Lane } from "../directory/outbox.js";
 import { createProgress } from "./progress.js";
-import { runSync } from "../directory/store-op.js";
+import { readSync, runSync } from "../directory/store-op.js";
+import { deadJobsSince, openJobCount } from "../sync/job-queries.js";
 
 export type ReconcileContext = OpenDatabase & { engine: SyncEngine };
 
@@ -44,12 +43,7 @@ export function registerReconcileCommand(program: Command, open: () => Promise<R
         if (!opts.dryRun) {
           const repair = createProgress({ label: "repairing", silent: opts.json === true });
           ctx.engine.worker.start();
-          const open = () =>
-            ctx.db
-              .select({ id: jobs.id })
-              .from(jobs)
-              .where(and(eq(jobs.organizationId, org.id), inArray(jobs.state, ["pending", "running"])))
-              .all().length;
+          const open = () => readSync(ctx.db, openJobCount(org.id));
           const initial = open();
           for (let left = initial; left > 0; left = open()) {
             repair.update(initial - left, initial);
@@ -58,13 +52,9 @@ export function registerReconcileCommand(program: Command, open: () => Promise<R
           await ctx.engine.worker.stop();
           repair.finish("queue empty");
           // An empty queue is not a repaired organization: jobs that went dead did not converge.
-          failed = ctx.db
-            .select({ kind: jobs.kind, subjectId: jobs.subjectId, lastError: jobs.lastError, userName: users.userName })
-            .from(jobs)
-            .leftJoin(users, eq(users.id, jobs.subjectId))
-            .where(and(eq(jobs.organizationId, org.id), eq(jobs.state, "dead"), gte(jobs.updatedAt, startedAt)))
-            .all()
-            .map((j) => `${j.userName ?? `${j.kind} ${j.subjectId}`}: ${j.lastError ?? "failed"}`);
+          failed = readSync(ctx.db, deadJobsSince(org.id, startedAt)).map(
+            (j) => `${j.userName ?? `${j.kind} ${j.subjectId}`}: ${j.lastError ?? "failed"}`,
+          );
         }
         if (opts.json) {
           console.log(JSON.stringify(report));

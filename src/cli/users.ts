@@ -103,7 +103,7 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
           const progress = createProgress({ label: `importing into ${org.slug}`, silent: opts.json === true });
           // Loaded when used: the Auth0 gateway it brings would slow every other command's start-up.
           const { runImport } = await import("../sync/import/service.js");
-          const { openJobCount } = await import("../sync/import/store.js");
+          const { openJobCount } = await import("../sync/job-queries.js");
           const report = await runImport(
             { db: ctx.db, api: ctx.api ?? noAuth0, gateway: ctx.engine?.gateway ?? noGateway },
             {

@@ -82,33 +82,26 @@ const jobInsert = `INSERT INTO jobs (organization_id, directory_id, kind, key, s
  * transaction wakes every instance's worker when it commits, never for a rollback.
  */
 export function* enqueueJob(job: EnqueueJob): StoreOp<void> {
-  const key = jobKey(job.kind, job.subjectId);
+  const subject = [
+    job.organizationId,
+    job.directoryId ?? null,
+    job.kind,
+    jobKey(job.kind, job.subjectId),
+    job.subjectId,
+    job.lane,
+  ];
   if ((yield* dialect()) === "postgres") {
     const at = `coalesce(CAST(? AS bigint), ${PG_NOW_MS})`;
     yield* one(
       `WITH j AS (${jobInsert} VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ${PG_NOW_MS}, ${at}, ${at}, ${at}) ${pgMerge}
          RETURNING lane)
        SELECT pg_notify(?, CAST(lane AS text)) FROM j`,
-      [
-        job.organizationId,
-        job.directoryId ?? null,
-        job.kind,
-        key,
-        job.subjectId,
-        job.lane,
-        ...Array(3).fill(job.now ?? null),
-        JOBS_CHANNEL,
-      ],
+      [...subject, ...Array(3).fill(job.now ?? null), JOBS_CHANNEL],
     );
   } else {
     const now = job.now ?? Date.now();
     yield* exec(`${jobInsert} VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ${sqliteMerge}`, [
-      job.organizationId,
-      job.directoryId ?? null,
-      job.kind,
-      key,
-      job.subjectId,
-      job.lane,
+      ...subject,
       now,
       now,
       now,

@@ -239,3 +239,30 @@ export function* requestDriftReconcile(
   });
   return (yield* listJobs({ organizationId, kind: "drift", state: "pending", limit: 1 })).jobs[0];
 }
+
+/** Jobs of the organization still to run (pending or running): what `users import` and `reconcile` wait for. */
+export function* openJobCount(organizationId: string): StoreOp<number> {
+  const row = yield* one<{ n: number }>(
+    `SELECT count(*) AS n FROM jobs WHERE organization_id = ? AND state IN ('pending', 'running')`,
+    [organizationId],
+  );
+  return row?.n ?? 0;
+}
+
+export interface DeadJob {
+  kind: JobKind;
+  subjectId: string;
+  lastError: string | null;
+  /** The user's userName when the job is a user's and the user is still stored. */
+  userName: string | null;
+}
+
+/** The organization's jobs that went dead at or after `since` (epoch ms), oldest first: what a repair did not converge. */
+export function* deadJobsSince(organizationId: string, since: number): StoreOp<DeadJob[]> {
+  return yield* many<DeadJob>(
+    `SELECT j.kind, j.subject_id AS "subjectId", j.last_error AS "lastError", u.user_name AS "userName"
+     FROM jobs j LEFT JOIN users u ON u.id = j.subject_id
+     WHERE j.organization_id = ? AND j.state = 'dead' AND j.updated_at >= ? ORDER BY j.updated_at, j.id`,
+    [organizationId, since],
+  );
+}

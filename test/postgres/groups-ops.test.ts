@@ -33,7 +33,7 @@ import { elementCondition } from "../../src/scim/filter/sql.js";
 import { membersCollection } from "../../src/scim/filter/targets.js";
 import { groupSchema } from "../../src/scim/schema.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "../support/postgres.js";
-import { storeDialects } from "../support/store-dialects.js";
+import { seedOrganization, storeDialects } from "../support/store-dialects.js";
 
 const ctx = (at: number, directoryId = "dir_1"): WriteContext => ({
   actor: { type: "directory", id: directoryId },
@@ -96,12 +96,7 @@ describe.each(storeDialects())("group store ops on $name", (dialect) => {
 
   beforeAll(async () => {
     store = await dialect.open();
-    await store.write(
-      exec(
-        `INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at)
-         VALUES ('org_1', 'acme', 'Acme', 'isolated', 'acme-db', 1, 1)`,
-      ),
-    );
+    await store.write(seedOrganization());
     for (const dir of ["dir_1", "dir_2"])
       await store.write(
         exec(`INSERT INTO directories (id, organization_id, name, created_at) VALUES (?, 'org_1', ?, 1)`, [dir, dir]),

@@ -20,13 +20,13 @@ import {
   importProgress,
   insertUserSyncLinks,
   listImports,
-  openJobCount,
   recordChunkLinked,
   recordChunkSubmitted,
   takenUserNames,
   type NewImport,
 } from "../../src/sync/import/store.js";
-import { storeDialects } from "../support/store-dialects.js";
+import { openJobCount } from "../../src/sync/job-queries.js";
+import { seedOrganization, storeDialects } from "../support/store-dialects.js";
 
 const operator = { type: "operator", id: "adm_1" } as const;
 
@@ -66,12 +66,7 @@ describe.each(storeDialects())("user import store ops on $name", (dialect) => {
 
   beforeAll(async () => {
     store = await dialect.open();
-    await store.write(
-      exec(
-        `INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at)
-         VALUES ('org_1', 'acme', 'Acme', 'isolated', 'acme-db', 1, 1)`,
-      ),
-    );
+    await store.write(seedOrganization());
     await store.write(
       exec(`INSERT INTO directories (id, organization_id, name, created_at) VALUES ('dir_1', 'org_1', 'default', 1)`),
     );

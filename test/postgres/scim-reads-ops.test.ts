@@ -21,7 +21,7 @@ import { groupsTarget, usersTarget } from "../../src/scim/filter/targets.js";
 import type { ListParams } from "../../src/scim/list.js";
 import { PageAnchors, resultSetKey } from "../../src/scim/paging.js";
 import { groupsPage, usersPage } from "../../src/scim/reads.js";
-import { storeDialects } from "../support/store-dialects.js";
+import { seedOrganization, storeDialects } from "../support/store-dialects.js";
 
 const system = { type: "system", id: "test" } as const;
 const base = 1_700_000_000_000;
@@ -73,12 +73,7 @@ describe.each(storeDialects())("SCIM read ops on $name", (dialect) => {
 
   beforeAll(async () => {
     store = await dialect.open();
-    await store.write(
-      exec(
-        `INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at)
-         VALUES ('org_1', 'acme', 'Acme', 'isolated', 'acme-db', 1, 1)`,
-      ),
-    );
+    await store.write(seedOrganization());
     dir = (await store.write(createDirectory({ organizationId: "org_1" }, changeBy(system, { at: base })))).id;
     other = (await store.write(createDirectory({ organizationId: "org_1", name: "b" }, changeBy(system)))).id;
     const insertUser = (directoryId: string, id: string, at: number, doc: Record<string, unknown>) =>

@@ -10,9 +10,9 @@ import {
 import { bumpDirectoryGeneration, directoryGeneration } from "../../src/directory/generations.js";
 import { enqueueJob, enqueueJobs, Lane } from "../../src/directory/outbox.js";
 import type { SqlStore } from "../../src/directory/sql.js";
-import { exec, many } from "../../src/directory/store-op.js";
+import { many } from "../../src/directory/store-op.js";
 import { changeBy } from "../../src/directory/write-context.js";
-import { storeDialects } from "../support/store-dialects.js";
+import { seedOrganization, storeDialects } from "../support/store-dialects.js";
 
 const system = { type: "system", id: "test" } as const;
 
@@ -20,12 +20,7 @@ describe.each(storeDialects())("directory store ops on $name", (dialect) => {
   let store: SqlStore;
   beforeAll(async () => {
     store = await dialect.open();
-    await store.write(
-      exec(
-        `INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at)
-         VALUES ('org_1', 'acme', 'Acme', 'isolated', 'acme-db', 1, 1)`,
-      ),
-    );
+    await store.write(seedOrganization());
   });
   afterAll(() => dialect.cleanup());
 

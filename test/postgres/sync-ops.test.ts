@@ -27,10 +27,12 @@ import {
   saveSyncError,
 } from "../../src/sync/inputs.js";
 import {
+  deadJobsSince,
   getJob,
   jobCounts,
   listDeadJobs,
   listJobs,
+  openJobCount,
   queueDepth,
   requestDriftReconcile,
   retryJob,
@@ -471,5 +473,37 @@ describe.each(storeDialects())("sync store ops on $name", (dialect) => {
       { tenant: "t1", name: "users", capacity: 4, tokens: 4, updatedAt: 1000, pausedUntil: 0 },
     ]);
     expect(await store.read(budgetRows("t2"))).toEqual([]);
+  });
+
+  it("counts an organization's open jobs and names the ones that went dead since a time, by userName when known", async () => {
+    const job = (subjectId: string) =>
+      enqueueJob({
+        organizationId: "org_b",
+        directoryId: "dir_b",
+        kind: "user",
+        subjectId,
+        lane: Lane.provision,
+        now: 1,
+      });
+    await store.write(
+      (function* () {
+        yield* job("x1");
+        yield* job("gone");
+        yield* job("old");
+      })(),
+    );
+    expect(await store.read(openJobCount("org_b"))).toBe(3);
+    await store.write(
+      exec(
+        `UPDATE jobs SET state = 'dead', last_error = 'refused', updated_at = 9000 WHERE key IN ('user:x1', 'user:gone')`,
+      ),
+    );
+    await store.write(exec(`UPDATE jobs SET state = 'dead', updated_at = 100 WHERE key = 'user:old'`));
+    expect(await store.read(openJobCount("org_b"))).toBe(0);
+    const dead = await store.read(deadJobsSince("org_b", 5000));
+    expect(dead.map((d) => d.userName ?? d.subjectId).sort()).toEqual(["ann@other.test", "gone"]);
+    expect(dead.every((d) => d.lastError === "refused" && d.kind === "user")).toBe(true);
+    expect(await store.read(deadJobsSince("org_a", 0))).toEqual([]);
+    await store.write(exec(`DELETE FROM jobs WHERE organization_id = 'org_b'`));
   });
 });

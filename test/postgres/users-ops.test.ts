@@ -20,7 +20,7 @@ import {
 } from "../../src/directory/users.js";
 import { changeBy, type WriteContext } from "../../src/directory/write-context.js";
 import { isBridgeError } from "../../src/errors.js";
-import { storeDialects } from "../support/store-dialects.js";
+import { seedOrganization, storeDialects } from "../support/store-dialects.js";
 
 const system = { type: "system", id: "test" } as const;
 
@@ -69,12 +69,7 @@ describe.each(storeDialects())("user store ops on $name", (dialect) => {
 
   beforeAll(async () => {
     store = await dialect.open();
-    await store.write(
-      exec(
-        `INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at)
-         VALUES ('org_1', 'acme', 'Acme', 'isolated', 'acme-db', 1, 1)`,
-      ),
-    );
+    await store.write(seedOrganization());
     directoryId = (await store.write(createDirectory({ organizationId: "org_1" }, changeBy(system, { at: 1 })))).id;
   });
   afterAll(() => dialect.cleanup());

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
 import { postgresStore, sqliteStore, type SqlStore } from "../../src/directory/sql.js";
+import { exec, type StoreOp } from "../../src/directory/store-op.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "./postgres.js";
 
 export interface StoreDialect {
@@ -77,3 +78,10 @@ function postgres(): StoreDialect {
 
 /** Both dialects, for `describe.each(storeDialects())("… on $name", …)`. */
 export const storeDialects = (): StoreDialect[] => (postgresUnavailable === "" ? [sqlite(), postgres()] : [sqlite()]);
+
+/** The organization `org_1` ("acme", isolated users, connection acme-db) that the rows of most store tests belong to. */
+export const seedOrganization = (): StoreOp<number> =>
+  exec(
+    `INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at)
+     VALUES ('org_1', 'acme', 'Acme', 'isolated', 'acme-db', 1, 1)`,
+  );

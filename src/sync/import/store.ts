@@ -364,12 +364,3 @@ export function* failImport(importId: string, message: string, at: number): Stor
     importId,
   ]);
 }
-
-/** Reconcile jobs of the organization still to run (pending or running): what `users import` waits for. */
-export function* openJobCount(organizationId: string): StoreOp<number> {
-  const row = yield* one<{ n: number }>(
-    `SELECT count(*) AS n FROM jobs WHERE organization_id = ? AND state IN ('pending', 'running')`,
-    [organizationId],
-  );
-  return row?.n ?? 0;
-}
