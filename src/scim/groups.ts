@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from "express";
 import type { Db } from "../directory/database.js";
 import type { WriteQueue } from "../directory/write-queue.js";
 import { createGroup, deleteGroup, lockGroup, updateGroup, type GroupRow } from "../directory/groups.js";
-import { runSync } from "../directory/store-op.js";
+import { runSync, type StoreOp } from "../directory/store-op.js";
 import { notFound } from "../errors.js";
 import { scimContext } from "./context.js";
 import { parseListParams, parseSearchBody } from "./list.js";
@@ -28,6 +28,18 @@ const missing = (id: string) => notFound(`Group ${id} not found`);
 /** Members in a raw "members" value, counted before any of them is parsed. */
 const rawCount = (value: unknown): number =>
   value === undefined || value === null ? 0 : Array.isArray(value) ? value.length : 1;
+
+/** The group a write names, locked for it (FOR UPDATE on PostgreSQL), after the request's If-Match check. */
+function* lockedGroup(req: Request<{ id: string }>, res: Response): StoreOp<GroupRow> {
+  const existing = yield* lockGroup(scimContext(res).directoryId, req.params.id);
+  if (!existing) throw missing(req.params.id);
+  checkIfMatch(req, existing.version);
+  return existing;
+}
+
+function* removeGroup(req: Request<{ id: string }>, res: Response): StoreOp<void> {
+  yield* deleteGroup(writeContext(scimContext(res)), yield* lockedGroup(req, res));
+}
 
 export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
   const router = Router({ mergeParams: true });
@@ -83,9 +95,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
       runSync(
         tx,
         (function* () {
-          const existing = yield* lockGroup(ctx.directoryId, req.params.id);
-          if (!existing) throw missing(req.params.id);
-          checkIfMatch(req, existing.version);
+          const existing = yield* lockedGroup(req, res);
           return yield* updateGroup(writeContext(ctx), existing, resource, operations, "group.replace");
         })(),
       ),
@@ -109,9 +119,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
       runSync(
         tx,
         (function* () {
-          const existing = yield* lockGroup(ctx.directoryId, req.params.id);
-          if (!existing) throw missing(req.params.id);
-          checkIfMatch(req, existing.version);
+          const existing = yield* lockedGroup(req, res);
           const resource =
             documentOps.length > 0
               ? validateDocument(
@@ -127,18 +135,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
   });
 
   router.delete("/Groups/:id", async (req, res) => {
-    const ctx = scimContext(res);
-    await writes.run((tx) =>
-      runSync(
-        tx,
-        (function* () {
-          const existing = yield* lockGroup(ctx.directoryId, req.params.id);
-          if (!existing) throw missing(req.params.id);
-          checkIfMatch(req, existing.version);
-          yield* deleteGroup(writeContext(ctx), existing);
-        })(),
-      ),
-    );
+    await writes.run((tx) => runSync(tx, removeGroup(req, res)));
     sendNoContent(res);
   });
 
