@@ -34,6 +34,7 @@ import { SyncThread, type EngineSettings } from "./sync/engine-thread.js";
 import { ImportClient } from "./sync/import/client.js";
 import { webhookInvitationDelivery, type InvitationDelivery } from "./sync/invitations.js";
 import { runSync, writeSync } from "./directory/store-op.js";
+import { sqliteStore, type SqlStore } from "./directory/sql.js";
 
 export interface BridgeOverrides {
   /** The database instead of config.databaseUrl (the sandbox's own file, a test's temporary one). */
@@ -101,6 +102,10 @@ export interface Bridge {
   sqlite: OpenDatabase["sqlite"];
   /** The worker's and bookkeeping connection (synchronous=NORMAL). */
   syncDb: Db;
+  /** The store over `db`: SCIM and admin writes, every read that answers a request. */
+  store: SqlStore;
+  /** The store over `syncDb`: the worker's bookkeeping, the request log, tokens' last use. */
+  bookkeeping: SqlStore;
   /** The SCIM read pool's threads; absent when reads run on the main thread (SCIM_READ_WORKERS=0, :memory:). */
   readPool?: ReadPool;
   log: Logger;
@@ -179,6 +184,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       )
     : undefined;
   const { db, sqlite } = store;
+  const mainStore = sqliteStore(sqlite);
   // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
   // The SCIM request log and tokens' last use write through it too: bookkeeping, off the SCIM commit path.
   const syncConnection = openDatabase(databaseUrl, {
@@ -186,6 +192,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     durability: "normal",
     ...(background ? { autoCheckpoint: false } : {}),
   });
+  const bookkeeping = sqliteStore(syncConnection.sqlite);
 
   const metrics = createMetrics({
     organizationLabel: organizationSlugs(db),
@@ -381,6 +388,8 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     db,
     sqlite,
     syncDb: syncConnection.db,
+    store: mainStore,
+    bookkeeping,
     ...(readPool ? { readPool } : {}),
     log,
     metrics,

@@ -20,6 +20,7 @@ import { getOrganization, organizationColumns, type OrganizationRow } from "./or
 import type { DbOrTx } from "./database.js";
 import { connectionTypeOf } from "./settings.js";
 import { connectionOf } from "./statements.js";
+import type { SqlStore } from "./sql.js";
 import { exec, forUpdate, many, one, runSync, type StoreOp } from "./store-op.js";
 
 export interface ActiveMapping {
@@ -169,6 +170,29 @@ export function* activeMapping(idOrSlug: string, cache: MappingCache | null = nu
 /** activeMapping on the SQLite connection behind `db`, with that connection's cache of parsed versions. */
 export function getActiveMapping(db: DbOrTx, idOrSlug: string): ActiveMapping | null {
   return runSync(db, activeMapping(idOrSlug, cacheOf(db)));
+}
+
+/**
+ * The store's cache of parsed versions. `keep`: whether what a unit reads may be remembered, true
+ * for a read unit (committed rows) and false inside a write unit (its rows may yet be rolled back).
+ * A stored version never changes once committed, so the cache is safe per process with several
+ * instances.
+ */
+export function mappingCacheOf(store: SqlStore, keep: boolean): MappingCache {
+  let byVersion = storeCaches.get(store);
+  if (!byVersion) storeCaches.set(store, (byVersion = new Map()));
+  return { byVersion, keep };
+}
+const storeCaches = new WeakMap<SqlStore, Map<string, MappingDocument>>();
+
+/** The organization's active mapping in a read unit of its own, with the store's cache. */
+export function readActiveMapping(store: SqlStore, idOrSlug: string): Promise<ActiveMapping | null> {
+  return store.read(activeMapping(idOrSlug, mappingCacheOf(store, true)));
+}
+
+/** Every organization's active mapping in a read unit of its own, with the store's cache. */
+export function readActiveMappings(store: SqlStore): Promise<(ActiveMapping & { slug: string })[]> {
+  return store.read(activeMappings(mappingCacheOf(store, true)));
 }
 
 /** Every organization's active mapping, by slug: one query, and each distinct stored document parsed once. */

@@ -66,6 +66,15 @@ export function isUniqueViolation(err: unknown): boolean {
  * deferred transactions, which in WAL mode see one snapshot without blocking writers.
  */
 export function sqliteStore(sqlite: Database.Database): SqlStore {
+  let store = sqliteStores.get(sqlite);
+  if (!store) sqliteStores.set(sqlite, (store = newSqliteStore(sqlite)));
+  return store;
+}
+
+/** One store per connection, so code handed the connection (a test, a thread) and code handed the store share it. */
+const sqliteStores = new WeakMap<Database.Database, SqlStore>();
+
+function newSqliteStore(sqlite: Database.Database): SqlStore {
   const unit = <T>(begin: string, op: StoreOp<T>): Promise<T> => {
     try {
       if (sqlite.inTransaction) throw new NestedUnitOfWork();
