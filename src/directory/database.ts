@@ -181,8 +181,13 @@ export function openDatabase(url: string, options: OpenOptions = {}): OpenDataba
   // Every connection can evaluate scim_fold (filters, the backfill below).
   registerFold(sqlite);
   backfillFolding(sqlite);
+  handles.set(sqlite, db);
   return { db, sqlite, close: () => sqlite.close() };
 }
+
+const handles = new WeakMap<Database.Database, Db>();
+/** The drizzle handle openDatabase made for this connection. */
+export const handleOf = (sqlite: Database.Database): Db | undefined => handles.get(sqlite);
 
 /**
  * Checkpoints the WAL from a worker thread with a connection of its own, every `intervalMs`, so that

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import pg from "pg";
+import { handleOf, type Db } from "./database.js";
 import {
   runOnClient,
   runSync,
@@ -67,9 +68,24 @@ export function isUniqueViolation(err: unknown): boolean {
  */
 export function sqliteStore(sqlite: Database.Database): SqlStore {
   let store = sqliteStores.get(sqlite);
-  if (!store) sqliteStores.set(sqlite, (store = newSqliteStore(sqlite)));
+  if (!store) {
+    sqliteStores.set(sqlite, (store = newSqliteStore(sqlite)));
+    storeConnections.set(store, sqlite);
+  }
   return store;
 }
+
+/**
+ * Transitional, gone once every caller awaits the store: the drizzle handle behind a SQLite store,
+ * for code that still runs ops synchronously. On PostgreSQL it says which code is not ported yet.
+ */
+export function transitionalDb(store: SqlStore, what: string): Db {
+  const sqlite = storeConnections.get(store);
+  const db = sqlite && handleOf(sqlite);
+  if (!db) throw new Error(`${what} does not run on ${store.dialect === "postgres" ? "PostgreSQL" : "this store"} yet`);
+  return db;
+}
+const storeConnections = new WeakMap<SqlStore, Database.Database>();
 
 /** One store per connection, so code handed the connection (a test, a thread) and code handed the store share it. */
 const sqliteStores = new WeakMap<Database.Database, SqlStore>();
