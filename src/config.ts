@@ -15,6 +15,11 @@ export interface Auth0Config {
   invitationClientId?: string;
 }
 
+/** True for the URLs node-postgres accepts: `postgres://…` and `postgresql://…`. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(?:ql)?:\/\//.test(url);
+}
+
 export interface Config {
   port: number;
   publicUrl: string;
@@ -29,6 +34,11 @@ export interface Config {
   trustProxy: false | number | string[];
   /** DATABASE_URL was set; otherwise the sandbox keeps its own file apart from `serve`'s. */
   databaseUrlSet: boolean;
+  /**
+   * DATABASE_POOL_SIZE: connections of this instance's PostgreSQL pool (default 10); each instance
+   * opens up to this many, plus one for job wake-ups and one for leadership. Unused on SQLite.
+   */
+  databasePoolSize: number;
   /** Absent: sandbox mode (emulator in-process). */
   auth0?: Auth0Config;
   /** Bootstrap operator token for the admin API. */
@@ -155,8 +165,14 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
   }
 
   const databaseUrl = env.DATABASE_URL ?? "sqlite:./data/bridge.db";
-  if (!databaseUrl.startsWith("sqlite:"))
-    problems.push('DATABASE_URL must be "sqlite:<path>" (PostgreSQL is not supported yet)');
+  if (!databaseUrl.startsWith("sqlite:") && !isPostgresUrl(databaseUrl))
+    problems.push(
+      `DATABASE_URL must be "sqlite:<path>" or "postgres://user:password@host:port/database" (got "${databaseUrl.split(":")[0]}:…")`,
+    );
+  const poolText = env.DATABASE_POOL_SIZE ?? "10";
+  const databasePoolSize = Number(poolText);
+  if (!Number.isInteger(databasePoolSize) || databasePoolSize < 1 || databasePoolSize > 1000)
+    problems.push(`DATABASE_POOL_SIZE must be a whole number of connections from 1 to 1000 (got "${poolText}")`);
 
   const trustProxy = parseTrustProxy(env.TRUST_PROXY, problems);
 
@@ -321,6 +337,7 @@ export function loadConfig(rawEnv: NodeJS.ProcessEnv): Readonly<Config> {
     databaseUrl,
     trustProxy,
     databaseUrlSet: env.DATABASE_URL !== undefined,
+    databasePoolSize,
     auth0,
     adminToken,
     hookSecret,

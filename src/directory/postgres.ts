@@ -2,15 +2,13 @@ import { join } from "node:path";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { migrate } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
+import { isPostgresUrl } from "../config.js";
 import { packageRoot } from "../paths.js";
 
 /** drizzle-kit's PostgreSQL migrations (db/pg/, generated from db/schema.pg.ts). */
 export const postgresMigrationsFolder = join(packageRoot, "db", "pg");
 
-/** True for the URLs node-postgres accepts: `postgres://…` and `postgresql://…`. */
-export function isPostgresUrl(url: string): boolean {
-  return /^postgres(?:ql)?:\/\//.test(url);
-}
+export { isPostgresUrl };
 
 /** The oldest server the migrations run on: scim_fold lowers text with the builtin pg_c_utf8 collation (PostgreSQL 17). */
 export const minimumServerVersion = 170000;
