@@ -146,13 +146,22 @@ export function postgresStore(url: string, options: PostgresStoreOptions = {}): 
   pool.on("error", () => {});
   const unit = <T>(begin: string, op: StoreOp<T>): Promise<T> =>
     pgTransaction(pool, begin, (client) => runOnClient(client, op));
-  return {
+  const store: SqlStore = {
     dialect: "postgres",
     read: (op) => unit("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", op),
     write: (op) => unit("BEGIN", op),
     close: () => pool.end(),
   };
+  pools.set(store, pool);
+  return store;
 }
+
+const pools = new WeakMap<SqlStore, pg.Pool>();
+/**
+ * The pool behind a PostgreSQL store, for the PostgreSQL-only parts that manage their own
+ * transactions (the job queue's claims, the shared rate budget); undefined for a SQLite store.
+ */
+export const postgresPoolOf = (store: SqlStore): pg.Pool | undefined => pools.get(store);
 
 /**
  * Runs `work` in one transaction (opened by `begin`) on a connection of `pool`: committed when it
