@@ -39,6 +39,12 @@ export interface GatewayOptions {
   connectionTtlMs?: number;
   /** When Auth0 counts as down and how long calls then wait (default defaultOutagePolicy). */
   outage?: OutagePolicy;
+  /**
+   * Serialises a list rewrite with the other instances on the same database (an advisory lock on
+   * PostgreSQL). Without it the rewrites are serialised within this process only, which is enough
+   * for one instance, or several on one SQLite file that Auth0's own conflicts then settle.
+   */
+  crossInstanceLock?: <T>(key: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 /**
@@ -188,10 +194,15 @@ export class Auth0Gateway {
     });
   }
 
-  /** Serialises operations that rewrite a whole list on Auth0's side, per resource. */
+  /**
+   * Serialises operations that rewrite a whole list on Auth0's side, per resource: in this process
+   * first (so that it holds at most one cross-instance lock per key), then across instances.
+   */
   private async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(key) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(fn);
+    const across = this.options.crossInstanceLock;
+    const run = across ? () => across(key, fn) : fn;
+    const next = previous.catch(() => undefined).then(run);
     this.locks.set(key, next);
     try {
       return await next;
