@@ -52,6 +52,35 @@ export class NestedUnitOfWork extends Error {
   }
 }
 
+/**
+ * A failure of the store that says nothing about the request: the same unit of work, sent again
+ * shortly, may well succeed. The unit was rolled back, so nothing of it was stored.
+ * - SQLite: another process held the write lock beyond busy_timeout (SQLITE_BUSY, SQLITE_LOCKED).
+ * - PostgreSQL (SQLSTATE, "PostgreSQL Error Codes"): a deadlock (40P01) or serialization failure
+ *   (40001) that chose this transaction, a lock or statement timeout (55P03, 57014), too many
+ *   connections (53300), the server shutting down or starting (57P01-57P03), the connection lost
+ *   (class 08), or no pooled connection free within its timeout.
+ */
+export function isTransientStoreError(err: unknown): boolean {
+  if (typeof err !== "object" || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string") {
+    if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || code.startsWith("SQLITE_BUSY_")) return true;
+    if (["40P01", "40001", "55P03", "57014", "53300", "57P01", "57P02", "57P03"].includes(code)) return true;
+    if (/^08[0-9A-Z]{3}$/.test(code)) return true;
+    // node's socket errors while talking to the server.
+    if (["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH"].includes(code)) return true;
+  }
+  const message = (err as { message?: unknown }).message;
+  // node-postgres's pool: no connection became free within connectionTimeoutMillis.
+  return (
+    typeof message === "string" &&
+    (message === "timeout exceeded when trying to connect" ||
+      message === "Connection terminated unexpectedly" ||
+      message === "Connection terminated due to connection timeout")
+  );
+}
+
 /** A duplicate in a unique index or constraint, on either dialect. */
 export function isUniqueViolation(err: unknown): boolean {
   if (typeof err !== "object" || err === null) return false;
