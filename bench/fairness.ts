@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type Database from "better-sqlite3";
 import { loadConfig } from "../src/config.js";
+import { sqliteStore } from "../src/directory/sql.js";
 import { openDatabase, startBackgroundCheckpoints } from "../src/directory/database.js";
 import { onboardOrganization } from "../src/admin/onboarding.js";
 import { changeBy } from "../src/directory/write-context.js";
@@ -139,7 +140,7 @@ async function serve(dbPath: string): Promise<void> {
       : undefined;
   readPool?.start();
   const app = createApp({
-    db,
+    store: sqliteStore(sqlite),
     publicUrl: origin,
     ...(readPool ? { readPool } : {}),
     // BENCH_CONCURRENCY=n: another per-directory concurrency limit than the default (to compare).
@@ -159,7 +160,7 @@ async function serve(dbPath: string): Promise<void> {
     },
     extraRouters: [
       { path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) },
-      { path: "/", router: healthRouter({ db: sqlite, shuttingDown: () => false }) },
+      { path: "/", router: healthRouter({ store: sqliteStore(sqlite), shuttingDown: () => false }) },
     ],
   });
   server.on("request", app);

@@ -14,6 +14,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { sqliteStore } from "../src/directory/sql.js";
 import { openDatabase } from "../src/directory/database.js";
 import { onboardOrganization } from "../src/admin/onboarding.js";
 import { changeBy } from "../src/directory/write-context.js";
@@ -108,12 +109,12 @@ export function seed(users: number): Seeded {
 
 /** Child process: serve the seeded database. */
 async function serve(dbPath: string): Promise<void> {
-  const { db, sqlite } = openDatabase(`sqlite:${dbPath}`);
+  const { sqlite } = openDatabase(`sqlite:${dbPath}`);
   if (process.env.BENCH_CACHE_KB) sqlite.pragma(`cache_size = -${process.env.BENCH_CACHE_KB}`);
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  server.on("request", createApp({ db, publicUrl: origin }));
+  server.on("request", createApp({ store: sqliteStore(sqlite), publicUrl: origin }));
   process.once("SIGINT", () => process.exit(0)); // an orderly exit lets --cpu-prof write its profile
   if (process.send) process.send({ origin });
   else console.log(`origin ${origin}`); // started by bench/shipped.ts for its "bare" column

@@ -195,7 +195,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   const bookkeeping = sqliteStore(syncConnection.sqlite);
 
   const metrics = createMetrics({
-    organizationLabel: organizationSlugs(db),
+    organizationLabel: organizationSlugs(mainStore),
     ...(overrides.defaultMetrics === false ? { defaultMetrics: false } : {}),
   });
   const client = createManagementClient(auth0, overrides.managementClient ?? {});
@@ -229,7 +229,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       onError: (err) => log.warn({ err }, "job worker: database write failed; retrying on the next poll"),
     },
   });
-  metrics.setQueueDepthSource(() => queueDepthFromDb(db));
+  metrics.setQueueDepthSource(() => queueDepthFromDb(mainStore));
 
   // The job worker in a thread of its own (docs/design.md, "Concurrency"). A :memory: database is
   // private to its connection, so its worker stays on the main thread.
@@ -324,7 +324,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     {
       path: "/",
       router: healthRouter({
-        db: sqlite,
+        store: mainStore,
         worker: syncThread ?? engine.worker,
         ...(syncThread ? { syncThread } : {}),
         shuttingDown: () => shuttingDown,
@@ -340,12 +340,12 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       "AUTH0_HOOK_SECRET is not set: POST /hooks/auth0/post-login is off, so logins are not checked against the directory",
     );
 
-  const requestLog = scimRequestLog(syncConnection.db, { log });
+  const requestLog = scimRequestLog(bookkeeping, { log });
   const scimRateLimit =
     overrides.scimRateLimit === undefined ? config.scimRateLimit : (overrides.scimRateLimit ?? undefined);
   const onUnauthenticated = overrides.app?.onUnauthenticated;
   const app = createApp({
-    db,
+    store: mainStore,
     publicUrl,
     log,
     trustProxy: config.trustProxy,
@@ -371,7 +371,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       metrics.unauthenticatedRequests.inc({ outcome });
       onUnauthenticated?.(outcome);
     },
-    bookkeepingDb: syncConnection.db,
+    bookkeeping,
     ...(readPool ? { readPool } : {}),
     extraRouters: [...(overrides.app?.extraRouters ?? []), ...productRouters],
   });
@@ -422,7 +422,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       stopBackground();
       await (syncThread ? syncThread.stop(10_000) : engine.worker.stop(10_000));
       await readPool?.close();
-      requestLog.close();
+      await requestLog.close();
       engine.limiter.stop();
       syncConnection.close();
       await checkpoints?.stop();

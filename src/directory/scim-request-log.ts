@@ -12,7 +12,7 @@ export type NewScimRequestLogEntry = typeof scimRequestLog.$inferInsert;
 const insertRow = `INSERT INTO scim_request_log (directory_id, at, method, path, status, scim_type, detail, request_id,
   duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
-/** Appends a batch of rows (one transaction when run with writeSync or store.write). */
+/** Appends a batch of rows. */
 export function* insertScimRequestLog(rows: readonly NewScimRequestLogEntry[]): StoreOp<void> {
   for (const r of rows)
     yield* exec(insertRow, [
@@ -57,4 +57,14 @@ export function* listScimRequestLog(
         `SELECT ${columns} FROM scim_request_log WHERE directory_id = ? ORDER BY id DESC LIMIT ?`,
         [directoryId, options.limit],
       );
+}
+
+/** A flush of the request log: its buffered rows, then the trim of each directory that is due, in one unit. */
+export function* appendScimRequestLog(
+  rows: readonly NewScimRequestLogEntry[],
+  trim: readonly string[],
+  keep: number,
+): StoreOp<void> {
+  yield* insertScimRequestLog(rows);
+  for (const directoryId of trim) yield* trimScimRequestLog(directoryId, keep);
 }

@@ -116,6 +116,14 @@ export function transitionalDb(store: SqlStore, what: string): Db {
 }
 const storeConnections = new WeakMap<SqlStore, Database.Database>();
 
+/**
+ * The SQLite connection behind a store made by sqliteStore, for machinery that exists only on SQLite
+ * (group commit, the read pool's fold function); undefined for any other store.
+ */
+export function sqliteConnectionOf(store: SqlStore): Database.Database | undefined {
+  return storeConnections.get(store);
+}
+
 /** One store per connection, so code handed the connection (a test, a thread) and code handed the store share it. */
 const sqliteStores = new WeakMap<Database.Database, SqlStore>();
 

@@ -1,13 +1,11 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
-import type Database from "better-sqlite3";
 import type { scimTokens } from "../../db/schema.js";
 import { conflict, invalidValue, notFound } from "../errors.js";
 import { recordAudit } from "./audit.js";
-import type { DbOrTx } from "./database.js";
 import { lockDirectory } from "./directories.js";
 import { newResourceId } from "./ids.js";
-import { connectionOf } from "./statements.js";
-import { exec, many, one, runSync, type Statement, type StoreOp } from "./store-op.js";
+import type { SqlStore } from "./sql.js";
+import { exec, many, one, type Statement, type StoreOp } from "./store-op.js";
 import type { Change } from "./write-context.js";
 
 /**
@@ -245,18 +243,22 @@ export function scimTokenVerifier(): ScimTokenVerifier {
   return (raw, now = Date.now()) => checkScimToken(cache, raw, now);
 }
 
-const verifiers = new WeakMap<Database.Database, ScimTokenVerifier>();
+/**
+ * One token cache per store (per process and database). Correct with several instances on one
+ * PostgreSQL database although another instance may revoke, expire or delete a cached token: every
+ * check reads the scim_tokens epoch in the same unit as the lookup, and any such change moves the
+ * epoch in its own transaction, so revocation takes effect on the very next request of every instance.
+ */
+const verifiers = new WeakMap<SqlStore, ScimTokenVerifier>();
 
 /**
- * The token check on a SQLite connection, synchronously, with that connection's cache. Each statement
- * reads the committed state on its own (the epoch and the lookup run in one synchronous call, so no
- * write of this process can come between them; one of another process is caught by the next epoch read).
+ * The token check of a SCIM request: one read unit of `store` (the epoch, then the cache or the
+ * lookup, in one snapshot), with that store's cache.
  */
-export function verifyScimToken(db: DbOrTx, raw: string, now = Date.now()): ScimPrincipal | undefined {
-  const sqlite = connectionOf(db);
-  let verify = verifiers.get(sqlite);
-  if (!verify) verifiers.set(sqlite, (verify = scimTokenVerifier()));
-  return runSync(sqlite, verify(raw, now));
+export function verifyScimToken(store: SqlStore, raw: string, now = Date.now()): Promise<ScimPrincipal | undefined> {
+  let verify = verifiers.get(store);
+  if (!verify) verifiers.set(store, (verify = scimTokenVerifier()));
+  return store.read(verify(raw, now));
 }
 
 /** Records the token's last use (bookkeeping: does not move the credential epoch). */

@@ -1,5 +1,6 @@
-import type { Db, Tx } from "./database.js";
-import { connectionOf, prepared } from "./statements.js";
+import type Database from "better-sqlite3";
+import { sqliteConnectionOf, type SqlStore } from "./sql.js";
+import { runSync, type StoreOp } from "./store-op.js";
 
 /**
  * Group commit for SCIM writes. Writes that arrive in the same turn of the event loop run one after
@@ -9,14 +10,25 @@ import { connectionOf, prepared } from "./statements.js";
  * Durability per request is unchanged; the fsync is shared (the reliability
  * notes' "batch in group commits rather than relaxing fsync"). The whole batch is one synchronous
  * call, so no other code of the process (the sync worker, the admin API) can interleave with it.
+ *
+ * That is SQLite-only machinery (one connection, one writer, ops run synchronously). On PostgreSQL
+ * each write is its own transaction (`store.write`): the pool runs them concurrently and the server
+ * groups their WAL flushes itself.
  */
 export interface WriteQueue {
-  /** Runs `write` in the next batch; resolves once the batch is durable, rejects with what `write` threw. */
-  run<T>(write: (tx: Tx) => T): Promise<T>;
+  /** Runs `op` as one write; resolves once it is durable, rejects with what `op` threw (nothing of it stored). */
+  run<T>(op: StoreOp<T>): Promise<T>;
+}
+
+/** Group commit on SQLite; on any other store, each write a unit of its own. */
+export function createWriteQueue(store: SqlStore): WriteQueue {
+  const sqlite = store.dialect === "sqlite" ? sqliteConnectionOf(store) : undefined;
+  if (!sqlite) return { run: (op) => store.write(op) };
+  return groupCommit(sqlite);
 }
 
 interface Pending {
-  write: (tx: Tx) => unknown;
+  op: StoreOp<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -24,7 +36,9 @@ interface Pending {
 /** Bounds one transaction's length (and so the wait of its first request). */
 const maxBatch = 256;
 
-export function createWriteQueue(db: Db): WriteQueue {
+function groupCommit(sqlite: Database.Database): WriteQueue {
+  // BEGIN IMMEDIATE, COMMIT and the savepoints as cached statements on the connection.
+  const statement = (text: string) => sqlite.prepare(text);
   const pending: Pending[] = [];
   let scheduled = false;
 
@@ -32,25 +46,24 @@ export function createWriteQueue(db: Db): WriteQueue {
   // transaction, which holds only its changes, rolls back. A savepoint copies every page the write
   // first touches into its statement journal, and costs two more statements.
   const flushOne = (item: Pending): void => {
-    const tx = db as unknown as Tx;
     try {
-      prepared(db, "BEGIN IMMEDIATE").run();
+      statement("BEGIN IMMEDIATE").run();
     } catch (error) {
       item.reject(error);
       return;
     }
     let value: unknown;
     try {
-      value = item.write(tx);
+      value = runSync(sqlite, item.op);
     } catch (error) {
-      if (connectionOf(db).inTransaction) prepared(db, "ROLLBACK").run();
+      if (sqlite.inTransaction) statement("ROLLBACK").run();
       item.reject(error);
       return;
     }
     try {
-      prepared(db, "COMMIT").run();
+      statement("COMMIT").run();
     } catch (error) {
-      if (connectionOf(db).inTransaction) prepared(db, "ROLLBACK").run();
+      if (sqlite.inTransaction) statement("ROLLBACK").run();
       item.reject(error);
       return;
     }
@@ -63,44 +76,41 @@ export function createWriteQueue(db: Db): WriteQueue {
     if (pending.length > 0) schedule();
     if (batch.length === 1) return flushOne(batch[0]!);
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
-    // BEGIN IMMEDIATE and COMMIT as cached statements on the connection rather than through
-    // db.transaction(): drizzle builds a transaction object (a whole database facade) per call. The
-    // writes get the connection itself as their handle; none of them opens a transaction of its own.
-    const tx = db as unknown as Tx;
+    // The ops run on the connection inside this transaction; none of them opens one of its own.
     // A savepoint keeps a copy of every page its write changes (a user's create changes about 26),
     // in a temporary file once past 64 KiB, which cost as much CPU as the write itself. SQLite reads
     // temp_store when the transaction begins (PRAGMA temp_store, "Pragma statements supported by
     // SQLite"); this connection keeps the default, temporary files, for everything else.
-    prepared(db, "PRAGMA temp_store = MEMORY").run();
+    statement("PRAGMA temp_store = MEMORY").run();
     try {
-      prepared(db, "BEGIN IMMEDIATE").run();
+      statement("BEGIN IMMEDIATE").run();
     } catch (error) {
       // Busy beyond busy_timeout: nothing of the batch ran.
-      prepared(db, "PRAGMA temp_store = DEFAULT").run();
+      statement("PRAGMA temp_store = DEFAULT").run();
       for (const item of batch) item.reject(error);
       return;
     }
     try {
       for (const item of batch) {
         // A savepoint per request, so that one request's failure rolls back only its own changes.
-        prepared(tx, "SAVEPOINT scim_write").run();
+        statement("SAVEPOINT scim_write").run();
         try {
-          outcomes.push({ ok: true, value: item.write(tx) });
-          prepared(tx, "RELEASE scim_write").run();
+          outcomes.push({ ok: true, value: runSync(sqlite, item.op) });
+          statement("RELEASE scim_write").run();
         } catch (error) {
-          prepared(tx, "ROLLBACK TO scim_write").run();
-          prepared(tx, "RELEASE scim_write").run();
+          statement("ROLLBACK TO scim_write").run();
+          statement("RELEASE scim_write").run();
           outcomes.push({ ok: false, error });
         }
       }
-      prepared(db, "COMMIT").run();
+      statement("COMMIT").run();
     } catch (error) {
       // COMMIT failed (disk full, I/O error) or a savepoint could not be undone: nothing of the batch is durable.
-      if (connectionOf(db).inTransaction) prepared(db, "ROLLBACK").run();
+      if (sqlite.inTransaction) statement("ROLLBACK").run();
       for (const item of batch) item.reject(error);
       return;
     } finally {
-      if (!connectionOf(db).inTransaction) prepared(db, "PRAGMA temp_store = DEFAULT").run();
+      if (!sqlite.inTransaction) statement("PRAGMA temp_store = DEFAULT").run();
     }
     batch.forEach((item, i) => {
       const outcome = outcomes[i]!;
@@ -116,9 +126,9 @@ export function createWriteQueue(db: Db): WriteQueue {
   };
 
   return {
-    run<T>(write: (tx: Tx) => T): Promise<T> {
+    run<T>(op: StoreOp<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
-        pending.push({ write, resolve: resolve as (value: unknown) => void, reject });
+        pending.push({ op, resolve: resolve as (value: unknown) => void, reject });
         schedule();
       });
     },

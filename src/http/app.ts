@@ -1,6 +1,6 @@
 import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { pino, type Logger } from "pino";
-import type { Db } from "../directory/database.js";
+import type { SqlStore } from "../directory/sql.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { isBridgeError } from "../errors.js";
 import type { QueryBudget } from "../scim/cost.js";
@@ -25,7 +25,8 @@ import {
 import { requestId } from "./request-id.js";
 
 export interface AppDeps {
-  db: Db;
+  /** The store SCIM requests read and write (token checks, reads, the write queue). */
+  store: SqlStore;
   /** PUBLIC_URL: SCIM base URLs and meta.location are built from it, never from the Host header. */
   publicUrl: string;
   log?: Logger;
@@ -67,10 +68,10 @@ export interface AppDeps {
   /** Where SCIM reads run (the read pool); absent: on the main thread. */
   readPool?: ReadRunner;
   /**
-   * Connection for bookkeeping writes that need no fsync of their own (a token's last use); the
-   * worker's synchronous=NORMAL connection in `serve`. Defaults to `db`.
+   * Store for bookkeeping writes that need no fsync of their own (a token's last use); on SQLite the
+   * worker's synchronous=NORMAL connection in `serve`. Defaults to `store`.
    */
-  bookkeepingDb?: Db;
+  bookkeeping?: SqlStore;
 }
 
 /**
@@ -102,7 +103,7 @@ export function createApp(deps: AppDeps): Express {
   });
   scim.use(
     scimBearerAuth(
-      deps.db,
+      deps.store,
       (_req, res, principal) => {
         res.locals.scim = {
           directoryId: principal.directoryId,
@@ -112,7 +113,7 @@ export function createApp(deps: AppDeps): Express {
           actor: { type: "directory", id: principal.directoryId },
         };
       },
-      deps.bookkeepingDb,
+      deps.bookkeeping,
     ),
   );
   // Failed authentications are throttled per client address and directory: 401 up to the limit, then 429.
@@ -129,7 +130,7 @@ export function createApp(deps: AppDeps): Express {
   }
   scim.use(scimJsonBody(deps.bodyLimit ?? defaultBodyLimit));
   scim.use(afterBody());
-  scim.use(...scimRoutes(deps.db, deps.queryBudget, deps.readPool));
+  scim.use(...scimRoutes(deps.store, deps.queryBudget, deps.readPool));
   scim.use(endpointNotFound());
   scim.use(errorMiddleware("scim", log));
   app.use("/scim/v2/:directoryId", scim);

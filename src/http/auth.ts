@@ -1,7 +1,6 @@
 import type { Request, RequestHandler, Response } from "express";
-import type { Db } from "../directory/database.js";
+import type { SqlStore } from "../directory/sql.js";
 import { touchScimToken, verifyScimToken, type ScimPrincipal } from "../directory/tokens.js";
-import { runSync } from "../directory/store-op.js";
 import { bearerAuth } from "./bearer.js";
 
 /**
@@ -9,20 +8,22 @@ import { bearerAuth } from "./bearer.js";
  * exactly like an unknown one, so URLs reveal nothing.
  */
 export function scimBearerAuth(
-  db: Db,
+  store: SqlStore,
   onAuthenticated: (req: Request, res: Response, principal: ScimPrincipal) => void,
-  bookkeeping: Db = db,
+  bookkeeping: SqlStore = store,
 ): RequestHandler {
   return bearerAuth<ScimPrincipal>(
     {
       realm: "scim-bridge",
       refusal: "a valid bearer token for this directory is required",
-      verify: (req, token, now) => {
-        const principal = verifyScimToken(db, token, now);
+      // One read unit of the store per request (see verifyScimToken).
+      verify: async (req, token, now) => {
+        const principal = await verifyScimToken(store, token, now);
         return principal && principal.directoryId === req.params.directoryId ? { ok: true, principal } : { ok: false };
       },
-      // Through the bookkeeping connection (no fsync of its own), so that reads stay free of durable writes.
-      touch: (principal, now) => void runSync(bookkeeping, touchScimToken(principal.tokenId, now)),
+      // Through the bookkeeping store (on SQLite a connection without an fsync of its own), so that
+      // reads stay free of durable writes.
+      touch: (principal, now) => bookkeeping.write(touchScimToken(principal.tokenId, now)),
       tokenId: (principal) => principal.tokenId,
     },
     onAuthenticated,

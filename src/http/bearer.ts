@@ -35,10 +35,10 @@ export interface BearerVerifier<P> {
   realm: string;
   /** What a refusal says when the check names no reason of its own. */
   refusal: string;
-  /** Checks a presented secret for this request at `now`. */
-  verify(req: Request, token: string, now: number): BearerCheck<P>;
+  /** Checks a presented secret for this request at `now` (in a unit of the store, for a SCIM token). */
+  verify(req: Request, token: string, now: number): BearerCheck<P> | Promise<BearerCheck<P>>;
   /** Records the token's last use; called at most once a minute per token. Omitted for tokens with no row. */
-  touch(principal: P, now: number): void;
+  touch(principal: P, now: number): void | Promise<void>;
   /** The id touch() is throttled by, or undefined for a token that is never touched. */
   tokenId(principal: P): string | undefined;
   now?: () => number;
@@ -50,25 +50,29 @@ export function bearerAuth<P>(
 ): RequestHandler {
   const now = v.now ?? Date.now;
   const lastTouched = new Map<string, number>();
+  const accept = (req: Request, res: Response, check: BearerCheck<P>, t: number): void | Promise<void> => {
+    if (!check.ok) throw unauthorized(check.message ?? v.refusal);
+    const id = v.tokenId(check.principal);
+    let touched: void | Promise<void> = undefined;
+    if (id !== undefined && t - (lastTouched.get(id) ?? 0) > touchIntervalMs) {
+      lastTouched.set(id, t);
+      touched = v.touch(check.principal, t);
+    }
+    if (touched) return touched.then(() => onAuthenticated(req, res, check.principal));
+    onAuthenticated(req, res, check.principal);
+  };
   return (req, res, next) => {
     const token = bearerToken(req);
     if (token === undefined) return next(unauthorized(v.refusal));
-    let check: BearerCheck<P>;
     const t = now();
+    let done: void | Promise<void>;
     try {
-      check = v.verify(req, token, t);
-      if (check.ok) {
-        const id = v.tokenId(check.principal);
-        if (id !== undefined && t - (lastTouched.get(id) ?? 0) > touchIntervalMs) {
-          lastTouched.set(id, t);
-          v.touch(check.principal, t);
-        }
-      }
+      const check = v.verify(req, token, t);
+      done = check instanceof Promise ? check.then((c) => accept(req, res, c, t)) : accept(req, res, check, t);
     } catch (err) {
       return next(err);
     }
-    if (!check.ok) return next(unauthorized(check.message ?? v.refusal));
-    onAuthenticated(req, res, check.principal);
-    next();
+    if (done) done.then(() => next(), next);
+    else next();
   };
 }

@@ -8,16 +8,14 @@
  */
 import { Router, type Response } from "express";
 import { ping } from "../directory/operator-views.js";
-import { runSync } from "../directory/store-op.js";
-import type Database from "better-sqlite3";
+import type { SqlStore } from "../directory/sql.js";
 import { readinessProblems, type TenantStatus } from "../sync/tenant-checks.js";
-import type { Db } from "../directory/database.js";
 import type { ReadPoolHealth } from "../scim/read-pool.js";
 import type { SyncThreadHealth } from "../sync/engine-thread.js";
 
 export interface HealthOptions {
-  /** The drizzle handle or the better-sqlite3 connection under it. */
-  db: Db | Database.Database;
+  /** The store SCIM requests read and write (SQLite or PostgreSQL). */
+  store: SqlStore;
   /** The job worker; omitted where none runs (e.g. a SCIM-only process). */
   worker?: { lastTickAt: number };
   /** A worker whose last poll is older than this is reported dead (default 15 s; it polls every 50 ms). */
@@ -33,8 +31,9 @@ export interface HealthOptions {
   now?: () => number;
 }
 
-function pingDatabase(db: HealthOptions["db"]): void {
-  if (!runSync(db, ping())) throw new Error("SELECT 1 returned no row");
+/** A trivial read unit (SELECT 1): fails when the store cannot run one (file gone, server down, pool exhausted). */
+async function pingDatabase(store: SqlStore): Promise<void> {
+  if (!(await store.read(ping()))) throw new Error("SELECT 1 returned no row");
 }
 
 const noStore = (res: Response): Response => res.set("Cache-Control", "no-store");
@@ -49,12 +48,12 @@ export function healthRouter(options: HealthOptions): Router {
     noStore(res).json({ status: "ok" });
   });
 
-  router.get("/readyz", (_req, res) => {
+  router.get("/readyz", async (_req, res) => {
     const checks: Record<string, string> = {};
     const problems: string[] = [];
 
     try {
-      pingDatabase(options.db);
+      await pingDatabase(options.store);
       checks.database = "ok";
     } catch (err) {
       checks.database = "unreachable";

@@ -8,15 +8,13 @@
  */
 import { Router, type RequestHandler } from "express";
 import { organizationSlug } from "../directory/organizations.js";
-import { runSync } from "../directory/store-op.js";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CallObserver } from "../auth0/gateway.js";
 import type { EndpointClass } from "../auth0/rate-limiter.js";
-import type { DbOrTx } from "../directory/database.js";
+import type { SqlStore } from "../directory/sql.js";
 import { routeTemplate, trackRoute } from "../logging.js";
 import { Lane, laneName } from "../directory/outbox.js";
 import { queueDepth } from "../sync/job-queries.js";
-import { readSync } from "../directory/store-op.js";
 import type { WorkerEvents } from "../sync/worker.js";
 import type { JobOutcomeEvent } from "../sync/engine-thread.js";
 
@@ -40,7 +38,7 @@ export interface MetricsOptions {
   /** Clock for the deprovision latency (epoch ms). */
   now?: () => number;
   /** Label value for an organization id (e.g. its slug); defaults to the id itself. */
-  organizationLabel?: (organizationId: string) => string;
+  organizationLabel?: (organizationId: string) => string | Promise<string>;
   /** Node.js process metrics (CPU, memory, event-loop lag); on by default. */
   defaultMetrics?: boolean;
 }
@@ -69,7 +67,7 @@ export interface Metrics {
   /** Counts and times every request that passes through it, labelled by route template. */
   httpMetricsMiddleware(): RequestHandler;
   /** Read on every scrape, e.g. `() => queueDepthFromDb(db)`. */
-  setQueueDepthSource(source: () => QueueDepthRow[]): void;
+  setQueueDepthSource(source: () => QueueDepthRow[] | Promise<QueueDepthRow[]>): void;
   /** Read on every scrape, e.g. `() => limiter.snapshot()`. */
   setRateBudgetSource(source: () => RateBudgetRow[]): void;
   /** Pass to `new Auth0Gateway(client, limiter, metrics.callObserver)`. */
@@ -83,11 +81,18 @@ const prefix = "scim_bridge_";
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const now = options.now ?? Date.now;
   const organizationLabel = options.organizationLabel ?? ((id: string) => id);
+  // A label not cached yet is read from the store: the sample is recorded once it is known (the id
+  // if the read fails), so one organization's series never splits between its id and its slug.
+  const withLabel = (organizationId: string, record: (label: string) => void): void => {
+    const label = organizationLabel(organizationId);
+    if (typeof label === "string") record(label);
+    else label.then(record, () => record(organizationId));
+  };
   const registry = new Registry();
   const registers = [registry];
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
-  let queueDepthSource: (() => QueueDepthRow[]) | undefined;
+  let queueDepthSource: (() => QueueDepthRow[] | Promise<QueueDepthRow[]>) | undefined;
   let rateBudgetSource: (() => RateBudgetRow[]) | undefined;
 
   const scimRequests = new Counter({
@@ -114,11 +119,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: "Jobs by lane and state (pending, running, dead), read from the database at scrape time",
     labelNames: ["lane", "state"] as const,
     registers,
-    collect() {
+    async collect() {
       if (!queueDepthSource) return;
       let rows: QueueDepthRow[];
       try {
-        rows = queueDepthSource();
+        rows = await queueDepthSource();
       } catch {
         // The database is closing (shutdown) or broken: /readyz reports that; a scrape must not fail.
         return;
@@ -235,10 +240,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const jobOutcome = (event: JobOutcomeEvent): void => {
     jobOutcomes.inc({ kind: event.kind, lane: laneName(event.lane), outcome: event.status });
     if (event.lane === Lane.deprovision && event.status === "done") {
-      deprovisionLatency.observe(
-        { organization: organizationLabel(event.organizationId) },
-        Math.max(0, event.at - event.firstEnqueuedAt) / 1000,
-      );
+      const seconds = Math.max(0, event.at - event.firstEnqueuedAt) / 1000;
+      withLabel(event.organizationId, (organization) => deprovisionLatency.observe({ organization }, seconds));
     }
   };
 
@@ -269,7 +272,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     deprovisionLatency,
     auth0Failures,
     auth0Failure: (organizationId, errorCode) =>
-      auth0Failures.inc({ organization: organizationLabel(organizationId), error_code: errorCode }),
+      withLabel(organizationId, (organization) => auth0Failures.inc({ organization, error_code: errorCode })),
     syncThreadCrashes,
     jobOutcome,
     unauthenticatedRequests,
@@ -282,20 +285,22 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 }
 
 /** Queue depth by lane and state (done rows excluded), as the admin API and the CLI count it. */
-export const queueDepthFromDb = (db: DbOrTx): QueueDepthRow[] =>
-  readSync(db, queueDepth()).map(({ lane, state, count }) => ({ lane, state, count }));
+export const queueDepthFromDb = async (store: SqlStore): Promise<QueueDepthRow[]> =>
+  (await store.read(queueDepth())).map(({ lane, state, count }) => ({ lane, state, count }));
 
-/** Organization label by slug, for MetricsOptions.organizationLabel; slugs never change, so they are cached. */
-export function organizationSlugs(db: DbOrTx): (organizationId: string) => string {
+/**
+ * Organization label by slug, for MetricsOptions.organizationLabel: the cached slug, or a read of it.
+ * Slugs never change, so the cache stays correct with several instances on one database.
+ */
+export function organizationSlugs(store: SqlStore): (organizationId: string) => string | Promise<string> {
   const cache = new Map<string, string>();
-  return (id) => {
-    let slug = cache.get(id);
-    if (slug === undefined) {
-      slug = runSync(db, organizationSlug(id)) ?? id;
+  return (id) =>
+    cache.get(id) ??
+    store.read(organizationSlug(id)).then((found) => {
+      const slug = found ?? id;
       cache.set(id, slug);
-    }
-    return slug;
-  };
+      return slug;
+    });
 }
 
 /** GET /metrics in the Prometheus text format. Mount at the app root, outside SCIM auth. */

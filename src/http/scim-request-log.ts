@@ -1,12 +1,7 @@
 import type { RequestHandler } from "express";
 import type { Logger } from "pino";
-import type { Db } from "../directory/database.js";
-import {
-  insertScimRequestLog,
-  trimScimRequestLog,
-  type NewScimRequestLogEntry,
-} from "../directory/scim-request-log.js";
-import { writeSync } from "../directory/store-op.js";
+import { appendScimRequestLog, type NewScimRequestLogEntry } from "../directory/scim-request-log.js";
+import type { SqlStore } from "../directory/sql.js";
 import { groupSchema, resolveAttribute, userSchema } from "../scim/schema.js";
 
 /**
@@ -23,7 +18,8 @@ import { groupSchema, resolveAttribute, userSchema } from "../scim/schema.js";
  * - for errors, the detail with every quoted text replaced by "…" unless it names a schema attribute:
  *   details quote filter values, paths and ids, and the log keeps no request values.
  *
- * Cost on the SCIM path: rows are buffered in memory and written in one transaction every
+ * Cost on the SCIM path: rows are buffered in memory and written in one unit of the bookkeeping
+ * store every
  * `flushIntervalMs` (a debugging log may lose its last fraction of a second in a crash; the audit
  * trail, written with each change, may not). Each directory keeps its last `keepPerDirectory` rows,
  * trimmed every `trimEvery` inserts for that directory rather than on every request.
@@ -41,10 +37,13 @@ export interface ScimRequestLogOptions {
 export type ScimRequestLogRow = NewScimRequestLogEntry;
 
 export interface ScimRequestLogMiddleware extends RequestHandler {
-  /** Writes buffered rows now (tests, shutdown). */
-  flush(): void;
+  /**
+   * Writes buffered rows now (tests, shutdown); never rejects. On SQLite the rows are committed when
+   * it returns.
+   */
+  flush(): Promise<void>;
   /** Flushes and stops the timer. */
-  close(): void;
+  close(): Promise<void>;
 }
 
 const maxDetail = 500;
@@ -98,7 +97,7 @@ function errorFields(body: unknown): { scimType: string | null; detail: string |
   };
 }
 
-export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): ScimRequestLogMiddleware {
+export function scimRequestLog(store: SqlStore, options: ScimRequestLogOptions = {}): ScimRequestLogMiddleware {
   const flushIntervalMs = options.flushIntervalMs ?? 250;
   const maxBuffered = options.maxBuffered ?? 500;
   const keep = options.keepPerDirectory ?? 1000;
@@ -108,20 +107,21 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
   let timer: NodeJS.Timeout | undefined;
   const sinceTrim = new Map<string, number>();
 
-  const flush = (): void => {
+  const flush = async (): Promise<void> => {
     clearTimeout(timer);
     timer = undefined;
     if (buffer.length === 0) return;
     const rows = buffer;
     buffer = [];
+    for (const row of rows) sinceTrim.set(row.directoryId, (sinceTrim.get(row.directoryId) ?? 0) + 1);
+    const trim: string[] = [];
+    for (const [directoryId, n] of sinceTrim) {
+      if (n < trimEvery) continue;
+      sinceTrim.set(directoryId, 0);
+      trim.push(directoryId);
+    }
     try {
-      writeSync(db, insertScimRequestLog(rows));
-      for (const row of rows) sinceTrim.set(row.directoryId, (sinceTrim.get(row.directoryId) ?? 0) + 1);
-      for (const [directoryId, n] of sinceTrim) {
-        if (n < trimEvery) continue;
-        sinceTrim.set(directoryId, 0);
-        writeSync(db, trimScimRequestLog(directoryId, keep));
-      }
+      await store.write(appendScimRequestLog(rows, trim, keep));
     } catch (err) {
       // Losing debugging rows must never fail or slow a SCIM request.
       options.log?.warn({ err, rows: rows.length }, "could not write the SCIM request log");
@@ -151,8 +151,8 @@ export function scimRequestLog(db: Db, options: ScimRequestLogOptions = {}): Sci
         requestId: res.locals.requestId ?? null,
         durationMs: Math.max(0, Math.round(now() - started)),
       });
-      if (buffer.length >= maxBuffered) flush();
-      else timer ??= setTimeout(flush, flushIntervalMs).unref();
+      if (buffer.length >= maxBuffered) void flush();
+      else timer ??= setTimeout(() => void flush(), flushIntervalMs).unref();
     });
     next();
   }) as ScimRequestLogMiddleware;

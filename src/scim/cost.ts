@@ -1,4 +1,4 @@
-import type { Tx } from "../directory/database.js";
+import { dialect, type StoreOp } from "../directory/store-op.js";
 import type { WriteQueue } from "../directory/write-queue.js";
 import { BridgeError, invalidFilter, rateLimited } from "../errors.js";
 import type { FilterNode } from "./filter/ast.js";
@@ -292,23 +292,38 @@ export const outOfTime = (budgetMs: number): BridgeError =>
   );
 
 /**
- * The group-commit queue as SCIM routes use it: each write is timed on its request's meter (the one
- * running when the route called `run`), and a write whose request is past its deadline, before or
- * after running, throws 503 instead, so its savepoint rolls back and nothing of it is stored.
+ * The write queue as SCIM routes use it: each write is timed on its request's meter (the one running
+ * when the route called `run`), and a write whose request is past its deadline, before or after
+ * running, throws 503 instead, so its savepoint (or transaction) rolls back and nothing of it is stored.
  */
 export function meteredWrites(writes: WriteQueue): WriteQueue {
   return {
-    run<T>(write: (tx: Tx) => T): Promise<T> {
+    run<T>(op: StoreOp<T>): Promise<T> {
       const meter = running;
-      if (!meter) return writes.run(write);
-      return writes.run((tx) =>
-        metered(meter, () => {
-          if (performance.now() > meter.deadline) throw outOfTime(meter.budgetMs);
-          const value = write(tx);
-          if (performance.now() > meter.deadline) throw outOfTime(meter.budgetMs);
-          return value;
-        }),
-      );
+      return writes.run(meter ? meteredOp(meter, op) : op);
     },
   };
+}
+
+function* meteredOp<T>(meter: LoopMeter, op: StoreOp<T>): StoreOp<T> {
+  if (performance.now() > meter.deadline) throw outOfTime(meter.budgetMs);
+  let value: T;
+  if ((yield* dialect()) === "sqlite") {
+    // On SQLite the op runs start to end inside the group commit's one synchronous call: its elapsed
+    // time is event-loop time, one of the meter's stretches (see metered). On PostgreSQL it spans
+    // round trips during which the event loop serves others, so only the deadline applies.
+    const outer = running;
+    running = meter;
+    const t0 = performance.now();
+    try {
+      value = yield* op;
+    } finally {
+      const dt = msSince(t0);
+      meter.ms += dt;
+      if (outer) outer.ms -= dt;
+      running = outer;
+    }
+  } else value = yield* op;
+  if (performance.now() > meter.deadline) throw outOfTime(meter.budgetMs);
+  return value;
 }

@@ -1,8 +1,7 @@
 import { Router, type Request, type Response } from "express";
-import type { Db } from "../directory/database.js";
 import type { WriteQueue } from "../directory/write-queue.js";
 import { createGroup, deleteGroup, lockGroup, updateGroup, type GroupRow } from "../directory/groups.js";
-import { runSync, type StoreOp } from "../directory/store-op.js";
+import type { StoreOp } from "../directory/store-op.js";
 import { notFound } from "../errors.js";
 import { scimContext } from "./context.js";
 import { parseListParams, parseSearchBody } from "./list.js";
@@ -15,7 +14,7 @@ import { parseProjection } from "./projection.js";
 import { renderGroup, type Reader, type ReadRequest } from "./reads.js";
 import { etagOf, locationOf } from "./resource.js";
 import { readByIdRequest } from "./read-by-id.js";
-import { checkIfMatch, sendNoContent, sendRead, sendScim, writeContext } from "./respond.js";
+import { checkIfMatch, sendNoContent, sendRead, sendScim, writeContext, writtenAndRendered } from "./respond.js";
 import { groupSchema } from "./schema.js";
 import { validateDocument } from "./validate.js";
 
@@ -41,15 +40,17 @@ function* removeGroup(req: Request<{ id: string }>, res: Response): StoreOp<void
   yield* deleteGroup(writeContext(scimContext(res)), yield* lockedGroup(req, res));
 }
 
-export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
+export function groupRoutes(writes: WriteQueue, read: Reader): Router {
   const router = Router({ mergeParams: true });
 
-  const respondWithGroup = (req: Request, res: Response, status: number, row: GroupRow): void => {
-    const document = renderGroup(
-      db,
-      scimContext(res),
-      row,
-      parseProjection(groupSchema, req.query.attributes, req.query.excludedAttributes),
+  /**
+   * Runs the write and renders its group in the same op (rendering reads the members it returns).
+   * The projection is parsed before the write, so a bad one answers 400 with nothing written.
+   */
+  const writeAndRespond = async (req: Request, res: Response, status: 200 | 201, write: StoreOp<GroupRow>) => {
+    const projection = parseProjection(groupSchema, req.query.attributes, req.query.excludedAttributes);
+    const { row, document } = await writes.run(
+      writtenAndRendered(write, (row) => renderGroup(scimContext(res), row, projection)),
     );
     if (status === 201) res.location(locationOf(document));
     sendScim(res, status, document, etagOf(row.version));
@@ -75,8 +76,7 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     assertMemberCount(rawCount(kept.get("members")));
     const members = parseMembers(kept.get("members"), "members");
     const resource = validateDocument(groupSchema, document);
-    const row = await writes.run((tx) => runSync(tx, createGroup(writeContext(ctx), resource, members)));
-    respondWithGroup(req, res, 201, row);
+    await writeAndRespond(req, res, 201, createGroup(writeContext(ctx), resource, members));
   });
 
   router.get("/Groups/:id", (req, res) => answer(res, readByIdRequest("group", req, res, req.params.id)));
@@ -91,16 +91,15 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     const operations = kept.has("members")
       ? [{ kind: "replace" as const, members: parseMembers(kept.get("members"), "members") }]
       : [];
-    const row = await writes.run((tx) =>
-      runSync(
-        tx,
-        (function* () {
-          const existing = yield* lockedGroup(req, res);
-          return yield* updateGroup(writeContext(ctx), existing, resource, operations, "group.replace");
-        })(),
-      ),
+    await writeAndRespond(
+      req,
+      res,
+      200,
+      (function* () {
+        const existing = yield* lockedGroup(req, res);
+        return yield* updateGroup(writeContext(ctx), existing, resource, operations, "group.replace");
+      })(),
     );
-    respondWithGroup(req, res, 200, row);
   });
 
   router.patch("/Groups/:id", async (req, res) => {
@@ -115,27 +114,24 @@ export function groupRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
       ),
     );
     const documentOps = operations.filter((op) => !targetsMembers(op));
-    const row = await writes.run((tx) =>
-      runSync(
-        tx,
-        (function* () {
-          const existing = yield* lockedGroup(req, res);
-          const resource =
-            documentOps.length > 0
-              ? validateDocument(
-                  groupSchema,
-                  applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps),
-                )
-              : undefined;
-          return yield* updateGroup(writeContext(ctx), existing, resource, memberEdits, "group.patch");
-        })(),
-      ),
+    const row = await writes.run(
+      (function* () {
+        const existing = yield* lockedGroup(req, res);
+        const resource =
+          documentOps.length > 0
+            ? validateDocument(
+                groupSchema,
+                applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps),
+              )
+            : undefined;
+        return yield* updateGroup(writeContext(ctx), existing, resource, memberEdits, "group.patch");
+      })(),
     );
     sendNoContent(res, etagOf(row.version));
   });
 
   router.delete("/Groups/:id", async (req, res) => {
-    await writes.run((tx) => runSync(tx, removeGroup(req, res)));
+    await writes.run(removeGroup(req, res));
     sendNoContent(res);
   });
 

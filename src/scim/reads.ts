@@ -1,11 +1,9 @@
-import type { Db, DbOrTx } from "../directory/database.js";
 import { directoryGeneration } from "../directory/generations.js";
 import { countGroups, getGroup, listGroups, type GroupRow } from "../directory/groups.js";
 import { listMembers } from "../directory/members.js";
-import { readSnapshot } from "../directory/statements.js";
 import { countUsers, getUser, listUsers, type ListQuery, type UserRow } from "../directory/users.js";
 import { notFound } from "../errors.js";
-import { syncStates } from "../sync/sync-state.js";
+import { userSyncStates } from "../sync/sync-state.js";
 import type { ScimContext } from "./context.js";
 import { queryCost, type QueryBudget } from "./cost.js";
 import { filterToSql } from "./filter/sql.js";
@@ -17,12 +15,15 @@ import { parseProjection, project, requests, returns, type Projection } from "./
 import { etagOf, groupToScim, userToScim, withSyncState } from "./resource.js";
 import { matchesNoneMatch } from "./respond.js";
 import { groupSchema, resolveAttribute, syncStateUrn, userSchema, type ResourceSchema } from "./schema.js";
-import { dialect, runSync, type StoreOp } from "../directory/store-op.js";
+import type { SqlStore } from "../directory/sql.js";
+import { dialect, type StoreOp } from "../directory/store-op.js";
 
 /**
  * The store work of every SCIM read (GET by id, list, filter, paging, .search), as plain data in and
  * a serialized body out, so that it runs the same on the main thread and in a read-pool worker
  * (./read-pool.ts): a request is what the route parsed, a result is the status, ETag and JSON text.
+ * Each read is one op (readOp), run in one read unit: by `store.read` on the main thread, or by a
+ * pool worker on its own SQLite connection.
  */
 export type ReadRequest =
   | {
@@ -43,15 +44,15 @@ export interface ReadResult {
   body?: string;
 }
 
-/** Runs a read: inline on the main thread, or in the read pool. */
-export type Reader = (request: ReadRequest) => ReadResult | Promise<ReadResult>;
+/** Runs a read: in a unit of the store on the main thread, or in the read pool. */
+export type Reader = (request: ReadRequest) => Promise<ReadResult>;
 
 const missing = (type: "User" | "Group", id: string) => notFound(`${type} ${id} not found`);
 
 /** A user as the response shows it: the sync-state extension is read only when the projection names it. */
-export function renderUser(db: DbOrTx, ctx: ScimContext, row: UserRow, projection: Projection): ScimDocument {
+export function* renderUser(ctx: ScimContext, row: UserRow, projection: Projection): StoreOp<ScimDocument> {
   const state = requests(projection, syncStateUrn)
-    ? syncStates(db, ctx.organizationId, [row.id]).get(row.id)
+    ? (yield* userSyncStates(ctx.organizationId, [row.id])).get(row.id)
     : undefined;
   return project(withSyncState(userToScim(ctx, row), state), projection);
 }
@@ -60,8 +61,8 @@ export function renderUser(db: DbOrTx, ctx: ScimContext, row: UserRow, projectio
  * A group as the response shows it. Members are loaded only when returned, so
  * `excludedAttributes=members` (Entra's habit) never touches a 50,000-member list.
  */
-export function renderGroup(db: DbOrTx, ctx: ScimContext, row: GroupRow, projection: Projection): ScimDocument {
-  const members = returns(projection, "members") && row.memberCount > 0 ? runSync(db, listMembers(row.id)) : undefined;
+export function* renderGroup(ctx: ScimContext, row: GroupRow, projection: Projection): StoreOp<ScimDocument> {
+  const members = returns(projection, "members") && row.memberCount > 0 ? yield* listMembers(row.id) : undefined;
   return project(groupToScim(ctx, row, members), projection);
 }
 
@@ -90,8 +91,8 @@ const listableGroups: Listable<GroupRow> = {
 };
 
 /**
- * Count and rows of one page of a resource type, for one snapshot (run it with readSync or
- * store.read), so totalResults matches the page. A sequential walk in the default order resumes from
+ * Count and rows of one page of a resource type, for one snapshot (run it in one store.read), so
+ * totalResults matches the page. A sequential walk in the default order resumes from
  * the previous page's last row (./paging.ts) when `anchors` are given.
  */
 function* pageOf<Row extends { id: string; createdAt: number }>(
@@ -142,37 +143,32 @@ export const groupsPage = (
   anchors?: PageAnchors,
 ): StoreOp<{ total: number; rows: GroupRow[] }> => pageOf(listableGroups, directoryId, params, offset, limit, anchors);
 
-/** A page read and rendered in one snapshot (rendering reads members and sync state). */
-function searchPage<Row extends { id: string; createdAt: number }>(
+/** A page read and rendered in the op's snapshot (rendering reads members and sync state). */
+function* searchPage<Row extends { id: string; createdAt: number }>(
   kind: Listable<Row>,
-  db: Db,
   ctx: ScimContext,
   params: ListParams,
   offset: number,
   limit: number,
   anchors: PageAnchors | undefined,
-  render: (rows: Row[], projection: Projection) => ScimDocument[],
-) {
+  render: (rows: Row[], projection: Projection) => StoreOp<ScimDocument[]>,
+): StoreOp<{ total: number; resources: ScimDocument[] }> {
   const projection = parseProjection(kind.schema, params.attributes, params.excludedAttributes);
-  return readSnapshot(db, () => {
-    const { total, rows } = runSync(db, pageOf(kind, ctx.directoryId, params, offset, limit, anchors));
-    return { total, resources: render(rows, projection) };
-  });
+  const { total, rows } = yield* pageOf(kind, ctx.directoryId, params, offset, limit, anchors);
+  return { total, resources: yield* render(rows, projection) };
 }
 
 /** A page of users; the sync-state extension is read for the whole page at once when asked for. */
 export function searchUsers(
-  db: Db,
   ctx: ScimContext,
   params: ListParams,
   offset = params.startIndex - 1,
   limit = params.count,
   anchors?: PageAnchors,
-) {
-  return searchPage(listableUsers, db, ctx, params, offset, limit, anchors, (rows, projection) => {
+): StoreOp<{ total: number; resources: ScimDocument[] }> {
+  return searchPage(listableUsers, ctx, params, offset, limit, anchors, function* (rows, projection) {
     const states = requests(projection, syncStateUrn)
-      ? syncStates(
-          db,
+      ? yield* userSyncStates(
           ctx.organizationId,
           rows.map((r) => r.id),
         )
@@ -183,16 +179,17 @@ export function searchUsers(
 
 /** A page of groups. */
 export function searchGroups(
-  db: Db,
   ctx: ScimContext,
   params: ListParams,
   offset = params.startIndex - 1,
   limit = params.count,
   anchors?: PageAnchors,
-) {
-  return searchPage(listableGroups, db, ctx, params, offset, limit, anchors, (rows, projection) =>
-    rows.map((row) => renderGroup(db, ctx, row, projection)),
-  );
+): StoreOp<{ total: number; resources: ScimDocument[] }> {
+  return searchPage(listableGroups, ctx, params, offset, limit, anchors, function* (rows, projection) {
+    const documents: ScimDocument[] = [];
+    for (const row of rows) documents.push(yield* renderGroup(ctx, row, projection));
+    return documents;
+  });
 }
 
 /** A sortBy one type does not know orders that type by creation rather than failing a root search. */
@@ -210,24 +207,24 @@ export const heavyReadUnits = 1_000;
  * thread, whichever thread then runs it, so one directory's budget is one budget. Throws 400 or 429.
  * Returns whether the read is heavy (see heavyReadUnits); reads by id never are.
  */
-export function chargeRead(db: DbOrTx, request: ReadRequest, budget: QueryBudget | undefined): { heavy: boolean } {
+export function* chargeRead(request: ReadRequest, budget: QueryBudget | undefined): StoreOp<{ heavy: boolean }> {
   if (!("params" in request)) return { heavy: false };
   const { ctx, params } = request;
   let units = 0;
-  const charge = (rs: ResourceSchema, p: ListParams) => {
+  function* charge(rs: ResourceSchema, p: ListParams): StoreOp<void> {
     const shape = {
       filter: p.filter,
       sortBy: p.sortBy,
-      rows: runSync(db, rs === userSchema ? countUsers(ctx.directoryId) : countGroups(ctx.directoryId)),
+      rows: yield* rs === userSchema ? countUsers(ctx.directoryId) : countGroups(ctx.directoryId),
     };
     budget?.charge(ctx.directoryId, rs, shape);
     units += queryCost(rs, shape).units;
-  };
-  if (request.op === "users") charge(userSchema, params);
-  else if (request.op === "groups") charge(groupSchema, params);
+  }
+  if (request.op === "users") yield* charge(userSchema, params);
+  else if (request.op === "groups") yield* charge(groupSchema, params);
   else {
-    charge(userSchema, sortableFor(params, userSchema));
-    charge(groupSchema, sortableFor(params, groupSchema));
+    yield* charge(userSchema, sortableFor(params, userSchema));
+    yield* charge(groupSchema, sortableFor(params, groupSchema));
   }
   return { heavy: units >= heavyReadUnits };
 }
@@ -238,14 +235,13 @@ const ok = (document: ScimDocument, etag?: string): ReadResult => ({
   body: JSON.stringify(document),
 });
 
-/** Runs one read over `db` (already priced by chargeRead). */
-export function runRead(db: Db, request: ReadRequest, anchors?: PageAnchors): ReadResult {
+/** One read (already priced by chargeRead), to run in one read unit so its statements agree. */
+export function* readOp(request: ReadRequest, anchors?: PageAnchors): StoreOp<ReadResult> {
   switch (request.op) {
     case "user":
     case "group": {
       const { ctx, id } = request;
-      const row =
-        request.op === "user" ? runSync(db, getUser(ctx.directoryId, id)) : runSync(db, getGroup(ctx.directoryId, id));
+      const row = request.op === "user" ? yield* getUser(ctx.directoryId, id) : yield* getGroup(ctx.directoryId, id);
       if (!row) throw missing(request.op === "user" ? "User" : "Group", id);
       const etag = etagOf(row.version);
       if (matchesNoneMatch(request.ifNoneMatch, row.version)) return { status: 304, etag };
@@ -253,15 +249,15 @@ export function runRead(db: Db, request: ReadRequest, anchors?: PageAnchors): Re
       const projection = parseProjection(rs, request.attributes, request.excludedAttributes);
       const document =
         request.op === "user"
-          ? renderUser(db, ctx, row as UserRow, projection)
-          : renderGroup(db, ctx, row as GroupRow, projection);
+          ? yield* renderUser(ctx, row as UserRow, projection)
+          : yield* renderGroup(ctx, row as GroupRow, projection);
       return ok(document, etag);
     }
     case "users":
     case "groups": {
       const { ctx, params } = request;
       const search = request.op === "users" ? searchUsers : searchGroups;
-      const { total, resources } = search(db, ctx, params, undefined, undefined, anchors);
+      const { total, resources } = yield* search(ctx, params, undefined, undefined, anchors);
       return ok(listResponse(total, params.startIndex, resources));
     }
     case "search": {
@@ -269,10 +265,9 @@ export function runRead(db: Db, request: ReadRequest, anchors?: PageAnchors): Re
       // applies within each type); startIndex/count page through that concatenation.
       const { ctx, params } = request;
       const offset = params.startIndex - 1;
-      const found = searchUsers(db, ctx, sortableFor(params, userSchema), offset, params.count);
+      const found = yield* searchUsers(ctx, sortableFor(params, userSchema), offset, params.count);
       const remaining = params.count - found.resources.length;
-      const more = searchGroups(
-        db,
+      const more = yield* searchGroups(
         ctx,
         sortableFor(params, groupSchema),
         Math.max(0, offset - found.total),
@@ -344,18 +339,23 @@ export function runsInline(request: ReadRequest): boolean {
 }
 
 /**
- * Runs a read that runsInline: unpriced, since it costs under heavyReadUnits (at most a page of index
- * probes), which the budget never meters (that spares it the directory's row count); without page
- * anchors, which speed up deep sequential pages only (that spares it the result set's key and the
- * directory's generation).
+ * The reader without a pool, and the one on PostgreSQL (where there is no pool: every read is a unit
+ * of the store, and instances scale reads out): prices and runs each read in ONE read unit on the
+ * calling (main) thread. A read that runsInline is not priced, since it costs under heavyReadUnits
+ * (at most a page of index probes), which the budget never meters (that spares it the directory's
+ * row count), and gets no page anchors, which speed up deep sequential pages only (that spares it
+ * the result set's key and the directory's generation).
  */
-export const runBoundedRead = (db: Db, request: ReadRequest): ReadResult => runRead(db, request);
+export const storeReader =
+  (store: SqlStore, budget?: QueryBudget, anchors?: PageAnchors): Reader =>
+  (request) =>
+    runsInline(request) ? store.read(readOp(request)) : store.read(pricedRead(request, budget, anchors));
 
-/** The reader without a pool: prices and runs each read on the calling (main) thread. */
-export const inlineReader =
-  (db: Db, budget?: QueryBudget, anchors?: PageAnchors): Reader =>
-  (request) => {
-    if (runsInline(request)) return runBoundedRead(db, request);
-    chargeRead(db, request, budget);
-    return runRead(db, request, anchors);
-  };
+function* pricedRead(
+  request: ReadRequest,
+  budget: QueryBudget | undefined,
+  anchors?: PageAnchors,
+): StoreOp<ReadResult> {
+  yield* chargeRead(request, budget);
+  return yield* readOp(request, anchors);
+}

@@ -1,4 +1,5 @@
 import type { Request, Response } from "express";
+import type { StoreOp } from "../directory/store-op.js";
 import type { WriteContext } from "../directory/write-context.js";
 import { preconditionFailed } from "../errors.js";
 import type { ScimContext } from "./context.js";
@@ -62,3 +63,15 @@ export const writeContext = (ctx: ScimContext, now = Date.now()): WriteContext =
   requestId: ctx.requestId,
   at: now,
 });
+
+/**
+ * A write and the document its response shows, as one op: rendering may read (a group's members, a
+ * user's sync state), and those reads see the write, in the write's own unit rather than a second one.
+ */
+export function* writtenAndRendered<Row>(
+  write: StoreOp<Row>,
+  render: (row: Row) => StoreOp<ScimDocument>,
+): StoreOp<{ row: Row; document: ScimDocument }> {
+  const row = yield* write;
+  return { row, document: yield* render(row) };
+}

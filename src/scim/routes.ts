@@ -1,6 +1,6 @@
 import type { Request, RequestHandler, Response } from "express";
-import type { Db } from "../directory/database.js";
 import { registerFold } from "../directory/fold.js";
+import { sqliteConnectionOf, type SqlStore } from "../directory/sql.js";
 import { createWriteQueue } from "../directory/write-queue.js";
 import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
@@ -8,9 +8,9 @@ import { groupRoutes } from "./groups.js";
 import { PageAnchors } from "./paging.js";
 import {
   chargeRead,
-  inlineReader,
-  runBoundedRead,
+  readOp,
   runsInline,
+  storeReader,
   type ReadRequest,
   type ReadResult,
   type Reader,
@@ -29,28 +29,40 @@ export interface ReadRunner {
 /**
  * Every SCIM endpoint of one directory, mounted under `/scim/v2/:directoryId` after authentication.
  * Resource names match case-insensitively (Express's default; the Microsoft suite GETs /users).
- * With `pool`, reads run in its worker threads, except those bounded by one index lookup; all are
- * priced here, against one budget per directory (docs/design.md, "Concurrency").
+ * With `pool` (SQLite only: worker threads with read-only connections of their own), reads run in
+ * its threads, except those bounded by one index lookup; all are priced here, against one budget per
+ * directory (docs/design.md, "Concurrency"). Without one, and always on PostgreSQL, each read is one
+ * `store.read` on this thread.
  */
-export function scimRoutes(db: Db, budget: QueryBudget = new QueryBudget(), pool?: ReadRunner): RequestHandler[] {
-  // Filters and sorts on caseExact=false attributes call scim_fold (Unicode case folding) in SQL.
-  registerFold((db as Db & { $client: Parameters<typeof registerFold>[0] }).$client);
-  // One group-commit queue for every SCIM write of this app (src/directory/write-queue.ts), each
-  // write timed on its request's meter and refused past its request's deadline (./cost.ts).
-  const writes = meteredWrites(createWriteQueue(db));
-  // Reads bounded by one index lookup stay here (see runBoundedRead); the rest go to the pool. Page
-  // anchors of this app's database only (see ./paging.ts); each pool worker keeps its own.
-  const read: Reader = pool
-    ? (request) =>
-        runsInline(request) ? runBoundedRead(db, request) : pool.run(request, chargeRead(db, request, budget).heavy)
-    : inlineReader(db, budget, new PageAnchors());
+export function scimRoutes(
+  store: SqlStore,
+  budget: QueryBudget = new QueryBudget(),
+  pool?: ReadRunner,
+): RequestHandler[] {
+  // Filters and sorts on caseExact=false attributes call scim_fold (Unicode case folding) in SQL;
+  // PostgreSQL's filters use its own functions.
+  const sqlite = sqliteConnectionOf(store);
+  if (sqlite) registerFold(sqlite);
+  // One write queue for every SCIM write of this app (group commit on SQLite, see
+  // src/directory/write-queue.ts), each write timed on its request's meter and refused past its
+  // request's deadline (./cost.ts).
+  const writes = meteredWrites(createWriteQueue(store));
+  // Reads bounded by one index lookup stay here (see runsInline); the rest go to the pool. Page
+  // anchors of this app's store only (see ./paging.ts); each pool worker keeps its own.
+  const read: Reader =
+    pool && store.dialect === "sqlite"
+      ? async (request) =>
+          runsInline(request)
+            ? store.read(readOp(request))
+            : pool.run(request, (await store.read(chargeRead(request, budget))).heavy)
+      : storeReader(store, budget, new PageAnchors());
   // Mounted side by side rather than under one more router (each level re-parses the URL and re-merges
   // params), the busiest first: their paths do not overlap, so the order changes only what a request
   // walks past before its route.
   return [
     readsById(read),
-    userRoutes(db, writes, read),
-    groupRoutes(db, writes, read),
+    userRoutes(writes, read),
+    groupRoutes(writes, read),
     rootSearchRoutes(read),
     discoveryRoutes(),
   ];
@@ -72,8 +84,7 @@ const byIdPath = /^\/(?:(users)|groups)\/([^/?%]+)\/?(?:\?|$)/i;
 function readsById(read: Reader): RequestHandler {
   const userRoute = { path: "/Users/:id" };
   const groupRoute = { path: "/Groups/:id" };
-  const send = (res: Response, result: ReadResult | Promise<ReadResult>): void | Promise<void> =>
-    result instanceof Promise ? result.then((r) => sendRead(res, r)) : sendRead(res, result);
+  const send = (res: Response, result: Promise<ReadResult>): Promise<void> => result.then((r) => sendRead(res, r));
   return (req: Request, res, next) => {
     if (req.method !== "GET" && req.method !== "HEAD") return next();
     const m = byIdPath.exec(req.url);

@@ -1,25 +1,25 @@
 import { Router, type Request, type Response } from "express";
 import type { WriteQueue } from "../directory/write-queue.js";
-import { runSync, type StoreOp } from "../directory/store-op.js";
+import type { StoreOp } from "../directory/store-op.js";
 import { createUser, deleteUser, lockUser, updateUser, type UserResource, type UserRow } from "../directory/users.js";
-import type { Db } from "../directory/database.js";
 import { notFound } from "../errors.js";
 import { scimContext } from "./context.js";
 import { parseListParams, parseSearchBody } from "./list.js";
-import { normalizeResource } from "./normalize.js";
+import { normalizeResource, type ScimDocument } from "./normalize.js";
 import { applyToDocument, expandOperations } from "./patch/apply.js";
 import { parsePatchRequest } from "./patch/message.js";
-import { parseProjection } from "./projection.js";
+import { parseProjection, type Projection } from "./projection.js";
 import { renderUser, type Reader, type ReadRequest } from "./reads.js";
 import { etagOf, locationOf } from "./resource.js";
 import { readByIdRequest } from "./read-by-id.js";
-import { checkIfMatch, sendNoContent, sendRead, sendScim, writeContext } from "./respond.js";
+import { checkIfMatch, sendNoContent, sendRead, sendScim, writeContext, writtenAndRendered } from "./respond.js";
 import { userSchema } from "./schema.js";
 import { validateDocument } from "./validate.js";
 
 /**
- * /Users (RFC 7644 §3). Each write (resource, audit entry, reconcile job) runs in its own savepoint
- * of a group-committed IMMEDIATE transaction, durable (synchronous=FULL) before the response. Reads
+ * /Users (RFC 7644 §3). Each write (resource, audit entry, reconcile job) is one op through the write
+ * queue (on SQLite a savepoint of a group-committed IMMEDIATE transaction, durable with
+ * synchronous=FULL; on PostgreSQL a transaction of its own) and durable before the response. Reads
  * go through `read` (./reads.ts): on this thread or in the read pool (docs/design.md, "Concurrency").
  */
 
@@ -51,12 +51,22 @@ function* removeUser(req: Request<{ id: string }>, res: Response): StoreOp<void>
   yield* deleteUser(writeContext(scimContext(res)), yield* lockedUser(req, res));
 }
 
-export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
+export function userRoutes(writes: WriteQueue, read: Reader): Router {
   const router = Router({ mergeParams: true });
 
-  const respondWithUser = (req: Request, res: Response, status: number, row: UserRow): void => {
-    const projection = parseProjection(userSchema, req.query.attributes, req.query.excludedAttributes);
-    const document = renderUser(db, scimContext(res), row, projection);
+  // The response's projection is parsed before the write, so a bad one answers 400 with nothing written.
+  const projectionOf = (req: Request): Projection =>
+    parseProjection(userSchema, req.query.attributes, req.query.excludedAttributes);
+
+  /** Runs the write and renders its user in the same op (rendering may read the sync state). */
+  const writeAndRender = (res: Response, projection: Projection, write: StoreOp<UserRow>) =>
+    writes.run(writtenAndRendered(write, (row) => renderUser(scimContext(res), row, projection)));
+
+  const respondWithUser = (
+    res: Response,
+    status: number,
+    { row, document }: { row: UserRow; document: ScimDocument },
+  ): void => {
     if (status === 201) res.location(locationOf(document));
     sendScim(res, status, document, etagOf(row.version));
   };
@@ -80,8 +90,7 @@ export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
     if (resource.active === undefined) resource.active = true;
-    const row = await writes.run((tx) => runSync(tx, createUser(writeContext(ctx), resource)));
-    respondWithUser(req, res, 201, row);
+    respondWithUser(res, 201, await writeAndRender(res, projectionOf(req), createUser(writeContext(ctx), resource)));
   });
 
   router.get("/Users/:id", (req, res) => answer(res, readByIdRequest("user", req, res, req.params.id)));
@@ -89,41 +98,37 @@ export function userRoutes(db: Db, writes: WriteQueue, read: Reader): Router {
   router.put("/Users/:id", async (req, res) => {
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
-    const row = await writes.run((tx) =>
-      runSync(
-        tx,
-        changeUser(req, res, "user.replace", (existing) => {
-          // RFC 7644 §3.5.1 replaces every attribute; an omitted `active` keeps the status rather than
-          // silently deactivating or reactivating the user.
-          if (resource.active === undefined) resource.active = existing.active;
-          return resource;
-        }),
-      ),
+    const written = await writeAndRender(
+      res,
+      projectionOf(req),
+      changeUser(req, res, "user.replace", (existing) => {
+        // RFC 7644 §3.5.1 replaces every attribute; an omitted `active` keeps the status rather than
+        // silently deactivating or reactivating the user.
+        if (resource.active === undefined) resource.active = existing.active;
+        return resource;
+      }),
     );
-    respondWithUser(req, res, 200, row);
+    respondWithUser(res, 200, written);
   });
 
   router.patch("/Users/:id", async (req, res) => {
     const operations = expandOperations(userSchema, parsePatchRequest(req.body));
-    const row = await writes.run((tx) =>
-      runSync(
-        tx,
-        changeUser(req, res, "user.patch", (existing) => {
-          const document = JSON.parse(existing.resource) as Record<string, unknown>;
-          const resource = validateDocument(userSchema, applyToDocument(userSchema, document, operations));
-          if (resource.active === undefined) resource.active = existing.active;
-          return resource;
-        }),
-      ),
-    );
+    const patch = changeUser(req, res, "user.patch", (existing) => {
+      const document = JSON.parse(existing.resource) as Record<string, unknown>;
+      const resource = validateDocument(userSchema, applyToDocument(userSchema, document, operations));
+      if (resource.active === undefined) resource.active = existing.active;
+      return resource;
+    });
     // docs/design.md, "Contract" / RFC 7644 §3.5.2: 204, or 200 with the resource when the request names attributes.
-    if (req.query.attributes !== undefined || req.query.excludedAttributes !== undefined)
-      return respondWithUser(req, res, 200, row);
+    if (req.query.attributes !== undefined || req.query.excludedAttributes !== undefined) {
+      return respondWithUser(res, 200, await writeAndRender(res, projectionOf(req), patch));
+    }
+    const row = await writes.run(patch);
     sendNoContent(res, etagOf(row.version));
   });
 
   router.delete("/Users/:id", async (req, res) => {
-    await writes.run((tx) => runSync(tx, removeUser(req, res)));
+    await writes.run(removeUser(req, res));
     sendNoContent(res);
   });
 

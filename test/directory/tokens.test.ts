@@ -50,8 +50,8 @@ describe("SCIM tokens", () => {
         changeBy(operator, { at: now }),
       ),
     );
-    expect(verifyScimToken(bridge.db, expiring.token, now + 59_000)?.directoryId).toBe(dir.directoryId);
-    expect(verifyScimToken(bridge.db, expiring.token, now + 60_000)).toBeUndefined();
+    expect((await verifyScimToken(bridge.store, expiring.token, now + 59_000))?.directoryId).toBe(dir.directoryId);
+    expect(await verifyScimToken(bridge.store, expiring.token, now + 60_000)).toBeUndefined();
     bridge.db
       .update(scimTokens)
       .set({ expiresAt: Date.now() - 1 })
@@ -75,7 +75,7 @@ describe("SCIM tokens", () => {
       .get(`${bridge.basePath}/Users`)
       .set("Authorization", `Basic ${Buffer.from(`x:${bridge.token}`).toString("base64")}`)
       .expect(401);
-    expect(verifyScimToken(bridge.db, "")).toBeUndefined();
-    expect(verifyScimToken(bridge.db, "x".repeat(10_000))).toBeUndefined();
+    expect(await verifyScimToken(bridge.store, "")).toBeUndefined();
+    expect(await verifyScimToken(bridge.store, "x".repeat(10_000))).toBeUndefined();
   });
 });

@@ -31,14 +31,16 @@ const ctx = () => ({
 });
 
 it("commits the writes of one batch that succeeded and undoes only the one that failed", async () => {
-  const writes = createWriteQueue(bridge.db);
-  const first = writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "batch-first@x.test" })));
+  const writes = createWriteQueue(bridge.store);
+  const first = writes.run(createUser(ctx(), { userName: "batch-first@x.test" }));
   let failedId: string | undefined;
-  const failing = writes.run((tx) => {
-    failedId = runSync(tx, createUser(ctx(), { userName: "batch-failing@x.test" })).id;
-    throw new Error("the request fails after its write");
-  });
-  const third = writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "batch-third@x.test" })));
+  const failing = writes.run(
+    (function* () {
+      failedId = (yield* createUser(ctx(), { userName: "batch-failing@x.test" })).id;
+      throw new Error("the request fails after its write");
+    })(),
+  );
+  const third = writes.run(createUser(ctx(), { userName: "batch-third@x.test" }));
   const [a, b, c] = await Promise.allSettled([first, failing, third]);
   expect(a.status).toBe("fulfilled");
   expect(b).toMatchObject({ status: "rejected", reason: new Error("the request fails after its write") });
@@ -54,42 +56,44 @@ it("commits the writes of one batch that succeeded and undoes only the one that 
   expect(pendingJob(other.db, "user", failedId!)).toBeUndefined();
   // The connection is left outside any transaction for the next batch and for everyone else.
   expect(bridge.sqlite.inTransaction).toBe(false);
-  await expect(
-    writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "batch-next@x.test" }))),
-  ).resolves.toBeDefined();
+  await expect(writes.run(createUser(ctx(), { userName: "batch-next@x.test" }))).resolves.toBeDefined();
 });
 
 it("undoes all of a write alone in its turn that fails after writing, and keeps the connection usable", async () => {
-  const writes = createWriteQueue(bridge.db);
+  const writes = createWriteQueue(bridge.store);
   let id: string | undefined;
   await expect(
-    writes.run((tx) => {
-      id = runSync(tx, createUser(ctx(), { userName: "alone-failing@x.test" })).id;
-      throw new Error("the request fails after its write");
-    }),
+    writes.run(
+      (function* () {
+        id = (yield* createUser(ctx(), { userName: "alone-failing@x.test" })).id;
+        throw new Error("the request fails after its write");
+      })(),
+    ),
   ).rejects.toThrow("the request fails after its write");
   expect(runSync(other.db, getUser(bridge.directoryId, id!))).toBeUndefined();
   expect(auditFor(other.db, id!)).toEqual([]);
   expect(pendingJob(other.db, "user", id!)).toBeUndefined();
   expect(bridge.sqlite.inTransaction).toBe(false);
   // The same userName is free again, and a write alone that succeeds is committed when it resolves.
-  const row = await writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "alone-failing@x.test" })));
+  const row = await writes.run(createUser(ctx(), { userName: "alone-failing@x.test" }));
   expect(runSync(other.db, getUser(bridge.directoryId, row.id))?.userName).toBe("alone-failing@x.test");
   expect(auditFor(other.db, row.id).map((e) => e.action)).toEqual(["user.create"]);
   expect(pendingJob(other.db, "user", row.id)).toBeDefined();
 });
 
 it("commits a batch whose writes each change more than a statement journal keeps in memory by default", async () => {
-  const writes = createWriteQueue(bridge.db);
+  const writes = createWriteQueue(bridge.store);
   // 40 emails a user: index pages and rows well past 64 KiB per savepoint.
   const emails = (n: number) => Array.from({ length: 40 }, (_, i) => ({ value: `big-${n}-${i}@x.test`, type: "work" }));
   const results = await Promise.allSettled(
     [1, 2, 3].map((n) =>
-      writes.run((tx) => {
-        const row = runSync(tx, createUser(ctx(), { userName: `big-${n}@x.test`, emails: emails(n) }));
-        if (n === 2) throw new Error("the second fails after its write");
-        return row;
-      }),
+      writes.run(
+        (function* () {
+          const row = yield* createUser(ctx(), { userName: `big-${n}@x.test`, emails: emails(n) });
+          if (n === 2) throw new Error("the second fails after its write");
+          return row;
+        })(),
+      ),
     ),
   );
   expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
@@ -107,15 +111,15 @@ it("commits a batch whose writes each change more than a statement journal keeps
 });
 
 it("rejects every write of a batch that cannot begin, and writes nothing", async () => {
-  const writes = createWriteQueue(bridge.db);
+  const writes = createWriteQueue(bridge.store);
   // Another connection holds the write lock longer than busy_timeout allows.
   other.sqlite.pragma("busy_timeout = 0");
   bridge.sqlite.pragma("busy_timeout = 0");
   other.sqlite.prepare("BEGIN IMMEDIATE").run();
   try {
     const results = await Promise.allSettled([
-      writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "locked-1@x.test" }))),
-      writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "locked-2@x.test" }))),
+      writes.run(createUser(ctx(), { userName: "locked-1@x.test" })),
+      writes.run(createUser(ctx(), { userName: "locked-2@x.test" })),
     ]);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
   } finally {
@@ -124,7 +128,5 @@ it("rejects every write of a batch that cannot begin, and writes nothing", async
     other.sqlite.pragma("busy_timeout = 5000");
   }
   expect(bridge.sqlite.inTransaction).toBe(false);
-  await expect(
-    writes.run((tx) => runSync(tx, createUser(ctx(), { userName: "locked-1@x.test" }))),
-  ).resolves.toBeDefined();
+  await expect(writes.run(createUser(ctx(), { userName: "locked-1@x.test" }))).resolves.toBeDefined();
 });

@@ -1,6 +1,6 @@
+import { exec } from "../../src/directory/store-op.js";
 import { EventEmitter } from "node:events";
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
-import { sql } from "drizzle-orm";
 import type { Request, Response } from "express";
 import { afterEach, describe, expect, it } from "vitest";
 import { createWriteQueue } from "../../src/directory/write-queue.js";
@@ -182,14 +182,16 @@ describe("a SCIM request's time budget", () => {
   it("rolls back a write that ran past its request's deadline, and commits one within it", async () => {
     const b = (bridge = await createTestBridge());
     b.sqlite.exec("CREATE TABLE budget_probe (x INTEGER)");
-    const writes = meteredWrites(createWriteQueue(b.db));
+    const writes = meteredWrites(createWriteQueue(b.store));
     const meter = (ms: number): LoopMeter => ({ ms: 0, deadline: performance.now() + ms, budgetMs: ms });
     const late = meter(20);
     const attempt = metered(late, () =>
-      writes.run((tx) => {
-        tx.run(sql`INSERT INTO budget_probe VALUES (1)`);
-        while (performance.now() <= late.deadline); // the write itself outlasts the budget
-      }),
+      writes.run(
+        (function* () {
+          yield* exec("INSERT INTO budget_probe VALUES (1)");
+          while (performance.now() <= late.deadline); // the write itself outlasts the budget
+        })(),
+      ),
     );
     const error = await attempt.then(
       () => undefined,
@@ -201,10 +203,19 @@ describe("a SCIM request's time budget", () => {
     // A request already past its deadline when its write's turn comes does not run it at all.
     const expired = { ms: 0, deadline: performance.now() - 1, budgetMs: 1 };
     let ran = false;
-    await expect(metered(expired, () => writes.run(() => (ran = true)))).rejects.toMatchObject({ kind: "unavailable" });
+    await expect(
+      metered(expired, () =>
+        writes.run(
+          (function* () {
+            ran = true;
+            yield* exec("SELECT 1");
+          })(),
+        ),
+      ),
+    ).rejects.toMatchObject({ kind: "unavailable" });
     expect(ran).toBe(false);
     const timely = meter(60_000);
-    await metered(timely, () => writes.run((tx) => tx.run(sql`INSERT INTO budget_probe VALUES (2)`)));
+    await metered(timely, () => writes.run(exec("INSERT INTO budget_probe VALUES (2)")));
     expect(b.sqlite.prepare("SELECT x FROM budget_probe").all()).toEqual([{ x: 2 }]);
     // The write's time was charged to its request.
     expect(timely.ms).toBeGreaterThan(0);

@@ -21,7 +21,7 @@ beforeAll(async () => {
     scimMiddleware: [(req, res, next) => r!(req, res, next)],
     onUnauthenticated: (outcome) => metrics.unauthenticatedRequests.inc({ outcome }),
   });
-  recorder = r = scimRequestLog(bridge.db);
+  recorder = r = scimRequestLog(bridge.bookkeeping);
 });
 afterAll(async () => bridge.close());
 
@@ -52,13 +52,13 @@ describe("a flood of random tokens", () => {
     expect(await counted("rejected")).toBe(statuses.filter((s) => s === 401).length);
     expect(await counted("limited")).toBe(statuses.filter((s) => s === 429).length);
 
-    recorder.flush();
+    await recorder.flush();
     expect(bridge.db.select().from(logTable).where(eq(logTable.directoryId, bridge.directoryId)).all()).toEqual([]);
   });
 
   it("does not lock out the directory's own IdP on the same address, and its requests are logged", async () => {
     await bridge.scim.get("/Users").expect(200);
-    recorder.flush();
+    await recorder.flush();
     const rows = bridge.db.select().from(logTable).where(eq(logTable.directoryId, bridge.directoryId)).all();
     expect(rows.map((r) => [r.method, r.path, r.status])).toEqual([["GET", "/Users", 200]]);
   });

@@ -47,7 +47,7 @@ beforeAll(async () => {
       { path: "/admin/v1", router: (req, res, next) => admin!(req, res, next) },
     ],
   });
-  recorder = r = scimRequestLog(bridge.db, { log });
+  recorder = r = scimRequestLog(bridge.bookkeeping, { log });
   hook = postLoginHookRouter(bridge.db, hookSecret);
   admin = adminRouter({
     db: bridge.db,
@@ -67,7 +67,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  recorder.flush();
+  await recorder.flush();
   const rows = bridge.db.select().from(logTable).all();
   const stored = JSON.stringify(rows);
   const logged = lines.join("");

@@ -1,3 +1,4 @@
+import type { SqlStore } from "../../src/directory/sql.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -37,6 +38,9 @@ export interface TestBridge extends TestDirectory {
   app: Express;
   db: Db;
   sqlite: Database.Database;
+  /** The bridge's main store (SCIM writes and reads) and its bookkeeping store (request log, token use). */
+  store: SqlStore;
+  bookkeeping: SqlStore;
   server: Server;
   /** http://127.0.0.1:<port> */
   origin: string;
@@ -186,6 +190,8 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     app,
     db,
     sqlite,
+    store: bridge.store,
+    bookkeeping: bridge.bookkeeping,
     server,
     origin,
     http,

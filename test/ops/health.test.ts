@@ -1,3 +1,4 @@
+import { sqliteStore } from "../../src/directory/sql.js";
 import { afterEach, describe, expect, it } from "vitest";
 import express from "express";
 import request from "supertest";
@@ -21,9 +22,9 @@ const appWith = (options: HealthOptions) => express().use(healthRouter(options))
 
 describe("/healthz and /readyz", () => {
   it("are both 200 when the database answers and the worker polled recently", async () => {
-    const { db } = open();
+    const store = sqliteStore(open().sqlite);
     const now = 1_000_000;
-    const app = appWith({ db, worker: { lastTickAt: now - 200 }, now: () => now });
+    const app = appWith({ store, worker: { lastTickAt: now - 200 }, now: () => now });
     const health = await request(app).get("/healthz").expect(200);
     expect(health.body).toEqual({ status: "ok" });
     const ready = await request(app).get("/readyz").expect(200);
@@ -31,18 +32,18 @@ describe("/healthz and /readyz", () => {
     expect(ready.headers["cache-control"]).toBe("no-store");
   });
 
-  it("accepts the better-sqlite3 connection as well as the drizzle handle", async () => {
+  it("is ready without a worker when the store runs a read", async () => {
     const { sqlite } = open();
-    await request(appWith({ db: sqlite }))
+    await request(appWith({ store: sqliteStore(sqlite) }))
       .get("/readyz")
       .expect(200, { status: "ok", checks: { database: "ok" } });
   });
 
   it("is not ready, naming the worker, when the worker stopped polling or never started", async () => {
-    const { db } = open();
+    const store = sqliteStore(open().sqlite);
     const now = 1_000_000;
     const worker = { lastTickAt: now - 20_000 };
-    const app = appWith({ db, worker, now: () => now, staleAfterMs: 15_000 });
+    const app = appWith({ store, worker, now: () => now, staleAfterMs: 15_000 });
     const stale = await request(app).get("/readyz").expect(503);
     expect(stale.body).toMatchObject({ status: "unavailable", checks: { database: "ok", worker: "stale" } });
     expect(stale.body.problems).toEqual(["worker: last polled 20 s ago (limit 15 s)"]);
@@ -59,7 +60,7 @@ describe("/healthz and /readyz", () => {
 
   it("is not ready, naming the database, when the database cannot be queried", async () => {
     const o = open();
-    const app = appWith({ db: o.db, worker: { lastTickAt: Date.now() } });
+    const app = appWith({ store: sqliteStore(o.sqlite), worker: { lastTickAt: Date.now() } });
     o.close();
     const res = await request(app).get("/readyz").expect(503);
     expect(res.body.checks).toEqual({ database: "unreachable", worker: "ok" });
@@ -68,9 +69,9 @@ describe("/healthz and /readyz", () => {
   });
 
   it("turns not ready once a graceful shutdown starts, so that traffic drains away", async () => {
-    const { db } = open();
+    const store = sqliteStore(open().sqlite);
     let stopping = false;
-    const app = appWith({ db, shuttingDown: () => stopping });
+    const app = appWith({ store, shuttingDown: () => stopping });
     await request(app).get("/readyz").expect(200);
     stopping = true;
     const res = await request(app).get("/readyz").expect(503);
@@ -91,9 +92,9 @@ describe("/readyz and the Auth0 tenant checks", () => {
   });
 
   it("is not ready until the first check finished, then ready when the tenant is usable", async () => {
-    const { db } = open();
+    const store = sqliteStore(open().sqlite);
     let current: TenantReport | undefined;
-    const app = appWith({ db, tenant: { current: () => current } });
+    const app = appWith({ store, tenant: { current: () => current } });
     const checking = await request(app).get("/readyz").expect(503);
     expect(checking.body.checks.auth0).toBe("checking");
     current = report({});
@@ -106,7 +107,7 @@ describe("/readyz and the Auth0 tenant checks", () => {
   });
 
   it("says unauthorised with the token check's reason and fix", async () => {
-    const { db } = open();
+    const store = sqliteStore(open().sqlite);
     const current = report({
       ok: false,
       auth0: "unauthorised",
@@ -119,7 +120,7 @@ describe("/readyz and the Auth0 tenant checks", () => {
         },
       ],
     });
-    const res = await request(appWith({ db, tenant: { current: () => current } }))
+    const res = await request(appWith({ store, tenant: { current: () => current } }))
       .get("/readyz")
       .expect(503);
     expect(res.body.checks.auth0).toBe("unauthorised");
@@ -129,7 +130,7 @@ describe("/readyz and the Auth0 tenant checks", () => {
   });
 
   it("a failed hook or role check is reported by doctor but leaves the instance ready", async () => {
-    const { db } = open();
+    const store = sqliteStore(open().sqlite);
     const current = report({
       ok: false,
       checks: [
@@ -137,7 +138,7 @@ describe("/readyz and the Auth0 tenant checks", () => {
         { id: "role:admin", status: "fail", summary: "role missing" },
       ],
     });
-    const res = await request(appWith({ db, tenant: { current: () => current } }))
+    const res = await request(appWith({ store, tenant: { current: () => current } }))
       .get("/readyz")
       .expect(200);
     expect(res.body.auth0.failedChecks).toEqual(["hook", "role:admin"]);

@@ -1,3 +1,4 @@
+import { sqliteStore } from "../../src/directory/sql.js";
 import { afterEach, describe, expect, it } from "vitest";
 import express from "express";
 import request from "supertest";
@@ -81,7 +82,7 @@ describe("/metrics", () => {
       organizationLabel: (id) => (id === "org-1" ? "acme" : id),
       defaultMetrics: false,
     });
-    metrics.setQueueDepthSource(() => queueDepthFromDb(o.db));
+    metrics.setQueueDepthSource(() => queueDepthFromDb(sqliteStore(o.sqlite)));
     const limiter = new RateLimiter(rateProfile("essentials"));
     metrics.setRateBudgetSource(() => limiter.snapshot());
     const app = bridgeLikeApp(metrics);
@@ -197,7 +198,7 @@ describe("/metrics", () => {
     const o = openDatabase("sqlite::memory:");
     opened.push(o);
     const metrics = createMetrics({ defaultMetrics: false });
-    metrics.setQueueDepthSource(() => queueDepthFromDb(o.db));
+    metrics.setQueueDepthSource(() => queueDepthFromDb(sqliteStore(o.sqlite)));
     const app = bridgeLikeApp(metrics);
     runSync(o.db, enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision }));
     expect((await request(app).get("/metrics")).text).toContain(
@@ -215,7 +216,7 @@ describe("/metrics", () => {
     const acme = onboardOrganization(o.db, { slug: "acme" }, changeBy({ type: "operator", id: "test" })).organization;
     const metrics = createMetrics({
       defaultMetrics: false,
-      organizationLabel: organizationSlugs(o.db),
+      organizationLabel: organizationSlugs(sqliteStore(o.sqlite)),
       now: () => 10_000,
     });
     metrics.workerEvents.onOutcome?.(

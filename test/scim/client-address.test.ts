@@ -4,6 +4,7 @@
  * one client guessing tokens cannot lock every other client out; without it, a forged header moves
  * nothing.
  */
+import { sqliteStore } from "../../src/directory/sql.js";
 import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
@@ -17,7 +18,7 @@ function app(trustProxy: false | number | string[]) {
   opened = openDatabase("sqlite::memory:");
   const http = supertest(
     createApp({
-      db: opened.db,
+      store: sqliteStore(opened.sqlite),
       publicUrl: "http://localhost",
       unauthenticatedLimit: { ratePerSecond: 0.001, burst: 2 },
       trustProxy,

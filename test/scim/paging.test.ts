@@ -1,3 +1,4 @@
+import { sqliteStore } from "../../src/directory/sql.js";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -61,7 +62,7 @@ it("keeps each database's page anchors to itself: a copy served by a second app 
   const copy = openDatabase(`sqlite:${copyPath}`);
   try {
     // Same directory id and token as the original: only the database differs.
-    const other = scimClient(createApp({ db: copy.db, publicUrl: bridge.origin }), dir);
+    const other = scimClient(createApp({ store: sqliteStore(copy.sqlite), publicUrl: bridge.origin }), dir);
     const original = await everything();
     await dir.scim.delete(`/Users/${original[0]}`).expect(204);
     // The copy (still holding that user) walks its first page and records where its second begins.
