@@ -77,7 +77,7 @@ const byIdPath = /^\/(?:(users)|groups)\/([^/?%]+)\/?(?:\?|$)/i;
 
 /**
  * The busiest SCIM requests, GET by id, answered before the resource routers: the same route
- * templates, parameters and read (runRead through `read`) as `GET /Users/:id` in ./users.ts, without
+ * templates, parameters and read (readOp through `read`) as `GET /Users/:id` in ./users.ts, without
  * Express's per-router dispatch and parameter merging, and with the query string parsed once (Express 5
  * parses it again on every `req.query`). Any other request passes on unchanged.
  */

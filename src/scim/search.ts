@@ -6,7 +6,7 @@ import { sendRead } from "./respond.js";
 
 /**
  * POST /.search at the base URL (RFC 7644 §3.4.3): one filter over every resource type, a read like
- * the others (runRead's "search" in ./reads.ts: Users then Groups, paged through the concatenation).
+ * the others (readOp's "search" in ./reads.ts: Users then Groups, paged through the concatenation).
  */
 export function rootSearchRoutes(read: Reader): Router {
   const router = Router({ mergeParams: true });

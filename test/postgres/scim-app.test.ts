@@ -1,0 +1,104 @@
+/**
+ * The SCIM app over a store of either dialect: the token check, writes through the write queue (group
+ * commit on SQLite, a transaction each on PostgreSQL), reads in one unit each, and /readyz. Two stores
+ * on one database stand for two instances: a token revoked through one is refused by the other at
+ * its very next request.
+ */
+import express from "express";
+import supertest from "supertest";
+import { afterAll, describe, expect, it } from "vitest";
+import { createDirectory } from "../../src/directory/directories.js";
+import { openDatabase } from "../../src/directory/database.js";
+import { postgresStore, sqliteStore, type SqlStore } from "../../src/directory/sql.js";
+import { issueScimToken, revokeScimToken } from "../../src/directory/tokens.js";
+import { changeBy } from "../../src/directory/write-context.js";
+import { createApp } from "../../src/http/app.js";
+import { healthRouter } from "../../src/http/health.js";
+import { seedOrganization, storeDialects } from "../support/store-dialects.js";
+
+const operator = changeBy({ type: "operator", id: "test" });
+const scimType = "application/scim+json";
+
+describe.each(storeDialects())("the SCIM app on $name", (dialect) => {
+  afterAll(() => dialect.cleanup());
+
+  const setup = async () => {
+    const [store, other] = await dialect.openTwo();
+    await store.write(seedOrganization());
+    const directory = await store.write(createDirectory({ organizationId: "org_1" }, operator));
+    const issued = await store.write(issueScimToken({ directoryId: directory.id }, operator));
+    const client = (s: SqlStore) => {
+      const http = supertest(createApp({ store: s, publicUrl: "http://localhost" }));
+      const auth = (t: supertest.Test) => t.set("Authorization", `Bearer ${issued.token}`);
+      const base = `/scim/v2/${directory.id}`;
+      return {
+        get: (path: string) => auth(http.get(`${base}${path}`)),
+        post: (path: string, body: unknown) =>
+          auth(http.post(`${base}${path}`))
+            .set("Content-Type", scimType)
+            .send(JSON.stringify(body)),
+        patch: (path: string, body: unknown) =>
+          auth(http.patch(`${base}${path}`))
+            .set("Content-Type", scimType)
+            .send(JSON.stringify(body)),
+        delete: (path: string) => auth(http.delete(`${base}${path}`)),
+      };
+    };
+    return { store, other, directory, issued, one: client(store), two: client(other) };
+  };
+
+  it("creates, reads, filters, patches and deletes a user, each answer seen by the other instance", async () => {
+    const { one, two } = await setup();
+    const created = await one
+      .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "Ada@Example.com" })
+      .expect(201);
+    const id = created.body.id as string;
+    expect(created.headers.location).toContain(`/Users/${id}`);
+    const read = await two.get(`/Users/${id}`).expect(200);
+    expect(read.body.userName).toBe("Ada@Example.com");
+    expect(read.headers.etag).toBe(created.headers.etag);
+    const found = await two.get(`/Users?filter=${encodeURIComponent('userName eq "ada@example.com"')}`).expect(200);
+    expect(found.body.totalResults).toBe(1);
+    expect(found.body.Resources[0].id).toBe(id);
+    // A userName taken already is a conflict, and the first user stays as it was.
+    await two
+      .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: "ada@example.com" })
+      .expect(409);
+    await two
+      .patch(`/Users/${id}`, {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [{ op: "replace", path: "active", value: false }],
+      })
+      .expect(204);
+    expect((await one.get(`/Users/${id}`).expect(200)).body.active).toBe(false);
+    await one.delete(`/Users/${id}`).expect(204);
+    await two.get(`/Users/${id}`).expect(404);
+  });
+
+  it("refuses a token revoked through another instance at the next request", async () => {
+    const { other, directory, issued, one } = await setup();
+    await one.get("/Users").expect(200);
+    await other.write(
+      revokeScimToken({ organizationId: "org_1", directoryId: directory.id, tokenId: issued.record.id }, operator),
+    );
+    await one.get("/Users").expect(401);
+  });
+
+  it("is ready while the store runs a read, and 503 naming the database when it cannot", async () => {
+    const { store } = await setup();
+    await supertest(express().use(healthRouter({ store })))
+      .get("/readyz")
+      .expect(200, { status: "ok", checks: { database: "ok" } });
+    // A store that cannot run a read: a closed SQLite connection, a PostgreSQL server nobody listens for.
+    const broken =
+      dialect.name === "SQLite"
+        ? sqliteStore(openDatabase("sqlite::memory:").sqlite)
+        : postgresStore("postgresql://nobody@127.0.0.1:1/none", { connectTimeoutMs: 2_000 });
+    await broken.close();
+    const res = await supertest(express().use(healthRouter({ store: broken })))
+      .get("/readyz")
+      .expect(503);
+    expect(res.body.checks).toEqual({ database: "unreachable" });
+    expect(res.body.problems[0]).toMatch(/^database: /);
+  });
+});
