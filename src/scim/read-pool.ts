@@ -8,6 +8,10 @@
  * so a read that runs past its time budget is cancelled by terminating its thread, which is then
  * replaced; the request answers 503 with Retry-After. A thread that dies for any other reason is
  * replaced the same way and its request answers 503: never a hang.
+ *
+ * SQLite only: one writer and synchronous reads make the main thread the bottleneck there. On
+ * PostgreSQL there is no pool: every read is one `store.read` of the main store (./routes.ts), the
+ * server does the work, and instances scale reads out.
  */
 import type { Worker } from "node:worker_threads";
 import { startModuleWorker } from "../paths.js";
