@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { scimRequestLog as logTable } from "../../db/schema.js";
 import { adminRouter } from "../../src/http/admin-router.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { onboardOrganization } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { notFound, uniqueness } from "../../src/errors.js";
@@ -31,15 +32,16 @@ afterEach(() => opened?.close());
 
 function setup(options: ScimRequestLogOptions = {}) {
   opened = openDatabase("sqlite::memory:");
-  const { db } = opened;
+  const { db, sqlite } = opened;
+  const store = sqliteStore(sqlite);
   const operator = { type: "operator" as const, id: "test" };
   const one = onboardOrganization(db, { slug: "one" }, changeBy(operator));
   const two = onboardOrganization(db, { slug: "two" }, changeBy(operator));
   const log = pino({ level: "silent" });
-  const recorder = scimRequestLog(db, options);
+  const recorder = scimRequestLog(store, options);
   const scim = Router({ mergeParams: true });
   scim.use(
-    scimBearerAuth(db, (_req, res, p) => {
+    scimBearerAuth(store, (_req, res, p) => {
       res.locals.scim = {
         directoryId: p.directoryId,
         organizationId: p.organizationId,
@@ -87,7 +89,7 @@ describe("SCIM request log", () => {
     const missing = await t.scimOne("get", "/Users/1234").expect(404);
     const clash = await t.scimOne("post", "/Users").send({ userName: "ada@example.com" }).expect(409);
     await t.scimTwo("get", "/Users").expect(200);
-    t.recorder.flush();
+    await t.recorder.flush();
 
     const mine = t.rows(t.one.directory.id);
     expect(mine.map((r) => [r.method, r.path, r.status, r.scimType, r.detail])).toEqual([
@@ -105,7 +107,7 @@ describe("SCIM request log", () => {
     await t
       .scimOne("get", "/Users?filter=userName%20eq%20%22grace.hopper%40navy.example%22&startIndex=1&count=100")
       .expect(200);
-    t.recorder.flush();
+    await t.recorder.flush();
     const [row] = t.rows(t.one.directory.id);
     expect(row!.path).toBe("/Users?filter&startIndex&count");
     expect(JSON.stringify(t.db.select().from(logTable).all())).not.toContain("grace");
@@ -122,7 +124,7 @@ describe("SCIM request log", () => {
       .set("Authorization", `Bearer ${t.two.token.token}`)
       .expect(401);
     await t.http.get("/scim/v2/dir-doesnotexist/Users").set("Authorization", "Bearer wrong").expect(401);
-    t.recorder.flush();
+    await t.recorder.flush();
     expect(t.rows(t.one.directory.id).map((r) => r.status)).toEqual([200]);
     expect(t.rows("dir-doesnotexist")).toEqual([]);
     expect(t.rows(t.two.directory.id)).toEqual([]);
@@ -132,13 +134,13 @@ describe("SCIM request log", () => {
     let recorder: ScimRequestLogMiddleware | undefined;
     const bridge = await createTestBridge({ scimMiddleware: [(req, res, next) => recorder!(req, res, next)] });
     try {
-      recorder = scimRequestLog(bridge.db);
+      recorder = scimRequestLog(bridge.bookkeeping);
       await bridge.scim
         .get("/Users?filter=" + encodeURIComponent('userName eq "grace@navy.example" and meta.created gt "grace"'))
         .expect(400);
       const emails = Array.from({ length: 101 }, (_, i) => ({ value: `grace${i}@navy.example` }));
       await bridge.scim.post("/Users", { userName: "grace@navy.example", emails }).expect(400);
-      recorder.flush();
+      await recorder.flush();
       const rows = bridge.db
         .select()
         .from(logTable)
@@ -166,7 +168,7 @@ describe("SCIM request log", () => {
     const t = setup({ keepPerDirectory: 25, trimEvery: 10, maxBuffered: 5 });
     await t.scimTwo("get", "/Users").expect(200);
     for (let i = 0; i < 63; i++) await t.scimOne("get", `/Users/${i}`).expect(404);
-    t.recorder.flush();
+    await t.recorder.flush();
     const kept = t.rows(t.one.directory.id);
     expect(kept.length).toBeGreaterThanOrEqual(25);
     expect(kept.length).toBeLessThan(25 + 10);
@@ -181,7 +183,7 @@ describe("SCIM request log", () => {
     await t.scimOne("get", "/Users").expect(200);
     await t.scimOne("get", "/Users/1").expect(404);
     await t.scimOne("get", "/Users").expect(200);
-    t.recorder.flush();
+    await t.recorder.flush();
     const admin = (path: string) =>
       t.http
         .get(`/admin/v1/organizations/one/directories/${t.one.directory.id}${path}`)
