@@ -26,7 +26,9 @@ export function resultSetKey(directoryId: string, resourceType: string, filter: 
 
 /**
  * The anchors of one SCIM app (one per bridge): they describe that bridge's database only, so two
- * bridges in one process never share them. Bounded: the oldest entry goes first.
+ * bridges in one process never share them. Bounded: the oldest entry goes first. Correct with several
+ * instances on one PostgreSQL database: a write by another instance moves the directory's generation,
+ * which each page reads in its own read unit before trusting an anchor.
  */
 export class PageAnchors {
   readonly #anchors = new Map<string, Anchor>();
