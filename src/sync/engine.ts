@@ -1,7 +1,7 @@
 import type { ManagementClient } from "auth0";
 import { Auth0Gateway, type CallObserver, type OutagePolicy, type RevokeResult } from "../auth0/gateway.js";
 import { RateLimiter, rateProfile, type Auth0Plan } from "../auth0/rate-limiter.js";
-import type { Db } from "../directory/database.js";
+import { transitionalDb, type SqlStore } from "../directory/sql.js";
 import { conflict } from "../errors.js";
 import type { Logger } from "pino";
 import { createDriftReconciler } from "./drift.js";
@@ -13,11 +13,11 @@ import { Lane } from "../directory/outbox.js";
 import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
 import { Worker, type BackoffPolicy, type WorkerEvents } from "./worker.js";
-import { runSync } from "../directory/store-op.js";
 import { linkedAuth0UserId } from "./inputs.js";
 
 export interface SyncEngineOptions {
-  db: Db;
+  /** The bookkeeping store: job queue, applied state, rate budget. */
+  store: SqlStore;
   client: ManagementClient;
   plan: Auth0Plan;
   /** AUTH0_RATE_SCALE: multiplies the plan's refill rates (raised limits, or a time-compressed emulator). */
@@ -57,7 +57,7 @@ export interface SyncEngine {
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const limiter = new RateLimiter(rateProfile(options.plan), {
     rateScale: options.rateScale ?? 1,
-    shared: new DatabaseBudget(options.db, options.tenant ?? "default"),
+    shared: new DatabaseBudget(transitionalDb(options.store, "the shared rate budget"), options.tenant ?? "default"),
   });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
     ...(options.invitationClientId ? { invitationClientId: options.invitationClientId } : {}),
@@ -65,14 +65,14 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   });
   const batcher = new MembershipBatcher(gateway);
   const deps: SyncDeps = {
-    db: options.db,
+    store: options.store,
     gateway,
     batcher,
     failures: auth0FailureSink(options.log, options.onAuth0Failure),
     ...(options.invitations ? { invitations: options.invitations } : {}),
   };
   const worker = new Worker({
-    db: options.db,
+    db: transitionalDb(options.store, "the job queue"),
     handlers: {
       user: createUserReconciler(deps),
       group: createGroupReconciler(deps),
@@ -92,7 +92,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     worker,
     deps,
     async signOut(userId) {
-      const auth0UserId = runSync(options.db, linkedAuth0UserId(userId));
+      const auth0UserId = await options.store.read(linkedAuth0UserId(userId));
       if (!auth0UserId) throw conflict("the user is not linked to an Auth0 user yet, so it has no sessions to end");
       return gateway.revokeAccess(auth0UserId, Lane.deprovision);
     },
