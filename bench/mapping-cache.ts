@@ -25,6 +25,8 @@ import { startEmulator } from "../src/emulator/index.js";
 import { checkTenant } from "../src/sync/tenant-checks.js";
 import { decidePostLogin } from "../src/sync/post-login.js";
 import { runSync, writeSync } from "../src/directory/store-op.js";
+import { sqliteStore } from "../src/directory/sql.js";
+import { connectionOf } from "../src/directory/statements.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number): number => {
@@ -70,7 +72,7 @@ async function tenant(db: Db): Promise<void> {
       clientSecret: "s",
       managementUrl: emulator.url,
     } as Parameters<typeof checkTenant>[0]["auth0"],
-    db,
+    store: sqliteStore(connectionOf(db)),
     publicUrl: "http://127.0.0.1:9",
     hookSecret: undefined,
     timeoutMs: 2000,
