@@ -334,7 +334,8 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     },
     { path: "/", router: metricsRouter(metrics) },
   ];
-  if (hookSecret) productRouters.push({ path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) });
+  if (hookSecret)
+    productRouters.push({ path: "/hooks/auth0/post-login", router: postLoginHookRouter(mainStore, hookSecret) });
   else
     log.warn(
       "AUTH0_HOOK_SECRET is not set: POST /hooks/auth0/post-login is off, so logins are not checked against the directory",
