@@ -31,6 +31,8 @@ import { changeBy } from "../src/directory/write-context.js";
 import { createApp } from "../src/http/app.js";
 import { healthRouter } from "../src/http/health.js";
 import { postLoginHookRouter, signPostLoginBody } from "../src/http/post-login-hook.js";
+import { sqliteStore } from "../src/directory/sql.js";
+import { connectionOf } from "../src/directory/statements.js";
 import {
   scimConcurrencyDefault,
   scimLoopBudgetDefaults,
@@ -158,7 +160,7 @@ async function serve(dbPath: string): Promise<void> {
       ...(process.env.BENCH_NO_SHEDDING ? { shedWhenBehind: false } : {}),
     },
     extraRouters: [
-      { path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) },
+      { path: "/hooks/auth0/post-login", router: postLoginHookRouter(sqliteStore(connectionOf(db)), hookSecret) },
       { path: "/", router: healthRouter({ db: sqlite, shuttingDown: () => false }) },
     ],
   });
