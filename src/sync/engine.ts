@@ -12,7 +12,7 @@ import { MembershipBatcher } from "./membership-batcher.js";
 import { Lane } from "../directory/outbox.js";
 import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
-import { Worker, type BackoffPolicy, type WorkerEvents } from "./worker.js";
+import { sqliteJobQueue, Worker, type BackoffPolicy, type WorkerEvents } from "./worker.js";
 import { linkedAuth0UserId } from "./inputs.js";
 
 export interface SyncEngineOptions {
@@ -57,6 +57,8 @@ export interface SyncEngine {
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const limiter = new RateLimiter(rateProfile(options.plan), {
     rateScale: options.rateScale ?? 1,
+    // The limiter's synchronous budget updates its local view within the call, which only SQLite's
+    // synchronous connection can answer; on PostgreSQL the asynchronous budget (claims) takes its place.
     shared: new DatabaseBudget(transitionalDb(options.store, "the shared rate budget"), options.tenant ?? "default"),
   });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
@@ -72,7 +74,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     ...(options.invitations ? { invitations: options.invitations } : {}),
   };
   const worker = new Worker({
-    db: transitionalDb(options.store, "the job queue"),
+    queue: sqliteJobQueue(options.store),
     handlers: {
       user: createUserReconciler(deps),
       group: createGroupReconciler(deps),
