@@ -1,6 +1,12 @@
 import type { ManagementClient } from "auth0";
 import { Auth0Gateway, type CallObserver, type OutagePolicy, type RevokeResult } from "../auth0/gateway.js";
-import { RateLimiter, rateProfile, type Auth0Plan } from "../auth0/rate-limiter.js";
+import {
+  RateLimiter,
+  rateProfile,
+  type AsyncSharedBudget,
+  type Auth0Plan,
+  type SharedBudget,
+} from "../auth0/rate-limiter.js";
 import { transitionalDb, type SqlStore } from "../directory/sql.js";
 import { conflict } from "../errors.js";
 import type { Logger } from "pino";
@@ -12,12 +18,16 @@ import { MembershipBatcher } from "./membership-batcher.js";
 import { Lane } from "../directory/outbox.js";
 import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
-import { sqliteJobQueue, Worker, type BackoffPolicy, type WorkerEvents } from "./worker.js";
+import { sqliteJobQueue, Worker, type BackoffPolicy, type JobQueue, type WorkerEvents } from "./worker.js";
 import { linkedAuth0UserId } from "./inputs.js";
 
 export interface SyncEngineOptions {
   /** The bookkeeping store: job queue, applied state, rate budget. */
   store: SqlStore;
+  /** The job queue; default the SQLite queue on `store` (on PostgreSQL, pgJobQueue). */
+  queue?: JobQueue;
+  /** The tenant's shared rate budget; default the SQLite one on `store` (on PostgreSQL, PostgresBudget). */
+  budget?: SharedBudget | AsyncSharedBudget;
   client: ManagementClient;
   plan: Auth0Plan;
   /** AUTH0_RATE_SCALE: multiplies the plan's refill rates (raised limits, or a time-compressed emulator). */
@@ -59,7 +69,9 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     rateScale: options.rateScale ?? 1,
     // The limiter's synchronous budget updates its local view within the call, which only SQLite's
     // synchronous connection can answer; on PostgreSQL the asynchronous budget (claims) takes its place.
-    shared: new DatabaseBudget(transitionalDb(options.store, "the shared rate budget"), options.tenant ?? "default"),
+    shared:
+      options.budget ??
+      new DatabaseBudget(transitionalDb(options.store, "the shared rate budget"), options.tenant ?? "default"),
   });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
     ...(options.invitationClientId ? { invitationClientId: options.invitationClientId } : {}),
@@ -74,7 +86,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     ...(options.invitations ? { invitations: options.invitations } : {}),
   };
   const worker = new Worker({
-    queue: sqliteJobQueue(options.store),
+    queue: options.queue ?? sqliteJobQueue(options.store),
     handlers: {
       user: createUserReconciler(deps),
       group: createGroupReconciler(deps),
