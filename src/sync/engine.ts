@@ -7,7 +7,10 @@ import {
   type Auth0Plan,
   type SharedBudget,
 } from "../auth0/rate-limiter.js";
-import { transitionalDb, type SqlStore } from "../directory/sql.js";
+import { PostgresBudget } from "../directory/pg/budget.js";
+import { withAdvisoryLock } from "../directory/pg/locks.js";
+import { postgresPoolOf, transitionalDb, type SqlStore } from "../directory/sql.js";
+import { pgJobQueue } from "./pg-job-queue.js";
 import { conflict } from "../errors.js";
 import type { Logger } from "pino";
 import { createDriftReconciler } from "./drift.js";
@@ -18,15 +21,15 @@ import { MembershipBatcher } from "./membership-batcher.js";
 import { Lane } from "../directory/outbox.js";
 import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
-import { sqliteJobQueue, Worker, type BackoffPolicy, type JobQueue, type WorkerEvents } from "./worker.js";
+import { backoffMs, sqliteJobQueue, Worker, type BackoffPolicy, type JobQueue, type WorkerEvents } from "./worker.js";
 import { linkedAuth0UserId } from "./inputs.js";
 
 export interface SyncEngineOptions {
   /** The bookkeeping store: job queue, applied state, rate budget. */
   store: SqlStore;
-  /** The job queue; default the SQLite queue on `store` (on PostgreSQL, pgJobQueue). */
+  /** The job queue; default the store's: the SQLite queue, or on PostgreSQL pgJobQueue on its pool. */
   queue?: JobQueue;
-  /** The tenant's shared rate budget; default the SQLite one on `store` (on PostgreSQL, PostgresBudget). */
+  /** The tenant's shared rate budget; default the store's: DatabaseBudget, or on PostgreSQL PostgresBudget. */
   budget?: SharedBudget | AsyncSharedBudget;
   client: ManagementClient;
   plan: Auth0Plan;
@@ -65,17 +68,24 @@ export interface SyncEngine {
 
 /** Wires the sync engine: limiter → gateway → batcher → reconcilers → worker. */
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
+  const tenant = options.tenant ?? "default";
+  // On PostgreSQL several instances share the database: the queue's claims, the rate budget and
+  // the gateway's list rewrites coordinate through the pool (their own short transactions and locks).
+  const pool = postgresPoolOf(options.store);
   const limiter = new RateLimiter(rateProfile(options.plan), {
     rateScale: options.rateScale ?? 1,
     // The limiter's synchronous budget updates its local view within the call, which only SQLite's
     // synchronous connection can answer; on PostgreSQL the asynchronous budget (claims) takes its place.
     shared:
       options.budget ??
-      new DatabaseBudget(transitionalDb(options.store, "the shared rate budget"), options.tenant ?? "default"),
+      (pool
+        ? new PostgresBudget(pool, tenant)
+        : new DatabaseBudget(transitionalDb(options.store, "the shared rate budget"), tenant)),
   });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
     ...(options.invitationClientId ? { invitationClientId: options.invitationClientId } : {}),
     ...(options.outage ? { outage: options.outage } : {}),
+    ...(pool ? { crossInstanceLock: (key, fn) => withAdvisoryLock(pool, key, () => fn()) } : {}),
   });
   const batcher = new MembershipBatcher(gateway);
   const deps: SyncDeps = {
@@ -86,7 +96,13 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     ...(options.invitations ? { invitations: options.invitations } : {}),
   };
   const worker = new Worker({
-    queue: options.queue ?? sqliteJobQueue(options.store),
+    queue:
+      options.queue ??
+      (pool
+        ? pgJobQueue(pool, options.store, {
+            backoffMs: (attempt, lane) => backoffMs(attempt, lane, Math.random, options.backoff),
+          })
+        : sqliteJobQueue(options.store)),
     handlers: {
       user: createUserReconciler(deps),
       group: createGroupReconciler(deps),

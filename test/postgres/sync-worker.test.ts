@@ -1,7 +1,8 @@
 /**
  * The sync engine's worker on PostgreSQL: a user created through the store ops is provisioned in
- * the (emulated) Auth0 tenant end to end, with the job claimed, leased and finished by the
- * PostgreSQL queue (pgJobQueue over PgOutbox) and the rate budget shared through PostgresBudget.
+ * the (emulated) Auth0 tenant end to end. Given a PostgreSQL store, createSyncEngine claims, leases
+ * and finishes jobs with the PostgreSQL queue (pgJobQueue over PgOutbox) and shares the rate budget
+ * through PostgresBudget.
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +10,6 @@ import { createManagementClient } from "../../src/auth0/client.js";
 import { createDirectory } from "../../src/directory/directories.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { createOrganization } from "../../src/directory/organizations.js";
-import { PostgresBudget } from "../../src/directory/pg/budget.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
 import { postgresStore, type SqlStore } from "../../src/directory/sql.js";
 import { createUser } from "../../src/directory/users.js";
@@ -17,8 +17,6 @@ import { changeBy } from "../../src/directory/write-context.js";
 import { startEmulator, type RunningEmulator } from "../../src/emulator/index.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createSyncEngine, type SyncEngine } from "../../src/sync/engine.js";
-import { pgJobQueue } from "../../src/sync/pg-job-queue.js";
-import { backoffMs } from "../../src/sync/worker.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "../support/postgres.js";
 
 const operator = { type: "operator", id: "test" } as const;
@@ -84,9 +82,8 @@ describe.skipIf(postgresUnavailable !== "")("the sync worker on PostgreSQL", () 
         { maxRetries: 0 },
       ),
       plan: "enterprise",
+      tenant: "tenant.example.auth0.com",
       pollMs: 10,
-      queue: pgJobQueue(pool, store, { backoffMs: (attempt, lane) => backoffMs(attempt, lane) }),
-      budget: new PostgresBudget(pool, "tenant.example.auth0.com"),
     });
     engine.worker.start();
 
