@@ -10,7 +10,7 @@ import {
 import { PostgresBudget } from "../directory/pg/budget.js";
 import { withAdvisoryLock } from "../directory/pg/locks.js";
 import { postgresPoolOf, transitionalDb, type SqlStore } from "../directory/sql.js";
-import { pgJobQueue } from "./pg-job-queue.js";
+import { pgJobQueue, pgJobWakeups } from "./pg-job-queue.js";
 import { conflict } from "../errors.js";
 import type { Logger } from "pino";
 import { createDriftReconciler } from "./drift.js";
@@ -103,6 +103,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
             backoffMs: (attempt, lane) => backoffMs(attempt, lane, Math.random, options.backoff),
           })
         : sqliteJobQueue(options.store)),
+    ...(pool ? { wakeups: pgJobWakeups(pool, options.events?.onError) } : {}),
     handlers: {
       user: createUserReconciler(deps),
       group: createGroupReconciler(deps),

@@ -5,9 +5,10 @@
  * database's clock). Expired leases are taken back inside each claim.
  */
 import type pg from "pg";
+import { JobListener } from "../directory/pg/job-listener.js";
 import { PgOutbox } from "../directory/pg/outbox.js";
 import type { SqlStore } from "../directory/sql.js";
-import { keysWithPendingDeprovision, type JobQueue } from "./worker.js";
+import { keysWithPendingDeprovision, type JobQueue, type WorkerOptions } from "./worker.js";
 
 export interface PgJobQueueOptions {
   /** Attempts before a provisioning/background job goes to dead (the worker's maxAttempts). */
@@ -47,5 +48,23 @@ export function pgJobQueue(pool: pg.Pool, store: SqlStore, options: PgJobQueueOp
     recoverExpired: () => Promise.resolve(),
     pendingDeprovision: (keys) => store.read(keysWithPendingDeprovision(keys)),
     prune: (before) => outbox.pruneDone(Math.max(0, Date.now() - before)),
+  };
+}
+
+/**
+ * The worker's wake-ups on PostgreSQL: a listener on the job channel (its own connection, with the
+ * pool's settings), so a job another instance enqueued or handed back starts at once.
+ */
+export function pgJobWakeups(pool: pg.Pool, onError?: (err: unknown) => void): NonNullable<WorkerOptions["wakeups"]> {
+  let listener: JobListener | undefined;
+  return {
+    start(wake) {
+      listener = new JobListener({ connection: pool.options, onWake: () => wake(), ...(onError ? { onError } : {}) });
+      listener.start();
+    },
+    async stop() {
+      await listener?.stop();
+      listener = undefined;
+    },
   };
 }

@@ -285,6 +285,11 @@ export interface WorkerEvents {
 export interface WorkerOptions {
   /** The job queue: sqliteJobQueue(store) on SQLite. */
   queue: JobQueue;
+  /**
+   * Wake-ups for jobs other processes enqueued (PostgreSQL LISTEN/NOTIFY), started and stopped with
+   * the worker; without them such jobs start at the next poll.
+   */
+  wakeups?: { start(wake: () => void): void; stop(): Promise<void> };
   handlers: Partial<Record<JobKind, JobHandler>>;
   /** Jobs in flight at once (Auth0 calls of different users overlap; one job per key at a time). */
   concurrency?: number;
@@ -394,6 +399,7 @@ export class Worker {
     if (this.running) return;
     this.running = true;
     this.unsubscribe = onJobEnqueued(() => this.notify());
+    this.options.wakeups?.start(() => this.notify());
     this.pollTimer = setInterval(() => this.notify(), this.pollMs);
     this.heartbeatTimer = setInterval(() => void this.renewLeases(), Math.max(1000, this.leaseMs / 3));
     this.pruneTimer = setInterval(() => void this.pruneDone(), 10 * 60_000);
@@ -445,6 +451,7 @@ export class Worker {
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
     clearInterval(this.pruneTimer);
+    await this.options.wakeups?.stop();
     for (const f of this.inFlight.values()) f.controller.abort();
     const all = Promise.all([...this.inFlight.values()].map((f) => f.done));
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);

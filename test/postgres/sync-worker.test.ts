@@ -44,6 +44,17 @@ describe.skipIf(postgresUnavailable !== "")("the sync worker on PostgreSQL", () 
     await database?.drop();
   });
 
+  async function drained(): Promise<void> {
+    const open = async () =>
+      (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM jobs WHERE state IN ('pending', 'running')"))
+        .rows[0]!.n;
+    const end = Date.now() + 20_000;
+    while ((await open()) > 0) {
+      if (Date.now() > end) throw new Error("the jobs did not finish in 20 s");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   it("provisions a directory user in Auth0 and records the job done and the user linked", async () => {
     const { organizationId, directoryId } = await store.write(
       (function* () {
@@ -83,18 +94,13 @@ describe.skipIf(postgresUnavailable !== "")("the sync worker on PostgreSQL", () 
       ),
       plan: "enterprise",
       tenant: "tenant.example.auth0.com",
-      pollMs: 10,
+      // Longer than the test waits: jobs enqueued after the start are claimed on wake-ups, never
+      // because the worker polled.
+      pollMs: 60_000,
     });
     engine.worker.start();
 
-    const open = async () =>
-      (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM jobs WHERE state IN ('pending', 'running')"))
-        .rows[0]!.n;
-    const end = Date.now() + 20_000;
-    while ((await open()) > 0) {
-      if (Date.now() > end) throw new Error("the jobs did not finish in 20 s");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await drained();
 
     const jobs = await pool.query<{ kind: string; state: string; last_error: string | null }>(
       "SELECT kind, state, last_error FROM jobs ORDER BY id",
@@ -107,5 +113,27 @@ describe.skipIf(postgresUnavailable !== "")("the sync worker on PostgreSQL", () 
       [user.id],
     );
     expect(link.rows[0]).toEqual({ auth0_user_id: auth0User!.user_id, last_error: null });
+  });
+
+  it("provisions a user created later through another store, without waiting for the worker's poll", async () => {
+    const other = postgresStore(database.url);
+    try {
+      const { organizationId, directoryId } = (
+        await pool.query<{ organizationId: string; directoryId: string }>(
+          `SELECT organization_id AS "organizationId", id AS "directoryId" FROM directories LIMIT 1`,
+        )
+      ).rows[0]!;
+      await other.write(
+        createUser({ ...changeBy(operator), organizationId, directoryId }, {
+          schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
+          userName: "grace@acme.example",
+          active: true,
+        } as Parameters<typeof createUser>[1]),
+      );
+    } finally {
+      await other.close();
+    }
+    await drained();
+    expect(emulator.state.usersByEmail("grace@acme.example")).toHaveLength(1);
   });
 });
