@@ -32,6 +32,7 @@ import { changeBy } from "../src/directory/write-context.js";
 import { createApp } from "../src/http/app.js";
 import { healthRouter } from "../src/http/health.js";
 import { postLoginHookRouter, signPostLoginBody } from "../src/http/post-login-hook.js";
+import { connectionOf } from "../src/directory/statements.js";
 import {
   scimConcurrencyDefault,
   scimLoopBudgetDefaults,
@@ -159,7 +160,7 @@ async function serve(dbPath: string): Promise<void> {
       ...(process.env.BENCH_NO_SHEDDING ? { shedWhenBehind: false } : {}),
     },
     extraRouters: [
-      { path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) },
+      { path: "/hooks/auth0/post-login", router: postLoginHookRouter(sqliteStore(sqlite), hookSecret) },
       { path: "/", router: healthRouter({ store: sqliteStore(sqlite), shuttingDown: () => false }) },
     ],
   });

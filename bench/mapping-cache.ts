@@ -25,6 +25,8 @@ import { startEmulator } from "../src/emulator/index.js";
 import { checkTenant } from "../src/sync/tenant-checks.js";
 import { decidePostLogin } from "../src/sync/post-login.js";
 import { runSync, writeSync } from "../src/directory/store-op.js";
+import { sqliteStore } from "../src/directory/sql.js";
+import { connectionOf } from "../src/directory/statements.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number): number => {
@@ -70,7 +72,7 @@ async function tenant(db: Db): Promise<void> {
       clientSecret: "s",
       managementUrl: emulator.url,
     } as Parameters<typeof checkTenant>[0]["auth0"],
-    db,
+    store: sqliteStore(connectionOf(db)),
     publicUrl: "http://127.0.0.1:9",
     hookSecret: undefined,
     timeoutMs: 2000,
@@ -86,7 +88,8 @@ async function tenant(db: Db): Promise<void> {
   await emulator.close();
 }
 
-function hook(db: Db): void {
+async function hook(db: Db): Promise<void> {
+  const store = sqliteStore(connectionOf(db));
   const onboarded = onboardOrganization(db, { slug: "hook-org", connection: DB_CONNECTION }, changeBy(operator));
   writeSync(db, saveMappingVersion(onboarded.organization.id, mappingVariant(0), { actor: operator }));
   const ctx = {
@@ -113,11 +116,11 @@ function hook(db: Db): void {
     connection: { name: DB_CONNECTION, strategy: "auth0" },
   });
   // First logins link each user (one write each); the measured calls are later logins.
-  for (let i = 0; i < users; i++) decidePostLogin(db, event(i));
-  for (let i = 0; i < 2000; i++) decidePostLogin(db, event(i));
+  for (let i = 0; i < users; i++) await decidePostLogin(store, event(i));
+  for (let i = 0; i < 2000; i++) await decidePostLogin(store, event(i));
   const c0 = cpuMs();
   let allowed = 0;
-  for (let i = 0; i < calls; i++) if (decidePostLogin(db, event(i)).decision === "allow") allowed++;
+  for (let i = 0; i < calls; i++) if ((await decidePostLogin(store, event(i))).decision === "allow") allowed++;
   const used = cpuMs() - c0;
   console.log(`hook: ${((used * 1000) / calls).toFixed(1)} µs CPU per call over ${calls} calls (${allowed} allowed)`);
 }
@@ -126,7 +129,7 @@ const dir = mkdtempSync(join(tmpdir(), "scim-bridge-mapping-bench-"));
 try {
   const handle = openDatabase(`sqlite:${join(dir, "bridge.db")}`, { durability: "normal" });
   if (mode === "tenant" || mode === "all") await tenant(handle.db);
-  if (mode === "hook" || mode === "all") hook(handle.db);
+  if (mode === "hook" || mode === "all") await hook(handle.db);
   handle.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });

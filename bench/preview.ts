@@ -18,6 +18,7 @@ import { loadMappingFile, parseMapping } from "../src/mapping/index.js";
 import { packageRoot } from "../src/paths.js";
 import { previewMapping } from "../src/sync/preview.js";
 import { writeSync } from "../src/directory/store-op.js";
+import { sqliteStore } from "../src/directory/sql.js";
 
 const userCount = Number(process.argv[2] ?? 10_000);
 const groupNames = [
@@ -163,12 +164,12 @@ const candidate = parseMapping({
 
 // The first run is what one `scim-bridge mapping preview` costs (cold JIT and page cache).
 const firstStarted = performance.now();
-let result = previewMapping(db, "bench", candidate);
+let result = await previewMapping(sqliteStore(handle.sqlite), "bench", candidate);
 const firstMs = performance.now() - firstStarted;
 const runs: number[] = [];
 for (let i = 0; i < 5; i++) {
   const started = performance.now();
-  result = previewMapping(db, "bench", candidate);
+  result = await previewMapping(sqliteStore(handle.sqlite), "bench", candidate);
   runs.push(performance.now() - started);
 }
 handle.close();

@@ -217,7 +217,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     ...(overrides.engine?.outage ? { outage: overrides.engine.outage } : {}),
   };
   const engine = createSyncEngine({
-    db: syncConnection.db,
+    store: bookkeeping,
     client,
     ...engineSettings,
     log,
@@ -334,7 +334,8 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     },
     { path: "/", router: metricsRouter(metrics) },
   ];
-  if (hookSecret) productRouters.push({ path: "/hooks/auth0/post-login", router: postLoginHookRouter(db, hookSecret) });
+  if (hookSecret)
+    productRouters.push({ path: "/hooks/auth0/post-login", router: postLoginHookRouter(mainStore, hookSecret) });
   else
     log.warn(
       "AUTH0_HOOK_SECRET is not set: POST /hooks/auth0/post-login is off, so logins are not checked against the directory",
@@ -405,11 +406,11 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       syncThread?.prepare();
       // The worker waits for the first tenant check (at most 5 s) so that the connections' types,
       // which the default mapping follows, are known before the first job.
-      tenantMonitor = monitorTenant({ auth0, db, publicUrl, hookSecret, log });
+      tenantMonitor = monitorTenant({ auth0, store: mainStore, publicUrl, hookSecret, log });
       await Promise.race([tenantMonitor.first, new Promise((r) => setTimeout(r, 5000).unref())]);
       if (syncThread) syncThread.start();
       else engine.worker.start();
-      stopDrift = scheduleDriftScans(db, config.driftScanHours, log);
+      stopDrift = scheduleDriftScans(mainStore, config.driftScanHours, log);
     },
     beginShutdown() {
       shuttingDown = true;

@@ -20,6 +20,7 @@ import { registerUsersCommands } from "./cli/users.js";
 import type { Bridge, BridgeOverrides } from "./bridge.js";
 import { loadProcessConfig, ConfigError, type Config } from "./config.js";
 import { openDatabase } from "./directory/database.js";
+import { sqliteStore } from "./directory/sql.js";
 import { sandboxTenant } from "./directory/settings.js";
 import type { RunningEmulator } from "./emulator/index.js";
 import { createLogger } from "./logging.js";
@@ -200,7 +201,7 @@ registerReconcileCommand(program, async () => {
   return {
     ...opened,
     engine: createSyncEngine({
-      db: opened.db,
+      store: sqliteStore(opened.sqlite),
       client: createManagementClient(cfg.auth0),
       plan: cfg.auth0Plan,
       // The same key as `serve`: the CLI spends the tenant's budget from the same buckets.
@@ -222,7 +223,12 @@ registerUsersCommands(program, async (needAuth0) => {
   const { createSyncEngine, createManagementClient } = await syncEngineModules();
   const { ImportClient } = await import("./sync/import/client.js");
   const client = createManagementClient(cfg.auth0);
-  const engine = createSyncEngine({ db: opened.db, client, plan: cfg.auth0Plan, rateScale: cfg.auth0RateScale });
+  const engine = createSyncEngine({
+    store: sqliteStore(opened.sqlite),
+    client,
+    plan: cfg.auth0Plan,
+    rateScale: cfg.auth0RateScale,
+  });
   return { ...opened, engine, api: new ImportClient(client, engine.limiter) };
 });
 

@@ -8,6 +8,8 @@ import { z } from "zod";
 import { conflict, invalidValue, notFound, payloadTooLarge } from "../errors.js";
 import { importFormats, type ImportFormat } from "../sync/import/records.js";
 import { readSync } from "../directory/store-op.js";
+import { sqliteStore } from "../directory/sql.js";
+import { connectionOf } from "../directory/statements.js";
 import { importReport, listImports, runImport, type ImportDeps, type ImportReport } from "../sync/import/service.js";
 import { iso, type AdminImportDeps, type AdminRoutes } from "./routes.js";
 
@@ -122,7 +124,7 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
         removed = true;
       };
       const importDeps: ImportDeps = {
-        db: adminDeps.db,
+        store: sqliteStore(connectionOf(adminDeps.db)),
         api: deps?.api ?? {
           submit: () => Promise.reject(new Error("no Auth0")),
           status: () => Promise.reject(new Error("no Auth0")),

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { readSync, writeSync } from "../directory/store-op.js";
+import { sqliteStore } from "../directory/sql.js";
+import { connectionOf } from "../directory/statements.js";
 import {
   activateMappingVersion,
   getActiveMapping,
@@ -111,8 +113,12 @@ export function mappingRoutes(routes: AdminRoutes): void {
       }),
       status: 200,
     },
-    ({ deps, organization, body }) => {
-      const result = previewMapping(deps.db, organization.id, validMapping(body.mapping));
+    async ({ deps, organization, body }) => {
+      const result = await previewMapping(
+        sqliteStore(connectionOf(deps.db)),
+        organization.id,
+        validMapping(body.mapping),
+      );
       return { ...result, users: result.users.slice(0, body.limit), usersTruncated: result.users.length > body.limit };
     },
   );

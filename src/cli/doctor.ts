@@ -7,11 +7,12 @@
 import type { Command } from "commander";
 import type { TenantCheckOptions } from "../sync/tenant-checks.js";
 import type { OpenDatabase } from "../directory/database.js";
+import { sqliteStore } from "../directory/sql.js";
 
 export interface DoctorContext {
   open: () => OpenDatabase;
   /** Everything checkTenant needs but the database; throws ConfigError without Auth0 settings. */
-  settings: () => Omit<TenantCheckOptions, "db">;
+  settings: () => Omit<TenantCheckOptions, "store">;
 }
 
 export function registerDoctorCommand(program: Command, ctx: DoctorContext): void {
@@ -27,7 +28,7 @@ export function registerDoctorCommand(program: Command, ctx: DoctorContext): voi
       try {
         // Loaded here, not at start-up: the Auth0 client it brings costs every other command's start.
         const { checkTenant, formatReport } = await import("../sync/tenant-checks.js");
-        const report = await checkTenant({ ...settings, db: handle.db });
+        const report = await checkTenant({ ...settings, store: sqliteStore(handle.sqlite) });
         console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
         if (!report.ok) process.exitCode = 1;
       } finally {

@@ -24,6 +24,7 @@ import { previewMapping, type PreviewResult, type PreviewUser } from "../sync/pr
 import { cliOperator, withDatabase } from "./database.js";
 import { createProgress } from "./progress.js";
 import { readSync, runSync, writeSync } from "../directory/store-op.js";
+import { sqliteStore } from "../directory/sql.js";
 
 const exitRefused = 1;
 const exitNoInput = 66;
@@ -63,14 +64,28 @@ function run(action: () => void): void {
   try {
     action();
   } catch (e) {
-    if (e instanceof Refused) {
-      console.error(e.message);
-      process.exitCode = e.exitCode;
-    } else if (isBridgeError(e)) {
-      console.error(e instanceof MappingError ? e.message : `${e.kind}: ${e.message}`);
-      process.exitCode = exitRefused;
-    } else throw e;
+    refused(e);
   }
+}
+
+/** run() for an action that awaits the store. */
+async function runAsync(action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (e) {
+    refused(e);
+  }
+}
+
+/** A refusal's message on stderr and its exit code; anything else is rethrown. */
+function refused(e: unknown): void {
+  if (e instanceof Refused) {
+    console.error(e.message);
+    process.exitCode = e.exitCode;
+  } else if (isBridgeError(e)) {
+    console.error(e instanceof MappingError ? e.message : `${e.kind}: ${e.message}`);
+    process.exitCode = exitRefused;
+  } else throw e;
 }
 
 function parseVersion(value: string): number {
@@ -168,12 +183,16 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .option("--json", "machine-readable output (every changed user)")
     .option("--limit <n>", "users listed in text output", (v) => Number.parseInt(v, 10), 50)
     .action((org: string, file: string, opts: { json?: boolean; limit: number }) =>
-      run(() => {
+      runAsync(async () => {
         const m = readMapping(file, opts.json);
         const progress = createProgress({ label: "previewing", silent: opts.json === true });
-        const result = withDatabase(openDb, ({ db }) =>
-          previewMapping(db, org, m, (p) => progress.update(p.done, p.total)),
-        );
+        const handle = openDb();
+        let result: PreviewResult;
+        try {
+          result = await previewMapping(sqliteStore(handle.sqlite), org, m, (p) => progress.update(p.done, p.total));
+        } finally {
+          handle.close();
+        }
         progress.finish(`${result.total} users`);
         print(opts.json, result, () => previewText(org, result, opts.limit));
       }),

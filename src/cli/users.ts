@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import type { OpenDatabase } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { readSync, runSync } from "../directory/store-op.js";
+import { sqliteStore } from "../directory/sql.js";
+import { connectionOf } from "../directory/statements.js";
 import { isBridgeError } from "../errors.js";
 import type { SyncEngine } from "../sync/engine.js";
 import type { ImportApi } from "../sync/import/client.js";
@@ -105,7 +107,11 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
           const { runImport } = await import("../sync/import/service.js");
           const { openJobCount } = await import("../sync/job-queries.js");
           const report = await runImport(
-            { db: ctx.db, api: ctx.api ?? noAuth0, gateway: ctx.engine?.gateway ?? noGateway },
+            {
+              store: sqliteStore(connectionOf(ctx.db)),
+              api: ctx.api ?? noAuth0,
+              gateway: ctx.engine?.gateway ?? noGateway,
+            },
             {
               organization: org.id,
               ...(opts.directory ? { directory: opts.directory } : {}),

@@ -1,7 +1,7 @@
 import express, { type Router } from "express";
 import { verifyPostLoginSignature } from "../auth0/hook-signature.js";
 import { assertJsonDepth, rawBody } from "./body.js";
-import type { Db } from "../directory/database.js";
+import type { SqlStore } from "../directory/sql.js";
 import { invalidSyntax, unauthorized } from "../errors.js";
 import { decidePostLogin, type PostLoginEvent } from "../sync/post-login.js";
 
@@ -30,9 +30,9 @@ function isEvent(v: unknown): v is PostLoginEvent {
 }
 
 /** POST /hooks/auth0/post-login: the login decision for the Auth0 post-login Action. */
-export function postLoginHookRouter(db: Db, secret: string): Router {
+export function postLoginHookRouter(store: SqlStore, secret: string): Router {
   const router = express.Router();
-  router.post("/", rawBody("64kb"), (req, res) => {
+  router.post("/", rawBody("64kb"), async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body.toString("utf8") : "";
     if (!verifyPostLoginSignature(secret, req.get("x-scim-bridge-signature"), body)) {
       throw unauthorized("missing, stale or invalid x-scim-bridge-signature");
@@ -58,7 +58,7 @@ export function postLoginHookRouter(db: Db, secret: string): Router {
       throw invalidSyntax(
         "body needs user.user_id; user.email, organization.id/name and connection.name/strategy must be strings or null when present",
       );
-    res.json(decidePostLogin(db, event, res.locals.requestId as string | undefined));
+    res.json(await decidePostLogin(store, event, res.locals.requestId as string | undefined));
   });
   return router;
 }

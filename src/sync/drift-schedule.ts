@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
-import type { Db } from "../directory/database.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
 import { takeDueDriftScan } from "../directory/settings.js";
-import { many, runSync, type StoreOp } from "../directory/store-op.js";
+import type { SqlStore } from "../directory/sql.js";
+import { many, type StoreOp } from "../directory/store-op.js";
 
 /** How often each instance looks whether the deployment's next scan is due. */
 const checkEveryMs = 60_000;
@@ -16,34 +16,37 @@ const checkEveryMs = 60_000;
  * the schedule.
  */
 export function scheduleDriftScans(
-  db: Db,
+  store: SqlStore,
   hours: number,
   log: Logger,
   options: { checkEveryMs?: number; now?: () => number } = {},
 ): () => void {
   if (hours <= 0) return () => undefined;
   const now = options.now ?? Date.now;
-  const check = (): void => {
+  const check = async (): Promise<void> => {
     try {
-      const enqueued = enqueueDueDriftScans(db, now(), hours * 3_600_000);
+      const enqueued = await enqueueDueDriftScans(store, now(), hours * 3_600_000);
       if (enqueued !== undefined) log.info({ organizations: enqueued }, "drift scans enqueued");
     } catch (err) {
       // A busy database: the next check tries again; the due time has not moved.
       log.warn({ err }, "drift scan schedule: database write failed; retrying at the next check");
     }
   };
-  check();
-  const timer = setInterval(check, Math.min(options.checkEveryMs ?? checkEveryMs, hours * 3_600_000));
+  void check();
+  const timer = setInterval(() => void check(), Math.min(options.checkEveryMs ?? checkEveryMs, hours * 3_600_000));
   timer.unref();
   return () => clearInterval(timer);
 }
 
 /** One check: enqueues a drift scan of every organization if one is due; the number enqueued, or undefined. */
-export function enqueueDueDriftScans(db: Db, now: number, periodMs: number): number | undefined {
-  return db.transaction((tx) => {
-    if (!runSync(tx, takeDueDriftScan(now, periodMs))) return undefined;
-    return runSync(tx, enqueueDriftScans(now));
-  });
+export function enqueueDueDriftScans(store: SqlStore, now: number, periodMs: number): Promise<number | undefined> {
+  return store.write(dueDriftScans(now, periodMs));
+}
+
+/** Takes the due scan and enqueues it, in one write: of several instances exactly one enqueues it. */
+function* dueDriftScans(now: number, periodMs: number): StoreOp<number | undefined> {
+  if (!(yield* takeDueDriftScan(now, periodMs))) return undefined;
+  return yield* enqueueDriftScans(now);
 }
 
 /** A background drift scan of every organization; the number of organizations. */

@@ -1,5 +1,5 @@
 import { Auth0CallError } from "../auth0/errors.js";
-import { getActiveMapping } from "../directory/mappings.js";
+import { activeMapping, mappingCacheOf, type MappingCache } from "../directory/mappings.js";
 import { initialApplied, plan, type AppliedState } from "../mapping/index.js";
 import { jsonEqual } from "../mapping/types.js";
 import {
@@ -12,13 +12,26 @@ import {
 import { enqueueJob, jobKey, Lane } from "../directory/outbox.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
-import { exec, many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
+import { exec, many, one, type StoreOp } from "../directory/store-op.js";
 
 /** A user's applied state as the drift scan reads it, when the user's turn comes. */
 export const appliedStateOf = (
   userId: string,
 ): StoreOp<{ applied: string | null; appliedAt: number | null } | undefined> =>
   one(`SELECT applied, applied_at AS "appliedAt" FROM user_sync WHERE user_id = ?`, [userId]);
+
+/** An organization and its active mapping, in one snapshot. */
+function* scanStart(organizationId: string, cache: MappingCache) {
+  const org = yield* organizationRow(organizationId);
+  const mapping = org ? yield* activeMapping(org.id, cache) : null;
+  return org && mapping ? { org, mapping: mapping.document } : undefined;
+}
+
+/** What the scan reads of a user when its turn comes: its applied state and its unfinished jobs, in one snapshot. */
+function* userScanState(userId: string) {
+  const sync = yield* appliedStateOf(userId);
+  return { sync, open: yield* openUserJobStates(userId) };
+}
 
 /** The states of a user's unfinished jobs (pending, running). */
 export function* openUserJobStates(userId: string): StoreOp<string[]> {
@@ -112,18 +125,13 @@ const describe = (field: string, applied: unknown, observed: unknown): string =>
 export async function scanDrift(deps: SyncDeps, organizationId: string, options: DriftOptions): Promise<DriftReport> {
   const now = deps.now ?? Date.now;
   const lane = options.lane ?? Lane.background;
-  const org = runSync(deps.db, organizationRow(organizationId));
-  if (!org) throw new Auth0CallError("fatal", undefined, undefined, `organization ${organizationId} does not exist`);
+  const start = await deps.store.read(scanStart(organizationId, mappingCacheOf(deps.store, true)));
+  if (!start) throw new Auth0CallError("fatal", undefined, undefined, `organization ${organizationId} does not exist`);
+  const { org, mapping } = start;
   const auth0OrgId = await ensureAuth0Organization(deps, org, lane);
-  const mapping = getActiveMapping(deps.db, org.id)!.document;
   // Directory data (attributes, groups, holds) loaded in pages, a few queries each.
   const rows: UserInputs[] = [];
-  for (const page of organizationInputPages(deps.db, org)) rows.push(...page);
-  // Read each user's applied state when its turn comes, not at the start: during a push the worker
-  // links and writes users while the scan runs, and a stale row would be judged against old state.
-  // Two reads per user of the organization: one fixed statement each.
-  const syncOf = (userId: string) => runSync(deps.db, appliedStateOf(userId));
-  const jobState = (userId: string) => runSync(deps.db, openUserJobStates(userId));
+  for await (const page of organizationInputPages(deps.store, org)) rows.push(...page);
   // Every role the mapping can grant is the bridge's: one granted by hand to a user the rules do not
   // give it is drift. Roles the mapping never names belong to someone else and are not compared.
   const mappingRoles = [...mapping.roles.default, ...mapping.roles.rules.flatMap((r) => r.grant)];
@@ -151,10 +159,12 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     const inputs = rows[index]!;
     const user = inputs.row;
     options.onProgress?.(done++, rows.length);
-    const sync = syncOf(user.id);
+    // Read each user's applied state when its turn comes, not at the start: during a push the worker
+    // links and writes users while the scan runs, and a stale row would be judged against old state.
+    // One read unit per user of the organization: two fixed statements.
+    const { sync, open } = await deps.store.read(userScanState(user.id));
     const applied: AppliedState = sync?.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
     if (applied.auth0UserId) accounted.add(applied.auth0UserId);
-    const open = jobState(user.id);
     // Not linked yet and a job is on it (a push in progress): not synced yet, and that job links it;
     // nothing to read or to queue, and no need to work out its desired state.
     if ((!applied.auth0UserId || !applied.exists) && open.length > 0) {
@@ -181,7 +191,9 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
       inputs,
       applied.auth0UserId === inputs.applied.auth0UserId
         ? {}
-        : { memberOfOtherOrganizations: runSync(deps.db, memberOfOtherOrganizations(applied.auth0UserId, org.id)) },
+        : {
+            memberOfOtherOrganizations: await deps.store.read(memberOfOtherOrganizations(applied.auth0UserId, org.id)),
+          },
     );
     if (!applied.auth0UserId || !applied.exists) {
       if (plan(d, applied).length > 0) {
@@ -189,8 +201,7 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
         // Reconcile it again: an enterprise user who already exists in Auth0 (it signed in before the
         // hook was installed) is linked by email and connection this way.
         if (options.repair)
-          runSync(
-            deps.db,
+          await deps.store.write(
             enqueueJob({
               organizationId: org.id,
               directoryId: user.directoryId,
@@ -257,7 +268,7 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     if (options.repair) {
       // A user who should be cut off but is not gets the deprovision lane.
       const urgent = (d.blocked && !observed.blocked) || (!d.member && observed.member);
-      writeSync(deps.db, recordObservedState(user, org.id, observed, urgent));
+      await deps.store.write(recordObservedState(user, org.id, observed, urgent));
     }
   };
   let sinceYield = 0;

@@ -8,6 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { DestinationStream } from "pino";
 import { createManagementClient } from "../auth0/client.js";
 import { openDatabase } from "../directory/database.js";
+import { sqliteStore } from "../directory/sql.js";
 import { createLogger } from "../logging.js";
 import { createSyncEngine } from "./engine.js";
 import type { FromSyncThread, SyncThreadData, SyncThreadEvent, ToSyncThread } from "./engine-thread.js";
@@ -47,7 +48,7 @@ const connection = openDatabase(data.databaseUrl, {
   ...(data.autoCheckpoint ? {} : { autoCheckpoint: false }),
 });
 const engine = createSyncEngine({
-  db: connection.db,
+  store: sqliteStore(connection.sqlite),
   client: createManagementClient(data.auth0, data.managementClient ?? {}),
   ...data.settings,
   ...(data.invitationWebhook

@@ -1,7 +1,16 @@
 import type { ManagementClient } from "auth0";
 import { Auth0Gateway, type CallObserver, type OutagePolicy, type RevokeResult } from "../auth0/gateway.js";
-import { RateLimiter, rateProfile, type Auth0Plan } from "../auth0/rate-limiter.js";
-import type { Db } from "../directory/database.js";
+import {
+  RateLimiter,
+  rateProfile,
+  type AsyncSharedBudget,
+  type Auth0Plan,
+  type SharedBudget,
+} from "../auth0/rate-limiter.js";
+import { PostgresBudget } from "../directory/pg/budget.js";
+import { withAdvisoryLock } from "../directory/pg/locks.js";
+import { postgresPoolOf, transitionalDb, type SqlStore } from "../directory/sql.js";
+import { pgJobQueue, pgJobWakeups } from "./pg-job-queue.js";
 import { conflict } from "../errors.js";
 import type { Logger } from "pino";
 import { createDriftReconciler } from "./drift.js";
@@ -12,12 +21,16 @@ import { MembershipBatcher } from "./membership-batcher.js";
 import { Lane } from "../directory/outbox.js";
 import { DatabaseBudget } from "./rate-state.js";
 import { createUserReconciler, type SyncDeps } from "./reconcile-user.js";
-import { Worker, type BackoffPolicy, type WorkerEvents } from "./worker.js";
-import { runSync } from "../directory/store-op.js";
+import { backoffMs, sqliteJobQueue, Worker, type BackoffPolicy, type JobQueue, type WorkerEvents } from "./worker.js";
 import { linkedAuth0UserId } from "./inputs.js";
 
 export interface SyncEngineOptions {
-  db: Db;
+  /** The bookkeeping store: job queue, applied state, rate budget. */
+  store: SqlStore;
+  /** The job queue; default the store's: the SQLite queue, or on PostgreSQL pgJobQueue on its pool. */
+  queue?: JobQueue;
+  /** The tenant's shared rate budget; default the store's: DatabaseBudget, or on PostgreSQL PostgresBudget. */
+  budget?: SharedBudget | AsyncSharedBudget;
   client: ManagementClient;
   plan: Auth0Plan;
   /** AUTH0_RATE_SCALE: multiplies the plan's refill rates (raised limits, or a time-compressed emulator). */
@@ -55,24 +68,42 @@ export interface SyncEngine {
 
 /** Wires the sync engine: limiter → gateway → batcher → reconcilers → worker. */
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
+  const tenant = options.tenant ?? "default";
+  // On PostgreSQL several instances share the database: the queue's claims, the rate budget and
+  // the gateway's list rewrites coordinate through the pool (their own short transactions and locks).
+  const pool = postgresPoolOf(options.store);
   const limiter = new RateLimiter(rateProfile(options.plan), {
     rateScale: options.rateScale ?? 1,
-    shared: new DatabaseBudget(options.db, options.tenant ?? "default"),
+    // The limiter's synchronous budget updates its local view within the call, which only SQLite's
+    // synchronous connection can answer; on PostgreSQL the asynchronous budget (claims) takes its place.
+    shared:
+      options.budget ??
+      (pool
+        ? new PostgresBudget(pool, tenant)
+        : new DatabaseBudget(transitionalDb(options.store, "the shared rate budget"), tenant)),
   });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
     ...(options.invitationClientId ? { invitationClientId: options.invitationClientId } : {}),
     ...(options.outage ? { outage: options.outage } : {}),
+    ...(pool ? { crossInstanceLock: (key, fn) => withAdvisoryLock(pool, key, () => fn()) } : {}),
   });
   const batcher = new MembershipBatcher(gateway);
   const deps: SyncDeps = {
-    db: options.db,
+    store: options.store,
     gateway,
     batcher,
     failures: auth0FailureSink(options.log, options.onAuth0Failure),
     ...(options.invitations ? { invitations: options.invitations } : {}),
   };
   const worker = new Worker({
-    db: options.db,
+    queue:
+      options.queue ??
+      (pool
+        ? pgJobQueue(pool, options.store, {
+            backoffMs: (attempt, lane) => backoffMs(attempt, lane, Math.random, options.backoff),
+          })
+        : sqliteJobQueue(options.store)),
+    ...(pool ? { wakeups: pgJobWakeups(pool, options.events?.onError) } : {}),
     handlers: {
       user: createUserReconciler(deps),
       group: createGroupReconciler(deps),
@@ -92,7 +123,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     worker,
     deps,
     async signOut(userId) {
-      const auth0UserId = runSync(options.db, linkedAuth0UserId(userId));
+      const auth0UserId = await options.store.read(linkedAuth0UserId(userId));
       if (!auth0UserId) throw conflict("the user is not linked to an Auth0 user yet, so it has no sessions to end");
       return gateway.revokeAccess(auth0UserId, Lane.deprovision);
     },

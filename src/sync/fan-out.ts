@@ -1,5 +1,5 @@
 import { enqueueJobs, Lane } from "../directory/outbox.js";
-import { many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
+import { many, one, type StoreOp } from "../directory/store-op.js";
 import { organizationRow } from "./inputs.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
@@ -59,10 +59,10 @@ export function* enqueueGroupMembers(groupId: string, lane: Lane, now: number): 
  */
 export function createOrganizationReconciler(deps: SyncDeps): JobHandler {
   return async (job) => {
-    const org = runSync(deps.db, organizationRow(job.subjectId));
+    const org = await deps.store.read(organizationRow(job.subjectId));
     if (!org) return { status: "done" };
     await ensureAuth0Organization(deps, org, job.lane, true);
-    writeSync(deps.db, enqueueOrganizationUsers(org.id, Date.now()));
+    await deps.store.write(enqueueOrganizationUsers(org.id, Date.now()));
     return { status: "done" };
   };
 }
@@ -74,7 +74,7 @@ export function createOrganizationReconciler(deps: SyncDeps): JobHandler {
 export function createGroupReconciler(deps: SyncDeps): JobHandler {
   return async (job) => {
     const lane = job.lane === Lane.deprovision ? Lane.deprovision : Lane.provision;
-    writeSync(deps.db, enqueueGroupMembers(job.subjectId, lane, Date.now()));
+    await deps.store.write(enqueueGroupMembers(job.subjectId, lane, Date.now()));
     return { status: "done" };
   };
 }

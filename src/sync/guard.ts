@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { guardPauses } from "../../db/schema.js";
-import type { Db } from "../directory/database.js";
 import { recordAudit, type Actor } from "../directory/audit.js";
 import type { GuardPolicy } from "../mapping/index.js";
 import { conflict, notFound } from "../errors.js";
 import { enqueueJobs, Lane } from "../directory/outbox.js";
-import { exec, forUpdate, many, one, readSync, writeSync, type StoreOp } from "../directory/store-op.js";
+import type { SqlStore } from "../directory/sql.js";
+import { exec, forUpdate, many, one, type StoreOp } from "../directory/store-op.js";
 
 export type GuardPause = typeof guardPauses.$inferSelect;
 
@@ -113,16 +113,16 @@ export function* tripGuard(pause: GuardPause): StoreOp<GuardPause> {
  * and a write transaction only when the guard trips (the check runs before every irreversible
  * operation, so it holds no write lock while it counts).
  */
-export function checkGuard(
-  db: Db,
+export async function checkGuard(
+  store: SqlStore,
   organizationId: string,
   policy: GuardPolicy,
   userModifiedAt: number,
   now = Date.now(),
-): GuardVerdict {
-  const evaluation = readSync(db, evaluateGuard(organizationId, policy, userModifiedAt, now));
+): Promise<GuardVerdict> {
+  const evaluation = await store.read(evaluateGuard(organizationId, policy, userModifiedAt, now));
   if (!("trip" in evaluation)) return evaluation;
-  return { allowIrreversible: false, pause: writeSync(db, tripGuard(evaluation.trip)) };
+  return { allowIrreversible: false, pause: await store.write(tripGuard(evaluation.trip)) };
 }
 
 /**

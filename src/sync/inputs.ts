@@ -7,8 +7,8 @@
  * groups, holds, other organizations), never one per user.
  */
 import type { organizations, users, userSync } from "../../db/schema.js";
-import type { DbOrTx } from "../directory/database.js";
-import { dialect, exec, jsonTextList, many, one, readSync, type StoreOp } from "../directory/store-op.js";
+import type { SqlStore } from "../directory/sql.js";
+import { dialect, exec, jsonTextList, many, one, type StoreOp } from "../directory/store-op.js";
 import {
   applyOperation,
   desired,
@@ -198,16 +198,16 @@ export function* organizationInputPage(
 /**
  * Every directory user's inputs (tombstones included) of an organization, in pages of `pageSize`
  * ordered by user id: a fixed number of queries per page (preview, drift), each page read in one
- * snapshot.
+ * read unit of its own (no unit stays open between pages).
  */
-export function* organizationInputPages(
-  db: DbOrTx,
+export async function* organizationInputPages(
+  store: SqlStore,
   organization: OrganizationRow,
   pageSize = inputsPageSize,
-): Generator<UserInputs[]> {
+): AsyncGenerator<UserInputs[]> {
   let after = "";
   for (;;) {
-    const page = readSync(db, organizationInputPage(organization, after, pageSize));
+    const page = await store.read(organizationInputPage(organization, after, pageSize));
     if (page.length === 0) return;
     yield page;
     if (page.length < pageSize) return;

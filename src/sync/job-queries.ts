@@ -154,7 +154,7 @@ export interface RetryResult {
  * Retry: a dead (or waiting) job goes back to pending with attempts 0, runnable now. Jobs are
  * level-triggered, so when the same key already has a pending job the two merge (the partial unique
  * index allows one pending job per key), keeping the more urgent lane and the earlier acknowledgement.
- * One write transaction: run it with writeSync or store.write.
+ * One write transaction: run it with store.write.
  */
 export function* retryJob(id: number, change: Change, options: { organizationId?: string } = {}): StoreOp<RetryResult> {
   const { actor, requestId, at: now } = change;

@@ -1,11 +1,11 @@
 import { foldCase } from "../directory/fold.js";
-import type { Db } from "../directory/database.js";
 import { recordAudit } from "../directory/audit.js";
-import { getActiveMapping } from "../directory/mappings.js";
-import { applyOperation } from "../mapping/index.js";
+import { activeMapping, mappingCacheOf, type MappingCache } from "../directory/mappings.js";
+import type { SqlStore } from "../directory/sql.js";
+import { applyOperation, type MappingDocument } from "../mapping/index.js";
 import { desiredFor, loadUserInputs, memberOfOtherOrganizations, saveApplied, type UserInputs } from "./inputs.js";
 import { enqueueJob, Lane } from "../directory/outbox.js";
-import { many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
+import { many, one, type StoreOp } from "../directory/store-op.js";
 
 /** What the Auth0 Action sends (see src/auth0/action/post-login.cjs). */
 export interface PostLoginEvent {
@@ -32,7 +32,7 @@ const denialReasons = {
 
 /**
  * Fixed SQL texts throughout (each a cached statement on SQLite): this runs at every login of every
- * organization. The reads run outside a transaction, as single statements, as they always have.
+ * organization. The reads are one read unit (loginInputs), so they see one snapshot.
  */
 export function* findDirectoryUser(
   organizationId: string,
@@ -109,31 +109,57 @@ export function* linkFirstLogin(
   });
 }
 
+interface LoginInputs {
+  inputs: UserInputs;
+  mapping: MappingDocument;
+  /** Whether another organization holds the signing-in account (asked only when the user is not linked yet). */
+  heldElsewhere: boolean | undefined;
+}
+
+/**
+ * What a login is decided on, in one read: the organization the event names (undefined: not one the
+ * bridge manages), the directory user and its inputs (null: none), and the active mapping.
+ */
+function* loginInputs(
+  orgRef: { id?: string | null; name?: string | null },
+  user: PostLoginEvent["user"],
+  cache: MappingCache,
+): StoreOp<LoginInputs | null | undefined> {
+  const organizationId = yield* findOrganization(orgRef);
+  if (!organizationId) return undefined;
+  const userId = yield* findDirectoryUser(organizationId, user.user_id, user.email ?? null);
+  const inputs = userId ? yield* loadUserInputs(userId) : undefined;
+  if (!inputs) return null;
+  const mapping = (yield* activeMapping(organizationId, cache))!.document;
+  const heldElsewhere = inputs.applied.auth0UserId
+    ? undefined
+    : yield* memberOfOtherOrganizations(user.user_id, organizationId);
+  return { inputs, mapping, heldElsewhere };
+}
+
 /**
  * The login decision (docs/design.md, "Data flow"): allow or deny from directory truth and holds, with
  * the roles and owned metadata the mapping gives, and no Auth0 call. An enterprise user's first
  * login links its Auth0 id to the directory user and enqueues a reconcile (membership, roles).
  */
-export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: string): PostLoginDecision {
+export async function decidePostLogin(
+  store: SqlStore,
+  event: PostLoginEvent,
+  requestId?: string,
+): Promise<PostLoginDecision> {
   const orgRef = event.organization;
   if (!orgRef || (!orgRef.id && !orgRef.name)) return { decision: "allow" };
-  const organizationId = runSync(db, findOrganization(orgRef));
+  const read = await store.read(loginInputs(orgRef, event.user, mappingCacheOf(store, true)));
   // Organizations the bridge does not manage are none of its business.
-  if (!organizationId) return { decision: "allow" };
-  const org = { id: organizationId };
+  if (read === undefined) return { decision: "allow" };
+  if (read === null) return { decision: "deny", reason: denialReasons.unknown };
+  const { inputs, mapping, heldElsewhere } = read;
 
-  const userId = runSync(db, findDirectoryUser(org.id, event.user.user_id, event.user.email ?? null));
-  const inputs = userId ? runSync(db, loadUserInputs(userId)) : undefined;
-  if (!inputs) return { decision: "deny", reason: denialReasons.unknown };
-
-  const mapping = getActiveMapping(db, org.id)!.document;
   // Not linked yet: the account signing in is the one this user would be linked to.
   const d = desiredFor(
     mapping,
     inputs,
-    inputs.applied.auth0UserId
-      ? {}
-      : { memberOfOtherOrganizations: runSync(db, memberOfOtherOrganizations(event.user.user_id, org.id)) },
+    heldElsewhere === undefined ? {} : { memberOfOtherOrganizations: heldElsewhere },
   );
   if (d.status !== "provisioned") return { decision: "deny", reason: denialReasons[d.status] };
 
@@ -147,8 +173,7 @@ export function decidePostLogin(db: Db, event: PostLoginEvent, requestId?: strin
     return { decision: "deny", reason: denialReasons.otherAccount };
 
   if (!linked)
-    writeSync(
-      db,
+    await store.write(
       linkFirstLogin(inputs, { auth0UserId: event.user.user_id, connection: d.connection, email: d.email }, requestId),
     );
   const appMetadata = Object.fromEntries(Object.entries(d.appMetadata).filter(([, v]) => v !== null));

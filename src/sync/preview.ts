@@ -7,9 +7,9 @@
  * Inputs come from the same loader as the worker's (src/sync/inputs.ts), in pages, so memory holds
  * one page of SCIM documents at a time and there is no query per user.
  */
-import { getActiveMapping } from "../directory/mappings.js";
-import type { DbOrTx } from "../directory/database.js";
+import { activeMapping, mappingCacheOf, type ActiveMapping, type MappingCache } from "../directory/mappings.js";
 import { getOrganization } from "../directory/organizations.js";
+import type { SqlStore } from "../directory/sql.js";
 import { notFound } from "../errors.js";
 import {
   applyOperation,
@@ -32,7 +32,8 @@ import {
   looksUpByEmailFirst,
   organizationInputPages,
 } from "./inputs.js";
-import { runSync } from "../directory/store-op.js";
+import type { StoreOp } from "../directory/store-op.js";
+import type { OrganizationRow } from "./inputs.js";
 
 export interface PreviewUser {
   userId: string;
@@ -91,18 +92,34 @@ export interface PreviewOptions {
   pageSize?: number;
 }
 
-export function previewMapping(
-  db: DbOrTx,
+/** The organization, its active mapping and its number of users, in one snapshot. */
+function* previewStart(
+  idOrSlug: string,
+  cache: MappingCache,
+): StoreOp<{ org: OrganizationRow; active: ActiveMapping; total: number } | null> {
+  const org = yield* getOrganization(idOrSlug);
+  const active = org ? yield* activeMapping(org.id, cache) : null;
+  if (!org || !active) return null;
+  return { org, active, total: yield* countOrganizationUsers(org.id) };
+}
+
+/** What the worker would find in Auth0 by these emails, and which of those users another organization holds. */
+function* lookupsOf(emails: string[], organizationId: string) {
+  const known = yield* knownAuth0UsersByEmail(emails);
+  const foundIds = [...known.values()].map((k) => k.auth0UserId);
+  return { known, heldElsewhere: yield* heldByOtherOrganizations(foundIds, organizationId) };
+}
+
+export async function previewMapping(
+  store: SqlStore,
   idOrSlug: string,
   candidate: MappingDocument,
   onProgress?: (progress: PreviewProgress) => void,
   options: PreviewOptions = {},
-): PreviewResult {
-  const org = runSync(db, getOrganization(idOrSlug));
-  const active = getActiveMapping(db, idOrSlug);
-  if (!org || !active) throw notFound(`organization "${idOrSlug}" not found`);
-
-  const total = runSync(db, countOrganizationUsers(org.id));
+): Promise<PreviewResult> {
+  const start = await store.read(previewStart(idOrSlug, mappingCacheOf(store, true)));
+  if (!start) throw notFound(`organization "${idOrSlug}" not found`);
+  const { org, active, total } = start;
   const result: PreviewResult = {
     organizationId: org.id,
     activeVersion: active.version,
@@ -114,7 +131,7 @@ export function previewMapping(
   };
   const connection = options.connection ? { connection: options.connection } : {};
   let done = 0;
-  for (const page of organizationInputPages(db, org, options.pageSize)) {
+  for await (const page of organizationInputPages(store, org, options.pageSize)) {
     const rows = page.map((inputs) => ({
       inputs,
       before: desiredFor(active.document, inputs, connection),
@@ -125,9 +142,7 @@ export function previewMapping(
     const lookups = rows
       .filter(({ inputs, next }) => !inputs.applied.exists && next.email !== null)
       .map(({ next }) => next.email!);
-    const known = runSync(db, knownAuth0UsersByEmail(lookups));
-    const foundIds = [...known.values()].map((k) => k.auth0UserId);
-    const heldElsewhere = runSync(db, heldByOtherOrganizations(foundIds, org.id));
+    const { known, heldElsewhere } = await store.read(lookupsOf(lookups, org.id));
     for (const { inputs, before, next: nextBeforeLookup } of rows) {
       let next = nextBeforeLookup;
       let applied = inputs.applied;

@@ -1,8 +1,8 @@
 import { Auth0CallError } from "../auth0/errors.js";
 import { laneOf, type LaneArg } from "../auth0/rate-limiter.js";
 import type { Auth0Gateway, ConnectionInfo } from "../auth0/gateway.js";
-import type { Db } from "../directory/database.js";
-import { getActiveMapping } from "../directory/mappings.js";
+import { activeMapping, mappingCacheOf, readActiveMapping } from "../directory/mappings.js";
+import type { SqlStore } from "../directory/sql.js";
 import {
   applyOperation,
   connectionWritability,
@@ -30,10 +30,11 @@ import {
 import type { InvitationDelivery } from "./invitations.js";
 import type { MembershipBatcher } from "./membership-batcher.js";
 import type { JobHandler, JobOutcome } from "./worker.js";
-import { exec, one, runSync, type StoreOp } from "../directory/store-op.js";
+import { exec, one, type StoreOp } from "../directory/store-op.js";
 
 export interface SyncDeps {
-  db: Db;
+  /** The bookkeeping store (the bridge's `bookkeeping`). */
+  store: SqlStore;
   gateway: Auth0Gateway;
   batcher: MembershipBatcher;
   invitations?: InvitationDelivery;
@@ -72,6 +73,14 @@ export function* savedAuth0OrgId(organizationId: string): StoreOp<string | null>
 export const setAuth0OrgId = (organizationId: string, auth0OrgId: string | null, now: number): StoreOp<number> =>
   exec(`UPDATE organizations SET auth0_org_id = ?, updated_at = ? WHERE id = ?`, [auth0OrgId, now, organizationId]);
 
+/** A user's inputs and its organization's active mapping, in one snapshot. */
+function* reconcileInputs(userId: string, store: SqlStore) {
+  const inputs = yield* loadUserInputs(userId);
+  if (!inputs) return undefined;
+  const mapping = yield* activeMapping(inputs.organization.id, mappingCacheOf(store, true));
+  return mapping ? { inputs, mapping: mapping.document } : undefined;
+}
+
 /** More operations than any plan has; a guard against a plan that never converges. */
 const MAX_STEPS = 40;
 
@@ -91,7 +100,7 @@ export async function ensureAuth0Organization(
   // The first jobs of a new organization all arrive here at once, each with a row read before the
   // id was known. One of them creates or adopts the Auth0 Organization; the others take its id
   // instead of queueing two more calls each behind it (which would hold every worker slot idle).
-  const saved = runSync(deps.db, savedAuth0OrgId(org.id));
+  const saved = await deps.store.read(savedAuth0OrgId(org.id));
   if (saved) return saved;
   let inFlight = ensuring.get(deps.gateway);
   if (!inFlight) ensuring.set(deps.gateway, (inFlight = new Map()));
@@ -106,7 +115,7 @@ export async function ensureAuth0Organization(
 const ensuring = new WeakMap<Auth0Gateway, Map<string, Promise<string>>>();
 
 async function createOrAdoptOrganization(deps: SyncDeps, org: OrganizationRow, lane: LaneArg): Promise<string> {
-  const mapping = getActiveMapping(deps.db, org.id);
+  const mapping = await readActiveMapping(deps.store, org.id);
   const connection = mapping?.document.connection ?? { name: org.connection, type: "database" };
   const auth0OrgId = await deps.gateway.ensureOrganization(
     org.slug,
@@ -115,7 +124,7 @@ async function createOrAdoptOrganization(deps: SyncDeps, org: OrganizationRow, l
     lane,
     connection.type === "enterprise",
   );
-  if (auth0OrgId !== org.auth0OrgId) runSync(deps.db, setAuth0OrgId(org.id, auth0OrgId, Date.now()));
+  if (auth0OrgId !== org.auth0OrgId) await deps.store.write(setAuth0OrgId(org.id, auth0OrgId, Date.now()));
   return auth0OrgId;
 }
 
@@ -144,13 +153,14 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
   const now = deps.now ?? Date.now;
   return async (job, signal, handle) => {
     const lane: LaneArg = handle ?? job.lane;
-    const inputs = runSync(deps.db, loadUserInputs(job.subjectId));
-    if (!inputs) return { status: "done" };
+    // Read in one unit, then Auth0 is called with no unit open; each outcome is written in a unit of its own.
+    const loaded = await deps.store.read(reconcileInputs(job.subjectId, deps.store));
+    if (!loaded) return { status: "done" };
+    const { inputs, mapping } = loaded;
     let applied: AppliedState = inputs.applied;
     let d: DesiredUser | undefined;
     try {
       const auth0OrgId = await ensureAuth0Organization(deps, inputs.organization, lane);
-      const mapping = getActiveMapping(deps.db, inputs.organization.id)!.document;
       // Deprovisioning never waits on the connection: if it cannot be read, Auth0's defaults for the
       // connection type apply (an enterprise connection's root attributes are not written).
       let connection: { info?: ConnectionInfo; writability: ConnectionWritability };
@@ -162,19 +172,18 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
       }
       // The loader answered "another organization holds it" for the Auth0 user linked then; a link
       // made since (found by email below) is asked again, by the same rule.
-      const desiredNow = () =>
+      const desiredNow = async () =>
         desiredFor(mapping, inputs, {
           connection: connection.writability,
           ...(applied.auth0UserId !== inputs.applied.auth0UserId
             ? {
-                memberOfOtherOrganizations: runSync(
-                  deps.db,
+                memberOfOtherOrganizations: await deps.store.read(
                   memberOfOtherOrganizations(applied.auth0UserId, inputs.organization.id),
                 ),
               }
             : {}),
         });
-      d = desiredNow();
+      d = await desiredNow();
       const notes: string[] = [];
       // plan() never creates a user only to cut it off. But an Auth0 user may exist that the bridge
       // does not know of: its own create whose answer a crash lost, one made outside it, or an
@@ -189,10 +198,10 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         );
         if (found[0]) {
           applied = linkFound(applied, d, found[0].user_id, found[0].blocked === true);
-          runSync(deps.db, saveApplied(inputs, applied, now()));
+          await deps.store.write(saveApplied(inputs, applied, now()));
           // Another organization may hold the user just found: without asking again, a shared
           // user would be blocked for every organization because this one never linked it.
-          d = desiredNow();
+          d = await desiredNow();
         }
       }
       let retriedMissingUser = false;
@@ -202,8 +211,8 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         const op = plan(d, applied)[0];
         if (!op) break;
         if (op.irreversible) {
-          const verdict = checkGuard(
-            deps.db,
+          const verdict = await checkGuard(
+            deps.store,
             inputs.organization.id,
             mapping.policies.massDeprovisionGuard,
             inputs.row.modifiedAt,
@@ -238,7 +247,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
           ) {
             retriedMissingUser = true;
             applied = initialApplied();
-            runSync(deps.db, saveApplied(inputs, applied, now()));
+            await deps.store.write(saveApplied(inputs, applied, now()));
             continue;
           }
           // Auth0 refused a field the cached connection said was writable (its sync setting changed):
@@ -246,7 +255,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
           if (err instanceof Auth0CallError && err.kind === "unsupported" && !replanned) {
             replanned = true;
             connection = await connectionContext(deps, mapping, lane, true);
-            d = desiredNow();
+            d = await desiredNow();
             continue;
           }
           throw err;
@@ -256,13 +265,13 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         applied = applyOperation(applied, op, result);
         if (op.type === "linkUser" && !result.auth0UserId) {
           // Not in Auth0 yet: linked at first login by the post-login hook. A state, not a failure.
-          runSync(deps.db, saveApplied(inputs, applied, now()));
+          await deps.store.write(saveApplied(inputs, applied, now()));
           break;
         }
-        runSync(deps.db, saveApplied(inputs, applied, now()));
+        await deps.store.write(saveApplied(inputs, applied, now()));
       }
       const problems = [...d.problems, ...notes];
-      runSync(deps.db, saveSyncError(inputs, problems.length > 0 ? problems.join("; ") : null, now()));
+      await deps.store.write(saveSyncError(inputs, problems.length > 0 ? problems.join("; ") : null, now()));
       deps.failures?.succeeded(inputs.organization.id);
       return { status: "done" };
     } catch (err) {
@@ -270,11 +279,11 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         deps.failures?.failed(inputs.organization, err);
         // The Auth0 Organization was deleted outside the bridge: forget its id, so the retry creates it again.
         if (err.kind === "notFound" && err.errorCode === "inexistent_organization") {
-          runSync(deps.db, setAuth0OrgId(inputs.organization.id, null, now()));
+          await deps.store.write(setAuth0OrgId(inputs.organization.id, null, now()));
         }
       }
       const outcome = outcomeOf(err);
-      runSync(deps.db, saveSyncError(inputs, outcome.status === "done" ? null : outcome.reason, now()));
+      await deps.store.write(saveSyncError(inputs, outcome.status === "done" ? null : outcome.reason, now()));
       return outcome;
     }
   };

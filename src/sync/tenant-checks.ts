@@ -8,14 +8,13 @@
  */
 import { ManagementClient, ManagementError } from "auth0";
 import type { Auth0Config } from "../config.js";
-import type { Db } from "../directory/database.js";
-import { listActiveMappings } from "../directory/mappings.js";
+import { readActiveMappings } from "../directory/mappings.js";
 import { recordConnection, type KnownConnection } from "../directory/settings.js";
 import type { MappingDocument } from "../mapping/index.js";
 import { redirectingFetch } from "../auth0/client.js";
 import { signPostLoginBody } from "../auth0/hook-signature.js";
 import { missingScopes, requiredScopes, type MappedOrganization, type ScopeNeed } from "../auth0/scopes.js";
-import { runSync } from "../directory/store-op.js";
+import type { SqlStore } from "../directory/sql.js";
 
 export type CheckStatus = "ok" | "warn" | "fail" | "skipped";
 
@@ -46,7 +45,7 @@ export interface TenantReport {
 
 export interface TenantCheckOptions {
   auth0: Auth0Config;
-  db: Db;
+  store: SqlStore;
   /** Where the Auth0 Action reaches the bridge (PUBLIC_URL). */
   publicUrl: string;
   /** AUTH0_HOOK_SECRET; undefined when the hook is off. */
@@ -334,13 +333,19 @@ async function hookCheck(
  * version (and shared by identical documents), so a periodic re-check reads the organizations and
  * parses only what changed since the last one.
  */
-function mappedOrganizations(db: Db): { slug: string; mapping: MappingDocument; applied: boolean }[] {
-  return listActiveMappings(db).map((a) => ({ slug: a.slug, mapping: a.document, applied: a.version !== null }));
+async function mappedOrganizations(
+  store: SqlStore,
+): Promise<{ slug: string; mapping: MappingDocument; applied: boolean }[]> {
+  return (await readActiveMappings(store)).map((a) => ({
+    slug: a.slug,
+    mapping: a.document,
+    applied: a.version !== null,
+  }));
 }
 
 /** Runs every check; never throws for an Auth0 problem (that is what it reports). */
 export async function checkTenant(options: TenantCheckOptions): Promise<TenantReport> {
-  const { auth0, db } = options;
+  const { auth0, store } = options;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const now = options.now ?? Date.now;
   const fetcher = auth0.managementUrl ? redirectingFetch(auth0.domain, auth0.managementUrl) : fetch;
@@ -369,7 +374,7 @@ export async function checkTenant(options: TenantCheckOptions): Promise<TenantRe
   });
 
   // Connections first: their type decides each default mapping, and so the scopes it needs.
-  const connectionNames = [...new Set(mappedOrganizations(db).map((o) => o.mapping.connection.name))];
+  const connectionNames = [...new Set((await mappedOrganizations(store)).map((o) => o.mapping.connection.name))];
   const found = new Map<string, TenantConnection | undefined>();
   const connectionErrors = new Map<string, string>();
   if (has("read:connections")) {
@@ -389,14 +394,14 @@ export async function checkTenant(options: TenantCheckOptions): Promise<TenantRe
           const known: KnownConnection = { name, strategy: c.strategy ?? "", type, checkedAt: now() };
           if (type === "enterprise")
             known.setUserRootAttributes = typeof setting === "string" ? setting : "on_each_login";
-          runSync(db, recordConnection(known));
+          await store.write(recordConnection(known));
         }
       } catch (err) {
         connectionErrors.set(name, describeApiError(err).text);
       }
     }
   }
-  const orgs = mappedOrganizations(db);
+  const orgs = await mappedOrganizations(store);
   const { checks: scopeResults, missing } = scopeChecks(
     requiredScopes(orgs.map((o): MappedOrganization => ({ slug: o.slug, mapping: o.mapping }))),
     granted,

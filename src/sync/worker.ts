@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { LaneHandle } from "../auth0/rate-limiter.js";
-import type { Db } from "../directory/database.js";
+import type { SqlStore } from "../directory/sql.js";
 import { Lane, onJobEnqueued, type JobKind } from "../directory/outbox.js";
-import { dialect, exec, jsonTextList, many, one, runSync, writeSync, type StoreOp } from "../directory/store-op.js";
+import { dialect, exec, jsonTextList, many, one, type StoreOp } from "../directory/store-op.js";
 import { jobColumns, type JobRow } from "./job-queries.js";
 
 export type { JobRow };
@@ -201,6 +201,65 @@ export function* finishJob(
   return { outcome, retryAt: runAfter };
 }
 
+/**
+ * What the worker needs of a job queue: claim, renew leases, record an outcome, hand jobs back.
+ * Each call is one unit of work of its own, never held across a handler's Auth0 calls. The SQLite
+ * queue (sqliteJobQueue) runs the ops above; a PostgreSQL queue (claims FOR UPDATE SKIP LOCKED,
+ * fenced outcomes) implements the same calls.
+ */
+export interface JobQueue {
+  /** Leases due jobs to `r.owner`: deprovision lane first, one job per key running at a time. */
+  claim(r: ClaimRequest): Promise<JobRow[]>;
+  /** Extends `owner`'s leases of `jobs` to `leaseMs` from now. */
+  renew(owner: string, jobs: readonly JobRow[], leaseMs: number, now: number): Promise<void>;
+  /** Records an outcome (see finishJob); undefined if another worker took the job over. */
+  finish(
+    job: JobRow,
+    outcome: JobOutcome,
+    r: FinishRequest,
+  ): Promise<{ outcome: JobOutcome; retryAt?: number } | undefined>;
+  /** Hands `owner`'s jobs back to pending without counting an attempt. */
+  requeue(owner: string, jobs: readonly JobRow[], now: number): Promise<void>;
+  /** Expired leases of crashed workers go back to pending (a queue whose claim does this itself may do nothing). */
+  recoverExpired(now: number): Promise<void>;
+  /** The keys among `keys` that have a pending deprovision-lane job. */
+  pendingDeprovision(keys: readonly string[]): Promise<Set<string>>;
+  /** Deletes done jobs last updated before `before`; the number deleted. */
+  prune(before: number): Promise<number>;
+}
+
+/**
+ * The SQLite job queue on `store`'s connection. SQLite only: its claim relies on write
+ * transactions running one at a time (see claimJobs).
+ */
+export function sqliteJobQueue(store: SqlStore): JobQueue {
+  if (store.dialect !== "sqlite") throw new Error("sqliteJobQueue needs a SQLite store");
+  return {
+    claim: (r) => store.write(claimJobs(r)),
+    renew: async (owner, jobs, leaseMs, now) => {
+      await store.write(
+        renewJobLeases(
+          jobs.map((j) => j.id),
+          owner,
+          now + leaseMs,
+        ),
+      );
+    },
+    finish: (job, outcome, r) => store.write(finishJob(job, outcome, r)),
+    requeue: (owner, jobs, now) =>
+      store.write(
+        releaseJobLeases(
+          jobs.map((j) => j.id),
+          owner,
+          now,
+        ),
+      ),
+    recoverExpired: (now) => store.write(recoverExpiredLeases(now)),
+    pendingDeprovision: (keys) => store.read(keysWithPendingDeprovision(keys)),
+    prune: (before) => store.write(pruneDoneJobs(before)),
+  };
+}
+
 /** Jobs that scan a whole organization: they run beside the per-user jobs (see scanConcurrency). */
 const SCAN_KIND: JobKind = "drift";
 
@@ -224,7 +283,13 @@ export interface WorkerEvents {
 }
 
 export interface WorkerOptions {
-  db: Db;
+  /** The job queue: sqliteJobQueue(store) on SQLite. */
+  queue: JobQueue;
+  /**
+   * Wake-ups for jobs other processes enqueued (PostgreSQL LISTEN/NOTIFY), started and stopped with
+   * the worker; without them such jobs start at the next poll.
+   */
+  wakeups?: { start(wake: () => void): void; stop(): Promise<void> };
   handlers: Partial<Record<JobKind, JobHandler>>;
   /** Jobs in flight at once (Auth0 calls of different users overlap; one job per key at a time). */
   concurrency?: number;
@@ -334,9 +399,10 @@ export class Worker {
     if (this.running) return;
     this.running = true;
     this.unsubscribe = onJobEnqueued(() => this.notify());
+    this.options.wakeups?.start(() => this.notify());
     this.pollTimer = setInterval(() => this.notify(), this.pollMs);
-    this.heartbeatTimer = setInterval(() => this.renewLeases(), Math.max(1000, this.leaseMs / 3));
-    this.pruneTimer = setInterval(() => this.pruneDone(), 10 * 60_000);
+    this.heartbeatTimer = setInterval(() => void this.renewLeases(), Math.max(1000, this.leaseMs / 3));
+    this.pruneTimer = setInterval(() => void this.pruneDone(), 10 * 60_000);
     this.pruneTimer.unref();
     this.notify();
   }
@@ -349,10 +415,14 @@ export class Worker {
       return;
     }
     this.ticking = true;
+    void this.tickLoop();
+  }
+
+  private async tickLoop(): Promise<void> {
     try {
       do {
         this.tickAgain = false;
-        this.tick();
+        await this.tick();
       } while (this.tickAgain && this.running);
     } catch (err) {
       // A busy or unavailable database must not kill the process: the next poll tries again.
@@ -381,20 +451,21 @@ export class Worker {
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
     clearInterval(this.pruneTimer);
+    await this.options.wakeups?.stop();
     for (const f of this.inFlight.values()) f.controller.abort();
     const all = Promise.all([...this.inFlight.values()].map((f) => f.done));
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     // Jobs still stuck in a call after the timeout: release them too; their late outcome is ignored.
-    this.releaseLeases([...this.inFlight.keys()]);
+    await this.releaseLeases([...this.inFlight.values()].map((f) => f.job));
   }
 
   /**
    * Done jobs are history only (the audit log is the record of changes): keep a week of them for
    * `scim-bridge jobs` and metrics, so the table does not grow without end. Dead jobs stay until retried.
    */
-  pruneDone(keepMs = 7 * 86_400_000): number {
+  async pruneDone(keepMs = 7 * 86_400_000): Promise<number> {
     try {
-      return runSync(this.options.db, pruneDoneJobs(this.now() - keepMs));
+      return await this.options.queue.prune(this.now() - keepMs);
     } catch (err) {
       this.options.events?.onError?.(err);
       return 0;
@@ -402,32 +473,48 @@ export class Worker {
   }
 
   /** Hands jobs back to pending without counting an attempt (merging with a newer pending job of the same key). */
-  private releaseLeases(ids: number[]): void {
-    if (ids.length === 0) return;
-    writeSync(this.options.db, releaseJobLeases(ids, this.owner, this.now()));
+  private async releaseLeases(jobs: JobRow[]): Promise<void> {
+    if (jobs.length === 0) return;
+    await this.options.queue.requeue(this.owner, jobs, this.now());
   }
 
-  private tick(): void {
+  private async tick(): Promise<void> {
     const t = this.now();
     this.lastTickAt = t;
     // Leases last tens of seconds: looking for expired ones once per poll is plenty, and doing it on
     // every job completion (hundreds a second during a push) costs a transaction each.
     if (t - this.leasesCheckedAt >= this.pollMs) {
       this.leasesCheckedAt = t;
-      this.recoverExpiredLeases(t);
+      await this.options.queue.recoverExpired(t);
     }
     if (t - this.supersededCheckedAt >= SUPERSEDED_CHECK_MS) {
       this.supersededCheckedAt = t;
-      this.liftSuperseded();
+      await this.liftSuperseded();
     }
     const scans = [...this.inFlight.values()].filter((f) => f.job.kind === SCAN_KIND).length;
     // Deprovisioning may take any free slot, its reserved ones included; the other lanes only the
     // ordinary ones, so that the reserved slots stay free for the next deactivation.
     const running = this.inFlight.size - scans;
     const free = this.concurrency + this.deprovisionSlots - running;
-    if (free > 0) for (const job of this.claim(free, t, false, this.concurrency - running)) this.run(job);
+    if (free > 0) await this.claimAndRun(free, t, false, this.concurrency - running);
     const freeScans = this.scanConcurrency - scans;
-    if (freeScans > 0) for (const job of this.claim(freeScans, t, true, freeScans)) this.run(job);
+    if (freeScans > 0) await this.claimAndRun(freeScans, t, true, freeScans);
+  }
+
+  /** Claims up to `limit` jobs, of which at most `nonUrgent` outside the deprovision lane, and runs them. */
+  private async claimAndRun(limit: number, t: number, scans: boolean, nonUrgent: number): Promise<void> {
+    const claimed = await this.options.queue.claim({
+      owner: this.owner,
+      now: t,
+      leaseMs: this.leaseMs,
+      limit,
+      nonUrgent,
+      scans,
+    });
+    // Stopped while the claim was under way (only possible where a unit of work is asynchronous):
+    // the jobs go back at once rather than waiting for their leases to expire.
+    if (!this.running) return this.releaseLeases(claimed);
+    for (const job of claimed) this.run(job);
   }
 
   /**
@@ -437,14 +524,14 @@ export class Worker {
    * goes out now, and stop it after that call: its lease is handed back and merges into the pending
    * deprovision job, which then runs at once and plans from the directory's current state.
    */
-  private liftSuperseded(): void {
+  private async liftSuperseded(): Promise<void> {
     const lower = [...this.inFlight.values()].filter(
       (f) => f.lane.lane !== Lane.deprovision && f.job.kind !== SCAN_KIND,
     );
     if (lower.length === 0) return;
     let keys: Set<string>;
     try {
-      keys = runSync(this.options.db, keysWithPendingDeprovision(lower.map((f) => f.job.key)));
+      keys = await this.options.queue.pendingDeprovision(lower.map((f) => f.job.key));
     } catch (err) {
       this.options.events?.onError?.(err);
       return;
@@ -476,23 +563,15 @@ export class Worker {
     this.retryTimer.unref();
   }
 
-  /** Expired leases of crashed workers go back to pending, merging into a pending job of the same key. */
-  private recoverExpiredLeases(t: number): void {
-    writeSync(this.options.db, recoverExpiredLeases(t));
-  }
-
-  /** Up to `limit` jobs, of which at most `nonUrgent` outside the deprovision lane. */
-  private claim(limit: number, t: number, scans: boolean, nonUrgent: number): JobRow[] {
-    return writeSync(
-      this.options.db,
-      claimJobs({ owner: this.owner, now: t, leaseMs: this.leaseMs, limit, nonUrgent, scans }),
-    );
-  }
-
-  private renewLeases(): void {
+  private async renewLeases(): Promise<void> {
     if (this.inFlight.size === 0) return;
     try {
-      runSync(this.options.db, renewJobLeases([...this.inFlight.keys()], this.owner, this.now() + this.leaseMs));
+      await this.options.queue.renew(
+        this.owner,
+        [...this.inFlight.values()].map((f) => f.job),
+        this.leaseMs,
+        this.now(),
+      );
     } catch (err) {
       this.options.events?.onError?.(err);
     }
@@ -515,12 +594,17 @@ export class Worker {
       // Interrupted by stop(), or superseded by a deactivation (liftSuperseded): hand the job back
       // untouched (no attempt counted); it merges into a pending job of the same key.
       if (controller.signal.aborted && outcome.status !== "done") {
-        this.releaseLeases([job.id]);
+        try {
+          await this.releaseLeases([job]);
+        } catch (err) {
+          // The lease expires and the job runs again, harmlessly.
+          this.options.events?.onError?.(err);
+        }
         return;
       }
       let final: JobOutcome | undefined;
       try {
-        final = this.finish(job, outcome);
+        final = await this.finish(job, outcome);
       } catch (err) {
         // Recording failed (database busy): the lease expires and the job runs again, harmlessly.
         this.options.events?.onError?.(err);
@@ -534,17 +618,14 @@ export class Worker {
   }
 
   /** Records the outcome; returns what it became (a retry past the limit becomes dead), or undefined if the job was taken over. */
-  private finish(job: JobRow, outcome: JobOutcome): JobOutcome | undefined {
+  private async finish(job: JobRow, outcome: JobOutcome): Promise<JobOutcome | undefined> {
     const t = this.now();
-    const recorded = writeSync(
-      this.options.db,
-      finishJob(job, outcome, {
-        owner: this.owner,
-        now: t,
-        maxAttempts: this.maxAttempts,
-        retryAt: (attempts, lane) => t + backoffMs(attempts, lane, this.random, this.options.backoff),
-      }),
-    );
+    const recorded = await this.options.queue.finish(job, outcome, {
+      owner: this.owner,
+      now: t,
+      maxAttempts: this.maxAttempts,
+      retryAt: (attempts, lane) => t + backoffMs(attempts, lane, this.random, this.options.backoff),
+    });
     if (recorded?.retryAt !== undefined) this.wakeAt(recorded.retryAt);
     return recorded?.outcome;
   }

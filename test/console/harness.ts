@@ -16,6 +16,8 @@ import { adminService, type AdminDeps } from "../../src/admin/router.js";
 import { adminRouter } from "../../src/http/admin-router.js";
 import { consoleRouter } from "../../src/console/router.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
+import { sqliteStore } from "../../src/directory/sql.js";
+import { connectionOf } from "../../src/directory/statements.js";
 import { scimRequestLog } from "../../src/http/scim-request-log.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
@@ -88,7 +90,7 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
     rateLimit: false,
   };
   admin = adminRouter(adminDeps);
-  hook = postLoginHookRouter(bridge.db, hookSecret);
+  hook = postLoginHookRouter(sqliteStore(connectionOf(bridge.db)), hookSecret);
   const scimLog = scimRequestLog(bridge.db, { log });
   requestLog = scimLog;
   consoleApp = consoleRouter({

@@ -5,6 +5,8 @@ import type { Request, RequestHandler, Response } from "express";
 import { afterEach, describe, expect, it } from "vitest";
 import { organizations } from "../../db/schema.js";
 import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-login-hook.js";
+import { sqliteStore } from "../../src/directory/sql.js";
+import { connectionOf } from "../../src/directory/statements.js";
 import { concurrencyLimit, eventLoopLag } from "../../src/http/rate-limit.js";
 import { scimLimits } from "../../src/scim/limits.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
@@ -60,7 +62,7 @@ async function setUp(concurrency: number) {
     env: { SCIM_REQUEST_BUDGET_MS: "600000" },
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   }));
-  hook = postLoginHookRouter(b.db, secret);
+  hook = postLoginHookRouter(sqliteStore(connectionOf(b.db)), secret);
   const slug = b.db
     .select({ slug: organizations.slug })
     .from(organizations)

@@ -3,6 +3,8 @@ import type { RequestHandler } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { organizations } from "../../db/schema.js";
 import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-login-hook.js";
+import { sqliteStore } from "../../src/directory/sql.js";
+import { connectionOf } from "../../src/directory/statements.js";
 import { costLimits, QueryBudget } from "../../src/scim/cost.js";
 import { scimLimits } from "../../src/scim/limits.js";
 import { createTestBridge, type ScimClient, type TestBridge } from "../helpers/scim.js";
@@ -32,7 +34,7 @@ beforeAll(async () => {
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
     queryBudget: new QueryBudget({ now: () => clock }),
   });
-  hook = postLoginHookRouter(bridge.db, secret);
+  hook = postLoginHookRouter(sqliteStore(connectionOf(bridge.db)), secret);
   seeded = seedUsers(bridge.sqlite, bridge.directoryId, bigDirectory);
   other = bridge.newDirectory();
   otherUserId = (await other.scim.post("/Users", { userName: "b@other.example" }).expect(201)).body.id;

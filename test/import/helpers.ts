@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createManagementClient } from "../../src/auth0/client.js";
 import type { Db } from "../../src/directory/database.js";
+import { sqliteStore } from "../../src/directory/sql.js";
+import { connectionOf } from "../../src/directory/statements.js";
 import type { RunningEmulator } from "../../src/emulator/index.js";
 import { ImportClient } from "../../src/sync/import/client.js";
 import type { ImportDeps } from "../../src/sync/import/service.js";
@@ -21,7 +23,12 @@ export function importDeps(db: Db, sync: SyncHarness, extra: Partial<ImportDeps>
     },
     { maxRetries: 0 },
   );
-  return { db, api: new ImportClient(client, sync.engine.limiter), gateway: sync.engine.gateway, ...extra };
+  return {
+    store: sqliteStore(connectionOf(db)),
+    api: new ImportClient(client, sync.engine.limiter),
+    gateway: sync.engine.gateway,
+    ...extra,
+  };
 }
 
 export function writeTemp(name: string, content: string): string {

@@ -5,6 +5,7 @@ import { parseMapping, type MappingInput } from "../../src/mapping/index.js";
 import { previewMapping } from "../../src/sync/preview.js";
 import { linkUser, openMemoryDb, placeHold, scimUser, seedOrganization, seedUsers } from "./seed.js";
 import { writeSync } from "../../src/directory/store-op.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 
 const candidate = (change: Partial<MappingInput> = {}) =>
   parseMapping({
@@ -45,10 +46,14 @@ function seedAcme() {
 }
 
 describe("mapping preview", () => {
-  it("compares every directory user under the candidate with the active mapping", () => {
+  it("compares every directory user under the candidate with the active mapping", async () => {
     const { orgId } = seedAcme();
     // Neither mapping deletes Auth0 users: erin (deleted in the directory) stays a blocked member with roles.
-    const result = previewMapping(handle.db, "acme", candidate({ policies: { deletion: { deleteUser: false } } }));
+    const result = await previewMapping(
+      sqliteStore(handle.sqlite),
+      "acme",
+      candidate({ policies: { deletion: { deleteUser: false } } }),
+    );
     expect(result).toMatchObject({ organizationId: orgId, activeVersion: null, total: 7, withProblems: 1 });
     // Default mapping: no roles, no app_metadata. Candidate: ann admin; bob eng; carol, dave (deactivation
     // keeps roles), frank (a hold keeps roles) and gina member; everyone but erin (deleted) gets the namespace.
@@ -63,13 +68,13 @@ describe("mapping preview", () => {
     expect(byUser["erin@acme.test"]).toMatchObject({ changes: { roles: { added: ["member"] } } });
   });
 
-  it("compares with the active version once one is applied, and reports nothing when the candidate is the same", () => {
+  it("compares with the active version once one is applied, and reports nothing when the candidate is the same", async () => {
     seedAcme();
     writeSync(handle.db, saveMappingVersion("acme", candidate(), { actor: { type: "operator", id: "t" } }));
-    const same = previewMapping(handle.db, "acme", candidate());
+    const same = await previewMapping(sqliteStore(handle.sqlite), "acme", candidate());
     expect(same).toMatchObject({ activeVersion: 1, changed: { users: 0 }, withProblems: 1 });
-    const renamed = previewMapping(
-      handle.db,
+    const renamed = await previewMapping(
+      sqliteStore(handle.sqlite),
       "acme",
       candidate({
         profile: {
@@ -81,7 +86,7 @@ describe("mapping preview", () => {
     expect(renamed.changed).toMatchObject({ profile: 5, roles: 0, users: 5 });
   });
 
-  it("shows membership and block changes of a deprovisioning policy change (shared organization)", () => {
+  it("shows membership and block changes of a deprovisioning policy change (shared organization)", async () => {
     const { orgId, dirId } = seedOrganization(handle.db, "umbrella", "shared");
     seedUsers(handle.db, dirId, [
       { id: "s1", resource: scimUser("sam"), active: false },
@@ -102,7 +107,7 @@ describe("mapping preview", () => {
       userModel: "shared",
       policies: { deactivation: { block: "whenNoOtherOrganization", removeMembership: true, removeRoles: false } },
     });
-    const result = previewMapping(handle.db, "umbrella", keepMembers);
+    const result = await previewMapping(sqliteStore(handle.sqlite), "umbrella", keepMembers);
     expect(result.changed.blocked).toBe(0);
     const ops = (r: typeof result, id: string) => r.users.find((u) => u.userId === id)?.operations.map((o) => o.type);
     // sam is held nowhere else: blocked and signed out; sue keeps her Auth0 account for the other organization.
@@ -112,7 +117,7 @@ describe("mapping preview", () => {
       userModel: "shared",
       policies: { deactivation: { block: "always", removeMembership: false } },
     });
-    const blocked = previewMapping(handle.db, "umbrella", alwaysBlock);
+    const blocked = await previewMapping(sqliteStore(handle.sqlite), "umbrella", alwaysBlock);
     expect(blocked.changed).toMatchObject({ membership: 2, blocked: 1 });
     expect(blocked.users.find((u) => u.userId === "s2")?.changes).toMatchObject({
       membership: { before: "user", after: "member" },
@@ -120,7 +125,7 @@ describe("mapping preview", () => {
     });
   });
 
-  it('decides "held by another organization" by the Auth0 link, as the worker does, not by email', () => {
+  it('decides "held by another organization" by the Auth0 link, as the worker does, not by email', async () => {
     const { orgId, dirId } = seedOrganization(handle.db, "umbrella", "shared");
     seedUsers(handle.db, dirId, [{ id: "s1", resource: scimUser("sam"), active: false }]);
     linkUser(handle.db, orgId, dirId, "s1", "auth0|sam");
@@ -128,27 +133,31 @@ describe("mapping preview", () => {
     // Same email, never linked to our Auth0 user: it does not keep sam's account open.
     seedUsers(handle.db, other.dirId, [{ id: "o1", resource: scimUser("sam") }]);
     const m = candidate({ userModel: "shared" });
-    const before = previewMapping(handle.db, "umbrella", m).users.find((u) => u.userId === "s1")!;
+    const before = (await previewMapping(sqliteStore(handle.sqlite), "umbrella", m)).users.find(
+      (u) => u.userId === "s1",
+    )!;
     expect(before.operations.map((o) => o.type)).toContain("block");
     // A different email, linked to the same Auth0 user: it does.
     seedUsers(handle.db, other.dirId, [{ id: "o2", resource: scimUser("samuel") }]);
     linkUser(handle.db, other.orgId, other.dirId, "o2", "auth0|sam");
-    const after = previewMapping(handle.db, "umbrella", m).users.find((u) => u.userId === "s1")!;
+    const after = (await previewMapping(sqliteStore(handle.sqlite), "umbrella", m)).users.find(
+      (u) => u.userId === "s1",
+    )!;
     expect(after.operations.map((o) => o.type)).not.toContain("block");
     expect(after.operations.map((o) => o.type)).toContain("removeMember");
   });
 
-  it("maps the SCIM id as the worker writes it (scim_id: id)", () => {
+  it("maps the SCIM id as the worker writes it (scim_id: id)", async () => {
     const { orgId } = seedAcme();
     const m = candidate({ app_metadata: { keys: { scim_id: "id", ext: "externalId" } } });
-    const result = previewMapping(handle.db, orgId, m);
+    const result = await previewMapping(sqliteStore(handle.sqlite), orgId, m);
     const ann = result.users.find((u) => u.userId === "u1-ann")!;
     const create = ann.operations.find((o) => o.type === "createUser");
     expect(create).toMatchObject({ type: "createUser", appMetadata: { scim_id: "u1-ann", ext: null } });
   });
 
-  it("reads with a bounded number of queries (none per user) and writes nothing", () => {
-    const countQueries = (n: number): number => {
+  it("reads with a bounded number of queries (none per user) and writes nothing", async () => {
+    const countQueries = async (n: number): Promise<number> => {
       const db = openMemoryDb();
       const { dirId } = seedOrganization(db.db, "acme");
       seedUsers(
@@ -160,17 +169,19 @@ describe("mapping preview", () => {
       const before = db.sqlite.prepare("select total_changes() as n").get() as { n: number };
       prepare.mockClear();
       const progress: number[] = [];
-      previewMapping(db.db, "acme", candidate(), (p) => progress.push(p.done));
+      await previewMapping(sqliteStore(db.sqlite), "acme", candidate(), (p) => progress.push(p.done));
       const queries = prepare.mock.calls.length;
       expect(db.sqlite.prepare("select total_changes() as n").get()).toEqual(before);
       expect(progress.at(-1)).toBe(n);
       db.close();
       return queries;
     };
-    expect(countQueries(900)).toBe(countQueries(5));
+    expect(await countQueries(900)).toBe(await countQueries(5));
   });
 
-  it("refuses an unknown organization", () => {
-    expect(() => previewMapping(handle.db, "nope", candidate())).toThrow('organization "nope" not found');
+  it("refuses an unknown organization", async () => {
+    await expect(previewMapping(sqliteStore(handle.sqlite), "nope", candidate())).rejects.toThrow(
+      'organization "nope" not found',
+    );
   });
 });

@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { jobs } from "../../db/schema.js";
 import { onboardOrganization } from "../../src/admin/onboarding.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { enqueueDueDriftScans, scheduleDriftScans } from "../../src/sync/drift-schedule.js";
 
@@ -43,23 +44,23 @@ describe("drift scan schedule", () => {
       .where(and(eq(jobs.kind, "drift"), eq(jobs.state, "pending")))
       .all().length;
 
-  it("schedules the first scan a period out, scans every organization when it falls due, then a period later", () => {
-    expect(enqueueDueDriftScans(store.db, t0, day)).toBeUndefined();
-    expect(enqueueDueDriftScans(store.db, t0 + day - 1, day)).toBeUndefined();
+  it("schedules the first scan a period out, scans every organization when it falls due, then a period later", async () => {
+    expect(await enqueueDueDriftScans(sqliteStore(store.sqlite), t0, day)).toBeUndefined();
+    expect(await enqueueDueDriftScans(sqliteStore(store.sqlite), t0 + day - 1, day)).toBeUndefined();
     expect(driftJobs()).toBe(0);
-    expect(enqueueDueDriftScans(store.db, t0 + day, day)).toBe(3);
+    expect(await enqueueDueDriftScans(sqliteStore(store.sqlite), t0 + day, day)).toBe(3);
     expect(driftJobs()).toBe(3);
     // The next one is a period after the scan, not after the start.
-    expect(enqueueDueDriftScans(store.db, t0 + 2 * day - 1, day)).toBeUndefined();
+    expect(await enqueueDueDriftScans(sqliteStore(store.sqlite), t0 + 2 * day - 1, day)).toBeUndefined();
     markDriftJobsDone(store);
-    expect(enqueueDueDriftScans(store.db, t0 + 2 * day, day)).toBe(3);
+    expect(await enqueueDueDriftScans(sqliteStore(store.sqlite), t0 + 2 * day, day)).toBe(3);
   });
 
   it("still scans when restarts come more often than the period", () => {
     let now = t0;
     // Daily deploys with a 24-hour period: each instance lives 20 hours.
     for (let deploy = 0; deploy < 3; deploy++) {
-      const stop = scheduleDriftScans(store.db, 24, silent, { now: () => now });
+      const stop = scheduleDriftScans(sqliteStore(store.sqlite), 24, silent, { now: () => now });
       now += 20 * hour;
       stop();
     }
@@ -67,11 +68,13 @@ describe("drift scan schedule", () => {
     expect(driftJobs()).toBe(3);
   });
 
-  it("lets exactly one of several instances on one database enqueue a due scan", () => {
+  it("lets exactly one of several instances on one database enqueue a due scan", async () => {
     const others = [openDatabase(url), openDatabase(url)];
     try {
-      expect(enqueueDueDriftScans(store.db, t0, day)).toBeUndefined();
-      const taken = [store, ...others].map((s) => enqueueDueDriftScans(s.db, t0 + day + 5, day));
+      expect(await enqueueDueDriftScans(sqliteStore(store.sqlite), t0, day)).toBeUndefined();
+      const taken = await Promise.all(
+        [store, ...others].map((s) => enqueueDueDriftScans(sqliteStore(s.sqlite), t0 + day + 5, day)),
+      );
       expect(taken.filter((n) => n !== undefined)).toEqual([3]);
       expect(driftJobs()).toBe(3);
     } finally {
@@ -79,12 +82,12 @@ describe("drift scan schedule", () => {
     }
   });
 
-  it("pulls the next scan in when the period is shortened, without scanning at once", () => {
-    expect(enqueueDueDriftScans(store.db, t0, day)).toBeUndefined();
+  it("pulls the next scan in when the period is shortened, without scanning at once", async () => {
+    expect(await enqueueDueDriftScans(sqliteStore(store.sqlite), t0, day)).toBeUndefined();
     // DRIFT_SCAN_INTERVAL_HOURS goes from 24 to 1.
-    expect(enqueueDueDriftScans(store.db, t0 + hour, hour)).toBeUndefined();
+    expect(await enqueueDueDriftScans(sqliteStore(store.sqlite), t0 + hour, hour)).toBeUndefined();
     expect(driftJobs()).toBe(0);
-    expect(enqueueDueDriftScans(store.db, t0 + 2 * hour, hour)).toBe(3);
+    expect(await enqueueDueDriftScans(sqliteStore(store.sqlite), t0 + 2 * hour, hour)).toBe(3);
   });
 });
 

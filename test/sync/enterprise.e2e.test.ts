@@ -9,6 +9,8 @@ import type { RequestHandler } from "express";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
+import { sqliteStore } from "../../src/directory/sql.js";
+import { connectionOf } from "../../src/directory/statements.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { scanDrift } from "../../src/sync/drift.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
@@ -27,7 +29,7 @@ beforeEach(async () => {
   bridge = await createTestBridge({
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   });
-  hook = postLoginHookRouter(bridge.db, secret);
+  hook = postLoginHookRouter(sqliteStore(connectionOf(bridge.db)), secret);
   bridge.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, bridge.organizationId);
   writeSync(
     bridge.db,

@@ -15,6 +15,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
+import { sqliteStore } from "../../src/directory/sql.js";
+import { connectionOf } from "../../src/directory/statements.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
@@ -48,7 +50,7 @@ async function start(
   const b = await createTestBridge({
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   });
-  hook = postLoginHookRouter(b.db, hookSecret);
+  hook = postLoginHookRouter(sqliteStore(connectionOf(b.db)), hookSecret);
   b.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, b.organizationId);
   writeSync(
     b.db,

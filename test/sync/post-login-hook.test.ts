@@ -9,6 +9,8 @@ import { placeHold } from "../../src/directory/holds.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-login-hook.js";
+import { sqliteStore } from "../../src/directory/sql.js";
+import { connectionOf } from "../../src/directory/statements.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
@@ -30,7 +32,7 @@ beforeEach(async () => {
   bridge = await createTestBridge({
     extraRouters: [{ path: HOOK, router: (req, res, next) => hook!(req, res, next) }],
   });
-  hook = postLoginHookRouter(bridge.db, secret);
+  hook = postLoginHookRouter(sqliteStore(connectionOf(bridge.db)), secret);
   writeSync(
     bridge.db,
     saveMappingVersion(

@@ -15,6 +15,7 @@ import { changeBy } from "../../src/directory/write-context.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { decidePostLogin } from "../../src/sync/post-login.js";
 import { runSync, writeSync } from "../../src/directory/store-op.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 
 const DB_CONNECTION = "Username-Password-Authentication";
 const operator = { type: "operator" as const, id: "test" };
@@ -43,7 +44,7 @@ afterEach(() => {
 });
 
 describe("post-login decision and mapping changes", () => {
-  it("answers with the mapping another process applied (or rolled back to) at the very next login", () => {
+  it("answers with the mapping another process applied (or rolled back to) at the very next login", async () => {
     const onboarded = onboardOrganization(server.db, { slug: "acme", connection: DB_CONNECTION }, changeBy(operator));
     runSync(
       server.db,
@@ -53,20 +54,20 @@ describe("post-login decision and mapping changes", () => {
       ),
     );
     const login = () =>
-      decidePostLogin(server.db, {
+      decidePostLogin(sqliteStore(server.sqlite), {
         user: { user_id: "auth0|ada", email: "ada@acme.example" },
         organization: { name: "acme" },
         connection: { name: DB_CONNECTION, strategy: "auth0" },
       });
 
     writeSync(cli.db, saveMappingVersion("acme", mapping("reader"), { actor: operator }));
-    expect(login()).toMatchObject({ decision: "allow", roles: ["reader"] });
-    expect(login()).toMatchObject({ decision: "allow", roles: ["reader"] });
+    expect(await login()).toMatchObject({ decision: "allow", roles: ["reader"] });
+    expect(await login()).toMatchObject({ decision: "allow", roles: ["reader"] });
 
     writeSync(cli.db, saveMappingVersion("acme", mapping("writer"), { actor: operator }));
-    expect(login()).toMatchObject({ decision: "allow", roles: ["writer"] });
+    expect(await login()).toMatchObject({ decision: "allow", roles: ["writer"] });
 
     writeSync(cli.db, activateMappingVersion("acme", 1, operator));
-    expect(login()).toMatchObject({ decision: "allow", roles: ["reader"] });
+    expect(await login()).toMatchObject({ decision: "allow", roles: ["reader"] });
   });
 });

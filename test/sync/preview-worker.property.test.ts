@@ -26,6 +26,7 @@ import { previewMapping, type PreviewUser } from "../../src/sync/preview.js";
 import { startSyncHarness } from "../helpers/sync-harness.js";
 import { openMemoryDb, placeHold, seedOrganization, seedUsers, type SeedUser } from "../mapping/seed.js";
 import { writeSync } from "../../src/directory/store-op.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 
 const CONNECTION = "Username-Password-Authentication";
 const ENTERPRISE_DEPARTMENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -409,7 +410,7 @@ async function previewEqualsWorker(
     fetch: recordingFetch(domain, emulator.url, calls),
   });
   const engine = createSyncEngine({
-    db,
+    store: sqliteStore(handle.sqlite),
     client,
     plan: "enterprise",
     pollMs: 5,
@@ -453,7 +454,7 @@ async function previewEqualsWorker(
     writeSync(db, saveMappingVersion(orgId, a, operator));
     await drain(db);
 
-    const preview = previewMapping(db, orgId, b);
+    const preview = await previewMapping(sqliteStore(handle.sqlite), orgId, b);
     const predicted = Object.fromEntries(
       preview.users.filter((u) => u.operations.length > 0).map((u) => [u.userId, predictedEffects(u)]),
     );
@@ -515,7 +516,9 @@ describe("a shared user found by email before deprovisioning", () => {
       // by email, and the other organization still holds it, so "block: whenNoOtherOrganization" must not block.
       const acme = seedOrganization(db, "acme", "shared");
       seedUsers(db, acme.dirId, [{ id: "acme-sue", resource: { ...resource, active: false }, active: false }]);
-      const predicted = previewMapping(db, acme.orgId, mapping).users.find((u) => u.userId === "acme-sue")!;
+      const predicted = (await previewMapping(sqliteStore(handle.sqlite), acme.orgId, mapping)).users.find(
+        (u) => u.userId === "acme-sue",
+      )!;
       expect(predicted.linkedByEmail).toBe(auth0Sue!.user_id);
       expect(predicted.operations.map((o) => o.type)).not.toContain("block");
       writeSync(db, saveMappingVersion(acme.orgId, mapping, operator));

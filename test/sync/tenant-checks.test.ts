@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { createOrganization } from "../../src/directory/organizations.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { startEmulator, type RunningEmulator } from "../../src/emulator/index.js";
@@ -52,7 +53,7 @@ function manyOrganizations(): TenantCheckOptions {
   }
   return {
     auth0: { domain, clientId: "bridge-client", clientSecret: "right-secret", managementUrl: emulator.url },
-    db,
+    store: sqliteStore(opened.sqlite),
     publicUrl: "http://127.0.0.1:9",
     hookSecret: undefined,
     timeoutMs: 5000,
@@ -72,7 +73,7 @@ describe("tenant checks over many organizations", { timeout: 60_000 }, () => {
     expect(readinessProblems(clean.report)).toEqual([]);
 
     // org-37 applies a mapping typed database on the enterprise connection between two checks.
-    writeSync(options.db, saveMappingVersion("org-37", mapping("database"), { actor: operator }));
+    writeSync(opened!.db, saveMappingVersion("org-37", mapping("database"), { actor: operator }));
     const broken = await connectionCheck(options);
     expect(broken.check).toMatchObject({
       status: "fail",
@@ -85,9 +86,9 @@ describe("tenant checks over many organizations", { timeout: 60_000 }, () => {
     ]);
 
     // Fixed there; then the same document, shared by many organizations, is applied to org-20 too.
-    writeSync(options.db, saveMappingVersion("org-37", mapping("enterprise"), { actor: operator }));
+    writeSync(opened!.db, saveMappingVersion("org-37", mapping("enterprise"), { actor: operator }));
     expect((await connectionCheck(options)).check.status).toBe("ok");
-    writeSync(options.db, saveMappingVersion("org-20", mapping("database"), { actor: operator }));
+    writeSync(opened!.db, saveMappingVersion("org-20", mapping("database"), { actor: operator }));
     const again = await connectionCheck(options);
     expect(again.check.status).toBe("fail");
     expect(again.check.summary).toMatch(/org-20's mapping says connection type "database"/);
@@ -96,7 +97,7 @@ describe("tenant checks over many organizations", { timeout: 60_000 }, () => {
 
   it("serve's monitor logs the organization's problem at error from its first check", async () => {
     const options = manyOrganizations();
-    writeSync(options.db, saveMappingVersion("org-5", mapping("database"), { actor: operator }));
+    writeSync(opened!.db, saveMappingVersion("org-5", mapping("database"), { actor: operator }));
     const logged: { level: string; entry: object; msg: string }[] = [];
     const log = {
       info: (entry: object, msg: string) => logged.push({ level: "info", entry, msg }),

@@ -3,7 +3,11 @@ import { eq } from "drizzle-orm";
 import { jobs } from "../../db/schema.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
-import { Worker, backoffMs, type JobHandler, type JobRow } from "../../src/sync/worker.js";
+import { Worker, backoffMs, sqliteJobQueue, type JobHandler, type JobRow } from "../../src/sync/worker.js";
+import { sqliteStore } from "../../src/directory/sql.js";
+import { connectionOf } from "../../src/directory/statements.js";
+
+const queueOf = (db: Parameters<typeof connectionOf>[0]) => sqliteJobQueue(sqliteStore(connectionOf(db)));
 import { runSync } from "../../src/directory/store-op.js";
 
 let opened: OpenDatabase[] = [];
@@ -29,7 +33,7 @@ function startWorker(
   handler: JobHandler,
   extra: Partial<ConstructorParameters<typeof Worker>[0]> = {},
 ) {
-  const w = new Worker({ db, handlers: { user: handler }, pollMs: 5, concurrency: 4, ...extra });
+  const w = new Worker({ queue: queueOf(db), handlers: { user: handler }, pollMs: 5, concurrency: 4, ...extra });
   workers.push(w);
   w.start();
   return w;
@@ -254,7 +258,7 @@ describe("job queue and worker", () => {
     let usersRunning = 0;
     let usersAtScan = -1;
     const w = new Worker({
-      db,
+      queue: queueOf(db),
       pollMs: 5,
       concurrency: 2,
       handlers: {
@@ -399,7 +403,7 @@ describe("graceful stop with a newer change waiting", () => {
 });
 
 describe("history", () => {
-  it("prunes done jobs older than a week and keeps dead ones for a retry", () => {
+  it("prunes done jobs older than a week and keeps dead ones for a retry", async () => {
     const db = setup();
     enqueue(db, "old-done", Lane.provision);
     enqueue(db, "old-dead", Lane.provision);
@@ -408,8 +412,8 @@ describe("history", () => {
     db.update(jobs).set({ state: "done", updatedAt: weekAgo }).where(eq(jobs.subjectId, "old-done")).run();
     db.update(jobs).set({ state: "dead", updatedAt: weekAgo }).where(eq(jobs.subjectId, "old-dead")).run();
     db.update(jobs).set({ state: "done" }).where(eq(jobs.subjectId, "recent-done")).run();
-    const w = new Worker({ db, handlers: {} });
-    expect(w.pruneDone()).toBe(1);
+    const w = new Worker({ queue: queueOf(db), handlers: {} });
+    expect(await w.pruneDone()).toBe(1);
     expect(states(db).sort()).toEqual(["old-dead:dead", "recent-done:done"]);
   });
 });

@@ -23,7 +23,7 @@ import type { Logger } from "pino";
 import { Auth0CallError } from "../../auth0/errors.js";
 import type { Auth0Gateway } from "../../auth0/gateway.js";
 import type { Actor } from "../../directory/audit.js";
-import type { Db } from "../../directory/database.js";
+import type { SqlStore } from "../../directory/sql.js";
 import { listDirectories } from "../../directory/directories.js";
 import { createMigratedUsers } from "../../directory/migrated.js";
 import { getOrganization, type OrganizationRow } from "../../directory/organizations.js";
@@ -34,7 +34,7 @@ import { Lane } from "../../directory/outbox.js";
 import { TooManyImportJobs, type ImportApi, type ImportJobStatus } from "./client.js";
 import { Digest, readRecords, type ImportFormat } from "./records.js";
 import { validateRecord, type ImportUser, type RecordProblem } from "./validate.js";
-import { readSync, runSync, writeSync, type StoreOp } from "../../directory/store-op.js";
+import type { StoreOp } from "../../directory/store-op.js";
 import {
   claimChunkLink,
   claimChunkSubmit,
@@ -64,7 +64,7 @@ export const MAX_CONCURRENT_JOBS = 2;
 const MAX_LISTED_PROBLEMS = 1000;
 
 export interface ImportDeps {
-  db: Db;
+  store: SqlStore;
   api: ImportApi;
   gateway: Pick<Auth0Gateway, "connectionId" | "findUsersByEmail" | "getUser">;
   log?: Pick<Logger, "info" | "warn" | "error">;
@@ -151,13 +151,19 @@ const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
-function resolveTarget(
-  db: Db,
+/** The organization and its directories, in one snapshot. */
+function* targetOf(organization: string) {
+  const org = yield* getOrganization(organization);
+  return org ? { org, dirs: yield* listDirectories(org.id) } : undefined;
+}
+
+async function resolveTarget(
+  store: SqlStore,
   request: Pick<ImportRequest, "organization" | "directory">,
-): { org: OrganizationRow; directoryId: string } {
-  const org = runSync(db, getOrganization(request.organization));
-  if (!org) throw notFound(`organization "${request.organization}" not found`);
-  const dirs = readSync(db, listDirectories(org.id));
+): Promise<{ org: OrganizationRow; directoryId: string }> {
+  const target = await store.read(targetOf(request.organization));
+  if (!target) throw notFound(`organization "${request.organization}" not found`);
+  const { org, dirs } = target;
   if (request.directory) {
     if (!dirs.some((d) => d.id === request.directory))
       throw notFound(`directory "${request.directory}" is not a directory of ${org.slug}`);
@@ -370,16 +376,16 @@ class ImportRun {
     };
   }
 
-  private report(): void {
+  private async report(): Promise<void> {
     if (!this.request.onProgress) return;
-    Object.assign(this.progress, readSync(this.deps.db, importProgress(this.row.id)));
+    Object.assign(this.progress, await this.deps.store.read(importProgress(this.row.id)));
     this.request.onProgress({ ...this.progress });
   }
 
   async run(): Promise<void> {
     const signal = this.request.signal;
-    const rows = new Map(readSync(this.deps.db, importChunks(this.row.id)).map((c) => [c.chunk, c]));
-    this.report();
+    const rows = new Map((await this.deps.store.read(importChunks(this.row.id))).map((c) => [c.chunk, c]));
+    await this.report();
     const open = [...rows.values()].filter((c) => c.state !== "linked" && c.state !== "failed");
     if (open.length > 0) {
       this.connectionId = await this.deps.gateway.connectionId(this.row.connection, Lane.background);
@@ -457,9 +463,9 @@ class ImportRun {
     }
     if (signal?.aborted) return;
     // Still "running" when another run holds chunks of this import: that run ends it.
-    writeSync(this.deps.db, finishImport(this.row.id, this.request.actor, this.now()));
+    await this.deps.store.write(finishImport(this.row.id, this.request.actor, this.now()));
     this.progress.phase = "done";
-    this.report();
+    await this.report();
   }
 
   private taken(c: ChunkRow): void {
@@ -501,7 +507,7 @@ class ImportRun {
     for (let attempt = 0; ; attempt++) {
       if (this.request.signal?.aborted) throw new Error("stopped");
       // Durable before the POST: after a crash this chunk is known to be possibly in Auth0's hands.
-      if (!writeSync(this.deps.db, claimChunkSubmit(this.row.id, c.chunk, c))) throw new ChunkTaken();
+      if (!(await this.deps.store.write(claimChunkSubmit(this.row.id, c.chunk, c)))) throw new ChunkTaken();
       c.state = "submitting";
       c.attempts++;
       try {
@@ -512,7 +518,7 @@ class ImportRun {
           `${this.row.id}:${c.chunk}`,
         );
         const at = this.now();
-        if (!writeSync(this.deps.db, recordChunkSubmitted(this.row.id, c.chunk, c.attempts, id, at)))
+        if (!(await this.deps.store.write(recordChunkSubmitted(this.row.id, c.chunk, c.attempts, id, at))))
           throw new ChunkTaken();
         Object.assign(c, { state: "submitted", jobId: id, submittedAt: at });
         return id;
@@ -548,8 +554,7 @@ class ImportRun {
       const report = await this.deps.api.errors(jobId).catch(() => undefined);
       const details =
         report?.kind === "job" ? report.details : (status.status_details ?? `the job ended ${status.status}`);
-      const ended = writeSync(
-        this.deps.db,
+      const ended = await this.deps.store.write(
         failChunk(this.row.id, c.chunk, jobId, {
           at: this.now(),
           failed: members.length,
@@ -571,7 +576,7 @@ class ImportRun {
         { importId: this.row.id, chunk: c.chunk, jobId, details },
         "user import: an Auth0 import job failed as a whole; fix the cause and run the import again to retry its users",
       );
-      this.report();
+      await this.report();
       return;
     }
     const summary = status.summary ?? {};
@@ -618,7 +623,7 @@ class ImportRun {
         if (found[0]) ids.set(m.record, found[0].user_id);
       }
     }
-    const linked = this.link(c, jobId, imported, ids, {
+    const linked = await this.link(c, jobId, imported, ids, {
       failures,
       recovered,
       inserted: summary.inserted ?? 0,
@@ -630,7 +635,7 @@ class ImportRun {
         { importId: this.row.id, chunk: c.chunk, failed: failures.length },
         "user import: Auth0 refused some users; the import report lists them by record number",
       );
-    this.report();
+    await this.report();
   }
 
   /**
@@ -644,7 +649,7 @@ class ImportRun {
     imported: NumberedUser[],
     ids: Map<number, string>,
     outcome: { failures: RecordFailure[]; recovered: number; inserted: number; updated: number },
-  ): boolean {
+  ): Promise<boolean> {
     const now = this.now();
     const ctx = {
       organizationId: this.org.id,
@@ -654,49 +659,44 @@ class ImportRun {
       at: now,
     };
     const counts = { inserted: outcome.inserted, updated: outcome.updated, failed: outcome.failures.length, at: now };
-    return this.deps.db.transaction(
-      (tx) => {
+    const row = this.row;
+    const organizationId = this.org.id;
+    return this.deps.store.write(
+      (function* linkChunk(): StoreOp<boolean> {
         // First, so that of two runs that polled the same job only one records its users.
-        if (!runSync(tx, claimChunkLink(this.row.id, c.chunk, jobId, counts))) return false;
-        const taken = runSync(
-          tx,
-          takenUserNames(
-            this.row.directoryId,
-            imported.map((m) => m.emailLower),
-          ),
+        if (!(yield* claimChunkLink(row.id, c.chunk, jobId, counts))) return false;
+        const taken = yield* takenUserNames(
+          row.directoryId,
+          imported.map((m) => m.emailLower),
         );
         // Already in the directory (the IdP pushed this person first): its own sync links it.
         const fresh = imported.filter((m) => !taken.has(m.emailLower));
-        const rows = runSync(
-          tx,
-          createMigratedUsers(
-            ctx,
-            this.row.id,
-            fresh.map((m) => ({ resource: migratedResource(m), emailLower: m.emailLower, externalId: m.externalId })),
-          ),
+        const rows = yield* createMigratedUsers(
+          ctx,
+          row.id,
+          fresh.map((m) => ({ resource: migratedResource(m), emailLower: m.emailLower, externalId: m.externalId })),
         );
-        const links = rows.map((row, i) => {
+        const links = rows.map((r, i) => {
           const m = fresh[i]!;
           const applied = appliedAfterImport(m, ids.get(m.record) ?? `auth0|${String(m.user.user_id)}`);
           return {
-            userId: row.id,
-            directoryId: row.directoryId,
-            organizationId: this.org.id,
+            userId: r.id,
+            directoryId: r.directoryId,
+            organizationId,
             auth0UserId: applied.auth0UserId!,
             applied: JSON.stringify(applied),
             appliedAt: now,
           };
         });
-        runSync(tx, insertUserSyncLinks(links));
+        yield* insertUserSyncLinks(links);
         const errors = JSON.stringify({
           failures: outcome.failures,
           recovered: outcome.recovered,
           linked: rows.length,
         });
-        runSync(tx, recordChunkLinked(this.row.id, c.chunk, errors, now));
+        yield* recordChunkLinked(row.id, c.chunk, errors, now);
         return true;
-      },
-      { behavior: "immediate" },
+      })(),
     );
   }
 }
@@ -715,7 +715,7 @@ class ChunkTaken extends Error {
  * report in state "invalid" and sends nothing.
  */
 export async function runImport(deps: ImportDeps, request: ImportRequest): Promise<ImportReport> {
-  const { org, directoryId } = resolveTarget(deps.db, request);
+  const { org, directoryId } = await resolveTarget(deps.store, request);
   const fileName = request.fileName ?? request.filePath.split(/[\\/]/).pop() ?? request.filePath;
   const report = emptyReport(request, org, fileName);
   const now = deps.now ?? Date.now;
@@ -737,8 +737,7 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   if (plan.problemCount > 0) return report;
   if (request.dryRun) return { ...report, state: "planned" };
 
-  const claim = writeSync(
-    deps.db,
+  const claim = await deps.store.write(
     claimImport({
       organizationId: org.id,
       directoryId,
@@ -755,7 +754,7 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   );
   const row = claim.row;
   // The same file again after it was fully imported: nothing to do, and nothing is sent.
-  if (row.state === "done") return { ...readSync(deps.db, importReport(row.id))!, resumed: true };
+  if (row.state === "done") return { ...(await deps.store.read(importReport(row.id)))!, resumed: true };
   if (claim.resumed) {
     report.resumed = true;
     deps.log?.info(
@@ -770,11 +769,11 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (!request.signal?.aborted) {
-      writeSync(deps.db, failImport(row.id, message, now()));
+      await deps.store.write(failImport(row.id, message, now()));
       deps.log?.error({ err, importId: row.id }, "user import failed; run it again with the same file to resume");
     }
   }
-  const final = readSync(deps.db, importReport(row.id))!;
+  const final = (await deps.store.read(importReport(row.id)))!;
   return {
     ...final,
     resumed: report.resumed,
