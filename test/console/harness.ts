@@ -15,6 +15,7 @@ import { expect } from "vitest";
 import { adminService, type AdminDeps } from "../../src/admin/router.js";
 import { adminRouter } from "../../src/http/admin-router.js";
 import { consoleRouter } from "../../src/console/router.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
 import { scimRequestLog } from "../../src/http/scim-request-log.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
@@ -78,7 +79,7 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
   const now = () => Date.now() + offset;
   const log = pino({ level: "silent" });
   const adminDeps: AdminDeps = {
-    db: bridge.db,
+    store: sqliteStore(bridge.sqlite),
     publicUrl: bridge.origin,
     bootstrapOperatorToken: bootstrapToken,
     log,
@@ -92,7 +93,7 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
   const scimLog = scimRequestLog(bridge.db, { log });
   requestLog = scimLog;
   consoleApp = consoleRouter({
-    db: bridge.db,
+    store: sqliteStore(bridge.sqlite),
     publicUrl: bridge.origin,
     log,
     admin: adminService(adminDeps),

@@ -5,6 +5,7 @@ import type { RequestHandler } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { scimRequestLog as logTable } from "../../db/schema.js";
 import { adminRouter } from "../../src/http/admin-router.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-login-hook.js";
 import { scimRequestLog, type ScimRequestLogMiddleware } from "../../src/http/scim-request-log.js";
 import { createLogger, requestLogger } from "../../src/logging.js";
@@ -50,7 +51,7 @@ beforeAll(async () => {
   recorder = r = scimRequestLog(bridge.db, { log });
   hook = postLoginHookRouter(bridge.db, hookSecret);
   admin = adminRouter({
-    db: bridge.db,
+    store: sqliteStore(bridge.sqlite),
     publicUrl: bridge.origin,
     bootstrapOperatorToken: adminToken,
     log,
