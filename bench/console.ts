@@ -28,12 +28,13 @@ function quantile(sorted: number[], q: number): number {
 export async function consoleBenchSection(users = 100_000, rounds = 20): Promise<string> {
   const seeded = seed(users);
   const { db, sqlite, close } = openDatabase(`sqlite:${seeded.dbPath}`);
+  const store = sqliteStore(sqlite);
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const log = pino({ level: "silent" });
   const adminDeps = {
-    db,
+    store,
     publicUrl: origin,
     log,
     bootstrapOperatorToken: operatorToken,
@@ -48,7 +49,7 @@ export async function consoleBenchSection(users = 100_000, rounds = 20): Promise
         {
           path: "/console",
           router: consoleRouter({
-            db,
+            store,
             publicUrl: origin,
             log,
             admin: adminService(adminDeps),

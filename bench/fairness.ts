@@ -27,7 +27,7 @@ import type Database from "better-sqlite3";
 import { loadConfig } from "../src/config.js";
 import { sqliteStore } from "../src/directory/sql.js";
 import { openDatabase, startBackgroundCheckpoints } from "../src/directory/database.js";
-import { onboardOrganization } from "../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../src/admin/onboarding.js";
 import { changeBy } from "../src/directory/write-context.js";
 import { createApp } from "../src/http/app.js";
 import { healthRouter } from "../src/http/health.js";
@@ -42,6 +42,7 @@ import {
 import { scimLimits } from "../src/scim/limits.js";
 import { ReadPool } from "../src/scim/read-pool.js";
 import { pino } from "pino";
+import { writeSync } from "../src/directory/store-op.js";
 
 /**
  * SCIM reads in a read pool as `serve` runs them: one thread per core unless BENCH_READ_WORKERS=n
@@ -106,8 +107,8 @@ function seed(): Seeded {
   const dbPath = join(dir, "bridge.db");
   const { db, sqlite, close } = openDatabase(`sqlite:${dbPath}`);
   const operator = { type: "operator" as const, id: "bench" };
-  const a = onboardOrganization(db, { slug: "noisy" }, changeBy(operator));
-  const b = onboardOrganization(db, { slug: "quiet" }, changeBy(operator));
+  const a = writeSync(db, onboardOrganizationOp({ slug: "noisy" }, changeBy(operator)));
+  const b = writeSync(db, onboardOrganizationOp({ slug: "quiet" }, changeBy(operator)));
   sqlite.transaction(() => {
     seedTenant(sqlite, a.directory.id, noisyUsers, "n");
     seedTenant(sqlite, b.directory.id, quietUsers, "q");

@@ -22,10 +22,11 @@ import { join } from "node:path";
 import { once } from "node:events";
 import { userImports } from "../db/schema.js";
 import { openDatabase } from "../src/directory/database.js";
-import { onboardOrganization } from "../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../src/admin/onboarding.js";
 import { changeBy } from "../src/directory/write-context.js";
 import { startEmulator, type CallLogEntry } from "../src/emulator/index.js";
 import { packageRoot } from "../src/paths.js";
+import { writeSync } from "../src/directory/store-op.js";
 
 interface Figures {
   users: number;
@@ -77,7 +78,10 @@ async function runOnce(users: number, perUserMs: number, baseMs: number): Promis
     await writeFile(file, users);
     const databaseUrl = `sqlite:${join(dir, "bridge.db")}`;
     const { db, close } = openDatabase(databaseUrl);
-    const org = onboardOrganization(db, { slug: "bench-import" }, changeBy({ type: "operator", id: "bench" }));
+    const org = writeSync(
+      db,
+      onboardOrganizationOp({ slug: "bench-import" }, changeBy({ type: "operator", id: "bench" })),
+    );
     close();
     const started = Date.now();
     const child = spawn(

@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase, type Db } from "../src/directory/database.js";
-import { onboardOrganization } from "../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../src/admin/onboarding.js";
 import { createOrganization } from "../src/directory/organizations.js";
 import { saveMappingVersion } from "../src/directory/mappings.js";
 import { createUser } from "../src/directory/users.js";
@@ -90,7 +90,10 @@ async function tenant(db: Db): Promise<void> {
 
 async function hook(db: Db): Promise<void> {
   const store = sqliteStore(connectionOf(db));
-  const onboarded = onboardOrganization(db, { slug: "hook-org", connection: DB_CONNECTION }, changeBy(operator));
+  const onboarded = writeSync(
+    db,
+    onboardOrganizationOp({ slug: "hook-org", connection: DB_CONNECTION }, changeBy(operator)),
+  );
   writeSync(db, saveMappingVersion(onboarded.organization.id, mappingVariant(0), { actor: operator }));
   const ctx = {
     ...changeBy(operator),

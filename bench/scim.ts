@@ -16,9 +16,10 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { sqliteStore } from "../src/directory/sql.js";
 import { openDatabase } from "../src/directory/database.js";
-import { onboardOrganization } from "../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../src/admin/onboarding.js";
 import { changeBy } from "../src/directory/write-context.js";
 import { createApp } from "../src/http/app.js";
+import { writeSync } from "../src/directory/store-op.js";
 
 interface AutocannonResult {
   requests: { average: number };
@@ -57,7 +58,10 @@ export function seed(users: number): Seeded {
   const dir = mkdtempSync(join(tmpdir(), "bench-scim-"));
   const dbPath = join(dir, "bridge.db");
   const { db, sqlite, close } = openDatabase(`sqlite:${dbPath}`);
-  const made = onboardOrganization(db, { slug: `bench-${users}` }, changeBy({ type: "operator", id: "bench" }));
+  const made = writeSync(
+    db,
+    onboardOrganizationOp({ slug: `bench-${users}` }, changeBy({ type: "operator", id: "bench" })),
+  );
   const directoryId = made.directory.id;
   const groupId = "bench-group";
   const insertUser = sqlite.prepare(

@@ -13,13 +13,14 @@ import { closeSync, fsyncSync, mkdtempSync, openSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { onboardOrganization } from "../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../src/admin/onboarding.js";
 import { openDatabase } from "../src/directory/database.js";
 import { columns, emailRows } from "../src/directory/users.js";
 import { changeBy } from "../src/directory/write-context.js";
 import { normalizeResource } from "../src/scim/normalize.js";
 import { userSchema } from "../src/scim/schema.js";
 import { validateDocument } from "../src/scim/validate.js";
+import { writeSync } from "../src/directory/store-op.js";
 
 export interface SeededDirectory {
   dbPath: string;
@@ -80,7 +81,7 @@ export function seedDirectory(
 ): SeededDirectory {
   const started = performance.now();
   const { db, sqlite, close } = openDatabase(`sqlite:${dbPath}`);
-  const made = onboardOrganization(db, { slug: "bench" }, changeBy({ type: "operator", id: "bench" }));
+  const made = writeSync(db, onboardOrganizationOp({ slug: "bench" }, changeBy({ type: "operator", id: "bench" })));
   const directoryId = made.directory.id;
   const groupId = "bench-group";
   // No rollback journal and no fsync while seeding; the page cache holds the indexes being built.

@@ -20,13 +20,13 @@ import { jobs } from "../db/schema.js";
 import type { Auth0Plan } from "../src/auth0/rate-limiter.js";
 import { openDatabase } from "../src/directory/database.js";
 import { scimBaseUrl } from "../src/directory/directories.js";
-import { onboardOrganization } from "../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../src/admin/onboarding.js";
 import { changeBy } from "../src/directory/write-context.js";
 import { createUser } from "../src/directory/users.js";
 import { PLAN_LIMITS, startEmulator, type CallLogEntry } from "../src/emulator/index.js";
 import { packageRoot } from "../src/paths.js";
 import { enqueueJob, Lane } from "../src/directory/outbox.js";
-import { runSync } from "../src/directory/store-op.js";
+import { runSync, writeSync } from "../src/directory/store-op.js";
 
 interface SyncFigures {
   plan: Auth0Plan;
@@ -133,7 +133,10 @@ async function runOne(plan: Auth0Plan, users: number, scale: number): Promise<Sy
   const { db, close } = openDatabase(databaseUrl);
   let bridge: ChildProcess | undefined;
   try {
-    const onboarded = onboardOrganization(db, { slug: `bench-${plan}` }, changeBy({ type: "operator", id: "bench" }));
+    const onboarded = writeSync(
+      db,
+      onboardOrganizationOp({ slug: `bench-${plan}` }, changeBy({ type: "operator", id: "bench" })),
+    );
     const ctx = {
       organizationId: onboarded.organization.id,
       directoryId: onboarded.directory.id,

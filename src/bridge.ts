@@ -266,7 +266,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   let tenantMonitor: TenantMonitor | undefined;
   let stopDrift: (() => void) | undefined;
   const adminDeps: AdminDeps = {
-    db,
+    store: mainStore,
     publicUrl,
     ...(config.adminToken ? { bootstrapOperatorToken: config.adminToken } : {}),
     log,
@@ -310,7 +310,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     {
       path: "/console",
       router: consoleRouter({
-        db,
+        store: mainStore,
         publicUrl,
         log,
         admin: adminService(adminDeps),

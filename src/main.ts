@@ -124,11 +124,12 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
     await emulator?.close();
     throw err;
   }
-  if (emulator) forgetEmulatedTenant(bridge.db);
+  if (emulator) await forgetEmulatedTenant(bridge.store);
   server.on("request", bridge.app);
   await bridge.start();
 
-  if (emulator) console.log(sandboxBanner(ensureSandboxDirectory(bridge.db, publicUrl), emulator.url, publicUrl));
+  if (emulator)
+    console.log(sandboxBanner(await ensureSandboxDirectory(bridge.store, publicUrl), emulator.url, publicUrl));
   log.info({ port, publicUrl, sandbox }, "scim-bridge listening");
 
   let shuttingDown = false;

@@ -1,4 +1,3 @@
-import type { Db } from "../directory/database.js";
 import {
   issueAdminToken,
   listAdminTokens,
@@ -7,8 +6,9 @@ import {
   type IssuedAdminToken,
 } from "../directory/admin-tokens.js";
 import { getOrganization } from "../directory/organizations.js";
+import type { SqlStore } from "../directory/sql.js";
+import type { StoreOp } from "../directory/store-op.js";
 import type { Change } from "../directory/write-context.js";
-import { runSync, writeSync } from "../directory/store-op.js";
 import { invalidValue } from "../errors.js";
 
 /**
@@ -21,39 +21,47 @@ export type AdminTokenState = "active" | "expired" | "revoked";
 export const adminTokenState = (t: AdminTokenRow, now: number): AdminTokenState =>
   t.revokedAt !== null ? "revoked" : t.expiresAt !== null && t.expiresAt <= now ? "expired" : "active";
 
-export function issueAdminTokenFor(
-  db: Db,
-  input: { scope: "operator" | "org_admin"; organization?: string; name: string; expiresInDays?: number },
-  change: Change,
-): IssuedAdminToken {
-  return db.transaction(
-    (tx) => {
-      let organizationId: string | null = null;
-      if (input.organization !== undefined) {
-        const org = runSync(tx, getOrganization(input.organization));
-        if (!org) throw invalidValue(`organization: "${input.organization}" does not exist`);
-        organizationId = org.id;
-      }
-      return runSync(
-        tx,
-        issueAdminToken(
-          { scope: input.scope, organizationId, name: input.name, expiresInDays: input.expiresInDays },
-          change,
-        ),
-      );
-    },
-    { behavior: "immediate" },
+export interface NewAdminTokenRequest {
+  scope: "operator" | "org_admin";
+  organization?: string;
+  name: string;
+  expiresInDays?: number;
+}
+
+/** The organization is resolved in the token's own write unit, so it cannot vanish in between. */
+function* issueAdminTokenOp(input: NewAdminTokenRequest, change: Change): StoreOp<IssuedAdminToken> {
+  let organizationId: string | null = null;
+  if (input.organization !== undefined) {
+    const org = yield* getOrganization(input.organization);
+    if (!org) throw invalidValue(`organization: "${input.organization}" does not exist`);
+    organizationId = org.id;
+  }
+  return yield* issueAdminToken(
+    { scope: input.scope, organizationId, name: input.name, expiresInDays: input.expiresInDays },
+    change,
   );
 }
 
+export function issueAdminTokenFor(
+  store: SqlStore,
+  input: NewAdminTokenRequest,
+  change: Change,
+): Promise<IssuedAdminToken> {
+  return store.write(issueAdminTokenOp(input, change));
+}
+
+function* adminTokensOp(organization?: string): StoreOp<AdminTokenRow[]> {
+  if (organization === undefined) return yield* listAdminTokens();
+  const org = yield* getOrganization(organization);
+  return org ? yield* listAdminTokens(org.id) : [];
+}
+
 /** Every admin token, or those of one organization (by id or slug; none when it does not exist). */
-export function adminTokensOf(db: Db, organization?: string): AdminTokenRow[] {
-  if (organization === undefined) return runSync(db, listAdminTokens());
-  const org = runSync(db, getOrganization(organization));
-  return org ? runSync(db, listAdminTokens(org.id)) : [];
+export function adminTokensOf(store: SqlStore, organization?: string): Promise<AdminTokenRow[]> {
+  return store.read(adminTokensOp(organization));
 }
 
 /** Revokes an admin token now (idempotent). */
-export function revokeAdminTokenById(db: Db, id: string, change: Change): AdminTokenRow {
-  return writeSync(db, revokeAdminToken(id, change));
+export function revokeAdminTokenById(store: SqlStore, id: string, change: Change): Promise<AdminTokenRow> {
+  return store.write(revokeAdminToken(id, change));
 }

@@ -1,10 +1,9 @@
 import { z } from "zod";
 import { queryAudit as queryAuditEntries, type AuditRow } from "../directory/audit.js";
-import type { DbOrTx } from "../directory/database.js";
+import type { SqlStore } from "../directory/sql.js";
 import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
 import { iso, limitParam, timeParam, type AdminRoutes } from "./routes.js";
-import { readSync, runSync } from "../directory/store-op.js";
 
 /**
  * The audit trail (append-only; written by every change in its own transaction): who (actor), which
@@ -42,11 +41,11 @@ const filters = {
 const filterSchema = z.strictObject(filters);
 type AuditQuery = z.output<typeof filterSchema> & { organizationId?: string };
 
-export function queryAudit(
-  db: DbOrTx,
+export async function queryAudit(
+  store: SqlStore,
   q: AuditQuery,
-): { entries: ReturnType<typeof auditView>[]; next: number | null } {
-  const page = readSync(db, queryAuditEntries(q));
+): Promise<{ entries: ReturnType<typeof auditView>[]; next: number | null }> {
+  const page = await store.read(queryAuditEntries(q));
   return { entries: page.entries.map(auditView), next: page.next };
 }
 
@@ -64,17 +63,22 @@ export function auditRoutes(routes: AdminRoutes): void {
       }),
       status: 200,
     },
-    ({ deps, query }) => {
+    async ({ deps, query }) => {
       const { organization, ...rest } = query;
-      let organizationId: string | undefined;
-      if (organization !== undefined) {
-        // A deleted organization's entries stay queryable by its id.
-        organizationId =
-          runSync(deps.db, getOrganization(organization))?.id ??
-          (/^[0-9a-f-]{36}$/.test(organization) ? organization : undefined);
-        if (organizationId === undefined) throw notFound(`organization "${organization}" not found`);
-      }
-      return queryAudit(deps.db, { ...rest, organizationId });
+      const page = await deps.store.read(
+        (function* () {
+          let organizationId: string | undefined;
+          if (organization !== undefined) {
+            // A deleted organization's entries stay queryable by its id.
+            organizationId =
+              (yield* getOrganization(organization))?.id ??
+              (/^[0-9a-f-]{36}$/.test(organization) ? organization : undefined);
+            if (organizationId === undefined) throw notFound(`organization "${organization}" not found`);
+          }
+          return yield* queryAuditEntries({ ...rest, organizationId });
+        })(),
+      );
+      return { entries: page.entries.map(auditView), next: page.next };
     },
   );
 
@@ -88,6 +92,6 @@ export function auditRoutes(routes: AdminRoutes): void {
       query: filterSchema,
       status: 200,
     },
-    ({ deps, organization, query }) => queryAudit(deps.db, { ...query, organizationId: organization.id }),
+    ({ deps, organization, query }) => queryAudit(deps.store, { ...query, organizationId: organization.id }),
   );
 }

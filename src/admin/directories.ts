@@ -11,10 +11,9 @@ import {
 import { tokenExpiry } from "./organizations.js";
 import type { AdminRoutes, RouteContext } from "./routes.js";
 import { directoryView, scimTokenView } from "./views.js";
-import { runSync } from "../directory/store-op.js";
 
-const directoryOf = (ctx: RouteContext<unknown, unknown>): DirectoryRow =>
-  directoryOfOrganization(ctx.deps.db, ctx.organization.id, ctx.param("dir"));
+const directoryOf = (ctx: RouteContext<unknown, unknown>): Promise<DirectoryRow> =>
+  ctx.deps.store.read(directoryOfOrganization(ctx.organization.id, ctx.param("dir")));
 
 const tokenBody = z.strictObject({ expiresInDays: tokenExpiry });
 
@@ -28,8 +27,10 @@ export function directoryRoutes(routes: AdminRoutes): void {
       summary: "The organization's directories (one per IdP) with their SCIM base URLs",
       status: 200,
     },
-    ({ deps, organization }) => ({
-      directories: runSync(deps.db, listDirectories(organization.id)).map((d) => directoryView(d, deps.publicUrl)),
+    async ({ deps, organization }) => ({
+      directories: (await deps.store.read(listDirectories(organization.id))).map((d) =>
+        directoryView(d, deps.publicUrl),
+      ),
     }),
   );
 
@@ -43,9 +44,9 @@ export function directoryRoutes(routes: AdminRoutes): void {
       body: z.strictObject({ name: z.string().min(1).max(255).optional(), tokenExpiresInDays: tokenExpiry }),
       status: 201,
     },
-    ({ deps, organization, body, change, now }) => {
-      const { directory, token } = addDirectory(
-        deps.db,
+    async ({ deps, organization, body, change, now }) => {
+      const { directory, token } = await addDirectory(
+        deps.store,
         organization.id,
         { name: body.name, tokenExpiresInDays: body.tokenExpiresInDays },
         change,
@@ -68,7 +69,7 @@ export function directoryRoutes(routes: AdminRoutes): void {
       summary: "One directory",
       status: 200,
     },
-    (ctx) => ({ directory: directoryView(directoryOf(ctx), ctx.deps.publicUrl) }),
+    async (ctx) => ({ directory: directoryView(await directoryOf(ctx), ctx.deps.publicUrl) }),
   );
 
   routes.add(
@@ -80,9 +81,16 @@ export function directoryRoutes(routes: AdminRoutes): void {
       summary: "The directory's SCIM tokens (hint, created, last used, expiry; never the secret)",
       status: 200,
     },
-    (ctx) => ({
-      tokens: runSync(ctx.deps.db, listScimTokens(directoryOf(ctx).id)).map((t) => scimTokenView(t, ctx.now)),
-    }),
+    async (ctx) => {
+      const organizationId = ctx.organization.id;
+      const directoryId = ctx.param("dir");
+      const tokens = await ctx.deps.store.read(
+        (function* () {
+          return yield* listScimTokens((yield* directoryOfOrganization(organizationId, directoryId)).id);
+        })(),
+      );
+      return { tokens: tokens.map((t) => scimTokenView(t, ctx.now)) };
+    },
   );
 
   routes.add(
@@ -97,8 +105,14 @@ export function directoryRoutes(routes: AdminRoutes): void {
       status: 201,
       errors: [409],
     },
-    (ctx) => {
-      const issued = issueDirectoryToken(ctx.deps.db, directoryOf(ctx), ctx.body, ctx.change);
+    async (ctx) => {
+      const issued = await issueDirectoryToken(
+        ctx.deps.store,
+        ctx.organization.id,
+        ctx.param("dir"),
+        ctx.body,
+        ctx.change,
+      );
       const now = ctx.now;
       return { token: issued.token, tokenRecord: scimTokenView(issued.record, now) };
     },
@@ -115,8 +129,14 @@ export function directoryRoutes(routes: AdminRoutes): void {
       body: tokenBody,
       status: 201,
     },
-    (ctx) => {
-      const { token: issued } = rotateDirectoryToken(ctx.deps.db, directoryOf(ctx), ctx.body, ctx.change);
+    async (ctx) => {
+      const { token: issued } = await rotateDirectoryToken(
+        ctx.deps.store,
+        ctx.param("dir"),
+        ctx.body,
+        ctx.change,
+        ctx.organization.id,
+      );
       return {
         token: issued.token,
         tokenRecord: scimTokenView(issued.record, ctx.now),
@@ -134,8 +154,14 @@ export function directoryRoutes(routes: AdminRoutes): void {
       summary: "Revoke a SCIM token now (the IdP using it gets 401 from its next request)",
       status: 200,
     },
-    (ctx) => {
-      const revoked = revokeDirectoryToken(ctx.deps.db, directoryOf(ctx), ctx.param("tokenId"), ctx.change);
+    async (ctx) => {
+      const revoked = await revokeDirectoryToken(
+        ctx.deps.store,
+        ctx.organization.id,
+        ctx.param("dir"),
+        ctx.param("tokenId"),
+        ctx.change,
+      );
       return { token: scimTokenView(revoked, ctx.now) };
     },
   );

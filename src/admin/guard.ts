@@ -1,7 +1,6 @@
-import { getActiveMapping } from "../directory/mappings.js";
+import { activeMapping, mappingCacheOf } from "../directory/mappings.js";
 import { getOrganization } from "../directory/organizations.js";
 import { activePause, decideGuardPause, listGuardPauses, pausedOrganizations, type GuardPause } from "../sync/guard.js";
-import { readSync, runSync, writeSync } from "../directory/store-op.js";
 import { iso, type AdminRoutes } from "./routes.js";
 
 /**
@@ -29,13 +28,18 @@ export function guardRoutes(routes: AdminRoutes): void {
       summary: "Organizations whose irreversible operations are paused, awaiting a decision",
       status: 200,
     },
-    ({ deps }) => ({
-      paused: readSync(deps.db, pausedOrganizations()).flatMap((id) => {
-        const org = runSync(deps.db, getOrganization(id));
-        const pause = readSync(deps.db, activePause(id));
-        return org && pause ? [{ organization: { id: org.id, slug: org.slug }, pause: pauseView(pause) }] : [];
-      }),
-    }),
+    ({ deps }) =>
+      deps.store.read(
+        (function* () {
+          const paused = [];
+          for (const id of yield* pausedOrganizations()) {
+            const org = yield* getOrganization(id);
+            const pause = yield* activePause(id);
+            if (org && pause) paused.push({ organization: { id: org.id, slug: org.slug }, pause: pauseView(pause) });
+          }
+          return { paused };
+        })(),
+      ),
   );
 
   routes.add(
@@ -48,12 +52,17 @@ export function guardRoutes(routes: AdminRoutes): void {
       status: 200,
     },
     ({ deps, organization }) => {
-      const pause = readSync(deps.db, activePause(organization.id));
-      return {
-        policy: getActiveMapping(deps.db, organization.id)!.document.policies.massDeprovisionGuard,
-        paused: pause ? pauseView(pause) : null,
-        history: readSync(deps.db, listGuardPauses(organization.id)).slice(0, 50).map(pauseView),
-      };
+      const cache = mappingCacheOf(deps.store, true);
+      return deps.store.read(
+        (function* () {
+          const pause = yield* activePause(organization.id);
+          return {
+            policy: (yield* activeMapping(organization.id, cache))!.document.policies.massDeprovisionGuard,
+            paused: pause ? pauseView(pause) : null,
+            history: (yield* listGuardPauses(organization.id)).slice(0, 50).map(pauseView),
+          };
+        })(),
+      );
     },
   );
 
@@ -71,9 +80,8 @@ export function guardRoutes(routes: AdminRoutes): void {
         status: 200,
         errors: [409],
       },
-      ({ deps, organization, actor, requestId, now }) => {
-        const pause = writeSync(
-          deps.db,
+      async ({ deps, organization, actor, requestId, now }) => {
+        const pause = await deps.store.write(
           decideGuardPause(organization.id, decision === "approve" ? "approved" : "rejected", actor, requestId, now),
         );
         deps.notifyWorker?.();

@@ -7,9 +7,6 @@ import type { Request } from "express";
 import { z } from "zod";
 import { conflict, invalidValue, notFound, payloadTooLarge } from "../errors.js";
 import { importFormats, type ImportFormat } from "../sync/import/records.js";
-import { readSync } from "../directory/store-op.js";
-import { sqliteStore } from "../directory/sql.js";
-import { connectionOf } from "../directory/statements.js";
 import { importReport, listImports, runImport, type ImportDeps, type ImportReport } from "../sync/import/service.js";
 import { iso, type AdminImportDeps, type AdminRoutes } from "./routes.js";
 
@@ -124,7 +121,7 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
         removed = true;
       };
       const importDeps: ImportDeps = {
-        store: sqliteStore(connectionOf(adminDeps.db)),
+        store: adminDeps.store,
         api: deps?.api ?? {
           submit: () => Promise.reject(new Error("no Auth0")),
           status: () => Promise.reject(new Error("no Auth0")),
@@ -175,7 +172,7 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
       res.status(202).json({
         importId: first.id,
         location: `/admin/v1/organizations/${organization.slug}/user-imports/${first.id}`,
-        ...readSync(adminDeps.db, importReport(first.id)),
+        ...(await adminDeps.store.read(importReport(first.id))),
       });
     },
   );
@@ -189,8 +186,8 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
       summary: "The organization's user imports, newest first",
       status: 200,
     },
-    ({ deps, organization }) => ({
-      imports: readSync(deps.db, listImports(organization.id)).map((r) => ({
+    async ({ deps, organization }) => ({
+      imports: (await deps.store.read(listImports(organization.id))).map((r) => ({
         id: r.id,
         fileName: r.fileName,
         format: r.format,
@@ -216,8 +213,8 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
         "Progress and outcome of one import: users imported, refused (by record number, field and Auth0's code), and recorded in the directory",
       status: 200,
     },
-    (ctx) => {
-      const report = readSync(ctx.deps.db, importReport(ctx.param("importId"), ctx.organization.id));
+    async (ctx) => {
+      const report = await ctx.deps.store.read(importReport(ctx.param("importId"), ctx.organization.id));
       if (!report) throw notFound(`import "${ctx.param("importId")}" not found`);
       return importView(report);
     },

@@ -1,12 +1,11 @@
 import { z } from "zod";
-import type { Db } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import { notFound } from "../errors.js";
 import { jobCounts, jobStates, listDeadJobs, listJobs, requestDriftReconcile, retryJob } from "../sync/job-queries.js";
 import { Lane, laneName, laneNames, type JobKind } from "../directory/outbox.js";
 import { intParam, iso, limitParam, type AdminRoutes } from "./routes.js";
 import { jobView } from "./views.js";
-import { readSync, runSync, writeSync } from "../directory/store-op.js";
+import type { StoreOp } from "../directory/store-op.js";
 
 /** Sync health for operators: jobs by state and lane, dead letters, retry, and drift reconcile on demand. */
 const kinds: [JobKind, ...JobKind[]] = ["user", "group", "organization", "drift"];
@@ -17,9 +16,9 @@ const pageQuery = {
   before: z.coerce.number().int().min(1).optional().describe("cursor: `next` of the previous page"),
 };
 
-function organizationId(db: Db, idOrSlug: string | undefined): string | undefined {
+function* organizationId(idOrSlug: string | undefined): StoreOp<string | undefined> {
   if (idOrSlug === undefined) return undefined;
-  const org = runSync(db, getOrganization(idOrSlug));
+  const org = yield* getOrganization(idOrSlug);
   if (!org) throw notFound(`organization "${idOrSlug}" not found`);
   return org.id;
 }
@@ -40,17 +39,18 @@ export function jobRoutes(routes: AdminRoutes): void {
       }),
       status: 200,
     },
-    ({ deps, query }) => {
-      const page = readSync(
-        deps.db,
-        listJobs({
-          organizationId: organizationId(deps.db, query.organization),
-          state: query.state as (typeof jobStates)[number] | undefined,
-          lane: query.lane === undefined ? undefined : Lane[query.lane],
-          kind: query.kind,
-          limit: query.limit,
-          before: query.before,
-        }),
+    async ({ deps, query }) => {
+      const page = await deps.store.read(
+        (function* () {
+          return yield* listJobs({
+            organizationId: yield* organizationId(query.organization),
+            state: query.state as (typeof jobStates)[number] | undefined,
+            lane: query.lane === undefined ? undefined : Lane[query.lane],
+            kind: query.kind,
+            limit: query.limit,
+            before: query.before,
+          });
+        })(),
       );
       return { jobs: page.jobs.map(jobView), next: page.next };
     },
@@ -66,14 +66,15 @@ export function jobRoutes(routes: AdminRoutes): void {
       query: z.strictObject(pageQuery),
       status: 200,
     },
-    ({ deps, query }) => {
-      const page = readSync(
-        deps.db,
-        listDeadJobs({
-          organizationId: organizationId(deps.db, query.organization),
-          limit: query.limit,
-          before: query.before,
-        }),
+    async ({ deps, query }) => {
+      const page = await deps.store.read(
+        (function* () {
+          return yield* listDeadJobs({
+            organizationId: yield* organizationId(query.organization),
+            limit: query.limit,
+            before: query.before,
+          });
+        })(),
       );
       return { jobs: page.jobs.map(jobView), next: page.next };
     },
@@ -89,8 +90,14 @@ export function jobRoutes(routes: AdminRoutes): void {
       query: z.strictObject({ organization: pageQuery.organization }),
       status: 200,
     },
-    ({ deps, query, now }) => ({
-      groups: readSync(deps.db, jobCounts(organizationId(deps.db, query.organization))).map((g) => ({
+    async ({ deps, query, now }) => ({
+      groups: (
+        await deps.store.read(
+          (function* () {
+            return yield* jobCounts(yield* organizationId(query.organization));
+          })(),
+        )
+      ).map((g) => ({
         ...g,
         lane: laneName(g.lane),
         oldestFirstEnqueuedAt: iso(g.oldestFirstEnqueuedAt),
@@ -109,8 +116,8 @@ export function jobRoutes(routes: AdminRoutes): void {
       status: 200,
       errors: [409],
     },
-    ({ deps, param, change }) => {
-      const result = writeSync(deps.db, retryJob(intParam(param("jobId"), "jobId"), change));
+    async ({ deps, param, change }) => {
+      const result = await deps.store.write(retryJob(intParam(param("jobId"), "jobId"), change));
       deps.notifyWorker?.();
       return { job: jobView(result.job), mergedInto: result.mergedInto };
     },
@@ -125,8 +132,8 @@ export function jobRoutes(routes: AdminRoutes): void {
       summary: "Trigger a drift reconcile of the organization (compares Auth0 with the applied state; background lane)",
       status: 202,
     },
-    ({ deps, organization, actor, requestId, now }) => {
-      const job = writeSync(deps.db, requestDriftReconcile(organization.id, { actor, requestId, at: now }));
+    async ({ deps, organization, actor, requestId, now }) => {
+      const job = await deps.store.write(requestDriftReconcile(organization.id, { actor, requestId, at: now }));
       deps.notifyWorker?.();
       return { job: job ? jobView(job) : null };
     },

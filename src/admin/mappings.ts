@@ -1,10 +1,7 @@
 import { z } from "zod";
-import { readSync, writeSync } from "../directory/store-op.js";
-import { sqliteStore } from "../directory/sql.js";
-import { connectionOf } from "../directory/statements.js";
 import {
   activateMappingVersion,
-  getActiveMapping,
+  readActiveMapping,
   getMappingVersion,
   listMappingVersions,
   saveMappingVersion,
@@ -56,9 +53,9 @@ export function mappingRoutes(routes: AdminRoutes): void {
       summary: "Mapping history, newest first",
       status: 200,
     },
-    ({ deps, organization }) => ({
+    async ({ deps, organization }) => ({
       activeVersion: organization.activeMappingVersion,
-      versions: readSync(deps.db, listMappingVersions(organization.id)).map((v) => ({
+      versions: (await deps.store.read(listMappingVersions(organization.id))).map((v) => ({
         ...v,
         createdAt: iso(v.createdAt),
       })),
@@ -74,8 +71,8 @@ export function mappingRoutes(routes: AdminRoutes): void {
       summary: "The active mapping (the default one when none was applied: version null)",
       status: 200,
     },
-    ({ deps, organization }) => {
-      const active = getActiveMapping(deps.db, organization.id)!;
+    async ({ deps, organization }) => {
+      const active = (await readActiveMapping(deps.store, organization.id))!;
       return { version: active.version, mapping: active.document };
     },
   );
@@ -89,12 +86,12 @@ export function mappingRoutes(routes: AdminRoutes): void {
       summary: "One stored mapping version",
       status: 200,
     },
-    ({ deps, organization, param }) => {
+    async ({ deps, organization, param }) => {
       const version = intParam(param("version"), "version");
       return {
         version,
         active: organization.activeMappingVersion === version,
-        mapping: readSync(deps.db, getMappingVersion(organization.id, version)),
+        mapping: await deps.store.read(getMappingVersion(organization.id, version)),
       };
     },
   );
@@ -114,11 +111,7 @@ export function mappingRoutes(routes: AdminRoutes): void {
       status: 200,
     },
     async ({ deps, organization, body }) => {
-      const result = await previewMapping(
-        sqliteStore(connectionOf(deps.db)),
-        organization.id,
-        validMapping(body.mapping),
-      );
+      const result = await previewMapping(deps.store, organization.id, validMapping(body.mapping));
       return { ...result, users: result.users.slice(0, body.limit), usersTruncated: result.users.length > body.limit };
     },
   );
@@ -134,10 +127,9 @@ export function mappingRoutes(routes: AdminRoutes): void {
       body: z.strictObject({ mapping: mappingField, comment: z.string().max(500).optional() }),
       status: 200,
     },
-    ({ deps, organization, body, actor, requestId }) => {
+    async ({ deps, organization, body, actor, requestId }) => {
       const mapping = validMapping(body.mapping);
-      const saved = writeSync(
-        deps.db,
+      const saved = await deps.store.write(
         saveMappingVersion(organization.id, mapping, { actor, comment: body.comment ?? null, requestId }),
       );
       if (saved.changed) deps.notifyWorker?.();
@@ -154,9 +146,9 @@ export function mappingRoutes(routes: AdminRoutes): void {
       summary: "Roll back (or forward): make a stored version active again and re-reconcile the organization",
       status: 200,
     },
-    ({ deps, organization, param, actor, requestId, now }) => {
+    async ({ deps, organization, param, actor, requestId, now }) => {
       const version = intParam(param("version"), "version");
-      const saved = writeSync(deps.db, activateMappingVersion(organization.id, version, actor, { now, requestId }));
+      const saved = await deps.store.write(activateMappingVersion(organization.id, version, actor, { now, requestId }));
       if (saved.changed) deps.notifyWorker?.();
       return saved;
     },

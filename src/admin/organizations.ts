@@ -10,7 +10,6 @@ import {
 import { maxScimTokenDays, onboardOrganization } from "./onboarding.js";
 import type { AdminRoutes } from "./routes.js";
 import { directoryView, organizationView, scimTokenView } from "./views.js";
-import { readSync, runSync, writeSync } from "../directory/store-op.js";
 
 /** Optional SCIM token lifetime; none by default, because an IdP whose token expires unseen stops deprovisioning. */
 export const tokenExpiry = z
@@ -51,9 +50,9 @@ export function organizationRoutes(routes: AdminRoutes): void {
       status: 201,
       errors: [409],
     },
-    ({ deps, body, change, now }) => {
-      const onboarded = onboardOrganization(
-        deps.db,
+    async ({ deps, body, change, now }) => {
+      const onboarded = await onboardOrganization(
+        deps.store,
         { ...body, userModel: body.userModel as "isolated" | "shared" | undefined },
         change,
       );
@@ -77,7 +76,7 @@ export function organizationRoutes(routes: AdminRoutes): void {
       summary: "Every organization",
       status: 200,
     },
-    ({ deps }) => ({ organizations: readSync(deps.db, listOrganizations()).map(organizationView) }),
+    async ({ deps }) => ({ organizations: (await deps.store.read(listOrganizations())).map(organizationView) }),
   );
 
   routes.add(
@@ -89,9 +88,11 @@ export function organizationRoutes(routes: AdminRoutes): void {
       summary: "One organization (by id or slug) and its directories",
       status: 200,
     },
-    ({ deps, organization }) => ({
+    async ({ deps, organization }) => ({
       organization: organizationView(organization),
-      directories: runSync(deps.db, listDirectories(organization.id)).map((d) => directoryView(d, deps.publicUrl)),
+      directories: (await deps.store.read(listDirectories(organization.id))).map((d) =>
+        directoryView(d, deps.publicUrl),
+      ),
     }),
   );
 
@@ -105,8 +106,8 @@ export function organizationRoutes(routes: AdminRoutes): void {
       body: updateBody,
       status: 200,
     },
-    ({ deps, body, organization: before, change }) => {
-      const updated = writeSync(deps.db, updateOrganization(before, body, change));
+    async ({ deps, body, organization: before, change }) => {
+      const updated = await deps.store.write(updateOrganization(before, body, change));
       deps.notifyWorker?.();
       return { organization: organizationView(updated) };
     },
@@ -126,8 +127,8 @@ export function organizationRoutes(routes: AdminRoutes): void {
       status: 204,
       errors: [409],
     },
-    ({ deps, organization: org, change }) => {
-      writeSync(deps.db, deleteOrganization(org, change));
+    async ({ deps, organization: org, change }) => {
+      await deps.store.write(deleteOrganization(org, change));
       return undefined;
     },
   );

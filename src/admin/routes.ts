@@ -3,14 +3,13 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import type { Actor } from "../directory/audit.js";
 import type { AdminPrincipal } from "../directory/admin-tokens.js";
-import type { Db } from "../directory/database.js";
+import type { SqlStore } from "../directory/sql.js";
 import type { Change } from "../directory/write-context.js";
 import { adminActor, adminPrincipal, assertOrganizationVisible } from "./access.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
 import { forbidden, invalidValue } from "../errors.js";
 import type { ImportApi } from "../sync/import/client.js";
 import type { ImportDeps } from "../sync/import/service.js";
-import { runSync } from "../directory/store-op.js";
 
 /**
  * The admin API's route table. Each route is declared once with its access rule and its zod schemas;
@@ -18,7 +17,8 @@ import { runSync } from "../directory/store-op.js";
  * and test/admin checks that the router and the document agree.
  */
 export interface AdminDeps {
-  db: Db;
+  /** The main store (SCIM and admin writes). */
+  store: SqlStore;
   /** PUBLIC_URL: SCIM base URLs in responses are built from it. */
   publicUrl: string;
   /** BRIDGE_ADMIN_TOKEN: compared by hash in constant time, never stored in clear. */
@@ -83,6 +83,7 @@ export interface RouteContext<B, Q> {
   param(name: string): string;
 }
 
+/** A handler answers its result, or a promise of it (every handler that reads the store is async). */
 export type RouteHandler<B, Q> = (ctx: RouteContext<B, Q>) => unknown;
 
 /** The first problem of a zod error as "field: reason", so that a 400 names the field. */
@@ -195,7 +196,11 @@ export class AdminRoutes {
     };
     let organization: OrganizationRow | undefined;
     if (params.org !== undefined)
-      organization = assertOrganizationVisible(principal, runSync(deps.db, getOrganization(params.org)), params.org);
+      organization = assertOrganizationVisible(
+        principal,
+        await deps.store.read(getOrganization(params.org)),
+        params.org,
+      );
     const query = def.query ? parseWith(def.query, call.query ?? {}, "query") : {};
     const body = def.body ? parseWith(def.body, call.body ?? {}, "body") : undefined;
     const actor = call.actor ?? adminActor(principal);

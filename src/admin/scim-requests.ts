@@ -1,6 +1,5 @@
 import { z } from "zod";
 import { listScimRequestLog } from "../directory/scim-request-log.js";
-import { readSync } from "../directory/store-op.js";
 import { directoryOfOrganization } from "./onboarding.js";
 import { iso, type AdminRoutes } from "./routes.js";
 
@@ -23,11 +22,15 @@ export function scimRequestRoutes(routes: AdminRoutes): void {
       }),
       status: 200,
     },
-    (ctx) => {
-      const directory = directoryOfOrganization(ctx.deps.db, ctx.organization.id, ctx.param("dir"));
-      const rows = readSync(
-        ctx.deps.db,
-        listScimRequestLog(directory.id, { limit: ctx.query.limit, errorsOnly: ctx.query.errorsOnly === "true" }),
+    async (ctx) => {
+      const organizationId = ctx.organization.id;
+      const directoryId = ctx.param("dir");
+      const options = { limit: ctx.query.limit, errorsOnly: ctx.query.errorsOnly === "true" };
+      const rows = await ctx.deps.store.read(
+        (function* () {
+          const directory = yield* directoryOfOrganization(organizationId, directoryId);
+          return yield* listScimRequestLog(directory.id, options);
+        })(),
       );
       return {
         requests: rows.map((r) => ({

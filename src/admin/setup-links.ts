@@ -1,5 +1,4 @@
 import { z } from "zod";
-import type { Db } from "../directory/database.js";
 import {
   createSetupLink,
   listSetupLinks,
@@ -9,29 +8,29 @@ import {
   setupLinkUrl,
   type SetupLinkRow,
 } from "../directory/setup-links.js";
-import { runSync, writeSync } from "../directory/store-op.js";
+import type { SqlStore } from "../directory/sql.js";
 import type { Change } from "../directory/write-context.js";
 import { iso, type AdminRoutes } from "./routes.js";
 
 /** A setup link for an organization; `expires` as the operator wrote it ("30m", "24h", "3d"; default 72h, at most 7d). */
 export function createOrganizationSetupLink(
-  db: Db,
+  store: SqlStore,
   organizationId: string,
   expires: string | undefined,
   change: Change,
 ) {
   const lifetimeMs = parseSetupLinkLifetime(expires);
-  return writeSync(db, createSetupLink({ organizationId, lifetimeMs }, change));
+  return store.write(createSetupLink({ organizationId, lifetimeMs }, change));
 }
 
 /** Revokes one of the organization's setup links by id, or all of them (id undefined); returns the ids revoked. */
 export function revokeOrganizationSetupLinks(
-  db: Db,
+  store: SqlStore,
   organizationId: string,
   id: string | undefined,
   change: Change,
-): string[] {
-  return writeSync(db, revokeSetupLinks(organizationId, id, change));
+): Promise<string[]> {
+  return store.write(revokeSetupLinks(organizationId, id, change));
 }
 
 /** Self-service setup links for a customer's IT admin (one organization's directory setup, no account). */
@@ -64,8 +63,8 @@ export function setupLinkRoutes(routes: AdminRoutes): void {
       }),
       status: 201,
     },
-    ({ deps, organization, body, change, now }) => {
-      const made = createOrganizationSetupLink(deps.db, organization.id, body.expires, change);
+    async ({ deps, organization, body, change, now }) => {
+      const made = await createOrganizationSetupLink(deps.store, organization.id, body.expires, change);
       return {
         url: setupLinkUrl(deps.publicUrl, made.token),
         expiresAt: iso(made.record.expiresAt),
@@ -83,8 +82,8 @@ export function setupLinkRoutes(routes: AdminRoutes): void {
       summary: "The organization's setup links (never the URL)",
       status: 200,
     },
-    ({ deps, organization, now }) => ({
-      links: runSync(deps.db, listSetupLinks(organization.id)).map((l) => linkView(l, now)),
+    async ({ deps, organization, now }) => ({
+      links: (await deps.store.read(listSetupLinks(organization.id))).map((l) => linkView(l, now)),
     }),
   );
 
@@ -99,8 +98,13 @@ export function setupLinkRoutes(routes: AdminRoutes): void {
       body: z.union([z.strictObject({ id: z.string().min(1).max(100) }), z.strictObject({ all: z.literal(true) })]),
       status: 200,
     },
-    ({ deps, organization, body, change }) => ({
-      revoked: revokeOrganizationSetupLinks(deps.db, organization.id, "id" in body ? body.id : undefined, change),
+    async ({ deps, organization, body, change }) => ({
+      revoked: await revokeOrganizationSetupLinks(
+        deps.store,
+        organization.id,
+        "id" in body ? body.id : undefined,
+        change,
+      ),
     }),
   );
 }

@@ -8,7 +8,6 @@ import {
 import { getOrganization } from "../directory/organizations.js";
 import { adminTokensOf, adminTokenState, issueAdminTokenFor, revokeAdminTokenById } from "./admin-tokens.js";
 import { iso, type AdminRoutes } from "./routes.js";
-import { runSync } from "../directory/store-op.js";
 
 export const adminTokenView = (t: AdminTokenRow, now: number) => {
   const s = adminTokenSummary(t);
@@ -40,8 +39,10 @@ export function adminTokenRoutes(routes: AdminRoutes): void {
       summary: "The calling token: scope and organization",
       status: 200,
     },
-    ({ deps, principal }) => {
-      const org = principal.organizationId ? runSync(deps.db, getOrganization(principal.organizationId)) : undefined;
+    async ({ deps, principal }) => {
+      const org = principal.organizationId
+        ? await deps.store.read(getOrganization(principal.organizationId))
+        : undefined;
       return {
         tokenId: principal.tokenId,
         scope: principal.scope,
@@ -60,8 +61,8 @@ export function adminTokenRoutes(routes: AdminRoutes): void {
       query: z.strictObject({ organization: z.string().min(1).optional() }),
       status: 200,
     },
-    ({ deps, query, now }) => ({
-      tokens: adminTokensOf(deps.db, query.organization).map((t) => adminTokenView(t, now)),
+    async ({ deps, query, now }) => ({
+      tokens: (await adminTokensOf(deps.store, query.organization)).map((t) => adminTokenView(t, now)),
     }),
   );
 
@@ -75,8 +76,8 @@ export function adminTokenRoutes(routes: AdminRoutes): void {
       body: issueBody,
       status: 201,
     },
-    ({ deps, body, change, now }) => {
-      const issued = issueAdminTokenFor(deps.db, body, change);
+    async ({ deps, body, change, now }) => {
+      const issued = await issueAdminTokenFor(deps.store, body, change);
       return { token: issued.token, tokenRecord: adminTokenView(issued.record, now) };
     },
   );
@@ -90,8 +91,8 @@ export function adminTokenRoutes(routes: AdminRoutes): void {
       summary: "Revoke an admin token now",
       status: 200,
     },
-    ({ deps, param, change, now }) => {
-      const row = revokeAdminTokenById(deps.db, param("tokenId"), change);
+    async ({ deps, param, change, now }) => {
+      const row = await revokeAdminTokenById(deps.store, param("tokenId"), change);
       return { token: adminTokenView(row, now) };
     },
   );

@@ -1,9 +1,8 @@
-import type { DbOrTx } from "../directory/database.js";
-import { activeHoldsOfUsers } from "../directory/holds.js";
+import { activeHoldsOfUsers, type HoldRow } from "../directory/holds.js";
 import { laneName } from "../directory/outbox.js";
-import { runSync } from "../directory/store-op.js";
+import type { StoreOp } from "../directory/store-op.js";
 import type { UserListRow } from "../directory/user-queries.js";
-import { syncStates } from "../sync/sync-state.js";
+import { userSyncStates, type UserSyncState } from "../sync/sync-state.js";
 import type { JobRow } from "../sync/worker.js";
 import { iso } from "./routes.js";
 
@@ -43,48 +42,57 @@ function primaryEmail(resource: string): string | null {
   return (list.find((e) => e.primary === true) ?? list[0])?.value ?? null;
 }
 
-/** Users with their holds and sync state, in three queries for the whole page (no query per user). */
-export function usersWithSyncState(db: DbOrTx, organizationId: string, rows: readonly UserListRow[]) {
+/**
+ * Users with their holds and sync state, in three queries for the whole page (no query per user); an
+ * op, so that the page and its states are read in one snapshot.
+ */
+export function* usersWithSyncState(organizationId: string, rows: readonly UserListRow[]): StoreOp<UserView[]> {
   const ids = rows.map((r) => r.id);
-  const states = syncStates(db, organizationId, ids);
-  const holdRows = runSync(db, activeHoldsOfUsers(organizationId, ids));
-  return rows.map((u) => {
-    const s = states.get(u.id)!;
-    const applied = s.applied;
-    const userHolds = holdRows.filter((h) => h.userId === u.id);
-    return {
-      id: u.id,
-      directoryId: u.directoryId,
-      userName: u.userName,
-      displayName: u.displayName,
-      externalId: u.externalId,
-      email: primaryEmail(u.resource),
-      active: u.active,
-      held: userHolds.length > 0,
-      holds: userHolds.map((h) => ({ id: h.id, reason: h.reason, placedBy: h.placedBy, placedAt: iso(h.placedAt) })),
-      createdAt: iso(u.createdAt),
-      modifiedAt: iso(u.modifiedAt),
-      sync: {
-        status: s.status,
-        auth0UserId: s.auth0UserId,
-        lastAppliedAt: iso(s.appliedAt),
-        applied: applied
-          ? {
-              exists: applied.exists,
-              member: applied.member,
-              blocked: applied.blocked,
-              roles: applied.roles,
-              accessRevoked: applied.accessRevoked,
-              deleted: applied.deleted,
-            }
-          : null,
-        lastError: s.lastError,
-        lastErrorAt: iso(s.lastErrorAt),
-        pendingJob: jobBrief(s.openJob),
-        deadJob: jobBrief(s.deadJob),
-      },
-    };
-  });
+  const states = yield* userSyncStates(organizationId, ids);
+  const holdRows = yield* activeHoldsOfUsers(organizationId, ids);
+  return rows.map((u) =>
+    userView(
+      u,
+      states.get(u.id)!,
+      holdRows.filter((h) => h.userId === u.id),
+    ),
+  );
 }
 
-export type UserView = ReturnType<typeof usersWithSyncState>[number];
+function userView(u: UserListRow, s: UserSyncState, userHolds: HoldRow[]) {
+  const applied = s.applied;
+  return {
+    id: u.id,
+    directoryId: u.directoryId,
+    userName: u.userName,
+    displayName: u.displayName,
+    externalId: u.externalId,
+    email: primaryEmail(u.resource),
+    active: u.active,
+    held: userHolds.length > 0,
+    holds: userHolds.map((h) => ({ id: h.id, reason: h.reason, placedBy: h.placedBy, placedAt: iso(h.placedAt) })),
+    createdAt: iso(u.createdAt),
+    modifiedAt: iso(u.modifiedAt),
+    sync: {
+      status: s.status,
+      auth0UserId: s.auth0UserId,
+      lastAppliedAt: iso(s.appliedAt),
+      applied: applied
+        ? {
+            exists: applied.exists,
+            member: applied.member,
+            blocked: applied.blocked,
+            roles: applied.roles,
+            accessRevoked: applied.accessRevoked,
+            deleted: applied.deleted,
+          }
+        : null,
+      lastError: s.lastError,
+      lastErrorAt: iso(s.lastErrorAt),
+      pendingJob: jobBrief(s.openJob),
+      deadJob: jobBrief(s.deadJob),
+    },
+  };
+}
+
+export type UserView = ReturnType<typeof userView>;

@@ -3,9 +3,8 @@ import { recordAudit } from "../directory/audit.js";
 import { listHolds, placeHold, releaseHold, type HoldRow } from "../directory/holds.js";
 import { BridgeError, isBridgeError, notFound } from "../errors.js";
 import { directoryOfOrganization } from "./onboarding.js";
-import { iso, limitParam, type AdminRoutes, type RouteContext } from "./routes.js";
+import { iso, limitParam, type AdminRoutes } from "./routes.js";
 import { findUser, listOrganizationGroups, searchUsers, usersWithSyncState } from "./user-queries.js";
-import { readSync, runSync, writeSync } from "../directory/store-op.js";
 
 /**
  * Customer-admin routes (docs/design.md, "Who uses it"): its users and their sync state, block and unblock (holds),
@@ -22,9 +21,8 @@ const holdView = (h: HoldRow) => ({
   releasedAt: iso(h.releasedAt),
 });
 
-function userOf(ctx: RouteContext<unknown, unknown>) {
-  const id = ctx.param("userId");
-  const row = readSync(ctx.deps.db, findUser(ctx.organization.id, id));
+function* userOf(organizationId: string, id: string) {
+  const row = yield* findUser(organizationId, id);
   if (!row) throw notFound(`user "${id}" not found`);
   return row;
 }
@@ -52,23 +50,24 @@ export function userRoutes(routes: AdminRoutes): void {
       }),
       status: 200,
     },
-    ({ deps, organization, query }) => {
-      if (query.directory) directoryOfOrganization(deps.db, organization.id, query.directory);
-      const page = readSync(
-        deps.db,
-        searchUsers({
-          organizationId: organization.id,
-          directoryId: query.directory,
-          q: query.q,
-          state: query.state,
-          sync: query.sync,
-          group: query.group,
-          limit: query.limit,
-          after: query.after,
-        }),
-      );
-      return { users: usersWithSyncState(deps.db, organization.id, page.users), next: page.next };
-    },
+    ({ deps, organization, query }) =>
+      // One snapshot: the page and the sync state of its users agree.
+      deps.store.read(
+        (function* () {
+          if (query.directory) yield* directoryOfOrganization(organization.id, query.directory);
+          const page = yield* searchUsers({
+            organizationId: organization.id,
+            directoryId: query.directory,
+            q: query.q,
+            state: query.state,
+            sync: query.sync,
+            group: query.group,
+            limit: query.limit,
+            after: query.after,
+          });
+          return { users: yield* usersWithSyncState(organization.id, page.users), next: page.next };
+        })(),
+      ),
   );
 
   routes.add(
@@ -81,8 +80,8 @@ export function userRoutes(routes: AdminRoutes): void {
       query: z.strictObject({ limit: limitParam(1000, 200) }),
       status: 200,
     },
-    ({ deps, organization, query }) => ({
-      groups: readSync(deps.db, listOrganizationGroups(organization.id, query.limit)),
+    async ({ deps, organization, query }) => ({
+      groups: await deps.store.read(listOrganizationGroups(organization.id, query.limit)),
     }),
   );
 
@@ -95,16 +94,19 @@ export function userRoutes(routes: AdminRoutes): void {
       summary: "One user with its sync state and every hold ever placed on it",
       status: 200,
     },
-    (ctx) => {
-      const row = userOf(ctx);
-      const [user] = usersWithSyncState(ctx.deps.db, ctx.organization.id, [row]);
-      return {
-        user,
-        scim: JSON.parse(row.resource) as unknown,
-        groups: readSync(ctx.deps.db, listOrganizationGroups(ctx.organization.id, 200, row.id)),
-        holdHistory: readSync(ctx.deps.db, listHolds(ctx.organization.id, row.id)).map(holdView),
-      };
-    },
+    ({ deps, organization, param }) =>
+      deps.store.read(
+        (function* () {
+          const row = yield* userOf(organization.id, param("userId"));
+          const [user] = yield* usersWithSyncState(organization.id, [row]);
+          return {
+            user,
+            scim: JSON.parse(row.resource) as unknown,
+            groups: yield* listOrganizationGroups(organization.id, 200, row.id),
+            holdHistory: (yield* listHolds(organization.id, row.id)).map(holdView),
+          };
+        })(),
+      ),
   );
 
   routes.add(
@@ -119,10 +121,9 @@ export function userRoutes(routes: AdminRoutes): void {
       status: 201,
       errors: [409],
     },
-    (ctx) => {
+    async (ctx) => {
       const { deps, organization, body, change } = ctx;
-      const hold = writeSync(
-        deps.db,
+      const hold = await deps.store.write(
         placeHold({ organizationId: organization.id, userId: ctx.param("userId"), reason: body.reason }, change),
       );
       deps.notifyWorker?.();
@@ -142,10 +143,9 @@ export function userRoutes(routes: AdminRoutes): void {
       status: 200,
       errors: [409],
     },
-    (ctx) => {
+    async (ctx) => {
       const { deps, organization, body, change } = ctx;
-      const released = writeSync(
-        deps.db,
+      const released = await deps.store.write(
         releaseHold({ organizationId: organization.id, userId: ctx.param("userId"), note: body.reason }, change),
       );
       deps.notifyWorker?.();
@@ -166,30 +166,28 @@ export function userRoutes(routes: AdminRoutes): void {
     },
     async (ctx) => {
       const { deps, organization, actor, requestId } = ctx;
-      const user = userOf(ctx);
-      const audit = (after: Record<string, unknown>): void =>
-        deps.db.transaction((tx) =>
-          runSync(
-            tx,
-            recordAudit({
-              actor,
-              organizationId: organization.id,
-              directoryId: user.directoryId,
-              action: "user.sign_out",
-              targetType: "user",
-              targetId: user.id,
-              after,
-              requestId,
-              at: (deps.now ?? Date.now)(),
-            }),
-          ),
+      const user = await deps.store.read(userOf(organization.id, ctx.param("userId")));
+      // Its own unit after the Auth0 call: no unit is held open across it.
+      const audit = (after: Record<string, unknown>): Promise<void> =>
+        deps.store.write(
+          recordAudit({
+            actor,
+            organizationId: organization.id,
+            directoryId: user.directoryId,
+            action: "user.sign_out",
+            targetType: "user",
+            targetId: user.id,
+            after,
+            requestId,
+            at: (deps.now ?? Date.now)(),
+          }),
         );
       let result: { revoked: boolean; reason?: string };
       try {
         result = await deps.signOut(user.id, actor, requestId);
       } catch (err) {
         // The attempt is audited too: an auditor asks who tried to cut access, and whether it worked.
-        audit({ revoked: false, error: err instanceof Error ? err.message : String(err) });
+        await audit({ revoked: false, error: err instanceof Error ? err.message : String(err) });
         // A refusal with a meaning (e.g. not linked to Auth0 yet) goes out as it is; anything else is Auth0 not answering.
         if (isBridgeError(err) && err.status < 500) throw err;
         throw new BridgeError("unavailable", "Auth0 did not confirm the sign-out; retry shortly", {
@@ -197,7 +195,7 @@ export function userRoutes(routes: AdminRoutes): void {
           retryAfter: 5,
         });
       }
-      audit({ revoked: result.revoked, ...(result.reason ? { reason: result.reason } : {}) });
+      await audit({ revoked: result.revoked, ...(result.reason ? { reason: result.reason } : {}) });
       return { revoked: result.revoked, reason: result.reason ?? null };
     },
   );

@@ -10,8 +10,8 @@ import type { OpenDatabase } from "../directory/database.js";
 import { adminTokenSummary, defaultAdminTokenDays, maxAdminTokenDays } from "../directory/admin-tokens.js";
 import { listOrganizations } from "../directory/organizations.js";
 import { changeBy } from "../directory/write-context.js";
-import { cliOperator, withDatabase } from "./database.js";
-import { runSync } from "../directory/store-op.js";
+import { cliOperator } from "./database.js";
+import { withStore } from "./org.js";
 
 function parseDays(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > maxAdminTokenDays) {
@@ -34,12 +34,12 @@ export function registerAdminCommands(program: Command, openDb: () => OpenDataba
     .option("--name <name>", "what the token is for (shown in listings and the audit trail)")
     .option("--expires-in <days>", `lifetime in days (default ${defaultAdminTokenDays})`, parseDays)
     .option("--json", "machine-readable output")
-    .action((opts: { org?: string; name?: string; expiresIn?: number; json?: boolean }) => {
-      withDatabase(openDb, ({ db }) => {
+    .action(async (opts: { org?: string; name?: string; expiresIn?: number; json?: boolean }) => {
+      await withStore(openDb, async (store) => {
         const scope = opts.org !== undefined ? "org_admin" : "operator";
         const name = opts.name ?? `${scope} token issued by ${userInfo().username}`;
-        const issued = issueAdminTokenFor(
-          db,
+        const issued = await issueAdminTokenFor(
+          store,
           { scope, organization: opts.org, name, expiresInDays: opts.expiresIn },
           changeBy(cliOperator()),
         );
@@ -59,16 +59,16 @@ export function registerAdminCommands(program: Command, openDb: () => OpenDataba
     .command("list")
     .description("issued admin tokens (never the secret)")
     .option("--json", "machine-readable output")
-    .action((opts: { json?: boolean }) => {
-      withDatabase(openDb, ({ db }) => {
+    .action(async (opts: { json?: boolean }) => {
+      await withStore(openDb, async (store) => {
         const now = Date.now();
-        const rows = adminTokensOf(db);
+        const rows = await adminTokensOf(store);
         if (opts.json) return void console.log(JSON.stringify(rows.map(adminTokenSummary), null, 2));
         if (rows.length === 0)
           return void console.log(
             "no admin tokens issued (BRIDGE_ADMIN_TOKEN, if set, is the bootstrap operator token)",
           );
-        const slugs = new Map(runSync(db, listOrganizations()).map((o) => [o.id, o.slug]));
+        const slugs = new Map((await store.read(listOrganizations())).map((o) => [o.id, o.slug]));
         for (const t of rows) {
           const scope = t.organizationId ? `org_admin:${slugs.get(t.organizationId) ?? t.organizationId}` : "operator";
           console.log(
@@ -89,9 +89,9 @@ export function registerAdminCommands(program: Command, openDb: () => OpenDataba
   tokens
     .command("revoke <id>")
     .description("revoke an admin token now")
-    .action((id: string) => {
-      withDatabase(openDb, ({ db }) => {
-        const row = revokeAdminTokenById(db, id, changeBy(cliOperator()));
+    .action(async (id: string) => {
+      await withStore(openDb, async (store) => {
+        const row = await revokeAdminTokenById(store, id, changeBy(cliOperator()));
         console.log(`admin token ${row.id} (…${row.hint}) revoked`);
       });
     });

@@ -1,21 +1,32 @@
 import type { Command } from "commander";
-import type { Db } from "../directory/database.js";
+import type { OpenDatabase } from "../directory/database.js";
 import { listDirectories, scimBaseUrl, type DirectoryRow } from "../directory/directories.js";
 import { addDirectory, onboardOrganization, rotateDirectoryToken } from "../admin/onboarding.js";
 import { changeBy } from "../directory/write-context.js";
 import { listOrganizations, type OrganizationRow, type UserModel } from "../directory/organizations.js";
-import { cliOperator, withDatabase } from "./database.js";
-import { runSync } from "../directory/store-op.js";
+import { sqliteStore, type SqlStore } from "../directory/sql.js";
+import { cliOperator } from "./database.js";
 
 /**
  * Operator commands for onboarding (docs/design.md, "Contract"): `org create`, `org list`, `directory create`,
  * `token rotate`. They work against the configured database with or without a running server;
  * opening it applies pending migrations. A token is printed once and never again.
  */
-export interface CliDatabase {
-  db: Db;
-  close(): void;
+export interface CliDatabase extends OpenDatabase {
   publicUrl: string;
+}
+
+/** Runs `run` on the store of a freshly opened database, closed once it settles. */
+export async function withStore<H extends OpenDatabase, T>(
+  openDb: () => H,
+  run: (store: SqlStore, handle: H) => Promise<T>,
+): Promise<T> {
+  const handle = openDb();
+  try {
+    return await run(sqliteStore(handle.sqlite), handle);
+  } finally {
+    handle.close();
+  }
 }
 
 const organizationJson = (o: OrganizationRow) => ({
@@ -76,7 +87,7 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .option("--expires-in-days <days>", "expire the first token after this many days")
     .option("--json", "print machine-readable JSON")
     .action(
-      (
+      async (
         slug: string,
         opts: {
           name?: string;
@@ -87,9 +98,9 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
           json?: boolean;
         },
       ) => {
-        withDatabase(openDb, ({ db, publicUrl }) => {
-          const made = onboardOrganization(
-            db,
+        await withStore(openDb, async (store, { publicUrl }) => {
+          const made = await onboardOrganization(
+            store,
             {
               slug,
               displayName: opts.name,
@@ -114,11 +125,20 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .command("list")
     .description("list organizations and their directories")
     .option("--json", "print machine-readable JSON")
-    .action((opts: { json?: boolean }) => {
-      withDatabase(openDb, ({ db, publicUrl }) => {
-        const rows = runSync(db, listOrganizations()).map((o) => ({
+    .action(async (opts: { json?: boolean }) => {
+      await withStore(openDb, async (store, { publicUrl }) => {
+        // One snapshot: every organization with its directories.
+        const listed = await store.read(
+          (function* () {
+            const out: { org: OrganizationRow; directories: DirectoryRow[] }[] = [];
+            for (const org of yield* listOrganizations())
+              out.push({ org, directories: yield* listDirectories(org.id) });
+            return out;
+          })(),
+        );
+        const rows = listed.map(({ org: o, directories }) => ({
           ...organizationJson(o),
-          directories: runSync(db, listDirectories(o.id)).map((d) => ({
+          directories: directories.map((d) => ({
             ...directoryJson(d),
             scimBaseUrl: scimBaseUrl(publicUrl, d.id),
           })),
@@ -139,10 +159,10 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .option("--name <name>", "directory name", "default")
     .option("--expires-in-days <days>", "expire the token after this many days")
     .option("--json", "print machine-readable JSON")
-    .action((orgRef: string, opts: { name: string; expiresInDays?: string; json?: boolean }) => {
-      withDatabase(openDb, ({ db, publicUrl }) => {
-        const made = addDirectory(
-          db,
+    .action(async (orgRef: string, opts: { name: string; expiresInDays?: string; json?: boolean }) => {
+      await withStore(openDb, async (store, { publicUrl }) => {
+        const made = await addDirectory(
+          store,
           orgRef,
           { name: opts.name, tokenExpiresInDays: days(opts.expiresInDays) },
           changeBy(cliOperator()),
@@ -163,10 +183,10 @@ export function registerOrgCommands(program: Command, openDb: () => CliDatabase)
     .description("issue a new SCIM token; when two are active, the older is revoked")
     .option("--expires-in-days <days>", "expire the new token after this many days")
     .option("--json", "print machine-readable JSON")
-    .action((directoryId: string, opts: { expiresInDays?: string; json?: boolean }) => {
-      withDatabase(openDb, ({ db, publicUrl }) => {
-        const { directory, token } = rotateDirectoryToken(
-          db,
+    .action(async (directoryId: string, opts: { expiresInDays?: string; json?: boolean }) => {
+      await withStore(openDb, async (store, { publicUrl }) => {
+        const { directory, token } = await rotateDirectoryToken(
+          store,
           directoryId,
           { expiresInDays: days(opts.expiresInDays) },
           changeBy(cliOperator()),

@@ -1,10 +1,10 @@
 import type { Actor } from "../directory/audit.js";
-import type { Db } from "../directory/database.js";
 import { listDirectories, scimBaseUrl } from "../directory/directories.js";
-import { onboardOrganization, rotateDirectoryToken } from "../admin/onboarding.js";
+import { onboardOrganizationOp, rotateDirectoryTokenOp } from "../admin/onboarding.js";
 import { changeBy } from "../directory/write-context.js";
 import { forgetAuth0Links, getOrganization } from "../directory/organizations.js";
-import { runSync, writeSync } from "../directory/store-op.js";
+import type { SqlStore } from "../directory/sql.js";
+import type { StoreOp } from "../directory/store-op.js";
 
 /**
  * Sandbox mode (docs/design.md, "Contract"): no Auth0 settings, so the Management API emulator runs in-process
@@ -25,33 +25,29 @@ export interface SandboxDirectory {
  * The emulated tenant starts empty on every run, so whatever the bridge applied to the previous
  * one is forgotten and every organization is reconciled again into the new tenant.
  */
-export function forgetEmulatedTenant(db: Db): void {
-  writeSync(db, forgetAuth0Links());
+export async function forgetEmulatedTenant(store: SqlStore): Promise<void> {
+  await store.write(forgetAuth0Links());
 }
 
-export function ensureSandboxDirectory(db: Db, publicUrl: string): SandboxDirectory {
-  const existing = runSync(db, getOrganization(sandboxSlug));
+/** One write unit: the demo organization is found or made, and its directory gets a fresh token. */
+function* sandboxDirectory(): StoreOp<{ organizationId: string; directoryId: string; token: string }> {
+  const existing = yield* getOrganization(sandboxSlug);
   if (!existing) {
-    const made = onboardOrganization(db, { slug: sandboxSlug, displayName: "Demo organization" }, changeBy(actor));
-    return {
-      organizationId: made.organization.id,
-      directoryId: made.directory.id,
-      scimBaseUrl: scimBaseUrl(publicUrl, made.directory.id),
-      token: made.token.token,
-    };
+    const made = yield* onboardOrganizationOp({ slug: sandboxSlug, displayName: "Demo organization" }, changeBy(actor));
+    return { organizationId: made.organization.id, directoryId: made.directory.id, token: made.token.token };
   }
-  const directory = runSync(db, listDirectories(existing.id))[0];
+  const directory = (yield* listDirectories(existing.id))[0];
   if (!directory)
     throw new Error(
       `sandbox organization "${sandboxSlug}" has no directory; run: scim-bridge directory create ${sandboxSlug}`,
     );
-  const rotated = rotateDirectoryToken(db, directory.id, {}, changeBy(actor));
-  return {
-    organizationId: existing.id,
-    directoryId: directory.id,
-    scimBaseUrl: scimBaseUrl(publicUrl, directory.id),
-    token: rotated.token.token,
-  };
+  const rotated = yield* rotateDirectoryTokenOp(directory.id, {}, changeBy(actor));
+  return { organizationId: existing.id, directoryId: directory.id, token: rotated.token.token };
+}
+
+export async function ensureSandboxDirectory(store: SqlStore, publicUrl: string): Promise<SandboxDirectory> {
+  const made = await store.write(sandboxDirectory());
+  return { ...made, scimBaseUrl: scimBaseUrl(publicUrl, made.directoryId) };
 }
 
 export function sandboxBanner(d: SandboxDirectory, emulatorUrl: string, publicUrl: string): string {

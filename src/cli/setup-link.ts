@@ -4,9 +4,8 @@ import { createOrganizationSetupLink, revokeOrganizationSetupLinks } from "../ad
 import { setupLinkUrl } from "../directory/setup-links.js";
 import { changeBy } from "../directory/write-context.js";
 import { invalidValue, notFound } from "../errors.js";
-import { cliOperator, withDatabase } from "./database.js";
-import type { CliDatabase } from "./org.js";
-import { runSync } from "../directory/store-op.js";
+import { cliOperator } from "./database.js";
+import { withStore, type CliDatabase } from "./org.js";
 
 /**
  * `scim-bridge setup-link create <org> [--expires 24h] [--json]` and `setup-link revoke <org> (--all | <id>)`:
@@ -24,11 +23,11 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
     .description("create a link that lets the customer's IT admin set up this organization's directories")
     .option("--expires <duration>", "lifetime such as 30m, 24h or 3d (at most 7d)", "72h")
     .option("--json", 'print {"url":…,"expiresAt":…}')
-    .action((orgRef: string, opts: { expires: string; json?: boolean }) => {
-      withDatabase(openDb, ({ db, publicUrl }) => {
-        const org = runSync(db, getOrganization(orgRef));
+    .action(async (orgRef: string, opts: { expires: string; json?: boolean }) => {
+      await withStore(openDb, async (store, { publicUrl }) => {
+        const org = await store.read(getOrganization(orgRef));
         if (!org) throw notFound(`organization "${orgRef}" not found`);
-        const made = createOrganizationSetupLink(db, org.id, opts.expires, changeBy(cliOperator()));
+        const made = await createOrganizationSetupLink(store, org.id, opts.expires, changeBy(cliOperator()));
         const out = {
           url: setupLinkUrl(publicUrl, made.token),
           expiresAt: new Date(made.record.expiresAt).toISOString(),
@@ -50,12 +49,12 @@ export function registerSetupLinkCommands(program: Command, openDb: () => CliDat
     .description("revoke one setup link by id, or every link of the organization with --all")
     .option("--all", "revoke every active link of the organization")
     .option("--json", 'print {"revoked":[ids]}')
-    .action((orgRef: string, id: string | undefined, opts: { all?: boolean; json?: boolean }) => {
+    .action(async (orgRef: string, id: string | undefined, opts: { all?: boolean; json?: boolean }) => {
       if ((id === undefined) === (opts.all !== true)) throw invalidValue("name one link id, or --all (not both)");
-      withDatabase(openDb, ({ db }) => {
-        const org = runSync(db, getOrganization(orgRef));
+      await withStore(openDb, async (store) => {
+        const org = await store.read(getOrganization(orgRef));
         if (!org) throw notFound(`organization "${orgRef}" not found`);
-        const revoked = revokeOrganizationSetupLinks(db, org.id, id, changeBy(cliOperator()));
+        const revoked = await revokeOrganizationSetupLinks(store, org.id, id, changeBy(cliOperator()));
         if (opts.json) console.log(JSON.stringify({ revoked }));
         else console.log(revoked.length === 0 ? "nothing to revoke" : `revoked ${revoked.join(", ")}`);
       });

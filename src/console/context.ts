@@ -2,7 +2,7 @@ import type { Request, Response } from "express";
 import type { Logger } from "pino";
 import type { AdminPrincipal } from "../directory/admin-tokens.js";
 import type { Actor } from "../directory/audit.js";
-import type { Db } from "../directory/database.js";
+import type { SqlStore } from "../directory/sql.js";
 import type { AdminCall, Method } from "../admin/routes.js";
 import { forbidden } from "../errors.js";
 import { page, type Html, type NavItem, type PageOptions } from "./html.js";
@@ -10,7 +10,7 @@ import type { ConsoleOidcSettings } from "./oidc.js";
 import type { ConsolePrincipal, ConsoleSession } from "./session.js";
 
 export interface ConsoleDeps {
-  db: Db;
+  store: SqlStore;
   publicUrl: string;
   log: Logger;
   /** The admin API's routes, run in-process (adminService): every read and change goes through them. */

@@ -9,7 +9,6 @@ import express, {
 import { bootstrapTokenId, getAdminToken, hashAdminToken, verifyAdminToken } from "../directory/admin-tokens.js";
 import { getOrganization } from "../directory/organizations.js";
 import { redeemSetupLink, setupLinkUsable } from "../directory/setup-links.js";
-import { runSync, writeSync } from "../directory/store-op.js";
 import { isBridgeError } from "../errors.js";
 import { toBridgeError } from "../http/errors.js";
 import { tokenRateLimit } from "../http/rate-limit.js";
@@ -49,7 +48,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   const secure = publicUrl.startsWith("https:");
   if (deps.sessionSecret.length < 32) throw new Error("consoleRouter: sessionSecret must be at least 32 characters");
   const sessions = new SessionStore({
-    db: deps.db,
+    store: deps.store,
     secret: deps.sessionSecret,
     secure,
     idleMs: (deps.idleMinutes ?? 480) * 60_000,
@@ -92,8 +91,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   router.use(express.urlencoded({ extended: false, limit: "512kb", parameterLimit: 50 }));
 
   // Session, then CSRF on every state-changing request (synchroniser token, plus Origin when sent).
-  router.use(((req, res, next) => {
-    const session = sessions.load(req);
+  router.use((async (req, res, next) => {
+    const session = await sessions.load(req);
     res.locals.consoleSession = session;
     if (req.method !== "GET" && req.method !== "HEAD") {
       // Browsers send "Origin: null" in some privacy settings; the synchroniser token is the defence there.
@@ -116,10 +115,10 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   }) as RequestHandler);
 
   // --- Sign-in -----------------------------------------------------------------------------------
-  router.get("/", (req, res) => {
+  router.get("/", async (req, res) => {
     const session = res.locals.consoleSession;
     if (session && session.principal.kind !== "anonymous") return res.redirect(303, homeOf(session.principal));
-    const s = session ?? sessions.start(res, { kind: "anonymous" });
+    const s = session ?? (await sessions.start(res, { kind: "anonymous" }));
     publicPage(
       res,
       200,
@@ -177,7 +176,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       auth0OrgId = deps.oidc?.operatorOrganization;
       target = "operator";
     } else {
-      const org = typeof q.org === "string" ? runSync(deps.db, getOrganization(q.org.trim().toLowerCase())) : undefined;
+      const org =
+        typeof q.org === "string" ? await deps.store.read(getOrganization(q.org.trim().toLowerCase())) : undefined;
       auth0OrgId = org?.auth0OrgId ?? undefined;
       target = org?.id ?? "";
     }
@@ -193,8 +193,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const start = await oidc.start(auth0OrgId);
     const tx = { verifier: start.verifier, state: start.state, nonce: start.nonce, auth0OrgId, target, at: now() };
     const existing = res.locals.consoleSession;
-    if (existing && existing.principal.kind === "anonymous") sessions.update(existing, { kind: "anonymous", tx });
-    else sessions.start(res, { kind: "anonymous", tx }, existing);
+    if (existing && existing.principal.kind === "anonymous") await sessions.update(existing, { kind: "anonymous", tx });
+    else await sessions.start(res, { kind: "anonymous", tx }, existing);
     res.redirect(303, start.url);
   });
 
@@ -209,7 +209,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
         html`<p>This sign-in was not started here or took too long. <a href="/console">Start again</a>.</p>`,
       );
     }
-    sessions.update(session, { kind: "anonymous" }); // one use of the transaction
+    await sessions.update(session, { kind: "anonymous" }); // one use of the transaction
     const outcome = await oidc.finish(new URL(req.originalUrl, publicUrl), tx);
     const refuse = (why: string) =>
       publicPage(
@@ -230,7 +230,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     if (tx.target === "operator") {
       principal = { kind: "operator", sub: outcome.sub, name: outcome.name, via: "oidc", idToken: outcome.idToken };
     } else {
-      const org = runSync(deps.db, getOrganization(tx.target));
+      const org = await deps.store.read(getOrganization(tx.target));
       if (!org || org.auth0OrgId !== outcome.orgId) return refuse("The organization changed during sign-in.");
       principal = {
         kind: "org_admin",
@@ -250,16 +250,23 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       },
       "console sign-in",
     );
-    sessions.start(res, principal, session);
+    await sessions.start(res, principal, session);
     res.redirect(303, homeOf(principal));
   });
 
   router.post(
     "/login/token",
     (req, res, next) => perAddress(req, res, next),
-    (req, res) => {
+    async (req, res) => {
       const token = String((req.body as Record<string, unknown>).token ?? "");
-      const check = runSync(deps.db, verifyAdminToken(token, { bootstrapHash, now: now() }));
+      // One read unit: the token and its organization.
+      const { check, org } = await deps.store.read(
+        (function* () {
+          const check = yield* verifyAdminToken(token, { bootstrapHash, now: now() });
+          const orgId = check.ok ? check.principal.organizationId : null;
+          return { check, org: orgId === null ? undefined : yield* getOrganization(orgId) };
+        })(),
+      );
       if (!check.ok)
         return publicPage(
           res,
@@ -279,25 +286,24 @@ export function consoleRouter(deps: ConsoleDeps): Router {
           tokenId: p.tokenId,
         };
       else {
-        const org = runSync(deps.db, getOrganization(p.organizationId!))!;
         principal = {
           kind: "org_admin",
-          organizationId: org.id,
-          orgSlug: org.slug,
+          organizationId: org!.id,
+          orgSlug: org!.slug,
           sub: p.tokenId,
           name: `token ${p.tokenId.slice(0, 8)}`,
           via: "token",
           tokenId: p.tokenId,
         };
       }
-      sessions.start(res, principal, res.locals.consoleSession);
+      await sessions.start(res, principal, res.locals.consoleSession);
       res.redirect(303, homeOf(principal));
     },
   );
 
   router.post("/logout", async (_req, res) => {
     const session = res.locals.consoleSession;
-    sessions.destroy(res, session);
+    await sessions.destroy(res, session);
     const p = session?.principal;
     const idToken = p && (p.kind === "operator" || p.kind === "org_admin") ? p.idToken : undefined;
     // RP-initiated logout also ends the Auth0 session, so the next sign-in asks again.
@@ -308,14 +314,15 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   // --- Setup links: the IT admin opens the link; it becomes a session scoped to that organization's directories.
   // Opening links and token sign-in are unauthenticated: 20 tries per 15 minutes per client address.
   const perAddress = tokenRateLimit({ ratePerSecond: 20 / 900, burst: 20, keyOf: (req) => req.ip ?? "unknown", now });
-  router.get("/setup/:token", perAddress, (req, res) => {
-    const result = writeSync(
-      deps.db,
-      redeemSetupLink(
-        String(req.params.token ?? ""),
-        { ip: req.ip, userAgent: req.get("user-agent"), requestId: res.locals.requestId },
-        now(),
-      ),
+  router.get("/setup/:token", perAddress, async (req, res) => {
+    const linkToken = String(req.params.token ?? "");
+    const use = { ip: req.ip, userAgent: req.get("user-agent"), requestId: res.locals.requestId };
+    // One write unit: the link redeemed and its organization read.
+    const { result, org } = await deps.store.write(
+      (function* () {
+        const result = yield* redeemSetupLink(linkToken, use, now());
+        return { result, org: result.ok ? yield* getOrganization(result.link.organizationId) : undefined };
+      })(),
     );
     if (!result.ok) {
       const why =
@@ -329,18 +336,17 @@ export function consoleRouter(deps: ConsoleDeps): Router {
         html`<p>This setup link ${why}. Ask your vendor for a new link.</p>`,
       );
     }
-    const org = runSync(deps.db, getOrganization(result.link.organizationId))!;
     // The link is checked again on every request, so its expiry or revocation ends this session with a clear page.
-    sessions.start(
+    await sessions.start(
       res,
-      { kind: "setup", organizationId: org.id, orgSlug: org.slug, linkId: result.link.id },
+      { kind: "setup", organizationId: org!.id, orgSlug: org!.slug, linkId: result.link.id },
       res.locals.consoleSession,
     );
     res.redirect(303, "/console/setup");
   });
 
   // --- Everything below needs a signed-in principal that is still valid.
-  router.use(((req, res, next) => {
+  router.use((async (req, res, next) => {
     const session = res.locals.consoleSession;
     if (!session || session.principal.kind === "anonymous") {
       if (req.method === "GET" && !req.get("accept")?.includes("application/json"))
@@ -355,11 +361,11 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const p = session.principal;
     const t = now();
     let valid = true;
-    if (p.kind === "setup") valid = runSync(deps.db, setupLinkUsable(p.linkId, t));
+    if (p.kind === "setup") valid = await deps.store.read(setupLinkUsable(p.linkId, t));
     else if (p.via === "token") {
       if (p.tokenId === bootstrapTokenId) valid = bootstrapHash !== undefined;
       else {
-        const row = runSync(deps.db, getAdminToken(p.tokenId!));
+        const row = await deps.store.read(getAdminToken(p.tokenId!));
         valid = !!row && row.revokedAt === null && (row.expiresAt === null || row.expiresAt > t);
       }
     }

@@ -1,13 +1,14 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Request, Response } from "express";
 import {
+  consoleSessionNeedsWrite,
   deleteConsoleSession,
+  findConsoleSession,
   loadConsoleSession,
   startConsoleSession,
   updateConsoleSessionPrincipal,
 } from "../directory/console-sessions.js";
-import type { Db } from "../directory/database.js";
-import { runSync, writeSync } from "../directory/store-op.js";
+import type { SqlStore } from "../directory/sql.js";
 
 /**
  * Console sessions (OWASP Session Management Cheat Sheet): a random 256-bit id in an HttpOnly,
@@ -51,7 +52,7 @@ export interface ConsoleSession {
 }
 
 export interface SessionOptions {
-  db: Db;
+  store: SqlStore;
   secret: string;
   /** Secure cookie and __Host- prefix (PUBLIC_URL is https). */
   secure: boolean;
@@ -81,12 +82,18 @@ export class SessionStore {
   }
 
   /** The live session of the request, or undefined (expired ones are deleted). Touches last-seen. */
-  load(req: Request): ConsoleSession | undefined {
+  async load(req: Request): Promise<ConsoleSession | undefined> {
     const id = this.cookieOf(req);
     if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
     const idHash = this.hash(id);
-    // Statement by statement, as autocommits: a page view takes no write lock unless it writes.
-    const row = runSync(this.o.db, loadConsoleSession(idHash, this.o.now(), this.o.idleMs));
+    const now = this.o.now();
+    // A page view is one read unit and takes no write lock unless it must write (an expired session
+    // to delete, last-seen to move, at most once a minute); that write unit reads the row again and
+    // decides anew, since another request or instance may have moved it meanwhile. Nothing is cached
+    // in the process: every request reads the row, so a sign-out on any instance ends the session.
+    let row = await this.o.store.read(findConsoleSession(idHash));
+    if (row && consoleSessionNeedsWrite(row, now, this.o.idleMs))
+      row = await this.o.store.write(loadConsoleSession(idHash, now, this.o.idleMs));
     if (!row) return undefined;
     return {
       idHash,
@@ -98,14 +105,18 @@ export class SessionStore {
   }
 
   /** A new session (new id, new CSRF token); the old one, if any, is destroyed. */
-  start(res: Response, principal: ConsolePrincipal, previous?: ConsoleSession, maxMs?: number): ConsoleSession {
+  async start(
+    res: Response,
+    principal: ConsolePrincipal,
+    previous?: ConsoleSession,
+    maxMs?: number,
+  ): Promise<ConsoleSession> {
     const now = this.o.now();
     const id = randomBytes(32).toString("base64url");
     const csrf = randomBytes(32).toString("base64url");
     const expiresAt = now + Math.min(this.o.absoluteMs, maxMs ?? Infinity);
     const idHash = this.hash(id);
-    writeSync(
-      this.o.db,
+    await this.o.store.write(
       startConsoleSession(
         { idHash, principal: JSON.stringify(principal), csrfToken: csrf, createdAt: now, lastSeenAt: now, expiresAt },
         previous?.idHash,
@@ -118,21 +129,17 @@ export class SessionStore {
     return { idHash, principal, csrf, createdAt: now, expiresAt };
   }
 
-  update(session: ConsoleSession, principal: ConsolePrincipal): void {
+  async update(session: ConsoleSession, principal: ConsolePrincipal): Promise<void> {
+    await this.o.store.write(updateConsoleSessionPrincipal(session.idHash, JSON.stringify(principal)));
     session.principal = principal;
-    writeSync(this.o.db, updateConsoleSessionPrincipal(session.idHash, JSON.stringify(principal)));
   }
 
-  destroy(res: Response, session: ConsoleSession | undefined): void {
-    if (session) this.destroyHash(session.idHash);
+  async destroy(res: Response, session: ConsoleSession | undefined): Promise<void> {
+    if (session) await this.o.store.write(deleteConsoleSession(session.idHash));
     res.append(
       "Set-Cookie",
       `${this.cookieName}=; Path=/; HttpOnly; SameSite=Lax${this.o.secure ? "; Secure" : ""}; Max-Age=0`,
     );
-  }
-
-  private destroyHash(idHash: string): void {
-    writeSync(this.o.db, deleteConsoleSession(idHash));
   }
 }
 

@@ -10,6 +10,17 @@ export type ConsoleSessionRow = typeof consoleSessions.$inferSelect;
 const consoleSessionColumns = `id_hash AS "idHash", principal, csrf_token AS "csrfToken", created_at AS "createdAt",
   last_seen_at AS "lastSeenAt", expires_at AS "expiresAt"`;
 
+/** The session row stored under `idHash`, as it is (expired or not): for a read unit. */
+export function* findConsoleSession(idHash: string): StoreOp<ConsoleSessionRow | undefined> {
+  return yield* one<ConsoleSessionRow>(`SELECT ${consoleSessionColumns} FROM console_sessions WHERE id_hash = ?`, [
+    idHash,
+  ]);
+}
+
+/** Whether loadConsoleSession would write (delete the expired session or move last-seen) at `now`. */
+export const consoleSessionNeedsWrite = (row: ConsoleSessionRow, now: number, idleMs: number): boolean =>
+  row.expiresAt <= now || row.lastSeenAt + idleMs <= now || now - row.lastSeenAt >= 60_000;
+
 /**
  * The live session stored under `idHash`, or undefined. A session past its absolute lifetime or idle
  * for `idleMs` is deleted; last-seen moves at most once a minute (the idle timeout needs no finer
@@ -20,9 +31,7 @@ export function* loadConsoleSession(
   now: number,
   idleMs: number,
 ): StoreOp<ConsoleSessionRow | undefined> {
-  const row = yield* one<ConsoleSessionRow>(`SELECT ${consoleSessionColumns} FROM console_sessions WHERE id_hash = ?`, [
-    idHash,
-  ]);
+  const row = yield* findConsoleSession(idHash);
   if (!row) return undefined;
   if (row.expiresAt <= now || row.lastSeenAt + idleMs <= now) {
     yield* deleteConsoleSession(idHash);

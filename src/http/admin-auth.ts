@@ -1,5 +1,4 @@
-import type { RequestHandler } from "express";
-import type { Db } from "../directory/database.js";
+import type { NextFunction, RequestHandler } from "express";
 import {
   bootstrapTokenId,
   hashAdminToken,
@@ -8,8 +7,8 @@ import {
   type AdminPrincipal,
   type AdminTokenCheck,
 } from "../directory/admin-tokens.js";
-import { runSync } from "../directory/store-op.js";
-import { bearerAuth } from "./bearer.js";
+import type { SqlStore } from "../directory/sql.js";
+import { bearerAuth, bearerToken, type BearerCheck } from "./bearer.js";
 // Declares res.locals.admin, the principal this middleware sets.
 import type {} from "../admin/access.js";
 
@@ -34,32 +33,51 @@ const failureMessages: Record<Exclude<AdminTokenCheck, { ok: true }>["reason"], 
 };
 
 export interface AdminAuthOptions {
-  db: Db;
+  store: SqlStore;
   /** BRIDGE_ADMIN_TOKEN: only its SHA-256 is kept. */
   bootstrapOperatorToken?: string;
   now?: () => number;
 }
 
 export function adminBearerAuth(options: AdminAuthOptions): RequestHandler {
-  const { db } = options;
+  const { store } = options;
   const now = options.now ?? Date.now;
   if (options.bootstrapOperatorToken !== undefined && options.bootstrapOperatorToken.length < 32) {
     throw new Error("bootstrapOperatorToken must be at least 32 characters");
   }
   const bootstrapHash = options.bootstrapOperatorToken ? hashAdminToken(options.bootstrapOperatorToken) : undefined;
-  return bearerAuth<AdminPrincipal>(
+  // The shared bearer pipeline is synchronous: the token's row is read first, in one read unit, and
+  // its answer handed to the pipeline, which runs to completion within this callback (so `checked`
+  // and `touching` belong to one request at a time). No admin token is cached in the process:
+  // every request reads its row, so a token revoked by any instance is refused at its next request.
+  let checked: BearerCheck<AdminPrincipal> = { ok: false };
+  let touching: Promise<void> | undefined;
+  const authenticate = bearerAuth<AdminPrincipal>(
     {
       realm: "scim-bridge-admin",
       refusal: failureMessages.unknown,
       now,
-      verify: (_req, token, t) => {
-        const check = runSync(db, verifyAdminToken(token, { bootstrapHash, now: t }));
-        return check.ok ? check : { ok: false, message: failureMessages[check.reason] };
-      },
-      touch: (principal, t) => void runSync(db, touchAdminToken(principal.tokenId, t)),
+      verify: () => checked,
+      // At most once a minute per token (bearer.ts), in a write unit of its own, awaited before the route.
+      touch: (principal, t) => void (touching = store.write(touchAdminToken(principal.tokenId, t))),
       // The bootstrap token has no row to touch.
       tokenId: (principal) => (principal.tokenId === bootstrapTokenId ? undefined : principal.tokenId),
     },
     (_req, res, principal) => void (res.locals.admin = principal),
   );
+  return (req, res, next) => {
+    const token = bearerToken(req);
+    if (token === undefined) return authenticate(req, res, next);
+    store.read(verifyAdminToken(token, { bootstrapHash, now: now() })).then((check) => {
+      checked = check.ok ? check : { ok: false, message: failureMessages[check.reason] };
+      touching = undefined;
+      authenticate(req, res, ((err?: unknown) => {
+        const touched = touching;
+        checked = { ok: false };
+        touching = undefined;
+        if (err !== undefined || touched === undefined) return next(err);
+        touched.then(() => next(), next);
+      }) as NextFunction);
+    }, next);
+  };
 }

@@ -43,7 +43,9 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json((document ??= openApiDocument(routes.defs)));
   });
 
-  router.use(adminBearerAuth({ db: deps.db, bootstrapOperatorToken: deps.bootstrapOperatorToken, now: deps.now }));
+  router.use(
+    adminBearerAuth({ store: deps.store, bootstrapOperatorToken: deps.bootstrapOperatorToken, now: deps.now }),
+  );
   if (limits) {
     // As on SCIM: a valid token draws from its own bucket (by token id, whatever address it comes
     // from); failed authentications are throttled per client address, never keyed by the presented

@@ -159,7 +159,7 @@ describe("bootstrap operator token", () => {
   it("is refused at construction when too short to be a secret, and unset means no bootstrap access", async () => {
     f = adminFixture();
     const base = {
-      db: f.db,
+      store: f.store,
       publicUrl: "https://b.example",
       log: pino({ level: "silent" }),
       signOut: async () => ({ revoked: true }),

@@ -8,6 +8,7 @@ import { pino } from "pino";
 import type supertest from "supertest";
 import { expect } from "vitest";
 import { adminRouter } from "../../src/http/admin-router.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 
@@ -46,7 +47,7 @@ export async function startAdminBridge(): Promise<AdminBridge> {
   });
   const sync = await startSyncHarness(bridge.db);
   admin = adminRouter({
-    db: bridge.db,
+    store: sqliteStore(bridge.sqlite),
     publicUrl: bridge.origin,
     bootstrapOperatorToken: bootstrap,
     log: pino({ level: "silent" }),

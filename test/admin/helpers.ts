@@ -14,7 +14,8 @@ import { issueAdminToken, revokeAdminToken } from "../../src/directory/admin-tok
 import { openDatabase, type Db } from "../../src/directory/database.js";
 import { placeHold } from "../../src/directory/holds.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
+import { sqliteStore, type SqlStore } from "../../src/directory/sql.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { createUser } from "../../src/directory/users.js";
 import { parseQueryString } from "../../src/http/query.js";
@@ -40,6 +41,7 @@ export interface FixtureOrg {
 
 export interface AdminFixture {
   db: Db;
+  store: SqlStore;
   app: Express;
   http: ReturnType<typeof supertest>;
   a: FixtureOrg;
@@ -65,7 +67,7 @@ export const mappingFor = (description: string): MappingDocument => ({
 });
 
 function seedOrganization(db: Db, slug: string, now: number): FixtureOrg {
-  const onboarded = onboardOrganization(db, { slug }, changeBy(operatorActor, { at: now }));
+  const onboarded = writeSync(db, onboardOrganizationOp({ slug }, changeBy(operatorActor, { at: now })));
   const organizationId = onboarded.organization.id;
   const directoryId = onboarded.directory.id;
   const ctx = {
@@ -147,7 +149,7 @@ export function adminFixture(extra: Partial<AdminDeps> = {}): AdminFixture {
   writeSync(db, revokeAdminToken(revoked.record.id, changeBy(operatorActor, { at: clock.now - 1000 })));
   const signOuts: string[] = [];
   const router = adminRouter({
-    db,
+    store: sqliteStore(opened.sqlite),
     publicUrl: "https://bridge.example",
     bootstrapOperatorToken: bootstrapToken,
     log: pino({ level: "silent" }),
@@ -165,6 +167,7 @@ export function adminFixture(extra: Partial<AdminDeps> = {}): AdminFixture {
   app.use("/admin/v1", router);
   return {
     db,
+    store: sqliteStore(opened.sqlite),
     app,
     http: supertest(app),
     a,

@@ -51,7 +51,7 @@ const concrete = (path: string): string =>
 describe("OpenAPI document", () => {
   it("lists exactly the routes the router serves", async () => {
     const router = adminRouter({
-      db: f.db,
+      store: f.store,
       publicUrl: "https://bridge.example",
       log: pino({ level: "silent" }),
       signOut: async () => ({ revoked: true }),

@@ -7,6 +7,8 @@ import { and, count, eq } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { auditEntries, jobs, organizations } from "../../db/schema.js";
 import { verifyScimToken } from "../../src/directory/tokens.js";
+import { connectionOf } from "../../src/directory/statements.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { deleteUser, getUser } from "../../src/directory/users.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { adminFixture, mappingFor, type AdminFixture } from "./helpers.js";
@@ -47,7 +49,10 @@ describe("organizations", () => {
       auth0OrgId: null,
     });
     expect(scimBaseUrl).toBe(`https://bridge.example/scim/v2/${directory.id}`);
-    expect(verifyScimToken(f.db, token)).toMatchObject({ directoryId: directory.id, organizationId: organization.id });
+    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), token)).toMatchObject({
+      directoryId: directory.id,
+      organizationId: organization.id,
+    });
     const job = f.db
       .select()
       .from(jobs)
@@ -146,16 +151,16 @@ describe("directories and SCIM tokens", () => {
     expect((await op().post(base, {}).expect(409)).body.message).toContain("2 active tokens");
     const rotated = await as(f.tokens.orgAdminA).post(`${base}/rotate`, { expiresInDays: 30 }).expect(201);
     expect(rotated.body.revokedTokenIds).toEqual([f.a.scimTokenId]);
-    expect(verifyScimToken(f.db, f.a.scimToken)).toBeUndefined();
-    expect(verifyScimToken(f.db, second.body.token)).toBeDefined();
-    expect(verifyScimToken(f.db, rotated.body.token)).toBeDefined();
+    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), f.a.scimToken)).toBeUndefined();
+    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), second.body.token)).toBeDefined();
+    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), rotated.body.token)).toBeDefined();
     expect(rotated.body.tokenRecord.expiresAt).toBe(new Date(f.clock.now + 30 * 86_400_000).toISOString());
     // The customer admin cannot mint tokens without rotating.
     await as(f.tokens.orgAdminA).post(base, {}).expect(403);
 
     const revoke = await as(f.tokens.orgAdminA).delete(`${base}/${second.body.tokenRecord.id}`).expect(200);
     expect(revoke.body.token.active).toBe(false);
-    expect(verifyScimToken(f.db, second.body.token)).toBeUndefined();
+    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), second.body.token)).toBeUndefined();
     await as(f.tokens.orgAdminA).delete(`${base}/${second.body.tokenRecord.id}`).expect(200);
     expect(auditByRequest(revoke.headers["x-request-id"]).map((e) => e.action)).toEqual(["token.revoke"]);
     expect(
@@ -167,7 +172,7 @@ describe("directories and SCIM tokens", () => {
     ).toHaveLength(1);
     // Another organization's token id does not exist under this directory.
     await op().delete(`${base}/${f.b.scimTokenId}`).expect(404);
-    expect(verifyScimToken(f.db, f.b.scimToken)).toBeDefined();
+    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), f.b.scimToken)).toBeDefined();
   });
 
   it("a directory of another organization is 404 under this one, even for an operator", async () => {
@@ -181,7 +186,9 @@ describe("directories and SCIM tokens", () => {
         (d: { name: string }) => d.name,
       ),
     ).toEqual(["default", "entra"]);
-    expect(verifyScimToken(f.db, added.body.token)?.directoryId).toBe(added.body.directory.id);
+    expect((await verifyScimToken(sqliteStore(connectionOf(f.db)), added.body.token))?.directoryId).toBe(
+      added.body.directory.id,
+    );
   });
 });
 

@@ -8,6 +8,7 @@ import { pino } from "pino";
 import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminRouter } from "../../src/http/admin-router.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { loadConfig } from "../../src/config.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { errorMiddleware } from "../../src/http/errors.js";
@@ -135,7 +136,7 @@ describe("admin router limits", () => {
     app.use(
       "/admin/v1",
       adminRouter({
-        db: opened.db,
+        store: sqliteStore(opened.sqlite),
         publicUrl: "https://b.example",
         bootstrapOperatorToken: "o".repeat(40),
         log,

@@ -10,9 +10,10 @@ import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
 import { scimRequestLog as logTable } from "../../db/schema.js";
 import { adminRouter } from "../../src/http/admin-router.js";
-import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { sqliteStore } from "../../src/directory/sql.js";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { writeSync } from "../../src/directory/store-op.js";
+import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { notFound, uniqueness } from "../../src/errors.js";
 import { scimBearerAuth } from "../../src/http/auth.js";
@@ -35,8 +36,8 @@ function setup(options: ScimRequestLogOptions = {}) {
   const { db, sqlite } = opened;
   const store = sqliteStore(sqlite);
   const operator = { type: "operator" as const, id: "test" };
-  const one = onboardOrganization(db, { slug: "one" }, changeBy(operator));
-  const two = onboardOrganization(db, { slug: "two" }, changeBy(operator));
+  const one = writeSync(db, onboardOrganizationOp({ slug: "one" }, changeBy(operator)));
+  const two = writeSync(db, onboardOrganizationOp({ slug: "two" }, changeBy(operator)));
   const log = pino({ level: "silent" });
   const recorder = scimRequestLog(store, options);
   const scim = Router({ mergeParams: true });
@@ -66,7 +67,7 @@ function setup(options: ScimRequestLogOptions = {}) {
   app.use(
     "/admin/v1",
     adminRouter({
-      db,
+      store: sqliteStore(opened.sqlite),
       publicUrl: "https://bridge.example",
       bootstrapOperatorToken: "x".repeat(40),
       log,

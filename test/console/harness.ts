@@ -80,7 +80,7 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
   const now = () => Date.now() + offset;
   const log = pino({ level: "silent" });
   const adminDeps: AdminDeps = {
-    db: bridge.db,
+    store: sqliteStore(bridge.sqlite),
     publicUrl: bridge.origin,
     bootstrapOperatorToken: bootstrapToken,
     log,
@@ -90,11 +90,11 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
     rateLimit: false,
   };
   admin = adminRouter(adminDeps);
-  hook = postLoginHookRouter(sqliteStore(connectionOf(bridge.db)), hookSecret);
-  const scimLog = scimRequestLog(bridge.db, { log });
+  hook = postLoginHookRouter(bridge.store, hookSecret);
+  const scimLog = scimRequestLog(bridge.bookkeeping, { log });
   requestLog = scimLog;
   consoleApp = consoleRouter({
-    db: bridge.db,
+    store: sqliteStore(bridge.sqlite),
     publicUrl: bridge.origin,
     log,
     admin: adminService(adminDeps),
@@ -132,7 +132,7 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
       browser.newContext({ viewport: { width, height: 800 }, colorScheme: "light", reducedMotion: "reduce" }),
     async close() {
       await browser.close();
-      scimLog.close();
+      await scimLog.close();
       await sync.close();
       await bridge.close();
     },

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { registerSetupLinkCommands } from "../../src/cli/setup-link.js";
 import { auditEntries, setupLinks } from "../../db/schema.js";
 import { openDatabase } from "../../src/directory/database.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { onboardOrganization } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { hashSetupToken, redeemSetupLink } from "../../src/directory/setup-links.js";
@@ -16,11 +17,11 @@ let dir: string;
 let url: string;
 let printed: string[];
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "scim-bridge-setup-link-"));
   url = `sqlite:${join(dir, "bridge.db")}`;
   const opened = openDatabase(url);
-  onboardOrganization(opened.db, { slug: "acme" }, changeBy({ type: "operator", id: "test" }));
+  await onboardOrganization(sqliteStore(opened.sqlite), { slug: "acme" }, changeBy({ type: "operator", id: "test" }));
   opened.close();
   vi.spyOn(console, "log").mockImplementation((line: unknown) => void printed.push(String(line)));
 });

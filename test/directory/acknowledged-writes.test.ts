@@ -9,14 +9,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { openDatabase } from "../../src/directory/database.js";
 import { getUser } from "../../src/directory/users.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { startEmulator } from "../../src/emulator/index.js";
 import { packageRoot } from "../../src/paths.js";
 import { auditFor, pendingJob } from "../helpers/store.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 const workdir = mkdtempSync(join(tmpdir(), "scim-bridge-acked-"));
 afterAll(() => rmSync(workdir, { recursive: true, force: true }));
@@ -25,7 +25,10 @@ it("keeps every acknowledged create when the server is killed right after answer
   const emulator = await startEmulator({ plan: "enterprise", rateLimits: false });
   const databaseUrl = `sqlite:${join(workdir, "bridge.db")}`;
   const setup = openDatabase(databaseUrl);
-  const onboarded = onboardOrganization(setup.db, { slug: "acked" }, changeBy({ type: "operator", id: "test" }));
+  const onboarded = writeSync(
+    setup.db,
+    onboardOrganizationOp({ slug: "acked" }, changeBy({ type: "operator", id: "test" })),
+  );
   setup.close();
   let child: ChildProcess | undefined;
   try {

@@ -8,6 +8,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { registerOrgCommands } from "../../src/cli/org.js";
 import { openDatabase } from "../../src/directory/database.js";
 import { verifyScimToken } from "../../src/directory/tokens.js";
+import { connectionOf } from "../../src/directory/statements.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { pendingJob } from "../helpers/store.js";
 
 /** The operator CLI of docs/design.md, "Contract", run in-process against a fresh database file. */
@@ -33,6 +35,15 @@ async function cli(...args: string[]): Promise<string> {
   await program.parseAsync(["node", "scim-bridge", ...args]);
   return printed.join("\n");
 }
+
+const inspectAsync = async <T>(read: (d: ReturnType<typeof openDatabase>) => Promise<T>): Promise<T> => {
+  const opened = openDatabase(url);
+  try {
+    return await read(opened);
+  } finally {
+    opened.close();
+  }
+};
 
 const inspect = <T>(read: (d: ReturnType<typeof openDatabase>) => T): T => {
   const opened = openDatabase(url);
@@ -68,8 +79,8 @@ describe("scim-bridge org create --json", () => {
     });
     expect(out.directory.organizationId).toBe(out.organization.id);
     expect(out.scimBaseUrl).toBe(`https://bridge.example.com/scim/v2/${out.directory.id}`);
-    inspect(({ db }) => {
-      expect(verifyScimToken(db, out.token)).toEqual(
+    await inspectAsync(async ({ db }) => {
+      expect(await verifyScimToken(sqliteStore(connectionOf(db)), out.token)).toEqual(
         expect.objectContaining({ directoryId: out.directory.id, organizationId: out.organization.id }),
       );
       expect(pendingJob(db, "organization", out.organization.id)).toBeDefined();
@@ -98,15 +109,15 @@ describe("directory create, token rotate, org list", () => {
 
     const rotated = JSON.parse(await cli("token", "rotate", org.directory.id, "--json"));
     expect(rotated.token).not.toBe(org.token);
-    inspect(({ db }) => {
-      expect(verifyScimToken(db, org.token)).toBeDefined();
-      expect(verifyScimToken(db, rotated.token)).toBeDefined();
+    await inspectAsync(async ({ db }) => {
+      expect(await verifyScimToken(sqliteStore(connectionOf(db)), org.token)).toBeDefined();
+      expect(await verifyScimToken(sqliteStore(connectionOf(db)), rotated.token)).toBeDefined();
     });
     const third = JSON.parse(await cli("token", "rotate", org.directory.id, "--json"));
-    inspect(({ db }) => {
-      expect(verifyScimToken(db, org.token)).toBeUndefined();
-      expect(verifyScimToken(db, rotated.token)).toBeDefined();
-      expect(verifyScimToken(db, third.token)).toBeDefined();
+    await inspectAsync(async ({ db }) => {
+      expect(await verifyScimToken(sqliteStore(connectionOf(db)), org.token)).toBeUndefined();
+      expect(await verifyScimToken(sqliteStore(connectionOf(db)), rotated.token)).toBeDefined();
+      expect(await verifyScimToken(sqliteStore(connectionOf(db)), third.token)).toBeDefined();
     });
 
     const listed = JSON.parse(await cli("org", "list", "--json"));

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/directory/database.js";
 import { foldCase } from "../../src/directory/fold.js";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 /**
  * Rows written before folding was Unicode-aware carry String.prototype.toLowerCase() in their folded
@@ -22,7 +23,10 @@ describe("folded columns written before Unicode folding", () => {
     dir = mkdtempSync(join(tmpdir(), "fold-backfill-"));
     const url = `sqlite:${join(dir, "bridge.db")}`;
     let first = openDatabase(url);
-    const { directory } = onboardOrganization(first.db, { slug: "fold" }, changeBy({ type: "operator", id: "t" }));
+    const { directory } = writeSync(
+      first.db,
+      onboardOrganizationOp({ slug: "fold" }, changeBy({ type: "operator", id: "t" })),
+    );
     const now = Date.now();
     const user = (id: string, userName: string, emails: string[]) => {
       first.sqlite

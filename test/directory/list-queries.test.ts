@@ -1,6 +1,6 @@
 import type { SQL } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { countGroups, createGroup, deleteGroup, getGroup, listGroups } from "../../src/directory/groups.js";
 import { countUsers, createUser, deleteUser, getUser, listUsers, type UserRow } from "../../src/directory/users.js";
@@ -8,7 +8,7 @@ import { changeBy, type WriteContext } from "../../src/directory/write-context.j
 import { parseFilter } from "../../src/scim/filter/parser.js";
 import { filterToSql } from "../../src/scim/filter/sql.js";
 import { groupsTarget, sortExpression, usersTarget } from "../../src/scim/filter/targets.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 /**
  * List and count queries of SCIM's /Users and /Groups at the store: filtered pages come back in the
@@ -23,7 +23,7 @@ let live: UserRow[];
 const plans: { sql: string; plan: string }[] = [];
 
 function contextOf(slug: string): WriteContext {
-  const made = onboardOrganization(store.db, { slug }, changeBy({ type: "operator", id: "test" }));
+  const made = writeSync(store.db, onboardOrganizationOp({ slug }, changeBy({ type: "operator", id: "test" })));
   return {
     ...changeBy({ type: "directory", id: made.directory.id }),
     organizationId: made.organization.id,

@@ -5,8 +5,9 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { directories, organizations } from "../../db/schema.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 /**
  * Every connection reuses the statements it has prepared. A reused statement must behave as a fresh
@@ -17,7 +18,7 @@ let opened: OpenDatabase;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "scim-bridge-stmt-"));
   opened = openDatabase(`sqlite:${join(dir, "bridge.db")}`);
-  onboardOrganization(opened.db, { slug: "acme" }, changeBy({ type: "operator", id: "test" }));
+  writeSync(opened.db, onboardOrganizationOp({ slug: "acme" }, changeBy({ type: "operator", id: "test" })));
 });
 afterAll(() => {
   opened.close();

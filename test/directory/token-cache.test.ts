@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { credentialEpochs, directories, organizations, scimTokens } from "../../db/schema.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { directoryOfOrganization, revokeDirectoryToken, rotateDirectoryToken } from "../../src/admin/onboarding.js";
+import { revokeDirectoryTokenOp, rotateDirectoryTokenOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { hashToken, revokeScimToken } from "../../src/directory/tokens.js";
 import { packageRoot } from "../../src/paths.js";
@@ -95,8 +95,10 @@ describe("token cache", () => {
     const dir = bridge.newDirectory();
     await dir.scim.get("/Users").expect(200);
     await dir.scim.get("/Users").expect(200); // answered from the cache
-    const directory = directoryOfOrganization(bridge.db, dir.organizationId, dir.directoryId);
-    revokeDirectoryToken(bridge.db, directory, tokenId(dir.token), changeBy(operator));
+    writeSync(
+      bridge.db,
+      revokeDirectoryTokenOp(dir.organizationId, dir.directoryId, tokenId(dir.token), changeBy(operator)),
+    );
     await dir.scim.get("/Users").expect(401);
     await dir.scim.post("/Users", { userName: "after-revoke@x.test" }).expect(401);
   });
@@ -104,7 +106,7 @@ describe("token cache", () => {
   it("refuses a token on the next request once the CLI, in another process, rotated it out", async () => {
     const dir = bridge.newDirectory();
     // A first rotation leaves two active tokens (the original and this one) ...
-    rotateDirectoryToken(other.db, dir.directoryId, {}, changeBy(operator));
+    writeSync(other.db, rotateDirectoryTokenOp(dir.directoryId, {}, changeBy(operator)));
     await dir.scim.get("/Users").expect(200);
     // ... a second one, by `scim-bridge token rotate` in a process of its own, revokes the original.
     await promisify(execFile)(

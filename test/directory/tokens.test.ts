@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditEntries, scimTokens } from "../../db/schema.js";
-import { rotateDirectoryToken } from "../../src/admin/onboarding.js";
+import { rotateDirectoryTokenOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { hashToken, issueScimToken, listScimTokens, verifyScimToken } from "../../src/directory/tokens.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
@@ -17,7 +17,10 @@ afterAll(async () => bridge.close());
 
 describe("SCIM tokens", () => {
   it("stores only the SHA-256 of the token, nowhere the token itself", () => {
-    const { token, record } = rotateDirectoryToken(bridge.db, bridge.directoryId, {}, changeBy(operator)).token;
+    const { token, record } = writeSync(
+      bridge.db,
+      rotateDirectoryTokenOp(bridge.directoryId, {}, changeBy(operator)),
+    ).token;
     expect(record.tokenHash).toBe(hashToken(token));
     expect(record.hint).toBe(token.slice(-4));
     const everything = JSON.stringify([
@@ -30,10 +33,10 @@ describe("SCIM tokens", () => {
 
   it("keeps at most two active tokens: a rotation revokes the older one", async () => {
     const dir = bridge.newDirectory();
-    const second = rotateDirectoryToken(bridge.db, dir.directoryId, {}, changeBy(operator)).token.token;
+    const second = writeSync(bridge.db, rotateDirectoryTokenOp(dir.directoryId, {}, changeBy(operator))).token.token;
     await dir.scim.get("/Users").expect(200); // the first still works: the rotation overlaps
     await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
-    const third = rotateDirectoryToken(bridge.db, dir.directoryId, {}, changeBy(operator)).token.token;
+    const third = writeSync(bridge.db, rotateDirectoryTokenOp(dir.directoryId, {}, changeBy(operator))).token.token;
     await dir.scim.get("/Users").expect(401);
     await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
     await dir.scim.get("/Users").set("Authorization", `Bearer ${third}`).expect(200);

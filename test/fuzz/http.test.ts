@@ -52,7 +52,7 @@ beforeAll(async () => {
   recorder = r = scimRequestLog(bridge.bookkeeping, { log });
   hook = postLoginHookRouter(bridge.store, hookSecret);
   admin = adminRouter({
-    db: bridge.db,
+    store: sqliteStore(bridge.sqlite),
     publicUrl: bridge.origin,
     bootstrapOperatorToken: adminToken,
     log,

@@ -12,9 +12,10 @@ import { createBridge, type Bridge, type BridgeOverrides } from "../../src/bridg
 import { loadConfig } from "../../src/config.js";
 import type { Db } from "../../src/directory/database.js";
 import { scimBaseUrl } from "../../src/directory/directories.js";
-import { addDirectory, onboardOrganization } from "../../src/admin/onboarding.js";
+import { addDirectoryOp, onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import type { AppDeps } from "../../src/http/app.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 /**
  * A real bridge for tests: a temporary SQLite file (WAL, synchronous=FULL, migrations applied, as in
@@ -181,7 +182,10 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     baseUrl: scimBaseUrl(origin, directoryId),
     basePath: `/scim/v2/${directoryId}`,
   });
-  const first = onboardOrganization(db, { slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator));
+  const first = writeSync(
+    db,
+    onboardOrganizationOp({ slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator)),
+  );
   const main = describe(first.organization.id, first.directory.id, first.token.token);
 
   return {
@@ -199,8 +203,8 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     newDirectory(slug) {
       const made =
         slug === undefined
-          ? onboardOrganization(db, { slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator))
-          : addDirectory(db, slug, {}, changeBy(operator));
+          ? writeSync(db, onboardOrganizationOp({ slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator)))
+          : writeSync(db, addDirectoryOp(slug, {}, changeBy(operator)));
       const d = describe(made.organization.id, made.directory.id, made.token.token);
       return { ...d, scim: client(http, d) };
     },

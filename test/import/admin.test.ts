@@ -9,6 +9,7 @@ import supertest from "supertest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { migratedUsers } from "../../db/schema.js";
 import { adminRouter } from "../../src/http/admin-router.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { issueAdminToken } from "../../src/directory/admin-tokens.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { parseQueryString } from "../../src/http/query.js";
@@ -35,7 +36,7 @@ beforeEach(async () => {
   app.use(
     "/admin/v1",
     adminRouter({
-      db: bridge.db,
+      store: sqliteStore(bridge.sqlite),
       publicUrl: "https://bridge.example",
       bootstrapOperatorToken: operatorToken,
       log: pino({ level: "silent" }),

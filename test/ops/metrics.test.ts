@@ -4,7 +4,7 @@ import express from "express";
 import request from "supertest";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { createMetrics, metricsRouter, organizationSlugs, queueDepthFromDb } from "../../src/http/metrics.js";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { requestId } from "../../src/http/request-id.js";
 import { errorMiddleware } from "../../src/http/errors.js";
@@ -12,7 +12,7 @@ import { createLogger } from "../../src/logging.js";
 import { RateLimiter, rateProfile } from "../../src/auth0/rate-limiter.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import type { JobRow } from "../../src/sync/worker.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 let opened: OpenDatabase[] = [];
 afterEach(() => {
@@ -213,7 +213,10 @@ describe("/metrics", () => {
   it("labels the deprovision latency with the organization's slug, not its id", async () => {
     const o = openDatabase("sqlite::memory:");
     opened.push(o);
-    const acme = onboardOrganization(o.db, { slug: "acme" }, changeBy({ type: "operator", id: "test" })).organization;
+    const acme = writeSync(
+      o.db,
+      onboardOrganizationOp({ slug: "acme" }, changeBy({ type: "operator", id: "test" })),
+    ).organization;
     const metrics = createMetrics({
       defaultMetrics: false,
       organizationLabel: organizationSlugs(sqliteStore(o.sqlite)),

@@ -7,13 +7,13 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { guardPauses, jobs, userSync, users } from "../../db/schema.js";
 import { registerStatusCommands } from "../../src/cli/status.js";
 import { openDatabase, type Db } from "../../src/directory/database.js";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { listDirectories } from "../../src/directory/directories.js";
 import { getOrganization } from "../../src/directory/organizations.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { syncStates } from "../../src/sync/sync-state.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 let dir: string;
 let url: string;
@@ -65,7 +65,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "status-cli-"));
   url = `sqlite:${join(dir, "bridge.db")}`;
   const { db, close } = openDatabase(url);
-  const acme = onboardOrganization(db, { slug: "acme", displayName: "Acme Inc." }, changeBy(operator));
+  const acme = writeSync(db, onboardOrganizationOp({ slug: "acme", displayName: "Acme Inc." }, changeBy(operator)));
   const orgId = acme.organization.id;
   const dirId = acme.directory.id;
   db.delete(jobs).run(); // the onboarding's own "organization" job; the test sets the queue up itself
@@ -124,7 +124,7 @@ beforeEach(() => {
     })
     .run();
   // A second organization whose jobs must not show up under acme.
-  onboardOrganization(db, { slug: "globex" }, changeBy(operator));
+  writeSync(db, onboardOrganizationOp({ slug: "globex" }, changeBy(operator)));
   close();
   out = [];
   err = [];

@@ -10,7 +10,7 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { countGroups, createGroup, listGroups } from "../../src/directory/groups.js";
 import { memberIdsWhere } from "../../src/directory/members.js";
@@ -25,7 +25,7 @@ import { normalizeResource } from "../../src/scim/normalize.js";
 import { groupSchema, userSchema } from "../../src/scim/schema.js";
 import { validateDocument } from "../../src/scim/validate.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "../support/postgres.js";
-import { runOnClient, runSync } from "../../src/directory/store-op.js";
+import { runOnClient, runSync, writeSync } from "../../src/directory/store-op.js";
 
 const enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const base = Date.parse("2024-03-01T12:00:00.000Z");
@@ -346,7 +346,10 @@ describe.skipIf(postgresUnavailable !== "")("SCIM filters and sortBy on SQLite a
 
   beforeAll(async () => {
     store = openDatabase("sqlite::memory:");
-    const made = onboardOrganization(store.db, { slug: "parity" }, changeBy({ type: "operator", id: "test" }));
+    const made = writeSync(
+      store.db,
+      onboardOrganizationOp({ slug: "parity" }, changeBy({ type: "operator", id: "test" })),
+    );
     ctx = {
       ...changeBy({ type: "directory", id: made.directory.id }),
       organizationId: made.organization.id,

@@ -12,12 +12,12 @@ import { inArray, eq } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { jobs } from "../../db/schema.js";
 import { openDatabase } from "../../src/directory/database.js";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { createUser, getUser, updateUser } from "../../src/directory/users.js";
 import { startEmulator } from "../../src/emulator/index.js";
 import { packageRoot } from "../../src/paths.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 const USERS = 2_000;
 const DEACTIVATED = 100;
@@ -31,7 +31,10 @@ describe("crash safety", () => {
     const { db, close } = openDatabase(databaseUrl);
     const actor = { type: "directory" as const, id: "idp" };
     try {
-      const onboarded = onboardOrganization(db, { slug: "crash-test" }, changeBy({ type: "operator", id: "test" }));
+      const onboarded = writeSync(
+        db,
+        onboardOrganizationOp({ slug: "crash-test" }, changeBy({ type: "operator", id: "test" })),
+      );
       const ctx = {
         organizationId: onboarded.organization.id,
         directoryId: onboarded.directory.id,

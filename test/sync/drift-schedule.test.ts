@@ -9,11 +9,12 @@ import { and, eq } from "drizzle-orm";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { jobs } from "../../db/schema.js";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { sqliteStore } from "../../src/directory/sql.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { enqueueDueDriftScans, scheduleDriftScans } from "../../src/sync/drift-schedule.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 const hour = 3_600_000;
 const day = 24 * hour;
@@ -30,7 +31,7 @@ describe("drift scan schedule", () => {
     url = `sqlite:${join(dir, "bridge.db")}`;
     store = openDatabase(url);
     for (const slug of ["acme", "globex", "initech"])
-      onboardOrganization(store.db, { slug }, changeBy({ type: "operator", id: "test" }));
+      writeSync(store.db, onboardOrganizationOp({ slug }, changeBy({ type: "operator", id: "test" })));
   });
   afterEach(() => {
     store.close();

@@ -12,12 +12,13 @@ import { join } from "node:path";
 import { eq, inArray } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { jobs } from "../../db/schema.js";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { openDatabase } from "../../src/directory/database.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { startEmulator } from "../../src/emulator/index.js";
 import { packageRoot } from "../../src/paths.js";
 import { applyDatabaseMapping } from "../helpers/sync-harness.js";
+import { writeSync } from "../../src/directory/store-op.js";
 
 // On SQLite the instances' writes take turns on one file lock, so pushing is slow: a test of
 // convergence, not of throughput.
@@ -41,7 +42,10 @@ describe("several instances on one database", () => {
     const { db, close } = openDatabase(databaseUrl);
     const instances: (Instance | undefined)[] = [];
     try {
-      const onboarded = onboardOrganization(db, { slug: "instances" }, changeBy({ type: "operator", id: "test" }));
+      const onboarded = writeSync(
+        db,
+        onboardOrganizationOp({ slug: "instances" }, changeBy({ type: "operator", id: "test" })),
+      );
       applyDatabaseMapping(db, onboarded.organization.id, {
         roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
       });

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { onboardOrganization } from "../../src/admin/onboarding.js";
+import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { activateMappingVersion, saveMappingVersion } from "../../src/directory/mappings.js";
 import { createUser } from "../../src/directory/users.js";
@@ -45,7 +45,10 @@ afterEach(() => {
 
 describe("post-login decision and mapping changes", () => {
   it("answers with the mapping another process applied (or rolled back to) at the very next login", async () => {
-    const onboarded = onboardOrganization(server.db, { slug: "acme", connection: DB_CONNECTION }, changeBy(operator));
+    const onboarded = writeSync(
+      server.db,
+      onboardOrganizationOp({ slug: "acme", connection: DB_CONNECTION }, changeBy(operator)),
+    );
     runSync(
       server.db,
       createUser(
