@@ -1,7 +1,7 @@
 /**
  * The CLI on PostgreSQL: `scim-bridge migrate` run by several instances at once, the store every
  * command opens for a postgres:// DATABASE_URL, commands on it, and the one-line refusal of a command
- * whose code below still needs SQLite.
+ * whose code below still needs SQLite. The tests through bin/scim-bridge.js need `npm run build`.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import { migrateDatabase, openStore } from "../../src/cli/database.js";
 import { registerMappingCommands } from "../../src/cli/mapping.js";
 import { registerStatusCommands } from "../../src/cli/status.js";
 import { postgresMigrationsFolder } from "../../src/directory/postgres.js";
+import { runCli } from "../doctor/helpers.js";
 import { freshDatabase, postgresUnavailable, withClient, type TestDatabase } from "../support/postgres.js";
 import { seedOrganization } from "../support/store-dialects.js";
 
@@ -84,6 +85,32 @@ describe.skipIf(postgresUnavailable !== "")("the CLI on PostgreSQL", () => {
     ]);
     expect(await publicTables(database.url)).toContain("organizations");
     expect(await appliedMigrations(database.url)).toBe(migrationCount);
+  });
+
+  it("scim-bridge migrate (the compiled CLI) in three processes at once: every one exits 0, the schema is applied once", async () => {
+    const env = { DATABASE_URL: database.url };
+    const runs = await Promise.all([runCli(["migrate"], env), runCli(["migrate"], env), runCli(["migrate"], env)]);
+
+    expect(runs.map((r) => [r.code, r.stdout.trim(), r.stderr])).toEqual(
+      Array.from({ length: 3 }, () => [0, "migrations applied", ""]),
+    );
+    expect(await appliedMigrations(database.url)).toBe(migrationCount);
+  });
+
+  it("the compiled CLI: status runs on PostgreSQL; org, which needs SQLite below it, refuses in one line", async () => {
+    const env = { DATABASE_URL: database.url };
+    const seed = await openStore(database.url);
+    await seed.write(seedOrganization()).finally(() => seed.close());
+
+    const status = await runCli(["status", "acme", "--json"], env);
+    expect(status.stderr).toBe("");
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ organization: { slug: "acme" }, users: { total: 0 } });
+
+    const org = await runCli(["org", "list"], env);
+    expect(org.code).toBe(1);
+    expect(org.stdout).toBe("");
+    expect(org.stderr).toBe("scim-bridge org does not run on PostgreSQL yet; use a sqlite: DATABASE_URL for it\n");
   });
 
   it("a command on a postgres:// or postgresql:// URL opens a PostgreSQL store on a migrated database", async () => {
