@@ -8,6 +8,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Command } from "commander";
 import { registerAdminCommands } from "./cli/admin.js";
+import { migrateDatabase, openStore, refuseOnPostgres, type OpenStore } from "./cli/database.js";
 import { registerDoctorCommand } from "./cli/doctor.js";
 import { registerEmulatorCommand } from "./cli/emulator.js";
 import { registerMappingCommands } from "./cli/mapping.js";
@@ -20,7 +21,6 @@ import { registerUsersCommands } from "./cli/users.js";
 import type { Bridge, BridgeOverrides } from "./bridge.js";
 import { loadProcessConfig, ConfigError, type Config } from "./config.js";
 import { openDatabase } from "./directory/database.js";
-import { sqliteStore } from "./directory/sql.js";
 import { sandboxTenant } from "./directory/settings.js";
 import type { RunningEmulator } from "./emulator/index.js";
 import { createLogger } from "./logging.js";
@@ -30,7 +30,14 @@ const program = new Command("scim-bridge")
   .showHelpAfterError();
 
 const config = (): Readonly<Config> => loadProcessConfig();
-const openDb = () => openDatabase(config().databaseUrl);
+/** The store at DATABASE_URL, for the commands that run on either dialect. */
+const openCliStore: OpenStore = () => openStore(config().databaseUrl);
+/** A SQLite handle, for the commands whose services do not run on the store yet. */
+const openSqlite = (command: string) => () => {
+  const url = config().databaseUrl;
+  refuseOnPostgres(url, `scim-bridge ${command}`);
+  return openDatabase(url);
+};
 
 /**
  * The sync engine and the Auth0 client, loaded by the commands that talk to Auth0 only: node-auth0
@@ -59,6 +66,8 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
       "AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are required by `serve` (use `npm start` for the sandbox)",
     ]);
   }
+  // The bridge opens its database through openDatabase, which is SQLite's only.
+  refuseOnPostgres(cfg.databaseUrl, "the server (serve and start)");
   const log = createLogger({ level: cfg.logLevel });
   const sandbox = !cfg.auth0;
   const server = createServer();
@@ -168,15 +177,14 @@ program
 program
   .command("migrate")
   .description("apply pending database migrations to DATABASE_URL")
-  .action(() => {
-    const { close } = openDb();
-    close();
+  .action(async () => {
+    await migrateDatabase(config().databaseUrl);
     console.log("migrations applied");
   });
 
 registerEmulatorCommand(program);
 registerDoctorCommand(program, {
-  open: openDb,
+  open: openCliStore,
   settings: () => {
     const cfg = config();
     if (!cfg.auth0)
@@ -186,11 +194,11 @@ registerDoctorCommand(program, {
     return { auth0: cfg.auth0, publicUrl: cfg.publicUrl, hookSecret: cfg.hookSecret };
   },
 });
-registerMappingCommands(program, openDb);
-registerOrgCommands(program, () => ({ ...openDb(), publicUrl: config().publicUrl }));
-registerSetupLinkCommands(program, () => ({ ...openDb(), publicUrl: config().publicUrl }));
-registerStatusCommands(program, openDb, () => config().publicUrl);
-registerAdminCommands(program, openDb);
+registerMappingCommands(program, openCliStore);
+registerOrgCommands(program, () => ({ ...openSqlite("org")(), publicUrl: config().publicUrl }));
+registerSetupLinkCommands(program, () => ({ ...openSqlite("setup-link")(), publicUrl: config().publicUrl }));
+registerStatusCommands(program, openCliStore, () => config().publicUrl);
+registerAdminCommands(program, openSqlite("admin"));
 registerReconcileCommand(program, async () => {
   const cfg = config();
   if (!cfg.auth0)
@@ -198,19 +206,24 @@ registerReconcileCommand(program, async () => {
       "reconcile needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator)",
     ]);
   const { createSyncEngine, createManagementClient } = await syncEngineModules();
-  const opened = openDb();
-  return {
-    ...opened,
-    engine: createSyncEngine({
-      store: sqliteStore(opened.sqlite),
-      client: createManagementClient(cfg.auth0),
-      plan: cfg.auth0Plan,
-      // The same key as `serve`: the CLI spends the tenant's budget from the same buckets.
-      tenant: cfg.auth0.domain,
-      rateScale: cfg.auth0RateScale,
-      ...(cfg.auth0.invitationClientId ? { invitationClientId: cfg.auth0.invitationClientId } : {}),
-    }),
-  };
+  const store = await openCliStore();
+  try {
+    return {
+      store,
+      engine: createSyncEngine({
+        store,
+        client: createManagementClient(cfg.auth0),
+        plan: cfg.auth0Plan,
+        // The same key as `serve`: the CLI spends the tenant's budget from the same buckets.
+        tenant: cfg.auth0.domain,
+        rateScale: cfg.auth0RateScale,
+        ...(cfg.auth0.invitationClientId ? { invitationClientId: cfg.auth0.invitationClientId } : {}),
+      }),
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 });
 
 registerUsersCommands(program, async (needAuth0) => {
@@ -219,18 +232,18 @@ registerUsersCommands(program, async (needAuth0) => {
     throw new ConfigError([
       "users import needs AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (AUTH0_MANAGEMENT_URL for an emulator); --dry-run does not",
     ]);
-  const opened = openDb();
-  if (!needAuth0 || !cfg.auth0) return opened;
-  const { createSyncEngine, createManagementClient } = await syncEngineModules();
-  const { ImportClient } = await import("./sync/import/client.js");
-  const client = createManagementClient(cfg.auth0);
-  const engine = createSyncEngine({
-    store: sqliteStore(opened.sqlite),
-    client,
-    plan: cfg.auth0Plan,
-    rateScale: cfg.auth0RateScale,
-  });
-  return { ...opened, engine, api: new ImportClient(client, engine.limiter) };
+  const store = await openCliStore();
+  if (!needAuth0 || !cfg.auth0) return { store };
+  try {
+    const { createSyncEngine, createManagementClient } = await syncEngineModules();
+    const { ImportClient } = await import("./sync/import/client.js");
+    const client = createManagementClient(cfg.auth0);
+    const engine = createSyncEngine({ store, client, plan: cfg.auth0Plan, rateScale: cfg.auth0RateScale });
+    return { store, engine, api: new ImportClient(client, engine.limiter) };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -6,11 +6,10 @@
  */
 import type { Command } from "commander";
 import type { TenantCheckOptions } from "../sync/tenant-checks.js";
-import type { OpenDatabase } from "../directory/database.js";
-import { sqliteStore } from "../directory/sql.js";
+import { withStore, type OpenStore } from "./database.js";
 
 export interface DoctorContext {
-  open: () => OpenDatabase;
+  open: OpenStore;
   /** Everything checkTenant needs but the database; throws ConfigError without Auth0 settings. */
   settings: () => Omit<TenantCheckOptions, "store">;
 }
@@ -24,15 +23,12 @@ export function registerDoctorCommand(program: Command, ctx: DoctorContext): voi
     .option("--json", "machine-readable output")
     .action(async (opts: { json?: boolean }) => {
       const settings = ctx.settings();
-      const handle = ctx.open();
-      try {
+      await withStore(ctx.open, async (store) => {
         // Loaded here, not at start-up: the Auth0 client it brings costs every other command's start.
         const { checkTenant, formatReport } = await import("../sync/tenant-checks.js");
-        const report = await checkTenant({ ...settings, store: sqliteStore(handle.sqlite) });
+        const report = await checkTenant({ ...settings, store });
         console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
         if (!report.ok) process.exitCode = 1;
-      } finally {
-        handle.close();
-      }
+      });
     });
 }

@@ -7,12 +7,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { stringify } from "yaml";
-import type { OpenDatabase } from "../directory/database.js";
 import {
   activateMappingVersion,
-  getActiveMapping,
+  activeMapping,
   listMappingVersions,
+  mappingCacheOf,
   saveMappingVersion,
+  type MappingCache,
 } from "../directory/mappings.js";
 import { getOrganization } from "../directory/organizations.js";
 import { connectionTypeOf } from "../directory/settings.js";
@@ -21,10 +22,8 @@ import { isBridgeError } from "../errors.js";
 import { checkMappingFile, mappingJsonSchemaText, type MappingDocument, MappingError } from "../mapping/index.js";
 import { packageRoot } from "../paths.js";
 import { previewMapping, type PreviewResult, type PreviewUser } from "../sync/preview.js";
-import { cliOperator, withDatabase } from "./database.js";
+import { cliOperator, withStore, type OpenStore } from "./database.js";
 import { createProgress } from "./progress.js";
-import { readSync, runSync, writeSync } from "../directory/store-op.js";
-import { sqliteStore } from "../directory/sql.js";
 
 const exitRefused = 1;
 const exitNoInput = 66;
@@ -60,16 +59,7 @@ function readMapping(file: string, json: boolean | undefined): MappingDocument {
 }
 
 /** Runs an action with a uniform failure path: message on stderr, exit code set, database closed. */
-function run(action: () => void): void {
-  try {
-    action();
-  } catch (e) {
-    refused(e);
-  }
-}
-
-/** run() for an action that awaits the store. */
-async function runAsync(action: () => Promise<void>): Promise<void> {
+async function run(action: () => void | Promise<void>): Promise<void> {
   try {
     await action();
   } catch (e) {
@@ -139,7 +129,15 @@ function previewText(org: string, p: PreviewResult, limit: number): string {
   return lines.join("\n");
 }
 
-export function registerMappingCommands(program: Command, openDb: () => OpenDatabase): void {
+/** What `mapping show` prints, read in one snapshot; null when there is no such organization. */
+function* shownMapping(org: string, cache: MappingCache) {
+  const row = yield* getOrganization(org);
+  const active = yield* activeMapping(org, cache);
+  if (!row || !active) return null;
+  return { slug: row.slug, active, connection: yield* connectionTypeOf(active.document.connection.name) };
+}
+
+export function registerMappingCommands(program: Command, openStore: OpenStore): void {
   const mapping = program
     .command("mapping")
     .description("per-organization mapping: validate, preview, apply, history, rollback");
@@ -164,10 +162,10 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .option("--actor <name>", "who (default: the OS user)")
     .option("--json", "machine-readable output")
     .action((org: string, file: string, opts: { comment?: string; actor?: string; json?: boolean }) =>
-      run(() => {
+      run(async () => {
         const m = readMapping(file, opts.json);
-        const saved = withDatabase(openDb, ({ db }) =>
-          writeSync(db, saveMappingVersion(org, m, { actor: cliOperator(opts.actor), comment: opts.comment ?? null })),
+        const saved = await withStore(openStore, (store) =>
+          store.write(saveMappingVersion(org, m, { actor: cliOperator(opts.actor), comment: opts.comment ?? null })),
         );
         print(opts.json, saved, () =>
           saved.changed
@@ -183,16 +181,12 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .option("--json", "machine-readable output (every changed user)")
     .option("--limit <n>", "users listed in text output", (v) => Number.parseInt(v, 10), 50)
     .action((org: string, file: string, opts: { json?: boolean; limit: number }) =>
-      runAsync(async () => {
+      run(async () => {
         const m = readMapping(file, opts.json);
         const progress = createProgress({ label: "previewing", silent: opts.json === true });
-        const handle = openDb();
-        let result: PreviewResult;
-        try {
-          result = await previewMapping(sqliteStore(handle.sqlite), org, m, (p) => progress.update(p.done, p.total));
-        } finally {
-          handle.close();
-        }
+        const result = await withStore(openStore, (store) =>
+          previewMapping(store, org, m, (p) => progress.update(p.done, p.total)),
+        );
         progress.finish(`${result.total} users`);
         print(opts.json, result, () => previewText(org, result, opts.limit));
       }),
@@ -203,14 +197,9 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .description("print the organization's active mapping, or the default one (labelled as such) when none was applied")
     .option("--json", "machine-readable output")
     .action((org: string, opts: { json?: boolean }) =>
-      run(() => {
-        const shown = withDatabase(openDb, ({ db }) => {
-          const row = runSync(db, getOrganization(org));
-          const active = getActiveMapping(db, org);
-          if (!row || !active)
-            throw notFound(`organization "${org}" not found (scim-bridge org list shows the existing ones)`);
-          return { slug: row.slug, active, connection: runSync(db, connectionTypeOf(active.document.connection.name)) };
-        });
+      run(async () => {
+        const shown = await withStore(openStore, (store) => store.read(shownMapping(org, mappingCacheOf(store, true))));
+        if (!shown) throw notFound(`organization "${org}" not found (scim-bridge org list shows the existing ones)`);
         const isDefault = shown.active.version === null;
         const value = {
           organization: shown.slug,
@@ -240,8 +229,8 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .description("every mapping version of the organization, newest first")
     .option("--json", "machine-readable output")
     .action((org: string, opts: { json?: boolean }) =>
-      run(() => {
-        const versions = withDatabase(openDb, ({ db }) => readSync(db, listMappingVersions(org)));
+      run(async () => {
+        const versions = await withStore(openStore, (store) => store.read(listMappingVersions(org)));
         print(opts.json, versions, () =>
           versions.length === 0
             ? `${org}: no mapping applied yet (the default mapping is in effect)`
@@ -263,9 +252,9 @@ export function registerMappingCommands(program: Command, openDb: () => OpenData
     .option("--actor <name>", "who (default: the OS user)")
     .option("--json", "machine-readable output")
     .action((org: string, version: number, opts: { actor?: string; json?: boolean }) =>
-      run(() => {
-        const saved = withDatabase(openDb, ({ db }) =>
-          writeSync(db, activateMappingVersion(org, version, cliOperator(opts.actor))),
+      run(async () => {
+        const saved = await withStore(openStore, (store) =>
+          store.write(activateMappingVersion(org, version, cliOperator(opts.actor))),
         );
         print(opts.json, saved, () =>
           saved.changed

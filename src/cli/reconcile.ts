@@ -1,13 +1,16 @@
 import type { Command } from "commander";
-import type { OpenDatabase } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
 import type { SyncEngine } from "../sync/engine.js";
 import { Lane } from "../directory/outbox.js";
 import { createProgress } from "./progress.js";
-import { readSync, runSync } from "../directory/store-op.js";
+import type { SqlStore } from "../directory/sql.js";
 import { deadJobsSince, openJobCount } from "../sync/job-queries.js";
 
-export type ReconcileContext = OpenDatabase & { engine: SyncEngine };
+/** The store and the sync engine over it; the command closes the store when done. */
+export interface ReconcileContext {
+  store: SqlStore;
+  engine: SyncEngine;
+}
 
 /**
  * `scim-bridge reconcile <org> [--dry-run]`: compares Auth0 with what the bridge applied and, unless
@@ -23,7 +26,7 @@ export function registerReconcileCommand(program: Command, open: () => Promise<R
     .action(async (orgRef: string, opts: { dryRun?: boolean; json?: boolean }) => {
       const ctx = await open();
       try {
-        const org = runSync(ctx.db, getOrganization(orgRef));
+        const org = await ctx.store.read(getOrganization(orgRef));
         if (!org) {
           console.error(`organization "${orgRef}" not found`);
           process.exitCode = 1;
@@ -43,16 +46,16 @@ export function registerReconcileCommand(program: Command, open: () => Promise<R
         if (!opts.dryRun) {
           const repair = createProgress({ label: "repairing", silent: opts.json === true });
           ctx.engine.worker.start();
-          const open = () => readSync(ctx.db, openJobCount(org.id));
-          const initial = open();
-          for (let left = initial; left > 0; left = open()) {
+          const open = () => ctx.store.read(openJobCount(org.id));
+          const initial = await open();
+          for (let left = initial; left > 0; left = await open()) {
             repair.update(initial - left, initial);
             await new Promise((r) => setTimeout(r, 200));
           }
           await ctx.engine.worker.stop();
           repair.finish("queue empty");
           // An empty queue is not a repaired organization: jobs that went dead did not converge.
-          failed = readSync(ctx.db, deadJobsSince(org.id, startedAt)).map(
+          failed = (await ctx.store.read(deadJobsSince(org.id, startedAt))).map(
             (j) => `${j.userName ?? `${j.kind} ${j.subjectId}`}: ${j.lastError ?? "failed"}`,
           );
         }
@@ -75,7 +78,7 @@ export function registerReconcileCommand(program: Command, open: () => Promise<R
         if (opts.dryRun && report.drifted.length > 0) process.exitCode = 2;
       } finally {
         ctx.engine.limiter.stop();
-        ctx.close();
+        await ctx.store.close();
       }
     });
 }

@@ -5,11 +5,10 @@
  * Exit codes: 0 shown (or retried); 1 unknown organization or job, or a job that cannot be retried.
  */
 import { Option, InvalidArgumentError, type Command } from "commander";
-import type { Db, OpenDatabase } from "../directory/database.js";
 import { listDirectories, scimBaseUrl } from "../directory/directories.js";
 import { queueJobs } from "../directory/operator-views.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
-import { readSync, runSync, writeSync } from "../directory/store-op.js";
+import type { StoreOp } from "../directory/store-op.js";
 import { isActiveScimToken, listOrganizationScimTokens } from "../directory/tokens.js";
 import { isBridgeError } from "../errors.js";
 import { activePause } from "../sync/guard.js";
@@ -17,7 +16,7 @@ import { failedUsers, syncStatusCounts } from "../sync/sync-state.js";
 import { listDeadJobs, queueDepth, retryJob } from "../sync/job-queries.js";
 import { Lane, laneName } from "../directory/outbox.js";
 import { changeBy } from "../directory/write-context.js";
-import { cliOperator, withDatabase } from "./database.js";
+import { cliOperator, withStore, type OpenStore } from "./database.js";
 
 const exitUnknown = 1;
 /** Users with a sync error listed by `status` (the count covers all of them). */
@@ -72,12 +71,17 @@ interface JobsOptions {
   json?: boolean;
 }
 
-function listJobs(db: Db, org: OrganizationRow | undefined, opts: JobsOptions) {
-  const { total, jobs } = readSync(
-    db,
-    queueJobs({ states: opts.state ? [opts.state] : jobStates, organizationId: org?.id, limit: opts.limit }),
-  );
+/** The organization named by --org (null when there is none by that name) and its jobs, in one snapshot. */
+function* listJobs(opts: JobsOptions) {
+  const org = opts.org === undefined ? undefined : yield* getOrganization(opts.org);
+  if (opts.org !== undefined && !org) return null;
+  const { total, jobs } = yield* queueJobs({
+    states: opts.state ? [opts.state] : jobStates,
+    organizationId: org?.id,
+    limit: opts.limit,
+  });
   return {
+    org,
     total,
     jobs: jobs.map((job) => ({
       id: job.id,
@@ -98,22 +102,23 @@ function listJobs(db: Db, org: OrganizationRow | undefined, opts: JobsOptions) {
 
 // ── status ───────────────────────────────────────────────────────────────────────────────────────
 
-function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | undefined, now: number) {
-  const dirs = readSync(db, listDirectories(org.id));
-  const tokens = runSync(db, listOrganizationScimTokens(org.id));
+/** The figures of `status`, read in one snapshot so they add up. */
+function* organizationStatus(org: OrganizationRow, publicUrl: string | undefined, now: number) {
+  const dirs = yield* listDirectories(org.id);
+  const tokens = yield* listOrganizationScimTokens(org.id);
 
-  const counts = readSync(db, syncStatusCounts(org.id));
+  const counts = yield* syncStatusCounts(org.id);
   const queue = Object.fromEntries(
     Object.values(Lane).map((l) => [laneName(l), { pending: 0, running: 0, dead: 0 }]),
   ) as Record<string, Record<(typeof jobStates)[number], number>>;
-  const depth = readSync(db, queueDepth(org.id));
+  const depth = yield* queueDepth(org.id);
   for (const row of depth) (queue[laneName(row.lane)] ??= { pending: 0, running: 0, dead: 0 })[row.state] = row.count;
   const waiting = depth
     .filter((d) => d.lane === Lane.deprovision && d.state !== "dead")
     .map((d) => d.oldestFirstEnqueuedAt);
   const oldest = waiting.length > 0 ? Math.min(...waiting) : null;
-  const pause = readSync(db, activePause(org.id));
-  const failed = readSync(db, failedUsers(org.id, failedShown));
+  const pause = yield* activePause(org.id);
+  const failed = yield* failedUsers(org.id, failedShown);
 
   return {
     organization: {
@@ -157,7 +162,25 @@ function organizationStatus(db: Db, org: OrganizationRow, publicUrl: string | un
   };
 }
 
-type OrganizationStatus = ReturnType<typeof organizationStatus>;
+type OrganizationStatus = ReturnType<typeof organizationStatus> extends StoreOp<infer T> ? T : never;
+
+function* statusOf(slug: string, publicUrl: string | undefined, now: number): StoreOp<OrganizationStatus | null> {
+  const org = yield* getOrganization(slug);
+  return org ? yield* organizationStatus(org, publicUrl, now) : null;
+}
+
+/** Every dead job's id (of one organization, or all), page by page in one snapshot; null: no such organization. */
+function* deadJobIds(orgRef: string | undefined): StoreOp<number[] | null> {
+  const org = orgRef === undefined ? undefined : yield* getOrganization(orgRef);
+  if (orgRef !== undefined && !org) return null;
+  const ids: number[] = [];
+  for (let before: number | undefined; ;) {
+    const page = yield* listDeadJobs({ organizationId: org?.id, limit: 500, before });
+    ids.push(...page.jobs.map((j) => j.id));
+    if (page.next === null) return ids;
+    before = page.next;
+  }
+}
 
 function statusText(s: OrganizationStatus, now: number): string {
   const o = s.organization;
@@ -225,7 +248,7 @@ function parseLimit(value: string): number {
 /**
  * Registers `jobs` and `status`. `publicUrl`, when given, adds each directory's SCIM base URL.
  */
-export function registerStatusCommands(program: Command, openDb: () => OpenDatabase, publicUrl?: () => string): void {
+export function registerStatusCommands(program: Command, openStore: OpenStore, publicUrl?: () => string): void {
   const jobsCommand = program
     .command("jobs")
     .description("list queued, running and dead sync jobs (lane, attempts, last error)")
@@ -233,37 +256,35 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
     .addOption(new Option("--state <state>", "only jobs in this state (default: all three)").choices(jobStates))
     .option("--limit <n>", "show at most this many", parseLimit, 50)
     .option("--json", "machine-readable output")
-    .action((opts: JobsOptions) => {
+    .action(async (opts: JobsOptions) => {
       const now = Date.now();
-      withDatabase(openDb, ({ db }) => {
-        const org = opts.org === undefined ? undefined : runSync(db, getOrganization(opts.org));
-        if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
-        const result = listJobs(db, org, opts);
-        if (opts.json) return console.log(JSON.stringify(result, null, 2));
-        if (result.jobs.length === 0)
-          return console.log(`no ${opts.state ?? "queued, running or dead"} jobs${org ? ` for ${org.slug}` : ""}`);
-        const table = formatTable(
-          ["ID", "ORG", "KIND", "SUBJECT", "LANE", "STATE", "ATTEMPTS", "NEXT RUN", "LAST ERROR"],
-          result.jobs.map((j) => [
-            j.id,
-            j.organization,
-            j.kind,
-            clip(j.userName ?? j.subjectId, 36),
-            j.lane,
-            j.state,
-            j.attempts,
-            j.state !== "pending" || !j.runAfter
-              ? ""
-              : Date.parse(j.runAfter) <= now
-                ? "due"
-                : relative(Date.parse(j.runAfter), now),
-            clip(j.lastError, 60),
-          ]),
-        );
-        console.log(table);
-        if (result.total > result.jobs.length)
-          console.log(`… ${result.total - result.jobs.length} more (--limit, or --json)`);
-      });
+      const listing = await withStore(openStore, (store) => store.read(listJobs(opts)));
+      if (listing === null) return unknownOrganization(opts.org!);
+      const { org, ...result } = listing;
+      if (opts.json) return console.log(JSON.stringify(result, null, 2));
+      if (result.jobs.length === 0)
+        return console.log(`no ${opts.state ?? "queued, running or dead"} jobs${org ? ` for ${org.slug}` : ""}`);
+      const table = formatTable(
+        ["ID", "ORG", "KIND", "SUBJECT", "LANE", "STATE", "ATTEMPTS", "NEXT RUN", "LAST ERROR"],
+        result.jobs.map((j) => [
+          j.id,
+          j.organization,
+          j.kind,
+          clip(j.userName ?? j.subjectId, 36),
+          j.lane,
+          j.state,
+          j.attempts,
+          j.state !== "pending" || !j.runAfter
+            ? ""
+            : Date.parse(j.runAfter) <= now
+              ? "due"
+              : relative(Date.parse(j.runAfter), now),
+          clip(j.lastError, 60),
+        ]),
+      );
+      console.log(table);
+      if (result.total > result.jobs.length)
+        console.log(`… ${result.total - result.jobs.length} more (--limit, or --json)`);
     });
 
   jobsCommand
@@ -274,7 +295,7 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
     .option("--dead", "retry every dead job")
     .option("--actor <name>", "who (default: the OS user), for the audit log")
     // --org and --json are the `jobs` command's own options, which commander hands to it.
-    .action((jobId: string | undefined, _opts: unknown, cmd: Command) => {
+    .action(async (jobId: string | undefined, _opts: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<{ dead?: boolean; org?: string; actor?: string; json?: boolean }>();
       if ((jobId === undefined) === (opts.dead !== true) || (opts.org !== undefined && !opts.dead)) {
         console.error("give one job id, or --dead [--org <slug>] (scim-bridge jobs --state dead lists them)");
@@ -287,24 +308,14 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
         return;
       }
       const change = changeBy(cliOperator(opts.actor));
-      withDatabase(openDb, ({ db }) => {
-        let ids: number[];
-        if (jobId !== undefined) ids = [Number(jobId)];
-        else {
-          const org = opts.org === undefined ? undefined : runSync(db, getOrganization(opts.org));
-          if (opts.org !== undefined && !org) return unknownOrganization(opts.org);
-          ids = [];
-          for (let before: number | undefined; ;) {
-            const page = readSync(db, listDeadJobs({ organizationId: org?.id, limit: 500, before }));
-            ids.push(...page.jobs.map((j) => j.id));
-            if (page.next === null) break;
-            before = page.next;
-          }
-        }
+      await withStore(openStore, async (store) => {
+        const ids = jobId !== undefined ? [Number(jobId)] : await store.read(deadJobIds(opts.org));
+        if (ids === null) return unknownOrganization(opts.org!);
         const results: { id: number; state?: string; mergedInto?: number | null; error?: string }[] = [];
+        // One write per job: a job that cannot be retried is reported and the others still are.
         for (const id of ids) {
           try {
-            const r = writeSync(db, retryJob(id, change));
+            const r = await store.write(retryJob(id, change));
             results.push({ id, state: r.job.state, mergedInto: r.mergedInto });
           } catch (e) {
             if (!isBridgeError(e)) throw e;
@@ -333,13 +344,10 @@ export function registerStatusCommands(program: Command, openDb: () => OpenDatab
     .command("status <org>")
     .description("an organization's sync health: directories, users by sync state, queue by lane, dead jobs, guard")
     .option("--json", "machine-readable output")
-    .action((slug: string, opts: { json?: boolean }) => {
+    .action(async (slug: string, opts: { json?: boolean }) => {
       const now = Date.now();
-      withDatabase(openDb, ({ db }) => {
-        const org = runSync(db, getOrganization(slug));
-        if (!org) return unknownOrganization(slug);
-        const status = organizationStatus(db, org, publicUrl?.(), now);
-        console.log(opts.json ? JSON.stringify(status, null, 2) : statusText(status, now));
-      });
+      const status = await withStore(openStore, (store) => store.read(statusOf(slug, publicUrl?.(), now)));
+      if (!status) return unknownOrganization(slug);
+      console.log(opts.json ? JSON.stringify(status, null, 2) : statusText(status, now));
     });
 }

@@ -1,9 +1,6 @@
 import type { Command } from "commander";
-import type { OpenDatabase } from "../directory/database.js";
 import { getOrganization } from "../directory/organizations.js";
-import { readSync, runSync } from "../directory/store-op.js";
-import { sqliteStore } from "../directory/sql.js";
-import { connectionOf } from "../directory/statements.js";
+import type { SqlStore } from "../directory/sql.js";
 import { isBridgeError } from "../errors.js";
 import type { SyncEngine } from "../sync/engine.js";
 import type { ImportApi } from "../sync/import/client.js";
@@ -12,7 +9,11 @@ import type { ImportDeps, ImportReport } from "../sync/import/service.js";
 import { createProgress } from "./progress.js";
 
 /** What `users import` needs: the database, and for a real import the sync engine and the import job client. */
-export type UsersContext = OpenDatabase & { engine?: SyncEngine; api?: ImportApi };
+export interface UsersContext {
+  store: SqlStore;
+  engine?: SyncEngine;
+  api?: ImportApi;
+}
 
 const noAuth0: ImportApi = {
   submit: () => Promise.reject(new Error("a dry run sends nothing")),
@@ -96,7 +97,7 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
         try {
-          const org = runSync(ctx.db, getOrganization(orgRef));
+          const org = await ctx.store.read(getOrganization(orgRef));
           if (!org) {
             console.error(`organization "${orgRef}" not found`);
             process.exitCode = 1;
@@ -108,7 +109,7 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
           const { openJobCount } = await import("../sync/job-queries.js");
           const report = await runImport(
             {
-              store: sqliteStore(connectionOf(ctx.db)),
+              store: ctx.store,
               api: ctx.api ?? noAuth0,
               gateway: ctx.engine?.gateway ?? noGateway,
             },
@@ -130,11 +131,11 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
           progress.finish(report.state);
           if (report.state === "done" && report.linked > 0 && opts.sync && ctx.engine) {
             // The reconcile jobs the import enqueued: membership (10 per call) and the mapping's roles.
-            const open = () => readSync(ctx.db, openJobCount(org.id));
+            const open = () => ctx.store.read(openJobCount(org.id));
             const membership = createProgress({ label: "membership and roles", silent: opts.json === true });
             ctx.engine.worker.start();
-            const initial = open();
-            for (let left = initial; left > 0 && !abort.signal.aborted; left = open()) {
+            const initial = await open();
+            for (let left = initial; left > 0 && !abort.signal.aborted; left = await open()) {
               membership.update(initial - left, initial);
               await new Promise((r) => setTimeout(r, 200));
             }
@@ -154,7 +155,7 @@ export function registerUsersCommands(program: Command, open: (needAuth0: boolea
           process.off("SIGINT", stop);
           process.off("SIGTERM", stop);
           ctx.engine?.limiter.stop();
-          ctx.close();
+          await ctx.store.close();
         }
       },
     );

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { registerMappingCommands } from "../../src/cli/mapping.js";
+import { openStore } from "../../src/cli/database.js";
 import { openDatabase } from "../../src/directory/database.js";
 import { scimUser, seedOrganization, seedUsers } from "./seed.js";
 
@@ -35,7 +36,7 @@ afterEach(() => {
 
 async function cli(...args: string[]): Promise<number> {
   const program = new Command("scim-bridge").exitOverride();
-  registerMappingCommands(program, () => openDatabase(url));
+  registerMappingCommands(program, () => openStore(url));
   process.exitCode = undefined;
   await program.parseAsync(["node", "scim-bridge", ...args]);
   return Number(process.exitCode ?? 0);

@@ -6,6 +6,7 @@ import { and, eq, isNull } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { guardPauses, jobs, userSync, users } from "../../db/schema.js";
 import { registerStatusCommands } from "../../src/cli/status.js";
+import { openStore } from "../../src/cli/database.js";
 import { openDatabase, type Db } from "../../src/directory/database.js";
 import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
@@ -141,7 +142,7 @@ async function cli(...args: string[]): Promise<number> {
   const program = new Command("scim-bridge").exitOverride().configureOutput({ writeErr: (s) => void err.push(s) });
   registerStatusCommands(
     program,
-    () => openDatabase(url),
+    () => openStore(url),
     () => "https://bridge.example.com",
   );
   process.exitCode = undefined;
