@@ -27,7 +27,7 @@ function quantile(sorted: number[], q: number): number {
 
 export async function consoleBenchSection(users = 100_000, rounds = 20): Promise<string> {
   const seeded = seed(users);
-  const { db, sqlite, close } = openDatabase(`sqlite:${seeded.dbPath}`);
+  const { sqlite, close } = openDatabase(`sqlite:${seeded.dbPath}`);
   const store = sqliteStore(sqlite);
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -125,7 +125,7 @@ function seed(): Seeded {
 /** Child process: the production pipeline on the seeded database. */
 async function serve(dbPath: string): Promise<void> {
   // As `serve` runs it: checkpoints in their own thread, never inside a SCIM write's commit.
-  const { db, sqlite } = openDatabase(`sqlite:${dbPath}`, { autoCheckpoint: false });
+  const { sqlite } = openDatabase(`sqlite:${dbPath}`, { autoCheckpoint: false });
   startBackgroundCheckpoints(`sqlite:${dbPath}`, (message) => console.error(`checkpoint failed: ${message}`));
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -10,7 +10,7 @@ import { adminRouter } from "./http/admin-router.js";
 import { createManagementClient } from "./auth0/client.js";
 import { monitorTenant, type TenantMonitor } from "./sync/tenant-checks.js";
 import type { EndpointClass } from "./auth0/rate-limiter.js";
-import { ConfigError, type Auth0Config, type Config } from "./config.js";
+import { ConfigError, isPostgresUrl, type Auth0Config, type Config } from "./config.js";
 import type { ConsoleOidcSettings } from "./console/oidc.js";
 import { consoleRouter, ephemeralSessionSecret } from "./console/router.js";
 import {
@@ -33,8 +33,8 @@ import { createSyncEngine, type SyncEngine, type SyncEngineOptions } from "./syn
 import { SyncThread, type EngineSettings } from "./sync/engine-thread.js";
 import { ImportClient } from "./sync/import/client.js";
 import { webhookInvitationDelivery, type InvitationDelivery } from "./sync/invitations.js";
-import { runSync, writeSync } from "./directory/store-op.js";
-import { sqliteStore, type SqlStore } from "./directory/sql.js";
+import { postgresStore, sqliteStore, type SqlStore } from "./directory/sql.js";
+import { migratePostgres } from "./directory/postgres.js";
 
 export interface BridgeOverrides {
   /** The database instead of config.databaseUrl (the sandbox's own file, a test's temporary one). */
@@ -133,12 +133,12 @@ export interface Bridge {
  * tenant (it would replace that tenant's ids with its throwaway tenant's), and `serve` refuses one
  * linked to another tenant (its ids mean nothing there).
  */
-function linkDatabase(db: Db, tenant: string): void {
+async function linkDatabase(store: SqlStore, tenant: string): Promise<void> {
   if (tenant === sandboxTenant) {
-    const refusal = runSync(db, sandboxRefusal());
+    const refusal = await store.read(sandboxRefusal());
     if (refusal) throw new ConfigError([`the sandbox refuses this database: ${refusal}`]);
   } else {
-    const link = runSync(db, linkedTenant());
+    const link = await store.read(linkedTenant());
     if (link && link.tenant !== tenant) {
       throw new ConfigError([
         link.tenant === sandboxTenant
@@ -147,7 +147,7 @@ function linkDatabase(db: Db, tenant: string): void {
       ]);
     }
   }
-  writeSync(db, recordTenantLink(tenant));
+  await store.write(recordTenantLink(tenant));
 }
 
 export async function createBridge(config: Readonly<Config>, overrides: BridgeOverrides = {}): Promise<Bridge> {
@@ -167,32 +167,58 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   if (overrides.syncThread && overrides.engine?.invitations)
     throw new ConfigError(["an invitation delivery function cannot run in the sync thread: turn syncThread off"]);
 
-  const store = openDatabase(databaseUrl, { ...config.sqlite, ...(background ? { autoCheckpoint: false } : {}) });
+  // PostgreSQL: one pool per instance, for SCIM, admin and the worker's bookkeeping alike (its
+  // commits are as durable as SCIM's). SQLite: the main connection (synchronous=FULL) and a
+  // bookkeeping connection without an fsync per commit (see OpenOptions), so that the worker's
+  // bookkeeping, the SCIM request log and tokens' last use stay off the SCIM commit path.
+  const postgres = isPostgresUrl(databaseUrl);
+  let sqliteFiles: { main: OpenDatabase; bookkeeping: OpenDatabase } | undefined;
+  let mainStore: SqlStore;
+  let bookkeeping: SqlStore;
+  if (postgres) {
+    await migratePostgres(databaseUrl);
+    mainStore = postgresStore(databaseUrl, { poolSize: config.databasePoolSize, applicationName: "scim-bridge" });
+    bookkeeping = mainStore;
+  } else {
+    const main = openDatabase(databaseUrl, { ...config.sqlite, ...(background ? { autoCheckpoint: false } : {}) });
+    const sync = openDatabase(databaseUrl, {
+      ...config.sqlite,
+      durability: "normal",
+      ...(background ? { autoCheckpoint: false } : {}),
+    });
+    sqliteFiles = { main, bookkeeping: sync };
+    mainStore = sqliteStore(main.sqlite);
+    bookkeeping = sqliteStore(sync.sqlite);
+  }
+  const closeStores = async () => {
+    if (sqliteFiles) {
+      sqliteFiles.bookkeeping.close();
+      sqliteFiles.main.close();
+    } else await mainStore.close();
+  };
   try {
     const tenant = overrides.tenantLink ?? auth0.domain;
-    if (tenant !== false) linkDatabase(store.db, tenant);
+    if (tenant !== false) await linkDatabase(mainStore, tenant);
   } catch (err) {
-    store.close();
+    await closeStores();
     throw err;
   }
-  const checkpoints = background
-    ? startBackgroundCheckpoints(databaseUrl, (message) =>
-        log.error(
-          { err: message },
-          "WAL checkpoint failed: the write-ahead log grows until one succeeds; check disk space and permissions",
-        ),
-      )
-    : undefined;
-  const { db, sqlite } = store;
-  const mainStore = sqliteStore(sqlite);
-  // The worker's bookkeeping gets its own connection without an fsync per commit (see OpenOptions).
-  // The SCIM request log and tokens' last use write through it too: bookkeeping, off the SCIM commit path.
-  const syncConnection = openDatabase(databaseUrl, {
-    ...config.sqlite,
-    durability: "normal",
-    ...(background ? { autoCheckpoint: false } : {}),
-  });
-  const bookkeeping = sqliteStore(syncConnection.sqlite);
+  const checkpoints =
+    background && sqliteFiles
+      ? startBackgroundCheckpoints(databaseUrl, (message) =>
+          log.error(
+            { err: message },
+            "WAL checkpoint failed: the write-ahead log grows until one succeeds; check disk space and permissions",
+          ),
+        )
+      : undefined;
+  // Threads open connections of their own to the file: SQLite only, and not a :memory: database,
+  // which is private to its connection.
+  const ownConnections = sqliteFiles !== undefined && sqlitePathFromUrl(databaseUrl) !== ":memory:";
+  const sqliteOnly = <T>(what: string, get: (files: NonNullable<typeof sqliteFiles>) => T): T => {
+    if (!sqliteFiles) throw new Error(`bridge.${what} is SQLite's; on PostgreSQL use bridge.store`);
+    return get(sqliteFiles);
+  };
 
   const metrics = createMetrics({
     organizationLabel: organizationSlugs(mainStore),
@@ -235,7 +261,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   // private to its connection, so its worker stays on the main thread.
   const threadOption = overrides.syncThread ?? false;
   let syncThread: SyncThread | undefined;
-  if (threadOption !== false && sqlitePathFromUrl(databaseUrl) !== ":memory:") {
+  if (threadOption !== false && ownConnections) {
     const workerSetup = typeof threadOption === "object" ? threadOption.workerSetup : undefined;
     syncThread = new SyncThread({
       data: {
@@ -294,7 +320,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   // :memory: database is private to its connection, so its reads stay on the main thread.
   const readWorkers = overrides.readPool?.workers ?? config.scimReadWorkers;
   const readPool =
-    readWorkers > 0 && sqlitePathFromUrl(databaseUrl) !== ":memory:"
+    readWorkers > 0 && ownConnections
       ? new ReadPool({
           databaseUrl,
           sqlite: config.sqlite,
@@ -386,9 +412,15 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   };
   return {
     app,
-    db,
-    sqlite,
-    syncDb: syncConnection.db,
+    get db() {
+      return sqliteOnly("db", (f) => f.main.db);
+    },
+    get sqlite() {
+      return sqliteOnly("sqlite", (f) => f.main.sqlite);
+    },
+    get syncDb() {
+      return sqliteOnly("syncDb", (f) => f.bookkeeping.db);
+    },
     store: mainStore,
     bookkeeping,
     ...(readPool ? { readPool } : {}),
@@ -425,9 +457,8 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
       await readPool?.close();
       await requestLog.close();
       engine.limiter.stop();
-      syncConnection.close();
       await checkpoints?.stop();
-      store.close();
+      await closeStores();
     },
   };
 }

@@ -8,7 +8,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Command } from "commander";
 import { registerAdminCommands } from "./cli/admin.js";
-import { migrateDatabase, openStore, refuseOnPostgres, type OpenStore } from "./cli/database.js";
+import { migrateDatabase, openStore, type OpenStore } from "./cli/database.js";
 import { registerDoctorCommand } from "./cli/doctor.js";
 import { registerEmulatorCommand } from "./cli/emulator.js";
 import { registerMappingCommands } from "./cli/mapping.js";
@@ -20,7 +20,6 @@ import { registerStatusCommands } from "./cli/status.js";
 import { registerUsersCommands } from "./cli/users.js";
 import type { Bridge, BridgeOverrides } from "./bridge.js";
 import { loadProcessConfig, ConfigError, type Config } from "./config.js";
-import { openDatabase } from "./directory/database.js";
 import { sandboxTenant } from "./directory/settings.js";
 import type { RunningEmulator } from "./emulator/index.js";
 import { createLogger } from "./logging.js";
@@ -32,12 +31,6 @@ const program = new Command("scim-bridge")
 const config = (): Readonly<Config> => loadProcessConfig();
 /** The store at DATABASE_URL, for the commands that run on either dialect. */
 const openCliStore: OpenStore = () => openStore(config().databaseUrl);
-/** A SQLite handle, for the commands whose services do not run on the store yet. */
-const openSqlite = (command: string) => () => {
-  const url = config().databaseUrl;
-  refuseOnPostgres(url, `scim-bridge ${command}`);
-  return openDatabase(url);
-};
 
 /**
  * The sync engine and the Auth0 client, loaded by the commands that talk to Auth0 only: node-auth0
@@ -66,8 +59,6 @@ async function serve(cfg: Readonly<Config>, sandboxAllowed: boolean): Promise<vo
       "AUTH0_DOMAIN, AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are required by `serve` (use `npm start` for the sandbox)",
     ]);
   }
-  // The bridge opens its database through openDatabase, which is SQLite's only.
-  refuseOnPostgres(cfg.databaseUrl, "the server (serve and start)");
   const log = createLogger({ level: cfg.logLevel });
   const sandbox = !cfg.auth0;
   const server = createServer();
@@ -195,10 +186,10 @@ registerDoctorCommand(program, {
   },
 });
 registerMappingCommands(program, openCliStore);
-registerOrgCommands(program, () => ({ ...openSqlite("org")(), publicUrl: config().publicUrl }));
-registerSetupLinkCommands(program, () => ({ ...openSqlite("setup-link")(), publicUrl: config().publicUrl }));
+registerOrgCommands(program, () => ({ open: openCliStore, publicUrl: config().publicUrl }));
+registerSetupLinkCommands(program, () => ({ open: openCliStore, publicUrl: config().publicUrl }));
 registerStatusCommands(program, openCliStore, () => config().publicUrl);
-registerAdminCommands(program, openSqlite("admin"));
+registerAdminCommands(program, () => ({ open: openCliStore }));
 registerReconcileCommand(program, async () => {
   const cfg = config();
   if (!cfg.auth0)

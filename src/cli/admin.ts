@@ -6,12 +6,12 @@
 import { userInfo } from "node:os";
 import { InvalidArgumentError, type Command } from "commander";
 import { adminTokensOf, adminTokenState, issueAdminTokenFor, revokeAdminTokenById } from "../admin/admin-tokens.js";
-import type { OpenDatabase } from "../directory/database.js";
 import { adminTokenSummary, defaultAdminTokenDays, maxAdminTokenDays } from "../directory/admin-tokens.js";
 import { listOrganizations } from "../directory/organizations.js";
 import { changeBy } from "../directory/write-context.js";
 import { cliOperator } from "./database.js";
 import { withStore } from "./org.js";
+import type { OpenStore } from "./database.js";
 
 function parseDays(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > maxAdminTokenDays) {
@@ -22,7 +22,7 @@ function parseDays(value: string): number {
 
 const iso = (ms: number | null): string => (ms === null ? "-" : new Date(ms).toISOString());
 
-export function registerAdminCommands(program: Command, openDb: () => OpenDatabase): void {
+export function registerAdminCommands(program: Command, openDb: () => { open: OpenStore }): void {
   const tokens = program
     .command("admin-token")
     .description("admin API tokens: operator (every organization) or org-admin (one)");

@@ -1,6 +1,6 @@
 import { userInfo } from "node:os";
 import type { Actor } from "../directory/audit.js";
-import { openDatabase, type Db } from "../directory/database.js";
+import { openDatabase } from "../directory/database.js";
 import { isPostgresUrl, migratePostgres } from "../directory/postgres.js";
 import { postgresStore, sqliteStore, type SqlStore } from "../directory/sql.js";
 
@@ -28,14 +28,6 @@ export async function migrateDatabase(url: string): Promise<void> {
 }
 
 /**
- * The refusal of a command whose code below the CLI still needs SQLite: one line naming what is
- * missing, printed by the program's error handler (no stack trace).
- */
-export function refuseOnPostgres(url: string, what: string): void {
-  if (isPostgresUrl(url)) throw new Error(`${what} does not run on PostgreSQL yet; use a sqlite: DATABASE_URL for it`);
-}
-
-/**
  * How every command opens the database: one store per command, closed whatever happens. What the
  * store or a service refuses (unknown name, invalid value, conflict) is thrown on, and the program's
  * one error handler prints its message and exits 1; a command never half-reports an error itself.
@@ -46,19 +38,6 @@ export async function withStore<T>(open: OpenStore, run: (store: SqlStore) => T 
     return await run(store);
   } finally {
     await store.close();
-  }
-}
-
-/**
- * Transitional, for the commands whose services still take a SQLite handle (org, setup-link, admin):
- * withStore replaces it once they run on the store.
- */
-export function withDatabase<H extends { db: Db; close(): void }, T>(openDb: () => H, run: (handle: H) => T): T {
-  const handle = openDb();
-  try {
-    return run(handle);
-  } finally {
-    handle.close();
   }
 }
 

@@ -1,32 +1,29 @@
 import type { Command } from "commander";
-import type { OpenDatabase } from "../directory/database.js";
 import { listDirectories, scimBaseUrl, type DirectoryRow } from "../directory/directories.js";
 import { addDirectory, onboardOrganization, rotateDirectoryToken } from "../admin/onboarding.js";
 import { changeBy } from "../directory/write-context.js";
 import { listOrganizations, type OrganizationRow, type UserModel } from "../directory/organizations.js";
-import { sqliteStore, type SqlStore } from "../directory/sql.js";
-import { cliOperator } from "./database.js";
+import type { SqlStore } from "../directory/sql.js";
+import { cliOperator, withStore as withOpenStore, type OpenStore } from "./database.js";
 
 /**
  * Operator commands for onboarding (docs/design.md, "Contract"): `org create`, `org list`, `directory create`,
  * `token rotate`. They work against the configured database with or without a running server;
  * opening it applies pending migrations. A token is printed once and never again.
  */
-export interface CliDatabase extends OpenDatabase {
+/** How a command reaches the database: the store DATABASE_URL names, and where the bridge is served. */
+export interface CliDatabase {
+  open: OpenStore;
   publicUrl: string;
 }
 
-/** Runs `run` on the store of a freshly opened database, closed once it settles. */
-export async function withStore<H extends OpenDatabase, T>(
-  openDb: () => H,
-  run: (store: SqlStore, handle: H) => Promise<T>,
+/** Runs `run` on a freshly opened store, closed once it settles. */
+export async function withStore<H extends { open: OpenStore }, T>(
+  context: () => H,
+  run: (store: SqlStore, context: H) => Promise<T>,
 ): Promise<T> {
-  const handle = openDb();
-  try {
-    return await run(sqliteStore(handle.sqlite), handle);
-  } finally {
-    handle.close();
-  }
+  const ctx = context();
+  return withOpenStore(ctx.open, (store) => run(store, ctx));
 }
 
 const organizationJson = (o: OrganizationRow) => ({

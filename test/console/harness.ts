@@ -17,7 +17,6 @@ import { adminRouter } from "../../src/http/admin-router.js";
 import { consoleRouter } from "../../src/console/router.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
 import { sqliteStore } from "../../src/directory/sql.js";
-import { connectionOf } from "../../src/directory/statements.js";
 import { scimRequestLog } from "../../src/http/scim-request-log.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";

@@ -1,3 +1,4 @@
+import { openStore } from "../../src/cli/database.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,7 +33,7 @@ afterEach(() => {
 
 async function cli(...args: string[]): Promise<string> {
   const program = new Command("scim-bridge").exitOverride();
-  registerSetupLinkCommands(program, () => ({ ...openDatabase(url), publicUrl: "https://bridge.example.com" }));
+  registerSetupLinkCommands(program, () => ({ open: () => openStore(url), publicUrl: "https://bridge.example.com" }));
   printed = [];
   await program.parseAsync(["node", "scim-bridge", ...args]);
   return printed.join("\n");

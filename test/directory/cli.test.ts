@@ -1,3 +1,4 @@
+import { openStore } from "../../src/cli/database.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -30,7 +31,7 @@ afterEach(() => {
 
 async function cli(...args: string[]): Promise<string> {
   const program = new Command("scim-bridge").exitOverride();
-  registerOrgCommands(program, () => ({ ...openDatabase(url), publicUrl: "https://bridge.example.com" }));
+  registerOrgCommands(program, () => ({ open: () => openStore(url), publicUrl: "https://bridge.example.com" }));
   printed = [];
   await program.parseAsync(["node", "scim-bridge", ...args]);
   return printed.join("\n");

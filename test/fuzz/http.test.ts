@@ -7,7 +7,6 @@ import { scimRequestLog as logTable } from "../../db/schema.js";
 import { adminRouter } from "../../src/http/admin-router.js";
 import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-login-hook.js";
 import { sqliteStore } from "../../src/directory/sql.js";
-import { connectionOf } from "../../src/directory/statements.js";
 import { scimRequestLog, type ScimRequestLogMiddleware } from "../../src/http/scim-request-log.js";
 import { createLogger, requestLogger } from "../../src/logging.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
