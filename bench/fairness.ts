@@ -32,7 +32,6 @@ import { changeBy } from "../src/directory/write-context.js";
 import { createApp } from "../src/http/app.js";
 import { healthRouter } from "../src/http/health.js";
 import { postLoginHookRouter, signPostLoginBody } from "../src/http/post-login-hook.js";
-import { connectionOf } from "../src/directory/statements.js";
 import {
   scimConcurrencyDefault,
   scimLoopBudgetDefaults,
