@@ -1,3 +1,4 @@
+import { isTransientStoreError } from "../directory/sql.js";
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import { BridgeError, isBridgeError, notFound, payloadTooLarge, invalidSyntax } from "../errors.js";
@@ -40,8 +41,9 @@ export function toBridgeError(err: unknown): BridgeError | undefined {
       ? payloadTooLarge("request body exceeds the size limit")
       : invalidSyntax("the request is malformed");
   }
-  // better-sqlite3: another process holds the write lock beyond busy_timeout; a retry will succeed.
-  if (e.code === "SQLITE_BUSY" || e.code === "SQLITE_LOCKED") {
+  // The store failed for a reason a retry may cure (SQLite's write lock held beyond busy_timeout,
+  // a PostgreSQL deadlock victim, a lost connection…); the unit was rolled back whole.
+  if (isTransientStoreError(err)) {
     return new BridgeError("unavailable", "the directory store is busy; retry shortly", { cause: err, retryAfter: 1 });
   }
   return undefined;
