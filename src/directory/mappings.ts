@@ -210,11 +210,6 @@ export function* activeMappings(cache: MappingCache | null = null): StoreOp<(Act
   return result;
 }
 
-/** activeMappings on the SQLite connection behind `db`, with that connection's cache of parsed versions. */
-export function listActiveMappings(db: DbOrTx): (ActiveMapping & { slug: string })[] {
-  return runSync(db, activeMappings(cacheOf(db)));
-}
-
 export function* getMappingVersion(idOrSlug: string, version: number): StoreOp<MappingDocument> {
   const org = yield* requireOrganization(idOrSlug);
   const document = yield* readVersion(org.id, version);

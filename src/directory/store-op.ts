@@ -3,7 +3,7 @@ import pg from "pg";
 
 const pgTypes = pg.types;
 import { prepareOwn, type DbOrTx } from "./database.js";
-import { connectionOf, readSnapshot } from "./statements.js";
+import { connectionOf } from "./statements.js";
 
 /**
  * Store work written once for both dialects. A `StoreOp<T>` is a generator that yields the
@@ -174,11 +174,6 @@ export function writeSync<T>(db: DbOrTx, op: StoreOp<T>): T {
   const sqlite = connectionOf(db);
   if (sqlite.inTransaction) return runSync(sqlite, op);
   return sqlite.transaction(() => runSync(sqlite, op)).immediate();
-}
-
-/** Runs `op` in one read snapshot on the SQLite connection behind `db` (see writeSync). */
-export function readSync<T>(db: DbOrTx, op: StoreOp<T>): T {
-  return readSnapshot(db, () => runSync(db, op));
 }
 
 /**
