@@ -1,6 +1,9 @@
 import { availableParallelism } from "node:os";
 import { configDefaults, defineConfig } from "vitest/config";
 
+/** Suites that run on SQLite (project "main") and again on PostgreSQL (project "postgres"). */
+const onBothDialects = ["test/scim/isolation.test.ts"];
+
 export default defineConfig({
   test: {
     environment: "node",
@@ -17,7 +20,8 @@ export default defineConfig({
     // module holds state shared between bridges: every test builds its own through createBridge.
     isolate: false,
     // test/postgres/ needs a PostgreSQL server: its own project, so that the server starts (once per
-    // run, in the global setup) only when one of its files runs.
+    // run, in the global setup) only when one of its files runs. The same project runs the suites in
+    // `onBothDialects` a second time with createTestBridge on PostgreSQL (test/support/test-dialect.ts).
     projects: [
       {
         extends: true,
@@ -31,8 +35,9 @@ export default defineConfig({
         extends: true,
         test: {
           name: "postgres",
-          include: ["test/postgres/**/*.test.ts"],
+          include: ["test/postgres/**/*.test.ts", ...onBothDialects],
           globalSetup: ["test/support/postgres-global-setup.ts"],
+          provide: { testDialect: "postgres" },
         },
       },
     ],

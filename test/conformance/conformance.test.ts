@@ -24,7 +24,7 @@ describe.skipIf(!present)("SCIM conformance suites (newman)", () => {
   afterAll(async () => bridge.close());
 
   it("passes Okta's SCIM 2.0 SPEC test, every assertion", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     // Okta's guide ("Test your SCIM API") asks for at least one user before the run.
     await dir.scim
       .post("/Users", {
@@ -41,7 +41,7 @@ describe.skipIf(!present)("SCIM conformance suites (newman)", () => {
   });
 
   it("passes Microsoft's SCIM suite except the bare-string member adds it lists as its own artefacts", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     const result = await runCollection(microsoft, microsoftVariables(dir.baseUrl, dir.token), microsoftFolders);
     expect(result.assertions).toBe(105);
     expect(result.failures.every((f) => microsoftArtefacts.includes(f))).toBe(true);

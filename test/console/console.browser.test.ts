@@ -59,7 +59,7 @@ describeBrowser("the web console in Chromium", () => {
       })
       .expect(201);
     // A second customer in the same bridge, for the isolation checks.
-    const otherDir = w.bridge.newDirectory();
+    const otherDir = await w.bridge.newDirectory();
     applyDatabaseMapping(w.bridge.db, otherDir.organizationId);
     const otherUser = (await otherDir.scim.post("/Users", scimUser("carol@globex-secret.test")).expect(201)).body
       .id as string;

@@ -49,7 +49,7 @@ const revoke = (dir: { token: string; organizationId: string; directoryId: strin
 
 describe("token cache", () => {
   it("refuses a token on the next request once another connection revoked it", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     await dir.scim.get("/Users").expect(200);
     await dir.scim.get("/Users").expect(200); // answered from the cache
     expect(revoke(dir).revokedAt).not.toBeNull();
@@ -57,7 +57,7 @@ describe("token cache", () => {
   });
 
   it("refuses a token on the next request once another connection made it expire", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     await dir.scim.get("/Users").expect(200);
     other.db
       .update(scimTokens)
@@ -68,7 +68,7 @@ describe("token cache", () => {
   });
 
   it("honours a cached token's expiry by the clock, without any database change", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     other.db
       .update(scimTokens)
       .set({ expiresAt: Date.now() + 1500 })
@@ -80,8 +80,8 @@ describe("token cache", () => {
   });
 
   it("refuses the tokens of a directory or organization deleted by another connection (cascades)", async () => {
-    const a = bridge.newDirectory();
-    const b = bridge.newDirectory();
+    const a = await bridge.newDirectory();
+    const b = await bridge.newDirectory();
     await a.scim.get("/Users").expect(200);
     await b.scim.get("/Users").expect(200);
     other.db.delete(directories).where(eq(directories.id, a.directoryId)).run();
@@ -92,7 +92,7 @@ describe("token cache", () => {
   });
 
   it("refuses a token on the next request once the service layer revoked it on the server's own connection", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     await dir.scim.get("/Users").expect(200);
     await dir.scim.get("/Users").expect(200); // answered from the cache
     writeSync(
@@ -104,7 +104,7 @@ describe("token cache", () => {
   });
 
   it("refuses a token on the next request once the CLI, in another process, rotated it out", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     // A first rotation leaves two active tokens (the original and this one) ...
     writeSync(other.db, rotateDirectoryTokenOp(dir.directoryId, {}, changeBy(operator)));
     await dir.scim.get("/Users").expect(200);
@@ -123,7 +123,7 @@ describe("token cache", () => {
   it("does not move the epoch for bookkeeping (last use), so reads keep their cache", async () => {
     const epoch = () =>
       other.db.select().from(credentialEpochs).where(eq(credentialEpochs.name, "scim_tokens")).get()!.epoch;
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     const before = epoch();
     other.db
       .update(scimTokens)

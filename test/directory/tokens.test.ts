@@ -32,7 +32,7 @@ describe("SCIM tokens", () => {
   });
 
   it("keeps at most two active tokens: a rotation revokes the older one", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     const second = writeSync(bridge.db, rotateDirectoryTokenOp(dir.directoryId, {}, changeBy(operator))).token.token;
     await dir.scim.get("/Users").expect(200); // the first still works: the rotation overlaps
     await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
@@ -44,7 +44,7 @@ describe("SCIM tokens", () => {
   });
 
   it("refuses an expired token and records when a token was last used", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     const now = Date.now();
     const expiring = writeSync(
       bridge.db,

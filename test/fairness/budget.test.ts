@@ -93,7 +93,7 @@ describe("a directory's share of the event loop", () => {
       scimRateLimit: { ratePerSecond: 10_000, burst: 10_000, loop: { msPerSecond: 1, burstMs: 200 } },
     }));
     const noisyUser = (await b.scim.post("/Users", { userName: "noisy@share.example" }).expect(201)).body.id as string;
-    const quiet = b.newDirectory();
+    const quiet = await b.newDirectory();
     const quietUser = (await quiet.scim.post("/Users", { userName: "q@share.example" }).expect(201)).body.id as string;
     const statuses: number[] = [];
     for (let i = 0; i < 200 && !statuses.includes(429); i++) {

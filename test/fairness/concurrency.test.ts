@@ -69,7 +69,7 @@ async function setUp(concurrency: number) {
     .where(eq(organizations.id, b.organizationId))
     .get()!.slug;
   const noisyUser = (await b.scim.post("/Users", { userName: "noisy@fair.example" }).expect(201)).body.id as string;
-  const other = b.newDirectory();
+  const other = await b.newDirectory();
   const quietUser = (await other.scim.post("/Users", { userName: "quiet@fair.example" }).expect(201)).body.id as string;
   const hookBody = JSON.stringify({
     user: { user_id: "auth0|nobody", email: "quiet@fair.example" },

@@ -36,7 +36,7 @@ beforeAll(async () => {
   });
   hook = postLoginHookRouter(sqliteStore(connectionOf(bridge.db)), secret);
   seeded = seedUsers(bridge.sqlite, bridge.directoryId, bigDirectory);
-  other = bridge.newDirectory();
+  other = await bridge.newDirectory();
   otherUserId = (await other.scim.post("/Users", { userName: "b@other.example" }).expect(201)).body.id;
   slug = bridge.db
     .select({ slug: organizations.slug })

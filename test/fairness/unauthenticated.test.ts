@@ -64,13 +64,13 @@ describe("a flood of random tokens", () => {
   });
 
   it("keeps another directory's failures in their own bucket", async () => {
-    const other = bridge.newDirectory();
+    const other = await bridge.newDirectory();
     const res = await bridge.http.get(`${other.basePath}/Users`).set("Authorization", "Bearer wrong");
     expect(res.status).toBe(401);
   });
 
   it("answers missing credentials the same way, without parsing the body", async () => {
-    const target = bridge.newDirectory();
+    const target = await bridge.newDirectory();
     for (let i = 0; i < unauthenticatedLimitDefaults.burst; i++) {
       await bridge.http
         .post(`${target.basePath}/Users`)

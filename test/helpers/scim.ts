@@ -15,7 +15,7 @@ import { scimBaseUrl } from "../../src/directory/directories.js";
 import { addDirectoryOp, onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import type { AppDeps } from "../../src/http/app.js";
-import { writeSync } from "../../src/directory/store-op.js";
+import { createTestDatabase, type TestDialect } from "../support/test-dialect.js";
 
 /**
  * A real bridge for tests: a temporary SQLite file (WAL, synchronous=FULL, migrations applied, as in
@@ -37,8 +37,11 @@ export interface TestBridge extends TestDirectory {
   /** The whole bridge as createBridge built it (metrics, sync engine, request log, product routers). */
   bridge: Bridge;
   app: Express;
+  /** The SQLite connection (throws on PostgreSQL: read through `store` there). */
   db: Db;
   sqlite: Database.Database;
+  /** The dialect this run's bridge is on (test/support/test-dialect.ts). */
+  dialect: TestDialect;
   /** The bridge's main store (SCIM writes and reads) and its bookkeeping store (request log, token use). */
   store: SqlStore;
   bookkeeping: SqlStore;
@@ -50,7 +53,7 @@ export interface TestBridge extends TestDirectory {
   /** Authenticated requests to this bridge's first directory; `path` is relative to its base URL ("/Users"). */
   scim: ScimClient;
   /** Another organization and directory in the same database (isolation tests). */
-  newDirectory(slug?: string): TestDirectory & { scim: ScimClient };
+  newDirectory(slug?: string): Promise<TestDirectory & { scim: ScimClient }>;
   close(): Promise<void>;
 }
 
@@ -125,7 +128,7 @@ const unreachableAuth0 = {
 };
 
 export async function createTestBridge(options: TestBridgeOptions = {}): Promise<TestBridge> {
-  const dir = mkdtempSync(join(tmpdir(), "scim-bridge-test-"));
+  const database = await createTestDatabase();
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -152,7 +155,7 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     ...env,
   });
   const bridge = await createBridge(config, {
-    databaseUrl: `sqlite:${join(dir, "bridge.db")}`,
+    databaseUrl: database.url,
     backgroundCheckpoints: false,
     publicUrl: origin,
     log: log ?? pino({ level: "silent" }),
@@ -170,7 +173,7 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     },
     ...overrides,
   });
-  const { app, db, sqlite } = bridge;
+  const { app } = bridge;
   server.on("request", app);
   const http = supertest.agent(server);
   const operator = { type: "operator" as const, id: "test" };
@@ -182,8 +185,7 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     baseUrl: scimBaseUrl(origin, directoryId),
     basePath: `/scim/v2/${directoryId}`,
   });
-  const first = writeSync(
-    db,
+  const first = await bridge.store.write(
     onboardOrganizationOp({ slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator)),
   );
   const main = describe(first.organization.id, first.directory.id, first.token.token);
@@ -192,19 +194,27 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
     ...main,
     bridge,
     app,
-    db,
-    sqlite,
+    // Getters: on PostgreSQL the bridge has no SQLite connection, and reading one says so (use store).
+    get db() {
+      return bridge.db;
+    },
+    get sqlite() {
+      return bridge.sqlite;
+    },
+    dialect: database.dialect,
     store: bridge.store,
     bookkeeping: bridge.bookkeeping,
     server,
     origin,
     http,
     scim: client(http, main),
-    newDirectory(slug) {
+    async newDirectory(slug) {
       const made =
         slug === undefined
-          ? writeSync(db, onboardOrganizationOp({ slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator)))
-          : writeSync(db, addDirectoryOp(slug, {}, changeBy(operator)));
+          ? await bridge.store.write(
+              onboardOrganizationOp({ slug: `test-org-${process.pid}-${++counter}` }, changeBy(operator)),
+            )
+          : await bridge.store.write(addDirectoryOp(slug, {}, changeBy(operator)));
       const d = describe(made.organization.id, made.directory.id, made.token.token);
       return { ...d, scim: client(http, d) };
     },
@@ -212,7 +222,7 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await bridge.close();
-      rmSync(dir, { recursive: true, force: true });
+      await database.remove();
     },
   };
 }

@@ -18,8 +18,8 @@ let groupA: { id: string; displayName: string };
 
 beforeAll(async () => {
   bridge = await createTestBridge();
-  other = bridge.newDirectory();
-  sameOrg = bridge.newDirectory(runSync(bridge.db, getOrganization(bridge.organizationId))!.slug);
+  other = await bridge.newDirectory();
+  sameOrg = await bridge.newDirectory(runSync(bridge.db, getOrganization(bridge.organizationId))!.slug);
   const u = await bridge.scim
     .post("/Users", {
       userName: "shared.name@x.test",
@@ -174,7 +174,7 @@ it("builds every URL from the requesting directory, even with requests for two d
 describe("bearer token forms (RFC 6750 §2.1, RFC 7644 §7.4)", () => {
   // A directory of its own: failed authentications are throttled per address and directory.
   let dir: TestDirectory;
-  beforeAll(() => void (dir = bridge.newDirectory()));
+  beforeAll(async () => void (dir = await bridge.newDirectory()));
   const users = () => `${dir.basePath}/Users`;
 
   it("accepts the scheme in any case", async () => {

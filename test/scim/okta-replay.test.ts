@@ -45,7 +45,7 @@ describe("Okta: lookup, create, import", () => {
   });
 
   it("imports every user page by page in a stable order with a true totalResults", async () => {
-    const dir = bridge.newDirectory();
+    const dir = await bridge.newDirectory();
     const ids: string[] = [];
     for (let i = 0; i < 7; i++)
       ids.push((await dir.scim.post("/Users", okta.createUser(userName())).expect(201)).body.id);

@@ -16,7 +16,7 @@ let bridge: TestBridge;
 let dir: TestDirectory & { scim: ScimClient };
 beforeAll(async () => {
   bridge = await createTestBridge();
-  dir = bridge.newDirectory();
+  dir = await bridge.newDirectory();
   for (let i = 0; i < 9; i++)
     await dir.scim
       .post("/Users", { userName: `walk-${i}-${randomUUID()}@x.test`, title: i % 2 ? "odd" : "even" })

@@ -213,7 +213,7 @@ describe("read pool: time budget, crashes and shutdown", () => {
       overrides: { hookSecret, readPool: { workers: 2, timeoutMs: 5000, workerSetup: hooks } },
     });
     slowUser = (await t.scim.post("/Users", user(1, { displayName: "slow-read" })).expect(201)).body.id;
-    other = t.newDirectory();
+    other = await t.newDirectory();
     otherUser = (await other.scim.post("/Users", user(2)).expect(201)).body.id;
     await poolReady(t);
   });
@@ -250,7 +250,7 @@ describe("read pool: time budget, crashes and shutdown", () => {
   });
 
   it("answers 503 when a thread dies during a read, and replaces the thread", async () => {
-    const crashing = t.newDirectory();
+    const crashing = await t.newDirectory();
     const id = (await crashing.scim.post("/Users", user(3, { displayName: "crash-read" })).expect(201)).body.id;
     const res = await crashing.scim.get('/Users?filter=displayName co "zz"');
     expect(res.status).toBe(503);
@@ -297,7 +297,7 @@ describe("reads bounded by one index lookup, while every thread of the pool is h
         .post("/Groups", { schemas: [groupSchema], displayName: "Big team", members: ids.map((value) => ({ value })) })
         .expect(201)
     ).body.id as string;
-    other = t.newDirectory();
+    other = await t.newDirectory();
     await other.scim.post("/Users", user(7, { displayName: "slow-read" })).expect(201);
     await poolReady(t);
   });
@@ -441,7 +441,7 @@ describe("ReadPool: one directory's scans cannot take every thread", () => {
     const t = await createTestBridge({ overrides: { readPool: { workers: 0 } } });
     const slow = (await t.scim.post("/Users", user(1, { displayName: "slow-read" })).expect(201)).body.id;
     expect(slow).toBeTruthy();
-    const other = t.newDirectory();
+    const other = await t.newDirectory();
     await other.scim.post("/Users", user(2)).expect(201);
     const pool = new ReadPool({
       databaseUrl: `sqlite:${t.sqlite.name}`,

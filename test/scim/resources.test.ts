@@ -133,10 +133,10 @@ describe("groups", () => {
 });
 
 describe("lists", () => {
-  let dir: ReturnType<TestBridge["newDirectory"]>;
+  let dir: Awaited<ReturnType<TestBridge["newDirectory"]>>;
   const names = ["delta", "Alpha", "charlie", "bravo", "echo"];
   beforeAll(async () => {
-    dir = bridge.newDirectory();
+    dir = await bridge.newDirectory();
     for (const n of names)
       await dir.scim
         .post("/Users", {

@@ -24,6 +24,11 @@ declare module "vitest" {
     postgresAdminUrl: string;
     /** Why there is no server (only outside CI: under CI the run fails instead). */
     postgresUnavailable: string;
+    /**
+     * The dialect createTestBridge builds its bridge on: "postgres" in the postgres project, which
+     * also runs the SCIM and sync suites listed in vitest.config.ts; unset (SQLite) elsewhere.
+     */
+    testDialect?: "sqlite" | "postgres";
   }
 }
 

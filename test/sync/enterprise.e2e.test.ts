@@ -208,7 +208,7 @@ describe("enterprise connection", () => {
   // "the connection is not enabled for the organization". See the report.
   it("enables the enterprise connection when a new mapping moves an already-synced organization to it", async () => {
     // A second organization, synced first with its default database connection…
-    const other = bridge.newDirectory();
+    const other = await bridge.newDirectory();
     const otherSlug = bridge.sqlite
       .prepare("select slug from organizations where id = ?")
       .pluck()

@@ -272,15 +272,15 @@ describe("mapping version changes", () => {
 
 describe("shared organizations", () => {
   it("removes the membership on deactivation, and blocks tenant-wide only when no other organization holds the user", async () => {
-    const mk = (slug: string) => {
-      const dir = bridge.newDirectory();
+    const mk = async (slug: string) => {
+      const dir = await bridge.newDirectory();
       bridge.sqlite
         .prepare("update organizations set user_model = 'shared', slug = ? where id = ?")
         .run(slug, dir.organizationId);
       return dir;
     };
-    const a = mk("shared-a");
-    const b = mk("shared-b");
+    const a = await mk("shared-a");
+    const b = await mk("shared-b");
     const ids: Record<string, string> = {};
     for (const [name, dir] of [
       ["a", a],
