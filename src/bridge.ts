@@ -177,7 +177,13 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   let bookkeeping: SqlStore;
   if (postgres) {
     await migratePostgres(databaseUrl);
-    mainStore = postgresStore(databaseUrl, { poolSize: config.databasePoolSize, applicationName: "scim-bridge" });
+    mainStore = postgresStore(databaseUrl, {
+      poolSize: config.databasePoolSize,
+      applicationName: "scim-bridge",
+      // Contention between writers (instances, or requests of one) shows here before it shows as 503s.
+      onConflictRetry: (retry) =>
+        log.warn(retry, "store: a transaction lost a deadlock or serialization check; retrying"),
+    });
     bookkeeping = mainStore;
   } else {
     const main = openDatabase(databaseUrl, { ...config.sqlite, ...(background ? { autoCheckpoint: false } : {}) });

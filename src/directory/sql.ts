@@ -30,17 +30,28 @@ import {
 export type { Dialect, SqlParam };
 export { toPositional };
 
+/**
+ * What a unit of work runs: an op (a generator object, which runs once), or a function making a
+ * fresh op each time it is called. Only the second can be run again: on PostgreSQL a unit given a
+ * factory is retried when the server chose it as a deadlock victim or failed it for serialization
+ * (see `retryableConflict`). The factory must not depend on state an earlier attempt changed.
+ */
+export type StoreUnit<T> = StoreOp<T> | (() => StoreOp<T>);
+
 export interface SqlStore {
   readonly dialect: Dialect;
   /** Runs `op` in one read snapshot: every query in it sees the same committed state. */
-  read<T>(op: StoreOp<T>): Promise<T>;
+  read<T>(op: StoreUnit<T>): Promise<T>;
   /**
    * Runs `op` in one write transaction. Resolves once the commit is durable; when `op` throws,
    * everything it wrote is rolled back and the promise rejects with what it threw.
    */
-  write<T>(op: StoreOp<T>): Promise<T>;
+  write<T>(op: StoreUnit<T>): Promise<T>;
   close(): Promise<void>;
 }
+
+/** The op of a unit: the generator itself, or a fresh one from its factory. */
+export const opOf = <T>(unit: StoreUnit<T>): StoreOp<T> => (typeof unit === "function" ? unit() : unit);
 
 /** The store's error for a unit of work opened inside another on the same store (it would wait for itself). */
 export class NestedUnitOfWork extends Error {
@@ -79,6 +90,18 @@ export function isTransientStoreError(err: unknown): boolean {
       message === "Connection terminated unexpectedly" ||
       message === "Connection terminated due to connection timeout")
   );
+}
+
+/**
+ * A PostgreSQL failure that says only that this transaction lost a race with another one, after
+ * which the server rolled it back whole: a deadlock victim (40P01) or a serialization failure
+ * (40001). Running the same unit again in a fresh transaction is what PostgreSQL's documentation
+ * asks of applications ("Serialization Failure Handling"). Nothing else is retried: a timeout or a
+ * lost connection may leave the server busy or the outcome of a COMMIT unknown.
+ */
+export function retryableConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "40P01" || code === "40001";
 }
 
 /** A duplicate in a unique index or constraint, on either dialect. */
@@ -128,13 +151,14 @@ export function sqliteConnectionOf(store: SqlStore): Database.Database | undefin
 const sqliteStores = new WeakMap<Database.Database, SqlStore>();
 
 function newSqliteStore(sqlite: Database.Database): SqlStore {
-  const unit = <T>(begin: string, op: StoreOp<T>): Promise<T> => {
+  // One writer at a time: SQLite has no deadlocks between transactions, so nothing is retried here.
+  const unit = <T>(begin: string, work: StoreUnit<T>): Promise<T> => {
     try {
       if (sqlite.inTransaction) throw new NestedUnitOfWork();
       sqlite.prepare(begin).run();
       let value: T;
       try {
-        value = runSync(sqlite, op);
+        value = runSync(sqlite, opOf(work));
       } catch (error) {
         if (sqlite.inTransaction) sqlite.prepare("ROLLBACK").run();
         throw error;
@@ -162,6 +186,26 @@ export interface PostgresStoreOptions {
   applicationName?: string;
   /** Longest a unit of work may wait for a free connection, in ms. Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * Runs of a unit given as a factory, at most, when it keeps losing deadlocks or serialization
+   * checks (default 3: the first and two retries). After the last, the failure reaches the caller
+   * (SCIM answers 503 with Retry-After).
+   */
+  conflictAttempts?: number;
+  /** Told of each retry (log it at warn: it shows contention between writers). */
+  onConflictRetry?: (event: ConflictRetry) => void;
+}
+
+/** A unit of work that lost a deadlock or serialization check and is about to run again. */
+export interface ConflictRetry {
+  /** SQLSTATE: 40P01 (deadlock) or 40001 (serialization failure). */
+  code: string;
+  /** The attempt that failed, from 1. */
+  attempt: number;
+  /** The pause before the next attempt, in ms. */
+  delayMs: number;
+  /** Whether the unit was a write. */
+  write: boolean;
 }
 
 /**
@@ -181,8 +225,26 @@ export function postgresStore(url: string, options: PostgresStoreOptions = {}): 
   // An idle client whose server went away emits 'error' on the pool; unhandled, that would end the
   // process. The next checkout gets a fresh connection, so it only needs to be seen.
   pool.on("error", () => {});
-  const unit = <T>(begin: string, op: StoreOp<T>): Promise<T> =>
-    pgTransaction(pool, begin, (client) => runOnClient(client, op));
+  const attempts = Math.max(1, options.conflictAttempts ?? 3);
+  const unit = async <T>(begin: string, work: StoreUnit<T>): Promise<T> => {
+    if (typeof work !== "function") return pgTransaction(pool, begin, (client) => runOnClient(client, work));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // A fresh op and a fresh transaction each time; pgTransaction rolled the failed one back.
+        return await pgTransaction(pool, begin, (client) => runOnClient(client, work()));
+      } catch (error) {
+        if (attempt >= attempts || !retryableConflict(error)) throw error;
+        const delayMs = conflictBackoffMs(attempt);
+        options.onConflictRetry?.({
+          code: (error as { code: string }).code,
+          attempt,
+          delayMs,
+          write: !begin.includes("READ ONLY"),
+        });
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  };
   const store: SqlStore = {
     dialect: "postgres",
     read: (op) => unit("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", op),
@@ -192,6 +254,13 @@ export function postgresStore(url: string, options: PostgresStoreOptions = {}): 
   pools.set(store, pool);
   return store;
 }
+
+/**
+ * Short and jittered ("full jitter"), so that the two sides of a deadlock do not meet again in
+ * step: up to 20 ms after the first failure, 40 ms after the second, …, capped at 200 ms.
+ */
+const conflictBackoffMs = (attempt: number): number =>
+  Math.round(Math.random() * Math.min(200, 20 * 2 ** (attempt - 1)));
 
 const pools = new WeakMap<SqlStore, pg.Pool>();
 /**

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { sqliteConnectionOf, type SqlStore } from "./sql.js";
+import { opOf, sqliteConnectionOf, type SqlStore, type StoreUnit } from "./sql.js";
 import { runSync, type StoreOp } from "./store-op.js";
 
 /**
@@ -16,8 +16,11 @@ import { runSync, type StoreOp } from "./store-op.js";
  * groups their WAL flushes itself.
  */
 export interface WriteQueue {
-  /** Runs `op` as one write; resolves once it is durable, rejects with what `op` threw (nothing of it stored). */
-  run<T>(op: StoreOp<T>): Promise<T>;
+  /**
+   * Runs `op` as one write; resolves once it is durable, rejects with what `op` threw (nothing of it
+   * stored). Given a factory, on PostgreSQL a write that lost a deadlock is run again (SqlStore.write).
+   */
+  run<T>(op: StoreUnit<T>): Promise<T>;
 }
 
 /** Group commit on SQLite; on any other store, each write a unit of its own. */
@@ -126,9 +129,9 @@ function groupCommit(sqlite: Database.Database): WriteQueue {
   };
 
   return {
-    run<T>(op: StoreOp<T>): Promise<T> {
+    run<T>(op: StoreUnit<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
-        pending.push({ op, resolve: resolve as (value: unknown) => void, reject });
+        pending.push({ op: opOf(op), resolve: resolve as (value: unknown) => void, reject });
         schedule();
       });
     },

@@ -1,5 +1,6 @@
 import { dialect, type StoreOp } from "../directory/store-op.js";
 import type { WriteQueue } from "../directory/write-queue.js";
+import type { StoreUnit } from "../directory/sql.js";
 import { BridgeError, invalidFilter, rateLimited } from "../errors.js";
 import type { FilterNode } from "./filter/ast.js";
 import { resolveAttribute, type ResourceSchema } from "./schema.js";
@@ -298,9 +299,11 @@ export const outOfTime = (budgetMs: number): BridgeError =>
  */
 export function meteredWrites(writes: WriteQueue): WriteQueue {
   return {
-    run<T>(op: StoreOp<T>): Promise<T> {
+    run<T>(op: StoreUnit<T>): Promise<T> {
       const meter = running;
-      return writes.run(meter ? meteredOp(meter, op) : op);
+      if (!meter) return writes.run(op);
+      // A factory stays one, so that a retried write is metered (and its deadline checked) again.
+      return writes.run(typeof op === "function" ? () => meteredOp(meter, op()) : meteredOp(meter, op));
     },
   };
 }

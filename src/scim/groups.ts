@@ -47,10 +47,11 @@ export function groupRoutes(writes: WriteQueue, read: Reader): Router {
    * Runs the write and renders its group in the same op (rendering reads the members it returns).
    * The projection is parsed before the write, so a bad one answers 400 with nothing written.
    */
-  const writeAndRespond = async (req: Request, res: Response, status: 200 | 201, write: StoreOp<GroupRow>) => {
+  const writeAndRespond = async (req: Request, res: Response, status: 200 | 201, write: () => StoreOp<GroupRow>) => {
     const projection = parseProjection(groupSchema, req.query.attributes, req.query.excludedAttributes);
-    const { row, document } = await writes.run(
-      writtenAndRendered(write, (row) => renderGroup(scimContext(res), row, projection)),
+    // A fresh op per attempt: on PostgreSQL a write that lost a deadlock runs again.
+    const { row, document } = await writes.run(() =>
+      writtenAndRendered(write(), (row) => renderGroup(scimContext(res), row, projection)),
     );
     if (status === 201) res.location(locationOf(document));
     sendScim(res, status, document, etagOf(row.version));
@@ -76,7 +77,7 @@ export function groupRoutes(writes: WriteQueue, read: Reader): Router {
     assertMemberCount(rawCount(kept.get("members")));
     const members = parseMembers(kept.get("members"), "members");
     const resource = validateDocument(groupSchema, document);
-    await writeAndRespond(req, res, 201, createGroup(writeContext(ctx), resource, members));
+    await writeAndRespond(req, res, 201, () => createGroup(writeContext(ctx), resource, members));
   });
 
   router.get("/Groups/:id", (req, res) => answer(res, readByIdRequest("group", req, res, req.params.id)));
@@ -91,15 +92,10 @@ export function groupRoutes(writes: WriteQueue, read: Reader): Router {
     const operations = kept.has("members")
       ? [{ kind: "replace" as const, members: parseMembers(kept.get("members"), "members") }]
       : [];
-    await writeAndRespond(
-      req,
-      res,
-      200,
-      (function* () {
-        const existing = yield* lockedGroup(req, res);
-        return yield* updateGroup(writeContext(ctx), existing, resource, operations, "group.replace");
-      })(),
-    );
+    await writeAndRespond(req, res, 200, function* () {
+      const existing = yield* lockedGroup(req, res);
+      return yield* updateGroup(writeContext(ctx), existing, resource, operations, "group.replace");
+    });
   });
 
   router.patch("/Groups/:id", async (req, res) => {
@@ -114,24 +110,22 @@ export function groupRoutes(writes: WriteQueue, read: Reader): Router {
       ),
     );
     const documentOps = operations.filter((op) => !targetsMembers(op));
-    const row = await writes.run(
-      (function* () {
-        const existing = yield* lockedGroup(req, res);
-        const resource =
-          documentOps.length > 0
-            ? validateDocument(
-                groupSchema,
-                applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps),
-              )
-            : undefined;
-        return yield* updateGroup(writeContext(ctx), existing, resource, memberEdits, "group.patch");
-      })(),
-    );
+    const row = await writes.run(function* () {
+      const existing = yield* lockedGroup(req, res);
+      const resource =
+        documentOps.length > 0
+          ? validateDocument(
+              groupSchema,
+              applyToDocument(groupSchema, JSON.parse(existing.resource) as Record<string, unknown>, documentOps),
+            )
+          : undefined;
+      return yield* updateGroup(writeContext(ctx), existing, resource, memberEdits, "group.patch");
+    });
     sendNoContent(res, etagOf(row.version));
   });
 
   router.delete("/Groups/:id", async (req, res) => {
-    await writes.run(removeGroup(req, res));
+    await writes.run(() => removeGroup(req, res));
     sendNoContent(res);
   });
 

@@ -58,9 +58,12 @@ export function userRoutes(writes: WriteQueue, read: Reader): Router {
   const projectionOf = (req: Request): Projection =>
     parseProjection(userSchema, req.query.attributes, req.query.excludedAttributes);
 
-  /** Runs the write and renders its user in the same op (rendering may read the sync state). */
-  const writeAndRender = (res: Response, projection: Projection, write: StoreOp<UserRow>) =>
-    writes.run(writtenAndRendered(write, (row) => renderUser(scimContext(res), row, projection)));
+  /**
+   * Runs the write and renders its user in the same op (rendering may read the sync state). `write`
+   * makes a fresh op per attempt: on PostgreSQL a write that lost a deadlock runs again.
+   */
+  const writeAndRender = (res: Response, projection: Projection, write: () => StoreOp<UserRow>) =>
+    writes.run(() => writtenAndRendered(write(), (row) => renderUser(scimContext(res), row, projection)));
 
   const respondWithUser = (
     res: Response,
@@ -90,7 +93,11 @@ export function userRoutes(writes: WriteQueue, read: Reader): Router {
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
     if (resource.active === undefined) resource.active = true;
-    respondWithUser(res, 201, await writeAndRender(res, projectionOf(req), createUser(writeContext(ctx), resource)));
+    respondWithUser(
+      res,
+      201,
+      await writeAndRender(res, projectionOf(req), () => createUser(writeContext(ctx), resource)),
+    );
   });
 
   router.get("/Users/:id", (req, res) => answer(res, readByIdRequest("user", req, res, req.params.id)));
@@ -98,27 +105,25 @@ export function userRoutes(writes: WriteQueue, read: Reader): Router {
   router.put("/Users/:id", async (req, res) => {
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
-    const written = await writeAndRender(
-      res,
-      projectionOf(req),
-      changeUser(req, res, "user.replace", (existing) => {
+    const written = await writeAndRender(res, projectionOf(req), () =>
+      changeUser(req, res, "user.replace", (existing) =>
         // RFC 7644 §3.5.1 replaces every attribute; an omitted `active` keeps the status rather than
-        // silently deactivating or reactivating the user.
-        if (resource.active === undefined) resource.active = existing.active;
-        return resource;
-      }),
+        // silently deactivating or reactivating the user. A copy: a retried write reads `existing` anew.
+        resource.active === undefined ? { ...resource, active: existing.active } : resource,
+      ),
     );
     respondWithUser(res, 200, written);
   });
 
   router.patch("/Users/:id", async (req, res) => {
     const operations = expandOperations(userSchema, parsePatchRequest(req.body));
-    const patch = changeUser(req, res, "user.patch", (existing) => {
-      const document = JSON.parse(existing.resource) as Record<string, unknown>;
-      const resource = validateDocument(userSchema, applyToDocument(userSchema, document, operations));
-      if (resource.active === undefined) resource.active = existing.active;
-      return resource;
-    });
+    const patch = () =>
+      changeUser(req, res, "user.patch", (existing) => {
+        const document = JSON.parse(existing.resource) as Record<string, unknown>;
+        const resource = validateDocument(userSchema, applyToDocument(userSchema, document, operations));
+        if (resource.active === undefined) resource.active = existing.active;
+        return resource;
+      });
     // docs/design.md, "Contract" / RFC 7644 §3.5.2: 204, or 200 with the resource when the request names attributes.
     if (req.query.attributes !== undefined || req.query.excludedAttributes !== undefined) {
       return respondWithUser(res, 200, await writeAndRender(res, projectionOf(req), patch));
@@ -128,7 +133,7 @@ export function userRoutes(writes: WriteQueue, read: Reader): Router {
   });
 
   router.delete("/Users/:id", async (req, res) => {
-    await writes.run(removeUser(req, res));
+    await writes.run(() => removeUser(req, res));
     sendNoContent(res);
   });
 
