@@ -6,6 +6,7 @@
  */
 import type pg from "pg";
 import { JobListener } from "../directory/pg/job-listener.js";
+import { tryWithAdvisoryLock } from "../directory/pg/locks.js";
 import { PgOutbox } from "../directory/pg/outbox.js";
 import type { SqlStore } from "../directory/sql.js";
 import { keysWithPendingDeprovision, type JobQueue, type WorkerOptions } from "./worker.js";
@@ -47,7 +48,14 @@ export function pgJobQueue(pool: pg.Pool, store: SqlStore, options: PgJobQueueOp
     },
     recoverExpired: () => Promise.resolve(),
     pendingDeprovision: (keys) => store.read(keysWithPendingDeprovision(keys)),
-    prune: (before) => outbox.pruneDone(Math.max(0, Date.now() - before)),
+    // Every instance's worker schedules the pruning; one at a time runs it, and an instance that
+    // finds it under way elsewhere skips its turn (0 pruned) rather than deleting the same rows after it.
+    prune: async (before) => {
+      const pruned = await tryWithAdvisoryLock(pool, "prune done jobs", () =>
+        outbox.pruneDone(Math.max(0, Date.now() - before)),
+      );
+      return pruned.ran ? pruned.value : 0;
+    },
   };
 }
 

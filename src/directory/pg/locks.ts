@@ -26,6 +26,28 @@ export async function withAdvisoryLock<T>(
   });
 }
 
+/**
+ * Runs `fn` only if no other transaction holds the advisory lock on `key` (pg_try_advisory_xact_lock),
+ * holding it until `fn` settles; answers `{ ran: false }` at once otherwise. For periodic upkeep that
+ * every instance schedules but that should run on one at a time (pruning finished jobs): an instance
+ * that finds it under way elsewhere skips its turn instead of queueing behind it. `fn` gets the
+ * locking transaction's client, and may as well use other connections: the lock lasts until it settles.
+ */
+export async function tryWithAdvisoryLock<T>(
+  pool: pg.Pool,
+  key: string,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<{ ran: true; value: T } | { ran: false }> {
+  return pgTransaction(pool, "BEGIN", async (client) => {
+    const { rows } = await client.query<{ locked: boolean }>(
+      "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked",
+      [`scim-bridge upkeep:${key}`],
+    );
+    if (!rows[0]?.locked) return { ran: false as const };
+    return { ran: true as const, value: await fn(client) };
+  });
+}
+
 export interface LeaderOptions {
   /**
    * How often a follower tries to take the lead, and a leader checks its session (default 1 s).
