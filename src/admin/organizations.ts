@@ -128,7 +128,7 @@ export function organizationRoutes(routes: AdminRoutes): void {
       errors: [409],
     },
     async ({ deps, organization: org, change }) => {
-      await deps.store.write(deleteOrganization(org, change));
+      await deps.store.write(() => deleteOrganization(org, change));
       return undefined;
     },
   );

@@ -1,8 +1,8 @@
 import type { directories } from "../../db/schema.js";
-import { invalidValue } from "../errors.js";
+import { invalidValue, notFound } from "../errors.js";
 import { recordAudit } from "./audit.js";
 import { newDirectoryId } from "./ids.js";
-import { exec, forUpdate, many, one, type StoreOp } from "./store-op.js";
+import { dialect, exec, forUpdate, many, one, type StoreOp } from "./store-op.js";
 import type { Change } from "./write-context.js";
 
 export type DirectoryRow = typeof directories.$inferSelect;
@@ -51,6 +51,19 @@ export function* getDirectory(id: string): StoreOp<DirectoryRow | undefined> {
 export function* lockDirectory(id: string): StoreOp<DirectoryRow | undefined> {
   const lock = yield* forUpdate();
   return yield* one<DirectoryRow>(`SELECT ${directoryColumns} FROM directories WHERE id = ? ${lock}`, [id]);
+}
+
+/**
+ * Holds the directory in place for a write that adds rows to it, and refuses with 404 when it is
+ * gone: a SCIM request authenticated just before its organization was deleted then answers "not
+ * found" instead of failing on a foreign key. On PostgreSQL the row is read FOR KEY SHARE, which
+ * waits for nothing but a deletion in progress (deleteOrganization locks the directories FOR UPDATE)
+ * and makes that deletion wait until this write commits, so the deletion then sees what it added.
+ */
+export function* holdDirectory(id: string): StoreOp<void> {
+  const lock = (yield* dialect()) === "postgres" ? "FOR KEY SHARE" : "";
+  const row = yield* one<{ id: string }>(`SELECT id FROM directories WHERE id = ? ${lock}`, [id]);
+  if (!row) throw notFound(`directory ${id} no longer exists`);
 }
 
 export function* listDirectories(organizationId: string): StoreOp<DirectoryRow[]> {

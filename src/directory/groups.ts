@@ -2,7 +2,7 @@ import type { groups } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
-import { adjustDirectoryCounts } from "./directories.js";
+import { adjustDirectoryCounts, holdDirectory } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import {
@@ -158,6 +158,8 @@ const insertGroup = `INSERT INTO groups
 export function* createGroup(ctx: WriteContext, resource: GroupResource, members: MemberInput[]): StoreOp<GroupRow> {
   const now = ctx.at;
   const cols = columns(resource);
+  // The directory may have been deleted since the request was authenticated (404, not a foreign key error).
+  yield* holdDirectory(ctx.directoryId);
   // First: its row lock orders this name check after any other in the directory (assertDisplayNameFree).
   yield* bumpDirectoryGeneration(ctx.directoryId);
   yield* assertDisplayNameFree(ctx.directoryId, cols.displayNameLower);

@@ -1,6 +1,5 @@
 import { type organizations } from "../../db/schema.js";
 import { conflict, invalidValue, notFound, uniqueness } from "../errors.js";
-import { listDirectories } from "./directories.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
 import { newOrganizationId } from "./ids.js";
@@ -139,15 +138,23 @@ export function* updateOrganization(
  * Deletes an organization once it has no live users and no unfinished jobs (refused with 409
  * otherwise: its tombstones are what the sync engine deprovisions from). Rows without a foreign key
  * to the organization go explicitly; directories, users, groups, tokens, holds and mapping versions
- * cascade. The organization row is locked first on PostgreSQL, so two deletes do not interleave.
+ * cascade. Its directories' rows, then the organization's, are locked first on PostgreSQL, so two
+ * deletes do not interleave and no SCIM create in the organization commits between the checks and
+ * the deletes.
  */
 export function* deleteOrganization(org: OrganizationRow, change: Change): StoreOp<void> {
   const { actor, requestId, at: now } = change;
-  const locked = yield* one<{ id: string }>(`SELECT id FROM organizations WHERE id = ? ${yield* forUpdate()}`, [
-    org.id,
-  ]);
+  const lock = yield* forUpdate();
+  // Its directories first: a SCIM create in one holds it (holdDirectory) until it commits, so the
+  // count below sees that user (409) instead of the cascade removing it with its job left behind,
+  // and a create that comes later finds the directory gone (404), not a foreign key error. The same
+  // order as a create's (its directory, then, through the directory's foreign key, the organization).
+  const dirIds = (yield* many<{ id: string }>(
+    `SELECT id FROM directories WHERE organization_id = ? ORDER BY created_at, id ${lock}`,
+    [org.id],
+  )).map((d) => d.id);
+  const locked = yield* one<{ id: string }>(`SELECT id FROM organizations WHERE id = ? ${lock}`, [org.id]);
   if (!locked) throw notFound(`organization "${org.slug}" not found`);
-  const dirIds = (yield* listDirectories(org.id)).map((d) => d.id);
   const live =
     (yield* one<{ n: number }>(
       `SELECT count(*) AS n FROM users u JOIN directories d ON d.id = u.directory_id

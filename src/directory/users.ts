@@ -4,7 +4,7 @@ import type { userEmails, users } from "../../db/schema.js";
 import { invalidValue, preconditionFailed, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
-import { adjustDirectoryCounts } from "./directories.js";
+import { adjustDirectoryCounts, holdDirectory } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import { bumpDirectoryGeneration } from "./generations.js";
@@ -177,6 +177,8 @@ const insertUser = `INSERT INTO users (id, directory_id, user_name, user_name_lo
 export function* createUser(ctx: WriteContext, resource: UserResource): StoreOp<UserRow> {
   const now = ctx.at;
   const cols = columns(resource);
+  // The directory may have been deleted since the request was authenticated (404, not a foreign key error).
+  yield* holdDirectory(ctx.directoryId);
   // A person a migration already brought in: the IdP's create adopts that user (and its Auth0 account).
   if (ctx.actor.type === "directory") {
     const claimed = yield* claimMigratedUser(ctx, resource);
