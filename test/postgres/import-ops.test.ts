@@ -3,7 +3,7 @@
  * chunk claims (two runs racing for the same chunk: exactly one wins), progress counters, the links
  * to Auth0 users, the final state and the audit entries, written in the same transaction.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import type { SqlStore } from "../../src/directory/sql.js";
 import { exec, many } from "../../src/directory/store-op.js";
@@ -26,6 +26,7 @@ import {
   type NewImport,
 } from "../../src/sync/import/store.js";
 import { openJobCount } from "../../src/sync/job-queries.js";
+import { isBridgeError } from "../../src/errors.js";
 import { seedOrganization, storeDialects } from "../support/store-dialects.js";
 
 const operator = { type: "operator", id: "adm_1" } as const;
@@ -63,6 +64,16 @@ describe.each(storeDialects())("user import store ops on $name", (dialect) => {
         [targetId],
       ),
     );
+
+  const refusal = (p: Promise<unknown>): Promise<string> =>
+    p.then(
+      () => "ok",
+      (e: unknown) => (isBridgeError(e) ? e.kind : Promise.reject(e as Error)),
+    );
+  // One import runs per organization: each test starts from none running.
+  beforeEach(async () => {
+    await store.write(exec("UPDATE user_imports SET state = 'failed' WHERE state = 'running'"));
+  });
 
   beforeAll(async () => {
     store = await dialect.open();
@@ -105,9 +116,13 @@ describe.each(storeDialects())("user import store ops on $name", (dialect) => {
       },
     ]);
 
-    // The same file with upsert is another import; the same file without it resumes the first.
+    // The same file with upsert is another import: refused while the first runs, one at a time.
+    expect(await refusal(store.write(claimImport(newImport("sha-a", { upsert: true, at: 1500 }))))).toBe("conflict");
+    await store.write(failImport(first.row.id, "stopped", 1600));
     const upserting = await store.write(claimImport(newImport("sha-a", { upsert: true, at: 2000 })));
     expect(upserting).toMatchObject({ resumed: false, row: { upsert: true } });
+    await store.write(failImport(upserting.row.id, "stopped", 2500));
+    // The same file without it resumes the first.
     const again = await store.write(claimImport(newImport("sha-a", { at: 3000 })));
     expect(again).toMatchObject({ resumed: true, row: { id: first.row.id, state: "running", updatedAt: 3000 } });
     expect((await store.read(listImports("org_1"))).map((r) => r.id)).toEqual([upserting.row.id, first.row.id]);
@@ -232,7 +247,7 @@ describe.each(storeDialects())("user import store ops on $name", (dialect) => {
     const again = await store.write(claimImport(newImport("sha-done", { at: 5000 })));
     expect(again).toMatchObject({ resumed: true, row: { id: row.id, state: "done", updatedAt: 1300 } });
 
-    const other = await store.write(claimImport(newImport("sha-fail")));
+    const other = await store.write(claimImport(newImport("sha-fail", { at: 6000 })));
     await store.write(failImport(other.row.id, "the file changed", 2000));
     expect(await store.read(getImport(other.row.id))).toMatchObject({
       state: "failed",

@@ -737,7 +737,8 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
   if (plan.problemCount > 0) return report;
   if (request.dryRun) return { ...report, state: "planned" };
 
-  const claim = await deps.store.write(
+  // Refused (409) while another import of the organization runs, on whichever instance.
+  const claim = await deps.store.write(() =>
     claimImport({
       organizationId: org.id,
       directoryId,

@@ -14,6 +14,7 @@ import type { userImportChunks, userImports } from "../../../db/schema.js";
 import { recordAudit, type Actor } from "../../directory/audit.js";
 import { newResourceId } from "../../directory/ids.js";
 import { exec, forUpdate, jsonTextList, many, one, type StoreOp } from "../../directory/store-op.js";
+import { conflict, notFound } from "../../errors.js";
 import type { ImportFormat } from "./records.js";
 
 export type ImportRow = typeof userImports.$inferSelect;
@@ -127,12 +128,17 @@ export interface ImportClaim {
  * failed one runs again, its chunks that failed as a whole back to pending), else a new import with
  * its planned chunks and an audit entry, all in the caller's transaction.
  *
+ * Refused (409) while another import of the organization is running: one at a time per organization.
+ *
  * Find-then-create is made safe with several instances by locking the organization's row first
  * (FOR UPDATE on PostgreSQL; SQLite runs one write transaction at a time): two uploads of the same
- * file find, in turn, one import.
+ * file find, in turn, one import, and two uploads of different files start one.
  */
 export function* claimImport(input: NewImport): StoreOp<ImportClaim> {
-  yield* one(`SELECT id FROM organizations WHERE id = ? ${yield* forUpdate()}`, [input.organizationId]);
+  const org = yield* one<{ slug: string }>(`SELECT slug FROM organizations WHERE id = ? ${yield* forUpdate()}`, [
+    input.organizationId,
+  ]);
+  if (!org) throw notFound(`organization ${input.organizationId} no longer exists`);
   const found = yield* one<ImportRow>(
     `SELECT ${importColumns} FROM user_imports
      WHERE organization_id = ? AND file_sha256 = ? AND upsert = ? AND state IN ('running', 'failed', 'done')
@@ -140,6 +146,20 @@ export function* claimImport(input: NewImport): StoreOp<ImportClaim> {
     [input.organizationId, input.fileSha256, input.upsert],
   );
   if (found?.state === "done") return { row: importRow(found), resumed: true };
+  // One running import per organization, whichever instance runs it: two imports at once would
+  // split Auth0's two job slots and race on the same people. Another run of that same import is
+  // not a second import (it shares the chunks); the organization's row lock above makes this
+  // check-then-start atomic across instances.
+  const running = yield* one<{ id: string; fileName: string }>(
+    `SELECT id, file_name AS "fileName" FROM user_imports
+     WHERE organization_id = ? AND state = 'running' AND id <> ? ORDER BY created_at, id LIMIT 1`,
+    [input.organizationId, found?.id ?? ""],
+  );
+  if (running)
+    throw conflict(
+      `organization ${org.slug} already has a user import running (${running.id}, file "${running.fileName}"); ` +
+        "wait until it ends, or, if its process stopped, run that file again to resume it",
+    );
   if (found) {
     // A job that failed as a whole is tried again; users Auth0 already holds are refused, not doubled.
     yield* exec(
