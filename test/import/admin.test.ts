@@ -18,6 +18,7 @@ import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 import { importDeps, jsonl, operator } from "./helpers.js";
 import { writeSync } from "../../src/directory/store-op.js";
+import { claimImport } from "../../src/sync/import/store.js";
 
 const operatorToken = "bootstrap-operator-token-0123456789abcdef";
 let bridge: TestBridge;
@@ -87,6 +88,31 @@ describe("POST /organizations/:org/user-imports", () => {
       },
     ]);
     expect(JSON.stringify(res.body)).not.toContain("5d41402abc4b2a76b9719d911017c592");
+    expect(sync.emulator.calls()).toEqual([]);
+  });
+
+  it("answers 409 naming the import that runs while another file's import is running, and sends nothing", async () => {
+    const running = writeSync(
+      bridge.db,
+      claimImport({
+        organizationId: bridge.organizationId,
+        directoryId: bridge.directoryId,
+        fileSha256: "another-file",
+        fileName: "first.jsonl",
+        format: "jsonl",
+        upsert: false,
+        connection: "acme-db",
+        records: 1,
+        chunks: [{ chunk: 1, firstRecord: 1, lastRecord: 1, users: 1, bytes: 100 }],
+        actor: operator,
+        at: Date.now(),
+      }),
+    );
+    const res = await upload("format=jsonl", jsonl([{ email: "a@example.com", custom_password_hash: md5 }])).expect(
+      409,
+    );
+    expect(res.body.message).toContain(running.row.id);
+    expect(res.body.message).toContain("first.jsonl");
     expect(sync.emulator.calls()).toEqual([]);
   });
 
