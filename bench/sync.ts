@@ -37,9 +37,10 @@ import { changeBy } from "../src/directory/write-context.js";
 import { createUser } from "../src/directory/users.js";
 import { PLAN_LIMITS, startEmulator, type CallLogEntry } from "../src/emulator/index.js";
 import { packageRoot } from "../src/paths.js";
-import { enqueueJob, Lane } from "../src/directory/outbox.js";
-import type { StoreOp } from "../src/directory/store-op.js";
-import { openJobCount } from "../src/sync/job-queries.js";
+import { enqueueJob, JOBS_CHANNEL, Lane } from "../src/directory/outbox.js";
+import { dialect, exec, one, type StoreOp } from "../src/directory/store-op.js";
+import { postgresStore } from "../src/directory/sql.js";
+import { migratePostgres } from "../src/directory/postgres.js";
 import { startEmbedded } from "../test/support/postgres-global-setup.js";
 
 export interface SyncRun {
@@ -217,27 +218,42 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
   });
   emulator.setFaults({ latency: { ms: 50 } });
   const database = await freshDatabase(run, dir, runs++);
-  const store = await openStore(database.url);
+  const store =
+    run.database === "postgres"
+      ? (await migratePostgres(database.url), postgresStore(database.url, { poolSize: 4 }))
+      : await openStore(database.url);
   const instances: (Instance | undefined)[] = [];
   const retired: Instance[] = [];
+  const began = performance.now();
+  const phase = (what: string) =>
+    console.error(
+      `bench:   ${((performance.now() - began) / 1000).toFixed(1)} s ${what} (load ${loadavg()[0]!.toFixed(2)})`,
+    );
   try {
     const onboarded = await store.write(
       onboardOrganizationOp({ slug: `bench-${plan}` }, changeBy({ type: "operator", id: "bench" })),
     );
-    const ctx = {
-      organizationId: onboarded.organization.id,
-      directoryId: onboarded.directory.id,
-      actor: { type: "directory" as const, id: onboarded.directory.id },
+    const contextOf = (o: typeof onboarded) => ({
+      organizationId: o.organization.id,
+      directoryId: o.directory.id,
+      actor: { type: "directory" as const, id: o.directory.id },
       requestId: null,
       at: Date.now(),
-    };
-    // Users written straight into the directory (as the IdP's POSTs would), 1,000 per transaction.
-    const push = async (prefix: string, n: number): Promise<string[]> => {
-      const ids: string[] = [];
-      for (let from = 0; from < n; from += 1000) {
-        const op = function* (): StoreOp<string[]> {
+    });
+    // The backlog: another organization's push on the same Auth0 tenant (its budget and the queue
+    // are the ones the deactivations need). Another organization, so that nothing of the first
+    // one's push (its organization job reconciles every user of the organization) touches it.
+    const other = await store.write(
+      onboardOrganizationOp({ slug: `bench-${plan}-backlog` }, changeBy({ type: "operator", id: "bench" })),
+    );
+    // Users written straight into the directory (as the IdP's POSTs would), 500 per transaction,
+    // four transactions at a time on PostgreSQL (SQLite runs them one after another anyway).
+    const push = async (into: typeof onboarded, prefix: string, n: number): Promise<string[]> => {
+      const ctx = contextOf(into);
+      const chunk = (from: number) =>
+        function* (): StoreOp<string[]> {
           const out: string[] = [];
-          for (let i = from; i < Math.min(n, from + 1000); i++) {
+          for (let i = from; i < Math.min(n, from + 500); i++) {
             const email = `${prefix}${i}@bench.example`;
             const user = yield* createUser(ctx, {
               schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -249,13 +265,33 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
           }
           return out;
         };
-        ids.push(...(await store.write(op())));
-      }
-      return ids;
+      const starts = Array.from({ length: Math.ceil(n / 500) }, (_, k) => k * 500);
+      const out: string[][] = [];
+      for (let k = 0; k < starts.length; k += 4)
+        out.push(...(await Promise.all(starts.slice(k, k + 4).map((from) => store.write(chunk(from)())))));
+      return out.flat();
     };
-    const openJobs = () => store.read(openJobCount(onboarded.organization.id));
-
-    const ids = await push("u", users);
+    // The backlog's users are written before the servers start, their jobs held back (due in a far
+    // future) until the backlog phase makes them all due at once: writing 10,000 users during the
+    // run would take the bench process longer than the workers take to drain them.
+    const HELD = 8e15;
+    const openJobs = async (of = onboarded) =>
+      (await store.read(
+        one<{ n: number }>(
+          `SELECT count(*) AS n FROM jobs WHERE organization_id = ? AND state IN ('pending', 'running') AND run_after < ?`,
+          [of.organization.id, HELD],
+        ),
+      ))!.n;
+    await push(other, "backlog", users);
+    await store.write(
+      exec(`UPDATE jobs SET run_after = ? WHERE state = 'pending' AND organization_id = ?`, [
+        HELD,
+        other.organization.id,
+      ]),
+    );
+    phase(`${users} backlog users written, their jobs held`);
+    const ids = await push(onboarded, "u", users);
+    phase(`${users} users written`);
     counting = true;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -306,6 +342,7 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
     const bridgeCpuMs = instances.reduce((sum, i, k) => sum + processCpuMs(i!.child.pid) - cpuAtStart[k]!, 0);
     counting = false;
     const limit = load.limit(scale);
+    phase(`push drained in ${wallSeconds.toFixed(1)} s`);
 
     const headers = { Authorization: `Bearer ${onboarded.token.token}`, "Content-Type": "application/scim+json" };
     let turn = 0;
@@ -359,7 +396,19 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
     const idle: number[] = [];
     for (let i = 0; i < 20; i++) idle.push(await deprovisionLatency(i));
     countingBacklog = true;
-    await push("backlog", users);
+    phase("idle deactivations measured");
+    await store.write(
+      (function* () {
+        yield* exec(`UPDATE jobs SET run_after = ? WHERE state = 'pending' AND run_after = ?`, [
+          Date.now() - 1000,
+          HELD,
+        ]);
+        // Enqueues wake the instances (NOTIFY); this UPDATE does not by itself.
+        if ((yield* dialect()) === "postgres")
+          yield* one("SELECT pg_notify(?, ?)", [JOBS_CHANNEL, String(Lane.provision)]);
+      })(),
+    );
+    phase("backlog released");
     await pause(1_000);
     const samples = run.backlogSamples ?? 20;
     const backlog: number[] = [];
@@ -405,7 +454,8 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
       await restarted;
     }
     countingBacklog = false;
-    const open = await openJobs();
+    phase("backlog deactivations measured");
+    const open = await openJobs(other);
     if (open < users / 2)
       console.error(`bench: warning: the backlog was mostly drained (${open} open) before the last sample`);
     return {
@@ -450,7 +500,7 @@ export async function syncBenchSection(users = 10_000): Promise<string> {
       `| ${r.plan} (×${r.scale}) | ${r.users} | ${r.wallSeconds.toFixed(1)} s | ${r.limitSeconds.toFixed(1)} s — ${r.bottleneck} | **${((r.limitSeconds / r.wallSeconds) * 100).toFixed(0)}%** | ${(r.calls / r.users).toFixed(2)} | ${r.rateLimited} (${pct(r.rateLimited, r.calls)}) | ${ms(percentile(r.idle, 50))} / ${ms(percentile(r.idle, 99))} | ${ms(percentile(r.backlog, 50))} / ${ms(percentile(r.backlog, 99))} |`,
   );
   return [
-    "Initial push of users into an empty tenant; emulator with the plan's published rate-limit buckets and 50 ms added to every call; buckets time-compressed by the factor shown (both sides), so the ratio to the physical limit is what matters. During the push a drift scan runs in the server and an operator's `scim-bridge reconcile --dry-run` runs in a second process, both on the same tenant budget. Deprovision latency: from the SCIM 204 of `active=false` until the emulator shows the user blocked and (enterprise) revoke-access done; 20 samples each, idle and during a second push of the same size.",
+    "Initial push of users into an empty tenant; emulator with the plan's published rate-limit buckets and 50 ms added to every call; buckets time-compressed by the factor shown (both sides), so the ratio to the physical limit is what matters. During the push a drift scan runs in the server and an operator's `scim-bridge reconcile --dry-run` runs in a second process, both on the same tenant budget. Deprovision latency: from the SCIM 204 of `active=false` until the emulator shows the user blocked and (enterprise) revoke-access done; 20 samples each, idle and while another organization's push of as many users to the same tenant is queued (written before the run, its jobs made due at once).",
     "",
     "| plan | users | wall time | physical limit (bottleneck) | share of limit | calls/user | 429s | deprovision p50 / p99, idle | deprovision p50 / p99, backlog |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -540,7 +590,7 @@ export async function syncPostgresBenchSection(options: SyncPostgresOptions): Pr
   return [
     `Initial push of ${options.users.toLocaleString("en")} users into an empty tenant on the ${options.plan} plan, buckets time-compressed ×${options.scale} on both sides (the ratio to the physical limit is what matters), 50 ms added to every Auth0 call, one emulator (one tenant) for all instances; a drift scan and an operator's \`scim-bridge reconcile --dry-run\` run during the push on the same budget. Instances are \`scim-bridge serve\` processes on one database; SCIM requests go round robin over them. PostgreSQL: ${process.env.BENCH_DATABASE_URL ? "BENCH_DATABASE_URL" : "embedded, fsync and synchronous_commit on"}, on this machine.`,
     "",
-    `Deprovision latency: from the SCIM 204 of \`active=false\` until the emulator shows the user blocked and (enterprise) its sessions revoked. Idle: 20 one after another once the push drained. Backlog: ${options.samples} sent every ${options.cadenceMs} ms (not waiting for each other) during a second push of ${options.users.toLocaleString("en")} users. With three instances, the instance that acknowledged the ${Math.floor(options.samples / 4) + 1}th deactivation is SIGKILLed 40 ms after its 204 (it is running that job) and restarted 2 s later.`,
+    `Deprovision latency: from the SCIM 204 of \`active=false\` until the emulator shows the user blocked and (enterprise) its sessions revoked. Idle: 20 one after another once the push drained. Backlog: ${options.samples} sent every ${options.cadenceMs} ms (not waiting for each other) while another organization's push of ${options.users.toLocaleString("en")} users to the same tenant is queued (written before the run, its jobs made due at once). With three instances, the instance that acknowledged the ${Math.floor(options.samples / 4) + 1}th deactivation is SIGKILLed 40 ms after its 204 (it is running that job) and restarted 2 s later.`,
     "",
     "| database | instances | wall time | physical limit (bottleneck) | share of bottleneck | 429s, push | calls/user | deprovision p50 / p99, idle | deprovision p50 / p99, backlog | 429s, backlog | load (1 min) |",
     "|---|---|---|---|---|---|---|---|---|---|---|",
