@@ -6,6 +6,8 @@
  * `shipped` is the product as users run it (bench/shipped.ts: 10k, 100k and 1M users, about 15
  * minutes on a quiet 2-core machine); BENCH_SHIPPED_ARGS passes its options, e.g.
  * `BENCH_SHIPPED_ARGS="--sizes 10000 --duration 3 --mixed 0" npm run bench -- shipped` for a quick run.
+ * `sync-postgres` runs the sync benchmark on SQLite (one instance) and PostgreSQL (one and three
+ * instances, one of the three killed during the backlog); BENCH_SYNC_ARGS passes bench/sync.ts's options.
  * `scim` is the bare createApp() without the product's middleware or worker, kept for comparison.
  */
 import { execFileSync } from "node:child_process";
@@ -18,7 +20,7 @@ import { consoleBenchSection } from "./console.js";
 import { importBenchSection } from "./import.js";
 import { scimBenchSection } from "./scim.js";
 import { parseShippedArgs, runShipped, shippedSection } from "./shipped.js";
-import { syncBenchSection } from "./sync.js";
+import { parseSyncArgs, syncBenchSection, syncPostgresBenchSection } from "./sync.js";
 
 // With the bare createApp() read figures as an extra column unless BENCH_SHIPPED_ARGS says otherwise.
 const shippedOptions = parseShippedArgs((process.env.BENCH_SHIPPED_ARGS ?? "--bare").split(/\s+/).filter(Boolean));
@@ -30,6 +32,13 @@ const benches: { id: string; title: string; run: () => Promise<string> }[] = [
   },
   { id: "scim", title: "SCIM server, bare app (comparison only)", run: () => scimBenchSection(100_000) },
   { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },
+  {
+    id: "sync-postgres",
+    title: "Sync engine on PostgreSQL, one and three instances",
+    // BENCH_SYNC_ARGS: bench/sync.ts's options, e.g. "--users 2000 --configs postgres:3" for a quick run.
+    run: () =>
+      syncPostgresBenchSection(parseSyncArgs((process.env.BENCH_SYNC_ARGS ?? "").split(/\s+/).filter(Boolean))),
+  },
   { id: "fairness", title: "Fairness between tenants", run: () => fairnessBenchSection(15) },
   { id: "console", title: "Console users page", run: () => consoleBenchSection(100_000) },
   { id: "import", title: "User import", run: () => importBenchSection(100_000) },

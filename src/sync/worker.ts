@@ -226,6 +226,8 @@ export interface JobQueue {
   pendingDeprovision(keys: readonly string[]): Promise<Set<string>>;
   /** Deletes done jobs last updated before `before`; the number deleted. */
   prune(before: number): Promise<number>;
+  /** Frees what the queue holds for this worker (a connection), after stop() handed the jobs back. */
+  close?(): Promise<void>;
 }
 
 /**
@@ -456,7 +458,11 @@ export class Worker {
     const all = Promise.all([...this.inFlight.values()].map((f) => f.done));
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     // Jobs still stuck in a call after the timeout: release them too; their late outcome is ignored.
-    await this.releaseLeases([...this.inFlight.values()].map((f) => f.job));
+    try {
+      await this.releaseLeases([...this.inFlight.values()].map((f) => f.job));
+    } finally {
+      await this.options.queue.close?.();
+    }
   }
 
   /**

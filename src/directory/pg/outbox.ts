@@ -74,6 +74,22 @@ const jobColumns = `id, organization_id AS "organizationId", directory_id AS "di
  */
 export const JOB_KEY_LOCK_NAMESPACE = 0x5c1b;
 
+/**
+ * Advisory-lock namespace of worker presence: a worker's own session holds the session-level lock
+ * (this, hashtext(owner)) while the worker lives. PostgreSQL releases a session's advisory locks
+ * when its connection ends (PostgreSQL documentation, "Advisory Locks"), which a SIGKILLed process's
+ * connection does at once (the kernel closes its socket), so a claimer that can take the lock knows
+ * that owner is gone.
+ */
+export const WORKER_PRESENCE_LOCK_NAMESPACE = 0x5c1c;
+
+/**
+ * Lease owners that hold a presence lock. Only their jobs are taken over as soon as the lock is
+ * free; any other owner (an instance of an earlier release, during a rolling upgrade, or one whose
+ * presence connection failed) keeps its jobs until the lease runs out.
+ */
+export const PRESENCE_OWNER_PREFIX = "present:";
+
 export interface ClaimOptions {
   /** At most this many of the claimed jobs outside the deprovision lane (default: all of them). */
   nonUrgent?: number;
@@ -316,15 +332,29 @@ export class PgOutbox {
   }
 
   /**
-   * Running jobs whose lease ran out go back to pending, counted as an attempt: the attempt number
-   * is the fencing token and must never repeat for a run that may still be going. Rows another
-   * claimer is recovering are skipped.
+   * Running jobs whose lease ran out, or whose owner's presence lock is free (the owner's session
+   * ended: the process died), go back to pending, counted as an attempt: the attempt number is the
+   * fencing token and must never repeat for a run that may still be going. Rows another claimer is
+   * recovering are skipped.
+   *
+   * The presence test takes each owner's lock for this transaction only; the try-lock runs on the
+   * owners after DISTINCT (a volatile function is not pushed into the subquery), once each. Two
+   * owners whose names hash alike make a dead one look alive: its jobs then wait for their lease.
    */
   private async recoverExpired(tx: pg.PoolClient): Promise<void> {
+    const { rows: gone } = await run<{ owner: string }>(
+      tx,
+      `WITH o AS MATERIALIZED (
+         SELECT DISTINCT lease_owner AS owner FROM jobs WHERE state = 'running' AND starts_with(lease_owner, $2))
+       SELECT owner FROM o WHERE pg_try_advisory_xact_lock($1, hashtext(owner))`,
+      [WORKER_PRESENCE_LOCK_NAMESPACE, PRESENCE_OWNER_PREFIX],
+    );
     const { rows } = await run<PgJobRow>(
       tx,
-      `SELECT ${jobColumns} FROM jobs WHERE state = 'running' AND lease_expires_at < ${NOW_MS}
+      `SELECT ${jobColumns} FROM jobs
+       WHERE state = 'running' AND (lease_expires_at < ${NOW_MS} OR lease_owner = ANY($1::text[]))
        ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED`,
+      [gone.map((g) => g.owner)],
     );
     for (const job of rows)
       await this.requeue(tx, job, { attempts: job.attempts, lastError: job.lastError, delayMs: 0, notBefore: null });
@@ -369,5 +399,102 @@ export class PgOutbox {
         await tx.query("ROLLBACK TO SAVEPOINT requeue");
       }
     }
+  }
+}
+
+export interface PgWorkerPresenceOptions {
+  /** Settings of the presence lock's own connection (the pool's): it must be a session of its own, never pooled per transaction. */
+  connection: pg.ClientConfig;
+  /** The connection failed or dropped; claims fall back to plain leases until it is back. */
+  onError?: (err: unknown) => void;
+  /** Least time between two connection attempts after a failure (default 5 s). */
+  retryMs?: number;
+}
+
+/**
+ * A worker's presence: one dedicated connection holding the session-level advisory lock
+ * (WORKER_PRESENCE_LOCK_NAMESPACE, hashtext(owner)) for as long as the process lives. Other
+ * instances' claims then take this worker's jobs over the moment its session ends (see
+ * PgOutbox.recoverExpired), not when their leases run out. A graceful stop hands the jobs back
+ * before close().
+ */
+export class PgWorkerPresence {
+  private client: pg.Client | undefined;
+  private heldOwner: string | undefined;
+  private connecting: Promise<boolean> | undefined;
+  private failedAt = -Infinity;
+  private closed = false;
+  private readonly retryMs: number;
+
+  constructor(private readonly options: PgWorkerPresenceOptions) {
+    this.retryMs = options.retryMs ?? 5000;
+  }
+
+  /**
+   * Whether this process's session holds `owner`'s presence lock; when it does not, connects and
+   * takes it (one attempt at a time, none within retryMs of a failure) and answers once that settled.
+   */
+  async hold(owner: string): Promise<boolean> {
+    if (this.closed) return false;
+    if (this.client && this.heldOwner === owner) return true;
+    if (!this.connecting) {
+      if (performance.now() - this.failedAt < this.retryMs) return false;
+      this.connecting = this.acquire(owner).finally(() => (this.connecting = undefined));
+    }
+    return this.connecting;
+  }
+
+  private async acquire(owner: string): Promise<boolean> {
+    const previous = this.client;
+    this.client = undefined;
+    this.heldOwner = undefined;
+    await previous?.end().catch(() => undefined);
+    const client = new pg.Client({
+      connectionTimeoutMillis: 10_000,
+      ...this.options.connection,
+      application_name: "scim-bridge worker presence",
+      // A peer that vanished without closing the connection is noticed by TCP keepalives.
+      keepAlive: true,
+    });
+    const lost = (err?: unknown) => {
+      if (err !== undefined) this.options.onError?.(err);
+      if (this.client === client) {
+        this.client = undefined;
+        this.heldOwner = undefined;
+      }
+    };
+    client.on("error", lost);
+    client.on("end", () => lost());
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ held: boolean }>({
+        text: "SELECT pg_try_advisory_lock($1, hashtext($2)) AS held",
+        values: [WORKER_PRESENCE_LOCK_NAMESPACE, owner],
+      });
+      // Held by another session: an earlier connection of ours the server has not yet seen end.
+      if (!rows[0]?.held) throw new Error(`the presence lock of ${owner} is held by another session`);
+    } catch (err) {
+      this.options.onError?.(err);
+      this.failedAt = performance.now();
+      await client.end().catch(() => undefined);
+      return false;
+    }
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return false;
+    }
+    this.client = client;
+    this.heldOwner = owner;
+    return true;
+  }
+
+  /** Ends the session, and with it the lock. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.connecting;
+    const client = this.client;
+    this.client = undefined;
+    this.heldOwner = undefined;
+    await client?.end().catch(() => undefined);
   }
 }
