@@ -101,6 +101,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       (pool
         ? pgJobQueue(pool, options.store, {
             backoffMs: (attempt, lane) => backoffMs(attempt, lane, Math.random, options.backoff),
+            ...(options.events?.onError ? { onError: options.events.onError } : {}),
           })
         : sqliteJobQueue(options.store)),
     ...(pool ? { wakeups: pgJobWakeups(pool, options.events?.onError) } : {}),
