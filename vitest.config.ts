@@ -2,7 +2,11 @@ import { availableParallelism } from "node:os";
 import { configDefaults, defineConfig } from "vitest/config";
 
 /** Suites that run on SQLite (project "main") and again on PostgreSQL (project "postgres"). */
-const onBothDialects = ["test/scim/isolation.test.ts"];
+const onBothDialects = [
+  "test/scim/isolation.test.ts",
+  // The sync engine (startSyncHarness opens a second bridge on the same database).
+  "test/sync/provisioning.e2e.test.ts",
+];
 
 export default defineConfig({
   test: {

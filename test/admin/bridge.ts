@@ -45,7 +45,7 @@ export async function startAdminBridge(): Promise<AdminBridge> {
   const bridge = await createTestBridge({
     extraRouters: [{ path: "/admin/v1", router: (req, res, next) => admin!(req, res, next) }],
   });
-  const sync = await startSyncHarness(bridge.db);
+  const sync = await startSyncHarness(bridge.store);
   admin = adminRouter({
     store: sqliteStore(bridge.sqlite),
     publicUrl: bridge.origin,

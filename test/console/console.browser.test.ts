@@ -43,7 +43,7 @@ describeBrowser("the web console in Chromium", () => {
 
   beforeAll(async () => {
     w = await startConsoleWorld();
-    applyDatabaseMapping(w.bridge.db, w.bridge.organizationId, {
+    await applyDatabaseMapping(w.bridge.store, w.bridge.organizationId, {
       roles: { rules: [{ when: { group: "Admins" }, grant: ["org_admin"], stop: true }], default: ["member"] },
     });
     const adminId = (await w.bridge.scim.post("/Users", scimUser("admin@acme.test")).expect(201)).body.id as string;
@@ -60,7 +60,7 @@ describeBrowser("the web console in Chromium", () => {
       .expect(201);
     // A second customer in the same bridge, for the isolation checks.
     const otherDir = await w.bridge.newDirectory();
-    applyDatabaseMapping(w.bridge.db, otherDir.organizationId);
+    await applyDatabaseMapping(w.bridge.store, otherDir.organizationId);
     const otherUser = (await otherDir.scim.post("/Users", scimUser("carol@globex-secret.test")).expect(201)).body
       .id as string;
     await w.sync.drain();

@@ -63,7 +63,7 @@ export async function startConsoleWorld(): Promise<ConsoleWorld> {
       { path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) },
     ],
   });
-  const sync = await startSyncHarness(bridge.db, {
+  const sync = await startSyncHarness(bridge.store, {
     oidcClients: [
       {
         clientId: "console-test",

@@ -15,9 +15,8 @@ import { many } from "../../src/directory/store-op.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { startEmulator } from "../../src/emulator/index.js";
 import { packageRoot } from "../../src/paths.js";
-import { saveMappingVersion } from "../../src/directory/mappings.js";
-import { parseMapping } from "../../src/mapping/index.js";
 import { openJobCount } from "../../src/sync/job-queries.js";
+import { applyDatabaseMapping } from "./sync-harness.js";
 
 export interface InstancesScenario {
   databaseUrl: string;
@@ -55,18 +54,9 @@ export async function runInstancesScenario(scenario: InstancesScenario): Promise
       changeBy({ type: "operator", id: "test" }),
     );
     const organizationId = onboarded.organization.id;
-    await store.write(
-      saveMappingVersion(
-        organizationId,
-        parseMapping({
-          connection: { name: "Username-Password-Authentication", type: "database" },
-          userModel: "isolated",
-          profile: { email: "userName" },
-          roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
-        }),
-        { actor: { type: "operator", id: "test" } },
-      ),
-    );
+    await applyDatabaseMapping(store, organizationId, {
+      roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
+    });
     const env = {
       ...process.env,
       DATABASE_URL: databaseUrl,

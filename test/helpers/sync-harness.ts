@@ -1,10 +1,8 @@
-import { inArray } from "drizzle-orm";
 import { pino } from "pino";
-import { jobs } from "../../db/schema.js";
 import { createBridge, type Bridge } from "../../src/bridge.js";
 import { loadConfig } from "../../src/config.js";
-import { connectionOf } from "../../src/directory/statements.js";
-import type { Db } from "../../src/directory/database.js";
+import { postgresPoolOf, sqliteConnectionOf, type SqlStore } from "../../src/directory/sql.js";
+import { many } from "../../src/directory/store-op.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../../src/emulator/index.js";
@@ -12,12 +10,11 @@ import type { OutagePolicy } from "../../src/auth0/gateway.js";
 import type { SyncEngine } from "../../src/sync/engine.js";
 import type { BackoffPolicy } from "../../src/sync/worker.js";
 import type { InvitationDelivery } from "../../src/sync/invitations.js";
-import { writeSync } from "../../src/directory/store-op.js";
 
 export interface SyncHarness {
   emulator: RunningEmulator;
   engine: SyncEngine;
-  /** The bridge the engine belongs to, built by createBridge over the same database file. */
+  /** The bridge the engine belongs to, built by createBridge over the same database (a second instance). */
   bridge: Bridge;
   /** Resolves once no job is pending or running (the directory and Auth0 have converged). */
   drain(timeoutMs?: number): Promise<void>;
@@ -26,11 +23,14 @@ export interface SyncHarness {
 
 /**
  * The real sync engine (limiter, gateway, batcher, reconcilers, worker) against a fresh Auth0
- * emulator through the real node-auth0 client, built by createBridge as `serve` builds it: on its
- * own connection to the database file (synchronous=NORMAL), with the configured lease and metrics.
+ * emulator through the real node-auth0 client, built by createBridge as `serve` builds it, on the
+ * same database as a second instance would open it: on SQLite its own connections to the file
+ * (synchronous=NORMAL), on PostgreSQL its own pool (the job queue, the shared rate budget and the
+ * job channel's listener), with the configured lease and metrics. `database` is a URL or a store
+ * on the database (a test bridge's `store`).
  */
 export async function startSyncHarness(
-  db: Db,
+  database: string | SqlStore,
   options: EmulatorOptions & {
     concurrency?: number;
     start?: boolean;
@@ -43,11 +43,8 @@ export async function startSyncHarness(
 ): Promise<SyncHarness> {
   const plan = options.plan ?? "enterprise";
   const emulator = await startEmulator({ rateLimits: false, ...options, plan });
-  const file = connectionOf(db).name;
-  if (!file || file === ":memory:")
-    throw new Error("startSyncHarness needs a database file: the engine opens its own connection, as in production");
   const bridge = await createBridge(loadConfig({ LOG_LEVEL: "silent" }), {
-    databaseUrl: `sqlite:${file}`,
+    databaseUrl: urlOf(database),
     backgroundCheckpoints: false,
     tenantLink: false,
     log: pino({ level: "silent" }),
@@ -78,18 +75,10 @@ export async function startSyncHarness(
     async drain(timeoutMs = 20_000) {
       const end = Date.now() + timeoutMs;
       for (;;) {
-        const open = db
-          .select({ id: jobs.id })
-          .from(jobs)
-          .where(inArray(jobs.state, ["pending", "running"]))
-          .all();
+        const open = await bridge.store.read(openJobs(["pending", "running"]));
         if (open.length === 0) return;
         if (Date.now() > end) {
-          const rows = db
-            .select()
-            .from(jobs)
-            .where(inArray(jobs.state, ["pending", "running", "dead"]))
-            .all();
+          const rows = await bridge.store.read(openJobs(["pending", "running", "dead"]));
           const lastCalls = emulator
             .calls()
             .slice(-8)
@@ -110,9 +99,12 @@ export async function startSyncHarness(
 }
 
 /** The base mapping most sync tests start from: the default database connection, isolated users, email from userName. */
-export function applyDatabaseMapping(db: Db, organizationId: string, extra: Record<string, unknown> = {}): void {
-  writeSync(
-    db,
+export async function applyDatabaseMapping(
+  store: SqlStore,
+  organizationId: string,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  await store.write(
     saveMappingVersion(
       organizationId,
       parseMapping({
@@ -124,4 +116,25 @@ export function applyDatabaseMapping(db: Db, organizationId: string, extra: Reco
       { actor: { type: "operator", id: "test" } },
     ),
   );
+}
+
+function* openJobs(states: readonly string[]) {
+  return yield* many<{ key: string; state: string; lastError: string | null }>(
+    `SELECT key, state, last_error AS "lastError" FROM jobs WHERE state IN (${states.map(() => "?").join(", ")}) ORDER BY id`,
+    states,
+  );
+}
+
+/** The URL a second instance opens: the SQLite file behind a store, or the PostgreSQL pool's connection string. */
+function urlOf(database: string | SqlStore): string {
+  if (typeof database === "string") return database;
+  const file = sqliteConnectionOf(database)?.name;
+  if (file !== undefined) {
+    if (file === "" || file === ":memory:")
+      throw new Error("startSyncHarness needs a database file: the engine opens its own connection, as in production");
+    return `sqlite:${file}`;
+  }
+  const url = (postgresPoolOf(database)?.options as { connectionString?: string } | undefined)?.connectionString;
+  if (!url) throw new Error("startSyncHarness: the store is neither a SQLite file nor a PostgreSQL pool");
+  return url;
 }

@@ -28,8 +28,8 @@ let orgAdminToken: string;
 
 beforeEach(async () => {
   bridge = await createTestBridge();
-  sync = await startSyncHarness(bridge.db, { start: false });
-  applyDatabaseMapping(bridge.db, bridge.organizationId);
+  sync = await startSyncHarness(bridge.store, { start: false });
+  await applyDatabaseMapping(bridge.store, bridge.organizationId);
   const deps = importDeps(bridge.db, sync);
   const app = express();
   app.set("query parser", parseQueryString);

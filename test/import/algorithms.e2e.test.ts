@@ -19,8 +19,8 @@ let sync: SyncHarness;
 
 beforeEach(async () => {
   bridge = await createTestBridge();
-  sync = await startSyncHarness(bridge.db);
-  applyDatabaseMapping(bridge.db, bridge.organizationId, { roles: { default: ["member"], rules: [] } });
+  sync = await startSyncHarness(bridge.store);
+  await applyDatabaseMapping(bridge.store, bridge.organizationId, { roles: { default: ["member"], rules: [] } });
 });
 afterEach(async () => {
   await sync.close();

@@ -15,8 +15,8 @@ let sync: SyncHarness;
 
 beforeEach(async () => {
   bridge = await createTestBridge();
-  sync = await startSyncHarness(bridge.db, { start: false, importJobTiming: { baseMs: 100, perUserMs: 1 } });
-  applyDatabaseMapping(bridge.db, bridge.organizationId);
+  sync = await startSyncHarness(bridge.store, { start: false, importJobTiming: { baseMs: 100, perUserMs: 1 } });
+  await applyDatabaseMapping(bridge.store, bridge.organizationId);
 });
 afterEach(async () => {
   await sync.close();

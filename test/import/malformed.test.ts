@@ -15,8 +15,8 @@ let sync: SyncHarness;
 beforeAll(async () => {
   bridge = await createTestBridge();
   // No worker: the only way a call could reach Auth0 here is the import itself.
-  sync = await startSyncHarness(bridge.db, { start: false });
-  applyDatabaseMapping(bridge.db, bridge.organizationId);
+  sync = await startSyncHarness(bridge.store, { start: false });
+  await applyDatabaseMapping(bridge.store, bridge.organizationId);
 });
 afterAll(async () => {
   await sync.close();

@@ -21,8 +21,8 @@ let sync: SyncHarness;
 beforeEach(async () => {
   bridge = await createTestBridge();
   // Jobs take 0.3 s + 1 ms a user, so a process can die while one runs.
-  sync = await startSyncHarness(bridge.db, { start: false, importJobTiming: { baseMs: 300, perUserMs: 1 } });
-  applyDatabaseMapping(bridge.db, bridge.organizationId);
+  sync = await startSyncHarness(bridge.store, { start: false, importJobTiming: { baseMs: 300, perUserMs: 1 } });
+  await applyDatabaseMapping(bridge.store, bridge.organizationId);
 });
 afterEach(async () => {
   await sync.close();

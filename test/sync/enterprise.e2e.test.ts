@@ -44,7 +44,7 @@ beforeEach(async () => {
       { actor: operator },
     ),
   );
-  sync = await startSyncHarness(bridge.db, {
+  sync = await startSyncHarness(bridge.store, {
     connections: [{ name: CONNECTION, strategy: "okta" }],
     postLoginHook: { url: `${bridge.origin}/hooks/auth0/post-login`, secret },
   });

@@ -69,7 +69,7 @@ const scaledBackoff: BackoffPolicy = {
 describe("Auth0 faults", () => {
   it("converges through 10% 5xx, a 429 storm and an outage, with no duplicate user and no dead deprovision job", async () => {
     bridge = await createTestBridge();
-    sync = await startSyncHarness(bridge.db, {
+    sync = await startSyncHarness(bridge.store, {
       plan: "enterprise",
       rateLimits: false,
       outage: scaledOutage,
@@ -105,7 +105,7 @@ describe("Auth0 faults", () => {
   it("applies a deactivation sent during a 2,000-user provisioning backlog before the backlog drains", async () => {
     bridge = await createTestBridge();
     // Real enterprise pacing on the bridge side (16 calls/s), so the backlog takes minutes.
-    sync = await startSyncHarness(bridge.db, { plan: "enterprise", rateLimits: false });
+    sync = await startSyncHarness(bridge.store, { plan: "enterprise", rateLimits: false });
     const [leaver] = await pushUsers(bridge, "early", 1);
     await sync.drain();
     const leaverAuth0 = sync.emulator.state.usersByEmail("early0@example.com")[0]!;

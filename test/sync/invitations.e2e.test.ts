@@ -51,11 +51,11 @@ async function startMailer(
 
 async function setup(invitationsUrl?: string): Promise<void> {
   bridge = await createTestBridge();
-  applyDatabaseMapping(bridge.db, bridge.organizationId, {
+  await applyDatabaseMapping(bridge.store, bridge.organizationId, {
     policies: { invitation: { send: true, ttlSeconds: 86_400 } },
   });
   sync = await startSyncHarness(
-    bridge.db,
+    bridge.store,
     invitationsUrl ? { invitations: webhookInvitationDelivery(invitationsUrl, SECRET) } : {},
   );
 }

@@ -12,7 +12,6 @@
 import { randomBytes } from "node:crypto";
 import type { RequestHandler } from "express";
 import { afterEach, describe, expect, it } from "vitest";
-import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
 import { sqliteStore } from "../../src/directory/sql.js";
@@ -33,13 +32,11 @@ const deactivate = {
 let bridge: TestBridge | undefined;
 let sync: SyncHarness | undefined;
 let hookSecret = "";
-let workerDb: OpenDatabase | undefined;
 
 afterEach(async () => {
   await sync?.close();
-  workerDb?.close();
   await bridge?.close();
-  sync = bridge = workerDb = undefined;
+  sync = bridge = undefined;
 });
 
 async function start(
@@ -67,10 +64,8 @@ async function start(
       { actor: { type: "operator", id: "test" } },
     ),
   );
-  // The worker's own connection without an fsync per commit, as `serve` runs it.
-  const worker = openDatabase(`sqlite:${b.sqlite.name}`, { durability: "normal" });
-  workerDb = worker;
-  const s = await startSyncHarness(worker.db, {
+  // The worker runs in a second bridge on the same database, as a second `serve` instance would.
+  const s = await startSyncHarness(b.store, {
     connections: [{ name: CONNECTION, strategy: "okta" }],
     postLoginHook: { url: `${b.origin}/hooks/auth0/post-login`, secret: hookSecret },
     // Session and refresh-token deletion show after a delay, as on Auth0.

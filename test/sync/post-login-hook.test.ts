@@ -47,7 +47,7 @@ beforeEach(async () => {
       { actor: operator },
     ),
   );
-  sync = await startSyncHarness(bridge.db);
+  sync = await startSyncHarness(bridge.store);
 });
 afterEach(async () => {
   await sync.close();

@@ -497,7 +497,7 @@ describe("a shared user found by email before deprovisioning", () => {
     // The harness's engine opens its own connection, as in production: a database file.
     const handle = openDatabase(`sqlite:${join(mkdtempSync(join(tmpdir(), "scim-bridge-preview-")), "bridge.db")}`);
     const db = handle.db;
-    const sync = await startSyncHarness(db, { concurrency: 4 });
+    const sync = await startSyncHarness(sqliteStore(handle.sqlite), { concurrency: 4 });
     try {
       const mapping = parseMapping({
         connection: { name: CONNECTION },

@@ -7,7 +7,7 @@ import { activateMappingVersion, saveMappingVersion } from "../../src/directory/
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { writeSync } from "../../src/directory/store-op.js";
+import { slugOf as organizationSlug, sqlExec, sqlRows, sqlValue } from "../helpers/sync-store.js";
 
 const operator = { type: "operator" as const, id: "test" };
 
@@ -16,7 +16,7 @@ let sync: SyncHarness;
 
 beforeEach(async () => {
   bridge = await createTestBridge();
-  sync = await startSyncHarness(bridge.db);
+  sync = await startSyncHarness(bridge.store);
 });
 afterEach(async () => {
   await sync.close();
@@ -56,9 +56,7 @@ function roleNames(orgId: string, userId: string): string[] {
     .sort();
 }
 
-function slugOf(b: TestBridge): string {
-  return bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(b.organizationId) as string;
-}
+const slugOf = (b: TestBridge): Promise<string> => organizationSlug(b.store, b.organizationId);
 
 async function createUser(userName: string, extra: Record<string, unknown> = {}): Promise<string> {
   const res = await bridge.scim.post("/Users", scimUser(userName, extra)).expect(201);
@@ -70,7 +68,7 @@ describe("isolated organization, database connection", () => {
     await createUser("Ada@Example.com");
     await sync.drain();
     const user = auth0User("ada@example.com");
-    const org = orgOf(slugOf(bridge));
+    const org = orgOf(await slugOf(bridge));
     expect(user.email).toBe("ada@example.com");
     expect(user.email_verified).toBe(false);
     expect(user.blocked ?? false).toBe(false);
@@ -86,7 +84,7 @@ describe("isolated organization, database connection", () => {
     const id = await createUser("grace@example.com");
     await sync.drain();
     const user = auth0User("grace@example.com");
-    const org = orgOf(slugOf(bridge));
+    const org = orgOf(await slugOf(bridge));
     const login = await sync.emulator.login({
       connection: "Username-Password-Authentication",
       email: "grace@example.com",
@@ -117,19 +115,18 @@ describe("isolated organization, database connection", () => {
 
   it("deletes the Auth0 user when the IdP deletes the user and the mapping says so", async () => {
     // The default mapping never deletes Auth0 users; deletion is an explicit mapping choice.
-    applyDatabaseMapping(bridge.db, bridge.organizationId, { policies: { deletion: { deleteUser: true } } });
+    await applyDatabaseMapping(bridge.store, bridge.organizationId, { policies: { deletion: { deleteUser: true } } });
     const id = await createUser("leaver@example.com");
     await sync.drain();
     const user = auth0User("leaver@example.com");
     await bridge.scim.delete(`/Users/${id}`).expect(204);
     await sync.drain();
     expect(sync.emulator.state.usersByEmail("leaver@example.com")).toHaveLength(0);
-    expect(sync.emulator.state.membersOf(orgOf(slugOf(bridge)).id)).not.toContain(user.user_id);
+    expect(sync.emulator.state.membersOf(orgOf(await slugOf(bridge)).id)).not.toContain(user.user_id);
   });
 
   it("writes profile changes and owned app_metadata keys, leaving other keys alone", async () => {
-    writeSync(
-      bridge.db,
+    await bridge.store.write(
       saveMappingVersion(
         bridge.organizationId,
         parseMapping({
@@ -179,7 +176,7 @@ describe("isolated organization, database connection", () => {
   });
 
   it("turns group membership into organization roles, and removes them when the user leaves the group", async () => {
-    applyDatabaseMapping(bridge.db, bridge.organizationId, {
+    await applyDatabaseMapping(bridge.store, bridge.organizationId, {
       roles: { rules: [{ when: { group: "Eng-Admins" }, grant: ["admin"] }], default: ["member"] },
     });
     const id = await createUser("ops@example.com");
@@ -192,7 +189,7 @@ describe("isolated organization, database connection", () => {
       .expect(201);
     await sync.drain();
     const user = auth0User("ops@example.com");
-    const org = orgOf(slugOf(bridge));
+    const org = orgOf(await slugOf(bridge));
     expect(roleNames(org.id, user.user_id)).toEqual(["member"]);
 
     await bridge.scim
@@ -222,7 +219,7 @@ describe("isolated organization, database connection", () => {
     await createUser("Existing@example.com");
     await sync.drain();
     expect(sync.emulator.state.usersByEmail("existing@example.com")).toHaveLength(1);
-    expect(sync.emulator.state.membersOf(orgOf(slugOf(bridge)).id)).toContain(
+    expect(sync.emulator.state.membersOf(orgOf(await slugOf(bridge)).id)).toContain(
       auth0User("existing@example.com").user_id,
     );
   });
@@ -232,7 +229,7 @@ describe("mapping version changes", () => {
   it("reconciles the whole organization in the background when a new mapping is applied, and rolls back", async () => {
     const ids = [await createUser("m1@example.com"), await createUser("m2@example.com")];
     await sync.drain();
-    const org = orgOf(slugOf(bridge));
+    const org = orgOf(await slugOf(bridge));
     const users = ["m1@example.com", "m2@example.com"].map((e) => auth0User(e).user_id);
     expect(users.map((u) => roleNames(org.id, u))).toEqual([[], []]);
 
@@ -243,28 +240,35 @@ describe("mapping version changes", () => {
         profile: { email: "userName" },
         roles: { default: [role] },
       });
-    const backgroundJobs = () =>
-      bridge.sqlite
-        .prepare("select count(*) from jobs where kind = 'user' and lane = 2 and subject_id in (?, ?)")
-        .pluck()
-        .get(ids[0], ids[1]) as number;
-    const before = backgroundJobs();
-    const v1 = writeSync(bridge.db, saveMappingVersion(bridge.organizationId, mapping("viewer"), { actor: operator }));
-    const queued = bridge.sqlite.prepare("select lane, kind from jobs where state = 'pending' order by id").all() as {
-      lane: number;
-      kind: string;
-    }[];
+    const backgroundJobs = async () =>
+      (await sqlValue<number>(
+        bridge.store,
+        "select count(*) from jobs where kind = 'user' and lane = 2 and subject_id in (?, ?)",
+        [ids[0]!, ids[1]!],
+      ))!;
+    const before = await backgroundJobs();
+    // The worker waits while the new version is saved, so the queued job is seen before a worker
+    // (woken at once on PostgreSQL by the job channel) claims it.
+    await sync.engine.worker.stop();
+    const v1 = await bridge.store.write(
+      saveMappingVersion(bridge.organizationId, mapping("viewer"), { actor: operator }),
+    );
+    const queued = await sqlRows<{ lane: number; kind: string }>(
+      bridge.store,
+      "select lane, kind from jobs where state = 'pending' order by id",
+    );
     expect(queued).toContainEqual({ lane: 2, kind: "organization" });
+    sync.engine.worker.start();
     await sync.drain();
     expect(users.map((u) => roleNames(org.id, u))).toEqual([["viewer"], ["viewer"]]);
-    expect(backgroundJobs() - before).toBe(2);
+    expect((await backgroundJobs()) - before).toBe(2);
 
-    writeSync(bridge.db, saveMappingVersion(bridge.organizationId, mapping("editor"), { actor: operator }));
+    await bridge.store.write(saveMappingVersion(bridge.organizationId, mapping("editor"), { actor: operator }));
     await sync.drain();
     expect(users.map((u) => roleNames(org.id, u))).toEqual([["editor"], ["editor"]]);
 
     // Rollback = activating the earlier version again.
-    writeSync(bridge.db, activateMappingVersion(bridge.organizationId, v1.version, operator));
+    await bridge.store.write(activateMappingVersion(bridge.organizationId, v1.version, operator));
     await sync.drain();
     expect(users.map((u) => roleNames(org.id, u))).toEqual([["viewer"], ["viewer"]]);
   });
@@ -274,9 +278,10 @@ describe("shared organizations", () => {
   it("removes the membership on deactivation, and blocks tenant-wide only when no other organization holds the user", async () => {
     const mk = async (slug: string) => {
       const dir = await bridge.newDirectory();
-      bridge.sqlite
-        .prepare("update organizations set user_model = 'shared', slug = ? where id = ?")
-        .run(slug, dir.organizationId);
+      await sqlExec(bridge.store, "update organizations set user_model = 'shared', slug = ? where id = ?", [
+        slug,
+        dir.organizationId,
+      ]);
       return dir;
     };
     const a = await mk("shared-a");

@@ -18,11 +18,11 @@ let slug: string;
 
 beforeAll(async () => {
   bridge = await createTestBridge();
-  applyDatabaseMapping(bridge.db, bridge.organizationId, {
+  await applyDatabaseMapping(bridge.store, bridge.organizationId, {
     app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
     roles: { rules: [], default: ["member"] },
   });
-  sync = await startSyncHarness(bridge.db);
+  sync = await startSyncHarness(bridge.store);
   slug = bridge.sqlite
     .prepare("select slug from organizations where id = ?")
     .pluck()

@@ -12,7 +12,7 @@ let sync: SyncHarness;
 
 beforeEach(async () => {
   bridge = await createTestBridge();
-  sync = await startSyncHarness(bridge.db, { start: false });
+  sync = await startSyncHarness(bridge.store, { start: false });
 });
 afterEach(async () => {
   await sync.close();

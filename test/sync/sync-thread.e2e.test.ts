@@ -53,7 +53,7 @@ beforeAll(async () => {
       syncThread: { workerSetup: seam },
     },
   });
-  applyDatabaseMapping(t.db, t.organizationId);
+  await applyDatabaseMapping(t.store, t.organizationId);
   await t.bridge.start();
   // From the sources each thread compiles the engine's TypeScript first: seconds on a busy machine.
   await until(

@@ -46,11 +46,11 @@ const state = async (b: TestBridge, id: string) =>
 describe("a tenant's refusals", () => {
   it("on a plan without session revocation: blocks, says revocation is not available on this plan, and runs the rest of the deprovisioning", async () => {
     bridge = await createTestBridge();
-    applyDatabaseMapping(bridge.db, bridge.organizationId, {
+    await applyDatabaseMapping(bridge.store, bridge.organizationId, {
       roles: { rules: [], default: ["member"] },
       policies: { deactivation: { block: "always", revokeSessions: "always", removeRoles: true } },
     });
-    sync = await startSyncHarness(bridge.db, { plan: "essentials" });
+    sync = await startSyncHarness(bridge.store, { plan: "essentials" });
     const id = await push(bridge, "ann@example.com");
     await sync.drain();
     const auth0Id = sync.emulator.state.usersByEmail("ann@example.com")[0]!.user_id;
@@ -70,8 +70,8 @@ describe("a tenant's refusals", () => {
 
   it("counts a 409 on role assignment as done", async () => {
     bridge = await createTestBridge();
-    applyDatabaseMapping(bridge.db, bridge.organizationId, { roles: { rules: [], default: ["member"] } });
-    sync = await startSyncHarness(bridge.db);
+    await applyDatabaseMapping(bridge.store, bridge.organizationId, { roles: { rules: [], default: ["member"] } });
+    sync = await startSyncHarness(bridge.store);
     sync.emulator.setFaults({
       errors: [
         {
@@ -108,7 +108,7 @@ describe("a tenant's refusals", () => {
         { actor: { type: "operator", id: "test" } },
       ),
     );
-    sync = await startSyncHarness(bridge.db, {
+    sync = await startSyncHarness(bridge.store, {
       connections: [{ name: "acme-okta", strategy: "okta", options: { set_user_root_attributes: "on_first_login" } }],
     });
     // The Organization, then a user who signed in before the push.
@@ -154,7 +154,7 @@ describe("a tenant's refusals", () => {
 
   it("invitation tickets mark the email verified and return to the configured application", async () => {
     bridge = await createTestBridge();
-    sync = await startSyncHarness(bridge.db, { start: false });
+    sync = await startSyncHarness(bridge.store, { start: false });
     const gw = new (sync.engine.gateway.constructor as typeof Auth0Gateway)(
       createManagementClient({
         domain: "tenant.example.auth0.com",
@@ -186,7 +186,7 @@ describe("a tenant's refusals", () => {
 
   it("a revoke-access for a user Auth0 no longer has is not recorded as revoked", async () => {
     bridge = await createTestBridge();
-    sync = await startSyncHarness(bridge.db, { start: false });
+    sync = await startSyncHarness(bridge.store, { start: false });
     await expect(
       sync.engine.gateway.revokeAccess("auth0|000000000000000000000000", Lane.deprovision),
     ).rejects.toMatchObject({ kind: "userNotFound" });
@@ -194,10 +194,10 @@ describe("a tenant's refusals", () => {
 
   it("a dead job no longer counts as failing once a later reconcile of the same user succeeds", async () => {
     bridge = await createTestBridge();
-    applyDatabaseMapping(bridge.db, bridge.organizationId, {
+    await applyDatabaseMapping(bridge.store, bridge.organizationId, {
       app_metadata: { keys: { department: `${ENTERPRISE}:department` } },
     });
-    sync = await startSyncHarness(bridge.db);
+    sync = await startSyncHarness(bridge.store);
     const id = await push(bridge, "eve@example.com");
     await sync.drain();
     sync.emulator.setFaults({
