@@ -6,6 +6,7 @@ const onBothDialects = [
   "test/scim/isolation.test.ts",
   // The sync engine (startSyncHarness opens a second bridge on the same database).
   "test/sync/provisioning.e2e.test.ts",
+  "test/sync/worker.test.ts",
 ];
 
 export default defineConfig({

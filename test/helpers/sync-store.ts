@@ -3,8 +3,13 @@
  * the same SQL with `?` placeholders on SQLite and PostgreSQL, rows in SQLite's shape (int8 as a
  * number, booleans as 1/0). Each call is one unit of work of its own.
  */
-import type { SqlStore } from "../../src/directory/sql.js";
+import { openDatabase } from "../../src/directory/database.js";
+import { migratePostgres } from "../../src/directory/postgres.js";
+import { postgresPoolOf, postgresStore, sqliteStore, type SqlStore } from "../../src/directory/sql.js";
 import { exec, many, one, value, type SqlParam } from "../../src/directory/store-op.js";
+import { pgJobQueue, pgJobWakeups } from "../../src/sync/pg-job-queue.js";
+import { backoffMs, sqliteJobQueue, type WorkerOptions } from "../../src/sync/worker.js";
+import { createTestDatabase } from "../support/test-dialect.js";
 
 /** The first column of the first row, or undefined. */
 export const sqlValue = <T>(store: SqlStore, text: string, params: readonly SqlParam[] = []): Promise<T | undefined> =>
@@ -34,4 +39,43 @@ export async function linkedAuth0Id(store: SqlStore, userId: string): Promise<st
   return (
     (await sqlValue<string | null>(store, "SELECT auth0_user_id FROM user_sync WHERE user_id = ?", [userId])) ?? null
   );
+}
+
+/** A migrated store on a new database of this run's dialect (test/support/test-dialect.ts). */
+export async function openTestStore(): Promise<{ store: SqlStore; close(): Promise<void> }> {
+  const database = await createTestDatabase();
+  let store: SqlStore;
+  if (database.dialect === "postgres") {
+    await migratePostgres(database.url);
+    store = postgresStore(database.url, { poolSize: 4 });
+  } else {
+    store = sqliteStore(openDatabase(database.url).sqlite);
+  }
+  return {
+    store,
+    async close() {
+      await store.close();
+      await database.remove();
+    },
+  };
+}
+
+/**
+ * The job queue and wake-ups the engine gives the worker on this store's dialect (src/sync/engine.ts):
+ * the SQLite queue, or PostgreSQL's outbox (which takes the attempt limit and the backoff itself)
+ * with the job channel's listener.
+ */
+export function workerQueueOf(
+  store: SqlStore,
+  options: Pick<WorkerOptions, "maxAttempts" | "backoff" | "random"> = {},
+): Pick<WorkerOptions, "queue" | "wakeups"> {
+  const pool = postgresPoolOf(store);
+  if (!pool) return { queue: sqliteJobQueue(store) };
+  return {
+    queue: pgJobQueue(pool, store, {
+      ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
+      backoffMs: (attempt, lane) => backoffMs(attempt, lane, options.random ?? Math.random, options.backoff),
+    }),
+    wakeups: pgJobWakeups(pool),
+  };
 }
