@@ -7,6 +7,8 @@ const onBothDialects = [
   // The sync engine (startSyncHarness opens a second bridge on the same database).
   "test/sync/provisioning.e2e.test.ts",
   "test/sync/worker.test.ts",
+  "test/sync/enterprise.e2e.test.ts",
+  "test/sync/invitations.e2e.test.ts",
 ];
 
 export default defineConfig({

@@ -9,19 +9,18 @@ import type { RequestHandler } from "express";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
-import { sqliteStore } from "../../src/directory/sql.js";
-import { connectionOf } from "../../src/directory/statements.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { scanDrift } from "../../src/sync/drift.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { writeSync } from "../../src/directory/store-op.js";
+import { linkedAuth0Id, slugOf, sqlExec, sqlValue } from "../helpers/sync-store.js";
 
 const CONNECTION = "acme-okta";
 const operator = { type: "operator" as const, id: "test" };
 
 let bridge: TestBridge;
 let sync: SyncHarness;
+let organizationSlug: string;
 
 beforeEach(async () => {
   const secret = randomBytes(32).toString("hex");
@@ -29,10 +28,13 @@ beforeEach(async () => {
   bridge = await createTestBridge({
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   });
-  hook = postLoginHookRouter(sqliteStore(connectionOf(bridge.db)), secret);
-  bridge.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, bridge.organizationId);
-  writeSync(
-    bridge.db,
+  hook = postLoginHookRouter(bridge.store, secret);
+  await sqlExec(bridge.store, "update organizations set connection = ? where id = ?", [
+    CONNECTION,
+    bridge.organizationId,
+  ]);
+  organizationSlug = await slugOf(bridge.store, bridge.organizationId);
+  await bridge.store.write(
     saveMappingVersion(
       bridge.organizationId,
       parseMapping({
@@ -54,14 +56,10 @@ afterEach(async () => {
   await bridge.close();
 });
 
-const slug = () =>
-  bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
-const linkedId = (userId: string) =>
-  (bridge.sqlite.prepare("select auth0_user_id from user_sync where user_id = ?").pluck().get(userId) as
-    string | null | undefined) ?? null;
+const linkedId = (userId: string) => linkedAuth0Id(bridge.store, userId);
 
 function auth0Org() {
-  const org = sync.emulator.state.organizationByName(slug());
+  const org = sync.emulator.state.organizationByName(organizationSlug);
   expect(org, "the Auth0 Organization").toBeDefined();
   return org!;
 }
@@ -104,7 +102,7 @@ describe("enterprise connection", () => {
     const id = await pushUser("Ann@Acme.test");
     expect(sync.emulator.state.users.size).toBe(0);
     expect(sync.emulator.calls().filter((c) => c.method === "POST" && c.path === "/api/v2/users")).toEqual([]);
-    expect(linkedId(id)).toBeNull();
+    expect(await linkedId(id)).toBeNull();
 
     const org = auth0Org();
     const okta = sync.emulator.state.connectionByName(CONNECTION)!;
@@ -112,7 +110,7 @@ describe("enterprise connection", () => {
     expect(enabled.map((c) => c.connection_id)).toEqual([okta.id]);
     expect(enabled[0]!.assign_membership_on_login).toBe(true);
     // The job is done (nothing failed): the user simply waits for the first login.
-    const job = bridge.sqlite.prepare("select state from jobs where subject_id = ? order by id desc").pluck().get(id);
+    const job = await sqlValue(bridge.store, "select state from jobs where subject_id = ? order by id desc", [id]);
     expect(job).toBe("done");
   });
 
@@ -127,7 +125,7 @@ describe("enterprise connection", () => {
     // The hook answers with the mapping's roles at once, before Auth0 has them.
     expect(first.roles).toEqual(["admin"]);
     const auth0UserId = first.user.user_id;
-    expect(linkedId(id)).toBe(auth0UserId);
+    expect(await linkedId(id)).toBe(auth0UserId);
     expect(sync.emulator.state.membersOf(org.id)).toContain(auth0UserId);
 
     await sync.drain();
@@ -163,7 +161,7 @@ describe("enterprise connection", () => {
     const res = await login("mallory@acme.test");
     expect(res.decision).toBe("deny");
     if (res.decision === "deny") expect(res.reason).toMatch(/not provisioned/i);
-    const links = bridge.sqlite.prepare("select count(*) from user_sync where auth0_user_id is not null").pluck().get();
+    const links = await sqlValue(bridge.store, "select count(*) from user_sync where auth0_user_id is not null");
     expect(links).toBe(0);
   });
 
@@ -181,7 +179,7 @@ describe("enterprise connection", () => {
     const back = await login("ann@acme.test");
     expect(back.decision).toBe("allow");
     if (back.decision !== "allow") return;
-    expect(linkedId(newId)).toBe(back.user.user_id);
+    expect(await linkedId(newId)).toBe(back.user.user_id);
     await sync.drain();
     expect(roleNames(auth0Org().id, back.user.user_id)).toEqual(["member"]);
   });
@@ -192,13 +190,13 @@ describe("enterprise connection", () => {
     const unchecked = await login("ann@acme.test");
     expect(unchecked.decision).toBe("allow");
     if (unchecked.decision !== "allow") return;
-    expect(linkedId(id)).toBeNull();
+    expect(await linkedId(id)).toBeNull();
 
     const dry = await scanDrift(sync.engine.deps, bridge.organizationId, { repair: false });
     expect(dry).toMatchObject({ unsynced: 1, unmanagedMembers: [unchecked.user.user_id] });
     await scanDrift(sync.engine.deps, bridge.organizationId, { repair: true });
     await sync.drain();
-    expect(linkedId(id)).toBe(unchecked.user.user_id);
+    expect(await linkedId(id)).toBe(unchecked.user.user_id);
     expect(roleNames(auth0Org().id, unchecked.user.user_id)).toEqual(["member"]);
   });
 
@@ -209,10 +207,7 @@ describe("enterprise connection", () => {
   it("enables the enterprise connection when a new mapping moves an already-synced organization to it", async () => {
     // A second organization, synced first with its default database connection…
     const other = await bridge.newDirectory();
-    const otherSlug = bridge.sqlite
-      .prepare("select slug from organizations where id = ?")
-      .pluck()
-      .get(other.organizationId) as string;
+    const otherSlug = await slugOf(bridge.store, other.organizationId);
     await other.scim
       .post("/Users", {
         schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -225,9 +220,11 @@ describe("enterprise connection", () => {
     const enterpriseId = sync.emulator.state.connectionByName(CONNECTION)!.id;
     expect(sync.emulator.state.enabledConnectionsOf(orgId).map((c) => c.connection_id)).not.toContain(enterpriseId);
     // …then moved to the enterprise connection by a new mapping version.
-    bridge.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, other.organizationId);
-    writeSync(
-      bridge.db,
+    await sqlExec(bridge.store, "update organizations set connection = ? where id = ?", [
+      CONNECTION,
+      other.organizationId,
+    ]);
+    await bridge.store.write(
       saveMappingVersion(
         other.organizationId,
         parseMapping({
