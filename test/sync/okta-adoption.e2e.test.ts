@@ -14,12 +14,10 @@ import type { RequestHandler } from "express";
 import { afterEach, describe, expect, it } from "vitest";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter } from "../../src/http/post-login-hook.js";
-import { sqliteStore } from "../../src/directory/sql.js";
-import { connectionOf } from "../../src/directory/statements.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { writeSync } from "../../src/directory/store-op.js";
+import { linkedAuth0Id, slugOf as organizationSlug, sqlExec, sqlValue } from "../helpers/sync-store.js";
 
 const CONNECTION = "acme-okta";
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -47,10 +45,9 @@ async function start(
   const b = await createTestBridge({
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   });
-  hook = postLoginHookRouter(sqliteStore(connectionOf(b.db)), hookSecret);
-  b.sqlite.prepare("update organizations set connection = ? where id = ?").run(CONNECTION, b.organizationId);
-  writeSync(
-    b.db,
+  hook = postLoginHookRouter(b.store, hookSecret);
+  await sqlExec(b.store, "update organizations set connection = ? where id = ?", [CONNECTION, b.organizationId]);
+  await b.store.write(
     saveMappingVersion(
       b.organizationId,
       parseMapping({
@@ -77,11 +74,8 @@ async function start(
   return { bridge: b, sync: s };
 }
 
-const slugOf = (b: TestBridge) =>
-  b.sqlite.prepare("select slug from organizations where id = ?").pluck().get(b.organizationId) as string;
-const linkedId = (b: TestBridge, userId: string) =>
-  (b.sqlite.prepare("select auth0_user_id from user_sync where user_id = ?").pluck().get(userId) as
-    string | null | undefined) ?? null;
+const slugOf = (b: TestBridge) => organizationSlug(b.store, b.organizationId);
+const linkedId = (b: TestBridge, userId: string) => linkedAuth0Id(b.store, userId);
 
 function roleNames(s: SyncHarness, orgId: string, userId: string): string[] {
   return s.emulator.state
@@ -103,7 +97,7 @@ const scimUser = (userName: string, givenName: string, department: string, activ
 async function ensureOrganization(b: TestBridge, s: SyncHarness): Promise<string> {
   await b.scim.post("/Users", scimUser("first.admin@acme.test", "First", "IT")).expect(201);
   await s.drain();
-  return s.emulator.state.organizationByName(slugOf(b))!.id;
+  return s.emulator.state.organizationByName(await slugOf(b))!.id;
 }
 
 /** Signs in through Okta before the bridge knows the user (no post-login hook installed yet). */
@@ -154,7 +148,7 @@ describe("an Okta connection on a tenant with users who already signed in", () =
     await s.drain();
 
     // Linked at push time, without waiting for a login.
-    expect(linkedId(b, id)).toBe(auth0Id);
+    expect(await linkedId(b, id)).toBe(auth0Id);
     expect(roleNames(s, orgId, auth0Id)).toEqual(["admin"]);
     expect(s.emulator.state.users.get(auth0Id)!.app_metadata).toMatchObject({ department: "Research" });
     expect(await syncState(b, id)).toMatchObject({
@@ -204,9 +198,7 @@ describe("an Okta connection on a tenant with users who already signed in", () =
     await s.drain();
     expect(await syncState(b, id)).toMatchObject({ status: "awaitingFirstLogin" });
     expect((await syncState(b, id)).lastError).toBeUndefined();
-    expect(b.sqlite.prepare("select state from jobs where subject_id = ? order by id desc").pluck().get(id)).toBe(
-      "done",
-    );
+    expect(await sqlValue(b.store, "select state from jobs where subject_id = ? order by id desc", [id])).toBe("done");
 
     const first = await s.emulator.login({ connection: CONNECTION, email: "Bo.Chen@Acme.test", organization: orgId });
     expect(first.decision).toBe("allow");
@@ -237,10 +229,10 @@ describe("an Okta connection on a tenant with users who already signed in", () =
     await b.scim.patch(`/Users/${ids.get(leaver)}`, deactivate).expect(204);
     s.engine.worker.start();
     const latency = await waitCutOff(s, auth0Ids.get(leaver)!, sent);
-    const backlog = b.sqlite
-      .prepare("select count(*) from jobs where state in ('pending', 'running') and kind = 'user'")
-      .pluck()
-      .get() as number;
+    const backlog = (await sqlValue<number>(
+      b.store,
+      "select count(*) from jobs where state in ('pending', 'running') and kind = 'user'",
+    ))!;
     console.log(
       `deactivation during a 1,000-user adoption → blocked and signed out: ${latency} ms (${backlog} user jobs still queued)`,
     );
@@ -249,7 +241,7 @@ describe("an Okta connection on a tenant with users who already signed in", () =
     await s.drain(240_000);
     for (const email of emails) {
       const id = ids.get(email)!;
-      expect(linkedId(b, id), email).toBe(auth0Ids.get(email));
+      expect(await linkedId(b, id), email).toBe(auth0Ids.get(email));
     }
     for (const email of [emails[0]!, emails[500]!, emails[999]!]) {
       expect(roleNames(s, orgId, auth0Ids.get(email)!)).toEqual(["member"]);
@@ -259,7 +251,7 @@ describe("an Okta connection on a tenant with users who already signed in", () =
     expect(s.emulator.state.users.get(auth0Ids.get(leaver)!)!.blocked).toBe(true);
     expect(s.emulator.state.users.size, "nobody created twice").toBe(1_000);
     expect(refusedCalls(s)).toEqual([]);
-    const failed = b.sqlite.prepare("select count(*) from user_sync where last_error is not null").pluck().get();
+    const failed = await sqlValue(b.store, "select count(*) from user_sync where last_error is not null");
     expect(failed).toBe(0);
   }, 600_000);
 });

@@ -13,10 +13,12 @@ import { parseMapping } from "../../src/mapping/index.js";
 import { Lane } from "../../src/directory/outbox.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { writeSync } from "../../src/directory/store-op.js";
+import { sqlExec, sqlRow, sqlRows, sqlValue } from "../helpers/sync-store.js";
 
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const SYNC = "urn:ietf:params:scim:schemas:extension:scim-bridge:1.0:User";
+const deadJobs = async (b: TestBridge) =>
+  await sqlValue<number>(b.store, "select count(*) from jobs where state = 'dead'");
 const patchOp = (Operations: unknown[]) => ({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
 const deactivate = patchOp([{ op: "replace", path: "active", value: false }]);
 
@@ -64,7 +66,7 @@ describe("a tenant's refusals", () => {
     expect(sync.emulator.state.memberRolesOf(orgId, auth0Id)).toEqual([]);
     const s = await state(bridge, id);
     expect(s.lastError).toMatch(/not available on this plan/);
-    expect(bridge.sqlite.prepare("select count(*) from jobs where state = 'dead'").pluck().get()).toBe(0);
+    expect(await deadJobs(bridge)).toBe(0);
     expect(sync.emulator.calls().some((c) => c.path.endsWith("/revoke-access") && c.status === 403)).toBe(true);
   });
 
@@ -86,16 +88,16 @@ describe("a tenant's refusals", () => {
     const id = await push(bridge, "bo@example.com");
     await sync.drain();
     expect(await state(bridge, id)).toMatchObject({ status: "synced", roles: ["member"] });
-    expect(bridge.sqlite.prepare("select count(*) from jobs where state = 'dead'").pluck().get()).toBe(0);
+    expect(await deadJobs(bridge)).toBe(0);
   });
 
   it("re-reads a connection whose sync setting changed behind its back and plans again instead of failing the job", async () => {
     bridge = await createTestBridge();
-    bridge.sqlite
-      .prepare("update organizations set connection = ? where id = ?")
-      .run("acme-okta", bridge.organizationId);
-    writeSync(
-      bridge.db,
+    await sqlExec(bridge.store, "update organizations set connection = ? where id = ?", [
+      "acme-okta",
+      bridge.organizationId,
+    ]);
+    await bridge.store.write(
       saveMappingVersion(
         bridge.organizationId,
         parseMapping({
@@ -149,7 +151,7 @@ describe("a tenant's refusals", () => {
     ).toBe(true);
     expect(sync.emulator.state.users.get(auth0Id)!.app_metadata).toMatchObject({ department: "Ops" });
     expect(await state(bridge, id)).toMatchObject({ status: "synced" });
-    expect(bridge.sqlite.prepare("select count(*) from jobs where state = 'dead'").pluck().get()).toBe(0);
+    expect(await deadJobs(bridge)).toBe(0);
   });
 
   it("invitation tickets mark the email verified and return to the configured application", async () => {
@@ -217,7 +219,9 @@ describe("a tenant's refusals", () => {
       .expect(204);
     await sync.drain();
     expect(await state(bridge, id)).toMatchObject({ status: "failed" });
-    const dead = bridge.sqlite.prepare("select id from jobs where state = 'dead'").pluck().all() as number[];
+    const dead = (await sqlRows<{ id: number }>(bridge.store, "select id from jobs where state = 'dead'")).map(
+      (j) => j.id,
+    );
     expect(dead).toHaveLength(1);
 
     await bridge.scim
@@ -225,12 +229,13 @@ describe("a tenant's refusals", () => {
       .expect(204);
     await sync.drain();
     expect(await state(bridge, id)).toMatchObject({ status: "synced" });
-    const superseded = bridge.sqlite.prepare("select state, last_error from jobs where id = ?").get(dead[0]) as {
-      state: string;
-      last_error: string;
-    };
+    const superseded = (await sqlRow<{ state: string; last_error: string }>(
+      bridge.store,
+      "select state, last_error from jobs where id = ?",
+      [dead[0]!],
+    ))!;
     expect(superseded.state).toBe("done");
     expect(superseded.last_error).toMatch(/^superseded by job \d+, which succeeded; it had failed: .*invalid_body/);
-    expect(bridge.sqlite.prepare("select count(*) from jobs where state = 'dead'").pluck().get()).toBe(0);
+    expect(await deadJobs(bridge)).toBe(0);
   });
 });
