@@ -5,7 +5,6 @@
  * reconcile job, so the whole organization converges to the newly active mapping.
  */
 import { createHash } from "node:crypto";
-import type Database from "better-sqlite3";
 import { notFound } from "../errors.js";
 import {
   defaultMapping,
@@ -17,11 +16,9 @@ import {
 import { enqueueJob, Lane } from "./outbox.js";
 import { recordAudit, type Actor } from "./audit.js";
 import { getOrganization, organizationColumns, type OrganizationRow } from "./organizations.js";
-import type { DbOrTx } from "./database.js";
 import { connectionTypeOf } from "./settings.js";
-import { connectionOf } from "./statements.js";
 import type { SqlStore } from "./sql.js";
-import { exec, forUpdate, many, one, runSync, type StoreOp } from "./store-op.js";
+import { exec, forUpdate, many, one, type StoreOp } from "./store-op.js";
 
 export interface ActiveMapping {
   organizationId: string;
@@ -64,7 +61,6 @@ export interface MappingCache {
   /** False inside a write transaction: what it reads may yet be rolled back. */
   keep: boolean;
 }
-const parsedCaches = new WeakMap<Database.Database, Map<string, MappingDocument>>();
 /** Parsed documents by content hash (pure, so shared across databases). */
 const byContent = new Map<string, MappingDocument>();
 /** Beyond this many entries the oldest go: memory stays bounded with any number of organizations. */
@@ -83,14 +79,6 @@ function deepFreeze<T>(value: T): T {
 function remember(map: Map<string, MappingDocument>, key: string, doc: MappingDocument): void {
   if (map.size >= maxParsed) map.delete(map.keys().next().value!);
   map.set(key, doc);
-}
-
-/** The version cache of the SQLite connection behind `db`, for its synchronous readers. */
-function cacheOf(db: DbOrTx): MappingCache {
-  const client = connectionOf(db);
-  let byVersion = parsedCaches.get(client);
-  if (!byVersion) parsedCaches.set(client, (byVersion = new Map()));
-  return { byVersion, keep: !client.inTransaction };
 }
 
 function parseStored(text: string): MappingDocument {
@@ -156,7 +144,7 @@ const mappedOrganizationColumns = `SELECT id, slug, connection, user_model AS "u
 /**
  * The organization's active mapping (the default one if none was applied); null if the organization
  * does not exist. The document is shared and frozen: copy it to change it. `cache` keeps parsed
- * versions of this database between calls (getActiveMapping passes its connection's).
+ * versions of this database between calls (readActiveMapping passes its store's).
  */
 export function* activeMapping(idOrSlug: string, cache: MappingCache | null = null): StoreOp<ActiveMapping | null> {
   // One fixed text: the post-login hook and the worker read this for every login and job.
@@ -165,11 +153,6 @@ export function* activeMapping(idOrSlug: string, cache: MappingCache | null = nu
     idOrSlug,
   ]);
   return org ? yield* activeOf(org, typeOfConnection, cache) : null;
-}
-
-/** activeMapping on the SQLite connection behind `db`, with that connection's cache of parsed versions. */
-export function getActiveMapping(db: DbOrTx, idOrSlug: string): ActiveMapping | null {
-  return runSync(db, activeMapping(idOrSlug, cacheOf(db)));
 }
 
 /**

@@ -1,5 +1,4 @@
-import type { DbOrTx } from "../directory/database.js";
-import { dialect, jsonTextList, many, runSync, type StoreOp } from "../directory/store-op.js";
+import { dialect, jsonTextList, many, type StoreOp } from "../directory/store-op.js";
 import type { AppliedState } from "../mapping/index.js";
 import { userJobs } from "./job-queries.js";
 import type { JobRow } from "./worker.js";
@@ -101,13 +100,6 @@ export function* userSyncStates(
   }
   return out;
 }
-
-/** userSyncStates for callers that are still synchronous (inside their open transaction, if any). */
-export const syncStates = (
-  db: DbOrTx,
-  organizationId: string,
-  userIds: readonly string[],
-): Map<string, UserSyncState> => runSync(db, userSyncStates(organizationId, userIds));
 
 export interface SyncStatusCounts extends Record<SyncStatus, number> {
   /** Live (not deleted) users of the organization. */

@@ -4,10 +4,11 @@ import { auditEntries, jobs, mappingVersions } from "../../db/schema.js";
 import type { OpenDatabase } from "../../src/directory/database.js";
 import {
   activateMappingVersion,
-  getActiveMapping,
   listMappingVersions,
+  readActiveMapping,
   saveMappingVersion,
 } from "../../src/directory/mappings.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { recordConnection } from "../../src/directory/settings.js";
 import type { BridgeError } from "../../src/errors.js";
 import { parseMapping, type MappingDocument } from "../../src/mapping/index.js";
@@ -30,19 +31,21 @@ beforeEach(() => {
   orgId = seedOrganization(handle.db, "acme").orgId;
 });
 afterEach(() => handle.close());
+/** The store over the test's connection (the one the seeding helpers write through). */
+const store = () => sqliteStore(handle.sqlite);
 
 describe("versioned mapping storage", () => {
-  it("an organization without a mapping gets the default for its user model and connection", () => {
-    const active = getActiveMapping(handle.db, "acme");
+  it("an organization without a mapping gets the default for its user model and connection", async () => {
+    const active = await readActiveMapping(store(), "acme");
     expect(active).toMatchObject({ organizationId: orgId, version: null });
     expect(active?.document.connection.name).toBe("acme-db");
     expect(active?.document.connection.type).toBe("database");
     // The default never deletes Auth0 users: a mapping has to say so.
     expect(active?.document.policies.deletion.deleteUser).toBe(false);
-    expect(getActiveMapping(handle.db, "nope")).toBeNull();
+    expect(await readActiveMapping(store(), "nope")).toBeNull();
   });
 
-  it("the default follows the connection's type once the bridge has read it from the tenant", () => {
+  it("the default follows the connection's type once the bridge has read it from the tenant", async () => {
     runSync(
       handle.db,
       recordConnection({
@@ -53,12 +56,12 @@ describe("versioned mapping storage", () => {
         checkedAt: 1,
       }),
     );
-    const active = getActiveMapping(handle.db, "acme");
+    const active = await readActiveMapping(store(), "acme");
     expect(active?.document.connection).toEqual({ name: "acme-db", type: "enterprise" });
     expect(Object.keys(active?.document.profile ?? {})).toEqual(["email"]);
   });
 
-  it("apply stores a new active version, with an audit entry and a background organization reconcile job", () => {
+  it("apply stores a new active version, with an audit entry and a background organization reconcile job", async () => {
     const saved = writeSync(
       handle.db,
       saveMappingVersion("acme", v("member"), {
@@ -68,7 +71,7 @@ describe("versioned mapping storage", () => {
       }),
     );
     expect(saved).toEqual({ organizationId: orgId, version: 1, changed: true });
-    expect(getActiveMapping(handle.db, orgId)).toMatchObject({ version: 1, document: v("member") });
+    expect(await readActiveMapping(store(), orgId)).toMatchObject({ version: 1, document: v("member") });
     expect(handle.db.select().from(auditEntries).all()).toMatchObject([
       {
         action: "mapping.apply",
@@ -95,7 +98,7 @@ describe("versioned mapping storage", () => {
     expect(handle.db.select().from(auditEntries).all()).toHaveLength(1);
   });
 
-  it("keeps every version with who and when; rollback makes an earlier one active again", () => {
+  it("keeps every version with who and when; rollback makes an earlier one active again", async () => {
     writeSync(handle.db, saveMappingVersion("acme", v("member"), { actor: alice, comment: "first", now: 1 }));
     writeSync(handle.db, saveMappingVersion("acme", v("viewer"), { actor: { type: "operator", id: "bob" }, now: 2 }));
     expect(runSync(handle.db, listMappingVersions("acme"))).toEqual([
@@ -107,7 +110,7 @@ describe("versioned mapping storage", () => {
       version: 1,
       changed: true,
     });
-    expect(getActiveMapping(handle.db, "acme")?.document.roles.default).toEqual(["member"]);
+    expect((await readActiveMapping(store(), "acme"))?.document.roles.default).toEqual(["member"]);
     expect(
       handle.db.select().from(auditEntries).where(eq(auditEntries.action, "mapping.activate")).all(),
     ).toMatchObject([{ targetId: "1", before: JSON.stringify({ activeVersion: 2 }) }]);

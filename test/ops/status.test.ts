@@ -13,7 +13,9 @@ import { changeBy } from "../../src/directory/write-context.js";
 import { listDirectories } from "../../src/directory/directories.js";
 import { getOrganization } from "../../src/directory/organizations.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
-import { syncStates } from "../../src/sync/sync-state.js";
+import { userSyncStates } from "../../src/sync/sync-state.js";
+import { sqliteStore } from "../../src/directory/sql.js";
+import { connectionOf } from "../../src/directory/statements.js";
 import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 let dir: string;
@@ -225,10 +227,11 @@ describe("scim-bridge status <org>", () => {
       .from(users)
       .where(and(eq(users.directoryId, dirId), isNull(users.deletedAt)))
       .all();
-    const perUser = syncStates(
-      db,
-      org.id,
-      live.map((u) => u.id),
+    const perUser = await sqliteStore(connectionOf(db)).read(
+      userSyncStates(
+        org.id,
+        live.map((u) => u.id),
+      ),
     );
     close();
 
