@@ -55,6 +55,13 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job listener", () => {
     await database?.drop();
   });
 
+  it("stops while its connection is still being made (a process stopped right after it started)", async () => {
+    const { listener } = listen("listener-stopped-early");
+    // Stopped in the same turn it started: the connection is mid-handshake.
+    await listener.stop();
+    expect(listener.connected).toBe(false);
+  });
+
   it("wakes on a commit that enqueued a job on another connection, and never for a rollback", async () => {
     const { listener, notifies } = listen("listener-commit");
     await until(() => listener.connected, "the listener connects");

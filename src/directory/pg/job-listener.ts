@@ -128,7 +128,10 @@ export class JobListener {
         if (message.channel === this.channel) this.wake({ source: "notify", payload: message.payload ?? "" });
       });
       try {
-        await client.connect();
+        // node-postgres never settles connect() when end() (stop) closes the socket mid-handshake:
+        // the close ends the wait instead, so stop() does not hang on a listener still connecting.
+        const connected = await Promise.race([client.connect().then(() => true), closed.then(() => false)]);
+        if (!connected) throw new Error("the job listener's connection closed while connecting");
         await client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`);
       } catch (err) {
         if (this.running) this.options.onError?.(err);
