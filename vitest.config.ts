@@ -9,6 +9,9 @@ const onBothDialects = [
   "test/sync/worker.test.ts",
   "test/sync/enterprise.e2e.test.ts",
   "test/sync/invitations.e2e.test.ts",
+  "test/sync/tenant-rules.e2e.test.ts",
+  "test/sync/drift.test.ts",
+  "test/sync/post-login-hook.test.ts",
 ];
 
 export default defineConfig({

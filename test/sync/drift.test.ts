@@ -10,7 +10,7 @@ import { RECENT_WRITE_MS, scanDrift } from "../../src/sync/drift.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { runSync, writeSync } from "../../src/directory/store-op.js";
+import { slugOf, sqlExec, sqlRows, sqlValue } from "../helpers/sync-store.js";
 
 const CONNECTION = "Username-Password-Authentication";
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -19,11 +19,12 @@ const BG = Lane.background;
 
 let bridge: TestBridge;
 let sync: SyncHarness;
+let organizationSlug: string;
 
 beforeEach(async () => {
   bridge = await createTestBridge();
-  writeSync(
-    bridge.db,
+  organizationSlug = await slugOf(bridge.store, bridge.organizationId);
+  await bridge.store.write(
     saveMappingVersion(
       bridge.organizationId,
       parseMapping({
@@ -44,25 +45,24 @@ afterEach(async () => {
 });
 
 const gw = () => sync.engine.gateway;
-const slug = () =>
-  bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
-const orgId = () => sync.emulator.state.organizationByName(slug())!.id;
+const orgId = () => sync.emulator.state.organizationByName(organizationSlug)!.id;
 /** Time passes: what the bridge wrote is now older than Auth0's propagation delay (a scan skips younger writes). */
 const settle = (userId?: string) =>
   userId
-    ? bridge.sqlite
-        .prepare("update user_sync set applied_at = applied_at - ? where user_id = ?")
-        .run(RECENT_WRITE_MS + 1_000, userId)
-    : bridge.sqlite.prepare("update user_sync set applied_at = applied_at - ?").run(RECENT_WRITE_MS + 1_000);
+    ? sqlExec(bridge.store, "update user_sync set applied_at = applied_at - ? where user_id = ?", [
+        RECENT_WRITE_MS + 1_000,
+        userId,
+      ])
+    : sqlExec(bridge.store, "update user_sync set applied_at = applied_at - ?", [RECENT_WRITE_MS + 1_000]);
 const scanNow = (repair: boolean) => scanDrift(sync.engine.deps, bridge.organizationId, { repair });
-const scan = (repair: boolean) => {
-  settle();
+const scan = async (repair: boolean) => {
+  await settle();
   return scanNow(repair);
 };
 const appliedRows = () =>
-  bridge.sqlite.prepare("select user_id, auth0_user_id, applied from user_sync order by user_id").all();
-const openJobs = () =>
-  bridge.sqlite.prepare("select count(*) from jobs where state in ('pending', 'running')").pluck().get() as number;
+  sqlRows(bridge.store, "select user_id, auth0_user_id, applied from user_sync order by user_id");
+const openJobs = async () =>
+  (await sqlValue<number>(bridge.store, "select count(*) from jobs where state in ('pending', 'running')"))!;
 
 function auth0User(email: string) {
   const found = sync.emulator.state.usersByEmail(email);
@@ -133,7 +133,7 @@ async function driftEverything(): Promise<{ outsider: string; ids: Record<string
 describe("scanDrift", () => {
   it("reports every difference and changes nothing without repair", async () => {
     const { outsider, ids } = await driftEverything();
-    const before = appliedRows();
+    const before = await appliedRows();
     const dump = JSON.stringify([...sync.emulator.state.users.values()]);
     sync.emulator.clearCalls();
 
@@ -143,8 +143,8 @@ describe("scanDrift", () => {
       sync.emulator.calls().filter((c) => c.method !== "GET"),
       "a dry scan only reads",
     ).toEqual([]);
-    expect(appliedRows()).toEqual(before);
-    expect(openJobs()).toBe(0);
+    expect(await appliedRows()).toEqual(before);
+    expect(await openJobs()).toBe(0);
     expect(JSON.stringify([...sync.emulator.state.users.values()])).toBe(dump);
 
     expect(report).toMatchObject({
@@ -185,7 +185,7 @@ describe("scanDrift", () => {
     expect(roleNames("dee@example.com")).toEqual(["member"]);
     expect(dee.app_metadata).toEqual({ department: "Research" });
     expect(
-      bridge.sqlite.prepare("select auth0_user_id from user_sync where auth0_user_id = ?").pluck().get(dee.user_id),
+      await sqlValue(bridge.store, "select auth0_user_id from user_sync where auth0_user_id = ?", [dee.user_id]),
     ).toBe(dee.user_id);
     // Not the bridge's: still there.
     expect(sync.emulator.state.membersOf(orgId())).toContain(outsider);
@@ -197,17 +197,14 @@ describe("scanDrift", () => {
 
   it('a "drift" job scans and repairs the organization in the background', async () => {
     await driftEverything();
-    settle();
-    bridge.db.transaction((tx) =>
-      runSync(
-        tx,
-        enqueueJob({
-          organizationId: bridge.organizationId,
-          kind: "drift",
-          subjectId: bridge.organizationId,
-          lane: BG,
-        }),
-      ),
+    await settle();
+    await bridge.store.write(
+      enqueueJob({
+        organizationId: bridge.organizationId,
+        kind: "drift",
+        subjectId: bridge.organizationId,
+        lane: BG,
+      }),
     );
     await sync.drain();
     expect(auth0User("grace@example.com").blocked).toBe(true);
@@ -247,7 +244,7 @@ describe("scanDrift", () => {
     await gw().removeMemberRoles(orgId(), adaAuth0, ["member"], BG);
     await gw().removeMemberRoles(orgId(), bobAuth0, ["member"], BG);
     // Ada was synced a while ago; Bob moments ago.
-    settle(ada);
+    await settle(ada);
     sync.emulator.clearCalls();
 
     const first = await scanNow(true);
@@ -281,7 +278,7 @@ describe("scanDrift", () => {
     const stale = Object.create(gateway, {
       listMembers: {
         value: async () => {
-          bridge.sqlite.prepare("update user_sync set applied_at = ? where user_id = ?").run(clock + 1_000, ada);
+          await sqlExec(bridge.store, "update user_sync set applied_at = ? where user_id = ?", [clock + 1_000, ada]);
           clock += 60_000;
           return [];
         },
@@ -291,7 +288,7 @@ describe("scanDrift", () => {
       repair: true,
     });
     expect(report).toMatchObject({ checked: 0, recent: 1, drifted: [] });
-    expect(openJobs()).toBe(0);
+    expect(await openJobs()).toBe(0);
   });
 
   it("counts directory users not synced yet, without reporting them as drift", async () => {

@@ -9,12 +9,10 @@ import { placeHold } from "../../src/directory/holds.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter, signPostLoginBody } from "../../src/http/post-login-hook.js";
-import { sqliteStore } from "../../src/directory/sql.js";
-import { connectionOf } from "../../src/directory/statements.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { writeSync } from "../../src/directory/store-op.js";
+import { linkedAuth0Id, slugOf, sqlValue } from "../helpers/sync-store.js";
 
 const HOOK = "/hooks/auth0/post-login";
 const DB_CONNECTION = "Username-Password-Authentication";
@@ -24,6 +22,7 @@ const operator = { type: "operator" as const, id: "test" };
 let bridge: TestBridge;
 let sync: SyncHarness;
 let secret: string;
+let organizationSlug: string;
 
 beforeEach(async () => {
   secret = randomBytes(32).toString("hex");
@@ -32,9 +31,9 @@ beforeEach(async () => {
   bridge = await createTestBridge({
     extraRouters: [{ path: HOOK, router: (req, res, next) => hook!(req, res, next) }],
   });
-  hook = postLoginHookRouter(sqliteStore(connectionOf(bridge.db)), secret);
-  writeSync(
-    bridge.db,
+  hook = postLoginHookRouter(bridge.store, secret);
+  organizationSlug = await slugOf(bridge.store, bridge.organizationId);
+  await bridge.store.write(
     saveMappingVersion(
       bridge.organizationId,
       parseMapping({
@@ -54,15 +53,10 @@ afterEach(async () => {
   await bridge.close();
 });
 
-const slug = () =>
-  bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
-const auth0OrgId = () =>
-  bridge.sqlite
-    .prepare("select auth0_org_id from organizations where id = ?")
-    .pluck()
-    .get(bridge.organizationId) as string;
-const linkedId = (userId: string) =>
-  bridge.sqlite.prepare("select auth0_user_id from user_sync where user_id = ?").pluck().get(userId) as string | null;
+const slug = () => organizationSlug;
+/** The Auth0 Organization the bridge created for the organization (Auth0 sends its id in the event). */
+const auth0OrgId = () => sync.emulator.state.organizationByName(organizationSlug)?.id;
+const linkedId = (userId: string) => linkedAuth0Id(bridge.store, userId);
 
 /** A provisioned, synced user: Auth0 has created it, and the bridge knows its Auth0 id. */
 async function syncedUser(userName: string, department = "Research"): Promise<{ id: string; auth0UserId: string }> {
@@ -75,7 +69,7 @@ async function syncedUser(userName: string, department = "Research"): Promise<{ 
     })
     .expect(201);
   await sync.drain();
-  const auth0UserId = linkedId(res.body.id as string);
+  const auth0UserId = await linkedId(res.body.id as string);
   expect(auth0UserId, "the worker linked the Auth0 user").toBeTruthy();
   return { id: res.body.id as string, auth0UserId: auth0UserId! };
 }
@@ -184,8 +178,7 @@ describe("decisions", () => {
   it("denies a held user, and the hold beats a later active:true from the IdP", async () => {
     const user = await syncedUser("held@example.com");
     await sync.engine.worker.stop();
-    writeSync(
-      bridge.db,
+    await bridge.store.write(
       placeHold(
         { organizationId: bridge.organizationId, userId: user.id, reason: "security review" },
         changeBy(operator),
@@ -241,7 +234,7 @@ describe("decisions", () => {
       loginEvent({ user_id: "google-oauth2|123", email: "victim@example.com" }, "google-oauth2"),
     );
     expect(answer.decision).toBe("deny");
-    expect(linkedId(user.id)).toBe(user.auth0UserId);
+    expect(await linkedId(user.id)).toBe(user.auth0UserId);
   });
 
   it("links a not-yet-linked user only through the mapping's connection", async () => {
@@ -259,15 +252,16 @@ describe("decisions", () => {
       loginEvent({ user_id: "google-oauth2|999", email: "new@example.com" }, "google-oauth2", org),
     );
     expect(elsewhere.decision).toBe("deny");
-    expect(linkedId(userId) ?? null).toBeNull();
+    expect(await linkedId(userId)).toBeNull();
 
     const own = await decide(loginEvent({ user_id: "auth0|new", email: "NEW@example.com" }, DB_CONNECTION, org));
     expect(own).toMatchObject({ decision: "allow", roles: ["member"] });
-    expect(linkedId(userId)).toBe("auth0|new");
-    const queued = bridge.sqlite
-      .prepare("select count(*) from jobs where subject_id = ? and state = 'pending'")
-      .pluck()
-      .get(userId) as number;
+    expect(await linkedId(userId)).toBe("auth0|new");
+    const queued = await sqlValue<number>(
+      bridge.store,
+      "select count(*) from jobs where subject_id = ? and state = 'pending'",
+      [userId],
+    );
     expect(queued, "the link enqueues a reconcile").toBe(1);
   });
 });
