@@ -29,15 +29,18 @@ async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 /**
  * Creates an empty database (no migrations applied) with a random name, on the shared server.
  * `icuLocale`: the database's default collation is that ICU locale's (for instance "en-US", where
- * "a" < "B"), instead of the server's default, which may well be C already.
+ * "a" < "B"), instead of the server's default, which may well be C already. `template`: a copy of
+ * that database (which nothing may be connected to) instead of an empty one.
  */
-export async function freshDatabase(options: { icuLocale?: string } = {}): Promise<TestDatabase> {
+export async function freshDatabase(options: { icuLocale?: string; template?: string } = {}): Promise<TestDatabase> {
   const admin = inject("postgresAdminUrl");
   if (!admin) throw new Error(`PostgreSQL is unavailable: ${postgresUnavailable}`);
   const name = `scim_test_${randomBytes(6).toString("hex")}`;
   const locale = options.icuLocale
     ? ` TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE '${options.icuLocale.replace(/[^A-Za-z0-9-]/g, "")}'`
-    : "";
+    : options.template
+      ? ` TEMPLATE ${options.template.replace(/[^A-Za-z0-9_]/g, "")}`
+      : "";
   await withAdmin((c) => c.query(`CREATE DATABASE ${name}${locale}`));
   const url = new URL(admin);
   url.pathname = `/${name}`;
