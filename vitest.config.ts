@@ -12,6 +12,7 @@ const onBothDialects = [
   "test/sync/tenant-rules.e2e.test.ts",
   "test/sync/drift.test.ts",
   "test/sync/post-login-hook.test.ts",
+  "test/sync/sync-state.test.ts",
 ];
 
 export default defineConfig({
