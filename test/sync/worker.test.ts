@@ -269,7 +269,14 @@ describe("job queue and worker", () => {
       },
     );
     await store.write(
-      enqueueJob({ organizationId: "org1", kind: "user", subjectId: "u1", lane: Lane.provision, now: slowClock() }),
+      // Whole milliseconds, as Date.now() gives: the jobs table's times are integers.
+      enqueueJob({
+        organizationId: "org1",
+        kind: "user",
+        subjectId: "u1",
+        lane: Lane.provision,
+        now: Math.floor(slowClock()),
+      }),
     );
     await until(async () => (await states(store)).join() === "u1:done");
     expect(calls).toBe(2);
