@@ -31,11 +31,15 @@ export interface BenchPostgres {
   stop: () => Promise<void>;
 }
 
-export async function startBenchPostgres(): Promise<BenchPostgres> {
+/** `flags`: settings for the embedded server (ignored with BENCH_DATABASE_URL), e.g. for an investigation. */
+export async function startBenchPostgres(flags: string[] = []): Promise<BenchPostgres> {
   const given = process.env.BENCH_DATABASE_URL;
   const server = given
     ? { url: given, stop: async () => undefined, source: "BENCH_DATABASE_URL" }
-    : { ...(await startEmbedded({ durable: true })), source: "embedded" };
+    : {
+        ...(await startEmbedded({ durable: true, flags })),
+        source: "embedded",
+      };
   const client = new pg.Client({ connectionString: server.url });
   await client.connect();
   try {
