@@ -12,7 +12,9 @@
  *
  *   npx tsx bench/postgres.ts 100000    seeds a database on a fresh embedded server, prints the timing
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import pg from "pg";
 import { migratePostgres } from "../src/directory/postgres.js";
@@ -70,7 +72,9 @@ export async function createDatabase(adminUrl: string, name: string, template?: 
   await admin.connect();
   try {
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ""}`);
+    // FILE_COPY: the copy is files and two checkpoints, not the whole database written through the
+    // WAL (the default, WAL_LOG), whose flush would otherwise land under the first scenarios.
+    await admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template} STRATEGY FILE_COPY` : ""}`);
   } finally {
     await admin.end();
   }
@@ -157,6 +161,29 @@ export async function seedPostgres(
     organizations,
     seedSeconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * The disk's flush time: the median of 20 fdatasync calls after an 8 KiB write, in the temp directory
+ * (where the embedded server keeps its data). A durable commit waits for one, so one client writing
+ * in sequence commits at most 1000 / this many times a second.
+ */
+export function fdatasyncMs(): number {
+  const dir = mkdtempSync(join(tmpdir(), "bench-fsync-"));
+  const fd = openSync(join(dir, "probe"), "w");
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < 20; i++) {
+      writeSync(fd, Buffer.alloc(8192, i));
+      const started = performance.now();
+      fdatasyncSync(fd);
+      times.push(performance.now() - started);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return times.sort((a, b) => a - b)[10]!;
 }
 
 /** The postmaster's pid, when the server runs on this machine and its backends are visible in /proc. */
