@@ -8,6 +8,9 @@
  * `BENCH_SHIPPED_ARGS="--sizes 10000 --duration 3 --mixed 0" npm run bench -- shipped` for a quick run.
  * `sync-postgres` runs the sync benchmark on SQLite (one instance) and PostgreSQL (one and three
  * instances, one of the three killed during the backlog); BENCH_SYNC_ARGS passes bench/sync.ts's options.
+ * `shipped-postgres` runs the same scenarios at 100,000 users on SQLite, on PostgreSQL with one instance
+ * and with three (bench/shipped-postgres.ts, about 6 minutes); BENCH_SHIPPED_POSTGRES_ARGS passes its
+ * options, e.g. `BENCH_SHIPPED_POSTGRES_ARGS="--duration 3 --runs postgres:1"`.
  * `scim` is the bare createApp() without the product's middleware or worker, kept for comparison.
  */
 import { execFileSync } from "node:child_process";
@@ -21,14 +24,23 @@ import { importBenchSection } from "./import.js";
 import { scimBenchSection } from "./scim.js";
 import { parseShippedArgs, runShipped, shippedSection } from "./shipped.js";
 import { parseSyncArgs, syncBenchSection, syncPostgresBenchSection } from "./sync.js";
+import { parseShippedPostgresArgs, runShippedPostgres, shippedPostgresSection } from "./shipped-postgres.js";
 
 // With the bare createApp() read figures as an extra column unless BENCH_SHIPPED_ARGS says otherwise.
 const shippedOptions = parseShippedArgs((process.env.BENCH_SHIPPED_ARGS ?? "--bare").split(/\s+/).filter(Boolean));
+const shippedPostgresOptions = parseShippedPostgresArgs(
+  (process.env.BENCH_SHIPPED_POSTGRES_ARGS ?? "").split(/\s+/).filter(Boolean),
+);
 const benches: { id: string; title: string; run: () => Promise<string> }[] = [
   {
     id: "shipped",
     title: "SCIM server as shipped",
     run: async () => shippedSection(await runShipped(shippedOptions), shippedOptions),
+  },
+  {
+    id: "shipped-postgres",
+    title: "SCIM server as shipped on PostgreSQL",
+    run: async () => shippedPostgresSection(await runShippedPostgres(shippedPostgresOptions), shippedPostgresOptions),
   },
   { id: "scim", title: "SCIM server, bare app (comparison only)", run: () => scimBenchSection(100_000) },
   { id: "sync", title: "Sync engine", run: () => syncBenchSection(10_000) },

@@ -27,17 +27,17 @@ import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { openDatabase } from "../src/directory/database.js";
 import { packageRoot } from "../src/paths.js";
-import { seedDirectory, type SeededDirectory } from "./seed.js";
+import { seedDirectory, type SeededDirectory, type SeededIds } from "./seed.js";
 
-interface AutocannonResult {
-  requests: { average: number };
+export interface AutocannonResult {
+  requests: { average: number; total: number };
   latency: { p50: number; p99: number };
   non2xx: number;
   errors: number;
   timeouts: number;
   statusCodeStats?: Record<string, { count: number }>;
 }
-interface AutocannonRequest {
+export interface AutocannonRequest {
   method?: string;
   path?: string;
   headers?: Record<string, string>;
@@ -50,7 +50,7 @@ type Autocannon = (options: {
   duration: number;
   requests: AutocannonRequest[];
 }) => Promise<AutocannonResult>;
-const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
+export const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 
 export type ShippedSeed = SeededDirectory;
 
@@ -128,7 +128,7 @@ const patchOp = (Operations: unknown[]) =>
   JSON.stringify({ schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations });
 const pick = (n: number) => Math.floor(Math.random() * n);
 
-export function readScenarios(s: ShippedSeed): Scenario[] {
+export function readScenarios(s: SeededIds): Scenario[] {
   const base = `/scim/v2/${s.directoryId}`;
   let page = 0;
   return [
@@ -171,7 +171,7 @@ export function readScenarios(s: ShippedSeed): Scenario[] {
   ];
 }
 
-export function writeScenarios(s: ShippedSeed, run: string): Scenario[] {
+export function writeScenarios(s: SeededIds, run: string): Scenario[] {
   const base = `/scim/v2/${s.directoryId}`;
   let created = 0;
   let joined = 0;
@@ -212,7 +212,7 @@ export function writeScenarios(s: ShippedSeed, run: string): Scenario[] {
 
 export async function measure(
   origin: string,
-  s: ShippedSeed,
+  s: SeededIds,
   scenario: Scenario,
   duration: number,
   label: string,

@@ -107,7 +107,32 @@ export function scimRequestLog(store: SqlStore, options: ScimRequestLogOptions =
   let timer: NodeJS.Timeout | undefined;
   const sinceTrim = new Map<string, number>();
 
+  // One flush at a time. On PostgreSQL each flush holds a pooled connection for a round trip a row;
+  // flushes started every interval while earlier ones still run (a slow server, a busy machine)
+  // pile up, their trims wait on each other's row locks, and together they take the whole pool from
+  // the SCIM requests, whose own failures are then logged too. A flush asked for meanwhile runs
+  // after the one in flight, with everything buffered by then.
+  let inFlight: Promise<void> | undefined;
+  let again = false;
   const flush = async (): Promise<void> => {
+    if (inFlight) {
+      again = true;
+      return inFlight;
+    }
+    inFlight = (async () => {
+      try {
+        do {
+          again = false;
+          await flushOnce();
+        } while (again);
+      } finally {
+        inFlight = undefined;
+      }
+    })();
+    return inFlight;
+  };
+
+  const flushOnce = async (): Promise<void> => {
     clearTimeout(timer);
     timer = undefined;
     if (buffer.length === 0) return;
