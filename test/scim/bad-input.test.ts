@@ -27,7 +27,7 @@ async function expectRefused(
   status: number,
   scimType?: string,
 ) {
-  const before = writeFootprint(bridge.db);
+  const before = await writeFootprint(bridge.store);
   const res = await send();
   expect(res.status).toBe(status);
   expect(res.headers["content-type"]).toMatch(/^application\/scim\+json/);
@@ -35,7 +35,7 @@ async function expectRefused(
   expect(res.body.status).toBe(String(status));
   expect(typeof res.body.detail).toBe("string");
   if (scimType) expect(res.body.scimType).toBe(scimType);
-  expect(writeFootprint(bridge.db)).toEqual(before);
+  expect(await writeFootprint(bridge.store)).toEqual(before);
 }
 
 describe("malformed bodies", () => {
@@ -166,7 +166,7 @@ describe("wrongly typed values", () => {
   });
 
   it("applies no operation of a PATCH whose last operation fails", async () => {
-    const before = storedUser(bridge.db, userId)!;
+    const before = (await storedUser(bridge.store, userId))!;
     await expectRefused(
       () =>
         bridge.scim.patch(
@@ -180,7 +180,7 @@ describe("wrongly typed values", () => {
       400,
       "invalidValue",
     );
-    expect(storedUser(bridge.db, userId)).toEqual(before);
+    expect(await storedUser(bridge.store, userId)).toEqual(before);
   });
 
   it.each([
@@ -215,7 +215,7 @@ describe("hostile keys", () => {
       )
       .expect(201);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect(JSON.stringify(storedUser(bridge.db, userId)!.document)).not.toContain("polluted");
+    expect(JSON.stringify((await storedUser(bridge.store, userId))!.document)).not.toContain("polluted");
   });
 });
 

@@ -30,12 +30,12 @@ it("loses no member when 20 PATCHes add members to one group at once", async () 
     ),
   );
   expect(responses.map((r) => r.status)).toEqual(ids.map(() => 204));
-  expect(memberIdsOf(bridge.db, group.body.id)).toEqual([...ids].sort());
-  const stored = storedGroup(bridge.db, group.body.id)!;
+  expect(await memberIdsOf(bridge.store, group.body.id)).toEqual([...ids].sort());
+  const stored = (await storedGroup(bridge.store, group.body.id))!;
   expect(stored.memberCount).toBe(20);
   expect(stored.version).toBe(21);
-  for (const id of ids) expect(pendingJob(bridge.db, "user", id)).toBeDefined();
-  expect(auditFor(bridge.db, group.body.id).filter((a) => a.action === "group.patch")).toHaveLength(20);
+  for (const id of ids) expect(await pendingJob(bridge.store, "user", id)).toBeDefined();
+  expect((await auditFor(bridge.store, group.body.id)).filter((a) => a.action === "group.patch")).toHaveLength(20);
   const read = await bridge.scim.get(`/Groups/${group.body.id}`).expect(200);
   expect(read.body.members).toHaveLength(20);
 });
