@@ -2,7 +2,22 @@ import { availableParallelism } from "node:os";
 import { configDefaults, defineConfig } from "vitest/config";
 
 /** Suites that run on SQLite (project "main") and again on PostgreSQL (project "postgres"). */
-const onBothDialects = ["test/scim/isolation.test.ts"];
+const onBothDialects = [
+  // The SCIM server (test/scim/read-pool.test.ts is SQLite's read pool; client-address.test.ts tests
+  // proxy addresses on a bare app, not the store).
+  "test/scim/isolation.test.ts",
+  "test/scim/bad-input.test.ts",
+  "test/scim/concurrency.test.ts",
+  "test/scim/entra-replay.test.ts",
+  "test/scim/filter.test.ts",
+  "test/scim/okta-replay.test.ts",
+  "test/scim/paging.test.ts",
+  "test/scim/patch.test.ts",
+  "test/scim/reads-by-id.test.ts",
+  "test/scim/resources.test.ts",
+  "test/scim/unicode.test.ts",
+  "test/scim/validate-sampling.test.ts",
+];
 
 export default defineConfig({
   test: {
