@@ -19,6 +19,7 @@ const onBothDialects = [
   "test/scim/validate-sampling.test.ts",
   // The directory store (the rest of test/directory/ is SQLite's own machinery: the write queue's
   // group commit, checkpoints, the page cache, the statement cache, the fold backfill).
+  "test/directory/token-cache.test.ts",
   "test/directory/tokens.test.ts",
   "test/directory/writes.test.ts",
 ];
