@@ -22,6 +22,8 @@ const onBothDialects = [
   "test/directory/token-cache.test.ts",
   "test/directory/tokens.test.ts",
   "test/directory/writes.test.ts",
+  // The admin API over the store.
+  "test/admin/scim-request-log.test.ts",
 ];
 
 export default defineConfig({
