@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
-import { invalidSyntax, payloadTooLarge, type BridgeError } from "../errors.js";
+import { invalidSyntax, invalidValue, payloadTooLarge, type BridgeError } from "../errors.js";
 
 /** Default request body limit: 1 MiB holds a PATCH adding ~15,000 members (Entra sends far fewer per request). */
 export const defaultBodyLimit = 1024 * 1024;
@@ -41,6 +41,26 @@ export function assertJsonDepth(value: unknown): void {
 }
 
 /**
+ * Refuses a parsed value holding U+0000 (NUL) in any string or member name with 400 invalidValue.
+ * PostgreSQL text cannot hold it ("Character Types": the character with code zero cannot be
+ * stored), so such a body would fail in the store; refused the same way on SQLite, so that both
+ * stores answer alike. JSON can only carry it escaped (RFC 8259 §7), so no real client sends one.
+ */
+export function assertNoNul(value: unknown): void {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      if (v.includes("\0")) throw invalidValue("strings may not contain the character U+0000 (NUL)");
+    } else if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+    } else if (typeof v === "object" && v !== null) {
+      for (const [key, item] of Object.entries(v)) stack.push(key, item);
+    }
+  }
+}
+
+/**
  * Every failure while reading a body is the client's: a truncated or corrupt gzip/deflate/br stream
  * (zlib errors carry no HTTP status), an unknown Content-Encoding, a bad charset, malformed JSON.
  * They become 400 (413 for size) here, so the error middleware never mistakes them for our own faults.
@@ -61,7 +81,10 @@ export function bodyReadError(err: unknown): BridgeError {
   return invalidSyntax("request body could not be read");
 }
 
-/** Wraps a body parser: its errors become client errors, and parsed JSON deeper than maxJsonDepth is refused. */
+/**
+ * Wraps a body parser: its errors become client errors, and parsed JSON deeper than maxJsonDepth or
+ * holding U+0000 is refused.
+ */
 function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     let ran = false;
@@ -72,8 +95,9 @@ function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
       if (checkDepth) {
         try {
           assertJsonDepth(req.body);
-        } catch (depthError) {
-          return next(depthError);
+          assertNoNul(req.body);
+        } catch (refused) {
+          return next(refused);
         }
       }
       next();

@@ -53,6 +53,29 @@ describe("malformed bodies", () => {
     await expectRefused(() => raw(method, target, '{"acve": tre, "userName": '), 400, "invalidSyntax");
   });
 
+  // PostgreSQL text cannot hold U+0000: such a body is refused alike on both stores, never a 500.
+  it("refuses U+0000 in any string or member name of a body with 400 invalidValue, writing nothing", async () => {
+    const nul = "\u0000";
+    const bodies: [method: "post" | "put" | "patch", path: string, body: unknown][] = [
+      ["post", "/Users", { userName: `nul${nul}@x.test` }],
+      ["post", "/Users", { userName: "nul-name@x.test", displayName: `a${nul}b` }],
+      ["post", "/Users", { userName: "nul-mail@x.test", emails: [{ value: `a${nul}@x.test` }] }],
+      ["post", "/Users", { userName: "nul-key@x.test", [`urn:x:${nul}`]: { a: 1 } }],
+      ["put", `/Users/${userId}`, { userName: "nul-put@x.test", nickName: `x${nul}` }],
+      ["patch", `/Users/${userId}`, patchOp([{ op: "replace", path: "title", value: `x${nul}` }])],
+      ["post", "/Groups", { displayName: `g${nul}` }],
+      ["patch", `/Groups/${groupId}`, patchOp([{ op: "add", path: "members", value: [{ value: `a${nul}b` }] }])],
+    ];
+    for (const [method, path, body] of bodies)
+      await expectRefused(() => bridge.scim.request(method, path, body), 400, "invalidValue");
+  });
+
+  it("answers 404 for a resource id holding U+0000, as for any unknown id, on every method", async () => {
+    for (const resource of ["Users", "Groups"])
+      for (const method of ["get", "put", "patch", "delete"] as const)
+        await expectRefused(() => bridge.scim.request(method, `/${resource}/a%00b`, { userName: "x" }), 404);
+  });
+
   it("answers a JSON array, a JSON string, an empty body and a non-JSON content type with 400", async () => {
     await expectRefused(() => raw("post", "/Users", "[]"), 400, "invalidSyntax");
     await expectRefused(() => raw("post", "/Users", '"userName"'), 400, "invalidSyntax");
