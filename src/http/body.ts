@@ -40,18 +40,23 @@ export function assertJsonDepth(value: unknown): void {
     throw invalidSyntax(`JSON nested deeper than ${maxJsonDepth} levels is not accepted`);
 }
 
+/** U+0000, or a UTF-16 surrogate without its pair (a string that is not well-formed Unicode). */
+const unstorable = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /**
- * Refuses a parsed value holding U+0000 (NUL) in any string or member name with 400 invalidValue.
- * PostgreSQL text cannot hold it ("Character Types": the character with code zero cannot be
- * stored), so such a body would fail in the store; refused the same way on SQLite, so that both
- * stores answer alike. JSON can only carry it escaped (RFC 8259 §7), so no real client sends one.
+ * Refuses a parsed value with a string or member name that PostgreSQL cannot store, with 400
+ * invalidValue: U+0000 (text cannot hold it: "Character Types") and an unpaired surrogate (JSON
+ * escapes it as a \u sequence, which PostgreSQL's JSON input refuses: every filter reading the resource
+ * would then fail). Refused the same way on SQLite, so that both stores answer alike; RFC 7643 §2.3.1
+ * strings are Unicode characters, and neither is one a client means to send (RFC 8259 §8.2).
  */
-export function assertNoNul(value: unknown): void {
+export function assertStorableStrings(value: unknown): void {
   const stack: unknown[] = [value];
   while (stack.length > 0) {
     const v = stack.pop();
     if (typeof v === "string") {
-      if (v.includes("\0")) throw invalidValue("strings may not contain the character U+0000 (NUL)");
+      if (unstorable.test(v))
+        throw invalidValue("strings may not contain U+0000 (NUL) or an unpaired UTF-16 surrogate");
     } else if (Array.isArray(v)) {
       for (const item of v) stack.push(item);
     } else if (typeof v === "object" && v !== null) {
@@ -83,7 +88,7 @@ export function bodyReadError(err: unknown): BridgeError {
 
 /**
  * Wraps a body parser: its errors become client errors, and parsed JSON deeper than maxJsonDepth or
- * holding U+0000 is refused.
+ * holding a string no store can keep (assertStorableStrings) is refused.
  */
 function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -95,7 +100,7 @@ function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
       if (checkDepth) {
         try {
           assertJsonDepth(req.body);
-          assertNoNul(req.body);
+          assertStorableStrings(req.body);
         } catch (refused) {
           return next(refused);
         }

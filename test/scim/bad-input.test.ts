@@ -53,8 +53,9 @@ describe("malformed bodies", () => {
     await expectRefused(() => raw(method, target, '{"acve": tre, "userName": '), 400, "invalidSyntax");
   });
 
-  // PostgreSQL text cannot hold U+0000: such a body is refused alike on both stores, never a 500.
-  it("refuses U+0000 in any string or member name of a body with 400 invalidValue, writing nothing", async () => {
+  // PostgreSQL cannot store U+0000, nor read back JSON holding an unpaired surrogate: such a body is
+  // refused alike on both stores, never a 500 (or a stored resource that breaks later filters).
+  it("refuses U+0000 or an unpaired surrogate in any string or member name of a body with 400 invalidValue, writing nothing", async () => {
     const nul = "\u0000";
     const bodies: [method: "post" | "put" | "patch", path: string, body: unknown][] = [
       ["post", "/Users", { userName: `nul${nul}@x.test` }],
@@ -65,9 +66,16 @@ describe("malformed bodies", () => {
       ["patch", `/Users/${userId}`, patchOp([{ op: "replace", path: "title", value: `x${nul}` }])],
       ["post", "/Groups", { displayName: `g${nul}` }],
       ["patch", `/Groups/${groupId}`, patchOp([{ op: "add", path: "members", value: [{ value: `a${nul}b` }] }])],
+      ["post", "/Users", { userName: "lone-high\ud800@x.test" }],
+      ["post", "/Users", { userName: "lone-low@x.test", title: "\udc00x" }],
+      ["patch", `/Users/${userId}`, patchOp([{ op: "replace", path: "nickName", value: "end\ud83d" }])],
     ];
     for (const [method, path, body] of bodies)
       await expectRefused(() => bridge.scim.request(method, path, body), 400, "invalidValue");
+    // A surrogate pair is one character (an emoji), and is stored.
+    await bridge.scim.post("/Users", { userName: "pair@x.test", title: "\ud83d\ude00" }).expect(201);
+    const found = await bridge.scim.get(`/Users?filter=${encodeURIComponent('title eq "\u{1F600}"')}`).expect(200);
+    expect(found.body.totalResults).toBe(1);
   });
 
   it("answers 404 for a resource id holding U+0000, as for any unknown id, on every method", async () => {
