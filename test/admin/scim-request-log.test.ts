@@ -175,11 +175,38 @@ describe("SCIM request log", () => {
   });
 
   it("writes in batches after a short delay, not on the request path", async () => {
-    const t = await setup({ flushIntervalMs: 30 });
+    const t = await setup({ flushIntervalMs: 1000 });
     await t.scimOne("get", "/Users").expect(200);
     expect(await t.rows(t.one.directory.id)).toHaveLength(0);
-    await new Promise((r) => setTimeout(r, 80));
+    // Written by the timer alone, without a flush.
+    for (const end = Date.now() + 10_000; (await t.rows(t.one.directory.id)).length === 0 && Date.now() < end;)
+      await new Promise((r) => setTimeout(r, 20));
     expect(await t.rows(t.one.directory.id)).toHaveLength(1);
+  });
+
+  it("stores every row before flush resolves, also when a timer's write is still under way", async () => {
+    const t = await setup();
+    // A store whose writes take a while, as PostgreSQL's round trips do under load.
+    const slow: SqlStore = {
+      dialect: t.store.dialect,
+      read: (op) => t.store.read(op),
+      write: async (op) => {
+        await new Promise((r) => setTimeout(r, 200));
+        return t.store.write(op);
+      },
+      close: async () => undefined,
+    };
+    const recorder = scimRequestLog(slow, { flushIntervalMs: 1 });
+    const app = express();
+    app.use((_req, res, next) => {
+      res.locals.scim = { directoryId: t.one.directory.id } as typeof res.locals.scim;
+      next();
+    });
+    app.use(recorder, (_req, res) => void res.status(404).json({ detail: "no" }));
+    await supertest(app).get("/Users/1").expect(404);
+    await new Promise((r) => setTimeout(r, 50)); // the timer's write has begun
+    await recorder.flush();
+    expect((await t.rows(t.one.directory.id)).map((r) => r.path)).toEqual(["/Users/1"]);
   });
 
   it("keeps the last N rows per directory, trimming every few inserts and leaving other directories alone", async () => {
