@@ -3,7 +3,27 @@ import { configDefaults, defineConfig } from "vitest/config";
 
 /** Suites that run on SQLite (project "main") and again on PostgreSQL (project "postgres"). */
 const onBothDialects = [
+  // The SCIM server (test/scim/read-pool.test.ts is SQLite's read pool; client-address.test.ts tests
+  // proxy addresses on a bare app, not the store).
   "test/scim/isolation.test.ts",
+  "test/scim/bad-input.test.ts",
+  "test/scim/concurrency.test.ts",
+  "test/scim/entra-replay.test.ts",
+  "test/scim/filter.test.ts",
+  "test/scim/okta-replay.test.ts",
+  "test/scim/paging.test.ts",
+  "test/scim/patch.test.ts",
+  "test/scim/reads-by-id.test.ts",
+  "test/scim/resources.test.ts",
+  "test/scim/unicode.test.ts",
+  "test/scim/validate-sampling.test.ts",
+  // The directory store (the rest of test/directory/ is SQLite's own machinery: the write queue's
+  // group commit, checkpoints, the page cache, the statement cache, the fold backfill).
+  "test/directory/token-cache.test.ts",
+  "test/directory/tokens.test.ts",
+  "test/directory/writes.test.ts",
+  // The admin API over the store.
+  "test/admin/scim-request-log.test.ts",
   // The sync engine (startSyncHarness opens a second bridge on the same database).
   "test/sync/provisioning.e2e.test.ts",
   "test/sync/worker.test.ts",

@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
-import { invalidSyntax, payloadTooLarge, type BridgeError } from "../errors.js";
+import { invalidSyntax, invalidValue, payloadTooLarge, type BridgeError } from "../errors.js";
 
 /** Default request body limit: 1 MiB holds a PATCH adding ~15,000 members (Entra sends far fewer per request). */
 export const defaultBodyLimit = 1024 * 1024;
@@ -40,6 +40,31 @@ export function assertJsonDepth(value: unknown): void {
     throw invalidSyntax(`JSON nested deeper than ${maxJsonDepth} levels is not accepted`);
 }
 
+/** U+0000, or a UTF-16 surrogate without its pair (a string that is not well-formed Unicode). */
+const unstorable = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Refuses a parsed value with a string or member name that PostgreSQL cannot store, with 400
+ * invalidValue: U+0000 (text cannot hold it: "Character Types") and an unpaired surrogate (JSON
+ * escapes it as a \u sequence, which PostgreSQL's JSON input refuses: every filter reading the resource
+ * would then fail). Refused the same way on SQLite, so that both stores answer alike; RFC 7643 §2.3.1
+ * strings are Unicode characters, and neither is one a client means to send (RFC 8259 §8.2).
+ */
+export function assertStorableStrings(value: unknown): void {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      if (unstorable.test(v))
+        throw invalidValue("strings may not contain U+0000 (NUL) or an unpaired UTF-16 surrogate");
+    } else if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+    } else if (typeof v === "object" && v !== null) {
+      for (const [key, item] of Object.entries(v)) stack.push(key, item);
+    }
+  }
+}
+
 /**
  * Every failure while reading a body is the client's: a truncated or corrupt gzip/deflate/br stream
  * (zlib errors carry no HTTP status), an unknown Content-Encoding, a bad charset, malformed JSON.
@@ -61,7 +86,10 @@ export function bodyReadError(err: unknown): BridgeError {
   return invalidSyntax("request body could not be read");
 }
 
-/** Wraps a body parser: its errors become client errors, and parsed JSON deeper than maxJsonDepth is refused. */
+/**
+ * Wraps a body parser: its errors become client errors, and parsed JSON deeper than maxJsonDepth or
+ * holding a string no store can keep (assertStorableStrings) is refused.
+ */
 function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     let ran = false;
@@ -72,8 +100,9 @@ function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
       if (checkDepth) {
         try {
           assertJsonDepth(req.body);
-        } catch (depthError) {
-          return next(depthError);
+          assertStorableStrings(req.body);
+        } catch (refused) {
+          return next(refused);
         }
       }
       next();

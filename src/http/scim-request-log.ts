@@ -107,35 +107,14 @@ export function scimRequestLog(store: SqlStore, options: ScimRequestLogOptions =
   let timer: NodeJS.Timeout | undefined;
   const sinceTrim = new Map<string, number>();
 
-  // One flush at a time. On PostgreSQL each flush holds a pooled connection for a round trip a row;
-  // flushes started every interval while earlier ones still run (a slow server, a busy machine)
-  // pile up, their trims wait on each other's row locks, and together they take the whole pool from
-  // the SCIM requests, whose own failures are then logged too. A flush asked for meanwhile runs
-  // after the one in flight, with everything buffered by then.
-  let inFlight: Promise<void> | undefined;
-  let again = false;
-  const flush = async (): Promise<void> => {
-    if (inFlight) {
-      again = true;
-      return inFlight;
-    }
-    inFlight = (async () => {
-      try {
-        do {
-          again = false;
-          await flushOnce();
-        } while (again);
-      } finally {
-        inFlight = undefined;
-      }
-    })();
-    return inFlight;
-  };
-
-  const flushOnce = async (): Promise<void> => {
+  // The writes under way, one after another: flush (and close) resolve once every row buffered
+  // before the call is stored, also when a timer's write is still running (on PostgreSQL a write
+  // takes round trips; a close that did not wait would end the pool under it).
+  let written: Promise<void> = Promise.resolve();
+  const flush = (): Promise<void> => {
     clearTimeout(timer);
     timer = undefined;
-    if (buffer.length === 0) return;
+    if (buffer.length === 0) return written;
     const rows = buffer;
     buffer = [];
     for (const row of rows) sinceTrim.set(row.directoryId, (sinceTrim.get(row.directoryId) ?? 0) + 1);
@@ -145,12 +124,15 @@ export function scimRequestLog(store: SqlStore, options: ScimRequestLogOptions =
       sinceTrim.set(directoryId, 0);
       trim.push(directoryId);
     }
-    try {
-      await store.write(appendScimRequestLog(rows, trim, keep));
-    } catch (err) {
-      // Losing debugging rows must never fail or slow a SCIM request.
-      options.log?.warn({ err, rows: rows.length }, "could not write the SCIM request log");
-    }
+    written = written.then(async () => {
+      try {
+        await store.write(appendScimRequestLog(rows, trim, keep));
+      } catch (err) {
+        // Losing debugging rows must never fail or slow a SCIM request.
+        options.log?.warn({ err, rows: rows.length }, "could not write the SCIM request log");
+      }
+    });
+    return written;
   };
 
   const middleware = ((req, res, next) => {

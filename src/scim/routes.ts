@@ -1,6 +1,7 @@
 import type { Request, RequestHandler, Response } from "express";
 import { registerFold } from "../directory/fold.js";
 import { sqliteConnectionOf, type SqlStore } from "../directory/sql.js";
+import { notFound } from "../errors.js";
 import { createWriteQueue } from "../directory/write-queue.js";
 import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
@@ -60,6 +61,7 @@ export function scimRoutes(
   // params), the busiest first: their paths do not overlap, so the order changes only what a request
   // walks past before its route.
   return [
+    unstorableIds,
     readsById(read),
     userRoutes(writes, read),
     groupRoutes(writes, read),
@@ -81,6 +83,26 @@ const byIdPath = /^\/(?:(users)|groups)\/([^/?%]+)\/?(?:\?|$)/i;
  * Express's per-router dispatch and parameter merging, and with the query string parsed once (Express 5
  * parses it again on every `req.query`). Any other request passes on unchanged.
  */
+const resourcePath = /^\/(?:(users)|groups)\/([^/]+)\/?$/i;
+
+/**
+ * No id the bridge issues holds U+0000, and PostgreSQL text cannot hold one ("Character Types"), so a
+ * query for it would fail there: a resource path naming such an id answers 404 as any unknown id does,
+ * before any query, on either store.
+ */
+const unstorableIds: RequestHandler = (req, _res, next) => {
+  const m = req.path.includes("%00") ? resourcePath.exec(req.path) : null;
+  if (!m) return next();
+  let id: string;
+  try {
+    id = decodeURIComponent(m[2]!);
+  } catch {
+    return next();
+  }
+  if (!id.includes("\0")) return next();
+  next(notFound(`${m[1] === undefined ? "Group" : "User"} ${id} not found`));
+};
+
 function readsById(read: Reader): RequestHandler {
   const userRoute = { path: "/Users/:id" };
   const groupRoute = { path: "/Groups/:id" };

@@ -8,7 +8,6 @@ import { pino } from "pino";
 import type supertest from "supertest";
 import { expect } from "vitest";
 import { adminRouter } from "../../src/http/admin-router.js";
-import { sqliteStore } from "../../src/directory/sql.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 
@@ -47,7 +46,7 @@ export async function startAdminBridge(): Promise<AdminBridge> {
   });
   const sync = await startSyncHarness(bridge.store);
   admin = adminRouter({
-    store: sqliteStore(bridge.sqlite),
+    store: bridge.store,
     publicUrl: bridge.origin,
     bootstrapOperatorToken: bootstrap,
     log: pino({ level: "silent" }),

@@ -3,16 +3,14 @@
  * must not keep (query values: PII). Tested on a tiny app with the real SCIM bearer auth and error
  * middleware, then read back through the admin API.
  */
-import { asc, eq } from "drizzle-orm";
 import express, { Router } from "express";
 import { pino } from "pino";
 import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
-import { scimRequestLog as logTable } from "../../db/schema.js";
 import { adminRouter } from "../../src/http/admin-router.js";
-import { sqliteStore } from "../../src/directory/sql.js";
-import { writeSync } from "../../src/directory/store-op.js";
-import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { openStore } from "../../src/cli/database.js";
+import type { SqlStore } from "../../src/directory/sql.js";
+import { many } from "../../src/directory/store-op.js";
 import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { notFound, uniqueness } from "../../src/errors.js";
@@ -22,17 +20,44 @@ import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
 import { loggedPath, scimRequestLog, type ScimRequestLogOptions } from "../../src/http/scim-request-log.js";
 import { createTestBridge } from "../helpers/scim.js";
+import { createTestDatabase, type TestDatabaseUrl } from "../support/test-dialect.js";
 
-let opened: OpenDatabase | undefined;
-afterEach(() => opened?.close());
+interface LogRow {
+  id: number;
+  directoryId: string;
+  at: number;
+  method: string;
+  path: string;
+  status: number;
+  scimType: string | null;
+  detail: string | null;
+  requestId: string | null;
+  durationMs: number;
+}
+const logColumns = `id, directory_id AS "directoryId", at, method, path, status, scim_type AS "scimType", detail,
+  request_id AS "requestId", duration_ms AS "durationMs"`;
+/** One directory's logged requests, oldest first. */
+const logRows = (store: SqlStore, directoryId: string) =>
+  store.read(
+    many<LogRow>(`SELECT ${logColumns} FROM scim_request_log WHERE directory_id = ? ORDER BY id`, [directoryId]),
+  );
 
-function setup(options: ScimRequestLogOptions = {}) {
-  opened = openDatabase("sqlite::memory:");
-  const { db, sqlite } = opened;
-  const store = sqliteStore(sqlite);
+/** Each test's own database of the run's dialect, as the CLI opens one. */
+let opened: { database: TestDatabaseUrl; store: SqlStore } | undefined;
+afterEach(async () => {
+  if (!opened) return;
+  await opened.store.close();
+  await opened.database.remove();
+  opened = undefined;
+});
+
+async function setup(options: ScimRequestLogOptions = {}) {
+  const database = await createTestDatabase();
+  const store = await openStore(database.url);
+  opened = { database, store };
   const operator = { type: "operator" as const, id: "test" };
-  const one = writeSync(db, onboardOrganizationOp({ slug: "one" }, changeBy(operator)));
-  const two = writeSync(db, onboardOrganizationOp({ slug: "two" }, changeBy(operator)));
+  const one = await store.write(onboardOrganizationOp({ slug: "one" }, changeBy(operator)));
+  const two = await store.write(onboardOrganizationOp({ slug: "two" }, changeBy(operator)));
   const log = pino({ level: "silent" });
   const recorder = scimRequestLog(store, options);
   const scim = Router({ mergeParams: true });
@@ -62,7 +87,7 @@ function setup(options: ScimRequestLogOptions = {}) {
   app.use(
     "/admin/v1",
     adminRouter({
-      store: sqliteStore(opened.sqlite),
+      store,
       publicUrl: "https://bridge.example",
       bootstrapOperatorToken: "x".repeat(40),
       log,
@@ -73,21 +98,20 @@ function setup(options: ScimRequestLogOptions = {}) {
   const http = supertest(app);
   const as = (d: typeof one) => (method: "get" | "post", path: string) =>
     http[method](`/scim/v2/${d.directory.id}${path}`).set("Authorization", `Bearer ${d.token.token}`);
-  const rows = (directoryId: string) =>
-    db.select().from(logTable).where(eq(logTable.directoryId, directoryId)).orderBy(asc(logTable.id)).all();
-  return { db, http, recorder, one, two, scimOne: as(one), scimTwo: as(two), rows };
+  const rows = (directoryId: string) => logRows(store, directoryId);
+  return { store, http, recorder, one, two, scimOne: as(one), scimTwo: as(two), rows };
 }
 
 describe("SCIM request log", () => {
   it("records method, path, status, SCIM error type and detail, request id and duration, per directory", async () => {
-    const t = setup();
+    const t = await setup();
     const ok = await t.scimOne("get", "/Users").expect(200);
     const missing = await t.scimOne("get", "/Users/1234").expect(404);
     const clash = await t.scimOne("post", "/Users").send({ userName: "ada@example.com" }).expect(409);
     await t.scimTwo("get", "/Users").expect(200);
     await t.recorder.flush();
 
-    const mine = t.rows(t.one.directory.id);
+    const mine = await t.rows(t.one.directory.id);
     expect(mine.map((r) => [r.method, r.path, r.status, r.scimType, r.detail])).toEqual([
       ["GET", "/Users", 200, null, null],
       ["GET", "/Users/1234", 404, null, "Resource 1234 not found"],
@@ -95,23 +119,23 @@ describe("SCIM request log", () => {
     ]);
     expect(mine.map((r) => r.requestId)).toEqual([ok, missing, clash].map((res) => res.headers["x-request-id"]));
     expect(mine.every((r) => r.durationMs >= 0 && r.at > 0)).toBe(true);
-    expect(t.rows(t.two.directory.id)).toHaveLength(1);
+    expect(await t.rows(t.two.directory.id)).toHaveLength(1);
   });
 
   it("keeps query parameter names but never their values (filters carry userNames and emails)", async () => {
-    const t = setup();
+    const t = await setup();
     await t
       .scimOne("get", "/Users?filter=userName%20eq%20%22grace.hopper%40navy.example%22&startIndex=1&count=100")
       .expect(200);
     await t.recorder.flush();
-    const [row] = t.rows(t.one.directory.id);
+    const [row] = await t.rows(t.one.directory.id);
     expect(row!.path).toBe("/Users?filter&startIndex&count");
-    expect(JSON.stringify(t.db.select().from(logTable).all())).not.toContain("grace");
+    expect(JSON.stringify(await t.store.read(many("SELECT * FROM scim_request_log")))).not.toContain("grace");
     expect(loggedPath("/scim/v2/dir-x/Groups/abc?excludedAttributes=members")).toBe("/Groups/abc?excludedAttributes");
   });
 
   it("logs no failed authentication, so that a URL alone cannot fill or trim a directory's log", async () => {
-    const t = setup();
+    const t = await setup();
     await t.scimOne("get", "/Users").expect(200);
     await t.http.get(`/scim/v2/${t.one.directory.id}/Users`).set("Authorization", "Bearer wrong").expect(401);
     // A valid token of another directory is refused on this URL, and logged nowhere.
@@ -121,9 +145,9 @@ describe("SCIM request log", () => {
       .expect(401);
     await t.http.get("/scim/v2/dir-doesnotexist/Users").set("Authorization", "Bearer wrong").expect(401);
     await t.recorder.flush();
-    expect(t.rows(t.one.directory.id).map((r) => r.status)).toEqual([200]);
-    expect(t.rows("dir-doesnotexist")).toEqual([]);
-    expect(t.rows(t.two.directory.id)).toEqual([]);
+    expect((await t.rows(t.one.directory.id)).map((r) => r.status)).toEqual([200]);
+    expect(await t.rows("dir-doesnotexist")).toEqual([]);
+    expect(await t.rows(t.two.directory.id)).toEqual([]);
   });
 
   it("keeps attribute names in error details but no quoted request values", async () => {
@@ -135,17 +159,12 @@ describe("SCIM request log", () => {
         .expect(400);
       const emails = Array.from({ length: 101 }, (_, i) => ({ value: `grace${i}@navy.example` }));
       await bridge.scim.post("/Users", { userName: "grace@navy.example", emails }).expect(400);
-      const logged = () =>
-        bridge.db
-          .select()
-          .from(logTable)
-          .where(eq(logTable.directoryId, bridge.directoryId))
-          .orderBy(asc(logTable.id))
-          .all();
+      // The bridge's request log writes through its bookkeeping store.
+      const logged = () => logRows(bridge.bookkeeping, bridge.directoryId);
       // The log writes in batches a short while after the requests.
-      for (let waited = 0; logged().length < 2 && waited < 10_000; waited += 50)
+      for (let waited = 0; (await logged()).length < 2 && waited < 10_000; waited += 50)
         await new Promise((r) => setTimeout(r, 50));
-      const rows = logged();
+      const rows = await logged();
       expect(rows.map((r) => r.status)).toEqual([400, 400]);
       expect(JSON.stringify(rows)).not.toContain("grace");
       expect(rows[0]!.detail).toContain('"meta.created"');
@@ -156,29 +175,56 @@ describe("SCIM request log", () => {
   });
 
   it("writes in batches after a short delay, not on the request path", async () => {
-    const t = setup({ flushIntervalMs: 30 });
+    const t = await setup({ flushIntervalMs: 1000 });
     await t.scimOne("get", "/Users").expect(200);
-    expect(t.rows(t.one.directory.id)).toHaveLength(0);
-    await new Promise((r) => setTimeout(r, 80));
-    expect(t.rows(t.one.directory.id)).toHaveLength(1);
+    expect(await t.rows(t.one.directory.id)).toHaveLength(0);
+    // Written by the timer alone, without a flush.
+    for (const end = Date.now() + 10_000; (await t.rows(t.one.directory.id)).length === 0 && Date.now() < end;)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(await t.rows(t.one.directory.id)).toHaveLength(1);
+  });
+
+  it("stores every row before flush resolves, also when a timer's write is still under way", async () => {
+    const t = await setup();
+    // A store whose writes take a while, as PostgreSQL's round trips do under load.
+    const slow: SqlStore = {
+      dialect: t.store.dialect,
+      read: (op) => t.store.read(op),
+      write: async (op) => {
+        await new Promise((r) => setTimeout(r, 200));
+        return t.store.write(op);
+      },
+      close: async () => undefined,
+    };
+    const recorder = scimRequestLog(slow, { flushIntervalMs: 1 });
+    const app = express();
+    app.use((_req, res, next) => {
+      res.locals.scim = { directoryId: t.one.directory.id } as typeof res.locals.scim;
+      next();
+    });
+    app.use(recorder, (_req, res) => void res.status(404).json({ detail: "no" }));
+    await supertest(app).get("/Users/1").expect(404);
+    await new Promise((r) => setTimeout(r, 50)); // the timer's write has begun
+    await recorder.flush();
+    expect((await t.rows(t.one.directory.id)).map((r) => r.path)).toEqual(["/Users/1"]);
   });
 
   it("keeps the last N rows per directory, trimming every few inserts and leaving other directories alone", async () => {
-    const t = setup({ keepPerDirectory: 25, trimEvery: 10, maxBuffered: 5 });
+    const t = await setup({ keepPerDirectory: 25, trimEvery: 10, maxBuffered: 5 });
     await t.scimTwo("get", "/Users").expect(200);
     for (let i = 0; i < 63; i++) await t.scimOne("get", `/Users/${i}`).expect(404);
     await t.recorder.flush();
-    const kept = t.rows(t.one.directory.id);
+    const kept = await t.rows(t.one.directory.id);
     expect(kept.length).toBeGreaterThanOrEqual(25);
     expect(kept.length).toBeLessThan(25 + 10);
     // The newest are the ones kept.
     expect(kept.at(-1)!.path).toBe("/Users/62");
     expect(kept.map((r) => r.path)).toContain("/Users/38");
-    expect(t.rows(t.two.directory.id)).toHaveLength(1);
+    expect(await t.rows(t.two.directory.id)).toHaveLength(1);
   });
 
   it("is served to the customer admin newest first, with a limit and an errors-only view", async () => {
-    const t = setup();
+    const t = await setup();
     await t.scimOne("get", "/Users").expect(200);
     await t.scimOne("get", "/Users/1").expect(404);
     await t.scimOne("get", "/Users").expect(200);
@@ -216,16 +262,10 @@ describe("SCIM request log", () => {
       await bridge.scim.post("/Users", user).expect(409);
       await bridge.scim.get("/Users?filter=userName%20zz%20%22x%22").expect(400);
       // The bridge writes its buffered rows within a quarter of a second.
-      const read = () =>
-        bridge.db
-          .select()
-          .from(logTable)
-          .where(eq(logTable.directoryId, bridge.directoryId))
-          .orderBy(asc(logTable.id))
-          .all();
-      for (const end = Date.now() + 10_000; read().length < 3 && Date.now() < end;)
+      const read = () => logRows(bridge.bookkeeping, bridge.directoryId);
+      for (const end = Date.now() + 10_000; (await read()).length < 3 && Date.now() < end;)
         await new Promise((r) => setTimeout(r, 20));
-      const rows = read();
+      const rows = await read();
       expect(rows.map((r) => [r.method, r.path, r.status, r.scimType])).toEqual([
         ["POST", "/Users", 201, null],
         ["POST", "/Users", 409, "uniqueness"],

@@ -16,6 +16,7 @@ import { changeBy } from "../../src/directory/write-context.js";
 import { startEmulator } from "../../src/emulator/index.js";
 import { packageRoot } from "../../src/paths.js";
 import { auditFor, pendingJob } from "../helpers/store.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { runSync, writeSync } from "../../src/directory/store-op.js";
 
 const workdir = mkdtempSync(join(tmpdir(), "scim-bridge-acked-"));
@@ -86,12 +87,12 @@ it("keeps every acknowledged create when the server is killed right after answer
       for (const { id, userName } of acknowledged) {
         expect(runSync(after.db, getUser(onboarded.directory.id, id))?.userName, userName).toBe(userName);
         expect(
-          auditFor(after.db, id).map((e) => e.action),
+          (await auditFor(sqliteStore(after.sqlite), id)).map((e) => e.action),
           userName,
         ).toEqual(["user.create"]);
         // Its sync job is pending or already taken by the worker: either way it is in the jobs table.
         const job =
-          pendingJob(after.db, "user", id) ??
+          (await pendingJob(sqliteStore(after.sqlite), "user", id)) ??
           after.sqlite.prepare("SELECT id FROM jobs WHERE key = ?").get(`user:${id}`);
         expect(job, userName).toBeDefined();
       }

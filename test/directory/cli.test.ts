@@ -84,7 +84,7 @@ describe("scim-bridge org create --json", () => {
       expect(await verifyScimToken(sqliteStore(connectionOf(db)), out.token)).toEqual(
         expect.objectContaining({ directoryId: out.directory.id, organizationId: out.organization.id }),
       );
-      expect(pendingJob(db, "organization", out.organization.id)).toBeDefined();
+      expect(await pendingJob(sqliteStore(connectionOf(db)), "organization", out.organization.id)).toBeDefined();
     });
   });
 

@@ -1,11 +1,9 @@
-import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auditEntries, scimTokens } from "../../db/schema.js";
 import { rotateDirectoryTokenOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { hashToken, issueScimToken, listScimTokens, verifyScimToken } from "../../src/directory/tokens.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
-import { runSync, writeSync } from "../../src/directory/store-op.js";
+import { exec, many, value } from "../../src/directory/store-op.js";
 
 /** SCIM tokens: hashed at rest, shown once, two active at most, expiring, checked on every request. */
 let bridge: TestBridge;
@@ -16,16 +14,15 @@ beforeAll(async () => {
 afterAll(async () => bridge.close());
 
 describe("SCIM tokens", () => {
-  it("stores only the SHA-256 of the token, nowhere the token itself", () => {
-    const { token, record } = writeSync(
-      bridge.db,
-      rotateDirectoryTokenOp(bridge.directoryId, {}, changeBy(operator)),
+  it("stores only the SHA-256 of the token, nowhere the token itself", async () => {
+    const { token, record } = (
+      await bridge.store.write(rotateDirectoryTokenOp(bridge.directoryId, {}, changeBy(operator)))
     ).token;
     expect(record.tokenHash).toBe(hashToken(token));
     expect(record.hint).toBe(token.slice(-4));
     const everything = JSON.stringify([
-      bridge.db.select().from(scimTokens).all(),
-      bridge.db.select().from(auditEntries).all(),
+      await bridge.store.read(many("SELECT * FROM scim_tokens")),
+      await bridge.store.read(many("SELECT * FROM audit_entries")),
     ]);
     expect(everything).not.toContain(token);
     expect(token.length).toBeGreaterThanOrEqual(43); // 256 random bits
@@ -33,21 +30,24 @@ describe("SCIM tokens", () => {
 
   it("keeps at most two active tokens: a rotation revokes the older one", async () => {
     const dir = await bridge.newDirectory();
-    const second = writeSync(bridge.db, rotateDirectoryTokenOp(dir.directoryId, {}, changeBy(operator))).token.token;
+    const second = (await bridge.store.write(rotateDirectoryTokenOp(dir.directoryId, {}, changeBy(operator)))).token
+      .token;
     await dir.scim.get("/Users").expect(200); // the first still works: the rotation overlaps
     await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
-    const third = writeSync(bridge.db, rotateDirectoryTokenOp(dir.directoryId, {}, changeBy(operator))).token.token;
+    const third = (await bridge.store.write(rotateDirectoryTokenOp(dir.directoryId, {}, changeBy(operator)))).token
+      .token;
     await dir.scim.get("/Users").expect(401);
     await dir.scim.get("/Users").set("Authorization", `Bearer ${second}`).expect(200);
     await dir.scim.get("/Users").set("Authorization", `Bearer ${third}`).expect(200);
-    expect(runSync(bridge.db, listScimTokens(dir.directoryId)).filter((t) => t.revokedAt === null)).toHaveLength(2);
+    expect((await bridge.store.read(listScimTokens(dir.directoryId))).filter((t) => t.revokedAt === null)).toHaveLength(
+      2,
+    );
   });
 
   it("refuses an expired token and records when a token was last used", async () => {
     const dir = await bridge.newDirectory();
     const now = Date.now();
-    const expiring = writeSync(
-      bridge.db,
+    const expiring = await bridge.store.write(
       issueScimToken(
         { directoryId: dir.directoryId, organizationId: dir.organizationId, expiresAt: now + 60_000 },
         changeBy(operator, { at: now }),
@@ -55,20 +55,16 @@ describe("SCIM tokens", () => {
     );
     expect((await verifyScimToken(bridge.store, expiring.token, now + 59_000))?.directoryId).toBe(dir.directoryId);
     expect(await verifyScimToken(bridge.store, expiring.token, now + 60_000)).toBeUndefined();
-    bridge.db
-      .update(scimTokens)
-      .set({ expiresAt: Date.now() - 1 })
-      .where(eq(scimTokens.id, expiring.record.id))
-      .run();
+    await bridge.store.write(
+      exec("UPDATE scim_tokens SET expires_at = ? WHERE id = ?", [Date.now() - 1, expiring.record.id]),
+    );
     await dir.scim.get("/Users").set("Authorization", `Bearer ${expiring.token}`).expect(401);
 
     await dir.scim.get("/Users").expect(200);
-    const used = bridge.db
-      .select()
-      .from(scimTokens)
-      .where(eq(scimTokens.tokenHash, hashToken(dir.token)))
-      .get()!;
-    expect(used.lastUsedAt).not.toBeNull();
+    const lastUsedAt = await bridge.store.read(
+      value<number | null>("SELECT last_used_at FROM scim_tokens WHERE token_hash = ?", [hashToken(dir.token)]),
+    );
+    expect(lastUsedAt).toEqual(expect.any(Number));
   });
 
   it("accepts the token from the Authorization header only, in any scheme case", async () => {

@@ -4,6 +4,7 @@ import { createUser, getUser } from "../../src/directory/users.js";
 import { createWriteQueue } from "../../src/directory/write-queue.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { auditFor, pendingJob } from "../helpers/store.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { runSync } from "../../src/directory/store-op.js";
 
 /**
@@ -48,12 +49,12 @@ it("commits the writes of one batch that succeeded and undoes only the one that 
   const ok = [a, c].map((r) => (r as PromiseFulfilledResult<{ id: string }>).value.id);
   for (const id of ok) {
     expect(runSync(other.db, getUser(bridge.directoryId, id))?.id).toBe(id);
-    expect(auditFor(other.db, id).map((e) => e.action)).toEqual(["user.create"]);
-    expect(pendingJob(other.db, "user", id)).toBeDefined();
+    expect((await auditFor(sqliteStore(other.sqlite), id)).map((e) => e.action)).toEqual(["user.create"]);
+    expect(await pendingJob(sqliteStore(other.sqlite), "user", id)).toBeDefined();
   }
   expect(runSync(other.db, getUser(bridge.directoryId, failedId!))).toBeUndefined();
-  expect(auditFor(other.db, failedId!)).toEqual([]);
-  expect(pendingJob(other.db, "user", failedId!)).toBeUndefined();
+  expect(await auditFor(sqliteStore(other.sqlite), failedId!)).toEqual([]);
+  expect(await pendingJob(sqliteStore(other.sqlite), "user", failedId!)).toBeUndefined();
   // The connection is left outside any transaction for the next batch and for everyone else.
   expect(bridge.sqlite.inTransaction).toBe(false);
   await expect(writes.run(createUser(ctx(), { userName: "batch-next@x.test" }))).resolves.toBeDefined();
@@ -71,14 +72,14 @@ it("undoes all of a write alone in its turn that fails after writing, and keeps 
     ),
   ).rejects.toThrow("the request fails after its write");
   expect(runSync(other.db, getUser(bridge.directoryId, id!))).toBeUndefined();
-  expect(auditFor(other.db, id!)).toEqual([]);
-  expect(pendingJob(other.db, "user", id!)).toBeUndefined();
+  expect(await auditFor(sqliteStore(other.sqlite), id!)).toEqual([]);
+  expect(await pendingJob(sqliteStore(other.sqlite), "user", id!)).toBeUndefined();
   expect(bridge.sqlite.inTransaction).toBe(false);
   // The same userName is free again, and a write alone that succeeds is committed when it resolves.
   const row = await writes.run(createUser(ctx(), { userName: "alone-failing@x.test" }));
   expect(runSync(other.db, getUser(bridge.directoryId, row.id))?.userName).toBe("alone-failing@x.test");
-  expect(auditFor(other.db, row.id).map((e) => e.action)).toEqual(["user.create"]);
-  expect(pendingJob(other.db, "user", row.id)).toBeDefined();
+  expect((await auditFor(sqliteStore(other.sqlite), row.id)).map((e) => e.action)).toEqual(["user.create"]);
+  expect(await pendingJob(sqliteStore(other.sqlite), "user", row.id)).toBeDefined();
 });
 
 it("commits a batch whose writes each change more than a statement journal keeps in memory by default", async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/directory/database.js";
+import { sqliteStore } from "../../src/directory/sql.js";
 import { startEmulator, type RunningEmulator } from "../../src/emulator/index.js";
 import { writeFootprint } from "../helpers/store.js";
 import { runCli, startBridge, until, type Served } from "./helpers.js";
@@ -224,22 +225,22 @@ describe("connections, roles and the plan", { timeout: 120_000 }, () => {
       status: "fail",
       summary: expect.stringMatching(/refused the signature/),
     });
-    const footprint = () => {
+    const footprint = async () => {
       const opened = openDatabase(env.DATABASE_URL!);
       try {
-        return writeFootprint(opened.db);
+        return await writeFootprint(sqliteStore(opened.sqlite));
       } finally {
         opened.close();
       }
     };
     // Once serve's own start-up work is done, the doctor's test event must change nothing.
     await until(async () => ((await readyz(bridge)).status === 200 ? true : undefined), "serve ready");
-    const before = footprint();
+    const before = await footprint();
     const same = JSON.parse((await runCli(["doctor", "--json"], { ...env, PUBLIC_URL: bridge.url })).stdout) as Report;
     expect(same.checks.find((c) => c.id === "hook")?.status).toBe("ok");
     expect(
       bridge.logs().filter((l) => l.route === "/hooks/auth0/post-login" && l.status === 200).length,
     ).toBeGreaterThan(0);
-    expect(footprint()).toEqual(before);
+    expect(await footprint()).toEqual(before);
   });
 });

@@ -94,7 +94,7 @@ describe("reads are priced before they run", () => {
 describe("PATCH work is bounded by the request, not by what it asks for", () => {
   it("refuses 1,000 operations adding 25 emails each (25,000 values) before applying any, with nothing written", async () => {
     const id = seeded[100]!;
-    const before = writeFootprint(bridge.db);
+    const before = await writeFootprint(bridge.store);
     const operations = Array.from({ length: 1000 }, (_, i) => ({
       op: "add",
       path: "emails",
@@ -103,12 +103,12 @@ describe("PATCH work is bounded by the request, not by what it asks for", () => 
     const res = await bridge.scim.patch(`/Users/${id}`, patchOp(operations)).expect(400);
     expect(res.body.scimType).toBe("invalidValue");
     expect(res.body.detail).toBe(`a PATCH may carry at most ${scimLimits.maxPatchValues} values across its operations`);
-    expect(writeFootprint(bridge.db)).toEqual(before);
+    expect(await writeFootprint(bridge.store)).toEqual(before);
   });
 
   it("names the attribute when operations would take it past its maximum, with nothing written", async () => {
     const id = seeded[103]!;
-    const before = writeFootprint(bridge.db);
+    const before = await writeFootprint(bridge.store);
     const operations = Array.from({ length: 5 }, (_, i) => ({
       op: "add",
       path: "emails",
@@ -116,7 +116,7 @@ describe("PATCH work is bounded by the request, not by what it asks for", () => 
     }));
     const res = await bridge.scim.patch(`/Users/${id}`, patchOp(operations)).expect(400);
     expect(res.body.detail).toBe(`"emails" may hold at most ${scimLimits.maxValuesPerAttribute} values`);
-    expect(writeFootprint(bridge.db)).toEqual(before);
+    expect(await writeFootprint(bridge.store)).toEqual(before);
   });
 
   it("removes a list of the most values a PATCH may carry from a user holding the maximum, in one request", async () => {
@@ -129,21 +129,21 @@ describe("PATCH work is bounded by the request, not by what it asks for", () => 
       value: `KEEP${i * 2}@FAIR.EXAMPLE`,
     }));
     await bridge.scim.patch(`/Users/${id}`, patchOp([{ op: "remove", path: "emails", value: listed }])).expect(204);
-    const kept = (storedUser(bridge.db, id)!.document.emails as { value: string }[]).map((e) => e.value);
+    const kept = ((await storedUser(bridge.store, id))!.document.emails as { value: string }[]).map((e) => e.value);
     expect(kept).toEqual(emails.filter((_, i) => i % 2 === 1).map((e) => e.value));
     // The issue's example, 30,000 listed values, is refused whole.
     const huge = Array.from({ length: 30_000 }, (_, i) => ({ value: `x${i}@fair.example` }));
-    const before = writeFootprint(bridge.db);
+    const before = await writeFootprint(bridge.store);
     await bridge.scim.patch(`/Users/${id}`, patchOp([{ op: "remove", path: "emails", value: huge }])).expect(400);
-    expect(writeFootprint(bridge.db)).toEqual(before);
+    expect(await writeFootprint(bridge.store)).toEqual(before);
   });
 
   it("refuses a user created with more values than the maximum instead of failing in SQLite", async () => {
-    const before = writeFootprint(bridge.db);
+    const before = await writeFootprint(bridge.store);
     const emails = Array.from({ length: 6000 }, (_, i) => ({ value: `many${i}@fair.example` }));
     const res = await bridge.scim.post("/Users", { userName: "many@fair.example", emails }).expect(400);
     expect(res.body.detail).toMatch(/"emails" may hold at most/);
-    expect(writeFootprint(bridge.db)).toEqual(before);
+    expect(await writeFootprint(bridge.store)).toEqual(before);
   });
 
   it("refuses more than 1,000 operations in one PATCH with 400 tooMany", async () => {

@@ -21,7 +21,7 @@ const members = (from: number, count: number) => ids.slice(from, from + count).m
 describe("members per request", () => {
   it("refuses a POST, PUT or PATCH carrying more than the maximum with 400 invalidValue naming members, writing nothing", async () => {
     const group = (await bridge.scim.post("/Groups", { displayName: "Bounded" }).expect(201)).body.id as string;
-    const before = writeFootprint(bridge.db);
+    const before = await writeFootprint(bridge.store);
     const over = members(0, max + 1);
     for (const res of [
       await bridge.scim.post("/Groups", { displayName: "Too big", members: over }),
@@ -47,7 +47,7 @@ describe("members per request", () => {
         `"members": a request may carry at most ${max} members; add the rest with PATCH "add" operations`,
       );
     }
-    expect(writeFootprint(bridge.db)).toEqual(before);
+    expect(await writeFootprint(bridge.store)).toEqual(before);
   });
 
   it("replaces a full list of the maximum with another, half overlapping, writing only the difference", async () => {

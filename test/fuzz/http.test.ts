@@ -264,7 +264,7 @@ describe("fuzz: the HTTP surface", () => {
         ),
         encoded,
         async (path, method, type, { body, enc }) => {
-          const before = writeFootprint(bridge.db);
+          const before = await writeFootprint(bridge.store);
           let req = bridge.http[method](bridge.basePath + path)
             .set("Authorization", `Bearer ${bridge.token}`)
             .set("Content-Type", type);
@@ -273,7 +273,7 @@ describe("fuzz: the HTTP surface", () => {
           under500(res.status, () => `${method} ${path} ${type} ${enc}`);
           if (res.status >= 400) {
             expect(res.body.schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:Error"]);
-            expect(writeFootprint(bridge.db)).toEqual(before);
+            expect(await writeFootprint(bridge.store)).toEqual(before);
           }
         },
       ),
@@ -285,10 +285,10 @@ describe("fuzz: the HTTP surface", () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom("Users", "Groups"), patchDocument, async (resource, document) => {
         const id = resource === "Users" ? userId : groupId;
-        const before = writeFootprint(bridge.db);
+        const before = await writeFootprint(bridge.store);
         const res = await bridge.scim.patch(`/${resource}/${id}`, document);
         under500(res.status, () => JSON.stringify(document).slice(0, 300));
-        if (res.status >= 400) expect(writeFootprint(bridge.db)).toEqual(before);
+        if (res.status >= 400) expect(await writeFootprint(bridge.store)).toEqual(before);
         else await bridge.scim.get(`/${resource}/${id}`).expect(200);
       }),
       {

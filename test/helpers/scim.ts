@@ -1,9 +1,6 @@
 import type { SqlStore } from "../../src/directory/sql.js";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type Database from "better-sqlite3";
 import type { Express } from "express";
 import { pino, type Logger } from "pino";
@@ -18,9 +15,10 @@ import type { AppDeps } from "../../src/http/app.js";
 import { createTestDatabase, type TestDialect } from "../support/test-dialect.js";
 
 /**
- * A real bridge for tests: a temporary SQLite file (WAL, synchronous=FULL, migrations applied, as in
- * production), the Express app listening on 127.0.0.1 with an ephemeral port, and one organization
- * with a directory and its token. Reused by the sync and admin suites: pass `extraRouters` to mount
+ * A real bridge for tests: a new database of the run's dialect (a temporary SQLite file, WAL,
+ * synchronous=FULL, or a fresh PostgreSQL database; migrations applied, as in production), the
+ * Express app listening on 127.0.0.1 with an ephemeral port, and one organization with a directory
+ * and its token. Reused by the sync and admin suites: pass `extraRouters` to mount
  * more of the product on the same app.
  */
 export interface TestDirectory {
@@ -42,6 +40,8 @@ export interface TestBridge extends TestDirectory {
   sqlite: Database.Database;
   /** The dialect this run's bridge is on (test/support/test-dialect.ts). */
   dialect: TestDialect;
+  /** The bridge's database (sqlite:<file> or postgres://…), for a second connection or process on it. */
+  databaseUrl: string;
   /** The bridge's main store (SCIM writes and reads) and its bookkeeping store (request log, token use). */
   store: SqlStore;
   bookkeeping: SqlStore;
@@ -202,6 +202,7 @@ export async function createTestBridge(options: TestBridgeOptions = {}): Promise
       return bridge.sqlite;
     },
     dialect: database.dialect,
+    databaseUrl: database.url,
     store: bridge.store,
     bookkeeping: bridge.bookkeeping,
     server,

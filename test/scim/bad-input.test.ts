@@ -27,7 +27,7 @@ async function expectRefused(
   status: number,
   scimType?: string,
 ) {
-  const before = writeFootprint(bridge.db);
+  const before = await writeFootprint(bridge.store);
   const res = await send();
   expect(res.status).toBe(status);
   expect(res.headers["content-type"]).toMatch(/^application\/scim\+json/);
@@ -35,7 +35,7 @@ async function expectRefused(
   expect(res.body.status).toBe(String(status));
   expect(typeof res.body.detail).toBe("string");
   if (scimType) expect(res.body.scimType).toBe(scimType);
-  expect(writeFootprint(bridge.db)).toEqual(before);
+  expect(await writeFootprint(bridge.store)).toEqual(before);
 }
 
 describe("malformed bodies", () => {
@@ -51,6 +51,37 @@ describe("malformed bodies", () => {
   ] as const)("answers malformed JSON on %s with 400 invalidSyntax", async (_l, method, path) => {
     const target = path.replace(":user", userId).replace(":group", groupId);
     await expectRefused(() => raw(method, target, '{"acve": tre, "userName": '), 400, "invalidSyntax");
+  });
+
+  // PostgreSQL cannot store U+0000, nor read back JSON holding an unpaired surrogate: such a body is
+  // refused alike on both stores, never a 500 (or a stored resource that breaks later filters).
+  it("refuses U+0000 or an unpaired surrogate in any string or member name of a body with 400 invalidValue, writing nothing", async () => {
+    const nul = "\u0000";
+    const bodies: [method: "post" | "put" | "patch", path: string, body: unknown][] = [
+      ["post", "/Users", { userName: `nul${nul}@x.test` }],
+      ["post", "/Users", { userName: "nul-name@x.test", displayName: `a${nul}b` }],
+      ["post", "/Users", { userName: "nul-mail@x.test", emails: [{ value: `a${nul}@x.test` }] }],
+      ["post", "/Users", { userName: "nul-key@x.test", [`urn:x:${nul}`]: { a: 1 } }],
+      ["put", `/Users/${userId}`, { userName: "nul-put@x.test", nickName: `x${nul}` }],
+      ["patch", `/Users/${userId}`, patchOp([{ op: "replace", path: "title", value: `x${nul}` }])],
+      ["post", "/Groups", { displayName: `g${nul}` }],
+      ["patch", `/Groups/${groupId}`, patchOp([{ op: "add", path: "members", value: [{ value: `a${nul}b` }] }])],
+      ["post", "/Users", { userName: "lone-high\ud800@x.test" }],
+      ["post", "/Users", { userName: "lone-low@x.test", title: "\udc00x" }],
+      ["patch", `/Users/${userId}`, patchOp([{ op: "replace", path: "nickName", value: "end\ud83d" }])],
+    ];
+    for (const [method, path, body] of bodies)
+      await expectRefused(() => bridge.scim.request(method, path, body), 400, "invalidValue");
+    // A surrogate pair is one character (an emoji), and is stored.
+    await bridge.scim.post("/Users", { userName: "pair@x.test", title: "\ud83d\ude00" }).expect(201);
+    const found = await bridge.scim.get(`/Users?filter=${encodeURIComponent('title eq "\u{1F600}"')}`).expect(200);
+    expect(found.body.totalResults).toBe(1);
+  });
+
+  it("answers 404 for a resource id holding U+0000, as for any unknown id, on every method", async () => {
+    for (const resource of ["Users", "Groups"])
+      for (const method of ["get", "put", "patch", "delete"] as const)
+        await expectRefused(() => bridge.scim.request(method, `/${resource}/a%00b`, { userName: "x" }), 404);
   });
 
   it("answers a JSON array, a JSON string, an empty body and a non-JSON content type with 400", async () => {
@@ -166,7 +197,7 @@ describe("wrongly typed values", () => {
   });
 
   it("applies no operation of a PATCH whose last operation fails", async () => {
-    const before = storedUser(bridge.db, userId)!;
+    const before = (await storedUser(bridge.store, userId))!;
     await expectRefused(
       () =>
         bridge.scim.patch(
@@ -180,7 +211,7 @@ describe("wrongly typed values", () => {
       400,
       "invalidValue",
     );
-    expect(storedUser(bridge.db, userId)).toEqual(before);
+    expect(await storedUser(bridge.store, userId)).toEqual(before);
   });
 
   it.each([
@@ -215,7 +246,7 @@ describe("hostile keys", () => {
       )
       .expect(201);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect(JSON.stringify(storedUser(bridge.db, userId)!.document)).not.toContain("polluted");
+    expect(JSON.stringify((await storedUser(bridge.store, userId))!.document)).not.toContain("polluted");
   });
 });
 

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { and, eq, isNull } from "drizzle-orm";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { users } from "../../db/schema.js";
+import { many } from "../../src/directory/store-op.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 import { auditFor, memberIdsOf, pendingJob, storedGroup } from "../helpers/store.js";
 
@@ -30,12 +29,12 @@ it("loses no member when 20 PATCHes add members to one group at once", async () 
     ),
   );
   expect(responses.map((r) => r.status)).toEqual(ids.map(() => 204));
-  expect(memberIdsOf(bridge.db, group.body.id)).toEqual([...ids].sort());
-  const stored = storedGroup(bridge.db, group.body.id)!;
+  expect(await memberIdsOf(bridge.store, group.body.id)).toEqual([...ids].sort());
+  const stored = (await storedGroup(bridge.store, group.body.id))!;
   expect(stored.memberCount).toBe(20);
   expect(stored.version).toBe(21);
-  for (const id of ids) expect(pendingJob(bridge.db, "user", id)).toBeDefined();
-  expect(auditFor(bridge.db, group.body.id).filter((a) => a.action === "group.patch")).toHaveLength(20);
+  for (const id of ids) expect(await pendingJob(bridge.store, "user", id)).toBeDefined();
+  expect((await auditFor(bridge.store, group.body.id)).filter((a) => a.action === "group.patch")).toHaveLength(20);
   const read = await bridge.scim.get(`/Groups/${group.body.id}`).expect(200);
   expect(read.body.members).toHaveLength(20);
 });
@@ -49,17 +48,12 @@ it("leaves exactly one user when the same userName is created 20 times at once, 
   expect(statuses.filter((s) => s === 201)).toHaveLength(1);
   expect(statuses.filter((s) => s === 409)).toHaveLength(19);
   for (const r of responses.filter((r) => r.status === 409)) expect(r.body.scimType).toBe("uniqueness");
-  const live = bridge.db
-    .select()
-    .from(users)
-    .where(
-      and(
-        eq(users.directoryId, bridge.directoryId),
-        eq(users.userNameLower, name.toLowerCase()),
-        isNull(users.deletedAt),
-      ),
-    )
-    .all();
+  const live = await bridge.store.read(
+    many<{ id: string }>("SELECT id FROM users WHERE directory_id = ? AND user_name_lower = ? AND deleted_at IS NULL", [
+      bridge.directoryId,
+      name.toLowerCase(),
+    ]),
+  );
   expect(live).toHaveLength(1);
 });
 

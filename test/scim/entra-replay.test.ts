@@ -71,7 +71,7 @@ describe("Entra: create user", () => {
       externalId: "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
       meta: { resourceType: "User" },
     });
-    const stored = storedUser(bridge.db, res.body.id)!;
+    const stored = (await storedUser(bridge.store, res.body.id))!;
     expect(stored.document).not.toHaveProperty("meta");
     expect(stored.document).not.toHaveProperty("roles");
     expect(stored.userNameLower).toBe(userName.toLowerCase());
@@ -84,7 +84,7 @@ describe("Entra: create user", () => {
       .expect(201);
     for (const key of ["addresses", "phoneNumbers", "preferredLanguage", "title", "department", "manager"]) {
       expect(res.body).not.toHaveProperty(key);
-      expect(storedUser(bridge.db, res.body.id)!.document).not.toHaveProperty(key);
+      expect((await storedUser(bridge.store, res.body.id))!.document).not.toHaveProperty(key);
     }
   });
 
@@ -100,7 +100,9 @@ describe("Entra: create user", () => {
       department: "Tour Operations",
       manager: { value: "26118915-6090-4610-87e4-49d8ca9f808d" },
     });
-    expect((storedUser(bridge.db, res.body.id)!.document[enterprise] as { manager: unknown }).manager).toEqual({
+    expect(
+      ((await storedUser(bridge.store, res.body.id))!.document[enterprise] as { manager: unknown }).manager,
+    ).toEqual({
       value: "26118915-6090-4610-87e4-49d8ca9f808d",
     });
   });
@@ -119,8 +121,8 @@ describe("Entra: PATCH users in both modes", () => {
   it('disables with Replace active "False" (204), keeps the user readable, and enqueues a deprovision', async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.disable()).expect(204);
-    expect(storedUser(bridge.db, user.id)!.active).toBe(false);
-    expect(pendingJob(bridge.db, "user", user.id)?.lane).toBe(Lane.deprovision);
+    expect((await storedUser(bridge.store, user.id))!.active).toBe(false);
+    expect((await pendingJob(bridge.store, "user", user.id))?.lane).toBe(Lane.deprovision);
     const read = await bridge.scim.get(`/Users/${user.id}`).expect(200);
     expect(read.body.active).toBe(false);
     const filtered = await bridge.scim.get(entra.testConnection(user.userName)).expect(200);
@@ -130,19 +132,19 @@ describe("Entra: PATCH users in both modes", () => {
   it('accepts op "Add" on active as a replace', async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.disableWithAdd()).expect(204);
-    expect(storedUser(bridge.db, user.id)!.document.active).toBe(false);
+    expect((await storedUser(bridge.store, user.id))!.document.active).toBe(false);
   });
 
   it("adds a single-valued attribute with op Add", async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.addNickName()).expect(204);
-    expect(storedUser(bridge.db, user.id)!.document.nickName).toBe("Babs");
+    expect((await storedUser(bridge.store, user.id))!.document.nickName).toBe("Babs");
   });
 
   it("applies one Replace per attribute, with a value-filter path and an extension URN path", async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.replaceEach()).expect(204);
-    const doc = storedUser(bridge.db, user.id)!.document;
+    const doc = (await storedUser(bridge.store, user.id))!.document;
     expect(doc).toMatchObject({
       displayName: "Bjfe",
       externalId: "new-external-id",
@@ -150,13 +152,15 @@ describe("Entra: PATCH users in both modes", () => {
       emails: [{ primary: true, type: "work", value: "updatedEmail@microsoft.com" }],
       [enterprise]: { employeeNumber: "Eqpj" },
     });
-    expect(emailIndexOf(bridge.db, user.id).map((e) => e.valueLower)).toEqual(["updatedemail@microsoft.com"]);
+    expect((await emailIndexOf(bridge.store, user.id)).map((e) => e.valueLower)).toEqual([
+      "updatedemail@microsoft.com",
+    ]);
   });
 
   it("expands the aadOptscim062020 no-path object: dotted keys and URN keys, never stored literally", async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.replaceFlagMode()).expect(204);
-    const doc = storedUser(bridge.db, user.id)!.document;
+    const doc = (await storedUser(bridge.store, user.id))!.document;
     expect(doc).toMatchObject({
       displayName: "Bjfe",
       name: { givenName: "Kkom", familyName: "Unua" },
@@ -173,7 +177,7 @@ describe("Entra: PATCH users in both modes", () => {
   it('expands op "add" with dotted keys', async () => {
     const user = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.addDottedKeys()).expect(204);
-    expect(storedUser(bridge.db, user.id)!.document).toMatchObject({
+    expect((await storedUser(bridge.store, user.id))!.document).toMatchObject({
       displayName: "Dotty",
       name: { givenName: "Dot", formatted: "Dot Ty", familyName: "familyName" },
     });
@@ -190,7 +194,7 @@ describe("Entra: PATCH users in both modes", () => {
   it("creates the value a filter path names when none matches (emails, addresses, phoneNumbers)", async () => {
     const res = await bridge.scim.post("/Users", { userName: `bare-${randomUUID()}@x.test` }).expect(201);
     await bridge.scim.patch(`/Users/${res.body.id}`, entra.addFilteredValues()).expect(204);
-    expect(storedUser(bridge.db, res.body.id)!.document).toMatchObject({
+    expect((await storedUser(bridge.store, res.body.id))!.document).toMatchObject({
       emails: [{ type: "work", value: "created@microsoft.com" }],
       addresses: [{ type: "work", streetAddress: "1 Main St" }],
       phoneNumbers: [{ type: "mobile", value: "+1 555 0100" }],
@@ -212,7 +216,7 @@ describe("Entra: manager", () => {
     const user = await createUser();
     const manager = await createUser();
     await bridge.scim.patch(`/Users/${user.id}`, entra.managerOldShape(manager.id)).expect(204);
-    const stored = storedUser(bridge.db, user.id)!.document[enterprise] as { manager: { value: string } };
+    const stored = (await storedUser(bridge.store, user.id))!.document[enterprise] as { manager: { value: string } };
     expect(stored.manager.value).toBe(manager.id);
   });
 });
@@ -223,9 +227,9 @@ describe("Entra: disable, restore, hard delete", () => {
     const group = await bridge.scim.post("/Groups", entra.createGroup(`Dyn ${randomUUID()}`, randomUUID())).expect(201);
     await bridge.scim.patch(`/Groups/${group.body.id}`, entra.addMembers(user.id)).expect(204);
     await bridge.scim.patch(`/Users/${user.id}`, entra.disable()).expect(204);
-    expect(memberIdsOf(bridge.db, group.body.id)).toEqual([user.id]);
+    expect(await memberIdsOf(bridge.store, group.body.id)).toEqual([user.id]);
     await bridge.scim.patch(`/Users/${user.id}`, entra.restore()).expect(204);
-    expect(storedUser(bridge.db, user.id)!.active).toBe(true);
+    expect((await storedUser(bridge.store, user.id))!.active).toBe(true);
     const read = await bridge.scim.get(`/Groups/${group.body.id}`).expect(200);
     expect(read.body.members.map((m: { value: string }) => m.value)).toEqual([user.id]);
   });
@@ -235,8 +239,8 @@ describe("Entra: disable, restore, hard delete", () => {
     await bridge.scim.delete(`/Users/${user.id}`).expect(204);
     const gone = await bridge.scim.get(`/Users/${user.id}`).expect(404);
     expect(gone.body).toMatchObject({ schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "404" });
-    expect(storedUser(bridge.db, user.id)!.deletedAt).not.toBeNull();
-    expect(pendingJob(bridge.db, "user", user.id)?.lane).toBe(Lane.deprovision);
+    expect((await storedUser(bridge.store, user.id))!.deletedAt).not.toBeNull();
+    expect((await pendingJob(bridge.store, "user", user.id))?.lane).toBe(Lane.deprovision);
     expect((await bridge.scim.get(entra.testConnection(user.userName))).body.totalResults).toBe(0);
     await bridge.scim.post("/Users", entra.createUser(user.userName, randomUUID())).expect(201);
   });
@@ -252,7 +256,7 @@ describe("Entra: groups", () => {
       displayName: "displayName",
       externalId: "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
     });
-    expect(storedGroup(bridge.db, res.body.id)!.memberCount).toBe(0);
+    expect((await storedGroup(bridge.store, res.body.id))!.memberCount).toBe(0);
     const again = await bridge.scim.get(`/Groups/${res.body.id}?excludedAttributes=members`).expect(200);
     expect(again.body).not.toHaveProperty("members");
   });
@@ -263,21 +267,21 @@ describe("Entra: groups", () => {
     const id = group.body.id as string;
     const added = await bridge.scim.patch(`/Groups/${id}`, entra.addMembers(a.id, b.id, c.id)).expect(204);
     expect(added.text).toBe("");
-    expect(memberIdsOf(bridge.db, id)).toEqual([a.id, b.id, c.id].sort());
-    for (const u of [a, b, c]) expect(pendingJob(bridge.db, "user", u.id)).toBeDefined();
+    expect(await memberIdsOf(bridge.store, id)).toEqual([a.id, b.id, c.id].sort());
+    for (const u of [a, b, c]) expect(await pendingJob(bridge.store, "user", u.id)).toBeDefined();
 
     await bridge.scim.patch(`/Groups/${id}`, entra.removeMembersByValue(b.id)).expect(204);
-    expect(memberIdsOf(bridge.db, id)).toEqual([a.id, c.id].sort());
+    expect(await memberIdsOf(bridge.store, id)).toEqual([a.id, c.id].sort());
     await bridge.scim.patch(`/Groups/${id}`, entra.removeMemberByFilter(c.id)).expect(204);
-    expect(memberIdsOf(bridge.db, id)).toEqual([a.id]);
-    expect(storedGroup(bridge.db, id)!.memberCount).toBe(1);
+    expect(await memberIdsOf(bridge.store, id)).toEqual([a.id]);
+    expect((await storedGroup(bridge.store, id))!.memberCount).toBe(1);
 
     await bridge.scim.patch(`/Groups/${id}`, entra.renameGroup("updatedDisplayName")).expect(204);
-    expect(storedGroup(bridge.db, id)!.displayName).toBe("updatedDisplayName");
-    expect(pendingJob(bridge.db, "group", id)).toBeDefined();
+    expect((await storedGroup(bridge.store, id))!.displayName).toBe("updatedDisplayName");
+    expect(await pendingJob(bridge.store, "group", id)).toBeDefined();
 
     await bridge.scim.delete(`/Groups/${id}`).expect(204);
     await bridge.scim.get(`/Groups/${id}`).expect(404);
-    expect(memberIdsOf(bridge.db, id)).toEqual([]);
+    expect(await memberIdsOf(bridge.store, id)).toEqual([]);
   });
 });

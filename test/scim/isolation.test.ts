@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestBridge, scimClient, type ScimClient, type TestBridge, type TestDirectory } from "../helpers/scim.js";
 import { getOrganization } from "../../src/directory/organizations.js";
-import { runSync } from "../../src/directory/store-op.js";
 import { storedGroup, storedUser, writeFootprint } from "../helpers/store.js";
 
 /**
@@ -19,7 +18,7 @@ let groupA: { id: string; displayName: string };
 beforeAll(async () => {
   bridge = await createTestBridge();
   other = await bridge.newDirectory();
-  sameOrg = await bridge.newDirectory(runSync(bridge.db, getOrganization(bridge.organizationId))!.slug);
+  sameOrg = await bridge.newDirectory((await bridge.store.read(getOrganization(bridge.organizationId)))!.slug);
   const u = await bridge.scim
     .post("/Users", {
       userName: "shared.name@x.test",
@@ -41,25 +40,25 @@ describe.each([
   ["another directory of the same organization", () => sameOrg],
 ])("from %s", (_label, intruder) => {
   it("answers 404 for the user on GET, PUT, PATCH and DELETE, and changes nothing", async () => {
-    const before = writeFootprint(bridge.db);
+    const before = await writeFootprint(bridge.store);
     const { scim } = intruder();
     await scim.get(`/Users/${userA.id}`).expect(404);
     await scim.put(`/Users/${userA.id}`, { userName: "taken@x.test" }).expect(404);
     await scim.patch(`/Users/${userA.id}`, patchOp([{ op: "replace", path: "active", value: false }])).expect(404);
     await scim.delete(`/Users/${userA.id}`).expect(404);
-    expect(writeFootprint(bridge.db)).toEqual(before);
-    expect(storedUser(bridge.db, userA.id)!.active).toBe(true);
+    expect(await writeFootprint(bridge.store)).toEqual(before);
+    expect((await storedUser(bridge.store, userA.id))!.active).toBe(true);
   });
 
   it("answers 404 for the group on GET, PUT, PATCH and DELETE, and changes nothing", async () => {
-    const before = writeFootprint(bridge.db);
+    const before = await writeFootprint(bridge.store);
     const { scim } = intruder();
     await scim.get(`/Groups/${groupA.id}`).expect(404);
     await scim.put(`/Groups/${groupA.id}`, { displayName: "Stolen" }).expect(404);
     await scim.patch(`/Groups/${groupA.id}`, patchOp([{ op: "remove", path: "members" }])).expect(404);
     await scim.delete(`/Groups/${groupA.id}`).expect(404);
-    expect(writeFootprint(bridge.db)).toEqual(before);
-    expect(storedGroup(bridge.db, groupA.id)!.memberCount).toBe(1);
+    expect(await writeFootprint(bridge.store)).toEqual(before);
+    expect((await storedGroup(bridge.store, groupA.id))!.memberCount).toBe(1);
   });
 
   it("never lists or finds the other directory's users and groups", async () => {
@@ -92,13 +91,13 @@ describe.each([
   it("refuses to make another directory's user a member (400) and writes nothing", async () => {
     const { scim } = intruder();
     const g = await scim.post("/Groups", { displayName: `Own ${randomUUID()}` }).expect(201);
-    const before = writeFootprint(bridge.db);
+    const before = await writeFootprint(bridge.store);
     const res = await scim
       .patch(`/Groups/${g.body.id}`, patchOp([{ op: "add", path: "members", value: [{ value: userA.id }] }]))
       .expect(400);
     expect(res.body.scimType).toBe("invalidValue");
     await scim.post("/Groups", { displayName: `Other ${randomUUID()}`, members: [{ value: userA.id }] }).expect(400);
-    expect(writeFootprint(bridge.db)).toEqual(before);
+    expect(await writeFootprint(bridge.store)).toEqual(before);
   });
 });
 
@@ -130,7 +129,7 @@ it("refuses a directory's token on every route of another directory's URL", asyn
     ["get", "/Schemas"],
     ["get", "/NoSuchEndpoint"],
   ];
-  const before = writeFootprint(bridge.db);
+  const before = await writeFootprint(bridge.store);
   for (const [method, path] of routes) {
     const res = await scimClient(bridge.http, { basePath: bridge.basePath, token: other.token }).request(
       method as "get",
@@ -145,7 +144,7 @@ it("refuses a directory's token on every route of another directory's URL", asyn
   await scimClient(bridge.http, { basePath: "/scim/v2/dir-doesnotexist", token: bridge.token })
     .get("/Users")
     .expect(401);
-  expect(writeFootprint(bridge.db)).toEqual(before);
+  expect(await writeFootprint(bridge.store)).toEqual(before);
 });
 
 it("builds every URL from the requesting directory, even with requests for two directories in flight at once", async () => {

@@ -29,9 +29,9 @@ describe("Okta: lookup, create, import", () => {
     expect(res.body).toMatchObject({ userName: name, locale: "en-US", displayName: "Test User", active: true });
     expect(res.body).not.toHaveProperty("password");
     expect(res.body).not.toHaveProperty("groups");
-    const stored = storedUser(bridge.db, res.body.id)!;
+    const stored = (await storedUser(bridge.store, res.body.id))!;
     expect(stored.resource).not.toContain("1mz050nq");
-    expect(JSON.stringify(auditFor(bridge.db, res.body.id))).not.toContain("1mz050nq");
+    expect(JSON.stringify(await auditFor(bridge.store, res.body.id))).not.toContain("1mz050nq");
     expect(stored.document).not.toHaveProperty("groups");
   });
 
@@ -67,7 +67,7 @@ describe("Okta: PUT updates", () => {
     const read = await bridge.scim.get(`/Users/${created.body.id}`).expect(200);
     const res = await bridge.scim.put(`/Users/${created.body.id}`, okta.replaceUser(read.body.id, name)).expect(200);
     expect(res.body.name).toEqual({ givenName: "Another", middleName: "Excited", familyName: "User" });
-    const stored = storedUser(bridge.db, created.body.id)!;
+    const stored = (await storedUser(bridge.store, created.body.id))!;
     expect(stored.version).toBe(2);
     expect(stored.document.name).toEqual({ givenName: "Another", middleName: "Excited", familyName: "User" });
     // RFC 7644 §3.5.1: attributes missing from the PUT are cleared (Okta sends all it maps).
@@ -79,10 +79,10 @@ describe("Okta: PUT updates", () => {
     const name = userName();
     const created = await bridge.scim.post("/Users", okta.createUser(name)).expect(201);
     await bridge.scim.put(`/Users/${created.body.id}`, okta.replaceUser(created.body.id, name, false)).expect(200);
-    expect(storedUser(bridge.db, created.body.id)!.active).toBe(false);
-    expect(pendingJob(bridge.db, "user", created.body.id)?.lane).toBe(Lane.deprovision);
+    expect((await storedUser(bridge.store, created.body.id))!.active).toBe(false);
+    expect((await pendingJob(bridge.store, "user", created.body.id))?.lane).toBe(Lane.deprovision);
     await bridge.scim.put(`/Users/${created.body.id}`, okta.replaceUser(created.body.id, name, true)).expect(200);
-    expect(storedUser(bridge.db, created.body.id)!.active).toBe(true);
+    expect((await storedUser(bridge.store, created.body.id))!.active).toBe(true);
   });
 });
 
@@ -92,10 +92,10 @@ describe("Okta: deactivate and reactivate with PATCH", () => {
     const id = created.body.id as string;
     for (const active of [false, true, false]) {
       await bridge.scim.patch(`/Users/${id}`, okta.setActive(active)).expect(204);
-      expect(storedUser(bridge.db, id)!.active).toBe(active);
+      expect((await storedUser(bridge.store, id))!.active).toBe(active);
       expect((await bridge.scim.get(`/Users/${id}`).expect(200)).body.active).toBe(active);
     }
-    expect(auditFor(bridge.db, id).map((a) => a.action)).toEqual([
+    expect((await auditFor(bridge.store, id)).map((a) => a.action)).toEqual([
       "user.create",
       "user.deactivate",
       "user.reactivate",
@@ -115,7 +115,7 @@ describe("Okta: group push", () => {
     const id = created.body.id as string;
 
     await bridge.scim.patch(`/Groups/${id}`, okta.renameGroup(id, "Renamed SCIMv2")).expect(204);
-    expect(storedGroup(bridge.db, id)!.displayName).toBe("Renamed SCIMv2");
+    expect((await storedGroup(bridge.store, id))!.displayName).toBe("Renamed SCIMv2");
 
     await bridge.scim
       .patch(
@@ -126,14 +126,14 @@ describe("Okta: group push", () => {
         ]),
       )
       .expect(204);
-    expect(memberIdsOf(bridge.db, id)).toEqual([a, b].sort());
+    expect(await memberIdsOf(bridge.store, id)).toEqual([a, b].sort());
 
     await bridge.scim.patch(`/Groups/${id}`, okta.membershipDelta(a!, [{ value: c!, display: "c" }])).expect(204);
-    expect(memberIdsOf(bridge.db, id)).toEqual([b, c].sort());
+    expect(await memberIdsOf(bridge.store, id)).toEqual([b, c].sort());
 
     await bridge.scim.patch(`/Groups/${id}`, okta.fullPush([{ value: a!, display: "a" }])).expect(204);
-    expect(memberIdsOf(bridge.db, id)).toEqual([a]);
-    expect(storedGroup(bridge.db, id)!.memberCount).toBe(1);
+    expect(await memberIdsOf(bridge.store, id)).toEqual([a]);
+    expect((await storedGroup(bridge.store, id))!.memberCount).toBe(1);
 
     const found = await bridge.scim.get(okta.groupLookup("Renamed SCIMv2")).expect(200);
     expect(found.body.Resources.map((g: { id: string }) => g.id)).toEqual([id]);
@@ -156,10 +156,10 @@ describe("Okta: group push", () => {
       .expect(200);
     expect(res.body.displayName).toBe("AIW renamed");
     expect(res.body.members.map((m: { value: string }) => m.value)).toEqual([b]);
-    expect(memberIdsOf(bridge.db, created.body.id)).toEqual([b]);
+    expect(await memberIdsOf(bridge.store, created.body.id)).toEqual([b]);
     // Both the removed and the added member get a reconcile job.
-    expect(pendingJob(bridge.db, "user", a!)).toBeDefined();
-    expect(pendingJob(bridge.db, "user", b!)).toBeDefined();
+    expect(await pendingJob(bridge.store, "user", a!)).toBeDefined();
+    expect(await pendingJob(bridge.store, "user", b!)).toBeDefined();
   });
 });
 

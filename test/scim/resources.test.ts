@@ -57,7 +57,7 @@ describe("ETags (RFC 7644 §3.14)", () => {
   it("refuses PUT, PATCH and DELETE with a stale If-Match (412) and writes nothing", async () => {
     const user = await newUser();
     await bridge.scim.patch(`/Users/${user.id}`, patchOp({ op: "add", path: "title", value: "v2" })).expect(204);
-    const before = writeFootprint(bridge.db);
+    const before = await writeFootprint(bridge.store);
     for (const send of [
       () => bridge.scim.put(`/Users/${user.id}`, { userName: user.userName }),
       () => bridge.scim.patch(`/Users/${user.id}`, patchOp({ op: "add", path: "title", value: "v3" })),
@@ -66,7 +66,7 @@ describe("ETags (RFC 7644 §3.14)", () => {
       const res = await send().set("If-Match", 'W/"1"').expect(412);
       expect(res.body).toMatchObject({ status: "412", schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"] });
     }
-    expect(writeFootprint(bridge.db)).toEqual(before);
+    expect(await writeFootprint(bridge.store)).toEqual(before);
     await bridge.scim
       .patch(`/Users/${user.id}`, patchOp({ op: "add", path: "title", value: "v3" }))
       .set("If-Match", 'W/"2"')
@@ -83,9 +83,9 @@ describe("users lifecycle", () => {
       .expect(201);
     await bridge.scim.patch(`/Users/${user.id}`, patchOp({ op: "replace", path: "active", value: false })).expect(204);
     expect((await bridge.scim.get(`/Users/${user.id}`).expect(200)).body.active).toBe(false);
-    expect(memberIdsOf(bridge.db, group.body.id)).toEqual([user.id]);
+    expect(await memberIdsOf(bridge.store, group.body.id)).toEqual([user.id]);
     await bridge.scim.patch(`/Users/${user.id}`, patchOp({ op: "replace", path: "active", value: true })).expect(204);
-    expect(storedUser(bridge.db, user.id)!.active).toBe(true);
+    expect((await storedUser(bridge.store, user.id))!.active).toBe(true);
   });
 
   it("replaces the whole user on PUT, keeps active when it is omitted, and refuses a taken userName", async () => {
@@ -123,12 +123,12 @@ describe("groups", () => {
       .post("/Groups", { displayName: `P ${randomUUID()}`, members: [{ value: user.id }] })
       .expect(201);
     await bridge.scim.put(`/Groups/${group.body.id}`, { displayName: "Renamed only" }).expect(200);
-    expect(memberIdsOf(bridge.db, group.body.id)).toEqual([user.id]);
+    expect(await memberIdsOf(bridge.store, group.body.id)).toEqual([user.id]);
     const excluded = await bridge.scim.get(`/Groups/${group.body.id}?excludedAttributes=members`).expect(200);
     expect(excluded.body).not.toHaveProperty("members");
     expect(excluded.body.displayName).toBe("Renamed only");
     await bridge.scim.put(`/Groups/${group.body.id}`, { displayName: "Renamed only", members: [] }).expect(200);
-    expect(memberIdsOf(bridge.db, group.body.id)).toEqual([]);
+    expect(await memberIdsOf(bridge.store, group.body.id)).toEqual([]);
   });
 });
 
