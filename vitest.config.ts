@@ -24,6 +24,8 @@ const onBothDialects = [
   "test/directory/writes.test.ts",
   // The admin API over the store.
   "test/admin/scim-request-log.test.ts",
+  "test/admin/guard.test.ts",
+  "test/admin/holds.test.ts",
   // The sync engine (startSyncHarness opens a second bridge on the same database).
   "test/sync/provisioning.e2e.test.ts",
   "test/sync/worker.test.ts",
