@@ -11,7 +11,6 @@
  * 1,000 jobs of this process (the claimers) and of the PostgreSQL server (its backends, read from
  * /proc when the server runs on this machine), with the load average, as the machine is shared.
  */
-import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import pg from "pg";
 import { enqueueJobs, Lane } from "../src/directory/outbox.js";
@@ -19,44 +18,11 @@ import { runOnClient } from "../src/directory/store-op.js";
 import { PgOutbox } from "../src/directory/pg/outbox.js";
 import { migratePostgres } from "../src/directory/postgres.js";
 import startServer from "../test/support/postgres-global-setup.js";
+import { postmasterPid, serverCpuMs } from "./postgres.js";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-
-/** CPU ticks (user + system) of the server's processes: the postmaster's children, found via a backend. */
-function serverTicks(postmaster: number | undefined): number {
-  if (postmaster === undefined) return NaN;
-  let ticks = 0;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ppid = Number(fields[1]);
-    if (Number(entry) !== postmaster && ppid !== postmaster) continue;
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks;
-}
-
-async function postmasterPid(url: string): Promise<number | undefined> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
-    const stat = readFileSync(`/proc/${rows[0]!.pid}/stat`, "utf8");
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-  } catch {
-    return undefined;
-  } finally {
-    await client.end();
-  }
 }
 
 interface Figures {
@@ -85,7 +51,7 @@ async function measure(url: string, claimers: number, jobs: number, batch: numbe
   // Every pool opens its connections before the clock starts.
   await Promise.all(pools.flatMap((p) => [0, 1, 2, 3].map(() => p.query("SELECT 1"))));
 
-  const ticksBefore = serverTicks(postmaster);
+  const serverBefore = serverCpuMs(postmaster);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   let done = 0;
@@ -106,7 +72,7 @@ async function measure(url: string, claimers: number, jobs: number, batch: numbe
   );
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
-  const serverMs = ((serverTicks(postmaster) - ticksBefore) * 1000) / 100;
+  const serverMs = serverCpuMs(postmaster) - serverBefore;
   await Promise.all([...pools, setup].map((p) => p.end()));
   if (done !== jobs) throw new Error(`finished ${done} of ${jobs} jobs`);
   return {

@@ -20,7 +20,7 @@ import pg from "pg";
 import { migratePostgres } from "../src/directory/postgres.js";
 import { postgresStore } from "../src/directory/sql.js";
 import { startEmbedded } from "../test/support/postgres-global-setup.js";
-import { benchOnboarding, seedBatches, seedEpilogue, type SeedBase, type SeededIds, type SeedRows } from "./seed.js";
+import { benchOnboarding, seedBase, seedBatches, seedEpilogue, type SeededIds, type SeedRows } from "./seed.js";
 import { toPositional } from "../src/directory/store-op.js";
 
 export interface BenchPostgres {
@@ -120,15 +120,7 @@ export async function seedPostgres(
   const store = postgresStore(url, { poolSize: 1 });
   const made = await store.write(benchOnboarding());
   await store.close();
-  const base: SeedBase = {
-    directoryId: made.directory.id,
-    groupId: "bench-group",
-    userModel: made.organization.userModel,
-    connection: made.organization.connection,
-    users,
-    organizations,
-    now: Date.now(),
-  };
+  const base = seedBase(made, users, organizations);
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

@@ -161,6 +161,21 @@ export interface SeedBase {
 export const benchOnboarding = () =>
   onboardOrganizationOp({ slug: "bench" }, changeBy({ type: "operator", id: "bench" }));
 
+/** The seed's base from the onboarded organization (what `benchOnboarding` returned). */
+export const seedBase = (
+  made: { directory: { id: string }; organization: { userModel: string; connection: string } },
+  users: number,
+  organizations: number,
+): SeedBase => ({
+  directoryId: made.directory.id,
+  groupId: "bench-group",
+  userModel: made.organization.userModel,
+  connection: made.organization.connection,
+  users,
+  organizations,
+  now: Date.now(),
+});
+
 /**
  * The seed's rows, for either dialect, in batches of at most `batch` users: first `organizations` − 1
  * further organizations (each with a directory and a token, so that indexes and the token table have
@@ -263,15 +278,7 @@ export function seedDirectory(
   sqlite.pragma("journal_mode = OFF");
   sqlite.pragma("synchronous = OFF");
   sqlite.pragma("cache_size = -1048576");
-  const base: SeedBase = {
-    directoryId: made.directory.id,
-    groupId: "bench-group",
-    userModel: made.organization.userModel,
-    connection: made.organization.connection,
-    users,
-    organizations,
-    now: Date.now(),
-  };
+  const base = seedBase(made, users, organizations);
   const statements = new Map<string, Database.Statement>();
   const insert = sqlite.transaction((tables: SeedRows[]) => {
     for (const t of tables) {
