@@ -254,6 +254,10 @@ export function concurrencyLimit(
   return (req, res, next) => {
     const key = keyOf(req, res);
     if (key === undefined) return next();
+    // The client went away while an earlier middleware awaited (the token check's store read): its
+    // "close" has fired already, so a slot taken now would never be handed back, and after `max`
+    // such requests the directory would wait for good. Nothing is left to answer.
+    if (res.destroyed || res.writableEnded) return;
     let slot = slots.get(key);
     if (!slot) slots.set(key, (slot = { inFlight: 0, waiting: [] }));
     if (slot.waiting.length === 0 && admits(slot)) return start(key, slot, res, next);
