@@ -381,9 +381,10 @@ export function shippedPostgresSection(result: ShippedPostgresResult, o: Shipped
     "|---|---:|---|---:|",
     ...runLines,
     "",
-    '"(N failed)": answers other than 2xx, errors and timeouts. Where a PostgreSQL scenario shows its p99 at about 5,000 ms with every connection failing, ' +
-      "the instance had stopped answering within the 5 s SCIM request budget (SCIM_REQUEST_BUDGET_MS: 503) after the first scenario, and its PostgreSQL backends were exiting " +
-      '("n/a": the server\'s CPU went down); run alone (--only), the same scenarios answer without failures. Not yet understood: see the commit that added this section.',
+    '"(N failed)": answers other than 2xx, errors and timeouts. ' +
+      "Earlier runs of this section showed a PostgreSQL instance answering every request 503 after its first scenario: autocannon hangs up on the requests in flight at a scenario's end, " +
+      "and those still in the token check's store read then took a slot of the per-directory concurrency limit that was never handed back, " +
+      'so after a few scenario ends every request of the directory waited out its 5 s budget (the pool\'s idle connections then closed: "n/a"). Fixed in src/http/rate-limit.ts.',
     "",
     "Targets: reads scale with instances (up to the cores: see CPU ms/req); durable writes ≥ 500/s on one PostgreSQL instance, " +
       "from one client in sequence and from 10 concurrent clients.",
