@@ -66,10 +66,12 @@ describe.skipIf(postgresUnavailable)("deadlock retry inside the store on Postgre
       second.write(crossing("b", 2, 1, runs)),
     ]);
     expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled"]);
-    // One of them lost the deadlock and was made afresh for its second run.
-    expect(retries).toHaveLength(1);
+    // One of them lost the deadlock and was made afresh for its second run. (Rarely, on a busy
+    // machine, each backend's deadlock check fires before the other's abort lands and both lose: then
+    // both run again. Either way every failed run was made afresh and left nothing.)
+    expect(retries.length).toBeGreaterThanOrEqual(1);
     expect(retries[0]).toMatchObject({ code: "40P01", attempt: 1, write: true });
-    expect(runs).toHaveLength(3);
+    expect(runs).toHaveLength(2 + retries.length);
     // Each unit moved each row once, and each recorded itself once: the failed run left nothing.
     expect(await state()).toEqual({
       pairs: [
@@ -84,7 +86,9 @@ describe.skipIf(postgresUnavailable)("deadlock retry inside the store on Postgre
     const runs: string[] = [];
     const [a, b] = [createWriteQueue(first), createWriteQueue(second)];
     await Promise.all([a.run(crossing("a", 1, 2, runs)), b.run(crossing("b", 2, 1, runs))]);
-    expect(retries.map((r) => r.code)).toEqual(["40P01"]);
+    expect(retries.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(retries.map((r) => r.code))).toEqual(new Set(["40P01"]));
+    expect(runs).toHaveLength(2 + retries.length);
     expect((await state()).writes).toEqual(["a", "b"]);
   });
 
