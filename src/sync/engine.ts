@@ -8,7 +8,8 @@ import {
   type SharedBudget,
 } from "../auth0/rate-limiter.js";
 import { PostgresBudget } from "../directory/pg/budget.js";
-import { withAdvisoryLock } from "../directory/pg/locks.js";
+import type pg from "pg";
+import { boundedAdvisoryLocks } from "../directory/pg/locks.js";
 import { postgresPoolOf, transitionalDb, type SqlStore } from "../directory/sql.js";
 import { pgJobQueue, pgJobWakeups } from "./pg-job-queue.js";
 import { conflict } from "../errors.js";
@@ -67,6 +68,16 @@ export interface SyncEngine {
 }
 
 /** Wires the sync engine: limiter → gateway → batcher → reconcilers → worker. */
+/**
+ * The gateway's cross-instance lock on PostgreSQL: an advisory lock per Auth0 list, held by at most
+ * half the pool's connections at once, since a holder's Auth0 calls need another connection for the
+ * shared rate budget (and SCIM requests and logins share the pool).
+ */
+const listLock = (pool: pg.Pool) => {
+  const locks = boundedAdvisoryLocks(pool, Math.max(1, Math.floor((pool.options.max ?? 10) / 2)));
+  return <T>(key: string, fn: () => Promise<T>): Promise<T> => locks(key, () => fn());
+};
+
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const tenant = options.tenant ?? "default";
   // On PostgreSQL several instances share the database: the queue's claims, the rate budget and
@@ -85,7 +96,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
     ...(options.invitationClientId ? { invitationClientId: options.invitationClientId } : {}),
     ...(options.outage ? { outage: options.outage } : {}),
-    ...(pool ? { crossInstanceLock: (key, fn) => withAdvisoryLock(pool, key, () => fn()) } : {}),
+    ...(pool ? { crossInstanceLock: listLock(pool) } : {}),
   });
   const batcher = new MembershipBatcher(gateway);
   const deps: SyncDeps = {

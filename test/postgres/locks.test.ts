@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { runAsLeader, withAdvisoryLock, type Leadership } from "../../src/directory/pg/locks.js";
+import { boundedAdvisoryLocks, runAsLeader, withAdvisoryLock, type Leadership } from "../../src/directory/pg/locks.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
 import { freshDatabase, postgresUnavailable, withClient, type TestDatabase } from "../support/postgres.js";
 
@@ -43,6 +43,25 @@ describe.skipIf(postgresUnavailable !== "")("advisory locks across instances", (
   };
 
   describe("withAdvisoryLock", () => {
+    it("bounded: holders that need another connection of the pool while they hold the lock never take every connection", async () => {
+      // Eight list rewrites on eight keys at once, each making a further query on the same pool
+      // while it holds its lock (as a rewrite's Auth0 call claims rate tokens). Unbounded, four of
+      // them take the pool's four connections and wait for a fifth until the connect timeout.
+      const pool = new pg.Pool({ connectionString: database.url, max: 4, connectionTimeoutMillis: 3_000 });
+      pools.push(pool);
+      const rewrite = (key: string) => async () => {
+        await sleep(50);
+        const { rows } = await pool.query<{ one: number }>("SELECT 1 AS one");
+        return `${key}:${rows[0]!.one}`;
+      };
+      const keys = Array.from({ length: 8 }, (_, i) => `organization ${i}`);
+      const unbounded = await Promise.allSettled(keys.map((k) => withAdvisoryLock(pool, k, rewrite(k))));
+      expect(unbounded.some((o) => o.status === "rejected")).toBe(true);
+      const locks = boundedAdvisoryLocks(pool, 2);
+      const bounded = await Promise.all(keys.map((k) => locks(k, rewrite(k))));
+      expect(bounded).toEqual(keys.map((k) => `${k}:1`));
+    });
+
     it("runs the critical sections of three instances on one key one at a time", async () => {
       let inside = 0;
       let most = 0;

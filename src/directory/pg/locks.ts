@@ -27,6 +27,33 @@ export async function withAdvisoryLock<T>(
 }
 
 /**
+ * `withAdvisoryLock` for callers that do more I/O on the same pool while they hold the lock (a list
+ * rewrite's Auth0 calls claim rate tokens through the shared budget, which takes a connection of
+ * its own): at most `max` holders at once in this process, so that holders can never take every
+ * connection and then wait for one another's (the pool would be deadlocked until its connect
+ * timeout, and SCIM requests and logins starved with it). Keep `max` well below the pool size.
+ */
+export function boundedAdvisoryLocks(
+  pool: pg.Pool,
+  max: number,
+): <T>(key: string, fn: (client: pg.PoolClient) => Promise<T>) => Promise<T> {
+  let held = 0;
+  const waiting: (() => void)[] = [];
+  return async (key, fn) => {
+    if (held >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    else held++;
+    try {
+      return await withAdvisoryLock(pool, key, fn);
+    } finally {
+      // The slot passes straight to the next waiter, if any.
+      const next = waiting.shift();
+      if (next) next();
+      else held--;
+    }
+  };
+}
+
+/**
  * Runs `fn` only if no other transaction holds the advisory lock on `key` (pg_try_advisory_xact_lock),
  * holding it until `fn` settles; answers `{ ran: false }` at once otherwise. For periodic upkeep that
  * every instance schedules but that should run on one at a time (pruning finished jobs): an instance
