@@ -128,13 +128,14 @@ export function sqliteStore(sqlite: Database.Database): SqlStore {
 }
 
 /**
- * Transitional, gone once every caller awaits the store: the drizzle handle behind a SQLite store,
- * for code that still runs ops synchronously. On PostgreSQL it says which code is not ported yet.
+ * The drizzle handle behind a SQLite store, for SQLite-only machinery that must answer within the
+ * call (the rate limiter's DatabaseBudget; on PostgreSQL the asynchronous PostgresBudget takes its
+ * place). `what` names that machinery in the error thrown for any other store.
  */
-export function transitionalDb(store: SqlStore, what: string): Db {
+export function sqliteDbOf(store: SqlStore, what: string): Db {
   const sqlite = storeConnections.get(store);
   const db = sqlite && handleOf(sqlite);
-  if (!db) throw new Error(`${what} does not run on ${store.dialect === "postgres" ? "PostgreSQL" : "this store"} yet`);
+  if (!db) throw new Error(`${what} runs on a SQLite store only (this one is ${store.dialect})`);
   return db;
 }
 const storeConnections = new WeakMap<SqlStore, Database.Database>();

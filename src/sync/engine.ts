@@ -10,7 +10,7 @@ import {
 import { PostgresBudget } from "../directory/pg/budget.js";
 import type pg from "pg";
 import { boundedAdvisoryLocks } from "../directory/pg/locks.js";
-import { postgresPoolOf, transitionalDb, type SqlStore } from "../directory/sql.js";
+import { postgresPoolOf, sqliteDbOf, type SqlStore } from "../directory/sql.js";
 import { pgJobQueue, pgJobWakeups } from "./pg-job-queue.js";
 import { conflict } from "../errors.js";
 import type { Logger } from "pino";
@@ -91,7 +91,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       options.budget ??
       (pool
         ? new PostgresBudget(pool, tenant)
-        : new DatabaseBudget(transitionalDb(options.store, "the shared rate budget"), tenant)),
+        : new DatabaseBudget(sqliteDbOf(options.store, "the shared rate budget"), tenant)),
   });
   const gateway = new Auth0Gateway(options.client, limiter, options.observer, {
     ...(options.invitationClientId ? { invitationClientId: options.invitationClientId } : {}),
