@@ -44,25 +44,35 @@ export function assertJsonDepth(value: unknown): void {
 const unstorable = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**
- * Refuses a parsed value with a string or member name that PostgreSQL cannot store, with 400
- * invalidValue: U+0000 (text cannot hold it: "Character Types") and an unpaired surrogate (JSON
- * escapes it as a \u sequence, which PostgreSQL's JSON input refuses: every filter reading the resource
- * would then fail). Refused the same way on SQLite, so that both stores answer alike; RFC 7643 §2.3.1
- * strings are Unicode characters, and neither is one a client means to send (RFC 8259 §8.2).
+ * Refuses a parsed body in one walk: nested deeper than maxJsonDepth (400 invalidSyntax, as
+ * assertJsonDepth), or holding a string or member name that PostgreSQL cannot store (400
+ * invalidValue): U+0000 (text cannot hold it: "Character Types") and an unpaired surrogate (JSON
+ * escapes it as a \u sequence, which PostgreSQL's JSON input refuses: every filter reading the
+ * resource would then fail). Refused the same way on SQLite, so that both stores answer alike; RFC
+ * 7643 §2.3.1 strings are Unicode characters, and neither is one a client means to send (RFC 8259
+ * §8.2). Depth is checked first, whatever the order the walk meets them in.
  */
-export function assertStorableStrings(value: unknown): void {
-  const stack: unknown[] = [value];
+export function assertStorableJson(value: unknown): void {
+  let unstorableSeen = false;
+  const stack: [unknown, number][] = [[value, 1]];
   while (stack.length > 0) {
-    const v = stack.pop();
+    const [v, depth] = stack.pop()!;
     if (typeof v === "string") {
-      if (unstorable.test(v))
-        throw invalidValue("strings may not contain U+0000 (NUL) or an unpaired UTF-16 surrogate");
-    } else if (Array.isArray(v)) {
-      for (const item of v) stack.push(item);
-    } else if (typeof v === "object" && v !== null) {
-      for (const [key, item] of Object.entries(v)) stack.push(key, item);
+      if (!unstorableSeen && unstorable.test(v)) unstorableSeen = true;
+      continue;
+    }
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > maxJsonDepth) throw invalidSyntax(`JSON nested deeper than ${maxJsonDepth} levels is not accepted`);
+    if (Array.isArray(v)) {
+      for (const item of v) stack.push([item, depth + 1]);
+      continue;
+    }
+    for (const [key, item] of Object.entries(v)) {
+      if (!unstorableSeen && unstorable.test(key)) unstorableSeen = true;
+      stack.push([item, depth + 1]);
     }
   }
+  if (unstorableSeen) throw invalidValue("strings may not contain U+0000 (NUL) or an unpaired UTF-16 surrogate");
 }
 
 /**
@@ -88,7 +98,7 @@ export function bodyReadError(err: unknown): BridgeError {
 
 /**
  * Wraps a body parser: its errors become client errors, and parsed JSON deeper than maxJsonDepth or
- * holding a string no store can keep (assertStorableStrings) is refused.
+ * holding a string no store can keep is refused (assertStorableJson).
  */
 function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -99,8 +109,7 @@ function guarded(parser: RequestHandler, checkDepth: boolean): RequestHandler {
       if (err) return next(bodyReadError(err));
       if (checkDepth) {
         try {
-          assertJsonDepth(req.body);
-          assertStorableStrings(req.body);
+          assertStorableJson(req.body);
         } catch (refused) {
           return next(refused);
         }
