@@ -73,11 +73,3 @@ export function* listDirectories(organizationId: string): StoreOp<DirectoryRow[]
   );
 }
 
-/** Keeps the live counts behind O(1) totalResults in step with each create and delete. */
-export function* adjustDirectoryCounts(directoryId: string, delta: { users?: number; groups?: number }): StoreOp<void> {
-  yield* exec("UPDATE directories SET user_count = user_count + ?, group_count = group_count + ? WHERE id = ?", [
-    delta.users ?? 0,
-    delta.groups ?? 0,
-    directoryId,
-  ]);
-}

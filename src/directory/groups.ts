@@ -2,7 +2,7 @@ import type { groups } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
-import { adjustDirectoryCounts, holdDirectory } from "./directories.js";
+import { holdDirectory } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import {
@@ -17,7 +17,7 @@ import {
   type MemberInput,
 } from "./members.js";
 import { countLive, listLive, type ListQuery } from "./users.js";
-import { bumpDirectoryGeneration } from "./generations.js";
+import { recordDirectoryWrite } from "./generations.js";
 import { changedAttributes, type WriteContext } from "./write-context.js";
 import { exec, forUpdate, one, type StoreOp } from "./store-op.js";
 
@@ -161,7 +161,7 @@ export function* createGroup(ctx: WriteContext, resource: GroupResource, members
   // The directory may have been deleted since the request was authenticated (404, not a foreign key error).
   yield* holdDirectory(ctx.directoryId);
   // First: its row lock orders this name check after any other in the directory (assertDisplayNameFree).
-  yield* bumpDirectoryGeneration(ctx.directoryId);
+  yield* recordDirectoryWrite(ctx.directoryId, { groups: 1 });
   yield* assertDisplayNameFree(ctx.directoryId, cols.displayNameLower);
   const row = (yield* one<GroupRow>(insertGroup, [
     newResourceId(),
@@ -181,7 +181,6 @@ export function* createGroup(ctx: WriteContext, resource: GroupResource, members
           row.id,
         ]))!
       : row;
-  yield* adjustDirectoryCounts(ctx.directoryId, { groups: 1 });
   yield* recordAudit({
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -219,13 +218,13 @@ export function* updateGroup(
   const cols = resource === undefined ? undefined : columns(resource);
   const renamed = cols !== undefined && cols.displayNameLower !== existing.displayNameLower;
   if (renamed) {
-    yield* bumpDirectoryGeneration(ctx.directoryId);
+    // First: its row lock orders the name check (see createGroup).
+    yield* recordDirectoryWrite(ctx.directoryId);
     yield* assertDisplayNameFree(ctx.directoryId, cols.displayNameLower, existing.id);
   }
   const change = yield* applyMemberOperations(ctx, existing.id, operations, now);
   const documentChanged = text !== existing.resource;
   if (!documentChanged && change.added.length === 0 && change.removed.length === 0) return existing;
-  if (!renamed) yield* bumpDirectoryGeneration(ctx.directoryId);
   const delta = change.added.length - change.removed.length;
   const row =
     documentChanged && cols
@@ -268,6 +267,7 @@ export function* updateGroup(
     });
   }
   yield* enqueueMemberJobs(ctx, [...change.added, ...change.removed], now);
+  if (!renamed) yield* recordDirectoryWrite(ctx.directoryId);
   return row;
 }
 
@@ -282,8 +282,6 @@ export function* deleteGroup(ctx: WriteContext, existing: GroupRow): StoreOp<voi
     "UPDATE groups SET deleted_at = ?, modified_at = ?, member_count = 0, version = version + 1 WHERE id = ?",
     [now, now, existing.id],
   );
-  yield* adjustDirectoryCounts(ctx.directoryId, { groups: -1 });
-  yield* bumpDirectoryGeneration(ctx.directoryId);
   yield* recordAudit({
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -304,6 +302,7 @@ export function* deleteGroup(ctx: WriteContext, existing: GroupRow): StoreOp<voi
     now,
   });
   yield* enqueueMemberJobs(ctx, removed, now);
+  yield* recordDirectoryWrite(ctx.directoryId, { groups: -1 });
 }
 
 export const countGroups = (directoryId: string, where?: ListQuery["where"]): StoreOp<number> =>

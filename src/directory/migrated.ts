@@ -1,6 +1,5 @@
 import { enqueueJobs, Lane } from "./outbox.js";
-import { adjustDirectoryCounts } from "./directories.js";
-import { bumpDirectoryGeneration } from "./generations.js";
+import { recordDirectoryWrite } from "./generations.js";
 import { newResourceId } from "./ids.js";
 import { exec, type SqlParam, type StoreOp } from "./store-op.js";
 import { columns, emailRows, insertEmailRows, multiRowInsert, type UserResource, type UserRow } from "./users.js";
@@ -94,7 +93,6 @@ export function* createMigratedUsers(ctx: WriteContext, importId: string, list: 
     { organizationId: ctx.organizationId, directoryId: ctx.directoryId, kind: "user", lane: Lane.provision, now },
     rows.map((r) => r.id),
   );
-  yield* adjustDirectoryCounts(ctx.directoryId, { users: rows.length });
-  yield* bumpDirectoryGeneration(ctx.directoryId);
+  yield* recordDirectoryWrite(ctx.directoryId, { users: rows.length });
   return rows;
 }

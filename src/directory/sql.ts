@@ -43,6 +43,14 @@ export interface SqlStore {
   /** Runs `op` in one read snapshot: every query in it sees the same committed state. */
   read<T>(op: StoreUnit<T>): Promise<T>;
   /**
+   * Runs `op` with no snapshot of its own: each statement sees what was committed when it ran (READ
+   * COMMITTED). Only for ops whose statements need not agree: a single statement, or later
+   * statements that only look further into what earlier ones found, where a newer answer is as good
+   * (a token check: epoch, then lookup). On PostgreSQL this saves the BEGIN and COMMIT round trips of
+   * a unit; on SQLite it is `read`.
+   */
+  readCommitted<T>(op: StoreUnit<T>): Promise<T>;
+  /**
    * Runs `op` in one write transaction. Resolves once the commit is durable; when `op` throws,
    * everything it wrote is rolled back and the promise rejects with what it threw.
    */
@@ -173,6 +181,7 @@ function newSqliteStore(sqlite: Database.Database): SqlStore {
   return {
     dialect: "sqlite",
     read: (op) => unit("BEGIN", op),
+    readCommitted: (op) => unit("BEGIN", op),
     write: (op) => unit("BEGIN IMMEDIATE", op),
     close: async () => {
       sqlite.close();
@@ -249,6 +258,7 @@ export function postgresStore(url: string, options: PostgresStoreOptions = {}): 
   const store: SqlStore = {
     dialect: "postgres",
     read: (op) => unit("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", op),
+    readCommitted: (op) => pgAutocommit(pool, (client) => runOnClient(client, opOf(op))),
     write: (op) => unit("BEGIN", op),
     close: () => pool.end(),
   };
@@ -295,6 +305,20 @@ export async function pgTransaction<T>(
     return value;
   } catch (error) {
     if (!broken) broken = isConnectionError(error);
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** Runs `work` on a connection of `pool` outside any transaction: each statement commits on its own. */
+async function pgAutocommit<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    return await work(client);
+  } catch (error) {
+    broken = isConnectionError(error);
     throw error;
   } finally {
     client.release(broken);

@@ -192,11 +192,40 @@ export const sqliteShapedTypes: pg.CustomTypesConfig = {
 /** A node-postgres Client, PoolClient or Pool (a Pool runs each statement on whichever connection is free). */
 export type PgQueryTarget = Pick<pg.ClientBase, "query"> | Pick<pg.Pool, "query">;
 
+/**
+ * The name to run a statement under, or undefined to run it unnamed. A named statement is parsed and
+ * planned once per connection and its plan kept (node-postgres "Queries", prepared statements), which
+ * for the short statements of a SCIM request is most of the server's work. Store SQL is mostly a
+ * fixed set of texts; filters and some admin queries are built per request, so a text gets a name
+ * only from its second use, and at most `maxNamed` texts do, so that a stream of one-off texts cannot
+ * grow every connection's set of prepared statements without end. Behind PgBouncer in transaction
+ * mode this needs PgBouncer 1.21+ with max_prepared_statements set (docs/operating.md).
+ */
+export function statementName(text: string): string | undefined {
+  const name = named.get(text);
+  if (name !== undefined) return name;
+  if (named.size >= maxNamed) return undefined;
+  if (!seenOnce.delete(text)) {
+    if (seenOnce.size >= maxNamed) seenOnce.delete(seenOnce.values().next().value!);
+    seenOnce.add(text);
+    return undefined;
+  }
+  const fresh = `scim_bridge_${named.size}`;
+  named.set(text, fresh);
+  return fresh;
+}
+const maxNamed = 500;
+const named = new Map<string, string>();
+const seenOnce = new Set<string>();
+
 async function runPostgres(target: PgQueryTarget, s: Statement): Promise<unknown> {
   if (s.kind === "dialect") return "postgres";
+  const text = toPositional(s.text);
+  const name = statementName(text);
   if (s.kind === "value") {
     const result = await (target as pg.ClientBase).query<unknown[]>({
-      text: toPositional(s.text),
+      ...(name ? { name } : {}),
+      text,
       values: s.params as unknown[],
       types: sqliteShapedTypes,
       rowMode: "array",
@@ -204,7 +233,8 @@ async function runPostgres(target: PgQueryTarget, s: Statement): Promise<unknown
     return result.rows[0]?.[0];
   }
   const result = await (target as pg.ClientBase).query({
-    text: toPositional(s.text),
+    ...(name ? { name } : {}),
+    text,
     values: s.params as unknown[],
     types: sqliteShapedTypes,
   });

@@ -205,8 +205,8 @@ const maxCachedTokens = 20_000;
  * epoch, then the cache, else the lookup. The lookup is by hash, so the index comparison reveals
  * nothing about the secret; the final check is constant-time anyway (hono bearer-auth does the same).
  *
- * Run in one read snapshot (`store.read`), so the epoch and the lookup agree. Checks on PostgreSQL
- * can interleave at their awaits: an entry is only stored while the cache is still at the epoch its
+ * The epoch is read first, so the lookup sees at least what it counted (verifyScimToken). Checks on
+ * PostgreSQL can interleave at their awaits: an entry is only stored while the cache is still at the epoch its
  * own check read, so a check that read an older epoch cannot leave a revoked token in the cache.
  */
 function* checkScimToken(cache: TokenCache, raw: string, now: number): StoreOp<ScimPrincipal | undefined> {
@@ -246,19 +246,21 @@ export function scimTokenVerifier(): ScimTokenVerifier {
 /**
  * One token cache per store (per process and database). Correct with several instances on one
  * PostgreSQL database although another instance may revoke, expire or delete a cached token: every
- * check reads the scim_tokens epoch in the same unit as the lookup, and any such change moves the
+ * check reads the scim_tokens epoch before the lookup, and any such change moves the
  * epoch in its own transaction, so revocation takes effect on the very next request of every instance.
  */
 const verifiers = new WeakMap<SqlStore, ScimTokenVerifier>();
 
 /**
- * The token check of a SCIM request: one read unit of `store` (the epoch, then the cache or the
- * lookup, in one snapshot), with that store's cache.
+ * The token check of a SCIM request, with that store's cache: the epoch, then the cache or the
+ * lookup. They need no common snapshot (`readCommitted`): the lookup runs after the epoch read, so it
+ * sees every change the epoch counted and maybe later ones; a later change moves the epoch past the
+ * value the entry is cached under, and the next check drops it.
  */
 export function verifyScimToken(store: SqlStore, raw: string, now = Date.now()): Promise<ScimPrincipal | undefined> {
   let verify = verifiers.get(store);
   if (!verify) verifiers.set(store, (verify = scimTokenVerifier()));
-  return store.read(verify(raw, now));
+  return store.readCommitted(verify(raw, now));
 }
 
 /** Records the token's last use (bookkeeping: does not move the credential epoch). */

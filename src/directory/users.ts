@@ -4,10 +4,10 @@ import type { userEmails, users } from "../../db/schema.js";
 import { invalidValue, preconditionFailed, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
-import { adjustDirectoryCounts, holdDirectory } from "./directories.js";
+import { holdDirectory } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
-import { bumpDirectoryGeneration } from "./generations.js";
+import { recordDirectoryWrite } from "./generations.js";
 import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
 import {
   dialect,
@@ -116,8 +116,8 @@ export function* insertEmailRows(rows: EmailRow[]): StoreOp<void> {
   }
 }
 
-function* indexEmails(userId: string, directoryId: string, resource: UserResource): StoreOp<void> {
-  yield* exec("DELETE FROM user_emails WHERE user_id = ?", [userId]);
+function* indexEmails(userId: string, directoryId: string, resource: UserResource, created = false): StoreOp<void> {
+  if (!created) yield* exec("DELETE FROM user_emails WHERE user_id = ?", [userId]);
   const rows = emailRows(userId, directoryId, resource);
   // A user has one or a few emails: one cached statement a row, no SQL built per write.
   if (rows.length <= 8) {
@@ -214,9 +214,7 @@ export function* createUser(ctx: WriteContext, resource: UserResource): StoreOp<
     if (isUniqueViolation(err)) throw userNameTaken();
     throw err;
   }
-  yield* indexEmails(row.id, ctx.directoryId, resource);
-  yield* adjustDirectoryCounts(ctx.directoryId, { users: 1 });
-  yield* bumpDirectoryGeneration(ctx.directoryId);
+  yield* indexEmails(row.id, ctx.directoryId, resource, true);
   yield* recordAudit({
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -236,6 +234,7 @@ export function* createUser(ctx: WriteContext, resource: UserResource): StoreOp<
     lane: Lane.provision,
     now,
   });
+  yield* recordDirectoryWrite(ctx.directoryId, { users: 1 });
   return row;
 }
 
@@ -282,7 +281,6 @@ export function* updateUser(
     throw err;
   }
   if (changed === 0) throw changedMeanwhile();
-  yield* bumpDirectoryGeneration(ctx.directoryId);
   const before = JSON.parse(existing.resource) as UserResource;
   if (JSON.stringify(before.emails) !== JSON.stringify(resource.emails))
     yield* indexEmails(row.id, ctx.directoryId, resource);
@@ -307,6 +305,7 @@ export function* updateUser(
     lane: deactivated ? Lane.deprovision : Lane.provision,
     now,
   });
+  yield* recordDirectoryWrite(ctx.directoryId);
   return row;
 }
 
@@ -330,8 +329,6 @@ export function* deleteUser(ctx: WriteContext, existing: UserRow): StoreOp<void>
   // In id order, so two transactions updating the same groups take their row locks in one order.
   const groupIds = memberships.map((m) => m.groupId).sort();
   for (const groupId of groupIds) yield* exec(leftGroup, [now, groupId]);
-  yield* adjustDirectoryCounts(ctx.directoryId, { users: -1 });
-  yield* bumpDirectoryGeneration(ctx.directoryId);
   yield* recordAudit({
     actor: ctx.actor,
     organizationId: ctx.organizationId,
@@ -351,6 +348,7 @@ export function* deleteUser(ctx: WriteContext, existing: UserRow): StoreOp<void>
     lane: Lane.deprovision,
     now,
   });
+  yield* recordDirectoryWrite(ctx.directoryId, { users: -1 });
 }
 
 export interface ListQuery {

@@ -16,7 +16,7 @@ export function scimBearerAuth(
     {
       realm: "scim-bridge",
       refusal: "a valid bearer token for this directory is required",
-      // One read unit of the store per request (see verifyScimToken).
+      // One read of the store per request, outside a transaction (see verifyScimToken).
       verify: async (req, token, now) => {
         const principal = await verifyScimToken(store, token, now);
         return principal && principal.directoryId === req.params.directoryId ? { ok: true, principal } : { ok: false };

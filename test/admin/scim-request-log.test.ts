@@ -190,6 +190,7 @@ describe("SCIM request log", () => {
     const slow: SqlStore = {
       dialect: t.store.dialect,
       read: (op) => t.store.read(op),
+      readCommitted: (op) => t.store.readCommitted(op),
       write: async (op) => {
         await new Promise((r) => setTimeout(r, 200));
         return t.store.write(op);

@@ -5,9 +5,9 @@
  * ids and names chosen so that byte order, case folding and creation-time ties decide the order.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adjustDirectoryCounts, createDirectory } from "../../src/directory/directories.js";
+import { createDirectory } from "../../src/directory/directories.js";
 import { foldCase } from "../../src/directory/fold.js";
-import { bumpDirectoryGeneration } from "../../src/directory/generations.js";
+import { recordDirectoryWrite } from "../../src/directory/generations.js";
 import { countGroups, listGroups } from "../../src/directory/groups.js";
 import { listMembers } from "../../src/directory/members.js";
 import type { SqlStore } from "../../src/directory/sql.js";
@@ -131,8 +131,8 @@ describe.each(storeDialects())("SCIM read ops on $name", (dialect) => {
             );
           }
         }
-        yield* adjustDirectoryCounts(dir, { users: liveUsers.length, groups: teams.length - deletedGroups.size });
-        yield* adjustDirectoryCounts(other, { users: 2 });
+        yield* recordDirectoryWrite(dir, { users: liveUsers.length, groups: teams.length - deletedGroups.size });
+        yield* recordDirectoryWrite(other, { users: 2 });
       })(),
     );
   });
@@ -225,14 +225,13 @@ describe.each(storeDialects())("SCIM read ops on $name", (dialect) => {
       return seen;
     };
     expect(await walk()).toEqual(liveUsers);
-    // The walk left an anchor at each page's end (at the directory's current generation, 0).
-    expect(anchors.at(resultSetKey(dir, "User", undefined), 0, 3)).toMatchObject({ id: liveUsers[1] });
+    // The walk left an anchor at each page's end (at the directory's current generation, 1: the seed's write).
+    expect(anchors.at(resultSetKey(dir, "User", undefined), 1, 3)).toMatchObject({ id: liveUsers[1] });
     expect(await walk()).toEqual(liveUsers);
     expect(await walk("active eq true")).toEqual(liveUsers.filter((id) => !["u-B", "u-f"].includes(id)));
     // A write moves the generation: the old anchors no longer apply, and the answers stay OFFSET's.
     await store.write(exec("UPDATE users SET deleted_at = ? WHERE id = 'u-a'", [base + 30]));
-    await store.write(adjustDirectoryCounts(dir, { users: -1 }));
-    await store.write(bumpDirectoryGeneration(dir));
+    await store.write(recordDirectoryWrite(dir, { users: -1 }));
     const remaining = liveUsers.filter((id) => id !== "u-a");
     expect(await walk()).toEqual(remaining);
     expect(await walk()).toEqual(remaining);
@@ -240,8 +239,7 @@ describe.each(storeDialects())("SCIM read ops on $name", (dialect) => {
     const after = await store.read(listUsers(dir, { offset: 0, limit: 2, after: { createdAt: base + 1, id: "u-D" } }));
     expect(after.map((r) => r.id)).toEqual(["u-c", "u-e"]);
     await store.write(exec("UPDATE users SET deleted_at = NULL WHERE id = 'u-a'"));
-    await store.write(adjustDirectoryCounts(dir, { users: 1 }));
-    await store.write(bumpDirectoryGeneration(dir));
+    await store.write(recordDirectoryWrite(dir, { users: 1 }));
   });
 
   it("lists groups by filter and sort, and each group's members by id", async () => {

@@ -2,12 +2,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordAudit } from "../../src/directory/audit.js";
 import {
-  adjustDirectoryCounts,
   createDirectory,
   getDirectory,
   listDirectories,
 } from "../../src/directory/directories.js";
-import { bumpDirectoryGeneration, directoryGeneration } from "../../src/directory/generations.js";
+import { directoryGeneration, recordDirectoryWrite } from "../../src/directory/generations.js";
 import { enqueueJob, enqueueJobs, Lane } from "../../src/directory/outbox.js";
 import type { SqlStore } from "../../src/directory/sql.js";
 import { many } from "../../src/directory/store-op.js";
@@ -31,11 +30,11 @@ describe.each(storeDialects())("directory store ops on $name", (dialect) => {
     );
     expect(first).toMatchObject({ organizationId: "org_1", name: "default", createdAt: 1000, userCount: 0 });
     expect(second.name).toBe("okta");
-    await store.write(adjustDirectoryCounts(first.id, { users: 3, groups: 1 }));
-    await store.write(adjustDirectoryCounts(first.id, { users: -1 }));
-    await store.write(bumpDirectoryGeneration(first.id));
-    expect(await store.read(getDirectory(first.id))).toMatchObject({ userCount: 2, groupCount: 1, generation: 1 });
-    expect(await store.read(directoryGeneration(first.id))).toBe(1);
+    await store.write(recordDirectoryWrite(first.id, { users: 3, groups: 1 }));
+    await store.write(recordDirectoryWrite(first.id, { users: -1 }));
+    await store.write(recordDirectoryWrite(first.id));
+    expect(await store.read(getDirectory(first.id))).toMatchObject({ userCount: 2, groupCount: 1, generation: 3 });
+    expect(await store.read(directoryGeneration(first.id))).toBe(3);
     expect(await store.read(directoryGeneration("dir_missing"))).toBe(0);
     expect((await store.read(listDirectories("org_1"))).map((d) => d.name)).toEqual(["default", "okta"]);
     const audit = await store.read(
