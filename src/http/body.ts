@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import { unstorableText } from "../directory/text.js";
 import { invalidSyntax, invalidValue, payloadTooLarge, type BridgeError } from "../errors.js";
 
 /** Default request body limit: 1 MiB holds a PATCH adding ~15,000 members (Entra sends far fewer per request). */
@@ -40,9 +41,6 @@ export function assertJsonDepth(value: unknown): void {
     throw invalidSyntax(`JSON nested deeper than ${maxJsonDepth} levels is not accepted`);
 }
 
-/** U+0000, or a UTF-16 surrogate without its pair (a string that is not well-formed Unicode). */
-const unstorable = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
 /**
  * Refuses a parsed body in one walk: nested deeper than maxJsonDepth (400 invalidSyntax, as
  * assertJsonDepth), or holding a string or member name that PostgreSQL cannot store (400
@@ -58,7 +56,7 @@ export function assertStorableJson(value: unknown): void {
   while (stack.length > 0) {
     const [v, depth] = stack.pop()!;
     if (typeof v === "string") {
-      if (!unstorableSeen && unstorable.test(v)) unstorableSeen = true;
+      if (!unstorableSeen && unstorableText.test(v)) unstorableSeen = true;
       continue;
     }
     if (typeof v !== "object" || v === null) continue;
@@ -68,7 +66,7 @@ export function assertStorableJson(value: unknown): void {
       continue;
     }
     for (const [key, item] of Object.entries(v)) {
-      if (!unstorableSeen && unstorable.test(key)) unstorableSeen = true;
+      if (!unstorableSeen && unstorableText.test(key)) unstorableSeen = true;
       stack.push([item, depth + 1]);
     }
   }

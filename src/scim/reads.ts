@@ -349,7 +349,14 @@ export function runsInline(request: ReadRequest): boolean {
 export const storeReader =
   (store: SqlStore, budget?: QueryBudget, anchors?: PageAnchors): Reader =>
   (request) =>
-    runsInline(request) ? store.read(readOp(request)) : store.read(pricedRead(request, budget, anchors));
+    // A user by id is its row, then maybe its sync state (another table, not part of its version):
+    // no snapshot needed, which on PostgreSQL saves the BEGIN and COMMIT round trips. A group's
+    // members and a list's total must agree with their rows, so those keep one snapshot.
+    request.op === "user"
+      ? store.readCommitted(readOp(request))
+      : runsInline(request)
+        ? store.read(readOp(request))
+        : store.read(pricedRead(request, budget, anchors));
 
 function* pricedRead(
   request: ReadRequest,

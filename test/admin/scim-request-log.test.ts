@@ -210,6 +210,31 @@ describe("SCIM request log", () => {
     expect((await t.rows(t.one.directory.id)).map((r) => r.path)).toEqual(["/Users/1"]);
   });
 
+  it("keeps a batch in which a detail holds U+0000 or an unpaired surrogate, those characters replaced", async () => {
+    const t = await setup();
+    const recorder = scimRequestLog(t.store, { flushIntervalMs: 60_000 });
+    // An app whose error detail echoes what the client sent (the URL-decoded path), or a string cut
+    // in the middle of a surrogate pair.
+    const echo = express();
+    echo.use(requestId());
+    echo.use((_req, res, next) => {
+      res.locals.scim = { directoryId: t.one.directory.id } as typeof res.locals.scim;
+      next();
+    });
+    echo.use(recorder, (req, res) => {
+      const detail = req.path === "/cut" ? `${"😀".slice(1)}y` : decodeURIComponent(req.path.slice(1));
+      res.status(400).json({ detail });
+    });
+    await supertest(echo).get("/a").expect(400);
+    await supertest(echo).get("/%00x").expect(400);
+    await supertest(echo).get("/cut").expect(400);
+    await supertest(echo).get("/b").expect(400);
+    await recorder.flush();
+    const rows = await t.rows(t.one.directory.id);
+    expect(rows.map((r) => r.path)).toEqual(["/a", "/%00x", "/cut", "/b"]);
+    expect(rows.map((r) => r.detail)).toEqual(["a", "\ufffdx", "\ufffdy", "b"]);
+  });
+
   it("keeps the last N rows per directory, trimming every few inserts and leaving other directories alone", async () => {
     const t = await setup({ keepPerDirectory: 25, trimEvery: 10, maxBuffered: 5 });
     await t.scimTwo("get", "/Users").expect(200);
