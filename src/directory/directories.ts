@@ -2,7 +2,7 @@ import type { directories } from "../../db/schema.js";
 import { invalidValue, notFound } from "../errors.js";
 import { recordAudit } from "./audit.js";
 import { newDirectoryId } from "./ids.js";
-import { dialect, exec, forUpdate, many, one, type StoreOp } from "./store-op.js";
+import { dialect, forUpdate, many, one, type StoreOp } from "./store-op.js";
 import type { Change } from "./write-context.js";
 
 export type DirectoryRow = typeof directories.$inferSelect;
