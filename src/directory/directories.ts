@@ -72,4 +72,3 @@ export function* listDirectories(organizationId: string): StoreOp<DirectoryRow[]
     [organizationId],
   );
 }
-

@@ -12,7 +12,10 @@ import { exec, one, type StoreOp } from "./store-op.js";
  * other's commit, not for their whole transactions. (A group create or rename takes it first on
  * purpose: the lock orders its displayName check.)
  */
-export function* recordDirectoryWrite(directoryId: string, delta: { users?: number; groups?: number } = {}): StoreOp<void> {
+export function* recordDirectoryWrite(
+  directoryId: string,
+  delta: { users?: number; groups?: number } = {},
+): StoreOp<void> {
   yield* exec(
     "UPDATE directories SET generation = generation + 1, user_count = user_count + ?, group_count = group_count + ? WHERE id = ?",
     [delta.users ?? 0, delta.groups ?? 0, directoryId],

@@ -1,11 +1,7 @@
 /** The store ops of directories, generations, audit and the outbox give the same outcome on both dialects. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordAudit } from "../../src/directory/audit.js";
-import {
-  createDirectory,
-  getDirectory,
-  listDirectories,
-} from "../../src/directory/directories.js";
+import { createDirectory, getDirectory, listDirectories } from "../../src/directory/directories.js";
 import { directoryGeneration, recordDirectoryWrite } from "../../src/directory/generations.js";
 import { enqueueJob, enqueueJobs, Lane } from "../../src/directory/outbox.js";
 import type { SqlStore } from "../../src/directory/sql.js";

@@ -143,7 +143,6 @@ export class PgOutbox {
     return pgTransaction(this.pool, begin, fn);
   }
 
-
   /**
    * Claims up to `limit` due jobs for `owner` (deprovision lane first, then oldest first), each
    * leased for `leaseMs` on the database clock, with its attempt number incremented: that number
@@ -171,7 +170,11 @@ export class PgOutbox {
       // `LIMIT $1` and the kind as parameters the server switched to a generic plan after five runs,
       // and that plan's cost grew with the table (9 ms a claim at a backlog of a thousand jobs).
       const kindFilter =
-        options.scans === undefined ? "" : options.scans ? `AND j.kind = '${SCAN_KIND}'` : `AND j.kind <> '${SCAN_KIND}'`;
+        options.scans === undefined
+          ? ""
+          : options.scans
+            ? `AND j.kind = '${SCAN_KIND}'`
+            : `AND j.kind <> '${SCAN_KIND}'`;
       const { rows: picked } = await run<{ id: number; lane: number; locked: boolean }>(
         tx,
         `WITH c AS MATERIALIZED (
