@@ -77,6 +77,35 @@ describe("RateLimiter over an asynchronous shared budget", () => {
     limiter.stop();
   });
 
+  it("keeps spending up to one sync interval of refill while a sync is under way", async () => {
+    const budget = new MemoryBudget();
+    // 100 tokens a second, synced every 100 ms: an interval's refill is 10 tokens.
+    const profile = rateProfile("free");
+    profile.buckets = [{ name: "global", capacity: 1_000, refillPerSecond: 100 }];
+    const limiter = new RateLimiter(profile, { shared: budget, syncMs: 100 });
+    // A steady stream: the first claim brings the call's token and an interval's worth ahead.
+    await limiter.acquire("usersWrite", 1);
+    await limiter.acquire("usersWrite", 1);
+    // The next sync hangs (a slow round trip to the database).
+    budget.held = [];
+    await vi.advanceTimersByTimeAsync(120);
+    expect(budget.held.length).toBe(1);
+    const during = budget.syncs.at(-1)!.get("global")!;
+    let granted = 0;
+    for (let i = 0; i < 20; i++) void limiter.acquire("usersWrite", 1).then(() => granted++);
+    await vi.advanceTimersByTimeAsync(5);
+    // The first sync claimed 11 (the call's token and 10 ahead) and two calls spent two: the 9 held
+    // stay (no more than an interval's refill), none was handed back, and they are spent although
+    // the sync has not answered. The other 11 calls wait for it.
+    expect(during.returned).toBe(0);
+    expect(granted).toBe(9);
+    for (const r of budget.held.splice(0)) r();
+    budget.held = undefined;
+    await vi.advanceTimersByTimeAsync(300);
+    expect(granted).toBe(20);
+    limiter.stop();
+  });
+
   it("keeps its tokens through a failed sync, reports the failure, and hands them back once the store answers", async () => {
     const budget = new MemoryBudget();
     const errors: unknown[] = [];
