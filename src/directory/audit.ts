@@ -1,5 +1,5 @@
 import type { auditEntries } from "../../db/schema.js";
-import { exec, many, type SqlParam, type StoreOp } from "./store-op.js";
+import { later, many, type SqlParam, type StoreOp } from "./store-op.js";
 
 export type ActorType = "directory" | "operator" | "org_admin" | "system";
 
@@ -33,7 +33,7 @@ const insertAudit = `INSERT INTO audit_entries
  * write makes one: one fixed statement text, so it stays prepared.
  */
 export function* recordAudit(entry: AuditEntry): StoreOp<void> {
-  yield* exec(insertAudit, [
+  yield* later(insertAudit, [
     entry.at ?? Date.now(),
     entry.actor.type,
     entry.actor.id,

@@ -1,4 +1,4 @@
-import { exec, one, type StoreOp } from "./store-op.js";
+import { later, one, type StoreOp } from "./store-op.js";
 
 /**
  * Records a SCIM-visible write of users or groups in the directory's row, in the write's own
@@ -16,7 +16,7 @@ export function* recordDirectoryWrite(
   directoryId: string,
   delta: { users?: number; groups?: number } = {},
 ): StoreOp<void> {
-  yield* exec(
+  yield* later(
     "UPDATE directories SET generation = generation + 1, user_count = user_count + ?, group_count = group_count + ? WHERE id = ?",
     [delta.users ?? 0, delta.groups ?? 0, directoryId],
   );

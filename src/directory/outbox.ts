@@ -1,4 +1,4 @@
-import { dialect, exec, jsonTextList, one, type StoreOp } from "./store-op.js";
+import { dialect, jsonTextList, later, type StoreOp } from "./store-op.js";
 
 /** Lanes in priority order: deprovisioning always runs first (docs/design.md, invariant 3). */
 export const Lane = { deprovision: 0, provision: 1, background: 2 } as const;
@@ -92,7 +92,7 @@ export function* enqueueJob(job: EnqueueJob): StoreOp<void> {
   ];
   if ((yield* dialect()) === "postgres") {
     const at = `coalesce(CAST(? AS bigint), ${PG_NOW_MS})`;
-    yield* one(
+    yield* later(
       `WITH j AS (${jobInsert} VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ${PG_NOW_MS}, ${at}, ${at}, ${at}) ${pgMerge}
          RETURNING lane)
        SELECT pg_notify(?, CAST(lane AS text)) FROM j`,
@@ -100,7 +100,7 @@ export function* enqueueJob(job: EnqueueJob): StoreOp<void> {
     );
   } else {
     const now = job.now ?? Date.now();
-    yield* exec(`${jobInsert} VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ${sqliteMerge}`, [
+    yield* later(`${jobInsert} VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ${sqliteMerge}`, [
       ...subject,
       now,
       now,
@@ -123,7 +123,7 @@ export function* enqueueJobs(job: Omit<EnqueueJob, "subjectId">, subjectIds: Ite
   const list = JSON.stringify(subjects);
   if ((yield* dialect()) === "postgres") {
     const at = `coalesce(CAST(? AS bigint), ${PG_NOW_MS})`;
-    yield* one(
+    yield* later(
       `WITH j AS (${jobInsert}
          SELECT ?, ?, ?, CAST(? AS text) || ':' || s.value, s.value, ?, 'pending', 0, ${PG_NOW_MS}, ${at}, ${at}, ${at}
          FROM (${yield* jsonTextList()}) AS s ${pgMerge}
@@ -142,7 +142,7 @@ export function* enqueueJobs(job: Omit<EnqueueJob, "subjectId">, subjectIds: Ite
     );
   } else {
     const now = job.now ?? Date.now();
-    yield* exec(
+    yield* later(
       `${jobInsert}
        SELECT ?, ?, ?, CAST(? AS text) || ':' || s.value, s.value, ?, 'pending', 0, ?, ?, ?, ? FROM (${yield* jsonTextList()}) AS s WHERE true
        ${sqliteMerge}`,

@@ -2,12 +2,15 @@ import type Database from "better-sqlite3";
 import pg from "pg";
 import { handleOf, type Db } from "./database.js";
 import {
+  endedBy,
+  inlineParams,
   runOnClient,
   runSync,
   sqliteShapedTypes,
   toPositional,
   type Dialect,
   type SqlParam,
+  type Statement,
   type StoreOp,
 } from "./store-op.js";
 
@@ -237,11 +240,11 @@ export function postgresStore(url: string, options: PostgresStoreOptions = {}): 
   pool.on("error", () => {});
   const attempts = Math.max(1, options.conflictAttempts ?? 3);
   const unit = async <T>(begin: string, work: StoreUnit<T>): Promise<T> => {
-    if (typeof work !== "function") return pgTransaction(pool, begin, (client) => runOnClient(client, work));
+    if (typeof work !== "function") return pgUnit(pool, begin, work);
     for (let attempt = 1; ; attempt++) {
       try {
-        // A fresh op and a fresh transaction each time; pgTransaction rolled the failed one back.
-        return await pgTransaction(pool, begin, (client) => runOnClient(client, work()));
+        // A fresh op and a fresh transaction each time; pgUnit rolled the failed one back.
+        return await pgUnit(pool, begin, work());
       } catch (error) {
         if (attempt >= attempts || !retryableConflict(error)) throw error;
         const delayMs = conflictBackoffMs(attempt);
@@ -258,7 +261,7 @@ export function postgresStore(url: string, options: PostgresStoreOptions = {}): 
   const store: SqlStore = {
     dialect: "postgres",
     read: (op) => unit("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", op),
-    readCommitted: (op) => pgAutocommit(pool, (client) => runOnClient(client, opOf(op))),
+    readCommitted: (op) => pgUnit(pool, undefined, opOf(op)),
     write: (op) => unit("BEGIN", op),
     close: () => pool.end(),
   };
@@ -311,18 +314,109 @@ export async function pgTransaction<T>(
   }
 }
 
-/** Runs `work` on a connection of `pool` outside any transaction: each statement commits on its own. */
-async function pgAutocommit<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `op` as one transaction on a connection of `pool`, opened by `begin` (BEGIN and its options),
+ * in as few round trips as the op allows: the BEGIN goes with the op's first statement, and the
+ * writes the op hands over with `later` are held and sent together, before its next statement or
+ * with the COMMIT. Such combined texts go as one simple query, parameters inlined as quoted literals
+ * (inlineParams); every other statement is a prepared one of its own. A unit whose COMMIT went with
+ * its last writes is as durable as any: the server answers only once the COMMIT is flushed.
+ *
+ * A statement that fails is thrown into the op (which may handle it: a savepoint, a unique
+ * violation); a held write that fails fails the unit. Either way, the transaction is rolled back.
+ */
+export async function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: StoreOp<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
+  // Texts not sent yet, in order: the BEGIN, then held writes.
+  const held: string[] = begin === undefined ? [] : [begin];
+  let sent = false;
+  /** Sends the held texts, plus `last` if given, as one simple query; the last statement's result. */
+  const flush = async (last?: string): Promise<pg.QueryResult> => {
+    const texts = last === undefined ? held.splice(0) : [...held.splice(0), last];
+    sent = true;
+    const results = (await client.query({ text: texts.join(";\n"), types: sqliteShapedTypes })) as
+      pg.QueryResult | pg.QueryResult[];
+    return Array.isArray(results) ? results.at(-1)! : results;
+  };
   try {
-    return await work(client);
+    let value: T;
+    try {
+      let step = op.next();
+      while (!step.done) {
+        const s = step.value;
+        if (s.kind === "later") {
+          held.push(inlineParams(s.text, s.params));
+          step = op.next(undefined);
+          continue;
+        }
+        if (s.kind !== "dialect" && held.length > 0) {
+          // Held writes are flushed on their own before a statement the op reads or handles, so that
+          // a failure of theirs is never thrown into the op as that statement's; only a BEGIN rides along.
+          if (held.length > (begin === undefined || sent ? 0 : 1))
+            await flush().catch((error: unknown) => {
+              throw endedBy(op, error);
+            });
+          else if (held.length === 1) {
+            let result: unknown;
+            try {
+              result = shapeResult(s, await flush(inlineParams(s.text, s.params)));
+            } catch (error) {
+              step = op.throw(error);
+              continue;
+            }
+            step = op.next(result);
+            continue;
+          }
+        }
+        let result: unknown;
+        try {
+          result = await runOnClient(client, singleStatement(s));
+        } catch (error) {
+          step = op.throw(error);
+          continue;
+        }
+        step = op.next(result);
+      }
+      value = step.value;
+      if (begin === undefined) {
+        if (held.length > 0) await flush();
+      } else if (sent || held.length > 1) {
+        // The last held writes go with the COMMIT (an op of no statement sent nothing at all).
+        await flush("COMMIT");
+      }
+    } catch (error) {
+      if (sent && begin !== undefined) await client.query("ROLLBACK").catch(() => (broken = true));
+      throw error;
+    }
+    return value;
   } catch (error) {
-    broken = isConnectionError(error);
+    if (!broken) broken = isConnectionError(error);
     throw error;
   } finally {
     client.release(broken);
   }
+}
+
+/** What the op receives for a statement's result, from a simple query's result. */
+function shapeResult(s: Statement, result: pg.QueryResult): unknown {
+  switch (s.kind) {
+    case "one":
+      return result.rows[0];
+    case "many":
+      return result.rows;
+    case "value": {
+      const row = result.rows[0] as Record<string, unknown> | undefined;
+      return row === undefined ? undefined : row[result.fields[0]!.name];
+    }
+    default:
+      return result.rowCount ?? 0;
+  }
+}
+
+/** An op of the one statement `s`, to run it through runOnClient (a prepared statement of its own). */
+function* singleStatement(s: Statement): StoreOp<unknown> {
+  return yield s;
 }
 
 const isConnectionError = (error: unknown): boolean => {

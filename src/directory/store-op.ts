@@ -31,7 +31,7 @@ export type Dialect = "sqlite" | "postgres";
 export type SqlParam = string | number | boolean | null;
 
 export interface Statement {
-  readonly kind: "one" | "many" | "value" | "exec" | "dialect";
+  readonly kind: "one" | "many" | "value" | "exec" | "later" | "dialect";
   readonly text: string;
   readonly params: readonly SqlParam[];
 }
@@ -61,6 +61,18 @@ export function* value<T>(text: string, params: readonly SqlParam[] = none): Sto
 /** Runs a statement that returns no rows; gives the number of rows it changed. */
 export function* exec(text: string, params: readonly SqlParam[] = none): StoreOp<number> {
   return (yield { kind: "exec", text, params }) as number;
+}
+
+/**
+ * A write whose outcome the op neither reads nor handles (an audit entry, a job, the directory's
+ * generation): the driver may hold it and send it with what follows. It still runs after every
+ * statement before it and before any statement after it, in the op's transaction, and its failure
+ * fails the whole unit (it is never thrown into the op, which could mistake it for a failure of a
+ * statement it does handle). SQLite runs it at once; PostgreSQL sends the held writes of a unit
+ * together, the last ones with its COMMIT, one round trip for all (pgUnit in ./sql.ts).
+ */
+export function* later(text: string, params: readonly SqlParam[] = none): StoreOp<void> {
+  yield { kind: "later", text, params };
 }
 
 /** The dialect the op runs on, for the few statements whose SQL differs. */
@@ -140,6 +152,9 @@ function runSqlite(sqlite: Database.Database, s: Statement): unknown {
       return sqlite.prepare(s.text).all(...sqliteParams(s.params));
     case "exec":
       return sqlite.prepare(s.text).run(...sqliteParams(s.params)).changes;
+    case "later":
+      sqlite.prepare(s.text).run(...sqliteParams(s.params));
+      return undefined;
     case "dialect":
       return "sqlite";
   }
@@ -157,12 +172,19 @@ export function runSync<T>(db: DbOrTx | Database.Database, op: StoreOp<T>): T {
     try {
       result = runSqlite(sqlite, step.value);
     } catch (error) {
+      if (step.value.kind === "later") throw endedBy(op, error);
       step = op.throw(error);
       continue;
     }
     step = op.next(result);
   }
   return step.value;
+}
+
+/** A held write failed: the op is ended (its finally blocks run) without seeing the error, which fails the unit. */
+export function endedBy(op: StoreOp<unknown>, error: unknown): unknown {
+  op.return(undefined);
+  return error;
 }
 
 /**
@@ -240,7 +262,32 @@ async function runPostgres(target: PgQueryTarget, s: Statement): Promise<unknown
   });
   if (s.kind === "one") return result.rows[0];
   if (s.kind === "many") return result.rows;
+  if (s.kind === "later") return undefined;
   return result.rowCount ?? 0;
+}
+
+/**
+ * `text` with each `?` placeholder replaced by its parameter as a quoted literal, for statements sent
+ * together in one simple query (which takes no parameters). Every value is quoted, numbers and
+ * booleans too, which is how node-postgres sends parameters (as text of a type the server infers
+ * from the context), so a statement means the same either way. Strings go through node-postgres's
+ * escapeLiteral (quotes and backslashes doubled, E'' when a backslash is present), which is safe
+ * whatever standard_conforming_strings says.
+ */
+export function inlineParams(text: string, params: readonly SqlParam[]): string {
+  let n = 0;
+  const sql = scanPlaceholders(text, () => {
+    if (n >= params.length) throw new Error(`statement has more placeholders than its ${params.length} parameters`);
+    const p = params[n++]!;
+    if (p === null) return "NULL";
+    if (typeof p === "number") {
+      if (!Number.isFinite(p)) throw new Error(`a parameter is not a finite number: ${p}`);
+      return `'${String(p)}'`;
+    }
+    return pg.escapeLiteral(typeof p === "boolean" ? String(p) : p);
+  });
+  if (n !== params.length) throw new Error(`statement has ${n} placeholders for ${params.length} parameters`);
+  return sql;
 }
 
 /** Runs `op` on a PostgreSQL connection, inside whatever transaction it has open; it opens none itself. */
@@ -251,6 +298,7 @@ export async function runOnClient<T>(target: PgQueryTarget, op: StoreOp<T>): Pro
     try {
       result = await runPostgres(target, step.value);
     } catch (error) {
+      if (step.value.kind === "later") throw endedBy(op, error);
       step = op.throw(error);
       continue;
     }
@@ -269,8 +317,16 @@ const maxPositionalCache = 2000;
 export function toPositional(text: string): string {
   const cached = positional.get(text);
   if (cached !== undefined) return cached;
-  let out = "";
   let n = 0;
+  const out = scanPlaceholders(text, () => `$${++n}`);
+  if (positional.size >= maxPositionalCache) positional.delete(positional.keys().next().value!);
+  positional.set(text, out);
+  return out;
+}
+
+/** `text` with each `?` outside '…' strings, "…" identifiers and comments replaced by `replace()`. */
+function scanPlaceholders(text: string, replace: () => string): string {
+  let out = "";
   let i = 0;
   while (i < text.length) {
     const c = text[i]!;
@@ -291,14 +347,12 @@ export function toPositional(text: string): string {
       out += text.slice(i, stop);
       i = stop;
     } else if (c === "?") {
-      out += `$${++n}`;
+      out += replace();
       i++;
     } else {
       out += c;
       i++;
     }
   }
-  if (positional.size >= maxPositionalCache) positional.delete(positional.keys().next().value!);
-  positional.set(text, out);
   return out;
 }

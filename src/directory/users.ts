@@ -14,6 +14,7 @@ import {
   exec,
   forUpdate,
   jsonTextList,
+  later,
   many,
   one,
   type Dialect,
@@ -117,11 +118,11 @@ export function* insertEmailRows(rows: EmailRow[]): StoreOp<void> {
 }
 
 function* indexEmails(userId: string, directoryId: string, resource: UserResource, created = false): StoreOp<void> {
-  if (!created) yield* exec("DELETE FROM user_emails WHERE user_id = ?", [userId]);
+  if (!created) yield* later("DELETE FROM user_emails WHERE user_id = ?", [userId]);
   const rows = emailRows(userId, directoryId, resource);
   // A user has one or a few emails: one cached statement a row, no SQL built per write.
   if (rows.length <= 8) {
-    for (const r of rows) yield* exec(insertEmail, emailParams(r));
+    for (const r of rows) yield* later(insertEmail, emailParams(r));
     return;
   }
   yield* insertEmailRows(rows);

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   isUniqueViolation,
   NestedUnitOfWork,
@@ -11,7 +12,7 @@ import {
   toPositional,
   type SqlStore,
 } from "../../src/directory/sql.js";
-import { exec, forUpdate, jsonTextList, many, one, savepoint } from "../../src/directory/store-op.js";
+import { exec, forUpdate, jsonTextList, later, many, one, savepoint } from "../../src/directory/store-op.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "../support/postgres.js";
 
 describe("toPositional", () => {
@@ -152,6 +153,62 @@ describe.each(dialects)("SqlStore on $name", (dialect) => {
     expect(await count()).toEqual({ n: 0 });
   });
 
+  it("runs held writes in order, before the op's next statement and at commit, with their values exactly", async () => {
+    const name = `O'Brien \\ "x" ? ' -- /* */ \\' ü 😀 \\n`;
+    const at = 1_765_000_000_999;
+    const seen = await store.write(
+      (function* () {
+        yield* later(`INSERT INTO people (id, name, seen_at, admin) VALUES (?, ?, ?, ?)`, [30, name, at, false]);
+        yield* later(`UPDATE counter SET n = n + ? WHERE id = ?`, [5, 1]);
+        // The next statement sees both.
+        const row = yield* one<{ name: string; seenAt: number; admin: number; n: number }>(
+          `SELECT p.name, p.seen_at AS "seenAt", p.admin, c.n FROM people p, counter c WHERE p.id = ? AND c.id = 1`,
+          [30],
+        );
+        yield* later(`UPDATE counter SET n = n - ? WHERE id = ?`, [5, 1]);
+        yield* later(`UPDATE people SET seen_at = ? WHERE id = ?`, [null, 30]);
+        return row;
+      })(),
+    );
+    expect(seen).toEqual({ name, seenAt: at, admin: 0, n: 5 });
+    expect(await store.read(one(`SELECT name, seen_at AS "seenAt" FROM people WHERE id = ?`, [30]))).toEqual({
+      name,
+      seenAt: null,
+    });
+    expect(await count()).toEqual({ n: 0 });
+  });
+
+  it("fails the whole unit when a held write fails, without throwing it into the op", async () => {
+    let caught: unknown;
+    let cleanedUp = false;
+    const failure = store.write(
+      (function* () {
+        try {
+          yield* exec(`INSERT INTO people (id, name) VALUES (?, ?)`, [31, "Katherine"]);
+          // A duplicate name: the unique index refuses it.
+          yield* later(`INSERT INTO people (id, name) VALUES (?, ?)`, [32, "Ada"]);
+          try {
+            yield* one(`SELECT 1 AS one`);
+          } catch (error) {
+            caught = error;
+          }
+          yield* exec(`UPDATE counter SET n = n + 1 WHERE id = 1`);
+        } finally {
+          cleanedUp = true;
+        }
+      })(),
+    );
+    const error = await failure.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isUniqueViolation(error)).toBe(true);
+    expect(caught).toBeUndefined();
+    expect(cleanedUp).toBe(true);
+    expect(await store.read(many(`SELECT id FROM people WHERE id IN (31, 32)`))).toEqual([]);
+    expect(await count()).toEqual({ n: 0 });
+  });
+
   it("binds a list as one parameter", async () => {
     const list = await store.read(
       (function* () {
@@ -201,6 +258,39 @@ describe.skipIf(postgresUnavailable !== "")("SqlStore on PostgreSQL, connection 
   afterAll(async () => {
     await store?.close();
     await database?.drop();
+  });
+
+  it("sends a write unit's BEGIN with its first statement and its held writes with its COMMIT", async () => {
+    await store.write(exec(`CREATE TABLE IF NOT EXISTS trips (id integer PRIMARY KEY, note text)`));
+    const queries: string[] = [];
+    const query = pg.Client.prototype.query;
+    const spy = vi.spyOn(pg.Client.prototype, "query").mockImplementation(function (
+      this: pg.Client,
+      ...args: unknown[]
+    ) {
+      const q = args[0] as string | { text: string };
+      queries.push(typeof q === "string" ? q : q.text);
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query);
+    try {
+      await store.write(
+        (function* () {
+          const none = yield* one(`SELECT id FROM trips WHERE id = ?`, [1]);
+          if (none) throw new Error("expected an empty table");
+          yield* later(`INSERT INTO trips (id, note) VALUES (?, ?)`, [1, "a"]);
+          yield* later(`INSERT INTO trips (id, note) VALUES (?, ?)`, [2, "b"]);
+        })(),
+      );
+    } finally {
+      spy.mockRestore();
+    }
+    expect(queries).toHaveLength(2);
+    expect(queries[0]).toMatch(/^BEGIN;\nSELECT id FROM trips WHERE id = '1'$/);
+    expect(queries[1]).toMatch(/^INSERT INTO trips .*'a'\);\nINSERT INTO trips .*'b'\);\nCOMMIT$/);
+    expect(await store.read(many(`SELECT id, note FROM trips ORDER BY id`))).toEqual([
+      { id: 1, note: "a" },
+      { id: 2, note: "b" },
+    ]);
   });
 
   it("replaces a connection the server ended, so the next unit of work succeeds", async () => {
