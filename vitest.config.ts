@@ -35,6 +35,8 @@ const onBothDialects = [
   "test/sync/drift.test.ts",
   "test/sync/post-login-hook.test.ts",
   "test/sync/sync-state.test.ts",
+  "test/sync/faults.e2e.test.ts",
+  "test/sync/okta-adoption.e2e.test.ts",
 ];
 
 export default defineConfig({
