@@ -23,9 +23,9 @@ import { defaultMapping, type MappingDocument } from "../../src/mapping/index.js
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { exec, many, value, type SqlParam } from "../../src/directory/store-op.js";
 import { openDatabase } from "../../src/directory/database.js";
-import { sqliteStore } from "../../src/directory/sql.js";
-import { openTestStore } from "../helpers/sync-store.js";
-import { testDialect } from "../support/test-dialect.js";
+import { postgresStore, sqliteStore } from "../../src/directory/sql.js";
+import { freshDatabase } from "../support/postgres.js";
+import { createTestDatabase, testDialect } from "../support/test-dialect.js";
 
 export const bootstrapToken = "bootstrap-operator-token-0123456789abcdef";
 export const dayMs = 86_400_000;
@@ -173,37 +173,90 @@ async function seedOrganization(store: SqlStore, slug: string, now: number): Pro
   };
 }
 
-/**
- * An in-memory database on SQLite (the authorization matrix builds a hundred fixtures; a file and its
- * fsyncs would only slow them down), a new database of the run's on PostgreSQL.
- */
-async function openStore(): Promise<{ store: SqlStore; close(): Promise<void> }> {
-  if (testDialect === "postgres") return openTestStore();
-  const opened = openDatabase("sqlite::memory:");
-  return { store: sqliteStore(opened.sqlite), close: async () => opened.close() };
+const seededAt = Date.UTC(2030, 0, 15, 12);
+
+/** What seeding made: the organizations and the admin tokens. */
+interface Seeded {
+  a: FixtureOrg;
+  b: FixtureOrg;
+  tokens: Omit<AdminFixture["tokens"], "bootstrap">;
+  spareTokenId: string;
 }
 
-export async function adminFixture(extra: Partial<AdminDeps> = {}): Promise<AdminFixture> {
-  const opened = await openStore();
-  const { store } = opened;
-  const clock = { now: Date.UTC(2030, 0, 15, 12) };
-  const a = await seedOrganization(store, "alpha", clock.now);
-  const b = await seedOrganization(store, "bravo", clock.now);
+async function seed(store: SqlStore, now: number): Promise<Seeded> {
+  const a = await seedOrganization(store, "alpha", now);
+  const b = await seedOrganization(store, "bravo", now);
   const issue = (
     scope: "operator" | "org_admin",
     organizationId: string | null,
     name: string,
-    at = clock.now,
+    at = now,
     days?: number,
   ) =>
     store.write(issueAdminToken({ scope, organizationId, name, expiresInDays: days }, changeBy(operatorActor, { at })));
   const operator = await issue("operator", null, "ops");
   const orgAdminA = await issue("org_admin", a.id, "alpha admin");
   const orgAdminB = await issue("org_admin", b.id, "bravo admin");
-  const expired = await issue("operator", null, "old ops", clock.now - 3 * dayMs, 1);
+  const expired = await issue("operator", null, "old ops", now - 3 * dayMs, 1);
   const revoked = await issue("operator", null, "leaked ops");
   const spare = await issue("operator", null, "spare");
-  await store.write(revokeAdminToken(revoked.record.id, changeBy(operatorActor, { at: clock.now - 1000 })));
+  await store.write(revokeAdminToken(revoked.record.id, changeBy(operatorActor, { at: now - 1000 })));
+  return {
+    a,
+    b,
+    tokens: {
+      operator: operator.token,
+      orgAdminA: orgAdminA.token,
+      orgAdminB: orgAdminB.token,
+      expired: expired.token,
+      revoked: revoked.token,
+    },
+    spareTokenId: spare.record.id,
+  };
+}
+
+let seededTemplate: Promise<{ name: string; seeded: Seeded }> | undefined;
+
+/**
+ * The fixture's store, seeded. SQLite: a new in-memory database, seeded (the authorization matrix
+ * builds a hundred fixtures; a file and its fsyncs would only slow them down). PostgreSQL: a copy
+ * (CREATE DATABASE … TEMPLATE) of one database seeded once per test process, since seeding through
+ * the store costs a round trip per statement: every fixture of a process then has the same ids and
+ * tokens, each in a database of its own.
+ */
+async function openSeeded(): Promise<{ store: SqlStore; seeded: Seeded; close(): Promise<void> }> {
+  if (testDialect === "sqlite") {
+    const opened = openDatabase("sqlite::memory:");
+    const store = sqliteStore(opened.sqlite);
+    return { store, seeded: await seed(store, seededAt), close: async () => opened.close() };
+  }
+  seededTemplate ??= (async () => {
+    const database = await createTestDatabase(); // migrated already
+    const template = postgresStore(database.url, { poolSize: 4 });
+    try {
+      return { name: new URL(database.url).pathname.slice(1), seeded: await seed(template, seededAt) };
+    } finally {
+      await template.close(); // a template takes no connections while it is copied
+    }
+  })();
+  const { name, seeded } = await seededTemplate;
+  const database = await freshDatabase({ template: name });
+  const store = postgresStore(database.url, { poolSize: 4 });
+  return {
+    store,
+    seeded,
+    async close() {
+      await store.close();
+      await database.drop();
+    },
+  };
+}
+
+export async function adminFixture(extra: Partial<AdminDeps> = {}): Promise<AdminFixture> {
+  const opened = await openSeeded();
+  const { store } = opened;
+  const { a, b, tokens, spareTokenId } = opened.seeded;
+  const clock = { now: seededAt };
   const signOuts: string[] = [];
   const router = adminRouter({
     store,
@@ -228,15 +281,8 @@ export async function adminFixture(extra: Partial<AdminDeps> = {}): Promise<Admi
     http: supertest(app),
     a,
     b,
-    tokens: {
-      operator: operator.token,
-      orgAdminA: orgAdminA.token,
-      orgAdminB: orgAdminB.token,
-      expired: expired.token,
-      revoked: revoked.token,
-      bootstrap: bootstrapToken,
-    },
-    spareTokenId: spare.record.id,
+    tokens: { ...tokens, bootstrap: bootstrapToken },
+    spareTokenId,
     signOuts,
     clock,
     close: () => opened.close(),
