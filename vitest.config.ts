@@ -26,6 +26,12 @@ const onBothDialects = [
   "test/admin/scim-request-log.test.ts",
   "test/admin/guard.test.ts",
   "test/admin/holds.test.ts",
+  // The admin API over adminFixture (test/admin/helpers.ts), seeded and read through the store.
+  "test/admin/admin-tokens.test.ts",
+  "test/admin/authorization-matrix.test.ts",
+  "test/admin/customer-routes.test.ts",
+  "test/admin/openapi.test.ts",
+  "test/admin/operator-routes.test.ts",
   // The sync engine (startSyncHarness opens a second bridge on the same database).
   "test/sync/provisioning.e2e.test.ts",
   "test/sync/worker.test.ts",
@@ -35,6 +41,8 @@ const onBothDialects = [
   "test/sync/drift.test.ts",
   "test/sync/post-login-hook.test.ts",
   "test/sync/sync-state.test.ts",
+  "test/sync/faults.e2e.test.ts",
+  "test/sync/okta-adoption.e2e.test.ts",
 ];
 
 export default defineConfig({

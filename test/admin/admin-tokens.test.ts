@@ -3,24 +3,46 @@
  * bootstrap operator token (BRIDGE_ADMIN_TOKEN) compared by hash and never stored.
  */
 import { createHash } from "node:crypto";
-import { eq, sql } from "drizzle-orm";
 import express from "express";
 import { pino } from "pino";
 import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
-import { adminTokens, auditEntries } from "../../db/schema.js";
 import { adminRouter } from "../../src/http/admin-router.js";
-import { adminFixture, bootstrapToken, dayMs, type AdminFixture } from "./helpers.js";
+import { many } from "../../src/directory/store-op.js";
+import { testDialect } from "../support/test-dialect.js";
+import { adminFixture, auditWhere, bootstrapToken, dayMs, type AdminFixture } from "./helpers.js";
 
 let f: AdminFixture;
 afterEach(() => f.close());
 
 /** Everything the database holds, as text: a secret must appear nowhere in it. */
-const dump = (fx: AdminFixture): string =>
+const dump = async (fx: AdminFixture): Promise<string> =>
   JSON.stringify(
-    fx.db
-      .all<{ name: string }>(sql`select name from sqlite_master where type = 'table'`)
-      .map((t) => fx.db.all(sql.raw(`select * from "${t.name}"`))),
+    await fx.store.read(function* () {
+      const tables = yield* many<{ name: string }>(
+        testDialect === "postgres"
+          ? "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()"
+          : "SELECT name FROM sqlite_master WHERE type = 'table'",
+      );
+      expect(tables.map((t) => t.name)).toContain("admin_tokens");
+      const all: unknown[] = [];
+      for (const t of tables) all.push(yield* many(`SELECT * FROM "${t.name}"`));
+      return all;
+    }),
+  );
+
+interface TokenRow {
+  name: string;
+  tokenHash: string;
+  hint: string;
+  lastUsedAt: number | null;
+}
+const tokenRows = (fx: AdminFixture, where = "1 = 1", params: string[] = []): Promise<(TokenRow & { id: string })[]> =>
+  fx.store.read(
+    many<TokenRow & { id: string }>(
+      `SELECT id, name, token_hash AS "tokenHash", hint, last_used_at AS "lastUsedAt" FROM admin_tokens WHERE ${where}`,
+      params,
+    ),
   );
 
 const op = (fx: AdminFixture, token = fx.tokens.operator) => ({
@@ -32,19 +54,21 @@ const op = (fx: AdminFixture, token = fx.tokens.operator) => ({
 
 describe("admin tokens", () => {
   it("are shown once, stored only as a SHA-256 hash, and audited without the secret", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const res = await op(f).post("/admin-tokens", { name: "ci", scope: "operator" }).expect(201);
     const token = res.body.token as string;
     expect(token).toMatch(/^sba_[A-Za-z0-9_-]{43}$/);
-    const row = f.db.select().from(adminTokens).where(eq(adminTokens.id, res.body.tokenRecord.id)).get()!;
+    const [row] = await tokenRows(f, "id = ?", [res.body.tokenRecord.id]);
+    if (!row) throw new Error("the issued token is not stored");
     expect(row.tokenHash).toBe(createHash("sha256").update(token).digest("hex"));
     expect(row.hint).toBe(token.slice(-4));
-    expect(dump(f)).toContain(row.tokenHash); // the dump does see the table
-    expect(dump(f)).not.toContain(token);
+    const dumped = await dump(f);
+    expect(dumped).toContain(row.tokenHash); // the dump does see the table
+    expect(dumped).not.toContain(token);
     const listed = await op(f).get("/admin-tokens").expect(200);
     expect(listed.text).not.toContain(token);
     expect(listed.text).not.toContain(row.tokenHash);
-    const audit = f.db.select().from(auditEntries).where(eq(auditEntries.targetId, row.id)).all();
+    const audit = await auditWhere(f.store, "target_id = ?", [row.id]);
     expect(audit.map((a) => [a.action, a.actorType, a.requestId])).toEqual([
       ["admin_token.issue", "operator", res.headers["x-request-id"]],
     ]);
@@ -53,7 +77,7 @@ describe("admin tokens", () => {
   });
 
   it("expire: 90 days by default, then 401 naming the reason", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const res = await op(f)
       .post("/admin-tokens", { name: "temp", scope: "org_admin", organization: "alpha" })
       .expect(201);
@@ -71,7 +95,7 @@ describe("admin tokens", () => {
   });
 
   it("can be revoked, after which they answer 401; revoking again changes nothing", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const issued = await op(f)
       .post("/admin-tokens", { name: "soon gone", scope: "org_admin", organization: f.a.id })
       .expect(201);
@@ -81,38 +105,30 @@ describe("admin tokens", () => {
     const refused = await op(f, issued.body.token).get(`/organizations/${f.a.id}/users`).expect(401);
     expect(refused.body.message).toContain("revoked");
     await op(f).delete(`/admin-tokens/${issued.body.tokenRecord.id}`).expect(200);
-    const revokes = f.db
-      .select()
-      .from(auditEntries)
-      .where(eq(auditEntries.action, "admin_token.revoke"))
-      .all()
-      .filter((a) => a.targetId === issued.body.tokenRecord.id);
+    const revokes = (await auditWhere(f.store, "action = ?", ["admin_token.revoke"])).filter(
+      (a) => a.targetId === issued.body.tokenRecord.id,
+    );
     expect(revokes).toHaveLength(1);
     await op(f).delete("/admin-tokens/no-such-token").expect(404);
   });
 
   it("record when they were last used, at most once a minute", async () => {
-    f = adminFixture();
-    const lastUsed = () =>
-      f.db
-        .select()
-        .from(adminTokens)
-        .all()
-        .find((t) => t.name === "alpha admin")!.lastUsedAt;
-    expect(lastUsed()).toBeNull();
+    f = await adminFixture();
+    const lastUsed = async () => (await tokenRows(f)).find((t) => t.name === "alpha admin")!.lastUsedAt;
+    expect(await lastUsed()).toBeNull();
     const start = f.clock.now;
     await op(f, f.tokens.orgAdminA).get("/me").expect(200);
-    expect(lastUsed()).toBe(start);
+    expect(await lastUsed()).toBe(start);
     f.clock.now += 30_000;
     await op(f, f.tokens.orgAdminA).get("/me").expect(200);
-    expect(lastUsed()).toBe(start);
+    expect(await lastUsed()).toBe(start);
     f.clock.now += 31_000;
     await op(f, f.tokens.orgAdminA).get("/me").expect(200);
-    expect(lastUsed()).toBe(start + 61_000);
+    expect(await lastUsed()).toBe(start + 61_000);
   });
 
   it("an org_admin token needs an existing organization; an operator token names none", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     expect((await op(f).post("/admin-tokens", { name: "x", scope: "org_admin" }).expect(400)).body.message).toContain(
       "organization",
     );
@@ -130,7 +146,7 @@ describe("admin tokens", () => {
   });
 
   it("are accepted from the Authorization header only", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     await f.http.get(`/admin/v1/me?access_token=${f.tokens.operator}`).expect(401);
     await f.http.post("/admin/v1/mappings/validate").send({ access_token: f.tokens.operator, mapping: {} }).expect(401);
     await f.http
@@ -142,22 +158,19 @@ describe("admin tokens", () => {
 
 describe("bootstrap operator token", () => {
   it("acts as an operator under the id 'bootstrap' and is never stored", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const me = await op(f, bootstrapToken).get("/me").expect(200);
     expect(me.body).toEqual({ tokenId: "bootstrap", scope: "operator", organization: null });
     const created = await op(f, bootstrapToken).post("/organizations", { slug: "delta" }).expect(201);
-    const entry = f.db
-      .select()
-      .from(auditEntries)
-      .where(eq(auditEntries.action, "organization.create"))
-      .all()
-      .find((a) => a.targetId === created.body.organization.id)!;
+    const entry = (await auditWhere(f.store, "action = ?", ["organization.create"])).find(
+      (a) => a.targetId === created.body.organization.id,
+    )!;
     expect([entry.actorType, entry.actorId]).toEqual(["operator", "bootstrap"]);
-    expect(dump(f)).not.toContain(bootstrapToken);
+    expect(await dump(f)).not.toContain(bootstrapToken);
   });
 
   it("is refused at construction when too short to be a secret, and unset means no bootstrap access", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const base = {
       store: f.store,
       publicUrl: "https://b.example",

@@ -4,12 +4,9 @@
  * operator. Each gets the expected status, and no response carries the other organization's data.
  * Rows are checked against the served OpenAPI document, so a new route without a row fails here.
  */
-import { and, count, eq, inArray } from "drizzle-orm";
-import { afterAll, describe, expect, it } from "vitest";
-import { auditEntries, jobs, userImports } from "../../db/schema.js";
+import { afterEach, describe, expect, it } from "vitest";
 import { deleteUser, getUser } from "../../src/directory/users.js";
-import { adminFixture, mappingFor, type AdminFixture } from "./helpers.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { adminFixture, countOf, execSql, mappingFor, type AdminFixture } from "./helpers.js";
 
 type Access = "public" | "authenticated" | "operator" | "organization";
 type Method = "get" | "post" | "patch" | "delete";
@@ -23,7 +20,7 @@ interface Row {
   url(f: AdminFixture): string;
   body?(f: AdminFixture): unknown;
   /** Puts the fixture in a state where the route can succeed. */
-  prepare?(f: AdminFixture): void;
+  prepare?(f: AdminFixture): Promise<unknown>;
   /** Operator answers list every organization by design; skip the other-organization check for them. */
   global?: boolean;
 }
@@ -96,29 +93,26 @@ const rows: Row[] = [
     access: "operator",
     ok: 204,
     url: org,
-    prepare: (f) => {
+    prepare: async (f) => {
       // Deletable only without users and unfinished jobs: the IdP deleted everyone, the jobs ran.
-      f.db.transaction((tx) => {
+      await f.store.write(function* () {
         for (const id of f.a.userIds)
-          runSync(
-            tx,
-            deleteUser(
-              {
-                organizationId: f.a.id,
-                directoryId: f.a.directoryId,
-                actor: { type: "directory", id: f.a.directoryId },
-                requestId: null,
-                at: Date.now(),
-              },
-              runSync(tx, getUser(f.a.directoryId, id))!,
-            ),
+          yield* deleteUser(
+            {
+              organizationId: f.a.id,
+              directoryId: f.a.directoryId,
+              actor: { type: "directory", id: f.a.directoryId },
+              requestId: null,
+              at: Date.now(),
+            },
+            (yield* getUser(f.a.directoryId, id))!,
           );
       });
-      f.db
-        .update(jobs)
-        .set({ state: "done" })
-        .where(and(eq(jobs.organizationId, f.a.id), inArray(jobs.state, ["pending", "running"])))
-        .run();
+      await execSql(
+        f.store,
+        "UPDATE jobs SET state = 'done' WHERE organization_id = ? AND state IN ('pending', 'running')",
+        [f.a.id],
+      );
     },
   },
   {
@@ -339,26 +333,15 @@ const rows: Row[] = [
     ok: 200,
     url: (f) => `${org(f)}/user-imports/imp_a`,
     prepare: (f) =>
-      void f.db
-        .insert(userImports)
-        .values({
-          id: "imp_a",
-          organizationId: f.a.id,
-          directoryId: f.a.directoryId,
-          fileSha256: "0",
-          fileName: "users.jsonl",
-          format: "jsonl",
-          upsert: false,
-          connection: "Username-Password-Authentication",
-          state: "done",
-          records: 0,
-          chunks: 0,
-          createdBy: "operator:test",
-          createdAt: 0,
-          updatedAt: 0,
-        })
-        .onConflictDoNothing()
-        .run(),
+      execSql(
+        f.store,
+        `INSERT INTO user_imports (id, organization_id, directory_id, file_sha256, file_name, format, upsert,
+           connection, state, records, chunks, created_by, created_at, updated_at)
+         VALUES ('imp_a', ?, ?, '0', 'users.jsonl', 'jsonl', ?, 'Username-Password-Authentication', 'done', 0, 0,
+           'operator:test', 0, 0)
+         ON CONFLICT DO NOTHING`,
+        [f.a.id, f.a.directoryId, false],
+      ),
   },
 ];
 
@@ -408,19 +391,22 @@ async function call(f: AdminFixture, row: Row, caller: Caller) {
   return row.body ? req.send(row.body(f) as object) : req;
 }
 
-const auditCount = (f: AdminFixture): number => f.db.select({ n: count() }).from(auditEntries).get()!.n;
+const auditCount = (f: AdminFixture): Promise<number> => countOf(f.store, "audit_entries");
 
+// Closed after each test: on PostgreSQL each fixture holds a database and a pool of connections.
 const fixtures: AdminFixture[] = [];
-afterAll(() => fixtures.forEach((f) => f.close()));
-const fresh = (): AdminFixture => {
-  const f = adminFixture();
+afterEach(async () => {
+  await Promise.all(fixtures.splice(0).map((f) => f.close()));
+});
+const fresh = async (): Promise<AdminFixture> => {
+  const f = await adminFixture();
   fixtures.push(f);
   return f;
 };
 
 describe("admin API authorization matrix", () => {
   it("has a row for every route of the OpenAPI document, and no other", async () => {
-    const f = fresh();
+    const f = await fresh();
     const doc = (await f.http.get("/admin/v1/openapi.json")).body as {
       paths: Record<string, Record<string, { "x-access": string }>>;
     };
@@ -432,15 +418,16 @@ describe("admin API authorization matrix", () => {
 
   it.each(rows.map((r) => [`${r.method.toUpperCase()} ${r.path}`, r] as const))("%s", async (_name, row) => {
     // Refused callers first, on one fixture: a refusal must not change anything either.
-    const shared = fresh();
-    row.prepare?.(shared);
-    const auditBefore = auditCount(shared);
+    const shared = await fresh();
+    await row.prepare?.(shared);
+    const auditBefore = await auditCount(shared);
     const outcomes: string[] = [];
     const wanted: string[] = [];
     for (const caller of callers) {
       // Callers that succeed get a fixture of their own, so that one success does not turn the next into a 409.
-      const f = expected(row, caller) === row.ok && row.access !== "public" && row.method !== "get" ? fresh() : shared;
-      if (f !== shared) row.prepare?.(f);
+      const f =
+        expected(row, caller) === row.ok && row.access !== "public" && row.method !== "get" ? await fresh() : shared;
+      if (f !== shared) await row.prepare?.(f);
       const res = await call(f, row, caller);
       outcomes.push(`${caller}:${res.status}`);
       wanted.push(`${caller}:${expected(row, caller)}`);
@@ -453,7 +440,7 @@ describe("admin API authorization matrix", () => {
           requestId: res.headers["x-request-id"],
         });
       if (f === shared && res.status !== row.ok)
-        expect(auditCount(shared), "a refused call wrote an audit entry").toBe(auditBefore);
+        expect(await auditCount(shared), "a refused call wrote an audit entry").toBe(auditBefore);
       // Nobody but an operator on an all-organizations route (or B's admin asking who it is) sees B's data...
       const ownView = caller === "otherOrgAdmin" && row.access === "authenticated";
       if (!(caller === "operator" && row.global) && !ownView)

@@ -2,11 +2,9 @@
  * Customer-admin routes: its users with their sync state (from user_sync and jobs), search, filters
  * and paging; ids of another organization answer 404; force sign-out outcomes are audited.
  */
-import { and, eq } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
-import { auditEntries, jobs, userSync } from "../../db/schema.js";
 import { notFound } from "../../src/errors.js";
-import { adminFixture, type AdminFixture } from "./helpers.js";
+import { adminFixture, auditWhere, execSql, type AdminFixture } from "./helpers.js";
 
 let f: AdminFixture;
 afterEach(() => f.close());
@@ -33,16 +31,18 @@ type Listed = {
 
 describe("customer admin: users", () => {
   it("lists its users with their sync state: linked Auth0 id, last applied, pending job, last error, dead job", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const [u0, u1, u2] = f.a.userIds as [string, string, string];
-    f.db
-      .insert(userSync)
-      .values({
-        userId: u0,
-        directoryId: f.a.directoryId,
-        organizationId: f.a.id,
-        auth0UserId: "auth0|u0",
-        applied: JSON.stringify({
+    await execSql(
+      f.store,
+      `INSERT INTO user_sync (user_id, directory_id, organization_id, auth0_user_id, applied, applied_at, last_error,
+         last_error_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        u0,
+        f.a.directoryId,
+        f.a.id,
+        "auth0|u0",
+        JSON.stringify({
           exists: true,
           member: true,
           blocked: false,
@@ -50,16 +50,12 @@ describe("customer admin: users", () => {
           accessRevoked: false,
           deleted: false,
         }),
-        appliedAt: f.clock.now - 5_000,
-        lastError: "Auth0 answered 429",
-        lastErrorAt: f.clock.now,
-      })
-      .run();
-    f.db
-      .update(jobs)
-      .set({ state: "done" })
-      .where(eq(jobs.key, `user:${u0}`))
-      .run();
+        f.clock.now - 5_000,
+        "Auth0 answered 429",
+        f.clock.now,
+      ],
+    );
+    await execSql(f.store, "UPDATE jobs SET state = 'done' WHERE key = ?", [`user:${u0}`]);
     const res = await alpha().get("/users").expect(200);
     const users = res.body.users as Listed[];
     expect(users.map((u) => u.userName).sort()).toEqual([...f.a.userNames].sort());
@@ -79,7 +75,7 @@ describe("customer admin: users", () => {
   });
 
   it("searches by any part of userName, display name or email, filters by state, and pages", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const search = async (query: string) =>
       ((await alpha().get(`/users?${query}`).expect(200)).body.users as Listed[]).map((u) => u.userName);
     expect(await search("q=USER-2")).toEqual(["alpha-user-2@alpha.example"]);
@@ -100,7 +96,7 @@ describe("customer admin: users", () => {
   });
 
   it("another organization's user id does not exist here, for reads and for changes", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const foreign = f.b.userIds[0]!;
     for (const res of [
       await alpha().get(`/users/${foreign}`),
@@ -112,19 +108,13 @@ describe("customer admin: users", () => {
       expect(res.text).not.toContain(f.b.userNames[0]);
     }
     expect(f.signOuts).toEqual([]);
-    expect(
-      f.db
-        .select()
-        .from(auditEntries)
-        .where(and(eq(auditEntries.targetId, foreign), eq(auditEntries.actorType, "org_admin")))
-        .all(),
-    ).toEqual([]);
+    expect(await auditWhere(f.store, "target_id = ? AND actor_type = 'org_admin'", [foreign])).toEqual([]);
   });
 });
 
 describe("customer admin: force sign-out", () => {
   it("audits a failed attempt and answers 503 with Retry-After when Auth0 does not answer", async () => {
-    f = adminFixture({
+    f = await adminFixture({
       signOut: async () => {
         throw new Error("connect ECONNREFUSED");
       },
@@ -132,13 +122,15 @@ describe("customer admin: force sign-out", () => {
     const res = await alpha().post(`/users/${f.a.userIds[0]}/sign-out`).expect(503);
     expect(res.headers["retry-after"]).toBe("5");
     expect(res.body.message).not.toContain("ECONNREFUSED");
-    const entry = f.db.select().from(auditEntries).where(eq(auditEntries.action, "user.sign_out")).get()!;
+    const [entry, ...more] = await auditWhere(f.store, "action = 'user.sign_out'");
+    expect(more).toEqual([]);
+    if (!entry) throw new Error("no user.sign_out audit entry");
     expect(JSON.parse(entry.after!)).toEqual({ revoked: false, error: "connect ECONNREFUSED" });
     expect(entry.requestId).toBe(res.headers["x-request-id"]);
   });
 
   it("passes a meaningful refusal through (a user not linked to Auth0 yet) and reports a plan without revocation", async () => {
-    f = adminFixture({
+    f = await adminFixture({
       signOut: async (userId) => {
         if (userId === f.a.userIds[0])
           throw notFound("the user is not linked to an Auth0 user yet, so it has no sessions to end");
@@ -151,6 +143,6 @@ describe("customer admin: force sign-out", () => {
     expect((await alpha().post(`/users/${f.a.userIds[0]}/sign-out`).expect(404)).body.message).toContain("not linked");
     const partial = await alpha().post(`/users/${f.a.userIds[2]}/sign-out`).expect(200);
     expect(partial.body).toEqual({ revoked: false, reason: expect.stringContaining("plan") });
-    expect(f.db.select().from(auditEntries).where(eq(auditEntries.action, "user.sign_out")).all()).toHaveLength(2);
+    expect(await auditWhere(f.store, "action = 'user.sign_out'")).toHaveLength(2);
   });
 });

@@ -4,7 +4,7 @@
  * parameters are the ones the handlers enforce.
  */
 import { pino } from "pino";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminRouter } from "../../src/http/admin-router.js";
 import { adminFixture, type AdminFixture } from "./helpers.js";
 
@@ -24,7 +24,10 @@ interface Layer {
   route?: { path: string; methods: Record<string, boolean> };
 }
 
-const f: AdminFixture = adminFixture();
+let f: AdminFixture;
+beforeAll(async () => {
+  f = await adminFixture();
+});
 afterAll(() => f.close());
 
 async function served(): Promise<Doc> {

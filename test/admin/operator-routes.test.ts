@@ -3,16 +3,11 @@
  * drift. Each change is one transaction with its audit entries (request id included); bad input is a
  * 400 naming the field and writes nothing.
  */
-import { and, count, eq } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
-import { auditEntries, jobs, organizations } from "../../db/schema.js";
 import { verifyScimToken } from "../../src/directory/tokens.js";
-import { connectionOf } from "../../src/directory/statements.js";
-import { sqliteStore } from "../../src/directory/sql.js";
 import { deleteUser, getUser } from "../../src/directory/users.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
-import { adminFixture, mappingFor, type AdminFixture } from "./helpers.js";
-import { runSync } from "../../src/directory/store-op.js";
+import { adminFixture, auditWhere, countOf, execSql, jobsWhere, mappingFor, type AdminFixture } from "./helpers.js";
 
 let f: AdminFixture;
 afterEach(() => f.close());
@@ -26,13 +21,12 @@ const as = (token: string) => ({
   delete: (path: string) => f.http.delete(`/admin/v1${path}`).set("Authorization", `Bearer ${token}`),
 });
 const op = () => as(f.tokens.operator);
-const auditCount = () => f.db.select({ n: count() }).from(auditEntries).get()!.n;
-const auditByRequest = (requestId: string) =>
-  f.db.select().from(auditEntries).where(eq(auditEntries.requestId, requestId)).all();
+const auditCount = () => countOf(f.store, "audit_entries");
+const auditByRequest = (requestId: string) => auditWhere(f.store, "request_id = ?", [requestId]);
 
 describe("organizations", () => {
   it("onboarding creates the organization, its directory and a SCIM token shown once, and enqueues the Auth0 Organization", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const res = await op()
       .post("/organizations", {
         slug: "charlie",
@@ -49,17 +43,13 @@ describe("organizations", () => {
       auth0OrgId: null,
     });
     expect(scimBaseUrl).toBe(`https://bridge.example/scim/v2/${directory.id}`);
-    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), token)).toMatchObject({
+    expect(await verifyScimToken(f.store, token)).toMatchObject({
       directoryId: directory.id,
       organizationId: organization.id,
     });
-    const job = f.db
-      .select()
-      .from(jobs)
-      .where(eq(jobs.key, `organization:${organization.id}`))
-      .get();
+    const [job] = await jobsWhere(f.store, "key = ?", [`organization:${organization.id}`]);
     expect(job).toMatchObject({ kind: "organization", state: "pending", lane: Lane.provision });
-    const entries = auditByRequest(res.headers["x-request-id"]);
+    const entries = await auditByRequest(res.headers["x-request-id"]);
     expect(entries.map((e) => e.action)).toEqual(["organization.create", "directory.create", "token.issue"]);
     expect(JSON.stringify(entries)).not.toContain(token);
     // The token is not retrievable afterwards.
@@ -68,8 +58,9 @@ describe("organizations", () => {
   });
 
   it("refuses bad input with 400 naming the field and a taken slug with 409, writing nothing", async () => {
-    f = adminFixture();
-    const before = { audit: auditCount(), orgs: f.db.select({ n: count() }).from(organizations).get()!.n };
+    f = await adminFixture();
+    const footprint = async () => ({ audit: await auditCount(), orgs: await countOf(f.store, "organizations") });
+    const before = await footprint();
     expect((await op().post("/organizations", { slug: "Not A Slug" }).expect(400)).body.message).toMatch(/^slug:/);
     expect(
       (await op().post("/organizations", { slug: "ok", userModel: "federated" }).expect(400)).body.message,
@@ -80,57 +71,50 @@ describe("organizations", () => {
     );
     expect((await op().post("/organizations", { slug: "alpha" }).expect(409)).body.error).toBe("uniqueness");
     expect((await op().post("/organizations", [1, 2]).expect(400)).body.message).toMatch(/^request body:/);
-    expect({ audit: auditCount(), orgs: f.db.select({ n: count() }).from(organizations).get()!.n }).toEqual(before);
+    expect(await footprint()).toEqual(before);
   });
 
   it("an update is audited with before and after, and re-reconciles the organization", async () => {
-    f = adminFixture();
-    f.db.update(jobs).set({ state: "done" }).where(eq(jobs.kind, "organization")).run(); // onboarding's job has run
+    f = await adminFixture();
+    await execSql(f.store, "UPDATE jobs SET state = 'done' WHERE kind = 'organization'"); // onboarding's job has run
     const res = await op()
       .patch(`/organizations/${f.a.slug}`, { displayName: "Alpha Inc.", connection: "alpha-db" })
       .expect(200);
     expect(res.body.organization).toMatchObject({ displayName: "Alpha Inc.", connection: "alpha-db" });
-    const [entry] = auditByRequest(res.headers["x-request-id"]);
+    const [entry] = await auditByRequest(res.headers["x-request-id"]);
     expect(JSON.parse(entry!.before!)).toEqual({
       displayName: "alpha",
       connection: "Username-Password-Authentication",
     });
     expect(JSON.parse(entry!.after!)).toEqual({ displayName: "Alpha Inc.", connection: "alpha-db" });
     expect(
-      f.db
-        .select()
-        .from(jobs)
-        .where(and(eq(jobs.key, `organization:${f.a.id}`), eq(jobs.state, "pending")))
-        .get()?.lane,
-    ).toBe(Lane.background);
+      (await jobsWhere(f.store, "key = ? AND state = 'pending'", [`organization:${f.a.id}`])).map((j) => j.lane),
+    ).toEqual([Lane.background]);
     expect((await op().patch(`/organizations/${f.a.slug}`, {}).expect(400)).body.message).toContain(
       "displayName or connection",
     );
   });
 
   it("deletion waits until every user is gone and every job has run, then removes the organization and keeps its audit trail", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const refused = await op().delete(`/organizations/${f.a.id}`).expect(409);
     expect(refused.body.message).toContain("3 user(s)");
-    f.db.transaction((tx) => {
+    await f.store.write(function* () {
       for (const id of f.a.userIds)
-        runSync(
-          tx,
-          deleteUser(
-            {
-              organizationId: f.a.id,
-              directoryId: f.a.directoryId,
-              actor: { type: "directory", id: f.a.directoryId },
-              requestId: null,
-              at: Date.now(),
-            },
-            runSync(tx, getUser(f.a.directoryId, id))!,
-          ),
+        yield* deleteUser(
+          {
+            organizationId: f.a.id,
+            directoryId: f.a.directoryId,
+            actor: { type: "directory", id: f.a.directoryId },
+            requestId: null,
+            at: Date.now(),
+          },
+          (yield* getUser(f.a.directoryId, id))!,
         );
     });
     const waiting = await op().delete(`/organizations/${f.a.id}`).expect(409);
     expect(waiting.body.message).toContain("unfinished job");
-    f.db.update(jobs).set({ state: "done" }).where(eq(jobs.organizationId, f.a.id)).run();
+    await execSql(f.store, "UPDATE jobs SET state = 'done' WHERE organization_id = ?", [f.a.id]);
     await op().delete(`/organizations/${f.a.id}`).expect(204);
     await op().get(`/organizations/${f.a.id}`).expect(404);
     // Its org-admin tokens went with it; organization B is untouched.
@@ -143,7 +127,7 @@ describe("organizations", () => {
 
 describe("directories and SCIM tokens", () => {
   it("issue refuses a third active token; rotate keeps two active by revoking the oldest; revoke is audited once", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const base = `/organizations/${f.a.id}/directories/${f.a.directoryId}/tokens`;
     // Later than the seeded token: tokens of one millisecond are ordered by id, not by insertion.
     f.clock.now += 1000;
@@ -151,32 +135,28 @@ describe("directories and SCIM tokens", () => {
     expect((await op().post(base, {}).expect(409)).body.message).toContain("2 active tokens");
     const rotated = await as(f.tokens.orgAdminA).post(`${base}/rotate`, { expiresInDays: 30 }).expect(201);
     expect(rotated.body.revokedTokenIds).toEqual([f.a.scimTokenId]);
-    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), f.a.scimToken)).toBeUndefined();
-    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), second.body.token)).toBeDefined();
-    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), rotated.body.token)).toBeDefined();
+    expect(await verifyScimToken(f.store, f.a.scimToken)).toBeUndefined();
+    expect(await verifyScimToken(f.store, second.body.token)).toBeDefined();
+    expect(await verifyScimToken(f.store, rotated.body.token)).toBeDefined();
     expect(rotated.body.tokenRecord.expiresAt).toBe(new Date(f.clock.now + 30 * 86_400_000).toISOString());
     // The customer admin cannot mint tokens without rotating.
     await as(f.tokens.orgAdminA).post(base, {}).expect(403);
 
     const revoke = await as(f.tokens.orgAdminA).delete(`${base}/${second.body.tokenRecord.id}`).expect(200);
     expect(revoke.body.token.active).toBe(false);
-    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), second.body.token)).toBeUndefined();
+    expect(await verifyScimToken(f.store, second.body.token)).toBeUndefined();
     await as(f.tokens.orgAdminA).delete(`${base}/${second.body.tokenRecord.id}`).expect(200);
-    expect(auditByRequest(revoke.headers["x-request-id"]).map((e) => e.action)).toEqual(["token.revoke"]);
+    expect((await auditByRequest(revoke.headers["x-request-id"])).map((e) => e.action)).toEqual(["token.revoke"]);
     expect(
-      f.db
-        .select()
-        .from(auditEntries)
-        .where(and(eq(auditEntries.action, "token.revoke"), eq(auditEntries.targetId, second.body.tokenRecord.id)))
-        .all(),
+      await auditWhere(f.store, "action = 'token.revoke' AND target_id = ?", [second.body.tokenRecord.id]),
     ).toHaveLength(1);
     // Another organization's token id does not exist under this directory.
     await op().delete(`${base}/${f.b.scimTokenId}`).expect(404);
-    expect(await verifyScimToken(sqliteStore(connectionOf(f.db)), f.b.scimToken)).toBeDefined();
+    expect(await verifyScimToken(f.store, f.b.scimToken)).toBeDefined();
   });
 
   it("a directory of another organization is 404 under this one, even for an operator", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     await op().get(`/organizations/${f.a.id}/directories/${f.b.directoryId}`).expect(404);
     await op().get(`/organizations/${f.a.id}/directories/${f.b.directoryId}/scim-requests`).expect(404);
     f.clock.now += 1000; // later than the seeded directory: rows of one millisecond are ordered by id
@@ -186,15 +166,13 @@ describe("directories and SCIM tokens", () => {
         (d: { name: string }) => d.name,
       ),
     ).toEqual(["default", "entra"]);
-    expect((await verifyScimToken(sqliteStore(connectionOf(f.db)), added.body.token))?.directoryId).toBe(
-      added.body.directory.id,
-    );
+    expect((await verifyScimToken(f.store, added.body.token))?.directoryId).toBe(added.body.directory.id);
   });
 });
 
 describe("mappings", () => {
   it("validate reports every problem by path; apply refuses an invalid mapping naming the path; apply, history, roll back", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const broken = { ...mappingFor("broken"), userModel: "federated", connection: { type: "database" } };
     const checked = await op().post("/mappings/validate", { mapping: broken }).expect(200);
     expect(checked.body.ok).toBe(false);
@@ -208,7 +186,7 @@ describe("mappings", () => {
       .post(`/organizations/${f.a.id}/mappings`, { mapping: mappingFor("v3"), comment: "third" })
       .expect(200);
     expect(applied.body).toMatchObject({ version: 3, changed: true });
-    expect(auditByRequest(applied.headers["x-request-id"]).map((e) => e.action)).toEqual(["mapping.apply"]);
+    expect((await auditByRequest(applied.headers["x-request-id"])).map((e) => e.action)).toEqual(["mapping.apply"]);
     const again = await op()
       .post(`/organizations/${f.a.id}/mappings`, { mapping: mappingFor("v3") })
       .expect(200);
@@ -231,8 +209,8 @@ describe("mappings", () => {
   });
 
   it("preview counts what a candidate would change without writing anything", async () => {
-    f = adminFixture();
-    const before = auditCount();
+    f = await adminFixture();
+    const before = await auditCount();
     const candidate = { ...mappingFor("roles"), roles: { default: ["member"], rules: [] } };
     const res = await op()
       .post(`/organizations/${f.a.id}/mappings/preview`, { mapping: candidate, limit: 1 })
@@ -241,13 +219,13 @@ describe("mappings", () => {
     expect(res.body.changed.roles).toBe(3); // isolated deactivation keeps membership and roles, so the held user counts too
     expect(res.body.users).toHaveLength(1);
     expect(res.body.usersTruncated).toBe(true);
-    expect(auditCount()).toBe(before);
+    expect(await auditCount()).toBe(before);
   });
 });
 
 describe("jobs and drift", () => {
   it("lists by state and lane, shows dead letters, and a retry merges into a pending job of the same user", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const dead = await op().get(`/jobs/dead?organization=${f.a.slug}`).expect(200);
     expect(dead.body.jobs.map((j: { id: number; lastError: string }) => [j.id, j.lastError])).toEqual([
       [f.a.deadJobId, "gave up"],
@@ -262,8 +240,7 @@ describe("jobs and drift", () => {
     expect(pendingDeprov.body.jobs.length).toBeGreaterThan(0);
 
     // The IdP changed the user again meanwhile: a pending job for the same key exists.
-    runSync(
-      f.db,
+    await f.store.write(
       enqueueJob({
         organizationId: f.a.id,
         directoryId: f.a.directoryId,
@@ -273,18 +250,15 @@ describe("jobs and drift", () => {
         now: f.clock.now,
       }),
     );
-    const pending = f.db
-      .select()
-      .from(jobs)
-      .where(and(eq(jobs.key, `user:${f.a.userIds[2]}`), eq(jobs.state, "pending")))
-      .get()!;
+    const [pending] = await jobsWhere(f.store, "key = ? AND state = 'pending'", [`user:${f.a.userIds[2]}`]);
+    if (!pending) throw new Error("no pending job for the user");
     const retried = await op().post(`/jobs/${f.a.deadJobId}/retry`).expect(200);
     expect(retried.body).toMatchObject({
       mergedInto: pending.id,
       job: { id: pending.id, state: "pending", attempts: 0 },
     });
-    expect(f.db.select().from(jobs).where(eq(jobs.id, f.a.deadJobId)).get()).toBeUndefined();
-    const [entry] = auditByRequest(retried.headers["x-request-id"]);
+    expect(await jobsWhere(f.store, "id = ?", [f.a.deadJobId])).toEqual([]);
+    const [entry] = await auditByRequest(retried.headers["x-request-id"]);
     expect(entry).toMatchObject({ action: "job.retry", actorType: "operator", organizationId: f.a.id });
     expect(JSON.parse(entry!.before!)).toMatchObject({ state: "dead", lastError: "gave up" });
 
@@ -295,14 +269,14 @@ describe("jobs and drift", () => {
       job: { id: f.b.deadJobId, state: "pending", attempts: 0, runAfter: new Date(f.clock.now).toISOString() },
     });
     await op().post(`/jobs/${f.b.deadJobId}/retry`).expect(200);
-    f.db.update(jobs).set({ state: "done" }).where(eq(jobs.id, f.b.deadJobId)).run();
+    await execSql(f.store, "UPDATE jobs SET state = 'done' WHERE id = ?", [f.b.deadJobId]);
     expect((await op().post(`/jobs/${f.b.deadJobId}/retry`).expect(409)).body.message).toContain("done");
     await op().post("/jobs/999999/retry").expect(404);
     expect((await op().get("/jobs?lane=fast").expect(400)).body.message).toMatch(/^query parameter lane:/);
   });
 
   it("sums unfinished and dead jobs per organization and lane", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const res = await op().get(`/jobs/summary?organization=${f.a.slug}`).expect(200);
     const groups = res.body.groups as { organizationId: string; state: string; lane: string; count: number }[];
     expect(groups.every((g) => g.organizationId === f.a.id)).toBe(true);
@@ -310,18 +284,18 @@ describe("jobs and drift", () => {
   });
 
   it("a drift reconcile is one background job, merged when asked twice", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     const first = await op().post(`/organizations/${f.a.id}/drift`).expect(202);
     expect(first.body.job).toMatchObject({ kind: "drift", lane: "background", state: "pending", subjectId: f.a.id });
     await op().post(`/organizations/${f.a.id}/drift`).expect(202);
-    expect(f.db.select().from(jobs).where(eq(jobs.kind, "drift")).all()).toHaveLength(1);
-    expect(auditByRequest(first.headers["x-request-id"]).map((e) => e.action)).toEqual(["drift.request"]);
+    expect(await jobsWhere(f.store, "kind = 'drift'")).toHaveLength(1);
+    expect((await auditByRequest(first.headers["x-request-id"])).map((e) => e.action)).toEqual(["drift.request"]);
   });
 });
 
 describe("audit query", () => {
   it("filters by organization, actor, action prefix and time, pages with a cursor, and never shows a secret", async () => {
-    f = adminFixture();
+    f = await adminFixture();
     await as(f.tokens.orgAdminA)
       .post(`/organizations/${f.a.id}/users/${f.a.userIds[0]}/block`, { reason: "r" })
       .expect(201);
