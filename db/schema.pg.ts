@@ -216,7 +216,10 @@ export const jobs = pgTable(
     subjectId: text("subject_id").notNull(),
     lane: integer("lane").notNull(),
     state: text("state").notNull(),
+    /** Failed runs so far (see db/schema.ts). */
     attempts: integer("attempts").notNull().default(0),
+    /** Claims so far, never reset: the fencing token of a run (see db/schema.ts). */
+    leaseToken: integer("lease_token").notNull().default(0),
     runAfter: bigint("run_after", { mode: "number" }).notNull(),
     leaseOwner: text("lease_owner"),
     leaseExpiresAt: bigint("lease_expires_at", { mode: "number" }),

@@ -239,7 +239,16 @@ export const jobs = sqliteTable(
     lane: integer("lane").notNull(),
     /** "pending" | "running" | "done" | "dead" */
     state: text("state").notNull(),
+    /**
+     * Failed runs so far: runs that ended in a retry or went dead. A run that succeeded, was handed
+     * back, or was cut short by its instance's death does not count; an operator's retry resets it.
+     */
     attempts: integer("attempts").notNull().default(0),
+    /**
+     * Claims of this job so far, never reset: identifies one run, so an outcome or lease renewal of a
+     * run that was taken over (or handed back and claimed again) is refused.
+     */
+    leaseToken: integer("lease_token").notNull().default(0),
     runAfter: integer("run_after").notNull(),
     leaseOwner: text("lease_owner"),
     leaseExpiresAt: integer("lease_expires_at"),
