@@ -396,6 +396,8 @@ export const userImports = pgTable(
     createdBy: text("created_by").notNull(),
     createdAt: bigint("created_at", { mode: "number" }).notNull(),
     updatedAt: bigint("updated_at", { mode: "number" }).notNull(),
+    /** Last sign of life of a run of this import (see db/schema.ts). */
+    heartbeatAt: bigint("heartbeat_at", { mode: "number" }),
   },
   (t) => [
     index("user_imports_org_idx").on(t.organizationId, t.createdAt),

@@ -476,6 +476,12 @@ export const userImports = sqliteTable(
     createdBy: text("created_by").notNull(),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    /**
+     * Last sign of life of a run of this import (epoch ms, the running instance's clock), written
+     * every IMPORT_HEARTBEAT_MS while it runs; a running import silent for IMPORT_STALE_MS is taken
+     * as abandoned (src/sync/import/store.ts). NULL before the first run of this release: updated_at stands in.
+     */
+    heartbeatAt: integer("heartbeat_at"),
   },
   (t) => [
     index("user_imports_org_idx").on(t.organizationId, t.createdAt),
