@@ -64,7 +64,7 @@ async function measure(url: string, claimers: number, jobs: number, batch: numbe
         if (claimed.length === 0) return;
         await Promise.all(
           claimed.map(async (job) => {
-            if (await outbox.finish(owner, { id: job.id, attempts: job.attempts }, { status: "done" })) done++;
+            if (await outbox.finish(owner, { id: job.id, leaseToken: job.leaseToken }, { status: "done" })) done++;
           }),
         );
       }

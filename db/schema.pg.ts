@@ -216,7 +216,10 @@ export const jobs = pgTable(
     subjectId: text("subject_id").notNull(),
     lane: integer("lane").notNull(),
     state: text("state").notNull(),
+    /** Failed runs so far (see db/schema.ts). */
     attempts: integer("attempts").notNull().default(0),
+    /** Claims so far, never reset: the fencing token of a run (see db/schema.ts). */
+    leaseToken: integer("lease_token").notNull().default(0),
     runAfter: bigint("run_after", { mode: "number" }).notNull(),
     leaseOwner: text("lease_owner"),
     leaseExpiresAt: bigint("lease_expires_at", { mode: "number" }),
@@ -393,6 +396,8 @@ export const userImports = pgTable(
     createdBy: text("created_by").notNull(),
     createdAt: bigint("created_at", { mode: "number" }).notNull(),
     updatedAt: bigint("updated_at", { mode: "number" }).notNull(),
+    /** Last sign of life of a run of this import (see db/schema.ts). */
+    heartbeatAt: bigint("heartbeat_at", { mode: "number" }),
   },
   (t) => [
     index("user_imports_org_idx").on(t.organizationId, t.createdAt),

@@ -239,7 +239,16 @@ export const jobs = sqliteTable(
     lane: integer("lane").notNull(),
     /** "pending" | "running" | "done" | "dead" */
     state: text("state").notNull(),
+    /**
+     * Failed runs so far: runs that ended in a retry or went dead. A run that succeeded, was handed
+     * back, or was cut short by its instance's death does not count; an operator's retry resets it.
+     */
     attempts: integer("attempts").notNull().default(0),
+    /**
+     * Claims of this job so far, never reset: identifies one run, so an outcome or lease renewal of a
+     * run that was taken over (or handed back and claimed again) is refused.
+     */
+    leaseToken: integer("lease_token").notNull().default(0),
     runAfter: integer("run_after").notNull(),
     leaseOwner: text("lease_owner"),
     leaseExpiresAt: integer("lease_expires_at"),
@@ -467,6 +476,12 @@ export const userImports = sqliteTable(
     createdBy: text("created_by").notNull(),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    /**
+     * Last sign of life of a run of this import (epoch ms, the running instance's clock), written
+     * every IMPORT_HEARTBEAT_MS while it runs; a running import silent for IMPORT_STALE_MS is taken
+     * as abandoned (src/sync/import/store.ts). NULL before the first run of this release: updated_at stands in.
+     */
+    heartbeatAt: integer("heartbeat_at"),
   },
   (t) => [
     index("user_imports_org_idx").on(t.organizationId, t.createdAt),

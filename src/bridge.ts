@@ -33,7 +33,7 @@ import { createSyncEngine, type SyncEngine, type SyncEngineOptions } from "./syn
 import { SyncThread, type EngineSettings } from "./sync/engine-thread.js";
 import { ImportClient } from "./sync/import/client.js";
 import { webhookInvitationDelivery, type InvitationDelivery } from "./sync/invitations.js";
-import { postgresStore, sqliteStore, type SqlStore } from "./directory/sql.js";
+import { postgresStore, sqliteStore, type ConflictRetry, type SqlStore } from "./directory/sql.js";
 import { migratePostgres } from "./directory/postgres.js";
 
 export interface BridgeOverrides {
@@ -175,14 +175,19 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
   let sqliteFiles: { main: OpenDatabase; bookkeeping: OpenDatabase } | undefined;
   let mainStore: SqlStore;
   let bookkeeping: SqlStore;
+  // The metrics are made once the store is open (their labels read it): a retry before that, while
+  // linking the database at start, is logged only.
+  let conflictRetryMetric: ((retry: ConflictRetry) => void) | undefined;
   if (postgres) {
     await migratePostgres(databaseUrl);
     mainStore = postgresStore(databaseUrl, {
       poolSize: config.databasePoolSize,
       applicationName: "scim-bridge",
       // Contention between writers (instances, or requests of one) shows here before it shows as 503s.
-      onConflictRetry: (retry) =>
-        log.warn(retry, "store: a transaction lost a deadlock or serialization check; retrying"),
+      onConflictRetry: (retry) => {
+        log.warn(retry, "store: a transaction lost a deadlock or serialization check; retrying");
+        conflictRetryMetric?.(retry);
+      },
     });
     bookkeeping = mainStore;
   } else {
@@ -230,6 +235,7 @@ export async function createBridge(config: Readonly<Config>, overrides: BridgeOv
     organizationLabel: organizationSlugs(mainStore),
     ...(overrides.defaultMetrics === false ? { defaultMetrics: false } : {}),
   });
+  conflictRetryMetric = (retry) => metrics.storeConflictRetry(retry);
   const client = createManagementClient(auth0, overrides.managementClient ?? {});
   const invitations =
     overrides.engine?.invitations ??

@@ -88,7 +88,8 @@ export function importRoutes(routes: AdminRoutes, deps: AdminImportDeps | undefi
         "The request body is the file itself, sent as application/octet-stream (or application/x-ndjson, text/csv), in the `format` given. " +
         "Every record is validated first: a file with problems answers 400 with every problem by record number and field, and nothing is sent. " +
         "`dryRun=true` answers 200 with the plan. Otherwise the import starts in the background (202) and its progress is at the returned `location`. " +
-        "Uploading the same file again resumes an interrupted import.",
+        "Uploading the same file again resumes an interrupted import. " +
+        "409 while another import of the organization runs; one whose heartbeat is over 5 minutes old (its instance died) is marked failed as abandoned instead, and this one starts.",
       query: z.strictObject({
         format: z.enum(importFormats as [ImportFormat, ...ImportFormat[]]),
         upsert: z.enum(["true", "false"]).default("false"),

@@ -11,7 +11,7 @@ import { organizationSlug } from "../directory/organizations.js";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CallObserver } from "../auth0/gateway.js";
 import type { EndpointClass } from "../auth0/rate-limiter.js";
-import type { SqlStore } from "../directory/sql.js";
+import type { ConflictRetry, SqlStore } from "../directory/sql.js";
 import { routeTemplate, trackRoute } from "../logging.js";
 import { Lane, laneName } from "../directory/outbox.js";
 import { queueDepth } from "../sync/job-queries.js";
@@ -64,6 +64,10 @@ export interface Metrics {
   jobOutcome(event: JobOutcomeEvent): void;
   /** SCIM requests refused before authentication: "rejected" (401) or "limited" (429, too many failures from the address). */
   unauthenticatedRequests: Counter<"outcome">;
+  /** PostgreSQL units of work run again after a deadlock (40P01) or serialization failure (40001). */
+  storeConflictRetries: Counter<"code" | "unit">;
+  /** Counts one such retry (wire as the PostgreSQL store's onConflictRetry). */
+  storeConflictRetry(retry: ConflictRetry): void;
   /** Counts and times every request that passes through it, labelled by route template. */
   httpMetricsMiddleware(): RequestHandler;
   /** Read on every scrape, e.g. `() => queueDepthFromDb(db)`. */
@@ -206,6 +210,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const storeConflictRetries = new Counter({
+    name: `${prefix}store_conflict_retries_total`,
+    help: "PostgreSQL units of work run again after losing a deadlock (code 40P01) or a serialization check (40001), by SQLSTATE and unit (write or read)",
+    labelNames: ["code", "unit"] as const,
+    registers,
+  });
+
   const httpMetricsMiddleware = (): RequestHandler => (req, res, next) => {
     trackRoute(req);
     const started = process.hrtime.bigint();
@@ -276,6 +287,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     syncThreadCrashes,
     jobOutcome,
     unauthenticatedRequests,
+    storeConflictRetries,
+    storeConflictRetry: (retry) => storeConflictRetries.inc({ code: retry.code, unit: retry.write ? "write" : "read" }),
     httpMetricsMiddleware,
     setQueueDepthSource: (source) => void (queueDepthSource = source),
     setRateBudgetSource: (source) => void (rateBudgetSource = source),

@@ -18,7 +18,7 @@ export const jobStates: readonly JobState[] = ["pending", "running", "done", "de
 
 /** Every column of jobs, aliased to JobRow's fields (the worker's queue statements use it too). */
 export const jobColumns = `id, organization_id AS "organizationId", directory_id AS "directoryId", kind, key,
-  subject_id AS "subjectId", lane, state, attempts, run_after AS "runAfter", lease_owner AS "leaseOwner",
+  subject_id AS "subjectId", lane, state, attempts, lease_token AS "leaseToken", run_after AS "runAfter", lease_owner AS "leaseOwner",
   lease_expires_at AS "leaseExpiresAt", last_error AS "lastError", first_enqueued_at AS "firstEnqueuedAt",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 

@@ -1,7 +1,7 @@
 /**
  * The job queue on PostgreSQL, for the worker (./worker.ts JobQueue): several instances claim at
  * once, so the claim, leases and outcomes are src/directory/pg/outbox.ts's (FOR UPDATE SKIP LOCKED,
- * one job per key through advisory locks, outcomes fenced by owner and attempt number, the
+ * one job per key through advisory locks, outcomes fenced by owner and lease token, the
  * database's clock). Expired leases are taken back inside each claim.
  *
  * The worker's presence (PgWorkerPresence, one more connection) lets the other instances take a
@@ -37,7 +37,7 @@ export function pgJobQueue(pool: pg.Pool, store: SqlStore, options: PgJobQueueOp
     connection: pool.options,
     ...(options.onError ? { onError: options.onError } : {}),
   });
-  const leaseOf = (job: { id: number; attempts: number }) => ({ id: job.id, attempts: job.attempts });
+  const leaseOf = (job: { id: number; leaseToken: number }) => ({ id: job.id, leaseToken: job.leaseToken });
   const ownerOf = (job: JobRow, owner: string) => job.leaseOwner ?? owner;
   /** `jobs` by the owner their claim wrote (the worker's, with or without the presence prefix). */
   const byOwner = (owner: string, jobs: readonly JobRow[]): Map<string, JobRow[]> => {
@@ -59,7 +59,7 @@ export function pgJobQueue(pool: pg.Pool, store: SqlStore, options: PgJobQueueOp
           held.map((j) => j.id),
         );
     },
-    // The claim counted the attempt and the backoff is the outbox's; `r.retryAt` is the SQLite queue's.
+    // The attempt limit and the backoff are the outbox's; `r.maxAttempts` and `r.retryAt` are the SQLite queue's.
     finish: async (job, outcome, r) => {
       const recorded = await outbox.finish(ownerOf(job, r.owner), leaseOf(job), outcome);
       if (!recorded) return undefined;

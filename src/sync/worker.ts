@@ -133,7 +133,7 @@ export function* claimJobs(r: ClaimRequest): StoreOp<JobRow[]> {
   )).filter((c) => c.lane === Lane.deprovision || nonUrgent-- > 0);
   if (candidates.length === 0) return [];
   const claimed = yield* many<JobRow>(
-    `UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, updated_at = ?
+    `UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1, updated_at = ?
      WHERE id IN (${yield* jsonIdList()}) RETURNING ${jobColumns}`,
     [r.owner, r.now + r.leaseMs, r.now, JSON.stringify(candidates.map((c) => c.id))],
   );
@@ -169,7 +169,15 @@ export function* finishJob(
 ): StoreOp<{ outcome: JobOutcome; retryAt?: number } | undefined> {
   const t = r.now;
   const current = yield* jobById(job.id);
-  if (!current || current.state !== "running" || current.leaseOwner !== r.owner) return undefined;
+  // Fenced on the run (its lease token), not only the owner: this worker may have claimed the job
+  // again after handing it back, and the earlier run's outcome must not end the later one.
+  if (
+    !current ||
+    current.state !== "running" ||
+    current.leaseOwner !== r.owner ||
+    current.leaseToken !== job.leaseToken
+  )
+    return undefined;
   if (outcome.status === "done") {
     yield* exec(
       "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = ? WHERE id = ?",
@@ -186,6 +194,7 @@ export function* finishJob(
     );
     return { outcome };
   }
+  // attempts counts failed runs (this one included); the PostgreSQL queue counts the same way.
   const attempts = current.attempts + 1;
   const exhausted = current.lane !== Lane.deprovision && attempts >= r.maxAttempts;
   if (outcome.status === "dead" || exhausted) {

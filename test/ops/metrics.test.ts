@@ -33,6 +33,7 @@ function job(overrides: Partial<JobRow>): JobRow {
     lane: Lane.provision,
     state: "running",
     attempts: 0,
+    leaseToken: 0,
     runAfter: 0,
     leaseOwner: null,
     leaseExpiresAt: null,

@@ -64,7 +64,7 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
   }
 
   const enqueue = (job: EnqueueJob) => runOnClient(pool, enqueueJob(job));
-  const lease = (job: PgJobRow) => ({ id: job.id, attempts: job.attempts });
+  const lease = (job: PgJobRow) => ({ id: job.id, leaseToken: job.leaseToken });
 
   beforeAll(async () => {
     database = await freshDatabase();
@@ -177,10 +177,10 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
       expect((await outbox.claim("a", 5, 60_000, { scans: true })).map((j) => j.kind)).toEqual(["drift"]);
     });
 
-    it("leases the job to its claimer, counts the attempt and runs one job per key", async () => {
+    it("leases the job to its claimer, with a new lease token and no failed attempt, and runs one job per key", async () => {
       await enqueue(user("u1", Lane.provision));
       const [job] = await outbox.claim("a", 5, 60_000);
-      expect(job).toMatchObject({ key: "user:u1", state: "running", leaseOwner: "a", attempts: 1 });
+      expect(job).toMatchObject({ key: "user:u1", state: "running", leaseOwner: "a", attempts: 0, leaseToken: 1 });
       expect(typeof job!.leaseExpiresAt).toBe("number");
 
       await enqueue(user("u1", Lane.deprovision));
@@ -303,25 +303,26 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
       await untilLeasesExpire();
 
       const [b] = await outbox.claim("b", 1, 60_000);
-      expect(b).toMatchObject({ id: a!.id, leaseOwner: "b", attempts: 2 });
+      // The run cut short is not a failed attempt; the new run has a lease token of its own.
+      expect(b).toMatchObject({ id: a!.id, leaseOwner: "b", attempts: 0, leaseToken: 2 });
 
       expect(await outbox.finish("a", lease(a!), { status: "done" })).toBeUndefined();
       expect(await outbox.finish("a", lease(a!), { status: "dead", reason: "late" })).toBeUndefined();
       expect(await outbox.finish("a", lease(a!), { status: "retry", reason: "late" })).toBeUndefined();
       expect(await outbox.release("a", [lease(a!)])).toEqual([]);
       expect(await outbox.heartbeat("a", 60_000)).toEqual([]);
-      expect(await rows()).toMatchObject([{ id: a!.id, state: "running", leaseOwner: "b", attempts: 2 }]);
+      expect(await rows()).toMatchObject([{ id: a!.id, state: "running", leaseOwner: "b", attempts: 0 }]);
 
       expect(await outbox.finish("b", lease(b!), { status: "done" })).toEqual({ outcome: { status: "done" } });
       expect(await rows()).toMatchObject([{ id: a!.id, state: "done", leaseOwner: null }]);
     });
 
-    it("an instance claiming its own expired job again gets a new attempt, and its old run's outcome is refused", async () => {
+    it("an instance claiming its own expired job again gets a new lease token, and its old run's outcome is refused", async () => {
       await enqueue(user("u1", Lane.provision));
       const [first] = await outbox.claim("a", 1, 30);
       await untilLeasesExpire();
       const [second] = await outbox.claim("a", 1, 60_000);
-      expect(second).toMatchObject({ id: first!.id, attempts: first!.attempts + 1 });
+      expect(second).toMatchObject({ id: first!.id, attempts: 0, leaseToken: first!.leaseToken + 1 });
 
       expect(await outbox.finish("a", lease(first!), { status: "dead", reason: "stale run" })).toBeUndefined();
       expect(await outbox.finish("a", lease(second!), { status: "done" })).toBeDefined();
@@ -370,7 +371,7 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
 
       await pool.query("UPDATE jobs SET run_after = 0");
       const [second] = await outbox.claim("a", 1, 60_000);
-      expect(second!.attempts).toBe(2);
+      expect(second!.attempts).toBe(1);
       expect(await outbox.finish("a", lease(second!), { status: "retry", reason: "Auth0 said 503" })).toEqual({
         outcome: { status: "dead", reason: "gave up after 2 attempts: Auth0 said 503" },
       });
@@ -424,10 +425,10 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
       expect(await outbox.release("a", [lease(job!)])).toEqual([job!.id]);
       expect(await rows()).toMatchObject([{ state: "pending", attempts: 0, leaseOwner: null }]);
       const [taken] = await outbox.claim("b", 1, 60_000);
-      expect(taken).toMatchObject({ id: job!.id, leaseOwner: "b", attempts: 1 });
+      expect(taken).toMatchObject({ id: job!.id, leaseOwner: "b", attempts: 0, leaseToken: 2 });
 
-      // A run released while stuck in a call (a stop that timed out) may still end: the same attempt
-      // number, but no longer its owner's, so its outcome is ignored.
+      // A run released while stuck in a call (a stop that timed out) may still end: no longer its
+      // owner's, nor its lease token, so its outcome is ignored.
       expect(await outbox.finish("a", lease(job!), { status: "dead", reason: "late" })).toBeUndefined();
       expect(await outbox.finish("a", lease(job!), { status: "done" })).toBeUndefined();
       expect(await rows()).toMatchObject([{ state: "running", leaseOwner: "b" }]);

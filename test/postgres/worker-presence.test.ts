@@ -95,7 +95,7 @@ describe.skipIf(postgresUnavailable !== "")("a dead instance's jobs on PostgreSQ
     const [a, b, c] = startInstances();
     await deactivate("u1");
     const [claimed] = await a.queue.claim(request(a.owner));
-    expect(claimed).toMatchObject({ key: "user:u1", state: "running", attempts: 1 });
+    expect(claimed).toMatchObject({ key: "user:u1", state: "running", attempts: 0, leaseToken: 1 });
     expect(claimed!.leaseOwner).toBe(`present:${a.owner}`);
 
     // While the instance lives, the others leave its job alone.
@@ -104,7 +104,14 @@ describe.skipIf(postgresUnavailable !== "")("a dead instance's jobs on PostgreSQ
 
     await killSessionOf(`present:${a.owner}`);
     const [taken] = await b.queue.claim(request(b.owner));
-    expect(taken).toMatchObject({ key: "user:u1", state: "running", attempts: 2, leaseOwner: `present:${b.owner}` });
+    // The killed run is not counted as a failed attempt; the new run has a lease token of its own.
+    expect(taken).toMatchObject({
+      key: "user:u1",
+      state: "running",
+      attempts: 0,
+      leaseToken: 2,
+      leaseOwner: `present:${b.owner}`,
+    });
     // Taken over long before the dead instance's lease would have run out.
     expect(Number((await job("user:u1")).lease_left)).toBeGreaterThan(LEASE_MS / 2);
 
@@ -131,7 +138,7 @@ describe.skipIf(postgresUnavailable !== "")("a dead instance's jobs on PostgreSQ
       },
     );
     expect(done).toEqual({ outcome: { status: "done" } });
-    expect(await job("user:u1")).toMatchObject({ state: "done", attempts: 2 });
+    expect(await job("user:u1")).toMatchObject({ state: "done", attempts: 0 });
   });
 
   it("keeps the jobs of a live instance whose claims keep running, and renews them under the owner they were claimed by", async () => {
@@ -143,7 +150,7 @@ describe.skipIf(postgresUnavailable !== "")("a dead instance's jobs on PostgreSQ
     await a.queue.requeue(a.owner, [claimed!], Date.now());
     // Handed back (a graceful stop): the next claim of another instance takes it, the attempt not counted.
     const [again] = await b.queue.claim(request(b.owner));
-    expect(again).toMatchObject({ key: "user:u1", attempts: 1, leaseOwner: `present:${b.owner}` });
+    expect(again).toMatchObject({ key: "user:u1", attempts: 0, leaseToken: 2, leaseOwner: `present:${b.owner}` });
   });
 
   it("leaves an owner without a presence lock (an earlier release) its lease", async () => {
@@ -153,6 +160,6 @@ describe.skipIf(postgresUnavailable !== "")("a dead instance's jobs on PostgreSQ
     const [claimed] = await old.claim("worker-old-release", 1, LEASE_MS);
     expect(claimed).toMatchObject({ key: "user:u1", state: "running" });
     expect(await b.queue.claim(request(b.owner))).toEqual([]);
-    expect(await job("user:u1")).toMatchObject({ state: "running", lease_owner: "worker-old-release", attempts: 1 });
+    expect(await job("user:u1")).toMatchObject({ state: "running", lease_owner: "worker-old-release", attempts: 0 });
   });
 });

@@ -30,8 +30,12 @@ export interface PgClientLike {
 /** The claim of a run: a finish or hand-back counts only while the job still carries both. */
 export interface Lease {
   id: number;
-  /** The attempt number the claim set; a later claim of the same job increments it. */
-  attempts: number;
+  /**
+   * The job's lease_token as this claim set it: every claim increments it and nothing lowers it, so
+   * it names one run. Not the attempts, which count failed runs and stay put when a run is handed
+   * back or taken over.
+   */
+  leaseToken: number;
 }
 
 /**
@@ -63,7 +67,7 @@ const NOW_MS = PG_NOW_MS;
 const claimBegin = "BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off";
 
 const jobColumns = `id, organization_id AS "organizationId", directory_id AS "directoryId", kind, key,
-  subject_id AS "subjectId", lane, state, attempts, run_after AS "runAfter", lease_owner AS "leaseOwner",
+  subject_id AS "subjectId", lane, state, attempts, lease_token AS "leaseToken", run_after AS "runAfter", lease_owner AS "leaseOwner",
   lease_expires_at AS "leaseExpiresAt", last_error AS "lastError", first_enqueued_at AS "firstEnqueuedAt",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
@@ -145,8 +149,8 @@ export class PgOutbox {
 
   /**
    * Claims up to `limit` due jobs for `owner` (deprovision lane first, then oldest first), each
-   * leased for `leaseMs` on the database clock, with its attempt number incremented: that number
-   * and the owner fence every later write about this run.
+   * leased for `leaseMs` on the database clock, with its lease token incremented: that token and the
+   * owner fence every later write about this run. The attempts (failed runs) are finish's to count.
    *
    * First (at most every `recoverEveryMs`), running jobs whose lease ran out go back to pending
    * (their owner is presumed dead), so another instance takes them over in the same transaction.
@@ -193,7 +197,7 @@ export class PgOutbox {
       const { rows } = await run<PgJobRow>(
         tx,
         `UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = ${NOW_MS} + $2::bigint,
-           attempts = attempts + 1, updated_at = ${NOW_MS}
+           lease_token = lease_token + 1, updated_at = ${NOW_MS}
          WHERE id = ANY($3::bigint[]) AND state = 'pending'
            AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = jobs.key AND r.state = 'running')
          RETURNING ${jobColumns}`,
@@ -213,7 +217,7 @@ export class PgOutbox {
       this.pool,
       `UPDATE jobs SET lease_expires_at = ${NOW_MS} + $2::bigint
        WHERE state = 'running' AND lease_owner = $1 ${ids ? "AND id = ANY($3::bigint[])" : ""}
-       RETURNING id, attempts`,
+       RETURNING id, lease_token AS "leaseToken"`,
       ids ? [owner, Math.round(leaseMs), ids] : [owner, Math.round(leaseMs)],
     );
     return rows;
@@ -221,7 +225,7 @@ export class PgOutbox {
 
   /**
    * Records the outcome of `owner`'s run of a job. Fenced: it counts only while the job is running
-   * under this owner and this attempt number, so an instance that stalled past its lease and wakes
+   * under this owner and this lease token, so an instance that stalled past its lease and wakes
    * after another took the job over (or after it claimed the job again itself) changes nothing.
    * Returns undefined when refused.
    */
@@ -235,7 +239,7 @@ export class PgOutbox {
         `WITH d AS (
            UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,
              updated_at = ${NOW_MS}
-           WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3
+           WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND lease_token = $3
            RETURNING id, key),
          s AS (
            UPDATE jobs SET state = 'done', updated_at = ${NOW_MS},
@@ -244,24 +248,24 @@ export class PgOutbox {
          n AS (
            SELECT pg_notify($4, p.lane::text) FROM jobs p JOIN d ON p.key = d.key WHERE p.state = 'pending')
          SELECT (SELECT count(*) FROM d)::int AS done, (SELECT count(*) FROM n)::int AS notified`,
-        [lease.id, owner, lease.attempts, JOBS_CHANNEL],
+        [lease.id, owner, lease.leaseToken, JOBS_CHANNEL],
       );
       return rows[0]!.done === 1 ? { outcome } : undefined;
     }
     return this.transaction(async (tx) => {
       const current = await this.held(tx, owner, lease);
       if (!current) return undefined;
-      // The claim counted this attempt already.
-      const attempts = current.attempts;
+      // This run failed: one more failed run (as the SQLite queue counts, src/sync/worker.ts finishJob).
+      const attempts = current.attempts + 1;
       const exhausted = current.lane !== Lane.deprovision && attempts >= this.maxAttempts;
       if (outcome.status === "dead" || exhausted) {
         const reason =
           outcome.status === "dead" ? outcome.reason : `gave up after ${attempts} attempts: ${outcome.reason}`;
         await run(
           tx,
-          `UPDATE jobs SET state = 'dead', lease_owner = NULL, lease_expires_at = NULL, last_error = $2,
+          `UPDATE jobs SET state = 'dead', attempts = $3, lease_owner = NULL, lease_expires_at = NULL, last_error = $2,
              updated_at = ${NOW_MS} WHERE id = $1`,
-          [current.id, reason],
+          [current.id, reason, attempts],
         );
         return { outcome: { status: "dead", reason } };
       }
@@ -289,7 +293,7 @@ export class PgOutbox {
         const current = await this.held(tx, owner, lease);
         if (!current) continue;
         await this.requeue(tx, current, {
-          attempts: current.attempts - 1,
+          attempts: current.attempts,
           lastError: current.lastError,
           delayMs: 0,
           notBefore: null,
@@ -314,18 +318,18 @@ export class PgOutbox {
   private async held(tx: pg.PoolClient, owner: string, lease: Lease): Promise<PgJobRow | undefined> {
     const { rows } = await run<PgJobRow>(
       tx,
-      `SELECT ${jobColumns} FROM jobs WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND attempts = $3
+      `SELECT ${jobColumns} FROM jobs WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND lease_token = $3
        FOR UPDATE`,
-      [lease.id, owner, lease.attempts],
+      [lease.id, owner, lease.leaseToken],
     );
     return rows[0];
   }
 
   /**
    * Running jobs whose lease ran out, or whose owner's presence lock is free (the owner's session
-   * ended: the process died), go back to pending, counted as an attempt: the attempt number is the
-   * fencing token and must never repeat for a run that may still be going. Rows another claimer is
-   * recovering are skipped.
+   * ended: the process died), go back to pending. The run is not counted as a failed attempt (it never
+   * reported an outcome), as on SQLite; its lease token stays spent, so should it still be going, its
+   * outcome is refused once the job is claimed again. Rows another claimer is recovering are skipped.
    *
    * The presence test takes each owner's lock for this transaction only; the try-lock runs on the
    * owners after DISTINCT (a volatile function is not pushed into the subquery), once each. Two

@@ -42,6 +42,8 @@ import {
   failChunk,
   failImport,
   finishImport,
+  heartbeatImport,
+  IMPORT_HEARTBEAT_MS,
   importChunks,
   importProgress,
   importWithChunks,
@@ -72,6 +74,8 @@ export interface ImportDeps {
   maxChunkBytes?: number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
+  /** How often a run writes its import's heartbeat (default IMPORT_HEARTBEAT_MS). */
+  heartbeatMs?: number;
 }
 
 export interface ImportRequest {
@@ -382,7 +386,37 @@ class ImportRun {
     this.request.onProgress({ ...this.progress });
   }
 
+  /**
+   * Writes the import's heartbeat every heartbeatMs while the run lives, so that another instance
+   * does not take the import as abandoned. If the import stopped running meanwhile (this process
+   * was silent past IMPORT_STALE_MS, e.g. suspended, and another import started), the run posts no
+   * more chunks: two imports of one organization must not run at once. Returns the stop function.
+   */
+  private startHeartbeat(): () => void {
+    const beat = async () => {
+      try {
+        if (!(await this.deps.store.write(heartbeatImport(this.row.id, this.now()))))
+          this.fatal ??= new ImportAbandoned();
+      } catch (err) {
+        // A missed beat is retried at the next tick; the staleness limit spans many of them.
+        this.deps.log?.warn({ err, importId: this.row.id }, "user import: could not write the heartbeat");
+      }
+    };
+    const timer = setInterval(() => void beat(), this.deps.heartbeatMs ?? IMPORT_HEARTBEAT_MS);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   async run(): Promise<void> {
+    const stopHeartbeat = this.startHeartbeat();
+    try {
+      await this.runChunks();
+    } finally {
+      stopHeartbeat();
+    }
+  }
+
+  private async runChunks(): Promise<void> {
     const signal = this.request.signal;
     const rows = new Map((await this.deps.store.read(importChunks(this.row.id))).map((c) => [c.chunk, c]));
     await this.report();
@@ -701,6 +735,14 @@ class ImportRun {
   }
 }
 
+/** The import stopped running under this run (taken as abandoned while this process was silent): the run stops. */
+class ImportAbandoned extends Error {
+  constructor() {
+    super("the import is no longer running: it was taken as abandoned or ended elsewhere; this run stopped");
+    this.name = "ImportAbandoned";
+  }
+}
+
 /** Another run of the same import moved the chunk first (see ./store.ts): this run leaves the chunk to it. */
 class ChunkTaken extends Error {
   constructor() {
@@ -769,7 +811,10 @@ export async function runImport(deps: ImportDeps, request: ImportRequest): Promi
     await run.run();
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (!request.signal?.aborted) {
+    if (err instanceof ImportAbandoned) {
+      // Its state and reason are already recorded; overwriting them would hide why.
+      deps.log?.warn({ importId: row.id }, `user import: ${message}`);
+    } else if (!request.signal?.aborted) {
       await deps.store.write(failImport(row.id, message, now()));
       deps.log?.error({ err, importId: row.id }, "user import failed; run it again with the same file to resume");
     }

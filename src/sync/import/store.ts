@@ -23,9 +23,21 @@ export type ChunkRow = typeof userImportChunks.$inferSelect;
 /** An import's state as stored: "running", "done" or "failed". */
 export type ImportState = "running" | "done" | "failed";
 
+/** How often a run writes its import's heartbeat. */
+export const IMPORT_HEARTBEAT_MS = 30_000;
+
+/**
+ * A running import whose heartbeat is older than this is taken as abandoned (the instance running
+ * it stopped) when another import of its organization asks to start. Ten missed heartbeats: the
+ * heartbeats are written on the running instance's clock and compared on the starting one's, so
+ * the margin also absorbs clocks that disagree by minutes, far beyond what NTP leaves.
+ */
+export const IMPORT_STALE_MS = 5 * 60_000;
+
 const importColumns = `id, organization_id AS "organizationId", directory_id AS "directoryId",
   file_sha256 AS "fileSha256", file_name AS "fileName", format, upsert, connection, state, records, chunks,
-  last_error AS "lastError", created_by AS "createdBy", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  last_error AS "lastError", created_by AS "createdBy", created_at AS "createdAt", updated_at AS "updatedAt",
+  heartbeat_at AS "heartbeatAt"`;
 
 const chunkColumns = `import_id AS "importId", chunk, first_record AS "firstRecord", last_record AS "lastRecord",
   users, bytes, state, attempts, job_id AS "jobId", inserted, updated, failed, errors,
@@ -129,6 +141,9 @@ export interface ImportClaim {
  * its planned chunks and an audit entry, all in the caller's transaction.
  *
  * Refused (409) while another import of the organization is running: one at a time per organization.
+ * A running import whose heartbeat is older than IMPORT_STALE_MS (its instance stopped) does not
+ * count: it is marked failed as abandoned, with the reason in its report and an audit entry, and
+ * the new import starts. Running its file again later resumes it, as for any failed import.
  *
  * Find-then-create is made safe with several instances by locking the organization's row first
  * (FOR UPDATE on PostgreSQL; SQLite runs one write transaction at a time): two uploads of the same
@@ -150,16 +165,19 @@ export function* claimImport(input: NewImport): StoreOp<ImportClaim> {
   // split Auth0's two job slots and race on the same people. Another run of that same import is
   // not a second import (it shares the chunks); the organization's row lock above makes this
   // check-then-start atomic across instances.
-  const running = yield* one<{ id: string; fileName: string }>(
-    `SELECT id, file_name AS "fileName" FROM user_imports
-     WHERE organization_id = ? AND state = 'running' AND id <> ? ORDER BY created_at, id LIMIT 1`,
+  const running = yield* many<{ id: string; fileName: string; heartbeatAt: number }>(
+    `SELECT id, file_name AS "fileName", coalesce(heartbeat_at, updated_at) AS "heartbeatAt" FROM user_imports
+     WHERE organization_id = ? AND state = 'running' AND id <> ? ORDER BY created_at, id`,
     [input.organizationId, found?.id ?? ""],
   );
-  if (running)
+  const live = running.find((r) => input.at - r.heartbeatAt <= IMPORT_STALE_MS);
+  if (live)
     throw conflict(
-      `organization ${org.slug} already has a user import running (${running.id}, file "${running.fileName}"); ` +
-        "wait until it ends, or, if its process stopped, run that file again to resume it",
+      `organization ${org.slug} already has a user import running (${live.id}, file "${live.fileName}"); ` +
+        `wait until it ends, or, if its process stopped, run that file again to resume it ` +
+        `(an import silent for ${IMPORT_STALE_MS / 60_000} minutes is taken as abandoned, and another may then start)`,
     );
+  for (const stale of running) yield* abandonImport(stale, input.organizationId, input.actor, input.at);
   if (found) {
     // A job that failed as a whole is tried again; users Auth0 already holds are refused, not doubled.
     yield* exec(
@@ -167,16 +185,16 @@ export function* claimImport(input: NewImport): StoreOp<ImportClaim> {
       [found.id],
     );
     const row = (yield* one<ImportRow>(
-      `UPDATE user_imports SET state = 'running', updated_at = ? WHERE id = ? RETURNING ${importColumns}`,
-      [input.at, found.id],
+      `UPDATE user_imports SET state = 'running', updated_at = ?, heartbeat_at = ? WHERE id = ? RETURNING ${importColumns}`,
+      [input.at, input.at, found.id],
     ))!;
     return { row: importRow(row), resumed: true };
   }
   const id = newResourceId();
   const row = (yield* one<ImportRow>(
     `INSERT INTO user_imports (id, organization_id, directory_id, file_sha256, file_name, format, upsert, connection,
-       state, records, chunks, last_error, created_by, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, NULL, ?, ?, ?) RETURNING ${importColumns}`,
+       state, records, chunks, last_error, created_by, created_at, updated_at, heartbeat_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, NULL, ?, ?, ?, ?) RETURNING ${importColumns}`,
     [
       id,
       input.organizationId,
@@ -189,6 +207,7 @@ export function* claimImport(input: NewImport): StoreOp<ImportClaim> {
       input.records,
       input.chunks.length,
       `${input.actor.type}:${input.actor.id}`,
+      input.at,
       input.at,
       input.at,
     ],
@@ -210,6 +229,48 @@ export function* claimImport(input: NewImport): StoreOp<ImportClaim> {
     at: input.at,
   });
   return { row: importRow(row), resumed: false };
+}
+
+/**
+ * Ends a running import whose runs stopped reporting (see claimImport): failed, with the reason in
+ * its report, and an audit entry naming the actor whose new import found it so.
+ */
+function* abandonImport(
+  stale: { id: string; heartbeatAt: number },
+  organizationId: string,
+  actor: Actor,
+  at: number,
+): StoreOp<void> {
+  const reason =
+    `abandoned: no run of this import reported since ${new Date(stale.heartbeatAt).toISOString()} ` +
+    `(over ${IMPORT_STALE_MS / 60_000} minutes; the instance running it stopped), so another import of the ` +
+    "organization was let start; run the same file again to resume this one";
+  yield* exec(`UPDATE user_imports SET state = 'failed', last_error = ?, updated_at = ? WHERE id = ?`, [
+    reason,
+    at,
+    stale.id,
+  ]);
+  yield* recordAudit({
+    actor,
+    organizationId,
+    action: "users.import.abandon",
+    targetType: "user_import",
+    targetId: stale.id,
+    after: { state: "failed", heartbeatAt: stale.heartbeatAt },
+    at,
+  });
+}
+
+/**
+ * A run's sign of life: the import's heartbeat, while it is running. False when it no longer is
+ * (another import found it silent and marked it abandoned, or another run ended it): the run stops.
+ */
+export function* heartbeatImport(importId: string, at: number): StoreOp<boolean> {
+  const changed = yield* exec(`UPDATE user_imports SET heartbeat_at = ? WHERE id = ? AND state = 'running'`, [
+    at,
+    importId,
+  ]);
+  return changed === 1;
 }
 
 /** What a run last saw of a chunk: its transitions are conditional on it. */

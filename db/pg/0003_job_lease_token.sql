@@ -1,0 +1,1 @@
+ALTER TABLE "jobs" ADD COLUMN "lease_token" integer DEFAULT 0 NOT NULL;

@@ -1,0 +1,1 @@
+ALTER TABLE "user_imports" ADD COLUMN "heartbeat_at" bigint;

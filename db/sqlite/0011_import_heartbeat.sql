@@ -1,0 +1,1 @@
+ALTER TABLE `user_imports` ADD `heartbeat_at` integer;
