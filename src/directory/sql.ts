@@ -288,24 +288,40 @@ export const postgresPoolOf = (store: SqlStore): pg.Pool | undefined => pools.ge
  * resolves, rolled back when it throws. A connection that could not roll back, or whose COMMIT failed
  * on a dead socket, is discarded rather than handed to the next caller in an unknown state.
  */
-export async function pgTransaction<T>(
+export function pgTransaction<T>(
   pool: pg.Pool,
   begin: string,
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  try {
+  return onConnection(pool, async (client, discard) => {
     await client.query(begin);
     let value: T;
     try {
       value = await work(client);
     } catch (error) {
-      await client.query("ROLLBACK").catch(() => (broken = true));
+      await client.query("ROLLBACK").catch(discard);
       throw error;
     }
     await client.query("COMMIT");
     return value;
+  });
+}
+
+/**
+ * Runs `work` on a connection of `pool` and hands it back, unless it failed as a connection (or
+ * `work` called `discard`: a ROLLBACK that failed), in which case it is dropped rather than given
+ * to the next caller in an unknown state.
+ */
+async function onConnection<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient, discard: () => void) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    return await work(client, () => {
+      broken = true;
+    });
   } catch (error) {
     if (!broken) broken = isConnectionError(error);
     throw error;
@@ -325,22 +341,19 @@ export async function pgTransaction<T>(
  * A statement that fails is thrown into the op (which may handle it: a savepoint, a unique
  * violation); a held write that fails fails the unit. Either way, the transaction is rolled back.
  */
-export async function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: StoreOp<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  // Texts not sent yet, in order: the BEGIN, then held writes.
-  const held: string[] = begin === undefined ? [] : [begin];
-  let sent = false;
-  /** Sends the held texts, plus `last` if given, as one simple query; the last statement's result. */
-  const flush = async (last?: string): Promise<pg.QueryResult> => {
-    const texts = last === undefined ? held.splice(0) : [...held.splice(0), last];
-    sent = true;
-    const results = (await client.query({ text: texts.join(";\n"), types: sqliteShapedTypes })) as
-      pg.QueryResult | pg.QueryResult[];
-    return Array.isArray(results) ? results.at(-1)! : results;
-  };
-  try {
-    let value: T;
+export function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: StoreOp<T>): Promise<T> {
+  return onConnection(pool, async (client, discard) => {
+    // Texts not sent yet, in order: the BEGIN, then held writes.
+    const held: string[] = begin === undefined ? [] : [begin];
+    let sent = false;
+    /** Sends the held texts, plus `last` if given, as one simple query; the last statement's result. */
+    const flush = async (last?: string): Promise<pg.QueryResult> => {
+      const texts = last === undefined ? held.splice(0) : [...held.splice(0), last];
+      sent = true;
+      const results = (await client.query({ text: texts.join(";\n"), types: sqliteShapedTypes })) as
+        pg.QueryResult | pg.QueryResult[];
+      return Array.isArray(results) ? results.at(-1)! : results;
+    };
     try {
       let step = op.next();
       while (!step.done) {
@@ -357,7 +370,7 @@ export async function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: St
             await flush().catch((error: unknown) => {
               throw endedBy(op, error);
             });
-          else if (held.length === 1) {
+          else {
             let result: unknown;
             try {
               result = shapeResult(s, await flush(inlineParams(s.text, s.params)));
@@ -378,24 +391,18 @@ export async function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: St
         }
         step = op.next(result);
       }
-      value = step.value;
       if (begin === undefined) {
         if (held.length > 0) await flush();
       } else if (sent || held.length > 1) {
         // The last held writes go with the COMMIT (an op of no statement sent nothing at all).
         await flush("COMMIT");
       }
+      return step.value;
     } catch (error) {
-      if (sent && begin !== undefined) await client.query("ROLLBACK").catch(() => (broken = true));
+      if (sent && begin !== undefined) await client.query("ROLLBACK").catch(discard);
       throw error;
     }
-    return value;
-  } catch (error) {
-    if (!broken) broken = isConnectionError(error);
-    throw error;
-  } finally {
-    client.release(broken);
-  }
+  });
 }
 
 /** What the op receives for a statement's result, from a simple query's result. */

@@ -25,6 +25,7 @@ import { exec, many, value, type SqlParam } from "../../src/directory/store-op.j
 import { openDatabase } from "../../src/directory/database.js";
 import { postgresStore, sqliteStore } from "../../src/directory/sql.js";
 import { freshDatabase } from "../support/postgres.js";
+import type { AuditRow } from "../helpers/store.js";
 import { createTestDatabase, testDialect } from "../support/test-dialect.js";
 
 export const bootstrapToken = "bootstrap-operator-token-0123456789abcdef";
@@ -68,21 +69,7 @@ export const mappingFor = (description: string): MappingDocument => ({
   description,
 });
 
-/** An audit entry as the tests compare it (rows in SQLite's shape on both dialects). */
-export interface AuditRow {
-  id: number;
-  at: number;
-  actorType: string;
-  actorId: string;
-  organizationId: string | null;
-  directoryId: string | null;
-  action: string;
-  targetType: string;
-  targetId: string | null;
-  before: string | null;
-  after: string | null;
-  requestId: string | null;
-}
+export type { AuditRow } from "../helpers/store.js";
 
 const auditColumns = `id, at, actor_type AS "actorType", actor_id AS "actorId", organization_id AS "organizationId",
   directory_id AS "directoryId", action, target_type AS "targetType", target_id AS "targetId", before, after,

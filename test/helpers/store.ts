@@ -112,7 +112,8 @@ export const pendingJob = (store: SqlStore, kind: string, subjectId: string): Pr
     ),
   );
 
-interface AuditRow {
+/** An audit entry as the tests compare it (rows in SQLite's shape on both dialects). */
+export interface AuditRow {
   id: number;
   at: number;
   actorType: string;
