@@ -389,17 +389,15 @@ export function shippedPostgresSection(result: ShippedPostgresResult, o: Shipped
     "Targets: reads scale with instances (up to the cores: see CPU ms/req); durable writes ≥ 500/s on one PostgreSQL instance, " +
       "from one client in sequence and from 10 concurrent clients.",
     "",
-    `What limits PostgreSQL here. (1) Round trips: a store op runs one statement at a time on its transaction's connection (src/directory/store-op.ts), ` +
-      "so a GET by id is 4 round trips (BEGIN, the token's credential epoch, the user, COMMIT) and a POST /Users about 17 " +
-      "(BEGIN, organization, userName check, user, its emails, counters, generation, audit entry, job, COMMIT, then the read-back of the user and its groups). " +
-      "When the cores are saturated, as on this shared machine, every round trip waits to be scheduled twice (serve, then the backend), " +
-      "so a request's latency grows with its statements, where SQLite's in-process calls do not wait. " +
+    `What limits PostgreSQL here. (1) Round trips: node-postgres sends a statement and waits for its answer (no pipelining), and each round trip costs ` +
+      "a socket write and read on both sides, which on a loaded host costs more CPU than the statement (in a CPU profile of serve under ten posting clients, " +
+      "socket writes were a third of its busy time). A GET by id is 2 round trips (the token's credential epoch, then the user, outside a transaction: " +
+      "readCommitted) and a POST /Users 7 (the epoch; then BEGIN sent with the directory check, the migrated-user claim, the userName check, the insert, " +
+      "and the emails, audit entry, job and directory counters sent together with the COMMIT: pgUnit in src/directory/sql.ts). " +
       `(2) A durable COMMIT waits for its WAL flush: fdatasync on this disk took ${result.flushMs[0].toFixed(1)} ms (median) before the runs and ${result.flushMs[1].toFixed(1)} ms after, ` +
       `so one client writing in sequence commits at most about ${Math.round(1000 / Math.min(...result.flushMs))} times a second here, whatever the code does. ` +
-      "(3) Concurrent writes to one directory do not share a flush: each updates the directory's row (user_count, then generation) and holds that row lock " +
-      "through its COMMIT, flush included, so they run one at a time (with --statements, that UPDATE's mean time is about one flush: the wait for the previous writer); " +
-      "SQLite's group commit shares one flush among the writes of a turn. 500 durable writes/s in one directory on PostgreSQL needs a flush well under 2 ms " +
-      "and the counters out of the row lock's way (for instance delta rows summed on read), or PostgreSQL-side batching of a directory's writes.",
+      "(3) Concurrent writes to one directory each update the directory's row (counters, generation) and hold that row lock until their commit is flushed; " +
+      "the update is the last statement of a write, so writers queue for each other's commit only (SQLite's group commit shares one flush among a turn's writes).",
   ].join("\n");
 }
 

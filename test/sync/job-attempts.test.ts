@@ -129,7 +129,12 @@ describe("a job's attempts count failed runs, on every dialect", () => {
       // Not before an hour from now: the job waits, pending, with its one failed run.
       return { status: "retry", reason: "rate limited", retryAt: Date.now() + 3_600_000 };
     });
-    await until(async () => (await shown(store))["waiting"]?.state === "pending" && ran === 1);
+    // Waits for the outcome to be recorded: `ran` moves when the run starts, while the job is running.
+    await until(async () => {
+      const job = (await shown(store))["waiting"];
+      return job?.state === "pending" && job.lastError !== null;
+    });
     expect((await shown(store))["waiting"]).toMatchObject({ state: "pending", attempts: 1, lastError: "rate limited" });
+    expect(ran).toBe(1);
   });
 });
