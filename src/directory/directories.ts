@@ -2,7 +2,7 @@ import type { directories } from "../../db/schema.js";
 import { invalidValue, notFound } from "../errors.js";
 import { recordAudit } from "./audit.js";
 import { newDirectoryId } from "./ids.js";
-import { dialect, forUpdate, many, one, type StoreOp } from "./store-op.js";
+import { forUpdate, many, one, type StoreOp } from "./store-op.js";
 import type { Change } from "./write-context.js";
 
 export type DirectoryRow = typeof directories.$inferSelect;
@@ -54,17 +54,14 @@ export function* lockDirectory(id: string): StoreOp<DirectoryRow | undefined> {
 }
 
 /**
- * Holds the directory in place for a write that adds rows to it, and refuses with 404 when it is
- * gone: a SCIM request authenticated just before its organization was deleted then answers "not
- * found" instead of failing on a foreign key. On PostgreSQL the row is read FOR KEY SHARE, which
- * waits for nothing but a deletion in progress (deleteOrganization locks the directories FOR UPDATE)
- * and makes that deletion wait until this write commits, so the deletion then sees what it added.
+ * The answer to a write that adds rows to a directory deleted since its request was authenticated:
+ * 404, not a foreign key error. Such a write reads nothing of the directory first (a round trip on
+ * PostgreSQL): a user's insert (through its foreign key) or a group create's update of the
+ * directory's row locks that row until commit, so a deletion in progress (deleteOrganization locks
+ * the directories FOR UPDATE) either commits first, and the write then finds the row gone, or waits
+ * for the write and then sees what it added.
  */
-export function* holdDirectory(id: string): StoreOp<void> {
-  const lock = (yield* dialect()) === "postgres" ? "FOR KEY SHARE" : "";
-  const row = yield* one<{ id: string }>(`SELECT id FROM directories WHERE id = ? ${lock}`, [id]);
-  if (!row) throw notFound(`directory ${id} no longer exists`);
-}
+export const directoryGone = (id: string) => notFound(`directory ${id} no longer exists`);
 
 export function* listDirectories(organizationId: string): StoreOp<DirectoryRow[]> {
   return yield* many<DirectoryRow>(

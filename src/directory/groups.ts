@@ -2,7 +2,6 @@ import type { groups } from "../../db/schema.js";
 import { invalidValue, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
-import { holdDirectory } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import {
@@ -17,7 +16,7 @@ import {
   type MemberInput,
 } from "./members.js";
 import { countLive, listLive, type ListQuery } from "./users.js";
-import { recordDirectoryWrite } from "./generations.js";
+import { recordDirectoryWrite, recordDirectoryWriteFirst } from "./generations.js";
 import { changedAttributes, type WriteContext } from "./write-context.js";
 import { exec, forUpdate, one, type StoreOp } from "./store-op.js";
 
@@ -158,10 +157,9 @@ const insertGroup = `INSERT INTO groups
 export function* createGroup(ctx: WriteContext, resource: GroupResource, members: MemberInput[]): StoreOp<GroupRow> {
   const now = ctx.at;
   const cols = columns(resource);
-  // The directory may have been deleted since the request was authenticated (404, not a foreign key error).
-  yield* holdDirectory(ctx.directoryId);
-  // First: its row lock orders this name check after any other in the directory (assertDisplayNameFree).
-  yield* recordDirectoryWrite(ctx.directoryId, { groups: 1 });
+  // First: its row lock orders this name check after any other in the directory (assertDisplayNameFree),
+  // and it finds out whether the directory is still there.
+  yield* recordDirectoryWriteFirst(ctx.directoryId, { groups: 1 });
   yield* assertDisplayNameFree(ctx.directoryId, cols.displayNameLower);
   const row = (yield* one<GroupRow>(insertGroup, [
     newResourceId(),
@@ -219,7 +217,7 @@ export function* updateGroup(
   const renamed = cols !== undefined && cols.displayNameLower !== existing.displayNameLower;
   if (renamed) {
     // First: its row lock orders the name check (see createGroup).
-    yield* recordDirectoryWrite(ctx.directoryId);
+    yield* recordDirectoryWriteFirst(ctx.directoryId);
     yield* assertDisplayNameFree(ctx.directoryId, cols.displayNameLower, existing.id);
   }
   const change = yield* applyMemberOperations(ctx, existing.id, operations, now);

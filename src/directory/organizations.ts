@@ -145,7 +145,8 @@ export function* updateOrganization(
 export function* deleteOrganization(org: OrganizationRow, change: Change): StoreOp<void> {
   const { actor, requestId, at: now } = change;
   const lock = yield* forUpdate();
-  // Its directories first: a SCIM create in one holds it (holdDirectory) until it commits, so the
+  // Its directories first: a SCIM create in one holds it (a user insert through its foreign key, a
+  // group create by updating its row; see directoryGone) until it commits, so the
   // count below sees that user (409) instead of the cascade removing it with its job left behind,
   // and a create that comes later finds the directory gone (404), not a foreign key error. The same
   // order as a create's (its directory, then, through the directory's foreign key, the organization).

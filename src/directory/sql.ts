@@ -115,6 +115,13 @@ export function retryableConflict(err: unknown): boolean {
   return code === "40P01" || code === "40001";
 }
 
+/** A row referring to one that does not exist (a foreign key), on either dialect. */
+export function isForeignKeyViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  // SQLite's extended result code; PostgreSQL's SQLSTATE 23503 (foreign_key_violation).
+  return code === "SQLITE_CONSTRAINT_FOREIGNKEY" || code === "23503";
+}
+
 /** A duplicate in a unique index or constraint, on either dialect. */
 export function isUniqueViolation(err: unknown): boolean {
   if (typeof err !== "object" || err === null) return false;

@@ -4,11 +4,11 @@ import type { userEmails, users } from "../../db/schema.js";
 import { invalidValue, preconditionFailed, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
-import { holdDirectory } from "./directories.js";
+import { directoryGone } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import { recordDirectoryWrite } from "./generations.js";
-import { changedAttributes, isUniqueViolation, type WriteContext } from "./write-context.js";
+import { changedAttributes, isForeignKeyViolation, isUniqueViolation, type WriteContext } from "./write-context.js";
 import {
   dialect,
   exec,
@@ -178,8 +178,6 @@ const insertUser = `INSERT INTO users (id, directory_id, user_name, user_name_lo
 export function* createUser(ctx: WriteContext, resource: UserResource): StoreOp<UserRow> {
   const now = ctx.at;
   const cols = columns(resource);
-  // The directory may have been deleted since the request was authenticated (404, not a foreign key error).
-  yield* holdDirectory(ctx.directoryId);
   // A person a migration already brought in: the IdP's create adopts that user (and its Auth0 account).
   if (ctx.actor.type === "directory") {
     const claimed = yield* claimMigratedUser(ctx, resource);
@@ -213,6 +211,8 @@ export function* createUser(ctx: WriteContext, resource: UserResource): StoreOp<
   } catch (err) {
     // The partial unique index is the final arbiter (another transaction or process may have won the race).
     if (isUniqueViolation(err)) throw userNameTaken();
+    // Deleted since the request was authenticated (see directoryGone).
+    if (isForeignKeyViolation(err)) throw directoryGone(ctx.directoryId);
     throw err;
   }
   yield* indexEmails(row.id, ctx.directoryId, resource, true);

@@ -29,4 +29,4 @@ export function changedAttributes(before: Record<string, unknown>, after: Record
   return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
 }
 
-export { isUniqueViolation } from "./sql.js";
+export { isForeignKeyViolation, isUniqueViolation } from "./sql.js";
