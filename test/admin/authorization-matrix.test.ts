@@ -5,8 +5,7 @@
  * Rows are checked against the served OpenAPI document, so a new route without a row fails here.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { deleteUser, getUser } from "../../src/directory/users.js";
-import { adminFixture, countOf, execSql, mappingFor, type AdminFixture } from "./helpers.js";
+import { adminFixture, countOf, deleteFixtureUsers, execSql, mappingFor, type AdminFixture } from "./helpers.js";
 
 type Access = "public" | "authenticated" | "operator" | "organization";
 type Method = "get" | "post" | "patch" | "delete";
@@ -95,19 +94,7 @@ const rows: Row[] = [
     url: org,
     prepare: async (f) => {
       // Deletable only without users and unfinished jobs: the IdP deleted everyone, the jobs ran.
-      await f.store.write(function* () {
-        for (const id of f.a.userIds)
-          yield* deleteUser(
-            {
-              organizationId: f.a.id,
-              directoryId: f.a.directoryId,
-              actor: { type: "directory", id: f.a.directoryId },
-              requestId: null,
-              at: Date.now(),
-            },
-            (yield* getUser(f.a.directoryId, id))!,
-          );
-      });
+      await deleteFixtureUsers(f);
       await execSql(
         f.store,
         "UPDATE jobs SET state = 'done' WHERE organization_id = ? AND state IN ('pending', 'running')",

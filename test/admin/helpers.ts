@@ -16,7 +16,7 @@ import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import type { SqlStore } from "../../src/directory/sql.js";
 import { changeBy } from "../../src/directory/write-context.js";
-import { createUser } from "../../src/directory/users.js";
+import { createUser, deleteUser, getUser } from "../../src/directory/users.js";
 import { parseQueryString } from "../../src/http/query.js";
 import { requestId } from "../../src/http/request-id.js";
 import { defaultMapping, type MappingDocument } from "../../src/mapping/index.js";
@@ -275,3 +275,19 @@ export async function adminFixture(extra: Partial<AdminDeps> = {}): Promise<Admi
     close: () => opened.close(),
   };
 }
+
+/** The IdP deletes every user of the fixture's organization `a` (SCIM DELETE, as its directory). */
+export const deleteFixtureUsers = (f: AdminFixture): Promise<void> =>
+  f.store.write(function* () {
+    for (const id of f.a.userIds)
+      yield* deleteUser(
+        {
+          organizationId: f.a.id,
+          directoryId: f.a.directoryId,
+          actor: { type: "directory", id: f.a.directoryId },
+          requestId: null,
+          at: Date.now(),
+        },
+        (yield* getUser(f.a.directoryId, id))!,
+      );
+  });

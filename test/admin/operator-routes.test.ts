@@ -5,9 +5,17 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { verifyScimToken } from "../../src/directory/tokens.js";
-import { deleteUser, getUser } from "../../src/directory/users.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
-import { adminFixture, auditWhere, countOf, execSql, jobsWhere, mappingFor, type AdminFixture } from "./helpers.js";
+import {
+  adminFixture,
+  auditWhere,
+  countOf,
+  deleteFixtureUsers,
+  execSql,
+  jobsWhere,
+  mappingFor,
+  type AdminFixture,
+} from "./helpers.js";
 
 let f: AdminFixture;
 afterEach(() => f.close());
@@ -99,19 +107,7 @@ describe("organizations", () => {
     f = await adminFixture();
     const refused = await op().delete(`/organizations/${f.a.id}`).expect(409);
     expect(refused.body.message).toContain("3 user(s)");
-    await f.store.write(function* () {
-      for (const id of f.a.userIds)
-        yield* deleteUser(
-          {
-            organizationId: f.a.id,
-            directoryId: f.a.directoryId,
-            actor: { type: "directory", id: f.a.directoryId },
-            requestId: null,
-            at: Date.now(),
-          },
-          (yield* getUser(f.a.directoryId, id))!,
-        );
-    });
+    await deleteFixtureUsers(f);
     const waiting = await op().delete(`/organizations/${f.a.id}`).expect(409);
     expect(waiting.body.message).toContain("unfinished job");
     await execSql(f.store, "UPDATE jobs SET state = 'done' WHERE organization_id = ?", [f.a.id]);

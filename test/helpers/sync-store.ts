@@ -3,13 +3,14 @@
  * the same SQL with `?` placeholders on SQLite and PostgreSQL, rows in SQLite's shape (int8 as a
  * number, booleans as 1/0). Each call is one unit of work of its own.
  */
-import { openDatabase } from "../../src/directory/database.js";
+import { afterAll, afterEach } from "vitest";
+import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
 import { postgresPoolOf, postgresStore, sqliteStore, type SqlStore } from "../../src/directory/sql.js";
 import { exec, many, one, value, type SqlParam } from "../../src/directory/store-op.js";
 import { pgJobQueue, pgJobWakeups } from "../../src/sync/pg-job-queue.js";
-import { backoffMs, sqliteJobQueue, type WorkerOptions } from "../../src/sync/worker.js";
-import { createTestDatabase } from "../support/test-dialect.js";
+import { backoffMs, sqliteJobQueue, type Worker, type WorkerOptions } from "../../src/sync/worker.js";
+import { createTestDatabase, testDialect } from "../support/test-dialect.js";
 
 /** The first column of the first row, or undefined. */
 export const sqlValue = <T>(store: SqlStore, text: string, params: readonly SqlParam[] = []): Promise<T | undefined> =>
@@ -77,5 +78,42 @@ export function workerQueueOf(
       backoffMs: (attempt, lane) => backoffMs(attempt, lane, options.random ?? Math.random, options.backoff),
     }),
     wakeups: pgJobWakeups(pool),
+  };
+}
+
+/**
+ * A store a test for worker tests, on the run's dialect: a fresh in-memory SQLite database each, or
+ * on PostgreSQL one database for the file (a new one per test would cost a CREATE DATABASE each),
+ * its jobs emptied per test. Workers handed to `track` are stopped after each test. Call at the top
+ * level of a test file: it registers the hooks.
+ */
+export function workerTestStores(): { store: () => Promise<SqlStore>; track: (worker: Worker) => Worker } {
+  let opened: OpenDatabase[] = [];
+  let workers: Worker[] = [];
+  let shared: Awaited<ReturnType<typeof openTestStore>> | undefined;
+  afterEach(async () => {
+    for (const w of workers) await w.stop(1000);
+    for (const o of opened) o.close();
+    opened = [];
+    workers = [];
+  });
+  afterAll(async () => {
+    await shared?.close();
+  });
+  return {
+    store: async () => {
+      if (testDialect === "sqlite") {
+        const o = openDatabase("sqlite::memory:");
+        opened.push(o);
+        return sqliteStore(o.sqlite);
+      }
+      shared ??= await openTestStore();
+      await sqlExec(shared.store, "DELETE FROM jobs");
+      return shared.store;
+    },
+    track: (worker) => {
+      workers.push(worker);
+      return worker;
+    },
   };
 }

@@ -9,35 +9,25 @@ import { userImports } from "../../db/schema.js";
 import type { ImportApi } from "../../src/sync/import/client.js";
 import { runImport } from "../../src/sync/import/service.js";
 import { claimImport, IMPORT_STALE_MS } from "../../src/sync/import/store.js";
-import { createTestBridge, type TestBridge } from "../helpers/scim.js";
-import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { emulatorJobs, importDeps, jsonl, operator, writeTemp } from "./helpers.js";
+import type { TestBridge } from "../helpers/scim.js";
+import type { SyncHarness } from "../helpers/sync-harness.js";
+import { emulatorJobs, hashedUsers, importBridge, importDeps, jsonl, operator, writeTemp } from "./helpers.js";
 
 let bridge: TestBridge;
 let sync: SyncHarness;
 
 beforeEach(async () => {
-  bridge = await createTestBridge();
   // Jobs take 0.3 s + 1 ms a user: long enough for several heartbeats while one runs.
-  sync = await startSyncHarness(bridge.store, { start: false, importJobTiming: { baseMs: 300, perUserMs: 1 } });
-  await applyDatabaseMapping(bridge.store, bridge.organizationId);
+  ({ bridge, sync } = await importBridge(300));
 });
 afterEach(async () => {
   await sync.close();
   await bridge.close();
 });
 
-const md5 = { algorithm: "md5", hash: { value: "5d41402abc4b2a76b9719d911017c592", encoding: "hex" } };
-const records = (n: number) =>
-  Array.from({ length: n }, (_, i) => ({
-    email: `user${i}@example.com`,
-    custom_password_hash: md5,
-    user_metadata: { bio: "x".repeat(400) },
-  }));
-
 describe("a running import's heartbeat", () => {
   it("beats while the run lives; once the import is taken as abandoned, the run posts no more jobs and the reason stays", async () => {
-    const file = writeTemp("users.jsonl", jsonl(records(800)));
+    const file = writeTemp("users.jsonl", jsonl(hashedUsers(800)));
     // Jobs of about 180 users, one at a time.
     const deps = importDeps(bridge.db, sync, { maxChunkBytes: 100_000, maxConcurrentJobs: 1, heartbeatMs: 20 });
     const beats = new Set<number>();

@@ -6,17 +6,15 @@ import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { auditEntries, migratedUsers, userImports, userSync } from "../../db/schema.js";
 import { runImport } from "../../src/sync/import/service.js";
-import { createTestBridge, type TestBridge } from "../helpers/scim.js";
-import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { emulatorJobs, importDeps, jsonl, operator, writeTemp } from "./helpers.js";
+import type { TestBridge } from "../helpers/scim.js";
+import type { SyncHarness } from "../helpers/sync-harness.js";
+import { emulatorJobs, importBridge, importDeps, jsonl, operator, writeTemp } from "./helpers.js";
 
 let bridge: TestBridge;
 let sync: SyncHarness;
 
 beforeEach(async () => {
-  bridge = await createTestBridge();
-  sync = await startSyncHarness(bridge.store, { start: false, importJobTiming: { baseMs: 100, perUserMs: 1 } });
-  await applyDatabaseMapping(bridge.store, bridge.organizationId);
+  ({ bridge, sync } = await importBridge(100));
 });
 afterEach(async () => {
   await sync.close();

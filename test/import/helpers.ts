@@ -8,7 +8,8 @@ import { connectionOf } from "../../src/directory/statements.js";
 import type { RunningEmulator } from "../../src/emulator/index.js";
 import { ImportClient } from "../../src/sync/import/client.js";
 import type { ImportDeps } from "../../src/sync/import/service.js";
-import type { SyncHarness } from "../helpers/sync-harness.js";
+import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 
 export const operator = { type: "operator" as const, id: "test" };
 
@@ -52,3 +53,24 @@ export function emulatorJobs(emulator: RunningEmulator) {
   };
   return [...state.importJobs.jobs.values()];
 }
+
+/**
+ * A bridge with its database mapping, and a sync harness (not started) whose import jobs take
+ * `baseMs` + 1 ms a user on the emulator: long enough for a process to die, or a run to beat its
+ * heartbeat, while one runs.
+ */
+export async function importBridge(baseMs: number): Promise<{ bridge: TestBridge; sync: SyncHarness }> {
+  const bridge = await createTestBridge();
+  const sync = await startSyncHarness(bridge.store, { start: false, importJobTiming: { baseMs, perUserMs: 1 } });
+  await applyDatabaseMapping(bridge.store, bridge.organizationId);
+  return { bridge, sync };
+}
+
+const md5 = { algorithm: "md5", hash: { value: "5d41402abc4b2a76b9719d911017c592", encoding: "hex" } };
+/** `n` users of an import file, each with an md5 password hash and 400 bytes of metadata. */
+export const hashedUsers = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    email: `user${i}@example.com`,
+    custom_password_hash: md5,
+    user_metadata: { bio: "x".repeat(400) },
+  }));

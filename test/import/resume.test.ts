@@ -10,32 +10,22 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { migratedUsers, userImportChunks, userImports, users, userSync } from "../../db/schema.js";
 import type { ImportApi } from "../../src/sync/import/client.js";
 import { runImport } from "../../src/sync/import/service.js";
-import { createTestBridge, type TestBridge } from "../helpers/scim.js";
-import { applyDatabaseMapping, startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
-import { emulatorJobs, importDeps, jsonl, operator, writeTemp } from "./helpers.js";
+import type { TestBridge } from "../helpers/scim.js";
+import type { SyncHarness } from "../helpers/sync-harness.js";
+import { emulatorJobs, hashedUsers, importBridge, importDeps, jsonl, operator, writeTemp } from "./helpers.js";
 
 const root = join(import.meta.dirname, "../..");
 let bridge: TestBridge;
 let sync: SyncHarness;
 
 beforeEach(async () => {
-  bridge = await createTestBridge();
   // Jobs take 0.3 s + 1 ms a user, so a process can die while one runs.
-  sync = await startSyncHarness(bridge.store, { start: false, importJobTiming: { baseMs: 300, perUserMs: 1 } });
-  await applyDatabaseMapping(bridge.store, bridge.organizationId);
+  ({ bridge, sync } = await importBridge(300));
 });
 afterEach(async () => {
   await sync.close();
   await bridge.close();
 });
-
-const md5 = { algorithm: "md5", hash: { value: "5d41402abc4b2a76b9719d911017c592", encoding: "hex" } };
-const records = (n: number) =>
-  Array.from({ length: n }, (_, i) => ({
-    email: `user${i}@example.com`,
-    custom_password_hash: md5,
-    user_metadata: { bio: "x".repeat(400) },
-  }));
 
 /** Auth0's side: every user present once, and inserted by exactly one job. */
 function expectExactlyOnce(n: number) {
@@ -57,7 +47,7 @@ function expectExactlyOnce(n: number) {
 
 describe("resuming an interrupted import", () => {
   it("a chunk whose POST went out but whose answer was lost is posted again, and Auth0's refusals count as already imported", async () => {
-    const file = writeTemp("users.jsonl", jsonl(records(800)));
+    const file = writeTemp("users.jsonl", jsonl(hashedUsers(800)));
     // Small jobs (about 180 users each), so that the import spans several.
     const deps = importDeps(bridge.db, sync, { maxChunkBytes: 100_000 });
     let posts = 0;
@@ -94,7 +84,7 @@ describe("resuming an interrupted import", () => {
   }, 120_000);
 
   it("a job that was submitted when the process stopped is polled, not posted again", async () => {
-    const file = writeTemp("users.jsonl", jsonl(records(600)));
+    const file = writeTemp("users.jsonl", jsonl(hashedUsers(600)));
     const deps = importDeps(bridge.db, sync, { maxChunkBytes: 100_000 });
     const stop = new AbortController();
     const first = await runImport(
@@ -132,7 +122,7 @@ describe("resuming an interrupted import", () => {
 
   it("SIGKILL of the CLI mid-import, then the same command again: every record imported exactly once", async () => {
     const n = 2500;
-    const file = writeTemp("users.jsonl", jsonl(records(n)));
+    const file = writeTemp("users.jsonl", jsonl(hashedUsers(n)));
     const env = {
       ...process.env,
       DATABASE_URL: `sqlite:${bridge.sqlite.name}`,

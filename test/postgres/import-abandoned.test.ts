@@ -9,32 +9,13 @@ import type { SqlStore } from "../../src/directory/sql.js";
 import { exec, many } from "../../src/directory/store-op.js";
 import { isBridgeError } from "../../src/errors.js";
 import { importReport } from "../../src/sync/import/service.js";
-import {
-  claimImport,
-  finishImport,
-  getImport,
-  heartbeatImport,
-  IMPORT_STALE_MS,
-  type NewImport,
-} from "../../src/sync/import/store.js";
-import { seedOrganization, storeDialects } from "../support/store-dialects.js";
+import { claimImport, finishImport, getImport, heartbeatImport, IMPORT_STALE_MS } from "../../src/sync/import/store.js";
+import { newTestImport, seedOrganization, storeDialects } from "../support/store-dialects.js";
 
 const operator = { type: "operator", id: "adm_1" } as const;
 const T0 = 1_800_000_000_000;
 
-const newImport = (fileSha256: string, fileName: string, at: number): NewImport => ({
-  organizationId: "org_1",
-  directoryId: "dir_1",
-  fileSha256,
-  fileName,
-  format: "jsonl",
-  upsert: false,
-  connection: "acme-db",
-  records: 10,
-  chunks: [{ chunk: 1, firstRecord: 1, lastRecord: 10, users: 10, bytes: 1000 }],
-  actor: operator,
-  at,
-});
+const newImport = (fileSha256: string, fileName: string, at: number) => newTestImport(fileSha256, at, fileName);
 
 describe.each(storeDialects())("an abandoned user import on $name", (dialect) => {
   let store: SqlStore;

@@ -7,24 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SqlStore } from "../../src/directory/sql.js";
 import { exec, many, one } from "../../src/directory/store-op.js";
 import { isBridgeError } from "../../src/errors.js";
-import { claimImport, failImport, type NewImport } from "../../src/sync/import/store.js";
-import { seedOrganization, storeDialects } from "../support/store-dialects.js";
+import { claimImport, failImport } from "../../src/sync/import/store.js";
+import { newTestImport, seedOrganization, storeDialects } from "../support/store-dialects.js";
 
-const operator = { type: "operator", id: "adm_1" } as const;
-
-const newImport = (fileSha256: string, at: number): NewImport => ({
-  organizationId: "org_1",
-  directoryId: "dir_1",
-  fileSha256,
-  fileName: `${fileSha256}.jsonl`,
-  format: "jsonl",
-  upsert: false,
-  connection: "acme-db",
-  records: 10,
-  chunks: [{ chunk: 1, firstRecord: 1, lastRecord: 10, users: 10, bytes: 1000 }],
-  actor: operator,
-  at,
-});
+const newImport = newTestImport;
 
 describe.each(storeDialects())("one running user import per organization on $name", (dialect) => {
   let a: SqlStore;

@@ -11,6 +11,7 @@ import { migratePostgres } from "../../src/directory/postgres.js";
 import { postgresStore, sqliteStore, type SqlStore } from "../../src/directory/sql.js";
 import { exec, type StoreOp } from "../../src/directory/store-op.js";
 import { freshDatabase, postgresUnavailable, type TestDatabase } from "./postgres.js";
+import type { NewImport } from "../../src/sync/import/store.js";
 
 export interface StoreDialect {
   name: "SQLite" | "PostgreSQL";
@@ -85,3 +86,18 @@ export const seedOrganization = (): StoreOp<number> =>
     `INSERT INTO organizations (id, slug, display_name, user_model, connection, created_at, updated_at)
      VALUES ('org_1', 'acme', 'Acme', 'isolated', 'acme-db', 1, 1)`,
   );
+
+/** An import of a 10-user file into org_1's directory dir_1 (seedOrganization), as the operator `adm_1` starts it. */
+export const newTestImport = (fileSha256: string, at: number, fileName = `${fileSha256}.jsonl`): NewImport => ({
+  organizationId: "org_1",
+  directoryId: "dir_1",
+  fileSha256,
+  fileName,
+  format: "jsonl",
+  upsert: false,
+  connection: "acme-db",
+  records: 10,
+  chunks: [{ chunk: 1, firstRecord: 1, lastRecord: 10, users: 10, bytes: 1000 }],
+  actor: { type: "operator", id: "adm_1" },
+  at,
+});

@@ -4,40 +4,16 @@
  * nothing; each run that ends in a retry or goes dead adds one; a provisioning job gives up after
  * maxAttempts failed runs.
  */
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { describe, expect, it } from "vitest";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
-import { sqliteStore, type SqlStore } from "../../src/directory/sql.js";
+import type { SqlStore } from "../../src/directory/sql.js";
 import { jobView } from "../../src/admin/views.js";
 import { listJobs } from "../../src/sync/job-queries.js";
 import { Worker, type JobHandler } from "../../src/sync/worker.js";
-import { openTestStore, sqlExec, workerQueueOf } from "../helpers/sync-store.js";
-import { testDialect } from "../support/test-dialect.js";
+import { workerQueueOf, workerTestStores } from "../helpers/sync-store.js";
 
-let opened: OpenDatabase[] = [];
-let workers: Worker[] = [];
-afterEach(async () => {
-  for (const w of workers) await w.stop(1000);
-  for (const o of opened) o.close();
-  opened = [];
-  workers = [];
-});
-
-let shared: Awaited<ReturnType<typeof openTestStore>> | undefined;
-afterAll(async () => {
-  await shared?.close();
-});
-
-async function setup(): Promise<SqlStore> {
-  if (testDialect === "sqlite") {
-    const o = openDatabase("sqlite::memory:");
-    opened.push(o);
-    return sqliteStore(o.sqlite);
-  }
-  shared ??= await openTestStore();
-  await sqlExec(shared.store, "DELETE FROM jobs");
-  return shared.store;
-}
+const stores = workerTestStores();
+const setup = stores.store;
 
 /** Backoff of 0 ms (random 0), so retries run at once. */
 const fast = { maxAttempts: 3, random: () => 0 } as const;
@@ -50,7 +26,7 @@ function startWorker(store: SqlStore, handler: JobHandler) {
     pollMs: 5,
     concurrency: 4,
   });
-  workers.push(w);
+  stores.track(w);
   w.start();
 }
 

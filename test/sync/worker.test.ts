@@ -2,39 +2,14 @@
  * The worker over the job queue of this run's dialect: the SQLite queue, or PostgreSQL's outbox
  * (claims with SKIP LOCKED, its own attempt limit and backoff, the database's clock).
  */
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import { describe, expect, it } from "vitest";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
-import { sqliteStore, type SqlStore } from "../../src/directory/sql.js";
+import type { SqlStore } from "../../src/directory/sql.js";
 import { Worker, backoffMs, type JobHandler, type JobRow } from "../../src/sync/worker.js";
-import { openTestStore, sqlExec, sqlRow, sqlRows, workerQueueOf } from "../helpers/sync-store.js";
-import { testDialect } from "../support/test-dialect.js";
+import { sqlExec, sqlRow, sqlRows, workerQueueOf, workerTestStores } from "../helpers/sync-store.js";
 
-let opened: OpenDatabase[] = [];
-let workers: Worker[] = [];
-afterEach(async () => {
-  for (const w of workers) await w.stop(1000);
-  for (const o of opened) o.close();
-  opened = [];
-  workers = [];
-});
-
-/** On PostgreSQL one database for the file (a new one per test would cost a CREATE DATABASE each), emptied per test. */
-let shared: Awaited<ReturnType<typeof openTestStore>> | undefined;
-afterAll(async () => {
-  await shared?.close();
-});
-
-async function setup(): Promise<SqlStore> {
-  if (testDialect === "sqlite") {
-    const o = openDatabase("sqlite::memory:");
-    opened.push(o);
-    return sqliteStore(o.sqlite);
-  }
-  shared ??= await openTestStore();
-  await sqlExec(shared.store, "DELETE FROM jobs");
-  return shared.store;
-}
+const stores = workerTestStores();
+const setup = stores.store;
 
 const enqueue = (store: SqlStore, subjectId: string, lane: Lane, now?: number) =>
   store.write(enqueueJob({ organizationId: "org1", kind: "user", subjectId, lane, now }));
@@ -51,7 +26,7 @@ function startWorker(
     concurrency: 4,
     ...extra,
   });
-  workers.push(w);
+  stores.track(w);
   w.start();
   return w;
 }
@@ -305,7 +280,7 @@ describe("job queue and worker", () => {
         },
       },
     });
-    workers.push(w);
+    stores.track(w);
     w.start();
     // The two user slots are held by the backlog; the scan still runs, and both user jobs keep going.
     await until(() => usersAtScan >= 0);
