@@ -190,7 +190,21 @@ export async function runInstancesScenario(scenario: InstancesScenario): Promise
         204,
       );
     }
-    // The IdP deactivates the last users, spread across the instances.
+    // The IdP deactivates the last users, spread across the instances, once they have Auth0 accounts
+    // whose access must be cut. (A user deactivated before its first push is never created at all:
+    // plan() does not create a user only to block it. With a fast sync either can happen, and this
+    // scenario is about blocking users who exist.)
+    const provisioned = () =>
+      ids.slice(USERS - DEACTIVATED).every((_, i) => {
+        const n = USERS - DEACTIVATED + i;
+        return emulator.state.usersByEmail(`u${n}@example.com`).length === 1;
+      });
+    const provisionDeadline = Date.now() + scenario.drainMs;
+    while (!provisioned()) {
+      if (Date.now() > provisionDeadline)
+        throw new Error(`the users to deactivate were not all pushed after ${scenario.drainMs} ms`);
+      await pause(100);
+    }
     await Promise.all(
       ids.slice(USERS - DEACTIVATED).map((id) =>
         expectStatus(
