@@ -1,7 +1,6 @@
 import type Database from "better-sqlite3";
 import { opOf, sqliteConnectionOf, type SqlStore, type StoreUnit } from "./sql.js";
 import { runSync, type StoreOp } from "./store-op.js";
-import { walSyncOf } from "./wal-sync.js";
 
 /**
  * Group commit for SCIM writes. Writes that arrive in the same turn of the event loop run one after
@@ -45,47 +44,33 @@ function groupCommit(sqlite: Database.Database): WriteQueue {
   const statement = (text: string) => sqlite.prepare(text);
   const pending: Pending[] = [];
   let scheduled = false;
-  // A file's commits skip SQLite's own fsync and are flushed off the event loop (wal-sync.ts); the
-  // connection stays synchronous=FULL for every other write made on it.
-  const wal = walSyncOf(sqlite);
-  const begin = (): void => {
-    if (wal) statement("PRAGMA synchronous = NORMAL").run();
-    statement("BEGIN IMMEDIATE").run();
-  };
-  const end = (): void => {
-    if (wal && !sqlite.inTransaction) statement("PRAGMA synchronous = FULL").run();
-  };
-  // Answers the batch once its commit is on disk.
-  const acknowledge = (settle: () => void, items: Pending[]): void => {
-    if (!wal) return settle();
-    wal.committed().then(settle, (error: unknown) => {
-      for (const item of items) item.reject(error);
-    });
-  };
 
   // A write alone in its turn (a client writing in sequence) needs no savepoint: on failure the whole
   // transaction, which holds only its changes, rolls back. A savepoint copies every page the write
   // first touches into its statement journal, and costs two more statements.
   const flushOne = (item: Pending): void => {
     try {
-      begin();
+      statement("BEGIN IMMEDIATE").run();
     } catch (error) {
-      end();
       item.reject(error);
       return;
     }
     let value: unknown;
     try {
       value = runSync(sqlite, item.op);
+    } catch (error) {
+      if (sqlite.inTransaction) statement("ROLLBACK").run();
+      item.reject(error);
+      return;
+    }
+    try {
       statement("COMMIT").run();
     } catch (error) {
       if (sqlite.inTransaction) statement("ROLLBACK").run();
       item.reject(error);
       return;
-    } finally {
-      end();
     }
-    acknowledge(() => item.resolve(value), [item]);
+    item.resolve(value);
   };
 
   const flush = (): void => {
@@ -101,11 +86,10 @@ function groupCommit(sqlite: Database.Database): WriteQueue {
     // SQLite"); this connection keeps the default, temporary files, for everything else.
     statement("PRAGMA temp_store = MEMORY").run();
     try {
-      begin();
+      statement("BEGIN IMMEDIATE").run();
     } catch (error) {
       // Busy beyond busy_timeout: nothing of the batch ran.
       statement("PRAGMA temp_store = DEFAULT").run();
-      end();
       for (const item of batch) item.reject(error);
       return;
     }
@@ -130,19 +114,12 @@ function groupCommit(sqlite: Database.Database): WriteQueue {
       return;
     } finally {
       if (!sqlite.inTransaction) statement("PRAGMA temp_store = DEFAULT").run();
-      end();
     }
-    // A request that failed wrote nothing and is answered now; the others once the commit is on disk.
-    const written: Pending[] = [];
-    batch.forEach((item, i) => (outcomes[i]!.ok ? written.push(item) : item.reject(outcomes[i]!.error)));
-    acknowledge(
-      () =>
-        batch.forEach((item, i) => {
-          const outcome = outcomes[i]!;
-          if (outcome.ok) item.resolve(outcome.value);
-        }),
-      written,
-    );
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) item.resolve(outcome.value);
+      else item.reject(outcome.error);
+    });
   };
 
   const schedule = (): void => {

@@ -8,8 +8,7 @@
  */
 import { Router, type Response } from "express";
 import { ping } from "../directory/operator-views.js";
-import { sqliteConnectionOf, type SqlStore } from "../directory/sql.js";
-import { walSyncOf } from "../directory/wal-sync.js";
+import type { SqlStore } from "../directory/sql.js";
 import { readinessProblems, type TenantStatus } from "../sync/tenant-checks.js";
 import type { ReadPoolHealth } from "../scim/read-pool.js";
 import type { SyncThreadHealth } from "../sync/engine-thread.js";
@@ -35,9 +34,6 @@ export interface HealthOptions {
 /** A trivial read unit (SELECT 1): fails when the store cannot run one (file gone, server down, pool exhausted). */
 async function pingDatabase(store: SqlStore): Promise<void> {
   if (!(await store.read(ping()))) throw new Error("SELECT 1 returned no row");
-  const sqlite = sqliteConnectionOf(store);
-  const walProblem = sqlite && walSyncOf(sqlite)?.problem();
-  if (walProblem) throw new Error(walProblem);
 }
 
 const noStore = (res: Response): Response => res.set("Cache-Control", "no-store");

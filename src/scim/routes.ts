@@ -2,7 +2,6 @@ import type { Request, RequestHandler, Response } from "express";
 import { registerFold } from "../directory/fold.js";
 import { sqliteConnectionOf, type SqlStore } from "../directory/sql.js";
 import { notFound } from "../errors.js";
-import { walSyncOf } from "../directory/wal-sync.js";
 import { createWriteQueue } from "../directory/write-queue.js";
 import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
@@ -51,23 +50,13 @@ export function scimRoutes(
   const writes = meteredWrites(createWriteQueue(store));
   // Reads bounded by one index lookup stay here (see runsInline); the rest go to the pool. Page
   // anchors of this app's store only (see ./paging.ts); each pool worker keeps its own.
-  const reader: Reader =
+  const read: Reader =
     pool && store.dialect === "sqlite"
       ? async (request) =>
           runsInline(request)
             ? store.read(readOp(request))
             : pool.run(request, (await store.read(chargeRead(request, budget))).heavy)
       : storeReader(store, budget, new PageAnchors());
-  // A read can see a SQLite commit whose flush to disk is still under way (src/directory/wal-sync.ts);
-  // it is answered once that flush is done, so no client sees a write a power loss could undo.
-  const wal = sqlite && walSyncOf(sqlite);
-  const read: Reader = wal
-    ? async (request) => {
-        const result = await reader(request);
-        await wal.durable();
-        return result;
-      }
-    : reader;
   // Mounted side by side rather than under one more router (each level re-parses the URL and re-merges
   // params), the busiest first: their paths do not overlap, so the order changes only what a request
   // walks past before its route.

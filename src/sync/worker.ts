@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { LaneHandle } from "../auth0/rate-limiter.js";
-import { sqliteConnectionOf, type SqlStore } from "../directory/sql.js";
-import { everyCommitOnDisk } from "../directory/wal-sync.js";
+import type { SqlStore } from "../directory/sql.js";
 import { Lane, onJobEnqueued, type JobKind } from "../directory/outbox.js";
 import { dialect, exec, jsonTextList, many, one, type StoreOp } from "../directory/store-op.js";
 import { jobColumns, type JobRow } from "./job-queries.js";
@@ -246,14 +245,8 @@ export interface JobQueue {
  */
 export function sqliteJobQueue(store: SqlStore): JobQueue {
   if (store.dialect !== "sqlite") throw new Error("sqliteJobQueue needs a SQLite store");
-  const sqlite = sqliteConnectionOf(store);
   return {
-    // Jobs whose commit is not on disk yet are not acted on before it is (src/directory/wal-sync.ts).
-    claim: async (r) => {
-      const jobs = await store.write(claimJobs(r));
-      if (jobs.length > 0 && sqlite) await everyCommitOnDisk(sqlite);
-      return jobs;
-    },
+    claim: (r) => store.write(claimJobs(r)),
     renew: async (owner, jobs, leaseMs, now) => {
       await store.write(
         renewJobLeases(
