@@ -1,5 +1,5 @@
 import type { groups } from "../../db/schema.js";
-import { invalidValue, uniqueness } from "../errors.js";
+import { invalidValue, notFound, uniqueness } from "../errors.js";
 import { Lane, enqueueJob } from "./outbox.js";
 import { recordAudit } from "./audit.js";
 import { foldCase } from "./fold.js";
@@ -197,12 +197,25 @@ export function* createGroup(ctx: WriteContext, resource: GroupResource, members
 const updateDocument = `UPDATE groups SET display_name = ?, display_name_lower = ?, external_id = ?, resource = ?,
   member_count = member_count + ?, version = version + 1, modified_at = ? WHERE id = ? RETURNING ${groupColumns}`;
 // Membership only (the hot path of group pushes).
+// Its row lock is the first a member-only PATCH takes on the group (see updateGroup), so a group
+// deleted meanwhile is seen here: no row.
 const updateMembership = `UPDATE groups SET member_count = member_count + ?, version = version + 1, modified_at = ?
-  WHERE id = ? RETURNING ${groupColumns}`;
+  WHERE id = ? AND deleted_at IS NULL RETURNING ${groupColumns}`;
+
+/**
+ * Member edits that commute with any concurrent write of the group: each adds or removes rows of its
+ * own, counted as it changes them, so they need no lock on the group while they run. A replace of
+ * the whole list (or a removal of every member) reads the list it rewrites, and needs the lock.
+ */
+export const commutingMemberEdits = (operations: readonly MemberOperation[]): boolean =>
+  operations.every((op) => op.kind === "add" || op.kind === "remove" || op.kind === "removeWhere");
 
 /**
  * Stores a PUT or PATCH: the new document (undefined: unchanged) and membership edits, as one new
- * version. `existing` comes from lockGroup in the same transaction.
+ * version. `existing` comes from lockGroup in the same transaction, or, for a PATCH of commuting
+ * member edits only (commutingMemberEdits), from getGroup: the group's row is then locked by the
+ * last UPDATE only, so concurrent member PATCHes of one big group on PostgreSQL queue for each
+ * other's commit alone, not for each other's whole transaction.
  */
 export function* updateGroup(
   ctx: WriteContext,
@@ -226,7 +239,7 @@ export function* updateGroup(
   const delta = change.added.length - change.removed.length;
   const row =
     documentChanged && cols
-      ? (yield* one<GroupRow>(updateDocument, [
+      ? yield* one<GroupRow>(updateDocument, [
           cols.displayName,
           cols.displayNameLower,
           cols.externalId,
@@ -234,8 +247,10 @@ export function* updateGroup(
           delta,
           now,
           existing.id,
-        ]))!
-      : (yield* one<GroupRow>(updateMembership, [delta, now, existing.id]))!;
+        ])
+      : yield* one<GroupRow>(updateMembership, [delta, now, existing.id]);
+  // Deleted by a concurrent DELETE since getGroup read it: this write is undone whole.
+  if (!row) throw notFound(`Group ${existing.id} not found`);
   const before = JSON.parse(existing.resource) as GroupResource;
   yield* recordAudit({
     actor: ctx.actor,

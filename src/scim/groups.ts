@@ -1,6 +1,14 @@
 import { Router, type Request, type Response } from "express";
 import type { WriteQueue } from "../directory/write-queue.js";
-import { createGroup, deleteGroup, lockGroup, updateGroup, type GroupRow } from "../directory/groups.js";
+import {
+  commutingMemberEdits,
+  createGroup,
+  deleteGroup,
+  getGroup,
+  lockGroup,
+  updateGroup,
+  type GroupRow,
+} from "../directory/groups.js";
 import type { StoreOp } from "../directory/store-op.js";
 import { notFound } from "../errors.js";
 import { scimContext } from "./context.js";
@@ -33,6 +41,12 @@ function* lockedGroup(req: Request<{ id: string }>, res: Response): StoreOp<Grou
   const existing = yield* lockGroup(scimContext(res).directoryId, req.params.id);
   if (!existing) throw missing(req.params.id);
   checkIfMatch(req, existing.version);
+  return existing;
+}
+
+function* liveGroup(req: Request<{ id: string }>, res: Response): StoreOp<GroupRow> {
+  const existing = yield* getGroup(scimContext(res).directoryId, req.params.id);
+  if (!existing) throw missing(req.params.id);
   return existing;
 }
 
@@ -110,8 +124,11 @@ export function groupRoutes(writes: WriteQueue, read: Reader): Router {
       ),
     );
     const documentOps = operations.filter((op) => !targetsMembers(op));
+    // Member adds and removals (how Entra and Okta push groups) lock the group only at their last
+    // UPDATE (updateGroup); anything that reads the group to rewrite it locks it first.
+    const commuting = documentOps.length === 0 && commutingMemberEdits(memberEdits) && !req.get("if-match");
     const row = await writes.run(function* () {
-      const existing = yield* lockedGroup(req, res);
+      const existing = commuting ? yield* liveGroup(req, res) : yield* lockedGroup(req, res);
       const resource =
         documentOps.length > 0
           ? validateDocument(

@@ -72,3 +72,61 @@ it("applies concurrent PATCHes to one user one after another (no lost update)", 
   expect(read.body.emails).toHaveLength(10);
   expect(read.body.meta.version).toBe('W/"11"');
 });
+
+const newUsers = (n: number, prefix: string) =>
+  Promise.all(
+    Array.from(
+      { length: n },
+      async (_, i) =>
+        (await bridge.scim.post("/Users", { userName: `${prefix}-${i}-${randomUUID()}@x.test` }).expect(201)).body
+          .id as string,
+    ),
+  );
+
+it("keeps the member count equal to the members when adds and removals of one member race", async () => {
+  const others = await newUsers(8, "count");
+  const [contested] = await newUsers(1, "contested");
+  const group = await bridge.scim.post("/Groups", { displayName: `Count ${randomUUID()}` }).expect(201);
+  const add = (id: string) => patchOp([{ op: "Add", path: "members", value: [{ value: id }] }]);
+  const remove = (id: string) => patchOp([{ op: "Remove", path: `members[value eq "${id}"]` }]);
+  const responses = await Promise.all([
+    ...others.map((id) => bridge.scim.patch(`/Groups/${group.body.id}`, add(id))),
+    ...Array.from({ length: 6 }, (_, i) =>
+      bridge.scim.patch(`/Groups/${group.body.id}`, i % 2 ? remove(contested!) : add(contested!)),
+    ),
+  ]);
+  expect(responses.map((r) => r.status)).toEqual(responses.map(() => 204));
+  const members = await memberIdsOf(bridge.store, group.body.id);
+  for (const id of others) expect(members).toContain(id);
+  const stored = (await storedGroup(bridge.store, group.body.id))!;
+  expect(stored.memberCount).toBe(members.length);
+  const read = await bridge.scim.get(`/Groups/${group.body.id}`).expect(200);
+  expect(read.body.members ?? []).toHaveLength(members.length);
+});
+
+it("leaves no member on a group deleted while member PATCHes race it", async () => {
+  // A few rounds: the race is won or lost at a different point each time.
+  for (let round = 0; round < 3; round++) {
+    const ids = await newUsers(10, `gone${round}`);
+    const group = await bridge.scim
+      .post("/Groups", { displayName: `Gone ${randomUUID()}`, members: [{ value: ids[0] }] })
+      .expect(201);
+    const responses = await Promise.all([
+      ...ids
+        .slice(1)
+        .map((id) =>
+          bridge.scim.patch(
+            `/Groups/${group.body.id}`,
+            patchOp([{ op: "Add", path: "members", value: [{ value: id }] }]),
+          ),
+        ),
+      bridge.scim.delete(`/Groups/${group.body.id}`),
+    ]);
+    expect(responses.at(-1)!.status).toBe(204);
+    // Each PATCH either landed before the delete (204) or found the group gone (404), never a 500.
+    for (const r of responses.slice(0, -1)) expect([204, 404]).toContain(r.status);
+    await bridge.scim.get(`/Groups/${group.body.id}`).expect(404);
+    expect(await memberIdsOf(bridge.store, group.body.id)).toEqual([]);
+    expect((await storedGroup(bridge.store, group.body.id))!.memberCount).toBe(0);
+  }
+});
