@@ -26,6 +26,10 @@ const onBothDialects = [
   "test/admin/scim-request-log.test.ts",
   "test/admin/guard.test.ts",
   "test/admin/holds.test.ts",
+  // Admin tokens honoured across two instances (two connections to one file, or two pools).
+  "test/admin/instances.test.ts",
+  // The admin router's limits over a store (the limits themselves are per process on both).
+  "test/admin/rate-limit.test.ts",
   // The admin API over adminFixture (test/admin/helpers.ts), seeded and read through the store.
   "test/admin/admin-tokens.test.ts",
   "test/admin/authorization-matrix.test.ts",
