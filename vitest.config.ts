@@ -48,6 +48,9 @@ const onBothDialects = [
   "test/sync/sync-state.test.ts",
   "test/sync/faults.e2e.test.ts",
   "test/sync/okta-adoption.e2e.test.ts",
+  // The post-login decision and the tenant checks read mappings another instance applied.
+  "test/sync/post-login-mapping.test.ts",
+  "test/sync/tenant-checks.test.ts",
 ];
 
 export default defineConfig({
