@@ -26,6 +26,10 @@ const onBothDialects = [
   "test/admin/scim-request-log.test.ts",
   "test/admin/guard.test.ts",
   "test/admin/holds.test.ts",
+  // Admin tokens honoured across two instances (two connections to one file, or two pools).
+  "test/admin/instances.test.ts",
+  // The admin router's limits over a store (the limits themselves are per process on both).
+  "test/admin/rate-limit.test.ts",
   // The admin API over adminFixture (test/admin/helpers.ts), seeded and read through the store.
   "test/admin/admin-tokens.test.ts",
   "test/admin/authorization-matrix.test.ts",
@@ -44,6 +48,9 @@ const onBothDialects = [
   "test/sync/sync-state.test.ts",
   "test/sync/faults.e2e.test.ts",
   "test/sync/okta-adoption.e2e.test.ts",
+  // The post-login decision and the tenant checks read mappings another instance applied.
+  "test/sync/post-login-mapping.test.ts",
+  "test/sync/tenant-checks.test.ts",
 ];
 
 export default defineConfig({

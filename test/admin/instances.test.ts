@@ -1,38 +1,32 @@
 /**
- * Two instances of the admin API on one database (two processes' connections to one file): nothing
- * about admin tokens is kept per process, so a token issued or revoked through one is honoured by
- * the other at its very next request.
+ * Two instances of the admin API on one database: on SQLite two connections to one file (two
+ * processes), on PostgreSQL two pools on one database. Nothing about admin tokens is kept per
+ * process, so a token issued or revoked through one is honoured by the other at its very next
+ * request.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import express from "express";
 import { pino } from "pino";
 import supertest from "supertest";
 import { afterEach, describe, expect, it } from "vitest";
-import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
-import { sqliteStore } from "../../src/directory/sql.js";
+import type { SqlStore } from "../../src/directory/sql.js";
 import { adminRouter } from "../../src/http/admin-router.js";
 import { requestId } from "../../src/http/request-id.js";
+import { openTestStores } from "../support/test-dialect.js";
 
 const bootstrap = "bootstrap-operator-token-0123456789abcdef";
-let dir: string | undefined;
-const opened: OpenDatabase[] = [];
-afterEach(() => {
-  for (const o of opened.splice(0)) o.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  dir = undefined;
+let opened: Awaited<ReturnType<typeof openTestStores>> | undefined;
+afterEach(async () => {
+  await opened?.close();
+  opened = undefined;
 });
 
-function instance(url: string) {
-  const o = openDatabase(url);
-  opened.push(o);
+function instance(store: SqlStore) {
   const app = express();
   app.use(requestId());
   app.use(
     "/admin/v1",
     adminRouter({
-      store: sqliteStore(o.sqlite),
+      store,
       publicUrl: "https://bridge.example",
       bootstrapOperatorToken: bootstrap,
       log: pino({ level: "silent" }),
@@ -45,10 +39,9 @@ function instance(url: string) {
 
 describe("admin tokens across instances", () => {
   it("a token issued on one instance works on the other, and is refused there at once after a revoke on the first", async () => {
-    dir = mkdtempSync(join(tmpdir(), "scim-bridge-admin-instances-"));
-    const url = `sqlite:${join(dir, "bridge.db")}`;
-    const one = instance(url);
-    const two = instance(url);
+    opened = await openTestStores(2);
+    const one = instance(opened.stores[0]!);
+    const two = instance(opened.stores[1]!);
     const issued = await one
       .post("/admin/v1/admin-tokens")
       .set("Authorization", `Bearer ${bootstrap}`)

@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
+import { openDatabase } from "../../src/directory/database.js";
 import { migratePostgres } from "../../src/directory/postgres.js";
+import { postgresStore, sqliteStore, type SqlStore } from "../../src/directory/sql.js";
 import { freshDatabase } from "./postgres.js";
 
 export type TestDialect = "sqlite" | "postgres";
@@ -34,6 +36,27 @@ export async function createTestDatabase(): Promise<TestDatabaseUrl> {
     url: `sqlite:${join(dir, "bridge.db")}`,
     dialect: "sqlite",
     remove: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * `count` stores on one new database of this run's dialect, as that many instances would hold it: on
+ * SQLite a connection each to one file, on PostgreSQL a pool each. `close` closes them all and removes
+ * the database.
+ */
+export async function openTestStores(count = 1): Promise<{ stores: SqlStore[]; close(): Promise<void> }> {
+  const database = await createTestDatabase();
+  const stores = Array.from({ length: count }, (_, i) =>
+    database.dialect === "postgres"
+      ? postgresStore(database.url, { poolSize: 4, applicationName: `test instance ${i + 1}` })
+      : sqliteStore(openDatabase(database.url).sqlite),
+  );
+  return {
+    stores,
+    async close() {
+      for (const store of stores) await store.close();
+      await database.remove();
+    },
   };
 }
 

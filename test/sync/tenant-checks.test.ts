@@ -4,10 +4,9 @@
  * a mapping applied between two checks is what the next check sees.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
 import { createOrganization } from "../../src/directory/organizations.js";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
-import { sqliteStore } from "../../src/directory/sql.js";
+import type { SqlStore } from "../../src/directory/sql.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { startEmulator, type RunningEmulator } from "../../src/emulator/index.js";
@@ -17,12 +16,14 @@ import {
   readinessProblems,
   type TenantCheckOptions,
 } from "../../src/sync/tenant-checks.js";
-import { runSync, writeSync } from "../../src/directory/store-op.js";
+import { openTestStores } from "../support/test-dialect.js";
 
 const domain = "acme-test.eu.auth0.com";
 const operator = { type: "operator" as const, id: "test" };
 let emulator: RunningEmulator;
-let opened: OpenDatabase | undefined;
+let opened: Awaited<ReturnType<typeof openTestStores>> | undefined;
+/** The store of the test's database (this run's dialect), where the operator applies mappings. */
+let store: SqlStore;
 
 beforeAll(async () => {
   emulator = await startEmulator({
@@ -35,8 +36,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await emulator?.close();
 });
-afterEach(() => {
-  opened?.close();
+afterEach(async () => {
+  await opened?.close();
   opened = undefined;
 });
 
@@ -44,16 +45,19 @@ const mapping = (type: "database" | "enterprise") =>
   parseMapping({ connection: { name: "acme-entra", type }, userModel: "isolated", profile: { email: "userName" } });
 
 /** 60 organizations on one enterprise connection: most on the default mapping, every tenth on one applied document. */
-function manyOrganizations(): TenantCheckOptions {
-  opened = openDatabase("sqlite::memory:");
-  const { db } = opened;
-  for (let i = 0; i < 60; i++) {
-    runSync(db, createOrganization({ slug: `org-${i}`, connection: "acme-entra" }, changeBy(operator)));
-    if (i % 10 === 0) writeSync(db, saveMappingVersion(`org-${i}`, mapping("enterprise"), { actor: operator }));
-  }
+async function manyOrganizations(): Promise<TenantCheckOptions> {
+  opened = await openTestStores();
+  store = opened.stores[0]!;
+  // One unit: sixty organizations one round trip each would only slow the PostgreSQL run down.
+  await store.write(function* () {
+    for (let i = 0; i < 60; i++) {
+      yield* createOrganization({ slug: `org-${i}`, connection: "acme-entra" }, changeBy(operator));
+      if (i % 10 === 0) yield* saveMappingVersion(`org-${i}`, mapping("enterprise"), { actor: operator });
+    }
+  });
   return {
     auth0: { domain, clientId: "bridge-client", clientSecret: "right-secret", managementUrl: emulator.url },
-    store: sqliteStore(opened.sqlite),
+    store,
     publicUrl: "http://127.0.0.1:9",
     hookSecret: undefined,
     timeoutMs: 5000,
@@ -67,13 +71,13 @@ const connectionCheck = async (options: TenantCheckOptions) => {
 
 describe("tenant checks over many organizations", { timeout: 60_000 }, () => {
   it("report a mapping at odds with its connection in one organization among many, and see it fixed and broken again", async () => {
-    const options = manyOrganizations();
+    const options = await manyOrganizations();
     const clean = await connectionCheck(options);
     expect(clean.check.status).toBe("ok");
     expect(readinessProblems(clean.report)).toEqual([]);
 
     // org-37 applies a mapping typed database on the enterprise connection between two checks.
-    writeSync(opened!.db, saveMappingVersion("org-37", mapping("database"), { actor: operator }));
+    await store.write(saveMappingVersion("org-37", mapping("database"), { actor: operator }));
     const broken = await connectionCheck(options);
     expect(broken.check).toMatchObject({
       status: "fail",
@@ -86,9 +90,9 @@ describe("tenant checks over many organizations", { timeout: 60_000 }, () => {
     ]);
 
     // Fixed there; then the same document, shared by many organizations, is applied to org-20 too.
-    writeSync(opened!.db, saveMappingVersion("org-37", mapping("enterprise"), { actor: operator }));
+    await store.write(saveMappingVersion("org-37", mapping("enterprise"), { actor: operator }));
     expect((await connectionCheck(options)).check.status).toBe("ok");
-    writeSync(opened!.db, saveMappingVersion("org-20", mapping("database"), { actor: operator }));
+    await store.write(saveMappingVersion("org-20", mapping("database"), { actor: operator }));
     const again = await connectionCheck(options);
     expect(again.check.status).toBe("fail");
     expect(again.check.summary).toMatch(/org-20's mapping says connection type "database"/);
@@ -96,8 +100,8 @@ describe("tenant checks over many organizations", { timeout: 60_000 }, () => {
   });
 
   it("serve's monitor logs the organization's problem at error from its first check", async () => {
-    const options = manyOrganizations();
-    writeSync(opened!.db, saveMappingVersion("org-5", mapping("database"), { actor: operator }));
+    const options = await manyOrganizations();
+    await store.write(saveMappingVersion("org-5", mapping("database"), { actor: operator }));
     const logged: { level: string; entry: object; msg: string }[] = [];
     const log = {
       info: (entry: object, msg: string) => logged.push({ level: "info", entry, msg }),
