@@ -18,7 +18,7 @@ import {
 import { countLive, listLive, type ListQuery } from "./users.js";
 import { recordDirectoryWrite, recordDirectoryWriteFirst } from "./generations.js";
 import { changedAttributes, type WriteContext } from "./write-context.js";
-import { exec, forUpdate, one, type StoreOp } from "./store-op.js";
+import { dialect, exec, forUpdate, one, type StoreOp } from "./store-op.js";
 
 /**
  * SCIM groups. `resource` is the document without id, meta and members; members are rows of
@@ -78,6 +78,18 @@ export function* getGroup(directoryId: string, id: string): StoreOp<GroupRow | u
 export function* lockGroup(directoryId: string, id: string): StoreOp<GroupRow | undefined> {
   const lock = yield* forUpdate();
   return yield* one<GroupRow>(lock === "" ? groupById : `${groupById} ${lock}`, [id, directoryId]);
+}
+
+/**
+ * getGroup for a PATCH of commuting member edits (commutingMemberEdits). On PostgreSQL the row is
+ * held FOR KEY SHARE until the write commits: such PATCHes do not wait for each other (nor for the
+ * member-count UPDATEs they end with), while a write that locks the group (lockGroup: a DELETE, a
+ * replace of the list, a rename) waits for them, and they for it, after which a deleted group reads
+ * as gone ("Explicit Locking", row-level lock modes).
+ */
+export function* shareGroup(directoryId: string, id: string): StoreOp<GroupRow | undefined> {
+  const postgres = (yield* dialect()) === "postgres";
+  return yield* one<GroupRow>(postgres ? `${groupById} FOR KEY SHARE` : groupById, [id, directoryId]);
 }
 
 /**
@@ -197,8 +209,7 @@ export function* createGroup(ctx: WriteContext, resource: GroupResource, members
 const updateDocument = `UPDATE groups SET display_name = ?, display_name_lower = ?, external_id = ?, resource = ?,
   member_count = member_count + ?, version = version + 1, modified_at = ? WHERE id = ? RETURNING ${groupColumns}`;
 // Membership only (the hot path of group pushes).
-// Its row lock is the first a member-only PATCH takes on the group (see updateGroup), so a group
-// deleted meanwhile is seen here: no row.
+// A live group only: shareGroup already keeps a DELETE out; this keeps any other path honest.
 const updateMembership = `UPDATE groups SET member_count = member_count + ?, version = version + 1, modified_at = ?
   WHERE id = ? AND deleted_at IS NULL RETURNING ${groupColumns}`;
 
@@ -213,9 +224,9 @@ export const commutingMemberEdits = (operations: readonly MemberOperation[]): bo
 /**
  * Stores a PUT or PATCH: the new document (undefined: unchanged) and membership edits, as one new
  * version. `existing` comes from lockGroup in the same transaction, or, for a PATCH of commuting
- * member edits only (commutingMemberEdits), from getGroup: the group's row is then locked by the
- * last UPDATE only, so concurrent member PATCHes of one big group on PostgreSQL queue for each
- * other's commit alone, not for each other's whole transaction.
+ * member edits only (commutingMemberEdits), from shareGroup: the group's row is then locked for
+ * update by the last UPDATE only, so concurrent member PATCHes of one big group on PostgreSQL queue
+ * for each other's commit alone, not for each other's whole transaction.
  */
 export function* updateGroup(
   ctx: WriteContext,
@@ -249,7 +260,6 @@ export function* updateGroup(
           existing.id,
         ])
       : yield* one<GroupRow>(updateMembership, [delta, now, existing.id]);
-  // Deleted by a concurrent DELETE since getGroup read it: this write is undone whole.
   if (!row) throw notFound(`Group ${existing.id} not found`);
   const before = JSON.parse(existing.resource) as GroupResource;
   yield* recordAudit({

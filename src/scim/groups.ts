@@ -4,8 +4,8 @@ import {
   commutingMemberEdits,
   createGroup,
   deleteGroup,
-  getGroup,
   lockGroup,
+  shareGroup,
   updateGroup,
   type GroupRow,
 } from "../directory/groups.js";
@@ -44,8 +44,8 @@ function* lockedGroup(req: Request<{ id: string }>, res: Response): StoreOp<Grou
   return existing;
 }
 
-function* liveGroup(req: Request<{ id: string }>, res: Response): StoreOp<GroupRow> {
-  const existing = yield* getGroup(scimContext(res).directoryId, req.params.id);
+function* sharedGroup(req: Request<{ id: string }>, res: Response): StoreOp<GroupRow> {
+  const existing = yield* shareGroup(scimContext(res).directoryId, req.params.id);
   if (!existing) throw missing(req.params.id);
   return existing;
 }
@@ -124,11 +124,12 @@ export function groupRoutes(writes: WriteQueue, read: Reader): Router {
       ),
     );
     const documentOps = operations.filter((op) => !targetsMembers(op));
-    // Member adds and removals (how Entra and Okta push groups) lock the group only at their last
-    // UPDATE (updateGroup); anything that reads the group to rewrite it locks it first.
+    // Member adds and removals (how Entra and Okta push groups) share the group's row and lock it
+    // only at their last UPDATE (shareGroup, updateGroup); anything that reads the group to rewrite
+    // it locks it first.
     const commuting = documentOps.length === 0 && commutingMemberEdits(memberEdits) && !req.get("if-match");
     const row = await writes.run(function* () {
-      const existing = commuting ? yield* liveGroup(req, res) : yield* lockedGroup(req, res);
+      const existing = commuting ? yield* sharedGroup(req, res) : yield* lockedGroup(req, res);
       const resource =
         documentOps.length > 0
           ? validateDocument(
