@@ -95,11 +95,21 @@ describe("Auth0 faults", () => {
     const dead = await sqlRows(bridge.store, "SELECT key, last_error AS \"lastError\" FROM jobs WHERE state = 'dead'");
     expect(dead).toEqual([]);
     // The faults really happened.
-    const statuses = new Set(sync.emulator.calls().map((c) => c.status));
+    const calls = sync.emulator.calls();
+    const statuses = new Set(calls.map((c) => c.status));
     expect(statuses.has(503)).toBe(true);
     expect(statuses.has(429)).toBe(true);
+    // The outage overlapped the sync: jobs were still calling Auth0 inside it, and were refused.
+    const outageStart = started + 2_500 + 200;
+    const outageEnd = started + 2_500 + outageMs - 200;
+    const inOutage = calls.filter((c) => {
+      const at = Date.parse(c.time);
+      return at >= outageStart && at <= outageEnd && c.path.startsWith("/api/v2/");
+    });
+    expect(inOutage.length).toBeGreaterThan(0);
+    expect(inOutage.every((c) => c.status === 503)).toBe(true);
     console.log(
-      `converged ${Math.round((Date.now() - started) / 1000)} s after the faults began (${outageMs / 1000} s of them an outage, policies scaled by ${scale})`,
+      `converged ${Math.round((Date.now() - started) / 1000)} s after the faults began (${outageMs / 1000} s of them an outage, ${inOutage.length} calls refused in it, policies scaled by ${scale})`,
     );
   }, 120_000);
 
