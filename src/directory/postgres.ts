@@ -34,6 +34,9 @@ export async function migratePostgres(url: string): Promise<void> {
     connectionTimeoutMillis: 10_000,
     application_name: "scim-bridge migrate",
   });
+  // A session the server ends (a restart, pg_terminate_backend) fails the query under way, which
+  // migrate reports; the client's error event without a listener would crash the process instead.
+  client.on("error", () => undefined);
   await client.connect();
   try {
     const { rows } = await client.query<{ num: string; version: string }>(

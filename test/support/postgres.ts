@@ -18,6 +18,8 @@ export interface TestDatabase {
 
 async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: inject("postgresAdminUrl"), connectionTimeoutMillis: 10_000 });
+  // The query under way reports a lost session; an error event without a listener would crash the run.
+  client.on("error", () => undefined);
   await client.connect();
   try {
     return await fn(client);
@@ -53,6 +55,7 @@ export async function freshDatabase(options: { icuLocale?: string; template?: st
 /** Runs `fn` with one connection to `url`, closed afterwards. */
 export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  client.on("error", () => undefined);
   await client.connect();
   try {
     return await fn(client);
