@@ -208,15 +208,15 @@ export function* createGroup(ctx: WriteContext, resource: GroupResource, members
 
 const updateDocument = `UPDATE groups SET display_name = ?, display_name_lower = ?, external_id = ?, resource = ?,
   member_count = member_count + ?, version = version + 1, modified_at = ? WHERE id = ? RETURNING ${groupColumns}`;
-// Membership only (the hot path of group pushes).
-// A live group only: shareGroup already keeps a DELETE out; this keeps any other path honest.
+// Membership only (the hot path of group pushes). A live group only: shareGroup already keeps a
+// DELETE out; the condition keeps any other path honest.
 const updateMembership = `UPDATE groups SET member_count = member_count + ?, version = version + 1, modified_at = ?
   WHERE id = ? AND deleted_at IS NULL RETURNING ${groupColumns}`;
 
 /**
- * Member edits that commute with any concurrent write of the group: each adds or removes rows of its
- * own, counted as it changes them, so they need no lock on the group while they run. A replace of
- * the whole list (or a removal of every member) reads the list it rewrites, and needs the lock.
+ * Member edits that commute with each other: each adds or removes rows of its own, counted as it
+ * changes them, so two of them need not hold the group against each other while they run. A replace
+ * of the whole list (or a removal of every member) reads the list it rewrites, and locks the group.
  */
 export const commutingMemberEdits = (operations: readonly MemberOperation[]): boolean =>
   operations.every((op) => op.kind === "add" || op.kind === "remove" || op.kind === "removeWhere");
