@@ -53,6 +53,8 @@ const onBothDialects = [
   "test/sync/tenant-checks.test.ts",
   // Property tests over the HTTP surface: text PostgreSQL itself refuses must be a 4xx there too.
   "test/fuzz/http.test.ts",
+  // Health and metrics over a store.
+  "test/ops/health.test.ts",
 ];
 
 export default defineConfig({
