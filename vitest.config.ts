@@ -55,6 +55,7 @@ const onBothDialects = [
   "test/fuzz/http.test.ts",
   // Health and metrics over a store.
   "test/ops/health.test.ts",
+  "test/ops/metrics.test.ts",
 ];
 
 export default defineConfig({
