@@ -51,6 +51,15 @@ const onBothDialects = [
   // The post-login decision and the tenant checks read mappings another instance applied.
   "test/sync/post-login-mapping.test.ts",
   "test/sync/tenant-checks.test.ts",
+  // The shipped post-login Action against the bridge's hook.
+  "test/sync/action.test.ts",
+  // Property tests over the HTTP surface: text PostgreSQL itself refuses must be a 4xx there too.
+  "test/fuzz/http.test.ts",
+  // Health and metrics over a store.
+  "test/ops/health.test.ts",
+  "test/ops/metrics.test.ts",
+  // The drift-scan schedule kept in the database, several instances on one.
+  "test/sync/drift-schedule.test.ts",
 ];
 
 export default defineConfig({

@@ -8,6 +8,7 @@ import type { Change } from "../directory/write-context.js";
 import { adminActor, adminPrincipal, assertOrganizationVisible } from "./access.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
 import { forbidden, invalidValue } from "../errors.js";
+import { unstorableText } from "../directory/text.js";
 import type { ImportApi } from "../sync/import/client.js";
 import type { ImportDeps } from "../sync/import/service.js";
 
@@ -189,6 +190,11 @@ export class AdminRoutes {
     if (def.access === "operator" && principal.scope !== "operator")
       throw forbidden("this route needs an operator token");
     const params = call.params ?? {};
+    // Before any lookup: PostgreSQL refuses U+0000 and an unpaired surrogate as a parameter (a 503
+    // there), and no stored id, slug or name holds one, so both dialects refuse them alike (400).
+    for (const v of [...Object.values(params), ...Object.values(call.query ?? {}).flat()])
+      if (typeof v === "string" && unstorableText.test(v))
+        throw invalidValue("path and query parameters may not contain U+0000 (NUL) or an unpaired UTF-16 surrogate");
     const param = (name: string): string => {
       const v = params[name];
       if (v === undefined) throw new Error(`route ${def.path} has no :${name}`);

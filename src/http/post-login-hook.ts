@@ -1,6 +1,6 @@
 import express, { type Router } from "express";
 import { verifyPostLoginSignature } from "../auth0/hook-signature.js";
-import { assertJsonDepth, rawBody } from "./body.js";
+import { assertStorableJson, rawBody } from "./body.js";
 import type { SqlStore } from "../directory/sql.js";
 import { invalidSyntax, unauthorized } from "../errors.js";
 import { decidePostLogin, type PostLoginEvent } from "../sync/post-login.js";
@@ -43,7 +43,8 @@ export function postLoginHookRouter(store: SqlStore, secret: string): Router {
     } catch {
       throw invalidSyntax("body is not JSON");
     }
-    assertJsonDepth(event);
+    // Its strings are looked up in the store, where PostgreSQL refuses U+0000 and unpaired surrogates.
+    assertStorableJson(event);
     // `scim-bridge doctor` checks reachability and the shared secret with a signed test event: it is
     // answered without a lookup or a write, and denied, should anything else ever send it.
     if (typeof event === "object" && event !== null && (event as { test?: unknown }).test === true) {

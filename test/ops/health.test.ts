@@ -1,28 +1,29 @@
-import { sqliteStore } from "../../src/directory/sql.js";
 import { afterEach, describe, expect, it } from "vitest";
 import express from "express";
 import request from "supertest";
-import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import type { SqlStore } from "../../src/directory/sql.js";
 import type { TenantReport } from "../../src/sync/tenant-checks.js";
 import { healthRouter, type HealthOptions } from "../../src/http/health.js";
+import { openTestStores, testDialect } from "../support/test-dialect.js";
 
-let opened: OpenDatabase[] = [];
-afterEach(() => {
-  for (const o of opened) if (o.sqlite.open) o.close();
+let opened: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const o of opened) await o.close();
   opened = [];
 });
 
-function open(): OpenDatabase {
-  const o = openDatabase("sqlite::memory:");
+/** A store on a new database of the run's dialect (vitest.config.ts runs this suite on both). */
+async function open(): Promise<SqlStore> {
+  const o = await openTestStores(1);
   opened.push(o);
-  return o;
+  return o.stores[0]!;
 }
 
 const appWith = (options: HealthOptions) => express().use(healthRouter(options));
 
 describe("/healthz and /readyz", () => {
   it("are both 200 when the database answers and the worker polled recently", async () => {
-    const store = sqliteStore(open().sqlite);
+    const store = await open();
     const now = 1_000_000;
     const app = appWith({ store, worker: { lastTickAt: now - 200 }, now: () => now });
     const health = await request(app).get("/healthz").expect(200);
@@ -33,14 +34,14 @@ describe("/healthz and /readyz", () => {
   });
 
   it("is ready without a worker when the store runs a read", async () => {
-    const { sqlite } = open();
-    await request(appWith({ store: sqliteStore(sqlite) }))
+    const store = await open();
+    await request(appWith({ store }))
       .get("/readyz")
       .expect(200, { status: "ok", checks: { database: "ok" } });
   });
 
   it("is not ready, naming the worker, when the worker stopped polling or never started", async () => {
-    const store = sqliteStore(open().sqlite);
+    const store = await open();
     const now = 1_000_000;
     const worker = { lastTickAt: now - 20_000 };
     const app = appWith({ store, worker, now: () => now, staleAfterMs: 15_000 });
@@ -59,17 +60,22 @@ describe("/healthz and /readyz", () => {
   });
 
   it("is not ready, naming the database, when the database cannot be queried", async () => {
-    const o = open();
-    const app = appWith({ store: sqliteStore(o.sqlite), worker: { lastTickAt: Date.now() } });
-    o.close();
+    const store = await open();
+    const app = appWith({ store, worker: { lastTickAt: Date.now() } });
+    await store.close();
     const res = await request(app).get("/readyz").expect(503);
     expect(res.body.checks).toEqual({ database: "unreachable", worker: "ok" });
-    expect(res.body.problems[0]).toMatch(/^database: .*not open/);
+    // The driver's own words: better-sqlite3's closed connection, node-postgres's ended pool.
+    expect(res.body.problems[0]).toMatch(
+      testDialect === "postgres"
+        ? /^database: Cannot use a pool after calling end on the pool$/
+        : /^database: .*not open/,
+    );
     await request(app).get("/healthz").expect(200);
   });
 
   it("turns not ready once a graceful shutdown starts, so that traffic drains away", async () => {
-    const store = sqliteStore(open().sqlite);
+    const store = await open();
     let stopping = false;
     const app = appWith({ store, shuttingDown: () => stopping });
     await request(app).get("/readyz").expect(200);
@@ -92,7 +98,7 @@ describe("/readyz and the Auth0 tenant checks", () => {
   });
 
   it("is not ready until the first check finished, then ready when the tenant is usable", async () => {
-    const store = sqliteStore(open().sqlite);
+    const store = await open();
     let current: TenantReport | undefined;
     const app = appWith({ store, tenant: { current: () => current } });
     const checking = await request(app).get("/readyz").expect(503);
@@ -107,7 +113,7 @@ describe("/readyz and the Auth0 tenant checks", () => {
   });
 
   it("says unauthorised with the token check's reason and fix", async () => {
-    const store = sqliteStore(open().sqlite);
+    const store = await open();
     const current = report({
       ok: false,
       auth0: "unauthorised",
@@ -130,7 +136,7 @@ describe("/readyz and the Auth0 tenant checks", () => {
   });
 
   it("a failed hook or role check is reported by doctor but leaves the instance ready", async () => {
-    const store = sqliteStore(open().sqlite);
+    const store = await open();
     const current = report({
       ok: false,
       checks: [

@@ -1,8 +1,7 @@
-import { sqliteStore } from "../../src/directory/sql.js";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import express from "express";
 import request from "supertest";
-import { openDatabase, type OpenDatabase } from "../../src/directory/database.js";
+import type { SqlStore } from "../../src/directory/sql.js";
 import { createMetrics, metricsRouter, organizationSlugs, queueDepthFromDb } from "../../src/http/metrics.js";
 import { onboardOrganizationOp } from "../../src/admin/onboarding.js";
 import { changeBy } from "../../src/directory/write-context.js";
@@ -12,13 +11,21 @@ import { createLogger } from "../../src/logging.js";
 import { RateLimiter, rateProfile } from "../../src/auth0/rate-limiter.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import type { JobRow } from "../../src/sync/worker.js";
-import { runSync, writeSync } from "../../src/directory/store-op.js";
+import { exec } from "../../src/directory/store-op.js";
+import { openTestStores } from "../support/test-dialect.js";
 
-let opened: OpenDatabase[] = [];
-afterEach(() => {
-  for (const o of opened) o.close();
+let opened: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const o of opened) await o.close();
   opened = [];
 });
+
+/** A store on a new database of the run's dialect (vitest.config.ts runs this suite on both). */
+async function open(): Promise<SqlStore> {
+  const o = await openTestStores(1);
+  opened.push(o);
+  return o.stores[0]!;
+}
 
 const userId = "2819c223-7f76-453a-919d-413861904646";
 
@@ -71,11 +78,10 @@ function bridgeLikeApp(metrics: ReturnType<typeof createMetrics>) {
 
 describe("/metrics", () => {
   it("exposes every named series with the expected labels after some traffic", async () => {
-    const o = openDatabase("sqlite::memory:");
-    opened.push(o);
-    runSync(o.db, enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision }));
-    runSync(o.db, enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u2", lane: Lane.provision }));
-    runSync(o.db, enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u3", lane: Lane.provision }));
+    const store = await open();
+    await store.write(enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision }));
+    await store.write(enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u2", lane: Lane.provision }));
+    await store.write(enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u3", lane: Lane.provision }));
 
     let now = 1_000_000;
     const metrics = createMetrics({
@@ -83,7 +89,7 @@ describe("/metrics", () => {
       organizationLabel: (id) => (id === "org-1" ? "acme" : id),
       defaultMetrics: false,
     });
-    metrics.setQueueDepthSource(() => queueDepthFromDb(sqliteStore(o.sqlite)));
+    metrics.setQueueDepthSource(() => queueDepthFromDb(store));
     const limiter = new RateLimiter(rateProfile("essentials"));
     metrics.setRateBudgetSource(() => limiter.snapshot());
     const app = bridgeLikeApp(metrics);
@@ -196,31 +202,28 @@ describe("/metrics", () => {
   });
 
   it("follows the queue as it drains: a lane that empties reads 0, not its old depth", async () => {
-    const o = openDatabase("sqlite::memory:");
-    opened.push(o);
+    const store = await open();
     const metrics = createMetrics({ defaultMetrics: false });
-    metrics.setQueueDepthSource(() => queueDepthFromDb(sqliteStore(o.sqlite)));
+    metrics.setQueueDepthSource(() => queueDepthFromDb(store));
     const app = bridgeLikeApp(metrics);
-    runSync(o.db, enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision }));
+    await store.write(enqueueJob({ organizationId: "org-1", kind: "user", subjectId: "u1", lane: Lane.deprovision }));
     expect((await request(app).get("/metrics")).text).toContain(
       'scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 1',
     );
-    o.sqlite.exec("UPDATE jobs SET state = 'done'");
+    await store.write(exec("UPDATE jobs SET state = 'done'"));
     expect((await request(app).get("/metrics")).text).toContain(
       'scim_bridge_job_queue_depth{lane="deprovision",state="pending"} 0',
     );
   });
 
   it("labels the deprovision latency with the organization's slug, not its id", async () => {
-    const o = openDatabase("sqlite::memory:");
-    opened.push(o);
-    const acme = writeSync(
-      o.db,
-      onboardOrganizationOp({ slug: "acme" }, changeBy({ type: "operator", id: "test" })),
+    const store = await open();
+    const acme = (
+      await store.write(onboardOrganizationOp({ slug: "acme" }, changeBy({ type: "operator", id: "test" })))
     ).organization;
     const metrics = createMetrics({
       defaultMetrics: false,
-      organizationLabel: organizationSlugs(sqliteStore(o.sqlite)),
+      organizationLabel: organizationSlugs(store),
       now: () => 10_000,
     });
     metrics.workerEvents.onOutcome?.(
@@ -233,11 +236,17 @@ describe("/metrics", () => {
       { status: "done" },
       1,
     );
-    const text = (await request(bridgeLikeApp(metrics)).get("/metrics")).text;
-    expect(samples(text, "scim_bridge_deprovision_latency_seconds_count")).toEqual([
-      'scim_bridge_deprovision_latency_seconds_count{organization="acme"} 1',
-      'scim_bridge_deprovision_latency_seconds_count{organization="gone"} 1',
-    ]);
+    // A slug not cached yet is read from the store and the sample recorded once it is known: at once
+    // on SQLite, after a round trip on PostgreSQL, so the scrape waits for both samples.
+    const app = bridgeLikeApp(metrics);
+    const text = await vi.waitFor(async () => {
+      const scraped = (await request(app).get("/metrics")).text;
+      expect(samples(scraped, "scim_bridge_deprovision_latency_seconds_count")).toEqual([
+        'scim_bridge_deprovision_latency_seconds_count{organization="acme"} 1',
+        'scim_bridge_deprovision_latency_seconds_count{organization="gone"} 1',
+      ]);
+      return scraped;
+    });
     expect(text).not.toContain(acme.id);
   });
 

@@ -41,8 +41,8 @@ export async function createTestDatabase(): Promise<TestDatabaseUrl> {
 
 /**
  * `count` stores on one new database of this run's dialect, as that many instances would hold it: on
- * SQLite a connection each to one file, on PostgreSQL a pool each. `close` closes them all and removes
- * the database.
+ * SQLite a connection each to one file, on PostgreSQL a pool each. `close` closes them all (a test may
+ * close one itself first: a store closes once) and removes the database.
  */
 export async function openTestStores(count = 1): Promise<{ stores: SqlStore[]; close(): Promise<void> }> {
   const database = await createTestDatabase();
@@ -51,6 +51,12 @@ export async function openTestStores(count = 1): Promise<{ stores: SqlStore[]; c
       ? postgresStore(database.url, { poolSize: 4, applicationName: `test instance ${i + 1}` })
       : sqliteStore(openDatabase(database.url).sqlite),
   );
+  // A pool refuses a second end(); a store a test closed (to see what a dead database looks like) is not closed again.
+  for (const store of stores) {
+    const close = store.close.bind(store);
+    let closing: Promise<void> | undefined;
+    store.close = () => (closing ??= close());
+  }
   return {
     stores,
     async close() {

@@ -10,11 +10,9 @@ import type { RequestHandler } from "express";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { saveMappingVersion } from "../../src/directory/mappings.js";
 import { postLoginHookRouter, verifyPostLoginSignature } from "../../src/http/post-login-hook.js";
-import { sqliteStore } from "../../src/directory/sql.js";
-import { connectionOf } from "../../src/directory/statements.js";
 import { parseMapping } from "../../src/mapping/index.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
-import { writeSync } from "../../src/directory/store-op.js";
+import { value } from "../../src/directory/store-op.js";
 
 interface FakeApi {
   access: { deny(reason: string): void };
@@ -30,6 +28,8 @@ const CONNECTION = "Username-Password-Authentication";
 const operator = { type: "operator" as const, id: "test" };
 
 let bridge: TestBridge;
+/** The organization's slug, which the events name their organization by. */
+let orgSlug: string;
 let secret: string;
 const servers: Server[] = [];
 
@@ -39,9 +39,11 @@ beforeEach(async () => {
   bridge = await createTestBridge({
     extraRouters: [{ path: "/hooks/auth0/post-login", router: (req, res, next) => hook!(req, res, next) }],
   });
-  hook = postLoginHookRouter(sqliteStore(connectionOf(bridge.db)), secret);
-  writeSync(
-    bridge.db,
+  hook = postLoginHookRouter(bridge.store, secret);
+  orgSlug = (await bridge.store.read(
+    value<string>("SELECT slug FROM organizations WHERE id = ?", [bridge.organizationId]),
+  ))!;
+  await bridge.store.write(
     saveMappingVersion(
       bridge.organizationId,
       parseMapping({
@@ -80,9 +82,6 @@ async function deadUrl(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
-const slug = () =>
-  bridge.sqlite.prepare("select slug from organizations where id = ?").pluck().get(bridge.organizationId) as string;
-
 async function provision(userName: string, active = true): Promise<string> {
   const res = await bridge.scim
     .post("/Users", { schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName, active })
@@ -93,7 +92,7 @@ async function provision(userName: string, active = true): Promise<string> {
 function event(
   email: string,
   secrets: Record<string, string> = {},
-  organization: Record<string, string> | null = { id: "org_abc123", name: slug() },
+  organization: Record<string, string> | null = { id: "org_abc123", name: orgSlug },
 ) {
   return {
     user: {

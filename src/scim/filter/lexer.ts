@@ -1,3 +1,4 @@
+import { unstorableText } from "../../directory/text.js";
 import { invalidFilter } from "../../errors.js";
 
 /**
@@ -16,6 +17,11 @@ export type Token =
 
 const isSpace = (c: string): boolean => c === " " || c === "\t" || c === "\n" || c === "\r";
 const isBreak = (c: string): boolean => isSpace(c) || c === "(" || c === ")" || c === "[" || c === "]" || c === '"';
+
+const unstorable = (start: number) =>
+  invalidFilter(
+    `the value at position ${start + 1} contains U+0000 (NUL) or an unpaired UTF-16 surrogate, which no stored value holds`,
+  );
 
 export function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
@@ -43,11 +49,15 @@ export function tokenize(text: string): Token[] {
       } catch {
         throw invalidFilter(`invalid escape in string starting at position ${start + 1}`);
       }
+      // A value no store keeps (src/directory/text.ts) matches nothing stored, and PostgreSQL refuses it
+      // as a parameter: refused on both dialects, as in a body (assertStorableJson).
+      if (unstorableText.test(value as string)) throw unstorable(start);
       tokens.push({ type: "string", value: value as string, pos: start });
       continue;
     }
     const start = i;
     while (i < text.length && !isBreak(text[i]!)) i++;
+    if (unstorableText.test(text.slice(start, i))) throw unstorable(start);
     const previous = tokens[tokens.length - 1];
     tokens.push({
       type: "word",
