@@ -76,16 +76,28 @@ describe("Auth0 faults", () => {
       outage: scaledOutage,
       backoff: scaledBackoff,
     });
+    // The push is queued with the worker stopped, and the worker starts inside the 429 storm, so its
+    // backlog meets the faults however fast this machine syncs (a quiet one had synced all 60 users
+    // before a storm that began 300 ms after the push, and saw no 429).
+    await sync.engine.worker.stop();
     const ids = await pushUsers(bridge, "f", 60);
     const started = Date.now();
     sync.emulator.setFaults({
       errors: [{ path: "/api/v2/*", status: 503, rate: 0.1 }],
-      rateLimitStorm: { startInMs: 300, durationMs: 1_500 },
+      rateLimitStorm: { startInMs: 0, durationMs: 1_500 },
       outage: { startInMs: 2_500, durationMs: outageMs },
     });
-    // Deactivations land in the middle of the trouble: inside the outage, so that their jobs meet it
-    // however fast the push before them went (on a quiet machine it was done before the outage began).
-    await new Promise((r) => setTimeout(r, 3_000));
+    sync.engine.worker.start();
+    // Deactivations land in the middle of the trouble: inside the outage (or later, if the faults held
+    // the push back that long), and only once their users exist in Auth0: a user deactivated before
+    // its first push is never created, rightly, and this test checks that each was created and blocked.
+    const emulator = sync.emulator;
+    const created = () => ids.slice(0, 10).every((_, i) => emulator.state.usersByEmail(`f${i}@example.com`).length > 0);
+    for (let waited = 0; !created(); waited += 50) {
+      if (waited > 60_000) throw new Error("the first 10 users were not created in Auth0 within 60 s");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, started + 3_000 - Date.now())));
     for (const id of ids.slice(0, 10)) await bridge.scim.patch(`/Users/${id}`, deactivate).expect(204);
     await sync.drain(60_000);
 
