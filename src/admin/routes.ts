@@ -8,7 +8,7 @@ import type { Change } from "../directory/write-context.js";
 import { adminActor, adminPrincipal, assertOrganizationVisible } from "./access.js";
 import { getOrganization, type OrganizationRow } from "../directory/organizations.js";
 import { forbidden, invalidValue } from "../errors.js";
-import { unstorableText } from "../directory/text.js";
+import { unstorableRefusal, unstorableText } from "../directory/text.js";
 import type { ImportApi } from "../sync/import/client.js";
 import type { ImportDeps } from "../sync/import/service.js";
 
@@ -194,7 +194,7 @@ export class AdminRoutes {
     // there), and no stored id, slug or name holds one, so both dialects refuse them alike (400).
     for (const v of [...Object.values(params), ...Object.values(call.query ?? {}).flat()])
       if (typeof v === "string" && unstorableText.test(v))
-        throw invalidValue("path and query parameters may not contain U+0000 (NUL) or an unpaired UTF-16 surrogate");
+        throw invalidValue(unstorableRefusal("path and query parameters"));
     const param = (name: string): string => {
       const v = params[name];
       if (v === undefined) throw new Error(`route ${def.path} has no :${name}`);

@@ -5,6 +5,10 @@
  */
 export const unstorableText = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/** The refusal of text unstorableText matches, worded once for every edge that refuses it. */
+export const unstorableRefusal = (subject: string): string =>
+  `${subject} may not contain U+0000 (NUL) or an unpaired UTF-16 surrogate`;
+
 const unstorableTextEverywhere = new RegExp(unstorableText.source, "g");
 
 /** `text` with each U+0000 and unpaired surrogate replaced by U+FFFD: for records kept as seen (logs), never for SCIM data, which is refused instead. */

@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
-import { unstorableText } from "../directory/text.js";
+import { unstorableRefusal, unstorableText } from "../directory/text.js";
 import { invalidSyntax, invalidValue, payloadTooLarge, type BridgeError } from "../errors.js";
 
 /** Default request body limit: 1 MiB holds a PATCH adding ~15,000 members (Entra sends far fewer per request). */
@@ -70,7 +70,7 @@ export function assertStorableJson(value: unknown): void {
       stack.push([item, depth + 1]);
     }
   }
-  if (unstorableSeen) throw invalidValue("strings may not contain U+0000 (NUL) or an unpaired UTF-16 surrogate");
+  if (unstorableSeen) throw invalidValue(unstorableRefusal("strings"));
 }
 
 /**

@@ -36,22 +36,21 @@ const missing = (id: string) => notFound(`Group ${id} not found`);
 const rawCount = (value: unknown): number =>
   value === undefined || value === null ? 0 : Array.isArray(value) ? value.length : 1;
 
-/** The group a write names, locked for it (FOR UPDATE on PostgreSQL), after the request's If-Match check. */
-function* lockedGroup(req: Request<{ id: string }>, res: Response): StoreOp<GroupRow> {
-  const existing = yield* lockGroup(scimContext(res).directoryId, req.params.id);
+/**
+ * The group a write names, after the request's If-Match check. "update" locks it for a rewrite (FOR
+ * UPDATE on PostgreSQL); "share" (member adds and removals, which commute) only keeps it from being
+ * deleted or rewritten meanwhile (FOR KEY SHARE).
+ */
+function* writtenGroup(req: Request<{ id: string }>, res: Response, lock: "update" | "share"): StoreOp<GroupRow> {
+  const directoryId = scimContext(res).directoryId;
+  const existing = yield* (lock === "update" ? lockGroup : shareGroup)(directoryId, req.params.id);
   if (!existing) throw missing(req.params.id);
   checkIfMatch(req, existing.version);
   return existing;
 }
 
-function* sharedGroup(req: Request<{ id: string }>, res: Response): StoreOp<GroupRow> {
-  const existing = yield* shareGroup(scimContext(res).directoryId, req.params.id);
-  if (!existing) throw missing(req.params.id);
-  return existing;
-}
-
 function* removeGroup(req: Request<{ id: string }>, res: Response): StoreOp<void> {
-  yield* deleteGroup(writeContext(scimContext(res)), yield* lockedGroup(req, res));
+  yield* deleteGroup(writeContext(scimContext(res)), yield* writtenGroup(req, res, "update"));
 }
 
 export function groupRoutes(writes: WriteQueue, read: Reader): Router {
@@ -107,7 +106,7 @@ export function groupRoutes(writes: WriteQueue, read: Reader): Router {
       ? [{ kind: "replace" as const, members: parseMembers(kept.get("members"), "members") }]
       : [];
     await writeAndRespond(req, res, 200, function* () {
-      const existing = yield* lockedGroup(req, res);
+      const existing = yield* writtenGroup(req, res, "update");
       return yield* updateGroup(writeContext(ctx), existing, resource, operations, "group.replace");
     });
   });
@@ -129,7 +128,7 @@ export function groupRoutes(writes: WriteQueue, read: Reader): Router {
     // it locks it first.
     const commuting = documentOps.length === 0 && commutingMemberEdits(memberEdits) && !req.get("if-match");
     const row = await writes.run(function* () {
-      const existing = commuting ? yield* sharedGroup(req, res) : yield* lockedGroup(req, res);
+      const existing = yield* writtenGroup(req, res, commuting ? "share" : "update");
       const resource =
         documentOps.length > 0
           ? validateDocument(

@@ -1,4 +1,4 @@
-import { unstorableText } from "../../directory/text.js";
+import { unstorableRefusal, unstorableText } from "../../directory/text.js";
 import { invalidFilter } from "../../errors.js";
 
 /**
@@ -19,9 +19,7 @@ const isSpace = (c: string): boolean => c === " " || c === "\t" || c === "\n" ||
 const isBreak = (c: string): boolean => isSpace(c) || c === "(" || c === ")" || c === "[" || c === "]" || c === '"';
 
 const unstorable = (start: number) =>
-  invalidFilter(
-    `the value at position ${start + 1} contains U+0000 (NUL) or an unpaired UTF-16 surrogate, which no stored value holds`,
-  );
+  invalidFilter(unstorableRefusal(`the value at position ${start + 1}`));
 
 export function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
