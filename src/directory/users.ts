@@ -165,46 +165,72 @@ export function* lockUser(directoryId: string, id: string): StoreOp<UserRow | un
 // PostgreSQL, and a concurrent transaction's uncommitted user was invisible to it anyway).
 const userNameTaken = () => uniqueness("a user with this userName already exists in this directory");
 
-const insertUser = `INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name, active,
-  resource, version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`;
+const userInsertColumns = `INSERT INTO users (id, directory_id, user_name, user_name_lower, external_id, display_name,
+  active, resource, version, created_at, modified_at)`;
+const insertUser = `${userInsertColumns} VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`;
+// The insert of an IdP's create, made only when no unclaimed migrated user could be this person
+// (unclaimedMigrated's condition): one statement on the common path, where there is none. The
+// casts type the SELECT list as VALUES would (PostgreSQL reads an untyped one as text).
+const insertUserUnlessMigrated = (emailList: string, postgres: boolean) =>
+  `${userInsertColumns} SELECT ${postgres ? "?, ?, ?, ?, ?, ?, CAST(? AS boolean), ?" : "?, ?, ?, ?, ?, ?, ?, ?"}, 1,
+  ${postgres ? "CAST(? AS bigint), CAST(? AS bigint)" : "?, ?"} WHERE NOT EXISTS (SELECT 1 FROM migrated_users
+  WHERE directory_id = ? AND claimed_at IS NULL AND (external_id = ? OR email_lower IN (${emailList})))`;
+const insertUserUnlessMigratedTexts = new Map<string, string>();
+
+/**
+ * Inserts a new user's row; with `claimable`, only when no unclaimed migrated user matches its
+ * externalId or emails (false then, nothing written). The userName's unique index decides a race.
+ */
+function* insertUserRow(row: UserRow, claimable?: ClaimKeys): StoreOp<boolean> {
+  const params: SqlParam[] = [
+    row.id,
+    row.directoryId,
+    row.userName,
+    row.userNameLower,
+    row.externalId,
+    row.displayName,
+    row.active,
+    row.resource,
+    row.createdAt,
+    row.modifiedAt,
+  ];
+  let text = insertUser;
+  if (claimable) {
+    const list = yield* jsonTextList();
+    const postgres = (yield* dialect()) === "postgres";
+    text = insertUserUnlessMigratedTexts.get(list) ?? "";
+    if (!text) insertUserUnlessMigratedTexts.set(list, (text = insertUserUnlessMigrated(list, postgres)));
+    params.push(row.directoryId, claimable.externalId, JSON.stringify(claimable.emails));
+  }
+  try {
+    return (yield* exec(text, params)) > 0;
+  } catch (err) {
+    if (isUniqueViolation(err)) throw userNameTaken();
+    // Deleted since the request was authenticated (see directoryGone).
+    if (isForeignKeyViolation(err)) throw directoryGone(row.directoryId);
+    throw err;
+  }
+}
 
 export function* createUser(ctx: WriteContext, resource: UserResource): StoreOp<UserRow> {
   const now = ctx.at;
-  const cols = columns(resource);
-  // A person a migration already brought in: the IdP's create adopts that user (and its Auth0 account).
-  if (ctx.actor.type === "directory") {
-    const claimed = yield* claimMigratedUser(ctx, resource);
-    if (claimed) return claimed;
-  }
   // Fixed statements, not a query builder: this is every POST /Users.
   const row: UserRow = {
     id: newResourceId(),
     directoryId: ctx.directoryId,
-    ...cols,
+    ...columns(resource),
     resource: JSON.stringify(resource),
     version: 1,
     createdAt: now,
     modifiedAt: now,
     deletedAt: null,
   };
-  try {
-    yield* exec(insertUser, [
-      row.id,
-      row.directoryId,
-      row.userName,
-      row.userNameLower,
-      row.externalId,
-      row.displayName,
-      row.active,
-      row.resource,
-      row.createdAt,
-      row.modifiedAt,
-    ]);
-  } catch (err) {
-    if (isUniqueViolation(err)) throw userNameTaken();
-    // Deleted since the request was authenticated (see directoryGone).
-    if (isForeignKeyViolation(err)) throw directoryGone(ctx.directoryId);
-    throw err;
+  // A person a migration already brought in: the IdP's create adopts that user (and its Auth0 account).
+  const claimable = ctx.actor.type === "directory" ? claimKeys(resource) : undefined;
+  if (!(yield* insertUserRow(row, claimable))) {
+    const claimed = yield* claimMigratedUser(ctx, resource);
+    if (claimed) return claimed;
+    yield* insertUserRow(row);
   }
   yield* indexEmails(row.id, ctx.directoryId, resource, true);
   yield* recordAudit({
@@ -468,6 +494,18 @@ function emailsOf(resource: UserResource): string[] {
   return [...out];
 }
 
+interface ClaimKeys {
+  externalId: string | null;
+  emails: string[];
+}
+
+/** What a create is matched to a migrated user by; undefined when it carries neither. */
+function claimKeys(resource: UserResource): ClaimKeys | undefined {
+  const externalId = typeof resource.externalId === "string" ? resource.externalId : null;
+  const emails = emailsOf(resource);
+  return externalId || emails.length > 0 ? { externalId, emails } : undefined;
+}
+
 // `external_id = ?` with a NULL externalId is never true, so one statement serves both cases.
 const unclaimedMigrated = (emailList: string) => `SELECT user_id AS "userId", external_id AS "externalId",
   email_lower AS "emailLower" FROM migrated_users WHERE directory_id = ? AND claimed_at IS NULL
@@ -476,9 +514,9 @@ const unclaimedMigratedTexts = new Map<string, string>();
 
 /** The SCIM create of a migrated person: replaces the migrated user's document and returns it; undefined when none matches. */
 export function* claimMigratedUser(ctx: WriteContext, resource: UserResource): StoreOp<UserRow | undefined> {
-  const externalId = typeof resource.externalId === "string" ? resource.externalId : null;
-  const emails = emailsOf(resource);
-  if (!externalId && emails.length === 0) return undefined;
+  const keys = claimKeys(resource);
+  if (!keys) return undefined;
+  const { externalId, emails } = keys;
   // Every create from an IdP asks this; one fixed statement a dialect (emails as a JSON list) keeps it cheap.
   const list = yield* jsonTextList();
   let text = unclaimedMigratedTexts.get(list);

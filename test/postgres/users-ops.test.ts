@@ -344,5 +344,25 @@ describe.each(storeDialects())("user store ops on $name", (dialect) => {
       ),
     ).toBe("uniqueness");
     expect(await store.write(createMigratedUsers(ctx(), "imp_2", []))).toEqual([]);
+    // A migrated user sharing an email but carrying another externalId is someone else: the IdP's
+    // create makes a new user, and the migrated one stays unclaimed.
+    const [other] = await store.write(
+      createMigratedUsers(ctx(), "imp_3", [
+        { resource: { userName: "pre@example.com" }, emailLower: "shared@example.com", externalId: "ext-a" },
+      ]),
+    );
+    const created = await store.write(
+      createUser(idp(), {
+        userName: "new@example.com",
+        externalId: "ext-b",
+        emails: [{ value: "shared@example.com" }],
+      }),
+    );
+    expect(created).toMatchObject({ userName: "new@example.com", version: 1 });
+    expect(created.id).not.toBe(other!.id);
+    expect(await job(created.id)).toEqual({ lane: Lane.provision, state: "pending" });
+    expect(
+      await store.read(one(`SELECT claimed_at AS "claimedAt" FROM migrated_users WHERE user_id = ?`, [other!.id])),
+    ).toEqual({ claimedAt: null });
   });
 });

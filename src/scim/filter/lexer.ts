@@ -18,8 +18,7 @@ export type Token =
 const isSpace = (c: string): boolean => c === " " || c === "\t" || c === "\n" || c === "\r";
 const isBreak = (c: string): boolean => isSpace(c) || c === "(" || c === ")" || c === "[" || c === "]" || c === '"';
 
-const unstorable = (start: number) =>
-  invalidFilter(unstorableRefusal(`the value at position ${start + 1}`));
+const unstorable = (start: number) => invalidFilter(unstorableRefusal(`the value at position ${start + 1}`));
 
 export function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
