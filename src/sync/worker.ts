@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { LaneHandle } from "../auth0/rate-limiter.js";
 import type { SqlStore } from "../directory/sql.js";
 import { Lane, onJobEnqueued, type JobKind } from "../directory/outbox.js";
-import { dialect, exec, jsonTextList, many, one, type StoreOp } from "../directory/store-op.js";
+import { exec, jsonList, jsonTextList, many, one, type StoreOp } from "../directory/store-op.js";
 import { jobColumns, type JobRow } from "./job-queries.js";
 
 export type { JobRow };
@@ -25,16 +25,6 @@ export type JobOutcome =
  * instances claim at once and the queue is src/directory/pg/outbox.ts's (FOR UPDATE SKIP LOCKED,
  * the database's clock); the statements here are written in the common SQL all the same.
  */
-/**
- * A list of job ids bound as one JSON array parameter, as a subquery of one integer column (as
- * jsonTextList does for text: PostgreSQL will not compare bigint with text).
- */
-function* jsonIdList(): StoreOp<string> {
-  return (yield* dialect()) === "postgres"
-    ? "SELECT CAST(json_array_elements_text(CAST(? AS json)) AS bigint)"
-    : "SELECT value FROM json_each(?)";
-}
-
 const jobById = (id: number): StoreOp<JobRow | undefined> =>
   one<JobRow>(`SELECT ${jobColumns} FROM jobs WHERE id = ?`, [id]);
 
@@ -81,7 +71,7 @@ export function* requeueJob(
 export function* releaseJobLeases(ids: readonly number[], owner: string, now: number): StoreOp<void> {
   const held = yield* many<JobRow>(
     `SELECT ${jobColumns} FROM jobs
-     WHERE id IN (${yield* jsonIdList()}) AND state = 'running' AND lease_owner = ?`,
+     WHERE id IN (${yield* jsonList("bigint")}) AND state = 'running' AND lease_owner = ?`,
     [JSON.stringify(ids), owner],
   );
   for (const job of held)
@@ -134,7 +124,7 @@ export function* claimJobs(r: ClaimRequest): StoreOp<JobRow[]> {
   if (candidates.length === 0) return [];
   const claimed = yield* many<JobRow>(
     `UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1, updated_at = ?
-     WHERE id IN (${yield* jsonIdList()}) RETURNING ${jobColumns}`,
+     WHERE id IN (${yield* jsonList("bigint")}) RETURNING ${jobColumns}`,
     [r.owner, r.now + r.leaseMs, r.now, JSON.stringify(candidates.map((c) => c.id))],
   );
   return claimed.sort((a, b) => a.lane - b.lane || a.runAfter - b.runAfter || a.id - b.id);
@@ -144,7 +134,7 @@ export function* claimJobs(r: ClaimRequest): StoreOp<JobRow[]> {
 export const renewJobLeases = (ids: readonly number[], owner: string, until: number): StoreOp<number> =>
   (function* () {
     return yield* exec(
-      `UPDATE jobs SET lease_expires_at = ? WHERE id IN (${yield* jsonIdList()}) AND lease_owner = ?`,
+      `UPDATE jobs SET lease_expires_at = ? WHERE id IN (${yield* jsonList("bigint")}) AND lease_owner = ?`,
       [until, JSON.stringify(ids), owner],
     );
   })();
