@@ -7,8 +7,14 @@
  *
  *   npx tsx bench/ab.ts --before ../main/bin/scim-bridge.js [--users 10000] [--rounds 6] [--burst 2] [--only REGEX]
  *   npx tsx bench/ab.ts --before bin/scim-bridge.js --before-env SYNC_WORKER_THREAD=0   one build, two settings
+ *   npx tsx bench/ab.ts --before ../main/bin/scim-bridge.js --database postgres       on PostgreSQL
+ *
+ * With --database postgres both sides run on the embedded PostgreSQL server of bench/postgres.ts
+ * (or BENCH_DATABASE_URL), each on its own copy of one seeded database; CPU per request is then
+ * serve's alone (the server's processes are shared by both sides).
  */
-import { copyFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { packageRoot } from "../src/paths.js";
@@ -22,7 +28,10 @@ import {
   writeScenarios,
   type Row,
   type Scenario,
+  type ShippedSeed,
 } from "./shipped.js";
+import { createDatabase, dropDatabase, seedPostgres, startBenchPostgres } from "./postgres.js";
+import type { SeededIds } from "./seed.js";
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +42,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "6" },
     burst: { type: "string", default: "2" },
     only: { type: "string" },
+    database: { type: "string", default: "sqlite" },
   },
 });
 if (!values.before) throw new Error("--before <path to the other checkout's bin/scim-bridge.js> is required");
@@ -46,13 +56,31 @@ const beforeEnv = Object.fromEntries(
     .filter((pair) => pair.includes("="))
     .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
 );
-const seed = seedShipped(Number(values.users), Number(values.organizations));
-const dir = join(seed.dbPath, "..");
-const copy = join(dir, "b.db");
-copyFileSync(seed.dbPath, copy);
+const postgres = values.database === "postgres";
+if (!postgres && values.database !== "sqlite") throw new Error("--database is sqlite or postgres");
+const pgServer = postgres ? await startBenchPostgres() : undefined;
+const seed: SeededIds = postgres
+  ? await seedPostgres(
+      await createDatabase(pgServer!.adminUrl, "scim_ab_seed"),
+      Number(values.users),
+      Number(values.organizations),
+    )
+  : seedShipped(Number(values.users), Number(values.organizations));
+const dir = postgres ? mkdtempSync(join(tmpdir(), "bench-ab-")) : join((seed as ShippedSeed).dbPath, "..");
+let databases: string[];
+if (pgServer) {
+  databases = [
+    await createDatabase(pgServer.adminUrl, "scim_ab_before", "scim_ab_seed"),
+    await createDatabase(pgServer.adminUrl, "scim_ab_after", "scim_ab_seed"),
+  ];
+} else {
+  const copy = join(dir, "b.db");
+  copyFileSync((seed as ShippedSeed).dbPath, copy);
+  databases = [`sqlite:${(seed as ShippedSeed).dbPath}`, `sqlite:${copy}`];
+}
 const sides = [
-  { name: "before", cli: values.before, db: seed.dbPath },
-  { name: "after", cli: after, db: copy },
+  { name: "before", cli: values.before, db: databases[0]! },
+  { name: "after", cli: after, db: databases[1]! },
 ];
 const servers = await Promise.all(
   sides.map(async (side) => {
@@ -65,7 +93,11 @@ const servers = await Promise.all(
     );
     const s = await startLogged(
       [side.cli, "serve"],
-      { ...serveEnv(side.db, emu.match[1]!), ...(side.name === "before" ? beforeEnv : {}) },
+      {
+        ...serveEnv("", emu.match[1]!),
+        DATABASE_URL: side.db,
+        ...(side.name === "before" ? beforeEnv : {}),
+      },
       join(dir, `${side.name}.log`),
       /"port":(\d+)/,
     );
@@ -112,4 +144,9 @@ try {
     await stop(server.emulator);
   }
   rmSync(dir, { recursive: true, force: true });
+  if (pgServer) {
+    for (const name of ["scim_ab_before", "scim_ab_after", "scim_ab_seed"])
+      await dropDatabase(pgServer.adminUrl, name).catch(() => undefined);
+    await pgServer.stop();
+  }
 }
