@@ -177,23 +177,22 @@ const insertUserUnlessMigrated = (emailList: string, postgres: boolean) =>
   WHERE directory_id = ? AND claimed_at IS NULL AND (external_id = ? OR email_lower IN (${emailList})))`;
 const insertUserUnlessMigratedTexts = new Map<string, string>();
 
+/** The columns a user's document sets, in the order insertUser and updateUserRow bind them. */
+const documentParams = (row: UserRow): SqlParam[] => [
+  row.userName,
+  row.userNameLower,
+  row.externalId,
+  row.displayName,
+  row.active,
+  row.resource,
+];
+
 /**
  * Inserts a new user's row; with `claimable`, only when no unclaimed migrated user matches its
  * externalId or emails (false then, nothing written). The userName's unique index decides a race.
  */
 function* insertUserRow(row: UserRow, claimable?: ClaimKeys): StoreOp<boolean> {
-  const params: SqlParam[] = [
-    row.id,
-    row.directoryId,
-    row.userName,
-    row.userNameLower,
-    row.externalId,
-    row.displayName,
-    row.active,
-    row.resource,
-    row.createdAt,
-    row.modifiedAt,
-  ];
+  const params: SqlParam[] = [row.id, row.directoryId, ...documentParams(row), row.createdAt, row.modifiedAt];
   let text = insertUser;
   if (claimable) {
     const list = yield* jsonTextList();
@@ -281,12 +280,7 @@ export function* updateUser(
   let changed: number;
   try {
     changed = yield* exec(updateUserRow, [
-      row.userName,
-      row.userNameLower,
-      row.externalId,
-      row.displayName,
-      row.active,
-      row.resource,
+      ...documentParams(row),
       row.version,
       row.modifiedAt,
       row.id,
