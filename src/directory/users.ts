@@ -169,11 +169,9 @@ const userInsertColumns = `INSERT INTO users (id, directory_id, user_name, user_
   active, resource, version, created_at, modified_at)`;
 const insertUser = `${userInsertColumns} VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`;
 // The insert of an IdP's create, made only when no unclaimed migrated user could be this person
-// (unclaimedMigrated's condition): one statement on the common path, where there is none. The
-// casts type the SELECT list as VALUES would (PostgreSQL reads an untyped one as text).
-const insertUserUnlessMigrated = (emailList: string, postgres: boolean) =>
-  `${userInsertColumns} SELECT ${postgres ? "?, ?, ?, ?, ?, ?, CAST(? AS boolean), ?" : "?, ?, ?, ?, ?, ?, ?, ?"}, 1,
-  ${postgres ? "CAST(? AS bigint), CAST(? AS bigint)" : "?, ?"} WHERE NOT EXISTS (SELECT 1 FROM migrated_users
+// (unclaimedMigrated's condition): one statement on the common path, where there is none.
+const insertUserUnlessMigrated = (emailList: string) =>
+  `${userInsertColumns} SELECT ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ? WHERE NOT EXISTS (SELECT 1 FROM migrated_users
   WHERE directory_id = ? AND claimed_at IS NULL AND (external_id = ? OR email_lower IN (${emailList})))`;
 const insertUserUnlessMigratedTexts = new Map<string, string>();
 
@@ -196,9 +194,8 @@ function* insertUserRow(row: UserRow, claimable?: ClaimKeys): StoreOp<boolean> {
   let text = insertUser;
   if (claimable) {
     const list = yield* jsonTextList();
-    const postgres = (yield* dialect()) === "postgres";
     text = insertUserUnlessMigratedTexts.get(list) ?? "";
-    if (!text) insertUserUnlessMigratedTexts.set(list, (text = insertUserUnlessMigrated(list, postgres)));
+    if (!text) insertUserUnlessMigratedTexts.set(list, (text = insertUserUnlessMigrated(list)));
     params.push(row.directoryId, claimable.externalId, JSON.stringify(claimable.emails));
   }
   try {

@@ -361,6 +361,24 @@ describe.each(storeDialects())("user store ops on $name", (dialect) => {
     expect(created).toMatchObject({ userName: "new@example.com", version: 1 });
     expect(created.id).not.toBe(other!.id);
     expect(await job(created.id)).toEqual({ lane: Lane.provision, state: "pending" });
+    // Not the unit's first statement (on PostgreSQL a prepared statement, not a text sent with the
+    // BEGIN): the same insert, its parameters typed as the columns'.
+    const later = await store.write(
+      (function* () {
+        yield* one("SELECT 1 AS one");
+        return yield* createUser(idp(), {
+          userName: "second@example.com",
+          active: false,
+          emails: [{ value: "2@x.test" }],
+        });
+      })(),
+    );
+    expect(await store.read(getUser(directoryId, later.id))).toMatchObject({
+      userName: "second@example.com",
+      active: false,
+      version: 1,
+      createdAt: later.createdAt,
+    });
     expect(
       await store.read(one(`SELECT claimed_at AS "claimedAt" FROM migrated_users WHERE user_id = ?`, [other!.id])),
     ).toEqual({ claimedAt: null });
