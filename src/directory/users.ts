@@ -8,6 +8,7 @@ import { directoryGone } from "./directories.js";
 import { foldCase } from "./fold.js";
 import { newResourceId } from "./ids.js";
 import { recordDirectoryWrite } from "./generations.js";
+import { CredentialEpochMoved, scimTokenEpochValue } from "./tokens.js";
 import { changedAttributes, isForeignKeyViolation, isUniqueViolation, type WriteContext } from "./write-context.js";
 import {
   dialect,
@@ -147,6 +148,24 @@ const toUser = (row: RawUser): UserRow => ({ ...row, active: row.active === 1 })
 export function* getUser(directoryId: string, id: string): StoreOp<UserRow | undefined> {
   const row = yield* one<RawUser>(userById, [id, directoryId]);
   return row && toUser(row);
+}
+
+// One statement, one round trip: the epoch row always, the user when it is live. userColumns name
+// only users' columns, so they stay unqualified.
+const userByIdAtEpoch = `SELECT e.epoch AS "credentialEpoch", ${userColumns}
+  FROM (SELECT ${scimTokenEpochValue} AS epoch) e
+  LEFT JOIN users u ON u.id = ? AND u.directory_id = ? AND u.deleted_at IS NULL`;
+
+/**
+ * getUser for a request whose token was taken from the cache at `epoch` (cachedScimToken): reads the
+ * scim_tokens epoch in the same statement and throws CredentialEpochMoved when it is not `epoch`, so
+ * a token revoked anywhere is refused at the very next request still.
+ */
+export function* getUserAtEpoch(directoryId: string, id: string, epoch: number): StoreOp<UserRow | undefined> {
+  const row = yield* one<RawUser & { credentialEpoch: number }>(userByIdAtEpoch, [id, directoryId]);
+  if (!row || row.credentialEpoch !== epoch) throw new CredentialEpochMoved();
+  const { credentialEpoch: _, ...user } = row;
+  return user.id === null ? undefined : toUser(user);
 }
 
 /**

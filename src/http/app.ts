@@ -4,7 +4,7 @@ import type { SqlStore } from "../directory/sql.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { isBridgeError } from "../errors.js";
 import type { QueryBudget } from "../scim/cost.js";
-import { scimRoutes, type ReadRunner } from "../scim/routes.js";
+import { readsUserById, scimRoutes, type ReadRunner } from "../scim/routes.js";
 import { scimBearerAuth } from "./auth.js";
 import { defaultBodyLimit, scimJsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
@@ -75,6 +75,18 @@ export interface AppDeps {
 }
 
 /**
+ * A request whose cached token its read did not confirm (it failed or was refused before its read)
+ * has the token checked against the store first: a token revoked meanwhile is answered 401, whatever
+ * else went wrong.
+ */
+const confirmBeforeError: ErrorRequestHandler = (err, _req, res, next) => {
+  const confirm = res.locals.confirmCredential;
+  if (!confirm) return next(err);
+  res.locals.confirmCredential = undefined;
+  confirm().then(() => next(err), next);
+};
+
+/**
  * The HTTP pipeline, in order: request id → SCIM (meter and time budget → bearer auth → failed-auth
  * throttle → per-directory concurrency, event-loop share and rate limit → body → routes → 404 → SCIM errors)
  * → extra routers → 404 → errors. Auth runs before the body is read: an unauthenticated client
@@ -111,9 +123,12 @@ export function createApp(deps: AppDeps): Express {
           baseUrl: scimBaseUrl(publicUrl, principal.directoryId),
           requestId: res.locals.requestId,
           actor: { type: "directory", id: principal.directoryId },
+          ...(principal.cachedAt ? { credentialEpoch: principal.cachedAt.epoch } : {}),
         };
+        res.locals.confirmCredential = principal.cachedAt?.confirm;
       },
       deps.bookkeeping,
+      readsUserById,
     ),
   );
   // Failed authentications are throttled per client address and directory: 401 up to the limit, then 429.
@@ -132,6 +147,7 @@ export function createApp(deps: AppDeps): Express {
   scim.use(afterBody());
   scim.use(...scimRoutes(deps.store, deps.queryBudget, deps.readPool));
   scim.use(endpointNotFound());
+  scim.use(confirmBeforeError);
   scim.use(errorMiddleware("scim", log));
   app.use("/scim/v2/:directoryId", scim);
 

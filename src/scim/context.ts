@@ -14,6 +14,12 @@ export interface ScimContext {
   baseUrl: string;
   requestId: string;
   actor: Actor;
+  /**
+   * Set when the token was taken from the cache without reading the store (GET of a user by id on
+   * PostgreSQL): the scim_tokens epoch it was cached under, which the read confirms in its own
+   * statement (getUserAtEpoch).
+   */
+  credentialEpoch?: number;
 }
 
 declare global {
@@ -21,6 +27,11 @@ declare global {
   namespace Express {
     interface Locals {
       scim?: ScimContext;
+      /**
+       * With ScimContext.credentialEpoch: checks the token against the store (throws unauthorized
+       * when it no longer holds), for when the epoch moved or the request ends before its read.
+       */
+      confirmCredential?: () => Promise<void>;
     }
   }
 }

@@ -1,7 +1,7 @@
 import { directoryGeneration } from "../directory/generations.js";
 import { countGroups, getGroup, listGroups, type GroupRow } from "../directory/groups.js";
 import { listMembers } from "../directory/members.js";
-import { countUsers, getUser, listUsers, type ListQuery, type UserRow } from "../directory/users.js";
+import { countUsers, getUser, getUserAtEpoch, listUsers, type ListQuery, type UserRow } from "../directory/users.js";
 import { notFound } from "../errors.js";
 import { userSyncStates } from "../sync/sync-state.js";
 import type { ScimContext } from "./context.js";
@@ -241,7 +241,12 @@ export function* readOp(request: ReadRequest, anchors?: PageAnchors): StoreOp<Re
     case "user":
     case "group": {
       const { ctx, id } = request;
-      const row = request.op === "user" ? yield* getUser(ctx.directoryId, id) : yield* getGroup(ctx.directoryId, id);
+      const row =
+        request.op === "group"
+          ? yield* getGroup(ctx.directoryId, id)
+          : ctx.credentialEpoch === undefined
+            ? yield* getUser(ctx.directoryId, id)
+            : yield* getUserAtEpoch(ctx.directoryId, id, ctx.credentialEpoch);
       if (!row) throw missing(request.op === "user" ? "User" : "Group", id);
       const etag = etagOf(row.version);
       if (matchesNoneMatch(request.ifNoneMatch, row.version)) return { status: 304, etag };

@@ -2,6 +2,7 @@ import type { Request, RequestHandler, Response } from "express";
 import { registerFold } from "../directory/fold.js";
 import { sqliteConnectionOf, type SqlStore } from "../directory/sql.js";
 import { notFound } from "../errors.js";
+import { CredentialEpochMoved } from "../directory/tokens.js";
 import { createWriteQueue } from "../directory/write-queue.js";
 import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
@@ -77,6 +78,10 @@ export function scimRoutes(
  */
 const byIdPath = /^\/(?:(users)|groups)\/([^/?%]+)\/?(?:\?|$)/i;
 
+/** A GET or HEAD of a user by id that readsById answers: its read can confirm a cached token (readAtEpoch). */
+export const readsUserById = (req: Request): boolean =>
+  (req.method === "GET" || req.method === "HEAD") && byIdPath.exec(req.url)?.[1] !== undefined;
+
 /**
  * The busiest SCIM requests, GET by id, answered before the resource routers: the same route
  * templates, parameters and read (readOp through `read`) as `GET /Users/:id` in ./users.ts, without
@@ -116,6 +121,25 @@ function readsById(read: Reader): RequestHandler {
     req.params = { ...req.params, id };
     // Names the route for the request log and metrics (src/logging.ts, trackRoute), as Express would.
     (req as { route?: unknown }).route = user ? userRoute : groupRoute;
-    return send(res, read(readByIdRequest(user ? "user" : "group", req, res, id)));
+    const request = readByIdRequest(user ? "user" : "group", req, res, id);
+    return send(res, request.ctx.credentialEpoch === undefined ? read(request) : readAtEpoch(read, request, res));
   };
+}
+
+/**
+ * A read whose token came from the cache (ScimContext.credentialEpoch): its statement confirms the
+ * epoch. When the epoch moved (any token's revocation, expiry or deletion, anywhere), the token is
+ * checked against the store, then read as usual; a token that no longer holds is refused (401).
+ */
+async function readAtEpoch(read: Reader, request: ReadRequest, res: Response): Promise<ReadResult> {
+  try {
+    const result = await read(request);
+    res.locals.confirmCredential = undefined;
+    return result;
+  } catch (err) {
+    if (!(err instanceof CredentialEpochMoved)) throw err;
+    await res.locals.confirmCredential!();
+    res.locals.confirmCredential = undefined;
+    return read({ ...request, ctx: { ...request.ctx, credentialEpoch: undefined } });
+  }
 }

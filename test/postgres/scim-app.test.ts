@@ -84,6 +84,30 @@ describe.each(storeDialects())("the SCIM app on $name", (dialect) => {
     await one.get("/Users").expect(401);
   });
 
+  it("refuses a revoked token on a GET by id, whose read confirms a cached token, and keeps serving the others", async () => {
+    const { store, other, directory, issued, one, two } = await setup();
+    const id = (await one.post("/Users", { userName: "grace@example.com" }).expect(201)).body.id as string;
+    // A second token of the directory, cached by this instance too.
+    const second = await store.write(issueScimToken({ directoryId: directory.id }, operator));
+    const http = supertest(createApp({ store, publicUrl: "http://localhost" }));
+    const withSecond = (path: string) =>
+      http.get(`/scim/v2/${directory.id}${path}`).set("Authorization", `Bearer ${second.token}`);
+    await one.get(`/Users/${id}`).expect(200);
+    await withSecond(`/Users/${id}`).expect(200);
+    // The first token revoked through the other instance: this one refuses it at its next GET by id,
+    // for an existing user and for an unknown one alike, and still serves the second token.
+    await other.write(
+      revokeScimToken({ organizationId: "org_1", directoryId: directory.id, tokenId: issued.record.id }, operator),
+    );
+    const refused = await one.get(`/Users/${id}`).expect(401);
+    expect(refused.headers["www-authenticate"]).toMatch(/^Bearer realm="scim-bridge"/);
+    expect(refused.body.userName).toBeUndefined();
+    await one.get("/Users/no-such-user").expect(401);
+    expect((await withSecond(`/Users/${id}`).expect(200)).body.userName).toBe("grace@example.com");
+    await withSecond("/Users/no-such-user").expect(404);
+    await two.get(`/Users/${id}`).expect(401);
+  });
+
   it("is ready while the store runs a read, and 503 naming the database when it cannot", async () => {
     const { store } = await setup();
     await supertest(express().use(healthRouter({ store })))
