@@ -2,7 +2,7 @@ import type { DirectoryRow } from "../directory/directories.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import type { OrganizationRow } from "../directory/organizations.js";
 import { laneName } from "../directory/outbox.js";
-import type { ScimTokenRow } from "../directory/tokens.js";
+import { isActiveScimToken, type ScimTokenRow } from "../directory/tokens.js";
 import type { JobRow } from "../sync/worker.js";
 import { iso } from "./routes.js";
 
@@ -35,7 +35,7 @@ export const scimTokenView = (t: ScimTokenRow, now: number) => ({
   id: t.id,
   directoryId: t.directoryId,
   hint: t.hint,
-  active: t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now),
+  active: isActiveScimToken(t, now),
   createdAt: iso(t.createdAt),
   expiresAt: iso(t.expiresAt),
   revokedAt: iso(t.revokedAt),

@@ -31,8 +31,14 @@ export interface IssuedToken {
   revoked: ScimTokenRow[];
 }
 
-export const isActiveScimToken = (t: ScimTokenRow, now: number): boolean =>
-  t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now);
+/** Whether a token with this expiry (null: none) has expired at `now`. */
+const expiredAt = (expiresAt: number | null, now: number): boolean => expiresAt !== null && expiresAt <= now;
+
+export const isActiveScimToken = (t: Pick<ScimTokenRow, "revokedAt" | "expiresAt">, now: number): boolean =>
+  t.revokedAt === null && !expiredAt(t.expiresAt, now);
+
+/** A presented secret worth hashing and looking up: issued tokens are far shorter than the bound. */
+const presentable = (raw: string): boolean => raw.length > 0 && raw.length <= 512;
 
 /**
  * Issues a token. When two are already active, `whenFull` says what happens: "rotate" (the default)
@@ -51,7 +57,7 @@ export function* issueScimToken(
   whenFull: "rotate" | "refuse" = "rotate",
 ): StoreOp<IssuedToken> {
   const { actor, requestId, at: now } = change;
-  if (input.expiresAt != null && input.expiresAt <= now) throw invalidValue("token expiry must be in the future");
+  if (expiredAt(input.expiresAt ?? null, now)) throw invalidValue("token expiry must be in the future");
   const directory = yield* lockDirectory(input.directoryId);
   if (!directory || (input.organizationId !== undefined && directory.organizationId !== input.organizationId))
     throw notFound(`directory "${input.directoryId}" not found`);
@@ -210,7 +216,7 @@ const maxCachedTokens = 20_000;
  * own check read, so a check that read an older epoch cannot leave a revoked token in the cache.
  */
 function* checkScimToken(cache: TokenCache, raw: string, now: number): StoreOp<ScimPrincipal | undefined> {
-  if (raw.length === 0 || raw.length > 512) return undefined;
+  if (!presentable(raw)) return undefined;
   const presented = hashToken(raw);
   const epoch = ((yield scimTokenEpoch) as number | undefined) ?? 0;
   if (cache.epoch !== epoch) {
@@ -218,11 +224,11 @@ function* checkScimToken(cache: TokenCache, raw: string, now: number): StoreOp<S
     cache.tokens.clear();
   }
   const hit = cache.tokens.get(presented);
-  if (hit) return hit.expiresAt !== null && hit.expiresAt <= now ? undefined : hit.principal;
+  if (hit) return expiredAt(hit.expiresAt, now) ? undefined : hit.principal;
   const row = yield* one<TokenRow>(tokenByHash, [presented]);
   if (!row) return undefined;
   if (!timingSafeEqual(Buffer.from(row.tokenHash, "hex"), Buffer.from(presented, "hex"))) return undefined;
-  if (row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now)) return undefined;
+  if (!isActiveScimToken(row, now)) return undefined;
   const principal = Object.freeze({
     tokenId: row.id,
     directoryId: row.directoryId,
@@ -281,9 +287,9 @@ export function cachedScimToken(
   now = Date.now(),
 ): { principal: ScimPrincipal; epoch: number } | undefined {
   const cache = caches.get(store);
-  if (!cache || cache.epoch === -1 || raw.length === 0 || raw.length > 512) return undefined;
+  if (!cache || cache.epoch === -1 || !presentable(raw)) return undefined;
   const hit = cache.tokens.get(hashToken(raw));
-  if (!hit || (hit.expiresAt !== null && hit.expiresAt <= now)) return undefined;
+  if (!hit || expiredAt(hit.expiresAt, now)) return undefined;
   return { principal: hit.principal, epoch: cache.epoch };
 }
 
