@@ -39,6 +39,7 @@ const onBothDialects = [
   // The sync engine (startSyncHarness opens a second bridge on the same database).
   "test/sync/provisioning.e2e.test.ts",
   "test/sync/worker.test.ts",
+  "test/sync/claim-reads.test.ts",
   "test/sync/job-attempts.test.ts",
   "test/sync/enterprise.e2e.test.ts",
   "test/sync/invitations.e2e.test.ts",

@@ -233,6 +233,15 @@ export const jobs = pgTable(
       .on(t.key)
       .where(sql`state = 'pending'`),
     index("jobs_claim_idx").on(t.state, t.lane, t.runAfter, t.id),
+    // A claim reads due jobs in order and stops at its limit: it never walks the jobs that are not yet
+    // due or that the other claim takes, however long the backlog (drift scans are claimed apart).
+    // The state leads, though constant, so that SQLite prefers these to jobs_claim_idx without statistics.
+    index("jobs_work_claim_idx")
+      .on(t.state, t.lane, t.runAfter, t.id)
+      .where(sql`state = 'pending' AND kind <> 'drift'`),
+    index("jobs_drift_claim_idx")
+      .on(t.state, t.runAfter, t.id)
+      .where(sql`state = 'pending' AND kind = 'drift'`),
     index("jobs_org_state_idx").on(t.organizationId, t.state),
     index("jobs_key_state_idx").on(t.key, t.state),
   ],

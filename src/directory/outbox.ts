@@ -10,6 +10,15 @@ export const laneName = (lane: number): string => laneNames[lane] ?? String(lane
 
 export type JobKind = "user" | "group" | "organization" | "drift";
 
+/**
+ * Jobs that scan a whole organization: they are claimed apart from the per-user jobs (the worker's
+ * scanConcurrency), each claim on its own partial index, whose predicate names this kind.
+ */
+export const SCAN_KIND = "drift" satisfies JobKind;
+
+/** Every lane, in the order a claim takes them. */
+export const lanesInOrder: readonly Lane[] = [Lane.deprovision, Lane.provision, Lane.background];
+
 export interface EnqueueJob {
   organizationId: string;
   directoryId?: string | null;

@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { jobs } from "../../../db/schema.pg.js";
-import { JOBS_CHANNEL, Lane, PG_NOW_MS, type JobKind } from "../outbox.js";
+import { JOBS_CHANNEL, Lane, lanesInOrder, PG_NOW_MS, SCAN_KIND } from "../outbox.js";
 import { isUniqueViolation, pgTransaction } from "../sql.js";
 import { statementName } from "../store-op.js";
 
@@ -121,8 +121,6 @@ export interface Recorded {
   runAfter?: number;
 }
 
-const SCAN_KIND: JobKind = "drift";
-
 /**
  * Claiming, leases and outcomes of the PostgreSQL queue, for one pool. Every method runs its own
  * short transaction at READ COMMITTED: under REPEATABLE READ a row locked FOR UPDATE after a
@@ -173,22 +171,36 @@ export class PgOutbox {
       // No parameters: a named statement's cached plan is then built for these very values. With
       // `LIMIT $1` and the kind as parameters the server switched to a generic plan after five runs,
       // and that plan's cost grew with the table (9 ms a claim at a backlog of a thousand jobs).
-      const kindFilter =
-        options.scans === undefined
-          ? ""
-          : options.scans
-            ? `AND j.kind = '${SCAN_KIND}'`
-            : `AND j.kind <> '${SCAN_KIND}'`;
+      // One ordered range scan per lane (drift scans apart), on the partial indexes jobs_work_claim_idx
+      // and jobs_drift_claim_idx: a claim reads the due jobs it takes, never the jobs not yet due nor
+      // the other claim's, which one scan over every lane walked on each claim.
+      const n = Math.trunc(limit);
+      const nonUrgentLimit = Math.min(n, Math.trunc(options.nonUrgent ?? n));
+      const ranges =
+        options.scans === true
+          ? [{ filter: `j.kind = '${SCAN_KIND}'`, limit: n }]
+          : lanesInOrder
+              .map((lane) => ({
+                filter: `j.lane = ${lane}${options.scans === false ? ` AND j.kind <> '${SCAN_KIND}'` : ""}`,
+                limit: lane === Lane.deprovision ? n : nonUrgentLimit,
+              }))
+              .filter((r) => r.limit > 0);
       const { rows: picked } = await run<{ id: number; lane: number; locked: boolean }>(
         tx,
-        `WITH c AS MATERIALIZED (
+        `WITH ${ranges
+          .map(
+            (r, i) => `c${i} AS MATERIALIZED (
            SELECT j.id, j.key, j.lane, j.run_after FROM jobs j
-           WHERE j.state = 'pending' AND j.run_after <= ${NOW_MS} ${kindFilter}
+           WHERE j.state = 'pending' AND ${r.filter} AND j.run_after <= ${NOW_MS}
              AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
-           ORDER BY j.lane, j.run_after, j.id
-           LIMIT ${Math.trunc(limit)}
-           FOR UPDATE OF j SKIP LOCKED)
-         SELECT id, lane, pg_try_advisory_xact_lock(${JOB_KEY_LOCK_NAMESPACE}, hashtext(key)) AS locked FROM c
+           ORDER BY j.run_after, j.id
+           LIMIT ${r.limit}
+           FOR UPDATE OF j SKIP LOCKED)`,
+          )
+          .join(",\n         ")}
+         SELECT id, lane, pg_try_advisory_xact_lock(${JOB_KEY_LOCK_NAMESPACE}, hashtext(key)) AS locked
+         FROM (SELECT * FROM (${ranges.map((_, i) => `SELECT * FROM c${i}`).join(" UNION ALL ")}) u
+               ORDER BY lane, run_after, id LIMIT ${n}) c
          ORDER BY lane, run_after, id`,
       );
       let nonUrgent = options.nonUrgent ?? limit;

@@ -1,0 +1,2 @@
+CREATE INDEX "jobs_work_claim_idx" ON "jobs" USING btree ("state","lane","run_after","id") WHERE state = 'pending' AND kind <> 'drift';--> statement-breakpoint
+CREATE INDEX "jobs_drift_claim_idx" ON "jobs" USING btree ("state","run_after","id") WHERE state = 'pending' AND kind = 'drift';

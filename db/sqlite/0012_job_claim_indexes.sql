@@ -1,0 +1,2 @@
+CREATE INDEX `jobs_work_claim_idx` ON `jobs` (`state`,`lane`,`run_after`,`id`) WHERE state = 'pending' AND kind <> 'drift';--> statement-breakpoint
+CREATE INDEX `jobs_drift_claim_idx` ON `jobs` (`state`,`run_after`,`id`) WHERE state = 'pending' AND kind = 'drift';
