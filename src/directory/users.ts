@@ -190,8 +190,7 @@ const insertUser = `${userInsertColumns} VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?
 // The insert of an IdP's create, made only when no unclaimed migrated user could be this person
 // (unclaimedMigrated's condition): one statement on the common path, where there is none.
 const insertUserUnlessMigrated = (emailList: string) =>
-  `${userInsertColumns} SELECT ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ? WHERE NOT EXISTS (SELECT 1 FROM migrated_users
-  WHERE directory_id = ? AND claimed_at IS NULL AND (external_id = ? OR email_lower IN (${emailList})))`;
+  `${userInsertColumns} SELECT ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ? WHERE NOT EXISTS (${unclaimedMigrated(emailList, "1")})`;
 const insertUserUnlessMigratedTexts = new Map<string, string>();
 
 /** The columns a user's document sets, in the order insertUser and updateUserRow bind them. */
@@ -215,7 +214,7 @@ function* insertUserRow(row: UserRow, claimable?: ClaimKeys): StoreOp<boolean> {
     const list = yield* jsonTextList();
     text = insertUserUnlessMigratedTexts.get(list) ?? "";
     if (!text) insertUserUnlessMigratedTexts.set(list, (text = insertUserUnlessMigrated(list)));
-    params.push(row.directoryId, claimable.externalId, JSON.stringify(claimable.emails));
+    params.push(row.directoryId, claimable.externalId, row.directoryId, JSON.stringify(claimable.emails));
   }
   try {
     return (yield* exec(text, params)) > 0;
@@ -516,10 +515,18 @@ function claimKeys(resource: UserResource): ClaimKeys | undefined {
   return externalId || emails.length > 0 ? { externalId, emails } : undefined;
 }
 
-// `external_id = ?` with a NULL externalId is never true, so one statement serves both cases.
-const unclaimedMigrated = (emailList: string) => `SELECT user_id AS "userId", external_id AS "externalId",
-  email_lower AS "emailLower" FROM migrated_users WHERE directory_id = ? AND claimed_at IS NULL
-  AND (external_id = ? OR email_lower IN (${emailList}))`;
+/**
+ * The directory's unclaimed migrated users with this externalId or one of these emails (parameters:
+ * the directory, the externalId, the directory again, the emails as a JSON list). `external_id = ?` with a NULL externalId
+ * is never true, so one statement serves both cases. Two lookups joined, not one OR: SQLite served
+ * `directory_id = ? AND (external_id = ? OR email_lower IN …)` from the directory's prefix alone,
+ * reading every migrated user of the directory (39 ms a create at 100,000 of them).
+ */
+const unclaimedMigrated = (emailList: string, columns: string) => `SELECT ${columns} FROM migrated_users
+  WHERE directory_id = ? AND claimed_at IS NULL AND external_id = ?
+  UNION ALL SELECT ${columns} FROM migrated_users
+  WHERE directory_id = ? AND claimed_at IS NULL AND email_lower IN (${emailList})`;
+const unclaimedMigratedColumns = `user_id AS "userId", external_id AS "externalId", email_lower AS "emailLower"`;
 const unclaimedMigratedTexts = new Map<string, string>();
 
 /** The SCIM create of a migrated person: replaces the migrated user's document and returns it; undefined when none matches. */
@@ -530,10 +537,11 @@ export function* claimMigratedUser(ctx: WriteContext, resource: UserResource): S
   // Every create from an IdP asks this; one fixed statement a dialect (emails as a JSON list) keeps it cheap.
   const list = yield* jsonTextList();
   let text = unclaimedMigratedTexts.get(list);
-  if (text === undefined) unclaimedMigratedTexts.set(list, (text = unclaimedMigrated(list)));
+  if (text === undefined) unclaimedMigratedTexts.set(list, (text = unclaimedMigrated(list, unclaimedMigratedColumns)));
   const candidates = yield* many<{ userId: string; externalId: string | null; emailLower: string }>(text, [
     ctx.directoryId,
     externalId,
+    ctx.directoryId,
     JSON.stringify(emails),
   ]);
   // An externalId match wins; an email match is refused when both sides carry different externalIds.

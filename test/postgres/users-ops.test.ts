@@ -20,6 +20,7 @@ import {
 } from "../../src/directory/users.js";
 import { changeBy, type WriteContext } from "../../src/directory/write-context.js";
 import { isBridgeError } from "../../src/errors.js";
+import { postgresRowsRead, sqlitePlan, statementsSent } from "../helpers/statement-reads.js";
 import { seedOrganization, storeDialects } from "../support/store-dialects.js";
 
 const system = { type: "system", id: "test" } as const;
@@ -382,5 +383,46 @@ describe.each(storeDialects())("user store ops on $name", (dialect) => {
     expect(
       await store.read(one(`SELECT claimed_at AS "claimedAt" FROM migrated_users WHERE user_id = ?`, [other!.id])),
     ).toEqual({ claimedAt: null });
+  });
+
+  it("asks only the migrated users a create could be, in a directory of 20,000 of them", async () => {
+    const { id: bigDirectory } = await store.write(
+      createDirectory({ organizationId: "org_1" }, changeBy(system, { at: 1 })),
+    );
+    const inBig = (actor: WriteContext["actor"]): WriteContext => ({ ...ctx(actor), directoryId: bigDirectory });
+    const list = Array.from({ length: 20_000 }, (_, i) => ({
+      resource: { userName: `legacy${i}@example.com` },
+      emailLower: `legacy${i}@example.com`,
+      externalId: `legacy-${i}`,
+    }));
+    await store.write(createMigratedUsers(inBig(system), "imp_big", list));
+    // A person who is none of them, in a write rolled back (so that the statements can run again),
+    // and not its unit's first statement (on PostgreSQL a statement with parameters of its own).
+    const { sent } = await statementsSent(store, /FROM migrated_users/, () =>
+      store
+        .write(
+          (function* () {
+            yield* one("SELECT 1 AS one");
+            yield* createUser(inBig({ type: "directory", id: bigDirectory }), {
+              userName: "newcomer@example.com",
+              externalId: "ext-newcomer",
+              emails: [{ value: "newcomer@example.com" }],
+            });
+            throw new Error("rolled back");
+          })(),
+        )
+        .catch((e: unknown) => e),
+    );
+    expect(sent.length).toBeGreaterThan(0);
+    for (const statement of sent) {
+      if (dialect.name === "SQLite") {
+        const plan = sqlitePlan(store, statement.text);
+        expect(plan).not.toMatch(/SCAN migrated_users/);
+        for (const search of plan.split("; ").filter((step) => step.includes(" migrated_users ")))
+          expect(search).toMatch(/\((directory_id=\? AND (external_id|email_lower)|user_id)=\?\)/);
+      } else {
+        expect(await postgresRowsRead(store, statement, "migrated_users")).toBeLessThanOrEqual(2);
+      }
+    }
   });
 });

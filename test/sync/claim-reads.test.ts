@@ -5,14 +5,12 @@
  * all of them, on each tick: half a millisecond of blocked event loop at a backlog of 2,000, growing
  * with it. Checked on this run's dialect: on SQLite by the plan of each statement the claim sends
  * (an index range that ends at the due jobs), on PostgreSQL by the rows the claim's statement
- * actually read (EXPLAIN ANALYZE, rolled back; rows an index scan passes over inside the index, as
- * PostgreSQL 18's skip scan does over jobs not yet due, are not counted there).
+ * actually read (test/helpers/statement-reads.ts).
  */
-import type Database from "better-sqlite3";
-import pg from "pg";
-import { describe, expect, it, vi } from "vitest";
-import { postgresPoolOf, sqliteConnectionOf, type SqlStore } from "../../src/directory/sql.js";
+import { describe, expect, it } from "vitest";
+import type { SqlStore } from "../../src/directory/sql.js";
 import type { JobRow } from "../../src/sync/worker.js";
+import { postgresRowsRead, sqlitePlan, statementsSent } from "../helpers/statement-reads.js";
 import { sqlExec, workerQueueOf, workerTestStores } from "../helpers/sync-store.js";
 import { testDialect } from "../support/test-dialect.js";
 
@@ -40,71 +38,14 @@ async function backlog(store: SqlStore, now: number): Promise<void> {
   await insertJobs(store, "bg", "user", 2, past, 2); // two background re-syncs
 }
 
-interface PlanNode {
-  "Node Type": string;
-  "Relation Name"?: string;
-  Alias?: string;
-  "Actual Rows"?: number;
-  "Actual Loops"?: number;
-  "Rows Removed by Filter"?: number;
-  Plans?: PlanNode[];
-}
-/** Rows the plan read from the claimed table (alias j), kept or filtered out. */
-const rowsRead = (node: PlanNode): number =>
-  (node["Relation Name"] === "jobs" && node.Alias === "j"
-    ? ((node["Actual Rows"] ?? 0) + (node["Rows Removed by Filter"] ?? 0)) * (node["Actual Loops"] ?? 1)
-    : 0) + (node.Plans ?? []).reduce((sum, child) => sum + rowsRead(child), 0);
-
-/** Runs `claim` and measures what its statements read (see the file's comment). */
+/** Runs `claim` and what its statements read: SQLite's plans, or the rows PostgreSQL's claim read from jobs j. */
 async function measured(store: SqlStore, claim: () => Promise<JobRow[]>): Promise<{ jobs: JobRow[]; reads: string[] }> {
-  if (testDialect === "sqlite") {
-    const sqlite = sqliteConnectionOf(store)!;
-    const sent: string[] = [];
-    const prepare = vi.spyOn(sqlite, "prepare");
-    let jobs: JobRow[];
-    try {
-      jobs = await claim();
-      for (const [text] of prepare.mock.calls)
-        if (/FROM jobs j\s+WHERE j\.state = 'pending'/.test(text)) sent.push(text);
-    } finally {
-      prepare.mockRestore();
-    }
-    const reads = sent.map((text) => {
-      const plan = (sqlite as Database.Database).prepare(`EXPLAIN QUERY PLAN ${text}`).all(
-        ...text
-          .split("?")
-          .slice(1)
-          .map(() => 0),
-      ) as { detail: string }[];
-      return plan.map((p) => p.detail).join("; ");
-    });
-    return { jobs, reads };
-  }
-  const spy = vi.spyOn(pg.Client.prototype, "query");
-  let jobs: JobRow[];
-  let text: string | undefined;
-  try {
-    jobs = await claim();
-    text = spy.mock.calls
-      .map(([q]) => (typeof q === "string" ? q : (q as unknown as { text: string }).text))
-      .find((t) => /FOR UPDATE OF j SKIP LOCKED/.test(t));
-  } finally {
-    spy.mockRestore();
-  }
-  expect(text).toBeDefined();
-  // The claimed jobs back to pending, then the same statement again, measured and rolled back.
-  const client = await postgresPoolOf(store)!.connect();
-  try {
-    await client.query("UPDATE jobs SET state = 'pending', lease_owner = NULL WHERE state = 'running'");
-    await client.query("BEGIN");
-    const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
-      `EXPLAIN (ANALYZE, FORMAT JSON) ${text!}`,
-    );
-    await client.query("ROLLBACK");
-    return { jobs, reads: [String(rowsRead(rows[0]!["QUERY PLAN"][0].Plan))] };
-  } finally {
-    client.release();
-  }
+  const { result: jobs, sent } = await statementsSent(store, /FROM jobs j\s+WHERE j\.state = 'pending'/, claim);
+  expect(sent.length).toBeGreaterThan(0);
+  if (testDialect === "sqlite") return { jobs, reads: sent.map((s) => sqlitePlan(store, s.text)) };
+  // The claimed jobs back to pending, then the same statement again.
+  await sqlExec(store, "UPDATE jobs SET state = 'pending', lease_owner = NULL WHERE state = 'running'");
+  return { jobs, reads: [String(await postgresRowsRead(store, sent[0]!, "jobs", "j"))] };
 }
 
 describe("a claim reads the jobs it takes, not the backlog", () => {
