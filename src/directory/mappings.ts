@@ -156,6 +156,17 @@ export function* activeMapping(idOrSlug: string, cache: MappingCache | null = nu
 }
 
 /**
+ * The active mapping of an organization already read (inputs, the login hook), without reading its
+ * row again: the worker and the login hook load the organization with the user.
+ */
+export function* mappingOfOrganization(
+  org: MappedOrganization,
+  cache: MappingCache | null = null,
+): StoreOp<ActiveMapping> {
+  return yield* activeOf(org, typeOfConnection, cache);
+}
+
+/**
  * The store's cache of parsed versions. `keep`: whether what a unit reads may be remembered, true
  * for a read unit (committed rows) and false inside a write unit (its rows may yet be rolled back).
  * A stored version never changes once committed, so the cache is safe per process with several

@@ -6,7 +6,10 @@ import {
   inlineParams,
   runOnClient,
   runSync,
+  shapeResult,
   sqliteShapedTypes,
+  togetherResults,
+  togetherText,
   toPositional,
   type Dialect,
   type SqlParam,
@@ -353,12 +356,16 @@ export function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: StoreOp<
     // Texts not sent yet, in order: the BEGIN, then held writes.
     const held: string[] = begin === undefined ? [] : [begin];
     let sent = false;
-    /** Sends the held texts, plus `last` if given, as one simple query; the last statement's result. */
-    const flush = async (last?: string): Promise<pg.QueryResult> => {
+    /** Sends the held texts, plus `last` if given, as one simple query; every statement's result. */
+    const flushAll = async (last?: string): Promise<pg.QueryResult | pg.QueryResult[]> => {
       const texts = last === undefined ? held.splice(0) : [...held.splice(0), last];
       sent = true;
-      const results = (await client.query({ text: texts.join(";\n"), types: sqliteShapedTypes })) as
+      return (await client.query({ text: texts.join(";\n"), types: sqliteShapedTypes })) as
         pg.QueryResult | pg.QueryResult[];
+    };
+    /** flushAll, and the last statement's result. */
+    const flush = async (last?: string): Promise<pg.QueryResult> => {
+      const results = await flushAll(last);
       return Array.isArray(results) ? results.at(-1)! : results;
     };
     try {
@@ -380,7 +387,10 @@ export function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: StoreOp<
           else {
             let result: unknown;
             try {
-              result = shapeResult(s, await flush(inlineParams(s.text, s.params)));
+              result =
+                s.kind === "together"
+                  ? togetherResults(s.statements!, await flushAll(togetherText(s.statements!)))
+                  : shapeResult(s, await flush(inlineParams(s.text, s.params)));
             } catch (error) {
               step = op.throw(error);
               continue;
@@ -410,22 +420,6 @@ export function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: StoreOp<
       throw error;
     }
   });
-}
-
-/** What the op receives for a statement's result, from a simple query's result. */
-function shapeResult(s: Statement, result: pg.QueryResult): unknown {
-  switch (s.kind) {
-    case "one":
-      return result.rows[0];
-    case "many":
-      return result.rows;
-    case "value": {
-      const row = result.rows[0] as Record<string, unknown> | undefined;
-      return row === undefined ? undefined : row[result.fields[0]!.name];
-    }
-    default:
-      return result.rowCount ?? 0;
-  }
 }
 
 /** An op of the one statement `s`, to run it through runOnClient (a prepared statement of its own). */

@@ -31,9 +31,11 @@ export type Dialect = "sqlite" | "postgres";
 export type SqlParam = string | number | boolean | null;
 
 export interface Statement {
-  readonly kind: "one" | "many" | "value" | "exec" | "later" | "dialect";
+  readonly kind: "one" | "many" | "value" | "exec" | "later" | "dialect" | "together";
   readonly text: string;
   readonly params: readonly SqlParam[];
+  /** For "together": the reads to send at once (each "one", "many" or "value"). */
+  readonly statements?: readonly Statement[];
 }
 
 export type StoreOp<T> = Generator<Statement, T, unknown>;
@@ -74,6 +76,29 @@ export function* exec(text: string, params: readonly SqlParam[] = none): StoreOp
 export function* later(text: string, params: readonly SqlParam[] = none): StoreOp<void> {
   yield { kind: "later", text, params };
 }
+
+/**
+ * Reads that do not depend on each other's results, sent at once: `const [a, b] = yield* together(
+ * many(…), one(…))`. Each op must be a single `one`, `many` or `value`. SQLite runs them in turn;
+ * PostgreSQL sends them as one simple query (parameters inlined, as for held writes), with the unit's
+ * BEGIN when it has not gone yet: one round trip instead of one each. Such texts are planned at each
+ * run, so keep this for reads whose round trips cost more than their planning (the worker's per-user
+ * loads). If one fails, the error is thrown here, for the whole group.
+ */
+export function* together<T extends unknown[]>(...ops: { [K in keyof T]: StoreOp<T[K]> }): StoreOp<T> {
+  const statements = ops.map((op) => {
+    const step = op.next();
+    if (step.done || !isRead(step.value)) throw new Error("together() takes single reads: one, many or value");
+    return step.value;
+  });
+  const results = (yield { kind: "together", text: "", params: none, statements }) as unknown[];
+  return ops.map((op, i) => {
+    const step = op.next(results[i]);
+    if (!step.done) throw new Error("together() takes single reads: one, many or value");
+    return step.value;
+  }) as T;
+}
+const isRead = (s: Statement): boolean => s.kind === "one" || s.kind === "many" || s.kind === "value";
 
 /** The dialect the op runs on, for the few statements whose SQL differs. */
 export function* dialect(): StoreOp<Dialect> {
@@ -170,6 +195,8 @@ function runSqlite(sqlite: Database.Database, s: Statement): unknown {
       return undefined;
     case "dialect":
       return "sqlite";
+    case "together":
+      return s.statements!.map((read) => runSqlite(sqlite, read));
   }
 }
 
@@ -255,6 +282,11 @@ const seenOnce = new Set<string>();
 
 async function runPostgres(target: PgQueryTarget, s: Statement): Promise<unknown> {
   if (s.kind === "dialect") return "postgres";
+  if (s.kind === "together") {
+    const reads = s.statements!;
+    const results = await (target as pg.ClientBase).query({ text: togetherText(reads), types: sqliteShapedTypes });
+    return togetherResults(reads, results);
+  }
   const text = toPositional(s.text);
   const name = statementName(text);
   if (s.kind === "value") {
@@ -277,6 +309,33 @@ async function runPostgres(target: PgQueryTarget, s: Statement): Promise<unknown
   if (s.kind === "many") return result.rows;
   if (s.kind === "later") return undefined;
   return result.rowCount ?? 0;
+}
+
+/** The reads of a "together" as the statements of one simple query. */
+export const togetherText = (reads: readonly Statement[]): string =>
+  reads.map((r) => inlineParams(r.text, r.params)).join(";\n");
+
+/** What each read of a "together" receives, from the last `reads.length` results of a simple query. */
+export function togetherResults(reads: readonly Statement[], results: pg.QueryResult | pg.QueryResult[]): unknown[] {
+  const all = Array.isArray(results) ? results : [results];
+  const own = all.slice(all.length - reads.length);
+  return reads.map((read, i) => shapeResult(read, own[i]!));
+}
+
+/** What the op receives for a statement's result, from a simple query's result. */
+export function shapeResult(s: Statement, result: pg.QueryResult): unknown {
+  switch (s.kind) {
+    case "one":
+      return result.rows[0];
+    case "many":
+      return result.rows;
+    case "value": {
+      const row = result.rows[0] as Record<string, unknown> | undefined;
+      return row === undefined ? undefined : row[result.fields[0]!.name];
+    }
+    default:
+      return result.rowCount ?? 0;
+  }
 }
 
 /**

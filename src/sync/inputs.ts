@@ -8,7 +8,7 @@
  */
 import type { organizations, users, userSync } from "../../db/schema.js";
 import type { SqlStore } from "../directory/sql.js";
-import { dialect, exec, jsonTextList, many, one, type StoreOp } from "../directory/store-op.js";
+import { dialect, exec, jsonTextList, many, one, together, type StoreOp } from "../directory/store-op.js";
 import {
   applyOperation,
   desired,
@@ -90,9 +90,24 @@ const userColumns = `u.id, u.directory_id AS "directoryId", u.user_name AS "user
 type StoredUserRow = Omit<UserRow, "active"> & { active: number };
 const userRowOf = ({ active, ...row }: StoredUserRow): UserRow => ({ ...row, active: active === 1 });
 
-const organizationColumns = `id, slug, display_name AS "displayName", user_model AS "userModel", connection,
-  auth0_org_id AS "auth0OrgId", active_mapping_version AS "activeMappingVersion", created_at AS "createdAt",
-  updated_at AS "updatedAt"`;
+/** Columns of organizations (of table alias `table`, when given) as OrganizationRow's fields, each prefixed by `prefix`. */
+const organizationColumnsAs = (table = "", prefix = ""): string =>
+  (
+    [
+      ["id", "id"],
+      ["slug", "slug"],
+      ["display_name", "displayName"],
+      ["user_model", "userModel"],
+      ["connection", "connection"],
+      ["auth0_org_id", "auth0OrgId"],
+      ["active_mapping_version", "activeMappingVersion"],
+      ["created_at", "createdAt"],
+      ["updated_at", "updatedAt"],
+    ] as const
+  )
+    .map(([column, field]) => `${table ? `${table}.` : ""}${column} AS "${prefix}${field}"`)
+    .join(", ");
+const organizationColumns = organizationColumnsAs();
 
 /** An organization's row by id, as the sync engine reads it before reconciling. */
 export function* organizationRow(organizationId: string): StoreOp<OrganizationRow | undefined> {
@@ -106,33 +121,37 @@ function* inputsOf(organization: OrganizationRow, rows: UserRow[]): StoreOp<User
   // the login hook's single-user loads cost no query building or planning.
   const ids = JSON.stringify(rows.map((r) => r.id));
   const list = yield* jsonTextList();
-  const syncOf = new Map(
-    (yield* many<UserSyncRow>(
+  // Three reads that need only the ids: one round trip on PostgreSQL (together).
+  const [syncRows, memberships, holdRows] = yield* together(
+    many<UserSyncRow>(
       `SELECT user_id AS "userId", directory_id AS "directoryId", organization_id AS "organizationId",
               auth0_user_id AS "auth0UserId", applied, applied_at AS "appliedAt", last_error AS "lastError",
               last_error_at AS "lastErrorAt"
        FROM user_sync WHERE user_id IN (${list})`,
       [ids],
-    )).map((s) => [s.userId, s]),
+    ),
+    many<{ memberId: string; id: string; displayName: string; externalId: string | null }>(
+      `SELECT m.member_id AS "memberId", g.id, g.display_name AS "displayName", g.external_id AS "externalId"
+       FROM group_members m JOIN groups g ON g.id = m.group_id
+       WHERE m.member_id IN (${list}) AND m.member_type = 'User' AND g.deleted_at IS NULL
+       ORDER BY g.id`,
+      [ids],
+    ),
+    many<{ id: string; userId: string; reason: string }>(
+      `SELECT id, user_id AS "userId", reason FROM holds
+       WHERE user_id IN (${list}) AND released_at IS NULL`,
+      [ids],
+    ),
   );
+  const syncOf = new Map(syncRows.map((s) => [s.userId, s]));
   const groupsOf = new Map<string, DirectoryGroup[]>();
-  for (const m of yield* many<{ memberId: string; id: string; displayName: string; externalId: string | null }>(
-    `SELECT m.member_id AS "memberId", g.id, g.display_name AS "displayName", g.external_id AS "externalId"
-     FROM group_members m JOIN groups g ON g.id = m.group_id
-     WHERE m.member_id IN (${list}) AND m.member_type = 'User' AND g.deleted_at IS NULL
-     ORDER BY g.id`,
-    [ids],
-  )) {
+  for (const m of memberships) {
     const groups = groupsOf.get(m.memberId) ?? [];
     groups.push({ id: m.id, displayName: m.displayName, externalId: m.externalId });
     groupsOf.set(m.memberId, groups);
   }
   const holdsOf = new Map<string, Hold[]>();
-  for (const h of yield* many<{ id: string; userId: string; reason: string }>(
-    `SELECT id, user_id AS "userId", reason FROM holds
-     WHERE user_id IN (${list}) AND released_at IS NULL`,
-    [ids],
-  )) {
+  for (const h of holdRows) {
     const holds = holdsOf.get(h.userId) ?? [];
     holds.push({ id: h.id, reason: h.reason });
     holdsOf.set(h.userId, holds);
@@ -160,16 +179,21 @@ function* inputsOf(organization: OrganizationRow, rows: UserRow[]): StoreOp<User
 
 /** One user's inputs (the worker, the login hook), or undefined if there is no such user. */
 export function* loadUserInputs(userId: string): StoreOp<UserInputs | undefined> {
-  const row = yield* one<StoredUserRow & { organizationId: string }>(
-    `SELECT ${userColumns}, d.organization_id AS "organizationId"
-     FROM users u JOIN directories d ON d.id = u.directory_id WHERE u.id = ?`,
+  // The user and its organization in one statement: the worker and the login hook load one user each time.
+  const row = yield* one<Record<string, unknown>>(
+    `SELECT ${userColumns}, ${organizationColumnsAs("o", "org.")}
+     FROM users u JOIN directories d ON d.id = u.directory_id JOIN organizations o ON o.id = d.organization_id
+     WHERE u.id = ?`,
     [userId],
   );
   if (!row) return undefined;
-  const organization = yield* organizationRow(row.organizationId);
-  if (!organization) return undefined;
-  const { organizationId: _, ...user } = row;
-  return (yield* inputsOf(organization, [userRowOf(user)]))[0];
+  const user: Record<string, unknown> = {};
+  const organization: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(row)) {
+    if (key.startsWith("org.")) organization[key.slice(4)] = value;
+    else user[key] = value;
+  }
+  return (yield* inputsOf(organization as OrganizationRow, [userRowOf(user as StoredUserRow)]))[0];
 }
 
 /** Number of directory users (tombstones included) of an organization. */

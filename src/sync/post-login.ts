@@ -1,6 +1,6 @@
 import { foldCase } from "../directory/fold.js";
 import { recordAudit } from "../directory/audit.js";
-import { activeMapping, mappingCacheOf, type MappingCache } from "../directory/mappings.js";
+import { mappingCacheOf, mappingOfOrganization, type MappingCache } from "../directory/mappings.js";
 import type { SqlStore } from "../directory/sql.js";
 import { applyOperation, type MappingDocument } from "../mapping/index.js";
 import { desiredFor, loadUserInputs, memberOfOtherOrganizations, saveApplied, type UserInputs } from "./inputs.js";
@@ -130,7 +130,7 @@ function* loginInputs(
   const userId = yield* findDirectoryUser(organizationId, user.user_id, user.email ?? null);
   const inputs = userId ? yield* loadUserInputs(userId) : undefined;
   if (!inputs) return null;
-  const mapping = (yield* activeMapping(organizationId, cache))!.document;
+  const mapping = (yield* mappingOfOrganization(inputs.organization, cache)).document;
   const heldElsewhere = inputs.applied.auth0UserId
     ? undefined
     : yield* memberOfOtherOrganizations(user.user_id, organizationId);

@@ -1,7 +1,7 @@
 import { Auth0CallError } from "../auth0/errors.js";
 import { laneOf, type LaneArg } from "../auth0/rate-limiter.js";
 import type { Auth0Gateway, ConnectionInfo } from "../auth0/gateway.js";
-import { activeMapping, mappingCacheOf, readActiveMapping } from "../directory/mappings.js";
+import { mappingCacheOf, mappingOfOrganization, readActiveMapping } from "../directory/mappings.js";
 import type { SqlStore } from "../directory/sql.js";
 import {
   applyOperation,
@@ -74,11 +74,11 @@ export const setAuth0OrgId = (organizationId: string, auth0OrgId: string | null,
   exec(`UPDATE organizations SET auth0_org_id = ?, updated_at = ? WHERE id = ?`, [auth0OrgId, now, organizationId]);
 
 /** A user's inputs and its organization's active mapping, in one snapshot. */
-function* reconcileInputs(userId: string, store: SqlStore) {
+export function* reconcileInputs(userId: string, store: SqlStore) {
   const inputs = yield* loadUserInputs(userId);
   if (!inputs) return undefined;
-  const mapping = yield* activeMapping(inputs.organization.id, mappingCacheOf(store, true));
-  return mapping ? { inputs, mapping: mapping.document } : undefined;
+  const mapping = yield* mappingOfOrganization(inputs.organization, mappingCacheOf(store, true));
+  return { inputs, mapping: mapping.document };
 }
 
 /** More operations than any plan has; a guard against a plan that never converges. */

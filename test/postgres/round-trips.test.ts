@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { reconcileInputs } from "../../src/sync/reconcile-user.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 
 let bridge: TestBridge;
@@ -47,4 +48,19 @@ it("creates a user in 3 round trips and reads one by id in 1", async () => {
   // COMMIT: readCommitted; the token from the cache: cachedScimToken).
   expect(read).toHaveLength(1);
   expect(read[0]).toMatch(/credential_epochs[\s\S]*FROM users|credential_epochs[\s\S]*JOIN users/);
+});
+
+it("loads what the worker reconciles a user from in 4 round trips", async () => {
+  const created = await bridge.scim
+    .post("/Users", { userName: `rt-${randomUUID()}@x.test`, emails: [{ value: "rt@x.test" }] })
+    .expect(201);
+  const id = (created.body as { id: string }).id;
+  await bridge.store.read(reconcileInputs(id, bridge.store));
+  const load = await roundTrips(() => bridge.store.read(reconcileInputs(id, bridge.store)));
+  // BEGIN with the user and its organization (one join); its sync state, groups and holds together;
+  // the connection's type for the default mapping; the COMMIT.
+  expect(load).toHaveLength(4);
+  expect(load[0]).toMatch(/^BEGIN[^;]*;\s*SELECT[\s\S]*JOIN organizations o/);
+  expect(load[1]).toMatch(/FROM user_sync[\s\S]*;\n[\s\S]*FROM group_members[\s\S]*;\n[\s\S]*FROM holds/);
+  expect(load[3]).toBe("COMMIT");
 });
