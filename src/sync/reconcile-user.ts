@@ -158,6 +158,12 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
     if (!loaded) return { status: "done" };
     const { inputs, mapping } = loaded;
     let applied: AppliedState = inputs.applied;
+    // Whether the user's sync row exists (the loader found one, or a step of this run wrote it).
+    let recorded = inputs.appliedAt !== null || inputs.lastError !== null;
+    const record = async (state: AppliedState): Promise<void> => {
+      await deps.store.write(saveApplied(inputs, state, now()));
+      recorded = true;
+    };
     let d: DesiredUser | undefined;
     try {
       const auth0OrgId = await ensureAuth0Organization(deps, inputs.organization, lane);
@@ -198,7 +204,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         );
         if (found[0]) {
           applied = linkFound(applied, d, found[0].user_id, found[0].blocked === true);
-          await deps.store.write(saveApplied(inputs, applied, now()));
+          await record(applied);
           // Another organization may hold the user just found: without asking again, a shared
           // user would be blocked for every organization because this one never linked it.
           d = await desiredNow();
@@ -247,7 +253,7 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
           ) {
             retriedMissingUser = true;
             applied = initialApplied();
-            await deps.store.write(saveApplied(inputs, applied, now()));
+            await record(applied);
             continue;
           }
           // Auth0 refused a field the cached connection said was writable (its sync setting changed):
@@ -265,13 +271,16 @@ export function createUserReconciler(deps: SyncDeps): JobHandler {
         applied = applyOperation(applied, op, result);
         if (op.type === "linkUser" && !result.auth0UserId) {
           // Not in Auth0 yet: linked at first login by the post-login hook. A state, not a failure.
-          await deps.store.write(saveApplied(inputs, applied, now()));
+          await record(applied);
           break;
         }
-        await deps.store.write(saveApplied(inputs, applied, now()));
+        await record(applied);
       }
       const problems = [...d.problems, ...notes];
-      await deps.store.write(saveSyncError(inputs, problems.length > 0 ? problems.join("; ") : null, now()));
+      const error = problems.length > 0 ? problems.join("; ") : null;
+      // A clean run over a clean record changes nothing there: no write (a commit a job saved).
+      if (error !== null || inputs.lastError !== null || !recorded)
+        await deps.store.write(saveSyncError(inputs, error, now()));
       deps.failures?.succeeded(inputs.organization.id);
       return { status: "done" };
     } catch (err) {

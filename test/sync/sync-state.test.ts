@@ -76,6 +76,19 @@ describe("sync state extension", () => {
     const res = await bridge.scim.get(`/Users/${id}?attributes=${SYNC}`).expect(200);
     expect(res.body[SYNC].status).toBe("failed");
     expect(res.body[SYNC].lastError).toMatch(/invalid_body/);
+    // Auth0 accepts the user once the IdP changes it: the error goes, and the state says synced.
+    sync.emulator.setFaults({ errors: [] });
+    await bridge.scim
+      .patch(`/Users/${id}`)
+      .send({
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [{ op: "replace", path: "displayName", value: "Fixed" }],
+      })
+      .expect(204);
+    await sync.drain();
+    const fixed = await bridge.scim.get(`/Users/${id}?attributes=${SYNC}`).expect(200);
+    expect(fixed.body[SYNC].status).toBe("synced");
+    expect(fixed.body[SYNC].lastError).toBeUndefined();
   });
 
   it("is declared in /Schemas and /ResourceTypes, read-only and returned on request, and ignored when an IdP writes it", async () => {
