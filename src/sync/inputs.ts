@@ -8,7 +8,7 @@
  */
 import type { organizations, users, userSync } from "../../db/schema.js";
 import type { SqlStore } from "../directory/sql.js";
-import { dialect, exec, jsonTextList, many, one, together, type StoreOp } from "../directory/store-op.js";
+import { dialect, jsonTextList, later, many, one, together, type StoreOp } from "../directory/store-op.js";
 import {
   applyOperation,
   desired,
@@ -269,8 +269,9 @@ export function* saveApplied(
   applied: AppliedState,
   now = Date.now(),
 ): StoreOp<void> {
-  // After every successful Auth0 call: one fixed statement.
-  yield* exec(
+  // After every successful Auth0 call: one fixed statement, held (later) so that on PostgreSQL the
+  // unit's BEGIN, the statement and the COMMIT go in one round trip.
+  yield* later(
     `INSERT INTO user_sync (user_id, directory_id, organization_id, auth0_user_id, applied, applied_at)
      VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (user_id) DO UPDATE SET directory_id = excluded.directory_id,
@@ -285,7 +286,7 @@ export function* saveSyncError(
   error: string | null,
   now = Date.now(),
 ): StoreOp<void> {
-  yield* exec(
+  yield* later(
     `INSERT INTO user_sync (user_id, directory_id, organization_id, last_error, last_error_at)
      VALUES (?, ?, ?, ?, ?)
      ON CONFLICT (user_id) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`,

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { saveApplied } from "../../src/sync/inputs.js";
 import { reconcileInputs } from "../../src/sync/reconcile-user.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 
@@ -63,4 +64,15 @@ it("loads what the worker reconciles a user from in 4 round trips", async () => 
   expect(load[0]).toMatch(/^BEGIN[^;]*;\s*SELECT[\s\S]*JOIN organizations o/);
   expect(load[1]).toMatch(/FROM user_sync[\s\S]*;\n[\s\S]*FROM group_members[\s\S]*;\n[\s\S]*FROM holds/);
   expect(load[3]).toBe("COMMIT");
+});
+
+it("records what the worker applied in 1 round trip", async () => {
+  const created = await bridge.scim.post("/Users", { userName: `rt-${randomUUID()}@x.test` }).expect(201);
+  const loaded = (await bridge.store.read(reconcileInputs((created.body as { id: string }).id, bridge.store)))!;
+  const applied = { ...loaded.inputs.applied, auth0UserId: "auth0|rt" };
+  await bridge.store.write(saveApplied(loaded.inputs, applied));
+  const save = await roundTrips(() => bridge.store.write(saveApplied(loaded.inputs, applied)));
+  // BEGIN, the row and COMMIT in one simple query: the write is held (later) until the COMMIT.
+  expect(save).toHaveLength(1);
+  expect(save[0]).toMatch(/^BEGIN;\s*INSERT INTO user_sync[\s\S]*;\s*COMMIT$/);
 });
