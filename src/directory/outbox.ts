@@ -16,8 +16,32 @@ export type JobKind = "user" | "group" | "organization" | "drift";
  */
 export const SCAN_KIND = "drift" satisfies JobKind;
 
-/** Every lane, in the order a claim takes them. */
-export const lanesInOrder: readonly Lane[] = [Lane.deprovision, Lane.provision, Lane.background];
+/** One range of due jobs a claim reads: drift scans, or one lane's other jobs; at most `limit`. */
+export interface ClaimRange {
+  /** Undefined: the drift scans (any lane). */
+  lane?: Lane;
+  limit: number;
+}
+
+/**
+ * What a claim of up to `limit` jobs reads, of which at most `nonUrgent` outside the deprovision
+ * lane: the drift scans alone (`scans`), or each lane in order (deprovision first). Each range is
+ * read in order of due time on a partial index (jobs_work_claim_idx, jobs_drift_claim_idx), so a
+ * claim reads the due jobs it may take and never walks the jobs not yet due, nor the other claim's.
+ * Both queues read these ranges and take what `claimable` keeps.
+ */
+export function claimRanges(limit: number, nonUrgent: number, scans: boolean): ClaimRange[] {
+  if (scans) return limit > 0 ? [{ limit }] : [];
+  return [Lane.deprovision, Lane.provision, Lane.background]
+    .map((lane) => ({ lane, limit: lane === Lane.deprovision ? limit : Math.min(limit, nonUrgent) }))
+    .filter((r) => r.limit > 0);
+}
+
+/** Of candidates in claim order, those a claim takes: deprovision-lane jobs, then the others while ordinary slots are free. */
+export function claimable<T extends { lane: number }>(candidates: readonly T[], limit: number, nonUrgent: number): T[] {
+  let ordinary = nonUrgent;
+  return candidates.filter((c) => c.lane === Lane.deprovision || ordinary-- > 0).slice(0, limit);
+}
 
 export interface EnqueueJob {
   organizationId: string;

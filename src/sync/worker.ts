@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { LaneHandle } from "../auth0/rate-limiter.js";
 import type { SqlStore } from "../directory/sql.js";
-import { Lane, lanesInOrder, onJobEnqueued, SCAN_KIND, type JobKind } from "../directory/outbox.js";
+import { claimable, claimRanges, Lane, onJobEnqueued, SCAN_KIND, type JobKind } from "../directory/outbox.js";
 import { exec, jsonList, jsonTextList, many, one, type StoreOp } from "../directory/store-op.js";
 import { jobColumns, type JobRow } from "./job-queries.js";
 
@@ -111,35 +111,22 @@ export interface ClaimRequest {
 
 /** Leases due jobs to `owner`: deprovision lane first, one job per key running at a time. */
 export function* claimJobs(r: ClaimRequest): StoreOp<JobRow[]> {
-  // One range read per lane on a partial index (jobs_work_claim_idx, jobs_drift_claim_idx), with the
-  // kind written into the SQL so that SQLite can use them: a claim then reads the due jobs it takes and
-  // the few whose user already has a job running, never the rest of the backlog. One read over every
-  // lane walked every job not yet due and every drift scan on each tick, and a tick follows every write.
-  const candidates: number[] = [];
-  const due = (lane: number | undefined, limit: number) =>
-    many<{ id: number }>(
-      `SELECT j.id FROM jobs j
-         WHERE j.state = 'pending' AND ${lane === undefined ? `j.kind = '${SCAN_KIND}'` : `j.kind <> '${SCAN_KIND}' AND j.lane = ?`}
-           AND j.run_after <= ?
-           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
-         ORDER BY j.run_after, j.id
-         LIMIT ?`,
-      lane === undefined ? [r.now, limit] : [lane, r.now, limit],
+  // The kind is written into the SQL so that SQLite can use the partial indexes (see claimRanges).
+  const found: { id: number; lane: number }[] = [];
+  for (const range of claimRanges(r.limit, r.nonUrgent, r.scans))
+    found.push(
+      ...(yield* many<{ id: number; lane: number }>(
+        `SELECT j.id, j.lane FROM jobs j
+           WHERE j.state = 'pending'
+             AND ${range.lane === undefined ? `j.kind = '${SCAN_KIND}'` : `j.kind <> '${SCAN_KIND}' AND j.lane = ?`}
+             AND j.run_after <= ?
+             AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
+           ORDER BY j.run_after, j.id
+           LIMIT ?`,
+        range.lane === undefined ? [r.now, range.limit] : [range.lane, r.now, range.limit],
+      )),
     );
-  if (r.scans) {
-    for (const c of yield* due(undefined, r.limit)) candidates.push(c.id);
-  } else {
-    // Deprovision-lane jobs first, then the others while ordinary slots are free.
-    let nonUrgent = r.nonUrgent;
-    for (const lane of lanesInOrder) {
-      const room = r.limit - candidates.length;
-      const limit = lane === Lane.deprovision ? room : Math.min(room, nonUrgent);
-      if (limit <= 0) break;
-      const found = yield* due(lane, limit);
-      if (lane !== Lane.deprovision) nonUrgent -= found.length;
-      for (const c of found) candidates.push(c.id);
-    }
-  }
+  const candidates = claimable(found, r.limit, r.nonUrgent).map((c) => c.id);
   if (candidates.length === 0) return [];
   const claimed = yield* many<JobRow>(
     `UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1, updated_at = ?

@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { jobs } from "../../../db/schema.pg.js";
-import { JOBS_CHANNEL, Lane, lanesInOrder, PG_NOW_MS, SCAN_KIND } from "../outbox.js";
+import { claimable, claimRanges, JOBS_CHANNEL, Lane, PG_NOW_MS, SCAN_KIND } from "../outbox.js";
 import { isUniqueViolation, pgTransaction } from "../sql.js";
 import { statementName } from "../store-op.js";
 
@@ -171,20 +171,17 @@ export class PgOutbox {
       // No parameters: a named statement's cached plan is then built for these very values. With
       // `LIMIT $1` and the kind as parameters the server switched to a generic plan after five runs,
       // and that plan's cost grew with the table (9 ms a claim at a backlog of a thousand jobs).
-      // One ordered range scan per lane (drift scans apart), on the partial indexes jobs_work_claim_idx
-      // and jobs_drift_claim_idx: a claim reads the due jobs it takes, never the jobs not yet due nor
-      // the other claim's, which one scan over every lane walked on each claim.
+      // The ranges of claimRanges (any kind in each lane when `scans` is not given).
       const n = Math.trunc(limit);
-      const nonUrgentLimit = Math.min(n, Math.trunc(options.nonUrgent ?? n));
-      const ranges =
-        options.scans === true
-          ? [{ filter: `j.kind = '${SCAN_KIND}'`, limit: n }]
-          : lanesInOrder
-              .map((lane) => ({
-                filter: `j.lane = ${lane}${options.scans === false ? ` AND j.kind <> '${SCAN_KIND}'` : ""}`,
-                limit: lane === Lane.deprovision ? n : nonUrgentLimit,
-              }))
-              .filter((r) => r.limit > 0);
+      const nonUrgent = Math.trunc(options.nonUrgent ?? n);
+      const ranges = claimRanges(n, nonUrgent, options.scans === true).map((r) => ({
+        limit: r.limit,
+        filter:
+          r.lane === undefined
+            ? `j.kind = '${SCAN_KIND}'`
+            : `j.lane = ${r.lane}${options.scans === false ? ` AND j.kind <> '${SCAN_KIND}'` : ""}`,
+      }));
+      if (ranges.length === 0) return [];
       const { rows: picked } = await run<{ id: number; lane: number; locked: boolean }>(
         tx,
         `WITH ${ranges
@@ -203,8 +200,11 @@ export class PgOutbox {
                ORDER BY lane, run_after, id LIMIT ${n}) c
          ORDER BY lane, run_after, id`,
       );
-      let nonUrgent = options.nonUrgent ?? limit;
-      const ids = picked.filter((p) => p.locked && (p.lane === Lane.deprovision || nonUrgent-- > 0)).map((p) => p.id);
+      const ids = claimable(
+        picked.filter((p) => p.locked),
+        n,
+        nonUrgent,
+      ).map((p) => p.id);
       if (ids.length === 0) return [];
       const { rows } = await run<PgJobRow>(
         tx,
