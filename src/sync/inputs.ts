@@ -177,15 +177,14 @@ function* inputsOf(organization: OrganizationRow, rows: UserRow[]): StoreOp<User
   });
 }
 
+// The user and its organization in one statement: the worker and the login hook load one user each time.
+const userWithOrganization = `SELECT ${userColumns}, ${organizationColumnsAs("o", "org.")}
+  FROM users u JOIN directories d ON d.id = u.directory_id JOIN organizations o ON o.id = d.organization_id
+  WHERE u.id = ?`;
+
 /** One user's inputs (the worker, the login hook), or undefined if there is no such user. */
 export function* loadUserInputs(userId: string): StoreOp<UserInputs | undefined> {
-  // The user and its organization in one statement: the worker and the login hook load one user each time.
-  const row = yield* one<Record<string, unknown>>(
-    `SELECT ${userColumns}, ${organizationColumnsAs("o", "org.")}
-     FROM users u JOIN directories d ON d.id = u.directory_id JOIN organizations o ON o.id = d.organization_id
-     WHERE u.id = ?`,
-    [userId],
-  );
+  const row = yield* one<Record<string, unknown>>(userWithOrganization, [userId]);
   if (!row) return undefined;
   const user: Record<string, unknown> = {};
   const organization: Record<string, unknown> = {};
