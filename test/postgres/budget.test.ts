@@ -6,7 +6,7 @@
  * holds the others back too.
  */
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   endpointClasses,
   RateLimiter,
@@ -212,6 +212,26 @@ describe.skipIf(postgresUnavailable !== "")("the Auth0 rate budget shared throug
       expect(paused.pausedUntil).toBe(now + 60_000);
       // Refilled to 8 meanwhile, yet nothing is granted while paused, not even to deprovisioning.
       expect(paused.granted).toEqual({ urgent: 0, ordinary: 0 });
+    });
+
+    it("a sync that claims tokens is two round trips: the rows locked with the BEGIN, written with the COMMIT", async () => {
+      const tenant = `tenant-${++tenantSeq}.auth0.com`;
+      const budget = new PostgresBudget(instance(), tenant);
+      const now = Date.now();
+      const spy = vi.spyOn(pg.Client.prototype, "query");
+      let texts: string[];
+      try {
+        // The first sync of a tenant also creates its rows, in the same round trip.
+        const first = await budget.sync(now, specs, delta({ claim: { urgent: 0, ordinary: 3, reserve: 2 } }));
+        expect(first.get("global")!.granted.ordinary).toBe(3);
+        texts = spy.mock.calls.map(([q]) => (typeof q === "string" ? q : (q as { text: string }).text));
+      } finally {
+        spy.mockRestore();
+      }
+      expect(texts).toHaveLength(2);
+      expect(texts[0]).toMatch(/^BEGIN;[\s\S]*INSERT INTO rate_buckets[\s\S]*FOR UPDATE$/);
+      expect(texts[1]).toMatch(/^UPDATE rate_buckets[\s\S]*;\s*COMMIT$/);
+      expect((await row(tenant)).tokens).toBe(7);
     });
 
     it("takes back held tokens up to the capacity", async () => {

@@ -1,5 +1,6 @@
 import type pg from "pg";
-import { pgTransaction } from "../sql.js";
+import { pgUnit } from "../sql.js";
+import { inlineParams, later, many, type StoreOp } from "../store-op.js";
 
 /*
  * The shapes below are the rate limiter's AsyncSharedBudget contract (src/auth0/rate-limiter.ts),
@@ -101,10 +102,11 @@ const changed = (d: PgBucketDelta | undefined): boolean =>
 
 /**
  * The tenant's Auth0 rate budget in PostgreSQL (table rate_buckets), shared by every instance behind
- * the load balancer. Each sync is one short READ COMMITTED transaction: the tenant's bucket rows are
- * locked with SELECT … FOR UPDATE in name order (one order for every instance, so two syncs never
- * deadlock), stepped, written back and committed; concurrent syncs queue on the row locks and each
- * sees the rows the previous one committed. A sync that only reads locks nothing and writes nothing.
+ * the load balancer. Each sync is one short READ COMMITTED transaction of two round trips: the tenant's
+ * bucket rows are locked with SELECT … FOR UPDATE in name order (one order for every instance, so two
+ * syncs never deadlock), stepped here, then written back with the COMMIT; concurrent syncs queue on
+ * the row locks and each sees the rows the previous one committed. A sync that only reads locks
+ * nothing and writes nothing.
  *
  * Bucket rows commit with synchronous_commit off (PostgreSQL documentation, "Asynchronous Commit"):
  * a server crash may forget the last fraction of a second of spending, which costs at worst a 429,
@@ -138,50 +140,52 @@ export class PostgresBudget {
       const byName = new Map(rows.map((r) => [r.name, r]));
       return new Map(names.map((n) => [n, stepBucket(byName.get(n), specs.get(n)!, undefined, now)]));
     }
-    return pgTransaction(this.pool, "BEGIN; SET LOCAL synchronous_commit TO OFF", async (client) => {
-      let rows = (await client.query<Row>(`${SELECT_ROWS} FOR UPDATE`, [this.tenant, names])).rows;
-      if (rows.length < names.length) {
-        // FOR UPDATE locks only rows that exist: create the missing ones, full (as the SQLite budget
-        // does), and lock again. Rows another instance inserts meanwhile are kept (DO NOTHING).
-        await client.query(
-          `INSERT INTO rate_buckets (tenant, name, capacity, tokens, updated_at, paused_until)
-           SELECT $1, n, c, c, $4::bigint, 0 FROM unnest($2::text[], $3::float8[]) AS s(n, c) ORDER BY n
-           ON CONFLICT (tenant, name) DO NOTHING`,
-          [this.tenant, names, names.map((n) => specs.get(n)!.capacity), Math.ceil(now)],
+    // Two round trips, the rows locked only between them: the BEGIN, the missing rows' INSERT (full,
+    // as the SQLite budget creates them; rows another instance inserted are kept) and the locking
+    // read go as one text; the write goes with the COMMIT (pgUnit in ../sql.ts).
+    const missing = inlineParams(
+      `INSERT INTO rate_buckets (tenant, name, capacity, tokens, updated_at, paused_until)
+       VALUES ${names.map(() => "(?, ?, ?::float8, ?::float8, ?::bigint, 0)").join(", ")}
+       ON CONFLICT (tenant, name) DO NOTHING`,
+      names.flatMap((n) => [this.tenant, n, specs.get(n)!.capacity, specs.get(n)!.capacity, Math.ceil(now)]),
+    );
+    const tenant = this.tenant;
+    return pgUnit(
+      this.pool,
+      `BEGIN; SET LOCAL synchronous_commit TO OFF; ${missing}`,
+      (function* (): StoreOp<Map<string, PgBucketState>> {
+        const rows = yield* many<Row>(
+          `SELECT name, capacity, tokens, updated_at::float8 AS "updatedAt", paused_until::float8 AS "pausedUntil"
+           FROM rate_buckets WHERE tenant = ? AND name IN (${names.map(() => "?").join(", ")})
+           ORDER BY name FOR UPDATE`,
+          [tenant, ...names],
         );
-        rows = (await client.query<Row>(`${SELECT_ROWS} FOR UPDATE`, [this.tenant, names])).rows;
         // Only a concurrent DELETE gets here; a grant without its row would be spent twice.
         if (rows.length < names.length) throw new Error("rate_buckets rows vanished during a budget sync");
-      }
-      const byName = new Map(rows.map((r) => [r.name, r]));
-      const out = new Map<string, PgBucketState>();
-      const updates: Row[] = [];
-      for (const name of names) {
-        const row = byName.get(name);
-        const delta = deltas.get(name);
-        const s = stepBucket(row, specs.get(name)!, delta, now);
-        out.set(name, s);
-        if (changed(delta)) updates.push({ name, ...s });
-      }
-      if (updates.length > 0) {
-        await client.query(
-          `UPDATE rate_buckets AS b SET capacity = u.capacity, tokens = u.tokens, updated_at = u.updated_at,
-             paused_until = u.paused_until
-           FROM unnest($2::text[], $3::float8[], $4::float8[], $5::bigint[], $6::bigint[])
-             AS u(name, capacity, tokens, updated_at, paused_until)
-           WHERE b.tenant = $1 AND b.name = u.name`,
-          [
-            this.tenant,
-            updates.map((u) => u.name),
-            updates.map((u) => u.capacity),
-            updates.map((u) => u.tokens),
-            // bigint columns refuse fractions; rounding up errs towards refilling later, pausing longer.
-            updates.map((u) => Math.ceil(u.updatedAt)),
-            updates.map((u) => Math.ceil(u.pausedUntil)),
-          ],
-        );
-      }
-      return out;
-    });
+        const byName = new Map(rows.map((r) => [r.name, r]));
+        const out = new Map<string, PgBucketState>();
+        const updates: Row[] = [];
+        for (const name of names) {
+          const delta = deltas.get(name);
+          const s = stepBucket(byName.get(name), specs.get(name)!, delta, now);
+          out.set(name, s);
+          if (changed(delta)) updates.push({ name, ...s });
+        }
+        if (updates.length > 0)
+          yield* later(
+            `UPDATE rate_buckets AS b SET capacity = u.capacity, tokens = u.tokens, updated_at = u.updated_at,
+               paused_until = u.paused_until
+             FROM (VALUES ${updates.map(() => "(?, ?::float8, ?::float8, ?::bigint, ?::bigint)").join(", ")})
+               AS u(name, capacity, tokens, updated_at, paused_until)
+             WHERE b.tenant = ? AND b.name = u.name`,
+            [
+              // bigint columns refuse fractions; rounding up errs towards refilling later, pausing longer.
+              ...updates.flatMap((u) => [u.name, u.capacity, u.tokens, Math.ceil(u.updatedAt), Math.ceil(u.pausedUntil)]),
+              tenant,
+            ],
+          );
+        return out;
+      })(),
+    );
   }
 }
