@@ -112,8 +112,11 @@ function* readVersion(
 
 type TypeOf = (connection: string) => StoreOp<ConnectionType>;
 
-function* defaultFor(typeOf: TypeOf, org: Pick<OrganizationRow, "connection" | "userModel">): StoreOp<MappingDocument> {
-  const type = yield* typeOf(org.connection);
+function* defaultFor(
+  typeOf: TypeOf | ConnectionType,
+  org: Pick<OrganizationRow, "connection" | "userModel">,
+): StoreOp<MappingDocument> {
+  const type = typeof typeOf === "string" ? typeOf : yield* typeOf(org.connection);
   const key = `${org.connection}\u0000${type}\u0000${org.userModel}`;
   let doc = defaults.get(key);
   if (!doc) {
@@ -127,7 +130,12 @@ function* defaultFor(typeOf: TypeOf, org: Pick<OrganizationRow, "connection" | "
 
 type MappedOrganization = Pick<OrganizationRow, "id" | "slug" | "connection" | "userModel" | "activeMappingVersion">;
 
-function* activeOf(org: MappedOrganization, typeOf: TypeOf, cache: MappingCache | null): StoreOp<ActiveMapping> {
+/** `typeOf`: how to learn the connection's type, or the type itself when it was read already. */
+function* activeOf(
+  org: MappedOrganization,
+  typeOf: TypeOf | ConnectionType,
+  cache: MappingCache | null,
+): StoreOp<ActiveMapping> {
   const version = org.activeMappingVersion;
   const document = version === null ? undefined : yield* readVersion(org.id, version, cache);
   if (version !== null && document) return { organizationId: org.id, version, document };
@@ -157,13 +165,15 @@ export function* activeMapping(idOrSlug: string, cache: MappingCache | null = nu
 
 /**
  * The active mapping of an organization already read (inputs, the login hook), without reading its
- * row again: the worker and the login hook load the organization with the user.
+ * row again: the worker and the login hook load the organization with the user, and with it the
+ * type of its connection (`connectionType`), which the default mapping depends on.
  */
 export function* mappingOfOrganization(
   org: MappedOrganization,
   cache: MappingCache | null = null,
+  connectionType?: ConnectionType,
 ): StoreOp<ActiveMapping> {
-  return yield* activeOf(org, typeOfConnection, cache);
+  return yield* activeOf(org, connectionType ?? typeOfConnection, cache);
 }
 
 /**

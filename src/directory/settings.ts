@@ -7,7 +7,8 @@ import type { ConnectionType } from "../mapping/defaults.js";
 import { exec, many, one, type StoreOp } from "./store-op.js";
 
 const tenantKey = "auth0.tenant";
-const connectionKey = (name: string): string => `auth0.connection:${name}`;
+const connectionKeyPrefix = "auth0.connection:";
+const connectionKey = (name: string): string => `${connectionKeyPrefix}${name}`;
 
 /** The in-process emulator of `npm start`: its ids are worthless anywhere else. */
 export const sandboxTenant = "sandbox";
@@ -137,7 +138,22 @@ export function* knownConnections(): StoreOp<KnownConnection[]> {
  * until `serve` or `doctor` reads the tenant.
  */
 export function* connectionTypeOf(name: string): StoreOp<{ type: ConnectionType; known: boolean }> {
-  const known = yield* knownConnection(name);
-  if (known) return { type: known.type, known: true };
+  return connectionTypeFrom(name, (yield* one<{ value: string }>(readSetting, [connectionKey(name)]))?.value);
+}
+
+/** connectionTypeOf from the connection's setting as read (connectionSettingOf), undefined or null when none. */
+export function connectionTypeFrom(
+  name: string,
+  setting: string | null | undefined,
+): { type: ConnectionType; known: boolean } {
+  if (setting != null) return { type: (JSON.parse(setting) as KnownConnection).type, known: true };
   return { type: "database", known: name === defaultDatabaseConnection };
 }
+
+/**
+ * A scalar subquery of the setting of the connection named by the SQL expression `name` (null when
+ * the bridge has not seen it), for a statement that loads an organization with what its default
+ * mapping needs (connectionTypeFrom reads it), instead of a statement of its own.
+ */
+export const connectionSettingOf = (name: string): string =>
+  `(SELECT value FROM bridge_settings WHERE key = '${connectionKeyPrefix}' || ${name})`;

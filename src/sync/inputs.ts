@@ -8,7 +8,9 @@
  */
 import type { organizations, users, userSync } from "../../db/schema.js";
 import type { SqlStore } from "../directory/sql.js";
+import { connectionSettingOf, connectionTypeFrom } from "../directory/settings.js";
 import { dialect, jsonTextList, later, many, one, together, type StoreOp } from "../directory/store-op.js";
+import type { ConnectionType } from "../mapping/defaults.js";
 import {
   applyOperation,
   desired,
@@ -39,6 +41,11 @@ export interface UserInputs {
   lastError: string | null;
   /** Whether another organization holds the Auth0 user `applied.auth0UserId` (see memberOfOtherOrganizations). */
   memberOfOtherOrganizations: boolean;
+  /**
+   * The type of the organization's connection, for its default mapping, when it was read with the
+   * user (loadUserInputs); absent, mappingOfOrganization reads it.
+   */
+  connectionType?: ConnectionType;
 }
 
 /** Users per page when a whole organization is loaded (preview, drift): memory holds one page. */
@@ -177,8 +184,10 @@ function* inputsOf(organization: OrganizationRow, rows: UserRow[]): StoreOp<User
   });
 }
 
-// The user and its organization in one statement: the worker and the login hook load one user each time.
-const userWithOrganization = `SELECT ${userColumns}, ${organizationColumnsAs("o", "org.")}
+// The user, its organization and its connection's recorded type in one statement: the worker and the
+// login hook load one user each time.
+const userWithOrganization = `SELECT ${userColumns}, ${organizationColumnsAs("o", "org.")},
+    ${connectionSettingOf("o.connection")} AS "connectionSetting"
   FROM users u JOIN directories d ON d.id = u.directory_id JOIN organizations o ON o.id = d.organization_id
   WHERE u.id = ?`;
 
@@ -186,13 +195,16 @@ const userWithOrganization = `SELECT ${userColumns}, ${organizationColumnsAs("o"
 export function* loadUserInputs(userId: string): StoreOp<UserInputs | undefined> {
   const row = yield* one<Record<string, unknown>>(userWithOrganization, [userId]);
   if (!row) return undefined;
+  const { connectionSetting, ...columns } = row;
   const user: Record<string, unknown> = {};
   const organization: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(row)) {
+  for (const [key, value] of Object.entries(columns)) {
     if (key.startsWith("org.")) organization[key.slice(4)] = value;
     else user[key] = value;
   }
-  return (yield* inputsOf(organization as OrganizationRow, [userRowOf(user as StoredUserRow)]))[0];
+  const org = organization as OrganizationRow;
+  const inputs = (yield* inputsOf(org, [userRowOf(user as StoredUserRow)]))[0]!;
+  return { ...inputs, connectionType: connectionTypeFrom(org.connection, connectionSetting as string | null).type };
 }
 
 /** Number of directory users (tombstones included) of an organization. */

@@ -130,7 +130,7 @@ function* loginInputs(
   const userId = yield* findDirectoryUser(organizationId, user.user_id, user.email ?? null);
   const inputs = userId ? yield* loadUserInputs(userId) : undefined;
   if (!inputs) return null;
-  const mapping = (yield* mappingOfOrganization(inputs.organization, cache)).document;
+  const mapping = (yield* mappingOfOrganization(inputs.organization, cache, inputs.connectionType)).document;
   const heldElsewhere = inputs.applied.auth0UserId
     ? undefined
     : yield* memberOfOtherOrganizations(user.user_id, organizationId);

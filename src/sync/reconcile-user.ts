@@ -77,7 +77,7 @@ export const setAuth0OrgId = (organizationId: string, auth0OrgId: string | null,
 export function* reconcileInputs(userId: string, store: SqlStore) {
   const inputs = yield* loadUserInputs(userId);
   if (!inputs) return undefined;
-  const mapping = yield* mappingOfOrganization(inputs.organization, mappingCacheOf(store, true));
+  const mapping = yield* mappingOfOrganization(inputs.organization, mappingCacheOf(store, true), inputs.connectionType);
   return { inputs, mapping: mapping.document };
 }
 

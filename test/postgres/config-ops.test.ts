@@ -39,7 +39,9 @@ import type { SqlStore } from "../../src/directory/sql.js";
 import { exec, many, one } from "../../src/directory/store-op.js";
 import { findUser, listOrganizationGroups, searchUsers } from "../../src/directory/user-queries.js";
 import { changeBy } from "../../src/directory/write-context.js";
-import { parseMapping, type MappingDocument } from "../../src/mapping/index.js";
+import type { UserModel } from "../../src/mapping/defaults.js";
+import { defaultMapping, parseMapping, type MappingDocument } from "../../src/mapping/index.js";
+import { reconcileInputs } from "../../src/sync/reconcile-user.js";
 import { storeDialects } from "../support/store-dialects.js";
 
 const operator = { type: "operator", id: "adm_1" } as const;
@@ -280,6 +282,23 @@ describe.each(storeDialects())("configuration and admin store ops on $name", (di
       ["db_1", 5],
       ["okta", 6],
     ]);
+  });
+
+  it("loads a user with the recorded type of its organization's connection, and maps it by that type", async () => {
+    const org = await store.write(createOrganization({ slug: "org-conn", connection: "entra-conn" }, at(1000)));
+    const dir = await store.write(createDirectory({ organizationId: org.id }, at(1000)));
+    await store.write(insertUser("u-conn", dir.id, "conn@x.example", true));
+    const defaultOf = (connectionType: "database" | "enterprise") =>
+      defaultMapping({ connection: "entra-conn", userModel: org.userModel as UserModel, connectionType });
+    // Not seen in the tenant yet: a database connection, as connectionTypeOf answers.
+    let loaded = (await store.read(reconcileInputs("u-conn", store)))!;
+    expect(loaded.inputs.connectionType).toBe("database");
+    expect(loaded.mapping).toEqual(defaultOf("database"));
+    await store.write(recordConnection({ name: "entra-conn", strategy: "waad", type: "enterprise", checkedAt: 7 }));
+    loaded = (await store.read(reconcileInputs("u-conn", store)))!;
+    expect(loaded.inputs.connectionType).toBe("enterprise");
+    expect(loaded.mapping).toEqual(defaultOf("enterprise"));
+    expect(loaded.mapping).not.toEqual(defaultOf("database"));
   });
 
   it("places and releases holds with their audit entries and reconcile jobs, all or nothing", async () => {

@@ -51,19 +51,19 @@ it("creates a user in 3 round trips and reads one by id in 1", async () => {
   expect(read[0]).toMatch(/credential_epochs[\s\S]*FROM users|credential_epochs[\s\S]*JOIN users/);
 });
 
-it("loads what the worker reconciles a user from in 4 round trips", async () => {
+it("loads what the worker reconciles a user from in 3 round trips", async () => {
   const created = await bridge.scim
     .post("/Users", { userName: `rt-${randomUUID()}@x.test`, emails: [{ value: "rt@x.test" }] })
     .expect(201);
   const id = (created.body as { id: string }).id;
   await bridge.store.read(reconcileInputs(id, bridge.store));
   const load = await roundTrips(() => bridge.store.read(reconcileInputs(id, bridge.store)));
-  // BEGIN with the user and its organization (one join); its sync state, groups and holds together;
-  // the connection's type for the default mapping; the COMMIT.
-  expect(load).toHaveLength(4);
-  expect(load[0]).toMatch(/^BEGIN[^;]*;\s*SELECT[\s\S]*JOIN organizations o/);
+  // BEGIN with the user, its organization (one join) and its connection's type for the default
+  // mapping; its sync state, groups and holds together; the COMMIT.
+  expect(load).toHaveLength(3);
+  expect(load[0]).toMatch(/^BEGIN[^;]*;\s*SELECT[\s\S]*bridge_settings[\s\S]*JOIN organizations o/);
   expect(load[1]).toMatch(/FROM user_sync[\s\S]*;\n[\s\S]*FROM group_members[\s\S]*;\n[\s\S]*FROM holds/);
-  expect(load[3]).toBe("COMMIT");
+  expect(load[2]).toBe("COMMIT");
 });
 
 it("records what the worker applied in 1 round trip", async () => {
