@@ -121,15 +121,17 @@ export function* organizationRow(organizationId: string): StoreOp<OrganizationRo
   return yield* one<OrganizationRow>(`SELECT ${organizationColumns} FROM organizations WHERE id = ?`, [organizationId]);
 }
 
-/** The inputs of the given user rows (all of `organization`), in the rows' order. */
-function* inputsOf(organization: OrganizationRow, rows: UserRow[]): StoreOp<UserInputs[]> {
-  if (rows.length === 0) return [];
-  // The ids as one JSON parameter: one SQL text whatever the number of users, so the worker's and
-  // the login hook's single-user loads cost no query building or planning.
-  const ids = JSON.stringify(rows.map((r) => r.id));
+type GroupOfMember = { memberId: string; id: string; displayName: string; externalId: string | null };
+type HoldRow = { id: string; userId: string; reason: string };
+
+/**
+ * The three reads of inputs that need only the users' ids (`ids`, a JSON array of them): their sync
+ * state, groups and holds. The ids go as one JSON parameter: one SQL text whatever the number of
+ * users, so the worker's and the login hook's single-user loads cost no query building.
+ */
+function* idReads(ids: string) {
   const list = yield* jsonTextList();
-  // Three reads that need only the ids: one round trip on PostgreSQL (together).
-  const [syncRows, memberships, holdRows] = yield* together(
+  return [
     many<UserSyncRow>(
       `SELECT user_id AS "userId", directory_id AS "directoryId", organization_id AS "organizationId",
               auth0_user_id AS "auth0UserId", applied, applied_at AS "appliedAt", last_error AS "lastError",
@@ -137,19 +139,38 @@ function* inputsOf(organization: OrganizationRow, rows: UserRow[]): StoreOp<User
        FROM user_sync WHERE user_id IN (${list})`,
       [ids],
     ),
-    many<{ memberId: string; id: string; displayName: string; externalId: string | null }>(
+    many<GroupOfMember>(
       `SELECT m.member_id AS "memberId", g.id, g.display_name AS "displayName", g.external_id AS "externalId"
        FROM group_members m JOIN groups g ON g.id = m.group_id
        WHERE m.member_id IN (${list}) AND m.member_type = 'User' AND g.deleted_at IS NULL
        ORDER BY g.id`,
       [ids],
     ),
-    many<{ id: string; userId: string; reason: string }>(
+    many<HoldRow>(
       `SELECT id, user_id AS "userId", reason FROM holds
        WHERE user_id IN (${list}) AND released_at IS NULL`,
       [ids],
     ),
-  );
+  ] as const;
+}
+
+/** The inputs of the given user rows (all of `organization`), in the rows' order. */
+function* inputsOf(organization: OrganizationRow, rows: UserRow[]): StoreOp<UserInputs[]> {
+  if (rows.length === 0) return [];
+  // Independent reads: one round trip on PostgreSQL (together).
+  const reads = yield* idReads(JSON.stringify(rows.map((r) => r.id)));
+  const [syncRows, memberships, holdRows] = yield* together(...reads);
+  return yield* assembleInputs(organization, rows, syncRows, memberships, holdRows);
+}
+
+/** Inputs from the rows the reads of idReads returned for `rows`. */
+function* assembleInputs(
+  organization: OrganizationRow,
+  rows: UserRow[],
+  syncRows: UserSyncRow[],
+  memberships: GroupOfMember[],
+  holdRows: HoldRow[],
+): StoreOp<UserInputs[]> {
   const syncOf = new Map(syncRows.map((s) => [s.userId, s]));
   const groupsOf = new Map<string, DirectoryGroup[]>();
   for (const m of memberships) {
@@ -193,7 +214,13 @@ const userWithOrganization = `SELECT ${userColumns}, ${organizationColumnsAs("o"
 
 /** One user's inputs (the worker, the login hook), or undefined if there is no such user. */
 export function* loadUserInputs(userId: string): StoreOp<UserInputs | undefined> {
-  const row = yield* one<Record<string, unknown>>(userWithOrganization, [userId]);
+  // The user's id is all every read needs: all four go at once (one round trip on PostgreSQL, with
+  // the unit's BEGIN), and those of a user that does not exist find nothing.
+  const reads = yield* idReads(JSON.stringify([userId]));
+  const [row, syncRows, memberships, holdRows] = yield* together(
+    one<Record<string, unknown>>(userWithOrganization, [userId]),
+    ...reads,
+  );
   if (!row) return undefined;
   const { connectionSetting, ...columns } = row;
   const user: Record<string, unknown> = {};
@@ -203,8 +230,8 @@ export function* loadUserInputs(userId: string): StoreOp<UserInputs | undefined>
     else user[key] = value;
   }
   const org = organization as OrganizationRow;
-  const inputs = (yield* inputsOf(org, [userRowOf(user as StoredUserRow)]))[0]!;
-  return { ...inputs, connectionType: connectionTypeFrom(org.connection, connectionSetting as string | null).type };
+  const [inputs] = yield* assembleInputs(org, [userRowOf(user as StoredUserRow)], syncRows, memberships, holdRows);
+  return { ...inputs!, connectionType: connectionTypeFrom(org.connection, connectionSetting as string | null).type };
 }
 
 /** Number of directory users (tombstones included) of an organization. */
