@@ -300,11 +300,12 @@ export const postgresPoolOf = (store: SqlStore): pg.Pool | undefined => pools.ge
  */
 export function pgTransaction<T>(
   pool: pg.Pool,
-  begin: string,
+  begin: string | null,
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   return onConnection(pool, async (client, discard) => {
-    await client.query(begin);
+    // null: `work` sends the BEGIN itself, with its first statement.
+    if (begin !== null) await client.query(begin);
     let value: T;
     try {
       value = await work(client);

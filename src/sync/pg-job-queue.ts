@@ -71,7 +71,7 @@ export function pgJobQueue(pool: pg.Pool, store: SqlStore, options: PgJobQueueOp
       for (const [leaseOwner, held] of byOwner(owner, jobs)) await outbox.release(leaseOwner, held.map(leaseOf));
     },
     recoverExpired: () => Promise.resolve(),
-    pendingDeprovision: (keys) => store.read(keysWithPendingDeprovision(keys)),
+    pendingDeprovision: (keys) => store.readCommitted(keysWithPendingDeprovision(keys)),
     // Every instance's worker schedules the pruning; one at a time runs it, and an instance that
     // finds it under way elsewhere skips its turn (0 pruned) rather than deleting the same rows after it.
     prune: async (before) => {

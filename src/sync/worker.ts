@@ -88,7 +88,7 @@ export function* recoverExpiredLeases(now: number): StoreOp<void> {
     yield* requeueJob(job, { runAfter: now, lastError: job.lastError, attempts: job.attempts }, now);
 }
 
-/** The keys among `keys` that have a pending deprovision-lane job. */
+/** The keys among `keys` that have a pending deprovision-lane job (one statement: read committed, no transaction). */
 export function* keysWithPendingDeprovision(keys: readonly string[]): StoreOp<Set<string>> {
   const rows = yield* many<{ key: string }>(
     `SELECT key FROM jobs WHERE state = 'pending' AND lane = ? AND key IN (${yield* jsonTextList()})`,
@@ -227,7 +227,7 @@ export interface JobQueue {
   requeue(owner: string, jobs: readonly JobRow[], now: number): Promise<void>;
   /** Expired leases of crashed workers go back to pending (a queue whose claim does this itself may do nothing). */
   recoverExpired(now: number): Promise<void>;
-  /** The keys among `keys` that have a pending deprovision-lane job. */
+  /** The keys among `keys` that have a pending deprovision-lane job (one statement: read committed, no transaction). */
   pendingDeprovision(keys: readonly string[]): Promise<Set<string>>;
   /** Deletes done jobs last updated before `before`; the number deleted. */
   prune(before: number): Promise<number>;
@@ -262,7 +262,7 @@ export function sqliteJobQueue(store: SqlStore): JobQueue {
         ),
       ),
     recoverExpired: (now) => store.write(recoverExpiredLeases(now)),
-    pendingDeprovision: (keys) => store.read(keysWithPendingDeprovision(keys)),
+    pendingDeprovision: (keys) => store.readCommitted(keysWithPendingDeprovision(keys)),
     prune: (before) => store.write(pruneDoneJobs(before)),
   };
 }

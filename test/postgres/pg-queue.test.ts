@@ -1,5 +1,5 @@
 import pg from "pg";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { enqueueJob, enqueueJobs, Lane, type EnqueueJob } from "../../src/directory/outbox.js";
 import { runOnClient } from "../../src/directory/store-op.js";
 import { JOB_KEY_LOCK_NAMESPACE, PgOutbox, type PgJobRow } from "../../src/directory/pg/outbox.js";
@@ -152,6 +152,32 @@ describe.skipIf(postgresUnavailable !== "")("PostgreSQL job queue", () => {
   });
 
   describe("claim", () => {
+    it("sends its BEGIN with the pick: two round trips when nothing is due, three when it takes jobs", async () => {
+      // Expired leases are looked for at most once a second: the first claim looks, the next ones do not.
+      const claimer = new PgOutbox({ pool, backoffMs: () => 0, recoverEveryMs: 60_000 });
+      await claimer.claim("rt", 1, 60_000);
+      const texts = async (claim: () => Promise<PgJobRow[]>): Promise<{ got: PgJobRow[]; sent: string[] }> => {
+        const spy = vi.spyOn(pg.Client.prototype, "query");
+        try {
+          const got = await claim();
+          return { got, sent: spy.mock.calls.map(([q]) => (typeof q === "string" ? q : (q as { text: string }).text)) };
+        } finally {
+          spy.mockRestore();
+        }
+      };
+      const idle = await texts(() => claimer.claim("rt", 5, 60_000));
+      expect(idle.got).toEqual([]);
+      expect(idle.sent).toHaveLength(2);
+      expect(idle.sent[0]).toMatch(/^BEGIN;[\s\S]*FOR UPDATE OF j SKIP LOCKED/);
+      expect(idle.sent[1]).toBe("COMMIT");
+
+      await enqueue(user("rt1", Lane.provision));
+      const busy = await texts(() => claimer.claim("rt", 5, 60_000));
+      expect(busy.got).toMatchObject([{ key: "user:rt1", state: "running", leaseOwner: "rt" }]);
+      expect(busy.sent).toHaveLength(3);
+      expect(busy.sent[1]).toMatch(/^UPDATE jobs SET state = 'running'/);
+    });
+
     it("takes the deprovision lane first, then the oldest; nonUrgent caps the other lanes", async () => {
       await enqueue(user("p1", Lane.provision));
       await enqueue(user("b1", Lane.background));

@@ -57,6 +57,10 @@ const run = <R extends pg.QueryResultRow>(q: PgClientLike, text: string, values:
 
 const NOW_MS = PG_NOW_MS;
 
+/** The last statement's result of a simple query (node-postgres answers one of several with an array). */
+const lastResult = <R extends pg.QueryResultRow>(r: pg.QueryResult<R> | pg.QueryResult<R>[]): pg.QueryResult<R> =>
+  Array.isArray(r) ? r.at(-1)! : r;
+
 /**
  * The claim's transaction, in the same round trip as its BEGIN: the claim must walk jobs_claim_idx
  * in order and stop at its LIMIT. Planned from statistics taken while the queue was short (a fresh
@@ -162,10 +166,14 @@ export class PgOutbox {
    */
   async claim(owner: string, limit: number, leaseMs: number, options: ClaimOptions = {}): Promise<PgJobRow[]> {
     if (limit <= 0) return [];
-    return this.transaction(async (tx) => {
+    // The BEGIN is sent with the pick (one round trip), or on its own before the look for expired leases.
+    return pgTransaction(this.pool, null, async (tx) => {
+      let begin: string | undefined = claimBegin;
       // Only the rate of this look uses the instance's clock; whether a lease expired is the database's.
       if (performance.now() - this.recoveredAt >= this.recoverEveryMs) {
         this.recoveredAt = performance.now();
+        await tx.query(claimBegin);
+        begin = undefined;
         await this.recoverExpired(tx);
       }
       // No parameters: a named statement's cached plan is then built for these very values. With
@@ -182,9 +190,7 @@ export class PgOutbox {
             : `j.lane = ${r.lane}${options.scans === false ? ` AND j.kind <> '${SCAN_KIND}'` : ""}`,
       }));
       if (ranges.length === 0) return [];
-      const { rows: picked } = await run<{ id: number; lane: number; locked: boolean }>(
-        tx,
-        `WITH ${ranges
+      const pick = `WITH ${ranges
           .map(
             (r, i) => `c${i} AS MATERIALIZED (
            SELECT j.id, j.key, j.lane, j.run_after FROM jobs j
@@ -198,8 +204,13 @@ export class PgOutbox {
          SELECT id, lane, pg_try_advisory_xact_lock(${JOB_KEY_LOCK_NAMESPACE}, hashtext(key)) AS locked
          FROM (SELECT * FROM (${ranges.map((_, i) => `SELECT * FROM c${i}`).join(" UNION ALL ")}) u
                ORDER BY lane, run_after, id LIMIT ${n}) c
-         ORDER BY lane, run_after, id`,
-      );
+         ORDER BY lane, run_after, id`;
+      type Pick = { id: number; lane: number; locked: boolean };
+      // With the BEGIN: one simple query (no parameters to bind), planned for these very values.
+      const picked =
+        begin === undefined
+          ? (await run<Pick>(tx, pick)).rows
+          : lastResult(await tx.query<Pick>({ text: `${begin};\n${pick}`, types })).rows;
       const ids = claimable(
         picked.filter((p) => p.locked),
         n,
@@ -216,7 +227,7 @@ export class PgOutbox {
         [owner, Math.round(leaseMs), ids],
       );
       return rows.sort((a, b) => a.lane - b.lane || a.runAfter - b.runAfter || a.id - b.id);
-    }, claimBegin);
+    });
   }
 
   /**
