@@ -12,13 +12,7 @@ import {
 import { enqueueJob, jobKey, Lane } from "../directory/outbox.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
-import { exec, many, one, type StoreOp } from "../directory/store-op.js";
-
-/** A user's applied state as the drift scan reads it, when the user's turn comes. */
-export const appliedStateOf = (
-  userId: string,
-): StoreOp<{ applied: string | null; appliedAt: number | null } | undefined> =>
-  one(`SELECT applied, applied_at AS "appliedAt" FROM user_sync WHERE user_id = ?`, [userId]);
+import { exec, one, type StoreOp } from "../directory/store-op.js";
 
 /** An organization and its active mapping, in one snapshot. */
 function* scanStart(organizationId: string, cache: MappingCache) {
@@ -27,19 +21,23 @@ function* scanStart(organizationId: string, cache: MappingCache) {
   return org && mapping ? { org, mapping: mapping.document } : undefined;
 }
 
-/** What the scan reads of a user when its turn comes: its applied state and its unfinished jobs, in one snapshot. */
-function* userScanState(userId: string) {
-  const sync = yield* appliedStateOf(userId);
-  return { sync, open: yield* openUserJobStates(userId) };
-}
-
-/** The states of a user's unfinished jobs (pending, running). */
-export function* openUserJobStates(userId: string): StoreOp<string[]> {
-  const rows = yield* many<{ state: string }>(
-    `SELECT state FROM jobs WHERE key = ? AND state IN ('pending', 'running')`,
-    [jobKey("user", userId)],
-  );
-  return rows.map((r) => r.state);
+/**
+ * What the scan reads of a user when its turn comes: its applied state (undefined values when it has
+ * no sync row) and whether it has an unfinished job (pending or running) and a running one. One
+ * statement, so one snapshot without a transaction: the scan runs it for every user of the
+ * organization, one round trip each on PostgreSQL (store.readCommitted).
+ */
+export function* userScanState(userId: string) {
+  const key = jobKey("user", userId);
+  const row = (yield* one<{ applied: string | null; appliedAt: number | null; open: unknown; running: unknown }>(
+    `SELECT s.applied, s.applied_at AS "appliedAt",
+       EXISTS (SELECT 1 FROM jobs WHERE key = ? AND state IN ('pending', 'running')) AS open,
+       EXISTS (SELECT 1 FROM jobs WHERE key = ? AND state = 'running') AS running
+     FROM (SELECT 1 AS one) AS o LEFT JOIN user_sync s ON s.user_id = ?`,
+    [key, key, userId],
+  ))!;
+  // EXISTS is 1/0 on SQLite and a boolean on PostgreSQL.
+  return { applied: row.applied, appliedAt: row.appliedAt, open: Boolean(row.open), running: Boolean(row.running) };
 }
 
 /**
@@ -161,13 +159,12 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     options.onProgress?.(done++, rows.length);
     // Read each user's applied state when its turn comes, not at the start: during a push the worker
     // links and writes users while the scan runs, and a stale row would be judged against old state.
-    // One read unit per user of the organization: two fixed statements.
-    const { sync, open } = await deps.store.read(userScanState(user.id));
-    const applied: AppliedState = sync?.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
+    const sync = await deps.store.readCommitted(userScanState(user.id));
+    const applied: AppliedState = sync.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
     if (applied.auth0UserId) accounted.add(applied.auth0UserId);
     // Not linked yet and a job is on it (a push in progress): not synced yet, and that job links it;
     // nothing to read or to queue, and no need to work out its desired state.
-    if ((!applied.auth0UserId || !applied.exists) && open.length > 0) {
+    if ((!applied.auth0UserId || !applied.exists) && sync.open) {
       report.unsynced++;
       return;
     }
@@ -175,12 +172,12 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     // member removal only after "approximately 5–10 seconds" (Auth0 "Remove members from
     // organizations"), the list says nothing of later changes, and a running job changes the
     // applied state under the scan. None can be judged; the next scan will.
-    const writtenAt = sync?.appliedAt ?? null;
+    const writtenAt = sync.appliedAt;
     if (
       applied.auth0UserId &&
       applied.exists &&
       ((writtenAt !== null && (now() - writtenAt < RECENT_WRITE_MS || writtenAt >= listedAt)) ||
-        open.includes("running"))
+        sync.running)
     ) {
       report.recent++;
       return;

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { saveApplied } from "../../src/sync/inputs.js";
+import { userScanState } from "../../src/sync/drift.js";
 import { reconcileInputs } from "../../src/sync/reconcile-user.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
 
@@ -76,4 +77,15 @@ it("records what the worker applied in 1 round trip", async () => {
   // BEGIN, the row and COMMIT in one simple query: the write is held (later) until the COMMIT.
   expect(save).toHaveLength(1);
   expect(save[0]).toMatch(/^BEGIN;\s*INSERT INTO user_sync[\s\S]*;\s*COMMIT$/);
+});
+
+it("reads what a drift scan judges a user by in 1 round trip", async () => {
+  const created = await bridge.scim.post("/Users", { userName: `rt-${randomUUID()}@x.test` }).expect(201);
+  const id = (created.body as { id: string }).id;
+  const scan = await roundTrips(() => bridge.store.readCommitted(userScanState(id)));
+  // Its applied state and whether a job is open or running: one statement, no transaction. A scan
+  // sends one for every user of the organization.
+  expect(scan).toHaveLength(1);
+  expect(scan[0]).toMatch(/^SELECT[\s\S]*EXISTS[\s\S]*FROM jobs[\s\S]*user_sync/);
+  expect(await bridge.store.readCommitted(userScanState(id))).toMatchObject({ applied: null, open: true });
 });

@@ -4,7 +4,7 @@ import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import type { SqlStore } from "../../src/directory/sql.js";
 import { exec, many } from "../../src/directory/store-op.js";
 import { changeBy } from "../../src/directory/write-context.js";
-import { appliedStateOf, openUserJobStates, recordObservedState } from "../../src/sync/drift.js";
+import { recordObservedState, userScanState } from "../../src/sync/drift.js";
 import { enqueueDriftScans } from "../../src/sync/drift-schedule.js";
 import { enqueueGroupMembers, enqueueOrganizationUsers } from "../../src/sync/fan-out.js";
 import {
@@ -145,7 +145,7 @@ describe.each(storeDialects())("sync store ops on $name", (dialect) => {
     await store.write(saveApplied(u3, { ...initialApplied(), awaitingFirstLogin: true } as AppliedState, 100));
 
     expect(await store.read(linkedAuth0UserId("u1"))).toBe("auth0|1");
-    expect(await store.read(appliedStateOf("u1"))).toMatchObject({ appliedAt: 100 });
+    expect(await store.read(userScanState("u1"))).toMatchObject({ appliedAt: 100 });
     expect([...(await store.read(heldByOtherOrganizations(["auth0|1", "auth0|9"], "org_a")))]).toEqual(["auth0|1"]);
     expect((await store.read(loadUserInputs("u1")))!.memberOfOtherOrganizations).toBe(true);
     expect([...(await store.read(knownAuth0UsersByEmail(["ann@acme.test", "nobody@acme.test"])))]).toEqual([
@@ -437,12 +437,21 @@ describe.each(storeDialects())("sync store ops on $name", (dialect) => {
 
   it("keeps drift bookkeeping, fan-out enqueues, the Auth0 organization id and the shared rate budget", async () => {
     await store.write(exec(`DELETE FROM jobs`));
-    expect(await store.read(openUserJobStates("u1"))).toEqual([]);
+    expect(await store.read(userScanState("u1"))).toMatchObject({ open: false, running: false });
+    expect(await store.read(userScanState("nobody"))).toEqual({
+      applied: null,
+      appliedAt: null,
+      open: false,
+      running: false,
+    });
     const observed = { ...initialApplied(), exists: true, auth0UserId: "auth0|1b", blocked: false };
     await store.write(recordObservedState({ id: "u1", directoryId: "dir_a" }, "org_a", observed, true));
-    expect(JSON.parse((await store.read(appliedStateOf("u1")))!.applied!)).toEqual(observed);
+    expect(JSON.parse((await store.read(userScanState("u1"))).applied!)).toEqual(observed);
     expect(await store.read(linkedAuth0UserId("u1"))).toBe("auth0|1b");
-    expect(await store.read(openUserJobStates("u1"))).toEqual(["pending"]);
+    expect(await store.read(userScanState("u1"))).toMatchObject({ open: true, running: false });
+    await store.write(exec(`UPDATE jobs SET state = 'running' WHERE key = 'user:u1'`));
+    expect(await store.readCommitted(userScanState("u1"))).toMatchObject({ open: true, running: true });
+    await store.write(exec(`UPDATE jobs SET state = 'pending' WHERE key = 'user:u1'`));
 
     expect(await store.write(enqueueOrganizationUsers("org_a", 500))).toBe(4);
     expect(await store.write(enqueueGroupMembers("g1", Lane.provision, 600))).toBe(2);
