@@ -23,7 +23,7 @@
  * writes a V8 CPU profile there), --pool N (DATABASE_POOL_SIZE of each instance; default the product's), --statements (the
  * embedded server loads pg_stat_statements; the statements that took its time are printed per run).
  */
-import { execFileSync, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,6 +45,7 @@ import {
 import type { SeededIds } from "./seed.js";
 import {
   autocannon,
+  buildShipped,
   cpuMs,
   readScenarios,
   seedShipped,
@@ -296,14 +297,7 @@ export interface ShippedPostgresResult {
 }
 
 export async function runShippedPostgres(o: ShippedPostgresOptions): Promise<ShippedPostgresResult> {
-  if (!process.env.BENCH_NO_BUILD) {
-    console.error("bench shipped-postgres: building (tsc)…");
-    execFileSync(
-      process.execPath,
-      [join(packageRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(packageRoot, "tsconfig.build.json")],
-      { stdio: "inherit" },
-    );
-  }
+  buildShipped("shipped-postgres");
   const seeds: { sqlite?: ShippedSeed; postgres?: SeededPostgres; server?: BenchPostgres } = {};
   const flushBefore = fdatasyncMs();
   const needsPostgres = o.runs.some((r) => r.dialect === "postgres");

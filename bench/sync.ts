@@ -5,8 +5,8 @@
  * latency (SCIM 2xx → emulator shows the user blocked and its access revoked), idle and during a
  * backlog.
  *
- * The bridge runs as `scim-bridge serve` in processes of its own, as deployed; the emulator runs
- * here. On SQLite one instance; on PostgreSQL (--database postgres) N instances on one database
+ * The bridge runs as `scim-bridge serve` (compiled, as shipped: the bench builds it first) in
+ * processes of its own, as deployed; the emulator runs here. On SQLite one instance; on PostgreSQL (--database postgres) N instances on one database
  * (--instances N), the SCIM traffic spread round robin over them as a load balancer would, one
  * emulator and so one Auth0 tenant. With --kill (the default for several instances) one instance is
  * SIGKILLed during the backlog while it runs a deactivation it has just acknowledged, and restarted
@@ -42,6 +42,7 @@ import { dialect, exec, one, type StoreOp } from "../src/directory/store-op.js";
 import { postgresStore } from "../src/directory/sql.js";
 import { migratePostgres } from "../src/directory/postgres.js";
 import { startEmbedded } from "../test/support/postgres-global-setup.js";
+import { buildShipped } from "./shipped.js";
 
 export interface SyncRun {
   plan: Auth0Plan;
@@ -89,12 +90,16 @@ const percentile = (xs: number[], p: number): number => {
 /** Calls each bucket carried, counted as the emulator answers them (global included on plans that have one). */
 class BucketLoad {
   readonly carried = new Map<string, number>();
+  /** Calls per method and path shape (ids replaced by ":id"), to attribute calls per user. */
+  readonly endpoints = new Map<string, number>();
   calls = 0;
   rateLimited = 0;
   constructor(private readonly plan: Auth0Plan) {}
   record(entry: CallLogEntry): void {
     if (!entry.path.startsWith("/api/v2/")) return;
     this.calls++;
+    const shape = `${entry.method} ${entry.path.replace(/(\/api\/v2\/\w+\/)[^/]+/, "$1:id").replace(/(\/members\/)[^/]+/, "$1:id")}`;
+    this.endpoints.set(shape, (this.endpoints.get(shape) ?? 0) + 1);
     if (entry.status === 429) this.rateLimited++;
     const global = PLAN_LIMITS[this.plan].global?.name;
     for (const name of new Set([entry.bucket, global].filter((n): n is string => n !== undefined)))
@@ -122,11 +127,14 @@ interface Instance {
   port: number;
 }
 
+/** The CLI as shipped (compiled: runSync builds it first), for `serve` and the operator's command. */
+const shippedCli = join(packageRoot, "bin", "scim-bridge.js");
+
 /** `scim-bridge serve` as its own process (as deployed), so that it does not share a CPU with the emulator. */
 async function serveBridge(env: NodeJS.ProcessEnv): Promise<Instance> {
   // BENCH_CPU_PROF=DIR: a V8 CPU profile of the bridge process (summarise with bench/profile-summary.ts).
   const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const child = spawn(process.execPath, [...profile, "--import", "tsx", join(packageRoot, "src", "main.ts"), "serve"], {
+  const child = spawn(process.execPath, [...profile, shippedCli, "serve"], {
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -193,7 +201,11 @@ async function freshDatabase(
 
 let runs = 0;
 
+let built = false;
+
 export async function runSync(run: SyncRun): Promise<SyncFigures> {
+  if (!built) buildShipped("sync");
+  built = true;
   const { plan, users, scale } = run;
   if (run.instances > 1 && run.database !== "postgres") throw new Error("several instances need --database postgres");
   const dir = mkdtempSync(join(tmpdir(), "scim-bridge-bench-sync-"));
@@ -203,12 +215,18 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
   let counting = false;
   let countingBacklog = false;
   let firstCallAt = 0;
+  let lastCallAt = 0;
+  /** Auth0 calls of the push in each second since its first (dips show where the budget went unused). */
+  const perSecond: number[] = [];
   const emulator = await startEmulator({
     plan,
     rateScale: scale,
     onCall: (entry) => {
       if (counting) {
         firstCallAt ||= Date.now();
+        lastCallAt = Date.now();
+        const second = Math.floor((lastCallAt - firstCallAt) / 1000);
+        perSecond[second] = (perSecond[second] ?? 0) + 1;
         load.record(entry);
       }
       if (countingBacklog) backlogLoad.record(entry);
@@ -320,19 +338,10 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
         lane: Lane.background,
       }),
     );
-    const cli = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(packageRoot, "src", "main.ts"),
-        "reconcile",
-        onboarded.organization.slug,
-        "--dry-run",
-        "--json",
-      ],
-      { env: { ...env, LOG_LEVEL: "silent" }, stdio: ["ignore", "ignore", "inherit"] },
-    );
+    const cli = spawn(process.execPath, [shippedCli, "reconcile", onboarded.organization.slug, "--dry-run", "--json"], {
+      env: { ...env, LOG_LEVEL: "silent" },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
     const cliExit = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
     while ((await openJobs()) > 0) await pause(50);
     const cliCode = await cliExit;
@@ -342,7 +351,16 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
     const bridgeCpuMs = instances.reduce((sum, i, k) => sum + processCpuMs(i!.child.pid) - cpuAtStart[k]!, 0);
     counting = false;
     const limit = load.limit(scale);
-    phase(`push drained in ${wallSeconds.toFixed(1)} s`);
+    phase(`Auth0 calls per second of the push: ${Array.from(perSecond, (n) => n ?? 0).join(" ")}`);
+    phase(
+      `push drained in ${wallSeconds.toFixed(1)} s (its last Auth0 call at ${((lastCallAt - firstCallAt) / 1000).toFixed(1)} s)`,
+    );
+    phase(
+      `calls per user by endpoint: ${[...load.endpoints]
+        .sort((a, b) => b[1] - a[1])
+        .map(([shape, n]) => `${shape} ${(n / users).toFixed(3)}`)
+        .join(", ")}`,
+    );
 
     const headers = { Authorization: `Bearer ${onboarded.token.token}`, "Content-Type": "application/scim+json" };
     let turn = 0;
