@@ -55,6 +55,9 @@ export interface EnqueueJob {
 
 export const jobKey = (kind: JobKind, subjectId: string): string => `${kind}:${subjectId}`;
 
+/** jobKey of a user job as SQL, for the user id the SQL expression `userId` gives. */
+export const userJobKeyOf = (userId: string): string => `'${jobKey("user", "")}' || ${userId}`;
+
 const enqueueListeners = new Set<() => void>();
 
 /**

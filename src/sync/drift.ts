@@ -9,10 +9,10 @@ import {
   organizationRow,
   type UserInputs,
 } from "./inputs.js";
-import { enqueueJob, jobKey, Lane } from "../directory/outbox.js";
+import { enqueueJob, Lane, userJobKeyOf } from "../directory/outbox.js";
 import { ensureAuth0Organization, type SyncDeps } from "./reconcile-user.js";
 import type { JobHandler } from "./worker.js";
-import { exec, one, type StoreOp } from "../directory/store-op.js";
+import { exec, jsonTextList, many, type StoreOp } from "../directory/store-op.js";
 
 /** An organization and its active mapping, in one snapshot. */
 function* scanStart(organizationId: string, cache: MappingCache) {
@@ -21,24 +21,40 @@ function* scanStart(organizationId: string, cache: MappingCache) {
   return org && mapping ? { org, mapping: mapping.document } : undefined;
 }
 
-/**
- * What the scan reads of a user when its turn comes: its applied state (undefined values when it has
- * no sync row) and whether it has an unfinished job (pending or running) and a running one. One
- * statement, so one snapshot without a transaction: the scan runs it for every user of the
- * organization, one round trip each on PostgreSQL (store.readCommitted).
- */
-export function* userScanState(userId: string) {
-  const key = jobKey("user", userId);
-  const row = (yield* one<{ applied: string | null; appliedAt: number | null; open: unknown; running: unknown }>(
-    `SELECT s.applied, s.applied_at AS "appliedAt",
-       EXISTS (SELECT 1 FROM jobs WHERE key = ? AND state IN ('pending', 'running')) AS open,
-       EXISTS (SELECT 1 FROM jobs WHERE key = ? AND state = 'running') AS running
-     FROM (SELECT 1 AS one) AS o LEFT JOIN user_sync s ON s.user_id = ?`,
-    [key, key, userId],
-  ))!;
-  // EXISTS is 1/0 on SQLite and a boolean on PostgreSQL.
-  return { applied: row.applied, appliedAt: row.appliedAt, open: Boolean(row.open), running: Boolean(row.running) };
+/** What a drift scan judges a user by: its applied state (null without a sync row) and its unfinished jobs. */
+export interface UserScanState {
+  userId: string;
+  applied: string | null;
+  appliedAt: number | null;
+  /** A job of the user is pending or running. */
+  open: boolean;
+  running: boolean;
 }
+
+/**
+ * The scan states of `userIds`, in one statement (one snapshot without a transaction: run it with
+ * store.readCommitted, one round trip on PostgreSQL), one per id in no particular order.
+ */
+export function* userScanStates(userIds: readonly string[]): StoreOp<UserScanState[]> {
+  const key = userJobKeyOf("i.value");
+  const rows = yield* many<Omit<UserScanState, "open" | "running"> & { open: unknown; running: unknown }>(
+    `SELECT i.value AS "userId", s.applied, s.applied_at AS "appliedAt",
+       EXISTS (SELECT 1 FROM jobs j WHERE j.key = ${key} AND j.state IN ('pending', 'running')) AS open,
+       EXISTS (SELECT 1 FROM jobs j WHERE j.key = ${key} AND j.state = 'running') AS running
+     FROM (${yield* jsonTextList()}) AS i LEFT JOIN user_sync s ON s.user_id = i.value`,
+    [JSON.stringify(userIds)],
+  );
+  // EXISTS is 1/0 on SQLite and a boolean on PostgreSQL.
+  return rows.map((r) => ({ ...r, open: Boolean(r.open), running: Boolean(r.running) }));
+}
+
+/** One user's scan state (userScanStates of one id). */
+export function* userScanState(userId: string): StoreOp<UserScanState> {
+  return (yield* userScanStates([userId]))[0]!;
+}
+
+/** Users whose scan states are read in one statement when the first of them comes up. */
+const SCAN_STATE_PAGE = 100;
 
 /**
  * A drift repair: the applied state becomes what Auth0 shows, and the user is reconciled again (on
@@ -148,6 +164,27 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     repaired: options.repair,
   };
 
+  /**
+   * A user's applied state, and why the scan leaves it alone, if it does. Not linked yet and a job is
+   * on it (a push in progress): not synced yet, and that job links it; nothing to read or to queue.
+   * Written moments ago, after the member list was read, or being written now: Auth0 shows a member
+   * removal only after "approximately 5–10 seconds" (Auth0 "Remove members from organizations"), the
+   * list says nothing of later changes, and a running job changes the applied state under the scan.
+   * None can be judged; the next scan will.
+   */
+  const judge = (sync: UserScanState): { applied: AppliedState; skip?: "unsynced" | "recent" } => {
+    const applied: AppliedState = sync.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
+    if ((!applied.auth0UserId || !applied.exists) && sync.open) return { applied, skip: "unsynced" };
+    const writtenAt = sync.appliedAt;
+    if (
+      applied.auth0UserId &&
+      applied.exists &&
+      ((writtenAt !== null && (now() - writtenAt < RECENT_WRITE_MS || writtenAt >= listedAt)) || sync.running)
+    )
+      return { applied, skip: "recent" };
+    return { applied };
+  };
+  const pages = new Map<number, Promise<Map<string, UserScanState>>>();
   let done = 0;
   // Users are checked many at a time: a scan is two reads per linked user, and one at a time it
   // would be bound by call latency rather than by the tenant's rate limit (the limiter paces it).
@@ -157,29 +194,27 @@ export async function scanDrift(deps: SyncDeps, organizationId: string, options:
     const inputs = rows[index]!;
     const user = inputs.row;
     options.onProgress?.(done++, rows.length);
-    // Read each user's applied state when its turn comes, not at the start: during a push the worker
-    // links and writes users while the scan runs, and a stale row would be judged against old state.
-    const sync = await deps.store.readCommitted(userScanState(user.id));
-    const applied: AppliedState = sync.applied ? (JSON.parse(sync.applied) as AppliedState) : initialApplied();
-    if (applied.auth0UserId) accounted.add(applied.auth0UserId);
-    // Not linked yet and a job is on it (a push in progress): not synced yet, and that job links it;
-    // nothing to read or to queue, and no need to work out its desired state.
-    if ((!applied.auth0UserId || !applied.exists) && sync.open) {
-      report.unsynced++;
-      return;
+    // A user being written (not linked yet under a job, written moments ago, its job running) is left
+    // to the next scan, as its page's states show it when the first user of the page comes up: one
+    // statement a page. Any other is read again on its own when its turn comes, since it is judged
+    // against Auth0: during a push the worker links and writes users while the scan runs, and a stale
+    // row would be judged against old state. A page row can only be staler than that fresh read, and
+    // so only leaves alone a user the fresh read might have judged.
+    const page = Math.floor(index / SCAN_STATE_PAGE);
+    let states = pages.get(page);
+    if (!states) {
+      const ids = rows.slice(page * SCAN_STATE_PAGE, (page + 1) * SCAN_STATE_PAGE).map((r) => r.row.id);
+      states = deps.store.readCommitted(userScanStates(ids)).then((all) => new Map(all.map((st) => [st.userId, st])));
+      pages.set(page, states);
+      // Indices are handed out in order, so every user of page - 2 has asked for it by now.
+      pages.delete(page - 2);
     }
-    // Written moments ago, after the member list was read, or being written now: Auth0 shows a
-    // member removal only after "approximately 5–10 seconds" (Auth0 "Remove members from
-    // organizations"), the list says nothing of later changes, and a running job changes the
-    // applied state under the scan. None can be judged; the next scan will.
-    const writtenAt = sync.appliedAt;
-    if (
-      applied.auth0UserId &&
-      applied.exists &&
-      ((writtenAt !== null && (now() - writtenAt < RECENT_WRITE_MS || writtenAt >= listedAt)) ||
-        sync.running)
-    ) {
-      report.recent++;
+    let judged = judge((await states).get(user.id)!);
+    if (!judged.skip) judged = judge(await deps.store.readCommitted(userScanState(user.id)));
+    const { applied } = judged;
+    if (applied.auth0UserId) accounted.add(applied.auth0UserId);
+    if (judged.skip) {
+      report[judged.skip]++;
       return;
     }
     // Linked since the page was loaded: whether another organization holds it is asked again.

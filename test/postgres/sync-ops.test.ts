@@ -4,7 +4,7 @@ import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import type { SqlStore } from "../../src/directory/sql.js";
 import { exec, many } from "../../src/directory/store-op.js";
 import { changeBy } from "../../src/directory/write-context.js";
-import { recordObservedState, userScanState } from "../../src/sync/drift.js";
+import { recordObservedState, userScanState, userScanStates } from "../../src/sync/drift.js";
 import { enqueueDriftScans } from "../../src/sync/drift-schedule.js";
 import { enqueueGroupMembers, enqueueOrganizationUsers } from "../../src/sync/fan-out.js";
 import {
@@ -439,6 +439,7 @@ describe.each(storeDialects())("sync store ops on $name", (dialect) => {
     await store.write(exec(`DELETE FROM jobs`));
     expect(await store.read(userScanState("u1"))).toMatchObject({ open: false, running: false });
     expect(await store.read(userScanState("nobody"))).toEqual({
+      userId: "nobody",
       applied: null,
       appliedAt: null,
       open: false,
@@ -452,6 +453,12 @@ describe.each(storeDialects())("sync store ops on $name", (dialect) => {
     await store.write(exec(`UPDATE jobs SET state = 'running' WHERE key = 'user:u1'`));
     expect(await store.readCommitted(userScanState("u1"))).toMatchObject({ open: true, running: true });
     await store.write(exec(`UPDATE jobs SET state = 'pending' WHERE key = 'user:u1'`));
+    const states = await store.readCommitted(userScanStates(["u1", "nobody", "u2"]));
+    expect(states.map((st) => [st.userId, st.open]).sort()).toEqual([
+      ["nobody", false],
+      ["u1", true],
+      ["u2", false],
+    ]);
 
     expect(await store.write(enqueueOrganizationUsers("org_a", 500))).toBe(4);
     expect(await store.write(enqueueGroupMembers("g1", Lane.provision, 600))).toBe(2);

@@ -9,6 +9,7 @@ import { parseMapping } from "../../src/mapping/index.js";
 import { RECENT_WRITE_MS, scanDrift } from "../../src/sync/drift.js";
 import { enqueueJob, Lane } from "../../src/directory/outbox.js";
 import { createTestBridge, type TestBridge } from "../helpers/scim.js";
+import { statementsSent } from "../helpers/statement-reads.js";
 import { startSyncHarness, type SyncHarness } from "../helpers/sync-harness.js";
 import { slugOf, sqlExec, sqlRows, sqlValue } from "../helpers/sync-store.js";
 
@@ -289,6 +290,21 @@ describe("scanDrift", () => {
     });
     expect(report).toMatchObject({ checked: 0, recent: 1, drifted: [] });
     expect(await openJobs()).toBe(0);
+  });
+
+  it("reads the states of a page of users being pushed at once, and alone only a user it judges against Auth0", async () => {
+    await push("ada@example.com");
+    await sync.drain();
+    await sync.engine.worker.stop();
+    for (let i = 0; i < 150; i++) await push(`pushed-${i}@example.com`);
+    await settle();
+    const { result: report, sent } = await statementsSent(bridge.store, /EXISTS \(SELECT 1 FROM jobs j/, () =>
+      scanNow(false),
+    );
+    expect(report).toMatchObject({ checked: 1, unsynced: 150, drifted: [] });
+    // On PostgreSQL each is a round trip: one a page of 100 users, then ada's own read before it is
+    // judged (150 reads of one user each, before). SQLite prepares each text once, so counts nothing.
+    if (bridge.dialect === "postgres") expect(sent).toHaveLength(3);
   });
 
   it("counts directory users not synced yet, without reporting them as drift", async () => {
