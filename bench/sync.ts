@@ -300,17 +300,36 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
           [of.organization.id, HELD],
         ),
       ))!.n;
+    /** Holds the organization's pending jobs (due in a far future). */
+    const hold = (of: typeof onboarded) =>
+      store.write(
+        exec(`UPDATE jobs SET run_after = ? WHERE state = 'pending' AND organization_id = ?`, [
+          HELD,
+          of.organization.id,
+        ]),
+      );
+    /** Makes the organization's held jobs due at once, and wakes the instances. */
+    const release = (of: typeof onboarded) =>
+      store.write(
+        (function* () {
+          yield* exec(
+            `UPDATE jobs SET run_after = ? WHERE state = 'pending' AND run_after = ? AND organization_id = ?`,
+            [Date.now() - 1000, HELD, of.organization.id],
+          );
+          // Enqueues wake the instances (NOTIFY); this UPDATE does not by itself.
+          if ((yield* dialect()) === "postgres")
+            yield* one("SELECT pg_notify(?, ?)", [JOBS_CHANNEL, String(Lane.provision)]);
+        })(),
+      );
     await push(other, "backlog", users);
-    await store.write(
-      exec(`UPDATE jobs SET run_after = ? WHERE state = 'pending' AND organization_id = ?`, [
-        HELD,
-        other.organization.id,
-      ]),
-    );
+    await hold(other);
     phase(`${users} backlog users written, their jobs held`);
     const ids = await push(onboarded, "u", users);
-    phase(`${users} users written`);
-    counting = true;
+    // Held until every instance is up: an IdP pushes to instances that are already running, and a
+    // process's start-up (with several on a busy host, one may be ready seconds after another) is
+    // not sync time.
+    await hold(onboarded);
+    phase(`${users} users written, their jobs held`);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       DATABASE_URL: database.url,
@@ -328,6 +347,9 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
     };
     instances.push(...(await Promise.all(Array.from({ length: run.instances }, () => serveBridge(env)))));
     const cpuAtStart = instances.map((i) => processCpuMs(i!.child.pid));
+    counting = true;
+    await release(onboarded);
+    phase(`${run.instances} instance(s) up, the push released`);
     // A drift scan during the push: the server's own background scan, and an operator's
     // `scim-bridge reconcile --dry-run` in a second process spending the same tenant budget.
     await store.write(
@@ -346,7 +368,7 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
     while ((await openJobs()) > 0) await pause(50);
     const cliCode = await cliExit;
     if (cliCode !== 0 && cliCode !== 2) console.error(`bench: warning: reconcile --dry-run exited ${cliCode}`);
-    // From the bridge's first Auth0 call (process start-up is not sync time) until the queue is empty.
+    // From the push's first Auth0 call until the queue is empty.
     const wallSeconds = (Date.now() - firstCallAt) / 1000;
     const bridgeCpuMs = instances.reduce((sum, i, k) => sum + processCpuMs(i!.child.pid) - cpuAtStart[k]!, 0);
     counting = false;
@@ -415,17 +437,7 @@ export async function runSync(run: SyncRun): Promise<SyncFigures> {
     for (let i = 0; i < 20; i++) idle.push(await deprovisionLatency(i));
     countingBacklog = true;
     phase("idle deactivations measured");
-    await store.write(
-      (function* () {
-        yield* exec(`UPDATE jobs SET run_after = ? WHERE state = 'pending' AND run_after = ?`, [
-          Date.now() - 1000,
-          HELD,
-        ]);
-        // Enqueues wake the instances (NOTIFY); this UPDATE does not by itself.
-        if ((yield* dialect()) === "postgres")
-          yield* one("SELECT pg_notify(?, ?)", [JOBS_CHANNEL, String(Lane.provision)]);
-      })(),
-    );
+    await release(other);
     phase("backlog released");
     await pause(1_000);
     const samples = run.backlogSamples ?? 20;
@@ -518,7 +530,7 @@ export async function syncBenchSection(users = 10_000): Promise<string> {
       `| ${r.plan} (×${r.scale}) | ${r.users} | ${r.wallSeconds.toFixed(1)} s | ${r.limitSeconds.toFixed(1)} s — ${r.bottleneck} | **${((r.limitSeconds / r.wallSeconds) * 100).toFixed(0)}%** | ${(r.calls / r.users).toFixed(2)} | ${r.rateLimited} (${pct(r.rateLimited, r.calls)}) | ${ms(percentile(r.idle, 50))} / ${ms(percentile(r.idle, 99))} | ${ms(percentile(r.backlog, 50))} / ${ms(percentile(r.backlog, 99))} |`,
   );
   return [
-    "Initial push of users into an empty tenant; emulator with the plan's published rate-limit buckets and 50 ms added to every call; buckets time-compressed by the factor shown (both sides), so the ratio to the physical limit is what matters. During the push a drift scan runs in the server and an operator's `scim-bridge reconcile --dry-run` runs in a second process, both on the same tenant budget. Deprovision latency: from the SCIM 204 of `active=false` until the emulator shows the user blocked and (enterprise) revoke-access done; 20 samples each, idle and while another organization's push of as many users to the same tenant is queued (written before the run, its jobs made due at once).",
+    "Initial push of users into an empty tenant; emulator with the plan's published rate-limit buckets and 50 ms added to every call; buckets time-compressed by the factor shown (both sides), so the ratio to the physical limit is what matters. The push's jobs are written first and made due once the server is up; wall time runs from the push's first Auth0 call until its queue is empty. During the push a drift scan runs in the server and an operator's `scim-bridge reconcile --dry-run` runs in a second process, both on the same tenant budget. Deprovision latency: from the SCIM 204 of `active=false` until the emulator shows the user blocked and (enterprise) revoke-access done; 20 samples each, idle and while another organization's push of as many users to the same tenant is queued (written before the run, its jobs made due at once).",
     "",
     "| plan | users | wall time | physical limit (bottleneck) | share of limit | calls/user | 429s | deprovision p50 / p99, idle | deprovision p50 / p99, backlog |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -606,7 +618,7 @@ export async function syncPostgresBenchSection(options: SyncPostgresOptions): Pr
   });
   const killed = results.filter((r) => r.killedSample !== undefined);
   return [
-    `Initial push of ${options.users.toLocaleString("en")} users into an empty tenant on the ${options.plan} plan, buckets time-compressed ×${options.scale} on both sides (the ratio to the physical limit is what matters), 50 ms added to every Auth0 call, one emulator (one tenant) for all instances; a drift scan and an operator's \`scim-bridge reconcile --dry-run\` run during the push on the same budget. Instances are \`scim-bridge serve\` processes on one database; SCIM requests go round robin over them. PostgreSQL: ${process.env.BENCH_DATABASE_URL ? "BENCH_DATABASE_URL" : "embedded, fsync and synchronous_commit on"}, on this machine.`,
+    `Initial push of ${options.users.toLocaleString("en")} users into an empty tenant on the ${options.plan} plan, buckets time-compressed ×${options.scale} on both sides (the ratio to the physical limit is what matters), 50 ms added to every Auth0 call, one emulator (one tenant) for all instances; the push's jobs are written first and made due once every instance is up (wall time runs from the push's first Auth0 call until its queue is empty); a drift scan and an operator's \`scim-bridge reconcile --dry-run\` run during the push on the same budget. Instances are \`scim-bridge serve\` processes on one database; SCIM requests go round robin over them. PostgreSQL: ${process.env.BENCH_DATABASE_URL ? "BENCH_DATABASE_URL" : "embedded, fsync and synchronous_commit on"}, on this machine.`,
     "",
     `Deprovision latency: from the SCIM 204 of \`active=false\` until the emulator shows the user blocked and (enterprise) its sessions revoked. Idle: 20 one after another once the push drained. Backlog: ${options.samples} sent every ${options.cadenceMs} ms (not waiting for each other) while another organization's push of ${options.users.toLocaleString("en")} users to the same tenant is queued (written before the run, its jobs made due at once). With three instances, the instance that acknowledged the ${Math.floor(options.samples / 4) + 1}th deactivation is SIGKILLed 40 ms after its 204 (it is running that job) and restarted 2 s later.`,
     "",
