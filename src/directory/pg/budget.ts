@@ -180,7 +180,13 @@ export class PostgresBudget {
              WHERE b.tenant = ? AND b.name = u.name`,
             [
               // bigint columns refuse fractions; rounding up errs towards refilling later, pausing longer.
-              ...updates.flatMap((u) => [u.name, u.capacity, u.tokens, Math.ceil(u.updatedAt), Math.ceil(u.pausedUntil)]),
+              ...updates.flatMap((u) => [
+                u.name,
+                u.capacity,
+                u.tokens,
+                Math.ceil(u.updatedAt),
+                Math.ceil(u.pausedUntil),
+              ]),
               tenant,
             ],
           );

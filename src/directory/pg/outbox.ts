@@ -191,16 +191,16 @@ export class PgOutbox {
       }));
       if (ranges.length === 0) return [];
       const pick = `WITH ${ranges
-          .map(
-            (r, i) => `c${i} AS MATERIALIZED (
+        .map(
+          (r, i) => `c${i} AS MATERIALIZED (
            SELECT j.id, j.key, j.lane, j.run_after FROM jobs j
            WHERE j.state = 'pending' AND ${r.filter} AND j.run_after <= ${NOW_MS}
              AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.key = j.key AND r.state = 'running')
            ORDER BY j.run_after, j.id
            LIMIT ${r.limit}
            FOR UPDATE OF j SKIP LOCKED)`,
-          )
-          .join(",\n         ")}
+        )
+        .join(",\n         ")}
          SELECT id, lane, pg_try_advisory_xact_lock(${JOB_KEY_LOCK_NAMESPACE}, hashtext(key)) AS locked
          FROM (SELECT * FROM (${ranges.map((_, i) => `SELECT * FROM c${i}`).join(" UNION ALL ")}) u
                ORDER BY lane, run_after, id LIMIT ${n}) c
