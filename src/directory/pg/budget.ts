@@ -29,9 +29,10 @@ export interface PgBucketState {
   granted: { urgent: number; ordinary: number };
 }
 
-const SELECT_ROWS = `SELECT name, capacity, tokens, updated_at::float8 AS "updatedAt",
-    paused_until::float8 AS "pausedUntil"
-  FROM rate_buckets WHERE tenant = $1 AND name = ANY($2::text[]) ORDER BY name`;
+/** The tenant's rows of `count` buckets (parameters: the tenant, then the names), in name order. */
+const selectRows = (count: number): string =>
+  `SELECT name, capacity, tokens, updated_at::float8 AS "updatedAt", paused_until::float8 AS "pausedUntil"
+   FROM rate_buckets WHERE tenant = ? AND name IN (${Array<string>(count).fill("?").join(", ")}) ORDER BY name`;
 
 interface Row {
   name: string;
@@ -136,7 +137,7 @@ export class PostgresBudget {
     const writing = names.some((n) => changed(deltas.get(n)));
     if (!writing) {
       // Nothing to take or record: one plain read, no lock, no transaction.
-      const { rows } = await this.pool.query<Row>(SELECT_ROWS, [this.tenant, names]);
+      const rows = await pgUnit(this.pool, undefined, many<Row>(selectRows(names.length), [this.tenant, ...names]));
       const byName = new Map(rows.map((r) => [r.name, r]));
       return new Map(names.map((n) => [n, stepBucket(byName.get(n), specs.get(n)!, undefined, now)]));
     }
@@ -154,12 +155,7 @@ export class PostgresBudget {
       this.pool,
       `BEGIN; SET LOCAL synchronous_commit TO OFF; ${missing}`,
       (function* (): StoreOp<Map<string, PgBucketState>> {
-        const rows = yield* many<Row>(
-          `SELECT name, capacity, tokens, updated_at::float8 AS "updatedAt", paused_until::float8 AS "pausedUntil"
-           FROM rate_buckets WHERE tenant = ? AND name IN (${names.map(() => "?").join(", ")})
-           ORDER BY name FOR UPDATE`,
-          [tenant, ...names],
-        );
+        const rows = yield* many<Row>(`${selectRows(names.length)} FOR UPDATE`, [tenant, ...names]);
         // Only a concurrent DELETE gets here; a grant without its row would be spent twice.
         if (rows.length < names.length) throw new Error("rate_buckets rows vanished during a budget sync");
         const byName = new Map(rows.map((r) => [r.name, r]));
