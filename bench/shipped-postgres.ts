@@ -386,7 +386,7 @@ export function shippedPostgresSection(result: ShippedPostgresResult, o: Shipped
     `What limits PostgreSQL here. (1) Round trips: node-postgres sends a statement and waits for its answer (no pipelining), and each round trip costs ` +
       "a socket write and read on both sides, which on a loaded host costs more CPU than the statement (in a CPU profile of serve under ten posting clients, " +
       "socket writes were a third of its busy time). A GET by id is 1 round trip (the user with the credential epoch its cached token is confirmed against, outside a transaction: " +
-      "readCommitted) and a POST /Users 3 (the epoch; then BEGIN sent with the insert, made unless a migrated user could be the person and whose unique index decides the userName; " +
+      "readCommitted) and a POST /Users 2 (BEGIN sent with the insert, made unless a migrated user could be the person and only at the epoch its cached token is confirmed against, whose unique index decides the userName; " +
       "and the emails, audit entry, job and directory counters sent together with the COMMIT: pgUnit in src/directory/sql.ts). " +
       `(2) A durable COMMIT waits for its WAL flush: fdatasync on this disk took ${result.flushMs[0].toFixed(1)} ms (median) before the runs and ${result.flushMs[1].toFixed(1)} ms after, ` +
       `so one client writing in sequence commits at most about ${Math.round(1000 / Math.min(...result.flushMs))} times a second here, whatever the code does. ` +

@@ -18,6 +18,7 @@ import {
   later,
   many,
   one,
+  value,
   type Dialect,
   type SqlParam,
   type StoreOp,
@@ -207,7 +208,7 @@ const documentParams = (row: UserRow): SqlParam[] => [
  * Inserts a new user's row; with `claimable`, only when no unclaimed migrated user matches its
  * externalId or emails (false then, nothing written). The userName's unique index decides a race.
  */
-function* insertUserRow(row: UserRow, claimable?: ClaimKeys): StoreOp<boolean> {
+function* insertUserRow(row: UserRow, claimable?: ClaimKeys, credentialEpoch?: number): StoreOp<boolean> {
   const params: SqlParam[] = [row.id, row.directoryId, ...documentParams(row), row.createdAt, row.modifiedAt];
   let text = insertUser;
   if (claimable) {
@@ -217,7 +218,23 @@ function* insertUserRow(row: UserRow, claimable?: ClaimKeys): StoreOp<boolean> {
     params.push(row.directoryId, claimable.externalId, row.directoryId, JSON.stringify(claimable.emails));
   }
   try {
-    return (yield* exec(text, params)) > 0;
+    if (credentialEpoch === undefined) return (yield* exec(text, params)) > 0;
+    if (!claimable || (yield* dialect()) === "sqlite") {
+      // An IdP's create on PostgreSQL is the only write that comes with a cached epoch; were another
+      // to come here, the epoch is read first.
+      if ((yield* value<number>(`SELECT ${scimTokenEpochValue}`)) !== credentialEpoch) throw new CredentialEpochMoved();
+      return (yield* exec(text, params)) > 0;
+    }
+    // The request's token check in the insert's own statement: the insert is made only at the epoch
+    // its token is cached under, and the epoch read tells a moved epoch from a migrated user.
+    const r = (yield* one<{ epoch: number; inserted: number }>(
+      `WITH e AS (SELECT ${scimTokenEpochValue} AS epoch),
+         i AS (${text} AND (SELECT epoch FROM e) = ? RETURNING 1)
+       SELECT (SELECT epoch FROM e) AS epoch, (SELECT count(*) FROM i)::int AS inserted`,
+      [...params, credentialEpoch],
+    ))!;
+    if (Number(r.epoch) !== credentialEpoch) throw new CredentialEpochMoved();
+    return r.inserted > 0;
   } catch (err) {
     if (isUniqueViolation(err)) throw userNameTaken();
     // Deleted since the request was authenticated (see directoryGone).
@@ -241,7 +258,7 @@ export function* createUser(ctx: WriteContext, resource: UserResource): StoreOp<
   };
   // A person a migration already brought in: the IdP's create adopts that user (and its Auth0 account).
   const claimable = ctx.actor.type === "directory" ? claimKeys(resource) : undefined;
-  if (!(yield* insertUserRow(row, claimable))) {
+  if (!(yield* insertUserRow(row, claimable, ctx.credentialEpoch))) {
     const claimed = yield* claimMigratedUser(ctx, resource);
     if (claimed) return claimed;
     yield* insertUserRow(row);

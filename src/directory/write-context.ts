@@ -14,6 +14,11 @@ export interface Change {
 export interface WriteContext extends Change {
   organizationId: string;
   directoryId: string;
+  /**
+   * A SCIM request whose token came from the cache: the scim_tokens epoch it is cached under, which
+   * a write that can compares in its first statement (createUser), throwing CredentialEpochMoved.
+   */
+  credentialEpoch?: number;
 }
 
 /** A change by `actor` now (or at `at`), outside any request unless one is named. */

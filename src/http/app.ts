@@ -4,7 +4,7 @@ import type { SqlStore } from "../directory/sql.js";
 import { scimBaseUrl } from "../directory/directories.js";
 import { isBridgeError } from "../errors.js";
 import type { QueryBudget } from "../scim/cost.js";
-import { readsUserById, scimRoutes, type ReadRunner } from "../scim/routes.js";
+import { confirmsOwnCredential, scimRoutes, type ReadRunner } from "../scim/routes.js";
 import { scimBearerAuth } from "./auth.js";
 import { defaultBodyLimit, scimJsonBody } from "./body.js";
 import { endpointNotFound, errorMiddleware } from "./errors.js";
@@ -128,7 +128,7 @@ export function createApp(deps: AppDeps): Express {
         res.locals.confirmCredential = principal.cachedAt?.confirm;
       },
       deps.bookkeeping,
-      readsUserById,
+      confirmsOwnCredential,
     ),
   );
   // Failed authentications are throttled per client address and directory: 401 up to the limit, then 429.

@@ -1,5 +1,6 @@
 import type { Response } from "express";
 import type { Actor } from "../directory/audit.js";
+import { CredentialEpochMoved } from "../directory/tokens.js";
 
 /**
  * Everything a SCIM handler may know about its request, built once after authentication and passed
@@ -15,9 +16,9 @@ export interface ScimContext {
   requestId: string;
   actor: Actor;
   /**
-   * Set when the token was taken from the cache without reading the store (GET of a user by id on
-   * PostgreSQL): the scim_tokens epoch it was cached under, which the read confirms in its own
-   * statement (getUserAtEpoch).
+   * Set when the token was taken from the cache without reading the store (on PostgreSQL, a GET of a
+   * user by id or a POST /Users): the scim_tokens epoch it was cached under, which the request's
+   * first statement confirms (getUserAtEpoch, createUser); see atCredentialEpoch.
    */
   credentialEpoch?: number;
 }
@@ -40,4 +41,28 @@ export function scimContext(res: Response): ScimContext {
   const ctx = res.locals.scim;
   if (!ctx) throw new Error("SCIM route reached without an authenticated context");
   return ctx;
+}
+
+/**
+ * Runs `work`, whose first statement compares the epoch its token was cached under
+ * (ScimContext.credentialEpoch) when there is one. When the epoch moved (any token's revocation,
+ * expiry or deletion, anywhere), the token is checked against the store, then `work` runs as usual;
+ * a token that no longer holds is refused (401). Without a cached epoch, `work` runs once.
+ */
+export async function atCredentialEpoch<T>(
+  res: Response,
+  ctx: ScimContext,
+  work: (ctx: ScimContext) => Promise<T>,
+): Promise<T> {
+  if (ctx.credentialEpoch === undefined) return work(ctx);
+  try {
+    const result = await work(ctx);
+    res.locals.confirmCredential = undefined;
+    return result;
+  } catch (err) {
+    if (!(err instanceof CredentialEpochMoved)) throw err;
+    await res.locals.confirmCredential!();
+    res.locals.confirmCredential = undefined;
+    return work({ ...ctx, credentialEpoch: undefined });
+  }
 }

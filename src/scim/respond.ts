@@ -62,6 +62,7 @@ export const writeContext = (ctx: ScimContext, now = Date.now()): WriteContext =
   actor: ctx.actor,
   requestId: ctx.requestId,
   at: now,
+  ...(ctx.credentialEpoch === undefined ? {} : { credentialEpoch: ctx.credentialEpoch }),
 });
 
 /**

@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response } from "express";
 import { registerFold } from "../directory/fold.js";
 import { sqliteConnectionOf, type SqlStore } from "../directory/sql.js";
 import { notFound } from "../errors.js";
-import { CredentialEpochMoved } from "../directory/tokens.js";
+import { atCredentialEpoch } from "./context.js";
 import { createWriteQueue } from "../directory/write-queue.js";
 import { QueryBudget, meteredWrites } from "./cost.js";
 import { discoveryRoutes } from "./discovery.js";
@@ -79,8 +79,11 @@ export function scimRoutes(
 const byIdPath = /^\/(?:(users)|groups)\/([^/?%]+)\/?(?:\?|$)/i;
 
 /** A GET or HEAD of a user by id that readsById answers: its read can confirm a cached token (readAtEpoch). */
-export const readsUserById = (req: Request): boolean =>
-  (req.method === "GET" || req.method === "HEAD") && byIdPath.exec(req.url)?.[1] !== undefined;
+export const confirmsOwnCredential = (req: Request): boolean =>
+  req.method === "POST"
+    ? createsUser.test(req.url)
+    : (req.method === "GET" || req.method === "HEAD") && byIdPath.exec(req.url)?.[1] !== undefined;
+const createsUser = /^\/users\/?(?:\?|$)/i;
 
 /**
  * The busiest SCIM requests, GET by id, answered before the resource routers: the same route
@@ -122,7 +125,7 @@ function readsById(read: Reader): RequestHandler {
     // Names the route for the request log and metrics (src/logging.ts, trackRoute), as Express would.
     (req as { route?: unknown }).route = user ? userRoute : groupRoute;
     const request = readByIdRequest(user ? "user" : "group", req, res, id);
-    return send(res, request.ctx.credentialEpoch === undefined ? read(request) : readAtEpoch(read, request, res));
+    return send(res, readAtEpoch(read, request, res));
   };
 }
 
@@ -131,15 +134,6 @@ function readsById(read: Reader): RequestHandler {
  * epoch. When the epoch moved (any token's revocation, expiry or deletion, anywhere), the token is
  * checked against the store, then read as usual; a token that no longer holds is refused (401).
  */
-async function readAtEpoch(read: Reader, request: ReadRequest, res: Response): Promise<ReadResult> {
-  try {
-    const result = await read(request);
-    res.locals.confirmCredential = undefined;
-    return result;
-  } catch (err) {
-    if (!(err instanceof CredentialEpochMoved)) throw err;
-    await res.locals.confirmCredential!();
-    res.locals.confirmCredential = undefined;
-    return read({ ...request, ctx: { ...request.ctx, credentialEpoch: undefined } });
-  }
+function readAtEpoch(read: Reader, request: ReadRequest, res: Response): Promise<ReadResult> {
+  return atCredentialEpoch(res, request.ctx, (ctx) => read({ ...request, ctx }));
 }

@@ -3,7 +3,7 @@ import type { WriteQueue } from "../directory/write-queue.js";
 import type { StoreOp } from "../directory/store-op.js";
 import { createUser, deleteUser, lockUser, updateUser, type UserResource, type UserRow } from "../directory/users.js";
 import { notFound } from "../errors.js";
-import { scimContext } from "./context.js";
+import { atCredentialEpoch, scimContext } from "./context.js";
 import { parseListParams, parseSearchBody } from "./list.js";
 import { normalizeResource, type ScimDocument } from "./normalize.js";
 import { applyToDocument, expandOperations } from "./patch/apply.js";
@@ -93,11 +93,11 @@ export function userRoutes(writes: WriteQueue, read: Reader): Router {
     const { document } = normalizeResource(userSchema, req.body);
     const resource = validateDocument(userSchema, document);
     if (resource.active === undefined) resource.active = true;
-    respondWithUser(
-      res,
-      201,
-      await writeAndRender(res, projectionOf(req), () => createUser(writeContext(ctx), resource)),
+    // A token taken from the cache is confirmed by the insert's own statement (createUser).
+    const created = await atCredentialEpoch(res, ctx, (at) =>
+      writeAndRender(res, projectionOf(req), () => createUser(writeContext(at), resource)),
     );
+    respondWithUser(res, 201, created);
   });
 
   router.get("/Users/:id", (req, res) => answer(res, readByIdRequest("user", req, res, req.params.id)));

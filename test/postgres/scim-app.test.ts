@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createDirectory } from "../../src/directory/directories.js";
 import { openDatabase } from "../../src/directory/database.js";
 import { postgresStore, sqliteStore, type SqlStore } from "../../src/directory/sql.js";
+import { many } from "../../src/directory/store-op.js";
 import { issueScimToken, revokeScimToken } from "../../src/directory/tokens.js";
 import { changeBy } from "../../src/directory/write-context.js";
 import { createApp } from "../../src/http/app.js";
@@ -106,6 +107,33 @@ describe.each(storeDialects())("the SCIM app on $name", (dialect) => {
     expect((await withSecond(`/Users/${id}`).expect(200)).body.userName).toBe("grace@example.com");
     await withSecond("/Users/no-such-user").expect(404);
     await two.get(`/Users/${id}`).expect(401);
+  });
+
+  it("refuses a revoked token on a POST /Users, whose insert confirms a cached token, and stores nothing", async () => {
+    const { store, other, directory, issued, one } = await setup();
+    const second = await store.write(issueScimToken({ directoryId: directory.id }, operator));
+    const http = supertest(createApp({ store, publicUrl: "http://localhost" }));
+    const postWithSecond = (body: unknown) =>
+      http
+        .post(`/scim/v2/${directory.id}/Users`)
+        .set("Authorization", `Bearer ${second.token}`)
+        .set("Content-Type", scimType)
+        .send(JSON.stringify(body));
+    // Both tokens cached by this instance.
+    await one.post("/Users", { userName: "first@example.com" }).expect(201);
+    await postWithSecond({ userName: "second@example.com" }).expect(201);
+    await other.write(
+      revokeScimToken({ organizationId: "org_1", directoryId: directory.id, tokenId: issued.record.id }, operator),
+    );
+    // Refused at the next create, with a new userName, a taken one and an invalid body alike.
+    await one.post("/Users", { userName: "after@example.com" }).expect(401);
+    await one.post("/Users", { userName: "second@example.com" }).expect(401);
+    await one.post("/Users", { userName: 42 }).expect(401);
+    const users = await store.read(many<{ userName: string }>(`SELECT user_name AS "userName" FROM users ORDER BY 1`));
+    expect(users.map((u) => u.userName)).toEqual(["first@example.com", "second@example.com"]);
+    // The other token of the directory still creates, after its own check (the epoch moved).
+    await postWithSecond({ userName: "third@example.com" }).expect(201);
+    await postWithSecond({ userName: "third@example.com" }).expect(409);
   });
 
   it("is ready while the store runs a read, and 503 naming the database when it cannot", async () => {
