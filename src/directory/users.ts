@@ -18,7 +18,6 @@ import {
   later,
   many,
   one,
-  value,
   type Dialect,
   type SqlParam,
   type StoreOp,
@@ -219,12 +218,9 @@ function* insertUserRow(row: UserRow, claimable?: ClaimKeys, credentialEpoch?: n
   }
   try {
     if (credentialEpoch === undefined) return (yield* exec(text, params)) > 0;
-    if (!claimable || (yield* dialect()) === "sqlite") {
-      // An IdP's create on PostgreSQL is the only write that comes with a cached epoch; were another
-      // to come here, the epoch is read first.
-      if ((yield* value<number>(`SELECT ${scimTokenEpochValue}`)) !== credentialEpoch) throw new CredentialEpochMoved();
-      return (yield* exec(text, params)) > 0;
-    }
+    // Only an IdP's create on PostgreSQL comes with a cached epoch. Any other is sent back unconfirmed
+    // (atCredentialEpoch then checks the token against the store and runs the write without it).
+    if (!claimable || (yield* dialect()) === "sqlite") throw new CredentialEpochMoved();
     // The request's token check in the insert's own statement: the insert is made only at the epoch
     // its token is cached under, and the epoch read tells a moved epoch from a migrated user.
     const r = (yield* one<{ epoch: number; inserted: number }>(
