@@ -352,6 +352,11 @@ async function onConnection<T>(
  * A statement that fails is thrown into the op (which may handle it: a savepoint, a unique
  * violation); a held write that fails fails the unit. Either way, the transaction is rolled back.
  */
+/** The last statement's result of a simple query (node-postgres answers one of several with an array). */
+export const lastResult = <R extends pg.QueryResultRow>(
+  r: pg.QueryResult<R> | pg.QueryResult<R>[],
+): pg.QueryResult<R> => (Array.isArray(r) ? r.at(-1)! : r);
+
 export function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: StoreOp<T>): Promise<T> {
   return onConnection(pool, async (client, discard) => {
     // Texts not sent yet, in order: the BEGIN, then held writes.
@@ -365,10 +370,7 @@ export function pgUnit<T>(pool: pg.Pool, begin: string | undefined, op: StoreOp<
         pg.QueryResult | pg.QueryResult[];
     };
     /** flushAll, and the last statement's result. */
-    const flush = async (last?: string): Promise<pg.QueryResult> => {
-      const results = await flushAll(last);
-      return Array.isArray(results) ? results.at(-1)! : results;
-    };
+    const flush = async (last?: string): Promise<pg.QueryResult> => lastResult(await flushAll(last));
     try {
       let step = op.next();
       while (!step.done) {

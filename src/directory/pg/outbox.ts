@@ -1,7 +1,7 @@
 import pg from "pg";
 import type { jobs } from "../../../db/schema.pg.js";
 import { claimable, claimRanges, JOBS_CHANNEL, Lane, PG_NOW_MS, SCAN_KIND } from "../outbox.js";
-import { isUniqueViolation, pgTransaction } from "../sql.js";
+import { isUniqueViolation, lastResult, pgTransaction } from "../sql.js";
 import { statementName } from "../store-op.js";
 
 export { JOBS_CHANNEL };
@@ -56,10 +56,6 @@ const run = <R extends pg.QueryResultRow>(q: PgClientLike, text: string, values:
 };
 
 const NOW_MS = PG_NOW_MS;
-
-/** The last statement's result of a simple query (node-postgres answers one of several with an array). */
-const lastResult = <R extends pg.QueryResultRow>(r: pg.QueryResult<R> | pg.QueryResult<R>[]): pg.QueryResult<R> =>
-  Array.isArray(r) ? r.at(-1)! : r;
 
 /**
  * The claim's transaction, in the same round trip as its BEGIN: the claim must walk jobs_claim_idx
